@@ -1,0 +1,1 @@
+"""The ``hsad`` command line, installed as ``hsad.cli``. A thin layer over the library."""

@@ -1,0 +1,1 @@
+"""Benchmark-scene manifests (one JSON file per scene), shipped as package data."""

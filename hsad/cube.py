@@ -1,0 +1,146 @@
+"""The cube model: a lazy ``xarray.DataArray`` with dims ``(y, x, band)``.
+
+A cube carries its georeferencing (``cube.rio.crs``, ``cube.rio.transform()``),
+``nodata``, per-band ``wavelength`` (nm), ``fwhm`` (nm) and ``good_band``
+coordinates, and ``source_format``/``source_path`` attributes, so that readers,
+detectors and writers pass them along without anyone doing it by hand.
+
+Maps (scores, masks, stages) are ``(y, x)`` DataArrays with the same
+coordinates and georeferencing, made by :func:`map_like`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+
+DIMS = ("y", "x", "band")
+
+#: Default chunk size, in pixels along y and x. All bands stay in one chunk.
+DEFAULT_CHUNK = 512
+
+
+def _pixel_centre_coords(transform: Affine, rows: int, cols: int):
+    """x and y coordinates of pixel centres; pixel indices + 0.5 for rotated grids."""
+    if transform.b == 0 and transform.d == 0:
+        x = transform.c + transform.a * (np.arange(cols) + 0.5)
+        y = transform.f + transform.e * (np.arange(rows) + 0.5)
+    else:  # rotated: coords cannot express it; the GeoTransform attribute does
+        x = np.arange(cols) + 0.5
+        y = np.arange(rows) + 0.5
+    return y, x
+
+
+def _band_coord(values, n: int, name: str, dtype) -> np.ndarray:
+    if values is None:
+        fill = True if dtype is bool else np.nan
+        return np.full(n, fill, dtype=dtype)
+    arr = np.asarray(values, dtype=dtype).reshape(-1)
+    if arr.size != n:
+        from hsad.errors import FileFormatError
+
+        raise FileFormatError(f"{name} has {arr.size} values but the cube has {n} bands")
+    return arr
+
+
+def make_cube(
+    data,
+    *,
+    transform: Affine | None = None,
+    crs: CRS | str | None = None,
+    nodata: float | None = None,
+    wavelength: Sequence[float] | None = None,
+    fwhm: Sequence[float] | None = None,
+    good_band: Sequence[bool] | None = None,
+    band_names: Sequence[str] | None = None,
+    source_format: str | None = None,
+    source_path: str | None = None,
+    attrs: dict | None = None,
+    name: str = "cube",
+) -> xr.DataArray:
+    """Wrap a (rows, cols, bands) array (numpy or dask) as a georeferenced cube.
+
+    ``wavelength`` and ``fwhm`` are in nanometres. ``transform`` defaults to the
+    identity pixel grid (as GDAL reports for files without map info).
+    """
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim != 3:
+        raise ValueError(f"a cube needs 3 dimensions (y, x, band), got shape {data.shape}")
+    rows, cols, bands = data.shape
+    transform = Affine.identity() if transform is None else transform
+    y, x = _pixel_centre_coords(transform, rows, cols)
+    coords = {
+        "y": y,
+        "x": x,
+        "band": np.arange(1, bands + 1),
+        "wavelength": ("band", _band_coord(wavelength, bands, "wavelength", np.float64)),
+        "fwhm": ("band", _band_coord(fwhm, bands, "fwhm", np.float64)),
+        "good_band": ("band", _band_coord(good_band, bands, "bbl", bool)),
+    }
+    if band_names is not None:
+        coords["band_name"] = ("band", _band_coord(band_names, bands, "band names", object))
+    cube = xr.DataArray(data, dims=DIMS, coords=coords, name=name)
+    cube.attrs.update(attrs or {})
+    cube.attrs["nodata"] = None if nodata is None else float(nodata)
+    cube.attrs["source_format"] = source_format
+    cube.attrs["source_path"] = source_path
+    if crs is not None:
+        cube = cube.rio.write_crs(CRS.from_user_input(crs) if isinstance(crs, str) else crs)
+    cube = cube.rio.write_transform(transform)
+    return cube
+
+
+def georef(obj: xr.DataArray) -> tuple[CRS | None, Affine]:
+    """Return ``(crs, transform)`` of a cube or map."""
+    return obj.rio.crs, obj.rio.transform()
+
+
+def valid_mask(cube: xr.DataArray) -> xr.DataArray:
+    """Lazy ``(y, x)`` boolean map: True where the pixel holds data.
+
+    A pixel is invalid when any good band equals ``nodata`` or is not finite.
+    """
+    data = cube.data
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    if good.any() and not good.all():
+        data = data[:, :, good]
+    ok = da.ones(data.shape[:2], chunks=data.chunks[:2], dtype=bool)
+    if np.issubdtype(data.dtype, np.floating):
+        ok = da.isfinite(data).all(axis=-1)
+    nodata = cube.attrs.get("nodata")
+    if nodata is not None and np.isfinite(nodata):
+        ok = ok & ~(data == data.dtype.type(nodata)).any(axis=-1)
+    return xr.DataArray(ok, dims=("y", "x"), coords=_map_coords(cube), name="valid")
+
+
+def good_band_mask(cube: xr.DataArray) -> np.ndarray:
+    """Boolean vector of the bands to use (all, if the bbl marks none good)."""
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    return good if good.any() else np.ones_like(good)
+
+
+def _map_coords(cube: xr.DataArray) -> dict:
+    keep = {"y": cube["y"], "x": cube["x"]}
+    if "spatial_ref" in cube.coords:
+        keep["spatial_ref"] = cube["spatial_ref"]
+    return keep
+
+
+def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None = None):
+    """Wrap a ``(y, x)`` array as a map aligned with ``cube`` (same coords and georef)."""
+    rows, cols = cube.shape[:2]
+    if values.shape != (rows, cols):
+        raise ValueError(f"map shape {values.shape} does not match the cube's {(rows, cols)}")
+    out = xr.DataArray(values, dims=("y", "x"), coords=_map_coords(cube), name=name)
+    out.attrs.update(attrs or {})
+    out.attrs["source_path"] = cube.attrs.get("source_path")
+    return out

@@ -1,0 +1,111 @@
+"""The estimator contract every hsad detector follows (see docs/api.md).
+
+- ``__init__`` only stores keyword hyperparameters (no validation, no work).
+- ``fit(cube)`` validates, learns state into attributes ending in ``_`` and returns ``self``.
+- ``score(cube)`` returns a ``(y, x)`` anomaly map (higher = more anomalous) aligned with
+  the cube, NaN on nodata pixels.
+- ``fit_score(cube)`` does both; ``threshold(scores, ...)`` turns a map into a mask.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import xarray as xr
+
+from hsad.errors import ParameterError
+
+
+class BaseDetector:
+    """Base class: parameter handling, ``fit_score`` and thresholding."""
+
+    #: registry name, e.g. ``"rx"``
+    name: str = ""
+    #: one-line description for ``hsad methods``
+    summary: str = ""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    @classmethod
+    def param_defaults(cls) -> dict:
+        """Hyperparameter names and their defaults."""
+        sig = inspect.signature(cls.__init__)
+        return {n: sig.parameters[n].default for n in cls._param_names()}
+
+    def get_params(self, deep: bool = False) -> dict:
+        """Current hyperparameters, as given to ``__init__``."""
+        return {n: getattr(self, n) for n in self._param_names()}
+
+    def set_params(self, **params) -> BaseDetector:
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ParameterError(
+                    f"{self.name}: unknown parameter {key!r} (valid: {', '.join(sorted(valid))})"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def fit(self, cube: xr.DataArray) -> BaseDetector:
+        raise NotImplementedError
+
+    def score(self, cube: xr.DataArray) -> xr.DataArray:
+        raise NotImplementedError
+
+    def fit_score(self, cube: xr.DataArray) -> xr.DataArray:
+        """Fit on ``cube`` and return its anomaly map."""
+        return self.fit(cube).score(cube)
+
+    def threshold(
+        self,
+        scores: xr.DataArray,
+        contamination: float | None = None,
+        far: float | None = None,
+        value: float | None = None,
+    ) -> xr.DataArray:
+        """Boolean anomaly mask from a score map; give exactly one criterion.
+
+        - ``value``: pixels with ``score >= value``.
+        - ``contamination``: the expected share of anomalous pixels; the threshold is the
+          ``1 − contamination`` quantile of the valid scores.
+        - ``far``: the false-alarm rate wanted on background. Detectors with a known null
+          distribution (RX: χ² with B degrees of freedom) use it; others use the empirical
+          quantile, treating the scene as background.
+        """
+        given = [v is not None for v in (contamination, far, value)]
+        if sum(given) != 1:
+            raise ParameterError("threshold: give exactly one of contamination, far or value")
+        s = np.asarray(scores.values, dtype=np.float64)
+        finite = np.isfinite(s)
+        if value is not None:
+            thr = float(value)
+        else:
+            rate = contamination if contamination is not None else far
+            label = "contamination" if contamination is not None else "far"
+            if not 0.0 < float(rate) < 1.0:
+                raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
+            thr = self.null_threshold(far) if far is not None else None
+            if thr is None:
+                thr = float(np.quantile(s[finite], 1.0 - float(rate))) if finite.any() else np.inf
+        mask = finite & (s >= thr)
+        out = scores.copy(data=mask)
+        out.name = "mask"
+        out.attrs = {**scores.attrs, "threshold": thr}
+        self.threshold_ = thr
+        return out
+
+    def null_threshold(self, far: float) -> float | None:
+        """Score exceeded by background with probability ``far``; None if unknown."""
+        return None

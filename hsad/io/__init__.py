@@ -1,0 +1,79 @@
+"""Readers and writers. ``open_cube`` picks the reader from the file itself."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import xarray as xr
+
+from hsad.errors import FileFormatError
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise FileFormatError("no such file", path)
+    if path.is_dir():
+        raise FileFormatError("is a directory, not a file", path)
+    if not os.access(path, os.R_OK):
+        raise FileFormatError("permission denied (file is not readable)", path)
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Return ``"envi"``, ``"geotiff"`` or ``"mat"`` for ``path``, sniffing its bytes."""
+    p = Path(path)
+    _check_readable(p)
+    with open(p, "rb") as fh:
+        head = fh.read(512)
+    if head[:4] in _TIFF_MAGIC:
+        return "geotiff"
+    if head.startswith(b"MATLAB") or (p.suffix.lower() == ".mat" and head[:8] == _HDF5_MAGIC):
+        return "mat"
+    if p.suffix.lower() == ".mat" and len(head) >= 128 and head[512 - 8 :] == _HDF5_MAGIC:
+        return "mat"
+    if head.lstrip(b"\xef\xbb\xbf").lstrip().upper().startswith(b"ENVI"):
+        return "envi"
+    from hsad.io.envi_header import find_header
+
+    if p.suffix.lower() != ".hdr" and find_header(p) is not None:
+        return "envi"
+    if p.suffix.lower() == ".mat":
+        return "mat"
+    if p.suffix.lower() in (".tif", ".tiff"):
+        return "geotiff"
+    raise FileFormatError(
+        "not a recognised cube (expected an ENVI header or data file, a GeoTIFF or a MAT file)", p
+    )
+
+
+def open_cube(
+    path: str | os.PathLike,
+    chunks: int | tuple | None = None,
+    *,
+    key: str | None = None,
+    apply_scale: bool = False,
+) -> xr.DataArray:
+    """Open an ENVI, GeoTIFF or MATLAB cube lazily as a ``(y, x, band)`` DataArray.
+
+    ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
+    the cube variable in a MAT file; ``apply_scale`` divides ENVI data by its
+    ``reflectance scale factor``.
+    """
+    fmt = detect_format(path)
+    if fmt == "envi":
+        from hsad.io.envi import open_envi
+
+        return open_envi(path, chunks=chunks, apply_scale=apply_scale)
+    if fmt == "geotiff":
+        from hsad.io.geotiff import open_geotiff
+
+        return open_geotiff(path, chunks=chunks)
+    from hsad.io.matlab import open_mat
+
+    return open_mat(path, chunks=chunks, key=key)
+
+
+__all__ = ["detect_format", "open_cube"]
