@@ -15,7 +15,7 @@ from hsad import __version__
 from hsad.errors import HsadError
 
 #: Sub-command modules of hsad.cli; each defines a click command named ``command``.
-_COMMANDS = ("info", "convert", "datasets")
+_COMMANDS = ("info", "convert", "datasets", "detect", "methods", "benchmark", "demo")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,75 @@
+"""``hsad detect``: run a detector on a scene and write the anomaly map and friends."""
+
+from __future__ import annotations
+
+import click
+
+from hsad.cli.options import chunks_option, device_option, seed_option
+from hsad.config import load_config, parse_params
+
+
+@click.command("detect")
+@click.argument("scene", type=click.Path(dir_okay=True))
+@click.option("-m", "--method", help="Detector name (see `hsad methods`).")
+@click.option("-c", "--config", "config_path", type=click.Path(),
+              help="YAML/TOML file with method, params and threshold options.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Hyperparameter, repeatable (e.g. -p inner=5 -p outer=15).")
+@click.option("--model", type=click.Path(), help="Apply a model saved by `hsad train`.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Score map GeoTIFF to write.")
+@click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs.")
+@click.option("--mask", "mask_path", type=click.Path(), help="Thresholded mask GeoTIFF.")
+@click.option("--contamination", type=float, help="Share of pixels flagged, in (0, 1).")
+@click.option("--far", type=float, help="False-alarm rate on background, in (0, 1).")
+@click.option("--threshold", "value", type=float, help="Absolute score threshold.")
+@click.option("--polygons", "polygons_path", type=click.Path(),
+              help="Anomaly polygons (.geojson or .gpkg) in the scene CRS.")
+@click.option("--png", "png_path", type=click.Path(), help="Quicklook PNG.")
+@click.option("--truth", type=click.Path(), help="Ground truth, to print the AUC.")
+@click.option("--truth-key", help="Ground-truth variable in a MAT file.")
+@click.option("--key", help="Cube variable in a MAT scene.")
+@click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
+              help="Folder for each stage map (residual RX, spatial, fused) as GeoTIFF.")
+@chunks_option
+@seed_option
+@device_option
+def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
+            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, chunks,
+            seed, device):
+    """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map."""
+    from hsad import open_cube, pipeline
+    from hsad.io.truth import read_truth
+
+    cfg = load_config(config_path) if config_path else {}
+    method = method or cfg.get("method")
+    merged = {**(cfg.get("params") or {}), **parse_params(params)}
+    contamination = contamination if contamination is not None else cfg.get("contamination")
+    far = far if far is not None else cfg.get("far")
+    value = value if value is not None else cfg.get("threshold")
+    cube = open_cube(scene, chunks=chunks, key=key)
+    det = pipeline.make_detector(method, merged, model=model)
+    given = set(det.get_params())
+    for name, val in (("seed", seed), ("device", device)):
+        if val is not None and name in given and name not in merged:
+            det.set_params(**{name: val})
+    gt = read_truth(truth, key=truth_key, shape=cube.shape[:2]) if truth else None
+
+    result = pipeline.run_detector(det, cube, fitted=model is not None,
+                                   stages=stages_dir is not None)
+    pipeline.threshold(result, contamination=contamination, far=far, value=value)
+    written = pipeline.export(result, cube, scores_path=output, cog=cog, mask_path=mask_path,
+                              polygons_path=polygons_path, png_path=png_path,
+                              stages_dir=stages_dir, truth=gt)
+    click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}x{cube.shape[2]} "
+               f"in {result.seconds:.2f} s")
+    if result.mask is not None:
+        n = int(result.mask.values.sum())
+        click.echo(f"threshold {result.mask.attrs['threshold']:.6g}: {n} anomalous pixels")
+    for what, path in written.items():
+        click.echo(f"wrote {what}: {path}")
+    if gt is not None:
+        from hsad.metrics import evaluate
+
+        m = evaluate(result.scores.values, gt)
+        click.echo(f"AUC(D,F) = {m['auc_df']:.4f}   AUC(F,tau) = {m['auc_ft']:.4f}")

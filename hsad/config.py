@@ -1,0 +1,69 @@
+"""Detector settings from the command line (``--param k=v``) or a YAML/TOML file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from hsad.errors import FileFormatError, ParameterError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def parse_value(text: str):
+    """Type a ``--param`` value the way YAML would: ``3`` → int, ``0.5`` → float, ``[3,9]`` → list."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_params(pairs: list[str] | tuple[str, ...]) -> dict:
+    """``["inner=3", "outer=9"]`` → ``{"inner": 3, "outer": 9}``."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param expects key=value, got {pair!r}")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a detection config (YAML or TOML): ``method``, ``params`` and output options.
+
+    Example (YAML)::
+
+        method: lrx
+        params: {inner: 5, outer: 15, pca: 10}
+        contamination: 0.005
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError("config file not found", p)
+    text = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        if p.suffix.lower() == ".toml":
+            cfg = tomllib.loads(text)
+        else:
+            cfg = yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FileFormatError(f"not a valid YAML/TOML config: {first}", p) from None
+    if not isinstance(cfg, dict):
+        raise FileFormatError("a config must be a mapping with at least 'method'", p)
+    params = cfg.get("params", {}) or {}
+    if not isinstance(params, dict):
+        raise FileFormatError("'params' must be a mapping of hyperparameters", p)
+    return cfg

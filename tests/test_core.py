@@ -1,0 +1,107 @@
+"""The cube model, streamed statistics, atomic writes and config parsing."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from affine import Affine
+
+from hsad.config import load_config, parse_params
+from hsad.cube import make_cube, map_like, valid_mask
+from hsad.errors import FileFormatError, ParameterError
+from hsad.io.atomic import atomic_path, atomic_paths
+from hsad.stats import cube_moments, mahalanobis, pinv_precision
+
+UTM = Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0)
+
+
+def _cube(rows=20, cols=24, bands=5, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(1000, 50, (rows, cols, bands)).astype(np.float32)
+    return make_cube(da.from_array(data, chunks=(7, 9, -1)), transform=UTM, crs="EPSG:32633",
+                     wavelength=np.linspace(400, 2500, bands), **kw), data
+
+
+def test_cube_carries_georeference_and_band_coords():
+    cube, _ = _cube()
+    assert cube.dims == ("y", "x", "band")
+    assert cube.rio.crs.to_epsg() == 32633
+    assert cube.rio.transform() == UTM
+    assert cube["x"].values[0] == pytest.approx(500015.0)
+    assert cube["y"].values[0] == pytest.approx(4199985.0)
+    assert cube["good_band"].values.all()
+
+
+def test_rotated_transform_survives_on_cube_and_maps():
+    rot = Affine.translation(100, 200) @ Affine.rotation(-66) @ Affine.scale(2.7, -2.7)
+    cube = make_cube(np.zeros((4, 5, 2), np.float32), transform=rot, crs="EPSG:32612")
+    assert cube.rio.transform().almost_equals(rot)
+    m = map_like(cube, np.ones((4, 5)))
+    assert m.rio.transform().almost_equals(rot) and m.rio.crs == cube.rio.crs
+
+
+def test_valid_mask_uses_nodata_nan_and_only_good_bands():
+    data = np.ones((3, 4, 3), np.float32)
+    data[0, 0, :] = -9999
+    data[1, 1, 2] = np.nan  # only in a bad band: still valid
+    data[2, 3, 0] = np.nan
+    cube = make_cube(data, nodata=-9999, good_band=[True, True, False])
+    mask = valid_mask(cube).values
+    expected = np.ones((3, 4), bool)
+    expected[0, 0] = expected[2, 3] = False
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_streamed_moments_equal_numpy_over_valid_pixels():
+    cube, data = _cube(nodata=-1.0)
+    data = data.copy()
+    data[3, 4] = -1.0
+    cube = make_cube(da.from_array(data, chunks=(7, 9, -1)), nodata=-1.0)
+    mom = cube_moments(cube)
+    flat = data.reshape(-1, data.shape[2]).astype(np.float64)
+    flat = flat[~(flat == -1.0).any(axis=1)]
+    assert mom.n == flat.shape[0]
+    np.testing.assert_allclose(mom.mean, flat.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(mom.cov, np.cov(flat.T, bias=True), rtol=1e-9, atol=1e-9)
+
+
+def test_mahalanobis_matches_direct_formula_and_pinv_handles_singular():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 4))
+    x[:, 3] = x[:, 2]  # singular covariance
+    cov = np.cov(x.T, bias=True)
+    prec = pinv_precision(cov)
+    d = mahalanobis(x, x.mean(0), prec)
+    ref = np.array([(v - x.mean(0)) @ np.linalg.pinv(cov) @ (v - x.mean(0)) for v in x])
+    np.testing.assert_allclose(d, ref, rtol=1e-8)
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_paths(tmp_path / "a.img", tmp_path / "a.hdr") as (img, hdr):
+        img.write_bytes(b"x")
+        hdr.write_text("ENVI")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.hdr", "a.img"]
+
+
+def test_parse_params_types_values_and_rejects_bad_pairs():
+    assert parse_params(["inner=3", "ridge=1e-6", "pca=null", "fusion=aed", "w=[1, 2]"]) == {
+        "inner": 3, "ridge": 1e-6, "pca": None, "fusion": "aed", "w": [1, 2]}
+    with pytest.raises(ParameterError, match="key=value"):
+        parse_params(["inner"])
+
+
+def test_load_config_yaml_toml_and_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("method: lrx\nparams: {inner: 3, outer: 9}\n")
+    (tmp_path / "b.toml").write_text('method = "rx"\n[params]\nridge = 0.001\n')
+    (tmp_path / "c.yaml").write_text("method: [unclosed\n")
+    assert load_config(tmp_path / "a.yaml")["params"] == {"inner": 3, "outer": 9}
+    assert load_config(tmp_path / "b.toml")["params"]["ridge"] == 0.001
+    with pytest.raises(FileFormatError, match="c.yaml: not a valid YAML/TOML config"):
+        load_config(tmp_path / "c.yaml")
