@@ -1,0 +1,97 @@
+"""``hsad convert``: copy a cube between MAT, ENVI and GeoTIFF, keeping georef and wavelengths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from hsad.cli.options import chunks_option
+
+from hsad.errors import ParameterError
+
+DTYPES = ("uint8", "int16", "uint16", "int32", "uint32", "float32", "float64")
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """``"geotiff"`` (.tif/.tiff), ``"mat"`` (.mat) or ``"envi"`` (anything else)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in GEOTIFF_SUFFIXES:
+        return "geotiff"
+    return "mat" if suffix == ".mat" else "envi"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
+    """Refuse outputs that would overwrite the input (data file or ENVI header)."""
+    if dst.suffix.lower() == ".hdr":
+        raise ParameterError("give the ENVI data file name, not the header", dst)
+    inputs = [src]
+    if src_format == "envi":
+        inputs += [h for h in (src.with_suffix(".hdr"), Path(f"{src}.hdr")) if h.exists()]
+    outputs = [dst] + ([dst.with_suffix(".hdr"), Path(f"{dst}.hdr")] if kind == "envi" else [])
+    for o in outputs:
+        if any(o.resolve() == i.resolve() or _same_file(o, i) for i in inputs):
+            raise ParameterError(f"output would overwrite the input file {o}", dst)
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str | None = None,
+            dtype: str | None = None, key: str | None = None, cog: bool = False,
+            chunks=None) -> Path:
+    """Convert cube ``src`` to ``dst``; the output format follows ``dst``'s extension.
+
+    ``interleave`` (bsq/bil/bip) applies to ENVI and, as band/pixel, to GeoTIFF; ``dtype``
+    casts (float to int rounds and clips); ``cog`` writes a Cloud-Optimized GeoTIFF. A
+    MAT input's ground truth is kept when writing MAT.
+    """
+    from hsad.io import detect_format, open_cube
+    from hsad.io.geotiff import cast_cube, write_geotiff_cube
+    from hsad.io.matlab import load_mat, write_mat
+
+    src, dst = Path(src), Path(dst)
+    kind = output_format(dst)
+    if cog and kind != "geotiff":
+        raise ParameterError("--cog needs a .tif or .tiff output", dst)
+    if kind == "geotiff" and interleave == "bil":
+        raise ParameterError("GeoTIFF has no bil interleave: use bsq or bip", dst)
+    if kind == "mat" and interleave is not None:
+        raise ParameterError("MAT files have no interleave option", dst)
+    fmt = detect_format(src)
+    _check_paths(src, dst, fmt, kind)
+    gt = None
+    if fmt == "mat":
+        cube, gt = load_mat(src, key=key, chunks=chunks)
+    else:
+        cube = open_cube(src, chunks=chunks, key=key)
+    if dtype is not None:
+        cube = cast_cube(cube, dtype)
+    if kind == "geotiff":
+        return write_geotiff_cube(cube, dst, interleave="pixel" if interleave == "bip" else "band",
+                                  cog=cog)
+    if kind == "mat":
+        return write_mat(cube, dst, gt=gt)
+    from hsad.io.envi import write_envi
+
+    write_envi(cube, dst, interleave=interleave or "bsq")
+    return dst
+
+
+@click.command("convert")
+@click.argument("src", metavar="IN", type=click.Path())
+@click.argument("dst", metavar="OUT", type=click.Path())
+@click.option("--interleave", type=click.Choice(["bsq", "bil", "bip"]),
+              help="Output interleave (ENVI: all three; GeoTIFF: bsq = band, bip = pixel).")
+@click.option("--dtype", type=click.Choice(DTYPES), help="Output data type (float to int "
+              "rounds and clips to the type's range).")
+@click.option("--key", help="Cube variable in a MAT input.")
+@click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
+@chunks_option
+def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
+            cog: bool, chunks: int | None) -> None:
+    """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI."""
+    out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog, chunks=chunks)
+    click.echo(f"wrote {out}")

@@ -1,0 +1,66 @@
+"""``hsad datasets``: list the benchmark scenes, check them, download them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _status(name: str, verify: bool) -> tuple[str, str]:
+    """(status, path) of a scene: missing, present, verified or 'sha256 MISMATCH'."""
+    from hsad import datasets
+    from hsad.errors import DatasetError
+
+    try:
+        path = datasets.path(name)
+    except DatasetError:
+        return "missing", "-"
+    if not verify:
+        return "present", str(path)
+    try:
+        datasets.verify(name, path)
+    except DatasetError:
+        return "sha256 MISMATCH", str(path)
+    return "verified", str(path)
+
+
+@click.group("datasets")
+def command() -> None:
+    """Benchmark scenes (HAD benchmarks: ABU, HYDICE, Pavia, San Diego)."""
+
+
+@command.command("list")
+@click.option("--verify", is_flag=True, help="Check each present file's sha256.")
+def list_(verify: bool) -> None:
+    """Table of the known scenes and whether their files are present (and verified).
+
+    Exits with status 1 when --verify finds a file whose checksum does not match.
+    """
+    from hsad import datasets
+
+    header = f"{'name':18s} {'size (rows x cols x bands)':27s} {'dtype':8s} {'anomalies':>9s}  " \
+             f"{'sensor':7s} {'RX AUC':>6s}  {'status':15s} path"
+    click.echo(header)
+    bad = 0
+    for name in datasets.names():
+        m = datasets.manifest(name)
+        status, path = _status(name, verify)
+        bad += status == "sha256 MISMATCH"
+        shape = f"{m['rows']} x {m['cols']} x {m['bands']}"
+        click.echo(f"{name:18s} {shape:27s} {m['dtype']:8s} {m['anomaly_pixels']:9d}  "
+                   f"{m['sensor']:7s} {m['rx_global_auc']:6.4f}  {status:15s} {path}")
+    click.echo(f"search path: {', '.join(str(d) for d in datasets.search_path())}")
+    if bad:
+        click.echo(f"{bad} scene file(s) fail their sha256 check", err=True)
+        sys.exit(1)
+
+
+@command.command("fetch")
+@click.argument("names", nargs=-1)
+def fetch(names: tuple[str, ...]) -> None:
+    """Download scenes NAMES (all when none given) into the user cache, checking sha256."""
+    from hsad import datasets
+
+    for name in names or datasets.names():
+        click.echo(f"{name}: {datasets.fetch(name)}")

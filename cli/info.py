@@ -1,0 +1,108 @@
+"""``hsad info``: what a cube file holds (format, shape, wavelengths, georeferencing, sizes)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+def _files_of(path: Path, fmt: str) -> list[Path]:
+    """The file plus its ENVI header, when there is one."""
+    files = [path]
+    if fmt == "envi":
+        from hsad.io.envi_header import find_header
+
+        header = find_header(path)
+        if header is not None and Path(header) != path:
+            files.append(Path(header))
+    return files
+
+
+def _crs_text(crs) -> str | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else (crs.to_string() or crs.to_wkt())
+
+
+def describe(path: str | os.PathLike, key: str | None = None) -> dict:
+    """A JSON-ready summary of the cube at ``path``."""
+    from hsad.cube import good_band_mask
+    from hsad.io import detect_format, open_cube
+
+    p = Path(path)
+    fmt = detect_format(p)
+    cube = open_cube(p, key=key)
+    rows, cols, bands = cube.shape
+    wl = np.asarray(cube["wavelength"].values, dtype=float)
+    known = wl[np.isfinite(wl)]
+    crs = cube.rio.crs
+    nodata = cube.attrs.get("nodata")
+    info = {
+        "file": str(p),
+        "format": {"envi": "ENVI", "geotiff": "GeoTIFF", "mat": "MATLAB"}[fmt],
+        "rows": rows, "cols": cols, "bands": bands,
+        "dtype": str(cube.dtype),
+        "interleave": cube.attrs.get("interleave"),
+        "wavelength_min_nm": float(known.min()) if known.size else None,
+        "wavelength_max_nm": float(known.max()) if known.size else None,
+        "bands_with_wavelength": int(known.size),
+        "good_bands": int(good_band_mask(cube).sum()),
+        "crs": _crs_text(crs),
+        "epsg": crs.to_epsg() if crs is not None else None,
+        "transform": list(cube.rio.transform())[:6],
+        "nodata": nodata if nodata is None or np.isfinite(nodata) else str(nodata),
+        "size_on_disk_bytes": sum(f.stat().st_size for f in _files_of(p, fmt)),
+        "size_in_memory_bytes": int(rows * cols * bands * cube.dtype.itemsize),
+    }
+    for k in ("mat_version", "mat_key", "gt_key"):
+        if k in cube.attrs:
+            info[k] = cube.attrs[k]
+    return info
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _text(info: dict) -> str:
+    wl = ("unknown" if info["wavelength_min_nm"] is None else
+          f"{info['wavelength_min_nm']:.1f}-{info['wavelength_max_nm']:.1f} nm "
+          f"({info['bands_with_wavelength']} bands with a wavelength)")
+    fmt = info["format"]
+    if "mat_version" in info:
+        gt = repr(info["gt_key"]) if info["gt_key"] else "none found"
+        fmt += f" v{info['mat_version']} (cube {info['mat_key']!r}, ground truth {gt})"
+    lines = [
+        ("file", info["file"]),
+        ("format", fmt),
+        ("shape", f"{info['rows']} x {info['cols']} x {info['bands']} (rows x cols x bands)"),
+        ("dtype", info["dtype"]),
+        ("interleave", info["interleave"] or "-"),
+        ("wavelength", wl),
+        ("good bands", f"{info['good_bands']} of {info['bands']}"),
+        ("crs", info["crs"] or "none"),
+        ("transform", ", ".join(f"{v:.10g}" for v in info["transform"])),
+        ("nodata", "none" if info["nodata"] is None else f"{info['nodata']}"),
+        ("size", f"{_size(info['size_on_disk_bytes'])} on disk, "
+                 f"{_size(info['size_in_memory_bytes'])} in memory"),
+    ]
+    return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)
+
+
+@click.command("info")
+@click.argument("file", type=click.Path())
+@click.option("--key", help="Cube variable in a MAT file.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def command(file: str, key: str | None, as_json: bool) -> None:
+    """Describe the cube FILE (ENVI, GeoTIFF or MAT): shape, wavelengths, CRS, sizes."""
+    info = describe(file, key=key)
+    click.echo(json.dumps(info, indent=2) if as_json else _text(info))

@@ -1,0 +1,147 @@
+"""Benchmark scenes: manifests, search path, checksum-verified loading and download.
+
+Each scene has a manifest ``hsad/data_manifests/<name>.json`` (file, sha256, keys,
+shape, anomaly count, source URL, licence). Scene files are looked for in, in order:
+
+1. ``$HSAD_DATA_DIR`` when set, else ``../shared/datasets`` relative to the current
+   directory and to the repository root (the parent of the ``hsad`` package folder);
+2. the user cache ``pooch.os_cache("hsad")``, where :func:`fetch` downloads.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pooch
+import xarray as xr
+
+from hsad.cube import map_like
+from hsad.errors import DatasetError
+
+ENV_VAR = "HSAD_DATA_DIR"
+_REPO = Path(__file__).resolve().parents[1]
+
+
+@functools.lru_cache(maxsize=1)
+def _manifests() -> dict[str, dict]:
+    root = resources.files("hsad.data_manifests")
+    out = {}
+    for entry in root.iterdir():
+        if entry.name.endswith(".json"):
+            m = json.loads(entry.read_text(encoding="utf-8"))
+            out[m["name"]] = m
+    return dict(sorted(out.items()))
+
+
+def names() -> list[str]:
+    """Names of the known benchmark scenes, sorted."""
+    return list(_manifests())
+
+
+def manifest(name: str) -> dict:
+    """The manifest of scene ``name`` (a copy); DatasetError if unknown."""
+    try:
+        return json.loads(json.dumps(_manifests()[name]))
+    except KeyError:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(names())}") from None
+
+
+def cache_dir() -> Path:
+    """The per-user download cache (``pooch.os_cache("hsad")``)."""
+    return Path(pooch.os_cache("hsad"))
+
+
+def search_path() -> list[Path]:
+    """Folders searched for scene files, in order (existing or not)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        dirs = [Path(env)]
+    else:
+        dirs = [Path.cwd().parent / "shared" / "datasets", _REPO.parent / "shared" / "datasets"]
+    dirs.append(cache_dir())
+    unique: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def data_dir() -> Path:
+    """The first existing folder of :func:`search_path` (the cache folder if none exists)."""
+    return next((d for d in search_path() if d.is_dir()), cache_dir())
+
+
+def path(name: str) -> Path:
+    """Path of the scene file of ``name``; DatasetError if not found on the search path."""
+    m = manifest(name)
+    for d in search_path():
+        candidate = d / m["file"]
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(str(d) for d in search_path())
+    raise DatasetError(f"scene file {m['file']} not found in {where}; set {ENV_VAR} or run "
+                       f"hsad.datasets.fetch({name!r})")
+
+
+def sha256(file: str | os.PathLike) -> str:
+    """Hex SHA-256 digest of a file."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(name: str, file: str | os.PathLike | None = None) -> Path:
+    """Check the scene file's SHA-256 against its manifest; return its path."""
+    m = manifest(name)
+    p = path(name) if file is None else Path(file)
+    got = sha256(p)
+    if got != m["sha256"]:
+        raise DatasetError(f"sha256 mismatch for dataset {name!r}: expected {m['sha256']}, "
+                           f"got {got} (file altered or incomplete)", p)
+    return p
+
+
+def load(name: str, chunks=None, verify_sha256: bool = True) -> tuple[xr.DataArray, xr.DataArray]:
+    """Return ``(cube, gt)`` of a benchmark scene after verifying its checksum.
+
+    ``cube`` keeps the file's native dtype (pavia-center-100 is float64); ``gt`` is a
+    bool ``(y, x)`` DataArray aligned with the cube (True = anomaly).
+    """
+    from hsad.io.matlab import load_mat
+
+    m = manifest(name)
+    p = verify(name) if verify_sha256 else path(name)
+    cube, gt = load_mat(p, key=m["cube_key"], gt_key=m["gt_key"], chunks=chunks)
+    cube.attrs.update(dataset=name, sensor=m["sensor"])
+    return cube, map_like(cube, np.asarray(gt, dtype=bool), name="gt")
+
+
+def fetch(name: str, force: bool = False) -> Path:
+    """Download scene ``name`` into the cache (checking its sha256) unless already present.
+
+    Raises DatasetError when the download fails (no network, moved file, bad checksum).
+    """
+    m = manifest(name)
+    if not force:
+        try:
+            return verify(name)
+        except DatasetError:
+            pass
+    try:
+        got = pooch.retrieve(m["source"]["url"], known_hash=f"sha256:{m['sha256']}",
+                             fname=m["file"], path=cache_dir(), progressbar=False)
+    except Exception as exc:  # noqa: BLE001  network/HTTP/hash errors all mean "not fetched"
+        raise DatasetError(f"download of dataset {name!r} from {m['source']['url']} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    return Path(got)
+
+
+__all__ = ["data_dir", "fetch", "load", "manifest", "names", "path", "search_path", "verify"]

@@ -1,0 +1,109 @@
+"""Benchmark-scene manifests, search path, checksum-verified loading and fetch errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hsad import datasets
+from hsad.errors import DatasetError
+
+
+@pytest.fixture()
+def shared(datasets_dir, monkeypatch, tmp_path):
+    """Scenes from the shared folder only; the user cache is an empty temporary folder."""
+    monkeypatch.setenv(datasets.ENV_VAR, str(datasets_dir))
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "cache")
+    return json.loads((datasets_dir / "manifest.json").read_text())["scenes"]
+
+
+def test_manifests_match_the_shared_manifest(shared):
+    assert datasets.names() == sorted(s["name"] for s in shared)
+    for scene in shared:
+        m = datasets.manifest(scene["name"])
+        for key in ("file", "sha256", "size_bytes", "cube_key", "gt_key", "rows", "cols",
+                    "bands", "dtype", "anomaly_pixels", "sensor", "rx_global_auc"):
+            assert m[key] == scene[key], (scene["name"], key)
+        src = scene["source"]
+        owner_repo = src["repo"].removeprefix("https://github.com/")
+        assert m["source"]["url"] == (f"https://raw.githubusercontent.com/{owner_repo}/"
+                                      f"{src['commit']}/{src['path']}")
+        assert m["license"] == scene["license_in_source_repo"]
+
+
+def test_every_scene_loads_with_manifest_shape_and_anomaly_count(shared):
+    for name in datasets.names():
+        m = datasets.manifest(name)
+        cube, gt = datasets.load(name)
+        assert cube.shape == (m["rows"], m["cols"], m["bands"]), name
+        assert str(cube.dtype) == m["dtype"], name
+        assert gt.dtype == bool and gt.dims == ("y", "x")
+        assert int(gt.sum()) == m["anomaly_pixels"], name
+        np.testing.assert_array_equal(gt["x"].values, cube["x"].values)
+        lo, hi = m["value_range"]
+        assert float(cube.min()) == lo and float(cube.max()) == hi, name
+        assert cube.attrs["dataset"] == name
+
+
+def test_checksum_mismatch_is_detected_and_names_the_file(datasets_dir, tmp_path, monkeypatch):
+    name = "abu-beach-2"
+    copy = tmp_path / datasets.manifest(name)["file"]
+    shutil.copyfile(datasets_dir / copy.name, copy)
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    copy.write_bytes(bytes(raw))
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
+    assert datasets.path(name) == copy
+    with pytest.raises(DatasetError) as exc:
+        datasets.load(name)
+    assert str(exc.value).startswith(f"{copy}: sha256 mismatch")
+
+
+def test_unknown_name_is_a_dataset_error():
+    with pytest.raises(DatasetError, match="unknown dataset 'salinas'.*abu-airport-1"):
+        datasets.load("salinas")
+
+
+def test_missing_file_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path / "empty"))
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "cache")
+    with pytest.raises(DatasetError, match="sandiego-1.mat not found in .*empty.*cache"):
+        datasets.path("sandiego-1")
+
+
+def test_default_search_path_is_shared_then_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    dirs = datasets.search_path()
+    repo_shared = datasets._REPO.parent / "shared" / "datasets"
+    assert dirs[0] == tmp_path.parent / "shared" / "datasets"
+    assert repo_shared in dirs
+    assert dirs[-1] == datasets.cache_dir()
+
+
+def test_fetch_failure_is_a_dataset_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path / "empty"))
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "cache")
+    calls = []
+
+    def offline(url, known_hash, fname, path, progressbar):
+        calls.append((url, known_hash, fname, path))
+        raise ConnectionError("network unreachable")
+
+    monkeypatch.setattr(datasets.pooch, "retrieve", offline)
+    m = datasets.manifest("hydice-urban")
+    with pytest.raises(DatasetError, match="download of dataset 'hydice-urban' .* failed"):
+        datasets.fetch("hydice-urban")
+    assert calls == [(m["source"]["url"], f"sha256:{m['sha256']}", m["file"],
+                      tmp_path / "cache")]
+
+
+def test_fetch_returns_a_verified_local_file_without_downloading(shared, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetch went to the network for a file already present")
+
+    monkeypatch.setattr(datasets.pooch, "retrieve", no_network)
+    assert datasets.fetch("sandiego-1") == datasets.path("sandiego-1")

@@ -1,0 +1,277 @@
+"""GeoTIFF reader (conformance with GDAL on the corpus, laziness, metadata) and writers."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import hsad
+from hsad.cube import make_cube, map_like, valid_mask
+from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
+from hsad.io import geotiff
+from hsad.io.geotiff import open_geotiff, write_geotiff, write_geotiff_cube, write_mask
+
+AVIRIS = "isofit/ang20160910t185702_2rdn_img"
+ENMAP = "enmapbox/enmap_potsdam_tile_96_96.tif"
+
+
+def gtiff_entries(corpus_dir):
+    entries = json.loads((corpus_dir / "corpus.json").read_text())["files"]
+    return [e for e in entries if e["format"] == "GTiff"]
+
+
+def test_corpus_geotiffs_match_gdal_record(corpus_dir):
+    entries = gtiff_entries(corpus_dir)
+    assert entries, "corpus has no GeoTIFF entries"
+    for entry in entries:
+        path, rec = corpus_dir / entry["file"], entry["gdal"]
+        cube = open_geotiff(path, chunks=12)
+        assert cube.shape == (rec["rows"], rec["cols"], rec["bands"])
+        assert str(cube.dtype) == rec["dtype"]
+        assert cube.rio.crs.to_epsg() == rec["epsg"]
+        assert np.allclose(list(cube.rio.transform())[:6], rec["transform"])
+        assert cube.attrs["nodata"] == rec["nodata"]
+        with rasterio.open(path) as src:
+            expected = np.moveaxis(src.read(), 0, -1)
+        np.testing.assert_array_equal(cube.values, expected)
+        wl = cube["wavelength"].values
+        # increasing within each spectrometer (EnMAP's VNIR and SWIR ranges overlap once)
+        assert np.sum(np.diff(wl) <= 0) <= 1
+        assert 400 <= wl.min() and wl.max() <= 2500
+        assert np.isfinite(cube["fwhm"].values).all()
+        assert cube.attrs["source_format"] == "geotiff"
+
+
+def test_bad_bands_come_from_bbl_tags(corpus_dir):
+    cube = open_geotiff(corpus_dir / ENMAP)
+    with rasterio.open(corpus_dir / ENMAP) as src:
+        bbl = np.array([float(src.tags(b)["bbl"]) for b in range(1, src.count + 1)]) != 0
+    assert not bbl.all()
+    np.testing.assert_array_equal(cube["good_band"].values, bbl)
+
+
+def test_reader_is_lazy_windowed_and_pickleable(corpus_dir):
+    cube = open_geotiff(corpus_dir / ENMAP, chunks=(10, 12))
+    assert cube.data.chunks == ((10, 10, 10, 2), (12, 12, 8), (224,))
+    with rasterio.open(corpus_dir / ENMAP) as src:
+        full = np.moveaxis(src.read(), 0, -1)
+    clone = pickle.loads(pickle.dumps(cube.data))
+    np.testing.assert_array_equal(clone.compute(scheduler="threads"), full)
+    np.testing.assert_array_equal(cube[3:29:4, ::-3, 7].values, full[3:29:4, ::-3, 7])
+    np.testing.assert_array_equal(cube.isel(y=5).values, full[5])
+
+
+def _write_raw_tif(path, data, nodata=None, band_tags=None, ds_tags=None, envi=None,
+                   imagery=None):
+    rows, cols, bands = data.shape
+    with rasterio.open(path, "w", driver="GTiff", height=rows, width=cols, count=bands,
+                       dtype=data.dtype.name, nodata=nodata, crs="EPSG:32633",
+                       transform=Affine(2, 0, 500000, 0, -2, 5800000), interleave="pixel") as dst:
+        dst.write(np.moveaxis(data, -1, 0))
+        if ds_tags:
+            dst.update_tags(**ds_tags)
+        if envi:
+            dst.update_tags(ns="ENVI", **envi)
+        for b in range(bands):
+            if band_tags:
+                dst.update_tags(b + 1, **band_tags[b])
+            if imagery:
+                dst.update_tags(b + 1, ns="IMAGERY", **imagery[b])
+
+
+WL_UM = [0.45, 0.55, 0.65]
+
+
+@pytest.mark.parametrize("style", ["band_tags", "envi_domain", "imagery_domain"])
+def test_wavelengths_in_micrometres_become_nm(tmp_path, style):
+    data = np.arange(4 * 5 * 3, dtype=np.int16).reshape(4, 5, 3)
+    kwargs = {
+        "band_tags": {"band_tags": [{"wavelength": str(w), "fwhm": "0.01", "bbl": str(int(b != 1)),
+                                     "wavelength_units": "Micrometers"}
+                                    for b, w in enumerate(WL_UM)]},
+        "envi_domain": {"envi": {"wavelength": "{0.45, 0.55, 0.65}", "fwhm": "{0.01,0.01,0.01}",
+                                 "bbl": "{1, 0, 1}", "wavelength_units": "Micrometers"}},
+        "imagery_domain": {"imagery": [{"CENTRAL_WAVELENGTH_UM": str(w), "FWHM_UM": "0.01"}
+                                       for w in WL_UM]},
+    }[style]
+    path = tmp_path / "spectral.tif"
+    _write_raw_tif(path, data, **kwargs)
+    cube = open_geotiff(path)
+    np.testing.assert_allclose(cube["wavelength"].values, [450, 550, 650])
+    np.testing.assert_allclose(cube["fwhm"].values, 10)
+    expected_good = [True, True, True] if style == "imagery_domain" else [True, False, True]
+    np.testing.assert_array_equal(cube["good_band"].values, expected_good)
+    assert cube.attrs["interleave"] == "bip"
+    np.testing.assert_array_equal(cube.values, data)
+
+
+def test_no_spectral_metadata_gives_nan_wavelengths(tmp_path):
+    path = tmp_path / "plain.tif"
+    _write_raw_tif(path, np.ones((3, 3, 2), np.float32))
+    cube = open_geotiff(path)
+    assert np.isnan(cube["wavelength"].values).all()
+    assert cube["good_band"].values.all()
+
+
+def test_nodata_pixels_are_masked(tmp_path):
+    data = np.full((6, 7, 3), 100, dtype=np.int16)
+    data[2, 3, :] = -9999
+    data[5, 0, 1] = -9999
+    path = tmp_path / "nodata.tif"
+    _write_raw_tif(path, data, nodata=-9999)
+    cube = open_geotiff(path)
+    assert cube.attrs["nodata"] == -9999
+    mask = valid_mask(cube).values
+    assert not mask[2, 3] and not mask[5, 0]
+    assert mask.sum() == 6 * 7 - 2
+
+
+def test_truncated_geotiff_fails_at_open(corpus_dir, tmp_path):
+    raw = (corpus_dir / ENMAP).read_bytes()
+    bad = tmp_path / "cut.tif"
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(TruncatedFileError) as exc:
+        open_geotiff(bad)
+    assert str(bad) in str(exc.value)
+
+
+def test_non_tiff_is_a_file_format_error(tmp_path):
+    bad = tmp_path / "fake.tif"
+    bad.write_bytes(b"not a tiff at all" * 10)
+    with pytest.raises(FileFormatError, match="not a readable GeoTIFF"):
+        open_geotiff(bad)
+
+
+@pytest.fixture(scope="module")
+def aviris(corpus_dir):
+    return hsad.open_cube(corpus_dir / AVIRIS, chunks=8)
+
+
+def test_map_round_trip_keeps_crs_and_transform(aviris, tmp_path):
+    scores = aviris.isel(band=slice(10, 60)).mean("band").astype(np.float32)
+    scores = scores.where(valid_mask(aviris))
+    as_map = map_like(aviris, scores.data, name="score")
+    out = hsad.write_geotiff(as_map, tmp_path / "score.tif")
+    out_np = write_geotiff(np.asarray(as_map.values), tmp_path / "score_np.tif", like=aviris)
+    for path in (out, out_np):
+        with rasterio.open(path) as src:
+            assert src.crs.to_epsg() == 32611 == aviris.rio.crs.to_epsg()
+            assert src.transform == aviris.rio.transform()
+            assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
+            assert src.block_shapes[0] == (32, 32)  # 25 x 30 pixels: one 32 x 32 tile
+            structure = src.tags(ns="IMAGE_STRUCTURE")
+            assert structure["COMPRESSION"] == "DEFLATE" and structure["PREDICTOR"] == "3"
+            np.testing.assert_array_equal(src.read(1), as_map.values)
+        back = open_geotiff(path)
+        np.testing.assert_allclose(back["x"].values, aviris["x"].values)
+        np.testing.assert_allclose(back["y"].values, aviris["y"].values)
+
+
+def test_dask_map_is_streamed_block_by_block(tmp_path, monkeypatch):
+    rows, cols = 700, 600
+    values = da.random.default_rng(1).random((rows, cols), chunks=(200, 300)).astype(np.float32)
+    cube = make_cube(values[:, :, None], crs="EPSG:32633",
+                     transform=Affine(30, 0, 366015, 0, -30, 5809965))
+    windows = []
+    original = geotiff._WindowWriter.__setitem__
+
+    def record(self, key, block):
+        windows.append(block.shape)
+        original(self, key, block)
+
+    monkeypatch.setattr(geotiff._WindowWriter, "__setitem__", record)
+    out = write_geotiff(map_like(cube, values), tmp_path / "big.tif")
+    assert len(windows) > 1
+    assert max(h * w for h, w in windows) < rows * cols
+    assert sum(h * w for h, w in windows) == rows * cols
+    with rasterio.open(out) as src:
+        assert src.profile["tiled"] and src.block_shapes[0] == (256, 256)
+        np.testing.assert_array_equal(src.read(1), values.compute())
+
+
+def test_cog_is_valid_with_overviews(tmp_path):
+    values = da.random.default_rng(2).random((1100, 900), chunks=512).astype(np.float32)
+    transform = Affine(15, 0, 353000, 0, -15, 3813000)
+    cube = make_cube(values[:, :, None], crs="EPSG:32611", transform=transform)
+    out = write_geotiff(map_like(cube, values), tmp_path / "score_cog.tif", cog=True)
+    with rasterio.open(out) as src:
+        assert src.driver == "GTiff"
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.profile["tiled"]
+        assert src.overviews(1) == [2, 4]
+        assert src.crs.to_epsg() == 32611 and src.transform == transform
+        np.testing.assert_array_equal(src.read(1), values.compute())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["score_cog.tif"]
+
+
+def _exploding_map(shape, chunks):
+    def boom(block, block_info=None):
+        if block_info[0]["chunk-location"] == (1, 1):
+            raise RuntimeError("detector failed mid-way")
+        return block
+
+    return da.zeros(shape, chunks=chunks, dtype=np.float32).map_blocks(boom, dtype=np.float32)
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_failed_write_leaves_nothing_behind(tmp_path, cog):
+    target = tmp_path / "score.tif"
+    with pytest.raises(RuntimeError, match="mid-way"):
+        write_geotiff(_exploding_map((600, 600), 256), target, cog=cog)
+    assert list(tmp_path.iterdir()) == []
+    target.write_bytes(b"previous result")
+    with pytest.raises(RuntimeError):
+        write_geotiff(_exploding_map((600, 600), 256), target, cog=cog)
+    assert target.read_bytes() == b"previous result"
+    assert [p.name for p in tmp_path.iterdir()] == ["score.tif"]
+
+
+def test_map_shape_must_match_like(aviris, tmp_path):
+    with pytest.raises(ParameterError, match="does not match"):
+        write_geotiff(np.zeros((3, 4), np.float32), tmp_path / "x.tif", like=aviris)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cube_round_trip_keeps_wavelengths_bbl_and_georef(corpus_dir, tmp_path):
+    cube = open_geotiff(corpus_dir / ENMAP, chunks=16)
+    out = write_geotiff_cube(cube, tmp_path / "cube.tif")
+    back = open_geotiff(out)
+    np.testing.assert_array_equal(back.values, cube.values)
+    for coord in ("wavelength", "fwhm", "good_band"):
+        np.testing.assert_allclose(back[coord].values, cube[coord].values, rtol=1e-6)
+    assert back.rio.crs == cube.rio.crs and back.rio.transform() == cube.rio.transform()
+    assert back.attrs["nodata"] == cube.attrs["nodata"] and back.attrs["block_shape"] == (32, 32)
+
+
+def test_cube_cog_with_pixel_interleave_and_int_cast(corpus_dir, tmp_path):
+    cube = open_geotiff(corpus_dir / ENMAP)
+    out = write_geotiff_cube(cube, tmp_path / "cube_cog.tif", cog=True, dtype="int16",
+                             interleave="pixel")
+    with rasterio.open(out) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    back = open_geotiff(out)
+    assert back.dtype == np.int16 and back.attrs["interleave"] == "bip"
+    expected = np.clip(np.rint(cube.values), -32768, 32767)
+    np.testing.assert_array_equal(back.values, expected)
+    np.testing.assert_allclose(back["wavelength"].values, cube["wavelength"].values)
+
+
+def test_write_mask_codes_true_false_and_nodata(aviris, tmp_path):
+    rows, cols = aviris.shape[:2]
+    mask = np.zeros((rows, cols), bool)
+    mask[3:6, 4:9] = True
+    valid = np.ones((rows, cols), bool)
+    valid[0, :] = False
+    out = write_mask(map_like(aviris, mask), tmp_path / "mask.tif", valid=valid)
+    with rasterio.open(out) as src:
+        got = src.read(1)
+        assert src.dtypes[0] == "uint8" and src.nodata == 255
+        assert src.crs.to_epsg() == 32611
+    assert (got[0] == 255).all()
+    assert (got[3:6, 4:9] == 1).all() and got[1:].sum() == 15
