@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import click
-from hsad.cli.options import chunks_option
 
+from hsad.cli.options import chunks_option
 from hsad.errors import ParameterError
 
 DTYPES = ("uint8", "int16", "uint16", "int32", "uint32", "float32", "float64")

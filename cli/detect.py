@@ -39,7 +39,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             seed, device):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map."""
     from hsad import open_cube, pipeline
-    from hsad.io.truth import read_truth
+    from hsad.io.maps import read_truth
 
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
@@ -53,7 +53,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     for name, val in (("seed", seed), ("device", device)):
         if val is not None and name in given and name not in merged:
             det.set_params(**{name: val})
-    gt = read_truth(truth, key=truth_key, shape=cube.shape[:2]) if truth else None
+    gt = read_truth(truth, key=truth_key, shape=cube.shape[:2])[0] if truth else None
 
     result = pipeline.run_detector(det, cube, fitted=model is not None,
                                    stages=stages_dir is not None)

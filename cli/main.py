@@ -15,7 +15,9 @@ from hsad import __version__
 from hsad.errors import HsadError
 
 #: Sub-command modules of hsad.cli; each defines a click command named ``command``.
-_COMMANDS = ("info", "convert", "datasets", "detect", "methods", "benchmark", "demo")
+_COMMANDS = (
+    "info", "convert", "datasets", "detect", "evaluate", "methods", "benchmark", "demo", "train",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

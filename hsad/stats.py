@@ -90,6 +90,23 @@ def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10) ->
     return np.linalg.pinv(cov, rcond=rcond, hermitian=True)
 
 
+def whitening(
+    cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whitening matrix W (B×r) with W Wᵀ = ``pinv_precision(cov, ridge, rcond)``.
+
+    ``‖(x − μ) W‖²`` is then the squared Mahalanobis distance, computed as one GEMM. Returns
+    ``(W, eigenvalues kept)``; r, the number kept, is the rank of the covariance used.
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    if ridge > 0:
+        cov = cov + np.eye(cov.shape[0]) * (ridge * np.trace(cov) / cov.shape[0])
+    lam, vec = np.linalg.eigh(cov)
+    keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
+    lam, vec = lam[keep][::-1], vec[:, keep][:, ::-1]
+    return vec / np.sqrt(lam), lam
+
+
 def mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance of each row of ``x`` (…, B) → (…)."""
     xc = x - mean.astype(x.dtype, copy=False)

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import rasterio
-from hsad.cli.main import main
 
 import hsad
 from hsad import datasets
+from hsad.cli.main import main
 from hsad.io.geotiff import open_geotiff
 from hsad.io.matlab import load_mat
 

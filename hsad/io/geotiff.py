@@ -399,7 +399,7 @@ def _write(arr, path, profile, cog, resampling, **meta) -> Path:
                 with _quiet():
                     rasterio.shutil.copy(
                         name, tmp, driver="COG", compress="DEFLATE", predictor="YES",
-                        blocksize=_tile(max(arr.shape[:2]), COG_BLOCK),
+                        blocksize=max(128, _tile(max(arr.shape[:2]), COG_BLOCK)),  # COG needs >= 128
                         overview_resampling=resampling, bigtiff="IF_SAFER",
                     )
             finally:

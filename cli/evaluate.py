@@ -1,0 +1,59 @@
+"""``hsad evaluate``: detection metrics (AUC(D,F), 3D-ROC measures) of a score map.
+
+The work is done by :func:`hsad.evaluation.evaluate_files`, so Python users get the same
+behaviour as the command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+
+def _json_value(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+@click.command("evaluate")
+@click.argument("scores", type=click.Path())
+@click.option("--truth", required=True, type=click.Path(),
+              help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly) or MAT file.")
+@click.option("--truth-key", help="Ground-truth variable in a MAT file.")
+@click.option("--scores-key", help="Score variable in a MAT file.")
+@click.option("--plot", "roc_path", type=click.Path(dir_okay=False),
+              help="Write the ROC curve P_D(P_F) as PNG.")
+@click.option("--plot3d", "roc3d_path", type=click.Path(dir_okay=False),
+              help="Write the 3D ROC and its three projections as PNG.")
+@click.option("--log-far", is_flag=True, help="Log-scaled false-alarm axis in --plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json):
+    """Print AUC(D,F), AUC(D,tau), AUC(F,tau), TD, BS, TDBS, OD, ODP and SNPR of SCORES."""
+    from hsad.evaluation import evaluate_files
+    from hsad.metrics import format_table
+
+    result, score_map, truth_map = evaluate_files(scores, truth, scores_key, truth_key)
+    name = Path(scores).stem
+    plots = {}
+    if roc_path:
+        from hsad.plots import plot_roc
+
+        plot_roc({name: score_map}, truth_map, path=roc_path, log_far=log_far)
+        plots["roc"] = str(roc_path)
+    if roc3d_path:
+        from hsad.plots import plot_roc3d
+
+        plot_roc3d({name: score_map}, truth_map, path=roc3d_path)
+        plots["roc3d"] = str(roc3d_path)
+    if as_json:
+        doc = {"scores": str(scores), "truth": str(truth)}
+        doc.update({k: _json_value(v) for k, v in result.to_dict().items()})
+        doc["plots"] = plots
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+        return
+    click.echo(f"scores: {scores}\ntruth:  {truth}\n")
+    click.echo(format_table(result))
+    for what, path in plots.items():
+        click.echo(f"wrote {what}: {path}")

@@ -1,0 +1,42 @@
+"""Evaluate a score-map file against a ground-truth file (the work behind ``hsad evaluate``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from hsad.errors import ParameterError
+from hsad.io.maps import read_single_band, read_truth
+from hsad.metrics import Evaluation, evaluate
+
+
+def _grid(cube) -> str:
+    return f"{cube.rio.crs} {tuple(round(v, 6) for v in tuple(cube.rio.transform())[:6])}"
+
+
+def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike,
+                   scores_key: str | None = None, truth_key: str | None = None,
+                   ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
+    """Read both maps, check they match, and return ``(Evaluation, scores, truth)``.
+
+    Shapes must match; when both maps carry a CRS, their grids (CRS and transform) must
+    match too. Raises ParameterError otherwise, or when a class has no valid pixel.
+    """
+    scores, s_cube = read_single_band(scores_path, scores_key)
+    truth, t_cube = read_truth(truth_path, truth_key)
+    if scores.shape != truth.shape:
+        raise ParameterError(
+            f"ground truth is {truth.shape[0]}x{truth.shape[1]} but the score map "
+            f"{scores_path} is {scores.shape[0]}x{scores.shape[1]}", truth_path)
+    if t_cube is not None and s_cube.rio.crs is not None and t_cube.rio.crs is not None and (
+        s_cube.rio.crs != t_cube.rio.crs
+        or not s_cube.rio.transform().almost_equals(t_cube.rio.transform())
+    ):
+        raise ParameterError(f"ground truth is not on the score map's grid: {_grid(t_cube)} vs "
+                             f"{_grid(s_cube)}", truth_path)
+    try:
+        result = evaluate(scores, truth)
+    except ParameterError as exc:
+        raise ParameterError(exc.problem, exc.path or truth_path) from exc
+    return result, scores, truth

@@ -1,0 +1,183 @@
+"""Connected anomaly regions as polygons in the scene CRS, and their GeoJSON/GPKG export.
+
+Regions are the connected components of a mask (``scipy.ndimage.label``, 4- or
+8-connectivity), traced by ``rasterio.features.shapes`` through the map's affine
+transform, so vertices are map coordinates. Two pixels touching only at a corner form
+one 8-connected region whose traced ring touches itself; ``shapely.make_valid`` turns
+that into a valid MultiPolygon of the same area.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio.features
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from scipy import ndimage
+
+from hsad.errors import ParameterError
+from hsad.io.atomic import atomic_path
+
+#: Output drivers by file suffix.
+DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
+
+_BASE_FIELDS = ("id", "area_px", "area_map", "centroid_x", "centroid_y")
+_SCORE_FIELDS = ("peak_score", "mean_score")
+
+
+def _as_array(a) -> np.ndarray:
+    a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
+    return np.asarray(a.compute() if hasattr(a, "compute") else a)
+
+
+def _georef(mask, transform: Affine | None) -> Affine:
+    if transform is not None:
+        return transform
+    rio = getattr(mask, "rio", None)
+    return rio.transform() if rio is not None else Affine.identity()
+
+
+def polygons(
+    mask,
+    scores=None,
+    min_pixels: int = 1,
+    connectivity: int = 8,
+    transform: Affine | None = None,
+) -> list[dict]:
+    """GeoJSON features, one per connected region of ``mask`` with ≥ ``min_pixels`` pixels.
+
+    ``mask``: a (y, x) bool map (DataArray with georef, or ndarray; nonzero finite values
+    count as True). ``transform`` overrides the map's own (identity for plain arrays).
+    Each feature's properties: ``id`` (1.., raster order), ``area_px`` (pixels),
+    ``area_map`` (map units², shapely area), ``centroid_x``/``centroid_y`` (map coords)
+    and, when ``scores`` is given, ``peak_score``/``mean_score`` over the region's finite
+    scores (NaN if none).
+    """
+    if connectivity not in (4, 8):
+        raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    if int(min_pixels) < 1:
+        raise ParameterError(f"min_pixels must be at least 1, got {min_pixels!r}")
+    affine = _georef(mask, transform)
+    m = _as_array(mask)
+    if m.ndim != 2:
+        raise ParameterError(f"a mask must be a 2-D (y, x) map, got shape {m.shape}")
+    if m.dtype != bool:
+        m = np.isfinite(m) & (m != 0)
+    structure = np.ones((3, 3), bool) if connectivity == 8 else None
+    labels, n = ndimage.label(m, structure=structure)
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = np.flatnonzero(counts >= int(min_pixels))
+    keep = keep[keep > 0]
+    if keep.size == 0:
+        return []
+    renumber = np.zeros(n + 1, np.int32)
+    renumber[keep] = np.arange(1, keep.size + 1)
+    labels = renumber[labels]
+    geoms = [None] * keep.size
+    for geom, value in rasterio.features.shapes(
+        labels, mask=labels > 0, connectivity=connectivity, transform=affine
+    ):
+        i = int(value) - 1
+        part = shapely.geometry.shape(geom)
+        geoms[i] = part if geoms[i] is None else geoms[i].union(part)
+    geoms = np.array([g if g.is_valid else shapely.make_valid(g) for g in geoms], dtype=object)
+    area_map = shapely.area(geoms)
+    centroids = shapely.centroid(geoms)
+    props = {
+        "id": np.arange(1, keep.size + 1),
+        "area_px": counts[keep],
+        "area_map": area_map,
+        "centroid_x": shapely.get_x(centroids),
+        "centroid_y": shapely.get_y(centroids),
+    }
+    if scores is not None:
+        props.update(_region_scores(_as_array(scores), labels, keep.size))
+    keys = list(props)
+    return [
+        {
+            "type": "Feature",
+            "id": int(i + 1),
+            "geometry": shapely.geometry.mapping(geoms[i]),
+            "properties": {k: props[k][i].item() for k in keys},
+        }
+        for i in range(keep.size)
+    ]
+
+
+def _region_scores(s: np.ndarray, labels: np.ndarray, n: int) -> dict:
+    if s.shape != labels.shape:
+        raise ParameterError(f"score map shape {s.shape} does not match the mask's {labels.shape}")
+    s = s.astype(np.float64, copy=False)
+    finite = np.isfinite(s)
+    lab = labels[finite & (labels > 0)]
+    vals = s[finite & (labels > 0)]
+    count = np.bincount(lab, minlength=n + 1)[1:]
+    total = np.bincount(lab, weights=vals, minlength=n + 1)[1:]
+    peak = np.full(n + 1, -np.inf)
+    np.maximum.at(peak, lab, vals)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    peak = np.where(count > 0, peak[1:], np.nan)
+    return {"peak_score": peak, "mean_score": mean}
+
+
+def write_polygons(
+    features: list[dict], path: str | os.PathLike, crs=None, layer: str | None = None
+) -> Path:
+    """Write features from :func:`polygons` as GeoJSON (``.geojson``/``.json``) or ``.gpkg``.
+
+    ``crs`` (a rasterio CRS, WKT, ``"EPSG:…"`` or None) is stored as WKT. Written to a
+    temporary file renamed into place; no features gives a valid empty layer (GeoJSON
+    keeps no field list when empty). GeoJSON names its CRS by EPSG code only (GDAL's
+    ``crs`` member; readers assume WGS 84 without it): a CRS without one is refused,
+    use ``.gpkg``. Returns the path written.
+    """
+    path = Path(path)
+    driver = DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        raise ParameterError(
+            f"unknown polygon format {path.suffix!r} (use {', '.join(DRIVERS)})", path
+        )
+    fields = list(features[0]["properties"]) if features else list(_BASE_FIELDS)
+    geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object)
+    multi = bool(features) and bool(
+        np.any(shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON)
+    )
+    field_data = [
+        np.array([f["properties"][k] for f in features],
+                 dtype=np.int64 if k in ("id", "area_px") else np.float64)
+        for k in fields
+    ]
+    crs = None if crs is None else CRS.from_user_input(crs)
+    if driver == "GeoJSON" and crs is not None and crs.to_epsg() is None:
+        raise ParameterError(
+            "GeoJSON records a CRS only by EPSG code and this one has none: write .gpkg", path
+        )
+    if crs is None:
+        crs_text = None
+    elif driver == "GeoJSON":  # GDAL writes the crs member only for an authority code
+        crs_text = f"EPSG:{crs.to_epsg()}"
+    else:
+        crs_text = crs.to_wkt()
+    from pyogrio.raw import write
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # the temporary name ends in .part; the driver is explicit, so GDAL's hint is moot
+        warnings.filterwarnings("ignore", "The filename extension should be")
+        tmp.unlink()  # OGR creates the file itself (and would try to open an empty one)
+        write(
+            str(tmp),
+            geometry=shapely.to_wkb(geoms) if features else np.array([], dtype=object),
+            field_data=field_data,
+            fields=fields,
+            layer=layer or path.stem,
+            driver=driver,
+            geometry_type="MultiPolygon" if multi else "Polygon",
+            crs=crs_text,
+        )
+    return path

@@ -1,0 +1,57 @@
+"""Single-band maps: score maps and ground truth from GeoTIFF, ENVI or MAT files."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import xarray as xr
+
+from hsad.errors import FileFormatError
+
+
+def read_single_band(path: str | os.PathLike, key: str | None = None,
+                     what: str = "score map") -> tuple[np.ndarray, xr.DataArray]:
+    """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef)."""
+    from hsad.cube import valid_mask
+    from hsad.io import open_cube
+
+    cube = open_cube(path, key=key)
+    if cube.sizes["band"] != 1:
+        raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
+    values = np.asarray(cube.isel(band=0).values, dtype=np.float64)
+    values[~valid_mask(cube).values] = np.nan
+    return values, cube
+
+
+def read_score_map(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
+    """A single-band score map (GeoTIFF, ENVI, MAT) as float64, NaN on nodata pixels."""
+    return read_single_band(path, key)[0]
+
+
+def read_truth(path: str | os.PathLike, key: str | None = None,
+               shape: tuple[int, int] | None = None) -> tuple[np.ndarray, xr.DataArray | None]:
+    """Ground truth as float64 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
+
+    MAT files: the ground-truth variable ``key`` (or the one found beside the cube); they
+    carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1, any
+    nonzero value is an anomaly, and nodata pixels (255 in the masks hsad writes) are left
+    out of the evaluation rather than counted as background. ``shape``, if given, must match.
+    """
+    from hsad.io import detect_format
+
+    if detect_format(path) == "mat":
+        from hsad.io.matlab import load_mat
+
+        _, gt = load_mat(path, gt_key=key)
+        if gt is None:
+            raise FileFormatError("no ground-truth variable found (give its key)", path)
+        truth, cube = np.asarray(gt, dtype=bool).astype(np.float64), None
+    else:
+        values, cube = read_single_band(path, what="ground truth")
+        truth = np.where(np.isnan(values), np.nan, (values != 0).astype(np.float64))
+    if shape is not None and truth.shape != tuple(shape):
+        raise FileFormatError(
+            f"ground truth is {truth.shape[0]}x{truth.shape[1]} but the scene is "
+            f"{shape[0]}x{shape[1]}", path)
+    return truth, cube

@@ -1,0 +1,228 @@
+"""Detection metrics: the ROC curve, its areas and the 3D-ROC measures (METHODS §5).
+
+Every function takes a score map (higher = more anomalous; NaN = nodata, excluded) and a
+ground-truth map of the same shape (True/nonzero = anomaly). Scores are min-max
+normalised to [0, 1] over the valid pixels, then for a threshold τ:
+
+- ``P_D(τ)`` = share of anomaly pixels with ``s ≥ τ`` (probability of detection);
+- ``P_F(τ)`` = share of background pixels with ``s ≥ τ`` (probability of false alarm).
+
+Areas (Chang, TGRS 59(6), 2021):
+
+- ``AUC(D,F)``: trapezoid area of P_D over P_F through all unique thresholds, from
+  (0, 0) to (1, 1); equal to ``sklearn.metrics.roc_auc_score`` (ties count one half).
+- ``AUC(D,τ) = ∫₀¹ P_D(τ) dτ``. P_D is a step function of τ; integrating exactly,
+  ``∫₀¹ 1[s_i ≥ τ] dτ = s_i`` for ``s_i ∈ [0, 1]``, so ``AUC(D,τ)`` is the mean
+  normalised score of the anomaly pixels (no τ grid, no discretisation error).
+- ``AUC(F,τ) = ∫₀¹ P_F(τ) dτ`` = mean normalised score of the background pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from hsad.errors import ParameterError
+
+
+class RocCurve(NamedTuple):
+    """ROC points, ordered by decreasing threshold.
+
+    ``thresholds[0]`` is ``+inf`` (nothing detected: the (0, 0) point); the last point
+    is the lowest normalised score, 0, where every pixel is detected: (1, 1).
+    """
+
+    pd: np.ndarray
+    pf: np.ndarray
+    thresholds: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All detection metrics of one score map (see the module docstring and docs/evaluation.md)."""
+
+    #: ROC area, trapezoid over P_F (↑)
+    auc_df: float
+    #: ∫₀¹ P_D(τ) dτ = mean normalised anomaly score (↑)
+    auc_dt: float
+    #: ∫₀¹ P_F(τ) dτ = mean normalised background score (↓)
+    auc_ft: float
+    #: target detectability: AUC(D,F) + AUC(D,τ) (↑)
+    td: float
+    #: background suppression: AUC(D,F) − AUC(F,τ) (↑)
+    bs: float
+    #: AUC(D,τ) − AUC(F,τ) (↑)
+    tdbs: float
+    #: overall detection: AUC(D,F) + AUC(D,τ) − AUC(F,τ) (↑)
+    od: float
+    #: overall detection probability: AUC(D,τ) + 1 − AUC(F,τ) (↑)
+    odp: float
+    #: signal-to-noise probability ratio AUC(D,τ) / AUC(F,τ) (↑; inf if AUC(F,τ) = 0)
+    snpr: float
+    #: 10·log10(SNPR) in dB (↑)
+    snpr_db: float
+    #: number of valid anomaly pixels
+    n_anomaly: int
+    #: number of valid background pixels
+    n_background: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def keys(self) -> list[str]:
+        """Field names, so that ``dict(result)`` and ``result["auc_df"]`` work."""
+        return list(self.__dataclass_fields__)
+
+    def __getitem__(self, key: str):
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+#: Display name, direction and definition of each metric, in table order.
+METRICS = {
+    "auc_df": ("AUC(D,F)", "higher", "ROC area, trapezoid over P_F"),
+    "auc_dt": ("AUC(D,tau)", "higher", "integral of P_D over tau in [0,1]"),
+    "auc_ft": ("AUC(F,tau)", "lower", "integral of P_F over tau in [0,1]"),
+    "td": ("TD", "higher", "AUC(D,F) + AUC(D,tau)"),
+    "bs": ("BS", "higher", "AUC(D,F) - AUC(F,tau)"),
+    "tdbs": ("TDBS", "higher", "AUC(D,tau) - AUC(F,tau)"),
+    "od": ("OD", "higher", "AUC(D,F) + AUC(D,tau) - AUC(F,tau)"),
+    "odp": ("ODP", "higher", "AUC(D,tau) + 1 - AUC(F,tau)"),
+    "snpr": ("SNPR", "higher", "AUC(D,tau) / AUC(F,tau)"),
+    "snpr_db": ("SNPR (dB)", "higher", "10 log10 SNPR"),
+}
+
+
+def _values(a) -> np.ndarray:
+    """ndarray of a numpy array, DataArray (computed if lazy) or dask array."""
+    a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
+    if hasattr(a, "compute"):
+        a = a.compute()
+    return np.asarray(a)
+
+
+def normalised_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
+    """Valid pixels' scores min-max normalised to [0, 1] (float64) and their labels (bool).
+
+    Valid = finite score and finite ground truth. A constant map normalises to all 0.
+    Raises ParameterError on shape mismatch or when a class has no valid pixel.
+    """
+    s = _values(scores).astype(np.float64, copy=False)
+    g = _values(gt)
+    if s.shape != g.shape:
+        raise ParameterError(
+            f"score map shape {s.shape} does not match the ground truth's {g.shape}"
+        )
+    if g.dtype == bool:
+        valid = np.isfinite(s)
+        labels = g
+    else:
+        g = g.astype(np.float64, copy=False)
+        valid = np.isfinite(s) & np.isfinite(g)
+        labels = g != 0
+    s, labels = s[valid], labels[valid]
+    n_anomaly = int(labels.sum())
+    if n_anomaly == 0 or n_anomaly == labels.size:
+        which = "anomaly" if n_anomaly == 0 else "background"
+        raise ParameterError(
+            f"the ground truth has no valid {which} pixel: detection metrics are undefined"
+        )
+    lo, hi = s.min(), s.max()
+    s = (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
+    return s, labels
+
+
+def _roc_from(s: np.ndarray, labels: np.ndarray) -> RocCurve:
+    order = np.argsort(-s, kind="stable")
+    s, labels = s[order], labels[order]
+    # last index of each run of equal scores = one point per unique threshold
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tp = np.cumsum(labels)[last]
+    fp = (last + 1) - tp
+    pd = np.r_[0.0, tp / tp[-1]]
+    pf = np.r_[0.0, fp / fp[-1]]
+    return RocCurve(pd, pf, np.r_[np.inf, s[last]])
+
+
+def roc(scores, gt) -> RocCurve:
+    """P_D, P_F and thresholds τ (normalised) at every unique score, by decreasing τ.
+
+    One sort and cumulative counts: O(n log n), no loop over thresholds.
+    """
+    return _roc_from(*normalised_scores(scores, gt))
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2.0)
+
+
+def auc_df(scores, gt) -> float:
+    """Area under the ROC curve P_D(P_F), by the trapezoid rule over unique thresholds."""
+    curve = roc(scores, gt)
+    return _trapezoid(curve.pd, curve.pf)
+
+
+def auc_dt(scores, gt) -> float:
+    """∫₀¹ P_D(τ) dτ, exactly: the mean normalised score of the anomaly pixels."""
+    s, labels = normalised_scores(scores, gt)
+    return float(s[labels].mean())
+
+
+def auc_ft(scores, gt) -> float:
+    """∫₀¹ P_F(τ) dτ, exactly: the mean normalised score of the background pixels."""
+    s, labels = normalised_scores(scores, gt)
+    return float(s[~labels].mean())
+
+
+def evaluate(scores, gt, return_curve: bool = False):
+    """Every metric of METHODS §5 for one score map, from one normalisation and one sort.
+
+    Returns an :class:`Evaluation`, or ``(Evaluation, RocCurve)`` with ``return_curve``.
+    """
+    s, labels = normalised_scores(scores, gt)
+    curve = _roc_from(s, labels)
+    df = _trapezoid(curve.pd, curve.pf)
+    dt = float(s[labels].mean())
+    ft = float(s[~labels].mean())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snpr = float(np.float64(dt) / np.float64(ft)) if ft > 0 else (np.inf if dt > 0 else np.nan)
+        snpr_db = float(10.0 * np.log10(snpr)) if np.isfinite(snpr) else snpr
+    result = Evaluation(
+        auc_df=df,
+        auc_dt=dt,
+        auc_ft=ft,
+        td=df + dt,
+        bs=df - ft,
+        tdbs=dt - ft,
+        od=df + dt - ft,
+        odp=dt + 1.0 - ft,
+        snpr=snpr,
+        snpr_db=snpr_db,
+        n_anomaly=int(labels.sum()),
+        n_background=int((~labels).sum()),
+    )
+    return (result, curve) if return_curve else result
+
+
+def format_table(result: Evaluation) -> str:
+    """The metrics as a small aligned text table (name, value, direction, definition)."""
+    rows = [("metric", "value", "better", "definition")]
+    values = result.to_dict()
+    for key, (label, better, definition) in METRICS.items():
+        rows.append((label, f"{values[key]:.4f}", better, definition))
+    rows.append(("pixels", f"{result.n_anomaly}+{result.n_background}", "",
+                 "anomaly + background (valid)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
+        for r in rows
+    )
+
+
+__all__ = [
+    "METRICS", "Evaluation", "RocCurve", "auc_df", "auc_dt", "auc_ft", "evaluate",
+    "format_table", "normalised_scores", "roc",
+]

@@ -1,0 +1,272 @@
+"""Figures: ROC curves, the 3D ROC, scene quicklooks and training losses.
+
+Every function builds a ``matplotlib.figure.Figure`` on the Agg canvas (no pyplot, no
+display, no global figure registry), returns it, and writes a PNG atomically when given
+``path``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from skimage.measure import block_reduce
+
+from hsad.errors import ParameterError
+from hsad.io.atomic import atomic_path
+from hsad.metrics import evaluate
+
+#: Target wavelengths (nm) of the quicklook's red, green and blue channels.
+RGB_WAVELENGTHS = (640.0, 550.0, 460.0)
+#: Fallback band positions (share of the band range) when wavelengths are unknown.
+RGB_FALLBACK = (0.75, 0.5, 0.25)
+#: Largest distance (nm) between a target wavelength and the band chosen for it.
+RGB_TOLERANCE = 50.0
+#: Largest number of points drawn per curve (the areas always use every point).
+MAX_CURVE_POINTS = 4000
+
+
+def new_figure(figsize=(6.0, 5.0)) -> Figure:
+    """A figure attached to an Agg canvas."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Write ``fig`` as PNG through a temporary file renamed into place."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def _finish(fig: Figure, path, dpi: int = 100) -> Figure:
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def _as_maps(maps) -> dict:
+    if isinstance(maps, Mapping):
+        out = dict(maps)
+    elif isinstance(maps, (np.ndarray, xr.DataArray)):
+        out = {str(getattr(maps, "name", None) or "scores"): maps}
+    else:
+        out = dict(maps)
+    if not out:
+        raise ParameterError("no score map to plot")
+    return out
+
+
+def _curves(maps, gt) -> dict:
+    """name -> (RocCurve, AUC(D,F), AUC(D,τ), AUC(F,τ))."""
+    out = {}
+    for name, scores in _as_maps(maps).items():
+        result, curve = evaluate(scores, gt, return_curve=True)
+        out[name] = (curve, result.auc_df, result.auc_dt, result.auc_ft)
+    return out
+
+
+def _thin(*arrays):
+    n = arrays[0].size
+    if n <= MAX_CURVE_POINTS:
+        return arrays
+    idx = np.unique(np.linspace(0, n - 1, MAX_CURVE_POINTS).round().astype(int))
+    return tuple(a[idx] for a in arrays)
+
+
+def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = None) -> Figure:
+    """ROC curves P_D(P_F) of one map or of ``{name: map}``; the legend gives AUC(D,F).
+
+    ``log_far`` puts P_F on a log axis (from one false alarm, 1/n_background, to 1).
+    """
+    fig = new_figure()
+    ax = fig.add_subplot()
+    floor = 1.0
+    for name, (curve, adf, _, _) in _curves(maps, gt).items():
+        pf, pd = _thin(curve.pf, curve.pd)
+        if log_far:
+            positive = curve.pf[curve.pf > 0]
+            floor = min(floor, positive.min() if positive.size else 1.0)
+        ax.plot(pf, pd, lw=1.5, label=f"{name} (AUC = {adf:.4f})")
+    ax.set_xlabel("false alarm rate $P_F$")
+    ax.set_ylabel("detection probability $P_D$")
+    if log_far:
+        ax.set_xscale("log")
+        ax.set_xlim(floor, 1.0)
+    else:
+        ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
+        ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(title or "ROC")
+    return _finish(fig, path)
+
+
+def plot_roc3d(maps, gt, path=None, title: str | None = None) -> Figure:
+    """3D ROC (P_D, P_F, τ) and its projections ROC(D,F), ROC(D,τ), ROC(F,τ), 2×2."""
+    fig = new_figure(figsize=(10.0, 8.5))
+    ax3d = fig.add_subplot(2, 2, 1, projection="3d")
+    ax_df, ax_dt, ax_ft = (fig.add_subplot(2, 2, i) for i in (2, 3, 4))
+    for name, (curve, adf, adt, aft) in _curves(maps, gt).items():
+        pd, pf, tau = _thin(curve.pd[1:], curve.pf[1:], curve.thresholds[1:])
+        (line,) = ax3d.plot(pf, tau, pd, lw=1.2, label=name)
+        c = line.get_color()
+        ax_df.plot(np.r_[0, pf], np.r_[0, pd], color=c, label=f"{name} ({adf:.4f})")
+        ax_dt.plot(tau, pd, color=c, drawstyle="steps-post", label=f"{name} ({adt:.4f})")
+        ax_ft.plot(tau, pf, color=c, drawstyle="steps-post", label=f"{name} ({aft:.4f})")
+    ax3d.set_xlabel("$P_F$")
+    ax3d.set_ylabel("τ")
+    ax3d.set_zlabel("$P_D$")
+    ax3d.set_title("3D ROC")
+    for ax, (xl, yl, t) in zip(
+        (ax_df, ax_dt, ax_ft),
+        (("$P_F$", "$P_D$", "ROC(D,F): AUC(D,F)"), ("τ", "$P_D$", "ROC(D,τ): AUC(D,τ)"),
+         ("τ", "$P_F$", "ROC(F,τ): AUC(F,τ)")),
+        strict=True,
+    ):
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_title(t)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def rgb_bands(cube: xr.DataArray) -> tuple[list[int], bool]:
+    """Band indices for red, green and blue, and whether wavelengths chose them.
+
+    The good band nearest each of :data:`RGB_WAVELENGTHS` (within
+    :data:`RGB_TOLERANCE` nm); otherwise bands at :data:`RGB_FALLBACK` of the range.
+    """
+    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    usable = np.isfinite(wl) & (good if good.any() else True)
+    if usable.any():
+        cand = np.flatnonzero(usable)
+        picks = [int(cand[np.argmin(np.abs(wl[cand] - t))]) for t in RGB_WAVELENGTHS]
+        if all(abs(wl[i] - t) <= RGB_TOLERANCE for i, t in zip(picks, RGB_WAVELENGTHS,
+                                                                   strict=True)):
+            return picks, True
+    n = cube.sizes["band"]
+    return [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK], False
+
+
+def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """2–98 % percentile stretch per channel over valid pixels → RGBA (invalid: transparent)."""
+    out = np.zeros((*rgb.shape[:2], 4))
+    for i in range(3):
+        v = rgb[..., i][valid]
+        lo, hi = np.percentile(v, [2, 98]) if v.size else (0.0, 1.0)
+        out[..., i] = np.clip((rgb[..., i] - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    out[..., 3] = valid
+    return out
+
+
+def _values(a) -> np.ndarray:
+    return np.asarray(a.values if isinstance(a, xr.DataArray) else a)
+
+
+def quicklook(
+    cube: xr.DataArray, scores=None, truth=None, path=None, max_size: int = 1024,
+    title: str | None = None,
+) -> Figure:
+    """RGB composite (2–98 % stretch) beside the anomaly map, with truth contours.
+
+    Only the three RGB bands are read, every ``step``-th pixel so the longest side is at
+    most ``max_size``; the score and truth maps are max-pooled by the same step so
+    small anomalies stay visible. The colour bar is clipped at the 99.9th percentile.
+    """
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
+    step = max(1, int(np.ceil(max(rows, cols) / max_size)))
+    bands, by_wl = rgb_bands(cube)
+    sub = cube.isel(band=bands, y=slice(None, None, step), x=slice(None, None, step))
+    rgb = np.asarray(sub.values, dtype=np.float64)
+    valid = np.isfinite(rgb).all(axis=-1)
+    nodata = cube.attrs.get("nodata")
+    if nodata is not None and np.isfinite(nodata):
+        valid &= ~(rgb == nodata).any(axis=-1)
+    image = _stretch(np.where(valid[..., None], rgb, 0.0), valid)
+
+    def pool(a):
+        a = _values(a).astype(np.float64)
+        if a.shape != (rows, cols):
+            raise ParameterError(f"map shape {a.shape} does not match the cube's {(rows, cols)}")
+        if step == 1:
+            return a
+        pooled = block_reduce(np.where(np.isnan(a), -np.inf, a), (step, step), np.max,
+                              cval=-np.inf)
+        return np.where(np.isneginf(pooled), np.nan, pooled)
+
+    panels = 1 if scores is None else 2
+    fig = new_figure(figsize=(5.5 * panels, 5.0))
+    ax_rgb = fig.add_subplot(1, panels, 1)
+    ax_rgb.imshow(image, interpolation="nearest")
+    wl = cube["wavelength"].values
+    names = ("R", "G", "B")
+    label = ", ".join(
+        f"{c} {wl[i]:.0f} nm" if by_wl else f"{c} band {i + 1}"
+        for c, i in zip(names, bands, strict=True)
+    )
+    ax_rgb.set_title(f"RGB composite ({label})", fontsize="small")
+    axes = [ax_rgb]
+    if scores is not None:
+        ax_map = fig.add_subplot(1, panels, 2, sharex=ax_rgb, sharey=ax_rgb)
+        smap = pool(scores)
+        finite = smap[np.isfinite(smap)]
+        vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
+        im = ax_map.imshow(smap, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
+                           interpolation="nearest")
+        fig.colorbar(im, ax=ax_map, shrink=0.85, label="anomaly score", extend="max")
+        ax_map.set_title("anomaly map", fontsize="small")
+        axes.append(ax_map)
+    if truth is not None:
+        t = pool(truth)
+        if np.nansum(t) > 0:
+            for ax in axes:
+                ax.contour(np.nan_to_num(t) > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def plot_losses(
+    history: Mapping[str, Sequence[float]], path=None, title: str | None = None
+) -> Figure:
+    """Training losses per epoch, one line per key; log y axis when all are positive and
+    span more than two decades."""
+    series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if len(v)}
+    if not series:
+        raise ParameterError("no loss values to plot")
+    fig = new_figure(figsize=(7.0, 4.5))
+    ax = fig.add_subplot()
+    for name, values in series.items():
+        ax.plot(np.arange(1, values.size + 1), values, lw=1.3, label=name,
+                marker="o" if values.size < 30 else None, ms=3)
+    allv = np.concatenate(list(series.values()))
+    allv = allv[np.isfinite(allv)]
+    if allv.size and allv.min() > 0 and allv.max() / allv.min() > 100:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title or "training losses")
+    return _finish(fig, path)
+
+
+__all__ = [
+    "new_figure", "plot_losses", "plot_roc", "plot_roc3d", "quicklook", "rgb_bands",
+    "save_figure",
+]

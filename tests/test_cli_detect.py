@@ -1,0 +1,108 @@
+"""``hsad detect`` → ``hsad evaluate`` end to end, and the detect command's error handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+
+from hsad.cli.main import main
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def demo_scene(tmp_path_factory):
+    from hsad import synthetic
+
+    scene = synthetic.make_scene(rows=64, cols=64, seed=3)
+    return synthetic.write_scene(scene, tmp_path_factory.mktemp("scene"))
+
+
+def test_detect_then_evaluate_on_generated_scene(demo_scene, tmp_path, capsys):
+    scores, mask = tmp_path / "rx.tif", tmp_path / "mask.tif"
+    polys, png = tmp_path / "anomalies.gpkg", tmp_path / "quick.png"
+    code, out, err = run_cli(
+        ["detect", demo_scene["cube"], "-m", "rx", "-o", scores, "--mask", mask,
+         "--contamination", "0.01", "--polygons", polys, "--png", png,
+         "--truth", demo_scene["truth"]], capsys)
+    assert code == 0, err
+    assert "AUC(D,F)" in out
+    for path in (scores, mask, polys, png):
+        assert path.is_file() and path.stat().st_size > 0
+    with rasterio.open(scores) as src, rasterio.open(demo_scene["truth"]) as gt:
+        assert src.crs == gt.crs and src.transform == gt.transform
+        assert src.dtypes[0] == "float32"
+    with rasterio.open(mask) as src:
+        flagged = int((src.read(1) == 1).sum())
+    assert 0 < flagged <= int(0.011 * 64 * 64) + 1
+
+    code, out, err = run_cli(["evaluate", scores, "--truth", demo_scene["truth"], "--json"],
+                             capsys)
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert 0.8 < metrics["auc_df"] <= 1.0
+
+
+def test_detect_keeps_crs_on_real_aviris_ng_scene(corpus_dir, tmp_path, capsys):
+    scene = corpus_dir / "isofit" / "ang20160910t185702_2rdn_img"
+    scores, polys = tmp_path / "scores.tif", tmp_path / "anomalies.geojson"
+    code, _, err = run_cli(["detect", scene, "-m", "rx", "-o", scores, "--cog",
+                            "--contamination", "0.02", "--polygons", polys], capsys)
+    assert code == 0, err
+    with rasterio.open(scene) as ref, rasterio.open(scores) as src:
+        assert src.crs.to_epsg() == ref.crs.to_epsg() == 32611
+        assert src.transform.almost_equals(ref.transform)
+        left, bottom, right, top = ref.bounds
+        valid_ref = ~(ref.read() == -9999).any(axis=0)
+        np.testing.assert_array_equal(np.isfinite(src.read(1)), valid_ref)
+    info = pyogrio.read_info(polys)
+    assert info["features"] > 0
+    assert "32611" in info["crs"]
+    xmin, ymin, xmax, ymax = info["total_bounds"]
+    assert left - 1e-6 <= xmin and xmax <= right + 1e-6
+    assert bottom - 1e-6 <= ymin and ymax <= top + 1e-6
+
+
+def test_detect_reads_method_and_params_from_config(demo_scene, tmp_path, capsys):
+    cfg = tmp_path / "lrx.yaml"
+    cfg.write_text("method: lrx\nparams: {inner: 3, outer: 7}\n")
+    out_tif = tmp_path / "lrx.tif"
+    code, out, err = run_cli(["detect", demo_scene["cube"], "-c", cfg, "-o", out_tif], capsys)
+    assert code == 0, err
+    assert out.startswith("lrx:") and out_tif.is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["-m", "nosuch"], "unknown method 'nosuch'"),
+        (["-m", "lrx", "-p", "inner=9", "-p", "outer=9"], "inner"),
+        (["-m", "rx", "--mask", "MASK", "--contamination", "1.5"], "contamination"),
+        (["-m", "rx", "-p", "bogus=1"], "unknown parameter 'bogus'"),
+    ],
+)
+def test_bad_parameters_give_one_line_error_and_no_output(demo_scene, tmp_path, capsys,
+                                                          extra, message):
+    out_tif = tmp_path / "out.tif"
+    extra = [str(tmp_path / "m.tif") if e == "MASK" else e for e in extra]
+    code, _, err = run_cli(["detect", demo_scene["cube"], "-o", out_tif, *extra], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out_tif.exists() and not any(tmp_path.iterdir())
+
+
+def test_missing_scene_is_a_clean_error(tmp_path, capsys):
+    code, _, err = run_cli(["detect", tmp_path / "nope.hdr", "-m", "rx", "-o",
+                            tmp_path / "o.tif"], capsys)
+    assert code == 2 and err.strip() == f"error: {tmp_path / 'nope.hdr'}: no such file"

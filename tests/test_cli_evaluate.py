@@ -1,0 +1,159 @@
+"""``hsad evaluate``: metrics table/JSON, ROC plots, truth formats and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+from affine import Affine
+
+from hsad.cli.main import main
+from hsad.cube import make_cube, map_like
+from hsad.io.geotiff import write_geotiff, write_mask
+from hsad.metrics import evaluate
+from hsad.synthetic import make_scene
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def _rx(cube) -> np.ndarray:
+    x = cube.values.reshape(-1, cube.shape[2]).astype(np.float64)
+    xc = x - x.mean(axis=0)
+    precision = np.linalg.pinv(xc.T @ xc / len(xc), hermitian=True)
+    return np.einsum("ij,ij->i", xc @ precision, xc).reshape(cube.shape[:2])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eval")
+    scene = make_scene(rows=48, cols=48, bands=30, seed=4)
+    scores = map_like(scene.cube, _rx(scene.cube).astype(np.float32))  # as stored
+    write_geotiff(scores, d / "rx.tif")
+    write_mask(scene.truth, d / "truth.tif")
+    return {"dir": d, "scores": d / "rx.tif", "truth": d / "truth.tif",
+            "rx": scores.values, "gt": scene.truth.values, "cube": scene.cube}
+
+
+def test_table_and_plots(files, tmp_path, capsys):
+    roc, roc3d = tmp_path / "roc.png", tmp_path / "roc3d.png"
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", files["truth"],
+                              "--plot", roc, "--plot3d", roc3d, "--log-far"], capsys)
+    assert code == 0, err
+    expected = evaluate(files["rx"], files["gt"])
+    for label in ("AUC(D,F)", "AUC(D,tau)", "AUC(F,tau)", "TD", "BS", "TDBS", "OD", "ODP",
+                  "SNPR (dB)"):
+        assert f"\n{label} " in out
+    assert f"{expected.auc_df:.4f}" in out and f"{expected.snpr_db:.4f}" in out
+    assert f"{expected.n_anomaly}+{expected.n_background}" in out
+    for path in (roc, roc3d):
+        assert path.read_bytes().startswith(b"\x89PNG") and "wrote" in out and str(path) in out
+
+
+def test_json_output_matches_the_library(files, capsys):
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", files["truth"], "--json"],
+                             capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    expected = evaluate(files["rx"], files["gt"]).to_dict()
+    for key, value in expected.items():
+        assert doc[key] == pytest.approx(value, abs=1e-12), key
+    assert doc["scores"] == str(files["scores"]) and doc["plots"] == {}
+
+
+def test_nodata_in_truth_mask_is_excluded(files, tmp_path, capsys):
+    valid = np.ones(files["gt"].shape, bool)
+    valid[:, :8] = False
+    truth = tmp_path / "partial.tif"
+    write_mask(map_like(files["cube"], files["gt"]), truth, valid=valid)
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", truth, "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["n_anomaly"] + doc["n_background"] == valid.sum()
+    gt = np.where(valid, files["gt"], np.nan)
+    assert doc["auc_df"] == pytest.approx(evaluate(files["rx"], gt).auc_df, abs=1e-12)
+
+
+def test_mat_and_envi_ground_truth(files, tmp_path, capsys):
+    mat = tmp_path / "scene.mat"
+    scipy.io.savemat(mat, {"data": files["cube"].values, "map": files["gt"].astype(np.uint8)})
+    expected = evaluate(files["rx"], files["gt"]).auc_df
+    # the MAT scene has no CRS, so its grid is not compared with the GeoTIFF's
+    for extra in ([], ["--truth-key", "map"]):
+        code, out, err = run_cli(["evaluate", files["scores"], "--truth", mat, "--json", *extra],
+                                 capsys)
+        assert code == 0, err
+        assert json.loads(out)["auc_df"] == pytest.approx(expected, abs=1e-12)
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth", mat, "--truth-key", "nope"],
+                           capsys)
+    assert code == 2 and err.startswith(f"error: {mat}: ") and "nope" in err
+
+    from hsad.io.envi import write_envi
+
+    envi = tmp_path / "truth.img"
+    gt_cube = make_cube(files["gt"].astype(np.uint8)[:, :, None],
+                        transform=files["cube"].rio.transform(), crs=files["cube"].rio.crs)
+    write_envi(gt_cube, envi)
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", envi, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["auc_df"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_real_benchmark_scene_matches_published_rx_auc(datasets_dir, tmp_path, capsys):
+    manifest = json.loads((datasets_dir / "manifest.json").read_text())
+    entry = next(s for s in manifest["scenes"] if s["name"] == "abu-airport-1")
+    mat = datasets_dir / entry["file"]
+    cube = make_cube(scipy.io.loadmat(mat, variable_names=[entry["cube_key"]])[entry["cube_key"]])
+    write_geotiff(map_like(cube, _rx(cube)), tmp_path / "rx.tif")
+    code, out, err = run_cli(["evaluate", tmp_path / "rx.tif", "--truth", mat,
+                              "--truth-key", entry["gt_key"], "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["n_anomaly"] == entry["anomaly_pixels"]
+    assert doc["auc_df"] == pytest.approx(entry["rx_global_auc"], abs=1e-4)
+
+
+def _error(args, capsys):
+    code, out, err = run_cli(["evaluate", *args], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    return err
+
+
+def test_errors_are_one_line(files, tmp_path, capsys):
+    cube = files["cube"]
+    small = tmp_path / "small.tif"
+    write_mask(map_like(cube.isel(y=slice(0, 40)), files["gt"][:40]), small)
+    err = _error([files["scores"], "--truth", small], capsys)
+    assert f"error: {small}: ground truth is 40x48 but the score map" in err
+
+    multiband = tmp_path / "cube.mat"
+    scipy.io.savemat(multiband, {"data": cube.values[:, :, :3]})
+    assert "must have one band, found 3" in _error([multiband, "--truth", files["truth"]], capsys)
+
+    assert "no such file" in _error([tmp_path / "missing.tif", "--truth", files["truth"]],
+                                    capsys)
+
+    empty = tmp_path / "empty.tif"
+    write_mask(map_like(cube, np.zeros(files["gt"].shape, bool)), empty)
+    assert f"{empty}: the ground truth has no valid anomaly pixel" in _error(
+        [files["scores"], "--truth", empty], capsys)
+
+    shifted = tmp_path / "shifted.tif"
+    moved = make_cube(files["gt"][:, :, None].astype(np.uint8), crs=cube.rio.crs,
+                      transform=cube.rio.transform() @ Affine.translation(5, 0))
+    write_mask(moved.isel(band=0), shifted)
+    assert "not on the score map's grid" in _error([files["scores"], "--truth", shifted],
+                                                   capsys)
+
+
+def test_missing_truth_option_is_a_usage_error(files, capsys):
+    code, _, err = run_cli(["evaluate", files["scores"]], capsys)
+    assert code == 2 and "--truth" in err

@@ -1,0 +1,122 @@
+"""Anomaly regions as polygons in the scene CRS, written as GeoJSON and GeoPackage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio.transform
+import shapely
+from affine import Affine
+from pyogrio.raw import read
+from rasterio.crs import CRS
+
+from hsad.cube import make_cube, map_like
+from hsad.errors import ParameterError
+from hsad.export import polygons, write_polygons
+
+TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_650_000.0)
+
+
+def _scene_mask():
+    rows, cols = 20, 24
+    mask = np.zeros((rows, cols), bool)
+    mask[2:5, 3:6] = True  # 9-pixel square
+    mask[10, 10] = mask[11, 11] = True  # diagonal pair: one region only with 8-connectivity
+    mask[15:17, 20:24] = True  # touches the right edge
+    mask[0, 0] = True  # single corner pixel
+    scores = np.arange(rows * cols, dtype=np.float64).reshape(rows, cols)
+    cube = make_cube(np.zeros((rows, cols, 2), np.float32), transform=TRANSFORM, crs="EPSG:32633")
+    return map_like(cube, mask, name="mask"), map_like(cube, scores)
+
+
+def test_regions_areas_and_scores_in_map_coordinates():
+    mask, scores = _scene_mask()
+    feats = polygons(mask, scores)
+    assert [f["properties"]["id"] for f in feats] == [1, 2, 3, 4]
+    px_area = abs(TRANSFORM.determinant)
+    m, s = mask.values, scores.values
+    bounds = shapely.box(*mask.rio.bounds())
+    total_px = 0
+    for f in feats:
+        p = f["properties"]
+        geom = shapely.geometry.shape(f["geometry"])
+        assert geom.is_valid and bounds.covers(geom)
+        assert p["area_map"] == pytest.approx(p["area_px"] * px_area)
+        # the region's pixels are those whose centre lies inside the polygon
+        rows, cols = np.nonzero(m)
+        xs, ys = (np.asarray(v) for v in rasterio.transform.xy(TRANSFORM, rows, cols))
+        inside = shapely.contains_xy(geom, xs, ys)
+        assert inside.sum() == p["area_px"]
+        assert p["peak_score"] == s[rows[inside], cols[inside]].max()
+        assert p["mean_score"] == pytest.approx(s[rows[inside], cols[inside]].mean())
+        assert (p["centroid_x"], p["centroid_y"]) == pytest.approx((xs[inside].mean(),
+                                                                    ys[inside].mean()))
+        total_px += p["area_px"]
+    assert total_px == m.sum()
+    assert sorted(f["properties"]["area_px"] for f in feats) == [1, 2, 8, 9]
+
+
+def test_connectivity_and_min_pixels():
+    mask, _ = _scene_mask()
+    assert len(polygons(mask, connectivity=4)) == 5  # the diagonal pair splits
+    big = polygons(mask, min_pixels=3)
+    assert [f["properties"]["area_px"] for f in big] == [9, 8]
+    assert [f["id"] for f in big] == [1, 2]
+    assert "peak_score" not in big[0]["properties"]
+    with pytest.raises(ParameterError, match="connectivity"):
+        polygons(mask, connectivity=6)
+    with pytest.raises(ParameterError, match="min_pixels"):
+        polygons(mask, min_pixels=0)
+
+
+def test_plain_array_uses_pixel_coordinates_or_given_transform():
+    m = np.zeros((5, 5), np.uint8)
+    m[1:3, 2] = 1
+    (f,) = polygons(m)
+    assert shapely.geometry.shape(f["geometry"]).bounds == (2.0, 1.0, 3.0, 3.0)
+    (g,) = polygons(m, transform=TRANSFORM)
+    assert g["properties"]["area_map"] == 2 * 900.0
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
+def test_write_read_back_keeps_crs_geometry_and_fields(tmp_path, suffix):
+    mask, scores = _scene_mask()
+    feats = polygons(mask, scores)
+    path = write_polygons(feats, tmp_path / f"regions{suffix}", crs=mask.rio.crs)
+    info = pyogrio.read_info(path)
+    assert CRS.from_user_input(info["crs"]) == CRS.from_epsg(32633)
+    assert info["features"] == len(feats)
+    meta, _, geometry, field_data = read(path)
+    fields = list(meta["fields"])
+    assert fields == list(feats[0]["properties"])
+    areas = shapely.area(shapely.from_wkb(geometry))
+    np.testing.assert_allclose(areas, [f["properties"]["area_map"] for f in feats])
+    np.testing.assert_array_equal(field_data[fields.index("area_px")],
+                                  [f["properties"]["area_px"] for f in feats])
+    assert list(tmp_path.iterdir()) == [path]  # no temporary left behind
+
+
+@pytest.mark.parametrize("suffix", [".json", ".gpkg"])
+def test_empty_mask_writes_a_valid_empty_layer(tmp_path, suffix):
+    feats = polygons(np.zeros((8, 8), bool))
+    assert feats == []
+    path = write_polygons(feats, tmp_path / f"none{suffix}", crs="EPSG:32633")
+    info = pyogrio.read_info(path)
+    assert info["features"] == 0
+    assert CRS.from_user_input(info["crs"]) == CRS.from_epsg(32633)
+
+
+def test_gpkg_keeps_a_crs_without_epsg_code_and_geojson_refuses_it(tmp_path):
+    crs = CRS.from_proj4("+proj=tmerc +lon_0=13.1 +k=0.9996 +x_0=500000 +ellps=WGS84 +units=m")
+    feats = polygons(np.eye(3, dtype=bool), transform=TRANSFORM)
+    path = write_polygons(feats, tmp_path / "r.gpkg", crs=crs)
+    assert CRS.from_user_input(pyogrio.read_info(path)["crs"]).to_proj4() == crs.to_proj4()
+    with pytest.raises(ParameterError, match="EPSG"):
+        write_polygons(feats, tmp_path / "r.geojson", crs=crs)
+    assert not (tmp_path / "r.geojson").exists()
+
+
+def test_unknown_suffix_is_a_parameter_error(tmp_path):
+    with pytest.raises(ParameterError, match="unknown polygon format"):
+        write_polygons([], tmp_path / "r.shp.zip")

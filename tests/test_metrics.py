@@ -1,0 +1,155 @@
+"""Detection metrics against hand computations, sklearn and the exact τ integrals."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.metrics import roc_auc_score
+
+from hsad.errors import ParameterError
+from hsad.metrics import (
+    auc_df,
+    auc_dt,
+    auc_ft,
+    evaluate,
+    format_table,
+    normalised_scores,
+    roc,
+)
+
+
+def test_six_pixel_case_matches_hand_computation():
+    # normalised scores: 0, .25, .5, .5, .75, 1; anomalies at .5, .75, 1
+    scores = np.array([[0.0, 2.0, 4.0], [4.0, 6.0, 8.0]])
+    gt = np.array([[False, False, True], [False, True, True]])
+    curve = roc(scores, gt)
+    np.testing.assert_allclose(curve.thresholds, [np.inf, 1, 0.75, 0.5, 0.25, 0])
+    np.testing.assert_allclose(curve.pd, [0, 1 / 3, 2 / 3, 1, 1, 1])
+    np.testing.assert_allclose(curve.pf, [0, 0, 0, 1 / 3, 2 / 3, 1])
+    r = evaluate(scores, gt)
+    # 9 (anomaly, background) pairs: 8 wins and one tie (0.5 vs 0.5) -> 8.5/9
+    assert r.auc_df == pytest.approx(17 / 18, abs=1e-12)
+    assert r.auc_dt == pytest.approx((0.5 + 0.75 + 1) / 3, abs=1e-12)
+    assert r.auc_ft == pytest.approx((0 + 0.25 + 0.5) / 3, abs=1e-12)
+    assert r.td == pytest.approx(17 / 18 + 0.75)
+    assert r.bs == pytest.approx(17 / 18 - 0.25)
+    assert r.tdbs == pytest.approx(0.5)
+    assert r.od == pytest.approx(17 / 18 + 0.5)
+    assert r.odp == pytest.approx(1.5)
+    assert r.snpr == pytest.approx(3.0)
+    assert r.snpr_db == pytest.approx(10 * np.log10(3.0))
+    assert (r.n_anomaly, r.n_background) == (3, 3)
+
+
+@pytest.mark.parametrize("levels", [None, 7, 2])
+def test_auc_df_equals_sklearn_including_ties(levels):
+    rng = np.random.default_rng(levels or 1)
+    gt = rng.random((60, 70)) < 0.05
+    scores = rng.normal(size=gt.shape) + 1.5 * gt
+    if levels:  # heavy ties: only a few distinct values
+        scores = np.digitize(scores, np.linspace(-2, 3, levels)).astype(np.float32)
+    expected = roc_auc_score(gt.ravel(), scores.ravel())
+    assert abs(auc_df(scores, gt) - expected) < 1e-9
+    assert abs(evaluate(scores, gt).auc_df - expected) < 1e-9
+
+
+def test_tau_areas_are_exact_integrals_of_the_step_curves():
+    rng = np.random.default_rng(3)
+    gt = rng.random(500) < 0.1
+    scores = np.round(rng.gamma(2.0, size=500) + gt, 1)  # ties on purpose
+    curve = roc(scores, gt)
+    # P_D(τ) is constant on (t_{k+1}, t_k]: integrate the steps exactly over [0, 1]
+    t = curve.thresholds[1:]
+    widths = t - np.r_[t[1:], 0.0]
+    assert auc_dt(scores, gt) == pytest.approx(np.sum(curve.pd[1:] * widths), abs=1e-12)
+    assert auc_ft(scores, gt) == pytest.approx(np.sum(curve.pf[1:] * widths), abs=1e-12)
+    # and a brute-force midpoint rule over τ agrees to its resolution
+    s, labels = normalised_scores(scores, gt)
+    tau = (np.arange(20000) + 0.5) / 20000
+    pd_tau = (s[labels][None, :] >= tau[:, None]).mean(axis=1)
+    assert auc_dt(scores, gt) == pytest.approx(pd_tau.mean(), abs=1e-3)
+
+
+def test_perfect_and_inverted_detectors():
+    gt = np.zeros((10, 10), bool)
+    gt[2:4, 5:8] = True
+    perfect = gt.astype(float) * 10 + 1
+    r = evaluate(perfect, gt)
+    assert r.auc_df == 1.0 and r.auc_dt == 1.0 and r.auc_ft == 0.0
+    assert r.odp == 2.0 and r.snpr == np.inf
+    inverted = evaluate(-perfect, gt)
+    assert inverted.auc_df == 0.0 and inverted.auc_dt == 0.0 and inverted.auc_ft == 1.0
+
+
+def test_constant_map_is_chance_level():
+    gt = np.eye(5, dtype=bool)
+    r = evaluate(np.full((5, 5), 3.0), gt)
+    assert r.auc_df == 0.5 and r.auc_dt == 0.0 and np.isnan(r.snpr)
+
+
+def test_nan_scores_and_nan_truth_are_excluded():
+    rng = np.random.default_rng(4)
+    gt = (rng.random((40, 40)) < 0.1).astype(np.float64)
+    scores = rng.normal(size=gt.shape) + gt
+    scores[:3] = np.nan
+    gt[-2:] = np.nan
+    keep = np.isfinite(scores) & np.isfinite(gt)
+    r = evaluate(scores, gt)
+    assert r.n_anomaly + r.n_background == keep.sum()
+    sub = evaluate(scores[keep], gt[keep] > 0)
+    assert r == sub
+    assert abs(r.auc_df - roc_auc_score(gt[keep] > 0, scores[keep])) < 1e-9
+    # an extreme value hidden behind a NaN truth does not change the normalisation
+    scores[-1, 0] = 1e9
+    assert evaluate(scores, gt) == r
+
+
+def test_lazy_dataarray_inputs():
+    rng = np.random.default_rng(5)
+    gt = rng.random((32, 32)) < 0.1
+    scores = rng.normal(size=gt.shape) + 2 * gt
+    lazy = xr.DataArray(da.from_array(scores, chunks=8), dims=("y", "x"))
+    assert evaluate(lazy, xr.DataArray(gt, dims=("y", "x"))) == evaluate(scores, gt)
+
+
+@pytest.mark.parametrize(
+    "gt, match",
+    [(np.zeros((4, 4), bool), "no valid anomaly"), (np.ones((4, 4), bool), "no valid background")],
+)
+def test_empty_class_is_a_parameter_error(gt, match):
+    with pytest.raises(ParameterError, match=match):
+        evaluate(np.arange(16.0).reshape(4, 4), gt)
+
+
+def test_all_nan_anomalies_is_a_parameter_error():
+    gt = np.zeros((4, 4), bool)
+    gt[0, 0] = True
+    scores = np.arange(16.0).reshape(4, 4)
+    scores[0, 0] = np.nan
+    with pytest.raises(ParameterError, match="no valid anomaly"):
+        roc(scores, gt)
+
+
+def test_shape_mismatch_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="does not match"):
+        evaluate(np.zeros((4, 5)), np.zeros((5, 4), bool))
+
+
+def test_table_lists_every_metric():
+    gt = np.eye(6, dtype=bool)
+    text = format_table(evaluate(np.eye(6) + np.arange(36).reshape(6, 6) / 100, gt))
+    for label in ("AUC(D,F)", "AUC(D,tau)", "AUC(F,tau)", "TD", "BS", "TDBS", "OD", "ODP",
+                  "SNPR", "SNPR (dB)"):
+        assert f"\n{label} " in text
+    assert "6+30" in text
+
+
+def test_result_reads_like_a_mapping():
+    gt = np.eye(4, dtype=bool)
+    r = evaluate(np.eye(4) + 0.1, gt)
+    assert r["auc_df"] == r.auc_df == 1.0
+    assert dict(r) == r.to_dict() and list(dict(r))[:3] == ["auc_df", "auc_dt", "auc_ft"]
+    with pytest.raises(KeyError):
+        r["auc"]

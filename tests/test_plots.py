@@ -1,0 +1,151 @@
+"""Figures: ROC, 3D ROC, quicklook and loss curves (Agg, PNG written atomically)."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+from hsad.metrics import evaluate
+from hsad.plots import plot_losses, plot_roc, plot_roc3d, quicklook, rgb_bands
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(path, min_bytes=5_000, max_bytes=2_000_000):
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert min_bytes < len(data) < max_bytes
+    image = imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) > 200
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".part")] == []
+    return image
+
+
+@pytest.fixture(scope="module")
+def maps():
+    rng = np.random.default_rng(0)
+    gt = rng.random((50, 60)) < 0.05
+    good = rng.normal(size=gt.shape) + 2.5 * gt
+    weak = rng.normal(size=gt.shape) + 0.5 * gt
+    return gt, {"good": good, "weak": weak}
+
+
+def test_roc_curves_with_auc_legend(tmp_path, maps):
+    gt, m = maps
+    path = tmp_path / "roc.png"
+    fig = plot_roc(m, gt, path=path)
+    _check_png(path)
+    (ax,) = fig.axes
+    assert ax.get_xlabel().startswith("false alarm") and "P_D" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    for name, scores in m.items():
+        assert f"{name} (AUC = {evaluate(scores, gt).auc_df:.4f})" in labels
+    assert ax.get_xscale() == "linear"
+
+
+def test_roc_log_far_axis_starts_at_one_false_alarm(maps):
+    gt, m = maps
+    fig = plot_roc(m["good"], gt, log_far=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlim()[0] == pytest.approx(1 / (~gt).sum())
+
+
+def test_roc3d_has_the_3d_curve_and_three_projections(tmp_path, maps):
+    gt, m = maps
+    path = tmp_path / "roc3d.png"
+    fig = plot_roc3d(m, gt, path=path)
+    _check_png(path, min_bytes=20_000)
+    assert len(fig.axes) == 4
+    ax3d, ax_df, ax_dt, ax_ft = fig.axes
+    assert ax3d.name == "3d" and "P_D" in ax3d.get_zlabel() and ax3d.get_ylabel() == "τ"
+    assert [a.get_title() for a in (ax_df, ax_dt, ax_ft)] == [
+        "ROC(D,F): AUC(D,F)", "ROC(D,τ): AUC(D,τ)", "ROC(F,τ): AUC(F,τ)"]
+    r = evaluate(m["good"], gt)
+    assert f"good ({r.auc_dt:.4f})" in [t.get_text() for t in ax_dt.get_legend().get_texts()]
+    assert f"good ({r.auc_ft:.4f})" in [t.get_text() for t in ax_ft.get_legend().get_texts()]
+    # P_D(τ) is drawn from (τ=1, P_D of the top score) down to (τ=0, P_D=1)
+    x, y = ax_dt.lines[0].get_data()
+    assert x[0] == 1.0 and x[-1] == 0.0 and y[-1] == 1.0
+
+
+def _cube(rows=40, cols=50, bands=30, wavelength=True, nodata=None):
+    rng = np.random.default_rng(1)
+    data = rng.random((rows, cols, bands)).astype(np.float32)
+    wl = np.linspace(400, 1000, bands) if wavelength else None
+    return make_cube(data, wavelength=wl, nodata=nodata)
+
+
+def test_rgb_bands_from_wavelengths_or_positions():
+    cube = _cube()
+    wl = cube["wavelength"].values
+    (r, g, b), by_wl = rgb_bands(cube)
+    assert by_wl
+    for i, target in zip((r, g, b), (640, 550, 460), strict=True):
+        assert abs(wl[i] - target) == np.abs(wl - target).min()
+    assert rgb_bands(_cube(wavelength=False)) == ([22, 15, 7], False)
+    # SWIR-only sensor: no band within 50 nm of visible targets -> positions
+    swir = make_cube(np.zeros((4, 4, 10)), wavelength=np.linspace(1000, 2500, 10))
+    assert rgb_bands(swir) == ([7, 5, 2], False)
+
+
+def test_quicklook_reads_only_three_bands(tmp_path):
+    rows, cols, bands = 30, 40, 12
+    rng = np.random.default_rng(2)
+
+    def band(i):
+        if i not in (3, 6, 8):
+            raise AssertionError(f"band {i} was read")
+        return rng.random((rows, cols, 1)).astype(np.float32)
+
+    parts = [da.from_delayed(dask.delayed(band)(i), (rows, cols, 1), np.float32)
+             for i in range(bands)]
+    cube = make_cube(da.concatenate(parts, axis=2))  # no wavelengths: bands 8, 6, 3 (0-based)
+    scores = rng.random((rows, cols))
+    truth = np.zeros((rows, cols), bool)
+    truth[10:13, 20:22] = True
+    path = tmp_path / "quick.png"
+    fig = quicklook(cube, scores, truth=truth, path=path)
+    _check_png(path)
+    ax_rgb, ax_map = fig.axes[:2]
+    assert len(fig.axes) == 3  # RGB, map, colour bar
+    assert "R band 9" in ax_rgb.get_title() and "B band 4" in ax_rgb.get_title()
+    assert ax_rgb.images[0].get_array().shape == (rows, cols, 4)
+    assert len(ax_map.collections) >= 1 and len(ax_rgb.collections) >= 1  # truth contours
+
+
+def test_quicklook_subsamples_keeps_peaks_and_masks_nodata():
+    cube = _cube(rows=300, cols=200, bands=20, nodata=-1.0)
+    data = cube.values.copy()
+    data[:10, :10, :] = -1.0
+    cube = make_cube(data, wavelength=cube["wavelength"].values, nodata=-1.0)
+    scores = np.zeros((300, 200))
+    scores[151, 77] = 9.0  # a single-pixel anomaly
+    fig = quicklook(cube, scores, max_size=100)
+    rgba = fig.axes[0].images[0].get_array()
+    assert rgba.shape == (100, 67, 4)
+    assert np.all(rgba[:3, :3, 3] == 0) and np.all(rgba[5:, 5:, 3] == 1)
+    shown = fig.axes[1].images[0].get_array()
+    assert shown.shape == (100, 67) and shown.max() == 9.0
+    with pytest.raises(ParameterError, match="does not match"):
+        quicklook(cube, np.zeros((10, 10)))
+
+
+def test_loss_curves(tmp_path):
+    history = {"reconstruction": list(np.exp(-np.arange(40) / 4) + 1e-4),
+               "adversarial": [0.7] * 40}
+    path = tmp_path / "losses.png"
+    fig = plot_losses(history, path)
+    _check_png(path)
+    ax = fig.axes[0]
+    assert [ln.get_label() for ln in ax.lines] == list(history)
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "epoch"
+    assert ax.lines[0].get_xdata()[-1] == 40
+    assert plot_losses({"a": [3.0, 2.0, 1.5]}).axes[0].get_yscale() == "linear"
+    with pytest.raises(ParameterError):
+        plot_losses({"a": []})
