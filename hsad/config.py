@@ -16,7 +16,7 @@ else:  # pragma: no cover
 
 
 def parse_value(text: str):
-    """Type a ``--param`` value the way YAML would: ``3`` → int, ``0.5`` → float, ``[3,9]`` → list."""
+    """Type a ``--param`` value as YAML would: ``3`` → int, ``1e-6`` → float, ``[3,9]`` → list."""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:

@@ -399,7 +399,8 @@ def _write(arr, path, profile, cog, resampling, **meta) -> Path:
                 with _quiet():
                     rasterio.shutil.copy(
                         name, tmp, driver="COG", compress="DEFLATE", predictor="YES",
-                        blocksize=max(128, _tile(max(arr.shape[:2]), COG_BLOCK)),  # COG needs >= 128
+                        # the COG driver needs blocks of at least 128
+                        blocksize=max(128, _tile(max(arr.shape[:2]), COG_BLOCK)),
                         overview_resampling=resampling, bigtiff="IF_SAFER",
                     )
             finally:
