@@ -11,14 +11,14 @@ import numpy as np
 
 
 def _files_of(path: Path, fmt: str) -> list[Path]:
-    """The file plus its ENVI header, when there is one."""
+    """The file plus its ENVI header or data file, when there is one."""
     files = [path]
     if fmt == "envi":
-        from hsad.io.envi_header import find_header
+        from hsad.io.envi_header import find_data, find_header
 
-        header = find_header(path)
-        if header is not None and Path(header) != path:
-            files.append(Path(header))
+        for other in (find_header(path), find_data(path)):
+            if other is not None and Path(other) != path:
+                files.append(Path(other))
     return files
 
 

@@ -1,0 +1,554 @@
+"""ENVI cubes: lazy reading through memory-mapped windows, streamed atomic writing.
+
+``open_envi`` returns a dask-backed cube whose chunks are ``(y, x)`` tiles with all
+bands. Each chunk maps only the rows it needs (``np.memmap``), copies its window into
+a native-endian ``(y, x, band)`` array and unmaps, so memory follows the chunk size,
+not the scene size. ``write_envi`` streams chunks into a memory-mapped temporary file
+and renames data and header into place together.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+import warnings
+import weakref
+import zlib
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from hsad.cube import DEFAULT_CHUNK, make_cube
+from hsad.errors import (
+    FileFormatError,
+    HeaderError,
+    ParameterError,
+    TruncatedFileError,
+    UnsupportedError,
+)
+from hsad.io.atomic import atomic_paths
+from hsad.io.envi_georef import georef_from_header, header_georef
+from hsad.io.envi_header import (
+    DTYPE_CODES,
+    EnviHeader,
+    data_candidates,
+    find_data,
+    find_header,
+    header_candidates,
+    parse_header,
+)
+
+#: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
+_BLOCK_BYTES = 16 * 2**20
+#: Decompressed gzip payloads up to this size stay in memory; larger go to a temp file.
+_GZIP_IN_MEMORY = 64 * 2**20
+_UNSUPPORTED_FILE_TYPES = ("envi meta file", "envi virtual mosaic", "envi fft result")
+
+
+# --------------------------------------------------------------------------- pixel access
+
+
+def _map_data(source, dtype: np.dtype, offset: int, count: int, mode: str = "r") -> np.ndarray:
+    """A 1-D view of ``count`` items at byte ``offset`` of a file (memory-mapped) or buffer."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return np.frombuffer(source, dtype=dtype, count=count, offset=offset)
+    try:
+        return np.memmap(source, dtype=dtype, mode=mode, offset=offset, shape=(count,))
+    except ValueError as exc:  # the file shrank after opening
+        raise TruncatedFileError(f"data file is shorter than its header says ({exc})",
+                                 source) from None
+    except OSError as exc:
+        raise FileFormatError(f"cannot map data file: {exc.strerror or exc}", source) from None
+
+
+def _axis_slice(key, n: int) -> tuple[slice, object]:
+    """Normalise an index along one axis to a slice with explicit bounds, plus what to do
+    after reading it: ``"int"`` (drop the axis), ``None`` or an index array to take."""
+    if isinstance(key, (int, np.integer)):
+        k = int(key) + (n if key < 0 else 0)
+        if not 0 <= k < n:
+            raise IndexError(f"index {int(key)} out of range for size {n}")
+        return slice(k, k + 1, 1), "int"
+    if isinstance(key, slice):
+        start, stop, step = key.indices(n)
+        if step < 0 and stop < 0:
+            stop = None
+        return slice(start, stop, step), None
+    idx = np.asarray(key)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise TypeError(f"unsupported index {key!r}")
+    idx = np.where(idx < 0, idx + n, idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError(f"index out of range for size {n}")
+    if not idx.size:
+        return slice(0, 0, 1), idx
+    lo = int(idx.min())
+    return slice(lo, int(idx.max()) + 1, 1), idx - lo
+
+
+class EnviPixels:
+    """Read-only array-like over an ENVI data file, indexed in ``(y, x, band)`` order.
+
+    ``source`` is the data file path, or a bytes buffer (decompressed gzip payload).
+    Every ``__getitem__`` returns a new native-endian numpy array of the window.
+    """
+
+    ndim = 3
+
+    def __init__(self, source, file_dtype: np.dtype, shape: tuple[int, int, int],
+                 interleave: str, offset: int):
+        self.source = source
+        self.file_dtype = np.dtype(file_dtype)
+        self.dtype = self.file_dtype.newbyteorder("=")
+        self.shape = tuple(int(s) for s in shape)
+        self.interleave = interleave
+        self.offset = int(offset)
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        where = [i for i, k in enumerate(key) if k is Ellipsis]
+        if where:
+            i = where[0]
+            key = key[:i] + (slice(None),) * (4 - len(key)) + key[i + 1:]
+        key = key + (slice(None),) * (3 - len(key))
+        parts = [_axis_slice(k, n) for k, n in zip(key, self.shape, strict=True)]
+        out = self.read_window(*(s for s, _ in parts))
+        for axis, (_, then) in enumerate(parts):
+            if isinstance(then, np.ndarray):
+                out = np.take(out, then, axis=axis)
+        drop = tuple(axis for axis, (_, then) in enumerate(parts) if isinstance(then, str))
+        return out.squeeze(axis=drop) if drop else out
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _rows_view(self, r0: int, r1: int, mode: str = "r") -> np.ndarray:
+        """Native-layout view of file rows ``r0:r1``.
+
+        Axes: bip (y, x, band), bil (y, band, x), bsq (band, y, x).
+        """
+        rows, cols, bands = self.shape
+        item = self.file_dtype.itemsize
+        n = r1 - r0
+        if self.interleave == "bsq":
+            start = self.offset + r0 * cols * item
+            count = ((bands - 1) * rows + r1 - r0) * cols
+            flat = _map_data(self.source, self.file_dtype, start, count, mode)
+            strides = (rows * cols * item, cols * item, item)
+            return np.lib.stride_tricks.as_strided(flat, (bands, n, cols), strides,
+                                                   writeable=mode != "r")
+        line = cols * bands
+        flat = _map_data(self.source, self.file_dtype, self.offset + r0 * line * item,
+                         n * line, mode)
+        shape = (n, cols, bands) if self.interleave == "bip" else (n, bands, cols)
+        return flat.reshape(shape)
+
+    def _row_blocks(self, ys: slice):
+        """``(r0, r1, out_start)`` blocks covering the selected rows."""
+        rows, cols, bands = self.shape
+        if ys.step == 1:
+            per_block = max(1, _BLOCK_BYTES // (cols * bands * self.file_dtype.itemsize))
+            for r0 in range(ys.start, ys.stop, per_block):
+                yield r0, min(r0 + per_block, ys.stop), r0 - ys.start
+        else:
+            for i, r in enumerate(range(*ys.indices(rows))):
+                yield r, r + 1, i
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read_window(self, ys: slice, xs: slice, bs: slice) -> np.ndarray:
+        """Copy rows ``ys``, columns ``xs`` and bands ``bs`` into a (y, x, band) array."""
+        sel = zip((ys, xs, bs), self.shape, strict=True)
+        ny, nx, nb = (len(range(*s.indices(n))) for s, n in sel)
+        out = np.empty((ny, nx, nb), dtype=self.dtype)
+        if out.size == 0:
+            return out
+        # padded buffer for the band<->column transpose: avoids cache-set aliasing
+        pad = 64 // self.dtype.itemsize
+        buf = np.empty((nb, nx + pad), dtype=self.dtype) if self.interleave != "bip" else None
+        for r0, r1, o0 in self._row_blocks(ys):
+            src = self._rows_view(r0, r1)
+            dst = out[o0:o0 + (r1 - r0)]
+            if self.interleave == "bip":
+                dst[...] = src[:, xs, bs]
+            else:
+                planes = src[:, bs, xs] if self.interleave == "bil" else src[bs, :, xs]
+                self._transpose_lines(planes, dst, buf, band_axis_first=self.interleave == "bsq")
+            del src
+        return out
+
+    @staticmethod
+    def _transpose_lines(planes, dst, buf, band_axis_first: bool) -> None:
+        """Copy (y, b, x) [bil] or (b, y, x) [bsq] ``planes`` into (y, x, b) ``dst``."""
+        ny, nx, nb = dst.shape
+        if nb == 1:
+            dst[:, :, 0] = planes[0] if band_axis_first else planes[:, 0]
+            return
+        if nx < 64:  # short lines: one vectorised copy beats a Python loop over lines
+            dst[...] = planes.transpose(1, 2, 0) if band_axis_first else planes.transpose(0, 2, 1)
+            return
+        work = buf[:, :nx]
+        for i in range(ny):
+            work[...] = planes[:, i] if band_axis_first else planes[i]
+            dst[i] = work.T
+
+
+class _EnviWriter:
+    """``da.store`` target writing (y, x, band) windows into an ENVI data file."""
+
+    def __init__(self, pixels: EnviPixels):
+        self.pixels = pixels
+
+    def __setitem__(self, key, value) -> None:
+        ys, xs, bs = (_axis_slice(k, n)[0] for k, n in zip(key, self.pixels.shape, strict=True))
+        value = np.asarray(value)
+        for r0, r1, o0 in self.pixels._row_blocks(ys):
+            dst = self.pixels._rows_view(r0, r1, mode="r+")
+            block = value[o0:o0 + (r1 - r0)]
+            if self.pixels.interleave == "bip":
+                dst[:, xs, bs] = block
+            elif self.pixels.interleave == "bil":
+                dst[:, bs, xs] = block.transpose(0, 2, 1)
+            else:
+                dst[bs, :, xs] = block.transpose(2, 0, 1)
+            del dst
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _interleave_from_name(data_path: Path) -> str:
+    ext = data_path.suffix.lower().lstrip(".")
+    return ext if ext in ("bsq", "bil", "bip") else "bsq"
+
+
+def _starts_with_envi(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except PermissionError:
+        raise FileFormatError("permission denied (file is not readable)", path) from None
+    return head.lstrip(b"\xef\xbb\xbf").lstrip().upper().startswith(b"ENVI")
+
+
+def resolve_paths(path: str | os.PathLike) -> tuple[Path, Path | None]:
+    """``(header, data)`` for a header or data path; ``data`` is None when given a header
+    (it is looked up once the header is parsed)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileFormatError("no such file", p)
+    if p.is_dir():
+        raise FileFormatError("is a directory, not an ENVI header or data file", p)
+    if p.suffix.lower() == ".hdr":
+        return p, None
+    header = find_header(p)
+    if header is not None:
+        return header, p
+    if _starts_with_envi(p):
+        return p, None
+    looked = ", ".join(header_candidates(p))
+    raise HeaderError(f"no ENVI header found beside this file (looked for {looked})", p)
+
+
+def _locate_data(hdr: EnviHeader, data: Path | None) -> Path:
+    if data is None:
+        data = find_data(hdr.path, hdr.interleave)
+        if data is None:
+            names = data_candidates(hdr.path, hdr.interleave)
+            folders = [hdr.path.parent / n for n in names if (hdr.path.parent / n).is_dir()]
+            if folders:
+                raise FileFormatError("data file is a directory", folders[0])
+            looked = ", ".join(names)
+            raise FileFormatError(f"data file not found for this header (looked for {looked})",
+                                  hdr.path)
+    if data.is_dir():
+        raise FileFormatError("data file is a directory", data)
+    try:
+        with open(data, "rb"):
+            pass
+    except PermissionError:
+        raise FileFormatError("permission denied (data file is not readable)", data) from None
+    return data
+
+
+def _gunzip(data: Path, needed: int):
+    """Decompress a gzip data file: bytes when small, else a temporary file path."""
+    with open(data, "rb") as fh:
+        magic = fh.read(2)
+    if magic != b"\x1f\x8b":
+        raise FileFormatError("header says 'file compression = 1' but the data file is not "
+                              "gzip-compressed", data)
+    try:
+        with gzip.open(data, "rb") as src:
+            if needed <= _GZIP_IN_MEMORY:
+                payload = src.read()
+                size, source = len(payload), payload
+            else:
+                fd, tmp = tempfile.mkstemp(prefix="hsad-envi-", suffix=".raw")
+                try:
+                    with os.fdopen(fd, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 8 * 2**20)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+                size, source = os.path.getsize(tmp), tmp
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileFormatError(f"corrupt gzip data (file compression = 1): {exc}", data) from None
+    return source, size
+
+
+def _pixels(hdr: EnviHeader, data: Path, interleave: str) -> EnviPixels:
+    needed = hdr.header_offset + hdr.nbytes
+    shape = (hdr.lines, hdr.samples, hdr.bands)
+    if hdr.file_compression:
+        source, size = _gunzip(data, needed)
+        what = "decompressed data"
+    else:
+        source, size, what = data, data.stat().st_size, "data file"
+    if size < needed:
+        if isinstance(source, str):
+            os.unlink(source)
+        raise TruncatedFileError(
+            f"{what} is truncated: expected {needed} bytes (header offset {hdr.header_offset} + "
+            f"{hdr.lines} lines x {hdr.samples} samples x {hdr.bands} bands x "
+            f"{hdr.dtype.itemsize} bytes), found {size}", data)
+    pixels = EnviPixels(source, hdr.dtype, shape, interleave, hdr.header_offset)
+    if isinstance(source, str):  # temporary decompressed file: remove with the reader
+        weakref.finalize(pixels, _remove, source)
+    return pixels
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _chunk_sizes(chunks, rows: int, cols: int) -> tuple[int, int]:
+    if chunks is None:
+        chunks = DEFAULT_CHUNK
+    if isinstance(chunks, (int, np.integer)):
+        chunks = (int(chunks), int(chunks))
+    if isinstance(chunks, dict) and set(chunks) <= {"y", "x", "band"}:
+        chunks = (chunks.get("y", DEFAULT_CHUNK), chunks.get("x", DEFAULT_CHUNK))
+    if not isinstance(chunks, (tuple, list)) or len(chunks) != 2:
+        raise ParameterError(f"chunks must be an int, (rows, cols) or {{'y':, 'x':}}, "
+                             f"got {chunks!r}")
+    out = []
+    for c, n in zip(chunks, (rows, cols), strict=True):
+        if not isinstance(c, (int, np.integer)) or (c < 1 and c != -1):
+            raise ParameterError(f"chunk sizes must be positive integers (or -1), got {chunks!r}")
+        out.append(n if c == -1 else min(int(c), n))
+    return out[0], out[1]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
+              apply_scale: bool = False) -> xr.DataArray:
+    """Open an ENVI cube (header or data path) lazily as a ``(y, x, band)`` DataArray.
+
+    Chunks are ``(y, x)`` tiles with all bands (``chunks``: int, ``(rows, cols)`` or
+    ``{"y": rows, "x": cols}``; -1 = whole axis; default ``hsad.cube.DEFAULT_CHUNK``).
+    ``apply_scale`` divides by the header's ``reflectance scale factor`` (float32 result,
+    nodata pixels become NaN).
+    Raises :class:`~hsad.errors.HsadError` subclasses for unreadable input.
+    """
+    header_path, data_hint = resolve_paths(path)
+    hdr = parse_header(header_path)
+    if hdr.is_spectral_library:
+        raise UnsupportedError(
+            f"file type '{hdr.file_type}' holds spectra, not an image; read it with "
+            "hsad.io.envi.read_spectral_library(path)", header_path)
+    if hdr.file_type.lower() in _UNSUPPORTED_FILE_TYPES:
+        raise UnsupportedError(f"file type '{hdr.file_type}' is not supported", header_path)
+    data_path = _locate_data(hdr, data_hint)
+    interleave = hdr.interleave or _interleave_from_name(data_path)
+    pixels = _pixels(hdr, data_path, interleave)
+    cy, cx = _chunk_sizes(chunks, hdr.lines, hdr.samples)
+    stat = data_path.stat()
+    name = "envi-" + tokenize(str(header_path.resolve()), str(data_path.resolve()),
+                              stat.st_mtime_ns, stat.st_size, hdr.raw, cy, cx)
+    data = da.from_array(pixels, chunks=(cy, cx, hdr.bands), name=name, lock=False,
+                         asarray=False, fancy=True, inline_array=True,
+                         meta=np.empty((0, 0, 0), dtype=pixels.dtype))
+    transform, crs = georef_from_header(hdr.raw, header_path)
+
+    nodata, scale = hdr.nodata, hdr.reflectance_scale_factor
+    scaled = bool(apply_scale and scale)
+    if scaled:
+        values = data.astype(np.float32) / np.float32(scale)
+        if nodata is not None:
+            values = da.where(data == data.dtype.type(nodata), np.float32(np.nan), values)
+            nodata = float("nan")
+        data = values
+    attrs = {
+        "interleave": interleave, "byte_order": hdr.byte_order, "data_type": hdr.data_type,
+        "header_offset": hdr.header_offset, "file_type": hdr.file_type,
+        "file_compression": hdr.file_compression, "reflectance_scale_factor": scale,
+        "scale_applied": scaled, "description": hdr.description,
+        "wavelength_units": hdr.wavelength_units, "header_path": str(header_path),
+        "data_path": str(data_path), "envi_header": dict(hdr.raw),
+    }
+    if hdr.class_names is not None:
+        attrs["class_names"] = list(hdr.class_names)
+    return make_cube(data, transform=transform, crs=crs, nodata=nodata,
+                     wavelength=hdr.wavelength, fwhm=hdr.fwhm, good_band=hdr.good_band,
+                     band_names=hdr.band_names, source_format="envi",
+                     source_path=str(data_path), attrs=attrs)
+
+
+def read_spectral_library(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Read an ENVI Spectral Library: ``(spectra (n, bands), names, wavelength nm)``.
+
+    Each library line is one spectrum; ``samples`` is its number of bands.
+    Wavelengths are NaN when the header gives none.
+    """
+    header_path, data_hint = resolve_paths(path)
+    hdr = parse_header(header_path)
+    if not hdr.is_spectral_library:
+        raise FileFormatError(f"not an ENVI Spectral Library (file type '{hdr.file_type}'); "
+                              "open images with open_envi", header_path)
+    if hdr.bands != 1:
+        raise UnsupportedError(f"spectral library with bands = {hdr.bands} (expected 1)",
+                               header_path)
+    data_path = _locate_data(hdr, data_hint)
+    pixels = _pixels(hdr, data_path, hdr.interleave or "bsq")
+    spectra = pixels[:, :, 0]
+    names = hdr.spectra_names
+    if names is None or len(names) != hdr.lines:
+        if names is not None:
+            warnings.warn(f"{header_path}: {len(names)} spectra names for {hdr.lines} spectra;"
+                          " using 'Spectrum <i>'", UserWarning, stacklevel=2)
+        names = [f"Spectrum {i + 1}" for i in range(hdr.lines)]
+    wavelength = hdr.wavelength if hdr.wavelength is not None else np.full(hdr.samples, np.nan)
+    return spectra, list(names), np.asarray(wavelength, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _output_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix.lower() == ".hdr":
+        return p.with_suffix(""), p
+    return p, (p.with_suffix(".hdr") if p.suffix else p.with_name(p.name + ".hdr"))
+
+
+def _target_dtype(source: np.dtype, dtype) -> np.dtype:
+    if dtype is None:
+        widen = {np.dtype(bool): np.dtype("u1"), np.dtype("i1"): np.dtype("i2"),
+                 np.dtype("f2"): np.dtype("f4")}
+        dtype = widen.get(np.dtype(source), source)
+    target = np.dtype(dtype).newbyteorder("=")
+    if target not in DTYPE_CODES:
+        names = ", ".join(sorted(str(d) for d in DTYPE_CODES))
+        raise ParameterError(f"ENVI cannot store dtype {target} (supported: {names})")
+    return target
+
+
+def _as_cube(cube) -> xr.DataArray:
+    if isinstance(cube, xr.DataArray):
+        if set(cube.dims) == {"y", "x", "band"} and cube.dims != ("y", "x", "band"):
+            cube = cube.transpose("y", "x", "band")
+        if cube.ndim == 2:
+            cube = cube.expand_dims("band", axis=-1)
+        return cube
+    arr = cube if isinstance(cube, da.Array) else np.asarray(cube)
+    return make_cube(arr)
+
+
+def _list(values, fmt=repr) -> str:
+    items = [fmt(v) for v in values]
+    lines = [", ".join(items[i:i + 8]) for i in range(0, len(items), 8)]
+    return "{" + ",\n ".join(lines) + "}"
+
+
+def _clean(text, list_item: bool = True) -> str:
+    """Header-safe text: no braces (they delimit values), no commas in list items."""
+    text = str(text).replace("{", "(").replace("}", ")")
+    return text.replace(",", ";").replace("\n", " ") if list_item else text
+
+
+def _num(v) -> str:
+    return repr(float(v))
+
+
+def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order: int) -> str:
+    """The ``.hdr`` text for ``cube`` stored as ``dtype`` with this layout."""
+    rows, cols, bands = cube.shape
+    attrs = cube.attrs
+    class_names = attrs.get("class_names")
+    lines = ["ENVI",
+             f"description = {{{_clean(attrs.get('description') or 'written by hsad', False)}}}",
+             f"samples = {cols}", f"lines   = {rows}", f"bands   = {bands}",
+             "header offset = 0",
+             f"file type = {'ENVI Classification' if class_names else 'ENVI Standard'}",
+             f"data type = {DTYPE_CODES[dtype]}", f"interleave = {interleave}",
+             f"byte order = {byte_order}"]
+    crs = cube.rio.crs
+    for key, value in header_georef(crs, cube.rio.transform()).items():
+        lines.append(f"{key} = {value}")
+    coords = cube.coords
+    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
+        lines.append("wavelength units = Nanometers")
+        lines.append(f"wavelength = {_list(coords['wavelength'].values, _num)}")
+        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).any():
+            lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
+    if "good_band" in coords:
+        lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
+    if "band_name" in coords:
+        lines.append(f"band names = {_list(coords['band_name'].values, _clean)}")
+    if attrs.get("nodata") is not None:
+        lines.append(f"data ignore value = {_num(attrs['nodata'])}")
+    if attrs.get("reflectance_scale_factor") and not attrs.get("scale_applied"):
+        lines.append(f"reflectance scale factor = {_num(attrs['reflectance_scale_factor'])}")
+    if class_names:
+        lines.append(f"classes = {len(class_names)}")
+        lines.append(f"class names = {_list(class_names, _clean)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_order: int = 0,
+               dtype=None) -> Path:
+    """Write ``cube`` as an ENVI data file plus ``.hdr``; return the data file path.
+
+    ``path`` names the data file (``out.img``, ``out.bil``, ``out``); the header goes to
+    ``out.hdr`` (a ``.hdr`` path puts the data beside it without extension). Chunks are
+    streamed into a memory-mapped temporary file, then data and header are renamed into
+    place together. Wavelength (nm), fwhm, bbl, band names, nodata and the georeferencing
+    (``map info`` + ``coordinate system string``) are kept.
+    """
+    cube = _as_cube(cube)
+    interleave = str(interleave).lower()
+    if interleave not in ("bsq", "bil", "bip"):
+        raise ParameterError(f"interleave must be bsq, bil or bip, got {interleave!r}")
+    if byte_order not in (0, 1):
+        raise ParameterError(f"byte_order must be 0 (little-endian) or 1 (big-endian), "
+                             f"got {byte_order!r}")
+    target = _target_dtype(cube.dtype, dtype)
+    data_path, header_path = _output_paths(path)
+    data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
+        cube.data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
+    if data.dtype != target:
+        data = data.astype(target)
+    text = header_text(cube, target, interleave, byte_order)
+    file_dtype = target.newbyteorder(">" if byte_order else "<")
+    with atomic_paths(data_path, header_path) as (tmp_data, tmp_header):
+        with open(tmp_data, "r+b") as fh:
+            fh.truncate(data.size * target.itemsize)
+        pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
+        da.store(data, _EnviWriter(pixels), lock=False)
+        tmp_header.write_text(text, encoding="utf-8")
+    return data_path
+
+
+__all__ = ["EnviPixels", "open_envi", "read_spectral_library", "write_envi"]

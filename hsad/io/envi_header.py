@@ -1,0 +1,400 @@
+"""ENVI ``.hdr`` files: finding them, parsing them, and the typed fields hsad uses.
+
+A header is text whose first line is ``ENVI`` followed by ``key = value`` lines.
+Values may be ``{...}`` lists spanning several lines; lines starting with ``;`` are
+comments; keys are matched case-insensitively with runs of spaces collapsed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hsad.errors import FileFormatError, HeaderError, UnsupportedError
+
+#: ENVI ``data type`` code -> numpy dtype (byte order applied separately).
+DATA_TYPES: dict[int, np.dtype] = {
+    1: np.dtype("u1"),
+    2: np.dtype("i2"),
+    3: np.dtype("i4"),
+    4: np.dtype("f4"),
+    5: np.dtype("f8"),
+    12: np.dtype("u2"),
+    13: np.dtype("u4"),
+    14: np.dtype("i8"),
+    15: np.dtype("u8"),
+}
+_COMPLEX_TYPES = {6: "complex64", 9: "complex128"}
+#: numpy dtype -> ENVI ``data type`` code.
+DTYPE_CODES: dict[np.dtype, int] = {dt: code for code, dt in DATA_TYPES.items()}
+
+#: Data-file extensions tried (after the bare name) when only the header is given.
+DATA_EXTENSIONS = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".sli", ".bin")
+
+_MICRO = {"micrometers", "micrometer", "micrometres", "micrometre", "microns", "micron",
+          "um", "µm", "μm", "micro meters"}
+_NANO = {"nanometers", "nanometer", "nanometres", "nanometre", "nm"}
+_MILLI = {"millimeters", "millimeter", "millimetres", "millimetre", "mm"}
+_NOT_WAVELENGTH = {"index", "ghz", "mhz", "hz", "wavenumber", "wavenumbers", "cm-1"}
+_BAND_NAME_WAVELENGTH = re.compile(
+    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*"
+    r"(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\b",
+    re.IGNORECASE,
+)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _ci_sibling(directory: Path, name: str) -> Path | None:
+    """``directory/name`` if it exists as a file, matching the name case-insensitively."""
+    exact = directory / name
+    if exact.is_file():
+        return exact
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return None
+    low = name.lower()
+    for entry in sorted(entries):
+        if entry.lower() == low and (directory / entry).is_file():
+            return directory / entry
+    return None
+
+
+def header_candidates(data_path: Path) -> list[str]:
+    """Header names tried for a data file: ``<name>.hdr`` then ``<stem>.hdr``."""
+    names = [data_path.name + ".hdr"]
+    if data_path.suffix:
+        names.append(data_path.stem + ".hdr")
+    return names
+
+
+def find_header(data_path: str | os.PathLike) -> Path | None:
+    """Return the ENVI header of a data file (``scene.img.hdr`` or ``scene.hdr``), or None.
+
+    Extensions match case-insensitively (``SCENE.HDR``).
+    """
+    p = Path(data_path)
+    if p.suffix.lower() == ".hdr":
+        return None
+    for name in header_candidates(p):
+        found = _ci_sibling(p.parent, name)
+        if found is not None and found != p:
+            return found
+    return None
+
+
+def data_candidates(header_path: Path, interleave: str | None = None) -> list[str]:
+    """Data-file names tried for a header: the bare name, then the usual extensions."""
+    base = header_path.stem if header_path.suffix.lower() == ".hdr" else header_path.name
+    exts = list(DATA_EXTENSIONS)
+    if interleave and "." + interleave in exts:
+        exts.remove("." + interleave)
+        exts.insert(0, "." + interleave)
+    return [base] + [base + ext for ext in exts]
+
+
+def find_data(header_path: str | os.PathLike, interleave: str | None = None) -> Path | None:
+    """Return the data file of a header (``scene``, ``scene.img``, ``scene.bil``...), or None."""
+    h = Path(header_path)
+    for name in data_candidates(h, interleave):
+        found = _ci_sibling(h.parent, name)
+        if found is not None and found != h:
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    if b"\x00" in raw[:4096]:
+        raise HeaderError("not an ENVI header (binary content; first line must be 'ENVI')", path)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_header_bytes(path: Path) -> bytes:
+    """Read a header file, turning OS errors into :class:`FileFormatError`."""
+    if path.is_dir():
+        raise FileFormatError("is a directory, not an ENVI header or data file", path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FileFormatError("no such file", path) from None
+    except PermissionError:
+        raise FileFormatError("permission denied (file is not readable)", path) from None
+    except OSError as exc:
+        raise FileFormatError(f"cannot read header: {exc.strerror or exc}", path) from None
+
+
+def _normalise_key(key: str) -> str:
+    return " ".join(key.strip().lower().split())
+
+
+def parse_header_text(text: str, path: str | os.PathLike | None = None) -> dict[str, str]:
+    """Parse header text into ``{key: value}``; braced values lose their outer braces.
+
+    Keys are lower-case with single spaces (``"byte order"``). Later keys win.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    first = next((ln.strip() for ln in lines if ln.strip()), "")
+    if not first.upper().startswith("ENVI"):
+        raise HeaderError("not an ENVI header (first line must be 'ENVI')", path)
+    out: dict[str, str] = {}
+    i = 1 + next(i for i, ln in enumerate(lines) if ln.strip())
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        stripped = line.strip()
+        if not stripped or stripped.startswith(";") or "=" not in stripped:
+            continue
+        key, value = stripped.split("=", 1)
+        value = value.strip()
+        if value.startswith("{"):
+            depth = value.count("{") - value.count("}")
+            parts = [value]
+            while depth > 0 and i < len(lines):
+                nxt = lines[i]
+                i += 1
+                parts.append(nxt.strip())
+                depth += nxt.count("{") - nxt.count("}")
+            if depth > 0:
+                raise HeaderError(f"unclosed '{{' in the value of '{_normalise_key(key)}'", path)
+            value = "\n".join(parts).strip()
+            value = value[1 : value.rfind("}")].strip()
+        out[_normalise_key(key)] = value
+    return out
+
+
+def split_list(value: str) -> list[str]:
+    """Split an ENVI ``{a, b, c}`` list (braces already removed) into stripped items."""
+    value = value.strip()
+    if value.startswith("{") and value.endswith("}"):
+        value = value[1:-1]
+    if not value.strip():
+        return []
+    return [item.strip() for item in value.replace("\n", " ").split(",")]
+
+
+def _floats(value: str, key: str, path) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in split_list(value)], dtype=np.float64)
+    except ValueError:
+        raise HeaderError(f"'{key}' must be a list of numbers", path) from None
+
+
+def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
+    """Factor turning wavelength values into nanometres; None when they are not wavelengths.
+
+    Micrometres x1000, nanometres x1, millimetres x1e6; ``Index``/frequency units give
+    None. Missing or unknown units: values below 100 are taken as micrometres.
+    """
+    u = (units or "").strip().lower()
+    if u in _MICRO:
+        return 1000.0
+    if u in _NANO:
+        return 1.0
+    if u in _MILLI:
+        return 1e6
+    if u in _NOT_WAVELENGTH:
+        return None
+    finite = values[np.isfinite(values)]
+    if finite.size and np.nanmax(np.abs(finite)) < 100:
+        return 1000.0
+    return 1.0
+
+
+def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
+    """Wavelengths (nm) written in every band name (``"Band 1 (0.4500 Micrometers)"``,
+    ``"450.5 nm"``), or None if any name lacks one."""
+    out = []
+    for name in names:
+        matches = _BAND_NAME_WAVELENGTH.findall(name)
+        if not matches:
+            return None
+        number, unit = matches[-1]
+        factor = wavelength_scale(unit, np.array([float(number)]))
+        out.append(float(number) * (factor or 1.0))
+    return np.array(out, dtype=np.float64) if out else None
+
+
+@dataclass
+class EnviHeader:
+    """The fields of an ENVI header that hsad uses, typed; ``raw`` keeps every key."""
+
+    path: Path
+    raw: dict[str, str]
+    samples: int
+    lines: int
+    bands: int
+    data_type: int
+    interleave: str | None
+    byte_order: int
+    header_offset: int
+    file_type: str
+    file_compression: int
+    nodata: float | None = None
+    reflectance_scale_factor: float | None = None
+    description: str | None = None
+    wavelength: np.ndarray | None = None
+    fwhm: np.ndarray | None = None
+    good_band: np.ndarray | None = None
+    band_names: list[str] | None = None
+    class_names: list[str] | None = None
+    spectra_names: list[str] | None = None
+    wavelength_units: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy dtype of the stored pixels, with the file's byte order."""
+        return DATA_TYPES[self.data_type].newbyteorder(">" if self.byte_order else "<")
+
+    @property
+    def is_spectral_library(self) -> bool:
+        return "spectral library" in self.file_type.lower()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of pixel data the header promises (without the header offset)."""
+        return self.samples * self.lines * self.bands * DATA_TYPES[self.data_type].itemsize
+
+
+def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0) -> int:
+    if key not in raw:
+        if default is None:
+            raise HeaderError(f"header is missing '{key}'", path)
+        return default
+    text = raw[key].strip()
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            as_float = float(text)
+        except ValueError:
+            as_float = math.nan
+        if not as_float.is_integer():
+            raise HeaderError(f"'{key}' must be an integer, got '{text}'", path) from None
+        value = int(as_float)
+    if value < minimum:
+        raise HeaderError(f"'{key}' must be >= {minimum}, got {value}", path)
+    return value
+
+
+def _float(raw: dict, key: str, path) -> float | None:
+    if key not in raw or not raw[key].strip():
+        return None
+    try:
+        return float(raw[key].strip())
+    except ValueError:
+        raise HeaderError(f"'{key}' must be a number, got '{raw[key].strip()}'", path) from None
+
+
+def _per_band(values, bands: int, key: str, path):
+    """Drop (with a warning) a per-band list whose length does not match ``bands``."""
+    if values is None or len(values) == bands:
+        return values
+    warnings.warn(f"{path}: '{key}' has {len(values)} values for {bands} bands; ignored",
+                  UserWarning, stacklevel=4)
+    return None
+
+
+def parse_header(path: str | os.PathLike) -> EnviHeader:
+    """Read and validate an ENVI header file, returning an :class:`EnviHeader`.
+
+    Raises :class:`HeaderError` for a file that is not an ENVI header or lacks
+    ``samples``/``lines``/``bands``, and :class:`UnsupportedError` for complex data.
+    """
+    p = Path(path)
+    raw_bytes = read_header_bytes(p)
+    if not raw_bytes.strip():
+        raise HeaderError("not an ENVI header (empty file)", p)
+    raw = parse_header_text(_decode(raw_bytes, p), p)
+
+    missing = [k for k in ("samples", "lines", "bands") if k not in raw]
+    if missing:
+        raise HeaderError(f"header is missing required key(s): {', '.join(missing)}", p)
+    samples, lines, bands = (_int(raw, k, p, minimum=1) for k in ("samples", "lines", "bands"))
+
+    if "data type" not in raw:
+        raise HeaderError("header is missing 'data type'", p)
+    data_type = _int(raw, "data type", p)
+    if data_type in _COMPLEX_TYPES:
+        raise UnsupportedError(
+            f"complex data type {data_type} ({_COMPLEX_TYPES[data_type]}) is not supported; "
+            "hsad reads real-valued cubes only", p)
+    if data_type not in DATA_TYPES:
+        known = ", ".join(str(c) for c in sorted(DATA_TYPES))
+        raise HeaderError(f"unknown data type {data_type} (supported: {known})", p)
+
+    interleave = raw.get("interleave", "").strip().lower() or None
+    if interleave is not None and interleave not in ("bsq", "bil", "bip"):
+        raise HeaderError(f"unknown interleave '{raw['interleave'].strip()}' "
+                          "(expected bsq, bil or bip)", p)
+    byte_order = _int(raw, "byte order", p, default=0)
+    if byte_order not in (0, 1):
+        raise HeaderError(f"'byte order' must be 0 or 1, got {byte_order}", p)
+    compression = _int(raw, "file compression", p, default=0)
+    if compression not in (0, 1):
+        raise UnsupportedError(f"file compression = {compression} is not supported "
+                               "(only 0 = none and 1 = gzip)", p)
+
+    hdr = EnviHeader(
+        path=p, raw=raw, samples=samples, lines=lines, bands=bands, data_type=data_type,
+        interleave=interleave, byte_order=byte_order,
+        header_offset=_int(raw, "header offset", p, default=0),
+        file_type=raw.get("file type", "ENVI Standard").strip() or "ENVI Standard",
+        file_compression=compression,
+        nodata=_float(raw, "data ignore value", p),
+        reflectance_scale_factor=_float(raw, "reflectance scale factor", p),
+        description=raw.get("description"),
+        wavelength_units=raw.get("wavelength units"),
+    )
+    _spectral_fields(hdr, raw, p)
+    if "class names" in raw:
+        hdr.class_names = split_list(raw["class names"])
+    if "spectra names" in raw:
+        hdr.spectra_names = split_list(raw["spectra names"])
+    return hdr
+
+
+def _fwhm_scale(units: str | None, fwhm: np.ndarray) -> float | None:
+    """nm factor for a ``fwhm`` list: explicit units, else values below 1 are micrometres."""
+    u = (units or "").strip().lower()
+    if u in _MICRO | _NANO | _MILLI | _NOT_WAVELENGTH:
+        return wavelength_scale(u, fwhm)
+    finite = fwhm[np.isfinite(fwhm)]
+    return 1000.0 if finite.size and np.max(np.abs(finite)) < 1 else 1.0
+
+
+def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
+    """Fill wavelength/fwhm (nm), good_band and band_names from the header."""
+    n = hdr.samples if hdr.is_spectral_library else hdr.bands
+    if "band names" in raw and not hdr.is_spectral_library:
+        hdr.band_names = _per_band(split_list(raw["band names"]), n, "band names", p)
+    fwhm_factor = None
+    if "wavelength" in raw:
+        wl = _per_band(_floats(raw["wavelength"], "wavelength", p), n, "wavelength", p)
+        if wl is not None:
+            fwhm_factor = wavelength_scale(hdr.wavelength_units, wl)
+            hdr.wavelength = None if fwhm_factor is None else wl * fwhm_factor
+    elif hdr.band_names is not None:
+        hdr.wavelength = wavelengths_from_band_names(hdr.band_names)
+    if "fwhm" in raw:
+        fw = _per_band(_floats(raw["fwhm"], "fwhm", p), n, "fwhm", p)
+        if fw is not None:
+            factor = fwhm_factor if "wavelength" in raw else _fwhm_scale(hdr.wavelength_units, fw)
+            hdr.fwhm = None if factor is None else fw * factor
+    if "bbl" in raw:
+        bbl = _per_band(_floats(raw["bbl"], "bbl", p), n, "bbl", p)
+        hdr.good_band = None if bbl is None else bbl != 0

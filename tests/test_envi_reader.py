@@ -1,0 +1,281 @@
+"""ENVI reader: layouts, data types, header dialects, naming, laziness.
+
+Files are built here byte by byte with numpy (independently of hsad's writer).
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import hsad
+import hsad.io.envi as envi
+from hsad.io.envi import open_envi, read_spectral_library
+from hsad.io.envi_header import find_data, find_header, parse_header
+
+CODES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
+
+
+def _layout(cube: np.ndarray, interleave: str) -> np.ndarray:
+    """(rows, cols, bands) -> the on-disk axis order of ``interleave``."""
+    return {"bsq": cube.transpose(2, 0, 1), "bil": cube.transpose(0, 2, 1),
+            "bip": cube}[interleave]
+
+
+def write_raw(folder, name, cube, interleave="bsq", byte_order=0, code=None, offset=0,
+              extra="", header_name=None, compress=False):
+    """Write ``cube`` as an ENVI file by hand; return (data path, header path)."""
+    rows, cols, bands = cube.shape
+    code = code or {v: k for k, v in CODES.items()}[cube.dtype.str[1:]]
+    dt = np.dtype(CODES[code]).newbyteorder(">" if byte_order else "<")
+    payload = b"\x5a" * offset + np.ascontiguousarray(_layout(cube, interleave), dt).tobytes()
+    data = folder / name
+    data.write_bytes(gzip.compress(payload) if compress else payload)
+    hdr = folder / (header_name or (data.stem if data.suffix else data.name) + ".hdr")
+    hdr.write_text(
+        f"ENVI\nsamples = {cols}\nlines = {rows}\nbands = {bands}\nheader offset = {offset}\n"
+        f"file type = ENVI Standard\ndata type = {code}\ninterleave = {interleave}\n"
+        f"byte order = {byte_order}\n" + ("file compression = 1\n" if compress else "") + extra)
+    return data, hdr
+
+
+def _cube(dtype, shape=(7, 9, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    if info is None:
+        return rng.normal(0, 100, shape).astype(dtype)
+    return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+@pytest.mark.parametrize("byte_order", [0, 1])
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_layout_byte_order_and_type_reads_back(tmp_path, interleave, byte_order, code):
+    cube = _cube(CODES[code])
+    data, _ = write_raw(tmp_path, "scene.img", cube, interleave, byte_order, code, offset=13)
+    got = open_envi(data, chunks=(3, 4))
+    assert got.dtype == np.dtype(CODES[code])
+    assert got.data.chunks == ((3, 3, 1), (4, 4, 1), (4,))
+    np.testing.assert_array_equal(got.values, cube)
+    assert got.attrs["interleave"] == interleave and got.attrs["byte_order"] == byte_order
+    assert got.attrs["header_offset"] == 13 and got.attrs["data_type"] == code
+
+
+def test_chunk_options_and_pickling(tmp_path):
+    import pickle
+
+    cube = _cube("f4", (10, 12, 3))
+    data, _ = write_raw(tmp_path, "p.img", cube, "bil")
+    assert open_envi(data, chunks={"y": 4, "x": -1}).data.chunks == ((4, 4, 2), (12,), (3,))
+    assert open_envi(data, chunks=-1).data.chunks == ((10,), (12,), (3,))
+    assert open_envi(data).data.chunks == ((10,), (12,), (3,))  # default 512 > scene
+    again = pickle.loads(pickle.dumps(open_envi(data, chunks=5)))  # dask.distributed ships it
+    np.testing.assert_array_equal(again.values, cube)
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+def test_windows_steps_and_band_subsets_match_numpy(tmp_path, interleave):
+    cube = _cube("i2", (23, 31, 6), seed=3)
+    data, _ = write_raw(tmp_path, "s.raw", cube, interleave, byte_order=1)
+    px = open_envi(data).data
+    np.testing.assert_array_equal(px[5:17:3, ::4, 1:5:2].compute(), cube[5:17:3, ::4, 1:5:2])
+    np.testing.assert_array_equal(px[::-2, 3, ::-1].compute(), cube[::-2, 3, ::-1])
+    np.testing.assert_array_equal(px[-1, -1].compute(), cube[-1, -1])
+    np.testing.assert_array_equal(px[:, :, [4, 1, 2]].compute(), cube[:, :, [4, 1, 2]])
+    np.testing.assert_array_equal(px[[9, 2, 5], 1:3].compute(), cube[[9, 2, 5], 1:3])
+    np.testing.assert_array_equal(px[:, cube[0, :, 0] > 0].compute(), cube[:, cube[0, :, 0] > 0])
+    reader = envi.EnviPixels(data, np.dtype(">i2"), cube.shape, interleave, 0)
+    np.testing.assert_array_equal(reader[2, ..., 4], cube[2, ..., 4])
+    assert reader[3:3].shape == (0, 31, 6)
+
+
+def test_large_windows_are_read_in_row_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(envi, "_BLOCK_BYTES", 1000)  # forces many small mappings
+    cube = _cube("f4", (40, 11, 5), seed=5)
+    data, _ = write_raw(tmp_path, "s.bsq", cube, "bsq")
+    calls = []
+    real = envi._map_data
+    monkeypatch.setattr(envi, "_map_data", lambda *a, **k: calls.append(a) or real(*a, **k))
+    np.testing.assert_array_equal(open_envi(data, chunks=-1).values, cube)
+    assert len(calls) == 40 // max(1, 1000 // (11 * 5 * 4))
+
+
+def test_header_dialect_crlf_comments_mixed_case_and_multiline_braces(tmp_path):
+    cube = _cube("u2", (4, 5, 3))
+    data, hdr = write_raw(tmp_path, "scene.dat", cube, "bil")
+    text = hdr.read_text().replace("samples", "SAMPLES").replace("byte order", "Byte  Order")
+    text += ("; a comment line = not a key\n"
+             "Wavelength Units = Micrometers\n"
+             "WAVELENGTH = {\n  0.45,\n  0.55 ,\n 0.65 }\n"
+             "fwhm = {0.01, 0.01,\n 0.02}\n"
+             "bbl = {1, 0, 1}\n"
+             "band names = {Blue band,\n Green band, Red band}\n"
+             "description = {first line\n second line}\n"
+             "data ignore value = 65535\n")
+    hdr.write_bytes(text.replace("\n", "\r\n").encode())
+    got = open_envi(hdr)
+    np.testing.assert_array_equal(got.values, cube)
+    np.testing.assert_allclose(got["wavelength"].values, [450, 550, 650])
+    np.testing.assert_allclose(got["fwhm"].values, [10, 10, 20])
+    assert got["good_band"].values.tolist() == [True, False, True]
+    assert got["band_name"].values.tolist() == ["Blue band", "Green band", "Red band"]
+    assert got.attrs["nodata"] == 65535.0
+    assert got.attrs["description"] == "first line\nsecond line"
+    assert parse_header(hdr).raw["samples"] == "5"
+
+
+@pytest.mark.parametrize("units,values,expected", [
+    ("Micrometers", [0.4, 2.5], [400, 2500]),
+    ("um", [0.4, 2.5], [400, 2500]),
+    ("µm", [0.4, 2.5], [400, 2500]),
+    ("Nanometers", [0.4, 2.5], [0.4, 2.5]),
+    ("nm", [400, 2500], [400, 2500]),
+    ("Unknown", [0.4, 2.5], [400, 2500]),   # heuristic: < 100 means micrometres
+    (None, [400.0, 2500.0], [400, 2500]),
+    ("Index", [1, 2], [np.nan, np.nan]),    # band numbers, not wavelengths
+])
+def test_wavelength_units_are_converted_to_nanometres(tmp_path, units, values, expected):
+    extra = f"wavelength = {{{values[0]}, {values[1]}}}\n"
+    if units:
+        extra += f"wavelength units = {units}\n"
+    data, hdr = write_raw(tmp_path, "w.img", _cube("u1", (2, 2, 2)), extra=extra)
+    hdr.write_bytes(hdr.read_text().encode("latin-1"))  # µ as a single latin-1 byte
+    np.testing.assert_allclose(open_envi(data)["wavelength"].values, expected)
+
+
+def test_wavelengths_come_from_band_names_when_only_there(tmp_path):
+    extra = "band names = {Band 1 (0.4500 Micrometers), Band 2 (0.5500 Micrometers),\n 450.5 nm}\n"
+    data, _ = write_raw(tmp_path, "b.img", _cube("u1", (2, 2, 3)), extra=extra)
+    np.testing.assert_allclose(open_envi(data)["wavelength"].values, [450, 550, 450.5])
+    extra = "band names = {Band 1 (0.45 Micrometers), Slope, Aspect}\n"  # not all: none
+    data, _ = write_raw(tmp_path, "c.img", _cube("u1", (2, 2, 3)), extra=extra)
+    assert np.isnan(open_envi(data)["wavelength"].values).all()
+
+
+def test_mismatched_per_band_lists_are_dropped_with_a_warning(tmp_path):
+    data, _ = write_raw(tmp_path, "m.img", _cube("u1", (2, 2, 3)),
+                        extra="wavelength = {400, 500}\nbbl = {1, 1, 0}\n")
+    with pytest.warns(UserWarning, match="'wavelength' has 2 values for 3 bands"):
+        cube = open_envi(data)
+    assert np.isnan(cube["wavelength"].values).all()
+    assert cube["good_band"].values.tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("data_name,header_name", [
+    ("scene", "scene.hdr"), ("scene.img", "scene.hdr"), ("scene.dat", "scene.hdr"),
+    ("scene.raw", "scene.hdr"), ("scene.bsq", "scene.hdr"), ("scene.bil", "scene.hdr"),
+    ("scene.bip", "scene.hdr"), ("scene.sli", "scene.hdr"), ("scene.img", "scene.img.hdr"),
+    ("SCENE.IMG", "SCENE.HDR"), ("scene.Img", "scene.HDR"),
+])
+def test_header_and_data_are_found_from_either_side(tmp_path, data_name, header_name):
+    cube = _cube("i2", (3, 4, 2))
+    data, hdr = write_raw(tmp_path, data_name, cube, "bip", header_name=header_name)
+    assert find_header(data) == hdr
+    assert find_data(hdr) == data
+    for path in (data, hdr):
+        got = hsad.open_cube(path)
+        np.testing.assert_array_equal(got.values, cube)
+        assert got.attrs["header_path"] == str(hdr) and got.attrs["data_path"] == str(data)
+
+
+def test_missing_interleave_is_taken_from_the_extension(tmp_path):
+    cube = _cube("u1", (3, 4, 2))
+    data, hdr = write_raw(tmp_path, "scene.bil", cube, "bil")
+    hdr.write_text(hdr.read_text().replace("interleave = bil\n", ""))
+    np.testing.assert_array_equal(open_envi(data).values, cube)
+
+
+def test_gzip_compressed_data_is_decompressed_not_read_raw(tmp_path, monkeypatch):
+    cube = _cube("i4", (6, 5, 3))
+    data, _ = write_raw(tmp_path, "z.img", cube, "bil", byte_order=1, offset=8, compress=True)
+    got = open_envi(data)
+    np.testing.assert_array_equal(got.values, cube)
+    assert got.attrs["file_compression"] == 1
+    # large payloads go through a temporary file, removed with the cube
+    monkeypatch.setattr(envi, "_GZIP_IN_MEMORY", 10)
+    got = open_envi(data)
+    tmp_file = got.data.dask[next(iter(got.data.dask))].args[0].value.source
+    assert isinstance(tmp_file, str) and np.array_equal(got.values, cube)
+    import gc
+    import os
+    del got
+    gc.collect()
+    assert not os.path.exists(tmp_file)
+
+
+def test_nodata_and_reflectance_scale_factor(tmp_path):
+    cube = np.array([[[1000, -9999], [2500, 10000]]], dtype="i2")
+    data, _ = write_raw(tmp_path, "r.img", cube, "bip",
+                        extra="data ignore value = -9999\nreflectance scale factor = 10000\n")
+    raw = open_envi(data)
+    assert raw.dtype == np.int16 and raw.attrs["reflectance_scale_factor"] == 10000.0
+    assert raw.attrs["nodata"] == -9999.0 and not raw.attrs["scale_applied"]
+    scaled = hsad.open_cube(data, apply_scale=True)
+    assert scaled.dtype == np.float32 and scaled.attrs["scale_applied"]
+    np.testing.assert_allclose(scaled.values, [[[0.1, np.nan], [0.25, 1.0]]], rtol=1e-6)
+    assert np.isnan(scaled.attrs["nodata"])
+    assert hsad.valid_mask(scaled).values.tolist() == [[False, True]]
+
+
+def test_classification_keeps_class_names(tmp_path):
+    cube = np.array([[[0], [1]], [[1], [0]]], dtype="u1")
+    data, hdr = write_raw(tmp_path, "c.img", cube)
+    hdr.write_text(hdr.read_text().replace("ENVI Standard", "ENVI Classification")
+                   + "classes = 2\nclass names = {Unclassified, Water}\n")
+    got = open_envi(data)
+    assert got.attrs["class_names"] == ["Unclassified", "Water"]
+    np.testing.assert_array_equal(got.values, cube)
+
+
+def test_spectral_library_reads_spectra_names_and_wavelengths(tmp_path):
+    spectra = _cube("f4", (3, 5, 1))  # 3 spectra x 5 bands
+    data, hdr = write_raw(tmp_path, "lib.sli", spectra, byte_order=1)
+    hdr.write_text(hdr.read_text().replace("ENVI Standard", "ENVI Spectral Library")
+                   + "spectra names = {grass, soil,\n water}\nwavelength units = Micrometers\n"
+                   "wavelength = {0.4, 0.5, 0.6, 0.7, 0.8}\n")
+    values, names, wl = read_spectral_library(hdr)
+    np.testing.assert_array_equal(values, spectra[:, :, 0])
+    assert names == ["grass", "soil", "water"]
+    np.testing.assert_allclose(wl, [400, 500, 600, 700, 800])
+
+
+def test_reading_a_window_touches_only_that_window(tmp_path, monkeypatch):
+    cube = _cube("i2", (40, 30, 5))
+    data, _ = write_raw(tmp_path, "w.bil", cube, "bil")
+    got = open_envi(data, chunks=16)
+    windows = []
+    real = envi.EnviPixels.read_window
+    monkeypatch.setattr(envi.EnviPixels, "read_window",
+                        lambda self, *s: windows.append(s) or real(self, *s))
+    np.testing.assert_array_equal(got.isel(y=slice(18, 21), x=slice(3, 5)).values,
+                                  cube[18:21, 3:5])
+    assert windows == [(slice(18, 21, 1), slice(3, 5, 1), slice(0, 5, 1))]
+
+
+def test_opening_a_2gb_scene_reads_no_pixels_and_one_window_maps_only_its_rows(
+        tmp_path, monkeypatch):
+    rows, cols, bands = 4096, 4096, 64
+    data = tmp_path / "big.img"
+    with open(data, "wb") as fh:  # sparse: no disk blocks, no pixel ever written
+        fh.truncate(rows * cols * bands * 2 + 512)
+    (tmp_path / "big.hdr").write_text(
+        f"ENVI\nsamples = {cols}\nlines = {rows}\nbands = {bands}\nheader offset = 512\n"
+        "data type = 2\ninterleave = bip\nbyte order = 0\n")
+    mapped = []
+    real = envi._map_data
+    monkeypatch.setattr(envi, "_map_data", lambda *a, **k: mapped.append(a) or real(*a, **k))
+    t0 = time.perf_counter()
+    cube = hsad.open_cube(data)
+    assert time.perf_counter() - t0 < 5
+    assert isinstance(cube.data, da.Array) and cube.shape == (rows, cols, bands)
+    assert cube.nbytes > 2 * 10**9 and mapped == []  # nothing mapped, nothing read
+    window = cube[1000:1004, 2000:2003].values
+    assert window.shape == (4, 3, bands) and not window.any()
+    line = cols * bands * 2
+    assert len(mapped) == 1
+    _, dtype, offset, count = mapped[0][:4]
+    assert offset == 512 + 1000 * line and count * dtype.itemsize == 4 * line
