@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hsad.cli.options import chunks_option, device_option, seed_option
+from hsad.cli.options import chunks_option, device_option, engine_options, seed_option
 from hsad.config import load_config, parse_params
 
 
@@ -34,12 +34,22 @@ from hsad.config import load_config, parse_params
 @chunks_option
 @seed_option
 @device_option
+@engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
             far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, chunks,
-            seed, device):
-    """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map."""
-    from hsad import open_cube, pipeline
+            seed, device, memory_limit, workers, scheduler, precision, progress):
+    """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
+
+    The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
+    dask.distributed cluster (--workers, --scheduler); maps are streamed into the GeoTIFFs.
+    """
+    import time
+
+    import dask
+
+    from hsad import engine, pipeline
     from hsad.io.maps import read_truth
+    from hsad.scheduler import parse_memory, use_scheduler
 
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
@@ -47,20 +57,33 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     contamination = contamination if contamination is not None else cfg.get("contamination")
     far = far if far is not None else cfg.get("far")
     value = value if value is not None else cfg.get("threshold")
-    cube = open_cube(scene, chunks=chunks, key=key)
-    det = pipeline.make_detector(method, merged, model=model)
-    given = set(det.get_params())
-    for name, val in (("seed", seed), ("device", device)):
-        if val is not None and name in given and name not in merged:
-            det.set_params(**{name: val})
-    gt = read_truth(truth, key=truth_key, shape=cube.shape[:2])[0] if truth else None
+    pipeline.check_threshold(contamination, far, value, mask_path=mask_path,
+                             polygons_path=polygons_path)
+    settings = {"hsad.memory_limit": parse_memory(memory_limit)}
+    if precision:
+        settings["hsad.precision"] = precision
+    with dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
+        cube = engine.open_tiled(scene, memory_limit, chunks=chunks, key=key)
+        det = pipeline.make_detector(method, merged, model=model)
+        given = set(det.get_params())
+        for name, val in (("seed", seed), ("device", device)):
+            if val is not None and name in given and name not in merged:
+                det.set_params(**{name: val})
+        gt = read_truth(truth, key=truth_key, shape=cube.shape[:2])[0] if truth else None
 
-    result = pipeline.run_detector(det, cube, fitted=model is not None,
-                                   stages=stages_dir is not None)
-    pipeline.threshold(result, contamination=contamination, far=far, value=value)
-    written = pipeline.export(result, cube, scores_path=output, cog=cog, mask_path=mask_path,
-                              polygons_path=polygons_path, png_path=png_path,
-                              stages_dir=stages_dir, truth=gt)
+        t0 = time.perf_counter()
+        result = pipeline.run_detector(det, cube, fitted=model is not None,
+                                       stages=stages_dir is not None, lazy=True)
+        written = pipeline.export(result, cube, scores_path=output, cog=cog,
+                                  stages_dir=stages_dir, progress=progress)
+        result.seconds = time.perf_counter() - t0
+        pipeline.threshold(result, contamination=contamination, far=far, value=value)
+        written = pipeline.export(result, cube, mask_path=mask_path,
+                                  polygons_path=polygons_path, png_path=png_path, truth=gt)
+        if gt is not None:
+            from hsad.metrics import evaluate
+
+            auc = evaluate(result.scores.values, gt)
     click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}x{cube.shape[2]} "
                f"in {result.seconds:.2f} s")
     if result.mask is not None:
@@ -69,7 +92,4 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     for what, path in written.items():
         click.echo(f"wrote {what}: {path}")
     if gt is not None:
-        from hsad.metrics import evaluate
-
-        m = evaluate(result.scores.values, gt)
-        click.echo(f"AUC(D,F) = {m['auc_df']:.4f}   AUC(F,tau) = {m['auc_ft']:.4f}")
+        click.echo(f"AUC(D,F) = {auc['auc_df']:.4f}   AUC(F,tau) = {auc['auc_ft']:.4f}")

@@ -12,3 +12,33 @@ seed_option = click.option("--seed", type=int, default=None,
                            help="Random seed (neural detectors; CPU runs are deterministic).")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
                              default=None, help="Torch device for neural detectors.")
+memory_option = click.option(
+    "--memory-limit", default=None, metavar="SIZE",
+    help="Working-memory budget for the tiles in flight, e.g. 2GB, 512MiB or 25% of RAM "
+         "(default 1 GiB or a quarter of RAM); sets the tile size unless --chunks is given.",
+)
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Run on a local dask.distributed cluster of N worker processes.",
+)
+scheduler_option = click.option(
+    "--scheduler", default=None, metavar="ADDRESS",
+    help="dask.distributed scheduler to connect to (tcp://host:8786); 'threads' (default) "
+         "or 'sync' run in this process.",
+)
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+    help="Neural inference precision on CUDA (autocast); the CPU always uses fp32.",
+)
+progress_option = click.option(
+    "--progress/--no-progress", default=None,
+    help="Progress bar over the tiles (default: when stderr is a terminal).",
+)
+
+
+def engine_options(func):
+    """All options of the scene engine: memory budget, scheduler, precision, progress."""
+    for option in (progress_option, precision_option, scheduler_option, workers_option,
+                   memory_option):
+        func = option(func)
+    return func

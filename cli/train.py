@@ -20,11 +20,16 @@ from hsad.config import parse_params
 @click.option("--loss-plot", type=click.Path(dir_okay=False),
               help="PNG of the loss curves per epoch.")
 @click.option("--key", help="Cube variable in a MAT scene.")
+@click.option("--train-mask", type=click.Path(dir_okay=False),
+              help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
+@click.option("--train-window", metavar="R0,R1,C0,C1",
+              help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @chunks_option
 @seed_option
 @device_option
-def command(scene, method, output, params, epochs, loss_plot, key, quiet, chunks, seed, device):
+def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
+            quiet, chunks, seed, device):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Apply it to another scene with `hsad detect OTHER --model MODEL`.
@@ -43,7 +48,12 @@ def command(scene, method, output, params, epochs, loss_plot, key, quiet, chunks
     if not callable(getattr(det, "_build", None)):
         raise ParameterError(f"method {method!r} has no trainable model; use `hsad detect`")
     cube = open_cube(scene, chunks=chunks, key=key)
-    det.fit(cube)
+    if train_mask or train_window:
+        from hsad.nn.sampling import region_mask
+
+        det.fit(cube, train_mask=region_mask(cube, mask=train_mask, window=train_window))
+    else:
+        det.fit(cube)
     save_detector(det, output)
     hist = det.history_
     last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())

@@ -42,8 +42,12 @@ def make_detector(method: str | None = None, params: dict | None = None,
 
 
 def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = False,
-                 stages: bool = False) -> Detection:
-    """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked."""
+                 stages: bool = False, lazy: bool = False) -> Detection:
+    """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked.
+
+    ``lazy`` leaves dask-backed maps uncomputed: :func:`export` then streams them tile by
+    tile into their GeoTIFFs (hsad.engine) and reads the score map back from its file.
+    """
     t0 = time.perf_counter()
     if not fitted:
         detector.fit(cube)
@@ -53,7 +57,8 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
         stage_maps = {k: v for k, v in stage_maps.items() if k != "score"}
     else:
         scores, stage_maps = detector.score(cube), {}
-    scores = scores.compute() if hasattr(scores.data, "dask") else scores
+    if not lazy:
+        scores = scores.compute() if hasattr(scores.data, "dask") else scores
     return Detection(scores, detector, time.perf_counter() - t0, stage_maps)
 
 
@@ -67,22 +72,45 @@ def threshold(det: Detection, contamination: float | None = None, far: float | N
     return det.mask
 
 
+def check_threshold(contamination: float | None = None, far: float | None = None,
+                    value: float | None = None, *, mask_path=None, polygons_path=None) -> None:
+    """Refuse bad threshold options before any work or output (ParameterError)."""
+    given = [v is not None for v in (contamination, far, value)]
+    if sum(given) > 1:
+        raise ParameterError("threshold: give exactly one of contamination, far or value")
+    for label, rate in (("contamination", contamination), ("far", far)):
+        if rate is not None and not 0.0 < float(rate) < 1.0:
+            raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
+    if (mask_path or polygons_path) and not any(given):
+        raise ParameterError("--mask/--polygons need a threshold: --contamination, --far or "
+                             "--threshold")
+
+
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
            mask_path=None, polygons_path=None, png_path=None, stages_dir=None,
-           truth: np.ndarray | None = None) -> dict[str, Path]:
-    """Write whichever outputs are asked for; every writer is atomic."""
-    from hsad.io.geotiff import write_geotiff, write_mask
+           truth: np.ndarray | None = None, progress: bool | None = False) -> dict[str, Path]:
+    """Write whichever outputs are asked for; every writer is atomic.
+
+    Maps are streamed tile by tile (``progress``: a bar over the tiles). A lazy score map
+    is replaced by a lazy view of its written file, so thresholds never recompute it.
+    """
+    from hsad.engine import read_map, write_map
+    from hsad.io.geotiff import write_mask
 
     out = det.written
     if scores_path:
-        write_geotiff(det.scores, scores_path, like=cube, cog=cog)
+        write_map(det.scores, scores_path, like=cube, cog=cog, progress=progress)
         out["scores"] = Path(scores_path)
+        if hasattr(det.scores.data, "dask"):
+            attrs = dict(det.scores.attrs)
+            det.scores = read_map(scores_path, cube)
+            det.scores.attrs.update(attrs)
     if stages_dir and det.stages:
         base = Path(stages_dir)
         for name, stage in det.stages.items():
             if stage.ndim == 2:
                 target = base / f"{name}.tif"
-                write_geotiff(stage, target, like=cube, cog=cog)
+                write_map(stage, target, like=cube, cog=cog, progress=progress)
                 out[f"stage:{name}"] = target
     if (mask_path or polygons_path) and det.mask is None:
         raise ParameterError("--mask/--polygons need a threshold: --contamination, --far or "

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, valid_mask
+from hsad.windows import single_threaded_linalg
 
 
 @dataclass
@@ -41,17 +42,64 @@ class Moments:
         return Moments(n, mean, scatter)
 
 
-def block_moments(block: np.ndarray, valid: np.ndarray | None = None) -> Moments:
-    """Moments of the pixels of one (rows, cols, bands) block."""
-    x = np.asarray(block, dtype=np.float64).reshape(-1, block.shape[-1])
-    if valid is not None:
-        x = x[np.asarray(valid).reshape(-1)]
-    b = x.shape[1]
-    if x.shape[0] == 0:
-        return Moments(0, np.zeros(b), np.zeros((b, b)))
-    mean = x.mean(axis=0)
-    xc = x - mean
-    return Moments(x.shape[0], mean, xc.T @ xc)
+#: pixels per float64 piece in :func:`block_moments` (bounds the temporaries)
+_PIECE = 32768
+
+
+def valid_rows(pixels: np.ndarray, nodata: float | None = None) -> np.ndarray | None:
+    """Flat boolean per pixel of ``pixels`` (…, bands): finite and no band at ``nodata``.
+
+    The same rule as :func:`hsad.cube.valid_mask`; None when every pixel is valid.
+    """
+    ok = None
+    if np.issubdtype(pixels.dtype, np.floating):
+        ok = np.isfinite(pixels).all(axis=-1)
+    if nodata is not None and np.isfinite(nodata):
+        hit = (pixels == pixels.dtype.type(nodata)).any(axis=-1)
+        ok = ~hit if ok is None else ok & ~hit
+    return None if ok is None or ok.all() else ok.reshape(-1)
+
+
+def block_moments(
+    block: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    screen: bool = False,
+    nodata: float | None = None,
+) -> Moments:
+    """Moments of the pixels of one (rows, cols, bands) block.
+
+    ``valid`` selects pixels; ``screen=True`` instead drops non-finite pixels and those
+    with a band at ``nodata`` (as :func:`valid_rows`), piece by piece. The block is
+    converted to float64 and centred piece by piece, each piece's scatter being one
+    symmetric rank-k product, and the pieces are merged with Chan's update.
+    """
+    block = np.asarray(block)
+    if block.ndim == 2:
+        block = block[None]
+    b = block.shape[-1]
+    keep = None if valid is None else np.asarray(valid, dtype=bool).reshape(block.shape[:2])
+    step = max(1, _PIECE // max(block.shape[1], 1))
+    total = Moments(0, np.zeros(b), np.zeros((b, b)))
+    buf = np.empty((min(step, block.shape[0]), block.shape[1], b))  # reused: no page faults
+    with single_threaded_linalg():
+        for r in range(0, block.shape[0], step):
+            raw = block[r : r + step]
+            ok = valid_rows(raw, nodata) if screen else None
+            piece = buf[: raw.shape[0]]
+            np.copyto(piece, raw)
+            piece = piece.reshape(-1, b)
+            if keep is not None:
+                rows = keep[r : r + step].reshape(-1)
+                ok = rows if ok is None else ok & rows
+            if ok is not None and not ok.all():
+                piece = piece[ok]
+            if piece.shape[0] == 0:
+                continue
+            mean = piece.mean(axis=0)
+            piece -= mean
+            total = total.merge(Moments(piece.shape[0], mean, piece.T @ piece))
+    return total
 
 
 def _tree_merge(parts: list) -> Moments:
@@ -68,11 +116,16 @@ def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None) -> Momen
 
     ``bands`` overrides the band selection (a boolean vector or index list).
     """
-    sel = good_band_mask(cube) if bands is None else bands
-    data = cube.data[:, :, np.asarray(sel)]
+    sel = good_band_mask(cube) if bands is None else np.asarray(bands)
+    data = cube.data
+    if sel.dtype != bool or not sel.all():
+        data = data[:, :, sel]
     data = data.rechunk({2: -1})
     blocks = data.to_delayed()[:, :, 0].ravel()
-    if use_mask:
+    if use_mask and bands is None:  # screen pixels inside each block: one pass over the data
+        nodata = cube.attrs.get("nodata")
+        parts = [dask.delayed(block_moments)(b, screen=True, nodata=nodata) for b in blocks]
+    elif use_mask:
         mask = valid_mask(cube).data.rechunk(data.chunks[:2])
         masks = mask.to_delayed().ravel()
         parts = [dask.delayed(block_moments)(b, m) for b, m in zip(blocks, masks, strict=True)]

@@ -11,7 +11,7 @@ from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
 #: Modules holding one detector each; imported on first use of the registry.
-_MODULES = ("rx", "lrx", "crd")
+_MODULES = ("rx", "lrx", "crd", "hadgan", "fanogan")
 
 _REGISTRY: dict[str, type[BaseDetector]] = {}
 

@@ -109,3 +109,19 @@ class BaseDetector:
     def null_threshold(self, far: float) -> float | None:
         """Score exceeded by background with probability ``far``; None if unknown."""
         return None
+
+    def _check_fitted(self, *attrs: str) -> None:
+        """Raise ``ParameterError`` unless ``fit`` has set ``attrs``."""
+        if any(not hasattr(self, a) for a in attrs):
+            raise ParameterError(f"{self.name}: not fitted; call fit(cube) before score(cube)")
+
+    def _check_bands(self, cube: xr.DataArray, bands: np.ndarray) -> None:
+        """Raise ``ParameterError`` unless ``cube`` has the band layout the detector was fit on."""
+        from hsad.cube import good_band_mask
+
+        if cube.sizes["band"] != bands.size or not np.array_equal(good_band_mask(cube), bands):
+            raise ParameterError(
+                f"{self.name}: fitted on {int(bands.sum())} good bands of {bands.size}, "
+                f"but the cube has {int(good_band_mask(cube).sum())} of {cube.sizes['band']}",
+                cube.attrs.get("source_path"),
+            )

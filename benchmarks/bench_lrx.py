@@ -1,0 +1,105 @@
+"""Local dual-window RX: ``spectral.rx(data, window=(inner, outer))`` next to hsad's ``lrx``.
+
+For each ABU scene of the shared benchmark set (names starting ``abu-`` in the manifest),
+times spectral's windowed RX and hsad's ``get("lrx", inner=, outer=)`` on the same array,
+in the same process, and prints wall and CPU seconds, the speedup and both AUC(D,F)
+(``sklearn.metrics.roc_auc_score``). A spectral failure is printed with its exception.
+hsad is also run with ``pca=K`` (default 10), the configuration the docs recommend.
+spectral needs 30-80 s or more per scene: ``--scenes`` limits the run.
+
+    .venv/bin/python benchmarks/bench_lrx.py
+    .venv/bin/python benchmarks/bench_lrx.py --scenes abu-beach-2 --pca 0
+    .venv/bin/python benchmarks/bench_lrx.py --skip-spectral --skip-full --pca 20 --ridge 1e-3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs) or its exception, wall s, CPU s)``."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    try:
+        out = fn(*args, **kwargs)
+    except Exception as exc:  # a contender's failure is a result to report
+        out = exc
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def hsad_lrx(x: np.ndarray, inner: int, outer: int, ridge: float, pca: int | None = None):
+    from hsad import detectors
+    from hsad.cube import make_cube
+
+    det = detectors.get("lrx", inner=inner, outer=outer, pca=pca, ridge=ridge)
+    return det.fit_score(make_cube(x)).values
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", default=None, help="comma-separated names (default: all abu-*)")
+    ap.add_argument("--inner", type=int, default=5)
+    ap.add_argument("--outer", type=int, default=15)
+    ap.add_argument("--pca", type=int, default=10, help="also run hsad with pca=K (0: skip)")
+    ap.add_argument("--ridge", type=float, default=1e-6, help="hsad's ridge (default 1e-6)")
+    ap.add_argument("--skip-spectral", action="store_true")
+    ap.add_argument("--skip-full", action="store_true", help="skip hsad on all bands")
+    default_dir = os.environ.get("HSAD_DATA_DIR") or str(REPO.parent / "shared" / "datasets")
+    ap.add_argument("--data", default=default_dir, help="folder with manifest.json")
+    args = ap.parse_args(argv)
+
+    import scipy.io
+    import spectral
+    from sklearn.metrics import roc_auc_score
+
+    from hsad import detectors
+
+    detectors.available()  # import every detector module now, not inside the timing
+    data_dir = Path(args.data)
+    scenes = json.loads((data_dir / "manifest.json").read_text())["scenes"]
+    wanted = args.scenes.split(",") if args.scenes else None
+    scenes = [s for s in scenes if s["name"] in wanted] if wanted else [
+        s for s in scenes if s["name"].startswith("abu-")
+    ]
+    window = (args.inner, args.outer)
+    print(f"windows (inner, outer) = {window}; cpus: {os.cpu_count()}; "
+          f"load average: {os.getloadavg()[0]:.1f}")
+    head = f"{'scene':<15}{'size':>13}  {'contender':<22}{'wall s':>8}{'CPU s':>8}{'AUC':>8}"
+    print(head + f"{'speedup':>10}")
+    for scene in scenes:
+        mat = scipy.io.loadmat(data_dir / scene["file"])
+        x, gt = mat[scene["cube_key"]], mat[scene["gt_key"]].ravel() > 0
+        size = "x".join(str(v) for v in x.shape)
+        runs = []
+        if not args.skip_spectral:
+            runs.append(("spectral.rx", timed(spectral.rx, x, window=window)))
+        if not args.skip_full:
+            runs.append(("hsad lrx", timed(hsad_lrx, x, args.inner, args.outer, args.ridge)))
+        if args.pca:
+            run = timed(hsad_lrx, x, args.inner, args.outer, args.ridge, args.pca)
+            runs.append((f"hsad lrx pca={args.pca}", run))
+        ref = runs[0][1] if runs and runs[0][0] == "spectral.rx" else None
+        for label, (out, wall, cpu) in runs:
+            line = f"{scene['name']:<15}{size:>13}  {label:<22}"
+            if isinstance(out, Exception):
+                print(line + f"FAILED after {wall:.1f} s: {type(out).__name__}: {out}")
+                continue
+            auc = roc_auc_score(gt, np.nan_to_num(np.asarray(out, float).ravel(), nan=0.0))
+            speed = ""
+            if ref is not None and not isinstance(ref[0], Exception) and label != "spectral.rx":
+                speed = f"{ref[1] / wall:>9.1f}x"
+            print(line + f"{wall:>8.2f}{cpu:>8.2f}{auc:>8.4f}{speed:>10}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

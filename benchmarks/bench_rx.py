@@ -1,0 +1,100 @@
+"""Global RX: ``spectral.rx(cube)`` next to hsad's ``get("rx").fit_score(cube)``, same cube.
+
+Builds a seeded float32 cube (default 1024 x 1024 x 200, 800 MB: a few smooth endmembers
+mixed by random abundances plus noise and a handful of implanted anomalies), then times
+each contender once on it in the same process and prints wall and CPU seconds, the
+speedup, and how far the two score maps differ. hsad's scores are float32 (its default),
+spectral's float64. The BLAS in use (threadpoolctl) is printed too: on some processors
+OPENBLAS_CORETYPE is set for safety, which slows a current numpy's kernels.
+
+    .venv/bin/python benchmarks/bench_rx.py
+    .venv/bin/python benchmarks/bench_rx.py --size 512x512x100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def make_scene(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
+    """Seeded float32 (rows, cols, bands) cube built in row slabs to bound temporaries."""
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(0.0, 1.0, bands)
+    ends = np.stack([np.exp(-((wl - c) ** 2) / w) for c, w in rng.uniform(0.05, 0.5, (6, 2))])
+    ends *= rng.uniform(500.0, 3000.0, (6, 1))
+    out = np.empty((rows, cols, bands), np.float32)
+    for r0 in range(0, rows, 64):
+        r1 = min(rows, r0 + 64)
+        ab = rng.dirichlet(np.ones(6), size=(r1 - r0, cols))
+        out[r0:r1] = ab @ ends + rng.normal(0.0, 20.0, (r1 - r0, cols, bands))
+    for r, c in rng.integers(0, [rows, cols], size=(16, 2)):
+        out[r, c] += 5.0 * ends[0] * np.sin(40 * wl)
+    return out
+
+
+def blas_info() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    parts = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')}, "
+        f"{i.get('num_threads')} threads)"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return "; ".join(parts) + (f"; OPENBLAS_CORETYPE={core}" if core else "")
+
+
+def timed(fn):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="1024x1024x200", help="ROWSxCOLSxBANDS")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    rows, cols, bands = (int(v) for v in args.size.lower().split("x"))
+
+    import spectral
+
+    from hsad import detectors
+    from hsad.cube import make_cube
+
+    detectors.available()  # import every detector module now, not inside the timing
+    cube_np = make_scene(rows, cols, bands, args.seed)
+    print(f"scene: {rows} x {cols} x {bands} float32 ({cube_np.nbytes / 1e6:.0f} MB); "
+          f"cpus: {os.cpu_count()}; load average: {os.getloadavg()[0]:.1f}")
+    print(f"BLAS: {blas_info()}")
+
+    cube, cube_wall, cube_cpu = timed(lambda: make_cube(cube_np))
+    hsad_map, det_wall, det_cpu = timed(lambda: detectors.get("rx").fit_score(cube).values)
+    hsad_wall, hsad_cpu = cube_wall + det_wall, cube_cpu + det_cpu
+    spy_map, spy_wall, spy_cpu = timed(lambda: spectral.rx(cube_np))
+    diff = np.abs(hsad_map.astype(np.float64) - spy_map)
+    rel = diff / np.maximum(np.abs(spy_map), 1e-12)
+    print()
+    print(f"{'contender':<34}{'wall s':>8}{'CPU s':>8}")
+    print(f"{'spectral.rx(cube) (float64)':<34}{spy_wall:>8.2f}{spy_cpu:>8.2f}")
+    print(f"{'hsad make_cube + rx fit_score':<34}{hsad_wall:>8.2f}{hsad_cpu:>8.2f}")
+    print(f"{'  of which make_cube(numpy)':<34}{cube_wall:>8.2f}{cube_cpu:>8.2f}")
+    print(f"{'  of which rx fit_score (float32)':<34}{det_wall:>8.2f}{det_cpu:>8.2f}")
+    print(f"speedup: {spy_wall / hsad_wall:.1f}x wall, {spy_cpu / hsad_cpu:.1f}x CPU "
+          f"(detector alone: {spy_wall / det_wall:.1f}x wall, {spy_cpu / det_cpu:.1f}x CPU)")
+    top = np.intersect1d(np.argsort(hsad_map, None)[-100:], np.argsort(spy_map, None)[-100:])
+    print(f"max |hsad - spectral| = {diff.max():.3g} (scores up to {spy_map.max():.3g}); "
+          f"max relative difference = {rel.max():.2e}; same top-100 pixels: {top.size}/100")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,569 @@
+"""The scene engine: tiles sized by a memory budget, exact halo operators, streamed global
+statistics, batched torch inference and streamed map outputs.
+
+- :func:`chunks_for` / :func:`open_tiled`: ``(y, x)`` tiles with all bands, as large as a
+  memory budget allows for the tasks running at once.
+- :func:`map_halo`: a tile operator with ``halo`` pixels of real context from the
+  neighbouring tiles (``dask.array.map_overlap``), none beyond the image edge, so window
+  operators give the whole-scene result exactly.
+- :func:`fusion_stages`: HADGAN's spatial–spectral fusion (:mod:`hsad.fusion`) on tiles:
+  global statistics (moments, min/max, medians) are streamed first, then the attribute
+  filters and guided filter run on tiles with a halo. See docs/performance.md for the
+  halo of the area opening/closing and why it is exact.
+- :func:`infer_batches`, :func:`model_node`: torch inference in batches on a device
+  (optional bf16/fp16 autocast on CUDA), with the model one graph key (sent to each
+  worker once).
+- :func:`write_map`: a map streamed tile by tile into a (COG) GeoTIFF, with a progress
+  bar, from the threaded scheduler or a cluster.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from skimage.morphology import area_closing, area_opening
+
+from hsad.cube import make_cube, map_like
+from hsad.errors import ParameterError
+from hsad.scheduler import (
+    TileProgress,
+    active_client,
+    concurrency,
+    local_writes,
+    parse_memory,
+    pull_blocks,
+)
+from hsad.stats import cube_moments, mahalanobis, pinv_precision
+
+#: Working bytes per band and pixel a tile task needs beyond its raw data, measured: RX
+#: moments hold two float64 copies (16), a neural residual about eight float32 arrays (32).
+WORK_BYTES = 36
+#: Smallest tile edge (pixels), and the multiple tile edges are rounded down to.
+MIN_TILE, ALIGN = 32, 16
+#: Full-width strips are used for row-interleaved files when at least this many rows fit.
+MIN_STRIP = 16
+#: Maps below this share of the memory budget are kept in memory, larger ones spilled.
+KEEP_SHARE = 0.125
+#: Pixels per inference batch.
+BATCH = 8192
+#: Autocast dtypes for ``precision`` (CUDA only; CPU inference stays float32).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+# ---------------------------------------------------------------- tiles
+
+
+def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = None, *,
+               workers: int | None = None, halo: int = 0,
+               full_rows: bool = False) -> tuple[int, int]:
+    """Tile size ``(rows, cols)`` for a ``(y, x, band)`` cube of ``dtype`` under a budget.
+
+    The budget (bytes, or a size string such as ``"2GB"``; default
+    :func:`hsad.scheduler.default_memory_limit`) is shared by the ``workers`` tiles
+    processed at once (default: the current scheduler's threads). Each tile, with ``halo``
+    pixels of context on every side, holds ``bands·(2·itemsize + WORK_BYTES)`` bytes per
+    pixel. ``full_rows`` asks for full-width strips (contiguous reads of row-interleaved
+    files) when at least ``MIN_STRIP`` rows fit; otherwise tiles are square, a multiple of
+    16 pixels, at least 32.
+    """
+    rows, cols = int(shape[0]), int(shape[1])
+    bands = int(shape[2]) if len(shape) > 2 else 1
+    budget = parse_memory(memory_limit)
+    tasks = max(1, int(workers) if workers else concurrency())
+    per_pixel = bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES)
+    pixels = budget / tasks / per_pixel
+    h = max(0, int(halo))
+    if full_rows:
+        strip = int(pixels // (cols + 2 * h)) - 2 * h
+        if strip >= max(MIN_STRIP, h):
+            return min(rows, strip), cols
+    edge = int(math.sqrt(pixels)) - 2 * h
+    edge = max(MIN_TILE, edge // ALIGN * ALIGN)
+    return min(rows, edge), min(cols, edge)
+
+
+def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
+               key: str | None = None, workers: int | None = None) -> xr.DataArray:
+    """Open a cube lazily with tiles from :func:`chunks_for` (``chunks`` overrides).
+
+    ENVI files (stored row by row) get full-width strips when the budget allows.
+    """
+    from hsad.io import open_cube
+
+    if chunks is not None:
+        return open_cube(path, chunks=chunks, key=key)
+    cube = open_cube(path, key=key)
+    rows_first = cube.attrs.get("source_format") == "envi"
+    tile = chunks_for(cube.shape, cube.dtype, memory_limit, workers=workers,
+                      full_rows=rows_first)
+    if tile == (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
+        return cube
+    return open_cube(path, chunks=tile, key=key)
+
+
+def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=None,
+             **kwargs) -> da.Array:
+    """``func(block, **kwargs)`` on every tile with ``halo`` pixels of neighbour context.
+
+    ``data`` is ``(y, x)`` or ``(y, x, k)``; ``func`` returns an array whose first two
+    axes match its input block (``drop_axis=2`` drops the third). Nothing is padded beyond
+    the image edge, so an operator that treats image edges itself (e.g. reflection) sees
+    exactly what it sees on the whole scene; the halo is trimmed afterwards. Tiles smaller
+    than the halo are merged by dask first.
+    """
+    h = int(halo)
+    depth = {0: h, 1: h, **({2: 0} if data.ndim == 3 else {})}
+    if data.ndim == 3:
+        data = data.rechunk({2: -1})
+    out_ndim = data.ndim - (1 if drop_axis is not None else 0)
+    return da.map_overlap(func, data, depth=depth, boundary="none", trim=True, dtype=dtype,
+                          drop_axis=drop_axis, meta=np.empty((0,) * out_ndim, dtype),
+                          **kwargs)
+
+
+# ---------------------------------------------------------------- streamed statistics
+
+
+def minmax(*maps: da.Array) -> list[tuple[float, float]]:
+    """``(min, max)`` of the finite values of each map, in one pass over all of them.
+
+    ``(nan, nan)`` for a map without finite values.
+    """
+    parts = []
+    for m in maps:
+        finite = da.isfinite(m)
+        parts += [da.where(finite, m, np.inf).min(), da.where(finite, m, -np.inf).max()]
+    values = dask.compute(*parts)
+    out = []
+    for lo, hi in zip(values[::2], values[1::2], strict=True):
+        out.append((float("nan"), float("nan")) if lo > hi else (float(lo), float(hi)))
+    return out
+
+
+def nan_median(values: da.Array, limit: int = 1 << 20) -> float:
+    """Exact median of the finite values of a lazy array (as ``np.median`` gives it).
+
+    Histograms narrow down the range holding the middle order statistics, one pass each,
+    until it holds at most ``limit`` values, which are then gathered and sorted.
+    """
+    flat = values.ravel()
+    finite = da.isfinite(flat)
+    n, lo, hi = dask.compute(finite.sum(), da.where(finite, flat, np.inf).min(),
+                             da.where(finite, flat, -np.inf).max())
+    n = int(n)
+    if n == 0:
+        return float("nan")
+    k1, k2 = (n - 1) // 2, n // 2  # order statistics to average
+    below = 0  # finite values below lo
+    while True:
+        if lo == hi:
+            return float(lo)
+        inside = finite & (flat >= lo) & (flat <= hi)
+        count = int(inside.sum().compute())
+        if count <= limit:
+            picked = np.sort(flat[inside].compute())
+            return float((picked[k1 - below] + picked[k2 - below]) / 2)
+        edges = np.linspace(lo, hi, 1025)
+        hist, _ = da.histogram(da.where(inside, flat, np.nan), bins=edges)
+        cum = below + np.cumsum(hist.compute())
+        b1, b2 = np.searchsorted(cum, k1, side="right"), np.searchsorted(cum, k2, side="right")
+        new_below = below + (int(cum[b1 - 1] - below) if b1 > 0 else 0)
+        new_lo, new_hi = float(edges[b1]), float(edges[b2 + 1])
+        if new_lo == lo and new_hi == hi:  # cannot narrow (float resolution): gather
+            picked = np.sort(flat[inside].compute())
+            return float((picked[k1 - below] + picked[k2 - below]) / 2)
+        lo, hi, below = new_lo, new_hi, new_below
+
+
+# ---------------------------------------------------------------- materialising maps
+
+
+_SPILL_DIR: list[str] = []
+
+
+def _spill_dir() -> str:
+    if not _SPILL_DIR:
+        path = tempfile.mkdtemp(prefix="hsad-spill-")
+        atexit.register(shutil.rmtree, path, True)
+        _SPILL_DIR.append(path)
+    return _SPILL_DIR[0]
+
+
+class NpyWindows:
+    """Array-like over a ``.npy`` file for ``dask.array.from_array``: every read maps the
+    file, copies the window out and unmaps it (thread safe, picklable)."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype):
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        mm = np.load(self.path, mmap_mode="r")
+        try:
+            return np.array(mm[key])
+        finally:
+            del mm
+
+
+def materialise(*arrays: da.Array, memory_limit: str | int | None = None) -> list[da.Array]:
+    """Compute ``arrays`` together (one pass over what they share) and return cheap lazy
+    views of the results: in memory when all fit in ``KEEP_SHARE`` of the budget,
+    otherwise in ``.npy`` files in a temporary folder; on a cluster, persisted there."""
+    client = active_client()
+    if client is not None:
+        return list(client.persist(list(arrays)))
+    budget = parse_memory(memory_limit)
+    if sum(a.nbytes for a in arrays) <= KEEP_SHARE * budget:
+        values = dask.compute(*arrays)
+        return [da.from_array(v, chunks=a.chunks) for v, a in zip(values, arrays, strict=True)]
+    folder, targets, out = _spill_dir(), [], []
+    for a in arrays:
+        path = os.path.join(folder, f"{uuid.uuid4().hex}.npy")
+        targets.append(np.lib.format.open_memmap(path, mode="w+", dtype=a.dtype, shape=a.shape))
+        out.append(da.from_array(NpyWindows(path, a.shape, a.dtype), chunks=a.chunks,
+                                 asarray=False, meta=np.empty((0,) * a.ndim, a.dtype),
+                                 name=f"spill-{uuid.uuid4().hex}"))
+    da.store(list(arrays), targets, lock=False)
+    for t in targets:
+        t.flush()
+    del targets
+    return out
+
+
+# ---------------------------------------------------------------- fusion on tiles
+
+
+def _lazy(data) -> da.Array:
+    if isinstance(data, xr.DataArray):
+        data = data.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(512, 512, -1))
+    return data.rechunk({2: -1})
+
+
+def _moments(data: da.Array):
+    """Mean and covariance of the finite pixels, as :mod:`hsad.fusion` computes them."""
+    m = cube_moments(make_cube(data.astype(np.float32)))
+    if m.n < 2:
+        raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
+    return m.mean, m.cov
+
+
+def spectral_map(residual) -> da.Array:
+    """Lazy D_spectral: RX of each residual pixel against the streamed residual moments."""
+    lazy = _lazy(residual)
+    mean, cov = _moments(lazy)
+    precision = pinv_precision(cov)
+    return lazy.map_blocks(lambda b: mahalanobis(np.asarray(b, np.float64), mean, precision),
+                           drop_axis=2, dtype=np.float64, meta=np.empty((0, 0), np.float64))
+
+
+def components_map(data, k: int, standardise: bool = True) -> da.Array:
+    """Lazy ``(y, x, k)`` principal-component images (as ``fusion.principal_components``)."""
+    lazy = _lazy(data)
+    mean, cov = _moments(lazy)
+    scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
+    scale = np.where(scale > 0, scale, 1.0)
+    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
+    basis = vectors[:, np.argsort(values)[::-1][:k]]
+    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
+    return lazy.map_blocks(lambda b: ((np.asarray(b, np.float64) - mean) / scale) @ basis,
+                           chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
+                           meta=np.empty((0, 0, 0), np.float64))
+
+
+def _scaled(band: da.Array, lo: float, hi: float) -> da.Array:
+    """``(band − lo)/(hi − lo)`` as ``fusion.quantise``/``normalise_map`` compute it."""
+    return (band - lo) / (hi - lo) if hi > lo else da.zeros_like(band)
+
+
+def _band_stats(bands: list[da.Array]) -> list[tuple[float, float, float]]:
+    """Per band ``(lo, hi, fill)``: global min/max (one pass for all bands) and the median
+    of the scaled finite values, which nodata pixels take (computed only if there are)."""
+    parts = []
+    for band in bands:
+        finite = da.isfinite(band)
+        parts += [da.where(finite, band, np.inf).min(), da.where(finite, band, -np.inf).max(),
+                  (~finite).sum()]
+    values = dask.compute(*parts)
+    out = []
+    for i, band in enumerate(bands):
+        lo, hi, holes = (float(v) for v in values[3 * i:3 * i + 3])
+        if lo > hi:  # no finite value
+            out.append((float("nan"), float("nan"), 0.0))
+            continue
+        fill = nan_median(_scaled(band, lo, hi)) if holes else 0.0
+        out.append((lo, hi, fill))
+    return out
+
+
+def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) -> np.ndarray:
+    """``fusion.quantise`` of a tile, with the scene's range and median fill."""
+    band = np.asarray(band, dtype=np.float64)
+    finite = np.isfinite(band)
+    if not np.isfinite(lo):
+        scaled = np.zeros_like(band)
+    else:
+        scaled = (band - lo) / (hi - lo) if hi > lo else np.zeros_like(band)
+        scaled[~finite] = fill
+    if not levels:
+        return scaled
+    dtype = np.uint8 if levels <= 256 else np.uint16
+    return np.round(scaled * (levels - 1)).astype(dtype)
+
+
+def _attribute(band, stats, area: int, levels: int) -> np.ndarray:
+    """``fusion.attribute_filter`` of a tile quantised with the scene's statistics."""
+    q = _quantise(band, *stats, levels)
+    opened = area_opening(q, area_threshold=area).astype(np.float64)
+    closed = area_closing(q, area_threshold=area).astype(np.float64)
+    qf = q.astype(np.float64)
+    out = np.abs(qf - opened) + np.abs(closed - qf)
+    return out / (levels - 1) if levels else out
+
+
+def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
+    """``_nan_fill(normalise_map(band))`` with the scene's range and median."""
+    band = np.asarray(band, dtype=np.float64)
+    finite = np.isfinite(band)
+    out = np.where(finite, (band - lo) / (hi - lo) if hi > lo else 0.0, fill)
+    return out if np.isfinite(lo) else np.zeros_like(band)
+
+
+def attribute_halo(area: int) -> int:
+    """Halo making a tile's area opening/closing equal the whole scene's (4-connectivity):
+    a component of fewer than ``area`` pixels lies within ``area − 1`` steps of any of its
+    pixels, and one of ``area`` or more has ``area`` pixels that close."""
+    return max(int(area) - 1, 0)
+
+
+def guided_halo(radius: int) -> int:
+    """Halo of the guided filter: two box means of radius ``radius`` in a row."""
+    return 2 * int(radius)
+
+
+def _aed_tile(block, *, stats, area, levels, radius, eps):
+    from hsad.fusion import guided_filter
+
+    comps = np.asarray(block, dtype=np.float64)
+    off = ~np.isfinite(comps).all(axis=-1)
+    guide = _guide(comps[:, :, 0], *stats[0])
+    out = np.zeros(comps.shape[:2])
+    for i in range(comps.shape[-1]):
+        out += guided_filter(guide, _attribute(comps[:, :, i], stats[i], area, levels),
+                             radius, eps)
+    out[off] = np.nan
+    return out
+
+
+def _paper_tile(block, *, n, stats, area, levels):
+    """Mean attribute response ``f`` of the first ``n`` bands (channel 0) and the off-data
+    mask (channel 1); other channels are padding."""
+    bands = np.asarray(block, dtype=np.float64)[:, :, :n]
+    out = np.zeros(block.shape[:2] + (block.shape[2],))
+    out[:, :, 0] = np.mean([_attribute(bands[:, :, i], stats[i], area, levels)
+                            for i in range(n)], axis=0)
+    out[:, :, 1] = ~np.isfinite(bands).all(axis=-1)
+    return out
+
+
+def _guided_tile(block, *, lo, hi, radius, eps):
+    from hsad.fusion import guided_filter
+
+    f, off = block[:, :, 0], block[:, :, 1] > 0
+    guide = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
+    out = guided_filter(guide, f, radius, eps)
+    out[off] = np.nan
+    return out
+
+
+def _average_rank(block, ordered, n):
+    """``rankdata(…, "average") / n`` of a tile's values among the ``ordered`` finite values
+    of the whole map: ties share the mean of their positions."""
+    b = np.asarray(block, dtype=np.float64)
+    lo = np.searchsorted(ordered, b, side="left")
+    hi = np.searchsorted(ordered, b, side="right")
+    return np.where(np.isfinite(b), (lo + hi + 1) / 2 / n, np.nan)
+
+
+def _normalised(m: da.Array, lo: float, hi: float, method: str) -> da.Array:
+    """``fusion.normalise_map`` of a (materialised) map, lazily, tile by tile.
+
+    ``rank``: the map's finite values are sorted once (8 bytes a pixel, one graph key) and
+    each tile looks its values up, which gives ``rankdata``'s average ranks exactly.
+    """
+    if method == "rank":
+        values = np.asarray(m.compute(), dtype=np.float64).ravel()
+        ordered = values[np.isfinite(values)]
+        del values
+        ordered.sort()
+        if ordered.size == 0:
+            return da.full_like(m, np.nan, dtype=np.float64)
+        node = dask.delayed(ordered, name=f"sorted-{uuid.uuid4().hex}", traverse=False)
+        return m.map_blocks(_average_rank, node, ordered.size, dtype=np.float64,
+                            meta=np.empty((0,) * m.ndim, np.float64))
+    span = hi - lo
+    scaled = (m - lo) / span if span > 0 else da.zeros_like(m)
+    return da.where(da.isfinite(m), scaled, np.nan)
+
+
+def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None = None,
+                  d_spectral=None) -> dict[str, da.Array]:
+    """:meth:`hsad.fusion.Fusion.stages` on tiles: lazy ``d_spectral``, ``d_spatial``
+    (both materialised, see :func:`materialise`) and ``d_ss`` maps (float64, NaN off-data).
+
+    Equal to the whole-scene result to float rounding: global statistics (moments, ranges,
+    medians, band energies) are streamed over the tiles first; attribute filters and the
+    guided filter then run on tiles with a halo of ``area − 1 (+ 2·radius)`` pixels.
+    """
+    from hsad.fusion import min_energy_bands
+
+    fusion.validate()
+    area, levels = int(fusion.area), int(fusion.levels)
+    radius, eps = int(fusion.radius), float(fusion.eps)
+    res = _lazy(residual)
+    d_spec = spectral_map(res) if d_spectral is None else _lazy_map(d_spectral)
+    if fusion.variant == "paper":
+        idx = min_energy_bands(res, int(fusion.n_components))
+        bands = res[:, :, idx]
+        stats = _band_stats([bands[:, :, i] for i in range(len(idx))])
+        if len(idx) < 2:  # room for the two output channels
+            bands = da.concatenate([bands, da.zeros_like(bands)], axis=2)
+        f_off = map_halo(_paper_tile, bands, attribute_halo(area), n=len(idx), stats=stats,
+                         area=area, levels=levels)
+        d_spec, f_off = materialise(d_spec, f_off, memory_limit=memory_limit)
+        ((lo, hi),) = minmax(f_off[:, :, 0])
+        d_spat = map_halo(_guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
+                          radius=radius, eps=eps)
+    else:
+        if cube is None and fusion.pc_source == "cube":
+            raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
+        source = res if fusion.pc_source == "residual" else _lazy(cube)
+        comps = components_map(source, int(fusion.n_components))
+        stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
+        d_spat = map_halo(_aed_tile, comps, attribute_halo(area) + guided_halo(radius),
+                          drop_axis=2, stats=stats, area=area, levels=levels, radius=radius,
+                          eps=eps)
+    d_spec, d_spat = materialise(d_spec, d_spat, memory_limit=memory_limit)
+    (s_lo, s_hi), (p_lo, p_hi) = minmax(d_spat, d_spec)
+    lam = float(fusion.lam)
+    d_ss = (lam * _normalised(d_spat, s_lo, s_hi, fusion.norm)
+            + (1.0 - lam) * _normalised(d_spec, p_lo, p_hi, fusion.norm))
+    return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}
+
+
+def _lazy_map(m) -> da.Array:
+    data = m.data if isinstance(m, xr.DataArray) else m
+    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
+
+
+# ---------------------------------------------------------------- neural inference
+
+
+@contextlib.contextmanager
+def tile_threads():
+    """One torch and one BLAS thread per tile task while the local scheduler runs several
+    tasks at once: dask's parallelism over tiles replaces the libraries' own, which would
+    otherwise oversubscribe the CPUs (and spin-wait on a busy machine)."""
+    if active_client() is not None or concurrency() <= 1:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    from hsad.nn.trainer import cpu_threads
+
+    with cpu_threads(1), threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def model_node(model) -> dask.delayed:
+    """``model`` as one key of a dask graph: tasks taking it as an argument share it, so a
+    cluster ships it to each worker once (then keeps it), not once per tile."""
+    return dask.delayed(model, name=f"model-{type(model).__name__}-{uuid.uuid4().hex}",
+                        traverse=False)
+
+
+def call_model(model, method: str, *args, **kwargs):
+    """``getattr(model, method)(*args, **kwargs)``: the task run per tile on a model node."""
+    return getattr(model, method)(*args, **kwargs)
+
+
+def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BATCH,
+                  device="cpu", precision: str | None = None) -> np.ndarray:
+    """``forward`` over ``inputs`` in batches of ``batch`` rows; float32 numpy result.
+
+    ``prepare(numpy batch) -> tensor`` (default ``torch.from_numpy``) runs on the CPU; the
+    tensor goes to ``device`` (pinned, asynchronous on CUDA). ``precision`` ``"bf16"`` or
+    ``"fp16"`` runs ``forward`` under CUDA autocast (ignored on the CPU); default from
+    dask config ``hsad.precision`` (``"fp32"``).
+    """
+    import torch
+
+    device = torch.device(device)
+    precision = precision or dask.config.get("hsad.precision", "fp32")
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    use_amp = amp is not None and device.type == "cuda"
+    cuda = device.type == "cuda"
+    outs = []
+    with torch.inference_mode():
+        for lo in range(0, len(inputs), int(batch)):
+            chunk = inputs[lo:lo + int(batch)]
+            x = prepare(chunk) if prepare is not None else torch.from_numpy(
+                np.ascontiguousarray(chunk, dtype=np.float32))
+            x = x.pin_memory().to(device, non_blocking=True) if cuda else x.to(device)
+            with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
+                                enabled=use_amp):
+                y = forward(x)
+            outs.append(y.float().cpu().numpy())
+    if not outs:
+        return np.empty((0,), dtype=np.float32)
+    return np.concatenate(outs)
+
+
+# ---------------------------------------------------------------- streamed outputs
+
+
+def write_map(map_, path, like: xr.DataArray | None = None, cog: bool = False,
+              progress: bool | None = None) -> Path:
+    """Stream a ``(y, x)`` map tile by tile into a tiled GeoTIFF (``cog``: COG, converted
+    last), with a tqdm bar over the tiles (``progress=None``: when stderr is a terminal).
+
+    On a cluster the tiles are computed there and written here as they arrive.
+    """
+    from hsad.io.geotiff import write_geotiff
+
+    client = active_client()
+    if client is not None and isinstance(getattr(map_, "data", None), da.Array):
+        map_ = map_.copy(data=pull_blocks(map_.data, client))
+    disable = None if progress is None else not progress
+    with local_writes(client), TileProgress(disable=disable, desc=f"writing {Path(path).name}"):
+        return write_geotiff(map_, path, like=like, cog=cog)
+
+
+def read_map(path, like: xr.DataArray) -> xr.DataArray:
+    """A written map, lazily, aligned with ``like`` (chunked like it) and NaN on nodata."""
+    from hsad.io.geotiff import open_geotiff
+
+    chunks = (max(like.data.chunks[0]), max(like.data.chunks[1])) \
+        if isinstance(like.data, da.Array) else None
+    band = open_geotiff(path, chunks=chunks).data[:, :, 0]
+    return map_like(like, band, name="score")
+
+
+__all__ = ["attribute_halo", "call_model", "chunks_for", "components_map", "fusion_stages",
+           "guided_halo", "infer_batches", "map_halo", "materialise", "minmax",
+           "model_node", "nan_median", "open_tiled", "read_map", "spectral_map",
+           "tile_threads", "write_map"]

@@ -1,0 +1,273 @@
+"""Spatial–spectral fusion D_SS of a reconstruction residual (HADGAN's detection stage).
+
+Works on the residual of ANY reconstruction model: ``ΔY = |Y − Ŷ|`` as a ``(y, x, band)``
+array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
+
+- ``d_spectral``: global RX of ΔY, ``(Δy − μ)ᵀ Σ⁺ (Δy − μ)`` with μ, Σ over valid pixels.
+- ``d_spatial``, variant ``paper``: the ``n_components`` residual bands of minimum energy
+  ``e_b = Σ_ij ΔY(i,j,b)``; on each, the area attribute difference
+  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, ``skimage.morphology``); their
+  mean, smoothed by a guided filter guided by itself.
+- ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
+  leading principal components of the standardised cube (or of the residual), each
+  guided-filtered with the first component as guide, then summed.
+- ``d_ss = λ·N(d_spatial) + (1 − λ)·N(d_spectral)``, N = min-max or rank normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import dask.array as da
+import numpy as np
+from scipy.ndimage import uniform_filter
+from scipy.stats import rankdata
+from skimage.morphology import area_closing, area_opening
+
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+from hsad.stats import cube_moments, mahalanobis, pinv_precision
+
+VARIANTS = ("aed", "paper")
+NORMS = ("minmax", "rank")
+PC_SOURCES = ("cube", "residual")
+
+
+def _lazy(data) -> da.Array:
+    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data),
+                                                                 chunks=(512, 512, -1))
+
+
+def _moments(data):
+    """Mean and covariance (normalised by N, float64) of the finite pixels of (y, x, B)."""
+    m = cube_moments(make_cube(_lazy(data).astype(np.float32)))
+    if m.n < 2:
+        raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
+    return m.mean, m.cov
+
+
+def _per_pixel(data, func, dtype=np.float64) -> np.ndarray:
+    """Apply ``func`` (block (r, c, B) → (r, c)) chunk by chunk; returns a numpy map."""
+    lazy = _lazy(data).rechunk({2: -1})
+    return lazy.map_blocks(func, drop_axis=2, dtype=dtype).compute()
+
+
+def band_energy(residual) -> np.ndarray:
+    """Energy ``e_b = Σ_ij ΔY(i, j, b)`` of each band over the valid pixels (float64)."""
+    lazy = _lazy(residual)
+    return np.asarray(da.nansum(lazy.astype(np.float64), axis=(0, 1)).compute())
+
+
+def min_energy_bands(residual, n: int = 3) -> np.ndarray:
+    """Indices of the ``n`` bands of lowest energy (background best suppressed), ascending."""
+    energy = band_energy(residual)
+    return np.sort(np.argsort(energy, kind="stable")[:n])
+
+
+def spectral_rx(residual) -> np.ndarray:
+    """D_spectral: global RX (pseudo-inverse covariance) of each residual pixel; NaN off-data."""
+    mean, cov = _moments(residual)
+    precision = pinv_precision(cov)
+
+    def block_rx(b):
+        return mahalanobis(np.asarray(b, dtype=np.float64), mean, precision)
+
+    return _per_pixel(residual, block_rx)
+
+
+def principal_components(data, k: int = 3, standardise: bool = True) -> np.ndarray:
+    """First ``k`` principal-component images ``(y, x, k)`` of a cube (NaN off-data).
+
+    ``standardise`` uses the correlation matrix (each band scaled to unit variance).
+    """
+    mean, cov = _moments(data)
+    scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
+    scale = np.where(scale > 0, scale, 1.0)
+    corr = cov / np.outer(scale, scale)
+    values, vectors = np.linalg.eigh(corr)
+    basis = vectors[:, np.argsort(values)[::-1][:k]]
+    # fix each component's sign (largest loading positive) so results are reproducible
+    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
+    lazy = _lazy(data).rechunk({2: -1})
+    proj = lazy.map_blocks(
+        lambda b: ((np.asarray(b, np.float64) - mean) / scale) @ basis,
+        chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
+    )
+    return proj.compute()
+
+
+def quantise(band: np.ndarray, levels: int = 256) -> np.ndarray:
+    """Min-max scale a band's finite values to integers ``0 … levels−1``.
+
+    Off-data (NaN) pixels take the median level so they create no attribute edges.
+    ``levels=0`` keeps float values scaled to [0, 1].
+    """
+    band = np.asarray(band, dtype=np.float64)
+    finite = np.isfinite(band)
+    scaled = np.zeros_like(band)
+    if finite.any():
+        lo, hi = band[finite].min(), band[finite].max()
+        scaled = (band - lo) / (hi - lo) if hi > lo else np.zeros_like(band)
+        scaled[~finite] = np.median(scaled[finite])
+    if not levels:
+        return scaled
+    dtype = np.uint8 if levels <= 256 else np.uint16
+    return np.round(scaled * (levels - 1)).astype(dtype)
+
+
+def attribute_filter(band: np.ndarray, area: int = 25, levels: int = 256) -> np.ndarray:
+    """``|B − O(B)| + |C(B) − B|`` with area opening O and closing C, in [0, 1] units.
+
+    Bright (dark) structures smaller than ``area`` pixels respond; larger ones vanish.
+    """
+    q = quantise(band, levels)
+    opened = area_opening(q, area_threshold=area).astype(np.float64)
+    closed = area_closing(q, area_threshold=area).astype(np.float64)
+    qf = q.astype(np.float64)
+    out = np.abs(qf - opened) + np.abs(closed - qf)
+    return out / (levels - 1) if levels else out
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 5,
+                  eps: float = 0.01) -> np.ndarray:
+    """Guided filter (He et al. 2010) with box means of size ``2·radius+1``.
+
+    ``a = cov(I, p) / (var(I) + ε)``, ``b = mean(p) − a·mean(I)``,
+    ``q = mean(a)·I + mean(b)``. Edges of the guide ``I`` are preserved; ε sets how
+    strong an edge must be (in the guide's units squared) to be kept.
+    """
+    guide = np.asarray(guide, dtype=np.float64)
+    src = np.asarray(src, dtype=np.float64)
+
+    def box(a):
+        return uniform_filter(a, size=2 * radius + 1, mode="reflect")
+
+    mean_i, mean_p = box(guide), box(src)
+    var_i = box(guide * guide) - mean_i * mean_i
+    cov_ip = box(guide * src) - mean_i * mean_p
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box(a) * guide + box(b)
+
+
+def normalise_map(values: np.ndarray, method: str = "minmax") -> np.ndarray:
+    """Scale a map's finite values to [0, 1]: ``minmax`` or ``rank`` (average ranks / N)."""
+    if method not in NORMS:
+        raise ParameterError(f"unknown map normalisation {method!r} (choose from {NORMS})")
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return out
+    v = values[finite]
+    if method == "rank":
+        out[finite] = rankdata(v) / v.size
+    else:
+        span = v.max() - v.min()
+        out[finite] = (v - v.min()) / span if span > 0 else 0.0
+    return out
+
+
+def _nan_fill(m: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(m)
+    return np.where(finite, m, np.median(m[finite]) if finite.any() else 0.0)
+
+
+def spatial_paper(residual, *, n_components: int = 3, area: int = 25, levels: int = 256,
+                  radius: int = 3, eps: float = 0.5) -> np.ndarray:
+    """D_spatial as in HADGAN: minimum-energy residual bands, attribute filters, self-guided."""
+    idx = min_energy_bands(residual, n_components)
+    bands = np.asarray(_lazy(residual)[:, :, idx].compute(), dtype=np.float64)
+    off = ~np.isfinite(bands).all(axis=-1)
+    f = np.mean([attribute_filter(bands[:, :, i], area, levels) for i in range(len(idx))], axis=0)
+    guide = normalise_map(f)
+    out = guided_filter(_nan_fill(guide), f, radius, eps)
+    out[off] = np.nan
+    return out
+
+
+def spatial_aed(components: np.ndarray, *, area: int = 25, levels: int = 256, radius: int = 5,
+                eps: float = 0.01) -> np.ndarray:
+    """D_spatial AED-style: attribute filters on PC images, guided by the first PC, summed."""
+    comps = np.asarray(components, dtype=np.float64)
+    off = ~np.isfinite(comps).all(axis=-1)
+    guide = _nan_fill(normalise_map(comps[:, :, 0]))
+    out = np.zeros(comps.shape[:2])
+    for i in range(comps.shape[-1]):
+        out += guided_filter(guide, attribute_filter(comps[:, :, i], area, levels), radius, eps)
+    out[off] = np.nan
+    return out
+
+
+def fuse(d_spatial: np.ndarray, d_spectral: np.ndarray, lam: float,
+         norm: str = "minmax") -> np.ndarray:
+    """``D_SS = λ·N(d_spatial) + (1 − λ)·N(d_spectral)``."""
+    return lam * normalise_map(d_spatial, norm) + (1.0 - lam) * normalise_map(d_spectral, norm)
+
+
+@dataclass
+class Fusion:
+    """Every parameter of the fusion stage; :meth:`stages` runs it on a residual.
+
+    Defaults come from the sweep in ``benchmarks/sweep_fusion.py`` (docs/fusion_sweep.md):
+    one setting for all scenes.
+    """
+
+    variant: str = "aed"
+    lam: float = 0.25
+    n_components: int = 3
+    area: int = 25
+    levels: int = 256
+    radius: int = 5
+    eps: float = 0.01
+    norm: str = "minmax"
+    pc_source: str = "cube"
+
+    def validate(self) -> Fusion:
+        checks = [
+            (self.variant in VARIANTS, f"fusion variant must be one of {VARIANTS}"),
+            (self.norm in NORMS, f"fusion norm must be one of {NORMS}"),
+            (self.pc_source in PC_SOURCES, f"pc_source must be one of {PC_SOURCES}"),
+            (0.0 <= float(self.lam) <= 1.0, f"lam must lie in [0, 1], got {self.lam}"),
+            (int(self.n_components) >= 1, "n_components must be ≥ 1"),
+            (int(self.area) >= 1, "area must be ≥ 1 pixel"),
+            (int(self.levels) == 0 or 2 <= int(self.levels) <= 65536,
+             "levels must be 0 (no quantisation) or 2…65536"),
+            (int(self.radius) >= 1, "radius must be ≥ 1"),
+            (float(self.eps) > 0, "eps must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ParameterError(message)
+        return self
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def spatial(self, residual, cube=None) -> np.ndarray:
+        """D_spatial of the configured variant (``cube`` needed for AED on the cube)."""
+        self.validate()
+        kw = dict(area=int(self.area), levels=int(self.levels), radius=int(self.radius),
+                  eps=float(self.eps))
+        if self.variant == "paper":
+            return spatial_paper(residual, n_components=int(self.n_components), **kw)
+        source = residual if self.pc_source == "residual" or cube is None else cube
+        if cube is None and self.pc_source == "cube":
+            raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
+        return spatial_aed(principal_components(source, int(self.n_components)), **kw)
+
+    def stages(self, residual, cube=None, d_spectral: np.ndarray | None = None) -> dict:
+        """``{"d_spectral", "d_spatial", "d_ss"}`` maps (numpy, NaN off-data).
+
+        ``residual`` is ΔY (y, x, B); ``cube`` the (good-band) scene, NaN off-data.
+        With ``lam = 0`` the spatial map is not computed (zeros) unless asked for.
+        """
+        self.validate()
+        d_spec = spectral_rx(residual) if d_spectral is None else d_spectral
+        d_spat = self.spatial(residual, cube)
+        d_ss = fuse(d_spat, d_spec, float(self.lam), self.norm)
+        return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}

@@ -1,0 +1,210 @@
+"""Training samples drawn from a lazy cube, chunk by chunk, without loading the scene.
+
+Pixel positions are drawn uniformly without replacement over the grid (seeded); only the
+chunks that hold a drawn position are read, one small group at a time. Positions whose
+pixel is nodata are dropped and more are drawn until ``n`` valid pixels are found, so the
+sample is uniform over the valid pixels. ``patch=k`` returns the k×k neighbourhood of each
+drawn pixel, reflected at the image border.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import dask
+import numpy as np
+import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
+
+from hsad.cube import good_band_mask
+from hsad.errors import ParameterError
+
+#: Chunks read together (one dask.compute) while sampling.
+READ_GROUP = 4
+
+
+@dataclass
+class PixelSample:
+    """Sampled spectra ``(n, B)`` or patches ``(n, B, k, k)``, with their row/column."""
+
+    values: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``(rows, cols)`` mask of pixels whose every band is finite and differs from nodata."""
+    ok = np.ones(block.shape[:2], dtype=bool)
+    if np.issubdtype(block.dtype, np.floating):
+        ok &= np.isfinite(block).all(axis=-1)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= ~(block == block.dtype.type(nodata)).any(axis=-1)
+    return ok
+
+
+def _pad_reflect(block: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
+    if not any(a or b for a, b in pads):
+        return block
+    small = any(block.shape[i] <= max(pads[i]) for i in range(2))
+    return np.pad(block, pads + ((0, 0),), mode="symmetric" if small else "reflect")
+
+
+def read_window(data, y0: int, y1: int, x0: int, x1: int, halo: int = 0):
+    """Rows ``y0−halo … y1+halo`` and columns likewise of a lazy (y, x, band) array.
+
+    Returns a delayed-free numpy block: real neighbours inside the image, reflection
+    (without repeating the edge) outside it. ``halo=0`` reads the window itself.
+    """
+    rows, cols = data.shape[:2]
+    ya, yb = max(0, y0 - halo), min(rows, y1 + halo)
+    xa, xb = max(0, x0 - halo), min(cols, x1 + halo)
+    return data[ya:yb, xa:xb], ((ya - (y0 - halo), (y1 + halo) - yb),
+                                (xa - (x0 - halo), (x1 + halo) - xb))
+
+
+def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(chunks)])
+
+
+def _extract(block, pads, nodata, rel_r, rel_c, patch):
+    """Values at (rel_r, rel_c) of an un-padded window; patches come from the padded one."""
+    block = np.asarray(block)
+    valid = block_valid(block, nodata)
+    halo = patch // 2
+    # validity of the centres (positions are relative to the unpadded window start)
+    top, left = pads[0][0], pads[1][0]
+    ok = valid[rel_r + halo - top, rel_c + halo - left]
+    if patch == 1:
+        values = block[rel_r[ok], rel_c[ok]].astype(np.float32)
+    else:
+        data = block.astype(np.float32)
+        data[~valid] = np.nan
+        data = _pad_reflect(data, pads)
+        windows = sliding_window_view(data, (patch, patch), axis=(0, 1))
+        values = windows[rel_r[ok], rel_c[ok]]  # (m, B, k, k)
+    return ok, np.ascontiguousarray(values, dtype=np.float32)
+
+
+def sample_pixels(
+    cube: xr.DataArray,
+    n: int,
+    *,
+    seed: int = 0,
+    bands=None,
+    patch: int = 1,
+    mask: np.ndarray | None = None,
+) -> PixelSample:
+    """Uniform random sample of ``n`` valid pixels (all valid ones if fewer).
+
+    ``bands`` selects bands (boolean vector or indices; default: the good bands).
+    ``patch=k`` (odd) returns ``(n, B, k, k)`` neighbourhoods, nodata neighbours as NaN.
+    Reproducible: the same ``seed`` gives the same sample whatever the chunking.
+    ``mask`` (a (y, x) bool array, e.g. from :func:`region_mask`) restricts the draw to
+    the pixels where it is True.
+    """
+    if n < 1:
+        raise ParameterError(f"sample size must be ≥ 1, got {n}")
+    if patch < 1 or patch % 2 == 0:
+        raise ParameterError(f"patch size must be odd, got {patch}")
+    sel = good_band_mask(cube) if bands is None else np.asarray(bands)
+    data = cube.data[:, :, sel]
+    nodata = cube.attrs.get("nodata")
+    rows, cols = data.shape[:2]
+    total = rows * cols
+    universe = None if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
+    if mask is not None:
+        if np.shape(mask) != (rows, cols):
+            raise ParameterError(f"mask shape {np.shape(mask)} does not match the cube's "
+                                 f"{(rows, cols)}", cube.attrs.get("source_path"))
+        total = universe.size
+    rng = np.random.default_rng(seed)
+    ybounds, xbounds = _bounds(data.chunks[0]), _bounds(data.chunks[1])
+    halo = patch // 2
+
+    drawn = np.zeros(0, dtype=np.int64)
+    found_pos: list[np.ndarray] = []
+    found_val: list[np.ndarray] = []
+    n_found, rate = 0, 1.0
+    while n_found < n and drawn.size < total:
+        slack = (1.0, 0) if drawn.size == 0 else (1.1, 8)  # first round: exactly n
+        want = int(np.ceil((n - n_found) / max(rate, 1e-3) * slack[0])) + slack[1]
+        fresh = rng.choice(total, size=min(total, want + drawn.size), replace=False)
+        fresh = fresh if universe is None else universe[fresh]
+        fresh = fresh[~np.isin(fresh, drawn)][:want]
+        drawn = np.concatenate([drawn, fresh])
+        r, c = np.divmod(fresh, cols)
+        cy = np.searchsorted(ybounds, r, side="right") - 1
+        cx = np.searchsorted(xbounds, c, side="right") - 1
+        chunk_id = cy * len(xbounds) + cx
+        keys = np.unique(chunk_id)
+        ok_all = np.zeros(fresh.size, dtype=bool)
+        vals_all: list[tuple[np.ndarray, np.ndarray]] = []
+        for g in range(0, len(keys), READ_GROUP):
+            group = keys[g:g + READ_GROUP]
+            reads, metas = [], []
+            for key in group:
+                iy, ix = divmod(int(key), len(xbounds))
+                y0, y1, x0, x1 = ybounds[iy], ybounds[iy + 1], xbounds[ix], xbounds[ix + 1]
+                lazy, pads = read_window(data, y0, y1, x0, x1, halo)
+                reads.append(lazy)
+                metas.append((np.flatnonzero(chunk_id == key), y0, x0, pads))
+            blocks = dask.compute(*reads)
+            for block, (idx, y0, x0, pads) in zip(blocks, metas, strict=True):
+                ok, values = _extract(block, pads, nodata, r[idx] - y0, c[idx] - x0, patch)
+                ok_all[idx] = ok
+                vals_all.append((idx[ok], values))
+        order = np.concatenate([i for i, _ in vals_all]) if vals_all else np.zeros(0, int)
+        values = np.concatenate([v for _, v in vals_all]) if vals_all else None
+        # restore draw order (uniform random order) among the valid ones
+        ranked = np.argsort(order, kind="stable")
+        if values is not None and len(ranked):
+            found_pos.append(fresh[order[ranked]])
+            found_val.append(values[ranked])
+            n_found += len(ranked)
+        rate = max(ok_all.mean() if fresh.size else 0.0, 1e-3)
+    if n_found == 0:
+        raise ParameterError("no valid pixel to sample: the scene is all nodata",
+                             cube.attrs.get("source_path"))
+    pos = np.concatenate(found_pos)[:n]
+    values = np.concatenate(found_val)[:n]
+    r, c = np.divmod(pos, cols)
+    return PixelSample(values, r, c)
+
+
+def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None:
+    """(y, x) bool map of a training region, or None for the whole scene.
+
+    ``mask``: a (y, x) bool array or a mask file (GeoTIFF, ENVI or MAT; non-zero = in);
+    ``window``: rows and columns ``(r0, r1, c0, c1)``, half-open, or the string
+    ``"r0,r1,c0,c1"``. Given both, the region is their intersection.
+    """
+    shape = tuple(cube.shape[:2])
+    path = cube.attrs.get("source_path")
+    region = None
+    if mask is not None:
+        if isinstance(mask, (str, os.PathLike)):
+            from hsad.io.maps import read_truth
+
+            values, _ = read_truth(mask, shape=shape)
+            region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
+        else:
+            region = np.asarray(getattr(mask, "values", mask), dtype=bool)
+            if region.shape != shape:
+                raise ParameterError(f"training mask shape {region.shape} does not match the "
+                                     f"scene's {shape}", path)
+    if window is not None:
+        parts = window.split(",") if isinstance(window, str) else list(window)
+        try:
+            r0, r1, c0, c1 = (int(v) for v in parts)
+        except (TypeError, ValueError):
+            raise ParameterError(f"training window must be r0,r1,c0,c1, got {window!r}") from None
+        if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
+            raise ParameterError(f"training window {r0},{r1},{c0},{c1} is empty or outside the "
+                                 f"{shape[0]}x{shape[1]} scene", path)
+        box = np.zeros(shape, dtype=bool)
+        box[r0:r1, c0:c1] = True
+        region = box if region is None else region & box
+    if region is not None and not region.any():
+        raise ParameterError("the training region holds no pixel", path)
+    return region

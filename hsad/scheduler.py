@@ -1,0 +1,274 @@
+"""Where dask runs: the threaded scheduler (default), a local process cluster or a remote one.
+
+- :func:`use_scheduler` is the one context that picks it: ``scheduler=None`` → dask's
+  threaded scheduler; ``"threads"``/``"sync"`` likewise; ``workers=N`` → a
+  ``distributed.LocalCluster`` of N single-threaded worker processes; any other
+  ``scheduler`` string is the address of a running ``dask.distributed`` scheduler.
+- :func:`parse_memory` reads ``--memory-limit`` values ("2GB", "512MiB", "25%" of RAM).
+- :class:`TileProgress` is a tqdm bar over the tiles of a computation (a dask callback).
+- :func:`pull_blocks` lets a writer on this machine receive the blocks of an array
+  computed on a cluster, one at a time, so that distributed results are streamed too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.callbacks import Callback
+from dask.utils import parse_bytes
+
+from hsad.errors import ParameterError
+
+#: Default working-memory budget: 1 GiB, or a quarter of RAM on small machines.
+DEFAULT_MEMORY = 2**30
+#: Seconds to wait for a remote scheduler or for local workers to come up.
+CONNECT_TIMEOUT = 30
+#: Memory of a worker process before any tile (interpreter, numpy, torch, …): added to its
+#: share of the budget for its dask memory limit, lest dask pause an idle worker.
+WORKER_BASE = 768 * 2**20
+
+
+def total_memory() -> int:
+    """Physical memory of this machine in bytes."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 2**30
+
+
+def default_memory_limit() -> int:
+    """The session's budget (dask config ``hsad.memory_limit``, set by ``hsad detect
+    --memory-limit``), else 1 GiB, or a quarter of RAM if that is less."""
+    configured = dask.config.get("hsad.memory_limit", None)
+    if configured is not None:
+        return parse_memory(configured)
+    return int(min(DEFAULT_MEMORY, total_memory() // 4))
+
+
+def parse_memory(value: str | int | float | None) -> int:
+    """A memory budget in bytes from ``"2GB"``, ``"1.5GiB"``, ``"512MB"``, ``"25%"``
+    (of RAM), a number of bytes, or None (the default budget)."""
+    if value is None:
+        return default_memory_limit()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        n = int(value)
+    elif isinstance(value, float):
+        n = int(value)
+    else:
+        text = str(value).strip()
+        try:
+            if text.endswith("%"):
+                n = int(float(text[:-1]) / 100 * total_memory())
+            else:
+                n = int(parse_bytes(text))
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(
+                f"memory limit {value!r} is not a size (examples: 2GB, 512MiB, 25%)") from exc
+    if n < 16_000_000:
+        raise ParameterError(f"memory limit {value!r} is too small (at least 16 MB)")
+    return n
+
+
+def active_client():
+    """The ``dask.distributed`` client in use, or None (threaded/sync scheduler)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        client = default_client()
+    except ValueError:
+        return None
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed"):
+        return None  # a local scheduler was asked for explicitly inside the client's scope
+    return client
+
+
+def concurrency() -> int:
+    """How many tiles are processed at once: cluster threads, or local threads."""
+    client = active_client()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded"):
+        return 1
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def use_scheduler(scheduler: str | None = None, workers: int | None = None,
+                  memory_limit: str | int | None = None) -> Iterator[object]:
+    """Run the dask work of the block on the chosen scheduler; yields the client or None.
+
+    ``workers=N`` starts a LocalCluster of N processes with one thread each; each gets
+    ``memory_limit / N`` for its tiles plus ``WORKER_BASE`` for itself as its dask memory
+    limit (past which dask spills to disk and pauses it); ``scheduler``
+    may be ``"threads"``, ``"sync"`` or a scheduler address (``tcp://host:8786``).
+    """
+    name = (scheduler or "").strip()
+    if name in ("", "threads", "threading"):
+        if workers is not None:
+            yield from _local_cluster(int(workers), memory_limit)
+            return
+        with dask.config.set(scheduler="threads"):
+            yield None
+        return
+    if workers is not None:
+        raise ParameterError("give either --workers (start a local cluster) or --scheduler "
+                             "ADDRESS (connect to one), not both")
+    if name in ("sync", "synchronous", "single-threaded"):
+        with dask.config.set(scheduler="synchronous"):
+            yield None
+        return
+    yield from _remote(name)
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - distributed is a dev dependency
+        raise ParameterError("dask.distributed is not installed: pip install "
+                             "'hsad[distributed]'") from exc
+    return distributed
+
+
+def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
+    if workers < 1:
+        raise ParameterError(f"--workers must be ≥ 1, got {workers}")
+    distributed = _distributed()
+    per_worker = parse_memory(memory_limit) // workers + WORKER_BASE
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                  memory_limit=per_worker, dashboard_address=":0",
+                                  silence_logs=40) as cluster, \
+            distributed.Client(cluster, timeout=CONNECT_TIMEOUT) as client:
+        yield client
+
+
+def _remote(address: str) -> Iterator[object]:
+    distributed = _distributed()
+    try:
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ParameterError(f"cannot connect to the dask scheduler at {address!r}: {exc}") \
+            from None
+    with client:
+        yield client
+
+
+# ---------------------------------------------------------------- progress
+
+
+def _key_name(key) -> str:
+    return str(key[0] if isinstance(key, tuple) else key)
+
+
+class TileProgress(Callback):
+    """A tqdm bar over the tile tasks of each dask computation run inside it.
+
+    Tile tasks are those whose key name starts with one of ``prefixes``: by default the
+    writes of :func:`dask.array.store` (one per output tile) and the per-tile statistics
+    of :func:`hsad.stats.cube_moments`. Computations without such tasks show no bar.
+    Works with the local schedulers; on a cluster the writes run locally (see
+    :func:`pull_blocks`), so the bar still counts tiles written.
+    """
+
+    PREFIXES = ("store-map", "block_moments")
+    LABELS = {"store-map": "writing", "block_moments": "statistics"}
+
+    def __init__(self, prefixes: Iterable[str] = PREFIXES, disable: bool | None = None,
+                 desc: str | None = None):
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+        self.disable = (not sys.stderr.isatty()) if disable is None else bool(disable)
+        self.desc = desc
+        self.bar = None
+        self.tiles = 0
+
+    def _matches(self, key) -> bool:
+        """Tile keys: ``(prefix-…, i, j)``, or a string key naming the prefix (dask renames
+        a chain of tasks it fuses, e.g. ``rechunk-merge-store-map-finalize-…``)."""
+        if isinstance(key, tuple):
+            return str(key[0]).startswith(self.prefixes)
+        return any(p in str(key) for p in self.prefixes)
+
+    def _start_state(self, dsk, state) -> None:
+        keys = [k for k in dsk if self._matches(k)]
+        self.bar = None
+        if not keys:
+            return
+        from tqdm.auto import tqdm
+
+        first = _key_name(keys[0])
+        label = self.desc or next((v for k, v in self.LABELS.items() if k in first), "tiles")
+        self.bar = tqdm(total=len(keys), desc=label, unit="tile", disable=self.disable,
+                        leave=False)
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        if self.bar is not None and self._matches(key):
+            self.bar.update(1)
+            self.tiles += 1
+
+    def _finish(self, dsk, state, errored) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ---------------------------------------------------------------- cluster → local blocks
+
+
+class _Remote:
+    """Opaque holder of a future: local dask graphs do not look inside it."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future):
+        self.future = future
+
+
+def _fetch(holder: _Remote) -> np.ndarray:
+    future, holder.future = holder.future, None  # drop it: the cluster frees the block
+    return np.asarray(future.result())
+
+
+def pull_blocks(arr: da.Array, client=None) -> da.Array:
+    """``arr`` computed on the cluster, as a local dask array of block fetches.
+
+    All blocks are submitted at once (one graph, so overlapping halos are shared); each
+    local task waits for one block, which the cluster then forgets. A local writer
+    (``dask.array.store`` on the threaded scheduler) thus receives blocks as they are
+    ready without the whole array being gathered. Without a client, ``arr`` is returned.
+    """
+    client = client or active_client()
+    if client is None:
+        return arr
+    blocks = arr.to_delayed(optimize_graph=True)
+    futures = client.compute(list(blocks.ravel()))
+    name = "pull-" + dask.base.tokenize(arr.name, id(futures))
+    graph = {}
+    for index, future in zip(np.ndindex(*blocks.shape), futures, strict=True):
+        graph[(name, *index)] = (_fetch, _Remote(future))
+    return da.Array(graph, name, arr.chunks, dtype=arr.dtype,
+                    meta=np.empty((0,) * arr.ndim, arr.dtype))
+
+
+@contextlib.contextmanager
+def local_writes(client=None) -> Iterator[None]:
+    """Inside a cluster session: run local (writer) graphs with enough threads to keep
+    every cluster thread busy while blocks are fetched."""
+    client = client or active_client()
+    if client is None:
+        yield
+        return
+    threads = max(os.cpu_count() or 1, 2 * concurrency())
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        yield
+
+
+__all__ = ["TileProgress", "active_client", "concurrency", "default_memory_limit",
+           "local_writes", "parse_memory", "pull_blocks", "total_memory", "use_scheduler"]

@@ -1,0 +1,252 @@
+"""Dual-window machinery shared by the local detectors (LRX, CRD).
+
+The background of a pixel is its *ring*: the pixels of the ``outer`` × ``outer`` window
+centred on it minus those of the ``inner`` × ``inner`` guard window. Windows are clipped at the
+image edge: only pixels inside the image (and holding data) count. Block functions receive a
+numpy block whose out-of-image and nodata pixels are NaN, with ``halo`` pixels of context on
+each side, and return scores for the block's core only; :func:`map_windows` runs them over a
+cube with ``dask.array.overlap`` so that tiled and whole-scene results agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from threadpoolctl import ThreadpoolController
+
+from hsad.cube import valid_mask
+from hsad.errors import ParameterError
+
+
+def check_windows(method: str, inner, outer) -> tuple[int, int]:
+    """Validate ``(inner, outer)`` window widths: odd positive integers, inner < outer."""
+    for label, value in (("inner", inner), ("outer", outer)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ParameterError(f"{method}: {label} must be an odd integer, got {value!r}")
+        if value < 1 or value % 2 == 0:
+            raise ParameterError(f"{method}: {label} must be an odd positive integer, got {value}")
+    if inner >= outer:
+        raise ParameterError(
+            f"{method}: inner window ({inner}) must be smaller than the outer window ({outer})"
+        )
+    return int(inner), int(outer)
+
+
+def check_dtype(method: str, dtype) -> np.dtype:
+    """``"float32"`` or ``"float64"`` (any spelling numpy accepts) as a numpy dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise ParameterError(f"{method}: dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in (np.float32, np.float64):
+        raise ParameterError(f"{method}: dtype must be float32 or float64, got {dtype!r}")
+    return dt
+
+
+def check_nonnegative(method: str, label: str, value) -> float:
+    """A finite float ≥ 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{method}: {label} must be a number ≥ 0, got {value!r}") from exc
+    if not math.isfinite(v) or v < 0:
+        raise ParameterError(f"{method}: {label} must be a finite number ≥ 0, got {value!r}")
+    return v
+
+
+def ring_offsets(inner: int, outer: int) -> np.ndarray:
+    """``(n, 2)`` (row, col) offsets of the ring pixels, row-major, n = outer² − inner²."""
+    h, g = outer // 2, inner // 2
+    dr, dc = np.mgrid[-h : h + 1, -h : h + 1]
+    keep = (np.abs(dr) > g) | (np.abs(dc) > g)
+    return np.stack([dr[keep], dc[keep]], axis=1)
+
+
+def nan_filled(cube: xr.DataArray, bands: np.ndarray, dtype=np.float64) -> da.Array:
+    """The cube's ``bands`` as a float dask array with NaN on nodata pixels, bands in one chunk."""
+    data = cube.data
+    if not np.all(bands):
+        data = data[:, :, np.asarray(bands)]
+    data = data.astype(dtype).rechunk({2: -1})
+    valid = valid_mask(cube).data.rechunk(data.chunks[:2])
+    return da.where(valid[:, :, None], data, np.asarray(np.nan, dtype=dtype))
+
+
+def _chunks(n: int, size: int, depth: int) -> tuple[int, ...]:
+    """Chunks of ``size`` along an axis of length n, none shorter than ``depth`` (if n allows)."""
+    size = max(size, depth, 1)
+    chunks = [size] * (n // size) + ([n % size] if n % size else [])
+    if len(chunks) > 1 and chunks[-1] < depth:
+        chunks[-2:] = [chunks[-2] + chunks[-1]]
+    return tuple(chunks)
+
+
+def map_pixels(
+    fn: Callable[..., np.ndarray], data: da.Array, *args, dtype=np.float32, chunks=None, **kwargs
+) -> da.Array:
+    """Lazy ``(y, x)`` map from ``fn(block, *args, **kwargs)`` over (y, x) blocks of ``data``.
+
+    Like ``map_blocks(..., drop_axis=2)`` with all bands in one chunk, but hands each block
+    over as it is (``map_blocks`` would copy it through a concatenation). ``chunks`` gives
+    the output's (y, x) chunks when ``fn`` trims its blocks.
+    """
+    if data.numblocks[2] != 1:
+        data = data.rechunk({2: -1})
+
+    def call(blocks, *a, **kw):
+        return fn(blocks[0], *a, **kw)
+
+    adjust = None if chunks is None else {"i": chunks[0], "j": chunks[1]}
+    return da.blockwise(
+        call,
+        "ij",
+        data,
+        "ijk",
+        *[item for arg in args for item in (arg, None)],
+        concatenate=False,
+        adjust_chunks=adjust,
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype),
+        **kwargs,
+    )
+
+
+def map_windows(
+    data: da.Array, block_fn: Callable[..., np.ndarray], halo: int, dtype=np.float32, **kwargs
+) -> da.Array:
+    """Run ``block_fn(block, halo=halo, dtype=dtype, **kwargs) -> (rows, cols)`` over ``data``.
+
+    ``data`` is a ``(y, x, band)`` float dask array with NaN on nodata. Each block gets
+    ``halo`` (= outer // 2) pixels of context, NaN beyond the image edge, so window statistics
+    near a tile border see the neighbouring tiles. Row chunks are split so every CPU gets work.
+    """
+    h = halo
+    per_worker = math.ceil(data.shape[0] / (os.cpu_count() or 1))
+    rows = _chunks(data.shape[0], min(max(data.chunks[0]), per_worker), h)
+    cols = _chunks(data.shape[1], max(data.chunks[1]), h)
+    if min(data.shape[:2]) <= h:  # smaller than a halo: one block, clipped at its edges
+        rows, cols = (data.shape[0],), (data.shape[1],)
+    data = data.rechunk((rows, cols, -1))
+    if len(rows) == len(cols) == 1:
+        h = 0  # one block: the block function's own clipping is the image edge
+    elif h:
+        data = da.overlap.overlap(
+            data, depth={0: h, 1: h, 2: 0}, boundary={0: np.nan, 1: np.nan, 2: "none"}
+        )
+    fn = functools.partial(block_fn, halo=h, dtype=np.dtype(dtype), **kwargs)
+    return map_pixels(fn, data, dtype=dtype, chunks=(rows, cols))
+
+
+def padded(block: np.ndarray, halo: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-filled float64 block with a context of ≥ h pixels, and its validity (0/1) map.
+
+    Pixels outside ``block`` and NaN pixels get value 0 and validity 0, which leaves them out
+    of every window sum: this is the clipped-window rule.
+    """
+    if halo > h:
+        block = block[halo - h : block.shape[0] - halo + h, halo - h : block.shape[1] - halo + h]
+    pad = max(h - halo, 0)
+    x = np.asarray(block, dtype=np.float64)
+    valid = np.isfinite(x).all(axis=-1)
+    x = np.where(valid[..., None], x, 0.0)
+    if pad:
+        x = np.pad(x, ((pad, pad), (pad, pad), (0, 0)))
+        valid = np.pad(valid, pad)
+    return x, valid.astype(np.float64)
+
+
+def ring_sums(
+    features: Callable[[int, int, int, np.ndarray], None],
+    shape: tuple[int, int],
+    k: int,
+    inner: int,
+    outer: int,
+    max_bytes: int = 256 * 2**20,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Ring sums of per-pixel features, streamed one output row at a time.
+
+    ``features(row, c0, c1, out)`` writes the ``(c1 − c0, k)`` float64 features of the pixels
+    ``[row, c0:c1]`` of a padded array of ``shape`` whose border of h = outer // 2 pixels is
+    context only. Yields ``(row, col, sums)`` for each core row and strip of core columns:
+    ``sums`` (reused between rows) holds, per pixel, the sums over its ring. Box sums are
+    cumulative sums along the strip and running sums down the rows, all in preallocated
+    buffers, so each feature is computed once per strip; strips keep memory near
+    ``max_bytes``.
+    """
+    rows, cols = shape
+    h, g = outer // 2, inner // 2
+    core_cols = cols - 2 * h
+    depth = 2 * h + 2
+    width = max(1, min(core_cols, max_bytes // (8 * k * (2 * depth + 6)) - 2 * h))
+    for c0 in range(0, core_cols, width):
+        w = min(width, core_cols - c0)
+        feat = np.empty((w + 2 * h, k))
+        cum = np.zeros((w + 2 * h + 1, k))
+        ring_o = np.zeros((depth, w, k))
+        ring_i = np.zeros((depth, w, k))
+        sum_o = np.zeros((w, k))
+        sum_i = np.zeros((w, k))
+        sums = np.empty((w, k))
+        for r in range(rows):
+            features(r, c0, c0 + w + 2 * h, feat)
+            for j in range(w + 2 * h):  # cumulative sum, one vectorised add per column
+                np.add(cum[j], feat[j], out=cum[j + 1])
+            slot = r % depth
+            np.subtract(cum[2 * h + 1 :], cum[:w], out=ring_o[slot])
+            np.subtract(cum[h + g + 1 : h + g + 1 + w], cum[h - g : h - g + w], out=ring_i[slot])
+            sum_o += ring_o[slot]
+            if r >= 2 * h + 1:
+                sum_o -= ring_o[(r - 2 * h - 1) % depth]
+            if r - h + g >= 0:  # inner window of output row r − h spans rows r−h−g … r−h+g
+                sum_i += ring_i[(r - h + g) % depth]
+            if r - h - g - 1 >= 0:
+                sum_i -= ring_i[(r - h - g - 1) % depth]
+            if r >= 2 * h:
+                np.subtract(sum_o, sum_i, out=sums)
+                yield r - h, c0 + h, sums
+
+
+def _local_thread_setters() -> list:
+    """``openblas_set_num_threads_local`` of each loaded OpenBLAS that has it (≥ 0.3.27)."""
+    import ctypes
+
+    setters = []
+    for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+        try:
+            fn = ctypes.CDLL(lib.filepath).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+        setters.append(fn)
+    return setters
+
+
+_setters: list | None = None
+
+
+@contextmanager
+def single_threaded_linalg() -> Iterator[None]:
+    """Run OpenBLAS on one thread in the calling thread while inside.
+
+    Window detectors solve many small systems, and dask already runs one tile per core:
+    threading each small BLAS call would oversubscribe the CPUs. The limit is OpenBLAS's
+    thread-local one, so other threads keep their setting and nothing global is toggled
+    (toggling the global pool size wakes its spinning threads). Without OpenBLAS ≥ 0.3.27
+    this does nothing.
+    """
+    global _setters
+    if _setters is None:
+        _setters = _local_thread_setters()
+    previous = [fn(1) for fn in _setters]
+    try:
+        yield
+    finally:
+        for fn, n in zip(_setters, previous, strict=True):
+            fn(n)

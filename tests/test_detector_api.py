@@ -1,0 +1,116 @@
+"""The detector registry and estimator contract, checked on the classic detectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from hsad import detectors
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+
+CLASSIC = ("rx", "lrx", "crd")
+
+
+@pytest.fixture(scope="module")
+def cube():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 14, 5)) @ rng.normal(size=(5, 5)) + 20.0
+    x[3, 4] += [12.0, -12.0, 12.0, -12.0, 12.0]  # a spectral-shape anomaly
+    return make_cube(
+        x.astype(np.float32),
+        transform=Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0),
+        crs="EPSG:32633",
+    )
+
+
+def test_available_lists_the_classic_detectors():
+    found = detectors.available()
+    assert set(CLASSIC) <= set(found)
+    for name in CLASSIC:
+        assert found[name].name == name and found[name].summary
+
+
+def test_get_builds_a_configured_detector_and_reports_its_params():
+    det = detectors.get("RX", ridge=0.01)
+    assert det.name == "rx"
+    assert det.get_params() == {"ridge": 0.01, "dtype": "float32"}
+    assert detectors.get("lrx").get_params() == {
+        "inner": 5,
+        "outer": 15,
+        "pca": None,
+        "ridge": 1e-6,
+        "dtype": "float32",
+    }
+    assert detectors.get("crd", inner=3, outer=9).get_params()["outer"] == 9
+    assert type(det).param_defaults() == {"ridge": 0.0, "dtype": "float32"}
+    assert "ridge=0.01" in repr(det)
+
+
+def test_unknown_method_names_the_available_ones():
+    with pytest.raises(ParameterError) as err:
+        detectors.get("nope")
+    for name in CLASSIC:
+        assert name in str(err.value)
+
+
+def test_unknown_parameter_is_refused():
+    with pytest.raises(ParameterError, match="unknown parameter 'windw'"):
+        detectors.get("lrx", windw=3)
+    with pytest.raises(ParameterError, match="unknown parameter"):
+        detectors.get("rx").set_params(inner=3)
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_fit_score_returns_an_aligned_georeferenced_map(cube, name):
+    params = {"lrx": {"inner": 1, "outer": 5}, "crd": {"inner": 1, "outer": 5, "lam": 1.0}}
+    det = detectors.get(name, **params.get(name, {}))
+    assert det.fit(cube) is det
+    scores = det.fit_score(cube)
+    assert scores.dims == ("y", "x") and scores.shape == (16, 14)
+    assert scores.dtype == np.float32
+    assert scores.rio.crs == cube.rio.crs
+    assert scores.rio.transform() == cube.rio.transform()
+    np.testing.assert_array_equal(scores["x"].values, cube["x"].values)
+    np.testing.assert_array_equal(scores["y"].values, cube["y"].values)
+    assert np.isfinite(scores.values).all()
+    assert np.nanargmax(scores.values) == 3 * 14 + 4
+
+
+def test_threshold_by_value_contamination_and_far(cube):
+    det = detectors.get("crd", inner=1, outer=5, lam=1.0)
+    scores = det.fit_score(cube)
+    values = scores.values
+    mask = det.threshold(scores, value=float(np.median(values)))
+    assert mask.dtype == bool and mask.dims == ("y", "x")
+    assert mask.values.sum() == (values >= np.median(values)).sum()
+    mask = det.threshold(scores, contamination=0.05)
+    assert mask.values.sum() == pytest.approx(0.05 * values.size, abs=2)
+    assert mask.values[3, 4]
+    assert det.threshold_ == mask.attrs["threshold"]
+    # no null distribution for CRD: far falls back to the empirical quantile
+    assert det.threshold(scores, far=0.05).values.sum() == mask.values.sum()
+    rx = detectors.get("rx")
+    rx_scores = rx.fit_score(cube)
+    rx.threshold(rx_scores, far=0.001)
+    assert rx.threshold_ == pytest.approx(rx.null_threshold(0.001))
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])
+def test_threshold_rejects_rates_outside_the_unit_interval(cube, bad):
+    det = detectors.get("rx")
+    scores = det.fit_score(cube)
+    with pytest.raises(ParameterError, match="contamination"):
+        det.threshold(scores, contamination=bad)
+    with pytest.raises(ParameterError, match="far"):
+        det.threshold(scores, far=bad)
+
+
+def test_threshold_needs_exactly_one_criterion(cube):
+    det = detectors.get("rx")
+    scores = det.fit_score(cube)
+    with pytest.raises(ParameterError, match="exactly one"):
+        det.threshold(scores)
+    with pytest.raises(ParameterError, match="exactly one"):
+        det.threshold(scores, value=1.0, contamination=0.1)

@@ -1,0 +1,125 @@
+"""The engine on dask.distributed: a LocalCluster of 2 worker processes gives the maps of the
+threaded scheduler; the CLI connects to a scheduler or starts workers; models travel once."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+
+from hsad import detectors, engine, synthetic
+from hsad.cli.main import main
+from hsad.errors import ParameterError
+from hsad.scheduler import WORKER_BASE, active_client, concurrency, use_scheduler
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def scene_paths(tmp_path_factory):
+    scene = synthetic.make_scene(rows=56, cols=48, bands=12, seed=8)
+    return synthetic.write_scene(scene, tmp_path_factory.mktemp("scene"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=40) as c:
+        yield c
+
+
+def _maps(path, out_dir, tag):
+    """RX and LRX maps of the scene on 16-px tiles, written with the engine."""
+    cube = engine.open_tiled(path, chunks=16)
+    out = {}
+    for method, params in (("rx", {}), ("lrx", {"inner": 3, "outer": 7})):
+        det = detectors.get(method, **params).fit(cube)
+        target = out_dir / f"{tag}_{method}.tif"
+        engine.write_map(det.score(cube), target, like=cube, progress=False)
+        with rasterio.open(target) as src:
+            out[method] = src.read(1)
+    return out
+
+
+def test_cluster_maps_equal_threaded_maps(cluster, scene_paths, tmp_path):
+    threaded = _maps(scene_paths["cube"], tmp_path, "threads")
+    with use_scheduler(cluster.scheduler_address) as client:
+        assert active_client() is client and concurrency() == 2
+        clustered = _maps(scene_paths["cube"], tmp_path, "cluster")
+    assert active_client() is None
+    # BLAS runs single-threaded on the workers: the same sums in another order
+    np.testing.assert_allclose(clustered["rx"], threaded["rx"], rtol=1e-5)
+    np.testing.assert_array_equal(clustered["lrx"], threaded["lrx"])
+
+
+def test_cli_connects_to_a_scheduler_address(cluster, scene_paths, tmp_path, capsys):
+    args = ["detect", str(scene_paths["cube"]), "-m", "rx", "--chunks", "24", "--no-progress"]
+    for tag, extra in (("threads", []), ("cluster", ["--scheduler", cluster.scheduler_address])):
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "-o", str(tmp_path / f"{tag}.tif"), *extra])
+        assert exc.value.code == 0, capsys.readouterr().err
+    with rasterio.open(tmp_path / "threads.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
+        np.testing.assert_allclose(b.read(1), a.read(1), rtol=1e-5)
+        assert a.crs == b.crs and a.transform == b.transform
+
+
+def test_workers_option_starts_and_stops_a_local_cluster(scene_paths, tmp_path):
+    cube = engine.open_tiled(scene_paths["cube"], chunks=32)
+    ref = detectors.get("rx").fit(cube).score(cube).values
+    with use_scheduler(workers=2, memory_limit="400MB") as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
+        assert limits == [200_000_000 + WORKER_BASE] * 2
+        got = detectors.get("rx").fit(cube).score(cube).values
+    assert client.status == "closed"
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+def test_bad_scheduler_options_are_clean_errors(monkeypatch):
+    import hsad.scheduler
+
+    monkeypatch.setattr(hsad.scheduler, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(ParameterError, match="cannot connect"):
+        with use_scheduler("tcp://127.0.0.1:9"):
+            pass
+    with pytest.raises(ParameterError, match="not both"):
+        with use_scheduler("tcp://127.0.0.1:9", workers=2):
+            pass
+
+
+LOADS = {"n": 0}
+
+
+class Counted:
+    """A stand-in model that counts how often a process unpickles it."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def __setstate__(self, state):
+        LOADS["n"] += 1
+        self.__dict__.update(state)
+
+    def apply(self, block):
+        return block * self.factor
+
+
+def test_model_node_reaches_each_worker_once(cluster):
+    data = da.arange(256.0, chunks=16).reshape(16, 16).rechunk(4)  # 16 tiles
+    with use_scheduler(cluster.scheduler_address) as client:
+        client.run(lambda: LOADS.update(n=0))
+        node = engine.model_node(Counted(2.0))
+        tasks = [dask.delayed(engine.call_model)(node, "apply", b)
+                 for b in data.to_delayed().ravel()]
+        out = dask.compute(*tasks)
+        shared = client.run(lambda: LOADS["n"])
+        client.run(lambda: LOADS.update(n=0))
+        model = Counted(2.0)
+        naive = dask.compute(*[dask.delayed(model.apply)(b) for b in data.to_delayed().ravel()])
+        per_task = client.run(lambda: LOADS["n"])
+    np.testing.assert_array_equal(np.concatenate([o.ravel() for o in out]),
+                                  np.concatenate([o.ravel() for o in naive]))
+    assert all(n <= 1 for n in shared.values()) and sum(shared.values()) >= 1
+    assert sum(per_task.values()) > sum(shared.values())

@@ -1,0 +1,317 @@
+"""The scene engine: memory-sized tiles, exact halo operators, streamed statistics, tiled
+fusion, batched inference and streamed GeoTIFF outputs (tiled == whole scene)."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+import torch
+from scipy.ndimage import uniform_filter
+from skimage.morphology import area_closing, area_opening
+
+from hsad import detectors, engine, synthetic
+from hsad.cube import good_band_mask, make_cube
+from hsad.errors import ParameterError
+from hsad.fusion import Fusion
+from hsad.scheduler import TileProgress, parse_memory
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return synthetic.make_scene(rows=44, cols=40, bands=16, seed=5)
+
+
+def _rechunked(cube, chunks):
+    return cube.copy(data=da.from_array(cube.values, chunks=(chunks, chunks, -1)))
+
+
+# ---------------------------------------------------------------- budgets and tiles
+
+
+def test_parse_memory_reads_sizes_and_refuses_nonsense():
+    assert parse_memory("2GB") == 2_000_000_000
+    assert parse_memory("512MiB") == 512 * 2**20
+    assert parse_memory(64 * 2**20) == 64 * 2**20
+    assert 0 < parse_memory("10%") < parse_memory("20%")
+    with dask.config.set({"hsad.memory_limit": "300MB"}):
+        assert parse_memory(None) == 300_000_000
+    for bad in ("lots", "1KB", "-3GB"):
+        with pytest.raises(ParameterError):
+            parse_memory(bad)
+
+
+def test_chunks_for_fits_the_budget_and_grows_with_it():
+    shape = (4096, 4096, 200)
+    small = engine.chunks_for(shape, np.int16, "256MB", workers=2)
+    large = engine.chunks_for(shape, np.int16, "4GB", workers=2)
+    assert small[0] < large[0] and small[0] % 16 == 0 and small[0] >= 32
+    for (ty, tx), budget in ((small, 256e6), (large, 4e9)):
+        per_pixel = 200 * (2 * 2 + engine.WORK_BYTES)
+        assert 2 * ty * tx * per_pixel <= budget
+    # more workers share the budget: smaller tiles; a halo leaves room for context
+    assert engine.chunks_for(shape, np.int16, "1GB", workers=8)[0] < \
+        engine.chunks_for(shape, np.int16, "1GB", workers=1)[0]
+    ty, _ = engine.chunks_for(shape, np.int16, "1GB", workers=2, halo=40)
+    assert (ty + 80) ** 2 * 200 * (4 + engine.WORK_BYTES) * 2 <= 1e9
+    # full-width strips when enough rows fit, small scenes in one tile
+    rows, cols = engine.chunks_for(shape, np.int16, "4GB", workers=2, full_rows=True)
+    assert cols == 4096 and rows >= engine.MIN_STRIP
+    assert engine.chunks_for((50, 60, 10), np.float32, "1GB") == (50, 60)
+
+
+def test_open_tiled_sizes_envi_tiles_from_the_budget(tmp_path):
+    scene = synthetic.make_scene(rows=96, cols=80, bands=30, seed=1)
+    paths = synthetic.write_scene(scene, tmp_path)
+    cube = engine.open_tiled(paths["cube"], "16MB", workers=2)
+    want = engine.chunks_for(cube.shape, cube.dtype, "16MB", workers=2, full_rows=True)
+    assert (cube.data.chunks[0][0], cube.data.chunks[1][0]) == want
+    assert cube.data.chunks[2] == (30,)
+    assert engine.open_tiled(paths["cube"], chunks=24).data.chunks[0][0] == 24
+    np.testing.assert_array_equal(cube.values, scene.cube.values)
+
+
+# ---------------------------------------------------------------- halo operators
+
+
+def test_map_halo_equals_the_whole_scene_for_a_window_filter():
+    rng = np.random.default_rng(0)
+    image = rng.random((61, 47, 2))
+
+    def box(block):
+        return uniform_filter(block, size=(9, 9, 1), mode="reflect")
+
+    tiled = engine.map_halo(box, da.from_array(image, chunks=(10, 9, -1)), 4).compute()
+    np.testing.assert_allclose(tiled, box(image), rtol=0, atol=1e-12)
+    too_small = engine.map_halo(box, da.from_array(image, chunks=(10, 9, -1)), 2).compute()
+    assert np.abs(too_small - box(image)).max() > 1e-3  # a short halo leaves seams
+
+
+def _plateaus(shape, seed):
+    rng = np.random.default_rng(seed)
+    noise = uniform_filter(rng.random(shape), 3)
+    return np.round((noise - noise.min()) / np.ptp(noise) * 12).astype(np.uint8)
+
+
+@pytest.mark.parametrize("area", [5, 25])
+def test_area_opening_and_closing_on_tiles_are_exact_with_halo_area_minus_one(area):
+    image = _plateaus((90, 70), seed=area)
+
+    def attr(block):
+        return area_opening(block, area).astype(int) - area_closing(block, area)
+
+    whole = attr(image)
+    lazy = da.from_array(image, chunks=16)
+    tiled = engine.map_halo(attr, lazy, engine.attribute_halo(area), dtype=int).compute()
+    np.testing.assert_array_equal(tiled, whole)
+    if area > 5:  # half the halo is not enough: components are cut at the seams
+        short = engine.map_halo(attr, lazy, area // 4, dtype=int).compute()
+        assert (short != whole).any()
+
+
+# ---------------------------------------------------------------- streamed statistics
+
+
+def test_nan_median_and_minmax_are_exact():
+    rng = np.random.default_rng(3)
+    values = np.round(rng.normal(size=(70, 50)), 2)  # many ties
+    values[rng.random(values.shape) < 0.1] = np.nan
+    lazy = da.from_array(values, chunks=13)
+    assert engine.nan_median(lazy) == np.nanmedian(values)
+    assert engine.nan_median(lazy, limit=50) == np.nanmedian(values)  # several narrowings
+    assert engine.nan_median(lazy[:-1], limit=50) == np.nanmedian(values[:-1])
+    assert engine.nan_median(da.full((5, 5), np.nan, chunks=2)) != engine.nan_median(lazy)
+    [(lo, hi)] = engine.minmax(lazy)
+    assert (lo, hi) == (np.nanmin(values), np.nanmax(values))
+
+
+def test_materialise_keeps_small_maps_in_memory_and_spills_large_ones():
+    rng = np.random.default_rng(1)
+    a = da.from_array(rng.random((400, 400)), chunks=64)
+    b = a * 2
+    kept = engine.materialise(a, b, memory_limit="1GB")  # 960 kB: in memory
+    spilled = engine.materialise(a, b, memory_limit="20MB")  # > 1/8 of 20 MB: .npy files
+    assert not any(isinstance(v, engine.NpyWindows) for v in kept[0].dask.values())
+    assert any(isinstance(v, engine.NpyWindows) for v in spilled[0].dask.values())
+    for got in (kept, spilled):
+        np.testing.assert_array_equal(got[0].compute(), a.compute())
+        np.testing.assert_array_equal(got[1].compute(), 2 * a.compute())
+        assert got[0].chunks == a.chunks
+
+
+# ---------------------------------------------------------------- tiled detectors
+
+
+@pytest.mark.parametrize("method, params", [
+    ("rx", {}),
+    ("lrx", {"inner": 3, "outer": 7}),
+    ("crd", {"inner": 3, "outer": 7}),
+])
+def test_detectors_on_small_tiles_equal_the_whole_scene(scene, method, params):
+    cube = scene.cube.isel(band=slice(0, 8))
+    whole = detectors.get(method, **params).fit(_rechunked(cube, 64))
+    ref = whole.score(_rechunked(cube, 64)).values
+    tiled_cube = _rechunked(cube, 8)  # 6 x 5 tiles, seams every 8 pixels
+    tiled = detectors.get(method, **params).fit(tiled_cube).score(tiled_cube)
+    assert tiled.data.numblocks[0] > 1 or method != "rx"
+    np.testing.assert_allclose(tiled.values, ref, rtol=2e-4, atol=1e-6)
+
+
+def _residual_like(cube):
+    good = np.asarray(cube.values[:, :, good_band_mask(cube)], np.float32)
+    good[3:6, 10:13] = np.nan  # nodata: medians fill them, stages keep NaN
+    return good, np.abs(good - np.nanmean(good, axis=(0, 1)))
+
+
+@pytest.mark.parametrize("fusion", [
+    Fusion(variant="aed", area=9, radius=2),
+    Fusion(variant="paper", norm="rank", area=9, radius=3, eps=0.5),
+    Fusion(variant="aed", pc_source="residual", n_components=1, area=5, radius=2),
+])
+def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
+    cube, residual = _residual_like(scene.cube)
+    ref = fusion.stages(residual, cube)
+    got = engine.fusion_stages(fusion, da.from_array(residual, chunks=(12, 12, -1)),
+                               da.from_array(cube, chunks=(12, 12, -1)))
+    for name, want in ref.items():
+        value = got[name].compute()
+        np.testing.assert_array_equal(np.isnan(value), np.isnan(want))
+        np.testing.assert_allclose(value, want, rtol=1e-7, atol=1e-10, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def hadgan(scene):
+    det = detectors.get("hadgan", epochs=1, hidden=16, depth=1, sample_size=600,
+                        progress=False, area=9, radius=2, seed=2)
+    return det.fit(_rechunked(scene.cube, 64))
+
+
+def test_hadgan_residual_and_scores_on_tiles_equal_the_whole_scene(scene, hadgan):
+    whole, tiled = _rechunked(scene.cube, 64), _rechunked(scene.cube, 8)
+    res_whole = hadgan.residual(whole).compute()
+    res_tiled = hadgan.residual(tiled).compute()
+    np.testing.assert_allclose(res_tiled, res_whole, rtol=1e-5, atol=1e-6)
+    a, b = hadgan.score_stages(whole), hadgan.score_stages(tiled)
+    for name in ("d_spectral", "d_spatial", "d_ss"):
+        np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_training_patches_do_not_depend_on_the_chunking(scene):
+    from hsad.nn.sampling import sample_pixels
+
+    values = scene.cube.values.copy()
+    values[0:3, 0:40] = -9999
+    cubes = [make_cube(da.from_array(values, chunks=(c, c, -1)), nodata=-9999)
+             for c in (7, 16, 44)]
+    samples = [sample_pixels(c, 150, seed=9, patch=3) for c in cubes]
+    for s in samples[1:]:
+        np.testing.assert_array_equal(s.rows, samples[0].rows)
+        np.testing.assert_array_equal(s.values, samples[0].values)
+    assert (samples[0].rows >= 3).all()  # nodata rows never drawn
+
+
+# ---------------------------------------------------------------- inference
+
+
+def test_infer_batches_equals_one_forward_pass_and_checks_precision():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    x = np.random.default_rng(0).random((1000, 6), dtype=np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    got = engine.infer_batches(net, x, batch=77)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    # CPU ignores autocast: bf16 asked for, float32 computed
+    np.testing.assert_array_equal(engine.infer_batches(net, x, batch=77, precision="bf16"), got)
+    doubled = engine.infer_batches(net, x, prepare=lambda b: torch.from_numpy(2 * b), batch=300)
+    with torch.no_grad():
+        np.testing.assert_allclose(doubled, net(torch.from_numpy(2 * x)).numpy(), atol=1e-6)
+    with pytest.raises(ParameterError):
+        engine.infer_batches(net, x, precision="int8")
+
+
+class _Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+        self.calls = 0
+
+    def apply(self, block):
+        self.calls += 1
+        return block * self.factor
+
+
+def test_model_node_is_one_key_shared_by_every_tile():
+    model = engine.model_node(_Scaler(3.0))
+    data = da.arange(64.0, chunks=8).reshape(8, 8).rechunk(2)
+    blocks = data.to_delayed()
+    tasks = [dask.delayed(engine.call_model)(model, "apply", b) for b in blocks.ravel()]
+    graph = dict(dask.delayed(list)(tasks).__dask_graph__())
+    model_keys = [k for k in graph if str(k).startswith("model-")]
+    assert len(model_keys) == 1
+    out = dask.compute(*tasks)
+    np.testing.assert_array_equal(np.concatenate([o.ravel() for o in out]),
+                                  3 * np.concatenate([b.compute().ravel()
+                                                      for b in blocks.ravel()]))
+
+
+# ---------------------------------------------------------------- streamed outputs
+
+
+def test_write_map_streams_tiles_keeps_georef_and_writes_valid_cogs(scene, tmp_path):
+    cube = _rechunked(scene.cube, 16)
+    scores = detectors.get("rx").fit(cube).score(cube)
+    computed = []
+
+    class Watch(dask.callbacks.Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if isinstance(result, np.ndarray) and result.ndim == 2:
+                computed.append(result.size)
+
+    bar = TileProgress(disable=True)
+    with Watch(), bar:
+        engine.write_map(scores, tmp_path / "rx.tif", like=cube)
+    assert bar.tiles == 1  # one 256-px GeoTIFF tile holds this small map
+    assert max(computed) <= 256 * 256
+    engine.write_map(scores, tmp_path / "rx_cog.tif", like=cube, cog=True)
+    for name in ("rx.tif", "rx_cog.tif"):
+        with rasterio.open(tmp_path / name) as src:
+            assert src.crs == cube.rio.crs and src.transform == cube.rio.transform()
+            np.testing.assert_allclose(src.read(1), scores.values, rtol=1e-6)
+    with rasterio.open(tmp_path / "rx_cog.tif") as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    back = engine.read_map(tmp_path / "rx.tif", cube)
+    assert back.dims == ("y", "x") and np.array_equal(back["x"], cube["x"])
+
+
+def test_progress_counts_every_tile_of_a_large_map(tmp_path):
+    lazy = da.random.RandomState(0).random_sample((600, 530), chunks=(100, 90))
+    cube = make_cube(np.zeros((600, 530, 1), np.float32))
+    bar = TileProgress(disable=True)
+    with bar:
+        engine.write_map(cube.isel(band=0).copy(data=lazy), tmp_path / "big.tif", like=cube)
+    assert bar.tiles == 3 * 3  # 256-px tiles: 3 x 3
+    with rasterio.open(tmp_path / "big.tif") as src:
+        np.testing.assert_allclose(src.read(1), lazy.compute().astype(np.float32))
+
+
+def test_cli_detect_with_a_memory_limit_and_stages(scene, tmp_path, capsys):
+    from hsad.cli.main import main
+
+    paths = synthetic.write_scene(scene, tmp_path / "scene")
+    out = tmp_path / "rx.tif"
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(paths["cube"]), "-m", "rx", "-o", str(out), "--memory-limit",
+              "20MB", "--no-progress", "--contamination", "0.02", "--mask",
+              str(tmp_path / "mask.tif")])
+    assert exc.value.code == 0, capsys.readouterr().err
+    ref = detectors.get("rx").fit(scene.cube).score(scene.cube).values
+    with rasterio.open(out) as src:
+        np.testing.assert_allclose(src.read(1), ref, rtol=1e-4)
+        assert src.crs == scene.cube.rio.crs
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(paths["cube"]), "-m", "rx", "-o", str(out), "--memory-limit",
+              "lots"])
+    assert exc.value.code == 2 and "memory limit" in capsys.readouterr().err

@@ -1,0 +1,151 @@
+"""The spatial–spectral fusion stage on hand-made residuals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from hsad import fusion as F
+from hsad.errors import ParameterError
+
+
+def _residual(rows=40, cols=40, bands=6, seed=0):
+    rng = np.random.default_rng(seed)
+    # band b has energy growing with b: bands 0, 1, 2 carry the least
+    scale = np.arange(1, bands + 1, dtype=np.float64)
+    return np.abs(rng.normal(size=(rows, cols, bands))) * scale
+
+
+def test_min_energy_bands_are_the_lowest_energy_bands():
+    res = _residual()
+    res = res[:, :, [4, 0, 5, 2, 3, 1]]  # shuffle: low-energy bands now sit at 1, 5, 3
+    assert F.min_energy_bands(res, 3).tolist() == [1, 3, 5]
+    energy = F.band_energy(res)
+    np.testing.assert_allclose(energy, res.sum(axis=(0, 1)))
+
+
+def test_band_energy_ignores_nodata_pixels():
+    res = _residual()
+    res[0, 0, :] = np.nan
+    assert np.isfinite(F.band_energy(res)).all()
+
+
+def _blob_image():
+    img = np.zeros((40, 40))
+    img[5:7, 5:7] = 1.0  # small bright blob: 4 pixels
+    img[20:32, 20:32] = 1.0  # large flat bright region: 144 pixels
+    img[10:12, 30:32] = -1.0  # small dark blob
+    return img
+
+
+def test_attribute_filter_picks_small_blobs_and_ignores_large_regions():
+    out = F.attribute_filter(_blob_image(), area=25, levels=256)
+    assert out[5:7, 5:7].min() > 0.4  # bright blob: opening removes it
+    assert out[10:12, 30:32].min() > 0.4  # dark blob: closing fills it
+    assert out[20:32, 20:32].max() == 0.0  # larger than the area threshold: untouched
+    assert out[0:3, 35:40].max() == 0.0  # flat background
+
+
+def test_attribute_filter_area_threshold_decides():
+    img = _blob_image()
+    assert F.attribute_filter(img, area=200)[20:32, 20:32].min() > 0.4
+    assert F.attribute_filter(img, area=3)[5:7, 5:7].max() == 0.0
+
+
+def test_guided_filter_keeps_a_constant_image_constant():
+    const = np.full((30, 30), 0.7)
+    out = F.guided_filter(const, const, radius=3, eps=0.01)
+    np.testing.assert_allclose(out, 0.7, atol=1e-12)
+    guide = np.random.default_rng(1).random((30, 30))
+    np.testing.assert_allclose(F.guided_filter(guide, const, radius=3, eps=0.01), 0.7,
+                               atol=1e-12)
+
+
+def test_guided_filter_preserves_edges_where_a_box_filter_blurs():
+    step = np.zeros((30, 30))
+    step[:, 15:] = 1.0
+    noisy = step + np.random.default_rng(2).normal(0, 0.05, step.shape)
+    out = F.guided_filter(step, noisy, radius=3, eps=1e-3)
+    box = uniform_filter(noisy, size=7)
+    edge_out = out[:, 15].mean() - out[:, 14].mean()
+    edge_box = box[:, 15].mean() - box[:, 14].mean()
+    assert edge_out > 0.9 and edge_box < 0.4
+    # and it smooths the flat parts
+    assert out[:, 3:10].std() < noisy[:, 3:10].std() / 2
+
+
+def test_spectral_rx_is_the_mahalanobis_distance_of_the_residual():
+    res = _residual(20, 20, 5)
+    res[3, 4] = np.nan
+    d = F.spectral_rx(res)
+    x = res.reshape(-1, 5)
+    ok = np.isfinite(x).all(axis=1)
+    mu = x[ok].mean(axis=0)
+    cov = (x[ok] - mu).T @ (x[ok] - mu) / ok.sum()
+    ref = np.einsum("ij,jk,ik->i", x - mu, np.linalg.pinv(cov), x - mu).reshape(20, 20)
+    assert np.isnan(d[3, 4])
+    np.testing.assert_allclose(d[np.isfinite(d)], ref[np.isfinite(d)], rtol=1e-6)
+
+
+def test_normalise_map_minmax_and_rank():
+    m = np.array([[1.0, 3.0], [np.nan, 5.0]])
+    np.testing.assert_allclose(F.normalise_map(m, "minmax")[[0, 0, 1], [0, 1, 1]], [0, 0.5, 1])
+    r = F.normalise_map(m, "rank")
+    assert np.isnan(r[1, 0]) and r[1, 1] == 1.0 and r[0, 0] == pytest.approx(1 / 3)
+    with pytest.raises(ParameterError):
+        F.normalise_map(m, "zscore")
+
+
+def _scene_and_residual():
+    rng = np.random.default_rng(3)
+    cube = rng.normal(size=(32, 32, 8)).cumsum(axis=2)
+    cube[10:12, 10:12] += 5.0
+    res = np.abs(rng.normal(size=(32, 32, 8)))
+    res[10:12, 10:12] += 3.0
+    return cube, res
+
+
+@pytest.mark.parametrize("variant", ["aed", "paper"])
+def test_lambda_extremes_give_each_detector_alone(variant):
+    cube, res = _scene_and_residual()
+    for norm in ("minmax", "rank"):
+        at0 = F.Fusion(variant=variant, lam=0.0, norm=norm).stages(res, cube)
+        at1 = F.Fusion(variant=variant, lam=1.0, norm=norm).stages(res, cube)
+        np.testing.assert_allclose(at0["d_ss"], F.normalise_map(at0["d_spectral"], norm))
+        np.testing.assert_allclose(at1["d_ss"], F.normalise_map(at1["d_spatial"], norm))
+        half = F.Fusion(variant=variant, lam=0.5, norm=norm).stages(res, cube)
+        np.testing.assert_allclose(half["d_ss"], 0.5 * (at0["d_ss"] + at1["d_ss"]))
+
+
+@pytest.mark.parametrize("variant", ["aed", "paper"])
+def test_spatial_detectors_find_a_small_implanted_object(variant):
+    cube, res = _scene_and_residual()
+    d = F.Fusion(variant=variant).spatial(res, cube)
+    assert d[10:12, 10:12].min() > np.quantile(d, 0.95)
+
+
+def test_nodata_pixels_stay_nan_in_every_stage():
+    cube, res = _scene_and_residual()
+    cube[0, 5] = np.nan
+    res[0, 5] = np.nan
+    stages = F.Fusion().stages(res, cube)
+    for name, m in stages.items():
+        assert np.isnan(m[0, 5]), name
+        assert np.isfinite(np.delete(m.ravel(), 5)).all(), name
+
+
+def test_paper_variant_uses_the_minimum_energy_bands():
+    _, res = _scene_and_residual()
+    res[:, :, :5] += 10.0  # bands 5, 6, 7 now have the least energy
+    res[20:22, 4:6, 5:] += 4.0  # a blob visible only in them
+    d = F.spatial_paper(res, n_components=3, area=25)
+    assert d[20:22, 4:6].min() > np.quantile(d, 0.97)
+
+
+def test_fusion_rejects_bad_parameters():
+    res = np.ones((8, 8, 3))
+    for bad in ({"variant": "x"}, {"lam": 1.5}, {"norm": "z"}, {"area": 0}, {"eps": 0},
+                {"pc_source": "pca"}, {"levels": 1}):
+        with pytest.raises(ParameterError):
+            F.Fusion(**bad).stages(res, res)

@@ -1,0 +1,249 @@
+"""Shared neural-network pieces: blocks, trainer, normalisation, sampling, persistence."""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+
+from hsad.cube import make_cube
+from hsad.errors import ModelError, ParameterError
+from hsad.nn import blocks
+from hsad.nn.normalise import BandScaler
+from hsad.nn.persistence import load_detector, read_model
+from hsad.nn.sampling import sample_pixels
+from hsad.nn.trainer import Trainer, resolve_device
+
+
+# ---- blocks -----------------------------------------------------------------------------
+def test_encoders_and_decoders_have_the_right_shapes():
+    x = torch.randn(7, 50)
+    z = blocks.MLPEncoder(50, [32, 32], 6)(x)
+    assert z.shape == (7, 6)
+    assert blocks.MLPDecoder(6, [32], 50)(z).shape == (7, 50)
+    z1 = blocks.Conv1dEncoder(50, [4, 8], 6)(x)
+    assert z1.shape == (7, 6)
+    for n_bands in (50, 51):
+        assert blocks.Conv1dDecoder(6, [4, 8], n_bands)(z1).shape == (7, n_bands)
+    p = torch.randn(7, 20, 5, 5)
+    zp = blocks.PatchEncoder(20, 5, [16], 4)(p)
+    assert zp.shape == (7, 4)
+    assert blocks.PatchDecoder(4, [16], 20, 5)(zp).shape == (7, 20, 5, 5)
+
+
+def test_latent_layer_has_no_bias_and_mlp_options_apply():
+    enc = blocks.MLPEncoder(10, [8], 3)
+    assert enc.net[-1].bias is None
+    net = blocks.mlp([10, 8, 4], norm="layer", last_act="tanh")
+    assert isinstance(net[1], torch.nn.LayerNorm) and isinstance(net[-1], torch.nn.Tanh)
+    with pytest.raises(ValueError):
+        blocks.activation("swish-ish")
+
+
+def test_discriminator_features_and_spectral_norm():
+    d = blocks.Discriminator(12, [16, 8], spectral=True)
+    x = torch.randn(5, 12)
+    assert d.features(x).shape == (5, 8) and d(x).shape == (5, 1)
+    # spectral normalisation keeps each weight's largest singular value near 1
+    for _ in range(20):
+        d(x)
+    w = d.head.weight
+    assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
+    critic = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        critic.weight[:] = torch.tensor([[0.6, 0.8, 0.0, 0.0]])  # ‖∇‖ = 1 everywhere
+    real, fake = torch.randn(16, 4), torch.randn(16, 4)
+    assert blocks.gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    with torch.no_grad():
+        critic.weight[:] = torch.tensor([[3.0, 0.0, 0.0, 4.0]])  # ‖∇‖ = 5
+    gp = blocks.gradient_penalty(critic, real, fake)
+    assert gp.item() == pytest.approx(16.0)
+    gp.backward()  # differentiable w.r.t. the critic
+    assert critic.weight.grad is not None
+
+
+# ---- trainer ----------------------------------------------------------------------------
+def _train_once(seed: int, epochs: int = 3):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x = torch.randn(300, 8, generator=torch.Generator().manual_seed(0))
+
+    def step(batch):
+        (y,) = batch
+        loss = ((net(y) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    hist = Trainer(epochs=epochs, batch_size=64, seed=seed, progress=False, device="cpu").fit(
+        step, x)
+    return hist, torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+def test_trainer_is_deterministic_for_a_seed():
+    h1, w1 = _train_once(4)
+    h2, w2 = _train_once(4)
+    h3, w3 = _train_once(5)
+    assert h1.losses == h2.losses and torch.equal(w1, w2)
+    assert not torch.equal(w1, w3)
+    assert h1.epochs == 3 and len(h1.losses["loss"]) == 3
+    assert h1.losses["loss"][-1] < h1.losses["loss"][0]
+
+
+def test_trainer_stops_early_when_the_loss_stalls():
+    calls = []
+
+    def step(batch):
+        calls.append(len(batch[0]))
+        return {"loss": 1.0}
+
+    hist = Trainer(epochs=50, batch_size=10, progress=False, early_stopping=3,
+                   device="cpu").fit(step, torch.zeros(25, 2))
+    assert hist.stopped_early and hist.epochs == 4  # best at epoch 1, then 3 stale epochs
+    assert calls[:3] == [10, 10, 5]
+
+
+def test_trainer_refuses_a_diverged_loss():
+    with pytest.raises(ParameterError, match="diverged"):
+        Trainer(epochs=2, progress=False, device="cpu").fit(
+            lambda b: {"loss": float("nan")}, torch.zeros(4, 2))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ParameterError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError):
+            resolve_device("cuda")
+
+
+# ---- normalisation ----------------------------------------------------------------------
+def test_band_scaler_is_robust_to_outliers_and_constant_bands():
+    rng = np.random.default_rng(0)
+    x = rng.normal(10.0, 2.0, size=(4000, 3))
+    x[:40, 0] = 1e6  # 1 % gross outliers
+    x[:, 2] = 5.0  # a constant band
+    s = BandScaler.fit(x, "iqr")
+    assert s.centre[0] == pytest.approx(10.0, abs=0.2) and s.scale[0] == pytest.approx(2, rel=.1)
+    assert s.scale[2] == 1.0 and np.isfinite(s.transform(x)).all()
+    std = BandScaler.fit(x, "std")
+    assert std.scale[0] > 1e4  # the plain standard deviation is ruined by the outliers
+    p = BandScaler.fit(x, "percentile")
+    assert p.scale[1] == pytest.approx(2.0, rel=0.1)
+    np.testing.assert_allclose(s.inverse(s.transform(x[:5])), x[:5], rtol=1e-5)
+    with pytest.raises(ParameterError):
+        BandScaler.fit(x, "minmax")
+
+
+# ---- sampling ---------------------------------------------------------------------------
+def _cube(rows=60, cols=50, bands=4, chunks=16, nodata_rows=()):
+    data = np.arange(rows * cols * bands, dtype=np.float32).reshape(rows, cols, bands)
+    for r in nodata_rows:
+        data[r] = -9999
+    return make_cube(da.from_array(data, chunks=(chunks, chunks, -1)), nodata=-9999), data
+
+
+def test_sample_is_reproducible_uniform_and_independent_of_chunking():
+    cube_a, data = _cube(chunks=16)
+    cube_b, _ = _cube(chunks=25)
+    s1 = sample_pixels(cube_a, 200, seed=3)
+    s2 = sample_pixels(cube_a, 200, seed=3)
+    s3 = sample_pixels(cube_b, 200, seed=3)
+    s4 = sample_pixels(cube_a, 200, seed=4)
+    np.testing.assert_array_equal(s1.values, s2.values)
+    np.testing.assert_array_equal(s1.values, s3.values)
+    assert not np.array_equal(s1.values, s4.values)
+    np.testing.assert_array_equal(s1.values, data[s1.rows, s1.cols])
+    assert len(set(zip(s1.rows.tolist(), s1.cols.tolist(), strict=True))) == 200
+    # spread over the scene, not one corner
+    assert s1.rows.min() < 10 and s1.rows.max() > 50 and s1.cols.max() > 40
+
+
+def test_sample_skips_nodata_and_returns_all_valid_pixels_when_asked_for_more():
+    cube, data = _cube(rows=20, cols=10, nodata_rows=range(0, 20, 2))
+    s = sample_pixels(cube, 60, seed=0)
+    assert len(s.rows) == 60 and (s.rows % 2 == 1).all()
+    everything = sample_pixels(cube, 10_000, seed=0)
+    assert len(everything.rows) == 100  # the 10 valid rows × 10 columns
+    assert (everything.values != -9999).all()
+
+
+def test_sampling_reads_only_the_chunks_it_needs():
+    chunk = 20  # a 200 x 200 scene in 100 chunks
+    computed: list[tuple] = []
+    lock = threading.Lock()
+
+    def make_block(block_info=None):
+        loc = block_info[None]["array-location"]
+        with lock:
+            computed.append(tuple(loc[0]) + tuple(loc[1]))
+        (y0, y1), (x0, x1) = loc[0], loc[1]
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        return np.stack([yy, xx, yy + xx], axis=-1).astype(np.float32)
+
+    lazy = da.map_blocks(make_block, chunks=((chunk,) * 10, (chunk,) * 10, (3,)),
+                         dtype=np.float32)
+    cube = make_cube(lazy)
+    s = sample_pixels(cube, 12, seed=1)
+    np.testing.assert_array_equal(s.values[:, 0], s.rows)
+    np.testing.assert_array_equal(s.values[:, 1], s.cols)
+    assert 0 < len(computed) <= 12  # only chunks holding a drawn pixel, never all 100
+    assert len(set(computed)) == len(computed)  # each chunk read once
+
+
+def test_patch_sample_matches_reflected_neighbourhoods():
+    cube, data = _cube(rows=30, cols=30, bands=3, chunks=7)
+    s = sample_pixels(cube, 900, seed=2, patch=5)
+    assert s.values.shape == (900, 3, 5, 5)
+    padded = np.pad(data, ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    ref = np.stack([padded[r:r + 5, c:c + 5].transpose(2, 0, 1) for r, c in zip(s.rows, s.cols,
+                                                                             strict=True)])
+    np.testing.assert_array_equal(s.values, ref)
+
+
+def test_sampling_rejects_bad_arguments_and_empty_scenes():
+    cube, _ = _cube(rows=4, cols=4, nodata_rows=range(4))
+    with pytest.raises(ParameterError, match="nodata"):
+        sample_pixels(cube, 5)
+    with pytest.raises(ParameterError):
+        sample_pixels(cube, 0)
+    with pytest.raises(ParameterError):
+        sample_pixels(cube, 5, patch=4)
+
+
+# ---- persistence errors (round trips are in test_hadgan.py) -------------------------------
+def test_load_detector_reports_bad_model_files(tmp_path):
+    missing = tmp_path / "none.hsad"
+    with pytest.raises(ModelError, match="no such model"):
+        load_detector(missing)
+    junk = tmp_path / "junk.hsad"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="not an hsad model"):
+        load_detector(junk)
+    partial = tmp_path / "partial.hsad"
+    with zipfile.ZipFile(partial, "w") as zf:
+        zf.writestr("config.json", "{}")
+    with pytest.raises(ModelError, match="lacks model.safetensors"):
+        read_model(partial)
+    badjson = tmp_path / "badjson.hsad"
+    with zipfile.ZipFile(badjson, "w") as zf:
+        zf.writestr("config.json", "{oops")
+        zf.writestr("model.safetensors", b"")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        read_model(badjson)
+    folder = tmp_path / "folder.hsad"
+    folder.mkdir()
+    with pytest.raises(ModelError, match="lacks config.json"):
+        read_model(folder)
+    assert str(folder) in str(pytest.raises(ModelError, read_model, folder).value)
