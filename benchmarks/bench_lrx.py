@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--inner", type=int, default=5)
     ap.add_argument("--outer", type=int, default=15)
     ap.add_argument("--pca", type=int, default=10, help="also run hsad with pca=K (0: skip)")
-    ap.add_argument("--ridge", type=float, default=1e-6, help="hsad's ridge (default 1e-6)")
+    ap.add_argument("--ridge", type=float, default=0.0, help="hsad's ridge (default 0)")
     ap.add_argument("--skip-spectral", action="store_true")
     ap.add_argument("--skip-full", action="store_true", help="skip hsad on all bands")
     default_dir = os.environ.get("HSAD_DATA_DIR") or str(REPO.parent / "shared" / "datasets")

@@ -49,7 +49,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
 
     from hsad import engine, pipeline
     from hsad.io.maps import read_truth
-    from hsad.scheduler import parse_memory, use_scheduler
+    from hsad.scheduler import TileProgress, parse_memory, use_scheduler
 
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
@@ -72,8 +72,9 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         gt = read_truth(truth, key=truth_key, shape=cube.shape[:2])[0] if truth else None
 
         t0 = time.perf_counter()
-        result = pipeline.run_detector(det, cube, fitted=model is not None,
-                                       stages=stages_dir is not None, lazy=True)
+        with TileProgress(disable=None if progress is None else not progress):
+            result = pipeline.run_detector(det, cube, fitted=model is not None,
+                                           stages=stages_dir is not None, lazy=True)
         written = pipeline.export(result, cube, scores_path=output, cog=cog,
                                   stages_dir=stages_dir, progress=progress)
         result.seconds = time.perf_counter() - t0

@@ -72,7 +72,8 @@ def block_moments(
     ``valid`` selects pixels; ``screen=True`` instead drops non-finite pixels and those
     with a band at ``nodata`` (as :func:`valid_rows`), piece by piece. The block is
     converted to float64 and centred piece by piece, each piece's scatter being one
-    symmetric rank-k product, and the pieces are merged with Chan's update.
+    symmetric rank-k product about a reference pixel (corrected for the mean shift), and the
+    pieces are merged with Chan's update.
     """
     block = np.asarray(block)
     if block.ndim == 2:
@@ -82,23 +83,27 @@ def block_moments(
     step = max(1, _PIECE // max(block.shape[1], 1))
     total = Moments(0, np.zeros(b), np.zeros((b, b)))
     buf = np.empty((min(step, block.shape[0]), block.shape[1], b))  # reused: no page faults
+    ref = None
     with single_threaded_linalg():
         for r in range(0, block.shape[0], step):
             raw = block[r : r + step]
             ok = valid_rows(raw, nodata) if screen else None
-            piece = buf[: raw.shape[0]]
-            np.copyto(piece, raw)
-            piece = piece.reshape(-1, b)
             if keep is not None:
                 rows = keep[r : r + step].reshape(-1)
                 ok = rows if ok is None else ok & rows
+            if ok is not None and not ok.any():
+                continue
+            if ref is None:  # centring reference: the mean of the block's first piece
+                first = raw.reshape(-1, b)
+                ref = (first if ok is None else first[ok]).mean(axis=0, dtype=np.float64)
+            piece = buf[: raw.shape[0]]
+            np.subtract(raw, ref, out=piece, casting="unsafe")  # cast and centre in one pass
+            piece = piece.reshape(-1, b)
             if ok is not None and not ok.all():
                 piece = piece[ok]
-            if piece.shape[0] == 0:
-                continue
-            mean = piece.mean(axis=0)
-            piece -= mean
-            total = total.merge(Moments(piece.shape[0], mean, piece.T @ piece))
+            shift = piece.mean(axis=0)  # piece mean − ref
+            scatter = piece.T @ piece - np.outer(shift, shift) * piece.shape[0]
+            total = total.merge(Moments(piece.shape[0], ref + shift, scatter))
     return total
 
 

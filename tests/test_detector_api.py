@@ -40,7 +40,7 @@ def test_get_builds_a_configured_detector_and_reports_its_params():
         "inner": 5,
         "outer": 15,
         "pca": None,
-        "ridge": 1e-6,
+        "ridge": 0.0,
         "dtype": "float32",
     }
     assert detectors.get("crd", inner=3, outer=9).get_params()["outer"] == 9

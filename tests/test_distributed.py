@@ -123,3 +123,14 @@ def test_model_node_reaches_each_worker_once(cluster):
                                   np.concatenate([o.ravel() for o in naive]))
     assert all(n <= 1 for n in shared.values()) and sum(shared.values()) >= 1
     assert sum(per_task.values()) > sum(shared.values())
+
+
+def test_hadgan_scores_on_the_cluster_equal_threaded_scores(cluster, scene_paths):
+    cube = engine.open_tiled(scene_paths["cube"], chunks=28)  # 2 x 2 tiles
+    det = detectors.get("hadgan", epochs=1, hidden=8, depth=1, sample_size=400,
+                        progress=False, area=9, radius=1, seed=1).fit(cube)
+    threaded = det.score(cube).values
+    with use_scheduler(cluster.scheduler_address):
+        clustered = det.score(cube).values
+    assert np.isfinite(threaded).all()
+    np.testing.assert_allclose(clustered, threaded, rtol=1e-4, atol=1e-6)

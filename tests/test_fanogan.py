@@ -175,6 +175,15 @@ def test_model_trained_on_one_scene_detects_on_another(scene, tmp_path):
     assert roc_auc_score(truth[20:].ravel(), scores.values.ravel()) > 0.8
 
 
+def test_history_holds_both_stages(trained):
+    losses = trained.history_.losses
+    assert {"loss_d", "wasserstein", "loss_g", "loss_e"} <= set(losses)
+    assert len(losses["loss_d"]) == len(losses["loss_g"]) == TINY["epochs"]
+    assert len(losses["loss_e"]) == TINY["encoder_epochs"]
+    assert all(np.isfinite(v).all() for v in losses.values())
+    assert trained.history_.epochs == TINY["epochs"] + TINY["encoder_epochs"]
+
+
 def test_fit_is_deterministic_and_save_load_round_trips(scene, trained, tmp_path):
     cube, truth = scene
     background = ~ndimage.binary_dilation(truth, iterations=2)

@@ -149,3 +149,27 @@ def test_fusion_rejects_bad_parameters():
                 {"pc_source": "pca"}, {"levels": 1}):
         with pytest.raises(ParameterError):
             F.Fusion(**bad).stages(res, res)
+
+
+def test_library_defaults_are_the_documented_sweep_choice():
+    """docs/fusion_sweep.md (benchmarks/sweep_fusion.py) names the chosen setting; HADGAN's
+    defaults must be that setting."""
+    import ast
+    import re
+    from pathlib import Path
+
+    from hsad.detectors.hadgan import HADGAN
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "fusion_sweep.md"
+    if not doc.is_file():
+        pytest.skip("docs/fusion_sweep.md not generated")
+    match = re.search(r"HADGAN parameters `(\{.*?\})`", doc.read_text(encoding="utf-8"))
+    assert match, "fusion_sweep.md lacks the chosen HADGAN parameters"
+    chosen = ast.literal_eval(match.group(1))
+    defaults = HADGAN.param_defaults()
+    assert {k: defaults[k] for k in chosen} == chosen
+    assert F.Fusion() == F.Fusion(
+        variant=chosen["fusion"], lam=chosen["lam"], n_components=chosen["n_components"],
+        area=chosen["area"], levels=chosen["levels"], radius=chosen["radius"],
+        eps=chosen["eps"], norm=chosen["fusion_norm"],
+        pc_source=chosen.get("pc_source", "cube"))

@@ -63,6 +63,14 @@ class _SpectrumConv(nn.Module):
         return self.conv(x[:, None, :]).flatten(1)
 
 
+def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """WGAN-GP's Adam (β = 0, 0.9); the fused kernel (≈ 20 % faster steps) when available."""
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9), fused=True)
+    except (RuntimeError, TypeError):  # older torch, or a device without the fused kernel
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9))
+
+
 @register
 class FAnoGAN(ReconstructionDetector):
     """f-AnoGAN: WGAN-GP + izi_f encoder; score = residual + critic-feature error (or D_SS)."""
@@ -81,8 +89,8 @@ class FAnoGAN(ReconstructionDetector):
         depth: int = 2,
         latent: int | None = None,
         channels: int = 16,
-        epochs: int = 64,
-        encoder_epochs: int = 26,
+        epochs: int = 48,
+        encoder_epochs: int = 20,
         batch_size: int = 128,
         lr: float = 1e-4,
         encoder_lr: float = 5e-5,
@@ -217,19 +225,21 @@ class FAnoGAN(ReconstructionDetector):
     def _train(self, x: torch.Tensor, trainer: Trainer) -> History:
         net = self.networks_
         gen, critic, enc = net["generator"], net["critic"], net["encoder"]
-        betas = (0.0, 0.9)
-        opt_g = torch.optim.Adam(gen.parameters(), lr=float(self.lr), betas=betas)
-        opt_d = torch.optim.Adam(critic.parameters(), lr=float(self.lr), betas=betas)
+        opt_g, opt_d = _adam(gen, float(self.lr)), _adam(critic, float(self.lr))
         opt_e = torch.optim.RMSprop(enc.parameters(), lr=float(self.encoder_lr))
         rng = torch.Generator().manual_seed(int(self.seed) + 1)
         d_z = self.latent_size(self.n_bands_)
         n_critic, gp_weight = int(self.n_critic), float(self.gp_weight)
-        count = [0]
+        state: dict = {"step": 0, "loss_g": None}
 
         def wgan_step(batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
-            count[0] += 1
-            return wgan_critic_step(gen, critic, opt_g, opt_d, batch[0], d_z, gp_weight, rng,
-                                    generator_step=count[0] % n_critic == 0)
+            state["step"] += 1
+            out = wgan_critic_step(gen, critic, opt_g, opt_d, batch[0], d_z, gp_weight, rng,
+                                   generator_step=state["step"] % n_critic == 0)
+            state["loss_g"] = out.get("loss_g", state["loss_g"])
+            if state["loss_g"] is not None:  # the latest generator loss, on every step
+                out["loss_g"] = state["loss_g"]
+            return out
 
         def enc_step(batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
             loss = encoder_step(enc, gen, critic, opt_e, batch[0], self.objective,

@@ -56,9 +56,8 @@ def rx_block(
         for r in range(0, rows, step):
             raw = block[r : r + step]
             piece = buf[: raw.shape[0]]
-            np.copyto(piece, raw, casting="unsafe")  # centred and transformed in place below
+            np.subtract(raw, mean, out=piece, casting="unsafe")  # cast and centre in one pass
             piece = piece.reshape(-1, bands)
-            piece -= mean
             z = trmm(1.0, tri, piece.T, side=0, lower=0, overwrite_b=1).T  # (R (x − μ))ᵀ
             score = np.einsum("ij,ij->i", z, z)
             if screen_nodata:
