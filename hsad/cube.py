@@ -70,7 +70,9 @@ def make_cube(
     identity pixel grid (as GDAL reports for files without map info).
     """
     if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
+        # name=False: no hashing of the whole array (seconds on large cubes)
+        data = da.from_array(np.asarray(data), chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1),
+                             name=False)
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3:
