@@ -32,10 +32,10 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from skimage.morphology import area_closing, area_opening
 
 from hsad.cube import make_cube, map_like
 from hsad.errors import ParameterError
+from hsad.morphology import area_filter
 from hsad.scheduler import (
     TileProgress,
     active_client,
@@ -326,8 +326,8 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
 def _attribute(band, stats, area: int, levels: int) -> np.ndarray:
     """``fusion.attribute_filter`` of a tile quantised with the scene's statistics."""
     q = _quantise(band, *stats, levels)
-    opened = area_opening(q, area_threshold=area).astype(np.float64)
-    closed = area_closing(q, area_threshold=area).astype(np.float64)
+    opened = area_filter(q, area, "opening").astype(np.float64)
+    closed = area_filter(q, area, "closing").astype(np.float64)
     qf = q.astype(np.float64)
     out = np.abs(qf - opened) + np.abs(closed - qf)
     return out / (levels - 1) if levels else out

@@ -6,7 +6,7 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 - ``d_spectral``: global RX of ΔY, ``(Δy − μ)ᵀ Σ⁺ (Δy − μ)`` with μ, Σ over valid pixels.
 - ``d_spatial``, variant ``paper``: the ``n_components`` residual bands of minimum energy
   ``e_b = Σ_ij ΔY(i,j,b)``; on each, the area attribute difference
-  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, ``skimage.morphology``); their
+  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.morphology`); their
   mean, smoothed by a guided filter guided by itself.
 - ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
   leading principal components of the standardised cube (or of the residual), each
@@ -22,10 +22,10 @@ import dask.array as da
 import numpy as np
 from scipy.ndimage import uniform_filter
 from scipy.stats import rankdata
-from skimage.morphology import area_closing, area_opening
 
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
+from hsad.morphology import area_filter
 from hsad.stats import cube_moments, mahalanobis, pinv_precision
 
 VARIANTS = ("aed", "paper")
@@ -121,8 +121,8 @@ def attribute_filter(band: np.ndarray, area: int = 25, levels: int = 256) -> np.
     Bright (dark) structures smaller than ``area`` pixels respond; larger ones vanish.
     """
     q = quantise(band, levels)
-    opened = area_opening(q, area_threshold=area).astype(np.float64)
-    closed = area_closing(q, area_threshold=area).astype(np.float64)
+    opened = area_filter(q, area, "opening").astype(np.float64)
+    closed = area_filter(q, area, "closing").astype(np.float64)
     qf = q.astype(np.float64)
     out = np.abs(qf - opened) + np.abs(closed - qf)
     return out / (levels - 1) if levels else out
@@ -214,12 +214,12 @@ class Fusion:
     """
 
     variant: str = "aed"
-    lam: float = 0.25
-    n_components: int = 3
-    area: int = 25
+    lam: float = 0.6
+    n_components: int = 4
+    area: int = 36
     levels: int = 256
-    radius: int = 5
-    eps: float = 0.01
+    radius: int = 1
+    eps: float = 0.001
     norm: str = "minmax"
     pc_source: str = "cube"
 

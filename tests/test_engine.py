@@ -10,12 +10,12 @@ import pytest
 import rasterio
 import torch
 from scipy.ndimage import uniform_filter
-from skimage.morphology import area_closing, area_opening
 
 from hsad import detectors, engine, synthetic
 from hsad.cube import good_band_mask, make_cube
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion
+from hsad.morphology import area_filter
 from hsad.scheduler import TileProgress, parse_memory
 
 
@@ -100,7 +100,8 @@ def test_area_opening_and_closing_on_tiles_are_exact_with_halo_area_minus_one(ar
     image = _plateaus((90, 70), seed=area)
 
     def attr(block):
-        return area_opening(block, area).astype(int) - area_closing(block, area)
+        return (area_filter(block, area, "opening").astype(int)
+                - area_filter(block, area, "closing"))
 
     whole = attr(image)
     lazy = da.from_array(image, chunks=16)

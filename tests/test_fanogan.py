@@ -110,6 +110,18 @@ def test_encoder_has_the_critic_architecture_with_a_tanh_output():
     assert z.shape == (100, 3) and z.abs().max() < 1
 
 
+@pytest.mark.parametrize("patch", [3, 5])
+def test_patch_front_end_equals_the_shared_convolution(patch):
+    from hsad.detectors.fanogan import _PatchFront
+    from hsad.nn.blocks import PatchFrontEnd
+
+    torch.manual_seed(0)
+    shared, fast = PatchFrontEnd(7, patch, 4), _PatchFront(7, patch, 4)
+    fast.load_state_dict(shared.state_dict())
+    x = torch.randn(5, 7, patch, patch)
+    torch.testing.assert_close(fast(x), shared(x), rtol=1e-5, atol=1e-6)
+
+
 # ---- score --------------------------------------------------------------------------------
 def test_score_equals_the_formula_by_hand():
     gen, critic, enc = _nets()

@@ -10,7 +10,7 @@ import importlib
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
-#: Modules holding one detector each; imported on first use of the registry.
+#: Modules holding one detector each, named after it; imported when first needed.
 _MODULES = ("rx", "lrx", "crd", "hadgan", "fanogan")
 
 _REGISTRY: dict[str, type[BaseDetector]] = {}
@@ -34,12 +34,16 @@ def available() -> dict[str, type[BaseDetector]]:
 
 
 def get(name: str, **params) -> BaseDetector:
-    """Instantiate the detector ``name`` with hyperparameters ``params``."""
-    registry = available()
+    """Instantiate the detector ``name`` with hyperparameters ``params``.
+
+    Only the detector's own module is imported (RX users do not pay torch's import).
+    """
     key = name.lower()
-    if key not in registry:
-        raise ParameterError(f"unknown method {name!r} (available: {', '.join(registry)})")
-    det = registry[key]()
+    if key in _MODULES and key not in _REGISTRY:
+        importlib.import_module(f"hsad.detectors.{key}")
+    if key not in _REGISTRY:
+        raise ParameterError(f"unknown method {name!r} (available: {', '.join(available())})")
+    det = _REGISTRY[key]()
     det.set_params(**params)
     return det
 

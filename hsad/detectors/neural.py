@@ -31,7 +31,7 @@ from hsad.engine import (
 from hsad.errors import ModelError, ParameterError
 from hsad.fusion import Fusion
 from hsad.nn.normalise import BandScaler
-from hsad.nn.sampling import _pad_reflect, block_valid, read_window, sample_pixels
+from hsad.nn.sampling import read_window, sample_pixels, window_inputs
 from hsad.nn.trainer import History, Trainer, cpu_threads, resolve_device, seeded
 from hsad.scheduler import parse_memory
 
@@ -163,27 +163,10 @@ class ReconstructionDetector(BaseDetector):
     @torch.no_grad()
     def _residual_block(self, block: np.ndarray, pads, nodata) -> np.ndarray:
         """|Y − Ŷ| (normalised units) of one window; ``block`` includes the halo."""
-        k = self.patch_size
-        halo = k // 2
-        block = np.asarray(block)
-        valid = block_valid(block, nodata)
-        (top, bottom), (left, right) = pads
-        rows = block.shape[0] - 2 * halo + top + bottom
-        cols = block.shape[1] - 2 * halo + left + right
-        inner = (slice(halo - top, halo - top + rows), slice(halo - left, halo - left + cols))
-        centre = block[inner].astype(np.float32).reshape(-1, block.shape[-1])
-        ok = valid[inner].reshape(-1)
+        inputs, centre, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
         out = np.full(centre.shape, np.nan, dtype=np.float32)
         if not ok.any():
             return out.reshape(rows, cols, -1)
-        if k == 1:
-            inputs = centre[ok]
-        else:
-            data = block.astype(np.float32)
-            data[~valid] = np.nan
-            data = _pad_reflect(data, pads)
-            win = np.lib.stride_tricks.sliding_window_view(data, (k, k), axis=(0, 1))
-            inputs = win.reshape(-1, *win.shape[2:])[ok]
         target = self.scaler_.transform(centre[ok])
         recon = infer_batches(self._reconstruct, inputs, prepare=self._prepare,
                               batch=INFER_BATCH, device=self.device_)

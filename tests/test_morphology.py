@@ -1,0 +1,85 @@
+"""Area opening and closing (hsad.morphology): DIPlib against scikit-image, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from hsad import morphology
+from hsad.morphology import area_filter
+
+needs_diplib = pytest.mark.skipif(morphology._dip is None, reason="diplib is not installed")
+
+
+def _images(seed: int):
+    """Noise, smooth fields with flat zones, few-level images, uint16 and float."""
+    rng = np.random.default_rng(seed)
+    for i in range(24):
+        h, w = rng.integers(3, 48, 2)
+        img = rng.normal(size=(h, w))
+        if i % 2:
+            img = gaussian_filter(img, 1.5)
+        s = (img - img.min()) / (np.ptp(img) or 1.0)
+        yield {0: np.round(s * 255).astype(np.uint8), 1: np.round(s * 3).astype(np.uint8),
+               2: np.round(s * 1000).astype(np.uint16), 3: s}[i % 4]
+
+
+@needs_diplib
+@pytest.mark.parametrize("polarity", ["opening", "closing"])
+@pytest.mark.parametrize("area", [2, 3, 9, 25])
+def test_diplib_equals_skimage(area, polarity):
+    for image in _images(area):
+        fast = area_filter(image, area, polarity, backend="diplib")
+        ref = area_filter(image, area, polarity, backend="skimage")
+        assert fast.dtype == image.dtype and fast.shape == image.shape
+        if image.dtype.kind == "f":  # skimage inverts floats for the closing: rounding
+            np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(fast, ref)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("diplib", marks=needs_diplib), "skimage"])
+def test_small_bright_and_dark_structures_are_removed(backend):
+    image = np.full((9, 9), 5, np.uint8)
+    image[1:3, 1:3] = 9  # bright, 4 pixels
+    image[5:8, 5:8] = 9  # bright, 9 pixels
+    image[6, 1] = 0  # dark, 1 pixel
+    opened = area_filter(image, 5, "opening", backend=backend)
+    assert (opened[1:3, 1:3] == 5).all() and (opened[5:8, 5:8] == 9).all()
+    closed = area_filter(image, 2, "closing", backend=backend)
+    assert closed[6, 1] == 5 and (closed[1:3, 1:3] == 9).all()
+
+
+@needs_diplib
+def test_single_row_images_work_with_diplib():
+    row = np.array([[0, 5, 0, 0, 7, 7, 0]], np.uint8)  # scikit-image fails on 1–2 rows
+    np.testing.assert_array_equal(area_filter(row, 2), [[0, 0, 0, 0, 7, 7, 0]])
+    np.testing.assert_array_equal(area_filter(row.T, 3).ravel(), np.zeros(7))
+
+
+def test_area_one_is_the_identity_and_a_copy():
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = area_filter(image, 1)
+    np.testing.assert_array_equal(out, image)
+    assert out is not image
+
+
+def test_fallback_without_diplib(monkeypatch):
+    image = np.round(gaussian_filter(np.random.default_rng(0).random((20, 20)), 1) * 50)
+    image = image.astype(np.uint8)
+    expected = area_filter(image, 6, "closing", backend="skimage")
+    monkeypatch.setattr(morphology, "_dip", None)
+    np.testing.assert_array_equal(area_filter(image, 6, "closing"), expected)
+    with pytest.raises(ImportError, match="diplib"):
+        area_filter(image, 6, backend="diplib")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image": np.zeros((2, 2, 2)), "area": 3}, "2-D"),
+    ({"image": np.zeros((4, 4)), "area": 3, "polarity": "top-hat"}, "polarity"),
+    ({"image": np.zeros((4, 4)), "area": 3, "backend": "opencv"}, "backend"),
+])
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        area_filter(**kwargs)
