@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from hsad.cli.options import chunks_option, device_option, engine_options, seed_option
+from hsad.cli.options import (
+    chunks_option,
+    device_option,
+    engine_options,
+    fusion_option,
+    seed_option,
+)
 from hsad.config import load_config, parse_params
 
 
@@ -31,13 +37,14 @@ from hsad.config import load_config, parse_params
 @click.option("--key", help="Cube variable in a MAT scene.")
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for each stage map (residual RX, spatial, fused) as GeoTIFF.")
+@fusion_option
 @chunks_option
 @seed_option
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, chunks,
-            seed, device, memory_limit, workers, scheduler, precision, progress):
+            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, fusion,
+            chunks, seed, device, memory_limit, workers, scheduler, precision, progress):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
@@ -64,7 +71,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         settings["hsad.precision"] = precision
     with dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
         cube = engine.open_tiled(scene, memory_limit, chunks=chunks, key=key)
-        det = pipeline.make_detector(method, merged, model=model)
+        det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
+                                    fusion)
         given = set(det.get_params())
         for name, val in (("seed", seed), ("device", device)):
             if val is not None and name in given and name not in merged:

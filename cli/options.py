@@ -12,6 +12,12 @@ seed_option = click.option("--seed", type=int, default=None,
                            help="Random seed (neural detectors; CPU runs are deterministic).")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
                              default=None, help="Torch device for neural detectors.")
+fusion_option = click.option(
+    "--fusion", type=click.Choice(["none", "dss"]), default=None,
+    help="Reconstruction detectors (hadgan, fanogan): score with the fused D_SS map (dss) or "
+         "the plain score (none: f-AnoGAN's A(x), HADGAN's D_spectral). Default: the "
+         "method's own (hadgan dss, fanogan none).",
+)
 memory_option = click.option(
     "--memory-limit", default=None, metavar="SIZE",
     help="Working-memory budget for the tiles in flight, e.g. 2GB, 512MiB or 25% of RAM "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hsad.cli.options import chunks_option, device_option, seed_option
+from hsad.cli.options import chunks_option, device_option, fusion_option, seed_option
 from hsad.config import parse_params
 
 
@@ -25,11 +25,12 @@ from hsad.config import parse_params
 @click.option("--train-window", metavar="R0,R1,C0,C1",
               help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@fusion_option
 @chunks_option
 @seed_option
 @device_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            quiet, chunks, seed, device):
+            quiet, fusion, chunks, seed, device):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Apply it to another scene with `hsad detect OTHER --model MODEL`.
@@ -37,6 +38,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
     from hsad.nn.persistence import save_detector
+    from hsad.pipeline import apply_fusion
 
     merged = parse_params(params)
     for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
@@ -47,6 +49,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     det = detectors.get(method, **merged)
     if not callable(getattr(det, "_build", None)):
         raise ParameterError(f"method {method!r} has no trainable model; use `hsad detect`")
+    apply_fusion(det, fusion)
     cube = open_cube(scene, chunks=chunks, key=key)
     if train_mask or train_window:
         from hsad.nn.sampling import region_mask

@@ -41,6 +41,16 @@ def make_detector(method: str | None = None, params: dict | None = None,
     return detectors.get(method, **(params or {}))
 
 
+def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
+    """``--fusion none|dss`` on a reconstruction detector (``None`` leaves it as it is)."""
+    if mode is None:
+        return detector
+    if not callable(getattr(detector, "set_fusion", None)):
+        raise ParameterError(f"--fusion applies to reconstruction detectors (hadgan, fanogan), "
+                             f"not {detector.name}")
+    return detector.set_fusion(mode)
+
+
 def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = False,
                  stages: bool = False, lazy: bool = False) -> Detection:
     """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked.

@@ -298,3 +298,46 @@ def test_cli_rejects_a_training_window_outside_the_scene(tmp_path, capsys):
     assert code == 2
     assert "training window 0,10,30,60" in err and "outside" in err
     assert not (tmp_path / "f.hsad").exists()
+
+
+def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
+    import rasterio
+
+    from hsad import open_cube
+    from hsad.synthetic import write_scene
+
+    files = write_scene(_make_scene(), tmp_path)
+    model = tmp_path / "f.hsad"
+    params = [a for k, v in {**TINY, "sample_size": 500}.items()
+              if k not in ("epochs", "progress", "device") for a in ("-p", f"{k}={v}")]
+    code, _, err = _cli(["train", files["cube"], "-m", "fanogan", "-o", model, "--epochs", 3,
+                         "--seed", 1, "--device", "cpu", "--quiet", "--fusion", "dss",
+                         *params], capsys)
+    assert code == 0, err
+    assert load_detector(model).fusion == "dss"  # stored with the model
+    cube = open_cube(files["cube"])
+    maps = {}
+    for mode in ("none", "dss"):
+        out = tmp_path / f"{mode}.tif"
+        code, _, err = _cli(["detect", files["cube"], "--model", model, "--fusion", mode,
+                             "-o", out], capsys)
+        assert code == 0, err
+        with rasterio.open(out) as src:
+            maps[mode] = src.read(1)
+        expected = load_detector(model).set_fusion(mode).score(cube).values
+        np.testing.assert_allclose(maps[mode], expected, rtol=1e-5, atol=1e-6)
+    assert maps["dss"].max() <= 1 and not np.allclose(maps["none"], maps["dss"])
+    code, _, err = _cli(["detect", files["cube"], "-m", "rx", "--fusion", "dss",
+                         "-o", tmp_path / "rx.tif"], capsys)
+    assert code == 2 and "--fusion applies to reconstruction detectors" in err
+    assert not (tmp_path / "rx.tif").exists()
+
+
+def test_set_fusion_on_hadgan_switches_between_d_ss_and_d_spectral():
+    det = detectors.get("hadgan")
+    assert det.set_fusion("none").output == "d_spectral"
+    assert det.set_fusion("dss").output == "d_ss"
+    with pytest.raises(ParameterError, match="fusion mode"):
+        det.set_fusion("aed")
+    with pytest.raises(ParameterError, match="fusion mode"):
+        detectors.get("fanogan").set_fusion("paper")

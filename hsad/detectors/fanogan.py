@@ -172,6 +172,13 @@ class FAnoGAN(ReconstructionDetector):
         """d_z: ``latent`` if given, else ``int(√B + 1)`` (as HADGAN)."""
         return int(self.latent) if self.latent else int(math.sqrt(n_bands) + 1)
 
+    def set_fusion(self, mode: str) -> FAnoGAN:
+        """``"dss"``: score with D_SS; ``"none"``: the plain f-AnoGAN score A(x)."""
+        if mode not in FUSIONS:
+            raise ParameterError(f"{self.name}: fusion mode must be one of {FUSIONS}, "
+                                 f"got {mode!r}")
+        return self.set_params(fusion=mode)
+
     def _validate(self) -> None:
         checks = [
             (self.input in ("pixel", "patch"), "input must be 'pixel' or 'patch'"),

@@ -72,6 +72,14 @@ class ReconstructionDetector(BaseDetector):
                       area=self.area, levels=self.levels, radius=self.radius, eps=self.eps,
                       norm=self.fusion_norm, pc_source=self.pc_source)
 
+    def set_fusion(self, mode: str) -> ReconstructionDetector:
+        """``"dss"``: score with the fused D_SS map; ``"none"``: with the plain residual
+        score (here RX of the residual, D_spectral). The CLI's ``--fusion``."""
+        if mode not in ("none", "dss"):
+            raise ParameterError(f"{self.name}: fusion mode must be 'none' or 'dss', "
+                                 f"got {mode!r}")
+        return self.set_params(output="d_ss" if mode == "dss" else "d_spectral")
+
     @property
     def patch_size(self) -> int:
         return 1 if self.input == "pixel" else int(self.patch)
