@@ -8,7 +8,7 @@ import pytest
 from affine import Affine
 
 from hsad.config import load_config, parse_params
-from hsad.cube import make_cube, map_like, valid_mask
+from hsad.cube import make_cube, map_like, valid_mask, wrap_numpy
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io.atomic import atomic_path, atomic_paths
 from hsad.stats import cube_moments, mahalanobis, pinv_precision
@@ -31,6 +31,19 @@ def test_cube_carries_georeference_and_band_coords():
     assert cube["x"].values[0] == pytest.approx(500015.0)
     assert cube["y"].values[0] == pytest.approx(4199985.0)
     assert cube["good_band"].values.all()
+
+
+def test_numpy_input_is_wrapped_as_views_without_a_copy():
+    data = np.arange(5 * 7 * 3, dtype=np.float32).reshape(5, 7, 3)
+    lazy = wrap_numpy(data, chunks=(2, 3, -1))
+    assert lazy.chunks == ((2, 2, 1), (3, 3, 1), (3,))
+    np.testing.assert_array_equal(lazy.compute(), data)
+    blocks = list(dict(lazy.__dask_graph__()).values())
+    assert len(blocks) == 9 and all(np.shares_memory(b, data) for b in blocks)  # views
+    cube = make_cube(data)
+    assert cube.data.chunks[2] == (3,)
+    assert all(np.shares_memory(b, data) for b in dict(cube.data.__dask_graph__()).values())
+    assert wrap_numpy(data[:, :, 0], chunks=(4, 4)).compute().shape == (5, 7)
 
 
 def test_rotated_transform_survives_on_cube_and_maps():
