@@ -120,12 +120,17 @@ def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=Non
     axes match its input block (``drop_axis=2`` drops the third). Nothing is padded beyond
     the image edge, so an operator that treats image edges itself (e.g. reflection) sees
     exactly what it sees on the whole scene; the halo is trimmed afterwards. Tiles smaller
-    than the halo are merged by dask first.
+    than the halo are merged by dask first; an image axis no longer than the halo becomes a
+    single tile (a scene smaller than the halo is processed whole).
     """
     h = int(halo)
-    depth = {0: h, 1: h, **({2: 0} if data.ndim == 3 else {})}
     if data.ndim == 3:
         data = data.rechunk({2: -1})
+    depth = {2: 0} if data.ndim == 3 else {}
+    for axis in (0, 1):  # an axis no longer than the halo is one tile: no halo needed
+        if data.shape[axis] <= h:
+            data = data.rechunk({axis: -1})
+        depth[axis] = h if data.shape[axis] > h else 0
     out_ndim = data.ndim - (1 if drop_axis is not None else 0)
     return da.map_overlap(func, data, depth=depth, boundary="none", trim=True, dtype=dtype,
                           drop_axis=drop_axis, meta=np.empty((0,) * out_ndim, dtype),

@@ -87,6 +87,11 @@ def test_map_halo_equals_the_whole_scene_for_a_window_filter():
     np.testing.assert_allclose(tiled, box(image), rtol=0, atol=1e-12)
     too_small = engine.map_halo(box, da.from_array(image, chunks=(10, 9, -1)), 2).compute()
     assert np.abs(too_small - box(image)).max() > 1e-3  # a short halo leaves seams
+    small = image[:20, :6]  # both axes no longer than the halo: processed as one tile
+    tiled = engine.map_halo(box, da.from_array(small, chunks=(7, 4, -1)), 30).compute()
+    np.testing.assert_allclose(tiled, box(small), rtol=0, atol=1e-12)
+    tiled = engine.map_halo(box, da.from_array(image[:, :6], chunks=(10, 4, -1)), 8).compute()
+    np.testing.assert_allclose(tiled, box(image[:, :6]), rtol=0, atol=1e-12)
 
 
 def _plateaus(shape, seed):
@@ -170,6 +175,8 @@ def _residual_like(cube):
     Fusion(variant="aed", area=9, radius=2),
     Fusion(variant="paper", norm="rank", area=9, radius=3, eps=0.5),
     Fusion(variant="aed", pc_source="residual", n_components=1, area=5, radius=2),
+    Fusion(),  # the library defaults: halo 37 on a 44 x 40 scene of 12-pixel tiles
+    Fusion(variant="paper", area=64),  # a halo larger than the scene: one tile
 ])
 def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
     cube, residual = _residual_like(scene.cube)
