@@ -216,3 +216,9 @@ def test_cuda_training_runs(scene):
     scores = det.fit_score(cube)
     assert det.device_.type == "cuda"
     assert roc_auc_score(truth.ravel(), scores.values.ravel()) > 0.9
+
+
+def test_a_scene_with_too_few_pixels_to_train_on_is_refused():
+    tiny = make_cube(np.random.default_rng(0).random((3, 3, 6)).astype(np.float32))
+    with pytest.raises(ParameterError, match="only 9 valid pixels to train on"):
+        detectors.get("hadgan", progress=False).fit(tiny)

@@ -124,8 +124,9 @@ class ReconstructionDetector(BaseDetector):
         sample = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
                                patch=self.patch_size, mask=train_mask)
         if len(sample.rows) < 16:
-            raise ParameterError(f"{self.name}: only {len(sample.rows)} valid pixels to train on",
-                                 cube.attrs.get("source_path"))
+            n = len(sample.rows)
+            raise ParameterError(f"{self.name}: only {n} valid pixel{'s' * (n != 1)} to train "
+                                 "on (at least 16 needed)", cube.attrs.get("source_path"))
         h = self.patch_size // 2
         centres = sample.values if sample.values.ndim == 2 else sample.values[:, :, h, h]
         self.scaler_ = BandScaler.fit(centres, self.normalisation)
