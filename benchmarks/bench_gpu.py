@@ -8,8 +8,8 @@ each device available:
 * ``scoring``: the whole ``detector.score`` (residual inference, tiled spatial–spectral
   fusion on the CPU, map in memory).
 
-Figures are Mpixel/s (best of ``--repeat``). Without a CUDA GPU the script says so, prints
-the CPU figures and exits 0.
+Figures are Mpixel/s (best of ``--repeat`` after one warm-up run). Without a CUDA GPU the
+script says so, prints the CPU figures and exits 0.
 
     .venv/bin/python benchmarks/bench_gpu.py
     .venv/bin/python benchmarks/bench_gpu.py --size 256x256x100 --repeat 1
@@ -18,18 +18,9 @@ the CPU figures and exits 0.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-
-
-def best(func, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from bench_gemm_bound import best_time
 
 
 def main(argv=None) -> int:
@@ -77,10 +68,10 @@ def main(argv=None) -> int:
                 if device == "cuda":
                     torch.cuda.synchronize()
             infer()  # warm-up (CUDA context, kernels)
-            seconds = best(infer, args.repeat)
+            seconds = best_time(infer, args.repeat)
             print(f"{device:<8s} {'inference ' + precision:<22s} {pixels / seconds / 1e6:9.2f} "
                   f"{seconds:8.2f}")
-        seconds = best(lambda: det.score(cube).values, 1)
+        seconds = best_time(lambda: det.score(cube).values, 1)
         print(f"{device:<8s} {'scoring (with fusion)':<22s} {pixels / seconds / 1e6:9.2f} "
               f"{seconds:8.2f}")
     return 0

@@ -121,7 +121,8 @@ def map_pixels(
 def map_windows(
     data: da.Array, block_fn: Callable[..., np.ndarray], halo: int, dtype=np.float32, **kwargs
 ) -> da.Array:
-    """Run ``block_fn(block, halo=halo, dtype=dtype, **kwargs) -> (rows, cols)`` over ``data``.
+    """Run ``block_fn(block, halo=halo, **kwargs) -> (rows, cols)`` over ``data``, cast to
+    ``dtype``.
 
     ``data`` is a ``(y, x, band)`` float dask array with NaN on nodata. Each block gets
     ``halo`` (= outer // 2) pixels of context, NaN beyond the image edge, so window statistics
@@ -140,8 +141,12 @@ def map_windows(
         data = da.overlap.overlap(
             data, depth={0: h, 1: h, 2: 0}, boundary={0: np.nan, 1: np.nan, 2: "none"}
         )
-    fn = functools.partial(block_fn, halo=h, dtype=np.dtype(dtype), **kwargs)
+    fn = functools.partial(_cast_block, block_fn, halo=h, dtype=np.dtype(dtype), **kwargs)
     return map_pixels(fn, data, dtype=dtype, chunks=(rows, cols))
+
+
+def _cast_block(block_fn, block, *, dtype, **kwargs) -> np.ndarray:
+    return block_fn(block, **kwargs).astype(dtype, copy=False)
 
 
 def padded(block: np.ndarray, halo: int, h: int) -> tuple[np.ndarray, np.ndarray]:

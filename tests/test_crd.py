@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from window_reference import per_pixel
 
 from hsad import detectors
 from hsad.cube import make_cube
@@ -13,28 +14,14 @@ from hsad.errors import ParameterError
 
 def _reference_crd(x: np.ndarray, inner: int, outer: int, lam: float) -> np.ndarray:
     """Per pixel: X_s = ring pixels as columns, Γ = diag‖y − x_k‖, w = (XᵀX + λΓᵀΓ)⁻¹Xᵀy."""
-    rows, cols, _ = x.shape
-    h, g = outer // 2, inner // 2
-    valid = np.isfinite(x).all(axis=-1)
-    out = np.full((rows, cols), np.nan)
-    for i in range(rows):
-        for j in range(cols):
-            if not valid[i, j]:
-                continue
-            ring = [
-                x[a, b]
-                for a in range(max(0, i - h), min(rows, i + h + 1))
-                for b in range(max(0, j - h), min(cols, j + h + 1))
-                if (abs(a - i) > g or abs(b - j) > g) and valid[a, b]
-            ]
-            if not ring:
-                continue
-            xs = np.array(ring, dtype=np.float64).T  # B × n
-            y = x[i, j]
-            gamma = np.diag(np.linalg.norm(y[:, None] - xs, axis=0))
-            w = np.linalg.solve(xs.T @ xs + lam * gamma.T @ gamma, xs.T @ y)
-            out[i, j] = np.linalg.norm(y - xs @ w)
-    return out
+
+    def residual(y, ring):
+        xs = ring.T  # B × n
+        gamma = np.diag(np.linalg.norm(y[:, None] - xs, axis=0))
+        w = np.linalg.solve(xs.T @ xs + lam * gamma.T @ gamma, xs.T @ y)
+        return np.linalg.norm(y - xs @ w)
+
+    return per_pixel(x, inner, outer, residual)
 
 
 def _scene(seed=0, shape=(12, 12, 6)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from window_reference import per_pixel
 
 from hsad import detectors
 from hsad.cube import make_cube
@@ -13,29 +14,16 @@ from hsad.errors import ParameterError
 
 def _reference_lrx(x: np.ndarray, inner: int, outer: int, ridge: float, floor: float):
     """Straightforward per-pixel local RX: ring = clipped outer window minus inner, valid only."""
-    rows, cols, bands = x.shape
-    h, g = outer // 2, inner // 2
-    valid = np.isfinite(x).all(axis=-1)
-    out = np.full((rows, cols), np.nan)
-    for i in range(rows):
-        for j in range(cols):
-            if not valid[i, j]:
-                continue
-            ring = [
-                x[a, b]
-                for a in range(max(0, i - h), min(rows, i + h + 1))
-                for b in range(max(0, j - h), min(cols, j + h + 1))
-                if (abs(a - i) > g or abs(b - j) > g) and valid[a, b]
-            ]
-            if not ring:
-                continue
-            ring = np.array(ring, dtype=np.float64)
-            mean = ring.mean(axis=0)
-            cov = (ring - mean).T @ (ring - mean) / len(ring)
-            cov += np.eye(bands) * (ridge * np.trace(cov) / bands + floor)
-            r = x[i, j] - mean
-            out[i, j] = r @ np.linalg.solve(cov, r)
-    return out
+    bands = x.shape[-1]
+
+    def mahalanobis(y, ring):
+        mean = ring.mean(axis=0)
+        cov = (ring - mean).T @ (ring - mean) / len(ring)
+        cov += np.eye(bands) * (ridge * np.trace(cov) / bands + floor)
+        r = y - mean
+        return r @ np.linalg.solve(cov, r)
+
+    return per_pixel(x, inner, outer, mahalanobis)
 
 
 def _scene(seed=0, shape=(12, 12, 6)):

@@ -141,10 +141,6 @@ def crd_block(
     return out
 
 
-def _crd_tile(block: np.ndarray, halo: int, dtype, **kwargs) -> np.ndarray:
-    return crd_block(block, halo=halo, **kwargs).astype(dtype)
-
-
 @register
 class CRD(BaseDetector):
     """Collaborative-representation anomaly detector (Li & Du 2015).
@@ -185,7 +181,7 @@ class CRD(BaseDetector):
         inner, outer = self._validate()
         scores = map_windows(
             nan_filled(cube, self.bands_),
-            _crd_tile,
+            crd_block,
             outer // 2,
             dtype=check_dtype(self.name, self.dtype),
             inner=inner,

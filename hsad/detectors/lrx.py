@@ -132,10 +132,6 @@ def lrx_block(
     return out
 
 
-def _lrx_tile(block: np.ndarray, halo: int, dtype, **kwargs) -> np.ndarray:
-    return lrx_block(block, halo=halo, **kwargs).astype(dtype)
-
-
 @register
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
@@ -221,7 +217,7 @@ class LocalRX(BaseDetector):
         inner, outer = check_windows(self.name, self.inner, self.outer)
         scores = map_windows(
             self._project(cube),
-            _lrx_tile,
+            lrx_block,
             outer // 2,
             dtype=check_dtype(self.name, self.dtype),
             inner=inner,
