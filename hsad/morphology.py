@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # pragma: no branch
+try:
     import diplib as _dip
 except ImportError:  # pragma: no cover - exercised by the fallback test
     _dip = None

@@ -111,15 +111,17 @@ def test_encoder_has_the_critic_architecture_with_a_tanh_output():
 
 
 @pytest.mark.parametrize("patch", [3, 5])
-def test_patch_front_end_equals_the_shared_convolution(patch):
-    from hsad.detectors.fanogan import _PatchFront
+def test_patch_front_end_equals_the_convolution(patch):
+    from torch.nn import functional as F
+
     from hsad.nn.blocks import PatchFrontEnd
 
     torch.manual_seed(0)
-    shared, fast = PatchFrontEnd(7, patch, 4), _PatchFront(7, patch, 4)
-    fast.load_state_dict(shared.state_dict())
+    front = PatchFrontEnd(7, patch, 4)
     x = torch.randn(5, 7, patch, patch)
-    torch.testing.assert_close(fast(x), shared(x), rtol=1e-5, atol=1e-6)
+    conv = front.conv[0]
+    expected = F.leaky_relu(F.conv2d(x, conv.weight, conv.bias), 0.2).flatten(1)
+    torch.testing.assert_close(front(x), expected, rtol=1e-5, atol=1e-6)
 
 
 # ---- score --------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from torch.nn import functional as F
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors import register
@@ -62,17 +61,6 @@ class _SpectrumConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x[:, None, :]).flatten(1)
-
-
-class _PatchFront(PatchFrontEnd):
-    """:class:`~hsad.nn.blocks.PatchFrontEnd` (same weights); on a 3×3 patch its valid 3×3
-    convolution runs as one matrix product, which halves a critic step on the CPU."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv, act = self.conv[0], self.conv[1]
-        if tuple(x.shape[-2:]) == tuple(conv.kernel_size):
-            return act(F.linear(x.flatten(1), conv.weight.flatten(1), conv.bias))
-        return super().forward(x)
 
 
 def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
@@ -216,7 +204,7 @@ class FAnoGAN(ReconstructionDetector):
         """Shared input stage of critic and encoder: none, 1-D conv, or the patch conv."""
         k = self.patch_size
         if k > 1:
-            front = _PatchFront(n_bands, k, int(self.channels))
+            front = PatchFrontEnd(n_bands, k, int(self.channels))
             return front, front.n_features
         if self.arch == "conv1d":
             front = _SpectrumConv(n_bands, [int(self.channels), 2 * int(self.channels)])

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: Negative slope of LeakyReLU, as in the GAN literature (DCGAN, HADGAN reimplementations).
 LEAKY_SLOPE = 0.2
@@ -145,7 +146,9 @@ class Conv1dDecoder(nn.Module):
 class PatchFrontEnd(nn.Module):
     """k×k patch ``(N, B, k, k)`` → feature vector: one valid 3×3 convolution, flattened.
 
-    ``n_features`` is ``channels·(k−2)²``; a 3×3 patch gives ``channels`` features.
+    ``n_features`` is ``channels·(k−2)²``; a 3×3 patch gives ``channels`` features. On a 3×3
+    patch the convolution runs as one matrix product with the same weights (about half the
+    time of a training step on the CPU).
     """
 
     def __init__(self, n_bands: int, patch: int, channels: int = 64, act: str = "leaky_relu"):
@@ -156,6 +159,9 @@ class PatchFrontEnd(nn.Module):
         self.n_features = channels * (patch - 2) ** 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, act = self.conv[0], self.conv[1]
+        if tuple(x.shape[-2:]) == tuple(conv.kernel_size):
+            return act(F.linear(x.flatten(1), conv.weight.flatten(1), conv.bias))
         return self.conv(x).flatten(1)
 
 
