@@ -25,14 +25,13 @@ from hsad.io.envi import open_envi, read_spectral_library
 from hsad.io.envi_header import DATA_TYPES, parse_header, parse_header_text
 
 try:
-    from conftest import shared_datasets_dir
+    from conftest import NO_CORPUS, corpus_folder
 except ImportError:  # pragma: no cover - run outside the tests folder
-    shared_datasets_dir = None
+    corpus_folder = None
 
 
 def _corpus_entries():
-    folder = shared_datasets_dir() if shared_datasets_dir else None
-    corpus = None if folder is None else folder.parent / "envi_corpus" / "corpus.json"
+    corpus = None if corpus_folder is None else corpus_folder() / "corpus.json"
     if corpus is None or not corpus.is_file():
         return [pytest.param(None, id="corpus-missing")]
     files = json.loads(corpus.read_text())["files"]
@@ -63,7 +62,7 @@ def _assert_crs(ours, epsg, wkt):
 @pytest.mark.parametrize("entry", _corpus_entries())
 def test_corpus_entry_reads_like_gdal(corpus_dir, entry):
     if entry is None:
-        pytest.skip("corpus.json not found")
+        pytest.skip(NO_CORPUS.format(where=corpus_folder()))
     data = corpus_dir / entry["file"]
     gdal = entry["gdal"]
     header = parse_header(corpus_dir / entry["header"])
