@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-kernels lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -rs
+
+# The suite once per BLAS/SIMD kernel family (a stand-in for other CPUs; docs/reliability.md).
+test-kernels: $(STAMP)
+	scripts/test_cpu_kernels.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from hsad.cli.options import overwrite_option
+from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_params
 from hsad.errors import ParameterError
 
 
-@click.command("benchmark")
+@click.command("benchmark", epilog=FOLDERS_NOTE)
 @click.option("-m", "--methods", default="rx,lrx,crd", show_default=True,
               help="Comma-separated detector names.")
 @click.option("--datasets", "scene_names", default="all", show_default=True,
@@ -16,9 +18,12 @@ from hsad.errors import ParameterError
 @click.option("-p", "--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Hyperparameter for one method, e.g. -p lrx.inner=5.")
 @click.option("--stages", is_flag=True, help="Also score each stage of staged detectors.")
-@click.option("-o", "--output", type=click.Path(), help="Markdown file for the tables.")
-@click.option("--csv", "csv_path", type=click.Path(), help="CSV file, one row per run.")
-def command(methods, scene_names, params, stages, output, csv_path):
+@click.option("-o", "--output", type=click.Path(),
+              help="Markdown file for the tables (.md or .txt).")
+@click.option("--csv", "csv_path", type=click.Path(),
+              help="CSV file, one row per run (.csv or .txt).")
+@overwrite_option
+def command(methods, scene_names, params, stages, output, csv_path, overwrite):
     """Run detectors on labelled benchmark scenes and tabulate AUC(D,F), AUC(F,τ) and time."""
     from hsad import benchmark, datasets, detectors
     from hsad.io.atomic import atomic_path
@@ -34,12 +39,15 @@ def command(methods, scene_names, params, stages, output, csv_path):
         if not dot or method not in method_list:
             raise ParameterError(f"--param {key}: expected METHOD.KEY with METHOD in {methods}")
         per_method.setdefault(method, {})[name] = value
+    plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv")],
+                        overwrite=overwrite)
 
-    rows = benchmark.run(method_list, scenes, per_method, stages=stages,
-                         progress=lambda line: click.echo(line, err=True))
-    text = benchmark.to_markdown(rows)
-    click.echo(text)
-    for path, content in ((output, text), (csv_path, benchmark.to_csv(rows))):
-        if path:
-            with atomic_path(path) as tmp:
-                tmp.write_text(content, encoding="utf-8")
+    with plan:
+        rows = benchmark.run(method_list, scenes, per_method, stages=stages,
+                             progress=lambda line: click.echo(line, err=True))
+        text = benchmark.to_markdown(rows)
+        click.echo(text)
+        for path, content in ((output, text), (csv_path, benchmark.to_csv(rows))):
+            if path:
+                with atomic_path(path) as tmp:
+                    tmp.write_text(content, encoding="utf-8")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import chunks_option
+from hsad.cli.options import chunks_option, overwrite_option
+from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.errors import ParameterError
 
 DTYPES = ("uint8", "int16", "uint16", "int32", "uint32", "float32", "float64")
@@ -80,7 +81,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     return dst
 
 
-@click.command("convert")
+@click.command("convert", epilog=FOLDERS_NOTE)
 @click.argument("src", metavar="IN", type=click.Path())
 @click.argument("dst", metavar="OUT", type=click.Path())
 @click.option("--interleave", type=click.Choice(["bsq", "bil", "bip"]),
@@ -90,8 +91,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @click.option("--key", help="Cube variable in a MAT input.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
 @chunks_option
+@overwrite_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
-            cog: bool, chunks: int | None) -> None:
-    """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI."""
-    out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog, chunks=chunks)
+            cog: bool, chunks: int | None, overwrite: bool) -> None:
+    """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
+    file OUT plus its .hdr)."""
+    if Path(dst).suffix.lower() == ".hdr":
+        raise ParameterError("give the ENVI data file name, not the header", dst)
+    with plan_outputs([("OUT", dst, "cube")], inputs=[src], overwrite=overwrite):
+        out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
+                      chunks=chunks)
     click.echo(f"wrote {out}")

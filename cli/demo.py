@@ -6,10 +6,26 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import device_option, seed_option
+from hsad.cli.options import device_option, overwrite_option, seed_option
+from hsad.cli.outputs import plan_outputs
+from hsad.errors import OutputError
+
+#: Marks a folder written by ``hsad demo``: a later demo replaces its files there.
+MARKER = ".hsad-demo"
 
 
-@click.command("demo")
+def _outputs(out: Path, method: str) -> list[tuple[str, Path, str]]:
+    return [("--out", out / MARKER, "file"), ("--out", out / "scene" / "scene.img", "cube"),
+            ("--out", out / "scene" / "scene_truth.tif", "raster"),
+            ("--out", out / f"{method}_scores.tif", "raster"),
+            ("--out", out / f"{method}_mask.tif", "raster"),
+            ("--out", out / f"{method}_anomalies.gpkg", "polygons"),
+            ("--out", out / f"{method}_quicklook.png", "png"), ("--out", out / "roc.png", "png")]
+
+
+@click.command("demo", epilog="The folder is created if missing. A later demo replaces the "
+               "files of an earlier one in it (marked by a .hsad-demo file); any other "
+               "non-empty folder is refused unless --overwrite is given.")
 @click.option("--out", "out_dir", default="demo_output", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the scene and the outputs.")
 @click.option("-m", "--method", default=None,
@@ -18,13 +34,30 @@ from hsad.cli.options import device_option, seed_option
               help="Scene rows and columns.")
 @seed_option
 @device_option
-def command(out_dir, method, size, seed, device):
+@overwrite_option
+def command(out_dir, method, size, seed, device, overwrite):
     """Write a synthetic ENVI scene, detect anomalies, export GeoTIFF/PNG/polygons, print AUC."""
+    from hsad import detectors
+
+    out = Path(out_dir)
+    method = method or ("hadgan" if "hadgan" in detectors.available() else "rx")
+    det = detectors.get(method)
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not overwrite:
+        raise OutputError("folder is not empty and was not written by `hsad demo`; give "
+                          "--overwrite or another --out", out)
+    with plan_outputs(_outputs(out, method), overwrite=True):
+        _run(out, det, method, size, seed, device)
+
+
+def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     from hsad import detectors, open_cube, pipeline, synthetic
+    from hsad.io.atomic import atomic_path
     from hsad.metrics import evaluate
     from hsad.plots import plot_roc
 
-    out = Path(out_dir)
+    with atomic_path(out / MARKER) as tmp:
+        tmp.write_text("written by `hsad demo`, which replaces its own files here\n",
+                       encoding="utf-8")
     seed = 0 if seed is None else seed
     scene = synthetic.make_scene(rows=size, cols=size, seed=seed)
     paths = synthetic.write_scene(scene, out / "scene")
@@ -32,8 +65,6 @@ def command(out_dir, method, size, seed, device):
                f"{int(scene.truth.sum())} target pixels, {scene.cube.rio.crs})")
 
     cube = open_cube(paths["cube"])
-    method = method or ("hadgan" if "hadgan" in detectors.available() else "rx")
-    det = detectors.get(method)
     for name, val in (("seed", seed), ("device", device)):
         if val is not None and name in det.get_params():
             det.set_params(**{name: val})

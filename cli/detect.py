@@ -9,12 +9,14 @@ from hsad.cli.options import (
     device_option,
     engine_options,
     fusion_option,
+    overwrite_option,
     seed_option,
 )
+from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import load_config, parse_params
 
 
-@click.command("detect")
+@click.command("detect", epilog=FOLDERS_NOTE)
 @click.argument("scene", type=click.Path(dir_okay=True))
 @click.option("-m", "--method", help="Detector name (see `hsad methods`).")
 @click.option("-c", "--config", "config_path", type=click.Path(),
@@ -23,28 +25,31 @@ from hsad.config import load_config, parse_params
               help="Hyperparameter, repeatable (e.g. -p inner=5 -p outer=15).")
 @click.option("--model", type=click.Path(), help="Apply a model saved by `hsad train`.")
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="Score map GeoTIFF to write.")
+              help="Score map GeoTIFF to write (.tif or .tiff).")
 @click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs.")
-@click.option("--mask", "mask_path", type=click.Path(), help="Thresholded mask GeoTIFF.")
+@click.option("--mask", "mask_path", type=click.Path(),
+              help="Thresholded mask GeoTIFF (.tif or .tiff).")
 @click.option("--contamination", type=float, help="Share of pixels flagged, in (0, 1).")
 @click.option("--far", type=float, help="False-alarm rate on background, in (0, 1).")
 @click.option("--threshold", "value", type=float, help="Absolute score threshold.")
 @click.option("--polygons", "polygons_path", type=click.Path(),
-              help="Anomaly polygons (.geojson or .gpkg) in the scene CRS.")
-@click.option("--png", "png_path", type=click.Path(), help="Quicklook PNG.")
+              help="Anomaly polygons (.geojson, .json or .gpkg) in the scene CRS.")
+@click.option("--png", "png_path", type=click.Path(), help="Quicklook PNG (.png).")
 @click.option("--truth", type=click.Path(), help="Ground truth, to print the AUC.")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @click.option("--key", help="Cube variable in a MAT scene.")
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for each stage map (residual RX, spatial, fused) as GeoTIFF.")
+@overwrite_option
 @fusion_option
 @chunks_option
 @seed_option
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, fusion,
-            chunks, seed, device, memory_limit, workers, scheduler, precision, progress):
+            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, overwrite,
+            fusion, chunks, seed, device, memory_limit, workers, scheduler, precision,
+            progress):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
@@ -67,10 +72,20 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     pipeline.check_threshold(contamination, far, value, mask_path=mask_path,
                              polygons_path=polygons_path)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
+    plan = plan_outputs(
+        [("-o", output, "raster"), ("--mask", mask_path, "raster"),
+         ("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
+        + [("--save-stages", pipeline.stage_path(stages_dir, name), "raster")
+           for name in (pipeline.STAGES if stages_dir else ())],
+        inputs=[scene, config_path, model, truth], overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision
-    with dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
+    with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
         cube = engine.open_tiled(scene, memory_limit, chunks=chunks, key=key)
+        if polygons_path:
+            from hsad.export.polygons import polygon_target
+
+            polygon_target(polygons_path, cube.rio.crs)  # GeoJSON needs an EPSG code
         det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
                                     fusion)
         given = set(det.get_params())

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import click
 
+from hsad.cli.options import overwrite_option
+from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
+
 
 def _json_value(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-@click.command("evaluate")
+@click.command("evaluate", epilog=FOLDERS_NOTE)
 @click.argument("scores", type=click.Path())
 @click.option("--truth", required=True, type=click.Path(),
               help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly) or MAT file.")
@@ -29,8 +32,17 @@ def _json_value(v):
               help="Write the 3D ROC and its three projections as PNG.")
 @click.option("--log-far", is_flag=True, help="Log-scaled false-alarm axis in --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json):
+@overwrite_option
+def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json,
+            overwrite):
     """Print AUC(D,F), AUC(D,tau), AUC(F,tau), TD, BS, TDBS, OD, ODP and SNPR of SCORES."""
+    plan = plan_outputs([("--plot", roc_path, "png"), ("--plot3d", roc3d_path, "png")],
+                        inputs=[scores, truth], overwrite=overwrite)
+    with plan:
+        _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json)
+
+
+def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json):
     from hsad.evaluation import evaluate_files
     from hsad.metrics import format_table
 

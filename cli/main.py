@@ -1,13 +1,18 @@
 """Entry point of the ``hsad`` command.
 
 Errors a user can cause print one line, ``error: <file>: <problem>``, and exit with
-status 2: never a traceback.
+status 2: never a traceback. Ctrl-C (SIGINT) prints ``error: interrupted`` and exits with
+130, SIGTERM ``error: terminated`` and 143; temporary files are removed on the way out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
 import sys
+import threading
+import warnings
 
 import click
 
@@ -18,36 +23,93 @@ from hsad.errors import HsadError
 _COMMANDS = (
     "info", "convert", "datasets", "detect", "evaluate", "methods", "benchmark", "demo", "train",
 )
+#: Exit statuses of a command stopped by a signal (128 + signal number, as shells report).
+INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so that it unwinds like Ctrl-C."""
+
+
+class _Stopped(Exception):
+    """A KeyboardInterrupt that has unwound the command (click would turn it into Abort)."""
+
+    def __init__(self, word: str, status: int):
+        super().__init__(word)
+        self.word, self.status = word, status
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Terminated:
+            raise _Stopped("terminated", TERMINATED) from None
+        except KeyboardInterrupt:
+            raise _Stopped("interrupted", INTERRUPTED) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hsad")
 def cli() -> None:
-    """hsad: hyperspectral anomaly detection for remote sensing."""
+    """hsad: hyperspectral anomaly detection for remote sensing.
+
+    Exit status: 0 success, 1 a failed check (datasets list --verify), 2 a user error (one
+    line `error: <file>: <problem>`), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+    Commands that write files create missing folders and refuse existing files unless
+    --overwrite is given; outputs appear whole or not at all.
+    """
 
 
 for _name in _COMMANDS:
     cli.add_command(importlib.import_module(f"hsad.cli.{_name}").command)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 2) -> None:
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(status)
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises :class:`Terminated` in the main thread while the command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning is one line, ``warning: <message>``, like an error (no source line)."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
     try:
-        rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
-    except click.exceptions.Abort:
-        _fail("aborted")
+        with _sigterm_unwinds(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
+    except _Stopped as exc:
+        _fail(exc.word, exc.status)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except HsadError as exc:
         _fail(str(exc))
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        _fail(f"{exc.filename}: {exc.strerror.lower() if exc.strerror else exc}")
+    except OSError as exc:
+        problem = (exc.strerror or str(exc)).lower()
+        _fail(f"{exc.filename}: {problem}" if exc.filename else problem)
     except MemoryError:
         _fail("out of memory: try a smaller --chunks or --memory-limit")
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -48,3 +48,10 @@ def engine_options(func):
                    memory_option):
         func = option(func)
     return func
+
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True,
+    help="Replace output files that exist (never an input of the command). Without it an "
+         "existing output is refused before any work starts.",
+)

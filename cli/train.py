@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import click
 
-from hsad.cli.options import chunks_option, device_option, fusion_option, seed_option
+from hsad.cli.options import (
+    chunks_option,
+    device_option,
+    fusion_option,
+    overwrite_option,
+    seed_option,
+)
+from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_params
 
 
-@click.command("train")
+@click.command("train", epilog=FOLDERS_NOTE)
 @click.argument("scene", type=click.Path(dir_okay=True))
 @click.option("-m", "--method", default="hadgan", show_default=True,
               help="Neural detector to train (see `hsad methods`).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Model file to write (.hsad: zip of config.json + model.safetensors).")
+              help="Model file to write (.hsad or .zip: config.json + model.safetensors).")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Hyperparameter, repeatable (e.g. -p lam=0.3 -p input=patch).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--loss-plot", type=click.Path(dir_okay=False),
-              help="PNG of the loss curves per epoch.")
+              help="PNG of the loss curves per epoch (.png).")
 @click.option("--key", help="Cube variable in a MAT scene.")
 @click.option("--train-mask", type=click.Path(dir_okay=False),
               help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
@@ -29,8 +36,9 @@ from hsad.config import parse_params
 @chunks_option
 @seed_option
 @device_option
+@overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            quiet, fusion, chunks, seed, device):
+            quiet, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Apply it to another scene with `hsad detect OTHER --model MODEL`.
@@ -50,21 +58,25 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     if not callable(getattr(det, "_build", None)):
         raise ParameterError(f"method {method!r} has no trainable model; use `hsad detect`")
     apply_fusion(det, fusion)
-    cube = open_cube(scene, chunks=chunks, key=key)
-    if train_mask or train_window:
-        from hsad.nn.sampling import region_mask
+    plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
+                        inputs=[scene, train_mask], overwrite=overwrite)
+    with plan:
+        cube = open_cube(scene, chunks=chunks, key=key)
+        if train_mask or train_window:
+            from hsad.nn.sampling import region_mask
 
-        det.fit(cube, train_mask=region_mask(cube, mask=train_mask, window=train_window))
-    else:
-        det.fit(cube)
-    save_detector(det, output)
+            det.fit(cube, train_mask=region_mask(cube, mask=train_mask, window=train_window))
+        else:
+            det.fit(cube)
+        save_detector(det, output)
+        if loss_plot:
+            _plot_losses(det.history_.losses, loss_plot, title=f"{det.name} on {scene}")
     hist = det.history_
     last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
     click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands, "
                f"{hist.epochs} epochs in {hist.seconds:.1f} s ({last})")
     click.echo(f"wrote model: {output}")
     if loss_plot:
-        _plot_losses(hist.losses, loss_plot, title=f"{det.name} on {scene}")
         click.echo(f"wrote loss plot: {loss_plot}")
 
 

@@ -10,6 +10,7 @@ shape, anomaly count, source URL, licence). Scene files are looked for in, in or
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -135,13 +136,41 @@ def fetch(name: str, force: bool = False) -> Path:
             return verify(name)
         except DatasetError:
             pass
+    url = m["source"]["url"]
+    created = _missing_folders(cache_dir())
     try:
-        got = pooch.retrieve(m["source"]["url"], known_hash=f"sha256:{m['sha256']}",
-                             fname=m["file"], path=cache_dir(), progressbar=False)
-    except Exception as exc:  # noqa: BLE001  network/HTTP/hash errors all mean "not fetched"
-        raise DatasetError(f"download of dataset {name!r} from {m['source']['url']} failed: "
-                           f"{type(exc).__name__}: {exc}") from exc
+        got = pooch.retrieve(url, known_hash=f"sha256:{m['sha256']}", fname=m["file"],
+                             path=cache_dir(), progressbar=False)
+    except BaseException as exc:
+        for folder in created:  # deepest first; only if left empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if not isinstance(exc, Exception):
+            raise
+        raise DatasetError(f"download of dataset {name!r} from {url} failed: "
+                           f"{_why(exc)}") from exc
     return Path(got)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its missing parents, deepest first (those a download would create)."""
+    out = []
+    while not folder.exists() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _why(exc: BaseException) -> str:
+    """One line on a failed download: no network, HTTP status, checksum, or the error."""
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - pooch depends on requests
+        requests = None
+    if requests is not None and isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return "no network connection (cannot reach the server); nothing was written"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 __all__ = ["data_dir", "fetch", "load", "manifest", "names", "path", "search_path", "verify"]

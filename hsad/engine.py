@@ -75,11 +75,18 @@ def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = N
     pixels of context on every side, holds ``bands·(2·itemsize + WORK_BYTES)`` bytes per
     pixel. ``full_rows`` asks for full-width strips (contiguous reads of row-interleaved
     files) when at least ``MIN_STRIP`` rows fit; otherwise tiles are square, a multiple of
-    16 pixels, at least 32.
+    16 pixels, at least 32. A budget below :func:`min_memory` (one such smallest tile) is
+    refused with a ParameterError naming the minimum.
     """
     rows, cols = int(shape[0]), int(shape[1])
     bands = int(shape[2]) if len(shape) > 2 else 1
     budget = parse_memory(memory_limit)
+    need = min_memory(shape, dtype, halo)
+    if budget < need:
+        raise ParameterError(
+            f"memory limit {budget / 1e6:.0f} MB is too small for one "
+            f"{min(rows, MIN_TILE)}x{min(cols, MIN_TILE)}-pixel tile of {bands} bands "
+            f"({np.dtype(dtype).name}): give --memory-limit {math.ceil(need / 1e6)}MB or more")
     tasks = max(1, int(workers) if workers else concurrency())
     per_pixel = bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES)
     pixels = budget / tasks / per_pixel
@@ -91,6 +98,15 @@ def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = N
     edge = int(math.sqrt(pixels)) - 2 * h
     edge = max(MIN_TILE, edge // ALIGN * ALIGN)
     return min(rows, edge), min(cols, edge)
+
+
+def min_memory(shape: tuple[int, ...], dtype, halo: int = 0) -> int:
+    """Bytes the smallest tile needs: ``MIN_TILE`` square (the scene, if smaller) with
+    ``halo`` pixels of context, at ``bands·(2·itemsize + WORK_BYTES)`` bytes a pixel."""
+    bands = int(shape[2]) if len(shape) > 2 else 1
+    h = 2 * max(0, int(halo))
+    pixels = (min(int(shape[0]), MIN_TILE) + h) * (min(int(shape[1]), MIN_TILE) + h)
+    return int(pixels * bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES))
 
 
 def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
@@ -569,6 +585,6 @@ def read_map(path, like: xr.DataArray) -> xr.DataArray:
 
 
 __all__ = ["attribute_halo", "call_model", "chunks_for", "components_map", "fusion_stages",
-           "guided_halo", "infer_batches", "map_halo", "materialise", "minmax",
+           "guided_halo", "infer_batches", "map_halo", "materialise", "min_memory", "minmax",
            "model_node", "nan_median", "open_tiled", "read_map", "spectral_map",
            "tile_threads", "write_map"]

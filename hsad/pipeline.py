@@ -13,6 +13,10 @@ from hsad import detectors
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
+#: Every 2-D stage map a staged detector may return (HADGAN, f-AnoGAN); ``--save-stages``
+#: writes those present as ``<folder>/<name>.tif`` and checks all of them beforehand.
+STAGES = ("d_spectral", "d_spatial", "d_ss", "anomaly", "a_residual", "a_feature")
+
 
 @dataclass
 class Detection:
@@ -49,6 +53,11 @@ def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
         raise ParameterError(f"--fusion applies to reconstruction detectors (hadgan, fanogan), "
                              f"not {detector.name}")
     return detector.set_fusion(mode)
+
+
+def stage_path(folder, name: str) -> Path:
+    """Where ``export`` writes stage ``name`` in ``folder``."""
+    return Path(folder) / f"{name}.tif"
 
 
 def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = False,
@@ -119,7 +128,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         base = Path(stages_dir)
         for name, stage in det.stages.items():
             if stage.ndim == 2:
-                target = base / f"{name}.tif"
+                target = stage_path(base, name)
                 write_map(stage, target, like=cube, cog=cog, progress=progress)
                 out[f"stage:{name}"] = target
     if (mask_path or polygons_path) and det.mask is None:

@@ -106,3 +106,18 @@ def test_missing_scene_is_a_clean_error(tmp_path, capsys):
     code, _, err = run_cli(["detect", tmp_path / "nope.hdr", "-m", "rx", "-o",
                             tmp_path / "o.tif"], capsys)
     assert code == 2 and err.strip() == f"error: {tmp_path / 'nope.hdr'}: no such file"
+
+
+def test_a_degenerate_scene_warns_in_one_line(tmp_path, capsys):
+    """Fewer pixels than bands: RX still scores, and says so in one `warning:` line."""
+    from hsad.cube import make_cube
+    from hsad.io.envi import write_envi
+
+    rng = np.random.default_rng(0)
+    scene = write_envi(make_cube(rng.normal(size=(3, 3, 12)).astype(np.float32)),
+                       tmp_path / "tiny.img")
+    code, out, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "rx.tif"], capsys)
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if line.strip()]
+    assert len(warned) == 1 and warned[0].startswith("warning: rx: "), err
+    assert "Warning" not in err and ".py:" not in err  # no category name, no source location

@@ -126,6 +126,28 @@ def _region_scores(s: np.ndarray, labels: np.ndarray, n: int) -> dict:
     return {"peak_score": peak, "mean_score": mean}
 
 
+def polygon_target(path: str | os.PathLike, crs=None) -> tuple[str, str | None]:
+    """``(driver, crs text)`` for writing polygons to ``path`` in ``crs``; ParameterError
+    for an unknown extension, or a GeoJSON output of a CRS without EPSG code. Cheap: the
+    CLI calls it before any work."""
+    path = Path(path)
+    driver = DRIVERS.get(path.suffix.lower())
+    if driver is None:
+        raise ParameterError(
+            f"unknown polygon format {path.suffix!r} (use {', '.join(DRIVERS)})", path
+        )
+    crs = None if crs is None else CRS.from_user_input(crs)
+    if driver == "GeoJSON" and crs is not None and crs.to_epsg() is None:
+        raise ParameterError(
+            "GeoJSON records a CRS only by EPSG code and this one has none: write .gpkg", path
+        )
+    if crs is None:
+        return driver, None
+    if driver == "GeoJSON":  # GDAL writes the crs member only for an authority code
+        return driver, f"EPSG:{crs.to_epsg()}"
+    return driver, crs.to_wkt()
+
+
 def write_polygons(
     features: list[dict], path: str | os.PathLike, crs=None, layer: str | None = None
 ) -> Path:
@@ -138,11 +160,7 @@ def write_polygons(
     use ``.gpkg``. Returns the path written.
     """
     path = Path(path)
-    driver = DRIVERS.get(path.suffix.lower())
-    if driver is None:
-        raise ParameterError(
-            f"unknown polygon format {path.suffix!r} (use {', '.join(DRIVERS)})", path
-        )
+    driver, crs_text = polygon_target(path, crs)
     fields = list(features[0]["properties"]) if features else list(_BASE_FIELDS)
     geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object)
     multi = bool(features) and bool(
@@ -153,17 +171,6 @@ def write_polygons(
                  dtype=np.int64 if k in ("id", "area_px") else np.float64)
         for k in fields
     ]
-    crs = None if crs is None else CRS.from_user_input(crs)
-    if driver == "GeoJSON" and crs is not None and crs.to_epsg() is None:
-        raise ParameterError(
-            "GeoJSON records a CRS only by EPSG code and this one has none: write .gpkg", path
-        )
-    if crs is None:
-        crs_text = None
-    elif driver == "GeoJSON":  # GDAL writes the crs member only for an authority code
-        crs_text = f"EPSG:{crs.to_epsg()}"
-    else:
-        crs_text = crs.to_wkt()
     from pyogrio.raw import write
 
     with atomic_path(path) as tmp, warnings.catch_warnings():

@@ -1,0 +1,178 @@
+"""Every output of a command, checked before any work starts: :func:`plan_outputs`.
+
+A command lists its outputs (option, path, kind) and inputs; the plan refuses, with one
+:class:`~hsad.errors.OutputError` naming the file:
+
+- an extension that does not name the kind's format (``-o scores.png`` for a GeoTIFF);
+- an existing file, unless ``--overwrite`` (an existing folder, always);
+- an output that is an input (same resolved path or same file), even with ``--overwrite``;
+- two outputs naming the same file;
+- a parent folder that cannot be created or written to (missing folders are created later,
+  by the writers, once the work succeeded).
+
+Used as a context manager (``with plan:`` around the work), the plan also keeps files that
+appear while the command runs (another process writing the same path) unless
+``--overwrite`` is given, and if the work fails removes the outputs it created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hsad.errors import OutputError
+from hsad.io.atomic import keep_existing
+
+#: Accepted extensions and a description, by kind of output. ``None``: any extension.
+FORMATS: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    "raster": ((".tif", ".tiff"), "a GeoTIFF (.tif or .tiff)"),
+    "polygons": ((".geojson", ".json", ".gpkg"), "polygons (.geojson, .json or .gpkg)"),
+    "png": ((".png",), "a PNG image (.png)"),
+    "model": ((".hsad", ".zip"), "a model file (.hsad, a zip)"),
+    "markdown": ((".md", ".markdown", ".txt"), "a Markdown table (.md or .txt)"),
+    "csv": ((".csv", ".txt"), "a CSV table (.csv or .txt)"),
+    "cube": (None, "a cube (.tif/.tiff GeoTIFF, .mat MAT, any other name ENVI)"),
+    "file": (None, "a file"),
+}
+#: Extensions a cube output may not have: they name other formats (ENVI takes the rest).
+NOT_CUBE = (".hdr", ".png", ".jpg", ".jpeg", ".geojson", ".json", ".gpkg", ".csv", ".md",
+            ".txt", ".hsad", ".zip", ".yaml", ".yml", ".toml")
+
+FOLDERS_NOTE = ("Missing output folders are created; existing output files are refused "
+                "unless --overwrite is given.")
+
+
+def cube_files(path: str | os.PathLike) -> list[Path]:
+    """Files a cube write creates: the path, plus ``.hdr`` for ENVI."""
+    p = Path(path)
+    if p.suffix.lower() in (".tif", ".tiff", ".mat"):
+        return [p]
+    return [p, p.with_suffix(".hdr") if p.suffix else p.with_name(p.name + ".hdr")]
+
+
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """An input and its companions: an ENVI header's data file, a data file's header."""
+    from hsad.io.envi_header import find_data, find_header
+
+    p = Path(path)
+    out = [p]
+    try:
+        other = find_data(p) if p.suffix.lower() == ".hdr" else find_header(p)
+    except OSError:
+        other = None
+    if other is not None:
+        out.append(other)
+    return out
+
+
+def _key(p: Path) -> str:
+    return os.path.normcase(str(p.resolve()))
+
+
+def _same(a: Path, b: Path) -> bool:
+    if _key(a) == _key(b):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_format(option: str, path: Path, kind: str) -> None:
+    suffixes, what = FORMATS[kind]
+    ext = path.suffix.lower()
+    if suffixes is not None and ext not in suffixes:
+        got = f"'{path.suffix}'" if path.suffix else "no extension"
+        raise OutputError(f"{option} writes {what}, not {got}", path)
+    if kind == "cube" and ext in NOT_CUBE:
+        raise OutputError(f"{option} writes {what}, not '{path.suffix}'", path)
+
+
+def _check_folder(path: Path) -> None:
+    """The first existing ancestor must be a folder this process can write to."""
+    folder = path.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError("is not a folder, so the output cannot go under it", folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError("folder is not writable", folder)
+
+
+@dataclass
+class Plan:
+    """The checked output files. ``with plan:`` keeps files that appear meanwhile and, if
+    the block fails, removes the outputs it created and the folders made for them (files
+    replaced under ``--overwrite`` are whole new versions and stay)."""
+
+    files: list[Path] = field(default_factory=list)
+    overwrite: bool = False
+    new: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    def add(self, file: Path) -> None:
+        self.files.append(file)
+        if not os.path.lexists(file):
+            self.new.append(file)
+        folder = file.parent
+        while not os.path.lexists(folder) and folder != folder.parent:
+            if folder not in self.folders:
+                self.folders.append(folder)
+            folder = folder.parent
+
+    def __enter__(self) -> Plan:
+        self._ctx = keep_existing(not self.overwrite)
+        self._placed = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self._ctx.__exit__(kind, exc, tb)
+        if kind is None:
+            return
+        new = {_key(f) for f in self.new}
+        for file, dev, ino in self._placed:
+            with contextlib.suppress(OSError):
+                st = os.stat(file)
+                if _key(file) in new and (st.st_dev, st.st_ino) == (dev, ino):
+                    file.unlink()  # ours, not one another process wrote since
+        for folder in sorted(self.folders, key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+
+
+def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,
+                 inputs: Iterable[str | os.PathLike | None] = (),
+                 overwrite: bool = False) -> Plan:
+    """Check ``outputs`` — ``(option, path or None, kind)`` with ``kind`` a key of
+    :data:`FORMATS` — against ``inputs`` before any work; raise OutputError or return the
+    :class:`Plan` of the files to be written."""
+    given = [p for p in inputs if p is not None]
+    sources = [f for p in given for f in input_files(p)]
+    plan, seen = Plan(overwrite=overwrite), {}
+    for option, path, kind in outputs:
+        if path is None or str(path) == "":
+            continue
+        path = Path(path)
+        _check_format(option, path, kind)
+        for file in cube_files(path) if kind == "cube" else [path]:
+            if file.is_dir():
+                raise OutputError(f"{option}: is a folder, not a file", file)
+            hit = next((s for s in sources if _same(file, s)), None)
+            if hit is not None:
+                raise OutputError(f"{option} would overwrite the input {hit}; inputs are never "
+                                  f"replaced, even with --overwrite", file)
+            if os.path.lexists(file) and not overwrite:
+                raise OutputError("exists; give --overwrite to replace it", file)
+            _check_folder(file)
+            key = _key(file)
+            if key in seen:
+                raise OutputError(f"{seen[key]} and {option} name the same file", file)
+            seen[key] = option
+            plan.add(file)
+    return plan
+
+
+__all__ = ["FOLDERS_NOTE", "FORMATS", "Plan", "plan_outputs"]

@@ -1,0 +1,171 @@
+"""``hsad detect`` stopped part-way (Ctrl-C, SIGTERM, SIGKILL) or run twice at once: no
+half-made output, no temporary file left, the next run needs no cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from hsad.cli.main import main
+from hsad.cube import make_cube
+from hsad.io.envi import write_envi
+
+#: Tile edge of the runs below: many small tiles make a run last a few seconds.
+CHUNKS = "32"
+
+
+def _scene(folder, size: int):
+    """A ``size`` x ``size`` x 32 float32 ENVI scene with a georeference."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(size, size, 32)).astype(np.float32)
+    cube = make_cube(data, transform=Affine(30, 0, 500000, 0, -30, 4000000), crs="EPSG:32633")
+    return write_envi(cube, folder / "scene.img")
+
+
+@pytest.fixture(scope="module")
+def big_scene(tmp_path_factory):
+    """512 x 512 x 32 (32 MB): its map takes seconds to write, time to signal it."""
+    return _scene(tmp_path_factory.mktemp("big"), 512)
+
+
+@pytest.fixture(scope="module")
+def small_scene(tmp_path_factory):
+    return _scene(tmp_path_factory.mktemp("small"), 256)
+
+
+def command(scene, out, *extra) -> list[str]:
+    return [sys.executable, "-m", "hsad.cli.main", "detect", str(scene), "-m", "rx", "-o",
+            str(out), "--chunks", CHUNKS, "--no-progress", *extra]
+
+
+def temporaries(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def start_and_wait_for_a_temporary(cmd, folder, timeout=240) -> subprocess.Popen:
+    """Start ``cmd`` and return once it has a temporary output file (it is mid-write)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while not temporaries(folder):
+        if proc.poll() is not None:
+            pytest.fail(f"hsad ended before it wrote anything: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("hsad wrote no temporary file in time")
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.parametrize("sig, status, word", [
+    (signal.SIGINT, 130, "interrupted"),
+    (signal.SIGTERM, 143, "terminated"),
+])
+def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp_path, sig,
+                                                                   status, word):
+    out = tmp_path / "rx.tif"
+    proc = start_and_wait_for_a_temporary(command(big_scene, out), tmp_path)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert err.strip().splitlines() == [f"error: {word}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigkill_leaves_no_target_and_the_next_run_needs_no_cleanup(big_scene, tmp_path):
+    out = tmp_path / "rx.tif"
+    proc = start_and_wait_for_a_temporary(command(big_scene, out), tmp_path)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+    stale = temporaries(tmp_path)
+    assert stale and all(name.startswith(".rx.tif.") for name in stale)
+    done = subprocess.run(command(big_scene, out), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["rx.tif"]  # the killed run's temporaries are gone
+    with rasterio.open(out) as src:
+        assert src.read(1).shape == (512, 512) and np.isfinite(src.read(1)).all()
+
+
+def test_keyboard_interrupt_in_a_dask_worker_thread(big_scene, tmp_path, capsys, monkeypatch):
+    """Ctrl-C as it reaches a tile task in a worker thread (dask re-raises it in the main
+    thread): the streaming GeoTIFF writer and atomic_path clean up, exit status 130."""
+    import threading
+
+    from hsad.io import geotiff
+
+    real, seen = geotiff._WindowWriter.__setitem__, []
+
+    def interrupted(self, key, block):
+        seen.append(threading.current_thread() is threading.main_thread())
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        real(self, key, block)
+
+    monkeypatch.setattr(geotiff._WindowWriter, "__setitem__", interrupted)
+    for extra in ([], ["--cog"]):
+        seen.clear()
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", str(big_scene), "-m", "rx", "-o", str(tmp_path / "rx.tif"),
+                  "--chunks", "256", "--no-progress", *extra])
+        assert exc.value.code == 130
+        assert capsys.readouterr().err.strip().splitlines() == ["error: interrupted"]
+        assert False in seen  # the interrupt came from a worker thread
+        assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- concurrent runs
+
+
+def _single_run(scene, folder) -> np.ndarray:
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(scene), "-m", "rx", "-o", str(folder / "ref.tif"), "--chunks",
+              CHUNKS, "--no-progress"])
+    assert exc.value.code == 0
+    with rasterio.open(folder / "ref.tif") as src:
+        return src.read(1)
+
+
+def _both(cmds):
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in cmds]
+    return [(p.wait(timeout=600), *p.communicate()) for p in procs]
+
+
+def test_concurrent_runs_to_different_and_to_the_same_output(small_scene, tmp_path,
+                                                             tmp_path_factory):
+    ref = _single_run(small_scene, tmp_path_factory.mktemp("ref"))
+    # float32 maps of float64 sums: runs may differ by summation order, i.e. in the last
+    # float32 digit; a torn or mixed file would differ by far more (or not read at all)
+    rtol = 1e-6
+
+    def check(path):
+        with rasterio.open(path) as src:
+            np.testing.assert_allclose(src.read(1), ref, rtol=rtol)
+
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    results = _both([command(small_scene, a), command(small_scene, b)])
+    assert [r[0] for r in results] == [0, 0], results
+    check(a), check(b)
+
+    same = tmp_path / "same.tif"
+    results = _both([command(small_scene, same, "--overwrite")] * 2)
+    for code, _, err in results:  # each wins whole, or fails with one line
+        assert code == 0 or (code == 2 and len(err.strip().splitlines()) == 1), err
+    check(same)
+
+    alone = tmp_path / "alone.tif"  # without --overwrite exactly one run may write it
+    results = _both([command(small_scene, alone)] * 2)
+    assert sorted(r[0] for r in results) == [0, 2], results
+    err = next(r[2] for r in results if r[0] == 2)
+    assert err.startswith(f"error: {alone}: ") and "--overwrite" in err
+    check(alone)
+    assert temporaries(tmp_path) == []
