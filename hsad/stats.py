@@ -7,13 +7,16 @@ parallel update, which stays accurate in float64 where the naive
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, valid_mask
+from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.windows import single_threaded_linalg
 
 
@@ -140,29 +143,142 @@ def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None) -> Momen
     return result
 
 
-def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10) -> np.ndarray:
-    """Inverse covariance: pseudo-inverse, optionally of ``cov + ridge·tr(cov)/B·I``."""
+def scene_moments(cube: xr.DataArray, what: str, bands=None) -> Moments:
+    """:func:`cube_moments` for a detector's fit: a clear error when no statistic can be had.
+
+    No valid pixel: the message names the good bands that are not finite anywhere (to be
+    marked bad). Every pixel alike (one valid pixel, or constant bands only): every score
+    would be equal.
+    """
+    path = cube.attrs.get("source_path")
+    moments = cube_moments(cube, bands=bands)
+    if moments.n == 0:
+        raise ParameterError(f"{what}: the cube has no valid pixel{_dead_bands(cube, bands)}",
+                             path)
+    if not np.trace(moments.scatter) > 0:
+        check_covariance(0, moments.mean.size, moments.n, what, path)
+    return moments
+
+
+def _dead_bands(cube: xr.DataArray, bands=None) -> str:
+    """``": bands … are NaN everywhere; mark them bad"``, or "" when there are none."""
+    sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
+    data = cube.data[:, :, sel]
+    if not np.issubdtype(data.dtype, np.floating):
+        return ""
+    alive = np.asarray(da.isfinite(data).any(axis=(0, 1)).compute())
+    dead = sel[~alive]
+    if not dead.size:
+        return ""
+    listed = ", ".join(str(int(b) + 1) for b in dead[:10]) + (", …" if dead.size > 10 else "")
+    return (f": band{'s' * (dead.size > 1)} {listed} (1-based) {'are' if dead.size > 1 else 'is'}"
+            " not finite in any pixel; mark them bad (bbl / good_band) or drop them")
+
+
+#: what to try when a covariance is degenerate (part of every degeneracy message)
+ADVICE = ("select fewer bands (mark the others bad), use pca= (lrx) or ridge=, or give a "
+          "larger scene")
+
+
+def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "RX",
+                     path=None) -> None:
+    """The one degeneracy rule for RX-type statistics (global RX, LRX's scene statistics,
+    the neural detectors' residual RX).
+
+    A zero covariance (one valid pixel, or every pixel alike) is a :class:`ParameterError`:
+    every score would be equal. Fewer valid pixels than bands + 1, or a numerically
+    singular covariance (constant or collinear bands), gives a
+    :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions carry no
+    information (RX ignores them, LRX weighs them by its floor only).
+    """
+    count = "" if n is None else f" of {n} valid pixel{'s' * (n != 1)}"
+    if rank == 0:
+        raise ParameterError(f"{what}: the covariance{count} over {bands} band"
+                             f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
+                             f"would be equal; {ADVICE}", path)
+    if n is not None and n <= bands:
+        why = f"only {n} valid pixels for {bands} bands"
+    elif rank < bands:
+        why = f"the covariance{count} is numerically singular (constant or collinear bands)"
+    else:
+        return
+    gap = bands - rank
+    warnings.warn(f"{what}: {why}: rank {rank} < {bands}, so {gap} direction{'s' * (gap != 1)} "
+                  f"carr{'ies' if gap == 1 else 'y'} no information; {ADVICE}",
+                  DegenerateDataWarning, stacklevel=3)
+
+
+def check_scales(variance: np.ndarray, what: str, path=None) -> None:
+    """Warn when some bands vary over 1e4 times less (in σ) than the average band: detectors
+    that mix bands in one unit (LRX's covariance floor, CRD's Euclidean residual) give them
+    no weight."""
+    variance = np.asarray(variance, dtype=np.float64)
+    small = np.flatnonzero((variance > 0) & (variance < 1e-8 * variance.mean()))
+    if small.size:
+        listed = ", ".join(str(int(b) + 1) for b in small[:10]) + (", …" if small.size > 10
+                                                                    else "")
+        warnings.warn(f"{what}: bands {listed} (1-based, of the good bands) vary over 1e4 "
+                      "times less than the average band and get no weight; bring the bands "
+                      "to one unit (or standardise them) first", DegenerateDataWarning,
+                      stacklevel=3)
+
+
+def _regularised(cov: np.ndarray, ridge: float) -> np.ndarray:
     cov = np.asarray(cov, dtype=np.float64)
     if ridge > 0:
         cov = cov + np.eye(cov.shape[0]) * (ridge * np.trace(cov) / cov.shape[0])
-    return np.linalg.pinv(cov, rcond=rcond, hermitian=True)
+    return cov
+
+
+def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path):
+    """Eigenpairs kept (descending) of the band-equilibrated covariance, and the band scales.
+
+    Σ = D C D with D = diag(σ_b): the pseudo-inverse D⁻¹ C⁺ D⁻¹ is a generalised inverse of
+    Σ (same scores for every pixel in the data's span) whose rank cut is relative to the
+    correlation matrix, so bands of very different scale (radiance next to reflectance) all
+    count. Bands with σ_b ≤ 1e-12·max σ are constant: they get no weight.
+    """
+    sigma = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    live = sigma > 1e-12 * sigma.max(initial=0.0)
+    scale = np.where(live, sigma, 1.0)
+    corr = cov / np.outer(scale, scale)
+    corr[~live] = 0.0
+    corr[:, ~live] = 0.0
+    lam, vec = np.linalg.eigh(corr)
+    keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
+    check_covariance(int(keep.sum()), cov.shape[0], n, what, path)
+    return lam[keep][::-1], vec[:, keep][:, ::-1], scale
+
+
+def covariance_rank(cov: np.ndarray, n: int | None = None, what: str = "RX", path=None,
+                    rcond: float = 1e-10) -> int:
+    """Rank of ``cov`` as the RX-type detectors count it, checked by
+    :func:`check_covariance`."""
+    return int(_eigen(np.asarray(cov, dtype=np.float64), rcond, n, what, path)[0].size)
+
+
+def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *,
+                   n: int | None = None, what: str = "RX", path=None) -> np.ndarray:
+    """Inverse covariance: pseudo-inverse, optionally of ``cov + ridge·tr(cov)/B·I``.
+
+    Checked by :func:`check_covariance` (``n``: the pixel count, when known).
+    """
+    white, _ = whitening(cov, ridge, rcond, n=n, what=what, path=path)
+    return white @ white.T
 
 
 def whitening(
-    cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10
+    cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *, n: int | None = None,
+    what: str = "RX", path=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whitening matrix W (B×r) with W Wᵀ = ``pinv_precision(cov, ridge, rcond)``.
 
     ``‖(x − μ) W‖²`` is then the squared Mahalanobis distance, computed as one GEMM. Returns
-    ``(W, eigenvalues kept)``; r, the number kept, is the rank of the covariance used.
+    ``(W, eigenvalues kept)`` (of the band-equilibrated covariance, see :func:`_eigen`); r,
+    the number kept, is the rank of the covariance used.
     """
-    cov = np.asarray(cov, dtype=np.float64)
-    if ridge > 0:
-        cov = cov + np.eye(cov.shape[0]) * (ridge * np.trace(cov) / cov.shape[0])
-    lam, vec = np.linalg.eigh(cov)
-    keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
-    lam, vec = lam[keep][::-1], vec[:, keep][:, ::-1]
-    return vec / np.sqrt(lam), lam
+    lam, vec, scale = _eigen(_regularised(cov, ridge), rcond, n, what, path)
+    return vec / np.sqrt(lam) / scale[:, None], lam
 
 
 def mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:

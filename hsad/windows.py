@@ -10,9 +10,12 @@ cube with ``dask.array.overlap`` so that tiled and whole-scene results agree.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import os
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +25,7 @@ import xarray as xr
 from threadpoolctl import ThreadpoolController
 
 from hsad.cube import valid_mask
-from hsad.errors import ParameterError
+from hsad.errors import DegenerateDataWarning, ParameterError
 
 
 def check_windows(method: str, inner, outer) -> tuple[int, int]:
@@ -67,6 +70,37 @@ def ring_offsets(inner: int, outer: int) -> np.ndarray:
     dr, dc = np.mgrid[-h : h + 1, -h : h + 1]
     keep = (np.abs(dr) > g) | (np.abs(dc) > g)
     return np.stack([dr[keep], dc[keep]], axis=1)
+
+
+def check_rings(cube: xr.DataArray, inner: int, outer: int, method: str) -> None:
+    """Refuse a scene in which no valid pixel has a valid pixel in its ring (the map would be
+    all NaN); warn when some valid pixels have none (they score NaN although they hold data).
+
+    One pass over the data for the valid mask, then box sums of the (y, x) mask.
+    """
+    valid = np.asarray(valid_mask(cube).values, dtype=bool)
+    h, g = outer // 2, inner // 2
+
+    def box(r: int) -> np.ndarray:  # clipped (2r+1)² box sums of the mask, separably
+        out = valid.astype(np.int32)
+        for axis in (0, 1):
+            n = out.shape[axis]
+            cum = np.concatenate([np.zeros_like(out.take([0], axis)), out.cumsum(axis)], axis)
+            idx = np.arange(n)
+            hi, lo = np.minimum(idx + r + 1, n), np.maximum(idx - r, 0)
+            out = cum.take(hi, axis) - cum.take(lo, axis)
+        return out
+
+    lonely = valid & (box(h) - box(g) == 0)
+    path = cube.attrs.get("source_path")
+    if lonely.sum() == valid.sum():
+        raise ParameterError(f"{method}: no valid pixel has a valid pixel in its ring (windows "
+                             f"{inner}/{outer}): every score would be NaN; use a smaller inner "
+                             "or larger outer window, or a scene with contiguous data", path)
+    if lonely.any():
+        warnings.warn(f"{method}: {int(lonely.sum())} valid pixels have no valid pixel in their "
+                      f"ring (outer window {outer}) and score NaN; use a larger outer window",
+                      DegenerateDataWarning, stacklevel=3)
 
 
 def nan_filled(cube: xr.DataArray, bands: np.ndarray, dtype=np.float64) -> da.Array:
@@ -218,40 +252,63 @@ def ring_sums(
                 yield r - h, c0 + h, sums
 
 
-def _local_thread_setters() -> list:
-    """``openblas_set_num_threads_local`` of each loaded OpenBLAS that has it (≥ 0.3.27)."""
-    import ctypes
+_lock = threading.Lock()
+_depth = 0
+_saved: list[int] = []
 
+
+def _global_setter(lib) -> Callable[[int], int]:
+    def set_threads(n: int) -> int:
+        previous = lib.num_threads
+        lib.set_num_threads(n)
+        return previous
+
+    return set_threads
+
+
+@functools.cache
+def _thread_setters() -> tuple[Callable[[int], int], ...]:
+    """Per loaded BLAS, ``set(n) -> previous`` for the process-wide thread count (found once).
+
+    OpenBLAS: ``openblas_set_num_threads_local`` (≥ 0.3.27), which acts process-wide from
+    any thread; its ``openblas_set_num_threads`` is ignored when called from a thread other
+    than the main one (OpenBLAS 0.3.31, measured). Others: threadpoolctl's setter.
+    """
     setters = []
-    for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers:
-        try:
-            fn = ctypes.CDLL(lib.filepath).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        setters.append(fn)
-    return setters
-
-
-_setters: list | None = None
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        fn = None
+        if lib.internal_api == "openblas":
+            try:
+                fn = ctypes.CDLL(lib.filepath).openblas_set_num_threads_local
+                fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            except (OSError, AttributeError):
+                fn = None
+        setters.append(fn or _global_setter(lib))
+    return tuple(setters)
 
 
 @contextmanager
 def single_threaded_linalg() -> Iterator[None]:
-    """Run OpenBLAS on one thread in the calling thread while inside.
+    """Run BLAS on one thread while any thread is inside.
 
     Window detectors solve many small systems, and dask already runs one tile per core:
-    threading each small BLAS call would oversubscribe the CPUs. The limit is OpenBLAS's
-    thread-local one, so other threads keep their setting and nothing global is toggled
-    (toggling the global pool size wakes its spinning threads). Without OpenBLAS ≥ 0.3.27
-    this does nothing.
+    threading each small BLAS call would oversubscribe the CPUs. It also makes results
+    reproducible: OpenBLAS's threaded and single-threaded paths round differently
+    (Cholesky from n ≈ 128, LU from n ≈ 100, measured), so each call must see the same
+    thread count whatever the timing. The BLAS thread count is process-wide (OpenBLAS's
+    ``…_local`` setter included), so the setting is reference-counted: the first thread in
+    sets 1, the last one out restores the previous value.
     """
-    global _setters
-    if _setters is None:
-        _setters = _local_thread_setters()
-    previous = [fn(1) for fn in _setters]
+    global _depth, _saved
+    with _lock:
+        if _depth == 0:
+            _saved = [fn(1) for fn in _thread_setters()]
+        _depth += 1
     try:
         yield
     finally:
-        for fn, n in zip(_setters, previous, strict=True):
-            fn(n)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for fn, n in zip(_thread_setters(), _saved, strict=True):
+                    fn(n)

@@ -14,16 +14,20 @@ all pixels of a row are solved together with a stacked Cholesky.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
-from hsad.errors import ParameterError
+from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.stats import check_scales, scene_moments
 from hsad.windows import (
     check_dtype,
     check_nonnegative,
+    check_rings,
     check_windows,
     map_windows,
     nan_filled,
@@ -169,9 +173,19 @@ class CRD(BaseDetector):
         return inner, outer
 
     def fit(self, cube: xr.DataArray) -> CRD:
-        """Validate the hyperparameters and record the band layout (CRD learns nothing else)."""
+        """Validate the hyperparameters, record the band layout and check, in one pass over
+        the scene, that it holds distinct valid pixels (CRD learns nothing else)."""
         self._validate()
         self.bands_ = good_band_mask(cube)
+        path = cube.attrs.get("source_path")
+        moments = scene_moments(cube, self.name)  # no data, or every pixel alike: refused
+        check_scales(np.diag(moments.cov), self.name, path)
+        spread = np.trace(moments.cov)
+        if moments.mean @ moments.mean > 1e10 * spread:
+            warnings.warn(f"{self.name}: the data sit on an offset 1e5 times their spread "
+                          "(σ): the Gram matrices of raw pixels cannot resolve them in float64; "
+                          "subtract a constant offset first", DegenerateDataWarning, stacklevel=2)
+        check_rings(cube, self.inner, self.outer, self.name)
         return self
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:

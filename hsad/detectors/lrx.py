@@ -23,10 +23,11 @@ from hsad.cube import good_band_mask, map_like
 from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
-from hsad.stats import cube_moments
+from hsad.stats import check_covariance, check_scales, covariance_rank, scene_moments
 from hsad.windows import (
     check_dtype,
     check_nonnegative,
+    check_rings,
     check_windows,
     map_windows,
     nan_filled,
@@ -180,11 +181,14 @@ class LocalRX(BaseDetector):
         """Validate; stream the scene's moments for the PCA basis and the covariance floor."""
         bands = good_band_mask(cube)
         self._validate(int(bands.sum()))
-        moments = cube_moments(cube)
-        if moments.n == 0:
-            raise ParameterError(
-                f"{self.name}: the cube has no valid pixel", cube.attrs.get("source_path")
-            )
+        path = cube.attrs.get("source_path")
+        moments = scene_moments(cube, self.name)
+        if not self.ridge and self.pca is None:  # the floor alone regularises: say so
+            covariance_rank(moments.cov, moments.n, self.name, path)
+        k = int(bands.sum()) if self.pca is None else int(self.pca)
+        n_ring = self.outer**2 - self.inner**2
+        check_covariance(min(n_ring - 1, k), k, n_ring, f"{self.name} ({n_ring}-pixel rings)",
+                         path)
         self.bands_ = bands
         self.mean_ = moments.mean
         lam, vec = np.linalg.eigh(moments.cov)
@@ -196,6 +200,9 @@ class LocalRX(BaseDetector):
             self.explained_variance_ = lam[::-1][: self.pca]
             variance = self.explained_variance_.mean()
         self.floor_ = FLOOR * max(float(variance), np.finfo(float).tiny)
+        if self.pca is None:  # the floor is 1e-10 of the mean variance: it hides tiny bands
+            check_scales(np.diag(moments.cov), self.name, path)
+        check_rings(cube, self.inner, self.outer, self.name)
         return self
 
     def _project(self, cube: xr.DataArray):

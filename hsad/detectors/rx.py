@@ -17,8 +17,7 @@ from scipy.linalg import blas
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
-from hsad.errors import ParameterError
-from hsad.stats import cube_moments, whitening
+from hsad.stats import scene_moments, whitening
 from hsad.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 
 #: pixels per BLAS call inside a tile: keeps the working set in cache-friendly pieces
@@ -47,6 +46,9 @@ def rx_block(
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype
+    # centre in float64 when the working dtype cannot hold the input (int32 near 2³¹,
+    # float64): the cast then only rounds the small centred values
+    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
     trmm = blas.strmm if dtype == np.float32 else blas.dtrmm
     out = np.empty((rows, cols), dtype=dtype)
     screen_nodata = nodata is not None and np.isfinite(nodata)
@@ -89,11 +91,10 @@ class GlobalRX(BaseDetector):
         """Stream μ and Σ over the valid pixels and good bands; factor the pseudo-inverse."""
         ridge = check_nonnegative(self.name, "ridge", self.ridge)
         check_dtype(self.name, self.dtype)
-        moments = cube_moments(cube)
-        if moments.n == 0:
-            raise ParameterError("rx: the cube has no valid pixel", cube.attrs.get("source_path"))
+        moments = scene_moments(cube, self.name)
         with single_threaded_linalg():  # B×B work: threads only add overhead
-            white, eigenvalues = whitening(moments.cov, ridge=ridge)
+            white, eigenvalues = whitening(moments.cov, ridge=ridge, n=moments.n,
+                                           what=self.name, path=cube.attrs.get("source_path"))
             self.triangular_ = triangular_factor(white)
         self.bands_ = good_band_mask(cube)
         self.n_pixels_ = moments.n
@@ -117,7 +118,7 @@ class GlobalRX(BaseDetector):
         scores = map_pixels(
             rx_block,
             data,
-            self.mean_.astype(dtype),
+            self.mean_,
             np.asfortranarray(self.triangular_, dtype=dtype),
             cube.attrs.get("nodata"),
             dtype=dtype,

@@ -1,0 +1,287 @@
+"""Numerics: every registered detector on degenerate scenes (constant and all-NaN bands, one
+valid pixel, one band, integers at their type's limits, bands of very different scale).
+
+Each returns a finite map with NaN exactly at nodata, or raises a clear HsadError; none
+returns an all-NaN or all-equal map. Degenerate statistics (fewer valid pixels than bands,
+a singular covariance) warn with what to do.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from hsad import detectors
+from hsad.cube import make_cube, valid_mask
+from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
+from hsad.stats import check_covariance, pinv_precision
+
+ROWS, COLS, BANDS = 12, 12, 6
+TINY_NN = dict(hidden=8, latent=2, epochs=2, batch_size=64, sample_size=256, progress=False,
+               device="cpu", n_components=1, area=4, radius=1)
+PARAMS = {
+    "rx": {},
+    "lrx": dict(inner=3, outer=7),
+    "crd": dict(inner=3, outer=7),
+    "hadgan": dict(TINY_NN, disc_hidden=8),
+    "fanogan": dict(TINY_NN, depth=1, encoder_epochs=2),
+}
+ANOMALY = (6, 5)
+
+
+def _background(bands=BANDS, seed=0) -> np.ndarray:
+    """Correlated Gaussian background around 100, float64, with one anomalous pixel."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(bands, bands)) + 2 * np.eye(bands)
+    x = 100.0 + rng.normal(size=(ROWS, COLS, bands)) @ mix
+    x[ANOMALY] += 12.0 * np.sign(mix.sum(axis=0))
+    return x
+
+
+def constant_bands():
+    x = _background()
+    x[:, :, [1, 4]] = 7.0
+    return make_cube(x.astype(np.float32))
+
+
+def all_bands_constant():
+    return make_cube(np.broadcast_to(np.arange(1.0, BANDS + 1), (ROWS, COLS, BANDS))
+                     .astype(np.float32))
+
+
+def nan_band():
+    x = _background().astype(np.float32)
+    x[:, :, 2] = np.nan
+    return make_cube(x)
+
+
+def nan_band_marked_bad():
+    x = _background().astype(np.float32)
+    x[:, :, 2] = np.nan
+    good = np.ones(BANDS, bool)
+    good[2] = False
+    return make_cube(x, good_band=good)
+
+
+def single_valid_pixel():
+    x = np.full((ROWS, COLS, BANDS), np.nan, np.float32)
+    x[4, 4] = np.arange(BANDS)
+    return make_cube(x)
+
+
+def fewer_pixels_than_bands():
+    x = np.full((ROWS, COLS, BANDS), np.nan, np.float32)
+    pts = [(3, 3), (3, 6), (6, 3), (6, 6)]  # in each other's rings (inner 3, outer 7)
+    rng = np.random.default_rng(1)
+    for p in pts:
+        x[p] = rng.normal(size=BANDS) + 50
+    return make_cube(x)
+
+
+def one_band():
+    return make_cube(_background(bands=1).astype(np.float32))
+
+
+def _integers(dtype, top):
+    """Background squeezed into the top of an integer type's range (noise ± ~600)."""
+    x = _background()
+    x = (x - x.max()) * 10
+    return make_cube(np.clip(np.round(top + x), np.iinfo(dtype).min, top).astype(dtype))
+
+
+def uint16_near_max():
+    return _integers(np.uint16, 65535)
+
+
+def int16_full_range():
+    x = _background()
+    x = (x - x.min()) / (x.max() - x.min()) * 65534 - 32767
+    return make_cube(np.round(x).astype(np.int16))
+
+
+def int32_near_max():
+    return _integers(np.int32, 2**31 - 1)
+
+
+def mixed_scales():
+    """Radiance-like bands (~1e4) next to reflectance-like bands (~1e-3); the anomaly is in
+    the small bands only."""
+    x = _background(seed=2)
+    x[ANOMALY] = 100.0 + np.random.default_rng(3).normal(size=BANDS)
+    x[ANOMALY][3:] += 15.0
+    x[:, :, :3] *= 100.0
+    x[:, :, 3:] *= 1e-5
+    return make_cube(x.astype(np.float32))
+
+
+CASES = {f.__name__: f for f in (
+    constant_bands, all_bands_constant, nan_band, nan_band_marked_bad, single_valid_pixel,
+    fewer_pixels_than_bands, one_band, uint16_near_max, int16_full_range, int32_near_max,
+    mixed_scales)}
+
+#: cases in which there is nothing to detect: every detector must refuse them
+REFUSED = {"all_bands_constant", "nan_band", "single_valid_pixel"}
+
+#: known failures inside files being rewritten elsewhere (hsad/detectors/neural.py, hsad/nn)
+XFAIL: dict[tuple[str, str], str] = {
+    ("fanogan", "all_bands_constant"): "fanogan scores a scene of identical pixels with an "
+    "all-equal map instead of refusing it (hsad/detectors/fanogan.py and neural.py are being "
+    "rewritten elsewhere; the fix is a call to hsad.stats.scene_moments in fit)",
+}
+
+
+def run(name: str, cube):
+    """(map or None, HsadError or None, warnings) of ``fit_score`` on ``cube``."""
+    det = detectors.get(name, **PARAMS[name])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return np.asarray(det.fit_score(cube).values, np.float64), None, caught
+        except HsadError as exc:
+            return None, exc, caught
+
+
+def _params():
+    for name in detectors.available():
+        for case in CASES:
+            marks = ()
+            if (name, case) in XFAIL:
+                marks = pytest.mark.xfail(strict=True, reason=XFAIL[name, case])
+            if name in ("hadgan", "fanogan"):
+                marks = (*([marks] if marks else []), pytest.mark.slow)
+            yield pytest.param(name, case, marks=marks, id=f"{name}-{case}")
+
+
+@pytest.mark.parametrize(("name", "case"), list(_params()))
+def test_detector_gives_a_clean_map_or_a_clear_error(name, case):
+    cube = CASES[case]()
+    scores, error, _ = run(name, cube)
+    if error is not None:
+        assert str(error).strip() and "\n" not in str(error)
+        assert case in REFUSED or name in ("hadgan", "fanogan"), f"{name} refused {case}: {error}"
+        return
+    assert case not in REFUSED, f"{name} scored a scene with nothing to detect"
+    nodata = ~np.asarray(valid_mask(cube).values)
+    finite = np.isfinite(scores)
+    assert finite.any(), "all-NaN map"
+    np.testing.assert_array_equal(~finite, nodata)  # NaN exactly at nodata
+    assert np.ptp(scores[finite]) > 0, "all-equal map"
+
+
+# ---- what the RX-type detectors say and do on the degenerate cases -------------------------
+@pytest.mark.parametrize("name", ["rx", "lrx", "crd"])
+def test_refusals_say_what_is_wrong(name):
+    _, err, _ = run(name, nan_band())
+    assert isinstance(err, ParameterError)
+    assert "band 3 (1-based) is not finite in any pixel; mark them bad" in str(err)
+    _, err, _ = run(name, single_valid_pixel())
+    assert "covariance of 1 valid pixel over 6 bands is zero" in str(err)
+    _, err, _ = run(name, all_bands_constant())
+    assert "every pixel alike" in str(err) and "pca=" in str(err)
+
+
+@pytest.mark.parametrize("name", ["rx", "lrx"])
+def test_singular_covariance_warns_with_advice(name):
+    for make, why in ((constant_bands, "numerically singular"),
+                      (fewer_pixels_than_bands, "only 4 valid pixels for 6 bands")):
+        scores, err, caught = run(name, make())
+        assert err is None
+        msgs = [str(w.message) for w in caught if w.category is DegenerateDataWarning]
+        assert any(why in m and "pca=" in m and "larger scene" in m for m in msgs), msgs
+
+
+def test_rx_ignores_constant_bands_exactly():
+    # constant bands carry no information: RX equals RX of the other bands
+    cube = constant_bands()
+    keep = np.ones(BANDS, bool)
+    keep[[1, 4]] = False
+    with pytest.warns(DegenerateDataWarning):
+        det = detectors.get("rx", dtype="float64").fit(cube)
+    full = det.score(cube).values
+    sub = detectors.get("rx", dtype="float64").fit_score(make_cube(cube.values[:, :, keep]))
+    assert det.rank_ == 4
+    np.testing.assert_allclose(full, sub.values, rtol=1e-9, atol=0)
+
+
+def test_lrx_warns_when_its_rings_hold_fewer_pixels_than_bands():
+    x = np.random.default_rng(0).normal(size=(12, 12, 30)).astype(np.float32)
+    with pytest.warns(DegenerateDataWarning, match=r"lrx \(24-pixel rings\): only 24 valid "
+                      r"pixels for 30 bands.*pca="):
+        detectors.get("lrx", inner=5, outer=7).fit(make_cube(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)  # pca=10 < 24: no warning
+        detectors.get("lrx", inner=5, outer=7, pca=10).fit(make_cube(x))
+
+
+def test_rx_is_exact_on_integers_near_their_limits():
+    # float32 cannot hold int32 values near 2³¹ (spacing 256): RX centres them in float64
+    for make in (uint16_near_max, int16_full_range, int32_near_max):
+        cube = make()
+        x = np.asarray(cube.values, np.float64).reshape(-1, BANDS)
+        ref = np.einsum("ij,jk,ik->i", x - x.mean(0),
+                        np.linalg.inv(np.cov(x.T, bias=True)), x - x.mean(0))
+        got = detectors.get("rx").fit_score(cube).values.ravel()
+        # float32 scores: the whitened residual carries ~κ(Σ)·u32 relative error
+        kappa = np.linalg.cond(np.cov(x.T, bias=True))
+        tol = 50 * np.sqrt(kappa) * np.finfo(np.float32).eps
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * ref.max(), err_msg=make.__name__)
+
+
+def test_rx_is_scale_free_across_bands_of_very_different_scale():
+    # RX is invariant to a per-band scaling: radiance ~1e4 beside reflectance ~1e-3 scores as
+    # the same data in one unit, and the anomaly hidden in the small bands is found
+    cube = mixed_scales()
+    x = np.asarray(cube.values, np.float64)
+    unit = x.copy()
+    unit[:, :, :3] /= 100.0
+    unit[:, :, 3:] /= 1e-5
+    got = detectors.get("rx", dtype="float64").fit_score(cube).values
+    ref = detectors.get("rx", dtype="float64").fit_score(make_cube(unit)).values
+    # the inputs are float32: each band's values carry 2⁻²⁴ relative error, scaled by κ
+    kappa = np.linalg.cond(np.cov(unit.reshape(-1, BANDS).T))
+    np.testing.assert_allclose(got, ref, rtol=100 * kappa * np.finfo(np.float32).eps)
+    assert np.unravel_index(np.argmax(got), got.shape) == ANOMALY
+
+
+@pytest.mark.parametrize("name", ["lrx", "crd"])
+def test_unit_dependent_detectors_warn_about_small_bands(name):
+    # lrx's covariance floor and crd's Euclidean residual give them no weight
+    with pytest.warns(DegenerateDataWarning, match="bands 4, 5, 6 .* one unit"):
+        detectors.get(name, **PARAMS[name]).fit(mixed_scales())
+
+
+def test_crd_warns_about_a_huge_offset():
+    with pytest.warns(DegenerateDataWarning, match="crd: the data sit on an offset"):
+        detectors.get("crd", **PARAMS["crd"]).fit(int32_near_max())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get("crd", **PARAMS["crd"]).fit(uint16_near_max())
+
+
+@pytest.mark.parametrize("name", ["lrx", "crd"])
+def test_window_detectors_refuse_scenes_without_ring_pixels(name):
+    x = _background()[:2, :2].astype(np.float32)  # all within the 3×3 guard window: no ring
+    with pytest.raises(ParameterError, match="no valid pixel has a valid pixel in its ring"):
+        detectors.get(name, inner=3, outer=7).fit(make_cube(x))
+    x = _background().astype(np.float32)
+    x[:, 6:] = np.nan
+    x[10, 10] = 100.0  # a lonely valid pixel far from the others: NaN, with a warning
+    with pytest.warns(DegenerateDataWarning, match="1 valid pixels have no valid pixel"):
+        scores = detectors.get(name, **PARAMS[name]).fit_score(make_cube(x)).values
+    assert np.isnan(scores[10, 10]) and np.isfinite(scores[:, :6]).all()
+
+
+def test_pinv_precision_shares_the_rule():
+    # the neural detectors' residual RX goes through pinv_precision: same warning and refusal
+    cov = np.diag([1.0, 2.0, 0.0])
+    with pytest.warns(DegenerateDataWarning, match="residual RX: the covariance is "
+                      "numerically singular.*rank 2 < 3"):
+        prec = pinv_precision(cov, what="residual RX")
+    np.testing.assert_allclose(prec, np.diag([1.0, 0.5, 0.0]), atol=1e-15)
+    with pytest.raises(ParameterError, match="zero"):
+        pinv_precision(np.zeros((3, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        check_covariance(3, 3, n=10)  # full rank, enough pixels: silent

@@ -1,0 +1,308 @@
+"""Model files: only safetensors + JSON are read, every tampered or damaged file is a clear
+ModelError (one CLI line, exit 2), and nothing in a model file is ever executed."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.io
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from hsad import __version__, detectors
+from hsad.cli.main import main
+from hsad.cube import make_cube
+from hsad.errors import ModelError
+from hsad.nn import persistence
+from hsad.nn.persistence import CONFIG, WEIGHTS, load_detector, read_model, save_detector
+
+TINY = dict(hidden=8, depth=1, latent=2, disc_hidden=8, epochs=1, batch_size=64,
+            sample_size=256, progress=False, device="cpu", n_components=2, area=4, radius=1)
+
+
+class Payload:
+    """Unpickling this creates ``self.marker`` (through ``open(marker, "w")``)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    data = (5 + rng.normal(size=(16, 16, 6))).astype(np.float32)
+    mat = tmp_path_factory.mktemp("scene") / "scene.mat"
+    scipy.io.savemat(mat, {"data": data})
+    return make_cube(data), mat
+
+
+@pytest.fixture(scope="module")
+def model(scene, tmp_path_factory):
+    det = detectors.get("hadgan", **TINY).fit(scene[0])
+    return save_detector(det, tmp_path_factory.mktemp("model") / "model.hsad")
+
+
+@pytest.fixture(scope="module")
+def members(model):
+    with zipfile.ZipFile(model) as zf:
+        return json.loads(zf.read(CONFIG)), zf.read(WEIGHTS)
+
+
+def write_zip(path, entries: dict) -> str:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def with_config(members, path, edit) -> str:
+    config = copy.deepcopy(members[0])
+    edit(config)
+    return write_zip(path, {CONFIG: json.dumps(config), WEIGHTS: members[1]})
+
+
+def with_tensors(members, path, edit) -> str:
+    tensors = dict(st_load(members[1]))
+    edit(tensors)
+    return write_zip(path, {CONFIG: json.dumps(members[0]), WEIGHTS: st_save(tensors)})
+
+
+def cli_detect(mat, model, out, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(mat), "--model", str(model), "-o", str(out)])
+    return exc.value.code, capsys.readouterr().err
+
+
+def assert_refused(path, match, scene, tmp_path, capsys):
+    """ModelError through the API, one line and exit 2 through the CLI, no output file."""
+    with pytest.raises(ModelError, match=match) as exc:
+        load_detector(path)
+    assert str(path) in str(exc.value)
+    code, err = cli_detect(scene[1], path, tmp_path / "scores.tif", capsys)
+    assert code == 2
+    assert err.startswith(f"error: {path}: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "scores.tif").exists()
+
+
+# ---- what a model records ---------------------------------------------------------------
+def test_model_records_hsad_and_format_versions_and_loads(model, members, scene):
+    config, _ = members
+    assert config["format"] == "hsad-model"
+    assert config["format_version"] == persistence.FORMAT_VERSION == 1
+    assert config["hsad_version"] == __version__
+    det = load_detector(model)
+    assert det.get_params()["hidden"] == TINY["hidden"]
+    assert np.isfinite(det.score(scene[0]).values).all()
+
+
+def test_a_rewritten_but_untouched_model_still_loads(members, tmp_path, scene):
+    # the tampering helpers themselves produce loadable files when nothing is changed
+    path = with_config(members, tmp_path / "same.hsad", lambda c: None)
+    assert load_detector(path).n_bands_ == 6
+
+
+# ---- tampered JSON ------------------------------------------------------------------------
+def _drop(key):
+    return lambda c: c.pop(key)
+
+
+def _set(key, value):
+    return lambda c: c.__setitem__(key, value)
+
+
+def _param(key, value):
+    return lambda c: c["params"].__setitem__(key, value)
+
+
+def _bands(n):
+    def edit(c):
+        c.update(n_bands=n, good_band=[True] * n, wavelength=[None] * n)
+    return edit
+
+
+TAMPERED = {
+    "unknown detector": (_set("method", "evil"), "needs method 'evil'"),
+    "classic detector": (_set("method", "rx"), "needs method 'rx'"),
+    "future format": (_set("format_version", 2), "newer than this hsad.*upgrade hsad"),
+    "no format version": (_drop("format_version"), "no format_version.*retrain"),
+    "old format version": (_set("format_version", 0), "no longer read.*retrain"),
+    "format version as text": (_set("format_version", "1"), "must be an integer"),
+    "no hsad version": (_drop("hsad_version"), "lacks the hsad version"),
+    "not an hsad config": (_set("format", "other"), "not an hsad model description"),
+    "no method": (_drop("method"), "lacks 'method'"),
+    "no params": (_drop("params"), "lacks 'params'"),
+    "no n_bands": (_drop("n_bands"), "lacks 'n_bands'"),
+    "no networks": (_drop("networks"), "lacks 'networks'"),
+    "n_bands as text": (_set("n_bands", "6"), "'n_bands' must be a JSON int"),
+    "params as list": (_set("params", []), "'params' must be a JSON dict"),
+    "good_band as numbers": (_set("good_band", [1] * 6), "good_band must be booleans"),
+    "band count mismatch": (_set("n_bands", 5), "good_band must be booleans"),
+    "wavelength count": (_set("wavelength", [500.0]), "wavelength must hold"),
+    "unknown normalisation": (_set("normalisation", {"method": "evil"}), "normalisation"),
+    "wrong shapes (bands)": (_bands(7), "norm.centre has shape"),
+    "wrong shapes (hidden)": (_param("hidden", 16),
+                              "do not match.*net.0.weight has shape \\(8, 6\\)"),
+    "wrong network list": (_set("networks", ["encoder"]), "networks"),
+    "unknown parameter": (_param("exec", "rm -rf"), "does not know \\(exec\\)"),
+    "parameter wrong type": (_param("hidden", "8"), "'hidden' has the wrong type"),
+    "parameter bool for int": (_param("epochs", True), "'epochs' has the wrong type"),
+    "parameter invalid": (_param("input", "voxel"), "invalid saved parameters"),
+    "history not an object": (_set("history", [1, 2]), "history must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_tampered_config_is_a_clear_model_error(case, members, tmp_path, scene, capsys):
+    edit, match = TAMPERED[case]
+    path = with_config(members, tmp_path / "tampered.hsad", edit)
+    assert_refused(path, match, scene, tmp_path, capsys)
+
+
+def test_config_that_is_not_json_or_not_an_object(members, tmp_path):
+    for raw, match in ((b"\xff\xfe", "not valid JSON"), (b"[1, 2]", "not an hsad model"),
+                       (b"[" * 100000, "not valid JSON")):
+        path = write_zip(tmp_path / "bad.hsad", {CONFIG: raw, WEIGHTS: members[1]})
+        with pytest.raises(ModelError, match=match):
+            read_model(path)
+
+
+# ---- tampered or damaged weights ----------------------------------------------------------
+WEIGHT_EDITS = {
+    "non-finite weight": (lambda t: t["encoder.net.0.weight"].__setitem__((0, 0), np.nan)
+                          if "encoder.net.0.weight" in t else
+                          t[sorted(k for k in t if k.endswith("weight"))[0]].fill(np.inf),
+                          "non-finite"),
+    "extra tensor": (lambda t: t.__setitem__("evil.code", np.zeros(3, np.float32)),
+                     "unexpected tensors"),
+    "missing norm": (lambda t: t.pop("norm.scale"), "lacks norm.scale"),
+    "zero scale": (lambda t: t.__setitem__("norm.scale", np.zeros(6, np.float32)), "> 0"),
+    "missing weight": (lambda t: t.pop(sorted(k for k in t if not k.startswith("norm."))[0]),
+                       "missing tensors"),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHT_EDITS))
+def test_tampered_weights_are_a_clear_model_error(case, members, tmp_path, scene, capsys):
+    edit, match = WEIGHT_EDITS[case]
+    path = with_tensors(members, tmp_path / "weights.hsad", edit)
+    assert_refused(path, match, scene, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("keep", [0, 7, 100, 0.5, 0.99])
+def test_truncated_weights_are_a_clear_model_error(keep, members, tmp_path, scene, capsys):
+    raw = members[1]
+    cut = raw[: int(keep * len(raw)) if isinstance(keep, float) else keep]
+    path = write_zip(tmp_path / "cut.hsad", {CONFIG: json.dumps(members[0]), WEIGHTS: cut})
+    assert_refused(path, "model.safetensors is unreadable", scene, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_archive_is_a_clear_model_error(keep, model, tmp_path, scene, capsys):
+    raw = model.read_bytes()
+    path = tmp_path / "cut.hsad"
+    path.write_bytes(raw[: int(keep * len(raw))])
+    assert_refused(path, "not an hsad model|damaged model archive", scene, tmp_path, capsys)
+
+
+def test_bit_flipped_archive_is_a_clear_model_error(model, tmp_path, scene, capsys):
+    raw = bytearray(model.read_bytes())
+    with zipfile.ZipFile(model) as zf:
+        info = zf.getinfo(WEIGHTS)
+    raw[info.header_offset + 30 + len(WEIGHTS) + info.compress_size // 2] ^= 0xFF
+    path = tmp_path / "flipped.hsad"
+    path.write_bytes(bytes(raw))
+    assert_refused(path, "damaged model archive", scene, tmp_path, capsys)
+
+
+# ---- size guards (zip bombs) -------------------------------------------------------------
+def test_huge_config_member_is_refused_before_reading(members, tmp_path, monkeypatch):
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, *a: read.append(a) or b"")
+    bomb = tmp_path / "bomb.hsad"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(CONFIG, "w", force_zip64=True) as fh:  # 80 MiB of zeros, ~80 KB stored
+            chunk = bytes(2**20)
+            for _ in range(80):
+                fh.write(chunk)
+        zf.writestr(WEIGHTS, members[1])
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(ModelError, match="config.json would be 83886080 bytes"):
+        read_model(bomb)
+    assert read == []  # refused from the declared size, nothing inflated
+
+
+def test_weights_larger_than_the_limit_are_refused(model, tmp_path, monkeypatch):
+    monkeypatch.setitem(persistence.MAX_BYTES, WEIGHTS, 1000)
+    with pytest.raises(ModelError, match="model.safetensors would be .* more than the 1000"):
+        read_model(model)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with zipfile.ZipFile(model) as zf:
+        zf.extractall(folder)
+    with pytest.raises(ModelError, match="more than the 1000"):
+        read_model(folder)
+
+
+def test_archive_with_extra_members_is_refused(members, tmp_path):
+    path = write_zip(tmp_path / "extra.hsad", {CONFIG: json.dumps(members[0]),
+                                               WEIGHTS: members[1], "run.py": b"print(1)"})
+    with pytest.raises(ModelError, match="unexpected members \\(run.py\\)"):
+        read_model(path)
+
+
+# ---- pickles are never unpickled -----------------------------------------------------------
+def test_the_pickle_payload_is_live(tmp_path):
+    # control: the payload below really would create its file if it were unpickled
+    marker = tmp_path / "control"
+    pickle.loads(pickle.dumps(Payload(marker))).close()
+    assert marker.exists()
+
+
+def _pickle_files(tmp_path, members, payload):
+    torch_style = io.BytesIO()  # what torch.save writes: a zip around data.pkl
+    with zipfile.ZipFile(torch_style, "w") as zf:
+        zf.writestr("archive/data.pkl", payload)
+    folder = tmp_path / "folder.hsad"
+    folder.mkdir()
+    (folder / CONFIG).write_text(json.dumps(members[0]))
+    (folder / WEIGHTS).write_bytes(payload)
+    raw = tmp_path / "raw.hsad"
+    raw.write_bytes(payload)
+    torch_zip = tmp_path / "torch.hsad"
+    torch_zip.write_bytes(torch_style.getvalue())
+    return {
+        raw: "not an hsad model",
+        torch_zip: "lacks config.json, model.safetensors",
+        write_zip(tmp_path / "as_weights.hsad",
+                  {CONFIG: json.dumps(members[0]), WEIGHTS: payload}): "unreadable",
+        write_zip(tmp_path / "as_config.hsad", {CONFIG: payload, WEIGHTS: members[1]}):
+            "not valid JSON",
+        write_zip(tmp_path / "beside.hsad", {CONFIG: json.dumps(members[0]),
+                                             WEIGHTS: members[1], "data.pkl": payload}):
+            "unexpected members",
+        folder: "unreadable",
+    }
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_pickles_renamed_to_hsad_execute_nothing(protocol, members, tmp_path, scene, capsys):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(Payload(marker), protocol=protocol)
+    for path, match in _pickle_files(tmp_path, members, payload).items():
+        with pytest.raises(ModelError, match=match):
+            load_detector(path)
+        assert not marker.exists(), path
+        code, err = cli_detect(scene[1], path, tmp_path / "out.tif", capsys)
+        assert code == 2 and err.startswith(f"error: {path}: ") and err.count("\n") == 1
+        assert not marker.exists(), path
+        assert not (tmp_path / "out.tif").exists()

@@ -1,0 +1,72 @@
+"""Same input, settings and machine → bit-identical maps, whatever dask's thread count and
+timing (rx, lrx, crd), and the BLAS thread setting that makes it so."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import numpy as np
+import pytest
+from threadpoolctl import ThreadpoolController
+
+from hsad import detectors
+from hsad.cube import make_cube
+from hsad.windows import single_threaded_linalg
+
+#: OpenBLAS's Cholesky (n ≳ 128) and LU (n ≳ 100) round differently on 1 and 2 threads
+#: (measured, OpenBLAS 0.3.31): LRX's bordered matrices are (B + 1)² = 141², CRD's Gram
+#: matrices 112² (rings of 11² − 3² pixels), and rings of 112 pixels for 140 bands leave
+#: LRX's systems ill-conditioned, so any change of BLAS threading shows up in the maps
+SETTINGS = {"rx": {}, "lrx": dict(inner=3, outer=11), "crd": dict(inner=3, outer=11)}
+
+
+@pytest.fixture(scope="module")
+def cube():
+    rng = np.random.default_rng(4)
+    rows, cols, bands = 36, 32, 140
+    mix = rng.normal(size=(8, bands))  # 8 sources: near-singular local covariances
+    x = rng.normal(size=(rows, cols, 8)) @ mix + 0.01 * rng.normal(size=(rows, cols, bands))
+    x[10, 12] += 3 * rng.normal(size=bands)
+    return make_cube((1000 + 50 * x).astype(np.float32)).chunk({"y": 9, "x": 16})
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_maps_are_bit_identical_across_runs_and_thread_counts(name, cube):
+    maps = []
+    for workers in (1, 2, 4, 2, 2):
+        with dask.config.set(scheduler="threads", num_workers=workers):
+            maps.append(detectors.get(name, **SETTINGS[name]).fit_score(cube).values)
+    assert np.isfinite(maps[0]).all()
+    for other in maps[1:]:
+        np.testing.assert_array_equal(other, maps[0])
+
+
+def _blas_threads() -> list[int]:
+    return [lib.num_threads for lib in ThreadpoolController().select(user_api="blas")
+            .lib_controllers]
+
+
+def test_single_threaded_linalg_holds_while_any_thread_is_inside():
+    # OpenBLAS's thread count is process-wide: before it was reference-counted, the first
+    # worker out restored it while another was still inside, whose solves then went
+    # threaded (and rounded differently) depending on timing
+    before = _blas_threads()
+    inside, ready, go = [], threading.Barrier(2), threading.Event()
+
+    def worker(first: bool):
+        with single_threaded_linalg():
+            ready.wait()
+            if first:
+                return  # leaves while the other is still inside
+            go.wait()
+            inside.append(_blas_threads())
+
+    threads = [threading.Thread(target=worker, args=(i == 0,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    threads[0].join()
+    go.set()
+    threads[1].join()
+    assert inside == [[1] * len(before)]
+    assert _blas_threads() == before
