@@ -31,6 +31,11 @@ class TruncatedFileError(FileFormatError):
     """The data file is shorter than its header says."""
 
 
+class GeoreferenceError(HsadError):
+    """A cube or map carries a georeference (CRS, transform, x/y coordinates) that cannot
+    be read. Having none is not an error: that is the plain pixel grid."""
+
+
 class UnsupportedError(FileFormatError):
     """A valid file using a feature or type hsad does not support."""
 
@@ -45,3 +50,13 @@ class ModelError(HsadError):
 
 class DatasetError(HsadError):
     """A benchmark scene is unknown, missing or fails its checksum."""
+
+
+class OutputError(HsadError):
+    """An output cannot be written: it exists, is an input, its folder is not writable, or
+    the disk filled up while writing it."""
+
+
+class DegenerateDataWarning(UserWarning):
+    """The data leave a statistic degenerate (e.g. a singular covariance): results are
+    computed, but part of the data carries no weight; the message says what to do."""

@@ -9,6 +9,7 @@ and renames data and header into place together.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import shutil
@@ -472,9 +473,15 @@ def _list(values, fmt=repr) -> str:
     return "{" + ",\n ".join(lines) + "}"
 
 
+#: Control characters become spaces in header text (a NUL would make it "binary").
+_CONTROL = {i: " " for i in (*range(32), 127) if chr(i) != "\n"}
+
+
 def _clean(text, list_item: bool = True) -> str:
-    """Header-safe text: no braces (they delimit values), no commas in list items."""
-    text = str(text).replace("{", "(").replace("}", ")")
+    """Header-safe text: no braces (they delimit values), no commas or line breaks in list
+    items, no control characters."""
+    text = str(text).replace("\r\n", "\n").translate(_CONTROL)
+    text = text.replace("{", "(").replace("}", ")")
     return text.replace(",", ";").replace("\n", " ") if list_item else text
 
 
@@ -545,6 +552,14 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
     with atomic_paths(data_path, header_path) as (tmp_data, tmp_header):
         with open(tmp_data, "r+b") as fh:
             fh.truncate(data.size * target.itemsize)
+            if data.size and hasattr(os, "posix_fallocate"):
+                # reserve the blocks now: a full disk is then an ENOSPC error here, not a
+                # SIGBUS when the memory map writes a page (see hsad.io.atomic)
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, data.size * target.itemsize)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
         pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
         da.store(data, _EnviWriter(pixels), lock=False)
         tmp_header.write_text(text, encoding="utf-8")

@@ -29,7 +29,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from hsad.errors import ParameterError
+from hsad.errors import HeaderError, ParameterError
 from hsad.io.envi_header import split_list
 
 _METRE = 'UNIT["metre",1,AUTHORITY["EPSG","9001"]]'
@@ -311,6 +311,21 @@ def _state_plane(zone_id: int) -> CRS | None:
     return CRS.from_epsg(code) if code else None
 
 
+def _header_crs(fields: list[str], raw: dict, units: str | None, path) -> CRS:
+    """The CRS of a header's georeferencing (see :func:`georef_from_header`)."""
+    crs = _crs_from_css(raw) or _crs_from_map_info(fields, raw, path)
+    if crs is None:
+        name = fields[0].replace('"', "'")
+        crs = CRS.from_wkt(f'LOCAL_CS["{name}",{_METRE},{_EN_AXES}]')
+    if units is not None:
+        lin = _LINEAR_UNITS.get(units.lower())
+        if lin is not None:
+            crs = _set_linear_units(crs, *lin)
+        if crs.is_geographic and units.lower() == "radians":
+            crs = _set_angular_radians(crs)
+    return _best_match(crs)
+
+
 def georef_from_header(raw: dict, path=None) -> tuple[Affine | None, CRS | None]:
     """``(transform, crs)`` from a parsed header (``None, None`` without a usable map info).
 
@@ -331,25 +346,23 @@ def georef_from_header(raw: dict, path=None) -> tuple[Affine | None, CRS | None]
             upside_down = abs(deg) == 180.0
             rot = -math.radians(deg)
     xref, yref, east, north, xs, ys = (_atof(f) for f in fields[1:7])
+    if not all(map(math.isfinite, (rot, xref, yref, east, north, xs, ys))):
+        shown = raw["map info"].replace("\n", " ")[:120]
+        raise HeaderError(f"'map info' holds a number that is not finite: {{{shown}}}", path)
     gt = [east - (xref - 1) * xs, math.cos(rot) * xs, -math.sin(rot) * xs,
           north + (yref - 1) * ys, -math.sin(rot) * ys, -math.cos(rot) * ys]
     if upside_down:
         gt[1], gt[2], gt[4], gt[5] = xs, 0.0, 0.0, ys
-
-    crs = _crs_from_css(raw) or _crs_from_map_info(fields, raw, path)
-    if crs is None:
-        crs = CRS.from_wkt(f'LOCAL_CS["{fields[0]}",{_METRE},{_EN_AXES}]')
-    if units is not None:
-        lin = _LINEAR_UNITS.get(units.lower())
-        if lin is not None:
-            crs = _set_linear_units(crs, *lin)
-        if crs.is_geographic:
-            if units.lower() == "radians":
-                crs = _set_angular_radians(crs)
-            else:
-                factor = {"minutes": 60.0, "seconds": 3600.0}.get(units.lower(), 1.0)
-                gt = [v / factor for v in gt]
-    crs = _best_match(crs)
+    try:
+        crs = _header_crs(fields, raw, units, path)
+    except CRSError as exc:
+        raise HeaderError(f"unreadable coordinate system in 'map info'/'projection info' "
+                          f"({exc})", path) from None
+    if crs.is_geographic and units is not None and units.lower() != "radians":
+        factor = {"minutes": 60.0, "seconds": 3600.0}.get(units.lower(), 1.0)
+        gt = [v / factor for v in gt]
+    if not all(map(math.isfinite, gt)):
+        raise HeaderError("'map info' gives a transform that is not finite", path)
     return Affine(gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]), crs
 
 

@@ -42,9 +42,11 @@ _MICRO = {"micrometers", "micrometer", "micrometres", "micrometre", "microns", "
 _NANO = {"nanometers", "nanometer", "nanometres", "nanometre", "nm"}
 _MILLI = {"millimeters", "millimeter", "millimetres", "millimetre", "mm"}
 _NOT_WAVELENGTH = {"index", "ghz", "mhz", "hz", "wavenumber", "wavenumbers", "cm-1"}
-_BAND_NAME_WAVELENGTH = re.compile(
-    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*"
-    r"(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\b",
+#: A number, then (matched separately, so that a long run of digits stays linear time)
+#: a wavelength unit right after it.
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+_UNIT_AFTER = re.compile(
+    r"\s*(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\b",
     re.IGNORECASE,
 )
 
@@ -219,7 +221,8 @@ def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
     ``"450.5 nm"``), or None if any name lacks one."""
     out = []
     for name in names:
-        matches = _BAND_NAME_WAVELENGTH.findall(name)
+        matches = [(m.group(), u.group(1)) for m in _NUMBER.finditer(name)
+                   if (u := _UNIT_AFTER.match(name, m.end()))]
         if not matches:
             return None
         number, unit = matches[-1]
@@ -270,6 +273,11 @@ class EnviHeader:
         return self.samples * self.lines * self.bands * DATA_TYPES[self.data_type].itemsize
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters for an error message."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0) -> int:
     if key not in raw:
         if default is None:
@@ -284,7 +292,7 @@ def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0
         except ValueError:
             as_float = math.nan
         if not as_float.is_integer():
-            raise HeaderError(f"'{key}' must be an integer, got '{text}'", path) from None
+            raise HeaderError(f"'{key}' must be an integer, got '{_short(text)}'", path) from None
         value = int(as_float)
     if value < minimum:
         raise HeaderError(f"'{key}' must be >= {minimum}, got {value}", path)
@@ -297,7 +305,8 @@ def _float(raw: dict, key: str, path) -> float | None:
     try:
         return float(raw[key].strip())
     except ValueError:
-        raise HeaderError(f"'{key}' must be a number, got '{raw[key].strip()}'", path) from None
+        raise HeaderError(f"'{key}' must be a number, got '{_short(raw[key].strip())}'",
+                          path) from None
 
 
 def _per_band(values, bands: int, key: str, path):
@@ -339,7 +348,7 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
 
     interleave = raw.get("interleave", "").strip().lower() or None
     if interleave is not None and interleave not in ("bsq", "bil", "bip"):
-        raise HeaderError(f"unknown interleave '{raw['interleave'].strip()}' "
+        raise HeaderError(f"unknown interleave '{_short(raw['interleave'].strip())}' "
                           "(expected bsq, bil or bip)", p)
     byte_order = _int(raw, "byte order", p, default=0)
     if byte_order not in (0, 1):
@@ -381,8 +390,9 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     """Fill wavelength/fwhm (nm), good_band and band_names from the header."""
     n = hdr.samples if hdr.is_spectral_library else hdr.bands
     if "band names" in raw and not hdr.is_spectral_library:
-        hdr.band_names = _per_band(split_list(raw["band names"]), n, "band names", p)
-    fwhm_factor = None
+        names = split_list(raw["band names"]) or [""]  # "{}": one empty name
+        hdr.band_names = _per_band(names, n, "band names", p)
+    fwhm_factor = wl = None
     if "wavelength" in raw:
         wl = _per_band(_floats(raw["wavelength"], "wavelength", p), n, "wavelength", p)
         if wl is not None:
@@ -393,7 +403,9 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     if "fwhm" in raw:
         fw = _per_band(_floats(raw["fwhm"], "fwhm", p), n, "fwhm", p)
         if fw is not None:
-            factor = fwhm_factor if "wavelength" in raw else _fwhm_scale(hdr.wavelength_units, fw)
+            # the wavelengths' unit when they were read, else the fwhm's own
+            factor = (fwhm_factor if "wavelength" in raw and wl is not None
+                      else _fwhm_scale(hdr.wavelength_units, fw))
             hdr.fwhm = None if factor is None else fw * factor
     if "bbl" in raw:
         bbl = _per_band(_floats(raw["bbl"], "bbl", p), n, "bbl", p)

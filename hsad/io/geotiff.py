@@ -10,8 +10,10 @@ Wavelengths come out in nanometres.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
-import tempfile
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -24,12 +26,21 @@ import rasterio.shutil
 import xarray as xr
 from affine import Affine
 from dask.base import tokenize
+from rasterio.enums import Interleaving
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
+from rioxarray.exceptions import MissingSpatialDimensionError
 
 from hsad.cube import DEFAULT_CHUNK, make_cube
-from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
-from hsad.io.atomic import atomic_path
+from hsad.errors import (
+    FileFormatError,
+    GeoreferenceError,
+    OutputError,
+    ParameterError,
+    TruncatedFileError,
+    UnsupportedError,
+)
+from hsad.io.atomic import atomic_path, temp_file
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
 BLOCK = 256
@@ -54,9 +65,57 @@ def _quiet():
     ``catch_warnings`` is not thread safe: at worst, concurrent chunk reads leave this one
     ``ignore`` filter installed.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        yield
+    _filter_undecodable_gdal_messages()
+    _IN_GDAL.depth = getattr(_IN_GDAL, "depth", 0) + 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            yield
+    finally:
+        _IN_GDAL.depth -= 1
+
+
+#: Per thread: ``depth > 0`` while inside :func:`_quiet` (calling GDAL through rasterio);
+#: ``undecodable``: GDAL messages about this file that rasterio could not decode.
+_IN_GDAL = threading.local()
+
+
+def _undecodable_gdal_message(exc) -> bool:
+    return isinstance(exc, UnicodeDecodeError) and getattr(_IN_GDAL, "depth", 0) > 0
+
+
+def _filter_undecodable_gdal_messages() -> None:
+    """Install (once) filters for rasterio's GDAL message callback failing to decode.
+
+    A GDAL message quoting damaged, non-UTF-8 metadata makes rasterio's callback raise
+    ``UnicodeDecodeError``, which Python can only print (through ``sys.excepthook`` and
+    ``sys.unraisablehook``) as a traceback on stderr. While hsad calls GDAL, the filters
+    record it instead (:func:`_damage_check` turns it into a FileFormatError); anything else
+    goes to the previous hooks.
+    """
+    if not getattr(sys.unraisablehook, "_hsad_gdal_filter", False):
+        previous_unraisable = sys.unraisablehook
+
+        def unraisable(info):
+            if _undecodable_gdal_message(info.exc_value) and "rasterio" in str(info.object):
+                if not hasattr(_IN_GDAL, "undecodable"):
+                    _IN_GDAL.undecodable = []
+                _IN_GDAL.undecodable.append(info.exc_value)
+                return
+            previous_unraisable(info)
+
+        unraisable._hsad_gdal_filter = True
+        sys.unraisablehook = unraisable
+    if not getattr(sys.excepthook, "_hsad_gdal_filter", False):
+        previous_except = sys.excepthook
+
+        def excepthook(kind, value, tb):
+            if tb is None and _undecodable_gdal_message(value):
+                return  # the same message, printed first by Cython; recorded above
+            previous_except(kind, value, tb)
+
+        excepthook._hsad_gdal_filter = True
+        sys.excepthook = excepthook
 
 
 def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
@@ -209,6 +268,45 @@ def _check_last_block(src, path: str) -> None:
         raise TruncatedFileError(f"GeoTIFF data is truncated or corrupt: {exc}", path) from exc
 
 
+#: libtiff warns about these tags when the file cannot say where its pixels are; GDAL then
+#: reads the blocks it cannot locate as nodata, silently.
+_BLOCK_TAGS = ("StripOffsets", "StripByteCounts", "TileOffsets", "TileByteCounts")
+
+
+class _ThreadRecords(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.thread, self.messages = threading.get_ident(), []
+
+    def emit(self, record):
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _damage_check(path: str):
+    """FileFormatError for a GeoTIFF that GDAL opens although it is damaged: metadata that
+    is not UTF-8 text, or block offset/size tags that libtiff had to ignore (GDAL would
+    read the blocks it cannot locate as nodata)."""
+    handler = _ThreadRecords()
+    logger = logging.getLogger("rasterio")
+    logger.addHandler(handler)
+    _IN_GDAL.undecodable = []
+    try:
+        yield
+    except UnicodeDecodeError as exc:  # rasterio decoding a damaged tag or description
+        raise FileFormatError(f"GeoTIFF metadata is damaged (not UTF-8 text: {exc})",
+                              path) from None
+    finally:
+        logger.removeHandler(handler)
+    if _IN_GDAL.undecodable:
+        raise FileFormatError("GeoTIFF metadata is damaged (GDAL reported text that is not "
+                              f"UTF-8: {_IN_GDAL.undecodable[0]})", path)
+    for message in handler.messages:
+        if any(tag in message for tag in _BLOCK_TAGS):
+            raise FileFormatError(f"GeoTIFF is corrupt: {message}", path)
+
+
 def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     """Open a multi-band GeoTIFF as a lazy ``(y, x, band)`` cube.
 
@@ -219,14 +317,17 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
     try:
-        with _quiet(), rasterio.open(p) as src:
+        with _damage_check(p), _quiet(), rasterio.open(p) as src:
             if src.count == 0:
                 raise FileFormatError("GeoTIFF has no bands", p)
             _check_last_block(src, p)
             shape = (src.height, src.width, src.count)
-            dtype = np.dtype(src.dtypes[0])
             if len(set(src.dtypes)) > 1:
                 raise FileFormatError(f"bands have different types {sorted(set(src.dtypes))}", p)
+            if "complex" in src.dtypes[0]:
+                raise UnsupportedError(f"complex data ({src.dtypes[0]}) is not supported; "
+                                       "hsad reads real-valued cubes only", p)
+            dtype = np.dtype(src.dtypes[0])
             crs, transform, nodata = src.crs, src.transform, src.nodatavals[0]
             wavelength, fwhm, good = _spectral_metadata(src)
             names = list(src.descriptions) if any(src.descriptions) else None
@@ -336,12 +437,28 @@ def cast_cube(cube: xr.DataArray, dtype) -> xr.DataArray:
 
 
 def _georef_of(obj) -> tuple:
+    """``(crs, transform)`` to write for ``obj``.
+
+    An array without a georeference (numpy, or no CRS, transform nor x/y coordinates) gets
+    none: the identity pixel grid. One that has a georeference which cannot be read (a
+    corrupt ``GeoTransform`` or CRS, non-numeric or non-finite coordinates, a singular
+    transform) raises :class:`GeoreferenceError` instead of being written unplaced.
+    """
     if not isinstance(obj, xr.DataArray):
         return None, Affine.identity()
+    path = obj.attrs.get("source_path")
     try:
-        return obj.rio.crs, obj.rio.transform()
-    except Exception:  # noqa: BLE001  rioxarray raises several types on coord-less arrays
-        return obj.rio.crs, Affine.identity()
+        crs, transform = obj.rio.crs, obj.rio.transform()
+    except MissingSpatialDimensionError:  # no spatial dims at all: no georeference
+        return None, Affine.identity()
+    except Exception as exc:  # noqa: BLE001  rioxarray/rasterio raise many types
+        raise GeoreferenceError(f"cannot read the georeference of the data to write "
+                                f"({type(exc).__name__}: {exc})", path) from exc
+    values = tuple(transform)[:6]
+    if not all(math.isfinite(v) for v in values) or transform.determinant == 0:
+        raise GeoreferenceError(f"the georeference of the data to write is not a valid "
+                                f"transform: {values}", path)
+    return crs, transform
 
 
 def _as_dask(values) -> da.Array:
@@ -385,15 +502,47 @@ def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,
             writer.close()
 
 
+def verify_written(path: str | os.PathLike, target: str | os.PathLike | None = None) -> None:
+    """Check that every tile of a just-written GeoTIFF lies within the file, and read the
+    last one. GDAL reports a write that fails when the file is closed (disk full) only on
+    stderr, leaving a truncated file: this turns that into an OutputError naming
+    ``target`` (default ``path``)."""
+    size = os.path.getsize(path)
+    problem = None
+    try:
+        with _quiet(), rasterio.open(path) as src:
+            h, w = src.block_shapes[0]
+            ny, nx = -(-src.height // h), -(-src.width // w)
+            bands = range(1, src.count + 1) if src.interleaving != Interleaving.pixel else [1]
+            for b in bands:
+                for i in range(ny):
+                    for j in range(nx):
+                        off = src.get_tag_item(f"BLOCK_OFFSET_{j}_{i}", "TIFF", bidx=b)
+                        n = src.get_tag_item(f"BLOCK_SIZE_{j}_{i}", "TIFF", bidx=b)
+                        if not off or not n or int(off) + int(n) > size:
+                            problem = f"tile {i},{j} of band {b} is missing"
+                            break
+                    if problem:
+                        break
+                if problem:
+                    break
+            if problem is None:
+                _check_last_block(src, os.fspath(path))
+    except (RasterioError, TruncatedFileError) as exc:
+        problem = str(exc)
+    if problem:
+        raise OutputError(f"cannot write: the file came out incomplete ({problem}; disk "
+                          f"full?); nothing was written", target or path)
+
+
 def _write(arr, path, profile, cog, resampling, **meta) -> Path:
     target = Path(path)
     with atomic_path(target) as tmp:
         if not cog:
             _stream(arr, tmp, profile, **meta)
+            verify_written(tmp, target)
         else:
-            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".gtiff.part",
-                                        dir=target.parent)
-            os.close(fd)
+            name = str(temp_file(target, ".gtiff"))
             try:
                 _stream(arr, Path(name), profile, **meta)
                 with _quiet():
@@ -403,6 +552,7 @@ def _write(arr, path, profile, cog, resampling, **meta) -> Path:
                         blocksize=max(128, _tile(max(arr.shape[:2]), COG_BLOCK)),
                         overview_resampling=resampling, bigtiff="IF_SAFER",
                     )
+                verify_written(tmp, target)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name)

@@ -8,6 +8,7 @@ passed explicitly. MAT files carry no georeferencing: the pixel grid is the iden
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import dask.array as da
@@ -33,6 +34,90 @@ WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
 _NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
             "int64", "uint64"}
 _SKIP_H5 = ("#refs#", "#subsystem#")
+
+
+#: MAT v5 data-element type codes (miINT8 ... miUTF32). scipy's reader crashes the
+#: interpreter (segmentation fault) on any other code, so files are checked first.
+_MI_TYPES = {1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+#: Decompressed bytes of a compressed variable whose tags are walked (its header and first
+#: data tag); compressed bytes read at a time while checking a variable's checksum.
+_PROBE_BYTES, _READ_BYTES = 1 << 16, 1 << 22
+
+
+def _check_v5_tags(path: str) -> None:
+    """Walk the data-element tags of a MAT v5 file; FileFormatError on an unknown type code
+    or an element overrunning its parent. Other versions are left to scipy/h5py."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(128)
+            size = os.fstat(fh.fileno()).st_size
+            if len(head) < 128 or 0 in head[:4]:
+                return  # scipy reads this as MAT v4 (or fails)
+            # scipy's own reading of the version and byte order (any mark but IM is big-endian)
+            major = head[125] if head[126] == ord("I") else head[124]
+            if major != 1:
+                return  # v7.3 (HDF5) or unknown: h5py or scipy decide
+            order = "<" if head[126:128] == b"IM" else ">"
+
+            def read(offset: int, n: int) -> bytes:
+                fh.seek(offset)
+                return fh.read(n)
+
+            _walk(read, 128, size, order, path, complete=True, depth=0)
+    except OSError as exc:
+        raise FileFormatError(f"cannot read MAT file: {exc.strerror or exc}", path) from None
+
+
+def _walk(read, start: int, end: int, order: str, path: str, complete: bool,
+          depth: int) -> None:
+    """Check the elements in ``[start, end)``, recursing into matrices and compressed ones.
+
+    ``complete``: the range holds whole elements (False for a decompressed prefix).
+    """
+    if depth > 32:
+        raise FileFormatError("corrupt MAT file: elements nested too deeply", path)
+    pos = start
+    while pos + 8 <= end:
+        first, second = np.frombuffer(read(pos, 8), dtype=order + "u4")
+        small = int(first >> 16)
+        mtype, nbytes = (int(first & 0xFFFF), small) if small else (int(first), int(second))
+        if mtype not in _MI_TYPES or small > 4:
+            raise FileFormatError(f"corrupt MAT file: unknown data element type {mtype} "
+                                  f"at byte {pos}", path)
+        if small:
+            pos += 8
+            continue
+        body = pos + 8
+        if complete and body + nbytes > end:
+            raise FileFormatError(f"MAT file is truncated or corrupt: element at byte {pos} "
+                                  f"needs {nbytes} bytes, {end - body} left", path)
+        if mtype == _MI_MATRIX:
+            _walk(read, body, min(body + nbytes, end), order, path, complete, depth + 1)
+        elif mtype == _MI_COMPRESSED:
+            _check_compressed(read, body, nbytes, order, path, depth)
+        pos = body + (nbytes if mtype == _MI_COMPRESSED else -(-nbytes // 8) * 8)
+
+
+def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
+                      depth: int) -> None:
+    """Decompress a variable whole (discarding the output) so that zlib checks its
+    checksum, which scipy skips: a damaged stream could decode to wrong values silently.
+    The tags in its first ``_PROBE_BYTES`` are walked too."""
+    stream, head = zlib.decompressobj(), b""
+    try:
+        for offset in range(start, start + nbytes, _READ_BYTES):
+            out = stream.decompress(read(offset, min(_READ_BYTES, start + nbytes - offset)))
+            if len(head) < _PROBE_BYTES:
+                head += out[:_PROBE_BYTES - len(head)]
+            if stream.eof:
+                break
+    except zlib.error as exc:
+        raise FileFormatError(f"MAT file is corrupt: compressed variable ({exc})", path) from None
+    if not stream.eof:
+        raise FileFormatError("MAT file is truncated: a compressed variable ends early", path)
+    _walk(lambda offset, n: head[offset:offset + n], 0, len(head), order, path,
+          complete=len(head) < _PROBE_BYTES, depth=depth + 1)
 
 
 def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
@@ -107,6 +192,21 @@ def _wavelength_key(variables, bands: int) -> str | None:
     return _by_name(cands, WAVELENGTH_KEYS)
 
 
+def _numeric(dtype: np.dtype, key: str, path: str) -> np.dtype:
+    """``dtype`` in native byte order; FileFormatError unless it is a real number type."""
+    if dtype.kind not in "biuf":
+        raise FileFormatError(f"variable {key!r} holds {dtype} data, not a real numeric "
+                              "array", path)
+    return dtype.newbyteorder("=")
+
+
+def _as_float(value, key: str, path: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise FileFormatError(f"variable {key!r} is not numeric ({exc})", path) from None
+
+
 class _H5Reader(WindowReader):
     """Windows of a MATLAB v7.3 variable; h5py sees MATLAB arrays transposed."""
 
@@ -117,8 +217,9 @@ class _H5Reader(WindowReader):
     def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         try:
             with h5py.File(self.path, "r") as f:
-                return np.transpose(f[self.key][b0:b1, c0:c1, r0:r1], (2, 1, 0))
-        except (OSError, KeyError) as exc:
+                block = f[self.key][b0:b1, c0:c1, r0:r1]
+            return np.transpose(block, (2, 1, 0)).astype(self.dtype, copy=False)
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise TruncatedFileError(f"cannot read {self.key!r}: {exc}", self.path) from exc
 
 
@@ -126,7 +227,7 @@ def _read_h5(path: str, key: str) -> np.ndarray:
     try:
         with h5py.File(path, "r") as f:
             return np.asarray(f[key][()]).T
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise TruncatedFileError(f"cannot read {key!r}: {exc}", path) from exc
 
 
@@ -143,6 +244,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
     hdf5 = h5py.is_hdf5(p)
+    if not hdf5:
+        _check_v5_tags(p)
     variables = _variables(p, hdf5)
     ckey = _cube_key(variables, key, p)
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
@@ -151,8 +254,11 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
     extra = [k for k in (gkey if want_gt else None, wkey) if k is not None]
     tiles = tile_chunks(chunks, rows, cols)
     if hdf5:
-        with h5py.File(p, "r") as f:
-            dtype = f[ckey].dtype
+        try:
+            with h5py.File(p, "r") as f:
+                dtype = _numeric(f[ckey].dtype, ckey, p)
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise FileFormatError(f"cannot read {ckey!r}: {exc}", p) from exc
         reader = _H5Reader(p, ckey, (rows, cols, bands), dtype)
         st = os.stat(p)
         data = da.from_array(reader, chunks=tiles, asarray=False, fancy=False,
@@ -165,10 +271,15 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
         if missing:
             raise FileFormatError(f"MAT file is truncated: variable {missing[0]!r} unreadable",
                                   p)
-        data = da.from_array(np.ascontiguousarray(values[ckey]), chunks=tiles)
+        cube = values[ckey]
+        _numeric(getattr(cube, "dtype", np.dtype(object)), ckey, p)
+        if cube.shape != (rows, cols, bands):
+            raise FileFormatError(f"variable {ckey!r} reads as {'x'.join(map(str, cube.shape))}"
+                                  f" but its header says {rows}x{cols}x{bands}", p)
+        data = da.from_array(np.ascontiguousarray(cube), chunks=tiles)
     wavelength = None
     if wkey is not None:
-        wl = np.asarray(values[wkey], dtype=np.float64).reshape(-1)
+        wl = _as_float(values[wkey], wkey, p).reshape(-1)
         scale = nm_scale(None, wl)
         wavelength = wl * scale
     attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey}
@@ -176,7 +287,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
                      attrs=attrs)
     gt = None
     if want_gt and gkey is not None:
-        gt = np.nan_to_num(np.asarray(values[gkey], dtype=np.float64)) != 0
+        gt = np.nan_to_num(_as_float(values[gkey], gkey, p)) != 0
     return cube, gt
 
 
