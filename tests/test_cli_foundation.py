@@ -165,7 +165,9 @@ def test_datasets_list_and_verify(datasets_dir, tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(["datasets", "list", "--verify"], capsys)
     assert code == 0, err
     rows = [line for line in out.splitlines() if line.split()[0] in datasets.names()]
-    assert len(rows) == 9 and all("verified" in r for r in rows)
+    shared = json.loads((datasets_dir / "manifest.json").read_text())["scenes"]
+    assert len(rows) == len(shared) == len(datasets.names())
+    assert all("verified" in r for r in rows)
     assert "100 x 100 x 102" in out and "ROSIS" in out
 
     local = tmp_path / "local"
