@@ -219,11 +219,11 @@ def test_dss_fusion_and_stage_maps(scene, trained):
                                stages["a_residual"].values + 0.5 * stages["a_feature"].values,
                                rtol=1e-5)
     np.testing.assert_array_equal(stages["score"].values, stages["anomaly"].values)
-    trained.set_params(fusion="dss")
+    trained.set_params(output="d_ss")
     try:
         d_ss = trained.score(cube)
     finally:
-        trained.set_params(fusion="none")
+        trained.set_params(output=None)
     np.testing.assert_allclose(d_ss.values, stages["d_ss"].values, rtol=1e-6)
     assert np.nanmin(d_ss.values) >= 0 and np.nanmax(d_ss.values) <= 1
 
@@ -237,7 +237,7 @@ def test_patch_and_conv1d_variants_fit_and_score(scene, params):
     assert scores.shape == truth.shape and np.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("bad", [dict(objective="zz"), dict(fusion="aed"), dict(arch="rnn"),
+@pytest.mark.parametrize("bad", [dict(objective="zz"), dict(fusion="dss"), dict(arch="rnn"),
                                  dict(train_window="0,50,0,10"), dict(train_window="1,2,3")])
 def test_bad_parameters_raise_parameter_error(scene, bad):
     cube, _ = scene
@@ -316,7 +316,7 @@ def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
                          "--seed", 1, "--device", "cpu", "--quiet", "--fusion", "dss",
                          *params], capsys)
     assert code == 0, err
-    assert load_detector(model).fusion == "dss"  # stored with the model
+    assert load_detector(model).output == "d_ss"  # stored with the model
     cube = open_cube(files["cube"])
     maps = {}
     for mode in ("none", "dss"):
@@ -343,3 +343,13 @@ def test_set_fusion_on_hadgan_switches_between_d_ss_and_d_spectral():
         det.set_fusion("aed")
     with pytest.raises(ParameterError, match="fusion mode"):
         detectors.get("fanogan").set_fusion("paper")
+    assert detectors.get("fanogan").set_fusion("none").output == "anomaly"
+
+
+def test_fusion_names_the_spatial_variant_in_every_model(scene):
+    # one name, one meaning: `fusion` is the D_SS spatial variant, `output` picks the map
+    cube, _ = scene
+    for name in ("hadgan", "fanogan"):
+        with pytest.raises(ParameterError, match="output=d_ss"):
+            detectors.get(name, fusion="dss", progress=False, device="cpu").fit(cube)
+        assert detectors.get(name, fusion="paper").fusion_().radius == 3

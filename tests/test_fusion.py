@@ -166,9 +166,12 @@ def test_library_defaults_are_the_documented_sweep_choice():
     match = re.search(r"HADGAN parameters `(\{.*?\})`", doc.read_text(encoding="utf-8"))
     assert match, "fusion_sweep.md lacks the chosen HADGAN parameters"
     chosen = ast.literal_eval(match.group(1))
-    defaults = HADGAN.param_defaults()
+    # n_components, area, radius and eps default to None: the variant's own defaults
+    resolved = HADGAN().fusion_()
+    defaults = {**HADGAN.param_defaults(), **{k: getattr(resolved, k) for k in
+                                              ("n_components", "area", "radius", "eps")}}
     assert {k: defaults[k] for k in chosen} == chosen
-    assert F.Fusion() == F.Fusion(
+    assert F.Fusion().resolved() == F.Fusion(
         variant=chosen["fusion"], lam=chosen["lam"], n_components=chosen["n_components"],
         area=chosen["area"], levels=chosen["levels"], radius=chosen["radius"],
         eps=chosen["eps"], norm=chosen["fusion_norm"],

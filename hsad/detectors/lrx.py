@@ -20,7 +20,6 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 from hsad.stats import cube_moments
@@ -132,7 +131,6 @@ def lrx_block(
     return out
 
 
-@register
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
 

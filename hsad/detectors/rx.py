@@ -15,7 +15,6 @@ from scipy import stats as sstats
 from scipy.linalg import blas
 
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 from hsad.stats import cube_moments, whitening
@@ -67,7 +66,6 @@ def rx_block(
     return out
 
 
-@register
 class GlobalRX(BaseDetector):
     """Global RX anomaly detector.
 

@@ -22,12 +22,12 @@ between the latent space ``(N, d_z)`` and the data space ``(N, …)``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
+from hsad.errors import ParameterError
 from hsad.nn.blocks import Discriminator, activation, gradient_penalty
+from hsad.nn.trainer import frozen
 
 #: Encoder objectives of f-AnoGAN's stage 2.
 OBJECTIVES = ("izi_f", "izi", "ziz")
@@ -56,14 +56,22 @@ class Critic(nn.Module):
         return self.out_act(self.head(self.features(x)))
 
 
+def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """WGAN-GP's Adam (β = 0, 0.9); the fused kernel (≈ 20 % faster steps) when available."""
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9), fused=True)
+    except (RuntimeError, TypeError):  # older torch, or a device without the fused kernel
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9))
+
+
+def latent(n: int, d_z: int, rng: torch.Generator | None, device) -> torch.Tensor:
+    """``(n, d_z)`` draws of N(0, I) from a CPU generator (reproducible on any device)."""
+    return torch.randn(n, d_z, generator=rng).to(device)
+
+
 def _per_sample_mean(t: torch.Tensor) -> torch.Tensor:
     """Mean over every axis but the first: ``(N, …) → (N,)``."""
     return t.reshape(t.shape[0], -1).mean(dim=1)
-
-
-def _latent(n: int, d_z: int, rng: torch.Generator | None, device) -> torch.Tensor:
-    """``(n, d_z)`` draws of N(0, I) from a CPU generator (reproducible on any device)."""
-    return torch.randn(n, d_z, generator=rng).to(device)
 
 
 def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
@@ -86,7 +94,7 @@ def wgan_critic_step(generator: nn.Module, critic: nn.Module, opt_g: torch.optim
     schedule. Returns ``loss_d``, ``wasserstein`` and (on generator steps) ``loss_g``.
     """
     with torch.no_grad():
-        fake = generator(_latent(real.shape[0], d_z, rng, real.device))
+        fake = generator(latent(real.shape[0], d_z, rng, real.device))
     loss_d, w = critic_loss(critic, real, fake, gp_weight, rng)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -94,7 +102,7 @@ def wgan_critic_step(generator: nn.Module, critic: nn.Module, opt_g: torch.optim
     out = {"loss_d": loss_d.item(), "wasserstein": w.item()}
     if generator_step:
         with frozen(critic):
-            loss_g = -critic(generator(_latent(real.shape[0], d_z, rng, real.device))).mean()
+            loss_g = -critic(generator(latent(real.shape[0], d_z, rng, real.device))).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -112,29 +120,16 @@ def encoder_loss(objective: str, encoder: nn.Module, generator: nn.Module, criti
                  rng: torch.Generator | None = None) -> torch.Tensor:
     """Batch mean of the stage-2 objective ``izi_f``, ``izi`` or ``ziz`` (module docstring)."""
     if objective == "ziz":
-        z = _latent(x.shape[0], d_z, rng, x.device)
+        z = latent(x.shape[0], d_z, rng, x.device)
         return _per_sample_mean((z - encoder(generator(z))) ** 2).mean()
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown encoder objective {objective!r} (use {', '.join(OBJECTIVES)})")
+        raise ParameterError(f"unknown encoder objective {objective!r} "
+                             f"(use {', '.join(OBJECTIVES)})")
     recon = generator(encoder(x))
     loss = _per_sample_mean((x - recon) ** 2)
     if objective == "izi_f":
         loss = loss + kappa * feature_error(critic, x, recon)
     return loss.mean()
-
-
-@contextmanager
-def frozen(*modules: nn.Module):
-    """Inside the block ``modules`` take no gradient; their flags are restored afterwards."""
-    saved = [[p.requires_grad for p in m.parameters()] for m in modules]
-    for m in modules:
-        m.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for m, flags in zip(modules, saved, strict=True):
-            for p, flag in zip(m.parameters(), flags, strict=True):
-                p.requires_grad_(flag)
 
 
 def encoder_step(encoder: nn.Module, generator: nn.Module, critic: nn.Module,
