@@ -1,4 +1,5 @@
-"""f-AnoGAN's two training stages and its score (Schlegl et al., Medical Image Analysis 2019).
+"""f-AnoGAN's losses and score (Schlegl et al., Medical Image Analysis 2019); its two
+training stages are built from them in hsad.detectors.fanogan (hsad.nn.trainer runs them).
 
 Stage 1 is a WGAN-GP (Gulrajani et al. 2017): ``n_critic`` critic steps per generator
 step, each on a fresh batch of real samples and latent draws ``z ~ N(0, I)``::
@@ -27,7 +28,6 @@ from torch import nn
 
 from hsad.errors import ParameterError
 from hsad.nn.blocks import Discriminator, activation, gradient_penalty
-from hsad.nn.trainer import frozen
 
 #: Encoder objectives of f-AnoGAN's stage 2.
 OBJECTIVES = ("izi_f", "izi", "ziz")
@@ -84,32 +84,6 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return gp_weight * penalty - wasserstein, wasserstein.detach()
 
 
-def wgan_critic_step(generator: nn.Module, critic: nn.Module, opt_g: torch.optim.Optimizer,
-                     opt_d: torch.optim.Optimizer, real: torch.Tensor, d_z: int,
-                     gp_weight: float = 10.0, rng: torch.Generator | None = None,
-                     generator_step: bool = False) -> dict[str, float]:
-    """One critic update on ``real``; then, if ``generator_step``, one generator update.
-
-    Calling it with ``generator_step`` true every ``n_critic``-th batch gives WGAN-GP's
-    schedule. Returns ``loss_d``, ``wasserstein`` and (on generator steps) ``loss_g``.
-    """
-    with torch.no_grad():
-        fake = generator(latent(real.shape[0], d_z, rng, real.device))
-    loss_d, w = critic_loss(critic, real, fake, gp_weight, rng)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-    out = {"loss_d": loss_d.item(), "wasserstein": w.item()}
-    if generator_step:
-        with frozen(critic):
-            loss_g = -critic(generator(latent(real.shape[0], d_z, rng, real.device))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-        out["loss_g"] = loss_g.item()
-    return out
-
-
 def feature_error(critic: nn.Module, x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     """``(1/n_d)‖f(x) − f(x̂)‖²`` per sample, f = the critic's last hidden features."""
     return _per_sample_mean((critic.features(x) - critic.features(recon)) ** 2)
@@ -130,19 +104,6 @@ def encoder_loss(objective: str, encoder: nn.Module, generator: nn.Module, criti
     if objective == "izi_f":
         loss = loss + kappa * feature_error(critic, x, recon)
     return loss.mean()
-
-
-def encoder_step(encoder: nn.Module, generator: nn.Module, critic: nn.Module,
-                 opt_e: torch.optim.Optimizer, x: torch.Tensor, objective: str = "izi_f",
-                 kappa: float = 1.0, d_z: int | None = None,
-                 rng: torch.Generator | None = None) -> float:
-    """One encoder update (RMSProp in f-AnoGAN); G and D are frozen and left unchanged."""
-    with frozen(generator, critic):
-        loss = encoder_loss(objective, encoder, generator, critic, x, kappa, d_z, rng)
-        opt_e.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_e.step()
-    return loss.item()
 
 
 @torch.no_grad()
