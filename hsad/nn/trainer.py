@@ -238,6 +238,8 @@ class Trainer:
             for stage in stages:
                 if stage.name in history.stages:
                     raise ParameterError(f"training stage {stage.name!r} given twice")
+                if step is None and not stage.updates:
+                    raise ParameterError(f"training stage {stage.name!r} has no update")
                 first = history.epochs
                 with frozen(*stage.frozen):
                     names = self._stage(stage, data, history, step)
