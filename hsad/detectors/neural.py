@@ -160,6 +160,8 @@ class NeuralDetector(BaseDetector):
         return self.output if self.output is not None else self.outputs[0]
 
     def _validate(self) -> None:
+        if not self.outputs:
+            raise ParameterError(f"{self.name}: the model declares no score_terms")
         checks = [
             (self.input in ("pixel", "patch"), "input must be 'pixel' or 'patch'"),
             (self.input == "pixel" or int(self.patch) in (3, 5, 7),
