@@ -89,7 +89,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
                                     fusion)
         given = set(det.get_params())
-        for name, val in (("seed", seed), ("device", device)):
+        training_bar = False if progress is False else None  # --no-progress: no bar at all
+        for name, val in (("seed", seed), ("device", device), ("progress", training_bar)):
             if val is not None and name in given and name not in merged:
                 det.set_params(**{name: val})
         gt = read_truth(truth, key=truth_key, shape=cube.shape[:2])[0] if truth else None

@@ -69,9 +69,12 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
         else:
             det.fit(cube)
         save_detector(det, output)
+        hist = det.history_
         if loss_plot:
-            _plot_losses(det.history_.losses, loss_plot, title=f"{det.name} on {scene}")
-    hist = det.history_
+            from hsad.plots import plot_losses
+
+            plot_losses(hist.losses, loss_plot, title=f"{det.name} on {scene}",
+                        stages=hist.stages)
     last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
     click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands, "
                f"{hist.epochs} epochs in {hist.seconds:.1f} s ({last})")
@@ -79,27 +82,3 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     if loss_plot:
         click.echo(f"wrote loss plot: {loss_plot}")
 
-
-def _plot_losses(losses: dict, path: str, title: str) -> None:
-    """Loss curves through hsad.plots when present, else plain matplotlib (atomic write)."""
-    try:
-        from hsad.plots import plot_losses
-    except ImportError:  # pragma: no cover - plots module absent
-        plot_losses = None
-    if plot_losses is not None:
-        plot_losses(losses, path, title=title)
-        return
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from hsad.io.atomic import atomic_path
-
-    fig = Figure(figsize=(7, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for name, values in losses.items():
-        ax.plot(range(1, len(values) + 1), values, label=name)
-    ax.set(xlabel="epoch", ylabel="loss", title=title)
-    ax.legend()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)

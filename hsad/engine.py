@@ -35,6 +35,7 @@ import xarray as xr
 
 from hsad.cube import make_cube, map_like
 from hsad.errors import ParameterError
+from hsad.fusion import guided_filter, min_energy_bands
 from hsad.morphology import area_filter
 from hsad.scheduler import (
     TileProgress,
@@ -375,8 +376,6 @@ def guided_halo(radius: int) -> int:
 
 
 def _aed_tile(block, *, stats, area, levels, radius, eps):
-    from hsad.fusion import guided_filter
-
     comps = np.asarray(block, dtype=np.float64)
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _guide(comps[:, :, 0], *stats[0])
@@ -400,8 +399,6 @@ def _paper_tile(block, *, n, stats, area, levels):
 
 
 def _guided_tile(block, *, lo, hi, radius, eps):
-    from hsad.fusion import guided_filter
-
     f, off = block[:, :, 0], block[:, :, 1] > 0
     guide = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
     out = guided_filter(guide, f, radius, eps)
@@ -448,9 +445,7 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
     medians, band energies) are streamed over the tiles first; attribute filters and the
     guided filter then run on tiles with a halo of ``area − 1 (+ 2·radius)`` pixels.
     """
-    from hsad.fusion import min_energy_bands
-
-    fusion.validate()
+    fusion = fusion.resolved()
     area, levels = int(fusion.area), int(fusion.levels)
     radius, eps = int(fusion.radius), float(fusion.eps)
     res = _lazy(residual)
@@ -521,13 +516,16 @@ def call_model(model, method: str, *args, **kwargs):
 
 
 def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BATCH,
-                  device="cpu", precision: str | None = None) -> np.ndarray:
+                  device="cpu", precision: str | None = None, grad: bool = False,
+                  keys: np.ndarray | None = None) -> np.ndarray:
     """``forward`` over ``inputs`` in batches of ``batch`` rows; float32 numpy result.
 
     ``prepare(numpy batch) -> tensor`` (default ``torch.from_numpy``) runs on the CPU; the
     tensor goes to ``device`` (pinned, asynchronous on CUDA). ``precision`` ``"bf16"`` or
     ``"fp16"`` runs ``forward`` under CUDA autocast (ignored on the CPU); default from
-    dask config ``hsad.precision`` (``"fp32"``).
+    dask config ``hsad.precision`` (``"fp32"``). ``grad`` runs ``forward`` with autograd on
+    (a score that descends a gradient), else under ``inference_mode``. With ``keys`` (one
+    per input row, e.g. the pixels' scene positions) ``forward(x, keys_of_the_batch)``.
     """
     import torch
 
@@ -539,16 +537,17 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
     use_amp = amp is not None and device.type == "cuda"
     cuda = device.type == "cuda"
     outs = []
-    with torch.inference_mode():
+    with torch.enable_grad() if grad else torch.inference_mode():
         for lo in range(0, len(inputs), int(batch)):
             chunk = inputs[lo:lo + int(batch)]
             x = prepare(chunk) if prepare is not None else torch.from_numpy(
                 np.ascontiguousarray(chunk, dtype=np.float32))
             x = x.pin_memory().to(device, non_blocking=True) if cuda else x.to(device)
+            args = (x,) if keys is None else (x, keys[lo:lo + int(batch)])
             with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
                                 enabled=use_amp):
-                y = forward(x)
-            outs.append(y.float().cpu().numpy())
+                y = forward(*args)
+            outs.append(y.detach().float().cpu().numpy())
     if not outs:
         return np.empty((0,), dtype=np.float32)
     return np.concatenate(outs)

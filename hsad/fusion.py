@@ -4,10 +4,11 @@ Works on the residual of ANY reconstruction model: ``ΔY = |Y − Ŷ|`` as a ``(
 array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 
 - ``d_spectral``: global RX of ΔY, ``(Δy − μ)ᵀ Σ⁺ (Δy − μ)`` with μ, Σ over valid pixels.
-- ``d_spatial``, variant ``paper``: the ``n_components`` residual bands of minimum energy
+- ``d_spatial``, variant ``paper`` (METHODS.md §1, literally): the ``n_components`` (3)
+  residual bands of minimum energy
   ``e_b = Σ_ij ΔY(i,j,b)``; on each, the area attribute difference
   ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.morphology`); their
-  mean, smoothed by a guided filter guided by itself.
+  mean, smoothed by a guided filter guided by itself (r = 3, ε = 0.5).
 - ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
   leading principal components of the standardised cube (or of the residual), each
   guided-filtered with the first component as guide, then summed.
@@ -16,7 +17,7 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import dask.array as da
 import numpy as np
@@ -29,6 +30,13 @@ from hsad.morphology import area_filter
 from hsad.stats import cube_moments, mahalanobis, pinv_precision
 
 VARIANTS = ("aed", "paper")
+#: Each variant's own defaults, taken where a :class:`Fusion` field is None. ``aed``: the
+#: sweep's setting (docs/fusion_sweep.md); ``paper``: METHODS.md §1 (3 minimum-energy
+#: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's default).
+VARIANT_DEFAULTS = {
+    "aed": {"n_components": 4, "area": 36, "radius": 1, "eps": 0.001},
+    "paper": {"n_components": 3, "area": 25, "radius": 3, "eps": 0.5},
+}
 NORMS = ("minmax", "rank")
 PC_SOURCES = ("cube", "residual")
 
@@ -209,21 +217,34 @@ def fuse(d_spatial: np.ndarray, d_spectral: np.ndarray, lam: float,
 class Fusion:
     """Every parameter of the fusion stage; :meth:`stages` runs it on a residual.
 
-    Defaults come from the sweep in ``benchmarks/sweep_fusion.py`` (docs/fusion_sweep.md):
-    one setting for all scenes.
+    ``n_components``, ``area``, ``radius`` and ``eps`` left None take the variant's own
+    defaults (:data:`VARIANT_DEFAULTS`, see :meth:`resolved`): the sweep's for ``aed``
+    (one setting for all scenes, ``benchmarks/sweep_fusion.py``), METHODS.md §1's for
+    ``paper``. ``lam``, ``levels`` and ``norm`` are shared by both.
     """
 
     variant: str = "aed"
     lam: float = 0.6
-    n_components: int = 4
-    area: int = 36
+    n_components: int | None = None
+    area: int | None = None
     levels: int = 256
-    radius: int = 1
-    eps: float = 0.001
+    radius: int | None = None
+    eps: float | None = None
     norm: str = "minmax"
     pc_source: str = "cube"
 
+    def resolved(self) -> Fusion:
+        """A validated copy with the variant's defaults in the fields left None."""
+        if self.variant not in VARIANTS:
+            raise ParameterError(f"fusion variant must be one of {VARIANTS}, got "
+                                 f"{self.variant!r}")
+        own = {k: v for k, v in VARIANT_DEFAULTS[self.variant].items()
+               if getattr(self, k) is None}
+        return replace(self, **own).validate()
+
     def validate(self) -> Fusion:
+        if any(getattr(self, k) is None for k in VARIANT_DEFAULTS["aed"]):
+            return self.resolved()
         checks = [
             (self.variant in VARIANTS, f"fusion variant must be one of {VARIANTS}"),
             (self.norm in NORMS, f"fusion norm must be one of {NORMS}"),
@@ -250,24 +271,23 @@ class Fusion:
 
     def spatial(self, residual, cube=None) -> np.ndarray:
         """D_spatial of the configured variant (``cube`` needed for AED on the cube)."""
-        self.validate()
-        kw = dict(area=int(self.area), levels=int(self.levels), radius=int(self.radius),
-                  eps=float(self.eps))
-        if self.variant == "paper":
-            return spatial_paper(residual, n_components=int(self.n_components), **kw)
-        source = residual if self.pc_source == "residual" or cube is None else cube
-        if cube is None and self.pc_source == "cube":
+        f = self.resolved()
+        kw = dict(area=int(f.area), levels=int(f.levels), radius=int(f.radius),
+                  eps=float(f.eps))
+        if f.variant == "paper":
+            return spatial_paper(residual, n_components=int(f.n_components), **kw)
+        source = residual if f.pc_source == "residual" or cube is None else cube
+        if cube is None and f.pc_source == "cube":
             raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
-        return spatial_aed(principal_components(source, int(self.n_components)), **kw)
+        return spatial_aed(principal_components(source, int(f.n_components)), **kw)
 
     def stages(self, residual, cube=None, d_spectral: np.ndarray | None = None) -> dict:
         """``{"d_spectral", "d_spatial", "d_ss"}`` maps (numpy, NaN off-data).
 
         ``residual`` is ΔY (y, x, B); ``cube`` the (good-band) scene, NaN off-data.
-        With ``lam = 0`` the spatial map is not computed (zeros) unless asked for.
         """
-        self.validate()
+        f = self.resolved()
         d_spec = spectral_rx(residual) if d_spectral is None else d_spectral
-        d_spat = self.spatial(residual, cube)
-        d_ss = fuse(d_spat, d_spec, float(self.lam), self.norm)
+        d_spat = f.spatial(residual, cube)
+        d_ss = fuse(d_spat, d_spec, float(f.lam), f.norm)
         return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}

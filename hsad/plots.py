@@ -242,27 +242,35 @@ def quicklook(
 
 
 def plot_losses(
-    history: Mapping[str, Sequence[float]], path=None, title: str | None = None
+    history: Mapping[str, Sequence[float]], path=None, title: str | None = None,
+    stages: Mapping[str, Sequence] | None = None,
 ) -> Figure:
     """Training losses per epoch, one line per key; log y axis when all are positive and
-    span more than two decades."""
+    span more than two decades. ``stages`` (``History.stages``: name → ``[first epoch,
+    epochs, loss names]``) draws one panel per training stage."""
     series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if len(v)}
     if not series:
         raise ParameterError("no loss values to plot")
-    fig = new_figure(figsize=(7.0, 4.5))
-    ax = fig.add_subplot()
-    for name, values in series.items():
-        ax.plot(np.arange(1, values.size + 1), values, lw=1.3, label=name,
-                marker="o" if values.size < 30 else None, ms=3)
-    allv = np.concatenate(list(series.values()))
-    allv = allv[np.isfinite(allv)]
-    if allv.size and allv.min() > 0 and allv.max() / allv.min() > 100:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    ax.set_title(title or "training losses")
+    panels = {name: (int(first), [n for n in names if n in series])
+              for name, (first, _, names) in (stages or {}).items()}
+    panels = {k: v for k, v in panels.items() if v[1]} or {"": (0, list(series))}
+    fig = new_figure(figsize=(7.0 * len(panels) if len(panels) > 1 else 7.0, 4.5))
+    for i, (stage, (first, names)) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for name in names:
+            values = series[name]
+            ax.plot(np.arange(first + 1, first + values.size + 1), values, lw=1.3,
+                    label=name, marker="o" if values.size < 30 else None, ms=3)
+        allv = np.concatenate([series[n] for n in names])
+        allv = allv[np.isfinite(allv)]
+        if allv.size and allv.min() > 0 and allv.max() / allv.min() > 100:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        head = title or "training losses"
+        ax.set_title(f"{head}: {stage}" if len(panels) > 1 else head)
     return _finish(fig, path)
 
 

@@ -12,8 +12,8 @@ from hsad import detectors
 from hsad.errors import ParameterError
 from hsad.nn.blocks import Discriminator, MLPDecoder, gradient_penalty
 from hsad.nn.persistence import load_detector, save_detector
-from hsad.nn.trainer import cpu_threads
-from hsad.nn.wgan import Critic, anomaly_terms, encoder_step, frozen, wgan_critic_step
+from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.wgan import Critic, anomaly_terms
 from hsad.synthetic import make_scene
 
 #: Tiny, fast settings; the defaults are sized for real scenes (docs/fanogan.md).
@@ -59,36 +59,63 @@ def test_gradient_penalty_of_a_linear_critic(w, expected):
     assert gp.item() == pytest.approx(expected, abs=1e-5)
 
 
+def _stages(objective="izi_f", n_critic=5):
+    """f-AnoGAN's two training stages on 6-band spectra, as ``fit`` builds them."""
+    from hsad.detectors.fanogan import FAnoGAN
+
+    det = FAnoGAN(hidden=8, depth=1, latent=3, objective=objective, n_critic=n_critic,
+                  lr=1e-3, encoder_lr=5e-3, device="cpu", progress=False)
+    det.n_bands_ = 6
+    torch.manual_seed(0)
+    det.networks_ = det._build(6)
+    return det.networks_, det._stages()
+
+
+def _run(stage, x):
+    from hsad.nn.trainer import Trainer
+
+    return Trainer(batch_size=32, progress=False, device="cpu").run([stage], x)
+
+
+def _params(*modules):
+    return [p.detach().clone() for m in modules for p in m.parameters()]
+
+
+def _same(a, b):
+    return all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+
+
 def test_gradient_penalty_is_positive_for_a_real_critic_and_trains_it():
     gen, critic, _ = _nets()
     assert gradient_penalty(critic, torch.randn(32, 6), torch.randn(32, 6)).item() > 0
-    opt_g = torch.optim.Adam(gen.parameters(), 1e-3, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(critic.parameters(), 1e-3, betas=(0.0, 0.9))
-    g_before = [p.clone() for p in gen.parameters()]
-    out = wgan_critic_step(gen, critic, opt_g, opt_d, torch.randn(32, 6), 3)
-    assert set(out) == {"loss_d", "wasserstein"}  # a critic-only step leaves G alone
-    assert all(torch.equal(a, b) for a, b in zip(g_before, gen.parameters(), strict=True))
-    out = wgan_critic_step(gen, critic, opt_g, opt_d, torch.randn(32, 6), 3,
-                           generator_step=True)
-    assert "loss_g" in out
-    assert not all(torch.equal(a, b) for a, b in zip(g_before, gen.parameters(), strict=True))
-    assert all(p.requires_grad for p in critic.parameters())
+    x = torch.randn(64, 6)
+    nets, (gan, _) = _stages(n_critic=3)  # 2 batches of 32, 1 epoch: critic steps only
+    g_before, d_before = _params(nets["generator"]), _params(nets["critic"])
+    gan.epochs = 1
+    hist = _run(gan, x)
+    assert set(hist.losses) == {"loss_d", "wasserstein"}  # critic-only steps leave G alone
+    assert _same(g_before, _params(nets["generator"]))
+    assert not _same(d_before, _params(nets["critic"]))
+    nets, (gan, _) = _stages(n_critic=1)
+    g_before = _params(nets["generator"])
+    gan.epochs = 1
+    assert "loss_g" in _run(gan, x).losses
+    assert not _same(g_before, _params(nets["generator"]))
+    assert all(p.requires_grad for p in nets["critic"].parameters())
 
 
 # ---- encoder stage ----------------------------------------------------------------------
 @pytest.mark.parametrize("objective", ["izi_f", "izi", "ziz"])
 def test_encoder_stage_leaves_generator_and_critic_bitwise_unchanged(objective):
-    gen, critic, enc = _nets()
+    nets, (_, encoder) = _stages(objective)
+    gen, critic, enc = nets["generator"], nets["critic"], nets["encoder"]
     before = {k: v.clone() for m in (gen, critic) for k, v in m.state_dict().items()}
-    e_before = [p.clone() for p in enc.parameters()]
-    opt_e = torch.optim.RMSprop(enc.parameters(), lr=5e-3)
-    x = torch.randn(64, 6)
-    for _ in range(5):
-        encoder_step(enc, gen, critic, opt_e, x, objective, kappa=1.0, d_z=3,
-                     rng=torch.Generator().manual_seed(1))
+    e_before = _params(enc)
+    encoder.epochs = 3
+    _run(encoder, torch.randn(64, 6))
     after = {k: v for m in (gen, critic) for k, v in m.state_dict().items()}
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert not all(torch.equal(a, b) for a, b in zip(e_before, enc.parameters(), strict=True))
+    assert not _same(e_before, _params(enc))
     assert all(p.grad is None for m in (gen, critic) for p in m.parameters())
     assert all(p.requires_grad for m in (gen, critic) for p in m.parameters())
 
@@ -219,11 +246,11 @@ def test_dss_fusion_and_stage_maps(scene, trained):
                                stages["a_residual"].values + 0.5 * stages["a_feature"].values,
                                rtol=1e-5)
     np.testing.assert_array_equal(stages["score"].values, stages["anomaly"].values)
-    trained.set_params(fusion="dss")
+    trained.set_params(output="d_ss")
     try:
         d_ss = trained.score(cube)
     finally:
-        trained.set_params(fusion="none")
+        trained.set_params(output=None)
     np.testing.assert_allclose(d_ss.values, stages["d_ss"].values, rtol=1e-6)
     assert np.nanmin(d_ss.values) >= 0 and np.nanmax(d_ss.values) <= 1
 
@@ -237,7 +264,7 @@ def test_patch_and_conv1d_variants_fit_and_score(scene, params):
     assert scores.shape == truth.shape and np.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("bad", [dict(objective="zz"), dict(fusion="aed"), dict(arch="rnn"),
+@pytest.mark.parametrize("bad", [dict(objective="zz"), dict(fusion="dss"), dict(arch="rnn"),
                                  dict(train_window="0,50,0,10"), dict(train_window="1,2,3")])
 def test_bad_parameters_raise_parameter_error(scene, bad):
     cube, _ = scene
@@ -316,7 +343,7 @@ def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
                          "--seed", 1, "--device", "cpu", "--quiet", "--fusion", "dss",
                          *params], capsys)
     assert code == 0, err
-    assert load_detector(model).fusion == "dss"  # stored with the model
+    assert load_detector(model).output == "d_ss"  # stored with the model
     cube = open_cube(files["cube"])
     maps = {}
     for mode in ("none", "dss"):
@@ -343,3 +370,13 @@ def test_set_fusion_on_hadgan_switches_between_d_ss_and_d_spectral():
         det.set_fusion("aed")
     with pytest.raises(ParameterError, match="fusion mode"):
         detectors.get("fanogan").set_fusion("paper")
+    assert detectors.get("fanogan").set_fusion("none").output == "anomaly"
+
+
+def test_fusion_names_the_spatial_variant_in_every_model(scene):
+    # one name, one meaning: `fusion` is the D_SS spatial variant, `output` picks the map
+    cube, _ = scene
+    for name in ("hadgan", "fanogan"):
+        with pytest.raises(ParameterError, match="output=d_ss"):
+            detectors.get(name, fusion="dss", progress=False, device="cpu").fit(cube)
+        assert detectors.get(name, fusion="paper").fusion_().radius == 3

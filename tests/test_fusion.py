@@ -166,10 +166,52 @@ def test_library_defaults_are_the_documented_sweep_choice():
     match = re.search(r"HADGAN parameters `(\{.*?\})`", doc.read_text(encoding="utf-8"))
     assert match, "fusion_sweep.md lacks the chosen HADGAN parameters"
     chosen = ast.literal_eval(match.group(1))
-    defaults = HADGAN.param_defaults()
+    # n_components, area, radius and eps default to None: the variant's own defaults
+    resolved = HADGAN().fusion_()
+    defaults = {**HADGAN.param_defaults(), **{k: getattr(resolved, k) for k in
+                                              ("n_components", "area", "radius", "eps")}}
     assert {k: defaults[k] for k in chosen} == chosen
-    assert F.Fusion() == F.Fusion(
+    assert F.Fusion().resolved() == F.Fusion(
         variant=chosen["fusion"], lam=chosen["lam"], n_components=chosen["n_components"],
         area=chosen["area"], levels=chosen["levels"], radius=chosen["radius"],
         eps=chosen["eps"], norm=chosen["fusion_norm"],
         pc_source=chosen.get("pc_source", "cube"))
+
+
+def test_paper_variant_is_methods_section_1_on_a_hand_computed_case():
+    """One bright residual pixel in 3 low-energy bands, plus a flat high-energy band.
+
+    METHODS.md §1: the 3 minimum-energy bands (the flat band is left out), area filters
+    (the pixel is a 1-pixel peak: D_f = 1 there, 0 elsewhere, in every band), their mean
+    F = δ, then a guided filter guided by F with r = 3, ε = 0.5. Every 7×7 window holding
+    the pixel has mean m = 1/49 and variance m − m², so a = (m − m²)/(m − m² + ε),
+    b = m(1 − a); at the pixel q = a + b, and at offset (i, j) q = b·(7−|i|)(7−|j|)/49.
+    """
+    res = np.zeros((15, 15, 4))
+    res[7, 7, [0, 1, 3]] = 1.0
+    res[:, :, 2] = 1.0  # energy 225: not among the 3 minimum-energy bands
+    paper = F.Fusion(variant="paper")
+    assert (paper.resolved().n_components, paper.resolved().radius,
+            paper.resolved().eps) == (3, 3, 0.5)
+    got = paper.spatial(res)
+    m = 1 / 49
+    a = (m - m * m) / (m - m * m + 0.5)
+    b = m * (1 - a)
+    i = np.abs(np.arange(15) - 7)
+    reach = np.clip(7 - i, 0, None)
+    expected = b * np.outer(reach, reach) / 49
+    expected[7, 7] = a + b
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    # the AED variant keeps its own (sweep) defaults and gives another map
+    assert F.Fusion(variant="aed").resolved().radius == 1
+    assert not np.allclose(F.Fusion(variant="paper", radius=1, eps=1e-3).spatial(res), got)
+
+
+def test_detectors_take_the_variant_defaults_unless_given():
+    from hsad import detectors
+
+    fusion = detectors.get("hadgan", fusion="paper").fusion_()
+    assert (fusion.n_components, fusion.area, fusion.radius, fusion.eps) == (3, 25, 3, 0.5)
+    assert detectors.get("hadgan", fusion="paper", radius=2).fusion_().radius == 2
+    aed = detectors.get("fanogan").fusion_()
+    assert (aed.n_components, aed.area, aed.radius, aed.eps) == (4, 36, 1, 0.001)

@@ -247,3 +247,111 @@ def test_load_detector_reports_bad_model_files(tmp_path):
     with pytest.raises(ModelError, match="lacks config.json"):
         read_model(folder)
     assert str(folder) in str(pytest.raises(ModelError, read_model, folder).value)
+
+
+# ---- staged trainer ---------------------------------------------------------------------
+def _players():
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+
+
+def test_alternating_updates_run_every_kth_step_with_the_other_player_frozen():
+    from hsad.nn.trainer import Stage, Update
+
+    critic, gen = _players()
+    calls = {"critic": 0, "gen": 0}
+    seen_frozen = []
+
+    def critic_loss(batch, shared):
+        calls["critic"] += 1
+        shared["out"] = critic(batch[0]).mean()
+        return {"loss_d": shared["out"]}
+
+    def gen_loss(batch, shared):
+        calls["gen"] += 1
+        seen_frozen.append(not any(p.requires_grad for p in critic.parameters()))
+        assert "out" in shared  # the critic's update of this step ran first
+        return {"loss_g": -critic(gen(batch[0]) * batch[0]).mean()}
+
+    stage = Stage("gan", [Update("loss_d", critic_loss, torch.optim.SGD(critic.parameters(), 0.1)),
+                          Update("loss_g", gen_loss, torch.optim.SGD(gen.parameters(), 0.1),
+                                 every=3, frozen=(critic,))], epochs=2)
+    hist = Trainer(batch_size=10, progress=False, device="cpu").run([stage], torch.ones(40, 3))
+    assert calls == {"critic": 8, "gen": 2}  # 4 batches × 2 epochs; steps 3 and 6
+    assert all(seen_frozen) and all(p.requires_grad for p in critic.parameters())
+    assert len(hist.losses["loss_d"]) == len(hist.losses["loss_g"]) == 2
+
+
+def test_stages_run_in_sequence_into_one_history():
+    from hsad.nn.trainer import History, Stage, Update
+
+    a, b = _players()
+    b_before = [p.detach().clone() for p in b.parameters()]
+
+    def loss_a(batch, shared):
+        return {"loss_a": (a(batch[0]) ** 2).mean()}
+
+    def loss_b(batch, shared):
+        return {"loss_b": (b(batch[0]) ** 2).mean()}
+
+    stages = [Stage("first", [Update("loss_a", loss_a, torch.optim.SGD(a.parameters(), 0.1))], 3),
+              Stage("second", [Update("loss_b", loss_b, torch.optim.SGD(b.parameters(), 0.1))],
+                    2, frozen=(a,))]
+    hist = Trainer(batch_size=8, progress=False, device="cpu").run(stages, torch.ones(16, 3))
+    assert hist.epochs == 5 and hist.stages == {"first": [0, 3, ["loss_a"]],
+                                                "second": [3, 2, ["loss_b"]]}
+    assert hist.stage_losses("second") == {"loss_b": hist.losses["loss_b"]}
+    assert not all(torch.equal(p, q) for p, q in zip(b.parameters(), b_before, strict=True))
+    assert History.from_dict(hist.to_dict()).stages == hist.stages
+    with pytest.raises(ParameterError, match="a loss of an earlier stage"):
+        Trainer(batch_size=8, progress=False, device="cpu").run(
+            [stages[0], Stage("again", stages[0].updates, 1)], torch.ones(16, 3))
+
+
+def test_early_stopping_needs_the_monitored_loss():
+    from hsad.nn.trainer import Stage, Update
+
+    net, _ = _players()
+    stage = Stage("s", [Update("loss", lambda b, s: {"loss": net(b[0]).mean() * 0},
+                               torch.optim.SGD(net.parameters(), 0.1))], 50, monitor="loss_r")
+    with pytest.raises(ParameterError, match="monitors 'loss_r'"):
+        Trainer(progress=False, early_stopping=2, device="cpu").run([stage], torch.ones(4, 3))
+    stage.monitor = "loss"
+    hist = Trainer(progress=False, early_stopping=2, device="cpu").run([stage], torch.ones(4, 3))
+    assert hist.stopped_early and hist.epochs == 3
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import io
+
+    from hsad.nn.trainer import show_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not show_progress(True)
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert show_progress(True) and not show_progress(False)
+
+
+def test_detect_no_progress_silences_the_training_bar(tmp_path, monkeypatch):
+    import io
+
+    from hsad.cli.main import main
+    from hsad.synthetic import make_scene, write_scene
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    scene = write_scene(make_scene(rows=16, cols=16, bands=8, n_targets=2, seed=1), tmp_path)
+    for flag, shown in (("--no-progress", False), ("--progress", True)):
+        err = Terminal()
+        monkeypatch.setattr("sys.stderr", err)
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", str(scene["cube"]), "-m", "hadgan", "-p", "epochs=2", "-p",
+                  "hidden=8", "--device", "cpu", flag, "-o", str(tmp_path / "s.tif")])
+        assert exc.value.code == 0
+        assert ("hadgan training" in err.getvalue()) is shown, flag

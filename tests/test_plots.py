@@ -149,3 +149,17 @@ def test_loss_curves(tmp_path):
     assert plot_losses({"a": [3.0, 2.0, 1.5]}).axes[0].get_yscale() == "linear"
     with pytest.raises(ParameterError):
         plot_losses({"a": []})
+
+
+def test_loss_curves_one_panel_per_training_stage(tmp_path):
+    # f-AnoGAN-like history: 3 GAN epochs, then 2 encoder epochs
+    history = {"loss_d": [3.0, 2.0, 1.0], "loss_g": [1.0, 0.5, 0.2], "loss_e": [0.4, 0.3]}
+    stages = {"gan": [0, 3, ["loss_d", "loss_g"]], "encoder": [3, 2, ["loss_e"]]}
+    path = tmp_path / "stages.png"
+    fig = plot_losses(history, path, title="run", stages=stages)
+    _check_png(path)
+    gan, encoder = fig.axes
+    assert [ln.get_label() for ln in gan.lines] == ["loss_d", "loss_g"]
+    assert [ln.get_label() for ln in encoder.lines] == ["loss_e"]
+    assert list(encoder.lines[0].get_xdata()) == [4, 5]  # epochs count over the whole run
+    assert gan.get_title() == "run: gan" and encoder.get_title() == "run: encoder"

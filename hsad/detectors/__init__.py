@@ -1,46 +1,63 @@
 """Detector registry: ``get(name, **params)`` and ``available()``.
 
-Each detector lives in its own module below and registers itself by name.
+Registration happens in one place, the class: every module of this package is found with
+``pkgutil``, and each :class:`BaseDetector` subclass it defines with its own ``name`` is
+registered under that name. A module named after its detector (``rx.py`` for ``rx``) is
+imported alone by ``get``, so RX users do not pay torch's import. Detectors defined
+elsewhere (a plugin) join with :func:`register`.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
 
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
-#: Modules holding one detector each, named after it; imported when first needed.
-_MODULES = ("rx", "lrx", "crd", "hadgan", "fanogan")
-
 _REGISTRY: dict[str, type[BaseDetector]] = {}
+_SCANNED: set[str] = set()
 
 
 def register(cls: type[BaseDetector]) -> type[BaseDetector]:
-    """Class decorator: make a detector available under ``cls.name``."""
+    """Make a detector defined outside this package available under ``cls.name``."""
+    if not cls.__dict__.get("name"):
+        raise ParameterError(f"{cls.__name__} has no name to register")
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def _load_all() -> None:
-    for mod in _MODULES:
-        importlib.import_module(f"hsad.detectors.{mod}")
+def _modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def _scan(module: str) -> None:
+    """Import ``hsad.detectors.<module>`` and register the detectors it defines."""
+    if module in _SCANNED:
+        return
+    mod = importlib.import_module(f"{__name__}.{module}")
+    for _, obj in inspect.getmembers(mod, inspect.isclass):
+        if (issubclass(obj, BaseDetector) and obj.__module__ == mod.__name__
+                and obj.__dict__.get("name")):
+            _REGISTRY[obj.name] = obj
+    _SCANNED.add(module)
 
 
 def available() -> dict[str, type[BaseDetector]]:
     """Registered detectors by name."""
-    _load_all()
+    for module in _modules():
+        _scan(module)
     return dict(sorted(_REGISTRY.items()))
 
 
 def get(name: str, **params) -> BaseDetector:
-    """Instantiate the detector ``name`` with hyperparameters ``params``.
-
-    Only the detector's own module is imported (RX users do not pay torch's import).
-    """
+    """Instantiate the detector ``name`` with hyperparameters ``params``."""
     key = name.lower()
-    if key in _MODULES and key not in _REGISTRY:
-        importlib.import_module(f"hsad.detectors.{key}")
+    if key not in _REGISTRY and key in _modules():
+        _scan(key)
+    if key not in _REGISTRY:
+        available()
     if key not in _REGISTRY:
         raise ParameterError(f"unknown method {name!r} (available: {', '.join(available())})")
     det = _REGISTRY[key]()

@@ -20,7 +20,6 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.stats import check_scales, scene_moments
@@ -145,7 +144,6 @@ def crd_block(
     return out
 
 
-@register
 class CRD(BaseDetector):
     """Collaborative-representation anomaly detector (Li & Du 2015).
 

@@ -14,102 +14,33 @@ Choices and measured figures: docs/hadgan.md.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from hsad.detectors import register
-from hsad.detectors.neural import ReconstructionDetector
-from hsad.nn.blocks import (
-    Discriminator,
-    MLPDecoder,
-    MLPEncoder,
-    PatchDecoder,
-    PatchEncoder,
-)
-from hsad.nn.trainer import History, Trainer
+from hsad.detectors.reconstruction import ReconstructionDetector
+from hsad.nn.blocks import Discriminator, MLPDecoder, MLPEncoder, PatchDecoder, PatchEncoder
+from hsad.nn.trainer import Stage, Update
 
 
-@register
 class HADGAN(ReconstructionDetector):
     """HADGAN: adversarial autoencoder + spatial–spectral residual fusion (D_SS)."""
 
     name = "hadgan"
     summary = "HADGAN adversarial autoencoder; RX + attribute-filter fusion of its residual"
 
-    def __init__(
-        self,
-        input: str = "pixel",
-        patch: int = 3,
-        hidden: int = 128,
-        depth: int = 2,
-        latent: int | None = 4,
-        disc_hidden: int = 64,
-        epochs: int = 20,
-        batch_size: int = 512,
-        lr: float = 1e-3,
-        w_ziz: float = 1.0,
-        w_shrink: float = 0.1,
-        w_adv_z: float = 0.01,
-        w_adv_i: float = 0.01,
-        sample_size: int = 50_000,
-        normalisation: str = "percentile",
-        fusion: str = "aed",
-        lam: float = 0.6,
-        n_components: int = 4,
-        area: int = 36,
-        levels: int = 256,
-        radius: int = 1,
-        eps: float = 0.001,
-        fusion_norm: str = "minmax",
-        pc_source: str = "cube",
-        output: str = "d_ss",
-        seed: int = 0,
-        device: str = "auto",
-        progress: bool = True,
-        early_stopping: int | None = None,
-    ):
-        self.input = input
-        self.patch = patch
-        self.hidden = hidden
-        self.depth = depth
-        self.latent = latent
-        self.disc_hidden = disc_hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.w_ziz = w_ziz
-        self.w_shrink = w_shrink
-        self.w_adv_z = w_adv_z
-        self.w_adv_i = w_adv_i
-        self.sample_size = sample_size
-        self.normalisation = normalisation
-        self.fusion = fusion
-        self.lam = lam
-        self.n_components = n_components
-        self.area = area
-        self.levels = levels
-        self.radius = radius
-        self.eps = eps
-        self.fusion_norm = fusion_norm
-        self.pc_source = pc_source
-        self.output = output
-        self.seed = seed
-        self.device = device
-        self.progress = progress
-        self.early_stopping = early_stopping
+    latent: int | None = 4
+    disc_hidden: int = 64
+    w_ziz: float = 1.0
+    w_shrink: float = 0.1
+    w_adv_z: float = 0.01
+    w_adv_i: float = 0.01
+    output = "d_ss"
 
-    def latent_size(self, n_bands: int) -> int:
-        """d_z: ``latent`` if given, else ``int(√B + 1)`` as in the reference code."""
-        return int(self.latent) if self.latent else int(math.sqrt(n_bands) + 1)
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [(int(self.disc_hidden) >= 1, "disc_hidden must be ≥ 1")]
 
     def _build(self, n_bands: int) -> dict[str, nn.Module]:
-        if int(self.hidden) < 1 or int(self.depth) < 1:
-            raise ValueError("hidden and depth must be ≥ 1")
-        d_z = self.latent_size(n_bands)
-        widths = [int(self.hidden)] * int(self.depth)
-        k = self.patch_size
+        d_z, widths, k = self.latent_size(n_bands), self.widths, self.patch_size
         if k == 1:
             encoder = MLPEncoder(n_bands, widths, d_z)
             decoder = MLPDecoder(d_z, widths[::-1], n_bands)
@@ -124,54 +55,44 @@ class HADGAN(ReconstructionDetector):
         }
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.networks_["decoder"](self.networks_["encoder"](x))
-        if out.dim() == 4:  # patch mode: the centre spectrum of the rebuilt patch
-            h = out.shape[-1] // 2
-            out = out[:, :, h, h]
-        return out
+        return self._centre(self.networks_["decoder"](self.networks_["encoder"](x)))
 
-    def _train(self, x: torch.Tensor, trainer: Trainer) -> History:
+    def _stages(self) -> list[Stage]:
         net = self.networks_
         enc, dec, d_z, d_i = net["encoder"], net["decoder"], net["d_z"], net["d_i"]
-        lr = float(self.lr)
-        opt_ae = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=lr)
-        opt_d = torch.optim.Adam([*d_z.parameters(), *d_i.parameters()], lr=lr)
         bce = nn.BCEWithLogitsLoss()
-        w_ziz, w_shrink = float(self.w_ziz), float(self.w_shrink)
         w_adv_z, w_adv_i = float(self.w_adv_z), float(self.w_adv_i)
-        adversarial = w_adv_z > 0 or w_adv_i > 0
         prior = torch.Generator().manual_seed(int(self.seed) + 1)
 
-        def step(batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        def autoencoder(batch, shared):
             (y,) = batch
-            n = y.shape[0]
-            ones = torch.ones(n, 1, device=y.device)
-            zeros = torch.zeros(n, 1, device=y.device)
             z = enc(y)
             y_hat = dec(z)
             loss_r = ((y - y_hat) ** 2).mean()
             loss_ziz = ((z - enc(dec(z))) ** 2).mean()
             loss_shrink = (z**2).mean()
-            loss = loss_r + w_ziz * loss_ziz + w_shrink * loss_shrink
-            if adversarial:  # E fools D_z, De (through ŷ) fools D_I
-                adv_z = bce(d_z(z), ones)
-                adv_i = bce(d_i(y_hat), ones)
-                loss = loss + w_adv_z * adv_z + w_adv_i * adv_i
-            opt_ae.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_ae.step()
-            out = {"loss": loss.item(), "loss_r": loss_r.item(), "loss_ziz": loss_ziz.item(),
-                   "loss_shrink": loss_shrink.item()}
-            if adversarial:
-                z_prior = torch.randn(n, z.shape[1], generator=prior).to(y.device)
-                loss_d = (bce(d_z(z_prior), ones) + bce(d_z(z.detach()), zeros)
-                          + bce(d_i(y), ones) + bce(d_i(y_hat.detach()), zeros))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                out.update(adv_z=adv_z.item(), adv_i=adv_i.item(), loss_d=loss_d.item())
+            loss = loss_r + float(self.w_ziz) * loss_ziz + float(self.w_shrink) * loss_shrink
+            out = {"loss": loss, "loss_r": loss_r, "loss_ziz": loss_ziz,
+                   "loss_shrink": loss_shrink}
+            if w_adv_z > 0 or w_adv_i > 0:  # E fools D_z, De (through ŷ) fools D_I
+                ones = torch.ones(y.shape[0], 1, device=y.device)
+                out["adv_z"], out["adv_i"] = bce(d_z(z), ones), bce(d_i(y_hat), ones)
+                out["loss"] = loss + w_adv_z * out["adv_z"] + w_adv_i * out["adv_i"]
+            shared.update(y=y, z=z.detach(), y_hat=y_hat.detach())
             return out
 
-        for module in net.values():
-            module.train()
-        return trainer.fit(step, x)
+        def discriminators(batch, shared):
+            y, z, y_hat = shared["y"], shared["z"], shared["y_hat"]
+            ones = torch.ones(y.shape[0], 1, device=y.device)
+            zeros = torch.zeros(y.shape[0], 1, device=y.device)
+            z_prior = torch.randn(y.shape[0], z.shape[1], generator=prior).to(y.device)
+            return {"loss_d": bce(d_z(z_prior), ones) + bce(d_z(z), zeros)
+                    + bce(d_i(y), ones) + bce(d_i(y_hat), zeros)}
+
+        adam = torch.optim.Adam
+        updates = [Update("loss", autoencoder, adam([*enc.parameters(), *dec.parameters()],
+                                                    lr=float(self.lr)))]
+        if w_adv_z > 0 or w_adv_i > 0:
+            opt_d = adam([*d_z.parameters(), *d_i.parameters()], lr=float(self.lr))
+            updates.append(Update("loss_d", discriminators, opt_d))
+        return [Stage("autoencoder", updates, int(self.epochs), monitor="loss_r")]

@@ -20,7 +20,6 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 from hsad.stats import check_covariance, check_scales, covariance_rank, scene_moments
@@ -133,7 +132,6 @@ def lrx_block(
     return out
 
 
-@register
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
 

@@ -1,16 +1,27 @@
-"""Base class of reconstruction detectors: a network learns to rebuild background spectra,
-and the residual ``ΔY = |Y − Ŷ|`` goes through the spatial–spectral fusion (hsad.fusion).
+"""The base of hsad's neural detectors (see docs/adding_a_model.md).
 
-A subclass provides ``_build(n_bands) -> {name: module}``, ``_train(x, trainer) -> History``
-and ``_reconstruct(x) -> x̂`` (normalised units; ``x`` is ``(N, B)`` spectra or
-``(N, B, k, k)`` patches, ``x̂`` spectra ``(N, B)``). This class handles band selection,
-sampling, normalisation, seeding, batched chunk-wise inference, nodata, the fusion stages
-and the scene checks a saved model needs.
+A model declares its hyperparameters as annotated class attributes (dataclass style; the
+common ones are declared here once) and provides:
+
+- ``_build(n_bands) -> {name: module}``: its networks;
+- ``_stages() -> [Stage]``: its training (hsad.nn.trainer: optimisers, alternating
+  updates, frozen players, stages in sequence);
+- ``_score(x, noise) -> (N, T)``: its score terms (``score_terms``: the paper's plain
+  score first, then extra maps) of a normalised batch; ``score_needs_grad = True`` when
+  the score descends a gradient (a latent search), ``noise`` draws keyed by pixel;
+- for a :class:`~hsad.detectors.reconstruction.ReconstructionDetector`, ``_reconstruct``.
+
+This class does the rest: validation, band selection, seeded sampling of the training
+region, normalisation, training, the scene checks a saved model needs, and one tile loop
+that computes every per-pixel output chunk by chunk.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import warnings
+from typing import ClassVar
 
 import dask
 import dask.array as da
@@ -18,27 +29,15 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.cube import good_band_mask, map_like, valid_mask
+from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.engine import (
-    call_model,
-    fusion_stages,
-    infer_batches,
-    materialise,
-    model_node,
-    spectral_map,
-)
+from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.errors import ModelError, ParameterError
-from hsad.fusion import Fusion
+from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
-from hsad.nn.sampling import read_window, sample_pixels, window_inputs
-from hsad.nn.trainer import History, Trainer, cpu_threads, resolve_device, seeded
-from hsad.scheduler import parse_memory
+from hsad.nn.sampling import read_window, region_mask, sample_pixels, window_inputs
+from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
-#: Stages a reconstruction detector can return (``score_stages`` / ``stages_``).
-STAGES = ("residual", "d_spectral", "d_spatial", "d_ss")
-#: Keep the residual in memory (instead of recomputing it per pass) below this size.
-RESIDUAL_MEMORY = 1 << 30
 #: Wavelength mismatch (nm) above which applying a model warns, and above which it refuses.
 WAVELENGTH_WARN_NM = 2.0
 WAVELENGTH_REFUSE_NM = 20.0
@@ -46,63 +45,140 @@ WAVELENGTH_REFUSE_NM = 20.0
 INFER_BATCH = 8192
 
 
-class ReconstructionDetector(BaseDetector):
-    """Scores a scene by fusing spatial and spectral detectors on its reconstruction residual.
+def _is_classvar(annotation) -> bool:
+    return str(annotation).replace("typing.", "").startswith("ClassVar")
 
-    Expected hyperparameters (declared in the subclass ``__init__``): ``input``, ``patch``,
-    ``epochs``, ``batch_size``, ``lr``, ``sample_size``, ``normalisation``, ``seed``,
-    ``device``, ``progress``, ``early_stopping``, ``output`` and the :class:`Fusion` fields
-    (``fusion`` is the variant; ``fusion_norm`` the map normalisation).
+
+class NeuralDetector(BaseDetector):
+    """A detector with trained networks; its hyperparameters are declared class attributes.
+
+    ``__init__`` is generated from the declarations (keyword arguments, each defaulting to
+    its declared value), so every hyperparameter exists on every instance and
+    ``get_params``/``set_params``/``sklearn.base.clone`` follow scikit-learn.
     """
 
-    # ---- subclass hooks -------------------------------------------------------------
+    input: str = "pixel"
+    patch: int = 3
+    hidden: int = 128
+    depth: int = 2
+    latent: int | None = None
+    epochs: int = 20
+    batch_size: int = 512
+    lr: float = 1e-3
+    sample_size: int = 50_000
+    normalisation: str = "percentile"
+    train_window: list[int] | str | None = None
+    output: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    early_stopping: int | None = None
+
+    #: The model's own maps, the paper's plain score first.
+    score_terms: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``_score`` needs autograd at inference.
+    score_needs_grad: ClassVar[bool] = False
+    #: Declared hyperparameters and defaults, in declaration order (set per class).
+    _declared: ClassVar[dict] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._declare()
+
+    @classmethod
+    def _declare(cls) -> None:
+        if "__init__" in cls.__dict__ and cls is not NeuralDetector:
+            raise TypeError(f"{cls.__name__}: declare hyperparameters as annotated class "
+                            "attributes, not in __init__")
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            if not (isinstance(klass, type) and issubclass(klass, NeuralDetector)):
+                continue
+            for name, annotation in klass.__dict__.get("__annotations__", {}).items():
+                if _is_classvar(annotation) or name in names:
+                    continue
+                if name not in klass.__dict__:
+                    raise TypeError(f"{klass.__name__}.{name}: a hyperparameter needs a default")
+                names.append(name)
+        cls._declared = {n: getattr(cls, n) for n in names}
+        init = cls._init
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=v)
+                   for n, v in cls._declared.items()]
+
+        def __init__(self, **hyperparameters):
+            init(self, hyperparameters)
+
+        __init__.__signature__ = inspect.Signature(params)
+        __init__.__doc__ = f"{cls.__name__}'s hyperparameters (declared class attributes)."
+        cls.__init__ = __init__
+
+    def _init(self, given: dict) -> None:
+        unknown = sorted(set(given) - set(self._declared))
+        if unknown:
+            raise ParameterError(f"{self.name}: unknown parameter {unknown[0]!r} (valid: "
+                                 f"{', '.join(sorted(self._declared))})")
+        for key, default in self._declared.items():
+            setattr(self, key, given[key] if key in given else copy.copy(default))
+
+    # ---- model hooks ----------------------------------------------------------------
     def _build(self, n_bands: int) -> dict[str, torch.nn.Module]:
         raise NotImplementedError
 
-    def _train(self, x: torch.Tensor, trainer: Trainer) -> History:
+    def _stages(self) -> list[Stage]:
         raise NotImplementedError
 
-    def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def _score(self, x: torch.Tensor, noise: PixelNoise) -> torch.Tensor:
         raise NotImplementedError
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        """The model's own ``(condition, message)`` parameter checks."""
+        return []
 
     # ---- parameters -----------------------------------------------------------------
-    def fusion_(self) -> Fusion:
-        """The :class:`~hsad.fusion.Fusion` configured by this detector's parameters."""
-        return Fusion(variant=self.fusion, lam=self.lam, n_components=self.n_components,
-                      area=self.area, levels=self.levels, radius=self.radius, eps=self.eps,
-                      norm=self.fusion_norm, pc_source=self.pc_source)
-
-    def set_fusion(self, mode: str) -> ReconstructionDetector:
-        """``"dss"``: score with the fused D_SS map; ``"none"``: with the plain residual
-        score (here RX of the residual, D_spectral). The CLI's ``--fusion``."""
-        if mode not in ("none", "dss"):
-            raise ParameterError(f"{self.name}: fusion mode must be 'none' or 'dss', "
-                                 f"got {mode!r}")
-        return self.set_params(output="d_ss" if mode == "dss" else "d_spectral")
-
     @property
     def patch_size(self) -> int:
         return 1 if self.input == "pixel" else int(self.patch)
 
-    def _validate(self) -> None:
-        if self.input not in ("pixel", "patch"):
-            raise ParameterError(f"{self.name}: input must be 'pixel' or 'patch'")
-        if self.input == "patch" and int(self.patch) not in (3, 5, 7):
-            raise ParameterError(f"{self.name}: patch must be 3, 5 or 7, got {self.patch}")
-        if self.output not in STAGES[1:]:
-            raise ParameterError(f"{self.name}: output must be one of {STAGES[1:]}")
-        for key in ("epochs", "batch_size", "sample_size"):
-            if int(getattr(self, key)) < 1:
-                raise ParameterError(f"{self.name}: {key} must be ≥ 1")
-        if not float(self.lr) > 0:
-            raise ParameterError(f"{self.name}: lr must be > 0")
-        self.fusion_().validate()
+    @property
+    def widths(self) -> list[int]:
+        """Hidden layer widths: ``depth`` layers of ``hidden`` units."""
+        return [int(self.hidden)] * int(self.depth)
 
-    def _trainer(self) -> Trainer:
-        return Trainer(epochs=int(self.epochs), batch_size=int(self.batch_size),
-                       device=self.device, seed=int(self.seed), progress=bool(self.progress),
-                       early_stopping=self.early_stopping, monitor="loss_r",
-                       desc=f"{self.name} training")
+    def latent_size(self, n_bands: int) -> int:
+        """d_z: ``latent``, or ``int(√B + 1)`` (as the reference code) when None."""
+        return int(np.sqrt(n_bands) + 1) if self.latent is None else int(self.latent)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The maps ``output`` can name."""
+        return self.score_terms
+
+    @property
+    def output_(self) -> str:
+        """The map ``score`` returns: ``output``, or the plain score when None."""
+        return self.output if self.output is not None else self.outputs[0]
+
+    def _validate(self) -> None:
+        if not self.outputs:
+            raise ParameterError(f"{self.name}: the model declares no score_terms")
+        checks = [
+            (self.input in ("pixel", "patch"), "input must be 'pixel' or 'patch'"),
+            (self.input == "pixel" or int(self.patch) in (3, 5, 7),
+             f"patch must be 3, 5 or 7, got {self.patch}"),
+            (self.output_ in self.outputs, f"output must be one of {self.outputs}, got "
+                                           f"{self.output!r}"),
+            (self.latent is None or int(self.latent) >= 1,
+             f"latent must be ≥ 1 (or None for int(√B + 1)), got {self.latent!r}"),
+            (float(self.lr) > 0, "lr must be > 0"),
+            (self.early_stopping is None or int(self.early_stopping) >= 1,
+             "early_stopping must be ≥ 1 epochs (or None)"),
+        ]
+        for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
+            checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
+        for ok, message in checks + self._checks():
+            if not ok:
+                raise ParameterError(f"{self.name}: {message}")
 
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:
@@ -115,14 +191,16 @@ class ReconstructionDetector(BaseDetector):
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         return torch.from_numpy(np.ascontiguousarray(x))
 
-    def fit(self, cube: xr.DataArray, train_mask=None) -> ReconstructionDetector:
-        """Train on a uniform sample (all valid pixels up to ``sample_size``) of ``cube``,
-        restricted to the True pixels of ``train_mask`` ((y, x) bool) when given."""
+    def fit(self, cube: xr.DataArray, train_mask=None) -> NeuralDetector:
+        """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
+        ``train_mask`` ((y, x) bool array or mask file, non-zero = background to learn) and
+        ``train_window`` (rows/columns ``r0, r1, c0, c1``, half-open); default: all."""
         self._validate()
         device = resolve_device(self.device)
+        region = region_mask(cube, mask=train_mask, window=self.train_window)
         bands = good_band_mask(cube)
         sample = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
-                               patch=self.patch_size, mask=train_mask)
+                               patch=self.patch_size, mask=region)
         if len(sample.rows) < 16:
             n = len(sample.rows)
             raise ParameterError(f"{self.name}: only {n} valid pixel{'s' * (n != 1)} to train "
@@ -132,13 +210,17 @@ class ReconstructionDetector(BaseDetector):
         self.scaler_ = BandScaler.fit(centres, self.normalisation)
         self.n_bands_ = int(bands.sum())
         self.band_mask_ = np.asarray(bands, dtype=bool)
-        wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
-        self.wavelength_ = wl
+        self.wavelength_ = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
         self.n_train_ = int(len(sample.rows))
         x = self._prepare(sample.values)
+        trainer = Trainer(batch_size=int(self.batch_size), device=device, seed=int(self.seed),
+                          progress=bool(self.progress), early_stopping=self.early_stopping,
+                          desc=f"{self.name} training")
         with seeded(int(self.seed), device):
             self.networks_ = {k: m.to(device) for k, m in self._build(self.n_bands_).items()}
-            self.history_ = self._train(x, self._trainer())
+            for module in self.networks_.values():
+                module.train()
+            self.history_ = trainer.run(self._stages(), x)
         for module in self.networks_.values():
             module.eval()
         self.device_ = device
@@ -148,6 +230,7 @@ class ReconstructionDetector(BaseDetector):
     def _check_scene(self, cube: xr.DataArray) -> None:
         if not hasattr(self, "networks_"):
             raise ModelError(f"{self.name}: not fitted; call fit(cube) or load a model first")
+        self._validate()
         path = cube.attrs.get("source_path")
         bands = good_band_mask(cube)
         n = int(bands.sum())
@@ -168,81 +251,101 @@ class ReconstructionDetector(BaseDetector):
                 warnings.warn(f"{path or 'scene'}: wavelengths differ from the model's by up "
                               f"to {diff:.1f} nm", UserWarning, stacklevel=3)
 
-    # ---- inference ------------------------------------------------------------------
-    @torch.no_grad()
-    def _residual_block(self, block: np.ndarray, pads, nodata) -> np.ndarray:
-        """|Y − Ŷ| (normalised units) of one window; ``block`` includes the halo."""
-        inputs, centre, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
-        out = np.full(centre.shape, np.nan, dtype=np.float32)
-        if not ok.any():
-            return out.reshape(rows, cols, -1)
-        target = self.scaler_.transform(centre[ok])
-        recon = infer_batches(self._reconstruct, inputs, prepare=self._prepare,
-                              batch=INFER_BATCH, device=self.device_)
-        out[ok] = np.abs(target - recon)
-        return out.reshape(rows, cols, -1)
-
-    def residual(self, cube: xr.DataArray) -> da.Array:
-        """Lazy ΔY ``(y, x, B)`` float32, normalised units, chunked like ``cube``; NaN off-data."""
-        self._check_scene(cube)
-        data = cube.data[:, :, good_band_mask(cube)]
-        nodata = cube.attrs.get("nodata")
-        halo = self.patch_size // 2
-        ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
-        xbounds = np.concatenate([[0], np.cumsum(data.chunks[1])])
-        rows = []
-        model = model_node(self)  # one graph key: sent to each dask worker once
-        for y0, y1 in zip(ybounds[:-1], ybounds[1:], strict=True):
-            row = []
-            for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
-                lazy, pads = read_window(data, int(y0), int(y1), int(x0), int(x1), halo)
-                task = dask.delayed(call_model)(model, "_residual_block", lazy, pads, nodata)
-                row.append([da.from_delayed(task, shape=(y1 - y0, x1 - x0, self.n_bands_),
-                                            dtype=np.float32)])  # [[[…]]]: join y, x, band
-            rows.append(row)
-        return da.block(rows)
-
-    def _scene_good_bands(self, cube: xr.DataArray) -> da.Array:
-        """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs)."""
-        data = cube.data[:, :, good_band_mask(cube)].astype(np.float32)
-        return da.where(valid_mask(cube).data[:, :, None], data, np.nan)
-
     def _ensure_device(self) -> None:
-        """Follow a ``device`` changed after fitting/loading (e.g. ``hsad detect --device``)."""
+        """Follow a ``device`` changed after fitting/loading (e.g. ``hsad detect --device``);
+        freeze the networks (inference takes gradients, if any, in the inputs only)."""
         device = resolve_device(self.device)
         if device != self.device_:
             for module in self.networks_.values():
                 module.to(device)
             self.device_ = device
+        for module in self.networks_.values():
+            module.requires_grad_(False)
+
+    # ---- the tile loop --------------------------------------------------------------
+    def _tile(self, block: np.ndarray, pads, nodata, origin: tuple[int, int], width: int,
+              residual: bool) -> np.ndarray:
+        """``(rows, cols, C)`` outputs of one window (``block`` includes the halo): the
+        residual |x − x̂| (``n_bands_`` channels, when ``residual``), then the score terms."""
+        inputs, centre, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
+        n_res = self.n_bands_ if residual else 0
+        out = np.full((rows * cols, n_res + len(self.score_terms)), np.nan, dtype=np.float32)
+        if ok.any():
+            keys = np.add.outer((origin[0] + np.arange(rows)) * width,
+                                origin[1] + np.arange(cols)).ravel()[ok]
+
+            def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
+                parts = [self._reconstruct(x)] if residual else []
+                if self.score_terms:
+                    parts.append(self._score(x, PixelNoise(int(self.seed), batch_keys,
+                                                           x.device)))
+                return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+            values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,
+                                   device=self.device_, keys=keys,
+                                   grad=self.score_needs_grad and bool(self.score_terms))
+            if residual:
+                values[:, :n_res] = np.abs(self.scaler_.transform(centre[ok])
+                                           - values[:, :n_res])
+            out[ok] = values
+        return out.reshape(rows, cols, -1)
+
+    def _per_pixel(self, cube: xr.DataArray, residual: bool = False) -> da.Array:
+        """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``."""
+        data = cube.data[:, :, good_band_mask(cube)]
+        nodata = cube.attrs.get("nodata")
+        halo = self.patch_size // 2
+        channels = (self.n_bands_ if residual else 0) + len(self.score_terms)
+        ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
+        xbounds = np.concatenate([[0], np.cumsum(data.chunks[1])])
+        model = model_node(self)  # one graph key: sent to each dask worker once
+        rows = []
+        for y0, y1 in zip(ybounds[:-1], ybounds[1:], strict=True):
+            row = []
+            for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
+                lazy, pads = read_window(data, int(y0), int(y1), int(x0), int(x1), halo)
+                task = dask.delayed(call_model)(model, "_tile", lazy, pads, nodata,
+                                                (int(y0), int(x0)), data.shape[1], residual)
+                row.append([da.from_delayed(task, shape=(y1 - y0, x1 - x0, channels),
+                                            dtype=np.float32)])  # [[[…]]]: join y, x, C
+            rows.append(row)
+        return da.block(rows)
+
+    # ---- scoring --------------------------------------------------------------------
+    def _maps(self, cube: xr.DataArray, wanted: set[str] | None) -> dict[str, xr.DataArray]:
+        """The score-term maps named in ``wanted`` (None: all)."""
+        names = [t for t in self.score_terms if wanted is None or t in wanted]
+        if not names:
+            return {}
+        terms = self._per_pixel(cube)
+        with cpu_threads(1 if self.device_.type == "cpu" else None):
+            terms = materialise(terms)[0]
+        return self._term_maps(cube, terms, names)
+
+    def _term_maps(self, cube, terms: da.Array, names) -> dict[str, xr.DataArray]:
+        attrs = {"method": self.name}
+        return {t: map_like(cube, terms[:, :, self.score_terms.index(t)], name=t, attrs=attrs)
+                for t in names}
 
     def score_stages(self, cube: xr.DataArray) -> dict[str, xr.DataArray]:
-        """All stages as aligned DataArrays: ``residual`` (y, x, band), ``d_spectral``,
-        ``d_spatial``, ``d_ss`` (y, x), and ``score`` (the ``output`` stage)."""
+        """Every map this model gives, by name, plus ``score`` (the ``output`` map)."""
         self._check_scene(cube)
         self._ensure_device()
-        residual = self.residual(cube)
-        fusion = self.fusion_()
-        with cpu_threads(1 if self.device_.type == "cpu" else None):
-            if residual.nbytes <= min(RESIDUAL_MEMORY, parse_memory(None) // 2):
-                residual = residual.persist()
-            if self.output == "d_spectral":
-                maps = {"d_spectral": materialise(spectral_map(residual))[0]}
-            else:  # tiled, streamed statistics, halo filters (hsad.engine)
-                maps = fusion_stages(fusion, residual, self._scene_good_bands(cube))
-        attrs = {"method": self.name}
-        out = {k: map_like(cube, v.astype(np.float32), name=k, attrs=attrs)
-               for k, v in maps.items()}
-        band = cube["band"].values[good_band_mask(cube)]
-        out["residual"] = xr.DataArray(
-            residual, dims=("y", "x", "band"), name="residual",
-            coords={"y": cube["y"], "x": cube["x"], "band": band,
-                    "wavelength": ("band", self.wavelength_)})
-        out["score"] = out[self.output].copy()
+        out = self._maps(cube, None)
+        out["score"] = out[self.output_].copy()
         out["score"].name = "score"
         self.stages_ = out
         return out
 
     def score(self, cube: xr.DataArray, stages: bool = False):
-        """Anomaly map (the ``output`` stage, default D_SS); ``stages=True`` → dict of stages."""
-        result = self.score_stages(cube)
-        return result if stages else result["score"]
+        """Anomaly map (the ``output`` map); ``stages=True`` → :meth:`score_stages`.
+        ``stages_`` keeps the maps computed on the way (all fusion stages for D_SS)."""
+        if stages:
+            return self.score_stages(cube)
+        self._check_scene(cube)
+        self._ensure_device()
+        maps = self._maps(cube, {self.output_})
+        out = maps[self.output_].copy()
+        out.name = "score"
+        self.stages_ = {**maps, "score": out}  # the maps this call computed
+        return out

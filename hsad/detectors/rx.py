@@ -15,7 +15,6 @@ from scipy import stats as sstats
 from scipy.linalg import blas
 
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors import register
 from hsad.detectors.base import BaseDetector
 from hsad.stats import scene_moments, whitening
 from hsad.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
@@ -69,7 +68,6 @@ def rx_block(
     return out
 
 
-@register
 class GlobalRX(BaseDetector):
     """Global RX anomaly detector.
 

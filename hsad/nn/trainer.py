@@ -1,25 +1,35 @@
-"""The one training loop of hsad: epochs, device, seed, progress bar, early stopping, history.
+"""The one training loop of hsad: named stages of alternating updates, seeded shuffling,
+progress bars, early stopping on a named loss and one merged history.
 
-A model supplies a *step* function that takes one mini-batch (a tuple of tensors already
-on the device) and returns its losses as ``{name: float}``; the :class:`Trainer` does the
-rest. Shuffling uses its own seeded generator, so a run is reproducible on the CPU.
+A model describes its training as :class:`Stage` s run in sequence (f-AnoGAN: ``gan`` then
+``encoder``). A stage holds :class:`Update` s, one per player: a loss function of the
+mini-batch, the optimiser that minimises it, how often it runs (``every=k``: once per k
+steps, e.g. one generator step per k critic steps) and the modules frozen meanwhile. The
+:class:`Trainer` does the rest: batches on the device, ``zero_grad``/``backward``/``step``,
+epoch means, divergence and early-stopping checks. Shuffling uses a generator seeded anew
+for each stage, so a run is reproducible on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from hsad.errors import ParameterError
 
 Step = Callable[[tuple[torch.Tensor, ...]], dict[str, float]]
+#: ``loss(batch, shared) -> {name: tensor}``; ``shared`` is a dict the updates of one step share.
+LossFn = Callable[[tuple[torch.Tensor, ...], dict], dict[str, Any]]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -73,38 +83,122 @@ def cpu_threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Inside the block ``modules`` take no gradient; their flags are restored afterwards."""
+    saved = [[p.requires_grad for p in m.parameters()] for m in modules]
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, flags in zip(modules, saved, strict=True):
+            for p, flag in zip(m.parameters(), flags, strict=True):
+                p.requires_grad_(flag)
+
+
+def show_progress(progress: bool) -> bool:
+    """Whether to draw a bar: asked for, and stderr is a terminal."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(progress) and callable(isatty) and bool(isatty())
+
+
 @dataclass
 class History:
-    """Mean loss of each epoch by name, plus how training ended."""
+    """Mean loss of each epoch by name, the stages that ran and how training ended.
+
+    ``stages`` maps each stage name to ``[first epoch, epochs run, loss names]`` (epochs
+    counted over the whole run, from 0), so each stage's curves can be plotted apart.
+    """
 
     losses: dict[str, list[float]] = field(default_factory=dict)
     epochs: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    stages: dict[str, list] = field(default_factory=dict)
 
     def add(self, epoch_losses: dict[str, float]) -> None:
         for name, value in epoch_losses.items():
             self.losses.setdefault(name, []).append(float(value))
         self.epochs += 1
 
+    def stage_losses(self, stage: str) -> dict[str, list[float]]:
+        """The loss curves recorded during ``stage``."""
+        _, _, names = self.stages[stage]
+        return {n: self.losses[n] for n in names if n in self.losses}
+
     def to_dict(self) -> dict:
         return {"losses": self.losses, "epochs": self.epochs,
-                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 3)}
+                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 3),
+                "stages": self.stages}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
         return cls({k: list(map(float, v)) for k, v in d.get("losses", {}).items()},
                    int(d.get("epochs", 0)), bool(d.get("stopped_early", False)),
-                   float(d.get("seconds", 0.0)))
+                   float(d.get("seconds", 0.0)), dict(d.get("stages", {})))
+
+
+@dataclass
+class Update:
+    """One player's update: ``loss(batch, shared)`` returns losses by name and the trainer
+    minimises ``losses[minimise]`` with ``optimiser``.
+
+    ``every = k`` runs it on every k-th step of the stage (counted over epochs), e.g. one
+    generator update per k critic updates; ``frozen`` modules take no gradient meanwhile.
+    A loss reported only on some steps enters the epoch mean with its latest value on
+    every step after its first. ``shared`` lets later updates of a step reuse tensors of
+    earlier ones (detach them).
+    """
+
+    minimise: str
+    loss: LossFn
+    optimiser: torch.optim.Optimizer
+    every: int = 1
+    frozen: tuple[nn.Module, ...] = ()
+
+
+@dataclass
+class Stage:
+    """A named training phase: ``updates`` run in order on every mini-batch, for ``epochs``.
+
+    ``monitor`` is the loss whose stall stops the stage early (when the trainer has a
+    patience; None: this stage never stops early); ``frozen`` modules stay frozen for the
+    whole stage.
+    """
+
+    name: str
+    updates: list[Update]
+    epochs: int
+    monitor: str | None = None
+    frozen: tuple[nn.Module, ...] = ()
+
+
+def _step(updates: list[Update], batch: tuple[torch.Tensor, ...], count: int,
+          latest: dict[str, float]) -> dict[str, float]:
+    shared: dict = {}
+    for upd in updates:
+        if count % upd.every:
+            continue
+        with frozen(*upd.frozen):
+            losses = upd.loss(batch, shared)
+            upd.optimiser.zero_grad(set_to_none=True)
+            losses[upd.minimise].backward()
+            upd.optimiser.step()
+        for name, value in losses.items():
+            latest[name] = float(value.item() if torch.is_tensor(value) else value)
+    return dict(latest)
 
 
 @dataclass
 class Trainer:
-    """Mini-batch training loop.
+    """Mini-batch training of :class:`Stage` s (:meth:`run`) or of one step function (:meth:`fit`).
 
-    ``early_stopping`` is a patience in epochs (None: off): training stops when the
-    ``monitor`` loss has not improved by ``min_delta`` (relative) for that many epochs.
-    ``threads`` is the number of torch CPU threads while training (None: torch's setting).
+    ``early_stopping`` is a patience in epochs (None: off): a stage stops when its
+    ``monitor`` loss has not improved by ``min_delta`` (relative) for that many epochs; a
+    monitor the stage does not report is an error. ``progress`` draws a bar when stderr is
+    a terminal. ``threads`` is the number of torch CPU threads while training (None:
+    torch's setting).
     """
 
     epochs: int = 20
@@ -128,31 +222,59 @@ class Trainer:
             yield order[lo:hi]
 
     def fit(self, step: Step, *data: torch.Tensor) -> History:
-        """Run ``step`` over shuffled mini-batches of ``data`` for ``epochs`` epochs."""
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ParameterError("epochs and batch_size must be ≥ 1")
-        with cpu_threads(self.threads if resolve_device(self.device).type == "cpu" else None):
-            return self._fit(step, *data)
+        """Run ``step`` (which optimises by itself) over mini-batches for ``epochs`` epochs."""
+        stage = Stage("train", [], int(self.epochs), monitor=self.monitor)
+        return self.run([stage], *data, step=step)
 
-    def _fit(self, step: Step, *data: torch.Tensor) -> History:
-        n = int(data[0].shape[0])
-        device = resolve_device(self.device)
-        data = tuple(t.to(device) for t in data)
+    def run(self, stages: list[Stage], *data: torch.Tensor, step: Step | None = None
+            ) -> History:
+        """Run ``stages`` in sequence on ``data``; one merged :class:`History`."""
+        if self.batch_size < 1 or any(int(s.epochs) < 1 for s in stages):
+            raise ParameterError("epochs and batch_size must be ≥ 1")
+        history, start = History(), time.perf_counter()
+        with cpu_threads(self.threads if resolve_device(self.device).type == "cpu" else None):
+            device = resolve_device(self.device)
+            data = tuple(t.to(device) for t in data)
+            for stage in stages:
+                if stage.name in history.stages:
+                    raise ParameterError(f"training stage {stage.name!r} given twice")
+                if step is None and not stage.updates:
+                    raise ParameterError(f"training stage {stage.name!r} has no update")
+                first = history.epochs
+                with frozen(*stage.frozen):
+                    names = self._stage(stage, data, history, step)
+                history.stages[stage.name] = [first, history.epochs - first, names]
+        history.seconds = time.perf_counter() - start
+        return history
+
+    def _stage(self, stage: Stage, data, history: History, step: Step | None) -> list[str]:
+        """Run one stage into ``history``; the names of the losses it reported."""
+        n, device = int(data[0].shape[0]), data[0].device
         generator = torch.Generator().manual_seed(int(self.seed))
-        history = History()
-        best, stale, start = math.inf, 0, time.perf_counter()
-        bar = tqdm(range(self.epochs), desc=self.desc, disable=not self.progress,
+        best, stale, count, latest = math.inf, 0, 0, {}
+        desc = self.desc if len(history.stages) == 0 and stage.name == "train" else \
+            f"{self.desc}: {stage.name}"
+        reported: dict[str, None] = {}
+        bar = tqdm(range(int(stage.epochs)), desc=desc, disable=not show_progress(self.progress),
                    leave=False, unit="epoch", dynamic_ncols=True)
         for _ in bar:
             sums: dict[str, float] = {}
-            count = 0
+            counts: dict[str, int] = {}
             for idx in self.batches(n, generator):
-                idx = idx.to(device)
-                losses = step(tuple(t[idx] for t in data))
+                count += 1
+                batch = tuple(t[idx.to(device)] for t in data)
+                losses = step(batch) if step is not None else \
+                    _step(stage.updates, batch, count, latest)
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + float(value) * len(idx)
-                count += len(idx)
-            epoch = {name: total / count for name, total in sums.items()}
+                    counts[name] = counts.get(name, 0) + len(idx)
+            epoch = {name: total / counts[name] for name, total in sums.items()}
+            if known_overlap := set(epoch) & set(history.losses) - set(reported):
+                bar.close()
+                raise ParameterError(f"training stage {stage.name!r} reports "
+                                     f"{sorted(known_overlap)[0]!r}, a loss of an earlier "
+                                     "stage: give each stage's losses own names")
+            reported.update(dict.fromkeys(epoch))
             history.add(epoch)
             bar.set_postfix({k: f"{v:.4g}" for k, v in epoch.items()}, refresh=False)
             bad = [k for k, v in epoch.items() if not np.isfinite(v)]
@@ -160,15 +282,20 @@ class Trainer:
                 bar.close()
                 raise ParameterError(f"training diverged: {bad[0]} = {epoch[bad[0]]} "
                                      "(try a lower learning rate)")
-            if self.early_stopping is not None and self.monitor in epoch:
-                value = epoch[self.monitor]
-                if value < best - self.min_delta * abs(best if np.isfinite(best) else value):
-                    best, stale = value, 0
-                else:
-                    stale += 1
-                    if stale >= self.early_stopping:
-                        history.stopped_early = True
-                        break
+            if self.early_stopping is None or stage.monitor is None:
+                continue
+            if stage.monitor not in epoch:
+                bar.close()
+                raise ParameterError(f"early stopping monitors {stage.monitor!r}, which stage "
+                                     f"{stage.name!r} does not report (it reports "
+                                     f"{', '.join(epoch)})")
+            value = epoch[stage.monitor]
+            if value < best - self.min_delta * abs(best if np.isfinite(best) else value):
+                best, stale = value, 0
+            else:
+                stale += 1
+                if stale >= int(self.early_stopping):
+                    history.stopped_early = True
+                    break
         bar.close()
-        history.seconds = time.perf_counter() - start
-        return history
+        return list(reported)

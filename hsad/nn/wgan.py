@@ -1,4 +1,5 @@
-"""f-AnoGAN's two training stages and its score (Schlegl et al., Medical Image Analysis 2019).
+"""f-AnoGAN's losses and score (Schlegl et al., Medical Image Analysis 2019); its two
+training stages are built from them in hsad.detectors.fanogan (hsad.nn.trainer runs them).
 
 Stage 1 is a WGAN-GP (Gulrajani et al. 2017): ``n_critic`` critic steps per generator
 step, each on a fresh batch of real samples and latent draws ``z ~ N(0, I)``::
@@ -22,11 +23,10 @@ between the latent space ``(N, d_z)`` and the data space ``(N, …)``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
+from hsad.errors import ParameterError
 from hsad.nn.blocks import Discriminator, activation, gradient_penalty
 
 #: Encoder objectives of f-AnoGAN's stage 2.
@@ -56,14 +56,22 @@ class Critic(nn.Module):
         return self.out_act(self.head(self.features(x)))
 
 
+def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+    """WGAN-GP's Adam (β = 0, 0.9); the fused kernel (≈ 20 % faster steps) when available."""
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9), fused=True)
+    except (RuntimeError, TypeError):  # older torch, or a device without the fused kernel
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9))
+
+
+def latent(n: int, d_z: int, rng: torch.Generator | None, device) -> torch.Tensor:
+    """``(n, d_z)`` draws of N(0, I) from a CPU generator (reproducible on any device)."""
+    return torch.randn(n, d_z, generator=rng).to(device)
+
+
 def _per_sample_mean(t: torch.Tensor) -> torch.Tensor:
     """Mean over every axis but the first: ``(N, …) → (N,)``."""
     return t.reshape(t.shape[0], -1).mean(dim=1)
-
-
-def _latent(n: int, d_z: int, rng: torch.Generator | None, device) -> torch.Tensor:
-    """``(n, d_z)`` draws of N(0, I) from a CPU generator (reproducible on any device)."""
-    return torch.randn(n, d_z, generator=rng).to(device)
 
 
 def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
@@ -76,32 +84,6 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return gp_weight * penalty - wasserstein, wasserstein.detach()
 
 
-def wgan_critic_step(generator: nn.Module, critic: nn.Module, opt_g: torch.optim.Optimizer,
-                     opt_d: torch.optim.Optimizer, real: torch.Tensor, d_z: int,
-                     gp_weight: float = 10.0, rng: torch.Generator | None = None,
-                     generator_step: bool = False) -> dict[str, float]:
-    """One critic update on ``real``; then, if ``generator_step``, one generator update.
-
-    Calling it with ``generator_step`` true every ``n_critic``-th batch gives WGAN-GP's
-    schedule. Returns ``loss_d``, ``wasserstein`` and (on generator steps) ``loss_g``.
-    """
-    with torch.no_grad():
-        fake = generator(_latent(real.shape[0], d_z, rng, real.device))
-    loss_d, w = critic_loss(critic, real, fake, gp_weight, rng)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-    out = {"loss_d": loss_d.item(), "wasserstein": w.item()}
-    if generator_step:
-        with frozen(critic):
-            loss_g = -critic(generator(_latent(real.shape[0], d_z, rng, real.device))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-        out["loss_g"] = loss_g.item()
-    return out
-
-
 def feature_error(critic: nn.Module, x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     """``(1/n_d)‖f(x) − f(x̂)‖²`` per sample, f = the critic's last hidden features."""
     return _per_sample_mean((critic.features(x) - critic.features(recon)) ** 2)
@@ -112,42 +94,16 @@ def encoder_loss(objective: str, encoder: nn.Module, generator: nn.Module, criti
                  rng: torch.Generator | None = None) -> torch.Tensor:
     """Batch mean of the stage-2 objective ``izi_f``, ``izi`` or ``ziz`` (module docstring)."""
     if objective == "ziz":
-        z = _latent(x.shape[0], d_z, rng, x.device)
+        z = latent(x.shape[0], d_z, rng, x.device)
         return _per_sample_mean((z - encoder(generator(z))) ** 2).mean()
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown encoder objective {objective!r} (use {', '.join(OBJECTIVES)})")
+        raise ParameterError(f"unknown encoder objective {objective!r} "
+                             f"(use {', '.join(OBJECTIVES)})")
     recon = generator(encoder(x))
     loss = _per_sample_mean((x - recon) ** 2)
     if objective == "izi_f":
         loss = loss + kappa * feature_error(critic, x, recon)
     return loss.mean()
-
-
-@contextmanager
-def frozen(*modules: nn.Module):
-    """Inside the block ``modules`` take no gradient; their flags are restored afterwards."""
-    saved = [[p.requires_grad for p in m.parameters()] for m in modules]
-    for m in modules:
-        m.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for m, flags in zip(modules, saved, strict=True):
-            for p, flag in zip(m.parameters(), flags, strict=True):
-                p.requires_grad_(flag)
-
-
-def encoder_step(encoder: nn.Module, generator: nn.Module, critic: nn.Module,
-                 opt_e: torch.optim.Optimizer, x: torch.Tensor, objective: str = "izi_f",
-                 kappa: float = 1.0, d_z: int | None = None,
-                 rng: torch.Generator | None = None) -> float:
-    """One encoder update (RMSProp in f-AnoGAN); G and D are frozen and left unchanged."""
-    with frozen(generator, critic):
-        loss = encoder_loss(objective, encoder, generator, critic, x, kappa, d_z, rng)
-        opt_e.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_e.step()
-    return loss.item()
 
 
 @torch.no_grad()
