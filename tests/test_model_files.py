@@ -306,3 +306,27 @@ def test_pickles_renamed_to_hsad_execute_nothing(protocol, members, tmp_path, sc
         assert code == 2 and err.startswith(f"error: {path}: ") and err.count("\n") == 1
         assert not marker.exists(), path
         assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize(("mode", "output"), [("dss", "d_ss"), ("none", "anomaly")])
+def test_fanogan_models_saved_before_the_shared_base_load_with_their_meaning(
+        scene, tmp_path, mode, output):
+    """Those files stored ``fusion`` = none|dss and ``fusion_variant``: they load as
+    ``output`` and ``fusion`` and score the same map (checked by hand on real old files:
+    bit-identical)."""
+    det = detectors.get("fanogan", hidden=8, depth=1, latent=2, epochs=1, encoder_epochs=1,
+                        batch_size=64, sample_size=256, progress=False, device="cpu",
+                        n_components=2, area=4, radius=1, output=output).fit(scene[0])
+    saved = save_detector(det, tmp_path / "new.hsad")
+    with zipfile.ZipFile(saved) as zf:
+        files = (json.loads(zf.read(CONFIG)), zf.read(WEIGHTS))
+
+    def old_names(config):
+        params = config["params"]
+        params["fusion_variant"] = params.pop("fusion")
+        params["fusion"] = mode
+        del params["output"]
+
+    old = load_detector(with_config(files, tmp_path / "old.hsad", old_names))
+    assert old.get_params() == det.get_params()
+    np.testing.assert_array_equal(old.score(scene[0]).values, det.score(scene[0]).values)

@@ -40,6 +40,12 @@ class BaseDetector:
         sig = inspect.signature(cls.__init__)
         return {n: sig.parameters[n].default for n in cls._param_names()}
 
+    @classmethod
+    def upgrade_params(cls, saved: dict) -> dict:
+        """Hyperparameters saved by an earlier hsad, renamed to today's (a model file's
+        loader calls this first). The default has nothing to rename."""
+        return saved
+
     def get_params(self, deep: bool = False) -> dict:
         """Current hyperparameters, as given to ``__init__``."""
         return {n: getattr(self, n) for n in self._param_names()}

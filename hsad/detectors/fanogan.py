@@ -54,6 +54,18 @@ class FAnoGAN(ReconstructionDetector):
 
     arch: str = "mlp"
     channels: int = 16
+
+    @classmethod
+    def upgrade_params(cls, saved: dict) -> dict:
+        """Before the shared neural base, ``fusion`` was none|dss (now ``output``) and
+        ``fusion_variant`` the spatial variant (now ``fusion``)."""
+        if "fusion_variant" not in saved:
+            return saved
+        saved = dict(saved)
+        mode = saved.pop("fusion")
+        saved["fusion"] = saved.pop("fusion_variant")
+        saved["output"] = "d_ss" if mode == "dss" else cls.score_terms[0]
+        return saved
     epochs = 48
     encoder_epochs: int = 20
     batch_size = 128

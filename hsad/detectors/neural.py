@@ -37,6 +37,7 @@ from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
 from hsad.nn.sampling import read_window, region_mask, sample_pixels, window_inputs
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
+from hsad.stats import scene_moments
 
 #: Wavelength mismatch (nm) above which applying a model warns, and above which it refuses.
 WAVELENGTH_WARN_NM = 2.0
@@ -207,6 +208,8 @@ class NeuralDetector(BaseDetector):
                                  "on (at least 16 needed)", cube.attrs.get("source_path"))
         h = self.patch_size // 2
         centres = sample.values if sample.values.ndim == 2 else sample.values[:, :, h, h]
+        if not np.ptp(centres, axis=0).any():  # a sample of identical pixels: is the scene?
+            scene_moments(cube, self.name, bands=bands)
         self.scaler_ = BandScaler.fit(centres, self.normalisation)
         self.n_bands_ = int(bands.sum())
         self.band_mask_ = np.asarray(bands, dtype=bool)

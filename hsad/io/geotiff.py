@@ -98,9 +98,8 @@ def _filter_undecodable_gdal_messages() -> None:
 
         def unraisable(info):
             if _undecodable_gdal_message(info.exc_value) and "rasterio" in str(info.object):
-                if not hasattr(_IN_GDAL, "undecodable"):
-                    _IN_GDAL.undecodable = []
-                _IN_GDAL.undecodable.append(info.exc_value)
+                if not getattr(_IN_GDAL, "undecodable", None):  # keep the first only
+                    _IN_GDAL.undecodable = [info.exc_value]
                 return
             previous_unraisable(info)
 

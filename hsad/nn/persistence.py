@@ -243,7 +243,9 @@ def read_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _set_params(det, saved: dict, path: Path) -> None:
-    """Saved hyperparameters onto ``det``: unknown names or wrong types are errors."""
+    """Saved hyperparameters onto ``det`` (renamed from an earlier hsad's where the
+    detector knows how): unknown names or wrong types are errors."""
+    saved = det.upgrade_params(saved)
     defaults = det.param_defaults()
     unknown = sorted(set(saved) - set(defaults))
     if unknown:
