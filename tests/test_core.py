@@ -9,7 +9,7 @@ from affine import Affine
 
 from hsad.config import load_config, parse_params
 from hsad.cube import make_cube, map_like, valid_mask, wrap_numpy
-from hsad.errors import FileFormatError, ParameterError
+from hsad.errors import DegenerateDataWarning, FileFormatError, ParameterError
 from hsad.io.atomic import atomic_path, atomic_paths
 from hsad.stats import cube_moments, mahalanobis, pinv_precision
 
@@ -84,7 +84,8 @@ def test_mahalanobis_matches_direct_formula_and_pinv_handles_singular():
     x = rng.normal(size=(50, 4))
     x[:, 3] = x[:, 2]  # singular covariance
     cov = np.cov(x.T, bias=True)
-    prec = pinv_precision(cov)
+    with pytest.warns(DegenerateDataWarning, match="rank 3 < 4"):
+        prec = pinv_precision(cov)
     d = mahalanobis(x, x.mean(0), prec)
     ref = np.array([(v - x.mean(0)) @ np.linalg.pinv(cov) @ (v - x.mean(0)) for v in x])
     np.testing.assert_allclose(d, ref, rtol=1e-8)

@@ -352,6 +352,7 @@ def test_detect_no_progress_silences_the_training_bar(tmp_path, monkeypatch):
         monkeypatch.setattr("sys.stderr", err)
         with pytest.raises(SystemExit) as exc:
             main(["detect", str(scene["cube"]), "-m", "hadgan", "-p", "epochs=2", "-p",
-                  "hidden=8", "--device", "cpu", flag, "-o", str(tmp_path / "s.tif")])
+                  "hidden=8", "--device", "cpu", flag, "-o", str(tmp_path / "s.tif"),
+                  "--overwrite"])
         assert exc.value.code == 0
         assert ("hadgan training" in err.getvalue()) is shown, flag
