@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tolerance import assert_within_conditioning
+from tolerance import assert_within_conditioning, solve_rtol
 from window_reference import per_pixel
 
 from hsad import detectors
@@ -66,7 +66,8 @@ def test_crd_detector_scores_nan_on_nodata_and_finds_the_anomaly():
     x = _scene(2).astype(np.float32)
     x[0, 11] = 0.0
     cube = make_cube(x, nodata=0.0)
-    scores = detectors.get("crd", inner=3, outer=7, lam=1e-3, dtype="float64").fit_score(cube)
+    scores = detectors.get("crd", inner=3, outer=7, lam=1e-3, pca=None,
+                           dtype="float64").fit_score(cube)
     ref_in = x.astype(np.float64)
     ref_in[0, 11] = np.nan
     assert_equals_reference(scores.values, ref_in, 3, 7, 1e-3)
@@ -83,13 +84,36 @@ def test_crd_scale_does_not_change_the_ranking():
 
 def test_crd_tiled_equals_untiled():
     x = _scene(4, shape=(21, 17, 5)).astype(np.float32)
-    det = detectors.get("crd", inner=1, outer=5, lam=1e-3).fit(make_cube(x))
+    det = detectors.get("crd", inner=1, outer=5, lam=1e-3, pca=None).fit(make_cube(x))
     whole = det.score(make_cube(x)).values
     tiled = det.score(make_cube(x).chunk({"y": 4, "x": 5}))
     assert len(tiled.data.chunks[0]) >= 4
     # float64 solves in both, stored as float32
     cond, n = _condition(x.astype(np.float64), 1, 5, 1e-3)
     assert_within_conditioning(tiled.values, whole, cond, n, stored=np.float32)
+
+
+def test_crd_pca_equals_reference_on_the_projected_pixels():
+    x = _scene(5, shape=(13, 12, 8))
+    det = detectors.get("crd", inner=1, outer=5, lam=1e-3, pca=3, dtype="float64")
+    scores = det.fit_score(make_cube(x))
+    assert det.components_.shape == (8, 3) and scores.attrs["hsad_dimension"] == 3
+    lam, vec = np.linalg.eigh(np.cov(x.reshape(-1, 8).T, bias=True))
+    z = x @ vec[:, ::-1][:, :3]  # not centred; eigenvector signs do not change residual norms
+    cond, n = _condition(z, 1, 5, 1e-3)
+    # the components carry the eigenvectors' error, u·λ_max/gap (Davis–Kahan), on top of κ
+    gap = np.min(-np.diff(lam[::-1][:4]))
+    assert solve_rtol(lam.max() / gap, n) < 1e-6
+    assert_within_conditioning(scores.values, _reference_crd(z, 1, 5, 1e-3),
+                               cond * lam.max() / gap, n)
+
+
+def test_crd_without_pca_uses_every_good_band():
+    det = detectors.get("crd", inner=1, outer=5, pca=None)
+    scores = det.fit_score(make_cube(_scene()))
+    assert det.components_ is None and scores.attrs["hsad_dimension"] == 6
+    det = detectors.get("crd", inner=1, outer=5, pca=7)  # above the band count: all 6
+    assert det.fit_score(make_cube(_scene())).attrs["hsad_dimension"] == 6
 
 
 @pytest.mark.parametrize(
@@ -101,8 +125,24 @@ def test_crd_tiled_equals_untiled():
         ({"lam": 0}, "lam"),
         ({"lam": -1.0}, "lam"),
         ({"dtype": "complex64"}, "dtype"),
+        ({"pca": 0}, "pca"),
+        ({"pca": -2}, "pca"),
+        ({"pca": 2.0}, "pca"),
+        ({"pca": True}, "pca"),
     ],
 )
 def test_crd_fit_validates_parameters(params, message):
     with pytest.raises(ParameterError, match=message):
         detectors.get("crd", **params).fit(make_cube(_scene()))
+
+
+def test_crd_defaults_find_the_anomaly_on_projected_pixels():
+    # the defaults chosen by leave-one-scene-out: (5, 15), pca=20, lam=0.1
+    rng = np.random.default_rng(7)
+    x = np.abs(rng.normal(size=(20, 20, 30)) @ rng.normal(size=(30, 30))) + 10.0
+    x[9, 11] *= 1.8
+    det = detectors.get("crd")
+    scores = det.fit_score(make_cube(x))
+    assert (det.inner, det.outer, det.pca, det.lam) == (5, 15, 20, 0.1)
+    assert det.components_.shape == (30, 20) and scores.attrs["hsad_dimension"] == 20
+    assert np.nanargmax(scores.values) == 9 * 20 + 11

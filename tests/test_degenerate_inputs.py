@@ -220,7 +220,7 @@ def test_lrx_warns_when_its_rings_hold_fewer_pixels_than_bands():
     x = np.random.default_rng(0).normal(size=(12, 12, 30)).astype(np.float32)
     with pytest.warns(DegenerateDataWarning, match=r"lrx \(24-pixel rings\): only 24 valid "
                       r"pixels for 30 bands.*pca="):
-        detectors.get("lrx", inner=5, outer=7).fit(make_cube(x))
+        detectors.get("lrx", inner=5, outer=7, pca=None).fit(make_cube(x))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DegenerateDataWarning)  # pca=10 < 24: no warning
         detectors.get("lrx", inner=5, outer=7, pca=10).fit(make_cube(x))

@@ -37,10 +37,10 @@ def test_get_builds_a_configured_detector_and_reports_its_params():
     assert det.name == "rx"
     assert det.get_params() == {"ridge": 0.01, "dtype": "float32"}
     assert detectors.get("lrx").get_params() == {
-        "inner": 5,
-        "outer": 15,
-        "pca": None,
-        "ridge": 0.0,
+        "inner": 7,
+        "outer": 21,
+        "pca": 5,
+        "ridge": 0.01,
         "dtype": "float32",
     }
     assert detectors.get("crd", inner=3, outer=9).get_params()["outer"] == 9

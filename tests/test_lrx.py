@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+import rasterio
 from tolerance import assert_within_conditioning, covariance_condition
 from window_reference import per_pixel
 
+import hsad
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors.lrx import lrx_block
-from hsad.errors import ParameterError
+from hsad.detectors.lrx import auto_dimension, lrx_block
+from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.metrics import auc_df
 
 
 def _ring_stats(ring, ridge, floor):
@@ -59,7 +64,7 @@ def test_lrx_detector_matches_reference_and_scores_nan_on_nodata():
     x[0, 0] = -1.0
     x[6, 6, 2] = -1.0  # one band at nodata is enough
     cube = make_cube(x, nodata=-1.0)
-    det = detectors.get("lrx", inner=3, outer=7, ridge=1e-4, dtype="float64")
+    det = detectors.get("lrx", inner=3, outer=7, pca=None, ridge=1e-4, dtype="float64")
     scores = det.fit_score(cube)
     ref_in = x.astype(np.float64)
     ref_in[0, 0] = ref_in[6, 6] = np.nan
@@ -72,7 +77,7 @@ def test_lrx_detector_matches_reference_and_scores_nan_on_nodata():
 def test_lrx_tiled_equals_untiled():
     x = _scene(2, shape=(23, 19, 5)).astype(np.float32)
     x[10, 0] = np.nan
-    det = detectors.get("lrx", inner=3, outer=9, ridge=1e-3).fit(make_cube(x))
+    det = detectors.get("lrx", inner=3, outer=9, pca=None, ridge=1e-3).fit(make_cube(x))
     whole = det.score(make_cube(x)).values
     tiled = det.score(make_cube(x).chunk({"y": 5, "x": 6}))
     assert len(tiled.data.chunks[0]) >= 4 and len(tiled.data.chunks[1]) >= 3
@@ -83,7 +88,8 @@ def test_lrx_tiled_equals_untiled():
 
 def test_lrx_image_smaller_than_the_window():
     x = _scene(6, shape=(5, 8, 3))[:, :4]
-    det = detectors.get("lrx", inner=3, outer=15, ridge=1e-3, dtype="float64")
+    det = detectors.get("lrx", inner=3, outer=15, pca=None, ridge=1e-3,
+                        dtype="float64")
     scores = det.fit_score(make_cube(x).chunk({"y": 2, "x": 2})).values
     assert_equals_reference(scores, x, 3, 15, 1e-3, det.floor_)
 
@@ -110,8 +116,10 @@ def test_lrx_never_fails_on_singular_local_covariances():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(10, 10, 30))  # 8 ring pixels for 30 bands
     x[:5, :5] = 1.0  # constant corner: zero covariance
-    for ridge in (0.0, 1e-6):
-        scores = detectors.get("lrx", inner=1, outer=3, ridge=ridge).fit_score(make_cube(x))
+    for ridge in (0.0, 1e-6):  # 8 ring pixels for 30 bands: reduced to 2 components
+        with pytest.warns(DegenerateDataWarning, match="reduced automatically to its 2"):
+            scores = detectors.get("lrx", inner=1, outer=3, pca=None,
+                                   ridge=ridge).fit_score(make_cube(x))
         assert np.isfinite(scores.values).all()
     # no regularisation at all: pseudo-inverse; a constant window around a constant pixel is 0
     bare = lrx_block(x, 1, 3, ridge=0.0, floor=0.0)
@@ -123,9 +131,74 @@ def test_lrx_bands_selection_uses_good_bands():
     good = np.array([True, True, False, True, True, True])
     bad = x.copy()
     bad[:, :, 2] = np.nan
-    det = detectors.get("lrx", inner=1, outer=5, ridge=1e-3, dtype="float64")
+    det = detectors.get("lrx", inner=1, outer=5, pca=None, ridge=1e-3, dtype="float64")
     scores = det.fit_score(make_cube(bad, good_band=good)).values
     assert_equals_reference(scores, x[:, :, good], 1, 5, 1e-3, det.floor_)
+
+
+def _mixed_scene(seed=0, rows=40, cols=40, bands=40):
+    """Linear mixture of 4 endmembers plus noise, with 12 sub-pixel targets (and their truth)."""
+    rng = np.random.default_rng(seed)
+    ends = rng.uniform(0.2, 1.0, size=(4, bands))
+    x = 100.0 * rng.dirichlet(np.ones(4), size=(rows, cols)) @ ends
+    x += rng.normal(scale=0.5, size=x.shape)
+    truth = np.zeros((rows, cols), bool)
+    target = 100.0 * rng.uniform(0.2, 1.0, size=bands)
+    for r, c in rng.integers(3, rows - 3, size=(12, 2)):
+        x[r, c] = 0.6 * x[r, c] + 0.4 * target
+        truth[r, c] = True
+    return x, truth
+
+
+def test_auto_dimension_rule():
+    assert auto_dimension(205, None, 200) == 50  # all bands, n < 4B: n // 4
+    assert auto_dimension(40, None, 392) == 40  # ≥ 4 ring pixels per band: all bands
+    assert auto_dimension(102, None, 392) == 98
+    assert auto_dimension(205, 20, 200) == 20  # explicit pca below the ring size: kept
+    assert auto_dimension(205, 30, 24) == 6  # explicit pca ≥ ring size: reduced
+    assert auto_dimension(30, None, 3) == 1
+
+
+def test_lrx_reduces_the_dimension_when_rings_are_too_small_and_says_so(tmp_path):
+    # 40 bands, 40-pixel rings: every local covariance is singular with all bands
+    x, truth = _mixed_scene()
+    cube = make_cube(x)
+    with pytest.warns(DegenerateDataWarning, match=r"lrx \(40-pixel rings\): only 40 valid "
+                      r"pixels for 40 bands.*reduced automatically to its 10 leading"):
+        det = detectors.get("lrx", inner=3, outer=7, pca=None, ridge=0.0, dtype="float64")
+        scores = det.fit_score(cube)
+    assert det.n_components_ == 10 and det.components_.shape == (40, 10)
+    assert "reduced automatically to 10 principal components" in det.reduction_
+    assert scores.attrs["hsad_dimension"] == 10
+    assert scores.attrs["hsad_reduction"] == det.reduction_
+    # the same map as asking for pca=10, and far better than the all-band statistic
+    explicit = detectors.get("lrx", inner=3, outer=7, pca=10, ridge=0.0, dtype="float64")
+    np.testing.assert_array_equal(explicit.fit_score(cube).values, scores.values)
+    all_bands = lrx_block(x, 3, 7, ridge=0.0, floor=det.floor_)
+    assert auc_df(scores.values, truth) > 0.98
+    assert auc_df(scores.values, truth) > auc_df(all_bands, truth) + 0.1
+    # the provenance reaches the GeoTIFF's tags
+    path = hsad.write_geotiff(scores, tmp_path / "lrx.tif", like=cube)
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    assert tags["hsad_dimension"] == "10" and tags["hsad_reduction"] == det.reduction_
+
+
+def test_lrx_keeps_the_asked_dimension_when_rings_hold_enough_pixels():
+    x, _ = _mixed_scene(1, rows=16, cols=16, bands=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        det = detectors.get("lrx", inner=3, outer=7, pca=39).fit(make_cube(x))
+    assert det.n_components_ == 39 and det.reduction_ is None
+    with pytest.warns(DegenerateDataWarning, match="for 40 components"):
+        det = detectors.get("lrx", inner=3, outer=7, pca=40).fit(make_cube(x))
+    assert det.n_components_ == 10
+    det = detectors.get("lrx", inner=1, outer=5, pca=None).fit(make_cube(_scene()))
+    scores = det.score(make_cube(_scene()))
+    assert det.n_components_ == 6 and det.components_ is None and det.reduction_ is None
+    assert scores.attrs["hsad_dimension"] == 6 and "hsad_reduction" not in scores.attrs
+    # pca above the band count: every band's component (the default must fit small scenes)
+    assert detectors.get("lrx", inner=1, outer=5, pca=7).fit(make_cube(_scene())).n_components_ == 6
 
 
 @pytest.mark.parametrize(
@@ -139,7 +212,7 @@ def test_lrx_bands_selection_uses_good_bands():
         ({"inner": -1, "outer": 7}, "odd positive"),
         ({"inner": 3.0, "outer": 7}, "integer"),
         ({"pca": 0}, "pca"),
-        ({"pca": 7}, "pca"),
+        ({"pca": 1.5}, "pca"),
         ({"ridge": -1e-3}, "ridge"),
         ({"dtype": "int8"}, "dtype"),
     ],
@@ -147,3 +220,15 @@ def test_lrx_bands_selection_uses_good_bands():
 def test_lrx_fit_validates_parameters(params, message):
     with pytest.raises(ParameterError, match=message):
         detectors.get("lrx", **params).fit(make_cube(_scene()))
+
+
+def test_lrx_defaults_find_sub_pixel_targets_without_warning():
+    # the defaults chosen by leave-one-scene-out: (7, 21), pca=5, ridge=1e-2
+    x, truth = _mixed_scene(2, rows=48, cols=48, bands=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        det = detectors.get("lrx")
+        scores = det.fit_score(make_cube(x.astype(np.float32)))
+    assert (det.inner, det.outer, det.pca, det.ridge) == (7, 21, 5, 1e-2)
+    assert det.n_components_ == 5 and scores.attrs["hsad_dimension"] == 5
+    assert auc_df(scores.values, truth) > 0.95

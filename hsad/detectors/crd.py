@@ -9,7 +9,9 @@ the ``inner`` guard window, clipped at the image edge, nodata left out), the col
 Both X_sᵀX_s and ΓᵀΓ scale with the square of the data, so λ is scale-free and the data are
 used as they are (no normalisation). The n × n Gram matrices come from a table of inner
 products ⟨x_q, x_(q+d)⟩ for every offset d the ring can span (computed once per block), and
-all pixels of a row are solved together with a stacked Cholesky.
+all pixels of a row are solved together with a stacked Cholesky. With ``pca=k`` the pixels are
+first projected on the k leading principal directions of the scene covariance (x ↦ Vₖᵀx,
+not centred, so the representation still sees the pixels' offset), which makes B = k.
 """
 
 from __future__ import annotations
@@ -147,20 +149,27 @@ def crd_block(
 class CRD(BaseDetector):
     """Collaborative-representation anomaly detector (Li & Du 2015).
 
+    Defaults (5, 15), ``pca=20``, ``lam=0.1`` were chosen by leave-one-scene-out over the 10
+    benchmark scenes (``benchmarks/loo_local_defaults.py``, docs/detectors.md).
+
     Parameters
     ----------
     inner, outer : odd widths in pixels of the guard and outer windows (inner < outer).
-    lam : the regularisation λ of the distance-weighted Tikhonov term (default 1e-6).
+    lam : the regularisation λ of the distance-weighted Tikhonov term.
+    pca : number of leading principal directions to project the pixels on first
+        (None = all good bands; all of them when the scene has fewer good bands).
     dtype : dtype of the returned map; Gram matrices and solves always run in float64.
     """
 
     name = "crd"
     summary = "Collaborative representation detector: residual of each pixel from its ring"
 
-    def __init__(self, inner: int = 5, outer: int = 15, lam: float = 1e-6, dtype="float32"):
+    def __init__(self, inner: int = 5, outer: int = 15, lam: float = 0.1,
+                 pca: int | None = 20, dtype="float32"):
         self.inner = inner
         self.outer = outer
         self.lam = lam
+        self.pca = pca
         self.dtype = dtype
 
     def _validate(self) -> tuple[int, int]:
@@ -168,16 +177,30 @@ class CRD(BaseDetector):
         if check_nonnegative(self.name, "lam", self.lam) == 0:
             raise ParameterError(f"{self.name}: lam must be > 0, got {self.lam!r}")
         check_dtype(self.name, self.dtype)
+        if self.pca is not None and (
+            isinstance(self.pca, bool)
+            or not isinstance(self.pca, (int, np.integer))
+            or self.pca < 1
+        ):
+            raise ParameterError(f"{self.name}: pca must be None or an integer ≥ 1, got "
+                                 f"{self.pca!r}")
         return inner, outer
 
     def fit(self, cube: xr.DataArray) -> CRD:
         """Validate the hyperparameters, record the band layout and check, in one pass over
         the scene, that it holds distinct valid pixels (CRD learns nothing else)."""
-        self._validate()
         self.bands_ = good_band_mask(cube)
+        self._validate()
         path = cube.attrs.get("source_path")
         moments = scene_moments(cube, self.name)  # no data, or every pixel alike: refused
-        check_scales(np.diag(moments.cov), self.name, path)
+        check_scales(np.diag(moments.cov), self.name, path)  # PCA leaves them out too
+        if self.pca is None:
+            self.components_ = None
+        else:
+            lam, vec = np.linalg.eigh(moments.cov)
+            k = min(int(self.pca), lam.size)
+            self.components_ = vec[:, ::-1][:, :k]
+            self.explained_variance_ = lam[::-1][:k]
         spread = np.trace(moments.cov)
         if moments.mean @ moments.mean > 1e10 * spread:
             warnings.warn(f"{self.name}: the data sit on an offset 1e5 times their spread "
@@ -191,8 +214,13 @@ class CRD(BaseDetector):
         self._check_fitted("bands_")
         self._check_bands(cube, self.bands_)
         inner, outer = self._validate()
+        data = nan_filled(cube, self.bands_)
+        if self.components_ is not None:
+            basis = self.components_
+            data = data.map_blocks(lambda b: b @ basis, dtype=np.float64,
+                                   chunks=data.chunks[:2] + ((basis.shape[1],),))
         scores = map_windows(
-            nan_filled(cube, self.bands_),
+            data,
             crd_block,
             outer // 2,
             dtype=check_dtype(self.name, self.dtype),
@@ -200,4 +228,6 @@ class CRD(BaseDetector):
             outer=outer,
             lam=float(self.lam),
         )
-        return map_like(cube, scores, name="score", attrs={"method": self.name})
+        dim = int(self.bands_.sum()) if self.components_ is None else self.components_.shape[1]
+        return map_like(cube, scores, name="score",
+                        attrs={"method": self.name, "hsad_dimension": dim})

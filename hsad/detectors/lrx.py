@@ -6,8 +6,10 @@ image edge, nodata pixels left out; n pixels):
     μ = (1/n) Σ_R x,   Σ = (1/n) Σ_R (x − μ)(x − μ)ᵀ,   δ = ridge·tr(Σ)/B + floor
     LRX(y) = (y − μ)ᵀ (Σ + δ I)⁻¹ (y − μ)
 
-``floor`` = 1e-10·tr(Σ_scene)/B keeps singular and constant windows solvable; ``ridge``
-defaults to 0. Sums of x and of x xᵀ over
+``floor`` = 1e-10·tr(Σ_scene)/B keeps singular and constant windows solvable. When a full
+ring holds no more pixels than the dimensions (n ≤ k; with all bands already when n < 4B),
+the cube is reduced automatically to its n // 4 leading principal components, with a
+warning and a record in ``reduction_`` and the map's attrs. Sums of x and of x xᵀ over
 every ring come from running box sums (vectorised, streamed row by row in float64), then all
 pixels of a row are solved at once with a stacked Cholesky. With ``pca=k`` the cube is first
 projected on its k leading principal components (fitted on the whole scene's streamed
@@ -16,13 +18,15 @@ moments), which makes B = k and everything far cheaper.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.errors import ParameterError
-from hsad.stats import check_covariance, check_scales, covariance_rank, scene_moments
+from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.stats import check_scales, covariance_rank, scene_moments
 from hsad.windows import (
     check_dtype,
     check_nonnegative,
@@ -37,6 +41,19 @@ from hsad.windows import (
 
 #: relative floor added to every local covariance's diagonal (times tr(Σ_scene)/B)
 FLOOR = 1e-10
+#: ring pixels per dimension below which "all bands" is reduced automatically
+SAMPLES_PER_DIMENSION = 4
+
+
+def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:
+    """Dimension used for rings of ``n_ring`` pixels: ``pca`` unless n_ring ≤ pca (every
+    local covariance singular); all bands unless fewer than SAMPLES_PER_DIMENSION ring
+    pixels per band. Reduced, it is n_ring // SAMPLES_PER_DIMENSION (at least 1)."""
+    target = max(1, min(n_bands, n_ring // SAMPLES_PER_DIMENSION))
+    if pca is None:
+        return min(n_bands, target)
+    pca = min(int(pca), n_bands)
+    return pca if n_ring > pca else min(pca, target)
 
 
 def _pinv_quadratic(aug: np.ndarray, resid: np.ndarray) -> np.ndarray:
@@ -135,13 +152,18 @@ def lrx_block(
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
 
+    Defaults (7, 21), ``pca=5``, ``ridge=1e-2`` were chosen by leave-one-scene-out over the
+    10 benchmark scenes (``benchmarks/loo_local_defaults.py``, docs/detectors.md).
+
     Parameters
     ----------
     inner, outer : odd widths in pixels of the guard and outer windows (inner < outer).
-    pca : number of leading principal components to keep first (None = all good bands).
+    pca : number of leading principal components to keep first (None = all good bands; all
+        of them when the scene has fewer good bands). When a full ring has no more pixels
+        than that dimension (all bands: fewer than 4 per band), it is reduced automatically
+        to ring pixels // 4 (warning; recorded in ``reduction_`` and the map's attrs).
     ridge : relative regularisation: ``ridge·tr(Σ)/B`` is added to each local covariance's
-        diagonal (default 0: only the tiny ``floor_``, which keeps singular windows solvable;
-        on the ABU scenes any ridge ≥ 1e-6 lowered the all-band AUC).
+        diagonal, on top of the tiny ``floor_`` that keeps singular windows solvable.
     dtype : dtype of the returned map; window statistics and solves always run in float64.
     """
 
@@ -150,10 +172,10 @@ class LocalRX(BaseDetector):
 
     def __init__(
         self,
-        inner: int = 5,
-        outer: int = 15,
-        pca: int | None = None,
-        ridge: float = 0.0,
+        inner: int = 7,
+        outer: int = 21,
+        pca: int | None = 5,
+        ridge: float = 1e-2,
         dtype: str = "float32",
     ):
         self.inner = inner
@@ -169,37 +191,53 @@ class LocalRX(BaseDetector):
         if self.pca is not None and (
             isinstance(self.pca, bool)
             or not isinstance(self.pca, (int, np.integer))
-            or not 1 <= self.pca <= bands
+            or self.pca < 1
         ):
-            raise ParameterError(
-                f"{self.name}: pca must be None or an integer in 1..{bands}, got {self.pca!r}"
-            )
+            raise ParameterError(f"{self.name}: pca must be None or an integer ≥ 1, got "
+                                 f"{self.pca!r}")
+
+    def _dimension(self, n_bands: int) -> int:
+        """Dimension used (``n_components_``), reduced when the rings are too small; warns."""
+        requested = n_bands if self.pca is None else min(int(self.pca), n_bands)
+        n_ring = self.outer**2 - self.inner**2
+        k = auto_dimension(n_bands, self.pca, n_ring)
+        self.reduction_ = None
+        if k < requested:
+            what = "bands" if self.pca is None else "components"
+            self.reduction_ = (f"{n_ring}-pixel rings for {requested} {what}: reduced "
+                               f"automatically to {k} principal components")
+            warnings.warn(f"{self.name} ({n_ring}-pixel rings): only {n_ring} valid pixels for "
+                          f"{requested} {what} (fewer than {SAMPLES_PER_DIMENSION} per dimension): "
+                          "local covariances would be (near-)singular and the map poor, so "
+                          f"the cube is reduced automatically to its {k} leading principal "
+                          f"components; set pca= below {n_ring} or use larger windows to "
+                          "choose", DegenerateDataWarning, stacklevel=3)
+        return k
 
     def fit(self, cube: xr.DataArray) -> LocalRX:
         """Validate; stream the scene's moments for the PCA basis and the covariance floor."""
         bands = good_band_mask(cube)
-        self._validate(int(bands.sum()))
+        n_bands = int(bands.sum())
+        self._validate(n_bands)
         path = cube.attrs.get("source_path")
         moments = scene_moments(cube, self.name)
-        if not self.ridge and self.pca is None:  # the floor alone regularises: say so
-            covariance_rank(moments.cov, moments.n, self.name, path)
-        k = int(bands.sum()) if self.pca is None else int(self.pca)
-        n_ring = self.outer**2 - self.inner**2
-        check_covariance(min(n_ring - 1, k), k, n_ring, f"{self.name} ({n_ring}-pixel rings)",
-                         path)
+        k = self._dimension(n_bands)
+        project = self.pca is not None or k < n_bands
+        covariance_rank(moments.cov, moments.n, self.name, path)  # warns when singular
         self.bands_ = bands
         self.mean_ = moments.mean
+        self.n_components_ = k
         lam, vec = np.linalg.eigh(moments.cov)
-        if self.pca is None:
+        if not project:
             self.components_ = None
             variance = np.trace(moments.cov) / moments.cov.shape[0]
         else:
-            self.components_ = vec[:, ::-1][:, : self.pca]
-            self.explained_variance_ = lam[::-1][: self.pca]
+            self.components_ = vec[:, ::-1][:, :k]
+            self.explained_variance_ = lam[::-1][:k]
             variance = self.explained_variance_.mean()
         self.floor_ = FLOOR * max(float(variance), np.finfo(float).tiny)
-        if self.pca is None:  # the floor is 1e-10 of the mean variance: it hides tiny bands
-            check_scales(np.diag(moments.cov), self.name, path)
+        # the floor (1e-10 of the mean variance) and PCA both leave tiny bands out
+        check_scales(np.diag(moments.cov), self.name, path)
         check_rings(cube, self.inner, self.outer, self.name)
         return self
 
@@ -216,7 +254,7 @@ class LocalRX(BaseDetector):
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of local RX scores, NaN on nodata pixels."""
-        self._check_fitted("floor_")
+        self._check_fitted("floor_", "n_components_")
         self._check_bands(cube, self.bands_)
         self._validate(int(self.bands_.sum()))
         inner, outer = check_windows(self.name, self.inner, self.outer)
@@ -230,4 +268,7 @@ class LocalRX(BaseDetector):
             ridge=float(self.ridge),
             floor=self.floor_,
         )
-        return map_like(cube, scores, name="score", attrs={"method": self.name})
+        attrs = {"method": self.name, "hsad_dimension": int(self.n_components_)}
+        if self.reduction_:
+            attrs["hsad_reduction"] = self.reduction_
+        return map_like(cube, scores, name="score", attrs=attrs)

@@ -579,7 +579,8 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     CRS and transform come from ``like`` when given, else from ``map_.rio``. ``nodata``
     defaults to NaN (NaN pixels are written as ``nodata`` otherwise). Dask-backed maps
     are written block by block. ``cog=True`` writes a Cloud-Optimized GeoTIFF with
-    overviews (average resampling).
+    overviews (average resampling). The map's ``hsad_*`` attrs (provenance, e.g. an automatic
+    dimension reduction) become dataset tags.
     """
     map_, crs, transform = _map_and_georef(map_, like)
     nodata = np.nan if nodata is None else float(nodata)
@@ -587,7 +588,8 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     arr = _as_dask(map_).map_blocks(cast_block, out_dtype=dtype, nodata=nodata, dtype=dtype,
                                     meta=np.empty((0, 0), dtype))
     profile = _profile(arr.shape[0], arr.shape[1], 1, dtype, crs, transform, nodata)
-    return _write(arr, path, profile, cog, "AVERAGE")
+    tags = {k: str(v) for k, v in getattr(map_, "attrs", {}).items() if k.startswith("hsad_")}
+    return _write(arr, path, profile, cog, "AVERAGE", tags=tags)
 
 
 def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
