@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hsad.cli.options import (
+    background_option,
     chunks_option,
     device_option,
     engine_options,
@@ -40,6 +41,7 @@ from hsad.config import load_config, parse_params
 @click.option("--key", help="Cube variable in a MAT scene.")
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for each stage map (residual RX, spatial, fused) as GeoTIFF.")
+@background_option
 @overwrite_option
 @fusion_option
 @chunks_option
@@ -47,9 +49,9 @@ from hsad.config import load_config, parse_params
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, overwrite,
-            fusion, chunks, seed, device, memory_limit, workers, scheduler, precision,
-            progress):
+            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, background,
+            overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
+            precision, progress):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
@@ -77,7 +79,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
          ("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
         + [("--save-stages", pipeline.stage_path(stages_dir, name), "raster")
            for name in (pipeline.STAGES if stages_dir else ())],
-        inputs=[scene, config_path, model, truth], overwrite=overwrite)
+        inputs=[scene, config_path, model, truth, background], overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
@@ -98,7 +100,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         t0 = time.perf_counter()
         with TileProgress(disable=None if progress is None else not progress):
             result = pipeline.run_detector(det, cube, fitted=model is not None,
-                                           stages=stages_dir is not None, lazy=True)
+                                           stages=stages_dir is not None, lazy=True,
+                                           background=background)
         written = pipeline.export(result, cube, scores_path=output, cog=cog,
                                   stages_dir=stages_dir, progress=progress)
         result.seconds = time.perf_counter() - t0

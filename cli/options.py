@@ -50,6 +50,13 @@ def engine_options(func):
     return func
 
 
+background_option = click.option(
+    "--background", type=click.Path(dir_okay=False), default=None,
+    help="Background area the statistics come from: polygons (.gpkg, .geojson, .json, .shp; "
+         "any CRS, reprojected to the scene) or a raster mask on the scene grid (non-zero = "
+         "background). For rx, utd, rxd-utd, local-mean-rx, cluster-rx and the neural "
+         "detectors' training sample; lrx and crd are local and refuse it.",
+)
 overwrite_option = click.option(
     "--overwrite", is_flag=True,
     help="Replace output files that exist (never an input of the command). Without it an "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hsad.cli.options import (
+    background_option,
     chunks_option,
     device_option,
     fusion_option,
@@ -32,13 +33,14 @@ from hsad.config import parse_params
 @click.option("--train-window", metavar="R0,R1,C0,C1",
               help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@background_option
 @fusion_option
 @chunks_option
 @seed_option
 @device_option
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            quiet, fusion, chunks, seed, device, overwrite):
+            quiet, background, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Apply it to another scene with `hsad detect OTHER --model MODEL`.
@@ -59,15 +61,16 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
         raise ParameterError(f"method {method!r} has no trainable model; use `hsad detect`")
     apply_fusion(det, fusion)
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
-                        inputs=[scene, train_mask], overwrite=overwrite)
+                        inputs=[scene, train_mask, background], overwrite=overwrite)
     with plan:
         cube = open_cube(scene, chunks=chunks, key=key)
         if train_mask or train_window:
             from hsad.nn.sampling import region_mask
 
-            det.fit(cube, train_mask=region_mask(cube, mask=train_mask, window=train_window))
+            det.fit(cube, train_mask=region_mask(cube, mask=train_mask, window=train_window),
+                    background=background)
         else:
-            det.fit(cube)
+            det.fit(cube, background=background)
         save_detector(det, output)
         hist = det.history_
         if loss_plot:

@@ -61,15 +61,23 @@ def stage_path(folder, name: str) -> Path:
 
 
 def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = False,
-                 stages: bool = False, lazy: bool = False) -> Detection:
+                 stages: bool = False, lazy: bool = False, background=None) -> Detection:
     """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked.
+
+    ``background`` (a mask, polygons or their file, :mod:`hsad.background`) is the area the
+    detector's statistics come from; refused for a fitted model and local detectors.
 
     ``lazy`` leaves dask-backed maps uncomputed: :func:`export` then streams them tile by
     tile into their GeoTIFFs (hsad.engine) and reads the score map back from its file.
     """
+    from hsad.background import fit_detector
+
+    if fitted and background is not None:
+        raise ParameterError("--background applies when fitting; a saved model keeps the "
+                             "background it was trained on")
     t0 = time.perf_counter()
     if not fitted:
-        detector.fit(cube)
+        fit_detector(detector, cube, background)
     if stages and hasattr(detector, "score_stages"):
         stage_maps = detector.score_stages(cube)
         scores = stage_maps["score"]

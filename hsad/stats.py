@@ -119,10 +119,12 @@ def _tree_merge(parts: list) -> Moments:
     return parts[0]
 
 
-def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None) -> Moments:
+def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None,
+                 region: np.ndarray | None = None) -> Moments:
     """Mean and scatter of the cube's valid pixels over its good bands, in one pass.
 
-    ``bands`` overrides the band selection (a boolean vector or index list).
+    ``bands`` overrides the band selection (a boolean vector or index list); ``region``, a
+    (y, x) bool map (e.g. :func:`hsad.background.background_mask`), keeps only its pixels.
     """
     sel = good_band_mask(cube) if bands is None else np.asarray(bands)
     data = cube.data
@@ -130,7 +132,12 @@ def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None) -> Momen
         data = data[:, :, sel]
     data = data.rechunk({2: -1})
     blocks = data.to_delayed()[:, :, 0].ravel()
-    if use_mask and bands is None:  # screen pixels inside each block: one pass over the data
+    if region is not None:
+        keep = da.from_array(np.asarray(region, dtype=bool), chunks=data.chunks[:2])
+        nodata = cube.attrs.get("nodata")
+        parts = [dask.delayed(block_moments)(b, m, screen=use_mask, nodata=nodata)
+                 for b, m in zip(blocks, keep.to_delayed().ravel(), strict=True)]
+    elif use_mask and bands is None:  # screen pixels inside each block: one pass over the data
         nodata = cube.attrs.get("nodata")
         parts = [dask.delayed(block_moments)(b, screen=True, nodata=nodata) for b in blocks]
     elif use_mask:
@@ -143,7 +150,8 @@ def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None) -> Momen
     return result
 
 
-def scene_moments(cube: xr.DataArray, what: str, bands=None) -> Moments:
+def scene_moments(cube: xr.DataArray, what: str, bands=None,
+                  region: np.ndarray | None = None) -> Moments:
     """:func:`cube_moments` for a detector's fit: a clear error when no statistic can be had.
 
     No valid pixel: the message names the good bands that are not finite anywhere (to be
@@ -151,7 +159,9 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None) -> Moments:
     would be equal.
     """
     path = cube.attrs.get("source_path")
-    moments = cube_moments(cube, bands=bands)
+    moments = cube_moments(cube, bands=bands, region=region)
+    if moments.n == 0 and region is not None:
+        raise ParameterError(f"{what}: the background area holds no valid pixel", path)
     if moments.n == 0:
         raise ParameterError(f"{what}: the cube has no valid pixel{_dead_bands(cube, bands)}",
                              path)

@@ -2,9 +2,9 @@
 
 Registration happens in one place, the class: every module of this package is found with
 ``pkgutil``, and each :class:`BaseDetector` subclass it defines with its own ``name`` is
-registered under that name. A module named after its detector (``rx.py`` for ``rx``) is
-imported alone by ``get``, so RX users do not pay torch's import. Detectors defined
-elsewhere (a plugin) join with :func:`register`.
+registered under that name. A module named after its detector (``rx.py`` for ``rx``,
+``cluster_rx.py`` for ``cluster-rx``) is imported alone by ``get``, so RX users do not pay
+torch's import. Detectors defined elsewhere (a plugin) join with :func:`register`.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def available() -> dict[str, type[BaseDetector]]:
 def get(name: str, **params) -> BaseDetector:
     """Instantiate the detector ``name`` with hyperparameters ``params``."""
     key = name.lower()
-    if key not in _REGISTRY and key in _modules():
-        _scan(key)
+    module = key.replace("-", "_")  # "cluster-rx" lives in cluster_rx.py
+    if key not in _REGISTRY and module in _modules():
+        _scan(module)
     if key not in _REGISTRY:
         available()
     if key not in _REGISTRY:

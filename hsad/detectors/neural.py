@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.engine import call_model, infer_batches, materialise, model_node
@@ -192,13 +193,20 @@ class NeuralDetector(BaseDetector):
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         return torch.from_numpy(np.ascontiguousarray(x))
 
-    def fit(self, cube: xr.DataArray, train_mask=None) -> NeuralDetector:
+    def fit(self, cube: xr.DataArray, train_mask=None, background=None) -> NeuralDetector:
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
-        ``train_mask`` ((y, x) bool array or mask file, non-zero = background to learn) and
-        ``train_window`` (rows/columns ``r0, r1, c0, c1``, half-open); default: all."""
+        ``train_mask`` ((y, x) bool array or mask file, non-zero = background to learn),
+        ``train_window`` (rows/columns ``r0, r1, c0, c1``, half-open) and ``background`` (a
+        mask or polygons, :mod:`hsad.background`); default: all."""
         self._validate()
         device = resolve_device(self.device)
         region = region_mask(cube, mask=train_mask, window=self.train_window)
+        area = background_mask(cube, background)
+        if area is not None:
+            region = area if region is None else region & area
+            if not region.any():
+                raise ParameterError("the background area and the training region share no "
+                                     "pixel", cube.attrs.get("source_path"))
         bands = good_band_mask(cube)
         sample = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
                                patch=self.patch_size, mask=region)

@@ -14,6 +14,7 @@ import xarray as xr
 from scipy import stats as sstats
 from scipy.linalg import blas
 
+from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.stats import scene_moments, whitening
@@ -36,15 +37,18 @@ def triangular_factor(white: np.ndarray) -> np.ndarray:
 
 
 def rx_block(
-    block: np.ndarray, mean: np.ndarray, tri: np.ndarray, nodata: float | None = None
+    block: np.ndarray, mean: np.ndarray, tri: np.ndarray | None, nodata: float | None = None,
+    linear: np.ndarray | None = None, work=None,
 ) -> np.ndarray:
     """RX scores ``‖R (x − mean)‖²`` of a ``(rows, cols, B)`` block in the dtype of ``tri``.
 
-    ``tri`` is the upper-triangular factor of Σ⁺ (Fortran order). Pixels that are not finite
-    or have a band at ``nodata`` score NaN.
+    ``tri`` is the upper-triangular factor of Σ⁺ (Fortran order). ``linear`` (a float64
+    B-vector a) adds ``aᵀ(x − mean)``, summed in float64 (its terms may cancel); with
+    ``tri=None`` the score is that term alone, in the dtype ``work`` (UTD, RXD-UTD). Pixels
+    that are not finite or have a band at ``nodata`` score NaN.
     """
     rows, cols, bands = block.shape
-    dtype = tri.dtype
+    dtype = tri.dtype if tri is not None else np.dtype(work)
     # centre in float64 when the working dtype cannot hold the input (int32 near 2³¹,
     # float64): the cast then only rounds the small centred values
     mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
@@ -59,8 +63,10 @@ def rx_block(
             piece = buf[: raw.shape[0]]
             np.subtract(raw, mean, out=piece, casting="unsafe")  # cast and centre in one pass
             piece = piece.reshape(-1, bands)
-            z = trmm(1.0, tri, piece.T, side=0, lower=0, overwrite_b=1).T  # (R (x − μ))ᵀ
-            score = np.einsum("ij,ij->i", z, z)
+            score = piece @ linear if linear is not None else 0.0
+            if tri is not None:
+                z = trmm(1.0, tri, piece.T, side=0, lower=0, overwrite_b=1).T  # (R (x − μ))ᵀ
+                score = score + np.einsum("ij,ij->i", z, z)
             if screen_nodata:
                 score[(raw == raw.dtype.type(nodata)).any(axis=-1).reshape(-1)] = np.nan
             score[~np.isfinite(score)] = np.nan  # NaN or ±inf in a band
@@ -85,16 +91,19 @@ class GlobalRX(BaseDetector):
         self.ridge = ridge
         self.dtype = dtype
 
-    def fit(self, cube: xr.DataArray) -> GlobalRX:
-        """Stream μ and Σ over the valid pixels and good bands; factor the pseudo-inverse."""
+    def fit(self, cube: xr.DataArray, background=None) -> GlobalRX:
+        """Stream μ and Σ over the valid pixels and good bands (inside ``background``, a mask
+        or polygons, see :mod:`hsad.background`); factor the pseudo-inverse."""
         ridge = check_nonnegative(self.name, "ridge", self.ridge)
         check_dtype(self.name, self.dtype)
-        moments = scene_moments(cube, self.name)
+        region = background_mask(cube, background)
+        moments = scene_moments(cube, self.name, region=region)
         with single_threaded_linalg():  # B×B work: threads only add overhead
             white, eigenvalues = whitening(moments.cov, ridge=ridge, n=moments.n,
                                            what=self.name, path=cube.attrs.get("source_path"))
             self.triangular_ = triangular_factor(white)
         self.bands_ = good_band_mask(cube)
+        self.background_ = region is not None
         self.n_pixels_ = moments.n
         self.mean_ = moments.mean
         self.cov_ = moments.cov
@@ -106,6 +115,11 @@ class GlobalRX(BaseDetector):
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of RX scores (dask-backed), NaN on nodata pixels."""
+        return self._streamed(cube, self.triangular_ if hasattr(self, "triangular_") else None)
+
+    def _streamed(self, cube: xr.DataArray, tri: np.ndarray | None,
+                  linear: np.ndarray | None = None) -> xr.DataArray:
+        """Lazy map of :func:`rx_block` with the fitted mean, ``tri`` and ``linear``."""
         self._check_fitted("whitening_")
         self._check_bands(cube, self.bands_)
         dtype = check_dtype(self.name, self.dtype)
@@ -117,8 +131,10 @@ class GlobalRX(BaseDetector):
             rx_block,
             data,
             self.mean_,
-            np.asfortranarray(self.triangular_, dtype=dtype),
+            None if tri is None else np.asfortranarray(tri, dtype=dtype),
             cube.attrs.get("nodata"),
+            None if linear is None else np.asarray(linear, dtype=np.float64),
+            dtype,
             dtype=dtype,
         )
         return map_like(cube, scores, name="score", attrs={"method": self.name})

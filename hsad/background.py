@@ -1,0 +1,136 @@
+"""The background area a user chooses: polygons or a raster mask → a (y, x) mask of the scene.
+
+Detectors that estimate background statistics (``rx``, ``utd``, ``rxd-utd``,
+``local-mean-rx``, ``cluster-rx``, and the neural detectors' training sample) take
+``fit(cube, background=…)``; :func:`background_mask` turns any accepted form into a bool
+map of the scene grid:
+
+- a vector file (``.gpkg``, ``.geojson``, ``.json``, ``.shp``): its polygons, in any CRS,
+  reprojected to the scene's CRS and rasterised onto its grid (a pixel is in when its
+  centre is, ``rasterio.features.rasterize``);
+- a raster mask file (GeoTIFF, ENVI, MAT) on the scene's grid (same size and, when both
+  have one, the same transform): its non-zero pixels;
+- a (y, x) bool array or DataArray;
+- shapely geometries or GeoJSON-like mappings, in the scene's CRS unless ``crs`` says.
+
+An empty area, one outside the scene or a mask on another grid is a one-line
+:class:`~hsad.errors.ParameterError`. Local detectors (``lrx``, ``crd``) take each pixel's
+background from its own ring: :func:`fit_detector` refuses a background area for them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hsad.errors import FileFormatError, ParameterError
+
+#: Suffixes read as polygons; anything else is read as a raster mask.
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
+
+
+def _read_vector(path: Path):
+    """``(geometries, crs or None)`` of a vector file's first layer."""
+    import pyogrio.raw
+    import shapely
+
+    try:
+        meta, _, wkb, _ = pyogrio.raw.read(path, columns=[])
+    except Exception as exc:  # pyogrio raises its own DataSourceError and friends
+        raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
+                              path) from None
+    geoms = [g for g in shapely.from_wkb(wkb) if g is not None and not g.is_empty]
+    return geoms, meta.get("crs")
+
+
+def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
+    import rasterio.features
+    import shapely
+    from rasterio.warp import transform_geom
+
+    if not geoms:
+        raise ParameterError("the background area holds no geometry", path)
+    scene_crs = cube.rio.crs
+    shapes = [shapely.geometry.mapping(g) if hasattr(g, "geom_type") else dict(g)
+              for g in geoms]
+    if src_crs is not None and scene_crs is None:
+        raise ParameterError(f"the polygons are in {src_crs} but the scene has no CRS to "
+                             "place them in; give a raster mask on the scene grid", path)
+    if src_crs is not None and str(src_crs) != str(scene_crs):
+        shapes = [transform_geom(src_crs, scene_crs, s) for s in shapes]
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
+    transform = cube.rio.transform()
+    mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=(rows, cols),
+                                       transform=transform, fill=0, dtype="uint8") > 0
+    if not mask.any():
+        area = shapely.union_all([shapely.geometry.shape(s) for s in shapes])
+        corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
+                   transform @ (cols, 0)]
+        scene = shapely.convex_hull(shapely.MultiPoint(corners))
+        where = ("lies outside the scene" if not area.intersects(scene)
+                 else "covers no pixel centre of the scene")
+        raise ParameterError(f"the background area {where}", path)
+    return mask
+
+
+def _raster_mask(path: Path, cube: xr.DataArray) -> np.ndarray:
+    from hsad.io.maps import read_single_band
+
+    values, raster = read_single_band(path, what="background mask")
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    if values.shape != shape:
+        raise ParameterError(f"background mask is {values.shape[0]}x{values.shape[1]} but the "
+                             f"scene is {shape[0]}x{shape[1]}: not the scene's grid", path)
+    if raster.rio.crs is not None and cube.rio.crs is not None:
+        if raster.rio.crs != cube.rio.crs or not raster.rio.transform().almost_equals(
+                cube.rio.transform()):
+            raise ParameterError("background mask is not on the scene's grid (another CRS or "
+                                 "transform); give polygons to reproject instead", path)
+    return np.nan_to_num(values) != 0
+
+
+def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | None:
+    """(y, x) bool map of the background area ``background`` on ``cube``'s grid (None: all).
+
+    ``crs``: the CRS of geometries given as objects (default: the scene's).
+    """
+    if background is None:
+        return None
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    path = None
+    if isinstance(background, (str, os.PathLike)):
+        path = Path(background)
+        if not path.is_file():
+            raise FileFormatError("background area file not found", path)
+        if path.suffix.lower() in VECTOR_SUFFIXES:
+            mask = _rasterise(*_read_vector(path), cube, path)
+        else:
+            mask = _raster_mask(path, cube)
+    elif isinstance(background, (np.ndarray, xr.DataArray)):
+        mask = np.asarray(getattr(background, "values", background))
+        if mask.shape != shape:
+            raise ParameterError(f"background mask shape {mask.shape} does not match the "
+                                 f"scene's {shape}", cube.attrs.get("source_path"))
+        mask = np.nan_to_num(mask.astype(np.float64)) != 0
+    else:
+        geoms = [background] if hasattr(background, "geom_type") or isinstance(
+            background, dict) else list(background)
+        mask = _rasterise(geoms, crs, cube, None)
+    if not mask.any():
+        raise ParameterError("the background area holds no pixel", path)
+    return mask
+
+
+def fit_detector(detector, cube: xr.DataArray, background=None):
+    """``detector.fit(cube, background=…)``; a detector without a background (lrx, crd:
+    local by definition) refuses one with a ParameterError."""
+    if background is None:
+        return detector.fit(cube)
+    if "background" not in inspect.signature(detector.fit).parameters:
+        raise ParameterError(f"{detector.name}: a background area does not apply: the method "
+                             "takes each pixel's background from its own window")
+    return detector.fit(cube, background=background)

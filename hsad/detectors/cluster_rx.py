@@ -1,0 +1,214 @@
+"""Cluster RX (ArcGIS Pro *Detect Image Anomalies*, KMEANS method).
+
+Background clusters come from mini-batch k-means (scikit-learn) on a seeded sample of the
+valid pixels (or of the background area), bands standardised by the sample's σ and projected
+on their 10 leading principal components. Each pixel
+scores the squared Mahalanobis distance to its nearest cluster:
+
+    CRX(r) = min_j (r − μ_j)ᵀ K_j⁺ (r − μ_j)
+
+with μ_j the cluster means and K_j (pseudo-inverse as RX's, optionally ridged):
+
+- ``pooled`` (default): one within-cluster covariance Σ_j S_j / n shared by all clusters
+  (one triangular product per tile, as RX);
+- ``shrunk``: K_j = (S_j + B·K_pooled)/(n_j + B), each cluster shrunk to the pooled one with
+  a prior weight of B pixels (one triangular product per cluster);
+- ``cluster``: K_j = S_j / n_j alone (plain per-cluster; unstable for small clusters).
+
+Statistics come from the sample (``sample_size`` pixels, the same whatever the chunking); at
+most n/(B + 1) clusters are formed so the statistics have pixels to stand on. The fitted
+``centres_``, ``whitening_`` and ``counts_`` score any cube with the same bands.
+
+Reference: ArcGIS Pro, *Detect Image Anomalies* (method KMEANS); D. Sculley, "Web-scale
+k-means clustering", WWW 2010 (mini-batch k-means).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+from scipy.linalg import blas
+
+from hsad.background import background_mask
+from hsad.cube import good_band_mask, map_like
+from hsad.detectors.base import BaseDetector
+from hsad.detectors.rx import triangular_factor
+from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.stats import valid_rows, whitening
+from hsad.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
+
+COVARIANCES = ("pooled", "shrunk", "cluster")
+#: principal components of the standardised sample that k-means clusters in
+KMEANS_COMPONENTS = 10
+#: pixels per GEMM inside a tile
+_PIECE = 16384
+
+
+def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
+                  tri: np.ndarray, nodata: float | None = None) -> np.ndarray:
+    """Min over clusters of ``‖R_j (x − μ_j)‖²`` for a ``(rows, cols, B)`` block.
+
+    ``centres`` (k, B) are μ_j − ``mean``; ``tri`` (k, B, B) the upper-triangular factors
+    R_j of K_j⁺ (RX's ``triangular_factor``), or (1, B, B) when pooled: then each pixel is
+    whitened once and its distance to every whitened centre computed exactly.
+    """
+    rows, cols, bands = block.shape
+    dtype = tri.dtype
+    trmm = blas.strmm if dtype == np.float32 else blas.dtrmm
+    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
+    flat = block.reshape(-1, bands)
+    out = np.empty(rows * cols, dtype=dtype)
+    tri = [np.asfortranarray(t) for t in tri]
+    with single_threaded_linalg():
+        for lo in range(0, flat.shape[0], _PIECE):
+            raw = flat[lo:lo + _PIECE]
+            c = np.subtract(raw, mean).astype(dtype, copy=False)
+            score = np.full(raw.shape[0], np.inf, dtype=dtype)
+            if len(tri) == 1:  # pooled: one triangular product, exact distances
+                z = trmm(1.0, tri[0], np.array(c.T, order="F"), side=0, lower=0).T
+                for zc in centres @ tri[0].T:
+                    d = z - zc
+                    np.minimum(score, np.einsum("ij,ij->i", d, d), out=score)
+            else:
+                for centre, r in zip(centres, tri, strict=True):
+                    z = trmm(1.0, r, np.array((c - centre).T, order="F"), side=0, lower=0).T
+                    np.minimum(score, np.einsum("ij,ij->i", z, z), out=score)
+            ok = valid_rows(raw, nodata)
+            if ok is not None:
+                score[~ok] = np.nan
+            score[~np.isfinite(score)] = np.nan
+            out[lo:lo + _PIECE] = score
+    return out.reshape(rows, cols)
+
+
+class ClusterRX(BaseDetector):
+    """Mahalanobis distance to the nearest of ``n_clusters`` k-means background clusters.
+
+    Parameters
+    ----------
+    n_clusters : clusters wanted (fewer when the sample is small: at most n/(B + 1)).
+    covariance : ``"pooled"`` (default), ``"shrunk"`` or ``"cluster"`` (see the module).
+    sample_size : pixels sampled for k-means and the cluster statistics.
+    ridge : adds ``ridge·tr(K)/B`` to each covariance's diagonal (0 = none).
+    seed : random seed of the sample and of k-means.
+    dtype : ``"float32"`` (default) or ``"float64"`` for scoring.
+    """
+
+    name = "cluster-rx"
+    summary = ("Cluster RX: Mahalanobis distance to the nearest k-means background cluster "
+               "(ArcGIS KMEANS)")
+
+    def __init__(self, n_clusters: int = 5, covariance: str = "pooled",
+                 sample_size: int = 50_000, ridge: float = 0.0, seed: int = 0,
+                 dtype: str = "float32"):
+        self.n_clusters = n_clusters
+        self.covariance = covariance
+        self.sample_size = sample_size
+        self.ridge = ridge
+        self.seed = seed
+        self.dtype = dtype
+
+    def _validate(self) -> float:
+        for key in ("n_clusters", "sample_size"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ParameterError(f"{self.name}: {key} must be an integer ≥ 1, got {v!r}")
+        if self.covariance not in COVARIANCES:
+            raise ParameterError(f"{self.name}: covariance must be one of {COVARIANCES}, got "
+                                 f"{self.covariance!r}")
+        check_dtype(self.name, self.dtype)
+        return check_nonnegative(self.name, "ridge", self.ridge)
+
+    def fit(self, cube: xr.DataArray, background=None) -> ClusterRX:
+        """Sample, cluster and estimate each cluster's mean and covariance."""
+        from hsad.nn.sampling import sample_pixels  # hsad.nn imports torch: only when fitting
+
+        ridge = self._validate()
+        path = cube.attrs.get("source_path")
+        region = background_mask(cube, background)
+        bands = good_band_mask(cube)
+        x = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
+                          mask=region).values.astype(np.float64)
+        n, b = x.shape
+        mean = x.mean(axis=0)
+        labels = self._cluster(x - mean, min(int(self.n_clusters), max(1, n // (b + 1))))
+        k = int(labels.max()) + 1
+        counts = np.bincount(labels, minlength=k)
+        centres = np.stack([x[labels == j].mean(axis=0) for j in range(k)])
+        resid = x - centres[labels]
+        scatter = np.stack([resid[labels == j].T @ resid[labels == j] for j in range(k)])
+        pooled = scatter.sum(axis=0) / n
+        if not np.trace(pooled) > 0:  # clusters of identical pixels: fall back to one
+            k, counts, centres = 1, np.array([n]), mean[None]
+            scatter = ((x - mean).T @ (x - mean))[None]
+            pooled = scatter[0] / n
+        with single_threaded_linalg():
+            white, _ = whitening(pooled, ridge, n=n, what=self.name, path=path)
+            whites = [white]
+            if self.covariance != "pooled":
+                whites = [self._cluster_whitening(scatter[j], counts[j], pooled, ridge)
+                          for j in range(k)]
+        rank = max(w.shape[1] for w in whites)
+        self.whitening_ = np.stack([np.pad(w, ((0, 0), (0, rank - w.shape[1])))
+                                    for w in whites])
+        self.triangular_ = np.stack([triangular_factor(w) for w in whites])
+        self.centres_ = centres
+        self.counts_ = counts
+        self.mean_ = mean
+        self.bands_ = bands
+        self.n_clusters_ = k
+        self.n_sample_ = n
+        self.background_ = region is not None
+        return self
+
+    def _cluster(self, x: np.ndarray, k: int) -> np.ndarray:
+        """k-means labels of the centred sample: bands standardised by their σ, then its
+        ``KMEANS_COMPONENTS`` leading principal components."""
+        if k <= 1:
+            return np.zeros(len(x), dtype=np.int64)
+        from sklearn.cluster import MiniBatchKMeans
+
+        sd = x.std(axis=0)
+        z = x / np.where(sd > 0, sd, 1.0)
+        if z.shape[1] > KMEANS_COMPONENTS:  # k-means on the leading principal components
+            lam, vec = np.linalg.eigh(z.T @ z)
+            z = z @ vec[:, ::-1][:, :KMEANS_COMPONENTS]
+        from threadpoolctl import threadpool_limits
+
+        km = MiniBatchKMeans(n_clusters=k, random_state=int(self.seed), n_init=3,
+                             batch_size=min(1024, len(z)))
+        # one thread: on a small sample OpenMP's threads cost more than they give (3-7x)
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore")  # ConvergenceWarning on tiny or repeated data
+            labels = km.fit_predict(z)
+        _, labels = np.unique(labels, return_inverse=True)  # drop empty clusters
+        return labels.reshape(-1)
+
+    def _cluster_whitening(self, scatter, count, pooled, ridge) -> np.ndarray:
+        b = scatter.shape[0]
+        if self.covariance == "shrunk":
+            cov = (scatter + b * pooled) / (count + b)
+        else:
+            cov = scatter / max(count, 1)
+        if not np.trace(cov) > 0:
+            cov = pooled
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateDataWarning)  # small clusters, by design
+            return whitening(cov, ridge, what=self.name)[0]
+
+    def score(self, cube: xr.DataArray) -> xr.DataArray:
+        """Lazy ``(y, x)`` map, streamed tile by tile, NaN on nodata pixels."""
+        self._check_fitted("whitening_")
+        self._check_bands(cube, self.bands_)
+        dtype = check_dtype(self.name, self.dtype)
+        data = cube.data
+        if not self.bands_.all():
+            data = data[:, :, self.bands_]
+        scores = map_pixels(cluster_block, data.rechunk({2: -1}), self.mean_,
+                            (self.centres_ - self.mean_).astype(dtype),
+                            np.ascontiguousarray(self.triangular_, dtype=dtype),
+                            cube.attrs.get("nodata"),
+                            dtype=dtype)
+        return map_like(cube, scores, name="score", attrs={"method": self.name})

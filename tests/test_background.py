@@ -1,0 +1,189 @@
+"""The user-chosen background area: masks, polygons in another CRS, raster masks, the
+detectors whose statistics it restricts, and its refusals (API and CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping
+
+from hsad import detectors
+from hsad.background import background_mask, fit_detector
+from hsad.cube import make_cube
+from hsad.errors import HsadError, ParameterError
+
+TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 5_100_000.0)
+CRS = "EPSG:32633"
+ROWS, COLS, BANDS = 20, 24, 5
+LEFT = np.zeros((ROWS, COLS), bool)
+LEFT[:, :COLS // 2] = True
+STATISTICAL = ["rx", "utd", "rxd-utd", "local-mean-rx", "cluster-rx"]
+
+
+def _halves(seed=0) -> np.ndarray:
+    """Left half: N(100, A); right half: N(130, B), another mean and covariance."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((ROWS, COLS, BANDS))
+    for side, (mu, s) in enumerate(((100.0, 1.0), (130.0, 4.0))):
+        cols = slice(0, COLS // 2) if side == 0 else slice(COLS // 2, COLS)
+        mix = rng.normal(size=(BANDS, BANDS)) * 0.3 + np.eye(BANDS) * s
+        x[:, cols] = rng.normal(size=(ROWS, COLS // 2, BANDS)) @ mix + mu
+    return x.astype(np.float32)
+
+
+def _cube(x=None):
+    return make_cube(_halves() if x is None else x, transform=TRANSFORM, crs=CRS)
+
+
+def _left_polygon():
+    """The left half's outline in map coordinates (pixel edges, so centres are clear)."""
+    x0, y0 = TRANSFORM @ (0, 0)
+    x1, y1 = TRANSFORM @ (COLS // 2, ROWS)
+    return box(x0, y1, x1, y0)
+
+
+def _geojson_4326(path, geom):
+    feats = [{"type": "Feature", "properties": {},
+              "geometry": transform_geom(CRS, "EPSG:4326", mapping(geom))}]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return path
+
+
+def _mask_tif(path, mask, transform=TRANSFORM):
+    with rasterio.open(path, "w", driver="GTiff", width=mask.shape[1], height=mask.shape[0],
+                       count=1, dtype="uint8", crs=CRS, transform=transform) as dst:
+        dst.write(mask.astype(np.uint8), 1)
+    return path
+
+
+def test_every_form_gives_the_same_mask(tmp_path):
+    import pyogrio.raw
+    import shapely
+
+    cube = _cube()
+    np.testing.assert_array_equal(background_mask(cube, LEFT), LEFT)
+    np.testing.assert_array_equal(background_mask(cube, [_left_polygon()]), LEFT)
+    # polygons in geographic coordinates, reprojected to the scene's UTM grid
+    np.testing.assert_array_equal(
+        background_mask(cube, _geojson_4326(tmp_path / "left.geojson", _left_polygon())), LEFT)
+    gpkg = tmp_path / "left.gpkg"
+    pyogrio.raw.write(gpkg, np.array([shapely.to_wkb(_left_polygon())], dtype=object), [],
+                      [], geometry_type="Polygon", crs=CRS, driver="GPKG")
+    np.testing.assert_array_equal(background_mask(cube, gpkg), LEFT)
+    np.testing.assert_array_equal(background_mask(cube, _mask_tif(tmp_path / "m.tif", LEFT)),
+                                  LEFT)
+    assert background_mask(cube, None) is None
+
+
+@pytest.mark.parametrize("name", STATISTICAL)
+def test_the_area_restricts_the_statistics(name):
+    # the left half alone, as its own cube, gives the statistics a left-half background gives
+    x = _halves()
+    det = detectors.get(name, dtype="float64").fit(_cube(x), background=LEFT)
+    alone = detectors.get(name, dtype="float64").fit(make_cube(x[:, :COLS // 2]))
+    scene = detectors.get(name, dtype="float64").fit(_cube(x))
+    left = x[:, :COLS // 2].reshape(-1, BANDS).astype(np.float64)
+    np.testing.assert_allclose(det.mean_, left.mean(0), rtol=1e-12)
+    assert not np.allclose(scene.mean_, left.mean(0), rtol=1e-3)
+    if name == "cluster-rx":
+        np.testing.assert_allclose(np.sort(det.centres_, axis=0),
+                                   np.sort(alone.centres_, axis=0), rtol=1e-9)
+    else:
+        np.testing.assert_allclose(det.cov_, np.cov(left.T, bias=True), rtol=1e-9,
+                                   atol=1e-12)
+    # and the whole scene is scored with them: equal to the left-only model applied to it
+    np.testing.assert_allclose(det.score(_cube(x)).values, alone.score(_cube(x)).values,
+                               rtol=1e-8, atol=1e-8)
+
+
+def test_neural_training_sample_comes_from_the_area():
+    params = dict(hidden=8, depth=1, epochs=1, batch_size=64, sample_size=10_000,
+                  progress=False, device="cpu")
+    det = detectors.get("ae", **params).fit(_cube(), background=LEFT)
+    assert det.n_train_ == LEFT.sum()
+    det = detectors.get("ae", **params).fit(_cube(), background=LEFT,
+                                            train_mask=np.triu(np.ones((ROWS, COLS), bool)))
+    assert det.n_train_ == (LEFT & np.triu(np.ones((ROWS, COLS), bool))).sum()
+
+
+def test_bad_areas_are_one_line_errors(tmp_path):
+    cube = _cube()
+    far = box(0, 0, 10, 10)  # metres from the UTM origin: nowhere near the scene
+    cases = [
+        (np.zeros((ROWS, COLS), bool), "holds no pixel"),
+        (np.ones((3, 3), bool), "does not match the scene"),
+        ([far], "lies outside the scene"),
+        (_geojson_4326(tmp_path / "far.geojson", far), "lies outside the scene"),
+        (_mask_tif(tmp_path / "small.tif", np.ones((5, 5), bool)), "not the scene's grid"),
+        (_mask_tif(tmp_path / "moved.tif", LEFT, TRANSFORM @ Affine.translation(3, 0)),
+         "not on the scene's grid"),
+        (tmp_path / "missing.gpkg", "not found"),
+    ]
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    cases.append((empty, "holds no geometry"))
+    for area, message in cases:
+        with pytest.raises(HsadError, match=message) as err:
+            detectors.get("rx").fit(cube, background=area)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["lrx", "crd"])
+def test_local_detectors_refuse_a_background(name):
+    with pytest.raises(ParameterError, match="does not apply"):
+        fit_detector(detectors.get(name), _cube(), LEFT)
+
+
+def _cli(args, capsys):
+    from hsad.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    return exc.value.code, capsys.readouterr()
+
+
+def test_cli_background_equals_the_api_and_is_an_input(tmp_path, capsys):
+    from hsad import open_cube
+    from hsad.io.envi import write_envi
+
+    scene = tmp_path / "scene.img"
+    write_envi(_cube(), scene)
+    area = _geojson_4326(tmp_path / "left.geojson", _left_polygon())
+    code, out = _cli(["detect", scene, "-m", "rxd-utd", "--background", area, "--no-progress",
+                      "-o", tmp_path / "s.tif"], capsys)
+    assert code == 0, out.err
+    with rasterio.open(tmp_path / "s.tif") as src:
+        got = src.read(1)
+    ref = detectors.get("rxd-utd").fit(open_cube(scene), background=LEFT).score(
+        open_cube(scene)).values
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    mask = _mask_tif(tmp_path / "left.tif", LEFT)
+    code, out = _cli(["detect", scene, "-m", "rx", "--background", mask, "--overwrite",
+                      "-o", mask], capsys)
+    assert code == 2 and "input" in out.err and out.err.count("\n") == 1
+    code, out = _cli(["detect", scene, "-m", "lrx", "--background", mask, "-o",
+                      tmp_path / "l.tif"], capsys)
+    assert code == 2 and out.err.startswith("error: ") and "does not apply" in out.err
+    code, out = _cli(["detect", scene, "-m", "rx", "--background",
+                      _geojson_4326(tmp_path / "far.geojson", box(0, 0, 10, 10)), "-o",
+                      tmp_path / "f.tif"], capsys)
+    assert code == 2 and out.err == f"error: {tmp_path / 'far.geojson'}: the background " \
+                                    "area lies outside the scene\n"
+
+
+def test_cli_train_samples_the_background_area(tmp_path, capsys):
+    from hsad.io.envi import write_envi
+
+    scene = tmp_path / "scene.img"
+    write_envi(_cube(), scene)
+    area = _mask_tif(tmp_path / "left.tif", LEFT)
+    code, out = _cli(["train", scene, "-m", "ae", "-p", "hidden=8", "-p", "depth=1",
+                      "-p", "sample_size=10000", "--epochs", 1, "--device", "cpu", "--quiet",
+                      "--background", area, "-o", tmp_path / "m.hsad"], capsys)
+    assert code == 0, out.err
+    assert f"trained on {LEFT.sum()} pixels" in out.out

@@ -1,0 +1,96 @@
+"""Cluster RX: the nearest-cluster Mahalanobis formula in numpy on planted clusters, the
+three covariance models, streaming, nodata, a fitted detector on a new cube."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tolerance import assert_within_conditioning
+
+from hsad import detectors
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+
+CENTRES = np.array([[0.0] * 5, [40.0, 0, 0, 0, 0], [0, 40.0, 0, 0, 0]]) + 100.0
+
+
+def _scene(seed=0, rows=30, cols=30):
+    """Three well-separated Gaussian clusters (k-means recovers them exactly), one each in
+    three vertical stripes, with their own covariances; also the true labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.minimum(np.arange(cols) * 3 // cols, 2)[None, :].repeat(rows, 0)
+    x = np.empty((rows, cols, 5))
+    for j in range(3):
+        mix = rng.normal(size=(5, 5)) * 0.5 + np.eye(5) * (1 + j)
+        pts = rng.normal(size=(int((labels == j).sum()), 5)) @ mix + CENTRES[j]
+        x[labels == j] = pts
+    return x.astype(np.float32), labels
+
+
+def _reference(x, labels, covariance):
+    """min_j (r − μ_j)ᵀ K_j⁺ (r − μ_j) from the true clusters; and the worst κ(K_j)."""
+    flat, lab = x.reshape(-1, x.shape[-1]).astype(np.float64), labels.ravel()
+    n, b = flat.shape
+    mus = np.stack([flat[lab == j].mean(0) for j in range(3)])
+    scat = [(flat[lab == j] - mus[j]).T @ (flat[lab == j] - mus[j]) for j in range(3)]
+    pooled = sum(scat) / n
+    covs = {"pooled": [pooled] * 3,
+            "shrunk": [(s + b * pooled) / ((lab == j).sum() + b) for j, s in enumerate(scat)],
+            "cluster": [s / (lab == j).sum() for j, s in enumerate(scat)]}[covariance]
+    d = np.stack([np.einsum("ij,jk,ik->i", flat - m, np.linalg.pinv(c, hermitian=True),
+                            flat - m) for m, c in zip(mus, covs, strict=True)])
+    score = d.min(0).reshape(x.shape[:2])
+    kappa = max(np.linalg.cond(c) for c in covs)
+    cond = kappa + 2 * np.linalg.norm(flat - flat.mean(0), axis=1).reshape(score.shape) / \
+        np.sqrt(score * min(np.linalg.eigvalsh(c)[0] for c in covs))
+    return score, cond
+
+
+@pytest.mark.parametrize("covariance", ["pooled", "shrunk", "cluster"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_scores_equal_the_nearest_cluster_formula(covariance, dtype):
+    x, labels = _scene()
+    det = detectors.get("cluster-rx", n_clusters=3, covariance=covariance, dtype=dtype,
+                        sample_size=10_000)  # the whole scene is the sample
+    got = det.fit_score(make_cube(x))
+    assert det.n_clusters_ == 3 and det.n_sample_ == x.shape[0] * x.shape[1]
+    assert sorted(det.counts_) == sorted(np.bincount(labels.ravel()))
+    ref, cond = _reference(x, labels, covariance)
+    assert_within_conditioning(got.values, ref, cond, n=5, dtype=np.dtype(dtype))
+
+
+def test_tiled_equals_whole_nan_at_nodata_and_a_fitted_detector_scores_a_new_cube():
+    x, _ = _scene(seed=1)
+    x[2, 3] = np.nan
+    x[20, 29, 1] = -5.0
+    params = dict(n_clusters=3, dtype="float64", sample_size=500, seed=4)
+    whole = detectors.get("cluster-rx", **params).fit_score(make_cube(x, nodata=-5.0)).values
+    det = detectors.get("cluster-rx", **params).fit(make_cube(x, nodata=-5.0).chunk(
+        {"y": 7, "x": 9}))
+    tiled = det.score(make_cube(x, nodata=-5.0).chunk({"y": 7, "x": 9}))
+    assert tiled.data.npartitions > 1
+    np.testing.assert_allclose(tiled.values, whole, rtol=1e-9, atol=0)
+    off = np.zeros(whole.shape, bool)
+    off[2, 3] = off[20, 29] = True
+    np.testing.assert_array_equal(np.isnan(whole), off)
+    y, _ = _scene(seed=2)
+    new = det.score(make_cube(y)).values  # the stored clusters score another cube
+    white = det.whitening_[0]
+    d = [(((y.reshape(-1, 5) - c) @ white) ** 2).sum(1) for c in det.centres_]
+    np.testing.assert_allclose(new.ravel(), np.min(d, axis=0), rtol=1e-9)
+
+
+def test_an_outlier_between_clusters_scores_high_where_global_rx_does_not():
+    x, _ = _scene(seed=3)
+    x[15, 15] = (CENTRES[1] + CENTRES[2]) / 2  # inside the global cloud, far from each cluster
+    crx = detectors.get("cluster-rx", n_clusters=3).fit_score(make_cube(x)).values
+    rx = detectors.get("rx").fit_score(make_cube(x)).values
+    assert np.unravel_index(np.nanargmax(crx), crx.shape) == (15, 15)
+    assert (rx > rx[15, 15]).mean() > 0.05
+
+
+@pytest.mark.parametrize(("key", "value"), [("n_clusters", 0), ("covariance", "full"),
+                                            ("sample_size", 2.5), ("ridge", -1)])
+def test_bad_parameters_are_refused(key, value):
+    with pytest.raises(ParameterError, match=key):
+        detectors.get("cluster-rx", **{key: value}).fit(make_cube(_scene()[0]))
