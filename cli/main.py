@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> None:
             rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
     except _Stopped as exc:
         _fail(exc.word, exc.status)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # outside a command (while click parses), click wraps the signal into Abort
+        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
+            _fail("terminated", TERMINATED)
         _fail("interrupted", INTERRUPTED)
     except click.ClickException as exc:
         exc.show()

@@ -158,6 +158,9 @@ TAMPERED = {
     "parameter bool for int": (_param("epochs", True), "'epochs' has the wrong type"),
     "parameter invalid": (_param("input", "voxel"), "invalid saved parameters"),
     "history not an object": (_set("history", [1, 2]), "history must be"),
+    # hidden = 2^28 on 6 bands: building it would allocate over 12 GB; the shapes are
+    # compared on the meta device first, so the file is refused for its shapes at no cost
+    "huge network": (_param("hidden", 2**28), "do not match.*has shape"),
 }
 
 
@@ -170,7 +173,8 @@ def test_tampered_config_is_a_clear_model_error(case, members, tmp_path, scene, 
 
 def test_config_that_is_not_json_or_not_an_object(members, tmp_path):
     for raw, match in ((b"\xff\xfe", "not valid JSON"), (b"[1, 2]", "not an hsad model"),
-                       (b"[" * 100000, "not valid JSON")):
+                       (b"[" * 100000, "not valid JSON"),
+                       (b'{"n_bands": ' + b"9" * 5000 + b"}", "not valid JSON")):
         path = write_zip(tmp_path / "bad.hsad", {CONFIG: raw, WEIGHTS: members[1]})
         with pytest.raises(ModelError, match=match):
             read_model(path)
@@ -330,3 +334,21 @@ def test_fanogan_models_saved_before_the_shared_base_load_with_their_meaning(
     old = load_detector(with_config(files, tmp_path / "old.hsad", old_names))
     assert old.get_params() == det.get_params()
     np.testing.assert_array_equal(old.score(scene[0]).values, det.score(scene[0]).values)
+
+
+def test_an_unreadable_earlier_fanogan_config_is_a_model_error(tmp_path):
+    """``fusion_variant`` with a ``fusion`` mode that never existed: a ModelError, not a
+    KeyError escaping from the parameter upgrade."""
+    det = detectors.get("fanogan", hidden=8, depth=1, latent=2, epochs=1, encoder_epochs=1,
+                        batch_size=64, sample_size=256, progress=False, device="cpu")
+    rng = np.random.default_rng(1)
+    det.fit(make_cube((5 + rng.normal(size=(16, 16, 6))).astype(np.float32)))
+    with zipfile.ZipFile(save_detector(det, tmp_path / "new.hsad")) as zf:
+        files = (json.loads(zf.read(CONFIG)), zf.read(WEIGHTS))
+
+    def bad(config):
+        config["params"]["fusion_variant"] = config["params"].pop("fusion")
+        config["params"]["fusion"] = ["dss"]
+
+    with pytest.raises(ModelError, match="earlier hsad that cannot be read"):
+        load_detector(with_config(files, tmp_path / "old.hsad", bad))

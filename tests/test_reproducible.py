@@ -8,7 +8,7 @@ import threading
 import dask
 import numpy as np
 import pytest
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from hsad import detectors
 from hsad.cube import make_cube
@@ -31,8 +31,17 @@ def cube():
     return make_cube((1000 + 50 * x).astype(np.float32)).chunk({"y": 9, "x": 16})
 
 
+@pytest.fixture
+def two_blas_threads():
+    """BLAS on 2 threads around the test (even on a 1-core machine or with
+    OPENBLAS_NUM_THREADS=1), so that a guard that fails to hold one thread shows."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        yield
+
+
 @pytest.mark.parametrize("name", list(SETTINGS))
-def test_maps_are_bit_identical_across_runs_and_thread_counts(name, cube):
+def test_maps_are_bit_identical_across_runs_and_thread_counts(name, cube, two_blas_threads):
     maps = []
     for workers in (1, 2, 4, 2, 2):
         with dask.config.set(scheduler="threads", num_workers=workers):
@@ -47,7 +56,7 @@ def _blas_threads() -> list[int]:
             .lib_controllers]
 
 
-def test_single_threaded_linalg_holds_while_any_thread_is_inside():
+def test_single_threaded_linalg_holds_while_any_thread_is_inside(two_blas_threads):
     # OpenBLAS's thread count is process-wide: before it was reference-counted, the first
     # worker out restored it while another was still inside, whose solves then went
     # threaded (and rounded differently) depending on timing
@@ -68,5 +77,6 @@ def test_single_threaded_linalg_holds_while_any_thread_is_inside():
     threads[0].join()
     go.set()
     threads[1].join()
+    assert before != [1] * len(before)  # the test would show nothing otherwise
     assert inside == [[1] * len(before)]
     assert _blas_threads() == before

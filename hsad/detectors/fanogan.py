@@ -62,9 +62,9 @@ class FAnoGAN(ReconstructionDetector):
         if "fusion_variant" not in saved:
             return saved
         saved = dict(saved)
-        mode = saved.pop("fusion")
+        mode = saved.pop("fusion", "none")
         saved["fusion"] = saved.pop("fusion_variant")
-        saved["output"] = "d_ss" if mode == "dss" else cls.score_terms[0]
+        saved["output"] = {"dss": "d_ss", "none": cls.score_terms[0]}[mode]
         return saved
     epochs = 48
     encoder_epochs: int = 20

@@ -3,8 +3,10 @@
 Temporary files sit beside their target as ``.<name>.<host>-<pid>.<random><suffix>.part``.
 One left by a killed process (SIGKILL, power loss) never blocks a later write: each
 write picks a fresh name, and the next write of the same target deletes those whose
-process, on this host, no longer runs. A file whose write fails because the disk is full
-is removed and reported as :class:`~hsad.errors.OutputError`.
+process, on this host, no longer runs and whose ``flock`` is free (a writer holds one on
+its temporary file, so a live writer in another PID namespace is never taken for dead). A
+file whose write fails because the disk is full is removed and reported as
+:class:`~hsad.errors.OutputError`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -60,12 +63,12 @@ def keep_existing(keep: bool = True) -> Iterator[list[tuple[Path, int, int]]]:
         _KEEP_EXISTING.reset(tokens[0])
 
 
-def _record(target: Path) -> None:
+def _record(target: Path, st: os.stat_result) -> None:
+    """Note ``target`` as placed, with the inode of our temporary file (taken before the
+    rename: another process may replace the target right after it)."""
     placed = _PLACED.get()
     if placed is not None:
-        with contextlib.suppress(OSError):
-            st = os.stat(target)
-            placed.append((target, st.st_dev, st.st_ino))
+        placed.append((target, st.st_dev, st.st_ino))
 
 
 def _alive(pid: int) -> bool:
@@ -93,10 +96,26 @@ def remove_stale(target: str | os.PathLike) -> list[Path]:
     for entry in entries:
         m = pattern.fullmatch(entry.name)
         if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
+            with contextlib.suppress(OSError), _unlocked(entry.path) as free:
+                if free:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
     return removed
+
+
+@contextlib.contextmanager
+def _unlocked(path: str) -> Iterator[bool]:
+    """Whether nobody holds the write lock of ``path`` (held by us inside the block)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
@@ -140,9 +159,10 @@ def write_failure(exc: BaseException, target: Path) -> str | None:
 
 def _place(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` onto ``target``; under :func:`keep_existing`, only if it is absent."""
+    st = os.stat(tmp)
     if not _KEEP_EXISTING.get():
         os.replace(tmp, target)
-        _record(target)
+        _record(target, st)
         return
     appeared = OutputError("appeared while hsad was writing it and was left as it is "
                            "(give --overwrite to replace it)", target)
@@ -154,10 +174,60 @@ def _place(tmp: Path, target: Path) -> None:
         if os.path.lexists(target):
             raise appeared from None
         os.replace(tmp, target)
-        _record(target)
+        _record(target, st)
         return
     os.unlink(tmp)
-    _record(target)
+    _record(target, st)
+
+
+class _Temp:
+    """A locked temporary file for ``target``: placed onto it, or discarded."""
+
+    def __init__(self, path: str | os.PathLike, suffix: str | None = None):
+        self.target = Path(path)
+        if self.target.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(self.target))
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.existed = os.path.lexists(self.target)
+        self.path = temp_file(self.target, suffix)
+        self._lock = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)  # tells remove_stale that this write is live
+        self.inode: tuple[int, int] | None = None
+
+    def place(self) -> None:
+        st = os.stat(self.path)
+        _place(self.path, self.target)
+        self.inode = (st.st_dev, st.st_ino)
+        _move_sidecar(self.path, self.target)
+
+    def unplace(self) -> None:
+        """Remove the placed target again if it is new and still ours."""
+        if self.inode is None or self.existed:
+            return
+        with contextlib.suppress(OSError):
+            st = os.stat(self.target)
+            if (st.st_dev, st.st_ino) == self.inode:
+                os.unlink(self.target)
+
+    def close(self) -> None:
+        for leftover in (self.path, Path(f"{self.path}.aux.xml")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+        os.close(self._lock)
+
+
+def _move_sidecar(tmp: Path, target: Path) -> None:
+    """GDAL's ``.aux.xml`` of the temporary file (auxiliary metadata) goes with the file."""
+    aux = Path(f"{tmp}.aux.xml")
+    if aux.exists():
+        os.replace(aux, f"{target}.aux.xml")
+
+
+def _failed(exc: BaseException, target: Path) -> None:
+    """Raise OutputError for a full disk (chained to ``exc``); otherwise return."""
+    reason = write_failure(exc, target)
+    if reason:
+        raise OutputError(f"cannot write: {reason}; nothing was written", target) from exc
 
 
 @contextlib.contextmanager
@@ -169,29 +239,37 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     :class:`OutputError` naming ``path``. ``suffix`` defaults to the target's suffix (GDAL
     picks drivers by it). Missing parent folders are created.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(21, "Is a directory", str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = temp_file(target, suffix)
+    temp = _Temp(path, suffix)
     try:
-        yield tmp_path
-        _place(tmp_path, target)
+        yield temp.path
+        temp.place()
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        reason = write_failure(exc, target)
-        if reason:
-            raise OutputError(f"cannot write: {reason}; nothing was written", target) from exc
+        _failed(exc, temp.target)
         raise
+    finally:
+        temp.close()
 
 
 @contextlib.contextmanager
 def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Like :func:`atomic_path` for files that belong together (ENVI data + header).
 
-    All are renamed into place only after the block succeeds.
+    They are renamed into place in the order given, and only after the block succeeds: the
+    data before its header, so that a reader never finds a new header without its data.
+    If one cannot be placed, those this call already placed as new files are removed.
     """
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(p)) for p in paths]
-        yield tmps
+    temps: list[_Temp] = []
+    try:
+        for p in paths:
+            temps.append(_Temp(p))
+        yield [t.path for t in temps]
+        for t in temps:
+            t.place()
+    except BaseException as exc:
+        for t in temps:
+            t.unplace()
+        _failed(exc, Path(paths[0]))  # the first file (ENVI: the data) names the failure
+        raise
+    finally:
+        for t in temps:
+            t.close()

@@ -231,8 +231,9 @@ def read_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     raw_config, raw_weights = _read_members(path)
     try:
         config = json.loads(raw_config.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelError(f"{CONFIG} is not valid JSON ({exc})", path) from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a 5000-digit integer
+        raise ModelError(f"{CONFIG} is not valid JSON ({' '.join(str(exc).split())})",
+                         path) from None
     check_config(config, path)
     try:
         tensors = st_load_bytes(raw_weights)
@@ -245,7 +246,11 @@ def read_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 def _set_params(det, saved: dict, path: Path) -> None:
     """Saved hyperparameters onto ``det`` (renamed from an earlier hsad's where the
     detector knows how): unknown names or wrong types are errors."""
-    saved = det.upgrade_params(saved)
+    try:
+        saved = det.upgrade_params(saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{CONFIG}: parameters of an earlier hsad that cannot be read "
+                         f"({exc!r}); " + _RETRAIN, path) from None
     defaults = det.param_defaults()
     unknown = sorted(set(saved) - set(defaults))
     if unknown:
@@ -264,8 +269,8 @@ def _set_params(det, saved: dict, path: Path) -> None:
         raise ModelError(f"invalid saved parameters ({exc})", path) from None
 
 
-def _load_weights(networks: dict, tensors: dict[str, np.ndarray]) -> None:
-    """Copy ``tensors`` into the networks; names and shapes must match exactly."""
+def _check_shapes(networks: dict, tensors: dict[str, np.ndarray]) -> None:
+    """The networks' tensors and ``tensors`` have the same names and shapes."""
     wanted = {f"{name}.{k}": tuple(v.shape) for name, module in networks.items()
               for k, v in module.state_dict().items()}
     missing = sorted(set(wanted) - set(tensors))
@@ -277,6 +282,11 @@ def _load_weights(networks: dict, tensors: dict[str, np.ndarray]) -> None:
         if tensors[key].shape != shape:
             raise ValueError(f"{key} has shape {tensors[key].shape}, the configuration "
                              f"needs {shape}")
+
+
+def _load_weights(networks: dict, tensors: dict[str, np.ndarray]) -> None:
+    """Copy ``tensors`` into the networks; names and shapes must match exactly."""
+    _check_shapes(networks, tensors)
     for name, module in networks.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix):]: torch.from_numpy(np.array(v))
@@ -293,12 +303,14 @@ def load_detector(path: str | os.PathLike, device: str | None = None):
     path = Path(path)
     config, tensors = read_model(path)
     method = config["method"]
-    registry = detectors.available()
-    loadable = [k for k, cls in registry.items() if hasattr(cls, "_build")]
-    if method not in loadable:
+    try:  # imports the detector's own module only
+        det = detectors.get(method)
+    except HsadError:
+        det = None
+    if not callable(getattr(det, "_build", None)):
+        loadable = [k for k, cls in detectors.available().items() if hasattr(cls, "_build")]
         raise ModelError(f"the model needs method {method!r}, which this hsad cannot load "
                          f"(model methods: {', '.join(loadable)})", path)
-    det = registry[method]()
     _set_params(det, config["params"], path)
     if device is not None:
         det.set_params(device=device)
@@ -311,6 +323,9 @@ def load_detector(path: str | os.PathLike, device: str | None = None):
         det.wavelength_ = np.array([np.nan if v is None else v for v in config["wavelength"]],
                                    dtype=np.float64)
         det.device_ = resolve_device(det.device)
+        with torch.device("meta"):  # shapes first: a hostile config allocates nothing
+            skeleton = det._build(det.n_bands_)
+        _check_shapes(skeleton, tensors)
         networks = det._build(det.n_bands_)
         if sorted(networks) != sorted(config["networks"]):
             raise ValueError(f"networks {sorted(config['networks'])} saved, "

@@ -1,0 +1,91 @@
+"""Atomic writes: ENVI pairs placed data first, live writers' temporaries never taken for
+stale, and a rollback that only ever removes the file this process wrote."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hsad.errors import OutputError
+from hsad.io import atomic
+
+
+def _dead_pid() -> str:
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_pairs_are_placed_data_first(tmp_path, monkeypatch):
+    order = []
+    place = atomic._place
+    monkeypatch.setattr(atomic, "_place", lambda tmp, target: (order.append(target.name),
+                                                                place(tmp, target)))
+    with atomic.atomic_paths(tmp_path / "e.img", tmp_path / "e.hdr") as (img, hdr):
+        img.write_bytes(b"data")
+        hdr.write_text("ENVI")
+    assert order == ["e.img", "e.hdr"]
+    assert sorted(os.listdir(tmp_path)) == ["e.hdr", "e.img"]
+
+
+def test_a_pair_whose_header_cannot_be_placed_leaves_no_new_data_file(tmp_path):
+    with atomic.keep_existing(), pytest.raises(OutputError, match="appeared while"):
+        with atomic.atomic_paths(tmp_path / "e.img", tmp_path / "e.hdr") as (img, hdr):
+            img.write_bytes(b"data")
+            hdr.write_text("ENVI")
+            (tmp_path / "e.hdr").write_text("another process")  # appears meanwhile
+    assert sorted(os.listdir(tmp_path)) == ["e.hdr"]  # theirs; our data file is gone again
+    assert (tmp_path / "e.hdr").read_text() == "another process"
+
+
+def test_a_locked_temporary_is_live_even_if_its_pid_looks_dead(tmp_path):
+    """Another PID namespace (a container sharing the folder): the PID means nothing here,
+    the writer's flock does."""
+    target = tmp_path / "rx.tif"
+    locked = tmp_path / f".rx.tif.{atomic.HOST}-{_dead_pid()}.abc123.tif.part"
+    unlocked = tmp_path / f".rx.tif.{atomic.HOST}-{_dead_pid()}.def456.tif.part"
+    for p in (locked, unlocked):
+        p.write_bytes(b"x")
+    fd = os.open(locked, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert atomic.remove_stale(target) == [unlocked]
+        assert locked.exists()
+    finally:
+        os.close(fd)
+    assert atomic.remove_stale(target) == [locked]
+
+
+def test_a_writer_holds_the_lock_of_its_temporary_until_done(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic.atomic_path(target) as tmp:
+        fd = os.open(tmp, os.O_RDONLY)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)
+        tmp.write_text("ours")
+    assert target.read_text() == "ours" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_placed_files_are_recorded_with_our_inode_not_the_targets(tmp_path, monkeypatch):
+    """Another process may replace the target right after our rename: the rollback record
+    holds the inode we wrote, so a rollback can never remove their file."""
+    target = tmp_path / "out.txt"
+    replace = os.replace
+
+    def replace_then_theirs(src, dst):
+        replace(src, dst)
+        if os.fspath(dst) == os.fspath(target):
+            (tmp_path / "theirs").write_text("theirs")
+            replace(tmp_path / "theirs", target)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_theirs)
+    with atomic.keep_existing(False) as placed, atomic.atomic_path(target) as tmp:
+        tmp.write_text("ours")
+    (path, dev, ino), = placed
+    st = os.stat(target)
+    assert path == target and target.read_text() == "theirs"
+    assert (st.st_dev, st.st_ino) != (dev, ino)
