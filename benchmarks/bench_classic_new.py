@@ -43,7 +43,7 @@ def _scenes():
 
 def loso(methods) -> None:
     from hsad import detectors
-    from hsad.metrics import evaluate
+    from hsad.outputs.metrics import evaluate
 
     scenes = list(_scenes())
     names = [s[0] for s in scenes]

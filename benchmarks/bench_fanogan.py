@@ -22,7 +22,7 @@ import torch
 
 from hsad import datasets, detectors
 from hsad.config import parse_params
-from hsad.metrics import evaluate
+from hsad.outputs.metrics import evaluate
 
 
 def run_scene(name: str, params: dict) -> dict:

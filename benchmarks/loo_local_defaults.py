@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hsad import datasets, detectors
-from hsad.metrics import auc_df
+from hsad.outputs.metrics import auc_df
 
 FLOOR = 0.6
 WINDOWS = {"lrx": [(3, 9), (5, 15), (7, 21)], "crd": [(3, 9), (5, 15)]}

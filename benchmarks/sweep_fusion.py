@@ -152,7 +152,7 @@ def detector_params(r: dict) -> dict:
 
 def end_to_end(names: list[str], seed: int, params: dict) -> list[str]:
     """The chosen setting run as a user would: fit_score, stages, metrics, timing."""
-    from hsad.metrics import evaluate
+    from hsad.outputs.metrics import evaluate
 
     lines = ["| scene | RX | D_spectral | D_spatial | D_SS | AUC(F,τ) D_SS | SNPR D_SS (dB) "
              "| train+detect (s) |", "|---|---|---|---|---|---|---|---|"]
@@ -270,7 +270,7 @@ def main() -> None:
         "## The chosen setting, end to end (`HADGAN(**params).fit_score(cube)`)",
         "",
         "AUC(D,F) of each stage; AUC(F,τ) (lower is better) and SNPR = AUC(D,τ)/AUC(F,τ)",
-        "of D_SS from `hsad.metrics.evaluate` (maps min-max normalised). Times are wall",
+        "of D_SS from `hsad.outputs.metrics.evaluate` (maps min-max normalised). Times are wall",
         "clock on a 2-core CPU shared with other jobs, so they are upper bounds.",
         "",
         *e2e,

@@ -25,8 +25,9 @@ from hsad.errors import ParameterError
 @overwrite_option
 def command(methods, scene_names, params, stages, output, csv_path, overwrite):
     """Run detectors on labelled benchmark scenes and tabulate AUC(D,F), AUC(F,τ) and time."""
-    from hsad import benchmark, datasets, detectors
+    from hsad import datasets, detectors
     from hsad.io.atomic import atomic_path
+    from hsad.outputs import benchmark
 
     method_list = [m.strip().lower() for m in methods.split(",") if m.strip()]
     for m in method_list:

@@ -52,8 +52,8 @@ def command(out_dir, method, size, seed, device, overwrite):
 def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     from hsad import detectors, open_cube, pipeline, synthetic
     from hsad.io.atomic import atomic_path
-    from hsad.metrics import evaluate
-    from hsad.plots import plot_roc
+    from hsad.outputs.metrics import evaluate
+    from hsad.outputs.plots import plot_roc
 
     with atomic_path(out / MARKER) as tmp:
         tmp.write_text("written by `hsad demo`, which replaces its own files here\n",

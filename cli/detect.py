@@ -62,8 +62,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     import dask
 
     from hsad import engine, pipeline
+    from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
     from hsad.io.maps import read_truth
-    from hsad.scheduler import TileProgress, parse_memory, use_scheduler
 
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
@@ -85,7 +85,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
         cube = engine.open_tiled(scene, memory_limit, chunks=chunks, key=key)
         if polygons_path:
-            from hsad.export.polygons import polygon_target
+            from hsad.outputs.polygons import polygon_target
 
             polygon_target(polygons_path, cube.rio.crs)  # GeoJSON needs an EPSG code
         det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
@@ -109,7 +109,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         written = pipeline.export(result, cube, mask_path=mask_path,
                                   polygons_path=polygons_path, png_path=png_path, truth=gt)
         if gt is not None:
-            from hsad.metrics import evaluate
+            from hsad.outputs.metrics import evaluate
 
             auc = evaluate(result.scores.values, gt)
     click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}x{cube.shape[2]} "

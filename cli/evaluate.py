@@ -1,6 +1,6 @@
 """``hsad evaluate``: detection metrics (AUC(D,F), 3D-ROC measures) of a score map.
 
-The work is done by :func:`hsad.evaluation.evaluate_files`, so Python users get the same
+The work is done by :func:`hsad.outputs.evaluation.evaluate_files`, so Python users get the same
 behaviour as the command.
 """
 
@@ -43,19 +43,19 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
 
 
 def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json):
-    from hsad.evaluation import evaluate_files
-    from hsad.metrics import format_table
+    from hsad.outputs.evaluation import evaluate_files
+    from hsad.outputs.metrics import format_table
 
     result, score_map, truth_map = evaluate_files(scores, truth, scores_key, truth_key)
     name = Path(scores).stem
     plots = {}
     if roc_path:
-        from hsad.plots import plot_roc
+        from hsad.outputs.plots import plot_roc
 
         plot_roc({name: score_map}, truth_map, path=roc_path, log_far=log_far)
         plots["roc"] = str(roc_path)
     if roc3d_path:
-        from hsad.plots import plot_roc3d
+        from hsad.outputs.plots import plot_roc3d
 
         plot_roc3d({name: score_map}, truth_map, path=roc3d_path)
         plots["roc3d"] = str(roc3d_path)

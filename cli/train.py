@@ -74,7 +74,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
         save_detector(det, output)
         hist = det.history_
         if loss_plot:
-            from hsad.plots import plot_losses
+            from hsad.outputs.plots import plot_losses
 
             plot_losses(hist.losses, loss_plot, title=f"{det.name} on {scene}",
                         stages=hist.stages)

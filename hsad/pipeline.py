@@ -146,13 +146,13 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         write_mask(det.mask, mask_path, like=cube)
         out["mask"] = Path(mask_path)
     if polygons_path:
-        from hsad.export import polygons, write_polygons
+        from hsad.outputs.polygons import polygons, write_polygons
 
         feats = polygons(det.mask, scores=det.scores)
         write_polygons(feats, polygons_path, crs=cube.rio.crs)
         out["polygons"] = Path(polygons_path)
     if png_path:
-        from hsad.plots import quicklook
+        from hsad.outputs.plots import quicklook
 
         quicklook(cube, det.scores, truth=truth, path=png_path)
         out["png"] = Path(png_path)

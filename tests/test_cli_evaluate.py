@@ -12,7 +12,7 @@ from affine import Affine
 from hsad.cli.main import main
 from hsad.cube import make_cube, map_like
 from hsad.io.geotiff import write_geotiff, write_mask
-from hsad.metrics import evaluate
+from hsad.outputs.metrics import evaluate
 from hsad.synthetic import make_scene
 
 

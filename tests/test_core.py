@@ -9,9 +9,9 @@ from affine import Affine
 
 from hsad.config import load_config, parse_params
 from hsad.cube import make_cube, map_like, valid_mask, wrap_numpy
+from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
 from hsad.errors import DegenerateDataWarning, FileFormatError, ParameterError
 from hsad.io.atomic import atomic_path, atomic_paths
-from hsad.stats import cube_moments, mahalanobis, pinv_precision
 
 UTM = Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0)
 

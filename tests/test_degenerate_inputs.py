@@ -15,8 +15,8 @@ import pytest
 
 from hsad import detectors
 from hsad.cube import make_cube, valid_mask
+from hsad.engine.stats import check_covariance, pinv_precision
 from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
-from hsad.stats import check_covariance, pinv_precision
 
 ROWS, COLS, BANDS = 12, 12, 6
 TINY_NN = dict(hidden=8, latent=2, epochs=2, batch_size=64, sample_size=256, progress=False,

@@ -11,8 +11,8 @@ import rasterio
 
 from hsad import detectors, engine, synthetic
 from hsad.cli.main import main
+from hsad.engine.scheduler import WORKER_BASE, active_client, concurrency, use_scheduler
 from hsad.errors import ParameterError
-from hsad.scheduler import WORKER_BASE, active_client, concurrency, use_scheduler
 
 distributed = pytest.importorskip("distributed")
 
@@ -78,9 +78,9 @@ def test_workers_option_starts_and_stops_a_local_cluster(scene_paths, tmp_path):
 
 
 def test_bad_scheduler_options_are_clean_errors(monkeypatch):
-    import hsad.scheduler
+    import hsad.engine.scheduler
 
-    monkeypatch.setattr(hsad.scheduler, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(hsad.engine.scheduler, "CONNECT_TIMEOUT", 1)
     with pytest.raises(ParameterError, match="cannot connect"):
         with use_scheduler("tcp://127.0.0.1:9"):
             pass

@@ -13,10 +13,12 @@ from scipy.ndimage import uniform_filter
 
 from hsad import detectors, engine, synthetic
 from hsad.cube import good_band_mask, make_cube
+from hsad.engine import tiles
+from hsad.engine.scheduler import TileProgress, parse_memory
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion
-from hsad.morphology import area_filter
-from hsad.scheduler import TileProgress, parse_memory
+from hsad.fusion import tiled as fusion_tiles
+from hsad.fusion.morphology import area_filter
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +51,16 @@ def test_chunks_for_fits_the_budget_and_grows_with_it():
     large = engine.chunks_for(shape, np.int16, "4GB", workers=2)
     assert small[0] < large[0] and small[0] % 16 == 0 and small[0] >= 32
     for (ty, tx), budget in ((small, 256e6), (large, 4e9)):
-        per_pixel = 200 * (2 * 2 + engine.WORK_BYTES)
+        per_pixel = 200 * (2 * 2 + tiles.WORK_BYTES)
         assert 2 * ty * tx * per_pixel <= budget
     # more workers share the budget: smaller tiles; a halo leaves room for context
     assert engine.chunks_for(shape, np.int16, "1GB", workers=8)[0] < \
         engine.chunks_for(shape, np.int16, "1GB", workers=1)[0]
     ty, _ = engine.chunks_for(shape, np.int16, "1GB", workers=2, halo=40)
-    assert (ty + 80) ** 2 * 200 * (4 + engine.WORK_BYTES) * 2 <= 1e9
+    assert (ty + 80) ** 2 * 200 * (4 + tiles.WORK_BYTES) * 2 <= 1e9
     # full-width strips when enough rows fit, small scenes in one tile
     rows, cols = engine.chunks_for(shape, np.int16, "4GB", workers=2, full_rows=True)
-    assert cols == 4096 and rows >= engine.MIN_STRIP
+    assert cols == 4096 and rows >= tiles.MIN_STRIP
     assert engine.chunks_for((50, 60, 10), np.float32, "1GB") == (50, 60)
 
 
@@ -110,7 +112,7 @@ def test_area_opening_and_closing_on_tiles_are_exact_with_halo_area_minus_one(ar
 
     whole = attr(image)
     lazy = da.from_array(image, chunks=16)
-    tiled = engine.map_halo(attr, lazy, engine.attribute_halo(area), dtype=int).compute()
+    tiled = engine.map_halo(attr, lazy, fusion_tiles.attribute_halo(area), dtype=int).compute()
     np.testing.assert_array_equal(tiled, whole)
     if area > 5:  # half the halo is not enough: components are cut at the seams
         short = engine.map_halo(attr, lazy, area // 4, dtype=int).compute()
@@ -139,8 +141,8 @@ def test_materialise_keeps_small_maps_in_memory_and_spills_large_ones():
     b = a * 2
     kept = engine.materialise(a, b, memory_limit="1GB")  # 960 kB: in memory
     spilled = engine.materialise(a, b, memory_limit="20MB")  # > 1/8 of 20 MB: .npy files
-    assert not any(isinstance(v, engine.NpyWindows) for v in kept[0].dask.values())
-    assert any(isinstance(v, engine.NpyWindows) for v in spilled[0].dask.values())
+    assert not any(isinstance(v, tiles.NpyWindows) for v in kept[0].dask.values())
+    assert any(isinstance(v, tiles.NpyWindows) for v in spilled[0].dask.values())
     for got in (kept, spilled):
         np.testing.assert_array_equal(got[0].compute(), a.compute())
         np.testing.assert_array_equal(got[1].compute(), 2 * a.compute())
@@ -181,7 +183,7 @@ def _residual_like(cube):
 def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
     cube, residual = _residual_like(scene.cube)
     ref = fusion.stages(residual, cube)
-    got = engine.fusion_stages(fusion, da.from_array(residual, chunks=(12, 12, -1)),
+    got = fusion_tiles.fusion_stages(fusion, da.from_array(residual, chunks=(12, 12, -1)),
                                da.from_array(cube, chunks=(12, 12, -1)))
     for name, want in ref.items():
         value = got[name].compute()

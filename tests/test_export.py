@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 
 from hsad.cube import make_cube, map_like
 from hsad.errors import ParameterError
-from hsad.export import polygons, write_polygons
+from hsad.outputs.polygons import polygons, write_polygons
 
 TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_650_000.0)
 

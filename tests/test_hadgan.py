@@ -11,9 +11,9 @@ from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
 from hsad.cube import make_cube
+from hsad.engine.stats import mahalanobis, pinv_precision
 from hsad.errors import ModelError, ParameterError
 from hsad.nn.persistence import load_detector, save_detector
-from hsad.stats import mahalanobis, pinv_precision
 
 # small and quick: a few hundred optimiser steps on tiny networks
 FAST = dict(hidden=32, latent=1, epochs=30, batch_size=128, progress=False, device="cpu",

@@ -15,7 +15,7 @@ from hsad import detectors
 from hsad.cube import make_cube
 from hsad.detectors.lrx import auto_dimension, lrx_block
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.metrics import auc_df
+from hsad.outputs.metrics import auc_df
 
 
 def _ring_stats(ring, ridge, floor):

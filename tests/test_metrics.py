@@ -9,7 +9,7 @@ import xarray as xr
 from sklearn.metrics import roc_auc_score
 
 from hsad.errors import ParameterError
-from hsad.metrics import (
+from hsad.outputs.metrics import (
     auc_df,
     auc_dt,
     auc_ft,

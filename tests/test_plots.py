@@ -10,8 +10,8 @@ from matplotlib.image import imread
 
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
-from hsad.metrics import evaluate
-from hsad.plots import plot_losses, plot_roc, plot_roc3d, quicklook, rgb_bands
+from hsad.outputs.metrics import evaluate
+from hsad.outputs.plots import plot_losses, plot_roc, plot_roc3d, quicklook, rgb_bands
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -12,7 +12,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.windows import single_threaded_linalg
+from hsad.engine.windows import single_threaded_linalg
 
 #: OpenBLAS's Cholesky (n ≳ 128) and LU (n ≳ 100) round differently on 1 and 2 threads
 #: (measured, OpenBLAS 0.3.31): LRX's bordered matrices are (B + 1)² = 141², CRD's Gram

@@ -8,7 +8,7 @@ import pytest
 from rasterio.crs import CRS
 
 from hsad.errors import ParameterError
-from hsad.metrics import evaluate
+from hsad.outputs.metrics import evaluate
 from hsad.synthetic import ABSORPTION_WINDOWS, make_scene
 
 

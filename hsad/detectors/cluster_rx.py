@@ -35,9 +35,9 @@ from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.rx import triangular_factor
+from hsad.engine.stats import valid_rows, whitening
+from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.stats import valid_rows, whitening
-from hsad.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 
 COVARIANCES = ("pooled", "shrunk", "cluster")
 #: principal components of the standardised sample that k-means clusters in

@@ -23,9 +23,8 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.stats import check_scales, scene_moments
-from hsad.windows import (
+from hsad.engine.stats import check_scales, scene_moments
+from hsad.engine.windows import (
     check_dtype,
     check_nonnegative,
     check_rings,
@@ -36,6 +35,7 @@ from hsad.windows import (
     ring_offsets,
     single_threaded_linalg,
 )
+from hsad.errors import DegenerateDataWarning, ParameterError
 
 #: budget for the inner-product table and the per-row Gram stacks, in bytes
 _BUDGET = 128 * 2**20

@@ -22,9 +22,9 @@ from scipy import ndimage
 from hsad.cube import map_like
 from hsad.detectors.rx import GlobalRX, rx_block
 from hsad.engine import map_halo
+from hsad.engine.stats import valid_rows
+from hsad.engine.windows import check_dtype, single_threaded_linalg
 from hsad.errors import ParameterError
-from hsad.stats import valid_rows
-from hsad.windows import check_dtype, single_threaded_linalg
 
 
 def local_mean_block(block: np.ndarray, mean: np.ndarray, tri: np.ndarray, kernel: int,

@@ -25,9 +25,8 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.stats import check_scales, covariance_rank, scene_moments
-from hsad.windows import (
+from hsad.engine.stats import check_scales, covariance_rank, scene_moments
+from hsad.engine.windows import (
     check_dtype,
     check_nonnegative,
     check_rings,
@@ -38,6 +37,7 @@ from hsad.windows import (
     ring_sums,
     single_threaded_linalg,
 )
+from hsad.errors import DegenerateDataWarning, ParameterError
 
 #: relative floor added to every local covariance's diagonal (times tr(Σ_scene)/B)
 FLOOR = 1e-10

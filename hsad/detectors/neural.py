@@ -33,12 +33,12 @@ from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.engine import call_model, infer_batches, materialise, model_node
+from hsad.engine.stats import scene_moments
 from hsad.errors import ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
 from hsad.nn.sampling import read_window, region_mask, sample_pixels, window_inputs
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
-from hsad.stats import scene_moments
 
 #: Wavelength mismatch (nm) above which applying a model warns, and above which it refuses.
 WAVELENGTH_WARN_NM = 2.0

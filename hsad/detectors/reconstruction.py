@@ -17,11 +17,12 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.neural import NeuralDetector
-from hsad.engine import fusion_stages, materialise, spectral_map
+from hsad.engine import materialise
+from hsad.engine.scheduler import parse_memory
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion
+from hsad.fusion.tiled import fusion_stages, spectral_map
 from hsad.nn.trainer import cpu_threads
-from hsad.scheduler import parse_memory
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
 FUSED = ("d_spectral", "d_spatial", "d_ss")

@@ -17,8 +17,8 @@ from scipy.linalg import blas
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.stats import scene_moments, whitening
-from hsad.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
+from hsad.engine.stats import scene_moments, whitening
+from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 
 #: pixels per BLAS call inside a tile: keeps the working set in cache-friendly pieces
 _PIECE = 32768

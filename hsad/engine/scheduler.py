@@ -172,7 +172,7 @@ class TileProgress(Callback):
 
     Tile tasks are those whose key name starts with one of ``prefixes``: by default the
     writes of :func:`dask.array.store` (one per output tile) and the per-tile statistics
-    of :func:`hsad.stats.cube_moments`. Computations without such tasks show no bar.
+    of :func:`hsad.engine.stats.cube_moments`. Computations without such tasks show no bar.
     Works with the local schedulers; on a cluster the writes run locally (see
     :func:`pull_blocks`), so the bar still counts tiles written.
     """

@@ -18,7 +18,7 @@ from skimage.measure import block_reduce
 
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_path
-from hsad.metrics import evaluate
+from hsad.outputs.metrics import evaluate
 
 #: Target wavelengths (nm) of the quicklook's red, green and blue channels.
 RGB_WAVELENGTHS = (640.0, 550.0, 460.0)

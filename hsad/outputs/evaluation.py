@@ -8,7 +8,7 @@ import numpy as np
 
 from hsad.errors import ParameterError
 from hsad.io.maps import read_single_band, read_truth
-from hsad.metrics import Evaluation, evaluate
+from hsad.outputs.metrics import Evaluation, evaluate
 
 
 def _grid(cube) -> str:

@@ -7,7 +7,7 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 - ``d_spatial``, variant ``paper`` (METHODS.md §1, literally): the ``n_components`` (3)
   residual bands of minimum energy
   ``e_b = Σ_ij ΔY(i,j,b)``; on each, the area attribute difference
-  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.morphology`); their
+  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.fusion.morphology`); their
   mean, smoothed by a guided filter guided by itself (r = 3, ε = 0.5).
 - ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
   leading principal components of the standardised cube (or of the residual), each
@@ -25,9 +25,9 @@ from scipy.ndimage import uniform_filter
 from scipy.stats import rankdata
 
 from hsad.cube import make_cube
+from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
 from hsad.errors import ParameterError
-from hsad.morphology import area_filter
-from hsad.stats import cube_moments, mahalanobis, pinv_precision
+from hsad.fusion.morphology import area_filter
 
 VARIANTS = ("aed", "paper")
 #: Each variant's own defaults, taken where a :class:`Fusion` field is None. ``aed``: the

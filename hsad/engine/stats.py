@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, valid_mask
+from hsad.engine.windows import single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.windows import single_threaded_linalg
 
 
 @dataclass

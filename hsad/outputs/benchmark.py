@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hsad import datasets, detectors
-from hsad.metrics import evaluate
+from hsad.outputs.metrics import evaluate
 
 
 @dataclass

@@ -1,0 +1,28 @@
+"""The scene engine: tiles sized by a memory budget (:mod:`~hsad.engine.tiles`), the
+schedulers that run them (:mod:`~hsad.engine.scheduler`), exact window operators
+(:mod:`~hsad.engine.windows`) and streamed global statistics (:mod:`~hsad.engine.stats`).
+
+Detectors and the fusion stage build on these; the engine depends on neither.
+"""
+
+from __future__ import annotations
+
+from hsad.engine.tiles import (
+    call_model,
+    chunks_for,
+    infer_batches,
+    map_halo,
+    materialise,
+    min_memory,
+    minmax,
+    model_node,
+    nan_median,
+    open_tiled,
+    read_map,
+    tile_threads,
+    write_map,
+)
+
+__all__ = ["call_model", "chunks_for", "infer_batches", "map_halo", "materialise",
+           "min_memory", "minmax", "model_node", "nan_median", "open_tiled", "read_map",
+           "tile_threads", "write_map"]

@@ -1,0 +1,245 @@
+"""HADGAN's spatial–spectral fusion (:mod:`hsad.fusion`) on tiles, for scenes of any size.
+
+Global statistics (moments, min/max, medians, band energies) are streamed over the tiles
+first; the attribute filters and the guided filter then run on tiles with a halo of
+``area − 1 (+ 2·radius)`` pixels (:func:`hsad.engine.map_halo`), so the maps equal the
+whole-scene ones. See docs/performance.md for why the halo of the area opening/closing is
+exact.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from hsad.cube import make_cube
+from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
+from hsad.engine.tiles import map_halo, materialise, minmax, nan_median
+from hsad.errors import ParameterError
+from hsad.fusion import guided_filter, min_energy_bands
+from hsad.fusion.morphology import area_filter
+
+
+def _lazy(data) -> da.Array:
+    if isinstance(data, xr.DataArray):
+        data = data.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(512, 512, -1))
+    return data.rechunk({2: -1})
+
+
+def _moments(data: da.Array):
+    """Mean and covariance of the finite pixels, as :mod:`hsad.fusion` computes them."""
+    m = cube_moments(make_cube(data.astype(np.float32)))
+    if m.n < 2:
+        raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
+    return m.mean, m.cov
+
+
+def spectral_map(residual) -> da.Array:
+    """Lazy D_spectral: RX of each residual pixel against the streamed residual moments."""
+    lazy = _lazy(residual)
+    mean, cov = _moments(lazy)
+    precision = pinv_precision(cov)
+    return lazy.map_blocks(lambda b: mahalanobis(np.asarray(b, np.float64), mean, precision),
+                           drop_axis=2, dtype=np.float64, meta=np.empty((0, 0), np.float64))
+
+
+def components_map(data, k: int, standardise: bool = True) -> da.Array:
+    """Lazy ``(y, x, k)`` principal-component images (as ``fusion.principal_components``)."""
+    lazy = _lazy(data)
+    mean, cov = _moments(lazy)
+    scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
+    scale = np.where(scale > 0, scale, 1.0)
+    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
+    basis = vectors[:, np.argsort(values)[::-1][:k]]
+    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
+    return lazy.map_blocks(lambda b: ((np.asarray(b, np.float64) - mean) / scale) @ basis,
+                           chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
+                           meta=np.empty((0, 0, 0), np.float64))
+
+
+def _scaled(band: da.Array, lo: float, hi: float) -> da.Array:
+    """``(band − lo)/(hi − lo)`` as ``fusion.quantise``/``normalise_map`` compute it."""
+    return (band - lo) / (hi - lo) if hi > lo else da.zeros_like(band)
+
+
+def _band_stats(bands: list[da.Array]) -> list[tuple[float, float, float]]:
+    """Per band ``(lo, hi, fill)``: global min/max (one pass for all bands) and the median
+    of the scaled finite values, which nodata pixels take (computed only if there are)."""
+    parts = []
+    for band in bands:
+        finite = da.isfinite(band)
+        parts += [da.where(finite, band, np.inf).min(), da.where(finite, band, -np.inf).max(),
+                  (~finite).sum()]
+    values = dask.compute(*parts)
+    out = []
+    for i, band in enumerate(bands):
+        lo, hi, holes = (float(v) for v in values[3 * i:3 * i + 3])
+        if lo > hi:  # no finite value
+            out.append((float("nan"), float("nan"), 0.0))
+            continue
+        fill = nan_median(_scaled(band, lo, hi)) if holes else 0.0
+        out.append((lo, hi, fill))
+    return out
+
+
+def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) -> np.ndarray:
+    """``fusion.quantise`` of a tile, with the scene's range and median fill."""
+    band = np.asarray(band, dtype=np.float64)
+    finite = np.isfinite(band)
+    if not np.isfinite(lo):
+        scaled = np.zeros_like(band)
+    else:
+        scaled = (band - lo) / (hi - lo) if hi > lo else np.zeros_like(band)
+        scaled[~finite] = fill
+    if not levels:
+        return scaled
+    dtype = np.uint8 if levels <= 256 else np.uint16
+    return np.round(scaled * (levels - 1)).astype(dtype)
+
+
+def _attribute(band, stats, area: int, levels: int) -> np.ndarray:
+    """``fusion.attribute_filter`` of a tile quantised with the scene's statistics."""
+    q = _quantise(band, *stats, levels)
+    opened = area_filter(q, area, "opening").astype(np.float64)
+    closed = area_filter(q, area, "closing").astype(np.float64)
+    qf = q.astype(np.float64)
+    out = np.abs(qf - opened) + np.abs(closed - qf)
+    return out / (levels - 1) if levels else out
+
+
+def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
+    """``_nan_fill(normalise_map(band))`` with the scene's range and median."""
+    band = np.asarray(band, dtype=np.float64)
+    finite = np.isfinite(band)
+    out = np.where(finite, (band - lo) / (hi - lo) if hi > lo else 0.0, fill)
+    return out if np.isfinite(lo) else np.zeros_like(band)
+
+
+def attribute_halo(area: int) -> int:
+    """Halo making a tile's area opening/closing equal the whole scene's (4-connectivity):
+    a component of fewer than ``area`` pixels lies within ``area − 1`` steps of any of its
+    pixels, and one of ``area`` or more has ``area`` pixels that close."""
+    return max(int(area) - 1, 0)
+
+
+def guided_halo(radius: int) -> int:
+    """Halo of the guided filter: two box means of radius ``radius`` in a row."""
+    return 2 * int(radius)
+
+
+def _aed_tile(block, *, stats, area, levels, radius, eps):
+    comps = np.asarray(block, dtype=np.float64)
+    off = ~np.isfinite(comps).all(axis=-1)
+    guide = _guide(comps[:, :, 0], *stats[0])
+    out = np.zeros(comps.shape[:2])
+    for i in range(comps.shape[-1]):
+        out += guided_filter(guide, _attribute(comps[:, :, i], stats[i], area, levels),
+                             radius, eps)
+    out[off] = np.nan
+    return out
+
+
+def _paper_tile(block, *, n, stats, area, levels):
+    """Mean attribute response ``f`` of the first ``n`` bands (channel 0) and the off-data
+    mask (channel 1); other channels are padding."""
+    bands = np.asarray(block, dtype=np.float64)[:, :, :n]
+    out = np.zeros(block.shape[:2] + (block.shape[2],))
+    out[:, :, 0] = np.mean([_attribute(bands[:, :, i], stats[i], area, levels)
+                            for i in range(n)], axis=0)
+    out[:, :, 1] = ~np.isfinite(bands).all(axis=-1)
+    return out
+
+
+def _guided_tile(block, *, lo, hi, radius, eps):
+    f, off = block[:, :, 0], block[:, :, 1] > 0
+    guide = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
+    out = guided_filter(guide, f, radius, eps)
+    out[off] = np.nan
+    return out
+
+
+def _average_rank(block, ordered, n):
+    """``rankdata(…, "average") / n`` of a tile's values among the ``ordered`` finite values
+    of the whole map: ties share the mean of their positions."""
+    b = np.asarray(block, dtype=np.float64)
+    lo = np.searchsorted(ordered, b, side="left")
+    hi = np.searchsorted(ordered, b, side="right")
+    return np.where(np.isfinite(b), (lo + hi + 1) / 2 / n, np.nan)
+
+
+def _normalised(m: da.Array, lo: float, hi: float, method: str) -> da.Array:
+    """``fusion.normalise_map`` of a (materialised) map, lazily, tile by tile.
+
+    ``rank``: the map's finite values are sorted once (8 bytes a pixel, one graph key) and
+    each tile looks its values up, which gives ``rankdata``'s average ranks exactly.
+    """
+    if method == "rank":
+        values = np.asarray(m.compute(), dtype=np.float64).ravel()
+        ordered = values[np.isfinite(values)]
+        del values
+        ordered.sort()
+        if ordered.size == 0:
+            return da.full_like(m, np.nan, dtype=np.float64)
+        node = dask.delayed(ordered, name=f"sorted-{uuid.uuid4().hex}", traverse=False)
+        return m.map_blocks(_average_rank, node, ordered.size, dtype=np.float64,
+                            meta=np.empty((0,) * m.ndim, np.float64))
+    span = hi - lo
+    scaled = (m - lo) / span if span > 0 else da.zeros_like(m)
+    return da.where(da.isfinite(m), scaled, np.nan)
+
+
+def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None = None,
+                  d_spectral=None) -> dict[str, da.Array]:
+    """:meth:`hsad.fusion.Fusion.stages` on tiles: lazy ``d_spectral``, ``d_spatial``
+    (both materialised, see :func:`materialise`) and ``d_ss`` maps (float64, NaN off-data).
+
+    Equal to the whole-scene result to float rounding: global statistics (moments, ranges,
+    medians, band energies) are streamed over the tiles first; attribute filters and the
+    guided filter then run on tiles with a halo of ``area − 1 (+ 2·radius)`` pixels.
+    """
+    fusion = fusion.resolved()
+    area, levels = int(fusion.area), int(fusion.levels)
+    radius, eps = int(fusion.radius), float(fusion.eps)
+    res = _lazy(residual)
+    d_spec = spectral_map(res) if d_spectral is None else _lazy_map(d_spectral)
+    if fusion.variant == "paper":
+        idx = min_energy_bands(res, int(fusion.n_components))
+        bands = res[:, :, idx]
+        stats = _band_stats([bands[:, :, i] for i in range(len(idx))])
+        if len(idx) < 2:  # room for the two output channels
+            bands = da.concatenate([bands, da.zeros_like(bands)], axis=2)
+        f_off = map_halo(_paper_tile, bands, attribute_halo(area), n=len(idx), stats=stats,
+                         area=area, levels=levels)
+        d_spec, f_off = materialise(d_spec, f_off, memory_limit=memory_limit)
+        ((lo, hi),) = minmax(f_off[:, :, 0])
+        d_spat = map_halo(_guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
+                          radius=radius, eps=eps)
+    else:
+        if cube is None and fusion.pc_source == "cube":
+            raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
+        source = res if fusion.pc_source == "residual" else _lazy(cube)
+        comps = components_map(source, int(fusion.n_components))
+        stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
+        d_spat = map_halo(_aed_tile, comps, attribute_halo(area) + guided_halo(radius),
+                          drop_axis=2, stats=stats, area=area, levels=levels, radius=radius,
+                          eps=eps)
+    d_spec, d_spat = materialise(d_spec, d_spat, memory_limit=memory_limit)
+    (s_lo, s_hi), (p_lo, p_hi) = minmax(d_spat, d_spec)
+    lam = float(fusion.lam)
+    d_ss = (lam * _normalised(d_spat, s_lo, s_hi, fusion.norm)
+            + (1.0 - lam) * _normalised(d_spec, p_lo, p_hi, fusion.norm))
+    return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}
+
+
+def _lazy_map(m) -> da.Array:
+    data = m.data if isinstance(m, xr.DataArray) else m
+    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
+
+
+__all__ = ["attribute_halo", "components_map", "fusion_stages", "guided_halo", "spectral_map"]
