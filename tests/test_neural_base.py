@@ -130,7 +130,8 @@ def test_registration_discovers_every_module_and_get_imports_one():
 
     found = detectors.available()
     modules = {m.name for m in pkgutil.iter_modules(package.__path__)}
-    assert {"rx", "lrx", "crd", "hadgan", "fanogan", "ae"} <= set(found) <= modules
+    assert {"rx", "lrx", "crd", "hadgan", "fanogan", "ae"} <= set(found)
+    assert {cls.__module__ for cls in found.values()} <= {f"hsad.detectors.{m}" for m in modules}
     assert "toy" not in found  # classes outside hsad.detectors join only via register()
     code = ("import sys; from hsad import detectors; detectors.get('rx'); "
             "print('torch' in sys.modules)")
