@@ -27,6 +27,7 @@ from hsad.engine.stats import check_scales, scene_moments
 from hsad.engine.windows import (
     check_dtype,
     check_nonnegative,
+    check_pca,
     check_rings,
     check_windows,
     map_windows,
@@ -177,13 +178,7 @@ class CRD(BaseDetector):
         if check_nonnegative(self.name, "lam", self.lam) == 0:
             raise ParameterError(f"{self.name}: lam must be > 0, got {self.lam!r}")
         check_dtype(self.name, self.dtype)
-        if self.pca is not None and (
-            isinstance(self.pca, bool)
-            or not isinstance(self.pca, (int, np.integer))
-            or self.pca < 1
-        ):
-            raise ParameterError(f"{self.name}: pca must be None or an integer ≥ 1, got "
-                                 f"{self.pca!r}")
+        check_pca(self.name, self.pca)
         return inner, outer
 
     def fit(self, cube: xr.DataArray) -> CRD:

@@ -29,6 +29,7 @@ from hsad.engine.stats import check_scales, covariance_rank, scene_moments
 from hsad.engine.windows import (
     check_dtype,
     check_nonnegative,
+    check_pca,
     check_rings,
     check_windows,
     map_windows,
@@ -37,7 +38,7 @@ from hsad.engine.windows import (
     ring_sums,
     single_threaded_linalg,
 )
-from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.errors import DegenerateDataWarning
 
 #: relative floor added to every local covariance's diagonal (times tr(Σ_scene)/B)
 FLOOR = 1e-10
@@ -188,13 +189,7 @@ class LocalRX(BaseDetector):
         check_windows(self.name, self.inner, self.outer)
         check_nonnegative(self.name, "ridge", self.ridge)
         check_dtype(self.name, self.dtype)
-        if self.pca is not None and (
-            isinstance(self.pca, bool)
-            or not isinstance(self.pca, (int, np.integer))
-            or self.pca < 1
-        ):
-            raise ParameterError(f"{self.name}: pca must be None or an integer ≥ 1, got "
-                                 f"{self.pca!r}")
+        check_pca(self.name, self.pca)
 
     def _dimension(self, n_bands: int) -> int:
         """Dimension used (``n_components_``), reduced when the rings are too small; warns."""

@@ -53,6 +53,13 @@ def check_dtype(method: str, dtype) -> np.dtype:
     return dt
 
 
+def check_pca(method: str, pca) -> None:
+    """``pca`` is None (all bands) or an integer ≥ 1."""
+    if pca is not None and (isinstance(pca, bool) or not isinstance(pca, (int, np.integer))
+                            or pca < 1):
+        raise ParameterError(f"{method}: pca must be None or an integer ≥ 1, got {pca!r}")
+
+
 def check_nonnegative(method: str, label: str, value) -> float:
     """A finite float ≥ 0."""
     try:
