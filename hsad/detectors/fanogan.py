@@ -54,18 +54,6 @@ class FAnoGAN(ReconstructionDetector):
 
     arch: str = "mlp"
     channels: int = 16
-
-    @classmethod
-    def upgrade_params(cls, saved: dict) -> dict:
-        """Before the shared neural base, ``fusion`` was none|dss (now ``output``) and
-        ``fusion_variant`` the spatial variant (now ``fusion``)."""
-        if "fusion_variant" not in saved:
-            return saved
-        saved = dict(saved)
-        mode = saved.pop("fusion", "none")
-        saved["fusion"] = saved.pop("fusion_variant")
-        saved["output"] = {"dss": "d_ss", "none": cls.score_terms[0]}[mode]
-        return saved
     epochs = 48
     encoder_epochs: int = 20
     batch_size = 128
@@ -98,6 +86,17 @@ class FAnoGAN(ReconstructionDetector):
             front = _SpectrumConv(n_bands, [int(self.channels), 2 * int(self.channels)])
             return front, front.n_features
         return None, n_bands
+
+    @classmethod
+    def upgrade_params(cls, saved: dict) -> dict:
+        """Files from before the shared base: ``fusion`` none|dss → ``output``,
+        ``fusion_variant`` → ``fusion``."""
+        if "fusion_variant" not in saved:
+            return saved
+        mode = saved.get("fusion", "none")
+        return {**{k: v for k, v in saved.items() if k != "fusion_variant"},
+                "fusion": saved["fusion_variant"],
+                "output": {"dss": "d_ss", "none": cls.score_terms[0]}[mode]}
 
     def _build(self, n_bands: int) -> dict[str, nn.Module]:
         d_z, widths, k = self.latent_size(n_bands), self.widths, self.patch_size
