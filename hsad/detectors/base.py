@@ -121,6 +121,13 @@ class BaseDetector:
         if any(not hasattr(self, a) for a in attrs):
             raise ParameterError(f"{self.name}: not fitted; call fit(cube) before score(cube)")
 
+    def _fitted_bands(self, cube: xr.DataArray, *attrs: str):
+        """``cube``'s data on the bands the detector was fit on (``bands_``), after checking
+        that ``fit`` has set ``attrs`` and that the cube has that band layout."""
+        self._check_fitted(*attrs)
+        self._check_bands(cube, self.bands_)
+        return cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
+
     def _check_bands(self, cube: xr.DataArray, bands: np.ndarray) -> None:
         """Raise ``ParameterError`` unless ``cube`` has the band layout the detector was fit on."""
         from hsad.cube import good_band_mask

@@ -200,13 +200,9 @@ class ClusterRX(BaseDetector):
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map, streamed tile by tile, NaN on nodata pixels."""
-        self._check_fitted("whitening_")
-        self._check_bands(cube, self.bands_)
+        data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})
         dtype = check_dtype(self.name, self.dtype)
-        data = cube.data
-        if not self.bands_.all():
-            data = data[:, :, self.bands_]
-        scores = map_pixels(cluster_block, data.rechunk({2: -1}), self.mean_,
+        scores = map_pixels(cluster_block, data, self.mean_,
                             (self.centres_ - self.mean_).astype(dtype),
                             np.ascontiguousarray(self.triangular_, dtype=dtype),
                             cube.attrs.get("nodata"),

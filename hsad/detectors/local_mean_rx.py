@@ -84,11 +84,9 @@ class LocalMeanRX(GlobalRX):
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map on halo tiles, NaN on nodata pixels."""
-        self._check_fitted("triangular_")
-        self._check_bands(cube, self.bands_)
+        data = self._fitted_bands(cube, "triangular_")
         k = self._kernel()
         dtype = check_dtype(self.name, self.dtype)
-        data = cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
         scores = map_halo(local_mean_block, data, k // 2, dtype=dtype, drop_axis=2,
                           mean=self.mean_, tri=np.asfortranarray(self.triangular_, dtype=dtype),
                           kernel=k, nodata=cube.attrs.get("nodata"))

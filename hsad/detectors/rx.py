@@ -120,13 +120,8 @@ class GlobalRX(BaseDetector):
     def _streamed(self, cube: xr.DataArray, tri: np.ndarray | None,
                   linear: np.ndarray | None = None) -> xr.DataArray:
         """Lazy map of :func:`rx_block` with the fitted mean, ``tri`` and ``linear``."""
-        self._check_fitted("whitening_")
-        self._check_bands(cube, self.bands_)
+        data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})
         dtype = check_dtype(self.name, self.dtype)
-        data = cube.data
-        if not self.bands_.all():
-            data = data[:, :, self.bands_]
-        data = data.rechunk({2: -1})
         scores = map_pixels(
             rx_block,
             data,
