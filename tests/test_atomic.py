@@ -89,3 +89,40 @@ def test_placed_files_are_recorded_with_our_inode_not_the_targets(tmp_path, monk
     st = os.stat(target)
     assert path == target and target.read_text() == "theirs"
     assert (st.st_dev, st.st_ino) != (dev, ino)
+
+
+def test_a_signal_while_a_temporary_is_created_acts_once_it_is_registered(tmp_path,
+                                                                         monkeypatch):
+    """SIGINT arriving between the file's creation and its registration (the window CI
+    once hit) waits, so the file is always known to the cleanup."""
+    import signal
+    import tempfile
+
+    mkstemp = tempfile.mkstemp
+
+    def interrupted_mkstemp(*args, **kwargs):
+        made = mkstemp(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)  # lands right after the file exists
+        return made
+
+    monkeypatch.setattr(tempfile, "mkstemp", interrupted_mkstemp)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.temp_file(tmp_path / "map.tif")
+    [made] = os.listdir(tmp_path)
+    assert str(tmp_path / made) in atomic._LIVE
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    atomic.remove_temp(tmp_path / made)
+    assert os.listdir(tmp_path) == [] and not atomic._LIVE
+
+
+def test_temporaries_never_placed_are_removed_when_the_process_exits(tmp_path):
+    """An interrupt outside any writer's cleanup (e.g. before its ``try``) still leaves
+    nothing behind: the exit removes every registered temporary."""
+    script = (
+        "import sys; from hsad.io import atomic\n"
+        f"atomic.temp_file({str(tmp_path / 'map.tif')!r})\n"
+        "raise KeyboardInterrupt\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert "KeyboardInterrupt" in done.stderr
+    assert os.listdir(tmp_path) == []

@@ -7,10 +7,15 @@ process, on this host, no longer runs and whose ``flock`` is free (a writer hold
 its temporary file, so a live writer in another PID namespace is never taken for dead). A
 file whose write fails because the disk is full is removed and reported as
 :class:`~hsad.errors.OutputError`.
+
+Every temporary file this process creates is registered until it is placed or removed,
+and SIGINT/SIGTERM wait while one is being created: a signal at any moment, even before
+the writer's ``try`` block is entered, leaves nothing behind once the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import errno
@@ -18,8 +23,10 @@ import fcntl
 import hashlib
 import os
 import re
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +41,50 @@ _KEEP_EXISTING: contextvars.ContextVar[bool] = contextvars.ContextVar("hsad_keep
                                                                       default=False)
 _PLACED: contextvars.ContextVar[list | None] = contextvars.ContextVar("hsad_placed",
                                                                      default=None)
+#: Temporary files of this process not yet placed or removed (removed at exit).
+_LIVE: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """In the main thread, SIGINT and SIGTERM received inside the block act when it ends
+    (Python runs signal handlers only there); elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:  # None: set outside Python, cannot be restored
+            previous[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            signal.raise_signal(sig)
+
+
+def remove_temp(path: str | os.PathLike) -> None:
+    """Delete a temporary file made by :func:`temp_file` (if still there) and forget it."""
+    path = os.fspath(path)
+    for leftover in (path, f"{path}.aux.xml"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
+    with _LIVE_LOCK:
+        _LIVE.discard(path)
+
+
+@atexit.register
+def _remove_live() -> None:
+    """At exit (also after Ctrl-C or SIGTERM), remove temporaries that were never placed."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for path in live:
+        remove_temp(path)
 
 
 def _umask() -> int:
@@ -123,10 +174,13 @@ def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
     ``suffix`` (default: the target's) goes before ``.part``. Removes stale ones first."""
     target = Path(target)
     remove_stale(target)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.{HOST}-{os.getpid()}.",
-        suffix=(target.suffix if suffix is None else suffix) + ".part", dir=target.parent,
-    )
+    with _signals_held():
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.{HOST}-{os.getpid()}.",
+            suffix=(target.suffix if suffix is None else suffix) + ".part", dir=target.parent,
+        )
+        with _LIVE_LOCK:
+            _LIVE.add(tmp)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     return Path(tmp)
@@ -190,8 +244,12 @@ class _Temp:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.existed = os.path.lexists(self.target)
         self.path = temp_file(self.target, suffix)
-        self._lock = os.open(self.path, os.O_RDONLY)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)  # tells remove_stale that this write is live
+        try:
+            self._lock = os.open(self.path, os.O_RDONLY)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)  # tells remove_stale this write is live
+        except BaseException:
+            remove_temp(self.path)
+            raise
         self.inode: tuple[int, int] | None = None
 
     def place(self) -> None:
@@ -210,9 +268,7 @@ class _Temp:
                 os.unlink(self.target)
 
     def close(self) -> None:
-        for leftover in (self.path, Path(f"{self.path}.aux.xml")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        remove_temp(self.path)
         os.close(self._lock)
 
 

@@ -40,7 +40,7 @@ from hsad.errors import (
     TruncatedFileError,
     UnsupportedError,
 )
-from hsad.io.atomic import atomic_path, temp_file
+from hsad.io.atomic import atomic_path, remove_temp, temp_file
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
 BLOCK = 256
@@ -553,10 +553,7 @@ def _write(arr, path, profile, cog, resampling, **meta) -> Path:
                     )
                 verify_written(tmp, target)
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name + ".aux.xml")
+                remove_temp(name)
     return target
 
 
