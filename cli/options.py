@@ -53,7 +53,8 @@ def engine_options(func):
 background_option = click.option(
     "--background", type=click.Path(dir_okay=False), default=None,
     help="Background area the statistics come from: polygons (.gpkg, .geojson, .json, .shp; "
-         "any CRS, reprojected to the scene) or a raster mask on the scene grid (non-zero = "
+         "any CRS, reprojected to the scene; one layer of several as 'areas.gpkg|layername="
+         "water', as QGIS writes it) or a raster mask on the scene grid (non-zero = "
          "background). For rx, utd, rxd-utd, local-mean-rx, cluster-rx and the neural "
          "detectors' training sample; lrx and crd are local and refuse it.",
 )

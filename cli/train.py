@@ -1,4 +1,5 @@
-"""``hsad train``: fit a neural detector on a scene and save it as a model file."""
+"""``hsad train``: fit a detector on a scene and save it as a model file (neural networks,
+or the statistics of RX, UTD, RXD-UTD, local-mean RX and cluster RX)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from hsad.config import parse_params
 @click.command("train", epilog=FOLDERS_NOTE)
 @click.argument("scene", type=click.Path(dir_okay=True))
 @click.option("-m", "--method", default="hadgan", show_default=True,
-              help="Neural detector to train (see `hsad methods`).")
+              help="Detector to train (see `hsad methods`): a neural one, or rx, utd, rxd-utd,"
+                   " local-mean-rx, cluster-rx (their statistics are saved).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Model file to write (.hsad or .zip: config.json + model.safetensors).")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -43,45 +45,70 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
             quiet, background, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
+    Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
+    save their background statistics (mean, covariance, clusters), from the background
+    area or training region when given.
+
     Apply it to another scene with `hsad detect OTHER --model MODEL`.
     """
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
-    from hsad.nn.persistence import save_detector
+    from hsad.io.model_archive import save_model
     from hsad.pipeline import apply_fusion
 
     merged = parse_params(params)
-    for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
-        if value is not None:
-            merged[name] = value
-    if quiet:
-        merged["progress"] = False
+    neural_only = {"--epochs": epochs, "--loss-plot": loss_plot, "--device": device,
+                   "--fusion": fusion}
     det = detectors.get(method, **merged)
-    if not callable(getattr(det, "_build", None)):
-        raise ParameterError(f"method {method!r} has no trainable model; use `hsad detect`")
-    apply_fusion(det, fusion)
+    neural = callable(getattr(det, "_build", None))
+    if not neural and not det.model_state:
+        raise ParameterError(f"method {method!r} has no model to train: it fits nothing that "
+                             "applies to another scene; use `hsad detect`")
+    if not neural:
+        given = [k for k, v in neural_only.items() if v is not None]
+        if given:
+            raise ParameterError(f"{', '.join(given)} applies to neural detectors, not "
+                                 f"{det.name}")
+        if seed is not None and "seed" in det.get_params():
+            det.set_params(seed=seed)
+    else:
+        for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+            if value is not None:
+                det.set_params(**{name: value})
+        if quiet:
+            det.set_params(progress=False)
+        apply_fusion(det, fusion)
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
                         inputs=[scene, train_mask, background], overwrite=overwrite)
     with plan:
         cube = open_cube(scene, chunks=chunks, key=key)
+        region = None
         if train_mask or train_window:
             from hsad.nn.sampling import region_mask
 
-            det.fit(cube, train_mask=region_mask(cube, mask=train_mask, window=train_window),
-                    background=background)
+            region = region_mask(cube, mask=train_mask, window=train_window)
+        if neural:
+            det.fit(cube, train_mask=region, background=background)
         else:
-            det.fit(cube, background=background)
-        save_detector(det, output)
-        hist = det.history_
+            if region is not None and background is not None:
+                from hsad.background import background_mask
+
+                region = region & background_mask(cube, background)
+            det.fit(cube, background=region if region is not None else background)
+        save_model(det, output)
         if loss_plot:
             from hsad.outputs.plots import plot_losses
 
-            plot_losses(hist.losses, loss_plot, title=f"{det.name} on {scene}",
-                        stages=hist.stages)
-    last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
-    click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands, "
-               f"{hist.epochs} epochs in {hist.seconds:.1f} s ({last})")
+            plot_losses(det.history_.losses, loss_plot, title=f"{det.name} on {scene}",
+                        stages=det.history_.stages)
+    if neural:
+        hist = det.history_
+        last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
+        click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands, "
+                   f"{hist.epochs} epochs in {hist.seconds:.1f} s ({last})")
+    else:
+        click.echo(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
+                   + (" inside the background area" if det.background_ else ""))
     click.echo(f"wrote model: {output}")
     if loss_plot:
         click.echo(f"wrote loss plot: {loss_plot}")
-

@@ -7,7 +7,8 @@ map of the scene grid:
 
 - a vector file (``.gpkg``, ``.geojson``, ``.json``, ``.shp``): its polygons, in any CRS,
   reprojected to the scene's CRS and rasterised onto its grid (a pixel is in when its
-  centre is, ``rasterio.features.rasterize``);
+  centre is, ``rasterio.features.rasterize``). A file of several layers (a GeoPackage)
+  needs one named as QGIS writes it, ``areas.gpkg|layername=water``;
 - a raster mask file (GeoTIFF, ENVI, MAT) on the scene's grid (same size and, when both
   have one, the same transform): its non-zero pixels;
 - a (y, x) bool array or DataArray;
@@ -33,13 +34,37 @@ from hsad.errors import FileFormatError, ParameterError
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
 
 
-def _read_vector(path: Path):
-    """``(geometries, crs or None)`` of a vector file's first layer."""
+#: how a layer of a vector file is named, as in QGIS: ``areas.gpkg|layername=water``
+LAYER = "|layername="
+
+
+def split_layer(background: str | os.PathLike) -> tuple[Path, str | None]:
+    """``(file, layer or None)`` of a background argument."""
+    text = os.fspath(background)
+    if LAYER in text:
+        path, layer = text.split(LAYER, 1)
+        return Path(path), layer
+    return Path(text), None
+
+
+def _read_vector(path: Path, layer: str | None = None):
+    """``(geometries, crs or None)`` of a vector file's layer (its only one by default)."""
+    import pyogrio
     import pyogrio.raw
     import shapely
 
     try:
-        meta, _, wkb, _ = pyogrio.raw.read(path, columns=[])
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except Exception as exc:  # pyogrio raises its own DataSourceError and friends
+        raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
+                              path) from None
+    if layer is None and len(layers) > 1:
+        raise ParameterError(f"the file holds {len(layers)} layers ({', '.join(layers[:5])}); "
+                             f"name one: '{path}{LAYER}{layers[0]}'", path)
+    if layer is not None and layer not in layers:
+        raise ParameterError(f"no layer {layer!r} (layers: {', '.join(layers[:5])})", path)
+    try:
+        meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
     except Exception as exc:  # pyogrio raises its own DataSourceError and friends
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
@@ -103,11 +128,13 @@ def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | No
     shape = (cube.sizes["y"], cube.sizes["x"])
     path = None
     if isinstance(background, (str, os.PathLike)):
-        path = Path(background)
+        path, layer = split_layer(background)
         if not path.is_file():
             raise FileFormatError("background area file not found", path)
         if path.suffix.lower() in VECTOR_SUFFIXES:
-            mask = _rasterise(*_read_vector(path), cube, path)
+            mask = _rasterise(*_read_vector(path, layer), cube, path)
+        elif layer is not None:
+            raise ParameterError("a layer name applies to vector files only", path)
         else:
             mask = _raster_mask(path, cube)
     elif isinstance(background, (np.ndarray, xr.DataArray)):

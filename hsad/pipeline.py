@@ -37,9 +37,9 @@ def make_detector(method: str | None = None, params: dict | None = None,
     if model is not None:
         if method is not None and params:
             raise ParameterError("--model carries its own method and parameters; drop --param")
-        from hsad.nn.persistence import load_detector
+        from hsad.io.model_archive import load_model
 
-        return load_detector(model)
+        return load_model(model)
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
     return detectors.get(method, **(params or {}))

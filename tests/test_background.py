@@ -80,6 +80,30 @@ def test_every_form_gives_the_same_mask(tmp_path):
     assert background_mask(cube, None) is None
 
 
+def _write_polygons(path, geom, **kwargs):
+    import pyogrio.raw
+    import shapely
+
+    pyogrio.raw.write(path, np.array([shapely.to_wkb(geom)], dtype=object), [], [],
+                      geometry_type="Polygon", crs=CRS, **kwargs)
+    return path
+
+
+def test_shapefiles_and_one_layer_of_a_geopackage(tmp_path):
+    cube = _cube()
+    shp = _write_polygons(tmp_path / "left.shp", _left_polygon(), driver="ESRI Shapefile")
+    np.testing.assert_array_equal(background_mask(cube, shp), LEFT)
+    gpkg = _write_polygons(tmp_path / "areas.gpkg", box(0, 0, 10, 10), layer="far",
+                           driver="GPKG")
+    _write_polygons(gpkg, _left_polygon(), layer="left", driver="GPKG", append=True)
+    np.testing.assert_array_equal(background_mask(cube, f"{gpkg}|layername=left"), LEFT)
+    with pytest.raises(ParameterError, match=r"holds 2 layers \(far, left\); name one: "
+                                             r"'.*areas.gpkg\|layername=far'"):
+        background_mask(cube, gpkg)
+    with pytest.raises(ParameterError, match=r"no layer 'water' \(layers: far, left\)"):
+        background_mask(cube, f"{gpkg}|layername=water")
+
+
 @pytest.mark.parametrize("name", STATISTICAL)
 def test_the_area_restricts_the_statistics(name):
     # the left half alone, as its own cube, gives the statistics a left-half background gives

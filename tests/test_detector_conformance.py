@@ -127,8 +127,13 @@ def test_tiled_scores_equal_whole(name, cube):
     assert_float32_close(tiled.values, whole)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES
-                                  if issubclass(detectors.available()[n], NeuralDetector)])
+def savable(name: str) -> bool:
+    """Neural detectors and those whose fitted statistics a model file holds."""
+    cls = detectors.available()[name]
+    return issubclass(cls, NeuralDetector) or bool(cls.model_state)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if savable(n)])
 def test_saved_model_gives_the_same_map(name, cube, tmp_path):
     det = detectors.get(name, **quick(name)).fit(cube)
     model = load_detector(save_detector(det, tmp_path / "m.hsad"))
@@ -154,7 +159,7 @@ def test_cli_train_then_detect_equals_detect(name, scene_file, tmp_path, capsys)
           "-o", tmp_path / "direct.tif"], capsys)
     with rasterio.open(tmp_path / "direct.tif") as src:
         direct = src.read(1)
-    if issubclass(detectors.available()[name], NeuralDetector):
+    if savable(name):
         _cli(["train", scene_file, "-m", name, *params, "--chunks", 16, "-o",
               tmp_path / "m.hsad"], capsys)
         _cli(["detect", scene_file, "--model", tmp_path / "m.hsad", "--chunks", 16,

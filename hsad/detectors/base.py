@@ -10,11 +10,32 @@
 from __future__ import annotations
 
 import inspect
+import warnings
+from typing import ClassVar
 
 import numpy as np
 import xarray as xr
 
-from hsad.errors import ParameterError
+from hsad.errors import ModelError, ParameterError
+
+#: a model applied to a scene whose wavelengths differ by more than this (nm) warns ...
+WAVELENGTH_WARN_NM = 2.0
+#: ... and by more than this is refused (another sensor or band set)
+WAVELENGTH_REFUSE_NM = 20.0
+
+
+def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
+    """Refuse (ModelError) or warn when a scene's wavelengths differ from a model's."""
+    both = np.isfinite(scene) & np.isfinite(model)
+    if not both.any():
+        return
+    diff = float(np.abs(scene[both] - model[both]).max())
+    if diff > WAVELENGTH_REFUSE_NM:
+        raise ModelError(f"scene wavelengths differ from the model's by up to {diff:.1f} nm "
+                         f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set", path)
+    if diff > WAVELENGTH_WARN_NM:
+        warnings.warn(f"{path or 'scene'}: wavelengths differ from the model's by up to "
+                      f"{diff:.1f} nm", UserWarning, stacklevel=4)
 
 
 class BaseDetector:
@@ -24,6 +45,19 @@ class BaseDetector:
     name: str = ""
     #: one-line description for ``hsad methods``
     summary: str = ""
+    #: fitted attributes a model file holds, with their shapes in named dimensions (see
+    #: :mod:`hsad.detectors.state`); empty: ``hsad train`` cannot save this detector
+    model_state: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def _derive(self) -> None:
+        """Compute the fitted state that follows from ``model_state`` (after fit or load)."""
+
+    def _remember_bands(self, cube: xr.DataArray) -> None:
+        """Note the cube's band layout (``bands_``) and wavelengths (``wavelength_``)."""
+        from hsad.cube import good_band_mask
+
+        self.bands_ = good_band_mask(cube)
+        self.wavelength_ = np.asarray(cube["wavelength"].values, dtype=np.float64)
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -126,6 +160,9 @@ class BaseDetector:
         that ``fit`` has set ``attrs`` and that the cube has that band layout."""
         self._check_fitted(*attrs)
         self._check_bands(cube, self.bands_)
+        if hasattr(self, "wavelength_"):
+            check_wavelengths(np.asarray(cube["wavelength"].values, dtype=np.float64),
+                              self.wavelength_, cube.attrs.get("source_path"))
         return cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
 
     def _check_bands(self, cube: xr.DataArray, bands: np.ndarray) -> None:

@@ -99,6 +99,9 @@ class ClusterRX(BaseDetector):
     name = "cluster-rx"
     summary = ("Cluster RX: Mahalanobis distance to the nearest k-means background cluster "
                "(ArcGIS KMEANS)")
+    model_state = {"bands_": ("B",), "mean_": ("G",), "centres_": ("k", "G"),
+                   "counts_": ("k",), "whitening_": ("w", "G", "r"), "n_clusters_": (),
+                   "n_sample_": (), "background_": ()}
 
     def __init__(self, n_clusters: int = 5, covariance: str = "pooled",
                  sample_size: int = 50_000, ridge: float = 0.0, seed: int = 0,
@@ -153,15 +156,23 @@ class ClusterRX(BaseDetector):
         rank = max(w.shape[1] for w in whites)
         self.whitening_ = np.stack([np.pad(w, ((0, 0), (0, rank - w.shape[1])))
                                     for w in whites])
-        self.triangular_ = np.stack([triangular_factor(w) for w in whites])
         self.centres_ = centres
         self.counts_ = counts
         self.mean_ = mean
-        self.bands_ = bands
+        self._remember_bands(cube)
         self.n_clusters_ = k
         self.n_sample_ = n
         self.background_ = region is not None
+        self._derive()
         return self
+
+    def _derive(self) -> None:
+        """The triangular factors that follow from the whitenings (one, or one per cluster)."""
+        if len(self.whitening_) not in (1, len(self.centres_)):
+            raise ParameterError(f"{len(self.whitening_)} whitenings for "
+                                 f"{len(self.centres_)} clusters")
+        with single_threaded_linalg():
+            self.triangular_ = np.stack([triangular_factor(w) for w in self.whitening_])
 
     def _cluster(self, x: np.ndarray, k: int) -> np.ndarray:
         """k-means labels of the centred sample: bands standardised by their σ, then its

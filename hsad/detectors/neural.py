@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import warnings
 from typing import ClassVar
 
 import dask
@@ -31,7 +30,7 @@ import xarray as xr
 
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors.base import BaseDetector
+from hsad.detectors.base import BaseDetector, check_wavelengths
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import scene_moments
 from hsad.errors import ModelError, ParameterError
@@ -40,9 +39,6 @@ from hsad.nn.normalise import BandScaler
 from hsad.nn.sampling import read_window, region_mask, sample_pixels, window_inputs
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
-#: Wavelength mismatch (nm) above which applying a model warns, and above which it refuses.
-WAVELENGTH_WARN_NM = 2.0
-WAVELENGTH_REFUSE_NM = 20.0
 #: Pixels per inference batch.
 INFER_BATCH = 8192
 
@@ -251,16 +247,7 @@ class NeuralDetector(BaseDetector):
                 f"(after removing bad bands); it was trained on a different sensor or band set",
                 path)
         wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
-        both = np.isfinite(wl) & np.isfinite(self.wavelength_)
-        if both.any():
-            diff = float(np.abs(wl[both] - self.wavelength_[both]).max())
-            if diff > WAVELENGTH_REFUSE_NM:
-                raise ModelError(f"scene wavelengths differ from the model's by up to "
-                                 f"{diff:.1f} nm (> {WAVELENGTH_REFUSE_NM} nm): a different "
-                                 f"band set", path)
-            if diff > WAVELENGTH_WARN_NM:
-                warnings.warn(f"{path or 'scene'}: wavelengths differ from the model's by up "
-                              f"to {diff:.1f} nm", UserWarning, stacklevel=3)
+        check_wavelengths(wl, self.wavelength_, path)
 
     def _ensure_device(self) -> None:
         """Follow a ``device`` changed after fitting/loading (e.g. ``hsad detect --device``);

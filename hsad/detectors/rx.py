@@ -15,7 +15,7 @@ from scipy import stats as sstats
 from scipy.linalg import blas
 
 from hsad.background import background_mask
-from hsad.cube import good_band_mask, map_like
+from hsad.cube import map_like
 from hsad.detectors.base import BaseDetector
 from hsad.engine.stats import scene_moments, whitening
 from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
@@ -86,6 +86,9 @@ class GlobalRX(BaseDetector):
 
     name = "rx"
     summary = "Global RX: Mahalanobis distance to the scene mean and covariance (Reed-Yu)"
+    model_state = {"bands_": ("B",), "mean_": ("G",), "cov_": ("G", "G"),
+                   "whitening_": ("G", "r"), "eigenvalues_": ("r",), "n_pixels_": (),
+                   "background_": ()}
 
     def __init__(self, ridge: float = 0.0, dtype: str = "float32"):
         self.ridge = ridge
@@ -101,17 +104,22 @@ class GlobalRX(BaseDetector):
         with single_threaded_linalg():  # B×B work: threads only add overhead
             white, eigenvalues = whitening(moments.cov, ridge=ridge, n=moments.n,
                                            what=self.name, path=cube.attrs.get("source_path"))
-            self.triangular_ = triangular_factor(white)
-        self.bands_ = good_band_mask(cube)
+        self._remember_bands(cube)
         self.background_ = region is not None
         self.n_pixels_ = moments.n
         self.mean_ = moments.mean
         self.cov_ = moments.cov
         self.whitening_ = white
         self.eigenvalues_ = eigenvalues
-        self.rank_ = int(eigenvalues.size)
-        self.precision_ = white @ white.T
+        self._derive()
         return self
+
+    def _derive(self) -> None:
+        """The triangular factor, precision and rank that follow from the whitening."""
+        with single_threaded_linalg():
+            self.triangular_ = triangular_factor(self.whitening_)
+        self.rank_ = int(self.eigenvalues_.size)
+        self.precision_ = self.whitening_ @ self.whitening_.T
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of RX scores (dask-backed), NaN on nodata pixels."""

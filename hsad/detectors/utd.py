@@ -30,11 +30,10 @@ class UTD(GlobalRX):
     summary = ("UTD (1-mu)'K^-1(r-mu): uniform-target building block, near chance alone "
                "(Chang & Chiang 2002, ENVI)")
 
-    def fit(self, cube: xr.DataArray, background=None) -> UTD:
-        """RX's fit, then the UTD direction ``K⁻¹(1 − μ)``."""
-        super().fit(cube, background=background)
+    def _derive(self) -> None:
+        """RX's derived state, then the UTD direction ``K⁻¹(1 − μ)``."""
+        super()._derive()
         self.direction_ = self.precision_ @ (1.0 - self.mean_)
-        return self
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of UTD scores, NaN on nodata pixels."""
@@ -51,11 +50,10 @@ class RXDUTD(GlobalRX):
     name = "rxd-utd"
     summary = "RXD-UTD (r-1)'K^-1(r-mu) = RX - UTD (Chang & Chiang 2002, ENVI)"
 
-    def fit(self, cube: xr.DataArray, background=None) -> RXDUTD:
-        """RX's fit, then the UTD direction ``K⁻¹(1 − μ)``."""
-        super().fit(cube, background=background)
+    def _derive(self) -> None:
+        """RX's derived state, then the UTD direction ``K⁻¹(1 − μ)``."""
+        super()._derive()
         self.direction_ = self.precision_ @ (1.0 - self.mean_)
-        return self
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of RXD-UTD scores, NaN on nodata pixels."""

@@ -12,64 +12,46 @@ A directory holding the same two files loads too. Weights are read with safetens
 no pickle, no ``torch.load``, so loading a model never executes anything it holds. Every
 field is checked before use (types, shapes, sizes); anything wrong is a :class:`ModelError`.
 
-Format policy: ``format_version`` is an integer bumped whenever a change would make an older
-hsad misread a model. This hsad reads the versions in :data:`READABLE` (only 1 so far); a
-newer version asks to upgrade hsad, a model without one (or an unknown older one) asks to
-retrain it with ``hsad train``.
+The archive itself (members, sizes, format versions) is :mod:`hsad.io.model_archive`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load as st_load_bytes
-from safetensors.numpy import save as st_save_bytes
 
-from hsad import __version__
 from hsad.errors import HsadError, ModelError
-from hsad.io.atomic import atomic_path
+from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: re-exported)
+    CONFIG,
+    FORMAT_VERSION,
+    MAX_BYTES,
+    WEIGHTS,
+    header,
+    json_list,
+    load_model,
+    read_archive,
+    set_saved_params,
+    write_archive,
+)
 from hsad.nn.normalise import METHODS as NORM_METHODS
 from hsad.nn.normalise import BandScaler
 from hsad.nn.trainer import History, resolve_device
 
-FORMAT = "hsad-model"
-FORMAT_VERSION = 1
-#: format versions this hsad reads
-READABLE = (1,)
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-#: largest member sizes read (uncompressed bytes): checked before anything is read
-MAX_BYTES = {CONFIG: 64 * 2**20, WEIGHTS: 4 * 2**30}
-_RETRAIN = f"retrain it with `hsad train` (this is hsad {__version__})"
-
-
-def _json_list(values: np.ndarray) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
-
 
 def detector_config(det) -> dict:
     """The JSON-serialisable description of a fitted detector."""
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "hsad_version": __version__,
-        "method": det.name,
-        "params": det.get_params(),
+    return header(det.name, det.get_params()) | {
+        "kind": "networks",
         "n_bands": int(det.n_bands_),
         "good_band": [bool(b) for b in det.band_mask_],
-        "wavelength": _json_list(det.wavelength_),
+        "wavelength": json_list(det.wavelength_),
         "normalisation": {"method": det.scaler_.method},
         "networks": sorted(det.networks_),
         "n_train": int(getattr(det, "n_train_", 0)),
         "history": det.history_.to_dict() if hasattr(det, "history_") else None,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
@@ -83,95 +65,15 @@ def detector_tensors(det) -> dict[str, np.ndarray]:
 
 
 def save_detector(det, path: str | os.PathLike) -> Path:
-    """Write a fitted neural detector to ``path`` (zip: config.json + model.safetensors)."""
+    """Write a fitted neural detector to ``path`` (zip: config.json + model.safetensors);
+    a statistics detector (RX, cluster RX ...) goes to :mod:`hsad.detectors.state`."""
+    if getattr(det, "model_state", None):
+        from hsad.detectors.state import save_statistics
+
+        return save_statistics(det, path)
     if not hasattr(det, "networks_"):
         raise ModelError(f"{det.name}: not fitted, nothing to save", path)
-    config = json.dumps(detector_config(det), indent=1)
-    weights = st_save_bytes(detector_tensors(det), metadata={"format": FORMAT})
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(CONFIG, config)
-        zf.writestr(WEIGHTS, weights)
-    return Path(path)
-
-
-def _check_size(name: str, size: int, path: Path) -> None:
-    if size > MAX_BYTES[name]:
-        raise ModelError(f"{name} would be {size} bytes, more than the {MAX_BYTES[name]} an "
-                         "hsad model may hold (damaged or not an hsad model)", path)
-
-
-def _read_folder(path: Path) -> tuple[bytes, bytes]:
-    missing = [m for m in (CONFIG, WEIGHTS) if not (path / m).is_file()]
-    if missing:
-        raise ModelError(f"model folder lacks {', '.join(missing)}", path)
-    for name in (CONFIG, WEIGHTS):
-        _check_size(name, (path / name).stat().st_size, path)
-    return (path / CONFIG).read_bytes(), (path / WEIGHTS).read_bytes()
-
-
-def _read_zip(path: Path) -> tuple[bytes, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        infos = {i.filename: i for i in zf.infolist()}
-        missing = [m for m in (CONFIG, WEIGHTS) if m not in infos]
-        if missing:
-            raise ModelError(f"model archive lacks {', '.join(missing)} (an hsad model holds "
-                             "config.json and model.safetensors, as written by `hsad train`)",
-                             path)
-        extra = sorted(set(infos) - {CONFIG, WEIGHTS})
-        if extra:
-            raise ModelError(f"model archive holds unexpected members ({', '.join(extra[:3])})"
-                             ": not written by hsad", path)
-        for name in (CONFIG, WEIGHTS):  # declared sizes cap what zipfile will inflate
-            _check_size(name, infos[name].file_size, path)
-        return zf.read(infos[CONFIG]), zf.read(infos[WEIGHTS])
-
-
-def _read_members(path: Path) -> tuple[bytes, bytes]:
-    if not path.exists():
-        raise ModelError("no such model file", path)
-    if path.is_dir():
-        return _read_folder(path)
-    if not zipfile.is_zipfile(path):
-        raise ModelError("not an hsad model (expected a zip with config.json and "
-                         "model.safetensors, as written by `hsad train`)", path)
-    try:
-        return _read_zip(path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
-            ValueError, OSError) as exc:
-        raise ModelError(f"damaged model archive ({exc})", path) from None
-
-
-def _kind(value, default) -> bool:
-    """Whether a saved hyperparameter ``value`` has the JSON type of its ``default``."""
-    if default is None:
-        return True  # optional parameters: the detector's own validation decides
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    return isinstance(value, type(default))
-
-
-def _check_version(config: dict, path: Path) -> None:
-    version = config.get("format_version")
-    writer = config.get("hsad_version")
-    by = f" (written by hsad {writer})" if isinstance(writer, str) else ""
-    if version is None:
-        raise ModelError(f"model has no format_version{by}: it predates the model format; "
-                         + _RETRAIN, path)
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ModelError(f"format_version must be an integer, got {version!r}", path)
-    if version > FORMAT_VERSION:
-        raise ModelError(f"model format {version}{by} is newer than this hsad ({__version__}) "
-                         f"reads (≤ {FORMAT_VERSION}): upgrade hsad", path)
-    if version not in READABLE:
-        raise ModelError(f"model format {version}{by} is no longer read; " + _RETRAIN, path)
-    if not isinstance(writer, str):
-        raise ModelError(f"{CONFIG} lacks the hsad version that wrote it", path)
+    return write_archive(path, detector_config(det), detector_tensors(det))
 
 
 _FIELDS = {"method": str, "params": dict, "n_bands": int, "good_band": list,
@@ -179,10 +81,8 @@ _FIELDS = {"method": str, "params": dict, "n_bands": int, "good_band": list,
 
 
 def check_config(config, path: Path) -> dict:
-    """Validate a model description (types and mutual consistency); returns it."""
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelError(f"{CONFIG} is not an hsad model description", path)
-    _check_version(config, path)
+    """Validate a neural model's description (types and mutual consistency); returns it.
+    The format and version are :func:`~hsad.io.model_archive.read_archive`'s checks."""
     for key, kind in _FIELDS.items():
         if key not in config:
             raise ModelError(f"{CONFIG} lacks {key!r}", path)
@@ -215,58 +115,23 @@ def _check_tensors(tensors: dict[str, np.ndarray], n_bands: int, path: Path) -> 
         if tensors[key].shape != (n_bands,):
             raise ModelError(f"{WEIGHTS}: {key} has shape {tensors[key].shape}, but the model "
                              f"has {n_bands} bands", path)
-    for key, value in tensors.items():
-        if not np.issubdtype(value.dtype, np.floating) and not np.issubdtype(value.dtype,
-                                                                              np.integer):
-            raise ModelError(f"{WEIGHTS}: {key} has unsupported dtype {value.dtype}", path)
-        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
-            raise ModelError(f"{WEIGHTS}: {key} holds non-finite values", path)
     if not (tensors["norm.scale"] > 0).all():
         raise ModelError(f"{WEIGHTS}: norm.scale must be > 0", path)
 
 
 def read_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """Config dict and weight arrays of a model file or folder (validated)."""
+    """Config dict and weight arrays of a neural model file or folder (validated)."""
     path = Path(path)
-    raw_config, raw_weights = _read_members(path)
-    try:
-        config = json.loads(raw_config.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a 5000-digit integer
-        raise ModelError(f"{CONFIG} is not valid JSON ({' '.join(str(exc).split())})",
-                         path) from None
-    check_config(config, path)
-    try:
-        tensors = st_load_bytes(raw_weights)
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"{WEIGHTS} is unreadable ({exc})", path) from None
-    _check_tensors(tensors, config["n_bands"], path)
+    config, tensors = read_archive(path)
+    _check_neural(config, tensors, path)
     return config, tensors
 
 
-def _set_params(det, saved: dict, path: Path) -> None:
-    """Saved hyperparameters onto ``det`` (renamed from an earlier hsad's where the
-    detector knows how): unknown names or wrong types are errors."""
-    try:
-        saved = det.upgrade_params(saved)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{CONFIG}: parameters of an earlier hsad that cannot be read "
-                         f"({exc!r}); " + _RETRAIN, path) from None
-    defaults = det.param_defaults()
-    unknown = sorted(set(saved) - set(defaults))
-    if unknown:
-        raise ModelError(f"the model sets {det.name} parameters this hsad does not know "
-                         f"({', '.join(unknown)}); it was written by another hsad version: "
-                         + _RETRAIN, path)
-    wrong = [k for k, v in saved.items() if not _kind(v, defaults[k])]
-    if wrong:
-        raise ModelError(f"{CONFIG}: parameter {wrong[0]!r} has the wrong type "
-                         f"({type(saved[wrong[0]]).__name__})", path)
-    try:
-        det.set_params(**saved)
-        if hasattr(det, "_validate"):
-            det._validate()
-    except (HsadError, TypeError, ValueError) as exc:
-        raise ModelError(f"invalid saved parameters ({exc})", path) from None
+def _check_neural(config: dict, tensors: dict[str, np.ndarray], path: Path) -> None:
+    if config.get("kind", "networks") != "networks":
+        raise ModelError(f"a {config.get('kind')!r} model, not a neural one", path)
+    check_config(config, path)
+    _check_tensors(tensors, config["n_bands"], path)
 
 
 def _check_shapes(networks: dict, tensors: dict[str, np.ndarray]) -> None:
@@ -294,14 +159,20 @@ def _load_weights(networks: dict, tensors: dict[str, np.ndarray]) -> None:
 
 
 def load_detector(path: str | os.PathLike, device: str | None = None):
-    """A fitted detector from a model saved by :func:`save_detector` / ``hsad train``.
+    """A fitted detector from a model saved by ``hsad train`` (any kind; see
+    :func:`hsad.io.model_archive.load_model`).
 
     ``device`` overrides the saved ``device`` parameter (``auto``, ``cpu`` or ``cuda``).
     """
+    return load_model(path, device)
+
+
+def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
+                  device: str | None = None):
+    """The neural detector a model's ``config`` and ``tensors`` describe (checked here)."""
     from hsad import detectors
 
-    path = Path(path)
-    config, tensors = read_model(path)
+    _check_neural(config, tensors, path)
     method = config["method"]
     try:  # imports the detector's own module only
         det = detectors.get(method)
@@ -311,7 +182,7 @@ def load_detector(path: str | os.PathLike, device: str | None = None):
         loadable = [k for k, cls in detectors.available().items() if hasattr(cls, "_build")]
         raise ModelError(f"the model needs method {method!r}, which this hsad cannot load "
                          f"(model methods: {', '.join(loadable)})", path)
-    _set_params(det, config["params"], path)
+    set_saved_params(det, config["params"], path)
     if device is not None:
         det.set_params(device=device)
     elif str(det.device).startswith("cuda") and not torch.cuda.is_available():

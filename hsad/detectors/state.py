@@ -1,0 +1,130 @@
+"""Model files of detectors that fit statistics (RX, UTD, RXD-UTD, local-mean RX, cluster RX).
+
+A detector declares the fitted attributes that define it in ``model_state``, each with its
+shape in named dimensions: ``"B"`` the bands of the scene's layout, ``"G"`` its good bands,
+any other name bound by the first array that has it (``"k"`` clusters, ``"r"`` the rank);
+``()`` marks a scalar. Saving writes the arrays to ``model.safetensors`` as ``state.<name>``
+and the scalars, the hyperparameters and the wavelengths to ``config.json``
+(``"kind": "statistics"``); loading checks every name, shape and type against the
+declaration before the detector derives the rest of its state (``_derive``). The same
+zip format as neural models (:mod:`hsad.io.model_archive`), and no torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hsad.errors import HsadError, ModelError
+from hsad.io.model_archive import (
+    CONFIG,
+    WEIGHTS,
+    header,
+    json_list,
+    set_saved_params,
+    write_archive,
+)
+
+KIND = "statistics"
+PREFIX = "state."
+
+
+def savable(det) -> bool:
+    """Whether ``det`` is a statistics detector a model file can hold."""
+    return bool(getattr(det, "model_state", None))
+
+
+def save_statistics(det, path: str | os.PathLike) -> Path:
+    """Write a fitted statistics detector to ``path`` (zip: config.json + model.safetensors)."""
+    missing = [k for k in det.model_state if not hasattr(det, k)]
+    if missing:
+        raise ModelError(f"{det.name}: not fitted, nothing to save", path)
+    arrays, scalars = {}, {}
+    for key, dims in det.model_state.items():
+        value = getattr(det, key)
+        if dims:
+            value = np.asarray(value)
+            arrays[PREFIX + key] = np.ascontiguousarray(
+                value.astype(np.uint8) if value.dtype == bool else value)
+        else:
+            scalars[key] = value.item() if isinstance(value, np.generic) else value
+    wavelength = getattr(det, "wavelength_", np.full(det.bands_.size, np.nan))
+    config = header(det.name, det.get_params()) | {
+        "kind": KIND, "state": scalars, "wavelength": json_list(wavelength)}
+    return write_archive(path, config, arrays)
+
+
+def _bind(dims: tuple[str, ...], shape: tuple[int, ...], sizes: dict[str, int]) -> str | None:
+    """Check ``shape`` against named ``dims``, binding new names in ``sizes``; the problem
+    or None."""
+    if len(dims) != len(shape):
+        return f"has {len(shape)} dimensions, {len(dims)} expected"
+    for dim, n in zip(dims, shape, strict=True):
+        if sizes.setdefault(dim, n) != n:
+            return f"has {dim} = {n}, {sizes[dim]} elsewhere"
+    return None
+
+
+def _check_state(det, config: dict, tensors: dict[str, np.ndarray], path: Path) -> dict:
+    """The declared state from ``config`` and ``tensors``, every name, shape and type
+    checked; raises ModelError."""
+    scalars = config.get("state")
+    if not isinstance(scalars, dict):
+        raise ModelError(f"{CONFIG}: 'state' must be an object", path)
+    declared = det.model_state
+    names = {PREFIX + k for k, dims in declared.items() if dims}
+    if set(tensors) != names:
+        odd = sorted(set(tensors) ^ names)
+        raise ModelError(f"{WEIGHTS} does not hold the {det.name} statistics "
+                         f"({', '.join(odd[:3])} missing or unexpected)", path)
+    bands = tensors.get(PREFIX + "bands_")
+    if bands is None or bands.ndim != 1 or not np.isin(bands, (0, 1)).all() or not bands.any():
+        raise ModelError(f"{WEIGHTS}: state.bands_ must be a 0/1 band mask", path)
+    sizes = {"B": bands.size, "G": int(bands.sum())}
+    state = {}
+    for key, dims in declared.items():
+        if not dims:
+            value = scalars.get(key)
+            if not isinstance(value, (int, float, bool)):
+                raise ModelError(f"{CONFIG}: state {key!r} must be a number or a boolean",
+                                 path)
+            state[key] = value
+            continue
+        value = tensors[PREFIX + key]
+        problem = _bind(dims, value.shape, sizes)
+        if problem:
+            raise ModelError(f"{WEIGHTS}: state.{key} {problem}", path)
+        state[key] = value.astype(bool) if key == "bands_" else value
+    wavelength = config.get("wavelength")
+    if not isinstance(wavelength, list) or len(wavelength) != sizes["B"] or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            for v in wavelength):
+        raise ModelError(f"{CONFIG}: wavelength must hold {sizes['B']} numbers or nulls", path)
+    state["wavelength_"] = np.array([np.nan if v is None else v for v in wavelength], float)
+    return state
+
+
+def restore_statistics(config: dict, tensors: dict[str, np.ndarray], path: Path):
+    """The fitted detector a statistics model describes (checked here)."""
+    from hsad import detectors
+
+    method = config["method"]
+    try:
+        det = detectors.get(method)
+    except HsadError:
+        det = None
+    if not savable(det):
+        raise ModelError(f"the model needs method {method!r}, which this hsad cannot load as "
+                         f"statistics", path)
+    set_saved_params(det, config["params"], path)
+    for key, value in _check_state(det, config, tensors, path).items():
+        setattr(det, key, value)
+    try:
+        det._derive()
+    except (HsadError, ValueError, np.linalg.LinAlgError) as exc:
+        raise ModelError(f"statistics do not match the {method} configuration ({exc})",
+                         path) from None
+    det.model_path_ = str(path)
+    return det

@@ -1,0 +1,234 @@
+"""The hsad model file, whatever the model: a zip (``.hsad``) or a folder holding
+``config.json`` (format version, hsad version, method, hyperparameters, bands) and
+``model.safetensors`` (arrays). Read without pickle or ``torch.load``: loading a model never
+executes anything it holds, and every member is size-checked before it is read.
+
+Neural detectors (:mod:`hsad.nn.persistence`) store network weights; detectors that fit
+statistics (:mod:`hsad.detectors.state`: RX, UTD, cluster RX ...) store those. This module
+needs no torch.
+
+Format policy: ``format_version`` is an integer bumped whenever a change would make an older
+hsad misread a model. This hsad reads the versions in :data:`READABLE` (only 1 so far); a
+newer version asks to upgrade hsad, a model without one (or an unknown older one) asks to
+retrain it with ``hsad train``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load as st_load_bytes
+from safetensors.numpy import save as st_save_bytes
+
+from hsad import __version__
+from hsad.errors import HsadError, ModelError
+from hsad.io.atomic import atomic_path
+
+FORMAT = "hsad-model"
+FORMAT_VERSION = 1
+#: format versions this hsad reads
+READABLE = (1,)
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+#: largest member sizes read (uncompressed bytes): checked before anything is read
+MAX_BYTES = {CONFIG: 64 * 2**20, WEIGHTS: 4 * 2**30}
+_RETRAIN = f"retrain it with `hsad train` (this is hsad {__version__})"
+
+
+def json_list(values: np.ndarray) -> list:
+    """Floats for JSON, non-finite values as null."""
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
+
+
+def header(method: str, params: dict) -> dict:
+    """The fields every model's ``config.json`` starts with."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "hsad_version": __version__,
+        "method": method,
+        "params": params,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_archive(path: str | os.PathLike, config: dict, tensors: dict[str, np.ndarray]) -> Path:
+    """Write ``config`` and ``tensors`` as a model zip at ``path`` (atomically)."""
+    raw_config = json.dumps(config, indent=1)
+    weights = st_save_bytes(tensors, metadata={"format": FORMAT})
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(CONFIG, raw_config)
+        zf.writestr(WEIGHTS, weights)
+    return Path(path)
+
+
+def _check_size(name: str, size: int, path: Path) -> None:
+    if size > MAX_BYTES[name]:
+        raise ModelError(f"{name} would be {size} bytes, more than the {MAX_BYTES[name]} an "
+                         "hsad model may hold (damaged or not an hsad model)", path)
+
+
+def _read_folder(path: Path) -> tuple[bytes, bytes]:
+    missing = [m for m in (CONFIG, WEIGHTS) if not (path / m).is_file()]
+    if missing:
+        raise ModelError(f"model folder lacks {', '.join(missing)}", path)
+    for name in (CONFIG, WEIGHTS):
+        _check_size(name, (path / name).stat().st_size, path)
+    return (path / CONFIG).read_bytes(), (path / WEIGHTS).read_bytes()
+
+
+def _read_zip(path: Path) -> tuple[bytes, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+        missing = [m for m in (CONFIG, WEIGHTS) if m not in infos]
+        if missing:
+            raise ModelError(f"model archive lacks {', '.join(missing)} (an hsad model holds "
+                             "config.json and model.safetensors, as written by `hsad train`)",
+                             path)
+        extra = sorted(set(infos) - {CONFIG, WEIGHTS})
+        if extra:
+            raise ModelError(f"model archive holds unexpected members ({', '.join(extra[:3])})"
+                             ": not written by hsad", path)
+        for name in (CONFIG, WEIGHTS):  # declared sizes cap what zipfile will inflate
+            _check_size(name, infos[name].file_size, path)
+        return zf.read(infos[CONFIG]), zf.read(infos[WEIGHTS])
+
+
+def _read_members(path: Path) -> tuple[bytes, bytes]:
+    if not path.exists():
+        raise ModelError("no such model file", path)
+    if path.is_dir():
+        return _read_folder(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError("not an hsad model (expected a zip with config.json and "
+                         "model.safetensors, as written by `hsad train`)", path)
+    try:
+        return _read_zip(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            ValueError, OSError) as exc:
+        raise ModelError(f"damaged model archive ({exc})", path) from None
+
+
+def _kind(value, default) -> bool:
+    """Whether a saved hyperparameter ``value`` has the JSON type of its ``default``."""
+    if default is None:
+        return True  # optional parameters: the detector's own validation decides
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return isinstance(value, type(default))
+
+
+def _check_version(config: dict, path: Path) -> None:
+    version = config.get("format_version")
+    writer = config.get("hsad_version")
+    by = f" (written by hsad {writer})" if isinstance(writer, str) else ""
+    if version is None:
+        raise ModelError(f"model has no format_version{by}: it predates the model format; "
+                         + _RETRAIN, path)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelError(f"format_version must be an integer, got {version!r}", path)
+    if version > FORMAT_VERSION:
+        raise ModelError(f"model format {version}{by} is newer than this hsad ({__version__}) "
+                         f"reads (≤ {FORMAT_VERSION}): upgrade hsad", path)
+    if version not in READABLE:
+        raise ModelError(f"model format {version}{by} is no longer read; " + _RETRAIN, path)
+    if not isinstance(writer, str):
+        raise ModelError(f"{CONFIG} lacks the hsad version that wrote it", path)
+
+
+def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """``config.json`` (an hsad model description of a readable version) and the arrays
+    of ``model.safetensors`` (integer or finite floating values), unvalidated otherwise."""
+    path = Path(path)
+    raw_config, raw_weights = _read_members(path)
+    try:
+        config = json.loads(raw_config.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a 5000-digit integer
+        raise ModelError(f"{CONFIG} is not valid JSON ({' '.join(str(exc).split())})",
+                         path) from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelError(f"{CONFIG} is not an hsad model description", path)
+    _check_version(config, path)
+    for key, kind in (("method", str), ("params", dict)):
+        if not isinstance(config.get(key), kind):
+            raise ModelError(f"{CONFIG} lacks {key!r}" if key not in config else
+                             f"{CONFIG}: {key!r} must be a JSON {kind.__name__}, "
+                             f"got {type(config[key]).__name__}", path)
+    try:
+        tensors = st_load_bytes(raw_weights)
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(f"{WEIGHTS} is unreadable ({exc})", path) from None
+    for key, value in tensors.items():
+        if not np.issubdtype(value.dtype, np.floating) and not np.issubdtype(value.dtype,
+                                                                              np.integer):
+            raise ModelError(f"{WEIGHTS}: {key} has unsupported dtype {value.dtype}", path)
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise ModelError(f"{WEIGHTS}: {key} holds non-finite values", path)
+    return config, tensors
+
+
+def save_model(det, path: str | os.PathLike) -> Path:
+    """Write any fitted detector that a model file can hold (neural or statistics)."""
+    from hsad.detectors.state import savable, save_statistics
+
+    if savable(det):
+        return save_statistics(det, path)
+    if callable(getattr(det, "_build", None)):
+        from hsad.nn.persistence import save_detector
+
+        return save_detector(det, path)
+    raise ModelError(f"{det.name} has no model to save: it fits nothing that applies to "
+                     "another scene (local detectors estimate per window)", path)
+
+
+def load_model(path: str | os.PathLike, device: str | None = None):
+    """A fitted detector from any hsad model file (neural or statistics).
+
+    ``device`` (neural models) overrides the saved ``device`` parameter.
+    """
+    config, tensors = read_archive(path)
+    if config.get("kind") == "statistics":
+        from hsad.detectors.state import restore_statistics
+
+        return restore_statistics(config, tensors, Path(path))
+    from hsad.nn.persistence import load_networks
+
+    return load_networks(config, tensors, Path(path), device)
+
+
+def set_saved_params(det, saved: dict, path: Path) -> None:
+    """Saved hyperparameters onto ``det`` (renamed from an earlier hsad's where the
+    detector knows how): unknown names or wrong types are errors."""
+    try:
+        saved = det.upgrade_params(saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{CONFIG}: parameters of an earlier hsad that cannot be read "
+                         f"({exc!r}); " + _RETRAIN, path) from None
+    defaults = det.param_defaults()
+    unknown = sorted(set(saved) - set(defaults))
+    if unknown:
+        raise ModelError(f"the model sets {det.name} parameters this hsad does not know "
+                         f"({', '.join(unknown)}); it was written by another hsad version: "
+                         + _RETRAIN, path)
+    wrong = [k for k, v in saved.items() if not _kind(v, defaults[k])]
+    if wrong:
+        raise ModelError(f"{CONFIG}: parameter {wrong[0]!r} has the wrong type "
+                         f"({type(saved[wrong[0]]).__name__})", path)
+    try:
+        det.set_params(**saved)
+        if hasattr(det, "_validate"):
+            det._validate()
+    except (HsadError, TypeError, ValueError) as exc:
+        raise ModelError(f"invalid saved parameters ({exc})", path) from None

@@ -1,0 +1,133 @@
+"""Model files of statistics detectors (RX, UTD, RXD-UTD, local-mean RX, cluster RX):
+trained on one scene, applied to another; every field checked on load; no torch needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from hsad import detectors
+from hsad.cube import make_cube
+from hsad.errors import ModelError
+from hsad.io.model_archive import load_model, read_archive, save_model
+from hsad.synthetic import make_scene
+
+STATISTICS = ["cluster-rx", "local-mean-rx", "rx", "rxd-utd", "utd"]
+WAVELENGTH = np.linspace(450, 2400, 12)
+
+
+def _cube(seed: int, wavelength=WAVELENGTH):
+    scene = make_scene(rows=32, cols=32, bands=12, n_targets=3, road=False, seed=seed)
+    return make_cube(np.asarray(scene.cube.values), wavelength=wavelength)
+
+
+def test_the_statistics_detectors_declare_a_model_state():
+    declared = sorted(n for n, cls in detectors.available().items() if cls.model_state)
+    assert declared == STATISTICS
+
+
+@pytest.mark.parametrize("name", STATISTICS)
+def test_a_model_fitted_on_one_scene_scores_another_as_the_fitted_detector(name, tmp_path):
+    det = detectors.get(name).fit(_cube(1))
+    model = load_model(save_model(det, tmp_path / "m.hsad"))
+    other = _cube(2)
+    np.testing.assert_array_equal(model.score(other).values, det.score(other).values)
+    assert model.get_params() == det.get_params()
+
+
+def test_cluster_rx_keeps_its_clusters(tmp_path):
+    det = detectors.get("cluster-rx", n_clusters=4, covariance="shrunk").fit(_cube(1))
+    model = load_model(save_model(det, tmp_path / "m.hsad"))
+    np.testing.assert_array_equal(model.centres_, det.centres_)
+    np.testing.assert_array_equal(model.triangular_, det.triangular_)
+    assert model.n_clusters_ == det.n_clusters_ == len(det.centres_)
+
+
+def test_loading_a_statistics_model_does_not_import_torch(tmp_path):
+    path = save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad")
+    code = ("import sys; from hsad.io.model_archive import load_model; "
+            f"load_model({str(path)!r}); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def _rewrite(path, out, config=None, tensors=None):
+    """A copy of model ``path`` with its config and tensors changed by the given functions."""
+    import json
+
+    with zipfile.ZipFile(path) as zf:
+        cfg = json.loads(zf.read("config.json"))
+        arrays = dict(st_load(zf.read("model.safetensors")))
+    if config:
+        config(cfg)
+    if tensors:
+        tensors(arrays)
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("config.json", json.dumps(cfg))
+        zf.writestr("model.safetensors", st_save(arrays))
+    return out
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(tensors=lambda t: t.update({"state.mean_": t["state.mean_"][:-1]})),
+     "state.mean_ has G = 11, 12 elsewhere"),
+    (dict(tensors=lambda t: t.pop("state.cov_")), r"state.cov_ missing or unexpected"),
+    (dict(tensors=lambda t: t.update({"state.extra": np.zeros(3)})), "state.extra"),
+    (dict(tensors=lambda t: t.update({"state.bands_": np.full(12, 2, np.uint8)})),
+     "0/1 band mask"),
+    (dict(config=lambda c: c["state"].update(n_pixels_="many")), "'n_pixels_' must be"),
+    (dict(config=lambda c: c.update(wavelength=[1.0])), "wavelength must hold 12"),
+    (dict(config=lambda c: c.update(method="lrx")), "cannot load"),
+    (dict(config=lambda c: c["params"].update(ridge="big")), "wrong type"),
+])
+def test_an_inconsistent_statistics_model_is_refused_in_one_line(tmp_path, change, message):
+    good = save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad")
+    bad = _rewrite(good, tmp_path / "bad.hsad", **change)
+    with pytest.raises(ModelError, match=message) as exc:
+        load_model(bad)
+    assert "\n" not in str(exc.value) and "bad.hsad" in str(exc.value)
+
+
+def test_a_scene_of_other_wavelengths_is_refused(tmp_path):
+    model = load_model(save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad"))
+    assert read_archive(tmp_path / "rx.hsad")[0]["wavelength"][0] == 450.0
+    with pytest.raises(ModelError, match="wavelengths differ"):
+        model.score(_cube(2, wavelength=WAVELENGTH + 40))
+
+
+def _cli(args):
+    return subprocess.run([sys.executable, "-m", "hsad.cli.main", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory):
+    from hsad.io.envi import write_envi
+
+    return write_envi(_cube(1), tmp_path_factory.mktemp("scene") / "scene.img")
+
+
+def test_cli_refuses_to_train_a_local_detector_or_neural_options(scene_file, tmp_path):
+    done = _cli(["train", scene_file, "-m", "lrx", "-o", tmp_path / "m.hsad"])
+    assert done.returncode == 2 and "has no model to train" in done.stderr
+    done = _cli(["train", scene_file, "-m", "rx", "--epochs", 3, "-o", tmp_path / "m.hsad"])
+    assert done.returncode == 2 and "--epochs applies to neural detectors" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "m.hsad").exists()
+
+
+def test_cli_train_window_restricts_the_statistics(scene_file, tmp_path):
+    done = _cli(["train", scene_file, "-m", "rx", "--train-window", "0,16,0,32", "-o",
+                 tmp_path / "m.hsad"])
+    assert done.returncode == 0, done.stderr
+    assert "inside the background area" in done.stdout
+    from hsad import open_cube
+
+    top = open_cube(scene_file)[:16]
+    np.testing.assert_allclose(load_model(tmp_path / "m.hsad").mean_,
+                               top.values.reshape(-1, 12).mean(axis=0), rtol=1e-6)
