@@ -49,9 +49,11 @@ def test_cluster_rx_keeps_its_clusters(tmp_path):
     assert model.n_clusters_ == det.n_clusters_ == len(det.centres_)
 
 
-def test_loading_a_statistics_model_does_not_import_torch(tmp_path):
+def test_fitting_and_loading_statistics_models_does_not_import_torch(tmp_path):
     path = save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad")
-    code = ("import sys; from hsad.io.model_archive import load_model; "
+    code = ("import sys; from hsad import detectors; from hsad.synthetic import make_scene; "
+            "from hsad.io.model_archive import load_model; "
+            "detectors.get('cluster-rx').fit(make_scene(rows=20, cols=20, bands=6).cube); "
             f"load_model({str(path)!r}); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr

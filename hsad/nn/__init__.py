@@ -10,9 +10,20 @@
 
 from __future__ import annotations
 
-from hsad.nn.normalise import BandScaler
-from hsad.nn.sampling import PixelSample, sample_pixels
-from hsad.nn.trainer import History, Trainer, resolve_device, seeded
+import importlib
+
+#: where each public name lives; imported on first use, so that ``hsad.nn.sampling`` (used
+#: by cluster RX) does not import torch
+_HOMES = {"BandScaler": "normalise", "PixelSample": "sampling", "sample_pixels": "sampling",
+          "History": "trainer", "Trainer": "trainer", "resolve_device": "trainer",
+          "seeded": "trainer"}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BandScaler", "History", "PixelSample", "Trainer", "resolve_device",
            "sample_pixels", "seeded"]
