@@ -1,0 +1,136 @@
+"""Targets implanted into a real background: size, abundance and count under control.
+
+Ten labelled scenes show few target sizes. :func:`implant` places square targets of one size
+class into a real cube (away from its labelled anomalies and from each other) by linear
+mixing, ``x ← (1 − a)·x + a·t``:
+
+- ``subpixel``: one pixel at abundance ``a`` drawn from ``abundance`` (default 0.1–1);
+- ``1x1``, ``3x3``, ``7x7``, ``15x15``: full squares at ``a = 1``.
+
+Target spectra come from elsewhere: the labelled objects of other scenes
+(:func:`object_spectra`), a spectral library or any ``(n, B)`` array, put on the scene's
+bands by wavelength (:func:`resample_spectra`). Each implanted spectrum is its material's
+shape scaled to the scene's mean brightness times a factor drawn from ``brightness``, so
+scenes in DN, radiance or reflectance all get targets that differ in shape, not only in
+level. Seeded: the same arguments give the same scene.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from hsad.errors import ParameterError
+
+#: size classes and their square edge in pixels
+SIZES = {"subpixel": 1, "1x1": 1, "3x3": 3, "7x7": 7, "15x15": 15}
+
+
+@dataclass
+class Implanted:
+    """A cube with implanted targets and its ground truth."""
+
+    cube: xr.DataArray
+    #: (y, x) implanted pixels
+    implanted: np.ndarray
+    #: (y, x) ground truth: implanted pixels or labelled anomalies (``exclude``)
+    truth: np.ndarray
+    #: one dict per target: row, col (top-left), edge, abundance, material, brightness
+    targets: list[dict] = field(default_factory=list)
+
+
+def object_spectra(cube: xr.DataArray, truth, min_pixels: int = 1) -> np.ndarray:
+    """Mean spectrum of each connected labelled object of ``truth`` (8-connected), ``(n, B)``."""
+    labels, n = ndimage.label(np.asarray(truth, bool), structure=np.ones((3, 3)))
+    if n == 0:
+        return np.empty((0, cube.sizes["band"]))
+    x = np.asarray(cube.transpose("y", "x", "band").values, dtype=np.float64)
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=n + 1)[1:]
+    sums = np.stack([np.bincount(flat, weights=x[..., b].ravel(), minlength=n + 1)[1:]
+                     for b in range(x.shape[2])], axis=1)
+    keep = counts >= min_pixels
+    return sums[keep] / counts[keep, None]
+
+
+def resample_spectra(spectra: np.ndarray, from_wl, to_wl) -> np.ndarray:
+    """Spectra sampled at ``from_wl`` put on ``to_wl`` by linear interpolation (clamped at the
+    ends). Unknown wavelengths (NaN) on either side: matched by relative band position."""
+    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
+    src = np.asarray(from_wl, dtype=np.float64)
+    dst = np.asarray(to_wl, dtype=np.float64)
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        src = np.linspace(0.0, 1.0, spectra.shape[1])
+        dst = np.linspace(0.0, 1.0, dst.size)
+    order = np.argsort(src)
+    return np.stack([np.interp(dst, src[order], s[order]) for s in spectra])
+
+
+def _free_corners(occupied: np.ndarray, edge: int, margin: int) -> np.ndarray:
+    """(y, x) bool map of top-left corners whose ``edge``-square, grown by ``margin``, meets
+    no occupied pixel and lies inside the scene (window sums of an integral image)."""
+    rows, cols = occupied.shape
+    grown = ndimage.binary_dilation(occupied, np.ones((2 * margin + 1,) * 2)) if margin else \
+        occupied
+    ii = np.pad(grown.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    e = edge
+    window = ii[e:, e:] - ii[:-e, e:] - ii[e:, :-e] + ii[:-e, :-e]
+    free = np.zeros((rows, cols), bool)
+    free[:rows - e + 1, :cols - e + 1] = window == 0
+    return free
+
+
+def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
+            abundance: tuple[float, float] = (0.1, 1.0), exclude=None, margin: int = 2,
+            brightness: tuple[float, float] = (0.8, 1.25), seed: int = 0) -> Implanted:
+    """Implant ``count`` targets of size class ``size`` (see :data:`SIZES`) into ``cube``.
+
+    ``spectra``: ``(n, B)`` target spectra on the cube's bands (each target draws one);
+    ``exclude``: (y, x) labelled anomalies, kept ``margin`` pixels away from and added to
+    the truth; ``abundance``: the range of sub-pixel abundances; ``brightness``: the range of
+    the target's mean level relative to the scene's. Raises ParameterError when the scene
+    has no room for the targets.
+    """
+    if size not in SIZES:
+        raise ParameterError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    cube = cube.transpose("y", "x", "band")
+    rows, cols, bands = cube.shape
+    spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
+    if spectra.shape[1] != bands or not np.isfinite(spectra).all() or len(spectra) == 0:
+        raise ParameterError(f"spectra must be finite, (n, {bands}); got {spectra.shape}")
+    means = spectra.mean(axis=1)
+    if (means <= 0).any():
+        raise ParameterError("target spectra must have a positive mean level")
+    edge = SIZES[size]
+    rng = np.random.default_rng(seed)
+    labelled = np.zeros((rows, cols), bool) if exclude is None else np.asarray(exclude, bool)
+    occupied = labelled.copy()
+    x = np.array(cube.values, dtype=np.float32)
+    level = float(np.nanmean(x))
+    implanted = np.zeros((rows, cols), bool)
+    targets = []
+    for _ in range(int(count)):
+        free = np.flatnonzero(_free_corners(occupied, edge, margin))
+        if free.size == 0:
+            raise ParameterError(f"no room for {count} {size} targets in a {rows}x{cols} scene "
+                                 f"({len(targets)} placed); use fewer")
+        r, c = divmod(int(rng.choice(free)), cols)
+        material = int(rng.integers(len(spectra)))
+        gain = float(rng.uniform(*brightness))
+        a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
+        t = (spectra[material] / means[material] * level * gain).astype(np.float32)
+        window = (slice(r, r + edge), slice(c, c + edge))
+        x[window] = (1.0 - a) * x[window] + a * t
+        implanted[window] = True
+        occupied[window] = True
+        targets.append({"row": r, "col": c, "edge": edge, "abundance": a,
+                        "material": material, "brightness": gain})
+    if isinstance(cube.data, da.Array):  # lazy in, lazy out (the detectors stream it)
+        x = da.from_array(x, chunks=cube.data.chunks)
+    out = cube.copy(data=x)
+    out.attrs = {**cube.attrs, "hsad_implanted": f"{len(targets)} {size} targets, seed {seed}"}
+    return Implanted(cube=out, implanted=implanted, truth=implanted | labelled, targets=targets)

@@ -1,0 +1,93 @@
+"""Targets implanted into real backgrounds (hsad.synthetic.implant): placement, mixing,
+seeding, truth, and the spectra helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+from hsad.synthetic import SIZES, implant, object_spectra, resample_spectra
+
+BANDS = 8
+
+
+def _background(rows=60, cols=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = 100 + rng.normal(size=(rows, cols, BANDS)).astype(np.float32)
+    return make_cube(x, wavelength=np.linspace(450, 900, BANDS))
+
+
+def _spectra():
+    return np.stack([np.linspace(1, 2, BANDS), np.linspace(2, 1, BANDS)])
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_targets_are_squares_of_their_size_away_from_labels_and_each_other(size):
+    labelled = np.zeros((60, 60), bool)
+    labelled[30:33, 30:33] = True
+    im = implant(_background(), _spectra(), size=size, count=4, exclude=labelled, margin=2,
+                 seed=5)
+    edge = SIZES[size]
+    parts, n = ndimage.label(im.implanted)
+    assert n == 4 == len(im.targets)
+    assert (np.bincount(parts.ravel())[1:] == edge * edge).all()
+    grown = ndimage.binary_dilation(labelled, np.ones((5, 5)))
+    assert not (im.implanted & grown).any()
+    np.testing.assert_array_equal(im.truth, im.implanted | labelled)
+
+
+def test_implanted_pixels_are_linear_mixtures_and_the_rest_is_untouched():
+    bg = _background()
+    im = implant(bg, _spectra(), size="subpixel", count=10, abundance=(0.2, 0.6), seed=1)
+    before, after = bg.values, im.cube.values
+    np.testing.assert_array_equal(after[~im.implanted], before[~im.implanted])
+    level = before.mean()
+    spectra = _spectra()
+    for t in im.targets:
+        assert 0.2 <= t["abundance"] <= 0.6
+        s = spectra[t["material"]]
+        target = s / s.mean() * level * t["brightness"]
+        a = t["abundance"]
+        np.testing.assert_allclose(after[t["row"], t["col"]],
+                                   (1 - a) * before[t["row"], t["col"]] + a * target,
+                                   rtol=1e-5)  # float32 storage of values near 100
+
+
+def test_the_same_seed_gives_the_same_scene_and_another_seed_another():
+    a = implant(_background(), _spectra(), size="3x3", count=3, seed=2)
+    b = implant(_background(), _spectra(), size="3x3", count=3, seed=2)
+    c = implant(_background(), _spectra(), size="3x3", count=3, seed=3)
+    np.testing.assert_array_equal(a.cube.values, b.cube.values)
+    assert not np.array_equal(a.implanted, c.implanted)
+
+
+def test_a_scene_without_room_is_refused():
+    with pytest.raises(ParameterError, match="no room for 5 15x15 targets"):
+        implant(_background(30, 30), _spectra(), size="15x15", count=5)
+    with pytest.raises(ParameterError, match="size must be one of"):
+        implant(_background(), _spectra(), size="2x2")
+    with pytest.raises(ParameterError, match="spectra must be finite"):
+        implant(_background(), np.ones((1, BANDS + 1)))
+
+
+def test_object_spectra_are_the_means_of_labelled_objects():
+    cube = _background()
+    truth = np.zeros((60, 60), bool)
+    truth[2:4, 2:4] = True
+    truth[50, 50] = True
+    spectra = object_spectra(cube, truth)
+    x = cube.values
+    np.testing.assert_allclose(spectra[0], x[2:4, 2:4].reshape(-1, BANDS).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(spectra[1], x[50, 50], rtol=1e-6)
+    assert object_spectra(cube, truth, min_pixels=2).shape == (1, BANDS)
+
+
+def test_resampling_follows_wavelength_or_band_position():
+    wl = np.linspace(400, 1000, 7)
+    line = 2.0 * wl[None, :]
+    np.testing.assert_allclose(resample_spectra(line, wl, [450.0, 700.0]), [[900.0, 1400.0]])
+    unknown = resample_spectra(np.arange(5.0)[None], [np.nan] * 5, [np.nan] * 9)
+    np.testing.assert_allclose(unknown, [np.arange(9) / 2])
