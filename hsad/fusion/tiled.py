@@ -224,11 +224,7 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
         if cube is None and fusion.pc_source == "cube":
             raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
         source = res if fusion.pc_source == "residual" else _lazy(cube)
-        comps = components_map(source, int(fusion.n_components))
-        stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
-        d_spat = map_halo(_aed_tile, comps, attribute_halo(area) + guided_halo(radius),
-                          drop_axis=2, stats=stats, area=area, levels=levels, radius=radius,
-                          eps=eps)
+        d_spat = aed_map(source, fusion)
     d_spec, d_spat = materialise(d_spec, d_spat, memory_limit=memory_limit)
     (s_lo, s_hi), (p_lo, p_hi) = minmax(d_spat, d_spec)
     lam = float(fusion.lam)
@@ -237,9 +233,22 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
     return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}
 
 
+def aed_map(source, fusion) -> da.Array:
+    """Lazy AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
+    its principal-component images, guided by the first, summed (halo tiles)."""
+    fusion = fusion.resolved()
+    area, radius = int(fusion.area), int(fusion.radius)
+    comps = components_map(source, int(fusion.n_components))
+    stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
+    return map_halo(_aed_tile, comps, attribute_halo(area) + guided_halo(radius), drop_axis=2,
+                    stats=stats, area=area, levels=int(fusion.levels), radius=radius,
+                    eps=float(fusion.eps))
+
+
 def _lazy_map(m) -> da.Array:
     data = m.data if isinstance(m, xr.DataArray) else m
     return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
 
 
-__all__ = ["attribute_halo", "components_map", "fusion_stages", "guided_halo", "spectral_map"]
+__all__ = ["aed_map", "attribute_halo", "components_map", "fusion_stages", "guided_halo",
+           "spectral_map"]

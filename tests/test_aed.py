@@ -1,0 +1,47 @@
+"""The AED spatial detector: HADGAN's D_spatial alone, and what its area threshold means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hsad import detectors
+from hsad.background import fit_detector
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+from hsad.synthetic import make_scene
+
+
+def _flat_with_objects():
+    """Noise around 100, with a bright 3x3 object and a bright 20x20 one."""
+    rng = np.random.default_rng(0)
+    x = 100 + rng.normal(size=(60, 60, 6)) * 0.5
+    x[10:13, 10:13] += 20
+    x[30:50, 30:50] += 20
+    return make_cube(x.astype(np.float32))
+
+
+def test_objects_smaller_than_the_area_respond_and_larger_ones_vanish():
+    m = detectors.get("aed", area=36).fit_score(_flat_with_objects()).values
+    background = m.copy()
+    background[5:18, 5:18] = background[25:55, 25:55] = np.nan  # objects and their rims
+    # the 9-pixel object stands out of every background pixel; the 400-pixel one's inside
+    # scores like the background's middle or lower: an object above `area` is not found
+    assert m[10:13, 10:13].min() > 2 * np.nanmax(background)
+    assert m[35:45, 35:45].mean() < np.nanmedian(background)
+
+
+def test_it_is_hadgans_d_spatial():
+    cube = make_scene(rows=32, cols=32, bands=12, n_targets=3, road=False, seed=4).cube
+    aed = detectors.get("aed").fit_score(cube).values
+    hadgan = detectors.get("hadgan", epochs=1, hidden=16, sample_size=500, progress=False,
+                           device="cpu")
+    spatial = hadgan.fit(cube).score_stages(cube)["d_spatial"].values
+    # the same float32 cube, PCs and filters; only the order of float64 sums may differ
+    np.testing.assert_allclose(aed, spatial, rtol=0, atol=1e-9 * np.nanmax(spatial) * 100)
+
+
+def test_a_background_area_does_not_apply():
+    with pytest.raises(ParameterError, match="does not apply"):
+        fit_detector(detectors.get("aed"), _flat_with_objects(),
+                     background=np.ones((60, 60), bool))
