@@ -179,6 +179,7 @@ def _residual_like(cube):
     Fusion(variant="aed", pc_source="residual", n_components=1, area=5, radius=2),
     Fusion(),  # the library defaults: halo 37 on a 44 x 40 scene of 12-pixel tiles
     Fusion(variant="paper", area=64),  # a halo larger than the scene: one tile
+    Fusion(variant="multiscale", area=25, radius=2),  # areas 9 and 25 averaged
 ])
 def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
     cube, residual = _residual_like(scene.cube)

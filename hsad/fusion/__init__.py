@@ -29,12 +29,16 @@ from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
 from hsad.errors import ParameterError
 from hsad.fusion.morphology import area_filter
 
-VARIANTS = ("aed", "paper")
+VARIANTS = ("aed", "multiscale", "paper")
+#: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its
+#: ``area`` is the largest one used
+LADDER = (9, 25, 49, 121, 225)
 #: Each variant's own defaults, taken where a :class:`Fusion` field is None. ``aed``: the
 #: sweep's setting (docs/fusion_sweep.md); ``paper``: METHODS.md §1 (3 minimum-energy
 #: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's default).
 VARIANT_DEFAULTS = {
     "aed": {"n_components": 4, "area": 36, "radius": 1, "eps": 0.001},
+    "multiscale": {"n_components": 4, "area": 225, "radius": 1, "eps": 0.001},
     "paper": {"n_components": 3, "area": 25, "radius": 3, "eps": 0.5},
 }
 NORMS = ("minmax", "rank")
@@ -194,15 +198,26 @@ def spatial_paper(residual, *, n_components: int = 3, area: int = 25, levels: in
     return out
 
 
-def spatial_aed(components: np.ndarray, *, area: int = 25, levels: int = 256, radius: int = 5,
-                eps: float = 0.01) -> np.ndarray:
-    """D_spatial AED-style: attribute filters on PC images, guided by the first PC, summed."""
+def ladder(area: int) -> tuple[int, ...]:
+    """The multi-scale variant's areas up to ``area`` (at least the smallest)."""
+    return tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
+
+
+def spatial_aed(components: np.ndarray, *, area: int | tuple[int, ...] = 25, levels: int = 256,
+                radius: int = 5, eps: float = 0.01) -> np.ndarray:
+    """D_spatial AED-style: attribute filters on PC images, guided by the first PC, summed.
+
+    Several areas (a tuple): each component's attribute responses are averaged over them
+    before its guided filter (the filter is linear in its input: the same as averaging the
+    single-area maps)."""
     comps = np.asarray(components, dtype=np.float64)
+    areas = (area,) if np.isscalar(area) else tuple(area)
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _nan_fill(normalise_map(comps[:, :, 0]))
     out = np.zeros(comps.shape[:2])
     for i in range(comps.shape[-1]):
-        out += guided_filter(guide, attribute_filter(comps[:, :, i], area, levels), radius, eps)
+        response = np.mean([attribute_filter(comps[:, :, i], a, levels) for a in areas], axis=0)
+        out += guided_filter(guide, response, radius, eps)
     out[off] = np.nan
     return out
 
@@ -276,6 +291,8 @@ class Fusion:
                   eps=float(f.eps))
         if f.variant == "paper":
             return spatial_paper(residual, n_components=int(f.n_components), **kw)
+        if f.variant == "multiscale":
+            kw["area"] = ladder(f.area)
         source = residual if f.pc_source == "residual" or cube is None else cube
         if cube is None and f.pc_source == "cube":
             raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")

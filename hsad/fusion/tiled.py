@@ -20,7 +20,7 @@ from hsad.cube import make_cube
 from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
 from hsad.engine.tiles import map_halo, materialise, minmax, nan_median
 from hsad.errors import ParameterError
-from hsad.fusion import guided_filter, min_energy_bands
+from hsad.fusion import guided_filter, ladder, min_energy_bands
 from hsad.fusion.morphology import area_filter
 
 
@@ -133,14 +133,15 @@ def guided_halo(radius: int) -> int:
     return 2 * int(radius)
 
 
-def _aed_tile(block, *, stats, area, levels, radius, eps):
+def _aed_tile(block, *, stats, areas, levels, radius, eps):
     comps = np.asarray(block, dtype=np.float64)
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _guide(comps[:, :, 0], *stats[0])
     out = np.zeros(comps.shape[:2])
     for i in range(comps.shape[-1]):
-        out += guided_filter(guide, _attribute(comps[:, :, i], stats[i], area, levels),
-                             radius, eps)
+        response = np.mean([_attribute(comps[:, :, i], stats[i], a, levels) for a in areas],
+                           axis=0)
+        out += guided_filter(guide, response, radius, eps)
     out[off] = np.nan
     return out
 
@@ -237,12 +238,13 @@ def aed_map(source, fusion) -> da.Array:
     """Lazy AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
     its principal-component images, guided by the first, summed (halo tiles)."""
     fusion = fusion.resolved()
-    area, radius = int(fusion.area), int(fusion.radius)
+    radius = int(fusion.radius)
+    areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
     comps = components_map(source, int(fusion.n_components))
     stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
-    return map_halo(_aed_tile, comps, attribute_halo(area) + guided_halo(radius), drop_axis=2,
-                    stats=stats, area=area, levels=int(fusion.levels), radius=radius,
-                    eps=float(fusion.eps))
+    return map_halo(_aed_tile, comps, attribute_halo(max(areas)) + guided_halo(radius),
+                    drop_axis=2, stats=stats, areas=areas, levels=int(fusion.levels),
+                    radius=radius, eps=float(fusion.eps))
 
 
 def _lazy_map(m) -> da.Array:
