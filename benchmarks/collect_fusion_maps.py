@@ -1,0 +1,63 @@
+"""The maps ``benchmarks/choose_fusion.py`` chooses the fusion from: HADGAN (library
+defaults, seed 0, CPU) trained on each real scene and on implanted versions of five of them.
+
+Per map file (``<scene>_<real|size>.npz``): D_spectral (RX of the residual), global RX, the
+cube's six leading principal components, the truth and the pixels left out of the metric
+(an implanted scene's own labelled anomalies). Implanted targets: ``hsad.synthetic.implant``
+with the counts of ``benchmarks/implanted_suite.py`` and seed 7. Resumable: existing files
+are kept. About 40 s per file on this 2-core CPU.
+
+    .venv/bin/python benchmarks/collect_fusion_maps.py /tmp/fusion_maps
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hsad import datasets, detectors
+from hsad import fusion as F
+from hsad.synthetic import implant
+
+sys.path.insert(0, str(Path(__file__).parent))
+from implanted_suite import COUNTS, spectra_pool  # noqa: E402
+
+IMPLANTED_SCENES = ("abu-urban-2", "sandiego-1", "abu-beach-2", "hydice-urban", "abu-airport-1")
+SIZES = ("1x1", "3x3", "7x7", "15x15")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out_dir = Path(args.folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(n, None) for n in datasets.names()]
+    jobs += [(n, z) for z in SIZES for n in IMPLANTED_SCENES]
+    for name, size in jobs:
+        out = out_dir / f"{name}_{size or 'real'}.npz"
+        if out.exists():
+            continue
+        cube, gt = datasets.load(name)
+        truth, ignore = gt.values, np.zeros(gt.shape, bool)
+        if size:
+            im = implant(cube, spectra_pool(name, cube), size=size, count=COUNTS[size],
+                         exclude=gt.values, seed=7)
+            cube, truth, ignore = im.cube, im.implanted, gt.values
+        t0 = time.perf_counter()
+        det = detectors.get("hadgan", seed=0, progress=False, device="cpu").fit(cube)
+        spec = F.spectral_rx(det.residual(cube).compute())
+        pcs = F.principal_components(det._scene_good_bands(cube), 6)
+        rx = detectors.get("rx").fit_score(cube).values
+        np.savez(out, spec=spec, pcs=pcs, rx=rx, truth=truth, ignore=ignore)
+        print(f"{out.name}: {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
