@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import chunks_option, overwrite_option
+from hsad.cli.options import band_options, band_selection, chunks_option, overwrite_option
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.errors import ParameterError
 
@@ -42,13 +42,15 @@ def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str | None = None,
             dtype: str | None = None, key: str | None = None, cog: bool = False,
-            chunks=None) -> Path:
+            chunks=None, bands: dict | None = None) -> Path:
     """Convert cube ``src`` to ``dst``; the output format follows ``dst``'s extension.
 
     ``interleave`` (bsq/bil/bip) applies to ENVI and, as band/pixel, to GeoTIFF; ``dtype``
     casts (float to int rounds and clips); ``cog`` writes a Cloud-Optimized GeoTIFF. A
-    MAT input's ground truth is kept when writing MAT.
+    MAT input's ground truth is kept when writing MAT. ``bands``: the bands to keep, as
+    :func:`hsad.select_bands` keywords.
     """
+    from hsad.bands import select_bands
     from hsad.io import detect_format, open_cube
     from hsad.io.geotiff import cast_cube, write_geotiff_cube
     from hsad.io.matlab import load_mat, write_mat
@@ -68,6 +70,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
         cube, gt = load_mat(src, key=key, chunks=chunks)
     else:
         cube = open_cube(src, chunks=chunks, key=key)
+    cube = select_bands(cube, **(bands or {}))
     if dtype is not None:
         cube = cast_cube(cube, dtype)
     if kind == "geotiff":
@@ -90,15 +93,19 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
               "rounds and clips to the type's range).")
 @click.option("--key", help="Cube variable in a MAT input.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
+@band_options
 @chunks_option
 @overwrite_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
-            cog: bool, chunks: int | None, overwrite: bool) -> None:
+            cog: bool, wavelengths: str | None, exclude_wavelengths: str | None,
+            band_indices: str | None, drop_bad_bands: bool, chunks: int | None,
+            overwrite: bool) -> None:
     """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
-    file OUT plus its .hdr)."""
+    file OUT plus its .hdr), keeping the bands chosen by the band options (default all)."""
     if Path(dst).suffix.lower() == ".hdr":
         raise ParameterError("give the ENVI data file name, not the header", dst)
+    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
     with plan_outputs([("OUT", dst, "cube")], inputs=[src], overwrite=overwrite):
         out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
-                      chunks=chunks)
+                      chunks=chunks, bands=bands)
     click.echo(f"wrote {out}")

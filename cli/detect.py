@@ -6,10 +6,13 @@ import click
 
 from hsad.cli.options import (
     background_option,
+    band_options,
+    band_selection,
     chunks_option,
     device_option,
     engine_options,
     fusion_option,
+    mask_options,
     overwrite_option,
     seed_option,
 )
@@ -41,6 +44,8 @@ from hsad.config import load_config, parse_params
 @click.option("--key", help="Cube variable in a MAT scene.")
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for each stage map (residual RX, spatial, fused) as GeoTIFF.")
+@band_options
+@mask_options
 @background_option
 @overwrite_option
 @fusion_option
@@ -49,13 +54,15 @@ from hsad.config import load_config, parse_params
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, background,
+            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, wavelengths,
+            exclude_wavelengths, band_indices, drop_bad_bands, nodata, valid_mask, background,
             overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
     dask.distributed cluster (--workers, --scheduler); maps are streamed into the GeoTIFFs.
+    A --model reads the bands it was trained on from SCENE, by wavelength.
     """
     import time
 
@@ -73,17 +80,20 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     value = value if value is not None else cfg.get("threshold")
     pipeline.check_threshold(contamination, far, value, mask_path=mask_path,
                              polygons_path=polygons_path)
+    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
     plan = plan_outputs(
         [("-o", output, "raster"), ("--mask", mask_path, "raster"),
          ("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
         + [("--save-stages", pipeline.stage_path(stages_dir, name), "raster")
            for name in (pipeline.STAGES if stages_dir else ())],
-        inputs=[scene, config_path, model, truth, background], overwrite=overwrite)
+        inputs=[scene, config_path, model, truth, background, valid_mask], overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
-        cube = engine.open_tiled(scene, memory_limit, chunks=chunks, key=key)
+        cube = pipeline.prepare_cube(engine.open_tiled(scene, memory_limit, chunks=chunks,
+                                                       key=key),
+                                     bands, nodata=nodata, valid_mask=valid_mask)
         if polygons_path:
             from hsad.outputs.polygons import polygon_target
 

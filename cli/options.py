@@ -63,3 +63,49 @@ overwrite_option = click.option(
     help="Replace output files that exist (never an input of the command). Without it an "
          "existing output is refused before any work starts.",
 )
+
+
+def band_options(func):
+    """--wavelengths, --exclude-wavelengths, --bands, --drop-bad-bands (hsad.select_bands)."""
+    for option in (
+        click.option("--drop-bad-bands", is_flag=True,
+                     help="Remove the bands the header's bad-band list (bbl) marks bad. "
+                          "Without it they stay in the cube (and in convert's output); "
+                          "detectors skip them anyway."),
+        click.option("--bands", "band_indices", metavar="LIST",
+                     help="Keep these bands by position: 0-based, LO:HI stops before HI as "
+                          "in Python slices (5:180 = bands 5 to 179); e.g. 3,5,10:20."),
+        click.option("--exclude-wavelengths", metavar="RANGES",
+                     help="Drop bands inside these ranges, nm, ends included, e.g. "
+                          "1340:1450,1790:1960."),
+        click.option("--wavelengths", metavar="RANGES",
+                     help="Keep bands inside these ranges, nm, ends included; open ends "
+                          "allowed: 400:2400, :900, 2000:."),
+    ):
+        func = option(func)
+    return func
+
+
+def band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands) -> dict:
+    """The band options as :func:`hsad.select_bands` keywords, checked before any work."""
+    from hsad.bands import parse_indices, parse_ranges
+
+    parse_ranges(wavelengths, "--wavelengths")
+    parse_ranges(exclude_wavelengths, "--exclude-wavelengths")
+    parse_indices(band_indices, name="--bands")
+    return {"wavelengths": wavelengths, "exclude_wavelengths": exclude_wavelengths,
+            "bands": band_indices, "drop_bad_bands": drop_bad_bands}
+
+
+def mask_options(func):
+    """--nodata and --valid-mask (hsad.nodata)."""
+    for option in (
+        click.option("--valid-mask", type=click.Path(dir_okay=False), default=None,
+                     help="Raster on the scene grid (GeoTIFF, ENVI or MAT): only its non-zero "
+                          "pixels are analysed; the others enter no statistics and score "
+                          "NaN."),
+        click.option("--nodata", type=float, default=None, metavar="VALUE",
+                     help="Nodata value of the scene, replacing the header's."),
+    ):
+        func = option(func)
+    return func

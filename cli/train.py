@@ -7,9 +7,12 @@ import click
 
 from hsad.cli.options import (
     background_option,
+    band_options,
+    band_selection,
     chunks_option,
     device_option,
     fusion_option,
+    mask_options,
     overwrite_option,
     seed_option,
 )
@@ -35,6 +38,8 @@ from hsad.config import parse_params
 @click.option("--train-window", metavar="R0,R1,C0,C1",
               help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@band_options
+@mask_options
 @background_option
 @fusion_option
 @chunks_option
@@ -42,21 +47,25 @@ from hsad.config import parse_params
 @device_option
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            quiet, background, fusion, chunks, seed, device, overwrite):
+            quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, nodata,
+            valid_mask, background, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
     save their background statistics (mean, covariance, clusters), from the background
     area or training region when given.
 
-    Apply it to another scene with `hsad detect OTHER --model MODEL`.
+    Apply it to another scene with `hsad detect OTHER --model MODEL`. The model records
+    the bands it was trained on (after --wavelengths, --bands ...) and reads the same
+    wavelengths from OTHER.
     """
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
     from hsad.io.model_archive import save_model
-    from hsad.pipeline import apply_fusion
+    from hsad.pipeline import apply_fusion, prepare_cube
 
     merged = parse_params(params)
+    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
     neural_only = {"--epochs": epochs, "--loss-plot": loss_plot, "--device": device,
                    "--fusion": fusion}
     det = detectors.get(method, **merged)
@@ -79,9 +88,11 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
             det.set_params(progress=False)
         apply_fusion(det, fusion)
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
-                        inputs=[scene, train_mask, background], overwrite=overwrite)
+                        inputs=[scene, train_mask, background, valid_mask],
+                        overwrite=overwrite)
     with plan:
-        cube = open_cube(scene, chunks=chunks, key=key)
+        cube = prepare_cube(open_cube(scene, chunks=chunks, key=key), bands, nodata=nodata,
+                            valid_mask=valid_mask)
         region = None
         if train_mask or train_window:
             from hsad.nn.sampling import region_mask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from hsad.bands import select_bands  # noqa: E402
 from hsad.cube import make_cube, map_like, valid_mask  # noqa: E402
 from hsad.errors import HsadError  # noqa: E402
 from hsad.io import open_cube  # noqa: E402
@@ -16,5 +17,5 @@ def write_geotiff(map_, path, like=None, cog=False, nodata=None):
     return _write(map_, path, like=like, cog=cog, nodata=nodata)
 
 
-__all__ = ["HsadError", "__version__", "make_cube", "map_like", "open_cube", "valid_mask",
-           "write_geotiff"]
+__all__ = ["HsadError", "__version__", "make_cube", "map_like", "open_cube", "select_bands",
+           "valid_mask", "write_geotiff"]

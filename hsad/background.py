@@ -102,19 +102,24 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
     return mask
 
 
-def _raster_mask(path: Path, cube: xr.DataArray) -> np.ndarray:
+def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
+                what: str = "background mask") -> np.ndarray:
+    """(y, x) bool map of a one-band raster on ``cube``'s grid (GeoTIFF, ENVI, MAT): True
+    where non-zero; its nodata pixels are False. Another size, CRS or transform is a
+    ParameterError."""
     from hsad.io.maps import read_single_band
 
-    values, raster = read_single_band(path, what="background mask")
+    values, raster = read_single_band(path, what=what)
     shape = (cube.sizes["y"], cube.sizes["x"])
     if values.shape != shape:
-        raise ParameterError(f"background mask is {values.shape[0]}x{values.shape[1]} but the "
+        raise ParameterError(f"{what} is {values.shape[0]}x{values.shape[1]} but the "
                              f"scene is {shape[0]}x{shape[1]}: not the scene's grid", path)
     if raster.rio.crs is not None and cube.rio.crs is not None:
         if raster.rio.crs != cube.rio.crs or not raster.rio.transform().almost_equals(
                 cube.rio.transform()):
-            raise ParameterError("background mask is not on the scene's grid (another CRS or "
-                                 "transform); give polygons to reproject instead", path)
+            hint = "; give polygons to reproject instead" if what == "background mask" else ""
+            raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
+                                 f"transform){hint}", path)
     return np.nan_to_num(values) != 0
 
 
@@ -136,7 +141,7 @@ def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | No
         elif layer is not None:
             raise ParameterError("a layer name applies to vector files only", path)
         else:
-            mask = _raster_mask(path, cube)
+            mask = raster_mask(path, cube)
     elif isinstance(background, (np.ndarray, xr.DataArray)):
         mask = np.asarray(getattr(background, "values", background))
         if mask.shape != shape:

@@ -67,6 +67,15 @@ def _band_coord(values, n: int, name: str, dtype) -> np.ndarray:
     return arr
 
 
+def _index_wavelength(cube: xr.DataArray) -> xr.DataArray:
+    """Index ``wavelength`` when it is known and ascending, so that
+    ``cube.sel(wavelength=slice(400, 2400))`` works; otherwise use hsad.select_bands."""
+    wavelength = cube["wavelength"].values
+    if np.isfinite(wavelength).all() and (np.diff(wavelength) > 0).all():
+        return cube.set_xindex("wavelength")
+    return cube
+
+
 def make_cube(
     data,
     *,
@@ -84,7 +93,8 @@ def make_cube(
 ) -> xr.DataArray:
     """Wrap a (rows, cols, bands) array (numpy or dask) as a georeferenced cube.
 
-    ``wavelength`` and ``fwhm`` are in nanometres. ``transform`` defaults to the
+    ``wavelength`` and ``fwhm`` are in nanometres; ascending wavelengths are indexed, so
+    ``cube.sel(wavelength=slice(400, 2400))`` selects bands. ``transform`` defaults to the
     identity pixel grid (as GDAL reports for files without map info).
     """
     if not isinstance(data, da.Array):
@@ -106,7 +116,7 @@ def make_cube(
     }
     if band_names is not None:
         coords["band_name"] = ("band", _band_coord(band_names, bands, "band names", object))
-    cube = xr.DataArray(data, dims=DIMS, coords=coords, name=name)
+    cube = _index_wavelength(xr.DataArray(data, dims=DIMS, coords=coords, name=name))
     cube.attrs.update(attrs or {})
     cube.attrs["nodata"] = None if nodata is None else float(nodata)
     cube.attrs["source_format"] = source_format

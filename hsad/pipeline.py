@@ -45,6 +45,18 @@ def make_detector(method: str | None = None, params: dict | None = None,
     return detectors.get(method, **(params or {}))
 
 
+def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | None = None,
+                 valid_mask=None) -> xr.DataArray:
+    """The part of ``cube`` to analyse, lazily: the bands chosen by ``bands``
+    (:func:`hsad.select_bands` keywords), ``nodata`` replacing the header's, and the pixels
+    outside ``valid_mask`` set to nodata (:mod:`hsad.nodata`)."""
+    from hsad.bands import select_bands
+    from hsad.nodata import apply_valid_mask, set_nodata
+
+    cube = select_bands(cube, **(bands or {}))
+    return apply_valid_mask(set_nodata(cube, nodata), valid_mask)
+
+
 def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
     """``--fusion none|dss`` on a reconstruction detector (``None`` leaves it as it is)."""
     if mode is None:
@@ -65,7 +77,9 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
     """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked.
 
     ``background`` (a mask, polygons or their file, :mod:`hsad.background`) is the area the
-    detector's statistics come from; refused for a fitted model and local detectors.
+    detector's statistics come from; refused for a fitted model and local detectors. A
+    ``fitted`` model reads its own bands from ``cube``, by wavelength when the cube has more
+    (:func:`hsad.bands.match_model_bands`).
 
     ``lazy`` leaves dask-backed maps uncomputed: :func:`export` then streams them tile by
     tile into their GeoTIFFs (hsad.engine) and reads the score map back from its file.
@@ -76,7 +90,11 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
         raise ParameterError("--background applies when fitting; a saved model keeps the "
                              "background it was trained on")
     t0 = time.perf_counter()
-    if not fitted:
+    if fitted:
+        from hsad.bands import match_model_bands
+
+        cube = match_model_bands(cube, detector)
+    else:
         fit_detector(detector, cube, background)
     if stages and hasattr(detector, "score_stages"):
         stage_maps = detector.score_stages(cube)

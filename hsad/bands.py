@@ -1,0 +1,203 @@
+"""Choosing the bands to analyse: :func:`select_bands`, and :func:`match_model_bands` for
+a saved model applied to a scene with more bands.
+
+Wavelengths are in nanometres (readers convert headers in micrometres); ranges include
+both ends. Band indices are 0-based and a range ``LO:HI`` stops before ``HI``, as in a
+Python slice. Every result is the same lazy cube, with fewer bands: nothing is computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from hsad.cube import good_band_mask
+from hsad.detectors.base import WAVELENGTH_REFUSE_NM
+from hsad.errors import ModelError, ParameterError
+
+Range = tuple[float | None, float | None]
+
+
+def _number(text: str, name: str, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise ParameterError(f"{name}: {text!r} is not a number") from None
+
+
+def parse_ranges(spec, name: str = "wavelengths") -> list[Range]:
+    """``"400:900,1000:"`` → ``[(400, 900), (1000, None)]``; open ends are None. Already
+    parsed ranges (pairs) pass through."""
+    if spec is None:
+        return []
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            if part.count(":") != 1:
+                raise ParameterError(f"{name}: {part.strip()!r} is not a range LO:HI "
+                                     "(nm; LO or HI may be left out)")
+            lo, hi = (None if not t.strip() else _number(t.strip(), name, float)
+                      for t in part.split(":"))
+        else:
+            lo, hi = part
+        if lo is not None and hi is not None and lo > hi:
+            raise ParameterError(f"{name}: range {lo:g}:{hi:g} runs backwards")
+        out.append((lo, hi))
+    if not out:
+        raise ParameterError(f"{name}: no range given")
+    return out
+
+
+def parse_indices(spec, n_bands: int | None = None, name: str = "bands") -> list[int]:
+    """``"3,5,10:20"`` → band positions (0-based; ``LO:HI`` excludes HI, open ends allowed).
+
+    ``spec`` may also be a slice or a sequence of ints. Without ``n_bands`` only the syntax
+    is checked (and an open end is left unresolved).
+    """
+    if spec is None:
+        return []
+    items = spec.split(",") if isinstance(spec, str) else (
+        [spec] if isinstance(spec, slice) else list(spec))
+    end = n_bands if n_bands is not None else 0
+    out: list[int] = []
+    for item in items:
+        if isinstance(item, str) and ":" in item:
+            if item.count(":") != 1:
+                raise ParameterError(f"{name}: {item.strip()!r} is not an index or a range LO:HI")
+            lo, hi = (None if not t.strip() else _number(t.strip(), name, int)
+                      for t in item.split(":"))
+            item = slice(lo, hi)
+        if isinstance(item, slice):
+            lo, hi = item.start or 0, end if item.stop is None else item.stop
+            if lo < 0 or (item.stop is not None and hi < 0) or item.step not in (None, 1):
+                raise ParameterError(f"{name}: band positions are 0-based, got "
+                                     f"{lo}:{'' if item.stop is None else hi}")
+            if item.stop is not None and hi < lo:
+                raise ParameterError(f"{name}: range {lo}:{hi} runs backwards")
+            out.extend(range(lo, hi))
+        else:
+            index = _number(item.strip(), name, int) if isinstance(item, str) else int(item)
+            if index < 0:
+                raise ParameterError(f"{name}: band indices are 0-based, got {index}")
+            out.append(index)
+    if n_bands is not None:
+        outside = [i for i in out if i >= n_bands]
+        if outside:
+            raise ParameterError(f"{name}: band {outside[0]} does not exist: the scene has "
+                                 f"{n_bands} bands, numbered 0 to {n_bands - 1}")
+    return out
+
+
+def _in_ranges(wavelength: np.ndarray, ranges: list[Range]) -> np.ndarray:
+    keep = np.zeros(wavelength.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for lo, hi in ranges:
+            keep |= ((wavelength >= (-np.inf if lo is None else lo))
+                     & (wavelength <= (np.inf if hi is None else hi)))
+    return keep
+
+
+def _span(wavelength: np.ndarray) -> str:
+    known = wavelength[np.isfinite(wavelength)]
+    return f"{known.min():g}-{known.max():g} nm" if known.size else "no wavelengths"
+
+
+def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None, bands=None,
+                 drop_bad_bands: bool = False) -> xr.DataArray:
+    """The cube restricted to the chosen bands (lazy; coordinates and attributes follow).
+
+    - ``wavelengths``: keep bands inside these ranges, nm, ends included (``"400:2400"``,
+      ``":900,1000:"`` or ``[(400, 2400)]``);
+    - ``exclude_wavelengths``: drop bands inside these ranges (``"1340:1450,1790:1960"``);
+    - ``bands``: keep these 0-based positions (``"5:180"`` = 5..179, ``"3,5,10:20"``, a slice
+      or a list);
+    - ``drop_bad_bands``: drop the bands the header's bad-band list (``good_band``) marks bad.
+      Without it they stay in the cube, and detectors skip them anyway.
+
+    All criteria apply together; bands keep their order. An empty selection, wavelengths
+    asked of a scene without any, or a malformed range is a :class:`ParameterError`.
+    """
+    n = cube.sizes["band"]
+    path = cube.attrs.get("source_path")
+    keep = np.ones(n, dtype=bool)
+    if bands is not None:
+        chosen = np.zeros(n, dtype=bool)
+        chosen[parse_indices(bands, n)] = True
+        keep &= chosen
+    wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    if (wavelengths is not None or exclude_wavelengths is not None) and not np.isfinite(
+            wavelength).any():
+        raise ParameterError("the scene has no wavelengths to select by: choose bands by "
+                             "position with --bands (bands=)", path)
+    if wavelengths is not None:
+        keep &= _in_ranges(wavelength, parse_ranges(wavelengths, "wavelengths"))
+    if exclude_wavelengths is not None:
+        keep &= ~_in_ranges(wavelength, parse_ranges(exclude_wavelengths,
+                                                     "exclude_wavelengths"))
+    if drop_bad_bands:
+        keep &= good_band_mask(cube)
+    if not keep.any():
+        raise ParameterError(f"the band selection keeps none of the scene's {n} bands "
+                             f"({_span(wavelength)})", path)
+    return cube if keep.all() else cube.isel(band=np.flatnonzero(keep))
+
+
+def _model_bands(detector) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(wavelengths, good mask or None)`` of the bands a fitted model reads from a cube:
+    a neural model its good bands only (mask None), a statistics model every band."""
+    wavelength = np.asarray(getattr(detector, "wavelength_", []), dtype=np.float64)
+    if hasattr(detector, "n_bands_") and not hasattr(detector, "bands_"):
+        return wavelength, None
+    return wavelength, np.asarray(detector.bands_, dtype=bool)
+
+
+def _fits(cube: xr.DataArray, detector, good: np.ndarray | None) -> bool:
+    if good is None:
+        return int(good_band_mask(cube).sum()) == int(detector.n_bands_)
+    return cube.sizes["band"] == good.size
+
+
+def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
+    """``cube`` with the bands a fitted ``detector`` was trained on, chosen by wavelength.
+
+    A cube with the model's band count is returned as it is (the detector checks its
+    wavelengths). Otherwise each of the model's wavelengths takes the scene's nearest band
+    (a good band, when the model used only good ones); one farther than
+    :data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM` is missing: a :class:`ModelError`
+    names the missing wavelengths. Detectors without a band record pass through.
+    """
+    if not hasattr(detector, "wavelength_"):
+        return cube
+    wanted, good = _model_bands(detector)
+    if _fits(cube, detector, good):
+        return cube
+    path = cube.attrs.get("source_path")
+    n_model, n_scene = wanted.size, cube.sizes["band"]
+    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    if not np.isfinite(wanted).all():
+        raise ModelError(f"the model was trained on {n_model} bands and the scene has "
+                         f"{n_scene}; the model records no wavelengths to find its bands by",
+                         path)
+    candidates = np.flatnonzero(np.isfinite(scene) & (
+        good_band_mask(cube) if good is None or good.all() else True))
+    if candidates.size == 0:
+        raise ModelError(f"the model was trained on {n_model} bands and the scene has "
+                         f"{n_scene}, without wavelengths to find them by; select the "
+                         "model's bands with --bands", path)
+    distance = np.abs(scene[candidates][None, :] - wanted[:, None])
+    nearest = candidates[distance.argmin(axis=1)]
+    missing = wanted[distance.min(axis=1) > WAVELENGTH_REFUSE_NM]
+    if missing.size:
+        shown = ", ".join(f"{w:.1f}" for w in missing[:8]) + (" ..." if missing.size > 8 else "")
+        raise ModelError(f"the scene lacks {missing.size} of the model's {n_model} "
+                         f"wavelengths (no band within {WAVELENGTH_REFUSE_NM:g} nm): {shown} nm",
+                         path)
+    if np.unique(nearest).size != nearest.size:
+        raise ModelError(f"several of the model's {n_model} bands would read the same scene "
+                         "band: the scene's bands are farther apart, or it marks some of the "
+                         "model's bands bad", path)
+    return cube.isel(band=nearest)
+
+
+__all__ = ["match_model_bands", "parse_indices", "parse_ranges", "select_bands"]

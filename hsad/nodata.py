@@ -1,0 +1,74 @@
+"""Which pixels hold data: :func:`set_nodata` overrides the header's nodata value and
+:func:`apply_valid_mask` turns the pixels a mask excludes into nodata.
+
+Both return a lazy cube. Every detector, its statistics and the fusion skip nodata pixels
+(:func:`hsad.cube.valid_mask`) and score them NaN, so nothing else needs to know a mask
+was applied.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from hsad.errors import ParameterError
+
+
+def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
+    """``cube`` whose nodata is ``value`` (compared with the values as read), not the
+    header's; ``None`` leaves it unchanged."""
+    if value is None:
+        return cube
+    out = cube.copy()
+    out.attrs["nodata"] = float(value)
+    return out
+
+
+def _fill(cube: xr.DataArray):
+    """``(data, fill)``: the data, cast to float when its type cannot hold the fill, and
+    the nodata value excluded pixels take (NaN for floats)."""
+    data, nodata = cube.data, cube.attrs.get("nodata")
+    if data.dtype.kind == "f":
+        return data, data.dtype.type(np.nan)
+    if nodata is not None and np.isfinite(nodata):
+        info = np.iinfo(data.dtype)
+        if info.min <= nodata <= info.max and float(nodata).is_integer():
+            return data, data.dtype.type(nodata)
+    wide = np.float32 if data.dtype.itemsize <= 2 else np.float64
+    return data.astype(wide), wide(np.nan)
+
+
+def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
+    """``cube`` with the pixels outside ``mask`` set to nodata (NaN, or the integer
+    nodata value).
+
+    ``mask``: a raster on the scene's grid (GeoTIFF, ENVI or MAT; non-zero = valid, its own
+    nodata = excluded), or a (y, x) bool array or DataArray (True = valid).
+    """
+    if mask is None:
+        return cube
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    if isinstance(mask, (str, os.PathLike)):
+        from hsad.background import raster_mask
+
+        if not os.path.isfile(mask):
+            raise ParameterError("valid mask file not found", mask)
+        valid = raster_mask(mask, cube, what="valid mask")
+    else:
+        valid = np.asarray(getattr(mask, "values", mask))
+        if valid.shape != shape:
+            raise ParameterError(f"valid mask shape {valid.shape} does not match the scene's "
+                                 f"{shape}", cube.attrs.get("source_path"))
+        valid = np.nan_to_num(valid.astype(np.float64)) != 0
+    if not valid.any():
+        raise ParameterError("the valid mask excludes every pixel of the scene",
+                             mask if isinstance(mask, (str, os.PathLike)) else None)
+    data, fill = _fill(cube)
+    keep = da.from_array(valid, chunks=data.chunks[:2])[:, :, None]
+    return cube.copy(data=da.where(keep, data, fill))
+
+
+__all__ = ["apply_valid_mask", "set_nodata"]

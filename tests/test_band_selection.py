@@ -1,0 +1,282 @@
+"""Choosing bands: hsad.select_bands, cube.sel(wavelength=...), the CLI's --wavelengths,
+--exclude-wavelengths, --bands and --drop-bad-bands, and a model reading its own bands
+from a scene with more (API and CLI, end to end)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+from dask.callbacks import Callback
+
+from hsad import open_cube, select_bands
+from hsad.bands import match_model_bands
+from hsad.cli.main import main
+from hsad.cube import make_cube
+from hsad.errors import ModelError, ParameterError
+from hsad.io.envi import write_envi
+
+WAVELENGTH = np.linspace(400.0, 2500.0, 22)  # 100 nm apart
+GOOD = np.ones(22, bool)
+GOOD[[0, 21]] = False
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def _cube(wavelength=WAVELENGTH, good=GOOD, seed=0):
+    rng = np.random.default_rng(seed)
+    n = 22 if wavelength is None else len(wavelength)
+    x = rng.normal(100.0, 5.0, size=(24, 20, n)).astype(np.float32)
+    x[3, 4] += 40.0
+    return make_cube(da.from_array(x, chunks=(8, 8, -1)), wavelength=wavelength,
+                     good_band=good, crs="EPSG:32633")
+
+
+class _NoCompute(Callback):
+    def _start(self, dsk):
+        raise AssertionError("the selection computed something")
+
+
+def _wl(cube):
+    return cube["wavelength"].values
+
+
+# ---- API -----------------------------------------------------------------------------
+def test_wavelength_range_equals_sel_and_isel_and_stays_lazy():
+    cube = _cube()
+    with _NoCompute():
+        out = select_bands(cube, wavelengths="500:1500")
+    assert isinstance(out.data, da.Array)
+    assert np.array_equal(_wl(out), WAVELENGTH[(WAVELENGTH >= 500) & (WAVELENGTH <= 1500)])
+    by_sel = cube.sel(wavelength=slice(500, 1500))
+    by_hand = cube.isel(band=np.flatnonzero((WAVELENGTH >= 500) & (WAVELENGTH <= 1500)))
+    np.testing.assert_array_equal(out.values, by_sel.values)
+    np.testing.assert_array_equal(out.values, by_hand.values)
+    assert out.attrs == cube.attrs and out.rio.crs == cube.rio.crs
+
+
+def test_open_ends_several_ranges_and_exclusions():
+    cube = _cube()
+    assert _wl(select_bands(cube, wavelengths=":600")).tolist() == [400, 500, 600]
+    assert _wl(select_bands(cube, wavelengths="2300:")).tolist() == [2300, 2400, 2500]
+    both = select_bands(cube, wavelengths=":500, 2400:")
+    assert _wl(both).tolist() == [400, 500, 2400, 2500]
+    out = select_bands(cube, exclude_wavelengths="1340:1450,1790:1960")
+    assert 1400 not in _wl(out) and 1800 not in _wl(out) and 1900 not in _wl(out)
+    assert out.sizes["band"] == 22 - 3
+    assert _wl(select_bands(cube, wavelengths=[(None, 600)])).tolist() == [400, 500, 600]
+
+
+def test_band_positions_are_zero_based_and_end_exclusive():
+    cube = _cube()
+    assert select_bands(cube, bands="5:8")["band"].values.tolist() == [6, 7, 8]
+    assert _wl(select_bands(cube, bands="0:2")).tolist() == [400, 500]
+    assert select_bands(cube, bands="3,5,10:12")["band"].values.tolist() == [4, 6, 11, 12]
+    assert select_bands(cube, bands=":2").sizes["band"] == 2
+    assert select_bands(cube, bands="20:").sizes["band"] == 2
+    assert select_bands(cube, bands=slice(5, 8)).sizes["band"] == 3
+    assert select_bands(cube, bands=[1, 2]).sizes["band"] == 2
+
+
+def test_drop_bad_bands_and_combinations():
+    cube = _cube()
+    assert select_bands(cube).sizes["band"] == 22  # nothing asked: the same cube
+    dropped = select_bands(cube, drop_bad_bands=True)
+    assert dropped.sizes["band"] == 20 and dropped["good_band"].values.all()
+    out = select_bands(cube, wavelengths=":1000", bands="0:5", drop_bad_bands=True)
+    assert _wl(out).tolist() == [500, 600, 700, 800]
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"wavelengths": "3000:4000"}, "keeps none of the scene's 22 bands (400-2500 nm)"),
+    ({"wavelengths": "400-900"}, "is not a range LO:HI"),
+    ({"wavelengths": "900:400"}, "runs backwards"),
+    ({"wavelengths": "a:900"}, "is not a number"),
+    ({"bands": "30"}, "band 30 does not exist: the scene has 22 bands"),
+    ({"bands": "-1"}, "0-based"),
+    ({"bands": "1:2:3"}, "not an index or a range"),
+    ({"bands": "8:3"}, "range 8:3 runs backwards"),
+    ({"bands": "-3:"}, "0-based"),
+    ({"exclude_wavelengths": ":"}, "keeps none"),
+])
+def test_bad_selections_are_one_line_parameter_errors(kwargs, words):
+    with pytest.raises(ParameterError) as exc:
+        select_bands(_cube(), **kwargs)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_wavelengths_asked_of_a_scene_without_any_say_use_bands():
+    cube = _cube(wavelength=None)
+    with pytest.raises(ParameterError, match="no wavelengths.*--bands"):
+        select_bands(cube, wavelengths="400:900")
+    assert select_bands(cube, bands="0:3").sizes["band"] == 3
+
+
+def test_unsorted_wavelengths_have_no_index_but_select_bands_works():
+    wl = np.r_[np.linspace(400, 1000, 11), np.linspace(900, 2500, 11)]  # two spectrometers
+    cube = _cube(wavelength=wl)
+    assert "wavelength" not in cube.indexes
+    assert _wl(select_bands(cube, wavelengths="900:1000")).tolist() == [940.0, 1000.0, 900.0]
+
+
+def test_opened_envi_cube_selects_with_sel(tmp_path):
+    write_envi(_cube(), tmp_path / "scene.img")
+    cube = open_cube(tmp_path / "scene.img")
+    assert _wl(cube.sel(wavelength=slice(450, 800))).tolist() == [500, 600, 700, 800]
+
+
+# ---- a model's bands ---------------------------------------------------------------
+def test_statistics_model_reads_its_bands_from_a_wider_scene():
+    from hsad import detectors
+
+    cube = _cube()
+    part = select_bands(cube, wavelengths="500:1500")
+    rx = detectors.get("rx").fit(part)
+    matched = match_model_bands(cube, rx)
+    assert _wl(matched).tolist() == _wl(part).tolist()
+    np.testing.assert_allclose(rx.score(matched).values, rx.score(part).values)
+    assert match_model_bands(part, rx) is part  # already the model's layout
+    shifted = cube.assign_coords(wavelength=("band", WAVELENGTH + 5.0))
+    assert match_model_bands(shifted, rx).sizes["band"] == part.sizes["band"]
+
+
+def test_a_neural_model_matches_good_bands_only():
+    cube = _cube(good=np.r_[np.ones(6, bool), [False], np.ones(15, bool)])  # 1000 nm bad
+    model = SimpleNamespace(n_bands_=3, wavelength_=np.array([500.0, 900.0, 1100.0]))
+    assert _wl(match_model_bands(cube, model)).tolist() == [500, 900, 1100]
+    model.wavelength_ = np.array([500.0, 1000.0, 1100.0])
+    with pytest.raises(ModelError, match="lacks 1 of the model's 3 wavelengths.*1000.0 nm"):
+        match_model_bands(cube, model)
+    model.wavelength_ = np.array([500.0, 510.0, 520.0])
+    with pytest.raises(ModelError, match="would read the same scene band"):
+        match_model_bands(cube, model)
+
+
+def test_missing_or_unknown_wavelengths_are_clear_model_errors():
+    from hsad import detectors
+
+    rx = detectors.get("rx").fit(_cube(wavelength=np.linspace(3000, 3500, 6), good=None))
+    with pytest.raises(ModelError, match="lacks 6 of the model's 6 wavelengths"):
+        match_model_bands(_cube(), rx)
+    with pytest.raises(ModelError, match="has 22, without wavelengths.*--bands"):
+        match_model_bands(_cube(wavelength=None), rx)
+    blind = detectors.get("rx").fit(_cube(wavelength=None, good=None).isel(band=slice(0, 5)))
+    with pytest.raises(ModelError, match="records no wavelengths"):
+        match_model_bands(_cube(), blind)
+
+
+# ---- the command line, end to end --------------------------------------------------
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bands")
+    return write_envi(_cube(), folder / "scene.img")
+
+
+def _read(path):
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def test_detect_wavelengths_equals_slicing_the_cube_by_hand(scene, tmp_path, capsys):
+    code, out, err = run_cli(["detect", scene, "-m", "rx", "--wavelengths", "500:1500",
+                              "--exclude-wavelengths", "1000:1100", "-o",
+                              tmp_path / "a.tif"], capsys)
+    assert code == 0, err
+    assert "x9 in" in out  # 11 bands in the range, 2 excluded
+    by_hand = open_cube(scene).sel(wavelength=slice(500, 1500))
+    by_hand = by_hand.isel(band=~np.isin(_wl(by_hand), [1000.0, 1100.0]))
+    write_envi(by_hand, tmp_path / "hand.img")
+    code, _, err = run_cli(["detect", tmp_path / "hand.img", "-m", "rx", "-o",
+                            tmp_path / "b.tif"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(tmp_path / "a.tif"), _read(tmp_path / "b.tif"))
+
+
+def test_train_on_wavelengths_then_model_on_full_scene_equals_detect(scene, tmp_path, capsys):
+    model = tmp_path / "rx.hsad"
+    code, out, err = run_cli(["train", scene, "-m", "rx", "--wavelengths", "600:1800",
+                              "--drop-bad-bands", "-o", model], capsys)
+    assert code == 0, err
+    assert "fitted on 13 bands" in out
+    code, _, err = run_cli(["detect", scene, "--model", model, "-o", tmp_path / "a.tif"],
+                           capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["detect", scene, "-m", "rx", "--wavelengths", "600:1800",
+                            "-o", tmp_path / "b.tif"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(tmp_path / "a.tif"), _read(tmp_path / "b.tif"))
+
+
+def test_neural_model_reads_its_bands_from_the_full_scene(scene, tmp_path, capsys):
+    model = tmp_path / "ae.hsad"
+    code, out, err = run_cli(["train", scene, "-m", "ae", "-p", "hidden=8", "-p", "depth=1",
+                              "--epochs", 1, "--device", "cpu", "--quiet", "--seed", 0,
+                              "--wavelengths", "500:1500", "-o", model], capsys)
+    assert code == 0, err
+    assert "x 11 bands" in out
+    code, _, err = run_cli(["detect", scene, "--model", model, "-o", tmp_path / "a.tif"],
+                           capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["detect", tmp_path / "a.tif", "--model", model, "-o",
+                            tmp_path / "b.tif"], capsys)
+    assert code == 2 and "trained on 11 bands and the scene has 1, without wavelengths" in err
+    write_envi(open_cube(scene).sel(wavelength=slice(500, 1500)), tmp_path / "part.img")
+    code, _, err = run_cli(["detect", tmp_path / "part.img", "--model", model, "-o",
+                            tmp_path / "c.tif"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(tmp_path / "a.tif"), _read(tmp_path / "c.tif"))
+
+
+def test_model_on_a_scene_without_its_wavelengths_names_them(scene, tmp_path, capsys):
+    model = tmp_path / "rx.hsad"
+    assert run_cli(["train", scene, "-m", "rx", "--wavelengths", "1800:", "-o", model],
+                   capsys)[0] == 0
+    code, _, err = run_cli(["convert", scene, tmp_path / "vnir.img", "--wavelengths",
+                            ":1500"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["detect", tmp_path / "vnir.img", "--model", model, "-o",
+                            tmp_path / "x.tif"], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "lacks 8 of the model's 8 wavelengths" in err and "1800.0" in err
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_convert_keeps_the_chosen_bands(scene, tmp_path, capsys):
+    code, _, err = run_cli(["convert", scene, tmp_path / "sub.tif", "--bands", "0:6",
+                            "--drop-bad-bands"], capsys)
+    assert code == 0, err
+    out = open_cube(tmp_path / "sub.tif")
+    assert _wl(out).tolist() == [500, 600, 700, 800, 900]
+    np.testing.assert_array_equal(out.values, open_cube(scene).isel(band=slice(1, 6)).values)
+    code, _, err = run_cli(["convert", scene, tmp_path / "all.img", "--bands", ":3"], capsys)
+    assert code == 0, err
+    assert open_cube(tmp_path / "all.img")["good_band"].values.tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--wavelengths", "400-900", "--wavelengths: '400-900' is not a range LO:HI"),
+    ("--exclude-wavelengths", "1:2:3", "--exclude-wavelengths: '1:2:3' is not a range"),
+    ("--bands", "x:5", "--bands: 'x' is not a number"),
+])
+def test_malformed_options_fail_before_any_work(scene, tmp_path, capsys, option, value, words):
+    code, _, err = run_cli(["detect", scene, "-m", "rx", option, value, "-o",
+                            tmp_path / "a.tif"], capsys)
+    assert code == 2 and err.startswith(f"error: {words}") and err.count("\n") == 1
+    assert not (tmp_path / "a.tif").exists()
+
+
+def test_help_says_bands_are_zero_based_end_exclusive(capsys):
+    code, out, _ = run_cli(["detect", "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    assert "0-based, LO:HI stops before HI as in Python slices" in text
+    assert "--drop-bad-bands" in text and "--valid-mask" in text
