@@ -105,12 +105,21 @@ def main() -> None:
         per_size.append(f"| {z} | {mean('rx', group):.4f} | {mean('d_spectral', group):.4f} | "
                         + " | ".join(f"{mean(k, group):.4f}" for k in settings
                                      if k.endswith("λ=0.6")) + " |")
-    text = ["Candidates on the real scenes and the implanted rule:", "", *lines, "",
+    variant, area, lam = chosen.split()
+    params = {"fusion": variant, "lam": float(lam.split("=")[1]), "n_components": 4,
+              "area": int(area.split("=")[1]), "levels": 256, "radius": 1, "eps": 0.001,
+              "fusion_norm": "minmax", "pc_source": "cube"}
+    text = ["# Choosing the fusion default out of sample", "",
+            "Written by `benchmarks/choose_fusion.py` (do not edit by hand) from the maps of",
+            "`benchmarks/collect_fusion_maps.py`: HADGAN at the library defaults, seed 0, on the",
+            f"{len(real)} real scenes and on {len(implanted)} implanted scenes.", "",
+            "Candidates on the real scenes and the implanted rule:", "", *lines, "",
             "Implanted scenes, mean AUC(D,F) per size (λ = 0.6 shown):", "", *per_size, "",
             "Leave-one-scene-out among the candidates meeting the implanted rule:", "", *loo,
             "", f"Chosen on all real scenes: **{chosen}** (in-sample mean "
             f"{mean(chosen, real):.4f}); leave-one-out mean {loo_mean:.4f}, worst left-out "
-            f"scene against RX {worst:+.4f}.", ""]
+            f"scene against RX {worst:+.4f}.", "",
+            f"Chosen setting as HADGAN parameters `{params}`.", ""]
     print("\n".join(text))
     if args.out:
         Path(args.out).write_text("\n".join(text), encoding="utf-8")

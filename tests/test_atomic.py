@@ -126,3 +126,29 @@ def test_temporaries_never_placed_are_removed_when_the_process_exits(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert "KeyboardInterrupt" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupt_turned_into_a_library_error_stays_an_interrupt(tmp_path):
+    """Ctrl-C inside rasterio can surface as a RasterioIOError whose context is the
+    KeyboardInterrupt: the write is reported as interrupted, not as a failed write."""
+    from rasterio.errors import RasterioIOError
+
+    target = tmp_path / "mid_write.tif"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_path(target) as tmp:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise RasterioIOError(f"'{tmp}' not recognized as being in a supported "
+                                      "file format.") from None
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_path_that_says_write_is_no_write_failure(tmp_path):
+    from rasterio.errors import RasterioIOError
+
+    folder = tmp_path / "test_rewrite"
+    exc = RasterioIOError(f"'{folder / '.overwrite.tif.part'}' not recognized as being in "
+                          "a supported file format.")
+    assert atomic.write_failure(exc, folder / "overwrite.tif") is None
+    assert atomic.write_failure(RasterioIOError("Write error"), folder / "x.tif")

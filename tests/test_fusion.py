@@ -152,7 +152,7 @@ def test_fusion_rejects_bad_parameters():
 
 
 def test_library_defaults_are_the_documented_sweep_choice():
-    """docs/fusion_sweep.md (benchmarks/sweep_fusion.py) names the chosen setting; HADGAN's
+    """docs/fusion_choice.md (benchmarks/choose_fusion.py) names the chosen setting; HADGAN's
     defaults must be that setting."""
     import ast
     import re
@@ -160,11 +160,9 @@ def test_library_defaults_are_the_documented_sweep_choice():
 
     from hsad.detectors.hadgan import HADGAN
 
-    doc = Path(__file__).resolve().parents[1] / "docs" / "fusion_sweep.md"
-    if not doc.is_file():
-        pytest.skip("docs/fusion_sweep.md not generated")
+    doc = Path(__file__).resolve().parents[1] / "docs" / "fusion_choice.md"
     match = re.search(r"HADGAN parameters `(\{.*?\})`", doc.read_text(encoding="utf-8"))
-    assert match, "fusion_sweep.md lacks the chosen HADGAN parameters"
+    assert match, "fusion_choice.md lacks the chosen HADGAN parameters"
     chosen = ast.literal_eval(match.group(1))
     # n_components, area, radius and eps default to None: the variant's own defaults
     resolved = HADGAN().fusion_()
@@ -213,5 +211,9 @@ def test_detectors_take_the_variant_defaults_unless_given():
     fusion = detectors.get("hadgan", fusion="paper").fusion_()
     assert (fusion.n_components, fusion.area, fusion.radius, fusion.eps) == (3, 25, 3, 0.5)
     assert detectors.get("hadgan", fusion="paper", radius=2).fusion_().radius == 2
-    aed = detectors.get("fanogan").fusion_()
+    default = detectors.get("fanogan").fusion_()
+    assert default.variant == "multiscale"
+    assert (default.n_components, default.area, default.radius, default.eps) == (4, 121, 1,
+                                                                                  0.001)
+    aed = detectors.get("fanogan", fusion="aed").fusion_()
     assert (aed.n_components, aed.area, aed.radius, aed.eps) == (4, 36, 1, 0.001)

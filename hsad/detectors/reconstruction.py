@@ -33,12 +33,13 @@ RESIDUAL_MEMORY = 1 << 30
 class ReconstructionDetector(NeuralDetector):
     """A neural detector whose residual is fused into D_SS.
 
-    ``fusion`` is the spatial variant (``aed`` or ``paper``); ``n_components``, ``area``,
-    ``radius`` and ``eps`` left None take that variant's own defaults (hsad.fusion).
+    ``fusion`` is the spatial variant (``multiscale``, ``aed`` or ``paper``);
+    ``n_components``, ``area``, ``radius`` and ``eps`` left None take that variant's own
+    defaults (hsad.fusion).
     """
 
-    fusion: str = "aed"
-    lam: float = 0.6
+    fusion: str = "multiscale"
+    lam: float = 0.5
     n_components: int | None = None
     area: int | None = None
     levels: int = 256

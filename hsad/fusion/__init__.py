@@ -38,7 +38,7 @@ LADDER = (9, 25, 49, 121, 225)
 #: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's default).
 VARIANT_DEFAULTS = {
     "aed": {"n_components": 4, "area": 36, "radius": 1, "eps": 0.001},
-    "multiscale": {"n_components": 4, "area": 225, "radius": 1, "eps": 0.001},
+    "multiscale": {"n_components": 4, "area": 121, "radius": 1, "eps": 0.001},
     "paper": {"n_components": 3, "area": 25, "radius": 3, "eps": 0.5},
 }
 NORMS = ("minmax", "rank")
@@ -238,8 +238,8 @@ class Fusion:
     ``paper``. ``lam``, ``levels`` and ``norm`` are shared by both.
     """
 
-    variant: str = "aed"
-    lam: float = 0.6
+    variant: str = "multiscale"
+    lam: float = 0.5
     n_components: int | None = None
     area: int | None = None
     levels: int = 256

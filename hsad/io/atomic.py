@@ -201,8 +201,11 @@ def write_failure(exc: BaseException, target: Path) -> str | None:
     for e in chain:
         if isinstance(e, OSError) and e.errno in FULL:
             return os.strerror(e.errno).lower()
-    if not any(type(e).__module__.startswith("rasterio") and "write" in str(e).lower()
-               for e in chain):
+    def says_write(e: BaseException) -> bool:  # in the message, not in a path it names
+        text = re.sub(r"'[^']*'|\"[^\"]*\"", "", str(e).lower())  # quoted file names
+        return "write" in text.replace(str(target.parent).lower(), "")
+
+    if not any(type(e).__module__.startswith("rasterio") and says_write(e) for e in chain):
         return None
     with contextlib.suppress(OSError):
         st = os.statvfs(target.parent)
@@ -280,7 +283,12 @@ def _move_sidecar(tmp: Path, target: Path) -> None:
 
 
 def _failed(exc: BaseException, target: Path) -> None:
-    """Raise OutputError for a full disk (chained to ``exc``); otherwise return."""
+    """Raise the interrupt behind ``exc`` if there is one (a library may turn Ctrl-C
+    into its own error), OutputError for a full disk (chained to ``exc``); otherwise
+    return."""
+    for e in _chain(exc):
+        if isinstance(e, KeyboardInterrupt) and e is not exc:
+            raise e from None
     reason = write_failure(exc, target)
     if reason:
         raise OutputError(f"cannot write: {reason}; nothing was written", target) from exc
