@@ -22,7 +22,7 @@ def _flat_with_objects():
 
 
 def test_objects_smaller_than_the_area_respond_and_larger_ones_vanish():
-    m = detectors.get("aed", area=36).fit_score(_flat_with_objects()).values
+    m = detectors.get("aed", variant="aed", area=36).fit_score(_flat_with_objects()).values
     background = m.copy()
     background[5:18, 5:18] = background[25:55, 25:55] = np.nan  # objects and their rims
     # the 9-pixel object stands out of every background pixel; the 400-pixel one's inside
@@ -39,6 +39,15 @@ def test_it_is_hadgans_d_spatial():
     spatial = hadgan.fit(cube).score_stages(cube)["d_spatial"].values
     # the same float32 cube, PCs and filters; only the order of float64 sums may differ
     np.testing.assert_allclose(aed, spatial, rtol=0, atol=1e-9 * np.nanmax(spatial) * 100)
+
+
+def test_the_multiscale_default_also_finds_objects_up_to_its_largest_area():
+    x = _flat_with_objects().values.copy()
+    x[40:47, 5:12] += 20  # a 49-pixel object: above area 36, within the ladder
+    m = detectors.get("aed").fit_score(make_cube(x)).values
+    single = detectors.get("aed", variant="aed", area=36).fit_score(make_cube(x)).values
+    rank = lambda a: (a < a[42:45, 7:10].mean()).mean()  # noqa: E731  (its inside's rank)
+    assert rank(m) > 0.99 > 0.5 > rank(single)
 
 
 def test_a_background_area_does_not_apply():

@@ -5,12 +5,16 @@ principal components; each component image goes through an area opening and clos
 attribute filter: bright or dark structures smaller than ``area`` pixels respond), the
 responses are smoothed by a guided filter led by the first component, and summed:
 
-    D_spatial(p) = Σ_i GF_PC1( |PC_i − O_area(PC_i)| + |C_area(PC_i) − PC_i| )(p)
+    D_spatial(p) = Σ_i GF_PC1( mean_a |PC_i − O_a(PC_i)| + |C_a(PC_i) − PC_i| )(p)
+
+over the areas a = 9, 25, 49, 121 (``variant="multiscale"``, the default) or the single
+``area`` (``variant="aed"``, Kang et al.'s detector).
 
 No network is involved: this is the map that HADGAN's and f-AnoGAN's default fusion
-(``fusion="aed"``, ``pc_source="cube"``) weights by λ, offered as a detector so that users
+(``fusion="multiscale"``, ``pc_source="cube"``) weights by λ, offered as a detector so that users
 can see what the network adds. ``area`` encodes an assumed target size: objects larger than
-``area`` pixels are filtered out and score low (see docs/hadgan.md on where it fails).
+``area`` pixels are filtered out and score low (docs/hadgan.md: why the default averages
+several areas).
 Streams on halo tiles (``area − 1 + 2·radius`` pixels) with global statistics first.
 
 Reference: X. Kang, X. Zhang, S. Li, K. Li, J. Li, J. A. Benediktsson, "Hyperspectral anomaly
@@ -26,6 +30,7 @@ import xarray as xr
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.stats import covariance_rank, scene_moments
+from hsad.errors import ParameterError
 from hsad.fusion import Fusion
 
 
@@ -34,8 +39,11 @@ class AED(BaseDetector):
 
     Parameters (as the fusion stage's, same defaults)
     ----------
+    variant : ``"multiscale"`` (default: responses averaged over the areas 9, 25, 49, 121
+        up to ``area``) or ``"aed"`` (the one area ``area``).
     n_components : principal components filtered.
-    area : area threshold of the attribute filter, in pixels (the assumed target size).
+    area : area threshold of the attribute filter in pixels (the assumed target size; the
+        largest one for ``multiscale``).
     levels : grey levels the components are quantised to (0: none).
     radius, eps : the guided filter's box radius and regularisation.
     """
@@ -44,8 +52,9 @@ class AED(BaseDetector):
     summary = ("AED spatial detector: attribute + guided filters on principal components "
                "(Kang 2017); HADGAN's D_spatial alone")
 
-    def __init__(self, n_components: int = 4, area: int = 36, levels: int = 256,
-                 radius: int = 1, eps: float = 0.001):
+    def __init__(self, variant: str = "multiscale", n_components: int = 4, area: int = 121,
+                 levels: int = 256, radius: int = 1, eps: float = 0.001):
+        self.variant = variant
         self.n_components = n_components
         self.area = area
         self.levels = levels
@@ -53,7 +62,10 @@ class AED(BaseDetector):
         self.eps = eps
 
     def _fusion(self) -> Fusion:
-        return Fusion(variant="aed", n_components=self.n_components, area=self.area,
+        if self.variant not in ("aed", "multiscale"):
+            raise ParameterError(f"{self.name}: variant must be 'aed' or 'multiscale', got "
+                                 f"{self.variant!r}")
+        return Fusion(variant=self.variant, n_components=self.n_components, area=self.area,
                       levels=self.levels, radius=self.radius, eps=self.eps).validate()
 
     def fit(self, cube: xr.DataArray) -> AED:
