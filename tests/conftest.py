@@ -74,3 +74,12 @@ def corpus_dir() -> Path:
     if not (corpus / "corpus.json").is_file():
         pytest.skip(NO_CORPUS.format(where=corpus))
     return corpus
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch CPU thread (tiny networks: threads only spin), for ``usefixtures``."""
+    from hsad.nn.trainer import cpu_threads
+
+    with cpu_threads(1):
+        yield

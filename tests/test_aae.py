@@ -5,44 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from neural_helpers import built
 from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
 from hsad.detectors.aae import AAE
 from hsad.nn.blocks import LEAKY_SLOPE
-from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.trainer import apply_update
 from hsad.synthetic import make_scene
 
 TINY = dict(hidden=16, depth=1, latent=3, batch_size=64, sample_size=600, epochs=8,
             progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(n_bands=8, **kw):
     """An AAE with built networks and stages, as ``fit`` makes them, on ``n_bands`` bands."""
-    det = AAE(**{**TINY, "lr": 1e-2, **kw})
-    det.n_bands_ = n_bands
-    torch.manual_seed(0)
-    det.networks_ = det._build(n_bands)
-    return det, det._stages()
+    return built(AAE, n_bands, **{**TINY, "lr": 1e-2, **kw})
 
 
 def _batch(n=64, n_bands=8):
     g = torch.Generator().manual_seed(1)
     return torch.randn(n, 2, generator=g) @ torch.randn(2, n_bands, generator=g)
-
-
-def _step(update, batch):
-    with frozen(*update.frozen):
-        losses = update.loss(batch, {})
-        update.optimiser.zero_grad(set_to_none=True)
-        losses[update.minimise].backward()
-        update.optimiser.step()
 
 
 def _params(module):
@@ -55,7 +41,7 @@ def test_one_autoencoder_step_lowers_its_loss_and_leaves_the_discriminator_alone
     x = (_batch(),)
     before = auto.loss(x, {})["loss"].item()
     d_before = _params(det.networks_["discriminator"])
-    _step(auto, x)
+    apply_update(auto, x, {})
     assert auto.loss(x, {})["loss"].item() < before
     assert all(torch.equal(a, b) for a, b in
                zip(d_before, _params(det.networks_["discriminator"]), strict=True))

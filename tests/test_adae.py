@@ -5,38 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from neural_helpers import built
 
 from hsad import detectors
 from hsad.detectors.adae import ADAE
-from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.trainer import apply_update, frozen
 from hsad.synthetic import make_scene
 
 TINY = dict(hidden=16, depth=1, latent=3, epochs=3, batch_size=64, sample_size=400,
             progress=False, device="cpu", seed=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(n_bands=6, **params):
     """ADAE's networks and updates on ``n_bands``-band spectra, as ``fit`` builds them."""
-    det = ADAE(**{**TINY, **params})
-    det.n_bands_ = n_bands
-    torch.manual_seed(0)
-    det.networks_ = det._build(n_bands)
-    return det, det._stages()
+    return built(ADAE, n_bands, **{**TINY, **params})
 
 
 def _step(update, batch):
     """The update's loss on ``batch`` before and after one optimiser step."""
+    before = apply_update(update, batch, {})
     with frozen(*update.frozen):
-        before = update.loss(batch, {})
-        update.optimiser.zero_grad(set_to_none=True)
-        before[update.minimise].backward()
-        update.optimiser.step()
         after = update.loss(batch, {})
     return before, after
 

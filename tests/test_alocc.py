@@ -5,29 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from neural_helpers import built
 
 from hsad import detectors
 from hsad.detectors.alocc import ALOCC
-from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.trainer import apply_update
 from hsad.synthetic import make_scene
 
 TINY = dict(hidden=16, depth=1, latent=3, epochs=3, batch_size=64, sample_size=400,
             progress=False, device="cpu", seed=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(n_bands=6, **params):
     """ALOCC's networks and updates on ``n_bands``-band spectra, as ``fit`` builds them."""
-    det = ALOCC(**{**TINY, **params})
-    det.n_bands_ = n_bands
-    torch.manual_seed(0)
-    det.networks_ = det._build(n_bands)
-    return det, det._stages()
+    return built(ALOCC, n_bands, **{**TINY, **params})
 
 
 def _batch(seed=1, n=64, bands=6):
@@ -39,12 +33,8 @@ def test_one_classifier_step_reduces_its_loss():
     _, stages = _model(noise_std=0.0)
     update = stages[0].updates[0]
     batch = _batch()
-    with frozen(*update.frozen):
-        before = update.loss(batch, {})["loss_d"]
-        update.optimiser.zero_grad(set_to_none=True)
-        before.backward()
-        update.optimiser.step()
-        after = update.loss(batch, {})["loss_d"]
+    before = apply_update(update, batch, {})["loss_d"]
+    after = update.loss(batch, {})["loss_d"]
     assert after.item() < before.item()
 
 
@@ -53,12 +43,8 @@ def test_one_reconstructor_step_reduces_its_loss():
     d_update, r_update = stages[0].updates
     batch, shared = _batch(), {}
     d_update.loss(batch, shared)  # draws the noisy input X̃ the reconstructor sees
-    with frozen(*r_update.frozen):
-        before = r_update.loss(batch, shared)["loss_rd"]
-        r_update.optimiser.zero_grad(set_to_none=True)
-        before.backward()
-        r_update.optimiser.step()
-        after = r_update.loss(batch, shared)["loss_rd"]
+    before = apply_update(r_update, batch, shared)["loss_rd"]
+    after = r_update.loss(batch, shared)["loss_rd"]
     assert after.item() < before.item()
 
 

@@ -18,7 +18,6 @@ from hsad.cube import make_cube
 from hsad.detectors.neural import NeuralDetector
 from hsad.errors import ParameterError
 from hsad.nn.persistence import load_detector, save_detector
-from hsad.nn.trainer import cpu_threads
 from hsad.synthetic import make_scene
 
 NAMES = sorted(detectors.available())
@@ -26,10 +25,7 @@ TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 5_100_000.0)
 NODATA = [(0, 0), (5, 7), (23, 23), (12, 0)]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def quick(name: str) -> dict:

@@ -12,7 +12,7 @@ from hsad import detectors
 from hsad.errors import ParameterError
 from hsad.nn.blocks import Discriminator, MLPDecoder, gradient_penalty
 from hsad.nn.persistence import load_detector, save_detector
-from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.trainer import frozen
 from hsad.nn.wgan import Critic, anomaly_terms
 from hsad.synthetic import make_scene
 
@@ -21,11 +21,7 @@ TINY = dict(hidden=32, depth=1, latent=4, epochs=12, encoder_epochs=12, batch_si
             lr=1e-3, encoder_lr=1e-3, sample_size=600, progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny nets: one thread is fastest, and two spin-waiting threads crawl on a busy CPU
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _make_scene():

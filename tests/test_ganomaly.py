@@ -8,17 +8,14 @@ import torch
 
 from hsad import detectors
 from hsad.nn.noise import PixelNoise
-from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.trainer import apply_update
 from hsad.synthetic import make_scene
 
 TINY = dict(hidden=16, depth=1, latent=3, epochs=3, batch_size=32, sample_size=400,
             lr=1e-3, progress=False, device="cpu", seed=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +32,6 @@ def _untrained(n_bands=8, batch=24, **params):
     x = torch.randn(batch, n_bands) if det.patch_size == 1 else \
         torch.randn(batch, n_bands, det.patch_size, det.patch_size)
     return det, det._stages()[0], x
-
-
-def _run(update, x, shared):
-    """One optimiser step of ``update``, as the trainer does it; returns its losses."""
-    with frozen(*update.frozen):
-        losses = update.loss((x,), shared)
-        update.optimiser.zero_grad(set_to_none=True)
-        losses[update.minimise].backward()
-        update.optimiser.step()
-    return losses
 
 
 def test_generator_loss_is_the_paper_weighting_1_50_1():
@@ -79,7 +66,7 @@ def test_one_step_of_each_player_lowers_its_loss_and_leaves_the_other_unchanged(
     with torch.no_grad():
         before_g = gen_update.loss((x,), {})["loss_g"]
     shared: dict = {}
-    _run(gen_update, x, shared)
+    apply_update(gen_update, (x,), shared)
     with torch.no_grad():
         after_g = gen_update.loss((x,), {})["loss_g"]
     assert after_g < before_g
@@ -88,7 +75,7 @@ def test_one_step_of_each_player_lowers_its_loss_and_leaves_the_other_unchanged(
     gen_before = [p.detach().clone() for p in det.networks_["encoder"].parameters()]
     with torch.no_grad():
         before_d = disc_update.loss((x,), shared)["loss_d"]
-    _run(disc_update, x, shared)
+    apply_update(disc_update, (x,), shared)
     with torch.no_grad():
         after_d = disc_update.loss((x,), shared)["loss_d"]
     assert after_d < before_d

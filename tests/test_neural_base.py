@@ -18,7 +18,7 @@ from hsad.errors import HsadError, ParameterError
 from hsad.nn.blocks import MLPDecoder
 from hsad.nn.latent_search import latent_search
 from hsad.nn.noise import PixelNoise
-from hsad.nn.trainer import Stage, Update, cpu_threads
+from hsad.nn.trainer import Stage, Update
 
 
 class LatentSearchToy(NeuralDetector):
@@ -51,10 +51,7 @@ class LatentSearchToy(NeuralDetector):
         return torch.stack([err, z.norm(dim=1)], dim=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cube(chunks):

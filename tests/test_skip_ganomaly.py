@@ -8,7 +8,7 @@ import torch
 
 from hsad import detectors
 from hsad.nn.noise import PixelNoise
-from hsad.nn.trainer import cpu_threads, frozen
+from hsad.nn.trainer import apply_update
 from hsad.nn.unet import PatchUNet, SpectralUNet
 from hsad.synthetic import make_scene
 
@@ -16,10 +16,7 @@ TINY = dict(hidden=16, depth=1, channels=2, unet_levels=2, epochs=3, batch_size=
             sample_size=400, progress=False, device="cpu", seed=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +33,6 @@ def _untrained(n_bands=9, batch=24, **params):
     k = det.patch_size
     x = torch.randn(batch, n_bands) if k == 1 else torch.randn(batch, n_bands, k, k)
     return det, det._stages()[0], x
-
-
-def _run(update, x, shared):
-    """One optimiser step of ``update``, as the trainer does it; returns its losses."""
-    with frozen(*update.frozen):
-        losses = update.loss((x,), shared)
-        update.optimiser.zero_grad(set_to_none=True)
-        losses[update.minimise].backward()
-        update.optimiser.step()
-    return losses
 
 
 def test_generator_is_a_u_net_over_bands_or_space():
@@ -85,7 +72,7 @@ def test_one_step_of_each_player_lowers_its_loss_and_leaves_the_other_unchanged(
     with torch.no_grad():
         before_g = gen_update.loss((x,), {})["loss_g"]
     shared: dict = {}
-    _run(gen_update, x, shared)
+    apply_update(gen_update, (x,), shared)
     with torch.no_grad():
         after_g = gen_update.loss((x,), {})["loss_g"]
     assert after_g < before_g
@@ -94,7 +81,7 @@ def test_one_step_of_each_player_lowers_its_loss_and_leaves_the_other_unchanged(
     gen_before = [p.detach().clone() for p in gen.parameters()]
     with torch.no_grad():
         before_d = disc_update.loss((x,), shared)["loss_d"]
-    _run(disc_update, x, shared)
+    apply_update(disc_update, (x,), shared)
     with torch.no_grad():
         after_d = disc_update.loss((x,), shared)["loss_d"]
     assert after_d < before_d

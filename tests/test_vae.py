@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from neural_helpers import built
 from scipy.special import logsumexp
 
 from hsad import detectors
@@ -13,24 +14,16 @@ from hsad.cube import make_cube
 from hsad.detectors import neural
 from hsad.detectors.vae import VAE
 from hsad.nn.noise import PixelNoise
-from hsad.nn.trainer import cpu_threads
 
 TINY = dict(hidden=16, depth=1, latent=3, batch_size=64, sample_size=600, epochs=4,
             progress=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(n_bands=8, **kw):
-    det = VAE(**{**TINY, "lr": 1e-2, **kw})
-    det.n_bands_ = n_bands
-    torch.manual_seed(0)
-    det.networks_ = det._build(n_bands)
-    return det, det._stages()
+    return built(VAE, n_bands, **{**TINY, "lr": 1e-2, **kw})
 
 
 def _batch(n=64, n_bands=8):

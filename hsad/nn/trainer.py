@@ -174,17 +174,24 @@ class Stage:
     frozen: tuple[nn.Module, ...] = ()
 
 
+def apply_update(update: Update, batch: tuple[torch.Tensor, ...], shared: dict) -> dict:
+    """One optimiser step of ``update`` on ``batch`` (its ``frozen`` players held); its losses
+    as computed before the step."""
+    with frozen(*update.frozen):
+        losses = update.loss(batch, shared)
+        update.optimiser.zero_grad(set_to_none=True)
+        losses[update.minimise].backward()
+        update.optimiser.step()
+    return losses
+
+
 def _step(updates: list[Update], batch: tuple[torch.Tensor, ...], count: int,
           latest: dict[str, float]) -> dict[str, float]:
     shared: dict = {}
     for upd in updates:
         if count % upd.every:
             continue
-        with frozen(*upd.frozen):
-            losses = upd.loss(batch, shared)
-            upd.optimiser.zero_grad(set_to_none=True)
-            losses[upd.minimise].backward()
-            upd.optimiser.step()
+        losses = apply_update(upd, batch, shared)
         for name, value in losses.items():
             latest[name] = float(value.item() if torch.is_tensor(value) else value)
     return dict(latest)
