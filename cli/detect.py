@@ -17,10 +17,13 @@ from hsad.cli.options import (
     seed_option,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
-from hsad.config import load_config, parse_params
+from hsad.config import load_config, parse_numbers, parse_params
+from hsad.thresholds import DEFAULT_RULE
 
 
-@click.command("detect", epilog=FOLDERS_NOTE)
+@click.command("detect", epilog=f"{FOLDERS_NOTE} Without --contamination, --far or "
+               f"--threshold, the mask, polygons and quicklook use the default rule, which "
+               f"needs no ground truth: {DEFAULT_RULE}.")
 @click.argument("scene", type=click.Path(dir_okay=True))
 @click.option("-m", "--method", help="Detector name (see `hsad methods`).")
 @click.option("-c", "--config", "config_path", type=click.Path(),
@@ -29,21 +32,35 @@ from hsad.config import load_config, parse_params
               help="Hyperparameter, repeatable (e.g. -p inner=5 -p outer=15).")
 @click.option("--model", type=click.Path(), help="Apply a model saved by `hsad train`.")
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="Score map GeoTIFF to write (.tif or .tiff).")
+              help="Score map GeoTIFF to write (.tif or .tiff), with a QGIS style (.qml) "
+                   "beside it; --mask and --save-stages maps get one too.")
 @click.option("--cog", is_flag=True, help="Write Cloud-Optimized GeoTIFFs.")
 @click.option("--mask", "mask_path", type=click.Path(),
               help="Thresholded mask GeoTIFF (.tif or .tiff).")
 @click.option("--contamination", type=float, help="Share of pixels flagged, in (0, 1).")
-@click.option("--far", type=float, help="False-alarm rate on background, in (0, 1).")
+@click.option("--far", type=float,
+              help="False-alarm rate on background, in (0, 1): the null distribution where "
+                   "the detector has one (RX: χ²), else a robust log-normal fit of the scores.")
 @click.option("--threshold", "value", type=float, help="Absolute score threshold.")
 @click.option("--polygons", "polygons_path", type=click.Path(),
               help="Anomaly polygons (.geojson, .json or .gpkg) in the scene CRS.")
-@click.option("--png", "png_path", type=click.Path(), help="Quicklook PNG (.png).")
+@click.option("--png", "png_path", type=click.Path(),
+              help="Quicklook PNG (.png): RGB composite and anomaly map, with the detections "
+                   "(and --truth) outlined.")
+@click.option("--rgb", metavar="R,G,B",
+              help="Quicklook composite wavelengths in nm (default 640,550,460).")
+@click.option("--rgb-bands", metavar="R,G,B",
+              help="Quicklook composite bands by 0-based position (scenes without "
+                   "wavelengths).")
 @click.option("--truth", type=click.Path(), help="Ground truth, to print the AUC.")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @click.option("--key", help="Cube variable in a MAT scene.")
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
-              help="Folder for each stage map (residual RX, spatial, fused) as GeoTIFF.")
+              help="Folder for the stage maps of a reconstruction detector, as GeoTIFFs: "
+                   "d_spectral.tif (RX of the residual, squared Mahalanobis distance), "
+                   "d_spatial.tif (attribute-filter response) and d_ss.tif (fused, 0..1); "
+                   "f-AnoGAN also anomaly.tif, a_residual.tif, a_feature.tif. Units are in "
+                   "each file's band description.")
 @band_options
 @mask_options
 @background_option
@@ -54,7 +71,8 @@ from hsad.config import load_config, parse_params
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, png_path, truth, truth_key, key, stages_dir, wavelengths,
+            far, value, polygons_path, png_path, rgb, rgb_bands, truth, truth_key, key,
+            stages_dir, wavelengths,
             exclude_wavelengths, band_indices, drop_bad_bands, nodata, valid_mask, background,
             overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
@@ -78,15 +96,19 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     contamination = contamination if contamination is not None else cfg.get("contamination")
     far = far if far is not None else cfg.get("far")
     value = value if value is not None else cfg.get("threshold")
-    pipeline.check_threshold(contamination, far, value, mask_path=mask_path,
-                             polygons_path=polygons_path)
+    pipeline.check_threshold(contamination, far, value)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
+    rgb = parse_numbers(rgb, "--rgb", float)
+    rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
+    rasters = [("-o", output), ("--mask", mask_path)] + [
+        ("--save-stages", pipeline.stage_path(stages_dir, name))
+        for name in (pipeline.STAGES if stages_dir else ())]
     plan = plan_outputs(
-        [("-o", output, "raster"), ("--mask", mask_path, "raster"),
-         ("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
-        + [("--save-stages", pipeline.stage_path(stages_dir, name), "raster")
-           for name in (pipeline.STAGES if stages_dir else ())],
+        [(option, path, "raster") for option, path in rasters]
+        + [(option, style, "file") for option, path in rasters
+           for style in pipeline.style_files([path])]
+        + [("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")],
         inputs=[scene, config_path, model, truth, background, valid_mask], overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision
@@ -94,6 +116,10 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         cube = pipeline.prepare_cube(engine.open_tiled(scene, memory_limit, chunks=chunks,
                                                        key=key),
                                      bands, nodata=nodata, valid_mask=valid_mask)
+        if png_path:
+            from hsad.outputs.plots import rgb_bands as check_rgb
+
+            check_rgb(cube, rgb, rgb_bands)  # a bad --rgb fails before any work
         if polygons_path:
             from hsad.outputs.polygons import polygon_target
 
@@ -113,11 +139,14 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
                                            stages=stages_dir is not None, lazy=True,
                                            background=background)
         written = pipeline.export(result, cube, scores_path=output, cog=cog,
-                                  stages_dir=stages_dir, progress=progress)
+                                  stages_dir=stages_dir, progress=progress, model=model)
         result.seconds = time.perf_counter() - t0
-        pipeline.threshold(result, contamination=contamination, far=far, value=value)
-        written = pipeline.export(result, cube, mask_path=mask_path,
-                                  polygons_path=polygons_path, png_path=png_path, truth=gt)
+        if mask_path or polygons_path or png_path or any(
+                v is not None for v in (contamination, far, value)):
+            pipeline.threshold(result, contamination=contamination, far=far, value=value)
+        written = pipeline.export(result, cube, mask_path=mask_path, cog=cog,
+                                  polygons_path=polygons_path, png_path=png_path, truth=gt,
+                                  model=model, rgb=rgb, rgb_positions=rgb_bands)
         if gt is not None:
             from hsad.outputs.metrics import evaluate
 
@@ -126,7 +155,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
                f"in {result.seconds:.2f} s")
     if result.mask is not None:
         n = int(result.mask.values.sum())
-        click.echo(f"threshold {result.mask.attrs['threshold']:.6g}: {n} anomalous pixels")
+        click.echo(f"threshold {result.mask.attrs['threshold']:.6g} "
+                   f"({result.mask.attrs['threshold_rule']}): {n} anomalous pixels")
     for what, path in written.items():
         click.echo(f"wrote {what}: {path}")
     if gt is not None:

@@ -62,6 +62,12 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     for k in ("mat_version", "mat_key", "gt_key"):
         if k in cube.attrs:
             info[k] = cube.attrs[k]
+    if fmt == "geotiff":
+        from hsad.outputs.provenance import read_provenance
+
+        tags = read_provenance(p)
+        if tags:
+            info["provenance"] = tags
     return info
 
 
@@ -95,6 +101,8 @@ def _text(info: dict) -> str:
         ("size", f"{_size(info['size_on_disk_bytes'])} on disk, "
                  f"{_size(info['size_in_memory_bytes'])} in memory"),
     ]
+    lines += [(key.removeprefix("hsad_").removeprefix("threshold_"), value)
+              for key, value in info.get("provenance", {}).items()]
     return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)
 
 
@@ -103,6 +111,7 @@ def _text(info: dict) -> str:
 @click.option("--key", help="Cube variable in a MAT file.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(file: str, key: str | None, as_json: bool) -> None:
-    """Describe the cube FILE (ENVI, GeoTIFF or MAT): shape, wavelengths, CRS, sizes."""
+    """Describe the cube FILE (ENVI, GeoTIFF or MAT): shape, wavelengths, CRS, sizes, and
+    for a map hsad wrote its provenance (version, method, parameters, input, date)."""
     info = describe(file, key=key)
     click.echo(json.dumps(info, indent=2) if as_json else _text(info))

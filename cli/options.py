@@ -38,7 +38,7 @@ precision_option = click.option(
 )
 progress_option = click.option(
     "--progress/--no-progress", default=None,
-    help="Progress bar over the tiles (default: when stderr is a terminal).",
+    help="Progress bars (training epochs, tiles); default: when stderr is a terminal.",
 )
 
 

@@ -14,6 +14,7 @@ from hsad.cli.options import (
     fusion_option,
     mask_options,
     overwrite_option,
+    progress_option,
     seed_option,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
@@ -37,7 +38,8 @@ from hsad.config import parse_params
               help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
 @click.option("--train-window", metavar="R0,R1,C0,C1",
               help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@progress_option
+@click.option("--quiet", is_flag=True, hidden=True, help="Same as --no-progress (older name).")
 @band_options
 @mask_options
 @background_option
@@ -47,7 +49,7 @@ from hsad.config import parse_params
 @device_option
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, nodata,
+            progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, nodata,
             valid_mask, background, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
@@ -84,8 +86,9 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
         for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
             if value is not None:
                 det.set_params(**{name: value})
-        if quiet:
-            det.set_params(progress=False)
+        progress = False if quiet else progress
+        if progress is not None:
+            det.set_params(progress=progress)
         apply_fusion(det, fusion)
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
                         inputs=[scene, train_mask, background, valid_mask],

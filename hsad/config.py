@@ -40,6 +40,21 @@ def parse_params(pairs: list[str] | tuple[str, ...]) -> dict:
     return params
 
 
+def parse_numbers(text: str | None, option: str, kind=float) -> list | None:
+    """``"640,550,460"`` → ``[640.0, 550.0, 460.0]`` (``kind`` each); three values wanted.
+    ``None`` stays ``None``; anything else is a one-line ParameterError naming ``option``."""
+    if text is None:
+        return None
+    try:
+        values = [kind(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise ParameterError(f"{option} needs three comma-separated numbers (R,G,B), "
+                             f"got {text!r}")
+    return values
+
+
 def load_config(path: str | Path) -> dict:
     """Read a detection config (YAML or TOML): ``method``, ``params`` and output options.
 

@@ -13,6 +13,14 @@ from hsad import detectors
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
+
+def style_files(paths) -> list[Path]:
+    """The QGIS styles :func:`export` writes beside the rasters ``paths`` (None skipped)."""
+    from hsad.outputs.qgis_style import style_path
+
+    return [style_path(p) for p in paths if p]
+
+
 #: Every 2-D stage map a staged detector may return (HADGAN, f-AnoGAN); ``--save-stages``
 #: writes those present as ``<folder>/<name>.tif`` and checks all of them beforehand.
 STAGES = ("d_spectral", "d_spatial", "d_ss", "anomaly", "a_residual", "a_feature")
@@ -108,17 +116,16 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
 
 
 def threshold(det: Detection, contamination: float | None = None, far: float | None = None,
-              value: float | None = None) -> xr.DataArray | None:
-    """Store and return the anomaly mask when a threshold criterion is given."""
-    if contamination is None and far is None and value is None:
-        return None
+              value: float | None = None) -> xr.DataArray:
+    """Store and return the anomaly mask: by the criterion given, else by the default rule
+    that needs no ground truth (:data:`hsad.thresholds.DEFAULT_RULE`)."""
     det.mask = det.detector.threshold(det.scores, contamination=contamination, far=far,
                                       value=value)
     return det.mask
 
 
 def check_threshold(contamination: float | None = None, far: float | None = None,
-                    value: float | None = None, *, mask_path=None, polygons_path=None) -> None:
+                    value: float | None = None) -> None:
     """Refuse bad threshold options before any work or output (ParameterError)."""
     given = [v is not None for v in (contamination, far, value)]
     if sum(given) > 1:
@@ -126,43 +133,59 @@ def check_threshold(contamination: float | None = None, far: float | None = None
     for label, rate in (("contamination", contamination), ("far", far)):
         if rate is not None and not 0.0 < float(rate) < 1.0:
             raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
-    if (mask_path or polygons_path) and not any(given):
-        raise ParameterError("--mask/--polygons need a threshold: --contamination, --far or "
-                             "--threshold")
 
 
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
            mask_path=None, polygons_path=None, png_path=None, stages_dir=None,
-           truth: np.ndarray | None = None, progress: bool | None = False) -> dict[str, Path]:
+           truth: np.ndarray | None = None, progress: bool | None = False, model=None,
+           rgb=None, rgb_positions=None) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
 
     Maps are streamed tile by tile (``progress``: a bar over the tiles). A lazy score map
-    is replaced by a lazy view of its written file, so thresholds never recompute it.
+    is replaced by a lazy view of its written file, so thresholds never recompute it. Every
+    raster carries provenance tags and a band description (:mod:`hsad.outputs.provenance`;
+    ``model``: the saved model applied), and each score raster a QGIS style beside it
+    (:mod:`hsad.outputs.qgis_style`). The mask, polygons and quicklook use the stored mask,
+    else the default threshold rule. ``rgb``/``rgb_positions``: the quicklook's wavelengths
+    (nm) or band positions.
     """
     from hsad.engine import read_map, write_map
     from hsad.io.geotiff import write_mask
+    from hsad.outputs.provenance import describe_map, provenance
+    from hsad.outputs.qgis_style import write_style
 
+    method = det.detector.name
     out = det.written
+
+    def write_raster(map_, path, what):
+        write_map(map_, path, like=cube, cog=cog, progress=progress,
+                  tags=provenance(det.detector, cube, what, model),
+                  description=describe_map(what, method))
+        out["style" if what == "score" else f"style:{what}"] = write_style(path)
+
     if scores_path:
-        write_map(det.scores, scores_path, like=cube, cog=cog, progress=progress)
         out["scores"] = Path(scores_path)
+        write_raster(det.scores, scores_path, "score")
         if hasattr(det.scores.data, "dask"):
             attrs = dict(det.scores.attrs)
             det.scores = read_map(scores_path, cube)
             det.scores.attrs.update(attrs)
     if stages_dir and det.stages:
-        base = Path(stages_dir)
         for name, stage in det.stages.items():
             if stage.ndim == 2:
-                target = stage_path(base, name)
-                write_map(stage, target, like=cube, cog=cog, progress=progress)
+                target = stage_path(stages_dir, name)
+                write_raster(stage, target, name)
                 out[f"stage:{name}"] = target
-    if (mask_path or polygons_path) and det.mask is None:
-        raise ParameterError("--mask/--polygons need a threshold: --contamination, --far or "
-                             "--threshold")
+    if (mask_path or polygons_path or png_path) and det.mask is None:
+        threshold(det)
     if mask_path:
-        write_mask(det.mask, mask_path, like=cube)
+        tags = provenance(det.detector, cube, "mask", model)
+        tags.update(hsad_threshold=f"{det.mask.attrs['threshold']:.9g}",
+                    hsad_threshold_rule=det.mask.attrs["threshold_rule"])
+        write_mask(det.mask, mask_path, like=cube, cog=cog, tags=tags,
+                   description=describe_map("mask", method))
         out["mask"] = Path(mask_path)
+        out["style:mask"] = write_style(mask_path, "mask")
     if polygons_path:
         from hsad.outputs.polygons import polygons, write_polygons
 
@@ -172,6 +195,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     if png_path:
         from hsad.outputs.plots import quicklook
 
-        quicklook(cube, det.scores, truth=truth, path=png_path)
+        quicklook(cube, det.scores, truth=truth, detections=det.mask, path=png_path, rgb=rgb,
+                  rgb_positions=rgb_positions, title=method)
         out["png"] = Path(png_path)
     return out

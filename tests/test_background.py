@@ -207,7 +207,7 @@ def test_cli_train_samples_the_background_area(tmp_path, capsys):
     write_envi(_cube(), scene)
     area = _mask_tif(tmp_path / "left.tif", LEFT)
     code, out = _cli(["train", scene, "-m", "ae", "-p", "hidden=8", "-p", "depth=1",
-                      "-p", "sample_size=10000", "--epochs", 1, "--device", "cpu", "--quiet",
+                      "-p", "sample_size=10000", "--epochs", 1, "--device", "cpu", "--no-progress",
                       "--background", area, "-o", tmp_path / "m.hsad"], capsys)
     assert code == 0, out.err
     assert f"trained on {LEFT.sum()} pixels" in out.out

@@ -218,7 +218,7 @@ def test_train_on_wavelengths_then_model_on_full_scene_equals_detect(scene, tmp_
 def test_neural_model_reads_its_bands_from_the_full_scene(scene, tmp_path, capsys):
     model = tmp_path / "ae.hsad"
     code, out, err = run_cli(["train", scene, "-m", "ae", "-p", "hidden=8", "-p", "depth=1",
-                              "--epochs", 1, "--device", "cpu", "--quiet", "--seed", 0,
+                              "--epochs", 1, "--device", "cpu", "--no-progress", "--seed", 0,
                               "--wavelengths", "500:1500", "-o", model], capsys)
     assert code == 0, err
     assert "x 11 bands" in out

@@ -89,8 +89,11 @@ def test_threshold_by_value_contamination_and_far(cube):
     assert mask.values.sum() == pytest.approx(0.05 * values.size, abs=2)
     assert mask.values[3, 4]
     assert det.threshold_ == mask.attrs["threshold"]
-    # no null distribution for CRD: far falls back to the empirical quantile
-    assert det.threshold(scores, far=0.05).values.sum() == mask.values.sum()
+    # no null distribution for CRD: far is taken from a robust fit of the scores
+    from hsad.thresholds import robust_threshold
+
+    det.threshold(scores, far=0.05)
+    assert det.threshold_ == robust_threshold(values, 0.05)
     rx = detectors.get("rx")
     rx_scores = rx.fit_score(cube)
     rx.threshold(rx_scores, far=0.001)
@@ -107,10 +110,13 @@ def test_threshold_rejects_rates_outside_the_unit_interval(cube, bad):
         det.threshold(scores, far=bad)
 
 
-def test_threshold_needs_exactly_one_criterion(cube):
+def test_threshold_takes_at_most_one_criterion_and_defaults_to_the_robust_rule(cube):
+    from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, robust_threshold
+
     det = detectors.get("rx")
     scores = det.fit_score(cube)
-    with pytest.raises(ParameterError, match="exactly one"):
-        det.threshold(scores)
+    mask = det.threshold(scores)  # no criterion: the default rule, even though RX has a null
+    assert mask.attrs["threshold"] == robust_threshold(scores.values, DEFAULT_FAR)
+    assert mask.attrs["threshold_rule"] == DEFAULT_RULE
     with pytest.raises(ParameterError, match="exactly one"):
         det.threshold(scores, value=1.0, contamination=0.1)

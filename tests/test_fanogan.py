@@ -303,7 +303,7 @@ def test_cli_trains_on_a_mask_file_and_detects_with_the_model(tmp_path, capsys):
               if k not in ("epochs", "progress", "device") for a in ("-p", f"{k}={v}")]
     code, out, err = _cli(["train", files["cube"], "-m", "fanogan", "-o", model,
                            "--train-mask", mask_file, "--epochs", 12, "--seed", 5,
-                           "--device", "cpu", "--quiet", *params], capsys)
+                           "--device", "cpu", "--no-progress", *params], capsys)
     assert code == 0, err
     det = load_detector(model)
     assert det.name == "fanogan" and det.n_train_ == int(background.sum())
@@ -336,7 +336,7 @@ def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
     params = [a for k, v in {**TINY, "sample_size": 500}.items()
               if k not in ("epochs", "progress", "device") for a in ("-p", f"{k}={v}")]
     code, _, err = _cli(["train", files["cube"], "-m", "fanogan", "-o", model, "--epochs", 3,
-                         "--seed", 1, "--device", "cpu", "--quiet", "--fusion", "dss",
+                         "--seed", 1, "--device", "cpu", "--no-progress", "--fusion", "dss",
                          *params], capsys)
     assert code == 0, err
     assert load_detector(model).output == "d_ss"  # stored with the model

@@ -214,8 +214,8 @@ def declared(path: Path, fmt: str, key: str | None = None):
     """(shape, dtype) the damaged file declares, read independently of hsad's reader."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if fmt == "geotiff":  # _quiet: rasterio's own messages on damaged metadata
-            with geotiff._quiet(), rasterio.open(path) as src:
+        if fmt == "geotiff":  # quiet_gdal: rasterio's own messages on damaged metadata
+            with geotiff.quiet_gdal(), rasterio.open(path) as src:
                 return (src.height, src.width, src.count), np.dtype(src.dtypes[0])
         if fmt == "mat":
             if h5py.is_hdf5(path):

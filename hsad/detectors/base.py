@@ -115,34 +115,47 @@ class BaseDetector:
         far: float | None = None,
         value: float | None = None,
     ) -> xr.DataArray:
-        """Boolean anomaly mask from a score map; give exactly one criterion.
+        """Boolean anomaly mask from a score map; give at most one criterion.
 
         - ``value``: pixels with ``score >= value``.
         - ``contamination``: the expected share of anomalous pixels; the threshold is the
           ``1 − contamination`` quantile of the valid scores.
         - ``far``: the false-alarm rate wanted on background. Detectors with a known null
-          distribution (RX: χ² with B degrees of freedom) use it; others use the empirical
-          quantile, treating the scene as background.
+          distribution (RX: χ² with B degrees of freedom) use it; others fit the background
+          robustly (:func:`hsad.thresholds.robust_threshold`).
+        - none: the default rule, which needs no ground truth and is the same for every
+          detector: a robust log-normal fit of the scores at a false-alarm rate of 0.001
+          (:data:`hsad.thresholds.DEFAULT_RULE`).
+
+        The mask's attrs record ``threshold`` and ``threshold_rule``.
         """
+        from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, robust_threshold
+
         given = [v is not None for v in (contamination, far, value)]
-        if sum(given) != 1:
+        if sum(given) > 1:
             raise ParameterError("threshold: give exactly one of contamination, far or value")
+        for label, rate in (("contamination", contamination), ("far", far)):
+            if rate is not None and not 0.0 < float(rate) < 1.0:
+                raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
         s = np.asarray(scores.values, dtype=np.float64)
         finite = np.isfinite(s)
         if value is not None:
-            thr = float(value)
+            thr, rule = float(value), "absolute score"
+        elif contamination is not None:
+            thr = float(np.quantile(s[finite], 1.0 - float(contamination))) \
+                if finite.any() else np.inf
+            rule = f"contamination {contamination:g} (score quantile)"
+        elif far is not None and self.null_threshold(far) is not None:
+            thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"
         else:
-            rate = contamination if contamination is not None else far
-            label = "contamination" if contamination is not None else "far"
-            if not 0.0 < float(rate) < 1.0:
-                raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
-            thr = self.null_threshold(far) if far is not None else None
-            if thr is None:
-                thr = float(np.quantile(s[finite], 1.0 - float(rate))) if finite.any() else np.inf
+            rate = DEFAULT_FAR if far is None else float(far)
+            thr = robust_threshold(s, rate)
+            rule = DEFAULT_RULE if far is None else \
+                f"false-alarm rate {far:g} (robust log-normal fit of the scores)"
         mask = finite & (s >= thr)
         out = scores.copy(data=mask)
         out.name = "mask"
-        out.attrs = {**scores.attrs, "threshold": thr}
+        out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}
         self.threshold_ = thr
         return out
 

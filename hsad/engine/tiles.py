@@ -329,9 +329,11 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
 
 
 def write_map(map_, path, like: xr.DataArray | None = None, cog: bool = False,
-              progress: bool | None = None) -> Path:
+              progress: bool | None = None, tags: dict | None = None,
+              description: str | None = None) -> Path:
     """Stream a ``(y, x)`` map tile by tile into a tiled GeoTIFF (``cog``: COG, converted
-    last), with a tqdm bar over the tiles (``progress=None``: when stderr is a terminal).
+    last), with a tqdm bar over the tiles (``progress=None``: when stderr is a terminal);
+    ``tags`` and ``description`` as in :func:`hsad.io.geotiff.write_geotiff`.
 
     On a cluster the tiles are computed there and written here as they arrive.
     """
@@ -342,7 +344,8 @@ def write_map(map_, path, like: xr.DataArray | None = None, cog: bool = False,
         map_ = map_.copy(data=pull_blocks(map_.data, client))
     disable = None if progress is None else not progress
     with local_writes(client), TileProgress(disable=disable, desc=f"writing {Path(path).name}"):
-        return write_geotiff(map_, path, like=like, cog=cog)
+        return write_geotiff(map_, path, like=like, cog=cog, tags=tags,
+                             description=description)
 
 
 def read_map(path, like: xr.DataArray) -> xr.DataArray:

@@ -59,7 +59,7 @@ _LENGTH_UNITS_NM = {
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet_gdal():
     """Silence rasterio's warning for files on a plain pixel grid (common for cubes).
 
     ``catch_warnings`` is not thread safe: at worst, concurrent chunk reads leave this one
@@ -75,7 +75,7 @@ def _quiet():
         _IN_GDAL.depth -= 1
 
 
-#: Per thread: ``depth > 0`` while inside :func:`_quiet` (calling GDAL through rasterio);
+#: Per thread: ``depth > 0`` while inside :func:`quiet_gdal` (calling GDAL through rasterio);
 #: ``undecodable``: GDAL messages about this file that rasterio could not decode.
 _IN_GDAL = threading.local()
 
@@ -182,7 +182,7 @@ class WindowReader:
         """The (rows, cols, bands) block ``[r0:r1, c0:c1, b0:b1]``."""
         window = Window(c0, r0, c1 - c0, r1 - r0)
         try:
-            with _quiet(), rasterio.open(self.path) as src:
+            with quiet_gdal(), rasterio.open(self.path) as src:
                 return np.moveaxis(src.read(list(range(b0 + 1, b1 + 1)), window=window), 0, -1)
         except RasterioError as exc:
             raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: {exc}",
@@ -316,7 +316,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
     try:
-        with _damage_check(p), _quiet(), rasterio.open(p) as src:
+        with _damage_check(p), quiet_gdal(), rasterio.open(p) as src:
             if src.count == 0:
                 raise FileFormatError("GeoTIFF has no bands", p)
             _check_last_block(src, p)
@@ -485,7 +485,7 @@ def _profile(rows, cols, count, dtype, crs, transform, nodata, interleave="band"
 def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,
             descriptions=None) -> None:
     """Write a (y, x) or (y, x, band) dask array block by block into a tiled GTiff."""
-    with _quiet(), rasterio.open(path, "w", **profile) as dst:
+    with quiet_gdal(), rasterio.open(path, "w", **profile) as dst:
         if tags:
             dst.update_tags(**tags)
         for i, bt in enumerate(band_tags or [], start=1):
@@ -509,7 +509,7 @@ def verify_written(path: str | os.PathLike, target: str | os.PathLike | None = N
     size = os.path.getsize(path)
     problem = None
     try:
-        with _quiet(), rasterio.open(path) as src:
+        with quiet_gdal(), rasterio.open(path) as src:
             h, w = src.block_shapes[0]
             ny, nx = -(-src.height // h), -(-src.width // w)
             bands = range(1, src.count + 1) if src.interleaving != Interleaving.pixel else [1]
@@ -544,7 +544,7 @@ def _write(arr, path, profile, cog, resampling, **meta) -> Path:
             name = str(temp_file(target, ".gtiff"))
             try:
                 _stream(arr, Path(name), profile, **meta)
-                with _quiet():
+                with quiet_gdal():
                     rasterio.shutil.copy(
                         name, tmp, driver="COG", compress="DEFLATE", predictor="YES",
                         # the COG driver needs blocks of at least 128
@@ -570,14 +570,16 @@ def _map_and_georef(map_, like):
 
 
 def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = None,
-                  cog: bool = False, nodata: float | None = None) -> Path:
+                  cog: bool = False, nodata: float | None = None, tags: dict | None = None,
+                  description: str | None = None) -> Path:
     """Write a ``(y, x)`` map as a float32, tiled, deflate-compressed GeoTIFF; return its path.
 
     CRS and transform come from ``like`` when given, else from ``map_.rio``. ``nodata``
     defaults to NaN (NaN pixels are written as ``nodata`` otherwise). Dask-backed maps
     are written block by block. ``cog=True`` writes a Cloud-Optimized GeoTIFF with
-    overviews (average resampling). The map's ``hsad_*`` attrs (provenance, e.g. an automatic
-    dimension reduction) become dataset tags.
+    overviews (average resampling). The map's ``hsad_*`` attrs (e.g. an automatic
+    dimension reduction) and ``tags`` (provenance, :mod:`hsad.outputs.provenance`) become
+    dataset tags; ``description`` is the band's description.
     """
     map_, crs, transform = _map_and_georef(map_, like)
     nodata = np.nan if nodata is None else float(nodata)
@@ -585,15 +587,19 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     arr = _as_dask(map_).map_blocks(cast_block, out_dtype=dtype, nodata=nodata, dtype=dtype,
                                     meta=np.empty((0, 0), dtype))
     profile = _profile(arr.shape[0], arr.shape[1], 1, dtype, crs, transform, nodata)
-    tags = {k: str(v) for k, v in getattr(map_, "attrs", {}).items() if k.startswith("hsad_")}
-    return _write(arr, path, profile, cog, "AVERAGE", tags=tags)
+    tags = {**{k: str(v) for k, v in getattr(map_, "attrs", {}).items()
+               if k.startswith("hsad_")}, **(tags or {})}
+    return _write(arr, path, profile, cog, "AVERAGE", tags=tags,
+                  descriptions=[description] if description else None)
 
 
 def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
-               valid=None, cog: bool = False) -> Path:
+               valid=None, cog: bool = False, tags: dict | None = None,
+               description: str | None = None) -> Path:
     """Write a boolean ``(y, x)`` mask as uint8: 1 = True (anomaly), 0 = False, 255 = nodata.
 
-    Pixels where ``valid`` is False, or where a float mask is NaN, get 255.
+    Pixels where ``valid`` is False, or where a float mask is NaN, get 255. ``tags`` become
+    dataset tags, ``description`` the band's description.
     """
     mask, crs, transform = _map_and_georef(mask, like)
     arr = _as_dask(mask)
@@ -605,7 +611,8 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
         out = da.where(_as_dask(valid).rechunk(out.chunks), out, 255)
     out = out.astype(np.uint8)
     profile = _profile(out.shape[0], out.shape[1], 1, np.dtype(np.uint8), crs, transform, 255)
-    return _write(out, path, profile, cog, "NEAREST")
+    return _write(out, path, profile, cog, "NEAREST", tags=tags,
+                  descriptions=[description] if description else None)
 
 
 def _spectral_tags(cube: xr.DataArray) -> tuple[list[dict], list[str]]:
@@ -658,4 +665,5 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
                   tags={"wavelength_units": "Nanometers"}, descriptions=descriptions)
 
 
-__all__ = ["cast_block", "open_geotiff", "write_geotiff", "write_geotiff_cube", "write_mask"]
+__all__ = ["cast_block", "open_geotiff", "quiet_gdal", "write_geotiff", "write_geotiff_cube",
+           "write_mask"]

@@ -141,22 +141,41 @@ def plot_roc3d(maps, gt, path=None, title: str | None = None) -> Figure:
     return _finish(fig, path)
 
 
-def rgb_bands(cube: xr.DataArray) -> tuple[list[int], bool]:
+def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], bool]:
     """Band indices for red, green and blue, and whether wavelengths chose them.
 
-    The good band nearest each of :data:`RGB_WAVELENGTHS` (within
-    :data:`RGB_TOLERANCE` nm); otherwise bands at :data:`RGB_FALLBACK` of the range.
+    ``positions``: three 0-based band positions, taken as they are. Otherwise the good band
+    nearest each wavelength of ``rgb`` (nm; default :data:`RGB_WAVELENGTHS`). A ``rgb``
+    given by the user must be matched within :data:`RGB_TOLERANCE` nm (ParameterError
+    otherwise, and when the cube has no wavelengths); the default falls back to bands at
+    :data:`RGB_FALLBACK` of the range.
     """
+    n = cube.sizes["band"]
+    if positions is not None:
+        picks = [int(i) for i in positions]
+        if len(picks) != 3 or not all(0 <= i < n for i in picks):
+            raise ParameterError(f"--rgb-bands needs three band positions in 0..{n - 1}, "
+                                 f"got {positions}")
+        return picks, False
+    targets = RGB_WAVELENGTHS if rgb is None else tuple(float(w) for w in rgb)
+    if len(targets) != 3:
+        raise ParameterError(f"--rgb needs three wavelengths (nm), got {rgb}")
     wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
     good = np.asarray(cube["good_band"].values, dtype=bool)
     usable = np.isfinite(wl) & (good if good.any() else True)
     if usable.any():
         cand = np.flatnonzero(usable)
-        picks = [int(cand[np.argmin(np.abs(wl[cand] - t))]) for t in RGB_WAVELENGTHS]
-        if all(abs(wl[i] - t) <= RGB_TOLERANCE for i, t in zip(picks, RGB_WAVELENGTHS,
-                                                                   strict=True)):
+        picks = [int(cand[np.argmin(np.abs(wl[cand] - t))]) for t in targets]
+        far = [t for i, t in zip(picks, targets, strict=True) if abs(wl[i] - t) > RGB_TOLERANCE]
+        if not far:
             return picks, True
-    n = cube.sizes["band"]
+        if rgb is not None:
+            raise ParameterError(f"--rgb: no good band within {RGB_TOLERANCE:g} nm of "
+                                 f"{', '.join(f'{t:g}' for t in far)} nm (the scene covers "
+                                 f"{wl[cand].min():.0f}-{wl[cand].max():.0f} nm)")
+    elif rgb is not None:
+        raise ParameterError("--rgb: the scene has no wavelengths; choose bands by position "
+                             "with --rgb-bands R,G,B")
     return [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK], False
 
 
@@ -175,26 +194,52 @@ def _values(a) -> np.ndarray:
     return np.asarray(a.values if isinstance(a, xr.DataArray) else a)
 
 
+def _extent(cube: xr.DataArray, rows: int, cols: int):
+    """``imshow`` extent in map coordinates and the axis labels, for a north-up grid with
+    a CRS; ``None`` and pixel labels otherwise (no CRS, rotation or shear)."""
+    crs = cube.rio.crs
+    t = cube.rio.transform()
+    if crs is None or t.b != 0 or t.d != 0:
+        return None, ("column (pixels)", "row (pixels)")
+    x0, y0 = t.c, t.f
+    x1, y1 = x0 + t.a * cols, y0 + t.e * rows
+    if crs.is_geographic:
+        labels = ("longitude (°)", "latitude (°)")
+    else:
+        unit = (crs.linear_units or "").replace("metre", "m").replace("meter", "m")
+        labels = (f"easting ({unit})" if unit else "easting",
+                  f"northing ({unit})" if unit else "northing")
+    return (x0, x1, y1, y0), labels
+
+
 def quicklook(
     cube: xr.DataArray, scores=None, truth=None, path=None, max_size: int = 1024,
-    title: str | None = None,
+    title: str | None = None, detections=None, rgb=None, rgb_positions=None,
 ) -> Figure:
-    """RGB composite (2–98 % stretch) beside the anomaly map, with truth contours.
+    """RGB composite (2–98 % stretch) beside the anomaly map, with outlines of the ground
+    truth (cyan) and of the ``detections`` mask (lime), a legend, a colour bar, and map
+    coordinates on the axes when the grid is north-up with a CRS (pixels otherwise).
 
-    Only the three RGB bands are read, every ``step``-th pixel so the longest side is at
-    most ``max_size``; the score and truth maps are max-pooled by the same step so
-    small anomalies stay visible. The colour bar is clipped at the 99.9th percentile.
+    ``rgb``/``rgb_positions``: the composite's wavelengths (nm) or band positions
+    (:func:`rgb_bands`). Only the three RGB bands are read, every ``step``-th pixel so the
+    longest side is at most ``max_size``; the maps are max-pooled by the same step so small
+    anomalies stay visible. The colour bar is clipped at the 99.9th percentile.
     """
+    from matplotlib.lines import Line2D
+
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     step = max(1, int(np.ceil(max(rows, cols) / max_size)))
-    bands, by_wl = rgb_bands(cube)
+    bands, by_wl = rgb_bands(cube, rgb, rgb_positions)
     sub = cube.isel(band=bands, y=slice(None, None, step), x=slice(None, None, step))
-    rgb = np.asarray(sub.values, dtype=np.float64)
-    valid = np.isfinite(rgb).all(axis=-1)
+    rgb_values = np.asarray(sub.values, dtype=np.float64)
+    valid = np.isfinite(rgb_values).all(axis=-1)
     nodata = cube.attrs.get("nodata")
     if nodata is not None and np.isfinite(nodata):
-        valid &= ~(rgb == nodata).any(axis=-1)
-    image = _stretch(np.where(valid[..., None], rgb, 0.0), valid)
+        valid &= ~(rgb_values == nodata).any(axis=-1)
+    image = _stretch(np.where(valid[..., None], rgb_values, 0.0), valid)
+    extent, (xlabel, ylabel) = _extent(cube, rows, cols)
+    if extent is None:
+        extent = (-0.5, cols - 0.5, rows - 0.5, -0.5)
 
     def pool(a):
         a = _values(a).astype(np.float64)
@@ -206,10 +251,16 @@ def quicklook(
                               cval=-np.inf)
         return np.where(np.isneginf(pooled), np.nan, pooled)
 
+    def shown_extent(a):
+        """The extent of a pooled array: whole ``step`` blocks, possibly past the edge."""
+        x0, x1, y0, y1 = extent
+        return (x0, x0 + (x1 - x0) * a.shape[1] * step / cols,
+                y1 + (y0 - y1) * a.shape[0] * step / rows, y1)
+
     panels = 1 if scores is None else 2
     fig = new_figure(figsize=(5.5 * panels, 5.0))
     ax_rgb = fig.add_subplot(1, panels, 1)
-    ax_rgb.imshow(image, interpolation="nearest")
+    ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image))
     wl = cube["wavelength"].values
     names = ("R", "G", "B")
     label = ", ".join(
@@ -224,18 +275,35 @@ def quicklook(
         finite = smap[np.isfinite(smap)]
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
         im = ax_map.imshow(smap, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
-                           interpolation="nearest")
+                           interpolation="nearest", extent=shown_extent(smap))
         fig.colorbar(im, ax=ax_map, shrink=0.85, label="anomaly score", extend="max")
         ax_map.set_title("anomaly map", fontsize="small")
         axes.append(ax_map)
-    if truth is not None:
-        t = pool(truth)
+    legend = []
+    for outline, colour, text in (
+        (truth, "cyan", "ground truth"),
+        (detections, "lime", "detections" + (
+            f" (score ≥ {detections.attrs['threshold']:.4g})"
+            if "threshold" in getattr(detections, "attrs", {}) else "")),
+    ):
+        if outline is None:
+            continue
+        t = pool(outline)
         if np.nansum(t) > 0:
             for ax in axes:
-                ax.contour(np.nan_to_num(t) > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+                ax.contour(np.nan_to_num(t) > 0, levels=[0.5], colors=colour, linewidths=0.8,
+                           origin="upper", extent=shown_extent(t))
+        legend.append(Line2D([], [], color=colour, lw=1.2,
+                             label=text if np.nansum(t) > 0 else f"{text}: none"))
     for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel(xlabel, fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    ax_rgb.set_ylabel(ylabel, fontsize="small")
+    if legend:
+        fig.legend(handles=legend, loc="outside lower center", ncols=len(legend),
+                   fontsize="small", frameon=False)
     if title:
         fig.suptitle(title)
     return _finish(fig, path)

@@ -153,7 +153,8 @@ def write_polygons(
 ) -> Path:
     """Write features from :func:`polygons` as GeoJSON (``.geojson``/``.json``) or ``.gpkg``.
 
-    ``crs`` (a rasterio CRS, WKT, ``"EPSG:…"`` or None) is stored as WKT. Written to a
+    ``crs`` (a rasterio CRS, WKT, ``"EPSG:…"`` or None) is stored as WKT; without one the
+    vertices are pixel coordinates, and one warning says so. Written to a
     temporary file renamed into place; no features gives a valid empty layer (GeoJSON
     keeps no field list when empty). GeoJSON names its CRS by EPSG code only (GDAL's
     ``crs`` member; readers assume WGS 84 without it): a CRS without one is refused,
@@ -173,9 +174,14 @@ def write_polygons(
     ]
     from pyogrio.raw import write
 
+    if crs_text is None:
+        warnings.warn(f"{path}: the scene has no CRS, so the polygons are in pixel "
+                      f"coordinates (x = column, y = row, from the top-left corner)",
+                      stacklevel=2)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # the temporary name ends in .part; the driver is explicit, so GDAL's hint is moot
         warnings.filterwarnings("ignore", "The filename extension should be")
+        warnings.filterwarnings("ignore", "'crs' was not provided")  # said above, once
         tmp.unlink()  # OGR creates the file itself (and would try to open an empty one)
         write(
             str(tmp),

@@ -1,0 +1,104 @@
+"""What each hyperparameter means, with its unit: the text ``hsad methods`` prints.
+
+:data:`COMMON` holds the names shared by several detectors (one meaning each across hsad);
+:data:`SPECIFIC` the names one detector adds, keyed ``"detector:name"``. A test checks that
+every parameter of every registered detector has a meaning here.
+"""
+
+from __future__ import annotations
+
+#: Parameters that say how to run, not what is computed: not listed by ``hsad methods``.
+RUNTIME = ("device", "progress")
+
+COMMON = {
+    # classic detectors
+    "ridge": "diagonal loading of the covariance, as a share of its mean eigenvalue "
+             "tr(Σ)/B (0 = pseudo-inverse only)",
+    "dtype": "working precision of the statistics and scores: float32 or float64",
+    "inner": "inner guard window, pixels (odd; excluded from the background)",
+    "outer": "outer window, pixels (odd; the ring between it and the guard window is the "
+             "local background)",
+    "pca": "project the cube on this many leading principal components first (None = all "
+           "bands)",
+    # neural detectors: input, networks, training
+    "input": "what the network sees: 'pixel' (one spectrum) or 'patch' (a k×k×B "
+             "neighbourhood)",
+    "patch": "patch side k, pixels (odd; input='patch')",
+    "hidden": "width of the hidden layers (units)",
+    "depth": "number of hidden layers in each network",
+    "latent": "latent size (None = int(√B + 1))",
+    "channels": "convolution channels of the first stage",
+    "epochs": "training epochs (passes over the training sample)",
+    "batch_size": "training batch, spectra (or patches)",
+    "lr": "Adam learning rate",
+    "sample_size": "background pixels drawn (seeded) to train on",
+    "normalisation": "per-band input scaling before the network, robust to anomalies: "
+                     "'percentile' (2-98 %), 'iqr' or 'std'",
+    "train_window": "train only on rows r0..r1-1, columns c0..c1-1 (r0,r1,c0,c1; None = "
+                    "the whole scene)",
+    "seed": "random seed (CPU runs are deterministic for a seed)",
+    "early_stopping": "stop when the monitored loss has not improved for this many epochs "
+                      "(None = off)",
+    "output": "which map score() returns: the plain paper score or a fusion stage "
+              "(d_spectral, d_spatial, d_ss)",
+    "disc_hidden": "width of the discriminator's hidden layers (units)",
+    "w_adv": "weight of the adversarial loss",
+    # the fusion stage D_SS = λ·D_spatial + (1 − λ)·D_spectral
+    "fusion": "spatial variant of D_SS: 'multiscale', 'aed' or 'paper' (METHODS.md §1)",
+    "lam": "λ of D_SS = λ·N(D_spatial) + (1 − λ)·N(D_spectral), 0..1",
+    "n_components": "principal components (aed, multiscale) or minimum-energy residual "
+                    "bands (paper) the spatial map is built from",
+    "area": "largest attribute-filter area, pixels (objects up to this size count as "
+            "anomalies)",
+    "levels": "grey levels the components are quantised to before the area filters",
+    "radius": "guided-filter radius, pixels",
+    "eps": "guided-filter regularisation ε (in the guide's normalised units)",
+    "fusion_norm": "normalisation N of the two maps before fusing: 'minmax' or 'rank'",
+    "pc_source": "what D_spatial's components come from: 'cube' (the scene) or 'residual' "
+                 "(the network's residual)",
+}
+
+SPECIFIC = {
+    "cluster-rx:n_clusters": "k-means clusters of the background",
+    "cluster-rx:covariance": "'pooled' (one within-cluster covariance), 'shrunk' (each "
+                             "cluster's, shrunk to the pooled one) or 'cluster' (each alone)",
+    "local-mean-rx:kernel": "side of the moving window the local mean is taken over, "
+                            "pixels (odd)",
+    "crd:lam": "Tikhonov weight λ of the collaborative representation (scale-free)",
+    "aed:variant": "'multiscale' (areas 9..area averaged) or 'aed' (the single area, Kang "
+                   "et al. 2017)",
+    "hadgan:w_ziz": "weight of the latent consistency loss ‖z − E(D(z))‖",
+    "hadgan:w_shrink": "weight of the latent shrink loss",
+    "hadgan:w_adv_z": "weight of the latent discriminator's adversarial loss",
+    "hadgan:w_adv_i": "weight of the spectral (image) discriminator's adversarial loss",
+    "aae:w_const": "weight of the latent consistency loss ‖E(x) − E(De(E(x)))‖",
+    "ganomaly:w_con": "weight of the contextual (reconstruction) loss",
+    "ganomaly:w_enc": "weight of the encoder (latent) loss ‖z − ẑ‖",
+    "skip-ganomaly:w_con": "weight of the contextual (reconstruction) loss",
+    "skip-ganomaly:w_lat": "weight of the latent (discriminator feature) loss",
+    "skip-ganomaly:unet_levels": "down-sampling levels of the U-Net generator",
+    "skip-ganomaly:score_lambda": "λ of the score λ·R(x) + (1 − λ)·L(x), 0..1",
+    "adae:residual_net": "whose rebuild feeds D_SS: 'discriminator' D(G(x)) (the paper's "
+                         "score) or 'generator' G(x)",
+    "adae:out_bound": "outputs bounded to ±out_bound normalised units (None = linear "
+                      "output, the paper's)",
+    "alocc:lam_r": "λ of L_(R+D) + λ·L_R (the reconstruction weight)",
+    "alocc:noise_std": "σ of the training noise added to the input, normalised units",
+    "vae:n_samples": "latent draws L per pixel of the importance-weighted score",
+    "ae:weight_decay": "L2 weight decay of the optimiser",
+    "fanogan:arch": "network family: 'mlp' or 'conv' (1-D convolutions over bands)",
+    "fanogan:encoder_epochs": "epochs of the second stage (the encoder, GAN frozen)",
+    "fanogan:encoder_lr": "learning rate of the encoder stage",
+    "fanogan:n_critic": "critic updates per generator update (WGAN-GP)",
+    "fanogan:gp_weight": "weight of the gradient penalty",
+    "fanogan:objective": "encoder training objective: 'izi_f' (the paper's), 'izi' or 'ziz'",
+    "fanogan:kappa": "κ of the score A(x) = A_residual + κ·A_feature",
+}
+
+
+def describe(detector: str, name: str) -> str | None:
+    """The meaning of parameter ``name`` of ``detector`` (None if none is written)."""
+    return SPECIFIC.get(f"{detector}:{name}") or COMMON.get(name)
+
+
+__all__ = ["COMMON", "RUNTIME", "SPECIFIC", "describe"]

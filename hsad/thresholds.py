@@ -1,0 +1,67 @@
+"""Thresholds that need no ground truth.
+
+The default rule (:func:`robust_threshold`) fits a log-normal to the bulk of the score
+distribution, robustly (median and MAD of ``log s``; of ``log(s − min + δ)`` when some
+scores are ≤ 0), and puts the threshold where
+that fit is exceeded with probability ``far`` (:data:`DEFAULT_FAR`). The anomalies are a few
+pixels in the upper tail, so they barely move the median and the MAD; the log makes the
+fit follow the right skew that every detector's scores show (Mahalanobis distances,
+reconstruction errors, normalised fused maps alike).
+
+Real backgrounds are heavier-tailed than any such fit, so the false-alarm rate achieved
+is higher than the nominal one: ``benchmarks/default_threshold.py`` measures it on the
+labelled scenes (docs/thresholds.md).
+"""
+
+from __future__ import annotations
+
+import warnings
+from statistics import NormalDist
+
+import numpy as np
+
+from hsad.errors import DegenerateDataWarning, ParameterError
+
+#: Nominal false-alarm rate of the default rule.
+DEFAULT_FAR = 1e-3
+#: How the default rule is named in messages, GeoTIFF tags and ``--help``.
+DEFAULT_RULE = (f"robust log-normal fit of the scores, false-alarm rate {DEFAULT_FAR:g} "
+                f"(median + {NormalDist().inv_cdf(1 - DEFAULT_FAR):.2f}·1.4826·MAD of log scores)")
+
+
+def _shift(s: np.ndarray) -> float:
+    """The offset taken off before the log: 0 for positive scores; otherwise ``min − δ``,
+    δ a millionth of the distance from the minimum to the median (so the minimum itself
+    does not dominate the fit)."""
+    lo = float(s.min())
+    if lo > 0:
+        return 0.0
+    return lo - 1e-6 * (float(np.median(s)) - lo or float(s.max()) - lo or 1.0)
+
+
+def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
+    """The score exceeded with probability ``far`` under a robust log-normal fit of the
+    finite ``scores`` (NaN = nodata is ignored).
+
+    A map whose median absolute deviation is zero (over half the pixels share one score)
+    is fitted on the scores above that value; a constant map has no anomaly, and gives
+    ``inf`` with a :class:`~hsad.errors.DegenerateDataWarning`.
+    """
+    if not 0.0 < float(far) < 1.0:
+        raise ParameterError(f"far must lie in (0, 1), got {far}")
+    s = np.asarray(getattr(scores, "values", scores), dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if s.size and np.median(np.abs(s - np.median(s))) == 0:
+        s = s[s > np.median(s)]
+    if s.size < 2 or s.min() == s.max():
+        warnings.warn("the score map is constant (or has under 2 distinct scores): no "
+                      "pixel is flagged", DegenerateDataWarning, stacklevel=2)
+        return float("inf")
+    offset = _shift(s)
+    logs = np.log(s - offset)
+    centre = np.median(logs)
+    scale = 1.4826 * np.median(np.abs(logs - centre))
+    return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
+
+
+__all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "robust_threshold"]

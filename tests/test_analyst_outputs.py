@@ -1,0 +1,170 @@
+"""The analyst's outputs end to end through the CLI: the default threshold, provenance tags
+read back by ``hsad info``, QGIS styles, COG masks, the quicklook's detections, legend and
+map coordinates, polygons without a CRS, and ``hsad methods``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import rasterio
+
+from hsad import detectors, open_cube
+from hsad.cli.main import main
+from hsad.outputs.plots import quicklook, rgb_bands
+from hsad.thresholds import DEFAULT_RULE, robust_threshold
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    from hsad import synthetic
+
+    return synthetic.write_scene(synthetic.make_scene(rows=48, cols=56, seed=4),
+                                 tmp_path_factory.mktemp("scene"))
+
+
+def test_mask_without_a_criterion_uses_the_default_rule(scene, tmp_path, capsys):
+    scores, mask = tmp_path / "rx.tif", tmp_path / "mask.tif"
+    code, out, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", scores,
+                              "--mask", mask, "--no-progress"], capsys)
+    assert code == 0, err
+    with rasterio.open(scores) as src:
+        s = src.read(1).astype(np.float64)
+    with rasterio.open(mask) as src:
+        m = src.read(1)
+        assert src.tags()["hsad_threshold_rule"] == DEFAULT_RULE
+    thr = robust_threshold(s)
+    np.testing.assert_array_equal(m == 1, s >= thr)
+    assert f"{m.sum()} anomalous pixels" in out and "robust log-normal fit" in out
+    assert 0 < m.sum() < 0.05 * m.size
+
+
+def test_provenance_tags_survive_hsad_info(scene, tmp_path, capsys):
+    scores, mask = tmp_path / "lrx.tif", tmp_path / "m.tif"
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "lrx", "-p", "inner=3",
+                            "-p", "outer=9", "-o", scores, "--mask", mask,
+                            "--contamination", "0.01"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["info", scores, "--json"], capsys)
+    assert code == 0, err
+    tags = json.loads(out)["provenance"]
+    assert tags["hsad_method"] == "lrx" and tags["hsad_map"] == "score"
+    assert json.loads(tags["hsad_params"])["inner"] == 3
+    assert tags["hsad_input"].endswith(str(scene["cube"].name))
+    assert tags["hsad_created"][:4].isdigit() and "hsad_version" in tags
+    assert tags["band"].startswith("anomaly score of lrx")
+    code, out, _ = run_cli(["info", mask], capsys)
+    assert "method:     lrx" in out and "contamination 0.01" in out
+
+
+def test_styles_beside_rasters_and_masks_are_cogs_with_cog(scene, tmp_path, capsys):
+    scores, mask = tmp_path / "s.tif", tmp_path / "m.tif"
+    code, out, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", scores, "--mask",
+                              mask, "--cog"], capsys)
+    assert code == 0, err
+    with rasterio.open(mask) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.descriptions[0].startswith("anomaly mask")
+    with rasterio.open(scores) as src:
+        s = src.read(1)
+    ramp = ET.parse(tmp_path / "s.qml").getroot().find(".//colorrampshader")
+    lo, hi = float(ramp.get("minimumValue")), float(ramp.get("maximumValue"))
+    assert lo == pytest.approx(np.percentile(s, 1), rel=1e-6)
+    assert hi == pytest.approx(np.percentile(s, 99.9), rel=1e-6)
+    assert len(ramp.findall("item")) == 9
+    palette = ET.parse(tmp_path / "m.qml").getroot().findall(".//paletteEntry")
+    assert {e.get("value"): e.get("alpha") for e in palette} == {"0": "0", "1": "255"}
+    # the styles are outputs like any other: refused when they exist
+    (tmp_path / "t.qml").write_text("mine")
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "t.tif"],
+                           capsys)
+    assert code == 2 and "t.qml: exists" in err
+    assert (tmp_path / "t.qml").read_text() == "mine" and not (tmp_path / "t.tif").exists()
+
+
+def test_stage_maps_name_their_units(scene, tmp_path, capsys):
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "aae", "-p", "epochs=1",
+                            "-p", "sample_size=500", "--seed", "0", "-o", tmp_path / "a.tif",
+                            "--save-stages", tmp_path / "st", "--no-progress"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "st" / "d_spectral.tif") as src:
+        assert "squared Mahalanobis" in src.descriptions[0]
+    with rasterio.open(tmp_path / "st" / "d_ss.tif") as src:
+        assert "0..1" in src.descriptions[0] and src.tags()["hsad_map"] == "d_ss"
+    assert (tmp_path / "st" / "d_ss.qml").is_file()
+
+
+def test_quicklook_outlines_detections_with_legend_and_map_coordinates(scene, tmp_path):
+    cube = open_cube(scene["cube"])
+    det = detectors.get("rx")
+    scores = det.fit_score(cube)
+    mask = det.threshold(scores)
+    truth = np.asarray(open_cube(scene["truth"]).values[:, :, 0] > 0)
+    fig = quicklook(cube, scores, truth=truth, detections=mask, rgb=(650, 550, 450))
+    ax_rgb, ax_map = fig.axes[:2]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0] == "ground truth" and labels[1].startswith("detections (score ≥")
+    assert len(ax_map.collections) == 2  # the two outlines
+    t = cube.rio.transform()
+    assert ax_rgb.get_xlim() == pytest.approx((t.c, t.c + 56 * t.a))
+    assert ax_rgb.get_ylim() == pytest.approx((t.f + 48 * t.e, t.f))
+    assert ax_rgb.get_xlabel() == "easting (m)" and ax_rgb.get_ylabel() == "northing (m)"
+
+
+def test_rgb_options(scene, tmp_path, capsys):
+    cube = open_cube(scene["cube"])
+    wl = cube["wavelength"].values
+    picks, by_wl = rgb_bands(cube, rgb=(800, 700, 600))
+    assert by_wl and [abs(wl[i] - t) == np.abs(wl - t).min()
+                      for i, t in zip(picks, (800, 700, 600), strict=True)] == [True] * 3
+    assert rgb_bands(cube, positions=(5, 3, 1)) == ([5, 3, 1], False)
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "x.tif",
+                            "--png", tmp_path / "q.png", "--rgb", "5000,550,460"], capsys)
+    assert code == 2 and "--rgb: no good band within 50 nm of 5000" in err
+    assert not (tmp_path / "x.tif").exists()  # refused before any work
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "x.tif",
+                            "--png", tmp_path / "q.png", "--rgb-bands", "5,3"], capsys)
+    assert code == 2 and "three comma-separated numbers" in err
+
+
+def test_polygons_without_crs_are_in_pixels_and_said_once(tmp_path, capsys):
+    from hsad.outputs.polygons import polygons, write_polygons
+
+    mask = np.zeros((10, 12), bool)
+    mask[2:4, 3:6] = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_polygons(polygons(mask), tmp_path / "p.gpkg", crs=None)
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'p.gpkg'}: the scene has no CRS, so the polygons are in pixel "
+        f"coordinates (x = column, y = row, from the top-left corner)"]
+    import pyogrio
+
+    bounds = pyogrio.read_info(tmp_path / "p.gpkg")["total_bounds"]
+    assert list(bounds) == [3.0, 2.0, 6.0, 4.0]
+
+
+def test_every_parameter_has_a_meaning_and_runtime_options_are_not_listed(capsys):
+    from hsad.detectors.param_help import RUNTIME, describe
+
+    missing = [f"{name}:{p}" for name, cls in detectors.available().items()
+               for p in cls.param_defaults() if p not in RUNTIME and not describe(name, p)]
+    assert missing == []
+    code, out, _ = run_cli(["methods", "crd"], capsys)
+    assert code == 0
+    assert "inner = 5" in out and "inner guard window, pixels" in out
+    assert "Tikhonov" in out and "progress =" not in out
+    code, out, _ = run_cli(["methods"], capsys)
+    assert "device =" not in out and "— Adam learning rate" in out
+    code, _, err = run_cli(["methods", "nope"], capsys)
+    assert code == 2 and "unknown method 'nope'" in err

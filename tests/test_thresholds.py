@@ -1,0 +1,64 @@
+"""The default threshold rule, which needs no ground truth (hsad.thresholds)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.thresholds import robust_threshold
+
+
+def test_nominal_rate_holds_on_a_log_normal_background():
+    rng = np.random.default_rng(0)
+    s = rng.lognormal(mean=2.0, sigma=0.7, size=1_000_000)
+    for far in (1e-2, 1e-3):
+        # sampling error of the median and MAD at n = 1e6 moves the rate by a few percent
+        assert (s >= robust_threshold(s, far)).mean() == pytest.approx(far, rel=0.15)
+
+
+def test_scale_moves_the_threshold_with_the_scores_and_maps_with_zeros_are_shifted():
+    rng = np.random.default_rng(1)
+    s = rng.lognormal(size=20_000)
+    t = robust_threshold(s, 1e-3)
+    assert robust_threshold(3.0 * s, 1e-3) == pytest.approx(3.0 * t, rel=1e-9)
+    scaled = (s - s.min()) / (s.max() - s.min())  # a min-max normalised map: its minimum is 0
+    u = robust_threshold(scaled, 1e-3)
+    assert 0 < u < 1 and robust_threshold(scaled - 1.0, 1e-3) == pytest.approx(u - 1.0)
+
+
+def test_a_few_strong_anomalies_barely_move_it_and_are_flagged():
+    rng = np.random.default_rng(2)
+    background = rng.gamma(shape=20.0, scale=1.0, size=(200, 200))
+    t = robust_threshold(background, 1e-3)
+    scene = background.copy()
+    scene[:5, :8] = 500.0  # 40 anomalous pixels, 0.1 %
+    t_scene = robust_threshold(scene, 1e-3)
+    assert t_scene == pytest.approx(t, rel=0.01)
+    assert (scene[:5, :8] >= t_scene).all()
+
+
+def test_nan_is_nodata_and_a_map_with_zero_mad_is_fitted_above_its_mode():
+    rng = np.random.default_rng(3)
+    s = np.zeros((100, 100))
+    s[:40] = rng.lognormal(size=(40, 100))  # 60 % of the pixels score exactly 0
+    s[0, 0] = np.nan
+    positives = s[:40].ravel()[1:]
+    assert robust_threshold(s, 1e-3) == robust_threshold(positives, 1e-3)
+    assert np.isfinite(robust_threshold(positives, 1e-3))
+
+
+def test_a_constant_map_flags_nothing_and_says_so():
+    with pytest.warns(DegenerateDataWarning, match="constant"):
+        assert robust_threshold(np.full((10, 10), 4.0)) == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        assert robust_threshold(np.full(3, np.nan)) == np.inf
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -1.0])
+def test_rates_outside_the_unit_interval_are_refused(bad):
+    with pytest.raises(ParameterError, match="far"):
+        robust_threshold(np.arange(10.0), bad)
