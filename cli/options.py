@@ -13,10 +13,13 @@ seed_option = click.option("--seed", type=int, default=None,
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
                              default=None, help="Torch device for neural detectors.")
 fusion_option = click.option(
-    "--fusion", type=click.Choice(["none", "dss"]), default=None,
-    help="Reconstruction detectors (hadgan, fanogan): score with the fused D_SS map (dss) or "
-         "the plain score (none: f-AnoGAN's A(x), HADGAN's D_spectral). Default: the "
-         "method's own (hadgan dss, fanogan none).",
+    "--fusion", type=click.Choice(["none", "dss", "multiscale", "aed", "paper"]),
+    default=None,
+    help="Reconstruction detectors (hadgan, fanogan, the seed models): score with the "
+         "fused map D_SS (dss: with the model's spatial variant, the parameter `fusion`; "
+         "multiscale, aed or paper: with that variant, as -p fusion=NAME -p output=d_ss) "
+         "or the plain score (none: the paper's score; HADGAN's D_spectral). Default: the "
+         "method's own (hadgan dss, the others none).",
 )
 memory_option = click.option(
     "--memory-limit", default=None, metavar="SIZE",

@@ -362,10 +362,11 @@ def test_set_fusion_on_hadgan_switches_between_d_ss_and_d_spectral():
     det = detectors.get("hadgan")
     assert det.set_fusion("none").output == "d_spectral"
     assert det.set_fusion("dss").output == "d_ss"
-    with pytest.raises(ParameterError, match="fusion mode"):
-        det.set_fusion("aed")
-    with pytest.raises(ParameterError, match="fusion mode"):
-        detectors.get("fanogan").set_fusion("paper")
+    with pytest.raises(ParameterError, match="--fusion must be none, dss or a spatial"):
+        det.set_fusion("rank")
+    # a variant name fuses with that variant: --fusion paper = -p fusion=paper -p output=d_ss
+    fanogan = detectors.get("fanogan").set_fusion("paper")
+    assert (fanogan.fusion, fanogan.output) == ("paper", "d_ss")
     assert detectors.get("fanogan").set_fusion("none").output == "anomaly"
 
 

@@ -70,18 +70,26 @@ class ReconstructionDetector(NeuralDetector):
                       norm=self.fusion_norm, pc_source=self.pc_source).resolved()
 
     def set_fusion(self, mode: str) -> ReconstructionDetector:
-        """The CLI's ``--fusion``: ``"dss"`` scores with D_SS, ``"none"`` with the plain
-        score (the first score term; D_spectral, RX of the residual, for a model without)."""
-        if mode not in ("none", "dss"):
-            raise ParameterError(f"{self.name}: fusion mode must be 'none' or 'dss', "
-                                 f"got {mode!r}")
-        return self.set_params(output="d_ss" if mode == "dss" else self.outputs[0])
+        """The CLI's ``--fusion``: ``"dss"`` scores with D_SS (its spatial variant the
+        model's ``fusion`` parameter), a variant name (``"multiscale"``, ``"aed"``,
+        ``"paper"``) scores with D_SS and sets ``fusion`` to it, ``"none"`` scores with the
+        plain score (the first score term; D_spectral, RX of the residual, for a model
+        without). So ``--fusion paper`` and ``-p fusion=paper -p output=d_ss`` agree."""
+        from hsad.fusion import VARIANTS
+
+        if mode not in ("none", "dss", *VARIANTS):
+            raise ParameterError(f"{self.name}: --fusion must be none, dss or a spatial "
+                                 f"variant ({', '.join(VARIANTS)}), got {mode!r}")
+        if mode in VARIANTS:
+            self.set_params(fusion=mode)
+        return self.set_params(output=self.outputs[0] if mode == "none" else "d_ss")
 
     def _validate(self) -> None:
         if self.fusion in ("none", "dss"):
-            raise ParameterError(f"{self.name}: fusion is the spatial variant ('aed' or "
-                                 f"'paper'); to score with D_SS or not use output=d_ss or "
-                                 f"output={self.outputs[0]} (CLI: --fusion dss|none)")
+            raise ParameterError(f"{self.name}: fusion is the spatial variant ('multiscale', "
+                                 f"'aed' or 'paper'); to score with D_SS or not use "
+                                 f"output=d_ss or output={self.outputs[0]} (CLI: --fusion "
+                                 f"dss|none)")
         super()._validate()
         self.fusion_()
 
