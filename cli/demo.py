@@ -18,7 +18,9 @@ def _outputs(out: Path, method: str) -> list[tuple[str, Path, str]]:
     return [("--out", out / MARKER, "file"), ("--out", out / "scene" / "scene.img", "cube"),
             ("--out", out / "scene" / "scene_truth.tif", "raster"),
             ("--out", out / f"{method}_scores.tif", "raster"),
+            ("--out", out / f"{method}_scores.qml", "file"),
             ("--out", out / f"{method}_mask.tif", "raster"),
+            ("--out", out / f"{method}_mask.qml", "file"),
             ("--out", out / f"{method}_anomalies.gpkg", "polygons"),
             ("--out", out / f"{method}_quicklook.png", "png"), ("--out", out / "roc.png", "png")]
 

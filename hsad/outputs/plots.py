@@ -300,6 +300,7 @@ def quicklook(
         ax.set_ylim(extent[2], extent[3])
         ax.set_xlabel(xlabel, fontsize="small")
         ax.tick_params(labelsize="x-small")
+        ax.ticklabel_format(style="plain", useOffset=False)  # whole coordinates, no "1e6"
     ax_rgb.set_ylabel(ylabel, fontsize="small")
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend),
