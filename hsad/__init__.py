@@ -1,13 +1,32 @@
-"""hsad: hyperspectral anomaly detection for remote sensing."""
+"""hsad: hyperspectral anomaly detection for remote sensing.
+
+The public names are imported on first use (PEP 562), so ``hsad --help`` and other light
+entry points do not load dask, xarray and GDAL.
+"""
 
 from __future__ import annotations
 
+import importlib
+
+from hsad.errors import HsadError
+
 __version__ = "0.1.0"
 
-from hsad.bands import select_bands  # noqa: E402
-from hsad.cube import make_cube, map_like, valid_mask  # noqa: E402
-from hsad.errors import HsadError  # noqa: E402
-from hsad.io import open_cube  # noqa: E402
+#: Public name -> module that defines it.
+_LAZY = {"select_bands": "hsad.bands", "make_cube": "hsad.cube", "map_like": "hsad.cube",
+         "valid_mask": "hsad.cube", "open_cube": "hsad.io"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hsad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def write_geotiff(map_, path, like=None, cog=False, nodata=None):

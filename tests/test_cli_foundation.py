@@ -191,3 +191,17 @@ def test_installed_command_prints_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr, bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mat"]
+
+
+def test_the_command_line_starts_without_dask_xarray_or_torch():
+    """`hsad --help` and the command parsing load neither dask, xarray, GDAL nor torch: the
+    public names of `hsad` are imported on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hsad.cli.main, hsad; "
+            "print(sorted(m for m in ('dask.array', 'xarray', 'rasterio', 'torch') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

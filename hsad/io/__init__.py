@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import xarray as xr
+from typing import TYPE_CHECKING
 
 from hsad.errors import FileFormatError
+
+if TYPE_CHECKING:  # xarray is loaded by the readers, not by `import hsad.io`
+    import xarray as xr
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
