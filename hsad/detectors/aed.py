@@ -31,7 +31,7 @@ from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.stats import covariance_rank, scene_moments
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion
+from hsad.fusion import Fusion, area_for_target
 
 
 class AED(BaseDetector):
@@ -44,6 +44,9 @@ class AED(BaseDetector):
     n_components : principal components filtered.
     area : area threshold of the attribute filter in pixels (the assumed target size; the
         largest one for ``multiscale``).
+    target_size_m : instead of ``area``, the target size in metres (the side of a square):
+        the area is ``ceil((target_size_m / pixel size)²)`` on each scene scored, which must
+        have a projected CRS in metres (:func:`hsad.fusion.area_for_target`).
     levels : grey levels the components are quantised to (0: none).
     radius, eps : the guided filter's box radius and regularisation.
     """
@@ -53,25 +56,30 @@ class AED(BaseDetector):
                "(Kang 2017); HADGAN's D_spatial alone")
 
     def __init__(self, variant: str = "multiscale", n_components: int = 4, area: int = 121,
-                 levels: int = 256, radius: int = 1, eps: float = 0.001):
+                 levels: int = 256, radius: int = 1, eps: float = 0.001,
+                 target_size_m: float | None = None):
         self.variant = variant
         self.n_components = n_components
         self.area = area
+        self.target_size_m = target_size_m
         self.levels = levels
         self.radius = radius
         self.eps = eps
 
-    def _fusion(self) -> Fusion:
+    def _fusion(self, cube: xr.DataArray | None = None) -> Fusion:
         if self.variant not in ("aed", "multiscale"):
             raise ParameterError(f"{self.name}: variant must be 'aed' or 'multiscale', got "
                                  f"{self.variant!r}")
-        return Fusion(variant=self.variant, n_components=self.n_components, area=self.area,
+        area = self.area
+        if self.target_size_m is not None and cube is not None:
+            area = area_for_target(self.target_size_m, cube)
+        return Fusion(variant=self.variant, n_components=self.n_components, area=area,
                       levels=self.levels, radius=self.radius, eps=self.eps).validate()
 
     def fit(self, cube: xr.DataArray) -> AED:
         """Check the parameters; the components are each scene's own (nothing to learn, no
         background area: a pixel's response comes from the structures around it)."""
-        self._fusion()
+        self._fusion(cube)
         self.bands_ = good_band_mask(cube)
         return self
 
@@ -85,7 +93,11 @@ class AED(BaseDetector):
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"))
         data = cube.data[:, :, self.bands_].astype(np.float32)
         source = da.where(valid_mask(cube).data[:, :, None], data, np.nan)
-        scores = aed_map(source, self._fusion())
+        fusion = self._fusion(cube)
+        scores = aed_map(source, fusion)
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
             scores = scores.rechunk(cube.data.chunks[:2])
-        return map_like(cube, scores, name="score", attrs={"method": self.name})
+        attrs = {"method": self.name}
+        if self.target_size_m is not None:
+            attrs["hsad_area"] = int(fusion.area)  # from the scene's pixel size
+        return map_like(cube, scores, name="score", attrs=attrs)

@@ -54,6 +54,9 @@ COMMON = {
     "radius": "guided-filter radius, pixels",
     "eps": "guided-filter regularisation ε (in the guide's normalised units)",
     "fusion_norm": "normalisation N of the two maps before fusing: 'minmax' or 'rank'",
+    "target_size_m": "instead of area: the target size in metres (side of a square); the "
+                     "area is (target_size_m / pixel size)² on each scene, which needs a "
+                     "projected CRS in metres",
     "pc_source": "what D_spatial's components come from: 'cube' (the scene) or 'residual' "
                  "(the network's residual)",
 }

@@ -20,7 +20,7 @@ from hsad.detectors.neural import NeuralDetector
 from hsad.engine import materialise
 from hsad.engine.scheduler import parse_memory
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion
+from hsad.fusion import Fusion, area_for_target
 from hsad.fusion.tiled import fusion_stages, spectral_map
 from hsad.nn.trainer import cpu_threads
 
@@ -47,6 +47,7 @@ class ReconstructionDetector(NeuralDetector):
     eps: float | None = None
     fusion_norm: str = "minmax"
     pc_source: str = "cube"
+    target_size_m: float | None = None
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -62,11 +63,18 @@ class ReconstructionDetector(NeuralDetector):
     def outputs(self) -> tuple[str, ...]:
         return (*self.score_terms, *FUSED)
 
-    def fusion_(self) -> Fusion:
+    def fusion_(self, cube: xr.DataArray | None = None) -> Fusion:
         """The :class:`~hsad.fusion.Fusion` these parameters configure (variant defaults
-        filled in)."""
+        filled in); with ``target_size_m``, the area comes from ``cube``'s pixel size."""
+        area = self.area
+        if self.target_size_m is not None:
+            if self.area is not None:
+                raise ParameterError(f"{self.name}: give area (pixels) or target_size_m "
+                                     f"(metres), not both")
+            if cube is not None:
+                area = area_for_target(self.target_size_m, cube)
         return Fusion(variant=self.fusion, lam=self.lam, n_components=self.n_components,
-                      area=self.area, levels=self.levels, radius=self.radius, eps=self.eps,
+                      area=area, levels=self.levels, radius=self.radius, eps=self.eps,
                       norm=self.fusion_norm, pc_source=self.pc_source).resolved()
 
     def set_fusion(self, mode: str) -> ReconstructionDetector:
@@ -92,6 +100,13 @@ class ReconstructionDetector(NeuralDetector):
                                  f"dss|none)")
         super()._validate()
         self.fusion_()
+
+    def fit(self, cube: xr.DataArray, *args, **kwargs) -> ReconstructionDetector:
+        """As :meth:`NeuralDetector.fit`; a ``target_size_m`` the scene cannot express in
+        pixels (no projected CRS in metres) is refused before any training."""
+        if self.target_size_m is not None:
+            self.fusion_(cube)
+        return super().fit(cube, *args, **kwargs)
 
     # ---- the residual and the fusion stage --------------------------------------------
     def residual(self, cube: xr.DataArray) -> da.Array:
@@ -119,9 +134,12 @@ class ReconstructionDetector(NeuralDetector):
             if fused == ["d_spectral"]:
                 maps = {"d_spectral": materialise(spectral_map(residual))[0]}
             else:  # tiled, streamed statistics, halo filters (hsad.engine)
-                maps = fusion_stages(self.fusion_(), residual, self._scene_good_bands(cube))
+                maps = fusion_stages(self.fusion_(cube), residual,
+                                     self._scene_good_bands(cube))
             terms = materialise(tiles[:, :, b:])[0] if names else None
         attrs = {"method": self.name}
+        if self.target_size_m is not None and fused != ["d_spectral"]:
+            attrs["hsad_area"] = int(self.fusion_(cube).area)  # from the pixel size
         out = {k: map_like(cube, v.astype(np.float32), name=k, attrs=attrs)
                for k, v in maps.items()}
         if names:

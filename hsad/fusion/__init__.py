@@ -198,6 +198,24 @@ def spatial_paper(residual, *, n_components: int = 3, area: int = 25, levels: in
     return out
 
 
+def area_for_target(target_size_m: float, cube) -> int:
+    """The attribute-filter area, in pixels, of a square target ``target_size_m`` metres
+    across on the grid of ``cube``: ``ceil((target_size_m / gsd)²)``, gsd the side of a
+    pixel (√|det| of the transform). ParameterError when the scene has no projected CRS in
+    metres (a MAT file, or longitude/latitude), where a size in metres means nothing."""
+    if not float(target_size_m) > 0:
+        raise ParameterError(f"target_size_m must be > 0 metres, got {target_size_m}")
+    crs = cube.rio.crs
+    unit = (crs.linear_units or "").lower() if crs is not None and crs.is_projected else ""
+    if unit not in ("metre", "meter", "m", "metres", "meters"):
+        raise ParameterError("target_size_m needs a scene with a projected CRS in metres "
+                             f"(this one has {'no CRS' if crs is None else crs.to_string()}); "
+                             "give the area in pixels instead (-p area=...)")
+    t = cube.rio.transform()
+    gsd = float(np.sqrt(abs(t.a * t.e - t.b * t.d)))
+    return max(1, int(np.ceil((float(target_size_m) / gsd) ** 2 - 1e-9)))
+
+
 def ladder(area: int) -> tuple[int, ...]:
     """The multi-scale variant's areas up to ``area`` (at least the smallest)."""
     return tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]

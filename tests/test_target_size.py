@@ -1,0 +1,60 @@
+"""``target_size_m``: the fusion area from the pixel size (hsad.fusion.area_for_target)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hsad import detectors, make_cube
+from hsad.errors import ParameterError
+from hsad.fusion import area_for_target
+from hsad.synthetic import make_scene
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def cube():  # 30 m pixels, EPSG:32633
+    return make_scene(rows=32, cols=32, bands=12, n_targets=3, road=False, seed=4).cube
+
+
+def test_area_is_the_target_in_pixels_rounded_up(cube):
+    assert area_for_target(60, cube) == 4      # 2 x 2 pixels
+    assert area_for_target(45, cube) == 3      # 1.5² = 2.25
+    assert area_for_target(10, cube) == 1
+    assert area_for_target(330, cube) == 121   # 11 x 11
+
+
+def test_a_scene_without_metres_refuses_it(cube):
+    plain = make_cube(np.asarray(cube.values))  # no CRS (a MAT file)
+    with pytest.raises(ParameterError, match="projected CRS in metres"):
+        area_for_target(60, plain)
+    geographic = make_cube(np.asarray(cube.values), crs="EPSG:4326",
+                           transform=cube.rio.transform())
+    with pytest.raises(ParameterError, match="projected CRS in metres"):
+        area_for_target(60, geographic)
+    with pytest.raises(ParameterError, match="> 0"):
+        area_for_target(0, cube)
+
+
+def test_aed_with_a_target_size_equals_aed_with_its_area(cube):
+    by_size = detectors.get("aed", target_size_m=150).fit_score(cube)
+    by_area = detectors.get("aed", area=25).fit_score(cube)
+    np.testing.assert_array_equal(by_size.values, by_area.values)
+    assert by_size.attrs["hsad_area"] == 25
+
+
+def test_neural_fusion_takes_it_and_refuses_it_before_training(cube):
+    params = dict(epochs=1, sample_size=256, hidden=8, output="d_ss", seed=0, device="cpu",
+                  progress=False)
+    det = detectors.get("ae", target_size_m=150, **params).fit(cube)
+    by_size = det.score(cube)
+    assert by_size.attrs["hsad_area"] == 25
+    det.set_params(target_size_m=None, area=25)
+    np.testing.assert_array_equal(by_size.values, det.score(cube).values)
+    with pytest.raises(ParameterError, match="not both"):
+        detectors.get("ae", target_size_m=150, area=25, **params).fit(cube)
+    untrained = detectors.get("ae", target_size_m=150, **params)
+    with pytest.raises(ParameterError, match="projected CRS in metres"):
+        untrained.fit(make_cube(np.asarray(cube.values)))
+    assert not hasattr(untrained, "history_")  # refused before any training
