@@ -12,6 +12,7 @@ from hsad.cli.options import (
     device_option,
     engine_options,
     fusion_option,
+    labels_option,
     mask_options,
     overwrite_option,
     seed_option,
@@ -64,6 +65,7 @@ from hsad.thresholds import DEFAULT_RULE
 @band_options
 @mask_options
 @background_option
+@labels_option
 @overwrite_option
 @fusion_option
 @chunks_option
@@ -74,7 +76,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             far, value, polygons_path, png_path, rgb, rgb_bands, truth, truth_key, key,
             stages_dir, wavelengths,
             exclude_wavelengths, band_indices, drop_bad_bands, nodata, valid_mask, background,
-            overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
+            labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
 
@@ -109,7 +111,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         + [(option, style, "file") for option, path in rasters
            for style in pipeline.style_files([path])]
         + [("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")],
-        inputs=[scene, config_path, model, truth, background, valid_mask], overwrite=overwrite)
+        inputs=[scene, config_path, model, truth, background, valid_mask, labels],
+        overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
@@ -126,6 +129,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             polygon_target(polygons_path, cube.rio.crs)  # GeoJSON needs an EPSG code
         det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
                                     fusion)
+        pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())
         training_bar = False if progress is False else None  # --no-progress: no bar at all
         for name, val in (("seed", seed), ("device", device), ("progress", training_bar)):
@@ -137,7 +141,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         with TileProgress(disable=None if progress is None else not progress):
             result = pipeline.run_detector(det, cube, fitted=model is not None,
                                            stages=stages_dir is not None, lazy=True,
-                                           background=background)
+                                           background=background, labels=labels)
         written = pipeline.export(result, cube, scores_path=output, cog=cog,
                                   stages_dir=stages_dir, progress=progress, model=model)
         result.seconds = time.perf_counter() - t0

@@ -61,6 +61,12 @@ background_option = click.option(
          "background). For rx, utd, rxd-utd, local-mean-rx, cluster-rx and the neural "
          "detectors' training sample; lrx and crd are local and refuse it.",
 )
+labels_option = click.option(
+    "--labels", type=click.Path(dir_okay=False), default=None,
+    help="Raster of a few labelled anomaly pixels on the scene grid (GeoTIFF, ENVI or MAT; "
+         "non-zero = anomaly) for detectors that learn from them (cavga: its weakly "
+         "supervised variant); other detectors refuse it.",
+)
 overwrite_option = click.option(
     "--overwrite", is_flag=True,
     help="Replace output files that exist (never an input of the command). Without it an "

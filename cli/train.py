@@ -12,6 +12,7 @@ from hsad.cli.options import (
     chunks_option,
     device_option,
     fusion_option,
+    labels_option,
     mask_options,
     overwrite_option,
     progress_option,
@@ -43,14 +44,15 @@ from hsad.config import parse_params
 @band_options
 @mask_options
 @background_option
+@labels_option
 @fusion_option
 @chunks_option
 @seed_option
 @device_option
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, nodata,
-            valid_mask, background, fusion, chunks, seed, device, overwrite):
+            progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+            nodata, valid_mask, background, labels, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
@@ -64,13 +66,14 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
     from hsad.io.model_archive import save_model
-    from hsad.pipeline import apply_fusion, prepare_cube
+    from hsad.pipeline import apply_fusion, check_labels, prepare_cube
 
     merged = parse_params(params)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
     neural_only = {"--epochs": epochs, "--loss-plot": loss_plot, "--device": device,
                    "--fusion": fusion}
     det = detectors.get(method, **merged)
+    check_labels(det, labels)
     neural = callable(getattr(det, "_build", None))
     if not neural and not det.model_state:
         raise ParameterError(f"method {method!r} has no model to train: it fits nothing that "
@@ -91,7 +94,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
             det.set_params(progress=progress)
         apply_fusion(det, fusion)
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
-                        inputs=[scene, train_mask, background, valid_mask],
+                        inputs=[scene, train_mask, background, valid_mask, labels],
                         overwrite=overwrite)
     with plan:
         cube = prepare_cube(open_cube(scene, chunks=chunks, key=key), bands, nodata=nodata,
@@ -101,7 +104,9 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
             from hsad.nn.sampling import region_mask
 
             region = region_mask(cube, mask=train_mask, window=train_window)
-        if neural:
+        if labels is not None:
+            det.fit(cube, train_mask=region, background=background, labels=labels)
+        elif neural:
             det.fit(cube, train_mask=region, background=background)
         else:
             if region is not None and background is not None:

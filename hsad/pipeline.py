@@ -80,8 +80,28 @@ def stage_path(folder, name: str) -> Path:
     return Path(folder) / f"{name}.tif"
 
 
+def uses_labels(detector: BaseDetector) -> bool:
+    """Whether ``detector.fit`` learns from labelled anomaly pixels (``labels=``: CAVGA)."""
+    import inspect
+
+    return "labels" in inspect.signature(detector.fit).parameters
+
+
+def check_labels(detector: BaseDetector, labels, fitted: bool = False) -> None:
+    """Refuse ``--labels`` for a detector that does not learn from them, or a saved model."""
+    if labels is None:
+        return
+    if fitted:
+        raise ParameterError("--labels applies when fitting; a saved model keeps what it "
+                             "learnt from its labels")
+    if not uses_labels(detector):
+        raise ParameterError(f"--labels applies to detectors that learn from labelled "
+                             f"anomalies (cavga), not {detector.name}")
+
+
 def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = False,
-                 stages: bool = False, lazy: bool = False, background=None) -> Detection:
+                 stages: bool = False, lazy: bool = False, background=None,
+                 labels=None) -> Detection:
     """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked.
 
     ``background`` (a mask, polygons or their file, :mod:`hsad.background`) is the area the
@@ -91,9 +111,13 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
 
     ``lazy`` leaves dask-backed maps uncomputed: :func:`export` then streams them tile by
     tile into their GeoTIFFs (hsad.engine) and reads the score map back from its file.
+
+    ``labels`` (a raster on the scene's grid or a (y, x) array, non-zero = anomaly) goes to
+    a detector that learns from labelled anomalies (:func:`uses_labels`).
     """
     from hsad.background import fit_detector
 
+    check_labels(detector, labels, fitted)
     if fitted and background is not None:
         raise ParameterError("--background applies when fitting; a saved model keeps the "
                              "background it was trained on")
@@ -102,6 +126,8 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
         from hsad.bands import match_model_bands
 
         cube = match_model_bands(cube, detector)
+    elif labels is not None:
+        detector.fit(cube, background=background, labels=labels)
     else:
         fit_detector(detector, cube, background)
     if stages and hasattr(detector, "score_stages"):
