@@ -155,7 +155,9 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             from hsad.outputs.metrics import evaluate
 
             auc = evaluate(result.scores.values, gt)
-    click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}x{cube.shape[2]} "
+    bands = f"x{result.n_bands}" if result.n_bands == cube.shape[2] else \
+        f"x{cube.shape[2]} (the model's {result.n_bands} bands)"
+    click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}{bands} "
                f"in {result.seconds:.2f} s")
     if result.mask is not None:
         n = int(result.mask.values.sum())

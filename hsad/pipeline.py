@@ -37,6 +37,7 @@ class Detection:
     mask: xr.DataArray | None = None
     written: dict[str, Path] = field(default_factory=dict)
     metrics: dict | None = None
+    n_bands: int | None = None  # bands scored (a saved model's, read from a wider scene)
 
 
 def make_detector(method: str | None = None, params: dict | None = None,
@@ -138,7 +139,8 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
         scores, stage_maps = detector.score(cube), {}
     if not lazy:
         scores = scores.compute() if hasattr(scores.data, "dask") else scores
-    return Detection(scores, detector, time.perf_counter() - t0, stage_maps)
+    return Detection(scores, detector, time.perf_counter() - t0, stage_maps,
+                     n_bands=int(cube.shape[2]))
 
 
 def threshold(det: Detection, contamination: float | None = None, far: float | None = None,

@@ -206,9 +206,10 @@ def test_train_on_wavelengths_then_model_on_full_scene_equals_detect(scene, tmp_
                               "--drop-bad-bands", "-o", model], capsys)
     assert code == 0, err
     assert "fitted on 13 bands" in out
-    code, _, err = run_cli(["detect", scene, "--model", model, "-o", tmp_path / "a.tif"],
-                           capsys)
+    code, out, err = run_cli(["detect", scene, "--model", model, "-o", tmp_path / "a.tif"],
+                             capsys)
     assert code == 0, err
+    assert "(the model's 13 bands)" in out
     code, _, err = run_cli(["detect", scene, "-m", "rx", "--wavelengths", "600:1800",
                             "-o", tmp_path / "b.tif"], capsys)
     assert code == 0, err
