@@ -186,8 +186,8 @@ def _dead_bands(cube: xr.DataArray, bands=None) -> str:
 
 
 #: what to try when a covariance is degenerate (part of every degeneracy message)
-ADVICE = ("select fewer bands (mark the others bad), use pca= (lrx) or ridge=, or give a "
-          "larger scene")
+ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
+          "hsad.select_bands), use pca= (lrx) or ridge=, or give a larger scene")
 
 
 def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "RX",
