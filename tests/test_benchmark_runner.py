@@ -43,10 +43,11 @@ def test_benchmark_rejects_unknown_method_and_misaddressed_param(capsys):
 
 def test_methods_lists_every_detector_with_defaults(capsys):
     from hsad import detectors
+    from hsad.detectors.param_help import RUNTIME
 
     code, out, _ = run_cli(["methods"], capsys)
     assert code == 0
     for name, cls in detectors.available().items():
         assert name in out
-        for param in cls.param_defaults():
-            assert f"{param} = " in out
+        for param, default in cls.param_defaults().items():
+            assert (f"{param} = {default!r}" in out) == (param not in RUNTIME)
