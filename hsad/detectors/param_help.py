@@ -42,6 +42,7 @@ COMMON = {
     "output": "which map score() returns: the plain paper score or a fusion stage "
               "(d_spectral, d_spatial, d_ss)",
     "disc_hidden": "width of the discriminator's hidden layers (units)",
+    "dropout": "dropout rate in the discriminators while training",
     "w_adv": "weight of the adversarial loss",
     # the fusion stage D_SS = λ·D_spatial + (1 − λ)·D_spectral
     "fusion": "spatial variant of D_SS: 'multiscale', 'aed' or 'paper' (METHODS.md §1)",
@@ -89,6 +90,10 @@ SPECIFIC = {
     "alocc:noise_std": "σ of the training noise added to the input, normalised units",
     "vae:n_samples": "latent draws L per pixel of the importance-weighted score",
     "ae:weight_decay": "L2 weight decay of the optimiser",
+    "egbad:alpha": "α of the score α·‖x − G(E(x))‖₁ + (1 − α)·L_D(x), 0..1",
+    "egbad:disc_score": "L_D of the score: 'fm' (feature matching) or 'bce' "
+                        "(cross-entropy of D(x, E(x)))",
+    "alad:disc_hidden_z": "width of the latent discriminator D_zz's hidden layer (units)",
     "cavga:w_r": "weight of the VAE loss (reconstruction + KL)",
     "cavga:w_ae": "weight of the attention-expansion loss L_ae = mean(1 − A)",
     "cavga:w_c": "weight of the classifier's cross-entropy (with --labels)",
