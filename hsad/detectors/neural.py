@@ -273,10 +273,11 @@ class NeuralDetector(BaseDetector):
                                 origin[1] + np.arange(cols)).ravel()[ok]
 
             def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
-                parts = [self._reconstruct(x)] if residual else []
-                if self.score_terms:
-                    parts.append(self._score(x, PixelNoise(int(self.seed), batch_keys,
-                                                           x.device)))
+                # the score first: a reconstruction that comes out of the score (AnoGAN's
+                # G(z*) from its pixel-keyed latent search) can reuse it
+                terms = [self._score(x, PixelNoise(int(self.seed), batch_keys, x.device))
+                         ] if self.score_terms else []
+                parts = ([self._reconstruct(x)] if residual else []) + terms
                 return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
             values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,

@@ -90,6 +90,13 @@ SPECIFIC = {
     "alocc:noise_std": "σ of the training noise added to the input, normalised units",
     "vae:n_samples": "latent draws L per pixel of the importance-weighted score",
     "ae:weight_decay": "L2 weight decay of the optimiser",
+    "anogan:n_critic": "critic updates per generator update (WGAN-GP)",
+    "anogan:gp_weight": "weight of the gradient penalty",
+    "anogan:lam_feature": "λ of the score (1 − λ)·‖x − G(z*)‖₁ + λ·‖f(x) − f(G(z*))‖₁",
+    "anogan:search_steps": "Adam steps of the latent search for z* per pixel (time grows "
+                           "linearly with it)",
+    "anogan:search_lr": "learning rate of the latent search",
+    "alae:gamma": "γ of the R1 penalty (γ/2)·E‖∇D‖² on real samples",
     "egbad:alpha": "α of the score α·‖x − G(E(x))‖₁ + (1 − α)·L_D(x), 0..1",
     "egbad:disc_score": "L_D of the score: 'fm' (feature matching) or 'bce' "
                         "(cross-entropy of D(x, E(x)))",
