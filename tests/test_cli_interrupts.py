@@ -50,9 +50,16 @@ def temporaries(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
 
 
+def default_sigint() -> None:
+    """In the child before it runs: Ctrl-C acts, even when this test process inherited
+    SIGINT ignored (a shell's background job), which the child would inherit too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_and_wait_for_a_temporary(cmd, folder, timeout=240) -> subprocess.Popen:
     """Start ``cmd`` and return once it has a temporary output file (it is mid-write)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + timeout
     while not temporaries(folder):
         if proc.poll() is not None:
