@@ -42,8 +42,8 @@ from hsad.nn.coders import MLPFeatureDecoder
 from hsad.nn.critics import CriticX
 from hsad.nn.latent_search import indexed_normal, latent_search
 from hsad.nn.noise import PixelNoise
-from hsad.nn.trainer import Stage, Update
-from hsad.nn.wgan import adam, critic_loss, latent
+from hsad.nn.trainer import Stage
+from hsad.nn.wgan import gan_updates
 
 #: The last batch's search, per thread: ``_reconstruct`` reuses the ``_score`` just run.
 _LAST = threading.local()
@@ -96,21 +96,8 @@ class AnoGAN(ReconstructionDetector):
         gen, critic = self.networks_["generator"], self.networks_["critic"]
         rng = torch.Generator().manual_seed(int(self.seed) + 1)
         d_z = self.latent_size(self.n_bands_)
-
-        def critic_update(batch, shared):
-            (real,) = batch
-            with torch.no_grad():
-                fake = gen(latent(real.shape[0], d_z, rng, real.device))
-            loss_d, wasserstein = critic_loss(critic, real, fake, float(self.gp_weight), rng)
-            return {"loss_d": loss_d, "wasserstein": wasserstein}
-
-        def generator_update(batch, shared):
-            z = latent(batch[0].shape[0], d_z, rng, batch[0].device)
-            return {"loss_g": -critic(gen(z)).mean()}
-
-        updates = [Update("loss_d", critic_update, adam(critic, float(self.lr))),
-                   Update("loss_g", generator_update, adam(gen, float(self.lr)),
-                          every=int(self.n_critic), frozen=(critic,))]
+        updates = gan_updates(gen, critic, d_z, rng, lr=float(self.lr),
+                              gp_weight=float(self.gp_weight), n_critic=int(self.n_critic))
         return [Stage("gan", updates, int(self.epochs))]
 
     # ---- inference: latent search -----------------------------------------------------

@@ -26,7 +26,7 @@ from hsad.nn.blocks import (
 )
 from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import Stage, Update
-from hsad.nn.wgan import OBJECTIVES, Critic, adam, anomaly_terms, critic_loss, encoder_loss, latent
+from hsad.nn.wgan import OBJECTIVES, Critic, anomaly_terms, encoder_loss, gan_updates
 
 ARCHS = ("mlp", "conv1d")
 
@@ -119,25 +119,13 @@ class FAnoGAN(ReconstructionDetector):
         rng = torch.Generator().manual_seed(int(self.seed) + 1)
         d_z = self.latent_size(self.n_bands_)
 
-        def critic_update(batch, shared):
-            (real,) = batch
-            with torch.no_grad():
-                fake = gen(latent(real.shape[0], d_z, rng, real.device))
-            loss_d, wasserstein = critic_loss(critic, real, fake, float(self.gp_weight), rng)
-            return {"loss_d": loss_d, "wasserstein": wasserstein}
-
-        def generator_update(batch, shared):
-            return {"loss_g": -critic(gen(latent(batch[0].shape[0], d_z, rng,
-                                                 batch[0].device))).mean()}
-
         def encoder_update(batch, shared):
             return {"loss_e": encoder_loss(self.objective, enc, gen, critic, batch[0],
                                            float(self.kappa), d_z, rng)}
 
         rmsprop = torch.optim.RMSprop(enc.parameters(), lr=float(self.encoder_lr))
-        gan = [Update("loss_d", critic_update, adam(critic, float(self.lr))),
-               Update("loss_g", generator_update, adam(gen, float(self.lr)),
-                      every=int(self.n_critic), frozen=(critic,))]
+        gan = gan_updates(gen, critic, d_z, rng, lr=float(self.lr),
+                          gp_weight=float(self.gp_weight), n_critic=int(self.n_critic))
         return [Stage("gan", gan, int(self.epochs)),
                 Stage("encoder", [Update("loss_e", encoder_update, rmsprop)],
                       int(self.encoder_epochs), monitor="loss_e", frozen=(gen, critic))]

@@ -84,6 +84,30 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     return gp_weight * penalty - wasserstein, wasserstein.detach()
 
 
+def gan_updates(generator: nn.Module, critic: nn.Module, d_z: int, rng: torch.Generator,
+                *, lr: float, gp_weight: float, n_critic: int) -> list:
+    """The WGAN-GP game as trainer updates (hsad.nn.trainer.Update): a critic step on every
+    batch (:func:`critic_loss` on G(z), z ~ N(0, I) from ``rng``) and a generator step
+    ``−E[D(G(z))]`` every ``n_critic`` batches with the critic frozen; Adam (β = 0, 0.9).
+    AnoGAN's training, and f-AnoGAN's first stage."""
+    from hsad.nn.trainer import Update
+
+    def critic_update(batch, shared):
+        (real,) = batch
+        with torch.no_grad():
+            fake = generator(latent(real.shape[0], d_z, rng, real.device))
+        loss_d, wasserstein = critic_loss(critic, real, fake, gp_weight, rng)
+        return {"loss_d": loss_d, "wasserstein": wasserstein}
+
+    def generator_update(batch, shared):
+        z = latent(batch[0].shape[0], d_z, rng, batch[0].device)
+        return {"loss_g": -critic(generator(z)).mean()}
+
+    return [Update("loss_d", critic_update, adam(critic, lr)),
+            Update("loss_g", generator_update, adam(generator, lr), every=int(n_critic),
+                   frozen=(critic,))]
+
+
 def feature_error(critic: nn.Module, x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
     """``(1/n_d)‖f(x) − f(x̂)‖²`` per sample, f = the critic's last hidden features."""
     return _per_sample_mean((critic.features(x) - critic.features(recon)) ** 2)
