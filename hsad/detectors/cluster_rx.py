@@ -29,12 +29,12 @@ import warnings
 
 import numpy as np
 import xarray as xr
-from scipy.linalg import blas
 
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.rx import triangular_factor
+from hsad.engine.blas import upper_trmm
 from hsad.engine.stats import valid_rows, whitening
 from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
@@ -56,7 +56,6 @@ def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype
-    trmm = blas.strmm if dtype == np.float32 else blas.dtrmm
     mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
     flat = block.reshape(-1, bands)
     out = np.empty(rows * cols, dtype=dtype)
@@ -67,13 +66,13 @@ def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
             c = np.subtract(raw, mean).astype(dtype, copy=False)
             score = np.full(raw.shape[0], np.inf, dtype=dtype)
             if len(tri) == 1:  # pooled: one triangular product, exact distances
-                z = trmm(1.0, tri[0], np.array(c.T, order="F"), side=0, lower=0).T
+                z = upper_trmm(tri[0], np.array(c.T, order="F")).T
                 for zc in centres @ tri[0].T:
                     d = z - zc
                     np.minimum(score, np.einsum("ij,ij->i", d, d), out=score)
             else:
                 for centre, r in zip(centres, tri, strict=True):
-                    z = trmm(1.0, r, np.array((c - centre).T, order="F"), side=0, lower=0).T
+                    z = upper_trmm(r, np.array((c - centre).T, order="F")).T
                     np.minimum(score, np.einsum("ij,ij->i", z, z), out=score)
             ok = valid_rows(raw, nodata)
             if ok is not None:

@@ -4,7 +4,8 @@
 chunks from its valid pixels and good bands. Σ⁺ is the pseudo-inverse (eigenvalues below
 1e-10·λ_max dropped), optionally of ``Σ + ridge·tr(Σ)/B·I``. Scoring factors Σ⁺ = RᵀR with
 R upper triangular and computes ``‖R (y − μ)‖²`` tile by tile, lazily with dask: one
-triangular matrix product (BLAS trmm, half a GEMM) per piece of pixels.
+triangular matrix product (BLAS trmm, half a GEMM, run without the GIL so that dask's
+threads score tiles in parallel) per piece of pixels.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from scipy import stats as sstats
-from scipy.linalg import blas
 
 from hsad.background import background_mask
 from hsad.cube import map_like
 from hsad.detectors.base import BaseDetector
+from hsad.engine.blas import upper_trmm
 from hsad.engine.stats import scene_moments, whitening
 from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 
@@ -52,7 +53,6 @@ def rx_block(
     # centre in float64 when the working dtype cannot hold the input (int32 near 2³¹,
     # float64): the cast then only rounds the small centred values
     mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
-    trmm = blas.strmm if dtype == np.float32 else blas.dtrmm
     out = np.empty((rows, cols), dtype=dtype)
     screen_nodata = nodata is not None and np.isfinite(nodata)
     step = max(1, _PIECE // max(cols, 1))
@@ -65,7 +65,7 @@ def rx_block(
             piece = piece.reshape(-1, bands)
             score = piece @ linear if linear is not None else 0.0
             if tri is not None:
-                z = trmm(1.0, tri, piece.T, side=0, lower=0, overwrite_b=1).T  # (R (x − μ))ᵀ
+                z = upper_trmm(tri, piece.T).T  # (R (x − μ))ᵀ, in place, GIL released
                 score = score + np.einsum("ij,ij->i", z, z)
             if screen_nodata:
                 score[(raw == raw.dtype.type(nodata)).any(axis=-1).reshape(-1)] = np.nan
