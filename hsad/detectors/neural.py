@@ -180,14 +180,17 @@ class NeuralDetector(BaseDetector):
 
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:
-        """Normalise raw spectra/patches (bands on axis 1) → float32 tensor, NaN → 0."""
-        x = np.asarray(values, dtype=np.float32)
-        if x.ndim == 4:  # (N, B, k, k): normalise along axis 1
-            x = np.moveaxis(self.scaler_.transform(np.moveaxis(x, 1, -1)), -1, 1)
-        else:
-            x = self.scaler_.transform(x)
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        return torch.from_numpy(np.ascontiguousarray(x))
+        """Normalise raw spectra/patches (bands on axis 1) → float32 tensor, NaN → 0.
+
+        ``(x − centre) / scale`` in torch, in float32 as :meth:`BandScaler.transform`
+        computes it (the same values), without numpy's temporaries.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # bands on axis 1
+        centre = torch.from_numpy(self.scaler_.centre).view(shape)
+        scale = torch.from_numpy(self.scaler_.scale).view(shape)
+        return torch.nan_to_num_(torch.sub(x, centre).div_(scale), nan=0.0, posinf=0.0,
+                                 neginf=0.0)
 
     def fit(self, cube: xr.DataArray, train_mask=None, background=None) -> NeuralDetector:
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
@@ -265,29 +268,33 @@ class NeuralDetector(BaseDetector):
               residual: bool) -> np.ndarray:
         """``(rows, cols, C)`` outputs of one window (``block`` includes the halo): the
         residual |x − x̂| (``n_bands_`` channels, when ``residual``), then the score terms."""
-        inputs, centre, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
+        inputs, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
         n_res = self.n_bands_ if residual else 0
-        out = np.full((rows * cols, n_res + len(self.score_terms)), np.nan, dtype=np.float32)
-        if ok.any():
-            keys = np.add.outer((origin[0] + np.arange(rows)) * width,
-                                origin[1] + np.arange(cols)).ravel()[ok]
+        channels = n_res + len(self.score_terms)
+        if not ok.any():
+            return np.full((rows, cols, channels), np.nan, dtype=np.float32)
+        keys = np.add.outer((origin[0] + np.arange(rows)) * width,
+                            origin[1] + np.arange(cols)).ravel()[ok]
+        half = self.patch_size // 2
 
-            def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
-                # the score first: a reconstruction that comes out of the score (AnoGAN's
-                # G(z*) from its pixel-keyed latent search) can reuse it
-                terms = [self._score(x, PixelNoise(int(self.seed), batch_keys, x.device))
-                         ] if self.score_terms else []
-                parts = ([self._reconstruct(x)] if residual else []) + terms
-                return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
+            # the score first: a reconstruction that comes out of the score (AnoGAN's
+            # G(z*) from its pixel-keyed latent search) can reuse it
+            terms = [self._score(x, PixelNoise(int(self.seed), batch_keys, x.device))
+                     ] if self.score_terms else []
+            if residual:  # |x − x̂| of the (normalised) centre pixel
+                centre = x if x.ndim == 2 else x[:, :, half, half]
+                terms.insert(0, torch.abs(centre - self._reconstruct(x)))
+            return torch.cat(terms, dim=1) if len(terms) > 1 else terms[0]
 
-            values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,
-                                   device=self.device_, keys=keys,
-                                   grad=self.score_needs_grad and bool(self.score_terms))
-            if residual:
-                values[:, :n_res] = np.abs(self.scaler_.transform(centre[ok])
-                                           - values[:, :n_res])
-            out[ok] = values
-        return out.reshape(rows, cols, -1)
+        values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,
+                               device=self.device_, keys=keys,
+                               grad=self.score_needs_grad and bool(self.score_terms))
+        if ok.all():
+            return values.reshape(rows, cols, channels)
+        out = np.full((rows * cols, channels), np.nan, dtype=np.float32)
+        out[ok] = values
+        return out.reshape(rows, cols, channels)
 
     def _per_pixel(self, cube: xr.DataArray, residual: bool = False) -> da.Array:
         """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``."""

@@ -308,7 +308,7 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     use_amp = amp is not None and device.type == "cuda"
     cuda = device.type == "cuda"
-    outs = []
+    result = None  # allocated at the first batch, filled batch by batch
     with torch.enable_grad() if grad else torch.inference_mode():
         for lo in range(0, len(inputs), int(batch)):
             chunk = inputs[lo:lo + int(batch)]
@@ -318,11 +318,11 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
             args = (x,) if keys is None else (x, keys[lo:lo + int(batch)])
             with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
                                 enabled=use_amp):
-                y = forward(*args)
-            outs.append(y.detach().float().cpu().numpy())
-    if not outs:
-        return np.empty((0,), dtype=np.float32)
-    return np.concatenate(outs)
+                y = forward(*args).detach().float().cpu().numpy()
+            if result is None:
+                result = np.empty((len(inputs),) + y.shape[1:], dtype=np.float32)
+            result[lo:lo + len(y)] = y
+    return np.empty((0,), dtype=np.float32) if result is None else result
 
 
 # ---------------------------------------------------------------- streamed outputs

@@ -54,9 +54,10 @@ def window_inputs(block, pads, nodata, k: int):
     """Network inputs of a window's valid pixels, for inference tile by tile.
 
     ``block`` is the window plus ``k // 2`` pixels of halo where the scene has them
-    (``pads`` tells which sides lack them; those are reflected). Returns ``(inputs, centre,
-    ok, (rows, cols))``: the valid pixels' spectra (``k = 1``) or ``k × k`` patches (nodata
-    as NaN), the window's own pixels ``(rows·cols, B)`` float32 and their validity.
+    (``pads`` tells which sides lack them; those are reflected). Returns ``(inputs, ok,
+    (rows, cols))``: the valid pixels' spectra ``(n, B)`` (``k = 1``, in the block's dtype)
+    or ``k × k`` patches ``(n, B, k, k)`` float32 (nodata as NaN), and the validity of the
+    window's own ``rows·cols`` pixels.
     """
     halo = k // 2
     block = np.asarray(block)
@@ -65,14 +66,16 @@ def window_inputs(block, pads, nodata, k: int):
     rows = block.shape[0] - 2 * halo + top + bottom
     cols = block.shape[1] - 2 * halo + left + right
     inner = (slice(halo - top, halo - top + rows), slice(halo - left, halo - left + cols))
-    centre = block[inner].astype(np.float32).reshape(-1, block.shape[-1])
     ok = valid[inner].reshape(-1)
-    if k == 1 or not ok.any():
-        return centre[ok], centre, ok, (rows, cols)
+    if k == 1:
+        centre = block[inner].reshape(-1, block.shape[-1])
+        return (centre if ok.all() else centre[ok]), ok, (rows, cols)
+    if not ok.any():
+        return np.empty((0, block.shape[-1], k, k), np.float32), ok, (rows, cols)
     data = block.astype(np.float32)
     data[~valid] = np.nan
     win = sliding_window_view(_pad_reflect(data, pads), (k, k), axis=(0, 1))
-    return win.reshape(-1, *win.shape[2:])[ok], centre, ok, (rows, cols)
+    return win.reshape(-1, *win.shape[2:])[ok], ok, (rows, cols)
 
 
 def read_window(data, y0: int, y1: int, x0: int, x1: int, halo: int = 0):
