@@ -79,6 +79,31 @@ def test_streamed_moments_equal_numpy_over_valid_pixels():
     np.testing.assert_allclose(mom.cov, np.cov(flat.T, bias=True), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("nodata", [None, -5.0])
+def test_block_moments_screen_non_finite_pixels_in_every_piece(nodata):
+    """Pieces after the first are screened from their band sums: a NaN or ±inf anywhere
+    in them still drops exactly its pixels (and nodata pixels, by value)."""
+    from hsad.engine import stats
+
+    rng = np.random.default_rng(4)
+    block = rng.normal(100.0, 3.0, size=(400, 90, 5)).astype(np.float32)  # several pieces
+    bad = [(0, 3, 1, np.nan), (150, 7, 0, np.inf), (399, 89, 4, -np.inf), (260, 0, 2, np.nan)]
+    for r, c, b, v in bad:
+        block[r, c, b] = v
+    if nodata is not None:
+        block[300, 5, 3] = nodata
+    assert block.shape[0] > stats._PIECE // block.shape[1]  # the block has several pieces
+    mom = stats.block_moments(block, screen=True, nodata=nodata)
+    flat = block.reshape(-1, 5).astype(np.float64)
+    keep = np.isfinite(flat).all(axis=1)
+    if nodata is not None:
+        keep &= ~(flat == nodata).any(axis=1)
+    flat = flat[keep]
+    assert mom.n == flat.shape[0] == 400 * 90 - 4 - (nodata is not None)
+    np.testing.assert_allclose(mom.mean, flat.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(mom.cov, np.cov(flat.T, bias=True), rtol=1e-9)
+
+
 def test_mahalanobis_matches_direct_formula_and_pinv_handles_singular():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(50, 4))

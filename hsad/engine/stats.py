@@ -86,25 +86,38 @@ def block_moments(
     step = max(1, _PIECE // max(block.shape[1], 1))
     total = Moments(0, np.zeros(b), np.zeros((b, b)))
     buf = np.empty((min(step, block.shape[0]), block.shape[1], b))  # reused: no page faults
+    ones = np.ones(step * block.shape[1])
+    # finite values are screened after the cast, from the piece's band sums (finite iff
+    # every value is): one matrix-vector product instead of a full isfinite pass
+    by_sums = screen and np.issubdtype(block.dtype, np.floating)
+    by_values = screen and nodata is not None and np.isfinite(nodata)
     ref = None
     with single_threaded_linalg():
         for r in range(0, block.shape[0], step):
             raw = block[r : r + step]
-            ok = valid_rows(raw, nodata) if screen else None
+            first = ref is None
+            ok = valid_rows(raw, nodata) if (screen and first) or by_values else None
             if keep is not None:
                 rows = keep[r : r + step].reshape(-1)
                 ok = rows if ok is None else ok & rows
             if ok is not None and not ok.any():
                 continue
-            if ref is None:  # centring reference: the mean of the block's first piece
-                first = raw.reshape(-1, b)
-                ref = (first if ok is None else first[ok]).mean(axis=0, dtype=np.float64)
+            if first:  # centring reference: the mean of the block's first piece
+                flat = raw.reshape(-1, b)
+                ref = (flat if ok is None else flat[ok]).mean(axis=0, dtype=np.float64)
             piece = buf[: raw.shape[0]]
             np.subtract(raw, ref, out=piece, casting="unsafe")  # cast and centre in one pass
             piece = piece.reshape(-1, b)
+            sums = ones[: piece.shape[0]] @ piece
+            if by_sums and not first and not np.isfinite(sums).all():
+                finite = np.isfinite(piece).all(axis=1)
+                ok = finite if ok is None else ok & finite
+                if not ok.any():
+                    continue
             if ok is not None and not ok.all():
                 piece = piece[ok]
-            shift = piece.mean(axis=0)  # piece mean − ref
+                sums = piece.sum(axis=0)
+            shift = sums / piece.shape[0]  # piece mean − ref
             scatter = piece.T @ piece - np.outer(shift, shift) * piece.shape[0]
             total = total.merge(Moments(piece.shape[0], ref + shift, scatter))
     return total
