@@ -58,6 +58,11 @@ COMMON = {
     "target_size_m": "instead of area: the target size in metres (side of a square); the "
                      "area is (target_size_m / pixel size)² on each scene, which needs a "
                      "projected CRS in metres",
+    "stats_sample": "on scenes of more pixels than this, the statistics of the residual and "
+                    "of the components come from a stratified sample of rows of about this "
+                    "many pixels, so the network runs once over the scene (0 = exact "
+                    "statistics: a second network pass when the residual does not fit in "
+                    "memory)",
     "pc_source": "what D_spatial's components come from: 'cube' (the scene) or 'residual' "
                  "(the network's residual)",
 }

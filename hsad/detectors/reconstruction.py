@@ -10,6 +10,7 @@ its score terms (if any), ``residual`` (y, x, band) and ``d_spectral``, ``d_spat
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 import torch
@@ -17,17 +18,23 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.neural import NeuralDetector
-from hsad.engine import materialise
+from hsad.engine import call_model, materialise, model_node
 from hsad.engine.scheduler import parse_memory
+from hsad.engine.stats import Moments, block_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
-from hsad.fusion.tiled import fusion_stages, spectral_map
+from hsad.fusion.tiled import Statistics, fusion_stages, spectral_map
+from hsad.nn.sampling import read_window, stratified_rows
 from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
 FUSED = ("d_spectral", "d_spatial", "d_ss")
 #: Keep the residual in memory (instead of recomputing it per pass) below this size.
 RESIDUAL_MEMORY = 1 << 30
+#: Sampled statistics need at least this many valid pixels per band (else: exact ones).
+MIN_PIXELS_PER_BAND = 10
+#: Sampled rows run through the network together (bounds the sample's memory).
+SAMPLE_ROWS_AT_ONCE = 16
 
 
 class ReconstructionDetector(NeuralDetector):
@@ -48,6 +55,7 @@ class ReconstructionDetector(NeuralDetector):
     fusion_norm: str = "minmax"
     pc_source: str = "cube"
     target_size_m: float | None = None
+    stats_sample: int = 262144
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -98,6 +106,7 @@ class ReconstructionDetector(NeuralDetector):
                                  f"'aed' or 'paper'); to score with D_SS or not use "
                                  f"output=d_ss or output={self.outputs[0]} (CLI: --fusion "
                                  f"dss|none)")
+        self._check_stats_sample()
         super()._validate()
         self.fusion_()
 
@@ -120,6 +129,49 @@ class ReconstructionDetector(NeuralDetector):
         data = cube.data[:, :, good_band_mask(cube)].astype(np.float32)
         return da.where(valid_mask(cube).data[:, :, None], data, np.nan)
 
+    def _check_stats_sample(self) -> int:
+        n = self.stats_sample
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ParameterError(f"{self.name}: stats_sample must be an integer ≥ 0 (pixels; "
+                                 f"0 = exact statistics), got {n!r}")
+        return int(n)
+
+    def fusion_statistics(self, cube: xr.DataArray) -> Statistics | None:
+        """The fusion stage's global statistics from a stratified sample of rows holding
+        about ``stats_sample`` pixels (:func:`hsad.nn.sampling.stratified_rows`), or None
+        when the scene is not larger than that, or the sample holds fewer than
+        ``MIN_PIXELS_PER_BAND`` valid pixels per band: then they are computed exactly.
+
+        The network runs on the sampled rows only (each with its patch halo, at its scene
+        position, so its residual there is the scene's). With these, scoring a scene runs
+        the network once over it, whatever the memory budget.
+        """
+        height, width = cube.shape[:2]
+        rows = stratified_rows(height, width, self._check_stats_sample(), int(self.seed))
+        if rows is None:
+            return None
+        data = cube.data[:, :, good_band_mask(cube)]
+        nodata, halo, b = cube.attrs.get("nodata"), self.patch_size // 2, self.n_bands_
+        model, scene = model_node(self), self._scene_good_bands(cube)
+        empty = Moments(0, np.zeros(b), np.zeros((b, b)))
+        res_m = src_m = empty
+        for group in np.array_split(rows, -(-len(rows) // SAMPLE_ROWS_AT_ONCE)):
+            tasks = []
+            for r in group.tolist():
+                lazy, pads = read_window(data, r, r + 1, 0, width, halo)
+                tasks.append(dask.delayed(call_model)(model, "_tile", lazy, pads, nodata,
+                                                      (r, 0), width, True))
+            *outs, bands = dask.compute(*tasks,
+                                        da.concatenate([scene[r:r + 1] for r in group]))
+            residual = np.concatenate(outs)[:, :, :b]
+            res_m = res_m.merge(block_moments(residual, screen=True))
+            source = residual if self.pc_source == "residual" else bands
+            src_m = src_m.merge(block_moments(source, screen=True))
+        if res_m.n < MIN_PIXELS_PER_BAND * b or src_m.n < MIN_PIXELS_PER_BAND * b:
+            return None
+        return Statistics(residual=(res_m.mean, res_m.cov), source=(src_m.mean, src_m.cov),
+                          energy=res_m.n * res_m.mean)
+
     def _maps(self, cube: xr.DataArray, wanted: set[str] | None) -> dict[str, xr.DataArray]:
         fused = [m for m in FUSED if wanted is None or m in wanted]
         if not fused:
@@ -128,15 +180,21 @@ class ReconstructionDetector(NeuralDetector):
         tiles = self._per_pixel(cube, residual=True)
         b = self.n_bands_
         with cpu_threads(1 if self.device_.type == "cpu" else None):
-            if tiles.nbytes <= min(RESIDUAL_MEMORY, parse_memory(None) // 2):
+            statistics = self.fusion_statistics(cube)
+            if statistics is None and tiles.nbytes <= min(RESIDUAL_MEMORY,
+                                                          parse_memory(None) // 2):
                 tiles = tiles.persist()
             residual = tiles[:, :, :b]
-            if fused == ["d_spectral"]:
-                maps = {"d_spectral": materialise(spectral_map(residual))[0]}
+            keep = {"terms": tiles[:, :, b:]} if names else {}
+            if fused == ["d_spectral"]:  # one sweep: D_spectral and the score terms
+                lazy = spectral_map(residual, statistics and statistics.residual)
+                maps = dict(zip(["d_spectral", *keep], materialise(lazy, *keep.values()),
+                                strict=True))
             else:  # tiled, streamed statistics, halo filters (hsad.engine)
                 maps = fusion_stages(self.fusion_(cube), residual,
-                                     self._scene_good_bands(cube))
-            terms = materialise(tiles[:, :, b:])[0] if names else None
+                                     self._scene_good_bands(cube), statistics=statistics,
+                                     keep=keep)
+            terms = maps.pop("terms", None)
         attrs = {"method": self.name}
         if self.target_size_m is not None and fused != ["d_spectral"]:
             attrs["hsad_area"] = int(self.fusion_(cube).area)  # from the pixel size

@@ -10,6 +10,7 @@ exact.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -17,10 +18,11 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import make_cube
-from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
-from hsad.engine.tiles import map_halo, materialise, minmax, nan_median
+from hsad.detectors.rx import rx_block, triangular_factor
+from hsad.engine.stats import cube_moments, whitening
+from hsad.engine.tiles import halo_tiles, map_halo, materialise, minmax, nan_median
 from hsad.errors import ParameterError
-from hsad.fusion import guided_filter, ladder, min_energy_bands
+from hsad.fusion import band_energy, guided_filter, ladder
 from hsad.fusion.morphology import area_filter
 
 
@@ -32,7 +34,20 @@ def _lazy(data) -> da.Array:
     return data.rechunk({2: -1})
 
 
-def _moments(data: da.Array):
+@dataclass
+class Statistics:
+    """Global statistics the fusion stage needs before its sweep over the tiles, given
+    instead of computed exactly (e.g. from a sample of rows, see
+    :meth:`hsad.detectors.reconstruction.ReconstructionDetector.fusion_statistics`):
+    ``(mean, cov)`` of the residual (D_spectral) and of the spatial stage's source (its
+    principal components), and the residual's band energies (the paper variant)."""
+
+    residual: tuple[np.ndarray, np.ndarray]
+    source: tuple[np.ndarray, np.ndarray]
+    energy: np.ndarray
+
+
+def finite_moments(data: da.Array):
     """Mean and covariance of the finite pixels, as :mod:`hsad.fusion` computes them."""
     m = cube_moments(make_cube(data.astype(np.float32)))
     if m.n < 2:
@@ -40,25 +55,49 @@ def _moments(data: da.Array):
     return m.mean, m.cov
 
 
-def spectral_map(residual) -> da.Array:
-    """Lazy D_spectral: RX of each residual pixel against the streamed residual moments."""
+def _rx_tile(block, mean, tri):
+    return rx_block(np.asarray(block), mean, tri)
+
+
+def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
+    """Lazy D_spectral: RX of each residual pixel against the residual's ``(mean, cov)``
+    (default: streamed over the residual), scored as RX scores (a triangular product per
+    pixel, float64, no GIL)."""
     lazy = _lazy(residual)
-    mean, cov = _moments(lazy)
-    precision = pinv_precision(cov)
-    return lazy.map_blocks(lambda b: mahalanobis(np.asarray(b, np.float64), mean, precision),
-                           drop_axis=2, dtype=np.float64, meta=np.empty((0, 0), np.float64))
+    mean, cov = finite_moments(lazy) if moments is None else moments
+    tri = np.asfortranarray(triangular_factor(whitening(cov)[0]))
+    return lazy.map_blocks(_rx_tile, mean, tri, drop_axis=2, dtype=np.float64,
+                           meta=np.empty((0, 0), np.float64))
 
 
-def components_map(data, k: int, standardise: bool = True) -> da.Array:
-    """Lazy ``(y, x, k)`` principal-component images (as ``fusion.principal_components``)."""
+def _project(block, mean, basis):
+    """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
+    cast and centred in one pass, piece by piece."""
+    block = np.asarray(block)
+    rows, cols, bands = block.shape
+    out = np.empty((rows * cols, basis.shape[1]))
+    flat = block.reshape(-1, bands)
+    step = 32768
+    buf = np.empty((min(step, flat.shape[0]), bands))
+    for lo in range(0, flat.shape[0], step):
+        piece = buf[: len(flat[lo:lo + step])]
+        np.subtract(flat[lo:lo + step], mean, out=piece, casting="unsafe")
+        out[lo:lo + step] = piece @ basis
+    return out.reshape(rows, cols, -1)
+
+
+def components_map(data, k: int, standardise: bool = True,
+                   moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
+    """Lazy ``(y, x, k)`` principal-component images (as ``fusion.principal_components``),
+    of ``data``'s ``(mean, cov)`` (default: streamed over ``data``)."""
     lazy = _lazy(data)
-    mean, cov = _moments(lazy)
+    mean, cov = finite_moments(lazy) if moments is None else moments
     scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
     scale = np.where(scale > 0, scale, 1.0)
     values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
     basis = vectors[:, np.argsort(values)[::-1][:k]]
     basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
-    return lazy.map_blocks(lambda b: ((np.asarray(b, np.float64) - mean) / scale) @ basis,
+    return lazy.map_blocks(_project, mean, basis / scale[:, None],
                            chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
                            meta=np.empty((0, 0, 0), np.float64))
 
@@ -196,55 +235,79 @@ def _normalised(m: da.Array, lo: float, hi: float, method: str) -> da.Array:
 
 
 def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None = None,
-                  d_spectral=None) -> dict[str, da.Array]:
+                  d_spectral=None, statistics: Statistics | None = None,
+                  keep: dict[str, da.Array] | None = None) -> dict[str, da.Array]:
     """:meth:`hsad.fusion.Fusion.stages` on tiles: lazy ``d_spectral``, ``d_spatial``
     (both materialised, see :func:`materialise`) and ``d_ss`` maps (float64, NaN off-data).
 
     Equal to the whole-scene result to float rounding: global statistics (moments, ranges,
     medians, band energies) are streamed over the tiles first; attribute filters and the
     guided filter then run on tiles with a halo of ``area − 1 (+ 2·radius)`` pixels.
+
+    One sweep computes D_spectral and the few bands the spatial stage filters (principal
+    components, or the paper's minimum-energy residual bands) together, so a residual that
+    is recomputed per pass is computed once more for the statistics only, and not at all
+    when ``statistics`` are given. ``keep``: other lazy arrays to compute in that sweep
+    (e.g. a network's score terms), returned materialised under their names.
     """
     fusion = fusion.resolved()
     area, levels = int(fusion.area), int(fusion.levels)
     radius, eps = int(fusion.radius), float(fusion.eps)
     res = _lazy(residual)
-    d_spec = spectral_map(res) if d_spectral is None else _lazy_map(d_spectral)
+    d_spec = (spectral_map(res, statistics and statistics.residual) if d_spectral is None
+              else _lazy_map(d_spectral))
     if fusion.variant == "paper":
-        idx = min_energy_bands(res, int(fusion.n_components))
-        bands = res[:, :, idx]
-        stats = _band_stats([bands[:, :, i] for i in range(len(idx))])
+        energy = band_energy(res) if statistics is None else statistics.energy
+        idx = np.sort(np.argsort(energy, kind="stable")[:int(fusion.n_components)])
+        source = res[:, :, idx]
+    else:
+        if cube is None and fusion.pc_source == "cube":
+            raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
+        source = components_map(res if fusion.pc_source == "residual" else _lazy(cube),
+                                int(fusion.n_components),
+                                moments=statistics and statistics.source)
+    keep = dict(keep or {})
+    d_spec, source, *kept = materialise(d_spec, source, *keep.values(),
+                                        memory_limit=memory_limit)
+    if fusion.variant == "paper":
+        stats = _band_stats([source[:, :, i] for i in range(len(idx))])
         if len(idx) < 2:  # room for the two output channels
-            bands = da.concatenate([bands, da.zeros_like(bands)], axis=2)
-        f_off = map_halo(_paper_tile, bands, attribute_halo(area), n=len(idx), stats=stats,
-                         area=area, levels=levels)
-        d_spec, f_off = materialise(d_spec, f_off, memory_limit=memory_limit)
+            source = da.concatenate([source, da.zeros_like(source)], axis=2)
+        halo = attribute_halo(area)
+        f_off = map_halo(_paper_tile, halo_tiles(source, halo, memory_limit), halo,
+                         n=len(idx), stats=stats, area=area, levels=levels)
+        (f_off,) = materialise(f_off, memory_limit=memory_limit)
         ((lo, hi),) = minmax(f_off[:, :, 0])
         d_spat = map_halo(_guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
                           radius=radius, eps=eps)
     else:
-        if cube is None and fusion.pc_source == "cube":
-            raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
-        source = res if fusion.pc_source == "residual" else _lazy(cube)
-        d_spat = aed_map(source, fusion)
-    d_spec, d_spat = materialise(d_spec, d_spat, memory_limit=memory_limit)
+        d_spat = _aed_filtered(source, fusion, memory_limit)
+    (d_spat,) = materialise(d_spat, memory_limit=memory_limit)
     (s_lo, s_hi), (p_lo, p_hi) = minmax(d_spat, d_spec)
     lam = float(fusion.lam)
     d_ss = (lam * _normalised(d_spat, s_lo, s_hi, fusion.norm)
             + (1.0 - lam) * _normalised(d_spec, p_lo, p_hi, fusion.norm))
-    return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}
+    return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss,
+            **dict(zip(keep, kept, strict=True))}
 
 
 def aed_map(source, fusion) -> da.Array:
     """Lazy AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
     its principal-component images, guided by the first, summed (halo tiles)."""
     fusion = fusion.resolved()
+    return _aed_filtered(components_map(source, int(fusion.n_components)), fusion)
+
+
+def _aed_filtered(comps: da.Array, fusion, memory_limit=None) -> da.Array:
+    """The AED filters on principal-component images ``comps`` (y, x, k), on tiles as
+    large as the budget allows (:func:`halo_tiles`)."""
     radius = int(fusion.radius)
     areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
-    comps = components_map(source, int(fusion.n_components))
     stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
-    return map_halo(_aed_tile, comps, attribute_halo(max(areas)) + guided_halo(radius),
-                    drop_axis=2, stats=stats, areas=areas, levels=int(fusion.levels),
-                    radius=radius, eps=float(fusion.eps))
+    halo = attribute_halo(max(areas)) + guided_halo(radius)
+    return map_halo(_aed_tile, halo_tiles(comps, halo, memory_limit), halo, drop_axis=2,
+                    stats=stats, areas=areas, levels=int(fusion.levels), radius=radius,
+                    eps=float(fusion.eps))
 
 
 def _lazy_map(m) -> da.Array:
@@ -252,5 +315,5 @@ def _lazy_map(m) -> da.Array:
     return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
 
 
-__all__ = ["aed_map", "attribute_halo", "components_map", "fusion_stages", "guided_halo",
-           "spectral_map"]
+__all__ = ["Statistics", "aed_map", "attribute_halo", "components_map", "finite_moments",
+           "fusion_stages", "guided_halo", "spectral_map"]

@@ -78,6 +78,25 @@ def window_inputs(block, pads, nodata, k: int):
     return win.reshape(-1, *win.shape[2:])[ok], ok, (rows, cols)
 
 
+def stratified_rows(height: int, width: int, n: int, seed: int = 0) -> np.ndarray | None:
+    """Rows of a spatially stratified sample of about ``n`` pixels, ascending.
+
+    The scene's rows are split into ``k = ⌈n / width⌉`` strata of equal height and one row
+    is drawn (seeded) from each, so that the sample covers the scene from top to bottom and
+    no periodic pattern along the track can alias with a fixed spacing. Whole rows are
+    cheap to read from files stored row by row. None when ``n`` is 0 or ``k`` reaches the
+    scene's height (then every row is needed).
+    """
+    if n <= 0:
+        return None
+    k = -(-int(n) // max(int(width), 1))
+    if k >= height:
+        return None
+    edges = np.floor(np.linspace(0, height, k + 1)).astype(np.int64)
+    draw = np.random.default_rng(seed).random(k)
+    return edges[:-1] + (draw * (edges[1:] - edges[:-1])).astype(np.int64)
+
+
 def read_window(data, y0: int, y1: int, x0: int, x1: int, halo: int = 0):
     """Rows ``y0−halo … y1+halo`` and columns likewise of a lazy (y, x, band) array.
 

@@ -1,0 +1,108 @@
+"""Sampled fusion statistics (``stats_sample``): one network pass over large scenes."""
+
+import threading
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from hsad import detectors, synthetic
+from hsad.cube import good_band_mask
+from hsad.detectors import reconstruction
+from hsad.errors import ParameterError
+from hsad.fusion.tiled import finite_moments
+from hsad.nn.sampling import stratified_rows
+
+
+@pytest.fixture(scope="module")
+def scene():
+    s = synthetic.make_scene(rows=60, cols=36, bands=12, seed=3)
+    return s.cube.copy(data=da.from_array(s.cube.values, chunks=(16, 16, -1))), s.truth
+
+
+def _fitted(cube, **params):
+    det = detectors.get("hadgan", epochs=1, hidden=16, depth=1, sample_size=500,
+                        progress=False, area=9, radius=2, seed=4, **params)
+    return det.fit(cube)
+
+
+def test_stratified_rows_draw_one_row_per_stratum():
+    rows = stratified_rows(100, 10, 200, seed=1)  # 20 strata of 5 rows
+    assert rows.shape == (20,)
+    assert np.array_equal(rows // 5, np.arange(20))
+    assert np.array_equal(rows, stratified_rows(100, 10, 200, seed=1))
+    assert not np.array_equal(rows, stratified_rows(100, 10, 200, seed=2))
+    assert stratified_rows(100, 10, 0) is None  # 0: exact statistics
+    assert stratified_rows(100, 10, 1000) is None  # every row needed
+    assert stratified_rows(100, 10, 981).size == 99  # 99 strata of ~1 row still sample
+    uneven = stratified_rows(10, 4, 12, seed=0)  # 3 strata over 10 rows
+    assert np.all(np.diff(uneven) > 0) and uneven.max() < 10
+
+
+@pytest.mark.parametrize("params", [{}, {"input": "patch", "patch": 3}])
+def test_sampled_statistics_are_those_of_the_scene_residual_on_the_sampled_rows(scene, params):
+    cube, _ = scene
+    det = _fitted(cube, stats_sample=36 * 20, **params)  # 20 rows of 36 pixels
+    stats = det.fusion_statistics(cube)
+    rows = stratified_rows(60, 36, 36 * 20, seed=4)
+    residual = det.residual(cube).compute()[rows]
+    mean, cov = finite_moments(residual)
+    np.testing.assert_allclose(stats.residual[0], mean, rtol=1e-6)
+    np.testing.assert_allclose(stats.residual[1], cov, rtol=1e-5, atol=1e-12)
+    good = good_band_mask(cube)
+    bands = np.asarray(cube.values[rows][:, :, good], np.float64).reshape(-1, good.sum())
+    np.testing.assert_allclose(stats.source[0], bands.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats.energy, residual.sum(axis=(0, 1)), rtol=1e-5)
+
+
+def test_small_scenes_and_stats_sample_0_use_exact_statistics(scene):
+    cube, _ = scene
+    assert _fitted(cube).fusion_statistics(cube) is None  # 2160 pixels < 262144
+    assert _fitted(cube, stats_sample=0).fusion_statistics(cube) is None
+    # a sample too small for the bands' statistics: exact ones instead
+    assert _fitted(cube, stats_sample=36).fusion_statistics(cube) is None
+
+
+def _pixels_through_the_network(det, cube, monkeypatch) -> int:
+    count, lock = [0], threading.Lock()
+    tile = type(det)._tile
+
+    def counted(self, *args, **kwargs):
+        out = tile(self, *args, **kwargs)
+        with lock:
+            count[0] += out.shape[0] * out.shape[1]
+        return out
+
+    monkeypatch.setattr(type(det), "_tile", counted)
+    monkeypatch.setattr(reconstruction, "RESIDUAL_MEMORY", 1)  # the residual never fits
+    det.score_stages(cube)
+    return count[0]
+
+
+def test_the_network_runs_once_over_the_scene_with_sampled_statistics(scene, monkeypatch):
+    cube, _ = scene
+    n = 60 * 36
+    sampled = _fitted(cube, stats_sample=36 * 20)
+    assert _pixels_through_the_network(sampled, cube, monkeypatch) == n + 36 * 20
+    exact = _fitted(cube, stats_sample=0)  # residual statistics need a pass of their own
+    assert _pixels_through_the_network(exact, cube, monkeypatch) == 2 * n
+
+
+def test_sampled_statistics_give_nearly_the_exact_maps(scene):
+    cube, truth = scene
+    det = _fitted(cube, stats_sample=36 * 30)
+    sampled = det.score_stages(cube)
+    exact = det.set_params(stats_sample=0).score_stages(cube)
+    for name in ("d_spectral", "d_spatial", "d_ss"):
+        a, b = exact[name].values.ravel(), sampled[name].values.ravel()
+        assert np.corrcoef(a, b)[0, 1] > 0.95, name
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "many", True])
+def test_stats_sample_must_be_a_count(scene, bad):
+    cube, _ = scene
+    with pytest.raises(ParameterError, match="stats_sample"):
+        detectors.get("hadgan", stats_sample=bad, epochs=1).fit(cube)
+    fitted = _fitted(cube)
+    with pytest.raises(ParameterError, match="stats_sample"):
+        fitted.set_params(stats_sample=bad).score_stages(cube)
