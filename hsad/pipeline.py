@@ -44,8 +44,9 @@ def make_detector(method: str | None = None, params: dict | None = None,
                   model: str | Path | None = None) -> BaseDetector:
     """A detector by registry name and hyperparameters, or a fitted one from a saved model."""
     if model is not None:
-        if method is not None and params:
-            raise ParameterError("--model carries its own method and parameters; drop --param")
+        if params:  # never ignored silently: a model's parameters are those it was saved with
+            raise ParameterError("--model carries its own method and parameters; drop --param "
+                                 "(set them when training: hsad train -p KEY=VALUE)")
         from hsad.io.model_archive import load_model
 
         return load_model(model)

@@ -352,3 +352,15 @@ def test_an_unreadable_earlier_fanogan_config_is_a_model_error(tmp_path):
 
     with pytest.raises(ModelError, match="earlier hsad that cannot be read"):
         load_detector(with_config(files, tmp_path / "old.hsad", bad))
+
+
+def test_parameters_beside_a_saved_model_are_refused_not_ignored(scene, model, tmp_path,
+                                                                 capsys):
+    out = tmp_path / "scores.tif"
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(scene[1]), "--model", str(model), "-p", "stats_sample=0",
+              "-o", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1, err
+    assert "drop --param" in err and "hsad train -p" in err
+    assert not out.exists()
