@@ -18,13 +18,13 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.neural import NeuralDetector
-from hsad.engine import call_model, materialise, model_node
+from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
 from hsad.fusion.tiled import Statistics, fusion_stages, spectral_map
-from hsad.nn.sampling import read_window, stratified_rows
+from hsad.nn.sampling import stratified_rows
 from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
@@ -151,16 +151,12 @@ class ReconstructionDetector(NeuralDetector):
         if rows is None:
             return None
         data = cube.data[:, :, good_band_mask(cube)]
-        nodata, halo, b = cube.attrs.get("nodata"), self.patch_size // 2, self.n_bands_
+        nodata, b = cube.attrs.get("nodata"), self.n_bands_
         model, scene = model_node(self), self._scene_good_bands(cube)
-        empty = Moments(0, np.zeros(b), np.zeros((b, b)))
-        res_m = src_m = empty
+        res_m = src_m = Moments(0, np.zeros(b), np.zeros((b, b)))
         for group in np.array_split(rows, -(-len(rows) // SAMPLE_ROWS_AT_ONCE)):
-            tasks = []
-            for r in group.tolist():
-                lazy, pads = read_window(data, r, r + 1, 0, width, halo)
-                tasks.append(dask.delayed(call_model)(model, "_tile", lazy, pads, nodata,
-                                                      (r, 0), width, True))
+            tasks = [self._window_task(model, data, (r, r + 1, 0, width), nodata, True)
+                     for r in group.tolist()]
             *outs, bands = dask.compute(*tasks,
                                         da.concatenate([scene[r:r + 1] for r in group]))
             residual = np.concatenate(outs)[:, :, :b]

@@ -55,10 +55,6 @@ def finite_moments(data: da.Array):
     return m.mean, m.cov
 
 
-def _rx_tile(block, mean, tri):
-    return rx_block(np.asarray(block), mean, tri)
-
-
 def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
     """Lazy D_spectral: RX of each residual pixel against the residual's ``(mean, cov)``
     (default: streamed over the residual), scored as RX scores (a triangular product per
@@ -66,7 +62,7 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
     lazy = _lazy(residual)
     mean, cov = finite_moments(lazy) if moments is None else moments
     tri = np.asfortranarray(triangular_factor(whitening(cov)[0]))
-    return lazy.map_blocks(_rx_tile, mean, tri, drop_axis=2, dtype=np.float64,
+    return lazy.map_blocks(rx_block, mean, tri, drop_axis=2, dtype=np.float64,
                            meta=np.empty((0, 0), np.float64))
 
 
