@@ -66,6 +66,10 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
                            meta=np.empty((0, 0), np.float64))
 
 
+#: pixels per piece in :func:`_project` (bounds its float64 temporaries)
+_PIECE = 32768
+
+
 def _project(block, mean, basis):
     """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
     cast and centred in one pass, piece by piece."""
@@ -73,12 +77,11 @@ def _project(block, mean, basis):
     rows, cols, bands = block.shape
     out = np.empty((rows * cols, basis.shape[1]))
     flat = block.reshape(-1, bands)
-    step = 32768
-    buf = np.empty((min(step, flat.shape[0]), bands))
-    for lo in range(0, flat.shape[0], step):
-        piece = buf[: len(flat[lo:lo + step])]
-        np.subtract(flat[lo:lo + step], mean, out=piece, casting="unsafe")
-        out[lo:lo + step] = piece @ basis
+    buf = np.empty((min(_PIECE, flat.shape[0]), bands))
+    for lo in range(0, flat.shape[0], _PIECE):
+        piece = buf[: len(flat[lo:lo + _PIECE])]
+        np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
+        out[lo:lo + _PIECE] = piece @ basis
     return out.reshape(rows, cols, -1)
 
 
