@@ -83,3 +83,45 @@ def test_fallback_without_diplib(monkeypatch):
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         area_filter(**kwargs)
+
+
+def _response_reference(image, area):
+    f = image.astype(np.float64)
+    return (np.abs(f - area_filter(image, area, "opening")) +
+            np.abs(area_filter(image, area, "closing") - f))
+
+
+def test_attribute_response_stacks_opening_and_closing_residues_per_area():
+    images = list(_images(3))[:8]
+    for image in images:
+        out = morphology.attribute_response(image, (2, 9, 25))
+        assert out.shape == (3,) + image.shape
+        assert out.dtype == (np.float64 if image.dtype.kind == "f" else np.uint32)
+        for k, area in enumerate((2, 9, 25)):
+            np.testing.assert_array_equal(out[k], _response_reference(image, area))
+
+
+def test_attribute_responses_in_worker_processes_equal_those_run_here():
+    images = [im for im in _images(5) if im.size > 200][:4]
+    here = morphology.attribute_responses(images, (3, 9), processes=0)
+    workers = morphology.attribute_responses(images, (3, 9), processes=2)
+    assert len(workers) == len(images)
+    for a, b in zip(here, workers, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_attribute_responses_run_here_when_worker_processes_fail(monkeypatch):
+    def broken(size):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(morphology, "_executor", broken)
+    images = list(_images(7))[:3]
+    with pytest.warns(RuntimeWarning, match="worker processes failed"):
+        out = morphology.attribute_responses(images, (4,), processes=2)
+    for a, image in zip(out, images, strict=True):
+        np.testing.assert_array_equal(a[0], _response_reference(image, 4))
+
+
+def test_small_images_are_filtered_in_this_process(monkeypatch):
+    monkeypatch.setattr(morphology, "_executor", lambda size: pytest.fail("pool used"))
+    morphology.attribute_responses(list(_images(9))[:4], (9, 25))

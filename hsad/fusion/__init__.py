@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 from hsad.cube import make_cube
 from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
 from hsad.errors import ParameterError
-from hsad.fusion.morphology import area_filter
+from hsad.fusion.morphology import attribute_response
 
 VARIANTS = ("aed", "multiscale", "paper")
 #: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its
@@ -132,12 +132,8 @@ def attribute_filter(band: np.ndarray, area: int = 25, levels: int = 256) -> np.
 
     Bright (dark) structures smaller than ``area`` pixels respond; larger ones vanish.
     """
-    q = quantise(band, levels)
-    opened = area_filter(q, area, "opening").astype(np.float64)
-    closed = area_filter(q, area, "closing").astype(np.float64)
-    qf = q.astype(np.float64)
-    out = np.abs(qf - opened) + np.abs(closed - qf)
-    return out / (levels - 1) if levels else out
+    out = attribute_response(quantise(band, levels), (area,))[0]
+    return out.astype(np.float64) / (levels - 1) if levels else out
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 5,

@@ -23,7 +23,7 @@ from hsad.engine.stats import cube_moments, whitening
 from hsad.engine.tiles import halo_tiles, map_halo, materialise, minmax, nan_median
 from hsad.errors import ParameterError
 from hsad.fusion import band_energy, guided_filter, ladder
-from hsad.fusion.morphology import area_filter
+from hsad.fusion.morphology import attribute_responses
 
 
 def _lazy(data) -> da.Array:
@@ -141,14 +141,14 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
     return np.round(scaled * (levels - 1)).astype(dtype)
 
 
-def _attribute(band, stats, area: int, levels: int) -> np.ndarray:
-    """``fusion.attribute_filter`` of a tile quantised with the scene's statistics."""
-    q = _quantise(band, *stats, levels)
-    opened = area_filter(q, area, "opening").astype(np.float64)
-    closed = area_filter(q, area, "closing").astype(np.float64)
-    qf = q.astype(np.float64)
-    out = np.abs(qf - opened) + np.abs(closed - qf)
-    return out / (levels - 1) if levels else out
+def _responses(bands: np.ndarray, stats, areas, levels: int) -> list[list[np.ndarray]]:
+    """``fusion.attribute_filter`` of each band of a tile (quantised with the scene's
+    statistics) for each area: per band, a list over ``areas``. The filters of all bands run
+    in one call (:func:`attribute_responses`: worker processes on large tiles)."""
+    quantised = [_quantise(bands[:, :, i], *stats[i], levels) for i in range(bands.shape[-1])]
+    out = attribute_responses(quantised, areas)
+    return [[r.astype(np.float64) / (levels - 1) if levels else r for r in per_band]
+            for per_band in out]
 
 
 def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
@@ -176,10 +176,8 @@ def _aed_tile(block, *, stats, areas, levels, radius, eps):
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _guide(comps[:, :, 0], *stats[0])
     out = np.zeros(comps.shape[:2])
-    for i in range(comps.shape[-1]):
-        response = np.mean([_attribute(comps[:, :, i], stats[i], a, levels) for a in areas],
-                           axis=0)
-        out += guided_filter(guide, response, radius, eps)
+    for per_area in _responses(comps, stats, areas, levels):
+        out += guided_filter(guide, np.mean(per_area, axis=0), radius, eps)
     out[off] = np.nan
     return out
 
@@ -189,8 +187,7 @@ def _paper_tile(block, *, n, stats, area, levels):
     mask (channel 1); other channels are padding."""
     bands = np.asarray(block, dtype=np.float64)[:, :, :n]
     out = np.zeros(block.shape[:2] + (block.shape[2],))
-    out[:, :, 0] = np.mean([_attribute(bands[:, :, i], stats[i], area, levels)
-                            for i in range(n)], axis=0)
+    out[:, :, 0] = np.mean([r[0] for r in _responses(bands, stats, (area,), levels)], axis=0)
     out[:, :, 1] = ~np.isfinite(bands).all(axis=-1)
     return out
 
