@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -94,6 +95,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
+    # large attribute filters may run in worker processes: this entry point is guarded
+    os.environ.setdefault("HSAD_WORKER_PROCESSES", "1")
     try:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning

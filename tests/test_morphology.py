@@ -96,7 +96,8 @@ def test_attribute_response_stacks_opening_and_closing_residues_per_area():
     for image in images:
         out = morphology.attribute_response(image, (2, 9, 25))
         assert out.shape == (3,) + image.shape
-        assert out.dtype == (np.float64 if image.dtype.kind == "f" else np.uint32)
+        expected = {"f": np.float64, 1: np.uint16, 2: np.uint32}
+        assert out.dtype == expected["f" if image.dtype.kind == "f" else image.dtype.itemsize]
         for k, area in enumerate((2, 9, 25)):
             np.testing.assert_array_equal(out[k], _response_reference(image, area))
 
@@ -125,3 +126,24 @@ def test_attribute_responses_run_here_when_worker_processes_fail(monkeypatch):
 def test_small_images_are_filtered_in_this_process(monkeypatch):
     monkeypatch.setattr(morphology, "_executor", lambda size: pytest.fail("pool used"))
     morphology.attribute_responses(list(_images(9))[:4], (9, 25))
+
+
+@pytest.mark.parametrize("setting, allowed", [("0", False), ("off", False), ("1", True)])
+def test_worker_processes_follow_the_environment_setting(monkeypatch, setting, allowed):
+    monkeypatch.setenv(morphology.WORKER_PROCESSES_ENV, setting)
+    assert morphology.workers_allowed() is allowed
+
+
+def test_a_plain_script_keeps_its_filters_in_its_own_process(monkeypatch):
+    """A script without a ``__main__`` guard would run again in every spawned worker."""
+    import types
+
+    script = types.ModuleType("__main__")
+    script.__file__ = "/home/user/analysis.py"
+    script.__spec__ = None
+    monkeypatch.delenv(morphology.WORKER_PROCESSES_ENV, raising=False)
+    monkeypatch.setitem(__import__("sys").modules, "__main__", script)
+    assert not morphology.workers_allowed()
+    monkeypatch.setattr(morphology, "PARALLEL_PIXELS", 0)
+    monkeypatch.setattr(morphology, "_executor", lambda size: pytest.fail("pool used"))
+    morphology.attribute_responses(list(_images(11))[:2], (4,))

@@ -11,6 +11,8 @@ for scikit-image). scikit-image is the fallback.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 import threading
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -68,6 +70,11 @@ def area_filter(image: np.ndarray, area: int, polarity: str = "opening", *,
 #: filters one at a time (measured: two threads take as long as two calls in a row)
 PARALLEL_PIXELS = 1 << 20
 
+#: environment variable: ``0`` keeps the filters in the calling process, ``1`` allows worker
+#: processes; unset, they are allowed when ``__main__`` can be imported again safely (see
+#: :func:`_main_is_reimportable`). The ``hsad`` command sets ``1`` unless it is set.
+WORKER_PROCESSES_ENV = "HSAD_WORKER_PROCESSES"
+
 _pool_lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
@@ -76,15 +83,17 @@ _pool_size = 0
 def attribute_response(image: np.ndarray, areas) -> np.ndarray:
     """``|f − γ_a(f)| + |φ_a(f) − f|`` of one image ``f`` for each area ``a``, stacked
     ``(len(areas), h, w)``: γ the area opening, φ the closing. Integer images give exact
-    integers (uint32), float images float64."""
+    integers (uint16 for 8-bit images, uint32 otherwise), float images float64."""
     f = np.asarray(image)
-    exact = np.issubdtype(f.dtype, np.integer)
-    out = np.empty((len(areas),) + f.shape, np.uint32 if exact else np.float64)
-    ff = f.astype(np.float64)
+    if np.issubdtype(f.dtype, np.integer):
+        f_wide = f.astype(np.int64 if f.dtype.itemsize > 2 else np.int32)
+        dtype = np.uint16 if f.dtype.itemsize == 1 else np.uint32
+    else:
+        f_wide, dtype = f.astype(np.float64), np.float64
+    out = np.empty((len(areas),) + f.shape, dtype)
     for i, a in enumerate(areas):
-        opened = area_filter(f, a, "opening").astype(np.float64)
-        closed = area_filter(f, a, "closing").astype(np.float64)
-        out[i] = np.abs(ff - opened) + np.abs(closed - ff)
+        np.add(np.abs(f_wide - area_filter(f, a, "opening")),
+               np.abs(area_filter(f, a, "closing") - f_wide), out=out[i], casting="unsafe")
     return out
 
 
@@ -92,15 +101,15 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
     """:func:`attribute_response` of every image, in worker processes when it pays.
 
     ``processes``: worker count; ``None`` uses every core (``dask.system.CPU_COUNT``) when
-    the images hold at least :data:`PARALLEL_PIXELS` pixels, ``0`` or ``1`` runs here. Inside
-    a daemonic process (a dask.distributed worker) or where processes cannot start, the
-    filters run here: the results are the same either way.
+    the images hold at least :data:`PARALLEL_PIXELS` pixels and :func:`workers_allowed`;
+    ``0`` or ``1`` runs here. Inside a daemonic process (a dask.distributed worker) or where
+    processes cannot start, the filters run here: the results are the same either way.
     """
     images = [np.ascontiguousarray(im) for im in images]
     areas = tuple(int(a) for a in areas)
     if processes is None:
         big = sum(im.size for im in images) * len(areas) >= PARALLEL_PIXELS
-        processes = dask_cpu_count() if big else 0
+        processes = dask_cpu_count() if big and workers_allowed() else 0
     processes = min(int(processes), len(images))
     if processes > 1 and not multiprocessing.current_process().daemon:
         try:
@@ -111,6 +120,24 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
                           f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
             _discard_pool()
     return [attribute_response(im, areas) for im in images]
+
+
+def workers_allowed() -> bool:
+    """Whether :func:`attribute_responses` may start worker processes by itself
+    (:data:`WORKER_PROCESSES_ENV`)."""
+    setting = os.environ.get(WORKER_PROCESSES_ENV, "").strip().lower()
+    if setting:
+        return setting not in ("0", "false", "no", "off")
+    return _main_is_reimportable()
+
+
+def _main_is_reimportable() -> bool:
+    """Whether a spawned worker can import ``__main__`` again without rerunning a user's
+    script: a module run with ``-m`` (``python -m hsad.cli.main``, pytest, Jupyter's
+    kernel) or an interactive session. A plain script may lack the
+    ``if __name__ == "__main__"`` guard, so its filters run in its own process."""
+    main = sys.modules.get("__main__")
+    return getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__")
 
 
 def dask_cpu_count() -> int:

@@ -141,14 +141,15 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
     return np.round(scaled * (levels - 1)).astype(dtype)
 
 
-def _responses(bands: np.ndarray, stats, areas, levels: int) -> list[list[np.ndarray]]:
+def _responses(bands: np.ndarray, stats, areas, levels: int):
     """``fusion.attribute_filter`` of each band of a tile (quantised with the scene's
-    statistics) for each area: per band, a list over ``areas``. The filters of all bands run
-    in one call (:func:`attribute_responses`: worker processes on large tiles)."""
+    statistics) for each area: yields, per band, a list over ``areas``. The filters of all
+    bands run in one call (:func:`attribute_responses`: worker processes on large tiles)."""
     quantised = [_quantise(bands[:, :, i], *stats[i], levels) for i in range(bands.shape[-1])]
-    out = attribute_responses(quantised, areas)
-    return [[r.astype(np.float64) / (levels - 1) if levels else r for r in per_band]
-            for per_band in out]
+    filtered = attribute_responses(quantised, areas)
+    del quantised
+    for per_band in filtered:
+        yield [r.astype(np.float64) / (levels - 1) if levels else r for r in per_band]
 
 
 def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
