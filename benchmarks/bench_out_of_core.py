@@ -11,7 +11,9 @@ subprocess:
   (residual inference in batches, tiled spatial-spectral fusion, streamed GeoTIFF).
 
 Each run is started by a small wrapper process that reports
-``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the run: its peak RSS alone. The
+``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the run (the largest single process's
+peak RSS) and, sampled every 0.1 s with psutil, the peak of the summed RSS of the run and
+every process it starts (the area-filter workers): "all procs". The
 table gives wall time, Mpixel/s, peak RSS and CPU seconds (user + system; more telling
 than wall time on a machine shared with others).
 
@@ -35,12 +37,29 @@ HSAD = [PYTHON, "-m", "hsad.cli.main"]
 
 #: Runs the command in argv[1:], then prints its wall time, peak RSS and CPU time.
 WRAPPER = r"""
-import json, resource, subprocess, sys, time
+import json, resource, subprocess, sys, threading, time
+import psutil
 t0 = time.perf_counter()
-rc = subprocess.run(sys.argv[1:]).returncode
+proc = subprocess.Popen(sys.argv[1:])
+peak_tree = 0
+
+def sample():  # the run and every process it starts (filter workers), summed
+    global peak_tree
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            continue
+        peak_tree = max(peak_tree, total)
+        time.sleep(0.1)
+
+threading.Thread(target=sample, daemon=True).start()
+rc = proc.wait()
 seconds = time.perf_counter() - t0
 use = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("MEASURE " + json.dumps({"rc": rc, "seconds": seconds, "peak_rss_mb": use.ru_maxrss / 1024,
+                               "peak_tree_rss_mb": peak_tree / 2**20,
                                "cpu_s": use.ru_utime + use.ru_stime}))
 """
 
@@ -112,11 +131,14 @@ def warm(path: Path) -> None:
 
 def row(name: str, stats: dict, pixels: int) -> str:
     mpx = pixels / stats["seconds"] / 1e6 if stats["rc"] == 0 else float("nan")
+    tree = stats.get("peak_tree_rss_mb", float("nan"))
     return (f"{name:<22s} {stats['seconds']:9.1f} {mpx:10.2f} {stats['peak_rss_mb']:12.0f} "
+            f"{tree:14.0f} "
             f"{stats['cpu_s']:9.1f}  {'ok' if stats['rc'] == 0 else 'FAILED'}")
 
 
-HEADER = f"{'run':<22s} {'wall s':>9s} {'Mpixel/s':>10s} {'peak RSS MB':>12s} {'CPU s':>9s}"
+HEADER = (f"{'run':<22s} {'wall s':>9s} {'Mpixel/s':>10s} {'peak RSS MB':>12s} "
+          f"{'all procs MB':>14s} {'CPU s':>9s}")
 
 
 def main(argv=None) -> int:

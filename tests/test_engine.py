@@ -18,7 +18,7 @@ from hsad.engine.scheduler import TileProgress, parse_memory
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion
 from hsad.fusion import tiled as fusion_tiles
-from hsad.fusion.morphology import area_filter
+from hsad.morphology import area_filter
 
 
 @pytest.fixture(scope="module")

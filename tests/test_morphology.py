@@ -1,4 +1,4 @@
-"""Area opening and closing (hsad.fusion.morphology): DIPlib against scikit-image, edge cases."""
+"""Area opening and closing (hsad.morphology): DIPlib against scikit-image, edge cases."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from hsad.fusion import morphology
-from hsad.fusion.morphology import area_filter
+from hsad import morphology
+from hsad.morphology import area_filter
 
 needs_diplib = pytest.mark.skipif(morphology._dip is None, reason="diplib is not installed")
 

@@ -7,7 +7,7 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 - ``d_spatial``, variant ``paper`` (METHODS.md §1, literally): the ``n_components`` (3)
   residual bands of minimum energy
   ``e_b = Σ_ij ΔY(i,j,b)``; on each, the area attribute difference
-  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.fusion.morphology`); their
+  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.morphology`); their
   mean, smoothed by a guided filter guided by itself (r = 3, ε = 0.5).
 - ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
   leading principal components of the standardised cube (or of the residual), each
@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 from hsad.cube import make_cube
 from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
 from hsad.errors import ParameterError
-from hsad.fusion.morphology import attribute_response
+from hsad.morphology import attribute_response
 
 VARIANTS = ("aed", "multiscale", "paper")
 #: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its

@@ -23,7 +23,7 @@ from hsad.engine.stats import cube_moments, whitening
 from hsad.engine.tiles import halo_tiles, map_halo, materialise, minmax, nan_median
 from hsad.errors import ParameterError
 from hsad.fusion import band_energy, guided_filter, ladder
-from hsad.fusion.morphology import attribute_responses
+from hsad.morphology import attribute_responses
 
 
 def _lazy(data) -> da.Array:

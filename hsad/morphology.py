@@ -6,6 +6,10 @@ it gives the same images as ``skimage.morphology.area_opening``/``area_closing``
 in linear time, whereas scikit-image's max-tree slows down super-linearly on quantised
 images with large flat zones (512 × 512 uint8: 0.04 s against 2.3 s; 1024 × 1024: 76 s
 for scikit-image). scikit-image is the fallback.
+
+DIPlib holds the GIL, so threads run its filters one at a time: large batches of filters
+(:func:`attribute_responses`) run in worker processes instead. This module imports only
+numpy and DIPlib, so that those workers start light.
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def attribute_response(image: np.ndarray, areas) -> np.ndarray:
     integers (uint16 for 8-bit images, uint32 otherwise), float images float64."""
     f = np.asarray(image)
     if np.issubdtype(f.dtype, np.integer):
-        f_wide = f.astype(np.int64 if f.dtype.itemsize > 2 else np.int32)
+        # the narrowest signed type holding 2·max: |f − γ(f)| + |φ(f) − f| ≤ 2·max(f)
+        f_wide = f.astype({1: np.int16, 2: np.int32}.get(f.dtype.itemsize, np.int64))
         dtype = np.uint16 if f.dtype.itemsize == 1 else np.uint32
     else:
         f_wide, dtype = f.astype(np.float64), np.float64
@@ -142,7 +147,7 @@ def _main_is_reimportable() -> bool:
 
 def dask_cpu_count() -> int:
     """Cores dask uses (respects the CPU affinity and cgroup limits)."""
-    from dask.system import CPU_COUNT
+    from dask.system import CPU_COUNT  # here: workers never import dask
 
     return int(CPU_COUNT)
 
