@@ -298,7 +298,7 @@ class NeuralDetector(BaseDetector):
 
     def _per_pixel(self, cube: xr.DataArray, residual: bool = False) -> da.Array:
         """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``."""
-        data = cube.data[:, :, good_band_mask(cube)]
+        data, bands = cube.data, good_band_mask(cube)
         nodata = cube.attrs.get("nodata")
         channels = (self.n_bands_ if residual else 0) + len(self.score_terms)
         ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
@@ -308,19 +308,26 @@ class NeuralDetector(BaseDetector):
         for y0, y1 in zip(ybounds[:-1], ybounds[1:], strict=True):
             row = []
             for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
-                task = self._window_task(model, data, (int(y0), int(y1), int(x0), int(x1)),
-                                         nodata, residual)
+                task = self._window_task(model, data, bands,
+                                         (int(y0), int(y1), int(x0), int(x1)), nodata, residual)
                 row.append([da.from_delayed(task, shape=(y1 - y0, x1 - x0, channels),
                                             dtype=np.float32)])  # [[[…]]]: join y, x, C
             rows.append(row)
         return da.block(rows)
 
-    def _window_task(self, model, data: da.Array, window: tuple[int, int, int, int], nodata,
-                     residual: bool):
-        """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the good-band
-        ``data`` (read with its patch halo) on ``model`` (:func:`hsad.engine.model_node`)."""
+    def _window_task(self, model, data: da.Array, bands: np.ndarray,
+                     window: tuple[int, int, int, int], nodata, residual: bool):
+        """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the cube's ``data``
+        (read with its patch halo), good ``bands`` only, on ``model``
+        (:func:`hsad.engine.model_node`).
+
+        The window is cut before the bands are selected: dask then reads only the window
+        from the file, where a band selection first would read its whole chunks (a
+        sampled row of a 512-row chunk: 0.9 s instead of 0.006 s).
+        """
         y0, y1, x0, x1 = window
         lazy, pads = read_window(data, y0, y1, x0, x1, self.patch_size // 2)
+        lazy = lazy if bands.all() else lazy[:, :, bands]
         return dask.delayed(call_model)(model, "_tile", lazy, pads, nodata, (y0, x0),
                                         data.shape[1], residual)
 

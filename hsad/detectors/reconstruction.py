@@ -124,10 +124,13 @@ class ReconstructionDetector(NeuralDetector):
         self._ensure_device()
         return self._per_pixel(cube, residual=True)[:, :, :self.n_bands_]
 
-    def _scene_good_bands(self, cube: xr.DataArray) -> da.Array:
-        """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs)."""
-        data = cube.data[:, :, good_band_mask(cube)].astype(np.float32)
-        return da.where(valid_mask(cube).data[:, :, None], data, np.nan)
+    def _scene_good_bands(self, cube: xr.DataArray, rows: slice | None = None) -> da.Array:
+        """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs); ``rows``:
+        those rows only, cut before the bands are selected (see ``_window_task``)."""
+        part = cube if rows is None else cube.isel(y=rows)
+        bands = good_band_mask(cube)
+        data = (part.data if bands.all() else part.data[:, :, bands]).astype(np.float32)
+        return da.where(valid_mask(part).data[:, :, None], data, np.nan)
 
     def _check_stats_sample(self) -> int:
         n = self.stats_sample
@@ -150,15 +153,15 @@ class ReconstructionDetector(NeuralDetector):
         rows = stratified_rows(height, width, self._check_stats_sample(), int(self.seed))
         if rows is None:
             return None
-        data = cube.data[:, :, good_band_mask(cube)]
+        data, good = cube.data, good_band_mask(cube)
         nodata, b = cube.attrs.get("nodata"), self.n_bands_
-        model, scene = model_node(self), self._scene_good_bands(cube)
+        model = model_node(self)
         res_m = src_m = Moments(0, np.zeros(b), np.zeros((b, b)))
         for group in np.array_split(rows, -(-len(rows) // SAMPLE_ROWS_AT_ONCE)):
-            tasks = [self._window_task(model, data, (r, r + 1, 0, width), nodata, True)
+            tasks = [self._window_task(model, data, good, (r, r + 1, 0, width), nodata, True)
                      for r in group.tolist()]
-            *outs, bands = dask.compute(*tasks,
-                                        da.concatenate([scene[r:r + 1] for r in group]))
+            scene = [self._scene_good_bands(cube, slice(r, r + 1)) for r in group.tolist()]
+            *outs, bands = dask.compute(*tasks, da.concatenate(scene))
             residual = np.concatenate(outs)[:, :, :b]
             res_m = res_m.merge(block_moments(residual, screen=True))
             source = residual if self.pc_source == "residual" else bands
