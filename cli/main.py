@@ -71,6 +71,13 @@ def _fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
+def _stop_workers() -> None:
+    """Stop the area-filter worker processes now (:mod:`hsad.morphology`, when loaded)."""
+    morphology = sys.modules.get("hsad.morphology")
+    if morphology is not None:
+        morphology.stop_workers()
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
@@ -102,8 +109,10 @@ def main(argv: list[str] | None = None) -> None:
             warnings.showwarning = _show_warning
             rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
     except _Stopped as exc:
+        _stop_workers()
         _fail(exc.word, exc.status)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        _stop_workers()
         # outside a command (while click parses), click wraps the signal into Abort
         if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
             _fail("terminated", TERMINATED)

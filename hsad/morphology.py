@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -82,6 +83,7 @@ WORKER_PROCESSES_ENV = "HSAD_WORKER_PROCESSES"
 _pool_lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+_stopping = False  # set by stop_workers: a broken pool then means "stop", not "fall back"
 
 
 def attribute_response(image: np.ndarray, areas) -> np.ndarray:
@@ -121,9 +123,14 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
             pool = _executor(processes)
             return list(pool.map(attribute_response, images, [areas] * len(images)))
         except (OSError, BrokenProcessPool) as exc:
+            if _stopping:
+                raise
             warnings.warn(f"area filters run in this process: worker processes failed "
                           f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
             _discard_pool()
+        except BaseException:  # interrupted: stop the workers now rather than at exit
+            _discard_pool(terminate=True)
+            raise
     return [attribute_response(im, areas) for im in images]
 
 
@@ -159,14 +166,31 @@ def _executor(size: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != size:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_ignore_interrupts)
             _pool_size = size
         return _pool
 
 
-def _discard_pool() -> None:
+def stop_workers() -> None:
+    """Terminate the worker processes (on Ctrl-C or SIGTERM): filters still waiting for
+    them fail instead of falling back to the calling process."""
+    global _stopping
+    _stopping = True
+    _discard_pool(terminate=True)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the calling process, which stops them (no worker tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _discard_pool(terminate: bool = False) -> None:
     global _pool, _pool_size
     with _pool_lock:
         if _pool is not None:
+            workers = list((getattr(_pool, "_processes", None) or {}).values())
             _pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers if terminate else ():
+                process.terminate()
         _pool, _pool_size = None, 0

@@ -147,3 +147,28 @@ def test_a_plain_script_keeps_its_filters_in_its_own_process(monkeypatch):
     monkeypatch.setattr(morphology, "PARALLEL_PIXELS", 0)
     monkeypatch.setattr(morphology, "_executor", lambda size: pytest.fail("pool used"))
     morphology.attribute_responses(list(_images(11))[:2], (4,))
+
+
+def test_an_interrupt_stops_the_worker_processes(monkeypatch):
+    class Interrupted:
+        def map(self, *args):
+            raise KeyboardInterrupt
+
+    stopped = []
+    monkeypatch.setattr(morphology, "_executor", lambda size: Interrupted())
+    monkeypatch.setattr(morphology, "_discard_pool", lambda terminate=False: stopped.append(
+        terminate))
+    with pytest.raises(KeyboardInterrupt):
+        morphology.attribute_responses(list(_images(13))[:2], (4,), processes=2)
+    assert stopped == [True]
+
+
+def test_stopped_workers_fail_their_filters_instead_of_falling_back(monkeypatch):
+    class Broken:
+        def map(self, *args):
+            raise morphology.BrokenProcessPool("terminated")
+
+    monkeypatch.setattr(morphology, "_executor", lambda size: Broken())
+    monkeypatch.setattr(morphology, "_stopping", True)
+    with pytest.raises(morphology.BrokenProcessPool):
+        morphology.attribute_responses(list(_images(15))[:2], (4,), processes=2)
