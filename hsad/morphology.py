@@ -70,10 +70,11 @@ def area_filter(image: np.ndarray, area: int, polarity: str = "opening", *,
 
 # ------------------------------------------------------------ attribute responses in parallel
 
-#: images of at least this many pixels in all (one call) are filtered in worker processes
-#: when the machine has more than one core: DIPlib holds the GIL, so threads would run its
-#: filters one at a time (measured: two threads take as long as two calls in a row)
-PARALLEL_PIXELS = 1 << 20
+#: batches of at least this many pixel-filters (pixels × areas; about 4 s of filtering) run
+#: in worker processes when the machine has more than one core: DIPlib holds the GIL, so
+#: threads would run its filters one at a time (two threads take as long as two calls in a
+#: row), and a worker costs about a second to start (once per run)
+PARALLEL_PIXELS = 1 << 22
 
 #: environment variable: ``0`` keeps the filters in the calling process, ``1`` allows worker
 #: processes; unset, they are allowed when ``__main__`` can be imported again safely (see
@@ -108,7 +109,7 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
     """:func:`attribute_response` of every image, in worker processes when it pays.
 
     ``processes``: worker count; ``None`` uses every core (``dask.system.CPU_COUNT``) when
-    the images hold at least :data:`PARALLEL_PIXELS` pixels and :func:`workers_allowed`;
+    the batch holds at least :data:`PARALLEL_PIXELS` pixel-filters and :func:`workers_allowed`;
     ``0`` or ``1`` runs here. Inside a daemonic process (a dask.distributed worker) or where
     processes cannot start, the filters run here: the results are the same either way.
     """
