@@ -135,3 +135,21 @@ def test_registration_discovers_every_module_and_get_imports_one():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name, scored", [("fanogan", False), ("anogan", True)])
+def test_fused_maps_run_the_score_only_when_wanted_or_reused(monkeypatch, name, scored):
+    """D_SS alone skips the paper score's networks, unless the residual reuses them
+    (AnoGAN's G(z*)); the maps are the same as when every stage is scored."""
+    from hsad import synthetic
+
+    cube = synthetic.make_scene(rows=24, cols=24, bands=12, seed=2).cube
+    det = detectors.get(name, seed=0, progress=False, device="cpu", epochs=1).fit(cube)
+    every = det.score_stages(cube)
+    calls = []
+    score = type(det)._score
+    monkeypatch.setattr(type(det), "_score", lambda self, x, noise: calls.append(1) or
+                        score(self, x, noise))
+    fused = det._maps(cube, {"d_ss"})
+    assert bool(calls) is scored
+    np.testing.assert_array_equal(fused["d_ss"].values, every["d_ss"].values)

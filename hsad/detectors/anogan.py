@@ -62,6 +62,7 @@ class AnoGAN(ReconstructionDetector):
                "search z*; (1−λ)‖x−G(z*)‖₁ + λ‖f(x)−f(G(z*))‖₁, or D_SS")
     score_terms = ("anomaly", "a_residual", "a_feature")
     score_needs_grad = True
+    residual_uses_score = True
 
     hidden = 64
     epochs = 30

@@ -76,6 +76,8 @@ class NeuralDetector(BaseDetector):
     score_terms: ClassVar[tuple[str, ...]] = ()
     #: Whether ``_score`` needs autograd at inference.
     score_needs_grad: ClassVar[bool] = False
+    #: the residual reuses what the score computed (AnoGAN's G(z*)): score whenever it is taken
+    residual_uses_score: ClassVar[bool] = False
     #: Declared hyperparameters and defaults, in declaration order (set per class).
     _declared: ClassVar[dict] = {}
 
@@ -265,12 +267,14 @@ class NeuralDetector(BaseDetector):
 
     # ---- the tile loop --------------------------------------------------------------
     def _tile(self, block: np.ndarray, pads, nodata, origin: tuple[int, int], width: int,
-              residual: bool) -> np.ndarray:
+              residual: bool, terms: bool = True) -> np.ndarray:
         """``(rows, cols, C)`` outputs of one window (``block`` includes the halo): the
-        residual |x − x̂| (``n_bands_`` channels, when ``residual``), then the score terms."""
+        residual |x − x̂| (``n_bands_`` channels, when ``residual``), then the score terms
+        (when ``terms``)."""
         inputs, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
         n_res = self.n_bands_ if residual else 0
-        channels = n_res + len(self.score_terms)
+        score_terms = self._terms_computed(residual, terms)
+        channels = n_res + len(score_terms)
         if not ok.any():
             return np.full((rows, cols, channels), np.nan, dtype=np.float32)
         keys = np.add.outer((origin[0] + np.arange(rows)) * width,
@@ -280,27 +284,34 @@ class NeuralDetector(BaseDetector):
         def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
             # the score first: a reconstruction that comes out of the score (AnoGAN's
             # G(z*) from its pixel-keyed latent search) can reuse it
-            terms = [self._score(x, PixelNoise(int(self.seed), batch_keys, x.device))
-                     ] if self.score_terms else []
+            out = [self._score(x, PixelNoise(int(self.seed), batch_keys, x.device))
+                   ] if score_terms else []
             if residual:  # |x − x̂| of the (normalised) centre pixel
                 centre = x if x.ndim == 2 else x[:, :, half, half]
-                terms.insert(0, torch.abs(centre - self._reconstruct(x)))
-            return torch.cat(terms, dim=1) if len(terms) > 1 else terms[0]
+                out.insert(0, torch.abs(centre - self._reconstruct(x)))
+            return torch.cat(out, dim=1) if len(out) > 1 else out[0]
 
         values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,
                                device=self.device_, keys=keys,
-                               grad=self.score_needs_grad and bool(self.score_terms))
+                               grad=self.score_needs_grad and bool(score_terms))
         if ok.all():
             return values.reshape(rows, cols, channels)
         out = np.full((rows * cols, channels), np.nan, dtype=np.float32)
         out[ok] = values
         return out.reshape(rows, cols, channels)
 
-    def _per_pixel(self, cube: xr.DataArray, residual: bool = False) -> da.Array:
+    def _terms_computed(self, residual: bool, terms: bool) -> tuple[str, ...]:
+        """The score terms a window computes: all when ``terms``, or when the residual
+        reuses the score (``residual_uses_score``); none otherwise."""
+        wanted = terms or (residual and self.residual_uses_score)
+        return self.score_terms if wanted else ()
+
+    def _per_pixel(self, cube: xr.DataArray, residual: bool = False,
+                   terms: bool = True) -> da.Array:
         """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``."""
         data, bands = cube.data, good_band_mask(cube)
         nodata = cube.attrs.get("nodata")
-        channels = (self.n_bands_ if residual else 0) + len(self.score_terms)
+        channels = (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms))
         ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
         xbounds = np.concatenate([[0], np.cumsum(data.chunks[1])])
         model = model_node(self)  # one graph key: sent to each dask worker once
@@ -309,14 +320,16 @@ class NeuralDetector(BaseDetector):
             row = []
             for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
                 task = self._window_task(model, data, bands,
-                                         (int(y0), int(y1), int(x0), int(x1)), nodata, residual)
+                                         (int(y0), int(y1), int(x0), int(x1)), nodata, residual,
+                                         terms)
                 row.append([da.from_delayed(task, shape=(y1 - y0, x1 - x0, channels),
                                             dtype=np.float32)])  # [[[…]]]: join y, x, C
             rows.append(row)
         return da.block(rows)
 
     def _window_task(self, model, data: da.Array, bands: np.ndarray,
-                     window: tuple[int, int, int, int], nodata, residual: bool):
+                     window: tuple[int, int, int, int], nodata, residual: bool,
+                     terms: bool = True):
         """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the cube's ``data``
         (read with its patch halo), good ``bands`` only, on ``model``
         (:func:`hsad.engine.model_node`).
@@ -329,7 +342,7 @@ class NeuralDetector(BaseDetector):
         lazy, pads = read_window(data, y0, y1, x0, x1, self.patch_size // 2)
         lazy = lazy if bands.all() else lazy[:, :, bands]
         return dask.delayed(call_model)(model, "_tile", lazy, pads, nodata, (y0, x0),
-                                        data.shape[1], residual)
+                                        data.shape[1], residual, terms)
 
     # ---- scoring --------------------------------------------------------------------
     def _maps(self, cube: xr.DataArray, wanted: set[str] | None) -> dict[str, xr.DataArray]:

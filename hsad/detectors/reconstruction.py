@@ -122,7 +122,7 @@ class ReconstructionDetector(NeuralDetector):
         """Lazy ΔY ``(y, x, B)`` float32, normalised units, chunked like ``cube``; NaN off-data."""
         self._check_scene(cube)
         self._ensure_device()
-        return self._per_pixel(cube, residual=True)[:, :, :self.n_bands_]
+        return self._per_pixel(cube, residual=True, terms=False)[:, :, :self.n_bands_]
 
     def _scene_good_bands(self, cube: xr.DataArray, rows: slice | None = None) -> da.Array:
         """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs); ``rows``:
@@ -158,8 +158,8 @@ class ReconstructionDetector(NeuralDetector):
         model = model_node(self)
         res_m = src_m = Moments(0, np.zeros(b), np.zeros((b, b)))
         for group in np.array_split(rows, -(-len(rows) // SAMPLE_ROWS_AT_ONCE)):
-            tasks = [self._window_task(model, data, good, (r, r + 1, 0, width), nodata, True)
-                     for r in group.tolist()]
+            tasks = [self._window_task(model, data, good, (r, r + 1, 0, width), nodata, True,
+                                       terms=False) for r in group.tolist()]
             scene = [self._scene_good_bands(cube, slice(r, r + 1)) for r in group.tolist()]
             *outs, bands = dask.compute(*tasks, da.concatenate(scene))
             residual = np.concatenate(outs)[:, :, :b]
@@ -176,7 +176,7 @@ class ReconstructionDetector(NeuralDetector):
         if not fused:
             return super()._maps(cube, wanted)
         names = [t for t in self.score_terms if wanted is None or t in wanted]
-        tiles = self._per_pixel(cube, residual=True)
+        tiles = self._per_pixel(cube, residual=True, terms=bool(names))
         b = self.n_bands_
         with cpu_threads(1 if self.device_.type == "cpu" else None):
             statistics = self.fusion_statistics(cube)
