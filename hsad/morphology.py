@@ -14,6 +14,7 @@ numpy and DIPlib, so that those workers start light.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -122,7 +123,9 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
     if processes > 1 and not multiprocessing.current_process().daemon:
         try:
             pool = _executor(processes)
-            return list(pool.map(attribute_response, images, [areas] * len(images)))
+            with _interrupts_blocked():  # workers start here: they inherit the blocked Ctrl-C
+                results = pool.map(attribute_response, images, [areas] * len(images))
+            return list(results)
         except (OSError, BrokenProcessPool) as exc:
             if _stopping:
                 raise
@@ -167,8 +170,7 @@ def _executor(size: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != size:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_ignore_interrupts)
+            _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
             _pool_size = size
         return _pool
 
@@ -181,9 +183,20 @@ def stop_workers() -> None:
     _discard_pool(terminate=True)
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the calling process, which stops them (no worker tracebacks)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+@contextlib.contextmanager
+def _interrupts_blocked():
+    """Ctrl-C blocked in this thread: processes started here inherit the blocked signal, so
+    a worker leaves Ctrl-C to the calling process, which stops it (no worker tracebacks,
+    even while it starts up). The calling process still receives Ctrl-C in its main
+    thread."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _discard_pool(terminate: bool = False) -> None:

@@ -86,6 +86,43 @@ def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("sig, status, word", [
+    (signal.SIGINT, 130, "interrupted"),
+    (signal.SIGTERM, 143, "terminated"),
+])
+def test_a_signal_while_filter_workers_run_stops_them(tmp_path, sig, status, word):
+    """The fusion's area filters of a large scene run in worker processes: Ctrl-C (sent to
+    the whole process group, as a terminal does) or SIGTERM (to hsad alone) stops hsad and
+    its workers at once, with one line and no files."""
+    psutil = pytest.importorskip("psutil")
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(1024, 1024, 8)).astype(np.float32)
+    scene = write_envi(make_cube(data), tmp_path / "scene.img")
+    out_dir = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hsad.cli.main", "detect", str(scene), "-m", "aed", "-o",
+           str(out_dir / "aed.tif"), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint, start_new_session=True)
+    deadline, workers = time.monotonic() + 240, []
+    while not workers:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no filter workers started: {proc.communicate()}")
+        workers = [p for p in psutil.Process(proc.pid).children()
+                   if "spawn_main" in " ".join(p.cmdline())]
+        time.sleep(0.05)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert err.strip().splitlines() == [f"error: {word}"]
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
 def test_sigkill_leaves_no_target_and_the_next_run_needs_no_cleanup(big_scene, tmp_path):
     out = tmp_path / "rx.tif"
     proc = start_and_wait_for_a_temporary(command(big_scene, out), tmp_path)
