@@ -65,3 +65,12 @@ def test_corpus_backgrounds_are_binned_to_ten_valid_pixels_per_band(corpus_dir):
     assert list(enmap.plan) == ["subpixel", "1x1", "3x3", "7x7"]
     small = bgs["ang20170323t202244_rdn_7000-7010"]
     assert (small.n_valid, small.groups, list(small.plan)) == (100, 10, ["subpixel", "1x1"])
+
+
+def test_a_degenerate_fit_is_recorded_not_lost():
+    rng = np.random.default_rng(0)
+    cube = make_cube(rng.normal(size=(4, 4, 30)).astype(np.float32),
+                     wavelength=np.linspace(400, 900, 30))
+    maps, seconds, note = suite.timed_maps("rx", cube, 0)
+    assert list(maps) == ["rx"] and seconds >= 0
+    assert note.startswith("rx: only 16 valid pixels for 30 bands")
