@@ -1,5 +1,6 @@
-"""Choosing the bands to analyse: :func:`select_bands`, and :func:`match_model_bands` for
-a saved model applied to a scene with more bands.
+"""Choosing the bands to analyse: :func:`select_bands`, :func:`match_model_bands` for
+a saved model applied to a scene with more bands, and :func:`bin_bands` for a scene with
+too few pixels for its band count.
 
 Wavelengths are in nanometres (readers convert headers in micrometres); ranges include
 both ends. Band indices are 0-based and a range ``LO:HI`` stops before ``HI``, as in a
@@ -8,10 +9,11 @@ Python slice. Every result is the same lazy cube, with fewer bands: nothing is c
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import good_band_mask
+from hsad.cube import georef, good_band_mask, make_cube, valid_mask, wrap_numpy
 from hsad.detectors.base import WAVELENGTH_REFUSE_NM
 from hsad.errors import ModelError, ParameterError
 
@@ -200,4 +202,62 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     return cube.isel(band=nearest)
 
 
-__all__ = ["match_model_bands", "parse_indices", "parse_ranges", "select_bands"]
+def band_groups(n_bands: int, n_groups: int) -> np.ndarray:
+    """``(n_bands, n_groups)`` averaging matrix: adjacent bands in ``n_groups`` runs whose
+    lengths differ by at most one (longer runs first, as ``numpy.array_split``); each column
+    holds ``1/length`` on its run, so ``spectra @ band_groups(B, G)`` are the group means."""
+    if not 1 <= n_groups <= n_bands:
+        raise ParameterError(f"n_groups must be 1 to {n_bands} (the bands), got {n_groups}")
+    group = np.repeat(np.arange(n_groups), [len(r) for r in
+                                            np.array_split(np.arange(n_bands), n_groups)])
+    weights = np.zeros((n_bands, n_groups))
+    weights[np.arange(n_bands), group] = 1.0
+    return weights / weights.sum(axis=0)
+
+
+def _group_extent(weights: np.ndarray, wavelength: np.ndarray, fwhm: np.ndarray):
+    """Each group's mean wavelength and the width it spans (NaN where unknown)."""
+    member = weights > 0
+    centre = wavelength @ weights
+    lo = np.where(member, (wavelength - fwhm / 2)[:, None], np.inf).min(axis=0)
+    hi = np.where(member, (wavelength + fwhm / 2)[:, None], -np.inf).max(axis=0)
+    with np.errstate(invalid="ignore"):
+        width = np.where(np.isfinite(hi - lo), hi - lo, np.nan)
+    return centre, width
+
+
+def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
+    """``cube`` with its good bands averaged into ``n_groups`` groups of adjacent bands (in
+    the cube's band order: a sensor whose detectors overlap, as EnMAP's VNIR and SWIR, keeps
+    its order).
+
+    For scenes with fewer valid pixels than bands, where RX-type statistics are degenerate:
+    averaging keeps the whole spectral range at a coarser sampling (unlike a band subset).
+    Bad bands (``good_band``) are dropped first; nodata pixels become NaN (the result is
+    float32, averaged in float64); each group's wavelength is the mean of its bands' and
+    its ``fwhm`` the span of their widths (NaN where unknown). Lazy, like the input;
+    georeference and attributes follow. Groups from :func:`band_groups`.
+    """
+    good = good_band_mask(cube)
+    cube = cube.transpose("y", "x", "band").isel(band=np.flatnonzero(good))
+    if not isinstance(cube.data, da.Array):  # an in-memory cube: lazy views over it
+        cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
+    weights = band_groups(cube.sizes["band"], int(n_groups))
+    data = cube.data.rechunk({2: -1})
+    valid = valid_mask(cube).data[:, :, None]
+    data = da.where(valid, data.astype(np.float64), np.nan) @ weights
+    wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    fwhm = np.asarray(cube["fwhm"].values, dtype=np.float64)
+    centre, width = _group_extent(weights, wavelength, fwhm)
+    crs, transform = georef(cube)
+    attrs = {k: v for k, v in cube.attrs.items()
+             if k not in ("nodata", "source_format", "source_path")}
+    attrs["hsad_binned"] = f"{good.sum()} good bands averaged into {n_groups} groups"
+    return make_cube(data.astype(np.float32), transform=transform, crs=crs,
+                     wavelength=centre, fwhm=width, source_format=cube.attrs.get(
+                         "source_format"), source_path=cube.attrs.get("source_path"),
+                     attrs=attrs, name=cube.name or "cube")
+
+
+__all__ = ["band_groups", "bin_bands", "match_model_bands", "parse_indices", "parse_ranges",
+           "select_bands"]

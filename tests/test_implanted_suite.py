@@ -1,0 +1,76 @@
+"""benchmarks/implanted_suite.py's protocol: band groups, size plan and draws, and the
+corpus backgrounds it reads (skipped, with the reason, where ../shared is absent)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hsad.cube import make_cube, valid_mask
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+import implanted_suite as suite  # noqa: E402
+
+ALL = list(suite.SIZES)
+
+
+def test_band_count_keeps_ten_valid_pixels_per_band():
+    assert suite.band_count(10_000, 207) == 207
+    assert suite.band_count(1024, 218) == 102
+    assert suite.band_count(100, 425) == 10
+
+
+def test_size_plan_scales_counts_and_skips_targets_over_five_percent():
+    plan, skipped = suite.size_plan(10_000, ALL, 1.0)
+    assert plan == {size: (count, 1) for size, count in suite.COUNTS.items()}
+    assert not skipped
+    plan, skipped = suite.size_plan(1024, ALL, 1.0)
+    assert plan == {"subpixel": (2, 5), "1x1": (2, 5), "3x3": (1, 5), "7x7": (1, 5)}
+    assert list(skipped) == ["15x15"] and "22% of the 1024 valid pixels" in skipped["15x15"]
+    plan, skipped = suite.size_plan(100, ALL, 1.0)
+    assert list(plan) == ["subpixel", "1x1"] and list(skipped) == ["3x3", "7x7", "15x15"]
+
+
+def test_a_background_too_small_for_five_band_groups_is_skipped_whole():
+    cube = make_cube(np.ones((6, 7, 30), np.float32), wavelength=np.linspace(400, 900, 30))
+    bg = suite.prepare(suite.Background("corpus", "tiny", cube.shape, 0, 0), cube, ALL, 1.0)
+    assert bg.cube is None and not bg.plan
+    assert "42 valid pixels allow 4 band groups" in bg.skipped["all"]
+
+
+def test_model_specs_name_where_they_run():
+    models = suite.parse_models(["hadgan", "fanogan@corpus,abu-urban-2"])
+    assert models == {"hadgan": None, "fanogan": {"corpus", "abu-urban-2"}}
+    bg = suite.Background("scenes", "sandiego-1", (1, 1, 1), 0, 0)
+    assert suite.runs_on(models["hadgan"], bg) and not suite.runs_on(models["fanogan"], bg)
+
+
+def test_corpus_backgrounds_are_binned_to_ten_valid_pixels_per_band(corpus_dir):
+    bgs = {bg.name: bg for bg in suite.corpus_backgrounds(corpus_dir, list(suite.CORPUS),
+                                                          ALL, 1.0, with_pool=False)}
+    assert list(bgs) == list(suite.CORPUS)
+    for bg in bgs.values():
+        cube = bg.cube
+        n_valid = int(valid_mask(cube).values.sum())
+        assert n_valid == bg.n_valid >= 10 * cube.sizes["band"], bg.name
+        assert np.isfinite(cube.values).all(), bg.name
+        assert np.isfinite(cube["wavelength"].values).all(), bg.name
+    enmap = bgs["enmap_potsdam_tile_128_0"]
+    assert (enmap.n_bands, enmap.groups) == (218, 102)  # EnMAP's bbl drops 6 of 224 bands
+    assert list(enmap.plan) == ["subpixel", "1x1", "3x3", "7x7"]
+    small = bgs["ang20170323t202244_rdn_7000-7010"]
+    assert (small.n_valid, small.groups, list(small.plan)) == (100, 10, ["subpixel", "1x1"])
+
+
+def test_a_degenerate_fit_is_recorded_not_lost():
+    rng = np.random.default_rng(0)
+    cube = make_cube(rng.normal(size=(4, 4, 30)).astype(np.float32),
+                     wavelength=np.linspace(400, 900, 30))
+    maps, seconds, note = suite.timed_maps("rx", cube, 0)
+    assert list(maps) == ["rx"] and seconds >= 0
+    assert note.startswith("rx: only 16 valid pixels for 30 bands")
