@@ -274,12 +274,13 @@ def timed_maps(name: str, cube, seed: int) -> tuple[dict, float, str]:
 
 
 # ---- one background, one size, one draw --------------------------------------------------
-def run_unit(bg: Background, size: str, draw: int, names, seed: int) -> list[dict]:
+def run_unit(bg: Background, size: str, draw: int, names, seed: int,
+             texture: bool = False) -> list[dict]:
     """Implant one draw of ``size`` targets into ``bg`` and score it with ``names``."""
     count, _ = bg.plan[size]
     k = list(SIZES).index(size)
     im = implant(bg.cube, bg.pool, size=size, count=count, exclude=bg.exclude,
-                 seed=seed * 100 + k + 10 * draw)
+                 seed=seed * 100 + k + 10 * draw, texture=texture)
     rows = []
     for name in names:
         maps, seconds, note = timed_maps(name, im.cube, seed)
@@ -325,7 +326,7 @@ class RowLog:
                 csv.DictWriter(fh, fieldnames=FIELDS).writerows(rows)
 
 
-def run(backgrounds, classic, models, seed: int, log: RowLog) -> int:
+def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = False) -> int:
     """Run every unit ``log`` lacks; the number run."""
     ran = 0
     for bg in backgrounds:
@@ -335,7 +336,7 @@ def run(backgrounds, classic, models, seed: int, log: RowLog) -> int:
                 todo = [n for n in names if (bg.name, size, draw, n) not in log.done]
                 if not todo:
                     continue
-                rows = run_unit(bg, size, draw, todo, seed)
+                rows = run_unit(bg, size, draw, todo, seed, texture)
                 log.add(rows)
                 ran += 1
                 print(f"{bg.name} {size} #{draw}: " + ", ".join(
@@ -498,6 +499,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--density", type=float, default=1.0, help="multiplies the target counts")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--texture", action="store_true",
+                    help="targets carry the scene's pixel-to-pixel variation (implant texture=)")
     ap.add_argument("--out", help="markdown file")
     ap.add_argument("--csv", help="CSV file, one row per background, size, draw and map")
     ap.add_argument("--resume", action="store_true",
@@ -526,7 +529,7 @@ def main(argv=None) -> int:
     models = parse_models(args.models)
     bgs = load_backgrounds(args)
     log = RowLog(args.csv, args.resume)
-    ran = run(bgs, args.classic, models, args.seed, log)
+    ran = run(bgs, args.classic, models, args.seed, log, args.texture)
     by_name = {bg.name: bg for bg in bgs}
     rows = [r for r in log.rows if r["background"] in by_name and r["size"] in args.sizes
             and (r["detector"] in args.classic or (r["detector"] in models and runs_on(

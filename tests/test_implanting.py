@@ -91,3 +91,22 @@ def test_resampling_follows_wavelength_or_band_position():
     np.testing.assert_allclose(resample_spectra(line, wl, [450.0, 700.0]), [[900.0, 1400.0]])
     unknown = resample_spectra(np.arange(5.0)[None], [np.nan] * 5, [np.nan] * 9)
     np.testing.assert_allclose(unknown, [np.arange(9) / 2])
+
+
+def test_texture_gives_targets_the_scenes_pixel_to_pixel_variation():
+    """Without texture a square target is one spectrum; with it, its pixels vary as the
+    background's neighbours do, and the placement and the materials stay the same."""
+    cube, spectra = _background(), _spectra()
+    flat = implant(cube, spectra, size="7x7", count=2, seed=4)
+    rough = implant(cube, spectra, size="7x7", count=2, seed=4, texture=True)
+    assert flat.targets == rough.targets
+    for target in rough.targets:
+        r, c, e = target["row"], target["col"], target["edge"]
+        flat_px = np.asarray(flat.cube.values)[r:r + e, c:c + e].reshape(e * e, -1)
+        rough_px = np.asarray(rough.cube.values)[r:r + e, c:c + e].reshape(e * e, -1)
+        assert np.ptp(flat_px, axis=0).max() == 0
+        x = np.asarray(cube.transpose("y", "x", "band").values, np.float64)
+        noise = np.std((x[:, 1:] - x[:, :-1]) / np.sqrt(2), axis=(0, 1))
+        spread = rough_px.std(axis=0)
+        assert np.all(spread > 0.3 * noise) and np.all(spread < 3 * noise)
+        np.testing.assert_allclose(rough_px.mean(axis=0), flat_px[0], atol=4 * noise.max())

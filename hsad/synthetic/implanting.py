@@ -84,16 +84,34 @@ def _free_corners(occupied: np.ndarray, edge: int, margin: int) -> np.ndarray:
     return free
 
 
+def _neighbour_differences(x: np.ndarray, occupied: np.ndarray, edge: int,
+                           rng: np.random.Generator) -> np.ndarray:
+    """``(edge, edge, B)`` differences ``(x_p − x_q)/√2`` of random horizontally adjacent
+    pixel pairs (p, q) that hold data and are neither labelled nor implanted: the scene's
+    noise and texture, centred."""
+    ok = np.isfinite(x).all(axis=2) & ~occupied
+    pairs = np.flatnonzero((ok[:, :-1] & ok[:, 1:]).ravel())
+    if pairs.size == 0:
+        raise ParameterError("texture needs two adjacent background pixels")
+    rows, cols = np.divmod(rng.choice(pairs, edge * edge), x.shape[1] - 1)
+    diff = (x[rows, cols] - x[rows, cols + 1]) / np.sqrt(2.0)
+    return diff.reshape(edge, edge, -1).astype(np.float32)
+
+
 def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
             abundance: tuple[float, float] = (0.1, 1.0), exclude=None, margin: int = 2,
-            brightness: tuple[float, float] = (0.8, 1.25), seed: int = 0) -> Implanted:
+            brightness: tuple[float, float] = (0.8, 1.25), seed: int = 0,
+            texture: bool = False) -> Implanted:
     """Implant ``count`` targets of size class ``size`` (see :data:`SIZES`) into ``cube``.
 
     ``spectra``: ``(n, B)`` target spectra on the cube's bands (each target draws one);
     ``exclude``: (y, x) labelled anomalies, kept ``margin`` pixels away from and added to
     the truth; ``abundance``: the range of sub-pixel abundances; ``brightness``: the range of
-    the target's mean level relative to the scene's. Raises ParameterError when the scene
-    has no room for the targets.
+    the target's mean level relative to the scene's; ``texture``: each target pixel also
+    gets the scene's own pixel-to-pixel variation, ``(x_p − x_q)/√2`` of a random pair of
+    horizontally adjacent background pixels, so that a large target is not a perfectly
+    tight cluster (without it, every pixel of a target is one spectrum). Raises
+    ParameterError when the scene has no room for the targets.
     """
     if size not in SIZES:
         raise ParameterError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
@@ -107,6 +125,7 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
         raise ParameterError("target spectra must have a positive mean level")
     edge = SIZES[size]
     rng = np.random.default_rng(seed)
+    texture_rng = np.random.default_rng([seed, 1])  # its own stream: same placement either way
     labelled = np.zeros((rows, cols), bool) if exclude is None else np.asarray(exclude, bool)
     occupied = labelled.copy()
     x = np.array(cube.values, dtype=np.float32)
@@ -123,6 +142,8 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
         gain = float(rng.uniform(*brightness))
         a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
         t = (spectra[material] / means[material] * level * gain).astype(np.float32)
+        if texture:
+            t = t + _neighbour_differences(x, occupied, edge, texture_rng)
         window = (slice(r, r + edge), slice(c, c + edge))
         x[window] = (1.0 - a) * x[window] + a * t
         implanted[window] = True
