@@ -85,6 +85,10 @@ CORPUS = {
 }
 #: sensors whose scenes cover the visible and near infrared only (left out of corpus pools)
 VNIR_ONLY = ("ROSIS",)
+#: the first caveat, with --texture
+TEXTURED = ("- Targets carry texture (`--texture`): each target pixel adds the difference of a "
+            "random pair of horizontally adjacent background pixels, divided by √2, so a large "
+            "target varies as the scene does instead of being one spectrum.")
 #: what the figures do not show, printed with them
 CAVEATS = [
     "- Full-pixel targets (1x1 to 15x15, abundance 1) are noiseless: every pixel of one "
@@ -93,7 +97,8 @@ CAVEATS = [
     "(Mahalanobis distance²) of at most (1 − p)/p however distinct its spectrum, below the "
     "mean B (bands) of the background pixels once p exceeds about 1/B. The collapse of the "
     "RX-type maps at 7x7 and 15x15 is partly this implant model (no texture inside a "
-    "target), not target size alone.",
+    "target), not target size alone: `--texture` gives the targets the scene's own "
+    "pixel-to-pixel variation (docs/implanted_suite_texture.md).",
     "- The benchmark scenes carry no wavelengths: their objects' spectra are put on another "
     "scene's or a corpus image's bands by relative band position, an approximation (the "
     "synthetic materials go by wavelength).",
@@ -345,6 +350,12 @@ def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = Fa
 
 
 # ---- the summary -----------------------------------------------------------------------
+def csv_link(path) -> str:
+    """Markdown link to the CSV beside the summary (or a note that none was written)."""
+    return f"[{Path(path).name}]({Path(path).name})" if path else "no CSV written (--csv)"
+
+
+
 def per_background(rows) -> dict:
     """Mean AUC over the draws: ``{(set, background, size, map): auc}``."""
     groups: dict = {}
@@ -447,7 +458,7 @@ def summary(rows, bgs, models, sizes, args, wall_s: float, ran: int) -> list[str
     compute_s = sum(units.values())
     text = ["# Implanted-target suite: AUC(D,F) against target size", "",
             "Written by `benchmarks/implanted_suite.py` (do not edit by hand); per-draw rows in "
-            f"[implanted_suite.csv](implanted_suite.csv). Command: `{args.command}`.", "",
+            f"{csv_link(args.csv)}. Command: `{args.command}`.", "",
             "Targets of one size class are implanted (`hsad.synthetic.implant`, seeded) into "
             "real backgrounds; every detector is fitted on the implanted background at its "
             "defaults and scored against the implanted mask (a scene's own labelled anomalies "
@@ -477,7 +488,7 @@ def summary(rows, bgs, models, sizes, args, wall_s: float, ran: int) -> list[str
     this = (f"this invocation ran {ran} of them in {wall_s / 60:.1f} min wall" if ran else
             "this invocation ran none: every row came from the CSV")
     text += ["", "## Warnings and errors", "", *warning_lines(rows), "", "## Caveats", "",
-             *CAVEATS, "",
+             *([TEXTURED, *CAVEATS[1:]] if args.texture else CAVEATS), "",
              f"Run time: {compute_s / 60:.1f} min of detector fits and scores, summed over the "
              f"{len(units)} (background, size, draw, detector) runs ({this}); 2-core machine "
              "shared with other jobs, one torch thread.", ""]
