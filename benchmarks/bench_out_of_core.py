@@ -38,14 +38,20 @@ HSAD = [PYTHON, "-m", "hsad.cli.main"]
 #: Runs the command in argv[1:], then prints its wall time, peak RSS and CPU time.
 WRAPPER = r"""
 import json, resource, subprocess, sys, threading, time
-import psutil
+try:
+    import psutil  # with dask.distributed (the dev extra)
+except ImportError:
+    psutil = None
 t0 = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:])
-peak_tree = 0
+peak_tree = float("nan") if psutil is None else 0
 
 def sample():  # the run and every process it starts (filter workers), summed
     global peak_tree
-    root = psutil.Process(proc.pid)
+    try:
+        root = psutil.Process(proc.pid)
+    except (AttributeError, psutil.Error):  # no psutil, or the run has already ended
+        return
     while proc.poll() is None:
         try:
             total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
