@@ -48,9 +48,11 @@ peak_tree = float("nan") if psutil is None else 0
 
 def sample():  # the run and every process it starts (filter workers), summed
     global peak_tree
+    if psutil is None:
+        return
     try:
         root = psutil.Process(proc.pid)
-    except (AttributeError, psutil.Error):  # no psutil, or the run has already ended
+    except psutil.Error:  # the run has already ended
         return
     while proc.poll() is None:
         try:
