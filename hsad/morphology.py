@@ -85,7 +85,6 @@ WORKER_PROCESSES_ENV = "HSAD_WORKER_PROCESSES"
 _pool_lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
-_stopping = False  # set by stop_workers: a broken pool then means "stop", not "fall back"
 
 
 def attribute_response(image: np.ndarray, areas) -> np.ndarray:
@@ -121,13 +120,14 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
         processes = dask_cpu_count() if big and workers_allowed() else 0
     processes = min(int(processes), len(images))
     if processes > 1 and not multiprocessing.current_process().daemon:
+        pool = None
         try:
             pool = _executor(processes)
             with _interrupts_blocked():  # workers start here: they inherit the blocked Ctrl-C
                 results = pool.map(attribute_response, images, [areas] * len(images))
             return list(results)
         except (OSError, BrokenProcessPool) as exc:
-            if _stopping:
+            if getattr(pool, "hsad_stopped", False):  # stop_workers: stop, do not fall back
                 raise
             warnings.warn(f"area filters run in this process: worker processes failed "
                           f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
@@ -177,9 +177,11 @@ def _executor(size: int) -> ProcessPoolExecutor:
 
 def stop_workers() -> None:
     """Terminate the worker processes (on Ctrl-C or SIGTERM): filters still waiting for
-    them fail instead of falling back to the calling process."""
-    global _stopping
-    _stopping = True
+    them fail instead of falling back to the calling process. A later call starts a new
+    pool."""
+    with _pool_lock:
+        if _pool is not None:
+            _pool.hsad_stopped = True
     _discard_pool(terminate=True)
 
 

@@ -165,10 +165,21 @@ def test_an_interrupt_stops_the_worker_processes(monkeypatch):
 
 def test_stopped_workers_fail_their_filters_instead_of_falling_back(monkeypatch):
     class Broken:
+        hsad_stopped = True  # what stop_workers marks
+
         def map(self, *args):
             raise morphology.BrokenProcessPool("terminated")
 
     monkeypatch.setattr(morphology, "_executor", lambda size: Broken())
-    monkeypatch.setattr(morphology, "_stopping", True)
     with pytest.raises(morphology.BrokenProcessPool):
         morphology.attribute_responses(list(_images(15))[:2], (4,), processes=2)
+
+
+def test_after_stop_workers_a_new_pool_serves_later_filters():
+    images = [im for im in _images(17) if im.size > 200][:2]
+    here = morphology.attribute_responses(images, (3,), processes=0)
+    morphology.attribute_responses(images, (3,), processes=2)
+    morphology.stop_workers()
+    again = morphology.attribute_responses(images, (3,), processes=2)
+    for a, b in zip(here, again, strict=True):
+        np.testing.assert_array_equal(a, b)
