@@ -25,7 +25,7 @@ from hsad import fusion as F
 from hsad.synthetic import implant
 
 sys.path.insert(0, str(Path(__file__).parent))
-from implanted_suite import COUNTS, spectra_pool  # noqa: E402
+from implanted_suite import COUNTS, scene_pool  # noqa: E402
 
 IMPLANTED_SCENES = ("abu-urban-2", "sandiego-1", "abu-beach-2", "hydice-urban", "abu-airport-1")
 SIZES = ("1x1", "3x3", "7x7", "15x15")
@@ -47,7 +47,7 @@ def main() -> None:
         cube, gt = datasets.load(name)
         truth, ignore = gt.values, np.zeros(gt.shape, bool)
         if size:
-            im = implant(cube, spectra_pool(name, cube), size=size, count=COUNTS[size],
+            im = implant(cube, scene_pool(name, cube.sizes["band"]), size=size, count=COUNTS[size],
                          exclude=gt.values, seed=7)
             cube, truth, ignore = im.cube, im.implanted, gt.values
         t0 = time.perf_counter()
