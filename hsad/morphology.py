@@ -118,11 +118,12 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
     if processes is None:
         big = sum(im.size for im in images) * len(areas) >= PARALLEL_PIXELS
         processes = dask_cpu_count() if big and workers_allowed() else 0
-    processes = min(int(processes), len(images))
-    if processes > 1 and not multiprocessing.current_process().daemon:
+    # one image or one process: nothing to share out. The pool keeps its size whatever the
+    # batch (it starts workers as jobs need them), so batches of other sizes reuse it
+    if min(int(processes), len(images)) > 1 and not multiprocessing.current_process().daemon:
         pool = None
         try:
-            pool = _executor(processes)
+            pool = _executor(int(processes))
             with _interrupts_blocked():  # workers start here: they inherit the blocked Ctrl-C
                 results = pool.map(attribute_response, images, [areas] * len(images))
             return list(results)
