@@ -137,10 +137,7 @@ def valid_mask(cube: xr.DataArray) -> xr.DataArray:
 
     A pixel is invalid when any good band equals ``nodata`` or is not finite.
     """
-    data = cube.data
-    good = np.asarray(cube["good_band"].values, dtype=bool)
-    if good.any() and not good.all():
-        data = data[:, :, good]
+    data = good_bands_of(cube.data, good_band_mask(cube))
     ok = da.ones(data.shape[:2], chunks=data.chunks[:2], dtype=bool)
     if np.issubdtype(data.dtype, np.floating):
         ok = da.isfinite(data).all(axis=-1)
@@ -154,6 +151,15 @@ def good_band_mask(cube: xr.DataArray) -> np.ndarray:
     """Boolean vector of the bands to use (all, if the bbl marks none good)."""
     good = np.asarray(cube["good_band"].values, dtype=bool)
     return good if good.any() else np.ones_like(good)
+
+
+def good_bands_of(data, good: np.ndarray):
+    """``data[:, :, good]``, or ``data`` itself when every band is good.
+
+    Cut windows out of a lazy cube *before* this: dask reads only a window sliced off the
+    file, but once a boolean band index stands between the two it reads whole chunks (a
+    row of a 512-row chunk: 0.9 s instead of 0.006 s)."""
+    return data if good.all() else data[:, :, good]
 
 
 def _map_coords(cube: xr.DataArray) -> dict:

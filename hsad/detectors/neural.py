@@ -29,7 +29,7 @@ import torch
 import xarray as xr
 
 from hsad.background import background_mask
-from hsad.cube import good_band_mask, map_like
+from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import scene_moments
@@ -334,13 +334,11 @@ class NeuralDetector(BaseDetector):
         (read with its patch halo), good ``bands`` only, on ``model``
         (:func:`hsad.engine.model_node`).
 
-        The window is cut before the bands are selected: dask then reads only the window
-        from the file, where a band selection first would read its whole chunks (a
-        sampled row of a 512-row chunk: 0.9 s instead of 0.006 s).
+        The window is cut before the bands are selected (see :func:`good_bands_of`).
         """
         y0, y1, x0, x1 = window
         lazy, pads = read_window(data, y0, y1, x0, x1, self.patch_size // 2)
-        lazy = lazy if bands.all() else lazy[:, :, bands]
+        lazy = good_bands_of(lazy, bands)
         return dask.delayed(call_model)(model, "_tile", lazy, pads, nodata, (y0, x0),
                                         data.shape[1], residual, terms)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.cube import good_band_mask, map_like, valid_mask
+from hsad.cube import good_band_mask, good_bands_of, map_like, valid_mask
 from hsad.detectors.neural import NeuralDetector
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
@@ -126,10 +126,9 @@ class ReconstructionDetector(NeuralDetector):
 
     def _scene_good_bands(self, cube: xr.DataArray, rows: slice | None = None) -> da.Array:
         """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs); ``rows``:
-        those rows only, cut before the bands are selected (see ``_window_task``)."""
+        those rows only, cut before the bands are selected (see :func:`good_bands_of`)."""
         part = cube if rows is None else cube.isel(y=rows)
-        bands = good_band_mask(cube)
-        data = (part.data if bands.all() else part.data[:, :, bands]).astype(np.float32)
+        data = good_bands_of(part.data, good_band_mask(cube)).astype(np.float32)
         return da.where(valid_mask(part).data[:, :, None], data, np.nan)
 
     def _check_stats_sample(self) -> int:
