@@ -87,10 +87,15 @@ _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 
 
-def attribute_response(image: np.ndarray, areas) -> np.ndarray:
+def attribute_response(image: np.ndarray, areas, margins=None) -> np.ndarray:
     """``|f − γ_a(f)| + |φ_a(f) − f|`` of one image ``f`` for each area ``a``, stacked
     ``(len(areas), h, w)``: γ the area opening, φ the closing. Integer images give exact
-    integers (uint16 for 8-bit images, uint32 otherwise), float images float64."""
+    integers (uint16 for 8-bit images, uint32 otherwise), float images float64.
+
+    ``margins``: per area, the rows and columns ``(top, bottom, left, right)`` left out of
+    that area's filters (a tile's halo wider than a small area needs); the response there is
+    0. An area's filters cost more than linearly in the pixels they see, so the small areas
+    of a multi-scale ladder are not run on the halo of the largest."""
     f = np.asarray(image)
     if np.issubdtype(f.dtype, np.integer):
         # the narrowest signed type holding 2·max: |f − γ(f)| + |φ(f) − f| ≤ 2·max(f)
@@ -98,15 +103,27 @@ def attribute_response(image: np.ndarray, areas) -> np.ndarray:
         dtype = np.uint16 if f.dtype.itemsize == 1 else np.uint32
     else:
         f_wide, dtype = f.astype(np.float64), np.float64
-    out = np.empty((len(areas),) + f.shape, dtype)
-    for i, a in enumerate(areas):
-        np.add(np.abs(f_wide - area_filter(f, a, "opening")),
-               np.abs(area_filter(f, a, "closing") - f_wide), out=out[i], casting="unsafe")
+    margins = [(0, 0, 0, 0)] * len(areas) if margins is None else list(margins)
+    if len(margins) != len(areas):
+        raise ValueError(f"{len(margins)} margins for {len(areas)} areas")
+    out = np.zeros((len(areas),) + f.shape, dtype)
+    for i, (a, (top, bottom, left, right)) in enumerate(zip(areas, margins, strict=True)):
+        if min(top, bottom, left, right) < 0 or top + bottom >= f.shape[0] \
+                or left + right >= f.shape[1]:
+            raise ValueError(f"margins {(top, bottom, left, right)} do not fit an image of "
+                             f"shape {f.shape}")
+        inner = (slice(top, f.shape[0] - bottom), slice(left, f.shape[1] - right))
+        part, wide = np.ascontiguousarray(f[inner]), f_wide[inner]
+        np.add(np.abs(wide - area_filter(part, a, "opening")),
+               np.abs(area_filter(part, a, "closing") - wide), out=out[i][inner],
+               casting="unsafe")
     return out
 
 
-def attribute_responses(images, areas, *, processes: int | None = None) -> list[np.ndarray]:
-    """:func:`attribute_response` of every image, in worker processes when it pays.
+def attribute_responses(images, areas, *, margins=None,
+                        processes: int | None = None) -> list[np.ndarray]:
+    """:func:`attribute_response` of every image (same ``areas`` and ``margins``), in
+    worker processes when it pays.
 
     ``processes``: worker count; ``None`` uses every core (``dask.system.CPU_COUNT``) when
     the batch holds at least :data:`PARALLEL_PIXELS` pixel-filters and :func:`workers_allowed`;
@@ -125,7 +142,8 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
         try:
             pool = _executor(int(processes))
             with _interrupts_blocked():  # workers start here: they inherit the blocked Ctrl-C
-                results = pool.map(attribute_response, images, [areas] * len(images))
+                results = pool.map(attribute_response, images, [areas] * len(images),
+                                   [margins] * len(images))
             return list(results)
         except (OSError, BrokenProcessPool) as exc:
             if getattr(pool, "hsad_stopped", False):  # stop_workers: stop, do not fall back
@@ -136,7 +154,7 @@ def attribute_responses(images, areas, *, processes: int | None = None) -> list[
         except BaseException:  # interrupted: stop the workers now rather than at exit
             _discard_pool(terminate=True)
             raise
-    return [attribute_response(im, areas) for im in images]
+    return [attribute_response(im, areas, margins) for im in images]
 
 
 def workers_allowed() -> bool:

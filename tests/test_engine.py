@@ -16,7 +16,7 @@ from hsad.cube import good_band_mask, make_cube
 from hsad.engine import tiles
 from hsad.engine.scheduler import TileProgress, parse_memory
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion
+from hsad.fusion import Fusion, spatial_aed
 from hsad.fusion import tiled as fusion_tiles
 from hsad.morphology import area_filter
 
@@ -190,6 +190,32 @@ def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
         value = got[name].compute()
         np.testing.assert_array_equal(np.isnan(value), np.isnan(want))
         np.testing.assert_allclose(value, want, rtol=1e-7, atol=1e-10, err_msg=name)
+
+
+def test_multiscale_filters_on_small_tiles_leave_halos_out_and_equal_the_whole_scene(
+        monkeypatch):
+    """Tiles of 30–34 pixels with the 24 + 4 pixel halo of areas 9 and 25: area 9 leaves 16
+    halo pixels out on inner sides only, and D_spatial is still the whole scene's."""
+    rng = np.random.default_rng(8)
+    comps = uniform_filter(rng.normal(size=(100, 120, 2)), (3, 3, 1))
+    comps[[5, 40], [7, 50]] += 3.0  # bright objects
+    comps[30:34, 20:23] -= 2.0  # a dark one
+    fusion = Fusion(variant="multiscale", area=25, radius=2, n_components=2).resolved()
+    want = spatial_aed(comps, area=(9, 25), radius=2, eps=fusion.eps)
+    seen = []
+    real = fusion_tiles.area_margins
+
+    def recorded(areas, block_info=None):
+        seen.append(real(areas, block_info))
+        return seen[-1]
+
+    monkeypatch.setattr(fusion_tiles, "area_margins", recorded)
+    monkeypatch.setattr(fusion_tiles, "FILTER_EDGE", 30)
+    lazy = fusion_tiles._aed_filtered(da.from_array(comps, chunks=(50, 120, 2)), fusion)
+    assert lazy.chunks == ((34, 34, 32), (30, 30, 30, 30))
+    np.testing.assert_allclose(lazy.compute(), want, rtol=1e-9, atol=1e-12)
+    assert all(m[1] == (0, 0, 0, 0) for m in seen)  # area 25: the whole halo
+    assert {max(m[0]) for m in seen} == {16} and (0, 16, 0, 16) in [m[0] for m in seen]
 
 
 @pytest.fixture(scope="module")

@@ -102,6 +102,28 @@ def test_attribute_response_stacks_opening_and_closing_residues_per_area():
             np.testing.assert_array_equal(out[k], _response_reference(image, area))
 
 
+def test_margins_leave_a_halo_out_of_an_areas_filters_and_keep_the_rest_exact():
+    """A 40-pixel halo left out of area 9's filters (which need 8 pixels of context) leaves
+    its response on the inner pixels unchanged; the left-out border responds 0."""
+    rng = np.random.default_rng(4)
+    image = (rng.random((120, 100)) * 255).astype(np.uint8)
+    margins = [(40, 0, 40, 30), (0, 0, 0, 0)]
+    out = morphology.attribute_response(image, (9, 25), margins)
+    full = morphology.attribute_response(image, (9, 25))
+    np.testing.assert_array_equal(out[1], full[1])
+    inner = (slice(40 + 8, 120), slice(40 + 8, 100 - 30 - 8))
+    np.testing.assert_array_equal(out[0][inner], full[0][inner])
+    assert not out[0][:40].any() and not out[0][:, :40].any() and not out[0][:, 70:].any()
+    assert (out[0][:, 40:70] != full[0][:, 40:70]).any()  # the cut image differs near its edge
+    with pytest.raises(ValueError, match="margins"):
+        morphology.attribute_response(image, (9,), [(60, 60, 0, 0)])
+    with pytest.raises(ValueError, match="2 margins for 1 areas"):
+        morphology.attribute_response(image, (9,), margins)
+    workers = morphology.attribute_responses([image, image[::-1]], (9, 25), margins=margins,
+                                             processes=2)
+    np.testing.assert_array_equal(workers[0], out)
+
+
 def test_attribute_responses_in_worker_processes_equal_those_run_here():
     images = [im for im in _images(5) if im.size > 200][:4]
     here = morphology.attribute_responses(images, (3, 9), processes=0)

@@ -106,3 +106,24 @@ def test_stats_sample_must_be_a_count(scene, bad):
     fitted = _fitted(cube)
     with pytest.raises(ParameterError, match="stats_sample"):
         fitted.set_params(stats_sample=bad).score_stages(cube)
+
+
+def test_sampled_statistics_read_only_the_sampled_rows_from_the_file(scene, tmp_path,
+                                                                      monkeypatch):
+    """Rows read in one dask call made dask read every chunk they lie in, whole."""
+    from hsad.io import envi, open_cube
+
+    cube, _ = scene
+    envi.write_envi(cube, tmp_path / "s.hdr", interleave="bil")
+    on_file = open_cube(tmp_path / "s.hdr", chunks=(20, 36))
+    det = _fitted(on_file, stats_sample=36 * 10)  # 10 rows, 3 chunks of 20 rows
+    read = []
+    transpose = envi.EnviPixels._transpose_lines
+
+    def counted(planes, dst, buf, band_axis_first):
+        read.append(dst.shape[0])
+        return transpose(planes, dst, buf, band_axis_first)
+
+    monkeypatch.setattr(envi.EnviPixels, "_transpose_lines", staticmethod(counted))
+    assert det.fusion_statistics(on_file) is not None
+    assert sum(read) == 10

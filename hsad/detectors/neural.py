@@ -328,16 +328,17 @@ class NeuralDetector(BaseDetector):
         return da.block(rows)
 
     def _window_task(self, model, data: da.Array, bands: np.ndarray,
-                     window: tuple[int, int, int, int], nodata, residual: bool,
-                     terms: bool = True):
+                     bounds: tuple[int, int, int, int], nodata, residual: bool,
+                     terms: bool = True, window=None):
         """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the cube's ``data``
         (read with its patch halo), good ``bands`` only, on ``model``
-        (:func:`hsad.engine.model_node`).
+        (:func:`hsad.engine.model_node`). ``window``: that read, done by the caller
+        (``(block, pads)`` as :func:`hsad.nn.sampling.read_window` gives them, lazy or not).
 
         The window is cut before the bands are selected (see :func:`good_bands_of`).
         """
-        y0, y1, x0, x1 = window
-        lazy, pads = read_window(data, y0, y1, x0, x1, self.patch_size // 2)
+        y0, y1, x0, x1 = bounds
+        lazy, pads = window or read_window(data, y0, y1, x0, x1, self.patch_size // 2)
         lazy = good_bands_of(lazy, bands)
         return dask.delayed(call_model)(model, "_tile", lazy, pads, nodata, (y0, x0),
                                         data.shape[1], residual, terms)

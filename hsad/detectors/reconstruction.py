@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.cube import good_band_mask, good_bands_of, map_like, valid_mask
+from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.neural import NeuralDetector
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
@@ -24,7 +24,7 @@ from hsad.engine.stats import Moments, block_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
 from hsad.fusion.tiled import Statistics, fusion_stages, spectral_map
-from hsad.nn.sampling import stratified_rows
+from hsad.nn.sampling import block_valid, read_window, stratified_rows
 from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
@@ -124,12 +124,9 @@ class ReconstructionDetector(NeuralDetector):
         self._ensure_device()
         return self._per_pixel(cube, residual=True, terms=False)[:, :, :self.n_bands_]
 
-    def _scene_good_bands(self, cube: xr.DataArray, rows: slice | None = None) -> da.Array:
-        """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs); ``rows``:
-        those rows only, cut before the bands are selected (see :func:`good_bands_of`)."""
-        part = cube if rows is None else cube.isel(y=rows)
-        data = good_bands_of(part.data, good_band_mask(cube)).astype(np.float32)
-        return da.where(valid_mask(part).data[:, :, None], data, np.nan)
+    def _scene_good_bands(self, cube: xr.DataArray) -> da.Array:
+        """The cube's good bands as float32, NaN on nodata pixels (for AED's PCs)."""
+        return _masked_good_bands(cube.data, good_band_mask(cube), cube.attrs.get("nodata"))
 
     def _check_stats_sample(self) -> int:
         n = self.stats_sample
@@ -156,11 +153,20 @@ class ReconstructionDetector(NeuralDetector):
         nodata, b = cube.attrs.get("nodata"), self.n_bands_
         model = model_node(self)
         res_m = src_m = Moments(0, np.zeros(b), np.zeros((b, b)))
+        halo = self.patch_size // 2
         for group in np.array_split(rows, -(-len(rows) // SAMPLE_ROWS_AT_ONCE)):
-            tasks = [self._window_task(model, data, good, (r, r + 1, 0, width), nodata, True,
-                                       terms=False) for r in group.tolist()]
-            scene = [self._scene_good_bands(cube, slice(r, r + 1)) for r in group.tolist()]
-            *outs, bands = dask.compute(*tasks, da.concatenate(scene))
+            tasks, scene = [], []
+            for r in group.tolist():
+                # each row read alone, once for the network and the PCs: rows of one chunk
+                # read in one compute would each read the whole chunk
+                lazy, pads = read_window(data, r, r + 1, 0, width, halo)
+                block = lazy.compute()
+                tasks.append(self._window_task(model, data, good, (r, r + 1, 0, width), nodata,
+                                               True, terms=False, window=(block, pads)))
+                top = r - max(0, r - halo)
+                scene.append(_float32_or_nan(good_bands_of(block[top:top + 1], good), nodata))
+            outs = dask.compute(*tasks)
+            bands = np.concatenate(scene)
             residual = np.concatenate(outs)[:, :, :b]
             res_m = res_m.merge(block_moments(residual, screen=True))
             source = residual if self.pc_source == "residual" else bands
@@ -206,3 +212,18 @@ class ReconstructionDetector(NeuralDetector):
             coords={"y": cube["y"], "x": cube["x"], "band": band,
                     "wavelength": ("band", self.wavelength_)})
         return out
+
+
+def _masked_good_bands(data: da.Array, good: np.ndarray, nodata) -> da.Array:
+    """``data``'s good bands as float32, NaN on the pixels that hold no data (any good band
+    not finite or at ``nodata``, as :func:`hsad.cube.valid_mask` says), in one blockwise
+    step: a separate mask would read every chunk a second time."""
+    data = good_bands_of(data, good).rechunk({2: -1})
+    return data.map_blocks(_float32_or_nan, nodata, dtype=np.float32,
+                           meta=np.empty((0, 0, 0), np.float32))
+
+
+def _float32_or_nan(block: np.ndarray, nodata) -> np.ndarray:
+    out = block.astype(np.float32)
+    out[~block_valid(block, nodata)] = np.nan
+    return out

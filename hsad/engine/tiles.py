@@ -147,13 +147,21 @@ def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=Non
                           **kwargs)
 
 
-def halo_tiles(data: da.Array, halo: int, memory_limit: str | int | None = None) -> da.Array:
+def halo_tiles(data: da.Array, halo: int, memory_limit: str | int | None = None, *,
+               max_edge: int | None = None) -> da.Array:
     """``data`` (y, x[, k]) rechunked into the largest tiles the budget allows for an
     operator with ``halo`` pixels of context (:func:`chunks_for`), so that the halo's
     repeated work stays a small share: a 30-row strip with a 122-pixel halo would filter
-    nine times its own rows."""
-    rows, cols = chunks_for(data.shape, data.dtype, memory_limit, halo=halo)
-    return data.rechunk({0: rows, 1: cols})
+    nine times its own rows. ``max_edge``: for an operator whose cost per pixel grows with
+    the tile, axes longer than twice ``max_edge`` are cut into tiles of ``max_edge`` to
+    twice that. Axes are split into nearly equal tiles, so that no thin remainder carries
+    a whole halo."""
+    tile = chunks_for(data.shape, data.dtype, memory_limit, halo=halo)
+    if max_edge:
+        tile = tuple(min(t, -(-n // max(1, n // int(max_edge))))
+                     for n, t in zip(data.shape[:2], tile, strict=True))
+    return data.rechunk({axis: -(-n // -(-n // t)) for axis, (n, t)
+                         in enumerate(zip(data.shape[:2], tile, strict=True))})
 
 
 # ---------------------------------------------------------------- streamed statistics

@@ -66,6 +66,13 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
                            meta=np.empty((0, 0), np.float64))
 
 
+#: tile edge (pixels, without the halo) of the attribute filters: axes longer than twice
+#: this are cut into tiles of this to twice this. DIPlib's area opening costs more per pixel
+#: on larger images (0.12 µs a pixel at 512², 0.3 µs at 2048² on 2048² principal-component
+#: images), so smaller tiles are cheaper despite their larger share of halo, down to about
+#: this edge (docs/performance.md, benchmark 9)
+FILTER_EDGE = 512
+
 #: pixels per piece in :func:`_project` (bounds its float64 temporaries)
 _PIECE = 32768
 
@@ -141,15 +148,18 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
     return np.round(scaled * (levels - 1)).astype(dtype)
 
 
-def _responses(bands: np.ndarray, stats, areas, levels: int):
+def _responses(bands: np.ndarray, stats, areas, levels: int, margins=None):
     """``fusion.attribute_filter`` of each band of a tile (quantised with the scene's
-    statistics) for each area: yields, per band, a list over ``areas``. The filters of all
-    bands run in one call (:func:`attribute_responses`: worker processes on large tiles)."""
+    statistics), averaged over ``areas``: yields one float64 image per band (the sum of the
+    exact integer responses, scaled once). The filters of all bands run in one call
+    (:func:`attribute_responses`: worker processes on large tiles); ``margins``: per area,
+    the halo rows and columns it leaves out."""
     quantised = [_quantise(bands[:, :, i], *stats[i], levels) for i in range(bands.shape[-1])]
-    filtered = attribute_responses(quantised, areas)
+    filtered = attribute_responses(quantised, areas, margins=margins)
     del quantised
+    scale = len(areas) * (levels - 1 if levels else 1)
     for per_band in filtered:
-        yield [r.astype(np.float64) / (levels - 1) if levels else r for r in per_band]
+        yield np.sum(per_band, axis=0, dtype=np.float64) / scale
 
 
 def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
@@ -172,13 +182,32 @@ def guided_halo(radius: int) -> int:
     return 2 * int(radius)
 
 
-def _aed_tile(block, *, stats, areas, levels, radius, eps):
+def area_margins(areas, block_info=None) -> list[tuple[int, int, int, int]]:
+    """Per area, the rows and columns ``(top, bottom, left, right)`` of a tile's halo that
+    its filters can leave out. The tile carries the halo of the largest area; a smaller
+    area ``a`` needs ``attribute_halo(a)`` of it, so ``max(areas) − a`` pixels (at most
+    the halo) can go on each side that has a neighbour tile (``map_overlap``'s
+    ``block_info``). At the image edge there is no halo to leave out. Exact: each area
+    still sees its own halo, so its response is the whole scene's."""
+    sides = [0, 0, 0, 0]
+    if block_info:
+        info = block_info[0]
+        for axis in (0, 1):
+            at, n = info["chunk-location"][axis], info["num-chunks"][axis]
+            sides[2 * axis] = int(at > 0)
+            sides[2 * axis + 1] = int(at < n - 1)
+    largest = max(int(a) for a in areas)
+    return [tuple(s * (largest - int(a)) for s in sides) for a in areas]
+
+
+def _aed_tile(block, *, stats, areas, levels, radius, eps, block_info=None):
     comps = np.asarray(block, dtype=np.float64)
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _guide(comps[:, :, 0], *stats[0])
     out = np.zeros(comps.shape[:2])
-    for per_area in _responses(comps, stats, areas, levels):
-        out += guided_filter(guide, np.mean(per_area, axis=0), radius, eps)
+    margins = area_margins(areas, block_info)
+    for response in _responses(comps, stats, areas, levels, margins):
+        out += guided_filter(guide, response, radius, eps)
     out[off] = np.nan
     return out
 
@@ -188,7 +217,7 @@ def _paper_tile(block, *, n, stats, area, levels):
     mask (channel 1); other channels are padding."""
     bands = np.asarray(block, dtype=np.float64)[:, :, :n]
     out = np.zeros(block.shape[:2] + (block.shape[2],))
-    out[:, :, 0] = np.mean([r[0] for r in _responses(bands, stats, (area,), levels)], axis=0)
+    out[:, :, 0] = np.mean(list(_responses(bands, stats, (area,), levels)), axis=0)
     out[:, :, 1] = ~np.isfinite(bands).all(axis=-1)
     return out
 
@@ -302,7 +331,8 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None) -> da.Array:
     areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
     stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
     halo = attribute_halo(max(areas)) + guided_halo(radius)
-    return map_halo(_aed_tile, halo_tiles(comps, halo, memory_limit), halo, drop_axis=2,
+    tiles = halo_tiles(comps, halo, memory_limit, max_edge=FILTER_EDGE)
+    return map_halo(_aed_tile, tiles, halo, drop_axis=2,
                     stats=stats, areas=areas, levels=int(fusion.levels), radius=radius,
                     eps=float(fusion.eps))
 

@@ -1,0 +1,108 @@
+"""HADGAN's fusion stages on a large scene, one at a time: the sampled statistics and the
+attribute + guided filters of the multi-scale D_spatial.
+
+Works on a scene and model kept by ``bench_out_of_core.py --keep`` (``scene.hdr`` and
+``hadgan.hsad`` in ``--dir``). Each stage runs in this process on one thread (dask's
+``sync`` scheduler, filters in-process), so its CPU seconds measure its work, not how the
+threads and worker processes share the cores. Printed per stage: wall and CPU seconds, and
+for the statistics the share of the cube read from the file.
+
+Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
+(``hsad.fusion.tiled.FILTER_EDGE``; 0 = tiles as large as the memory budget allows), each
+with and without the per-area halos (``area_margins``: small areas leave the largest
+area's halo out).
+
+    .venv/bin/python benchmarks/bench_out_of_core.py --size 2048x2048x200 --dir /tmp/big \\
+        --keep --memory-limit 1GB
+    .venv/bin/python benchmarks/bench_fusion_stages.py --dir /tmp/big/hsad-ooc-XXXX
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _count_reads():
+    """Patch the ENVI reader to count the values it copies out of the file."""
+    from hsad.io import envi
+
+    transpose = envi.EnviPixels._transpose_lines
+    count, lock = [0], threading.Lock()
+
+    def counted(planes, dst, buf, band_axis_first):
+        with lock:
+            count[0] += dst.size
+        return transpose(planes, dst, buf, band_axis_first)
+
+    envi.EnviPixels._transpose_lines = staticmethod(counted)
+    return count
+
+
+def _timed(func):
+    t, c = time.perf_counter(), time.process_time()
+    out = func()
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+def main() -> None:
+    os.environ.setdefault("HSAD_WORKER_PROCESSES", "0")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", required=True, type=Path,
+                        help="folder with scene.hdr and hadgan.hsad (bench_out_of_core --keep)")
+    parser.add_argument("--memory-limit", default="1GB")
+    parser.add_argument("--edges", default="0,1024", help="tile-edge caps to compare")
+    args = parser.parse_args()
+
+    import dask
+    import dask.array as da
+
+    from hsad.engine.tiles import open_tiled
+    from hsad.fusion import tiled
+    from hsad.nn.persistence import load_detector
+    from hsad.nn.trainer import cpu_threads
+
+    reads = _count_reads()
+    cube = open_tiled(args.dir / "scene.hdr", args.memory_limit)
+    det = load_detector(args.dir / "hadgan.hsad")
+    fusion = det.fusion_(cube).resolved()
+    values = int(np.prod(cube.shape))
+    print(f"scene {'x'.join(map(str, cube.shape))} {cube.dtype}, {fusion.variant} fusion, "
+          f"areas {tiled.ladder(fusion.area)}; one thread (dask sync)")
+
+    with dask.config.set(scheduler="sync"), cpu_threads(1):
+        stats, wall, cpu = _timed(lambda: det.fusion_statistics(cube))
+        print(f"sampled statistics: {wall:6.1f} s wall {cpu:6.1f} s CPU; "
+              f"read {reads[0] / values:.3f} of the cube")
+        comps, wall, cpu = _timed(lambda: tiled.components_map(
+            det._scene_good_bands(cube), int(fusion.n_components),
+            moments=stats.source).compute())
+        print(f"principal components: {wall:6.1f} s wall {cpu:6.1f} s CPU")
+
+        lazy = da.from_array(comps, chunks=(512, -1, -1))
+        margins, cap, ref = tiled.area_margins, tiled.FILTER_EDGE, None
+        try:
+            for edge in (int(e) for e in args.edges.split(",")):
+                for per_area in (False, True):
+                    tiled.FILTER_EDGE = edge or None
+                    tiled.area_margins = margins if per_area else (
+                        lambda areas, block_info=None: [(0, 0, 0, 0)] * len(areas))
+                    m = tiled._aed_filtered(lazy, fusion, args.memory_limit)
+                    out, wall, cpu = _timed(m.compute)
+                    ref = out if ref is None else ref
+                    diff = float(np.nanmax(np.abs(out - ref)))
+                    tiles = "x".join(str(len(c)) for c in m.chunks[:2])
+                    print(f"filters, edge cap {edge or 'none':>5}, per-area halos "
+                          f"{'yes' if per_area else 'no ':3}: {wall:6.1f} s wall {cpu:6.1f} s "
+                          f"CPU ({tiles} tiles; max |Δ| {diff:.1e})")
+        finally:
+            tiled.area_margins, tiled.FILTER_EDGE = margins, cap
+
+
+if __name__ == "__main__":
+    main()
