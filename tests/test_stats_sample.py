@@ -127,3 +127,37 @@ def test_sampled_statistics_read_only_the_sampled_rows_from_the_file(scene, tmp_
     monkeypatch.setattr(envi.EnviPixels, "_transpose_lines", staticmethod(counted))
     assert det.fusion_statistics(on_file) is not None
     assert sum(read) == 10
+
+
+def test_with_sampled_statistics_the_scene_is_read_once_for_the_network_and_the_pcs(
+        scene, tmp_path, monkeypatch):
+    """D_SS with sampled statistics reads the sampled rows, then every row once: the
+    principal components come from the network's read of each window, equal to those of
+    the cube's own read."""
+    from hsad.fusion.tiled import components_map
+    from hsad.io import envi, open_cube
+
+    cube, _ = scene
+    envi.write_envi(cube, tmp_path / "s.hdr", interleave="bil")
+    on_file = open_cube(tmp_path / "s.hdr", chunks=(20, 36))
+    det = _fitted(on_file, stats_sample=36 * 10)
+    reference = det.score_stages(on_file)  # before counting: the networks' first run
+    read = []
+    transpose = envi.EnviPixels._transpose_lines
+
+    def counted(planes, dst, buf, band_axis_first):
+        read.append(dst.shape[0])
+        return transpose(planes, dst, buf, band_axis_first)
+
+    monkeypatch.setattr(envi.EnviPixels, "_transpose_lines", staticmethod(counted))
+    stages = det.score_stages(on_file)
+    assert sum(read) == 10 + 60
+    np.testing.assert_array_equal(stages["d_ss"].values, reference["d_ss"].values)
+
+    stats = det.fusion_statistics(on_file)
+    mean, basis = reconstruction.pc_basis(*stats.source, 4)
+    also = (4, lambda block: reconstruction._window_components(
+        block, nodata=on_file.attrs.get("nodata"), mean=mean, basis=basis))
+    _, shared = det._per_pixel(on_file, residual=True, terms=False, also=also)
+    own = components_map(det._scene_good_bands(on_file), 4, moments=stats.source)
+    np.testing.assert_array_equal(shared.compute(), own.compute())

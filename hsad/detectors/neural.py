@@ -307,41 +307,54 @@ class NeuralDetector(BaseDetector):
         return self.score_terms if wanted else ()
 
     def _per_pixel(self, cube: xr.DataArray, residual: bool = False,
-                   terms: bool = True) -> da.Array:
-        """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``."""
+                   terms: bool = True, also=None):
+        """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``.
+
+        ``also``: ``(channels, func)``; then the pair of that and the lazy ``(y, x,
+        channels)`` float64 ``func(window)`` of each window's own pixels (good bands, as
+        read), computed from the network's read of the window (one read of the cube)."""
         data, bands = cube.data, good_band_mask(cube)
         nodata = cube.attrs.get("nodata")
         channels = (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms))
         ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
         xbounds = np.concatenate([[0], np.cumsum(data.chunks[1])])
         model = model_node(self)  # one graph key: sent to each dask worker once
-        rows = []
+        specs = [(channels, np.float32)] + ([(also[0], np.float64)] if also else [])
+        grids = [[] for _ in specs]
         for y0, y1 in zip(ybounds[:-1], ybounds[1:], strict=True):
-            row = []
+            rows = [[] for _ in specs]
             for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
                 task = self._window_task(model, data, bands,
                                          (int(y0), int(y1), int(x0), int(x1)), nodata, residual,
-                                         terms)
-                row.append([da.from_delayed(task, shape=(y1 - y0, x1 - x0, channels),
-                                            dtype=np.float32)])  # [[[…]]]: join y, x, C
-            rows.append(row)
-        return da.block(rows)
+                                         terms, also=also and also[1])
+                outputs = [task[i] for i in range(len(specs))] if also else [task]
+                for row, out, (n, dtype) in zip(rows, outputs, specs, strict=True):
+                    row.append([da.from_delayed(out, shape=(y1 - y0, x1 - x0, n), dtype=dtype)])
+            for grid, row in zip(grids, rows, strict=True):
+                grid.append(row)  # [[[…]]]: join y, x, C
+        blocks = [da.block(grid) for grid in grids]
+        return tuple(blocks) if also else blocks[0]
 
     def _window_task(self, model, data: da.Array, bands: np.ndarray,
                      bounds: tuple[int, int, int, int], nodata, residual: bool,
-                     terms: bool = True, window=None):
+                     terms: bool = True, window=None, also=None):
         """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the cube's ``data``
         (read with its patch halo), good ``bands`` only, on ``model``
         (:func:`hsad.engine.model_node`). ``window``: that read, done by the caller
         (``(block, pads)`` as :func:`hsad.nn.sampling.read_window` gives them, lazy or not).
+        ``also``: a function of the window's own pixels, returned with the outputs (a
+        delayed pair).
 
         The window is cut before the bands are selected (see :func:`good_bands_of`).
         """
         y0, y1, x0, x1 = bounds
-        lazy, pads = window or read_window(data, y0, y1, x0, x1, self.patch_size // 2)
+        halo = self.patch_size // 2
+        lazy, pads = window or read_window(data, y0, y1, x0, x1, halo)
         lazy = good_bands_of(lazy, bands)
-        return dask.delayed(call_model)(model, "_tile", lazy, pads, nodata, (y0, x0),
-                                        data.shape[1], residual, terms)
+        args = (lazy, pads, nodata, (y0, x0), data.shape[1], residual, terms)
+        if also is None:
+            return dask.delayed(call_model)(model, "_tile", *args)
+        return dask.delayed(_tile_and_also, nout=2)(model, also, halo, *args)
 
     # ---- scoring --------------------------------------------------------------------
     def _maps(self, cube: xr.DataArray, wanted: set[str] | None) -> dict[str, xr.DataArray]:
@@ -381,3 +394,12 @@ class NeuralDetector(BaseDetector):
         out.name = "score"
         self.stages_ = {**maps, "score": out}  # the maps this call computed
         return out
+
+
+def _tile_and_also(model, also, halo: int, block, pads, *args):
+    """``model._tile(block, pads, *args)`` and ``also`` of the window's own pixels (the
+    block without its halo rows and columns)."""
+    out = model._tile(block, pads, *args)
+    top, left = halo - pads[0][0], halo - pads[1][0]
+    rows, cols = out.shape[:2]
+    return out, also(block[top:top + rows, left:left + cols])

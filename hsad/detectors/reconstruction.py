@@ -10,6 +10,8 @@ its score terms (if any), ``residual`` (y, x, band) and ``d_spectral``, ``d_spat
 
 from __future__ import annotations
 
+from functools import partial
+
 import dask
 import dask.array as da
 import numpy as np
@@ -23,8 +25,8 @@ from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
-from hsad.fusion.tiled import Statistics, fusion_stages, spectral_map
-from hsad.nn.sampling import block_valid, read_window, stratified_rows
+from hsad.fusion.tiled import Statistics, fusion_stages, pc_basis, project, spectral_map
+from hsad.nn.sampling import float32_or_nan, read_window, stratified_rows
 from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
@@ -164,7 +166,7 @@ class ReconstructionDetector(NeuralDetector):
                 tasks.append(self._window_task(model, data, good, (r, r + 1, 0, width), nodata,
                                                True, terms=False, window=(block, pads)))
                 top = r - max(0, r - halo)
-                scene.append(_float32_or_nan(good_bands_of(block[top:top + 1], good), nodata))
+                scene.append(float32_or_nan(good_bands_of(block[top:top + 1], good), nodata))
             outs = dask.compute(*tasks)
             bands = np.concatenate(scene)
             residual = np.concatenate(outs)[:, :, :b]
@@ -181,10 +183,20 @@ class ReconstructionDetector(NeuralDetector):
         if not fused:
             return super()._maps(cube, wanted)
         names = [t for t in self.score_terms if wanted is None or t in wanted]
-        tiles = self._per_pixel(cube, residual=True, terms=bool(names))
         b = self.n_bands_
+        fusion = self.fusion_(cube).resolved()
         with cpu_threads(1 if self.device_.type == "cpu" else None):
             statistics = self.fusion_statistics(cube)
+            components, also = None, None
+            if (statistics is not None and fused != ["d_spectral"]
+                    and fusion.variant != "paper" and fusion.pc_source == "cube"):
+                # the PCs from the network's read of each window: one read of the cube
+                mean, basis = pc_basis(*statistics.source, int(fusion.n_components))
+                also = (basis.shape[1], partial(_window_components, nodata=cube.attrs.get(
+                    "nodata"), mean=mean, basis=basis))
+            tiles = self._per_pixel(cube, residual=True, terms=bool(names), also=also)
+            if also:
+                tiles, components = tiles
             if statistics is None and tiles.nbytes <= min(RESIDUAL_MEMORY,
                                                           parse_memory(None) // 2):
                 tiles = tiles.persist()
@@ -195,9 +207,8 @@ class ReconstructionDetector(NeuralDetector):
                 maps = dict(zip(["d_spectral", *keep], materialise(lazy, *keep.values()),
                                 strict=True))
             else:  # tiled, streamed statistics, halo filters (hsad.engine)
-                maps = fusion_stages(self.fusion_(cube), residual,
-                                     self._scene_good_bands(cube), statistics=statistics,
-                                     keep=keep)
+                maps = fusion_stages(fusion, residual, self._scene_good_bands(cube),
+                                     statistics=statistics, keep=keep, components=components)
             terms = maps.pop("terms", None)
         attrs = {"method": self.name}
         if self.target_size_m is not None and fused != ["d_spectral"]:
@@ -215,15 +226,14 @@ class ReconstructionDetector(NeuralDetector):
 
 
 def _masked_good_bands(data: da.Array, good: np.ndarray, nodata) -> da.Array:
-    """``data``'s good bands as float32, NaN on the pixels that hold no data (any good band
-    not finite or at ``nodata``, as :func:`hsad.cube.valid_mask` says), in one blockwise
-    step: a separate mask would read every chunk a second time."""
+    """``data``'s good bands as float32, NaN on the pixels that hold no data, in one
+    blockwise step (a separate mask would read every chunk a second time)."""
     data = good_bands_of(data, good).rechunk({2: -1})
-    return data.map_blocks(_float32_or_nan, nodata, dtype=np.float32,
+    return data.map_blocks(float32_or_nan, nodata, dtype=np.float32,
                            meta=np.empty((0, 0, 0), np.float32))
 
 
-def _float32_or_nan(block: np.ndarray, nodata) -> np.ndarray:
-    out = block.astype(np.float32)
-    out[~block_valid(block, nodata)] = np.nan
-    return out
+def _window_components(block: np.ndarray, *, nodata, mean, basis) -> np.ndarray:
+    """The principal-component images of a window's pixels (good bands), as
+    :func:`hsad.fusion.tiled.components_map` gives them for :meth:`_scene_good_bands`."""
+    return project(float32_or_nan(block, nodata), mean, basis)

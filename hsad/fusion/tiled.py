@@ -73,11 +73,11 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
 #: this edge (docs/performance.md, benchmark 9)
 FILTER_EDGE = 512
 
-#: pixels per piece in :func:`_project` (bounds its float64 temporaries)
+#: pixels per piece in :func:`project` (bounds its float64 temporaries)
 _PIECE = 32768
 
 
-def _project(block, mean, basis):
+def project(block, mean, basis):
     """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
     cast and centred in one pass, piece by piece."""
     block = np.asarray(block)
@@ -92,18 +92,27 @@ def _project(block, mean, basis):
     return out.reshape(rows, cols, -1)
 
 
-def components_map(data, k: int, standardise: bool = True,
-                   moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
-    """Lazy ``(y, x, k)`` principal-component images (as ``fusion.principal_components``),
-    of ``data``'s ``(mean, cov)`` (default: streamed over ``data``)."""
-    lazy = _lazy(data)
-    mean, cov = finite_moments(lazy) if moments is None else moments
+def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
+             standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, basis)`` of the first ``k`` principal components of ``(mean, cov)``
+    (standardised bands: the scale is folded into ``basis``), as :func:`project` takes
+    them; each component's sign makes its largest loading positive."""
     scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
     scale = np.where(scale > 0, scale, 1.0)
     values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
     basis = vectors[:, np.argsort(values)[::-1][:k]]
     basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
-    return lazy.map_blocks(_project, mean, basis / scale[:, None],
+    return mean, basis / scale[:, None]
+
+
+def components_map(data, k: int, standardise: bool = True,
+                   moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
+    """Lazy ``(y, x, k)`` principal-component images (as ``fusion.principal_components``),
+    of ``data``'s ``(mean, cov)`` (default: streamed over ``data``)."""
+    lazy = _lazy(data)
+    mean, basis = pc_basis(*(finite_moments(lazy) if moments is None else moments), k,
+                           standardise)
+    return lazy.map_blocks(project, mean, basis,
                            chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
                            meta=np.empty((0, 0, 0), np.float64))
 
@@ -262,7 +271,8 @@ def _normalised(m: da.Array, lo: float, hi: float, method: str) -> da.Array:
 
 def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None = None,
                   d_spectral=None, statistics: Statistics | None = None,
-                  keep: dict[str, da.Array] | None = None) -> dict[str, da.Array]:
+                  keep: dict[str, da.Array] | None = None,
+                  components=None) -> dict[str, da.Array]:
     """:meth:`hsad.fusion.Fusion.stages` on tiles: lazy ``d_spectral``, ``d_spatial``
     (both materialised, see :func:`materialise`) and ``d_ss`` maps (float64, NaN off-data).
 
@@ -275,6 +285,9 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
     is recomputed per pass is computed once more for the statistics only, and not at all
     when ``statistics`` are given. ``keep``: other lazy arrays to compute in that sweep
     (e.g. a network's score terms), returned materialised under their names.
+    ``components``: the cube's principal-component images when the caller computes them
+    in its own sweep (a network reading the same windows; AED variants with
+    ``pc_source="cube"``).
     """
     fusion = fusion.resolved()
     area, levels = int(fusion.area), int(fusion.levels)
@@ -286,6 +299,8 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
         energy = band_energy(res) if statistics is None else statistics.energy
         idx = np.sort(np.argsort(energy, kind="stable")[:int(fusion.n_components)])
         source = res[:, :, idx]
+    elif components is not None:
+        source = _lazy(components)
     else:
         if cube is None and fusion.pc_source == "cube":
             raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")
@@ -343,4 +358,4 @@ def _lazy_map(m) -> da.Array:
 
 
 __all__ = ["Statistics", "aed_map", "attribute_halo", "components_map", "finite_moments",
-           "fusion_stages", "guided_halo", "spectral_map"]
+           "fusion_stages", "guided_halo", "pc_basis", "project", "spectral_map"]

@@ -43,6 +43,14 @@ def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
     return ok
 
 
+def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """A float32 copy of a ``(rows, cols, band)`` block, NaN on the pixels that hold no data
+    (:func:`block_valid`)."""
+    out = block.astype(np.float32)
+    out[~block_valid(block, nodata)] = np.nan
+    return out
+
+
 def _pad_reflect(block: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
     if not any(a or b for a, b in pads):
         return block
