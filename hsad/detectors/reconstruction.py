@@ -184,12 +184,12 @@ class ReconstructionDetector(NeuralDetector):
             return super()._maps(cube, wanted)
         names = [t for t in self.score_terms if wanted is None or t in wanted]
         b = self.n_bands_
-        fusion = self.fusion_(cube).resolved()
+        fusion = None if fused == ["d_spectral"] else self.fusion_(cube).resolved()
         with cpu_threads(1 if self.device_.type == "cpu" else None):
             statistics = self.fusion_statistics(cube)
             components, also = None, None
-            if (statistics is not None and fused != ["d_spectral"]
-                    and fusion.variant != "paper" and fusion.pc_source == "cube"):
+            if (statistics is not None and fusion is not None and fusion.variant != "paper"
+                    and fusion.pc_source == "cube"):
                 # the PCs from the network's read of each window: one read of the cube
                 mean, basis = pc_basis(*statistics.source, int(fusion.n_components))
                 also = (basis.shape[1], partial(_window_components, nodata=cube.attrs.get(
