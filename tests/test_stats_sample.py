@@ -10,7 +10,8 @@ from hsad import detectors, synthetic
 from hsad.cube import good_band_mask
 from hsad.detectors import reconstruction
 from hsad.errors import ParameterError
-from hsad.fusion.tiled import finite_moments
+from hsad.fusion.tiled import components_map, finite_moments
+from hsad.io import envi, open_cube
 from hsad.nn.sampling import stratified_rows
 
 
@@ -108,15 +109,14 @@ def test_stats_sample_must_be_a_count(scene, bad):
         fitted.set_params(stats_sample=bad).score_stages(cube)
 
 
-def test_sampled_statistics_read_only_the_sampled_rows_from_the_file(scene, tmp_path,
-                                                                      monkeypatch):
-    """Rows read in one dask call made dask read every chunk they lie in, whole."""
-    from hsad.io import envi, open_cube
+def _on_file(cube, folder):
+    """The scene as a BIL ENVI file, opened in tiles of 20 rows."""
+    envi.write_envi(cube, folder / "s.hdr", interleave="bil")
+    return open_cube(folder / "s.hdr", chunks=(20, 36))
 
-    cube, _ = scene
-    envi.write_envi(cube, tmp_path / "s.hdr", interleave="bil")
-    on_file = open_cube(tmp_path / "s.hdr", chunks=(20, 36))
-    det = _fitted(on_file, stats_sample=36 * 10)  # 10 rows, 3 chunks of 20 rows
+
+def _rows_read(monkeypatch) -> list[int]:
+    """A list that gets the number of rows of every read from an ENVI file."""
     read = []
     transpose = envi.EnviPixels._transpose_lines
 
@@ -125,6 +125,15 @@ def test_sampled_statistics_read_only_the_sampled_rows_from_the_file(scene, tmp_
         return transpose(planes, dst, buf, band_axis_first)
 
     monkeypatch.setattr(envi.EnviPixels, "_transpose_lines", staticmethod(counted))
+    return read
+
+
+def test_sampled_statistics_read_only_the_sampled_rows_from_the_file(scene, tmp_path,
+                                                                      monkeypatch):
+    """Rows read in one dask call made dask read every chunk they lie in, whole."""
+    on_file = _on_file(scene[0], tmp_path)
+    det = _fitted(on_file, stats_sample=36 * 10)  # 10 rows, 3 chunks of 20 rows
+    read = _rows_read(monkeypatch)
     assert det.fusion_statistics(on_file) is not None
     assert sum(read) == 10
 
@@ -135,22 +144,10 @@ def test_with_sampled_statistics_the_scene_is_read_once_for_the_network_and_the_
     """D_SS with sampled statistics reads the sampled rows, then every row once: the
     principal components come from the network's read of each window, equal to those of
     the cube's own read."""
-    from hsad.fusion.tiled import components_map
-    from hsad.io import envi, open_cube
-
-    cube, _ = scene
-    envi.write_envi(cube, tmp_path / "s.hdr", interleave="bil")
-    on_file = open_cube(tmp_path / "s.hdr", chunks=(20, 36))
+    on_file = _on_file(scene[0], tmp_path)
     det = _fitted(on_file, stats_sample=36 * 10, **params)
     reference = det.score_stages(on_file)  # before counting: the networks' first run
-    read = []
-    transpose = envi.EnviPixels._transpose_lines
-
-    def counted(planes, dst, buf, band_axis_first):
-        read.append(dst.shape[0])
-        return transpose(planes, dst, buf, band_axis_first)
-
-    monkeypatch.setattr(envi.EnviPixels, "_transpose_lines", staticmethod(counted))
+    read = _rows_read(monkeypatch)
     stages = det.score_stages(on_file)
     halo = 1 if params else 0  # a patch model also reads each window's halo rows
     assert sum(read) <= 10 * (1 + 2 * halo) + 60 + 2 * 2 * halo
