@@ -72,12 +72,10 @@ def _fail(message: str, status: int = 2) -> None:
 
 
 def _stop_workers() -> None:
-    """Stop the area-filter worker processes now, for good (:mod:`hsad.morphology`, when
-    loaded): the command is about to exit, and tiles still running in other threads must
-    not start new ones."""
+    """Stop the area-filter worker processes now (:mod:`hsad.morphology`, when loaded)."""
     morphology = sys.modules.get("hsad.morphology")
     if morphology is not None:
-        morphology.stop_workers(final=True)
+        morphology.stop_workers()
 
 
 def _on_sigterm(signum, frame):

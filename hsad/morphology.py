@@ -85,7 +85,6 @@ WORKER_PROCESSES_ENV = "HSAD_WORKER_PROCESSES"
 _pool_lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
-_closed = False  # stop_workers(final=True): no new pool in this process
 
 
 def attribute_response(image: np.ndarray, areas, margins=None) -> np.ndarray:
@@ -147,7 +146,7 @@ def attribute_responses(images, areas, *, margins=None,
                                    [margins] * len(images))
             return list(results)
         except (OSError, BrokenProcessPool) as exc:
-            if _closed or getattr(pool, "hsad_stopped", False):  # stopped: no fall-back
+            if getattr(pool, "hsad_stopped", False):  # stop_workers: stop, do not fall back
                 raise
             warnings.warn(f"area filters run in this process: worker processes failed "
                           f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
@@ -187,8 +186,6 @@ def _executor(size: int) -> ProcessPoolExecutor:
     """A pool of ``size`` spawned workers, made once and kept (it is shut down at exit)."""
     global _pool, _pool_size
     with _pool_lock:
-        if _closed:
-            raise BrokenProcessPool("the area-filter worker processes were stopped")
         if _pool is None or _pool_size != size:
             if _pool is not None:
                 _pool.shutdown(wait=False)
@@ -197,14 +194,11 @@ def _executor(size: int) -> ProcessPoolExecutor:
         return _pool
 
 
-def stop_workers(final: bool = False) -> None:
+def stop_workers() -> None:
     """Terminate the worker processes (on Ctrl-C or SIGTERM): filters still waiting for
     them fail instead of falling back to the calling process. A later call starts a new
-    pool, unless ``final`` (the process is about to exit): then filters still starting in
-    other threads fail too, rather than start workers while the interpreter shuts down."""
-    global _closed
+    pool."""
     with _pool_lock:
-        _closed = _closed or final
         if _pool is not None:
             _pool.hsad_stopped = True
     _discard_pool(terminate=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -207,17 +205,3 @@ def test_after_stop_workers_a_new_pool_serves_later_filters():
     again = morphology.attribute_responses(images, (3,), processes=2)
     for a, b in zip(here, again, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-def test_after_a_final_stop_no_new_pool_starts_and_filters_fail(monkeypatch):
-    """The CLI's stop before exiting: a tile still running in another thread must neither
-    start workers during shutdown nor fall back with a warning."""
-    monkeypatch.setattr(morphology, "_closed", False)
-    morphology.stop_workers(final=True)
-    monkeypatch.setattr(morphology.multiprocessing, "get_context",
-                        lambda *a: pytest.fail("a new pool was started"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(morphology.BrokenProcessPool, match="stopped"):
-            morphology.attribute_responses(list(_images(19))[:2], (3,), processes=2)
-
