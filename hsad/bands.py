@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import georef, good_band_mask, make_cube, valid_mask, wrap_numpy
+from hsad.cube import block_valid, georef, good_band_mask, make_cube, wrap_numpy
 from hsad.detectors.base import WAVELENGTH_REFUSE_NM
 from hsad.errors import ModelError, ParameterError
 
@@ -226,6 +226,14 @@ def _group_extent(weights: np.ndarray, wavelength: np.ndarray, fwhm: np.ndarray)
     return centre, width
 
 
+def _binned(block: np.ndarray, nodata, weights: np.ndarray) -> np.ndarray:
+    """A block's bands averaged by ``weights`` (float64 sums), NaN where it holds no data: one
+    blockwise step, so the cube is read once (a separate mask would read it again)."""
+    out = block.astype(np.float64)
+    out[~block_valid(block, nodata)] = np.nan
+    return (out @ weights).astype(np.float32)
+
+
 def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
     """``cube`` with its good bands averaged into ``n_groups`` groups of adjacent bands (in
     the cube's band order: a sensor whose detectors overlap, as EnMAP's VNIR and SWIR, keeps
@@ -244,8 +252,9 @@ def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
         cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
     weights = band_groups(cube.sizes["band"], int(n_groups))
     data = cube.data.rechunk({2: -1})
-    valid = valid_mask(cube).data[:, :, None]
-    data = da.where(valid, data.astype(np.float64), np.nan) @ weights
+    data = data.map_blocks(_binned, cube.attrs.get("nodata"), weights,
+                           chunks=data.chunks[:2] + ((weights.shape[1],),), dtype=np.float32,
+                           meta=np.empty((0, 0, 0), np.float32))
     wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)
     fwhm = np.asarray(cube["fwhm"].values, dtype=np.float64)
     centre, width = _group_extent(weights, wavelength, fwhm)
@@ -253,7 +262,7 @@ def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
     attrs = {k: v for k, v in cube.attrs.items()
              if k not in ("nodata", "source_format", "source_path")}
     attrs["hsad_binned"] = f"{good.sum()} good bands averaged into {n_groups} groups"
-    return make_cube(data.astype(np.float32), transform=transform, crs=crs,
+    return make_cube(data, transform=transform, crs=crs,
                      wavelength=centre, fwhm=width, source_format=cube.attrs.get(
                          "source_format"), source_path=cube.attrs.get("source_path"),
                      attrs=attrs, name=cube.name or "cube")

@@ -147,6 +147,24 @@ def valid_mask(cube: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(ok, dims=("y", "x"), coords=_map_coords(cube), name="valid")
 
 
+def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``(rows, cols)`` mask of pixels whose every band is finite and differs from nodata."""
+    ok = np.ones(block.shape[:2], dtype=bool)
+    if np.issubdtype(block.dtype, np.floating):
+        ok &= np.isfinite(block).all(axis=-1)
+    if nodata is not None and np.isfinite(nodata):
+        ok &= ~(block == block.dtype.type(nodata)).any(axis=-1)
+    return ok
+
+
+def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:
+    """A float32 copy of a ``(rows, cols, band)`` block, NaN on the pixels that hold no data
+    (:func:`block_valid`)."""
+    out = block.astype(np.float32)
+    out[~block_valid(block, nodata)] = np.nan
+    return out
+
+
 def good_band_mask(cube: xr.DataArray) -> np.ndarray:
     """Boolean vector of the bands to use (all, if the bbl marks none good)."""
     good = np.asarray(cube["good_band"].values, dtype=bool)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.cube import good_band_mask, good_bands_of, map_like
+from hsad.cube import float32_or_nan, good_band_mask, good_bands_of, map_like
 from hsad.detectors.neural import NeuralDetector
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
@@ -26,7 +26,7 @@ from hsad.engine.stats import Moments, block_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
 from hsad.fusion.tiled import Statistics, fusion_stages, pc_basis, project, spectral_map
-from hsad.nn.sampling import float32_or_nan, read_window, stratified_rows
+from hsad.nn.sampling import read_window, stratified_rows
 from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).

@@ -50,7 +50,7 @@ def _lazy(data) -> da.Array:
                                                                  chunks=(512, 512, -1))
 
 
-def _moments(data):
+def finite_moments(data: da.Array):
     """Mean and covariance (normalised by N, float64) of the finite pixels of (y, x, B)."""
     m = cube_moments(make_cube(_lazy(data).astype(np.float32)))
     if m.n < 2:
@@ -78,7 +78,7 @@ def min_energy_bands(residual, n: int = 3) -> np.ndarray:
 
 def spectral_rx(residual) -> np.ndarray:
     """D_spectral: global RX (pseudo-inverse covariance) of each residual pixel; NaN off-data."""
-    mean, cov = _moments(residual)
+    mean, cov = finite_moments(residual)
     precision = pinv_precision(cov)
 
     def block_rx(b):
@@ -92,20 +92,42 @@ def principal_components(data, k: int = 3, standardise: bool = True) -> np.ndarr
 
     ``standardise`` uses the correlation matrix (each band scaled to unit variance).
     """
-    mean, cov = _moments(data)
+    mean, basis = pc_basis(*finite_moments(data), k, standardise)
+    lazy = _lazy(data).rechunk({2: -1})
+    return lazy.map_blocks(project, mean, basis, chunks=lazy.chunks[:2] + ((basis.shape[1],),),
+                           dtype=np.float64).compute()
+
+
+#: pixels per piece in :func:`project` (bounds its float64 temporaries)
+_PIECE = 32768
+
+
+def project(block, mean, basis):
+    """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
+    cast and centred in one pass, piece by piece."""
+    block = np.asarray(block)
+    rows, cols, bands = block.shape
+    out = np.empty((rows * cols, basis.shape[1]))
+    flat = block.reshape(-1, bands)
+    buf = np.empty((min(_PIECE, flat.shape[0]), bands))
+    for lo in range(0, flat.shape[0], _PIECE):
+        piece = buf[: len(flat[lo:lo + _PIECE])]
+        np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
+        out[lo:lo + _PIECE] = piece @ basis
+    return out.reshape(rows, cols, -1)
+
+
+def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
+             standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, basis)`` of the first ``k`` principal components of ``(mean, cov)``
+    (standardised bands: the scale is folded into ``basis``), as :func:`project` takes
+    them; each component's sign makes its largest loading positive."""
     scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
     scale = np.where(scale > 0, scale, 1.0)
-    corr = cov / np.outer(scale, scale)
-    values, vectors = np.linalg.eigh(corr)
+    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
     basis = vectors[:, np.argsort(values)[::-1][:k]]
-    # fix each component's sign (largest loading positive) so results are reproducible
     basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
-    lazy = _lazy(data).rechunk({2: -1})
-    proj = lazy.map_blocks(
-        lambda b: ((np.asarray(b, np.float64) - mean) / scale) @ basis,
-        chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
-    )
-    return proj.compute()
+    return mean, basis / scale[:, None]
 
 
 def quantise(band: np.ndarray, levels: int = 256) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from hsad.cube import good_band_mask
+from hsad.cube import block_valid, good_band_mask
 from hsad.errors import ParameterError
 
 #: Chunks read together (one dask.compute) while sampling.
@@ -31,24 +31,6 @@ class PixelSample:
     values: np.ndarray
     rows: np.ndarray
     cols: np.ndarray
-
-
-def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``(rows, cols)`` mask of pixels whose every band is finite and differs from nodata."""
-    ok = np.ones(block.shape[:2], dtype=bool)
-    if np.issubdtype(block.dtype, np.floating):
-        ok &= np.isfinite(block).all(axis=-1)
-    if nodata is not None and np.isfinite(nodata):
-        ok &= ~(block == block.dtype.type(nodata)).any(axis=-1)
-    return ok
-
-
-def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:
-    """A float32 copy of a ``(rows, cols, band)`` block, NaN on the pixels that hold no data
-    (:func:`block_valid`)."""
-    out = block.astype(np.float32)
-    out[~block_valid(block, nodata)] = np.nan
-    return out
 
 
 def _pad_reflect(block: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
