@@ -4,6 +4,9 @@
 #   scripts/test_cpu_kernels.sh [pytest args…]       (make test-kernels)
 #   FAMILIES="prescott zen" scripts/test_cpu_kernels.sh   (a subset)
 #
+# A failed family's whole pytest output is kept in $KERNEL_LOG_DIR (default /tmp) and named
+# in the summary.
+#
 # Each run forces the kernels that OpenBLAS (numpy, scipy), MKL (torch's BLAS) and ATen
 # (torch's own vectorised ops) would pick on an older or different CPU. Families that
 # need instructions this CPU lacks (SkylakeX needs AVX-512) are reported, not run: forcing
@@ -40,8 +43,13 @@ for row in "${configs[@]}"; do
     "$PY" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log" | tail -n 3
   rc=${PIPESTATUS[0]}
   result[$name]="rc $rc: $(grep -E '^[0-9]+ (passed|failed)|(passed|failed).* in ' "$log" | tail -n 1)"
-  [ "$rc" -eq 0 ] || status=1
-  rm -f "$log"
+  if [ "$rc" -eq 0 ]; then
+    rm -f "$log"
+  else  # keep the whole output of a failed run: a rare failure must be readable afterwards
+    status=1
+    kept="${KERNEL_LOG_DIR:-/tmp}/hsad-kernels-$name-$(date +%Y%m%dT%H%M%S).log"
+    mv "$log" "$kept" && result[$name]+=" (full output: $kept)"
+  fi
 done
 echo
 echo "kernel family  result"
