@@ -45,55 +45,82 @@ def candidate_maps(d: dict) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if isinstance(k, str)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder")
-    ap.add_argument("--out", help="markdown file")
-    args = ap.parse_args()
+def file_aucs(folder: str, maps_of) -> dict[str, dict[str, float]]:
+    """AUC(D,F) of every map ``maps_of(d)`` gives for each map file, keyed by file stem."""
     aucs: dict[str, dict[str, float]] = {}
-    for path in sorted(glob.glob(str(Path(args.folder) / "*.npz"))):
+    for path in sorted(glob.glob(str(Path(folder) / "*.npz"))):
         z = np.load(path)
         d = {k: z[k] for k in z.files}
         ignore = d["ignore"].astype(bool)
         truth = d["truth"].astype(bool)
         aucs[Path(path).stem] = {k: auc_df(np.where(ignore, np.nan, m), truth)
-                                 for k, m in candidate_maps(d).items()}
+                                 for k, m in maps_of(d).items()}
         print(Path(path).stem, flush=True)
+    return aucs
+
+
+def split(aucs: dict) -> tuple[list[str], list[str], list[str]]:
+    """The real scenes, the implanted ones and their target sizes (smallest first)."""
     real = sorted(s for s in aucs if s.endswith("_real"))
     implanted = sorted(s for s in aucs if not s.endswith("_real"))
     sizes = sorted({s.rsplit("_", 1)[1] for s in implanted}, key=lambda z: int(z.split("x")[0]))
+    return real, implanted, sizes
+
+
+def mean(aucs: dict, key: str, scenes) -> float:
+    return float(np.mean([aucs[s][key] for s in scenes]))
+
+
+def implanted_gap(aucs: dict, key: str) -> float:
+    """The worst target size's mean AUC of ``key`` minus max(mean D_spectral, mean RX)."""
+    _, implanted, sizes = split(aucs)
+    gaps = []
+    for z in sizes:
+        group = [s for s in implanted if s.endswith(z)]
+        gaps.append(mean(aucs, key, group) - max(mean(aucs, "d_spectral", group),
+                                                 mean(aucs, "rx", group)))
+    return min(gaps)
+
+
+def select(aucs: dict, keys, scenes) -> str:
+    """The best mean AUC on ``scenes``; within SELECT_WITHIN of it, the largest worst margin
+    over RX."""
+    best = max(mean(aucs, k, scenes) for k in keys)
+    near = [k for k in keys if mean(aucs, k, scenes) >= best - SELECT_WITHIN]
+    return max(near, key=lambda k: (min(aucs[s][k] - aucs[s]["rx"] for s in scenes),
+                                    mean(aucs, k, scenes)))
+
+
+def leave_one_out(aucs: dict, keys) -> list[tuple[str, str]]:
+    """Per real scene: ``(scene, the setting chosen on the other real scenes)``."""
+    real, _, _ = split(aucs)
+    return [(s, select(aucs, keys, [r for r in real if r != s])) for s in real]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder")
+    ap.add_argument("--out", help="markdown file")
+    args = ap.parse_args()
+    aucs = file_aucs(args.folder, candidate_maps)
+    real, implanted, sizes = split(aucs)
     settings = [k for k in next(iter(aucs.values())) if k not in ("rx", "d_spectral")]
-
-    def mean(key, scenes):
-        return float(np.mean([aucs[s][key] for s in scenes]))
-
-    gaps = {k: min(mean(k, [s for s in implanted if s.endswith(z)])
-                   - max(mean("d_spectral", [s for s in implanted if s.endswith(z)]),
-                         mean("rx", [s for s in implanted if s.endswith(z)]))
-                   for z in sizes) for k in settings}
+    gaps = {k: implanted_gap(aucs, k) for k in settings}
     passing = [k for k in settings if gaps[k] >= -0.01]
-
-    def select(keys, scenes):
-        best = max(mean(k, scenes) for k in keys)
-        near = [k for k in keys if mean(k, scenes) >= best - SELECT_WITHIN]
-        return max(near, key=lambda k: (min(aucs[s][k] - aucs[s]["rx"] for s in scenes),
-                                         mean(k, scenes)))
 
     lines = ["| setting | real scenes: mean AUC(D,F) | worst margin over RX | worst implanted "
              "size vs max(D_spectral, RX) | meets the implanted rule |", "|---|---|---|---|---|"]
     for k in settings:
-        lines.append(f"| {k} | {mean(k, real):.4f} | "
+        lines.append(f"| {k} | {mean(aucs, k, real):.4f} | "
                      f"{min(aucs[s][k] - aucs[s]['rx'] for s in real):+.4f} | {gaps[k]:+.4f} | "
                      f"{'yes' if k in passing else 'no'} |")
     loo = ["| left-out scene | chosen on the others | left-out AUC(D,F) | global RX |",
            "|---|---|---|---|"]
     scores = []
-    for s in real:
-        rest = [r for r in real if r != s]
-        k = select(passing, rest)
+    for s, k in leave_one_out(aucs, passing):
         scores.append((aucs[s][k], aucs[s]["rx"]))
         loo.append(f"| {s[:-5]} | {k} | {aucs[s][k]:.4f} | {aucs[s]['rx']:.4f} |")
-    chosen = select(passing, real)
+    chosen = select(aucs, passing, real)
     loo_mean = float(np.mean([a for a, _ in scores]))
     worst = min(a - r for a, r in scores)
     loo.append(f"| **mean** | | **{loo_mean:.4f}** | {np.mean([r for _, r in scores]):.4f} |")
@@ -103,8 +130,8 @@ def main() -> None:
                 "|---" * (len(shown) + 3) + "|"]
     for z in sizes:
         group = [s for s in implanted if s.endswith(z)]
-        per_size.append(f"| {z} | {mean('rx', group):.4f} | {mean('d_spectral', group):.4f} | "
-                        + " | ".join(f"{mean(k, group):.4f}" for k in shown) + " |")
+        cells = [mean(aucs, k, group) for k in ("rx", "d_spectral", *shown)]
+        per_size.append(f"| {z} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
     variant, area, lam = chosen.split()
     params = {"fusion": variant, "lam": float(lam.split("=")[1]), "n_components": 4,
               "area": int(area.split("=")[1]), "levels": 256, "radius": 1, "eps": 0.001,
@@ -118,7 +145,7 @@ def main() -> None:
             *per_size, "",
             "Leave-one-scene-out among the candidates meeting the implanted rule:", "", *loo,
             "", f"Chosen on all real scenes: **{chosen}** (in-sample mean "
-            f"{mean(chosen, real):.4f}); leave-one-out mean {loo_mean:.4f}, worst left-out "
+            f"{mean(aucs, chosen, real):.4f}); leave-one-out mean {loo_mean:.4f}, worst left-out "
             f"scene against RX {worst:+.4f}.", "",
             f"Chosen setting as HADGAN parameters `{params}`.", ""]
     print("\n".join(text))

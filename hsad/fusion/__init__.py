@@ -25,7 +25,7 @@ from scipy.ndimage import uniform_filter
 from scipy.stats import rankdata
 
 from hsad.cube import make_cube
-from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
+from hsad.engine.stats import cube_moments
 from hsad.errors import ParameterError
 from hsad.morphology import attribute_response
 
@@ -58,12 +58,6 @@ def finite_moments(data: da.Array):
     return m.mean, m.cov
 
 
-def _per_pixel(data, func, dtype=np.float64) -> np.ndarray:
-    """Apply ``func`` (block (r, c, B) → (r, c)) chunk by chunk; returns a numpy map."""
-    lazy = _lazy(data).rechunk({2: -1})
-    return lazy.map_blocks(func, drop_axis=2, dtype=dtype).compute()
-
-
 def band_energy(residual) -> np.ndarray:
     """Energy ``e_b = Σ_ij ΔY(i, j, b)`` of each band over the valid pixels (float64)."""
     lazy = _lazy(residual)
@@ -77,14 +71,12 @@ def min_energy_bands(residual, n: int = 3) -> np.ndarray:
 
 
 def spectral_rx(residual) -> np.ndarray:
-    """D_spectral: global RX (pseudo-inverse covariance) of each residual pixel; NaN off-data."""
-    mean, cov = finite_moments(residual)
-    precision = pinv_precision(cov)
+    """D_spectral: global RX (pseudo-inverse covariance) of each residual pixel; NaN off-data.
+    Float32 scores from float64 statistics, as :func:`hsad.fusion.tiled.spectral_map` (the
+    same computation, here for a whole residual at once)."""
+    from hsad.fusion.tiled import spectral_map  # tiled builds on this module
 
-    def block_rx(b):
-        return mahalanobis(np.asarray(b, dtype=np.float64), mean, precision)
-
-    return _per_pixel(residual, block_rx)
+    return spectral_map(residual).compute()
 
 
 def principal_components(data, k: int = 3, standardise: bool = True) -> np.ndarray:
