@@ -152,27 +152,19 @@ class ReconstructionDetector(NeuralDetector):
         if rows is None:
             return None
         data, good = cube.data, good_band_mask(cube)
-        nodata, b = cube.attrs.get("nodata"), self.n_bands_
         model = model_node(self)
-        res_m = src_m = Moments(0, np.zeros(b), np.zeros((b, b)))
-        halo = self.patch_size // 2
+        res_m = src_m = Moments(0, np.zeros(self.n_bands_), np.zeros((self.n_bands_,) * 2))
         for group in np.array_split(rows, -(-len(rows) // SAMPLE_ROWS_AT_ONCE)):
-            tasks, scene = [], []
-            for r in group.tolist():
-                # each row read alone, once for the network and the PCs: rows of one chunk
-                # read in one compute would each read the whole chunk
-                lazy, pads = read_window(data, r, r + 1, 0, width, halo)
-                block = lazy.compute()
-                tasks.append(self._window_task(model, data, good, (r, r + 1, 0, width), nodata,
-                                               True, terms=False, window=(block, pads)))
-                top = r - max(0, r - halo)
-                scene.append(float32_or_nan(good_bands_of(block[top:top + 1], good), nodata))
-            outs = dask.compute(*tasks)
-            bands = np.concatenate(scene)
-            residual = np.concatenate(outs)[:, :, :b]
-            res_m = res_m.merge(block_moments(residual, screen=True))
-            source = residual if self.pc_source == "residual" else bands
-            src_m = src_m.merge(block_moments(source, screen=True))
+            # one task per row, run in parallel: each reads its row alone (rows of one chunk
+            # read in one compute would each read the whole chunk), runs the network on it
+            # and returns the row's moments
+            tasks = [dask.delayed(_sample_row_moments)(
+                model, _Unread(*read_window(data, r, r + 1, 0, width, self.patch_size // 2)),
+                good, cube.attrs.get("nodata"), (r, width), self.pc_source == "residual")
+                for r in group.tolist()]
+            for res, src in dask.compute(*tasks):
+                res_m, src_m = res_m.merge(res), src_m.merge(src)
+        b = self.n_bands_
         if res_m.n < MIN_PIXELS_PER_BAND * b or src_m.n < MIN_PIXELS_PER_BAND * b:
             return None
         return Statistics(residual=(res_m.mean, res_m.cov), source=(src_m.mean, src_m.cov),
@@ -223,6 +215,31 @@ class ReconstructionDetector(NeuralDetector):
             coords={"y": cube["y"], "x": cube["x"], "band": band,
                     "wavelength": ("band", self.wavelength_)})
         return out
+
+
+class _Unread:
+    """A lazy window handed to a task unread (dask would read it as a dependency of the
+    task otherwise): the task reads it itself, alone."""
+
+    def __init__(self, lazy: da.Array, pads):
+        self.lazy, self.pads = lazy, pads
+
+
+def _sample_row_moments(model, window: _Unread, good: np.ndarray, nodata,
+                        row_width: tuple[int, int],
+                        pc_from_residual: bool) -> tuple[Moments, Moments]:
+    """Moments of one sampled row's residual and of the principal components' source (the
+    row's good bands, or the residual): the row is read once, with its patch halo."""
+    block = window.lazy.compute(scheduler="sync")
+    row, width = row_width
+    out = model._tile(good_bands_of(block, good), window.pads, nodata, (row, 0), width, True,
+                      terms=False)
+    res = block_moments(out[:, :, :model.n_bands_], screen=True)
+    if pc_from_residual:
+        return res, res
+    top = model.patch_size // 2 - window.pads[0][0]
+    bands = float32_or_nan(good_bands_of(block[top:top + 1], good), nodata)
+    return res, block_moments(bands, screen=True)
 
 
 def _masked_good_bands(data: da.Array, good: np.ndarray, nodata) -> da.Array:

@@ -24,8 +24,6 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 from scipy.stats import rankdata
 
-from hsad.cube import make_cube
-from hsad.engine.stats import cube_moments
 from hsad.errors import ParameterError
 from hsad.morphology import attribute_response
 
@@ -50,14 +48,6 @@ def _lazy(data) -> da.Array:
                                                                  chunks=(512, 512, -1))
 
 
-def finite_moments(data: da.Array):
-    """Mean and covariance (normalised by N, float64) of the finite pixels of (y, x, B)."""
-    m = cube_moments(make_cube(_lazy(data).astype(np.float32)))
-    if m.n < 2:
-        raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
-    return m.mean, m.cov
-
-
 def band_energy(residual) -> np.ndarray:
     """Energy ``e_b = Σ_ij ΔY(i, j, b)`` of each band over the valid pixels (float64)."""
     lazy = _lazy(residual)
@@ -72,8 +62,7 @@ def min_energy_bands(residual, n: int = 3) -> np.ndarray:
 
 def spectral_rx(residual) -> np.ndarray:
     """D_spectral: global RX (pseudo-inverse covariance) of each residual pixel; NaN off-data.
-    Float32 scores from float64 statistics, as :func:`hsad.fusion.tiled.spectral_map` (the
-    same computation, here for a whole residual at once)."""
+    Float32 scores from float64 statistics: :func:`hsad.fusion.tiled.spectral_map`, computed."""
     from hsad.fusion.tiled import spectral_map  # tiled builds on this module
 
     return spectral_map(residual).compute()
@@ -82,44 +71,12 @@ def spectral_rx(residual) -> np.ndarray:
 def principal_components(data, k: int = 3, standardise: bool = True) -> np.ndarray:
     """First ``k`` principal-component images ``(y, x, k)`` of a cube (NaN off-data).
 
-    ``standardise`` uses the correlation matrix (each band scaled to unit variance).
+    ``standardise`` uses the correlation matrix (each band scaled to unit variance):
+    :func:`hsad.fusion.tiled.components_map`, computed.
     """
-    mean, basis = pc_basis(*finite_moments(data), k, standardise)
-    lazy = _lazy(data).rechunk({2: -1})
-    return lazy.map_blocks(project, mean, basis, chunks=lazy.chunks[:2] + ((basis.shape[1],),),
-                           dtype=np.float64).compute()
+    from hsad.fusion.tiled import components_map
 
-
-#: pixels per piece in :func:`project` (bounds its float64 temporaries)
-_PIECE = 32768
-
-
-def project(block, mean, basis):
-    """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
-    cast and centred in one pass, piece by piece."""
-    block = np.asarray(block)
-    rows, cols, bands = block.shape
-    out = np.empty((rows * cols, basis.shape[1]))
-    flat = block.reshape(-1, bands)
-    buf = np.empty((min(_PIECE, flat.shape[0]), bands))
-    for lo in range(0, flat.shape[0], _PIECE):
-        piece = buf[: len(flat[lo:lo + _PIECE])]
-        np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
-        out[lo:lo + _PIECE] = piece @ basis
-    return out.reshape(rows, cols, -1)
-
-
-def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
-             standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, basis)`` of the first ``k`` principal components of ``(mean, cov)``
-    (standardised bands: the scale is folded into ``basis``), as :func:`project` takes
-    them; each component's sign makes its largest loading positive."""
-    scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
-    scale = np.where(scale > 0, scale, 1.0)
-    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
-    basis = vectors[:, np.argsort(values)[::-1][:k]]
-    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
-    return mean, basis / scale[:, None]
+    return components_map(data, k, standardise).compute()
 
 
 def quantise(band: np.ndarray, levels: int = 256) -> np.ndarray:

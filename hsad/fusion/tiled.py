@@ -17,11 +17,12 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block, triangular_factor
-from hsad.engine.stats import whitening
+from hsad.engine.stats import cube_moments, whitening
 from hsad.engine.tiles import halo_tiles, map_halo, materialise, minmax, nan_median
 from hsad.errors import ParameterError
-from hsad.fusion import band_energy, finite_moments, guided_filter, ladder, pc_basis, project
+from hsad.fusion import band_energy, guided_filter, ladder
 from hsad.morphology import attribute_responses
 
 
@@ -46,6 +47,14 @@ class Statistics:
     energy: np.ndarray
 
 
+def finite_moments(data: da.Array):
+    """Mean and covariance (normalised by N, float64) of the finite pixels of (y, x, B)."""
+    m = cube_moments(make_cube(data.astype(np.float32)))
+    if m.n < 2:
+        raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
+    return m.mean, m.cov
+
+
 def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
     """Lazy D_spectral: RX of each residual pixel against the residual's ``(mean, cov)``
     (default: streamed over the residual), scored as the RX detector scores by default:
@@ -65,6 +74,38 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
 #: images), so smaller tiles are cheaper despite their larger share of halo, down to about
 #: this edge (docs/performance.md, benchmark 9)
 FILTER_EDGE = 512
+
+#: pixels per piece in :func:`project` (bounds its float64 temporaries)
+_PIECE = 32768
+
+
+def project(block, mean, basis):
+    """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
+    cast and centred in one pass, piece by piece."""
+    block = np.asarray(block)
+    rows, cols, bands = block.shape
+    out = np.empty((rows * cols, basis.shape[1]))
+    flat = block.reshape(-1, bands)
+    buf = np.empty((min(_PIECE, flat.shape[0]), bands))
+    for lo in range(0, flat.shape[0], _PIECE):
+        piece = buf[: len(flat[lo:lo + _PIECE])]
+        np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
+        out[lo:lo + _PIECE] = piece @ basis
+    return out.reshape(rows, cols, -1)
+
+
+def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
+             standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, basis)`` of the first ``k`` principal components of ``(mean, cov)``
+    (standardised bands: the scale is folded into ``basis``), as :func:`project` takes
+    them; each component's sign makes its largest loading positive."""
+    scale = np.sqrt(np.clip(np.diag(cov), 0, None)) if standardise else np.ones(len(mean))
+    scale = np.where(scale > 0, scale, 1.0)
+    values, vectors = np.linalg.eigh(cov / np.outer(scale, scale))
+    basis = vectors[:, np.argsort(values)[::-1][:k]]
+    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(basis.shape[1])])
+    return mean, basis / scale[:, None]
+
 
 def components_map(data, k: int, standardise: bool = True,
                    moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
