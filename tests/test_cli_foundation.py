@@ -205,3 +205,16 @@ def test_the_command_line_starts_without_dask_xarray_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_detectors_and_the_fusion_stage_load_without_scipy_stats():
+    """scipy.stats takes 0.5–0.8 s to import and serves one χ² threshold and the rank
+    normalisation: the RX and neural detection paths import it only when those are used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hsad.detectors.rx, hsad.detectors.hadgan, hsad.fusion.tiled, "
+            "hsad.cli.detect; print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"

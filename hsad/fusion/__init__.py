@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, fields, replace
 import dask.array as da
 import numpy as np
 from scipy.ndimage import uniform_filter
-from scipy.stats import rankdata
 
 from hsad.errors import ParameterError
 from hsad.morphology import attribute_response
@@ -140,6 +139,8 @@ def normalise_map(values: np.ndarray, method: str = "minmax") -> np.ndarray:
         return out
     v = values[finite]
     if method == "rank":
+        from scipy.stats import rankdata  # scipy.stats takes 0.5 s to import: only here
+
         out[finite] = rankdata(v) / v.size
     else:
         span = v.max() - v.min()
