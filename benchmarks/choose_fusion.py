@@ -45,6 +45,21 @@ def candidate_maps(d: dict) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if isinstance(k, str)}
 
 
+def parse_args(doc: str) -> argparse.Namespace:
+    """The map folder and the optional markdown file of a script choosing on these maps."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("folder", help="maps of benchmarks/collect_fusion_maps.py")
+    ap.add_argument("--out", help="markdown file")
+    return ap.parse_args()
+
+
+def report(lines: list[str], out: str | None) -> None:
+    """Print the report; write it to ``out`` too when given."""
+    print("\n".join(lines))
+    if out:
+        Path(out).write_text("\n".join(lines), encoding="utf-8")
+
+
 def file_aucs(folder: str, maps_of) -> dict[str, dict[str, float]]:
     """AUC(D,F) of every map ``maps_of(d)`` gives for each map file, keyed by file stem."""
     aucs: dict[str, dict[str, float]] = {}
@@ -98,10 +113,7 @@ def leave_one_out(aucs: dict, keys) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder")
-    ap.add_argument("--out", help="markdown file")
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     aucs = file_aucs(args.folder, candidate_maps)
     real, implanted, sizes = split(aucs)
     settings = [k for k in next(iter(aucs.values())) if k not in ("rx", "d_spectral")]
@@ -148,9 +160,7 @@ def main() -> None:
             f"{mean(aucs, chosen, real):.4f}); leave-one-out mean {loo_mean:.4f}, worst left-out "
             f"scene against RX {worst:+.4f}.", "",
             f"Chosen setting as HADGAN parameters `{params}`.", ""]
-    print("\n".join(text))
-    if args.out:
-        Path(args.out).write_text("\n".join(text), encoding="utf-8")
+    report(text, args.out)
 
 
 if __name__ == "__main__":

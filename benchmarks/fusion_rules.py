@@ -34,7 +34,6 @@ Families (N = the normalisation of each map before the weighted sum):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -45,7 +44,16 @@ from hsad import fusion as F
 from hsad.engine.stats import mahalanobis, pinv_precision
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_fusion import LAMS, file_aucs, implanted_gap, leave_one_out, mean, split  # noqa: E402
+from choose_fusion import (  # noqa: E402
+    LAMS,
+    file_aucs,
+    implanted_gap,
+    leave_one_out,
+    mean,
+    parse_args,
+    report,
+    split,
+)
 
 AREAS = (49, 121, 225)
 RULE = -0.01
@@ -125,10 +133,7 @@ def family_row(aucs: dict, family: str, keys: list[str]) -> tuple[str, list[str]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder")
-    ap.add_argument("--out", help="markdown file")
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     aucs = file_aucs(args.folder, rule_maps)
     real, implanted, _ = split(aucs)
     keys = [k for k in next(iter(aucs.values())) if " | " in k]
@@ -154,9 +159,7 @@ def main() -> None:
             "| family | settings | eligible | best in-sample | leave-one-out | worst left-out "
             "− RX |", "|---|---|---|---|---|---|", *rows, "",
             "Settings the leave-one-out folds chose:", "", *chosen, ""]
-    print("\n".join(text))
-    if args.out:
-        Path(args.out).write_text("\n".join(text), encoding="utf-8")
+    report(text, args.out)
 
 
 if __name__ == "__main__":
