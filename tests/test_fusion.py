@@ -75,6 +75,26 @@ def test_guided_filter_preserves_edges_where_a_box_filter_blurs():
     assert out[:, 3:10].std() < noisy[:, 3:10].std() / 2
 
 
+def test_aed_filters_the_summed_responses_as_the_sum_of_filtered_ones():
+    """The guided filter is linear in its input for a fixed guide: D_spatial filters the
+    components' summed responses once, and equals the AED sum of per-component filters."""
+    rng = np.random.default_rng(3)
+    comps = uniform_filter(rng.normal(size=(40, 50, 3)), (3, 3, 1))
+    comps[5, 7, :] = np.nan
+    areas = (9, 25)
+    guide = F._nan_fill(F.normalise_map(comps[:, :, 0]))
+    per_component = sum(F.guided_filter(guide, np.mean([F.attribute_filter(
+        comps[:, :, i], a) for a in areas], axis=0), radius=2, eps=1e-3) for i in range(3))
+    got = F.spatial_aed(comps, area=areas, radius=2, eps=1e-3)
+    assert np.isnan(got[5, 7])
+    per_component[5, 7] = np.nan
+    np.testing.assert_allclose(got, per_component, rtol=1e-10, atol=1e-12)
+    p, q = rng.random((40, 50)), rng.random((40, 50))
+    np.testing.assert_allclose(F.guided_filter(guide, 2 * p + q, 2, 1e-3),
+                               2 * F.guided_filter(guide, p, 2, 1e-3)
+                               + F.guided_filter(guide, q, 2, 1e-3), rtol=1e-10, atol=1e-12)
+
+
 def test_spectral_rx_is_the_mahalanobis_distance_of_the_residual():
     res = _residual(20, 20, 5)
     res[3, 4] = np.nan

@@ -193,17 +193,18 @@ def spatial_aed(components: np.ndarray, *, area: int | tuple[int, ...] = 25, lev
                 radius: int = 5, eps: float = 0.01) -> np.ndarray:
     """D_spatial AED-style: attribute filters on PC images, guided by the first PC, summed.
 
-    Several areas (a tuple): each component's attribute responses are averaged over them
-    before its guided filter (the filter is linear in its input: the same as averaging the
-    single-area maps)."""
+    The guided filter is linear in its input for a fixed guide, so the sum of the filtered
+    responses is the filter of their sum: one filter, not one per component. Several areas
+    (a tuple): each component's responses are averaged over them (for the same reason,
+    the same as averaging the single-area maps)."""
     comps = np.asarray(components, dtype=np.float64)
     areas = (area,) if np.isscalar(area) else tuple(area)
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _nan_fill(normalise_map(comps[:, :, 0]))
-    out = np.zeros(comps.shape[:2])
+    total = np.zeros(comps.shape[:2])
     for i in range(comps.shape[-1]):
-        response = np.mean([attribute_filter(comps[:, :, i], a, levels) for a in areas], axis=0)
-        out += guided_filter(guide, response, radius, eps)
+        total += np.mean([attribute_filter(comps[:, :, i], a, levels) for a in areas], axis=0)
+    out = guided_filter(guide, total, radius, eps)
     out[off] = np.nan
     return out
 

@@ -215,10 +215,10 @@ def _aed_tile(block, *, stats, areas, levels, radius, eps, block_info=None):
     comps = np.asarray(block, dtype=np.float64)
     off = ~np.isfinite(comps).all(axis=-1)
     guide = _guide(comps[:, :, 0], *stats[0])
-    out = np.zeros(comps.shape[:2])
-    margins = area_margins(areas, block_info)
-    for response in _responses(comps, stats, areas, levels, margins):
-        out += guided_filter(guide, response, radius, eps)
+    total = np.zeros(comps.shape[:2])
+    for response in _responses(comps, stats, areas, levels, area_margins(areas, block_info)):
+        total += response
+    out = guided_filter(guide, total, radius, eps)  # linear: one filter for the sum
     out[off] = np.nan
     return out
 
