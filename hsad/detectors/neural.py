@@ -337,19 +337,17 @@ class NeuralDetector(BaseDetector):
 
     def _window_task(self, model, data: da.Array, bands: np.ndarray,
                      bounds: tuple[int, int, int, int], nodata, residual: bool,
-                     terms: bool = True, window=None, also=None):
+                     terms: bool = True, also=None):
         """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the cube's ``data``
         (read with its patch halo), good ``bands`` only, on ``model``
-        (:func:`hsad.engine.model_node`). ``window``: that read, done by the caller
-        (``(block, pads)`` as :func:`hsad.nn.sampling.read_window` gives them, lazy or not).
-        ``also``: a function of the window's own pixels, returned with the outputs (a
-        delayed pair).
+        (:func:`hsad.engine.model_node`). ``also``: a function of the window's own pixels,
+        returned with the outputs (a delayed pair).
 
         The window is cut before the bands are selected (see :func:`good_bands_of`).
         """
         y0, y1, x0, x1 = bounds
         halo = self.patch_size // 2
-        lazy, pads = window or read_window(data, y0, y1, x0, x1, halo)
+        lazy, pads = read_window(data, y0, y1, x0, x1, halo)
         lazy = good_bands_of(lazy, bands)
         args = (lazy, pads, nodata, (y0, x0), data.shape[1], residual, terms)
         if also is None:

@@ -19,7 +19,7 @@ import torch
 import xarray as xr
 
 from hsad.cube import float32_or_nan, good_band_mask, good_bands_of, map_like
-from hsad.detectors.neural import NeuralDetector
+from hsad.detectors.neural import NeuralDetector, _tile_and_also
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
@@ -230,16 +230,13 @@ def _sample_row_moments(model, window: _Unread, good: np.ndarray, nodata,
                         pc_from_residual: bool) -> tuple[Moments, Moments]:
     """Moments of one sampled row's residual and of the principal components' source (the
     row's good bands, or the residual): the row is read once, with its patch halo."""
-    block = window.lazy.compute(scheduler="sync")
+    block = good_bands_of(window.lazy.compute(scheduler="sync"), good)
     row, width = row_width
-    out = model._tile(good_bands_of(block, good), window.pads, nodata, (row, 0), width, True,
-                      terms=False)
+    out, bands = _tile_and_also(model, partial(float32_or_nan, nodata=nodata),
+                                model.patch_size // 2, block, window.pads, nodata, (row, 0),
+                                width, True, False)
     res = block_moments(out[:, :, :model.n_bands_], screen=True)
-    if pc_from_residual:
-        return res, res
-    top = model.patch_size // 2 - window.pads[0][0]
-    bands = float32_or_nan(good_bands_of(block[top:top + 1], good), nodata)
-    return res, block_moments(bands, screen=True)
+    return res, res if pc_from_residual else block_moments(bands, screen=True)
 
 
 def _masked_good_bands(data: da.Array, good: np.ndarray, nodata) -> da.Array:
