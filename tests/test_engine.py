@@ -149,6 +149,27 @@ def test_materialise_keeps_small_maps_in_memory_and_spills_large_ones():
         assert got[0].chunks == a.chunks
 
 
+
+
+@pytest.mark.parametrize("memory_limit", ["1GB", "20MB"])  # in memory, spilled
+def test_materialise_with_takes_reductions_in_the_same_pass(memory_limit):
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(400, 300, 3))
+    values[rng.random(values.shape[:2]) < 0.05, 1] = np.nan
+    calls = []
+
+    def counted(block):
+        calls.append(block.shape)
+        return block * 1.0
+
+    a = da.from_array(values, chunks=(64, 64, -1)).map_blocks(counted, meta=np.empty((0, 0, 0)))
+    (kept,), (lo, hi) = tiles.materialise_with([a], tiles.finite_extremes(a, axis=(0, 1)),
+                                               memory_limit=memory_limit)
+    assert len(calls) == a.npartitions  # every block computed once, for both
+    np.testing.assert_array_equal(kept.compute(), values)
+    np.testing.assert_array_equal(lo, np.nanmin(values, axis=(0, 1)))
+    np.testing.assert_array_equal(hi, np.nanmax(values, axis=(0, 1)))
+    assert np.isnan(tiles.value_range(np.inf, -np.inf)).all()  # the extremes of no value
 # ---------------------------------------------------------------- tiled detectors
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.cube import float32_or_nan, good_band_mask, good_bands_of, map_like
+from hsad.cube import block_valid, float32_or_nan, good_band_mask, good_bands_of, map_like
 from hsad.detectors.neural import NeuralDetector, _tile_and_also
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
@@ -249,5 +249,9 @@ def _masked_good_bands(data: da.Array, good: np.ndarray, nodata) -> da.Array:
 
 def _window_components(block: np.ndarray, *, nodata, mean, basis) -> np.ndarray:
     """The principal-component images of a window's pixels (good bands), as
-    :func:`hsad.fusion.tiled.components_map` gives them for :meth:`_scene_good_bands`."""
-    return project(float32_or_nan(block, nodata), mean, basis)
+    :func:`hsad.fusion.tiled.components_map` gives them for :meth:`_scene_good_bands`.
+    Projected from the block's own values (cast piece by piece: no float32 copy of the
+    window), then NaN where a pixel holds no data."""
+    comps = project(block, mean, basis)
+    comps[~block_valid(block, nodata)] = np.nan
+    return comps

@@ -18,10 +18,16 @@ from hsad.cube import map_like
 from hsad.detectors.base import BaseDetector
 from hsad.engine.blas import upper_trmm
 from hsad.engine.stats import scene_moments, whitening
-from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
+from hsad.engine.windows import (
+    PIECE_PIXELS,
+    check_dtype,
+    check_nonnegative,
+    map_pixels,
+    single_threaded_linalg,
+)
 
 #: pixels per BLAS call inside a tile: keeps the working set in cache-friendly pieces
-_PIECE = 32768
+_PIECE = PIECE_PIXELS
 
 
 def triangular_factor(white: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import good_band_mask, valid_mask
-from hsad.engine.windows import single_threaded_linalg
+from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
 
@@ -46,7 +46,7 @@ class Moments:
 
 
 #: pixels per float64 piece in :func:`block_moments` (bounds the temporaries)
-_PIECE = 32768
+_PIECE = PIECE_PIXELS
 
 
 def valid_rows(pixels: np.ndarray, nodata: float | None = None) -> np.ndarray | None:

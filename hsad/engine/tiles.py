@@ -167,20 +167,25 @@ def halo_tiles(data: da.Array, halo: int, memory_limit: str | int | None = None,
 # ---------------------------------------------------------------- streamed statistics
 
 
+def finite_extremes(m: da.Array, axis=None) -> tuple[da.Array, da.Array]:
+    """Lazy min and max of ``m``'s finite values (over ``axis``; ``+inf``, ``−inf`` where
+    there is none), to compute in one pass with other work (:func:`materialise_with`)."""
+    finite = da.isfinite(m)
+    return da.where(finite, m, np.inf).min(axis=axis), da.where(finite, m, -np.inf).max(axis=axis)
+
+
+def value_range(lo, hi) -> tuple[float, float]:
+    """``(lo, hi)`` as floats, ``(nan, nan)`` for the extremes of no finite value."""
+    return (float("nan"), float("nan")) if lo > hi else (float(lo), float(hi))
+
+
 def minmax(*maps: da.Array) -> list[tuple[float, float]]:
     """``(min, max)`` of the finite values of each map, in one pass over all of them.
 
     ``(nan, nan)`` for a map without finite values.
     """
-    parts = []
-    for m in maps:
-        finite = da.isfinite(m)
-        parts += [da.where(finite, m, np.inf).min(), da.where(finite, m, -np.inf).max()]
-    values = dask.compute(*parts)
-    out = []
-    for lo, hi in zip(values[::2], values[1::2], strict=True):
-        out.append((float("nan"), float("nan")) if lo > hi else (float(lo), float(hi)))
-    return out
+    values = dask.compute(*[e for m in maps for e in finite_extremes(m)])
+    return [value_range(lo, hi) for lo, hi in zip(values[::2], values[1::2], strict=True)]
 
 
 def nan_median(values: da.Array, limit: int = 1 << 20) -> float:
@@ -252,13 +257,24 @@ def materialise(*arrays: da.Array, memory_limit: str | int | None = None) -> lis
     """Compute ``arrays`` together (one pass over what they share) and return cheap lazy
     views of the results: in memory when all fit in ``KEEP_SHARE`` of the budget,
     otherwise in ``.npy`` files in a temporary folder; on a cluster, persisted there."""
+    return materialise_with(arrays, (), memory_limit=memory_limit)[0]
+
+
+def materialise_with(arrays, reductions, *, memory_limit: str | int | None = None
+                     ) -> tuple[list[da.Array], tuple]:
+    """:func:`materialise` of ``arrays``, and the values of the lazy ``reductions`` of them
+    (e.g. :func:`finite_extremes`) computed in the same pass: nothing is read back."""
+    arrays, reductions = list(arrays), list(reductions)
     client = active_client()
     if client is not None:
-        return list(client.persist(list(arrays)))
+        kept = list(client.persist(arrays))
+        return kept, tuple(dask.compute(*reductions)) if reductions else ()
     budget = parse_memory(memory_limit)
     if sum(a.nbytes for a in arrays) <= KEEP_SHARE * budget:
-        values = dask.compute(*arrays)
-        return [da.from_array(v, chunks=a.chunks) for v, a in zip(values, arrays, strict=True)]
+        *values, = dask.compute(*arrays, *reductions)
+        kept = [da.from_array(v, chunks=a.chunks)
+                for v, a in zip(values, arrays, strict=False)]
+        return kept, tuple(values[len(arrays):])
     folder, targets, out = _spill_dir(), [], []
     for a in arrays:
         path = os.path.join(folder, f"{uuid.uuid4().hex}.npy")
@@ -266,11 +282,12 @@ def materialise(*arrays: da.Array, memory_limit: str | int | None = None) -> lis
         out.append(da.from_array(NpyWindows(path, a.shape, a.dtype), chunks=a.chunks,
                                  asarray=False, meta=np.empty((0,) * a.ndim, a.dtype),
                                  name=f"spill-{uuid.uuid4().hex}"))
-    da.store(list(arrays), targets, lock=False)
+    stored = da.store(arrays, targets, lock=False, compute=False)
+    _, *values = dask.compute(stored, *reductions)
     for t in targets:
         t.flush()
     del targets
-    return out
+    return out, tuple(values)
 
 
 # ---------------------------------------------------------------- neural inference
@@ -375,6 +392,6 @@ def read_map(path, like: xr.DataArray) -> xr.DataArray:
     return map_like(like, band, name="score")
 
 
-__all__ = ["call_model", "chunks_for", "halo_tiles", "infer_batches", "map_halo",
-           "materialise", "min_memory", "minmax", "model_node", "nan_median", "open_tiled",
-           "read_map", "tile_threads", "write_map"]
+__all__ = ["call_model", "chunks_for", "finite_extremes", "halo_tiles", "infer_batches",
+           "map_halo", "materialise", "materialise_with", "min_memory", "minmax", "model_node",
+           "nan_median", "open_tiled", "read_map", "tile_threads", "value_range", "write_map"]

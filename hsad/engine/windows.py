@@ -311,6 +311,13 @@ def _thread_setters() -> tuple[Callable[[int], int], ...]:
     return tuple(setters)
 
 
+#: pixels per piece of the per-pixel BLAS loops (cast, centre, then a product: RX scores,
+#: moments, projections). A piece of 4096 pixels × 200 bands in float64 (6.5 MB) stays in
+#: cache between the cast and the product; pieces of 32768 pixels went to memory and back,
+#: 15–40 % slower per pixel with the same results (docs/performance.md, benchmark 11)
+PIECE_PIXELS = 4096
+
+
 @contextmanager
 def single_threaded_linalg() -> Iterator[None]:
     """Run BLAS on one thread while any thread is inside.

@@ -20,7 +20,15 @@ import xarray as xr
 from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block, triangular_factor
 from hsad.engine.stats import cube_moments, whitening
-from hsad.engine.tiles import halo_tiles, map_halo, materialise, minmax, nan_median
+from hsad.engine.tiles import (
+    finite_extremes,
+    halo_tiles,
+    map_halo,
+    materialise_with,
+    nan_median,
+    value_range,
+)
+from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import ParameterError
 from hsad.fusion import band_energy, guided_filter, ladder
 from hsad.morphology import attribute_responses
@@ -76,21 +84,23 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
 FILTER_EDGE = 512
 
 #: pixels per piece in :func:`project` (bounds its float64 temporaries)
-_PIECE = 32768
+_PIECE = PIECE_PIXELS
 
 
 def project(block, mean, basis):
     """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
-    cast and centred in one pass, piece by piece."""
+    cast and centred in one pass, piece by piece, BLAS on one thread (dask runs one tile
+    per core; a threaded BLAS's idle threads spin while the network runs)."""
     block = np.asarray(block)
     rows, cols, bands = block.shape
     out = np.empty((rows * cols, basis.shape[1]))
     flat = block.reshape(-1, bands)
     buf = np.empty((min(_PIECE, flat.shape[0]), bands))
-    for lo in range(0, flat.shape[0], _PIECE):
-        piece = buf[: len(flat[lo:lo + _PIECE])]
-        np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
-        out[lo:lo + _PIECE] = piece @ basis
+    with single_threaded_linalg():
+        for lo in range(0, flat.shape[0], _PIECE):
+            piece = buf[: len(flat[lo:lo + _PIECE])]
+            np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
+            out[lo:lo + _PIECE] = piece @ basis
     return out.reshape(rows, cols, -1)
 
 
@@ -124,23 +134,26 @@ def _scaled(band: da.Array, lo: float, hi: float) -> da.Array:
     return (band - lo) / (hi - lo) if hi > lo else da.zeros_like(band)
 
 
-def _band_stats(bands: list[da.Array]) -> list[tuple[float, float, float]]:
-    """Per band ``(lo, hi, fill)``: global min/max (one pass for all bands) and the median
-    of the scaled finite values, which nodata pixels take (computed only if there are)."""
-    parts = []
-    for band in bands:
-        finite = da.isfinite(band)
-        parts += [da.where(finite, band, np.inf).min(), da.where(finite, band, -np.inf).max(),
-                  (~finite).sum()]
-    values = dask.compute(*parts)
+def _band_summary(bands: da.Array) -> tuple[da.Array, da.Array, da.Array]:
+    """Lazy per-band min and max of the finite values of ``bands`` (y, x, k), and their count
+    of other values: computed in the sweep that makes ``bands`` (:func:`materialise_with`)."""
+    lo, hi = finite_extremes(bands, axis=(0, 1))
+    return lo, hi, (~da.isfinite(bands)).sum(axis=(0, 1))
+
+
+def _band_stats(bands: da.Array, summary=None) -> list[tuple[float, float, float]]:
+    """Per band of ``bands`` (y, x, k) ``(lo, hi, fill)``: global min/max (``summary``, from
+    :func:`_band_summary`; computed here when None) and the median of the scaled finite
+    values, which nodata pixels take (computed only if there are)."""
+    lo, hi, holes = dask.compute(*_band_summary(bands)) if summary is None else summary
     out = []
-    for i, band in enumerate(bands):
-        lo, hi, holes = (float(v) for v in values[3 * i:3 * i + 3])
-        if lo > hi:  # no finite value
+    for i in range(bands.shape[-1]):
+        if lo[i] > hi[i]:  # no finite value
             out.append((float("nan"), float("nan"), 0.0))
             continue
-        fill = nan_median(_scaled(band, lo, hi)) if holes else 0.0
-        out.append((lo, hi, fill))
+        lo_i, hi_i = float(lo[i]), float(hi[i])
+        fill = nan_median(_scaled(bands[:, :, i], lo_i, hi_i)) if holes[i] else 0.0
+        out.append((lo_i, hi_i, fill))
     return out
 
 
@@ -310,23 +323,27 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
                                 int(fusion.n_components),
                                 moments=statistics and statistics.source)
     keep = dict(keep or {})
-    d_spec, source, *kept = materialise(d_spec, source, *keep.values(),
-                                        memory_limit=memory_limit)
+    # the sweep also takes the ranges the filters and the normalisation need
+    (d_spec, source, *kept), (p_lo, p_hi, *summary) = materialise_with(
+        [d_spec, source, *keep.values()], [*finite_extremes(d_spec), *_band_summary(source)],
+        memory_limit=memory_limit)
+    stats = _band_stats(source, summary)
     if fusion.variant == "paper":
-        stats = _band_stats([source[:, :, i] for i in range(len(idx))])
         if len(idx) < 2:  # room for the two output channels
             source = da.concatenate([source, da.zeros_like(source)], axis=2)
         halo = attribute_halo(area)
         f_off = map_halo(_paper_tile, halo_tiles(source, halo, memory_limit), halo,
                          n=len(idx), stats=stats, area=area, levels=levels)
-        (f_off,) = materialise(f_off, memory_limit=memory_limit)
-        ((lo, hi),) = minmax(f_off[:, :, 0])
+        (f_off,), (lo, hi) = materialise_with([f_off], finite_extremes(f_off[:, :, 0]),
+                                              memory_limit=memory_limit)
+        lo, hi = value_range(lo, hi)
         d_spat = map_halo(_guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
                           radius=radius, eps=eps)
     else:
-        d_spat = _aed_filtered(source, fusion, memory_limit)
-    (d_spat,) = materialise(d_spat, memory_limit=memory_limit)
-    (s_lo, s_hi), (p_lo, p_hi) = minmax(d_spat, d_spec)
+        d_spat = _aed_filtered(source, fusion, memory_limit, stats)
+    (d_spat,), (s_lo, s_hi) = materialise_with([d_spat], finite_extremes(d_spat),
+                                               memory_limit=memory_limit)
+    (s_lo, s_hi), (p_lo, p_hi) = value_range(s_lo, s_hi), value_range(p_lo, p_hi)
     lam = float(fusion.lam)
     d_ss = (lam * _normalised(d_spat, s_lo, s_hi, fusion.norm)
             + (1.0 - lam) * _normalised(d_spec, p_lo, p_hi, fusion.norm))
@@ -341,12 +358,13 @@ def aed_map(source, fusion) -> da.Array:
     return _aed_filtered(components_map(source, int(fusion.n_components)), fusion)
 
 
-def _aed_filtered(comps: da.Array, fusion, memory_limit=None) -> da.Array:
+def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.Array:
     """The AED filters on principal-component images ``comps`` (y, x, k), on tiles as
-    large as the budget allows (:func:`halo_tiles`)."""
+    large as the budget allows (:func:`halo_tiles`); ``stats``: :func:`_band_stats` of
+    ``comps`` when the caller has them."""
     radius = int(fusion.radius)
     areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
-    stats = _band_stats([comps[:, :, i] for i in range(comps.shape[-1])])
+    stats = _band_stats(comps) if stats is None else stats
     halo = attribute_halo(max(areas)) + guided_halo(radius)
     tiles = halo_tiles(comps, halo, memory_limit, max_edge=FILTER_EDGE)
     return map_halo(_aed_tile, tiles, halo, drop_axis=2,
