@@ -15,6 +15,7 @@ import xarray as xr
 
 from hsad.cube import block_valid, georef, good_band_mask, make_cube, wrap_numpy
 from hsad.detectors.base import WAVELENGTH_REFUSE_NM
+from hsad.engine.windows import single_threaded_linalg
 from hsad.errors import ModelError, ParameterError
 
 Range = tuple[float | None, float | None]
@@ -231,7 +232,8 @@ def _binned(block: np.ndarray, nodata, weights: np.ndarray) -> np.ndarray:
     blockwise step, so the cube is read once (a separate mask would read it again)."""
     out = block.astype(np.float64)
     out[~block_valid(block, nodata)] = np.nan
-    return (out @ weights).astype(np.float32)
+    with single_threaded_linalg():  # dask runs one block per core
+        return (out @ weights).astype(np.float32)
 
 
 def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:

@@ -67,3 +67,41 @@ def test_upper_trmm_releases_the_gil():
     finally:
         sys.setswitchinterval(old)
     assert counts[0] > 10_000
+
+
+def _per_block_products():
+    """The per-block products that dask runs in its worker threads: (module, call)."""
+    from hsad import bands
+    from hsad.detectors import crd, lrx
+    from hsad.fusion import tiled
+
+    rng = np.random.default_rng(0)
+    block = rng.normal(size=(6, 5, 12)).astype(np.float32)
+    mean, basis = rng.normal(size=12), rng.normal(size=(12, 3))
+    weights = np.eye(12)[:, :4]
+    return [
+        (tiled, lambda: tiled.project(block, mean, basis), (block - mean) @ basis),
+        (crd, lambda: crd._onto(block, basis), block @ basis),
+        (lrx, lambda: lrx._centred_onto(block, mean, basis), (block - mean) @ basis),
+        (bands, lambda: bands._binned(block, None, weights), block[:, :, :4]),
+    ]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_per_block_products_run_blas_on_one_thread(monkeypatch, index):
+    """dask runs one block per core: a threaded BLAS inside a block oversubscribes the
+    CPUs, and its idle threads spin beside the other blocks' work (16 % of the CPU time of
+    a HADGAN sweep, docs/performance.md benchmark 11)."""
+    import contextlib
+
+    module, call, expected = _per_block_products()[index]
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(module, "single_threaded_linalg", recording)
+    np.testing.assert_allclose(call(), expected, rtol=1e-5, atol=1e-5)
+    assert entered == [True]

@@ -147,6 +147,12 @@ def crd_block(
     return out
 
 
+
+def _onto(block: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``block @ basis``, BLAS on one thread (dask runs one tile per core)."""
+    with single_threaded_linalg():
+        return block @ basis
+
 class CRD(BaseDetector):
     """Collaborative-representation anomaly detector (Li & Du 2015).
 
@@ -212,7 +218,7 @@ class CRD(BaseDetector):
         data = nan_filled(cube, self.bands_)
         if self.components_ is not None:
             basis = self.components_
-            data = data.map_blocks(lambda b: b @ basis, dtype=np.float64,
+            data = data.map_blocks(_onto, basis, dtype=np.float64,
                                    chunks=data.chunks[:2] + ((basis.shape[1],),))
         scores = map_windows(
             data,

@@ -150,6 +150,12 @@ def lrx_block(
     return out
 
 
+
+def _centred_onto(block: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``(block − mean) @ basis``, BLAS on one thread (dask runs one tile per core)."""
+    with single_threaded_linalg():
+        return (block - mean) @ basis
+
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
 
@@ -241,11 +247,8 @@ class LocalRX(BaseDetector):
         if self.components_ is None:
             return data
         basis, mean = self.components_, self.mean_
-        return data.map_blocks(
-            lambda b: (b - mean) @ basis,
-            chunks=data.chunks[:2] + ((basis.shape[1],),),
-            dtype=np.float64,
-        )
+        return data.map_blocks(_centred_onto, mean, basis,
+                               chunks=data.chunks[:2] + ((basis.shape[1],),), dtype=np.float64)
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of local RX scores, NaN on nodata pixels."""
