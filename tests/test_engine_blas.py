@@ -90,7 +90,7 @@ def _per_block_products():
 @pytest.mark.parametrize("index", range(4))
 def test_per_block_products_run_blas_on_one_thread(monkeypatch, index):
     """dask runs one block per core: a threaded BLAS inside a block oversubscribes the
-    CPUs, and its idle threads spin beside the other blocks' work (16 % of the CPU time of
+    CPUs, and its idle threads spin beside the other blocks' work (16 % of the samples of
     a HADGAN sweep, docs/performance.md benchmark 11)."""
     import contextlib
 
