@@ -147,11 +147,11 @@ def crd_block(
     return out
 
 
-
 def _onto(block: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """``block @ basis``, BLAS on one thread (dask runs one tile per core)."""
     with single_threaded_linalg():
         return block @ basis
+
 
 class CRD(BaseDetector):
     """Collaborative-representation anomaly detector (Li & Du 2015).

@@ -69,6 +69,12 @@ def _pinv_quadratic(aug: np.ndarray, resid: np.ndarray) -> np.ndarray:
     return np.einsum("mk,mk->m", proj * inv, proj)
 
 
+#: matrices per ``np.linalg.cholesky`` call: its factors are allocated per call, and a
+#: row's worth at once (30 MB at 100 pixels × 194 bands) comes as fresh pages that the
+#: kernel zeroes each time, where a few matrices' worth (10 MB) is reused from the heap
+CHOLESKY_GROUP = 32
+
+
 def _mahalanobis_rows(aug: np.ndarray, resid: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """``rᵀ C⁻¹ r`` per pixel; ``aug`` (m, B+1, B+1) holds C in its lower triangle.
 
@@ -86,7 +92,11 @@ def _mahalanobis_rows(aug: np.ndarray, resid: np.ndarray, delta: np.ndarray) -> 
     fast = np.isfinite(aug[:, b, b])
     if fast.any():
         try:
-            row = np.linalg.cholesky(aug[fast])[:, b, :b]
+            mats = aug if fast.all() else aug[fast]
+            row = np.empty((mats.shape[0], b))
+            for lo in range(0, mats.shape[0], CHOLESKY_GROUP):
+                row[lo:lo + CHOLESKY_GROUP] = np.linalg.cholesky(
+                    mats[lo:lo + CHOLESKY_GROUP])[:, b, :b]
             out[fast] = np.einsum("mb,mb->m", row, row)
         except np.linalg.LinAlgError:
             fast[:] = False
@@ -128,16 +138,21 @@ def lrx_block(
 
     out = np.full((rows - 2 * h, cols - 2 * h), np.nan)
     diag = np.arange(bands)
+    # one buffer for the rows' bordered covariances (w·(B+1)² values, 30 MB at 100 × 194
+    # bands): a fresh one per row cost more in page faults than the Cholesky took
+    buffer = np.empty((0, bands + 1, bands + 1))
     with single_threaded_linalg():
         for r, c, sums in ring_sums(features, (rows, cols), k, inner, outer):
             w = sums.shape[0]
             ok = (sums[:, 0] > 0.5) & (valid[r, c : c + w] > 0)
             if not ok.any():
                 continue
-            s = sums[ok]
+            s = sums if ok.all() else sums[ok]
             inv_n = 1.0 / s[:, :1]
             mean = s[:, 1 : 1 + bands] * inv_n
-            aug = np.empty((s.shape[0], bands + 1, bands + 1))
+            if buffer.shape[0] < s.shape[0]:
+                buffer = np.empty((w, bands + 1, bands + 1))
+            aug = buffer[: s.shape[0]]  # lower triangles only are written and read
             for i in range(bands):  # Σ = S/n − μμᵀ, lower triangle, row i
                 row = aug[:, i, : i + 1]
                 np.multiply(s[:, start[i] : start[i + 1]], inv_n, out=row)
@@ -150,11 +165,11 @@ def lrx_block(
     return out
 
 
-
 def _centred_onto(block: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """``(block − mean) @ basis``, BLAS on one thread (dask runs one tile per core)."""
     with single_threaded_linalg():
         return (block - mean) @ basis
+
 
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
