@@ -59,6 +59,20 @@ def test_lrx_block_equals_per_pixel_reference_with_clipped_borders(inner, outer)
                             x, inner, outer, 1e-3, 1e-9)
 
 
+def test_lrx_block_in_small_cholesky_groups_equals_the_reference(monkeypatch):
+    """Rows longer than a Cholesky group (several groups per row, a nodata pixel taking
+    one row off the fast path) and a covariance buffer reused from row to row."""
+    from hsad.detectors import lrx
+
+    x = _scene(2, shape=(10, 14, 5))
+    x[5, 9] = np.nan
+    whole = lrx_block(x, 3, 7, ridge=1e-3, floor=1e-9)
+    monkeypatch.setattr(lrx, "CHOLESKY_GROUP", 3)
+    grouped = lrx_block(x, 3, 7, ridge=1e-3, floor=1e-9)
+    np.testing.assert_array_equal(grouped, whole)
+    assert_equals_reference(grouped, x, 3, 7, 1e-3, 1e-9)
+
+
 def test_lrx_detector_matches_reference_and_scores_nan_on_nodata():
     x = _scene(1).astype(np.float32)
     x[0, 0] = -1.0
