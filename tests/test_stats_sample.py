@@ -10,7 +10,7 @@ from hsad import detectors, synthetic
 from hsad.cube import good_band_mask
 from hsad.detectors import reconstruction
 from hsad.errors import ParameterError
-from hsad.fusion.tiled import components_map, finite_moments
+from hsad.fusion.tiled import components_map, finite_moments, spectral_map
 from hsad.io import envi, open_cube
 from hsad.nn.sampling import stratified_rows
 
@@ -87,6 +87,21 @@ def test_the_network_runs_once_over_the_scene_with_sampled_statistics(scene, mon
     assert _pixels_through_the_network(sampled, cube, monkeypatch) == n + 36 * 20
     exact = _fitted(cube, stats_sample=0)  # residual statistics need a pass of their own
     assert _pixels_through_the_network(exact, cube, monkeypatch) == 2 * n
+
+
+@pytest.mark.parametrize("output", ["d_ss", "d_spectral"])
+def test_d_spectral_scored_batch_by_batch_is_the_residual_s_rx(scene, output):
+    """With sampled statistics the sweep scores D_spectral batch by batch and never holds
+    the residual: the map is the residual's RX against the sampled statistics, as the
+    residual map (computed on request) gives it."""
+    cube, _ = scene
+    det = _fitted(cube, stats_sample=36 * 20, output=output)
+    stats = det.fusion_statistics(cube)
+    maps = det.score_stages(cube)
+    expected = spectral_map(maps["residual"].data, stats.residual).compute()
+    # the same float32 arithmetic on other groupings of the pixels: a BLAS kernel may
+    # round a column differently by where it falls (docs/reliability.md, float32 rtol)
+    np.testing.assert_allclose(maps["d_spectral"].values, expected, rtol=1e-5)
 
 
 def test_sampled_statistics_give_nearly_the_exact_maps(scene):

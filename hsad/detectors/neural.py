@@ -267,14 +267,16 @@ class NeuralDetector(BaseDetector):
 
     # ---- the tile loop --------------------------------------------------------------
     def _tile(self, block: np.ndarray, pads, nodata, origin: tuple[int, int], width: int,
-              residual: bool, terms: bool = True) -> np.ndarray:
+              residual: bool, terms: bool = True, reduce=None) -> np.ndarray:
         """``(rows, cols, C)`` outputs of one window (``block`` includes the halo): the
         residual |x − x̂| (``n_bands_`` channels, when ``residual``), then the score terms
-        (when ``terms``)."""
+        (when ``terms``). ``reduce``: ``(C, func)``, ``func`` mapping each batch's outputs
+        to ``C`` channels (e.g. D_spectral of the residual: the window's residual is then
+        never whole in memory)."""
         inputs, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
         n_res = self.n_bands_ if residual else 0
         score_terms = self._terms_computed(residual, terms)
-        channels = n_res + len(score_terms)
+        channels = reduce[0] if reduce else n_res + len(score_terms)
         if not ok.any():
             return np.full((rows, cols, channels), np.nan, dtype=np.float32)
         keys = np.add.outer((origin[0] + np.arange(rows)) * width,
@@ -293,7 +295,8 @@ class NeuralDetector(BaseDetector):
 
         values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,
                                device=self.device_, keys=keys,
-                               grad=self.score_needs_grad and bool(score_terms))
+                               grad=self.score_needs_grad and bool(score_terms),
+                               reduce=reduce and reduce[1])
         if ok.all():
             return values.reshape(rows, cols, channels)
         out = np.full((rows * cols, channels), np.nan, dtype=np.float32)
@@ -307,15 +310,17 @@ class NeuralDetector(BaseDetector):
         return self.score_terms if wanted else ()
 
     def _per_pixel(self, cube: xr.DataArray, residual: bool = False,
-                   terms: bool = True, also=None):
-        """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile`, chunked like ``cube``.
+                   terms: bool = True, also=None, reduce=None):
+        """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile` (``reduce`` as there),
+        chunked like ``cube``.
 
         ``also``: ``(channels, func)``; then the pair of that and the lazy ``(y, x,
         channels)`` float64 ``func(window)`` of each window's own pixels (good bands, as
         read), computed from the network's read of the window (one read of the cube)."""
         data, bands = cube.data, good_band_mask(cube)
         nodata = cube.attrs.get("nodata")
-        channels = (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms))
+        channels = reduce[0] if reduce else (
+            (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms)))
         ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
         xbounds = np.concatenate([[0], np.cumsum(data.chunks[1])])
         model = model_node(self)  # one graph key: sent to each dask worker once
@@ -326,7 +331,7 @@ class NeuralDetector(BaseDetector):
             for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
                 task = self._window_task(model, data, bands,
                                          (int(y0), int(y1), int(x0), int(x1)), nodata, residual,
-                                         terms, also=also and also[1])
+                                         terms, also=also and also[1], reduce=reduce)
                 outputs = [task[i] for i in range(len(specs))] if also else [task]
                 for row, out, (n, dtype) in zip(rows, outputs, specs, strict=True):
                     row.append([da.from_delayed(out, shape=(y1 - y0, x1 - x0, n), dtype=dtype)])
@@ -337,7 +342,7 @@ class NeuralDetector(BaseDetector):
 
     def _window_task(self, model, data: da.Array, bands: np.ndarray,
                      bounds: tuple[int, int, int, int], nodata, residual: bool,
-                     terms: bool = True, also=None):
+                     terms: bool = True, also=None, reduce=None):
         """Delayed :meth:`_tile` of rows ``y0:y1``, columns ``x0:x1`` of the cube's ``data``
         (read with its patch halo), good ``bands`` only, on ``model``
         (:func:`hsad.engine.model_node`). ``also``: a function of the window's own pixels,
@@ -349,7 +354,7 @@ class NeuralDetector(BaseDetector):
         halo = self.patch_size // 2
         lazy, pads = read_window(data, y0, y1, x0, x1, halo)
         lazy = good_bands_of(lazy, bands)
-        args = (lazy, pads, nodata, (y0, x0), data.shape[1], residual, terms)
+        args = (lazy, pads, nodata, (y0, x0), data.shape[1], residual, terms, reduce)
         if also is None:
             return dask.delayed(call_model)(model, "_tile", *args)
         return dask.delayed(_tile_and_also, nout=2)(model, also, halo, *args)

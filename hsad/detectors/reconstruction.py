@@ -25,7 +25,15 @@ from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
-from hsad.fusion.tiled import Statistics, fusion_stages, pc_basis, project, spectral_map
+from hsad.fusion.tiled import (
+    Statistics,
+    fusion_stages,
+    pc_basis,
+    project,
+    spectral_factors,
+    spectral_map,
+    spectral_scores,
+)
 from hsad.nn.sampling import read_window, stratified_rows
 from hsad.nn.trainer import cpu_threads
 
@@ -186,21 +194,36 @@ class ReconstructionDetector(NeuralDetector):
                 mean, basis = pc_basis(*statistics.source, int(fusion.n_components))
                 also = (basis.shape[1], partial(_window_components, nodata=cube.attrs.get(
                     "nodata"), mean=mean, basis=basis))
-            tiles = self._per_pixel(cube, residual=True, terms=bool(names), also=also)
+            # with sampled statistics, D_spectral is scored batch by batch: the sweep then
+            # never holds a window's residual (49 MB of new pages per 30 × 2048 strip)
+            per_batch = statistics is not None and not names and (
+                fusion is None or (fusion.variant != "paper" and fusion.pc_source == "cube"))
+            reduce = None
+            if per_batch:
+                res_mean, res_tri = spectral_factors(statistics.residual)
+                reduce = (1, partial(spectral_scores, mean=res_mean, tri=res_tri))
+            tiles = self._per_pixel(cube, residual=True, terms=bool(names), also=also,
+                                    reduce=reduce)
             if also:
                 tiles, components = tiles
             if statistics is None and tiles.nbytes <= min(RESIDUAL_MEMORY,
                                                           parse_memory(None) // 2):
                 tiles = tiles.persist()
-            residual = tiles[:, :, :b]
+            if per_batch:  # the residual stays lazy: computed only if a caller asks for it
+                d_spec, residual = tiles[:, :, 0], self._per_pixel(cube, residual=True,
+                                                                   terms=False)
+            else:
+                d_spec, residual = None, tiles[:, :, :b]
             keep = {"terms": tiles[:, :, b:]} if names else {}
             if fused == ["d_spectral"]:  # one sweep: D_spectral and the score terms
-                lazy = spectral_map(residual, statistics and statistics.residual)
+                lazy = (spectral_map(residual, statistics and statistics.residual)
+                        if d_spec is None else d_spec)
                 maps = dict(zip(["d_spectral", *keep], materialise(lazy, *keep.values()),
                                 strict=True))
             else:  # tiled, streamed statistics, halo filters (hsad.engine)
                 maps = fusion_stages(fusion, residual, self._scene_good_bands(cube),
-                                     statistics=statistics, keep=keep, components=components)
+                                     d_spectral=d_spec, statistics=statistics, keep=keep,
+                                     components=components)
             terms = maps.pop("terms", None)
         attrs = {"method": self.name}
         if self.target_size_m is not None and fused != ["d_spectral"]:

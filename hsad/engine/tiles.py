@@ -271,9 +271,9 @@ def materialise_with(arrays, reductions, *, memory_limit: str | int | None = Non
         return kept, tuple(dask.compute(*reductions)) if reductions else ()
     budget = parse_memory(memory_limit)
     if sum(a.nbytes for a in arrays) <= KEEP_SHARE * budget:
-        *values, = dask.compute(*arrays, *reductions)
+        values = dask.compute(*arrays, *reductions)
         kept = [da.from_array(v, chunks=a.chunks)
-                for v, a in zip(values, arrays, strict=False)]
+                for v, a in zip(values[:len(arrays)], arrays, strict=True)]
         return kept, tuple(values[len(arrays):])
     folder, targets, out = _spill_dir(), [], []
     for a in arrays:
@@ -323,7 +323,7 @@ def call_model(model, method: str, *args, **kwargs):
 
 def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BATCH,
                   device="cpu", precision: str | None = None, grad: bool = False,
-                  keys: np.ndarray | None = None) -> np.ndarray:
+                  keys: np.ndarray | None = None, reduce=None) -> np.ndarray:
     """``forward`` over ``inputs`` in batches of ``batch`` rows; float32 numpy result.
 
     ``prepare(numpy batch) -> tensor`` (default ``torch.from_numpy``) runs on the CPU; the
@@ -332,6 +332,8 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
     dask config ``hsad.precision`` (``"fp32"``). ``grad`` runs ``forward`` with autograd on
     (a score that descends a gradient), else under ``inference_mode``. With ``keys`` (one
     per input row, e.g. the pixels' scene positions) ``forward(x, keys_of_the_batch)``.
+    ``reduce(numpy batch outputs) -> (rows, C')``: applied to each batch before it is
+    stored, so that only its result is kept.
     """
     import torch
 
@@ -353,6 +355,8 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
             with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
                                 enabled=use_amp):
                 y = forward(*args).detach().float().cpu().numpy()
+            if reduce is not None:
+                y = reduce(y)
             if result is None:
                 result = np.empty((len(inputs),) + y.shape[1:], dtype=np.float32)
             result[lo:lo + len(y)] = y

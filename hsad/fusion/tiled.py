@@ -70,10 +70,23 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
     covariance is well conditioned (10³–10⁵ on the shared scenes): scores within 4e-5 of
     the float64 product's, the same AUC (docs/performance.md, benchmark 10)."""
     lazy = _lazy(residual)
-    mean, cov = finite_moments(lazy) if moments is None else moments
-    tri = np.asfortranarray(triangular_factor(whitening(cov)[0]), dtype=np.float32)
+    mean, tri = spectral_factors(finite_moments(lazy) if moments is None else moments)
     return lazy.map_blocks(rx_block, mean, tri, drop_axis=2, dtype=np.float32,
                            meta=np.empty((0, 0), np.float32))
+
+
+def spectral_factors(moments: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, R)`` of D_spectral from the residual's ``(mean, cov)``: R the float32
+    upper-triangular factor (Fortran order) of its pseudo-inverse, as :func:`rx_block`
+    takes it."""
+    mean, cov = moments
+    return mean, np.asfortranarray(triangular_factor(whitening(cov)[0]), dtype=np.float32)
+
+
+def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """D_spectral ``(n, 1)`` of ``n`` residual pixels ``(n, B)``, as :func:`spectral_map`
+    scores them (for a network's batches, :func:`hsad.engine.infer_batches`'s ``reduce``)."""
+    return rx_block(residual[:, None, :], mean, tri)
 
 
 #: tile edge (pixels, without the halo) of the attribute filters: axes longer than twice
@@ -378,4 +391,5 @@ def _lazy_map(m) -> da.Array:
 
 
 __all__ = ["Statistics", "aed_map", "attribute_halo", "components_map", "finite_moments",
-           "fusion_stages", "guided_halo", "pc_basis", "project", "spectral_map"]
+           "fusion_stages", "guided_halo", "pc_basis", "project", "spectral_factors",
+           "spectral_map", "spectral_scores"]
