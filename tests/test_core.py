@@ -10,6 +10,7 @@ from affine import Affine
 from hsad.config import load_config, parse_params
 from hsad.cube import make_cube, map_like, valid_mask, wrap_numpy
 from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
+from hsad.engine.windows import PIECE_PIXELS
 from hsad.errors import DegenerateDataWarning, FileFormatError, ParameterError
 from hsad.io.atomic import atomic_path, atomic_paths
 
@@ -92,7 +93,7 @@ def test_block_moments_screen_non_finite_pixels_in_every_piece(nodata):
         block[r, c, b] = v
     if nodata is not None:
         block[300, 5, 3] = nodata
-    assert block.shape[0] > stats._PIECE // block.shape[1]  # the block has several pieces
+    assert block.shape[0] > PIECE_PIXELS // block.shape[1]  # the block has several pieces
     mom = stats.block_moments(block, screen=True, nodata=nodata)
     flat = block.reshape(-1, 5).astype(np.float64)
     keep = np.isfinite(flat).all(axis=1)

@@ -274,9 +274,8 @@ class NeuralDetector(BaseDetector):
         to ``C`` channels (e.g. D_spectral of the residual: the window's residual is then
         never whole in memory)."""
         inputs, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
-        n_res = self.n_bands_ if residual else 0
         score_terms = self._terms_computed(residual, terms)
-        channels = reduce[0] if reduce else n_res + len(score_terms)
+        channels = self._channels(residual, terms, reduce)
         if not ok.any():
             return np.full((rows, cols, channels), np.nan, dtype=np.float32)
         keys = np.add.outer((origin[0] + np.arange(rows)) * width,
@@ -309,6 +308,12 @@ class NeuralDetector(BaseDetector):
         wanted = terms or (residual and self.residual_uses_score)
         return self.score_terms if wanted else ()
 
+    def _channels(self, residual: bool, terms: bool, reduce=None) -> int:
+        """Channels of :meth:`_tile`'s outputs."""
+        if reduce:
+            return reduce[0]
+        return (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms))
+
     def _per_pixel(self, cube: xr.DataArray, residual: bool = False,
                    terms: bool = True, also=None, reduce=None):
         """Lazy ``(y, x, C)`` float32 outputs of :meth:`_tile` (``reduce`` as there),
@@ -319,8 +324,7 @@ class NeuralDetector(BaseDetector):
         read), computed from the network's read of the window (one read of the cube)."""
         data, bands = cube.data, good_band_mask(cube)
         nodata = cube.attrs.get("nodata")
-        channels = reduce[0] if reduce else (
-            (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms)))
+        channels = self._channels(residual, terms, reduce)
         ybounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
         xbounds = np.concatenate([[0], np.cumsum(data.chunks[1])])
         model = model_node(self)  # one graph key: sent to each dask worker once

@@ -26,9 +26,6 @@ from hsad.engine.windows import (
     single_threaded_linalg,
 )
 
-#: pixels per BLAS call inside a tile: keeps the working set in cache-friendly pieces
-_PIECE = PIECE_PIXELS
-
 
 def triangular_factor(white: np.ndarray) -> np.ndarray:
     """Upper-triangular B×B R with RᵀR = W Wᵀ (QR of Wᵀ, zero rows below the rank).
@@ -60,7 +57,7 @@ def rx_block(
     mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
     out = np.empty((rows, cols), dtype=dtype)
     screen_nodata = nodata is not None and np.isfinite(nodata)
-    step = max(1, _PIECE // max(cols, 1))
+    step = max(1, PIECE_PIXELS // max(cols, 1))
     buf = np.empty((min(step, rows), cols, bands), dtype=dtype)  # reused: no page faults
     with single_threaded_linalg():  # dask runs one tile per core
         for r in range(0, rows, step):

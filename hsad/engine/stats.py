@@ -45,10 +45,6 @@ class Moments:
         return Moments(n, mean, scatter)
 
 
-#: pixels per float64 piece in :func:`block_moments` (bounds the temporaries)
-_PIECE = PIECE_PIXELS
-
-
 def valid_rows(pixels: np.ndarray, nodata: float | None = None) -> np.ndarray | None:
     """Flat boolean per pixel of ``pixels`` (…, bands): finite and no band at ``nodata``.
 
@@ -83,7 +79,7 @@ def block_moments(
         block = block[None]
     b = block.shape[-1]
     keep = None if valid is None else np.asarray(valid, dtype=bool).reshape(block.shape[:2])
-    step = max(1, _PIECE // max(block.shape[1], 1))
+    step = max(1, PIECE_PIXELS // max(block.shape[1], 1))
     total = Moments(0, np.zeros(b), np.zeros((b, b)))
     buf = np.empty((min(step, block.shape[0]), block.shape[1], b))  # reused: no page faults
     ones = np.ones(step * block.shape[1])

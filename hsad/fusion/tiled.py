@@ -96,10 +96,6 @@ def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> 
 #: this edge (docs/performance.md, benchmark 9)
 FILTER_EDGE = 512
 
-#: pixels per piece in :func:`project` (bounds its float64 temporaries)
-_PIECE = PIECE_PIXELS
-
-
 def project(block, mean, basis):
     """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
     cast and centred in one pass, piece by piece, BLAS on one thread (dask runs one tile
@@ -108,12 +104,12 @@ def project(block, mean, basis):
     rows, cols, bands = block.shape
     out = np.empty((rows * cols, basis.shape[1]))
     flat = block.reshape(-1, bands)
-    buf = np.empty((min(_PIECE, flat.shape[0]), bands))
+    buf = np.empty((min(PIECE_PIXELS, flat.shape[0]), bands))
     with single_threaded_linalg():
-        for lo in range(0, flat.shape[0], _PIECE):
-            piece = buf[: len(flat[lo:lo + _PIECE])]
-            np.subtract(flat[lo:lo + _PIECE], mean, out=piece, casting="unsafe")
-            out[lo:lo + _PIECE] = piece @ basis
+        for lo in range(0, flat.shape[0], PIECE_PIXELS):
+            piece = buf[: len(flat[lo:lo + PIECE_PIXELS])]
+            np.subtract(flat[lo:lo + PIECE_PIXELS], mean, out=piece, casting="unsafe")
+            out[lo:lo + PIECE_PIXELS] = piece @ basis
     return out.reshape(rows, cols, -1)
 
 
