@@ -96,6 +96,7 @@ def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> 
 #: this edge (docs/performance.md, benchmark 9)
 FILTER_EDGE = 512
 
+
 def project(block, mean, basis):
     """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
     cast and centred in one pass, piece by piece, BLAS on one thread (dask runs one tile
