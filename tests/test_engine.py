@@ -373,31 +373,3 @@ def test_cli_detect_with_a_memory_limit_and_stages(scene, tmp_path, capsys):
         main(["detect", str(paths["cube"]), "-m", "rx", "-o", str(out), "--memory-limit",
               "lots"])
     assert exc.value.code == 2 and "memory limit" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("inner, outer, max_bytes", [
-    (1, 3, 1 << 30),  # one strip
-    (3, 7, 8 * 5 * 6 * 9),  # strips of 3 core columns
-    (5, 9, 1),  # strips of one column
-])
-def test_ring_sums_equal_brute_force_sums_over_each_ring(inner, outer, max_bytes):
-    from hsad.engine.windows import ring_sums
-
-    rng = np.random.default_rng(7)
-    values = rng.normal(size=(19, 23, 5))  # padded array: a border of outer // 2 is context
-    h, g = outer // 2, inner // 2
-
-    def features(r, c0, c1, out):
-        out[:] = values[r, c0:c1]
-
-    got = {}
-    for r, c, sums in ring_sums(features, values.shape[:2], 5, inner, outer, max_bytes):
-        for j in range(sums.shape[0]):
-            got[r, c + j] = sums[j].copy()
-    core = [(r, c) for r in range(h, 19 - h) for c in range(h, 23 - h)]
-    assert sorted(got) == core  # positions of the ring centres in the padded array
-    for r, c in core:
-        outer_box = values[r - h:r + h + 1, c - h:c + h + 1].sum(axis=(0, 1))
-        inner_box = values[r - g:r + g + 1, c - g:c + g + 1].sum(axis=(0, 1))
-        np.testing.assert_allclose(got[r, c], outer_box - inner_box, rtol=1e-10,
-                                   atol=1e-10)

@@ -59,18 +59,50 @@ def test_lrx_block_equals_per_pixel_reference_with_clipped_borders(inner, outer)
                             x, inner, outer, 1e-3, 1e-9)
 
 
-def test_lrx_block_in_small_cholesky_groups_equals_the_reference(monkeypatch):
-    """Rows longer than a Cholesky group (several groups per row, a nodata pixel taking
-    one row off the fast path) and a covariance buffer reused from row to row."""
-    from hsad.detectors import lrx
+def test_lrx_block_in_band_blocks_and_strips_equals_the_reference(monkeypatch):
+    """Products in one band block per band, np.cumsum and two-level cumulative sums,
+    strips narrower than the row, a nodata pixel taking one row's pixel off: all equal the
+    per-pixel reference."""
+    from hsad.engine import ring_features
 
-    x = _scene(2, shape=(10, 14, 5))
+    x = _scene(2, shape=(10, 14, 7))
     x[5, 9] = np.nan
     whole = lrx_block(x, 3, 7, ridge=1e-3, floor=1e-9)
+    assert_equals_reference(whole, x, 3, 7, 1e-3, 1e-9)
+    monkeypatch.setattr(ring_features, "BLOCK_BYTES", 1)  # one band per block
+    monkeypatch.setattr(ring_features, "SMALL_BLOCK", 4)
+    monkeypatch.setattr(ring_features, "CUMSUM_FEATURES", 4)
+    assert len(ring_features.band_blocks(7)) > 3
+    init = ring_features.RingStatistics.__init__
+    monkeypatch.setattr(ring_features.RingStatistics, "__init__",
+                        lambda self, *a, **k: init(self, *a, **k, max_bytes=8 * 3 * 500))
+    blocked = lrx_block(x, 3, 7, ridge=1e-3, floor=1e-9)
+    assert_equals_reference(blocked, x, 3, 7, 1e-3, 1e-9)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-9)
+
+
+def test_lrx_groups_whose_cholesky_fails_fall_back_to_the_pseudo_inverse(monkeypatch):
+    """Rows of several Cholesky groups, every other group failing (as a numerically
+    indefinite matrix would make it): those pixels take the pseudo-inverse, the others stay
+    on the fast path, and all equal the reference."""
+    from hsad.detectors import lrx
+
+    x = _scene(3, shape=(9, 11, 5))
+    x[4, 2] = np.nan  # rows whose kept pixels are a subset
+    calls = []
+    real = np.linalg.cholesky
+
+    def every_other_fails(a):
+        calls.append(len(a))
+        if len(calls) % 2 == 0:
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
+        return real(a)
+
     monkeypatch.setattr(lrx, "CHOLESKY_GROUP", 3)
-    grouped = lrx_block(x, 3, 7, ridge=1e-3, floor=1e-9)
-    np.testing.assert_array_equal(grouped, whole)
-    assert_equals_reference(grouped, x, 3, 7, 1e-3, 1e-9)
+    monkeypatch.setattr(np.linalg, "cholesky", every_other_fails)
+    scores = lrx_block(x, 1, 5, ridge=1e-3, floor=1e-9)
+    assert len(calls) > 20 and max(calls) == 3
+    assert_equals_reference(scores, x, 1, 5, 1e-3, 1e-9)
 
 
 def test_lrx_detector_matches_reference_and_scores_nan_on_nodata():

@@ -25,6 +25,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
+from hsad.engine.ring_features import RingStatistics
 from hsad.engine.stats import check_scales, covariance_rank, scene_moments
 from hsad.engine.windows import (
     check_dtype,
@@ -35,7 +36,6 @@ from hsad.engine.windows import (
     map_windows,
     nan_filled,
     padded,
-    ring_sums,
     single_threaded_linalg,
 )
 from hsad.errors import DegenerateDataWarning
@@ -57,52 +57,65 @@ def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:
     return pca if n_ring > pca else min(pca, target)
 
 
-def _pinv_quadratic(aug: np.ndarray, resid: np.ndarray) -> np.ndarray:
-    """``rᵀ C⁺ r`` through an eigendecomposition; C in the lower triangle of ``aug``."""
-    b = resid.shape[1]
-    cov = np.tril(aug[:, :b, :b])
-    cov = cov + np.tril(cov, -1).transpose(0, 2, 1)
-    lam, vec = np.linalg.eigh(cov)
-    proj = np.einsum("mbk,mb->mk", vec, resid)
+def _pinv_quadratic(moments: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(y − μ)ᵀ (Σ + δI)⁺ (y − μ)`` through an eigendecomposition, from bordered second
+    moments ``[[S/n + δI, μ], [μᵀ, 1]]`` (lower triangles, (m, ≥ B+1, ≥ B+1))."""
+    b = y.shape[1]
+    second = np.tril(moments[:, :b, :b])
+    second = second + np.tril(second, -1).transpose(0, 2, 1)
+    mean = moments[:, b, :b]
+    lam, vec = np.linalg.eigh(second - mean[:, :, None] * mean[:, None, :])
+    proj = np.einsum("mbk,mb->mk", vec, y - mean)
     tol = 1e-12 * np.abs(lam).max(axis=1, keepdims=True)
     inv = np.where(lam > tol, 1.0 / np.where(lam > tol, lam, 1.0), 0.0)
     return np.einsum("mk,mk->m", proj * inv, proj)
 
 
-#: matrices per ``np.linalg.cholesky`` call: its factors are allocated per call, and a
-#: row's worth at once (30 MB at 100 pixels × 194 bands) comes as fresh pages that the
-#: kernel zeroes each time, where a few matrices' worth (10 MB) is reused from the heap
+#: matrices per ``np.linalg.cholesky`` call, assembled just before it: a group's matrices
+#: and factors (10 MB at 195 bands) stay in cache, where a row's worth (30 MB) went
+#: through memory three times. (LAPACK's dpotrf in place, one call per pixel, saves
+#: numpy's copy but hands the GIL back and forth 100 times a row: two tiles then ran
+#: 1.5× slower side by side, measured.)
 CHOLESKY_GROUP = 32
 
 
-def _mahalanobis_rows(aug: np.ndarray, resid: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """``rᵀ C⁻¹ r`` per pixel; ``aug`` (m, B+1, B+1) holds C in its lower triangle.
+def _mahalanobis_rows(stats: RingStatistics, sums: np.ndarray, kept: np.ndarray,
+                      y: np.ndarray, n: np.ndarray, mean: np.ndarray,
+                      delta: np.ndarray) -> np.ndarray:
+    """``(y − μ)ᵀ (Σ + δI)⁻¹ (y − μ)`` for the pixels ``kept`` of a row of ring ``sums``.
 
-    One Cholesky of the bordered matrix [[C, r], [rᵀ, c]] gives (L⁻¹r)ᵀ as its last row, so
-    the score ‖L⁻¹r‖² needs no triangular solve. c = 2‖r‖²/δ + 1 exceeds rᵀC⁻¹r because
-    λ_min(C) ≥ δ, which keeps the bordered matrix positive definite. ``np.linalg.cholesky``
-    reads the lower triangle only. Pixels with δ = 0, or whose C is numerically indefinite,
-    fall back to an eigendecomposition (pseudo-inverse).
+    Groups of :data:`CHOLESKY_GROUP` pixels at a time (their matrices stay in cache): G =
+    [[S/n + δI, μ], [μᵀ, 1]] from :meth:`RingStatistics.moments`, then one Cholesky of
+    [[G, z], [zᵀ, c]] with z = [y; 1] gives L⁻¹z as its last row, and ‖L⁻¹z‖² = zᵀG⁻¹z =
+    1 + (y − μ)ᵀ(Σ + δI)⁻¹(y − μ): neither Σ nor a triangular solve is needed. c =
+    2‖y − μ‖²/δ + 2 exceeds zᵀG⁻¹z because λ_min(Σ + δI) ≥ δ, which keeps the bordered
+    matrix positive definite. ``np.linalg.cholesky`` reads the lower triangle only.
+    Pixels with δ = 0, and groups holding a numerically indefinite matrix, take an
+    eigendecomposition (pseudo-inverse) instead.
     """
-    b = resid.shape[1]
-    aug[:, b, :b] = resid
+    m, b = y.shape
+    resid = y - mean
     with np.errstate(divide="ignore", invalid="ignore"):
-        aug[:, b, b] = 2.0 * np.einsum("mb,mb->m", resid, resid) / delta + 1.0
-    out = np.empty(resid.shape[0])
-    fast = np.isfinite(aug[:, b, b])
-    if fast.any():
+        corner = 2.0 * np.einsum("mb,mb->m", resid, resid) / delta + 2.0
+    whole = kept.size == sums.shape[0]  # slices, not copies, of the row's sums
+    diag = np.arange(b)
+    out = np.empty(m)
+    buffer = np.empty((min(m, CHOLESKY_GROUP), b + 2, b + 2))
+    for lo in range(0, m, CHOLESKY_GROUP):
+        hi = min(m, lo + CHOLESKY_GROUP)
+        pixels = slice(lo, hi) if whole else kept[lo:hi]
+        g = stats.moments(sums, pixels, n[lo:hi], mean[lo:hi], buffer[: hi - lo])
+        g[:, diag, diag] += delta[lo:hi, None]
+        g[:, b + 1, :b] = y[lo:hi]
+        g[:, b + 1, b] = 1.0
+        g[:, b + 1, b + 1] = corner[lo:hi]
         try:
-            mats = aug if fast.all() else aug[fast]
-            row = np.empty((mats.shape[0], b))
-            for lo in range(0, mats.shape[0], CHOLESKY_GROUP):
-                row[lo:lo + CHOLESKY_GROUP] = np.linalg.cholesky(
-                    mats[lo:lo + CHOLESKY_GROUP])[:, b, :b]
-            out[fast] = np.einsum("mb,mb->m", row, row)
-        except np.linalg.LinAlgError:
-            fast[:] = False
-    slow = ~fast | ~np.isfinite(out)
-    if slow.any():
-        out[slow] = _pinv_quadratic(aug[slow], resid[slow])
+            if not np.isfinite(corner[lo:hi]).all():
+                raise np.linalg.LinAlgError("δ = 0")
+            border = np.linalg.cholesky(g)[:, b + 1, : b + 1]
+            out[lo:hi] = np.maximum(np.einsum("mb,mb->m", border, border) - 1.0, 0.0)
+        except np.linalg.LinAlgError:  # the group's pixels take the pseudo-inverse
+            out[lo:hi] = _pinv_quadratic(g, y[lo:hi])
     return out
 
 
@@ -125,43 +138,21 @@ def lrx_block(
     rows, cols, bands = x.shape
     if valid.any():  # centring on the block mean limits cancellation in Σ = S/n − μμᵀ
         x = (x - x[valid > 0].mean(axis=0)) * valid[..., None]
-    # features per pixel: [valid, x (B), lower triangle of x xᵀ row by row (B(B+1)/2)]
-    start = 1 + bands + np.arange(bands + 1) * np.arange(1, bands + 2) // 2
-    k = 1 + bands + bands * (bands + 1) // 2
-
-    def features(r: int, c0: int, c1: int, out: np.ndarray) -> None:
-        xr_ = x[r, c0:c1]
-        out[:, 0] = valid[r, c0:c1]
-        out[:, 1 : 1 + bands] = xr_
-        for i in range(bands):
-            np.multiply(xr_[:, i : i + 1], xr_[:, : i + 1], out=out[:, start[i] : start[i + 1]])
-
     out = np.full((rows - 2 * h, cols - 2 * h), np.nan)
-    diag = np.arange(bands)
-    # one buffer for the rows' bordered covariances (w·(B+1)² values, 30 MB at 100 × 194
-    # bands): a fresh one per row cost more in page faults than the Cholesky took
-    buffer = np.empty((0, bands + 1, bands + 1))
+    stats = RingStatistics(x, valid, inner, outer)
     with single_threaded_linalg():
-        for r, c, sums in ring_sums(features, (rows, cols), k, inner, outer):
-            w = sums.shape[0]
-            ok = (sums[:, 0] > 0.5) & (valid[r, c : c + w] > 0)
+        for r, c, n, mean, sums in stats:
+            w = n.shape[0]
+            ok = (n > 0.5) & (valid[r, c : c + w] > 0)
             if not ok.any():
                 continue
-            s = sums if ok.all() else sums[ok]
-            inv_n = 1.0 / s[:, :1]
-            mean = s[:, 1 : 1 + bands] * inv_n
-            if buffer.shape[0] < s.shape[0]:
-                buffer = np.empty((w, bands + 1, bands + 1))
-            aug = buffer[: s.shape[0]]  # lower triangles only are written and read
-            for i in range(bands):  # Σ = S/n − μμᵀ, lower triangle, row i
-                row = aug[:, i, : i + 1]
-                np.multiply(s[:, start[i] : start[i + 1]], inv_n, out=row)
-                row -= mean[:, i : i + 1] * mean[:, : i + 1]
-            trace = aug[:, diag, diag].sum(axis=1)
+            kept = np.flatnonzero(ok)
+            n, mean = n[kept], mean[kept]
+            # Σ = S/n − μμᵀ: tr Σ = tr(S/n) − ‖μ‖²
+            trace = stats.trace(sums, kept, n) - np.einsum("mb,mb->m", mean, mean)
             delta = ridge * trace / bands + floor
-            aug[:, diag, diag] += delta[:, None]
-            resid = x[r, c : c + w][ok] - mean
-            out[r - h, c - h : c - h + w][ok] = _mahalanobis_rows(aug, resid, delta)
+            out[r - h, c - h + kept] = _mahalanobis_rows(stats, sums, kept, x[r, c + kept],
+                                                         n, mean, delta)
     return out
 
 
