@@ -218,3 +218,25 @@ def test_detectors_and_the_fusion_stage_load_without_scipy_stats():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_detect_on_the_threaded_scheduler_does_not_import_distributed(tmp_path):
+    """Given by name, dask's schedulers make dask look for a dask.distributed client, which
+    imports distributed (0.4 s) when it is installed; hsad gives them as functions."""
+    pytest.importorskip("distributed")
+    from hsad.cube import make_cube
+    from hsad.io.envi import write_envi
+
+    cube = np.random.default_rng(0).normal(size=(20, 20, 6)).astype(np.float32)
+    write_envi(make_cube(cube), tmp_path / "s.hdr")
+    code = ("import sys; from hsad.cli.main import main\n"
+            "try:\n"
+            f"    main(['detect', {str(tmp_path / 's.hdr')!r}, '-m', 'rx', '-o', "
+            f"{str(tmp_path / 'o.tif')!r}])\n"
+            "except SystemExit as exc:\n"
+            "    assert not exc.code, exc.code\n"
+            "print('distributed' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "o.tif").exists()

@@ -14,6 +14,7 @@ from functools import partial
 
 import dask
 import dask.array as da
+import dask.local
 import numpy as np
 import torch
 import xarray as xr
@@ -253,7 +254,7 @@ def _sample_row_moments(model, window: _Unread, good: np.ndarray, nodata,
                         pc_from_residual: bool) -> tuple[Moments, Moments]:
     """Moments of one sampled row's residual and of the principal components' source (the
     row's good bands, or the residual): the row is read once, with its patch halo."""
-    block = good_bands_of(window.lazy.compute(scheduler="sync"), good)
+    block = good_bands_of(window.lazy.compute(scheduler=dask.local.get_sync), good)
     row, width = row_width
     out, bands = _tile_and_also(model, partial(float32_or_nan, nodata=nodata),
                                 model.patch_size // 2, block, window.pads, nodata, (row, 0),

@@ -19,12 +19,18 @@ from collections.abc import Iterable, Iterator
 
 import dask
 import dask.array as da
+import dask.local
+import dask.threaded
 import numpy as np
 from dask.callbacks import Callback
 from dask.utils import parse_bytes
 
 from hsad.errors import ParameterError
 
+#: dask's in-process schedulers, given as functions: given by name ("threads"), dask first
+#: looks for a dask.distributed client, which imports distributed (0.4 s) when installed
+THREADED = dask.threaded.get
+SYNCHRONOUS = dask.local.get_sync
 #: Default working-memory budget: 1 GiB, or a quarter of RAM on small machines.
 DEFAULT_MEMORY = 2**30
 #: Seconds to wait for a remote scheduler or for local workers to come up.
@@ -95,7 +101,8 @@ def concurrency() -> int:
     client = active_client()
     if client is not None:
         return max(1, sum(client.nthreads().values()))
-    if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded"):
+    if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded",
+                                              SYNCHRONOUS):
         return 1
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
@@ -115,14 +122,14 @@ def use_scheduler(scheduler: str | None = None, workers: int | None = None,
         if workers is not None:
             yield from _local_cluster(int(workers), memory_limit)
             return
-        with dask.config.set(scheduler="threads"):
+        with dask.config.set(scheduler=THREADED):
             yield None
         return
     if workers is not None:
         raise ParameterError("give either --workers (start a local cluster) or --scheduler "
                              "ADDRESS (connect to one), not both")
     if name in ("sync", "synchronous", "single-threaded"):
-        with dask.config.set(scheduler="synchronous"):
+        with dask.config.set(scheduler=SYNCHRONOUS):
             yield None
         return
     yield from _remote(name)
@@ -266,7 +273,7 @@ def local_writes(client=None) -> Iterator[None]:
         yield
         return
     threads = max(os.cpu_count() or 1, 2 * concurrency())
-    with dask.config.set(scheduler="threads", num_workers=threads):
+    with dask.config.set(scheduler=THREADED, num_workers=threads):
         yield
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -494,7 +495,7 @@ def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,
             dst.set_band_description(i, d)
         writer = _WindowWriter(dst)
         try:
-            with dask.config.set(scheduler="threads"):
+            with dask.config.set(scheduler=dask.threaded.get):  # by name: imports distributed
                 blocks = (profile["blockysize"], profile["blockxsize"])
                 da.store(_aligned(arr, blocks), writer, lock=False)
         finally:
