@@ -72,22 +72,19 @@ def test_upper_trmm_releases_the_gil():
 def _per_block_products():
     """The per-block products that dask runs in its worker threads: (module, call)."""
     from hsad import bands
-    from hsad.detectors import crd, lrx
-    from hsad.fusion import tiled
+    from hsad.engine import windows
 
     rng = np.random.default_rng(0)
     block = rng.normal(size=(6, 5, 12)).astype(np.float32)
     mean, basis = rng.normal(size=12), rng.normal(size=(12, 3))
     weights = np.eye(12)[:, :4]
     return [
-        (tiled, lambda: tiled.project(block, mean, basis), (block - mean) @ basis),
-        (crd, lambda: crd._onto(block, basis), block @ basis),
-        (lrx, lambda: lrx._centred_onto(block, mean, basis), (block - mean) @ basis),
+        (windows, lambda: windows.project(block, mean, basis), (block - mean) @ basis),
         (bands, lambda: bands._binned(block, None, weights), block[:, :, :4]),
     ]
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(2))
 def test_per_block_products_run_blas_on_one_thread(monkeypatch, index):
     """dask runs one block per core: a threaded BLAS inside a block oversubscribes the
     CPUs, and its idle threads spin beside the other blocks' work (16 % of the samples of

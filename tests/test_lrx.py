@@ -98,7 +98,8 @@ def test_lrx_groups_whose_cholesky_fails_fall_back_to_the_pseudo_inverse(monkeyp
             raise np.linalg.LinAlgError("Matrix is not positive definite")
         return real(a)
 
-    monkeypatch.setattr(lrx, "CHOLESKY_GROUP", 3)
+    monkeypatch.setattr(lrx, "CHOLESKY_BYTES", 3 * 8 * 7**2)  # groups of 3 (B = 5)
+    assert lrx.cholesky_group(5) == 3
     monkeypatch.setattr(np.linalg, "cholesky", every_other_fails)
     scores = lrx_block(x, 1, 5, ridge=1e-3, floor=1e-9)
     assert len(calls) > 20 and max(calls) == 3

@@ -33,6 +33,7 @@ from hsad.engine.windows import (
     map_windows,
     nan_filled,
     padded,
+    projected,
     ring_offsets,
     single_threaded_linalg,
 )
@@ -147,12 +148,6 @@ def crd_block(
     return out
 
 
-def _onto(block: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """``block @ basis``, BLAS on one thread (dask runs one tile per core)."""
-    with single_threaded_linalg():
-        return block @ basis
-
-
 class CRD(BaseDetector):
     """Collaborative-representation anomaly detector (Li & Du 2015).
 
@@ -215,11 +210,11 @@ class CRD(BaseDetector):
         self._check_fitted("bands_")
         self._check_bands(cube, self.bands_)
         inner, outer = self._validate()
-        data = nan_filled(cube, self.bands_)
-        if self.components_ is not None:
+        if self.components_ is None:
+            data = nan_filled(cube, self.bands_)
+        else:  # uncentred, as the components were fitted
             basis = self.components_
-            data = data.map_blocks(_onto, basis, dtype=np.float64,
-                                   chunks=data.chunks[:2] + ((basis.shape[1],),))
+            data = projected(cube, self.bands_, np.zeros(basis.shape[0]), basis)
         scores = map_windows(
             data,
             crd_block,

@@ -36,6 +36,7 @@ from hsad.engine.windows import (
     map_windows,
     nan_filled,
     padded,
+    projected,
     single_threaded_linalg,
 )
 from hsad.errors import DegenerateDataWarning
@@ -71,20 +72,27 @@ def _pinv_quadratic(moments: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("mk,mk->m", proj * inv, proj)
 
 
-#: matrices per ``np.linalg.cholesky`` call, assembled just before it: a group's matrices
-#: and factors (10 MB at 195 bands) stay in cache, where a row's worth (30 MB) went
-#: through memory three times. (LAPACK's dpotrf in place, one call per pixel, saves
-#: numpy's copy but hands the GIL back and forth 100 times a row: two tiles then ran
-#: 1.5× slower side by side, measured.)
-CHOLESKY_GROUP = 32
+#: bytes of the matrices per ``np.linalg.cholesky`` call, assembled just before it: a
+#: group's matrices and factors stay in cache (32 matrices at 193 bands), where a row's
+#: worth (30 MB) went through memory three times; with few dimensions (pca=5) a group is a
+#: whole row, as the numpy calls per group, not the arithmetic, are then the cost.
+#: (LAPACK's dpotrf in place, one call per pixel, saves numpy's copy but hands the GIL back
+#: and forth 100 times a row: two tiles then ran 1.5× slower side by side, measured.)
+CHOLESKY_BYTES = 10 * 2**20
+
+
+def cholesky_group(bands: int) -> int:
+    """Pixels per Cholesky group: (B+2)×(B+2) float64 matrices within CHOLESKY_BYTES."""
+    return max(1, CHOLESKY_BYTES // (8 * (bands + 2) ** 2))
 
 
 def _mahalanobis_rows(stats: RingStatistics, sums: np.ndarray, kept: np.ndarray,
-                      y: np.ndarray, n: np.ndarray, mean: np.ndarray,
-                      delta: np.ndarray) -> np.ndarray:
+                      y: np.ndarray, n: np.ndarray, mean: np.ndarray, delta: np.ndarray,
+                      buffer: np.ndarray) -> np.ndarray:
     """``(y − μ)ᵀ (Σ + δI)⁻¹ (y − μ)`` for the pixels ``kept`` of a row of ring ``sums``.
 
-    Groups of :data:`CHOLESKY_GROUP` pixels at a time (their matrices stay in cache): G =
+    Groups of ``len(buffer)`` pixels at a time (:func:`cholesky_group`), in ``buffer``
+    (reused from row to row: its pages stay mapped and in cache): G =
     [[S/n + δI, μ], [μᵀ, 1]] from :meth:`RingStatistics.moments`, then one Cholesky of
     [[G, z], [zᵀ, c]] with z = [y; 1] gives L⁻¹z as its last row, and ‖L⁻¹z‖² = zᵀG⁻¹z =
     1 + (y − μ)ᵀ(Σ + δI)⁻¹(y − μ): neither Σ nor a triangular solve is needed. c =
@@ -100,9 +108,9 @@ def _mahalanobis_rows(stats: RingStatistics, sums: np.ndarray, kept: np.ndarray,
     whole = kept.size == sums.shape[0]  # slices, not copies, of the row's sums
     diag = np.arange(b)
     out = np.empty(m)
-    buffer = np.empty((min(m, CHOLESKY_GROUP), b + 2, b + 2))
-    for lo in range(0, m, CHOLESKY_GROUP):
-        hi = min(m, lo + CHOLESKY_GROUP)
+    group = buffer.shape[0]
+    for lo in range(0, m, group):
+        hi = min(m, lo + group)
         pixels = slice(lo, hi) if whole else kept[lo:hi]
         g = stats.moments(sums, pixels, n[lo:hi], mean[lo:hi], buffer[: hi - lo])
         g[:, diag, diag] += delta[lo:hi, None]
@@ -140,6 +148,7 @@ def lrx_block(
         x = (x - x[valid > 0].mean(axis=0)) * valid[..., None]
     out = np.full((rows - 2 * h, cols - 2 * h), np.nan)
     stats = RingStatistics(x, valid, inner, outer)
+    buffer = np.empty((min(cholesky_group(bands), cols), bands + 2, bands + 2))
     with single_threaded_linalg():
         for r, c, n, mean, sums in stats:
             w = n.shape[0]
@@ -152,14 +161,8 @@ def lrx_block(
             trace = stats.trace(sums, kept, n) - np.einsum("mb,mb->m", mean, mean)
             delta = ridge * trace / bands + floor
             out[r - h, c - h + kept] = _mahalanobis_rows(stats, sums, kept, x[r, c + kept],
-                                                         n, mean, delta)
+                                                         n, mean, delta, buffer)
     return out
-
-
-def _centred_onto(block: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """``(block − mean) @ basis``, BLAS on one thread (dask runs one tile per core)."""
-    with single_threaded_linalg():
-        return (block - mean) @ basis
 
 
 class LocalRX(BaseDetector):
@@ -249,12 +252,10 @@ class LocalRX(BaseDetector):
         return self
 
     def _project(self, cube: xr.DataArray):
-        data = nan_filled(cube, self.bands_)
+        """The good bands (float64, NaN on nodata), or their leading principal components."""
         if self.components_ is None:
-            return data
-        basis, mean = self.components_, self.mean_
-        return data.map_blocks(_centred_onto, mean, basis,
-                               chunks=data.chunks[:2] + ((basis.shape[1],),), dtype=np.float64)
+            return nan_filled(cube, self.bands_)
+        return projected(cube, self.bands_, self.mean_, self.components_)
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of local RX scores, NaN on nodata pixels."""

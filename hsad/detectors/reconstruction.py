@@ -24,13 +24,13 @@ from hsad.detectors.neural import NeuralDetector, _tile_and_also
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
+from hsad.engine.windows import project
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
 from hsad.fusion.tiled import (
     Statistics,
     fusion_stages,
     pc_basis,
-    project,
     spectral_factors,
     spectral_map,
     spectral_scores,

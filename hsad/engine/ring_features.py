@@ -1,21 +1,21 @@
-"""Ring statistics of every pixel (local RX): pixel count, mean and covariance of its ring.
+"""Ring statistics of every pixel (local RX): pixel count, mean and second moments of its ring.
 
 A pixel's ring is its ``outer`` window minus its ``inner`` guard window. Summed over a ring,
 the per-pixel features ``[valid, x (B), x xᵀ]`` give n, Σx and Σxxᵀ. The sums are kept as
-running box sums, one per output pixel of the current row and window (outer and inner):
-moving down one row adds the horizontal box sums of the row that enters the window and
-subtracts those of the row that leaves it.
+running ring sums, one per output pixel of the current row: moving down one row adds the
+horizontal box sums of the rows that enter the outer window or leave the inner one, and
+subtracts those of the rows that leave the outer window or enter the inner one.
 
 The products x xᵀ are laid out by *band blocks*: block ``[i0, i1)`` holds the rectangle
 ``x[i0:i1] ⊗ x[:i1]``, i.e. rows i0…i1−1 of the lower triangle plus a few entries above the
 diagonal (unused). Each block goes through the whole row update (products of the entering
 and leaving rows as one rank-2 product, their cumulative sums along the row, box sums,
-update of the running sums, assembly of the second moments) while its buffers are in cache:
-the per-pixel features (151 kB per pixel at 193 bands) are never written to memory, only the
-running sums and the second moments are.
+update of the running sums) while its buffers are in cache: the per-pixel features (151 kB
+per pixel at 193 bands) are never written to memory, only the running sums are.
 
 The statistics come out as the *bordered second moment* ``G = [[S/n, μ], [μᵀ, 1]]`` (S = Σxxᵀ
-over the ring), whose Schur complement S/n − μμᵀ is the ring covariance Σ. For a pixel y,
+over the ring), made a few pixels at a time (:meth:`RingStatistics.moments`); its Schur
+complement S/n − μμᵀ is the ring covariance Σ. For a pixel y,
 ``[y; 1]ᵀ G⁻¹ [y; 1] = 1 + (y − μ)ᵀ Σ⁻¹ (y − μ)``, so a Mahalanobis distance needs G only and
 Σ is never formed (it would cost one more pass over B² values per pixel).
 """
@@ -155,7 +155,7 @@ class RingStatistics:
 
     def trace(self, sums: np.ndarray, pixels, n: np.ndarray) -> np.ndarray:
         """tr(S/n) of ``sums[pixels]`` (S = Σ x xᵀ over each ring)."""
-        return np.take(sums[pixels], self._diagonal, axis=1).sum(axis=1) / n
+        return np.take(sums, self._diagonal, axis=1)[pixels].sum(axis=1) / n
 
     def moments(self, sums: np.ndarray, pixels, n: np.ndarray, mean: np.ndarray,
                 out: np.ndarray) -> np.ndarray:

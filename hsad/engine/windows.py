@@ -120,6 +120,40 @@ def nan_filled(cube: xr.DataArray, bands: np.ndarray, dtype=np.float64) -> da.Ar
     return da.where(valid[:, :, None], data, np.asarray(np.nan, dtype=dtype))
 
 
+def project(block: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """``(x − mean) @ basis`` of a ``(rows, cols, B)`` block, float64: cast and centred in
+    one pass, piece by piece (:data:`PIECE_PIXELS`, no float64 copy of the block), BLAS on
+    one thread (dask runs one tile per core; a threaded BLAS's idle threads spin beside the
+    other tiles' work)."""
+    block = np.asarray(block)
+    rows, cols, bands = block.shape
+    out = np.empty((rows * cols, basis.shape[1]))
+    flat = block.reshape(-1, bands)
+    buf = np.empty((min(PIECE_PIXELS, flat.shape[0]), bands))
+    with single_threaded_linalg():
+        for lo in range(0, flat.shape[0], PIECE_PIXELS):
+            piece = buf[: len(flat[lo:lo + PIECE_PIXELS])]
+            np.subtract(flat[lo:lo + PIECE_PIXELS], mean, out=piece, casting="unsafe")
+            out[lo:lo + PIECE_PIXELS] = piece @ basis
+    return out.reshape(rows, cols, -1)
+
+
+def projected(cube: xr.DataArray, bands: np.ndarray, mean: np.ndarray,
+              basis: np.ndarray) -> da.Array:
+    """Lazy ``(y, x, k)`` float64 ``(x − mean) @ basis`` of the cube's ``bands``, NaN on
+    nodata pixels: projected from the stored values (:func:`project`), so no float64 copy
+    of the cube is made, as :func:`nan_filled` followed by a product would."""
+    data = cube.data
+    if not np.all(bands):
+        data = data[:, :, np.asarray(bands)]
+    data = data.rechunk({2: -1})
+    out = data.map_blocks(project, np.asarray(mean, dtype=np.float64), basis,
+                          chunks=data.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
+                          meta=np.empty((0, 0, 0), np.float64))
+    valid = valid_mask(cube).data.rechunk(out.chunks[:2])
+    return da.where(valid[:, :, None], out, np.asarray(np.nan))
+
+
 def _chunks(n: int, size: int, depth: int) -> tuple[int, ...]:
     """Chunks of ``size`` along an axis of length n, none shorter than ``depth`` (if n allows)."""
     size = max(size, depth, 1)

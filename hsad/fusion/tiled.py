@@ -28,7 +28,7 @@ from hsad.engine.tiles import (
     nan_median,
     value_range,
 )
-from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
+from hsad.engine.windows import project
 from hsad.errors import ParameterError
 from hsad.fusion import band_energy, guided_filter, ladder
 from hsad.morphology import attribute_responses
@@ -95,23 +95,6 @@ def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> 
 #: images), so smaller tiles are cheaper despite their larger share of halo, down to about
 #: this edge (docs/performance.md, benchmark 9)
 FILTER_EDGE = 512
-
-
-def project(block, mean, basis):
-    """``((x − mean) / scale) @ basis`` with the scale folded into ``basis``: the block is
-    cast and centred in one pass, piece by piece, BLAS on one thread (dask runs one tile
-    per core; a threaded BLAS's idle threads spin while the network runs)."""
-    block = np.asarray(block)
-    rows, cols, bands = block.shape
-    out = np.empty((rows * cols, basis.shape[1]))
-    flat = block.reshape(-1, bands)
-    buf = np.empty((min(PIECE_PIXELS, flat.shape[0]), bands))
-    with single_threaded_linalg():
-        for lo in range(0, flat.shape[0], PIECE_PIXELS):
-            piece = buf[: len(flat[lo:lo + PIECE_PIXELS])]
-            np.subtract(flat[lo:lo + PIECE_PIXELS], mean, out=piece, casting="unsafe")
-            out[lo:lo + PIECE_PIXELS] = piece @ basis
-    return out.reshape(rows, cols, -1)
 
 
 def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
@@ -388,5 +371,5 @@ def _lazy_map(m) -> da.Array:
 
 
 __all__ = ["Statistics", "aed_map", "attribute_halo", "components_map", "finite_moments",
-           "fusion_stages", "guided_halo", "pc_basis", "project", "spectral_factors",
+           "fusion_stages", "guided_halo", "pc_basis", "spectral_factors",
            "spectral_map", "spectral_scores"]
