@@ -62,6 +62,26 @@ def test_crd_with_more_ring_pixels_than_bands_matches_reference():
     assert_equals_reference(crd_block(x, 1, 7, lam=1e-6), x, 1, 7, 1e-6)
 
 
+def test_crd_pixels_equal_to_a_ring_pixel_take_the_n_by_n_form():
+    """The B×B form (I + X_s D⁻¹X_sᵀ)⁻¹y needs D = λΓᵀΓ invertible. A pixel whose ring holds
+    its own value (Γ_kk = 0) takes the n×n form: it represents itself at no cost, so its
+    residual is 0. The other pixels of those rows stay in the B×B form and match the
+    reference."""
+    x = _scene(4, shape=(10, 11, 5))
+    x[4, 4] = x[4, 3]  # two identical neighbours: a distance 0 in each one's ring
+    x[6, 2] = x[5, 3]
+    x[7, 7] = np.nan
+    scores = crd_block(x, 1, 5, lam=1e-2)
+    twins = [(4, 3), (4, 4), (6, 2), (5, 3)]
+    for r, c in twins:
+        assert abs(scores[r, c]) < 1e-9 * np.linalg.norm(x[r, c])
+    reference = _reference_crd(x, 1, 5, 1e-2)
+    cond, n = _condition(x, 1, 5, 1e-2)
+    for r, c in twins:  # a residual of 0 has no relative error to compare
+        scores[r, c] = reference[r, c] = np.nan
+    assert_within_conditioning(scores, reference, cond, n)
+
+
 def test_crd_detector_scores_nan_on_nodata_and_finds_the_anomaly():
     x = _scene(2).astype(np.float32)
     x[0, 11] = 0.0

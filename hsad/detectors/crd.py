@@ -7,9 +7,9 @@ the ``inner`` guard window, clipped at the image edge, nodata left out), the col
     w = (X_sᵀ X_s + λ ΓᵀΓ)⁻¹ X_sᵀ y,        CRD(y) = ‖y − X_s w‖₂
 
 Both X_sᵀX_s and ΓᵀΓ scale with the square of the data, so λ is scale-free and the data are
-used as they are (no normalisation). The n × n Gram matrices come from a table of inner
-products ⟨x_q, x_(q+d)⟩ for every offset d the ring can span (computed once per block), and
-all pixels of a row are solved together with a stacked Cholesky. With ``pca=k`` the pixels are
+used as they are (no normalisation). Since D = λΓᵀΓ is diagonal, the residual is
+y − X_s w = (I + X_s D⁻¹X_sᵀ)⁻¹ y: one B×B system per pixel instead of n×n, all pixels of a
+row solved together. With ``pca=k`` the pixels are
 first projected on the k leading principal directions of the scene covariance (x ↦ Vₖᵀx,
 not centred, so the representation still sees the pixels' offset), which makes B = k.
 """
@@ -39,50 +39,8 @@ from hsad.engine.windows import (
 )
 from hsad.errors import DegenerateDataWarning, ParameterError
 
-#: budget for the inner-product table and the per-row Gram stacks, in bytes
+#: budget for a row's stacks of ring pixels and B×B systems, in bytes
 _BUDGET = 128 * 2**20
-
-
-def _half_offsets(h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets d = (dr, dc) with |dr|, |dc| ≤ 2h and d > 0 lexicographically (or d = 0),
-    and a lookup ``index[dr + 2h, dc + 2h]`` into them (−1 for the other half)."""
-    s = 4 * h + 1
-    dr, dc = np.mgrid[-2 * h : 2 * h + 1, -2 * h : 2 * h + 1]
-    keep = (dr > 0) | ((dr == 0) & (dc >= 0))
-    index = np.full((s, s), -1)
-    index[keep] = np.arange(keep.sum())
-    return np.stack([dr[keep], dc[keep]], axis=1), index
-
-
-def _gram_index(ring: np.ndarray, h: int, cols: int) -> np.ndarray:
-    """Flat offsets ``rel[i, j]`` into the inner-product table for the ring's Gram matrix.
-
-    The table has layout ``(row, col, d)``; the pair (i, j) reads ⟨x_(p+o_a), x_(p+o_b)⟩
-    from the entry of o_a with offset o_b − o_a, choosing (a, b) so that offset is stored.
-    """
-    half, index = _half_offsets(h)
-    diff = ring[None, :, :] - ring[:, None, :]  # o_j − o_i
-    stored = index[diff[..., 0] + 2 * h, diff[..., 1] + 2 * h] >= 0
-    a = np.where(stored, np.arange(len(ring))[:, None], np.arange(len(ring))[None, :])
-    d = np.where(stored[..., None], diff, -diff)
-    didx = index[d[..., 0] + 2 * h, d[..., 1] + 2 * h]
-    return (ring[a, 0] * cols + ring[a, 1]) * len(half) + didx
-
-
-def _products(x: np.ndarray, r0: int, r1: int, h: int) -> np.ndarray:
-    """Table ``t[q, c, d] = ⟨x[q, c], x[(q, c) + d]⟩`` for rows r0..r1−1, stored offsets d."""
-    half, _ = _half_offsets(h)
-    rows, cols, _ = x.shape
-    t = np.zeros((r1 - r0, cols, len(half)))
-    for i, (dr, dc) in enumerate(half):
-        q1 = min(r1, rows - dr)
-        c0, c1 = max(0, -dc), min(cols, cols - dc)
-        if q1 <= r0 or c1 <= c0:
-            continue
-        a = x[r0:q1, c0:c1]
-        b = x[r0 + dr : q1 + dr, c0 + dc : c1 + dc]
-        t[: q1 - r0, c0:c1, i] = np.einsum("ijb,ijb->ij", a, b)
-    return t
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -95,6 +53,39 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         tol = 1e-12 * np.abs(lam).max(axis=1, keepdims=True)
         proj *= np.where(np.abs(lam) > tol, 1.0 / np.where(np.abs(lam) > tol, lam, 1.0), 0.0)
         return np.einsum("mkn,mn->mk", vec, proj)
+
+
+def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.ndarray,
+               lam: float) -> np.ndarray:
+    """‖y − X_s w‖ per pixel: ``xs`` (m, n, B) ring pixels (nodata rows zero), ``y`` (m, B).
+
+    With D = λ ΓᵀΓ, w = (X_sᵀX_s + D)⁻¹X_sᵀy = D⁻¹X_sᵀ(I + X_s D⁻¹X_sᵀ)⁻¹y, so
+    y − X_s w = (I + M)⁻¹y with M = Σ_k x_k x_kᵀ / (λ‖y − x_k‖²): a B×B system per pixel
+    instead of n×n (n ring pixels, 200 by default, against B = 20 components). A pixel
+    with a ring pixel equal to itself (‖y − x_k‖ = 0, D singular) is solved in the n×n
+    form, with its Gram matrix.
+    """
+    bands = y.shape[1]
+    exact = (ring_ok & (dist2 == 0)).any(axis=1)
+    with np.errstate(divide="ignore"):
+        weight = np.where(ring_ok, 1.0 / (lam * np.where(ring_ok, dist2, 1.0)), 0.0)
+    out = np.empty(y.shape[0])
+    dual = ~exact
+    if dual.any():
+        xd, wd = (xs, weight) if dual.all() else (xs[dual], weight[dual])
+        system = np.matmul(xd.transpose(0, 2, 1) * wd[:, None, :], xd)
+        system[:, np.arange(bands), np.arange(bands)] += 1.0
+        z = _solve(system, y[dual])
+        out[dual] = np.sqrt(np.einsum("mb,mb->m", z, z))
+    if exact.any():
+        xe = xs[exact]
+        gram = np.matmul(xe, xe.transpose(0, 2, 1))
+        n = gram.shape[1]
+        gram[:, np.arange(n), np.arange(n)] += lam * np.where(ring_ok[exact], dist2[exact], 1.0)
+        w = _solve(gram, np.einsum("mnb,mb->mn", xe, y[exact]))
+        resid = y[exact] - np.einsum("mn,mnb->mb", w, xe)
+        out[exact] = np.sqrt(np.einsum("mb,mb->m", resid, resid))
+    return out
 
 
 def crd_block(
@@ -112,39 +103,27 @@ def crd_block(
     rows, cols, bands = x.shape
     ring = ring_offsets(inner, outer)
     n = len(ring)
-    rel = _gram_index(ring, h, cols)
-    ndiff = len(_half_offsets(h)[0])
     core_rows, core_cols = rows - 2 * h, cols - 2 * h
     out = np.full((core_rows, core_cols), np.nan)
-    slab = max(1, _BUDGET // (8 * cols * ndiff) - 2 * h)
-    width = max(1, min(core_cols, _BUDGET // (8 * n * (n + bands) * 3)))
+    width = max(1, min(core_cols, _BUDGET // (8 * (2 * n * bands + bands * bands) * 2)))
+    pixels = x.reshape(-1, bands)
     with single_threaded_linalg():
-        for s0 in range(0, core_rows, slab):
-            s1 = min(core_rows, s0 + slab)
-            t0 = s0  # table rows cover padded rows s0 … s1 + 2h − 1
-            table = _products(x, t0, s1 + 2 * h, h).reshape(-1)
-            for r in range(s0, s1):
-                for c0 in range(0, core_cols, width):
-                    c1 = min(core_cols, c0 + width)
-                    p_r, p_c = r + h, np.arange(c0, c1) + h
-                    ok = valid[p_r, p_c] > 0
-                    lin = (ring[:, 0] + p_r)[None, :] * cols + ring[None, :, 1] + p_c[:, None]
-                    ring_ok = valid.reshape(-1)[lin] > 0
-                    ok &= ring_ok.any(axis=1)
-                    if not ok.any():
-                        continue
-                    p_c, lin, ring_ok = p_c[ok], lin[ok], ring_ok[ok]
-                    base = ((p_r - t0) * cols + p_c) * ndiff
-                    gram = table[base[:, None, None] + rel[None]]
-                    xs = x.reshape(-1, bands)[lin]  # (m, n, B); nodata rows are zero
-                    y = x[p_r, p_c]
-                    dist2 = np.einsum("mnb,mnb->mn", xs - y[:, None], xs - y[:, None])
-                    dist2 = np.where(ring_ok, dist2, 1.0)
-                    idx = np.arange(n)
-                    gram[:, idx, idx] += lam * dist2
-                    w = _solve(gram, np.einsum("mnb,mb->mn", xs, y))
-                    resid = y - np.einsum("mn,mnb->mb", w, xs)
-                    out[r, c0:c1][ok] = np.sqrt(np.einsum("mb,mb->m", resid, resid))
+        for r in range(core_rows):
+            for c0 in range(0, core_cols, width):
+                c1 = min(core_cols, c0 + width)
+                p_r, p_c = r + h, np.arange(c0, c1) + h
+                ok = valid[p_r, p_c] > 0
+                lin = (ring[:, 0] + p_r)[None, :] * cols + ring[None, :, 1] + p_c[:, None]
+                ring_ok = valid.reshape(-1)[lin] > 0
+                ok &= ring_ok.any(axis=1)
+                if not ok.any():
+                    continue
+                lin, ring_ok = lin[ok], ring_ok[ok]
+                xs = pixels[lin]  # (m, n, B); nodata rows are zero
+                y = x[p_r, p_c[ok]]
+                diff = xs - y[:, None]
+                dist2 = np.einsum("mnb,mnb->mn", diff, diff)
+                out[r, c0:c1][ok] = _residuals(xs, y, dist2, ring_ok, lam)
     return out
 
 
