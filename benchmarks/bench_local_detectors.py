@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
+from bench_rx import timed  # best of n runs: (result, wall s, CPU s)
 
 
 def make_scene(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
@@ -25,17 +25,6 @@ def make_scene(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     mixed = rng.normal(size=(rows, cols, 6)) @ rng.normal(size=(6, bands))
     return (mixed + 0.1 * rng.normal(size=(rows, cols, bands))).astype(np.float32)
-
-
-def timed(fn, repeat: int):
-    """``(result, wall s, CPU s)`` of the run with the least wall time."""
-    best = None
-    for _ in range(repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        run = (out, time.perf_counter() - w0, time.process_time() - c0)
-        best = run if best is None or run[1] < best[1] else best
-    return best
 
 
 def main(argv=None) -> int:
