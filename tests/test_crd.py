@@ -82,6 +82,12 @@ def test_crd_pixels_equal_to_a_ring_pixel_take_the_n_by_n_form():
     assert_within_conditioning(scores, reference, cond, n)
 
 
+def test_crd_with_more_bands_than_ring_pixels_solves_the_n_by_n_form():
+    x = _scene(5, shape=(9, 10, 12))  # 8 ring pixels, 12 bands
+    x[3, 3] = np.nan
+    assert_equals_reference(crd_block(x, 1, 3, lam=1e-2), x, 1, 3, 1e-2)
+
+
 def test_crd_detector_scores_nan_on_nodata_and_finds_the_anomaly():
     x = _scene(2).astype(np.float32)
     x[0, 11] = 0.0

@@ -23,6 +23,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
+from hsad.detectors.crd_gram import crd_gram_block, solve_stacks
 from hsad.engine.stats import check_scales, scene_moments
 from hsad.engine.windows import (
     check_dtype,
@@ -41,18 +42,6 @@ from hsad.errors import DegenerateDataWarning, ParameterError
 
 #: budget for a row's stacks of ring pixels and B×B systems, in bytes
 _BUDGET = 128 * 2**20
-
-
-def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve the stacks ``a w = b`` (LU); pseudo-inverse (eigh) if one is singular."""
-    try:
-        return np.linalg.solve(a, b[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        lam, vec = np.linalg.eigh(a)
-        proj = np.einsum("mkn,mk->mn", vec, b)
-        tol = 1e-12 * np.abs(lam).max(axis=1, keepdims=True)
-        proj *= np.where(np.abs(lam) > tol, 1.0 / np.where(np.abs(lam) > tol, lam, 1.0), 0.0)
-        return np.einsum("mkn,mn->mk", vec, proj)
 
 
 def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.ndarray,
@@ -75,14 +64,14 @@ def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.nda
         xd, wd = (xs, weight) if dual.all() else (xs[dual], weight[dual])
         system = np.matmul(xd.transpose(0, 2, 1) * wd[:, None, :], xd)
         system[:, np.arange(bands), np.arange(bands)] += 1.0
-        z = _solve(system, y[dual])
+        z = solve_stacks(system, y[dual])
         out[dual] = np.sqrt(np.einsum("mb,mb->m", z, z))
     if exact.any():
         xe = xs[exact]
         gram = np.matmul(xe, xe.transpose(0, 2, 1))
         n = gram.shape[1]
         gram[:, np.arange(n), np.arange(n)] += lam * np.where(ring_ok[exact], dist2[exact], 1.0)
-        w = _solve(gram, np.einsum("mnb,mb->mn", xe, y[exact]))
+        w = solve_stacks(gram, np.einsum("mnb,mb->mn", xe, y[exact]))
         resid = y[exact] - np.einsum("mn,mnb->mb", w, xe)
         out[exact] = np.sqrt(np.einsum("mb,mb->m", resid, resid))
     return out
@@ -98,6 +87,8 @@ def crd_block(
     X_s, which drop out of the representation exactly (their weights solve to 0). A pixel
     that is nodata or has no valid ring pixel scores NaN.
     """
+    if block.shape[-1] > len(ring_offsets(inner, outer)):  # B > n: the n×n system is smaller
+        return crd_gram_block(block, inner, outer, lam, halo)
     h = outer // 2
     x, valid = padded(block, halo, h)
     rows, cols, bands = x.shape
