@@ -23,7 +23,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.detectors.crd_gram import crd_gram_block, solve_stacks
+from hsad.detectors.crd_gram import crd_gram_block, ring_pixels, solve_stacks
 from hsad.engine.stats import check_scales, scene_moments
 from hsad.engine.windows import (
     check_dtype,
@@ -103,13 +103,9 @@ def crd_block(
             for c0 in range(0, core_cols, width):
                 c1 = min(core_cols, c0 + width)
                 p_r, p_c = r + h, np.arange(c0, c1) + h
-                ok = valid[p_r, p_c] > 0
-                lin = (ring[:, 0] + p_r)[None, :] * cols + ring[None, :, 1] + p_c[:, None]
-                ring_ok = valid.reshape(-1)[lin] > 0
-                ok &= ring_ok.any(axis=1)
+                ok, lin, ring_ok = ring_pixels(valid, ring, p_r, p_c)
                 if not ok.any():
                     continue
-                lin, ring_ok = lin[ok], ring_ok[ok]
                 xs = pixels[lin]  # (m, n, B); nodata rows are zero
                 y = x[p_r, p_c[ok]]
                 diff = xs - y[:, None]

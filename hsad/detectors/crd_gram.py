@@ -58,6 +58,18 @@ def _products(x: np.ndarray, r0: int, r1: int, h: int) -> np.ndarray:
     return t
 
 
+def ring_pixels(valid: np.ndarray, ring: np.ndarray, row: int,
+                cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the pixels ``(row, cols)`` of a padded block: ``ok`` (valid, with a valid ring
+    pixel), and for those, the flat indices of their ring pixels (m, n) and which of them
+    are valid."""
+    ok = valid[row, cols] > 0
+    lin = (ring[:, 0] + row)[None, :] * valid.shape[1] + ring[None, :, 1] + cols[:, None]
+    ring_ok = valid.reshape(-1)[lin] > 0
+    ok &= ring_ok.any(axis=1)
+    return ok, lin[ok], ring_ok[ok]
+
+
 def solve_stacks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve the stacks ``a w = b`` (LU); pseudo-inverse (eigh) if one is singular."""
     try:
@@ -103,13 +115,10 @@ def crd_gram_block(
                 for c0 in range(0, core_cols, width):
                     c1 = min(core_cols, c0 + width)
                     p_r, p_c = r + h, np.arange(c0, c1) + h
-                    ok = valid[p_r, p_c] > 0
-                    lin = (ring[:, 0] + p_r)[None, :] * cols + ring[None, :, 1] + p_c[:, None]
-                    ring_ok = valid.reshape(-1)[lin] > 0
-                    ok &= ring_ok.any(axis=1)
+                    ok, lin, ring_ok = ring_pixels(valid, ring, p_r, p_c)
                     if not ok.any():
                         continue
-                    p_c, lin, ring_ok = p_c[ok], lin[ok], ring_ok[ok]
+                    p_c = p_c[ok]
                     base = ((p_r - t0) * cols + p_c) * ndiff
                     gram = table[base[:, None, None] + rel[None]]
                     xs = x.reshape(-1, bands)[lin]  # (m, n, B); nodata rows are zero
