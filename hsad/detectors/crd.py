@@ -23,7 +23,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.detectors.crd_gram import crd_gram_block, ring_pixels, solve_stacks
+from hsad.detectors.crd_gram import crd_gram_block, row_strips, solve_stacks
 from hsad.engine.stats import check_scales, scene_moments
 from hsad.engine.windows import (
     check_dtype,
@@ -100,14 +100,9 @@ def crd_block(
     pixels = x.reshape(-1, bands)
     with single_threaded_linalg():
         for r in range(core_rows):
-            for c0 in range(0, core_cols, width):
-                c1 = min(core_cols, c0 + width)
-                p_r, p_c = r + h, np.arange(c0, c1) + h
-                ok, lin, ring_ok = ring_pixels(valid, ring, p_r, p_c)
-                if not ok.any():
-                    continue
+            for c0, c1, ok, p_c, lin, ring_ok in row_strips(valid, ring, r + h, h, width):
                 xs = pixels[lin]  # (m, n, B); nodata rows are zero
-                y = x[p_r, p_c[ok]]
+                y = x[r + h, p_c]
                 diff = xs - y[:, None]
                 dist2 = np.einsum("mnb,mnb->mn", diff, diff)
                 out[r, c0:c1][ok] = _residuals(xs, y, dist2, ring_ok, lam)

@@ -58,16 +58,21 @@ def _products(x: np.ndarray, r0: int, r1: int, h: int) -> np.ndarray:
     return t
 
 
-def ring_pixels(valid: np.ndarray, ring: np.ndarray, row: int,
-                cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For the pixels ``(row, cols)`` of a padded block: ``ok`` (valid, with a valid ring
-    pixel), and for those, the flat indices of their ring pixels (m, n) and which of them
-    are valid."""
-    ok = valid[row, cols] > 0
-    lin = (ring[:, 0] + row)[None, :] * valid.shape[1] + ring[None, :, 1] + cols[:, None]
-    ring_ok = valid.reshape(-1)[lin] > 0
-    ok &= ring_ok.any(axis=1)
-    return ok, lin[ok], ring_ok[ok]
+def row_strips(valid: np.ndarray, ring: np.ndarray, row: int, h: int, width: int):
+    """The core pixels of padded row ``row`` in strips of ``width`` columns: per strip that
+    holds any, ``(c0, c1, ok, cols, lin, ring_ok)`` with ``ok`` the strip's pixels that are
+    valid and have a valid ring pixel, ``cols`` their padded columns, ``lin`` the flat
+    indices of their ring pixels (m, n) and ``ring_ok`` which of those are valid."""
+    core_cols = valid.shape[1] - 2 * h
+    for c0 in range(0, core_cols, width):
+        c1 = min(core_cols, c0 + width)
+        cols = np.arange(c0, c1) + h
+        ok = valid[row, cols] > 0
+        lin = (ring[:, 0] + row)[None, :] * valid.shape[1] + ring[None, :, 1] + cols[:, None]
+        ring_ok = valid.reshape(-1)[lin] > 0
+        ok &= ring_ok.any(axis=1)
+        if ok.any():
+            yield c0, c1, ok, cols[ok], lin[ok], ring_ok[ok]
 
 
 def solve_stacks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -112,13 +117,8 @@ def crd_gram_block(
             t0 = s0  # table rows cover padded rows s0 … s1 + 2h − 1
             table = _products(x, t0, s1 + 2 * h, h).reshape(-1)
             for r in range(s0, s1):
-                for c0 in range(0, core_cols, width):
-                    c1 = min(core_cols, c0 + width)
-                    p_r, p_c = r + h, np.arange(c0, c1) + h
-                    ok, lin, ring_ok = ring_pixels(valid, ring, p_r, p_c)
-                    if not ok.any():
-                        continue
-                    p_c = p_c[ok]
+                p_r = r + h
+                for c0, c1, ok, p_c, lin, ring_ok in row_strips(valid, ring, p_r, h, width):
                     base = ((p_r - t0) * cols + p_c) * ndiff
                     gram = table[base[:, None, None] + rel[None]]
                     xs = x.reshape(-1, bands)[lin]  # (m, n, B); nodata rows are zero
