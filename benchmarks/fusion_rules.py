@@ -26,7 +26,12 @@ Families (N = the normalisation of each map before the weighted sum):
 - ``guided-spectral``: D_spectral smoothed by a guided filter with the first principal
   component as guide (r = 1, ε = 1e-3 or 1e-2, as the spatial map's), then min-max;
 - ``trimmed-spectral``: D_spectral with the residual's mean and covariance re-estimated
-  without its top 1 % or 5 % RX pixels (anomalies contaminate the statistics), then min-max.
+  without its top 1 % or 5 % RX pixels (anomalies contaminate the statistics), then min-max;
+- ``reliability``: an unsupervised check of each map before weighting it. Each min-max map
+  gets a peakedness r (``kurtosis``: its excess kurtosis; ``peak``: the mean of its top
+  0.1 % over its mean: a map that singles out few pixels scores high, a map of edges or
+  texture low), and the scene's weight is λ = r_spatial^γ / (r_spatial^γ + r_spectral^γ),
+  γ ∈ {0.5, 1, 2, 4}, instead of a fixed λ.
 
     .venv/bin/python benchmarks/collect_fusion_maps.py /tmp/fusion_maps
     .venv/bin/python benchmarks/fusion_rules.py /tmp/fusion_maps --out docs/fusion_rules.md
@@ -39,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
+from scipy.stats import kurtosis
 
 from hsad import fusion as F
 from hsad.engine.stats import mahalanobis, pinv_precision
@@ -81,6 +87,19 @@ NORMS = {"minmax": F.normalise_map, "robust": _robust, "zscore": _zscore,
          "rank": lambda m: F.normalise_map(m, "rank")}
 
 
+def _kurtosis(m):
+    return max(float(kurtosis(m[np.isfinite(m)])), 1e-6)
+
+
+def _peak(m):
+    v = m[np.isfinite(m)]
+    return float(v[v >= np.quantile(v, 0.999)].mean() / max(v.mean(), 1e-12))
+
+
+PEAKEDNESS = {"kurtosis": _kurtosis, "peak": _peak}
+GAMMAS = (0.5, 1, 2, 4)
+
+
 def trimmed_rx(residual: np.ndarray, spec: np.ndarray, share: float) -> np.ndarray:
     """RX of the residual with its statistics re-estimated without the top ``share`` of
     ``spec`` (the plain RX map)."""
@@ -110,6 +129,11 @@ def rule_maps(d: dict) -> dict[str, np.ndarray]:
         for lam in LAMS:
             out[f"product | area={a} λ={lam}"] = s_n ** lam * p_n ** (1 - lam)
         out[f"max | area={a}"] = np.maximum(s_n, p_n)
+        for name, peakedness in PEAKEDNESS.items():
+            r_s, r_p = peakedness(s_n), peakedness(p_n)
+            for g in GAMMAS:
+                lam = r_s ** g / (r_s ** g + r_p ** g)
+                out[f"reliability | {name} γ={g} area={a}"] = lam * s_n + (1 - lam) * p_n
         for key, m in extra.items():
             m_n = F.normalise_map(m)
             for lam in LAMS:
