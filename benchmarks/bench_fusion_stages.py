@@ -10,7 +10,10 @@ for the statistics the share of the cube read from the file.
 Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
 (``hsad.fusion.tiled.FILTER_EDGE``; 0 = tiles as large as the memory budget allows), each
 with and without the per-area halos (``area_margins``: small areas leave the largest
-area's halo out).
+area's halo out). ``--parallel`` then runs the default filters once more as ``hsad detect``
+does (threaded scheduler, worker processes) and prints the CPU seconds of this process and
+of the workers: set beside the one-thread figure, they show what running two filters side
+by side costs.
 
     .venv/bin/python benchmarks/bench_out_of_core.py --size 2048x2048x200 --dir /tmp/big \\
         --keep --memory-limit 1GB
@@ -57,6 +60,8 @@ def main() -> None:
                         help="folder with scene.hdr and hadgan.hsad (bench_out_of_core --keep)")
     parser.add_argument("--memory-limit", default="1GB")
     parser.add_argument("--edges", default="0,1024", help="tile-edge caps to compare")
+    parser.add_argument("--parallel", action="store_true",
+                        help="also run the default filters with worker processes")
     args = parser.parse_args()
 
     import dask
@@ -102,6 +107,29 @@ def main() -> None:
                           f"CPU ({tiles} tiles; max |Δ| {diff:.1e})")
         finally:
             tiled.area_margins, tiled.FILTER_EDGE = margins, cap
+    if args.parallel:
+        _parallel_filters(lazy, fusion, args.memory_limit)
+
+
+def _parallel_filters(lazy, fusion, memory_limit) -> None:
+    """The default filters with the threaded scheduler and worker processes; the workers'
+    CPU is read once they have exited."""
+    from hsad import morphology
+    from hsad.engine.scheduler import THREADED
+    from hsad.fusion import tiled
+
+    os.environ[morphology.WORKER_PROCESSES_ENV] = "1"
+    m = tiled._aed_filtered(lazy, fusion, memory_limit)
+    before = os.times()
+    _, wall, cpu = _timed(lambda: m.compute(scheduler=THREADED))
+    if morphology._pool is not None:  # wait for the workers to exit: their CPU is counted then
+        morphology._pool.shutdown(wait=True)
+    morphology._discard_pool()
+    after = os.times()
+    workers = (after.children_user + after.children_system
+               - before.children_user - before.children_system)
+    print(f"filters, worker processes: {wall:6.1f} s wall {cpu:6.1f} s CPU here, "
+          f"{workers:6.1f} s CPU in the workers (their start included)")
 
 
 if __name__ == "__main__":
