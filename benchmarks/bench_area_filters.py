@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsad import fusion as F
 from hsad.morphology import area_filter, attribute_response
 
 AREAS = (9, 25, 49, 121)
@@ -37,22 +38,18 @@ TILE = 512
 
 
 def component_image(scene: str | None, edge: int) -> np.ndarray:
-    """The first principal component of an ``edge`` × ``edge`` window, quantised to uint8."""
+    """The first principal component of an ``edge`` × ``edge`` window, quantised to 8 bits
+    (``hsad.fusion.principal_components`` and ``quantise``)."""
     if scene:
         import hsad
 
-        cube = hsad.open_cube(scene)
-        x = np.asarray(cube[:edge, :edge].values, dtype=np.float64)
+        window = hsad.open_cube(scene)[:edge, :edge]
     else:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench_rx import make_scene
 
-        x = make_scene(edge, edge, 60).astype(np.float64)
-    flat = x.reshape(-1, x.shape[-1])
-    flat -= flat.mean(axis=0)
-    _, vectors = np.linalg.eigh(flat.T @ flat)
-    pc = (flat @ vectors[:, -1]).reshape(x.shape[:2])
-    return np.round((pc - pc.min()) / (pc.max() - pc.min()) * 255).astype(np.uint8)
+        window = make_scene(edge, edge, 60)
+    return F.quantise(F.principal_components(window, 1)[:, :, 0], 256)
 
 
 def best(func, repeat: int) -> tuple[float, object]:
