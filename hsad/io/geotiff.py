@@ -20,7 +20,6 @@ from pathlib import Path
 
 import dask
 import dask.array as da
-import dask.threaded
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -33,6 +32,7 @@ from rasterio.windows import Window
 from rioxarray.exceptions import MissingSpatialDimensionError
 
 from hsad.cube import DEFAULT_CHUNK, make_cube
+from hsad.engine.scheduler import THREADED
 from hsad.errors import (
     FileFormatError,
     GeoreferenceError,
@@ -503,7 +503,7 @@ def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,
             dst.set_band_description(i, d)
         writer = _WindowWriter(dst)
         try:
-            with dask.config.set(scheduler=dask.threaded.get):  # by name: imports distributed
+            with dask.config.set(scheduler=THREADED):
                 blocks = (profile["blockysize"], profile["blockxsize"])
                 da.store(_aligned(arr, blocks), writer, lock=False)
         finally:
