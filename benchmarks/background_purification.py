@@ -18,6 +18,8 @@ nine scenes is scored on the scene left out.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,29 +28,24 @@ from hsad import datasets, detectors
 from hsad import fusion as F
 from hsad.outputs.metrics import auc_df
 
+sys.path.insert(0, str(Path(__file__).parent))
+from spectral_variants import default_fusion  # noqa: E402
+
 
 def scene_runs(name: str, seeds, shares) -> dict:
     """``{(share, seed): (D_spectral AUC, D_SS AUC)}`` of one shared scene."""
     cube, gt = datasets.load(name)
     truth = gt.values.astype(bool)
     rx = detectors.get("rx").fit_score(cube).values
-    out, spatial = {}, None
+    out, fuse = {}, None
     for seed in seeds:
         for q in shares:
             mask = None if q == 0 else rx <= np.nanquantile(rx, 1 - q)
             det = detectors.get("hadgan", seed=seed, progress=False, device="cpu")
             det.fit(cube, train_mask=mask)
-            if spatial is None:  # the fusion default's spatial map: no network in it
-                fusion = det.fusion_(cube).resolved()
-                pcs = F.principal_components(det._scene_good_bands(cube),
-                                             int(fusion.n_components))
-                spatial = F.normalise_map(F.spatial_aed(
-                    pcs, area=F.ladder(fusion.area), radius=int(fusion.radius),
-                    eps=float(fusion.eps)))
-                lam = float(fusion.lam)
+            fuse = fuse or default_fusion(det, cube)  # the same spatial map for every network
             spec = F.spectral_rx(det.residual(cube).compute())
-            d_ss = lam * spatial + (1 - lam) * F.normalise_map(spec)
-            out[q, seed] = (auc_df(spec, truth), auc_df(d_ss, truth))
+            out[q, seed] = (auc_df(spec, truth), auc_df(fuse(spec), truth))
     return out
 
 

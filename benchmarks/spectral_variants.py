@@ -43,21 +43,28 @@ def spectral_inputs(det, cube) -> dict[str, np.ndarray]:
             "residual+latent": np.concatenate([np.abs(signed), z], axis=-1), "latent": z}
 
 
-def scene_aucs(name: str) -> dict[str, tuple[float, float]]:
-    """``{variant: (D_spectral AUC, D_SS AUC)}`` of one shared scene."""
-    cube, gt = datasets.load(name)
-    truth = gt.values.astype(bool)
-    det = detectors.get("hadgan", seed=0, progress=False, device="cpu").fit(cube)
+def default_fusion(det, cube):
+    """``fuse(spec) -> D_SS``: the fusion default of a fitted ``det`` with its spatial map
+    (min-max, multi-scale AED of the cube's principal components: no network in it) made
+    once for every spectral map fused with it."""
     fusion = det.fusion_(cube).resolved()
     pcs = F.principal_components(det._scene_good_bands(cube), int(fusion.n_components))
     spatial = F.normalise_map(F.spatial_aed(pcs, area=F.ladder(fusion.area),
                                             radius=int(fusion.radius), eps=float(fusion.eps)))
     lam = float(fusion.lam)
+    return lambda spec: lam * spatial + (1 - lam) * F.normalise_map(spec)
+
+
+def scene_aucs(name: str) -> dict[str, tuple[float, float]]:
+    """``{variant: (D_spectral AUC, D_SS AUC)}`` of one shared scene."""
+    cube, gt = datasets.load(name)
+    truth = gt.values.astype(bool)
+    det = detectors.get("hadgan", seed=0, progress=False, device="cpu").fit(cube)
+    fuse = default_fusion(det, cube)
     out = {}
     for variant, data in spectral_inputs(det, cube).items():
         spec = F.spectral_rx(data)
-        d_ss = lam * spatial + (1 - lam) * F.normalise_map(spec)
-        out[variant] = (auc_df(spec, truth), auc_df(d_ss, truth))
+        out[variant] = (auc_df(spec, truth), auc_df(fuse(spec), truth))
     return out
 
 
