@@ -61,11 +61,12 @@ def report(lines: list[str], out: str | None) -> None:
 
 
 def file_aucs(folder: str, maps_of) -> dict[str, dict[str, float]]:
-    """AUC(D,F) of every map ``maps_of(d)`` gives for each map file, keyed by file stem."""
+    """AUC(D,F) of every map ``maps_of(d)`` gives for each map file, keyed by file stem
+    (``d``: the file's arrays and its ``stem``)."""
     aucs: dict[str, dict[str, float]] = {}
     for path in sorted(glob.glob(str(Path(folder) / "*.npz"))):
         z = np.load(path)
-        d = {k: z[k] for k in z.files}
+        d = {k: z[k] for k in z.files} | {"stem": Path(path).stem}
         ignore = d["ignore"].astype(bool)
         truth = d["truth"].astype(bool)
         aucs[Path(path).stem] = {k: auc_df(np.where(ignore, np.nan, m), truth)

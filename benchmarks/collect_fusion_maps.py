@@ -31,6 +31,17 @@ IMPLANTED_SCENES = ("abu-urban-2", "sandiego-1", "abu-beach-2", "hydice-urban", 
 SIZES = ("1x1", "3x3", "7x7", "15x15")
 
 
+def map_scene(name: str, size: str | None):
+    """``(cube, truth, ignore)`` of one map file: a real scene (``size`` None) or the scene
+    with targets of ``size`` implanted (seed 7; its own labelled anomalies are ignored)."""
+    cube, gt = datasets.load(name)
+    if not size:
+        return cube, gt.values, np.zeros(gt.shape, bool)
+    im = implant(cube, scene_pool(name, cube.sizes["band"]), size=size, count=COUNTS[size],
+                 exclude=gt.values, seed=7)
+    return im.cube, im.implanted, gt.values
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder")
@@ -44,12 +55,7 @@ def main() -> None:
         out = out_dir / f"{name}_{size or 'real'}.npz"
         if out.exists():
             continue
-        cube, gt = datasets.load(name)
-        truth, ignore = gt.values, np.zeros(gt.shape, bool)
-        if size:
-            im = implant(cube, scene_pool(name, cube.sizes["band"]), size=size, count=COUNTS[size],
-                         exclude=gt.values, seed=7)
-            cube, truth, ignore = im.cube, im.implanted, gt.values
+        cube, truth, ignore = map_scene(name, size)
         t0 = time.perf_counter()
         det = detectors.get("hadgan", seed=0, progress=False, device="cpu").fit(cube)
         residual = det.residual(cube).compute()
