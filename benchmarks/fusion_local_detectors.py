@@ -30,7 +30,7 @@ from hsad import fusion as F
 sys.path.insert(0, str(Path(__file__).parent))
 from choose_fusion import LAMS, file_aucs, mean, parse_args, report, split  # noqa: E402
 from collect_fusion_maps import map_scene  # noqa: E402
-from fusion_rules import family_row  # noqa: E402
+from fusion_rules import family_tables  # noqa: E402
 
 LOCAL = ("lrx", "crd")
 #: (λs, λc) pairs of the three-map rule: the spatial and the local map's weights.
@@ -83,15 +83,6 @@ def main() -> None:
     folder = Path(args.folder)
     aucs = file_aucs(args.folder, fusion_maps(folder))
     real, implanted, _ = split(aucs)
-    keys = [k for k in next(iter(aucs.values())) if " | " in k]
-    families = list(dict.fromkeys(k.split(" | ")[0] for k in keys))
-    rows, chosen = [], []
-    for family in families + ["all pooled"]:
-        members = keys if family == "all pooled" else [k for k in keys
-                                                       if k.startswith(family + " | ")]
-        row, picks = family_row(aucs, family, members)
-        rows.append(row)
-        chosen.append(f"- {family}: " + ("; ".join(picks) if picks else "none eligible"))
     seconds = {m: np.mean([float(local_maps(folder, s)[f"{m}_seconds"]) for s in real])
                for m in LOCAL}
     alone = ", ".join(f"{m} {mean(aucs, m, real):.4f} ({seconds[m]:.2f} s per scene)"
@@ -103,9 +94,7 @@ def main() -> None:
             "AUC(D,F); columns as in fusion_rules.md. Global RX: "
             f"{mean(aucs, 'rx', real):.4f}; D_spectral alone: "
             f"{mean(aucs, 'd_spectral', real):.4f}; the local detectors alone: {alone}.", "",
-            "| family | settings | eligible | best in-sample | leave-one-out | worst left-out "
-            "− RX |", "|---|---|---|---|---|---|", *rows, "",
-            "Settings the leave-one-out folds chose:", "", *chosen, ""]
+            *family_tables(aucs, pooled="all pooled")]
     report(text, args.out)
 
 

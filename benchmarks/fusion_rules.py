@@ -156,19 +156,27 @@ def family_row(aucs: dict, family: str, keys: list[str]) -> tuple[str, list[str]
             f"{worst:+.4f} |", sorted({k for _, k in folds}))
 
 
+def family_tables(aucs: dict, pooled: str = "all families pooled") -> list[str]:
+    """Markdown lines: one row per family of the ``family | setting`` maps in ``aucs`` and a
+    last row pooling them all (:func:`family_row`), then the settings the folds chose."""
+    keys = [k for k in next(iter(aucs.values())) if " | " in k]
+    families = list(dict.fromkeys(k.split(" | ")[0] for k in keys))
+    rows, chosen = [], []
+    for family in families + [pooled]:
+        members = keys if family == pooled else [k for k in keys
+                                                 if k.startswith(family + " | ")]
+        row, picks = family_row(aucs, family, members)
+        rows.append(row)
+        chosen.append(f"- {family}: " + ("; ".join(picks) if picks else "none eligible"))
+    return ["| family | settings | eligible | best in-sample | leave-one-out | worst left-out "
+            "− RX |", "|---|---|---|---|---|---|", *rows, "",
+            "Settings the leave-one-out folds chose:", "", *chosen, ""]
+
+
 def main() -> None:
     args = parse_args(__doc__)
     aucs = file_aucs(args.folder, rule_maps)
     real, implanted, _ = split(aucs)
-    keys = [k for k in next(iter(aucs.values())) if " | " in k]
-    families = list(dict.fromkeys(k.split(" | ")[0] for k in keys))
-    rows, chosen = [], []
-    for family in families + ["all families pooled"]:
-        members = keys if family.endswith("pooled") else [k for k in keys
-                                                          if k.startswith(family + " | ")]
-        row, picks = family_row(aucs, family, members)
-        rows.append(row)
-        chosen.append(f"- {family}: " + ("; ".join(picks) if picks else "none eligible"))
     text = ["# Fusion rules judged out of sample", "",
             "Written by `benchmarks/fusion_rules.py` (do not edit by hand) from the maps of",
             "`benchmarks/collect_fusion_maps.py` (HADGAN at the library defaults, seed 0) on",
@@ -179,10 +187,7 @@ def main() -> None:
             "eligible setting's mean over the real scenes, chosen on them (optimistic). "
             "*leave-one-out*: each scene scored with the setting chosen on the other nine. "
             f"Global RX: {mean(aucs, 'rx', real):.4f}; D_spectral alone: "
-            f"{mean(aucs, 'd_spectral', real):.4f}.", "",
-            "| family | settings | eligible | best in-sample | leave-one-out | worst left-out "
-            "− RX |", "|---|---|---|---|---|---|", *rows, "",
-            "Settings the leave-one-out folds chose:", "", *chosen, ""]
+            f"{mean(aucs, 'd_spectral', real):.4f}.", "", *family_tables(aucs)]
     report(text, args.out)
 
 
