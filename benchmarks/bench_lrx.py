@@ -14,7 +14,7 @@ spectral needs 30-80 s or more per scene: ``--scenes`` limits the run.
     .venv/bin/python benchmarks/bench_lrx.py --skip-spectral --skip-full --pca 20 --ridge 1e-3
 
 hsad's all-band LRX factors one (B+2)×(B+2) bordered second moment per pixel; the batched
-Cholesky of that many matrices (``np.linalg.cholesky`` on stacks of ``lrx.cholesky_group``,
+Cholesky of that many matrices (``np.linalg.cholesky`` on stacks of ``ring_rx.cholesky_group``,
 one thread per tile as hsad runs it, both cores busy) is its arithmetic bound. Each
 scene's line "cholesky bound" times exactly that work on random SPD matrices of the same
 size, and hsad's line gives the fraction of it that it reaches (bound seconds / hsad
@@ -62,13 +62,13 @@ def hsad_lrx(x: np.ndarray, inner: int, outer: int, ridge: float, pca: int | Non
 
 def cholesky_bound(pixels: int, bands: int, batch: int | None = None) -> float:
     """Wall seconds of ``pixels`` Cholesky factorisations of (B+2)×(B+2) SPD matrices,
-    stacked ``batch`` (default ``lrx.cholesky_group(B)``) at a time, one BLAS thread per
+    stacked ``batch`` (default ``ring_rx.cholesky_group(B)``) at a time, one BLAS thread per
     worker, as many workers as CPUs."""
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
 
-    from hsad.detectors.lrx import cholesky_group
+    from hsad.engine.ring_rx import cholesky_group
 
     batch = batch or cholesky_group(bands)
     rng = np.random.default_rng(0)

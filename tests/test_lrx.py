@@ -13,7 +13,8 @@ from window_reference import per_pixel
 import hsad
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors.lrx import auto_dimension, lrx_block
+from hsad.detectors.lrx import auto_dimension
+from hsad.engine.ring_rx import lrx_block
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.outputs.metrics import auc_df
 
@@ -85,7 +86,7 @@ def test_lrx_groups_whose_cholesky_fails_fall_back_to_the_pseudo_inverse(monkeyp
     """Rows of several Cholesky groups, every other group failing (as a numerically
     indefinite matrix would make it): those pixels take the pseudo-inverse, the others stay
     on the fast path, and all equal the reference."""
-    from hsad.detectors import lrx
+    from hsad.engine import ring_rx
 
     x = _scene(3, shape=(9, 11, 5))
     x[4, 2] = np.nan  # rows whose kept pixels are a subset
@@ -98,8 +99,8 @@ def test_lrx_groups_whose_cholesky_fails_fall_back_to_the_pseudo_inverse(monkeyp
             raise np.linalg.LinAlgError("Matrix is not positive definite")
         return real(a)
 
-    monkeypatch.setattr(lrx, "CHOLESKY_BYTES", 3 * 8 * 7**2)  # groups of 3 (B = 5)
-    assert lrx.cholesky_group(5) == 3
+    monkeypatch.setattr(ring_rx, "CHOLESKY_BYTES", 3 * 8 * 7**2)  # groups of 3 (B = 5)
+    assert ring_rx.cholesky_group(5) == 3
     monkeypatch.setattr(np.linalg, "cholesky", every_other_fails)
     scores = lrx_block(x, 1, 5, ridge=1e-3, floor=1e-9)
     assert len(calls) > 20 and max(calls) == 3
