@@ -22,7 +22,8 @@ One protocol for every background, fixed before any result was seen:
    background with fewer than ``MIN_GROUPS`` groups is skipped.
 2. Sizes: a size class runs where one target covers at most ``MAX_TARGET_FRACTION`` of the
    valid pixels; counts are ``COUNTS`` per 100×100 pixels scaled by the valid pixels (at
-   least one) and by ``--density``.
+   least one) and by ``--density``. ``--sizes`` also takes any square ``NxN`` (e.g. 11x11):
+   as many target pixels as the 7×7 class (:func:`size_count`), a seed of its own.
 3. Draws: a background smaller than 100×100 is implanted ceil(10 000 / valid pixels) times
    (at most ``MAX_DRAWS``) with other seeds; AUCs are averaged over the draws, then over the
    backgrounds.
@@ -58,12 +59,20 @@ import xarray as xr
 
 from hsad import datasets, detectors
 from hsad.bands import band_groups, bin_bands
+from hsad.config import parse_params
 from hsad.cube import good_band_mask, valid_mask
 from hsad.detectors.reconstruction import MIN_PIXELS_PER_BAND
-from hsad.errors import DegenerateDataWarning, HsadError
+from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
 from hsad.io import open_cube
 from hsad.outputs.metrics import auc_df
-from hsad.synthetic import SIZES, implant, object_spectra, resample_spectra, target_materials
+from hsad.synthetic import (
+    SIZES,
+    implant,
+    object_spectra,
+    resample_spectra,
+    target_edge,
+    target_materials,
+)
 
 #: targets per size class at density 1 in 100×100 valid pixels (≈ 0.2–2 % of the scene)
 COUNTS = {"subpixel": 20, "1x1": 20, "3x3": 8, "7x7": 3, "15x15": 1}
@@ -136,17 +145,32 @@ def band_count(n_valid: int, n_good: int) -> int:
     return min(n_good, n_valid // MIN_PIXELS_PER_BAND)
 
 
+def size_count(size: str) -> float:
+    """Targets of ``size`` at density 1 in 100×100 valid pixels: ``COUNTS`` for the standard
+    classes; for another square NxN, as many pixels as the 7×7 class implants (at least one
+    target)."""
+    if size in COUNTS:
+        return COUNTS[size]
+    return max(1, round(COUNTS["7x7"] * 7**2 / target_edge(size) ** 2))
+
+
+def size_seed(size: str) -> int:
+    """The seed offset of a size class: its place in ``SIZES`` (0–4), or 50 + N for NxN
+    (each draw adds 10, so no two sizes share a seed)."""
+    return list(SIZES).index(size) if size in SIZES else 50 + target_edge(size)
+
+
 def size_plan(n_valid: int, sizes, density: float) -> tuple[dict, dict]:
     """``({size: (count, draws)}, {size: reason skipped})`` for ``n_valid`` valid pixels."""
     plan, skipped = {}, {}
     draws = min(MAX_DRAWS, max(1, math.ceil(REFERENCE_PIXELS / n_valid)))
     for size in sizes:
-        area = SIZES[size] ** 2
+        area = target_edge(size) ** 2
         if area > MAX_TARGET_FRACTION * n_valid:
             skipped[size] = (f"one target ({area} px) is {area / n_valid:.0%} of the "
                              f"{n_valid} valid pixels (> {MAX_TARGET_FRACTION:.0%})")
             continue
-        count = max(1, round(COUNTS[size] * density * n_valid / REFERENCE_PIXELS))
+        count = max(1, round(size_count(size) * density * n_valid / REFERENCE_PIXELS))
         plan[size] = (count, draws)
     return plan, skipped
 
@@ -248,25 +272,28 @@ def runs_on(where: set[str] | None, bg: Background) -> bool:
     return where is None or bg.set in where or bg.name in where
 
 
-def score_maps(name: str, cube: xr.DataArray, seed: int) -> dict[str, np.ndarray]:
+def score_maps(name: str, cube: xr.DataArray, seed: int,
+               params: dict | None = None) -> dict[str, np.ndarray]:
     """The detector's map (classic) or every 2-D stage map (neural, ``name:stage``; the
-    ``score`` copy of the default output left out)."""
+    ``score`` copy of the default output left out). ``params``: the neural models'
+    hyperparameters other than their defaults (``--params``)."""
     if name in CLASSIC:
         return {name: np.asarray(detectors.get(name).fit_score(cube).values)}
-    det = detectors.get(name, seed=seed, progress=False, device="cpu")
+    det = detectors.get(name, seed=seed, progress=False, device="cpu", **(params or {}))
     stages = det.fit(cube).score_stages(cube)
     return {f"{name}:{k}": np.asarray(v.values) for k, v in stages.items()
             if k != "score" and v.ndim == 2}
 
 
-def timed_maps(name: str, cube, seed: int) -> tuple[dict, float, str]:
+def timed_maps(name: str, cube, seed: int, params: dict | None = None
+               ) -> tuple[dict, float, str]:
     """``(maps, seconds, warning)``: the first DegenerateDataWarning, or an error text
     (then no maps). Other warnings are shown as usual."""
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            maps, note = score_maps(name, cube, seed), ""
+            maps, note = score_maps(name, cube, seed, params), ""
         except HsadError as exc:
             maps, note = {}, f"error: {exc}"
     degenerate = [w for w in caught if issubclass(w.category, DegenerateDataWarning)]
@@ -280,15 +307,14 @@ def timed_maps(name: str, cube, seed: int) -> tuple[dict, float, str]:
 
 # ---- one background, one size, one draw --------------------------------------------------
 def run_unit(bg: Background, size: str, draw: int, names, seed: int,
-             texture: bool = False) -> list[dict]:
+             texture: bool = False, params: dict | None = None) -> list[dict]:
     """Implant one draw of ``size`` targets into ``bg`` and score it with ``names``."""
     count, _ = bg.plan[size]
-    k = list(SIZES).index(size)
     im = implant(bg.cube, bg.pool, size=size, count=count, exclude=bg.exclude,
-                 seed=seed * 100 + k + 10 * draw, texture=texture)
+                 seed=seed * 100 + size_seed(size) + 10 * draw, texture=texture)
     rows = []
     for name in names:
-        maps, seconds, note = timed_maps(name, im.cube, seed)
+        maps, seconds, note = timed_maps(name, im.cube, seed, params)
         if not maps:
             maps = {name: None}
         for key, m in maps.items():
@@ -331,7 +357,8 @@ class RowLog:
                 csv.DictWriter(fh, fieldnames=FIELDS).writerows(rows)
 
 
-def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = False) -> int:
+def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = False,
+        params: dict | None = None) -> int:
     """Run every unit ``log`` lacks; the number run."""
     ran = 0
     for bg in backgrounds:
@@ -341,7 +368,7 @@ def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = Fa
                 todo = [n for n in names if (bg.name, size, draw, n) not in log.done]
                 if not todo:
                     continue
-                rows = run_unit(bg, size, draw, todo, seed, texture)
+                rows = run_unit(bg, size, draw, todo, seed, texture, params)
                 log.add(rows)
                 ran += 1
                 print(f"{bg.name} {size} #{draw}: " + ", ".join(
@@ -507,16 +534,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--classic", nargs="*", default=list(CLASSIC), choices=list(CLASSIC))
     ap.add_argument("--models", nargs="*", default=["hadgan"],
                     help="neural models, NAME or NAME@WHERE (scenes, corpus, background names)")
-    ap.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--sizes", nargs="*", default=list(SIZES), type=_size,
+                    help=f"size classes ({', '.join(SIZES)}) or any square NxN, e.g. 11x11")
     ap.add_argument("--density", type=float, default=1.0, help="multiplies the target counts")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--texture", action="store_true",
                     help="targets carry the scene's pixel-to-pixel variation (implant texture=)")
+    ap.add_argument("--params", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="hyperparameters of the neural models other than their defaults "
+                         "(e.g. area=225); the classic detectors keep theirs")
     ap.add_argument("--out", help="markdown file")
     ap.add_argument("--csv", help="CSV file, one row per background, size, draw and map")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows already in --csv and run only what is missing")
     args = ap.parse_args(argv)
+    try:
+        args.params = parse_params(args.params)
+    except ParameterError as exc:
+        ap.error(str(exc))
     args.command = "python benchmarks/implanted_suite.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     return args
@@ -533,6 +568,15 @@ def load_backgrounds(args) -> list[Background]:
     return bgs
 
 
+def _size(text: str) -> str:
+    """``--sizes``: a standard size class or any square NxN."""
+    try:
+        target_edge(text)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
@@ -540,7 +584,7 @@ def main(argv=None) -> int:
     models = parse_models(args.models)
     bgs = load_backgrounds(args)
     log = RowLog(args.csv, args.resume)
-    ran = run(bgs, args.classic, models, args.seed, log, args.texture)
+    ran = run(bgs, args.classic, models, args.seed, log, args.texture, args.params)
     by_name = {bg.name: bg for bg in bgs}
     rows = [r for r in log.rows if r["background"] in by_name and r["size"] in args.sizes
             and (r["detector"] in args.classic or (r["detector"] in models and runs_on(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hsad.cube import make_cube, valid_mask
 
@@ -34,6 +35,43 @@ def test_size_plan_scales_counts_and_skips_targets_over_five_percent():
     assert list(skipped) == ["15x15"] and "22% of the 1024 valid pixels" in skipped["15x15"]
     plan, skipped = suite.size_plan(100, ALL, 1.0)
     assert list(plan) == ["subpixel", "1x1"] and list(skipped) == ["3x3", "7x7", "15x15"]
+
+
+def test_other_square_sizes_implant_the_pixels_of_the_seven_pixel_class_with_own_seeds():
+    assert [suite.size_count(s) for s in ("9x9", "11x11", "13x13", "5x5")] == [2, 1, 1, 6]
+    plan, skipped = suite.size_plan(10_000, ["11x11", "25x25"], 1.0)
+    assert plan == {"11x11": (1, 1)} and "625 px" in skipped["25x25"]
+    seeds = [suite.size_seed(s) + 10 * draw for s in [*ALL, "9x9", "11x11", "13x13"]
+             for draw in range(suite.MAX_DRAWS)]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_params_reach_the_neural_models_only(monkeypatch):
+    assert suite.parse_args(["--params", "area=225", "lam=0.4"]).params == {"area": 225,
+                                                                            "lam": 0.4}
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--params", "area"])
+    seen = {}
+
+    class Fitted:
+        def fit(self, cube):
+            return self
+
+        def score_stages(self, cube):
+            return {}
+
+        def fit_score(self, cube):
+            return make_cube(np.zeros((2, 2, 1), np.float32))[:, :, 0]
+
+    def get(name, **kwargs):
+        seen[name] = kwargs
+        return Fitted()
+
+    monkeypatch.setattr(suite.detectors, "get", get)
+    suite.score_maps("hadgan", None, 3, {"area": 225})
+    suite.score_maps("rx", None, 3, {"area": 225})
+    assert seen == {"hadgan": {"seed": 3, "progress": False, "device": "cpu", "area": 225},
+                    "rx": {}}
 
 
 def test_a_background_too_small_for_five_band_groups_is_skipped_whole():

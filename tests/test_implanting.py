@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
-from hsad.synthetic import SIZES, implant, object_spectra, resample_spectra
+from hsad.synthetic import SIZES, implant, object_spectra, resample_spectra, target_edge
 
 BANDS = 8
 
@@ -24,19 +24,29 @@ def _spectra():
     return np.stack([np.linspace(1, 2, BANDS), np.linspace(2, 1, BANDS)])
 
 
-@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("size", [*SIZES, "5x5", "11x11"])
 def test_targets_are_squares_of_their_size_away_from_labels_and_each_other(size):
     labelled = np.zeros((60, 60), bool)
     labelled[30:33, 30:33] = True
     im = implant(_background(), _spectra(), size=size, count=4, exclude=labelled, margin=2,
                  seed=5)
-    edge = SIZES[size]
+    edge = SIZES.get(size) or int(size.split("x")[0])
     parts, n = ndimage.label(im.implanted)
     assert n == 4 == len(im.targets)
     assert (np.bincount(parts.ravel())[1:] == edge * edge).all()
     grown = ndimage.binary_dilation(labelled, np.ones((5, 5)))
     assert not (im.implanted & grown).any()
     np.testing.assert_array_equal(im.truth, im.implanted | labelled)
+
+
+def test_target_edge_takes_the_classes_and_any_square():
+    assert [target_edge(s) for s in SIZES] == [1, 1, 3, 7, 15]
+    assert target_edge("11x11") == 11 and target_edge("2x2") == 2
+    for bad in ("11x9", "0x0", "big", "x3", "3x"):
+        with pytest.raises(ParameterError, match="square NxN"):
+            target_edge(bad)
+    with pytest.raises(ParameterError, match="square NxN"):
+        implant(_background(), _spectra(), size="4x5", count=1)
 
 
 def test_implanted_pixels_are_linear_mixtures_and_the_rest_is_untouched():
@@ -68,7 +78,7 @@ def test_a_scene_without_room_is_refused():
     with pytest.raises(ParameterError, match="no room for 5 15x15 targets"):
         implant(_background(30, 30), _spectra(), size="15x15", count=5)
     with pytest.raises(ParameterError, match="size must be one of"):
-        implant(_background(), _spectra(), size="2x2")
+        implant(_background(), _spectra(), size="2x3")
     with pytest.raises(ParameterError, match="spectra must be finite"):
         implant(_background(), np.ones((1, BANDS + 1)))
 

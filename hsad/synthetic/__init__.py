@@ -9,6 +9,7 @@ from hsad.synthetic.implanting import (
     implant,
     object_spectra,
     resample_spectra,
+    target_edge,
 )
 from hsad.synthetic.scene import (
     ABSORPTION_WINDOWS,
@@ -20,5 +21,5 @@ from hsad.synthetic.scene import (
 )
 
 __all__ = ["ABSORPTION_WINDOWS", "SIZES", "Implanted", "Scene", "background_endmembers",
-           "implant", "make_scene", "object_spectra", "resample_spectra", "target_materials",
-           "write_scene"]
+           "implant", "make_scene", "object_spectra", "resample_spectra", "target_edge",
+           "target_materials", "write_scene"]

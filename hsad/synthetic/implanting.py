@@ -5,7 +5,8 @@ class into a real cube (away from its labelled anomalies and from each other) by
 mixing, ``x ← (1 − a)·x + a·t``:
 
 - ``subpixel``: one pixel at abundance ``a`` drawn from ``abundance`` (default 0.1–1);
-- ``1x1``, ``3x3``, ``7x7``, ``15x15``: full squares at ``a = 1``.
+- ``1x1``, ``3x3``, ``7x7``, ``15x15`` (the standard classes, :data:`SIZES`), or any other
+  square ``"NxN"``: full squares at ``a = 1``.
 
 Target spectra come from elsewhere: the labelled objects of other scenes
 (:func:`object_spectra`), a spectral library or any ``(n, B)`` array, put on the scene's
@@ -17,6 +18,7 @@ level. Seeded: the same arguments give the same scene.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import dask.array as da
@@ -26,8 +28,20 @@ from scipy import ndimage
 
 from hsad.errors import ParameterError
 
-#: size classes and their square edge in pixels
+#: the standard size classes and their square edge in pixels
 SIZES = {"subpixel": 1, "1x1": 1, "3x3": 3, "7x7": 7, "15x15": 15}
+
+
+def target_edge(size: str) -> int:
+    """The square edge in pixels of size class ``size``: one of :data:`SIZES`, or ``"NxN"``
+    for any N ≥ 1."""
+    if size in SIZES:
+        return SIZES[size]
+    match = re.fullmatch(r"(\d+)x(\d+)", str(size))
+    if match is None or match[1] != match[2] or int(match[1]) < 1:
+        raise ParameterError(f"size must be one of {', '.join(SIZES)} or a square NxN "
+                             f"(e.g. 11x11), got {size!r}")
+    return int(match[1])
 
 
 @dataclass
@@ -102,7 +116,8 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
             abundance: tuple[float, float] = (0.1, 1.0), exclude=None, margin: int = 2,
             brightness: tuple[float, float] = (0.8, 1.25), seed: int = 0,
             texture: bool = False) -> Implanted:
-    """Implant ``count`` targets of size class ``size`` (see :data:`SIZES`) into ``cube``.
+    """Implant ``count`` targets of size class ``size`` (:data:`SIZES`, or any square
+    ``"NxN"``: :func:`target_edge`) into ``cube``.
 
     ``spectra``: ``(n, B)`` target spectra on the cube's bands (each target draws one);
     ``exclude``: (y, x) labelled anomalies, kept ``margin`` pixels away from and added to
@@ -113,8 +128,7 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     tight cluster (without it, every pixel of a target is one spectrum). Raises
     ParameterError when the scene has no room for the targets.
     """
-    if size not in SIZES:
-        raise ParameterError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    edge = target_edge(size)
     cube = cube.transpose("y", "x", "band")
     rows, cols, bands = cube.shape
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
@@ -123,7 +137,6 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     means = spectra.mean(axis=1)
     if (means <= 0).any():
         raise ParameterError("target spectra must have a positive mean level")
-    edge = SIZES[size]
     rng = np.random.default_rng(seed)
     texture_rng = np.random.default_rng([seed, 1])  # its own stream: same placement either way
     labelled = np.zeros((rows, cols), bool) if exclude is None else np.asarray(exclude, bool)
