@@ -483,14 +483,16 @@ def summary(rows, bgs, models, sizes, args, wall_s: float, ran: int) -> list[str
     units = {(r["background"], r["size"], r["draw"], r["detector"]): r["seconds"]
              for r in rows}
     compute_s = sum(units.values())
+    given = ", ".join(f"{k}={v}" for k, v in getattr(args, "params", {}).items())
+    settings = f" (the neural models with {given})" if given else ""
     text = ["# Implanted-target suite: AUC(D,F) against target size", "",
             "Written by `benchmarks/implanted_suite.py` (do not edit by hand); per-draw rows in "
             f"{csv_link(args.csv)}. Command: `{args.command}`.", "",
             "Targets of one size class are implanted (`hsad.synthetic.implant`, seeded) into "
             "real backgrounds; every detector is fitted on the implanted background at its "
-            "defaults and scored against the implanted mask (a scene's own labelled anomalies "
-            "left out). The protocol, fixed before any result was seen, is in the script's "
-            "docstring: band groups of at least "
+            f"defaults{settings} and scored against the implanted mask (a scene's own "
+            "labelled anomalies left out). The protocol, fixed before any result was seen, "
+            "is in the script's docstring: band groups of at least "
             f"{MIN_PIXELS_PER_BAND} valid pixels per band, sizes whose one target covers at "
             f"most {MAX_TARGET_FRACTION:.0%} of the valid pixels, counts per 100×100 pixels "
             f"(density {args.density}), up to {MAX_DRAWS} draws on small backgrounds, seed "
