@@ -155,8 +155,8 @@ def size_count(size: str) -> float:
 
 
 def size_seed(size: str) -> int:
-    """The seed offset of a size class: its place in ``SIZES`` (0–4), or 50 + N for NxN
-    (each draw adds 10, so no two sizes share a seed)."""
+    """The seed offset of a size class: its place in ``SIZES`` (0–4), or 50 + N for NxN,
+    which keeps an NxN draw (each draw adds 10) off the standard classes' seeds (0–44)."""
     return list(SIZES).index(size) if size in SIZES else 50 + target_edge(size)
 
 
