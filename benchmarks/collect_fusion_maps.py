@@ -1,11 +1,14 @@
 """The maps ``benchmarks/choose_fusion.py`` chooses the fusion from: HADGAN (library
-defaults, seed 0, CPU) trained on each real scene and on implanted versions of five of them.
+defaults, seed 0, CPU) trained on each real scene and on implanted versions of each.
 
 Per map file (``<scene>_<real|size>.npz``): the residual |Y − Ŷ|, D_spectral (RX of the
 residual), global RX, the cube's six leading principal components, the truth and the pixels
 left out of the metric (an implanted scene's own labelled anomalies). Implanted targets:
-``hsad.synthetic.implant`` with the counts of ``benchmarks/implanted_suite.py`` and seed 7.
-Resumable: existing files are kept. About 10 s per file on this 2-core CPU (300 MB in all).
+``hsad.synthetic.implant`` with the counts of ``benchmarks/implanted_suite.py`` (its
+``size_count``) and seed 7: flat targets of the standard sizes (``<scene>_7x7``), and
+textured ones from 7×7 to 15×15 (``<scene>_13x13t``: ``implant(texture=True)``, the scene's
+own pixel-to-pixel variation in every target pixel). Resumable: existing files are kept.
+About 10 s per file on this 2-core CPU (100 files, 810 MB in all).
 
     .venv/bin/python benchmarks/collect_fusion_maps.py /tmp/fusion_maps
 """
@@ -25,20 +28,24 @@ from hsad import fusion as F
 from hsad.synthetic import implant
 
 sys.path.insert(0, str(Path(__file__).parent))
-from implanted_suite import COUNTS, scene_pool  # noqa: E402
+from implanted_suite import scene_pool, size_count  # noqa: E402
 
-IMPLANTED_SCENES = ("abu-urban-2", "sandiego-1", "abu-beach-2", "hydice-urban", "abu-airport-1")
 SIZES = ("1x1", "3x3", "7x7", "15x15")
+#: textured targets (file suffix ``t``): the sizes around the spatial map's largest area
+TEXTURED_SIZES = ("7x7t", "9x9t", "11x11t", "13x13t", "15x15t")
 
 
 def map_scene(name: str, size: str | None):
     """``(cube, truth, ignore)`` of one map file: a real scene (``size`` None) or the scene
-    with targets of ``size`` implanted (seed 7; its own labelled anomalies are ignored)."""
+    with targets of ``size`` implanted (seed 7; a trailing ``t``: textured targets; its own
+    labelled anomalies are ignored)."""
     cube, gt = datasets.load(name)
     if not size:
         return cube, gt.values, np.zeros(gt.shape, bool)
-    im = implant(cube, scene_pool(name, cube.sizes["band"]), size=size, count=COUNTS[size],
-                 exclude=gt.values, seed=7)
+    texture = size.endswith("t")
+    size = size.removesuffix("t")
+    im = implant(cube, scene_pool(name, cube.sizes["band"]), size=size,
+                 count=size_count(size), exclude=gt.values, seed=7, texture=texture)
     return im.cube, im.implanted, gt.values
 
 
@@ -50,7 +57,7 @@ def main() -> None:
     out_dir = Path(args.folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(n, None) for n in datasets.names()]
-    jobs += [(n, z) for z in SIZES for n in IMPLANTED_SCENES]
+    jobs += [(n, z) for z in SIZES + TEXTURED_SIZES for n in datasets.names()]
     for name, size in jobs:
         out = out_dir / f"{name}_{size or 'real'}.npz"
         if out.exists():
