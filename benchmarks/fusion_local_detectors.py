@@ -3,11 +3,11 @@ the spectral map, judged out of sample like the other fusion rules (issue #12, "
 that never hurts"; docs/fusion_rules.md).
 
 D = λs·N(D_spatial) + λc·N(local) + (1 − λs − λc)·N(D_spectral), N = min-max, with the
-default spatial map (multi-scale AED, largest area 121) and ``local`` the ``lrx`` or ``crd``
-detector at its library defaults, run on the same cube as HADGAN (real scenes and the
-implanted ones of ``benchmarks/collect_fusion_maps.py``). Same implanted constraint, same
-leave-one-scene-out selection and the same table as ``benchmarks/fusion_rules.py``; the
-two-map rule (λ = 0.4…0.7) is the baseline row.
+default spatial map (multi-scale AED, the default's largest area) and ``local`` the ``lrx``
+or ``crd`` detector at its library defaults, run on the same cube as HADGAN (real scenes and
+the implanted ones of ``benchmarks/collect_fusion_maps.py``). Same implanted constraint,
+same leave-one-scene-out selection and the same table as ``benchmarks/fusion_rules.py``; the
+two-map rule (the λ grid of ``choose_fusion.py``) is the baseline row.
 
 The local maps are cached beside the fusion maps (``<folder>/local/``), about 1 s per file.
 
@@ -36,7 +36,7 @@ LOCAL = ("lrx", "crd")
 #: (λs, λc) pairs of the three-map rule: the spatial and the local map's weights.
 WEIGHTS = [(s, c) for s in (0.2, 0.3, 0.4, 0.5) for c in (0.1, 0.2, 0.3, 0.4, 0.5)
            if s + c <= 0.8]
-AREA = 121
+AREA = F.VARIANT_DEFAULTS["multiscale"]["area"]
 
 
 def local_maps(folder: Path, stem: str) -> dict[str, np.ndarray]:

@@ -2,14 +2,15 @@
 (issue #12, "a fusion that never hurts"): docs/fusion_rules.md.
 
 Input: the maps of ``benchmarks/collect_fusion_maps.py`` (HADGAN at the library defaults,
-seed 0: its residual, D_spectral, global RX, the cube's principal components, on the 10
-real scenes and 20 implanted ones). Every family below is given the same spatial maps (the
-multi-scale AED map with largest area 49, 121 or 225: the library's ``multiscale`` variant)
-and, where it has a weight, the same λ grid. Within a family, a setting is eligible when it
-meets the implanted rule (mean D_SS ≥ max(mean D_spectral, mean RX) − 0.01 at every target
-size); its leave-one-scene-out score picks, for each real scene, the eligible setting that
-``choose_fusion.py``'s rule picks on the other nine, and scores it on the scene left out.
-A last row pools every family, so the choice of family is made out of sample too.
+seed 0: its residual, D_spectral, global RX, the cube's principal components, on the 10 real
+scenes and 90 implanted ones, flat and textured). Every family below is given the same
+spatial maps (the multi-scale AED map with largest area 49, 121 or 225: the library's
+``multiscale`` variant) and, where it has a weight, the same λ grid. Within a family, a
+setting is eligible when it meets the implanted rule (mean D_SS ≥ max(mean D_spectral, mean
+RX) − 0.01 at every target size); its leave-one-scene-out score picks, for each real scene,
+the eligible setting that ``choose_fusion.py``'s rule picks on the other nine, and scores it
+on the scene left out. A last row pools every family, so the choice of family is made out of
+sample too.
 
 Families (N = the normalisation of each map before the weighted sum):
 

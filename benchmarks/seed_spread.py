@@ -31,7 +31,7 @@ def main() -> None:
           + "  spread  ensemble")
     for name in args.scenes or datasets.names():
         cube, gt = datasets.load(name)
-        fusion = F.Fusion()  # the library's default fusion
+        fusion = F.Fusion().resolved()  # the library's default fusion
         specs, spatial = [], None
         for seed in SEEDS:
             det = detectors.get("hadgan", seed=seed, progress=False, device="cpu").fit(cube)

@@ -184,10 +184,10 @@ def test_library_defaults_are_the_documented_sweep_choice():
     match = re.search(r"HADGAN parameters `(\{.*?\})`", doc.read_text(encoding="utf-8"))
     assert match, "fusion_choice.md lacks the chosen HADGAN parameters"
     chosen = ast.literal_eval(match.group(1))
-    # n_components, area, radius and eps default to None: the variant's own defaults
+    # lam, n_components, area, radius and eps default to None: the variant's own defaults
     resolved = HADGAN().fusion_()
     defaults = {**HADGAN.param_defaults(), **{k: getattr(resolved, k) for k in
-                                              ("n_components", "area", "radius", "eps")}}
+                                              ("lam", "n_components", "area", "radius", "eps")}}
     assert {k: defaults[k] for k in chosen} == chosen
     assert F.Fusion().resolved() == F.Fusion(
         variant=chosen["fusion"], lam=chosen["lam"], n_components=chosen["n_components"],
@@ -229,11 +229,13 @@ def test_detectors_take_the_variant_defaults_unless_given():
     from hsad import detectors
 
     fusion = detectors.get("hadgan", fusion="paper").fusion_()
-    assert (fusion.n_components, fusion.area, fusion.radius, fusion.eps) == (3, 25, 3, 0.5)
+    assert (fusion.lam, fusion.n_components, fusion.area, fusion.radius, fusion.eps) == (
+        0.5, 3, 25, 3, 0.5)
     assert detectors.get("hadgan", fusion="paper", radius=2).fusion_().radius == 2
     default = detectors.get("fanogan").fusion_()
     assert default.variant == "multiscale"
-    assert (default.n_components, default.area, default.radius, default.eps) == (4, 121, 1,
-                                                                                  0.001)
+    assert (default.lam, default.n_components, default.area, default.radius,
+            default.eps) == (0.4, 4, 225, 1, 0.001)
+    assert detectors.get("fanogan", lam=0.7).fusion_().lam == 0.7
     aed = detectors.get("fanogan", fusion="aed").fusion_()
-    assert (aed.n_components, aed.area, aed.radius, aed.eps) == (4, 36, 1, 0.001)
+    assert (aed.lam, aed.n_components, aed.area, aed.radius, aed.eps) == (0.5, 4, 36, 1, 0.001)

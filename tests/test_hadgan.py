@@ -89,7 +89,7 @@ def test_every_stage_is_returned_and_d_spectral_alone_beats_rx(scene, fitted):
     np.testing.assert_array_equal(stages["d_ss"].values, scores.values)
     auc_spec = roc_auc_score(truth.ravel(), stages["d_spectral"].values.ravel())
     assert auc_spec > 0.85
-    lam = det.lam
+    lam = det.fusion_().lam  # the variant's own default when lam is None
     from hsad.fusion import normalise_map
 
     norm = det.fusion_norm

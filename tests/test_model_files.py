@@ -98,11 +98,34 @@ def assert_refused(path, match, scene, tmp_path, capsys):
 def test_model_records_hsad_and_format_versions_and_loads(model, members, scene):
     config, _ = members
     assert config["format"] == "hsad-model"
-    assert config["format_version"] == persistence.FORMAT_VERSION == 1
+    assert config["format_version"] == persistence.FORMAT_VERSION == 2
     assert config["hsad_version"] == __version__
     det = load_detector(model)
     assert det.get_params()["hidden"] == TINY["hidden"]
     assert np.isfinite(det.score(scene[0]).values).all()
+
+
+def test_a_format_1_model_keeps_the_fusion_it_was_trained_with(members, tmp_path):
+    """Format 1 stored lam (then a plain 0.5) and left area unset, which meant the ladder to
+    121 pixels; today's unset area means 225 with lam 0.4. An old file keeps its map."""
+    def old(c, **params):
+        c["format_version"] = 1
+        c["params"].update(lam=0.5, **params)
+
+    def unset(c):
+        c["params"].update(area=None, lam=None)
+
+    fusion = load_detector(with_config(members, tmp_path / "v1.hsad",
+                                       lambda c: old(c, area=None))).fusion_()
+    assert (fusion.variant, fusion.area, fusion.lam) == ("multiscale", 121, 0.5)
+    given = load_detector(with_config(members, tmp_path / "v1_area.hsad",
+                                      lambda c: old(c, area=49))).fusion_()
+    assert given.area == 49
+    paper = load_detector(with_config(members, tmp_path / "v1_paper.hsad",
+                                      lambda c: old(c, area=None, fusion="paper"))).fusion_()
+    assert (paper.area, paper.lam) == (25, 0.5)
+    today = load_detector(with_config(members, tmp_path / "v2.hsad", unset)).fusion_()
+    assert (today.area, today.lam) == (225, 0.4)
 
 
 def test_a_rewritten_but_untouched_model_still_loads(members, tmp_path, scene):
@@ -133,7 +156,7 @@ def _bands(n):
 TAMPERED = {
     "unknown detector": (_set("method", "evil"), "needs method 'evil'"),
     "classic detector": (_set("method", "rx"), "needs method 'rx'"),
-    "future format": (_set("format_version", 2), "newer than this hsad.*upgrade hsad"),
+    "future format": (_set("format_version", 3), "newer than this hsad.*upgrade hsad"),
     "no format version": (_drop("format_version"), "no format_version.*retrain"),
     "old format version": (_set("format_version", 0), "no longer read.*retrain"),
     "format version as text": (_set("format_version", "1"), "must be an integer"),

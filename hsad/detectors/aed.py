@@ -7,7 +7,7 @@ responses are smoothed by a guided filter led by the first component, and summed
 
     D_spatial(p) = Σ_i GF_PC1( mean_a |PC_i − O_a(PC_i)| + |C_a(PC_i) − PC_i| )(p)
 
-over the areas a = 9, 25, 49, 121 (``variant="multiscale"``, the default) or the single
+over the areas a = 9, 25, 49, 121, 225 (``variant="multiscale"``, the default) or the single
 ``area`` (``variant="aed"``, Kang et al.'s detector).
 
 No network is involved: this is the map that HADGAN's and f-AnoGAN's default fusion
@@ -39,8 +39,8 @@ class AED(BaseDetector):
 
     Parameters (as the fusion stage's, same defaults)
     ----------
-    variant : ``"multiscale"`` (default: responses averaged over the areas 9, 25, 49, 121
-        up to ``area``) or ``"aed"`` (the one area ``area``).
+    variant : ``"multiscale"`` (default: responses averaged over the areas 9, 25, 49, 121,
+        225 up to ``area``) or ``"aed"`` (the one area ``area``).
     n_components : principal components filtered.
     area : area threshold of the attribute filter in pixels (the assumed target size; the
         largest one for ``multiscale``).
@@ -55,7 +55,7 @@ class AED(BaseDetector):
     summary = ("AED spatial detector: attribute + guided filters on principal components "
                "(Kang 2017); HADGAN's D_spatial alone")
 
-    def __init__(self, variant: str = "multiscale", n_components: int = 4, area: int = 121,
+    def __init__(self, variant: str = "multiscale", n_components: int = 4, area: int = 225,
                  levels: int = 256, radius: int = 1, eps: float = 0.001,
                  target_size_m: float | None = None):
         self.variant = variant

@@ -75,9 +75,10 @@ class BaseDetector:
         return {n: sig.parameters[n].default for n in cls._param_names()}
 
     @classmethod
-    def upgrade_params(cls, saved: dict) -> dict:
-        """Hyperparameters saved by an earlier hsad, renamed to today's (a model file's
-        loader calls this first). The default has nothing to rename."""
+    def upgrade_params(cls, saved: dict, format_version: int) -> dict:
+        """Hyperparameters saved by an earlier hsad in model format ``format_version``, in
+        today's names and meanings (a model file's loader calls this first). The default
+        has nothing to change."""
         return saved
 
     def get_params(self, deep: bool = False) -> dict:

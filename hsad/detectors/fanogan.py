@@ -88,15 +88,15 @@ class FAnoGAN(ReconstructionDetector):
         return None, n_bands
 
     @classmethod
-    def upgrade_params(cls, saved: dict) -> dict:
+    def upgrade_params(cls, saved: dict, format_version: int) -> dict:
         """Files from before the shared base: ``fusion`` none|dss → ``output``,
-        ``fusion_variant`` → ``fusion``."""
-        if "fusion_variant" not in saved:
-            return saved
-        mode = saved.get("fusion", "none")
-        return {**{k: v for k, v in saved.items() if k != "fusion_variant"},
-                "fusion": saved["fusion_variant"],
-                "output": {"dss": "d_ss", "none": cls.score_terms[0]}[mode]}
+        ``fusion_variant`` → ``fusion``; then the reconstruction models' upgrade."""
+        if "fusion_variant" in saved:
+            mode = saved.get("fusion", "none")
+            saved = {**{k: v for k, v in saved.items() if k != "fusion_variant"},
+                     "fusion": saved["fusion_variant"],
+                     "output": {"dss": "d_ss", "none": cls.score_terms[0]}[mode]}
+        return super().upgrade_params(saved, format_version)
 
     def _build(self, n_bands: int) -> dict[str, nn.Module]:
         d_z, widths, k = self.latent_size(n_bands), self.widths, self.patch_size

@@ -46,18 +46,20 @@ RESIDUAL_MEMORY = 1 << 30
 MIN_PIXELS_PER_BAND = 10
 #: Sampled rows run through the network together (bounds the sample's memory).
 SAMPLE_ROWS_AT_ONCE = 16
+#: The multi-scale ladder's largest area that a format-1 model file left unset meant.
+FORMAT1_MULTISCALE_AREA = 121
 
 
 class ReconstructionDetector(NeuralDetector):
     """A neural detector whose residual is fused into D_SS.
 
-    ``fusion`` is the spatial variant (``multiscale``, ``aed`` or ``paper``);
+    ``fusion`` is the spatial variant (``multiscale``, ``aed`` or ``paper``); ``lam``,
     ``n_components``, ``area``, ``radius`` and ``eps`` left None take that variant's own
     defaults (hsad.fusion).
     """
 
     fusion: str = "multiscale"
-    lam: float = 0.5
+    lam: float | None = None
     n_components: int | None = None
     area: int | None = None
     levels: int = 256
@@ -67,6 +69,17 @@ class ReconstructionDetector(NeuralDetector):
     pc_source: str = "cube"
     target_size_m: float | None = None
     stats_sample: int = 262144
+
+    @classmethod
+    def upgrade_params(cls, saved: dict, format_version: int) -> dict:
+        """A format-1 model (before 2026-12-02) that left the multi-scale ladder's largest
+        area unset used the ladder to 121 pixels (format 2: to 225); its ``lam`` was always
+        stored. Keep the map it was trained to give."""
+        saved = super().upgrade_params(saved, format_version)
+        if (format_version < 2 and saved.get("fusion", "multiscale") == "multiscale"
+                and saved.get("area") is None and saved.get("target_size_m") is None):
+            saved = {**saved, "area": FORMAT1_MULTISCALE_AREA}
+        return saved
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

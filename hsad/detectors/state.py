@@ -118,7 +118,7 @@ def restore_statistics(config: dict, tensors: dict[str, np.ndarray], path: Path)
     if not savable(det):
         raise ModelError(f"the model needs method {method!r}, which this hsad cannot load as "
                          f"statistics", path)
-    set_saved_params(det, config["params"], path)
+    set_saved_params(det, config, path)
     for key, value in _check_state(det, config, tensors, path).items():
         setattr(det, key, value)
     try:

@@ -30,13 +30,16 @@ VARIANTS = ("aed", "multiscale", "paper")
 #: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its
 #: ``area`` is the largest one used
 LADDER = (9, 25, 49, 121, 225)
-#: Each variant's own defaults, taken where a :class:`Fusion` field is None. ``aed``: the
-#: sweep's setting (docs/fusion_sweep.md); ``paper``: METHODS.md §1 (3 minimum-energy
-#: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's default).
+#: Each variant's own defaults, taken where a :class:`Fusion` field is None.
+#: ``multiscale``: chosen out of sample (``benchmarks/choose_fusion.py``,
+#: docs/fusion_choice.md: the whole ladder to 225 pixels, λ = 0.4); ``aed``: the sweep's
+#: setting (docs/fusion_sweep.md), λ 0.5; ``paper``: METHODS.md §1 (3 minimum-energy
+#: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's
+#: default; λ is open there: 0.5).
 VARIANT_DEFAULTS = {
-    "aed": {"n_components": 4, "area": 36, "radius": 1, "eps": 0.001},
-    "multiscale": {"n_components": 4, "area": 121, "radius": 1, "eps": 0.001},
-    "paper": {"n_components": 3, "area": 25, "radius": 3, "eps": 0.5},
+    "aed": {"lam": 0.5, "n_components": 4, "area": 36, "radius": 1, "eps": 0.001},
+    "multiscale": {"lam": 0.4, "n_components": 4, "area": 225, "radius": 1, "eps": 0.001},
+    "paper": {"lam": 0.5, "n_components": 3, "area": 25, "radius": 3, "eps": 0.5},
 }
 NORMS = ("minmax", "rank")
 PC_SOURCES = ("cube", "residual")
@@ -219,14 +222,15 @@ def fuse(d_spatial: np.ndarray, d_spectral: np.ndarray, lam: float,
 class Fusion:
     """Every parameter of the fusion stage; :meth:`stages` runs it on a residual.
 
-    ``n_components``, ``area``, ``radius`` and ``eps`` left None take the variant's own
-    defaults (:data:`VARIANT_DEFAULTS`, see :meth:`resolved`): the sweep's for ``aed``
-    (one setting for all scenes, ``benchmarks/sweep_fusion.py``), METHODS.md §1's for
-    ``paper``. ``lam``, ``levels`` and ``norm`` are shared by both.
+    ``lam``, ``n_components``, ``area``, ``radius`` and ``eps`` left None take the
+    variant's own defaults (:data:`VARIANT_DEFAULTS`, see :meth:`resolved`): the
+    out-of-sample choice for ``multiscale``, the sweep's for ``aed`` (one setting for all
+    scenes, ``benchmarks/sweep_fusion.py``), METHODS.md §1's for ``paper``. ``levels`` and
+    ``norm`` are shared by all three.
     """
 
     variant: str = "multiscale"
-    lam: float = 0.5
+    lam: float | None = None
     n_components: int | None = None
     area: int | None = None
     levels: int = 256

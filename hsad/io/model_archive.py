@@ -8,9 +8,11 @@ statistics (:mod:`hsad.detectors.state`: RX, UTD, cluster RX ...) store those. T
 needs no torch.
 
 Format policy: ``format_version`` is an integer bumped whenever a change would make an older
-hsad misread a model. This hsad reads the versions in :data:`READABLE` (only 1 so far); a
-newer version asks to upgrade hsad, a model without one (or an unknown older one) asks to
-retrain it with ``hsad train``.
+hsad misread a model. This hsad reads the versions in :data:`READABLE`; a newer version asks
+to upgrade hsad, a model without one (or an unknown older one) asks to retrain it with
+``hsad train``. Format 2 (2026-12-02): a reconstruction model's fusion ``lam`` may be None
+(the variant's own default); a format-1 model's parameters are read with the meanings they
+had (``upgrade_params``: the multi-scale ladder it left unset went up to 121 pixels).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from hsad.errors import HsadError, ModelError
 from hsad.io.atomic import atomic_path
 
 FORMAT = "hsad-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: format versions this hsad reads
-READABLE = (1,)
+READABLE = (1, 2)
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: largest member sizes read (uncompressed bytes): checked before anything is read
@@ -208,11 +210,11 @@ def load_model(path: str | os.PathLike, device: str | None = None):
     return load_networks(config, tensors, Path(path), device)
 
 
-def set_saved_params(det, saved: dict, path: Path) -> None:
-    """Saved hyperparameters onto ``det`` (renamed from an earlier hsad's where the
-    detector knows how): unknown names or wrong types are errors."""
+def set_saved_params(det, config: dict, path: Path) -> None:
+    """The hyperparameters of a model's (checked) ``config`` onto ``det``, upgraded from its
+    format version where the detector knows how: unknown names or wrong types are errors."""
     try:
-        saved = det.upgrade_params(saved)
+        saved = det.upgrade_params(config["params"], config["format_version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{CONFIG}: parameters of an earlier hsad that cannot be read "
                          f"({exc!r}); " + _RETRAIN, path) from None

@@ -182,7 +182,7 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         loadable = [k for k, cls in detectors.available().items() if hasattr(cls, "_build")]
         raise ModelError(f"the model needs method {method!r}, which this hsad cannot load "
                          f"(model methods: {', '.join(loadable)})", path)
-    set_saved_params(det, config["params"], path)
+    set_saved_params(det, config, path)
     if device is not None:
         det.set_params(device=device)
     elif str(det.device).startswith("cuda") and not torch.cuda.is_available():
