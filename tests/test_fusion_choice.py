@@ -35,7 +35,7 @@ def test_sizes_are_grouped_exactly_flat_before_textured():
 
 def test_the_implanted_rule_is_decided_by_the_worst_size():
     aucs = _aucs()
-    # textured 15x15: 0.85 − max(0.8, 0.7) for "wide", 0.6 − 0.8 for "narrow"
+    # "wide": its worst size is flat 15x15 (0.1 − 0.1); "narrow": textured 15x15 (0.6 − 0.8)
     assert choose_fusion.implanted_gap(aucs, "wide") == pytest.approx(0.0)
     assert choose_fusion.implanted_gap(aucs, "narrow") == pytest.approx(-0.2)
 
