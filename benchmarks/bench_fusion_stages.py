@@ -9,11 +9,13 @@ for the statistics the share of the cube read from the file.
 
 Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
 (``hsad.fusion.tiled.FILTER_EDGE``; 0 = tiles as large as the memory budget allows), each
-with and without the per-area halos (``area_margins``: small areas leave the largest
-area's halo out). ``--parallel`` then runs the default filters once more as ``hsad detect``
-does (threaded scheduler, worker processes) and prints the CPU seconds of this process and
-of the workers: set beside the one-thread figure, they show what running two filters side
-by side costs.
+with hsad's tree (one tree per polarity for every area, :mod:`hsad.area_tree`) and, with
+``--diplib``, with DIPlib's area opening called once per area and polarity on the whole
+tile (the filters hsad used before 2026-12-02). The attribute responses are computed on
+tiles of that cap and the guided filter on its own tiles (``tiled._aed_filtered``).
+``--parallel`` then runs the default filters once more as ``hsad detect`` does (threaded
+scheduler, worker processes) and prints the CPU seconds of this process and of the workers:
+set beside the one-thread figure, they show what running two filters side by side costs.
 
     .venv/bin/python benchmarks/bench_out_of_core.py --size 2048x2048x200 --dir /tmp/big \\
         --keep --memory-limit 1GB
@@ -60,6 +62,8 @@ def main() -> None:
                         help="folder with scene.hdr and hadgan.hsad (bench_out_of_core --keep)")
     parser.add_argument("--memory-limit", default="1GB")
     parser.add_argument("--edges", default="0,1024", help="tile-edge caps to compare")
+    parser.add_argument("--diplib", action="store_true",
+                        help="also run DIPlib's area opening, one call per area and polarity")
     parser.add_argument("--parallel", action="store_true",
                         help="also run the default filters with worker processes")
     args = parser.parse_args()
@@ -69,6 +73,7 @@ def main() -> None:
 
     from hsad.engine.tiles import open_tiled
     from hsad.fusion import tiled
+    from hsad.morphology import attribute_responses as responses
     from hsad.nn.persistence import load_detector
     from hsad.nn.trainer import cpu_threads
 
@@ -90,25 +95,50 @@ def main() -> None:
         print(f"principal components: {wall:6.1f} s wall {cpu:6.1f} s CPU")
 
         lazy = da.from_array(comps, chunks=(512, -1, -1))
-        margins, cap, ref = tiled.area_margins, tiled.FILTER_EDGE, None
+        cap, ref, tile = tiled.FILTER_EDGE, None, tiled._response_tile
+        seen = []
+
+        def recorded(block, **kwargs):  # the filter tiles, halo included
+            seen.append(block.shape[:2])
+            return tile(block, **kwargs)
+
+        backends = ("tree", "diplib") if args.diplib else ("tree",)
         try:
+            tiled._response_tile = recorded
             for edge in (int(e) for e in args.edges.split(",")):
-                for per_area in (False, True):
+                for backend in backends:
                     tiled.FILTER_EDGE = edge or None
-                    tiled.area_margins = margins if per_area else (
-                        lambda areas, block_info=None: [(0, 0, 0, 0)] * len(areas))
+                    tiled.attribute_responses = (_diplib_responses if backend == "diplib"
+                                                 else responses)
+                    seen.clear()
                     m = tiled._aed_filtered(lazy, fusion, args.memory_limit)
                     out, wall, cpu = _timed(m.compute)
                     ref = out if ref is None else ref
                     diff = float(np.nanmax(np.abs(out - ref)))
-                    tiles = "x".join(str(len(c)) for c in m.chunks[:2])
-                    print(f"filters, edge cap {edge or 'none':>5}, per-area halos "
-                          f"{'yes' if per_area else 'no ':3}: {wall:6.1f} s wall {cpu:6.1f} s "
-                          f"CPU ({tiles} tiles; max |Δ| {diff:.1e})")
+                    tiles = [s for s in seen if min(s) > 1]  # not dask's meta calls
+                    share = sum(h * w for h, w in tiles) / (lazy.shape[0] * lazy.shape[1])
+                    print(f"filters, edge cap {edge or 'none':>5}, {backend:6}: {wall:6.1f} s "
+                          f"wall {cpu:6.1f} s CPU ({len(tiles)} filter tiles, {share:.2f}× "
+                          f"the scene's pixels; max |Δ| {diff:.1e})")
         finally:
-            tiled.area_margins, tiled.FILTER_EDGE = margins, cap
+            tiled.FILTER_EDGE, tiled.attribute_responses = cap, responses
+            tiled._response_tile = tile
     if args.parallel:
         _parallel_filters(lazy, fusion, args.memory_limit)
+
+
+def _diplib_responses(images, areas, *, summed=True):
+    """The summed responses from DIPlib's area opening, one call per area and polarity."""
+    from hsad.morphology import area_filter
+
+    out = []
+    for image in images:
+        total = np.zeros(image.shape, np.int64)
+        for a in areas:
+            total += area_filter(image, a, "closing", backend="diplib")
+            total -= area_filter(image, a, "opening", backend="diplib")
+        out.append(total.astype(np.uint32))
+    return out
 
 
 def _parallel_filters(lazy, fusion, memory_limit) -> None:

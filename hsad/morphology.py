@@ -1,20 +1,23 @@
 """Grey-level area opening and closing (4-connectivity), the attribute filters of the
 fusion stage.
 
-DIPlib's union-find implementation (``diplib.AreaOpening``) is used when it is installed:
-it gives the same images as ``skimage.morphology.area_opening``/``area_closing`` and runs
-in linear time, whereas scikit-image's max-tree slows down super-linearly on quantised
-images with large flat zones (512 × 512 uint8: 0.04 s against 2.3 s; 1024 × 1024: 76 s
-for scikit-image). scikit-image is the fallback.
+hsad's own kernel (:mod:`hsad.area_tree`, compiled by numba) builds one component tree
+per polarity and reads every area of the multi-scale ladder from it; DIPlib's union-find
+area opening (``diplib.AreaOpening``) and scikit-image's max-tree give the same images one
+area per call. They are the references of the tests, and the fallbacks (in that order)
+where numba is not installed. On the 2048² principal-component images of benchmark 16
+(docs/performance.md) the five areas of the ladder, opening and closing, take less than
+half of DIPlib's time; scikit-image slows down super-linearly on quantised images with
+large flat zones (1024 × 1024 uint8: 76 s).
 
-DIPlib holds the GIL, so threads run its filters one at a time: large batches of filters
-(:func:`attribute_responses`) run in worker processes instead. This module imports only
-numpy and DIPlib, so that those workers start light.
+Large batches of filters (:func:`attribute_responses`) run in worker processes. This module
+imports only numpy (and the kernel when it filters), so that those workers start light.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import multiprocessing
 import os
 import signal
@@ -28,8 +31,18 @@ import numpy as np
 
 try:
     import diplib as _dip
-except ImportError:  # pragma: no cover - exercised by the fallback test
+except ImportError:  # a reference backend only (pip install hsad[dev])
     _dip = None
+
+BACKENDS = ("tree", "diplib", "skimage")
+
+
+def default_backend() -> str:
+    """``"tree"`` where numba is installed, else ``"diplib"`` where DIPlib is, else
+    ``"skimage"``."""
+    if importlib.util.find_spec("numba") is not None:
+        return "tree"
+    return "diplib" if _dip is not None else "skimage"
 
 
 def _skimage(image: np.ndarray, area: int, polarity: str) -> np.ndarray:
@@ -44,37 +57,43 @@ def _diplib(image: np.ndarray, area: int, polarity: str) -> np.ndarray:
     return np.asarray(out).astype(image.dtype, copy=False).reshape(image.shape)
 
 
+def _tree(image: np.ndarray, area: int, polarity: str) -> np.ndarray:
+    from hsad.area_tree import area_filters
+
+    return area_filters(image, (area,), (polarity,))[polarity][0]
+
+
 def area_filter(image: np.ndarray, area: int, polarity: str = "opening", *,
                 backend: str | None = None) -> np.ndarray:
     """Area opening (``polarity="opening"``) or closing of a 2-D image, 4-connectivity.
 
     The opening removes bright connected structures of fewer than ``area`` pixels (the
     closing, dark ones), as ``skimage.morphology.area_opening(image, area, 1)`` does.
-    ``backend``: ``"diplib"``, ``"skimage"`` or ``None`` (DIPlib when installed).
+    ``backend``: ``"tree"`` (hsad's kernel), ``"diplib"``, ``"skimage"`` or ``None``
+    (:func:`default_backend`).
     """
     image = np.asarray(image)
+    backend = backend or default_backend()
     if image.ndim != 2:
         raise ValueError(f"area_filter needs a 2-D image, got shape {image.shape}")
     if polarity not in ("opening", "closing"):
         raise ValueError(f"polarity must be 'opening' or 'closing', not {polarity!r}")
-    backend = backend or ("diplib" if _dip is not None else "skimage")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "diplib" and _dip is None:
         raise ImportError("diplib is not installed")
     if area <= 1 or image.size == 0:
         return image.copy()
-    if backend == "diplib":
-        return _diplib(image, area, polarity)
-    if backend == "skimage":
-        return _skimage(image, area, polarity)
-    raise ValueError(f"backend must be 'diplib' or 'skimage', not {backend!r}")
+    return {"tree": _tree, "diplib": _diplib, "skimage": _skimage}[backend](
+        image, area, polarity)
 
 
 # ------------------------------------------------------------ attribute responses in parallel
 
-#: batches of at least this many pixel-filters (pixels × areas; about 4 s of filtering) run
-#: in worker processes when the machine has more than one core: DIPlib holds the GIL, so
-#: threads would run its filters one at a time (two threads take as long as two calls in a
-#: row), and a worker costs about a second to start (once per run)
+#: batches of at least this many pixels (about 3 s of filtering at the ladder's five areas)
+#: run in worker processes when the machine has more than one core; a worker costs one to
+#: two seconds to start (once per run). Processes, not threads: the fallback filters
+#: (DIPlib's) hold the GIL; the tree releases it
 PARALLEL_PIXELS = 1 << 22
 
 #: environment variable: ``0`` keeps the filters in the calling process, ``1`` allows worker
@@ -87,53 +106,68 @@ _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 
 
-def attribute_response(image: np.ndarray, areas, margins=None) -> np.ndarray:
+def attribute_response(image: np.ndarray, areas, *, summed: bool = False) -> np.ndarray:
     """``|f − γ_a(f)| + |φ_a(f) − f|`` of one image ``f`` for each area ``a``, stacked
-    ``(len(areas), h, w)``: γ the area opening, φ the closing. Integer images give exact
-    integers (uint16 for 8-bit images, uint32 otherwise), float images float64.
-
-    ``margins``: per area, the rows and columns ``(top, bottom, left, right)`` left out of
-    that area's filters (a tile's halo wider than a small area needs); the response there is
-    0. An area's filters cost more than linearly in the pixels they see, so the small areas
-    of a multi-scale ladder are not run on the halo of the largest."""
+    ``(len(areas), h, w)``: γ the area opening, φ the closing, both read from one tree per
+    polarity (:mod:`hsad.area_tree`; without numba, one filter per area and polarity).
+    Integer images give exact integers (uint16 for 8-bit images, uint32 otherwise), float
+    images float64. ``summed``: the sum over the areas instead, ``(h, w)`` (uint32 for
+    integer images)."""
     f = np.asarray(image)
+    if f.ndim != 2:
+        raise ValueError(f"attribute_response needs a 2-D image, got shape {f.shape}")
+    areas = tuple(int(a) for a in areas)
     if np.issubdtype(f.dtype, np.integer):
-        # the narrowest signed type holding 2·max: |f − γ(f)| + |φ(f) − f| ≤ 2·max(f)
-        f_wide = f.astype({1: np.int16, 2: np.int32}.get(f.dtype.itemsize, np.int64))
-        dtype = np.uint16 if f.dtype.itemsize == 1 else np.uint32
+        # a signed type holding φ − γ ≤ max(f) − min(f)
+        wide = {1: np.int16, 2: np.int32}.get(f.dtype.itemsize, np.int64)
+        dtype = np.uint32 if summed or f.dtype.itemsize > 1 else np.uint16
     else:
-        f_wide, dtype = f.astype(np.float64), np.float64
-    margins = [(0, 0, 0, 0)] * len(areas) if margins is None else list(margins)
-    if len(margins) != len(areas):
-        raise ValueError(f"{len(margins)} margins for {len(areas)} areas")
-    out = np.zeros((len(areas),) + f.shape, dtype)
-    for i, (a, (top, bottom, left, right)) in enumerate(zip(areas, margins, strict=True)):
-        if min(top, bottom, left, right) < 0 or top + bottom >= f.shape[0] \
-                or left + right >= f.shape[1]:
-            raise ValueError(f"margins {(top, bottom, left, right)} do not fit an image of "
-                             f"shape {f.shape}")
-        inner = (slice(top, f.shape[0] - bottom), slice(left, f.shape[1] - right))
-        part, wide = np.ascontiguousarray(f[inner]), f_wide[inner]
-        np.add(np.abs(wide - area_filter(part, a, "opening")),
-               np.abs(area_filter(part, a, "closing") - wide), out=out[i][inner],
-               casting="unsafe")
-    return out
+        wide = dtype = np.float64
+    if summed:  # one polarity at a time: less memory (response_bytes)
+        total = np.zeros(f.shape, np.float64 if f.dtype.kind == "f" else np.int64)
+        total += np.sum(_filtered_stack(f, areas, "closing"), axis=0, dtype=total.dtype)
+        total -= np.sum(_filtered_stack(f, areas, "opening"), axis=0, dtype=total.dtype)
+        return total.astype(dtype)
+    # γ ≤ f ≤ φ, so |f − γ| + |φ − f| = φ − γ
+    out = _filtered_stack(f, areas, "closing").astype(wide)
+    out -= _filtered_stack(f, areas, "opening")
+    return out.astype(dtype)
 
 
-def attribute_responses(images, areas, *, margins=None,
+def _filtered_stack(f: np.ndarray, areas: tuple[int, ...], polarity: str) -> np.ndarray:
+    """``(len(areas), h, w)``: ``f`` filtered at every area, with one tree
+    (:func:`default_backend` ``"tree"``) or one filter per area."""
+    if default_backend() == "tree":
+        from hsad.area_tree import area_filters
+
+        return area_filters(f, areas, (polarity,))[polarity]
+    if not areas:
+        return np.empty((0,) + f.shape, f.dtype)
+    return np.stack([area_filter(f, a, polarity) for a in areas])
+
+
+def response_bytes(dtype, n_areas: int) -> int:
+    """Bytes per pixel that :func:`attribute_response` holds at its peak for an image of
+    ``dtype`` at ``n_areas`` areas, summed: the pixel order (int64), the tree (three
+    int32), one polarity's filtered images, the sum and its part."""
+    dtype = np.dtype(dtype)
+    return 8 + 12 + n_areas * dtype.itemsize + 2 * 8
+
+
+def attribute_responses(images, areas, *, summed: bool = False,
                         processes: int | None = None) -> list[np.ndarray]:
-    """:func:`attribute_response` of every image (same ``areas`` and ``margins``), in
-    worker processes when it pays.
+    """:func:`attribute_response` of every image (same ``areas``), in worker processes
+    when it pays.
 
     ``processes``: worker count; ``None`` uses every core (``dask.system.CPU_COUNT``) when
-    the batch holds at least :data:`PARALLEL_PIXELS` pixel-filters and :func:`workers_allowed`;
+    the batch holds at least :data:`PARALLEL_PIXELS` pixels and :func:`workers_allowed`;
     ``0`` or ``1`` runs here. Inside a daemonic process (a dask.distributed worker) or where
     processes cannot start, the filters run here: the results are the same either way.
     """
     images = [np.ascontiguousarray(im) for im in images]
     areas = tuple(int(a) for a in areas)
     if processes is None:
-        big = sum(im.size for im in images) * len(areas) >= PARALLEL_PIXELS
+        big = sum(im.size for im in images) >= PARALLEL_PIXELS
         processes = dask_cpu_count() if big and workers_allowed() else 0
     # one image or one process: nothing to share out. The pool keeps its size whatever the
     # batch (it starts workers as jobs need them), so batches of other sizes reuse it
@@ -142,8 +176,8 @@ def attribute_responses(images, areas, *, margins=None,
         try:
             pool = _executor(int(processes))
             with _interrupts_blocked():  # workers start here: they inherit the blocked Ctrl-C
-                results = pool.map(attribute_response, images, [areas] * len(images),
-                                   [margins] * len(images))
+                results = pool.map(_response, images, [areas] * len(images),
+                                   [summed] * len(images))
             return list(results)
         except (OSError, BrokenProcessPool) as exc:
             if getattr(pool, "hsad_stopped", False):  # stop_workers: stop, do not fall back
@@ -154,7 +188,12 @@ def attribute_responses(images, areas, *, margins=None,
         except BaseException:  # interrupted: stop the workers now rather than at exit
             _discard_pool(terminate=True)
             raise
-    return [attribute_response(im, areas, margins) for im in images]
+    return [attribute_response(im, areas, summed=summed) for im in images]
+
+
+def _response(image, areas, summed):
+    """:func:`attribute_response` with positional arguments (for ``pool.map``)."""
+    return attribute_response(image, areas, summed=summed)
 
 
 def workers_allowed() -> bool:

@@ -1,4 +1,5 @@
-"""Area opening and closing (hsad.morphology): DIPlib against scikit-image, edge cases."""
+"""Area opening and closing (hsad.morphology, hsad.area_tree): hsad's tree against DIPlib
+and scikit-image, edge cases."""
 
 from __future__ import annotations
 
@@ -25,21 +26,58 @@ def _images(seed: int):
                2: np.round(s * 1000).astype(np.uint16), 3: s}[i % 4]
 
 
-@needs_diplib
 @pytest.mark.parametrize("polarity", ["opening", "closing"])
 @pytest.mark.parametrize("area", [2, 3, 9, 25])
-def test_diplib_equals_skimage(area, polarity):
+def test_the_tree_equals_skimage_and_diplib(area, polarity):
     for image in _images(area):
-        fast = area_filter(image, area, polarity, backend="diplib")
-        ref = area_filter(image, area, polarity, backend="skimage")
-        assert fast.dtype == image.dtype and fast.shape == image.shape
-        if image.dtype.kind == "f":  # skimage inverts floats for the closing: rounding
-            np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
-        else:
-            np.testing.assert_array_equal(fast, ref)
+        tree = area_filter(image, area, polarity)
+        assert tree.dtype == image.dtype and tree.shape == image.shape
+        others = ["skimage"] + (["diplib"] if morphology._dip is not None else [])
+        for backend in others:
+            ref = area_filter(image, area, polarity, backend=backend)
+            if image.dtype.kind == "f" and backend == "skimage":
+                # skimage inverts floats for the closing: rounding
+                np.testing.assert_allclose(tree, ref, rtol=0, atol=1e-12)
+            else:
+                np.testing.assert_array_equal(tree, ref, err_msg=backend)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("diplib", marks=needs_diplib), "skimage"])
+@needs_diplib
+def test_the_tree_equals_diplib_for_areas_beyond_the_image_and_thin_images():
+    """scikit-image differs when the area exceeds the image (and fails on 1–2 rows);
+    DIPlib and the tree keep the image's extreme level."""
+    rng = np.random.default_rng(3)
+    for shape in [(1, 30), (2, 17), (30, 1), (5, 5), (12, 9)]:
+        image = (rng.random(shape) * 255).astype(np.uint8)
+        for area in (2, 7, 40, 500):
+            for polarity in ("opening", "closing"):
+                np.testing.assert_array_equal(
+                    area_filter(image, area, polarity),
+                    area_filter(image, area, polarity, backend="diplib"))
+
+
+def test_one_tree_gives_every_area_as_separate_calls_do():
+    from hsad.area_tree import area_filters
+
+    for image in list(_images(21))[:12]:
+        both = area_filters(image, (2, 9, 25, 121))
+        for polarity, stack in both.items():
+            for k, area in enumerate((2, 9, 25, 121)):
+                np.testing.assert_array_equal(stack[k], area_filter(image, area, polarity))
+
+
+def test_the_tree_refuses_nan_and_bad_shapes():
+    from hsad.area_tree import area_filters
+
+    with pytest.raises(ValueError, match="NaN"):
+        area_filters(np.array([[0.0, np.nan]]), (2,))
+    with pytest.raises(ValueError, match="2-D"):
+        area_filters(np.zeros(5), (2,))
+    assert area_filters(np.zeros((0, 4), np.uint8), (2, 3))["opening"].shape == (2, 0, 4)
+
+
+@pytest.mark.parametrize("backend", ["tree", pytest.param("diplib", marks=needs_diplib),
+                                     "skimage"])
 def test_small_bright_and_dark_structures_are_removed(backend):
     image = np.full((9, 9), 5, np.uint8)
     image[1:3, 1:3] = 9  # bright, 4 pixels
@@ -51,8 +89,7 @@ def test_small_bright_and_dark_structures_are_removed(backend):
     assert closed[6, 1] == 5 and (closed[1:3, 1:3] == 9).all()
 
 
-@needs_diplib
-def test_single_row_images_work_with_diplib():
+def test_single_row_images_work():
     row = np.array([[0, 5, 0, 0, 7, 7, 0]], np.uint8)  # scikit-image fails on 1–2 rows
     np.testing.assert_array_equal(area_filter(row, 2), [[0, 0, 0, 0, 7, 7, 0]])
     np.testing.assert_array_equal(area_filter(row.T, 3).ravel(), np.zeros(7))
@@ -65,12 +102,14 @@ def test_area_one_is_the_identity_and_a_copy():
     assert out is not image
 
 
-def test_fallback_without_diplib(monkeypatch):
+def test_without_diplib_the_tree_still_filters(monkeypatch):
     image = np.round(gaussian_filter(np.random.default_rng(0).random((20, 20)), 1) * 50)
     image = image.astype(np.uint8)
     expected = area_filter(image, 6, "closing", backend="skimage")
     monkeypatch.setattr(morphology, "_dip", None)
     np.testing.assert_array_equal(area_filter(image, 6, "closing"), expected)
+    np.testing.assert_array_equal(morphology.attribute_response(image, (6,))[0],
+                                  _response_reference(image, 6))
     with pytest.raises(ImportError, match="diplib"):
         area_filter(image, 6, backend="diplib")
 
@@ -86,42 +125,46 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 
 def _response_reference(image, area):
+    """The response from scikit-image's filters (the area must be below the image's size)."""
     f = image.astype(np.float64)
-    return (np.abs(f - area_filter(image, area, "opening")) +
-            np.abs(area_filter(image, area, "closing") - f))
+    return (np.abs(f - area_filter(image, area, "opening", backend="skimage")) +
+            np.abs(area_filter(image, area, "closing", backend="skimage") - f))
 
 
 def test_attribute_response_stacks_opening_and_closing_residues_per_area():
-    images = list(_images(3))[:8]
+    images = [im for im in _images(3) if im.size > 25 and min(im.shape) > 2][:8]
     for image in images:
         out = morphology.attribute_response(image, (2, 9, 25))
         assert out.shape == (3,) + image.shape
         expected = {"f": np.float64, 1: np.uint16, 2: np.uint32}
         assert out.dtype == expected["f" if image.dtype.kind == "f" else image.dtype.itemsize]
         for k, area in enumerate((2, 9, 25)):
-            np.testing.assert_array_equal(out[k], _response_reference(image, area))
+            np.testing.assert_allclose(out[k], _response_reference(image, area), rtol=0,
+                                       atol=1e-12)
 
 
-def test_margins_leave_a_halo_out_of_an_areas_filters_and_keep_the_rest_exact():
-    """A 40-pixel halo left out of area 9's filters (which need 8 pixels of context) leaves
-    its response on the inner pixels unchanged; the left-out border responds 0."""
-    rng = np.random.default_rng(4)
-    image = (rng.random((120, 100)) * 255).astype(np.uint8)
-    margins = [(40, 0, 40, 30), (0, 0, 0, 0)]
-    out = morphology.attribute_response(image, (9, 25), margins)
-    full = morphology.attribute_response(image, (9, 25))
-    np.testing.assert_array_equal(out[1], full[1])
-    inner = (slice(40 + 8, 120), slice(40 + 8, 100 - 30 - 8))
-    np.testing.assert_array_equal(out[0][inner], full[0][inner])
-    assert not out[0][:40].any() and not out[0][:, :40].any() and not out[0][:, 70:].any()
-    assert (out[0][:, 40:70] != full[0][:, 40:70]).any()  # the cut image differs near its edge
-    with pytest.raises(ValueError, match="margins"):
-        morphology.attribute_response(image, (9,), [(60, 60, 0, 0)])
-    with pytest.raises(ValueError, match="2 margins for 1 areas"):
-        morphology.attribute_response(image, (9,), margins)
-    workers = morphology.attribute_responses([image, image[::-1]], (9, 25), margins=margins,
+@pytest.mark.parametrize("fallback", [pytest.param("diplib", marks=needs_diplib), "skimage"])
+def test_without_numba_the_responses_come_from_one_filter_per_area(monkeypatch, fallback):
+    images = [im for im in _images(19) if im.size > 25 and min(im.shape) > 2][:6]
+    want = [morphology.attribute_response(im, (2, 9, 25)) for im in images]
+    monkeypatch.setattr(morphology, "default_backend", lambda: fallback)
+    for image, expected in zip(images, want, strict=True):
+        got = morphology.attribute_response(image, (2, 9, 25))
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_summed_responses_add_the_areas_exactly():
+    for image in list(_images(6))[:8]:
+        stacked = morphology.attribute_response(image, (2, 9, 25))
+        summed = morphology.attribute_response(image, (2, 9, 25), summed=True)
+        assert summed.shape == image.shape
+        assert summed.dtype == (np.float64 if image.dtype.kind == "f" else np.uint32)
+        np.testing.assert_allclose(summed, stacked.sum(axis=0), rtol=0, atol=1e-12)
+    workers = morphology.attribute_responses([image, image[::-1]], (9, 25), summed=True,
                                              processes=2)
-    np.testing.assert_array_equal(workers[0], out)
+    np.testing.assert_array_equal(
+        workers[1], morphology.attribute_response(image[::-1], (9, 25), summed=True))
 
 
 def test_attribute_responses_in_worker_processes_equal_those_run_here():

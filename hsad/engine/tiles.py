@@ -60,16 +60,17 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = None, *,
                workers: int | None = None, halo: int = 0,
-               full_rows: bool = False) -> tuple[int, int]:
+               full_rows: bool = False, pixel_bytes: int | None = None) -> tuple[int, int]:
     """Tile size ``(rows, cols)`` for a ``(y, x, band)`` cube of ``dtype`` under a budget.
 
     The budget (bytes, or a size string such as ``"2GB"``; default
     :func:`hsad.engine.scheduler.default_memory_limit`) is shared by the ``workers`` tiles
     processed at once (default: the current scheduler's threads). Each tile, with ``halo``
     pixels of context on every side, holds ``bands·(2·itemsize + WORK_BYTES)`` bytes per
-    pixel. ``full_rows`` asks for full-width strips (contiguous reads of row-interleaved
-    files) when at least ``MIN_STRIP`` rows fit; otherwise tiles are square, a multiple of
-    16 pixels, at least 32. A budget below :func:`min_memory` (one such smallest tile) is
+    pixel, or ``pixel_bytes`` for an operator that knows its own. ``full_rows`` asks for
+    full-width strips (contiguous reads of row-interleaved files) when at least
+    ``MIN_STRIP`` rows fit; otherwise tiles are square, a multiple of 16 pixels, at least
+    32. A budget below :func:`min_memory` (one such smallest tile) is
     refused with a ParameterError naming the minimum.
     """
     rows, cols = int(shape[0]), int(shape[1])
@@ -82,7 +83,7 @@ def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = N
             f"{min(rows, MIN_TILE)}x{min(cols, MIN_TILE)}-pixel tile of {bands} bands "
             f"({np.dtype(dtype).name}): give --memory-limit {math.ceil(need / 1e6)}MB or more")
     tasks = max(1, int(workers) if workers else concurrency())
-    per_pixel = bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES)
+    per_pixel = pixel_bytes or bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES)
     pixels = budget / tasks / per_pixel
     h = max(0, int(halo))
     if full_rows:
@@ -148,15 +149,17 @@ def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=Non
 
 
 def halo_tiles(data: da.Array, halo: int, memory_limit: str | int | None = None, *,
-               max_edge: int | None = None) -> da.Array:
+               max_edge: int | None = None, pixel_bytes: int | None = None) -> da.Array:
     """``data`` (y, x[, k]) rechunked into the largest tiles the budget allows for an
     operator with ``halo`` pixels of context (:func:`chunks_for`), so that the halo's
     repeated work stays a small share: a 30-row strip with a 122-pixel halo would filter
     nine times its own rows. ``max_edge``: for an operator whose cost per pixel grows with
     the tile, axes longer than twice ``max_edge`` are cut into tiles of ``max_edge`` to
     twice that. Axes are split into nearly equal tiles, so that no thin remainder carries
-    a whole halo."""
-    tile = chunks_for(data.shape, data.dtype, memory_limit, halo=halo)
+    a whole halo. ``pixel_bytes``: the operator's memory per tile pixel, halo included
+    (default: :func:`chunks_for`'s)."""
+    tile = chunks_for(data.shape, data.dtype, memory_limit, halo=halo,
+                      pixel_bytes=pixel_bytes)
     if max_edge:
         tile = tuple(min(t, -(-n // max(1, n // int(max_edge))))
                      for n, t in zip(data.shape[:2], tile, strict=True))

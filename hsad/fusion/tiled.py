@@ -31,7 +31,7 @@ from hsad.engine.tiles import (
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
 from hsad.fusion import band_energy, guided_filter, ladder
-from hsad.morphology import attribute_responses
+from hsad.morphology import attribute_responses, response_bytes
 
 
 def _lazy(data) -> da.Array:
@@ -89,12 +89,13 @@ def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> 
     return rx_block(residual[:, None, :], mean, tri)
 
 
-#: tile edge (pixels, without the halo) of the attribute filters: axes longer than twice
-#: this are cut into tiles of this to twice this. DIPlib's area opening costs more per pixel
-#: on larger images (0.12 µs a pixel at 512², 0.3 µs at 2048² on 2048² principal-component
-#: images), so smaller tiles are cheaper despite their larger share of halo, down to about
-#: this edge (docs/performance.md, benchmark 9)
-FILTER_EDGE = 512
+#: largest tile edge (pixels, without the halo) of the attribute filters: axes longer
+#: than twice this are cut into tiles of this to twice this. The largest area's halo (224
+#: pixels a side) is filtered again by every tile, and the tree's cost per pixel grows only
+#: mildly with the image (0.29 µs at 1472², 0.31 µs at 2048² a polarity, five areas), so
+#: the tiles are as large as the memory budget allows up to this edge: a 2048² scene is
+#: filtered whole under a 1 GB budget (docs/performance.md, benchmark 16)
+FILTER_EDGE = 2048
 
 
 def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
@@ -165,18 +166,17 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
     return np.round(scaled * (levels - 1)).astype(dtype)
 
 
-def _responses(bands: np.ndarray, stats, areas, levels: int, margins=None):
+def _responses(bands: np.ndarray, stats, areas, levels: int):
     """``fusion.attribute_filter`` of each band of a tile (quantised with the scene's
     statistics), averaged over ``areas``: yields one float64 image per band (the sum of the
     exact integer responses, scaled once). The filters of all bands run in one call
-    (:func:`attribute_responses`: worker processes on large tiles); ``margins``: per area,
-    the halo rows and columns it leaves out."""
+    (:func:`attribute_responses`: worker processes on large tiles)."""
     quantised = [_quantise(bands[:, :, i], *stats[i], levels) for i in range(bands.shape[-1])]
-    filtered = attribute_responses(quantised, areas, margins=margins)
+    filtered = attribute_responses(quantised, areas, summed=True)
     del quantised
     scale = len(areas) * (levels - 1 if levels else 1)
     for per_band in filtered:
-        yield np.sum(per_band, axis=0, dtype=np.float64) / scale
+        yield per_band.astype(np.float64) / scale
 
 
 def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
@@ -199,33 +199,30 @@ def guided_halo(radius: int) -> int:
     return 2 * int(radius)
 
 
-def area_margins(areas, block_info=None) -> list[tuple[int, int, int, int]]:
-    """Per area, the rows and columns ``(top, bottom, left, right)`` of a tile's halo that
-    its filters can leave out. The tile carries the halo of the largest area; a smaller
-    area ``a`` needs ``attribute_halo(a)`` of it, so ``max(areas) − a`` pixels (at most
-    the halo) can go on each side that has a neighbour tile (``map_overlap``'s
-    ``block_info``). At the image edge there is no halo to leave out. Exact: each area
-    still sees its own halo, so its response is the whole scene's."""
-    sides = [0, 0, 0, 0]
-    if block_info:
-        info = block_info[0]
-        for axis in (0, 1):
-            at, n = info["chunk-location"][axis], info["num-chunks"][axis]
-            sides[2 * axis] = int(at > 0)
-            sides[2 * axis + 1] = int(at < n - 1)
-    largest = max(int(a) for a in areas)
-    return [tuple(s * (largest - int(a)) for s in sides) for a in areas]
+def _quantised_tile(block, *, stats, levels):
+    """``_quantise`` of every band of a tile, stacked ``(y, x, k)``."""
+    bands = np.asarray(block, dtype=np.float64)
+    return np.stack([_quantise(bands[:, :, i], *stats[i], levels)
+                     for i in range(bands.shape[-1])], axis=-1)
 
 
-def _aed_tile(block, *, stats, areas, levels, radius, eps, block_info=None):
-    comps = np.asarray(block, dtype=np.float64)
-    off = ~np.isfinite(comps).all(axis=-1)
-    guide = _guide(comps[:, :, 0], *stats[0])
-    total = np.zeros(comps.shape[:2])
-    for response in _responses(comps, stats, areas, levels, area_margins(areas, block_info)):
-        total += response
-    out = guided_filter(guide, total, radius, eps)  # linear: one filter for the sum
-    out[off] = np.nan
+def _response_tile(block, *, areas, scale):
+    """Sum over the bands of a quantised tile of their attribute responses summed over
+    ``areas``, each scaled by ``scale`` (the filters of all bands in one call:
+    :func:`attribute_responses`, worker processes on large tiles)."""
+    total = np.zeros(block.shape[:2])
+    bands = [block[:, :, i] for i in range(block.shape[-1])]
+    for response in attribute_responses(bands, areas, summed=True):
+        total += response.astype(np.float64) / scale
+    return total
+
+
+def _guided_sum_tile(block, *, stats, radius, eps):
+    """D_spatial of a tile of ``(components…, summed response)``: the response guided by
+    the first component; NaN where a component is not finite."""
+    comps, total = block[:, :, :-1], block[:, :, -1]
+    out = guided_filter(_guide(comps[:, :, 0], *stats[0]), total, radius, eps)
+    out[~np.isfinite(comps).all(axis=-1)] = np.nan
     return out
 
 
@@ -352,17 +349,31 @@ def aed_map(source, fusion) -> da.Array:
 
 
 def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.Array:
-    """The AED filters on principal-component images ``comps`` (y, x, k), on tiles as
-    large as the budget allows (:func:`halo_tiles`); ``stats``: :func:`_band_stats` of
+    """The AED filters on principal-component images ``comps`` (y, x, k) in two tiled
+    stages: the attribute responses of the quantised components, summed over the areas
+    and components, on tiles with the largest area's halo and as large as the budget allows
+    (the filters need little memory a pixel, and every tile filters its halo again); then
+    the guided filter, on tiles with its own small halo. ``stats``: :func:`_band_stats` of
     ``comps`` when the caller has them."""
-    radius = int(fusion.radius)
+    radius, levels = int(fusion.radius), int(fusion.levels)
     areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
     stats = _band_stats(comps) if stats is None else stats
-    halo = attribute_halo(max(areas)) + guided_halo(radius)
-    tiles = halo_tiles(comps, halo, memory_limit, max_edge=FILTER_EDGE)
-    return map_halo(_aed_tile, tiles, halo, drop_axis=2,
-                    stats=stats, areas=areas, levels=int(fusion.levels), radius=radius,
-                    eps=float(fusion.eps))
+    k = comps.shape[2]
+    qtype = np.dtype(np.float64 if not levels else np.uint8 if levels <= 256 else np.uint16)
+    quantised = comps.rechunk({2: -1}).map_blocks(
+        _quantised_tile, stats=stats, levels=levels, dtype=qtype,
+        meta=np.empty((0, 0, 0), qtype))
+    halo = attribute_halo(max(areas))
+    # in this process: the tile, each band's response, the sum; in a worker: one filter job
+    pixel_bytes = k * (qtype.itemsize + 4) + 16 + response_bytes(qtype, len(areas))
+    tiles = halo_tiles(quantised, halo, memory_limit, max_edge=FILTER_EDGE,
+                       pixel_bytes=pixel_bytes)
+    scale = len(areas) * (levels - 1 if levels else 1)
+    total = map_halo(_response_tile, tiles, halo, drop_axis=2, areas=areas, scale=scale)
+    stacked = da.concatenate([comps.astype(np.float64), total[:, :, None]], axis=2)
+    smooth = guided_halo(radius)
+    return map_halo(_guided_sum_tile, halo_tiles(stacked, smooth, memory_limit), smooth,
+                    drop_axis=2, stats=stats, radius=radius, eps=float(fusion.eps))
 
 
 def _lazy_map(m) -> da.Array:
