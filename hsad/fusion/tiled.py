@@ -1,8 +1,8 @@
 """HADGAN's spatial–spectral fusion (:mod:`hsad.fusion`) on tiles, for scenes of any size.
 
 Global statistics (moments, min/max, medians, band energies) are streamed over the tiles
-first; the attribute filters and the guided filter then run on tiles with a halo of
-``area − 1 (+ 2·radius)`` pixels (:func:`hsad.engine.map_halo`), so the maps equal the
+first; the attribute filters and the guided filter then run on tiles with halos of
+``area − 1`` and ``2·radius`` pixels (:func:`hsad.engine.map_halo`), so the maps equal the
 whole-scene ones. See docs/performance.md for why the halo of the area opening/closing is
 exact.
 """
@@ -92,8 +92,8 @@ def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> 
 #: largest tile edge (pixels, without the halo) of the attribute filters: axes longer
 #: than twice this are cut into tiles of this to twice this. The largest area's halo (224
 #: pixels a side) is filtered again by every tile, and the tree's cost per pixel grows only
-#: mildly with the image (0.29 µs at 1472², 0.31 µs at 2048² a polarity, five areas), so
-#: the tiles are as large as the memory budget allows up to this edge: a 2048² scene is
+#: mildly with the image (0.3–0.45 µs a pixel and polarity at five areas, 1472² to 2496²),
+#: so the tiles are as large as the memory budget allows up to this edge: a 2048² scene is
 #: filtered whole under a 1 GB budget (docs/performance.md, benchmark 16)
 FILTER_EDGE = 2048
 
