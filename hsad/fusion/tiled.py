@@ -166,19 +166,6 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
     return np.round(scaled * (levels - 1)).astype(dtype)
 
 
-def _responses(bands: np.ndarray, stats, areas, levels: int):
-    """``fusion.attribute_filter`` of each band of a tile (quantised with the scene's
-    statistics), averaged over ``areas``: yields one float64 image per band (the sum of the
-    exact integer responses, scaled once). The filters of all bands run in one call
-    (:func:`attribute_responses`: worker processes on large tiles)."""
-    quantised = [_quantise(bands[:, :, i], *stats[i], levels) for i in range(bands.shape[-1])]
-    filtered = attribute_responses(quantised, areas, summed=True)
-    del quantised
-    scale = len(areas) * (levels - 1 if levels else 1)
-    for per_band in filtered:
-        yield per_band.astype(np.float64) / scale
-
-
 def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
     """``_nan_fill(normalise_map(band))`` with the scene's range and median."""
     band = np.asarray(band, dtype=np.float64)
@@ -231,7 +218,8 @@ def _paper_tile(block, *, n, stats, area, levels):
     mask (channel 1); other channels are padding."""
     bands = np.asarray(block, dtype=np.float64)[:, :, :n]
     out = np.zeros(block.shape[:2] + (block.shape[2],))
-    out[:, :, 0] = np.mean(list(_responses(bands, stats, (area,), levels)), axis=0)
+    quantised = _quantised_tile(bands, stats=stats, levels=levels)
+    out[:, :, 0] = _response_tile(quantised, areas=(area,), scale=levels - 1 if levels else 1) / n
     out[:, :, 1] = ~np.isfinite(bands).all(axis=-1)
     return out
 
