@@ -96,21 +96,29 @@ def area_filters(image: np.ndarray, areas, polarities=("opening", "closing")) ->
     """``{polarity: (len(areas), h, w)}``: the area opening (bright structures of fewer
     than ``a`` pixels removed) and/or closing (dark ones) of a 2-D image at every area
     ``a``, from one tree per polarity. Same dtype as ``image``; no NaN allowed."""
+    return dict(zip(polarities, iter_area_filters(image, areas, polarities), strict=True))
+
+
+def iter_area_filters(image: np.ndarray, areas, polarities=("opening", "closing")):
+    """:func:`area_filters` one polarity at a time: the stacks in the order of
+    ``polarities``. The pixels are sorted once, and a caller that reduces each stack
+    before taking the next holds one polarity's images at a time."""
     image = np.ascontiguousarray(image)
     if image.ndim != 2:
         raise ValueError(f"area filters need a 2-D image, got shape {image.shape}")
     if image.dtype.kind == "f" and np.isnan(image).any():
         raise ValueError("area filters need an image without NaN")
-    areas = np.asarray([int(a) for a in areas], np.int64)
-    height, width = image.shape
-    out = {}
-    if image.size == 0:
-        return {p: np.empty((len(areas), height, width), image.dtype) for p in polarities}
-    flat = image.ravel()
-    increasing = np.argsort(flat, kind="stable")  # radix sort for 8- and 16-bit images
     for polarity in polarities:
         if polarity not in ("opening", "closing"):
             raise ValueError(f"polarity must be 'opening' or 'closing', not {polarity!r}")
-        out[polarity] = _filtered(flat, increasing, height, width, areas,
-                                  polarity == "opening").reshape(len(areas), height, width)
-    return out
+    areas = np.asarray([int(a) for a in areas], np.int64)
+    height, width = image.shape
+    if image.size == 0:
+        for _ in polarities:
+            yield np.empty((len(areas), height, width), image.dtype)
+        return
+    flat = image.ravel()
+    increasing = np.argsort(flat, kind="stable")  # radix sort for 8- and 16-bit images
+    for polarity in polarities:
+        yield _filtered(flat, increasing, height, width, areas,
+                        polarity == "opening").reshape(len(areas), height, width)

@@ -123,27 +123,31 @@ def attribute_response(image: np.ndarray, areas, *, summed: bool = False) -> np.
         dtype = np.uint32 if summed or f.dtype.itemsize > 1 else np.uint16
     else:
         wide = dtype = np.float64
-    if summed:  # one polarity at a time: less memory (response_bytes)
-        total = np.zeros(f.shape, np.float64 if f.dtype.kind == "f" else np.int64)
-        total += np.sum(_filtered_stack(f, areas, "closing"), axis=0, dtype=total.dtype)
-        total -= np.sum(_filtered_stack(f, areas, "opening"), axis=0, dtype=total.dtype)
+    stacks = _filtered_stacks(f, areas)  # the closings, then the openings
+    if summed:  # each polarity reduced before the next is made (response_bytes)
+        acc = np.float64 if f.dtype.kind == "f" else np.int64
+        total = np.sum(next(stacks), axis=0, dtype=acc)
+        total -= np.sum(next(stacks), axis=0, dtype=acc)
         return total.astype(dtype)
     # γ ≤ f ≤ φ, so |f − γ| + |φ − f| = φ − γ
-    out = _filtered_stack(f, areas, "closing").astype(wide)
-    out -= _filtered_stack(f, areas, "opening")
+    out = next(stacks).astype(wide)
+    out -= next(stacks)
     return out.astype(dtype)
 
 
-def _filtered_stack(f: np.ndarray, areas: tuple[int, ...], polarity: str) -> np.ndarray:
-    """``(len(areas), h, w)``: ``f`` filtered at every area, with one tree
-    (:func:`default_backend` ``"tree"``) or one filter per area."""
+def _filtered_stacks(f: np.ndarray, areas: tuple[int, ...]):
+    """The closings, then the openings of ``f`` at every area, ``(len(areas), h, w)``
+    each: from one tree per polarity (:func:`default_backend` ``"tree"``, the pixels
+    sorted once) or one filter per area."""
+    polarities = ("closing", "opening")
     if default_backend() == "tree":
-        from hsad.area_tree import area_filters
+        from hsad.area_tree import iter_area_filters
 
-        return area_filters(f, areas, (polarity,))[polarity]
-    if not areas:
-        return np.empty((0,) + f.shape, f.dtype)
-    return np.stack([area_filter(f, a, polarity) for a in areas])
+        yield from iter_area_filters(f, areas, polarities)
+        return
+    for polarity in polarities:
+        yield (np.stack([area_filter(f, a, polarity) for a in areas]) if areas
+               else np.empty((0,) + f.shape, f.dtype))
 
 
 def response_bytes(dtype, n_areas: int) -> int:

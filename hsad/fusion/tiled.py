@@ -151,6 +151,11 @@ def _band_stats(bands: da.Array, summary=None) -> list[tuple[float, float, float
     return out
 
 
+def _quantised_dtype(levels: int) -> np.dtype:
+    """The dtype of :func:`_quantise`'s images: float64 unquantised (``levels`` 0)."""
+    return np.dtype(np.float64 if not levels else np.uint8 if levels <= 256 else np.uint16)
+
+
 def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) -> np.ndarray:
     """``fusion.quantise`` of a tile, with the scene's range and median fill."""
     band = np.asarray(band, dtype=np.float64)
@@ -162,8 +167,7 @@ def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) 
         scaled[~finite] = fill
     if not levels:
         return scaled
-    dtype = np.uint8 if levels <= 256 else np.uint16
-    return np.round(scaled * (levels - 1)).astype(dtype)
+    return np.round(scaled * (levels - 1)).astype(_quantised_dtype(levels))
 
 
 def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
@@ -347,7 +351,7 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
     areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
     stats = _band_stats(comps) if stats is None else stats
     k = comps.shape[2]
-    qtype = np.dtype(np.float64 if not levels else np.uint8 if levels <= 256 else np.uint16)
+    qtype = _quantised_dtype(levels)
     quantised = comps.rechunk({2: -1}).map_blocks(
         _quantised_tile, stats=stats, levels=levels, dtype=qtype,
         meta=np.empty((0, 0, 0), qtype))
