@@ -359,7 +359,7 @@ class RowLog:
 
 def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = False,
         params: dict | None = None) -> int:
-    """Run every unit ``log`` lacks; the number run."""
+    """Run every unit ``log`` lacks; the number of detector runs made."""
     ran = 0
     for bg in backgrounds:
         names = list(classic) + [m for m, where in models.items() if runs_on(where, bg)]
@@ -370,7 +370,7 @@ def run(backgrounds, classic, models, seed: int, log: RowLog, texture: bool = Fa
                     continue
                 rows = run_unit(bg, size, draw, todo, seed, texture, params)
                 log.add(rows)
-                ran += 1
+                ran += len(todo)
                 print(f"{bg.name} {size} #{draw}: " + ", ".join(
                     f"{r['map']} {r['auc_df']:.4f}" for r in rows), flush=True)
     return ran
