@@ -4,7 +4,7 @@ attribute + guided filters of the multi-scale D_spatial.
 Works on a scene and model kept by ``bench_out_of_core.py --keep`` (``scene.hdr`` and
 ``hadgan.hsad`` in ``--dir``). Each stage runs in this process on one thread (dask's
 ``sync`` scheduler, filters in-process), so its CPU seconds measure its work, not how the
-threads and worker processes share the cores. Printed per stage: wall and CPU seconds, and
+threads share the cores. Printed per stage: wall and CPU seconds, and
 for the statistics the share of the cube read from the file.
 
 Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
@@ -14,8 +14,9 @@ with hsad's tree (one tree per polarity for every area, :mod:`hsad.area_tree`) a
 tile (the filters hsad used before 2026-12-02). The attribute responses are computed on
 tiles of that cap and the guided filter on its own tiles (``tiled._aed_filtered``).
 ``--parallel`` then runs the default filters once more as ``hsad detect`` does (threaded
-scheduler, worker processes) and prints the CPU seconds of this process and of the workers:
-set beside the one-thread figure, they show what running two filters side by side costs.
+scheduler, the filters shared out over the cores in threads) and prints the wall and CPU
+seconds: set beside the one-thread figure, they show what running two filters side by side
+costs.
 
     .venv/bin/python benchmarks/bench_out_of_core.py --size 2048x2048x200 --dir /tmp/big \\
         --keep --memory-limit 1GB
@@ -25,7 +26,7 @@ set beside the one-thread figure, they show what running two filters side by sid
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import threading
 import time
 from pathlib import Path
@@ -56,7 +57,6 @@ def _timed(func):
 
 
 def main() -> None:
-    os.environ.setdefault("HSAD_WORKER_PROCESSES", "0")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", required=True, type=Path,
                         help="folder with scene.hdr and hadgan.hsad (bench_out_of_core --keep)")
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--diplib", action="store_true",
                         help="also run DIPlib's area opening, one call per area and polarity")
     parser.add_argument("--parallel", action="store_true",
-                        help="also run the default filters with worker processes")
+                        help="also run the default filters on every core, as hsad detect does")
     args = parser.parse_args()
 
     import dask
@@ -109,7 +109,7 @@ def main() -> None:
                 for backend in backends:
                     tiled.FILTER_EDGE = edge or None
                     tiled.attribute_responses = (_diplib_responses if backend == "diplib"
-                                                 else responses)
+                                                 else functools.partial(responses, workers=0))
                     seen.clear()
                     m = tiled._aed_filtered(lazy, fusion, args.memory_limit)
                     out, wall, cpu = _timed(m.compute)
@@ -142,24 +142,13 @@ def _diplib_responses(images, areas, *, summed=True):
 
 
 def _parallel_filters(lazy, fusion, memory_limit) -> None:
-    """The default filters with the threaded scheduler and worker processes; the workers'
-    CPU is read once they have exited."""
-    from hsad import morphology
+    """The default filters with the threaded scheduler, shared out over the cores."""
     from hsad.engine.scheduler import THREADED
     from hsad.fusion import tiled
 
-    os.environ[morphology.WORKER_PROCESSES_ENV] = "1"
     m = tiled._aed_filtered(lazy, fusion, memory_limit)
-    before = os.times()
     _, wall, cpu = _timed(lambda: m.compute(scheduler=THREADED))
-    if morphology._pool is not None:  # wait for the workers to exit: their CPU is counted then
-        morphology._pool.shutdown(wait=True)
-    morphology._discard_pool()
-    after = os.times()
-    workers = (after.children_user + after.children_system
-               - before.children_user - before.children_system)
-    print(f"filters, worker processes: {wall:6.1f} s wall {cpu:6.1f} s CPU here, "
-          f"{workers:6.1f} s CPU in the workers (their start included)")
+    print(f"filters on every core: {wall:6.1f} s wall {cpu:6.1f} s CPU")
 
 
 if __name__ == "__main__":

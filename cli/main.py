@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import signal
 import sys
 import threading
@@ -71,11 +70,11 @@ def _fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
-def _stop_workers() -> None:
-    """Stop the area-filter worker processes now (:mod:`hsad.morphology`, when loaded)."""
+def _stop_filters() -> None:
+    """Drop the area filters not yet begun (:mod:`hsad.morphology`, when loaded)."""
     morphology = sys.modules.get("hsad.morphology")
     if morphology is not None:
-        morphology.stop_workers()
+        morphology.stop_filters()
 
 
 def _on_sigterm(signum, frame):
@@ -102,17 +101,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
-    # large attribute filters may run in worker processes: this entry point is guarded
-    os.environ.setdefault("HSAD_WORKER_PROCESSES", "1")
     try:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
     except _Stopped as exc:
-        _stop_workers()
+        _stop_filters()
         _fail(exc.word, exc.status)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        _stop_workers()
+        _stop_filters()
         # outside a command (while click parses), click wraps the signal into Abort
         if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
             _fail("terminated", TERMINATED)

@@ -10,22 +10,16 @@ where numba is not installed. On the 2048² principal-component images of benchm
 half of DIPlib's time; scikit-image slows down super-linearly on quantised images with
 large flat zones (1024 × 1024 uint8: 76 s).
 
-Large batches of filters (:func:`attribute_responses`) run in worker processes. This module
-imports only numpy (and the kernel when it filters), so that those workers start light.
+Large batches of filters (:func:`attribute_responses`) are shared out over the cores in
+threads: the kernel releases the GIL.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import multiprocessing
-import os
-import signal
-import sys
 import threading
-import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -91,19 +85,17 @@ def area_filter(image: np.ndarray, area: int, polarity: str = "opening", *,
 # ------------------------------------------------------------ attribute responses in parallel
 
 #: batches of at least this many pixels (about 3 s of filtering at the ladder's five areas)
-#: run in worker processes when the machine has more than one core; a worker costs one to
-#: two seconds to start (once per run). Processes, not threads: the fallback filters
-#: (DIPlib's) hold the GIL; the tree releases it
+#: are shared out over every core; smaller ones run in the calling thread
 PARALLEL_PIXELS = 1 << 22
 
-#: environment variable: ``0`` keeps the filters in the calling process, ``1`` allows worker
-#: processes; unset, they are allowed when ``__main__`` can be imported again safely (see
-#: :func:`_main_is_reimportable`). The ``hsad`` command sets ``1`` unless it is set.
-WORKER_PROCESSES_ENV = "HSAD_WORKER_PROCESSES"
-
 _pool_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
+_pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_stops = 0  # how many times stop_filters was called
+
+
+class FiltersStopped(RuntimeError):
+    """Filters of a batch that :func:`stop_filters` stopped before they began."""
 
 
 def attribute_response(image: np.ndarray, areas, *, summed: bool = False) -> np.ndarray:
@@ -159,116 +151,67 @@ def response_bytes(dtype, n_areas: int) -> int:
 
 
 def attribute_responses(images, areas, *, summed: bool = False,
-                        processes: int | None = None) -> list[np.ndarray]:
-    """:func:`attribute_response` of every image (same ``areas``), in worker processes
-    when it pays.
+                        workers: int | None = None) -> list[np.ndarray]:
+    """:func:`attribute_response` of every image (same ``areas``), on several cores when
+    it pays: one job per image in a pool of threads shared by every caller (the tree
+    kernel and numpy's sort release the GIL, so threads run in parallel; the fallback
+    filters hold it, and then gain nothing but lose nothing either).
 
-    ``processes``: worker count; ``None`` uses every core (``dask.system.CPU_COUNT``) when
-    the batch holds at least :data:`PARALLEL_PIXELS` pixels and :func:`workers_allowed`;
-    ``0`` or ``1`` runs here. Inside a daemonic process (a dask.distributed worker) or where
-    processes cannot start, the filters run here: the results are the same either way.
+    ``workers``: the pool's thread count (the pool grows to the largest asked for);
+    ``None`` uses every core (``dask.system.CPU_COUNT``) when the batch holds at least
+    :data:`PARALLEL_PIXELS` pixels; ``0`` or ``1`` runs here.
+    Inside a dask.distributed worker process (daemonic, one thread per core already) the
+    filters run here. The results are the same either way.
     """
     images = [np.ascontiguousarray(im) for im in images]
     areas = tuple(int(a) for a in areas)
-    if processes is None:
+    if workers is None:
         big = sum(im.size for im in images) >= PARALLEL_PIXELS
-        processes = dask_cpu_count() if big and workers_allowed() else 0
-    # one image or one process: nothing to share out. The pool keeps its size whatever the
-    # batch (it starts workers as jobs need them), so batches of other sizes reuse it
-    if min(int(processes), len(images)) > 1 and not multiprocessing.current_process().daemon:
-        pool = None
-        try:
-            pool = _executor(int(processes))
-            with _interrupts_blocked():  # workers start here: they inherit the blocked Ctrl-C
-                results = pool.map(_response, images, [areas] * len(images),
-                                   [summed] * len(images))
-            return list(results)
-        except (OSError, BrokenProcessPool) as exc:
-            if getattr(pool, "hsad_stopped", False):  # stop_workers: stop, do not fall back
-                raise
-            warnings.warn(f"area filters run in this process: worker processes failed "
-                          f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)
-            _discard_pool()
-        except BaseException:  # interrupted: stop the workers now rather than at exit
-            _discard_pool(terminate=True)
-            raise
-    return [attribute_response(im, areas, summed=summed) for im in images]
+        workers = dask_cpu_count() if big else 0
+    stops = _stops
+    if min(int(workers), len(images)) < 2 or multiprocessing.current_process().daemon:
+        return [_response(im, areas, summed, stops) for im in images]
+    pool = _executor(int(workers))
+    jobs = [pool.submit(_response, im, areas, summed, stops) for im in images]
+    try:
+        return [job.result() for job in jobs]
+    finally:  # on an error or an interrupt, the jobs not yet begun are dropped
+        for job in jobs:
+            job.cancel()
 
 
-def _response(image, areas, summed):
-    """:func:`attribute_response` with positional arguments (for ``pool.map``)."""
+def _response(image, areas, summed, stops):
+    """:func:`attribute_response`, unless :func:`stop_filters` was called since the batch
+    began (``stops``: the count then)."""
+    if _stops != stops:
+        raise FiltersStopped("area filters stopped")
     return attribute_response(image, areas, summed=summed)
-
-
-def workers_allowed() -> bool:
-    """Whether :func:`attribute_responses` may start worker processes by itself
-    (:data:`WORKER_PROCESSES_ENV`)."""
-    setting = os.environ.get(WORKER_PROCESSES_ENV, "").strip().lower()
-    if setting:
-        return setting not in ("0", "false", "no", "off")
-    return _main_is_reimportable()
-
-
-def _main_is_reimportable() -> bool:
-    """Whether a spawned worker can import ``__main__`` again without rerunning a user's
-    script: a module run with ``-m`` (``python -m hsad.cli.main``, pytest, Jupyter's
-    kernel) or an interactive session. A plain script may lack the
-    ``if __name__ == "__main__"`` guard, so its filters run in its own process."""
-    main = sys.modules.get("__main__")
-    return getattr(main, "__spec__", None) is not None or not hasattr(main, "__file__")
 
 
 def dask_cpu_count() -> int:
     """Cores dask uses (respects the CPU affinity and cgroup limits)."""
-    from dask.system import CPU_COUNT  # here: workers never import dask
+    from dask.system import CPU_COUNT
 
     return int(CPU_COUNT)
 
 
-def _executor(size: int) -> ProcessPoolExecutor:
-    """A pool of ``size`` spawned workers, made once and kept (it is shut down at exit)."""
+def _executor(size: int) -> ThreadPoolExecutor:
+    """The shared pool of at least ``size`` threads (made once and kept: one pool serves
+    every caller, so filter jobs in flight stay within the cores)."""
     global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool_size != size:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
+        if _pool is None or _pool_size < size:
+            # a batch may still be using the smaller pool: left to it, its idle threads
+            # end once nothing refers to it
+            _pool = ThreadPoolExecutor(size, thread_name_prefix="hsad-area-filters")
             _pool_size = size
         return _pool
 
 
-def stop_workers() -> None:
-    """Terminate the worker processes (on Ctrl-C or SIGTERM): filters still waiting for
-    them fail instead of falling back to the calling process. A later call starts a new
-    pool."""
+def stop_filters() -> None:
+    """Stop every batch under way (on Ctrl-C or SIGTERM): their jobs not yet begun raise
+    :class:`FiltersStopped` instead of filtering. Jobs already filtering finish their image
+    (the compiled kernel cannot be interrupted). Later batches run normally."""
+    global _stops
     with _pool_lock:
-        if _pool is not None:
-            _pool.hsad_stopped = True
-    _discard_pool(terminate=True)
-
-
-@contextlib.contextmanager
-def _interrupts_blocked():
-    """Ctrl-C blocked in this thread: processes started here inherit the blocked signal, so
-    a worker leaves Ctrl-C to the calling process, which stops it (no worker tracebacks,
-    even while it starts up). The calling process still receives Ctrl-C in its main
-    thread."""
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _discard_pool(terminate: bool = False) -> None:
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is not None:
-            workers = list((getattr(_pool, "_processes", None) or {}).values())
-            _pool.shutdown(wait=False, cancel_futures=True)
-            for process in workers if terminate else ():
-                process.terminate()
-        _pool, _pool_size = None, 0
+        _stops += 1

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -90,37 +91,43 @@ def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp
     (signal.SIGINT, 130, "interrupted"),
     (signal.SIGTERM, 143, "terminated"),
 ])
-def test_a_signal_while_filter_workers_run_stops_them(tmp_path, sig, status, word):
-    """The fusion's area filters of a large scene run in worker processes: Ctrl-C (sent to
-    the whole process group, as a terminal does) or SIGTERM (to hsad alone) stops hsad and
-    its workers at once, with one line and no files."""
-    psutil = pytest.importorskip("psutil")
+def test_a_signal_while_the_area_filters_run_stops_them(tmp_path, capsys, monkeypatch, sig,
+                                                         status, word):
+    """The fusion's area filters of a large scene run in a pool of threads (four component
+    images, two at a time): Ctrl-C or SIGTERM reaching hsad while they run stops it with
+    one line and no files, and the filters not yet begun are dropped."""
+    from hsad import morphology
+
     rng = np.random.default_rng(1)
     data = rng.normal(size=(1024, 1024, 8)).astype(np.float32)
     scene = write_envi(make_cube(data), tmp_path / "scene.img")
     out_dir = tmp_path / "out"
-    cmd = [sys.executable, "-m", "hsad.cli.main", "detect", str(scene), "-m", "aed", "-o",
-           str(out_dir / "aed.tif"), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint, start_new_session=True)
-    deadline, workers = time.monotonic() + 240, []
-    while not workers:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"no filter workers started: {proc.communicate()}")
-        workers = [p for p in psutil.Process(proc.pid).children()
-                   if "spawn_main" in " ".join(p.cmdline())]
-        time.sleep(0.05)
-    if sig == signal.SIGINT:
-        os.killpg(proc.pid, sig)
-    else:
-        proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == status, err
-    assert err.strip().splitlines() == [f"error: {word}"]
-    gone, alive = psutil.wait_procs(workers, timeout=10)
-    assert alive == []
+    real, began, release = morphology.attribute_response, [], threading.Event()
+
+    def held(image, areas, **kwargs):  # the filters wait until hsad has handled the signal
+        began.append(threading.current_thread().name)
+        if len(began) == 2:
+            os.kill(os.getpid(), sig)
+        release.wait(60)
+        return real(image, areas, **kwargs)
+
+    monkeypatch.setattr(morphology, "attribute_response", held)
+    monkeypatch.setattr(morphology, "_pool", None)  # a pool of exactly two threads
+    monkeypatch.setattr(morphology, "_pool_size", 0)
+    monkeypatch.setattr(morphology, "dask_cpu_count", lambda: 2)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", str(scene), "-m", "aed", "-o", str(out_dir / "aed.tif"),
+                  "--no-progress"])
+    finally:
+        release.set()
+        signal.signal(signal.SIGINT, previous)
+    assert exc.value.code == status
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {word}"]
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
+    time.sleep(1)  # the two held filters finish; the other two must not begin
+    assert len(began) == 2 and all(n.startswith("hsad-area-filters") for n in began)
 
 
 def test_sigkill_leaves_no_target_and_the_next_run_needs_no_cleanup(big_scene, tmp_path):

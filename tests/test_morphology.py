@@ -3,6 +3,10 @@ and scikit-image, edge cases."""
 
 from __future__ import annotations
 
+import threading
+import time
+import types
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -162,89 +166,76 @@ def test_summed_responses_add_the_areas_exactly():
         assert summed.dtype == (np.float64 if image.dtype.kind == "f" else np.uint32)
         np.testing.assert_allclose(summed, stacked.sum(axis=0), rtol=0, atol=1e-12)
     workers = morphology.attribute_responses([image, image[::-1]], (9, 25), summed=True,
-                                             processes=2)
+                                             workers=2)
     np.testing.assert_array_equal(
         workers[1], morphology.attribute_response(image[::-1], (9, 25), summed=True))
 
 
-def test_attribute_responses_in_worker_processes_equal_those_run_here():
+def _threads_seen(monkeypatch) -> list[str]:
+    """Record the name of the thread that filters each image."""
+    real, names = morphology.attribute_response, []
+
+    def recorded(image, areas, **kwargs):
+        names.append(threading.current_thread().name)
+        return real(image, areas, **kwargs)
+
+    monkeypatch.setattr(morphology, "attribute_response", recorded)
+    return names
+
+
+def test_attribute_responses_in_threads_equal_those_run_here(monkeypatch):
     images = [im for im in _images(5) if im.size > 200][:4]
-    here = morphology.attribute_responses(images, (3, 9), processes=0)
-    workers = morphology.attribute_responses(images, (3, 9), processes=2)
-    assert len(workers) == len(images)
-    for a, b in zip(here, workers, strict=True):
+    here = morphology.attribute_responses(images, (3, 9), workers=0)
+    names = _threads_seen(monkeypatch)
+    threads = morphology.attribute_responses(images, (3, 9), workers=2)
+    assert len(names) == 4 and all(n.startswith("hsad-area-filters") for n in names)
+    for a, b in zip(here, threads, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_attribute_responses_run_here_when_worker_processes_fail(monkeypatch):
-    def broken(size):
-        raise OSError("no processes here")
-
-    monkeypatch.setattr(morphology, "_executor", broken)
-    images = list(_images(7))[:3]
-    with pytest.warns(RuntimeWarning, match="worker processes failed"):
-        out = morphology.attribute_responses(images, (4,), processes=2)
-    for a, image in zip(out, images, strict=True):
-        np.testing.assert_array_equal(a[0], _response_reference(image, 4))
-
-
-def test_small_images_are_filtered_in_this_process(monkeypatch):
-    monkeypatch.setattr(morphology, "_executor", lambda size: pytest.fail("pool used"))
-    morphology.attribute_responses(list(_images(9))[:4], (9, 25))
-
-
-@pytest.mark.parametrize("setting, allowed", [("0", False), ("off", False), ("1", True)])
-def test_worker_processes_follow_the_environment_setting(monkeypatch, setting, allowed):
-    monkeypatch.setenv(morphology.WORKER_PROCESSES_ENV, setting)
-    assert morphology.workers_allowed() is allowed
-
-
-def test_a_plain_script_keeps_its_filters_in_its_own_process(monkeypatch):
-    """A script without a ``__main__`` guard would run again in every spawned worker."""
-    import types
-
-    script = types.ModuleType("__main__")
-    script.__file__ = "/home/user/analysis.py"
-    script.__spec__ = None
-    monkeypatch.delenv(morphology.WORKER_PROCESSES_ENV, raising=False)
-    monkeypatch.setitem(__import__("sys").modules, "__main__", script)
-    assert not morphology.workers_allowed()
+def test_small_batches_and_daemonic_processes_filter_in_the_calling_thread(monkeypatch):
+    names = _threads_seen(monkeypatch)
+    morphology.attribute_responses(list(_images(9))[:4], (9, 25))  # below PARALLEL_PIXELS
     monkeypatch.setattr(morphology, "PARALLEL_PIXELS", 0)
-    monkeypatch.setattr(morphology, "_executor", lambda size: pytest.fail("pool used"))
-    morphology.attribute_responses(list(_images(11))[:2], (4,))
+    monkeypatch.setattr(morphology.multiprocessing, "current_process",
+                        lambda: types.SimpleNamespace(daemon=True))  # a dask.distributed worker
+    morphology.attribute_responses(list(_images(9))[:4], (9, 25))
+    assert names == [threading.current_thread().name] * 8
 
 
-def test_an_interrupt_stops_the_worker_processes(monkeypatch):
-    class Interrupted:
-        def map(self, *args):
-            raise KeyboardInterrupt
+def test_stop_filters_drops_the_jobs_not_yet_begun_and_later_batches_run(monkeypatch):
+    images = [im for im in _images(13) if im.size > 200][:5]
+    real, began, release = morphology.attribute_response, [], threading.Event()
 
-    stopped = []
-    monkeypatch.setattr(morphology, "_executor", lambda size: Interrupted())
-    monkeypatch.setattr(morphology, "_discard_pool", lambda terminate=False: stopped.append(
-        terminate))
-    with pytest.raises(KeyboardInterrupt):
-        morphology.attribute_responses(list(_images(13))[:2], (4,), processes=2)
-    assert stopped == [True]
+    def held(image, areas, **kwargs):  # each thread's first job waits for the stop
+        began.append(image)
+        release.wait(60)
+        return real(image, areas, **kwargs)
+
+    monkeypatch.setattr(morphology, "attribute_response", held)
+    monkeypatch.setattr(morphology, "_pool", None)  # a pool of exactly two threads
+    monkeypatch.setattr(morphology, "_pool_size", 0)
+    outcome = []
+    caller = threading.Thread(target=lambda: outcome.append(_outcome(
+        morphology.attribute_responses, images, (4,), workers=2)))
+    caller.start()
+    deadline = time.monotonic() + 60
+    while len(began) < 2:
+        assert time.monotonic() < deadline, "the filter threads never began"
+        time.sleep(0.01)
+    morphology.stop_filters()
+    release.set()
+    caller.join(60)
+    assert isinstance(outcome[0], morphology.FiltersStopped)
+    assert len(began) == 2  # the three jobs not yet begun were dropped
+    monkeypatch.setattr(morphology, "attribute_response", real)
+    again = morphology.attribute_responses(images, (4,), workers=2)
+    for a, image in zip(again, images, strict=True):
+        np.testing.assert_array_equal(a, morphology.attribute_response(image, (4,)))
 
 
-def test_stopped_workers_fail_their_filters_instead_of_falling_back(monkeypatch):
-    class Broken:
-        hsad_stopped = True  # what stop_workers marks
-
-        def map(self, *args):
-            raise morphology.BrokenProcessPool("terminated")
-
-    monkeypatch.setattr(morphology, "_executor", lambda size: Broken())
-    with pytest.raises(morphology.BrokenProcessPool):
-        morphology.attribute_responses(list(_images(15))[:2], (4,), processes=2)
-
-
-def test_after_stop_workers_a_new_pool_serves_later_filters():
-    images = [im for im in _images(17) if im.size > 200][:2]
-    here = morphology.attribute_responses(images, (3,), processes=0)
-    morphology.attribute_responses(images, (3,), processes=2)
-    morphology.stop_workers()
-    again = morphology.attribute_responses(images, (3,), processes=2)
-    for a, b in zip(here, again, strict=True):
-        np.testing.assert_array_equal(a, b)
+def _outcome(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the test inspects it
+        return exc

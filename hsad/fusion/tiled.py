@@ -200,7 +200,7 @@ def _quantised_tile(block, *, stats, levels):
 def _response_tile(block, *, areas, scale):
     """Sum over the bands of a quantised tile of their attribute responses summed over
     ``areas``, each scaled by ``scale`` (the filters of all bands in one call:
-    :func:`attribute_responses`, worker processes on large tiles)."""
+    :func:`attribute_responses`, on every core for large tiles)."""
     total = np.zeros(block.shape[:2])
     bands = [block[:, :, i] for i in range(block.shape[-1])]
     for response in attribute_responses(bands, areas, summed=True):
@@ -356,7 +356,9 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
         _quantised_tile, stats=stats, levels=levels, dtype=qtype,
         meta=np.empty((0, 0, 0), qtype))
     halo = attribute_halo(max(areas))
-    # in this process: the tile, each band's response, the sum; in a worker: one filter job
+    # a tile, each band's response and the sum, and one filter job per tile in flight (the
+    # filters' shared thread pool runs at most one job a core, and one tile a core is in
+    # flight)
     pixel_bytes = k * (qtype.itemsize + 4) + 16 + response_bytes(qtype, len(areas))
     tiles = halo_tiles(quantised, halo, memory_limit, max_edge=FILTER_EDGE,
                        pixel_bytes=pixel_bytes)
