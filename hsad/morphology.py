@@ -84,9 +84,11 @@ def area_filter(image: np.ndarray, area: int, polarity: str = "opening", *,
 
 # ------------------------------------------------------------ attribute responses in parallel
 
-#: batches of at least this many pixels (about 3 s of filtering at the ladder's five areas)
-#: are shared out over every core; smaller ones run in the calling thread
-PARALLEL_PIXELS = 1 << 22
+#: batches of at least this many pixels (about 0.03 s of filtering at the ladder's five
+#: areas) are shared out over every core; smaller ones run in the calling thread. Threads
+#: cost next to nothing to start: four 256² images take 0.043 s on two threads against
+#: 0.079 s on one (docs/performance.md, benchmark 17)
+PARALLEL_PIXELS = 1 << 16
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
