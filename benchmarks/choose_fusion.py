@@ -4,7 +4,9 @@ targets as a constraint (docs/benchmarks.md, "Choosing the fusion").
 Input: the maps of ``benchmarks/collect_fusion_maps.py`` (per scene: HADGAN's D_spectral,
 global RX, the cube's principal components, the truth and the pixels left out). For each
 candidate (the single-area AED variant and the multi-scale one at several largest areas,
-λ = 0.3…0.7, min-max normalisation) it computes AUC(D,F) on every map file, then:
+λ = 0.3…0.7, min-max normalisation; D_spectral itself or, ``tophat``, its area top-hat over
+the same areas, ``hsad.fusion.spectral_tophat``) it computes AUC(D,F) on every map file,
+then:
 
 1. **constraint**: on the implanted scenes, at every target size (flat and textured targets
    are separate sizes: ``7x7`` and ``7x7t``), mean D_SS ≥ max(mean D_spectral, mean RX) −
@@ -31,8 +33,9 @@ from hsad.outputs.metrics import auc_df
 LAMS = (0.3, 0.4, 0.5, 0.6, 0.7)
 CANDIDATES = [("aed", 36)] + [("multiscale", a) for a in (49, 121, 225)]
 SELECT_WITHIN = 0.001
-#: the default before textured targets joined the constraint (shown beside the choice)
-PREVIOUS = "multiscale area=121 λ=0.5"
+#: the default before the area top-hat of D_spectral joined the candidates (shown beside
+#: the choice)
+PREVIOUS = "multiscale area=225 λ=0.4"
 
 
 def candidate_maps(d: dict) -> dict[str, np.ndarray]:
@@ -40,11 +43,14 @@ def candidate_maps(d: dict) -> dict[str, np.ndarray]:
     out = {"rx": d["rx"], "d_spectral": d["spec"]}
     pcs = d["pcs"][:, :, :4]
     for (variant, area), lam in itertools.product(CANDIDATES, LAMS):
-        areas = F.ladder(area) if variant == "multiscale" else area
+        areas = F.ladder(area) if variant == "multiscale" else (area,)
         key = (variant, area)
         if key not in out:
             out[key] = F.spatial_aed(pcs, area=areas, radius=1, eps=1e-3)
-        out[f"{variant} area={area} λ={lam}"] = lam * F.normalise_map(out[key]) + (1 - lam) * P
+            out[key, "tophat"] = F.normalise_map(F.spectral_tophat(d["spec"], areas))
+        S = F.normalise_map(out[key])
+        out[f"{variant} area={area} λ={lam}"] = lam * S + (1 - lam) * P
+        out[f"{variant} area={area} λ={lam} tophat"] = lam * S + (1 - lam) * out[key, "tophat"]
     return {k: v for k, v in out.items() if isinstance(k, str)}
 
 
@@ -160,10 +166,10 @@ def main() -> None:
         group = size_group(implanted, z)
         cells = [mean(aucs, k, group) for k in ("rx", "d_spectral", *shown)]
         per_size.append(f"| {z} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
-    variant, area, lam = chosen.split()
+    variant, area, lam, *tophat = chosen.split()
     params = {"fusion": variant, "lam": float(lam.split("=")[1]), "n_components": 4,
               "area": int(area.split("=")[1]), "levels": 256, "radius": 1, "eps": 0.001,
-              "fusion_norm": "minmax", "pc_source": "cube"}
+              "fusion_norm": "minmax", "pc_source": "cube", "spectral_tophat": bool(tophat)}
     text = ["# Choosing the fusion default out of sample", "",
             "Written by `benchmarks/choose_fusion.py` (do not edit by hand) from the maps of",
             "`benchmarks/collect_fusion_maps.py`: HADGAN at the library defaults, seed 0, on the",

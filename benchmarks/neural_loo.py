@@ -25,7 +25,8 @@ from hsad import datasets, detectors
 from hsad.outputs.metrics import evaluate
 
 CHOICE = Path(__file__).resolve().parents[1] / "docs" / "fusion_choice.md"
-ROW = re.compile(r"^\| ([\w-]+) \| (\w+) area=(\d+) λ=([\d.]+) \| [\d.]+ \| [\d.]+ \|$")
+ROW = re.compile(r"^\| ([\w-]+) \| (\w+) area=(\d+) λ=([\d.]+)( tophat)? \| [\d.]+ \| "
+                 r"[\d.]+ \|$")
 
 
 def fold_settings(path: Path = CHOICE) -> dict[str, dict]:
@@ -34,7 +35,8 @@ def fold_settings(path: Path = CHOICE) -> dict[str, dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         m = ROW.match(line.strip())
         if m:
-            out[m[1]] = {"fusion": m[2], "area": int(m[3]), "lam": float(m[4])}
+            out[m[1]] = {"fusion": m[2], "area": int(m[3]), "lam": float(m[4]),
+                         "spectral_tophat": bool(m[5])}
     if not out:
         raise SystemExit(f"no leave-one-out table found in {path}")
     return out
@@ -59,7 +61,8 @@ def main() -> None:
     for path in args.csv:
         model, fused = in_sample(path)
         f = detectors.get(model).fusion_()
-        default = {"fusion": f.variant, "area": f.area, "lam": f.lam}
+        default = {"fusion": f.variant, "area": f.area, "lam": f.lam,
+                   "spectral_tophat": f.spectral_tophat}
         left_out, rerun = dict(fused), []
         for scene, setting in folds.items():
             if scene not in fused or setting == default:

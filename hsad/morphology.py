@@ -129,11 +129,25 @@ def attribute_response(image: np.ndarray, areas, *, summed: bool = False) -> np.
     return out.astype(dtype)
 
 
-def _filtered_stacks(f: np.ndarray, areas: tuple[int, ...]):
+def tophat_response(image: np.ndarray, areas) -> np.ndarray:
+    """``Σ_a (f − γ_a(f))``, the white top-hats of one image ``f`` by area opening summed
+    over ``areas``: bright structures smaller than an area respond, larger ones vanish.
+    Integer images give exact integers (uint32), float images float64."""
+    f = np.asarray(image)
+    if f.ndim != 2:
+        raise ValueError(f"tophat_response needs a 2-D image, got shape {f.shape}")
+    areas = tuple(int(a) for a in areas)
+    acc = np.float64 if f.dtype.kind == "f" else np.int64
+    opened = next(_filtered_stacks(f, areas, ("opening",)))
+    total = len(areas) * f.astype(acc) - np.sum(opened, axis=0, dtype=acc)
+    return total.astype(np.float64 if f.dtype.kind == "f" else np.uint32)
+
+
+def _filtered_stacks(f: np.ndarray, areas: tuple[int, ...],
+                     polarities: tuple[str, ...] = ("closing", "opening")):
     """The closings, then the openings of ``f`` at every area, ``(len(areas), h, w)``
-    each: from one tree per polarity (:func:`default_backend` ``"tree"``, the pixels
-    sorted once) or one filter per area."""
-    polarities = ("closing", "opening")
+    each (or the ``polarities`` asked for): from one tree per polarity
+    (:func:`default_backend` ``"tree"``, the pixels sorted once) or one filter per area."""
     if default_backend() == "tree":
         from hsad.area_tree import iter_area_filters
 

@@ -16,7 +16,7 @@ from hsad.cube import good_band_mask, make_cube
 from hsad.engine import tiles
 from hsad.engine.scheduler import TileProgress, parse_memory
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, spatial_aed
+from hsad.fusion import Fusion, spatial_aed, spectral_tophat
 from hsad.fusion import tiled as fusion_tiles
 from hsad.morphology import area_filter
 
@@ -217,6 +217,8 @@ def _residual_like(cube):
     Fusion(),  # the library defaults: halo 37 on a 44 x 40 scene of 12-pixel tiles
     Fusion(variant="paper", area=64),  # a halo larger than the scene: one tile
     Fusion(variant="multiscale", area=25, radius=2),  # areas 9 and 25 averaged
+    Fusion(variant="multiscale", area=25, radius=2, spectral_tophat=False),
+    Fusion(variant="aed", area=9, radius=2, spectral_tophat=True),
 ])
 def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
     cube, residual = _residual_like(scene.cube)
@@ -252,6 +254,31 @@ def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch):
     tiles = [shape for shape in seen if shape[0] > 1]  # dask's meta calls aside
     assert len(tiles) == 12  # 3 x 4 tiles of 30-34 pixels, each with its halo
     assert max(s[0] for s in tiles) == 34 + 2 * 24 and min(s[1] for s in tiles) == 30 + 24
+
+
+def test_spectral_tophat_on_small_tiles_equals_the_whole_scene(monkeypatch):
+    """The area top-hat of D_spectral on tiles of 30–34 pixels with the 24-pixel halo of
+    areas 9 and 25, nodata pixels included: the whole map's, exactly."""
+    rng = np.random.default_rng(9)
+    d = np.exp(uniform_filter(rng.normal(size=(100, 120)), 3))
+    d[[5, 40, 77], [7, 50, 100]] += 4.0
+    d[60:80, 10:30] += 2.0  # a structure larger than every area
+    d[0, :5] = np.nan
+    fusion = Fusion(variant="multiscale", area=25).resolved()
+    want = spectral_tophat(d, (9, 25))
+    seen, real = [], fusion_tiles._tophat_tile
+
+    def recorded(block, **kwargs):
+        seen.append(block.shape)
+        return real(block, **kwargs)
+
+    monkeypatch.setattr(fusion_tiles, "_tophat_tile", recorded)
+    monkeypatch.setattr(fusion_tiles, "FILTER_EDGE", 30)
+    lazy = fusion_tiles._tophat_filtered(da.from_array(d, chunks=(50, 120)), fusion)
+    got = lazy.compute(scheduler="sync")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
+    assert len([s for s in seen if s[0] > 1]) == 12  # 3 x 4 tiles, each with its halo
 
 
 @pytest.fixture(scope="module")

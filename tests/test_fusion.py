@@ -186,14 +186,49 @@ def test_library_defaults_are_the_documented_sweep_choice():
     chosen = ast.literal_eval(match.group(1))
     # lam, n_components, area, radius and eps default to None: the variant's own defaults
     resolved = HADGAN().fusion_()
-    defaults = {**HADGAN.param_defaults(), **{k: getattr(resolved, k) for k in
-                                              ("lam", "n_components", "area", "radius", "eps")}}
+    defaults = {**HADGAN.param_defaults(), **{k: getattr(resolved, k) for k in (
+        "lam", "n_components", "area", "radius", "eps", "spectral_tophat")}}
     assert {k: defaults[k] for k in chosen} == chosen
     assert F.Fusion().resolved() == F.Fusion(
         variant=chosen["fusion"], lam=chosen["lam"], n_components=chosen["n_components"],
         area=chosen["area"], levels=chosen["levels"], radius=chosen["radius"],
         eps=chosen["eps"], norm=chosen["fusion_norm"],
-        pc_source=chosen.get("pc_source", "cube"))
+        pc_source=chosen.get("pc_source", "cube"),
+        spectral_tophat=chosen.get("spectral_tophat", False))
+
+
+def test_spectral_tophat_keeps_small_bright_blobs_and_drops_large_structures():
+    d = np.ones((60, 60))
+    d[10, 10] = 9.0  # one pixel: smaller than every area
+    d[30:50, 30:50] = 9.0  # 400 pixels: larger than every area
+    d[5:8, 40:43] = 5.0  # 9 pixels: removed by the areas 25 to 225, kept by 9
+    d[0, 0] = np.nan
+    # quantised to 0…255 between 1 and 9: the pixel and the block 255, the blob 128
+    t = F.spectral_tophat(d, F.ladder(225))
+    assert np.isnan(t[0, 0]) and np.isfinite(t[1:, 1:]).all()
+    assert t[10, 10] == pytest.approx(1.0)
+    assert np.abs(t[30:50, 30:50]).max() == 0
+    assert t[6, 41] == pytest.approx(4 * 128 / (5 * 255))
+    assert t[20:28, 5:25].max() == 0  # the flat background
+
+
+def test_d_ss_fuses_the_spectral_tophat_by_default_in_the_multiscale_variant():
+    rng = np.random.default_rng(3)
+    residual = np.abs(rng.normal(size=(40, 44, 5)))
+    residual[8, 9] += 6.0
+    cube = rng.normal(size=(40, 44, 5))
+    assert F.Fusion().resolved().spectral_tophat is True
+    assert F.Fusion(variant="aed").resolved().spectral_tophat is False
+    assert F.Fusion(variant="paper").resolved().spectral_tophat is False
+    for fusion in (F.Fusion(area=25), F.Fusion(area=25, spectral_tophat=False),
+                   F.Fusion(variant="aed", area=9, spectral_tophat=True)):
+        f = fusion.resolved()
+        out = f.stages(residual, cube)
+        term = (F.spectral_tophat(out["d_spectral"], f.areas()) if f.spectral_tophat
+                else out["d_spectral"])
+        np.testing.assert_allclose(out["d_ss"], F.fuse(out["d_spatial"], term, f.lam))
+    with pytest.raises(ParameterError, match="spectral_tophat"):
+        F.Fusion(spectral_tophat="yes").resolved()
 
 
 def test_paper_variant_is_methods_section_1_on_a_hand_computed_case():

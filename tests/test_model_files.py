@@ -98,7 +98,7 @@ def assert_refused(path, match, scene, tmp_path, capsys):
 def test_model_records_hsad_and_format_versions_and_loads(model, members, scene):
     config, _ = members
     assert config["format"] == "hsad-model"
-    assert config["format_version"] == persistence.FORMAT_VERSION == 2
+    assert config["format_version"] == persistence.FORMAT_VERSION == 3
     assert config["hsad_version"] == __version__
     det = load_detector(model)
     assert det.get_params()["hidden"] == TINY["hidden"]
@@ -118,14 +118,30 @@ def test_a_format_1_model_keeps_the_fusion_it_was_trained_with(members, tmp_path
     fusion = load_detector(with_config(members, tmp_path / "v1.hsad",
                                        lambda c: old(c, area=None))).fusion_()
     assert (fusion.variant, fusion.area, fusion.lam) == ("multiscale", 121, 0.5)
+    assert not fusion.spectral_tophat
     given = load_detector(with_config(members, tmp_path / "v1_area.hsad",
                                       lambda c: old(c, area=49))).fusion_()
     assert given.area == 49
     paper = load_detector(with_config(members, tmp_path / "v1_paper.hsad",
                                       lambda c: old(c, area=None, fusion="paper"))).fusion_()
     assert (paper.area, paper.lam) == (25, 0.5)
-    today = load_detector(with_config(members, tmp_path / "v2.hsad", unset)).fusion_()
-    assert (today.area, today.lam) == (225, 0.4)
+    today = load_detector(with_config(members, tmp_path / "v3.hsad", unset)).fusion_()
+    assert (today.area, today.lam, today.spectral_tophat) == (225, 0.4, True)
+
+
+def test_a_format_2_model_keeps_fusing_d_spectral_itself(members, tmp_path):
+    """Format 2 fused D_spectral; format 3 fuses its area top-hat by default. An old file
+    keeps its map; one that chose either explicitly keeps its choice."""
+    def v2(c, **params):
+        c["format_version"] = 2
+        c["params"].pop("spectral_tophat", None)
+        c["params"].update(params)
+
+    old = load_detector(with_config(members, tmp_path / "v2.hsad", v2)).fusion_()
+    assert old.spectral_tophat is False
+    chosen = load_detector(with_config(members, tmp_path / "v2_on.hsad",
+                                       lambda c: v2(c, spectral_tophat=True))).fusion_()
+    assert chosen.spectral_tophat is True
 
 
 def test_a_rewritten_but_untouched_model_still_loads(members, tmp_path, scene):
@@ -156,7 +172,7 @@ def _bands(n):
 TAMPERED = {
     "unknown detector": (_set("method", "evil"), "needs method 'evil'"),
     "classic detector": (_set("method", "rx"), "needs method 'rx'"),
-    "future format": (_set("format_version", 3), "newer than this hsad.*upgrade hsad"),
+    "future format": (_set("format_version", 4), "newer than this hsad.*upgrade hsad"),
     "no format version": (_drop("format_version"), "no format_version.*retrain"),
     "old format version": (_set("format_version", 0), "no longer read.*retrain"),
     "format version as text": (_set("format_version", "1"), "must be an integer"),

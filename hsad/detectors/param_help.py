@@ -56,6 +56,9 @@ COMMON = {
     "radius": "guided-filter radius, pixels",
     "eps": "guided-filter regularisation ε (in the guide's normalised units)",
     "fusion_norm": "normalisation N of the two maps before fusing: 'minmax' or 'rank'",
+    "spectral_tophat": "fuse D_spectral's area top-hat (bright blobs up to the largest area "
+                       "kept, larger structures dropped) instead of D_spectral itself (None: "
+                       "the variant's own: true for multiscale, false for aed and paper)",
     "target_size_m": "instead of area: the target size in metres (side of a square); the "
                      "area is (target_size_m / pixel size)² on each scene, which needs a "
                      "projected CRS in metres",

@@ -54,8 +54,8 @@ class ReconstructionDetector(NeuralDetector):
     """A neural detector whose residual is fused into D_SS.
 
     ``fusion`` is the spatial variant (``multiscale``, ``aed`` or ``paper``); ``lam``,
-    ``n_components``, ``area``, ``radius`` and ``eps`` left None take that variant's own
-    defaults (hsad.fusion).
+    ``n_components``, ``area``, ``radius``, ``eps`` and ``spectral_tophat`` left None take
+    that variant's own defaults (hsad.fusion).
     """
 
     fusion: str = "multiscale"
@@ -67,18 +67,22 @@ class ReconstructionDetector(NeuralDetector):
     eps: float | None = None
     fusion_norm: str = "minmax"
     pc_source: str = "cube"
+    spectral_tophat: bool | None = None
     target_size_m: float | None = None
     stats_sample: int = 262144
 
     @classmethod
     def upgrade_params(cls, saved: dict, format_version: int) -> dict:
-        """A format-1 model (before 2026-12-02) that left the multi-scale ladder's largest
-        area unset used the ladder to 121 pixels (format 2: to 225); its ``lam`` was always
-        stored. Keep the map it was trained to give."""
+        """Keep the map an older model file was trained to give. A format-1 model (before
+        2026-12-02) that left the multi-scale ladder's largest area unset used the ladder
+        to 121 pixels (format 2: to 225); its ``lam`` was always stored. Models before
+        format 3 fused D_spectral itself, not its area top-hat (``spectral_tophat``)."""
         saved = super().upgrade_params(saved, format_version)
         if (format_version < 2 and saved.get("fusion", "multiscale") == "multiscale"
                 and saved.get("area") is None and saved.get("target_size_m") is None):
             saved = {**saved, "area": FORMAT1_MULTISCALE_AREA}
+        if format_version < 3 and saved.get("spectral_tophat") is None:
+            saved = {**saved, "spectral_tophat": False}
         return saved
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +111,8 @@ class ReconstructionDetector(NeuralDetector):
                 area = area_for_target(self.target_size_m, cube)
         return Fusion(variant=self.fusion, lam=self.lam, n_components=self.n_components,
                       area=area, levels=self.levels, radius=self.radius, eps=self.eps,
-                      norm=self.fusion_norm, pc_source=self.pc_source).resolved()
+                      norm=self.fusion_norm, pc_source=self.pc_source,
+                      spectral_tophat=self.spectral_tophat).resolved()
 
     def set_fusion(self, mode: str) -> ReconstructionDetector:
         """The CLI's ``--fusion``: ``"dss"`` scores with D_SS (its spatial variant the

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 from hsad.errors import ParameterError
-from hsad.morphology import attribute_response
+from hsad.morphology import attribute_response, tophat_response
 
 VARIANTS = ("aed", "multiscale", "paper")
 #: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its
@@ -37,9 +37,12 @@ LADDER = (9, 25, 49, 121, 225)
 #: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's
 #: default; λ is open there: 0.5).
 VARIANT_DEFAULTS = {
-    "aed": {"lam": 0.5, "n_components": 4, "area": 36, "radius": 1, "eps": 0.001},
-    "multiscale": {"lam": 0.4, "n_components": 4, "area": 225, "radius": 1, "eps": 0.001},
-    "paper": {"lam": 0.5, "n_components": 3, "area": 25, "radius": 3, "eps": 0.5},
+    "aed": {"lam": 0.5, "n_components": 4, "area": 36, "radius": 1, "eps": 0.001,
+            "spectral_tophat": False},
+    "multiscale": {"lam": 0.4, "n_components": 4, "area": 225, "radius": 1, "eps": 0.001,
+                   "spectral_tophat": True},
+    "paper": {"lam": 0.5, "n_components": 3, "area": 25, "radius": 3, "eps": 0.5,
+              "spectral_tophat": False},
 }
 NORMS = ("minmax", "rank")
 PC_SOURCES = ("cube", "residual")
@@ -212,6 +215,26 @@ def spatial_aed(components: np.ndarray, *, area: int | tuple[int, ...] = 25, lev
     return out
 
 
+def spectral_tophat(d_spectral: np.ndarray, areas: tuple[int, ...],
+                    levels: int = 256) -> np.ndarray:
+    """The area top-hat of a D_spectral map: ``Σ_a (q − γ_a(q))`` of the map quantised to
+    ``levels`` (``q``, min-max) over ``areas``, in [0, 1] units. Bright blobs smaller than
+    an area keep their height; bright structures of more pixels (roads, roofs, fields the
+    network rebuilds poorly) vanish. NaN off-data."""
+    d = np.asarray(d_spectral, dtype=np.float64)
+    return tophat_units(quantise(d, levels), areas, levels, ~np.isfinite(d))
+
+
+def tophat_units(quantised: np.ndarray, areas: tuple[int, ...], levels: int,
+                 off: np.ndarray) -> np.ndarray:
+    """``Σ_a (q − γ_a(q))`` of a map quantised to ``levels``, in [0, 1] units (divided by
+    the areas' count and the top level); NaN where ``off``."""
+    out = tophat_response(quantised, areas).astype(np.float64)
+    out /= len(areas) * (levels - 1) if levels else len(areas)
+    out[off] = np.nan
+    return out
+
+
 def fuse(d_spatial: np.ndarray, d_spectral: np.ndarray, lam: float,
          norm: str = "minmax") -> np.ndarray:
     """``D_SS = λ·N(d_spatial) + (1 − λ)·N(d_spectral)``."""
@@ -222,8 +245,8 @@ def fuse(d_spatial: np.ndarray, d_spectral: np.ndarray, lam: float,
 class Fusion:
     """Every parameter of the fusion stage; :meth:`stages` runs it on a residual.
 
-    ``lam``, ``n_components``, ``area``, ``radius`` and ``eps`` left None take the
-    variant's own defaults (:data:`VARIANT_DEFAULTS`, see :meth:`resolved`): the
+    ``lam``, ``n_components``, ``area``, ``radius``, ``eps`` and ``spectral_tophat`` left
+    None take the variant's own defaults (:data:`VARIANT_DEFAULTS`, see :meth:`resolved`): the
     out-of-sample choice for ``multiscale``, the sweep's for ``aed`` (one setting for all
     scenes, ``benchmarks/sweep_fusion.py``), METHODS.md §1's for ``paper``. ``levels`` and
     ``norm`` are shared by all three.
@@ -238,6 +261,7 @@ class Fusion:
     eps: float | None = None
     norm: str = "minmax"
     pc_source: str = "cube"
+    spectral_tophat: bool | None = None
 
     def resolved(self) -> Fusion:
         """A validated copy with the variant's defaults in the fields left None."""
@@ -262,6 +286,8 @@ class Fusion:
              "levels must be 0 (no quantisation) or 2…65536"),
             (int(self.radius) >= 1, "radius must be ≥ 1"),
             (float(self.eps) > 0, "eps must be > 0"),
+            (isinstance(self.spectral_tophat, (bool, np.bool_)),
+             f"spectral_tophat must be true or false, got {self.spectral_tophat!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -274,6 +300,19 @@ class Fusion:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def areas(self) -> tuple[int, ...]:
+        """The areas of the attribute filters: the ladder up to ``area`` (``multiscale``)
+        or ``area`` alone."""
+        f = self.resolved()
+        return ladder(f.area) if f.variant == "multiscale" else (int(f.area),)
+
+    def spectral_term(self, d_spectral: np.ndarray) -> np.ndarray:
+        """The map D_SS weights at ``1 − lam``: D_spectral, or its area top-hat
+        (:func:`spectral_tophat`, same areas as D_spatial) with ``spectral_tophat``."""
+        f = self.resolved()
+        return (spectral_tophat(d_spectral, f.areas(), int(f.levels)) if f.spectral_tophat
+                else d_spectral)
 
     def spatial(self, residual, cube=None) -> np.ndarray:
         """D_spatial of the configured variant (``cube`` needed for AED on the cube)."""
@@ -297,5 +336,5 @@ class Fusion:
         f = self.resolved()
         d_spec = spectral_rx(residual) if d_spectral is None else d_spectral
         d_spat = f.spatial(residual, cube)
-        d_ss = fuse(d_spat, d_spec, float(f.lam), f.norm)
+        d_ss = fuse(d_spat, f.spectral_term(d_spec), float(f.lam), f.norm)
         return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}

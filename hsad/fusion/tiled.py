@@ -30,7 +30,7 @@ from hsad.engine.tiles import (
 )
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
-from hsad.fusion import band_energy, guided_filter, ladder
+from hsad.fusion import band_energy, guided_filter, ladder, tophat_units
 from hsad.morphology import attribute_responses, response_bytes
 
 
@@ -217,6 +217,13 @@ def _guided_sum_tile(block, *, stats, radius, eps):
     return out
 
 
+def _tophat_tile(block, *, stats, areas, levels):
+    """:func:`hsad.fusion.spectral_tophat` of a tile of D_spectral ``(y, x, 1)``, with the
+    scene's range and median fill (``stats``)."""
+    band = np.asarray(block[:, :, 0], dtype=np.float64)
+    return tophat_units(_quantise(band, *stats[0], levels), areas, levels, ~np.isfinite(band))
+
+
 def _paper_tile(block, *, n, stats, area, levels):
     """Mean attribute response ``f`` of the first ``n`` bands (channel 0) and the off-data
     mask (channel 1); other channels are padding."""
@@ -323,12 +330,20 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
                           radius=radius, eps=eps)
     else:
         d_spat = _aed_filtered(source, fusion, memory_limit, stats)
-    (d_spat,), (s_lo, s_hi) = materialise_with([d_spat], finite_extremes(d_spat),
-                                               memory_limit=memory_limit)
+    if fusion.spectral_tophat:  # D_SS weights D_spectral's area top-hat at 1 − λ
+        # its filters run beside the spatial stage's, in the same pass
+        tophat = _tophat_filtered(d_spec, fusion, memory_limit)
+        (d_spat, spec_term), (s_lo, s_hi, p_lo, p_hi) = materialise_with(
+            [d_spat, tophat], [*finite_extremes(d_spat), *finite_extremes(tophat)],
+            memory_limit=memory_limit)
+    else:
+        (d_spat,), (s_lo, s_hi) = materialise_with([d_spat], finite_extremes(d_spat),
+                                                   memory_limit=memory_limit)
+        spec_term = d_spec
     (s_lo, s_hi), (p_lo, p_hi) = value_range(s_lo, s_hi), value_range(p_lo, p_hi)
     lam = float(fusion.lam)
     d_ss = (lam * _normalised(d_spat, s_lo, s_hi, fusion.norm)
-            + (1.0 - lam) * _normalised(d_spec, p_lo, p_hi, fusion.norm))
+            + (1.0 - lam) * _normalised(spec_term, p_lo, p_hi, fusion.norm))
     return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss,
             **dict(zip(keep, kept, strict=True))}
 
@@ -368,6 +383,20 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
     smooth = guided_halo(radius)
     return map_halo(_guided_sum_tile, halo_tiles(stacked, smooth, memory_limit), smooth,
                     drop_axis=2, stats=stats, radius=radius, eps=float(fusion.eps))
+
+
+def _tophat_filtered(d_spec: da.Array, fusion, memory_limit=None) -> da.Array:
+    """Lazy area top-hat of a (materialised) D_spectral map (:func:`hsad.fusion.spectral_tophat`)
+    on tiles with the largest area's halo, as large as the budget allows."""
+    areas, levels = fusion.areas(), int(fusion.levels)
+    bands = d_spec[:, :, None]
+    qtype = _quantised_dtype(levels)
+    halo = attribute_halo(max(areas))
+    # the map, its quantised copy and the output, and one filter job
+    pixel_bytes = d_spec.dtype.itemsize + qtype.itemsize + 8 + response_bytes(qtype, len(areas))
+    tiles = halo_tiles(bands, halo, memory_limit, max_edge=FILTER_EDGE, pixel_bytes=pixel_bytes)
+    return map_halo(_tophat_tile, tiles, halo, drop_axis=2, stats=_band_stats(bands),
+                    areas=areas, levels=levels)
 
 
 def _lazy_map(m) -> da.Array:

@@ -33,9 +33,9 @@ from hsad.errors import HsadError, ModelError
 from hsad.io.atomic import atomic_path
 
 FORMAT = "hsad-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: format versions this hsad reads
-READABLE = (1, 2)
+READABLE = (1, 2, 3)
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: largest member sizes read (uncompressed bytes): checked before anything is read
