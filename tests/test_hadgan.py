@@ -89,12 +89,14 @@ def test_every_stage_is_returned_and_d_spectral_alone_beats_rx(scene, fitted):
     np.testing.assert_array_equal(stages["d_ss"].values, scores.values)
     auc_spec = roc_auc_score(truth.ravel(), stages["d_spectral"].values.ravel())
     assert auc_spec > 0.85
-    lam = det.fusion_().lam  # the variant's own default when lam is None
+    fusion = det.fusion_()  # the variant's own defaults where the parameters are None
     from hsad.fusion import normalise_map
 
-    norm = det.fusion_norm
+    norm, lam = det.fusion_norm, fusion.lam
+    term = fusion.spectral_term(stages["d_spectral"].values)  # its area top-hat
+    assert fusion.spectral_tophat and not np.allclose(term, stages["d_spectral"].values)
     expected = (lam * normalise_map(stages["d_spatial"].values, norm)
-                + (1 - lam) * normalise_map(stages["d_spectral"].values, norm))
+                + (1 - lam) * normalise_map(term, norm))
     np.testing.assert_allclose(stages["d_ss"].values, expected, rtol=1e-5, atol=1e-6)
 
 

@@ -336,6 +336,7 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
         (d_spat, spec_term), (s_lo, s_hi, p_lo, p_hi) = materialise_with(
             [d_spat, tophat], [*finite_extremes(d_spat), *finite_extremes(tophat)],
             memory_limit=memory_limit)
+        spec_term = spec_term.rechunk(d_spec.chunks)  # D_SS keeps D_spectral's tiles
     else:
         (d_spat,), (s_lo, s_hi) = materialise_with([d_spat], finite_extremes(d_spat),
                                                    memory_limit=memory_limit)
