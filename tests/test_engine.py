@@ -231,6 +231,20 @@ def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
         np.testing.assert_allclose(value, want, rtol=1e-7, atol=1e-10, err_msg=name)
 
 
+def _filter_tiles_of_30(monkeypatch, tile_function: str) -> list:
+    """Filter tiles capped at 30 pixels; the shapes ``tiled.<tile_function>`` is called
+    with are recorded in the list returned."""
+    seen, real = [], getattr(fusion_tiles, tile_function)
+
+    def recorded(block, **kwargs):
+        seen.append(block.shape)
+        return real(block, **kwargs)
+
+    monkeypatch.setattr(fusion_tiles, tile_function, recorded)
+    monkeypatch.setattr(fusion_tiles, "FILTER_EDGE", 30)
+    return seen
+
+
 def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch):
     """Filter tiles of 30–34 pixels with the 24-pixel halo of areas 9 and 25 (both areas
     read from one tree per tile), then the guided filter on tiles of its own: D_spatial is
@@ -241,14 +255,7 @@ def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch):
     comps[30:34, 20:23] -= 2.0  # a dark one
     fusion = Fusion(variant="multiscale", area=25, radius=2, n_components=2).resolved()
     want = spatial_aed(comps, area=(9, 25), radius=2, eps=fusion.eps)
-    seen, real = [], fusion_tiles._response_tile
-
-    def recorded(block, **kwargs):
-        seen.append(block.shape)
-        return real(block, **kwargs)
-
-    monkeypatch.setattr(fusion_tiles, "_response_tile", recorded)
-    monkeypatch.setattr(fusion_tiles, "FILTER_EDGE", 30)
+    seen = _filter_tiles_of_30(monkeypatch, "_response_tile")
     lazy = fusion_tiles._aed_filtered(da.from_array(comps, chunks=(50, 120, 2)), fusion)
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), want, rtol=1e-9, atol=1e-12)
     tiles = [shape for shape in seen if shape[0] > 1]  # dask's meta calls aside
@@ -266,14 +273,7 @@ def test_spectral_tophat_on_small_tiles_equals_the_whole_scene(monkeypatch):
     d[0, :5] = np.nan
     fusion = Fusion(variant="multiscale", area=25).resolved()
     want = spectral_tophat(d, (9, 25))
-    seen, real = [], fusion_tiles._tophat_tile
-
-    def recorded(block, **kwargs):
-        seen.append(block.shape)
-        return real(block, **kwargs)
-
-    monkeypatch.setattr(fusion_tiles, "_tophat_tile", recorded)
-    monkeypatch.setattr(fusion_tiles, "FILTER_EDGE", 30)
+    seen = _filter_tiles_of_30(monkeypatch, "_tophat_tile")
     lazy = fusion_tiles._tophat_filtered(da.from_array(d, chunks=(50, 120)), fusion)
     got = lazy.compute(scheduler="sync")
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
