@@ -83,7 +83,7 @@ def main() -> None:
     fusion = det.fusion_(cube).resolved()
     values = int(np.prod(cube.shape))
     print(f"scene {'x'.join(map(str, cube.shape))} {cube.dtype}, {fusion.variant} fusion, "
-          f"areas {tiled.ladder(fusion.area)}; one thread (dask sync)")
+          f"areas {fusion.areas()}; one thread (dask sync)")
 
     with dask.config.set(scheduler="sync"), cpu_threads(1):
         stats, wall, cpu = _timed(lambda: det.fusion_statistics(cube))

@@ -321,8 +321,7 @@ class Fusion:
                   eps=float(f.eps))
         if f.variant == "paper":
             return spatial_paper(residual, n_components=int(f.n_components), **kw)
-        if f.variant == "multiscale":
-            kw["area"] = ladder(f.area)
+        kw["area"] = f.areas()
         source = residual if f.pc_source == "residual" or cube is None else cube
         if cube is None and f.pc_source == "cube":
             raise ParameterError("fusion variant 'aed' with pc_source='cube' needs the cube")

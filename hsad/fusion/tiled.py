@@ -30,7 +30,7 @@ from hsad.engine.tiles import (
 )
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
-from hsad.fusion import band_energy, guided_filter, ladder, tophat_units
+from hsad.fusion import band_energy, guided_filter, tophat_units
 from hsad.morphology import attribute_responses, response_bytes
 
 
@@ -364,7 +364,7 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
     the guided filter, on tiles with its own small halo. ``stats``: :func:`_band_stats` of
     ``comps`` when the caller has them."""
     radius, levels = int(fusion.radius), int(fusion.levels)
-    areas = ladder(fusion.area) if fusion.variant == "multiscale" else (int(fusion.area),)
+    areas = fusion.areas()
     stats = _band_stats(comps) if stats is None else stats
     k = comps.shape[2]
     qtype = _quantised_dtype(levels)
