@@ -1,7 +1,7 @@
 """The area filters of HADGAN's multi-scale spatial map, one filter tile, by backend.
 
 One tile as ``hsad.fusion.tiled`` filters it: a ``--tile`` pixel tile (default
-``FILTER_EDGE``, 1024) with the halo of the largest area (225 → 1472 × 1472 pixels), an
+``FILTER_EDGE``, 2048) with the halo of the largest area (225 → 2496 × 2496 pixels), an
 8-bit image, the openings and closings of the ladder's areas 9, 25, 49, 121 and 225. The
 image is the first principal component of a generated scene (``bench_rx.make_scene``) or of
 a real ENVI scene (``--scene``), quantised to 256 levels as the fusion stage does.
@@ -9,7 +9,9 @@ a real ENVI scene (``--scene``), quantised to 256 levels as the fusion stage doe
 Contenders, best of ``--repeat``, each checked against the tree's images:
 
 - ``tree``: hsad's path (:mod:`hsad.area_tree`): one max-tree and one min-tree, every area
-  read from them (``hsad.morphology.attribute_response``);
+  read from them (``hsad.morphology.attribute_response``), built by flooding (8-bit images),
+  and by union-find over the sorted pixels (hsad's path for 8-bit images until 2026-12-02,
+  still its path for floats and wide integer ranges);
 - ``diplib``: DIPlib's union-find area opening, one call per area and polarity, on the whole
   tile, and with each area on its own halo only (hsad's path until 2026-12-02);
 - ``scikit-image max-tree``: only building one max-tree (``skimage.morphology.max_tree``),
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsad import area_tree
 from hsad import fusion as F
 from hsad.fusion.tiled import FILTER_EDGE
 from hsad.morphology import area_filter, attribute_response
@@ -94,6 +97,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     halo = max(AREAS) - 1
+    flood_levels = area_tree.FLOOD_LEVELS
     edge = args.tile + 2 * halo
     image = component_image(args.scene, edge)
     filters = 2 * len(AREAS)
@@ -102,6 +106,11 @@ def main() -> None:
     attribute_response(image[:40, :40], AREAS)  # compiled (or loaded) before timing
     t, tree = best(lambda: attribute_response(image, AREAS, summed=True), args.repeat)
     print(f"{'tree (hsad): two trees, every area':40s} {t:6.3f} s")
+    area_tree.FLOOD_LEVELS = 0  # the same trees by union-find
+    t, out = best(lambda: attribute_response(image, AREAS, summed=True), args.repeat)
+    area_tree.FLOOD_LEVELS = flood_levels
+    print(f"{'tree by union-find (hsad until 12-02)':40s} {t:6.3f} s (same: "
+          f"{np.array_equal(out, tree)})")
     t, out = best(lambda: [area_filter(image, a, p, backend="diplib") for a in AREAS
                            for p in ("opening", "closing")], args.repeat)
     same = np.array_equal(sum(x.astype(np.int64) for x in out[1::2])

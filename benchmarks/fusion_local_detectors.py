@@ -7,7 +7,10 @@ default spatial map (multi-scale AED, the default's largest area) and ``local`` 
 or ``crd`` detector at its library defaults, run on the same cube as HADGAN (real scenes and
 the implanted ones of ``benchmarks/collect_fusion_maps.py``). Same implanted constraint,
 same leave-one-scene-out selection and the same table as ``benchmarks/fusion_rules.py``; the
-two-map rule (the λ grid of ``choose_fusion.py``) is the baseline row.
+two-map rule (the λ grid of ``choose_fusion.py``) is the baseline row. Every rule is judged
+with D_spectral itself and (family name ending ``+tophat``) with its area top-hat over the
+spatial map's areas (``hsad.fusion.spectral_tophat``, the library default since
+2026-12-02).
 
 The local maps are cached beside the fusion maps (``<folder>/local/``), about 1 s per file.
 
@@ -30,7 +33,7 @@ from hsad import fusion as F
 sys.path.insert(0, str(Path(__file__).parent))
 from choose_fusion import LAMS, file_aucs, mean, parse_args, report, split  # noqa: E402
 from collect_fusion_maps import map_scene  # noqa: E402
-from fusion_rules import family_tables  # noqa: E402
+from fusion_rules import POOLS, family_tables  # noqa: E402
 
 LOCAL = ("lrx", "crd")
 #: (λs, λc) pairs of the three-map rule: the spatial and the local map's weights.
@@ -65,15 +68,18 @@ def fusion_maps(folder: Path):
         local = local_maps(folder, d["stem"])
         spatial = F.normalise_map(F.spatial_aed(d["pcs"][:, :, :4], area=F.ladder(AREA),
                                                 radius=1, eps=1e-3))
-        spectral = F.normalise_map(d["spec"])
         out = {"rx": d["rx"], "d_spectral": d["spec"], **{m: local[m] for m in LOCAL}}
-        for lam in LAMS:
-            out[f"two maps (default rule) | λ={lam}"] = lam * spatial + (1 - lam) * spectral
-        for method in LOCAL:
-            m = F.normalise_map(local[method])
-            for s, c in WEIGHTS:
-                out[f"{method} as third map | λs={s} λc={c}"] = (s * spatial + c * m
-                                                                  + (1 - s - c) * spectral)
+        terms = {"": d["spec"], "+tophat": F.spectral_tophat(d["spec"], F.ladder(AREA))}
+        for suffix, term in terms.items():
+            spectral = F.normalise_map(term)
+            for lam in LAMS:
+                out[f"two maps (default rule){suffix} | λ={lam}"] = (lam * spatial
+                                                                     + (1 - lam) * spectral)
+            for method in LOCAL:
+                m = F.normalise_map(local[method])
+                for s, c in WEIGHTS:
+                    out[f"{method} as third map{suffix} | λs={s} λc={c}"] = (
+                        s * spatial + c * m + (1 - s - c) * spectral)
         return out
     return maps_of
 
@@ -94,7 +100,7 @@ def main() -> None:
             "AUC(D,F); columns as in fusion_rules.md. Global RX: "
             f"{mean(aucs, 'rx', real):.4f}; D_spectral alone: "
             f"{mean(aucs, 'd_spectral', real):.4f}; the local detectors alone: {alone}.", "",
-            *family_tables(aucs, pooled="all pooled")]
+            *family_tables(aucs, POOLS)]
     report(text, args.out)
 
 

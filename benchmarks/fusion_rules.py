@@ -34,6 +34,12 @@ Families (N = the normalisation of each map before the weighted sum):
   texture low), and the scene's weight is λ = r_spatial^γ / (r_spatial^γ + r_spectral^γ),
   γ ∈ {0.5, 1, 2, 4}, instead of a fixed λ.
 
+Every family is judged twice: with D_spectral itself as its spectral map, and (family name
+ending ``+tophat``) with D_spectral's area top-hat over the spatial map's areas
+(``hsad.fusion.spectral_tophat``, the library default since 2026-12-02; for the
+guided-filtered and trimmed families, the top-hat of their own spectral map). The pooled
+rows choose among the plain families, among the top-hat ones, and among all of them.
+
     .venv/bin/python benchmarks/collect_fusion_maps.py /tmp/fusion_maps
     .venv/bin/python benchmarks/fusion_rules.py /tmp/fusion_maps --out docs/fusion_rules.md
 """
@@ -112,33 +118,48 @@ def trimmed_rx(residual: np.ndarray, spec: np.ndarray, share: float) -> np.ndarr
 
 
 def rule_maps(d: dict) -> dict[str, np.ndarray]:
-    """Every family's candidate D_SS maps of one map file, keyed ``family | setting``."""
+    """Every family's candidate D_SS maps of one map file, keyed ``family | setting``; each
+    family twice, against D_spectral and (``family+tophat``) against its area top-hat."""
     spec, pcs = d["spec"], d["pcs"][:, :, :4]
     out = {"rx": d["rx"], "d_spectral": spec}
-    spatial = {a: F.spatial_aed(pcs, area=F.ladder(a), radius=1, eps=1e-3) for a in AREAS}
     guide = F.quantise(pcs[:, :, 0], 0)
-    extra = {f"guided-spectral | ε={eps}": F.guided_filter(guide, F.normalise_map(spec), 1, eps)
-             for eps in (1e-3, 1e-2)}
-    extra |= {f"trimmed-spectral | top {q:.0%}": trimmed_rx(d["residual"], spec, q)
-              for q in (0.01, 0.05)}
-    for a, sp in spatial.items():
-        for name, norm in NORMS.items():
-            s_n, p_n = norm(sp), norm(spec)
-            for lam in LAMS:
-                out[f"{name} | area={a} λ={lam}"] = lam * s_n + (1 - lam) * p_n
-        s_n, p_n = F.normalise_map(sp), F.normalise_map(spec)
+    others = {f"guided-spectral | ε={eps}": F.guided_filter(guide, F.normalise_map(spec), 1, eps)
+              for eps in (1e-3, 1e-2)}
+    others |= {f"trimmed-spectral | top {q:.0%}": trimmed_rx(d["residual"], spec, q)
+               for q in (0.01, 0.05)}
+    for a in AREAS:
+        areas = F.ladder(a)
+        sp = F.spatial_aed(pcs, area=areas, radius=1, eps=1e-3)
+        for suffix, term in (("", lambda m: m),
+                             ("+tophat", lambda m, areas=areas: F.spectral_tophat(m, areas))):
+            out |= _family_maps(sp, term(spec), {k: term(m) for k, m in others.items()},
+                                a, suffix)
+    return out
+
+
+def _family_maps(sp, spec, others: dict, a: int, suffix: str) -> dict[str, np.ndarray]:
+    """The candidates of every family for one spatial map ``sp`` (largest area ``a``) and
+    one spectral term ``spec``; ``others``: the alternative spectral maps, keyed
+    ``family | setting``; ``suffix`` is appended to every family name."""
+    out = {}
+    for name, norm in NORMS.items():
+        s_n, p_n = norm(sp), norm(spec)
         for lam in LAMS:
-            out[f"product | area={a} λ={lam}"] = s_n ** lam * p_n ** (1 - lam)
-        out[f"max | area={a}"] = np.maximum(s_n, p_n)
-        for name, peakedness in PEAKEDNESS.items():
-            r_s, r_p = peakedness(s_n), peakedness(p_n)
-            for g in GAMMAS:
-                lam = r_s ** g / (r_s ** g + r_p ** g)
-                out[f"reliability | {name} γ={g} area={a}"] = lam * s_n + (1 - lam) * p_n
-        for key, m in extra.items():
-            m_n = F.normalise_map(m)
-            for lam in LAMS:
-                out[f"{key} area={a} λ={lam}"] = lam * s_n + (1 - lam) * m_n
+            out[f"{name}{suffix} | area={a} λ={lam}"] = lam * s_n + (1 - lam) * p_n
+    s_n, p_n = F.normalise_map(sp), F.normalise_map(spec)
+    for lam in LAMS:
+        out[f"product{suffix} | area={a} λ={lam}"] = s_n ** lam * p_n ** (1 - lam)
+    out[f"max{suffix} | area={a}"] = np.maximum(s_n, p_n)
+    for name, peakedness in PEAKEDNESS.items():
+        r_s, r_p = peakedness(s_n), peakedness(p_n)
+        for g in GAMMAS:
+            lam = r_s ** g / (r_s ** g + r_p ** g)
+            out[f"reliability{suffix} | {name} γ={g} area={a}"] = lam * s_n + (1 - lam) * p_n
+    for key, m in others.items():
+        family, setting = key.split(" | ")
+        m_n = F.normalise_map(m)
+        for lam in LAMS:
+            out[f"{family}{suffix} | {setting} area={a} λ={lam}"] = lam * s_n + (1 - lam) * m_n
     return out
 
 
@@ -157,21 +178,30 @@ def family_row(aucs: dict, family: str, keys: list[str]) -> tuple[str, list[str]
             f"{worst:+.4f} |", sorted({k for _, k in folds}))
 
 
-def family_tables(aucs: dict, pooled: str = "all families pooled") -> list[str]:
-    """Markdown lines: one row per family of the ``family | setting`` maps in ``aucs`` and a
-    last row pooling them all (:func:`family_row`), then the settings the folds chose."""
+def family_tables(aucs: dict, pools: dict | None = None) -> list[str]:
+    """Markdown lines: one row per family of the ``family | setting`` maps in ``aucs`` and
+    one per pool (:func:`family_row`), then the settings the folds chose. ``pools`` maps a
+    row name to a test on the family name; by default one row pools every family."""
     keys = [k for k in next(iter(aucs.values())) if " | " in k]
     families = list(dict.fromkeys(k.split(" | ")[0] for k in keys))
+    pools = pools or {"all families pooled": lambda family: True}
+    groups = {f: [k for k in keys if k.split(" | ")[0] == f] for f in families}
+    groups |= {name: [k for k in keys if test(k.split(" | ")[0])]
+               for name, test in pools.items()}
     rows, chosen = [], []
-    for family in families + [pooled]:
-        members = keys if family == pooled else [k for k in keys
-                                                 if k.startswith(family + " | ")]
+    for family, members in groups.items():
         row, picks = family_row(aucs, family, members)
         rows.append(row)
         chosen.append(f"- {family}: " + ("; ".join(picks) if picks else "none eligible"))
     return ["| family | settings | eligible | best in-sample | leave-one-out | worst left-out "
             "− RX |", "|---|---|---|---|---|---|", *rows, "",
             "Settings the leave-one-out folds chose:", "", *chosen, ""]
+
+
+#: the pooled rows of this script's table
+POOLS = {"plain families pooled": lambda f: not f.endswith("+tophat"),
+         "top-hat families pooled": lambda f: f.endswith("+tophat"),
+         "all families pooled": lambda f: True}
 
 
 def main() -> None:
@@ -188,7 +218,7 @@ def main() -> None:
             "eligible setting's mean over the real scenes, chosen on them (optimistic). "
             "*leave-one-out*: each scene scored with the setting chosen on the other nine. "
             f"Global RX: {mean(aucs, 'rx', real):.4f}; D_spectral alone: "
-            f"{mean(aucs, 'd_spectral', real):.4f}.", "", *family_tables(aucs)]
+            f"{mean(aucs, 'd_spectral', real):.4f}.", "", *family_tables(aucs, POOLS)]
     report(text, args.out)
 
 

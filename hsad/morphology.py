@@ -5,10 +5,10 @@ hsad's own kernel (:mod:`hsad.area_tree`, compiled by numba) builds one componen
 per polarity and reads every area of the multi-scale ladder from it; DIPlib's union-find
 area opening (``diplib.AreaOpening``) and scikit-image's max-tree give the same images one
 area per call. They are the references of the tests, and the fallbacks (in that order)
-where numba is not installed. On the 2048² principal-component images of benchmark 16
-(docs/performance.md) the five areas of the ladder, opening and closing, take less than
-half of DIPlib's time; scikit-image slows down super-linearly on quantised images with
-large flat zones (1024 × 1024 uint8: 76 s).
+where numba is not installed. On a 2496² filter tile of the benchmark scene
+(docs/performance.md, benchmark 19) the five areas of the ladder, opening and closing, take
+1.1 s against DIPlib's 11.9 s; scikit-image slows down super-linearly on quantised images
+with large flat zones (1024 × 1024 uint8: 76 s).
 
 Large batches of filters (:func:`attribute_responses`) are shared out over the cores in
 threads: the kernel releases the GIL.
@@ -160,8 +160,10 @@ def _filtered_stacks(f: np.ndarray, areas: tuple[int, ...],
 
 def response_bytes(dtype, n_areas: int) -> int:
     """Bytes per pixel that :func:`attribute_response` holds at its peak for an image of
-    ``dtype`` at ``n_areas`` areas, summed: the pixel order (int64), the tree (three
-    int32), one polarity's filtered images, the sum and its part."""
+    ``dtype`` at ``n_areas`` areas, summed: the tree (flooding: each pixel's node and at
+    most one node a pixel, its parent, level, area and place, or during the build the
+    pixel stack and visits; union-find: the pixel order and three int32), one polarity's
+    filtered images, the sum and its part."""
     dtype = np.dtype(dtype)
     return 8 + 12 + n_areas * dtype.itemsize + 2 * 8
 

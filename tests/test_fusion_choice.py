@@ -45,3 +45,19 @@ def test_leave_one_out_chooses_on_the_other_scenes_only():
     aucs["a_real"]["wide"] = 0.99  # "wide" wins on a alone, "narrow" on b alone
     folds = dict(choose_fusion.leave_one_out(aucs, ["wide", "narrow"]))
     assert folds == {"a_real": "narrow", "b_real": "wide"}
+
+
+def test_family_tables_group_families_exactly_and_pool_by_name():
+    fusion_rules = pytest.importorskip("fusion_rules")
+    aucs = _aucs()
+    for files in aucs.values():  # two families whose names share a prefix, one setting each
+        files["minmax | s"], files["minmax+tophat | s"] = files["wide"], files["narrow"]
+    pools = {"top-hat pooled": lambda f: f.endswith("+tophat"), "all": lambda f: True}
+    lines = fusion_rules.family_tables(aucs, pools)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    # "minmax" holds its own setting only, not "minmax+tophat | s" (narrow fails the rule)
+    assert rows["minmax"].startswith("| minmax | 1 | 1 |")
+    assert rows["minmax+tophat"].startswith("| minmax+tophat | 1 | 0 |")
+    assert rows["top-hat pooled"].startswith("| top-hat pooled | 1 | 0 |")
+    assert rows["all"].startswith("| all | 2 | 1 |")
+    assert "- all: minmax | s" in lines

@@ -70,6 +70,44 @@ def test_one_tree_gives_every_area_as_separate_calls_do():
                 np.testing.assert_array_equal(stack[k], area_filter(image, area, polarity))
 
 
+
+@pytest.mark.parametrize("dtype, offset", [(np.uint8, 0), (np.int8, -5), (np.int16, -300),
+                                           (np.uint16, 0), (np.int32, -70000),
+                                           (np.uint32, 2**31)])
+def test_flooding_equals_union_find(dtype, offset, monkeypatch):
+    """Integer images are filtered by flooding; the union-find tree (what floats and wide
+    ranges take) gives the same images, on plateaus, thin images and areas beyond them."""
+    from hsad import area_tree
+
+    rng = np.random.default_rng(int(abs(offset)) + 1)
+    cases = [(rng.integers(1, 20), rng.integers(1, 20), rng.integers(1, 12))
+             for _ in range(40)] + [(1, 1, 1), (1, 9, 3), (9, 1, 3), (4, 4, 1)]
+    areas = (2, 3, 5, 9, 25, 500)
+    for h, w, levels in cases:
+        image = (rng.integers(0, levels, (h, w)) + offset).astype(dtype)
+        flooded = area_tree.area_filters(image, areas)
+        with monkeypatch.context() as m:
+            m.setattr(area_tree, "FLOOD_LEVELS", 0)  # every image by union-find
+            joined = area_tree.area_filters(image, areas)
+        for polarity in ("opening", "closing"):
+            assert flooded[polarity].dtype == dtype
+            np.testing.assert_array_equal(flooded[polarity], joined[polarity])
+
+
+def test_boolean_and_wide_range_images_are_filtered_too():
+    from hsad.area_tree import FLOOD_LEVELS, area_filters
+
+    rng = np.random.default_rng(4)
+    mask = rng.random((12, 13)) > 0.5
+    opened = area_filters(mask, (4,))["opening"][0]
+    assert opened.dtype == bool
+    np.testing.assert_array_equal(opened, area_filter(mask.astype(np.uint8), 4) == 1)
+    wide = np.round(gaussian_filter(rng.random((30, 30)), 2) * 1e6).astype(np.uint32)
+    assert np.ptp(wide) >= FLOOD_LEVELS  # union-find
+    for polarity in ("opening", "closing"):
+        np.testing.assert_array_equal(area_filters(wide, (7,))[polarity][0],
+                                      area_filter(wide, 7, polarity, backend="skimage"))
+
 def test_the_tree_refuses_nan_and_bad_shapes():
     from hsad.area_tree import area_filters
 
