@@ -43,6 +43,19 @@ def _root(zpar, p):
 
 
 @njit(cache=True, nogil=True)
+def _neighbour(p, j, y, x, height, width):
+    """The ``j``-th 4-neighbour (up, right, down, left) of pixel ``p`` at ``(y, x)``, or -1
+    beyond the image's edge."""
+    if j == 0:
+        return p - width if y > 0 else -1
+    if j == 1:
+        return p + 1 if x < width - 1 else -1
+    if j == 2:
+        return p + width if y < height - 1 else -1
+    return p - 1 if x > 0 else -1
+
+
+@njit(cache=True, nogil=True)
 def _filtered(values, order, height, width, areas, reverse):
     """Area openings of the flat image ``values`` (``height`` × ``width``) at each of
     ``areas``, for the processing ``order`` (decreasing levels: openings; increasing:
@@ -58,23 +71,8 @@ def _filtered(values, order, height, width, areas, reverse):
         y = p // width
         x = p - y * width
         for j in range(4):
-            if j == 0:
-                if y == 0:
-                    continue
-                q = p - width
-            elif j == 1:
-                if y == height - 1:
-                    continue
-                q = p + width
-            elif j == 2:
-                if x == 0:
-                    continue
-                q = p - 1
-            else:
-                if x == width - 1:
-                    continue
-                q = p + 1
-            if zpar[q] < 0:
+            q = _neighbour(p, j, y, x, height, width)
+            if q < 0 or zpar[q] < 0:
                 continue
             r = _root(zpar, q)
             if r != p:
@@ -152,25 +150,9 @@ def _flood_tree(values, low, high, increasing, height, width):
         y = p // width
         x = p - y * width
         while edge[p] < 4:  # visit p's neighbours; descend at the first lower one
-            e = edge[p]
-            edge[p] = e + 1
-            if e == 0:
-                if y == 0:
-                    continue
-                q = p - width
-            elif e == 1:
-                if x == width - 1:
-                    continue
-                q = p + 1
-            elif e == 2:
-                if y == height - 1:
-                    continue
-                q = p + width
-            else:
-                if x == 0:
-                    continue
-                q = p - 1
-            if edge[q] != 255:
+            q = _neighbour(p, edge[p], y, x, height, width)
+            edge[p] += 1
+            if q < 0 or edge[q] != 255:
                 continue
             edge[q] = 0
             lq = _level(values, q, low, high, increasing)
