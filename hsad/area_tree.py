@@ -130,7 +130,7 @@ def _flood_tree(values, low, high, increasing, height, width):
     edge = np.full(n, 255, np.uint8)  # the next neighbour to visit; 255: not reached
     pixel_node = np.empty(n, np.int32)
     parent = np.empty(n, np.int32)
-    level = np.empty(n, np.uint16)  # FLOOD_LEVELS ≤ 65536
+    level = np.empty(n, np.uint16)  # at most 65536 levels (iter_area_filters)
     size = np.empty(n, np.int32)
     order = np.empty(n, np.int32)
     n_closed = 0
@@ -251,7 +251,7 @@ def iter_area_filters(image: np.ndarray, areas, polarities=("opening", "closing"
     if image.dtype.kind in "iub" and image.dtype.itemsize <= 4:
         flat = flat.view(np.uint8) if image.dtype.kind == "b" else flat
         low, high = int(flat.min()), int(flat.max())
-        if high - low < FLOOD_LEVELS:
+        if high - low < min(FLOOD_LEVELS, 1 << 16):  # node levels are uint16
             for polarity in polarities:
                 out = _flood_filtered(flat, low, high, polarity == "closing", height,
                                       width, areas)
