@@ -71,9 +71,8 @@ def test_one_tree_gives_every_area_as_separate_calls_do():
 
 
 
-@pytest.mark.parametrize("dtype, offset", [(np.uint8, 0), (np.int8, -5), (np.int16, -300),
-                                           (np.uint16, 0), (np.int32, -70000),
-                                           (np.uint32, 2**31)])
+@pytest.mark.parametrize("dtype, offset", [(np.uint8, 0), (np.int16, -300), (np.uint16, 0),
+                                           (np.uint32, 2**31)])  # each type compiles once
 def test_flooding_equals_union_find(dtype, offset, monkeypatch):
     """Integer images are filtered by flooding; the union-find tree (what floats and wide
     ranges take) gives the same images, on plateaus, thin images and areas beyond them."""
