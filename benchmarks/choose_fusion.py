@@ -43,7 +43,7 @@ def candidate_maps(d: dict) -> dict[str, np.ndarray]:
     out = {"rx": d["rx"], "d_spectral": d["spec"]}
     pcs = d["pcs"][:, :, :4]
     for (variant, area), lam in itertools.product(CANDIDATES, LAMS):
-        areas = F.ladder(area) if variant == "multiscale" else (area,)
+        areas = F.Fusion(variant=variant, area=area).areas()
         key = (variant, area)
         if key not in out:
             out[key] = F.spatial_aed(pcs, area=areas, radius=1, eps=1e-3)

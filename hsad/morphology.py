@@ -147,7 +147,7 @@ def _filtered_stacks(f: np.ndarray, areas: tuple[int, ...],
                      polarities: tuple[str, ...] = ("closing", "opening")):
     """The closings, then the openings of ``f`` at every area, ``(len(areas), h, w)``
     each (or the ``polarities`` asked for): from one tree per polarity
-    (:func:`default_backend` ``"tree"``, the pixels sorted once) or one filter per area."""
+    (:func:`default_backend` ``"tree"``, :mod:`hsad.area_tree`) or one filter per area."""
     if default_backend() == "tree":
         from hsad.area_tree import iter_area_filters
 
