@@ -79,7 +79,7 @@ import dask.array as da
 import numpy as np
 from hsad import synthetic
 from hsad.cube import make_cube
-from hsad.io.envi import write_envi
+from hsad.io.envi_writer import write_envi
 
 path, rows, cols, bands, seed = sys.argv[1], *map(int, sys.argv[2:6])
 tile = 512

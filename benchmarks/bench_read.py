@@ -1,7 +1,7 @@
 """Reading speed and memory: hsad's lazy ENVI reader next to ``spectral.open_image().load()``.
 
 Writes a BIL int16 ENVI scene (default 2048 x 2048 x 200, ~1.6 GB) into a temporary
-folder with ``hsad.io.envi.write_envi``, reads it once to warm the page cache, then
+folder with ``hsad.io.envi_writer.write_envi``, reads it once to warm the page cache, then
 runs each contender in its own subprocess (so that peak RSS, ``VmHWM``, is its own):
 
 * ``hsad dask``: ``hsad.open_cube(hdr, chunks)`` and a per-chunk sum computed by
@@ -83,7 +83,7 @@ def write_scene(folder: Path, rows: int, cols: int, bands: int, chunk: int) -> t
     import numpy as np
 
     from hsad.cube import make_cube
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     def block(block_info=None):
         (y0, y1), (x0, x1), _ = block_info[None]["array-location"]

@@ -77,7 +77,7 @@ def from_file(cube_np: np.ndarray, interleave: str, repeat: int):
 
     from hsad import detectors, open_cube
     from hsad.cube import make_cube
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     with tempfile.TemporaryDirectory() as tmp:
         hdr = Path(tmp) / "scene.hdr"

@@ -281,7 +281,7 @@ def _writer_rows() -> None:
     from affine import Affine
 
     from hsad.cube import make_cube
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     print("\n(d) map info writers: what GDAL reads back from the header each one writes\n")
     print("| grid | GDAL's ENVI writer (rasterio) | hsad write_envi |")

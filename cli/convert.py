@@ -52,7 +52,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     """
     from hsad.bands import select_bands
     from hsad.io import detect_format, open_cube
-    from hsad.io.geotiff import cast_cube, write_geotiff_cube
+    from hsad.io.geotiff_writer import cast_cube, write_geotiff_cube
     from hsad.io.matlab import load_mat, write_mat
 
     src, dst = Path(src), Path(dst)
@@ -78,7 +78,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
                                   cog=cog)
     if kind == "mat":
         return write_mat(cube, dst, gt=gt)
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     write_envi(cube, dst, interleave=interleave or "bsq")
     return dst

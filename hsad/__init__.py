@@ -30,8 +30,8 @@ def __dir__() -> list[str]:
 
 
 def write_geotiff(map_, path, like=None, cog=False, nodata=None):
-    """Write a single-band map as a tiled, compressed GeoTIFF (see hsad.io.geotiff)."""
-    from hsad.io.geotiff import write_geotiff as _write
+    """Write a single-band map as a tiled, compressed GeoTIFF (see hsad.io.geotiff_writer)."""
+    from hsad.io.geotiff_writer import write_geotiff as _write
 
     return _write(map_, path, like=like, cog=cog, nodata=nodata)
 

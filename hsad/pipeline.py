@@ -179,7 +179,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     (nm) or band positions.
     """
     from hsad.engine import read_map, write_map
-    from hsad.io.geotiff import write_mask
+    from hsad.io.geotiff_writer import write_mask
     from hsad.outputs.provenance import describe_map, provenance
     from hsad.outputs.qgis_style import write_style
 

@@ -173,7 +173,7 @@ def _cli(args, capsys):
 
 def test_cli_background_equals_the_api_and_is_an_input(tmp_path, capsys):
     from hsad import open_cube
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     scene = tmp_path / "scene.img"
     write_envi(_cube(), scene)
@@ -201,7 +201,7 @@ def test_cli_background_equals_the_api_and_is_an_input(tmp_path, capsys):
 
 
 def test_cli_train_samples_the_background_area(tmp_path, capsys):
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     scene = tmp_path / "scene.img"
     write_envi(_cube(), scene)

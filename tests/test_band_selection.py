@@ -17,7 +17,7 @@ from hsad.bands import match_model_bands
 from hsad.cli.main import main
 from hsad.cube import make_cube
 from hsad.errors import ModelError, ParameterError
-from hsad.io.envi import write_envi
+from hsad.io.envi_writer import write_envi
 
 WAVELENGTH = np.linspace(400.0, 2500.0, 22)  # 100 nm apart
 GOOD = np.ones(22, bool)

@@ -111,7 +111,7 @@ def test_missing_scene_is_a_clean_error(tmp_path, capsys):
 def test_a_degenerate_scene_warns_in_one_line(tmp_path, capsys):
     """Fewer pixels than bands: RX still scores, and says so in one `warning:` line."""
     from hsad.cube import make_cube
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     rng = np.random.default_rng(0)
     scene = write_envi(make_cube(rng.normal(size=(3, 3, 12)).astype(np.float32)),

@@ -11,7 +11,7 @@ from affine import Affine
 
 from hsad.cli.main import main
 from hsad.cube import make_cube, map_like
-from hsad.io.geotiff import write_geotiff, write_mask
+from hsad.io.geotiff_writer import write_geotiff, write_mask
 from hsad.outputs.metrics import evaluate
 from hsad.synthetic import make_scene
 
@@ -95,7 +95,7 @@ def test_mat_and_envi_ground_truth(files, tmp_path, capsys):
                            capsys)
     assert code == 2 and err.startswith(f"error: {mat}: ") and "nope" in err
 
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     envi = tmp_path / "truth.img"
     gt_cube = make_cube(files["gt"].astype(np.uint8)[:, :, None],

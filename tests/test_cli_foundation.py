@@ -225,7 +225,7 @@ def test_detect_on_the_threaded_scheduler_does_not_import_distributed(tmp_path):
     imports distributed (0.4 s) when it is installed; hsad gives them as functions."""
     pytest.importorskip("distributed")
     from hsad.cube import make_cube
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     cube = np.random.default_rng(0).normal(size=(20, 20, 6)).astype(np.float32)
     write_envi(make_cube(cube), tmp_path / "s.hdr")

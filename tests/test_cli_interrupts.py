@@ -17,7 +17,7 @@ from affine import Affine
 
 from hsad.cli.main import main
 from hsad.cube import make_cube
-from hsad.io.envi import write_envi
+from hsad.io.envi_writer import write_envi
 
 #: Tile edge of the runs below: many small tiles make a run last a few seconds.
 CHUNKS = "32"
@@ -151,9 +151,9 @@ def test_keyboard_interrupt_in_a_dask_worker_thread(big_scene, tmp_path, capsys,
     thread): the streaming GeoTIFF writer and atomic_path clean up, exit status 130."""
     import threading
 
-    from hsad.io import geotiff
+    from hsad.io import geotiff_writer
 
-    real, seen = geotiff._WindowWriter.__setitem__, []
+    real, seen = geotiff_writer._WindowWriter.__setitem__, []
 
     def interrupted(self, key, block):
         seen.append(threading.current_thread() is threading.main_thread())
@@ -161,7 +161,7 @@ def test_keyboard_interrupt_in_a_dask_worker_thread(big_scene, tmp_path, capsys,
             raise KeyboardInterrupt
         real(self, key, block)
 
-    monkeypatch.setattr(geotiff._WindowWriter, "__setitem__", interrupted)
+    monkeypatch.setattr(geotiff_writer._WindowWriter, "__setitem__", interrupted)
     for extra in ([], ["--cog"]):
         seen.clear()
         with pytest.raises(SystemExit) as exc:

@@ -253,14 +253,14 @@ def test_a_late_failure_removes_the_outputs_it_created(scene, tmp_path, capsys, 
 
 def test_disk_full_while_streaming_a_geotiff(tmp_path_factory, tmp_path, capsys,
                                             monkeypatch):
-    from hsad.io import geotiff
+    from hsad.io import geotiff_writer
 
     # 1100 rows: five 256-row GeoTIFF blocks, the fourth write fails
     tall = synthetic.write_scene(synthetic.make_scene(rows=1100, cols=24, bands=8, seed=4),
                                  tmp_path_factory.mktemp("tall"))
 
     written = []
-    real = geotiff._WindowWriter.__setitem__
+    real = geotiff_writer._WindowWriter.__setitem__
 
     def filling(self, key, block):
         if len(written) == 3:
@@ -268,7 +268,7 @@ def test_disk_full_while_streaming_a_geotiff(tmp_path_factory, tmp_path, capsys,
         written.append(key)
         real(self, key, block)
 
-    monkeypatch.setattr(geotiff._WindowWriter, "__setitem__", filling)
+    monkeypatch.setattr(geotiff_writer._WindowWriter, "__setitem__", filling)
     for extra in ([], ["--cog"]):
         written.clear()
         out = tmp_path / "rx.tif"

@@ -42,7 +42,7 @@ def quick(name: str) -> dict:
 @pytest.fixture(scope="module")
 def scene_file(tmp_path_factory):
     """A 24×24×12 ENVI scene with a CRS, a transform and nodata pixels."""
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     data = np.array(make_scene(rows=24, cols=24, bands=12, n_targets=3, road=False,
                                seed=2).cube.values)

@@ -22,9 +22,10 @@ from affine import Affine
 
 from hsad.cube import make_cube
 from hsad.errors import HeaderError, ParameterError
-from hsad.io.envi import open_envi, write_envi
+from hsad.io.envi import open_envi
 from hsad.io.envi_georef import georef_from_header
 from hsad.io.envi_header import parse_header, parse_header_text
+from hsad.io.envi_writer import write_envi
 
 _BASE = ("ENVI\nsamples = 3\nlines = 2\nbands = 1\nheader offset = 0\n"
          "file type = {kind}\ndata type = 1\ninterleave = bsq\nbyte order = 0\n")

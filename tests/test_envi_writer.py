@@ -16,7 +16,8 @@ from rasterio.crs import CRS
 import hsad.io.envi as envi
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
-from hsad.io.envi import open_envi, write_envi
+from hsad.io.envi import open_envi
+from hsad.io.envi_writer import write_envi
 
 DTYPES = ["u1", "i2", "i4", "f4", "f8", "u2", "u4", "i8", "u8"]
 UTM_ROTATED = Affine(2.5, 0, 500000, 0, -2.5, 4100000) @ Affine.rotation(-24)
@@ -189,8 +190,8 @@ def test_dtype_conversion_and_bad_parameters(tmp_path):
 def test_writing_streams_chunk_by_chunk(tmp_path, monkeypatch):
     cube = _cube("i2", (20, 30, 5), chunks=8)
     windows = []
-    real = envi._EnviWriter.__setitem__
-    monkeypatch.setattr(envi._EnviWriter, "__setitem__",
+    real = envi.EnviWindowWriter.__setitem__
+    monkeypatch.setattr(envi.EnviWindowWriter, "__setitem__",
                         lambda self, key, value: windows.append(value.shape)
                         or real(self, key, value))
     path = write_envi(cube, tmp_path / "s.bsq")

@@ -289,7 +289,7 @@ def _cli(args, capsys):
 
 def test_cli_trains_on_a_mask_file_and_detects_with_the_model(tmp_path, capsys):
     from hsad.cube import map_like
-    from hsad.io.geotiff import write_mask
+    from hsad.io.geotiff_writer import write_mask
     from hsad.synthetic import write_scene
 
     s = _make_scene()

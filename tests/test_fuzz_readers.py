@@ -38,9 +38,9 @@ import hsad
 from hsad.cube import make_cube
 from hsad.errors import GeoreferenceError, HsadError, TruncatedFileError
 from hsad.io import geotiff
-from hsad.io.envi import write_envi
 from hsad.io.envi_header import parse_header
-from hsad.io.geotiff import write_geotiff, write_geotiff_cube
+from hsad.io.envi_writer import write_envi
+from hsad.io.geotiff_writer import write_geotiff, write_geotiff_cube
 from hsad.io.matlab import load_mat, write_mat
 
 # the hypothesis profiles and header strategies live in test_fuzz_envi_header

@@ -14,8 +14,9 @@ from affine import Affine
 import hsad
 from hsad.cube import make_cube, map_like, valid_mask
 from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
-from hsad.io import geotiff
-from hsad.io.geotiff import open_geotiff, write_geotiff, write_geotiff_cube, write_mask
+from hsad.io import geotiff_writer
+from hsad.io.geotiff import open_geotiff
+from hsad.io.geotiff_writer import write_geotiff, write_geotiff_cube, write_mask
 
 AVIRIS = "isofit/ang20160910t185702_2rdn_img"
 ENMAP = "enmapbox/enmap_potsdam_tile_96_96.tif"
@@ -179,13 +180,13 @@ def test_dask_map_is_streamed_block_by_block(tmp_path, monkeypatch):
     cube = make_cube(values[:, :, None], crs="EPSG:32633",
                      transform=Affine(30, 0, 366015, 0, -30, 5809965))
     windows = []
-    original = geotiff._WindowWriter.__setitem__
+    original = geotiff_writer._WindowWriter.__setitem__
 
     def record(self, key, block):
         windows.append(block.shape)
         original(self, key, block)
 
-    monkeypatch.setattr(geotiff._WindowWriter, "__setitem__", record)
+    monkeypatch.setattr(geotiff_writer._WindowWriter, "__setitem__", record)
     out = write_geotiff(map_like(cube, values), tmp_path / "big.tif")
     assert len(windows) > 1
     assert max(h * w for h, w in windows) < rows * cols

@@ -110,7 +110,7 @@ def _cli(args):
 
 @pytest.fixture(scope="module")
 def scene_file(tmp_path_factory):
-    from hsad.io.envi import write_envi
+    from hsad.io.envi_writer import write_envi
 
     return write_envi(_cube(1), tmp_path_factory.mktemp("scene") / "scene.img")
 

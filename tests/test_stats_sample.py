@@ -11,7 +11,7 @@ from hsad.cube import good_band_mask
 from hsad.detectors import reconstruction
 from hsad.errors import ParameterError
 from hsad.fusion.tiled import components_map, finite_moments, spectral_map
-from hsad.io import envi, open_cube
+from hsad.io import envi, envi_writer, open_cube
 from hsad.nn.sampling import stratified_rows
 
 
@@ -126,7 +126,7 @@ def test_stats_sample_must_be_a_count(scene, bad):
 
 def _on_file(cube, folder):
     """The scene as a BIL ENVI file, opened in tiles of 20 rows."""
-    envi.write_envi(cube, folder / "s.hdr", interleave="bil")
+    envi_writer.write_envi(cube, folder / "s.hdr", interleave="bil")
     return open_cube(folder / "s.hdr", chunks=(20, 36))
 
 

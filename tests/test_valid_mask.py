@@ -13,8 +13,8 @@ from hsad import detectors
 from hsad.cli.main import main
 from hsad.cube import make_cube, map_like, valid_mask
 from hsad.errors import ParameterError
-from hsad.io.envi import write_envi
-from hsad.io.geotiff import write_mask
+from hsad.io.envi_writer import write_envi
+from hsad.io.geotiff_writer import write_mask
 from hsad.io.model_archive import load_model
 from hsad.nodata import apply_valid_mask, set_nodata
 

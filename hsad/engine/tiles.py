@@ -374,11 +374,11 @@ def write_map(map_, path, like: xr.DataArray | None = None, cog: bool = False,
               description: str | None = None) -> Path:
     """Stream a ``(y, x)`` map tile by tile into a tiled GeoTIFF (``cog``: COG, converted
     last), with a tqdm bar over the tiles (``progress=None``: when stderr is a terminal);
-    ``tags`` and ``description`` as in :func:`hsad.io.geotiff.write_geotiff`.
+    ``tags`` and ``description`` as in :func:`hsad.io.geotiff_writer.write_geotiff`.
 
     On a cluster the tiles are computed there and written here as they arrive.
     """
-    from hsad.io.geotiff import write_geotiff
+    from hsad.io.geotiff_writer import write_geotiff
 
     client = active_client()
     if client is not None and isinstance(getattr(map_, "data", None), da.Array):

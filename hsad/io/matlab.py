@@ -21,7 +21,8 @@ from dask.base import tokenize
 from hsad.cube import make_cube
 from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
 from hsad.io.atomic import atomic_path
-from hsad.io.geotiff import WindowReader, cast_cube, nm_scale, tile_chunks
+from hsad.io.geotiff import WindowReader, nm_scale, tile_chunks
+from hsad.io.geotiff_writer import cast_cube
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
 MAT5_MAX_BYTES = 2**31 - 1

@@ -258,8 +258,8 @@ def write_scene(
     The mask is uint8 (1 = target, 0 = background). Returns
     ``{"cube": <name>.img, "truth": <name>_truth.tif}``.
     """
-    from hsad.io.envi import write_envi
-    from hsad.io.geotiff import write_mask
+    from hsad.io.envi_writer import write_envi
+    from hsad.io.geotiff_writer import write_mask
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,152 @@
+"""ENVI writer: ``write_envi`` streams a cube's chunks into a memory-mapped temporary data
+file and renames data and header into place together; ``header_text`` is the ``.hdr``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from hsad.cube import DEFAULT_CHUNK, make_cube
+from hsad.errors import ParameterError
+from hsad.io.atomic import atomic_paths
+from hsad.io.envi import EnviPixels, EnviWindowWriter
+from hsad.io.envi_georef import header_georef
+from hsad.io.envi_header import DTYPE_CODES
+
+
+def _output_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix.lower() == ".hdr":
+        return p.with_suffix(""), p
+    return p, (p.with_suffix(".hdr") if p.suffix else p.with_name(p.name + ".hdr"))
+
+
+def _target_dtype(source: np.dtype, dtype) -> np.dtype:
+    if dtype is None:
+        widen = {np.dtype(bool): np.dtype("u1"), np.dtype("i1"): np.dtype("i2"),
+                 np.dtype("f2"): np.dtype("f4")}
+        dtype = widen.get(np.dtype(source), source)
+    target = np.dtype(dtype).newbyteorder("=")
+    if target not in DTYPE_CODES:
+        names = ", ".join(sorted(str(d) for d in DTYPE_CODES))
+        raise ParameterError(f"ENVI cannot store dtype {target} (supported: {names})")
+    return target
+
+
+def _as_cube(cube) -> xr.DataArray:
+    if isinstance(cube, xr.DataArray):
+        if set(cube.dims) == {"y", "x", "band"} and cube.dims != ("y", "x", "band"):
+            cube = cube.transpose("y", "x", "band")
+        if cube.ndim == 2:
+            cube = cube.expand_dims("band", axis=-1)
+        return cube
+    arr = cube if isinstance(cube, da.Array) else np.asarray(cube)
+    return make_cube(arr)
+
+
+def _list(values, fmt=repr) -> str:
+    items = [fmt(v) for v in values]
+    lines = [", ".join(items[i:i + 8]) for i in range(0, len(items), 8)]
+    return "{" + ",\n ".join(lines) + "}"
+
+
+#: Control characters become spaces in header text (a NUL would make it "binary").
+_CONTROL = {i: " " for i in (*range(32), 127) if chr(i) != "\n"}
+
+
+def _clean(text, list_item: bool = True) -> str:
+    """Header-safe text: no braces (they delimit values), no commas or line breaks in list
+    items, no control characters."""
+    text = str(text).replace("\r\n", "\n").translate(_CONTROL)
+    text = text.replace("{", "(").replace("}", ")")
+    return text.replace(",", ";").replace("\n", " ") if list_item else text
+
+
+def _num(v) -> str:
+    return repr(float(v))
+
+
+def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order: int) -> str:
+    """The ``.hdr`` text for ``cube`` stored as ``dtype`` with this layout."""
+    rows, cols, bands = cube.shape
+    attrs = cube.attrs
+    class_names = attrs.get("class_names")
+    lines = ["ENVI",
+             f"description = {{{_clean(attrs.get('description') or 'written by hsad', False)}}}",
+             f"samples = {cols}", f"lines   = {rows}", f"bands   = {bands}",
+             "header offset = 0",
+             f"file type = {'ENVI Classification' if class_names else 'ENVI Standard'}",
+             f"data type = {DTYPE_CODES[dtype]}", f"interleave = {interleave}",
+             f"byte order = {byte_order}"]
+    crs = cube.rio.crs
+    for key, value in header_georef(crs, cube.rio.transform()).items():
+        lines.append(f"{key} = {value}")
+    coords = cube.coords
+    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
+        lines.append("wavelength units = Nanometers")
+        lines.append(f"wavelength = {_list(coords['wavelength'].values, _num)}")
+        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).any():
+            lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
+    if "good_band" in coords:
+        lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
+    if "band_name" in coords:
+        lines.append(f"band names = {_list(coords['band_name'].values, _clean)}")
+    if attrs.get("nodata") is not None:
+        lines.append(f"data ignore value = {_num(attrs['nodata'])}")
+    if attrs.get("reflectance_scale_factor") and not attrs.get("scale_applied"):
+        lines.append(f"reflectance scale factor = {_num(attrs['reflectance_scale_factor'])}")
+    if class_names:
+        lines.append(f"classes = {len(class_names)}")
+        lines.append(f"class names = {_list(class_names, _clean)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_order: int = 0,
+               dtype=None) -> Path:
+    """Write ``cube`` as an ENVI data file plus ``.hdr``; return the data file path.
+
+    ``path`` names the data file (``out.img``, ``out.bil``, ``out``); the header goes to
+    ``out.hdr`` (a ``.hdr`` path puts the data beside it without extension). Chunks are
+    streamed into a memory-mapped temporary file, then data and header are renamed into
+    place together. Wavelength (nm), fwhm, bbl, band names, nodata and the georeferencing
+    (``map info`` + ``coordinate system string``) are kept.
+    """
+    cube = _as_cube(cube)
+    interleave = str(interleave).lower()
+    if interleave not in ("bsq", "bil", "bip"):
+        raise ParameterError(f"interleave must be bsq, bil or bip, got {interleave!r}")
+    if byte_order not in (0, 1):
+        raise ParameterError(f"byte_order must be 0 (little-endian) or 1 (big-endian), "
+                             f"got {byte_order!r}")
+    target = _target_dtype(cube.dtype, dtype)
+    data_path, header_path = _output_paths(path)
+    data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
+        cube.data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
+    if data.dtype != target:
+        data = data.astype(target)
+    text = header_text(cube, target, interleave, byte_order)
+    file_dtype = target.newbyteorder(">" if byte_order else "<")
+    with atomic_paths(data_path, header_path) as (tmp_data, tmp_header):
+        with open(tmp_data, "r+b") as fh:
+            fh.truncate(data.size * target.itemsize)
+            if data.size and hasattr(os, "posix_fallocate"):
+                # reserve the blocks now: a full disk is then an ENOSPC error here, not a
+                # SIGBUS when the memory map writes a page (see hsad.io.atomic)
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, data.size * target.itemsize)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                        raise
+        pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
+        da.store(data, EnviWindowWriter(pixels), lock=False)
+        tmp_header.write_text(text, encoding="utf-8")
+    return data_path
+
+
+__all__ = ["header_text", "write_envi"]
