@@ -21,7 +21,7 @@ from hsad.cli.options import (
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import load_config, parse_numbers, parse_params
-from hsad.thresholds import DEFAULT_RULE
+from hsad.thresholds import DEFAULT_RULE, check_threshold
 
 
 @click.command("detect", epilog=f"{FOLDERS_NOTE} Without --contamination, --far or "
@@ -100,7 +100,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     contamination = contamination if contamination is not None else cfg.get("contamination")
     far = far if far is not None else cfg.get("far")
     value = value if value is not None else cfg.get("threshold")
-    pipeline.check_threshold(contamination, far, value)
+    check_threshold(contamination, far, value)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
     rgb = parse_numbers(rgb, "--rgb", float)
     rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)

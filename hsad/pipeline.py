@@ -153,17 +153,6 @@ def threshold(det: Detection, contamination: float | None = None, far: float | N
     return det.mask
 
 
-def check_threshold(contamination: float | None = None, far: float | None = None,
-                    value: float | None = None) -> None:
-    """Refuse bad threshold options before any work or output (ParameterError)."""
-    given = [v is not None for v in (contamination, far, value)]
-    if sum(given) > 1:
-        raise ParameterError("threshold: give exactly one of contamination, far or value")
-    for label, rate in (("contamination", contamination), ("far", far)):
-        if rate is not None and not 0.0 < float(rate) < 1.0:
-            raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
-
-
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
            mask_path=None, polygons_path=None, png_path=None, stages_dir=None,
            truth: np.ndarray | None = None, progress: bool | None = False, model=None,

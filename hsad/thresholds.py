@@ -29,6 +29,17 @@ DEFAULT_RULE = (f"robust log-normal fit of the scores, false-alarm rate {DEFAULT
                 f"(median + {NormalDist().inv_cdf(1 - DEFAULT_FAR):.2f}·1.4826·MAD of log scores)")
 
 
+def check_threshold(contamination: float | None = None, far: float | None = None,
+                    value: float | None = None) -> None:
+    """Refuse bad threshold options before any work or output (ParameterError)."""
+    given = [v is not None for v in (contamination, far, value)]
+    if sum(given) > 1:
+        raise ParameterError("threshold: give exactly one of contamination, far or value")
+    for label, rate in (("contamination", contamination), ("far", far)):
+        if rate is not None and not 0.0 < float(rate) < 1.0:
+            raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
+
+
 def _shift(s: np.ndarray) -> float:
     """The offset taken off before the log: 0 for positive scores; otherwise ``min − δ``,
     δ a millionth of the distance from the minimum to the median (so the minimum itself

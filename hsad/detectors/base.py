@@ -130,14 +130,9 @@ class BaseDetector:
 
         The mask's attrs record ``threshold`` and ``threshold_rule``.
         """
-        from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, robust_threshold
+        from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, check_threshold, robust_threshold
 
-        given = [v is not None for v in (contamination, far, value)]
-        if sum(given) > 1:
-            raise ParameterError("threshold: give exactly one of contamination, far or value")
-        for label, rate in (("contamination", contamination), ("far", far)):
-            if rate is not None and not 0.0 < float(rate) < 1.0:
-                raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
+        check_threshold(contamination, far, value)
         s = np.asarray(scores.values, dtype=np.float64)
         finite = np.isfinite(s)
         if value is not None:
