@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+import warnings
 from collections.abc import Sequence
 
 import dask.array as da
@@ -118,7 +119,10 @@ def make_cube(
         coords["band_name"] = ("band", _band_coord(band_names, bands, "band names", object))
     cube = _index_wavelength(xr.DataArray(data, dims=DIMS, coords=coords, name=name))
     cube.attrs.update(attrs or {})
-    cube.attrs["nodata"] = None if nodata is None else float(nodata)
+    cube.attrs["nodata"] = nodata_for(data.dtype, nodata)
+    if nodata is not None and cube.attrs["nodata"] is None:
+        warnings.warn(f"{source_path or 'cube'}: nodata {float(nodata):g} cannot occur in "
+                      f"{data.dtype} data; ignored (as GDAL does)", UserWarning, stacklevel=2)
     cube.attrs["source_format"] = source_format
     cube.attrs["source_path"] = source_path
     if crs is not None:
@@ -132,6 +136,41 @@ def georef(obj: xr.DataArray) -> tuple[CRS | None, Affine]:
     return obj.rio.crs, obj.rio.transform()
 
 
+#: A float32 nodata value within this relative distance of ±FLT_MAX also matches ±FLT_MAX:
+#: headers print FLT_MAX with a few digits (``-3.40282e+38``, ``-3.4e+38``), and GDAL's
+#: nodata mask counts the pixels at -FLT_MAX as nodata then.
+NEAR_FLT_MAX = 1e-3
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def nodata_for(dtype, nodata: float | None) -> float | None:
+    """``nodata`` as data of ``dtype`` can hold it, as GDAL reads it: None where an integer
+    type cannot (NaN, ±inf, outside the type's range); the value itself otherwise."""
+    if nodata is None:
+        return None
+    nodata = float(nodata)
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iub":
+        info = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
+        if not np.isfinite(nodata) or not info.min <= nodata <= info.max:
+            return None
+    return nodata
+
+
+def nodata_hits(values, nodata: float):
+    """Elementwise (numpy or dask): the values that are ``nodata`` (finite) as their type
+    stores it. Integer types compare with the value truncated, as GDAL does; float32
+    values also at ±FLT_MAX when ``nodata`` is within :data:`NEAR_FLT_MAX` of it."""
+    dtype = values.dtype
+    if nodata_for(dtype, nodata) is None:  # an integer type cannot hold it
+        return values != values
+    if dtype == np.float32 and abs(abs(nodata) - _FLT_MAX) <= NEAR_FLT_MAX * _FLT_MAX:
+        edge = np.float32(np.copysign(_FLT_MAX, nodata))
+        with np.errstate(over="ignore"):
+            return (values == np.float32(nodata)) | (values == edge)
+    return values == dtype.type(nodata)
+
+
 def valid_mask(cube: xr.DataArray) -> xr.DataArray:
     """Lazy ``(y, x)`` boolean map: True where the pixel holds data.
 
@@ -143,7 +182,7 @@ def valid_mask(cube: xr.DataArray) -> xr.DataArray:
         ok = da.isfinite(data).all(axis=-1)
     nodata = cube.attrs.get("nodata")
     if nodata is not None and np.isfinite(nodata):
-        ok = ok & ~(data == data.dtype.type(nodata)).any(axis=-1)
+        ok = ok & ~nodata_hits(data, nodata).any(axis=-1)
     return xr.DataArray(ok, dims=("y", "x"), coords=_map_coords(cube), name="valid")
 
 
@@ -153,7 +192,7 @@ def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
     if np.issubdtype(block.dtype, np.floating):
         ok &= np.isfinite(block).all(axis=-1)
     if nodata is not None and np.isfinite(nodata):
-        ok &= ~(block == block.dtype.type(nodata)).any(axis=-1)
+        ok &= ~nodata_hits(block, nodata).any(axis=-1)
     return ok
 
 

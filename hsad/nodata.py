@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from hsad.cube import nodata_for
 from hsad.errors import ParameterError
 
 
@@ -22,6 +23,9 @@ def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
     header's; ``None`` leaves it unchanged."""
     if value is None:
         return cube
+    if nodata_for(cube.dtype, value) is None:
+        raise ParameterError(f"nodata {value:g} cannot occur in {cube.dtype} data (outside "
+                             f"the type's range)", cube.attrs.get("source_path"))
     out = cube.copy()
     out.attrs["nodata"] = float(value)
     return out

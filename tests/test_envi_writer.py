@@ -41,7 +41,7 @@ def _values(dtype, shape, seed=0):
 def _cube(dtype="i2", shape=(6, 7, 4), transform=UTM_ROTATED, crs="EPSG:32633", chunks=4):
     bands = shape[2]
     data = da.from_array(_values(dtype, shape), chunks=(chunks, chunks, -1))
-    return make_cube(data, transform=transform, crs=crs, nodata=-99,
+    return make_cube(data, transform=transform, crs=crs, nodata=99,
                      wavelength=np.linspace(450.5, 900.25, bands), fwhm=np.full(bands, 5.5),
                      good_band=[i % 3 != 1 for i in range(bands)],
                      band_names=[f"band {i}" for i in range(bands)],
@@ -78,7 +78,7 @@ def test_round_trip_every_interleave_byte_order_and_dtype(tmp_path, interleave, 
     np.testing.assert_array_equal(raw, expected.transpose(layout).ravel())
     for coord in ("wavelength", "fwhm", "good_band", "band_name"):
         np.testing.assert_array_equal(back[coord].values, cube[coord].values)
-    assert back.attrs["nodata"] == -99.0 and back.attrs["description"] == "round trip"
+    assert back.attrs["nodata"] == 99.0 and back.attrs["description"] == "round trip"
     assert back.rio.crs == CRS.from_epsg(32633)
     _same_transform(back.rio.transform(), UTM_ROTATED)
 
@@ -100,7 +100,7 @@ def test_gdal_reads_our_files_with_the_same_crs_transform_and_values(tmp_path, c
     path = write_envi(cube, tmp_path / "scene.img", interleave="bil", byte_order=1)
     values, gdal_crs, gdal_transform, nodata = _gdal_read(path)
     np.testing.assert_array_equal(values, cube.values)
-    assert nodata == -99.0
+    assert nodata == 99.0
     _same_transform(gdal_transform, transform)
     ours = open_envi(path)
     _same_transform(ours.rio.transform(), transform)
@@ -131,7 +131,7 @@ def test_header_text(tmp_path):
     for line in ("samples = 7", "lines   = 6", "bands   = 4", "data type = 12",
                  "interleave = bip", "byte order = 1", "wavelength units = Nanometers",
                  "bbl = {1, 0, 1, 1}", "band names = {band 0, band 1, band 2, band 3}",
-                 "data ignore value = -99.0", "coordinate system string = {PROJCS[",
+                 "data ignore value = 99.0", "coordinate system string = {PROJCS[",
                  "map info = {UTM, 1, 1, 500000.0, 4100000.0, 2.5"):
         assert line in text, line
     # Affine.rotation(-24) turns the grid clockwise: ENVI (and GDAL) call that rotation=24

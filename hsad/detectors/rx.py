@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.background import background_mask
-from hsad.cube import map_like
+from hsad.cube import map_like, nodata_hits
 from hsad.detectors.base import BaseDetector
 from hsad.engine.blas import upper_trmm
 from hsad.engine.stats import scene_moments, whitening
@@ -70,7 +70,7 @@ def rx_block(
                 z = upper_trmm(tri, piece.T).T  # (R (x − μ))ᵀ, in place, GIL released
                 score = score + np.einsum("ij,ij->i", z, z)
             if screen_nodata:
-                score[(raw == raw.dtype.type(nodata)).any(axis=-1).reshape(-1)] = np.nan
+                score[nodata_hits(raw, nodata).any(axis=-1).reshape(-1)] = np.nan
             score[~np.isfinite(score)] = np.nan  # NaN or ±inf in a band
             out[r : r + step] = score.reshape(-1, cols)
     return out

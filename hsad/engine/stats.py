@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import good_band_mask, valid_mask
+from hsad.cube import good_band_mask, nodata_hits, valid_mask
 from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
@@ -54,7 +54,7 @@ def valid_rows(pixels: np.ndarray, nodata: float | None = None) -> np.ndarray | 
     if np.issubdtype(pixels.dtype, np.floating):
         ok = np.isfinite(pixels).all(axis=-1)
     if nodata is not None and np.isfinite(nodata):
-        hit = (pixels == pixels.dtype.type(nodata)).any(axis=-1)
+        hit = nodata_hits(pixels, nodata).any(axis=-1)
         ok = ~hit if ok is None else ok & ~hit
     return None if ok is None or ok.all() else ok.reshape(-1)
 

@@ -30,19 +30,22 @@ def detect_format(path: str | os.PathLike) -> str:
     _check_readable(p)
     with open(p, "rb") as fh:
         head = fh.read(512)
+    suffix = p.suffix.lower()
     if head[:4] in _TIFF_MAGIC:
         return "geotiff"
-    if head.startswith(b"MATLAB") or (p.suffix.lower() == ".mat" and head[:8] == _HDF5_MAGIC):
-        return "mat"
-    if p.suffix.lower() == ".mat" and len(head) >= 128 and head[512 - 8 :] == _HDF5_MAGIC:
+    mat_marks = head.startswith(b"MATLAB") or head[:8] == _HDF5_MAGIC or (
+        len(head) >= 128 and head[512 - 8 :] == _HDF5_MAGIC)
+    if suffix == ".mat" and mat_marks:
         return "mat"
     if head.lstrip(b"\xef\xbb\xbf").lstrip().upper().startswith(b"ENVI"):
         return "envi"
     from hsad.io.envi_header import find_header
 
-    if p.suffix.lower() != ".hdr" and find_header(p) is not None:
+    # a data file beside its header is ENVI whatever its first bytes (raw pixels can spell
+    # "MATLAB"), as GDAL reads it
+    if suffix != ".hdr" and find_header(p) is not None:
         return "envi"
-    if p.suffix.lower() == ".mat":
+    if head.startswith(b"MATLAB") or suffix == ".mat":
         return "mat"
     if p.suffix.lower() in (".tif", ".tiff"):
         return "geotiff"

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import DEFAULT_CHUNK, make_cube
+from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits
 from hsad.errors import (
     FileFormatError,
     HeaderError,
@@ -385,7 +385,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     if scaled:
         values = data.astype(np.float32) / np.float32(scale)
         if nodata is not None:
-            values = da.where(data == data.dtype.type(nodata), np.float32(np.nan), values)
+            values = da.where(nodata_hits(data, nodata), np.float32(np.nan), values)
             nodata = float("nan")
         data = values
     attrs = {

@@ -22,10 +22,11 @@ import numpy as np
 import rasterio
 import xarray as xr
 from dask.base import tokenize
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from hsad.cube import DEFAULT_CHUNK, make_cube
+from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_for
 from hsad.errors import (
     FileFormatError,
     ParameterError,
@@ -144,10 +145,15 @@ class WindowReader:
 
     ndim = 3
 
-    def __init__(self, path: str, shape: tuple[int, int, int], dtype):
+    def __init__(self, path: str, shape: tuple[int, int, int], dtype, bands=None, fill=None):
+        """``bands``: the file's band numbers (from 1) behind the cube's bands, by default
+        all; ``fill``: when given, the pixels that the file's mask (GDAL's per-dataset mask
+        or alpha band) marks invalid take this value."""
         self.path = path
         self.shape = shape
         self.dtype = np.dtype(dtype)
+        self.bands = list(range(1, shape[2] + 1)) if bands is None else list(bands)
+        self.fill = fill
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -167,7 +173,11 @@ class WindowReader:
         window = Window(c0, r0, c1 - c0, r1 - r0)
         try:
             with quiet_gdal(), rasterio.open(self.path) as src:
-                return np.moveaxis(src.read(list(range(b0 + 1, b1 + 1)), window=window), 0, -1)
+                bands = self.bands[b0:b1]
+                block = src.read(bands, window=window, out_dtype=self.dtype)
+                if self.fill is not None:
+                    block[:, src.read_masks(bands[0], window=window) == 0] = self.fill
+                return np.moveaxis(block, 0, -1)
         except RasterioError as exc:
             raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: {exc}",
                                      self.path) from exc
@@ -228,15 +238,15 @@ def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.nd
     if wl is not None:
         wl = _to_float(wl)
         scale = nm_scale(units, wl)
-    if wl is None or scale is None:
-        imagery = [src.tags(b, ns="IMAGERY") for b in range(1, n + 1)]
-        if all("CENTRAL_WAVELENGTH_UM" in t for t in imagery):
-            wl = _to_float(t["CENTRAL_WAVELENGTH_UM"] for t in imagery)
-            scale = 1e3
-            if fwhm is None and all("FWHM_UM" in t for t in imagery):
-                fwhm = [t["FWHM_UM"] for t in imagery]
+    # GDAL's ENVI-to-GTiff translation writes the band tag ``wavelength`` but the fwhm only
+    # in the IMAGERY domain, in micrometres
+    imagery = [src.tags(b, ns="IMAGERY") for b in range(1, n + 1)]
+    if (wl is None or scale is None) and all("CENTRAL_WAVELENGTH_UM" in t for t in imagery):
+        wl, scale = _to_float(t["CENTRAL_WAVELENGTH_UM"] for t in imagery), 1e3
     wavelength = None if wl is None or scale is None else wl * scale
     fwhm_nm = None if fwhm is None or scale is None else _to_float(fwhm) * scale
+    if fwhm_nm is None and wavelength is not None and all("FWHM_UM" in t for t in imagery):
+        fwhm_nm = _to_float(t["FWHM_UM"] for t in imagery) * 1e3
     good = None if bbl is None else _to_float(bbl) != 0
     return wavelength, fwhm_nm, good
 
@@ -290,11 +300,37 @@ def _damage_check(path: str):
             raise FileFormatError(f"GeoTIFF is corrupt: {message}", path)
 
 
+def _data_bands(src) -> tuple[list[int], str | None]:
+    """The file's band numbers that hold data (all but alpha bands) and what masks their
+    pixels besides nodata: ``"per-dataset mask"``, ``"alpha band N"`` or None."""
+    alpha = [b for b, ci in enumerate(src.colorinterp, start=1) if ci == ColorInterp.alpha]
+    bands = [b for b in range(1, src.count + 1) if b not in alpha] or list(range(1, src.count + 1))
+    flags = src.mask_flag_enums[bands[0] - 1]
+    if MaskFlags.alpha in flags and alpha:
+        return bands, f"alpha band {alpha[0]}"
+    if MaskFlags.per_dataset in flags:
+        return bands, "per-dataset mask"
+    return bands, None
+
+
+def _masked_type(dtype: np.dtype, nodata: float | None) -> tuple[np.dtype, float]:
+    """``(dtype, fill)`` for the pixels a file's mask excludes: the nodata value where the
+    type holds it, else NaN (integer data then read as float32, or float64 above 16 bits)."""
+    if dtype.kind == "f":
+        return dtype, np.nan
+    if nodata_for(dtype, nodata) is not None and np.isfinite(nodata):
+        return dtype, nodata
+    return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64), np.nan
+
+
 def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     """Open a multi-band GeoTIFF as a lazy ``(y, x, band)`` cube.
 
     Each dask chunk reads its own ``(y, x)`` window with all bands. CRS, transform and
-    nodata come from the file; wavelength/fwhm (nm) and bbl from its GDAL metadata.
+    nodata come from the file; wavelength/fwhm (nm) and bbl from its GDAL metadata. Pixels
+    outside the file's own mask (an internal or ``.msk`` per-dataset mask, or an alpha
+    band, which is not a cube band) hold nodata: NaN, or the nodata value of an integer
+    file that has one, other integer files being read as float (``attrs["file_mask"]``).
     """
     p = os.fspath(path)
     if not Path(p).is_file():
@@ -312,16 +348,28 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
                                        "hsad reads real-valued cubes only", p)
             dtype = np.dtype(src.dtypes[0])
             crs, transform, nodata = src.crs, src.transform, src.nodatavals[0]
-            wavelength, fwhm, good = _spectral_metadata(src)
-            names = list(src.descriptions) if any(src.descriptions) else None
+            bands, mask = _data_bands(src)
+            wavelength, fwhm, good = (None if v is None else v[np.asarray(bands) - 1]
+                                      for v in _spectral_metadata(src))
+            names = ([src.descriptions[b - 1] for b in bands] if any(src.descriptions)
+                     else None)
             interleave = _INTERLEAVE.get(getattr(src.interleaving, "value", "").lower(), "bsq")
             attrs = {"interleave": interleave, "driver": src.driver,
                      "compression": getattr(src.compression, "value", None),
-                     "block_shape": tuple(src.block_shapes[0])}
+                     "block_shape": tuple(src.block_shapes[0]), "file_mask": mask}
+            scales, offsets = ([float(v[b - 1]) for b in bands] for v in (src.scales, src.offsets))
+            if any(v != 1 for v in scales) or any(v != 0 for v in offsets):
+                attrs.update(band_scales=scales, band_offsets=offsets)
+            if src.gcps[0] and transform.is_identity:
+                warnings.warn(f"{p}: georeferenced by {len(src.gcps[0])} ground control "
+                              "points only; hsad keeps the pixel grid and no CRS (warp the "
+                              "file first, e.g. gdalwarp)", UserWarning, stacklevel=2)
     except RasterioError as exc:
         raise FileFormatError(f"not a readable GeoTIFF: {exc}", p) from exc
+    shape = (shape[0], shape[1], len(bands))
+    dtype, fill = _masked_type(dtype, nodata) if mask else (dtype, None)
     tiles = tile_chunks(chunks, shape[0], shape[1])
-    reader = WindowReader(p, shape, dtype)
+    reader = WindowReader(p, shape, dtype, bands, fill)
     st = os.stat(p)
     data = da.from_array(
         reader, chunks=tiles, asarray=False, fancy=False, meta=np.empty((0, 0, 0), dtype),

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.measure import block_reduce
 
+from hsad.cube import nodata_hits
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_path
 from hsad.outputs.metrics import evaluate
@@ -231,11 +232,12 @@ def quicklook(
     step = max(1, int(np.ceil(max(rows, cols) / max_size)))
     bands, by_wl = rgb_bands(cube, rgb, rgb_positions)
     sub = cube.isel(band=bands, y=slice(None, None, step), x=slice(None, None, step))
-    rgb_values = np.asarray(sub.values, dtype=np.float64)
+    raw = np.asarray(sub.values)
+    rgb_values = raw.astype(np.float64)
     valid = np.isfinite(rgb_values).all(axis=-1)
     nodata = cube.attrs.get("nodata")
     if nodata is not None and np.isfinite(nodata):
-        valid &= ~(rgb_values == nodata).any(axis=-1)
+        valid &= ~nodata_hits(raw, nodata).any(axis=-1)
     image = _stretch(np.where(valid[..., None], rgb_values, 0.0), valid)
     extent, (xlabel, ylabel) = _extent(cube, rows, cols)
     if extent is None:
