@@ -59,6 +59,8 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         "size_on_disk_bytes": sum(f.stat().st_size for f in _files_of(p, fmt)),
         "size_in_memory_bytes": int(rows * cols * bands * cube.dtype.itemsize),
     }
+    if cube.attrs.get("file_mask"):
+        info["file_mask"] = cube.attrs["file_mask"]
     for k in ("mat_version", "mat_key", "gt_key"):
         if k in cube.attrs:
             info[k] = cube.attrs[k]
@@ -97,7 +99,8 @@ def _text(info: dict) -> str:
         ("good bands", f"{info['good_bands']} of {info['bands']}"),
         ("crs", info["crs"] or "none"),
         ("transform", ", ".join(f"{v:.10g}" for v in info["transform"])),
-        ("nodata", "none" if info["nodata"] is None else f"{info['nodata']}"),
+        ("nodata", ("none" if info["nodata"] is None else f"{info['nodata']}")
+         + (f" and the file's {info['file_mask']}" if "file_mask" in info else "")),
         ("size", f"{_size(info['size_on_disk_bytes'])} on disk, "
                  f"{_size(info['size_in_memory_bytes'])} in memory"),
     ]

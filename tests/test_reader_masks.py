@@ -186,3 +186,13 @@ def test_gcps_warn_and_band_scales_are_kept(tmp_path):
     assert cube.rio.crs is None and cube.attrs["band_scales"] == [0.01, 0.02]
     assert cube.attrs["band_offsets"] == [-5.0, 0.0]
     assert (cube.values == 1).all()  # raw values, as GDAL's read gives them
+
+
+def test_info_names_the_file_mask(tmp_path, capsys):
+    from hsad.cli.main import main
+
+    path = _masked_geotiff(tmp_path / "masked.tif", "int16")
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(path)])
+    assert exc.value.code == 0
+    assert "nodata:     none and the file's per-dataset mask" in capsys.readouterr().out
