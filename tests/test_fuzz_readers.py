@@ -46,7 +46,7 @@ from hsad.io.matlab import load_mat, write_mat
 # the hypothesis profiles and header strategies live in test_fuzz_envi_header
 from test_fuzz_envi_header import HEADERS  # noqa: E402  isort: skip
 
-SHAPE = (5, 6, 3)  # rows, cols, bands: all different, several chunks of 4
+SHAPE = (5, 6, 4)  # rows, cols, bands: all different, several chunks of 4
 #: Cubes declaring more than this are read only at their corners (never allocated whole).
 READ_LIMIT = 64 * 2**20
 _MAT_CLASSES = {"double": "f8", "single": "f4", "int8": "i1", "uint8": "u1", "int16": "i2",
@@ -99,7 +99,7 @@ def _tiff(folder: Path, compressed: bool, big_endian: bool = False) -> Seed:
             dst.update_tags(1, wavelength="450")
     elif compressed:
         cube = make_cube(values, transform=Affine(30, 0, 5e5, 0, -30, 4e6), crs="EPSG:32633",
-                         wavelength=[500.0, 600.0, 700.0])
+                         wavelength=[500.0, 600.0, 700.0, 800.0])
         write_geotiff_cube(cube, folder / "c.tif")
     else:
         profile = {"driver": "GTiff", "height": SHAPE[0], "width": SHAPE[1],
@@ -463,7 +463,7 @@ def test_undecodable_geotiff_metadata_is_an_error_not_a_printed_traceback(seeds,
 def test_mat_v5_with_an_unknown_element_type_is_an_error_not_a_segfault(tmp_path):
     """scipy's MAT v5 reader segfaults on an unknown data-element type (fuzz finding: one
     flipped bit in the type of the pixel data). Run in a child so a crash fails one test."""
-    values = np.arange(90, dtype="u2").reshape(5, 6, 3)
+    values = np.arange(120, dtype="u2").reshape(5, 6, 4)
     codes = [0, 8, 20, 68, 1000]
     for code in codes:
         path = tmp_path / f"c{code}.mat"
@@ -502,8 +502,8 @@ def test_complex_geotiff_is_unsupported_not_a_type_error(tmp_path, dtype):
 def test_mat_v73_with_non_numeric_or_big_endian_data(tmp_path):
     """A v7.3 variable labelled uint16 but holding strings or complex numbers gave a cube
     of that type; big-endian data gave a non-native cube."""
-    for name, data in (("str", np.full((3, 4, 5), b"ab")), ("complex", np.ones((3, 4, 5), "c8")),
-                       ("big", np.arange(60, dtype=">u2").reshape(3, 4, 5))):
+    for name, data in (("str", np.full((4, 4, 5), b"ab")), ("complex", np.ones((4, 4, 5), "c8")),
+                       ("big", np.arange(80, dtype=">u2").reshape(4, 4, 5))):
         path = tmp_path / f"{name}.mat"
         with h5py.File(path, "w", userblock_size=512) as f:
             f.create_dataset("hsi", data=data).attrs["MATLAB_class"] = np.bytes_("uint16")

@@ -12,7 +12,9 @@ import scipy.io as sio
 import hsad
 from hsad.errors import FileFormatError, UnsupportedError
 from hsad.io import detect_format, matlab
+from hsad.io.maps import read_single_band, read_truth
 from hsad.io.matlab import load_mat, open_mat, write_mat
+from hsad.outputs.evaluation import evaluate_files
 
 MAT73_HEADER = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 "
                 b"HDF5 schema 1.00 .")
@@ -85,8 +87,11 @@ def test_explicit_keys_and_missing_key_names_the_variables(tmp_path):
         open_mat(path, key="cube")
     with pytest.raises(FileFormatError, match="not a 3-D numeric cube"):
         open_mat(path, key="truth")
-    with pytest.raises(FileFormatError, match="not 4x3 like the cube"):
+    with pytest.raises(FileFormatError, match="'scene_a' is not a 2-D numeric or logical map"):
         load_mat(path, gt_key="scene_a")
+    with pytest.raises(FileFormatError, match="'truth' is 3x4, not 4x3 like the cube: transposed"):
+        sio.savemat(path, {"scene_b": b, "truth": np.eye(3, 4)})
+        load_mat(path, gt_key="truth")
 
 
 def test_mat_without_a_cube_lists_its_variables(tmp_path):
@@ -145,3 +150,125 @@ def test_write_mat_refuses_cubes_over_2gib(mat73, tmp_path, monkeypatch):
     with pytest.raises(UnsupportedError, match="limited to 2 GiB"):
         write_mat(cube, target)
     assert not target.exists()
+
+
+# --------------------------------------------------------------- variables found in the wild
+
+
+def _scene(rows=9, cols=7, bands=6, seed=1):
+    rng = np.random.default_rng(seed)
+    cube = rng.integers(0, 4000, size=(rows, cols, bands)).astype(np.float64)
+    gt = np.zeros((rows, cols), np.uint8)
+    gt[2, 5] = gt[8, 0] = 1
+    return cube, gt
+
+
+def _write_v73_sparse(path, name, matrix):
+    """Append a sparse variable as MATLAB's ``save -v7.3`` stores it (CSC group)."""
+    import scipy.sparse
+
+    csc = scipy.sparse.csc_matrix(matrix.astype(np.float64))
+    with h5py.File(path, "a") as f:
+        group = f.create_group(name)
+        group.attrs["MATLAB_class"] = np.bytes_("double")
+        group.attrs["MATLAB_sparse"] = np.uint64(csc.shape[0])
+        group.create_dataset("data", data=csc.data)
+        group.create_dataset("ir", data=csc.indices.astype(np.uint64))
+        group.create_dataset("jc", data=csc.indptr.astype(np.uint64))
+
+
+@pytest.mark.parametrize("preview", ["img", "image", "Y"])
+def test_a_small_array_with_a_cube_name_does_not_beat_the_cube(tmp_path, preview):
+    cube, gt = _scene()
+    rgb = np.zeros((9, 7, 3), np.uint8)
+    sio.savemat(tmp_path / "s.mat", {"paviaU": cube, preview: rgb, "paviaU_gt": gt})
+    got, truth = load_mat(tmp_path / "s.mat")
+    assert got.attrs["mat_key"] == "paviaU" and got.attrs["gt_key"] == "paviaU_gt"
+    np.testing.assert_array_equal(got.values, cube)
+    np.testing.assert_array_equal(truth, gt != 0)
+
+
+def test_the_largest_cube_wins_and_equal_sizes_go_by_name(tmp_path):
+    cube, gt = _scene()
+    sio.savemat(tmp_path / "s.mat", {"zz": cube, "data": cube + 1, "patch": cube[:2, :2]})
+    assert load_mat(tmp_path / "s.mat")[0].attrs["mat_key"] == "data"
+
+
+@pytest.mark.parametrize("variables", [
+    {"data": np.ones((63, 6)), "rgb": np.zeros((9, 7, 3))},  # pixels x bands and a preview
+    {"data": np.ones((63, 6)), "map": np.zeros((9, 7, 1))},  # the truth as (rows, cols, 1)
+], ids=["preview", "truth-3d"])
+def test_no_cube_with_bands_is_an_error_not_a_preview(tmp_path, variables):
+    sio.savemat(tmp_path / "s.mat", variables)
+    with pytest.raises(FileFormatError, match="no 3-D numeric array with more than 3 bands"):
+        hsad.open_cube(tmp_path / "s.mat")
+
+
+def test_a_cube_stored_bands_first_is_refused(tmp_path):
+    cube, gt = _scene()
+    sio.savemat(tmp_path / "s.mat", {"data": np.ascontiguousarray(cube.transpose(2, 0, 1)),
+                                     "map": gt})
+    with pytest.raises(FileFormatError, match="stored bands first"):
+        hsad.open_cube(tmp_path / "s.mat")
+
+
+@pytest.mark.parametrize("name", ["PlaneGT", "tgt", "anomaly_map", "groundtruth_map"])
+def test_ground_truth_names_in_the_wild(tmp_path, name):
+    cube, gt = _scene()
+    sio.savemat(tmp_path / "s.mat", {"data": cube, name: gt, "other": np.ones((9, 7))})
+    got, truth = load_mat(tmp_path / "s.mat")
+    assert got.attrs["gt_key"] == name
+    np.testing.assert_array_equal(truth, gt != 0)
+
+
+def test_a_transposed_truth_is_named_as_such(tmp_path):
+    cube, gt = _scene()
+    sio.savemat(tmp_path / "s.mat", {"data": cube, "map": gt.T.copy()})
+    assert hsad.open_cube(tmp_path / "s.mat").attrs["gt_key"] is None  # the cube still opens
+    with pytest.raises(FileFormatError, match=r"'map' is 7x9, not 9x7 like the cube: transposed"):
+        load_mat(tmp_path / "s.mat")
+
+
+@pytest.mark.parametrize("form", ["3d", "sparse-v5", "sparse-v73"])
+def test_truth_as_rows_cols_1_or_sparse(tmp_path, form):
+    cube, gt = _scene()
+    path = tmp_path / "s.mat"
+    if form == "3d":
+        sio.savemat(path, {"data": cube, "map": gt[:, :, None]})
+    elif form == "sparse-v5":
+        import scipy.sparse
+
+        sio.savemat(path, {"data": cube, "map": scipy.sparse.csc_matrix(gt.astype(float))})
+    else:
+        write_mat73(path, {"data": cube}, {"data": "double"})
+        _write_v73_sparse(path, "map", gt)
+    got, truth = load_mat(path)
+    assert got.attrs["gt_key"] == "map"
+    np.testing.assert_array_equal(truth, gt != 0)
+    truth2, _ = read_truth(path)
+    np.testing.assert_array_equal(truth2, gt)
+
+
+def test_truth_only_and_2d_score_files_are_evaluated(tmp_path):
+    cube, gt = _scene()
+    scores = np.arange(63, dtype=float).reshape(9, 7)
+    write_mat73(tmp_path / "truth73.mat", {"PlaneGT": gt}, {"PlaneGT": "uint8"})
+    sio.savemat(tmp_path / "truth.mat", {"Salinas_gt": gt})
+    sio.savemat(tmp_path / "scores.mat", {"scores": scores})
+    for truth_file in ("truth73.mat", "truth.mat"):
+        truth, raster = read_truth(tmp_path / truth_file)
+        np.testing.assert_array_equal(truth, gt)
+        assert raster is None
+    values, _ = read_single_band(tmp_path / "scores.mat")
+    np.testing.assert_array_equal(values, scores)
+    result, _, _ = evaluate_files(tmp_path / "scores.mat", tmp_path / "truth.mat")
+    assert 0 < result.auc_df <= 1
+
+
+def test_big_endian_cubes_read_in_native_order(tmp_path):
+    cube, _ = _scene()
+    sio.savemat(tmp_path / "s.mat", {"data": cube.astype(">f8")})
+    raw = sio.loadmat(tmp_path / "s.mat")["data"]
+    got = hsad.open_cube(tmp_path / "s.mat")
+    assert got.dtype == np.dtype("float64") and got.dtype.isnative
+    np.testing.assert_array_equal(got.values, raw)

@@ -13,10 +13,16 @@ from hsad.errors import FileFormatError
 def read_single_band(path: str | os.PathLike, key: str | None = None,
                      what: str = "score map") -> tuple[np.ndarray, xr.DataArray]:
     """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef)."""
-    from hsad.cube import valid_mask
-    from hsad.io import open_cube
+    from hsad.cube import make_cube, valid_mask
+    from hsad.io import detect_format, open_cube
 
-    cube = open_cube(path, key=key)
+    if detect_format(path) == "mat":
+        from hsad.io.matlab import read_mat_map
+
+        cube = make_cube(read_mat_map(path, key, what=what)[:, :, None], source_format="mat",
+                         source_path=os.fspath(path))
+    else:
+        cube = open_cube(path, key=key)
     if cube.sizes["band"] != 1:
         raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
     values = np.asarray(cube.isel(band=0).values, dtype=np.float64)
@@ -41,12 +47,10 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     from hsad.io import detect_format
 
     if detect_format(path) == "mat":
-        from hsad.io.matlab import load_mat
+        from hsad.io.matlab import read_mat_map
 
-        _, gt = load_mat(path, gt_key=key)
-        if gt is None:
-            raise FileFormatError("no ground-truth variable found (give its key)", path)
-        truth, cube = np.asarray(gt, dtype=bool).astype(np.float64), None
+        gt = read_mat_map(path, key, "ground truth", shape)
+        truth, cube = np.where(np.isnan(gt), 0.0, (gt != 0).astype(np.float64)), None
     else:
         values, cube = read_single_band(path, what="ground truth")
         truth = np.where(np.isnan(values), np.nan, (values != 0).astype(np.float64))

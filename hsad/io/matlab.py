@@ -7,6 +7,7 @@ passed explicitly. MAT files carry no georeferencing: the pixel grid is the iden
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from pathlib import Path
@@ -15,6 +16,7 @@ import dask.array as da
 import h5py
 import numpy as np
 import scipy.io as sio
+import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
@@ -31,6 +33,11 @@ MAT5_MAX_BYTES = 2**31 - 1
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
 GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
 WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
+#: Other ground-truth names: any that contains one of these (``PlaneGT``, ``anomaly_map``).
+_TRUTH_WORDS = ("gt", "truth", "mask", "map", "label", "target", "anomal")
+#: 3-D arrays with at most this many bands (RGB previews, a (rows, cols, 1) ground truth)
+#: are not taken for the cube unless named.
+MAX_PREVIEW_BANDS = 3
 
 _NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
             "int64", "uint64"}
@@ -129,10 +136,17 @@ def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
         out = []
         with h5py.File(path, "r") as f:
             for name, obj in f.items():
-                if name in _SKIP_H5 or not isinstance(obj, h5py.Dataset):
+                if name in _SKIP_H5:
                     continue
                 cls = obj.attrs.get("MATLAB_class", b"")
                 cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+                if isinstance(obj, h5py.Group):  # a sparse matrix (CSC), a struct or object
+                    if "MATLAB_sparse" in obj.attrs and "jc" in obj:
+                        shape = (int(obj.attrs["MATLAB_sparse"]), obj["jc"].shape[0] - 1)
+                        out.append((name, shape, "sparse"))
+                    else:
+                        out.append((name, (1, 1), cls or "struct"))
+                    continue
                 if obj.dtype.names or "MATLAB_empty" in obj.attrs:
                     cls = "complex" if obj.dtype.names else "empty"
                 out.append((name, tuple(obj.shape[::-1]), cls))
@@ -140,6 +154,15 @@ def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
     except Exception as exc:  # noqa: BLE001  scipy/h5py raise many types on bad files
         raise FileFormatError(f"not a readable MAT file ({type(exc).__name__}: {exc})",
                               path) from exc
+
+
+def mat_variables(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:
+    """``(name, MATLAB shape, MATLAB class)`` of each top-level variable of a MAT file."""
+    p = os.fspath(path)
+    hdf5 = h5py.is_hdf5(p)
+    if not hdf5:
+        _check_v5_tags(p)
+    return _variables(p, hdf5)
 
 
 def _listing(variables) -> str:
@@ -164,27 +187,90 @@ def _cube_key(variables, key: str | None, path: str) -> str:
             raise FileFormatError(f"variable {key!r} is {'x'.join(map(str, shape))} {cls}, "
                                   "not a 3-D numeric cube", path)
         return key
-    cands = [n for n, s, c in variables if len(s) == 3 and c in _NUMERIC]
+    cands = [n for n, s, c in variables
+             if len(s) == 3 and c in _NUMERIC and s[2] > MAX_PREVIEW_BANDS]
     if not cands:
-        raise FileFormatError("no 3-D numeric array to use as the cube; variables: "
-                              f"{_listing(variables)}", path)
-    return _by_name(cands, CUBE_KEYS) or max(cands, key=lambda n: np.prod(shapes[n][0]))
+        raise FileFormatError(f"no 3-D numeric array with more than {MAX_PREVIEW_BANDS} bands "
+                              "to use as the cube (name it with key= / --key if it is there); "
+                              f"variables: {_listing(variables)}", path)
+    size = max(int(np.prod(shapes[n][0])) for n in cands)
+    largest = [n for n in cands if int(np.prod(shapes[n][0])) == size]
+    return _by_name(largest, CUBE_KEYS) or largest[0]
 
 
-def _gt_key(variables, rows: int, cols: int, gt_key: str | None, path: str) -> str | None:
-    shapes = {n: (s, c) for n, s, c in variables}
+def _plane(shape: tuple) -> tuple:
+    """A MATLAB shape without trailing singleton dimensions beyond two: (r, c, 1) -> (r, c)."""
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return tuple(shape)
+
+
+def _maps(variables) -> dict[str, tuple]:
+    """The 2-D numeric, logical or sparse variables (trailing singletons dropped): name -> shape."""
+    return {n: _plane(s) for n, s, c in variables
+            if c in _NUMERIC | {"logical", "sparse"} and len(_plane(s)) == 2}
+
+
+def _truth_like(name: str) -> bool:
+    low = name.lower()
+    return any(word in low for word in _TRUTH_WORDS)
+
+
+def _truth_by_name(names) -> str | None:
+    """A ground truth among ``names``: a listed name, else one that contains gt, truth,
+    mask, map, label, target or anomal."""
+    names = list(names)
+    return _by_name(names, GT_KEYS) or next((n for n in names if _truth_like(n)), None)
+
+
+def _gt_key(variables, shape: tuple | None, gt_key: str | None, path: str,
+            strict: bool) -> str | None:
+    """The ground-truth variable on a ``shape`` (rows, cols) grid (any 2-D one when None).
+
+    ``strict``: a ground truth found only transposed is an error, not None.
+    """
+    maps = _maps(variables)
     if gt_key is not None:
-        if gt_key not in shapes:
+        if gt_key not in {n for n, _, _ in variables}:
             raise FileFormatError(f"no variable {gt_key!r}; variables: {_listing(variables)}",
                                   path)
-        if shapes[gt_key][0] != (rows, cols):
-            raise FileFormatError(f"ground truth {gt_key!r} is "
-                                  f"{'x'.join(map(str, shapes[gt_key][0]))}, "
-                                  f"not {rows}x{cols} like the cube", path)
+        if gt_key not in maps:
+            raise FileFormatError(f"variable {gt_key!r} is not a 2-D numeric or logical map; "
+                                  f"variables: {_listing(variables)}", path)
+        if shape is not None and maps[gt_key] != tuple(shape):
+            raise FileFormatError(f"ground truth {gt_key!r} is {_dims(maps[gt_key])}, not "
+                                  f"{_dims(shape)} like the cube{_transposed(maps[gt_key], shape)}",
+                                  path)
         return gt_key
-    cands = [n for n, s, c in variables if s == (rows, cols) and c in _NUMERIC | {"logical"}]
-    named = _by_name(cands, GT_KEYS)
-    return named or next((n for n in cands if n.lower().endswith("_gt")), None)
+    found = _truth_by_name(n for n, s in maps.items() if shape is None or s == tuple(shape))
+    if found is None and strict and shape is not None:
+        flipped = _truth_by_name(n for n, s in maps.items() if s == tuple(shape)[::-1])
+        if flipped is not None:
+            raise FileFormatError(f"ground truth {flipped!r} is {_dims(maps[flipped])}, not "
+                                  f"{_dims(shape)} like the cube: transposed?", path)
+    return found
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _transposed(found: tuple, wanted: tuple) -> str:
+    return ": transposed?" if tuple(found) == tuple(wanted)[::-1] else ""
+
+
+def _check_band_axis(variables, ckey: str, path: str) -> None:
+    """Refuse a cube stored bands first: a ground truth on its last two dimensions."""
+    rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
+    maps = _maps(variables)
+    if _truth_by_name(n for n, s in maps.items() if s == (rows, cols)) is not None:
+        return
+    other = _truth_by_name(n for n, s in maps.items() if s == (cols, bands))
+    if other is not None:
+        raise FileFormatError(
+            f"cube {ckey!r} is {rows}x{cols}x{bands} and the ground truth {other!r} is "
+            f"{cols}x{bands}: the cube seems stored bands first; hsad reads (rows, cols, "
+            "bands): save it as rows x cols x bands (permute(data, [2 3 1]) in MATLAB)", path)
 
 
 def _wavelength_key(variables, bands: int) -> str | None:
@@ -202,6 +288,8 @@ def _numeric(dtype: np.dtype, key: str, path: str) -> np.dtype:
 
 
 def _as_float(value, key: str, path: str) -> np.ndarray:
+    if hasattr(value, "toarray"):  # a sparse matrix (scipy's reading of a MAT v5 sparse)
+        value = value.toarray()
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -225,9 +313,17 @@ class _H5Reader(WindowReader):
 
 
 def _read_h5(path: str, key: str) -> np.ndarray:
+    """A whole v7.3 variable in MATLAB's orientation; a sparse one (a group of CSC arrays:
+    ``data``, row indices ``ir``, column starts ``jc``) as a dense array."""
     try:
         with h5py.File(path, "r") as f:
-            return np.asarray(f[key][()]).T
+            obj = f[key]
+            if isinstance(obj, h5py.Group) and "MATLAB_sparse" in obj.attrs:
+                jc, ir = obj["jc"][()].astype(np.int64), obj["ir"][()].astype(np.int64)
+                data = obj["data"][()] if "data" in obj else np.ones(ir.shape, np.uint8)
+                shape = (int(obj.attrs["MATLAB_sparse"]), jc.shape[0] - 1)
+                return scipy.sparse.csc_matrix((data, ir, jc), shape=shape).toarray()
+            return np.asarray(obj[()]).T
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise TruncatedFileError(f"cannot read {key!r}: {exc}", path) from exc
 
@@ -249,8 +345,9 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
         _check_v5_tags(p)
     variables = _variables(p, hdf5)
     ckey = _cube_key(variables, key, p)
+    _check_band_axis(variables, ckey, p)
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
-    gkey = _gt_key(variables, rows, cols, gt_key, p)
+    gkey = _gt_key(variables, (rows, cols), gt_key, p, strict=want_gt)
     wkey = _wavelength_key(variables, bands)
     extra = [k for k in (gkey if want_gt else None, wkey) if k is not None]
     tiles = tile_chunks(chunks, rows, cols)
@@ -273,7 +370,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
             raise FileFormatError(f"MAT file is truncated: variable {missing[0]!r} unreadable",
                                   p)
         cube = values[ckey]
-        _numeric(getattr(cube, "dtype", np.dtype(object)), ckey, p)
+        native = _numeric(getattr(cube, "dtype", np.dtype(object)), ckey, p)
+        cube = cube.astype(native, copy=False)
         if cube.shape != (rows, cols, bands):
             raise FileFormatError(f"variable {ckey!r} reads as {'x'.join(map(str, cube.shape))}"
                                   f" but its header says {rows}x{cols}x{bands}", p)
@@ -288,7 +386,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
                      attrs=attrs)
     gt = None
     if want_gt and gkey is not None:
-        gt = np.nan_to_num(_as_float(values[gkey], gkey, p)) != 0
+        gt = np.nan_to_num(_as_float(values[gkey], gkey, p).reshape(rows, cols)) != 0
     return cube, gt
 
 
@@ -308,6 +406,44 @@ def load_mat(path: str | os.PathLike, key: str | None = None, gt_key: str | None
     ``gt`` is None when no ground-truth variable is found (and ``gt_key`` is not given).
     """
     return _open(path, chunks, key, gt_key, want_gt=True)
+
+
+def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "ground truth",
+                 shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A 2-D variable of a MAT file as float64: a ground truth or a score map, with or
+    without a cube beside it.
+
+    ``key`` names it. Otherwise a ground truth is found by name (as :func:`load_mat` does) on
+    ``shape``, or on the cube's grid when the file holds a cube; any other map must be the
+    only 2-D numeric variable of a file without a multi-band array. Sparse and (rows, cols,
+    1) variables are read too.
+    """
+    p = os.fspath(path)
+    if not Path(p).is_file():
+        raise FileFormatError("no such file", p)
+    hdf5 = h5py.is_hdf5(p)
+    variables = mat_variables(p)
+    if shape is None:
+        with contextlib.suppress(FileFormatError):
+            shape = dict((n, s) for n, s, _ in variables)[_cube_key(variables, None, p)][:2]
+    maps = _maps(variables)
+    stacks = {n: _plane(s) for n, s, c in variables if c in _NUMERIC and len(_plane(s)) == 3}
+    if key in stacks or (key is None and what != "ground truth" and stacks):
+        name = key if key in stacks else max(stacks, key=lambda n: int(np.prod(stacks[n])))
+        raise FileFormatError(f"a {what} must have one band, found {stacks[name][2]} "
+                              f"({name!r} is {_dims(stacks[name])})", p)
+    if what == "ground truth" or key is not None:
+        name = _gt_key(variables, None if key is not None else shape, key, p, strict=True)
+    else:
+        plain = [n for n in maps if shape is None or maps[n] == tuple(shape)]
+        name = plain[0] if len(plain) == 1 else None
+    if name is None:
+        raise FileFormatError(f"no {what} variable found (give its key); variables: "
+                              f"{_listing(variables)}", p)
+    value = _read_h5(p, name) if hdf5 else _read_v5(p, [name]).get(name)
+    if value is None:
+        raise FileFormatError(f"MAT file is truncated: variable {name!r} unreadable", p)
+    return _as_float(value, name, p).reshape(maps[name])
 
 
 def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str = "data",
@@ -335,4 +471,4 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     return Path(path)
 
 
-__all__ = ["load_mat", "open_mat", "write_mat"]
+__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map", "write_mat"]
