@@ -97,9 +97,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
     merged = {**(cfg.get("params") or {}), **parse_params(params)}
-    contamination = contamination if contamination is not None else cfg.get("contamination")
-    far = far if far is not None else cfg.get("far")
-    value = value if value is not None else cfg.get("threshold")
+    if contamination is None and far is None and value is None:  # options beat the config
+        contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
     check_threshold(contamination, far, value)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
     rgb = parse_numbers(rgb, "--rgb", float)

@@ -77,6 +77,18 @@ def _stop_filters() -> None:
         morphology.stop_filters()
 
 
+def _quiet_shutdown() -> None:
+    """After Ctrl-C or SIGTERM, the dask.distributed cluster's teardown (its atexit hook, its
+    event loop's pending tasks) can only print tracebacks about the interruption: silence
+    them, so that the one line ``error: interrupted`` is all a user sees."""
+    import logging
+
+    for name in ("distributed", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    if "distributed" in sys.modules:
+        sys.unraisablehook = lambda unraisable: None
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
@@ -107,13 +119,19 @@ def main(argv: list[str] | None = None) -> None:
             rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
     except _Stopped as exc:
         _stop_filters()
+        _quiet_shutdown()
         _fail(exc.word, exc.status)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         _stop_filters()
+        _quiet_shutdown()
         # outside a command (while click parses), click wraps the signal into Abort
         if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
             _fail("terminated", TERMINATED)
         _fail("interrupted", INTERRUPTED)
+    except click.UsageError as exc:  # a bad option or argument: one line, like every error
+        ctx = exc.ctx
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(" ".join(exc.format_message().split()) + hint, exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

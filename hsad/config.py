@@ -16,7 +16,10 @@ else:  # pragma: no cover
 
 
 def parse_value(text: str):
-    """Type a ``--param`` value as YAML would: ``3`` → int, ``1e-6`` → float, ``[3,9]`` → list."""
+    """Type a ``--param`` value as YAML would: ``3`` → int, ``1e-6`` → float, ``[3,9]`` → list;
+    ``None`` (any case) or ``null`` → None."""
+    if text.strip().lower() == "none":  # as ``hsad methods`` prints a default of None
+        return None
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -55,6 +58,10 @@ def parse_numbers(text: str | None, option: str, kind=float) -> list | None:
     return values
 
 
+#: What a detection config may hold.
+CONFIG_KEYS = ("method", "params", "contamination", "far", "threshold")
+
+
 def load_config(path: str | Path) -> dict:
     """Read a detection config (YAML or TOML): ``method``, ``params`` and output options.
 
@@ -78,6 +85,10 @@ def load_config(path: str | Path) -> dict:
         raise FileFormatError(f"not a valid YAML/TOML config: {first}", p) from None
     if not isinstance(cfg, dict):
         raise FileFormatError("a config must be a mapping with at least 'method'", p)
+    unknown = sorted(set(map(str, cfg)) - set(CONFIG_KEYS))
+    if unknown:
+        raise FileFormatError(f"unknown key {unknown[0]!r} in the config (valid: "
+                              f"{', '.join(CONFIG_KEYS)}; outputs are options)", p)
     params = cfg.get("params", {}) or {}
     if not isinstance(params, dict):
         raise FileFormatError("'params' must be a mapping of hyperparameters", p)

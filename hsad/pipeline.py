@@ -49,7 +49,11 @@ def make_detector(method: str | None = None, params: dict | None = None,
                                  "(set them when training: hsad train -p KEY=VALUE)")
         from hsad.io.model_archive import load_model
 
-        return load_model(model)
+        detector = load_model(model)
+        if method is not None and method != detector.name:
+            raise ParameterError(f"the model holds a {detector.name} detector, not {method}: "
+                                 "drop -m (a model carries its own method)", model)
+        return detector
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
     return detectors.get(method, **(params or {}))
@@ -200,8 +204,9 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         tags = provenance(det.detector, cube, "mask", model)
         tags.update(hsad_threshold=f"{det.mask.attrs['threshold']:.9g}",
                     hsad_threshold_rule=det.mask.attrs["threshold_rule"])
-        write_mask(det.mask, mask_path, like=cube, cog=cog, tags=tags,
-                   description=describe_map("mask", method))
+        # pixels without a score (no data) are nodata (255) in the mask, not background
+        write_mask(det.mask, mask_path, like=cube, valid=np.isfinite(det.scores), cog=cog,
+                   tags=tags, description=describe_map("mask", method))
         out["mask"] = Path(mask_path)
         out["style:mask"] = write_style(mask_path, "mask")
     if polygons_path:

@@ -35,9 +35,17 @@ def check_threshold(contamination: float | None = None, far: float | None = None
     given = [v is not None for v in (contamination, far, value)]
     if sum(given) > 1:
         raise ParameterError("threshold: give exactly one of contamination, far or value")
-    for label, rate in (("contamination", contamination), ("far", far)):
-        if rate is not None and not 0.0 < float(rate) < 1.0:
-            raise ParameterError(f"{label} must lie in (0, 1), got {rate}")
+    for label, number in (("contamination", contamination), ("far", far), ("threshold", value)):
+        if number is None:
+            continue
+        try:
+            number = float(number)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{label} must be a number, got {number!r}") from None
+        if label != "threshold" and not 0.0 < number < 1.0:
+            raise ParameterError(f"{label} must lie in (0, 1), got {number}")
+        if not np.isfinite(number):
+            raise ParameterError(f"threshold must be a finite number, got {number}")
 
 
 def _shift(s: np.ndarray) -> float:
@@ -75,4 +83,4 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
 
-__all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "robust_threshold"]
+__all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "robust_threshold"]

@@ -9,6 +9,7 @@ torch's import. Detectors defined elsewhere (a plugin) join with :func:`register
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import pkgutil
@@ -60,7 +61,10 @@ def get(name: str, **params) -> BaseDetector:
     if key not in _REGISTRY:
         available()
     if key not in _REGISTRY:
-        raise ParameterError(f"unknown method {name!r} (available: {', '.join(available())})")
+        close = difflib.get_close_matches(str(name).lower(), available(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ParameterError(f"unknown method {name!r}{hint} (available: "
+                             f"{', '.join(available())})")
     det = _REGISTRY[key]()
     det.set_params(**params)
     return det

@@ -43,6 +43,43 @@ from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 INFER_BATCH = 8192
 
 
+_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string", "None": "None"}
+
+
+def _kind_tokens(kind: str) -> list[str]:
+    return [t.strip() for t in kind.split("|")]
+
+
+def fits(value, kind: str) -> bool:
+    """Whether ``value`` fits the annotation ``kind`` (``"int"``, ``"float | None"``,
+    ``"list[int] | str | None"``): integers for int (20.0 too), any real number for float."""
+    for token in _kind_tokens(kind):
+        if token == "None" and value is None:
+            return True
+        if isinstance(value, bool):
+            if token == "bool":
+                return True
+            continue
+        if token == "int" and (isinstance(value, (int, np.integer))
+                               or isinstance(value, float) and value.is_integer()):
+            return True
+        if token == "float" and isinstance(value, (int, float, np.integer, np.floating)):
+            return True
+        if token == "str" and isinstance(value, str):
+            return True
+        if token.startswith(("list", "tuple")) and isinstance(value, (list, tuple)):
+            return True
+    return False
+
+
+def describe(kind: str) -> str:
+    """``"int | None"`` → ``"an integer or None"``."""
+    names = [_KIND_NAMES.get(t, "a list" if t.startswith(("list", "tuple")) else t)
+             for t in _kind_tokens(kind)]
+    return " or ".join(names)
+
+
 def _is_classvar(annotation) -> bool:
     return str(annotation).replace("typing.", "").startswith("ClassVar")
 
@@ -80,6 +117,8 @@ class NeuralDetector(BaseDetector):
     residual_uses_score: ClassVar[bool] = False
     #: Declared hyperparameters and defaults, in declaration order (set per class).
     _declared: ClassVar[dict] = {}
+    #: Declared hyperparameters' annotations (``"int | None"``), which their values must fit.
+    _kinds: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -91,6 +130,7 @@ class NeuralDetector(BaseDetector):
             raise TypeError(f"{cls.__name__}: declare hyperparameters as annotated class "
                             "attributes, not in __init__")
         names: list[str] = []
+        kinds: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             if not (isinstance(klass, type) and issubclass(klass, NeuralDetector)):
                 continue
@@ -100,7 +140,9 @@ class NeuralDetector(BaseDetector):
                 if name not in klass.__dict__:
                     raise TypeError(f"{klass.__name__}.{name}: a hyperparameter needs a default")
                 names.append(name)
+                kinds[name] = str(annotation)
         cls._declared = {n: getattr(cls, n) for n in names}
+        cls._kinds = kinds
         init = cls._init
         params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=v)
@@ -159,7 +201,17 @@ class NeuralDetector(BaseDetector):
         """The map ``score`` returns: ``output``, or the plain score when None."""
         return self.output if self.output is not None else self.outputs[0]
 
+    def _check_types(self) -> None:
+        """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a
+        one-line ParameterError, not a ValueError deep in the checks)."""
+        for key, kind in self._kinds.items():
+            value = getattr(self, key)
+            if not fits(value, kind):
+                raise ParameterError(f"{self.name}: {key} must be {describe(kind)}, got "
+                                     f"{value!r}")
+
     def _validate(self) -> None:
+        self._check_types()
         if not self.outputs:
             raise ParameterError(f"{self.name}: the model declares no score_terms")
         checks = [

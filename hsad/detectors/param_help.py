@@ -45,7 +45,7 @@ COMMON = {
     "dropout": "dropout rate in the discriminators while training",
     "w_adv": "weight of the adversarial loss",
     # the fusion stage D_SS = λ·D_spatial + (1 − λ)·D_spectral
-    "fusion": "spatial variant of D_SS: 'multiscale', 'aed' or 'paper' (METHODS.md §1)",
+    "fusion": "spatial variant of D_SS: 'multiscale', 'aed' or 'paper' (docs/hadgan.md)",
     "lam": "λ of D_SS = λ·N(D_spatial) + (1 − λ)·N(D_spectral), 0..1 (None: the fusion "
            "variant's own: multiscale 0.4, aed and paper 0.5)",
     "n_components": "principal components (aed, multiscale) or minimum-energy residual "

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -151,9 +152,14 @@ def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
     per_worker = parse_memory(memory_limit) // workers + WORKER_BASE
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                   memory_limit=per_worker, dashboard_address=":0",
-                                  silence_logs=40) as cluster, \
+                                  silence_logs=logging.CRITICAL) as cluster, \
             distributed.Client(cluster, timeout=CONNECT_TIMEOUT) as client:
-        yield client
+        try:
+            yield client
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the teardown's reports would only be noise
+            for name in ("distributed", "asyncio", "tornado"):
+                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+            raise
 
 
 def _remote(address: str) -> Iterator[object]:

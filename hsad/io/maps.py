@@ -36,26 +36,28 @@ def read_score_map(path: str | os.PathLike, key: str | None = None) -> np.ndarra
 
 
 def read_truth(path: str | os.PathLike, key: str | None = None,
-               shape: tuple[int, int] | None = None) -> tuple[np.ndarray, xr.DataArray | None]:
+               shape: tuple[int, int] | None = None, what: str = "ground truth",
+               ) -> tuple[np.ndarray, xr.DataArray | None]:
     """Ground truth as float64 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
     MAT files: the ground-truth variable ``key`` (or the one found beside the cube); they
     carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1, any
     nonzero value is an anomaly, and nodata pixels (255 in the masks hsad writes) are left
-    out of the evaluation rather than counted as background. ``shape``, if given, must match.
+    out of the evaluation rather than counted as background. ``shape``, if given, must match;
+    ``what`` names the map in errors.
     """
     from hsad.io import detect_format
 
     if detect_format(path) == "mat":
         from hsad.io.matlab import read_mat_map
 
-        gt = read_mat_map(path, key, "ground truth", shape)
+        gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names
         truth, cube = np.where(np.isnan(gt), 0.0, (gt != 0).astype(np.float64)), None
     else:
-        values, cube = read_single_band(path, what="ground truth")
+        values, cube = read_single_band(path, what=what)
         truth = np.where(np.isnan(values), np.nan, (values != 0).astype(np.float64))
     if shape is not None and truth.shape != tuple(shape):
         raise FileFormatError(
-            f"ground truth is {truth.shape[0]}x{truth.shape[1]} but the scene is "
+            f"{what} is {truth.shape[0]}x{truth.shape[1]} but the scene is "
             f"{shape[0]}x{shape[1]}", path)
     return truth, cube

@@ -223,7 +223,7 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
         if isinstance(mask, (str, os.PathLike)):
             from hsad.io.maps import read_truth
 
-            values, _ = read_truth(mask, shape=shape)
+            values, _ = read_truth(mask, shape=shape, what="training mask")
             region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
         else:
             region = np.asarray(getattr(mask, "values", mask), dtype=bool)

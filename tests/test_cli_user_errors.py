@@ -1,0 +1,127 @@
+"""Mistakes a user makes on the command line end in one line and exit status 2: option
+errors click catches, hyperparameters of the wrong type, configs with unknown keys, a
+model beside another method; and the mask marks pixels without data as nodata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from hsad import detectors
+from hsad.cli.main import main
+from hsad.config import parse_value
+from hsad.cube import make_cube
+from hsad.errors import ParameterError
+from hsad.io.envi_writer import write_envi
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def one_error(args, capsys) -> str:
+    code, _, err = run_cli(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 24 × 20 × 8 float32 ENVI scene whose left four columns hold no data (-9999)."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(100.0, 5.0, (24, 20, 8)).astype(np.float32)
+    values[3, 12] += 60.0
+    values[:, :4] = -9999.0
+    cube = make_cube(values, transform=Affine(30, 0, 500_000, 0, -30, 4_000_000),
+                     crs="EPSG:32633", nodata=-9999.0)
+    return write_envi(cube, tmp_path_factory.mktemp("scene") / "scene.img")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--chunks", "8"], "Invalid value for '--chunks'"),
+    (["--seed", "abc"], "Invalid value for '--seed'"),
+    (["--device", "tpu"], "Invalid value for '--device'"),
+], ids=["chunks", "seed", "device"])
+def test_option_errors_are_one_line(scene, tmp_path, capsys, args, expected):
+    line = one_error(["detect", scene, "-m", "rx", "-o", tmp_path / "s.tif", *args], capsys)
+    assert expected in line and "(see 'hsad detect --help')" in line
+
+
+def test_a_missing_option_and_a_mistyped_command_are_one_line(scene, capsys):
+    assert "Missing option '-o'" in one_error(["detect", scene, "-m", "rx"], capsys)
+    assert "Did you mean 'detect'?" in one_error(["detec", scene], capsys)
+
+
+def test_an_unknown_method_suggests_the_closest(scene, tmp_path, capsys):
+    line = one_error(["detect", scene, "-m", "hadgn", "-o", tmp_path / "s.tif"], capsys)
+    assert "did you mean 'hadgan'?" in line
+
+
+@pytest.mark.parametrize("param, expected", [
+    ("hidden=abc", "hadgan: hidden must be an integer, got 'abc'"),
+    ("lam=abc", "hadgan: lam must be a number or None, got 'abc'"),
+    ("seed=1.5", "hadgan: seed must be an integer, got 1.5"),
+    ("progress=3", "hadgan: progress must be true or false, got 3"),
+])
+def test_neural_hyperparameters_of_the_wrong_type(scene, tmp_path, capsys, param, expected):
+    line = one_error(["detect", scene, "-m", "hadgan", "-p", "epochs=1", "-p", param,
+                      "-o", tmp_path / "s.tif"], capsys)
+    assert expected in line
+    assert not (tmp_path / "s.tif").exists()
+
+
+def test_none_as_methods_prints_it_is_accepted():
+    assert parse_value("None") is None and parse_value("none") is None
+    assert parse_value("null") is None and parse_value("3") == 3
+    det = detectors.get("hadgan", lam=parse_value("None"), area=parse_value("None"))
+    det._check_types()
+    with pytest.raises(ParameterError, match="lrx: pca"):
+        detectors.get("lrx", pca="None").fit(make_cube(np.ones((9, 9, 3), np.float32)))
+
+
+def test_config_keys_are_checked_and_options_beat_its_threshold(scene, tmp_path, capsys):
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("method: rx\nparms: {ridge: 1}\n")
+    line = one_error(["detect", scene, "-c", typo, "-o", tmp_path / "s.tif"], capsys)
+    assert "unknown key 'parms' in the config" in line
+    config = tmp_path / "rx.yaml"
+    config.write_text("method: rx\ncontamination: 0.01\n")
+    code, _, err = run_cli(["detect", scene, "-c", config, "--far", "0.001", "-o",
+                            tmp_path / "s.tif", "--mask", tmp_path / "m.tif"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert "false-alarm rate" in src.tags()["hsad_threshold_rule"]
+
+
+def test_a_threshold_must_be_a_finite_number(scene, tmp_path, capsys):
+    line = one_error(["detect", scene, "-m", "rx", "--threshold", "nan", "-o",
+                      tmp_path / "s.tif"], capsys)
+    assert "threshold must be a finite number" in line
+
+
+def test_a_model_refuses_another_method(scene, tmp_path, capsys):
+    model = tmp_path / "ae.hsad"
+    code, _, err = run_cli(["train", scene, "-m", "ae", "-p", "epochs=1", "-o", model], capsys)
+    assert code == 0, err
+    line = one_error(["detect", scene, "--model", model, "-m", "rx", "-o",
+                      tmp_path / "s.tif"], capsys)
+    assert "the model holds a ae detector, not rx" in line
+    code, _, err = run_cli(["detect", scene, "--model", model, "-m", "ae", "-o",
+                            tmp_path / "s.tif"], capsys)
+    assert code == 0, err
+
+
+def test_the_mask_is_nodata_where_the_scene_has_no_data(scene, tmp_path, capsys):
+    code, _, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "s.tif", "--mask",
+                            tmp_path / "m.tif", "--contamination", "0.01"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "m.tif") as mask, rasterio.open(tmp_path / "s.tif") as scores:
+        m, s = mask.read(1), scores.read(1)
+    assert (m[:, :4] == 255).all() and np.isnan(s[:, :4]).all()
+    assert set(np.unique(m[:, 4:])) <= {0, 1} and m[3, 12] == 1
