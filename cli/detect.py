@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 
 import click
 
@@ -153,6 +154,9 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         finally:
             gc.unfreeze()
         result.seconds = time.perf_counter() - t0
+        if stages_dir is not None and not any(m.ndim == 2 for m in (result.stages or {}).values()):
+            warnings.warn(f"{det.name} has no stage maps: --save-stages wrote nothing "
+                          "(HADGAN and the reconstruction detectors have them)", stacklevel=1)
         if mask_path or polygons_path or png_path or any(
                 v is not None for v in (contamination, far, value)):
             pipeline.threshold(result, contamination=contamination, far=far, value=value)

@@ -125,3 +125,10 @@ def test_the_mask_is_nodata_where_the_scene_has_no_data(scene, tmp_path, capsys)
         m, s = mask.read(1), scores.read(1)
     assert (m[:, :4] == 255).all() and np.isnan(s[:, :4]).all()
     assert set(np.unique(m[:, 4:])) <= {0, 1} and m[3, 12] == 1
+
+
+def test_save_stages_with_a_detector_without_stages_warns(scene, tmp_path, capsys):
+    code, _, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "s.tif",
+                            "--save-stages", tmp_path / "stages"], capsys)
+    assert code == 0 and "warning: rx has no stage maps" in err
+    assert not (tmp_path / "stages").exists()
