@@ -132,3 +132,11 @@ def test_save_stages_with_a_detector_without_stages_warns(scene, tmp_path, capsy
                             "--save-stages", tmp_path / "stages"], capsys)
     assert code == 0 and "warning: rx has no stage maps" in err
     assert not (tmp_path / "stages").exists()
+
+
+@pytest.mark.parametrize("name", ["e.tif", "e.mat", "e.img"])
+def test_an_empty_file_is_named_even_beside_a_header(tmp_path, capsys, name):
+    (tmp_path / "e.hdr").write_text("")
+    (tmp_path / name).write_bytes(b"")
+    assert one_error(["info", tmp_path / name], capsys) == (
+        f"error: {tmp_path / name}: empty file (0 bytes)")

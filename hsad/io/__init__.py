@@ -31,6 +31,8 @@ def detect_format(path: str | os.PathLike) -> str:
     with open(p, "rb") as fh:
         head = fh.read(512)
     suffix = p.suffix.lower()
+    if not head:
+        raise FileFormatError("empty file (0 bytes)", p)
     if head[:4] in _TIFF_MAGIC:
         return "geotiff"
     mat_marks = head.startswith(b"MATLAB") or head[:8] == _HDF5_MAGIC or (

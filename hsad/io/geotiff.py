@@ -102,6 +102,16 @@ def _filter_undecodable_gdal_messages() -> None:
         sys.excepthook = excepthook
 
 
+def gdal_reason(exc: BaseException) -> str:
+    """The message of a rasterio error, or of the GDAL error behind it where rasterio only
+    says "See previous exception for details" (which a user never sees)."""
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in text and cause is not None:
+        return str(cause)
+    return text
+
+
 def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
     """Normalise a ``chunks`` argument (None, int, (cy, cx) or {"y":, "x":}) to dask chunks.
 
@@ -179,8 +189,8 @@ class WindowReader:
                     block[:, src.read_masks(bands[0], window=window) == 0] = self.fill
                 return np.moveaxis(block, 0, -1)
         except RasterioError as exc:
-            raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: {exc}",
-                                     self.path) from exc
+            raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: "
+                                     f"{gdal_reason(exc)}", self.path) from exc
 
 
 def _parse_list(text: str) -> list[str]:
@@ -258,7 +268,8 @@ def check_last_block(src, path: str) -> None:
     try:
         src.read(src.count, window=src.block_window(src.count, i, j))
     except RasterioError as exc:
-        raise TruncatedFileError(f"GeoTIFF data is truncated or corrupt: {exc}", path) from exc
+        raise TruncatedFileError(f"GeoTIFF data is truncated or corrupt: {gdal_reason(exc)}",
+                                 path) from exc
 
 
 #: libtiff warns about these tags when the file cannot say where its pixels are; GDAL then
@@ -365,7 +376,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
                               "points only; hsad keeps the pixel grid and no CRS (warp the "
                               "file first, e.g. gdalwarp)", UserWarning, stacklevel=2)
     except RasterioError as exc:
-        raise FileFormatError(f"not a readable GeoTIFF: {exc}", p) from exc
+        raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))
     dtype, fill = _masked_type(dtype, nodata) if mask else (dtype, None)
     tiles = tile_chunks(chunks, shape[0], shape[1])
