@@ -151,8 +151,8 @@ def nodata_for(dtype, nodata: float | None) -> float | None:
     nodata = float(nodata)
     dtype = np.dtype(dtype)
     if dtype.kind in "iub":
-        info = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
-        if not np.isfinite(nodata) or not info.min <= nodata <= info.max:
+        low, high = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+        if not np.isfinite(nodata) or not low <= nodata <= high:
             return None
     return nodata
 
