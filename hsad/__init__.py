@@ -22,7 +22,9 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'hsad' has no attribute {name!r}")
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)  # hsad.detectors after a plain ``import hsad``
 
 
 def __dir__() -> list[str]:

@@ -23,6 +23,8 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
+from hsad.errors import ParameterError
+
 DIMS = ("y", "x", "band")
 
 #: Default chunk size, in pixels along y and x. All bands stay in one chunk.
@@ -202,6 +204,37 @@ def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:
     out = block.astype(np.float32)
     out[~block_valid(block, nodata)] = np.nan
     return out
+
+
+def as_cube(obj) -> xr.DataArray:
+    """``obj`` as a cube the detectors take: a lazy ``(y, x, band)`` DataArray with hsad's
+    band coordinates. Numpy and dask arrays ``(rows, cols, bands)`` become one
+    (:func:`make_cube`); a DataArray with dims ``y``, ``x``, ``band`` in any order (as
+    ``rioxarray.open_rasterio`` gives them), loaded into memory or not, is transposed,
+    wrapped in dask and given the coordinates it lacks (all bands good, wavelengths unknown).
+    A proper cube is returned as it is."""
+    if not isinstance(obj, xr.DataArray):
+        data = obj if isinstance(obj, da.Array) else np.asarray(obj)
+        if data.ndim != 3 or data.dtype.kind not in "biuf":
+            raise ParameterError(f"a cube is a real-valued (rows, cols, bands) array, got shape "
+                                 f"{data.shape} {data.dtype} (open files with hsad.open_cube)")
+        return make_cube(data)
+    if set(obj.dims) != set(DIMS):
+        raise ParameterError(f"a cube has the dims {DIMS}, got {obj.dims} (open files with "
+                             "hsad.open_cube, or build one with hsad.make_cube)")
+    cube = obj if obj.dims == DIMS else obj.transpose(*DIMS)
+    if not isinstance(cube.data, da.Array):
+        cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
+    bands = cube.sizes["band"]
+    missing = {name: ("band", _band_coord(None, bands, name, kind))
+               for name, kind in (("wavelength", np.float64), ("fwhm", np.float64),
+                                  ("good_band", bool)) if name not in cube.coords}
+    if missing:
+        cube = cube.assign_coords(missing)
+    if "nodata" not in cube.attrs:
+        cube = cube.copy(deep=False)
+        cube.attrs["nodata"] = nodata_for(cube.dtype, cube.rio.nodata)
+    return cube
 
 
 def good_band_mask(cube: xr.DataArray) -> np.ndarray:

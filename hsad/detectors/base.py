@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from typing import ClassVar
@@ -38,6 +39,26 @@ def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
                       f"{diff:.1f} nm", UserWarning, stacklevel=4)
 
 
+#: Detector methods whose first argument is a cube, wrapped by :func:`taking_any_cube` in
+#: every subclass that defines them.
+CUBE_METHODS = ("fit", "score", "fit_score", "score_stages")
+
+
+def taking_any_cube(method):
+    """``method`` with its cube argument passed through :func:`hsad.cube.as_cube`, so that
+    a numpy array, a cube loaded into memory or a ``(band, y, x)`` DataArray works as a cube
+    (or is refused with a ParameterError), never as a raw AttributeError deep inside."""
+
+    @functools.wraps(method)
+    def wrapper(self, cube, *args, **kwargs):
+        from hsad.cube import as_cube
+
+        return method(self, as_cube(cube), *args, **kwargs)
+
+    wrapper.takes_any_cube = True
+    return wrapper
+
+
 class BaseDetector:
     """Base class: parameter handling, ``fit_score`` and thresholding."""
 
@@ -48,6 +69,13 @@ class BaseDetector:
     #: fitted attributes a model file holds, with their shapes in named dimensions (see
     #: :mod:`hsad.detectors.state`); empty: ``hsad train`` cannot save this detector
     model_state: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in CUBE_METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "takes_any_cube", False):
+                setattr(cls, name, taking_any_cube(method))
 
     def _derive(self) -> None:
         """Compute the fitted state that follows from ``model_state`` (after fit or load)."""
@@ -107,6 +135,9 @@ class BaseDetector:
 
     def fit_score(self, cube: xr.DataArray) -> xr.DataArray:
         """Fit on ``cube`` and return its anomaly map."""
+        from hsad.cube import as_cube
+
+        cube = as_cube(cube)
         return self.fit(cube).score(cube)
 
     def threshold(
@@ -133,6 +164,11 @@ class BaseDetector:
         from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, check_threshold, robust_threshold
 
         check_threshold(contamination, far, value)
+        if np.ndim(scores) != 2:
+            raise ParameterError(f"threshold: a score map is (y, x), got shape "
+                                 f"{np.shape(scores)}")
+        if not isinstance(scores, xr.DataArray):  # a numpy map
+            scores = xr.DataArray(np.asarray(scores), dims=("y", "x"), name="scores")
         s = np.asarray(scores.values, dtype=np.float64)
         finite = np.isfinite(s)
         if value is not None:

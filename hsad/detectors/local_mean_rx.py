@@ -47,8 +47,11 @@ def local_mean_block(block: np.ndarray, mean: np.ndarray, tri: np.ndarray, kerne
                                       cval=0.0, output=np.float64)
         share = ndimage.uniform_filter(valid.astype(np.float64), size=kernel,
                                        mode="constant", cval=0.0)
-        np.divide(sums, np.maximum(share, 1e-300)[..., None], out=sums)
-        np.subtract(centred, sums, out=centred, casting="unsafe")
+        # a pixel with data has share ≥ 1/k²; the tiny shares (rounding) are pixels without
+        # data, whose overflowing means are replaced by NaN below
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.divide(sums, np.maximum(share, 1e-300)[..., None], out=sums)
+            np.subtract(centred, sums, out=centred, casting="unsafe")
     centred[~valid] = np.nan
     return rx_block(centred, np.zeros(block.shape[-1], dtype), tri)
 

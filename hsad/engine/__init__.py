@@ -23,6 +23,14 @@ from hsad.engine.tiles import (
     write_map,
 )
 
+
+def __getattr__(name: str):
+    """Modules of this package load on first use."""
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)
+
+
 __all__ = ["call_model", "chunks_for", "infer_batches", "map_halo", "materialise",
            "min_memory", "minmax", "model_node", "nan_median", "open_tiled", "read_map",
            "tile_threads", "write_map"]

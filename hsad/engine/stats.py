@@ -104,7 +104,8 @@ def block_moments(
             piece = buf[: raw.shape[0]]
             np.subtract(raw, ref, out=piece, casting="unsafe")  # cast and centre in one pass
             piece = piece.reshape(-1, b)
-            sums = ones[: piece.shape[0]] @ piece
+            with np.errstate(invalid="ignore", over="ignore"):  # ±inf: screened just below
+                sums = ones[: piece.shape[0]] @ piece
             if by_sums and not first and not np.isfinite(sums).all():
                 finite = np.isfinite(piece).all(axis=1)
                 ok = finite if ok is None else ok & finite

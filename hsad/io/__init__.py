@@ -83,4 +83,11 @@ def open_cube(
     return open_mat(path, chunks=chunks, key=key)
 
 
+def __getattr__(name: str):
+    """Modules of this package load on first use."""
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)
+
+
 __all__ = ["detect_format", "open_cube"]

@@ -6,3 +6,10 @@ evaluation of map files (:mod:`~hsad.outputs.evaluation`) and the benchmark runn
 Submodules are imported on use, so ``hsad.outputs.metrics`` does not load GDAL's vector
 stack.
 """
+
+
+def __getattr__(name: str):
+    """Modules of this package load on first use."""
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)

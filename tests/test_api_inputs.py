@@ -1,0 +1,89 @@
+"""What a Python user hands the detectors: numpy arrays, cubes loaded into memory, plain or
+``(band, y, x)`` DataArrays all give the map of the equivalent cube; anything else is a
+ParameterError. ``import hsad`` reaches every subpackage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hsad import detectors, make_cube
+from hsad.errors import ParameterError
+
+ROWS, COLS, BANDS = 24, 20, 12
+
+
+@pytest.fixture(scope="module")
+def values():
+    rng = np.random.default_rng(5)
+    x = rng.normal(100.0, 4.0, (ROWS, COLS, BANDS)).astype(np.float32)
+    x[5, 7] += 40.0
+    x[0, 0] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("method, params", [("rx", {}), ("lrx", {}),
+                                            ("ae", {"epochs": 1, "progress": False})])
+@pytest.mark.parametrize("form", ["numpy", "loaded", "band-first", "plain"])
+def test_other_forms_of_a_cube_give_the_cube_s_map(values, method, params, form):
+    expected = detectors.get(method, **params).fit_score(make_cube(values)).values
+    if form == "numpy":
+        given = values
+    elif form == "loaded":
+        given = make_cube(values).load()
+    elif form == "band-first":
+        given = xr.DataArray(np.moveaxis(values, -1, 0), dims=("band", "y", "x"))
+    else:
+        given = xr.DataArray(values, dims=("y", "x", "band"))
+    got = detectors.get(method, **params).fit_score(given)
+    assert got.dims == ("y", "x")
+    np.testing.assert_array_equal(got.values, expected)
+    assert np.isnan(got.values[0, 0]) and np.isfinite(got.values[1:]).all()
+
+
+def test_a_numpy_score_map_can_be_thresholded(values):
+    det = detectors.get("rx")
+    scores = det.fit_score(values)
+    mask = det.threshold(scores.values, contamination=0.01)
+    np.testing.assert_array_equal(mask.values,
+                                  det.threshold(scores, contamination=0.01).values)
+    with pytest.raises(ParameterError, match=r"a score map is \(y, x\)"):
+        det.threshold(values, contamination=0.01)
+
+
+@pytest.mark.parametrize("given, match", [
+    (np.ones((5, 6)), r"a cube is a real-valued \(rows, cols, bands\) array"),
+    (np.full((3, 3, 2), "a"), "real-valued"),
+    (xr.DataArray(np.ones((3, 3, 2)), dims=("a", "b", "c")), "a cube has the dims"),
+], ids=["2-D", "strings", "dims"])
+def test_what_is_not_a_cube_is_refused(given, match):
+    with pytest.raises(ParameterError, match=match):
+        detectors.get("rx").fit(given)
+
+
+def test_no_raw_numpy_warnings_on_infinite_or_missing_pixels(values):
+    infinite = values.copy()
+    infinite[2, 2, 0], infinite[7, 9] = np.inf, -np.inf
+    sparse = np.full_like(values, np.nan)
+    sparse[10:16, 8:14] = values[10:16, 8:14]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rx = detectors.get("rx").fit_score(infinite).values
+        local = detectors.get("local-mean-rx", kernel=5).fit_score(sparse).values
+    assert np.isnan(rx[2, 2]) and np.isnan(rx[7, 9]) and np.isfinite(rx[3:6]).all()
+    assert np.isfinite(local[10:16, 8:14]).all() and np.isnan(local[:10]).all()
+
+
+def test_import_hsad_reaches_every_subpackage():
+    code = ("import hsad; hsad.detectors.get('rx'); hsad.cube.make_cube; "
+            "hsad.nodata.set_nodata; hsad.engine.stats.cube_moments; "
+            "hsad.io.model_archive.load_model; hsad.outputs.metrics.evaluate\n"
+            "try:\n    hsad.no_such_thing\nexcept AttributeError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "module 'hsad' has no attribute 'no_such_thing'"
