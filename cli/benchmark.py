@@ -14,7 +14,9 @@ from hsad.errors import ParameterError
 @click.option("-m", "--methods", default="rx,lrx,crd", show_default=True,
               help="Comma-separated detector names.")
 @click.option("--datasets", "scene_names", default="all", show_default=True,
-              help="Comma-separated scene names, or 'all' (see `hsad datasets list`).")
+              help="Comma-separated scene names, or 'all' (see `hsad datasets list`); also "
+                   "labelled MAT files of your own (cube and ground truth inside), or folders "
+                   "of them.")
 @click.option("-p", "--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Hyperparameter for one method, e.g. -p lrx.inner=5.")
 @click.option("--stages", is_flag=True, help="Also score each stage of staged detectors.")
@@ -32,8 +34,8 @@ def command(methods, scene_names, params, stages, output, csv_path, overwrite):
     method_list = [m.strip().lower() for m in methods.split(",") if m.strip()]
     for m in method_list:
         detectors.get(m)  # fail early on unknown names
-    scenes = datasets.names() if scene_names == "all" else [
-        s.strip() for s in scene_names.split(",") if s.strip()]
+    scenes = datasets.names() if scene_names == "all" else datasets.scene_files(
+        s.strip() for s in scene_names.split(",") if s.strip())
     per_method: dict[str, dict] = {}
     for key, value in parse_params(params).items():
         method, dot, name = key.partition(".")

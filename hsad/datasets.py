@@ -125,6 +125,43 @@ def load(name: str, chunks=None, verify_sha256: bool = True) -> tuple[xr.DataArr
     return cube, map_like(cube, np.asarray(gt, dtype=bool), name="gt")
 
 
+def scene_files(entries) -> list[str]:
+    """Benchmark names and labelled scene files as given, each folder replaced by the MAT
+    files in it (sorted)."""
+    out: list[str] = []
+    for entry in entries:
+        folder = Path(entry)
+        if entry not in _manifests() and folder.is_dir():
+            files = sorted(str(f) for f in folder.iterdir() if f.suffix.lower() == ".mat")
+            if not files:
+                raise DatasetError("no .mat scene in this folder", folder)
+            out.extend(files)
+        else:
+            out.append(entry)
+    return out
+
+
+def load_labelled(scene: str, chunks=None) -> tuple[xr.DataArray, xr.DataArray]:
+    """``(cube, gt)`` of a benchmark scene by name (:func:`load`), or of a labelled scene
+    file of one's own: a MAT file holding a cube and its ground truth, both found by name
+    as :func:`hsad.io.matlab.load_mat` finds them. ``cube.attrs["dataset"]`` is the name or
+    the file's stem."""
+    if scene in _manifests():
+        return load(scene, chunks)
+    p = Path(scene)
+    if not p.is_file():
+        raise DatasetError(f"unknown scene {scene!r}: neither a benchmark name "
+                           f"({', '.join(names())}) nor a file")
+    from hsad.io.matlab import load_mat
+
+    cube, gt = load_mat(p, chunks=chunks)
+    if gt is None:
+        raise DatasetError("no ground truth found beside the cube: a labelled scene needs one "
+                           "(variable names: docs/formats.md, MATLAB)", p)
+    cube.attrs.update(dataset=p.stem)
+    return cube, map_like(cube, np.asarray(gt, dtype=bool), name="gt")
+
+
 def fetch(name: str, force: bool = False) -> Path:
     """Download scene ``name`` into the cache (checking its sha256) unless already present.
 
@@ -173,4 +210,5 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
-__all__ = ["data_dir", "fetch", "load", "manifest", "names", "path", "search_path", "verify"]
+__all__ = ["data_dir", "fetch", "load", "load_labelled", "manifest", "names", "path",
+           "scene_files", "search_path", "verify"]

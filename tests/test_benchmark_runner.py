@@ -51,3 +51,40 @@ def test_methods_lists_every_detector_with_defaults(capsys):
         assert name in out
         for param, default in cls.param_defaults().items():
             assert (f"{param} = {default!r}" in out) == (param not in RUNTIME)
+
+
+def test_benchmark_on_labelled_files_of_ones_own(tmp_path, capsys):
+    import numpy as np
+    import scipy.io as sio
+
+    from hsad import detectors
+    from hsad.outputs.metrics import evaluate
+
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    truths = {}
+    for name in ("lake", "field"):
+        cube = rng.normal(100.0, 5.0, (20, 24, 10))
+        gt = np.zeros((20, 24), np.uint8)
+        gt[4, 5] = gt[12, 20] = 1
+        cube[gt == 1] += 30.0
+        sio.savemat(folder / f"{name}.mat", {"img": cube, "PlaneGT": gt})
+        truths[name] = (cube, gt)
+    (folder / "notes.txt").write_text("not a scene")
+    table = tmp_path / "r.csv"
+    code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", folder, "--csv", table],
+                           capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(table.open()))
+    assert [r["scene"] for r in rows] == ["field", "lake"]  # the folder's MAT files, sorted
+    for r in rows:
+        cube, gt = truths[r["scene"]]
+        expected = evaluate(detectors.get("rx").fit_score(cube).values, gt != 0)["auc_df"]
+        assert float(r["auc_df"]) == pytest.approx(expected, abs=1e-9)
+    sio.savemat(tmp_path / "unlabelled.mat", {"data": truths["lake"][0]})
+    code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", tmp_path / "unlabelled.mat"],
+                           capsys)
+    assert code == 2 and "no ground truth found beside the cube" in err
+    code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", "abu-nowhere"], capsys)
+    assert code == 2 and "neither a benchmark name" in err

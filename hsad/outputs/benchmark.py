@@ -34,15 +34,17 @@ def _metrics_row(scene: str, method: str, scores, gt, seconds: float) -> Row:
 
 def run(methods: Iterable[str], scenes: Iterable[str], params: dict[str, dict] | None = None,
         stages: bool = False, progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Run every method on every scene. ``params`` maps a method to its hyperparameters.
+    """Run every method on every scene: benchmark names or labelled MAT files of one's own
+    (:func:`hsad.datasets.load_labelled`). ``params`` maps a method to its hyperparameters.
 
     With ``stages`` set, detectors that expose stages (``score_stages``) add one row per
     stage map, timed with the whole run.
     """
     rows: list[Row] = []
     params = params or {}
-    for scene in scenes:
-        cube, gt = datasets.load(scene)
+    for entry in scenes:
+        cube, gt = datasets.load_labelled(entry)
+        scene = cube.attrs["dataset"]
         cube = cube.persist() if hasattr(cube.data, "dask") else cube
         gt = np.asarray(getattr(gt, "values", gt), dtype=bool)
         for method in methods:
