@@ -221,6 +221,13 @@ def test_ground_truth_names_in_the_wild(tmp_path, name):
     np.testing.assert_array_equal(truth, gt != 0)
 
 
+@pytest.mark.parametrize("name", ["cloud_mask", "pathlength"])
+def test_maps_that_are_no_truth_are_not_taken_for_one(tmp_path, name):
+    cube, gt = _scene()
+    sio.savemat(tmp_path / "s.mat", {"data": cube, name: gt})
+    assert load_mat(tmp_path / "s.mat")[1] is None
+
+
 def test_a_transposed_truth_is_named_as_such(tmp_path):
     cube, gt = _scene()
     sio.savemat(tmp_path / "s.mat", {"data": cube, "map": gt.T.copy()})

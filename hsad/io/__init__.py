@@ -49,7 +49,7 @@ def detect_format(path: str | os.PathLike) -> str:
         return "envi"
     if head.startswith(b"MATLAB") or suffix == ".mat":
         return "mat"
-    if p.suffix.lower() in (".tif", ".tiff"):
+    if suffix in (".tif", ".tiff"):
         return "geotiff"
     raise FileFormatError(
         "not a recognised cube (expected an ENVI header or data file, a GeoTIFF or a MAT file)", p

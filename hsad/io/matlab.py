@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -33,8 +34,10 @@ MAT5_MAX_BYTES = 2**31 - 1
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
 GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
 WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
-#: Other ground-truth names: any that contains one of these (``PlaneGT``, ``anomaly_map``).
-_TRUTH_WORDS = ("gt", "truth", "mask", "map", "label", "target", "anomal")
+#: Other ground-truth names: ``gt`` as a word or ending (``Salinas_gt``, ``PlaneGT``,
+#: ``tgt``, not ``length``), or one of these words inside (``anomaly_map``). Not ``mask``
+#: inside a name: a ``cloud_mask`` is no ground truth.
+_TRUTH_NAME = re.compile(r"(?i:(?:^|[^a-z])gt|gt$|truth|map|label|target|anomal)|GT")
 #: 3-D arrays with at most this many bands (RGB previews, a (rows, cols, 1) ground truth)
 #: are not taken for the cube unless named.
 MAX_PREVIEW_BANDS = 3
@@ -211,16 +214,10 @@ def _maps(variables) -> dict[str, tuple]:
             if c in _NUMERIC | {"logical", "sparse"} and len(_plane(s)) == 2}
 
 
-def _truth_like(name: str) -> bool:
-    low = name.lower()
-    return any(word in low for word in _TRUTH_WORDS)
-
-
 def _truth_by_name(names) -> str | None:
-    """A ground truth among ``names``: a listed name, else one that contains gt, truth,
-    mask, map, label, target or anomal."""
+    """A ground truth among ``names``: a listed name, else one :data:`_TRUTH_NAME` finds."""
     names = list(names)
-    return _by_name(names, GT_KEYS) or next((n for n in names if _truth_like(n)), None)
+    return _by_name(names, GT_KEYS) or next((n for n in names if _TRUTH_NAME.search(n)), None)
 
 
 def _gt_key(variables, shape: tuple | None, gt_key: str | None, path: str,
