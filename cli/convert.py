@@ -98,13 +98,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @overwrite_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
             cog: bool, wavelengths: str | None, exclude_wavelengths: str | None,
-            band_indices: str | None, drop_bad_bands: bool, chunks: int | None,
-            overwrite: bool) -> None:
+            band_indices: str | None, drop_bad_bands: bool, wavelength_file: str | None,
+            chunks: int | None, overwrite: bool) -> None:
     """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
     file OUT plus its .hdr), keeping the bands chosen by the band options (default all)."""
     if Path(dst).suffix.lower() == ".hdr":
         raise ParameterError("give the ENVI data file name, not the header", dst)
-    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
+    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+                           wavelength_file)
     with plan_outputs([("OUT", dst, "cube")], inputs=[src], overwrite=overwrite):
         out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
                       chunks=chunks, bands=bands)

@@ -78,7 +78,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
             far, value, polygons_path, png_path, rgb, rgb_bands, truth, truth_key, key,
             stages_dir, wavelengths,
-            exclude_wavelengths, band_indices, drop_bad_bands, nodata, valid_mask, background,
+            exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, nodata,
+            valid_mask, background,
             labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
     """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
@@ -101,7 +102,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     if contamination is None and far is None and value is None:  # options beat the config
         contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
     check_threshold(contamination, far, value)
-    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
+    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+                           wavelength_file)
     rgb = parse_numbers(rgb, "--rgb", float)
     rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}

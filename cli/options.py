@@ -75,8 +75,13 @@ overwrite_option = click.option(
 
 
 def band_options(func):
-    """--wavelengths, --exclude-wavelengths, --bands, --drop-bad-bands (hsad.select_bands)."""
+    """--wavelengths, --exclude-wavelengths, --bands, --drop-bad-bands, --wavelength-file
+    (hsad.select_bands)."""
     for option in (
+        click.option("--wavelength-file", type=click.Path(), metavar="FILE",
+                     help="Band wavelengths (nm or µm) to use instead of the file's, one "
+                          "band per line (wavelength[,fwhm]): for products whose wavelengths "
+                          "hsad cannot read (a PRISMA cube exported to GeoTIFF)."),
         click.option("--drop-bad-bands", is_flag=True,
                      help="Remove the bands the header's bad-band list (bbl) marks bad. "
                           "Without it they stay in the cube (and in convert's output); "
@@ -95,15 +100,19 @@ def band_options(func):
     return func
 
 
-def band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands) -> dict:
+def band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+                   wavelength_file=None) -> dict:
     """The band options as :func:`hsad.select_bands` keywords, checked before any work."""
-    from hsad.bands import parse_indices, parse_ranges
+    from hsad.bands import parse_indices, parse_ranges, read_wavelength_file
 
     parse_ranges(wavelengths, "--wavelengths")
     parse_ranges(exclude_wavelengths, "--exclude-wavelengths")
     parse_indices(band_indices, name="--bands")
+    if wavelength_file is not None:
+        read_wavelength_file(wavelength_file)
     return {"wavelengths": wavelengths, "exclude_wavelengths": exclude_wavelengths,
-            "bands": band_indices, "drop_bad_bands": drop_bad_bands}
+            "bands": band_indices, "drop_bad_bands": drop_bad_bands,
+            "wavelength_file": wavelength_file}
 
 
 def mask_options(func):

@@ -52,7 +52,8 @@ from hsad.config import parse_params
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
             progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
-            nodata, valid_mask, background, labels, fusion, chunks, seed, device, overwrite):
+            wavelength_file, nodata, valid_mask, background, labels, fusion, chunks, seed,
+            device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
@@ -69,7 +70,8 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     from hsad.pipeline import apply_fusion, check_labels, prepare_cube
 
     merged = parse_params(params)
-    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands)
+    bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+                           wavelength_file)
     neural_only = {"--epochs": epochs, "--loss-plot": loss_plot, "--device": device,
                    "--fusion": fusion}
     det = detectors.get(method, **merged)

@@ -13,7 +13,14 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import block_valid, georef, good_band_mask, make_cube, wrap_numpy
+from hsad.cube import (
+    block_valid,
+    georef,
+    good_band_mask,
+    index_wavelength,
+    make_cube,
+    wrap_numpy,
+)
 from hsad.detectors.base import WAVELENGTH_REFUSE_NM
 from hsad.engine.windows import single_threaded_linalg
 from hsad.errors import ModelError, ParameterError
@@ -106,9 +113,60 @@ def _span(wavelength: np.ndarray) -> str:
     return f"{known.min():g}-{known.max():g} nm" if known.size else "no wavelengths"
 
 
+def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(wavelength nm, fwhm nm or None)`` from a text or CSV file: one band per line,
+    ``wavelength`` or ``wavelength, fwhm`` (commas, semicolons or blanks between), or all
+    wavelengths on one line; ``#`` comments and a header line are skipped. Values all below
+    100 are micrometres."""
+    import re
+    from pathlib import Path
+
+    from hsad.io.envi_header import wavelength_scale
+
+    p = Path(path)
+    if not p.is_file():
+        raise ParameterError("wavelength file not found", p)
+    rows = []
+    for number, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines()):
+        fields = [f for f in re.split(r"[,;\s]+", line.split("#", 1)[0].strip()) if f]
+        if not fields:
+            continue
+        try:
+            rows.append([float(f) for f in fields])
+        except ValueError:
+            if rows:  # a header line may come first, nothing else
+                raise ParameterError(f"line {number + 1} is not numbers: {line[:40]!r}",
+                                     p) from None
+    if len(rows) == 1:
+        rows = [[v] for v in rows[0]]
+    if not rows or any(len(r) != len(rows[0]) or len(r) > 2 for r in rows):
+        raise ParameterError("expected one band per line (wavelength, or wavelength and "
+                             "fwhm) or all wavelengths on one line", p)
+    table = np.asarray(rows, dtype=np.float64)
+    scale = wavelength_scale(None, table[:, 0])
+    return table[:, 0] * scale, (table[:, 1] * scale if table.shape[1] == 2 else None)
+
+
+def attach_wavelengths(cube: xr.DataArray, wavelength, fwhm=None) -> xr.DataArray:
+    """``cube`` with these band wavelengths (nm) and fwhm, replacing the file's (for
+    products whose wavelengths GDAL cannot read, e.g. a PRISMA cube exported to GeoTIFF)."""
+    n = cube.sizes["band"]
+    wavelength = np.asarray(wavelength, dtype=np.float64).reshape(-1)
+    if wavelength.size != n:
+        raise ParameterError(f"{wavelength.size} wavelengths for a scene of {n} bands",
+                             cube.attrs.get("source_path"))
+    fwhm = np.full(n, np.nan) if fwhm is None else np.asarray(fwhm, np.float64).reshape(-1)
+    cube = cube.drop_indexes("wavelength") if "wavelength" in cube.xindexes else cube
+    return index_wavelength(cube.assign_coords(wavelength=("band", wavelength),
+                                               fwhm=("band", fwhm)))
+
+
 def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None, bands=None,
-                 drop_bad_bands: bool = False) -> xr.DataArray:
+                 drop_bad_bands: bool = False, wavelength_file=None) -> xr.DataArray:
     """The cube restricted to the chosen bands (lazy; coordinates and attributes follow).
+
+    ``wavelength_file`` first gives the cube the wavelengths of that file
+    (:func:`read_wavelength_file`, :func:`attach_wavelengths`); then:
 
     - ``wavelengths``: keep bands inside these ranges, nm, ends included (``"400:2400"``,
       ``":900,1000:"`` or ``[(400, 2400)]``);
@@ -121,6 +179,8 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
     All criteria apply together; bands keep their order. An empty selection, wavelengths
     asked of a scene without any, or a malformed range is a :class:`ParameterError`.
     """
+    if wavelength_file is not None:
+        cube = attach_wavelengths(cube, *read_wavelength_file(wavelength_file))
     n = cube.sizes["band"]
     path = cube.attrs.get("source_path")
     keep = np.ones(n, dtype=bool)
@@ -270,5 +330,5 @@ def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
                      attrs=attrs, name=cube.name or "cube")
 
 
-__all__ = ["band_groups", "bin_bands", "match_model_bands", "parse_indices", "parse_ranges",
-           "select_bands"]
+__all__ = ["attach_wavelengths", "band_groups", "bin_bands", "match_model_bands",
+           "parse_indices", "parse_ranges", "read_wavelength_file", "select_bands"]

@@ -70,7 +70,7 @@ def _band_coord(values, n: int, name: str, dtype) -> np.ndarray:
     return arr
 
 
-def _index_wavelength(cube: xr.DataArray) -> xr.DataArray:
+def index_wavelength(cube: xr.DataArray) -> xr.DataArray:
     """Index ``wavelength`` when it is known and ascending, so that
     ``cube.sel(wavelength=slice(400, 2400))`` works; otherwise use hsad.select_bands."""
     wavelength = cube["wavelength"].values
@@ -119,7 +119,7 @@ def make_cube(
     }
     if band_names is not None:
         coords["band_name"] = ("band", _band_coord(band_names, bands, "band names", object))
-    cube = _index_wavelength(xr.DataArray(data, dims=DIMS, coords=coords, name=name))
+    cube = index_wavelength(xr.DataArray(data, dims=DIMS, coords=coords, name=name))
     cube.attrs.update(attrs or {})
     cube.attrs["nodata"] = nodata_for(data.dtype, nodata)
     if nodata is not None and cube.attrs["nodata"] is None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hsad.errors import FileFormatError
+from hsad.errors import FileFormatError, UnsupportedError
 
 if TYPE_CHECKING:  # xarray is loaded by the readers, not by `import hsad.io`
     import xarray as xr
@@ -49,6 +49,12 @@ def detect_format(path: str | os.PathLike) -> str:
         return "envi"
     if head.startswith(b"MATLAB") or suffix == ".mat":
         return "mat"
+    if mat_marks:  # HDF5 that is not MATLAB's: PRISMA .he5, other HDF(-EOS) products
+        raise UnsupportedError(
+            "an HDF5 file (PRISMA .he5 or another HDF-EOS product): hsad reads ENVI, GeoTIFF "
+            "and MAT; export the cube first, e.g. gdal_translate "
+            f"'HDF5:\"{p.name}\"://HDFEOS/SWATHS/<product>/Data_Fields/VNIR_Cube' vnir.tif "
+            "(`gdalinfo` lists the cubes), and give its wavelengths", p)
     if suffix in (".tif", ".tiff"):
         return "geotiff"
     raise FileFormatError(

@@ -33,14 +33,10 @@ from hsad.errors import (
     TruncatedFileError,
     UnsupportedError,
 )
+from hsad.io.envi_header import wavelength_scale, wavelengths_from_band_names
+from hsad.io.sidecar_xml import sidecar_wavelengths
 
 _INTERLEAVE = {"band": "bsq", "pixel": "bip", "line": "bil"}
-_LENGTH_UNITS_NM = {
-    "nanometers": 1.0, "nanometer": 1.0, "nanometres": 1.0, "nanometre": 1.0, "nm": 1.0,
-    "micrometers": 1e3, "micrometer": 1e3, "micrometres": 1e3, "micrometre": 1e3,
-    "microns": 1e3, "micron": 1e3, "um": 1e3, "µm": 1e3,
-    "millimeters": 1e6, "millimeter": 1e6, "mm": 1e6,
-}
 
 
 @contextlib.contextmanager
@@ -207,27 +203,13 @@ def _to_float(values) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def nm_scale(units: str | None, values: np.ndarray) -> float | None:
-    """Factor turning ``values`` in ``units`` into nanometres.
-
-    Missing or "Unknown" units are guessed from magnitude (all below 100: micrometres);
-    non-length units (index, wavenumber, GHz) give None: wavelengths unknown.
-    """
-    u = (units or "").strip().lower()
-    if u in _LENGTH_UNITS_NM:
-        return _LENGTH_UNITS_NM[u]
-    if u in ("", "unknown"):
-        finite = values[np.isfinite(values)]
-        return 1e3 if finite.size and finite.max() < 100 else 1.0
-    return None
-
-
 def _band_tags(src, count: int) -> list[dict]:
     return [{k.lower(): v for k, v in src.tags(b).items()} for b in range(1, count + 1)]
 
 
 def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """(wavelength nm, fwhm nm, bbl) from GDAL metadata; None where absent."""
+    """(wavelength nm, fwhm nm, bbl) from GDAL metadata, else band descriptions, else a
+    sidecar XML (:mod:`hsad.io.sidecar_xml`); None where absent."""
     n = src.count
     tags = _band_tags(src, n)
     ds_tags = {k.lower(): v for k, v in src.tags().items()}
@@ -247,7 +229,7 @@ def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.nd
     scale = None
     if wl is not None:
         wl = _to_float(wl)
-        scale = nm_scale(units, wl)
+        scale = wavelength_scale(units, wl)
     # GDAL's ENVI-to-GTiff translation writes the band tag ``wavelength`` but the fwhm only
     # in the IMAGERY domain, in micrometres
     imagery = [src.tags(b, ns="IMAGERY") for b in range(1, n + 1)]
@@ -257,6 +239,12 @@ def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.nd
     fwhm_nm = None if fwhm is None or scale is None else _to_float(fwhm) * scale
     if fwhm_nm is None and wavelength is not None and all("FWHM_UM" in t for t in imagery):
         fwhm_nm = _to_float(t["FWHM_UM"] for t in imagery) * 1e3
+    if wavelength is None and all(src.descriptions):  # "Band 1 (450.000000 Nanometers)"
+        wavelength = wavelengths_from_band_names(list(src.descriptions))
+    if wavelength is None:  # EnMAP's and DESIS's METADATA.XML beside the image
+        found = sidecar_wavelengths(src.name, n)
+        if found is not None:
+            wavelength, fwhm_nm = found
     good = None if bbl is None else _to_float(bbl) != 0
     return wavelength, fwhm_nm, good
 
@@ -393,5 +381,4 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
                      source_path=p, attrs=attrs)
 
 
-__all__ = ["WindowReader", "check_last_block", "nm_scale", "open_geotiff", "quiet_gdal",
-           "tile_chunks"]
+__all__ = ["WindowReader", "check_last_block", "open_geotiff", "quiet_gdal", "tile_chunks"]

@@ -24,7 +24,8 @@ from dask.base import tokenize
 from hsad.cube import make_cube
 from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
 from hsad.io.atomic import atomic_path
-from hsad.io.geotiff import WindowReader, nm_scale, tile_chunks
+from hsad.io.envi_header import wavelength_scale
+from hsad.io.geotiff import WindowReader, tile_chunks
 from hsad.io.geotiff_writer import cast_cube
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
@@ -376,7 +377,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
     wavelength = None
     if wkey is not None:
         wl = _as_float(values[wkey], wkey, p).reshape(-1)
-        scale = nm_scale(None, wl)
+        scale = wavelength_scale(None, wl)
         wavelength = wl * scale
     attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey}
     cube = make_cube(data, wavelength=wavelength, source_format="mat", source_path=p,
