@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
             _fail("terminated", TERMINATED)
         _fail("interrupted", INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `hsad`, `hsad datasets`: the help
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:  # a bad option or argument: one line, like every error
         ctx = exc.ctx
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""

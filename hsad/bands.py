@@ -113,11 +113,21 @@ def _span(wavelength: np.ndarray) -> str:
     return f"{known.min():g}-{known.max():g} nm" if known.size else "no wavelengths"
 
 
+_WAVELENGTH_COLUMN = ("wavelength", "wl", "lambda", "center", "centre", "cw")
+_FWHM_COLUMN = ("fwhm", "width", "bandwidth")
+
+
+def _column(names: list[str], words) -> int | None:
+    return next((i for i, n in enumerate(names) if any(w in n.lower() for w in words)), None)
+
+
 def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(wavelength nm, fwhm nm or None)`` from a text or CSV file: one band per line,
-    ``wavelength`` or ``wavelength, fwhm`` (commas, semicolons or blanks between), or all
-    wavelengths on one line; ``#`` comments and a header line are skipped. Values all below
-    100 are micrometres."""
+    """``(wavelength nm, fwhm nm or None)`` from a text or CSV file, one band per line:
+    ``wavelength`` or ``wavelength, fwhm`` (commas, semicolons or blanks between; a decimal
+    point), or all wavelengths on one line. ``#`` starts a comment. A first line of names
+    picks the columns (``band, wavelength, fwhm``: the ones named like wavelength and fwhm).
+    Values all below 100 are micrometres. A layout that could be read two ways (a first
+    column 1, 2, 3… with no names; a fwhm not below its wavelength) is refused."""
     import re
     from pathlib import Path
 
@@ -126,7 +136,7 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     p = Path(path)
     if not p.is_file():
         raise ParameterError("wavelength file not found", p)
-    rows = []
+    header, rows = None, []
     for number, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines()):
         fields = [f for f in re.split(r"[,;\s]+", line.split("#", 1)[0].strip()) if f]
         if not fields:
@@ -134,17 +144,36 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             rows.append([float(f) for f in fields])
         except ValueError:
-            if rows:  # a header line may come first, nothing else
+            if rows or header is not None:  # one line of names may come first, nothing else
                 raise ParameterError(f"line {number + 1} is not numbers: {line[:40]!r}",
                                      p) from None
-    if len(rows) == 1:
+            header = fields
+    if len(rows) == 1 and header is None:
         rows = [[v] for v in rows[0]]
-    if not rows or any(len(r) != len(rows[0]) or len(r) > 2 for r in rows):
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
         raise ParameterError("expected one band per line (wavelength, or wavelength and "
                              "fwhm) or all wavelengths on one line", p)
     table = np.asarray(rows, dtype=np.float64)
-    scale = wavelength_scale(None, table[:, 0])
-    return table[:, 0] * scale, (table[:, 1] * scale if table.shape[1] == 2 else None)
+    columns = table.shape[1]
+    if header is not None and len(header) == columns and columns > 1:
+        wl_col, fwhm_col = _column(header, _WAVELENGTH_COLUMN), _column(header, _FWHM_COLUMN)
+        if wl_col is None:
+            raise ParameterError(f"no column named like a wavelength among {header}", p)
+    elif columns <= 2:
+        wl_col, fwhm_col = 0, (1 if columns == 2 else None)
+        if columns == 2 and np.array_equal(table[:, 0], np.arange(1, len(table) + 1)):
+            raise ParameterError("the first column counts 1, 2, 3…: band numbers? name the "
+                                 "columns on a first line (band, wavelength, fwhm)", p)
+    else:
+        raise ParameterError(f"{columns} columns: name them on a first line (band, "
+                             "wavelength, fwhm)", p)
+    scale = wavelength_scale(None, table[:, wl_col])
+    wavelength = table[:, wl_col] * scale
+    fwhm = None if fwhm_col is None else table[:, fwhm_col] * scale
+    if fwhm is not None and (fwhm >= wavelength).any():
+        raise ParameterError("a fwhm is not below its wavelength: are the columns "
+                             "wavelength, fwhm? (a decimal point, not a comma)", p)
+    return wavelength, fwhm
 
 
 def attach_wavelengths(cube: xr.DataArray, wavelength, fwhm=None) -> xr.DataArray:

@@ -92,4 +92,6 @@ def load_config(path: str | Path) -> dict:
     params = cfg.get("params", {}) or {}
     if not isinstance(params, dict):
         raise FileFormatError("'params' must be a mapping of hyperparameters", p)
+    # typed as -p values are: YAML 1.1 leaves ``1e-4`` a string, ``None`` is None
+    cfg["params"] = {k: parse_value(v) if isinstance(v, str) else v for k, v in params.items()}
     return cfg

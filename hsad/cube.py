@@ -152,9 +152,11 @@ def nodata_for(dtype, nodata: float | None) -> float | None:
         return None
     nodata = float(nodata)
     dtype = np.dtype(dtype)
-    if dtype.kind in "iub":
-        low, high = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
-        if not np.isfinite(nodata) or not low <= nodata <= high:
+    if dtype.kind == "b":
+        return nodata if nodata in (0.0, 1.0) else None
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not np.isfinite(nodata) or not info.min <= nodata <= info.max:
             return None
     return nodata
 
@@ -166,11 +168,11 @@ def nodata_hits(values, nodata: float):
     dtype = values.dtype
     if nodata_for(dtype, nodata) is None:  # an integer type cannot hold it
         return values != values
-    if dtype == np.float32 and abs(abs(nodata) - _FLT_MAX) <= NEAR_FLT_MAX * _FLT_MAX:
-        edge = np.float32(np.copysign(_FLT_MAX, nodata))
-        with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # a float32 nodata beyond FLT_MAX: inf
+        if dtype == np.float32 and abs(abs(nodata) - _FLT_MAX) <= NEAR_FLT_MAX * _FLT_MAX:
+            edge = np.float32(np.copysign(_FLT_MAX, nodata))
             return (values == np.float32(nodata)) | (values == edge)
-    return values == dtype.type(nodata)
+        return values == dtype.type(nodata)
 
 
 def valid_mask(cube: xr.DataArray) -> xr.DataArray:
@@ -219,11 +221,15 @@ def as_cube(obj) -> xr.DataArray:
             raise ParameterError(f"a cube is a real-valued (rows, cols, bands) array, got shape "
                                  f"{data.shape} {data.dtype} (open files with hsad.open_cube)")
         return make_cube(data)
-    if set(obj.dims) != set(DIMS):
-        raise ParameterError(f"a cube has the dims {DIMS}, got {obj.dims} (open files with "
-                             "hsad.open_cube, or build one with hsad.make_cube)")
+    if set(obj.dims) != set(DIMS) or obj.dtype.kind not in "biuf":
+        raise ParameterError(f"a cube is a real-valued DataArray with the dims {DIMS}, got "
+                             f"{obj.dims} {obj.dtype} (open files with hsad.open_cube, or "
+                             "build one with hsad.make_cube)")
     cube = obj if obj.dims == DIMS else obj.transpose(*DIMS)
-    if not isinstance(cube.data, da.Array):
+    if cube.chunks is None and not getattr(cube.variable, "_in_memory", True):
+        # a file behind it (rioxarray.open_rasterio without chunks=): read tile by tile
+        cube = cube.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
+    elif cube.chunks is None:
         cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
     bands = cube.sizes["band"]
     missing = {name: ("band", _band_coord(None, bands, name, kind))

@@ -50,7 +50,7 @@ def make_detector(method: str | None = None, params: dict | None = None,
         from hsad.io.model_archive import load_model
 
         detector = load_model(model)
-        if method is not None and method != detector.name:
+        if method is not None and str(method).strip().lower() != detector.name:
             raise ParameterError(f"the model holds a {detector.name} detector, not {method}: "
                                  "drop -m (a model carries its own method)", model)
         return detector

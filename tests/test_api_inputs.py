@@ -59,8 +59,9 @@ def test_a_numpy_score_map_can_be_thresholded(values):
 @pytest.mark.parametrize("given, match", [
     (np.ones((5, 6)), r"a cube is a real-valued \(rows, cols, bands\) array"),
     (np.full((3, 3, 2), "a"), "real-valued"),
-    (xr.DataArray(np.ones((3, 3, 2)), dims=("a", "b", "c")), "a cube has the dims"),
-], ids=["2-D", "strings", "dims"])
+    (xr.DataArray(np.ones((3, 3, 2)), dims=("a", "b", "c")), "with the dims"),
+    (xr.DataArray(np.ones((3, 3, 2), complex), dims=("y", "x", "band")), "real-valued"),
+], ids=["2-D", "strings", "dims", "complex"])
 def test_what_is_not_a_cube_is_refused(given, match):
     with pytest.raises(ParameterError, match=match):
         detectors.get("rx").fit(given)
@@ -87,3 +88,36 @@ def test_import_hsad_reaches_every_subpackage():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "module 'hsad' has no attribute 'no_such_thing'"
+
+
+def test_a_lazy_rioxarray_array_is_read_tile_by_tile(tmp_path, values):
+    import rasterio
+    import rioxarray
+
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=COLS, height=ROWS, count=BANDS,
+                       dtype="float32", crs="EPSG:32633",
+                       transform=rasterio.Affine(30, 0, 5e5, 0, -30, 4e6)) as dst:
+        dst.write(np.moveaxis(np.nan_to_num(values), -1, 0))
+    lazy = rioxarray.open_rasterio(path)
+    from hsad.cube import as_cube
+
+    cube = as_cube(lazy)
+    assert cube.chunks is not None and cube.dims == ("y", "x", "band")
+    scores = detectors.get("rx").fit_score(lazy)
+    assert scores.rio.crs == lazy.rio.crs and np.isfinite(scores.values).all()
+
+
+def test_a_plugin_without_string_annotations_keeps_its_defaults():
+    source = (
+        "from hsad.detectors.ae import Autoencoder\n"
+        "class Plug(Autoencoder):\n"
+        "    name = 'plug-test'\n"
+        "    width: int = 8\n"
+        "    rate: float = 0.5\n")
+    namespace: dict = {}
+    exec(compile(source, "plugin.py", "exec"), namespace)  # no ``from __future__``
+    plug = namespace["Plug"]()
+    plug._check_types()
+    with pytest.raises(ParameterError, match="plug-test: width must be an integer"):
+        namespace["Plug"](width="abc")._check_types()

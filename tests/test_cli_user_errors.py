@@ -140,3 +140,19 @@ def test_an_empty_file_is_named_even_beside_a_header(tmp_path, capsys, name):
     (tmp_path / name).write_bytes(b"")
     assert one_error(["info", tmp_path / name], capsys) == (
         f"error: {tmp_path / name}: empty file (0 bytes)")
+
+
+def test_hsad_alone_prints_its_help(capsys):
+    code, out, err = run_cli([], capsys)
+    text = out + err
+    assert text.startswith("Usage: hsad") and "Commands:" in text  # the help, not an error
+
+
+def test_config_params_are_typed_as_param_values(tmp_path):
+    from hsad.config import load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("method: hadgan\nparams:\n  lr: 1e-4\n  latent: None\n")
+    params = load_config(config)["params"]
+    assert params == {"lr": 1e-4, "latent": None}
+    detectors.get("hadgan", **params)._validate()

@@ -221,7 +221,7 @@ def test_ground_truth_names_in_the_wild(tmp_path, name):
     np.testing.assert_array_equal(truth, gt != 0)
 
 
-@pytest.mark.parametrize("name", ["cloud_mask", "pathlength"])
+@pytest.mark.parametrize("name", ["cloud_mask", "pathlength", "PATHLENGTH", "STRENGTH"])
 def test_maps_that_are_no_truth_are_not_taken_for_one(tmp_path, name):
     cube, gt = _scene()
     sio.savemat(tmp_path / "s.mat", {"data": cube, name: gt})

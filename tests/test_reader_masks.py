@@ -196,3 +196,30 @@ def test_info_names_the_file_mask(tmp_path, capsys):
         main(["info", str(path)])
     assert exc.value.code == 0
     assert "nodata:     none and the file's per-dataset mask" in capsys.readouterr().out
+
+
+def test_an_alpha_band_after_many_bands_masks_too(tmp_path):
+    path = tmp_path / "hsi_alpha.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=10, count=6, dtype="uint8",
+                       photometric="MINISBLACK") as dst:
+        dst.colorinterp = [rasterio.enums.ColorInterp.gray] * 5 + [
+            rasterio.enums.ColorInterp.alpha]
+        data = np.full((6, 10, 20), 7, np.uint8)
+        data[5] = 255
+        data[5, :2] = 0
+        dst.write(data)
+    with rasterio.open(path) as src:  # GDAL takes alpha as the mask of RGBA files only
+        assert src.colorinterp[5] == rasterio.enums.ColorInterp.alpha
+    cube = open_cube(path)
+    assert cube.shape == (10, 20, 5) and cube.attrs["file_mask"] == "alpha band 6"
+    valid = valid_mask(cube).values
+    assert not valid[:2].any() and valid[2:].all()
+
+
+def test_a_boolean_cube_holds_only_0_and_1_as_nodata():
+    from hsad.cube import nodata_for
+
+    assert nodata_for(bool, 0.5) is None and nodata_for(bool, 1) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning for a nodata beyond FLT_MAX
+        assert not nodata_hits(np.ones(3, np.float32), 1e39).any()

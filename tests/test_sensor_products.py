@@ -117,3 +117,23 @@ def test_prisma_hdf5_is_refused_with_what_to_do(tmp_path):
                          data=np.zeros((4, 3, 5), np.uint16))
     with pytest.raises(UnsupportedError, match="an HDF5 file.*gdal_translate"):
         open_cube(path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("band,wavelength\n1,450\n2,460\n3,470\n", ([450, 460, 470], None)),
+    ("band wl_um fwhm_um\n1 0.45 0.01\n2 0.46 0.01\n", ([450, 460], [10, 10])),
+    ("1,450\n2,460\n3,470\n", "the first column counts 1, 2, 3"),
+    ("450,500\n460,500\n", "a fwhm is not below its wavelength"),
+    ("a,b,c\n1,2,3\n", "no column named like a wavelength"),
+    ("450\nx\n460\n", "line 2 is not numbers"),
+], ids=["band-wavelength", "three-named", "band-numbers", "fwhm-too-wide", "no-names",
+        "text-inside"])
+def test_wavelength_file_columns(tmp_path, text, expected):
+    (tmp_path / "wl.txt").write_text(text)
+    if isinstance(expected, str):
+        with pytest.raises(ParameterError, match=expected):
+            read_wavelength_file(tmp_path / "wl.txt")
+        return
+    wavelength, fwhm = read_wavelength_file(tmp_path / "wl.txt")
+    np.testing.assert_allclose(wavelength, expected[0])
+    assert fwhm is None if expected[1] is None else np.allclose(fwhm, expected[1])

@@ -53,8 +53,13 @@ def _kind_tokens(kind: str) -> list[str]:
 
 def fits(value, kind: str) -> bool:
     """Whether ``value`` fits the annotation ``kind`` (``"int"``, ``"float | None"``,
-    ``"list[int] | str | None"``): integers for int (20.0 too), any real number for float."""
-    for token in _kind_tokens(kind):
+    ``"list[int] | str | None"``): integers for int (20.0 too), any real number for float.
+    An annotation with other names (``typing.Optional[int]``, a plugin's own type) is not
+    checked."""
+    tokens = _kind_tokens(kind)
+    if not all(t in _KIND_NAMES or t.startswith(("list", "tuple")) for t in tokens):
+        return True
+    for token in tokens:
         if token == "None" and value is None:
             return True
         if isinstance(value, bool):
@@ -140,7 +145,8 @@ class NeuralDetector(BaseDetector):
                 if name not in klass.__dict__:
                     raise TypeError(f"{klass.__name__}.{name}: a hyperparameter needs a default")
                 names.append(name)
-                kinds[name] = str(annotation)
+                kinds[name] = annotation.__name__ if isinstance(annotation, type) else \
+                    str(annotation)
         cls._declared = {n: getattr(cls, n) for n in names}
         cls._kinds = kinds
         init = cls._init

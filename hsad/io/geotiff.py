@@ -151,15 +151,17 @@ class WindowReader:
 
     ndim = 3
 
-    def __init__(self, path: str, shape: tuple[int, int, int], dtype, bands=None, fill=None):
+    def __init__(self, path: str, shape: tuple[int, int, int], dtype, bands=None, fill=None,
+                 alpha: int | None = None):
         """``bands``: the file's band numbers (from 1) behind the cube's bands, by default
-        all; ``fill``: when given, the pixels that the file's mask (GDAL's per-dataset mask
-        or alpha band) marks invalid take this value."""
+        all; ``fill``: when given, the pixels the file's mask marks invalid take this value:
+        those where band ``alpha`` is 0, or without it GDAL's per-dataset mask."""
         self.path = path
         self.shape = shape
         self.dtype = np.dtype(dtype)
         self.bands = list(range(1, shape[2] + 1)) if bands is None else list(bands)
         self.fill = fill
+        self.alpha = alpha
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -182,7 +184,9 @@ class WindowReader:
                 bands = self.bands[b0:b1]
                 block = src.read(bands, window=window, out_dtype=self.dtype)
                 if self.fill is not None:
-                    block[:, src.read_masks(bands[0], window=window) == 0] = self.fill
+                    mask = (src.read(self.alpha, window=window) if self.alpha else
+                            src.read_masks(bands[0], window=window))
+                    block[:, mask == 0] = self.fill
                 return np.moveaxis(block, 0, -1)
         except RasterioError as exc:
             raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: "
@@ -299,17 +303,18 @@ def _damage_check(path: str):
             raise FileFormatError(f"GeoTIFF is corrupt: {message}", path)
 
 
-def _data_bands(src) -> tuple[list[int], str | None]:
-    """The file's band numbers that hold data (all but alpha bands) and what masks their
-    pixels besides nodata: ``"per-dataset mask"``, ``"alpha band N"`` or None."""
-    alpha = [b for b, ci in enumerate(src.colorinterp, start=1) if ci == ColorInterp.alpha]
-    bands = [b for b in range(1, src.count + 1) if b not in alpha] or list(range(1, src.count + 1))
-    flags = src.mask_flag_enums[bands[0] - 1]
-    if MaskFlags.alpha in flags and alpha:
-        return bands, f"alpha band {alpha[0]}"
-    if MaskFlags.per_dataset in flags:
-        return bands, "per-dataset mask"
-    return bands, None
+def _data_bands(src) -> tuple[list[int], str | None, int | None]:
+    """The file's band numbers that hold data (all but a last alpha band), what masks their
+    pixels besides nodata (``"alpha band N"``, ``"per-dataset mask"`` or None), and the
+    alpha band's number. GDAL takes alpha as the mask of gray + alpha and RGBA files only;
+    hsad takes it after any number of bands."""
+    last = src.count
+    if last > 1 and src.colorinterp[last - 1] == ColorInterp.alpha:  # alpha comes last
+        return list(range(1, last)), f"alpha band {last}", last
+    bands = list(range(1, last + 1))
+    if MaskFlags.per_dataset in src.mask_flag_enums[bands[0] - 1]:
+        return bands, "per-dataset mask", None
+    return bands, None, None
 
 
 def _masked_type(dtype: np.dtype, nodata: float | None) -> tuple[np.dtype, float]:
@@ -347,7 +352,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
                                        "hsad reads real-valued cubes only", p)
             dtype = np.dtype(src.dtypes[0])
             crs, transform, nodata = src.crs, src.transform, src.nodatavals[0]
-            bands, mask = _data_bands(src)
+            bands, mask, alpha = _data_bands(src)
             wavelength, fwhm, good = (None if v is None else v[np.asarray(bands) - 1]
                                       for v in _spectral_metadata(src))
             names = ([src.descriptions[b - 1] for b in bands] if any(src.descriptions)
@@ -368,7 +373,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     shape = (shape[0], shape[1], len(bands))
     dtype, fill = _masked_type(dtype, nodata) if mask else (dtype, None)
     tiles = tile_chunks(chunks, shape[0], shape[1])
-    reader = WindowReader(p, shape, dtype, bands, fill)
+    reader = WindowReader(p, shape, dtype, bands, fill, alpha)
     st = os.stat(p)
     data = da.from_array(
         reader, chunks=tiles, asarray=False, fancy=False, meta=np.empty((0, 0, 0), dtype),

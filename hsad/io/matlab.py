@@ -36,9 +36,10 @@ CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
 GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
 WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
 #: Other ground-truth names: ``gt`` as a word or ending (``Salinas_gt``, ``PlaneGT``,
-#: ``tgt``, not ``length``), or one of these words inside (``anomaly_map``). Not ``mask``
-#: inside a name: a ``cloud_mask`` is no ground truth.
-_TRUTH_NAME = re.compile(r"(?i:(?:^|[^a-z])gt|gt$|truth|map|label|target|anomal)|GT")
+#: ``tgt``, not ``length`` nor ``PATHLENGTH``), or one of these words inside
+#: (``anomaly_map``). Not ``mask`` inside a name: a ``cloud_mask`` is no ground truth.
+_TRUTH_NAME = re.compile(
+    r"(?i:(?:^|[^a-z])gt|gt$|truth|map|label|target|anomal)|(?<![A-Z])GT(?![A-Z])|[a-z]GT$")
 #: 3-D arrays with at most this many bands (RGB previews, a (rows, cols, 1) ground truth)
 #: are not taken for the cube unless named.
 MAX_PREVIEW_BANDS = 3

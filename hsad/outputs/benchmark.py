@@ -42,9 +42,13 @@ def run(methods: Iterable[str], scenes: Iterable[str], params: dict[str, dict] |
     """
     rows: list[Row] = []
     params = params or {}
+    seen: set[str] = set()
     for entry in scenes:
         cube, gt = datasets.load_labelled(entry)
         scene = cube.attrs["dataset"]
+        if scene in seen:  # two files of one name in different folders
+            scene = str(entry)
+        seen.add(scene)
         cube = cube.persist() if hasattr(cube.data, "dask") else cube
         gt = np.asarray(getattr(gt, "values", gt), dtype=bool)
         for method in methods:
