@@ -31,6 +31,7 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
+from hsad.detectors.param_types import describe, fits
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import scene_moments
 from hsad.errors import ModelError, ParameterError
@@ -41,48 +42,6 @@ from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
 #: Pixels per inference batch.
 INFER_BATCH = 8192
-
-
-_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
-               "str": "a string", "None": "None"}
-
-
-def _kind_tokens(kind: str) -> list[str]:
-    return [t.strip() for t in kind.split("|")]
-
-
-def fits(value, kind: str) -> bool:
-    """Whether ``value`` fits the annotation ``kind`` (``"int"``, ``"float | None"``,
-    ``"list[int] | str | None"``): integers for int (20.0 too), any real number for float.
-    An annotation with other names (``typing.Optional[int]``, a plugin's own type) is not
-    checked."""
-    tokens = _kind_tokens(kind)
-    if not all(t in _KIND_NAMES or t.startswith(("list", "tuple")) for t in tokens):
-        return True
-    for token in tokens:
-        if token == "None" and value is None:
-            return True
-        if isinstance(value, bool):
-            if token == "bool":
-                return True
-            continue
-        if token == "int" and (isinstance(value, (int, np.integer))
-                               or isinstance(value, float) and value.is_integer()):
-            return True
-        if token == "float" and isinstance(value, (int, float, np.integer, np.floating)):
-            return True
-        if token == "str" and isinstance(value, str):
-            return True
-        if token.startswith(("list", "tuple")) and isinstance(value, (list, tuple)):
-            return True
-    return False
-
-
-def describe(kind: str) -> str:
-    """``"int | None"`` → ``"an integer or None"``."""
-    names = [_KIND_NAMES.get(t, "a list" if t.startswith(("list", "tuple")) else t)
-             for t in _kind_tokens(kind)]
-    return " or ".join(names)
 
 
 def _is_classvar(annotation) -> bool:

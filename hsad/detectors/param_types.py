@@ -1,0 +1,50 @@
+"""Hyperparameter values against their declared annotations (``int``, ``float | None``,
+``list[int] | str | None``): the check behind a one-line error for ``-p hidden=abc``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string", "None": "None"}
+
+
+def _kind_tokens(kind: str) -> list[str]:
+    return [t.strip() for t in kind.split("|")]
+
+
+def fits(value, kind: str) -> bool:
+    """Whether ``value`` fits the annotation ``kind`` (``"int"``, ``"float | None"``,
+    ``"list[int] | str | None"``): integers for int (20.0 too), any real number for float.
+    An annotation with other names (``typing.Optional[int]``, a plugin's own type) is not
+    checked."""
+    tokens = _kind_tokens(kind)
+    if not all(t in _KIND_NAMES or t.startswith(("list", "tuple")) for t in tokens):
+        return True
+    for token in tokens:
+        if token == "None" and value is None:
+            return True
+        if isinstance(value, bool):
+            if token == "bool":
+                return True
+            continue
+        if token == "int" and (isinstance(value, (int, np.integer))
+                               or isinstance(value, float) and value.is_integer()):
+            return True
+        if token == "float" and isinstance(value, (int, float, np.integer, np.floating)):
+            return True
+        if token == "str" and isinstance(value, str):
+            return True
+        if token.startswith(("list", "tuple")) and isinstance(value, (list, tuple)):
+            return True
+    return False
+
+
+def describe(kind: str) -> str:
+    """``"int | None"`` → ``"an integer or None"``."""
+    names = [_KIND_NAMES.get(t, "a list" if t.startswith(("list", "tuple")) else t)
+             for t in _kind_tokens(kind)]
+    return " or ".join(names)
+
+
+__all__ = ["describe", "fits"]
