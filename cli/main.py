@@ -81,10 +81,9 @@ def _quiet_shutdown() -> None:
     """After Ctrl-C or SIGTERM, the dask.distributed cluster's teardown (its atexit hook, its
     event loop's pending tasks) can only print tracebacks about the interruption: silence
     them, so that the one line ``error: interrupted`` is all a user sees."""
-    import logging
-
-    for name in ("distributed", "asyncio", "tornado"):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    scheduler = sys.modules.get("hsad.engine.scheduler")  # loaded when a cluster may be
+    if scheduler is not None:
+        scheduler.silence_cluster_logs()
     if "distributed" in sys.modules:
         sys.unraisablehook = lambda unraisable: None
 

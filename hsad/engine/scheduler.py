@@ -157,9 +157,15 @@ def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
         try:
             yield client
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the teardown's reports would only be noise
-            for name in ("distributed", "asyncio", "tornado"):
-                logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+            silence_cluster_logs()
             raise
+
+
+def silence_cluster_logs() -> None:
+    """Mute dask.distributed's loggers (and its event loop's): after an interruption they
+    can only report the interruption, as tracebacks."""
+    for name in ("distributed", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _remote(address: str) -> Iterator[object]:

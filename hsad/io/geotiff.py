@@ -236,7 +236,9 @@ def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.nd
         scale = wavelength_scale(units, wl)
     # GDAL's ENVI-to-GTiff translation writes the band tag ``wavelength`` but the fwhm only
     # in the IMAGERY domain, in micrometres
-    imagery = [src.tags(b, ns="IMAGERY") for b in range(1, n + 1)]
+    imagery = None  # read only when the band tags leave something out
+    if wl is None or scale is None or fwhm is None:
+        imagery = [src.tags(b, ns="IMAGERY") for b in range(1, n + 1)]
     if (wl is None or scale is None) and all("CENTRAL_WAVELENGTH_UM" in t for t in imagery):
         wl, scale = _to_float(t["CENTRAL_WAVELENGTH_UM"] for t in imagery), 1e3
     wavelength = None if wl is None or scale is None else wl * scale

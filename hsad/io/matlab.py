@@ -161,13 +161,17 @@ def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
                               path) from exc
 
 
-def mat_variables(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:
-    """``(name, MATLAB shape, MATLAB class)`` of each top-level variable of a MAT file."""
-    p = os.fspath(path)
+def _probe(p: str) -> tuple[bool, list[tuple[str, tuple, str]]]:
+    """``(is v7.3, variables)`` of a MAT file, its v5 element tags checked first."""
     hdf5 = h5py.is_hdf5(p)
     if not hdf5:
         _check_v5_tags(p)
-    return _variables(p, hdf5)
+    return hdf5, _variables(p, hdf5)
+
+
+def mat_variables(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:
+    """``(name, MATLAB shape, MATLAB class)`` of each top-level variable of a MAT file."""
+    return _probe(os.fspath(path))[1]
 
 
 def _listing(variables) -> str:
@@ -339,10 +343,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
     p = os.fspath(path)
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
-    hdf5 = h5py.is_hdf5(p)
-    if not hdf5:
-        _check_v5_tags(p)
-    variables = _variables(p, hdf5)
+    hdf5, variables = _probe(p)
     ckey = _cube_key(variables, key, p)
     _check_band_axis(variables, ckey, p)
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
@@ -420,8 +421,7 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     p = os.fspath(path)
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
-    hdf5 = h5py.is_hdf5(p)
-    variables = mat_variables(p)
+    hdf5, variables = _probe(p)
     if shape is None:
         with contextlib.suppress(FileFormatError):
             shape = dict((n, s) for n, s, _ in variables)[_cube_key(variables, None, p)][:2]
