@@ -161,6 +161,20 @@ def nodata_for(dtype, nodata: float | None) -> float | None:
     return nodata
 
 
+def excluded_fill(dtype, nodata: float | None) -> tuple[np.dtype, float]:
+    """``(dtype, fill)`` for pixels a mask excludes: the type kept and the nodata value as
+    it stores it (truncated, as :func:`nodata_hits` compares) where the type holds it, else
+    NaN in float (float32 up to 16-bit integers, float64 above)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype, dtype.type(np.nan)
+    value = nodata_for(dtype, nodata)
+    if value is not None and np.isfinite(value):
+        return dtype, dtype.type(value)
+    wide = np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64)
+    return wide, wide.type(np.nan)
+
+
 def nodata_hits(values, nodata: float):
     """Elementwise (numpy or dask): the values that are ``nodata`` (finite) as their type
     stores it. Integer types compare with the value truncated, as GDAL does; float32

@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import nodata_for
+from hsad.cube import excluded_fill, nodata_for
 from hsad.errors import ParameterError
 
 
@@ -29,20 +29,6 @@ def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
     out = cube.copy()
     out.attrs["nodata"] = float(value)
     return out
-
-
-def _fill(cube: xr.DataArray):
-    """``(data, fill)``: the data, cast to float when its type cannot hold the fill, and
-    the nodata value excluded pixels take (NaN for floats)."""
-    data, nodata = cube.data, cube.attrs.get("nodata")
-    if data.dtype.kind == "f":
-        return data, data.dtype.type(np.nan)
-    if nodata is not None and np.isfinite(nodata):
-        info = np.iinfo(data.dtype)
-        if info.min <= nodata <= info.max and float(nodata).is_integer():
-            return data, data.dtype.type(nodata)
-    wide = np.float32 if data.dtype.itemsize <= 2 else np.float64
-    return data.astype(wide), wide(np.nan)
 
 
 def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
@@ -70,7 +56,8 @@ def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
     if not valid.any():
         raise ParameterError("the valid mask excludes every pixel of the scene",
                              mask if isinstance(mask, (str, os.PathLike)) else None)
-    data, fill = _fill(cube)
+    dtype, fill = excluded_fill(cube.dtype, cube.attrs.get("nodata"))
+    data = cube.data.astype(dtype, copy=False)
     keep = da.from_array(valid, chunks=data.chunks[:2])[:, :, None]
     return cube.copy(data=da.where(keep, data, fill))
 

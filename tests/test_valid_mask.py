@@ -79,6 +79,20 @@ def test_integer_cubes_take_their_nodata_or_become_float():
     assert out.dtype == np.float32 and np.array_equal(valid_mask(out).values, VALID)
 
 
+def test_a_fractional_nodata_of_integer_data_still_marks_its_pixels():
+    """GDAL compares integer data with the nodata truncated (3.5 marks the 3s). The cube
+    stays integer, so those pixels stay nodata after the mask, as in the GeoTIFF reader."""
+    ints = _data(np.int16)
+    ints[0, 0] = 3
+    out = apply_valid_mask(_cube(ints, nodata=3.5), VALID)
+    assert out.dtype == np.int16 and (out.values[~VALID] == 3).all()
+    expected = VALID.copy()
+    expected[0, 0] = False
+    assert np.array_equal(valid_mask(out).values, expected)
+    flags = make_cube(da.from_array(VALID[:, :, None]), nodata=0)  # bool: 0 or 1 only
+    assert apply_valid_mask(flags, VALID).dtype == bool
+
+
 def test_set_nodata_overrides_the_header():
     x = _data()
     x[5, 5] = -1.0

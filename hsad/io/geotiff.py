@@ -26,7 +26,7 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_for
+from hsad.cube import DEFAULT_CHUNK, excluded_fill, make_cube
 from hsad.errors import (
     FileFormatError,
     ParameterError,
@@ -319,16 +319,6 @@ def _data_bands(src) -> tuple[list[int], str | None, int | None]:
     return bands, None, None
 
 
-def _masked_type(dtype: np.dtype, nodata: float | None) -> tuple[np.dtype, float]:
-    """``(dtype, fill)`` for the pixels a file's mask excludes: the nodata value where the
-    type holds it, else NaN (integer data then read as float32, or float64 above 16 bits)."""
-    if dtype.kind == "f":
-        return dtype, np.nan
-    if nodata_for(dtype, nodata) is not None and np.isfinite(nodata):
-        return dtype, nodata
-    return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64), np.nan
-
-
 def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     """Open a multi-band GeoTIFF as a lazy ``(y, x, band)`` cube.
 
@@ -373,7 +363,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     except RasterioError as exc:
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))
-    dtype, fill = _masked_type(dtype, nodata) if mask else (dtype, None)
+    dtype, fill = excluded_fill(dtype, nodata) if mask else (dtype, None)
     tiles = tile_chunks(chunks, shape[0], shape[1])
     reader = WindowReader(p, shape, dtype, bands, fill, alpha)
     st = os.stat(p)
