@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from hsad.cube import same_grid
 from hsad.errors import FileFormatError, ParameterError
 
 #: Suffixes read as polygons; anything else is read as a raster mask.
@@ -115,8 +116,8 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
         raise ParameterError(f"{what} is {values.shape[0]}x{values.shape[1]} but the "
                              f"scene is {shape[0]}x{shape[1]}: not the scene's grid", path)
     if raster.rio.crs is not None and cube.rio.crs is not None:
-        if raster.rio.crs != cube.rio.crs or not raster.rio.transform().almost_equals(
-                cube.rio.transform()):
+        if raster.rio.crs != cube.rio.crs or not same_grid(
+                cube.rio.transform(), raster.rio.transform(), shape):
             hint = "; give polygons to reproject instead" if what == "background mask" else ""
             raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
                                  f"transform){hint}", path)

@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from affine import Affine
+from affine import Affine, TransformNotInvertibleError
 from rasterio.crs import CRS
 
 from hsad.errors import ParameterError
@@ -159,6 +159,23 @@ def nodata_for(dtype, nodata: float | None) -> float | None:
         if not np.isfinite(nodata) or not info.min <= nodata <= info.max:
             return None
     return nodata
+
+
+#: the largest offset, in the score map's pixels, at which two grids are the same
+GRID_TOLERANCE = 1e-3
+
+
+def same_grid(a, b, shape: tuple[int, int]) -> bool:
+    """Whether transforms ``a`` and ``b`` put a ``shape`` raster's corners on the same
+    places, within :data:`GRID_TOLERANCE` of ``a``'s pixels (not in map units, which would
+    let a shift of several 0.1 m pixels through and refuse 1e-4 m on 30 m ones)."""
+    rows, cols = shape
+    corners = np.array([(0, 0), (cols, 0), (0, rows), (cols, rows)], dtype=np.float64)
+    try:
+        back = np.array([~a @ (b @ tuple(c)) for c in corners])
+    except TransformNotInvertibleError:  # a degenerate grid: compare the numbers
+        return a.almost_equals(b)
+    return bool(np.abs(back - corners).max() <= GRID_TOLERANCE)
 
 
 def excluded_fill(dtype, nodata: float | None) -> tuple[np.dtype, float]:

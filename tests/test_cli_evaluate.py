@@ -153,6 +153,51 @@ def test_errors_are_one_line(files, tmp_path, capsys):
     assert "not on the score map's grid" in _error([files["scores"], "--truth", shifted],
                                                    capsys)
 
+    blank = tmp_path / "blank.tif"
+    write_geotiff(map_like(cube, np.full(files["gt"].shape, np.nan, np.float32)), blank)
+    assert f"{blank}: the score map has no valid" in _error([blank, "--truth", files["truth"]],
+                                                            capsys)
+
+
+@pytest.mark.parametrize(("pixel", "crs", "shift", "same"), [
+    (1e-6, "EPSG:4326", 5.0, False),    # 0.1 m pixels: a 5-pixel shift is 5e-6 degrees
+    (30.0, "EPSG:32633", 1e-4 / 30, True),  # 30 m pixels: 0.1 mm is the same grid
+    (30.0, "EPSG:32633", 0.01, False),
+])
+def test_grids_are_compared_in_pixels_not_map_units(tmp_path, capsys, pixel, crs, shift, same):
+    rng = np.random.default_rng(2)
+    gt = rng.random((40, 50)) < 0.05
+    scores = (rng.normal(size=gt.shape) + 2 * gt).astype(np.float32)
+    grid = Affine(pixel, 0, 10.0, 0, -pixel, 50.0) if crs == "EPSG:4326" else Affine(
+        pixel, 0, 500_000.0, 0, -pixel, 5_100_000.0)
+    write_geotiff(make_cube(scores[:, :, None], crs=crs, transform=grid).isel(band=0),
+                  tmp_path / "s.tif")
+    truth = make_cube(gt[:, :, None].astype(np.uint8), crs=crs,
+                      transform=grid @ Affine.translation(shift, 0))
+    write_mask(truth.isel(band=0), tmp_path / "t.tif")
+    args = [tmp_path / "s.tif", "--truth", tmp_path / "t.tif", "--json"]
+    if same:
+        code, out, err = run_cli(["evaluate", *args], capsys)
+        assert code == 0, err
+        assert json.loads(out)["auc_df"] == pytest.approx(evaluate(scores, gt).auc_df)
+    else:
+        assert "not on the score map's grid" in _error(args, capsys)
+
+
+def test_nan_truth_pixels_are_left_out_in_every_format(files, tmp_path, capsys):
+    gt = files["gt"].astype(np.float64)
+    gt[:10] = np.nan
+    scipy.io.savemat(tmp_path / "gt.mat", {"gt": gt})
+    write_geotiff(map_like(files["cube"], gt.astype(np.float32)), tmp_path / "gt.tif")
+    expected = evaluate(files["rx"], gt).to_dict()
+    for truth in ("gt.mat", "gt.tif"):
+        code, out, err = run_cli(["evaluate", files["scores"], "--truth", tmp_path / truth,
+                                  "--json"], capsys)
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["n_background"] + doc["n_anomaly"] == gt.size - 10 * gt.shape[1]
+        assert doc["auc_df"] == pytest.approx(expected["auc_df"], abs=1e-12)
+
 
 def test_missing_truth_option_is_a_usage_error(files, capsys):
     code, _, err = run_cli(["evaluate", files["scores"]], capsys)

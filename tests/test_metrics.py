@@ -128,8 +128,46 @@ def test_all_nan_anomalies_is_a_parameter_error():
     gt[0, 0] = True
     scores = np.arange(16.0).reshape(4, 4)
     scores[0, 0] = np.nan
-    with pytest.raises(ParameterError, match="no valid anomaly"):
+    with pytest.raises(ParameterError, match="none of its 1 anomaly pixels has a valid score"):
         roc(scores, gt)
+    with pytest.raises(ParameterError, match="the score map has no valid"):
+        evaluate(np.full((4, 4), np.nan), gt)
+
+
+@pytest.mark.parametrize("extreme", [-3.4028234663852886e38, -1e20])
+def test_one_extreme_score_does_not_merge_the_others(extreme):
+    """AUC(D,F) depends on the order of the scores only: an undeclared float32 nodata value
+    (-FLT_MAX) squeezes the normalised scores together but must not tie them."""
+    rng = np.random.default_rng(7)
+    gt = rng.random((50, 50)) < 0.05
+    scores = rng.normal(size=gt.shape) + 2 * gt
+    scores[0, 0] = extreme
+    expected = roc_auc_score(gt.ravel(), scores.ravel())
+    assert evaluate(scores, gt).auc_df == pytest.approx(expected, abs=1e-12)
+    assert auc_df(scores, gt) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_range_wider_than_float64_stays_finite():
+    rng = np.random.default_rng(8)
+    gt = rng.random((30, 30)) < 0.05
+    scores = rng.normal(size=gt.shape) * 1e307
+    scores[0, 0], scores[gt] = -1.7e308, 1.7e308
+    r = evaluate(scores, gt)
+    assert r.auc_df == pytest.approx(roc_auc_score(gt.ravel(), scores.ravel()), abs=1e-12)
+    assert r.auc_dt == pytest.approx(1.0) and 0 < r.auc_ft < 1
+    curve = roc(scores, gt)
+    assert np.isfinite(curve.thresholds[1:]).all() and curve.thresholds[1:].max() <= 1.0
+
+
+def test_a_transposed_labelled_truth_is_aligned_by_its_dimension_names():
+    rng = np.random.default_rng(9)
+    gt = rng.random((40, 40)) < 0.05
+    scores = rng.normal(size=gt.shape) + 2 * gt
+    s, g = xr.DataArray(scores, dims=("y", "x")), xr.DataArray(gt, dims=("y", "x"))
+    expected = evaluate(s, g).auc_df
+    assert evaluate(s, g.transpose("x", "y")).auc_df == expected
+    rect = xr.DataArray(gt[:, :30], dims=("y", "x"))
+    assert evaluate(s[:, :30], rect.transpose()).auc_df == evaluate(s[:, :30], rect).auc_df
 
 
 def test_shape_mismatch_is_a_parameter_error():

@@ -10,7 +10,7 @@ from matplotlib.image import imread
 
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
-from hsad.outputs.metrics import evaluate
+from hsad.outputs.metrics import evaluate, roc
 from hsad.outputs.plots import plot_losses, plot_roc, plot_roc3d, quicklook, rgb_bands
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,6 +54,21 @@ def test_roc_log_far_axis_starts_at_one_false_alarm(maps):
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert ax.get_xlim()[0] == pytest.approx(1 / (~gt).sum())
+
+
+def test_roc_log_far_curve_is_drawn_from_one_false_alarm():
+    """A large scene's curve is thinned; on a log axis the first decades must stay drawn."""
+    rng = np.random.default_rng(1)
+    gt = rng.random((700, 700)) < 0.01
+    scores = rng.normal(size=gt.shape) + 1.5 * gt
+    floor = 1 / (~gt).sum()
+    pf = plot_roc(scores, gt, log_far=True).axes[0].lines[0].get_xdata()
+    assert pf[pf > 0].min() == pytest.approx(floor)
+    decades = np.arange(np.log10(floor), 0.01)
+    drawn = np.histogram(np.log10(pf[pf > 0]), bins=decades)[0]
+    full = roc(scores, gt).pf
+    exist = np.histogram(np.log10(np.unique(full[full > 0])), bins=decades)[0]
+    assert (drawn >= np.minimum(exist, 100)).all()
 
 
 def test_roc3d_has_the_3d_curve_and_three_projections(tmp_path, maps):

@@ -41,10 +41,10 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     """Ground truth as float64 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
     MAT files: the ground-truth variable ``key`` (or the one found beside the cube); they
-    carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1, any
-    nonzero value is an anomaly, and nodata pixels (255 in the masks hsad writes) are left
-    out of the evaluation rather than counted as background. ``shape``, if given, must match;
-    ``what`` names the map in errors.
+    carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1. Any
+    nonzero value is an anomaly; nodata pixels (255 in the masks hsad writes) and NaN, in
+    every format, are left out of the evaluation rather than counted as background.
+    ``shape``, if given, must match; ``what`` names the map in errors.
     """
     from hsad.io import detect_format
 
@@ -52,7 +52,7 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
         from hsad.io.matlab import read_mat_map
 
         gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names
-        truth, cube = np.where(np.isnan(gt), 0.0, (gt != 0).astype(np.float64)), None
+        truth, cube = np.where(np.isnan(gt), np.nan, (gt != 0).astype(np.float64)), None
     else:
         values, cube = read_single_band(path, what=what)
         truth = np.where(np.isnan(values), np.nan, (values != 0).astype(np.float64))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 
@@ -386,7 +387,12 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
                      attrs=attrs)
     gt = None
     if want_gt and gkey is not None:
-        gt = np.nan_to_num(_as_float(values[gkey], gkey, p).reshape(rows, cols)) != 0
+        gt = _as_float(values[gkey], gkey, p).reshape(rows, cols)
+        if np.isnan(gt).any():
+            warnings.warn(f"{p}: {int(np.isnan(gt).sum())} NaN pixels of the ground truth "
+                          f"'{gkey}' count as background here (hsad evaluate leaves them "
+                          "out)", UserWarning, stacklevel=3)
+        gt = np.nan_to_num(gt) != 0
     return cube, gt
 
 

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from hsad.cube import same_grid
 from hsad.errors import ParameterError
 from hsad.io.maps import read_single_band, read_truth
 from hsad.outputs.metrics import Evaluation, evaluate
@@ -31,10 +32,13 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
             f"{scores_path} is {scores.shape[0]}x{scores.shape[1]}", truth_path)
     if t_cube is not None and s_cube.rio.crs is not None and t_cube.rio.crs is not None and (
         s_cube.rio.crs != t_cube.rio.crs
-        or not s_cube.rio.transform().almost_equals(t_cube.rio.transform())
+        or not same_grid(s_cube.rio.transform(), t_cube.rio.transform(), scores.shape)
     ):
         raise ParameterError(f"ground truth is not on the score map's grid: {_grid(t_cube)} vs "
                              f"{_grid(s_cube)}", truth_path)
+    if not np.isfinite(scores).any():
+        raise ParameterError("the score map has no valid (finite, not nodata) pixel",
+                             scores_path)
     try:
         result = evaluate(scores, truth)
     except ParameterError as exc:

@@ -104,47 +104,80 @@ def _values(a) -> np.ndarray:
     return np.asarray(a)
 
 
-def normalised_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
-    """Valid pixels' scores min-max normalised to [0, 1] (float64) and their labels (bool).
+def _aligned(scores, gt):
+    """``gt`` in the dimension order of ``scores`` when both are labelled arrays with the
+    same dimension names (a transposed truth is not compared pixel by pixel with the
+    wrong pixels)."""
+    s_dims, g_dims = getattr(scores, "dims", None), getattr(gt, "dims", None)
+    if s_dims and g_dims and set(s_dims) == set(g_dims) and tuple(s_dims) != tuple(g_dims):
+        return gt.transpose(*s_dims)
+    return gt
 
-    Valid = finite score and finite ground truth. A constant map normalises to all 0.
-    Raises ParameterError on shape mismatch or when a class has no valid pixel.
+
+def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
+    """The valid pixels' scores as given (float64) and their labels (bool).
+
+    Valid = finite score and finite ground truth. Raises ParameterError on shape mismatch,
+    when the score map has no valid pixel, or when a class has none.
     """
     s = _values(scores).astype(np.float64, copy=False)
-    g = _values(gt)
+    g = _values(_aligned(scores, gt))
     if s.shape != g.shape:
         raise ParameterError(
             f"score map shape {s.shape} does not match the ground truth's {g.shape}"
         )
+    if not np.isfinite(s).any():
+        raise ParameterError("the score map has no valid (finite, not nodata) pixel")
     if g.dtype == bool:
-        valid = np.isfinite(s)
-        labels = g
+        labelled, labels = np.ones(g.shape, bool), g
     else:
         g = g.astype(np.float64, copy=False)
-        valid = np.isfinite(s) & np.isfinite(g)
-        labels = g != 0
-    s, labels = s[valid], labels[valid]
-    n_anomaly = int(labels.sum())
-    if n_anomaly == 0 or n_anomaly == labels.size:
+        labelled, labels = np.isfinite(g), g != 0
+    valid = np.isfinite(s) & labelled
+    s, valid_labels = s[valid], labels[valid]
+    n_anomaly = int(valid_labels.sum())
+    if n_anomaly == 0 or n_anomaly == valid_labels.size:
         which = "anomaly" if n_anomaly == 0 else "background"
+        held = int((labels if which == "anomaly" else ~labels)[labelled].sum())
+        where = (f": none of its {held} {which} pixels has a valid score" if held else "")
         raise ParameterError(
-            f"the ground truth has no valid {which} pixel: detection metrics are undefined"
-        )
+            f"the ground truth has no valid {which} pixel{where}: detection metrics are "
+            "undefined")
+    return s, valid_labels
+
+
+def _unit_range(s: np.ndarray) -> np.ndarray:
+    """``s`` min-max scaled to [0, 1] (all 0 when constant), without overflow: halves are
+    subtracted, so a range wider than the largest float64 stays finite."""
     lo, hi = s.min(), s.max()
-    s = (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
-    return s, labels
+    if not hi > lo:
+        return np.zeros_like(s)
+    return np.clip((s / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
 
 
-def _roc_from(s: np.ndarray, labels: np.ndarray) -> RocCurve:
+def normalised_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
+    """Valid pixels' scores min-max normalised to [0, 1] (float64) and their labels (bool).
+
+    See :func:`valid_scores`. A constant map normalises to all 0.
+    """
+    s, labels = valid_scores(scores, gt)
+    return _unit_range(s), labels
+
+
+def _roc_from(s: np.ndarray, labels: np.ndarray, tau: np.ndarray | None = None) -> RocCurve:
+    """ROC of the scores ``s`` as given: their order alone sets the points, so one extreme
+    score, which squeezes every other normalised score together, cannot merge them.
+    ``tau``: the normalised scores reported as thresholds (default ``s``)."""
     order = np.argsort(-s, kind="stable")
     s, labels = s[order], labels[order]
+    tau = s if tau is None else tau[order]
     # last index of each run of equal scores = one point per unique threshold
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
     tp = np.cumsum(labels)[last]
     fp = (last + 1) - tp
     pd = np.r_[0.0, tp / tp[-1]]
     pf = np.r_[0.0, fp / fp[-1]]
-    return RocCurve(pd, pf, np.r_[np.inf, s[last]])
+    return RocCurve(pd, pf, np.r_[np.inf, tau[last]])
 
 
 def roc(scores, gt) -> RocCurve:
@@ -152,7 +185,8 @@ def roc(scores, gt) -> RocCurve:
 
     One sort and cumulative counts: O(n log n), no loop over thresholds.
     """
-    return _roc_from(*normalised_scores(scores, gt))
+    s, labels = valid_scores(scores, gt)
+    return _roc_from(s, labels, _unit_range(s))
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
@@ -182,8 +216,9 @@ def evaluate(scores, gt, return_curve: bool = False):
 
     Returns an :class:`Evaluation`, or ``(Evaluation, RocCurve)`` with ``return_curve``.
     """
-    s, labels = normalised_scores(scores, gt)
-    curve = _roc_from(s, labels)
+    raw, labels = valid_scores(scores, gt)
+    s = _unit_range(raw)
+    curve = _roc_from(raw, labels, s)
     df = _trapezoid(curve.pd, curve.pf)
     dt = float(s[labels].mean())
     ft = float(s[~labels].mean())

@@ -71,11 +71,20 @@ def _curves(maps, gt) -> dict:
     return out
 
 
-def _thin(*arrays):
+def _thin(*arrays, log_x: bool = False):
+    """At most about :data:`MAX_CURVE_POINTS` points of a curve, evenly spaced by index;
+    with ``log_x``, half of them evenly spaced in log(x) instead (x = ``arrays[0]``,
+    non-decreasing), so that a log axis is drawn from its first positive value."""
     n = arrays[0].size
     if n <= MAX_CURVE_POINTS:
         return arrays
-    idx = np.unique(np.linspace(0, n - 1, MAX_CURVE_POINTS).round().astype(int))
+    idx = np.linspace(0, n - 1, MAX_CURVE_POINTS // (2 if log_x else 1)).round().astype(int)
+    x = arrays[0]
+    positive = np.flatnonzero(x > 0)
+    if log_x and positive.size:
+        levels = np.geomspace(x[positive[0]], x[-1], MAX_CURVE_POINTS // 2)
+        idx = np.r_[idx, positive[0], np.searchsorted(x, levels).clip(0, n - 1)]
+    idx = np.unique(idx)
     return tuple(a[idx] for a in arrays)
 
 
@@ -88,7 +97,7 @@ def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = Non
     ax = fig.add_subplot()
     floor = 1.0
     for name, (curve, adf, _, _) in _curves(maps, gt).items():
-        pf, pd = _thin(curve.pf, curve.pd)
+        pf, pd = _thin(curve.pf, curve.pd, log_x=log_far)
         if log_far:
             positive = curve.pf[curve.pf > 0]
             floor = min(floor, positive.min() if positive.size else 1.0)
