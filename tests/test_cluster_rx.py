@@ -90,7 +90,17 @@ def test_an_outlier_between_clusters_scores_high_where_global_rx_does_not():
 
 
 @pytest.mark.parametrize(("key", "value"), [("n_clusters", 0), ("covariance", "full"),
-                                            ("sample_size", 2.5), ("ridge", -1)])
+                                            ("sample_size", 2.5), ("ridge", -1),
+                                            ("seed", -1), ("seed", 2.5), ("seed", "abc")])
 def test_bad_parameters_are_refused(key, value):
     with pytest.raises(ParameterError, match=key):
         detectors.get("cluster-rx", **{key: value}).fit(make_cube(_scene()[0]))
+
+
+def test_fewer_clusters_than_asked_warn_and_are_recorded():
+    x = _scene()[0]  # 900 pixels of 5 bands: at most 150 clusters
+    det = detectors.get("cluster-rx", n_clusters=10_000)
+    with pytest.warns(UserWarning, match=r"clusters formed of the 10000 asked \(at most "
+                      r"n/\(B \+ 1\) = 150 from 900 pixels of 5 bands\)"):
+        scores = det.fit_score(make_cube(x))
+    assert scores.attrs["hsad_clusters"] == det.n_clusters_ <= 150

@@ -123,6 +123,9 @@ CASES = {f.__name__: f for f in (
 
 #: cases in which there is nothing to detect: every detector must refuse them
 REFUSED = {"all_bands_constant", "nan_band", "single_valid_pixel"}
+#: detectors that score the pixels their global covariance comes from: with no more pixels
+#: than bands + 1 each of them would score exactly n - 1, so they refuse
+EXACT_FIT = {"rx", "utd", "rxd-utd", "local-mean-rx", "cluster-rx"}
 
 #: known failures, each with its reason (none today: keep the mechanism for the next one)
 XFAIL: dict[tuple[str, str], str] = {}
@@ -171,14 +174,16 @@ def test_detector_gives_a_clean_map_or_a_clear_error(name, case):
     if error is not None:
         assert str(error).strip() and "\n" not in str(error)
         # neural detectors may also refuse scenes too small to train on
-        assert case in REFUSED or _neural(name), f"{name} refused {case}: {error}"
+        exact_fit = case == "fewer_pixels_than_bands" and name in EXACT_FIT
+        assert case in REFUSED or exact_fit or _neural(name), f"{name} refused {case}: {error}"
         return
     assert case not in REFUSED, f"{name} scored a scene with nothing to detect"
     nodata = ~np.asarray(valid_mask(cube).values)
     finite = np.isfinite(scores)
     assert finite.any(), "all-NaN map"
     np.testing.assert_array_equal(~finite, nodata)  # NaN exactly at nodata
-    assert np.ptp(scores[finite]) > 0, "all-equal map"
+    # all equal but for rounding (n − 1 ± 1e-11 from an exactly determined covariance) counts
+    assert np.ptp(scores[finite]) > 1e-6 * np.abs(scores[finite]).max(), "all-equal map"
 
 
 # ---- what the RX-type detectors say and do on the degenerate cases -------------------------
@@ -195,12 +200,30 @@ def test_refusals_say_what_is_wrong(name):
 
 @pytest.mark.parametrize("name", ["rx", "lrx"])
 def test_singular_covariance_warns_with_advice(name):
-    for make, why in ((constant_bands, "numerically singular"),
-                      (fewer_pixels_than_bands, "only 4 valid pixels for 6 bands")):
+    cases = [(constant_bands, "numerically singular")]
+    if name == "lrx":  # its map comes from the rings: the scene's covariance only floors them
+        cases.append((fewer_pixels_than_bands, "only 4 valid pixels for 6 bands"))
+    for make, why in cases:
         scores, err, caught = run(name, make())
         assert err is None
         msgs = [str(w.message) for w in caught if w.category is DegenerateDataWarning]
         assert any(why in m and "pca=" in m and "larger scene" in m for m in msgs), msgs
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_FIT))
+@pytest.mark.parametrize("pixels", [36, 51])  # n <= B, and n = B + 1 (full rank, still exact)
+def test_an_exactly_determined_covariance_is_refused(name, pixels):
+    """n ≤ B + 1 pixels in general position determine their covariance exactly: each of them
+    has Mahalanobis distance n − 1 under it (the map would be constant but for rounding)."""
+    x = np.random.default_rng(0).normal(size=(1, pixels, 50)) + 10
+    with pytest.raises(ParameterError, match=f"only {pixels} valid pixels for 50 bands: they "
+                       "determine the covariance exactly.*larger scene"):
+        detectors.get(name).fit_score(make_cube(x.astype(np.float32)))
+    # a ridge keeps the scores apart: a map, with the warning
+    if name != "cluster-rx":
+        with pytest.warns(DegenerateDataWarning, match=f"only {pixels} valid pixels"):
+            scores = detectors.get(name, ridge=0.1).fit_score(make_cube(x)).values
+        assert np.ptp(scores) > 1e-3 * np.abs(scores).max()
 
 
 def test_rx_ignores_constant_bands_exactly():
@@ -274,14 +297,27 @@ def test_crd_warns_about_a_huge_offset():
 @pytest.mark.parametrize("name", ["lrx", "crd"])
 def test_window_detectors_refuse_scenes_without_ring_pixels(name):
     x = _background()[:2, :2].astype(np.float32)  # all within the 3×3 guard window: no ring
-    with pytest.raises(ParameterError, match="no valid pixel has a valid pixel in its ring"):
+    needed = "a valid pixel" if name == "crd" else "2 valid pixels"
+    with pytest.raises(ParameterError, match=f"no valid pixel has {needed} in its ring"):
         detectors.get(name, inner=3, outer=7).fit(make_cube(x))
     x = _background().astype(np.float32)
     x[:, 6:] = np.nan
     x[10, 10] = 100.0  # a lonely valid pixel far from the others: NaN, with a warning
-    with pytest.warns(DegenerateDataWarning, match="1 valid pixels have no valid pixel"):
+    fewer = "no valid pixel" if name == "crd" else "fewer than 2 valid pixels"
+    with pytest.warns(DegenerateDataWarning, match=f"1 valid pixels have {fewer}"):
         scores = detectors.get(name, **PARAMS[name]).fit_score(make_cube(x)).values
     assert np.isnan(scores[10, 10]) and np.isfinite(scores[:, :6]).all()
+
+
+def test_lrx_leaves_a_pixel_with_one_ring_pixel_unscored():
+    """One ring pixel gives no covariance (Σ = 0): its distance over the floor alone was
+    ~1e7 on a cloud-masked real scene, ranking it first. It scores NaN, with a warning."""
+    x = _background().astype(np.float32)
+    x[:, 6:] = np.nan
+    x[10, 10] = x[10, 8] = 100.0  # two valid pixels, each the other's only ring pixel
+    with pytest.warns(DegenerateDataWarning, match="2 valid pixels have fewer than 2"):
+        scores = detectors.get("lrx", inner=1, outer=5).fit_score(make_cube(x)).values
+    assert np.isnan(scores[10, [8, 10]]).all() and np.isfinite(scores[:, :6]).all()
 
 
 def test_pinv_precision_shares_the_rule():

@@ -113,10 +113,10 @@ class ClusterRX(BaseDetector):
         self.dtype = dtype
 
     def _validate(self) -> float:
-        for key in ("n_clusters", "sample_size"):
+        for key, low in (("n_clusters", 1), ("sample_size", 1), ("seed", 0)):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ParameterError(f"{self.name}: {key} must be an integer ≥ 1, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ParameterError(f"{self.name}: {key} must be an integer ≥ {low}, got {v!r}")
         if self.covariance not in COVARIANCES:
             raise ParameterError(f"{self.name}: covariance must be one of {COVARIANCES}, got "
                                  f"{self.covariance!r}")
@@ -135,8 +135,15 @@ class ClusterRX(BaseDetector):
                           mask=region).values.astype(np.float64)
         n, b = x.shape
         mean = x.mean(axis=0)
-        labels = self._cluster(x - mean, min(int(self.n_clusters), max(1, n // (b + 1))))
+        cap = max(1, n // (b + 1))
+        labels = self._cluster(x - mean, min(int(self.n_clusters), cap))
         k = int(labels.max()) + 1
+        if k < int(self.n_clusters):
+            why = (f"at most n/(B + 1) = {cap} from {n} pixels of {b} bands"
+                   if int(self.n_clusters) > cap else "empty clusters dropped")
+            warnings.warn(f"{self.name}: {k} clusters formed of the {self.n_clusters} asked "
+                          f"({why}); the map records hsad_clusters = {k}", UserWarning,
+                          stacklevel=2)
         counts = np.bincount(labels, minlength=k)
         centres = np.stack([x[labels == j].mean(axis=0) for j in range(k)])
         resid = x - centres[labels]
@@ -147,7 +154,8 @@ class ClusterRX(BaseDetector):
             scatter = ((x - mean).T @ (x - mean))[None]
             pooled = scatter[0] / n
         with single_threaded_linalg():
-            white, _ = whitening(pooled, ridge, n=n, what=self.name, path=path)
+            white, _ = whitening(pooled, ridge, n=n, what=self.name, path=path,
+                                 scores_its_pixels=k == 1)
             whites = [white]
             if self.covariance != "pooled":
                 whites = [self._cluster_whitening(scatter[j], counts[j], pooled, ridge)
@@ -217,4 +225,5 @@ class ClusterRX(BaseDetector):
                             np.ascontiguousarray(self.triangular_, dtype=dtype),
                             cube.attrs.get("nodata"),
                             dtype=dtype)
-        return map_like(cube, scores, name="score", attrs={"method": self.name})
+        return map_like(cube, scores, name="score",
+                        attrs={"method": self.name, "hsad_clusters": int(self.n_clusters_)})

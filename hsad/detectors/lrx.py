@@ -26,7 +26,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.engine.ring_rx import lrx_block
+from hsad.engine.ring_rx import MIN_RING_PIXELS, lrx_block
 from hsad.engine.stats import check_scales, covariance_rank, scene_moments
 from hsad.engine.windows import (
     check_dtype,
@@ -140,7 +140,7 @@ class LocalRX(BaseDetector):
         self.floor_ = FLOOR * max(float(variance), np.finfo(float).tiny)
         # the floor (1e-10 of the mean variance) and PCA both leave tiny bands out
         check_scales(np.diag(moments.cov), self.name, path)
-        check_rings(cube, self.inner, self.outer, self.name)
+        check_rings(cube, self.inner, self.outer, self.name, minimum=MIN_RING_PIXELS)
         return self
 
     def _project(self, cube: xr.DataArray):

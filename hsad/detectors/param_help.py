@@ -14,7 +14,8 @@ COMMON = {
     # classic detectors
     "ridge": "diagonal loading of the covariance, as a share of its mean eigenvalue "
              "tr(Σ)/B (0 = pseudo-inverse only)",
-    "dtype": "working precision of the statistics and scores: float32 or float64",
+    "dtype": ("precision of the scores and the map (float32 or float64); the statistics "
+              "are always float64"),
     "inner": "inner guard window, pixels (odd; excluded from the background)",
     "outer": "outer window, pixels (odd; the ring between it and the guard window is the "
              "local background)",

@@ -105,7 +105,8 @@ class GlobalRX(BaseDetector):
         moments = scene_moments(cube, self.name, region=region)
         with single_threaded_linalg():  # B×B work: threads only add overhead
             white, eigenvalues = whitening(moments.cov, ridge=ridge, n=moments.n,
-                                           what=self.name, path=cube.attrs.get("source_path"))
+                                           what=self.name, path=cube.attrs.get("source_path"),
+                                           scores_its_pixels=True)
         self._remember_bands(cube)
         self.background_ = region is not None
         self.n_pixels_ = moments.n

@@ -7,7 +7,8 @@
 by N) streamed over the valid pixels (or the background area), K⁻¹ RX's pseudo-inverse. Both
 are streamed tile by tile like RX: UTD is one dot product per pixel, RXD-UTD RX's triangular
 product plus that dot product. UTD is a building block: on the benchmark scenes it scores
-near chance (AUC 0.25–0.6), because 1 − μ is no target signature; RXD-UTD is the detector.
+near chance (AUC 0.10–0.69, mean 0.45), because 1 − μ is no target signature; RXD-UTD is
+the detector.
 
 Reference: C.-I Chang and S.-S. Chiang, "Anomaly detection and classification for
 hyperspectral imagery", IEEE TGRS 40(6), 2002; ENVI's *RX Anomaly Detection* (UTD,

@@ -83,6 +83,11 @@ def _mahalanobis_rows(stats: RingStatistics, sums: np.ndarray, kept: np.ndarray,
     return out
 
 
+#: valid ring pixels below which a pixel scores NaN: one pixel has no covariance (Σ = 0),
+#: and its distance to that pixel over the floor alone would rank it first in the scene
+MIN_RING_PIXELS = 2
+
+
 def lrx_block(
     block: np.ndarray,
     inner: int,
@@ -95,7 +100,7 @@ def lrx_block(
 
     ``halo`` pixels on each side are context only (scores come back for the core,
     ``(rows − 2·halo, cols − 2·halo)``); windows are clipped where the block ends. A pixel
-    that is nodata or has no valid ring pixel scores NaN.
+    that is nodata or has fewer than :data:`MIN_RING_PIXELS` valid ring pixels scores NaN.
     """
     h = outer // 2
     x, valid = padded(block, halo, h)
@@ -108,7 +113,7 @@ def lrx_block(
     with single_threaded_linalg():
         for r, c, n, mean, sums in stats:
             w = n.shape[0]
-            ok = (n > 0.5) & (valid[r, c : c + w] > 0)
+            ok = (n > MIN_RING_PIXELS - 0.5) & (valid[r, c : c + w] > 0)
             if not ok.any():
                 continue
             kept = np.flatnonzero(ok)

@@ -201,31 +201,39 @@ ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
 
 
 def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "RX",
-                     path=None) -> None:
+                     path=None, scores_its_pixels: bool = False) -> None:
     """The one degeneracy rule for RX-type statistics (global RX, LRX's scene statistics,
     the neural detectors' residual RX).
 
     A zero covariance (one valid pixel, or every pixel alike) is a :class:`ParameterError`:
-    every score would be equal. Fewer valid pixels than bands + 1, or a numerically
-    singular covariance (constant or collinear bands), gives a
-    :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions carry no
-    information (RX ignores them, LRX weighs them by its floor only).
+    every score would be equal. So is, with ``scores_its_pixels`` (a detector that scores
+    the pixels its unregularised covariance comes from), a rank of ``n − 1``: ``n ≤ bands + 1``
+    pixels in general position determine the covariance exactly, and each of them scores
+    exactly ``n − 1`` (Reed & Yu's statistic needs ``n ≫ bands``). Otherwise fewer valid
+    pixels than bands + 2, or a numerically singular covariance (constant or collinear
+    bands), gives a :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions
+    carry no information (RX ignores them, LRX weighs them by its floor only).
     """
     count = "" if n is None else f" of {n} valid pixel{'s' * (n != 1)}"
     if rank == 0:
         raise ParameterError(f"{what}: the covariance{count} over {bands} band"
                              f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
                              f"would be equal; {ADVICE}", path)
-    if n is not None and n <= bands:
+    if scores_its_pixels and n is not None and rank >= n - 1:
+        raise ParameterError(f"{what}: only {n} valid pixels for {bands} bands: they determine "
+                             f"the covariance exactly (rank {rank}), so each of them would "
+                             f"score {n - 1}; {ADVICE}", path)
+    gap = bands - rank
+    if n is not None and n <= bands + 1:
         why = f"only {n} valid pixels for {bands} bands"
     elif rank < bands:
         why = f"the covariance{count} is numerically singular (constant or collinear bands)"
     else:
         return
-    gap = bands - rank
-    warnings.warn(f"{what}: {why}: rank {rank} < {bands}, so {gap} direction{'s' * (gap != 1)} "
-                  f"carr{'ies' if gap == 1 else 'y'} no information; {ADVICE}",
-                  DegenerateDataWarning, stacklevel=3)
+    lost = (f"rank {rank} < {bands}, so {gap} direction{'s' * (gap != 1)} "
+            f"carr{'ies' if gap == 1 else 'y'} no information" if gap
+            else "the covariance is barely determined")
+    warnings.warn(f"{what}: {why}: {lost}; {ADVICE}", DegenerateDataWarning, stacklevel=3)
 
 
 def check_scales(variance: np.ndarray, what: str, path=None) -> None:
@@ -250,7 +258,8 @@ def _regularised(cov: np.ndarray, ridge: float) -> np.ndarray:
     return cov
 
 
-def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path):
+def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
+           scores_its_pixels: bool = False):
     """Eigenpairs kept (descending) of the band-equilibrated covariance, and the band scales.
 
     Σ = D C D with D = diag(σ_b): the pseudo-inverse D⁻¹ C⁺ D⁻¹ is a generalised inverse of
@@ -266,7 +275,7 @@ def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path):
     corr[:, ~live] = 0.0
     lam, vec = np.linalg.eigh(corr)
     keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
-    check_covariance(int(keep.sum()), cov.shape[0], n, what, path)
+    check_covariance(int(keep.sum()), cov.shape[0], n, what, path, scores_its_pixels)
     return lam[keep][::-1], vec[:, keep][:, ::-1], scale
 
 
@@ -289,15 +298,17 @@ def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *,
 
 def whitening(
     cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *, n: int | None = None,
-    what: str = "RX", path=None,
+    what: str = "RX", path=None, scores_its_pixels: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whitening matrix W (B×r) with W Wᵀ = ``pinv_precision(cov, ridge, rcond)``.
 
     ``‖(x − μ) W‖²`` is then the squared Mahalanobis distance, computed as one GEMM. Returns
     ``(W, eigenvalues kept)`` (of the band-equilibrated covariance, see :func:`_eigen`); r,
-    the number kept, is the rank of the covariance used.
+    the number kept, is the rank of the covariance used. ``scores_its_pixels``: see
+    :func:`check_covariance` (only without a ridge, which keeps the scores apart).
     """
-    lam, vec, scale = _eigen(_regularised(cov, ridge), rcond, n, what, path)
+    lam, vec, scale = _eigen(_regularised(cov, ridge), rcond, n, what, path,
+                             scores_its_pixels and not ridge > 0)
     return vec / np.sqrt(lam) / scale[:, None], lam
 
 

@@ -79,9 +79,11 @@ def ring_offsets(inner: int, outer: int) -> np.ndarray:
     return np.stack([dr[keep], dc[keep]], axis=1)
 
 
-def check_rings(cube: xr.DataArray, inner: int, outer: int, method: str) -> None:
-    """Refuse a scene in which no valid pixel has a valid pixel in its ring (the map would be
-    all NaN); warn when some valid pixels have none (they score NaN although they hold data).
+def check_rings(cube: xr.DataArray, inner: int, outer: int, method: str,
+                minimum: int = 1) -> None:
+    """Refuse a scene in which no valid pixel has ``minimum`` valid pixels in its ring (the
+    map would be all NaN); warn when some valid pixels have fewer (they score NaN although
+    they hold data).
 
     One pass over the data for the valid mask, then box sums of the (y, x) mask.
     """
@@ -98,14 +100,16 @@ def check_rings(cube: xr.DataArray, inner: int, outer: int, method: str) -> None
             out = cum.take(hi, axis) - cum.take(lo, axis)
         return out
 
-    lonely = valid & (box(h) - box(g) == 0)
+    lonely = valid & (box(h) - box(g) < minimum)
     path = cube.attrs.get("source_path")
+    few = "a valid pixel" if minimum == 1 else f"{minimum} valid pixels"
     if lonely.sum() == valid.sum():
-        raise ParameterError(f"{method}: no valid pixel has a valid pixel in its ring (windows "
+        raise ParameterError(f"{method}: no valid pixel has {few} in its ring (windows "
                              f"{inner}/{outer}): every score would be NaN; use a smaller inner "
                              "or larger outer window, or a scene with contiguous data", path)
     if lonely.any():
-        warnings.warn(f"{method}: {int(lonely.sum())} valid pixels have no valid pixel in their "
+        fewer = "no valid pixel" if minimum == 1 else f"fewer than {minimum} valid pixels"
+        warnings.warn(f"{method}: {int(lonely.sum())} valid pixels have {fewer} in their "
                       f"ring (outer window {outer}) and score NaN; use a larger outer window",
                       DegenerateDataWarning, stacklevel=3)
 
