@@ -178,6 +178,20 @@ def same_grid(a, b, shape: tuple[int, int]) -> bool:
     return bool(np.abs(back - corners).max() <= GRID_TOLERANCE)
 
 
+#: the frame in which QGIS draws a raster without georeference (GDAL's default transform):
+#: pixel size (1, −1), so y = −row
+QGIS_PIXEL_FRAME = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+
+
+def vector_frame(transform: Affine, crs) -> Affine:
+    """The transform that places vector data on a raster: its own, or for a raster
+    without georeference (no CRS, identity transform) :data:`QGIS_PIXEL_FRAME`, so that
+    polygons written or drawn in QGIS over it line up with its pixels."""
+    if crs is None and transform.almost_equals(Affine.identity()):
+        return QGIS_PIXEL_FRAME
+    return transform
+
+
 def excluded_fill(dtype, nodata: float | None) -> tuple[np.dtype, float]:
     """``(dtype, fill)`` for pixels a mask excludes: the type kept and the nodata value as
     it stores it (truncated, as :func:`nodata_hits` compares) where the type holds it, else

@@ -213,7 +213,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         from hsad.outputs.polygons import polygons, write_polygons
 
         feats = polygons(det.mask, scores=det.scores)
-        write_polygons(feats, polygons_path, crs=cube.rio.crs)
+        write_polygons(feats, polygons_path, crs=cube.rio.crs, with_scores=True)
         out["polygons"] = Path(polygons_path)
     if png_path:
         from hsad.outputs.plots import quicklook

@@ -147,11 +147,12 @@ def test_polygons_without_crs_are_in_pixels_and_said_once(tmp_path, capsys):
         write_polygons(polygons(mask), tmp_path / "p.gpkg", crs=None)
     assert [str(w.message) for w in caught] == [
         f"{tmp_path / 'p.gpkg'}: the scene has no CRS, so the polygons are in pixel "
-        f"coordinates (x = column, y = row, from the top-left corner)"]
+        f"coordinates as QGIS draws such a raster (x = column, y = −row, from the top-left "
+        f"corner)"]
     import pyogrio
 
     bounds = pyogrio.read_info(tmp_path / "p.gpkg")["total_bounds"]
-    assert list(bounds) == [3.0, 2.0, 6.0, 4.0]
+    assert list(bounds) == [3.0, -4.0, 6.0, -2.0]
 
 
 def test_every_parameter_has_a_meaning_and_runtime_options_are_not_listed(capsys):

@@ -211,3 +211,18 @@ def test_cli_train_samples_the_background_area(tmp_path, capsys):
                       "--background", area, "-o", tmp_path / "m.hsad"], capsys)
     assert code == 0, out.err
     assert f"trained on {LEFT.sum()} pixels" in out.out
+
+
+def test_polygons_over_a_scene_without_georeference_use_qgis_pixel_frame(tmp_path):
+    """Drawn in QGIS over a raster without geotransform, a box over rows 2–3 and columns 3–5
+    has y from −4 to −2; hsad's own polygons of such a scene come back to the same pixels."""
+    from hsad.cube import map_like
+    from hsad.outputs.polygons import polygons, write_polygons
+
+    cube = make_cube(np.zeros((10, 12, 3), np.float32))
+    expected = np.zeros((10, 12), bool)
+    expected[2:4, 3:6] = True
+    assert np.array_equal(background_mask(cube, box(3, -4, 6, -2)), expected)
+    with pytest.warns(UserWarning, match="y = −row"):
+        path = write_polygons(polygons(map_like(cube, expected)), tmp_path / "area.gpkg")
+    assert np.array_equal(background_mask(cube, str(path)), expected)

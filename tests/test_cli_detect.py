@@ -8,6 +8,7 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+from rasterio.warp import transform_bounds
 
 from hsad.cli.main import main
 
@@ -67,10 +68,13 @@ def test_detect_keeps_crs_on_real_aviris_ng_scene(corpus_dir, tmp_path, capsys):
         np.testing.assert_array_equal(np.isfinite(src.read(1)), valid_ref)
     info = pyogrio.read_info(polys)
     assert info["features"] > 0
-    assert "32611" in info["crs"]
+    assert info["crs"] == "EPSG:4326"  # RFC 7946: WGS 84 lon/lat, reprojected by GDAL
+    assert '"crs"' not in polys.read_text()[:300]
+    west, south, east, north = transform_bounds(ref.crs, "EPSG:4326", left, bottom, right,
+                                                top)
     xmin, ymin, xmax, ymax = info["total_bounds"]
-    assert left - 1e-6 <= xmin and xmax <= right + 1e-6
-    assert bottom - 1e-6 <= ymin and ymax <= top + 1e-6
+    assert west - 1e-6 <= xmin and xmax <= east + 1e-6
+    assert south - 1e-6 <= ymin and ymax <= north + 1e-6
 
 
 def test_detect_reads_method_and_params_from_config(demo_scene, tmp_path, capsys):
@@ -116,8 +120,13 @@ def test_a_degenerate_scene_warns_in_one_line(tmp_path, capsys):
     rng = np.random.default_rng(0)
     scene = write_envi(make_cube(rng.normal(size=(3, 3, 12)).astype(np.float32)),
                        tmp_path / "tiny.img")
-    code, out, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "rx.tif"], capsys)
+    code, out, err = run_cli(["detect", scene, "-m", "rx", "-p", "ridge=0.1",
+                              "-o", tmp_path / "rx.tif"], capsys)
     assert code == 0, err
     warned = [line for line in err.splitlines() if line.strip()]
     assert len(warned) == 1 and warned[0].startswith("warning: rx: "), err
     assert "Warning" not in err and ".py:" not in err  # no category name, no source location
+    # without a ridge, 9 pixels determine the 12-band covariance exactly: refused
+    code, out, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "rx2.tif"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "determine the covariance exactly" in err
+    assert not (tmp_path / "rx2.tif").exists()

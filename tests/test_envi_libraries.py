@@ -116,6 +116,10 @@ def test_a_sheared_grid_is_refused_and_a_rotated_one_round_trips(tmp_path):
     cube = make_cube(np.zeros((2, 3, 1), "u1"), transform=sheared, crs="EPSG:32611")
     with pytest.raises(ParameterError, match="shear"):
         write_envi(cube, tmp_path / "h.img")
+    cube.attrs["source_path"] = "in.tif"  # the input is named: `hsad convert in.tif out.img`
+    with pytest.raises(ParameterError, match="shear") as err:
+        write_envi(cube, tmp_path / "h.img")
+    assert str(err.value).startswith("in.tif: ")
     rotated = Affine(2.5, 0, 500000, 0, -2.5, 4100000) @ Affine.rotation(-24)
     cube = make_cube(np.zeros((2, 3, 1), "u1"), transform=rotated, crs="EPSG:32633")
     path = write_envi(cube, tmp_path / "r.img")

@@ -70,20 +70,23 @@ def test_connectivity_and_min_pixels():
         polygons(mask, min_pixels=0)
 
 
-def test_plain_array_uses_pixel_coordinates_or_given_transform():
+def test_plain_array_uses_qgis_pixel_frame_or_given_transform():
+    """Without georeference, QGIS draws a raster with pixel size (1, −1): x = column,
+    y = −row. Polygons in that frame lie on the raster there."""
     m = np.zeros((5, 5), np.uint8)
     m[1:3, 2] = 1
     (f,) = polygons(m)
-    assert shapely.geometry.shape(f["geometry"]).bounds == (2.0, 1.0, 3.0, 3.0)
+    assert shapely.geometry.shape(f["geometry"]).bounds == (2.0, -3.0, 3.0, -1.0)
+    (h,) = polygons(make_cube(m[:, :, None]).isel(band=0))  # a DataArray without georef
+    assert h["geometry"] == f["geometry"]
     (g,) = polygons(m, transform=TRANSFORM)
     assert g["properties"]["area_map"] == 2 * 900.0
 
 
-@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
-def test_write_read_back_keeps_crs_geometry_and_fields(tmp_path, suffix):
+def test_write_read_back_keeps_crs_geometry_and_fields(tmp_path):
     mask, scores = _scene_mask()
     feats = polygons(mask, scores)
-    path = write_polygons(feats, tmp_path / f"regions{suffix}", crs=mask.rio.crs)
+    path = write_polygons(feats, tmp_path / "regions.gpkg", crs=mask.rio.crs)
     info = pyogrio.read_info(path)
     assert CRS.from_user_input(info["crs"]) == CRS.from_epsg(32633)
     assert info["features"] == len(feats)
@@ -97,6 +100,36 @@ def test_write_read_back_keeps_crs_geometry_and_fields(tmp_path, suffix):
     assert list(tmp_path.iterdir()) == [path]  # no temporary left behind
 
 
+def test_geojson_follows_rfc_7946(tmp_path):
+    """WGS 84 lon/lat (reprojected by GDAL), counter-clockwise outer rings, no crs member;
+    the fields keep the scene CRS's areas and centroids."""
+    import json
+
+    from rasterio.warp import transform_geom
+
+    mask, scores = _scene_mask()
+    feats = polygons(mask, scores)
+    path = write_polygons(feats, tmp_path / "regions.geojson", crs=mask.rio.crs)
+    doc = json.loads(path.read_text())
+    assert "crs" not in doc and pyogrio.read_info(path)["crs"] == "EPSG:4326"
+    for f, g in zip(feats, doc["features"], strict=True):
+        assert g["properties"]["area_map"] == pytest.approx(f["properties"]["area_map"])
+        written = shapely.geometry.shape(g["geometry"])
+        expected = shapely.geometry.shape(transform_geom("EPSG:32633", "EPSG:4326",
+                                                         f["geometry"]))
+        # RFC 7946's 7 decimals (about 1 cm) move each edge by at most 1e-7 degrees
+        assert written.symmetric_difference(expected).area < 1e-7 * expected.length
+        for poly in getattr(written, "geoms", [written]):
+            assert poly.exterior.is_ccw
+        assert 12.0 < written.centroid.x < 16.0 and 40.0 < written.centroid.y < 43.0
+
+
+def test_geojson_of_a_scene_without_crs_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match="no CRS.*RFC 7946.*gpkg"):
+        write_polygons(polygons(np.eye(3, dtype=bool)), tmp_path / "r.geojson")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("suffix", [".json", ".gpkg"])
 def test_empty_mask_writes_a_valid_empty_layer(tmp_path, suffix):
     feats = polygons(np.zeros((8, 8), bool))
@@ -104,17 +137,52 @@ def test_empty_mask_writes_a_valid_empty_layer(tmp_path, suffix):
     path = write_polygons(feats, tmp_path / f"none{suffix}", crs="EPSG:32633")
     info = pyogrio.read_info(path)
     assert info["features"] == 0
-    assert CRS.from_user_input(info["crs"]) == CRS.from_epsg(32633)
+    expected = CRS.from_epsg(4326 if suffix == ".json" else 32633)
+    assert CRS.from_user_input(info["crs"]) == expected
 
 
-def test_gpkg_keeps_a_crs_without_epsg_code_and_geojson_refuses_it(tmp_path):
-    crs = CRS.from_proj4("+proj=tmerc +lon_0=13.1 +k=0.9996 +x_0=500000 +ellps=WGS84 +units=m")
+def test_an_empty_layer_has_the_fields_of_a_full_one(tmp_path):
+    mask, scores = _scene_mask()
+    full = write_polygons(polygons(mask, scores), tmp_path / "full.gpkg", crs=mask.rio.crs)
+    empty = write_polygons(polygons(mask & False, scores), tmp_path / "empty.gpkg",
+                           crs=mask.rio.crs, with_scores=True)
+    assert list(pyogrio.read_info(empty)["fields"]) == list(pyogrio.read_info(full)["fields"])
+
+
+def test_a_failed_write_is_one_output_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import pyogrio.raw
+    from pyogrio.errors import FeatureError
+
+    from hsad.errors import OutputError
+
+    def fail(*args, **kwargs):
+        raise FeatureError("Cannot write feature")
+
+    monkeypatch.setattr(pyogrio.raw, "write", fail)
+    mask, scores = _scene_mask()
+    with pytest.raises(OutputError, match="cannot write polygons: Cannot write feature"):
+        write_polygons(polygons(mask, scores), tmp_path / "r.gpkg", crs=mask.rio.crs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("proj4", [
+    "+proj=tmerc +lon_0=13.1 +k=0.9996 +x_0=500000 +ellps=WGS84 +units=m",
+    "+proj=utm +zone=33 +ellps=intl +units=m",  # to_epsg() at 70 % says ED50: it is not
+])
+def test_a_crs_without_its_own_epsg_code_is_kept_exactly(tmp_path, proj4):
+    """The GeoPackage keeps the scene's CRS as WKT; the GeoJSON is reprojected from that
+    CRS, not from a lookalike EPSG code (ED50 would move it by about 120 m)."""
+    from rasterio.warp import transform_geom
+
+    crs = CRS.from_proj4(proj4)
     feats = polygons(np.eye(3, dtype=bool), transform=TRANSFORM)
     path = write_polygons(feats, tmp_path / "r.gpkg", crs=crs)
-    assert CRS.from_user_input(pyogrio.read_info(path)["crs"]).to_proj4() == crs.to_proj4()
-    with pytest.raises(ParameterError, match="EPSG"):
-        write_polygons(feats, tmp_path / "r.geojson", crs=crs)
-    assert not (tmp_path / "r.geojson").exists()
+    assert CRS.from_user_input(pyogrio.read_info(path)["crs"]) == crs
+    path = write_polygons(feats, tmp_path / "r.geojson", crs=crs)
+    _, _, wkb, _ = read(path)
+    expected = transform_geom(crs, "EPSG:4326", feats[0]["geometry"])
+    got = shapely.from_wkb(wkb[0])
+    assert got.centroid.distance(shapely.geometry.shape(expected).centroid) < 1e-7
 
 
 def test_unknown_suffix_is_a_parameter_error(tmp_path):

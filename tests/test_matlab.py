@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import h5py
 import numpy as np
@@ -279,3 +280,30 @@ def test_big_endian_cubes_read_in_native_order(tmp_path):
     got = hsad.open_cube(tmp_path / "s.mat")
     assert got.dtype == np.dtype("float64") and got.dtype.isnative
     np.testing.assert_array_equal(got.values, raw)
+
+
+def test_writing_a_mat_file_names_what_it_cannot_keep(tmp_path):
+    from affine import Affine
+
+    from hsad.cube import make_cube
+
+    x = np.ones((4, 5, 3), np.int16)
+    cube = make_cube(x, transform=Affine(30, 0, 5e5, 0, -30, 4e6), crs="EPSG:32633",
+                     nodata=-9999)
+    with pytest.warns(UserWarning, match=r"a MAT file keeps no CRS and transform and no "
+                      r"nodata value \(-9999: those pixels become data"):
+        write_mat(cube, tmp_path / "a.mat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        write_mat(make_cube(x), tmp_path / "b.mat")  # nothing lost: silent
+
+
+def test_nan_in_a_ground_truth_counts_as_background_with_a_warning(tmp_path):
+    gt = np.zeros((4, 5))
+    gt[0, 0], gt[1, 1] = 1, np.nan
+    sio.savemat(tmp_path / "s.mat", {"data": np.ones((4, 5, 6)), "map": gt})
+    with pytest.warns(UserWarning, match="1 NaN pixels of the ground truth 'map' count as "
+                      "background here"):
+        _, truth = load_mat(tmp_path / "s.mat")
+    assert truth.sum() == 1 and not truth[1, 1]
+    assert np.isnan(read_truth(tmp_path / "s.mat")[0][1, 1])  # hsad evaluate: left out

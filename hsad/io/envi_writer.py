@@ -84,9 +84,11 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
              f"file type = {'ENVI Classification' if class_names else 'ENVI Standard'}",
              f"data type = {DTYPE_CODES[dtype]}", f"interleave = {interleave}",
              f"byte order = {byte_order}"]
-    crs = cube.rio.crs
-    for key, value in header_georef(crs, cube.rio.transform()).items():
-        lines.append(f"{key} = {value}")
+    try:
+        georef = header_georef(cube.rio.crs, cube.rio.transform())
+    except ParameterError as exc:  # name the input whose grid ENVI cannot store
+        raise ParameterError(exc.problem, exc.path or attrs.get("source_path")) from None
+    lines += [f"{key} = {value}" for key, value in georef.items()]
     coords = cube.coords
     if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
         lines.append("wavelength units = Nanometers")

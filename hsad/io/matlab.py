@@ -20,6 +20,7 @@ import numpy as np
 import scipy.io as sio
 import scipy.sparse
 import xarray as xr
+from affine import Affine
 from dask.base import tokenize
 
 from hsad.cube import make_cube
@@ -451,13 +452,29 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     return _as_float(value, name, p).reshape(maps[name])
 
 
+def _warn_lost(cube: xr.DataArray, path) -> None:
+    """One warning naming what a MAT file cannot keep: the georeference and the nodata
+    value (its pixels stay in the cube as data)."""
+    lost = []
+    if cube.rio.crs is not None or not cube.rio.transform().almost_equals(Affine.identity()):
+        lost.append("CRS and transform")
+    nodata = cube.attrs.get("nodata")
+    if nodata is not None and not np.isnan(nodata):
+        lost.append(f"nodata value ({nodata:g}: those pixels become data; pass the value "
+                    "again, e.g. --nodata, when reading the file)")
+    if lost:
+        warnings.warn(f"{path}: a MAT file keeps no {' and no '.join(lost)}", UserWarning,
+                      stacklevel=3)
+
+
 def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str = "data",
               gt_key: str = "map", dtype=None) -> Path:
     """Write a cube (and optional ground truth) as a compressed MAT v5 file; return its path.
 
     The cube is materialised as ``key`` (rows, cols, bands); known wavelengths are saved
     as a ``wavelength`` row vector (nm), ground truth as uint8 ``gt_key``. Cubes over
-    2 GiB raise UnsupportedError (the MAT v5 limit).
+    2 GiB raise UnsupportedError (the MAT v5 limit). A CRS, transform or nodata value, which
+    MAT files cannot hold, is named in one warning.
     """
     if dtype is not None:
         cube = cast_cube(cube, dtype)
@@ -465,6 +482,7 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     if nbytes > MAT5_MAX_BYTES:
         raise UnsupportedError(f"cube is {nbytes / 2**30:.1f} GiB but MAT v5 variables are limited "
                                "to 2 GiB: write ENVI or GeoTIFF instead", path)
+    _warn_lost(cube, path)
     variables = {key: np.asarray(cube.transpose("y", "x", "band").values)}
     wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
     if np.isfinite(wl).all():

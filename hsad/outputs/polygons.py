@@ -4,7 +4,12 @@ Regions are the connected components of a mask (``scipy.ndimage.label``, 4- or
 8-connectivity), traced by ``rasterio.features.shapes`` through the map's affine
 transform, so vertices are map coordinates. Two pixels touching only at a corner form
 one 8-connected region whose traced ring touches itself; ``shapely.make_valid`` turns
-that into a valid MultiPolygon of the same area.
+that into a valid MultiPolygon of the same area. A map without georeference is traced in
+the frame QGIS draws such rasters in (:func:`hsad.cube.vector_frame`: x = column,
+y = −row), so the polygons lie on the raster there.
+
+GeoJSON is written as RFC 7946 requires: WGS 84 longitude/latitude (GDAL reprojects from
+the scene CRS), counter-clockwise outer rings, no ``crs`` member.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from hsad.errors import ParameterError
+from hsad.cube import vector_frame
+from hsad.errors import OutputError, ParameterError
 from hsad.io.atomic import atomic_path
 
 #: Output drivers by file suffix.
@@ -39,7 +45,9 @@ def _georef(mask, transform: Affine | None) -> Affine:
     if transform is not None:
         return transform
     rio = getattr(mask, "rio", None)
-    return rio.transform() if rio is not None else Affine.identity()
+    if rio is None:
+        return vector_frame(Affine.identity(), None)
+    return vector_frame(rio.transform(), rio.crs)
 
 
 def polygons(
@@ -52,7 +60,8 @@ def polygons(
     """GeoJSON features, one per connected region of ``mask`` with ≥ ``min_pixels`` pixels.
 
     ``mask``: a (y, x) bool map (DataArray with georef, or ndarray; nonzero finite values
-    count as True). ``transform`` overrides the map's own (identity for plain arrays).
+    count as True). ``transform`` overrides the map's own; without georeference (plain
+    arrays too) the vertices are x = column, y = −row, as QGIS draws such a raster.
     Each feature's properties: ``id`` (1.., raster order), ``area_px`` (pixels),
     ``area_map`` (map units², shapely area), ``centroid_x``/``centroid_y`` (map coords)
     and, when ``scores`` is given, ``peak_score``/``mean_score`` over the region's finite
@@ -127,9 +136,10 @@ def _region_scores(s: np.ndarray, labels: np.ndarray, n: int) -> dict:
 
 
 def polygon_target(path: str | os.PathLike, crs=None) -> tuple[str, str | None]:
-    """``(driver, crs text)`` for writing polygons to ``path`` in ``crs``; ParameterError
-    for an unknown extension, or a GeoJSON output of a CRS without EPSG code. Cheap: the
-    CLI calls it before any work."""
+    """``(driver, crs WKT)`` for writing polygons to ``path`` from a scene in ``crs``;
+    ParameterError for an unknown extension, or a GeoJSON output of a scene without CRS
+    (RFC 7946 coordinates are WGS 84: pixel coordinates would be read as degrees). Cheap:
+    the CLI calls it before any work."""
     path = Path(path)
     driver = DRIVERS.get(path.suffix.lower())
     if driver is None:
@@ -137,32 +147,31 @@ def polygon_target(path: str | os.PathLike, crs=None) -> tuple[str, str | None]:
             f"unknown polygon format {path.suffix!r} (use {', '.join(DRIVERS)})", path
         )
     crs = None if crs is None else CRS.from_user_input(crs)
-    if driver == "GeoJSON" and crs is not None and crs.to_epsg() is None:
-        raise ParameterError(
-            "GeoJSON records a CRS only by EPSG code and this one has none: write .gpkg", path
-        )
-    if crs is None:
-        return driver, None
-    if driver == "GeoJSON":  # GDAL writes the crs member only for an authority code
-        return driver, f"EPSG:{crs.to_epsg()}"
-    return driver, crs.to_wkt()
+    if driver == "GeoJSON" and crs is None:
+        raise ParameterError("the scene has no CRS, and GeoJSON coordinates are WGS 84 "
+                             "longitude/latitude (RFC 7946): write .gpkg", path)
+    return driver, None if crs is None else crs.to_wkt()
 
 
 def write_polygons(
-    features: list[dict], path: str | os.PathLike, crs=None, layer: str | None = None
+    features: list[dict], path: str | os.PathLike, crs=None, layer: str | None = None,
+    with_scores: bool = False,
 ) -> Path:
     """Write features from :func:`polygons` as GeoJSON (``.geojson``/``.json``) or ``.gpkg``.
 
-    ``crs`` (a rasterio CRS, WKT, ``"EPSG:…"`` or None) is stored as WKT; without one the
-    vertices are pixel coordinates, and one warning says so. Written to a
-    temporary file renamed into place; no features gives a valid empty layer (GeoJSON
-    keeps no field list when empty). GeoJSON names its CRS by EPSG code only (GDAL's
-    ``crs`` member; readers assume WGS 84 without it): a CRS without one is refused,
-    use ``.gpkg``. Returns the path written.
+    ``crs``: the scene's (a rasterio CRS, WKT, ``"EPSG:…"`` or None). A GeoPackage stores it
+    as WKT, exactly; without one the vertices are pixel coordinates, and one warning says
+    so. GeoJSON follows RFC 7946: GDAL reprojects the vertices to WGS 84 lon/lat (the
+    ``area_map`` and centroid fields stay in the scene CRS); a scene without CRS is
+    refused. Written to a temporary file renamed into place; no features gives a valid
+    empty layer with the same fields (the score fields too with ``with_scores``; GeoJSON
+    keeps no field list when empty). A failed write is an :class:`OutputError` and leaves
+    nothing. Returns the path written.
     """
     path = Path(path)
     driver, crs_text = polygon_target(path, crs)
-    fields = list(features[0]["properties"]) if features else list(_BASE_FIELDS)
+    empty_fields = list(_BASE_FIELDS) + (list(_SCORE_FIELDS) if with_scores else [])
+    fields = list(features[0]["properties"]) if features else empty_fields
     geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object)
     multi = bool(features) and bool(
         np.any(shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON)
@@ -176,21 +185,29 @@ def write_polygons(
 
     if crs_text is None:
         warnings.warn(f"{path}: the scene has no CRS, so the polygons are in pixel "
-                      f"coordinates (x = column, y = row, from the top-left corner)",
-                      stacklevel=2)
+                      f"coordinates as QGIS draws such a raster (x = column, y = −row, from "
+                      f"the top-left corner)", stacklevel=2)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # the temporary name ends in .part; the driver is explicit, so GDAL's hint is moot
         warnings.filterwarnings("ignore", "The filename extension should be")
         warnings.filterwarnings("ignore", "'crs' was not provided")  # said above, once
         tmp.unlink()  # OGR creates the file itself (and would try to open an empty one)
-        write(
-            str(tmp),
-            geometry=shapely.to_wkb(geoms) if features else np.array([], dtype=object),
-            field_data=field_data,
-            fields=fields,
-            layer=layer or path.stem,
-            driver=driver,
-            geometry_type="MultiPolygon" if multi else "Polygon",
-            crs=crs_text,
-        )
+        try:
+            write(
+                str(tmp),
+                geometry=shapely.to_wkb(geoms) if features else np.array([], dtype=object),
+                field_data=field_data,
+                fields=fields,
+                layer=layer or path.stem,
+                driver=driver,
+                geometry_type="MultiPolygon" if multi else "Polygon",
+                crs=crs_text,
+                layer_options={"RFC7946": "YES"} if driver == "GeoJSON" else None,
+            )
+        except Exception as exc:  # pyogrio's own errors: a full disk, a failed write
+            if not type(exc).__module__.startswith("pyogrio"):
+                raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OutputError(f"cannot write polygons: {reason}; nothing was written",
+                              path) from exc
     return path
