@@ -77,7 +77,7 @@ def main() -> None:
               + f" | {mean(q, names):.4f} | {mean(q, names, stage=0):.4f} |")
     left_out = []
     for n in names:
-        others = [m for m in names if m != n]
+        others = datasets.fold_scenes(n, names)
         pick = max(shares, key=lambda q: mean(q, others))
         left_out.append(mean(pick, [n]))
         print(f"left out {n}: share {pick:g} chosen, D_SS {left_out[-1]:.4f} "

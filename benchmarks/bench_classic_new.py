@@ -42,7 +42,7 @@ def _scenes():
 
 
 def loso(methods) -> None:
-    from hsad import detectors
+    from hsad import datasets, detectors
     from hsad.outputs.metrics import evaluate
 
     scenes = list(_scenes())
@@ -59,7 +59,9 @@ def loso(methods) -> None:
         best = int(np.argmax(auc.mean(axis=1)))
         left = []
         for j in range(len(scenes)):
-            others = np.delete(auc, j, axis=1).mean(axis=1)
+            kept = [i for i, n in enumerate(names) if n in datasets.fold_scenes(names[j],
+                                                                                names)]
+            others = auc[:, kept].mean(axis=1)
             pick = int(np.argmax(others))
             left.append((grid[pick], auc[pick, j]))
         print(f"\n{method}: in-sample choice {grid[best]}")

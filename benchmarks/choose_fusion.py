@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsad import datasets
 from hsad import fusion as F
 from hsad.outputs.metrics import auc_df
 
@@ -129,9 +130,12 @@ def select(aucs: dict, keys, scenes) -> str:
 
 
 def leave_one_out(aucs: dict, keys) -> list[tuple[str, str]]:
-    """Per real scene: ``(scene, the setting chosen on the other real scenes)``."""
+    """Per real scene: ``(scene, the setting chosen on the other real scenes)``; a scene
+    holding the same image (``datasets.fold_scenes``) is left out with it."""
     real, _, _ = split(aucs)
-    return [(s, select(aucs, keys, [r for r in real if r != s])) for s in real]
+    scene = {r: r.removesuffix("_real") for r in real}
+    return [(s, select(aucs, keys, [r for r in real if scene[r] in datasets.fold_scenes(
+        scene[s], list(scene.values()))])) for s in real]
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import json
 import math
 import sys
 import time
@@ -64,6 +65,7 @@ from hsad.cube import good_band_mask, valid_mask
 from hsad.detectors.reconstruction import MIN_PIXELS_PER_BAND
 from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
 from hsad.io import open_cube
+from hsad.io.atomic import atomic_path
 from hsad.outputs.metrics import auc_df
 from hsad.synthetic import (
     SIZES,
@@ -327,9 +329,30 @@ def run_unit(bg: Background, size: str, draw: int, names, seed: int,
     return rows
 
 
+#: the first line of every CSV: the settings its numbers were made with, as JSON
+SETTINGS_LINE = "# settings: "
+
+
+def run_settings(args) -> dict:
+    """What changes the numbers beyond the row's own keys: seed, density, texture, params."""
+    return {"seed": int(args.seed), "density": float(args.density),
+            "texture": bool(args.texture), "params": dict(args.params)}
+
+
+def read_settings(path) -> dict | None:
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    return json.loads(first[len(SETTINGS_LINE):]) if first.startswith(SETTINGS_LINE) else None
+
+
 def read_rows(path) -> list[dict]:
+    """The rows of a CSV; a last row cut short (an interrupted append) is dropped."""
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    if rows and None in rows[-1].values():
+        print(f"{path}: the last row is incomplete (an interrupted run); dropped",
+              file=sys.stderr)
+        rows.pop()
     for r in rows:
         r["draw"], r["count"] = int(r["draw"]), int(r["count"])
         r["auc_df"], r["seconds"] = float(r["auc_df"]), float(r["seconds"])
@@ -337,15 +360,32 @@ def read_rows(path) -> list[dict]:
 
 
 class RowLog:
-    """The CSV, appended to unit by unit, so that ``--resume`` skips finished work."""
+    """The CSV, appended to unit by unit, so that ``--resume`` skips finished work.
 
-    def __init__(self, path, resume: bool):
+    Its first line records ``settings``; ``--resume`` on a CSV made with other settings (or
+    none recorded) is refused, lest rows of one setting be reported as another's. Without
+    ``--resume`` an existing CSV is refused too (``--overwrite`` replaces it)."""
+
+    def __init__(self, path, resume: bool, settings: dict, overwrite: bool = False):
         self.path = Path(path) if path else None
-        self.rows = read_rows(self.path) if resume and self.path and self.path.is_file() \
-            else []
+        self.settings = settings
+        self.rows = []
+        if self.path and self.path.is_file():
+            if resume:
+                found = read_settings(self.path)
+                if found != settings:
+                    made = found or "unrecorded settings"
+                    raise ParameterError(f"--resume: its rows were made with {made}, not "
+                                         f"{settings}; use another --csv", self.path)
+                self.rows = read_rows(self.path)
+            elif not overwrite:
+                raise ParameterError("exists: --resume adds to it, --overwrite replaces it",
+                                     self.path)
         self.done = {(r["background"], r["size"], r["draw"], r["detector"]) for r in self.rows}
         if self.path:
-            with open(self.path, "w", newline="", encoding="utf-8") as fh:
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="",
+                                                     encoding="utf-8") as fh:
+                fh.write(SETTINGS_LINE + json.dumps(settings, sort_keys=True) + "\n")
                 writer = csv.DictWriter(fh, fieldnames=FIELDS)
                 writer.writeheader()
                 writer.writerows(self.rows)
@@ -548,7 +588,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", help="markdown file")
     ap.add_argument("--csv", help="CSV file, one row per background, size, draw and map")
     ap.add_argument("--resume", action="store_true",
-                    help="keep the rows already in --csv and run only what is missing")
+                    help="keep the rows already in --csv and run only what is missing (the "
+                         "CSV must have been made with the same seed, density, texture and "
+                         "params)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     args = ap.parse_args(argv)
     try:
         args.params = parse_params(args.params)
@@ -584,8 +627,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     models = parse_models(args.models)
+    try:
+        log = RowLog(args.csv, args.resume, run_settings(args), args.overwrite)
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     bgs = load_backgrounds(args)
-    log = RowLog(args.csv, args.resume)
     ran = run(bgs, args.classic, models, args.seed, log, args.texture, args.params)
     by_name = {bg.name: bg for bg in bgs}
     rows = [r for r in log.rows if r["background"] in by_name and r["size"] in args.sizes
@@ -594,7 +641,8 @@ def main(argv=None) -> int:
     text = summary(rows, bgs, models, args.sizes, args, time.perf_counter() - t0, ran)
     print("\n".join(text))
     if args.out:
-        Path(args.out).write_text("\n".join(text), encoding="utf-8")
+        with atomic_path(args.out) as tmp:
+            Path(tmp).write_text("\n".join(text), encoding="utf-8")
     return 0
 
 

@@ -113,7 +113,7 @@ def loo(rows: list[dict], method: str) -> str:
              "default) | left-out AUC |", "|---|---|---:|---:|"]
     chosen, left = {}, []
     for s in scenes:
-        pick = select(table, [x for x in scenes if x != s])
+        pick = select(table, datasets.fold_scenes(s, scenes))
         chosen[pick] = chosen.get(pick, 0) + 1
         left.append(table[pick][s])
         lines.append(f"| {s} | `{pick}` | {table[final][s]:.4f} | {table[pick][s]:.4f} |")

@@ -140,7 +140,8 @@ def main() -> None:
     print("|---|---|---|---|")
     left = []
     for i, name in enumerate(names):
-        others = [j for j in range(len(names)) if j != i]
+        others = [j for j in range(len(names)) if names[j] in datasets.fold_scenes(name,
+                                                                                   names)]
         best = max(labels, key=lambda lab: dss[lab][others].mean())
         left.append(dss[best][i])
         print(f"| {name} | {best} | {dss[best][i]:.4f} | {dss[default][i]:.4f} |")

@@ -86,7 +86,7 @@ def main() -> None:
           "|---|---|---|---|")
     left_out = []
     for n in names:
-        others = [m for m in names if m != n]
+        others = datasets.fold_scenes(n, names)
         pick = max(VARIANTS, key=lambda v: np.mean([aucs[m][v][1] for m in others]))
         left_out.append(aucs[n][pick][1])
         print(f"| {n} | {pick} | {aucs[n][pick][1]:.4f} | {aucs[n][DEFAULT][1]:.4f} |")

@@ -134,12 +134,14 @@ def select(rows: list[dict]) -> dict:
     return max(near, key=lambda r: (r["margin"], r["mean"]))
 
 
-def leave_one_out(rows: list[dict], rx: list[float]) -> list[tuple[dict, float]]:
-    """For each scene: the setting :func:`select` picks from the other scenes, and its AUC
-    on the scene left out."""
+def leave_one_out(rows: list[dict], rx: list[float], names: list[str]
+                  ) -> list[tuple[dict, float]]:
+    """For each scene: the setting :func:`select` picks from the other scenes (not those
+    holding the same image, ``datasets.fold_scenes``), and its AUC on the scene left out."""
     out = []
     for i in range(len(rx)):
-        kept = [j for j in range(len(rx)) if j != i]
+        others = datasets.fold_scenes(names[i], names)
+        kept = [j for j in range(len(rx)) if names[j] in others]
         rest = [{**r, "mean": float(np.mean([r["aucs"][j] for j in kept])),
                  "margin": min(r["aucs"][j] - rx[j] for j in kept), "row": r} for r in rows]
         chosen = select(rest)["row"]
@@ -255,7 +257,7 @@ def main() -> None:
     if paper:
         table.append("| *best paper-variant setting:* | | | | |")
         table.append(line(paper[0]))
-    loo = leave_one_out(rows, rx)
+    loo = leave_one_out(rows, rx, names)
     loo_lines = ["| left-out scene | setting chosen on the others | left-out AUC(D,F) | "
                  "in-sample default's AUC | global RX |", "|---|---|---|---|---|"]
     for name, (r, a), own, x in zip(names, loo, chosen["aucs"], rx, strict=True):

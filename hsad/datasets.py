@@ -53,6 +53,21 @@ def manifest(name: str) -> dict:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(names())}") from None
 
 
+def same_image(name: str) -> list[str]:
+    """The scenes that hold the same image as ``name`` (itself included), sorted: a
+    manifest's ``same_image_as`` (abu-beach-4 is pavia-center-100, rescaled)."""
+    group = {name, *manifest(name).get("same_image_as", [])}
+    return sorted(group)
+
+
+def fold_scenes(name: str, scenes) -> list[str]:
+    """``scenes`` without ``name`` and the scenes holding its image: what a leave-one-out
+    fold may choose on when ``name`` is left out. Names hsad has no manifest for (a
+    researcher's own files) are their own group."""
+    group = set(same_image(name)) if name in _manifests() else {name}
+    return [s for s in scenes if s not in group]
+
+
 def cache_dir() -> Path:
     """The per-user download cache (``pooch.os_cache("hsad")``)."""
     return Path(pooch.os_cache("hsad"))
@@ -210,5 +225,5 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
-__all__ = ["data_dir", "fetch", "load", "load_labelled", "manifest", "names", "path",
-           "scene_files", "search_path", "verify"]
+__all__ = ["data_dir", "fetch", "fold_scenes", "load", "load_labelled", "manifest", "names",
+           "path", "same_image", "scene_files", "search_path", "verify"]

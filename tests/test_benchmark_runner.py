@@ -88,3 +88,20 @@ def test_benchmark_on_labelled_files_of_ones_own(tmp_path, capsys):
     assert code == 2 and "no ground truth found beside the cube" in err
     code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", "abu-nowhere"], capsys)
     assert code == 2 and "neither a benchmark name" in err
+
+
+def test_repeats_run_once_and_a_file_named_like_a_benchmark_keeps_its_path(tmp_path):
+    import numpy as np
+    import scipy.io as sio
+
+    from hsad.outputs.benchmark import run
+
+    rng = np.random.default_rng(3)
+    cube = rng.normal(100.0, 5.0, (20, 24, 10))
+    gt = np.zeros((20, 24), np.uint8)
+    gt[4, 5] = 1
+    cube[4, 5] += 30.0
+    own = tmp_path / "hydice-urban.mat"  # not the benchmark scene: its path names the row
+    sio.savemat(own, {"img": cube, "gt": gt})
+    rows = run(["rx", "rx"], [str(own), str(own)])
+    assert [(r.scene, r.method) for r in rows] == [(str(own), "rx")]

@@ -48,6 +48,26 @@ def test_every_scene_loads_with_manifest_shape_and_anomaly_count(shared):
         assert cube.attrs["dataset"] == name
 
 
+def test_scenes_recorded_as_one_image_are_one_image(shared):
+    """abu-beach-4 is pavia-center-100 with each band rescaled: the manifests say so, the
+    data agree, and a leave-one-out fold leaves both out."""
+    for name in datasets.names():
+        for other in datasets.same_image(name):
+            assert name in datasets.same_image(other)
+    assert datasets.same_image("abu-beach-4") == ["abu-beach-4", "pavia-center-100"]
+    a, b = (datasets.load(n)[0].values.astype(np.float64) for n in datasets.same_image(
+        "abu-beach-4"))
+    for k in range(a.shape[2]):  # a per-band linear fit leaves nothing but rounding
+        design = np.c_[b[..., k].ravel(), np.ones(b[..., k].size)]
+        coef = np.linalg.lstsq(design, a[..., k].ravel(), rcond=None)[0]
+        assert np.abs(design @ coef - a[..., k].ravel()).max() <= 1e-9 * np.ptp(a[..., k])
+    folds = datasets.fold_scenes("pavia-center-100", datasets.names())
+    assert "abu-beach-4" not in folds and len(folds) == len(datasets.names()) - 2
+    assert datasets.fold_scenes("hydice-urban", datasets.names()) == [
+        n for n in datasets.names() if n != "hydice-urban"]
+    assert datasets.fold_scenes("my_scene", ["my_scene", "abu-beach-4"]) == ["abu-beach-4"]
+
+
 def test_checksum_mismatch_is_detected_and_names_the_file(datasets_dir, tmp_path, monkeypatch):
     name = "abu-beach-2"
     copy = tmp_path / datasets.manifest(name)["file"]

@@ -107,8 +107,12 @@ def test_corpus_backgrounds_are_binned_to_ten_valid_pixels_per_band(corpus_dir):
 
 def test_a_degenerate_fit_is_recorded_not_lost():
     rng = np.random.default_rng(0)
-    cube = make_cube(rng.normal(size=(4, 4, 30)).astype(np.float32),
-                     wavelength=np.linspace(400, 900, 30))
+    x = rng.normal(size=(8, 8, 30)).astype(np.float32)
+    x[:, :, :3] = 1.0  # constant bands: a map, with the warning recorded
+    cube = make_cube(x, wavelength=np.linspace(400, 900, 30))
     maps, seconds, note = suite.timed_maps("rx", cube, 0)
     assert list(maps) == ["rx"] and seconds >= 0
-    assert note.startswith("rx: only 16 valid pixels for 30 bands")
+    assert note.startswith("rx: the covariance of 64 valid pixels is numerically singular")
+    # 16 pixels for 30 bands determine the covariance exactly: refused, and the refusal kept
+    maps, _, note = suite.timed_maps("rx", cube.isel(y=slice(0, 4), x=slice(0, 4)), 0)
+    assert maps == {} and note.startswith("error: rx: only 16 valid pixels for 30 bands")

@@ -81,6 +81,49 @@ def test_a_scene_without_room_is_refused():
         implant(_background(), _spectra(), size="2x3")
     with pytest.raises(ParameterError, match="spectra must be finite"):
         implant(_background(), np.ones((1, BANDS + 1)))
+    for rows, cols, size in ((40, 40, "45x45"), (25, 10, "12x12"), (25, 10, "30x30")):
+        with pytest.raises(ParameterError, match=f"no room for 1 {size} targets.*0 placed.*"
+                           "use smaller targets"):
+            implant(_background(rows, cols), _spectra(), size=size, count=1)
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("abundance", (0.5, 2.0), "abundance must be a range within"),
+    ("abundance", (-1, 0), "abundance must be a range within"),
+    ("abundance", (1, 0.1), "abundance must be a range within"),
+    ("brightness", (-2, -1), "brightness must be a positive range"),
+    ("count", -3, "count must be an integer"),
+    ("count", 2.7, "count must be an integer"),
+    ("margin", -1, "margin must be an integer"),
+    ("exclude", np.zeros((5, 5), bool), "exclude must be a"),
+])
+def test_parameters_out_of_range_are_refused(key, value, match):
+    with pytest.raises(ParameterError, match=match):
+        implant(_background(), _spectra(), size="subpixel", **{key: value})
+
+
+@pytest.mark.parametrize("kind", ["nan", "nodata"])
+def test_targets_cover_only_pixels_with_data(kind):
+    """NaN pixels, or an integer cube's nodata value, never receive a target; the scene's
+    level comes from the pixels with data only."""
+    x = _background().values
+    if kind == "nan":
+        x[:, 15:] = np.nan
+        cube = make_cube(x)
+    else:
+        x = np.round(x * 10).astype(np.uint16)
+        x[:, 15:] = 0
+        cube = make_cube(x, nodata=0)
+    level = float(np.nanmean(x[:, :15]))
+    for seed in range(10):
+        im = implant(cube, _spectra(), size="3x3", count=4, seed=seed, texture=seed % 2 == 1)
+        assert not im.implanted[:, 15:].any()
+        out = im.cube.values
+        assert (np.isnan(out[:, 15:]) if kind == "nan" else out[:, 15:] == 0).all()
+        t = out[im.implanted].mean()
+        assert 0.7 * level < t < 1.4 * level  # brightness 0.8–1.25 of the level, ± noise
+    with pytest.raises(ParameterError, match="no room for 4 7x7 targets.*pixels with data"):
+        implant(cube.isel(x=slice(10, 60)), _spectra(), size="7x7", count=4)
 
 
 def test_object_spectra_are_the_means_of_labelled_objects():

@@ -38,16 +38,19 @@ def run(methods: Iterable[str], scenes: Iterable[str], params: dict[str, dict] |
     (:func:`hsad.datasets.load_labelled`). ``params`` maps a method to its hyperparameters.
 
     With ``stages`` set, detectors that expose stages (``score_stages``) add one row per
-    stage map, timed with the whole run.
+    stage map, timed with the whole run. Repeated methods and scenes run once. A scene file
+    of one's own is named by its stem, or by its path when that stem is a benchmark
+    scene's name (only scenes given by name are checked against their manifest).
     """
     rows: list[Row] = []
     params = params or {}
+    methods = list(dict.fromkeys(methods))  # each once: a repeated name adds nothing
     seen: set[str] = set()
-    for entry in scenes:
+    for entry in dict.fromkeys(scenes):
         cube, gt = datasets.load_labelled(entry)
         scene = cube.attrs["dataset"]
-        if scene in seen:  # two files of one name in different folders
-            scene = str(entry)
+        if scene in seen or (scene in datasets.names() and entry != scene):
+            scene = str(entry)  # two files of one name, or a file named like a benchmark
         seen.add(scene)
         cube = cube.persist() if hasattr(cube.data, "dask") else cube
         gt = np.asarray(getattr(gt, "values", gt), dtype=bool)

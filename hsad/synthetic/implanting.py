@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from hsad.cube import valid_mask
 from hsad.errors import ParameterError
 
 #: the standard size classes and their square edge in pixels
@@ -84,12 +85,18 @@ def resample_spectra(spectra: np.ndarray, from_wl, to_wl) -> np.ndarray:
     return np.stack([np.interp(dst, src[order], s[order]) for s in spectra])
 
 
-def _free_corners(occupied: np.ndarray, edge: int, margin: int) -> np.ndarray:
+def _free_corners(occupied: np.ndarray, edge: int, margin: int,
+                  blocked: np.ndarray | None = None) -> np.ndarray:
     """(y, x) bool map of top-left corners whose ``edge``-square, grown by ``margin``, meets
-    no occupied pixel and lies inside the scene (window sums of an integral image)."""
+    no occupied pixel, covers no ``blocked`` pixel (nodata) and lies inside the scene
+    (window sums of an integral image)."""
     rows, cols = occupied.shape
+    if edge > rows or edge > cols:
+        return np.zeros((rows, cols), bool)
     grown = ndimage.binary_dilation(occupied, np.ones((2 * margin + 1,) * 2)) if margin else \
         occupied
+    if blocked is not None:
+        grown = grown | blocked
     ii = np.pad(grown.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     e = edge
     window = ii[e:, e:] - ii[:-e, e:] - ii[e:, :-e] + ii[:-e, :-e]
@@ -102,7 +109,7 @@ def _neighbour_differences(x: np.ndarray, occupied: np.ndarray, edge: int,
                            rng: np.random.Generator) -> np.ndarray:
     """``(edge, edge, B)`` differences ``(x_p − x_q)/√2`` of random horizontally adjacent
     pixel pairs (p, q) that hold data and are neither labelled nor implanted: the scene's
-    noise and texture, centred."""
+    noise and texture, centred. ``occupied`` includes the nodata pixels."""
     ok = np.isfinite(x).all(axis=2) & ~occupied
     pairs = np.flatnonzero((ok[:, :-1] & ok[:, 1:]).ravel())
     if pairs.size == 0:
@@ -110,6 +117,20 @@ def _neighbour_differences(x: np.ndarray, occupied: np.ndarray, edge: int,
     rows, cols = np.divmod(rng.choice(pairs, edge * edge), x.shape[1] - 1)
     diff = (x[rows, cols] - x[rows, cols + 1]) / np.sqrt(2.0)
     return diff.reshape(edge, edge, -1).astype(np.float32)
+
+
+def _check_ranges(abundance, brightness, count, margin) -> None:
+    """ParameterError unless the ranges and counts are what :func:`implant` can use."""
+    lo, hi = (float(v) for v in abundance)
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ParameterError(f"abundance must be a range within [0, 1] (linear mixing "
+                             f"fractions), got {tuple(abundance)}")
+    lo, hi = (float(v) for v in brightness)
+    if not 0.0 < lo <= hi < np.inf:
+        raise ParameterError(f"brightness must be a positive range, got {tuple(brightness)}")
+    for key, v in (("count", count), ("margin", margin)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ParameterError(f"{key} must be an integer ≥ 0, got {v!r}")
 
 
 def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
@@ -125,12 +146,22 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     the target's mean level relative to the scene's; ``texture``: each target pixel also
     gets the scene's own pixel-to-pixel variation, ``(x_p − x_q)/√2`` of a random pair of
     horizontally adjacent background pixels, so that a large target is not a perfectly
-    tight cluster (without it, every pixel of a target is one spectrum). Raises
-    ParameterError when the scene has no room for the targets.
+    tight cluster (without it, every pixel of a target is one spectrum).
+
+    Targets cover only pixels that hold data (:func:`hsad.cube.valid_mask`: neither NaN nor
+    the cube's nodata), and the scene's mean level is that of those pixels. The cube comes
+    back as float32 (lazy if it was lazy), its nodata pixels unchanged. Raises
+    ParameterError for parameters out of range (abundances within [0, 1], brightness > 0,
+    ``count`` and ``margin`` non-negative integers, ``exclude`` of the scene's shape) and
+    when the scene has no room for the targets.
     """
     edge = target_edge(size)
     cube = cube.transpose("y", "x", "band")
     rows, cols, bands = cube.shape
+    _check_ranges(abundance, brightness, count, margin)
+    if exclude is not None and np.shape(exclude) != (rows, cols):
+        raise ParameterError(f"exclude must be a ({rows}, {cols}) map like the scene, got "
+                             f"shape {np.shape(exclude)}")
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
     if spectra.shape[1] != bands or not np.isfinite(spectra).all() or len(spectra) == 0:
         raise ParameterError(f"spectra must be finite, (n, {bands}); got {spectra.shape}")
@@ -141,22 +172,27 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     texture_rng = np.random.default_rng([seed, 1])  # its own stream: same placement either way
     labelled = np.zeros((rows, cols), bool) if exclude is None else np.asarray(exclude, bool)
     occupied = labelled.copy()
+    nodata = ~np.asarray(valid_mask(cube).values, dtype=bool)
     x = np.array(cube.values, dtype=np.float32)
-    level = float(np.nanmean(x))
+    if nodata.all():
+        raise ParameterError("the scene has no valid pixel to implant into")
+    level = float(x[~nodata].mean(dtype=np.float64))
     implanted = np.zeros((rows, cols), bool)
     targets = []
     for _ in range(int(count)):
-        free = np.flatnonzero(_free_corners(occupied, edge, margin))
+        free = np.flatnonzero(_free_corners(occupied, edge, margin, nodata))
         if free.size == 0:
+            advice = "use fewer or smaller targets" if targets else "use smaller targets"
             raise ParameterError(f"no room for {count} {size} targets in a {rows}x{cols} scene "
-                                 f"({len(targets)} placed); use fewer")
+                                 f"({len(targets)} placed; targets cover only pixels with "
+                                 f"data); {advice}")
         r, c = divmod(int(rng.choice(free)), cols)
         material = int(rng.integers(len(spectra)))
         gain = float(rng.uniform(*brightness))
         a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
         t = (spectra[material] / means[material] * level * gain).astype(np.float32)
         if texture:
-            t = t + _neighbour_differences(x, occupied, edge, texture_rng)
+            t = t + _neighbour_differences(x, occupied | nodata, edge, texture_rng)
         window = (slice(r, r + edge), slice(c, c + edge))
         x[window] = (1.0 - a) * x[window] + a * t
         implanted[window] = True
