@@ -11,6 +11,7 @@ from hsad.cli.options import (
     background_option,
     band_options,
     band_selection,
+    check_agree,
     chunks_option,
     device_option,
     engine_options,
@@ -99,6 +100,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
     merged = {**(cfg.get("params") or {}), **parse_params(params)}
+    check_agree(merged, seed=seed)
     if contamination is None and far is None and value is None:  # options beat the config
         contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
     check_threshold(contamination, far, value)

@@ -144,6 +144,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{exc.filename}: {problem}" if exc.filename else problem)
     except MemoryError:
         _fail("out of memory: try a smaller --chunks or --memory-limit")
+    except RuntimeError as exc:  # torch's allocators raise RuntimeError, not MemoryError
+        text = str(exc).lower()
+        if "can't allocate memory" not in text and "out of memory" not in text:
+            raise
+        _fail("out of memory: try a smaller --chunks or --memory-limit, or smaller "
+              "hyperparameters (hidden, batch_size, n_samples)")
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import click
 
+
+def check_agree(params: dict, **options) -> None:
+    """Refuse an option given twice with different values, as ``-p NAME=`` and as its own
+    option (``--seed``, ``--epochs``): neither silently wins."""
+    from hsad.errors import ParameterError
+
+    for name, value in options.items():
+        if value is not None and name in params and params[name] != value:
+            raise ParameterError(f"-p {name}={params[name]} and --{name} {value} disagree: "
+                                 f"give one")
+
+
 chunks_option = click.option(
     "--chunks", type=click.IntRange(min=16), default=None,
     help="Tile size in pixels along y and x (all bands stay together).",
 )
-seed_option = click.option("--seed", type=int, default=None,
+seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
                            help="Random seed (neural detectors; CPU runs are deterministic).")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
                              default=None, help="Torch device for neural detectors.")

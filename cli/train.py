@@ -9,6 +9,7 @@ from hsad.cli.options import (
     background_option,
     band_options,
     band_selection,
+    check_agree,
     chunks_option,
     device_option,
     fusion_option,
@@ -70,6 +71,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     from hsad.pipeline import apply_fusion, check_labels, prepare_cube
 
     merged = parse_params(params)
+    check_agree(merged, seed=seed, epochs=epochs)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
     neural_only = {"--epochs": epochs, "--loss-plot": loss_plot, "--device": device,

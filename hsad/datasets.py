@@ -68,6 +68,16 @@ def fold_scenes(name: str, scenes) -> list[str]:
     return [s for s in scenes if s not in group]
 
 
+def image_mean(values: dict[str, float]) -> float:
+    """Mean of per-scene ``values`` over distinct images: scenes holding one image
+    (:func:`same_image`) are averaged first, so that image counts once."""
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for name, v in values.items():
+        key = tuple(same_image(name)) if name in _manifests() else (name,)
+        groups.setdefault(key, []).append(float(v))
+    return float(np.mean([np.mean(g) for g in groups.values()]))
+
+
 def cache_dir() -> Path:
     """The per-user download cache (``pooch.os_cache("hsad")``)."""
     return Path(pooch.os_cache("hsad"))
@@ -225,5 +235,5 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
-__all__ = ["data_dir", "fetch", "fold_scenes", "load", "load_labelled", "manifest", "names",
-           "path", "same_image", "scene_files", "search_path", "verify"]
+__all__ = ["data_dir", "fetch", "fold_scenes", "image_mean", "load", "load_labelled",
+           "manifest", "names", "path", "same_image", "scene_files", "search_path", "verify"]

@@ -47,7 +47,8 @@ def scene(tmp_path_factory):
     (["--chunks", "8"], "Invalid value for '--chunks'"),
     (["--seed", "abc"], "Invalid value for '--seed'"),
     (["--device", "tpu"], "Invalid value for '--device'"),
-], ids=["chunks", "seed", "device"])
+    (["--seed", "-1"], "-1 is not in the range 0<=x<=4294967295"),
+], ids=["chunks", "seed", "device", "negative seed"])
 def test_option_errors_are_one_line(scene, tmp_path, capsys, args, expected):
     line = one_error(["detect", scene, "-m", "rx", "-o", tmp_path / "s.tif", *args], capsys)
     assert expected in line and "(see 'hsad detect --help')" in line
@@ -156,3 +157,32 @@ def test_config_params_are_typed_as_param_values(tmp_path):
     params = load_config(config)["params"]
     assert params == {"lr": 1e-4, "latent": None}
     detectors.get("hadgan", **params)._validate()
+
+
+@pytest.mark.parametrize("command, args, expected", [
+    ("train", ["-p", "seed=3", "--seed", "4"], "-p seed=3 and --seed 4 disagree"),
+    ("train", ["-p", "epochs=3", "--epochs", "4"], "-p epochs=3 and --epochs 4 disagree"),
+    ("detect", ["-p", "seed=3", "--seed", "4"], "-p seed=3 and --seed 4 disagree"),
+    ("detect", ["-p", "seed=-1"], "ae: seed must lie in 0…4294967295, got -1"),
+    ("detect", ["-m", "cluster-rx", "-p", "seed=-1"], "cluster-rx: seed must be an integer"),
+])
+def test_an_option_given_twice_or_out_of_range_is_refused(scene, tmp_path, capsys, command,
+                                                          args, expected):
+    """`train` let --seed win over -p seed=, `detect` the other way round: now neither."""
+    out = tmp_path / ("m.hsad" if command == "train" else "s.tif")
+    method = [] if "-m" in args else ["-m", "ae"]
+    line = one_error([command, scene, *method, *args, "-o", out], capsys)
+    assert expected in line
+    assert not out.exists()
+
+
+def test_torch_out_of_memory_is_one_line(scene, tmp_path, capsys, monkeypatch):
+    from hsad.detectors import neural
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 40000000000 bytes.")
+
+    monkeypatch.setattr(neural.NeuralDetector, "fit", fail)
+    line = one_error(["detect", scene, "-m", "ae", "-o", tmp_path / "s.tif"], capsys)
+    assert line.startswith("error: out of memory")

@@ -66,6 +66,8 @@ def test_scenes_recorded_as_one_image_are_one_image(shared):
     assert datasets.fold_scenes("hydice-urban", datasets.names()) == [
         n for n in datasets.names() if n != "hydice-urban"]
     assert datasets.fold_scenes("my_scene", ["my_scene", "abu-beach-4"]) == ["abu-beach-4"]
+    values = {"abu-beach-4": 0.9, "pavia-center-100": 0.7, "hydice-urban": 0.5, "mine": 0.2}
+    assert datasets.image_mean(values) == pytest.approx((0.8 + 0.5 + 0.2) / 3)
 
 
 def test_checksum_mismatch_is_detected_and_names_the_file(datasets_dir, tmp_path, monkeypatch):

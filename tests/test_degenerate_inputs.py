@@ -332,3 +332,16 @@ def test_pinv_precision_shares_the_rule():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DegenerateDataWarning)
         check_covariance(3, 3, n=10)  # full rank, enough pixels: silent
+
+
+@pytest.mark.parametrize("name", ["rx", "lrx", "crd"])
+def test_an_undeclared_fill_value_warns_and_says_to_declare_it(name):
+    """One pixel at -3.4e38 (a float fill value without nodata) dominates the statistics
+    and flattens every other score; the warning names the cure."""
+    x = _background().astype(np.float32)
+    x[0, 0] = -3.4028235e38
+    with pytest.warns(DegenerateDataWarning, match="undeclared fill value.*--nodata"):
+        detectors.get(name, **PARAMS[name]).fit(make_cube(x))
+    with warnings.catch_warnings():  # declared, it is nodata: silent
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get(name, **PARAMS[name]).fit(make_cube(x, nodata=-3.4028235e38))

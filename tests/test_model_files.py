@@ -197,6 +197,7 @@ TAMPERED = {
     "parameter bool for int": (_param("epochs", True), "'epochs' has the wrong type"),
     "parameter invalid": (_param("input", "voxel"), "invalid saved parameters"),
     "history not an object": (_set("history", [1, 2]), "history must be"),
+    "history of the wrong shape": (_set("history", {"losses": []}), "do not match"),
     # hidden = 2^28 on 6 bands: building it would allocate over 12 GB; the shapes are
     # compared on the meta device first, so the file is refused for its shapes at no cost
     "huge network": (_param("hidden", 2**28), "do not match.*has shape"),
@@ -220,6 +221,10 @@ def test_config_that_is_not_json_or_not_an_object(members, tmp_path):
 
 
 # ---- tampered or damaged weights ----------------------------------------------------------
+def _first_weight(t):
+    return sorted(k for k in t if k.endswith("weight") and not k.startswith("norm."))[0]
+
+
 WEIGHT_EDITS = {
     "non-finite weight": (lambda t: t["encoder.net.0.weight"].__setitem__((0, 0), np.nan)
                           if "encoder.net.0.weight" in t else
@@ -229,6 +234,14 @@ WEIGHT_EDITS = {
                      "unexpected tensors"),
     "missing norm": (lambda t: t.pop("norm.scale"), "lacks norm.scale"),
     "zero scale": (lambda t: t.__setitem__("norm.scale", np.zeros(6, np.float32)), "> 0"),
+    "tiny scale": (lambda t: t.__setitem__("norm.scale", np.full(6, 1e-44, np.float32)),
+                   "normalisation is out of range"),
+    "huge centre": (lambda t: t.__setitem__("norm.centre", np.full(6, 3e38, np.float32)),
+                    "normalisation is out of range"),
+    "huge weights": (lambda t: t.__setitem__(_first_weight(t), t[_first_weight(t)] * 1e36),
+                     r"beyond ±1e\+06: not a trained network"),
+    "weights of another dtype": (lambda t: t.__setitem__(_first_weight(t), t[_first_weight(
+        t)].astype(np.float16)), "is float16, the networks hold float32"),
     "missing weight": (lambda t: t.pop(sorted(k for k in t if not k.startswith("norm."))[0]),
                        "missing tensors"),
 }

@@ -153,3 +153,44 @@ def test_fused_maps_run_the_score_only_when_wanted_or_reused(monkeypatch, name, 
     fused = det._maps(cube, {"d_ss"})
     assert bool(calls) is scored
     np.testing.assert_array_equal(fused["d_ss"].values, every["d_ss"].values)
+
+
+TINY_AE = dict(hidden=8, epochs=2, sample_size=256, batch_size=64, progress=False,
+               device="cpu")
+
+
+def _scene_with_a_fill_value():
+    x = 100 + np.random.default_rng(5).normal(size=(24, 24, 10)).astype(np.float32)
+    x[12, 12] = -3.4028235e38  # a float fill value nobody declared as nodata
+    return make_cube(x)
+
+
+@pytest.mark.parametrize("name", ["ae", "vae", "fanogan"])
+def test_an_undeclared_fill_value_scores_finite_and_warns(name):
+    """Its normalised values are clipped (INPUT_CLIP): before, the networks overflowed and
+    the most anomalous pixel scored NaN (hidden by the mask as nodata)."""
+    from hsad.errors import DegenerateDataWarning
+
+    det = detectors.get(name, **{k: v for k, v in TINY_AE.items()
+                                 if k in detectors.available()[name].param_defaults()})
+    with pytest.warns(DegenerateDataWarning, match="undeclared fill value.*--nodata"):
+        scores = det.fit_score(_scene_with_a_fill_value()).values
+    assert np.isfinite(scores).all()
+    assert np.unravel_index(np.argmax(scores), scores.shape) == (12, 12)
+
+
+def test_outputs_that_overflow_are_a_model_error_not_a_silent_map():
+    from hsad.errors import ModelError
+
+    det = detectors.get("ae", **TINY_AE).fit(_cube((20, 18)))
+    with torch.no_grad():
+        for p in det.networks_["decoder"].parameters():
+            p.mul_(1e36)  # what a damaged model file would hold (files are refused on load)
+    with pytest.raises(ModelError, match="outputs are not finite"):
+        det.score(_cube((20, 18))).compute()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**70])
+def test_a_seed_out_of_range_is_a_parameter_error(seed):
+    with pytest.raises(ParameterError, match="seed must lie in"):
+        detectors.get("ae", seed=seed, **TINY_AE).fit(_cube((20, 18)))

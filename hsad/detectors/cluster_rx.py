@@ -33,6 +33,7 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
+from hsad.detectors.param_types import SEED_MAX
 from hsad.detectors.rx import triangular_factor
 from hsad.engine.blas import upper_trmm
 from hsad.engine.stats import valid_rows, whitening
@@ -113,10 +114,13 @@ class ClusterRX(BaseDetector):
         self.dtype = dtype
 
     def _validate(self) -> float:
-        for key, low in (("n_clusters", 1), ("sample_size", 1), ("seed", 0)):
+        for key, low, high in (("n_clusters", 1, None), ("sample_size", 1, None),
+                               ("seed", 0, SEED_MAX)):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ParameterError(f"{self.name}: {key} must be an integer ≥ {low}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (
+                    high is not None and v > high):
+                bound = f"≥ {low}" if high is None else f"in {low}…{high}"
+                raise ParameterError(f"{self.name}: {key} must be an integer {bound}, got {v!r}")
         if self.covariance not in COVARIANCES:
             raise ParameterError(f"{self.name}: covariance must be one of {COVARIANCES}, got "
                                  f"{self.covariance!r}")

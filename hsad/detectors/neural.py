@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 from typing import ClassVar
 
 import dask
@@ -31,10 +32,10 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
-from hsad.detectors.param_types import describe, fits
+from hsad.detectors.param_types import SEED_MAX, describe, fits
 from hsad.engine import call_model, infer_batches, materialise, model_node
-from hsad.engine.stats import scene_moments
-from hsad.errors import ModelError, ParameterError
+from hsad.engine.stats import FILL_ADVICE, scene_moments
+from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
 from hsad.nn.sampling import read_window, region_mask, sample_pixels, window_inputs
@@ -42,6 +43,11 @@ from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
 #: Pixels per inference batch.
 INFER_BATCH = 8192
+#: normalised inputs are clipped to ± this many of the training sample's spreads: a value no
+#: real pixel reaches (an undeclared fill value such as -3.4e38 overflowed the networks and
+#: scored NaN), and one that keeps every network's arithmetic finite
+INPUT_CLIP = 1e6
+
 
 
 def _is_classvar(annotation) -> bool:
@@ -188,6 +194,7 @@ class NeuralDetector(BaseDetector):
             (self.latent is None or int(self.latent) >= 1,
              f"latent must be ≥ 1 (or None for int(√B + 1)), got {self.latent!r}"),
             (float(self.lr) > 0, "lr must be > 0"),
+            (0 <= int(self.seed) <= SEED_MAX, f"seed must lie in 0…{SEED_MAX}, got {self.seed}"),
             (self.early_stopping is None or int(self.early_stopping) >= 1,
              "early_stopping must be ≥ 1 epochs (or None)"),
         ]
@@ -199,7 +206,8 @@ class NeuralDetector(BaseDetector):
 
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:
-        """Normalise raw spectra/patches (bands on axis 1) → float32 tensor, NaN → 0.
+        """Normalise raw spectra/patches (bands on axis 1) → float32 tensor, NaN → 0, and
+        values beyond ± :data:`INPUT_CLIP` (±inf too) clipped to it.
 
         ``(x − centre) / scale`` in torch, in float32 as :meth:`BandScaler.transform`
         computes it (the same values), without numpy's temporaries.
@@ -208,8 +216,12 @@ class NeuralDetector(BaseDetector):
         shape = (1, -1) + (1,) * (x.ndim - 2)  # bands on axis 1
         centre = torch.from_numpy(self.scaler_.centre).view(shape)
         scale = torch.from_numpy(self.scaler_.scale).view(shape)
-        return torch.nan_to_num_(torch.sub(x, centre).div_(scale), nan=0.0, posinf=0.0,
-                                 neginf=0.0)
+        x = torch.nan_to_num_(torch.sub(x, centre).div_(scale), nan=0.0)
+        if not bool((x.abs() <= INPUT_CLIP).all()):
+            warnings.warn(f"{self.name}: pixels lie over {INPUT_CLIP:g} spreads from the "
+                          f"training sample's; {FILL_ADVICE}", DegenerateDataWarning,
+                          stacklevel=2)
+        return x.clamp_(-INPUT_CLIP, INPUT_CLIP)
 
     def fit(self, cube: xr.DataArray, train_mask=None, background=None) -> NeuralDetector:
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
@@ -313,6 +325,10 @@ class NeuralDetector(BaseDetector):
                                device=self.device_, keys=keys,
                                grad=self.score_needs_grad and bool(score_terms),
                                reduce=reduce and reduce[1])
+        if not np.isfinite(values).all():
+            raise ModelError(f"{self.name}: the network's outputs are not finite on pixels "
+                             "with data: its weights or normalisation are out of range (a "
+                             "damaged or foreign model file?)")
         if ok.all():
             return values.reshape(rows, cols, channels)
         out = np.full((rows * cols, channels), np.nan, dtype=np.float32)

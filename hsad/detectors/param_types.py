@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the largest seed (NumPy's legacy and scikit-learn's seeding take 32-bit unsigned
+#: integers; the CLI's --seed takes the same range)
+SEED_MAX = 2**32 - 1
+
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
                "str": "a string", "None": "None"}
 

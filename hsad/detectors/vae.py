@@ -47,6 +47,9 @@ from hsad.nn.gaussian import (
 from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import Stage, Update
 
+#: the encoder's log-variance is clipped to ± this when scoring (not in training)
+LOGVAR_LIMIT = 30.0
+
 #: Smallest decoder variance (normalised units: σ ≥ 0.01 of a band's spread).
 VAR_FLOOR = 1e-4
 #: Weight of each mini-batch in the running decoder variance used at inference.
@@ -129,6 +132,9 @@ class VAE(ReconstructionDetector):
     def _score(self, x: torch.Tensor, noise: PixelNoise) -> torch.Tensor:
         enc, dec = self.networks_["encoder"], self.networks_["decoder"]
         mu, logvar = enc(x)
+        # an input far outside the training data (an undeclared fill value) drives logvar
+        # to where exp() overflows; ±30 (σ from 3e-7 to 3e6) is far beyond any trained pixel
+        logvar = logvar.clamp(-LOGVAR_LIMIT, LOGVAR_LIMIT)
         n, d, n_l = mu.shape[0], mu.shape[1], int(self.n_samples)
         eps = noise.normal(n_l * d).reshape(n, n_l, d).transpose(0, 1)  # (L, N, d), by pixel
         z = mu + torch.exp(0.5 * logvar) * eps

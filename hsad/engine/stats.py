@@ -177,7 +177,27 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
                              path)
     if not np.trace(moments.scatter) > 0:
         check_covariance(0, moments.mean.size, moments.n, what, path)
+    check_fill_values(moments, what, path)
     return moments
+
+
+#: band means or spreads beyond this come from no measurement: an undeclared fill value
+FILL_MAGNITUDE = 1e20
+#: what to do about an undeclared fill value (part of its warnings)
+FILL_ADVICE = ("an undeclared fill value (such as -3.4e38) dominates the statistics and "
+               "flattens every other score; declare it with --nodata VALUE "
+               "(hsad.nodata.set_nodata)")
+
+
+def check_fill_values(moments: Moments, what: str, path=None) -> None:
+    """Warn when a band's mean or spread exceeds :data:`FILL_MAGNITUDE`: one pixel of
+    -3.4e38 among a billion still gives a spread of 1e34."""
+    spread = np.sqrt(np.clip(np.diag(moments.cov), 0.0, None))
+    huge = np.flatnonzero((np.abs(moments.mean) > FILL_MAGNITUDE) | (spread > FILL_MAGNITUDE))
+    if huge.size:
+        listed = ", ".join(str(b + 1) for b in huge[:5]) + (" …" if huge.size > 5 else "")
+        warnings.warn(f"{what}: bands {listed} (1-based) spread over ±{spread[huge].max():.1e}: "
+                      f"{FILL_ADVICE}", DegenerateDataWarning, stacklevel=3)
 
 
 def _dead_bands(cube: xr.DataArray, bands=None) -> str:

@@ -76,6 +76,11 @@ def save_detector(det, path: str | os.PathLike) -> Path:
     return write_archive(path, detector_config(det), detector_tensors(det))
 
 
+#: normalisation statistics beyond this (or scales below its inverse) are no data's
+VALUE_LIMIT = 1e30
+#: network weights beyond this are no trained network's (they overflow float32 outputs)
+WEIGHT_LIMIT = 1e6
+
 _FIELDS = {"method": str, "params": dict, "n_bands": int, "good_band": list,
            "wavelength": list, "normalisation": dict, "networks": list}
 
@@ -115,8 +120,15 @@ def _check_tensors(tensors: dict[str, np.ndarray], n_bands: int, path: Path) -> 
         if tensors[key].shape != (n_bands,):
             raise ModelError(f"{WEIGHTS}: {key} has shape {tensors[key].shape}, but the model "
                              f"has {n_bands} bands", path)
-    if not (tensors["norm.scale"] > 0).all():
+    centre, scale = (np.asarray(tensors[k], dtype=np.float64) for k in ("norm.centre",
+                                                                        "norm.scale"))
+    if not (scale > 0).all():
         raise ModelError(f"{WEIGHTS}: norm.scale must be > 0", path)
+    if not (np.abs(centre) <= VALUE_LIMIT).all() or not (
+            (scale >= 1 / VALUE_LIMIT) & (scale <= VALUE_LIMIT)).all():
+        raise ModelError(f"{WEIGHTS}: the normalisation is out of range (centre beyond "
+                         f"±{VALUE_LIMIT:g} or scale outside {1 / VALUE_LIMIT:g}…"
+                         f"{VALUE_LIMIT:g}): not a trained model", path)
 
 
 def read_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -135,9 +147,12 @@ def _check_neural(config: dict, tensors: dict[str, np.ndarray], path: Path) -> N
 
 
 def _check_shapes(networks: dict, tensors: dict[str, np.ndarray]) -> None:
-    """The networks' tensors and ``tensors`` have the same names and shapes."""
+    """The networks' tensors and ``tensors`` have the same names, shapes and dtypes, and
+    their floating values lie within ± :data:`WEIGHT_LIMIT`."""
     wanted = {f"{name}.{k}": tuple(v.shape) for name, module in networks.items()
               for k, v in module.state_dict().items()}
+    dtypes = {f"{name}.{k}": str(v.dtype).removeprefix("torch.")
+              for name, module in networks.items() for k, v in module.state_dict().items()}
     missing = sorted(set(wanted) - set(tensors))
     extra = sorted(set(tensors) - set(wanted) - {"norm.centre", "norm.scale"})
     if missing or extra:
@@ -147,6 +162,13 @@ def _check_shapes(networks: dict, tensors: dict[str, np.ndarray]) -> None:
         if tensors[key].shape != shape:
             raise ValueError(f"{key} has shape {tensors[key].shape}, the configuration "
                              f"needs {shape}")
+        if str(tensors[key].dtype) != dtypes[key]:
+            raise ValueError(f"{key} is {tensors[key].dtype}, the networks hold "
+                             f"{dtypes[key]}")
+        if tensors[key].dtype.kind == "f" and tensors[key].size and not (
+                np.abs(tensors[key]) <= WEIGHT_LIMIT).all():
+            raise ValueError(f"{key} holds values beyond ±{WEIGHT_LIMIT:g}: not a trained "
+                             "network")
 
 
 def _load_weights(networks: dict, tensors: dict[str, np.ndarray]) -> None:
@@ -205,7 +227,7 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         for module in networks.values():
             module.to(det.device_).eval()
         history = History.from_dict(config["history"]) if config.get("history") else None
-    except (HsadError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+    except (AttributeError, HsadError, KeyError, RuntimeError, TypeError, ValueError) as exc:
         problem = " ".join(str(exc).split())  # one line, whatever the library wrote
         raise ModelError(f"weights do not match the {method} configuration ({problem})",
                          path) from None
