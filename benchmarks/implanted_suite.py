@@ -385,7 +385,8 @@ class RowLog:
         if self.path:
             with atomic_path(self.path) as tmp, open(tmp, "w", newline="",
                                                      encoding="utf-8") as fh:
-                fh.write(SETTINGS_LINE + json.dumps(settings, sort_keys=True) + "\n")
+                # "\r\n" as the csv module ends its rows
+                fh.write(SETTINGS_LINE + json.dumps(settings, sort_keys=True) + "\r\n")
                 writer = csv.DictWriter(fh, fieldnames=FIELDS)
                 writer.writeheader()
                 writer.writerows(self.rows)

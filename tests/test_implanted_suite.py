@@ -116,3 +116,27 @@ def test_a_degenerate_fit_is_recorded_not_lost():
     # 16 pixels for 30 bands determine the covariance exactly: refused, and the refusal kept
     maps, _, note = suite.timed_maps("rx", cube.isel(y=slice(0, 4), x=slice(0, 4)), 0)
     assert maps == {} and note.startswith("error: rx: only 16 valid pixels for 30 bands")
+
+
+def test_resume_refuses_rows_made_with_other_settings(tmp_path):
+    from hsad.errors import ParameterError
+
+    path = tmp_path / "rows.csv"
+    settings = {"seed": 0, "density": 1.0, "texture": False, "params": {}}
+    row = {"set": "scenes", "background": "b", "size": "1x1", "draw": 0, "count": 3,
+           "detector": "rx", "map": "rx", "auc_df": 0.9, "seconds": 0.1, "warning": ""}
+    suite.RowLog(path, False, settings).add([row, {**row, "draw": 1}])
+    assert suite.read_settings(path) == settings
+    assert len(suite.RowLog(path, True, settings).rows) == 2
+    with pytest.raises(ParameterError, match="made with .*'seed': 0.*not .*'seed': 7"):
+        suite.RowLog(path, True, {**settings, "seed": 7})
+    with pytest.raises(ParameterError, match="exists: --resume adds to it"):
+        suite.RowLog(path, False, settings)
+    with open(path, "a", encoding="utf-8") as fh:  # an append cut short
+        fh.write("scenes,b,1x1,2,3")
+    assert [r["draw"] for r in suite.RowLog(path, True, settings).rows] == [0, 1]
+    assert len(suite.RowLog(path, False, settings, overwrite=True).rows) == 0
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for name, texture in (("implanted_suite", False), ("implanted_suite_texture", True)):
+        assert suite.read_settings(docs / f"{name}.csv") == {**settings, "texture": texture}
+        assert suite.read_rows(docs / f"{name}.csv")[0]["set"] == "scenes"
