@@ -11,8 +11,11 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
   mean, smoothed by a guided filter guided by itself (r = 3, ε = 0.5).
 - ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
   leading principal components of the standardised cube (or of the residual), each
-  guided-filtered with the first component as guide, then summed.
-- ``d_ss = λ·N(d_spatial) + (1 − λ)·N(d_spectral)``, N = min-max or rank normalisation.
+  guided-filtered with the first component as guide, then summed; variant ``multiscale``
+  (the default): the same, averaged over several areas (:data:`LADDER`).
+- ``d_ss = λ·N(d_spatial) + (1 − λ)·N(S)``, N = min-max or rank normalisation, S =
+  ``d_spectral`` or, with ``spectral_tophat`` (the default variant's), its area top-hat
+  averaged over the same areas (:func:`spectral_tophat`).
 """
 
 from __future__ import annotations
