@@ -217,7 +217,8 @@ class NeuralDetector(BaseDetector):
         centre = torch.from_numpy(self.scaler_.centre).view(shape)
         scale = torch.from_numpy(self.scaler_.scale).view(shape)
         x = torch.nan_to_num_(torch.sub(x, centre).div_(scale), nan=0.0)
-        if not bool((x.abs() <= INPUT_CLIP).all()):
+        lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
+        if lo < -INPUT_CLIP or hi > INPUT_CLIP:  # one pass, no temporary
             warnings.warn(f"{self.name}: pixels lie over {INPUT_CLIP:g} spreads from the "
                           f"training sample's; {FILL_ADVICE}", DegenerateDataWarning,
                           stacklevel=2)
