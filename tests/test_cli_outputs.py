@@ -396,6 +396,36 @@ def test_datasets_fetch_without_network_leaves_no_cache_folder(tmp_path, monkeyp
     assert not (tmp_path / "cache").exists()
 
 
+def test_the_filters_budget_is_checked_before_any_work_and_bounded_by_the_scene(
+        tmp_path, capsys, monkeypatch):
+    """The spatial filters need their 224-pixel halo: a budget too small for them was
+    refused only after the statistics (and a network's training); and a scene within the
+    halo was charged for a 480 x 480 tile it never makes."""
+    from hsad.detectors import neural
+
+    assert engine.min_memory((200, 200), np.uint8, 224, 77) == 200 * 200 * 77
+    assert engine.min_memory((600, 600), np.uint8, 224, 77) == 480 * 480 * 77
+    small = synthetic.write_scene(synthetic.make_scene(rows=200, cols=200, bands=8, seed=1),
+                                  tmp_path / "small")
+    code, _, err = run_cli(["detect", small["cube"], "-m", "aed", "-o", tmp_path / "a.tif",
+                            "--memory-limit", "20MB"], capsys)
+    assert code == 0, err
+    big = synthetic.write_scene(synthetic.make_scene(rows=600, cols=600, bands=8, seed=1),
+                                tmp_path / "big")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the budget was checked")
+
+    monkeypatch.setattr(neural, "Trainer", no_training)
+    for method in ("aed", "hadgan"):
+        out = tmp_path / f"{method}.tif"
+        code, _, err = run_cli(["detect", big["cube"], "-m", method, "-o", out,
+                                "--memory-limit", "16MB"], capsys)
+        line = one_error_line(err)
+        assert code == 2 and "480x480-pixel tile of the spatial filters" in line
+        assert "--memory-limit 18MB or more" in line and not out.exists()
+
+
 def test_a_memory_limit_below_one_tile_names_the_minimum(tmp_path, capsys):
     s = synthetic.make_scene(rows=40, cols=40, bands=400, seed=1)
     paths = synthetic.write_scene(s, tmp_path / "scene")

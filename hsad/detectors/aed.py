@@ -79,7 +79,9 @@ class AED(BaseDetector):
     def fit(self, cube: xr.DataArray) -> AED:
         """Check the parameters; the components are each scene's own (nothing to learn, no
         background area: a pixel's response comes from the structures around it)."""
-        self._fusion(cube)
+        from hsad.fusion.tiled import check_filter_budget
+
+        check_filter_budget(self._fusion(cube), cube.shape[:2])  # before any pass over data
         self.bands_ = good_band_mask(cube)
         return self
 

@@ -29,6 +29,7 @@ from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_for_target
 from hsad.fusion.tiled import (
     Statistics,
+    check_filter_budget,
     fusion_stages,
     pc_basis,
     spectral_factors,
@@ -144,6 +145,8 @@ class ReconstructionDetector(NeuralDetector):
         pixels (no projected CRS in metres) is refused before any training."""
         if self.target_size_m is not None:
             self.fusion_(cube)
+        if self.output_ != "d_spectral" and self.output_ in FUSED:  # before any training
+            check_filter_budget(self.fusion_(cube), cube.shape[:2])
         return super().fit(cube, *args, **kwargs)
 
     # ---- the residual and the fusion stage --------------------------------------------
@@ -204,6 +207,8 @@ class ReconstructionDetector(NeuralDetector):
         names = [t for t in self.score_terms if wanted is None or t in wanted]
         b = self.n_bands_
         fusion = None if fused == ["d_spectral"] else self.fusion_(cube).resolved()
+        if fusion is not None:  # before the network's pass over the scene
+            check_filter_budget(fusion, cube.shape[:2])
         with cpu_threads(1 if self.device_.type == "cpu" else None):
             statistics = self.fusion_statistics(cube)
             components, also = None, None

@@ -76,12 +76,7 @@ def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = N
     rows, cols = int(shape[0]), int(shape[1])
     bands = int(shape[2]) if len(shape) > 2 else 1
     budget = parse_memory(memory_limit)
-    need = min_memory(shape, dtype, halo)
-    if budget < need:
-        raise ParameterError(
-            f"memory limit {budget / 1e6:.0f} MB is too small for one "
-            f"{min(rows, MIN_TILE)}x{min(cols, MIN_TILE)}-pixel tile of {bands} bands "
-            f"({np.dtype(dtype).name}): give --memory-limit {math.ceil(need / 1e6)}MB or more")
+    check_budget(budget, shape, dtype, halo, pixel_bytes)
     tasks = max(1, int(workers) if workers else concurrency())
     per_pixel = pixel_bytes or bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES)
     pixels = budget / tasks / per_pixel
@@ -95,13 +90,38 @@ def chunks_for(shape: tuple[int, ...], dtype, memory_limit: str | int | None = N
     return min(rows, edge), min(cols, edge)
 
 
-def min_memory(shape: tuple[int, ...], dtype, halo: int = 0) -> int:
-    """Bytes the smallest tile needs: ``MIN_TILE`` square (the scene, if smaller) with
-    ``halo`` pixels of context, at ``bands·(2·itemsize + WORK_BYTES)`` bytes a pixel."""
-    bands = int(shape[2]) if len(shape) > 2 else 1
+def min_memory(shape: tuple[int, ...], dtype, halo: int = 0,
+               pixel_bytes: int | None = None) -> int:
+    """Bytes the smallest tile needs: ``MIN_TILE`` square with ``halo`` pixels of context
+    (no more than the scene: a scene within the halo is one tile), at ``pixel_bytes`` a
+    pixel (default ``bands·(2·itemsize + WORK_BYTES)``)."""
+    rows, cols = _smallest_tile(shape, halo)
+    return int(rows * cols * _pixel_bytes(shape, dtype, pixel_bytes))
+
+
+def _smallest_tile(shape, halo: int) -> tuple[int, int]:
     h = 2 * max(0, int(halo))
-    pixels = (min(int(shape[0]), MIN_TILE) + h) * (min(int(shape[1]), MIN_TILE) + h)
-    return int(pixels * bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES))
+    return min(int(shape[0]), MIN_TILE + h), min(int(shape[1]), MIN_TILE + h)
+
+
+def _pixel_bytes(shape, dtype, pixel_bytes: int | None = None) -> int:
+    bands = int(shape[2]) if len(shape) > 2 else 1
+    return int(pixel_bytes or bands * (2 * np.dtype(dtype).itemsize + WORK_BYTES))
+
+
+def check_budget(budget: int, shape: tuple[int, ...], dtype, halo: int = 0,
+                 pixel_bytes: int | None = None, what: str = "") -> None:
+    """ParameterError naming the minimum when ``budget`` (bytes) is below
+    :func:`min_memory`. ``what``: the stage, for the message."""
+    need = min_memory(shape, dtype, halo, pixel_bytes)
+    if budget < need:
+        rows, cols = _smallest_tile(shape, halo)
+        bands = int(shape[2]) if len(shape) > 2 else 1
+        tile = (f"tile of {what} ({_pixel_bytes(shape, dtype, pixel_bytes)} bytes a pixel)"
+                if what else f"tile of {bands} bands ({np.dtype(dtype).name})")
+        raise ParameterError(
+            f"memory limit {budget / 1e6:.0f} MB is too small for one {rows}x{cols}-pixel "
+            f"{tile}: give --memory-limit {math.ceil(need / 1e6)}MB or more")
 
 
 def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,

@@ -19,8 +19,10 @@ import xarray as xr
 
 from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block, triangular_factor
+from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import cube_moments, whitening
 from hsad.engine.tiles import (
+    check_budget,
     finite_extremes,
     halo_tiles,
     map_halo,
@@ -372,18 +374,47 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
         _quantised_tile, stats=stats, levels=levels, dtype=qtype,
         meta=np.empty((0, 0, 0), qtype))
     halo = attribute_halo(max(areas))
-    # a tile, each band's response and the sum, and one filter job per tile in flight (the
-    # filters' shared thread pool runs at most one job a core, and one tile a core is in
-    # flight)
-    pixel_bytes = k * (qtype.itemsize + 4) + 16 + response_bytes(qtype, len(areas))
     tiles = halo_tiles(quantised, halo, memory_limit, max_edge=FILTER_EDGE,
-                       pixel_bytes=pixel_bytes)
+                       pixel_bytes=_filter_bytes(k, qtype, len(areas)))
     scale = len(areas) * (levels - 1 if levels else 1)
     total = map_halo(_response_tile, tiles, halo, drop_axis=2, areas=areas, scale=scale)
     stacked = da.concatenate([comps.astype(np.float64), total[:, :, None]], axis=2)
     smooth = guided_halo(radius)
     return map_halo(_guided_sum_tile, halo_tiles(stacked, smooth, memory_limit), smooth,
                     drop_axis=2, stats=stats, radius=radius, eps=float(fusion.eps))
+
+
+def _filter_bytes(k: int, qtype, n_areas: int) -> int:
+    """Memory a pixel of the AED filter tiles: the tile, each of the ``k`` components'
+    response and the sum, and one filter job per tile in flight (the filters' shared thread
+    pool runs at most one job a core, and one tile a core is in flight)."""
+    return k * (np.dtype(qtype).itemsize + 4) + 16 + response_bytes(qtype, n_areas)
+
+
+def _tophat_bytes(dtype, qtype, n_areas: int) -> int:
+    """Memory a pixel of the top-hat tiles: the map, its quantised copy and the output, and
+    one filter job."""
+    return np.dtype(dtype).itemsize + np.dtype(qtype).itemsize + 8 + response_bytes(qtype,
+                                                                                    n_areas)
+
+
+def check_filter_budget(fusion, shape: tuple[int, int], memory_limit=None) -> None:
+    """Refuse, before any work, a budget too small for the fusion's filter tiles on a
+    ``shape`` scene (ParameterError naming the minimum): the filters run last, after the
+    statistics, the components and, for a network, its training."""
+    fusion = fusion.resolved()
+    areas, qtype = fusion.areas(), _quantised_dtype(int(fusion.levels))
+    halo = attribute_halo(max(areas))
+    budget = parse_memory(memory_limit)
+    if fusion.variant == "paper":
+        check_budget(budget, (*shape[:2], 2), np.float32, halo, what="the spatial filters")
+        return
+    check_budget(budget, shape[:2], qtype, halo, _filter_bytes(int(fusion.n_components),
+                                                               qtype, len(areas)),
+                 what="the spatial filters")
+    if fusion.spectral_tophat:
+        check_budget(budget, shape[:2], qtype, halo,
+                     _tophat_bytes(np.float32, qtype, len(areas)), what="the top-hat")
 
 
 def _tophat_filtered(d_spec: da.Array, fusion, memory_limit=None) -> da.Array:
@@ -393,9 +424,8 @@ def _tophat_filtered(d_spec: da.Array, fusion, memory_limit=None) -> da.Array:
     bands = d_spec[:, :, None]
     qtype = _quantised_dtype(levels)
     halo = attribute_halo(max(areas))
-    # the map, its quantised copy and the output, and one filter job
-    pixel_bytes = d_spec.dtype.itemsize + qtype.itemsize + 8 + response_bytes(qtype, len(areas))
-    tiles = halo_tiles(bands, halo, memory_limit, max_edge=FILTER_EDGE, pixel_bytes=pixel_bytes)
+    tiles = halo_tiles(bands, halo, memory_limit, max_edge=FILTER_EDGE,
+                       pixel_bytes=_tophat_bytes(d_spec.dtype, qtype, len(areas)))
     return map_halo(_tophat_tile, tiles, halo, drop_axis=2, stats=_band_stats(bands),
                     areas=areas, levels=levels)
 
