@@ -103,6 +103,28 @@ def test_score_is_lu_and_xus_importance_weighted_estimate_by_hand(n_samples):
                                    atol=1e-4)
 
 
+def test_a_very_narrow_posterior_scores_finite_and_exact(monkeypatch):
+    """Trained encoders reach log σ² = −137 on real pixels (abu-urban-2): (z − μ)²/σ² in
+    float32 was 0·∞ there, and those pixels scored NaN. log q(z|x) comes from ε itself."""
+    det, _ = _model(n_samples=4)
+    enc = det.networks_["encoder"]
+    for module in det.networks_.values():
+        module.eval()
+    x, keys = _batch(12), np.arange(12)
+    with torch.no_grad():
+        mu, _ = enc(x)
+    monkeypatch.setattr(enc, "forward", lambda x: (mu, torch.full_like(mu, -137.0)))
+    with torch.no_grad():
+        scores = det._score(x, PixelNoise(det.seed, keys)).numpy().astype(np.float64)
+    assert np.isfinite(scores).all()
+    # z = μ (σ ≈ 1e-30): log q = −½ Σ (log 2π − 137 + ε²) exactly, and log p(z) = log N(μ; 0, I)
+    eps = PixelNoise(det.seed, keys).normal(4 * 3).numpy().reshape(12, 4, 3).astype(np.float64)
+    lqz = -0.5 * (np.log(2 * np.pi) - 137.0 + eps ** 2).sum(axis=-1)
+    lpz = _log_normal(mu.numpy().astype(np.float64)[:, None], 0.0, 1.0)
+    kl = -(logsumexp(lpz - lqz, axis=1) - np.log(4))
+    np.testing.assert_allclose(scores[:, 1], kl, rtol=1e-5)
+
+
 def test_a_pixels_draws_follow_its_position_not_its_batch():
     det, _ = _model()
     for module in det.networks_.values():
