@@ -143,6 +143,7 @@ class ReconstructionDetector(NeuralDetector):
     def fit(self, cube: xr.DataArray, *args, **kwargs) -> ReconstructionDetector:
         """As :meth:`NeuralDetector.fit`; a ``target_size_m`` the scene cannot express in
         pixels (no projected CRS in metres) is refused before any training."""
+        self._validate()  # the parameters first: their errors name them
         if self.target_size_m is not None:
             self.fusion_(cube)
         if self.output_ != "d_spectral" and self.output_ in FUSED:  # before any training
