@@ -183,13 +183,17 @@ def same_grid(a, b, shape: tuple[int, int]) -> bool:
 QGIS_PIXEL_FRAME = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 
 
+def georeferenced(transform: Affine, crs) -> bool:
+    """Whether a raster has a georeference: a CRS, or a transform other than GDAL's default
+    (the identity)."""
+    return crs is not None or not transform.almost_equals(Affine.identity())
+
+
 def vector_frame(transform: Affine, crs) -> Affine:
     """The transform that places vector data on a raster: its own, or for a raster
-    without georeference (no CRS, identity transform) :data:`QGIS_PIXEL_FRAME`, so that
+    without georeference (:func:`georeferenced`) :data:`QGIS_PIXEL_FRAME`, so that
     polygons written or drawn in QGIS over it line up with its pixels."""
-    if crs is None and transform.almost_equals(Affine.identity()):
-        return QGIS_PIXEL_FRAME
-    return transform
+    return transform if georeferenced(transform, crs) else QGIS_PIXEL_FRAME
 
 
 def excluded_fill(dtype, nodata: float | None) -> tuple[np.dtype, float]:

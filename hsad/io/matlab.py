@@ -20,10 +20,9 @@ import numpy as np
 import scipy.io as sio
 import scipy.sparse
 import xarray as xr
-from affine import Affine
 from dask.base import tokenize
 
-from hsad.cube import make_cube
+from hsad.cube import georeferenced, make_cube
 from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
 from hsad.io.atomic import atomic_path
 from hsad.io.envi_header import wavelength_scale
@@ -456,7 +455,7 @@ def _warn_lost(cube: xr.DataArray, path) -> None:
     """One warning naming what a MAT file cannot keep: the georeference and the nodata
     value (its pixels stay in the cube as data)."""
     lost = []
-    if cube.rio.crs is not None or not cube.rio.transform().almost_equals(Affine.identity()):
+    if georeferenced(cube.rio.transform(), cube.rio.crs):
         lost.append("CRS and transform")
     nodata = cube.attrs.get("nodata")
     if nodata is not None and not np.isnan(nodata):
