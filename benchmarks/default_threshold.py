@@ -1,4 +1,4 @@
-"""What the default threshold rule gives on the labelled scenes (docs/thresholds.md).
+"""What the default threshold rule gives on the labelled scenes (docs/outputs.md, thresholds).
 
 The rule (hsad.thresholds.robust_threshold: a robust log-normal fit of the scores, nominal
 false-alarm rate 0.001) never sees the ground truth; the truth is used here only to report,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dask
 import dask.array as da
+import distributed  # a declared [dev] dependency: its absence is a failure, not a skip
 import numpy as np
 import pytest
 import rasterio
@@ -13,8 +14,6 @@ from hsad import detectors, engine, synthetic
 from hsad.cli.main import main
 from hsad.engine.scheduler import WORKER_BASE, active_client, concurrency, use_scheduler
 from hsad.errors import ParameterError
-
-distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")

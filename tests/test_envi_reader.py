@@ -6,7 +6,6 @@ Files are built here byte by byte with numpy (independently of hsad's writer).
 from __future__ import annotations
 
 import gzip
-import time
 
 import dask.array as da
 import numpy as np
@@ -268,9 +267,7 @@ def test_opening_a_2gb_scene_reads_no_pixels_and_one_window_maps_only_its_rows(
     mapped = []
     real = envi._map_data
     monkeypatch.setattr(envi, "_map_data", lambda *a, **k: mapped.append(a) or real(*a, **k))
-    t0 = time.perf_counter()
     cube = hsad.open_cube(data)
-    assert time.perf_counter() - t0 < 5
     assert isinstance(cube.data, da.Array) and cube.shape == (rows, cols, bands)
     assert cube.nbytes > 2 * 10**9 and mapped == []  # nothing mapped, nothing read
     window = cube[1000:1004, 2000:2003].values

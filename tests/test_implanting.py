@@ -162,4 +162,5 @@ def test_texture_gives_targets_the_scenes_pixel_to_pixel_variation():
         noise = np.std((x[:, 1:] - x[:, :-1]) / np.sqrt(2), axis=(0, 1))
         spread = rough_px.std(axis=0)
         assert np.all(spread > 0.3 * noise) and np.all(spread < 3 * noise)
-        np.testing.assert_allclose(rough_px.mean(axis=0), flat_px[0], atol=4 * noise.max())
+        # centred on the material: the mean of e*e noise draws lies within 5 standard errors
+        np.testing.assert_array_less(np.abs(rough_px.mean(axis=0) - flat_px[0]), 5 * noise / e)
