@@ -34,7 +34,8 @@ def check_threshold(contamination: float | None = None, far: float | None = None
     """Refuse bad threshold options before any work or output (ParameterError)."""
     given = [v is not None for v in (contamination, far, value)]
     if sum(given) > 1:
-        raise ParameterError("threshold: give exactly one of contamination, far or value")
+        raise ParameterError("threshold: give exactly one of contamination, far or value "
+                             "(on the command line: --contamination, --far or --threshold)")
     for label, number in (("contamination", contamination), ("far", far), ("threshold", value)):
         if number is None:
             continue

@@ -349,3 +349,46 @@ def test_an_undeclared_fill_value_warns_and_says_to_declare_it(name):
     with warnings.catch_warnings():  # declared, it is nodata: silent
         warnings.simplefilter("error", DegenerateDataWarning)
         detectors.get(name, **PARAMS[name]).fit(make_cube(x, nodata=-3.4028235e38))
+
+
+def _dark_band_scene(zero_share: float):
+    """A uint16 scene with nodata 0 in which band 2 reads 0 (a real dark value) on a share
+    of the pixels, every other band holding data there."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(100, 4000, size=(40, 40, 6)).astype(np.uint16)
+    dark = rng.random((40, 40)) < zero_share
+    data[dark, 2] = 0
+    return make_cube(data, nodata=0), dark
+
+
+def test_pixels_with_the_nodata_value_in_some_bands_only_are_named():
+    """The any-band nodata rule leaves such pixels out; when they are many it says so, with
+    what to do, and scores the rest as before."""
+    cube, dark = _dark_band_scene(0.3)
+    with pytest.warns(DegenerateDataWarning, match=r"about 3\d% of the pixels hold the nodata "
+                      r"value 0 in some good bands but data in others.*another --nodata"):
+        scores = np.asarray(detectors.get("rx").fit_score(cube).values)
+    np.testing.assert_array_equal(np.isnan(scores), dark)
+    # a swath edge (every band 0) is nodata as meant: no warning
+    data = np.asarray(cube.values).copy()
+    data[dark] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get("rx").fit_score(make_cube(data, nodata=0))
+
+
+def test_a_band_that_is_the_nodata_value_everywhere_is_named():
+    cube, _ = _dark_band_scene(1.0)
+    _, err, _ = run("rx", cube)
+    assert isinstance(err, ParameterError)
+    assert ("no valid pixel: band 3 (1-based) is the nodata value 0 (or not finite) in every "
+            "pixel; mark them bad") in str(err)
+
+
+@pytest.mark.parametrize(("name", "params"), [("cluster-rx", {}), ("hadgan", {"epochs": 1}),
+                                              ("aed", {})])
+def test_every_kind_of_detector_warns_of_partial_nodata(name, params):
+    """Detectors that sample pixels (cluster RX, the networks) check it too."""
+    cube, _ = _dark_band_scene(0.3)
+    with pytest.warns(DegenerateDataWarning, match="in some good bands but data in others"):
+        detectors.get(name, **params).fit_score(cube)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.thresholds import robust_threshold
+from hsad.thresholds import check_threshold, robust_threshold
 
 
 def test_nominal_rate_holds_on_a_log_normal_background():
@@ -62,3 +62,8 @@ def test_a_constant_map_flags_nothing_and_says_so():
 def test_rates_outside_the_unit_interval_are_refused(bad):
     with pytest.raises(ParameterError, match="far"):
         robust_threshold(np.arange(10.0), bad)
+
+
+def test_two_threshold_rules_are_refused_naming_the_options():
+    with pytest.raises(ParameterError, match="--contamination, --far or --threshold"):
+        check_threshold(contamination=0.01, far=0.001)

@@ -36,7 +36,7 @@ from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
 from hsad.detectors.rx import triangular_factor
 from hsad.engine.blas import upper_trmm
-from hsad.engine.stats import valid_rows, whitening
+from hsad.engine.stats import check_partial_nodata, valid_rows, whitening
 from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
@@ -137,6 +137,7 @@ class ClusterRX(BaseDetector):
         bands = good_band_mask(cube)
         x = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
                           mask=region).values.astype(np.float64)
+        check_partial_nodata(cube, self.name, bands)
         n, b = x.shape
         mean = x.mean(axis=0)
         cap = max(1, n // (b + 1))

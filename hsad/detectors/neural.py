@@ -34,7 +34,7 @@ from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
 from hsad.detectors.param_types import SEED_MAX, describe, fits
 from hsad.engine import call_model, infer_batches, materialise, model_node
-from hsad.engine.stats import FILL_ADVICE, scene_moments
+from hsad.engine.stats import FILL_ADVICE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
@@ -245,6 +245,7 @@ class NeuralDetector(BaseDetector):
             n = len(sample.rows)
             raise ParameterError(f"{self.name}: only {n} valid pixel{'s' * (n != 1)} to train "
                                  "on (at least 16 needed)", cube.attrs.get("source_path"))
+        check_partial_nodata(cube, self.name, bands)
         h = self.patch_size // 2
         centres = sample.values if sample.values.ndim == 2 else sample.values[:, :, h, h]
         if not np.ptp(centres, axis=0).any():  # a sample of identical pixels: is the scene?

@@ -175,6 +175,7 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
     if moments.n == 0:
         raise ParameterError(f"{what}: the cube has no valid pixel{_dead_bands(cube, bands)}",
                              path)
+    check_partial_nodata(cube, what, bands)
     if not np.trace(moments.scatter) > 0:
         check_covariance(0, moments.mean.size, moments.n, what, path)
     check_fill_values(moments, what, path)
@@ -200,19 +201,63 @@ def check_fill_values(moments: Moments, what: str, path=None) -> None:
                       f"{FILL_ADVICE}", DegenerateDataWarning, stacklevel=3)
 
 
-def _dead_bands(cube: xr.DataArray, bands=None) -> str:
-    """``": bands … are NaN everywhere; mark them bad"``, or "" when there are none."""
+#: pixels looked at to estimate how many hold the nodata value in only some bands
+PARTIAL_NODATA_SAMPLE = 65536
+#: the share of such pixels above which the any-band nodata rule is worth a warning
+PARTIAL_NODATA_SHARE = 0.01
+
+
+def _missing(data, nodata):
+    """Lazy boolean array: the values that hold no data (not finite, or the nodata value)."""
+    missing = ~da.isfinite(data) if np.issubdtype(data.dtype, np.floating) else da.zeros(
+        data.shape, chunks=data.chunks, dtype=bool)
+    if nodata is not None and np.isfinite(nodata):
+        missing = missing | nodata_hits(data, nodata)
+    return missing
+
+
+def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
+    """Warn when many pixels hold the nodata value in some good bands but data in others.
+
+    A pixel is left out when any good band holds no data (a spectrum with a hole cannot be
+    scored); a nodata value that is also a real measurement (0 in dark absorption bands)
+    then removes pixels that hold data. Estimated on an even grid of at most
+    :data:`PARTIAL_NODATA_SAMPLE` pixels, so it costs no pass over a large scene."""
+    nodata = cube.attrs.get("nodata")
+    if nodata is None or not np.isfinite(nodata):
+        return
+    rows, cols = cube.shape[:2]
+    step = max(1, int(np.ceil(np.sqrt(rows * cols / PARTIAL_NODATA_SAMPLE))))
     sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
+    missing = np.asarray(_missing(cube.data[::step, ::step][:, :, sel], nodata).compute())
+    hits = missing.sum(axis=-1)
+    partial = (hits > 0) & (hits < sel.size)
+    share = partial.mean()
+    if share > PARTIAL_NODATA_SHARE:
+        warnings.warn(
+            f"{what}: about {share:.0%} of the pixels hold the nodata value {nodata:g} in some "
+            f"good bands but data in others, and are left out (a pixel is scored only when "
+            f"every good band holds data); if {nodata:g} is a real value in those bands, "
+            "give another --nodata or mark the bands bad", DegenerateDataWarning, stacklevel=3)
+
+
+def _dead_bands(cube: xr.DataArray, bands=None) -> str:
+    """``": bands … hold no data in any pixel; mark them bad"``, or "" when there are none."""
+    sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
+    nodata = cube.attrs.get("nodata")
+    has_nodata = nodata is not None and np.isfinite(nodata)
     data = cube.data[:, :, sel]
-    if not np.issubdtype(data.dtype, np.floating):
+    if not (np.issubdtype(data.dtype, np.floating) or has_nodata):
         return ""
-    alive = np.asarray(da.isfinite(data).any(axis=(0, 1)).compute())
+    alive = np.asarray((~_missing(data, nodata)).any(axis=(0, 1)).compute())
     dead = sel[~alive]
     if not dead.size:
         return ""
     listed = ", ".join(str(int(b) + 1) for b in dead[:10]) + (", …" if dead.size > 10 else "")
+    state = (f"the nodata value {nodata:g} (or not finite) in every pixel" if has_nodata
+             else "not finite in any pixel")
     return (f": band{'s' * (dead.size > 1)} {listed} (1-based) {'are' if dead.size > 1 else 'is'}"
-            " not finite in any pixel; mark them bad (bbl / good_band) or drop them")
+            f" {state}; mark them bad (bbl / good_band) or drop them")
 
 
 #: what to try when a covariance is degenerate (part of every degeneracy message)
