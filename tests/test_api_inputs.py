@@ -104,8 +104,12 @@ def test_a_lazy_rioxarray_array_is_read_tile_by_tile(tmp_path, values):
 
     cube = as_cube(lazy)
     assert cube.chunks is not None and cube.dims == ("y", "x", "band")
+    assert not lazy.variable._in_memory  # the file was not read whole
     scores = detectors.get("rx").fit_score(lazy)
+    assert not lazy.variable._in_memory
     assert scores.rio.crs == lazy.rio.crs and np.isfinite(scores.values).all()
+    in_memory = detectors.get("rx").fit_score(rioxarray.open_rasterio(path).load())
+    np.testing.assert_allclose(scores.values, in_memory.values, rtol=1e-5)
 
 
 def test_a_plugin_without_string_annotations_keeps_its_defaults():

@@ -16,6 +16,7 @@ from hsad import detectors
 from hsad.background import background_mask, fit_detector
 from hsad.cube import make_cube
 from hsad.errors import HsadError, ParameterError
+from hsad.nn.normalise import BandScaler
 
 TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 5_100_000.0)
 CRS = "EPSG:32633"
@@ -128,11 +129,15 @@ def test_the_area_restricts_the_statistics(name):
 def test_neural_training_sample_comes_from_the_area():
     params = dict(hidden=8, depth=1, epochs=1, batch_size=64, sample_size=10_000,
                   progress=False, device="cpu")
-    det = detectors.get("ae", **params).fit(_cube(), background=LEFT)
-    assert det.n_train_ == LEFT.sum()
-    det = detectors.get("ae", **params).fit(_cube(), background=LEFT,
-                                            train_mask=np.triu(np.ones((ROWS, COLS), bool)))
-    assert det.n_train_ == (LEFT & np.triu(np.ones((ROWS, COLS), bool))).sum()
+    upper = np.triu(np.ones((ROWS, COLS), bool))
+    for area, kwargs in ((LEFT, {}), (LEFT & upper, {"train_mask": upper})):
+        det = detectors.get("ae", **params).fit(_cube(), background=LEFT, **kwargs)
+        assert det.n_train_ == area.sum()
+        # the very pixels of the area (the halves differ in mean and spread): the scaler the
+        # network learnt is the one of the area's own pixels
+        own = BandScaler.fit(_halves()[area], det.scaler_.method)
+        np.testing.assert_allclose(det.scaler_.centre, own.centre, rtol=1e-5)
+        np.testing.assert_allclose(det.scaler_.scale, own.scale, rtol=1e-5)
 
 
 def test_bad_areas_are_one_line_errors(tmp_path):
