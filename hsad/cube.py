@@ -224,29 +224,40 @@ def nodata_hits(values, nodata: float):
         return values == dtype.type(nodata)
 
 
+def can_miss(dtype, nodata: float | None) -> bool:
+    """Whether values of ``dtype`` can hold no data: a float type, or a finite ``nodata``."""
+    return np.issubdtype(dtype, np.floating) or (nodata is not None and np.isfinite(nodata))
+
+
+def missing_values(values, nodata: float | None):
+    """Elementwise (numpy or dask): the values that hold no data, not finite or ``nodata``."""
+    if np.issubdtype(values.dtype, np.floating):
+        missing = ~np.isfinite(values)
+    else:
+        missing = np.zeros_like(values, dtype=bool)
+    if nodata is not None and np.isfinite(nodata):
+        missing = missing | nodata_hits(values, nodata)
+    return missing
+
+
 def valid_mask(cube: xr.DataArray) -> xr.DataArray:
     """Lazy ``(y, x)`` boolean map: True where the pixel holds data.
 
     A pixel is invalid when any good band equals ``nodata`` or is not finite.
     """
-    data = good_bands_of(cube.data, good_band_mask(cube))
-    ok = da.ones(data.shape[:2], chunks=data.chunks[:2], dtype=bool)
-    if np.issubdtype(data.dtype, np.floating):
-        ok = da.isfinite(data).all(axis=-1)
-    nodata = cube.attrs.get("nodata")
-    if nodata is not None and np.isfinite(nodata):
-        ok = ok & ~nodata_hits(data, nodata).any(axis=-1)
+    data, nodata = good_bands_of(cube.data, good_band_mask(cube)), cube.attrs.get("nodata")
+    if can_miss(data.dtype, nodata):
+        ok = ~missing_values(data, nodata).any(axis=-1)
+    else:  # an integer cube without nodata: every pixel holds data
+        ok = da.ones(data.shape[:2], chunks=data.chunks[:2], dtype=bool)
     return xr.DataArray(ok, dims=("y", "x"), coords=_map_coords(cube), name="valid")
 
 
 def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
     """``(rows, cols)`` mask of pixels whose every band is finite and differs from nodata."""
-    ok = np.ones(block.shape[:2], dtype=bool)
-    if np.issubdtype(block.dtype, np.floating):
-        ok &= np.isfinite(block).all(axis=-1)
-    if nodata is not None and np.isfinite(nodata):
-        ok &= ~nodata_hits(block, nodata).any(axis=-1)
-    return ok
+    if not can_miss(block.dtype, nodata):
+        return np.ones(block.shape[:2], dtype=bool)
+    return ~missing_values(block, nodata).any(axis=-1)
 
 
 def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:

@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import good_band_mask, nodata_hits, valid_mask
+from hsad.cube import can_miss, good_band_mask, missing_values, nodata_hits, valid_mask
 from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
@@ -207,15 +207,6 @@ PARTIAL_NODATA_SAMPLE = 65536
 PARTIAL_NODATA_SHARE = 0.01
 
 
-def _missing(data, nodata):
-    """Lazy boolean array: the values that hold no data (not finite, or the nodata value)."""
-    missing = ~da.isfinite(data) if np.issubdtype(data.dtype, np.floating) else da.zeros(
-        data.shape, chunks=data.chunks, dtype=bool)
-    if nodata is not None and np.isfinite(nodata):
-        missing = missing | nodata_hits(data, nodata)
-    return missing
-
-
 def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
     """Warn when many pixels hold the nodata value in some good bands but data in others.
 
@@ -229,7 +220,7 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
     rows, cols = cube.shape[:2]
     step = max(1, int(np.ceil(np.sqrt(rows * cols / PARTIAL_NODATA_SAMPLE))))
     sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
-    missing = np.asarray(_missing(cube.data[::step, ::step][:, :, sel], nodata).compute())
+    missing = np.asarray(missing_values(cube.data[::step, ::step][:, :, sel], nodata).compute())
     hits = missing.sum(axis=-1)
     partial = (hits > 0) & (hits < sel.size)
     share = partial.mean()
@@ -245,17 +236,16 @@ def _dead_bands(cube: xr.DataArray, bands=None) -> str:
     """``": bands … hold no data in any pixel; mark them bad"``, or "" when there are none."""
     sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
     nodata = cube.attrs.get("nodata")
-    has_nodata = nodata is not None and np.isfinite(nodata)
     data = cube.data[:, :, sel]
-    if not (np.issubdtype(data.dtype, np.floating) or has_nodata):
+    if not can_miss(data.dtype, nodata):
         return ""
-    alive = np.asarray((~_missing(data, nodata)).any(axis=(0, 1)).compute())
+    alive = np.asarray((~missing_values(data, nodata)).any(axis=(0, 1)).compute())
     dead = sel[~alive]
     if not dead.size:
         return ""
     listed = ", ".join(str(int(b) + 1) for b in dead[:10]) + (", …" if dead.size > 10 else "")
-    state = (f"the nodata value {nodata:g} (or not finite) in every pixel" if has_nodata
-             else "not finite in any pixel")
+    state = ("not finite in any pixel" if nodata is None or not np.isfinite(nodata)
+             else f"the nodata value {nodata:g} (or not finite) in every pixel")
     return (f": band{'s' * (dead.size > 1)} {listed} (1-based) {'are' if dead.size > 1 else 'is'}"
             f" {state}; mark them bad (bbl / good_band) or drop them")
 
