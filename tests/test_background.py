@@ -216,6 +216,13 @@ def test_cli_train_samples_the_background_area(tmp_path, capsys):
                       "--background", area, "-o", tmp_path / "m.hsad"], capsys)
     assert code == 0, out.err
     assert f"trained on {LEFT.sum()} pixels" in out.out
+    # the very pixels of the area: the saved model's scaler is the one of the left half
+    from hsad.nn.persistence import load_detector
+
+    det = load_detector(tmp_path / "m.hsad")
+    own = BandScaler.fit(_halves()[LEFT], det.scaler_.method)
+    np.testing.assert_allclose(det.scaler_.centre, own.centre, rtol=1e-5)
+    np.testing.assert_allclose(det.scaler_.scale, own.scale, rtol=1e-5)
 
 
 def test_polygons_over_a_scene_without_georeference_use_qgis_pixel_frame(tmp_path):
