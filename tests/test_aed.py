@@ -54,3 +54,25 @@ def test_a_background_area_does_not_apply():
     with pytest.raises(ParameterError, match="does not apply"):
         fit_detector(detectors.get("aed"), _flat_with_objects(),
                      background=np.ones((60, 60), bool))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("area", "abc", "area must be an integer or None, got 'abc'"),
+    ("area", 2.5, "area must be an integer or None"),
+    ("n_components", True, "n_components must be an integer"),
+    ("eps", "small", "eps must be a number"),
+    ("target_size_m", [30], "target_size_m must be a number or None"),
+])
+def test_a_wrongly_typed_parameter_is_a_one_line_error(key, value, message, tmp_path, capsys):
+    with pytest.raises(ParameterError, match=message):
+        detectors.get("aed", **{key: value}).fit(_flat_with_objects())
+    # through the CLI (a YAML value, as -p gives it): exit 2, one line, no traceback
+    from test_cli_user_errors import one_error
+
+    from hsad.io.envi_writer import write_envi
+
+    scene = write_envi(_flat_with_objects(), tmp_path / "scene.img")
+    line = one_error(["detect", scene, "-m", "aed", "-p", f"{key}={value}", "-o",
+                      tmp_path / "out.tif"], capsys)
+    assert "aed:" in line and key in line
+    assert not (tmp_path / "out.tif").exists()

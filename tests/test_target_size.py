@@ -42,6 +42,20 @@ def test_aed_with_a_target_size_equals_aed_with_its_area(cube):
     by_area = detectors.get("aed", area=25).fit_score(cube)
     np.testing.assert_array_equal(by_size.values, by_area.values)
     assert by_size.attrs["hsad_area"] == 25
+    with pytest.raises(ParameterError, match="not both"):
+        detectors.get("aed", target_size_m=150, area=25).fit(cube)
+
+
+def test_aed_takes_each_variants_own_area_unless_given(cube):
+    plain = detectors.get("aed")
+    assert plain.area is None
+    np.testing.assert_array_equal(plain.fit_score(cube).values,
+                                  detectors.get("aed", area=225).fit_score(cube).values)
+    single = detectors.get("aed", variant="aed").fit_score(cube).values
+    np.testing.assert_array_equal(
+        single, detectors.get("aed", variant="aed", area=36).fit_score(cube).values)
+    assert not np.array_equal(
+        single, detectors.get("aed", variant="aed", area=225).fit_score(cube).values)
 
 
 def test_neural_fusion_takes_it_and_refuses_it_before_training(cube):

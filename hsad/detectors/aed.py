@@ -43,8 +43,10 @@ class AED(BaseDetector):
         225 up to ``area``) or ``"aed"`` (the one area ``area``).
     n_components : principal components filtered.
     area : area threshold of the attribute filter in pixels (the assumed target size; the
-        largest one for ``multiscale``).
-    target_size_m : instead of ``area``, the target size in metres (the side of a square):
+        largest one for ``multiscale``). None: the variant's own, 225 for ``multiscale``
+        and 36 for ``aed`` (:data:`hsad.fusion.VARIANT_DEFAULTS`).
+    target_size_m : instead of ``area`` (not with it), the target size in metres (the side
+        of a square):
         the area is ``ceil((target_size_m / pixel size)²)`` on each scene scored, which must
         have a projected CRS in metres (:func:`hsad.fusion.area_for_target`).
     levels : grey levels the components are quantised to (0: none).
@@ -55,7 +57,7 @@ class AED(BaseDetector):
     summary = ("AED spatial detector: attribute + guided filters on principal components "
                "(Kang 2017); HADGAN's D_spatial alone")
 
-    def __init__(self, variant: str = "multiscale", n_components: int = 4, area: int = 225,
+    def __init__(self, variant: str = "multiscale", n_components: int = 4, area: int | None = None,
                  levels: int = 256, radius: int = 1, eps: float = 0.001,
                  target_size_m: float | None = None):
         self.variant = variant
@@ -67,12 +69,17 @@ class AED(BaseDetector):
         self.eps = eps
 
     def _fusion(self, cube: xr.DataArray | None = None) -> Fusion:
+        self._check_param_types()
         if self.variant not in ("aed", "multiscale"):
             raise ParameterError(f"{self.name}: variant must be 'aed' or 'multiscale', got "
                                  f"{self.variant!r}")
         area = self.area
-        if self.target_size_m is not None and cube is not None:
-            area = area_for_target(self.target_size_m, cube)
+        if self.target_size_m is not None:
+            if self.area is not None:
+                raise ParameterError(f"{self.name}: give area (pixels) or target_size_m "
+                                     f"(metres), not both")
+            if cube is not None:
+                area = area_for_target(self.target_size_m, cube)
         return Fusion(variant=self.variant, n_components=self.n_components, area=area,
                       levels=self.levels, radius=self.radius, eps=self.eps).validate()
 

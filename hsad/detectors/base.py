@@ -96,6 +96,19 @@ class BaseDetector:
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
+    def _check_param_types(self) -> None:
+        """Each hyperparameter's value fits its ``__init__`` annotation (``"abc"`` for an
+        ``int`` is a one-line ParameterError, not a ValueError deep in the checks)."""
+        from hsad.detectors.param_types import describe, fits
+
+        sig = inspect.signature(type(self).__init__)
+        for name in self._param_names():
+            kind = sig.parameters[name].annotation
+            value = getattr(self, name)
+            if isinstance(kind, str) and not fits(value, kind):
+                raise ParameterError(f"{self.name}: {name} must be {describe(kind)}, got "
+                                     f"{value!r}")
+
     @classmethod
     def param_defaults(cls) -> dict:
         """Hyperparameter names and their defaults."""

@@ -52,7 +52,7 @@ COMMON = {
     "n_components": "principal components (aed, multiscale) or minimum-energy residual "
                     "bands (paper) the spatial map is built from",
     "area": "largest attribute-filter area, pixels (objects up to this size count as "
-            "anomalies)",
+            "anomalies; None: the fusion variant's own: multiscale 225, aed 36, paper 25)",
     "levels": "grey levels the components are quantised to before the area filters",
     "radius": "guided-filter radius, pixels",
     "eps": "guided-filter regularisation ε (in the guide's normalised units)",
