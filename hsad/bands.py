@@ -245,17 +245,48 @@ def _model_bands(detector) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _fits(cube: xr.DataArray, detector, good: np.ndarray | None) -> bool:
-    if good is None:
-        return int(good_band_mask(cube).sum()) == int(detector.n_bands_)
-    return cube.sizes["band"] == good.size
+    """Whether ``cube`` holds the model's bands as they are: its band count (a neural
+    model: its good-band count, at the model's wavelengths where both have them)."""
+    if good is not None:
+        return cube.sizes["band"] == good.size
+    scene_good = good_band_mask(cube)
+    if int(scene_good.sum()) != int(detector.n_bands_):
+        return False
+    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[scene_good]
+    model = np.asarray(detector.wavelength_, dtype=np.float64)
+    both = np.isfinite(scene) & np.isfinite(model)
+    return not both.any() or float(np.abs(scene[both] - model[both]).max()) <= \
+        WAVELENGTH_REFUSE_NM
+
+
+def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:
+    """``cube`` with a statistics model's bad-band flags (same bands, other flags): bands
+    the scene calls good and the model left out are set aside as at fit time; a band the
+    model was fitted on that the scene marks bad is a :class:`ModelError`."""
+    scene_good = good_band_mask(cube)
+    if np.array_equal(scene_good, good):
+        return cube
+    lost = np.flatnonzero(good & ~scene_good)
+    if lost.size:
+        wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)[lost]
+        where = (", ".join(f"{w:.1f}" for w in wavelength[:8]) + " nm"
+                 if np.isfinite(wavelength).all() else
+                 ", ".join(str(i + 1) for i in lost[:8])) + (" ..." if lost.size > 8 else "")
+        raise ModelError(f"the scene marks {lost.size} of the model's {int(good.sum())} bands "
+                         f"bad ({where}); the model was fitted on them: retrain it on "
+                         "this scene's good bands", cube.attrs.get("source_path"))
+    return cube.assign_coords(good_band=cube["good_band"].copy(data=good))
 
 
 def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     """``cube`` with the bands a fitted ``detector`` was trained on, chosen by wavelength.
 
-    A cube with the model's band count is returned as it is (the detector checks its
-    wavelengths). Otherwise each of the model's wavelengths takes the scene's nearest band
-    (a good band, when the model used only good ones); one farther than
+    A cube with the model's bands as they are (a statistics model: its band count; a
+    neural model: its good-band count at its wavelengths) is returned as it is (the
+    detector checks its wavelengths), with a statistics model's bad-band flags where the
+    scene's differ (a band the model needs that the scene marks bad is a
+    :class:`ModelError`). Otherwise each of the model's wavelengths takes the scene's
+    nearest band (a good band, when the model used only good ones); one farther than
     :data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM` is missing: a :class:`ModelError`
     names the missing wavelengths. Detectors without a band record pass through.
     """
@@ -263,7 +294,7 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
         return cube
     wanted, good = _model_bands(detector)
     if _fits(cube, detector, good):
-        return cube
+        return cube if good is None else _with_model_flags(cube, good)
     path = cube.attrs.get("source_path")
     n_model, n_scene = wanted.size, cube.sizes["band"]
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)

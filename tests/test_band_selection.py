@@ -160,6 +160,19 @@ def test_a_neural_model_matches_good_bands_only():
         match_model_bands(cube, model)
 
 
+def test_a_neural_model_on_as_many_good_bands_at_other_wavelengths_matches_them():
+    """A scene with the model's good-band count but other bands flagged bad is matched by
+    wavelength, not taken as it is (it used to be refused as "a different band set")."""
+    flags = np.ones(22, bool)
+    flags[[0, 5]] = False  # 900 nm bad instead of 2500 nm: 20 good bands, as the model
+    cube = _cube(good=flags)
+    model = SimpleNamespace(n_bands_=20, wavelength_=WAVELENGTH[GOOD])
+    with pytest.raises(ModelError, match="lacks 1 of the model's 20 wavelengths.*900.0 nm"):
+        match_model_bands(cube, model)
+    model.wavelength_ = WAVELENGTH[flags]  # the same bands: taken as they are
+    assert match_model_bands(cube, model) is cube
+
+
 def test_missing_or_unknown_wavelengths_are_clear_model_errors():
     from hsad import detectors
 

@@ -103,6 +103,31 @@ def test_a_scene_of_other_wavelengths_is_refused(tmp_path):
         model.score(_cube(2, wavelength=WAVELENGTH + 40))
 
 
+def _flagged(seed: int, bad=()):
+    """``_cube(seed)`` with the bands ``bad`` (0-based) marked bad."""
+    cube = _cube(seed)
+    good = np.ones(12, bool)
+    good[list(bad)] = False
+    return make_cube(np.asarray(cube.values), wavelength=WAVELENGTH, good_band=good)
+
+
+@pytest.mark.parametrize("name", STATISTICS)
+def test_a_scene_with_other_bad_band_flags_is_scored_on_the_models_bands(name, tmp_path):
+    """Same bands and wavelengths, other bad-band flags (another product level, a header
+    edited): the model reads the bands it was fitted on, as the networks do."""
+    from hsad.pipeline import run_detector
+
+    det = detectors.get(name).fit(_flagged(1, bad=[3, 7]))
+    model = load_model(save_model(det, tmp_path / "m.hsad"))
+    expected = det.score(_flagged(2, bad=[3, 7])).values
+    for flags in ([], [7]):  # every band good, or only one of the model's two bad
+        got = run_detector(model, _flagged(2, bad=flags), fitted=True).scores.values
+        np.testing.assert_array_equal(got, expected)
+    # a band the model needs, marked bad: refused, named by its wavelength
+    with pytest.raises(ModelError, match=r"marks 1 of the model's 10 bands bad \(1513.6 nm\)"):
+        run_detector(model, _flagged(2, bad=[3, 6, 7]), fitted=True)
+
+
 def _cli(args):
     return subprocess.run([sys.executable, "-m", "hsad.cli.main", *map(str, args)],
                           capture_output=True, text=True)
