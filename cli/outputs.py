@@ -54,14 +54,21 @@ def cube_files(path: str | os.PathLike) -> list[Path]:
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:
-    """An input and its companions: an ENVI header's data file, a data file's header."""
+    """An input and its companions: an ENVI header's data file, a data file's header (only
+    when the file is read as ENVI: a MAT or GeoTIFF input's unrelated namesake ``.hdr`` is
+    no input)."""
+    from hsad.errors import HsadError
+    from hsad.io import detect_format
     from hsad.io.envi_header import find_data, find_header
 
     p = Path(path)
     out = [p]
     try:
-        other = find_data(p) if p.suffix.lower() == ".hdr" else find_header(p)
-    except OSError:
+        if p.suffix.lower() == ".hdr":
+            other = find_data(p)
+        else:
+            other = find_header(p) if detect_format(p) == "envi" else None
+    except (OSError, HsadError):
         other = None
     if other is not None:
         out.append(other)

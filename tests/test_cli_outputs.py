@@ -152,6 +152,29 @@ def test_an_input_is_never_a_valid_output_even_with_overwrite(scene, scores, tmp
     assert hdr.read_bytes() == header and not scene["cube"].with_suffix(".bil").exists()
 
 
+def test_a_mat_inputs_namesake_header_is_no_input(tmp_path, capsys):
+    """``scene.mat`` beside an unrelated ``scene.hdr``: the MAT file is read alone, so the
+    header is an existing file like any other (not "the input"): refused without
+    --overwrite, replaced with it."""
+    import scipy.io
+
+    mat = tmp_path / "scene.mat"
+    scipy.io.savemat(mat, {"data": np.ones((6, 7, 4), np.float32)})
+    stray = tmp_path / "scene.hdr"
+    stray.write_text("ENVI\nsamples = 3\nlines = 3\nbands = 1\ndata type = 4\n")
+    code, _, err = run_cli(["convert", mat, tmp_path / "scene.bil"], capsys)
+    assert code == 2 and "exists; give --overwrite" in one_error_line(err, stray)
+    code, _, err = run_cli(["convert", mat, tmp_path / "scene.bil", "--overwrite"], capsys)
+    assert code == 0, err
+    assert "samples = 7" in stray.read_text()
+    tif = tmp_path / "scene.tif"  # nor is a GeoTIFF's
+    assert run_cli(["convert", mat, tif], capsys)[0] == 0
+    stray.write_text("ENVI\nsamples = 3\nlines = 3\nbands = 1\ndata type = 4\n")
+    code, _, err = run_cli(["convert", tif, tmp_path / "scene.bil", "--overwrite"], capsys)
+    assert code == 0, err
+    assert "samples = 7" in stray.read_text()
+
+
 # ---------------------------------------------------------------- formats, folders, duplicates
 
 
