@@ -18,7 +18,7 @@ from safetensors.numpy import save as st_save
 from hsad import __version__, detectors
 from hsad.cli.main import main
 from hsad.cube import make_cube
-from hsad.errors import ModelError
+from hsad.errors import ModelError, ParameterError
 from hsad.nn import persistence
 from hsad.nn.persistence import CONFIG, WEIGHTS, load_detector, read_model, save_detector
 
@@ -416,3 +416,21 @@ def test_parameters_beside_a_saved_model_are_refused_not_ignored(scene, model, t
     assert exc.value.code == 2 and err.count("\n") == 1, err
     assert "drop --param" in err and "hsad train -p" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method, key, limit", [("anogan", "search_steps", 10_000),
+                                                ("vae", "n_samples", 1000)])
+def test_a_model_asking_for_unbounded_inference_work_is_refused(method, key, limit, scene,
+                                                                 tmp_path, capsys):
+    """AnoGAN's latent search and VAE's draws run at scoring time, as long as the file
+    says: a model asking for 10⁹ is refused before any work, the limit itself loads."""
+    tiny = {k: v for k, v in TINY.items() if k != "disc_hidden"}
+    det = detectors.get(method, **tiny).fit(scene[0])
+    with zipfile.ZipFile(save_detector(det, tmp_path / "m.hsad")) as zf:
+        members = (json.loads(zf.read(CONFIG)), zf.read(WEIGHTS))
+    at_limit = with_config(members, tmp_path / "limit.hsad", _param(key, limit))
+    assert getattr(load_detector(at_limit), key) == limit
+    path = with_config(members, tmp_path / "huge.hsad", _param(key, 10**9))
+    assert_refused(path, f"{key} must be", scene, tmp_path, capsys)
+    with pytest.raises(ParameterError, match=f"{key} must be"):
+        detectors.get(method, **tiny, **{key: limit + 1}).fit(scene[0])

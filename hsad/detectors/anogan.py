@@ -45,6 +45,11 @@ from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import Stage
 from hsad.nn.wgan import gan_updates
 
+#: The longest latent search a model may ask for (steps per pixel): 100× the default, 20×
+#: the paper's Γ = 500. Bounded because a model file sets it, and inference runs as long as
+#: it says (10⁴ steps: 25–50 minutes per 100×100 scene on 2 cores).
+SEARCH_STEPS_MAX = 10_000
+
 #: The last batch's search, per thread: ``_reconstruct`` reuses the ``_score`` just run.
 _LAST = threading.local()
 
@@ -80,7 +85,9 @@ class AnoGAN(ReconstructionDetector):
             (int(self.n_critic) >= 1, "n_critic must be ≥ 1"),
             (float(self.gp_weight) >= 0, "gp_weight must be ≥ 0"),
             (0.0 <= float(self.lam_feature) <= 1.0, "lam_feature must be in [0, 1]"),
-            (int(self.search_steps) >= 0, "search_steps must be ≥ 0"),
+            (0 <= int(self.search_steps) <= SEARCH_STEPS_MAX,
+             f"search_steps must be 0…{SEARCH_STEPS_MAX} (each pixel's latent search runs "
+             f"that many steps), got {self.search_steps}"),
             (float(self.search_lr) > 0, "search_lr must be > 0"),
         ]
 

@@ -53,6 +53,10 @@ from hsad.nn.trainer import Stage, Update
 #: exp(0.5·logvar) overflows; trained pixels stay near 0 (at most 0.3 on abu-urban-2)
 LOGVAR_MAX = 30.0
 
+#: The most draws a model may ask for per pixel (100× the default): a model file sets it,
+#: and scoring's time and memory grow with it.
+N_SAMPLES_MAX = 1000
+
 #: Smallest decoder variance (normalised units: σ ≥ 0.01 of a band's spread).
 VAR_FLOOR = 1e-4
 #: Weight of each mini-batch in the running decoder variance used at inference.
@@ -107,7 +111,9 @@ class VAE(ReconstructionDetector):
     n_samples: int = 10
 
     def _checks(self) -> list[tuple[bool, str]]:
-        return [(int(self.n_samples) >= 1, "n_samples must be ≥ 1")]
+        return [(1 <= int(self.n_samples) <= N_SAMPLES_MAX,
+                 f"n_samples must be 1…{N_SAMPLES_MAX} (each pixel's score decodes that "
+                 f"many draws), got {self.n_samples}")]
 
     def _build(self, n_bands: int) -> dict[str, nn.Module]:
         d_z, widths, k = self.latent_size(n_bands), self.widths, self.patch_size
