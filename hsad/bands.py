@@ -21,7 +21,7 @@ from hsad.cube import (
     make_cube,
     wrap_numpy,
 )
-from hsad.detectors.base import WAVELENGTH_REFUSE_NM
+from hsad.detectors.base import WAVELENGTH_REFUSE_NM, check_wavelengths
 from hsad.engine.windows import single_threaded_linalg
 from hsad.errors import ModelError, ParameterError
 
@@ -244,11 +244,18 @@ def _model_bands(detector) -> tuple[np.ndarray, np.ndarray | None]:
     return wavelength, np.asarray(detector.bands_, dtype=bool)
 
 
-def _fits(cube: xr.DataArray, detector, good: np.ndarray | None) -> bool:
-    """Whether ``cube`` holds the model's bands as they are: its band count (a neural
-    model: its good-band count, at the model's wavelengths where both have them)."""
+def _model_flags(detector, good: np.ndarray | None) -> np.ndarray | None:
+    """The bad-band flags a model was fitted under, over every band of its scene: a
+    statistics model's ``bands_``, a neural model's ``band_mask_`` (None if it has none)."""
     if good is not None:
-        return cube.sizes["band"] == good.size
+        return good
+    mask = getattr(detector, "band_mask_", None)
+    return None if mask is None else np.asarray(mask, dtype=bool)
+
+
+def _fits(cube: xr.DataArray, detector) -> bool:
+    """Whether a neural model takes ``cube``'s good bands as they are: as many as it was
+    trained on, at its wavelengths where both have them."""
     scene_good = good_band_mask(cube)
     if int(scene_good.sum()) != int(detector.n_bands_):
         return False
@@ -259,42 +266,69 @@ def _fits(cube: xr.DataArray, detector, good: np.ndarray | None) -> bool:
         WAVELENGTH_REFUSE_NM
 
 
+def _check_same_sensor(cube: xr.DataArray, detector, flags: np.ndarray) -> None:
+    """Refuse a scene with the model's band count whose wavelengths are another sensor's
+    (before its flags are compared: "a different band set", not "retrain")."""
+    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    model = np.asarray(detector.wavelength_, dtype=np.float64)
+    if model.size == int(flags.sum()) != flags.size:  # a neural model's: good bands only
+        scene = scene[flags]
+    if model.size != scene.size:
+        return
+    both = np.isfinite(scene) & np.isfinite(model)
+    if both.any() and float(np.abs(scene[both] - model[both]).max()) > WAVELENGTH_REFUSE_NM:
+        check_wavelengths(scene, model, cube.attrs.get("source_path"))  # raises
+
+
+def _band_list(cube: xr.DataArray, index: np.ndarray) -> str:
+    """``"1513.6, 1690.9 nm"`` (``" ..."`` past eight), or ``"bands 4, 7"`` (1-based)
+    where the scene has no wavelengths."""
+    wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)[index]
+    more = " ..." if index.size > 8 else ""
+    if np.isfinite(wavelength).all():
+        return ", ".join(f"{w:.1f}" for w in wavelength[:8]) + more + " nm"
+    return "bands " + ", ".join(str(i + 1) for i in index[:8]) + more
+
+
 def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:
-    """``cube`` with a statistics model's bad-band flags (same bands, other flags): bands
-    the scene calls good and the model left out are set aside as at fit time; a band the
-    model was fitted on that the scene marks bad is a :class:`ModelError`."""
+    """``cube`` (the model's bands, other bad-band flags) with the flags the model was
+    fitted under: bands the scene calls good and the model left out are set aside as at fit
+    time; a band the model was fitted on that the scene marks bad is a
+    :class:`ModelError`."""
     scene_good = good_band_mask(cube)
     if np.array_equal(scene_good, good):
         return cube
     lost = np.flatnonzero(good & ~scene_good)
     if lost.size:
-        wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)[lost]
-        where = (", ".join(f"{w:.1f}" for w in wavelength[:8]) + " nm"
-                 if np.isfinite(wavelength).all() else
-                 ", ".join(str(i + 1) for i in lost[:8])) + (" ..." if lost.size > 8 else "")
         raise ModelError(f"the scene marks {lost.size} of the model's {int(good.sum())} bands "
-                         f"bad ({where}); the model was fitted on them: retrain it on "
-                         "this scene's good bands", cube.attrs.get("source_path"))
+                         f"bad ({_band_list(cube, lost)}); the model was fitted on them: "
+                         "retrain it on this scene's good bands", cube.attrs.get("source_path"))
     return cube.assign_coords(good_band=cube["good_band"].copy(data=good))
 
 
 def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     """``cube`` with the bands a fitted ``detector`` was trained on, chosen by wavelength.
 
-    A cube with the model's bands as they are (a statistics model: its band count; a
-    neural model: its good-band count at its wavelengths) is returned as it is (the
-    detector checks its wavelengths), with a statistics model's bad-band flags where the
-    scene's differ (a band the model needs that the scene marks bad is a
-    :class:`ModelError`). Otherwise each of the model's wavelengths takes the scene's
-    nearest band (a good band, when the model used only good ones); one farther than
-    :data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM` is missing: a :class:`ModelError`
-    names the missing wavelengths. Detectors without a band record pass through.
+    A cube with as many bands as the model's scene had (the same bands, by position) is
+    used with the bad-band flags the model was fitted under: the bands it left out are set
+    aside, and a band it needs that the scene marks bad is a :class:`ModelError` (so is a
+    scene of another sensor's wavelengths, beyond
+    :data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM`; nearer ones the detector checks).
+    A neural model also takes a cube with its good-band count at its wavelengths as it is.
+    Otherwise each of the model's wavelengths takes the scene's nearest band (a good band,
+    when the model used only good ones); one farther than ``WAVELENGTH_REFUSE_NM`` is
+    missing: a :class:`ModelError` names the missing wavelengths. Detectors without a band
+    record pass through.
     """
     if not hasattr(detector, "wavelength_"):
         return cube
     wanted, good = _model_bands(detector)
-    if _fits(cube, detector, good):
-        return cube if good is None else _with_model_flags(cube, good)
+    flags = _model_flags(detector, good)
+    if flags is not None and cube.sizes["band"] == flags.size:
+        _check_same_sensor(cube, detector, flags)
+        return _with_model_flags(cube, flags)
+    if good is None and _fits(cube, detector):
+        return cube
     path = cube.attrs.get("source_path")
     n_model, n_scene = wanted.size, cube.sizes["band"]
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
@@ -320,7 +354,8 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
         raise ModelError(f"several of the model's {n_model} bands would read the same scene "
                          "band: the scene's bands are farther apart, or it marks some of the "
                          "model's bands bad", path)
-    return cube.isel(band=nearest)
+    matched = cube.isel(band=nearest)
+    return matched if good is None else _with_model_flags(matched, good)
 
 
 def band_groups(n_bands: int, n_groups: int) -> np.ndarray:

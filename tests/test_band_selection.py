@@ -173,6 +173,24 @@ def test_a_neural_model_on_as_many_good_bands_at_other_wavelengths_matches_them(
     assert match_model_bands(cube, model) is cube
 
 
+def test_a_neural_model_reads_its_own_bands_of_a_scene_flagged_otherwise():
+    """10 nm apart, the model trained with 500 nm bad: a scene flagging 510 nm instead
+    would feed it the neighbouring band, 10 nm off, if taken by position; it is refused,
+    naming the band. A scene with every band good is read on the model's bands."""
+    wavelength = np.arange(400.0, 700.0, 10.0)  # 30 bands
+    trained = wavelength != 500.0
+    model = SimpleNamespace(n_bands_=29, wavelength_=wavelength[trained], band_mask_=trained)
+    other = _cube(wavelength=wavelength, good=wavelength != 510.0)
+    with pytest.raises(ModelError, match=r"marks 1 of the model's 29 bands bad \(510.0 nm\)"):
+        match_model_bands(other, model)
+    every = match_model_bands(_cube(wavelength=wavelength, good=np.ones(30, bool)), model)
+    assert np.array_equal(every["good_band"].values, trained)
+    # another sensor with the same band count: "a different band set", not "retrain"
+    shifted = _cube(wavelength=wavelength + 300.0, good=wavelength != 510.0)
+    with pytest.raises(ModelError, match="differ from the model's by up to 300.0 nm"):
+        match_model_bands(shifted, model)
+
+
 def test_missing_or_unknown_wavelengths_are_clear_model_errors():
     from hsad import detectors
 

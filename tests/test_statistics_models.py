@@ -128,6 +128,22 @@ def test_a_scene_with_other_bad_band_flags_is_scored_on_the_models_bands(name, t
         run_detector(model, _flagged(2, bad=[3, 6, 7]), fitted=True)
 
 
+def test_a_statistics_model_with_bad_bands_reads_a_wider_scene():
+    """Fitted on 12 bands with two flagged bad; the scene holds those 12 among 23, all
+    good: the model's bands are found by wavelength and read under the model's flags."""
+    from hsad.pipeline import run_detector
+
+    det = detectors.get("rx").fit(_flagged(1, bad=[3, 7]))
+    cube = _flagged(2, bad=[3, 7])
+    expected = det.score(cube).values
+    extra = np.linspace(460, 2390, 11)  # 11 more bands, between the model's
+    order = np.argsort(np.r_[WAVELENGTH, extra])
+    data = np.concatenate([np.asarray(cube.values), np.asarray(cube.values)[..., :11]], axis=2)
+    wider = make_cube(data[..., order], wavelength=np.r_[WAVELENGTH, extra][order])
+    got = run_detector(det, wider, fitted=True).scores.values
+    np.testing.assert_array_equal(got, expected)
+
+
 def _cli(args):
     return subprocess.run([sys.executable, "-m", "hsad.cli.main", *map(str, args)],
                           capture_output=True, text=True)
