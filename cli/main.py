@@ -70,11 +70,16 @@ def _fail(message: str, status: int = 2) -> None:
     sys.exit(status)
 
 
-def _stop_filters() -> None:
-    """Drop the area filters not yet begun (:mod:`hsad.morphology`, when loaded)."""
+def _stop_work() -> None:
+    """Drop the area filters not yet begun (:mod:`hsad.morphology`) and end the torch
+    inference under way at its next batch (:mod:`hsad.engine.stopping`), when loaded: the
+    interpreter waits for the worker threads on its way out."""
     morphology = sys.modules.get("hsad.morphology")
     if morphology is not None:
         morphology.stop_filters()
+    stopping = sys.modules.get("hsad.engine.stopping")
+    if stopping is not None:
+        stopping.stop_inference()
 
 
 def _quiet_shutdown() -> None:
@@ -117,11 +122,11 @@ def main(argv: list[str] | None = None) -> None:
             warnings.showwarning = _show_warning
             rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
     except _Stopped as exc:
-        _stop_filters()
+        _stop_work()
         _quiet_shutdown()
         _fail(exc.word, exc.status)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        _stop_filters()
+        _stop_work()
         _quiet_shutdown()
         # outside a command (while click parses), click wraps the signal into Abort
         if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):

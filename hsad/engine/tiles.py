@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import map_like
+from hsad.engine import stopping
 from hsad.engine.scheduler import (
     TileProgress,
     active_client,
@@ -368,8 +369,10 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BAT
     use_amp = amp is not None and device.type == "cuda"
     cuda = device.type == "cuda"
     result = None  # allocated at the first batch, filled batch by batch
+    since = stopping.mark()
     with torch.enable_grad() if grad else torch.inference_mode():
         for lo in range(0, len(inputs), int(batch)):
+            stopping.check(since)  # Ctrl-C or SIGTERM: end here, not at the tile's end
             chunk = inputs[lo:lo + int(batch)]
             x = prepare(chunk) if prepare is not None else torch.from_numpy(
                 np.ascontiguousarray(chunk, dtype=np.float32))

@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import torch
 
+from hsad.engine import stopping
+
 _MASK32 = 0xFFFFFFFF
 
 
@@ -76,8 +78,10 @@ def latent_search(objective: Callable[[torch.Tensor], torch.Tensor], z0: torch.T
         raise ValueError(f"unknown latent-search method {method!r} (use adam or sgd)")
     z = z0.detach().clone()
     m, v = torch.zeros_like(z), torch.zeros_like(z)
+    since = stopping.mark()
     with torch.enable_grad():
         for t in range(1, steps + 1):
+            stopping.check(since)  # Ctrl-C or SIGTERM: a long search ends at this step
             z.requires_grad_(True)
             loss = objective(z)
             if loss.shape != z.shape[:1]:
