@@ -2,13 +2,16 @@
 
 For every shared scene and network (default: HADGAN and f-AnoGAN, at their defaults,
 seed 0) the detector is fitted twice: as ``fit`` trains it, and with every optimiser step
-disabled (the networks keep their seeded initial weights; the same epochs, so everything
-else a fit computes, the normalisation, the residual's RX statistics and the spatial map,
-is as in the trained run). AUC(D,F) of each map is printed side by side, with the mean over
-the scenes and over the distinct images (abu-beach-4 and pavia-center-100 are one image,
-averaged first). What a map keeps without training comes from the detector's fixed parts:
-the normalised spectra, the RX of whatever residual the untrained networks leave, the
-spatial map of the cube's principal components.
+disabled. Untrained, the networks' weights keep their seeded initial values; what no
+optimiser sets still follows the data (batch-norm running statistics, VAE's running
+decoder variance, ALAD's spectral-norm vectors; HADGAN's and f-AnoGAN's tensors all stay
+as initialised). Both runs take the same epochs, so the normalisation, the sample and the
+spatial map are the same; the residual's RX statistics are those of each run's residual.
+AUC(D,F) of each map is printed side by side, with the mean over the scenes and over the
+distinct images (abu-beach-4 and pavia-center-100 are one image, averaged first). What a
+map keeps without training comes from the detector's fixed parts: the normalised spectra,
+the RX of whatever residual the untrained networks leave, the spatial map of the cube's
+principal components.
 
 Results are cached in ``--cache`` (one row per scene, method, map and run), so an
 interrupted run resumes.
@@ -68,11 +71,12 @@ def measure(methods: list[str], names: list[str], cache: Path) -> dict:
         with open(cache, newline="") as fh:
             for row in csv.DictReader(fh):
                 done[row["scene"], row["method"], row["map"], row["run"]] = float(row["auc"])
-    new = not cache.exists()
+    new = not cache.exists() or cache.stat().st_size == 0  # a first run killed early
     with open(cache, "a", newline="") as fh:
         writer = csv.writer(fh)
         if new:
             writer.writerow(["scene", "method", "map", "run", "auc", "seconds"])
+            fh.flush()
         for name in names:
             todo = [(m, r) for m in methods for r in ("trained", "untrained")
                     if not any(k[:2] == (name, m) and k[3] == r for k in done)]

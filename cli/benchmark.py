@@ -34,14 +34,16 @@ def command(methods, scene_names, params, stages, output, csv_path, overwrite):
     method_list = [m.strip().lower() for m in methods.split(",") if m.strip()]
     for m in method_list:
         detectors.get(m)  # fail early on unknown names
-    scenes = datasets.names() if scene_names == "all" else datasets.scene_files(
-        s.strip() for s in scene_names.split(",") if s.strip())
     per_method: dict[str, dict] = {}
     for key, value in parse_params(params).items():
         method, dot, name = key.partition(".")
         if not dot or method not in method_list:
             raise ParameterError(f"--param {key}: expected METHOD.KEY with METHOD in {methods}")
         per_method.setdefault(method, {})[name] = value
+    for m in method_list:  # every method's parameters, before the first scene is run
+        detectors.get(m, **per_method.get(m, {})).check_params()
+    scenes = datasets.names() if scene_names == "all" else datasets.scene_files(
+        s.strip() for s in scene_names.split(",") if s.strip())
     plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv")],
                         overwrite=overwrite)
 

@@ -21,7 +21,7 @@ from hsad.cube import (
     make_cube,
     wrap_numpy,
 )
-from hsad.detectors.base import WAVELENGTH_REFUSE_NM, check_wavelengths
+from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, check_wavelengths
 from hsad.engine.windows import single_threaded_linalg
 from hsad.errors import ModelError, ParameterError
 
@@ -266,6 +266,19 @@ def _fits(cube: xr.DataArray, detector) -> bool:
         WAVELENGTH_REFUSE_NM
 
 
+def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bool:
+    """Whether a neural model's bands sit, in ``cube``, where its flags put them: the
+    scene's wavelengths there within :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM` of
+    the model's (or unknown). Otherwise its bands are found by wavelength."""
+    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[flags]
+    model = np.asarray(detector.wavelength_, dtype=np.float64)
+    if scene.size != model.size:
+        return False
+    both = np.isfinite(scene) & np.isfinite(model)
+    return not both.any() or float(np.abs(scene[both] - model[both]).max()) <= \
+        WAVELENGTH_WARN_NM
+
+
 def _check_same_sensor(cube: xr.DataArray, detector, flags: np.ndarray) -> None:
     """Refuse a scene with the model's band count whose wavelengths are another sensor's
     (before its flags are compared: "a different band set", not "retrain")."""
@@ -309,8 +322,10 @@ def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:
 def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     """``cube`` with the bands a fitted ``detector`` was trained on, chosen by wavelength.
 
-    A cube with as many bands as the model's scene had (the same bands, by position) is
-    used with the bad-band flags the model was fitted under: the bands it left out are set
+    A cube with as many bands as the model's scene had (the same bands, by position; for
+    a neural model, only when the scene's wavelengths there are the model's within
+    :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`) is used with the bad-band flags the
+    model was fitted under: the bands it left out are set
     aside, and a band it needs that the scene marks bad is a :class:`ModelError` (so is a
     scene of another sensor's wavelengths, beyond
     :data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM`; nearer ones the detector checks).
@@ -324,7 +339,8 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
         return cube
     wanted, good = _model_bands(detector)
     flags = _model_flags(detector, good)
-    if flags is not None and cube.sizes["band"] == flags.size:
+    if flags is not None and cube.sizes["band"] == flags.size and (
+            good is not None or _at_model_wavelengths(cube, detector, flags)):
         _check_same_sensor(cube, detector, flags)
         return _with_model_flags(cube, flags)
     if good is None and _fits(cube, detector):

@@ -15,7 +15,7 @@ from dask.callbacks import Callback
 from hsad import open_cube, select_bands
 from hsad.bands import match_model_bands
 from hsad.cli.main import main
-from hsad.cube import make_cube
+from hsad.cube import good_band_mask, make_cube
 from hsad.errors import ModelError, ParameterError
 from hsad.io.envi_writer import write_envi
 
@@ -185,10 +185,16 @@ def test_a_neural_model_reads_its_own_bands_of_a_scene_flagged_otherwise():
         match_model_bands(other, model)
     every = match_model_bands(_cube(wavelength=wavelength, good=np.ones(30, bool)), model)
     assert np.array_equal(every["good_band"].values, trained)
-    # another sensor with the same band count: "a different band set", not "retrain"
+    # another sensor with the same band count: its missing wavelengths, not "retrain"
     shifted = _cube(wavelength=wavelength + 300.0, good=wavelength != 510.0)
-    with pytest.raises(ModelError, match="differ from the model's by up to 300.0 nm"):
+    with pytest.raises(ModelError, match=r"lacks \d+ of the model's 29 wavelengths"):
         match_model_bands(shifted, model)
+    # as many bands, other ones: the model's 29 and 700 nm (a reviewer's case, which
+    # positions would have read 10 nm off): found by wavelength
+    other_set = np.r_[wavelength[trained], 700.0]
+    found = match_model_bands(_cube(wavelength=other_set, good=np.ones(30, bool)), model)
+    np.testing.assert_array_equal(found["wavelength"].values[good_band_mask(found)],
+                                  wavelength[trained])
 
 
 def test_missing_or_unknown_wavelengths_are_clear_model_errors():

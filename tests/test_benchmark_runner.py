@@ -41,6 +41,23 @@ def test_benchmark_rejects_unknown_method_and_misaddressed_param(capsys):
     assert code == 2 and "METHOD.KEY" in err
 
 
+@pytest.mark.parametrize("param, words", [
+    ("anogan.search_steps=20000", "anogan: search_steps must be 0…10000"),
+    ("aed.area=abc", "aed: area must be an integer or None"),
+    ("cluster-rx.n_clusters=0", "n_clusters"),
+    ("rx.ridge=big", "rx: ridge must be a number"),
+])
+def test_benchmark_checks_every_methods_parameters_before_the_first_scene(param, words,
+                                                                          capsys):
+    """A bad value of the last method is refused at once, not after the others' runs
+    (scenes that do not exist show that no scene was even looked up)."""
+    method = param.split(".")[0]
+    code, out, err = run_cli(["benchmark", "-m", f"rx,{method}", "--datasets",
+                              "no-such-scene", "-p", param], capsys)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+    assert out == ""
+
+
 def test_methods_lists_every_detector_with_defaults(capsys):
     from hsad import detectors
     from hsad.detectors.param_help import RUNTIME

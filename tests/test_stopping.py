@@ -35,45 +35,53 @@ def _in_a_thread(work):
     return thread, box
 
 
-def _stop_once(calls, at=3):
+def _stop_once(calls, stopped, at=3):
+    """Once ``at`` batches have run, stop the inference and let the loop go on."""
     deadline = time.monotonic() + 60
     while calls[0] < at and time.monotonic() < deadline:
         time.sleep(0.005)
     stopping.stop_inference()
+    stopped.set()
+
+
+def _held_after(at, calls, stopped):
+    """A step that, from its ``at``-th call on, waits until the stop was sent (so the test
+    does not depend on how fast either thread runs)."""
+    calls[0] += 1
+    if calls[0] >= at:
+        stopped.wait(60)
 
 
 def test_infer_batches_ends_at_the_next_batch_and_later_runs_are_unaffected():
-    calls = [0]
+    calls, stopped = [0], threading.Event()
 
     def forward(x):
-        calls[0] += 1
-        time.sleep(0.01)
+        _held_after(3, calls, stopped)
         return x
 
     inputs = np.zeros((100, 3), np.float32)  # 100 batches of one row
     thread, box = _in_a_thread(lambda: infer_batches(forward, inputs, batch=1))
-    _stop_once(calls)
+    _stop_once(calls, stopped)
     thread.join(60)
     assert isinstance(box.get("error"), stopping.InferenceStopped)
-    assert calls[0] < 100
+    assert calls[0] == 3  # the batch under way when the stop came was the last
     # a run begun after the stop runs whole
     np.testing.assert_array_equal(infer_batches(lambda x: x + 1, inputs, batch=7), inputs + 1)
 
 
 def test_a_latent_search_ends_at_the_next_step():
-    calls = [0]
+    calls, stopped = [0], threading.Event()
 
     def objective(z):
-        calls[0] += 1
-        time.sleep(0.005)
+        _held_after(3, calls, stopped)
         return (z ** 2).sum(dim=1)
 
     z0 = torch.ones(4, 2)
     thread, box = _in_a_thread(lambda: latent_search(objective, z0, steps=100_000))
-    _stop_once(calls)
+    _stop_once(calls, stopped)
     thread.join(60)
     assert isinstance(box.get("error"), stopping.InferenceStopped)
-    assert calls[0] < 1000
+    assert calls[0] == 3
     z, loss = latent_search(lambda z: (z ** 2).sum(dim=1), z0, steps=50, lr=0.1)
     assert float(loss.max()) < float((z0 ** 2).sum(dim=1).min())
 

@@ -83,6 +83,10 @@ class AED(BaseDetector):
         return Fusion(variant=self.variant, n_components=self.n_components, area=area,
                       levels=self.levels, radius=self.radius, eps=self.eps).validate()
 
+    def check_params(self) -> AED:
+        self._fusion()
+        return self
+
     def fit(self, cube: xr.DataArray) -> AED:
         """Check the parameters; the components are each scene's own (nothing to learn, no
         background area: a pixel's response comes from the structures around it)."""

@@ -96,6 +96,13 @@ class BaseDetector:
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
+    def check_params(self) -> BaseDetector:
+        """Refuse (:class:`ParameterError`, one line) hyperparameters this detector cannot
+        run with, before any data is read: wrong types, and the checks of detectors whose
+        checks need no scene (``hsad benchmark`` runs it for every method first)."""
+        self._check_param_types()
+        return self
+
     def _check_param_types(self) -> None:
         """Each hyperparameter's value fits its ``__init__`` annotation (``"abc"`` for an
         ``int`` is a one-line ParameterError, not a ValueError deep in the checks)."""

@@ -113,6 +113,11 @@ class ClusterRX(BaseDetector):
         self.seed = seed
         self.dtype = dtype
 
+    def check_params(self) -> ClusterRX:
+        super().check_params()
+        self._validate()
+        return self
+
     def _validate(self) -> float:
         for key, low, high in (("n_clusters", 1, None), ("sample_size", 1, None),
                                ("seed", 0, SEED_MAX)):

@@ -135,6 +135,11 @@ class CRD(BaseDetector):
         self.pca = pca
         self.dtype = dtype
 
+    def check_params(self) -> CRD:
+        super().check_params()
+        self._validate()
+        return self
+
     def _validate(self) -> tuple[int, int]:
         inner, outer = check_windows(self.name, self.inner, self.outer)
         if check_nonnegative(self.name, "lam", self.lam) == 0:

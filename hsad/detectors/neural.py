@@ -181,6 +181,11 @@ class NeuralDetector(BaseDetector):
                 raise ParameterError(f"{self.name}: {key} must be {describe(kind)}, got "
                                      f"{value!r}")
 
+    def check_params(self) -> NeuralDetector:
+        """As :meth:`BaseDetector.check_params`: every check ``fit`` makes before training."""
+        self._validate()
+        return self
+
     def _validate(self) -> None:
         self._check_types()
         if not self.outputs:
