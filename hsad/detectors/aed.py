@@ -46,9 +46,9 @@ class AED(BaseDetector):
         largest one for ``multiscale``). None: the variant's own, 225 for ``multiscale``
         and 36 for ``aed`` (:data:`hsad.fusion.VARIANT_DEFAULTS`).
     target_size_m : instead of ``area`` (not with it), the target size in metres (the side
-        of a square):
-        the area is ``ceil((target_size_m / pixel size)²)`` on each scene scored, which must
-        have a projected CRS in metres (:func:`hsad.fusion.area_for_target`).
+        of a square): the area is ``ceil((target_size_m / pixel size)²)`` on each scene
+        scored, which must have a projected CRS in metres
+        (:func:`hsad.fusion.area_for_target`).
     levels : grey levels the components are quantised to (0: none).
     radius, eps : the guided filter's box radius and regularisation.
     """
@@ -69,7 +69,7 @@ class AED(BaseDetector):
         self.eps = eps
 
     def _fusion(self, cube: xr.DataArray | None = None) -> Fusion:
-        self._check_param_types()
+        self._check_types()
         if self.variant not in ("aed", "multiscale"):
             raise ParameterError(f"{self.name}: variant must be 'aed' or 'multiscale', got "
                                  f"{self.variant!r}")

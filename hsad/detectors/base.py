@@ -100,19 +100,24 @@ class BaseDetector:
         """Refuse (:class:`ParameterError`, one line) hyperparameters this detector cannot
         run with, before any data is read: wrong types, and the checks of detectors whose
         checks need no scene (``hsad benchmark`` runs it for every method first)."""
-        self._check_param_types()
+        self._check_types()
         return self
 
-    def _check_param_types(self) -> None:
-        """Each hyperparameter's value fits its ``__init__`` annotation (``"abc"`` for an
-        ``int`` is a one-line ParameterError, not a ValueError deep in the checks)."""
+    @classmethod
+    def _param_kinds(cls) -> dict[str, str]:
+        """Each hyperparameter's annotation (``"int | None"``), from ``__init__``."""
+        sig = inspect.signature(cls.__init__)
+        return {n: sig.parameters[n].annotation for n in cls._param_names()
+                if isinstance(sig.parameters[n].annotation, str)}
+
+    def _check_types(self) -> None:
+        """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a
+        one-line ParameterError, not a ValueError deep in the checks)."""
         from hsad.detectors.param_types import describe, fits
 
-        sig = inspect.signature(type(self).__init__)
-        for name in self._param_names():
-            kind = sig.parameters[name].annotation
+        for name, kind in self._param_kinds().items():
             value = getattr(self, name)
-            if isinstance(kind, str) and not fits(value, kind):
+            if not fits(value, kind):
                 raise ParameterError(f"{self.name}: {name} must be {describe(kind)}, got "
                                      f"{value!r}")
 

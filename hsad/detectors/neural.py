@@ -32,7 +32,7 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
-from hsad.detectors.param_types import SEED_MAX, describe, fits
+from hsad.detectors.param_types import SEED_MAX
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import FILL_ADVICE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
@@ -172,14 +172,10 @@ class NeuralDetector(BaseDetector):
         """The map ``score`` returns: ``output``, or the plain score when None."""
         return self.output if self.output is not None else self.outputs[0]
 
-    def _check_types(self) -> None:
-        """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a
-        one-line ParameterError, not a ValueError deep in the checks)."""
-        for key, kind in self._kinds.items():
-            value = getattr(self, key)
-            if not fits(value, kind):
-                raise ParameterError(f"{self.name}: {key} must be {describe(kind)}, got "
-                                     f"{value!r}")
+    @classmethod
+    def _param_kinds(cls) -> dict[str, str]:
+        """The declared annotations (the generated ``__init__`` carries none)."""
+        return dict(cls._kinds)
 
     def check_params(self) -> NeuralDetector:
         """As :meth:`BaseDetector.check_params`: every check ``fit`` makes before training."""
