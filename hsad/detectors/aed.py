@@ -31,7 +31,7 @@ from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.stats import covariance_rank, scene_moments
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, area_for_target
+from hsad.fusion import Fusion, chosen_area
 
 
 class AED(BaseDetector):
@@ -73,13 +73,7 @@ class AED(BaseDetector):
         if self.variant not in ("aed", "multiscale"):
             raise ParameterError(f"{self.name}: variant must be 'aed' or 'multiscale', got "
                                  f"{self.variant!r}")
-        area = self.area
-        if self.target_size_m is not None:
-            if self.area is not None:
-                raise ParameterError(f"{self.name}: give area (pixels) or target_size_m "
-                                     f"(metres), not both")
-            if cube is not None:
-                area = area_for_target(self.target_size_m, cube)
+        area = chosen_area(self.name, self.area, self.target_size_m, cube)
         return Fusion(variant=self.variant, n_components=self.n_components, area=area,
                       levels=self.levels, radius=self.radius, eps=self.eps).validate()
 

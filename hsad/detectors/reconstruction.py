@@ -26,7 +26,7 @@ from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, area_for_target
+from hsad.fusion import Fusion, chosen_area
 from hsad.fusion.tiled import (
     Statistics,
     check_filter_budget,
@@ -103,13 +103,7 @@ class ReconstructionDetector(NeuralDetector):
     def fusion_(self, cube: xr.DataArray | None = None) -> Fusion:
         """The :class:`~hsad.fusion.Fusion` these parameters configure (variant defaults
         filled in); with ``target_size_m``, the area comes from ``cube``'s pixel size."""
-        area = self.area
-        if self.target_size_m is not None:
-            if self.area is not None:
-                raise ParameterError(f"{self.name}: give area (pixels) or target_size_m "
-                                     f"(metres), not both")
-            if cube is not None:
-                area = area_for_target(self.target_size_m, cube)
+        area = chosen_area(self.name, self.area, self.target_size_m, cube)
         return Fusion(variant=self.fusion, lam=self.lam, n_components=self.n_components,
                       area=area, levels=self.levels, radius=self.radius, eps=self.eps,
                       norm=self.fusion_norm, pc_source=self.pc_source,

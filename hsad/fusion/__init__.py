@@ -193,6 +193,17 @@ def area_for_target(target_size_m: float, cube) -> int:
     return max(1, int(np.ceil((float(target_size_m) / gsd) ** 2 - 1e-9)))
 
 
+def chosen_area(name: str, area, target_size_m, cube=None):
+    """The area a detector's parameters ask for: ``area`` (None: the variant's own), or,
+    with ``target_size_m``, the target's area on ``cube``'s grid (None before a cube is
+    known). Both at once is a ParameterError naming detector ``name``."""
+    if target_size_m is None:
+        return area
+    if area is not None:
+        raise ParameterError(f"{name}: give area (pixels) or target_size_m (metres), not both")
+    return None if cube is None else area_for_target(target_size_m, cube)
+
+
 def ladder(area: int) -> tuple[int, ...]:
     """The multi-scale variant's areas up to ``area`` (at least the smallest)."""
     return tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
