@@ -72,12 +72,12 @@ def _fail(message: str, status: int = 2) -> None:
 
 def _stop_work() -> None:
     """Drop the area filters not yet begun (:mod:`hsad.morphology`) and end the torch
-    inference under way at its next batch (:mod:`hsad.engine.stopping`), when loaded: the
+    inference under way at its next batch (:mod:`hsad.stopping`), when loaded: the
     interpreter waits for the worker threads on its way out."""
     morphology = sys.modules.get("hsad.morphology")
     if morphology is not None:
         morphology.stop_filters()
-    stopping = sys.modules.get("hsad.engine.stopping")
+    stopping = sys.modules.get("hsad.stopping")
     if stopping is not None:
         stopping.stop_inference()
 

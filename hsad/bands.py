@@ -21,7 +21,12 @@ from hsad.cube import (
     make_cube,
     wrap_numpy,
 )
-from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, check_wavelengths
+from hsad.detectors.base import (
+    WAVELENGTH_REFUSE_NM,
+    WAVELENGTH_WARN_NM,
+    check_wavelengths,
+    wavelength_shift,
+)
 from hsad.engine.windows import single_threaded_linalg
 from hsad.errors import ModelError, ParameterError
 
@@ -260,10 +265,7 @@ def _fits(cube: xr.DataArray, detector) -> bool:
     if int(scene_good.sum()) != int(detector.n_bands_):
         return False
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[scene_good]
-    model = np.asarray(detector.wavelength_, dtype=np.float64)
-    both = np.isfinite(scene) & np.isfinite(model)
-    return not both.any() or float(np.abs(scene[both] - model[both]).max()) <= \
-        WAVELENGTH_REFUSE_NM
+    return wavelength_shift(scene, detector.wavelength_) <= WAVELENGTH_REFUSE_NM
 
 
 def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bool:
@@ -272,11 +274,7 @@ def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bo
     the model's (or unknown). Otherwise its bands are found by wavelength."""
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[flags]
     model = np.asarray(detector.wavelength_, dtype=np.float64)
-    if scene.size != model.size:
-        return False
-    both = np.isfinite(scene) & np.isfinite(model)
-    return not both.any() or float(np.abs(scene[both] - model[both]).max()) <= \
-        WAVELENGTH_WARN_NM
+    return scene.size == model.size and wavelength_shift(scene, model) <= WAVELENGTH_WARN_NM
 
 
 def _check_same_sensor(cube: xr.DataArray, detector, flags: np.ndarray) -> None:
@@ -286,10 +284,7 @@ def _check_same_sensor(cube: xr.DataArray, detector, flags: np.ndarray) -> None:
     model = np.asarray(detector.wavelength_, dtype=np.float64)
     if model.size == int(flags.sum()) != flags.size:  # a neural model's: good bands only
         scene = scene[flags]
-    if model.size != scene.size:
-        return
-    both = np.isfinite(scene) & np.isfinite(model)
-    if both.any() and float(np.abs(scene[both] - model[both]).max()) > WAVELENGTH_REFUSE_NM:
+    if model.size == scene.size and wavelength_shift(scene, model) > WAVELENGTH_REFUSE_NM:
         check_wavelengths(scene, model, cube.attrs.get("source_path"))  # raises
 
 

@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from hsad.stopping import StopCounter
+
 try:
     import diplib as _dip
 except ImportError:  # a reference backend only (pip install hsad[dev])
@@ -93,7 +95,7 @@ PARALLEL_PIXELS = 1 << 16
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
-_stops = 0  # how many times stop_filters was called
+_stops = StopCounter()  # the stops asked by stop_filters
 
 
 class FiltersStopped(RuntimeError):
@@ -186,7 +188,7 @@ def attribute_responses(images, areas, *, summed: bool = False,
     if workers is None:
         big = sum(im.size for im in images) >= PARALLEL_PIXELS
         workers = dask_cpu_count() if big else 0
-    stops = _stops
+    stops = _stops.mark()
     if min(int(workers), len(images)) < 2 or multiprocessing.current_process().daemon:
         return [_response(im, areas, summed, stops) for im in images]
     pool = _executor(int(workers))
@@ -201,7 +203,7 @@ def attribute_responses(images, areas, *, summed: bool = False,
 def _response(image, areas, summed, stops):
     """:func:`attribute_response`, unless :func:`stop_filters` was called since the batch
     began (``stops``: the count then)."""
-    if _stops != stops:
+    if _stops.stopped_since(stops):
         raise FiltersStopped("area filters stopped")
     return attribute_response(image, areas, summed=summed)
 
@@ -230,6 +232,4 @@ def stop_filters() -> None:
     """Stop every batch under way (on Ctrl-C or SIGTERM): their jobs not yet begun raise
     :class:`FiltersStopped` instead of filtering. Jobs already filtering finish their image
     (the compiled kernel cannot be interrupted). Later batches run normally."""
-    global _stops
-    with _pool_lock:
-        _stops += 1
+    _stops.stop()

@@ -9,14 +9,20 @@ little off it, is found only by a network that has learnt the plane.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
 from hsad.cube import make_cube
 from hsad.detectors.neural import NeuralDetector
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import untrained_baseline  # noqa: E402  (a script of the repository: it must import)
 
 # the map each network's training makes detect this scene within a test's budget, and its
 # epochs (the defaults but for adae and alad, whose training is longer here); measured over
@@ -58,20 +64,14 @@ def scene():
     return plane_scene()
 
 
-def _maps(name, cube, train=True, epochs=None, monkeypatch=None):
+def _maps(name, cube, train=True, epochs=None):
     """The maps of ``name`` fitted on ``cube`` (seed 0); with ``train=False`` its optimisers
-    take no step, so the networks keep their initial weights."""
-    if not train:
-        for cls in (torch.optim.Adam, torch.optim.RMSprop):
-            monkeypatch.setattr(cls, "step", lambda self, closure=None: None)
+    take no step (the benchmark's own switch), so the networks keep their initial weights."""
     params = dict(progress=False, device="cpu", seed=0)
     if epochs is not None:
         params["epochs"] = epochs
-    try:
+    with contextlib.nullcontext() if train else untrained_baseline.no_optimiser_steps():
         return detectors.get(name, **params).fit(cube).score_stages(cube)
-    finally:
-        if monkeypatch is not None:
-            monkeypatch.undo()
 
 
 def test_every_network_is_tested_here():
@@ -80,12 +80,11 @@ def test_every_network_is_tested_here():
 
 
 @pytest.mark.parametrize("name", sorted(LEARNT_MAP))
-def test_training_makes_the_network_find_what_its_initialisation_cannot(name, scene,
-                                                                        monkeypatch):
+def test_training_makes_the_network_find_what_its_initialisation_cannot(name, scene):
     cube, truth = scene
     stage, epochs = LEARNT_MAP[name]
     trained = _maps(name, cube, epochs=epochs)[stage].values
-    untrained = _maps(name, cube, train=False, epochs=1, monkeypatch=monkeypatch)[stage].values
+    untrained = _maps(name, cube, train=False, epochs=1)[stage].values
     auc = roc_auc_score(truth.ravel(), trained.ravel())
     auc_untrained = roc_auc_score(truth.ravel(), untrained.ravel())
     assert auc > 0.85 and auc > auc_untrained + 0.08, (auc, auc_untrained)
@@ -94,7 +93,7 @@ def test_training_makes_the_network_find_what_its_initialisation_cannot(name, sc
 @pytest.mark.parametrize("name, stage", [("fanogan", "score"), ("egbad", "score"),
                                          ("ganomaly", "score"), ("skip-ganomaly", "score"),
                                          ("hadgan", "d_spectral")])
-def test_the_gan_maps_are_those_of_the_trained_networks(name, stage, scene, monkeypatch):
+def test_the_gan_maps_are_those_of_the_trained_networks(name, stage, scene):
     """These GANs do not learn the plane well enough in a test's budget (measured: their
     maps gain < 0.1 AUC, and fanogan's and skip-ganomaly's rank pixels as their untrained
     networks do, rank correlation 0.98-0.998; HADGAN's training is shown by
@@ -102,6 +101,6 @@ def test_the_gan_maps_are_those_of_the_trained_networks(name, stage, scene, monk
     the trained networks' and not the initial ones'."""
     cube, _ = scene
     trained = _maps(name, cube)[stage].values
-    untrained = _maps(name, cube, train=False, monkeypatch=monkeypatch)[stage].values
+    untrained = _maps(name, cube, train=False)[stage].values
     change = np.median(np.abs(trained - untrained)) / np.median(np.abs(untrained))
     assert change > 0.05, change

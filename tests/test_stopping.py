@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM end torch inference under way within a batch (hsad.engine.stopping):
+"""Ctrl-C and SIGTERM end torch inference under way within a batch (hsad.stopping):
 the scene's tiles run in worker threads, which a signal does not reach and which the
 interpreter waits for on its way out."""
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsad.engine import stopping
+from hsad import stopping
 from hsad.engine.tiles import infer_batches
 from hsad.nn.latent_search import latent_search
 

@@ -25,12 +25,17 @@ WAVELENGTH_WARN_NM = 2.0
 WAVELENGTH_REFUSE_NM = 20.0
 
 
+def wavelength_shift(scene: np.ndarray, model: np.ndarray) -> float:
+    """The largest difference (nm) between two bands' wavelengths, band by band, where both
+    are known (0 where none is)."""
+    scene, model = np.asarray(scene, np.float64), np.asarray(model, np.float64)
+    both = np.isfinite(scene) & np.isfinite(model)
+    return float(np.abs(scene[both] - model[both]).max()) if both.any() else 0.0
+
+
 def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
     """Refuse (ModelError) or warn when a scene's wavelengths differ from a model's."""
-    both = np.isfinite(scene) & np.isfinite(model)
-    if not both.any():
-        return
-    diff = float(np.abs(scene[both] - model[both]).max())
+    diff = wavelength_shift(scene, model)
     if diff > WAVELENGTH_REFUSE_NM:
         raise ModelError(f"scene wavelengths differ from the model's by up to {diff:.1f} nm "
                          f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set", path)

@@ -29,8 +29,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from hsad import stopping
 from hsad.cube import map_like
-from hsad.engine import stopping
 from hsad.engine.scheduler import (
     TileProgress,
     active_client,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from hsad.engine import stopping
+from hsad import stopping
 
 _MASK32 = 0xFFFFFFFF
 

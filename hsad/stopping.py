@@ -1,0 +1,65 @@
+"""Stopping work under way (Ctrl-C, SIGTERM), with no dependencies.
+
+A signal reaches only the main thread; a scene's tiles and the area filters run in worker
+threads, which the interpreter waits for on its way out. A :class:`StopCounter` counts the
+stops asked: a loop takes a :meth:`~StopCounter.mark` when it starts and asks
+:meth:`~StopCounter.stopped_since` as it goes, so that later loops run normally.
+
+The networks' inference (:func:`hsad.engine.tiles.infer_batches`,
+:func:`hsad.nn.latent_search.latent_search`) uses :func:`mark` and :func:`check` between
+batches or search steps, so that after :func:`stop_inference` it ends within one batch
+instead of finishing its tile; the area filters have their own counter
+(:func:`hsad.morphology.stop_filters`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class StopCounter:
+    """How many stops were asked; loops compare it with the count when they began."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def stop(self) -> None:
+        """Stop every loop under way; loops begun later run normally."""
+        with self._lock:
+            self._count += 1
+
+    def mark(self) -> int:
+        """The current count, taken when a loop starts."""
+        return self._count
+
+    def stopped_since(self, mark: int) -> bool:
+        """Whether a stop was asked since :meth:`mark` returned ``mark``."""
+        return self._count != mark
+
+
+class InferenceStopped(RuntimeError):
+    """Inference begun before :func:`stop_inference` was called."""
+
+
+_INFERENCE = StopCounter()
+
+
+def stop_inference() -> None:
+    """Stop every inference loop under way at its next batch; later ones run normally."""
+    _INFERENCE.stop()
+
+
+def mark() -> int:
+    """The inference stop count, taken when a loop starts."""
+    return _INFERENCE.mark()
+
+
+def check(since: int) -> None:
+    """Raise :class:`InferenceStopped` if :func:`stop_inference` was called since
+    :func:`mark` returned ``since``."""
+    if _INFERENCE.stopped_since(since):
+        raise InferenceStopped("inference stopped (interrupted)")
+
+
+__all__ = ["InferenceStopped", "StopCounter", "check", "mark", "stop_inference"]
