@@ -71,15 +71,12 @@ def _fail(message: str, status: int = 2) -> None:
 
 
 def _stop_work() -> None:
-    """Drop the area filters not yet begun (:mod:`hsad.morphology`) and end the torch
-    inference under way at its next batch (:mod:`hsad.stopping`), when loaded: the
-    interpreter waits for the worker threads on its way out."""
-    morphology = sys.modules.get("hsad.morphology")
-    if morphology is not None:
-        morphology.stop_filters()
-    stopping = sys.modules.get("hsad.stopping")
-    if stopping is not None:
-        stopping.stop_inference()
+    """Drop the area filters not yet begun and end the torch inference under way at its
+    next batch (:func:`hsad.stopping.stop_work`): the interpreter waits for the worker
+    threads on its way out."""
+    from hsad.stopping import stop_work
+
+    stop_work()
 
 
 def _quiet_shutdown() -> None:

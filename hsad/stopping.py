@@ -9,11 +9,15 @@ The networks' inference (:func:`hsad.engine.tiles.infer_batches`,
 :func:`hsad.nn.latent_search.latent_search`) uses :func:`mark` and :func:`check` between
 batches or search steps, so that after :func:`stop_inference` it ends within one batch
 instead of finishing its tile; the area filters have their own counter
-(:func:`hsad.morphology.stop_filters`).
+(:func:`hsad.morphology.stop_filters`). :func:`stop_work` stops both: the command line
+calls it on Ctrl-C and SIGTERM, and every detector's ``fit``/``score`` on a
+``KeyboardInterrupt``, so that a Python user's Ctrl-C (a notebook's "interrupt") does not
+leave worker threads computing in the background.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 
 
@@ -62,4 +66,13 @@ def check(since: int) -> None:
         raise InferenceStopped("inference stopped (interrupted)")
 
 
-__all__ = ["InferenceStopped", "StopCounter", "check", "mark", "stop_inference"]
+def stop_work() -> None:
+    """Stop the work under way in worker threads: the torch inference at its next batch,
+    and the area filters (:mod:`hsad.morphology`, when loaded) not yet begun."""
+    morphology = sys.modules.get("hsad.morphology")
+    if morphology is not None:
+        morphology.stop_filters()
+    stop_inference()
+
+
+__all__ = ["InferenceStopped", "StopCounter", "check", "mark", "stop_inference", "stop_work"]

@@ -52,13 +52,23 @@ CUBE_METHODS = ("fit", "score", "fit_score", "score_stages")
 def taking_any_cube(method):
     """``method`` with its cube argument passed through :func:`hsad.cube.as_cube`, so that
     a numpy array, a cube loaded into memory or a ``(band, y, x)`` DataArray works as a cube
-    (or is refused with a ParameterError), never as a raw AttributeError deep inside."""
+    (or is refused with a ParameterError), never as a raw AttributeError deep inside.
+
+    A ``KeyboardInterrupt`` (Ctrl-C, a notebook's "interrupt") stops the work left in the
+    worker threads (:func:`hsad.stopping.stop_work`) before it goes on up: a signal reaches
+    only the main thread, and the workers would otherwise compute on in the background."""
 
     @functools.wraps(method)
     def wrapper(self, cube, *args, **kwargs):
         from hsad.cube import as_cube
 
-        return method(self, as_cube(cube), *args, **kwargs)
+        try:
+            return method(self, as_cube(cube), *args, **kwargs)
+        except KeyboardInterrupt:
+            from hsad.stopping import stop_work
+
+            stop_work()
+            raise
 
     wrapper.takes_any_cube = True
     return wrapper

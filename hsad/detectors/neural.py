@@ -34,11 +34,17 @@ from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine import call_model, infer_batches, materialise, model_node
-from hsad.engine.stats import FILL_ADVICE, check_partial_nodata, scene_moments
+from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
-from hsad.nn.sampling import read_window, region_mask, sample_pixels, window_inputs
+from hsad.nn.sampling import (
+    read_window,
+    region_mask,
+    sample_pixels,
+    window_inputs,
+    without_fill,
+)
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
 #: Pixels per inference batch.
@@ -242,6 +248,11 @@ class NeuralDetector(BaseDetector):
         bands = good_band_mask(cube)
         sample = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
                                patch=self.patch_size, mask=region)
+        sample, fill = without_fill(sample, FILL_MAGNITUDE)
+        if fill:  # trained on, one such pixel made some networks diverge (cavga)
+            warnings.warn(f"{self.name}: {fill} pixel{'s' * (fill != 1)} beyond "
+                          f"±{FILL_MAGNITUDE:g} left out of the training sample; "
+                          f"{FILL_ADVICE}", DegenerateDataWarning, stacklevel=2)
         if len(sample.rows) < 16:
             n = len(sample.rows)
             raise ParameterError(f"{self.name}: only {n} valid pixel{'s' * (n != 1)} to train "

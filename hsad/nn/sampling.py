@@ -33,6 +33,18 @@ class PixelSample:
     cols: np.ndarray
 
 
+def without_fill(sample: PixelSample, limit: float) -> tuple[PixelSample, int]:
+    """``sample`` without the spectra or patches holding a value beyond ± ``limit`` (an
+    undeclared fill value such as -3.4e38, which no measurement reaches); the number
+    dropped. NaN (padding of nodata in patches) is kept."""
+    flat = sample.values.reshape(len(sample.rows), -1)
+    fill = (np.abs(flat) > limit).any(axis=1)
+    if not fill.any():
+        return sample, 0
+    keep = ~fill
+    return PixelSample(sample.values[keep], sample.rows[keep], sample.cols[keep]), int(fill.sum())
+
+
 def _pad_reflect(block: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
     if not any(a or b for a, b in pads):
         return block
