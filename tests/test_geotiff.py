@@ -68,6 +68,31 @@ def test_reader_is_lazy_windowed_and_pickleable(corpus_dir):
     np.testing.assert_array_equal(cube.isel(y=5).values, full[5])
 
 
+def test_selections_are_read_as_windows(corpus_dir, monkeypatch):
+    """dask hands the reader the rows, columns and bands a selection needs (band lists and
+    masks included), so a small window reads that window, not its whole tile."""
+    from hsad.io import geotiff
+
+    cube = open_geotiff(corpus_dir / ENMAP, chunks=(16, 16))
+    with rasterio.open(corpus_dir / ENMAP) as src:
+        full = np.moveaxis(src.read(), 0, -1)
+    read = []
+    original = geotiff.WindowReader._read
+    monkeypatch.setattr(geotiff.WindowReader, "_read", lambda self, r0, r1, c0, c1, b0, b1: (
+        read.append((r1 - r0) * (c1 - c0) * (b1 - b0)) or original(self, r0, r1, c0, c1, b0, b1)))
+    bands = np.zeros(224, bool)
+    bands[[3, 10, 200]] = True
+    for key in [(slice(2, 6), slice(3, 9), [0, 5, 7]), (slice(20, 24), slice(1, 5), bands),
+                (slice(4, 8), slice(4, 8), slice(None)), (5, slice(None, None, -3), [-1, 2])]:
+        read.clear()
+        np.testing.assert_array_equal(cube.data[key].compute(), full[key[:2]][..., key[2]])
+        if key[1].step is None:  # dask reads whole tiles for a reversed stride
+            assert sum(read) <= len(range(32)[key[0]]) * 32 * 224, (key, read)
+    read.clear()
+    cube.data[4:8, 4:8].compute()
+    assert read == [4 * 4 * 224]
+
+
 def _write_raw_tif(path, data, nodata=None, band_tags=None, ds_tags=None, envi=None,
                    imagery=None):
     rows, cols, bands = data.shape

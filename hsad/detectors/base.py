@@ -74,6 +74,20 @@ def taking_any_cube(method):
     return wrapper
 
 
+def recording_scene_level(fit):
+    """``fit`` that then notes the fitted scene's per-band medians (``_fitted_scene_level``,
+    for :meth:`BaseDetector._check_level`), dropped first so that a failed fit leaves none."""
+
+    @functools.wraps(fit)
+    def wrapper(self, cube, *args, **kwargs):
+        self.__dict__.pop("_fitted_scene_level", None)
+        result = fit(self, cube, *args, **kwargs)
+        self._remember_scene_level(cube)
+        return result
+
+    return wrapper
+
+
 class BaseDetector:
     """Base class: parameter handling, ``fit_score`` and thresholding."""
 
@@ -90,6 +104,8 @@ class BaseDetector:
         for name in CUBE_METHODS:
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "takes_any_cube", False):
+                if name == "fit":
+                    method = recording_scene_level(method)
                 setattr(cls, name, taking_any_cube(method))
 
     def _derive(self) -> None:
@@ -248,7 +264,41 @@ class BaseDetector:
         if hasattr(self, "wavelength_"):
             check_wavelengths(np.asarray(cube["wavelength"].values, dtype=np.float64),
                               self.wavelength_, cube.attrs.get("source_path"))
+        self._check_level(cube, self.bands_)
         return cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
+
+    # ---- the scene's scale against the model's (hsad.detectors.level_check) ----------
+    def _training_level(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-band centre and spread of the data the model was fitted on (fitted bands),
+        or None where the model keeps no such statistics."""
+        return None
+
+    def _level_bands(self) -> np.ndarray:
+        """The bands (a boolean mask of the fitted cube's) that :meth:`_training_level`
+        describes."""
+        return self.bands_
+
+    def _scene_level(self, cube: xr.DataArray, bands: np.ndarray) -> np.ndarray:
+        from hsad.detectors.level_check import scene_medians
+
+        return scene_medians(cube.data, bands, cube.attrs.get("nodata"))
+
+    def _remember_scene_level(self, cube: xr.DataArray) -> None:
+        """After fit: the fitted scene's per-band medians, where the model keeps a level."""
+        if self._training_level() is not None:
+            self._fitted_scene_level = self._scene_level(cube, self._level_bands())
+
+    def _check_level(self, cube: xr.DataArray, bands: np.ndarray) -> None:
+        """Warn when ``cube`` (on ``bands``, those the model reads) lies on another scale
+        than the data the model was fitted on, and than the scene it was fitted on."""
+        level = self._training_level()
+        if level is None:
+            return
+        from hsad.detectors.level_check import check_scene_level
+
+        check_scene_level(self._scene_level(cube, bands), *level, self.name,
+                          cube.attrs.get("source_path"),
+                          getattr(self, "_fitted_scene_level", None))
 
     def _check_bands(self, cube: xr.DataArray, bands: np.ndarray) -> None:
         """Raise ``ParameterError`` unless ``cube`` has the band layout the detector was fit on."""

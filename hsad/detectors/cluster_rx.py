@@ -226,6 +226,18 @@ class ClusterRX(BaseDetector):
             warnings.simplefilter("ignore", DegenerateDataWarning)  # small clusters, by design
             return whitening(cov, ridge, what=self.name)[0]
 
+    def _training_level(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sample's mean and its total per-band spread: each cluster's variance (from its
+        whitening, or the pooled one) plus its centre's offset, weighted by its count."""
+        weights = np.asarray(self.counts_, dtype=np.float64)
+        weights = weights / weights.sum()
+        variance = np.zeros(len(self.mean_))
+        for k, weight in enumerate(weights):
+            white = np.asarray(self.whitening_[min(k, len(self.whitening_) - 1)], np.float64)
+            within = np.diag(np.linalg.pinv(white @ white.T))
+            variance += weight * (within + (self.centres_[k] - self.mean_) ** 2)
+        return self.mean_, np.sqrt(np.clip(variance, 0.0, None))
+
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map, streamed tile by tile, NaN on nodata pixels."""
         data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})

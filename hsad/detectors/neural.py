@@ -296,6 +296,13 @@ class NeuralDetector(BaseDetector):
                 path)
         wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
         check_wavelengths(wl, self.wavelength_, path)
+        self._check_level(cube, bands)
+
+    def _training_level(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scaler_.centre, self.scaler_.scale
+
+    def _level_bands(self) -> np.ndarray:
+        return self.band_mask_
 
     def _ensure_device(self) -> None:
         """Follow a ``device`` changed after fitting/loading (e.g. ``hsad detect --device``);

@@ -124,6 +124,9 @@ class GlobalRX(BaseDetector):
         self.rank_ = int(self.eigenvalues_.size)
         self.precision_ = self.whitening_ @ self.whitening_.T
 
+    def _training_level(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.mean_, np.sqrt(np.clip(np.diag(self.cov_), 0.0, None))
+
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         """Lazy ``(y, x)`` map of RX scores (dask-backed), NaN on nodata pixels."""
         return self._streamed(cube, self.triangular_ if hasattr(self, "triangular_") else None)

@@ -201,6 +201,29 @@ def check_fill_values(moments: Moments, what: str, path=None) -> None:
                       f"{FILL_ADVICE}", DegenerateDataWarning, stacklevel=3)
 
 
+#: side of the small windows an even sample of a scene is read in (:func:`even_sample`)
+SAMPLE_WINDOW = 8
+
+
+def even_sample(data, n_pixels: int) -> np.ndarray:
+    """About ``n_pixels`` pixels ``(n, bands)`` of ``data`` ``(rows, cols, bands)``, numpy or
+    dask, read as small windows on an even grid (all of it when it is no larger): a lazy
+    reader then reads those windows only, where a strided slice makes it read whole chunks
+    (GeoTIFF windows, ENVI rows under a band selection)."""
+    rows, cols, bands = data.shape
+    w = SAMPLE_WINDOW
+    if rows * cols <= n_pixels or rows < w or cols < w:
+        blocks = [data]
+    else:
+        side = max(1, int(np.ceil(np.sqrt(n_pixels / (w * w)))))
+        ys = np.unique(np.linspace(0, rows - w, side).astype(int))
+        xs = np.unique(np.linspace(0, cols - w, side).astype(int))
+        blocks = [data[y:y + w, x:x + w] for y in ys for x in xs]
+    # each window alone: computed together, windows sharing a chunk would read it whole
+    blocks = [b.compute(scheduler="sync") if hasattr(b, "dask") else b for b in blocks]
+    return np.concatenate([np.asarray(b).reshape(-1, bands) for b in blocks])
+
+
 #: pixels looked at to estimate how many hold the nodata value in only some bands
 PARTIAL_NODATA_SAMPLE = 65536
 #: the share of such pixels above which the any-band nodata rule is worth a warning
@@ -212,15 +235,14 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
 
     A pixel is left out when any good band holds no data (a spectrum with a hole cannot be
     scored); a nodata value that is also a real measurement (0 in dark absorption bands)
-    then removes pixels that hold data. Estimated on an even grid of at most
-    :data:`PARTIAL_NODATA_SAMPLE` pixels, so it costs no pass over a large scene."""
+    then removes pixels that hold data. Estimated on an even sample of about
+    :data:`PARTIAL_NODATA_SAMPLE` pixels (:func:`even_sample`), so it costs no pass over a
+    large scene."""
     nodata = cube.attrs.get("nodata")
     if nodata is None or not np.isfinite(nodata):
         return
-    rows, cols = cube.shape[:2]
-    step = max(1, int(np.ceil(np.sqrt(rows * cols / PARTIAL_NODATA_SAMPLE))))
     sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
-    missing = np.asarray(missing_values(cube.data[::step, ::step][:, :, sel], nodata).compute())
+    missing = missing_values(even_sample(cube.data, PARTIAL_NODATA_SAMPLE)[:, sel], nodata)
     hits = missing.sum(axis=-1)
     partial = (hits > 0) & (hits < sel.size)
     share = partial.mean()

@@ -129,10 +129,18 @@ def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
 
 
 def _bounding(index, n: int):
-    """(start, stop, residual index relative to start) for an int or slice along one axis."""
+    """(start, stop, residual index relative to start) for an int, a slice or an array of
+    positions (or a boolean mask) along one axis."""
     if isinstance(index, (int, np.integer)):
         i = int(index) + (n if index < 0 else 0)
         return i, i + 1, 0
+    if not isinstance(index, slice):  # dask fuses a selection of bands into the read
+        idx = np.asarray(index)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else np.where(idx < 0, idx + n, idx)
+        if idx.size == 0:
+            return 0, 0, slice(0, 0)
+        lo = int(idx.min())
+        return lo, int(idx.max()) + 1, idx - lo
     span = range(*index.indices(n))
     if len(span) == 0:
         return 0, 0, slice(0, 0)
@@ -368,7 +376,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     reader = WindowReader(p, shape, dtype, bands, fill, alpha)
     st = os.stat(p)
     data = da.from_array(
-        reader, chunks=tiles, asarray=False, fancy=False, meta=np.empty((0, 0, 0), dtype),
+        reader, chunks=tiles, asarray=False, meta=np.empty((0, 0, 0), dtype),
         name="geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles),
     )
     if names is not None:

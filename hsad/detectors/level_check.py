@@ -1,0 +1,77 @@
+"""Whether a scene lies on the scale of the data a model was fitted on.
+
+A model applied to a scene in another unit or scale factor (reflectance × 10000 against
+reflectance, radiance in other units) still returns a map, but its statistics do not
+describe the scene: a global RX model of abu-urban-1 scores that scene × 10000 with
+AUC(D,F) 0.70 instead of 0.99, ranking pixels by their level. (HADGAN's D_SS, whose RX and
+spatial map take the scene's own statistics, held 0.993 there; the warning is the same.)
+
+:func:`check_scene_level` compares the scene's per-band medians, from an even sample of
+about :data:`LEVEL_SAMPLE` pixels read as small windows (no pass over a large scene), with
+the model's per-band centre and spread (a normal-consistent σ: the standard deviation for
+the RX family, IQR / 1.349 or its percentile analogue for the networks), and warns.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from hsad.cube import missing_values
+from hsad.engine.stats import even_sample
+from hsad.errors import DegenerateDataWarning
+
+#: pixels looked at to estimate a scene's per-band medians
+LEVEL_SAMPLE = 4096
+#: a scene whose median band lies more than this many of the model's spreads from the
+#: model's centre is taken to be on another scale (between the shared scenes of one sensor
+#: it is at most 0.4; a model fitted on a 20 × 20 window of a scene, applied to the whole
+#: scene, at most 4.7)
+LEVEL_SPREADS = 20.0
+
+
+def scene_medians(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Per-band medians of ``data`` (rows, cols, all bands; numpy or dask) on ``bands`` (a
+    boolean mask), over the sampled values that hold data; NaN for a band without any."""
+    sample = even_sample(data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)]
+    values = sample.astype(np.float64)
+    values[missing_values(sample, nodata)] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a band without data: NaN
+        return np.nanmedian(values, axis=0)
+
+
+def _distance(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> float:
+    """The median over bands of |median − centre| / spread, where all three are usable."""
+    ok = np.isfinite(medians) & np.isfinite(centre) & np.isfinite(spread) & (spread > 0)
+    if not ok.any():
+        return 0.0
+    return float(np.median(np.abs(medians[ok] - centre[ok]) / spread[ok]))
+
+
+def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray,
+                      what: str, path=None, fitted_scene: np.ndarray | None = None) -> None:
+    """Warn when the scene's per-band ``medians`` lie more than :data:`LEVEL_SPREADS`
+    ``spread`` from the ``centre`` of the data the model was fitted on, and as far from the
+    medians of the scene ``fit`` was given (``fitted_scene``, when known: a model fitted on
+    a background area of a scene describes that scene's scale whatever the area's level)."""
+    centre = np.asarray(centre, dtype=np.float64)
+    spread = np.asarray(spread, dtype=np.float64)
+    distance = _distance(medians, centre, spread)
+    if not distance > LEVEL_SPREADS:
+        return
+    if fitted_scene is not None and not _distance(medians, fitted_scene, spread) > LEVEL_SPREADS:
+        return
+    both = np.isfinite(medians) & (centre > 0) & (medians > 0)
+    ratio = ""
+    if both.any():
+        times = float(np.median(medians[both] / centre[both]))
+        ratio = f", about {times:,.0f}× its level" if times >= 10 else f", about {times:.2g}×"
+    where = f"{path}: " if path else ""
+    warnings.warn(
+        f"{where}{what}: the scene's values lie {distance:.3g} spreads from the data the "
+        f"model was fitted on in the median band{ratio}: another unit or scale factor "
+        "(reflectance × 10000, radiance units), or a scene unlike the training one, which "
+        "the model does not describe. Convert the scene to the model's units, or fit on the "
+        "scene itself", DegenerateDataWarning, stacklevel=2)

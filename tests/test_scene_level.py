@@ -1,0 +1,145 @@
+"""A model applied to a scene on another scale (reflectance × 10000 against reflectance)
+warns (hsad.detectors.level_check): its statistics do not describe that scene, and global
+RX then ranks pixels by their level (abu-urban-1 × 10000: AUC 0.70 instead of 0.99)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from hsad import detectors
+from hsad.cube import make_cube
+from hsad.errors import DegenerateDataWarning
+
+LEVEL = "spreads from the data the model was fitted on"
+TINY = dict(hidden=8, epochs=1, sample_size=256, batch_size=64, progress=False, device="cpu")
+
+
+def _reflectance(seed: int, shape=(24, 24, 12)) -> np.ndarray:
+    """Reflectance-like values, 0.1–0.5 per band with a 0.02 spread."""
+    rng = np.random.default_rng(seed)
+    level = np.linspace(0.1, 0.5, shape[2], dtype=np.float32)
+    return (level + 0.02 * rng.normal(size=shape)).astype(np.float32)
+
+
+def _detector(name: str):
+    params = detectors.available()[name].param_defaults()
+    return detectors.get(name, **{k: v for k, v in TINY.items() if k in params})
+
+
+def _level_warnings(fn) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return [str(w.message) for w in caught if LEVEL in str(w.message)]
+
+
+@pytest.mark.parametrize("name", ["rx", "cluster-rx", "local-mean-rx", "utd", "ae"])
+def test_a_scene_on_another_scale_warns(name):
+    det = _detector(name).fit(make_cube(_reflectance(0)))
+    scaled = make_cube(_reflectance(0) * 10000)
+    times = r".*about (9,9\d\d|10,0\d\d)× its level"
+    with pytest.warns(DegenerateDataWarning, match=LEVEL + times):
+        det.score(scaled).compute()
+
+
+@pytest.mark.parametrize("name", ["rx", "cluster-rx", "ae"])
+def test_another_scene_on_the_same_scale_and_the_fitted_scene_do_not(name):
+    det = _detector(name)
+    cube = make_cube(_reflectance(0))
+    assert _level_warnings(lambda: det.fit(cube).score(cube).compute()) == []
+    assert _level_warnings(lambda: det.fit_score(make_cube(_reflectance(0))).compute()) == []
+    assert _level_warnings(lambda: det.score(make_cube(_reflectance(1))).compute()) == []
+
+
+def _water_and_land(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A scene whose left half is dark and uniform (water: 0.02 ± 0.001) and whose right
+    half is bright (land: 0.3 ± 0.02); the left-half mask."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((24, 24, 12), np.float32)
+    x[:, :12] = 0.02 + 0.001 * rng.normal(size=(24, 12, 12))
+    x[:, 12:] = 0.3 + 0.02 * rng.normal(size=(24, 12, 12))
+    left = np.zeros((24, 24), bool)
+    left[:, :12] = True
+    return x, left
+
+
+@pytest.mark.parametrize("name", ["rx", "ae"])
+def test_a_model_of_a_background_area_scores_its_own_scene_quietly(name):
+    """Fitted on the water, the model's level is 140 of its spreads from the scene's
+    medians: the scene it was fitted on is on its scale all the same, as an array or a
+    cube, and so is another draw of that scene; the scene × 10000 is not."""
+    x, left = _water_and_land()
+    det = _detector(name)
+    fit = (lambda a: det.fit(a, background=left)) if name == "rx" else \
+        (lambda a: det.fit(a, train_mask=left))
+    assert _level_warnings(lambda: fit(x).score(x).compute()) == []
+    assert _level_warnings(lambda: fit(make_cube(x)).score(make_cube(x)).compute()) == []
+    assert _level_warnings(lambda: det.score(_water_and_land(1)[0]).compute()) == []
+    assert _level_warnings(lambda: det.score(x * 10000).compute())
+
+
+def test_the_spreads_are_the_training_datas_own():
+    """RX: the per-band standard deviation; cluster RX: the total one (within the clusters
+    and between their centres), not one cluster's."""
+    x, _ = _water_and_land()
+    flat = x.reshape(-1, x.shape[2]).astype(np.float64)
+    centre, spread = detectors.get("rx").fit(x)._training_level()
+    np.testing.assert_allclose(centre, flat.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(spread, flat.std(axis=0), rtol=1e-3)
+    for covariance in ("pooled", "cluster"):
+        crx = detectors.get("cluster-rx", n_clusters=2, covariance=covariance).fit(x)
+        assert crx.n_sample_ == len(flat)
+        np.testing.assert_allclose(crx._training_level()[1], flat.std(axis=0), rtol=1e-3)
+
+
+class _Reads:
+    """An array-like file (as hsad's readers give ``dask.array.from_array``) that counts the
+    values it reads: the bounding box of each request, as a reader reads a window."""
+
+    def __init__(self, values: np.ndarray):
+        self.values, self.shape, self.dtype, self.ndim = values, values.shape, values.dtype, 3
+        self.read = 0
+
+    def __getitem__(self, key):
+        boxes = [range(n)[k] for k, n in zip(key, self.shape, strict=True)]
+        self.read += int(np.prod([max(r) - min(r) + 1 if len(r) else 0 for r in boxes]))
+        return self.values[key]
+
+
+def test_the_check_reads_small_windows_not_the_scene():
+    """About LEVEL_SAMPLE pixels of a large lazy scene are read, bands selected after."""
+    import dask.array as da
+
+    from hsad.detectors import level_check
+
+    scene = _Reads(np.ones((1024, 1024, 6), np.float32))
+    lazy = da.from_array(scene, chunks=(256, 256, 6), asarray=False)
+    bands = np.array([True, False, True, True, False, True])
+    medians = level_check.scene_medians(lazy, bands, None)
+    np.testing.assert_array_equal(medians, np.ones(4))
+    assert 0 < scene.read <= 2 * level_check.LEVEL_SAMPLE * 6
+
+
+def test_the_cli_warns_with_a_model_on_a_scaled_scene(tmp_path, capsys):
+    import scipy.io
+
+    from hsad.cli.main import main
+
+    scipy.io.savemat(tmp_path / "a.mat", {"data": _reflectance(0)})
+    scipy.io.savemat(tmp_path / "b.mat", {"data": _reflectance(1) * 10000})
+    model = tmp_path / "rx.hsad"
+    with pytest.raises(SystemExit) as done:
+        main(["train", str(tmp_path / "a.mat"), "-m", "rx", "-o", str(model), "--quiet"])
+    assert done.value.code == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["detect", str(tmp_path / "b.mat"), "--model", str(model),
+              "-o", str(tmp_path / "b.tif")])
+    assert done.value.code == 0
+    assert (tmp_path / "b.tif").exists()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if LEVEL in line and line.startswith("warning: ")
+            and "b.mat: rx: " in line and "about 9,9" in line]
