@@ -14,6 +14,7 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.local import get_sync
 
 from hsad.cube import can_miss, good_band_mask, missing_values, nodata_hits, valid_mask
 from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
@@ -220,7 +221,9 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
         xs = np.unique(np.linspace(0, cols - w, side).astype(int))
         blocks = [data[y:y + w, x:x + w] for y in ys for x in xs]
     # each window alone: computed together, windows sharing a chunk would read it whole
-    blocks = [b.compute(scheduler="sync") if hasattr(b, "dask") else b for b in blocks]
+    # (dask's scheduler as a function: given by name it imports dask.distributed)
+    blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
+              for b in blocks]
     return np.concatenate([np.asarray(b).reshape(-1, bands) for b in blocks])
 
 
