@@ -76,13 +76,15 @@ def taking_any_cube(method):
 
 def recording_scene_level(fit):
     """``fit`` that then notes the fitted scene's per-band medians (``_fitted_scene_level``,
-    for :meth:`BaseDetector._check_level`), dropped first so that a failed fit leaves none."""
+    for :meth:`BaseDetector._check_level`), dropped first so that a failed fit leaves none;
+    a fit that calls its parent's (itself recorded) reads the scene's sample once."""
 
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
         self.__dict__.pop("_fitted_scene_level", None)
         result = fit(self, cube, *args, **kwargs)
-        self._remember_scene_level(cube)
+        if "_fitted_scene_level" not in self.__dict__:
+            self._remember_scene_level(cube)
         return result
 
     return wrapper

@@ -37,9 +37,8 @@ def without_fill(sample: PixelSample, limit: float) -> tuple[PixelSample, int]:
     """``sample`` without the spectra or patches holding a value beyond ± ``limit`` (an
     undeclared fill value such as -3.4e38, which no measurement reaches); the number
     dropped. NaN (padding of nodata in patches) is kept."""
-    flat = sample.values.reshape(len(sample.rows), -1) if len(sample.rows) else None
-    fill = None if flat is None else (np.abs(flat) > limit).any(axis=1)
-    if fill is None or not fill.any():
+    fill = (np.abs(sample.values) > limit).any(axis=tuple(range(1, sample.values.ndim)))
+    if not fill.any():
         return sample, 0
     keep = ~fill
     return PixelSample(sample.values[keep], sample.rows[keep], sample.cols[keep]), int(fill.sum())
