@@ -18,6 +18,7 @@ interrupted run resumes.
 
     .venv/bin/python benchmarks/untrained_baseline.py --cache /tmp/untrained.csv
     .venv/bin/python benchmarks/untrained_baseline.py -m ae,vae --datasets abu-beach-1
+    .venv/bin/python benchmarks/untrained_baseline.py --cache docs/untrained_baseline.csv --no-run
 """
 
 from __future__ import annotations
@@ -64,13 +65,19 @@ def run(method: str, cube, truth: np.ndarray, trained: bool) -> dict[str, float]
             for m in MAPS.get(method, ("score", "d_spectral", "d_ss"))}
 
 
-def measure(methods: list[str], names: list[str], cache: Path) -> dict:
-    """(scene, method, map, run) -> AUC, read from ``cache`` or computed and appended."""
+def cached(cache: Path) -> dict[tuple[str, str, str, str], float]:
+    """(scene, method, map, run) -> AUC of the rows ``cache`` holds (none if it is absent)."""
     done: dict[tuple[str, str, str, str], float] = {}
     if cache.exists():
         with open(cache, newline="") as fh:
             for row in csv.DictReader(fh):
                 done[row["scene"], row["method"], row["map"], row["run"]] = float(row["auc"])
+    return done
+
+
+def measure(methods: list[str], names: list[str], cache: Path) -> dict:
+    """(scene, method, map, run) -> AUC, read from ``cache`` or computed and appended."""
+    done = cached(cache)
     new = not cache.exists() or cache.stat().st_size == 0  # a first run killed early
     with open(cache, "a", newline="") as fh:
         writer = csv.writer(fh)
@@ -98,27 +105,54 @@ def measure(methods: list[str], names: list[str], cache: Path) -> dict:
     return done
 
 
-def table(done: dict, methods: list[str], names: list[str]) -> str:
-    """Markdown: per scene, each map trained / untrained; then the means."""
+#: how docs/benchmarks.md names the maps
+LABELS = {"hadgan": "HADGAN", "fanogan": "f-AnoGAN", "score": "plain score",
+          "d_spectral": "D_spectral", "d_ss": "D_SS"}
+
+
+def _pair(trained: float, untrained: float, bold: bool = False) -> str:
+    text = f"{trained:.4f} / {untrained:.4f}"
+    return f"**{text}**" if bold else text
+
+
+def scene_table(done: dict, methods: list[str], names: list[str]) -> str:
+    """Markdown: per scene, each map trained / untrained; then the means over the scenes
+    and over the distinct images (docs/benchmarks.md, "What training adds")."""
     cols = [(m, s) for m in methods for s in MAPS.get(m, ("score", "d_spectral", "d_ss"))]
-    head = "| scene | " + " | ".join(f"{m} {s}: trained / untrained" for m, s in cols) + " |"
-    lines = [head, "|---" * (len(cols) + 1) + "|"]
-
-    def cell(values_t, values_u):
-        return f"{values_t:.4f} / {values_u:.4f}"
-
+    lines = ["| scene | " + " | ".join(f"{LABELS.get(m, m)} {LABELS[s]}" for m, s in cols)
+             + " |", "|---" * (len(cols) + 1) + "|"]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(
-            cell(done[name, m, s, "trained"], done[name, m, s, "untrained"]) for m, s in cols)
+            _pair(done[name, m, s, "trained"], done[name, m, s, "untrained"]) for m, s in cols)
             + " |")
-    for label, mean in (("mean", lambda v: float(np.mean(list(v.values())))),
-                        ("mean per distinct image", datasets.image_mean)):
-        row = []
-        for m, s in cols:
-            t = mean({n: done[n, m, s, "trained"] for n in names})
-            u = mean({n: done[n, m, s, "untrained"] for n in names})
-            row.append(cell(t, u))
-        lines.append(f"| **{label}** | " + " | ".join(row) + " |")
+    for label, mean, bold in (("**mean**", lambda v: float(np.mean(list(v.values()))), True),
+                              ("per distinct image", datasets.image_mean, False)):
+        cells = [_pair(mean({n: done[n, m, s, "trained"] for n in names}),
+                       mean({n: done[n, m, s, "untrained"] for n in names}), bold)
+                 for m, s in cols]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def model_table(done: dict, methods: list[str], names: list[str]) -> str:
+    """Markdown: per model, the mean of each map trained / untrained with the difference
+    (bold when training lowers it), and the scenes on which training raised D_SS."""
+    lines = ["| model | plain score | D_spectral | D_SS | D_SS raised on |",
+             "|---|---|---|---|---|"]
+    for m in methods:
+        cells = []
+        for s in ("score", "d_spectral", "d_ss"):
+            if (names[0], m, s, "trained") not in done:
+                cells.append("(its map is D_SS)")
+                continue
+            t = float(np.mean([done[n, m, s, "trained"] for n in names]))
+            u = float(np.mean([done[n, m, s, "untrained"] for n in names]))
+            diff = f"{abs(t - u):.3f}"
+            diff = f"+{diff}" if t >= u else f"**\u2212{diff}**"
+            cells.append(f"{_pair(t, u)} ({diff})")
+        raised = sum(done[n, m, "d_ss", "trained"] > done[n, m, "d_ss", "untrained"]
+                     for n in names)
+        lines.append(f"| `{m}` | " + " | ".join(cells) + f" | {raised} of {len(names)} |")
     return "\n".join(lines)
 
 
@@ -127,12 +161,24 @@ def main() -> None:
     ap.add_argument("-m", "--methods", default="hadgan,fanogan")
     ap.add_argument("--datasets", default="all")
     ap.add_argument("--cache", default="untrained_baseline.csv")
+    ap.add_argument("--no-run", action="store_true",
+                    help="only print the tables of what the cache holds (no training)")
     args = ap.parse_args()
     methods = args.methods.split(",")
     names = datasets.names() if args.datasets == "all" else args.datasets.split(",")
-    done = measure(methods, names, Path(args.cache))
+    if args.no_run:
+        done = cached(Path(args.cache))
+        missing = [(n, m) for n in names for m in methods
+                   if not any(k[:2] == (n, m) for k in done)]
+        if missing:
+            raise SystemExit(f"error: {args.cache} has no rows for {missing[0][1]} on "
+                             f"{missing[0][0]} (and {len(missing) - 1} more)")
+    else:
+        done = measure(methods, names, Path(args.cache))
     print()
-    print(table(done, methods, names))
+    print(scene_table(done, [m for m in methods if m in MAPS], names))
+    print()
+    print(model_table(done, methods, names))
 
 
 if __name__ == "__main__":

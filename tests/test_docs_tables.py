@@ -37,9 +37,11 @@ def _tables(text: str) -> list[str]:
 @pytest.mark.parametrize("args", [
     ("docs/benchmarks_classic.csv",),
     ("docs/benchmarks_hadgan.csv",),
+    ("docs/benchmarks_utd_local_cluster.csv", "--methods", "rx", "utd", "rxd-utd",
+     "local-mean-rx", "cluster-rx"),
     ("docs/benchmarks_classic.csv", "docs/benchmarks_fanogan.csv", "--methods", "rx",
      "fanogan", "fanogan:d_spectral", "fanogan:d_spatial", "fanogan:d_ss"),
-], ids=["classic", "hadgan", "fanogan"])
+], ids=["classic", "hadgan", "utd_local_cluster", "fanogan"])
 def test_per_scene_tables_are_their_csv(args):
     rendered = _tables(_script("csv_tables.py", *args))
     shown = _tables(DOC)
@@ -55,6 +57,31 @@ def test_the_neural_defaults_table_is_its_csvs():
     assert rendered in _tables(DOC)
 
 
+def test_the_untrained_baseline_tables_are_its_csv():
+    """Both tables of "What training adds", rendered from docs/untrained_baseline.csv
+    without training anything."""
+    models = ["hadgan", "fanogan", "aae", "vae", "ganomaly", "skip-ganomaly", "adae", "alocc",
+              "anogan", "egbad", "alad", "alae", "cavga", "ae"]
+    rendered = _tables(_script("untrained_baseline.py", "--no-run", "--cache",
+                               "docs/untrained_baseline.csv", "-m", ",".join(models)))
+    assert len(rendered) == 2
+    for table in rendered:
+        assert table in _tables(DOC), f"docs/benchmarks.md lacks, or shows another of:\n{table}"
+
+
+def test_the_untrained_baseline_refuses_to_render_what_it_has_not_measured(tmp_path):
+    cache = tmp_path / "part.csv"
+    rows = (ROOT / "docs" / "untrained_baseline.csv").read_text().splitlines()
+    kept = "\n".join(r for r in rows if ",hadgan," not in r) + "\n"
+    cache.write_text(kept)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "untrained_baseline.py"),
+                           "--no-run", "--cache", str(cache), "-m", "hadgan"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "has no rows for hadgan" in done.stderr
+    assert cache.read_text() == kept  # nothing trained, nothing appended
+
+
 def test_every_neural_csv_is_in_the_table():
     csvs = {p.stem.removeprefix("benchmarks_") for p in (ROOT / "docs").glob("benchmarks_*.csv")}
-    assert csvs - {"classic", "aed"} == set(NEURAL)
+    assert csvs - {"classic", "aed", "utd_local_cluster"} == set(NEURAL)

@@ -3,6 +3,7 @@ engine (tiled equals whole), pixel-keyed noise, registration and silent-fallback
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -174,7 +175,8 @@ def test_an_undeclared_fill_value_scores_finite_and_warns(name):
     """Its normalised values are clipped (INPUT_CLIP): before, the networks overflowed and
     the most anomalous pixel scored NaN (hidden by the mask as nodata). The sample covers
     every pixel, so the fill pixel is drawn: it is left out of the training (trained on,
-    it made cavga's training diverge), and scored highest."""
+    it made cavga's training diverge; in its neighbours' patches it is NaN, as nodata is),
+    and scored highest."""
     from hsad.errors import DegenerateDataWarning
 
     # ALOCC's own score is its discriminator's output, CAVGA's its attention map: neither
@@ -186,11 +188,27 @@ def test_an_undeclared_fill_value_scores_finite_and_warns(name):
                                  if k in detectors.available()[name].param_defaults()})
     with pytest.warns(DegenerateDataWarning, match="beyond.*left out of the training"):
         det.fit(_scene_with_a_fill_value())
-    assert det.n_train_ == 24 * 24 - det.patch_size ** 2  # every input holding that pixel
+    assert det.n_train_ == 24 * 24 - 1
     with pytest.warns(DegenerateDataWarning, match="undeclared fill value.*--nodata"):
         scores = det.score(_scene_with_a_fill_value()).values
     assert np.isfinite(scores).all()
     assert np.unravel_index(np.argmax(scores), scores.shape) == (12, 12)
+
+
+def test_fill_values_in_the_training_sample_are_replaced_by_other_draws():
+    """A scene whose every third pixel holds an undeclared fill value: the sample still has
+    ``sample_size`` pixels, none of them fill, and the warning counts those drawn."""
+    from hsad.errors import DegenerateDataWarning
+
+    x = 100 + np.random.default_rng(6).normal(size=(30, 30, 10)).astype(np.float32)
+    x.reshape(-1, 10)[::3] = -3.4028235e38
+    det = detectors.get("ae", **{**TINY_AE, "sample_size": 400})
+    with pytest.warns(DegenerateDataWarning, match=r"(\d+) pixels beyond.*others drawn") as rec:
+        det.fit(make_cube(x))
+    assert det.n_train_ == 400
+    drawn = int(re.search(r"(\d+) pixels beyond", str(rec[0].message)).group(1))
+    assert 100 < drawn < 300  # about half of 400 valid ones: a third of the draws
+    assert np.isfinite(det.scaler_.centre).all() and (det.scaler_.centre > 90).all()
 
 
 def test_outputs_that_overflow_are_a_model_error_not_a_silent_map():

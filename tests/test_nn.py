@@ -212,6 +212,26 @@ def test_patch_sample_matches_reflected_neighbourhoods():
     np.testing.assert_array_equal(s.values, ref)
 
 
+def test_fill_values_are_redrawn_centres_and_nan_neighbours():
+    """``fill_limit``: a pixel beyond it is never a centre (others are drawn, counted in
+    ``fill``) and is NaN in its neighbours' patches, as nodata is; without it, nothing
+    changes: the same draw as before."""
+    cube, data = _cube(rows=30, cols=30, bands=3, chunks=7)
+    filled = data.copy()
+    filled[::4, ::3] = -3.4e38
+    lazy = make_cube(da.from_array(filled, chunks=(7, 7, 3)))
+    s = sample_pixels(lazy, 500, seed=2, patch=3, fill_limit=1e20)
+    assert len(s.rows) == 500 and s.fill > 0
+    assert not ((s.rows % 4 == 0) & (s.cols % 3 == 0)).any()
+    centres = s.values[:, :, 1, 1]
+    np.testing.assert_array_equal(centres, data[s.rows, s.cols])
+    assert np.isnan(s.values).any() and not (np.abs(np.nan_to_num(s.values)) > 1e20).any()
+    plain = sample_pixels(cube, 500, seed=2, patch=3)
+    same = sample_pixels(cube, 500, seed=2, patch=3, fill_limit=1e20)
+    assert plain.fill == same.fill == 0
+    np.testing.assert_array_equal(plain.values, same.values)
+
+
 def test_sampling_rejects_bad_arguments_and_empty_scenes():
     cube, _ = _cube(rows=4, cols=4, nodata_rows=range(4))
     with pytest.raises(ParameterError, match="nodata"):

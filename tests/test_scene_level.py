@@ -143,3 +143,50 @@ def test_the_cli_warns_with_a_model_on_a_scaled_scene(tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert [line for line in lines if LEVEL in line and line.startswith("warning: ")
             and "b.mat: rx: " in line and "about 9,9" in line]
+
+
+def _rewrite_config(model, change) -> None:
+    """Apply ``change`` to the config.json of the model file ``model``, in place."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(model) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(model, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.mark.parametrize("name", ["rx", "ae"])
+def test_a_saved_model_of_a_background_area_remembers_its_scene(name, tmp_path):
+    """The fitted scene's medians travel in the model file: loaded, the water model scores
+    its own scene quietly and the scene × 10000 with the warning. A file written without
+    them (an earlier hsad) warns on its own scene, as it did."""
+    from hsad.io.model_archive import SCENE_LEVEL, load_model, save_model
+
+    x, left = _water_and_land()
+    det = _detector(name)
+    det.fit(x, background=left) if name == "rx" else det.fit(x, train_mask=left)
+    model = save_model(det, tmp_path / f"{name}.hsad")
+    loaded = load_model(model)
+    np.testing.assert_array_equal(loaded._fitted_scene_level, det._fitted_scene_level)
+    assert _level_warnings(lambda: loaded.score(x).compute()) == []
+    assert _level_warnings(lambda: loaded.score(x * 10000).compute())
+    _rewrite_config(model, lambda c: c.pop(SCENE_LEVEL))
+    assert _level_warnings(lambda: load_model(model).score(x).compute())
+
+
+@pytest.mark.parametrize("value", [[0.1] * 11, "0.1", [True] * 12, [float("inf")] * 12,
+                                   [[0.1]] * 12, {}])
+@pytest.mark.parametrize("name", ["rx", "ae"])
+def test_a_tampered_scene_level_is_refused(name, value, tmp_path):
+    from hsad.errors import ModelError
+    from hsad.io.model_archive import SCENE_LEVEL, load_model, save_model
+
+    model = save_model(_detector(name).fit(_reflectance(0)), tmp_path / f"{name}.hsad")
+    _rewrite_config(model, lambda c: c.update({SCENE_LEVEL: value}))
+    with pytest.raises(ModelError, match=f"{SCENE_LEVEL} must hold 12 finite numbers"):
+        load_model(model)

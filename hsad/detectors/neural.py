@@ -43,7 +43,6 @@ from hsad.nn.sampling import (
     region_mask,
     sample_pixels,
     window_inputs,
-    without_fill,
 )
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
@@ -247,12 +246,12 @@ class NeuralDetector(BaseDetector):
                                      "pixel", cube.attrs.get("source_path"))
         bands = good_band_mask(cube)
         sample = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
-                               patch=self.patch_size, mask=region)
-        sample, fill = without_fill(sample, FILL_MAGNITUDE)
-        if fill:  # trained on, one such pixel made some networks diverge (cavga)
+                               patch=self.patch_size, mask=region, fill_limit=FILL_MAGNITUDE)
+        if sample.fill:  # trained on, one such pixel made some networks diverge (cavga)
+            fill = sample.fill
             warnings.warn(f"{self.name}: {fill} pixel{'s' * (fill != 1)} beyond "
-                          f"±{FILL_MAGNITUDE:g} left out of the training sample; "
-                          f"{FILL_ADVICE}", DegenerateDataWarning, stacklevel=2)
+                          f"±{FILL_MAGNITUDE:g} left out of the training sample (others "
+                          f"drawn instead); {FILL_ADVICE}", DegenerateDataWarning, stacklevel=2)
         if len(sample.rows) < 16:
             n = len(sample.rows)
             raise ParameterError(f"{self.name}: only {n} valid pixel{'s' * (n != 1)} to train "

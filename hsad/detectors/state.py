@@ -23,6 +23,8 @@ from hsad.io.model_archive import (
     WEIGHTS,
     header,
     json_list,
+    restore_scene_level,
+    scene_level_entry,
     set_saved_params,
     write_archive,
 )
@@ -52,7 +54,8 @@ def save_statistics(det, path: str | os.PathLike) -> Path:
             scalars[key] = value.item() if isinstance(value, np.generic) else value
     wavelength = getattr(det, "wavelength_", np.full(det.bands_.size, np.nan))
     config = header(det.name, det.get_params()) | {
-        "kind": KIND, "state": scalars, "wavelength": json_list(wavelength)}
+        "kind": KIND, "state": scalars, "wavelength": json_list(wavelength)
+    } | scene_level_entry(det)
     return write_archive(path, config, arrays)
 
 
@@ -126,5 +129,6 @@ def restore_statistics(config: dict, tensors: dict[str, np.ndarray], path: Path)
     except (HsadError, ValueError, np.linalg.LinAlgError) as exc:
         raise ModelError(f"statistics do not match the {method} configuration ({exc})",
                          path) from None
+    restore_scene_level(det, config, path)
     det.model_path_ = str(path)
     return det

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -46,6 +47,33 @@ _RETRAIN = f"retrain it with `hsad train` (this is hsad {__version__})"
 def json_list(values: np.ndarray) -> list:
     """Floats for JSON, non-finite values as null."""
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
+
+
+#: config.json's per-band medians of the scene the model was fitted on, the second
+#: reference of :mod:`hsad.detectors.level_check` (optional: earlier files lack it)
+SCENE_LEVEL = "fitted_scene_level"
+
+
+def scene_level_entry(det) -> dict:
+    """``{SCENE_LEVEL: [...]}`` for a detector that noted its fitted scene's level, else {}."""
+    level = getattr(det, "_fitted_scene_level", None)
+    return {} if level is None else {SCENE_LEVEL: json_list(level)}
+
+
+def restore_scene_level(det, config: dict, path: Path) -> None:
+    """The fitted scene's per-band medians from ``config`` onto ``det`` (after its level
+    statistics are restored): one number or null per band of its training level."""
+    values = config.get(SCENE_LEVEL)
+    if values is None:
+        return
+    level = det._training_level()
+    size = None if level is None else len(level[0])
+    if not isinstance(values, list) or len(values) != size or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and math.isfinite(v)) for v in values):
+        raise ModelError(f"{CONFIG}: {SCENE_LEVEL} must hold {size} finite numbers or nulls",
+                         path)
+    det._fitted_scene_level = np.array([np.nan if v is None else v for v in values], float)
 
 
 def header(method: str, params: dict) -> dict:

@@ -33,6 +33,8 @@ from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: 
     json_list,
     load_model,
     read_archive,
+    restore_scene_level,
+    scene_level_entry,
     set_saved_params,
     write_archive,
 )
@@ -52,7 +54,7 @@ def detector_config(det) -> dict:
         "networks": sorted(det.networks_),
         "n_train": int(getattr(det, "n_train_", 0)),
         "history": det.history_.to_dict() if hasattr(det, "history_") else None,
-    }
+    } | scene_level_entry(det)
 
 
 def detector_tensors(det) -> dict[str, np.ndarray]:
@@ -232,6 +234,7 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         raise ModelError(f"weights do not match the {method} configuration ({problem})",
                          path) from None
     det.networks_ = networks
+    restore_scene_level(det, config, path)
     n_train = config.get("n_train", 0)
     det.n_train_ = n_train if isinstance(n_train, int) else 0
     if history is not None:

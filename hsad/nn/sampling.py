@@ -2,9 +2,10 @@
 
 Pixel positions are drawn uniformly without replacement over the grid (seeded); only the
 chunks that hold a drawn position are read, one small group at a time. Positions whose
-pixel is nodata are dropped and more are drawn until ``n`` valid pixels are found, so the
-sample is uniform over the valid pixels. ``patch=k`` returns the k×k neighbourhood of each
-drawn pixel, reflected at the image border.
+pixel is nodata (or, on request, holds an undeclared fill value) are dropped and more are
+drawn until ``n`` valid pixels are found, so the sample is uniform over the valid pixels.
+``patch=k`` returns the k×k neighbourhood of each drawn pixel, reflected at the image
+border.
 """
 
 from __future__ import annotations
@@ -31,17 +32,8 @@ class PixelSample:
     values: np.ndarray
     rows: np.ndarray
     cols: np.ndarray
-
-
-def without_fill(sample: PixelSample, limit: float) -> tuple[PixelSample, int]:
-    """``sample`` without the spectra or patches holding a value beyond ± ``limit`` (an
-    undeclared fill value such as -3.4e38, which no measurement reaches); the number
-    dropped. NaN (padding of nodata in patches) is kept."""
-    fill = (np.abs(sample.values) > limit).any(axis=tuple(range(1, sample.values.ndim)))
-    if not fill.any():
-        return sample, 0
-    keep = ~fill
-    return PixelSample(sample.values[keep], sample.rows[keep], sample.cols[keep]), int(fill.sum())
+    #: drawn pixels left out (and others drawn) for holding a value beyond ``fill_limit``
+    fill: int = 0
 
 
 def _pad_reflect(block: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -115,14 +107,22 @@ def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(chunks)])
 
 
-def _extract(block, pads, nodata, rel_r, rel_c, patch):
-    """Values at (rel_r, rel_c) of an un-padded window; patches come from the padded one."""
+def _extract(block, pads, nodata, rel_r, rel_c, patch, fill_limit=None):
+    """Values at (rel_r, rel_c) of an un-padded window; patches come from the padded one.
+    Returns the centres' validity, their values and how many were refused as fill values
+    (a value beyond ± ``fill_limit``; in a patch such a neighbour is NaN, as nodata is)."""
     block = np.asarray(block)
     valid = block_valid(block, nodata)
     halo = patch // 2
     # validity of the centres (positions are relative to the unpadded window start)
     top, left = pads[0][0], pads[1][0]
-    ok = valid[rel_r + halo - top, rel_c + halo - left]
+    centre = (rel_r + halo - top, rel_c + halo - left)
+    n_fill = 0
+    if fill_limit is not None and block.dtype.kind == "f":
+        fill = (np.abs(block) > fill_limit).any(axis=-1)
+        n_fill = int((valid[centre] & fill[centre]).sum())
+        valid &= ~fill
+    ok = valid[centre]
     if patch == 1:
         values = block[rel_r[ok], rel_c[ok]].astype(np.float32)
     else:
@@ -131,7 +131,7 @@ def _extract(block, pads, nodata, rel_r, rel_c, patch):
         data = _pad_reflect(data, pads)
         windows = sliding_window_view(data, (patch, patch), axis=(0, 1))
         values = windows[rel_r[ok], rel_c[ok]]  # (m, B, k, k)
-    return ok, np.ascontiguousarray(values, dtype=np.float32)
+    return ok, np.ascontiguousarray(values, dtype=np.float32), n_fill
 
 
 def sample_pixels(
@@ -142,6 +142,7 @@ def sample_pixels(
     bands=None,
     patch: int = 1,
     mask: np.ndarray | None = None,
+    fill_limit: float | None = None,
 ) -> PixelSample:
     """Uniform random sample of ``n`` valid pixels (all valid ones if fewer).
 
@@ -149,7 +150,9 @@ def sample_pixels(
     ``patch=k`` (odd) returns ``(n, B, k, k)`` neighbourhoods, nodata neighbours as NaN.
     Reproducible: the same ``seed`` gives the same sample whatever the chunking.
     ``mask`` (a (y, x) bool array, e.g. from :func:`region_mask`) restricts the draw to
-    the pixels where it is True.
+    the pixels where it is True. ``fill_limit``: pixels holding a value beyond ± it (an
+    undeclared fill value such as -3.4e38, which no measurement reaches) count as nodata,
+    and how many were drawn is :attr:`PixelSample.fill`.
     """
     if n < 1:
         raise ParameterError(f"sample size must be ≥ 1, got {n}")
@@ -173,7 +176,7 @@ def sample_pixels(
     drawn = np.zeros(0, dtype=np.int64)
     found_pos: list[np.ndarray] = []
     found_val: list[np.ndarray] = []
-    n_found, rate = 0, 1.0
+    n_found, n_fill, rate = 0, 0, 1.0
     while n_found < n and drawn.size < total:
         slack = (1.0, 0) if drawn.size == 0 else (1.1, 8)  # first round: exactly n
         want = int(np.ceil((n - n_found) / max(rate, 1e-3) * slack[0])) + slack[1]
@@ -199,8 +202,10 @@ def sample_pixels(
                 metas.append((np.flatnonzero(chunk_id == key), y0, x0, pads))
             blocks = dask.compute(*reads)
             for block, (idx, y0, x0, pads) in zip(blocks, metas, strict=True):
-                ok, values = _extract(block, pads, nodata, r[idx] - y0, c[idx] - x0, patch)
+                ok, values, fill = _extract(block, pads, nodata, r[idx] - y0, c[idx] - x0,
+                                            patch, fill_limit)
                 ok_all[idx] = ok
+                n_fill += fill
                 vals_all.append((idx[ok], values))
         order = np.concatenate([i for i, _ in vals_all]) if vals_all else np.zeros(0, int)
         values = np.concatenate([v for _, v in vals_all]) if vals_all else None
@@ -217,7 +222,7 @@ def sample_pixels(
     pos = np.concatenate(found_pos)[:n]
     values = np.concatenate(found_val)[:n]
     r, c = np.divmod(pos, cols)
-    return PixelSample(values, r, c)
+    return PixelSample(values, r, c, n_fill)
 
 
 def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None:
