@@ -107,9 +107,10 @@ def header_model(draw):
     if draw(st.booleans()):
         m["file compression"] = draw(_codes([0, 1], [2, 7]))
     if draw(st.booleans()):
+        # read as GDAL reads it (C's atof): no number is 0, "1 2" is 1 (with a warning)
         m["data ignore value"] = draw(st.one_of(
-            NUMBER.map(lambda v: (repr(v), float(v))), st.just(("", None)),
-            st.sampled_from([("abc", INVALID), ("1 2", INVALID)])))
+            NUMBER.map(lambda v: (repr(v), float(v))), st.just(("", 0.0)),
+            st.sampled_from([("abc", 0.0), ("1 2", 1.0)])))
     bands = m["bands"][1]
     n = bands if isinstance(bands, int) and bands <= 6 else 3
     for key in ("wavelength", "fwhm", "bbl", "band names"):
@@ -168,6 +169,8 @@ def _line(draw, key: str, field) -> str:
     sep = draw(st.sampled_from([" ", "  ", "\t", " \t "]))
     eq = draw(st.sampled_from(["=", " = ", "  =", "=  "]))
     lead = draw(st.sampled_from(["", " ", "\t"]))
+    if key == "data ignore value":  # GDAL's spelling (it reads the nodata): one space
+        sep, lead = " ", lead.strip("\t")  # between words, no tab before the key
     if isinstance(text, list):  # a list value: braces, maybe across lines
         joins = st.sampled_from([",", ", ", " ,", ",\n", ",\n   ", "\n,"])
         body = "".join(item + (draw(joins) if i < len(text) - 1 else "")
@@ -450,11 +453,19 @@ def test_non_finite_georeference_is_a_header_error(tmp_path, extra):
 
 
 def test_map_info_name_with_a_quote_gives_a_local_crs(tmp_path):
-    """A '"' in the map info name broke the LOCAL_CS WKT (CRSError)."""
-    hdr = parse_bytes((_GEO + 'map info = {my "grid", 1, 1, 10, 20, 2, 2}\n').encode(), tmp_path)
-    transform, crs = georef_from_header(hdr.raw, hdr.path)
-    assert tuple(transform)[:6] == (2.0, 0.0, 10.0, 0.0, -2.0, 20.0)
-    assert crs.to_wkt().startswith("LOCAL_CS[\"my 'grid'\"")
+    """A '"' in the map info name broke the LOCAL_CS WKT (CRSError); it is now GDAL's own
+    reading of the file, the name's quote escaped."""
+    import rasterio
+
+    text = _GEO + 'map info = {my "grid", 1, 1, 10, 20, 2, 2}\n'
+    hdr = parse_bytes(text.encode(), tmp_path)
+    for gdal in (None, hdr.gdal):
+        transform, crs = georef_from_header(hdr.raw, hdr.path, gdal=gdal)
+        assert tuple(transform)[:6] == (2.0, 0.0, 10.0, 0.0, -2.0, 20.0)
+        assert crs.to_wkt().startswith('LOCAL_CS["my ""grid"""')
+    (tmp_path / "fuzz").write_bytes(bytes(4))
+    with rasterio.open(tmp_path / "fuzz") as ds:
+        assert ds.crs == crs and ds.transform == transform
 
 
 def test_fwhm_is_kept_when_the_wavelength_list_is_dropped(tmp_path):

@@ -101,13 +101,27 @@ class EnviPixels:
     ndim = 3
 
     def __init__(self, source, file_dtype: np.dtype, shape: tuple[int, int, int],
-                 interleave: str, offset: int):
+                 interleave: str, offset: int, frame: tuple[int, int] = (0, 0)):
         self.source = source
         self.file_dtype = np.dtype(file_dtype)
         self.dtype = self.file_dtype.newbyteorder("=")
         self.shape = tuple(int(s) for s in shape)
         self.interleave = interleave
-        self.offset = int(offset)
+        #: ``major frame offsets``: bytes before and after each line (GDAL's reading: the
+        #: first line starts ``before`` bytes later, lines lie ``before + after`` apart,
+        #: and a BSQ file's bands keep their unpadded spacing)
+        self.frame = (int(frame[0]), int(frame[1]))
+        self.offset = int(offset) + self.frame[0]
+
+    def span(self) -> int:
+        """Bytes from :attr:`offset` to the end of the last pixel."""
+        rows, cols, bands = self.shape
+        item = self.file_dtype.itemsize
+        gap = sum(self.frame)
+        if self.interleave == "bsq":
+            return (bands - 1) * rows * cols * item + (rows - 1) * (cols * item + gap) \
+                + cols * item
+        return (rows - 1) * (cols * bands * item + gap) + cols * bands * item
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -134,6 +148,8 @@ class EnviPixels:
         rows, cols, bands = self.shape
         item = self.file_dtype.itemsize
         n = r1 - r0
+        if any(self.frame):
+            return self._framed_rows_view(r0, r1, mode)
         if self.interleave == "bsq":
             start = self.offset + r0 * cols * item
             count = ((bands - 1) * rows + r1 - r0) * cols
@@ -146,6 +162,23 @@ class EnviPixels:
                          n * line, mode)
         shape = (n, cols, bands) if self.interleave == "bip" else (n, bands, cols)
         return flat.reshape(shape)
+
+    def _framed_rows_view(self, r0: int, r1: int, mode: str) -> np.ndarray:
+        """:meth:`_rows_view` of a file whose lines are framed by extra bytes."""
+        rows, cols, bands = self.shape
+        item = self.file_dtype.itemsize
+        n = r1 - r0
+        if self.interleave == "bsq":
+            line = cols * item + sum(self.frame)
+            shape, strides = (bands, n, cols), (rows * cols * item, line, item)
+            span = (bands - 1) * rows * cols * item + (n - 1) * line + cols * item
+        else:
+            line = cols * bands * item + sum(self.frame)
+            span = (n - 1) * line + cols * bands * item
+            shape, strides = ((n, cols, bands), (line, bands * item, item)) \
+                if self.interleave == "bip" else ((n, bands, cols), (line, cols * item, item))
+        raw = _map_data(self.source, np.dtype(np.uint8), self.offset + r0 * line, span, mode)
+        return np.ndarray(shape, dtype=self.file_dtype, buffer=raw, strides=strides)
 
     def _row_blocks(self, ys: slice):
         """``(r0, r1, out_start)`` blocks covering the selected rows."""
@@ -301,9 +334,15 @@ def _gunzip(data: Path, needed: int):
     return source, size
 
 
+def _framed(hdr: EnviHeader) -> str:
+    pre, post = hdr.frame_offsets
+    return f", lines framed by {pre} + {post} bytes" if pre or post else ""
+
+
 def _pixels(hdr: EnviHeader, data: Path, interleave: str) -> EnviPixels:
-    needed = hdr.header_offset + hdr.nbytes
     shape = (hdr.lines, hdr.samples, hdr.bands)
+    layout = EnviPixels(b"", hdr.dtype, shape, interleave, hdr.header_offset, hdr.frame_offsets)
+    needed = layout.offset + layout.span()
     if hdr.file_compression:
         source, size = _gunzip(data, needed)
         what = "decompressed data"
@@ -315,8 +354,9 @@ def _pixels(hdr: EnviHeader, data: Path, interleave: str) -> EnviPixels:
         raise TruncatedFileError(
             f"{what} is truncated: expected {needed} bytes (header offset {hdr.header_offset} + "
             f"{hdr.lines} lines x {hdr.samples} samples x {hdr.bands} bands x "
-            f"{hdr.dtype.itemsize} bytes), found {size}", data)
-    pixels = EnviPixels(source, hdr.dtype, shape, interleave, hdr.header_offset)
+            f"{hdr.dtype.itemsize} bytes{_framed(hdr)}), found {size}", data)
+    pixels = EnviPixels(source, hdr.dtype, shape, interleave, hdr.header_offset,
+                        hdr.frame_offsets)
     if isinstance(source, str):  # temporary decompressed file: remove with the reader
         weakref.finalize(pixels, _remove, source)
     return pixels
@@ -378,7 +418,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     data = da.from_array(pixels, chunks=(cy, cx, hdr.bands), name=name, lock=False,
                          asarray=False, fancy=True, inline_array=True,
                          meta=np.empty((0, 0, 0), dtype=pixels.dtype))
-    transform, crs = georef_from_header(hdr.raw, header_path)
+    transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
 
     nodata, scale = hdr.nodata, hdr.reflectance_scale_factor
     scaled = bool(apply_scale and scale)

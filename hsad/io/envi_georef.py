@@ -29,7 +29,6 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from hsad.errors import HeaderError, ParameterError
-from hsad.io.envi_header import split_list
 
 #: EPSG geographic CRS -> ENVI datum name written in ``map info`` (GDAL's writer).
 _EPSG_DATUM = {4326: "WGS-84", 4322: "WGS-72", 4269: "North America 1983",
@@ -60,8 +59,10 @@ def _fmt(value: float) -> str:
 
 # --------------------------------------------------------------------------- reading
 
-#: Header keys GDAL's ENVI driver takes the geotransform and CRS from.
+#: Header keys GDAL's ENVI driver takes the geotransform and CRS from (hsad's and GDAL's
+#: spelling).
 _GEOREF_KEYS = ("map info", "projection info", "coordinate system string")
+_GDAL_KEYS = tuple(key.replace(" ", "_") for key in _GEOREF_KEYS)
 #: The rest of the stub header GDAL opens: a 1 x 1 x 1 byte image.
 _STUB = ("ENVI\nsamples = 1\nlines = 1\nbands = 1\nheader offset = 0\n"
          "file type = ENVI Standard\ndata type = 1\ninterleave = bsq\nbyte order = 0\n")
@@ -84,49 +85,77 @@ class _TakeGdalNotes(logging.Filter):
 logging.getLogger("rasterio._env").addFilter(_TakeGdalNotes())
 
 
-def _gdal_georef(raw: dict, path) -> tuple[Affine, CRS | None, list[str]]:
-    """GDAL's ``(transform, crs)`` for the georeferencing keys of ``raw``, and its notes."""
+def _fields_for_gdal(raw: dict, gdal: dict | None) -> dict[str, str]:
+    """The georeferencing fields to give GDAL: as GDAL read them from the file when known
+    (``gdal``), else rebuilt from hsad's parse (values in braces, on one line)."""
+    if gdal is not None:
+        return {key: gdal[key] for key in _GDAL_KEYS if key in gdal}
+    return {key.replace(" ", "_"): "{" + " ".join(raw[key].splitlines()) + "}"
+            for key in _GEOREF_KEYS if key in raw}
+
+
+def _gdal_georef(fields: dict, path, quotes: bool = False):
+    """GDAL's ``(transform, crs)`` for the georeferencing ``fields``, its notes, and whether
+    GDAL found them georeferenced. ``quotes``: a '"' in the map info becomes a "'" (a
+    retry when GDAL's CRS does not convert)."""
     lines = [_STUB]
-    for key in _GEOREF_KEYS:
-        if key in raw:
-            value = " ".join(raw[key].splitlines())
-            if key == "map info":  # kept from hsad's own reader: a '"' in the name is a "'"
-                value = value.replace('"', "'")
-            lines.append(f"{key} = {{{value}}}\n")
+    for key, value in fields.items():
+        if key == "map_info" and quotes:
+            value = value.replace('"', "'")
+        lines.append(f"{key} = {value}\n")
     folder = f"hsad-georef-{uuid.uuid4().hex}"
     _gdal_notes.notes = notes = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NotGeoreferencedWarning)
             with MemoryFile("".join(lines).encode("utf-8"), dirname=folder, filename="h.hdr"), \
                     MemoryFile(b"\0\0", dirname=folder, filename="h") as data, \
                     data.open() as ds:
-                return ds.transform, ds.crs, notes
-    except (RasterioError, CRSError) as exc:
+                transform, crs = ds.transform, ds.crs
+        plain = not any(issubclass(w.category, NotGeoreferencedWarning) for w in caught)
+        return transform, crs, notes, plain
+    except CRSError:
+        if not quotes and '"' in fields.get("map_info", ""):
+            return _gdal_georef(fields, path, quotes=True)
+        raise HeaderError("GDAL cannot read the georeferencing (its coordinate system does "
+                          "not convert)", path) from None
+    except RasterioError as exc:
         raise HeaderError(f"GDAL cannot read the georeferencing ({exc})", path) from None
     finally:
         _gdal_notes.notes = None
 
 
-def georef_from_header(raw: dict, path=None) -> tuple[Affine | None, CRS | None]:
-    """``(transform, crs)`` from a parsed header (``None, None`` without a usable map info).
+def georef_from_header(raw: dict, path=None, gdal: dict | None = None
+                       ) -> tuple[Affine | None, CRS | None]:
+    """``(transform, crs)`` from a parsed header (``None, None`` when GDAL finds no
+    georeferencing in it). ``gdal``: the fields as GDAL reads them from the file
+    (:func:`hsad.io.envi_gdal_view.gdal_fields`); without them they are rebuilt from
+    ``raw``.
 
     Both are GDAL's for the file (see the module docstring).
     """
-    if "map info" not in raw or len(split_list(raw["map info"])) < 7:
+    fields = _fields_for_gdal(raw, gdal)
+    if "map_info" not in fields:
+        if "map info" in raw:
+            warnings.warn(f"{path}: GDAL does not read this header's 'map info' (a line "
+                          "over 10,000 characters, or a '{' left open, before it); neither "
+                          "does hsad, so the scene is not georeferenced, as in GDAL and QGIS",
+                          UserWarning, stacklevel=2)
         return None, None
-    transform, crs, notes = _gdal_georef(raw, path)
+    transform, crs, notes, georeferenced = _gdal_georef(fields, path)
     for note in notes:
         m = _UNKNOWN_DATUM.search(note)
         if m:
             warnings.warn(f"{path}: unrecognised ENVI datum '{m.group(1)}', using WGS 84 "
                           "(as GDAL does)", UserWarning, stacklevel=2)
-    shown = " ".join(raw["map info"].split())[:120]
+    shown = " ".join(fields["map_info"].split())[:120]
+    if not georeferenced:  # too few fields, no braces: GDAL does not take it
+        return None, None
     if not all(map(math.isfinite, tuple(transform)[:6])):
-        raise HeaderError(f"'map info' gives a transform that is not finite: {{{shown}}}", path)
-    if crs is None and "projection info" in raw:  # GDAL could not build it: drops the CRS
+        raise HeaderError(f"'map info' gives a transform that is not finite: {shown}", path)
+    if crs is None and "projection_info" in fields:  # GDAL could not build it: drops the CRS
         raise HeaderError(f"unreadable coordinate system in 'map info'/'projection info': "
-                          f"GDAL builds no CRS from {{{shown}}}", path)
+                          f"GDAL builds no CRS from {shown}", path)
     return transform, crs
 
 

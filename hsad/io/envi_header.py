@@ -2,7 +2,9 @@
 
 A header is text whose first line is ``ENVI`` followed by ``key = value`` lines.
 Values may be ``{...}`` lists spanning several lines; lines starting with ``;`` are
-comments; keys are matched case-insensitively with runs of spaces collapsed.
+comments; keys are matched case-insensitively with runs of spaces collapsed and ``_`` read
+as a space. The georeferencing, the nodata value and the frame offsets are taken from the
+header as GDAL reads it (:mod:`hsad.io.envi_gdal_view`), so that they are GDAL's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hsad.errors import FileFormatError, HeaderError, UnsupportedError
+from hsad.io.envi_gdal_view import gdal_fields, gdal_integer, gdal_number
 
 #: ENVI ``data type`` code -> numpy dtype (byte order applied separately).
 DATA_TYPES: dict[int, np.dtype] = {
@@ -140,7 +143,7 @@ def read_header_bytes(path: Path) -> bytes:
 
 
 def _normalise_key(key: str) -> str:
-    return " ".join(key.strip().lower().split())
+    return " ".join(key.strip().lower().replace("_", " ").split())
 
 
 def parse_header_text(text: str, path: str | os.PathLike | None = None) -> dict[str, str]:
@@ -165,13 +168,19 @@ def parse_header_text(text: str, path: str | os.PathLike | None = None) -> dict[
         if value.startswith("{"):
             depth = value.count("{") - value.count("}")
             parts = [value]
-            while depth > 0 and i < len(lines):
-                nxt = lines[i]
-                i += 1
-                parts.append(nxt.strip())
-                depth += nxt.count("{") - nxt.count("}")
-            if depth > 0:
-                raise HeaderError(f"unclosed '{{' in the value of '{_normalise_key(key)}'", path)
+            j = i
+            while depth > 0 and j < len(lines):
+                parts.append(lines[j].strip())
+                depth += lines[j].count("{") - lines[j].count("}")
+                j += 1
+            if depth > 0:  # braces inside the value (a '{' in a path): GDAL's rule, the
+                # value ends at the first line holding a '}'
+                closing = next((k for k, part in enumerate(parts) if "}" in part), None)
+                if closing is None:
+                    raise HeaderError(f"unclosed '{{' in the value of "
+                                      f"'{_normalise_key(key)}'", path)
+                parts, j = parts[:closing + 1], i + closing
+            i = j
             value = "\n".join(parts).strip()
             value = value[1 : value.rfind("}")].strip()
         out[_normalise_key(key)] = value
@@ -257,6 +266,10 @@ class EnviHeader:
     spectra_names: list[str] | None = None
     wavelength_units: str | None = None
     extra: dict = field(default_factory=dict)
+    #: the fields as GDAL reads them (:func:`hsad.io.envi_gdal_view.gdal_fields`)
+    gdal: dict = field(default_factory=dict)
+    #: ``major frame offsets``: bytes before and after each line of the file (GDAL's rule)
+    frame_offsets: tuple[int, int] = (0, 0)
 
     @property
     def dtype(self) -> np.dtype:
@@ -309,6 +322,43 @@ def _float(raw: dict, key: str, path) -> float | None:
                           path) from None
 
 
+def _nodata(raw: dict, gdal: dict, path) -> float | None:
+    """``data ignore value`` as GDAL reads it (:func:`gdal_number`), with a warning where
+    that is not what the text plainly says (``{-9999}`` and ``none`` are 0 to GDAL) or where
+    GDAL does not see the key at all."""
+    if "data_ignore_value" not in gdal:
+        if "data ignore value" in raw:
+            warnings.warn(f"{path}: GDAL does not read this header's 'data ignore value' "
+                          f"({_short(raw['data ignore value'])}); neither does hsad, so the "
+                          "scene has no nodata value, as in GDAL and QGIS", UserWarning,
+                          stacklevel=3)
+        return None
+    text = gdal["data_ignore_value"]
+    value = gdal_number(text)
+    try:
+        plain = float(text.strip())
+    except ValueError:
+        plain = None
+    if plain is None or not (plain == value or (plain != plain and value != value)) \
+            or "_" in text:
+        warnings.warn(f"{path}: 'data ignore value = {_short(text.strip())}' is not a plain "
+                      f"number; read as {value:g}, as GDAL reads it", UserWarning, stacklevel=3)
+    return value
+
+
+def _frame_offsets(gdal: dict) -> tuple[int, int]:
+    """``major frame offsets = {before, after}`` as GDAL takes them (two non-negative
+    integers in braces, else none)."""
+    text = gdal.get("major_frame_offsets", "")
+    if not text.startswith("{") or "}" not in text:
+        return 0, 0
+    items = text[1:text.index("}")].split(",")
+    if len(items) != 2:
+        return 0, 0
+    pre, post = (gdal_integer(item.strip(" ")) for item in items)
+    return (pre, post) if pre >= 0 and post >= 0 else (0, 0)
+
+
 def _per_band(values, bands: int, key: str, path):
     """Drop (with a warning) a per-band list whose length does not match ``bands``."""
     if values is None or len(values) == bands:
@@ -328,7 +378,9 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
     raw_bytes = read_header_bytes(p)
     if not raw_bytes.strip():
         raise HeaderError("not an ENVI header (empty file)", p)
-    raw = parse_header_text(_decode(raw_bytes, p), p)
+    text = _decode(raw_bytes, p)
+    raw = parse_header_text(text, p)
+    gdal = gdal_fields(text)
 
     missing = [k for k in ("samples", "lines", "bands") if k not in raw]
     if missing:
@@ -364,7 +416,7 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
         header_offset=_int(raw, "header offset", p, default=0),
         file_type=raw.get("file type", "ENVI Standard").strip() or "ENVI Standard",
         file_compression=compression,
-        nodata=_float(raw, "data ignore value", p),
+        nodata=_nodata(raw, gdal, p), gdal=gdal, frame_offsets=_frame_offsets(gdal),
         reflectance_scale_factor=_float(raw, "reflectance scale factor", p),
         description=raw.get("description"),
         wavelength_units=raw.get("wavelength units"),
