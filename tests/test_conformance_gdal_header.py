@@ -130,3 +130,32 @@ def test_a_nodata_that_is_not_a_plain_number_warns(tmp_path):
     with pytest.warns(UserWarning, match=r"'data ignore value = \{-9999\}' is not a plain "
                                          r"number; read as 0, as GDAL reads it"):
         assert open_envi(_write(tmp_path, "nodata-in-braces")).attrs["nodata"] == 0
+
+
+def _pam(bands: dict[int, str]) -> str:
+    body = "".join(f'<PAMRasterBand band="{b}"><NoDataValue>{v}</NoDataValue></PAMRasterBand>'
+                   for b, v in bands.items())
+    stats = '<PAMRasterBand band="3"><Metadata><MDI key="STATISTICS_MEAN">1</MDI></Metadata>' \
+            '</PAMRasterBand>'
+    return f"<PAMDataset>{body}{stats}</PAMDataset>"
+
+
+@pytest.mark.parametrize("bands,warns", [
+    ({1: "0", 2: "0", 3: "0"}, False), ({1: "nan", 2: "nan", 3: "nan"}, False),
+    ({}, False), ({1: "0"}, True), ({2: "5"}, True),
+])
+def test_a_gdal_sidecar_sets_the_nodata_as_in_gdal(tmp_path, bands, warns):
+    """GDAL's ``.aux.xml`` beside the data file replaces the header's -9999, band by band;
+    hsad takes one value per scene: the first band's, warning when the bands differ."""
+    path = _write(tmp_path, "underscored-keys")  # data ignore value = -9999
+    (tmp_path / "scene.img.aux.xml").write_text(_pam(bands))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path) as ds:
+            nodatavals = ds.nodatavals
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nodata = open_envi(path).attrs["nodata"]
+    assert nodata == nodatavals[0] or (math.isnan(nodata) and math.isnan(nodatavals[0]))
+    said = [w for w in caught if "sidecar gives the bands different nodata" in str(w.message)]
+    assert bool(said) == warns == (len({str(v) for v in nodatavals}) > 1)

@@ -31,6 +31,7 @@ from hsad.errors import (
     TruncatedFileError,
     UnsupportedError,
 )
+from hsad.io.envi_gdal_view import pam_nodata
 from hsad.io.envi_georef import georef_from_header
 from hsad.io.envi_header import (
     EnviHeader,
@@ -334,6 +335,22 @@ def _gunzip(data: Path, needed: int):
     return source, size
 
 
+def _nodata(hdr: EnviHeader, data_path: Path) -> float | None:
+    """The header's nodata, or the one a GDAL ``.aux.xml`` sidecar gives every band (as
+    GDAL reads the file); differing values per band: the first band's, with a warning."""
+    sidecar = pam_nodata(data_path, hdr.bands)
+    if not sidecar:
+        return hdr.nodata
+    per_band = [sidecar.get(b, hdr.nodata) for b in range(hdr.bands)]
+    distinct = {("nan" if v != v else v) for v in per_band}
+    if len(distinct) > 1:
+        shown = ", ".join(str(v) for v in sorted(distinct, key=str)[:4])
+        warnings.warn(f"{data_path}: its .aux.xml sidecar gives the bands different nodata "
+                      f"values ({shown}); hsad takes one per scene, the first band's "
+                      f"({per_band[0]})", UserWarning, stacklevel=3)
+    return per_band[0]
+
+
 def _framed(hdr: EnviHeader) -> str:
     pre, post = hdr.frame_offsets
     return f", lines framed by {pre} + {post} bytes" if pre or post else ""
@@ -420,7 +437,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                          meta=np.empty((0, 0, 0), dtype=pixels.dtype))
     transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
 
-    nodata, scale = hdr.nodata, hdr.reflectance_scale_factor
+    nodata, scale = _nodata(hdr, data_path), hdr.reflectance_scale_factor
     scaled = bool(apply_scale and scale)
     if scaled:
         values = data.astype(np.float32) / np.float32(scale)

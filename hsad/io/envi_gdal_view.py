@@ -14,7 +14,9 @@ some headers read differently under the two rules:
 - reading stops at a line longer than :data:`MAX_LINE` characters;
 - numbers are read as C's ``atof`` reads them: the longest leading number, 0 when there is
   none (``{-9999}``, ``none``), and a few spellings of infinity and NaN
-  (:func:`gdal_number`).
+  (:func:`gdal_number`);
+- a ``<data file>.aux.xml`` sidecar (GDAL's PAM, written by GDAL tools and QGIS) replaces
+  a band's nodata value with its ``NoDataValue`` (:func:`pam_nodata`).
 
 The rules were checked against GDAL itself (rasterio's), case by case, in
 ``tests/test_conformance_envi.py``.
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import math
 import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 #: GDAL stops reading a header at a line longer than this (``CPLReadLine2L``'s limit)
 MAX_LINE = 10_000
@@ -89,3 +93,26 @@ def gdal_integer(text: str) -> int:
     """``text`` as C's ``atoi`` reads it: the leading integer, 0 when there is none."""
     match = _LEADING_INTEGER.match(text)
     return int(match.group(1)) if match else 0
+
+
+#: a PAM sidecar larger than this is not read (no real one comes near)
+MAX_PAM_BYTES = 16 * 2**20
+
+
+def pam_nodata(data_path: str | Path, bands: int) -> dict[int, float]:
+    """``{band index (0-based): nodata}`` that the data file's ``.aux.xml`` sidecar sets,
+    as GDAL applies them over the header's; {} without a readable sidecar."""
+    path = Path(str(data_path) + ".aux.xml")
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_PAM_BYTES:
+            return {}
+        root = ET.fromstring(path.read_bytes())
+    except (OSError, ET.ParseError):
+        return {}
+    values = {}
+    for band in root.iter("PAMRasterBand"):
+        text = band.findtext("NoDataValue")
+        number = gdal_integer(band.get("band", ""))
+        if text is not None and 1 <= number <= bands:
+            values[number - 1] = gdal_number(text.strip())
+    return values
