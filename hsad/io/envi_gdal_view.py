@@ -19,7 +19,7 @@ some headers read differently under the two rules:
   a band's nodata value with its ``NoDataValue`` (:func:`pam_nodata`).
 
 The rules were checked against GDAL itself (rasterio's), case by case, in
-``tests/test_conformance_envi.py``.
+``tests/test_conformance_gdal_header.py``.
 """
 
 from __future__ import annotations

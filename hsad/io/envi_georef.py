@@ -112,8 +112,13 @@ def _gdal_georef(fields: dict, path, quotes: bool = False):
                     MemoryFile(b"\0\0", dirname=folder, filename="h") as data, \
                     data.open() as ds:
                 transform, crs = ds.transform, ds.crs
-        plain = not any(issubclass(w.category, NotGeoreferencedWarning) for w in caught)
-        return transform, crs, notes, plain
+        georeferenced = True
+        for note in caught:
+            if issubclass(note.category, NotGeoreferencedWarning):
+                georeferenced = False
+            else:  # not ours to swallow
+                warnings.warn(note.message, note.category, stacklevel=2)
+        return transform, crs, notes, georeferenced
     except CRSError:
         if not quotes and '"' in fields.get("map_info", ""):
             return _gdal_georef(fields, path, quotes=True)

@@ -339,8 +339,7 @@ def _nodata(raw: dict, gdal: dict, path) -> float | None:
         plain = float(text.strip())
     except ValueError:
         plain = None
-    if plain is None or not (plain == value or (plain != plain and value != value)) \
-            or "_" in text:
+    if plain is None or not (plain == value or (plain != plain and value != value)):
         warnings.warn(f"{path}: 'data ignore value = {_short(text.strip())}' is not a plain "
                       f"number; read as {value:g}, as GDAL reads it", UserWarning, stacklevel=3)
     return value
