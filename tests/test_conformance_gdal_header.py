@@ -55,6 +55,15 @@ CASES = {
     "frames-bip": "major frame offsets = {2, 6}\n",
     "frames-bsq": "major frame offsets = {3, 1}\n",
     "frames-not-a-pair": "major frame offsets = {4}\n",
+    "frames-trailing-comma": "major frame offsets = {4,8,}\n",
+    "frames-past-a-c-int": "major frame offsets = {2147483600,100}\n",
+    "frames-wrapped-by-atoi": "major frame offsets = {4294967300,0}\n",
+    "long-line-inside-braces": "wavelength = {\n" + ", ".join(["400.5"] * 2_000) + "\n}\n"
+                               f"map info = {UTM}\ndata ignore value = -9999\n",
+    "line-of-exactly-10000-characters": "description = {" + "x" * (10_000 - 16) + "}\n"
+                                        f"map info = {UTM}\ndata ignore value = 5\n",
+    "line-of-9999-characters": "description = {" + "x" * (9_999 - 16) + "}\n"
+                               f"map info = {UTM}\ndata ignore value = 5\n",
 }
 INTERLEAVE = {"frames-bip": "bip", "frames-bsq": "bsq"}
 
@@ -97,7 +106,7 @@ def test_every_case_is_one_where_the_two_rules_differ_or_a_control(tmp_path):
     header holds a map info it does not see, and reads the frames' offsets."""
     dropped = ["key-with-two-spaces", "tab-before-key", "map-info-without-braces",
                "comment-opening-a-brace", "value-opening-a-brace",
-               "line-over-10000-characters"]
+               "line-over-10000-characters", "line-of-exactly-10000-characters"]
     for name in dropped:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -106,7 +115,8 @@ def test_every_case_is_one_where_the_two_rules_differ_or_a_control(tmp_path):
         if name != "map-info-without-braces":
             assert any("GDAL does not read this header's 'map info'" in str(w.message)
                        for w in caught), name
-    for name in ("line-under-10000-characters", "brace-in-description-path"):
+    for name in ("line-under-10000-characters", "brace-in-description-path",
+                 "long-line-inside-braces", "line-of-9999-characters"):
         assert open_envi(_write(tmp_path, name)).rio.crs.to_epsg() == 32633
     framed = open_envi(_write(tmp_path, "frames-bil")).values
     plain = np.arange(4 * 5 * 3, dtype=np.float32) * 0.25 - 7
@@ -132,9 +142,14 @@ def test_a_nodata_that_is_not_a_plain_number_warns(tmp_path):
         assert open_envi(_write(tmp_path, "nodata-in-braces")).attrs["nodata"] == 0
 
 
+def _attrs(value: str) -> str:
+    """The attributes a test value carries after its first '"' (``5" key="v``)."""
+    return " " + value.split('"', 1)[1] + '"' if '"' in value else ""
+
+
 def _pam(bands: dict[int, str]) -> str:
-    body = "".join(f'<PAMRasterBand band="{b}"><NoDataValue>{v}</NoDataValue></PAMRasterBand>'
-                   for b, v in bands.items())
+    body = "".join(f'<PAMRasterBand band="{b}"><NoDataValue{_attrs(v)}>{v.split(chr(34))[0]}'
+                   '</NoDataValue></PAMRasterBand>' for b, v in bands.items())
     stats = '<PAMRasterBand band="3"><Metadata><MDI key="STATISTICS_MEAN">1</MDI></Metadata>' \
             '</PAMRasterBand>'
     return f"<PAMDataset>{body}{stats}</PAMDataset>"
@@ -142,7 +157,8 @@ def _pam(bands: dict[int, str]) -> str:
 
 @pytest.mark.parametrize("bands,warns", [
     ({1: "0", 2: "0", 3: "0"}, False), ({1: "nan", 2: "nan", 3: "nan"}, False),
-    ({}, False), ({1: "0"}, True), ({2: "5"}, True),
+    ({}, False), ({1: "0"}, True), ({2: "5"}, True), ({1: "", 2: "", 3: ""}, False),
+    ({1: '5" le_hex_equiv="0000000000001C40', 2: "7", 3: "7"}, False),  # the hex: 7.0
 ])
 def test_a_gdal_sidecar_sets_the_nodata_as_in_gdal(tmp_path, bands, warns):
     """GDAL's ``.aux.xml`` beside the data file replaces the header's -9999, band by band;

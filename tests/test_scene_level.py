@@ -180,7 +180,7 @@ def test_a_saved_model_of_a_background_area_remembers_its_scene(name, tmp_path):
 
 
 @pytest.mark.parametrize("value", [[0.1] * 11, "0.1", [True] * 12, [float("inf")] * 12,
-                                   [[0.1]] * 12, {}])
+                                   [[0.1]] * 12, {}, [10**400] * 12])
 @pytest.mark.parametrize("name", ["rx", "ae"])
 def test_a_tampered_scene_level_is_refused(name, value, tmp_path):
     from hsad.errors import ModelError

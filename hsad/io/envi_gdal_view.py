@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -46,16 +47,15 @@ def gdal_fields(text: str) -> dict[str, str]:
     lines = iter(_LINE_BREAK.split(text)[1:])  # the first line is the "ENVI" signature
     fields: dict[str, str] = {}
     for line in lines:
-        if len(line) > MAX_LINE:
+        if len(line) >= MAX_LINE:
             break
         line = line.lstrip(" ")
         if "=" not in line:
             continue
-        working, too_long = line, False
+        working = line
         if "{" in working and "}" not in working:
             for more in lines:
-                if len(more) > MAX_LINE:
-                    too_long = True
+                if len(more) >= MAX_LINE:  # ends the value; reading goes on after it
                     break
                 working += more
                 if "}" in more:
@@ -64,9 +64,28 @@ def gdal_fields(text: str) -> dict[str, str]:
         key = key.rstrip(" \t")
         if key:
             fields[key.replace(" ", "_").lower()] = value.lstrip(" \t")
-        if too_long:
-            break
     return fields
+
+
+def gdal_list(text: str) -> list[str]:
+    """A ``{a, b, c}`` value split as GDAL's ``ENVIDataset::SplitList`` splits it: nothing
+    without the leading ``{``; items up to the first ``}``, blanks around them removed, a
+    trailing comma before ``}`` giving no item, and an item never ended dropped."""
+    if not text.startswith("{"):
+        return []
+    items, i = [], 1
+    while i < len(text) and text[i] != "}":
+        start = i
+        while start < len(text) and text[start] == " ":
+            start += 1
+        end = start
+        while end < len(text) and text[end] not in ",}":
+            end += 1
+        if end == len(text):
+            break
+        items.append(text[start:end].rstrip(" "))
+        i = end + 1
+    return items
 
 
 def gdal_number(text: str) -> float:
@@ -90,9 +109,11 @@ def gdal_number(text: str) -> float:
 
 
 def gdal_integer(text: str) -> int:
-    """``text`` as C's ``atoi`` reads it: the leading integer, 0 when there is none."""
+    """``text`` as C's ``atoi`` reads it on a 64-bit machine: the leading integer (0 when
+    there is none), clamped to a C ``long`` and then wrapped to a 32-bit ``int``."""
     match = _LEADING_INTEGER.match(text)
-    return int(match.group(1)) if match else 0
+    value = max(-2**63, min(2**63 - 1, int(match.group(1)))) if match else 0
+    return (value + 2**31) % 2**32 - 2**31
 
 
 #: a PAM sidecar larger than this is not read (no real one comes near)
@@ -111,8 +132,20 @@ def pam_nodata(data_path: str | Path, bands: int) -> dict[int, float]:
         return {}
     values = {}
     for band in root.iter("PAMRasterBand"):
-        text = band.findtext("NoDataValue")
+        node = band.find("NoDataValue")
         number = gdal_integer(band.get("band", ""))
-        if text is not None and 1 <= number <= bands:
-            values[number - 1] = gdal_number(text.strip())
+        if node is None or not (node.text or "").strip() or not 1 <= number <= bands:
+            continue  # an empty value leaves the header's
+        exact = _le_hex_double(node.get("le_hex_equiv"))
+        values[number - 1] = gdal_number(node.text.strip()) if exact is None else exact
     return values
+
+
+def _le_hex_double(text: str | None) -> float | None:
+    """A PAM ``le_hex_equiv``: the nodata's 8 bytes, little-endian, which GDAL prefers to
+    the text; None unless it is exactly 8 bytes of hexadecimal."""
+    try:
+        raw = bytes.fromhex(text or "")
+    except ValueError:
+        return None
+    return struct.unpack("<d", raw)[0] if len(raw) == 8 else None

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hsad.errors import FileFormatError, HeaderError, UnsupportedError
-from hsad.io.envi_gdal_view import gdal_fields, gdal_integer, gdal_number
+from hsad.io.envi_gdal_view import gdal_fields, gdal_integer, gdal_list, gdal_number
 
 #: ENVI ``data type`` code -> numpy dtype (byte order applied separately).
 DATA_TYPES: dict[int, np.dtype] = {
@@ -345,17 +345,19 @@ def _nodata(raw: dict, gdal: dict, path) -> float | None:
     return value
 
 
-def _frame_offsets(gdal: dict) -> tuple[int, int]:
-    """``major frame offsets = {before, after}`` as GDAL takes them (two non-negative
-    integers in braces, else none)."""
-    text = gdal.get("major_frame_offsets", "")
-    if not text.startswith("{") or "}" not in text:
-        return 0, 0
-    items = text[1:text.index("}")].split(",")
+def _frame_offsets(gdal: dict, header_offset: int, line_bytes: int) -> tuple[int, int]:
+    """``major frame offsets = {before, after}`` as GDAL takes them: a list of two
+    integers, non-negative, and (GDAL's C ``int`` arithmetic) neither the shifted header
+    offset nor the framed line length past 2³¹ − 1; else none."""
+    items = gdal_list(gdal.get("major_frame_offsets", ""))
     if len(items) != 2:
         return 0, 0
-    pre, post = (gdal_integer(item.strip(" ")) for item in items)
-    return (pre, post) if pre >= 0 and post >= 0 else (0, 0)
+    pre, post = (gdal_integer(item) for item in items)
+    limit = 2**31 - 1
+    if pre < 0 or post < 0 or header_offset >= limit - pre or pre >= limit - post \
+            or pre + post >= limit - line_bytes:
+        return 0, 0
+    return pre, post
 
 
 def _per_band(values, bands: int, key: str, path):
@@ -415,11 +417,14 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
         header_offset=_int(raw, "header offset", p, default=0),
         file_type=raw.get("file type", "ENVI Standard").strip() or "ENVI Standard",
         file_compression=compression,
-        nodata=_nodata(raw, gdal, p), gdal=gdal, frame_offsets=_frame_offsets(gdal),
+        nodata=_nodata(raw, gdal, p), gdal=gdal,
         reflectance_scale_factor=_float(raw, "reflectance scale factor", p),
         description=raw.get("description"),
         wavelength_units=raw.get("wavelength units"),
     )
+    item = DATA_TYPES[data_type].itemsize
+    line = samples * item * (1 if (interleave or "bsq") == "bsq" else bands)
+    hdr.frame_offsets = _frame_offsets(gdal, hdr.header_offset, line)
     _spectral_fields(hdr, raw, p)
     if "class names" in raw:
         hdr.class_names = split_list(raw["class names"])

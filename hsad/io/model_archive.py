@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import zipfile
 import zlib
@@ -67,10 +66,13 @@ def restore_scene_level(det, config: dict, path: Path) -> None:
     if values is None:
         return
     level = det._training_level()
-    size = None if level is None else len(level[0])
+    if level is None:
+        raise ModelError(f"{CONFIG}: {SCENE_LEVEL} given for a {det.name} model, which keeps "
+                         "no level", path)
+    size = len(level[0])
     if not isinstance(values, list) or len(values) != size or not all(
             v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and math.isfinite(v)) for v in values):
+                          and abs(v) <= 1.7e308) for v in values):  # finite, a float
         raise ModelError(f"{CONFIG}: {SCENE_LEVEL} must hold {size} finite numbers or nulls",
                          path)
     det._fitted_scene_level = np.array([np.nan if v is None else v for v in values], float)
