@@ -11,7 +11,8 @@ some headers read differently under the two rules:
   separator, up to the first line holding a ``}`` (whatever braces it opens);
 - a key keeps its characters, spaces becoming ``_`` (``map info`` and ``map_info`` are one
   key, ``map  info`` another) and is compared case-insensitively; a later key wins;
-- reading stops at a line longer than :data:`MAX_LINE` characters;
+- reading stops at a line of :data:`MAX_LINE` characters or more (inside a braced value
+  such a line only ends the value);
 - numbers are read as C's ``atof`` reads them: the longest leading number, 0 when there is
   none (``{-9999}``, ``none``), and a few spellings of infinity and NaN
   (:func:`gdal_number`);
@@ -30,7 +31,7 @@ import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-#: GDAL stops reading a header at a line longer than this (``CPLReadLine2L``'s limit)
+#: GDAL stops reading a header at a line this long or longer (``CPLReadLine2L``'s limit)
 MAX_LINE = 10_000
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
