@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hsad.cube import same_grid, vector_frame
+from hsad.cube import same_grid, transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
 
 #: Suffixes read as polygons; anything else is read as a raster mask.
@@ -89,7 +89,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
     if src_crs is not None and str(src_crs) != str(scene_crs):
         shapes = [transform_geom(src_crs, scene_crs, s) for s in shapes]
     rows, cols = cube.sizes["y"], cube.sizes["x"]
-    transform = vector_frame(cube.rio.transform(), scene_crs)
+    transform = vector_frame(transform_of(cube), scene_crs)
     mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=(rows, cols),
                                        transform=transform, fill=0, dtype="uint8") > 0
     if not mask.any():
@@ -117,7 +117,7 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
                              f"scene is {shape[0]}x{shape[1]}: not the scene's grid", path)
     if raster.rio.crs is not None and cube.rio.crs is not None:
         if raster.rio.crs != cube.rio.crs or not same_grid(
-                cube.rio.transform(), raster.rio.transform(), shape):
+                transform_of(cube), transform_of(raster), shape):
             hint = "; give polygons to reproject instead" if what == "background mask" else ""
             raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
                                  f"transform){hint}", path)

@@ -133,9 +133,45 @@ def make_cube(
     return cube
 
 
+def transform_of(obj: xr.DataArray) -> Affine:
+    """The affine transform of a cube or map, also of a slice of a rotated or sheared grid.
+
+    rioxarray's ``rio.transform()`` computes a north-up grid's transform from the x and y
+    coordinates, so a slice gets its own; a rotated grid's cannot be computed so and is
+    the stored GeoTransform, the full grid's, also for a slice (GDAL's window transform of
+    a rotated 30 m grid, rows 7:22 and columns 9:35, lies 305 m east of it). A rotated
+    grid's coordinates are its pixels' indices (+ 0.5 in hsad's cubes, without it in
+    ``rioxarray.open_rasterio``'s), so the slice's own transform follows from its first
+    coordinates and their step.
+    """
+    t = obj.rio.transform()
+    if t.b == 0 and t.d == 0 or "x" not in obj.coords or "y" not in obj.coords:
+        return t
+    x, y = (np.asarray(obj[d].values, dtype=np.float64) for d in ("x", "y"))
+    first = [_first_index(x), _first_index(y)]
+    if None in first:
+        return t
+    step_x = x[1] - x[0] if x.size > 1 else 1.0
+    step_y = y[1] - y[0] if y.size > 1 else 1.0
+    return t @ Affine.translation(*first) @ Affine.scale(step_x, step_y)
+
+
+def _first_index(coord: np.ndarray) -> float | None:
+    """The pixel index of the first of ``coord`` when it is pixel indices (or indices +
+    0.5) at an even positive integer step, else None."""
+    if not coord.size:
+        return None
+    shift = 0.5 if coord[0] % 1 == 0.5 else 0.0
+    index, step = coord - shift, np.diff(coord)
+    if not (np.all(index == np.round(index)) and np.all(step >= 1) and np.all(step == step[:1])
+            and index[0] >= 0):
+        return None
+    return float(index[0])
+
+
 def georef(obj: xr.DataArray) -> tuple[CRS | None, Affine]:
     """Return ``(crs, transform)`` of a cube or map."""
-    return obj.rio.crs, obj.rio.transform()
+    return obj.rio.crs, transform_of(obj)
 
 
 #: A float32 nodata value within this relative distance of ±FLT_MAX also matches ±FLT_MAX:
@@ -297,6 +333,13 @@ def as_cube(obj) -> xr.DataArray:
                                   ("good_band", bool)) if name not in cube.coords}
     if missing:
         cube = cube.assign_coords(missing)
+    if "x" not in cube.coords and "y" not in cube.coords:
+        transform = cube.rio.transform()
+        if transform.b or transform.d:
+            # rioxarray gives a rotated grid no coordinates: hsad's (pixel indices + 0.5)
+            # keep a slice's place on it (transform_of)
+            y, x = _pixel_centre_coords(transform, cube.sizes["y"], cube.sizes["x"])
+            cube = cube.assign_coords(y=y, x=x)
     if "nodata" not in cube.attrs:
         cube = cube.copy(deep=False)
         cube.attrs["nodata"] = nodata_for(cube.dtype, cube.rio.nodata)

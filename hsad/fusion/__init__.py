@@ -180,6 +180,8 @@ def area_for_target(target_size_m: float, cube) -> int:
     across on the grid of ``cube``: ``ceil((target_size_m / gsd)²)``, gsd the side of a
     pixel (√|det| of the transform). ParameterError when the scene has no projected CRS in
     metres (a MAT file, or longitude/latitude), where a size in metres means nothing."""
+    from hsad.cube import transform_of
+
     if not float(target_size_m) > 0:
         raise ParameterError(f"target_size_m must be > 0 metres, got {target_size_m}")
     crs = cube.rio.crs
@@ -188,7 +190,7 @@ def area_for_target(target_size_m: float, cube) -> int:
         raise ParameterError("target_size_m needs a scene with a projected CRS in metres "
                              f"(this one has {'no CRS' if crs is None else crs.to_string()}); "
                              "give the area in pixels instead (-p area=...)")
-    t = cube.rio.transform()
+    t = transform_of(cube)
     gsd = float(np.sqrt(abs(t.a * t.e - t.b * t.d)))
     return max(1, int(np.ceil((float(target_size_m) / gsd) ** 2 - 1e-9)))
 

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import DEFAULT_CHUNK, make_cube
+from hsad.cube import DEFAULT_CHUNK, make_cube, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_paths
 from hsad.io.envi import EnviPixels, EnviWindowWriter
@@ -85,7 +85,7 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
              f"data type = {DTYPE_CODES[dtype]}", f"interleave = {interleave}",
              f"byte order = {byte_order}"]
     try:
-        georef = header_georef(cube.rio.crs, cube.rio.transform())
+        georef = header_georef(cube.rio.crs, transform_of(cube))
     except ParameterError as exc:  # name the input whose grid ENVI cannot store
         raise ParameterError(exc.problem, exc.path or attrs.get("source_path")) from None
     lines += [f"{key} = {value}" for key, value in georef.items()]

@@ -160,16 +160,18 @@ class WindowReader:
     ndim = 3
 
     def __init__(self, path: str, shape: tuple[int, int, int], dtype, bands=None, fill=None,
-                 alpha: int | None = None):
+                 alpha: int | None = None, per_band: bool = False):
         """``bands``: the file's band numbers (from 1) behind the cube's bands, by default
         all; ``fill``: when given, the pixels the file's mask marks invalid take this value:
-        those where band ``alpha`` is 0, or without it GDAL's per-dataset mask."""
+        those where band ``alpha`` is 0, or (``per_band``) where any data band's own mask
+        is, or GDAL's per-dataset mask."""
         self.path = path
         self.shape = shape
         self.dtype = np.dtype(dtype)
         self.bands = list(range(1, shape[2] + 1)) if bands is None else list(bands)
         self.fill = fill
         self.alpha = alpha
+        self.per_band = per_band
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -184,6 +186,15 @@ class WindowReader:
             data = data[(slice(None),) * axis + (bounds[axis][2],)]
         return data
 
+    def _invalid(self, src, window: Window, bands: list[int]) -> np.ndarray:
+        """Where the file's mask marks the window's pixels invalid: band ``alpha`` is 0,
+        else any data band's own mask is (``per_band``), else GDAL's per-dataset mask."""
+        if self.alpha:
+            return src.read(self.alpha, window=window) == 0
+        if self.per_band:
+            return (src.read_masks(self.bands, window=window) == 0).any(axis=0)
+        return src.read_masks(bands[0], window=window) == 0
+
     def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         """The (rows, cols, bands) block ``[r0:r1, c0:c1, b0:b1]``."""
         window = Window(c0, r0, c1 - c0, r1 - r0)
@@ -192,9 +203,7 @@ class WindowReader:
                 bands = self.bands[b0:b1]
                 block = src.read(bands, window=window, out_dtype=self.dtype)
                 if self.fill is not None:
-                    mask = (src.read(self.alpha, window=window) if self.alpha else
-                            src.read_masks(bands[0], window=window))
-                    block[:, mask == 0] = self.fill
+                    block[:, self._invalid(src, window, bands)] = self.fill
                 return np.moveaxis(block, 0, -1)
         except RasterioError as exc:
             raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: "
@@ -215,15 +224,18 @@ def _to_float(values) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def _band_tags(src, count: int) -> list[dict]:
-    return [{k.lower(): v for k, v in src.tags(b).items()} for b in range(1, count + 1)]
+def _band_tags(src, bands: list[int]) -> list[dict]:
+    return [{k.lower(): v for k, v in src.tags(b).items()} for b in bands]
 
 
-def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """(wavelength nm, fwhm nm, bbl) from GDAL metadata, else band descriptions, else a
-    sidecar XML (:mod:`hsad.io.sidecar_xml`); None where absent."""
-    n = src.count
-    tags = _band_tags(src, n)
+def _spectral_metadata(src, bands: list[int]
+                       ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(wavelength nm, fwhm nm, bbl) of the file's data ``bands`` (numbers from 1; an alpha
+    band has none) from GDAL metadata, else band descriptions, else a sidecar XML
+    (:mod:`hsad.io.sidecar_xml`); None where absent. A dataset-level list may name the data
+    bands only or every band."""
+    n = len(bands)
+    tags = _band_tags(src, bands)
     ds_tags = {k.lower(): v for k, v in src.tags().items()}
     envi = {k.lower(): v for k, v in src.tags(ns="ENVI").items()}
 
@@ -231,8 +243,11 @@ def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.nd
         if all(key in t for t in tags):
             return [t[key] for t in tags]
         for source in (envi, ds_tags):
-            if key in source and len(_parse_list(source[key])) == n:
-                return _parse_list(source[key])
+            items = _parse_list(source[key]) if key in source else []
+            if len(items) == n:
+                return items
+            if len(items) == src.count:
+                return [items[b - 1] for b in bands]
         return None
 
     wl, fwhm, bbl = per_band("wavelength"), per_band("fwhm"), per_band("bbl")
@@ -246,15 +261,16 @@ def _spectral_metadata(src) -> tuple[np.ndarray | None, np.ndarray | None, np.nd
     # in the IMAGERY domain, in micrometres
     imagery = None  # read only when the band tags leave something out
     if wl is None or scale is None or fwhm is None:
-        imagery = [src.tags(b, ns="IMAGERY") for b in range(1, n + 1)]
+        imagery = [src.tags(b, ns="IMAGERY") for b in bands]
     if (wl is None or scale is None) and all("CENTRAL_WAVELENGTH_UM" in t for t in imagery):
         wl, scale = _to_float(t["CENTRAL_WAVELENGTH_UM"] for t in imagery), 1e3
     wavelength = None if wl is None or scale is None else wl * scale
     fwhm_nm = None if fwhm is None or scale is None else _to_float(fwhm) * scale
     if fwhm_nm is None and wavelength is not None and all("FWHM_UM" in t for t in imagery):
         fwhm_nm = _to_float(t["FWHM_UM"] for t in imagery) * 1e3
-    if wavelength is None and all(src.descriptions):  # "Band 1 (450.000000 Nanometers)"
-        wavelength = wavelengths_from_band_names(list(src.descriptions))
+    names = [src.descriptions[b - 1] for b in bands]
+    if wavelength is None and all(names):  # "Band 1 (450.000000 Nanometers)"
+        wavelength = wavelengths_from_band_names(names)
     if wavelength is None:  # EnMAP's and DESIS's METADATA.XML beside the image
         found = sidecar_wavelengths(src.name, n)
         if found is not None:
@@ -315,16 +331,37 @@ def _damage_check(path: str):
 
 def _data_bands(src) -> tuple[list[int], str | None, int | None]:
     """The file's band numbers that hold data (all but a last alpha band), what masks their
-    pixels besides nodata (``"alpha band N"``, ``"per-dataset mask"`` or None), and the
-    alpha band's number. GDAL takes alpha as the mask of gray + alpha and RGBA files only;
-    hsad takes it after any number of bands."""
+    pixels besides nodata (``"alpha band N"``, ``"per-dataset mask"``, ``"per-band masks"``
+    or None), and the alpha band's number when it is the mask.
+
+    As GDAL: a per-dataset mask (internal or ``.msk``) comes before an alpha band, and masks
+    of each band's own (a ``.msk`` with per-band flags) are read band by band (a pixel that
+    any band masks holds no data, hsad's rule for nodata too). GDAL takes alpha as the mask
+    of gray + alpha and RGBA files only; hsad takes it after any number of bands."""
     last = src.count
-    if last > 1 and src.colorinterp[last - 1] == ColorInterp.alpha:  # alpha comes last
-        return list(range(1, last)), f"alpha band {last}", last
-    bands = list(range(1, last + 1))
-    if MaskFlags.per_dataset in src.mask_flag_enums[bands[0] - 1]:
+    alpha_last = last > 1 and src.colorinterp[last - 1] == ColorInterp.alpha
+    bands = list(range(1, last)) if alpha_last else list(range(1, last + 1))
+    flags = [src.mask_flag_enums[b - 1] for b in bands]
+    if MaskFlags.per_dataset in flags[0] and MaskFlags.alpha not in flags[0]:
         return bands, "per-dataset mask", None
+    if alpha_last:
+        return bands, f"alpha band {last}", last
+    if any(not f for f in flags):  # flags 0: a mask band of the band's own
+        return bands, "per-band masks", None
     return bands, None, None
+
+
+def _nodata(src, bands: list[int], path: str) -> float | None:
+    """The data bands' nodata value; where they differ (a GDAL ``.aux.xml`` may set one per
+    band) the first band's, with a warning: hsad takes one value per scene."""
+    values = [src.nodatavals[b - 1] for b in bands]
+    distinct = {"nan" if v is not None and v != v else v for v in values}
+    if len(distinct) > 1:
+        shown = ", ".join(str(v) for v in sorted(distinct, key=str)[:4])
+        warnings.warn(f"{path}: the bands have different nodata values ({shown}); hsad takes "
+                      f"one per scene, the first band's ({values[0]})", UserWarning,
+                      stacklevel=3)
+    return values[0]
 
 
 def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
@@ -351,10 +388,10 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
                 raise UnsupportedError(f"complex data ({src.dtypes[0]}) is not supported; "
                                        "hsad reads real-valued cubes only", p)
             dtype = np.dtype(src.dtypes[0])
-            crs, transform, nodata = src.crs, src.transform, src.nodatavals[0]
+            crs, transform = src.crs, src.transform
             bands, mask, alpha = _data_bands(src)
-            wavelength, fwhm, good = (None if v is None else v[np.asarray(bands) - 1]
-                                      for v in _spectral_metadata(src))
+            nodata = _nodata(src, bands, p)
+            wavelength, fwhm, good = _spectral_metadata(src, bands)
             names = ([src.descriptions[b - 1] for b in bands] if any(src.descriptions)
                      else None)
             interleave = _INTERLEAVE.get(getattr(src.interleaving, "value", "").lower(), "bsq")
@@ -373,7 +410,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     shape = (shape[0], shape[1], len(bands))
     dtype, fill = excluded_fill(dtype, nodata) if mask else (dtype, None)
     tiles = tile_chunks(chunks, shape[0], shape[1])
-    reader = WindowReader(p, shape, dtype, bands, fill, alpha)
+    reader = WindowReader(p, shape, dtype, bands, fill, alpha, mask == "per-band masks")
     st = os.stat(p)
     data = da.from_array(
         reader, chunks=tiles, asarray=False, meta=np.empty((0, 0, 0), dtype),

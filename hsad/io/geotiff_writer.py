@@ -24,7 +24,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rioxarray.exceptions import MissingSpatialDimensionError
 
-from hsad.cube import DEFAULT_CHUNK
+from hsad.cube import DEFAULT_CHUNK, transform_of
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
@@ -129,7 +129,7 @@ def _georef_of(obj) -> tuple:
         return None, Affine.identity()
     path = obj.attrs.get("source_path")
     try:
-        crs, transform = obj.rio.crs, obj.rio.transform()
+        crs, transform = obj.rio.crs, transform_of(obj)
     except MissingSpatialDimensionError:  # no spatial dims at all: no georeference
         return None, Affine.identity()
     except Exception as exc:  # noqa: BLE001  rioxarray/rasterio raise many types

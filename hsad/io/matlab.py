@@ -22,7 +22,7 @@ import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import georeferenced, make_cube
+from hsad.cube import georeferenced, make_cube, transform_of
 from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
 from hsad.io.atomic import atomic_path
 from hsad.io.envi_header import wavelength_scale
@@ -455,7 +455,7 @@ def _warn_lost(cube: xr.DataArray, path) -> None:
     """One warning naming what a MAT file cannot keep: the georeference and the nodata
     value (its pixels stay in the cube as data)."""
     lost = []
-    if georeferenced(cube.rio.transform(), cube.rio.crs):
+    if georeferenced(transform_of(cube), cube.rio.crs):
         lost.append("CRS and transform")
     nodata = cube.attrs.get("nodata")
     if nodata is not None and not np.isnan(nodata):

@@ -6,14 +6,14 @@ import os
 
 import numpy as np
 
-from hsad.cube import same_grid
+from hsad.cube import same_grid, transform_of
 from hsad.errors import ParameterError
 from hsad.io.maps import read_single_band, read_truth
 from hsad.outputs.metrics import Evaluation, evaluate
 
 
 def _grid(cube) -> str:
-    return f"{cube.rio.crs} {tuple(round(v, 6) for v in tuple(cube.rio.transform())[:6])}"
+    return f"{cube.rio.crs} {tuple(round(v, 6) for v in tuple(transform_of(cube))[:6])}"
 
 
 def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike,
@@ -32,7 +32,7 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
             f"{scores_path} is {scores.shape[0]}x{scores.shape[1]}", truth_path)
     if t_cube is not None and s_cube.rio.crs is not None and t_cube.rio.crs is not None and (
         s_cube.rio.crs != t_cube.rio.crs
-        or not same_grid(s_cube.rio.transform(), t_cube.rio.transform(), scores.shape)
+        or not same_grid(transform_of(s_cube), transform_of(t_cube), scores.shape)
     ):
         raise ParameterError(f"ground truth is not on the score map's grid: {_grid(t_cube)} vs "
                              f"{_grid(s_cube)}", truth_path)

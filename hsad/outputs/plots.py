@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.measure import block_reduce
 
-from hsad.cube import nodata_hits
+from hsad.cube import nodata_hits, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_path
 from hsad.outputs.metrics import evaluate
@@ -208,7 +208,7 @@ def _extent(cube: xr.DataArray, rows: int, cols: int):
     """``imshow`` extent in map coordinates and the axis labels, for a north-up grid with
     a CRS; ``None`` and pixel labels otherwise (no CRS, rotation or shear)."""
     crs = cube.rio.crs
-    t = cube.rio.transform()
+    t = transform_of(cube)
     if crs is None or t.b != 0 or t.d != 0:
         return None, ("column (pixels)", "row (pixels)")
     x0, y0 = t.c, t.f

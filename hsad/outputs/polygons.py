@@ -25,7 +25,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from hsad.cube import vector_frame
+from hsad.cube import transform_of, vector_frame
 from hsad.errors import OutputError, ParameterError
 from hsad.io.atomic import atomic_path
 
@@ -47,7 +47,7 @@ def _georef(mask, transform: Affine | None) -> Affine:
     rio = getattr(mask, "rio", None)
     if rio is None:
         return vector_frame(Affine.identity(), None)
-    return vector_frame(rio.transform(), rio.crs)
+    return vector_frame(transform_of(mask), rio.crs)
 
 
 def polygons(

@@ -1,0 +1,141 @@
+"""GeoTIFFs where hsad read something other than GDAL (found by a differential review,
+2026-12-03): wavelengths beside an alpha band, a per-dataset mask beside an alpha band,
+masks of each band's own, per-band nodata values, and the transform of a slice of a
+rotated grid. Each is compared with rasterio reading the same file."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from hsad.cube import map_like, transform_of, valid_mask
+from hsad.io.geotiff import open_geotiff
+from hsad.io.geotiff_writer import write_geotiff
+
+ROWS, COLS = 23, 37
+WAVELENGTH = [450.5, 550.0, 650.25, 750.0, 850.5]
+NORTH_UP = Affine(30, 0, 500000, 0, -30, 4200000)
+
+
+def _write(path, count=6, dtype="uint8", transform=NORTH_UP, alpha=True, **profile):
+    values = np.random.default_rng(0).integers(1, 200, (count, ROWS, COLS)).astype(dtype)
+    if alpha:
+        values[-1] = 255
+        values[-1, :4, :6] = 0
+    with rasterio.open(path, "w", driver="GTiff", width=COLS, height=ROWS, count=count,
+                       dtype=dtype, crs="EPSG:32633", transform=transform, **profile) as ds:
+        ds.write(values)
+    if alpha:  # the last band (the TIFF's ExtraSamples)
+        with rasterio.open(path, "r+") as ds:
+            ds.colorinterp = [ColorInterp.gray] * (count - 1) + [ColorInterp.alpha]
+        with rasterio.open(path) as ds:
+            assert ds.colorinterp[-1] == ColorInterp.alpha
+    return path
+
+
+def _quiet(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
+
+
+@pytest.mark.parametrize("where", ["band tags", "descriptions", "envi list"])
+def test_wavelengths_of_the_data_bands_beside_an_alpha_band(tmp_path, where):
+    """They were all NaN: every band, alpha too, had to carry one."""
+    path = _write(tmp_path / "a.tif")
+    with rasterio.open(path, "r+") as ds:
+        for b, w in enumerate(WAVELENGTH, 1):
+            if where == "band tags":
+                ds.update_tags(b, wavelength=str(w), wavelength_units="Nanometers")
+            elif where == "descriptions":
+                ds.set_band_description(b, f"Band {b} ({w} nm)")
+        if where == "envi list":
+            ds.update_tags(ns="ENVI", wavelength="{" + ", ".join(map(str, WAVELENGTH)) + "}",
+                           wavelength_units="Nanometers")
+    cube = _quiet(open_geotiff, path)
+    assert cube.sizes["band"] == 5
+    np.testing.assert_allclose(cube["wavelength"].values, WAVELENGTH)
+
+
+def _gdal_valid(path, bands) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return np.all([ds.read_masks(b) != 0 for b in bands], axis=0)
+
+
+def test_a_per_dataset_mask_comes_before_an_alpha_band(tmp_path):
+    """GDAL's mask of a gray + alpha file that also has an internal mask is the mask."""
+    path = _write(tmp_path / "m.tif", count=2)
+    mask = np.full((ROWS, COLS), 255, np.uint8)
+    mask[10:14, 20:30] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as ds:
+        ds.write_mask(mask)
+    cube = _quiet(open_geotiff, path)
+    assert cube.attrs["file_mask"] == "per-dataset mask" and cube.sizes["band"] == 1
+    np.testing.assert_array_equal(valid_mask(cube).values, _gdal_valid(path, [1]))
+    assert not valid_mask(cube).values[10:14, 20:30].any()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint16"])
+def test_masks_of_each_band_own_are_read_band_by_band(tmp_path, dtype):
+    """A ``.msk`` file with per-band flags: hsad ignored it. A pixel any band masks holds no
+    data (hsad's rule, as for nodata), so the valid pixels are those every band's mask
+    keeps."""
+    path = _write(tmp_path / "p.tif", count=5, dtype=dtype, alpha=False)
+    masks = np.full((5, ROWS, COLS), 255, np.uint8)
+    masks[0, 0:3, 0:3] = 0
+    masks[2, 10:12, 10:12] = 0
+    masks[:, 20, 20] = 0
+    with rasterio.open(str(path) + ".msk", "w", driver="GTiff", width=COLS, height=ROWS,
+                       count=5, dtype="uint8") as msk:
+        msk.write(masks)
+        msk.update_tags(**{f"INTERNAL_MASK_FLAGS_{i}": "0" for i in range(1, 6)})
+    cube = _quiet(open_geotiff, path)
+    assert cube.attrs["file_mask"] == "per-band masks"
+    np.testing.assert_array_equal(valid_mask(cube).values, _gdal_valid(path, range(1, 6)))
+    assert valid_mask(cube).values.sum() == ROWS * COLS - 9 - 4 - 1
+    # a read of one band masks as the whole cube does (an integer file without nodata is
+    # read as float, NaN where masked)
+    assert cube.dtype.kind == "f"
+    np.testing.assert_array_equal(np.isnan(cube[:, :, 1:2].values[..., 0]),
+                                  ~_gdal_valid(path, range(1, 6)))
+
+
+def test_differing_nodata_per_band_warns(tmp_path):
+    path = _write(tmp_path / "n.tif", count=3, dtype="int16", alpha=False, nodata=-1)
+    (tmp_path / "n.tif.aux.xml").write_text(
+        '<PAMDataset><PAMRasterBand band="2"><NoDataValue>-2</NoDataValue></PAMRasterBand>'
+        "</PAMDataset>")
+    with pytest.warns(UserWarning, match=r"different nodata values \(-1.0, -2.0\); hsad "
+                                         r"takes one per scene, the first band's \(-1.0\)"):
+        cube = open_geotiff(path)
+    with rasterio.open(path) as ds:
+        assert cube.attrs["nodata"] == ds.nodata == -1
+
+
+@pytest.mark.parametrize("transform", [Affine(30, 5, 500000, 4, -30, 4200000),
+                                       Affine(-20, 3, 600000, 7, 25, 100000)])
+@pytest.mark.parametrize("rows,cols", [(slice(7, 22), slice(9, 35)), (slice(1, 20, 3),
+                                                                      slice(0, 37, 2))])
+def test_a_slice_of_a_rotated_grid_has_its_own_transform(tmp_path, transform, rows, cols):
+    """rioxarray's ``rio.transform()`` of a rotated grid is the full grid's, also for a
+    slice; ``transform_of`` and every hsad writer give the slice's, as GDAL does."""
+    path = _write(tmp_path / "r.tif", count=3, dtype="float32", transform=transform,
+                  alpha=False)
+    cube = _quiet(open_geotiff, path)
+    part = cube[rows, cols]
+    r, c = range(ROWS)[rows], range(COLS)[cols]
+    expected = window_transform(Window(c.start, r.start, len(c), len(r)), transform) @ \
+        Affine.scale(c.step, r.step)
+    np.testing.assert_allclose(tuple(transform_of(part))[:6], tuple(expected)[:6],
+                               rtol=0, atol=1e-6)
+    out = write_geotiff(map_like(part, np.asarray(part[:, :, 0].values)), tmp_path / "m.tif")
+    with rasterio.open(out) as ds:
+        np.testing.assert_allclose(tuple(ds.transform)[:6], tuple(expected)[:6], atol=1e-6)
+        np.testing.assert_array_equal(ds.read(1), part[:, :, 0].values)
