@@ -47,15 +47,20 @@ def wrap_numpy(array: np.ndarray, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1)) -> 
                     meta=np.empty((0,) * array.ndim, array.dtype))
 
 
+#: the attribute marking x/y coordinates that are pixel indices + 0.5 (a rotated grid's)
+PIXEL_INDEX = {"hsad_coordinate": "pixel index + 0.5 on a rotated grid"}
+
+
 def _pixel_centre_coords(transform: Affine, rows: int, cols: int):
-    """x and y coordinates of pixel centres; pixel indices + 0.5 for rotated grids."""
+    """x and y coordinates of pixel centres; pixel indices + 0.5 for rotated grids (marked
+    with :data:`PIXEL_INDEX`, so that :func:`transform_of` can place a slice)."""
     if transform.b == 0 and transform.d == 0:
         x = transform.c + transform.a * (np.arange(cols) + 0.5)
         y = transform.f + transform.e * (np.arange(rows) + 0.5)
-    else:  # rotated: coords cannot express it; the GeoTransform attribute does
-        x = np.arange(cols) + 0.5
-        y = np.arange(rows) + 0.5
-    return y, x
+        return y, x
+    # rotated: coords cannot express it; the GeoTransform attribute does
+    return (xr.Variable("y", np.arange(rows) + 0.5, attrs=PIXEL_INDEX),
+            xr.Variable("x", np.arange(cols) + 0.5, attrs=PIXEL_INDEX))
 
 
 def _band_coord(values, n: int, name: str, dtype) -> np.ndarray:
@@ -134,39 +139,60 @@ def make_cube(
 
 
 def transform_of(obj: xr.DataArray) -> Affine:
-    """The affine transform of a cube or map, also of a slice of a rotated or sheared grid.
+    """The affine transform of a cube or map, also of a strided or reversed slice and of a
+    slice of a rotated or sheared grid (GDAL's window transform; a step of k pixels makes
+    pixels k times as large, from the first one's corner).
 
-    rioxarray's ``rio.transform()`` computes a north-up grid's transform from the x and y
-    coordinates, so a slice gets its own; a rotated grid's cannot be computed so and is
-    the stored GeoTransform, the full grid's, also for a slice (GDAL's window transform of
-    a rotated 30 m grid, rows 7:22 and columns 9:35, lies 305 m east of it). A rotated
-    grid's coordinates are its pixels' indices (+ 0.5 in hsad's cubes, without it in
-    ``rioxarray.open_rasterio``'s), so the slice's own transform follows from its first
-    coordinates and their step.
+    rioxarray's ``rio.transform()`` computes a north-up grid's origin from the x and y
+    coordinates but keeps the stored pixel size, and returns a rotated grid's stored
+    GeoTransform, the full grid's, also for a slice (rows 7:22 and columns 9:35 of a rotated
+    30 m grid lie 305 m from it). hsad marks a rotated grid's coordinates as pixel indices
+    + 0.5 (:data:`PIXEL_INDEX`), so a slice's own transform follows from its first
+    coordinates and their step. Unevenly spaced rows or columns (``isel`` with a list) have
+    no affine transform: ParameterError.
     """
     t = obj.rio.transform()
-    if t.b == 0 and t.d == 0 or "x" not in obj.coords or "y" not in obj.coords:
+    if "x" not in obj.coords or "y" not in obj.coords:
         return t
     x, y = (np.asarray(obj[d].values, dtype=np.float64) for d in ("x", "y"))
-    first = [_first_index(x), _first_index(y)]
-    if None in first:
+    if not (x.size and y.size):
         return t
-    step_x = x[1] - x[0] if x.size > 1 else 1.0
-    step_y = y[1] - y[0] if y.size > 1 else 1.0
-    return t @ Affine.translation(*first) @ Affine.scale(step_x, step_y)
+    steps = [_even_step(x, "columns"), _even_step(y, "rows")]
+    if t.b == 0 and t.d == 0:  # coordinates in map units; rioxarray's origin for step 1
+        sx, sy = (1.0 if not step else _whole(step / size)
+                  for step, size in zip(steps, (t.a, t.e), strict=True))
+        if sx == 1 and sy == 1:
+            return t
+        return Affine(t.a * sx, 0.0, x[0] - np.sign(sx) * t.a / 2,
+                      0.0, t.e * sy, y[0] - np.sign(sy) * t.e / 2)
+    if not all(obj[d].attrs.get(key) == value for d in ("x", "y")
+               for key, value in PIXEL_INDEX.items()):
+        return t  # coordinates of another meaning: the stored transform is all there is
+    sx, sy = steps[0] or 1.0, steps[1] or 1.0
+    corner = [v[0] - 0.5 + (1 if step < 0 else 0) for v, step in ((x, sx), (y, sy))]
+    return t @ Affine.translation(*corner) @ Affine.scale(sx, sy)
 
 
-def _first_index(coord: np.ndarray) -> float | None:
-    """The pixel index of the first of ``coord`` when it is pixel indices (or indices +
-    0.5) at an even positive integer step, else None."""
-    if not coord.size:
+def _whole(ratio: float) -> float:
+    """``ratio`` rounded to the whole number it lies within 1e-6 of (a slice's step in
+    pixels, computed from coordinates that carry their values' rounding)."""
+    return float(round(ratio)) if abs(ratio - round(ratio)) < 1e-6 else ratio
+
+
+def _even_step(coord: np.ndarray, what: str) -> float | None:
+    """The step between successive ``coord`` values (None for one value); ParameterError
+    when they are not evenly spaced."""
+    if coord.size < 2:
         return None
-    shift = 0.5 if coord[0] % 1 == 0.5 else 0.0
-    index, step = coord - shift, np.diff(coord)
-    if not (np.all(index == np.round(index)) and np.all(step >= 1) and np.all(step == step[:1])
-            and index[0] >= 0):
-        return None
-    return float(index[0])
+    step = np.diff(coord)
+    rounding = 64 * np.finfo(np.float64).eps * float(np.abs(coord).max())  # of the values
+    if step[0] == 0 or not np.allclose(step, step[0], rtol=1e-6, atol=rounding):
+        from hsad.errors import ParameterError
+
+        raise ParameterError(f"the map's {what} are not evenly spaced on its grid (a "
+                             "selection of single rows or columns): no affine transform "
+                             "places them; take a slice (a:b or a:b:k)")
+    return float(step[0])
 
 
 def georef(obj: xr.DataArray) -> tuple[CRS | None, Affine]:

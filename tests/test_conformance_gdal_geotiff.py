@@ -82,8 +82,9 @@ def test_a_per_dataset_mask_comes_before_an_alpha_band(tmp_path):
     assert not valid_mask(cube).values[10:14, 20:30].any()
 
 
-@pytest.mark.parametrize("dtype", ["float32", "uint16"])
-def test_masks_of_each_band_own_are_read_band_by_band(tmp_path, dtype):
+@pytest.mark.parametrize("dtype,flags", [("float32", "00000"), ("uint16", "00000"),
+                                         ("float32", "20000")])
+def test_masks_of_each_band_own_are_read_band_by_band(tmp_path, dtype, flags):
     """A ``.msk`` file with per-band flags: hsad ignored it. A pixel any band masks holds no
     data (hsad's rule, as for nodata), so the valid pixels are those every band's mask
     keeps."""
@@ -95,7 +96,7 @@ def test_masks_of_each_band_own_are_read_band_by_band(tmp_path, dtype):
     with rasterio.open(str(path) + ".msk", "w", driver="GTiff", width=COLS, height=ROWS,
                        count=5, dtype="uint8") as msk:
         msk.write(masks)
-        msk.update_tags(**{f"INTERNAL_MASK_FLAGS_{i}": "0" for i in range(1, 6)})
+        msk.update_tags(**{f"INTERNAL_MASK_FLAGS_{i}": f for i, f in enumerate(flags, 1)})
     cube = _quiet(open_geotiff, path)
     assert cube.attrs["file_mask"] == "per-band masks"
     np.testing.assert_array_equal(valid_mask(cube).values, _gdal_valid(path, range(1, 6)))
@@ -119,23 +120,49 @@ def test_differing_nodata_per_band_warns(tmp_path):
         assert cube.attrs["nodata"] == ds.nodata == -1
 
 
-@pytest.mark.parametrize("transform", [Affine(30, 5, 500000, 4, -30, 4200000),
-                                       Affine(-20, 3, 600000, 7, 25, 100000)])
-@pytest.mark.parametrize("rows,cols", [(slice(7, 22), slice(9, 35)), (slice(1, 20, 3),
-                                                                      slice(0, 37, 2))])
-def test_a_slice_of_a_rotated_grid_has_its_own_transform(tmp_path, transform, rows, cols):
+@pytest.mark.parametrize("transform", [NORTH_UP, Affine(30, 5, 500000, 4, -30, 4200000),
+                                       Affine(-20, 3, 600000, 7, 25, 100000)],
+                         ids=["north-up", "rotated", "rotated-south-up"])
+@pytest.mark.parametrize("rows,cols", [(slice(7, 22), slice(9, 35)),
+                                       (slice(1, 20, 3), slice(0, 37, 2)),
+                                       (slice(None, None, -1), slice(None)),
+                                       (slice(20, 2, -2), slice(30, 1, -3))],
+                         ids=["window", "strided", "reversed", "reversed-strided"])
+def test_a_slice_has_its_own_transform(tmp_path, transform, rows, cols):
     """rioxarray's ``rio.transform()`` of a rotated grid is the full grid's, also for a
-    slice; ``transform_of`` and every hsad writer give the slice's, as GDAL does."""
+    slice, and a north-up one keeps the full grid's pixel size for a strided slice;
+    ``transform_of`` and every hsad writer give the slice's: GDAL's window transform, a
+    step of k pixels making pixels k times as large from the first one's corner."""
     path = _write(tmp_path / "r.tif", count=3, dtype="float32", transform=transform,
                   alpha=False)
     cube = _quiet(open_geotiff, path)
     part = cube[rows, cols]
     r, c = range(ROWS)[rows], range(COLS)[cols]
-    expected = window_transform(Window(c.start, r.start, len(c), len(r)), transform) @ \
-        Affine.scale(c.step, r.step)
+    first = (c.start + (c.step < 0), r.start + (r.step < 0))  # the first pixel's corner
+    expected = window_transform(Window(*first, 1, 1), transform) @ Affine.scale(c.step,
+                                                                                 r.step)
     np.testing.assert_allclose(tuple(transform_of(part))[:6], tuple(expected)[:6],
                                rtol=0, atol=1e-6)
     out = write_geotiff(map_like(part, np.asarray(part[:, :, 0].values)), tmp_path / "m.tif")
     with rasterio.open(out) as ds:
         np.testing.assert_allclose(tuple(ds.transform)[:6], tuple(expected)[:6], atol=1e-6)
         np.testing.assert_array_equal(ds.read(1), part[:, :, 0].values)
+
+
+def test_uneven_rows_and_other_coordinates_are_not_guessed(tmp_path):
+    """Rows picked one by one have no affine transform (an error, not the full grid's);
+    coordinates in map units beside a rotated transform leave the stored transform."""
+    import xarray as xr
+
+    from hsad.errors import ParameterError
+
+    cube = _quiet(open_geotiff, _write(tmp_path / "r.tif", count=2, dtype="float32",
+                                       transform=Affine(30, 5, 500000, 4, -30, 4200000),
+                                       alpha=False))
+    with pytest.raises(ParameterError, match="rows are not evenly spaced"):
+        transform_of(cube.isel(y=[2, 5, 6]))
+    rotated = Affine(-20, 3, 600000, 7, 25, 100000)
+    other = xr.DataArray(np.zeros((ROWS, COLS)), dims=("y", "x"),
+                         coords={"x": 600010 + 20.0 * np.arange(COLS),
+                                 "y": 100012 + 25.0 * np.arange(ROWS)})
+    assert transform_of(other.rio.write_transform(rotated)) == rotated

@@ -149,6 +149,11 @@ def _bounding(index, n: int):
     return lo, hi, slice(span[0] - lo, None if stop < 0 else stop, span.step)
 
 
+#: windows whose combined per-band masks a reader keeps (a band-by-band read of a scene
+#: asks for each window's once per band)
+MASK_CACHE = 64
+
+
 class WindowReader:
     """Array-like view of a raster file for ``dask.array.from_array``.
 
@@ -172,6 +177,19 @@ class WindowReader:
         self.fill = fill
         self.alpha = alpha
         self.per_band = per_band
+        self._masks: dict = {}  # per-band masks combined, by window (see _invalid)
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        """Pickled without the cached masks and the lock (``dask.distributed``)."""
+        state = dict(self.__dict__)
+        state.pop("_lock")
+        state["_masks"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -191,8 +209,17 @@ class WindowReader:
         else any data band's own mask is (``per_band``), else GDAL's per-dataset mask."""
         if self.alpha:
             return src.read(self.alpha, window=window) == 0
-        if self.per_band:
-            return (src.read_masks(self.bands, window=window) == 0).any(axis=0)
+        if self.per_band:  # every band's mask, once per window however the bands are read
+            key = (window.row_off, window.col_off, window.height, window.width)
+            with self._lock:
+                invalid = self._masks.get(key)
+            if invalid is None:
+                invalid = (src.read_masks(self.bands, window=window) == 0).any(axis=0)
+                with self._lock:
+                    if len(self._masks) >= MASK_CACHE:
+                        self._masks.pop(next(iter(self._masks)))
+                    self._masks[key] = invalid
+            return invalid
         return src.read_masks(bands[0], window=window) == 0
 
     def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
@@ -342,12 +369,12 @@ def _data_bands(src) -> tuple[list[int], str | None, int | None]:
     alpha_last = last > 1 and src.colorinterp[last - 1] == ColorInterp.alpha
     bands = list(range(1, last)) if alpha_last else list(range(1, last + 1))
     flags = [src.mask_flag_enums[b - 1] for b in bands]
+    if any(not f for f in flags):  # flags 0: a mask band of the band's own (for some bands)
+        return bands, "per-band masks", None
     if MaskFlags.per_dataset in flags[0] and MaskFlags.alpha not in flags[0]:
         return bands, "per-dataset mask", None
     if alpha_last:
         return bands, f"alpha band {last}", last
-    if any(not f for f in flags):  # flags 0: a mask band of the band's own
-        return bands, "per-band masks", None
     return bands, None, None
 
 
