@@ -157,10 +157,8 @@ def transform_of(obj: xr.DataArray) -> Affine:
     x, y = (np.asarray(obj[d].values, dtype=np.float64) for d in ("x", "y"))
     if not (x.size and y.size):
         return t
-    steps = [_even_step(x, "columns"), _even_step(y, "rows")]
     if t.b == 0 and t.d == 0:  # coordinates in map units; rioxarray's origin for step 1
-        sx, sy = (1.0 if not step else _whole(step / size)
-                  for step, size in zip(steps, (t.a, t.e), strict=True))
+        sx, sy = _steps_in_pixels(x, t.a, "columns"), _steps_in_pixels(y, t.e, "rows")
         if sx == 1 and sy == 1:
             return t
         return Affine(t.a * sx, 0.0, x[0] - np.sign(sx) * t.a / 2,
@@ -168,31 +166,27 @@ def transform_of(obj: xr.DataArray) -> Affine:
     if not all(obj[d].attrs.get(key) == value for d in ("x", "y")
                for key, value in PIXEL_INDEX.items()):
         return t  # coordinates of another meaning: the stored transform is all there is
-    sx, sy = steps[0] or 1.0, steps[1] or 1.0
+    sx, sy = _steps_in_pixels(x, 1.0, "columns"), _steps_in_pixels(y, 1.0, "rows")
     corner = [v[0] - 0.5 + (1 if step < 0 else 0) for v, step in ((x, sx), (y, sy))]
     return t @ Affine.translation(*corner) @ Affine.scale(sx, sy)
 
 
-def _whole(ratio: float) -> float:
-    """``ratio`` rounded to the whole number it lies within 1e-6 of (a slice's step in
-    pixels, computed from coordinates that carry their values' rounding)."""
-    return float(round(ratio)) if abs(ratio - round(ratio)) < 1e-6 else ratio
-
-
-def _even_step(coord: np.ndarray, what: str) -> float | None:
-    """The step between successive ``coord`` values (None for one value); ParameterError
-    when they are not evenly spaced."""
+def _steps_in_pixels(coord: np.ndarray, size: float, what: str) -> float:
+    """The step of ``coord`` in pixels of ``size`` (1.0 for a single value), a whole number
+    where it lies within 0.01 of one; ParameterError unless every step is the same within a
+    tenth of a pixel (picked rows differ by whole pixels; coordinates stored in float32, as
+    a NetCDF may hold them, stay well within it)."""
     if coord.size < 2:
-        return None
-    step = np.diff(coord)
-    rounding = 64 * np.finfo(np.float64).eps * float(np.abs(coord).max())  # of the values
-    if step[0] == 0 or not np.allclose(step, step[0], rtol=1e-6, atol=rounding):
+        return 1.0
+    ratios = np.diff(coord) / size
+    mean = (coord[-1] - coord[0]) / (coord.size - 1) / size
+    if mean == 0 or np.abs(ratios - mean).max() > 0.1:
         from hsad.errors import ParameterError
 
         raise ParameterError(f"the map's {what} are not evenly spaced on its grid (a "
                              "selection of single rows or columns): no affine transform "
                              "places them; take a slice (a:b or a:b:k)")
-    return float(step[0])
+    return float(round(mean)) if abs(mean - round(mean)) < 0.01 else float(mean)
 
 
 def georef(obj: xr.DataArray) -> tuple[CRS | None, Affine]:

@@ -166,3 +166,18 @@ def test_uneven_rows_and_other_coordinates_are_not_guessed(tmp_path):
                          coords={"x": 600010 + 20.0 * np.arange(COLS),
                                  "y": 100012 + 25.0 * np.arange(ROWS)})
     assert transform_of(other.rio.write_transform(rotated)) == rotated
+
+
+def test_coordinates_stored_in_float32_keep_their_grid():
+    """A cube whose coordinates went through float32 (a NetCDF's) on a 0.0003° grid: their
+    rounding is 2.5 % of a pixel, not a selection; a strided slice keeps its step."""
+    from hsad.cube import make_cube
+
+    grid = Affine(0.0003, 0, 120.1, 0, -0.0003, 30.2)
+    cube = make_cube(np.zeros((300, 400, 1), np.float32), transform=grid, crs="EPSG:4326")
+    rounded = cube.assign_coords(x=cube.x.astype(np.float32).astype(np.float64),
+                                 y=cube.y.astype(np.float32).astype(np.float64))
+    part = transform_of(rounded[10:200:2, 5:300:3])
+    np.testing.assert_allclose(tuple(part)[:6], tuple(grid @ Affine.translation(5, 10) @
+                                                      Affine.scale(3, 2))[:6], atol=1e-5)
+    assert (part.a, part.e) == (0.0009, -0.0006)
