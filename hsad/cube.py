@@ -296,6 +296,18 @@ def missing_values(values, nodata: float | None):
     return missing
 
 
+def one_nodata(per_band: list, path, what: str = "the bands have") -> float | None:
+    """The first band's of the bands' nodata values (hsad keeps one per scene), with a
+    warning naming ``path`` where they differ (``what``: who says so)."""
+    distinct = {"nan" if v is not None and v != v else v for v in per_band}
+    if len(distinct) > 1:
+        shown = ", ".join(str(v) for v in sorted(distinct, key=str)[:4])
+        warnings.warn(f"{path}: {what} different nodata values ({shown}); hsad takes one "
+                      f"per scene, the first band's ({per_band[0]})", UserWarning,
+                      stacklevel=4)
+    return per_band[0]
+
+
 def valid_mask(cube: xr.DataArray) -> xr.DataArray:
     """Lazy ``(y, x)`` boolean map: True where the pixel holds data.
 

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits
+from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits, one_nodata
 from hsad.errors import (
     FileFormatError,
     HeaderError,
@@ -114,15 +114,22 @@ class EnviPixels:
         self.frame = (int(frame[0]), int(frame[1]))
         self.offset = int(offset) + self.frame[0]
 
-    def span(self) -> int:
-        """Bytes from :attr:`offset` to the end of the last pixel."""
+    def _line_bytes(self) -> int:
+        """Bytes from one file line to the next (a BSQ band's row, else a row of all
+        bands), the frame bytes included."""
         rows, cols, bands = self.shape
-        item = self.file_dtype.itemsize
-        gap = sum(self.frame)
-        if self.interleave == "bsq":
-            return (bands - 1) * rows * cols * item + (rows - 1) * (cols * item + gap) \
-                + cols * item
-        return (rows - 1) * (cols * bands * item + gap) + cols * bands * item
+        per_line = cols * self.file_dtype.itemsize * (1 if self.interleave == "bsq" else bands)
+        return per_line + sum(self.frame)
+
+    def span(self, rows: int | None = None) -> int:
+        """Bytes from the start of a run of ``rows`` file rows (default: all, from
+        :attr:`offset`) to the end of its last pixel."""
+        n = self.shape[0] if rows is None else rows
+        total_rows, cols, bands = self.shape
+        last = n * self._line_bytes() - sum(self.frame)  # no frame bytes after the last
+        if self.interleave == "bsq":  # the bands' planes keep their unpadded spacing
+            last += (bands - 1) * total_rows * cols * self.file_dtype.itemsize
+        return last
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -168,17 +175,14 @@ class EnviPixels:
         """:meth:`_rows_view` of a file whose lines are framed by extra bytes."""
         rows, cols, bands = self.shape
         item = self.file_dtype.itemsize
-        n = r1 - r0
+        n, line = r1 - r0, self._line_bytes()
         if self.interleave == "bsq":
-            line = cols * item + sum(self.frame)
             shape, strides = (bands, n, cols), (rows * cols * item, line, item)
-            span = (bands - 1) * rows * cols * item + (n - 1) * line + cols * item
         else:
-            line = cols * bands * item + sum(self.frame)
-            span = (n - 1) * line + cols * bands * item
             shape, strides = ((n, cols, bands), (line, bands * item, item)) \
                 if self.interleave == "bip" else ((n, bands, cols), (line, cols * item, item))
-        raw = _map_data(self.source, np.dtype(np.uint8), self.offset + r0 * line, span, mode)
+        raw = _map_data(self.source, np.dtype(np.uint8), self.offset + r0 * line, self.span(n),
+                        mode)
         return np.ndarray(shape, dtype=self.file_dtype, buffer=raw, strides=strides)
 
     def _row_blocks(self, ys: slice):
@@ -341,14 +345,8 @@ def _nodata(hdr: EnviHeader, data_path: Path) -> float | None:
     sidecar = pam_nodata(data_path, hdr.bands)
     if not sidecar:
         return hdr.nodata
-    per_band = [sidecar.get(b, hdr.nodata) for b in range(hdr.bands)]
-    distinct = {("nan" if v != v else v) for v in per_band}
-    if len(distinct) > 1:
-        shown = ", ".join(str(v) for v in sorted(distinct, key=str)[:4])
-        warnings.warn(f"{data_path}: its .aux.xml sidecar gives the bands different nodata "
-                      f"values ({shown}); hsad takes one per scene, the first band's "
-                      f"({per_band[0]})", UserWarning, stacklevel=3)
-    return per_band[0]
+    return one_nodata([sidecar.get(b, hdr.nodata) for b in range(hdr.bands)], data_path,
+                      "its .aux.xml sidecar gives the bands")
 
 
 def _framed(hdr: EnviHeader) -> str:

@@ -26,7 +26,7 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from hsad.cube import DEFAULT_CHUNK, excluded_fill, make_cube
+from hsad.cube import DEFAULT_CHUNK, excluded_fill, make_cube, one_nodata
 from hsad.errors import (
     FileFormatError,
     ParameterError,
@@ -381,14 +381,7 @@ def _data_bands(src) -> tuple[list[int], str | None, int | None]:
 def _nodata(src, bands: list[int], path: str) -> float | None:
     """The data bands' nodata value; where they differ (a GDAL ``.aux.xml`` may set one per
     band) the first band's, with a warning: hsad takes one value per scene."""
-    values = [src.nodatavals[b - 1] for b in bands]
-    distinct = {"nan" if v is not None and v != v else v for v in values}
-    if len(distinct) > 1:
-        shown = ", ".join(str(v) for v in sorted(distinct, key=str)[:4])
-        warnings.warn(f"{path}: the bands have different nodata values ({shown}); hsad takes "
-                      f"one per scene, the first band's ({values[0]})", UserWarning,
-                      stacklevel=3)
-    return values[0]
+    return one_nodata([src.nodatavals[b - 1] for b in bands], path)
 
 
 def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
