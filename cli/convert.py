@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import band_options, band_selection, chunks_option, overwrite_option
+from hsad.cli.options import (
+    band_options,
+    band_selection,
+    chunks_option,
+    overwrite_option,
+    subset_options,
+    subset_selection,
+)
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.errors import ParameterError
 
@@ -42,13 +49,14 @@ def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str | None = None,
             dtype: str | None = None, key: str | None = None, cog: bool = False,
-            chunks=None, bands: dict | None = None) -> Path:
+            chunks=None, bands: dict | None = None, subset: dict | None = None) -> Path:
     """Convert cube ``src`` to ``dst``; the output format follows ``dst``'s extension.
 
     ``interleave`` (bsq/bil/bip) applies to ENVI and, as band/pixel, to GeoTIFF; ``dtype``
     casts (float to int rounds and clips); ``cog`` writes a Cloud-Optimized GeoTIFF. A
     MAT input's ground truth is kept when writing MAT. ``bands``: the bands to keep, as
-    :func:`hsad.select_bands` keywords.
+    :func:`hsad.select_bands` keywords; ``subset``: the window to keep, as
+    :func:`hsad.subset.spatial_subset` keywords (a MAT ground truth is cut with it).
     """
     from hsad.bands import select_bands
     from hsad.io import detect_format, open_cube
@@ -70,6 +78,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
         cube, gt = load_mat(src, key=key, chunks=chunks)
     else:
         cube = open_cube(src, chunks=chunks, key=key)
+    if subset:
+        from hsad.subset import on_scene_grid, spatial_subset
+
+        cube = spatial_subset(cube, **subset)
+        if gt is not None:
+            gt = on_scene_grid(gt, None, cube, "ground truth", src)
     cube = select_bands(cube, **(bands or {}))
     if dtype is not None:
         cube = cast_cube(cube, dtype)
@@ -94,19 +108,22 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @click.option("--key", help="Cube variable in a MAT input.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
 @band_options
+@subset_options
 @chunks_option
 @overwrite_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
             cog: bool, wavelengths: str | None, exclude_wavelengths: str | None,
             band_indices: str | None, drop_bad_bands: bool, wavelength_file: str | None,
-            chunks: int | None, overwrite: bool) -> None:
+            srcwin, projwin, projwin_crs, chunks: int | None, overwrite: bool) -> None:
     """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
-    file OUT plus its .hdr), keeping the bands chosen by the band options (default all)."""
+    file OUT plus its .hdr), keeping the bands chosen by the band options (default all) and
+    the window chosen by --srcwin or --projwin (default the whole scene)."""
     if Path(dst).suffix.lower() == ".hdr":
         raise ParameterError("give the ENVI data file name, not the header", dst)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
+    subset = subset_selection(srcwin, projwin, projwin_crs)
     with plan_outputs([("OUT", dst, "cube")], inputs=[src], overwrite=overwrite):
         out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
-                      chunks=chunks, bands=bands)
+                      chunks=chunks, bands=bands, subset=subset)
     click.echo(f"wrote {out}")

@@ -20,6 +20,8 @@ from hsad.cli.options import (
     mask_options,
     overwrite_option,
     seed_option,
+    subset_options,
+    subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import load_config, parse_numbers, parse_params
@@ -67,6 +69,7 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
                    "f-AnoGAN also anomaly.tif, a_residual.tif, a_feature.tif. Units are in "
                    "each file's band description.")
 @band_options
+@subset_options
 @mask_options
 @background_option
 @labels_option
@@ -79,7 +82,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
             far, value, polygons_path, png_path, rgb, rgb_bands, truth, truth_key, key,
             stages_dir, wavelengths,
-            exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, nodata,
+            exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
+            projwin, projwin_crs, nodata,
             valid_mask, background,
             labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
@@ -96,6 +100,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     from hsad import engine, pipeline
     from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
     from hsad.io.maps import read_truth
+    from hsad.subset import WINDOW_ATTR, on_scene_grid
 
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
@@ -106,6 +111,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     check_threshold(contamination, far, value)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
+    subset = subset_selection(srcwin, projwin, projwin_crs)
     rgb = parse_numbers(rgb, "--rgb", float)
     rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
@@ -123,7 +129,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         settings["hsad.precision"] = precision
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
         cube = pipeline.prepare_cube(engine.open_tiled(scene, memory_limit, chunks=chunks,
-                                                       key=key),
+                                                       key=key, subset=subset),
                                      bands, nodata=nodata, valid_mask=valid_mask)
         if png_path:
             from hsad.outputs.plots import rgb_bands as check_rgb
@@ -141,7 +147,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         for name, val in (("seed", seed), ("device", device), ("progress", training_bar)):
             if val is not None and name in given and name not in merged:
                 det.set_params(**{name: val})
-        gt = read_truth(truth, key=truth_key, shape=cube.shape[:2])[0] if truth else None
+        gt = on_scene_grid(*read_truth(truth, key=truth_key), cube, "ground truth",
+                           truth) if truth else None
 
         t0 = time.perf_counter()
         # the objects that exist now (the libraries', the model) stay out of the cyclic
@@ -173,7 +180,11 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             auc = evaluate(result.scores.values, gt)
     bands = f"x{result.n_bands}" if result.n_bands == cube.shape[2] else \
         f"x{cube.shape[2]} (the model's {result.n_bands} bands)"
-    click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}{bands} "
+    window = cube.attrs.get(WINDOW_ATTR)
+    where = (f" (rows {window[0]}:{window[0] + cube.shape[0]}, columns "
+             f"{window[1]}:{window[1] + cube.shape[1]} of {window[2]}x{window[3]})"
+             if window is not None else "")
+    click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}{bands}{where} "
                f"in {result.seconds:.2f} s")
     if result.mask is not None:
         n = int(result.mask.values.sum())

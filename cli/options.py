@@ -127,6 +127,49 @@ def band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_band
             "wavelength_file": wavelength_file}
 
 
+def subset_options(func):
+    """--srcwin, --projwin and --projwin-srs: a spatial subset, as gdal_translate cuts it
+    (hsad.subset)."""
+    for option in (
+        click.option("--projwin-srs", "projwin_crs", metavar="CRS",
+                     help="CRS of the --projwin coordinates (EPSG:4326, a WKT, a PROJ "
+                          "string; default: the scene's)."),
+        click.option("--projwin", nargs=4, type=float, default=None,
+                     metavar="ULX ULY LRX LRY",
+                     help="Analyse only this window, in map coordinates (upper-left x and "
+                          "y, lower-right x and y), rounded to whole pixels as gdal_translate "
+                          "-projwin rounds them; cut to the scene with a warning where it "
+                          "reaches beyond."),
+        click.option("--srcwin", nargs=4, type=int, default=None,
+                     metavar="XOFF YOFF XSIZE YSIZE",
+                     help="Analyse only this pixel window: column and row offsets (0-based), "
+                          "width and height, as gdal_translate -srcwin; rasters on the whole "
+                          "scene's grid (--valid-mask, --truth…) are cut to it."),
+    ):
+        func = option(func)
+    return func
+
+
+def subset_selection(srcwin, projwin, projwin_crs) -> dict:
+    """The subset options as :func:`hsad.subset.spatial_subset` keywords, checked before any
+    work (each excludes the other; a CRS must parse)."""
+    from hsad.errors import ParameterError
+
+    if srcwin is not None and projwin is not None:
+        raise ParameterError("--srcwin and --projwin exclude each other: give one window")
+    if projwin_crs is not None:
+        if projwin is None:
+            raise ParameterError("--projwin-srs applies to --projwin only")
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        try:
+            CRS.from_user_input(projwin_crs)
+        except CRSError as err:
+            raise ParameterError(f"--projwin-srs {projwin_crs!r} is not a CRS: {err}") from None
+    return {"srcwin": srcwin, "projwin": projwin, "projwin_crs": projwin_crs}
+
+
 def mask_options(func):
     """--nodata and --valid-mask (hsad.nodata)."""
     for option in (

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 #: Public name -> module that defines it.
 _LAZY = {"select_bands": "hsad.bands", "make_cube": "hsad.cube", "map_like": "hsad.cube",
-         "valid_mask": "hsad.cube", "open_cube": "hsad.io"}
+         "valid_mask": "hsad.cube", "open_cube": "hsad.io", "spatial_subset": "hsad.subset"}
 
 
 def __getattr__(name: str):
@@ -39,4 +39,4 @@ def write_geotiff(map_, path, like=None, cog=False, nodata=None):
 
 
 __all__ = ["HsadError", "__version__", "make_cube", "map_like", "open_cube", "select_bands",
-           "valid_mask", "write_geotiff"]
+           "spatial_subset", "valid_mask", "write_geotiff"]

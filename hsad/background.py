@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hsad.cube import same_grid, transform_of, vector_frame
+from hsad.cube import transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
 
 #: Suffixes read as polygons; anything else is read as a raster mask.
@@ -105,23 +105,15 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
 
 def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
                 what: str = "background mask") -> np.ndarray:
-    """(y, x) bool map of a one-band raster on ``cube``'s grid (GeoTIFF, ENVI, MAT): True
-    where non-zero; its nodata pixels are False. Another size, CRS or transform is a
+    """(y, x) bool map of a one-band raster on ``cube``'s grid (GeoTIFF, ENVI, MAT), or on
+    the whole grid of the scene ``cube`` was cut from (:mod:`hsad.subset`): True where
+    non-zero; its nodata pixels are False. Another size, CRS or transform is a
     ParameterError."""
     from hsad.io.maps import read_single_band
+    from hsad.subset import on_scene_grid
 
     values, raster = read_single_band(path, what=what)
-    shape = (cube.sizes["y"], cube.sizes["x"])
-    if values.shape != shape:
-        raise ParameterError(f"{what} is {values.shape[0]}x{values.shape[1]} but the "
-                             f"scene is {shape[0]}x{shape[1]}: not the scene's grid", path)
-    if raster.rio.crs is not None and cube.rio.crs is not None:
-        if raster.rio.crs != cube.rio.crs or not same_grid(
-                transform_of(cube), transform_of(raster), shape):
-            hint = "; give polygons to reproject instead" if what == "background mask" else ""
-            raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
-                                 f"transform){hint}", path)
-    return np.nan_to_num(values) != 0
+    return np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
 
 
 def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | None:

@@ -126,22 +126,34 @@ def check_budget(budget: int, shape: tuple[int, ...], dtype, halo: int = 0,
 
 
 def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
-               key: str | None = None, workers: int | None = None) -> xr.DataArray:
+               key: str | None = None, workers: int | None = None,
+               subset: dict | None = None) -> xr.DataArray:
     """Open a cube lazily with tiles from :func:`chunks_for` (``chunks`` overrides).
 
     ENVI files (stored row by row) get full-width strips when the budget allows.
+    ``subset``: :func:`hsad.subset.spatial_subset` keywords (``srcwin``, ``projwin``,
+    ``projwin_crs``); only the window is read, in tiles sized for it.
     """
     from hsad.io import open_cube
+    from hsad.subset import spatial_subset
 
     if chunks is not None:
-        return open_cube(path, chunks=chunks, key=key)
-    cube = open_cube(path, key=key)
-    rows_first = cube.attrs.get("source_format") == "envi"
-    tile = chunks_for(cube.shape, cube.dtype, memory_limit, workers=workers,
-                      full_rows=rows_first)
-    if tile == (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
+        cube = open_cube(path, chunks=chunks, key=key)
+        tile = None
+    else:
+        cube = open_cube(path, key=key)
+        tile = chunks_for(cube.shape, cube.dtype, memory_limit, workers=workers,
+                          full_rows=cube.attrs.get("source_format") == "envi")
+        if tile != (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
+            cube = open_cube(path, chunks=tile, key=key)
+    if not subset or all(v is None for v in subset.values()):
         return cube
-    return open_cube(path, chunks=tile, key=key)
+    cut = spatial_subset(cube, **subset)
+    if chunks is None:  # tiles for the window, not slivers of the whole scene's
+        chunks = chunks_for(cut.shape, cut.dtype, memory_limit, workers=workers,
+                            full_rows=cut.attrs.get("source_format") == "envi")
+    rows, cols = (chunks, chunks) if isinstance(chunks, int) else tuple(chunks)[:2]
+    return cut.chunk({"y": min(rows, cut.sizes["y"]), "x": min(cols, cut.sizes["x"])})
 
 
 def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=None,

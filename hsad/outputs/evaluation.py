@@ -16,16 +16,50 @@ def _grid(cube) -> str:
     return f"{cube.rio.crs} {tuple(round(v, 6) for v in tuple(transform_of(cube))[:6])}"
 
 
+def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:
+    """Row and column offsets of the score map inside a larger ground truth: from the grids
+    when both are georeferenced (:func:`hsad.subset.offsets_in`), else from the
+    ``hsad_window`` tag of a map ``hsad detect --srcwin/--projwin`` wrote; None if neither
+    places it."""
+    from hsad.subset import offsets_in
+
+    rows, cols = s_cube.sizes["y"], s_cube.sizes["x"]
+    if t_cube is not None and s_cube.rio.crs is not None and t_cube.rio.crs is not None:
+        return offsets_in(s_cube, t_cube)
+    if s_cube.attrs.get("source_format") != "geotiff":
+        return None
+    from hsad.outputs.provenance import read_provenance
+
+    tag = read_provenance(scores_path).get("hsad_window", "").split()
+    if len(tag) != 4 or not all(v.isdigit() for v in tag):
+        return None
+    c0, r0, width, height = (int(v) for v in tag)
+    if (height, width) != (rows, cols) or r0 + rows > truth_shape[0] \
+            or c0 + cols > truth_shape[1]:
+        return None
+    return r0, c0
+
+
 def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike,
                    scores_key: str | None = None, truth_key: str | None = None,
                    ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
     """Read both maps, check they match, and return ``(Evaluation, scores, truth)``.
 
     Shapes must match; when both maps carry a CRS, their grids (CRS and transform) must
-    match too. Raises ParameterError otherwise, or when a class has no valid pixel.
+    match too. A ground truth of a larger scene is cut to the score map's window when both
+    grids place it, or the map's ``hsad_window`` tag does (a map of a spatial subset,
+    :mod:`hsad.subset`). Raises ParameterError otherwise, or when a class has no valid
+    pixel.
     """
     scores, s_cube = read_single_band(scores_path, scores_key)
     truth, t_cube = read_truth(truth_path, truth_key)
+    if scores.shape != truth.shape and (
+            offsets := _window_of(scores_path, s_cube, t_cube, truth.shape)) is not None:
+        r0, c0 = offsets
+        truth = truth[r0:r0 + scores.shape[0], c0:c0 + scores.shape[1]]
+        if t_cube is not None:
+            t_cube = t_cube.isel(y=slice(r0, r0 + scores.shape[0]),
+                                 x=slice(c0, c0 + scores.shape[1]))
     if scores.shape != truth.shape:
         raise ParameterError(
             f"ground truth is {truth.shape[0]}x{truth.shape[1]} but the score map "

@@ -2,7 +2,8 @@
 
 Every raster ``hsad detect`` (and :func:`hsad.pipeline.export`) writes carries dataset tags
 ``hsad_version``, ``hsad_method``, ``hsad_params`` (JSON), ``hsad_input``, ``hsad_model``
-(when applied from a saved model), ``hsad_created`` (UTC, ISO 8601) and ``hsad_map``, and a
+(when applied from a saved model), ``hsad_window`` (a spatial subset's ``-srcwin`` on the
+input, :mod:`hsad.subset`), ``hsad_created`` (UTC, ISO 8601) and ``hsad_map``, and a
 band description naming the map and its unit (:data:`MAP_DESCRIPTIONS`). ``hsad info``
 prints them back.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 #: The order ``hsad info`` prints the tags in (others follow, sorted).
 ORDER = ("hsad_version", "hsad_method", "hsad_map", "band", "hsad_params", "hsad_input",
-         "hsad_model", "hsad_created", "hsad_threshold", "hsad_threshold_rule")
+         "hsad_window", "hsad_model", "hsad_created", "hsad_threshold", "hsad_threshold_rule")
 #: Hyperparameters that only say how to run, not what was computed: not recorded.
 RUNTIME = ("device", "progress")
 
@@ -56,6 +57,10 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
         "hsad_created": datetime.now(UTC).isoformat(timespec="seconds"),
         "hsad_map": what,
     }
+    window = cube.attrs.get("hsad_window")
+    if window is not None:  # -srcwin xoff yoff xsize ysize of the input
+        tags["hsad_window"] = (f"{window[1]} {window[0]} {cube.sizes['x']} "
+                               f"{cube.sizes['y']}")
     if model is not None:
         tags["hsad_model"] = str(Path(model).resolve())
     return tags

@@ -1,0 +1,238 @@
+"""Spatial subsets of a scene, cut as ``gdal_translate`` cuts them.
+
+A window is given in pixels (``srcwin``: column and row offsets, width and height, as
+``gdal_translate -srcwin``) or in map coordinates (``projwin``: upper-left x and y,
+lower-right x and y, as ``-projwin``; ``projwin_crs`` names their CRS, as
+``-projwin_srs``). Map coordinates become pixels by GDAL's rule for nearest-neighbour
+copies: offsets ``floor(v + 0.001)``, sizes ``floor(v + 0.5)``; only the two corners are
+transformed from ``projwin_crs``, as GDAL does. A window reaching beyond the scene is cut to
+it with a warning (GDAL pads it with nodata instead: hsad invents no pixels); one wholly
+outside is an error.
+
+The cut cube keeps its georeference (:func:`hsad.cube.transform_of` gives the window's) and
+records the window in ``attrs["hsad_window"]`` (row and column offsets, the whole scene's
+rows and columns), so that rasters made for the whole scene (a valid mask, a ground truth)
+are cut the same way by :func:`on_scene_grid`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from affine import Affine, TransformNotInvertibleError
+
+from hsad.cube import georeferenced, same_grid, transform_of
+from hsad.errors import ParameterError
+
+#: the attribute holding a cut cube's window: row offset, column offset, whole rows, columns
+WINDOW_ATTR = "hsad_window"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel window: column and row offsets, width and height (GDAL's order)."""
+
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+
+    def slices(self) -> tuple[slice, slice]:
+        """(rows, columns) slices."""
+        return (slice(self.row_off, self.row_off + self.height),
+                slice(self.col_off, self.col_off + self.width))
+
+    def srcwin(self) -> str:
+        """The window as ``gdal_translate -srcwin`` takes it."""
+        return f"{self.col_off} {self.row_off} {self.width} {self.height}"
+
+
+def _whole(value, name: str) -> int:
+    """``value`` as an int; ParameterError for fractions and non-numbers."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} takes whole pixel numbers, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number):
+        raise ParameterError(f"{name} takes whole pixel numbers, got {value!r}")
+    return int(number)
+
+
+def clip_window(xoff: int, yoff: int, xsize: int, ysize: int, shape: tuple[int, int],
+                name: str = "--srcwin", source=None) -> Window:
+    """The window ``xoff yoff xsize ysize`` cut to a ``shape`` (rows, columns) scene, with a
+    warning when it reaches beyond; ParameterError when it is empty or wholly outside."""
+    rows, cols = shape
+    asked = f"{name} {xoff} {yoff} {xsize} {ysize}"
+    if xsize <= 0 or ysize <= 0:
+        raise ParameterError(f"{asked}: the width and height must be positive", source)
+    c0, r0 = max(xoff, 0), max(yoff, 0)
+    c1, r1 = min(xoff + xsize, cols), min(yoff + ysize, rows)
+    if c1 <= c0 or r1 <= r0:
+        raise ParameterError(f"{asked} lies outside the {cols} x {rows} pixel scene "
+                             "(columns, rows)", source)
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    if (c0, r0, c1 - c0, r1 - r0) != (xoff, yoff, xsize, ysize):
+        warnings.warn(f"{os.fspath(source) + ': ' if source else ''}{asked} reaches beyond "
+                      f"the {cols} x {rows} pixel scene: cut to -srcwin {window.srcwin()}",
+                      UserWarning, stacklevel=3)
+    return window
+
+
+def srcwin_window(srcwin, shape: tuple[int, int], source=None) -> Window:
+    """The pixel window ``srcwin`` (xoff, yoff, xsize, ysize) on a ``shape`` scene."""
+    if len(srcwin) != 4:
+        raise ParameterError(f"--srcwin takes four numbers (xoff yoff xsize ysize), got "
+                             f"{len(srcwin)}", source)
+    xoff, yoff, xsize, ysize = (_whole(v, "--srcwin") for v in srcwin)
+    return clip_window(xoff, yoff, xsize, ysize, shape, "--srcwin", source)
+
+
+def _to_scene_crs(points, projwin_crs, scene_crs, source) -> list[tuple[float, float]]:
+    """The (x, y) ``points`` from ``projwin_crs`` to the scene's CRS (GIS axis order)."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform
+
+    try:
+        src = CRS.from_user_input(projwin_crs)
+    except CRSError as err:
+        raise ParameterError(f"--projwin-srs {projwin_crs!r} is not a CRS: {err}") from None
+    if scene_crs is None:
+        raise ParameterError(f"--projwin-srs {projwin_crs}: the scene has no CRS to "
+                             "transform the window into; give --projwin in its own "
+                             "coordinates or a pixel window (--srcwin)", source)
+    if src == scene_crs:
+        return list(points)
+    xs, ys = transform(src, scene_crs, [p[0] for p in points], [p[1] for p in points])
+    if not np.all(np.isfinite(xs + ys)):
+        raise ParameterError(f"--projwin: its corners do not transform from {projwin_crs} "
+                             "into the scene's CRS", source)
+    return list(zip(xs, ys, strict=True))
+
+
+def projwin_window(cube: xr.DataArray, projwin, projwin_crs=None) -> Window:
+    """The window of ``cube`` whose corners are ``projwin`` (ulx, uly, lrx, lry) in map
+    coordinates, in ``projwin_crs`` (default: the scene's), by GDAL's rounding."""
+    source = cube.attrs.get("source_path")
+    if len(projwin) != 4:
+        raise ParameterError(f"--projwin takes four numbers (ulx uly lrx lry), got "
+                             f"{len(projwin)}", source)
+    try:
+        ulx, uly, lrx, lry = (float(v) for v in projwin)
+    except (TypeError, ValueError):
+        raise ParameterError(f"--projwin takes numbers, got {' '.join(map(str, projwin))}",
+                             source) from None
+    if not all(math.isfinite(v) for v in (ulx, uly, lrx, lry)):
+        raise ParameterError("--projwin takes finite numbers", source)
+    t = transform_of(cube)
+    if not georeferenced(t, cube.rio.crs):
+        raise ParameterError("--projwin needs a georeferenced scene; this one has no map "
+                             "coordinates: give a pixel window (--srcwin)", source)
+    if t.b != 0 or t.d != 0:
+        raise ParameterError("--projwin on a rotated or sheared grid is not supported (as in "
+                             "gdal_translate): give a pixel window (--srcwin)", source)
+    if projwin_crs is not None:
+        (ulx, uly), (lrx, lry) = _to_scene_crs([(ulx, uly), (lrx, lry)], projwin_crs,
+                                               cube.rio.crs, source)
+    xoff = math.floor((ulx - t.c) / t.a + 0.001)
+    yoff = math.floor((uly - t.f) / t.e + 0.001)
+    xsize = math.floor((lrx - ulx) / t.a + 0.5)
+    ysize = math.floor((lry - uly) / t.e + 0.5)
+    if xsize <= 0 or ysize <= 0:
+        raise ParameterError(
+            f"--projwin {ulx:.12g} {uly:.12g} {lrx:.12g} {lry:.12g}: the window has no width "
+            "or height on the scene's grid (give the upper-left corner, then the "
+            "lower-right one)", source)
+    return clip_window(xoff, yoff, xsize, ysize, cube.shape[:2], "computed -srcwin", source)
+
+
+def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
+                   ) -> xr.DataArray:
+    """``cube`` cut to a pixel window (``srcwin``) or a map window (``projwin``, in
+    ``projwin_crs``), lazily, with its georeference; unchanged when neither is given."""
+    if srcwin is not None and projwin is not None:
+        raise ParameterError("--srcwin and --projwin exclude each other: give one window")
+    if projwin_crs is not None and projwin is None:
+        raise ParameterError("--projwin-srs applies to --projwin only")
+    if srcwin is None and projwin is None:
+        return cube
+    shape = tuple(cube.shape[:2])
+    window = (srcwin_window(srcwin, shape, cube.attrs.get("source_path"))
+              if srcwin is not None else projwin_window(cube, projwin, projwin_crs))
+    rows, cols = window.slices()
+    out = cube.isel(y=rows, x=cols)
+    r0, c0, whole_rows, whole_cols = cube.attrs.get(WINDOW_ATTR, (0, 0, *shape))
+    out.attrs[WINDOW_ATTR] = (r0 + window.row_off, c0 + window.col_off, whole_rows, whole_cols)
+    return out
+
+
+def whole_grid(cube: xr.DataArray) -> Affine:
+    """The transform of the whole scene a cut ``cube`` came from (its own when uncut)."""
+    r0, c0 = cube.attrs.get(WINDOW_ATTR, (0, 0))[:2]
+    return transform_of(cube) @ Affine.translation(-c0, -r0)
+
+
+def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | None:
+    """Row and column offsets of ``small``'s pixels on ``large``'s grid, when both carry one
+    CRS and ``small`` is a whole-pixel window inside ``large`` (:func:`hsad.cube.same_grid`);
+    None otherwise."""
+    if small.rio.crs is None or large.rio.crs is None or small.rio.crs != large.rio.crs:
+        return None
+    rows, cols = small.sizes["y"], small.sizes["x"]
+    t_small, t_large = transform_of(small), transform_of(large)
+    try:
+        col, row = ~t_large @ (t_small.c, t_small.f)
+    except TransformNotInvertibleError:  # a degenerate grid places nothing
+        return None
+    c0, r0 = round(col), round(row)
+    if not same_grid(t_small, t_large @ Affine.translation(c0, r0), (rows, cols)):
+        return None
+    if r0 < 0 or c0 < 0 or r0 + rows > large.sizes["y"] or c0 + cols > large.sizes["x"]:
+        return None
+    return r0, c0
+
+
+def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.DataArray,
+                  what: str, path=None) -> np.ndarray:
+    """``values`` (y, x) of a one-band ``raster`` read for ``cube``: as they are when on the
+    cube's grid; cut to the cube's window when on the whole grid of the scene it was cut
+    from (:func:`spatial_subset`), or when ``raster`` covers a larger area of the cube's
+    grid (one CRS, whole-pixel offsets). ParameterError for another size, CRS or transform
+    (``raster`` None: a file without georeference, checked by size alone)."""
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    window = cube.attrs.get(WINDOW_ATTR)
+    grid = transform_of(cube)
+    georeferenced_pair = (raster is not None and raster.rio.crs is not None
+                          and cube.rio.crs is not None)
+    if values.shape != shape:
+        if window is not None and values.shape == tuple(window[2:]):
+            r0, c0 = window[:2]
+            grid = whole_grid(cube)
+        elif georeferenced_pair and (offsets := offsets_in(cube, raster)) is not None:
+            r0, c0 = offsets
+            grid = transform_of(raster)
+        else:
+            whole = (f" (cut from a {window[2]}x{window[3]} scene)" if window is not None
+                     else "")
+            raise ParameterError(f"{what} is {values.shape[0]}x{values.shape[1]} but the "
+                                 f"scene is {shape[0]}x{shape[1]}{whole}: not the scene's "
+                                 "grid", path)
+        values = values[r0:r0 + shape[0], c0:c0 + shape[1]]
+    if georeferenced_pair:
+        if raster.rio.crs != cube.rio.crs or not same_grid(
+                grid, transform_of(raster), tuple(raster.shape[:2])):
+            hint = "; give polygons to reproject instead" if what == "background mask" else ""
+            raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
+                                 f"transform){hint}", path)
+    return values
+
+
+__all__ = ["WINDOW_ATTR", "Window", "clip_window", "offsets_in", "on_scene_grid",
+           "projwin_window",
+           "spatial_subset", "srcwin_window", "whole_grid"]

@@ -1,0 +1,278 @@
+"""Spatial subsets (``--srcwin``, ``--projwin``, ``--projwin-srs``; :mod:`hsad.subset`): cut
+as gdal_translate cuts them, with GDAL's window transform, reading only the window, and
+with the rasters made for the whole scene (valid mask, truth, background) cut the same way."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.windows
+from affine import Affine
+from rasterio.warp import transform as warp_transform
+
+from hsad import detectors
+from hsad.cli.main import main
+from hsad.cube import make_cube, transform_of
+from hsad.errors import ParameterError
+from hsad.io import open_cube
+from hsad.io.envi_writer import write_envi
+from hsad.io.geotiff_writer import write_geotiff
+from hsad.io.matlab import write_mat
+from hsad.subset import projwin_window, spatial_subset, srcwin_window
+
+GRID = Affine(30, 0, 500_000, 0, -30, 5_100_000)
+ROTATED = Affine.translation(500_000, 5_100_000) @ Affine.rotation(12.0) @ Affine.scale(30, -30)
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def one_error(args, capsys) -> str:
+    code, _, err = run_cli(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def _values(rows=48, cols=40, bands=12, seed=5):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(100.0, 5.0, (rows, cols, bands)).astype(np.float32)
+    values[30, 25] += 80.0  # one anomaly inside the windows below
+    truth = np.zeros((rows, cols), dtype=np.uint8)
+    truth[30, 25] = 1
+    return values, truth
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A 48 × 40 × 12 ENVI scene on a 30 m UTM grid, and its truth GeoTIFF."""
+    values, truth = _values()
+    folder = tmp_path_factory.mktemp("subset")
+    path = write_envi(make_cube(values, transform=GRID, crs="EPSG:32633"),
+                      folder / "scene.img", interleave="bil")
+    truth_path = write_geotiff(make_cube(truth[:, :, None].astype(np.float32), transform=GRID,
+                                         crs="EPSG:32633").isel(band=0), folder / "truth.tif")
+    return path, truth_path, values, truth
+
+
+def _scores(path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.transform, src.crs, src.tags()
+
+
+def _rx(values):
+    return detectors.get("rx").fit_score(make_cube(values)).values
+
+
+def test_srcwin_scores_the_window_alone_on_gdals_window_transform(scene, tmp_path, capsys):
+    path, _, values, _ = scene
+    code, out, _ = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "s.tif",
+                            "--srcwin", 10, 20, 25, 18], capsys)
+    assert code == 0 and "rows 20:38, columns 10:35 of 48x40" in out
+    scores, transform, crs, tags = _scores(tmp_path / "s.tif")
+    # the statistics are the window's own: RX of the cropped array, not of the scene
+    np.testing.assert_allclose(scores, _rx(values[20:38, 10:35]), rtol=1e-5)
+    assert not np.allclose(scores, _rx(values)[20:38, 10:35], rtol=1e-3)
+    assert transform == rasterio.windows.transform(rasterio.windows.Window(10, 20, 25, 18), GRID)
+    assert crs == "EPSG:32633" and tags["hsad_window"] == "10 20 25 18"
+    code, out, _ = run_cli(["info", tmp_path / "s.tif"], capsys)
+    assert "window:     10 20 25 18" in out
+
+
+def test_only_the_window_is_read(scene, monkeypatch):
+    from hsad.engine import open_tiled
+    from hsad.io import envi
+
+    path = scene[0]
+    read = []
+    original = envi.EnviPixels.__getitem__
+
+    def counting(self, key):
+        out = original(self, key)
+        read.append(out.shape[0] * out.shape[1])
+        return out
+
+    monkeypatch.setattr(envi.EnviPixels, "__getitem__", counting)
+    cube = open_tiled(path, "64MB", subset={"srcwin": (10, 20, 25, 18)})
+    cube.data.sum().compute()
+    assert sum(read) == 25 * 18
+
+
+def test_projwin_rounds_as_gdal_translate(scene):
+    cube = open_cube(scene[0])
+
+    def window(ulx, uly, lrx, lry):
+        w = projwin_window(cube, (ulx, uly, lrx, lry))
+        return w.col_off, w.row_off, w.width, w.height
+
+    x, y = 500_000 + 10 * 30, 5_100_000 - 20 * 30
+    assert window(x, y, x + 25 * 30, y - 18 * 30) == (10, 20, 25, 18)
+    # offsets: floor(v + 0.001); sizes: floor(v + 0.5) (gdal_translate_lib.cpp)
+    assert window(x - 0.02, y, x + 25 * 30, y - 18 * 30)[0] == 10  # 9.99933 → 10
+    assert window(x - 0.04, y, x + 25 * 30, y - 18 * 30)[0] == 9  # 9.99867 → 9
+    assert window(x + 29, y, x + 25 * 30, y - 18 * 30)[0] == 10
+    assert window(x, y, x + 24.5 * 30, y - 18 * 30)[2] == 25  # 24.5 → 25
+    assert window(x, y, x + 24.49 * 30, y - 18 * 30)[2] == 24
+    assert window(x, y + 0.02, x + 25 * 30, y - 18 * 30)[1] == 20
+
+
+def test_projwin_in_another_crs_transforms_its_two_corners(scene, tmp_path, capsys):
+    path = scene[0]
+    ul = (500_000 + 10 * 30, 5_100_000 - 20 * 30)
+    lr = (500_000 + 35 * 30, 5_100_000 - 38 * 30)
+    (lon0, lon1), (lat0, lat1) = warp_transform("EPSG:32633", "EPSG:4326", [ul[0], lr[0]],
+                                                [ul[1], lr[1]])
+    cube = open_cube(path)
+    w = projwin_window(cube, (lon0, lat0, lon1, lat1), "EPSG:4326")
+    (x0, x1), (y0, y1) = warp_transform("EPSG:4326", "EPSG:32633", [lon0, lon1], [lat0, lat1])
+    assert (w.col_off, w.row_off) == (math.floor((x0 - 500_000) / 30 + 0.001),
+                                      math.floor((y0 - 5_100_000) / -30 + 0.001))
+    assert (w.width, w.height) == (25, 18)
+    code, _, _ = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "p.tif", "--projwin",
+                          lon0, lat0, lon1, lat1, "--projwin-srs", "EPSG:4326"], capsys)
+    assert code == 0 and _scores(tmp_path / "p.tif")[0].shape == (18, 25)
+
+
+def test_a_window_beyond_the_scene_is_cut_with_a_warning(scene, tmp_path, capsys):
+    path, _, values, _ = scene
+    with pytest.warns(UserWarning, match=r"reaches beyond the 40 x 48 pixel scene: cut to "
+                                         r"-srcwin 30 40 10 8"):
+        window = srcwin_window((30, 40, 50, 50), (48, 40))
+    assert (window.col_off, window.row_off, window.width, window.height) == (30, 40, 10, 8)
+    code, _, err = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "c.tif",
+                            "--srcwin", -5, -5, 20, 20], capsys)
+    assert code == 0 and "cut to -srcwin 0 0 15 15" in err
+    scores, transform, _, _ = _scores(tmp_path / "c.tif")
+    assert scores.shape == (15, 15) and transform == GRID
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--srcwin", 100, 0, 5, 5], "--srcwin 100 0 5 5 lies outside the 40 x 48 pixel scene"),
+    (["--srcwin", 0, 0, 0, 5], "the width and height must be positive"),
+    (["--srcwin", 1, 1, 5, 5, "--projwin", 0, 1, 1, 0], "exclude each other"),
+    (["--projwin-srs", "EPSG:4326"], "--projwin-srs applies to --projwin only"),
+    (["--projwin", 500_300, 5_099_400, 500_900, 5_098_900, "--projwin-srs", "EPSG:99999"],
+     "is not a CRS"),
+    (["--projwin", 500_900, 5_099_400, 500_300, 5_098_900], "has no width or height"),
+    (["--projwin", 0, 1000, 1000, 0], "lies outside the 40 x 48 pixel scene"),
+    (["--srcwin", 1.5, 0, 5, 5], "Invalid value for '--srcwin'"),
+], ids=["outside", "empty", "both", "srs alone", "bad crs", "corners swapped", "projwin outside",
+        "fraction"])
+def test_bad_windows_are_one_line_errors(scene, tmp_path, capsys, args, expected):
+    line = one_error(["detect", scene[0], "-m", "rx", "-o", tmp_path / "e.tif", *args], capsys)
+    assert expected in line
+    assert not (tmp_path / "e.tif").exists()
+
+
+def test_projwin_needs_a_north_up_georeferenced_scene(tmp_path, capsys):
+    values, _ = _values()
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat)
+    assert "needs a georeferenced scene" in one_error(
+        ["detect", mat, "-m", "rx", "-o", tmp_path / "m.tif", "--projwin", 0, 0, 10, -10], capsys)
+    rotated = write_envi(make_cube(values, transform=ROTATED, crs="EPSG:32633"),
+                         tmp_path / "rotated.img")
+    assert "rotated or sheared grid is not supported" in one_error(
+        ["detect", rotated, "-m", "rx", "-o", tmp_path / "r.tif", "--projwin", 500_000,
+         5_100_000, 500_300, 5_099_700], capsys)
+
+
+def test_srcwin_on_a_rotated_grid_keeps_gdals_window_transform(tmp_path, capsys):
+    values, _ = _values()
+    rotated = write_envi(make_cube(values, transform=ROTATED, crs="EPSG:32633"),
+                         tmp_path / "rotated.img")
+    code, _, _ = run_cli(["detect", rotated, "-m", "rx", "-o", tmp_path / "r.tif",
+                          "--srcwin", 7, 9, 20, 15], capsys)
+    assert code == 0
+    transform = _scores(tmp_path / "r.tif")[1]
+    expected = rasterio.windows.transform(rasterio.windows.Window(7, 9, 20, 15), ROTATED)
+    assert transform.almost_equals(expected, precision=1e-6)
+
+
+def test_rasters_of_the_whole_scene_are_cut_to_the_window(scene, tmp_path, capsys):
+    path, truth_path, values, truth = scene
+    valid = np.ones(truth.shape, dtype=np.float32)
+    valid[25:28, :] = 0  # three rows left out, inside the window
+    valid_path = write_geotiff(make_cube(valid[:, :, None], transform=GRID,
+                                         crs="EPSG:32633").isel(band=0), tmp_path / "valid.tif")
+    code, out, _ = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "v.tif",
+                            "--srcwin", 10, 20, 25, 18, "--valid-mask", valid_path,
+                            "--truth", truth_path], capsys)
+    assert code == 0 and "AUC(D,F) = 1.0000" in out
+    scores = _scores(tmp_path / "v.tif")[0]
+    assert np.isnan(scores[5:8]).all() and np.isfinite(np.delete(scores, [5, 6, 7], 0)).all()
+    kept = values[20:38, 10:35].copy()
+    kept[5:8] = np.nan
+    np.testing.assert_allclose(scores, _rx(kept), rtol=1e-5)
+    # a MAT truth of the whole scene (no georeference): cut by the window's offsets
+    mat = tmp_path / "truth.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    code, out, _ = run_cli(["detect", mat, "-m", "rx", "-o", tmp_path / "m.tif", "--srcwin",
+                            10, 20, 25, 18, "--truth", mat], capsys)
+    assert code == 0 and "AUC(D,F) = 1.0000" in out
+
+
+def test_a_raster_off_the_scenes_grid_is_still_refused(scene, tmp_path, capsys):
+    path, _, _, truth = scene
+    shifted = GRID @ Affine.translation(0.5, 0)  # half a pixel east
+    off = write_geotiff(make_cube(truth[:, :, None].astype(np.float32), transform=shifted,
+                                  crs="EPSG:32633").isel(band=0), tmp_path / "off.tif")
+    assert "valid mask is not on the scene's grid" in one_error(
+        ["detect", path, "-m", "rx", "-o", tmp_path / "o.tif", "--srcwin", 10, 20, 25, 18,
+         "--valid-mask", off], capsys)
+
+
+def test_evaluate_cuts_a_larger_truth_to_the_map(scene, tmp_path, capsys):
+    path, truth_path, values, truth = scene
+    run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "s.tif", "--srcwin", 10, 20, 25, 18],
+            capsys)
+    code, out, _ = run_cli(["evaluate", tmp_path / "s.tif", "--truth", truth_path], capsys)
+    assert code == 0 and "11+" not in out and "1+449" in out  # 25 × 18 = 450 pixels
+    # a map cut by another tool (the window converted first): placed by its grid alone
+    run_cli(["convert", path, tmp_path / "cut.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    run_cli(["detect", tmp_path / "cut.tif", "-m", "rx", "-o", tmp_path / "c.tif"], capsys)
+    code, out, _ = run_cli(["evaluate", tmp_path / "c.tif", "--truth", truth_path], capsys)
+    assert code == 0 and "1+449" in out
+    # a MAT truth: placed by the map's hsad_window tag
+    mat = tmp_path / "truth.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    code, out, _ = run_cli(["evaluate", tmp_path / "s.tif", "--truth", mat], capsys)
+    assert code == 0 and "1+449" in out
+
+
+def test_convert_cuts_the_cube_and_a_mat_truth(scene, tmp_path, capsys):
+    path, _, values, truth = scene
+    for name in ("cut.img", "cut.tif"):
+        code, _, _ = run_cli(["convert", path, tmp_path / name, "--srcwin", 10, 20, 25, 18],
+                             capsys)
+        assert code == 0
+        cut = open_cube(tmp_path / name)
+        np.testing.assert_array_equal(cut.values, values[20:38, 10:35])
+        assert transform_of(cut) == GRID @ Affine.translation(10, 20)
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    run_cli(["convert", mat, tmp_path / "cut.mat", "--srcwin", 20, 25, 10, 10], capsys)
+    from hsad.io.matlab import load_mat
+
+    cube, gt = load_mat(tmp_path / "cut.mat")
+    np.testing.assert_array_equal(cube.values, values[25:35, 20:30])
+    np.testing.assert_array_equal(gt, truth[25:35, 20:30])
+
+
+def test_spatial_subset_in_python_nests_windows(scene):
+    cube = open_cube(scene[0])
+    outer = spatial_subset(cube, srcwin=(5, 6, 30, 30))
+    inner = spatial_subset(outer, srcwin=(2, 3, 10, 10))
+    assert inner.attrs["hsad_window"] == (9, 7, 48, 40)
+    assert transform_of(inner) == GRID @ Affine.translation(7, 9)
+    np.testing.assert_array_equal(inner.values, scene[2][9:19, 7:17])
+    assert spatial_subset(cube) is cube
+    with pytest.raises(ParameterError, match="four numbers"):
+        spatial_subset(cube, srcwin=(1, 2, 3))
