@@ -27,9 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
-from hsad.cube import transform_of, vector_frame
+from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
+from hsad.subset import WINDOW_ATTR
 
 #: Suffixes read as polygons; anything else is read as a raster mask.
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
@@ -90,6 +92,11 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
         shapes = [transform_geom(src_crs, scene_crs, s) for s in shapes]
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     transform = vector_frame(transform_of(cube), scene_crs)
+    if transform == QGIS_PIXEL_FRAME and WINDOW_ATTR in cube.attrs:
+        # a window of a scene without georeference: the polygons were drawn over the whole
+        # scene, in the frame QGIS draws it in
+        r0, c0 = cube.attrs[WINDOW_ATTR][:2]
+        transform = QGIS_PIXEL_FRAME @ Affine.translation(c0, r0)
     mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=(rows, cols),
                                        transform=transform, fill=0, dtype="uint8") > 0
     if not mask.any():

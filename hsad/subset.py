@@ -54,6 +54,8 @@ class Window:
 
 def _whole(value, name: str) -> int:
     """``value`` as an int; ParameterError for fractions and non-numbers."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -68,7 +70,8 @@ def clip_window(xoff: int, yoff: int, xsize: int, ysize: int, shape: tuple[int, 
     """The window ``xoff yoff xsize ysize`` cut to a ``shape`` (rows, columns) scene, with a
     warning when it reaches beyond; ParameterError when it is empty or wholly outside."""
     rows, cols = shape
-    asked = f"{name} {xoff} {yoff} {xsize} {ysize}"
+    asked = f"{name} " + " ".join(str(v) if abs(v) < 10**15 else f"{float(v):.6g}"
+                                  for v in (xoff, yoff, xsize, ysize))
     if xsize <= 0 or ysize <= 0:
         raise ParameterError(f"{asked}: the width and height must be positive", source)
     c0, r0 = max(xoff, 0), max(yoff, 0)
@@ -109,8 +112,13 @@ def _to_scene_crs(points, projwin_crs, scene_crs, source) -> list[tuple[float, f
                              "coordinates or a pixel window (--srcwin)", source)
     if src == scene_crs:
         return list(points)
-    xs, ys = transform(src, scene_crs, [p[0] for p in points], [p[1] for p in points])
-    if not np.all(np.isfinite(xs + ys)):
+    try:
+        xs, ys = transform(src, scene_crs, [p[0] for p in points], [p[1] for p in points])
+    except Exception as err:  # PROJ refuses the points (a latitude beyond 90°…): GDAL's
+        # CPLE_* errors are not RasterioErrors
+        raise ParameterError(f"--projwin: its corners do not transform from {projwin_crs} "
+                             f"into the scene's CRS ({err})", source) from None
+    if not np.all(np.isfinite(list(xs) + list(ys))):
         raise ParameterError(f"--projwin: its corners do not transform from {projwin_crs} "
                              "into the scene's CRS", source)
     return list(zip(xs, ys, strict=True))
@@ -140,10 +148,12 @@ def projwin_window(cube: xr.DataArray, projwin, projwin_crs=None) -> Window:
     if projwin_crs is not None:
         (ulx, uly), (lrx, lry) = _to_scene_crs([(ulx, uly), (lrx, lry)], projwin_crs,
                                                cube.rio.crs, source)
-    xoff = math.floor((ulx - t.c) / t.a + 0.001)
-    yoff = math.floor((uly - t.f) / t.e + 0.001)
-    xsize = math.floor((lrx - ulx) / t.a + 0.5)
-    ysize = math.floor((lry - uly) / t.e + 0.5)
+    pixels = ((ulx - t.c) / t.a + 0.001, (uly - t.f) / t.e + 0.001,
+              (lrx - ulx) / t.a + 0.5, (lry - uly) / t.e + 0.5)
+    if not all(math.isfinite(v) for v in pixels):
+        raise ParameterError(f"--projwin {ulx:.12g} {uly:.12g} {lrx:.12g} {lry:.12g} is beyond "
+                             "any pixel of the scene's grid", source)
+    xoff, yoff, xsize, ysize = (math.floor(v) for v in pixels)
     if xsize <= 0 or ysize <= 0:
         raise ParameterError(
             f"--projwin {ulx:.12g} {uly:.12g} {lrx:.12g} {lry:.12g}: the window has no width "
@@ -152,24 +162,45 @@ def projwin_window(cube: xr.DataArray, projwin, projwin_crs=None) -> Window:
     return clip_window(xoff, yoff, xsize, ysize, cube.shape[:2], "computed -srcwin", source)
 
 
-def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
-                   ) -> xr.DataArray:
-    """``cube`` cut to a pixel window (``srcwin``) or a map window (``projwin``, in
-    ``projwin_crs``), lazily, with its georeference; unchanged when neither is given."""
+def window_for(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
+               ) -> Window | None:
+    """The window of ``cube`` that ``srcwin`` or ``projwin`` (in ``projwin_crs``) name,
+    checked (warning when cut to the scene); None when neither is given."""
     if srcwin is not None and projwin is not None:
         raise ParameterError("--srcwin and --projwin exclude each other: give one window")
     if projwin_crs is not None and projwin is None:
         raise ParameterError("--projwin-srs applies to --projwin only")
     if srcwin is None and projwin is None:
+        return None
+    if srcwin is not None:
+        return srcwin_window(srcwin, tuple(cube.shape[:2]), cube.attrs.get("source_path"))
+    return projwin_window(cube, projwin, projwin_crs)
+
+
+def mark_window(cut: xr.DataArray, window: Window, whole_shape) -> xr.DataArray:
+    """``cut`` (the ``window`` of a scene of ``whole_shape`` rows and columns, or of a cut of
+    one) with the window recorded in ``attrs["hsad_window"]``, offsets from the whole scene."""
+    r0, c0, rows, cols = cut.attrs.get(WINDOW_ATTR, (0, 0, *tuple(whole_shape)[:2]))
+    cut.attrs[WINDOW_ATTR] = (r0 + window.row_off, c0 + window.col_off, rows, cols)
+    return cut
+
+
+def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
+                   ) -> xr.DataArray:
+    """``cube`` cut to a pixel window (``srcwin``) or a map window (``projwin``, in
+    ``projwin_crs``), lazily, with GDAL's window transform (a scene without georeference
+    keeps none); unchanged when neither is given. For a file, ``hsad.open_cube(path,
+    srcwin=…)`` reads the window more cheaply (:mod:`hsad.io.window`)."""
+    window = window_for(cube, srcwin, projwin, projwin_crs)
+    if window is None:
         return cube
-    shape = tuple(cube.shape[:2])
-    window = (srcwin_window(srcwin, shape, cube.attrs.get("source_path"))
-              if srcwin is not None else projwin_window(cube, projwin, projwin_crs))
     rows, cols = window.slices()
     out = cube.isel(y=rows, x=cols)
-    r0, c0, whole_rows, whole_cols = cube.attrs.get(WINDOW_ATTR, (0, 0, *shape))
-    out.attrs[WINDOW_ATTR] = (r0 + window.row_off, c0 + window.col_off, whole_rows, whole_cols)
-    return out
+    if not georeferenced(transform_of(cube), cube.rio.crs):  # as gdal_translate: none
+        out = out.assign_coords(x=np.arange(window.width) + 0.5,
+                                y=np.arange(window.height) + 0.5)
+        out = out.rio.write_transform(Affine.identity())
+    return mark_window(out, window, cube.shape[:2])
 
 
 def whole_grid(cube: xr.DataArray) -> Affine:
@@ -233,6 +264,6 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     return values
 
 
-__all__ = ["WINDOW_ATTR", "Window", "clip_window", "offsets_in", "on_scene_grid",
-           "projwin_window",
+__all__ = ["WINDOW_ATTR", "Window", "clip_window", "mark_window", "offsets_in", "on_scene_grid",
+           "projwin_window", "window_for",
            "spatial_subset", "srcwin_window", "whole_grid"]

@@ -82,27 +82,49 @@ def test_srcwin_scores_the_window_alone_on_gdals_window_transform(scene, tmp_pat
     assert not np.allclose(scores, _rx(values)[20:38, 10:35], rtol=1e-3)
     assert transform == rasterio.windows.transform(rasterio.windows.Window(10, 20, 25, 18), GRID)
     assert crs == "EPSG:32633" and tags["hsad_window"] == "10 20 25 18"
+    assert tags["hsad_window_of"] == "40 48"
     code, out, _ = run_cli(["info", tmp_path / "s.tif"], capsys)
     assert "window:     10 20 25 18" in out
 
 
-def test_only_the_window_is_read(scene, monkeypatch):
-    from hsad.engine import open_tiled
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+def test_a_detection_reads_only_the_window(tmp_path, capsys, monkeypatch, interleave):
+    """Tiles, the statistics and the scene-level sample read the window's pixels only: RX
+    reads each at most four times here (moments, scores, and two samples that take a small
+    window whole). (Slicing the whole file's dask array instead
+    made every sample read the window's whole tile: 130x a 256² window of a 2048² file.)"""
     from hsad.io import envi
 
-    path = scene[0]
+    rng = np.random.default_rng(0)
+    values = rng.normal(100.0, 5.0, (192, 160, 6)).astype(np.float32)
+    path = write_envi(make_cube(values, transform=GRID, crs="EPSG:32633"),
+                      tmp_path / "big.img", interleave=interleave)
     read = []
-    original = envi.EnviPixels.__getitem__
+    original = envi.EnviPixels.read_window
 
-    def counting(self, key):
-        out = original(self, key)
-        read.append(out.shape[0] * out.shape[1])
+    def counting(self, *args):
+        out = original(self, *args)
+        read.append(out.size // out.shape[-1])
         return out
 
-    monkeypatch.setattr(envi.EnviPixels, "__getitem__", counting)
-    cube = open_tiled(path, "64MB", subset={"srcwin": (10, 20, 25, 18)})
-    cube.data.sum().compute()
-    assert sum(read) == 25 * 18
+    monkeypatch.setattr(envi.EnviPixels, "read_window", counting)
+    for srcwin, tiles in (((70, 60, 40, 32), []), ((10, 0, 120, 192), ["--chunks", 32])):
+        read.clear()
+        code, _, _ = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "s.tif",
+                              "--overwrite", "--srcwin", *srcwin, *tiles], capsys)
+        window = srcwin[2] * srcwin[3]
+        assert code == 0 and window <= sum(read) <= 4 * window, (srcwin, sum(read))
+
+
+def test_open_cube_opens_a_window(scene):
+    cube = open_cube(scene[0], srcwin=(10, 20, 25, 18), chunks={"y": 7, "x": 9})
+    np.testing.assert_array_equal(cube.values, scene[2][20:38, 10:35])
+    assert transform_of(cube) == GRID @ Affine.translation(10, 20)
+    assert cube.attrs["hsad_window"] == (20, 10, 48, 40) and cube.data.chunks[0][0] == 7
+    from hsad.engine import open_tiled
+
+    tiled = open_tiled(scene[0], chunks={"y": 16, "x": 16}, subset={"srcwin": (5, 20, 30, 20)})
+    np.testing.assert_array_equal(tiled.values, scene[2][20:40, 5:35])
 
 
 def test_projwin_rounds_as_gdal_translate(scene):
@@ -169,6 +191,54 @@ def test_bad_windows_are_one_line_errors(scene, tmp_path, capsys, args, expected
     line = one_error(["detect", scene[0], "-m", "rx", "-o", tmp_path / "e.tif", *args], capsys)
     assert expected in line
     assert not (tmp_path / "e.tif").exists()
+
+
+def test_corners_proj_cannot_transform_and_overflowing_windows_are_one_line_errors(
+        scene, tmp_path, capsys):
+    assert "do not transform from EPSG:4326" in one_error(
+        ["detect", scene[0], "-m", "rx", "-o", tmp_path / "e.tif", "--projwin", 15, 95, 15.01,
+         94, "--projwin-srs", "EPSG:4326"], capsys)
+    assert "beyond any pixel of the scene's grid" in one_error(
+        ["detect", scene[0], "-m", "rx", "-o", tmp_path / "e.tif", "--projwin", -1e308, 1e308,
+         1e308, -1e308], capsys)
+
+
+def test_a_window_of_a_scene_without_georeference_has_none(tmp_path, capsys):
+    """As gdal_translate -srcwin writes no geotransform for such a file: the window's maps
+    lie where QGIS draws a raster without one (they had a made-up south-up transform)."""
+    values, truth = _values()
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    run_cli(["detect", mat, "-m", "rx", "-o", tmp_path / "m.tif", "--srcwin", 20, 25, 10, 10],
+            capsys)
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert src.crs is None and src.transform.is_identity
+    run_cli(["convert", mat, tmp_path / "cut.img", "--srcwin", 20, 25, 10, 10], capsys)
+    assert "map info" not in (tmp_path / "cut.hdr").read_text()
+    cut = spatial_subset(make_cube(values), srcwin=(20, 25, 10, 10))
+    assert transform_of(cut).is_identity and cut.attrs["hsad_window"] == (25, 20, 48, 40)
+
+
+def test_background_polygons_over_a_whole_unreferenced_scene_fit_its_window(tmp_path, capsys):
+    """Polygons drawn in QGIS over a MAT scene (x = column, y = -row of the whole scene)
+    keep their pixels when only a window is analysed."""
+    import pyogrio.raw
+    import shapely
+    from shapely.geometry import box
+
+    values, _ = _values()
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat)
+    area = tmp_path / "area.gpkg"  # rows 25:35, columns 20:30 of the whole scene, no CRS
+    pyogrio.raw.write(area, np.array([shapely.to_wkb(box(20, -35, 30, -25))], dtype=object),
+                      [], [], geometry_type="Polygon", crs=None, driver="GPKG")
+    from hsad.background import background_mask
+
+    cube = spatial_subset(open_cube(mat), srcwin=(15, 20, 20, 20))
+    mask = background_mask(cube, area)
+    expected = np.zeros((20, 20), bool)
+    expected[5:15, 5:15] = True
+    np.testing.assert_array_equal(mask, expected)
 
 
 def test_projwin_needs_a_north_up_georeferenced_scene(tmp_path, capsys):
@@ -245,6 +315,12 @@ def test_evaluate_cuts_a_larger_truth_to_the_map(scene, tmp_path, capsys):
     write_mat(make_cube(values), mat, gt=truth)
     code, out, _ = run_cli(["evaluate", tmp_path / "s.tif", "--truth", mat], capsys)
     assert code == 0 and "1+449" in out
+    # ... of the scene's size only: a truth of another scene is refused, not cut
+    other = tmp_path / "other.mat"
+    write_mat(make_cube(np.zeros((60, 50, 2), np.float32)), other,
+              gt=np.pad(truth, ((0, 12), (0, 10))))
+    assert "ground truth is 60x50 but the score map" in one_error(
+        ["evaluate", tmp_path / "s.tif", "--truth", other], capsys)
 
 
 def test_convert_cuts_the_cube_and_a_mat_truth(scene, tmp_path, capsys):

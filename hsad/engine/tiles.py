@@ -132,28 +132,24 @@ def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
 
     ENVI files (stored row by row) get full-width strips when the budget allows.
     ``subset``: :func:`hsad.subset.spatial_subset` keywords (``srcwin``, ``projwin``,
-    ``projwin_crs``); only the window is read, in tiles sized for it.
+    ``projwin_crs``): only that window is opened, in tiles sized for it, and every read (a
+    tile, a statistics sample) reads only its own pixels (:mod:`hsad.io.window`).
     """
     from hsad.io import open_cube
-    from hsad.subset import spatial_subset
+    from hsad.subset import window_for
 
-    if chunks is not None:
-        cube = open_cube(path, chunks=chunks, key=key)
-        tile = None
-    else:
-        cube = open_cube(path, key=key)
-        tile = chunks_for(cube.shape, cube.dtype, memory_limit, workers=workers,
-                          full_rows=cube.attrs.get("source_format") == "envi")
-        if tile != (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
-            cube = open_cube(path, chunks=tile, key=key)
-    if not subset or all(v is None for v in subset.values()):
+    cube = open_cube(path, chunks=chunks, key=key)
+    window = window_for(cube, **(subset or {}))
+    if chunks is None:
+        shape = cube.shape if window is None else (window.height, window.width,
+                                                   *cube.shape[2:])
+        chunks = chunks_for(shape, cube.dtype, memory_limit, workers=workers,
+                            full_rows=cube.attrs.get("source_format") == "envi")
+        if window is None and chunks == (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
+            return cube
+    elif window is None:
         return cube
-    cut = spatial_subset(cube, **subset)
-    if chunks is None:  # tiles for the window, not slivers of the whole scene's
-        chunks = chunks_for(cut.shape, cut.dtype, memory_limit, workers=workers,
-                            full_rows=cut.attrs.get("source_format") == "envi")
-    rows, cols = (chunks, chunks) if isinstance(chunks, int) else tuple(chunks)[:2]
-    return cut.chunk({"y": min(rows, cut.sizes["y"]), "x": min(cols, cut.sizes["x"])})
+    return open_cube(path, chunks=chunks, key=key, window=window)
 
 
 def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=None,

@@ -68,25 +68,52 @@ def open_cube(
     *,
     key: str | None = None,
     apply_scale: bool = False,
+    srcwin=None,
+    projwin=None,
+    projwin_crs=None,
+    window=None,
 ) -> xr.DataArray:
     """Open an ENVI, GeoTIFF or MATLAB cube lazily as a ``(y, x, band)`` DataArray.
 
     ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
     the cube variable in a MAT file; ``apply_scale`` divides ENVI data by its
-    ``reflectance scale factor``.
+    ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize, ysize) or ``projwin``
+    (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS) open only that window,
+    as ``gdal_translate`` cuts it (:mod:`hsad.subset`; ``window``: a
+    :class:`hsad.subset.Window` already computed), and read only its pixels.
     """
     fmt = detect_format(path)
+    if window is None and srcwin is None and projwin is None and projwin_crs is None:
+        return _open_format(fmt, path, chunks, key, apply_scale, None)
+    from hsad.subset import mark_window, window_for
+
+    whole = _open_format(fmt, path, None, key, apply_scale, None)  # lazy: reads no pixel
+    if window is None:
+        window = window_for(whole, srcwin, projwin, projwin_crs)
+    elif min(window.row_off, window.col_off) < 0 or window.height < 1 or window.width < 1 \
+            or window.row_off + window.height > whole.shape[0] \
+            or window.col_off + window.width > whole.shape[1]:
+        from hsad.errors import ParameterError
+
+        raise ParameterError(f"window -srcwin {window.srcwin()} is not inside the "
+                             f"{whole.shape[1]} x {whole.shape[0]} pixel scene", path)
+    cube = _open_format(fmt, path, chunks, key, apply_scale, window)
+    return mark_window(cube, window, whole.shape[:2])
+
+
+def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:
+    """The reader of format ``fmt`` on ``path`` (``window``: only that window)."""
     if fmt == "envi":
         from hsad.io.envi import open_envi
 
-        return open_envi(path, chunks=chunks, apply_scale=apply_scale)
+        return open_envi(path, chunks=chunks, apply_scale=apply_scale, window=window)
     if fmt == "geotiff":
         from hsad.io.geotiff import open_geotiff
 
-        return open_geotiff(path, chunks=chunks)
+        return open_geotiff(path, chunks=chunks, window=window)
     from hsad.io.matlab import open_mat
 
-    return open_mat(path, chunks=chunks, key=key)
+    return open_mat(path, chunks=chunks, key=key, window=window)
 
 
 def __getattr__(name: str):

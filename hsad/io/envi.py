@@ -41,6 +41,7 @@ from hsad.io.envi_header import (
     header_candidates,
     parse_header,
 )
+from hsad.io.window import WindowView, window_transform
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
 _BLOCK_BYTES = 16 * 2**20
@@ -406,13 +407,14 @@ def _chunk_sizes(chunks, rows: int, cols: int) -> tuple[int, int]:
 
 
 def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
-              apply_scale: bool = False) -> xr.DataArray:
+              apply_scale: bool = False, window=None) -> xr.DataArray:
     """Open an ENVI cube (header or data path) lazily as a ``(y, x, band)`` DataArray.
 
     Chunks are ``(y, x)`` tiles with all bands (``chunks``: int, ``(rows, cols)`` or
     ``{"y": rows, "x": cols}``; -1 = whole axis; default ``hsad.cube.DEFAULT_CHUNK``).
     ``apply_scale`` divides by the header's ``reflectance scale factor`` (float32 result,
-    nodata pixels become NaN).
+    nodata pixels become NaN). ``window`` (an :class:`hsad.subset.Window`): only that
+    window, read as a file of its own (:mod:`hsad.io.window`).
     Raises :class:`~hsad.errors.HsadError` subclasses for unreadable input.
     """
     header_path, data_hint = resolve_paths(path)
@@ -426,14 +428,17 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     data_path = _locate_data(hdr, data_hint)
     interleave = hdr.interleave or _interleave_from_name(data_path)
     pixels = _pixels(hdr, data_path, interleave)
-    cy, cx = _chunk_sizes(chunks, hdr.lines, hdr.samples)
+    if window is not None:
+        pixels = WindowView(pixels, window.row_off, window.col_off, window.height, window.width)
+    cy, cx = _chunk_sizes(chunks, pixels.shape[0], pixels.shape[1])
     stat = data_path.stat()
     name = "envi-" + tokenize(str(header_path.resolve()), str(data_path.resolve()),
-                              stat.st_mtime_ns, stat.st_size, hdr.raw, cy, cx)
+                              stat.st_mtime_ns, stat.st_size, hdr.raw, cy, cx, window)
     data = da.from_array(pixels, chunks=(cy, cx, hdr.bands), name=name, lock=False,
                          asarray=False, fancy=True, inline_array=True,
                          meta=np.empty((0, 0, 0), dtype=pixels.dtype))
     transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
+    transform = window_transform(transform, crs, window)
 
     nodata, scale = _nodata(hdr, data_path), hdr.reflectance_scale_factor
     scaled = bool(apply_scale and scale)

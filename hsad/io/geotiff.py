@@ -35,6 +35,7 @@ from hsad.errors import (
 )
 from hsad.io.envi_header import wavelength_scale, wavelengths_from_band_names
 from hsad.io.sidecar_xml import sidecar_wavelengths
+from hsad.io.window import WindowView, window_transform
 
 _INTERLEAVE = {"band": "bsq", "pixel": "bip", "line": "bil"}
 
@@ -384,7 +385,7 @@ def _nodata(src, bands: list[int], path: str) -> float | None:
     return one_nodata([src.nodatavals[b - 1] for b in bands], path)
 
 
-def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
+def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray:
     """Open a multi-band GeoTIFF as a lazy ``(y, x, band)`` cube.
 
     Each dask chunk reads its own ``(y, x)`` window with all bands. CRS, transform and
@@ -392,6 +393,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
     outside the file's own mask (an internal or ``.msk`` per-dataset mask, or an alpha
     band, which is not a cube band) hold nodata: NaN, or the nodata value of an integer
     file that has one, other integer files being read as float (``attrs["file_mask"]``).
+    ``window`` (an :class:`hsad.subset.Window`): only that window, read as a file of its own
+    (:mod:`hsad.io.window`).
     """
     p = os.fspath(path)
     if not Path(p).is_file():
@@ -429,12 +432,15 @@ def open_geotiff(path: str | os.PathLike, chunks=None) -> xr.DataArray:
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))
     dtype, fill = excluded_fill(dtype, nodata) if mask else (dtype, None)
-    tiles = tile_chunks(chunks, shape[0], shape[1])
     reader = WindowReader(p, shape, dtype, bands, fill, alpha, mask == "per-band masks")
+    if window is not None:
+        reader = WindowView(reader, window.row_off, window.col_off, window.height, window.width)
+        transform = window_transform(transform, crs, window)
+    tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     st = os.stat(p)
     data = da.from_array(
         reader, chunks=tiles, asarray=False, meta=np.empty((0, 0, 0), dtype),
-        name="geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles),
+        name="geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles, window),
     )
     if names is not None:
         names = [n or f"band {i + 1}" for i, n in enumerate(names)]

@@ -28,6 +28,7 @@ from hsad.io.atomic import atomic_path
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
 from hsad.io.geotiff_writer import cast_cube
+from hsad.io.window import WindowView
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
 MAT5_MAX_BYTES = 2**31 - 1
@@ -340,7 +341,7 @@ def _read_v5(path: str, keys: list[str]) -> dict:
                               f"{exc})", path) from exc
 
 
-def _open(path, chunks, key, gt_key, want_gt: bool):
+def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
     p = os.fspath(path)
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
@@ -351,7 +352,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
     gkey = _gt_key(variables, (rows, cols), gt_key, p, strict=want_gt)
     wkey = _wavelength_key(variables, bands)
     extra = [k for k in (gkey if want_gt else None, wkey) if k is not None]
-    tiles = tile_chunks(chunks, rows, cols)
+    tiles = tile_chunks(chunks, *((rows, cols) if window is None
+                                  else (window.height, window.width)))
     if hdf5:
         try:
             with h5py.File(p, "r") as f:
@@ -359,10 +361,14 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
         except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise FileFormatError(f"cannot read {ckey!r}: {exc}", p) from exc
         reader = _H5Reader(p, ckey, (rows, cols, bands), dtype)
+        if window is not None:
+            reader = WindowView(reader, window.row_off, window.col_off, window.height,
+                                window.width)
         st = os.stat(p)
         data = da.from_array(reader, chunks=tiles, asarray=False, fancy=False,
                              meta=np.empty((0, 0, 0), dtype),
-                             name="mat73-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles))
+                             name="mat73-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
+                                                      window))
         values = {k: _read_h5(p, k) for k in extra}
     else:
         values = _read_v5(p, [ckey, *extra])
@@ -376,6 +382,9 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
         if cube.shape != (rows, cols, bands):
             raise FileFormatError(f"variable {ckey!r} reads as {'x'.join(map(str, cube.shape))}"
                                   f" but its header says {rows}x{cols}x{bands}", p)
+        if window is not None:
+            cube = cube[window.row_off:window.row_off + window.height,
+                        window.col_off:window.col_off + window.width]
         data = da.from_array(np.ascontiguousarray(cube), chunks=tiles)
     wavelength = None
     if wkey is not None:
@@ -396,13 +405,15 @@ def _open(path, chunks, key, gt_key, want_gt: bool):
     return cube, gt
 
 
-def open_mat(path: str | os.PathLike, chunks=None, key: str | None = None) -> xr.DataArray:
+def open_mat(path: str | os.PathLike, chunks=None, key: str | None = None,
+             window=None) -> xr.DataArray:
     """Open the cube of a MAT file (v5 or v7.3) as a ``(y, x, band)`` DataArray.
 
     ``key`` names the variable; by default a common name or the largest 3-D numeric
     array. The detected ground-truth variable is recorded in ``attrs["gt_key"]``.
+    ``window`` (an :class:`hsad.subset.Window`): only that window.
     """
-    return _open(path, chunks, key, None, want_gt=False)[0]
+    return _open(path, chunks, key, None, want_gt=False, window=window)[0]
 
 
 def load_mat(path: str | os.PathLike, key: str | None = None, gt_key: str | None = None,

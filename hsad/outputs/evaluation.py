@@ -19,7 +19,8 @@ def _grid(cube) -> str:
 def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:
     """Row and column offsets of the score map inside a larger ground truth: from the grids
     when both are georeferenced (:func:`hsad.subset.offsets_in`), else from the
-    ``hsad_window`` tag of a map ``hsad detect --srcwin/--projwin`` wrote; None if neither
+    ``hsad_window`` tag of a map ``hsad detect --srcwin/--projwin`` wrote, when the truth
+    has the size of the scene the window was cut from (``hsad_window_of``); None if neither
     places it."""
     from hsad.subset import offsets_in
 
@@ -30,13 +31,13 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
         return None
     from hsad.outputs.provenance import read_provenance
 
-    tag = read_provenance(scores_path).get("hsad_window", "").split()
-    if len(tag) != 4 or not all(v.isdigit() for v in tag):
+    tags = read_provenance(scores_path)
+    window, scene = (tags.get(k, "").split() for k in ("hsad_window", "hsad_window_of"))
+    if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
         return None
-    c0, r0, width, height = (int(v) for v in tag)
-    if (height, width) != (rows, cols) or r0 + rows > truth_shape[0] \
-            or c0 + cols > truth_shape[1]:
-        return None
+    c0, r0, width, height = (int(v) for v in window)
+    if (height, width) != (rows, cols) or (int(scene[1]), int(scene[0])) != truth_shape:
+        return None  # a truth of another scene than the one the window was cut from
     return r0, c0
 
 

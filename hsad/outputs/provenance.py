@@ -2,8 +2,9 @@
 
 Every raster ``hsad detect`` (and :func:`hsad.pipeline.export`) writes carries dataset tags
 ``hsad_version``, ``hsad_method``, ``hsad_params`` (JSON), ``hsad_input``, ``hsad_model``
-(when applied from a saved model), ``hsad_window`` (a spatial subset's ``-srcwin`` on the
-input, :mod:`hsad.subset`), ``hsad_created`` (UTC, ISO 8601) and ``hsad_map``, and a
+(when applied from a saved model), ``hsad_window`` and ``hsad_window_of`` (a spatial
+subset's ``-srcwin`` on the input, and the input's columns and rows, :mod:`hsad.subset`),
+``hsad_created`` (UTC, ISO 8601) and ``hsad_map``, and a
 band description naming the map and its unit (:data:`MAP_DESCRIPTIONS`). ``hsad info``
 prints them back.
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 
 #: The order ``hsad info`` prints the tags in (others follow, sorted).
 ORDER = ("hsad_version", "hsad_method", "hsad_map", "band", "hsad_params", "hsad_input",
-         "hsad_window", "hsad_model", "hsad_created", "hsad_threshold", "hsad_threshold_rule")
+         "hsad_window", "hsad_window_of", "hsad_model", "hsad_created", "hsad_threshold",
+         "hsad_threshold_rule")
 #: Hyperparameters that only say how to run, not what was computed: not recorded.
 RUNTIME = ("device", "progress")
 
@@ -61,6 +63,7 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
     if window is not None:  # -srcwin xoff yoff xsize ysize of the input
         tags["hsad_window"] = (f"{window[1]} {window[0]} {cube.sizes['x']} "
                                f"{cube.sizes['y']}")
+        tags["hsad_window_of"] = f"{window[3]} {window[2]}"  # the input's columns, rows
     if model is not None:
         tags["hsad_model"] = str(Path(model).resolve())
     return tags
