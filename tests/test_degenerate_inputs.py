@@ -125,7 +125,7 @@ CASES = {f.__name__: f for f in (
 #: cases in which there is nothing to detect: every detector must refuse them
 REFUSED = {"all_bands_constant", "nan_band", "single_valid_pixel"}
 #: detectors that score the pixels their global covariance comes from: with no more pixels
-#: than bands + 1 each of them would score exactly n - 1, so they refuse
+#: than bands + 1 their scores follow from the pixel count alone, so they refuse
 EXACT_FIT = {"rx", "utd", "rxd-utd", "local-mean-rx", "cluster-rx"}
 
 #: known failures, each with its reason (none today: keep the mechanism for the next one)
@@ -179,7 +179,9 @@ def test_detector_gives_a_clean_map_or_a_clear_error(name, case):
         small = case == "fewer_pixels_than_bands"
         exact_fit = small and name in EXACT_FIT
         too_few = small and _neural(name) and "valid pixels to train on" in str(error)
-        assert case in REFUSED or exact_fit or too_few, f"{name} refused {case}: {error}"
+        flattened = small and name == "aed" and "no more than the filters' area" in str(error)
+        assert case in REFUSED or exact_fit or too_few or flattened, \
+            f"{name} refused {case}: {error}"
         return
     assert case not in REFUSED, f"{name} scored a scene with nothing to detect"
     nodata = ~np.asarray(valid_mask(cube).values)
@@ -223,6 +225,11 @@ def test_an_exactly_determined_covariance_is_refused(name, pixels):
     with pytest.raises(ParameterError, match=f"only {pixels} valid pixels for 50 bands: they "
                        "determine the covariance exactly.*larger scene"):
         detectors.get(name).fit_score(make_cube(x.astype(np.float32)))
+    # pixels repeated exactly lower the rank below n - 1, but the fit is still exact: a real
+    # row of 100 pixels with 10 repeated pairs scored two values (99 and 49) with a warning
+    repeated = x[:, : pixels // 2].repeat(2, axis=1)
+    with pytest.raises(ParameterError, match="determine the covariance exactly"):
+        detectors.get(name).fit_score(make_cube(repeated.astype(np.float32)))
     # a ridge keeps the scores apart: a map, with the warning
     if name != "cluster-rx":
         with pytest.warns(DegenerateDataWarning, match=f"only {pixels} valid pixels"):
@@ -311,6 +318,21 @@ def test_window_detectors_refuse_scenes_without_ring_pixels(name):
     with pytest.warns(DegenerateDataWarning, match=f"1 valid pixels have {fewer}"):
         scores = detectors.get(name, **PARAMS[name]).fit_score(make_cube(x)).values
     assert np.isnan(scores[10, 10]) and np.isfinite(scores[:, :6]).all()
+
+
+def test_aed_refuses_a_scene_no_larger_than_its_filters_area():
+    """The area opening and closing of a scene of at most ``area`` pixels flatten all of it:
+    every pixel scored 4.0 (the component count) on a real 5 × 5 crop."""
+    x = np.random.default_rng(1).normal(100.0, 5.0, (5, 5, 8)).astype(np.float32)
+    for params in ({"variant": "aed"}, {"variant": "aed", "area": 25}):
+        with pytest.raises(ParameterError, match="only 25 valid pixels, no more than the "
+                           "filters' area.*larger scene"):
+            detectors.get("aed", **params).fit_score(make_cube(x))
+    for params in ({"variant": "aed", "area": 9}, {"variant": "multiscale"}):
+        scores = detectors.get("aed", **params).fit_score(make_cube(x)).values
+        assert np.ptp(scores) > 1e-6 * np.abs(scores).max(), params  # not all alike
+    with pytest.raises(ParameterError, match="only 9 valid pixels"):
+        detectors.get("aed").fit_score(make_cube(x[:3, :3]))
 
 
 def test_lrx_leaves_a_pixel_with_one_ring_pixel_unscored():

@@ -159,6 +159,30 @@ def test_a_range_wider_than_float64_stays_finite():
     assert np.isfinite(curve.thresholds[1:]).all() and curve.thresholds[1:].max() <= 1.0
 
 
+def test_a_subnormal_range_keeps_every_metric():
+    """0 and the smallest subnormal: halving the bounds (the overflow guard) would round the
+    range to 0 and every tau metric to NaN (found by a review, 2026-12-03)."""
+    gt = np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)
+    tiny = np.array([1, 1, 1, 0, 0, 0, 0, 0]) * 5e-324
+    r, plain = evaluate(tiny, gt), evaluate(tiny / 5e-324, gt)
+    for name in ("auc_df", "auc_dt", "auc_ft", "odp", "snpr"):
+        assert getattr(r, name) == pytest.approx(getattr(plain, name)), name
+    assert (r.auc_dt, r.auc_ft) == (pytest.approx(1.0), pytest.approx(1 / 6))
+    assert np.isfinite(roc(tiny, gt).thresholds[1:]).all()
+
+
+def test_a_masked_arrays_masked_pixels_are_left_out():
+    """A numpy masked array's mask is nodata, not data (a masked fill value of 99 was
+    scored as the highest background pixel)."""
+    scores = np.ma.masked_array([5.0, 4.0, 1.0, 2.0, 0.5, 99.0],
+                                mask=[0, 0, 0, 0, 0, 1])
+    gt = np.array([1, 1, 0, 0, 0, 0], bool)
+    r = evaluate(scores, gt)
+    assert r.auc_df == 1.0 and r.n_background == 3
+    truth = np.ma.masked_array(gt, mask=[0, 0, 0, 0, 1, 0])
+    assert evaluate(np.array([5.0, 4.0, 1.0, 2.0, 0.5, 0.1]), truth).n_background == 3
+
+
 def test_a_transposed_labelled_truth_is_aligned_by_its_dimension_names():
     rng = np.random.default_rng(9)
     gt = rng.random((40, 40)) < 0.05

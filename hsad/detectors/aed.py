@@ -98,9 +98,16 @@ class AED(BaseDetector):
         self._check_bands(cube, self.bands_)
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"))
+        fusion = self._fusion(cube)
+        smallest = min(fusion.areas())
+        if moments.n <= smallest:  # every component of every level is smaller: all alike
+            raise ParameterError(
+                f"{self.name}: only {moments.n} valid pixels, no more than the filters' area "
+                f"of {smallest} pixels: the area opening and closing flatten the whole scene, "
+                "so every pixel would score alike; give a smaller area (-p area=N or "
+                "target_size_m) or a larger scene", cube.attrs.get("source_path"))
         data = cube.data[:, :, self.bands_].astype(np.float32)
         source = da.where(valid_mask(cube).data[:, :, None], data, np.nan)
-        fusion = self._fusion(cube)
         scores = aed_map(source, fusion)
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
             scores = scores.rechunk(cube.data.chunks[:2])

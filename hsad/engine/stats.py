@@ -287,9 +287,11 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
 
     A zero covariance (one valid pixel, or every pixel alike) is a :class:`ParameterError`:
     every score would be equal. So is, with ``scores_its_pixels`` (a detector that scores
-    the pixels its unregularised covariance comes from), a rank of ``n − 1``: ``n ≤ bands + 1``
-    pixels in general position determine the covariance exactly, and each of them scores
-    exactly ``n − 1`` (Reed & Yu's statistic needs ``n ≫ bands``). Otherwise fewer valid
+    the pixels its unregularised covariance comes from), ``n ≤ bands + 1`` pixels, or a rank
+    of ``n − 1``: such pixels determine the covariance exactly, and each of them scores
+    ``n − 1`` in general position; pixels repeated exactly only lower the rank, and their
+    scores then follow from how often each repeats (Reed & Yu's statistic needs
+    ``n ≫ bands``). Otherwise fewer valid
     pixels than bands + 2, or a numerically singular covariance (constant or collinear
     bands), gives a :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions
     carry no information (RX ignores them, LRX weighs them by its floor only).
@@ -299,10 +301,11 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
         raise ParameterError(f"{what}: the covariance{count} over {bands} band"
                              f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
                              f"would be equal; {ADVICE}", path)
-    if scores_its_pixels and n is not None and rank >= n - 1:
+    if scores_its_pixels and n is not None and (rank >= n - 1 or n <= bands + 1):
         raise ParameterError(f"{what}: only {n} valid pixels for {bands} bands: they determine "
-                             f"the covariance exactly (rank {rank}), so each of them would "
-                             f"score {n - 1}; {ADVICE}", path)
+                             f"the covariance exactly (rank {rank}), so their scores follow "
+                             f"from the pixel count alone ({n - 1} each where no two pixels "
+                             f"are alike); {ADVICE}", path)
     gap = bands - rank
     if n is not None and n <= bands + 1:
         why = f"only {n} valid pixels for {bands} bands"

@@ -97,10 +97,13 @@ METRICS = {
 
 
 def _values(a) -> np.ndarray:
-    """ndarray of a numpy array, DataArray (computed if lazy) or dask array."""
+    """ndarray of a numpy array, DataArray (computed if lazy) or dask array; a masked
+    array's masked pixels become NaN (left out, as nodata is)."""
     a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
     if hasattr(a, "compute"):
         a = a.compute()
+    if isinstance(a, np.ma.MaskedArray):
+        return np.ma.filled(a.astype(np.float64), np.nan)
     return np.asarray(a)
 
 
@@ -147,11 +150,15 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit_range(s: np.ndarray) -> np.ndarray:
-    """``s`` min-max scaled to [0, 1] (all 0 when constant), without overflow: halves are
-    subtracted, so a range wider than the largest float64 stays finite."""
+    """``s`` min-max scaled to [0, 1] (all 0 when constant), without overflow: a range
+    wider than the largest float64 subtracts halves, which stay finite (halving is exact
+    there; only a subnormal range, whose halves may round to 0, could not)."""
     lo, hi = s.min(), s.max()
     if not hi > lo:
         return np.zeros_like(s)
+    span = hi - lo
+    if np.isfinite(span):
+        return np.clip((s - lo) / span, 0.0, 1.0)
     return np.clip((s / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
 
 
