@@ -121,6 +121,32 @@ def test_the_check_reads_small_windows_not_the_scene():
     medians = level_check.scene_medians(lazy, bands, None)
     np.testing.assert_array_equal(medians, np.ones(4))
     assert 0 < scene.read <= 2 * level_check.LEVEL_SAMPLE * 6
+    # a scene of at most ONE_PASS_BYTES is read whole, in one computation, to the same
+    # medians (one computation per window cost more than the reading)
+    from hsad.engine.stats import ONE_PASS_BYTES
+
+    small = _Reads(np.ones((128, 128, 6), np.float32))
+    assert small.values.nbytes <= ONE_PASS_BYTES
+    lazy = da.from_array(small, chunks=(64, 64, 6), asarray=False)
+    np.testing.assert_array_equal(level_check.scene_medians(lazy, bands, None), np.ones(4))
+    assert small.read == 128 * 128 * 6
+
+
+def test_scoring_the_scene_just_fitted_takes_no_second_sample(monkeypatch):
+    """fit_score compares the scene with itself: its level is read once, at fit."""
+    import dask.array as da
+
+    from hsad.detectors import level_check
+
+    calls = []
+    original = level_check.scene_medians
+    monkeypatch.setattr(level_check, "scene_medians",
+                        lambda *a: calls.append(1) or original(*a))
+    cube = make_cube(da.from_array(_reflectance(0), chunks=(16, 16, -1)))
+    detectors.get("rx").fit_score(cube)
+    assert len(calls) == 1
+    detectors.get("rx").fit(cube).score(cube * 10000)  # another scene: checked
+    assert len(calls) == 3
 
 
 def test_the_cli_warns_with_a_model_on_a_scaled_scene(tmp_path, capsys):

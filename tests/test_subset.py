@@ -217,6 +217,12 @@ def test_a_window_of_a_scene_without_georeference_has_none(tmp_path, capsys):
     assert "map info" not in (tmp_path / "cut.hdr").read_text()
     cut = spatial_subset(make_cube(values), srcwin=(20, 25, 10, 10))
     assert transform_of(cut).is_identity and cut.attrs["hsad_window"] == (25, 20, 48, 40)
+    # an ENVI file without map info, opened by its window
+    plain = write_envi(make_cube(values), tmp_path / "plain.img")
+    assert "map info" not in plain.with_suffix(".hdr").read_text()
+    cube = open_cube(plain, srcwin=(20, 25, 10, 10))
+    assert transform_of(cube).is_identity
+    np.testing.assert_array_equal(cube.values, values[25:35, 20:30])
 
 
 def test_background_polygons_over_a_whole_unreferenced_scene_fit_its_window(tmp_path, capsys):

@@ -82,6 +82,7 @@ def recording_scene_level(fit):
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
         self.__dict__.pop("_fitted_scene_level", None)
+        self.__dict__.pop("_fitted_scene_name", None)
         result = fit(self, cube, *args, **kwargs)
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
@@ -289,6 +290,7 @@ class BaseDetector:
         """After fit: the fitted scene's per-band medians, where the model keeps a level."""
         if self._training_level() is not None:
             self._fitted_scene_level = self._scene_level(cube, self._level_bands())
+            self._fitted_scene_name = getattr(cube.data, "name", None)  # a dask graph's token
 
     def _check_level(self, cube: xr.DataArray, bands: np.ndarray) -> None:
         """Warn when ``cube`` (on ``bands``, those the model reads) lies on another scale
@@ -296,6 +298,10 @@ class BaseDetector:
         level = self._training_level()
         if level is None:
             return
+        name = getattr(cube.data, "name", None)
+        if name is not None and name == getattr(self, "_fitted_scene_name", None) \
+                and np.array_equal(bands, self._level_bands()):
+            return  # the scene just fitted (fit_score): its level is the fitted scene's
         from hsad.detectors.level_check import check_scene_level
 
         check_scene_level(self._scene_level(cube, bands), *level, self.name,

@@ -54,13 +54,13 @@ class WindowView:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def window_transform(transform: Affine, crs, window) -> Affine:
+def window_transform(transform: Affine | None, crs, window) -> Affine | None:
     """The transform of ``window`` (an :class:`hsad.subset.Window`) of a grid: GDAL's window
     transform for a georeferenced file, and none (the identity) for a file without one, as
-    ``gdal_translate -srcwin`` writes no geotransform for such a file."""
+    ``gdal_translate -srcwin`` writes no geotransform for such a file (None stays None)."""
     from hsad.cube import georeferenced
 
-    if window is None or not georeferenced(transform, crs):
+    if window is None or transform is None or not georeferenced(transform, crs):
         return transform
     return transform @ Affine.translation(window.col_off, window.row_off)
 
