@@ -8,27 +8,13 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from cli_helpers import one_error, run_cli
 
 from hsad import detectors
-from hsad.cli.main import main
 from hsad.config import parse_value
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
 from hsad.io.envi_writer import write_envi
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def one_error(args, capsys) -> str:
-    code, _, err = run_cli(args, capsys)
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pytest
 import rasterio
 import rasterio.windows
 from affine import Affine
+from cli_helpers import one_error, run_cli
 from rasterio.warp import transform as warp_transform
 
 from hsad import detectors
-from hsad.cli.main import main
 from hsad.cube import make_cube, transform_of
 from hsad.errors import ParameterError
 from hsad.io import open_cube
@@ -25,20 +25,6 @@ from hsad.subset import projwin_window, spatial_subset, srcwin_window
 
 GRID = Affine(30, 0, 500_000, 0, -30, 5_100_000)
 ROTATED = Affine.translation(500_000, 5_100_000) @ Affine.rotation(12.0) @ Affine.scale(30, -30)
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
-def one_error(args, capsys) -> str:
-    code, _, err = run_cli(args, capsys)
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def _values(rows=48, cols=40, bands=12, seed=5):
