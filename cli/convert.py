@@ -73,17 +73,16 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
         raise ParameterError("MAT files have no interleave option", dst)
     fmt = detect_format(src)
     _check_paths(src, dst, fmt, kind)
+    window = None
+    if subset and any(v is not None for v in subset.values()):
+        from hsad.subset import window_for
+
+        window = window_for(open_cube(src, key=key), **subset)  # lazy: the file's shape
     gt = None
     if fmt == "mat":
-        cube, gt = load_mat(src, key=key, chunks=chunks)
+        cube, gt = load_mat(src, key=key, chunks=chunks, window=window)
     else:
-        cube = open_cube(src, chunks=chunks, key=key)
-    if subset:
-        from hsad.subset import on_scene_grid, spatial_subset
-
-        cube = spatial_subset(cube, **subset)
-        if gt is not None:
-            gt = on_scene_grid(gt, None, cube, "ground truth", src)
+        cube = open_cube(src, chunks=chunks, key=key, window=window)
     cube = select_bands(cube, **(bands or {}))
     if dtype is not None:
         cube = cast_cube(cube, dtype)

@@ -226,8 +226,9 @@ def test_an_exactly_determined_covariance_is_refused(name, pixels):
                        "determine the covariance exactly.*larger scene"):
         detectors.get(name).fit_score(make_cube(x.astype(np.float32)))
     # pixels repeated exactly lower the rank below n - 1, but the fit is still exact: a real
-    # row of 100 pixels with 10 repeated pairs scored two values (99 and 49) with a warning
-    repeated = x[:, : pixels // 2].repeat(2, axis=1)
+    # 15 x 15 window of abu-airport-1 (225 pixels, 194 distinct, 205 bands) scored the
+    # repeat counts alone (224 and 111.5) with a warning
+    repeated = np.concatenate([x, x[:, : pixels // 2]], axis=1)  # n > B + 1, m = pixels
     with pytest.raises(ParameterError, match="determine the covariance exactly"):
         detectors.get(name).fit_score(make_cube(repeated.astype(np.float32)))
     # a ridge keeps the scores apart: a map, with the warning
@@ -235,6 +236,20 @@ def test_an_exactly_determined_covariance_is_refused(name, pixels):
         with pytest.warns(DegenerateDataWarning, match=f"only {pixels} valid pixels"):
             scores = detectors.get(name, ridge=0.1).fit_score(make_cube(x)).values
         assert np.ptp(scores) > 1e-3 * np.abs(scores).max()
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_FIT))
+def test_constant_bands_beside_few_pixels_are_not_an_exact_fit(name):
+    """48 distinct pixels in 60 bands, 50 of them constant (zeroed absorption bands without
+    a bad-band list): rank 10, far below 47, so the map is RX of the 10 live bands; a
+    rule counting pixels against all bands refused it."""
+    rng = np.random.default_rng(2)
+    x = np.zeros((6, 8, 60), np.float32)
+    x[:, :, :10] = rng.normal(100.0, 5.0, (6, 8, 10))
+    x[2, 3, :10] += 40.0
+    with pytest.warns(DegenerateDataWarning, match="rank 10 < 60"):
+        scores = detectors.get(name).fit_score(make_cube(x)).values
+    assert np.unique(np.round(scores, 6)).size == 48
 
 
 def test_rx_ignores_constant_bands_exactly():

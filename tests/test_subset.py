@@ -344,3 +344,20 @@ def test_spatial_subset_in_python_nests_windows(scene):
     assert spatial_subset(cube) is cube
     with pytest.raises(ParameterError, match="four numbers"):
         spatial_subset(cube, srcwin=(1, 2, 3))
+
+
+def test_a_window_view_indexes_as_numpy_does_on_the_window(scene):
+    from hsad.io.window import WindowView
+    from hsad.subset import Window
+
+    base = np.arange(10 * 12 * 2).reshape(10, 12, 2)
+    view, window = WindowView(base, 2, 3, 6, 5), base[2:8, 3:8]
+    for key in [(slice(None), slice(None)), (slice(1, 5, 2), slice(None, None, -1)),
+                (-1, slice(2, 4)), ([0, 5, -1], slice(None)), (slice(None), [4, 0]),
+                (np.array([True, False] * 3), 1), (Ellipsis, 0), (slice(7, 9),)]:
+        np.testing.assert_array_equal(view[key], window[key])
+    for key in [([0, 6], slice(None)), (slice(None), [5]), (6,), (np.ones(7, bool),)]:
+        with pytest.raises(IndexError):
+            view[key]  # never pixels from outside the window
+    with pytest.raises(ParameterError, match="is not inside the 40 x 48 pixel scene"):
+        open_cube(scene[0], window=Window(35, 40, 10, 8))  # columns 35:45 of 40

@@ -17,7 +17,7 @@ from hsad.background import background_mask
 from hsad.cube import map_like, nodata_hits
 from hsad.detectors.base import BaseDetector
 from hsad.engine.blas import upper_trmm
-from hsad.engine.stats import scene_moments, whitening
+from hsad.engine.stats import distinct_spectra, scene_moments, whitening
 from hsad.engine.windows import (
     PIECE_PIXELS,
     check_dtype,
@@ -103,10 +103,11 @@ class GlobalRX(BaseDetector):
         check_dtype(self.name, self.dtype)
         region = background_mask(cube, background)
         moments = scene_moments(cube, self.name, region=region)
+        distinct = distinct_spectra(cube, moments.n, region) if not ridge > 0 else None
         with single_threaded_linalg():  # B×B work: threads only add overhead
             white, eigenvalues = whitening(moments.cov, ridge=ridge, n=moments.n,
                                            what=self.name, path=cube.attrs.get("source_path"),
-                                           scores_its_pixels=True)
+                                           scores_its_pixels=True, distinct=distinct)
         self._remember_bands(cube)
         self.background_ = region is not None
         self.n_pixels_ = moments.n

@@ -183,6 +183,31 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
     return moments
 
 
+#: distinct spectra are counted (:func:`distinct_spectra`) for at most this many valid
+#: pixels per band + 1: beyond, an exactly determined covariance would need most pixels to
+#: repeat another exactly, which no measured scene does
+DISTINCT_FACTOR = 4
+#: ... and in a scene of at most this many pixels, read whole for the count
+DISTINCT_SCENE_PIXELS = 65536
+
+
+def distinct_spectra(cube: xr.DataArray, n: int, region: np.ndarray | None = None,
+                     ) -> int | None:
+    """The number of distinct valid spectra (good bands, inside ``region``) of a small
+    scene with few valid pixels (``n``; see :data:`DISTINCT_FACTOR`), None otherwise:
+    pixels repeated exactly lower the covariance's rank without making it less exactly
+    determined (:func:`check_covariance`)."""
+    sel = good_band_mask(cube)
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
+    if n > DISTINCT_FACTOR * (int(sel.sum()) + 1) or rows * cols > DISTINCT_SCENE_PIXELS:
+        return None
+    values = np.asarray(cube.data[:, :, sel] if not sel.all() else cube.data)
+    keep = np.asarray(valid_mask(cube).values, dtype=bool)
+    if region is not None:
+        keep &= np.asarray(region, dtype=bool)
+    return int(np.unique(values[keep], axis=0).shape[0])
+
+
 #: band means or spreads beyond this come from no measurement: an undeclared fill value
 FILL_MAGNITUDE = 1e20
 #: what to do about an undeclared fill value (part of its warnings)
@@ -286,17 +311,18 @@ ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
 
 
 def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "RX",
-                     path=None, scores_its_pixels: bool = False) -> None:
+                     path=None, scores_its_pixels: bool = False,
+                     distinct: int | None = None) -> None:
     """The one degeneracy rule for RX-type statistics (global RX, LRX's scene statistics,
     the neural detectors' residual RX).
 
     A zero covariance (one valid pixel, or every pixel alike) is a :class:`ParameterError`:
     every score would be equal. So is, with ``scores_its_pixels`` (a detector that scores
-    the pixels its unregularised covariance comes from), ``n ≤ bands + 1`` pixels, or a rank
-    of ``n − 1``: such pixels determine the covariance exactly, and each of them scores
-    ``n − 1`` in general position; pixels repeated exactly only lower the rank, and their
-    scores then follow from how often each repeats (Reed & Yu's statistic needs
-    ``n ≫ bands``). Otherwise fewer valid
+    the pixels its unregularised covariance comes from), a rank of ``m − 1`` for ``m``
+    distinct spectra (``distinct``, when counted: :func:`distinct_spectra`; else the ``n``
+    pixels): ``m ≤ bands + 1`` distinct pixels in general position determine the covariance
+    exactly, and each scores ``n − 1`` when none repeats, or a value set by how often it
+    repeats (Reed & Yu's statistic needs ``n ≫ bands``). Otherwise fewer valid
     pixels than bands + 2, or a numerically singular covariance (constant or collinear
     bands), gives a :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions
     carry no information (RX ignores them, LRX weighs them by its floor only).
@@ -306,11 +332,13 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
         raise ParameterError(f"{what}: the covariance{count} over {bands} band"
                              f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
                              f"would be equal; {ADVICE}", path)
-    if scores_its_pixels and n is not None and (rank >= n - 1 or n <= bands + 1):
-        raise ParameterError(f"{what}: only {n} valid pixels for {bands} bands: they determine "
-                             f"the covariance exactly (rank {rank}), so their scores follow "
-                             f"from the pixel count alone ({n - 1} each where no two pixels "
-                             f"are alike); {ADVICE}", path)
+    m = distinct if distinct is not None else n
+    if scores_its_pixels and m is not None and rank >= m - 1:
+        alike = "" if m == n else f" ({m} distinct spectra)"
+        raise ParameterError(f"{what}: only {n} valid pixels{alike} for {bands} bands: they "
+                             f"determine the covariance exactly (rank {rank}), so their scores "
+                             f"follow from the pixel count alone ({n - 1} each where no two "
+                             f"pixels are alike); {ADVICE}", path)
     gap = bands - rank
     if n is not None and n <= bands + 1:
         why = f"only {n} valid pixels for {bands} bands"
@@ -347,7 +375,7 @@ def _regularised(cov: np.ndarray, ridge: float) -> np.ndarray:
 
 
 def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
-           scores_its_pixels: bool = False):
+           scores_its_pixels: bool = False, distinct: int | None = None):
     """Eigenpairs kept (descending) of the band-equilibrated covariance, and the band scales.
 
     Σ = D C D with D = diag(σ_b): the pseudo-inverse D⁻¹ C⁺ D⁻¹ is a generalised inverse of
@@ -363,7 +391,8 @@ def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
     corr[:, ~live] = 0.0
     lam, vec = np.linalg.eigh(corr)
     keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
-    check_covariance(int(keep.sum()), cov.shape[0], n, what, path, scores_its_pixels)
+    check_covariance(int(keep.sum()), cov.shape[0], n, what, path, scores_its_pixels,
+                     distinct)
     return lam[keep][::-1], vec[:, keep][:, ::-1], scale
 
 
@@ -387,16 +416,18 @@ def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *,
 def whitening(
     cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *, n: int | None = None,
     what: str = "RX", path=None, scores_its_pixels: bool = False,
+    distinct: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whitening matrix W (B×r) with W Wᵀ = ``pinv_precision(cov, ridge, rcond)``.
 
     ``‖(x − μ) W‖²`` is then the squared Mahalanobis distance, computed as one GEMM. Returns
     ``(W, eigenvalues kept)`` (of the band-equilibrated covariance, see :func:`_eigen`); r,
     the number kept, is the rank of the covariance used. ``scores_its_pixels``: see
-    :func:`check_covariance` (only without a ridge, which keeps the scores apart).
+    :func:`check_covariance` (only without a ridge, which keeps the scores apart), with
+    ``distinct`` spectra among the ``n`` pixels when counted.
     """
     lam, vec, scale = _eigen(_regularised(cov, ridge), rcond, n, what, path,
-                             scores_its_pixels and not ridge > 0)
+                             scores_its_pixels and not ridge > 0, distinct)
     return vec / np.sqrt(lam) / scale[:, None], lam
 
 

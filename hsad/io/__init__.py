@@ -85,20 +85,12 @@ def open_cube(
     fmt = detect_format(path)
     if window is None and srcwin is None and projwin is None and projwin_crs is None:
         return _open_format(fmt, path, chunks, key, apply_scale, None)
-    from hsad.subset import mark_window, window_for
+    if window is None:  # the window's numbers need the file's shape (and georeference)
+        from hsad.subset import window_for
 
-    whole = _open_format(fmt, path, None, key, apply_scale, None)  # lazy: reads no pixel
-    if window is None:
+        whole = _open_format(fmt, path, None, key, apply_scale, None)
         window = window_for(whole, srcwin, projwin, projwin_crs)
-    elif min(window.row_off, window.col_off) < 0 or window.height < 1 or window.width < 1 \
-            or window.row_off + window.height > whole.shape[0] \
-            or window.col_off + window.width > whole.shape[1]:
-        from hsad.errors import ParameterError
-
-        raise ParameterError(f"window -srcwin {window.srcwin()} is not inside the "
-                             f"{whole.shape[1]} x {whole.shape[0]} pixel scene", path)
-    cube = _open_format(fmt, path, chunks, key, apply_scale, window)
-    return mark_window(cube, window, whole.shape[:2])
+    return _open_format(fmt, path, chunks, key, apply_scale, window)
 
 
 def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:

@@ -41,7 +41,7 @@ from hsad.io.envi_header import (
     header_candidates,
     parse_header,
 )
-from hsad.io.window import WindowView, window_transform
+from hsad.io.window import WindowView, check_window, window_attrs, window_transform
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
 _BLOCK_BYTES = 16 * 2**20
@@ -428,7 +428,9 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     data_path = _locate_data(hdr, data_hint)
     interleave = hdr.interleave or _interleave_from_name(data_path)
     pixels = _pixels(hdr, data_path, interleave)
+    whole = pixels.shape
     if window is not None:
+        check_window(window, whole, header_path)
         pixels = WindowView(pixels, window.row_off, window.col_off, window.height, window.width)
     cy, cx = _chunk_sizes(chunks, pixels.shape[0], pixels.shape[1])
     stat = data_path.stat()
@@ -455,6 +457,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
         "scale_applied": scaled, "description": hdr.description,
         "wavelength_units": hdr.wavelength_units, "header_path": str(header_path),
         "data_path": str(data_path), "envi_header": dict(hdr.raw),
+        **window_attrs(window, whole),
     }
     if hdr.class_names is not None:
         attrs["class_names"] = list(hdr.class_names)

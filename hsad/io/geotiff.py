@@ -35,7 +35,7 @@ from hsad.errors import (
 )
 from hsad.io.envi_header import wavelength_scale, wavelengths_from_band_names
 from hsad.io.sidecar_xml import sidecar_wavelengths
-from hsad.io.window import WindowView, window_transform
+from hsad.io.window import WindowView, check_window, window_attrs, window_transform
 
 _INTERLEAVE = {"band": "bsq", "pixel": "bip", "line": "bil"}
 
@@ -434,8 +434,10 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
     dtype, fill = excluded_fill(dtype, nodata) if mask else (dtype, None)
     reader = WindowReader(p, shape, dtype, bands, fill, alpha, mask == "per-band masks")
     if window is not None:
+        check_window(window, shape, p)
         reader = WindowView(reader, window.row_off, window.col_off, window.height, window.width)
         transform = window_transform(transform, crs, window)
+        attrs.update(window_attrs(window, shape))
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     st = os.stat(p)
     data = da.from_array(

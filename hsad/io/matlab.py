@@ -28,7 +28,7 @@ from hsad.io.atomic import atomic_path
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
 from hsad.io.geotiff_writer import cast_cube
-from hsad.io.window import WindowView
+from hsad.io.window import WindowView, check_window, window_attrs
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
 MAT5_MAX_BYTES = 2**31 - 1
@@ -352,6 +352,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
     gkey = _gt_key(variables, (rows, cols), gt_key, p, strict=want_gt)
     wkey = _wavelength_key(variables, bands)
     extra = [k for k in (gkey if want_gt else None, wkey) if k is not None]
+    if window is not None:
+        check_window(window, (rows, cols), p)
     tiles = tile_chunks(chunks, *((rows, cols) if window is None
                                   else (window.height, window.width)))
     if hdf5:
@@ -391,7 +393,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
         wl = _as_float(values[wkey], wkey, p).reshape(-1)
         scale = wavelength_scale(None, wl)
         wavelength = wl * scale
-    attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey}
+    attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey,
+             **window_attrs(window, (rows, cols))}
     cube = make_cube(data, wavelength=wavelength, source_format="mat", source_path=p,
                      attrs=attrs)
     gt = None
@@ -402,6 +405,9 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
                           f"'{gkey}' count as background here (hsad evaluate leaves them "
                           "out)", UserWarning, stacklevel=3)
         gt = np.nan_to_num(gt) != 0
+        if window is not None:
+            rows_cut, cols_cut = window.slices()
+            gt = gt[rows_cut, cols_cut]
     return cube, gt
 
 
@@ -417,12 +423,13 @@ def open_mat(path: str | os.PathLike, chunks=None, key: str | None = None,
 
 
 def load_mat(path: str | os.PathLike, key: str | None = None, gt_key: str | None = None,
-             chunks=None) -> tuple[xr.DataArray, np.ndarray | None]:
+             chunks=None, window=None) -> tuple[xr.DataArray, np.ndarray | None]:
     """Return ``(cube, gt)``: the cube and its ground truth as a (rows, cols) bool array.
 
     ``gt`` is None when no ground-truth variable is found (and ``gt_key`` is not given).
+    ``window`` (an :class:`hsad.subset.Window`): that window of both.
     """
-    return _open(path, chunks, key, gt_key, want_gt=True)
+    return _open(path, chunks, key, gt_key, want_gt=True, window=window)
 
 
 def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "ground truth",

@@ -13,6 +13,28 @@ import numpy as np
 from affine import Affine
 
 
+def check_window(window, shape, path=None) -> None:
+    """ParameterError unless ``window`` (an :class:`hsad.subset.Window`) lies inside a
+    ``shape`` (rows, columns, …) file and holds a pixel."""
+    from hsad.errors import ParameterError
+
+    rows, cols = int(shape[0]), int(shape[1])
+    if min(window.row_off, window.col_off) < 0 or window.height < 1 or window.width < 1 \
+            or window.row_off + window.height > rows or window.col_off + window.width > cols:
+        raise ParameterError(f"window -srcwin {window.srcwin()} is not inside the {cols} x "
+                             f"{rows} pixel scene", path)
+
+
+def window_attrs(window, shape) -> dict:
+    """The attribute a reader's cube of ``window`` of a ``shape`` file carries
+    (``hsad_window``: row and column offsets, the file's rows and columns)."""
+    from hsad.subset import WINDOW_ATTR
+
+    if window is None:
+        return {}
+    return {WINDOW_ATTR: (window.row_off, window.col_off, int(shape[0]), int(shape[1]))}
+
+
 class WindowView:
     """Array-like ``(y, x, band)`` view of rows ``row_off:row_off+height`` and columns
     ``col_off:col_off+width`` of ``base`` (any array-like indexed ``(y, x, band)``)."""
@@ -38,8 +60,14 @@ class WindowView:
             return i + off
         positions = np.asarray(index)
         if positions.dtype == bool:
+            if positions.shape != (n,):
+                raise IndexError(f"a boolean index of {positions.size} for axis {axis} of "
+                                 f"size {n}")
             return np.flatnonzero(positions) + off
-        return np.where(positions < 0, positions + n, positions) + off
+        positions = np.where(positions < 0, positions + n, positions)
+        if positions.size and (positions.min() < 0 or positions.max() >= n):
+            raise IndexError(f"index out of bounds for axis {axis} of size {n}")
+        return positions + off
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
@@ -65,4 +93,4 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
     return transform @ Affine.translation(window.col_off, window.row_off)
 
 
-__all__ = ["WindowView", "window_transform"]
+__all__ = ["WindowView", "check_window", "window_attrs", "window_transform"]

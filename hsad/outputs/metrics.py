@@ -156,7 +156,8 @@ def _unit_range(s: np.ndarray) -> np.ndarray:
     lo, hi = s.min(), s.max()
     if not hi > lo:
         return np.zeros_like(s)
-    span = hi - lo
+    with np.errstate(over="ignore"):
+        span = hi - lo
     if np.isfinite(span):
         return np.clip((s - lo) / span, 0.0, 1.0)
     return np.clip((s / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
