@@ -239,6 +239,26 @@ def test_an_exactly_determined_covariance_is_refused(name, pixels):
 
 
 @pytest.mark.parametrize("name", sorted(EXACT_FIT))
+def test_an_exact_fit_is_refused_whatever_the_rank_cut_and_the_scene_size(name):
+    """The rule counts distinct spectra against the live bands: a rank cut can count fewer
+    directions than m - 1 (158 for 160 distinct pixels of a real hydice-urban window), and
+    a few valid pixels in a large scene (a mostly-NaN scene, a small background area) are
+    counted too (a 300 x 300 scene with 30 valid pixels, 10 spectra each thrice, scored
+    9.0 everywhere)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(100.0, 5.0, (1, 40, 50))
+    x[0, -1] = 0.5 * x[0, 0] + 0.5 * x[0, 1] + 1e-13  # affinely dependent to rounding
+    with pytest.raises(ParameterError, match="determine the covariance exactly"):
+        detectors.get(name).fit_score(make_cube(x))
+    big = np.full((300, 300, 50), np.nan)
+    spectra = rng.normal(100.0, 5.0, (10, 50))
+    for i in range(30):
+        big[7 * i, 3 * i] = spectra[i % 10]
+    with pytest.raises(ParameterError, match="10 distinct spectra among them"):
+        detectors.get(name).fit_score(make_cube(big.astype(np.float32)))
+
+
+@pytest.mark.parametrize("name", sorted(EXACT_FIT))
 def test_constant_bands_beside_few_pixels_are_not_an_exact_fit(name):
     """48 distinct pixels in 60 bands, 50 of them constant (zeroed absorption bands without
     a bad-band list): rank 10, far below 47, so the map is RX of the 10 live bands; a

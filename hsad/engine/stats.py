@@ -187,24 +187,29 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
 #: pixels per band + 1: beyond, an exactly determined covariance would need most pixels to
 #: repeat another exactly, which no measured scene does
 DISTINCT_FACTOR = 4
-#: ... and in a scene of at most this many pixels, read whole for the count
-DISTINCT_SCENE_PIXELS = 65536
 
 
 def distinct_spectra(cube: xr.DataArray, n: int, region: np.ndarray | None = None,
                      ) -> int | None:
-    """The number of distinct valid spectra (good bands, inside ``region``) of a small
-    scene with few valid pixels (``n``; see :data:`DISTINCT_FACTOR`), None otherwise:
-    pixels repeated exactly lower the covariance's rank without making it less exactly
-    determined (:func:`check_covariance`)."""
+    """The number of distinct valid spectra (good bands, inside ``region``) of a scene
+    with few valid pixels (``n``; see :data:`DISTINCT_FACTOR`), None otherwise: pixels
+    repeated exactly lower the covariance's rank without making it less exactly determined
+    (:func:`check_covariance`). Only the rows and columns holding the region are read; a
+    large scene with few valid pixels and no region is read once more for the count."""
     sel = good_band_mask(cube)
-    rows, cols = cube.sizes["y"], cube.sizes["x"]
-    if n > DISTINCT_FACTOR * (int(sel.sum()) + 1) or rows * cols > DISTINCT_SCENE_PIXELS:
+    if n > DISTINCT_FACTOR * (int(sel.sum()) + 1):
         return None
+    if region is not None:
+        region = np.asarray(region, dtype=bool)
+        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+        if not rows.size:
+            return None
+        box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        cube, region = cube.isel(y=box[0], x=box[1]), region[box]
     values = np.asarray(cube.data[:, :, sel] if not sel.all() else cube.data)
     keep = np.asarray(valid_mask(cube).values, dtype=bool)
     if region is not None:
-        keep &= np.asarray(region, dtype=bool)
+        keep &= region
     return int(np.unique(values[keep], axis=0).shape[0])
 
 
@@ -312,17 +317,20 @@ ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
 
 def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "RX",
                      path=None, scores_its_pixels: bool = False,
-                     distinct: int | None = None) -> None:
+                     distinct: int | None = None, live: int | None = None) -> None:
     """The one degeneracy rule for RX-type statistics (global RX, LRX's scene statistics,
     the neural detectors' residual RX).
 
     A zero covariance (one valid pixel, or every pixel alike) is a :class:`ParameterError`:
     every score would be equal. So is, with ``scores_its_pixels`` (a detector that scores
-    the pixels its unregularised covariance comes from), a rank of ``m − 1`` for ``m``
-    distinct spectra (``distinct``, when counted: :func:`distinct_spectra`; else the ``n``
-    pixels): ``m ≤ bands + 1`` distinct pixels in general position determine the covariance
-    exactly, and each scores ``n − 1`` when none repeats, or a value set by how often it
-    repeats (Reed & Yu's statistic needs ``n ≫ bands``). Otherwise fewer valid
+    the pixels its unregularised covariance comes from), ``m`` distinct spectra
+    (``distinct``, when counted: :func:`distinct_spectra`; else the ``n`` pixels) that are
+    no more than the ``live`` (non-constant; default all) bands + 1, or a rank of ``m − 1``:
+    such pixels determine the covariance exactly, and each scores ``n − 1`` when none
+    repeats, or a value set by how often it repeats (Reed & Yu's statistic needs
+    ``n ≫ bands``). The count is compared with the bands, not only with the numerical rank,
+    which a rank cut can put below ``m − 1`` (158 for 160 distinct pixels of hydice-urban).
+    Otherwise fewer valid
     pixels than bands + 2, or a numerically singular covariance (constant or collinear
     bands), gives a :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions
     carry no information (RX ignores them, LRX weighs them by its floor only).
@@ -333,12 +341,16 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
                              f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
                              f"would be equal; {ADVICE}", path)
     m = distinct if distinct is not None else n
-    if scores_its_pixels and m is not None and rank >= m - 1:
-        alike = "" if m == n else f" ({m} distinct spectra)"
-        raise ParameterError(f"{what}: only {n} valid pixels{alike} for {bands} bands: they "
-                             f"determine the covariance exactly (rank {rank}), so their scores "
-                             f"follow from the pixel count alone ({n - 1} each where no two "
-                             f"pixels are alike); {ADVICE}", path)
+    live = bands if live is None else live
+    if scores_its_pixels and m is not None and (rank >= m - 1 or m <= live + 1):
+        if m == n:
+            how = f"so each of them would score about {n - 1}"
+        else:
+            how = (f"{m} distinct spectra among them, so their scores follow from how often "
+                   "each repeats")
+        raise ParameterError(f"{what}: only {n} valid pixels for {bands} bands: they "
+                             f"determine the covariance exactly (rank {rank}), {how}; "
+                             f"{ADVICE}", path)
     gap = bands - rank
     if n is not None and n <= bands + 1:
         why = f"only {n} valid pixels for {bands} bands"
@@ -392,7 +404,7 @@ def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
     lam, vec = np.linalg.eigh(corr)
     keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
     check_covariance(int(keep.sum()), cov.shape[0], n, what, path, scores_its_pixels,
-                     distinct)
+                     distinct, int(live.sum()))
     return lam[keep][::-1], vec[:, keep][:, ::-1], scale
 
 

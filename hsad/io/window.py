@@ -59,6 +59,8 @@ class WindowView:
                 raise IndexError(f"index {index} is out of bounds for axis {axis} of size {n}")
             return i + off
         positions = np.asarray(index)
+        if positions.size == 0:
+            return positions.astype(np.intp)
         if positions.dtype == bool:
             if positions.shape != (n,):
                 raise IndexError(f"a boolean index of {positions.size} for axis {axis} of "
