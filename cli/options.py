@@ -154,12 +154,10 @@ def subset_selection(srcwin, projwin, projwin_crs) -> dict:
     """The subset options as :func:`hsad.subset.spatial_subset` keywords, checked before any
     work (each excludes the other; a CRS must parse)."""
     from hsad.errors import ParameterError
+    from hsad.subset import check_choice
 
-    if srcwin is not None and projwin is not None:
-        raise ParameterError("--srcwin and --projwin exclude each other: give one window")
+    check_choice(srcwin, projwin, projwin_crs)
     if projwin_crs is not None:
-        if projwin is None:
-            raise ParameterError("--projwin-srs applies to --projwin only")
         from rasterio.crs import CRS
         from rasterio.errors import CRSError
 

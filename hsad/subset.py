@@ -162,14 +162,19 @@ def projwin_window(cube: xr.DataArray, projwin, projwin_crs=None) -> Window:
     return clip_window(xoff, yoff, xsize, ysize, cube.shape[:2], "computed -srcwin", source)
 
 
-def window_for(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
-               ) -> Window | None:
-    """The window of ``cube`` that ``srcwin`` or ``projwin`` (in ``projwin_crs``) name,
-    checked (warning when cut to the scene); None when neither is given."""
+def check_choice(srcwin=None, projwin=None, projwin_crs=None) -> None:
+    """ParameterError unless at most one window is given, and a CRS only with ``projwin``."""
     if srcwin is not None and projwin is not None:
         raise ParameterError("--srcwin and --projwin exclude each other: give one window")
     if projwin_crs is not None and projwin is None:
         raise ParameterError("--projwin-srs applies to --projwin only")
+
+
+def window_for(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
+               ) -> Window | None:
+    """The window of ``cube`` that ``srcwin`` or ``projwin`` (in ``projwin_crs``) name,
+    checked (warning when cut to the scene); None when neither is given."""
+    check_choice(srcwin, projwin, projwin_crs)
     if srcwin is None and projwin is None:
         return None
     if srcwin is not None:
@@ -264,6 +269,6 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     return values
 
 
-__all__ = ["WINDOW_ATTR", "Window", "clip_window", "mark_window", "offsets_in", "on_scene_grid",
-           "projwin_window", "window_for",
-           "spatial_subset", "srcwin_window", "whole_grid"]
+__all__ = ["WINDOW_ATTR", "Window", "check_choice", "clip_window", "mark_window",
+           "offsets_in", "on_scene_grid", "projwin_window", "spatial_subset", "srcwin_window",
+           "whole_grid", "window_for"]
