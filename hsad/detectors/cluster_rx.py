@@ -36,7 +36,13 @@ from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
 from hsad.detectors.rx import triangular_factor
 from hsad.engine.blas import upper_trmm
-from hsad.engine.stats import DISTINCT_FACTOR, check_partial_nodata, valid_rows, whitening
+from hsad.engine.stats import (
+    check_partial_nodata,
+    countable,
+    distinct_rows,
+    valid_rows,
+    whitening,
+)
 from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
@@ -164,8 +170,7 @@ class ClusterRX(BaseDetector):
             scatter = ((x - mean).T @ (x - mean))[None]
             pooled = scatter[0] / n
         with single_threaded_linalg():
-            distinct = (int(np.unique(x, axis=0).shape[0])
-                        if k == 1 and not ridge > 0 and n <= DISTINCT_FACTOR * (x.shape[1] + 1)
+            distinct = (distinct_rows(x) if k == 1 and not ridge > 0 and countable(n, b)
                         else None)
             white, _ = whitening(pooled, ridge, n=n, what=self.name, path=path,
                                  scores_its_pixels=k == 1, distinct=distinct)

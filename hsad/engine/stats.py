@@ -197,7 +197,7 @@ def distinct_spectra(cube: xr.DataArray, n: int, region: np.ndarray | None = Non
     (:func:`check_covariance`). Only the rows and columns holding the region are read; a
     large scene with few valid pixels and no region is read once more for the count."""
     sel = good_band_mask(cube)
-    if n > DISTINCT_FACTOR * (int(sel.sum()) + 1):
+    if not countable(n, int(sel.sum())):
         return None
     if region is not None:
         region = np.asarray(region, dtype=bool)
@@ -210,7 +210,18 @@ def distinct_spectra(cube: xr.DataArray, n: int, region: np.ndarray | None = Non
     keep = np.asarray(valid_mask(cube).values, dtype=bool)
     if region is not None:
         keep &= region
-    return int(np.unique(values[keep], axis=0).shape[0])
+    return distinct_rows(values[keep])
+
+
+def countable(n: int, bands: int) -> bool:
+    """Whether ``n`` pixels of ``bands`` bands are few enough for an exact fit to be
+    possible, so that their distinct spectra are worth counting (:data:`DISTINCT_FACTOR`)."""
+    return n <= DISTINCT_FACTOR * (bands + 1)
+
+
+def distinct_rows(pixels: np.ndarray) -> int:
+    """The number of distinct spectra among ``pixels`` (n, bands)."""
+    return int(np.unique(pixels, axis=0).shape[0])
 
 
 #: band means or spreads beyond this come from no measurement: an undeclared fill value
