@@ -84,6 +84,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     else:
         cube = open_cube(src, chunks=chunks, key=key, window=window)
     cube = select_bands(cube, **(bands or {}))
+    if cube.attrs.get("file_mask") and cube.attrs.get("nodata") is None:
+        # the pixels outside the file's own mask were read as NaN: name NaN the nodata
+        # value, so that GDAL masks them in the output too
+        cube.attrs["nodata"] = float("nan")
     if dtype is not None:
         cube = cast_cube(cube, dtype)
     if kind == "geotiff":

@@ -46,11 +46,15 @@ FOLDERS_NOTE = ("Missing output folders are created; existing output files are r
 
 
 def cube_files(path: str | os.PathLike) -> list[Path]:
-    """Files a cube write creates: the path, plus ``.hdr`` for ENVI."""
+    """Files a cube write creates or replaces: the path, plus ``.hdr`` for ENVI (and, for
+    ``out.img``, an ``out.img.hdr``, which readers take before ``out.hdr``: the writer
+    removes it)."""
     p = Path(path)
     if p.suffix.lower() in (".tif", ".tiff", ".mat"):
         return [p]
-    return [p, p.with_suffix(".hdr") if p.suffix else p.with_name(p.name + ".hdr")]
+    if not p.suffix:
+        return [p, p.with_name(p.name + ".hdr")]
+    return [p, p.with_suffix(".hdr"), p.with_name(p.name + ".hdr")]
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:
@@ -167,6 +171,10 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
         for file in cube_files(path) if kind == "cube" else [path]:
             if file.is_dir():
                 raise OutputError(f"{option}: is a folder, not a file", file)
+            if os.path.lexists(file) and not file.is_file():  # /dev/null, a pipe, a socket
+                raise OutputError(f"{option}: not a regular file (a device, pipe or socket, "
+                                  "which the rename into place would replace); hsad writes "
+                                  "files only", file)
             hit = next((s for s in sources if _same(file, s)), None)
             if hit is not None:
                 raise OutputError(f"{option} would overwrite the input {hit}; inputs are never "

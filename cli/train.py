@@ -18,6 +18,8 @@ from hsad.cli.options import (
     overwrite_option,
     progress_option,
     seed_option,
+    subset_options,
+    subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_params
@@ -39,10 +41,12 @@ from hsad.config import parse_params
 @click.option("--train-mask", type=click.Path(dir_okay=False),
               help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
 @click.option("--train-window", metavar="R0,R1,C0,C1",
-              help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background).")
+              help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background; of "
+                   "the --srcwin/--projwin window when one is given).")
 @progress_option
 @click.option("--quiet", is_flag=True, hidden=True, help="Same as --no-progress (older name).")
 @band_options
+@subset_options
 @mask_options
 @background_option
 @labels_option
@@ -53,8 +57,8 @@ from hsad.config import parse_params
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
             progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
-            wavelength_file, nodata, valid_mask, background, labels, fusion, chunks, seed,
-            device, overwrite):
+            wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, background,
+            labels, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
@@ -63,7 +67,8 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
 
     Apply it to another scene with `hsad detect OTHER --model MODEL`. The model records
     the bands it was trained on (after --wavelengths, --bands ...) and reads the same
-    wavelengths from OTHER.
+    wavelengths from OTHER. With --srcwin or --projwin the model is fitted on that window
+    of SCENE alone, as `hsad detect` analyses it.
     """
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
@@ -74,6 +79,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     check_agree(merged, seed=seed, epochs=epochs)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
+    subset = subset_selection(srcwin, projwin, projwin_crs)
     neural_only = {"--epochs": epochs, "--loss-plot": loss_plot, "--device": device,
                    "--fusion": fusion}
     det = detectors.get(method, **merged)
@@ -101,8 +107,8 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
                         inputs=[scene, train_mask, background, valid_mask, labels],
                         overwrite=overwrite)
     with plan:
-        cube = prepare_cube(open_cube(scene, chunks=chunks, key=key), bands, nodata=nodata,
-                            valid_mask=valid_mask)
+        cube = prepare_cube(open_cube(scene, chunks=chunks, key=key, **subset), bands,
+                            nodata=nodata, valid_mask=valid_mask)
         region = None
         if train_mask or train_window:
             from hsad.nn.sampling import region_mask

@@ -210,10 +210,10 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         out["mask"] = Path(mask_path)
         out["style:mask"] = write_style(mask_path, "mask")
     if polygons_path:
-        from hsad.outputs.polygons import polygons, write_polygons
+        from hsad.outputs.polygons import regions, write_regions
 
-        feats = polygons(det.mask, scores=det.scores)
-        write_polygons(feats, polygons_path, crs=cube.rio.crs, with_scores=True)
+        write_regions(*regions(det.mask, scores=det.scores), polygons_path, crs=cube.rio.crs,
+                      with_scores=True)
         out["polygons"] = Path(polygons_path)
     if png_path:
         from hsad.outputs.plots import quicklook

@@ -158,6 +158,12 @@ def test_errors_are_one_line(files, tmp_path, capsys):
     assert f"{blank}: the score map has no valid" in _error([blank, "--truth", files["truth"]],
                                                             capsys)
 
+    npy = tmp_path / "truth.npy"  # a format hsad does not read, named for what it is meant to be
+    np.save(npy, files["gt"])
+    assert f"{npy}: not a recognised ground truth (expected" in _error(
+        [files["scores"], "--truth", npy], capsys)
+    assert "not a recognised score map" in _error([npy, "--truth", files["truth"]], capsys)
+
 
 @pytest.mark.parametrize(("pixel", "crs", "shift", "same"), [
     (1e-6, "EPSG:4326", 5.0, False),    # 0.1 m pixels: a 5-pixel shift is 5e-6 degrees

@@ -261,7 +261,7 @@ def test_a_late_failure_removes_the_outputs_it_created(scene, tmp_path, capsys, 
     def broken(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error", "simulated")
 
-    monkeypatch.setattr(hsad.outputs.polygons, "write_polygons", broken)
+    monkeypatch.setattr(hsad.outputs.polygons, "write_regions", broken)
     out = tmp_path / "new" / "rx.tif"
     kept = _existing(tmp_path, "mask.tif")
     code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", out, "--mask", kept,

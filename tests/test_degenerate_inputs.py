@@ -272,6 +272,28 @@ def test_constant_bands_beside_few_pixels_are_not_an_exact_fit(name):
     assert np.unique(np.round(scores, 6)).size == 48
 
 
+@pytest.mark.parametrize("name", sorted(EXACT_FIT))
+def test_copied_bands_beside_few_pixels_are_not_an_exact_fit(name):
+    """30 distinct pixels in 50 bands, 40 of them copies of the first 10 (repeated, or
+    rescaled with an offset, as a product that duplicates overlap bands): 10 independent
+    bands, so 30 pixels are not an exact fit (RX's map is that of the 10); 30 pixels in 50
+    independent bands still are."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(100.0, 5.0, (5, 6, 10))
+    base[2, 3] += 30.0
+    copies = [base, base, 2.5 * base + 7.0, base * 0.5 - 3.0, base]
+    x = np.concatenate(copies, axis=2).astype(np.float64)
+    with pytest.warns(DegenerateDataWarning, match="rank 10 < 50"):
+        scores = detectors.get(name).fit_score(make_cube(x)).values
+    if name in ("rx", "local-mean-rx"):  # Mahalanobis distances: the copies change nothing
+        alone = detectors.get(name).fit_score(make_cube(base)).values
+        np.testing.assert_allclose(scores, alone, rtol=1e-6)
+    assert np.unique(np.round(scores, 6)).size == 30
+    independent = rng.normal(100.0, 5.0, (5, 6, 50))
+    with pytest.raises(ParameterError, match="only 30 valid pixels for 50 bands"):
+        detectors.get(name).fit_score(make_cube(independent))
+
+
 def test_rx_ignores_constant_bands_exactly():
     # constant bands carry no information: RX equals RX of the other bands
     cube = constant_bands()
@@ -440,6 +462,16 @@ def test_a_band_that_is_the_nodata_value_everywhere_is_named():
     assert isinstance(err, ParameterError)
     assert ("no valid pixel: band 3 (1-based) is the nodata value 0 (or not finite) in every "
             "pixel; mark them bad") in str(err)
+
+
+def test_a_file_of_nodata_alone_is_named_as_such():
+    """Every band the nodata value everywhere: the message listed every band as one to mark
+    bad, which is no remedy; it says the file holds no data."""
+    data = np.full((6, 7, 12), -9999.0, dtype=np.float32)
+    _, err, _ = run("rx", make_cube(data, nodata=-9999.0))
+    assert isinstance(err, ParameterError) and "mark them bad" not in str(err)
+    assert ("no valid pixel: every pixel is the nodata value -9999 or not finite in every "
+            "band, so the file holds no data to analyse") in str(err)
 
 
 @pytest.mark.parametrize(("name", "params"), [("cluster-rx", {}), ("hadgan", {"epochs": 1}),

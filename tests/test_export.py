@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 
 from hsad.cube import make_cube, map_like
 from hsad.errors import ParameterError
-from hsad.outputs.polygons import polygons, write_polygons
+from hsad.outputs.polygons import polygons, regions, write_polygons, write_regions
 
 TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_650_000.0)
 
@@ -188,3 +188,28 @@ def test_a_crs_without_its_own_epsg_code_is_kept_exactly(tmp_path, proj4):
 def test_unknown_suffix_is_a_parameter_error(tmp_path):
     with pytest.raises(ParameterError, match="unknown polygon format"):
         write_polygons([], tmp_path / "r.shp.zip")
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_regions_are_the_polygons_as_arrays_and_valid_on_a_speckled_mask(tmp_path,
+                                                                          connectivity):
+    """A speckled mask (30 % of pixels; many regions of pixels meeting at corners): every
+    region a valid (Multi)Polygon covering exactly its pixels; :func:`regions` and
+    :func:`write_regions` (what `hsad detect --polygons` writes, without a GeoJSON dict a
+    region) give the same geometries and fields as the feature dicts."""
+    rng = np.random.default_rng(1)
+    mask = rng.random((120, 100)) < 0.3
+    scores = rng.random(mask.shape)
+    geoms, props = regions(mask, scores, connectivity=connectivity, transform=TRANSFORM)
+    assert shapely.is_valid(geoms).all()
+    np.testing.assert_allclose(props["area_map"], props["area_px"] * 900.0)
+    assert shapely.union_all(geoms).area == pytest.approx(mask.sum() * 900.0)
+    if connectivity == 8:  # pixels meeting at a corner: one region, its parts gathered
+        assert (shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON).any()
+    feats = polygons(mask, scores, connectivity=connectivity, transform=TRANSFORM)
+    a = write_regions(geoms, props, tmp_path / "a.gpkg", crs="EPSG:32633", with_scores=True)
+    b = write_polygons(feats, tmp_path / "b.gpkg", crs="EPSG:32633", with_scores=True)
+    (_, _, ga, fa), (_, _, gb, fb) = read(a), read(b)
+    assert shapely.equals(shapely.from_wkb(ga), shapely.from_wkb(gb)).all()
+    for x, y in zip(fa, fb, strict=True):
+        np.testing.assert_array_equal(x, y)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.io
@@ -12,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from hsad import detectors
 from hsad.cube import make_cube
 from hsad.engine.stats import mahalanobis, pinv_precision
-from hsad.errors import ModelError, ParameterError
+from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.persistence import load_detector, save_detector
 
 # small and quick: a few hundred optimiser steps on tiny networks
@@ -224,3 +226,22 @@ def test_a_scene_with_too_few_pixels_to_train_on_is_refused():
     tiny = make_cube(np.random.default_rng(0).random((3, 3, 6)).astype(np.float32))
     with pytest.raises(ParameterError, match="only 9 valid pixels to train on"):
         detectors.get("hadgan", progress=False).fit(tiny)
+
+
+def test_a_flat_spatial_stage_is_named():
+    """A scene no larger than the filters' area leaves D_spatial flat (the openings and
+    closings flatten all of it): D_SS then ranks by the spectral term alone, and says so.
+    A scene with structures below the area fuses without a word."""
+    x = np.random.default_rng(3).normal(100.0, 5.0, (5, 5, 8)).astype(np.float32)
+    params = {**FAST, "epochs": 2, "fusion": "aed", "area": 25, "seed": 0}
+    with pytest.warns(DegenerateDataWarning, match=r"D_spatial is flat.*areas \(25 pixels\)"
+                      r".*spectral term alone.*smaller area"):
+        stages = detectors.get("hadgan", **params).fit(make_cube(x)).score_stages(make_cube(x))
+    assert np.ptp(stages["d_spatial"].values) == 0
+    np.testing.assert_array_equal(np.argsort(stages["d_ss"].values, axis=None, kind="stable"),
+                                  np.argsort(stages["d_spectral"].values, axis=None,
+                                             kind="stable"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get("hadgan", **{**params, "area": 9}).fit(make_cube(x)).score_stages(
+            make_cube(x))

@@ -135,7 +135,9 @@ def test_lrx_tiled_equals_untiled():
 
 
 def test_lrx_image_smaller_than_the_window():
-    x = _scene(6, shape=(5, 8, 3))[:, :4]
+    # every 15 × 15 window covers the whole 7 × 5 scene: rings of 26–31 pixels, enough for
+    # 3 bands (the automatic reduction counts the rings the scene leaves)
+    x = _scene(6, shape=(7, 8, 3))[:, :5]
     det = detectors.get("lrx", inner=3, outer=15, pca=None, ridge=1e-3,
                         dtype="float64")
     scores = det.fit_score(make_cube(x).chunk({"y": 2, "x": 2})).values
@@ -280,3 +282,16 @@ def test_lrx_defaults_find_sub_pixel_targets_without_warning():
     assert (det.inner, det.outer, det.pca, det.ridge) == (7, 21, 5, 1e-2)
     assert det.n_components_ == 5 and scores.attrs["hsad_dimension"] == 5
     assert auc_df(scores.values, truth) > 0.95
+
+
+def test_a_scene_narrower_than_the_outer_window_reduces_to_its_clipped_rings():
+    """In a one-column strip (a spectral library stored as an image, a --srcwin one pixel
+    wide) every 7 × 7 ring holds at most 4 pixels, not 40: the automatic reduction counts
+    the rings the scene leaves, and says why."""
+    x = np.random.default_rng(0).normal(100.0, 5.0, (40, 1, 20)).astype(np.float32)
+    with pytest.warns(DegenerateDataWarning, match=r"4-pixel rings \(the 40x1 scene is "
+                      r"narrower than the outer window\).*reduced automatically to its 1 "):
+        det = detectors.get("lrx", inner=3, outer=7).fit(make_cube(x))
+    assert det.n_components_ == 1
+    wide = np.random.default_rng(0).normal(100.0, 5.0, (40, 40, 20)).astype(np.float32)
+    assert detectors.get("lrx", inner=3, outer=7).fit(make_cube(wide)).n_components_ == 5

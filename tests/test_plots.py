@@ -151,6 +151,25 @@ def test_quicklook_subsamples_keeps_peaks_and_masks_nodata():
         quicklook(cube, np.zeros((10, 10)))
 
 
+@pytest.mark.parametrize("rows,cols", [(400, 1), (1, 400), (30, 400)])
+def test_a_strip_is_drawn_wide_enough_to_see(rows, cols):
+    """A one-column scene (a spectral library stored as an image, a one-pixel --srcwin)
+    drew as a line thinner than a pixel: both panels looked empty. A strip longer than 20
+    times its width is drawn wider, and the figure says so; other scenes keep their shape."""
+    cube = _cube(rows=rows, cols=cols, bands=20)
+    fig = quicklook(cube, np.arange(rows * cols, dtype=float).reshape(rows, cols))
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:
+        box = ax.get_window_extent()
+        ratio = max(box.width, box.height) / min(box.width, box.height)
+        assert ratio <= 20.5, (rows, cols, ratio)
+    note = fig._suptitle.get_text() if fig._suptitle else ""
+    if max(rows, cols) / min(rows, cols) > 20:
+        assert "than it is" in note and min(box.width, box.height) > 5
+    else:
+        assert note == "" and fig.axes[0].get_aspect() == 1.0
+
+
 def test_loss_curves(tmp_path):
     history = {"reconstruction": list(np.exp(-np.arange(40) / 4) + 1e-4),
                "adversarial": [0.7] * 40}

@@ -143,6 +143,23 @@ def test_rx_null_threshold_is_the_chi2_quantile_with_rank_dof():
     assert 0.008 < mask.values.mean() < 0.012  # Gaussian background: FAR as asked
 
 
+@pytest.mark.parametrize("ridge", [0.1, 1.0])
+def test_rx_null_threshold_with_a_ridge_keeps_the_false_alarm_rate(ridge):
+    """A ridge shrinks every direction's score (λ/(λ + δ)): the plain χ² threshold flagged
+    104 and 0 pixels of 400 asked at ridge 0.1 and 1 on a Gaussian background. The null is
+    the weighted χ² of those factors."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 200, 30)) @ rng.normal(size=(30, 30))
+    det = detectors.get("rx", dtype="float64", ridge=ridge)
+    scores = det.fit_score(make_cube(x))
+    for far in (0.01, 0.001):
+        rate = det.threshold(scores, far=far).values.mean()
+        # the approximation's 10 % and four binomial standard deviations
+        spread = 0.1 * far + 4 * np.sqrt(far / x[..., 0].size)
+        assert abs(rate - far) < spread, (far, rate)
+        assert det.threshold_ < stats.chi2.isf(far, df=30)
+
+
 def test_rx_refuses_to_score_before_fit_or_on_other_bands():
     x, cube = _cube()
     with pytest.raises(ParameterError, match="not fitted"):

@@ -361,3 +361,31 @@ def test_a_window_view_indexes_as_numpy_does_on_the_window(scene):
             view[key]  # never pixels from outside the window
     with pytest.raises(ParameterError, match="is not inside the 40 x 48 pixel scene"):
         open_cube(scene[0], window=Window(35, 40, 10, 8))  # columns 35:45 of 40
+
+
+def test_train_fits_on_the_window_and_cuts_a_whole_scene_mask(scene, tmp_path, capsys):
+    """`hsad train --srcwin` fits the model on the window alone, as `detect` analyses it: RX
+    statistics equal those of the cropped array; a training mask of the whole scene is cut
+    to the window, and --train-window counts in the window's rows and columns."""
+    from hsad.io.model_archive import load_model
+
+    path, _, values, _ = scene
+    code, out, _ = run_cli(["train", path, "-m", "rx", "-o", tmp_path / "w.hsad",
+                            "--srcwin", 10, 20, 25, 18], capsys)
+    assert code == 0, out
+    window = values[20:38, 10:35].reshape(-1, 12).astype(np.float64)
+    model = load_model(tmp_path / "w.hsad")
+    np.testing.assert_allclose(model.mean_, window.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(model.cov_, np.cov(window.T, bias=True), rtol=1e-7, atol=1e-9)
+    mask = np.zeros(values.shape[:2], dtype=np.float32)
+    mask[20:30, 10:35] = 1  # the window's first 10 rows
+    mask_path = write_geotiff(make_cube(mask[:, :, None], transform=GRID,
+                                        crs="EPSG:32633").isel(band=0), tmp_path / "m.tif")
+    for option, value in (("--train-mask", mask_path), ("--train-window", "0,10,0,25")):
+        code, out, _ = run_cli(["train", path, "-m", "rx", "-o", tmp_path / "t.hsad",
+                                "--overwrite", "--srcwin", 10, 20, 25, 18, option, value],
+                               capsys)
+        assert code == 0, out
+        part = values[20:30, 10:35].reshape(-1, 12).astype(np.float64)
+        np.testing.assert_allclose(load_model(tmp_path / "t.hsad").mean_, part.mean(axis=0),
+                                   rtol=1e-9, err_msg=option)

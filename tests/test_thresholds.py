@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.thresholds import check_threshold, robust_threshold
+from hsad.thresholds import (
+    check_threshold,
+    contamination_threshold,
+    robust_threshold,
+    weighted_chi2_isf,
+)
 
 
 def test_nominal_rate_holds_on_a_log_normal_background():
@@ -67,3 +72,34 @@ def test_rates_outside_the_unit_interval_are_refused(bad):
 def test_two_threshold_rules_are_refused_naming_the_options():
     with pytest.raises(ParameterError, match="--contamination, --far or --threshold"):
         check_threshold(contamination=0.01, far=0.001)
+
+
+@pytest.mark.parametrize("weights", [
+    np.full(30, 1 / 1.1),  # equal: exact
+    np.r_[np.full(5, 0.99), np.linspace(0.01, 0.9, 25)],
+    np.geomspace(1, 1e-4, 200) / (np.geomspace(1, 1e-4, 200) + 0.01),  # a ridge's factors
+])
+def test_weighted_chi2_quantile_against_simulation(weights):
+    from scipy.stats import chi2
+
+    q = (np.random.default_rng(0).standard_normal((200_000, weights.size)) ** 2) @ weights
+    for far in (1e-2, 1e-3):
+        rate = (q > weighted_chi2_isf(far, weights)).mean()
+        assert abs(rate - far) < 0.1 * far + 4 * np.sqrt(far / q.size), (far, rate)
+    assert weighted_chi2_isf(0.01, np.full(7, 2.0)) == pytest.approx(2 * chi2.isf(0.01, 7))
+    assert weighted_chi2_isf(0.01, np.zeros(3)) == np.inf
+
+
+def test_contamination_flags_tied_scores_all_or_none_and_says_so():
+    """300 saturated pixels share the top score: 1 % of 10,000 flagged all 300 of them,
+    silently. They are still flagged together (a threshold on the score), with a warning
+    giving both counts; without ties the share is exact and nothing is said."""
+    s = np.random.default_rng(0).normal(size=10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.count_nonzero(s >= contamination_threshold(s, 0.01)) == 100
+    s[:300] = 50.0
+    with pytest.warns(DegenerateDataWarning, match="300 pixels share the score at the "
+                      r"quantile \(50\), so 300 pixels are flagged for the 100 asked"):
+        assert np.count_nonzero(s >= contamination_threshold(s, 0.01)) == 300
+    assert contamination_threshold(np.array([]), 0.01) == np.inf

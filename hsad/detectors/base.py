@@ -210,7 +210,8 @@ class BaseDetector:
 
         - ``value``: pixels with ``score >= value``.
         - ``contamination``: the expected share of anomalous pixels; the threshold is the
-          ``1 − contamination`` quantile of the valid scores.
+          ``1 − contamination`` quantile of the valid scores (pixels tied at it are all
+          flagged, with a warning when that flags more than asked).
         - ``far``: the false-alarm rate wanted on background. Detectors with a known null
           distribution (RX: χ² with B degrees of freedom) use it; others fit the background
           robustly (:func:`hsad.thresholds.robust_threshold`).
@@ -233,8 +234,9 @@ class BaseDetector:
         if value is not None:
             thr, rule = float(value), "absolute score"
         elif contamination is not None:
-            thr = float(np.quantile(s[finite], 1.0 - float(contamination))) \
-                if finite.any() else np.inf
+            from hsad.thresholds import contamination_threshold
+
+            thr = contamination_threshold(s[finite], float(contamination))
             rule = f"contamination {contamination:g} (score quantile)"
         elif far is not None and self.null_threshold(far) is not None:
             thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"

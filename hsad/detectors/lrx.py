@@ -98,17 +98,24 @@ class LocalRX(BaseDetector):
         check_dtype(self.name, self.dtype)
         check_pca(self.name, self.pca)
 
-    def _dimension(self, n_bands: int) -> int:
-        """Dimension used (``n_components_``), reduced when the rings are too small; warns."""
+    def _dimension(self, n_bands: int, shape: tuple[int, int]) -> int:
+        """Dimension used (``n_components_``), reduced when the rings are too small (also
+        when the ``shape`` of the scene clips every ring: a scene narrower than ``outer``);
+        warns."""
         requested = n_bands if self.pca is None else min(int(self.pca), n_bands)
-        n_ring = self.outer**2 - self.inner**2
+        rows, cols = (int(v) for v in shape)
+        n_ring = (min(self.outer, rows) * min(self.outer, cols)
+                  - min(self.inner, rows) * min(self.inner, cols))
         k = auto_dimension(n_bands, self.pca, n_ring)
         self.reduction_ = None
         if k < requested:
             what = "bands" if self.pca is None else "components"
             self.reduction_ = (f"{n_ring}-pixel rings for {requested} {what}: reduced "
                                f"automatically to {k} principal components")
-            warnings.warn(f"{self.name} ({n_ring}-pixel rings): only {n_ring} valid pixels for "
+            clipped = (f" (the {rows}x{cols} scene is narrower than the outer window)"
+                       if min(rows, cols) < self.outer else "")
+            warnings.warn(f"{self.name} ({n_ring}-pixel rings{clipped}): only {n_ring} valid "
+                          f"pixels for "
                           f"{requested} {what} (fewer than {SAMPLES_PER_DIMENSION} per dimension): "
                           "local covariances would be (near-)singular and the map poor, so "
                           f"the cube is reduced automatically to its {k} leading principal "
@@ -123,7 +130,7 @@ class LocalRX(BaseDetector):
         self._validate(n_bands)
         path = cube.attrs.get("source_path")
         moments = scene_moments(cube, self.name)
-        k = self._dimension(n_bands)
+        k = self._dimension(n_bands, cube.shape[:2])
         project = self.pca is not None or k < n_bands
         covariance_rank(moments.cov, moments.n, self.name, path)  # warns when singular
         self.bands_ = bands

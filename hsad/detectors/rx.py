@@ -150,9 +150,18 @@ class GlobalRX(BaseDetector):
         return map_like(cube, scores, name="score", attrs={"method": self.name})
 
     def null_threshold(self, far: float) -> float | None:
-        """χ² quantile: background RX scores follow χ² with ``rank_`` degrees of freedom."""
+        """The null quantile: Gaussian background RX scores follow χ² with ``rank_`` degrees
+        of freedom; with a ridge, ``Σ wᵢ·χ²₁`` with ``wᵢ = λᵢ/(λᵢ + δ)``, the eigenvalues of
+        ``WᵀΣW`` (the ridge shrinks every direction's score;
+        :func:`hsad.thresholds.weighted_chi2_isf`)."""
         if getattr(self, "rank_", 0) < 1:
             return None
+        if float(self.ridge or 0.0) > 0:
+            from hsad.thresholds import weighted_chi2_isf
+
+            white = np.asarray(self.whitening_, dtype=np.float64)
+            weights = np.linalg.eigvalsh(white.T @ np.asarray(self.cov_) @ white)
+            return weighted_chi2_isf(far, weights)
         from scipy.stats import chi2  # 0.5–0.8 s to import: not on every RX run
 
         return float(chi2.isf(far, df=self.rank_))

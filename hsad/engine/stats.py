@@ -314,6 +314,11 @@ def _dead_bands(cube: xr.DataArray, bands=None) -> str:
     dead = sel[~alive]
     if not dead.size:
         return ""
+    if dead.size == sel.size and sel.size > 1:  # marking every band bad is no remedy
+        value = ("" if nodata is None or not np.isfinite(nodata)
+                 else f"the nodata value {nodata:g} or ")
+        return (f": every pixel is {value}not finite in every band, so the file holds no "
+                "data to analyse (a wrong --nodata, or an empty product?)")
     listed = ", ".join(str(int(b) + 1) for b in dead[:10]) + (", …" if dead.size > 10 else "")
     state = ("not finite in any pixel" if nodata is None or not np.isfinite(nodata)
              else f"the nodata value {nodata:g} (or not finite) in every pixel")
@@ -336,7 +341,8 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
     every score would be equal. So is, with ``scores_its_pixels`` (a detector that scores
     the pixels its unregularised covariance comes from), ``m`` distinct spectra
     (``distinct``, when counted: :func:`distinct_spectra`; else the ``n`` pixels) that are
-    no more than the ``live`` (non-constant; default all) bands + 1, or a rank of ``m − 1``:
+    no more than the ``live`` bands + 1 (non-constant, copies of another band counted once:
+    :func:`independent_bands`; default all), or a rank of ``m − 1``:
     such pixels determine the covariance exactly, and each scores ``n − 1`` when none
     repeats, or a value set by how often it repeats (Reed & Yu's statistic needs
     ``n ≫ bands``). The count is compared with the bands, not only with the numerical rank,
@@ -415,8 +421,22 @@ def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
     lam, vec = np.linalg.eigh(corr)
     keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
     check_covariance(int(keep.sum()), cov.shape[0], n, what, path, scores_its_pixels,
-                     distinct, int(live.sum()))
+                     distinct, independent_bands(corr, live))
     return lam[keep][::-1], vec[:, keep][:, ::-1], scale
+
+
+#: bands whose correlation lies this close to ±1 are copies of each other (an exact copy,
+#: or one band rescaled): in float64 they lie within ~1e-15, measured bands far beyond
+COPY_TOLERANCE = 1e-9
+
+
+def independent_bands(corr: np.ndarray, live: np.ndarray) -> int:
+    """The live (non-constant) bands that are not copies of an earlier one (correlation
+    ±1 within :data:`COPY_TOLERANCE`), from the band-equilibrated covariance ``corr``: a
+    band repeated, or rescaled, adds no direction in which pixels can spread."""
+    idx = np.flatnonzero(live)
+    copied = np.triu(np.abs(corr[np.ix_(idx, idx)]) >= 1.0 - COPY_TOLERANCE, k=1)
+    return int(idx.size - copied.any(axis=0).sum())
 
 
 def covariance_rank(cov: np.ndarray, n: int | None = None, what: str = "RX", path=None,

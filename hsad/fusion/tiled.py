@@ -10,6 +10,7 @@ exact.
 from __future__ import annotations
 
 import uuid
+import warnings
 from dataclasses import dataclass
 
 import dask
@@ -31,7 +32,7 @@ from hsad.engine.tiles import (
     value_range,
 )
 from hsad.engine.windows import project
-from hsad.errors import ParameterError
+from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.fusion import band_energy, guided_filter, tophat_units
 from hsad.morphology import attribute_responses, response_bytes
 
@@ -344,6 +345,13 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
                                                    memory_limit=memory_limit)
         spec_term = d_spec
     (s_lo, s_hi), (p_lo, p_hi) = value_range(s_lo, s_hi), value_range(p_lo, p_hi)
+    if s_lo == s_hi and p_lo < p_hi:  # finite, flat: the filters found no structure at all
+        areas = ", ".join(map(str, fusion.areas()))
+        warnings.warn(f"the spatial stage D_spatial is flat (every valid pixel {s_lo:g}): no "
+                      f"structure of the scene is smaller than the filters' areas ({areas} "
+                      "pixels), so D_SS ranks by the spectral term alone; give a smaller area "
+                      "(-p area=N or target_size_m) or a larger scene",
+                      DegenerateDataWarning, stacklevel=2)
     lam = float(fusion.lam)
     d_ss = (lam * _normalised(d_spat, s_lo, s_hi, fusion.norm)
             + (1.0 - lam) * _normalised(spec_term, p_lo, p_hi, fusion.norm))

@@ -24,8 +24,9 @@ def _check_readable(path: Path) -> None:
         raise FileFormatError("permission denied (file is not readable)", path)
 
 
-def detect_format(path: str | os.PathLike) -> str:
-    """Return ``"envi"``, ``"geotiff"`` or ``"mat"`` for ``path``, sniffing its bytes."""
+def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
+    """Return ``"envi"``, ``"geotiff"`` or ``"mat"`` for ``path``, sniffing its bytes
+    (``what`` the file is meant to be, for the error when it is none of them)."""
     p = Path(path)
     _check_readable(p)
     with open(p, "rb") as fh:
@@ -58,8 +59,8 @@ def detect_format(path: str | os.PathLike) -> str:
     if suffix in (".tif", ".tiff"):
         return "geotiff"
     raise FileFormatError(
-        "not a recognised cube (expected an ENVI header or data file, a GeoTIFF or a MAT file)", p
-    )
+        f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF or a MAT "
+        "file)", p)
 
 
 def open_cube(

@@ -35,6 +35,7 @@ from hsad.io.envi_gdal_view import pam_nodata
 from hsad.io.envi_georef import georef_from_header
 from hsad.io.envi_header import (
     EnviHeader,
+    band_gains,
     data_candidates,
     find_data,
     find_header,
@@ -461,6 +462,9 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     }
     if hdr.class_names is not None:
         attrs["class_names"] = list(hdr.class_names)
+    gains = band_gains(hdr.raw, hdr.bands, header_path)
+    if gains is not None:  # recorded, as for GeoTIFF: the detectors read the raw values
+        attrs.update(band_scales=gains[0], band_offsets=gains[1])
     return make_cube(data, transform=transform, crs=crs, nodata=nodata,
                      wavelength=hdr.wavelength, fwhm=hdr.fwhm, good_band=hdr.good_band,
                      band_names=hdr.band_names, source_format="envi",

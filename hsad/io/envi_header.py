@@ -369,6 +369,22 @@ def _per_band(values, bands: int, key: str, path):
     return None
 
 
+def band_gains(raw: dict, bands: int, path) -> tuple[list[float], list[float]] | None:
+    """Per-band ``(scales, offsets)`` from ``data gain values`` and ``data offset values``
+    (what GDAL reads as band scale and offset: value = DN · gain + offset), None when the
+    header gives neither or both are the identity."""
+    if "data gain values" not in raw and "data offset values" not in raw:
+        return None
+    gains, offsets = (
+        _per_band(_floats(raw[key], key, path), bands, key, path) if key in raw else None
+        for key in ("data gain values", "data offset values"))
+    gains = np.ones(bands) if gains is None else gains
+    offsets = np.zeros(bands) if offsets is None else offsets
+    if np.all(gains == 1) and np.all(offsets == 0):
+        return None
+    return [float(v) for v in gains], [float(v) for v in offsets]
+
+
 def parse_header(path: str | os.PathLike) -> EnviHeader:
     """Read and validate an ENVI header file, returning an :class:`EnviHeader`.
 

@@ -101,6 +101,11 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
         lines.append(f"band names = {_list(coords['band_name'].values, _clean)}")
     if attrs.get("nodata") is not None:
         lines.append(f"data ignore value = {_num(attrs['nodata'])}")
+    scales, offsets = attrs.get("band_scales"), attrs.get("band_offsets")
+    if scales is not None and offsets is not None and len(scales) == len(offsets) == bands:
+        # GDAL's spelling of per-band scale and offset (value = DN · gain + offset)
+        lines.append(f"data gain values = {_list(scales, _num)}")
+        lines.append(f"data offset values = {_list(offsets, _num)}")
     if attrs.get("reflectance_scale_factor") and not attrs.get("scale_applied"):
         lines.append(f"reflectance scale factor = {_num(attrs['reflectance_scale_factor'])}")
     if class_names:
@@ -116,8 +121,10 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
     ``path`` names the data file (``out.img``, ``out.bil``, ``out``); the header goes to
     ``out.hdr`` (a ``.hdr`` path puts the data beside it without extension). Chunks are
     streamed into a memory-mapped temporary file, then data and header are renamed into
-    place together. Wavelength (nm), fwhm, bbl, band names, nodata and the georeferencing
-    (``map info`` + ``coordinate system string``) are kept.
+    place together. Wavelength (nm), fwhm, bbl, band names, nodata, band scales and offsets
+    (``data gain values``, ``data offset values``, as GDAL writes them) and the
+    georeferencing (``map info`` + ``coordinate system string``) are kept. A header named
+    ``out.img.hdr`` beside ``out.img`` (which readers take before ``out.hdr``) is removed.
     """
     cube = _as_cube(cube)
     interleave = str(interleave).lower()
@@ -148,6 +155,9 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
         pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
         da.store(data, EnviWindowWriter(pixels), lock=False)
         tmp_header.write_text(text, encoding="utf-8")
+    stale = data_path.with_name(data_path.name + ".hdr")
+    if stale != header_path and stale.exists():  # GDAL and hsad read it before ours
+        stale.unlink()
     return data_path
 
 

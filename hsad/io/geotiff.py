@@ -270,6 +270,8 @@ def _spectral_metadata(src, bands: list[int]
     def per_band(key):
         if all(key in t for t in tags):
             return [t[key] for t in tags]
+        if key != "bbl" and any(key in t for t in tags):  # unknown in the bands without
+            return [t.get(key, "nan") for t in tags]       # one (earlier hsad wrote none)
         for source in (envi, ds_tags):
             items = _parse_list(source[key]) if key in source else []
             if len(items) == n:
@@ -279,8 +281,8 @@ def _spectral_metadata(src, bands: list[int]
         return None
 
     wl, fwhm, bbl = per_band("wavelength"), per_band("fwhm"), per_band("bbl")
-    units = (tags[0].get("wavelength_units") if tags else None) or envi.get(
-        "wavelength_units") or ds_tags.get("wavelength_units")
+    units = next((t["wavelength_units"] for t in tags if "wavelength_units" in t), None) or \
+        envi.get("wavelength_units") or ds_tags.get("wavelength_units")
     scale = None
     if wl is not None:
         wl = _to_float(wl)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import dask
@@ -102,16 +103,42 @@ def cast_block(block: np.ndarray, out_dtype: np.dtype, nodata: float | None) -> 
 
 
 def cast_cube(cube: xr.DataArray, dtype) -> xr.DataArray:
-    """The cube cast lazily to ``dtype`` with :func:`cast_block` (NaN -> nodata, round, clip)."""
+    """The cube cast lazily to ``dtype`` with :func:`cast_block` (NaN -> nodata, round, clip).
+
+    A nodata value the new type cannot hold is not kept as a wrong one: beyond a float
+    type's range (ArcGIS's -1.797e308 into float32) it becomes that type's extreme, as GDAL
+    clamps it, and its pixels with it; not an integer of an integer type's range (-0.5 or
+    -9999 into uint16) it is dropped, and a warning says what its pixels become.
+    """
     out_dtype = np.dtype(dtype)
     if out_dtype == cube.dtype:
         return cube
-    nodata = cube.attrs.get("nodata")
+    data, nodata = da.asarray(cube.data), cube.attrs.get("nodata")
+    where = cube.attrs.get("source_path") or "the cube"
+    if nodata is not None and np.isfinite(nodata) and out_dtype.kind == "f":
+        top = float(np.finfo(out_dtype).max)
+        if abs(nodata) > top:
+            clamped = float(np.copysign(top, nodata))
+            data = da.where(data == nodata, clamped, data)
+            warnings.warn(f"{where}: nodata {nodata:g} lies beyond {out_dtype}: written as "
+                          f"{clamped:g}, its pixels too", UserWarning, stacklevel=2)
+            nodata = clamped
     if nodata is not None and out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
-        nodata = nodata if np.isfinite(nodata) and info.min <= nodata <= info.max else None
-    data = cube.data.map_blocks(cast_block, out_dtype=out_dtype, nodata=nodata, dtype=out_dtype,
-                                meta=np.empty((0,) * cube.ndim, out_dtype))
+        held = np.isfinite(nodata) and info.min <= nodata <= info.max and nodata == round(nodata)
+        if not held:
+            if np.isnan(nodata):
+                warnings.warn(f"{where}: {out_dtype} has no NaN: pixels without data become "
+                              "0 and the output has no nodata value; convert to a float type "
+                              "to keep them apart", UserWarning, stacklevel=2)
+            elif np.isfinite(nodata):
+                warnings.warn(f"{where}: nodata {nodata:g} is not a value of {out_dtype}: the "
+                              "output has no nodata value, and its pixels become data "
+                              f"(rounded and clipped to {out_dtype}); convert to a float type "
+                              "to keep them apart", UserWarning, stacklevel=2)
+            nodata = None
+    data = data.map_blocks(cast_block, out_dtype=out_dtype, nodata=nodata, dtype=out_dtype,
+                           meta=np.empty((0,) * cube.ndim, out_dtype))
     out = cube.copy(data=data)
     out.attrs["nodata"] = nodata
     return out
@@ -173,9 +200,12 @@ def _compression_threads() -> str:
 
 
 def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,
-            descriptions=None) -> None:
-    """Write a (y, x) or (y, x, band) dask array block by block into a tiled GTiff."""
+            descriptions=None, scaling=None) -> None:
+    """Write a (y, x) or (y, x, band) dask array block by block into a tiled GTiff
+    (``scaling``: per-band ``(scales, offsets)``, GDAL's band scale and offset)."""
     with quiet_gdal(), rasterio.open(path, "w", **profile) as dst:
+        if scaling is not None:
+            dst.scales, dst.offsets = scaling
         if tags:
             dst.update_tags(**tags)
         for i, bt in enumerate(band_tags or [], start=1):
@@ -312,12 +342,14 @@ def _spectral_tags(cube: xr.DataArray) -> tuple[list[dict], list[str]]:
     good = np.asarray(cube["good_band"].values, dtype=bool)
     names = cube["band_name"].values if "band_name" in cube.coords else None
     tags, descriptions = [], []
+    # a band of unknown wavelength says so ("nan"), so the list stays one value a band
+    some_wl, some_fwhm = np.isfinite(wl).any(), np.isfinite(fwhm).any()
     for b in range(cube.shape[2]):
         t = {"bbl": str(int(good[b]))}
-        if np.isfinite(wl[b]):
-            t.update(wavelength=f"{wl[b]:.6g}", wavelength_units="Nanometers")
-        if np.isfinite(fwhm[b]):
-            t["fwhm"] = f"{fwhm[b]:.6g}"
+        if some_wl:
+            t.update(wavelength=f"{wl[b]:.9g}", wavelength_units="Nanometers")
+        if some_fwhm:
+            t["fwhm"] = f"{fwhm[b]:.9g}"
         tags.append(t)
         if names is not None:
             descriptions.append(str(names[b]))
@@ -353,7 +385,22 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     profile = _profile(arr.shape[0], arr.shape[1], arr.shape[2], out_dtype, crs, transform,
                        nodata, interleave)
     return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
-                  tags={"wavelength_units": "Nanometers"}, descriptions=descriptions)
+                  tags={"wavelength_units": "Nanometers"}, descriptions=descriptions,
+                  scaling=band_scaling(cube))
+
+
+def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
+    """Per-band ``(scales, offsets)`` to write as GDAL's band scale and offset: the cube's
+    own (``attrs["band_scales"]``, ``["band_offsets"]``), or an ENVI ``reflectance scale
+    factor`` F not applied, as the scale 1/F (value = DN / F); None for neither."""
+    bands = cube.sizes["band"]
+    scales, offsets = cube.attrs.get("band_scales"), cube.attrs.get("band_offsets")
+    if scales is not None and offsets is not None and len(scales) == len(offsets) == bands:
+        return [float(v) for v in scales], [float(v) for v in offsets]
+    factor = cube.attrs.get("reflectance_scale_factor")
+    if factor and not cube.attrs.get("scale_applied"):
+        return [1.0 / float(factor)] * bands, [0.0] * bands
+    return None
 
 
 __all__ = ["cast_block", "cast_cube", "verify_written", "write_geotiff", "write_geotiff_cube",

@@ -16,7 +16,7 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
     from hsad.cube import make_cube, valid_mask
     from hsad.io import detect_format, open_cube
 
-    if detect_format(path) == "mat":
+    if detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map
 
         cube = make_cube(read_mat_map(path, key, what=what)[:, :, None], source_format="mat",
@@ -48,7 +48,7 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     """
     from hsad.io import detect_format
 
-    if detect_format(path) == "mat":
+    if detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map
 
         gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names

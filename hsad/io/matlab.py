@@ -488,10 +488,10 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
               gt_key: str = "map", dtype=None) -> Path:
     """Write a cube (and optional ground truth) as a compressed MAT v5 file; return its path.
 
-    The cube is materialised as ``key`` (rows, cols, bands); known wavelengths are saved
-    as a ``wavelength`` row vector (nm), ground truth as uint8 ``gt_key``. Cubes over
-    2 GiB raise UnsupportedError (the MAT v5 limit). A CRS, transform or nodata value, which
-    MAT files cannot hold, is named in one warning.
+    The cube is materialised as ``key`` (rows, cols, bands); its wavelengths are saved
+    as a ``wavelength`` row vector (nm, NaN for a band whose wavelength is unknown), ground
+    truth as uint8 ``gt_key``. Cubes over 2 GiB raise UnsupportedError (the MAT v5 limit).
+    A CRS, transform or nodata value, which MAT files cannot hold, is named in one warning.
     """
     if dtype is not None:
         cube = cast_cube(cube, dtype)
@@ -502,7 +502,7 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     _warn_lost(cube, path)
     variables = {key: np.asarray(cube.transpose("y", "x", "band").values)}
     wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    if np.isfinite(wl).all():
+    if np.isfinite(wl).any():  # NaN where a band's wavelength is unknown
         variables["wavelength"] = wl[None, :]
     if gt is not None:
         variables[gt_key] = np.asarray(getattr(gt, "values", gt), dtype=bool).astype(np.uint8)

@@ -228,7 +228,9 @@ def sample_pixels(
 def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None:
     """(y, x) bool map of a training region, or None for the whole scene.
 
-    ``mask``: a (y, x) bool array or a mask file (GeoTIFF, ENVI or MAT; non-zero = in);
+    ``mask``: a (y, x) bool array or a mask file (GeoTIFF, ENVI or MAT; non-zero = in; on
+    the scene's grid, or on the whole grid of a window's scene, cut to the window as
+    :func:`hsad.subset.on_scene_grid` cuts it);
     ``window``: rows and columns ``(r0, r1, c0, c1)``, half-open, or the string
     ``"r0,r1,c0,c1"``. Given both, the region is their intersection.
     """
@@ -238,8 +240,10 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
     if mask is not None:
         if isinstance(mask, (str, os.PathLike)):
             from hsad.io.maps import read_truth
+            from hsad.subset import on_scene_grid
 
-            values, _ = read_truth(mask, shape=shape, what="training mask")
+            values, raster = read_truth(mask, what="training mask")
+            values = on_scene_grid(values, raster, cube, "training mask", mask)
             region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
         else:
             region = np.asarray(getattr(mask, "values", mask), dtype=bool)

@@ -268,10 +268,11 @@ def quicklook(
         return (x0, x0 + (x1 - x0) * a.shape[1] * step / cols,
                 y1 + (y0 - y1) * a.shape[0] * step / rows, y1)
 
+    aspect, stretched = strip_aspect(extent)
     panels = 1 if scores is None else 2
     fig = new_figure(figsize=(5.5 * panels, 5.0))
     ax_rgb = fig.add_subplot(1, panels, 1)
-    ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image))
+    ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image), aspect=aspect)
     wl = cube["wavelength"].values
     names = ("R", "G", "B")
     label = ", ".join(
@@ -286,7 +287,7 @@ def quicklook(
         finite = smap[np.isfinite(smap)]
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
         im = ax_map.imshow(smap, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
-                           interpolation="nearest", extent=shown_extent(smap))
+                           interpolation="nearest", extent=shown_extent(smap), aspect=aspect)
         fig.colorbar(im, ax=ax_map, shrink=0.85, label="anomaly score", extend="max")
         ax_map.set_title("anomaly map", fontsize="small")
         axes.append(ax_map)
@@ -312,13 +313,39 @@ def quicklook(
         ax.set_xlabel(xlabel, fontsize="small")
         ax.tick_params(labelsize="x-small")
         ax.ticklabel_format(style="plain", useOffset=False)  # whole coordinates, no "1e6"
+        if stretched:  # the narrow side has room for one label, at its middle
+            if aspect < 1:
+                ax.set_xticks([(extent[0] + extent[1]) / 2])
+            else:
+                ax.set_yticks([(extent[2] + extent[3]) / 2])
     ax_rgb.set_ylabel(ylabel, fontsize="small")
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend),
                    fontsize="small", frameon=False)
-    if title:
-        fig.suptitle(title)
+    if title or stretched:
+        fig.suptitle(" ".join(filter(None, [title, stretched])),
+                     fontsize=None if title else "small")
     return _finish(fig, path)
+
+
+#: the longest drawn side of a quicklook panel, at most this many times its shortest
+MAX_DRAWN_RATIO = 20.0
+
+
+def strip_aspect(extent) -> tuple[float, str]:
+    """``imshow`` aspect for a scene of ``extent`` (x0, x1, y0, y1), and a note when it
+    is not 1: a strip longer than :data:`MAX_DRAWN_RATIO` times its width (a one-column
+    scene, a spectral library stored as an image) is drawn wider, or it would be a line
+    thinner than a screen pixel."""
+    width, height = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
+    ratio = height / width
+    if ratio > MAX_DRAWN_RATIO:
+        aspect = MAX_DRAWN_RATIO / ratio
+        return aspect, f"(drawn {1 / aspect:.0f}× wider than it is)"
+    if ratio < 1 / MAX_DRAWN_RATIO:
+        aspect = 1 / (MAX_DRAWN_RATIO * ratio)
+        return aspect, f"(drawn {aspect:.0f}× taller than it is)"
+    return 1.0, ""
 
 
 def plot_losses(
