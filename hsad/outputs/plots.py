@@ -236,6 +236,7 @@ def quicklook(
     anomalies stay visible. The colour bar is clipped at the 99.9th percentile.
     """
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     step = max(1, int(np.ceil(max(rows, cols) / max_size)))
@@ -270,7 +271,8 @@ def quicklook(
 
     aspect, stretched = strip_aspect(extent)
     panels = 1 if scores is None else 2
-    fig = new_figure(figsize=(5.5 * panels, 5.0))
+    size, x_labels = panel_size(extent, aspect)
+    fig = new_figure(figsize=(panels * (size[0] + 1.4) + 0.6, size[1] + 1.4))
     ax_rgb = fig.add_subplot(1, panels, 1)
     ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image), aspect=aspect)
     wl = cube["wavelength"].values
@@ -313,6 +315,7 @@ def quicklook(
         ax.set_xlabel(xlabel, fontsize="small")
         ax.tick_params(labelsize="x-small")
         ax.ticklabel_format(style="plain", useOffset=False)  # whole coordinates, no "1e6"
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=x_labels))  # no overlapping eastings
         if stretched:  # the narrow side has room for one label, at its middle
             if aspect < 1:
                 ax.set_xticks([(extent[0] + extent[1]) / 2])
@@ -330,6 +333,18 @@ def quicklook(
 
 #: the longest drawn side of a quicklook panel, at most this many times its shortest
 MAX_DRAWN_RATIO = 20.0
+
+
+def panel_size(extent, aspect: float, longest: float = 5.0) -> tuple[tuple[float, float], int]:
+    """``((width, height) in inches, x labels)`` of a quicklook panel showing ``extent``
+    drawn at ``aspect``: the scene's shape, its longer side ``longest`` inches (a long
+    flight line fills the figure's height instead of a sliver of a fixed-size figure), and
+    as many x labels as fit (map coordinates take about an inch each)."""
+    width, height = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
+    shown = aspect * height / width  # drawn height over drawn width
+    size = (longest / shown, longest) if shown >= 1 else (longest, longest * shown)
+    size = (max(size[0], 1.0), max(size[1], 1.0))
+    return size, max(2, int(size[0]))
 
 
 def strip_aspect(extent) -> tuple[float, str]:
