@@ -364,9 +364,9 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
                        cog: bool = False) -> Path:
     """Write a ``(y, x, band)`` cube as a tiled, compressed multi-band GeoTIFF.
 
-    Keeps CRS, transform, nodata (the cube's unless given), and per-band ``wavelength``
-    (nm), ``fwhm`` and ``bbl`` as GDAL band metadata, which :func:`open_geotiff` reads
-    back. ``interleave`` is ``"band"`` or ``"pixel"``; ``dtype`` casts (float to int
+    Keeps CRS, transform, nodata (the cube's unless given), per-band ``wavelength``
+    (nm, ``nan`` where unknown), ``fwhm`` and ``bbl`` as GDAL band metadata, which
+    :func:`open_geotiff` reads back, and band scale and offset (:func:`band_scaling`). ``interleave`` is ``"band"`` or ``"pixel"``; ``dtype`` casts (float to int
     rounds and clips).
     """
     if interleave not in ("band", "pixel"):
@@ -403,5 +403,5 @@ def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
     return None
 
 
-__all__ = ["cast_block", "cast_cube", "verify_written", "write_geotiff", "write_geotiff_cube",
-           "write_mask"]
+__all__ = ["band_scaling", "cast_block", "cast_cube", "verify_written", "write_geotiff",
+           "write_geotiff_cube", "write_mask"]
