@@ -170,6 +170,24 @@ def test_a_strip_is_drawn_wide_enough_to_see(rows, cols):
         assert note == "" and fig.axes[0].get_aspect() == 1.0
 
 
+def test_quicklook_panels_take_the_scenes_shape():
+    """A 3:1 flight line used 12 % of a fixed 11 × 5 in figure; the panels now have the
+    scene's shape, the longer side 5 in, and the eastings of a narrow panel do not overlap."""
+    from affine import Affine
+
+    x = np.random.default_rng(0).random((300, 100, 20)).astype(np.float32)
+    cube = make_cube(x, wavelength=np.linspace(400, 1000, 20), crs="EPSG:32633",
+                     transform=Affine(30, 0, 500_000, 0, -30, 5_100_000))
+    fig = quicklook(cube, x[..., 0])
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:
+        box = ax.get_window_extent()
+        assert box.height / box.width == pytest.approx(3.0, rel=0.05)
+        labels = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+        assert all(a.x1 < b.x0 for a, b in zip(labels, labels[1:], strict=False))
+    assert fig.get_size_inches()[0] < 8  # two narrow panels, not 11 in of white space
+
+
 def test_loss_curves(tmp_path):
     history = {"reconstruction": list(np.exp(-np.arange(40) / 4) + 1e-4),
                "adversarial": [0.7] * 40}
