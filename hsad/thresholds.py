@@ -41,14 +41,15 @@ def check_threshold(contamination: float | None = None, far: float | None = None
     for label, number in (("contamination", contamination), ("far", far), ("threshold", value)):
         if number is None:
             continue
+        named = f"{label} (--{label})"  # the keyword, and the option on the command line
         try:
             number = float(number)
         except (TypeError, ValueError):
-            raise ParameterError(f"{label} must be a number, got {number!r}") from None
+            raise ParameterError(f"{named} must be a number, got {number!r}") from None
         if label != "threshold" and not 0.0 < number < 1.0:
-            raise ParameterError(f"{label} must lie in (0, 1), got {number}")
+            raise ParameterError(f"{named} must lie in (0, 1), got {number}")
         if not np.isfinite(number):
-            raise ParameterError(f"threshold must be a finite number, got {number}")
+            raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
 def _shift(s: np.ndarray) -> float:

@@ -89,7 +89,7 @@ def test_config_keys_are_checked_and_options_beat_its_threshold(scene, tmp_path,
 def test_a_threshold_must_be_a_finite_number(scene, tmp_path, capsys):
     line = one_error(["detect", scene, "-m", "rx", "--threshold", "nan", "-o",
                       tmp_path / "s.tif"], capsys)
-    assert "threshold must be a finite number" in line
+    assert "threshold (--threshold) must be a finite number" in line
 
 
 def test_a_model_refuses_another_method(scene, tmp_path, capsys):
