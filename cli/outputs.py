@@ -46,15 +46,16 @@ FOLDERS_NOTE = ("Missing output folders are created; existing output files are r
 
 
 def cube_files(path: str | os.PathLike) -> list[Path]:
-    """Files a cube write creates or replaces: the path, plus ``.hdr`` for ENVI (and, for
-    ``out.img``, an ``out.img.hdr``, which readers take before ``out.hdr``: the writer
-    removes it)."""
+    """Files a cube write creates or replaces: the path, plus ``.hdr`` for ENVI, and the
+    headers readers would take before it (``out.img.hdr``, or ``out.HDR``, in any case:
+    the writer removes them, so an existing one needs ``--overwrite``)."""
+    from hsad.io.envi_writer import stale_headers
+
     p = Path(path)
     if p.suffix.lower() in (".tif", ".tiff", ".mat"):
         return [p]
-    if not p.suffix:
-        return [p, p.with_name(p.name + ".hdr")]
-    return [p, p.with_suffix(".hdr"), p.with_name(p.name + ".hdr")]
+    header = p.with_suffix(".hdr") if p.suffix else p.with_name(p.name + ".hdr")
+    return [p, header, *stale_headers(p, header)]
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:
@@ -171,7 +172,8 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
         for file in cube_files(path) if kind == "cube" else [path]:
             if file.is_dir():
                 raise OutputError(f"{option}: is a folder, not a file", file)
-            if os.path.lexists(file) and not file.is_file():  # /dev/null, a pipe, a socket
+            if file.exists() and not file.is_symlink() and not file.is_file():  # /dev/null,
+                # a pipe, a socket (a symbolic link is replaced, not what it points to)
                 raise OutputError(f"{option}: not a regular file (a device, pipe or socket, "
                                   "which the rename into place would replace); hsad writes "
                                   "files only", file)

@@ -237,18 +237,7 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
     if not keep.any():
         raise ParameterError(f"the band selection keeps none of the scene's {n} bands "
                              f"({_span(wavelength)})", path)
-    if keep.all():
-        return cube
-    out = cube.isel(band=np.flatnonzero(keep))
-    for key in PER_BAND_ATTRS:  # lists of one value a band follow the bands kept
-        values = cube.attrs.get(key)
-        if values is not None and len(values) == keep.size:
-            out.attrs[key] = [v for v, k in zip(values, keep, strict=True) if k]
-    return out
-
-
-#: cube attributes holding one value per band (GDAL's band scale and offset)
-PER_BAND_ATTRS = ("band_scales", "band_offsets")
+    return cube if keep.all() else cube.isel(band=np.flatnonzero(keep))
 
 
 def _model_bands(detector) -> tuple[np.ndarray, np.ndarray | None]:

@@ -138,6 +138,25 @@ def make_cube(
     return cube
 
 
+def with_band_scaling(cube: xr.DataArray, scales, offsets) -> xr.DataArray:
+    """``cube`` with GDAL's per-band scale and offset (value = DN · scale + offset) as the
+    band coordinates ``band_scale`` and ``band_offset``, which follow every band selection
+    and reordering; unchanged when both are the identity. Recorded, not applied: the
+    detectors read the stored values."""
+    scales, offsets = (np.asarray(v, dtype=np.float64) for v in (scales, offsets))
+    if np.all(scales == 1) and np.all(offsets == 0):
+        return cube
+    return cube.assign_coords(band_scale=("band", scales), band_offset=("band", offsets))
+
+
+def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
+    """``(scales, offsets)`` of :func:`with_band_scaling`, None when the cube has none."""
+    if "band_scale" not in cube.coords:
+        return None
+    return ([float(v) for v in cube["band_scale"].values],
+            [float(v) for v in cube["band_offset"].values])
+
+
 def transform_of(obj: xr.DataArray) -> Affine:
     """The affine transform of a cube or map, also of a strided or reversed slice and of a
     slice of a rotated or sheared grid (GDAL's window transform; a step of k pixels makes
@@ -203,7 +222,9 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 def nodata_for(dtype, nodata: float | None) -> float | None:
     """``nodata`` as data of ``dtype`` can hold it, as GDAL reads it: None where an integer
-    type cannot (NaN, ±inf, outside the type's range); the value itself otherwise."""
+    type cannot (NaN, ±inf, outside the type's range), or a float32 one (a finite value
+    beyond ±FLT_MAX, farther than :data:`NEAR_FLT_MAX`: -1.797e308, ArcGIS's float64
+    default, on a float32 file); the value itself otherwise."""
     if nodata is None:
         return None
     nodata = float(nodata)
@@ -214,6 +235,9 @@ def nodata_for(dtype, nodata: float | None) -> float | None:
         info = np.iinfo(dtype)
         if not np.isfinite(nodata) or not info.min <= nodata <= info.max:
             return None
+    if dtype == np.float32 and np.isfinite(nodata) and (
+            abs(nodata) - _FLT_MAX > NEAR_FLT_MAX * _FLT_MAX):
+        return None
     return nodata
 
 
@@ -271,7 +295,7 @@ def nodata_hits(values, nodata: float):
     stores it. Integer types compare with the value truncated, as GDAL does; float32
     values also at ±FLT_MAX when ``nodata`` is within :data:`NEAR_FLT_MAX` of it."""
     dtype = values.dtype
-    if nodata_for(dtype, nodata) is None:  # an integer type cannot hold it
+    if nodata_for(dtype, nodata) is None:  # the type cannot hold it
         return values != values
     with np.errstate(over="ignore"):  # a float32 nodata beyond FLT_MAX: inf
         if dtype == np.float32 and abs(abs(nodata) - _FLT_MAX) <= NEAR_FLT_MAX * _FLT_MAX:

@@ -118,9 +118,11 @@ def weighted_chi2_isf(far: float, weights) -> float:
     w = w[w > 0]
     if not w.size:
         return float("inf")
+    top = w.max()  # moments of w / max: no underflow of c₃² for tiny weights
+    w = w / top
     c1, c2, c3 = w.sum(), (w**2).sum(), (w**3).sum()
     dof = c2**3 / c3**2
-    return float(c1 + np.sqrt(c2 / dof) * (chi2.isf(float(far), dof) - dof))
+    return float(top * (c1 + np.sqrt(c2 / dof) * (chi2.isf(float(far), dof) - dof)))
 
 
 __all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "contamination_threshold",

@@ -76,7 +76,7 @@ def test_band_scale_offset_and_a_reflectance_scale_factor_are_kept(tmp_path, cap
         with rasterio.open(tmp_path / out) as dst:  # GDAL reads ENVI's data gain values
             want = ((2e-4,), (0.5,)) if extra else ((1e-4, 2e-4), (-0.1, 0.5))
             assert (dst.scales, dst.offsets) == want, out
-    assert open_cube(tmp_path / "a.img").attrs["band_scales"] == [1e-4, 2e-4]
+    assert open_cube(tmp_path / "a.img")["band_scale"].values.tolist() == [1e-4, 2e-4]
     # an ENVI reflectance scale factor F becomes GDAL's band scale 1/F in a GeoTIFF
     assert run_cli(["convert", tmp_path / "a.img", tmp_path / "b.img"], capsys)[0] == 0
     header = (tmp_path / "b.hdr").read_text()
@@ -139,3 +139,108 @@ def test_a_device_is_never_an_output(tmp_path, capsys):
     os.mkfifo(fifo)
     assert "not a regular file" in one_error(["convert", src, fifo, "--overwrite"], capsys)
     assert not fifo.is_file()
+
+
+def test_a_stale_header_in_another_letter_case_is_found_too(tmp_path, capsys):
+    """`out.img.HDR` is read (case-blind) before `out.hdr` as well."""
+    src = _tif(tmp_path / "in.tif", np.ones((6, 5, 4), np.int16))
+    stale = tmp_path / "out.img.HDR"
+    stale.write_text("ENVI\nsamples = 3\nlines = 2\nbands = 1\n")
+    assert "exists; give --overwrite" in one_error(["convert", src, tmp_path / "out.img"],
+                                                   capsys)
+    assert run_cli(["convert", src, tmp_path / "out.img", "--overwrite"], capsys)[0] == 0
+    assert not stale.exists() and open_cube(tmp_path / "out.img").shape == (5, 4, 6)
+
+
+def test_write_envi_never_removes_its_inputs_header(tmp_path):
+    """`s.img.dat` with its header `s.img.hdr`, written as `s.img`: that header would be the
+    stale one; the Python API refuses instead of deleting the input's header."""
+    from hsad.errors import ParameterError
+    from hsad.io.envi_writer import write_envi
+
+    src = _tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16))
+    first = write_envi(open_cube(src), tmp_path / "s.img.dat")
+    assert (tmp_path / "s.img.hdr").exists()
+    with pytest.raises(ParameterError, match="would remove the header of the input"):
+        write_envi(open_cube(first), tmp_path / "s.img")
+    assert (tmp_path / "s.img.hdr").exists()
+
+
+def test_scales_follow_bands_reordered_in_python(tmp_path):
+    """Band scale and offset are band coordinates: `isel` reorders them with the bands."""
+    from hsad.io.envi_writer import write_envi
+    from hsad.io.geotiff_writer import write_geotiff_cube
+
+    src = _tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16))
+    with rasterio.open(src, "r+") as dst:
+        dst.scales, dst.offsets = (1e-4, 1.0), (0.0, 2.0)
+    swapped = open_cube(src).isel(band=[1, 0])
+    for path in (write_geotiff_cube(swapped, tmp_path / "s.tif"),
+                 write_envi(swapped, tmp_path / "s.img")):
+        with rasterio.open(path) as dst:
+            assert (dst.scales, dst.offsets) == ((1.0, 1e-4), (2.0, 0.0)), path
+
+
+def test_unreadable_gain_lists_are_ignored_with_a_warning(tmp_path):
+    """`data gain values = {1.0D0, 1.0D0}` (Fortran exponents) read before gains were read:
+    metadata no detector uses does not make the file unreadable."""
+    src = _tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16))
+    from hsad.io.envi_writer import write_envi
+
+    path = write_envi(open_cube(src), tmp_path / "g.img")
+    header = tmp_path / "g.hdr"
+    header.write_text(header.read_text() + "data gain values = {1.0D0, 1.0D0}\n")
+    with pytest.warns(UserWarning, match="band scales and offsets are ignored"):
+        cube = open_cube(path)
+    assert "band_scale" not in cube.coords and cube.shape == (3, 4, 2)
+
+
+def test_a_complete_wavelength_list_beats_partial_band_tags(tmp_path):
+    src = tmp_path / "in.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=2, height=2, count=3, dtype="float32",
+                       crs="EPSG:32633", transform=GRID) as dst:
+        dst.write(np.ones((3, 2, 2), np.float32))
+        dst.update_tags(ns="ENVI", wavelength="{400, 500, 600}",
+                        wavelength_units="Nanometers")
+        dst.update_tags(2, wavelength="500")
+    np.testing.assert_array_equal(open_cube(src)["wavelength"].values, [400, 500, 600])
+
+
+def test_a_masked_file_with_a_nodata_value_stays_masked_in_envi(tmp_path, capsys):
+    """A float file with nodata -9999 and its own mask: the masked pixels (NaN) were written
+    as NaN under `data ignore value = -9999`, so GDAL took them for data."""
+    src = tmp_path / "m.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(src, "w", driver="GTiff", width=4, height=3, count=2,
+                           dtype="float32", nodata=-9999, crs="EPSG:32633",
+                           transform=GRID) as dst:
+            dst.write(np.ones((2, 3, 4), np.float32))
+            mask = np.full((3, 4), 255, "uint8")
+            mask[0, :2] = 0
+            dst.write_mask(mask)
+    for out in ("m.img", "m2.tif"):
+        assert run_cli(["convert", src, tmp_path / out], capsys)[0] == 0
+        assert _gdal_masked(tmp_path / out) == 2, out
+
+
+def test_a_float32_file_with_a_float64_nodata_converts(tmp_path, capsys):
+    """`data ignore value = -1.797e308` on float32 data: no pixel can hold it, so it is
+    ignored with a warning, as GDAL ignores it (it was a traceback when writing GeoTIFF)."""
+    from hsad.io.envi_writer import write_envi
+
+    path = write_envi(open_cube(_tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.float32))),
+                      tmp_path / "f.img")
+    header = tmp_path / "f.hdr"
+    header.write_text(header.read_text() + "data ignore value = -1.7976931348623157e+308\n")
+    code, _, err = run_cli(["convert", path, tmp_path / "f.tif"], capsys)
+    assert code == 0 and "cannot occur in float32 data; ignored" in err
+
+
+def test_a_symbolic_link_as_output_is_replaced_not_followed(tmp_path, capsys):
+    import os
+
+    src = _tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16))
+    dangling = tmp_path / "d.tif"
+    os.symlink(tmp_path / "nowhere.tif", dangling)
+    assert run_cli(["convert", src, dangling, "--overwrite"], capsys)[0] == 0
+    assert dangling.is_file() and not dangling.is_symlink()

@@ -13,7 +13,7 @@ from window_reference import per_pixel
 import hsad
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors.lrx import auto_dimension
+from hsad.detectors.lrx import auto_dimension, median_ring
 from hsad.engine.ring_rx import lrx_block
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.outputs.metrics import auc_df
@@ -289,9 +289,18 @@ def test_a_scene_narrower_than_the_outer_window_reduces_to_its_clipped_rings():
     wide) every 7 × 7 ring holds at most 4 pixels, not 40: the automatic reduction counts
     the rings the scene leaves, and says why."""
     x = np.random.default_rng(0).normal(100.0, 5.0, (40, 1, 20)).astype(np.float32)
-    with pytest.warns(DegenerateDataWarning, match=r"4-pixel rings \(the 40x1 scene is "
-                      r"narrower than the outer window\).*reduced automatically to its 1 "):
+    with pytest.warns(DegenerateDataWarning, match=r"4-pixel rings in the median, the 40x1 "
+                      r"scene being narrower than the outer window\).*reduced automatically "
+                      r"to its 1 "):
         det = detectors.get("lrx", inner=3, outer=7).fit(make_cube(x))
     assert det.n_components_ == 1
     wide = np.random.default_rng(0).normal(100.0, 5.0, (40, 40, 20)).astype(np.float32)
     assert detectors.get("lrx", inner=3, outer=7).fit(make_cube(wide)).n_components_ == 5
+    # a 7 × 7 scene inside the default 7 / 21 windows: the centre pixel has no ring, but
+    # the median pixel 21 (corners 33): no reduction below pca=5
+    small = np.random.default_rng(0).normal(100.0, 5.0, (7, 7, 20)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:  # (the centre pixel: NaN, warned)
+        warnings.simplefilter("always")
+        assert detectors.get("lrx").fit(make_cube(small)).n_components_ == 5
+    assert not [w for w in caught if "reduced automatically" in str(w.message)]
+    assert median_ring(7, 7, 7, 21) == 21 and median_ring(40, 1, 3, 7) == 4

@@ -157,7 +157,10 @@ def test_a_strip_is_drawn_wide_enough_to_see(rows, cols):
     drew as a line thinner than a pixel: both panels looked empty. A strip longer than 20
     times its width is drawn wider, and the figure says so; other scenes keep their shape."""
     cube = _cube(rows=rows, cols=cols, bands=20)
-    fig = quicklook(cube, np.arange(rows * cols, dtype=float).reshape(rows, cols))
+    flagged = np.zeros((rows, cols), bool)
+    flagged.flat[::7] = True  # outlines on a one-pixel side (matplotlib's contour needs 2)
+    fig = quicklook(cube, np.arange(rows * cols, dtype=float).reshape(rows, cols),
+                    truth=flagged, detections=flagged)
     fig.canvas.draw()
     for ax in fig.axes[:2]:
         box = ax.get_window_extent()
@@ -183,9 +186,18 @@ def test_quicklook_panels_take_the_scenes_shape():
     for ax in fig.axes[:2]:
         box = ax.get_window_extent()
         assert box.height / box.width == pytest.approx(3.0, rel=0.05)
-        labels = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
-        assert all(a.x1 < b.x0 for a, b in zip(labels, labels[1:], strict=False))
     assert fig.get_size_inches()[0] < 8  # two narrow panels, not 11 in of white space
+    for rows, cols in ((300, 100), (1000, 100), (400, 20), (25, 1)):
+        fig = quicklook(make_cube(np.ones((rows, cols, 3), np.float32), crs="EPSG:32633",
+                                  transform=Affine(30, 0, 500_000, 0, -30, 5_100_000)),
+                        np.ones((rows, cols)), rgb_positions=(0, 1, 2))
+        fig.canvas.draw()
+        note = fig._suptitle.get_text() if fig._suptitle else ""
+        assert "1×" not in note
+        for ax in fig.axes[:2]:  # six-digit eastings never overlap, however narrow
+            labels = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+            assert labels and all(a.x1 < b.x0 for a, b in zip(labels, labels[1:],
+                                                               strict=False)), (rows, cols)
 
 
 def test_loss_curves(tmp_path):

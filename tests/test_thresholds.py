@@ -88,6 +88,9 @@ def test_weighted_chi2_quantile_against_simulation(weights):
         assert abs(rate - far) < 0.1 * far + 4 * np.sqrt(far / q.size), (far, rate)
     assert weighted_chi2_isf(0.01, np.full(7, 2.0)) == pytest.approx(2 * chi2.isf(0.01, 7))
     assert weighted_chi2_isf(0.01, np.zeros(3)) == np.inf
+    # scale-free: tiny weights (a huge ridge) do not underflow to NaN
+    assert weighted_chi2_isf(1e-3, 1e-60 * weights) == pytest.approx(
+        1e-60 * weighted_chi2_isf(1e-3, weights), rel=1e-12)
 
 
 def test_contamination_flags_tied_scores_all_or_none_and_says_so():

@@ -57,6 +57,26 @@ def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:
     return pca if n_ring > pca else min(pca, target)
 
 
+def median_ring(rows: int, cols: int, inner: int, outer: int) -> int:
+    """The median over a ``rows`` × ``cols`` scene's pixels of their ring's size, the
+    windows clipped to the scene (what a scene narrower than ``outer`` leaves them)."""
+    def cover(n: int, size: int) -> np.ndarray:  # the window's length at each position
+        pos, half = np.arange(n), size // 2
+        return np.minimum(pos + half, n - 1) - np.maximum(pos - half, 0) + 1
+
+    pairs = []
+    for n in (rows, cols):
+        both = np.stack([cover(n, outer), cover(n, inner)], axis=1)
+        values, counts = np.unique(both, axis=0, return_counts=True)
+        pairs.append((values, counts))
+    (vr, cr), (vc, cc) = pairs
+    rings = (vr[:, None, 0] * vc[None, :, 0] - vr[:, None, 1] * vc[None, :, 1]).ravel()
+    weights = (cr[:, None] * cc[None, :]).ravel()
+    order = np.argsort(rings, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return int(rings[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 class LocalRX(BaseDetector):
     """Local (dual-window) RX anomaly detector.
 
@@ -104,16 +124,16 @@ class LocalRX(BaseDetector):
         warns."""
         requested = n_bands if self.pca is None else min(int(self.pca), n_bands)
         rows, cols = (int(v) for v in shape)
-        n_ring = (min(self.outer, rows) * min(self.outer, cols)
-                  - min(self.inner, rows) * min(self.inner, cols))
+        n_ring = (self.outer**2 - self.inner**2 if min(rows, cols) >= self.outer
+                  else median_ring(rows, cols, self.inner, self.outer))
         k = auto_dimension(n_bands, self.pca, n_ring)
         self.reduction_ = None
         if k < requested:
             what = "bands" if self.pca is None else "components"
             self.reduction_ = (f"{n_ring}-pixel rings for {requested} {what}: reduced "
                                f"automatically to {k} principal components")
-            clipped = (f" (the {rows}x{cols} scene is narrower than the outer window)"
-                       if min(rows, cols) < self.outer else "")
+            clipped = (f" in the median, the {rows}x{cols} scene being narrower than the "
+                       "outer window" if min(rows, cols) < self.outer else "")
             warnings.warn(f"{self.name} ({n_ring}-pixel rings{clipped}): only {n_ring} valid "
                           f"pixels for "
                           f"{requested} {what} (fewer than {SAMPLES_PER_DIMENSION} per dimension): "

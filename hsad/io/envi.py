@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits, one_nodata
+from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits, one_nodata, with_band_scaling
 from hsad.errors import (
     FileFormatError,
     HeaderError,
@@ -462,13 +462,12 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     }
     if hdr.class_names is not None:
         attrs["class_names"] = list(hdr.class_names)
-    gains = band_gains(hdr.raw, hdr.bands, header_path)
-    if gains is not None:  # recorded, as for GeoTIFF: the detectors read the raw values
-        attrs.update(band_scales=gains[0], band_offsets=gains[1])
-    return make_cube(data, transform=transform, crs=crs, nodata=nodata,
+    cube = make_cube(data, transform=transform, crs=crs, nodata=nodata,
                      wavelength=hdr.wavelength, fwhm=hdr.fwhm, good_band=hdr.good_band,
                      band_names=hdr.band_names, source_format="envi",
                      source_path=str(data_path), attrs=attrs)
+    gains = band_gains(hdr.raw, hdr.bands, header_path)
+    return cube if gains is None else with_band_scaling(cube, *gains)
 
 
 def read_spectral_library(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarray]:

@@ -375,9 +375,14 @@ def band_gains(raw: dict, bands: int, path) -> tuple[list[float], list[float]] |
     header gives neither or both are the identity."""
     if "data gain values" not in raw and "data offset values" not in raw:
         return None
-    gains, offsets = (
-        _per_band(_floats(raw[key], key, path), bands, key, path) if key in raw else None
-        for key in ("data gain values", "data offset values"))
+    try:
+        gains, offsets = (
+            _per_band(_floats(raw[key], key, path), bands, key, path) if key in raw else None
+            for key in ("data gain values", "data offset values"))
+    except HeaderError as exc:  # metadata no detector reads: not worth refusing the file
+        warnings.warn(f"{path}: {exc.problem}; the band scales and offsets are ignored",
+                      UserWarning, stacklevel=3)
+        return None
     gains = np.ones(bands) if gains is None else gains
     offsets = np.zeros(bands) if offsets is None else offsets
     if np.all(gains == 1) and np.all(offsets == 0):

@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import DEFAULT_CHUNK, make_cube, transform_of
+from hsad.cube import DEFAULT_CHUNK, band_scaling, make_cube, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_paths
 from hsad.io.envi import EnviPixels, EnviWindowWriter
@@ -101,11 +101,10 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
         lines.append(f"band names = {_list(coords['band_name'].values, _clean)}")
     if attrs.get("nodata") is not None:
         lines.append(f"data ignore value = {_num(attrs['nodata'])}")
-    scales, offsets = attrs.get("band_scales"), attrs.get("band_offsets")
-    if scales is not None and offsets is not None and len(scales) == len(offsets) == bands:
-        # GDAL's spelling of per-band scale and offset (value = DN · gain + offset)
-        lines.append(f"data gain values = {_list(scales, _num)}")
-        lines.append(f"data offset values = {_list(offsets, _num)}")
+    scaling = band_scaling(cube)
+    if scaling is not None:  # GDAL's spelling of band scale and offset (DN · gain + offset)
+        lines.append(f"data gain values = {_list(scaling[0], _num)}")
+        lines.append(f"data offset values = {_list(scaling[1], _num)}")
     if attrs.get("reflectance_scale_factor") and not attrs.get("scale_applied"):
         lines.append(f"reflectance scale factor = {_num(attrs['reflectance_scale_factor'])}")
     if class_names:
@@ -135,8 +134,16 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
                              f"got {byte_order!r}")
     target = _target_dtype(cube.dtype, dtype)
     data_path, header_path = _output_paths(path)
+    own = cube.attrs.get("header_path")
+    for stale in stale_headers(data_path, header_path):
+        if own and stale.resolve() == Path(own).resolve():
+            raise ParameterError(f"writing here would remove the header of the input, {stale}"
+                                 "; choose another output name", data_path)
     data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
         cube.data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
+    nodata = cube.attrs.get("nodata")
+    if data.dtype.kind == "f" and nodata is not None and np.isfinite(nodata):
+        data = da.where(da.isnan(data), nodata, data)  # a file mask's NaN: the nodata value
     if data.dtype != target:
         data = data.astype(target)
     text = header_text(cube, target, interleave, byte_order)
@@ -155,10 +162,23 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
         pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
         da.store(data, EnviWindowWriter(pixels), lock=False)
         tmp_header.write_text(text, encoding="utf-8")
-    stale = data_path.with_name(data_path.name + ".hdr")
-    if stale != header_path and stale.exists():  # GDAL and hsad read it before ours
+    for stale in stale_headers(data_path, header_path):  # read before ours, by GDAL too
         stale.unlink()
     return data_path
+
+
+def stale_headers(data_path: Path, header_path: Path) -> list[Path]:
+    """Headers beside ``data_path`` that readers would take instead of ``header_path``:
+    ``out.img.hdr`` in any letter case, and ``out.hdr`` in another case than the one
+    written (GDAL and hsad look for them without regard to case)."""
+    folder = data_path.parent if str(data_path.parent) else Path(".")
+    names = {(data_path.name + ".hdr").lower(), header_path.name.lower()}
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return sorted(e for e in entries
+                  if e.name.lower() in names and e.name != header_path.name and e.is_file())
 
 
 __all__ = ["header_text", "write_envi"]

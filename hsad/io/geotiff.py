@@ -26,7 +26,7 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from hsad.cube import DEFAULT_CHUNK, excluded_fill, make_cube, one_nodata
+from hsad.cube import DEFAULT_CHUNK, excluded_fill, make_cube, one_nodata, with_band_scaling
 from hsad.errors import (
     FileFormatError,
     ParameterError,
@@ -270,14 +270,14 @@ def _spectral_metadata(src, bands: list[int]
     def per_band(key):
         if all(key in t for t in tags):
             return [t[key] for t in tags]
-        if key != "bbl" and any(key in t for t in tags):  # unknown in the bands without
-            return [t.get(key, "nan") for t in tags]       # one (earlier hsad wrote none)
         for source in (envi, ds_tags):
             items = _parse_list(source[key]) if key in source else []
             if len(items) == n:
                 return items
             if len(items) == src.count:
                 return [items[b - 1] for b in bands]
+        if key != "bbl" and any(key in t for t in tags):  # unknown in the bands without
+            return [t.get(key, "nan") for t in tags]       # one (earlier hsad wrote none)
         return None
 
     wl, fwhm, bbl = per_band("wavelength"), per_band("fwhm"), per_band("bbl")
@@ -423,9 +423,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
             attrs = {"interleave": interleave, "driver": src.driver,
                      "compression": getattr(src.compression, "value", None),
                      "block_shape": tuple(src.block_shapes[0]), "file_mask": mask}
-            scales, offsets = ([float(v[b - 1]) for b in bands] for v in (src.scales, src.offsets))
-            if any(v != 1 for v in scales) or any(v != 0 for v in offsets):
-                attrs.update(band_scales=scales, band_offsets=offsets)
+            scaling = tuple([float(v[b - 1]) for b in bands] for v in (src.scales, src.offsets))
             if src.gcps[0] and transform.is_identity:
                 warnings.warn(f"{p}: georeferenced by {len(src.gcps[0])} ground control "
                               "points only; hsad keeps the pixel grid and no CRS (warp the "
@@ -448,9 +446,10 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
     )
     if names is not None:
         names = [n or f"band {i + 1}" for i, n in enumerate(names)]
-    return make_cube(data, transform=transform, crs=crs, nodata=nodata, wavelength=wavelength,
+    cube = make_cube(data, transform=transform, crs=crs, nodata=nodata, wavelength=wavelength,
                      fwhm=fwhm, good_band=good, band_names=names, source_format="geotiff",
                      source_path=p, attrs=attrs)
+    return with_band_scaling(cube, *scaling)
 
 
 __all__ = ["WindowReader", "check_last_block", "open_geotiff", "quiet_gdal", "tile_chunks"]

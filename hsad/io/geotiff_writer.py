@@ -25,7 +25,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rioxarray.exceptions import MissingSpatialDimensionError
 
-from hsad.cube import DEFAULT_CHUNK, transform_of
+from hsad.cube import DEFAULT_CHUNK, band_scaling, transform_of
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
@@ -366,8 +366,9 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
 
     Keeps CRS, transform, nodata (the cube's unless given), per-band ``wavelength``
     (nm, ``nan`` where unknown), ``fwhm`` and ``bbl`` as GDAL band metadata, which
-    :func:`open_geotiff` reads back, and band scale and offset (:func:`band_scaling`). ``interleave`` is ``"band"`` or ``"pixel"``; ``dtype`` casts (float to int
-    rounds and clips).
+    :func:`open_geotiff` reads back, and band scale and offset (:func:`output_scaling`).
+    ``interleave`` is ``"band"`` or ``"pixel"``; ``dtype`` casts (float to int rounds and
+    clips).
     """
     if interleave not in ("band", "pixel"):
         raise ParameterError(f"GeoTIFF interleave must be 'band' or 'pixel', got {interleave!r}")
@@ -386,22 +387,21 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
                        nodata, interleave)
     return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
                   tags={"wavelength_units": "Nanometers"}, descriptions=descriptions,
-                  scaling=band_scaling(cube))
+                  scaling=output_scaling(cube))
 
 
-def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
+def output_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
     """Per-band ``(scales, offsets)`` to write as GDAL's band scale and offset: the cube's
-    own (``attrs["band_scales"]``, ``["band_offsets"]``), or an ENVI ``reflectance scale
-    factor`` F not applied, as the scale 1/F (value = DN / F); None for neither."""
-    bands = cube.sizes["band"]
-    scales, offsets = cube.attrs.get("band_scales"), cube.attrs.get("band_offsets")
-    if scales is not None and offsets is not None and len(scales) == len(offsets) == bands:
-        return [float(v) for v in scales], [float(v) for v in offsets]
+    own (:func:`hsad.cube.band_scaling`), or an ENVI ``reflectance scale factor`` F not
+    applied, as the scale 1/F (value = DN / F); None for neither."""
+    own = band_scaling(cube)
+    if own is not None:
+        return own
     factor = cube.attrs.get("reflectance_scale_factor")
     if factor and not cube.attrs.get("scale_applied"):
-        return [1.0 / float(factor)] * bands, [0.0] * bands
+        return [1.0 / float(factor)] * cube.sizes["band"], [0.0] * cube.sizes["band"]
     return None
 
 
-__all__ = ["band_scaling", "cast_block", "cast_cube", "verify_written", "write_geotiff",
+__all__ = ["cast_block", "cast_cube", "output_scaling", "verify_written", "write_geotiff",
            "write_geotiff_cube", "write_mask"]

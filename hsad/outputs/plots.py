@@ -8,6 +8,7 @@ display, no global figure registry), returns it, and writes a PNG atomically whe
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -304,9 +305,16 @@ def quicklook(
             continue
         t = pool(outline)
         if np.nansum(t) > 0:
+            where = shown_extent(t)
+            # contour needs two pixels each way: a one-pixel side is doubled (same extent)
+            inside = np.nan_to_num(t) > 0
+            inside = np.repeat(np.repeat(inside, 1 + (t.shape[0] < 2), axis=0),
+                               1 + (t.shape[1] < 2), axis=1)
             for ax in axes:
-                ax.contour(np.nan_to_num(t) > 0, levels=[0.5], colors=colour, linewidths=0.8,
-                           origin="upper", extent=shown_extent(t))
+                with warnings.catch_warnings():  # every pooled pixel inside: no line to draw
+                    warnings.filterwarnings("ignore", "No contour levels were found")
+                    ax.contour(inside, levels=[0.5], colors=colour, linewidths=0.8,
+                               origin="upper", extent=where)
         legend.append(Line2D([], [], color=colour, lw=1.2,
                              label=text if np.nansum(t) > 0 else f"{text}: none"))
     for ax in axes:
@@ -315,12 +323,12 @@ def quicklook(
         ax.set_xlabel(xlabel, fontsize="small")
         ax.tick_params(labelsize="x-small")
         ax.ticklabel_format(style="plain", useOffset=False)  # whole coordinates, no "1e6"
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=x_labels))  # no overlapping eastings
-        if stretched:  # the narrow side has room for one label, at its middle
-            if aspect < 1:
-                ax.set_xticks([(extent[0] + extent[1]) / 2])
-            else:
-                ax.set_yticks([(extent[2] + extent[3]) / 2])
+        if x_labels >= 2:  # as many as the drawn width holds: no overlapping eastings
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=x_labels))
+        else:  # a narrow panel has room for one label, at its middle
+            ax.set_xticks([(extent[0] + extent[1]) / 2])
+        if stretched and aspect > 1:  # a wide strip drawn taller: one label on y
+            ax.set_yticks([(extent[2] + extent[3]) / 2])
     ax_rgb.set_ylabel(ylabel, fontsize="small")
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend),
@@ -338,13 +346,13 @@ MAX_DRAWN_RATIO = 20.0
 def panel_size(extent, aspect: float, longest: float = 5.0) -> tuple[tuple[float, float], int]:
     """``((width, height) in inches, x labels)`` of a quicklook panel showing ``extent``
     drawn at ``aspect``: the scene's shape, its longer side ``longest`` inches (a long
-    flight line fills the figure's height instead of a sliver of a fixed-size figure), and
-    as many x labels as fit (map coordinates take about an inch each)."""
+    flight line fills the figure's height instead of a sliver of a fixed-size figure; at
+    least an inch each way, for the labels), and as many x labels as the drawn width holds
+    (map coordinates take about an inch each; 1: one, at the middle)."""
     width, height = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
     shown = aspect * height / width  # drawn height over drawn width
-    size = (longest / shown, longest) if shown >= 1 else (longest, longest * shown)
-    size = (max(size[0], 1.0), max(size[1], 1.0))
-    return size, max(2, int(size[0]))
+    drawn = (longest / shown, longest) if shown >= 1 else (longest, longest * shown)
+    return (max(drawn[0], 1.0), max(drawn[1], 1.0)), max(1, int(drawn[0]))
 
 
 def strip_aspect(extent) -> tuple[float, str]:
@@ -354,10 +362,11 @@ def strip_aspect(extent) -> tuple[float, str]:
     thinner than a screen pixel."""
     width, height = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
     ratio = height / width
-    if ratio > MAX_DRAWN_RATIO:
+    # stretched only by 2× or more (rounded), so that the note never says "1×"
+    if ratio >= 1.5 * MAX_DRAWN_RATIO:
         aspect = MAX_DRAWN_RATIO / ratio
         return aspect, f"(drawn {1 / aspect:.0f}× wider than it is)"
-    if ratio < 1 / MAX_DRAWN_RATIO:
+    if ratio <= 1 / (1.5 * MAX_DRAWN_RATIO):
         aspect = 1 / (MAX_DRAWN_RATIO * ratio)
         return aspect, f"(drawn {aspect:.0f}× taller than it is)"
     return 1.0, ""
