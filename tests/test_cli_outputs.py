@@ -370,9 +370,12 @@ def test_keep_existing_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
 
 def test_plan_outputs_lists_envi_headers_and_refuses_duplicates(tmp_path):
     plan = plan_outputs([("OUT", tmp_path / "c.img", "cube"), ("--x", None, "raster")])
-    # c.img.hdr too: readers take it before c.hdr, so a stale one must go (the writer
-    # removes it; without --overwrite an existing one is refused)
-    assert plan.files == [tmp_path / "c.img", tmp_path / "c.hdr", tmp_path / "c.img.hdr"]
+    assert plan.files == [tmp_path / "c.img", tmp_path / "c.hdr"]
+    # an existing c.img.HDR too: readers take it before c.hdr, so a stale one must go (the
+    # writer removes it; without --overwrite it is refused)
+    (tmp_path / "c.img.HDR").write_text("ENVI\n")
+    plan = plan_outputs([("OUT", tmp_path / "c.img", "cube")], overwrite=True)
+    assert plan.files == [tmp_path / "c.img", tmp_path / "c.hdr", tmp_path / "c.img.HDR"]
     with pytest.raises(OutputError, match="name the same file"):
         plan_outputs([("-o", tmp_path / "c.hdr.tif", "raster"),
                       ("OUT", tmp_path / "c.hdr.tif", "cube")])
