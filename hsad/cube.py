@@ -150,11 +150,17 @@ def with_band_scaling(cube: xr.DataArray, scales, offsets) -> xr.DataArray:
 
 
 def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
-    """``(scales, offsets)`` of :func:`with_band_scaling`, None when the cube has none."""
-    if "band_scale" not in cube.coords:
+    """``(scales, offsets)`` of :func:`with_band_scaling`, None when the cube has neither
+    (one alone, e.g. after xarray dropped the other where two cubes disagreed, pairs with
+    the identity)."""
+    have = [name in cube.coords for name in ("band_scale", "band_offset")]
+    if not any(have):
         return None
-    return ([float(v) for v in cube["band_scale"].values],
-            [float(v) for v in cube["band_offset"].values])
+    bands = cube.sizes["band"]
+    scales, offsets = (
+        [float(v) for v in cube[name].values] if present else [float(identity)] * bands
+        for name, present, identity in (("band_scale", have[0], 1), ("band_offset", have[1], 0)))
+    return scales, offsets
 
 
 def transform_of(obj: xr.DataArray) -> Affine:

@@ -153,15 +153,16 @@ def test_a_stale_header_in_another_letter_case_is_found_too(tmp_path, capsys):
 
 
 def test_write_envi_never_removes_its_inputs_header(tmp_path):
-    """`s.img.dat` with its header `s.img.hdr`, written as `s.img`: that header would be the
-    stale one; the Python API refuses instead of deleting the input's header."""
+    """`s.img.dat` with its header `s.img.hdr`, written as `s.img`: readers of `s.img` take
+    that header first, and it is another file's (here the input's): refused, not deleted."""
     from hsad.errors import ParameterError
     from hsad.io.envi_writer import write_envi
 
     src = _tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16))
     first = write_envi(open_cube(src), tmp_path / "s.img.dat")
     assert (tmp_path / "s.img.hdr").exists()
-    with pytest.raises(ParameterError, match="would remove the header of the input"):
+    with pytest.raises(ParameterError, match="s.img.hdr beside it is the header of "
+                       "s.img.dat, and readers would take it for s.img"):
         write_envi(open_cube(first), tmp_path / "s.img")
     assert (tmp_path / "s.img.hdr").exists()
 
@@ -244,3 +245,25 @@ def test_a_symbolic_link_as_output_is_replaced_not_followed(tmp_path, capsys):
     os.symlink(tmp_path / "nowhere.tif", dangling)
     assert run_cli(["convert", src, dangling, "--overwrite"], capsys)[0] == 0
     assert dangling.is_file() and not dangling.is_symlink()
+
+
+def test_another_cubes_header_in_another_case_is_left_alone(tmp_path):
+    """`Scene.img` + `Scene.hdr` beside a new `scene.img`: on a case-sensitive file system
+    that header is another cube's, not a stale one of the output; it stays."""
+    from hsad.io.envi_writer import write_envi
+
+    cube = open_cube(_tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16)))
+    write_envi(cube, tmp_path / "Scene.img")
+    write_envi(cube.isel(band=[0]), tmp_path / "scene.img")
+    assert open_cube(tmp_path / "Scene.img").shape == (3, 4, 2)
+    assert (tmp_path / "Scene.hdr").exists() and (tmp_path / "scene.hdr").exists()
+
+
+def test_one_half_of_the_band_scaling_pairs_with_the_identity(tmp_path):
+    """xarray drops a coordinate two cubes disagree on: the offsets of `(a + b) // 2` went,
+    the scales stayed, and the writers raised KeyError."""
+    from hsad.cube import band_scaling, with_band_scaling
+
+    cube = open_cube(_tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16)))
+    scaled = with_band_scaling(cube, [1e-4, 1e-4], [0.0, 0.5]).drop_vars("band_offset")
+    assert band_scaling(scaled) == ([1e-4, 1e-4], [0.0, 0.0])

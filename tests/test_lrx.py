@@ -304,3 +304,9 @@ def test_a_scene_narrower_than_the_outer_window_reduces_to_its_clipped_rings():
         assert detectors.get("lrx").fit(make_cube(small)).n_components_ == 5
     assert not [w for w in caught if "reduced automatically" in str(w.message)]
     assert median_ring(7, 7, 7, 21) == 21 and median_ring(40, 1, 3, 7) == 4
+    # a 4 × 5 window: 12 of 20 pixels have no ring (NaN, said elsewhere), 8 have 4 pixels;
+    # the advice is a smaller inner window, never "pca= below 0"
+    tiny = np.random.default_rng(0).normal(100.0, 5.0, (4, 5, 20)).astype(np.float32)
+    with pytest.warns(DegenerateDataWarning, match=r"4-pixel rings in the median.*pca= below "
+                      r"4 or use a smaller inner window"):
+        detectors.get("lrx").fit(make_cube(tiny))

@@ -58,8 +58,8 @@ def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:
 
 
 def median_ring(rows: int, cols: int, inner: int, outer: int) -> int:
-    """The median over a ``rows`` × ``cols`` scene's pixels of their ring's size, the
-    windows clipped to the scene (what a scene narrower than ``outer`` leaves them)."""
+    """The median over a ``rows`` × ``cols`` scene's pixels that have a ring of its size,
+    the windows clipped to the scene (what a scene narrower than ``outer`` leaves them)."""
     def cover(n: int, size: int) -> np.ndarray:  # the window's length at each position
         pos, half = np.arange(n), size // 2
         return np.minimum(pos + half, n - 1) - np.maximum(pos - half, 0) + 1
@@ -72,6 +72,8 @@ def median_ring(rows: int, cols: int, inner: int, outer: int) -> int:
     (vr, cr), (vc, cc) = pairs
     rings = (vr[:, None, 0] * vc[None, :, 0] - vr[:, None, 1] * vc[None, :, 1]).ravel()
     weights = (cr[:, None] * cc[None, :]).ravel()
+    if (rings > 0).any():  # pixels without a ring score NaN (check_rings says so)
+        rings, weights = rings[rings > 0], weights[rings > 0]
     order = np.argsort(rings, kind="stable")
     cumulative = np.cumsum(weights[order])
     return int(rings[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
@@ -132,14 +134,16 @@ class LocalRX(BaseDetector):
             what = "bands" if self.pca is None else "components"
             self.reduction_ = (f"{n_ring}-pixel rings for {requested} {what}: reduced "
                                f"automatically to {k} principal components")
+            narrow = min(rows, cols) < self.outer
             clipped = (f" in the median, the {rows}x{cols} scene being narrower than the "
-                       "outer window" if min(rows, cols) < self.outer else "")
+                       "outer window" if narrow else "")
+            remedy = "a smaller inner window" if narrow else "larger windows"
             warnings.warn(f"{self.name} ({n_ring}-pixel rings{clipped}): only {n_ring} valid "
                           f"pixels for "
                           f"{requested} {what} (fewer than {SAMPLES_PER_DIMENSION} per dimension): "
                           "local covariances would be (near-)singular and the map poor, so "
                           f"the cube is reduced automatically to its {k} leading principal "
-                          f"components; set pca= below {n_ring} or use larger windows to "
+                          f"components; set pca= below {n_ring} or use {remedy} to "
                           "choose", DegenerateDataWarning, stacklevel=3)
         return k
 

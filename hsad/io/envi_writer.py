@@ -168,17 +168,39 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
 
 
 def stale_headers(data_path: Path, header_path: Path) -> list[Path]:
-    """Headers beside ``data_path`` that readers would take instead of ``header_path``:
-    ``out.img.hdr`` in any letter case, and ``out.hdr`` in another case than the one
-    written (GDAL and hsad look for them without regard to case)."""
+    """Headers beside ``data_path`` that readers would take instead of ``header_path``
+    (GDAL and hsad look for them without regard to case), to be removed: ``out.img.hdr``
+    in any letter case, which readers try first, and ``out.hdr`` in another case than the
+    one written. One that belongs to another data file (``out.img.hdr`` of
+    ``out.img.dat``) cannot be removed, nor left where readers of ``out.img`` would take
+    it: ParameterError. ``Scene.hdr`` of a ``Scene.img`` beside a new ``scene.img`` (a
+    case-sensitive file system) is another cube's, and readers take ``scene.hdr``: left."""
     folder = data_path.parent if str(data_path.parent) else Path(".")
-    names = {(data_path.name + ".hdr").lower(), header_path.name.lower()}
+    first = (data_path.name + ".hdr").lower()
     try:
-        entries = list(folder.iterdir())
+        entries = [e for e in folder.iterdir() if e.is_file()]
     except OSError:
         return []
-    return sorted(e for e in entries
-                  if e.name.lower() in names and e.name != header_path.name and e.is_file())
+
+    def owner(header: Path) -> Path | None:  # a data file other than ours, named for it
+        stem = header.name[:-4]
+        return next((e for e in entries if e.name != data_path.name
+                     and not e.name.lower().endswith(".hdr")
+                     and (e.name == stem or e.name.rsplit(".", 1)[0] == stem)), None)
+
+    stale = []
+    for e in entries:
+        low = e.name.lower()
+        if e.name == header_path.name or low not in (first, header_path.name.lower()):
+            continue
+        other = owner(e)
+        if other is None:
+            stale.append(e)
+        elif low == first:
+            raise ParameterError(f"{e.name} beside it is the header of {other.name}, and "
+                                 f"readers would take it for {data_path.name}: choose "
+                                 "another output name", data_path)
+    return sorted(stale)
 
 
 __all__ = ["header_text", "write_envi"]
