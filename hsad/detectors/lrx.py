@@ -126,15 +126,15 @@ class LocalRX(BaseDetector):
         warns."""
         requested = n_bands if self.pca is None else min(int(self.pca), n_bands)
         rows, cols = (int(v) for v in shape)
-        n_ring = (self.outer**2 - self.inner**2 if min(rows, cols) >= self.outer
-                  else median_ring(rows, cols, self.inner, self.outer))
+        narrow = min(rows, cols) < self.outer
+        n_ring = (median_ring(rows, cols, self.inner, self.outer) if narrow
+                  else self.outer**2 - self.inner**2)
         k = auto_dimension(n_bands, self.pca, n_ring)
         self.reduction_ = None
         if k < requested:
             what = "bands" if self.pca is None else "components"
             self.reduction_ = (f"{n_ring}-pixel rings for {requested} {what}: reduced "
                                f"automatically to {k} principal components")
-            narrow = min(rows, cols) < self.outer
             clipped = (f" in the median, the {rows}x{cols} scene being narrower than the "
                        "outer window" if narrow else "")
             remedy = "a smaller inner window" if narrow else "larger windows"
