@@ -13,8 +13,9 @@ from window_reference import per_pixel
 import hsad
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors.lrx import auto_dimension, median_ring
+from hsad.detectors.lrx import auto_dimension
 from hsad.engine.ring_rx import lrx_block
+from hsad.engine.windows import median_ring
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.outputs.metrics import auc_df
 

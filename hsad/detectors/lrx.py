@@ -35,6 +35,7 @@ from hsad.engine.windows import (
     check_rings,
     check_windows,
     map_windows,
+    median_ring,
     nan_filled,
     projected,
 )
@@ -55,28 +56,6 @@ def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:
         return min(n_bands, target)
     pca = min(int(pca), n_bands)
     return pca if n_ring > pca else min(pca, target)
-
-
-def median_ring(rows: int, cols: int, inner: int, outer: int) -> int:
-    """The median over a ``rows`` × ``cols`` scene's pixels that have a ring of its size,
-    the windows clipped to the scene (what a scene narrower than ``outer`` leaves them)."""
-    def cover(n: int, size: int) -> np.ndarray:  # the window's length at each position
-        pos, half = np.arange(n), size // 2
-        return np.minimum(pos + half, n - 1) - np.maximum(pos - half, 0) + 1
-
-    pairs = []
-    for n in (rows, cols):
-        both = np.stack([cover(n, outer), cover(n, inner)], axis=1)
-        values, counts = np.unique(both, axis=0, return_counts=True)
-        pairs.append((values, counts))
-    (vr, cr), (vc, cc) = pairs
-    rings = (vr[:, None, 0] * vc[None, :, 0] - vr[:, None, 1] * vc[None, :, 1]).ravel()
-    weights = (cr[:, None] * cc[None, :]).ravel()
-    if (rings > 0).any():  # pixels without a ring score NaN (check_rings says so)
-        rings, weights = rings[rings > 0], weights[rings > 0]
-    order = np.argsort(rings, kind="stable")
-    cumulative = np.cumsum(weights[order])
-    return int(rings[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
 class LocalRX(BaseDetector):
