@@ -372,7 +372,7 @@ def _per_band(values, bands: int, key: str, path):
 def band_gains(raw: dict, bands: int, path) -> tuple[list[float], list[float]] | None:
     """Per-band ``(scales, offsets)`` from ``data gain values`` and ``data offset values``
     (what GDAL reads as band scale and offset: value = DN · gain + offset), None when the
-    header gives neither or both are the identity."""
+    header gives neither (:func:`hsad.cube.with_band_scaling` leaves out the identity)."""
     if "data gain values" not in raw and "data offset values" not in raw:
         return None
     try:
@@ -385,8 +385,6 @@ def band_gains(raw: dict, bands: int, path) -> tuple[list[float], list[float]] |
         return None
     gains = np.ones(bands) if gains is None else gains
     offsets = np.zeros(bands) if offsets is None else offsets
-    if np.all(gains == 1) and np.all(offsets == 0):
-        return None
     return [float(v) for v in gains], [float(v) for v in offsets]
 
 

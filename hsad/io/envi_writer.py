@@ -135,10 +135,11 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
     target = _target_dtype(cube.dtype, dtype)
     data_path, header_path = _output_paths(path)
     own = cube.attrs.get("header_path")
-    for stale in stale_headers(data_path, header_path):
-        if own and stale.resolve() == Path(own).resolve():
-            raise ParameterError(f"writing here would remove the header of the input, {stale}"
-                                 "; choose another output name", data_path)
+    stale = stale_headers(data_path, header_path)  # checked before any write
+    for header in stale:
+        if own and header.resolve() == Path(own).resolve():
+            raise ParameterError(f"writing here would remove the header of the input, "
+                                 f"{header}; choose another output name", data_path)
     data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
         cube.data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
     nodata = cube.attrs.get("nodata")
@@ -162,8 +163,8 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
         pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
         da.store(data, EnviWindowWriter(pixels), lock=False)
         tmp_header.write_text(text, encoding="utf-8")
-    for stale in stale_headers(data_path, header_path):  # read before ours, by GDAL too
-        stale.unlink()
+    for header in stale:  # readers would take it before ours, GDAL too
+        header.unlink(missing_ok=True)
     return data_path
 
 
