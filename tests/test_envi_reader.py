@@ -103,6 +103,58 @@ def test_large_windows_are_read_in_row_blocks(tmp_path, monkeypatch):
     assert len(calls) == 40 // max(1, 1000 // (11 * 5 * 4))
 
 
+@pytest.mark.parametrize(("interleave", "byte_order", "code", "viewed"), [
+    ("bip", 0, 4, True), ("bip", 0, 2, True), ("bip", 1, 4, False), ("bil", 0, 4, False),
+    ("bsq", 0, 4, False)])
+def test_native_bip_chunks_are_copy_on_write_views_of_the_file(
+        tmp_path, interleave, byte_order, code, viewed):
+    import gc
+
+    gc.collect()
+    live = envi._live_views  # views another test still holds
+    cube = _cube(CODES[code], (12, 10, 5), seed=7)
+    data, _ = write_raw(tmp_path, "s.img", cube, interleave, byte_order, code, offset=24)
+    before = data.read_bytes()
+    got = open_envi(data, chunks=(5, 4)).data
+    flags = got.map_blocks(lambda b: np.full((1, 1, 1), b.base is not None), chunks=(1, 1, 1),
+                           dtype=bool).compute()
+    assert flags.all() == viewed and flags.any() == viewed
+    np.testing.assert_array_equal(got.compute(), cube)
+    np.testing.assert_array_equal(got[2:9, 1:8:3, 1:4].compute(), cube[2:9, 1:8:3, 1:4])
+
+    def scribble(block):  # a chunk written in place: a private page, never the file
+        block[...] = 0
+        return block.sum(axis=2)
+
+    assert not got.map_blocks(scribble, drop_axis=2, dtype=got.dtype).compute().any()
+    assert data.read_bytes() == before
+    np.testing.assert_array_equal(got.compute(), cube)
+    gc.collect()
+    assert envi._live_views == live
+
+
+def test_live_views_are_bounded_and_released(tmp_path, monkeypatch):
+    import gc
+    import os
+
+    gc.collect()
+    live = envi._live_views  # views another test still holds
+    monkeypatch.setattr(envi, "_LIVE_VIEWS", live + 8)
+    cube = _cube("f4", (30, 4, 3), seed=8)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
+    reader = envi.EnviPixels(data, np.dtype("<f4"), cube.shape, "bip", 0)
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    rows = [reader[i:i + 1] for i in range(30)]  # each row alive at once
+    assert sum(r.base is not None for r in rows) == 8 and envi._live_views == live + 8
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) - descriptors == 8
+    np.testing.assert_array_equal(np.concatenate(rows), cube)
+    del rows
+    gc.collect()
+    assert envi._live_views == live
+    assert reader[3:5].base is not None  # views again once released
+
+
 def test_header_dialect_crlf_comments_mixed_case_and_multiline_braces(tmp_path):
     cube = _cube("u2", (4, 5, 3))
     data, hdr = write_raw(tmp_path, "scene.dat", cube, "bil")

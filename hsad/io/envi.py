@@ -2,9 +2,10 @@
 :mod:`hsad.io.envi_writer`).
 
 ``open_envi`` returns a dask-backed cube whose chunks are ``(y, x)`` tiles with all
-bands. Each chunk maps only the rows it needs (``np.memmap``), copies its window into
-a native-endian ``(y, x, band)`` array and unmaps, so memory follows the chunk size,
-not the scene size. ``EnviWindowWriter`` is the same window access for writing.
+bands. Each chunk maps only the rows it needs (``np.memmap``): a native-endian BIP file's
+window is a copy-on-write view of those rows, any other layout is copied into a
+native-endian ``(y, x, band)`` array and unmapped. Memory follows the chunk size, not
+the scene size. ``EnviWindowWriter`` is the same window access for writing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 import weakref
 import zlib
@@ -49,6 +51,16 @@ _BLOCK_BYTES = 16 * 2**20
 #: Decompressed gzip payloads up to this size stay in memory; larger go to a temp file.
 _GZIP_IN_MEMORY = 64 * 2**20
 _UNSUPPORTED_FILE_TYPES = ("envi meta file", "envi virtual mosaic", "envi fft result")
+#: Windows read as views of the mapped file at once (each mapping holds a descriptor).
+_LIVE_VIEWS = 64
+_live_views = 0
+_views_lock = threading.Lock()
+
+
+def _view_closed() -> None:
+    global _live_views
+    with _views_lock:
+        _live_views -= 1
 
 
 # --------------------------------------------------------------------------- pixel access
@@ -200,10 +212,46 @@ class EnviPixels:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _mapped_window(self, ys: slice, xs: slice, bs: slice) -> np.ndarray | None:
+        """The window as a view of the file's pages, or None when it needs a copy.
+
+        Only a native-endian BIP file without line frames is stored in ``(y, x, band)``
+        order: its window is then returned with no copy (the pages stay in the page cache,
+        shared with every other reader), which saves a pass through memory on every read.
+        The view maps the window's rows only, for as long as the chunk lives, and is
+        copy-on-write: writing to a chunk never reaches the file. Each live mapping holds a
+        file descriptor, so at most :data:`_LIVE_VIEWS` exist at once (computing a whole
+        cube of many small chunks copies the rest, as before).
+        """
+        global _live_views
+        if (self.interleave != "bip" or any(self.frame) or ys.step != 1
+                or isinstance(self.source, (bytes, bytearray, memoryview))
+                or self.file_dtype != self.dtype):
+            return None
+        with _views_lock:
+            if _live_views >= _LIVE_VIEWS:
+                return None
+            _live_views += 1
+        try:
+            rows = self._rows_view(ys.start, ys.stop, mode="c")
+        except BaseException:
+            _view_closed()
+            raise
+        owner = rows
+        while isinstance(owner, np.ndarray):  # the mmap object: closed with its last view
+            owner = owner.base
+        weakref.finalize(owner, _view_closed)
+        return np.asarray(rows[:, xs, bs])
+
     def read_window(self, ys: slice, xs: slice, bs: slice) -> np.ndarray:
-        """Copy rows ``ys``, columns ``xs`` and bands ``bs`` into a (y, x, band) array."""
+        """Rows ``ys``, columns ``xs`` and bands ``bs`` as a (y, x, band) array: a view of
+        the mapped file where the layout allows (:meth:`_mapped_window`), else a copy."""
         sel = zip((ys, xs, bs), self.shape, strict=True)
         ny, nx, nb = (len(range(*s.indices(n))) for s, n in sel)
+        if ny and nx and nb:
+            view = self._mapped_window(ys, xs, bs)
+            if view is not None:
+                return view
         out = np.empty((ny, nx, nb), dtype=self.dtype)
         if out.size == 0:
             return out
