@@ -123,10 +123,11 @@ def test_native_bip_chunks_are_copy_on_write_views_of_the_file(
     np.testing.assert_array_equal(got[2:9, 1:8:3, 1:4].compute(), cube[2:9, 1:8:3, 1:4])
 
     def scribble(block):  # a chunk written in place: a private page, never the file
+        assert (block.base is not None) == viewed  # the chunk itself, not a copy of it
         block[...] = 0
-        return block.sum(axis=2)
+        return block
 
-    assert not got.map_blocks(scribble, drop_axis=2, dtype=got.dtype).compute().any()
+    assert not got.map_blocks(scribble, dtype=got.dtype).compute().any()
     assert data.read_bytes() == before
     np.testing.assert_array_equal(got.compute(), cube)
     gc.collect()
@@ -153,6 +154,43 @@ def test_live_views_are_bounded_and_released(tmp_path, monkeypatch):
     gc.collect()
     assert envi._live_views == live
     assert reader[3:5].base is not None  # views again once released
+    np.testing.assert_array_equal(reader[::2], cube[::2])  # stepped rows: copied
+    np.testing.assert_array_equal(reader[1:9:3, 1:3], cube[1:9:3, 1:3])
+    assert reader[::2].base is None
+    got = open_envi(data, chunks=(7, 4)).data
+    np.testing.assert_array_equal(got[::2].compute(), cube[::2])
+    np.testing.assert_array_equal(got[::-3, ::2].compute(), cube[::-3, ::2])
+
+
+def test_views_give_way_to_copies_when_the_system_refuses_a_mapping(tmp_path, monkeypatch):
+    import gc
+
+    gc.collect()
+    live = envi._live_views, envi._live_view_bytes
+    cube = _cube("f4", (30, 4, 3), seed=9)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
+    reader = envi.EnviPixels(data, np.dtype("<f4"), cube.shape, "bip", 0)
+    real = envi._map_data
+
+    def refuse(source, dtype, offset, count, mode="r"):  # descriptors or address space out
+        if mode == "c":
+            raise envi.FileFormatError("cannot map data file: Too many open files", source)
+        return real(source, dtype, offset, count, mode)
+
+    monkeypatch.setattr(envi, "_map_data", refuse)
+    window = reader[2:20]
+    assert window.base is None and (envi._live_views, envi._live_view_bytes) == live
+    np.testing.assert_array_equal(window, cube[2:20])
+    monkeypatch.setattr(envi, "_map_data", real)
+    # the mapped bytes are bounded too: 10 rows of 48 bytes fit a 480-byte budget, 11 not
+    monkeypatch.setattr(envi, "_LIVE_VIEW_BYTES", live[1] + 480)
+    first = reader[0:10]
+    assert first.base is not None and reader[10:11].base is None
+    del first
+    gc.collect()
+    assert reader[10:21].base is None and reader[10:20].base is not None
+    gc.collect()
+    assert (envi._live_views, envi._live_view_bytes) == live
 
 
 def test_header_dialect_crlf_comments_mixed_case_and_multiline_braces(tmp_path):

@@ -51,16 +51,20 @@ _BLOCK_BYTES = 16 * 2**20
 #: Decompressed gzip payloads up to this size stay in memory; larger go to a temp file.
 _GZIP_IN_MEMORY = 64 * 2**20
 _UNSUPPORTED_FILE_TYPES = ("envi meta file", "envi virtual mosaic", "envi fft result")
-#: Windows read as views of the mapped file at once (each mapping holds a descriptor).
+#: Windows read as views of the mapped file at once (each mapping holds a descriptor), and
+#: the bytes they may map together (address space, which ``ulimit -v`` bounds)
 _LIVE_VIEWS = 64
+_LIVE_VIEW_BYTES = 4 * 2**30
 _live_views = 0
+_live_view_bytes = 0
 _views_lock = threading.Lock()
 
 
-def _view_closed() -> None:
-    global _live_views
+def _view_closed(nbytes: int) -> None:
+    global _live_views, _live_view_bytes
     with _views_lock:
         _live_views -= 1
+        _live_view_bytes -= nbytes
 
 
 # --------------------------------------------------------------------------- pixel access
@@ -110,7 +114,8 @@ class EnviPixels:
     """Read-only array-like over an ENVI data file, indexed in ``(y, x, band)`` order.
 
     ``source`` is the data file path, or a bytes buffer (decompressed gzip payload).
-    Every ``__getitem__`` returns a new native-endian numpy array of the window.
+    ``__getitem__`` returns the window as a native-endian numpy array: a copy-on-write view
+    of the file for a native-endian BIP file (:meth:`_mapped_window`), else a new array.
     """
 
     ndim = 3
@@ -220,27 +225,33 @@ class EnviPixels:
         shared with every other reader), which saves a pass through memory on every read.
         The view maps the window's rows only, for as long as the chunk lives, and is
         copy-on-write: writing to a chunk never reaches the file. Each live mapping holds a
-        file descriptor, so at most :data:`_LIVE_VIEWS` exist at once (computing a whole
-        cube of many small chunks copies the rest, as before).
+        file descriptor and address space, so at most :data:`_LIVE_VIEWS` views of
+        :data:`_LIVE_VIEW_BYTES` together exist at once; beyond them, or when the system
+        refuses a mapping (descriptors or address space exhausted), the window is copied.
         """
-        global _live_views
+        global _live_views, _live_view_bytes
         if (self.interleave != "bip" or any(self.frame) or ys.step != 1
                 or isinstance(self.source, (bytes, bytearray, memoryview))
                 or self.file_dtype != self.dtype):
             return None
+        nbytes = (ys.stop - ys.start) * self.shape[1] * self.shape[2] * self.dtype.itemsize
         with _views_lock:
-            if _live_views >= _LIVE_VIEWS:
+            if _live_views >= _LIVE_VIEWS or _live_view_bytes + nbytes > _LIVE_VIEW_BYTES:
                 return None
             _live_views += 1
+            _live_view_bytes += nbytes
         try:
             rows = self._rows_view(ys.start, ys.stop, mode="c")
+        except FileFormatError:  # EMFILE, ENOMEM: the 16 MiB blocks of a copy may still map
+            _view_closed(nbytes)
+            return None
         except BaseException:
-            _view_closed()
+            _view_closed(nbytes)
             raise
         owner = rows
         while isinstance(owner, np.ndarray):  # the mmap object: closed with its last view
             owner = owner.base
-        weakref.finalize(owner, _view_closed)
+        weakref.finalize(owner, _view_closed, nbytes)
         return np.asarray(rows[:, xs, bs])
 
     def read_window(self, ys: slice, xs: slice, bs: slice) -> np.ndarray:
