@@ -6,6 +6,7 @@ Files are built here byte by byte with numpy (independently of hsad's writer).
 from __future__ import annotations
 
 import gzip
+import sys
 
 import dask.array as da
 import numpy as np
@@ -115,7 +116,7 @@ def test_native_bip_chunks_are_copy_on_write_views_of_the_file(
     cube = _cube(CODES[code], (12, 10, 5), seed=7)
     data, _ = write_raw(tmp_path, "s.img", cube, interleave, byte_order, code, offset=24)
     before = data.read_bytes()
-    got = open_envi(data, chunks=(5, 4)).data
+    got = open_envi(data, chunks=(5, 5)).data  # windows of half a row: mapped as views
     flags = got.map_blocks(lambda b: np.full((1, 1, 1), b.base is not None), chunks=(1, 1, 1),
                            dtype=bool).compute()
     assert flags.all() == viewed and flags.any() == viewed
@@ -182,15 +183,46 @@ def test_views_give_way_to_copies_when_the_system_refuses_a_mapping(tmp_path, mo
     assert window.base is None and (envi._live_views, envi._live_view_bytes) == live
     np.testing.assert_array_equal(window, cube[2:20])
     monkeypatch.setattr(envi, "_map_data", real)
-    # the mapped bytes are bounded too: 10 rows of 48 bytes fit a 480-byte budget, 11 not
+    # the mapped bytes (whole rows: 48 bytes each) are bounded: 10 rows fit a 480-byte
+    # budget, whichever columns the window takes, and 11 do not
     monkeypatch.setattr(envi, "_LIVE_VIEW_BYTES", live[1] + 480)
-    first = reader[0:10]
+    first = reader[0:10, 1:2]
     assert first.base is not None and reader[10:11].base is None
     del first
     gc.collect()
     assert reader[10:21].base is None and reader[10:20].base is not None
     gc.collect()
     assert (envi._live_views, envi._live_view_bytes) == live
+
+
+def test_narrow_windows_of_wide_rows_are_copied(tmp_path):
+    cube = _cube("f4", (6, 8, 3), seed=10)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
+    reader = envi.EnviPixels(data, np.dtype("<f4"), cube.shape, "bip", 0)
+    assert reader[:, 0:1].base is None  # would map 8× its bytes
+    assert reader[:, 2:4].base is not None and reader[:, 0:8:3].base is not None
+    np.testing.assert_array_equal(reader[:, 0:1], cube[:, 0:1])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork") or sys.platform != "linux",
+                    reason="file descriptor limits are set with setrlimit on Linux")
+def test_a_persisted_bip_cube_fits_a_small_descriptor_limit(tmp_path):
+    """A persisted cube of many chunks under ``ulimit -n 40``: its views stop at their own
+    limit, so the copies beyond still find descriptors (the first views held 64)."""
+    import subprocess
+
+    cube = _cube("f4", (64, 32, 5), seed=11)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
+    script = (
+        "import resource, numpy as np\n"
+        "from hsad.io.envi import open_envi\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))\n"
+        f"cube = open_envi({str(data)!r}, chunks=(1, 32)).data.persist()\n"
+        "print(float(cube.astype('f8').sum().compute()))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout) == pytest.approx(float(cube.astype(np.float64).sum()), rel=1e-12)
 
 
 def test_header_dialect_crlf_comments_mixed_case_and_multiline_braces(tmp_path):

@@ -52,9 +52,12 @@ _BLOCK_BYTES = 16 * 2**20
 _GZIP_IN_MEMORY = 64 * 2**20
 _UNSUPPORTED_FILE_TYPES = ("envi meta file", "envi virtual mosaic", "envi fft result")
 #: Windows read as views of the mapped file at once (each mapping holds a descriptor), and
-#: the bytes they may map together (address space, which ``ulimit -v`` bounds)
-_LIVE_VIEWS = 64
-_LIVE_VIEW_BYTES = 4 * 2**30
+#: the bytes they may map together (address space, which ``ulimit -v`` bounds): enough for
+#: the chunks a sweep holds at once, far below what a persisted cube would need
+_LIVE_VIEWS = 16
+_LIVE_VIEW_BYTES = 2**30
+#: a view maps whole file rows: a window narrower than 1/this of them is copied instead
+_VIEW_SPAN = 4
 _live_views = 0
 _live_view_bytes = 0
 _views_lock = threading.Lock()
@@ -225,9 +228,10 @@ class EnviPixels:
         shared with every other reader), which saves a pass through memory on every read.
         The view maps the window's rows only, for as long as the chunk lives, and is
         copy-on-write: writing to a chunk never reaches the file. Each live mapping holds a
-        file descriptor and address space, so at most :data:`_LIVE_VIEWS` views of
-        :data:`_LIVE_VIEW_BYTES` together exist at once; beyond them, or when the system
-        refuses a mapping (descriptors or address space exhausted), the window is copied.
+        file descriptor and the address space of whole rows, so at most :data:`_LIVE_VIEWS`
+        views of :data:`_LIVE_VIEW_BYTES` together exist at once, and a window narrower
+        than 1/:data:`_VIEW_SPAN` of its rows is copied; beyond these, or when the system
+        refuses a mapping, the window is copied (as a persisted cube's chunks mostly are).
         """
         global _live_views, _live_view_bytes
         if (self.interleave != "bip" or any(self.frame) or ys.step != 1
@@ -235,6 +239,9 @@ class EnviPixels:
                 or self.file_dtype != self.dtype):
             return None
         nbytes = (ys.stop - ys.start) * self.shape[1] * self.shape[2] * self.dtype.itemsize
+        nx, nb = (len(range(*s.indices(n))) for s, n in zip((xs, bs), self.shape[1:], strict=True))
+        if nbytes > _VIEW_SPAN * (ys.stop - ys.start) * nx * nb * self.dtype.itemsize:
+            return None
         with _views_lock:
             if _live_views >= _LIVE_VIEWS or _live_view_bytes + nbytes > _LIVE_VIEW_BYTES:
                 return None
