@@ -220,8 +220,10 @@ class EnviPixels:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _mapped_window(self, ys: slice, xs: slice, bs: slice) -> np.ndarray | None:
-        """The window as a view of the file's pages, or None when it needs a copy.
+    def _mapped_window(self, ys: slice, xs: slice, bs: slice, nx: int, nb: int,
+                       ) -> np.ndarray | None:
+        """The window (``nx`` columns, ``nb`` bands) as a view of the file's pages, or None
+        when it needs a copy.
 
         Only a native-endian BIP file without line frames is stored in ``(y, x, band)``
         order: its window is then returned with no copy (the pages stay in the page cache,
@@ -239,7 +241,6 @@ class EnviPixels:
                 or self.file_dtype != self.dtype):
             return None
         nbytes = (ys.stop - ys.start) * self.shape[1] * self.shape[2] * self.dtype.itemsize
-        nx, nb = (len(range(*s.indices(n))) for s, n in zip((xs, bs), self.shape[1:], strict=True))
         if nbytes > _VIEW_SPAN * (ys.stop - ys.start) * nx * nb * self.dtype.itemsize:
             return None
         with _views_lock:
@@ -267,7 +268,7 @@ class EnviPixels:
         sel = zip((ys, xs, bs), self.shape, strict=True)
         ny, nx, nb = (len(range(*s.indices(n))) for s, n in sel)
         if ny and nx and nb:
-            view = self._mapped_window(ys, xs, bs)
+            view = self._mapped_window(ys, xs, bs, nx, nb)
             if view is not None:
                 return view
         out = np.empty((ny, nx, nb), dtype=self.dtype)
