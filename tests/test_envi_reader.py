@@ -195,6 +195,19 @@ def test_views_give_way_to_copies_when_the_system_refuses_a_mapping(tmp_path, mo
     assert (envi._live_views, envi._live_view_bytes) == live
 
 
+@pytest.mark.parametrize("chunks", [-1, (4, 6)])
+def test_computed_and_loaded_bip_cubes_are_copies_not_views(tmp_path, chunks):
+    """formats.md's promise: only a persisted cube may hold views of the file."""
+    cube = _cube("f4", (9, 12, 4), seed=12)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
+    opened = open_envi(data, chunks=chunks)
+    results = [opened.values, opened.data.compute(), opened.data[2:5, 1:4].compute(),
+               opened.data.persist().compute(), opened.load().values]  # load: in place
+    data.write_bytes(np.zeros_like(cube).tobytes())  # rewritten in place
+    for got, want in zip(results, [cube, cube, cube[2:5, 1:4], cube, cube], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_narrow_windows_of_wide_rows_are_copied(tmp_path):
     cube = _cube("f4", (6, 8, 3), seed=10)
     data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
