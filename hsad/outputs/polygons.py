@@ -144,10 +144,8 @@ def _region_geometries(labels: np.ndarray, n: int, affine: Affine) -> np.ndarray
     geoms[owner[single]] = parts[single]
     if (~single).any():
         order = np.argsort(owner[~single], kind="stable")
-        grouped = owner[~single][order]
-        geoms[np.unique(grouped)] = shapely.multipolygons(parts[~single][order],
-                                                          indices=np.searchsorted(
-                                                              np.unique(grouped), grouped))
+        ids, index = np.unique(owner[~single][order], return_inverse=True)
+        geoms[ids] = shapely.multipolygons(parts[~single][order], indices=index)
     broken = ~shapely.is_valid(geoms)  # none expected: a last guard, mended in one call
     if broken.any():
         geoms[broken] = shapely.make_valid(geoms[broken])
