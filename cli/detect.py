@@ -136,9 +136,9 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
 
             check_rgb(cube, rgb, rgb_bands)  # a bad --rgb fails before any work
         if polygons_path:
-            from hsad.outputs.polygons import polygon_target
+            from hsad.outputs.polygons import polygon_target, vector_crs
 
-            polygon_target(polygons_path, cube.rio.crs)  # GeoJSON needs an EPSG code
+            polygon_target(polygons_path, vector_crs(cube))  # GeoJSON needs a CRS
         det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
                                     fusion)
         pipeline.check_labels(det, labels, fitted=model is not None)

@@ -33,6 +33,7 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     """A JSON-ready summary of the cube at ``path``."""
     from hsad.cube import good_band_mask
     from hsad.io import detect_format, open_cube
+    from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 
     p = Path(path)
     fmt = detect_format(p)
@@ -59,6 +60,12 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         "size_on_disk_bytes": sum(f.stat().st_size for f in _files_of(p, fmt)),
         "size_in_memory_bytes": int(rows * cols * bands * cube.dtype.itemsize),
     }
+    held = cube.attrs.get(SENSOR_ATTR)
+    if held:
+        gcp_crs = held.ground_control_points()[1]
+        info["gcps"] = len(held.gcps)
+        info["gcp_crs"] = _crs_text(gcp_crs) if held.gcps else None
+        info["rpcs"] = held.rpcs is not None
     if cube.attrs.get("file_mask"):
         info["file_mask"] = cube.attrs["file_mask"]
     for k in ("mat_version", "mat_key", "gt_key"):
@@ -81,6 +88,16 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+def _sensor_lines(info: dict) -> list[tuple[str, str]]:
+    """The ``placed by`` line of a scene georeferenced by GCPs or RPCs."""
+    parts = []
+    if info.get("gcps"):
+        parts.append(f"{info['gcps']} ground control points ({info['gcp_crs'] or 'no CRS'})")
+    if info.get("rpcs"):
+        parts.append("RPCs")
+    return [("placed by", " and ".join(parts) + "; kept in every map written")] if parts else []
+
+
 def _text(info: dict) -> str:
     wl = ("unknown" if info["wavelength_min_nm"] is None else
           f"{info['wavelength_min_nm']:.1f}-{info['wavelength_max_nm']:.1f} nm "
@@ -99,6 +116,7 @@ def _text(info: dict) -> str:
         ("good bands", f"{info['good_bands']} of {info['bands']}"),
         ("crs", info["crs"] or "none"),
         ("transform", ", ".join(f"{v:.10g}" for v in info["transform"])),
+        *_sensor_lines(info),
         ("nodata", ("none" if info["nodata"] is None else f"{info['nodata']}")
          + (f" and the file's {info['file_mask']}" if "file_mask" in info else "")),
         ("size", f"{_size(info['size_on_disk_bytes'])} on disk, "

@@ -210,9 +210,9 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         out["mask"] = Path(mask_path)
         out["style:mask"] = write_style(mask_path, "mask")
     if polygons_path:
-        from hsad.outputs.polygons import regions, write_regions
+        from hsad.outputs.polygons import regions, vector_crs, write_regions
 
-        write_regions(*regions(det.mask, scores=det.scores), polygons_path, crs=cube.rio.crs,
+        write_regions(*regions(det.mask, scores=det.scores), polygons_path, crs=vector_crs(cube),
                       with_scores=True)
         out["polygons"] = Path(polygons_path)
     if png_path:

@@ -23,6 +23,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import xarray as xr
+from affine import Affine
 from dask.base import tokenize
 
 from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits, one_nodata, with_band_scaling
@@ -34,7 +35,7 @@ from hsad.errors import (
     UnsupportedError,
 )
 from hsad.io.envi_gdal_view import pam_nodata
-from hsad.io.envi_georef import georef_from_header
+from hsad.io.envi_georef import georef_from_header, sensor_georef_from_header
 from hsad.io.envi_header import (
     EnviHeader,
     band_gains,
@@ -44,6 +45,7 @@ from hsad.io.envi_header import (
     header_candidates,
     parse_header,
 )
+from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.window import WindowView, check_window, window_attrs, window_transform
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
@@ -508,7 +510,9 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                          asarray=False, fancy=True, inline_array=True,
                          meta=np.empty((0, 0, 0), dtype=pixels.dtype))
     transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
+    sensor = sensor_georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, grid=transform)
     transform = window_transform(transform, crs, window)
+    sensor = sensor and sensor.windowed(window, transform or Affine.identity())
 
     nodata, scale = _nodata(hdr, data_path), hdr.reflectance_scale_factor
     scaled = bool(apply_scale and scale)
@@ -529,6 +533,8 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     }
     if hdr.class_names is not None:
         attrs["class_names"] = list(hdr.class_names)
+    if sensor:
+        attrs[SENSOR_ATTR] = sensor
     cube = make_cube(data, transform=transform, crs=crs, nodata=nodata,
                      wavelength=hdr.wavelength, fwhm=hdr.fwhm, good_band=hdr.good_band,
                      band_names=hdr.band_names, source_format="envi",

@@ -22,6 +22,7 @@ import re
 import threading
 import uuid
 import warnings
+from dataclasses import replace
 
 from affine import Affine
 from rasterio.crs import CRS
@@ -29,6 +30,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from hsad.errors import HeaderError, ParameterError
+from hsad.io.sensor_georef import SensorGeoref
 
 #: EPSG geographic CRS -> ENVI datum name written in ``map info`` (GDAL's writer).
 _EPSG_DATUM = {4326: "WGS-84", 4322: "WGS-72", 4269: "North America 1983",
@@ -62,7 +64,9 @@ def _fmt(value: float) -> str:
 #: Header keys GDAL's ENVI driver takes the geotransform and CRS from (hsad's and GDAL's
 #: spelling).
 _GEOREF_KEYS = ("map info", "projection info", "coordinate system string")
-_GDAL_KEYS = tuple(key.replace(" ", "_") for key in _GEOREF_KEYS)
+#: Keys GDAL's ENVI driver takes ground control points and RPCs from.
+_SENSOR_KEYS = ("geo points", "rpc info")
+_GDAL_KEYS = tuple(key.replace(" ", "_") for key in _GEOREF_KEYS + _SENSOR_KEYS)
 #: The rest of the stub header GDAL opens: a 1 x 1 x 1 byte image.
 _STUB = ("ENVI\nsamples = 1\nlines = 1\nbands = 1\nheader offset = 0\n"
          "file type = ENVI Standard\ndata type = 1\ninterleave = bsq\nbyte order = 0\n")
@@ -85,19 +89,20 @@ class _TakeGdalNotes(logging.Filter):
 logging.getLogger("rasterio._env").addFilter(_TakeGdalNotes())
 
 
-def _fields_for_gdal(raw: dict, gdal: dict | None) -> dict[str, str]:
-    """The georeferencing fields to give GDAL: as GDAL read them from the file when known
-    (``gdal``), else rebuilt from hsad's parse (values in braces, on one line)."""
+def _fields_for_gdal(raw: dict, gdal: dict | None, keys=_GEOREF_KEYS) -> dict[str, str]:
+    """The georeferencing fields (``keys``) to give GDAL: as GDAL read them from the file
+    when known (``gdal``), else rebuilt from hsad's parse (values in braces, on one line)."""
     if gdal is not None:
-        return {key: gdal[key] for key in _GDAL_KEYS if key in gdal}
+        return {key: gdal[key] for key in (k.replace(" ", "_") for k in keys) if key in gdal}
     return {key.replace(" ", "_"): "{" + " ".join(raw[key].splitlines()) + "}"
-            for key in _GEOREF_KEYS if key in raw}
+            for key in keys if key in raw}
 
 
-def _gdal_georef(fields: dict, path, quotes: bool = False):
+def _gdal_georef(fields: dict, path, quotes: bool = False, sensor_grid: Affine | None = None):
     """GDAL's ``(transform, crs)`` for the georeferencing ``fields``, its notes, and whether
     GDAL found them georeferenced. ``quotes``: a '"' in the map info becomes a "'" (a
-    retry when GDAL's CRS does not convert)."""
+    retry when GDAL's CRS does not convert). ``sensor_grid``: return GDAL's GCPs and RPCs
+    instead (a :class:`SensorGeoref` for pixels of that grid, or None)."""
     lines = [_STUB]
     for key, value in fields.items():
         if key == "map_info" and quotes:
@@ -111,6 +116,8 @@ def _gdal_georef(fields: dict, path, quotes: bool = False):
             with MemoryFile("".join(lines).encode("utf-8"), dirname=folder, filename="h.hdr"), \
                     MemoryFile(b"\0\0", dirname=folder, filename="h") as data, \
                     data.open() as ds:
+                if sensor_grid is not None:
+                    return SensorGeoref.from_dataset(ds, sensor_grid)
                 transform, crs = ds.transform, ds.crs
         georeferenced = True
         for note in caught:
@@ -162,6 +169,26 @@ def georef_from_header(raw: dict, path=None, gdal: dict | None = None
         raise HeaderError(f"unreadable coordinate system in 'map info'/'projection info': "
                           f"GDAL builds no CRS from {shown}", path)
     return transform, crs
+
+
+def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
+                              grid: Affine | None = None) -> SensorGeoref | None:
+    """GDAL's ground control points (``geo points``) and RPCs (``rpc info``) of a parsed
+    header, for pixels of ``grid`` (the file's transform; default the identity); None for
+    neither. ENVI's geo points are latitude and longitude, to which GDAL gives no CRS: hsad
+    gives them WGS 84."""
+    fields = _fields_for_gdal(raw, gdal, _SENSOR_KEYS)
+    if not fields:
+        return None
+    try:
+        held = _gdal_georef(fields, path, sensor_grid=grid or Affine.identity())
+    except (HeaderError, RasterioError):
+        warnings.warn(f"{path}: GDAL cannot read its 'geo points'/'rpc info'; the maps will "
+                      "not carry them", UserWarning, stacklevel=2)
+        return None
+    if held is not None and held.gcps and held.gcp_crs is None:
+        held = replace(held, gcp_crs=CRS.from_epsg(4326).to_wkt())
+    return held
 
 
 # --------------------------------------------------------------------------- writing

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import dask.array as da
@@ -18,6 +19,7 @@ from hsad.io.atomic import atomic_paths
 from hsad.io.envi import EnviPixels, EnviWindowWriter
 from hsad.io.envi_georef import header_georef
 from hsad.io.envi_header import DTYPE_CODES
+from hsad.io.sensor_georef import envi_header_fields, sensor_georef_of
 
 
 def _output_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -89,6 +91,12 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
     except ParameterError as exc:  # name the input whose grid ENVI cannot store
         raise ParameterError(exc.problem, exc.path or attrs.get("source_path")) from None
     lines += [f"{key} = {value}" for key, value in georef.items()]
+    crs, transform = cube.rio.crs, transform_of(cube)
+    sensor = sensor_georef_of(cube, transform)
+    if sensor is not None and (crs is not None or "map info" in georef):
+        sensor = replace(sensor, gcps=())  # a map info places the grid; GCPs would be a second
+    lines += [f"{key} = {value}" for key, value in envi_header_fields(
+        sensor, attrs.get("source_path")).items()]
     coords = cube.coords
     if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
         lines.append("wavelength units = Nanometers")

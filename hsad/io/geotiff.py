@@ -34,6 +34,8 @@ from hsad.errors import (
     UnsupportedError,
 )
 from hsad.io.envi_header import wavelength_scale, wavelengths_from_band_names
+from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
+from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
 from hsad.io.window import WindowView, check_window, window_attrs, window_transform
 
@@ -424,10 +426,9 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
                      "compression": getattr(src.compression, "value", None),
                      "block_shape": tuple(src.block_shapes[0]), "file_mask": mask}
             scaling = tuple([float(v[b - 1]) for b in bands] for v in (src.scales, src.offsets))
-            if src.gcps[0] and transform.is_identity:
-                warnings.warn(f"{p}: georeferenced by {len(src.gcps[0])} ground control "
-                              "points only; hsad keeps the pixel grid and no CRS (warp the "
-                              "file first, e.g. gdalwarp)", UserWarning, stacklevel=2)
+            sensor = SensorGeoref.from_dataset(src, transform)
+            if sensor is not None:
+                attrs[SENSOR_ATTR] = sensor
     except RasterioError as exc:
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))
@@ -437,6 +438,10 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
         check_window(window, shape, p)
         reader = WindowView(reader, window.row_off, window.col_off, window.height, window.width)
         transform = window_transform(transform, crs, window)
+        held = attrs.pop(SENSOR_ATTR, None)
+        held = held and held.windowed(window, transform)
+        if held:
+            attrs[SENSOR_ATTR] = held
         attrs.update(window_attrs(window, shape))
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     st = os.stat(p)

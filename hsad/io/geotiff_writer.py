@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import dask
@@ -30,6 +31,7 @@ from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
 from hsad.io.geotiff import check_last_block, quiet_gdal
+from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
 BLOCK = 256
@@ -169,6 +171,15 @@ def _georef_of(obj) -> tuple:
     return crs, transform
 
 
+def _sensor_of(obj, crs, transform) -> SensorGeoref | None:
+    """The ground control points and RPCs to write for ``obj`` (:mod:`hsad.io.sensor_georef`):
+    its RPCs, and its GCPs where it has no CRS (a GeoTIFF holds GCPs or a geotransform)."""
+    held = sensor_georef_of(obj, transform)
+    if held is not None and crs is not None and held.gcps:
+        held = replace(held, gcps=()) or None
+    return held
+
+
 def _as_dask(values) -> da.Array:
     data = values.data if isinstance(values, xr.DataArray) else values
     if isinstance(data, da.Array):
@@ -177,10 +188,12 @@ def _as_dask(values) -> da.Array:
                          + (-1,) * (np.ndim(data) - 2))
 
 
-def _profile(rows, cols, count, dtype, crs, transform, nodata, interleave="band") -> dict:
-    """GTiff creation profile; a pixel grid without CRS is written without a geotransform."""
-    georef = {} if crs is None and transform == Affine.identity() else {
-        "crs": crs, "transform": transform}
+def _profile(rows, cols, count, dtype, crs, transform, nodata, interleave="band",
+             sensor=None) -> dict:
+    """GTiff creation profile; a pixel grid without CRS is written without a geotransform,
+    and so is one placed by ground control points (``sensor``, :func:`_sensor_of`)."""
+    unplaced = crs is None and (transform == Affine.identity() or bool(sensor and sensor.gcps))
+    georef = {} if unplaced else {"crs": crs, "transform": transform}
     return {
         "driver": "GTiff", "height": rows, "width": cols, "count": count, "dtype": dtype.name,
         **georef, "nodata": nodata, "tiled": True,
@@ -200,10 +213,13 @@ def _compression_threads() -> str:
 
 
 def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,
-            descriptions=None, scaling=None) -> None:
+            descriptions=None, scaling=None, sensor=None) -> None:
     """Write a (y, x) or (y, x, band) dask array block by block into a tiled GTiff
-    (``scaling``: per-band ``(scales, offsets)``, GDAL's band scale and offset)."""
+    (``scaling``: per-band ``(scales, offsets)``, GDAL's band scale and offset;
+    ``sensor``: GCPs and RPCs)."""
     with quiet_gdal(), rasterio.open(path, "w", **profile) as dst:
+        if sensor is not None:
+            sensor.write_to(dst)
         if scaling is not None:
             dst.scales, dst.offsets = scaling
         if tags:
@@ -286,8 +302,9 @@ def _map_and_georef(map_, like):
     if like is not None and tuple(np.shape(map_)) != tuple(like.shape[:2]):
         raise ParameterError(f"map shape {np.shape(map_)} does not match like's "
                              f"{tuple(like.shape[:2])}")
-    crs, transform = _georef_of(like if like is not None else map_)
-    return map_, crs, transform
+    source = like if like is not None else map_
+    crs, transform = _georef_of(source)
+    return map_, crs, transform, _sensor_of(source, crs, transform)
 
 
 def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = None,
@@ -302,16 +319,17 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     dimension reduction) and ``tags`` (provenance, :mod:`hsad.outputs.provenance`) become
     dataset tags; ``description`` is the band's description.
     """
-    map_, crs, transform = _map_and_georef(map_, like)
+    map_, crs, transform, sensor = _map_and_georef(map_, like)
     nodata = np.nan if nodata is None else float(nodata)
     dtype = np.dtype("float32")
     arr = _as_dask(map_).map_blocks(cast_block, out_dtype=dtype, nodata=nodata, dtype=dtype,
                                     meta=np.empty((0, 0), dtype))
-    profile = _profile(arr.shape[0], arr.shape[1], 1, dtype, crs, transform, nodata)
+    profile = _profile(arr.shape[0], arr.shape[1], 1, dtype, crs, transform, nodata,
+                       sensor=sensor)
     tags = {**{k: str(v) for k, v in getattr(map_, "attrs", {}).items()
                if k.startswith("hsad_")}, **(tags or {})}
     return _write(arr, path, profile, cog, "AVERAGE", tags=tags,
-                  descriptions=[description] if description else None)
+                  descriptions=[description] if description else None, sensor=sensor)
 
 
 def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
@@ -322,7 +340,7 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     Pixels where ``valid`` is False, or where a float mask is NaN, get 255. ``tags`` become
     dataset tags, ``description`` the band's description.
     """
-    mask, crs, transform = _map_and_georef(mask, like)
+    mask, crs, transform, sensor = _map_and_georef(mask, like)
     arr = _as_dask(mask)
     if arr.dtype.kind == "f":
         out = da.where(da.isnan(arr), 255, arr != 0)
@@ -331,9 +349,10 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     if valid is not None:
         out = da.where(_as_dask(valid).rechunk(out.chunks), out, 255)
     out = out.astype(np.uint8)
-    profile = _profile(out.shape[0], out.shape[1], 1, np.dtype(np.uint8), crs, transform, 255)
+    profile = _profile(out.shape[0], out.shape[1], 1, np.dtype(np.uint8), crs, transform, 255,
+                       sensor=sensor)
     return _write(out, path, profile, cog, "NEAREST", tags=tags,
-                  descriptions=[description] if description else None)
+                  descriptions=[description] if description else None, sensor=sensor)
 
 
 def _spectral_tags(cube: xr.DataArray) -> tuple[list[dict], list[str]]:
@@ -379,15 +398,16 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     if nodata is not None and out_dtype.kind in "iu" and not np.isfinite(nodata):
         nodata = None
     crs, transform = _georef_of(cube)
+    sensor = _sensor_of(cube, crs, transform)
     arr = _as_dask(cube.transpose("y", "x", "band")).map_blocks(
         cast_block, out_dtype=out_dtype, nodata=nodata, dtype=out_dtype,
         meta=np.empty((0, 0, 0), out_dtype))
     band_tags, descriptions = _spectral_tags(cube)
     profile = _profile(arr.shape[0], arr.shape[1], arr.shape[2], out_dtype, crs, transform,
-                       nodata, interleave)
+                       nodata, interleave, sensor=sensor)
     return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
                   tags={"wavelength_units": "Nanometers"}, descriptions=descriptions,
-                  scaling=output_scaling(cube))
+                  scaling=output_scaling(cube), sensor=sensor)
 
 
 def output_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:

@@ -4,9 +4,12 @@ Regions are the connected components of a mask (``scipy.ndimage.label``, 4- or
 8-connectivity), traced by ``rasterio.features.shapes`` through the map's affine
 transform, so vertices are map coordinates. A region's 4-connected parts are traced and
 gathered, so two pixels touching only at a corner (one 8-connected region) form a valid
-MultiPolygon of the same area. A map without georeference is traced in
-the frame QGIS draws such rasters in (:func:`hsad.cube.vector_frame`: x = column,
-y = −row), so the polygons lie on the raster there.
+MultiPolygon of the same area. A map placed by ground control points or RPCs only
+(:mod:`hsad.io.sensor_georef`) is traced in pixels, and every vertex is then placed as
+``gdalwarp`` places the raster (:func:`vector_crs` gives their CRS). A map without
+georeference is traced in the frame QGIS draws such rasters in
+(:func:`hsad.cube.vector_frame`: x = column, y = −row), so the polygons lie on the raster
+there.
 
 GeoJSON is written as RFC 7946 requires: WGS 84 longitude/latitude (GDAL reprojects from
 the scene CRS), counter-clockwise outer rings, no ``crs`` member.
@@ -28,6 +31,7 @@ from scipy import ndimage
 from hsad.cube import transform_of, vector_frame
 from hsad.errors import OutputError, ParameterError
 from hsad.io.atomic import atomic_path
+from hsad.io.sensor_georef import ground_mapping, sensor_georef_of
 
 #: Output drivers by file suffix.
 DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
@@ -41,13 +45,30 @@ def _as_array(a) -> np.ndarray:
     return np.asarray(a.compute() if hasattr(a, "compute") else a)
 
 
-def _georef(mask, transform: Affine | None) -> Affine:
+def _georef(mask, transform: Affine | None):
+    """``(affine, to_ground)``: the transform regions are traced through, and for a map
+    placed by GCPs or RPCs only, the mapping of the traced pixel frame to the ground."""
     if transform is not None:
-        return transform
+        return transform, None
     rio = getattr(mask, "rio", None)
     if rio is None:
-        return vector_frame(Affine.identity(), None)
-    return vector_frame(transform_of(mask), rio.crs)
+        return vector_frame(Affine.identity(), None), None
+    own = transform_of(mask)
+    if rio.crs is None:
+        ground = ground_mapping(sensor_georef_of(mask, own), warn=True)
+        if ground is not None:
+            return Affine.identity(), ground[0]
+    return vector_frame(own, rio.crs), None
+
+
+def vector_crs(obj):
+    """The CRS polygons of the map or cube ``obj`` are in: its own, else that of the GCPs or
+    RPCs placing it (:mod:`hsad.io.sensor_georef`), else None (pixel coordinates)."""
+    crs = getattr(getattr(obj, "rio", None), "crs", None)
+    if crs is not None or getattr(obj, "rio", None) is None:
+        return crs
+    ground = ground_mapping(sensor_georef_of(obj, transform_of(obj)))
+    return None if ground is None else ground[1]
 
 
 def polygons(
@@ -95,7 +116,7 @@ def regions(
         raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
     if int(min_pixels) < 1:
         raise ParameterError(f"min_pixels must be at least 1, got {min_pixels!r}")
-    affine = _georef(mask, transform)
+    affine, to_ground = _georef(mask, transform)
     m = _as_array(mask)
     if m.ndim != 2:
         raise ParameterError(f"a mask must be a 2-D (y, x) map, got shape {m.shape}")
@@ -114,6 +135,8 @@ def regions(
     renumber[keep] = np.arange(1, keep.size + 1)
     labels = renumber[labels]
     geoms = _region_geometries(labels, keep.size, affine)
+    if to_ground is not None:  # GCPs or RPCs: every vertex placed as gdalwarp places it
+        geoms = shapely.transform(geoms, to_ground)
     centroids = shapely.centroid(geoms)
     props = {
         "id": np.arange(1, keep.size + 1),

@@ -1,0 +1,287 @@
+"""A scene placed by ground control points or RPCs (not orthorectified) keeps them in every
+map hsad writes, moved with a window or slice as GDAL moves them, and its polygons are
+placed as gdalwarp places the raster (hsad.io.sensor_georef; docs/formats.md)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from cli_helpers import run_cli
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
+from rasterio.rpc import RPC
+from rasterio.transform import GCPTransformer, RPCTransformer
+
+from hsad.io import open_cube
+from hsad.io.envi_writer import write_envi
+from hsad.io.geotiff_writer import write_geotiff
+
+ROWS, COLS, BANDS = 60, 50, 12
+#: the RPCs of GDAL's autotest envirpc.hdr (also in the shared corpus)
+RPC_FIELDS = {
+    "LINE_OFF": 842.94998, "SAMP_OFF": 843.05058, "LAT_OFF": 40.0193171,
+    "LONG_OFF": -62.3660099, "HEIGHT_OFF": 3355.0, "LINE_SCALE": 842.95002,
+    "SAMP_SCALE": 843.05058, "LAT_SCALE": 0.0332739565, "LONG_SCALE": 0.0440030997,
+    "HEIGHT_SCALE": 3455.0,
+    "LINE_NUM_COEFF": [0.0127561752, 7.86107907, -1.08337968, 0.309949865] + [0.0] * 16,
+    "LINE_DEN_COEFF": [1.0, 0.240935431, -0.0697484777, -5.58459427] + [0.0] * 16,
+    "SAMP_NUM_COEFF": [-0.00185332456, 1.1054297, 7.73882024, -0.0481747188] + [0.0] * 16,
+    "SAMP_DEN_COEFF": [1.0, 0.240935431, -0.0697484777, -5.58459427] + [0.0] * 16,
+}
+RPCS = RPC(**{k.lower(): v for k, v in RPC_FIELDS.items()})
+#: GCPs on an exact affine grid of UTM 33N (GDAL's polynomial then reproduces it exactly)
+GRID = Affine(10.0, 2.0, 500_000.0, 1.5, -10.0, 4_000_000.0)
+
+
+def _gcps(grid=GRID):
+    corners = [(0, 0), (0, COLS), (ROWS, 0), (ROWS, COLS), (30, 20)]
+    return [GroundControlPoint(row=r, col=c, x=(grid @ (c, r))[0], y=(grid @ (c, r))[1], z=0.0,
+                               id=str(i)) for i, (r, c) in enumerate(corners)]
+
+
+def _scene(path, gcps=True, rpcs=True, gcp_crs="EPSG:32633", **profile):
+    rng = np.random.default_rng(0)
+    data = rng.normal(100, 5, (BANDS, ROWS, COLS)).astype(np.float32)
+    data[:, 30:33, 20:23] += 200  # one 3 x 3 anomaly
+    data[:, 10, 40] += 300  # and one pixel
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rasterio: "no geotransform" before the GCPs are set
+        with rasterio.open(path, "w", driver="GTiff", width=COLS, height=ROWS, count=BANDS,
+                           dtype="float32", **profile) as dst:
+            dst.write(data)
+            if gcps:
+                dst.gcps = (_gcps(), CRS.from_user_input(gcp_crs))
+            if rpcs:
+                dst.rpcs = RPCS
+    return path
+
+
+def _held(path):
+    with rasterio.open(path) as src:
+        return src.gcps, src.rpcs, src.crs, src.transform
+
+
+def _ground(transformer_args, rows, cols):
+    kind, arg = transformer_args
+    with (GCPTransformer(arg) if kind == "gcp" else
+          RPCTransformer(arg, RPC_PIXEL_ERROR_THRESHOLD=1e-9)) as t:
+        return np.array(t.xy(rows, cols, offset="ul"))
+
+
+def _same_model(a: RPC, b: RPC):
+    for key in RPC_FIELDS:
+        np.testing.assert_allclose(getattr(a, key.lower()), getattr(b, key.lower()),
+                                   rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("cog", [False, True], ids=["gtiff", "cog"])
+def test_every_map_of_detect_keeps_the_gcps_and_rpcs(tmp_path, capsys, cog):
+    src = _scene(tmp_path / "scene.tif")
+    out, mask = tmp_path / "rx.tif", tmp_path / "mask.tif"
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", out, "--mask", mask,
+                            *(["--cog"] if cog else [])], capsys)
+    assert code == 0, err
+    (gcps, gcp_crs), rpcs, _, _ = _held(src)
+    for written in (out, mask):
+        (got, got_crs), got_rpcs, crs, transform = _held(written)
+        assert crs is None and transform.is_identity  # GCPs place it: no geotransform
+        assert got_crs == gcp_crs
+        assert [(p.row, p.col, p.x, p.y) for p in got] == [(p.row, p.col, p.x, p.y)
+                                                           for p in gcps]
+        _same_model(got_rpcs, rpcs)
+
+
+def test_a_window_moves_them_with_its_pixels(tmp_path, capsys):
+    """GDAL's own transformers put the window's pixel (r, c) where they put the scene's
+    (r + 7, c + 5): for the GCPs and for the RPCs, on the CLI and in Python."""
+    src = _scene(tmp_path / "scene.tif")
+    out = tmp_path / "win.tif"
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", out, "--srcwin", "5", "7", "30",
+                            "40"], capsys)
+    assert code == 0, err
+    cube = open_cube(src)
+    from hsad import detectors
+
+    py = write_geotiff(detectors.get("rx").fit_score(cube[7:47, 5:35]), tmp_path / "py.tif")
+    (gcps, _), rpcs, _, _ = _held(src)
+    rows, cols = np.meshgrid(np.arange(0, 41, 5.0), np.arange(0, 31, 5.0), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    for written in (out, py):
+        (w_gcps, _), w_rpcs, _, _ = _held(written)
+        with rasterio.open(written) as m:
+            assert m.shape == (40, 30)
+        np.testing.assert_allclose(_ground(("gcp", w_gcps), rows, cols),
+                                   _ground(("gcp", gcps), rows + 7, cols + 5), atol=1e-6)
+        np.testing.assert_allclose(_ground(("rpc", w_rpcs), rows, cols),
+                                   _ground(("rpc", rpcs), rows + 7, cols + 5), atol=1e-9)
+
+
+def test_a_strided_slice_scales_them_as_its_transform_does(tmp_path):
+    """A step of k pixels makes pixels k times as large from the first one's corner
+    (hsad.cube.transform_of): its corner (r, c) lies where the scene's (1 + 2r, 2 + 3c) does."""
+    cube = open_cube(_scene(tmp_path / "scene.tif"))
+    part = cube[1::2, 2::3]
+    out = write_geotiff(part[:, :, 0], tmp_path / "strided.tif")
+    (gcps, _), rpcs, _, _ = _held(tmp_path / "scene.tif")
+    (s_gcps, _), s_rpcs, _, _ = _held(out)
+    rows, cols = np.array([0.0, 3, 10, 29.5]), np.array([0.0, 7, 2.5, 16])
+    np.testing.assert_allclose(_ground(("gcp", s_gcps), rows, cols),
+                               _ground(("gcp", gcps), 1 + 2 * rows, 2 + 3 * cols), atol=1e-6)
+    np.testing.assert_allclose(_ground(("rpc", s_rpcs), rows, cols),
+                               _ground(("rpc", rpcs), 1 + 2 * rows, 2 + 3 * cols), atol=1e-9)
+
+
+def test_a_reversed_slice_carries_none(tmp_path):
+    cube = open_cube(_scene(tmp_path / "scene.tif"))
+    out = write_geotiff(cube[::-1, :, 0], tmp_path / "flipped.tif")
+    (gcps, _), rpcs, _, _ = _held(out)
+    assert gcps == [] and rpcs is None  # no window of the grid: nothing would be right
+
+
+def test_envi_rpc_info_and_geo_points_are_read_as_gdal_reads_them(tmp_path, corpus_dir):
+    """The corpus's envirpc.hdr (GDAL's autotest file) and an ENVI header with geo points
+    (1-based pixel, line, latitude, longitude)."""
+    cube = open_cube(corpus_dir / "gdal" / "envirpc.hdr")
+    _same_model(cube.attrs["sensor_georef"].rpc(), RPCS)
+    hdr = tmp_path / "gp.hdr"
+    hdr.write_text("ENVI\nsamples = 10\nlines = 10\nbands = 1\nheader offset = 0\n"
+                   "file type = ENVI Standard\ndata type = 1\ninterleave = bsq\n"
+                   "byte order = 0\ngeo points = {\n 1.0, 1.0, 45.0, 10.0,\n"
+                   " 10.5, 1.0, 45.0, 10.1,\n 1.0, 10.5, 44.9, 10.0}\n")
+    (tmp_path / "gp").write_bytes(bytes(100))
+    with rasterio.open(tmp_path / "gp") as gdal:
+        wanted = [(p.row, p.col, p.x, p.y) for p in gdal.gcps[0]]
+    held = open_cube(hdr).attrs["sensor_georef"]
+    assert [g[:4] for g in held.gcps] == wanted == [(0, 0, 10, 45), (0, 9.5, 10.1, 45),
+                                                    (9.5, 0, 10, 44.9)]
+    assert CRS.from_wkt(held.gcp_crs) == CRS.from_epsg(4326)  # ENVI's are lat/lon
+
+
+def test_convert_to_envi_and_back_keeps_them(tmp_path, capsys):
+    """GDAL reads the written header's geo points (UTM GCPs converted to lat/lon) and rpc
+    info, and hsad's GeoTIFF of that ENVI file holds the same."""
+    src = _scene(tmp_path / "scene.tif")
+    envi, back = tmp_path / "scene.img", tmp_path / "back.tif"
+    for args in (["convert", src, envi], ["convert", envi, back]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 0, err
+    (gcps, gcp_crs), rpcs, _, _ = _held(src)
+    lon, lat = rasterio.warp.transform(gcp_crs, "EPSG:4326", [p.x for p in gcps],
+                                       [p.y for p in gcps])
+    for path in (envi, back):
+        (got, _), got_rpcs, _, _ = _held(path)
+        np.testing.assert_allclose([(p.row, p.col) for p in got],
+                                   [(p.row, p.col) for p in gcps])
+        np.testing.assert_allclose([(p.x, p.y) for p in got], np.column_stack([lon, lat]),
+                                   atol=1e-9)
+        _same_model(got_rpcs, rpcs)
+
+
+def test_gcps_without_a_crs_are_kept_in_a_geotiff_and_left_out_of_envi(tmp_path):
+    cube = open_cube(_scene(tmp_path / "scene.tif", rpcs=False, gcp_crs='LOCAL_CS["x"]'))
+    (gcps, crs), _, _, _ = _held(write_geotiff(cube[:, :, 0], tmp_path / "m.tif"))
+    assert len(gcps) == 5 and not crs.is_geographic and not crs.is_projected
+    with pytest.warns(UserWarning, match="no CRS; ENVI's 'geo points' hold latitude"):
+        write_envi(cube, tmp_path / "out.img")
+    assert "geo points" not in (tmp_path / "out.hdr").read_text()
+
+
+def test_a_georeferenced_grid_keeps_its_transform_and_its_rpcs(tmp_path, capsys):
+    src = _scene(tmp_path / "scene.tif", gcps=False, crs="EPSG:32633",
+                 transform=Affine(30, 0, 500_000, 0, -30, 4_100_000))
+    out = tmp_path / "rx.tif"
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", out], capsys)
+    assert code == 0, err
+    (gcps, _), rpcs, crs, transform = _held(out)
+    assert crs == CRS.from_epsg(32633) and transform == Affine(30, 0, 500_000, 0, -30, 4_100_000)
+    assert gcps == []
+    _same_model(rpcs, RPCS)
+
+
+def _vertices(path) -> np.ndarray:
+    if path.suffix == ".gpkg":  # full precision (GeoJSON keeps 7 decimals of a degree)
+        from pyogrio.raw import read
+
+        return shapely.get_coordinates(shapely.from_wkb(read(path)[2]))
+    feats = json.loads(path.read_text())["features"]
+    return np.array([xy for f in feats for ring in f["geometry"]["coordinates"] for xy in ring])
+
+
+def test_polygons_of_a_gcp_scene_lie_where_its_affine_twin_puts_them(tmp_path, capsys):
+    """GCPs taken from an exact affine grid: the polygons equal those of the same scene
+    georeferenced by that grid (GDAL's polynomial reproduces it)."""
+    code, _, err = run_cli(["detect", _scene(tmp_path / "gcp.tif", rpcs=False), "-m", "rx",
+                            "-o", tmp_path / "gcp_rx.tif", "--polygons",
+                            tmp_path / "gcp.geojson"], capsys)
+    assert code == 0, err
+    twin = _scene(tmp_path / "affine.tif", gcps=False, rpcs=False, crs="EPSG:32633",
+                  transform=GRID)
+    code, _, err = run_cli(["detect", twin, "-m", "rx", "-o", tmp_path / "affine_rx.tif",
+                            "--polygons", tmp_path / "affine.geojson"], capsys)
+    assert code == 0, err
+    got, wanted = _vertices(tmp_path / "gcp.geojson"), _vertices(tmp_path / "affine.geojson")
+    assert len(got) >= 10
+    np.testing.assert_allclose(got, wanted, atol=1e-7)  # degrees: under a centimetre
+
+
+def _rpc_pixel(lon, lat, h=0.0):
+    """The RPC model evaluated directly (GDAL's corner frame: + 0.5), (col, row)."""
+    def poly(c, p, l_, z):
+        terms = [np.ones_like(p), l_, p, z, l_ * p, l_ * z, p * z, l_ * l_, p * p, z * z,
+                 p * l_ * z, l_ ** 3, l_ * p * p, l_ * z * z, l_ * l_ * p, p ** 3, p * z * z,
+                 l_ * l_ * z, p * p * z, z ** 3]
+        return sum(a * t for a, t in zip(c, terms, strict=True))
+    f = RPC_FIELDS
+    p = (lat - f["LAT_OFF"]) / f["LAT_SCALE"]
+    lo = (lon - f["LONG_OFF"]) / f["LONG_SCALE"]
+    z = np.full_like(p, (h - f["HEIGHT_OFF"]) / f["HEIGHT_SCALE"])
+    row = poly(f["LINE_NUM_COEFF"], p, lo, z) / poly(f["LINE_DEN_COEFF"], p, lo, z)
+    col = poly(f["SAMP_NUM_COEFF"], p, lo, z) / poly(f["SAMP_DEN_COEFF"], p, lo, z)
+    return (np.column_stack([col * f["SAMP_SCALE"] + f["SAMP_OFF"],
+                             row * f["LINE_SCALE"] + f["LINE_OFF"]]) + 0.5)
+
+
+def test_polygons_of_an_rpc_scene_are_its_pixel_corners_on_the_ground(tmp_path, capsys):
+    """Every vertex, taken back to the image by the RPC equations themselves, is a pixel
+    corner of the anomalies (gdalwarp's height 0), and the scene's info says what places
+    it."""
+    src = _scene(tmp_path / "rpc.tif", gcps=False)
+    out = tmp_path / "rpc.gpkg"
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx.tif",
+                            "--polygons", out], capsys)
+    assert code == 0, err
+    from pyogrio import read_info
+
+    assert CRS.from_user_input(read_info(out)["crs"]) == CRS.from_epsg(4326)
+    pixels = _rpc_pixel(*_vertices(out).T)
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-5)
+    corners = {tuple(v) for v in np.round(pixels).astype(int)}
+    assert {(20, 30), (23, 33), (40, 10), (41, 11)} <= corners  # the 3 x 3 and the pixel
+    code, text, _ = run_cli(["info", src], capsys)
+    assert code == 0 and "placed by:  RPCs; kept in every map written" in text
+
+
+def test_gcps_gdal_cannot_solve_leave_the_polygons_in_pixels_with_a_warning(tmp_path, capsys):
+    """Two GCPs fix no polynomial: GDAL refuses the transformer; the run still writes its
+    outputs, says why, and GeoJSON (WGS 84 by definition) is refused as for a plain grid."""
+    src = tmp_path / "two.tif"
+    _scene(src, gcps=False, rpcs=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rasterio: "no geotransform" before the GCPs are set
+        with rasterio.open(src, "r+") as dst:
+            dst.gcps = (_gcps()[:2], CRS.from_epsg(32633))
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx.tif",
+                            "--polygons", tmp_path / "p.gpkg"], capsys)
+    assert code == 0, err
+    assert "GDAL cannot place the scene by its 2 ground control points" in err
+    assert "Traceback" not in err
+    assert len(_held(tmp_path / "rx.tif")[0][0]) == 2  # the raster keeps them all the same
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx2.tif",
+                            "--polygons", tmp_path / "p.geojson"], capsys)
+    assert code == 2 and "GeoJSON coordinates are WGS 84" in err
