@@ -285,3 +285,115 @@ def test_gcps_gdal_cannot_solve_leave_the_polygons_in_pixels_with_a_warning(tmp_
     code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx2.tif",
                             "--polygons", tmp_path / "p.geojson"], capsys)
     assert code == 2 and "GeoJSON coordinates are WGS 84" in err
+
+
+def _many_gcps(n_side=20):
+    """A tie-point grid of n_side² GCPs (L1 products carry hundreds) on the affine GRID."""
+    rows, cols = np.meshgrid(np.linspace(0, ROWS, n_side), np.linspace(0, COLS, n_side),
+                             indexing="ij")
+    return [GroundControlPoint(row=r, col=c, x=(GRID @ (c, r))[0], y=(GRID @ (c, r))[1], z=0.0,
+                               id=str(i)) for i, (r, c) in enumerate(zip(rows.ravel(),
+                                                                         cols.ravel()))]
+
+
+def test_hundreds_of_gcps_survive_an_envi_header_both_ways(tmp_path, capsys):
+    """GDAL stops reading a header at a line of 10,000 characters: 400 geo points were
+    written on one line (GDAL then read none, nor anything after them) and GDAL's joined
+    value was given to its stub on one line (hsad read none)."""
+    src = _scene(tmp_path / "many.tif", gcps=False, rpcs=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(src, "r+") as dst:
+            dst.gcps = (_many_gcps(), CRS.from_epsg(32633))
+    envi = tmp_path / "many.img"
+    code, _, err = run_cli(["convert", src, envi], capsys)
+    assert code == 0, err
+    text = (tmp_path / "many.hdr").read_text()
+    assert max(len(line) for line in text.splitlines()) < 1000 and "bbl" in text
+    (gdal, _), _, _, _ = _held(envi)
+    assert len(gdal) == 400
+    held = open_cube(envi).attrs["sensor_georef"]
+    assert [g[:4] for g in held.gcps] == [(p.row, p.col, p.x, p.y) for p in gdal]
+
+
+@pytest.mark.parametrize("key", ["rpc info", "geo points"])
+def test_beside_a_map_info_gdal_reads_neither_and_so_does_hsad(tmp_path, corpus_dir, key):
+    if key == "rpc info":
+        text = (corpus_dir / "gdal" / "envirpc.hdr").read_text()
+    else:
+        text = ("ENVI\nsamples = 1\nlines = 1\nbands = 1\nheader offset = 0\n"
+                "file type = ENVI Standard\ndata type = 1\ninterleave = bsq\nbyte order = 0\n"
+                "geo points = {1, 1, 45, 10,\n 2, 1, 45, 10.1,\n 1, 2, 44.9, 10}\n")
+    text = text.replace("samples = 1", "samples = 2")
+    text += "map info = {UTM, 1, 1, 500000, 4000000, 30, 30, 33, North, WGS-84}\n"
+    (tmp_path / "s.hdr").write_text(text)
+    (tmp_path / "s.img").write_bytes(bytes(2))
+    with rasterio.open(tmp_path / "s.img") as gdal:
+        assert gdal.crs == CRS.from_epsg(32633) and gdal.rpcs is None and gdal.gcps[0] == []
+    cube = open_cube(tmp_path / "s.hdr")
+    assert cube.rio.crs == CRS.from_epsg(32633) and "sensor_georef" not in cube.attrs
+
+
+@pytest.mark.parametrize("kind", ["gcps", "rpcs"])
+def test_a_slice_written_to_envi_or_geotiff_is_placed_by_them_alone(tmp_path, kind):
+    """A slice's pixel offset was written as an 'Arbitrary' map info beside (ENVI: instead
+    of) the GCPs, and as a geotransform beside RPCs (GeoTIFF): GDAL then took the offset
+    grid for the scene's place. Now neither file has one, and GDAL's transformers put the
+    slice's pixel (r, c) where they put the scene's (r + 7, c + 5)."""
+    src = _scene(tmp_path / "scene.tif", gcps=kind == "gcps", rpcs=kind == "rpcs")
+    part = open_cube(src)[7:47, 5:35]
+    written = [write_envi(part, tmp_path / "part.img"),
+               write_geotiff(part[:, :, 0], tmp_path / "part.tif")]
+    assert "map info" not in (tmp_path / "part.hdr").read_text()
+    (gcps, _), rpcs, _, _ = _held(src)
+    rows, cols = np.array([0.0, 10, 39]), np.array([0.0, 29, 12])
+    for path in written:
+        (w_gcps, _), w_rpcs, crs, transform = _held(path)
+        assert crs is None and transform.is_identity
+        if kind == "gcps":  # ENVI keeps lat/lon: the fit differs a little from UTM's
+            wanted = np.array(rasterio.warp.transform(
+                "EPSG:32633", "EPSG:4326", *_ground(("gcp", gcps), rows + 7, cols + 5)))
+            got = _ground(("gcp", w_gcps), rows, cols)
+            if path.suffix == ".tif":
+                got = np.array(rasterio.warp.transform("EPSG:32633", "EPSG:4326", *got))
+            np.testing.assert_allclose(got, wanted, atol=1e-7)
+        else:
+            np.testing.assert_allclose(_ground(("rpc", w_rpcs), rows, cols),
+                                       _ground(("rpc", rpcs), rows + 7, cols + 5), atol=1e-9)
+
+
+def test_gcps_without_any_crs_stay_without_one_and_their_polygons_in_pixels(tmp_path, capsys):
+    """Written with a LOCAL_CS marker (rasterio needs a CRS), read back as none: a second
+    run treats them as the first did (pixel-frame polygons, GeoJSON refused up front)."""
+    src = _scene(tmp_path / "none.tif", gcps=False, rpcs=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(src, "r+") as dst:
+            dst.gcps = (_gcps(), CRS())
+    assert open_cube(src).attrs["sensor_georef"].gcp_crs is None
+    for n, scene in enumerate((src, tmp_path / "rx0.tif")):
+        code, _, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / f"rx{n}.tif",
+                                "--polygons", tmp_path / f"p{n}.gpkg"], capsys)
+        assert code == 0, err
+        assert "polygons are in pixel coordinates" in err
+        assert open_cube(tmp_path / f"rx{n}.tif").attrs["sensor_georef"].gcp_crs is None
+        vertices = _vertices(tmp_path / f"p{n}.gpkg")
+        assert vertices[:, 1].max() <= 0  # y = −row, as QGIS draws an unplaced raster
+        code, _, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "x.tif",
+                                "--polygons", tmp_path / "p.geojson"], capsys)
+        assert code == 2 and "GeoJSON coordinates are WGS 84" in err
+
+
+@pytest.mark.parametrize("placed_by", ["gcps", "transform"])
+def test_geojson_of_a_scene_in_a_local_crs_is_refused_before_any_work(tmp_path, capsys,
+                                                                      placed_by):
+    """It failed after the detection with "cannot write polygons: NULL pointer error"."""
+    if placed_by == "gcps":
+        src = _scene(tmp_path / "local.tif", rpcs=False, gcp_crs='LOCAL_CS["site grid"]')
+    else:
+        src = _scene(tmp_path / "local.tif", gcps=False, rpcs=False,
+                     crs=CRS.from_wkt('LOCAL_CS["site grid",UNIT["metre",1]]'), transform=GRID)
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx.tif",
+                            "--polygons", tmp_path / "p.geojson"], capsys)
+    assert code == 2 and not (tmp_path / "rx.tif").exists()
+    assert ("GeoJSON coordinates are WGS 84" in err or "is a local one" in err), err

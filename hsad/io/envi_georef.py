@@ -98,6 +98,22 @@ def _fields_for_gdal(raw: dict, gdal: dict | None, keys=_GEOREF_KEYS) -> dict[st
             for key in keys if key in raw}
 
 
+def _short_lines(value: str, width: int = 1000) -> str:
+    """``value`` over lines broken after commas, each under ``width`` characters: GDAL stops
+    reading a header at a line of 10,000 characters, and joins a braced value's lines
+    without a separator (hundreds of geo points, joined by GDAL into one line, read back
+    the same)."""
+    if len(value) < width:
+        return value
+    lines, line = [], ""
+    for piece in re.findall(r"[^,]*,|[^,]+$", value):
+        if line and len(line) + len(piece) >= width:
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join([*lines, line])
+
+
 def _gdal_georef(fields: dict, path, quotes: bool = False, sensor_grid: Affine | None = None):
     """GDAL's ``(transform, crs)`` for the georeferencing ``fields``, its notes, and whether
     GDAL found them georeferenced. ``quotes``: a '"' in the map info becomes a "'" (a
@@ -107,7 +123,7 @@ def _gdal_georef(fields: dict, path, quotes: bool = False, sensor_grid: Affine |
     for key, value in fields.items():
         if key == "map_info" and quotes:
             value = value.replace('"', "'")
-        lines.append(f"{key} = {value}\n")
+        lines.append(f"{key} = {_short_lines(value)}\n")
     folder = f"hsad-georef-{uuid.uuid4().hex}"
     _gdal_notes.notes = notes = []
     try:
@@ -175,11 +191,11 @@ def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
                               grid: Affine | None = None) -> SensorGeoref | None:
     """GDAL's ground control points (``geo points``) and RPCs (``rpc info``) of a parsed
     header, for pixels of ``grid`` (the file's transform; default the identity); None for
-    neither. ENVI's geo points are latitude and longitude, to which GDAL gives no CRS: hsad
-    gives them WGS 84."""
-    fields = _fields_for_gdal(raw, gdal, _SENSOR_KEYS)
-    if not fields:
+    neither. GDAL reads neither beside a ``map info`` (nor does hsad). ENVI's geo points are
+    latitude and longitude, to which GDAL gives no CRS: hsad gives them WGS 84."""
+    if not _fields_for_gdal(raw, gdal, _SENSOR_KEYS):
         return None
+    fields = _fields_for_gdal(raw, gdal, _GEOREF_KEYS + _SENSOR_KEYS)
     try:
         held = _gdal_georef(fields, path, sensor_grid=grid or Affine.identity())
     except (HeaderError, RasterioError):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import replace
+import warnings
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from hsad.cube import DEFAULT_CHUNK, band_scaling, make_cube, transform_of
 from hsad.errors import ParameterError
@@ -86,15 +87,21 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
              f"file type = {'ENVI Classification' if class_names else 'ENVI Standard'}",
              f"data type = {DTYPE_CODES[dtype]}", f"interleave = {interleave}",
              f"byte order = {byte_order}"]
+    crs, transform = cube.rio.crs, transform_of(cube)
+    sensor = sensor_georef_of(cube, transform)
+    if sensor is not None and crs is None:  # placed by its GCPs or RPCs: no pixel-offset grid
+        transform = Affine.identity()
     try:
-        georef = header_georef(cube.rio.crs, transform_of(cube))
+        georef = header_georef(crs, transform)
     except ParameterError as exc:  # name the input whose grid ENVI cannot store
         raise ParameterError(exc.problem, exc.path or attrs.get("source_path")) from None
     lines += [f"{key} = {value}" for key, value in georef.items()]
-    crs, transform = cube.rio.crs, transform_of(cube)
-    sensor = sensor_georef_of(cube, transform)
-    if sensor is not None and (crs is not None or "map info" in georef):
-        sensor = replace(sensor, gcps=())  # a map info places the grid; GCPs would be a second
+    if sensor is not None and "map info" in georef:  # GDAL reads neither beside a map info
+        if sensor.rpcs is not None:
+            warnings.warn(f"{attrs.get('source_path')}: its RPCs are not written: GDAL ignores "
+                          "an ENVI 'rpc info' beside a 'map info' (a GeoTIFF keeps both)",
+                          UserWarning, stacklevel=3)
+        sensor = None
     lines += [f"{key} = {value}" for key, value in envi_header_fields(
         sensor, attrs.get("source_path")).items()]
     coords = cube.coords

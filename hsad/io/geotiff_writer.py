@@ -191,8 +191,9 @@ def _as_dask(values) -> da.Array:
 def _profile(rows, cols, count, dtype, crs, transform, nodata, interleave="band",
              sensor=None) -> dict:
     """GTiff creation profile; a pixel grid without CRS is written without a geotransform,
-    and so is one placed by ground control points (``sensor``, :func:`_sensor_of`)."""
-    unplaced = crs is None and (transform == Affine.identity() or bool(sensor and sensor.gcps))
+    and so is one placed by GCPs or RPCs (``sensor``, :func:`_sensor_of`): a pixel offset
+    beside them would be taken for a map by tools that read the geotransform first."""
+    unplaced = crs is None and (transform == Affine.identity() or bool(sensor))
     georef = {} if unplaced else {"crs": crs, "transform": transform}
     return {
         "driver": "GTiff", "height": rows, "width": cols, "count": count, "dtype": dtype.name,

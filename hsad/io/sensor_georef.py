@@ -53,8 +53,11 @@ class SensorGeoref:
         """What a rasterio dataset holds (None for neither), for pixels of ``grid``."""
         points, crs = ds.gcps
         rpc = ds.rpcs
+        wkt = crs.to_wkt() if crs is not None and points else None
+        if wkt is not None and wkt.startswith(_UNKNOWN_CRS[:-1]):
+            wkt = None  # what hsad writes for GCPs without a CRS
         out = cls(gcps=tuple((p.row, p.col, p.x, p.y, p.z or 0.0) for p in points),
-                  gcp_crs=crs.to_wkt() if crs is not None and points else None,
+                  gcp_crs=wkt,
                   rpcs=tuple(sorted(rpc.to_gdal().items())) if rpc is not None else None,
                   grid=tuple(grid)[:6])
         return out or None
@@ -134,28 +137,34 @@ def envi_header_fields(held: SensorGeoref | None, where=None) -> dict[str, str]:
         else:
             if crs != CRS.from_epsg(4326):
                 lon, lat = warp_transform(crs, CRS.from_epsg(4326), lon, lat)
-            values = [v for p, la, lo in zip(points, lat, lon, strict=True)
-                      for v in (p.col + 1.0, p.row + 1.0, la, lo)]
-            out["geo points"] = "{" + ", ".join(repr(float(v)) for v in values) + "}"
+            rows = [", ".join(repr(float(v)) for v in (p.col + 1.0, p.row + 1.0, la, lo))
+                    for p, la, lo in zip(points, lat, lon, strict=True)]
+            out["geo points"] = _braced(rows)
     if held.rpcs is not None:
         fields = dict(held.rpcs)
         values = [v for key in _ENVI_RPC_ORDER for v in fields[key].split()] + ["0", "0", "1"]
-        out["rpc info"] = "{" + ", ".join(values) + "}"
+        out["rpc info"] = _braced([", ".join(values[i:i + 4]) for i in range(0, len(values), 4)])
     return out
+
+
+def _braced(rows: list[str]) -> str:
+    """A braced list over lines, as GDAL writes one: GDAL stops reading a header at a line
+    of 10,000 characters, which a few hundred GCPs on one line would reach."""
+    return "{\n " + ",\n ".join(rows) + "}"
 
 
 def ground_mapping(held: SensorGeoref | None, warn: bool = False):
     """``(to_ground, crs)``: a function taking an ``(n, 2)`` array of pixel-frame points
     (x = column, y = row, from the top-left corner) to ground coordinates in ``crs``, as
     ``gdalwarp`` places the raster (GDAL's GCP polynomial, else its RPC transformer at
-    height 0, inverted to 1e-6 pixel); None without GCPs in a known CRS or RPCs, or when
-    GDAL cannot build a transformer of them (two GCPs; ``warn``: say so)."""
+    height 0, inverted to 1e-6 pixel); None without GCPs in a geographic or projected CRS
+    or RPCs, or when GDAL cannot build a transformer of them (two GCPs; ``warn``: say so)."""
     from rasterio.transform import GCPTransformer, RPCTransformer
 
     if not held:
         return None
-    if held.gcps and held.gcp_crs:
-        points, crs = held.ground_control_points()
+    points, crs = held.ground_control_points()
+    if points and crs is not None and (crs.is_geographic or crs.is_projected):
         make = lambda: GCPTransformer(points)  # noqa: E731
     elif held.rpcs is not None:
         rpc, crs = held.rpc(), CRS.from_epsg(4326)

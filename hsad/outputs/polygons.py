@@ -195,7 +195,8 @@ def _region_scores(s: np.ndarray, labels: np.ndarray, n: int) -> dict:
 def polygon_target(path: str | os.PathLike, crs=None) -> tuple[str, str | None]:
     """``(driver, crs WKT)`` for writing polygons to ``path`` from a scene in ``crs``;
     ParameterError for an unknown extension, or a GeoJSON output of a scene without CRS
-    (RFC 7946 coordinates are WGS 84: pixel coordinates would be read as degrees). Cheap:
+    (RFC 7946 coordinates are WGS 84: pixel coordinates would be read as degrees) or in a
+    local CRS (``LOCAL_CS``, which GDAL cannot reproject; it failed at the write). Cheap:
     the CLI calls it before any work."""
     path = Path(path)
     driver = DRIVERS.get(path.suffix.lower())
@@ -207,6 +208,10 @@ def polygon_target(path: str | os.PathLike, crs=None) -> tuple[str, str | None]:
     if driver == "GeoJSON" and crs is None:
         raise ParameterError("the scene has no CRS, and GeoJSON coordinates are WGS 84 "
                              "longitude/latitude (RFC 7946): write .gpkg", path)
+    if driver == "GeoJSON" and not (crs.is_geographic or crs.is_projected):
+        raise ParameterError(f"the scene's CRS ({crs.to_wkt()[:60]}…) is a local one, which no "
+                             "transformation takes to the WGS 84 longitude/latitude of GeoJSON "
+                             "(RFC 7946): write .gpkg", path)
     return driver, None if crs is None else crs.to_wkt()
 
 
