@@ -54,11 +54,10 @@ def test_the_pages_python_runs(page, tmp_path, monkeypatch, corpus_dir):
         monkeypatch.setattr(datasets, "load", lambda name, **_: _small_scene())
         namespace["background"] = np.ones((100, 100), bool)
         namespace["background"][:, 80:] = False
-        for name in ("fanogan", "hadgan"):  # the pages' networks, trained briefly
-            cls = hsad.detectors.available()[name]
-            monkeypatch.setattr(cls, "epochs", 1)
-            monkeypatch.setattr(cls, "sample_size", 1000)
-        monkeypatch.setattr(hsad.detectors.available()["fanogan"], "encoder_epochs", 1)
+        get = hsad.detectors.get  # the pages' networks, trained briefly
+        brief = {"epochs": 1, "sample_size": 500}
+        monkeypatch.setattr(hsad.detectors, "get", lambda name, **kw: get(name, **{
+            **brief, **({"encoder_epochs": 1} if name == "fanogan" else {}), **kw}))
     for block in _blocks(page):
         exec(compile(block, page, "exec"), namespace)  # noqa: S102
     if page in ("fanogan.md", "hadgan.md"):

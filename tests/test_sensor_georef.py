@@ -291,9 +291,9 @@ def _many_gcps(n_side=20):
     """A tie-point grid of n_side² GCPs (L1 products carry hundreds) on the affine GRID."""
     rows, cols = np.meshgrid(np.linspace(0, ROWS, n_side), np.linspace(0, COLS, n_side),
                              indexing="ij")
+    pairs = zip(rows.ravel(), cols.ravel(), strict=True)
     return [GroundControlPoint(row=r, col=c, x=(GRID @ (c, r))[0], y=(GRID @ (c, r))[1], z=0.0,
-                               id=str(i)) for i, (r, c) in enumerate(zip(rows.ravel(),
-                                                                         cols.ravel()))]
+                               id=str(i)) for i, (r, c) in enumerate(pairs)]
 
 
 def test_hundreds_of_gcps_survive_an_envi_header_both_ways(tmp_path, capsys):
