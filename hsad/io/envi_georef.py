@@ -30,6 +30,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from hsad.errors import HeaderError, ParameterError
+from hsad.io.envi_gdal_view import MAX_LINE
 from hsad.io.sensor_georef import SensorGeoref
 
 #: EPSG geographic CRS -> ENVI datum name written in ``map info`` (GDAL's writer).
@@ -99,11 +100,11 @@ def _fields_for_gdal(raw: dict, gdal: dict | None, keys=_GEOREF_KEYS) -> dict[st
 
 
 def _short_lines(value: str, width: int = 1000) -> str:
-    """``value`` over lines broken after commas, each under ``width`` characters: GDAL stops
-    reading a header at a line of 10,000 characters, and joins a braced value's lines
-    without a separator (hundreds of geo points, joined by GDAL into one line, read back
-    the same)."""
-    if len(value) < width:
+    """``value`` as one line when GDAL reads it so, else over lines broken after commas,
+    each under ``width`` characters: GDAL stops reading a header at a line of
+    :data:`MAX_LINE` characters, and joins a braced value's lines without a separator
+    (hundreds of geo points, joined by GDAL into one value, read back the same)."""
+    if len(value) < MAX_LINE - 100:  # with its "key = " prefix
         return value
     lines, line = [], ""
     for piece in re.findall(r"[^,]*,|[^,]+$", value):
