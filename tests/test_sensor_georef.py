@@ -183,11 +183,11 @@ def test_convert_to_envi_and_back_keeps_them(tmp_path, capsys):
         _same_model(got_rpcs, rpcs)
 
 
-def test_gcps_without_a_crs_are_kept_in_a_geotiff_and_left_out_of_envi(tmp_path):
+def test_gcps_in_a_local_crs_are_kept_in_a_geotiff_and_left_out_of_envi(tmp_path):
     cube = open_cube(_scene(tmp_path / "scene.tif", rpcs=False, gcp_crs='LOCAL_CS["x"]'))
     (gcps, crs), _, _, _ = _held(write_geotiff(cube[:, :, 0], tmp_path / "m.tif"))
     assert len(gcps) == 5 and not crs.is_geographic and not crs.is_projected
-    with pytest.warns(UserWarning, match="no CRS; ENVI's 'geo points' hold latitude"):
+    with pytest.warns(UserWarning, match="in a local CRS; ENVI's 'geo points' hold latitude"):
         write_envi(cube, tmp_path / "out.img")
     assert "geo points" not in (tmp_path / "out.hdr").read_text()
 
@@ -363,8 +363,8 @@ def test_a_slice_written_to_envi_or_geotiff_is_placed_by_them_alone(tmp_path, ki
 
 
 def test_gcps_without_any_crs_stay_without_one_and_their_polygons_in_pixels(tmp_path, capsys):
-    """Written with a LOCAL_CS marker (rasterio needs a CRS), read back as none: a second
-    run treats them as the first did (pixel-frame polygons, GeoJSON refused up front)."""
+    """Written so that GDAL reads no CRS either (an empty one): a second run treats them as
+    the first did (pixel-frame polygons, GeoJSON refused up front)."""
     src = _scene(tmp_path / "none.tif", gcps=False, rpcs=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -377,6 +377,8 @@ def test_gcps_without_any_crs_stay_without_one_and_their_polygons_in_pixels(tmp_
         assert code == 0, err
         assert "polygons are in pixel coordinates" in err
         assert open_cube(tmp_path / f"rx{n}.tif").attrs["sensor_georef"].gcp_crs is None
+        (gcps, crs), _, _, _ = _held(tmp_path / f"rx{n}.tif")
+        assert len(gcps) == 5 and crs is None  # GDAL's reading too
         vertices = _vertices(tmp_path / f"p{n}.gpkg")
         assert vertices[:, 1].max() <= 0  # y = −row, as QGIS draws an unplaced raster
         code, _, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "x.tif",
@@ -396,4 +398,51 @@ def test_geojson_of_a_scene_in_a_local_crs_is_refused_before_any_work(tmp_path, 
     code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx.tif",
                             "--polygons", tmp_path / "p.geojson"], capsys)
     assert code == 2 and not (tmp_path / "rx.tif").exists()
-    assert ("GeoJSON coordinates are WGS 84" in err or "is a local one" in err), err
+    assert "is a local one, which no transformation takes to the WGS 84" in err, err
+
+
+def test_gcps_in_a_local_crs_place_polygons_there_as_gdalwarp_does(tmp_path, capsys):
+    """GDAL warps such a scene into its site grid; the polygons lie where the same scene on
+    that affine grid puts them."""
+    site = 'LOCAL_CS["site grid",UNIT["metre",1]]'
+    src = _scene(tmp_path / "local.tif", rpcs=False, gcp_crs=site)
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "rx.tif",
+                            "--polygons", tmp_path / "p.gpkg"], capsys)
+    assert code == 0, err
+    assert "pixel coordinates" not in err
+    got = _vertices(tmp_path / "p.gpkg")
+    pixels = (~GRID) @ (got[:, 0], got[:, 1])  # back to the scene's pixel corners
+    np.testing.assert_allclose(np.column_stack(pixels), np.round(np.column_stack(pixels)),
+                               atol=1e-6)
+    assert {(20, 30), (23, 33), (40, 10), (41, 11)} <= {
+        tuple(v) for v in np.round(np.column_stack(pixels)).astype(int)}
+
+
+def test_gcps_gdal_keeps_in_an_envi_sidecar_are_read(tmp_path):
+    """GDAL writes an ENVI file's first four GCPs in its header and all of them, with their
+    CRS, in its .aux.xml: hsad reads what GDAL reads (625, not four on one line)."""
+    path = tmp_path / "gdal.img"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="ENVI", width=COLS, height=ROWS, count=2,
+                           dtype="float32") as dst:
+            dst.write(np.ones((2, ROWS, COLS), np.float32))
+            dst.gcps = (_many_gcps(25), CRS.from_epsg(32633))
+    assert (tmp_path / "gdal.img.aux.xml").is_file()
+    (gdal, gdal_crs), _, _, _ = _held(path)
+    held = open_cube(path).attrs["sensor_georef"]
+    assert len(gdal) == 625
+    assert [g[:4] for g in held.gcps] == [(p.row, p.col, p.x, p.y) for p in gdal]
+    assert CRS.from_wkt(held.gcp_crs) == gdal_crs == CRS.from_epsg(32633)
+
+
+def test_only_a_braced_value_too_long_for_gdal_is_broken_over_lines():
+    from hsad.io.envi_georef import _short_lines
+
+    long_list = "{" + ", ".join(f"{i * 1.5}" for i in range(3000)) + "}"
+    broken = _short_lines(long_list)
+    assert broken.replace("\n", "") == long_list and max(map(len, broken.splitlines())) < 1000
+    unbraced = "PROJCS[" + ",".join(["x" * 9] * 995) + "]"  # one line to GDAL, however long
+    assert len(unbraced) > 9900
+    assert _short_lines(unbraced) == unbraced
+    assert _short_lines("{1, 2, 3}") == "{1, 2, 3}"

@@ -510,7 +510,8 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                          asarray=False, fancy=True, inline_array=True,
                          meta=np.empty((0, 0, 0), dtype=pixels.dtype))
     transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
-    sensor = sensor_georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, grid=transform)
+    sensor = sensor_georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, grid=transform,
+                                       data_path=data_path)
     transform = window_transform(transform, crs, window)
     sensor = sensor and sensor.windowed(window, transform or Affine.identity())
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import uuid
 import warnings
 from dataclasses import replace
+from pathlib import Path
 
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
@@ -104,8 +107,8 @@ def _short_lines(value: str, width: int = 1000) -> str:
     each under ``width`` characters: GDAL stops reading a header at a line of
     :data:`MAX_LINE` characters, and joins a braced value's lines without a separator
     (hundreds of geo points, joined by GDAL into one value, read back the same)."""
-    if len(value) < MAX_LINE - 100:  # with its "key = " prefix
-        return value
+    if len(value) < MAX_LINE - 100 or not value.startswith("{"):  # "key = " prefix
+        return value  # an unbraced value is one line to GDAL, however long
     lines, line = [], ""
     for piece in re.findall(r"[^,]*,|[^,]+$", value):
         if line and len(line) + len(piece) >= width:
@@ -189,23 +192,55 @@ def georef_from_header(raw: dict, path=None, gdal: dict | None = None
 
 
 def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
-                              grid: Affine | None = None) -> SensorGeoref | None:
+                              grid: Affine | None = None,
+                              data_path=None) -> SensorGeoref | None:
     """GDAL's ground control points (``geo points``) and RPCs (``rpc info``) of a parsed
     header, for pixels of ``grid`` (the file's transform; default the identity); None for
     neither. GDAL reads neither beside a ``map info`` (nor does hsad). ENVI's geo points are
-    latitude and longitude, to which GDAL gives no CRS: hsad gives them WGS 84."""
-    if not _fields_for_gdal(raw, gdal, _SENSOR_KEYS):
+    latitude and longitude, to which GDAL gives no CRS: hsad gives them WGS 84.
+
+    With ``data_path``, GDAL opens the file itself where it can (and takes this header for
+    it): a file GDAL wrote keeps four geo points in its header and the whole list, with
+    its CRS, in its ``.aux.xml`` sidecar, which GDAL reads first. Else the header's fields
+    go to GDAL's ENVI driver in a stub header, as for ``map info``."""
+    sidecar = data_path is not None and Path(f"{data_path}.aux.xml").is_file()
+    if not (_fields_for_gdal(raw, gdal, _SENSOR_KEYS) or sidecar):
         return None
-    fields = _fields_for_gdal(raw, gdal, _GEOREF_KEYS + _SENSOR_KEYS)
-    try:
-        held = _gdal_georef(fields, path, sensor_grid=grid or Affine.identity())
-    except (HeaderError, RasterioError):
-        warnings.warn(f"{path}: GDAL cannot read its 'geo points'/'rpc info'; the maps will "
-                      "not carry them", UserWarning, stacklevel=2)
-        return None
+    grid = grid or Affine.identity()
+    held = _UNREAD
+    if data_path is not None:
+        held = _from_the_file(data_path, path, grid)
+    if held is _UNREAD:
+        if not _fields_for_gdal(raw, gdal, _SENSOR_KEYS):
+            return None
+        fields = _fields_for_gdal(raw, gdal, _GEOREF_KEYS + _SENSOR_KEYS)
+        try:
+            held = _gdal_georef(fields, path, sensor_grid=grid)
+        except (HeaderError, RasterioError):
+            warnings.warn(f"{path}: GDAL cannot read its 'geo points'/'rpc info'; the maps "
+                          "will not carry them", UserWarning, stacklevel=2)
+            return None
     if held is not None and held.gcps and held.gcp_crs is None:
         held = replace(held, gcp_crs=CRS.from_epsg(4326).to_wkt())
     return held
+
+
+_UNREAD = object()
+
+
+def _from_the_file(data_path, header_path, grid: Affine):
+    """GDAL's GCPs and RPCs of the ENVI file itself (sidecar included), or ``_UNREAD`` when
+    GDAL does not open it with ``header_path`` as its header."""
+    try:
+        with rasterio.Env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(data_path) as ds:
+                files = {os.path.realpath(f) for f in ds.files}
+                if ds.driver != "ENVI" or os.path.realpath(header_path) not in files:
+                    return _UNREAD
+                return SensorGeoref.from_dataset(ds, grid)
+    except (RasterioError, OSError):
+        return _UNREAD
 
 
 # --------------------------------------------------------------------------- writing

@@ -98,8 +98,9 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
     lines += [f"{key} = {value}" for key, value in georef.items()]
     if sensor is not None and "map info" in georef:  # GDAL reads neither beside a map info
         if sensor.rpcs is not None:
-            warnings.warn(f"{attrs.get('source_path')}: its RPCs are not written: GDAL ignores "
-                          "an ENVI 'rpc info' beside a 'map info' (a GeoTIFF keeps both)",
+            warnings.warn(f"{attrs.get('source_path') or 'the cube'}: its RPCs are not "
+                          "written: GDAL ignores an ENVI 'rpc info' beside a 'map info' (a "
+                          "GeoTIFF keeps both)",
                           UserWarning, stacklevel=3)
         sensor = None
     lines += [f"{key} = {value}" for key, value in envi_header_fields(

@@ -31,8 +31,6 @@ from rasterio.warp import transform as warp_transform
 
 #: the cube attr (and map attr) holding a :class:`SensorGeoref`
 ATTR = "sensor_georef"
-#: written for GCPs read without a CRS (rasterio needs one; GDAL reads it back as such)
-_UNKNOWN_CRS = 'LOCAL_CS["unknown"]'
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,6 @@ class SensorGeoref:
         points, crs = ds.gcps
         rpc = ds.rpcs
         wkt = crs.to_wkt() if crs is not None and points else None
-        if wkt is not None and wkt.startswith(_UNKNOWN_CRS[:-1]):
-            wkt = None  # what hsad writes for GCPs without a CRS
         out = cls(gcps=tuple((p.row, p.col, p.x, p.y, p.z or 0.0) for p in points),
                   gcp_crs=wkt,
                   rpcs=tuple(sorted(rpc.to_gdal().items())) if rpc is not None else None,
@@ -106,7 +102,7 @@ class SensorGeoref:
         """Set the GCPs and RPCs of a rasterio dataset open for writing."""
         if self.gcps:
             points, crs = self.ground_control_points()
-            dst.gcps = (points, crs if crs is not None else CRS.from_wkt(_UNKNOWN_CRS))
+            dst.gcps = (points, crs if crs is not None else CRS())  # CRS(): GDAL reads none
         if self.rpcs is not None:
             dst.rpcs = self.rpc()
 
@@ -122,8 +118,8 @@ def envi_header_fields(held: SensorGeoref | None, where=None) -> dict[str, str]:
     """``geo points`` and ``rpc info`` header values for ``held``, as GDAL reads them back.
 
     ENVI's geo points are 1-based pixel, line, latitude and longitude: GCPs in another CRS
-    are converted to WGS 84; GCPs without a CRS cannot be, and are left out with a warning
-    naming ``where``."""
+    are converted to WGS 84; GCPs without a CRS, or in a local one, cannot be, and are left
+    out with a warning naming ``where``."""
     if not held:
         return {}
     out = {}
@@ -131,8 +127,9 @@ def envi_header_fields(held: SensorGeoref | None, where=None) -> dict[str, str]:
         points, crs = held.ground_control_points()
         lon, lat = [p.x for p in points], [p.y for p in points]
         if crs is None or not (crs.is_geographic or crs.is_projected):
-            warnings.warn(f"{where}: its ground control points have no CRS; ENVI's 'geo "
-                          "points' hold latitude and longitude, so they are not written",
+            warnings.warn(f"{where or 'the cube'}: its ground control points are in "
+                          f"{'no CRS' if crs is None else 'a local CRS'}; ENVI's 'geo points' "
+                          "hold latitude and longitude, so they are not written",
                           UserWarning, stacklevel=3)
         else:
             if crs != CRS.from_epsg(4326):
@@ -157,14 +154,14 @@ def ground_mapping(held: SensorGeoref | None, warn: bool = False):
     """``(to_ground, crs)``: a function taking an ``(n, 2)`` array of pixel-frame points
     (x = column, y = row, from the top-left corner) to ground coordinates in ``crs``, as
     ``gdalwarp`` places the raster (GDAL's GCP polynomial, else its RPC transformer at
-    height 0, inverted to 1e-6 pixel); None without GCPs in a geographic or projected CRS
-    or RPCs, or when GDAL cannot build a transformer of them (two GCPs; ``warn``: say so)."""
+    height 0, inverted to 1e-6 pixel); None without GCPs in a CRS or RPCs, or when GDAL
+    cannot build a transformer of them (two GCPs; ``warn``: say so)."""
     from rasterio.transform import GCPTransformer, RPCTransformer
 
     if not held:
         return None
     points, crs = held.ground_control_points()
-    if points and crs is not None and (crs.is_geographic or crs.is_projected):
+    if points and crs is not None:
         make = lambda: GCPTransformer(points)  # noqa: E731
     elif held.rpcs is not None:
         rpc, crs = held.rpc(), CRS.from_epsg(4326)
