@@ -446,3 +446,20 @@ def test_only_a_braced_value_too_long_for_gdal_is_broken_over_lines():
     assert len(unbraced) > 9900
     assert _short_lines(unbraced) == unbraced
     assert _short_lines("{1, 2, 3}") == "{1, 2, 3}"
+
+
+def test_sidecar_gcps_without_a_crs_stay_without_one(tmp_path, capsys):
+    """GDAL reads no CRS for them (the WGS 84 of ENVI's geo points is the header's): the
+    same maps and refusals as a GeoTIFF with the same GCPs."""
+    path = tmp_path / "nocrs.img"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="ENVI", width=COLS, height=ROWS, count=2,
+                           dtype="float32") as dst:
+            dst.write(np.random.default_rng(0).normal(size=(2, ROWS, COLS)).astype("f4"))
+            dst.gcps = (_gcps(), CRS())
+    assert _held(path)[0][1] is None and len(_held(path)[0][0]) == 5
+    assert open_cube(path).attrs["sensor_georef"].gcp_crs is None
+    code, _, err = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "rx.tif",
+                            "--polygons", tmp_path / "p.geojson"], capsys)
+    assert code == 2 and "the scene has no CRS" in err

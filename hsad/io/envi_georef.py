@@ -33,7 +33,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from hsad.errors import HeaderError, ParameterError
-from hsad.io.envi_gdal_view import MAX_LINE
+from hsad.io.envi_gdal_view import MAX_LINE, MAX_PAM_BYTES
 from hsad.io.sensor_georef import SensorGeoref
 
 #: EPSG geographic CRS -> ENVI datum name written in ``map info`` (GDAL's writer).
@@ -197,7 +197,8 @@ def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
     """GDAL's ground control points (``geo points``) and RPCs (``rpc info``) of a parsed
     header, for pixels of ``grid`` (the file's transform; default the identity); None for
     neither. GDAL reads neither beside a ``map info`` (nor does hsad). ENVI's geo points are
-    latitude and longitude, to which GDAL gives no CRS: hsad gives them WGS 84.
+    latitude and longitude, to which GDAL gives no CRS: hsad gives the header's WGS 84
+    (GCPs from a sidecar keep the CRS GDAL reads there, or none).
 
     With ``data_path``, GDAL opens the file itself where it can (and takes this header for
     it): a file GDAL wrote keeps four geo points in its header and the whole list, with
@@ -207,9 +208,10 @@ def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
     if not (_fields_for_gdal(raw, gdal, _SENSOR_KEYS) or sidecar):
         return None
     grid = grid or Affine.identity()
-    held = _UNREAD
+    held, from_sidecar = _UNREAD, False
     if data_path is not None:
         held = _from_the_file(data_path, path, grid)
+        from_sidecar = held is not _UNREAD and sidecar and _sidecar_has_gcps(data_path)
     if held is _UNREAD:
         if not _fields_for_gdal(raw, gdal, _SENSOR_KEYS):
             return None
@@ -220,12 +222,22 @@ def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
             warnings.warn(f"{path}: GDAL cannot read its 'geo points'/'rpc info'; the maps "
                           "will not carry them", UserWarning, stacklevel=2)
             return None
-    if held is not None and held.gcps and held.gcp_crs is None:
-        held = replace(held, gcp_crs=CRS.from_epsg(4326).to_wkt())
+    if held is not None and held.gcps and held.gcp_crs is None and not from_sidecar:
+        held = replace(held, gcp_crs=CRS.from_epsg(4326).to_wkt())  # the header's lat/lon
     return held
 
 
 _UNREAD = object()
+
+
+def _sidecar_has_gcps(data_path) -> bool:
+    """Whether the ``.aux.xml`` sidecar holds a GCP list (GDAL takes it before the
+    header's geo points, with its own CRS or none)."""
+    try:
+        path = Path(f"{data_path}.aux.xml")
+        return path.stat().st_size <= MAX_PAM_BYTES and b"<GCPList" in path.read_bytes()
+    except OSError:
+        return False
 
 
 def _from_the_file(data_path, header_path, grid: Affine):

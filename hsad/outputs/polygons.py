@@ -209,7 +209,8 @@ def polygon_target(path: str | os.PathLike, crs=None) -> tuple[str, str | None]:
         raise ParameterError("the scene has no CRS, and GeoJSON coordinates are WGS 84 "
                              "longitude/latitude (RFC 7946): write .gpkg", path)
     if driver == "GeoJSON" and not (crs.is_geographic or crs.is_projected):
-        raise ParameterError(f"the scene's CRS ({crs.to_wkt()[:60]}…) is a local one, which no "
+        raise ParameterError(f"the polygons' CRS (the scene's, or its ground control "
+                             f"points': {crs.to_wkt()[:60]}…) is a local one, which no "
                              "transformation takes to the WGS 84 longitude/latitude of GeoJSON "
                              "(RFC 7946): write .gpkg", path)
     return driver, None if crs is None else crs.to_wkt()
