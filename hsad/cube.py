@@ -164,9 +164,11 @@ def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
 
 
 def transform_of(obj: xr.DataArray) -> Affine:
-    """The affine transform of a cube or map, also of a strided or reversed slice and of a
-    slice of a rotated or sheared grid (GDAL's window transform; a step of k pixels makes
-    pixels k times as large, from the first one's corner).
+    """The affine transform of a cube or map, also of a strided or reversed slice, of a
+    coarsened cube and of a slice of a rotated or sheared grid: each pixel centred on its
+    coordinate, as rioxarray and CF read coordinates (a slice's window transform; a step of
+    k pixels makes pixels k times as large, centred on the pixels kept, so that
+    ``cube.coarsen(x=2, y=2).mean()`` lies on its 2 × 2 blocks).
 
     rioxarray's ``rio.transform()`` computes a north-up grid's origin from the x and y
     coordinates but keeps the stored pixel size, and returns a rotated grid's stored
@@ -186,13 +188,13 @@ def transform_of(obj: xr.DataArray) -> Affine:
         sx, sy = _steps_in_pixels(x, t.a, "columns"), _steps_in_pixels(y, t.e, "rows")
         if sx == 1 and sy == 1:
             return t
-        return Affine(t.a * sx, 0.0, x[0] - np.sign(sx) * t.a / 2,
-                      0.0, t.e * sy, y[0] - np.sign(sy) * t.e / 2)
+        return Affine(t.a * sx, 0.0, x[0] - sx * t.a / 2,
+                      0.0, t.e * sy, y[0] - sy * t.e / 2)
     if not all(obj[d].attrs.get(key) == value for d in ("x", "y")
                for key, value in PIXEL_INDEX.items()):
         return t  # coordinates of another meaning: the stored transform is all there is
     sx, sy = _steps_in_pixels(x, 1.0, "columns"), _steps_in_pixels(y, 1.0, "rows")
-    corner = [v[0] - 0.5 + (1 if step < 0 else 0) for v, step in ((x, sx), (y, sy))]
+    corner = [v[0] - step / 2 for v, step in ((x, sx), (y, sy))]
     return t @ Affine.translation(*corner) @ Affine.scale(sx, sy)
 
 
@@ -201,6 +203,11 @@ def _steps_in_pixels(coord: np.ndarray, size: float, what: str) -> float:
     where it lies within 0.01 of one; ParameterError unless every step is the same within a
     tenth of a pixel (picked rows differ by whole pixels; coordinates stored in float32, as
     a NetCDF may hold them, stay well within it)."""
+    if not np.isfinite(coord).all():
+        from hsad.errors import ParameterError
+
+        raise ParameterError(f"the map's {what} have coordinates that are not finite (a "
+                             "padded cube?): no affine transform places them")
     if coord.size < 2:
         return 1.0
     ratios = np.diff(coord) / size

@@ -131,16 +131,22 @@ def test_differing_nodata_per_band_warns(tmp_path):
 def test_a_slice_has_its_own_transform(tmp_path, transform, rows, cols):
     """rioxarray's ``rio.transform()`` of a rotated grid is the full grid's, also for a
     slice, and a north-up one keeps the full grid's pixel size for a strided slice;
-    ``transform_of`` and every hsad writer give the slice's: GDAL's window transform, a
-    step of k pixels making pixels k times as large from the first one's corner."""
+    ``transform_of`` and every hsad writer give the slice's: each pixel centred on the
+    pixel it keeps, a step of k pixels making pixels k times as large (for step ±1, GDAL's
+    window transform)."""
     path = _write(tmp_path / "r.tif", count=3, dtype="float32", transform=transform,
                   alpha=False)
     cube = _quiet(open_geotiff, path)
     part = cube[rows, cols]
     r, c = range(ROWS)[rows], range(COLS)[cols]
-    first = (c.start + (c.step < 0), r.start + (r.step < 0))  # the first pixel's corner
-    expected = window_transform(Window(*first, 1, 1), transform) @ Affine.scale(c.step,
+    # the first kept pixel's centre, less half a (k times larger) pixel
+    first = (c.start + 0.5 - c.step / 2, r.start + 0.5 - r.step / 2)
+    expected = transform @ Affine.translation(*first) @ Affine.scale(c.step, r.step)
+    if abs(c.step) == abs(r.step) == 1:  # a window: GDAL's own window transform
+        corner = (c.start + (c.step < 0), r.start + (r.step < 0))
+        gdal = window_transform(Window(*corner, 1, 1), transform) @ Affine.scale(c.step,
                                                                                  r.step)
+        np.testing.assert_allclose(tuple(gdal)[:6], tuple(expected)[:6], atol=1e-6)
     np.testing.assert_allclose(tuple(transform_of(part))[:6], tuple(expected)[:6],
                                rtol=0, atol=1e-6)
     out = write_geotiff(map_like(part, np.asarray(part[:, :, 0].values)), tmp_path / "m.tif")
@@ -178,6 +184,40 @@ def test_coordinates_stored_in_float32_keep_their_grid():
     rounded = cube.assign_coords(x=cube.x.astype(np.float32).astype(np.float64),
                                  y=cube.y.astype(np.float32).astype(np.float64))
     part = transform_of(rounded[10:200:2, 5:300:3])
-    np.testing.assert_allclose(tuple(part)[:6], tuple(grid @ Affine.translation(5, 10) @
+    np.testing.assert_allclose(tuple(part)[:6], tuple(grid @ Affine.translation(4, 9.5) @
                                                       Affine.scale(3, 2))[:6], atol=1e-5)
     assert (part.a, part.e) == (0.0009, -0.0006)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("grid", [Affine(30, 0, 500000, 0, -30, 4200000),
+                                  Affine(30, 5, 500000, 4, -30, 4200000)],
+                         ids=["north-up", "rotated"])
+def test_a_coarsened_cube_lies_on_its_blocks(k, grid):
+    """``cube.coarsen(x=k, y=k).mean()`` (binning) keeps its blocks' centres as coordinates:
+    its transform is the grid's with k times larger pixels, from the same corner. It was a
+    quarter of a coarse pixel off (each pixel put from its first fine pixel's corner)."""
+    from hsad.cube import make_cube
+
+    fine = np.random.default_rng(0).normal(size=(12, 18)).astype(np.float32)
+    cube = make_cube(fine[:, :, None], transform=grid, crs="EPSG:32633")
+    coarse = cube.coarsen(x=k, y=k, boundary="trim").mean()
+    np.testing.assert_allclose(tuple(transform_of(coarse))[:6],
+                               tuple(grid @ Affine.scale(k))[:6], atol=1e-6)
+    if grid.b == 0:  # GDAL's average resampling onto that grid gives the block means
+        from rasterio.warp import Resampling, reproject
+
+        out = np.zeros((12 // k, 18 // k), np.float32)
+        reproject(fine, out, src_transform=grid, src_crs="EPSG:32633",
+                  dst_transform=transform_of(coarse), dst_crs="EPSG:32633",
+                  resampling=Resampling.average)
+        np.testing.assert_allclose(out, coarse.values[:, :, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_padded_cube_has_no_transform_and_says_why():
+    from hsad.cube import make_cube
+    from hsad.errors import ParameterError
+
+    cube = make_cube(np.zeros((4, 5, 1), np.float32), transform=Affine(30, 0, 0, 0, -30, 0))
+    with pytest.raises(ParameterError, match="not finite \\(a padded cube\\?\\)"):
+        transform_of(cube.pad(x=(1, 1)))

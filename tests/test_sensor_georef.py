@@ -123,8 +123,9 @@ def test_a_window_moves_them_with_its_pixels(tmp_path, capsys):
 
 
 def test_a_strided_slice_scales_them_as_its_transform_does(tmp_path):
-    """A step of k pixels makes pixels k times as large from the first one's corner
-    (hsad.cube.transform_of): its corner (r, c) lies where the scene's (1 + 2r, 2 + 3c) does."""
+    """A step of k pixels makes pixels k times as large, centred on the pixels kept
+    (hsad.cube.transform_of): rows 1, 3, 5… and columns 2, 5, 8… put the slice's corner
+    (r, c) where the scene's (0.5 + 2r, 1 + 3c) lies."""
     cube = open_cube(_scene(tmp_path / "scene.tif"))
     part = cube[1::2, 2::3]
     out = write_geotiff(part[:, :, 0], tmp_path / "strided.tif")
@@ -132,9 +133,9 @@ def test_a_strided_slice_scales_them_as_its_transform_does(tmp_path):
     (s_gcps, _), s_rpcs, _, _ = _held(out)
     rows, cols = np.array([0.0, 3, 10, 29.5]), np.array([0.0, 7, 2.5, 16])
     np.testing.assert_allclose(_ground(("gcp", s_gcps), rows, cols),
-                               _ground(("gcp", gcps), 1 + 2 * rows, 2 + 3 * cols), atol=1e-6)
+                               _ground(("gcp", gcps), 0.5 + 2 * rows, 1 + 3 * cols), atol=1e-6)
     np.testing.assert_allclose(_ground(("rpc", s_rpcs), rows, cols),
-                               _ground(("rpc", rpcs), 1 + 2 * rows, 2 + 3 * cols), atol=1e-9)
+                               _ground(("rpc", rpcs), 0.5 + 2 * rows, 1 + 3 * cols), atol=1e-9)
 
 
 def test_a_reversed_slice_carries_none(tmp_path):
