@@ -212,8 +212,9 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     if polygons_path:
         from hsad.outputs.polygons import regions, vector_crs, write_regions
 
-        write_regions(*regions(det.mask, scores=det.scores), polygons_path, crs=vector_crs(cube),
-                      with_scores=True)
+        # the mask's own frame, as regions() traces it (the cube's GCPs or RPCs, carried)
+        write_regions(*regions(det.mask, scores=det.scores), polygons_path,
+                      crs=vector_crs(det.mask), with_scores=True)
         out["polygons"] = Path(polygons_path)
     if png_path:
         from hsad.outputs.plots import quicklook
