@@ -204,8 +204,9 @@ def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
     it): a file GDAL wrote keeps four geo points in its header and the whole list, with
     its CRS, in its ``.aux.xml`` sidecar, which GDAL reads first. Else the header's fields
     go to GDAL's ENVI driver in a stub header, as for ``map info``."""
+    in_header = bool(_fields_for_gdal(raw, gdal, _SENSOR_KEYS))
     sidecar = data_path is not None and Path(f"{data_path}.aux.xml").is_file()
-    if not (_fields_for_gdal(raw, gdal, _SENSOR_KEYS) or sidecar):
+    if not (in_header or sidecar):
         return None
     grid = grid or Affine.identity()
     held, from_sidecar = _UNREAD, False
@@ -213,7 +214,7 @@ def sensor_georef_from_header(raw: dict, path=None, gdal: dict | None = None,
         held = _from_the_file(data_path, path, grid)
         from_sidecar = held is not _UNREAD and sidecar and _sidecar_has_gcps(data_path)
     if held is _UNREAD:
-        if not _fields_for_gdal(raw, gdal, _SENSOR_KEYS):
+        if not in_header:
             return None
         fields = _fields_for_gdal(raw, gdal, _GEOREF_KEYS + _SENSOR_KEYS)
         try:
