@@ -176,7 +176,9 @@ def transform_of(obj: xr.DataArray) -> Affine:
     30 m grid lie 305 m from it). hsad marks a rotated grid's coordinates as pixel indices
     + 0.5 (:data:`PIXEL_INDEX`), so a slice's own transform follows from its first
     coordinates and their step. Unevenly spaced rows or columns (``isel`` with a list) have
-    no affine transform: ParameterError.
+    no affine transform: ParameterError. Coordinates alone cannot tell a block's size where
+    an axis has one row or column (a one-row slice of a coarsened cube): it gets the stored
+    pixel size; write the coarse transform (``rio.write_transform``) for such a cube.
     """
     t = obj.rio.transform()
     if "x" not in obj.coords or "y" not in obj.coords:
@@ -216,8 +218,10 @@ def _steps_in_pixels(coord: np.ndarray, size: float, what: str) -> float:
         from hsad.errors import ParameterError
 
         raise ParameterError(f"the map's {what} are not evenly spaced on its grid (a "
-                             "selection of single rows or columns): no affine transform "
-                             "places them; take a slice (a:b or a:b:k)")
+                             "selection of single rows or columns, or a coarsen with "
+                             "boundary='pad' and a partial last block): no affine transform "
+                             "places them; take a slice (a:b or a:b:k), or coarsen with "
+                             "boundary='trim'")
     return float(round(mean)) if abs(mean - round(mean)) < 0.01 else float(mean)
 
 

@@ -149,6 +149,10 @@ def test_a_slice_has_its_own_transform(tmp_path, transform, rows, cols):
         np.testing.assert_allclose(tuple(gdal)[:6], tuple(expected)[:6], atol=1e-6)
     np.testing.assert_allclose(tuple(transform_of(part))[:6], tuple(expected)[:6],
                                rtol=0, atol=1e-6)
+    # independently: each kept pixel's centre is where the full grid puts that pixel's
+    jj, ii = np.meshgrid(np.arange(len(c)), np.arange(len(r)))
+    kept = transform @ (np.array(c)[jj] + 0.5, np.array(r)[ii] + 0.5)
+    np.testing.assert_allclose(transform_of(part) @ (jj + 0.5, ii + 0.5), kept, atol=1e-6)
     out = write_geotiff(map_like(part, np.asarray(part[:, :, 0].values)), tmp_path / "m.tif")
     with rasterio.open(out) as ds:
         np.testing.assert_allclose(tuple(ds.transform)[:6], tuple(expected)[:6], atol=1e-6)
@@ -189,7 +193,7 @@ def test_coordinates_stored_in_float32_keep_their_grid():
     assert (part.a, part.e) == (0.0009, -0.0006)
 
 
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, 3, 4])
 @pytest.mark.parametrize("grid", [Affine(30, 0, 500000, 0, -30, 4200000),
                                   Affine(30, 5, 500000, 4, -30, 4200000)],
                          ids=["north-up", "rotated"])
@@ -204,20 +208,29 @@ def test_a_coarsened_cube_lies_on_its_blocks(k, grid):
     coarse = cube.coarsen(x=k, y=k, boundary="trim").mean()
     np.testing.assert_allclose(tuple(transform_of(coarse))[:6],
                                tuple(grid @ Affine.scale(k))[:6], atol=1e-6)
-    if grid.b == 0:  # GDAL's average resampling onto that grid gives the block means
-        from rasterio.warp import Resampling, reproject
+    from rasterio.warp import Resampling, reproject
 
-        out = np.zeros((12 // k, 18 // k), np.float32)
-        reproject(fine, out, src_transform=grid, src_crs="EPSG:32633",
-                  dst_transform=transform_of(coarse), dst_crs="EPSG:32633",
-                  resampling=Resampling.average)
-        np.testing.assert_allclose(out, coarse.values[:, :, 0], rtol=1e-5, atol=1e-6)
+    # GDAL's average resampling onto that grid gives the block means
+    out = np.zeros((12 // k, 18 // k), np.float32)
+    reproject(fine, out, src_transform=grid, src_crs="EPSG:32633",
+              dst_transform=transform_of(coarse), dst_crs="EPSG:32633",
+              resampling=Resampling.average)
+    np.testing.assert_allclose(out, coarse.values[:, :, 0], rtol=1e-5, atol=1e-6)
+    # and a reversed slice of the coarse cube is a window of the coarse grid
+    np.testing.assert_allclose(tuple(transform_of(coarse[1:, ::-1]))[:6],
+                               tuple(grid @ Affine.scale(k) @ Affine.translation(
+                                   18 // k, 1) @ Affine.scale(-1, 1))[:6], atol=1e-6)
 
 
-def test_a_padded_cube_has_no_transform_and_says_why():
+def test_padded_cubes_have_no_transform_and_say_why():
     from hsad.cube import make_cube
     from hsad.errors import ParameterError
 
     cube = make_cube(np.zeros((4, 5, 1), np.float32), transform=Affine(30, 0, 0, 0, -30, 0))
-    with pytest.raises(ParameterError, match="not finite \\(a padded cube\\?\\)"):
-        transform_of(cube.pad(x=(1, 1)))
+    for padded in (cube.pad(x=(1, 1)), cube.pad(y=(0, 2))):
+        with pytest.raises(ParameterError, match="not finite \\(a padded cube\\?\\)"):
+            transform_of(padded)
+    with pytest.raises(ParameterError, match="boundary='pad' and a partial last block"):
+        transform_of(make_cube(np.zeros((4, 10, 1), np.float32),
+                               transform=Affine(30, 0, 0, 0, -30, 0)).coarsen(
+                                   x=3, boundary="pad").mean())
