@@ -45,30 +45,37 @@ def _as_array(a) -> np.ndarray:
     return np.asarray(a.compute() if hasattr(a, "compute") else a)
 
 
+def _ground(obj, own: Affine | None = None, warn: bool = False):
+    """``(to_ground, crs)`` of a map or cube without a CRS of its own that GCPs or RPCs
+    place (:func:`hsad.io.sensor_georef.ground_mapping`), else None. ``own``: its
+    transform, when already known."""
+    if obj.rio.crs is not None:
+        return None
+    own = transform_of(obj) if own is None else own
+    return ground_mapping(sensor_georef_of(obj, own), warn=warn)
+
+
 def _georef(mask, transform: Affine | None):
     """``(affine, to_ground)``: the transform regions are traced through, and for a map
     placed by GCPs or RPCs only, the mapping of the traced pixel frame to the ground."""
     if transform is not None:
         return transform, None
-    rio = getattr(mask, "rio", None)
-    if rio is None:
+    if getattr(mask, "rio", None) is None:
         return vector_frame(Affine.identity(), None), None
     own = transform_of(mask)
-    if rio.crs is None:
-        ground = ground_mapping(sensor_georef_of(mask, own), warn=True)
-        if ground is not None:
-            return Affine.identity(), ground[0]
-    return vector_frame(own, rio.crs), None
+    ground = _ground(mask, own, warn=True)
+    if ground is not None:
+        return Affine.identity(), ground[0]
+    return vector_frame(own, mask.rio.crs), None
 
 
 def vector_crs(obj):
     """The CRS polygons of the map or cube ``obj`` are in: its own, else that of the GCPs or
     RPCs placing it (:mod:`hsad.io.sensor_georef`), else None (pixel coordinates)."""
-    crs = getattr(getattr(obj, "rio", None), "crs", None)
-    if crs is not None or getattr(obj, "rio", None) is None:
-        return crs
-    ground = ground_mapping(sensor_georef_of(obj, transform_of(obj)))
-    return None if ground is None else ground[1]
+    if getattr(obj, "rio", None) is None:
+        return None
+    ground = _ground(obj)
+    return obj.rio.crs if ground is None else ground[1]
 
 
 def polygons(
