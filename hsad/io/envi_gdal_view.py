@@ -121,15 +121,27 @@ def gdal_integer(text: str) -> int:
 MAX_PAM_BYTES = 16 * 2**20
 
 
-def pam_nodata(data_path: str | Path, bands: int) -> dict[int, float]:
-    """``{band index (0-based): nodata}`` that the data file's ``.aux.xml`` sidecar sets,
-    as GDAL applies them over the header's; {} without a readable sidecar."""
+def pam_bytes(data_path: str | Path) -> bytes | None:
+    """The data file's ``.aux.xml`` sidecar (GDAL's PAM), or None without one, or when it is
+    larger than :data:`MAX_PAM_BYTES` or unreadable."""
     path = Path(str(data_path) + ".aux.xml")
     try:
         if not path.is_file() or path.stat().st_size > MAX_PAM_BYTES:
-            return {}
-        root = ET.fromstring(path.read_bytes())
-    except (OSError, ET.ParseError):
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def pam_nodata(data_path: str | Path, bands: int) -> dict[int, float]:
+    """``{band index (0-based): nodata}`` that the data file's ``.aux.xml`` sidecar sets,
+    as GDAL applies them over the header's; {} without a readable sidecar."""
+    text = pam_bytes(data_path)
+    if text is None:
+        return {}
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
         return {}
     values = {}
     for band in root.iter("PAMRasterBand"):

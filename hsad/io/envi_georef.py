@@ -33,7 +33,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from hsad.errors import HeaderError, ParameterError
-from hsad.io.envi_gdal_view import MAX_LINE, MAX_PAM_BYTES
+from hsad.io.envi_gdal_view import MAX_LINE, pam_bytes
 from hsad.io.sensor_georef import SensorGeoref
 
 #: EPSG geographic CRS -> ENVI datum name written in ``map info`` (GDAL's writer).
@@ -234,11 +234,7 @@ _UNREAD = object()
 def _sidecar_has_gcps(data_path) -> bool:
     """Whether the ``.aux.xml`` sidecar holds a GCP list (GDAL takes it before the
     header's geo points, with its own CRS or none)."""
-    try:
-        path = Path(f"{data_path}.aux.xml")
-        return path.stat().st_size <= MAX_PAM_BYTES and b"<GCPList" in path.read_bytes()
-    except OSError:
-        return False
+    return b"<GCPList" in (pam_bytes(data_path) or b"")
 
 
 def _from_the_file(data_path, header_path, grid: Affine):
