@@ -56,11 +56,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     casts (float to int rounds and clips); ``cog`` writes a Cloud-Optimized GeoTIFF. A
     MAT input's ground truth is kept when writing MAT. ``bands``: the bands to keep, as
     :func:`hsad.select_bands` keywords; ``subset``: the window to keep, as
-    :func:`hsad.subset.spatial_subset` keywords (a MAT ground truth is cut with it).
+    :func:`hsad.subset.spatial_subset` keywords (a MAT ground truth is cut with it). An
+    EMIT granule is written on its lookup table's map grid (:func:`hsad.io.glt.orthorectify_cube`;
+    a window is one of its instrument pixels).
     """
     from hsad.bands import select_bands
     from hsad.io import detect_format, open_cube
     from hsad.io.geotiff_writer import cast_cube, write_geotiff_cube
+    from hsad.io.glt import orthorectify_cube
     from hsad.io.matlab import load_mat, write_mat
 
     src, dst = Path(src), Path(dst)
@@ -83,7 +86,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
         cube, gt = load_mat(src, key=key, chunks=chunks, window=window)
     else:
         cube = open_cube(src, chunks=chunks, key=key, window=window)
-    cube = select_bands(cube, **(bands or {}))
+    cube = orthorectify_cube(select_bands(cube, **(bands or {})))  # an EMIT granule: its grid
     if cube.attrs.get("file_mask") and cube.attrs.get("nodata") is None:
         # the pixels outside the file's own mask were read as NaN: name NaN the nodata
         # value, so that GDAL masks them in the output too
@@ -108,7 +111,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
               help="Output interleave (ENVI: all three; GeoTIFF: bsq = band, bip = pixel).")
 @click.option("--dtype", type=click.Choice(DTYPES), help="Output data type (float to int "
               "rounds and clips to the type's range).")
-@click.option("--key", help="Cube variable in a MAT input.")
+@click.option("--key", help="Cube variable in a MAT input or EMIT granule.")
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
 @band_options
 @subset_options

@@ -61,7 +61,7 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
                    "wavelengths).")
 @click.option("--truth", type=click.Path(), help="Ground truth, to print the AUC.")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
-@click.option("--key", help="Cube variable in a MAT scene.")
+@click.option("--key", help="Cube variable in a MAT scene or EMIT granule.")
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for the stage maps of a reconstruction detector, as GeoTIFFs: "
                    "d_spectral.tif (RX of the residual, squared Mahalanobis distance), "
@@ -87,7 +87,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             valid_mask, background,
             labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
-    """Detect anomalies in SCENE (ENVI, GeoTIFF or MAT) and write a georeferenced map.
+    """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT or EMIT netCDF) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
     dask.distributed cluster (--workers, --scheduler); maps are streamed into the GeoTIFFs.

@@ -31,8 +31,11 @@ def _crs_text(crs) -> str | None:
 
 def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     """A JSON-ready summary of the cube at ``path``."""
+    from rasterio.crs import CRS
+
     from hsad.cube import good_band_mask
     from hsad.io import detect_format, open_cube
+    from hsad.io.glt import glt_of
     from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 
     p = Path(path)
@@ -45,7 +48,8 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     nodata = cube.attrs.get("nodata")
     info = {
         "file": str(p),
-        "format": {"envi": "ENVI", "geotiff": "GeoTIFF", "mat": "MATLAB"}[fmt],
+        "format": {"envi": "ENVI", "geotiff": "GeoTIFF", "mat": "MATLAB",
+                   "emit": "EMIT netCDF"}[fmt],
         "rows": rows, "cols": cols, "bands": bands,
         "dtype": str(cube.dtype),
         "interleave": cube.attrs.get("interleave"),
@@ -66,6 +70,13 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         info["gcps"] = len(held.gcps)
         info["gcp_crs"] = _crs_text(gcp_crs) if held.gcps else None
         info["rpcs"] = held.rpcs is not None
+    glt = glt_of(cube)
+    if glt is not None:
+        info["glt_grid"] = {"rows": glt.shape[0], "cols": glt.shape[1],
+                            "crs": _crs_text(CRS.from_user_input(glt.crs)),
+                            "transform": list(glt.transform)}
+    if "emit_key" in cube.attrs:
+        info["emit_key"] = cube.attrs["emit_key"]
     if cube.attrs.get("file_mask"):
         info["file_mask"] = cube.attrs["file_mask"]
     for k in ("mat_version", "mat_key", "gt_key"):
@@ -95,7 +106,15 @@ def _sensor_lines(info: dict) -> list[tuple[str, str]]:
         parts.append(f"{info['gcps']} ground control points ({info['gcp_crs'] or 'no CRS'})")
     if info.get("rpcs"):
         parts.append("RPCs")
-    return [("placed by", " and ".join(parts) + "; kept in every map written")] if parts else []
+    if parts:
+        return [("placed by", " and ".join(parts) + "; kept in every map written")]
+    grid = info.get("glt_grid")
+    if grid:
+        t = grid["transform"]
+        return [("placed by", f"the granule's lookup table (GLT), onto a {grid['rows']} x "
+                              f"{grid['cols']} grid in {grid['crs']}, pixel {t[0]:.6g} x "
+                              f"{-t[4]:.6g}; every map is written on that grid")]
+    return []
 
 
 def _text(info: dict) -> str:
@@ -106,6 +125,8 @@ def _text(info: dict) -> str:
     if "mat_version" in info:
         gt = repr(info["gt_key"]) if info["gt_key"] else "none found"
         fmt += f" v{info['mat_version']} (cube {info['mat_key']!r}, ground truth {gt})"
+    if "emit_key" in info:
+        fmt += f" (cube {info['emit_key']!r})"
     lines = [
         ("file", info["file"]),
         ("format", fmt),
@@ -129,10 +150,11 @@ def _text(info: dict) -> str:
 
 @click.command("info")
 @click.argument("file", type=click.Path())
-@click.option("--key", help="Cube variable in a MAT file.")
+@click.option("--key", help="Cube variable in a MAT file or EMIT granule.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(file: str, key: str | None, as_json: bool) -> None:
-    """Describe the cube FILE (ENVI, GeoTIFF or MAT): shape, wavelengths, CRS, sizes, and
-    for a map hsad wrote its provenance (version, method, parameters, input, date)."""
+    """Describe the cube FILE (ENVI, GeoTIFF, MAT or EMIT netCDF): shape, wavelengths, CRS,
+    sizes, and for a map hsad wrote its provenance (version, method, parameters, input,
+    date)."""
     info = describe(file, key=key)
     click.echo(json.dumps(info, indent=2) if as_json else _text(info))

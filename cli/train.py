@@ -37,7 +37,7 @@ from hsad.config import parse_params
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--loss-plot", type=click.Path(dir_okay=False),
               help="PNG of the loss curves per epoch (.png).")
-@click.option("--key", help="Cube variable in a MAT scene.")
+@click.option("--key", help="Cube variable in a MAT scene or EMIT granule.")
 @click.option("--train-mask", type=click.Path(dir_okay=False),
               help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
 @click.option("--train-window", metavar="R0,R1,C0,C1",
@@ -59,7 +59,7 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
             progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
             wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, background,
             labels, fusion, chunks, seed, device, overwrite):
-    """Train METHOD on SCENE (ENVI, GeoTIFF or MAT) and save the fitted model.
+    """Train METHOD on SCENE (ENVI, GeoTIFF, MAT or EMIT netCDF) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
     save their background statistics (mean, covariance, clusters), from the background

@@ -449,6 +449,7 @@ def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None
     out = xr.DataArray(values, dims=("y", "x"), coords=_map_coords(cube), name=name)
     out.attrs.update(attrs or {})
     out.attrs["source_path"] = cube.attrs.get("source_path")
-    if "sensor_georef" in cube.attrs:  # GCPs and RPCs (hsad.io.sensor_georef)
-        out.attrs["sensor_georef"] = cube.attrs["sensor_georef"]
+    for placement in ("sensor_georef", "glt"):  # GCPs and RPCs (hsad.io.sensor_georef),
+        if placement in cube.attrs:  # an EMIT lookup table (hsad.io.glt)
+            out.attrs[placement] = cube.attrs[placement]
     return out

@@ -171,13 +171,19 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     else the default threshold rule. ``rgb``/``rgb_positions``: the quicklook's wavelengths
     (nm) or band positions.
     """
+    import dask
+
     from hsad.engine import read_map, write_map
     from hsad.io.geotiff_writer import write_mask
+    from hsad.io.glt import glt_of
     from hsad.outputs.provenance import describe_map, provenance
     from hsad.outputs.qgis_style import write_style
 
     method = det.detector.name
     out = det.written
+    if glt_of(cube) is not None:  # maps go onto the GLT's grid whole (hsad.io.glt): once
+        det.scores, *stages = dask.compute(det.scores, *det.stages.values())
+        det.stages = dict(zip(det.stages, stages, strict=True))
 
     def write_raster(map_, path, what):
         write_map(map_, path, like=cube, cog=cog, progress=progress,

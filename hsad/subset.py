@@ -28,6 +28,7 @@ from affine import Affine, TransformNotInvertibleError
 
 from hsad.cube import georeferenced, same_grid, transform_of
 from hsad.errors import ParameterError
+from hsad.io.glt import glt_of
 
 #: the attribute holding a cut cube's window: row offset, column offset, whole rows, columns
 WINDOW_ATTR = "hsad_window"
@@ -138,16 +139,34 @@ def projwin_window(cube: xr.DataArray, projwin, projwin_crs=None) -> Window:
                              source) from None
     if not all(math.isfinite(v) for v in (ulx, uly, lrx, lry)):
         raise ParameterError("--projwin takes finite numbers", source)
+    glt = glt_of(cube)
+    if glt is not None:  # an EMIT granule: the window on its lookup table's map grid
+        return _lookup_window(cube, glt, (ulx, uly, lrx, lry), projwin_crs, source)
     t = transform_of(cube)
     if not georeferenced(t, cube.rio.crs):
         raise ParameterError("--projwin needs a georeferenced scene; this one has no map "
                              "coordinates: give a pixel window (--srcwin)", source)
+    corners = _in_crs((ulx, uly, lrx, lry), projwin_crs, cube.rio.crs, source)
+    xoff, yoff, xsize, ysize = _pixel_window(corners, t, source)
+    return clip_window(xoff, yoff, xsize, ysize, cube.shape[:2], "computed -srcwin", source)
+
+
+def _in_crs(corners, projwin_crs, crs, source) -> tuple[float, float, float, float]:
+    """``(ulx, uly, lrx, lry)`` from ``projwin_crs`` (None: already) into ``crs``."""
+    if projwin_crs is None:
+        return corners
+    ulx, uly, lrx, lry = corners
+    (ulx, uly), (lrx, lry) = _to_scene_crs([(ulx, uly), (lrx, lry)], projwin_crs, crs, source)
+    return ulx, uly, lrx, lry
+
+
+def _pixel_window(corners, t: Affine, source) -> tuple[int, int, int, int]:
+    """GDAL's ``-projwin`` rounding of ``corners`` on the north-up grid ``t``: ``(xoff,
+    yoff, xsize, ysize)``, not yet clipped."""
+    ulx, uly, lrx, lry = corners
     if t.b != 0 or t.d != 0:
         raise ParameterError("--projwin on a rotated or sheared grid is not supported (as in "
                              "gdal_translate): give a pixel window (--srcwin)", source)
-    if projwin_crs is not None:
-        (ulx, uly), (lrx, lry) = _to_scene_crs([(ulx, uly), (lrx, lry)], projwin_crs,
-                                               cube.rio.crs, source)
     pixels = ((ulx - t.c) / t.a + 0.001, (uly - t.f) / t.e + 0.001,
               (lrx - ulx) / t.a + 0.5, (lry - uly) / t.e + 0.5)
     if not all(math.isfinite(v) for v in pixels):
@@ -159,7 +178,24 @@ def projwin_window(cube: xr.DataArray, projwin, projwin_crs=None) -> Window:
             f"--projwin {ulx:.12g} {uly:.12g} {lrx:.12g} {lry:.12g}: the window has no width "
             "or height on the scene's grid (give the upper-left corner, then the "
             "lower-right one)", source)
-    return clip_window(xoff, yoff, xsize, ysize, cube.shape[:2], "computed -srcwin", source)
+    return xoff, yoff, xsize, ysize
+
+
+def _lookup_window(cube: xr.DataArray, glt, corners, projwin_crs, source) -> Window:
+    """The instrument pixels of an EMIT granule that the cells of ``corners`` on its
+    lookup table's grid take (:mod:`hsad.io.glt`), as their bounding window."""
+    from rasterio.crs import CRS
+
+    corners = _in_crs(corners, projwin_crs, CRS.from_user_input(glt.crs), source)
+    grid = clip_window(*_pixel_window(corners, Affine(*glt.transform), source), glt.shape,
+                       "computed window on the granule's map grid", source)
+    rows, cols = grid.slices()
+    taken = glt.source_window(rows, cols)
+    if taken is None:
+        raise ParameterError("--projwin holds no pixel of the granule (only empty cells of "
+                             "its map grid)", source)
+    r0, r1, c0, c1 = taken
+    return clip_window(c0, r0, c1 - c0, r1 - r0, cube.shape[:2], "computed -srcwin", source)
 
 
 def check_choice(srcwin=None, projwin=None, projwin_crs=None) -> None:

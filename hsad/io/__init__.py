@@ -25,8 +25,8 @@ def _check_readable(path: Path) -> None:
 
 
 def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
-    """Return ``"envi"``, ``"geotiff"`` or ``"mat"`` for ``path``, sniffing its bytes
-    (``what`` the file is meant to be, for the error when it is none of them)."""
+    """Return ``"envi"``, ``"geotiff"``, ``"mat"`` or ``"emit"`` for ``path``, sniffing its
+    bytes (``what`` the file is meant to be, for the error when it is none of them)."""
     p = Path(path)
     _check_readable(p)
     with open(p, "rb") as fh:
@@ -50,10 +50,14 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         return "envi"
     if head.startswith(b"MATLAB") or suffix == ".mat":
         return "mat"
-    if mat_marks:  # HDF5 that is not MATLAB's: PRISMA .he5, other HDF(-EOS) products
+    if mat_marks:  # HDF5 that is not MATLAB's: EMIT netCDF-4, PRISMA .he5, other products
+        from hsad.io.emit import is_emit
+
+        if is_emit(p):
+            return "emit"
         raise UnsupportedError(
-            "an HDF5 file (PRISMA .he5 or another HDF-EOS product): hsad reads ENVI, GeoTIFF "
-            "and MAT; export the cube first, e.g. gdal_translate "
+            "an HDF5 file (PRISMA .he5 or another HDF-EOS product): hsad reads ENVI, GeoTIFF, "
+            "MAT and EMIT netCDF; export the cube first, e.g. gdal_translate "
             f"'HDF5:\"{p.name}\"://HDFEOS/SWATHS/<product>/Data_Fields/VNIR_Cube' vnir.tif "
             "(`gdalinfo` lists the cubes), and give its wavelengths", p)
     if suffix in (".tif", ".tiff"):
@@ -74,12 +78,13 @@ def open_cube(
     projwin_crs=None,
     window=None,
 ) -> xr.DataArray:
-    """Open an ENVI, GeoTIFF or MATLAB cube lazily as a ``(y, x, band)`` DataArray.
+    """Open an ENVI, GeoTIFF, MATLAB or EMIT cube lazily as a ``(y, x, band)`` DataArray.
 
     ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
-    the cube variable in a MAT file; ``apply_scale`` divides ENVI data by its
-    ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize, ysize) or ``projwin``
-    (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS) open only that window,
+    the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`); ``apply_scale``
+    divides ENVI data by its ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize,
+    ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS;
+    for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
     as ``gdal_translate`` cuts it (:mod:`hsad.subset`; ``window``: a
     :class:`hsad.subset.Window` already computed), and read only its pixels.
     """
@@ -104,6 +109,10 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
         from hsad.io.geotiff import open_geotiff
 
         return open_geotiff(path, chunks=chunks, window=window)
+    if fmt == "emit":
+        from hsad.io.emit import open_emit
+
+        return open_emit(path, chunks=chunks, key=key, window=window)
     from hsad.io.matlab import open_mat
 
     return open_mat(path, chunks=chunks, key=key, window=window)

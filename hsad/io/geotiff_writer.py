@@ -31,6 +31,7 @@ from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
 from hsad.io.geotiff import check_last_block, quiet_gdal
+from hsad.io.glt import glt_of, map_grid
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
@@ -304,8 +305,17 @@ def _map_and_georef(map_, like):
         raise ParameterError(f"map shape {np.shape(map_)} does not match like's "
                              f"{tuple(like.shape[:2])}")
     source = like if like is not None else map_
+    glt = glt_of(source)
+    if glt is not None:  # a scene in instrument geometry: the map goes on its GLT's grid
+        map_ = source = map_grid(glt, glt.orthorectify(_plain(map_)))
     crs, transform = _georef_of(source)
     return map_, crs, transform, _sensor_of(source, crs, transform)
+
+
+def _plain(map_) -> np.ndarray:
+    """A map's values in memory, a boolean one as 0/1 (NaN marks cells without a pixel)."""
+    values = np.asarray(map_.values if isinstance(map_, xr.DataArray) else map_)
+    return values.astype(np.float32) if values.dtype == bool else values
 
 
 def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = None,
@@ -341,6 +351,8 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     Pixels where ``valid`` is False, or where a float mask is NaN, get 255. ``tags`` become
     dataset tags, ``description`` the band's description.
     """
+    if valid is not None and glt_of(like if like is not None else mask) is not None:
+        valid = glt_of(like if like is not None else mask).orthorectify(_plain(valid), 0)
     mask, crs, transform, sensor = _map_and_georef(mask, like)
     arr = _as_dask(mask)
     if arr.dtype.kind == "f":

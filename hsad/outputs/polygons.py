@@ -6,7 +6,8 @@ transform, so vertices are map coordinates. A region's 4-connected parts are tra
 gathered, so two pixels touching only at a corner (one 8-connected region) form a valid
 MultiPolygon of the same area. A map placed by ground control points or RPCs only
 (:mod:`hsad.io.sensor_georef`) is traced in pixels, and every vertex is then placed as
-``gdalwarp`` places the raster (:func:`vector_crs` gives their CRS). A map without
+``gdalwarp`` places the raster (:func:`vector_crs` gives their CRS). A map of an EMIT
+granule is traced on its lookup table's map grid (:mod:`hsad.io.glt`). A map without
 georeference is traced in the frame QGIS draws such rasters in
 (:func:`hsad.cube.vector_frame`: x = column, y = −row), so the polygons lie on the raster
 there.
@@ -31,6 +32,7 @@ from scipy import ndimage
 from hsad.cube import transform_of, vector_frame
 from hsad.errors import OutputError, ParameterError
 from hsad.io.atomic import atomic_path
+from hsad.io.glt import glt_of, map_grid, orthorectify_map
 from hsad.io.sensor_georef import ground_mapping, sensor_georef_of
 
 #: Output drivers by file suffix.
@@ -71,9 +73,13 @@ def _georef(mask, transform: Affine | None):
 
 def vector_crs(obj):
     """The CRS polygons of the map or cube ``obj`` are in: its own, else that of the GCPs or
-    RPCs placing it (:mod:`hsad.io.sensor_georef`), else None (pixel coordinates)."""
+    RPCs placing it (:mod:`hsad.io.sensor_georef`) or of its GLT's grid (:mod:`hsad.io.glt`),
+    else None (pixel coordinates)."""
     if getattr(obj, "rio", None) is None:
         return None
+    glt = glt_of(obj)
+    if glt is not None:  # an EMIT scene: its lookup table's map grid
+        return CRS.from_user_input(glt.crs)
     ground = _ground(obj)
     return obj.rio.crs if ground is None else ground[1]
 
@@ -123,6 +129,11 @@ def regions(
         raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
     if int(min_pixels) < 1:
         raise ParameterError(f"min_pixels must be at least 1, got {min_pixels!r}")
+    glt = glt_of(mask) if transform is None else None
+    if glt is not None:  # an EMIT scene: traced on its lookup table's map grid
+        mask = orthorectify_map(mask)
+        if scores is not None:
+            scores = map_grid(glt, glt.orthorectify(_as_array(scores).astype(np.float32)))
     affine, to_ground = _georef(mask, transform)
     m = _as_array(mask)
     if m.ndim != 2:

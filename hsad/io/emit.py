@@ -1,0 +1,187 @@
+"""EMIT granules (netCDF-4): L1B radiance, L2A reflectance and its uncertainty.
+
+The cube is read lazily in the instrument's geometry (rows downtrack, columns crosstrack),
+with the wavelengths, FWHM and good-band flags of ``sensor_band_parameters`` and the
+variable's ``_FillValue`` as nodata; the granule's geometry lookup table
+(:mod:`hsad.io.glt`) goes with it and places every map written from it on the granule's
+map grid (EPSG:4326 for EMIT).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dask.array as da
+import h5py
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from hsad.cube import make_cube
+from hsad.errors import FileFormatError, TruncatedFileError
+from hsad.io.envi_header import wavelength_scale
+from hsad.io.geotiff import WindowReader, tile_chunks
+from hsad.io.glt import ATTR as GLT_ATTR
+from hsad.io.glt import Glt
+from hsad.io.window import WindowView, check_window, window_attrs
+
+#: the cube variables read by default, in order of preference
+CUBES = ("reflectance", "radiance")
+_BANDS = "sensor_band_parameters"
+_LOCATION = "location"
+#: the errors h5py raises on a damaged or unexpected file
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError)
+
+
+def is_emit(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file laid out as an EMIT granule (a ``location`` group
+    holding ``glt_x`` and ``glt_y``, and a ``geotransform``)."""
+    try:
+        with h5py.File(path, "r") as f:
+            loc = f.get(_LOCATION)
+            return (isinstance(loc, h5py.Group) and "glt_x" in loc and "glt_y" in loc
+                    and "geotransform" in f.attrs)
+    except _H5_ERRORS:
+        return False
+
+
+def _cube_variables(f: h5py.File) -> list[str]:
+    return [k for k, v in f.items() if isinstance(v, h5py.Dataset) and v.ndim == 3]
+
+
+def _cube_key(f: h5py.File, key: str | None, path) -> str:
+    found = _cube_variables(f)
+    if key is not None:
+        if key not in found:
+            raise FileFormatError(f"no cube variable {key!r} in the EMIT granule (it has: "
+                                  f"{', '.join(found) or 'none'})", path)
+        return key
+    for name in CUBES:
+        if name in found:
+            return name
+    if len(found) == 1:
+        return found[0]
+    raise FileFormatError(f"the EMIT granule holds no radiance or reflectance; name its cube "
+                          f"with --key (it has: {', '.join(found) or 'none'})", path)
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return _text(value.reshape(-1)[0])
+    return str(value)
+
+
+def _band_values(f: h5py.File, name: str, bands: int) -> np.ndarray | None:
+    """A per-band variable of ``sensor_band_parameters``, as float64; None when absent or
+    of another length."""
+    group = f.get(_BANDS)
+    if not isinstance(group, h5py.Group) or name not in group:
+        return None
+    values = np.asarray(group[name][()], dtype=np.float64).reshape(-1)
+    return values if values.size == bands else None
+
+
+def _spectral(f: h5py.File, bands: int) -> tuple:
+    """(wavelength nm, fwhm nm, good bands) of the granule, each None when absent."""
+    wl, fwhm = _band_values(f, "wavelengths", bands), _band_values(f, "fwhm", bands)
+    scale = None
+    if wl is not None:
+        units = f[_BANDS]["wavelengths"].attrs.get("units")
+        scale = wavelength_scale(_text(units) if units is not None else None, wl)
+        wl = None if scale is None else wl * scale
+    if fwhm is not None:
+        fwhm = None if scale is None else fwhm * scale
+    good = _band_values(f, "good_wavelengths", bands)
+    return wl, fwhm, None if good is None else good != 0
+
+
+def _glt(f: h5py.File, shape, path) -> Glt:
+    """The granule's lookup table, checked against the cube's ``shape`` (rows, cols)."""
+    loc = f[_LOCATION]
+    try:
+        gx, gy = np.asarray(loc["glt_x"][()]), np.asarray(loc["glt_y"][()])
+        gt = np.asarray(f.attrs["geotransform"], dtype=np.float64).reshape(-1)
+    except _H5_ERRORS as exc:
+        raise FileFormatError(f"cannot read the EMIT granule's lookup table ({exc})",
+                              path) from exc
+    if gx.ndim != 2 or gx.shape != gy.shape or gt.size != 6 or not np.isfinite(gt).all() \
+            or gt[1] * gt[5] - gt[2] * gt[4] == 0:
+        raise FileFormatError("the EMIT granule's lookup table is not two tables of one "
+                              "shape with a valid geotransform", path)
+    if np.abs(gy).max(initial=0) > shape[0] or np.abs(gx).max(initial=0) > shape[1]:
+        raise FileFormatError(f"the EMIT granule's lookup table points outside its "
+                              f"{shape[0]} x {shape[1]} pixels", path)
+    crs = f.attrs.get("spatial_ref")
+    crs = _text(crs) if crs is not None else "EPSG:4326"
+    return Glt.from_file_tables(gx, gy, gt, crs)
+
+
+class _EmitReader(WindowReader):
+    """Windows of an EMIT cube variable (downtrack, crosstrack, bands)."""
+
+    def __init__(self, path: str, key: str, shape, dtype):
+        super().__init__(path, shape, dtype)
+        self.key = key
+
+    def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
+        try:
+            with h5py.File(self.path, "r") as f:
+                return np.asarray(f[self.key][r0:r1, c0:c1, b0:b1], dtype=self.dtype)
+        except _H5_ERRORS as exc:
+            raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
+                                     f"{c0}-{c1}: {exc}", self.path) from exc
+
+
+def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
+              window=None) -> xr.DataArray:
+    """An EMIT granule's cube (``key``: its variable, default reflectance or radiance),
+    lazily, in instrument geometry, with its lookup table in ``attrs["glt"]``; ``window``
+    (an :class:`hsad.subset.Window` of instrument pixels) reads only that window."""
+    p = os.fspath(path)
+    try:
+        with h5py.File(p, "r") as f:
+            ckey = _cube_key(f, key, p)
+            var = f[ckey]
+            rows, cols, bands = (int(n) for n in var.shape)
+            dtype = var.dtype
+            if dtype.kind not in "iuf":
+                raise FileFormatError(f"variable {ckey!r} is not numeric ({dtype})", p)
+            fill = var.attrs.get("_FillValue")
+            nodata = float(np.asarray(fill).reshape(-1)[0]) if fill is not None else None
+            wavelength, fwhm, good = _spectral(f, bands)
+            glt = _glt(f, (rows, cols), p)
+    except _H5_ERRORS as exc:
+        raise FileFormatError(f"not a readable EMIT granule ({type(exc).__name__}: {exc})",
+                              p) from exc
+    if window is not None:
+        check_window(window, (rows, cols), p)
+    tiles = tile_chunks(chunks, *((rows, cols) if window is None
+                                  else (window.height, window.width)))
+    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype)
+    if window is not None:
+        reader = WindowView(reader, window.row_off, window.col_off, window.height,
+                            window.width)
+    st = os.stat(p)
+    data = da.from_array(reader, chunks=tiles, asarray=False, fancy=False,
+                         meta=np.empty((0, 0, 0), dtype),
+                         name="emit-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
+                                                 window))
+    attrs = {"emit_key": ckey, "product": Path(p).stem, **window_attrs(window, (rows, cols))}
+    cube = make_cube(data, nodata=nodata, wavelength=wavelength, fwhm=fwhm, good_band=good,
+                     source_format="emit", source_path=p, attrs=attrs)
+    if window is not None:
+        from affine import Affine
+
+        glt = glt.on_grid(Affine.translation(window.col_off, window.row_off),
+                          (window.height, window.width))
+        if glt is not None:
+            glt = Glt(glt.rows, glt.cols, glt.transform, glt.crs)  # the window's own pixels
+    if glt is not None:
+        cube.attrs[GLT_ATTR] = glt
+    return cube
+
+
+__all__ = ["CUBES", "is_emit", "open_emit"]

@@ -1,0 +1,254 @@
+"""EMIT granules (netCDF-4): the cube read in instrument geometry as GDAL reads it, and every
+map and converted cube placed on the granule's map grid through its lookup table, cell by
+cell as NASA's ``emit_tools.apply_glt`` places them (hsad.io.emit, hsad.io.glt;
+docs/formats.md, "EMIT granules")."""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from cli_helpers import one_error, run_cli
+from rasterio.crs import CRS
+
+from hsad.io import detect_format, open_cube
+from hsad.io.glt import glt_of, orthorectify_cube, orthorectify_map
+
+ROWS, COLS, BANDS = 40, 30, 12
+GRID_ROWS, GRID_COLS = 52, 47
+GEOTRANSFORM = (-120.0, 0.0005, 0.0, 35.0, 0.0, -0.0005)
+WGS84 = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+         'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AUTHORITY["EPSG","4326"]]')
+
+
+def lookup_tables(rows=ROWS, cols=COLS):
+    """1-based ``glt_x``, ``glt_y`` of a swath turned about 30 degrees to the grid, with
+    cells left empty (0) outside it and some pixels taken twice, as in real granules."""
+    yy, xx = np.mgrid[0:GRID_ROWS, 0:GRID_COLS]
+    src_r = np.floor(0.62 * yy + 0.45 * xx - 9).astype(int)
+    src_c = np.floor(0.58 * xx - 0.33 * yy + 9).astype(int)
+    inside = (src_r >= 0) & (src_r < rows) & (src_c >= 0) & (src_c < cols)
+    gx = np.where(inside, src_c + 1, 0).astype(np.int32)
+    gy = np.where(inside, src_r + 1, 0).astype(np.int32)
+    return gx, gy
+
+
+def write_granule(path, values=None, *, variable="reflectance", good=None, tables=None,
+                  geotransform=GEOTRANSFORM, wl_units="nm"):
+    """An EMIT-layout granule, with netCDF-4 dimension scales as the real files have."""
+    rng = np.random.default_rng(0)
+    values = rng.random((ROWS, COLS, BANDS)).astype(np.float32) if values is None else values
+    rows, cols, bands = values.shape
+    gx, gy = lookup_tables(rows, cols) if tables is None else tables
+    with h5py.File(path, "w") as f:
+        for name, n in (("downtrack", rows), ("crosstrack", cols), ("bands", bands)):
+            f.create_dataset(name, data=np.arange(n, dtype=np.float32)).make_scale(name)
+        var = f.create_dataset(variable, data=values, fillvalue=np.float32(-9999))
+        var.attrs["_FillValue"] = np.float32(-9999)
+        for i, name in enumerate(("downtrack", "crosstrack", "bands")):
+            var.dims[i].attach_scale(f[name])
+        f.attrs["geotransform"] = np.asarray(geotransform, dtype=np.float64)
+        f.attrs["spatial_ref"] = WGS84
+        group = f.create_group("sensor_band_parameters")
+        wl = group.create_dataset("wavelengths", data=np.linspace(0.4, 2.4, bands) * (
+            1000 if wl_units == "nm" else 1))
+        wl.attrs["units"] = wl_units
+        group.create_dataset("fwhm", data=np.full(bands, 8.5 if wl_units == "nm" else 0.0085))
+        good = np.ones(bands, np.uint8) if good is None else np.asarray(good, np.uint8)
+        group.create_dataset("good_wavelengths", data=good)
+        loc = f.create_group("location")
+        loc.create_dataset("glt_x", data=gx)
+        loc.create_dataset("glt_y", data=gy)
+        loc.create_dataset("lat", data=np.zeros((rows, cols)))
+    return values
+
+
+def apply_glt(values, gx, gy, fill):
+    """The lookup as NASA's emit_tools writes it: ``out[valid] = data[gy - 1, gx - 1]``."""
+    out = np.full(gx.shape + values.shape[2:], fill, dtype=np.result_type(values, np.float32))
+    valid = (gx != 0) & (gy != 0)
+    out[valid] = values[gy[valid] - 1, gx[valid] - 1]
+    return out
+
+
+@pytest.fixture()
+def granule(tmp_path):
+    path = tmp_path / "EMIT_L2A_RFL_001_20240101T000000_2400101_001.nc"
+    values = write_granule(path, good=[1] * 5 + [0] * 2 + [1] * 5)
+    values[3, 4] = -9999  # a fill pixel, as at a granule's edges
+    with h5py.File(path, "r+") as f:
+        f["reflectance"][3, 4] = -9999
+    return path, values
+
+
+def test_the_cube_reads_as_gdal_reads_the_granule(granule):
+    path, values = granule
+    assert detect_format(path) == "emit"
+    cube = open_cube(path, chunks=16)
+    assert cube.shape == (ROWS, COLS, BANDS) and cube.dtype == np.float32
+    # GDAL's netCDF driver, rows as stored (by default it shows them bottom-up)
+    with rasterio.Env(GDAL_NETCDF_BOTTOMUP="NO"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(f'NETCDF:"{path}":reflectance') as src:
+            gdal = np.moveaxis(src.read(), 0, -1)
+            assert src.nodata == cube.attrs["nodata"] == -9999
+    np.testing.assert_array_equal(cube.values, gdal)
+    np.testing.assert_allclose(cube["wavelength"].values, np.linspace(400, 2400, BANDS))
+    np.testing.assert_allclose(cube["fwhm"].values, 8.5)
+    assert cube["good_band"].values.tolist() == [True] * 5 + [False] * 2 + [True] * 5
+    assert cube.rio.crs is None  # instrument geometry: placed by the lookup table only
+    glt = glt_of(cube)
+    assert glt.shape == (GRID_ROWS, GRID_COLS) and CRS.from_wkt(glt.crs) == CRS.from_epsg(4326)
+    assert Affine(*glt.transform) == Affine.from_gdal(*GEOTRANSFORM)
+
+
+def test_micrometre_wavelengths_are_read_in_nanometres(tmp_path):
+    path = tmp_path / "g.nc"
+    write_granule(path, wl_units="micrometers")
+    cube = open_cube(path)
+    np.testing.assert_allclose(cube["wavelength"].values, np.linspace(400, 2400, BANDS))
+    np.testing.assert_allclose(cube["fwhm"].values, 8.5)
+
+
+def test_detect_writes_every_map_on_the_granule_grid(granule, tmp_path, capsys):
+    path, values = granule
+    out = tmp_path / "out"
+    code, text, err = run_cli(["detect", path, "-m", "rx", "-o", out / "rx.tif", "--mask",
+                               out / "mask.tif", "--polygons", out / "regions.gpkg",
+                               "--contamination", "0.05"], capsys)
+    assert code == 0, err
+    cube = open_cube(path)
+    from hsad import detectors
+
+    scores = detectors.get("rx").fit(cube).score(cube).values  # in instrument geometry
+    gx, gy = lookup_tables()
+    with rasterio.open(out / "rx.tif") as src:
+        assert src.crs == CRS.from_epsg(4326)
+        assert src.transform == Affine.from_gdal(*GEOTRANSFORM)
+        written = src.read(1)
+    np.testing.assert_allclose(written, apply_glt(scores, gx, gy, np.nan), rtol=1e-6,
+                               equal_nan=True)
+    with rasterio.open(out / "mask.tif") as src:
+        mask = src.read(1)
+        assert src.transform == Affine.from_gdal(*GEOTRANSFORM)
+    assert (mask == 255).sum() == (gx == 0).sum() + (written[gx > 0] != written[gx > 0]).sum()
+    threshold = np.nanquantile(scores[np.isfinite(scores)], 0.95)
+    flagged = apply_glt((scores > threshold).astype(np.float32), gx, gy, np.nan)
+    assert (mask == 1).sum() == (flagged == 1).sum() > 0
+    # the polygons cover exactly the flagged cells of the grid, in its CRS
+    import pyogrio
+    import shapely
+
+    info = pyogrio.read_info(out / "regions.gpkg")
+    assert CRS.from_user_input(info["crs"]) == CRS.from_epsg(4326)
+    geoms = shapely.from_wkb(pyogrio.raw.read(out / "regions.gpkg")[2])
+    cell = GEOTRANSFORM[1] * -GEOTRANSFORM[5]
+    assert shapely.area(geoms).sum() == pytest.approx((mask == 1).sum() * cell, rel=1e-9)
+
+
+def test_convert_writes_the_orthorectified_cube(granule, tmp_path, capsys):
+    path, values = granule
+    gx, gy = lookup_tables()
+    expected = apply_glt(values, gx, gy, -9999)
+    for name in ("cube.tif", "cube.img"):
+        code, _, err = run_cli(["convert", path, tmp_path / name, "--interleave", "bil"
+                                if name.endswith(".img") else "bip"], capsys)
+        assert code == 0, err
+        with rasterio.open(tmp_path / name) as src:
+            assert src.crs == CRS.from_epsg(4326) and src.nodata == -9999
+            assert src.transform.almost_equals(Affine.from_gdal(*GEOTRANSFORM), 1e-12)
+            np.testing.assert_array_equal(np.moveaxis(src.read(), 0, -1), expected)
+        back = open_cube(tmp_path / name)
+        np.testing.assert_allclose(back["wavelength"].values, np.linspace(400, 2400, BANDS))
+        assert back["good_band"].values.sum() == BANDS - 2
+
+
+def test_a_window_keeps_the_cells_placing_its_pixels(granule, tmp_path):
+    path, _ = granule
+    ids = np.arange(ROWS * COLS, dtype=np.float32).reshape(ROWS, COLS, 1)
+    write_granule(tmp_path / "ids.nc", np.repeat(ids, 2, axis=2))
+    whole = open_cube(tmp_path / "ids.nc")
+    full_map = orthorectify_map(whole[:, :, 0])
+    for part in (open_cube(tmp_path / "ids.nc", srcwin=(5, 7, 20, 25)),
+                 whole[7:32, 5:25]):
+        placed = orthorectify_map(part[:, :, 0])
+        # each cell lies where the whole granule's cell of the same ground position lies
+        offset = ~Affine(*glt_of(whole).transform) @ (placed.rio.transform() @ (0, 0))
+        r0, c0 = round(offset[1]), round(offset[0])
+        same = full_map.values[r0:r0 + placed.shape[0], c0:c0 + placed.shape[1]]
+        got = placed.values
+        ids_in = np.isin(same, ids[7:32, 5:25].ravel())
+        np.testing.assert_array_equal(got[ids_in], same[ids_in])
+        assert np.isnan(got[~ids_in]).all()
+        assert ids_in.any(axis=1).all() and ids_in.any(axis=0).all()  # cropped to its cells
+    assert glt_of(whole[::2, ::2]) is None  # a strided slice has no lookup table
+
+
+def test_orthorectify_cube_is_lazy_and_matches_the_lookup(granule):
+    path, values = granule
+    cube = open_cube(path, chunks=8)
+    placed = orthorectify_cube(cube, tile=16)
+    assert hasattr(placed.data, "dask") and placed.rio.crs == CRS.from_epsg(4326)
+    gx, gy = lookup_tables()
+    np.testing.assert_array_equal(placed.values, apply_glt(values, gx, gy, -9999))
+    assert orthorectify_cube(placed) is placed  # already on a map grid
+
+
+def test_bad_granules_are_one_line_errors(tmp_path, capsys):
+    gx, gy = lookup_tables()
+    path = tmp_path / "outside.nc"
+    write_granule(path, tables=(gx * 3, gy))
+    line = one_error(["info", path], capsys)
+    assert "outside.nc" in line and "points outside" in line
+    path = tmp_path / "flat.nc"
+    write_granule(path, geotransform=(0, 0, 0, 0, 0, 0))
+    assert "valid geotransform" in one_error(["info", path], capsys)
+    path = tmp_path / "g.nc"
+    write_granule(path)
+    assert "no cube variable 'radiance'" in one_error(["info", path, "--key", "radiance"],
+                                                       capsys)
+    plain = tmp_path / "other.he5"
+    with h5py.File(plain, "w") as f:
+        f.create_dataset("cube", data=np.zeros((4, 4, 4)))
+    assert "HDF5 file" in one_error(["info", plain], capsys)
+
+
+def test_info_names_the_grid(granule, capsys):
+    path, _ = granule
+    code, text, err = run_cli(["info", path], capsys)
+    assert code == 0, err
+    assert "EMIT netCDF (cube 'reflectance')" in text
+    assert f"onto a {GRID_ROWS} x {GRID_COLS} grid in EPSG:4326" in text
+
+
+def test_projwin_takes_the_pixels_of_its_grid_cells(granule, capsys, tmp_path):
+    path, _ = granule
+    gx, gy = lookup_tables()
+    # grid cells rows 10..29, columns 12..31 (a corner nudged inside each cell, as GDAL rounds)
+    ulx, uly = GEOTRANSFORM[0] + 12.2 * GEOTRANSFORM[1], GEOTRANSFORM[3] + 10.2 * GEOTRANSFORM[5]
+    lrx, lry = GEOTRANSFORM[0] + 32 * GEOTRANSFORM[1], GEOTRANSFORM[3] + 30 * GEOTRANSFORM[5]
+    cells_x, cells_y = gx[10:30, 12:32], gy[10:30, 12:32]
+    taken = cells_x > 0
+    r0, r1 = cells_y[taken].min() - 1, cells_y[taken].max()
+    c0, c1 = cells_x[taken].min() - 1, cells_x[taken].max()
+    cube = open_cube(path, projwin=(ulx, uly, lrx, lry))
+    assert cube.attrs["hsad_window"][:2] == (r0, c0) and cube.shape[:2] == (r1 - r0, c1 - c0)
+    # the same corners in UTM 11N
+    from rasterio.warp import transform
+
+    xs, ys = transform("EPSG:4326", "EPSG:32611", [ulx, lrx], [uly, lry])
+    code, text, err = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "w.tif", "--projwin",
+                               xs[0], ys[0], xs[1], ys[1], "--projwin-srs", "EPSG:32611"],
+                              capsys)
+    assert code == 0, err
+    assert f"rows {r0}:{r1}, columns {c0}:{c1} of {ROWS}x{COLS}" in text
+    empty = (GEOTRANSFORM[0] + 0.2 * GEOTRANSFORM[1], GEOTRANSFORM[3] + 0.2 * GEOTRANSFORM[5],
+             GEOTRANSFORM[0] + 2 * GEOTRANSFORM[1], GEOTRANSFORM[3] + 2 * GEOTRANSFORM[5])
+    assert gx[:2, :2].max() == 0
+    line = one_error(["detect", path, "-m", "rx", "-o", tmp_path / "e.tif", "--projwin",
+                      *empty], capsys)
+    assert "holds no pixel of the granule" in line
