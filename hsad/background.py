@@ -114,12 +114,19 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
                 what: str = "background mask") -> np.ndarray:
     """(y, x) bool map of a one-band raster on ``cube``'s grid (GeoTIFF, ENVI, MAT), or on
     the whole grid of the scene ``cube`` was cut from (:mod:`hsad.subset`): True where
-    non-zero; its nodata pixels are False. Another size, CRS or transform is a
+    non-zero; its nodata pixels are False. An EMIT L2A MASK granule gives its clear pixels
+    (:func:`hsad.io.emit.clear_pixels`). Another size, CRS or transform is a
     ParameterError."""
+    from hsad.io import detect_format
     from hsad.io.maps import read_single_band
     from hsad.subset import on_scene_grid
 
-    values, raster = read_single_band(path, what=what)
+    if detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels
+        from hsad.io.emit import clear_pixels
+
+        values, raster = clear_pixels(path, cube.attrs.get("source_path")), None
+    else:
+        values, raster = read_single_band(path, what=what)
     return np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
 
 

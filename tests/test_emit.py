@@ -252,3 +252,63 @@ def test_projwin_takes_the_pixels_of_its_grid_cells(granule, capsys, tmp_path):
     line = one_error(["detect", path, "-m", "rx", "-o", tmp_path / "e.tif", "--projwin",
                       *empty], capsys)
     assert "holds no pixel of the granule" in line
+
+
+MASK_BANDS = ["Cloud flag", "Cirrus flag", "Water flag", "Spacecraft Flag", "Dilated Cloud Flag",
+              "AOD550", "H2O (g cm-2)", "Aggregate Flag"]
+
+
+def write_mask_granule(path, flags):
+    """An EMIT L2A MASK granule whose ``mask`` holds ``flags`` (rows, cols, 8)."""
+    rows, cols = flags.shape[:2]
+    gx, gy = lookup_tables(rows, cols)
+    with h5py.File(path, "w") as f:
+        var = f.create_dataset("mask", data=flags.astype(np.float32))
+        var.attrs["_FillValue"] = np.float32(-9999)
+        f.create_dataset("band_mask", data=np.zeros((rows, cols, 36), np.uint8))
+        f.attrs["geotransform"] = np.asarray(GEOTRANSFORM)
+        f.attrs["spatial_ref"] = WGS84
+        f.create_group("sensor_band_parameters").create_dataset(
+            "mask_bands", data=np.array(MASK_BANDS, dtype=object), dtype=h5py.string_dtype())
+        loc = f.create_group("location")
+        loc.create_dataset("glt_x", data=gx)
+        loc.create_dataset("glt_y", data=gy)
+
+
+def test_an_emit_mask_granule_is_a_valid_mask_of_its_clear_pixels(granule, tmp_path, capsys):
+    path, values = granule
+    flags = np.zeros((ROWS, COLS, 8), np.float32)
+    flags[..., 5] = 0.12  # AOD, a data band: no flag
+    flags[..., 6] = 1.8  # water vapour, a data band
+    flags[5:15, 10:20, 0] = 1  # a cloud
+    flags[20:25, 0:6, 2] = 1  # water
+    flags[30, 7, 3] = 1  # the spacecraft
+    flags[35, 25, :] = -9999  # fill
+    mask_path = tmp_path / "EMIT_L2A_MASK_001_20240101T000000_2400101_001.nc"
+    write_mask_granule(mask_path, flags)
+    clear = (flags[..., [0, 1, 2, 3, 4, 7]] == 0).all(axis=-1)
+    out = tmp_path / "rx.tif"
+    code, _, err = run_cli(["detect", path, "-m", "rx", "-o", out, "--valid-mask", mask_path],
+                           capsys)
+    assert code == 0, err
+    from hsad import detectors
+    from hsad.nodata import apply_valid_mask
+
+    cube = apply_valid_mask(open_cube(path), clear)
+    expected = detectors.get("rx").fit(cube).score(cube).values
+    assert np.isnan(expected[~clear]).all() and np.isfinite(expected[clear & (
+        values[..., 0] != -9999)]).all()
+    gx, gy = lookup_tables()
+    with rasterio.open(out) as src:
+        np.testing.assert_allclose(src.read(1), apply_glt(expected, gx, gy, np.nan),
+                                   rtol=1e-6, equal_nan=True)
+    # another granule's mask is refused by its name
+    other = tmp_path / "EMIT_L2A_MASK_001_20240102T000000_2400201_001.nc"
+    write_mask_granule(other, flags)
+    line = one_error(["detect", path, "-m", "rx", "-o", tmp_path / "o.tif", "--valid-mask",
+                      other], capsys)
+    assert "is the mask of granule 20240102T000000_2400201_001" in line
+    # a reflectance granule has no mask
+    line = one_error(["detect", path, "-m", "rx", "-o", tmp_path / "p.tif", "--valid-mask",
+                      path], capsys)
+    assert "without a 'mask' variable" in line

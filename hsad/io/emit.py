@@ -10,6 +10,7 @@ map grid (EPSG:4326 for EMIT).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dask.array as da
@@ -19,7 +20,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from hsad.cube import make_cube
-from hsad.errors import FileFormatError, TruncatedFileError
+from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
@@ -184,4 +185,46 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     return cube
 
 
-__all__ = ["CUBES", "is_emit", "open_emit"]
+#: a granule's time, orbit and scene in its file name (EMIT_L2A_RFL_001_20220903T163129_2224611_012)
+_GRANULE_ID = re.compile(r"^EMIT_.+?_(\d{8}T\d{6}_\d{7}_\d{3})(?:\.|$)")
+
+
+def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
+                 ) -> np.ndarray:
+    """An EMIT L2A MASK granule as a (downtrack, crosstrack) map: 1 where none of its
+    binary flags (the ``mask`` bands named ``… flag``: cloud, cirrus, water, spacecraft,
+    dilated cloud, aggregate) is set, 0 where one is, NaN where it holds its fill value.
+    ``scene``: the file it is meant for; another granule's mask (by the time, orbit and
+    scene in the names) is a ParameterError."""
+    p = os.fspath(path)
+    ids = [_GRANULE_ID.match(Path(f).name) for f in (p, scene) if f is not None]
+    if len(ids) == 2 and all(ids) and ids[0].group(1) != ids[1].group(1):
+        raise ParameterError(f"is the mask of granule {ids[0].group(1)}, not of the scene's "
+                             f"{ids[1].group(1)}", p)
+    try:
+        with h5py.File(p, "r") as f:
+            if not isinstance(f.get("mask"), h5py.Dataset) or f["mask"].ndim != 3:
+                raise FileFormatError("an EMIT granule without a 'mask' variable cannot give "
+                                      "the clear pixels (give the EMIT_L2A_MASK file)", p)
+            group = f.get(_BANDS)
+            names = [_text(n) for n in group["mask_bands"][()]] \
+                if isinstance(group, h5py.Group) and "mask_bands" in group else []
+            flags = [i for i, n in enumerate(names) if "flag" in n.lower()]
+            if len(names) != f["mask"].shape[2] or not flags:
+                raise FileFormatError("the EMIT mask names no flag band (its "
+                                      "sensor_band_parameters/mask_bands)", p)
+            var = f["mask"]
+            fill = var.attrs.get("_FillValue")
+            values = np.stack([np.asarray(var[:, :, i], np.float32) for i in flags], axis=-1)
+    except _H5_ERRORS as exc:
+        raise FileFormatError(f"not a readable EMIT mask ({type(exc).__name__}: {exc})",
+                              p) from exc
+    missing = ~np.isfinite(values)
+    if fill is not None:
+        missing |= values == np.float32(np.asarray(fill).reshape(-1)[0])
+    clear = (values == 0).all(axis=-1).astype(np.float32)
+    clear[missing.any(axis=-1)] = np.nan
+    return clear
+
+
+__all__ = ["CUBES", "clear_pixels", "is_emit", "open_emit"]
