@@ -31,6 +31,7 @@ from affine import Affine
 
 from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
+from hsad.io.glt import glt_of
 from hsad.subset import WINDOW_ATTR
 
 #: Suffixes read as polygons; anything else is read as a raster mask.
@@ -85,6 +86,9 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
     scene_crs = cube.rio.crs
     shapes = [shapely.geometry.mapping(g) if hasattr(g, "geom_type") else dict(g)
               for g in geoms]
+    glt = glt_of(cube)
+    if glt is not None:  # an EMIT granule: drawn on its lookup table's grid
+        return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path)
     if src_crs is not None and scene_crs is None:
         raise ParameterError(f"the polygons are in {src_crs} but the scene has no CRS to "
                              "place them in; give a raster mask on the scene grid", path)
@@ -107,6 +111,28 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
         where = ("lies outside the scene" if not area.intersects(scene)
                  else "covers no pixel centre of the scene")
         raise ParameterError(f"the background area {where}", path)
+    return mask
+
+
+def _rasterise_on_lookup(shapes, src_crs, glt, shape, path) -> np.ndarray:
+    """The pixels of an EMIT granule (``shape``: rows, cols) whose map-grid cells the
+    ``shapes`` (in ``src_crs``; None: the grid's) cover."""
+    import rasterio.features
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_geom
+
+    grid_crs = CRS.from_user_input(glt.crs)
+    if src_crs is not None and CRS.from_user_input(src_crs) != grid_crs:
+        shapes = [transform_geom(src_crs, grid_crs, s) for s in shapes]
+    cells = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=glt.shape,
+                                        transform=Affine(*glt.transform), fill=0,
+                                        dtype="uint8") > 0
+    hit = cells & (glt.rows >= 0)
+    mask = np.zeros(shape, bool)
+    mask[glt.rows[hit], glt.cols[hit]] = True
+    if not mask.any():
+        raise ParameterError("the background area covers no pixel of the granule (no cell "
+                             "of its map grid that a pixel falls in)", path)
     return mask
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -28,6 +28,7 @@ from affine import Affine, TransformNotInvertibleError
 
 from hsad.cube import georeferenced, same_grid, transform_of
 from hsad.errors import ParameterError
+from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import glt_of
 
 #: the attribute holding a cut cube's window: row offset, column offset, whole rows, columns
@@ -42,6 +43,9 @@ class Window:
     row_off: int
     width: int
     height: int
+    #: for an EMIT granule's ``--projwin``: the map-grid cells asked for (row and column
+    #: bounds), whose pixels alone are read as data (:meth:`hsad.io.glt.Glt.windowed`)
+    cells: tuple[int, int, int, int] | None = None
 
     def slices(self) -> tuple[slice, slice]:
         """(rows, columns) slices."""
@@ -183,7 +187,8 @@ def _pixel_window(corners, t: Affine, source) -> tuple[int, int, int, int]:
 
 def _lookup_window(cube: xr.DataArray, glt, corners, projwin_crs, source) -> Window:
     """The instrument pixels of an EMIT granule that the cells of ``corners`` on its
-    lookup table's grid take (:mod:`hsad.io.glt`), as their bounding window."""
+    lookup table's grid take (:mod:`hsad.io.glt`), as their bounding window, with those
+    cells (``Window.cells``: the reader leaves the window's other pixels out)."""
     from rasterio.crs import CRS
 
     corners = _in_crs(corners, projwin_crs, CRS.from_user_input(glt.crs), source)
@@ -195,7 +200,8 @@ def _lookup_window(cube: xr.DataArray, glt, corners, projwin_crs, source) -> Win
         raise ParameterError("--projwin holds no pixel of the granule (only empty cells of "
                              "its map grid)", source)
     r0, r1, c0, c1 = taken
-    return clip_window(c0, r0, c1 - c0, r1 - r0, cube.shape[:2], "computed -srcwin", source)
+    window = clip_window(c0, r0, c1 - c0, r1 - r0, cube.shape[:2], "computed -srcwin", source)
+    return replace(window, cells=(rows.start, rows.stop, cols.start, cols.stop))
 
 
 def check_choice(srcwin=None, projwin=None, projwin_crs=None) -> None:
@@ -241,6 +247,12 @@ def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=No
         out = out.assign_coords(x=np.arange(window.width) + 0.5,
                                 y=np.arange(window.height) + 0.5)
         out = out.rio.write_transform(Affine.identity())
+        glt = glt_of(cube)  # an EMIT granule: the table of the window's own pixels
+        if glt is not None:
+            out.attrs = {k: v for k, v in out.attrs.items() if k != GLT_ATTR}
+            part = glt.windowed(window, cube.attrs.get("source_path"))
+            if part is not None:
+                out.attrs[GLT_ATTR] = part
     return mark_window(out, window, cube.shape[:2])
 
 

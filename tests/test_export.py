@@ -43,6 +43,7 @@ def test_regions_areas_and_scores_in_map_coordinates():
         geom = shapely.geometry.shape(f["geometry"])
         assert geom.is_valid and bounds.covers(geom)
         assert p["area_map"] == pytest.approx(p["area_px"] * px_area)
+        assert p["area_m2"] == p["area_map"]  # UTM: metres already
         # the region's pixels are those whose centre lies inside the polygon
         rows, cols = np.nonzero(m)
         xs, ys = (np.asarray(v) for v in rasterio.transform.xy(TRANSFORM, rows, cols))
@@ -213,3 +214,30 @@ def test_regions_are_the_polygons_as_arrays_and_valid_on_a_speckled_mask(tmp_pat
     assert shapely.equals(shapely.from_wkb(ga), shapely.from_wkb(gb)).all()
     for x, y in zip(fa, fb, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_area_in_square_metres_follows_the_crs_unit_and_is_geodesic_in_degrees():
+    """``area_m2``: the map area times the squared unit in a projected CRS (US survey feet
+    here), the geodesic area on the ellipsoid in a geographic one, NaN in pixels."""
+    from pyproj import Geod
+
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 2:5] = True
+    feet = make_cube(np.zeros((6, 8, 1), np.float32), crs="EPSG:2230",
+                     transform=Affine(100.0, 0, 6_000_000.0, 0, -100.0, 2_000_000.0))
+    [f] = polygons(map_like(feet, mask))
+    assert f["properties"]["area_m2"] == pytest.approx(6 * 100 ** 2 * (1200 / 3937) ** 2)
+    step = 0.01
+    degrees = make_cube(np.zeros((6, 8, 1), np.float32), crs="EPSG:4326",
+                        transform=Affine(step, 0, 10.0, 0, -step, 60.0))
+    [f] = polygons(map_like(degrees, mask))
+    cells = 0.0
+    for r, c in zip(*np.nonzero(mask), strict=True):  # each cell on the ellipsoid
+        lon, lat = 10.0 + c * step, 60.0 - r * step
+        cells += abs(Geod(ellps="WGS84").polygon_area_perimeter(
+            [lon, lon + step, lon + step, lon], [lat, lat, lat - step, lat - step])[0])
+    # geodesic edges: the region's long edges are not the cells' short ones (2.5e-8 apart)
+    assert f["properties"]["area_m2"] == pytest.approx(cells, rel=1e-6)
+    assert 3.6e6 < cells < 3.9e6  # 6 cells of about 0.56 x 1.11 km at 60 degrees north
+    [f] = polygons(mask)
+    assert np.isnan(f["properties"]["area_m2"])

@@ -307,3 +307,25 @@ def test_nan_in_a_ground_truth_counts_as_background_with_a_warning(tmp_path):
         _, truth = load_mat(tmp_path / "s.mat")
     assert truth.sum() == 1 and not truth[1, 1]
     assert np.isnan(read_truth(tmp_path / "s.mat")[0][1, 1])  # hsad evaluate: left out
+
+
+def test_v73_statistics_sample_reads_its_windows_only(tmp_path, monkeypatch):
+    """A sample of 8 x 8 windows reads 8 x 8 windows of the HDF5 variable, not the tile each
+    lies in (dask fuses the slice into the read unless from_array has fancy=False). The
+    scene is larger than ONE_PASS_BYTES, which is read whole."""
+    import hsad.io.matlab as matlab
+    from hsad.engine.stats import SAMPLE_WINDOW, even_sample
+
+    cube = np.random.default_rng(2).random((96, 90, 250))  # above ONE_PASS_BYTES
+    path = write_mat73(tmp_path / "big73.mat", {"hsi": cube}, {"hsi": "double"})
+    reads = []
+    read = matlab._H5Reader._read
+
+    def counting(self, *bounds):
+        reads.append((bounds[1] - bounds[0]) * (bounds[3] - bounds[2]))
+        return read(self, *bounds)
+
+    monkeypatch.setattr(matlab._H5Reader, "_read", counting)
+    sample = even_sample(open_mat(path, chunks=96).data, 4 * SAMPLE_WINDOW ** 2)
+    assert max(reads) <= SAMPLE_WINDOW ** 2 and sum(reads) == len(sample)
+    assert np.isin(sample[:, 0], cube[..., 0]).all()

@@ -51,10 +51,13 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     if head.startswith(b"MATLAB") or suffix == ".mat":
         return "mat"
     if mat_marks:  # HDF5 that is not MATLAB's: EMIT netCDF-4, PRISMA .he5, other products
-        from hsad.io.emit import is_emit
+        from hsad.io.emit import is_emit, why_not_emit
 
         if is_emit(p):
             return "emit"
+        problem = why_not_emit(p)
+        if problem is not None:
+            raise FileFormatError(problem, p)
         raise UnsupportedError(
             "an HDF5 file (PRISMA .he5 or another HDF-EOS product): hsad reads ENVI, GeoTIFF, "
             "MAT and EMIT netCDF; export the cube first, e.g. gdal_translate "
@@ -62,9 +65,13 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
             "(`gdalinfo` lists the cubes), and give its wavelengths", p)
     if suffix in (".tif", ".tiff"):
         return "geotiff"
+    if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05"):
+        raise UnsupportedError("a netCDF-3 (classic) file: hsad reads netCDF-4 EMIT granules; "
+                               "export the cube first, e.g. gdal_translate NETCDF:file:var "
+                               "out.tif", p)
     raise FileFormatError(
-        f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF or a MAT "
-        "file)", p)
+        f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF, a MAT "
+        "file or an EMIT netCDF-4 granule)", p)
 
 
 def open_cube(

@@ -18,6 +18,8 @@ import h5py
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
 
 from hsad.cube import make_cube
 from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
@@ -45,6 +47,24 @@ def is_emit(path: str | os.PathLike) -> bool:
                     and "geotransform" in f.attrs)
     except _H5_ERRORS:
         return False
+
+
+def why_not_emit(path: str | os.PathLike) -> str | None:
+    """Why an HDF5 file is not a readable EMIT granule when it is meant as one (named
+    ``EMIT_…``, or holding EMIT's groups), or cannot be opened at all; None otherwise."""
+    p = Path(path)
+    try:
+        f = h5py.File(p, "r")
+    except _H5_ERRORS as exc:
+        return (f"cannot be opened as HDF5: truncated or damaged ({p.stat().st_size:,} bytes; "
+                f"{exc})")
+    with f:
+        if not (p.name.upper().startswith("EMIT_") or _BANDS in f or _LOCATION in f):
+            return None
+        missing = [name for name in ("location/glt_x", "location/glt_y") if name not in f]
+        if "geotransform" not in f.attrs:
+            missing.append("its geotransform attribute")
+    return f"an EMIT granule without {' or '.join(missing)}" if missing else None
 
 
 def _cube_variables(f: h5py.File) -> list[str]:
@@ -112,28 +132,67 @@ def _glt(f: h5py.File, shape, path) -> Glt:
             or gt[1] * gt[5] - gt[2] * gt[4] == 0:
         raise FileFormatError("the EMIT granule's lookup table is not two tables of one "
                               "shape with a valid geotransform", path)
+    if gx.dtype.kind not in "iu" or gy.dtype.kind not in "iu":
+        raise FileFormatError(f"the EMIT granule's lookup table holds {gx.dtype} values, not "
+                              "pixel indices (integers)", path)
     if np.abs(gy).max(initial=0) > shape[0] or np.abs(gx).max(initial=0) > shape[1]:
         raise FileFormatError(f"the EMIT granule's lookup table points outside its "
                               f"{shape[0]} x {shape[1]} pixels", path)
+    if not ((gx != 0) & (gy != 0)).any():
+        raise FileFormatError("the EMIT granule's lookup table places no pixel (every cell "
+                              "is 0)", path)
     crs = f.attrs.get("spatial_ref")
     crs = _text(crs) if crs is not None else "EPSG:4326"
+    try:
+        CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise FileFormatError(f"the EMIT granule's spatial_ref is not a CRS ({exc})",
+                              path) from None
     return Glt.from_file_tables(gx, gy, gt, crs)
 
 
+#: HDF5's chunk cache for a granule's cube: a sample of scattered pixels (the statistics'
+#: checks) or a block of the map grid (orthorectifying) reads each stored chunk once
+CHUNK_CACHE = 256 * 1024 ** 2
+
+
 class _EmitReader(WindowReader):
-    """Windows of an EMIT cube variable (downtrack, crosstrack, bands)."""
+    """Windows of an EMIT cube variable (downtrack, crosstrack, bands), through the
+    variable opened once per process (``_file``) with a :data:`CHUNK_CACHE` chunk cache."""
 
     def __init__(self, path: str, key: str, shape, dtype):
         super().__init__(path, shape, dtype)
         self.key = key
+        self._file = None
+
+    def __getstate__(self) -> dict:
+        """Pickled without the open handle (``dask.distributed``)."""
+        state = super().__getstate__()
+        state["_file"] = None
+        return state
 
     def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         try:
-            with h5py.File(self.path, "r") as f:
-                return np.asarray(f[self.key][r0:r1, c0:c1, b0:b1], dtype=self.dtype)
+            with self._lock:  # h5py runs one call at a time anyway
+                if self._file is None:  # the dataset stays open: its chunk cache lives
+                    # as long as it does
+                    self._file = h5py.File(self.path, "r", rdcc_nbytes=CHUNK_CACHE,
+                                           rdcc_nslots=100_003)[self.key]
+                block = self._file[r0:r1, c0:c1, b0:b1]
+            return np.asarray(block, dtype=self.dtype)
         except _H5_ERRORS as exc:
             raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
                                      f"{c0}-{c1}: {exc}", self.path) from exc
+
+
+def _only_placed(cube: xr.DataArray, glt: Glt) -> xr.DataArray:
+    """``cube`` with the pixels no cell of ``glt`` places set to nodata (lazily)."""
+    from hsad.nodata import apply_valid_mask
+
+    placed = np.zeros(cube.shape[:2], bool)
+    hit = glt.rows >= 0
+    placed[glt.rows[hit], glt.cols[hit]] = True
+    return cube if placed.all() else apply_valid_mask(cube, placed)
 
 
 def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
@@ -166,7 +225,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
                             window.width)
     st = os.stat(p)
-    data = da.from_array(reader, chunks=tiles, asarray=False, fancy=False,
+    data = da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices fuse into reads
                          meta=np.empty((0, 0, 0), dtype),
                          name="emit-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
                                                  window))
@@ -174,12 +233,9 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     cube = make_cube(data, nodata=nodata, wavelength=wavelength, fwhm=fwhm, good_band=good,
                      source_format="emit", source_path=p, attrs=attrs)
     if window is not None:
-        from affine import Affine
-
-        glt = glt.on_grid(Affine.translation(window.col_off, window.row_off),
-                          (window.height, window.width))
-        if glt is not None:
-            glt = Glt(glt.rows, glt.cols, glt.transform, glt.crs)  # the window's own pixels
+        glt = glt.windowed(window, p)
+    if glt is not None and getattr(window, "cells", None) is not None:
+        cube = _only_placed(cube, glt)  # a --projwin: the pixels its cells hold
     if glt is not None:
         cube.attrs[GLT_ATTR] = glt
     return cube
@@ -227,4 +283,4 @@ def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
     return clear
 
 
-__all__ = ["CUBES", "clear_pixels", "is_emit", "open_emit"]
+__all__ = ["CUBES", "clear_pixels", "is_emit", "open_emit", "why_not_emit"]

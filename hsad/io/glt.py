@@ -15,6 +15,7 @@ follows a window or slice of the cube (:meth:`Glt.on_grid`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,10 +40,10 @@ class Glt:
     @classmethod
     def from_file_tables(cls, glt_x, glt_y, geotransform, crs: str) -> Glt:
         """From EMIT's 1-based tables (0: no pixel) and the grid's GDAL geotransform."""
-        gx, gy = np.abs(np.asarray(glt_x, np.int64)), np.abs(np.asarray(glt_y, np.int64))
-        valid = (gx > 0) & (gy > 0)
-        rows = np.where(valid, gy - 1, -1).astype(np.int32)
-        cols = np.where(valid, gx - 1, -1).astype(np.int32)
+        gx, gy = np.asarray(glt_x), np.asarray(glt_y)
+        valid = (gx != 0) & (gy != 0)
+        rows = np.where(valid, np.abs(gy) - 1, -1).astype(np.int32, copy=False)
+        cols = np.where(valid, np.abs(gx) - 1, -1).astype(np.int32, copy=False)
         return cls(rows, cols, tuple(Affine.from_gdal(*geotransform))[:6], crs)
 
     @property
@@ -76,6 +77,29 @@ class Glt:
         return Glt(np.where(keep, rows[cut], -1).astype(np.int32),
                    np.where(keep, cols[cut], -1).astype(np.int32),
                    tuple(moved)[:6], self.crs, tuple(transform)[:6])
+
+    def windowed(self, window, source=None) -> Glt | None:
+        """The table of ``window`` (an :class:`hsad.subset.Window` of this table's raster)
+        read as a raster of its own (pixels from 0, no transform): the cells placing its
+        pixels, only those of ``window.cells`` (row and column bounds on the map grid, a
+        ``--projwin``'s) when given. None, with a warning naming ``source``, when no cell
+        places one of its pixels: its maps are then written in pixels."""
+        table = self
+        cells = getattr(window, "cells", None)
+        if cells is not None:
+            r0, r1, c0, c1 = cells
+            moved = Affine(*self.transform) @ Affine.translation(c0, r0)
+            table = replace(self, rows=self.rows[r0:r1, c0:c1], cols=self.cols[r0:r1, c0:c1],
+                            transform=tuple(moved)[:6])
+        part = table.on_grid(Affine(*self.grid) @ Affine.translation(window.col_off,
+                                                                     window.row_off),
+                             (window.height, window.width))
+        if part is None:
+            warnings.warn(f"{source or 'the window'}: the granule's lookup table places no "
+                          f"pixel of -srcwin {window.srcwin()}; its maps are written in "
+                          "instrument pixels, without georeference", UserWarning, stacklevel=3)
+            return None
+        return replace(part, grid=tuple(Affine.identity())[:6])
 
     def orthorectify(self, values, fill=np.nan) -> np.ndarray:
         """``values`` (rows, cols[, bands], on this table's raster) on the map grid;

@@ -367,7 +367,9 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
             reader = WindowView(reader, window.row_off, window.col_off, window.height,
                                 window.width)
         st = os.stat(p)
-        data = da.from_array(reader, chunks=tiles, asarray=False, fancy=False,
+        # (fancy indexing stays on: with fancy=False dask does not fuse a slice into the
+        # read, and every statistics sample window read its whole tile)
+        data = da.from_array(reader, chunks=tiles, asarray=False,
                              meta=np.empty((0, 0, 0), dtype),
                              name="mat73-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
                                                       window))

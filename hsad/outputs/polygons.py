@@ -38,7 +38,7 @@ from hsad.io.sensor_georef import ground_mapping, sensor_georef_of
 #: Output drivers by file suffix.
 DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
 
-_BASE_FIELDS = ("id", "area_px", "area_map", "centroid_x", "centroid_y")
+_BASE_FIELDS = ("id", "area_px", "area_map", "area_m2", "centroid_x", "centroid_y")
 _SCORE_FIELDS = ("peak_score", "mean_score")
 
 
@@ -97,7 +97,8 @@ def polygons(
     count as True). ``transform`` overrides the map's own; without georeference (plain
     arrays too) the vertices are x = column, y = −row, as QGIS draws such a raster.
     Each feature's properties: ``id`` (1.., raster order), ``area_px`` (pixels),
-    ``area_map`` (map units², shapely area), ``centroid_x``/``centroid_y`` (map coords)
+    ``area_map`` (map units², shapely area), ``area_m2`` (m², geodesic in a geographic CRS;
+    NaN without one), ``centroid_x``/``centroid_y`` (map coords)
     and, when ``scores`` is given, ``peak_score``/``mean_score`` over the region's finite
     scores (NaN if none). :func:`regions` gives the same as shapely geometries and arrays.
     """
@@ -156,16 +157,33 @@ def regions(
     if to_ground is not None:  # GCPs or RPCs: every vertex placed as gdalwarp places it
         geoms = shapely.transform(geoms, to_ground)
     centroids = shapely.centroid(geoms)
+    area = shapely.area(geoms)
     props = {
         "id": np.arange(1, keep.size + 1),
         "area_px": counts[keep],
-        "area_map": shapely.area(geoms),
+        "area_map": area,
+        "area_m2": _square_metres(geoms, area, None if transform is not None
+                                  else vector_crs(mask)),
         "centroid_x": shapely.get_x(centroids),
         "centroid_y": shapely.get_y(centroids),
     }
     if scores is not None:
         props.update(_region_scores(_as_array(scores), labels, keep.size))
     return geoms, props
+
+
+def _square_metres(geoms: np.ndarray, area: np.ndarray, crs) -> np.ndarray:
+    """The regions' areas in m²: geodesic on the CRS's ellipsoid for a geographic CRS
+    (``pyproj.Geod``), the map area times the squared unit for a projected one; NaN for
+    pixel coordinates or a local CRS."""
+    if crs is None or not (crs.is_geographic or crs.is_projected):
+        return np.full(len(geoms), np.nan)
+    if crs.is_projected:
+        return area * crs.linear_units_factor[1] ** 2
+    from pyproj import CRS as ProjCRS
+
+    geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
+    return np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in geoms])
 
 
 def _region_geometries(labels: np.ndarray, n: int, affine: Affine) -> np.ndarray:
