@@ -1,4 +1,5 @@
-"""``hsad convert``: copy a cube between MAT, ENVI and GeoTIFF, keeping georef and wavelengths."""
+"""``hsad convert``: copy a cube between MAT, ENVI and GeoTIFF (or out of an EMIT granule,
+orthorectified), keeping georef and wavelengths."""
 
 from __future__ import annotations
 
@@ -123,7 +124,8 @@ def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: 
             srcwin, projwin, projwin_crs, chunks: int | None, overwrite: bool) -> None:
     """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
     file OUT plus its .hdr), keeping the bands chosen by the band options (default all) and
-    the window chosen by --srcwin or --projwin (default the whole scene)."""
+    the window chosen by --srcwin or --projwin (default the whole scene). An EMIT granule is
+    written orthorectified, on its lookup table's grid."""
     if Path(dst).suffix.lower() == ".hdr":
         raise ParameterError("give the ENVI data file name, not the header", dst)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
