@@ -87,7 +87,8 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
     shapes = [shapely.geometry.mapping(g) if hasattr(g, "geom_type") else dict(g)
               for g in geoms]
     glt = glt_of(cube)
-    if glt is not None:  # an EMIT granule: drawn on its lookup table's grid
+    if glt is not None and src_crs is not None:  # an EMIT granule: polygons in a CRS are
+        # drawn on its lookup table's grid (without one, in its pixels, as below)
         return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path)
     if src_crs is not None and scene_crs is None:
         raise ParameterError(f"the polygons are in {src_crs} but the scene has no CRS to "
@@ -116,13 +117,13 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
 
 def _rasterise_on_lookup(shapes, src_crs, glt, shape, path) -> np.ndarray:
     """The pixels of an EMIT granule (``shape``: rows, cols) whose map-grid cells the
-    ``shapes`` (in ``src_crs``; None: the grid's) cover."""
+    ``shapes`` (in ``src_crs``) cover."""
     import rasterio.features
     from rasterio.crs import CRS
     from rasterio.warp import transform_geom
 
     grid_crs = CRS.from_user_input(glt.crs)
-    if src_crs is not None and CRS.from_user_input(src_crs) != grid_crs:
+    if CRS.from_user_input(src_crs) != grid_crs:
         shapes = [transform_geom(src_crs, grid_crs, s) for s in shapes]
     cells = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=glt.shape,
                                         transform=Affine(*glt.transform), fill=0,

@@ -29,7 +29,7 @@ from affine import Affine, TransformNotInvertibleError
 from hsad.cube import georeferenced, same_grid, transform_of
 from hsad.errors import ParameterError
 from hsad.io.glt import ATTR as GLT_ATTR
-from hsad.io.glt import glt_of
+from hsad.io.glt import glt_of, only_placed
 
 #: the attribute holding a cut cube's window: row offset, column offset, whole rows, columns
 WINDOW_ATTR = "hsad_window"
@@ -71,7 +71,7 @@ def _whole(value, name: str) -> int:
 
 
 def clip_window(xoff: int, yoff: int, xsize: int, ysize: int, shape: tuple[int, int],
-                name: str = "--srcwin", source=None) -> Window:
+                name: str = "--srcwin", source=None, grid: str = "pixel scene") -> Window:
     """The window ``xoff yoff xsize ysize`` cut to a ``shape`` (rows, columns) scene, with a
     warning when it reaches beyond; ParameterError when it is empty or wholly outside."""
     rows, cols = shape
@@ -82,12 +82,14 @@ def clip_window(xoff: int, yoff: int, xsize: int, ysize: int, shape: tuple[int, 
     c0, r0 = max(xoff, 0), max(yoff, 0)
     c1, r1 = min(xoff + xsize, cols), min(yoff + ysize, rows)
     if c1 <= c0 or r1 <= r0:
-        raise ParameterError(f"{asked} lies outside the {cols} x {rows} pixel scene "
+        raise ParameterError(f"{asked} lies outside the {cols} x {rows} {grid} "
                              "(columns, rows)", source)
     window = Window(c0, r0, c1 - c0, r1 - r0)
     if (c0, r0, c1 - c0, r1 - r0) != (xoff, yoff, xsize, ysize):
         warnings.warn(f"{os.fspath(source) + ': ' if source else ''}{asked} reaches beyond "
-                      f"the {cols} x {rows} pixel scene: cut to -srcwin {window.srcwin()}",
+                      f"the {cols} x {rows} {grid}: cut to "
+                      f"{'-srcwin ' if grid == 'pixel scene' else 'columns, rows '}"
+                      f"{window.srcwin()}",
                       UserWarning, stacklevel=3)
     return window
 
@@ -193,7 +195,7 @@ def _lookup_window(cube: xr.DataArray, glt, corners, projwin_crs, source) -> Win
 
     corners = _in_crs(corners, projwin_crs, CRS.from_user_input(glt.crs), source)
     grid = clip_window(*_pixel_window(corners, Affine(*glt.transform), source), glt.shape,
-                       "computed window on the granule's map grid", source)
+                       "--projwin, as cells", source, grid="cell map grid of the granule")
     rows, cols = grid.slices()
     taken = glt.source_window(rows, cols)
     if taken is None:
@@ -252,6 +254,8 @@ def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=No
             out.attrs = {k: v for k, v in out.attrs.items() if k != GLT_ATTR}
             part = glt.windowed(window, cube.attrs.get("source_path"))
             if part is not None:
+                if window.cells is not None:  # a --projwin: the pixels its cells hold
+                    out = only_placed(out, part)
                 out.attrs[GLT_ATTR] = part
     return mark_window(out, window, cube.shape[:2])
 

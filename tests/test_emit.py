@@ -402,7 +402,7 @@ def test_background_polygons_in_map_coordinates_take_the_pixels_of_their_cells(g
     cells = (gx[20:35, 15:30], gy[20:35, 15:30])
     hit = cells[0] > 0
     expected[cells[1][hit] - 1, cells[0][hit] - 1] = True
-    np.testing.assert_array_equal(background_mask(cube, box), expected)
+    np.testing.assert_array_equal(background_mask(cube, box, crs="EPSG:4326"), expected)
     utm = shapely.geometry.shape(transform_geom("EPSG:4326", "EPSG:32611",
                                                 shapely.geometry.mapping(box)))
     # the same box in UTM, shrunk by a tenth of a cell: its edges are no longer straight in
@@ -410,7 +410,31 @@ def test_background_polygons_in_map_coordinates_take_the_pixels_of_their_cells(g
     inner = shapely.box(*box.buffer(-GEOTRANSFORM[1] / 10).bounds)
     in_utm = background_mask(cube, utm, crs="EPSG:32611")
     assert (in_utm != expected).sum() <= 0.05 * expected.sum()
-    assert not background_mask(cube, inner)[~expected].any()
+    assert not background_mask(cube, inner, crs="EPSG:4326")[~expected].any()
     far = shapely.box(0, 0, 1, 1)
     with pytest.raises(Exception, match="covers no pixel of the granule"):
-        background_mask(cube, far)
+        background_mask(cube, far, crs="EPSG:4326")
+    # without a CRS, polygons are in the granule's pixels, as QGIS draws the quicklook's
+    # frame (x = column, y = -row)
+    pixels = background_mask(cube, shapely.box(3, -12, 9, -2))
+    assert pixels.sum() == 60 and pixels[2:12, 3:9].all()
+
+
+def test_a_granule_read_can_be_replaced_and_is_then_read_anew(tmp_path):
+    """The reader holds the granule open (its chunk cache), but through a file object:
+    HDF5 locks nothing and shares no open file, so the granule can be rewritten in the
+    same process or another while a cube of it lives, and a new cube reads the new file."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "g.nc"
+    write_granule(path)
+    old = open_cube(path, chunks=16)
+    assert float(old[:4, :4].mean()) < 1  # read: the handle is open now
+    script = ("import h5py, sys; f = h5py.File(sys.argv[1], 'r+'); "
+              "f['reflectance'][0, 0, 0] = 5; f.close()")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr  # no HDF5 lock held by this process
+    write_granule(path, np.full((ROWS, COLS, BANDS), 7.0, np.float32))  # truncates it
+    assert float(open_cube(path).mean()) == 7.0

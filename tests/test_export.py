@@ -43,7 +43,8 @@ def test_regions_areas_and_scores_in_map_coordinates():
         geom = shapely.geometry.shape(f["geometry"])
         assert geom.is_valid and bounds.covers(geom)
         assert p["area_map"] == pytest.approx(p["area_px"] * px_area)
-        assert p["area_m2"] == p["area_map"]  # UTM: metres already
+        # UTM: metres, within the projection's scale (0.9996 on the central meridian)
+        assert p["area_m2"] == pytest.approx(p["area_map"], rel=2e-3)
         # the region's pixels are those whose centre lies inside the polygon
         rows, cols = np.nonzero(m)
         xs, ys = (np.asarray(v) for v in rasterio.transform.xy(TRANSFORM, rows, cols))
@@ -216,17 +217,28 @@ def test_regions_are_the_polygons_as_arrays_and_valid_on_a_speckled_mask(tmp_pat
         np.testing.assert_array_equal(x, y)
 
 
-def test_area_in_square_metres_follows_the_crs_unit_and_is_geodesic_in_degrees():
-    """``area_m2``: the map area times the squared unit in a projected CRS (US survey feet
-    here), the geodesic area on the ellipsoid in a geographic one, NaN in pixels."""
+def test_area_in_square_metres_is_the_ground_area_in_every_crs():
+    """``area_m2``: the ground area on the ellipsoid, whatever the CRS's unit and map scale
+    (US survey feet; Web Mercator, whose areas grow as 1/cos² of the latitude; degrees);
+    NaN in pixels."""
     from pyproj import Geod
 
     mask = np.zeros((6, 8), bool)
     mask[1:3, 2:5] = True
     feet = make_cube(np.zeros((6, 8, 1), np.float32), crs="EPSG:2230",
                      transform=Affine(100.0, 0, 6_000_000.0, 0, -100.0, 2_000_000.0))
-    [f] = polygons(map_like(feet, mask))
-    assert f["properties"]["area_m2"] == pytest.approx(6 * 100 ** 2 * (1200 / 3937) ** 2)
+    [f] = polygons(map_like(feet, mask))  # a state plane: map scale within 1e-4 of 1
+    assert f["properties"]["area_m2"] == pytest.approx(6 * 100 ** 2 * (1200 / 3937) ** 2,
+                                                       rel=5e-4)
+    lat = 45.0
+    mercator = make_cube(np.zeros((6, 8, 1), np.float32), crs="EPSG:3857",
+                         transform=Affine(30.0, 0, 1_000_000.0, 0, -30.0, 5_621_521.0))
+    [f] = polygons(map_like(mercator, mask))  # y = 5 621 521 m is 45.0 degrees north
+    expected = 6 * 30.0 ** 2 * np.cos(np.radians(lat)) ** 2  # on the sphere; the ellipsoid
+    assert f["properties"]["area_m2"] == pytest.approx(expected, rel=5e-3)  # differs by <0.5%
+    assert f["properties"]["area_map"] == pytest.approx(6 * 30.0 ** 2)
+    [g] = polygons(map_like(mercator, mask), transform=mercator.rio.transform())
+    assert g["properties"]["area_m2"] == f["properties"]["area_m2"]  # the map's CRS kept
     step = 0.01
     degrees = make_cube(np.zeros((6, 8, 1), np.float32), crs="EPSG:4326",
                         transform=Affine(step, 0, 10.0, 0, -step, 60.0))

@@ -26,7 +26,7 @@ from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
-from hsad.io.glt import Glt
+from hsad.io.glt import Glt, only_placed
 from hsad.io.window import WindowView, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference
@@ -59,7 +59,7 @@ def why_not_emit(path: str | os.PathLike) -> str | None:
         return (f"cannot be opened as HDF5: truncated or damaged ({p.stat().st_size:,} bytes; "
                 f"{exc})")
     with f:
-        if not (p.name.upper().startswith("EMIT_") or _BANDS in f or _LOCATION in f):
+        if not (p.name.upper().startswith("EMIT_") or (_BANDS in f and _LOCATION in f)):
             return None
         missing = [name for name in ("location/glt_x", "location/glt_y") if name not in f]
         if "geotransform" not in f.attrs:
@@ -158,7 +158,12 @@ CHUNK_CACHE = 256 * 1024 ** 2
 
 class _EmitReader(WindowReader):
     """Windows of an EMIT cube variable (downtrack, crosstrack, bands), through the
-    variable opened once per process (``_file``) with a :data:`CHUNK_CACHE` chunk cache."""
+    variable opened once per process (``_file``) with a :data:`CHUNK_CACHE` chunk cache.
+
+    HDF5 is given a Python file object, not the path: it then takes no lock on the file
+    and shares no open file with a later ``open_cube`` of the same path, so the granule
+    can be replaced while a cube of it lives, and a cube opened afterwards reads the new
+    file (as with GDAL's readers; this cube keeps the file it opened)."""
 
     def __init__(self, path: str, key: str, shape, dtype):
         super().__init__(path, shape, dtype)
@@ -175,24 +180,15 @@ class _EmitReader(WindowReader):
         try:
             with self._lock:  # h5py runs one call at a time anyway
                 if self._file is None:  # the dataset stays open: its chunk cache lives
-                    # as long as it does
-                    self._file = h5py.File(self.path, "r", rdcc_nbytes=CHUNK_CACHE,
+                    # as long as it does (h5py keeps the file object alive with it)
+                    self._file = h5py.File(open(self.path, "rb"), "r",  # noqa: SIM115
+                                           rdcc_nbytes=CHUNK_CACHE,
                                            rdcc_nslots=100_003)[self.key]
                 block = self._file[r0:r1, c0:c1, b0:b1]
             return np.asarray(block, dtype=self.dtype)
         except _H5_ERRORS as exc:
             raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
                                      f"{c0}-{c1}: {exc}", self.path) from exc
-
-
-def _only_placed(cube: xr.DataArray, glt: Glt) -> xr.DataArray:
-    """``cube`` with the pixels no cell of ``glt`` places set to nodata (lazily)."""
-    from hsad.nodata import apply_valid_mask
-
-    placed = np.zeros(cube.shape[:2], bool)
-    hit = glt.rows >= 0
-    placed[glt.rows[hit], glt.cols[hit]] = True
-    return cube if placed.all() else apply_valid_mask(cube, placed)
 
 
 def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
@@ -235,7 +231,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     if window is not None:
         glt = glt.windowed(window, p)
     if glt is not None and getattr(window, "cells", None) is not None:
-        cube = _only_placed(cube, glt)  # a --projwin: the pixels its cells hold
+        cube = only_placed(cube, glt)  # a --projwin: the pixels its cells hold
     if glt is not None:
         cube.attrs[GLT_ATTR] = glt
     return cube

@@ -133,6 +133,17 @@ def glt_of(obj) -> Glt | None:
     return held.on_grid(transform_of(obj), obj.shape[:2])
 
 
+def only_placed(cube: xr.DataArray, glt: Glt) -> xr.DataArray:
+    """``cube`` (on ``glt``'s raster) with the pixels no cell of ``glt`` places set to
+    nodata, lazily: a ``--projwin``'s pixels outside its box."""
+    from hsad.nodata import apply_valid_mask
+
+    placed = np.zeros(cube.shape[:2], bool)
+    hit = glt.rows >= 0
+    placed[glt.rows[hit], glt.cols[hit]] = True
+    return cube if placed.all() else apply_valid_mask(cube, placed)
+
+
 def map_grid(glt: Glt, values, name=None, attrs: dict | None = None) -> xr.DataArray:
     """A ``(y, x[, band])`` DataArray of ``values`` on the table's map grid, with its CRS
     and transform (pixel-centre coordinates, as hsad's cubes have)."""
@@ -212,4 +223,5 @@ def orthorectify_cube(cube: xr.DataArray, tile: int = 256) -> xr.DataArray:
                      source_path=cube.attrs.get("source_path"), attrs=attrs)
 
 
-__all__ = ["ATTR", "Glt", "glt_of", "map_grid", "orthorectify_cube", "orthorectify_map"]
+__all__ = ["ATTR", "Glt", "glt_of", "map_grid", "only_placed", "orthorectify_cube",
+           "orthorectify_map"]

@@ -97,8 +97,8 @@ def polygons(
     count as True). ``transform`` overrides the map's own; without georeference (plain
     arrays too) the vertices are x = column, y = −row, as QGIS draws such a raster.
     Each feature's properties: ``id`` (1.., raster order), ``area_px`` (pixels),
-    ``area_map`` (map units², shapely area), ``area_m2`` (m², geodesic in a geographic CRS;
-    NaN without one), ``centroid_x``/``centroid_y`` (map coords)
+    ``area_map`` (map units², shapely area), ``area_m2`` (ground area in m², geodesic on the
+    CRS's ellipsoid; NaN without a CRS), ``centroid_x``/``centroid_y`` (map coords)
     and, when ``scores`` is given, ``peak_score``/``mean_score`` over the region's finite
     scores (NaN if none). :func:`regions` gives the same as shapely geometries and arrays.
     """
@@ -157,13 +157,12 @@ def regions(
     if to_ground is not None:  # GCPs or RPCs: every vertex placed as gdalwarp places it
         geoms = shapely.transform(geoms, to_ground)
     centroids = shapely.centroid(geoms)
-    area = shapely.area(geoms)
     props = {
         "id": np.arange(1, keep.size + 1),
         "area_px": counts[keep],
-        "area_map": area,
-        "area_m2": _square_metres(geoms, area, None if transform is not None
-                                  else vector_crs(mask)),
+        "area_map": shapely.area(geoms),
+        "area_m2": _square_metres(geoms, vector_crs(mask) if transform is None
+                                  else getattr(getattr(mask, "rio", None), "crs", None)),
         "centroid_x": shapely.get_x(centroids),
         "centroid_y": shapely.get_y(centroids),
     }
@@ -172,17 +171,23 @@ def regions(
     return geoms, props
 
 
-def _square_metres(geoms: np.ndarray, area: np.ndarray, crs) -> np.ndarray:
-    """The regions' areas in m²: geodesic on the CRS's ellipsoid for a geographic CRS
-    (``pyproj.Geod``), the map area times the squared unit for a projected one; NaN for
-    pixel coordinates or a local CRS."""
+def _square_metres(geoms: np.ndarray, crs) -> np.ndarray:
+    """The regions' ground areas in m², geodesic on the CRS's ellipsoid (``pyproj.Geod``;
+    a projected CRS's vertices taken to its geographic CRS first, so that no map scale
+    enters: Web Mercator doubles areas at 45°); NaN for pixel coordinates or a local CRS."""
     if crs is None or not (crs.is_geographic or crs.is_projected):
         return np.full(len(geoms), np.nan)
-    if crs.is_projected:
-        return area * crs.linear_units_factor[1] ** 2
     from pyproj import CRS as ProjCRS
+    from pyproj import Transformer
 
-    geod = ProjCRS.from_wkt(crs.to_wkt()).get_geod()
+    proj = ProjCRS.from_wkt(crs.to_wkt())
+    geod = proj.get_geod()
+    if geod is None:
+        return np.full(len(geoms), np.nan)
+    if crs.is_projected:
+        to_lonlat = Transformer.from_crs(proj, proj.geodetic_crs, always_xy=True)
+        geoms = shapely.transform(
+            geoms, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
     return np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in geoms])
 
 
