@@ -158,7 +158,8 @@ CHUNK_CACHE = 256 * 1024 ** 2
 
 class _EmitReader(WindowReader):
     """Windows of an EMIT cube variable (downtrack, crosstrack, bands), through the
-    variable opened once per process (``_file``) with a :data:`CHUNK_CACHE` chunk cache.
+    variable opened once per process (``_file``: the file object and the dataset) with a
+    :data:`CHUNK_CACHE` chunk cache.
 
     HDF5 is given a Python file object, not the path: it then takes no lock on the file
     and shares no open file with a later ``open_cube`` of the same path, so the granule
@@ -179,12 +180,12 @@ class _EmitReader(WindowReader):
     def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         try:
             with self._lock:  # h5py runs one call at a time anyway
-                if self._file is None:  # the dataset stays open: its chunk cache lives
-                    # as long as it does (h5py keeps the file object alive with it)
-                    self._file = h5py.File(open(self.path, "rb"), "r",  # noqa: SIM115
-                                           rdcc_nbytes=CHUNK_CACHE,
-                                           rdcc_nslots=100_003)[self.key]
-                block = self._file[r0:r1, c0:c1, b0:b1]
+                if self._file is None:  # the dataset stays open, and with it its chunk
+                    # cache; the file object is kept beside it, which HDF5 reads through
+                    handle = open(self.path, "rb")  # noqa: SIM115
+                    self._file = (handle, h5py.File(handle, "r", rdcc_nbytes=CHUNK_CACHE,
+                                                    rdcc_nslots=100_003)[self.key])
+                block = self._file[1][r0:r1, c0:c1, b0:b1]
             return np.asarray(block, dtype=self.dtype)
         except _H5_ERRORS as exc:
             raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
