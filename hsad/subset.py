@@ -82,14 +82,13 @@ def clip_window(xoff: int, yoff: int, xsize: int, ysize: int, shape: tuple[int, 
     c0, r0 = max(xoff, 0), max(yoff, 0)
     c1, r1 = min(xoff + xsize, cols), min(yoff + ysize, rows)
     if c1 <= c0 or r1 <= r0:
-        raise ParameterError(f"{asked} lies outside the {cols} x {rows} {grid} "
-                             "(columns, rows)", source)
+        raise ParameterError(f"{asked} lies outside the {cols} x {rows} {grid}"
+                             f"{' (columns, rows)' if grid == 'pixel scene' else ''}", source)
     window = Window(c0, r0, c1 - c0, r1 - r0)
     if (c0, r0, c1 - c0, r1 - r0) != (xoff, yoff, xsize, ysize):
         warnings.warn(f"{os.fspath(source) + ': ' if source else ''}{asked} reaches beyond "
                       f"the {cols} x {rows} {grid}: cut to "
-                      f"{'-srcwin ' if grid == 'pixel scene' else 'columns, rows '}"
-                      f"{window.srcwin()}",
+                      f"{'-srcwin ' if grid == 'pixel scene' else ''}{window.srcwin()}",
                       UserWarning, stacklevel=3)
     return window
 
@@ -195,7 +194,8 @@ def _lookup_window(cube: xr.DataArray, glt, corners, projwin_crs, source) -> Win
 
     corners = _in_crs(corners, projwin_crs, CRS.from_user_input(glt.crs), source)
     grid = clip_window(*_pixel_window(corners, Affine(*glt.transform), source), glt.shape,
-                       "--projwin, as cells", source, grid="cell map grid of the granule")
+                       "--projwin, as cells of the map grid (xoff yoff xsize ysize):", source,
+                       grid="(columns x rows) map grid of the granule")
     rows, cols = grid.slices()
     taken = glt.source_window(rows, cols)
     if taken is None:

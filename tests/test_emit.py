@@ -438,3 +438,14 @@ def test_a_granule_read_can_be_replaced_and_is_then_read_anew(tmp_path):
     assert done.returncode == 0, done.stderr  # no HDF5 lock held by this process
     write_granule(path, np.full((ROWS, COLS, BANDS), 7.0, np.float32))  # truncates it
     assert float(open_cube(path).mean()) == 7.0
+    # the live cube's file was rewritten in place: its bytes lie elsewhere now
+    from hsad.errors import TruncatedFileError
+
+    with pytest.raises(TruncatedFileError, match="changed on disk after it was opened"):
+        old[4:8, 4:8].compute()
+    # replaced by a rename, the opened file keeps serving its cube
+    kept = open_cube(path, chunks=16)
+    assert float(kept[:4, :4].mean()) == 7.0
+    write_granule(tmp_path / "new.nc", np.full((ROWS, COLS, BANDS), 3.0, np.float32))
+    (tmp_path / "new.nc").replace(path)
+    assert float(kept[8:12, 8:12].mean()) == 7.0 and float(open_cube(path).mean()) == 3.0

@@ -237,6 +237,18 @@ def test_area_in_square_metres_is_the_ground_area_in_every_crs():
     expected = 6 * 30.0 ** 2 * np.cos(np.radians(lat)) ** 2  # on the sphere; the ellipsoid
     assert f["properties"]["area_m2"] == pytest.approx(expected, rel=5e-3)  # differs by <0.5%
     assert f["properties"]["area_map"] == pytest.approx(6 * 30.0 ** 2)
+    # NTF Paris Lambert II: its geographic CRS is in grads from the Paris meridian; against
+    # the area in an equal-area projection centred on the region
+    from pyproj import Transformer
+
+    paris = make_cube(np.zeros((6, 8, 1), np.float32), crs="EPSG:27572",
+                      transform=Affine(100.0, 0, 600_000.0, 0, -100.0, 2_400_000.0))
+    [p] = polygons(map_like(paris, mask))
+    laea = Transformer.from_crs("EPSG:27572", "+proj=laea +lat_0=46.5 +lon_0=2.35 "
+                                "+ellps=clrk80ign", always_xy=True)
+    drawn = shapely.transform(shapely.geometry.shape(p["geometry"]),
+                              lambda xy: np.column_stack(laea.transform(xy[:, 0], xy[:, 1])))
+    assert p["properties"]["area_m2"] == pytest.approx(drawn.area, rel=1e-4)
     [g] = polygons(map_like(mercator, mask), transform=mercator.rio.transform())
     assert g["properties"]["area_m2"] == f["properties"]["area_m2"]  # the map's CRS kept
     step = 0.01

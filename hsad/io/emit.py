@@ -164,12 +164,25 @@ class _EmitReader(WindowReader):
     HDF5 is given a Python file object, not the path: it then takes no lock on the file
     and shares no open file with a later ``open_cube`` of the same path, so the granule
     can be replaced while a cube of it lives, and a cube opened afterwards reads the new
-    file (as with GDAL's readers; this cube keeps the file it opened)."""
+    file. A granule replaced by a rename leaves this cube the file it opened; one
+    rewritten or truncated in place is an error at the next read (:meth:`_check`)."""
 
-    def __init__(self, path: str, key: str, shape, dtype):
+    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple[int, int]):
+        """``stamp``: the file's size and modification time (ns) when its layout was read."""
         super().__init__(path, shape, dtype)
         self.key = key
+        self.stamp = stamp
         self._file = None
+
+    def _check(self, handle) -> None:
+        """TruncatedFileError when the open file is no longer the one whose layout was read
+        (rewritten or truncated in place: its bytes would be read at the old offsets); a
+        file replaced by a rename keeps serving the opened one."""
+        st = os.fstat(handle.fileno())
+        if (st.st_size, st.st_mtime_ns) != self.stamp:
+            raise TruncatedFileError("the granule changed on disk after it was opened (size "
+                                     f"{self.stamp[0]:,} -> {st.st_size:,} bytes); open it "
+                                     "again", self.path)
 
     def __getstate__(self) -> dict:
         """Pickled without the open handle (``dask.distributed``)."""
@@ -183,8 +196,10 @@ class _EmitReader(WindowReader):
                 if self._file is None:  # the dataset stays open, and with it its chunk
                     # cache; the file object is kept beside it, which HDF5 reads through
                     handle = open(self.path, "rb")  # noqa: SIM115
+                    self._check(handle)
                     self._file = (handle, h5py.File(handle, "r", rdcc_nbytes=CHUNK_CACHE,
                                                     rdcc_nslots=100_003)[self.key])
+                self._check(self._file[0])
                 block = self._file[1][r0:r1, c0:c1, b0:b1]
             return np.asarray(block, dtype=self.dtype)
         except _H5_ERRORS as exc:
@@ -217,11 +232,11 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
         check_window(window, (rows, cols), p)
     tiles = tile_chunks(chunks, *((rows, cols) if window is None
                                   else (window.height, window.width)))
-    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype)
+    st = os.stat(p)
+    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype, (st.st_size, st.st_mtime_ns))
     if window is not None:
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
                             window.width)
-    st = os.stat(p)
     data = da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices fuse into reads
                          meta=np.empty((0, 0, 0), dtype),
                          name="emit-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,

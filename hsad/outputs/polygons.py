@@ -171,10 +171,17 @@ def regions(
     return geoms, props
 
 
+#: the longest edge whose ground area is taken as a geodesic's: longer edges (of regions
+#: tens of km wide) are cut first, so that a region's area is that of the map's drawing
+AREA_EDGE_M = 1000.0
+
+
 def _square_metres(geoms: np.ndarray, crs) -> np.ndarray:
-    """The regions' ground areas in m², geodesic on the CRS's ellipsoid (``pyproj.Geod``;
-    a projected CRS's vertices taken to its geographic CRS first, so that no map scale
-    enters: Web Mercator doubles areas at 45°); NaN for pixel coordinates or a local CRS."""
+    """The regions' ground areas in m², geodesic on the CRS's ellipsoid (``pyproj.Geod``).
+    Vertices go to longitude and latitude in degrees from Greenwich on that ellipsoid
+    first, so that no map scale (Web Mercator doubles areas at 45°), angular unit (grads)
+    or prime meridian (Paris) enters; edges longer than :data:`AREA_EDGE_M` are cut. NaN
+    for pixel coordinates or a local CRS."""
     if crs is None or not (crs.is_geographic or crs.is_projected):
         return np.full(len(geoms), np.nan)
     from pyproj import CRS as ProjCRS
@@ -185,9 +192,19 @@ def _square_metres(geoms: np.ndarray, crs) -> np.ndarray:
     if geod is None:
         return np.full(len(geoms), np.nan)
     if crs.is_projected:
-        to_lonlat = Transformer.from_crs(proj, proj.geodetic_crs, always_xy=True)
+        step = AREA_EDGE_M / crs.linear_units_factor[1]  # in map units
+    else:  # in the CRS's angle (a degree of latitude is about 111.32 km)
+        step = AREA_EDGE_M / 111_320.0 * (np.pi / 180) / crs.units_factor[1]
+    if crs.is_projected or crs.units_factor[0] != "degree" or \
+            proj.prime_meridian.longitude != 0:
+        degrees = ProjCRS.from_dict({"proj": "longlat", "a": geod.a, "b": geod.b,
+                                     "no_defs": True})
+        to_lonlat = Transformer.from_crs(proj, degrees, always_xy=True)
         geoms = shapely.transform(
-            geoms, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
+            shapely.segmentize(geoms, step),
+            lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
+    else:
+        geoms = shapely.segmentize(geoms, step)
     return np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in geoms])
 
 
