@@ -423,7 +423,8 @@ def test_background_polygons_in_map_coordinates_take_the_pixels_of_their_cells(g
 def test_a_granule_read_can_be_replaced_and_is_then_read_anew(tmp_path):
     """The reader holds the granule open (its chunk cache), but through a file object:
     HDF5 locks nothing and shares no open file, so the granule can be rewritten in the
-    same process or another while a cube of it lives, and a new cube reads the new file."""
+    same process or another while a cube of it lives, and a new cube reads the new file;
+    the live cube's next read is an error, however the file was changed."""
     import subprocess
     import sys
 
@@ -443,9 +444,23 @@ def test_a_granule_read_can_be_replaced_and_is_then_read_anew(tmp_path):
 
     with pytest.raises(TruncatedFileError, match="changed on disk after it was opened"):
         old[4:8, 4:8].compute()
-    # replaced by a rename, the opened file keeps serving its cube
+    # the same size, its modification time put back (cp -p, rsync --inplace -t)
+    import os
+
     kept = open_cube(path, chunks=16)
     assert float(kept[:4, :4].mean()) == 7.0
+    before = os.stat(path)
+    with h5py.File(path, "r+") as f:
+        f["reflectance"][0, 0, 0] = 9.0
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    with pytest.raises(TruncatedFileError, match="modified, or its status changed"):
+        kept[8:12, 8:12].compute()
+    # replaced by a rename: the live cube fails, a new one reads the new file
+    kept = open_cube(path, chunks=16)
+    assert float(kept[:4, 4:8].mean()) == 7.0
     write_granule(tmp_path / "new.nc", np.full((ROWS, COLS, BANDS), 3.0, np.float32))
     (tmp_path / "new.nc").replace(path)
-    assert float(kept[8:12, 8:12].mean()) == 7.0 and float(open_cube(path).mean()) == 3.0
+    with pytest.raises(TruncatedFileError, match="changed on disk"):
+        kept[8:12, 8:12].compute()
+    assert float(open_cube(path).mean()) == 3.0

@@ -151,6 +151,15 @@ def _glt(f: h5py.File, shape, path) -> Glt:
     return Glt.from_file_tables(gx, gy, gt, crs)
 
 
+def _stamp(handle) -> tuple[int, int, int, int]:
+    """An open file's inode, size, modification and status-change times (ns): a rewrite in
+    place changes them even when it keeps the size and puts the modification time back
+    (``cp -p``, ``rsync --inplace -t``), a rename over it its status time. (Not the
+    device: each machine of a cluster may number a shared file system's differently.)"""
+    st = os.fstat(handle.fileno())
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 #: HDF5's chunk cache for a granule's cube: a sample of scattered pixels (the statistics'
 #: checks) or a block of the map grid (orthorectifying) reads each stored chunk once
 CHUNK_CACHE = 256 * 1024 ** 2
@@ -164,25 +173,27 @@ class _EmitReader(WindowReader):
     HDF5 is given a Python file object, not the path: it then takes no lock on the file
     and shares no open file with a later ``open_cube`` of the same path, so the granule
     can be replaced while a cube of it lives, and a cube opened afterwards reads the new
-    file. A granule replaced by a rename leaves this cube the file it opened; one
-    rewritten or truncated in place is an error at the next read (:meth:`_check`)."""
+    file. The live cube's next read is then an error (:meth:`_check`), never bytes read at
+    the old offsets."""
 
-    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple[int, int]):
-        """``stamp``: the file's size and modification time (ns) when its layout was read."""
+    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple):
+        """``stamp``: the file's :func:`_stamp` when its layout was read."""
         super().__init__(path, shape, dtype)
         self.key = key
         self.stamp = stamp
         self._file = None
 
     def _check(self, handle) -> None:
-        """TruncatedFileError when the open file is no longer the one whose layout was read
-        (rewritten or truncated in place: its bytes would be read at the old offsets); a
-        file replaced by a rename keeps serving the opened one."""
-        st = os.fstat(handle.fileno())
-        if (st.st_size, st.st_mtime_ns) != self.stamp:
-            raise TruncatedFileError("the granule changed on disk after it was opened (size "
-                                     f"{self.stamp[0]:,} -> {st.st_size:,} bytes); open it "
-                                     "again", self.path)
+        """TruncatedFileError when the open file is not the one whose layout was read, as it
+        was: rewritten or truncated in place (its bytes would be read at the old offsets),
+        replaced, or its status changed."""
+        now = _stamp(handle)
+        if now != self.stamp:
+            what = (f"its size {self.stamp[1]:,} -> {now[1]:,} bytes" if now[1] != self.stamp[1]
+                    else "another file at its path" if now[0] != self.stamp[0]
+                    else "modified, or its status changed")
+            raise TruncatedFileError(f"the granule changed on disk after it was opened ({what});"
+                                     " open it again", self.path)
 
     def __getstate__(self) -> dict:
         """Pickled without the open handle (``dask.distributed``)."""
@@ -213,8 +224,9 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     lazily, in instrument geometry, with its lookup table in ``attrs["glt"]``; ``window``
     (an :class:`hsad.subset.Window` of instrument pixels) reads only that window."""
     p = os.fspath(path)
-    try:
-        with h5py.File(p, "r") as f:
+    try:  # the layout and the stamp from one open file (nothing can come between them)
+        with open(p, "rb") as handle, h5py.File(handle, "r") as f:
+            stamp = _stamp(handle)
             ckey = _cube_key(f, key, p)
             var = f[ckey]
             rows, cols, bands = (int(n) for n in var.shape)
@@ -232,15 +244,13 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
         check_window(window, (rows, cols), p)
     tiles = tile_chunks(chunks, *((rows, cols) if window is None
                                   else (window.height, window.width)))
-    st = os.stat(p)
-    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype, (st.st_size, st.st_mtime_ns))
+    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype, stamp)
     if window is not None:
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
                             window.width)
     data = da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices fuse into reads
                          meta=np.empty((0, 0, 0), dtype),
-                         name="emit-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
-                                                 window))
+                         name="emit-" + tokenize(p, ckey, stamp, tiles, window))
     attrs = {"emit_key": ckey, "product": Path(p).stem, **window_attrs(window, (rows, cols))}
     cube = make_cube(data, nodata=nodata, wavelength=wavelength, fwhm=fwhm, good_band=good,
                      source_format="emit", source_path=p, attrs=attrs)
