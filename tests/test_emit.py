@@ -14,6 +14,7 @@ import rasterio
 from affine import Affine
 from cli_helpers import one_error, run_cli
 from rasterio.crs import CRS
+from reader_helpers import count_reads
 
 from hsad.io import detect_format, open_cube
 from hsad.io.glt import glt_of, orthorectify_cube, orthorectify_map
@@ -369,14 +370,7 @@ def test_a_statistics_sample_reads_its_windows_only(tmp_path, monkeypatch):
     path = tmp_path / "big.nc"
     values = write_granule(path, np.random.default_rng(1).random((96, 90, 500)).astype(
         np.float32))  # larger than ONE_PASS_BYTES, which is read whole
-    reads = []
-    read = emit._EmitReader._read
-
-    def counting(self, *bounds):
-        reads.append((bounds[1] - bounds[0]) * (bounds[3] - bounds[2]))
-        return read(self, *bounds)
-
-    monkeypatch.setattr(emit._EmitReader, "_read", counting)
+    reads = count_reads(monkeypatch, emit._EmitReader)
     sample = even_sample(open_cube(path, chunks=96).data, 4 * SAMPLE_WINDOW ** 2)
     assert max(reads) <= SAMPLE_WINDOW ** 2 and sum(reads) == len(sample) < values.size
     assert np.isin(sample[:, 0], values[..., 0]).all()

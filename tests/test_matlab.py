@@ -318,14 +318,9 @@ def test_v73_statistics_sample_reads_its_windows_only(tmp_path, monkeypatch):
 
     cube = np.random.default_rng(2).random((96, 90, 250))  # above ONE_PASS_BYTES
     path = write_mat73(tmp_path / "big73.mat", {"hsi": cube}, {"hsi": "double"})
-    reads = []
-    read = matlab._H5Reader._read
+    from reader_helpers import count_reads
 
-    def counting(self, *bounds):
-        reads.append((bounds[1] - bounds[0]) * (bounds[3] - bounds[2]))
-        return read(self, *bounds)
-
-    monkeypatch.setattr(matlab._H5Reader, "_read", counting)
+    reads = count_reads(monkeypatch, matlab._H5Reader)
     sample = even_sample(open_mat(path, chunks=96).data, 4 * SAMPLE_WINDOW ** 2)
     assert max(reads) <= SAMPLE_WINDOW ** 2 and sum(reads) == len(sample)
     assert np.isin(sample[:, 0], cube[..., 0]).all()
