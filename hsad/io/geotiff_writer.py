@@ -31,7 +31,7 @@ from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
 from hsad.io.geotiff import check_last_block, quiet_gdal
-from hsad.io.glt import glt_of, map_grid
+from hsad.io.glt import glt_of, map_values, place
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
@@ -307,15 +307,9 @@ def _map_and_georef(map_, like):
     source = like if like is not None else map_
     glt = glt_of(source)
     if glt is not None:  # a scene in instrument geometry: the map goes on its GLT's grid
-        map_ = source = map_grid(glt, glt.orthorectify(_plain(map_)))
+        map_ = source = place(glt, map_)
     crs, transform = _georef_of(source)
     return map_, crs, transform, _sensor_of(source, crs, transform)
-
-
-def _plain(map_) -> np.ndarray:
-    """A map's values in memory, a boolean one as 0/1 (NaN marks cells without a pixel)."""
-    values = np.asarray(map_.values if isinstance(map_, xr.DataArray) else map_)
-    return values.astype(np.float32) if values.dtype == bool else values
 
 
 def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = None,
@@ -351,8 +345,9 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     Pixels where ``valid`` is False, or where a float mask is NaN, get 255. ``tags`` become
     dataset tags, ``description`` the band's description.
     """
-    if valid is not None and glt_of(like if like is not None else mask) is not None:
-        valid = glt_of(like if like is not None else mask).orthorectify(_plain(valid), 0)
+    glt = glt_of(like if like is not None else mask)
+    if valid is not None and glt is not None:  # no pixel: not valid
+        valid = glt.orthorectify(map_values(valid), 0)
     mask, crs, transform, sensor = _map_and_georef(mask, like)
     arr = _as_dask(mask)
     if arr.dtype.kind == "f":

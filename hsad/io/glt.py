@@ -157,18 +157,30 @@ def map_grid(glt: Glt, values, name=None, attrs: dict | None = None) -> xr.DataA
     return out.rio.write_crs(glt.crs).rio.write_transform(transform)
 
 
+def map_values(map_) -> np.ndarray:
+    """A ``(y, x)`` map's values in memory (a lazy one computed, once), a boolean one as
+    0/1 (so that NaN can mark the cells no pixel falls in)."""
+    if isinstance(map_, xr.DataArray) and set(map_.dims) == {"y", "x"}:
+        map_ = map_.transpose("y", "x")
+    values = np.asarray(getattr(map_, "values", map_))
+    return values.astype(np.float32) if values.dtype == bool else values
+
+
+def place(glt: Glt, map_, name=None, attrs: dict | None = None) -> xr.DataArray:
+    """A ``(y, x)`` map (array or DataArray) of ``glt``'s raster on its map grid, NaN where
+    no pixel falls (:func:`map_grid`)."""
+    return map_grid(glt, glt.orthorectify(map_values(map_)), name=name, attrs=attrs)
+
+
 def orthorectify_map(map_: xr.DataArray) -> xr.DataArray:
     """A ``(y, x)`` map of a scene in instrument geometry placed on its GLT's map grid
     (NaN where no pixel falls; a boolean mask becomes 0/1 with NaN there). A map without a
-    table is returned as it is. The map is computed first (a lazy one, once)."""
+    table is returned as it is."""
     glt = glt_of(map_)
     if glt is None:
         return map_
-    values = np.asarray(map_.transpose("y", "x").values)
-    if values.dtype == bool:
-        values = values.astype(np.float32)
-    attrs = {k: v for k, v in map_.attrs.items() if k != ATTR}
-    return map_grid(glt, glt.orthorectify(values), name=map_.name, attrs=attrs)
+    return place(glt, map_, name=map_.name,
+                 attrs={k: v for k, v in map_.attrs.items() if k != ATTR})
 
 
 def _gather(window: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill) -> np.ndarray:
@@ -223,5 +235,5 @@ def orthorectify_cube(cube: xr.DataArray, tile: int = 256) -> xr.DataArray:
                      source_path=cube.attrs.get("source_path"), attrs=attrs)
 
 
-__all__ = ["ATTR", "Glt", "glt_of", "map_grid", "only_placed", "orthorectify_cube",
-           "orthorectify_map"]
+__all__ = ["ATTR", "Glt", "glt_of", "map_grid", "map_values", "only_placed",
+           "orthorectify_cube", "orthorectify_map", "place"]

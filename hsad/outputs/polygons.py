@@ -32,7 +32,7 @@ from scipy import ndimage
 from hsad.cube import transform_of, vector_frame
 from hsad.errors import OutputError, ParameterError
 from hsad.io.atomic import atomic_path
-from hsad.io.glt import glt_of, map_grid, orthorectify_map
+from hsad.io.glt import glt_of, orthorectify_map, place
 from hsad.io.sensor_georef import ground_mapping, sensor_georef_of
 
 #: Output drivers by file suffix.
@@ -134,7 +134,7 @@ def regions(
     if glt is not None:  # an EMIT scene: traced on its lookup table's map grid
         mask = orthorectify_map(mask)
         if scores is not None:
-            scores = map_grid(glt, glt.orthorectify(_as_array(scores).astype(np.float32)))
+            scores = place(glt, scores)
     affine, to_ground = _georef(mask, transform)
     m = _as_array(mask)
     if m.ndim != 2:
