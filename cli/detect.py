@@ -29,8 +29,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 
 
 @click.command("detect", epilog=f"{FOLDERS_NOTE} Without --contamination, --far or "
-               f"--threshold, the mask, polygons and quicklook use the default rule, which "
-               f"needs no ground truth: {DEFAULT_RULE}.")
+               f"--threshold, the mask, polygons, spectra and quicklook use the default rule, "
+               f"which needs no ground truth: {DEFAULT_RULE}.")
 @click.argument("scene", type=click.Path(dir_okay=True))
 @click.option("-m", "--method", help="Detector name (see `hsad methods`).")
 @click.option("-c", "--config", "config_path", type=click.Path(),
@@ -51,6 +51,10 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @click.option("--threshold", "value", type=float, help="Absolute score threshold.")
 @click.option("--polygons", "polygons_path", type=click.Path(),
               help="Anomaly polygons (.geojson, .json or .gpkg) in the scene CRS.")
+@click.option("--spectra", "spectra_path", type=click.Path(),
+              help="Spectra of the detections (.csv table, or .sli ENVI spectral library "
+                   "with a .hdr): each region's peak-pixel and mean spectrum (the ids of "
+                   "--polygons), with the background's mean and standard deviation.")
 @click.option("--png", "png_path", type=click.Path(),
               help="Quicklook PNG (.png): RGB composite and anomaly map, with the detections "
                    "(and --truth) outlined.")
@@ -80,8 +84,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, png_path, rgb, rgb_bands, truth, truth_key, key,
-            stages_dir, wavelengths,
+            far, value, polygons_path, spectra_path, png_path, rgb, rgb_bands, truth, truth_key,
+            key, stages_dir, wavelengths,
             exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
             projwin, projwin_crs, nodata,
             valid_mask, background,
@@ -100,6 +104,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     from hsad import engine, pipeline
     from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
     from hsad.io.maps import read_truth
+    from hsad.outputs.spectra import spectra_files
     from hsad.subset import WINDOW_ATTR, on_scene_grid
 
     cfg = load_config(config_path) if config_path else {}
@@ -122,7 +127,9 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         [(option, path, "raster") for option, path in rasters]
         + [(option, style, "file") for option, path in rasters
            for style in pipeline.style_files([path])]
-        + [("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")],
+        + [("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
+        + [("--spectra", path, "spectra" if i == 0 else "file")
+           for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])],
         inputs=[scene, config_path, model, truth, background, valid_mask, labels],
         overwrite=overwrite)
     if precision:
@@ -168,11 +175,12 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         if stages_dir is not None and not any(m.ndim == 2 for m in (result.stages or {}).values()):
             warnings.warn(f"{det.name} has no stage maps: --save-stages wrote nothing "
                           "(HADGAN and the reconstruction detectors have them)", stacklevel=1)
-        if mask_path or polygons_path or png_path or any(
+        if mask_path or polygons_path or spectra_path or png_path or any(
                 v is not None for v in (contamination, far, value)):
             pipeline.threshold(result, contamination=contamination, far=far, value=value)
         written = pipeline.export(result, cube, mask_path=mask_path, cog=cog,
-                                  polygons_path=polygons_path, png_path=png_path, truth=gt,
+                                  polygons_path=polygons_path, spectra_path=spectra_path,
+                                  png_path=png_path, truth=gt,
                                   model=model, rgb=rgb, rgb_positions=rgb_bands)
         if gt is not None:
             from hsad.outputs.metrics import evaluate

@@ -31,6 +31,7 @@ FORMATS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "raster": ((".tif", ".tiff"), "a GeoTIFF (.tif or .tiff)"),
     "polygons": ((".geojson", ".json", ".gpkg"), "polygons (.geojson, .json or .gpkg)"),
     "png": ((".png",), "a PNG image (.png)"),
+    "spectra": ((".csv", ".sli"), "spectra (.csv table or .sli ENVI spectral library)"),
     "model": ((".hsad", ".zip"), "a model file (.hsad, a zip)"),
     "markdown": ((".md", ".markdown", ".txt"), "a Markdown table (.md or .txt)"),
     "csv": ((".csv", ".txt"), "a CSV table (.csv or .txt)"),

@@ -158,18 +158,19 @@ def threshold(det: Detection, contamination: float | None = None, far: float | N
 
 
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
-           mask_path=None, polygons_path=None, png_path=None, stages_dir=None,
-           truth: np.ndarray | None = None, progress: bool | None = False, model=None,
-           rgb=None, rgb_positions=None) -> dict[str, Path]:
+           mask_path=None, polygons_path=None, spectra_path=None, png_path=None,
+           stages_dir=None, truth: np.ndarray | None = None, progress: bool | None = False,
+           model=None, rgb=None, rgb_positions=None) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
 
     Maps are streamed tile by tile (``progress``: a bar over the tiles). A lazy score map
     is replaced by a lazy view of its written file, so thresholds never recompute it. Every
     raster carries provenance tags and a band description (:mod:`hsad.outputs.provenance`;
     ``model``: the saved model applied), and each score raster a QGIS style beside it
-    (:mod:`hsad.outputs.qgis_style`). The mask, polygons and quicklook use the stored mask,
-    else the default threshold rule. ``rgb``/``rgb_positions``: the quicklook's wavelengths
-    (nm) or band positions.
+    (:mod:`hsad.outputs.qgis_style`). The mask, polygons, spectra
+    (:mod:`hsad.outputs.spectra`) and quicklook use the stored mask, else the default
+    threshold rule. ``rgb``/``rgb_positions``: the quicklook's wavelengths (nm) or band
+    positions.
     """
     import dask
 
@@ -204,7 +205,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
                 target = stage_path(stages_dir, name)
                 write_raster(stage, target, name)
                 out[f"stage:{name}"] = target
-    if (mask_path or polygons_path or png_path) and det.mask is None:
+    if (mask_path or polygons_path or spectra_path or png_path) and det.mask is None:
         threshold(det)
     if mask_path:
         tags = provenance(det.detector, cube, "mask", model)
@@ -222,6 +223,10 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         write_regions(*regions(det.mask, scores=det.scores), polygons_path,
                       crs=vector_crs(det.mask), with_scores=True)
         out["polygons"] = Path(polygons_path)
+    if spectra_path:
+        from hsad.outputs.spectra import region_spectra, write_spectra
+
+        out["spectra"] = write_spectra(region_spectra(cube, det.mask, det.scores), spectra_path)
     if png_path:
         from hsad.outputs.plots import quicklook
 

@@ -107,10 +107,7 @@ class Glt:
         values = np.asarray(values)
         dtype = np.result_type(values.dtype, np.float32) if isinstance(fill, float) and \
             np.isnan(fill) else values.dtype
-        out = np.full(self.shape + values.shape[2:], fill, dtype=dtype)
-        hit = self.rows >= 0
-        out[hit] = values[self.rows[hit], self.cols[hit]]
-        return out
+        return _gather(values.astype(dtype, copy=False), self.rows, self.cols, fill)
 
     def source_window(self, rows: slice, cols: slice) -> tuple[int, int, int, int] | None:
         """``(r0, r1, c0, c1)``: the raster's pixels the map cells ``[rows, cols]`` take,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,59 @@ def regions(
     arrays (one value a region each): what :func:`write_regions` writes, without a
     GeoJSON dict a region (a mask of 140,000 regions: 8 s less, and a fraction of the
     memory)."""
+    lab = label_regions(mask, min_pixels, connectivity, transform)
+    props = {k: np.empty(0, np.int64 if k in ("id", "area_px") else np.float64)
+             for k in _BASE_FIELDS + (_SCORE_FIELDS if scores is not None else ())}
+    if lab.n == 0:
+        return np.empty(0, dtype=object), props
+    geoms = _region_geometries(lab.labels, lab.n, lab.affine)
+    if lab.to_ground is not None:  # GCPs or RPCs: every vertex placed as gdalwarp places it
+        geoms = shapely.transform(geoms, lab.to_ground)
+    centroids = shapely.centroid(geoms)
+    props = {
+        "id": np.arange(1, lab.n + 1),
+        "area_px": lab.area_px,
+        "area_map": shapely.area(geoms),
+        "area_m2": _square_metres(geoms, lab.crs),
+        "centroid_x": shapely.get_x(centroids),
+        "centroid_y": shapely.get_y(centroids),
+    }
+    if scores is not None:
+        props.update(_region_scores(lab.on_frame(scores), lab.labels, lab.n))
+    return geoms, props
+
+
+@dataclass(frozen=True, eq=False)
+class Labelled:
+    """The connected regions of a mask, numbered as :func:`regions` numbers them, on the
+    frame they are traced in: ``labels`` (0 outside, 1 … n), ``area_px`` (cells a region),
+    ``affine`` (the frame's pixels to its vertices' coordinates), ``to_ground`` (GCPs or
+    RPCs: those coordinates to the ground; else None), ``crs`` (the vertices' CRS, None
+    for pixel coordinates) and ``glt`` (an EMIT map's lookup table, whose grid is the
+    frame; else None, and the frame is the mask's own raster)."""
+
+    labels: np.ndarray
+    area_px: np.ndarray
+    affine: Affine
+    to_ground: object
+    crs: object
+    glt: object
+
+    @property
+    def n(self) -> int:
+        """The number of regions."""
+        return int(self.area_px.size)
+
+    def on_frame(self, map_) -> np.ndarray:
+        """A map of the mask's raster (scores) on this frame, in memory."""
+        return _as_array(map_ if self.glt is None else place(self.glt, map_))
+
+
+def label_regions(mask, min_pixels: int = 1, connectivity: int = 8,
+                  transform: Affine | None = None) -> Labelled:
+    """The regions of ``mask`` with ≥ ``min_pixels`` pixels (:func:`polygons` gives the
+    arguments' meaning), as :class:`Labelled`: what :func:`regions` traces and
+    :func:`hsad.outputs.spectra.region_spectra` reads the spectra of."""
     if connectivity not in (4, 8):
         raise ParameterError(f"connectivity must be 4 or 8, got {connectivity!r}")
     if int(min_pixels) < 1:
@@ -133,9 +187,9 @@ def regions(
     glt = glt_of(mask) if transform is None else None
     if glt is not None:  # an EMIT scene: traced on its lookup table's map grid
         mask = orthorectify_map(mask)
-        if scores is not None:
-            scores = place(glt, scores)
     affine, to_ground = _georef(mask, transform)
+    crs = vector_crs(mask) if transform is None else \
+        getattr(getattr(mask, "rio", None), "crs", None)
     m = _as_array(mask)
     if m.ndim != 2:
         raise ParameterError(f"a mask must be a 2-D (y, x) map, got shape {m.shape}")
@@ -146,29 +200,9 @@ def regions(
     counts = np.bincount(labels.ravel(), minlength=n + 1)
     keep = np.flatnonzero(counts >= int(min_pixels))
     keep = keep[keep > 0]
-    props = {k: np.empty(0, np.int64 if k in ("id", "area_px") else np.float64)
-             for k in _BASE_FIELDS + (_SCORE_FIELDS if scores is not None else ())}
-    if keep.size == 0:
-        return np.empty(0, dtype=object), props
     renumber = np.zeros(n + 1, np.int32)
     renumber[keep] = np.arange(1, keep.size + 1)
-    labels = renumber[labels]
-    geoms = _region_geometries(labels, keep.size, affine)
-    if to_ground is not None:  # GCPs or RPCs: every vertex placed as gdalwarp places it
-        geoms = shapely.transform(geoms, to_ground)
-    centroids = shapely.centroid(geoms)
-    props = {
-        "id": np.arange(1, keep.size + 1),
-        "area_px": counts[keep],
-        "area_map": shapely.area(geoms),
-        "area_m2": _square_metres(geoms, vector_crs(mask) if transform is None
-                                  else getattr(getattr(mask, "rio", None), "crs", None)),
-        "centroid_x": shapely.get_x(centroids),
-        "centroid_y": shapely.get_y(centroids),
-    }
-    if scores is not None:
-        props.update(_region_scores(_as_array(scores), labels, keep.size))
-    return geoms, props
+    return Labelled(renumber[labels], counts[keep], affine, to_ground, crs, glt)
 
 
 #: the longest edge whose ground area is taken as a geodesic's: longer edges (of regions

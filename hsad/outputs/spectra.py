@@ -1,0 +1,378 @@
+"""The spectra of the detections, to tell what was found: each region's peak pixel and mean
+spectrum beside the background's mean and standard deviation (:func:`region_spectra`, an
+xarray Dataset), written as a CSV table or an ENVI spectral library (:func:`write_spectra`).
+
+Regions are those :mod:`hsad.outputs.polygons` traces, with the same ids. An EMIT granule's
+regions lie on its lookup table's grid, and their spectra come from the instrument pixels
+its cells hold, each pixel once. Values are the cube's as hsad reads it (no scale factor
+applied; the ``.sli`` header carries the file's), missing values (NaN, nodata) left out of
+the means band by band. Pixels are read in batches ordered by the cube's chunks, so each
+chunk is read about once and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from scipy import sparse
+
+from hsad.cube import missing_values
+from hsad.errors import ParameterError
+from hsad.io.glt import map_values
+from hsad.outputs.polygons import label_regions
+
+#: Pixels read from the cube at once (:func:`region_spectra`).
+BATCH = 65_536
+#: Output formats by suffix.
+FORMATS = {".csv": "CSV table", ".sli": "ENVI spectral library"}
+#: The per-region fields of :func:`region_spectra`, in the CSV's column order.
+FIELDS = ("area_px", "pixels", "peak_score", "peak_row", "peak_col", "peak_x", "peak_y",
+          "peak_lon", "peak_lat")
+_BAND_COORDS = ("wavelength", "fwhm", "good_band", "band_name", "band_scale", "band_offset")
+
+
+def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
+                   connectivity: int = 8, background: bool = True,
+                   batch: int = BATCH) -> xr.Dataset:
+    """The spectra of the connected regions of ``mask`` (a ``(y, x)`` map on ``cube``'s
+    grid, as :meth:`BaseDetector.threshold` gives it; an array is taken on the cube's
+    georeference) with ``scores`` (the score map).
+
+    Returns a Dataset on dims ``region`` (coordinate ``id``: 1 … n, as :func:`polygons`
+    numbers them) and ``band`` (the cube's band coordinates):
+
+    - ``peak_spectrum``: the pixel of the region's highest score (the first in raster
+      order among ties); ``mean_spectrum``: the mean over the region's pixels, each once;
+    - ``area_px`` (cells, as the polygons count them), ``pixels`` (distinct scene pixels:
+      fewer than ``area_px`` where an EMIT table repeats one), ``peak_score``;
+    - ``peak_row``/``peak_col``: the peak pixel in the cube (an EMIT granule's: downtrack,
+      crosstrack); ``peak_x``/``peak_y``: its centre in the polygons' coordinates (attr
+      ``crs``, WKT, empty for pixel coordinates); ``peak_lon``/``peak_lat``: WGS 84
+      degrees (NaN without a CRS);
+    - ``background_mean``/``background_std`` (band): over the pixels with a finite score
+      outside the mask (attr ``background_pixels``); skipped (NaN) with
+      ``background=False``, which saves a pass over the cube.
+    """
+    cube = cube.transpose("y", "x", "band") if cube.ndim == 3 else cube
+    if cube.ndim != 3:
+        raise ParameterError(f"region_spectra needs a (y, x, band) cube, got shape {cube.shape}")
+    shape = cube.shape[:2]
+    for what, map_ in (("mask", mask), ("score map", scores)):
+        if tuple(np.shape(map_)) != shape:
+            raise ParameterError(f"the {what}'s shape {tuple(np.shape(map_))} is not the "
+                                 f"cube's {shape}")
+    if int(batch) < 1:
+        raise ParameterError(f"batch must be at least 1, got {batch!r}")
+    mask = _on_cube(mask, cube)
+    lab = label_regions(mask, min_pixels, connectivity)
+    s = np.asarray(map_values(scores), np.float64)
+    bands = cube.shape[2]
+    n = lab.n
+    cells = np.flatnonzero(lab.labels)
+    region = lab.labels.ravel()[cells].astype(np.int64)
+    if lab.glt is None:
+        source = cells.astype(np.int64)
+    else:  # the instrument pixel each grid cell holds
+        source = lab.glt.rows.ravel()[cells].astype(np.int64) * shape[1] \
+            + lab.glt.cols.ravel()[cells]
+    cell_score = lab.on_frame(s).ravel()[cells]
+    order = np.lexsort((-np.where(np.isfinite(cell_score), cell_score, -np.inf), region))
+    first = order[np.r_[0, np.flatnonzero(np.diff(region[order])) + 1]] if n else order
+    peak_cell, peak_source = cells[first], source[first]
+    pairs = np.unique(region * (shape[0] * shape[1]) + source)  # each pixel once a region
+    pair_region, pair_source = np.divmod(pairs, shape[0] * shape[1])
+    pixels = np.bincount(pair_region, minlength=n + 1)[1:]
+    peak, mean = _gather_spectra(cube, pair_region - 1, pair_source, peak_source, n, batch)
+    fields = {
+        "area_px": lab.area_px.astype(np.int64), "pixels": pixels.astype(np.int64),
+        "peak_score": cell_score[first] if n else np.empty(0),
+        **_locations(lab, peak_cell, peak_source, shape[1]),
+    }
+    fields["peak_score"] = np.where(np.isfinite(fields["peak_score"]), fields["peak_score"],
+                                    np.nan)
+    bg_mean = bg_std = np.full(bands, np.nan)
+    bg_count = 0
+    if background:
+        taken = np.isfinite(s) & ~_mask_values(mask)
+        bg_mean, bg_std, bg_count = _background(cube, taken)
+    coords = {"id": ("region", np.arange(1, n + 1))}
+    coords.update({k: ("band", cube[k].values) for k in _BAND_COORDS if k in cube.coords})
+    attrs = {"crs": "" if lab.crs is None else lab.crs.to_wkt(),
+             "background_pixels": int(bg_count),
+             "source_path": str(cube.attrs.get("source_path") or "")}
+    if cube.attrs.get("nodata") is not None:
+        attrs["nodata"] = float(cube.attrs["nodata"])
+    if cube.attrs.get("reflectance_scale_factor") and not cube.attrs.get("scale_applied"):
+        attrs["reflectance_scale_factor"] = float(cube.attrs["reflectance_scale_factor"])
+    data = {"peak_spectrum": (("region", "band"), peak),
+            "mean_spectrum": (("region", "band"), mean),
+            "background_mean": ("band", bg_mean.astype(np.float32)),
+            "background_std": ("band", bg_std.astype(np.float32))}
+    data.update({k: ("region", v) for k, v in fields.items()})
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _on_cube(map_, cube: xr.DataArray):
+    """A map given as an array, as a DataArray on ``cube``'s grid (its georeference, an EMIT
+    granule's lookup table): the frame its regions are traced in."""
+    if isinstance(map_, xr.DataArray):
+        return map_
+    return cube.isel(band=0, drop=True).copy(data=np.asarray(map_))
+
+
+def _mask_values(mask) -> np.ndarray:
+    m = map_values(mask)
+    return np.isfinite(m) & (m != 0) if m.dtype != bool else m
+
+
+def _chunk_order(data, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """An order of the pixels ``(rows, cols)`` that visits the chunks of ``data`` one by one."""
+    chunks = getattr(data, "chunks", None)
+    if chunks is None:
+        return np.arange(rows.size)
+    by = np.searchsorted(np.cumsum(chunks[0]), rows, side="right")
+    bx = np.searchsorted(np.cumsum(chunks[1]), cols, side="right")
+    return np.argsort(by * len(chunks[1]) + bx, kind="stable")
+
+
+def _read(data, rows: np.ndarray, cols: np.ndarray, nodata) -> np.ndarray:
+    """The spectra of pixels ``(rows, cols)`` as float64, NaN where a value is missing."""
+    raw = data.vindex[rows, cols].compute() if hasattr(data, "vindex") \
+        else np.asarray(data)[rows, cols]
+    values = raw.astype(np.float64)
+    values[missing_values(raw, nodata)] = np.nan
+    return values
+
+
+def _gather_spectra(cube, pair_region, pair_source, peak_source, n, batch):
+    """``(peak, mean)`` spectra, (n, band) float32, from the (region, pixel) pairs."""
+    bands = cube.shape[2]
+    peak = np.full((n, bands), np.nan, np.float32)
+    mean = np.full((n, bands), np.nan, np.float32)
+    if n == 0:
+        return peak, mean
+    data, nodata, width = cube.data, cube.attrs.get("nodata"), cube.shape[1]
+    distinct, pair_index = np.unique(pair_source, return_inverse=True)
+    rows, cols = np.divmod(distinct, width)
+    order = _chunk_order(data, rows, cols)
+    position = np.empty(distinct.size, np.int64)
+    position[order] = np.arange(distinct.size)
+    pair_position = position[pair_index]
+    by_position = np.argsort(pair_position, kind="stable")
+    pair_region, pair_position = pair_region[by_position], pair_position[by_position]
+    peak_position = position[np.searchsorted(distinct, peak_source)]
+    sums = np.zeros((n, bands))
+    counts = np.zeros((n, bands))
+    for start in range(0, distinct.size, int(batch)):
+        take = order[start:start + int(batch)]
+        values = _read(data, rows[take], cols[take], nodata)
+        good = np.isfinite(values)
+        lo, hi = np.searchsorted(pair_position, [start, start + take.size])
+        touched, local = np.unique(pair_region[lo:hi], return_inverse=True)
+        member = sparse.csr_matrix((np.ones(hi - lo), (local, pair_position[lo:hi] - start)),
+                                   shape=(touched.size, take.size))
+        sums[touched] += member @ np.where(good, values, 0.0)
+        counts[touched] += member @ good.astype(np.float64)
+        here = (peak_position >= start) & (peak_position < start + take.size)
+        peak[here] = values[peak_position[here] - start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean[:] = np.where(counts > 0, sums / counts, np.nan)
+    return peak, mean
+
+
+def _locations(lab, peak_cell, peak_source, width) -> dict[str, np.ndarray]:
+    """The peak pixels' rows and columns in the cube, centres in the polygons' coordinates
+    and WGS 84 longitude and latitude."""
+    row, col = np.divmod(peak_source, width)
+    frame_row, frame_col = np.divmod(peak_cell, lab.labels.shape[1])
+    x, y = lab.affine @ (frame_col + 0.5, frame_row + 0.5)
+    xy = np.column_stack([np.asarray(x, np.float64), np.asarray(y, np.float64)])
+    if lab.to_ground is not None and len(xy):  # GCPs or RPCs: placed as gdalwarp places them
+        xy = np.asarray(lab.to_ground(xy), np.float64)
+    lon = lat = np.full(len(xy), np.nan)
+    crs = lab.crs
+    if crs is not None and (crs.is_geographic or crs.is_projected) and len(xy):
+        from pyproj import CRS as ProjCRS
+        from pyproj import Transformer
+
+        to_wgs84 = Transformer.from_crs(ProjCRS.from_wkt(crs.to_wkt()), "EPSG:4326",
+                                        always_xy=True)
+        lon, lat = (np.asarray(v, np.float64) for v in to_wgs84.transform(xy[:, 0], xy[:, 1]))
+    return {"peak_row": row.astype(np.int64), "peak_col": col.astype(np.int64),
+            "peak_x": xy[:, 0], "peak_y": xy[:, 1], "peak_lon": lon, "peak_lat": lat}
+
+
+def _background(cube, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and standard deviation, band by band, of the pixels ``taken`` (a (y, x) bool
+    map), block by block of the cube (:func:`_band_moments`, merged as Chan et al. do);
+    missing values left out, NaN for a band missing everywhere."""
+    import dask
+    import dask.array as da
+
+    data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
+        np.asarray(cube.data), chunks=(512, 512, -1))
+    data = data.rechunk({2: -1})
+    keep = da.from_array(taken, chunks=data.chunks[:2]).to_delayed().ravel()
+    nodata = cube.attrs.get("nodata")
+    parts = [dask.delayed(_band_moments)(block, k, nodata)
+             for block, k in zip(data.to_delayed()[:, :, 0].ravel(), keep, strict=True)]
+    total = (np.zeros(data.shape[2]),) * 3
+    for part in dask.compute(*parts):
+        total = _merge(total, part)
+    n, mean, m2 = total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, mean, np.nan), np.where(n > 0, np.sqrt(m2 / n), np.nan), \
+            int(taken.sum())
+
+
+def _merge(a, b):
+    """Per-band ``(count, mean, sum of squared deviations)`` of two sets together."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(n > 0, nb / n, 0.0)
+    delta = mb - ma
+    return n, ma + delta * share, sa + sb + delta * delta * na * share
+
+
+def _band_moments(block: np.ndarray, keep: np.ndarray, nodata):
+    """Per-band ``(count, mean, sum of squared deviations)`` of the pixels ``keep`` of a
+    ``(rows, cols, band)`` block, in pieces of :data:`PIECE_PIXELS` (float64 copies of a
+    piece only)."""
+    from hsad.engine.windows import PIECE_PIXELS
+
+    bands = block.shape[2]
+    total = (np.zeros(bands),) * 3
+    step = max(1, PIECE_PIXELS // max(block.shape[1], 1))
+    for r in range(0, block.shape[0], step):
+        rows = keep[r:r + step].reshape(-1)
+        if not rows.any():
+            continue
+        raw = block[r:r + step].reshape(-1, bands)
+        raw = raw if rows.all() else raw[rows]
+        x = raw.astype(np.float64)
+        missing = missing_values(raw, nodata)
+        if missing.any():
+            x[missing] = np.nan
+            n = np.isfinite(x).sum(axis=0).astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(n > 0, np.nansum(x, axis=0) / np.maximum(n, 1), 0.0)
+            x -= mean
+            x[missing] = 0.0
+        else:  # the common case: no NaN machinery
+            n = np.full(bands, float(len(x)))
+            mean = x.sum(axis=0) / len(x)
+            x -= mean
+        total = _merge(total, (n, mean, np.einsum("ij,ij->j", x, x)))
+    return total
+
+
+def _band_labels(ds: xr.Dataset) -> list[str]:
+    """CSV column names of the bands: wavelengths in nm, else band names, else band_1 …
+    (whichever names every band once)."""
+    bands = ds.sizes["band"]
+    if "wavelength" in ds.coords:
+        w = np.asarray(ds["wavelength"].values, np.float64)
+        names = [f"{v:.6g}" for v in w]
+        if np.isfinite(w).all() and len(set(names)) == bands:
+            return names
+    if "band_name" in ds.coords:
+        names = [str(v) for v in ds["band_name"].values]
+        if len(set(names)) == bands and all(names):
+            return names
+    return [f"band_{i + 1}" for i in range(bands)]
+
+
+def spectra_files(path: str | os.PathLike) -> list[Path]:
+    """The files :func:`write_spectra` writes to ``path``: the table, or the library and its
+    header (``name.hdr``, ENVI's naming), with the headers readers would take first."""
+    p = Path(path)
+    if p.suffix.lower() != ".sli":
+        return [p]
+    from hsad.io.envi_writer import stale_headers
+
+    header = p.with_suffix(".hdr")
+    return [p, header, *stale_headers(p, header)]
+
+
+def write_spectra(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write :func:`region_spectra` to ``path``, atomically; returns it.
+
+    - ``.csv``: one row a spectrum, columns ``id`` (0: the background), ``spectrum``
+      (``peak``, ``mean``, ``background_mean``, ``background_std``), the region fields
+      (:data:`FIELDS`), then one column a band named by its wavelength in nm (else its
+      band name, else ``band_N``).
+    - ``.sli``: an ENVI spectral library (float32, with ``name.hdr``) of the same spectra,
+      named ``background mean``, ``background std``, ``region N peak``, ``region N mean``,
+      with the wavelengths, FWHM and bad-band list; ENVI, the EnMAP-Box and SPy read it.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in FORMATS:
+        raise ParameterError(f"unknown spectra format {p.suffix!r} (use .csv or .sli)", p)
+    n = ds.sizes["region"]
+    stacked = np.empty((2 * n + 2, ds.sizes["band"]), np.float32)
+    stacked[0], stacked[1] = ds["background_mean"].values, ds["background_std"].values
+    stacked[2::2], stacked[3::2] = ds["peak_spectrum"].values, ds["mean_spectrum"].values
+    kinds = ["background_mean", "background_std"] + ["peak", "mean"] * n
+    ids = np.r_[0, 0, np.repeat(ds["id"].values, 2)]
+    if suffix == ".csv":
+        return _write_csv(ds, p, stacked, kinds, ids)
+    return _write_library(ds, p, stacked, kinds, ids)
+
+
+def _write_csv(ds, path: Path, stacked, kinds, ids) -> Path:
+    import pandas as pd
+
+    from hsad.io.atomic import atomic_path
+
+    table = pd.DataFrame({"id": ids, "spectrum": kinds})
+    for name in FIELDS:
+        values = np.r_[[np.nan, np.nan], np.repeat(ds[name].values.astype(np.float64), 2)]
+        if name in ("area_px", "pixels", "peak_row", "peak_col"):
+            table[name] = pd.Series(values).astype("Int64")  # blank for the background
+        else:  # full precision: coordinates need more digits than spectra
+            table[name] = [repr(float(v)) if np.isfinite(v) else "" for v in values]
+    spectra = pd.DataFrame(stacked, columns=_band_labels(ds))
+    table = pd.concat([table, spectra], axis=1)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.7g", na_rep="")
+    return path
+
+
+def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
+    from hsad.io.atomic import atomic_paths
+    from hsad.io.envi_writer import _clean, _list, _num, stale_headers
+
+    names = ["background mean", "background std"] + [
+        f"region {i} {kind}" for i, kind in zip(ids[2:], kinds[2:], strict=True)]
+    source = ds.attrs.get("source_path") or "a cube"
+    lines = ["ENVI", f"description = {{{_clean(f'hsad detection spectra of {source}', False)}}}",
+             f"samples = {stacked.shape[1]}", f"lines   = {stacked.shape[0]}", "bands   = 1",
+             "header offset = 0", "file type = ENVI Spectral Library", "data type = 4",
+             "interleave = bsq", "byte order = 0"]
+    coords = ds.coords
+    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
+        lines += ["wavelength units = Nanometers",
+                  f"wavelength = {_list(coords['wavelength'].values, _num)}"]
+        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).any():
+            lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
+    if "good_band" in coords:
+        lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
+    if ds.attrs.get("reflectance_scale_factor"):
+        lines.append(f"reflectance scale factor = {_num(ds.attrs['reflectance_scale_factor'])}")
+    lines.append(f"spectra names = {_list(names, _clean)}")
+    header = path.with_suffix(".hdr")
+    stale = stale_headers(path, header)
+    with atomic_paths(path, header) as (tmp_data, tmp_header):
+        tmp_data.write_bytes(stacked.astype("<f4").tobytes())
+        tmp_header.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for old in stale:  # readers would take it before ours
+        old.unlink(missing_ok=True)
+    return path
+
+
+__all__ = ["BATCH", "FIELDS", "FORMATS", "region_spectra", "spectra_files", "write_spectra"]
