@@ -127,7 +127,6 @@ def test_integer_nodata_values_are_missing_not_numbers():
     block = values[5:8, 10:13, 1].astype(np.float64).ravel()
     mean = ds["mean_spectrum"].values[ds["area_px"].values == 9][0, 1]
     assert mean == pytest.approx(block[block != -9999].mean(), rel=1e-6)
-    assert ds.attrs["nodata"] == -9999
 
 
 def test_no_regions_gives_the_background_alone(tmp_path):
@@ -135,7 +134,7 @@ def test_no_regions_gives_the_background_alone(tmp_path):
     ds = region_spectra(cube, mask.copy(data=np.zeros_like(mask.values)), scores)
     assert ds.sizes["region"] == 0 and np.isfinite(ds["background_mean"].values).all()
     table = pd.read_csv(write_spectra(ds, tmp_path / "none.csv"))
-    assert list(table["spectrum"]) == ["background_mean", "background_std"]
+    assert list(table["spectrum"]) == ["background_mean", "background_std", "good_band"]
     skipped = region_spectra(cube, mask, scores, background=False)
     assert np.isnan(skipped["background_mean"].values).all()
 
@@ -152,18 +151,20 @@ def test_csv_and_envi_library_hold_the_same_spectra(tmp_path):
     cube, scores, mask, _ = scene()
     ds = region_spectra(cube, mask, scores)
     table = pd.read_csv(write_spectra(ds, tmp_path / "found.csv"))
-    assert list(table.columns[:11]) == ["id", "spectrum", "area_px", "pixels", "peak_score",
+    assert list(table.columns[:12]) == ["id", "spectrum", "area_px", "pixels", "peak_score",
                                         "peak_row", "peak_col", "peak_x", "peak_y",
-                                        "peak_lon", "peak_lat"]
-    assert list(table.columns[11:]) == [f"{w:.6g}" for w in np.linspace(450, 950, BANDS)]
+                                        "peak_lon", "peak_lat", "crs"]
+    assert list(table.columns[12:]) == [f"{w:.6g}" for w in np.linspace(450, 950, BANDS)]
+    assert list(table["spectrum"][:3]) == ["background_mean", "background_std", "good_band"]
     peaks = table[table["spectrum"] == "peak"]
     np.testing.assert_array_equal(peaks["id"], ds["id"].values)
-    np.testing.assert_allclose(peaks.iloc[:, 11:].to_numpy(), ds["peak_spectrum"].values,
+    assert set(peaks["crs"]) == {"EPSG:32633"}
+    np.testing.assert_allclose(peaks.iloc[:, 12:].to_numpy(), ds["peak_spectrum"].values,
                                rtol=1e-6)
     np.testing.assert_array_equal(peaks["peak_x"], ds["peak_x"].values)  # exact coordinates
-    np.testing.assert_allclose(table[table["spectrum"] == "mean"].iloc[:, 11:].to_numpy(),
+    np.testing.assert_allclose(table[table["spectrum"] == "mean"].iloc[:, 12:].to_numpy(),
                                ds["mean_spectrum"].values, rtol=1e-6)
-    np.testing.assert_allclose(table.iloc[0, 11:].to_numpy(float), ds["background_mean"],
+    np.testing.assert_allclose(table.iloc[0, 12:].to_numpy(float), ds["background_mean"],
                                rtol=1e-6)
     write_spectra(ds, tmp_path / "found.sli")
     library = envi.open(str(tmp_path / "found.hdr"), str(tmp_path / "found.sli"))
@@ -256,3 +257,34 @@ def test_a_scene_placed_by_gcps_gets_its_peaks_on_the_ground(tmp_path):
     np.testing.assert_allclose(ds["peak_x"].values, x, atol=1e-6)
     np.testing.assert_allclose(ds["peak_y"].values, y, atol=1e-6)
     assert "UTM zone 33N" in ds.attrs["crs"] and np.isfinite(ds["peak_lon"].values).all()
+
+
+def test_spectra_are_in_the_file_s_units_and_band_names_never_take_a_field_s_name(tmp_path):
+    cube, scores, mask, values = scene(dtype=np.int16)
+    scaled = cube.assign_coords(band_scale=("band", np.full(BANDS, 1e-4)),
+                                band_offset=("band", np.full(BANDS, 0.01)))
+    ds = region_spectra(scaled, mask, scores)
+    raw = region_spectra(cube, mask, scores)
+    np.testing.assert_allclose(ds["peak_spectrum"].values,
+                               raw["peak_spectrum"].values * 1e-4 + 0.01, rtol=1e-6)
+    np.testing.assert_allclose(ds["background_std"].values,
+                               raw["background_std"].values * 1e-4, rtol=1e-6)
+    envi = cube.copy()
+    envi.attrs.update(reflectance_scale_factor=10000.0, scale_applied=False)
+    np.testing.assert_allclose(region_spectra(envi, mask, scores)["mean_spectrum"].values,
+                               raw["mean_spectrum"].values / 1e4, rtol=1e-6)
+    named = make_cube(values, transform=TRANSFORM, crs="EPSG:32633",
+                      band_names=["id", "b", "c", "d", "e", "f"])
+    table = pd.read_csv(write_spectra(region_spectra(named, mask, scores), tmp_path / "n.csv"))
+    assert list(table.columns[12:]) == [f"band_{i + 1}" for i in range(BANDS)]
+
+
+def test_a_library_never_replaces_a_cube_s_header(tmp_path):
+    cube, scores, mask, _ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    before = (tmp_path / "scene.hdr").read_text()
+    ds = region_spectra(open_cube(tmp_path / "scene.img"), mask.values, scores.values)
+    with pytest.raises(Exception, match="scene.hdr"):
+        write_spectra(ds, tmp_path / "scene.sli")
+    assert (tmp_path / "scene.hdr").read_text() == before
+    assert not (tmp_path / "scene.sli").exists()

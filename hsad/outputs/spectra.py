@@ -4,8 +4,8 @@ xarray Dataset), written as a CSV table or an ENVI spectral library (:func:`writ
 
 Regions are those :mod:`hsad.outputs.polygons` traces, with the same ids. An EMIT granule's
 regions lie on its lookup table's grid, and their spectra come from the instrument pixels
-its cells hold, each pixel once. Values are the cube's as hsad reads it (no scale factor
-applied; the ``.sli`` header carries the file's), missing values (NaN, nodata) left out of
+its cells hold, each pixel once. Values are in the file's physical units (band scales and
+offsets, ENVI's reflectance scale factor applied), missing values (NaN, nodata) left out of
 the means band by band. Pixels are read in batches ordered by the cube's chunks, so each
 chunk is read about once and memory stays bounded.
 """
@@ -31,7 +31,7 @@ FORMATS = {".csv": "CSV table", ".sli": "ENVI spectral library"}
 #: The per-region fields of :func:`region_spectra`, in the CSV's column order.
 FIELDS = ("area_px", "pixels", "peak_score", "peak_row", "peak_col", "peak_x", "peak_y",
           "peak_lon", "peak_lat")
-_BAND_COORDS = ("wavelength", "fwhm", "good_band", "band_name", "band_scale", "band_offset")
+_BAND_COORDS = ("wavelength", "fwhm", "good_band", "band_name")
 
 
 def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
@@ -42,7 +42,8 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
     georeference) with ``scores`` (the score map).
 
     Returns a Dataset on dims ``region`` (coordinate ``id``: 1 … n, as :func:`polygons`
-    numbers them) and ``band`` (the cube's band coordinates):
+    numbers them) and ``band`` (the cube's band coordinates), spectra in the file's
+    physical units (:func:`_scaling`):
 
     - ``peak_spectrum``: the pixel of the region's highest score (the first in raster
       order among ties); ``mean_spectrum``: the mean over the region's pixels, each once;
@@ -60,13 +61,13 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
     if cube.ndim != 3:
         raise ParameterError(f"region_spectra needs a (y, x, band) cube, got shape {cube.shape}")
     shape = cube.shape[:2]
+    mask, scores = _on_cube(mask, cube), _on_cube(scores, cube)
     for what, map_ in (("mask", mask), ("score map", scores)):
         if tuple(np.shape(map_)) != shape:
             raise ParameterError(f"the {what}'s shape {tuple(np.shape(map_))} is not the "
                                  f"cube's {shape}")
     if int(batch) < 1:
         raise ParameterError(f"batch must be at least 1, got {batch!r}")
-    mask = _on_cube(mask, cube)
     lab = label_regions(mask, min_pixels, connectivity)
     s = np.asarray(map_values(scores), np.float64)
     bands = cube.shape[2]
@@ -86,6 +87,7 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
     pair_region, pair_source = np.divmod(pairs, shape[0] * shape[1])
     pixels = np.bincount(pair_region, minlength=n + 1)[1:]
     peak, mean = _gather_spectra(cube, pair_region - 1, pair_source, peak_source, n, batch)
+    gain, offset = _scaling(cube)
     fields = {
         "area_px": lab.area_px.astype(np.int64), "pixels": pixels.astype(np.int64),
         "peak_score": cell_score[first] if n else np.empty(0),
@@ -103,24 +105,41 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
     attrs = {"crs": "" if lab.crs is None else lab.crs.to_wkt(),
              "background_pixels": int(bg_count),
              "source_path": str(cube.attrs.get("source_path") or "")}
-    if cube.attrs.get("nodata") is not None:
-        attrs["nodata"] = float(cube.attrs["nodata"])
-    if cube.attrs.get("reflectance_scale_factor") and not cube.attrs.get("scale_applied"):
-        attrs["reflectance_scale_factor"] = float(cube.attrs["reflectance_scale_factor"])
-    data = {"peak_spectrum": (("region", "band"), peak),
-            "mean_spectrum": (("region", "band"), mean),
-            "background_mean": ("band", bg_mean.astype(np.float32)),
-            "background_std": ("band", bg_std.astype(np.float32))}
+    if cube.attrs.get("header_path"):
+        attrs["header_path"] = str(cube.attrs["header_path"])
+    data = {"peak_spectrum": (("region", "band"), (peak * gain + offset).astype(np.float32)),
+            "mean_spectrum": (("region", "band"), (mean * gain + offset).astype(np.float32)),
+            "background_mean": ("band", (bg_mean * gain + offset).astype(np.float32)),
+            "background_std": ("band", (bg_std * np.abs(gain)).astype(np.float32))}
     data.update({k: ("region", v) for k, v in fields.items()})
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band ``(gain, offset)`` taking the cube's values to the file's physical units: its
+    band scales and offsets (GeoTIFF, ENVI ``data gain values``), divided by ENVI's
+    ``reflectance scale factor`` unless the reader applied it."""
+    from hsad.cube import band_scaling
+
+    bands = cube.shape[2]
+    scaling = band_scaling(cube)
+    gain, offset = (np.ones(bands), np.zeros(bands)) if scaling is None else \
+        (np.asarray(scaling[0], np.float64), np.asarray(scaling[1], np.float64))
+    factor = cube.attrs.get("reflectance_scale_factor")
+    if factor and not cube.attrs.get("scale_applied"):
+        gain, offset = gain / float(factor), offset / float(factor)
+    return gain, offset
 
 
 def _on_cube(map_, cube: xr.DataArray):
     """A map given as an array, as a DataArray on ``cube``'s grid (its georeference, an EMIT
     granule's lookup table): the frame its regions are traced in."""
     if isinstance(map_, xr.DataArray):
-        return map_
-    return cube.isel(band=0, drop=True).copy(data=np.asarray(map_))
+        return map_.transpose("y", "x") if set(map_.dims) == {"y", "x"} else map_
+    values = np.asarray(map_)
+    if values.shape != cube.shape[:2]:
+        return values  # refused by the caller, which names the map
+    return cube.isel(band=0, drop=True).copy(data=values)
 
 
 def _mask_values(mask) -> np.ndarray:
@@ -270,9 +289,9 @@ def _band_moments(block: np.ndarray, keep: np.ndarray, nodata):
     return total
 
 
-def _band_labels(ds: xr.Dataset) -> list[str]:
+def _band_labels(ds: xr.Dataset, taken: tuple[str, ...] = ()) -> list[str]:
     """CSV column names of the bands: wavelengths in nm, else band names, else band_1 …
-    (whichever names every band once)."""
+    (whichever names every band once, none of them a name in ``taken``)."""
     bands = ds.sizes["band"]
     if "wavelength" in ds.coords:
         w = np.asarray(ds["wavelength"].values, np.float64)
@@ -281,20 +300,28 @@ def _band_labels(ds: xr.Dataset) -> list[str]:
             return names
     if "band_name" in ds.coords:
         names = [str(v) for v in ds["band_name"].values]
-        if len(set(names)) == bands and all(names):
+        if len(set(names)) == bands and all(names) and not set(names) & set(taken):
             return names
     return [f"band_{i + 1}" for i in range(bands)]
 
 
 def spectra_files(path: str | os.PathLike) -> list[Path]:
     """The files :func:`write_spectra` writes to ``path``: the table, or the library and its
-    header (``name.hdr``, ENVI's naming), with the headers readers would take first."""
+    header (``name.hdr``, ENVI's naming), with the headers readers would take first. A
+    ``name.hdr`` that is another cube's header (``name.img`` beside it) is a
+    ParameterError: the library would replace it."""
     p = Path(path)
     if p.suffix.lower() != ".sli":
         return [p]
+    from hsad.io.envi_header import find_data
     from hsad.io.envi_writer import stale_headers
 
     header = p.with_suffix(".hdr")
+    if header.is_file():
+        owner = find_data(header)
+        if owner is not None and owner.name.lower() != p.name.lower():
+            raise ParameterError(f"its header would be {header.name}, the header of "
+                                 f"{owner.name}: choose another name", p)
     return [p, header, *stale_headers(p, header)]
 
 
@@ -302,12 +329,14 @@ def write_spectra(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write :func:`region_spectra` to ``path``, atomically; returns it.
 
     - ``.csv``: one row a spectrum, columns ``id`` (0: the background), ``spectrum``
-      (``peak``, ``mean``, ``background_mean``, ``background_std``), the region fields
-      (:data:`FIELDS`), then one column a band named by its wavelength in nm (else its
-      band name, else ``band_N``).
-    - ``.sli``: an ENVI spectral library (float32, with ``name.hdr``) of the same spectra,
+      (``peak``, ``mean``, ``background_mean``, ``background_std``, and ``good_band``: 1
+      for a good band, 0 for a bad one), the region fields (:data:`FIELDS`, the same on a
+      region's two rows) and ``crs`` (that of ``peak_x``, ``peak_y``), then one column a
+      band named by its wavelength in nm (else its band name, else ``band_N``).
+    - ``.sli``: an ENVI spectral library (float32, with ``name.hdr``) of the spectra,
       named ``background mean``, ``background std``, ``region N peak``, ``region N mean``,
-      with the wavelengths, FWHM and bad-band list; ENVI, the EnMAP-Box and SPy read it.
+      with the wavelengths, FWHM and bad-band list; ENVI, the EnMAP-Box and SPy read it. A
+      ``name.hdr`` of another cube (the scene's own) is refused.
     """
     p = Path(path)
     suffix = p.suffix.lower()
@@ -324,19 +353,36 @@ def write_spectra(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     return _write_library(ds, p, stacked, kinds, ids)
 
 
+def _crs_text(wkt: str) -> str:
+    """A CRS as ``AUTHORITY:CODE`` where it has one, else its WKT; empty for none."""
+    if not wkt:
+        return ""
+    from rasterio.crs import CRS
+
+    crs = CRS.from_wkt(wkt)
+    code = crs.to_authority()
+    return f"{code[0]}:{code[1]}" if code else wkt
+
+
 def _write_csv(ds, path: Path, stacked, kinds, ids) -> Path:
     import pandas as pd
 
     from hsad.io.atomic import atomic_path
 
+    good = ds["good_band"].values.astype(np.float32) if "good_band" in ds.coords else \
+        np.ones(ds.sizes["band"], np.float32)
+    stacked = np.vstack([stacked[:2], good[None], stacked[2:]])
+    kinds = kinds[:2] + ["good_band"] + kinds[2:]
+    ids = np.r_[ids[:2], 0, ids[2:]]
     table = pd.DataFrame({"id": ids, "spectrum": kinds})
     for name in FIELDS:
-        values = np.r_[[np.nan, np.nan], np.repeat(ds[name].values.astype(np.float64), 2)]
+        values = np.r_[[np.nan] * 3, np.repeat(ds[name].values.astype(np.float64), 2)]
         if name in ("area_px", "pixels", "peak_row", "peak_col"):
             table[name] = pd.Series(values).astype("Int64")  # blank for the background
         else:  # full precision: coordinates need more digits than spectra
             table[name] = [repr(float(v)) if np.isfinite(v) else "" for v in values]
-    spectra = pd.DataFrame(stacked, columns=_band_labels(ds))
+    table["crs"] = [""] * 3 + [_crs_text(ds.attrs.get("crs", ""))] * (len(ids) - 3)
+    spectra = pd.DataFrame(stacked, columns=_band_labels(ds, tuple(table.columns)))
     table = pd.concat([table, spectra], axis=1)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.7g", na_rep="")
@@ -347,6 +393,12 @@ def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
     from hsad.io.atomic import atomic_paths
     from hsad.io.envi_writer import _clean, _list, _num, stale_headers
 
+    own = ds.attrs.get("header_path")
+    header = path.with_suffix(".hdr")
+    if own and header.exists() and os.path.samefile(header, own):
+        raise ParameterError(f"its header would be {header.name}, the header of the scene "
+                             "the spectra come from: choose another name", path)
+    spectra_files(path)  # another cube's header is refused too
     names = ["background mean", "background std"] + [
         f"region {i} {kind}" for i, kind in zip(ids[2:], kinds[2:], strict=True)]
     source = ds.attrs.get("source_path") or "a cube"
@@ -355,17 +407,14 @@ def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
              "header offset = 0", "file type = ENVI Spectral Library", "data type = 4",
              "interleave = bsq", "byte order = 0"]
     coords = ds.coords
-    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
+    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).all():
         lines += ["wavelength units = Nanometers",
                   f"wavelength = {_list(coords['wavelength'].values, _num)}"]
-        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).any():
+        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).all():
             lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
     if "good_band" in coords:
         lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
-    if ds.attrs.get("reflectance_scale_factor"):
-        lines.append(f"reflectance scale factor = {_num(ds.attrs['reflectance_scale_factor'])}")
     lines.append(f"spectra names = {_list(names, _clean)}")
-    header = path.with_suffix(".hdr")
     stale = stale_headers(path, header)
     with atomic_paths(path, header) as (tmp_data, tmp_header):
         tmp_data.write_bytes(stacked.astype("<f4").tobytes())
