@@ -55,6 +55,11 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
               help="Spectra of the detections (.csv table, or .sli ENVI spectral library "
                    "with a .hdr): each region's peak-pixel and mean spectrum (the ids of "
                    "--polygons), with the background's mean and standard deviation.")
+@click.option("--library", "library_path", type=click.Path(),
+              help="Spectral library (ENVI .sli with its .hdr) to name the detections by: "
+                   "each region's mean spectrum gets the library spectrum at the smallest "
+                   "spectral angle (SAM), the library resampled to the scene's bands; adds "
+                   "match, match_angle and second_angle to --spectra (reflectance scenes).")
 @click.option("--png", "png_path", type=click.Path(),
               help="Quicklook PNG (.png): RGB composite and anomaly map, with the detections "
                    "(and --truth) outlined.")
@@ -84,8 +89,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @device_option
 @engine_options
 def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, spectra_path, png_path, rgb, rgb_bands, truth, truth_key,
-            key, stages_dir, wavelengths,
+            far, value, polygons_path, spectra_path, library_path, png_path, rgb, rgb_bands,
+            truth, truth_key, key, stages_dir, wavelengths,
             exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
             projwin, projwin_crs, nodata,
             valid_mask, background,
@@ -114,6 +119,11 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     if contamination is None and far is None and value is None:  # options beat the config
         contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
     check_threshold(contamination, far, value)
+    if library_path and not spectra_path:
+        from hsad.errors import ParameterError
+
+        raise ParameterError("--library names the detections in the --spectra table: give "
+                             "--spectra too", library_path)
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
     subset = subset_selection(srcwin, projwin, projwin_crs)
@@ -130,7 +140,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
         + [("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
         + [("--spectra", path, "spectra" if i == 0 else "file")
            for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])],
-        inputs=[scene, config_path, model, truth, background, valid_mask, labels],
+        inputs=[scene, config_path, model, truth, background, valid_mask, labels,
+                library_path],
         overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision
@@ -142,6 +153,12 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             from hsad.outputs.plots import rgb_bands as check_rgb
 
             check_rgb(cube, rgb, rgb_bands)  # a bad --rgb fails before any work
+        library = None
+        if library_path:  # read, and matched to the scene's bands, before any work
+            from hsad.outputs.library_match import read_library, references
+
+            library = read_library(library_path)
+            references(cube, library)
         if polygons_path:
             from hsad.outputs.polygons import polygon_target, vector_crs
 
@@ -180,6 +197,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             pipeline.threshold(result, contamination=contamination, far=far, value=value)
         written = pipeline.export(result, cube, mask_path=mask_path, cog=cog,
                                   polygons_path=polygons_path, spectra_path=spectra_path,
+                                  library=library,
                                   png_path=png_path, truth=gt,
                                   model=model, rgb=rgb, rgb_positions=rgb_bands)
         if gt is not None:

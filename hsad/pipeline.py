@@ -158,9 +158,10 @@ def threshold(det: Detection, contamination: float | None = None, far: float | N
 
 
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
-           mask_path=None, polygons_path=None, spectra_path=None, png_path=None,
-           stages_dir=None, truth: np.ndarray | None = None, progress: bool | None = False,
-           model=None, rgb=None, rgb_positions=None) -> dict[str, Path]:
+           mask_path=None, polygons_path=None, spectra_path=None, library=None,
+           png_path=None, stages_dir=None, truth: np.ndarray | None = None,
+           progress: bool | None = False, model=None, rgb=None,
+           rgb_positions=None) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
 
     Maps are streamed tile by tile (``progress``: a bar over the tiles). A lazy score map
@@ -168,7 +169,8 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     raster carries provenance tags and a band description (:mod:`hsad.outputs.provenance`;
     ``model``: the saved model applied), and each score raster a QGIS style beside it
     (:mod:`hsad.outputs.qgis_style`). The mask, polygons, spectra
-    (:mod:`hsad.outputs.spectra`) and quicklook use the stored mask, else the default
+    (:mod:`hsad.outputs.spectra`; ``library``: a spectral library to name each region by,
+    :mod:`hsad.outputs.library_match`) and quicklook use the stored mask, else the default
     threshold rule. ``rgb``/``rgb_positions``: the quicklook's wavelengths (nm) or band
     positions.
     """
@@ -226,7 +228,12 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     if spectra_path:
         from hsad.outputs.spectra import region_spectra, write_spectra
 
-        out["spectra"] = write_spectra(region_spectra(cube, det.mask, det.scores), spectra_path)
+        found = region_spectra(cube, det.mask, det.scores)
+        if library is not None:
+            from hsad.outputs.library_match import match_library
+
+            found = match_library(found, library)
+        out["spectra"] = write_spectra(found, spectra_path)
     if png_path:
         from hsad.outputs.plots import quicklook
 

@@ -331,8 +331,10 @@ def write_spectra(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     - ``.csv``: one row a spectrum, columns ``id`` (0: the background), ``spectrum``
       (``peak``, ``mean``, ``background_mean``, ``background_std``, and ``good_band``: 1
       for a good band, 0 for a bad one), the region fields (:data:`FIELDS`, the same on a
-      region's two rows) and ``crs`` (that of ``peak_x``, ``peak_y``), then one column a
-      band named by its wavelength in nm (else its band name, else ``band_N``).
+      region's two rows), ``crs`` (that of ``peak_x``, ``peak_y``) and, after
+      :func:`hsad.outputs.library_match.match_library`, ``match``, ``match_angle`` and
+      ``second_angle``; then one column a band named by its wavelength in nm (else its
+      band name, else ``band_N``).
     - ``.sli``: an ENVI spectral library (float32, with ``name.hdr``) of the spectra,
       named ``background mean``, ``background std``, ``region N peak``, ``region N mean``,
       with the wavelengths, FWHM and bad-band list; ENVI, the EnMAP-Box and SPy read it. A
@@ -382,6 +384,11 @@ def _write_csv(ds, path: Path, stacked, kinds, ids) -> Path:
         else:  # full precision: coordinates need more digits than spectra
             table[name] = [repr(float(v)) if np.isfinite(v) else "" for v in values]
     table["crs"] = [""] * 3 + [_crs_text(ds.attrs.get("crs", ""))] * (len(ids) - 3)
+    if "match" in ds:  # hsad.outputs.library_match
+        table["match"] = [""] * 3 + list(np.repeat(ds["match"].values, 2))
+        for name in ("match_angle", "second_angle"):
+            values = np.r_[[np.nan] * 3, np.repeat(ds[name].values.astype(np.float64), 2)]
+            table[name] = [f"{v:.3f}" if np.isfinite(v) else "" for v in values]
     spectra = pd.DataFrame(stacked, columns=_band_labels(ds, tuple(table.columns)))
     table = pd.concat([table, spectra], axis=1)
     with atomic_path(path) as tmp:
