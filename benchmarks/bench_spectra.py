@@ -25,10 +25,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_emit import run  # noqa: E402  (a child process's wall time and peak RSS)
 
 HSAD_WAY = r"""
 import sys, numpy as np, xarray as xr
@@ -86,17 +88,6 @@ def make_scene(folder: Path, rows: int, cols: int, bands: int, share: float) -> 
     np.save(folder / "mask.npy", mask)
     np.save(folder / "scores.npy", scores)
     return folder / "scene.hdr"
-
-
-def run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a child process (``os.wait4``: its own usage)."""
-    t0 = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(args)}")
-    return wall, usage.ru_maxrss / 1024 ** 2
 
 
 def main(argv=None) -> None:
