@@ -144,3 +144,19 @@ def test_detect_names_the_detections_and_refuses_what_cannot_match(tmp_path, cap
     with pytest.raises(ParameterError, match="no wavelengths"):
         match_library(region_spectra(bare, np.eye(40, dtype=bool), np.eye(40)), library)
     assert not (out / "b.tif").exists() and not (out / "b.csv").exists()
+
+
+def test_an_unsorted_library_and_too_few_bands(tmp_path):
+    lib = read_library(write_library(tmp_path / "lib.sli", materials(), FINE, NAMES))
+    shuffle = np.random.default_rng(2).permutation(FINE.size)
+    mixed = read_library(write_library(tmp_path / "mixed.sli", materials()[:, shuffle],
+                                       FINE[shuffle], NAMES))
+    np.testing.assert_array_equal(resampled(mixed, SCENE_WL, SCENE_FWHM),
+                                  resampled(lib, SCENE_WL, SCENE_FWHM))
+    np.testing.assert_array_equal(resampled(mixed, SCENE_WL), resampled(lib, SCENE_WL))
+    with pytest.raises(ParameterError, match="1 band"):
+        read_library(write_library(tmp_path / "one.sli", materials()[:, :1], FINE[:1], NAMES))
+    cube, mask, scores, library = scene_with(tmp_path)
+    few = cube.assign_coords(good_band=("band", np.arange(60) < 3))
+    with pytest.raises(ParameterError, match="3 good band"):
+        match_library(region_spectra(few, mask, scores), library)

@@ -273,6 +273,16 @@ def test_spectra_are_in_the_file_s_units_and_band_names_never_take_a_field_s_nam
     envi.attrs.update(reflectance_scale_factor=10000.0, scale_applied=False)
     np.testing.assert_allclose(region_spectra(envi, mask, scores)["mean_spectrum"].values,
                                raw["mean_spectrum"].values / 1e4, rtol=1e-6)
+    # both a gain and offset and a reflectance scale factor: (DN * gain + offset) / factor,
+    # whether the reader divided the values by the factor or not
+    both = scaled.copy()
+    both.attrs.update(reflectance_scale_factor=10000.0, scale_applied=False)
+    applied = (scaled.astype(np.float32) / np.float32(1e4)).copy()
+    applied.attrs.update(reflectance_scale_factor=10000.0, scale_applied=True)
+    expected = (raw["mean_spectrum"].values * 1e-4 + 0.01) / 1e4
+    for variant in (both, applied):
+        np.testing.assert_allclose(region_spectra(variant, mask, scores)[
+            "mean_spectrum"].values, expected, rtol=1e-5)
     named = make_cube(values, transform=TRANSFORM, crs="EPSG:32633",
                       band_names=["id", "b", "c", "d", "e", "f"])
     table = pd.read_csv(write_spectra(region_spectra(named, mask, scores), tmp_path / "n.csv"))

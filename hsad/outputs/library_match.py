@@ -40,7 +40,7 @@ def read_library(path: str | os.PathLike) -> Library:
     NaN. A library without wavelengths is a ParameterError: its bands cannot be matched to
     a scene's."""
     from hsad.io.envi import read_spectral_library, resolve_paths
-    from hsad.io.envi_header import parse_header
+    from hsad.io.envi_header import band_gains, parse_header
 
     header = parse_header(resolve_paths(path)[0])
     if not header.is_spectral_library:
@@ -50,13 +50,25 @@ def read_library(path: str | os.PathLike) -> Library:
     if not np.isfinite(wavelength).all():
         raise ParameterError("the spectral library gives no wavelength for every band, so "
                              "its spectra cannot be resampled to the scene's bands", path)
-    spectra = np.array(spectra, dtype=np.float64)
-    if header.good_band is not None and len(header.good_band) == spectra.shape[1]:
-        spectra[:, ~np.asarray(header.good_band, bool)] = np.nan
+    if wavelength.size < MIN_BANDS:
+        raise ParameterError(f"the spectral library has {wavelength.size} band(s); an angle "
+                             f"needs at least {MIN_BANDS}", path)
+    bands = wavelength.size
+    raw = np.asarray(spectra)
+    spectra = raw.astype(np.float64)
     if header.nodata is not None and np.isfinite(header.nodata):
-        spectra[spectra == header.nodata] = np.nan
-    fwhm = header.fwhm if header.fwhm is not None and np.isfinite(header.fwhm).all() else None
-    return Library(spectra, list(names), np.asarray(wavelength, np.float64), fwhm,
+        spectra[raw == header.nodata] = np.nan
+    if header.good_band is not None and len(header.good_band) == bands:
+        spectra[:, ~np.asarray(header.good_band, bool)] = np.nan
+    scaling = band_gains(header.raw, bands, path)
+    if scaling is not None:  # data gain and offset values: an offset changes an angle
+        spectra = spectra * np.asarray(scaling[0]) + np.asarray(scaling[1])
+    fwhm = header.fwhm
+    if fwhm is None or len(fwhm) != bands or not (np.isfinite(fwhm) & (fwhm > 0)).all():
+        fwhm = None  # half the distance to the neighbouring bands (SPy)
+    order = np.argsort(wavelength, kind="stable")  # SPy's resampling walks them upwards
+    return Library(spectra[:, order], list(names), np.asarray(wavelength, np.float64)[order],
+                   None if fwhm is None else np.asarray(fwhm, np.float64)[order],
                    os.fspath(path))
 
 
@@ -116,13 +128,18 @@ def references(bands, library: Library) -> tuple[np.ndarray, np.ndarray]:
     good = np.isfinite(wavelength)
     if "good_band" in coords:
         good &= np.asarray(coords["good_band"].values, bool)
+    if good.sum() < MIN_BANDS:
+        raise ParameterError(f"the scene has {int(good.sum())} good band(s) with a wavelength;"
+                             f" an angle needs at least {MIN_BANDS}",
+                             bands.attrs.get("source_path") or None)
     fwhm = np.asarray(coords["fwhm"].values, np.float64)[good] if "fwhm" in coords else None
     fwhm = fwhm if fwhm is not None and np.isfinite(fwhm).all() and (fwhm > 0).all() else None
     spectra = resampled(library, wavelength[good], fwhm)
     if (np.isfinite(spectra).sum(axis=1) < MIN_BANDS).all():
         raise ParameterError(f"the library ({library.wavelength.min():g}–"
                              f"{library.wavelength.max():g} nm) covers fewer than {MIN_BANDS} "
-                             "of the scene's good bands", library.path)
+                             f"of the scene's good bands ({wavelength[good].min():g}–"
+                             f"{wavelength[good].max():g} nm)", library.path)
     return good, spectra
 
 

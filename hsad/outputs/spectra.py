@@ -117,8 +117,8 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
 
 def _scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     """Per-band ``(gain, offset)`` taking the cube's values to the file's physical units: its
-    band scales and offsets (GeoTIFF, ENVI ``data gain values``), divided by ENVI's
-    ``reflectance scale factor`` unless the reader applied it."""
+    band scales and offsets (GeoTIFF, ENVI ``data gain values``), the result divided by
+    ENVI's ``reflectance scale factor`` (a reader that applied it divided the values)."""
     from hsad.cube import band_scaling
 
     bands = cube.shape[2]
@@ -126,8 +126,9 @@ def _scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     gain, offset = (np.ones(bands), np.zeros(bands)) if scaling is None else \
         (np.asarray(scaling[0], np.float64), np.asarray(scaling[1], np.float64))
     factor = cube.attrs.get("reflectance_scale_factor")
-    if factor and not cube.attrs.get("scale_applied"):
-        gain, offset = gain / float(factor), offset / float(factor)
+    if factor:  # (DN · gain + offset) / factor; a reader that applied it divided DN only
+        gain = gain if cube.attrs.get("scale_applied") else gain / float(factor)
+        offset = offset / float(factor)
     return gain, offset
 
 
