@@ -163,6 +163,25 @@ def band_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
     return scales, offsets
 
 
+def physical_scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-band ``(gain, offset)`` taking the cube's values to the file's physical units:
+    its band scales and offsets (:func:`band_scaling`; GeoTIFF scale/offset, ENVI ``data
+    gain values``), the result divided by ENVI's ``reflectance scale factor`` F, so
+    (DN · gain + offset) / F; a reader that applied F divided the values already. None
+    when the cube has neither."""
+    own = band_scaling(cube)
+    factor = cube.attrs.get("reflectance_scale_factor")
+    if own is None and not (factor and not cube.attrs.get("scale_applied")):
+        return None
+    bands = cube.sizes["band"]
+    gain, offset = (np.ones(bands), np.zeros(bands)) if own is None else \
+        (np.asarray(own[0], np.float64), np.asarray(own[1], np.float64))
+    if factor:
+        gain = gain if cube.attrs.get("scale_applied") else gain / float(factor)
+        offset = offset / float(factor)
+    return gain, offset
+
+
 def transform_of(obj: xr.DataArray) -> Affine:
     """The affine transform of a cube or map, also of a strided or reversed slice, of a
     coarsened cube and of a slice of a rotated or sheared grid: each pixel centred on its

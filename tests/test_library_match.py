@@ -154,6 +154,12 @@ def test_an_unsorted_library_and_too_few_bands(tmp_path):
     np.testing.assert_array_equal(resampled(mixed, SCENE_WL, SCENE_FWHM),
                                   resampled(lib, SCENE_WL, SCENE_FWHM))
     np.testing.assert_array_equal(resampled(mixed, SCENE_WL), resampled(lib, SCENE_WL))
+    # the scene's bands in any order too (two spectrometers overlap in EnMAP's), FWHM or not
+    turn = np.random.default_rng(3).permutation(SCENE_WL.size)
+    for fwhm in (SCENE_FWHM, None):
+        np.testing.assert_array_equal(
+            resampled(lib, SCENE_WL[turn], None if fwhm is None else fwhm[turn]),
+            resampled(lib, SCENE_WL, fwhm)[:, turn])
     with pytest.raises(ParameterError, match="1 band"):
         read_library(write_library(tmp_path / "one.sli", materials()[:, :1], FINE[:1], NAMES))
     cube, mask, scores, library = scene_with(tmp_path)

@@ -298,3 +298,26 @@ def test_a_library_never_replaces_a_cube_s_header(tmp_path):
         write_spectra(ds, tmp_path / "scene.sli")
     assert (tmp_path / "scene.hdr").read_text() == before
     assert not (tmp_path / "scene.sli").exists()
+
+
+def test_a_converted_scene_keeps_the_spectra_s_units(tmp_path, capsys):
+    """(DN · gain + offset) / reflectance scale factor, read as stored or with the factor
+    applied, and after `hsad convert` to GeoTIFF or a write of the applied cube."""
+    cube, scores, mask, _ = scene(dtype=np.int16)
+    cube = cube.assign_coords(band_scale=("band", np.full(BANDS, 0.5)),
+                              band_offset=("band", np.full(BANDS, 100.0)))
+    cube.attrs.update(reflectance_scale_factor=10000.0)
+    write_envi(cube, tmp_path / "scene.img")
+    expected = region_spectra(cube, mask.values, scores.values)["mean_spectrum"].values
+    raw = region_spectra(cube.drop_vars(["band_scale", "band_offset"]).assign_attrs(
+        reflectance_scale_factor=None), mask.values, scores.values)["mean_spectrum"].values
+    np.testing.assert_allclose(expected, (raw * 0.5 + 100) / 1e4, rtol=1e-6)
+    code, _, err = run_cli(["convert", tmp_path / "scene.img", tmp_path / "scene.tif"], capsys)
+    assert code == 0, err
+    write_envi(open_cube(tmp_path / "scene.img", apply_scale=True), tmp_path / "applied.img")
+    for path, kwargs in ((tmp_path / "scene.img", {}), (tmp_path / "scene.img",
+                                                        {"apply_scale": True}),
+                         (tmp_path / "scene.tif", {}), (tmp_path / "applied.img", {})):
+        got = region_spectra(open_cube(path, **kwargs), mask.values, scores.values)
+        np.testing.assert_allclose(got["mean_spectrum"].values, expected, rtol=1e-5,
+                                   err_msg=f"{path.name} {kwargs}")

@@ -119,8 +119,12 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
         lines.append(f"data ignore value = {_num(attrs['nodata'])}")
     scaling = band_scaling(cube)
     if scaling is not None:  # GDAL's spelling of band scale and offset (DN · gain + offset)
+        offsets = scaling[1]
+        factor = attrs.get("reflectance_scale_factor")
+        if factor and attrs.get("scale_applied"):  # the values were divided by it: the
+            offsets = [o / float(factor) for o in offsets]  # offset too (physical_scaling)
         lines.append(f"data gain values = {_list(scaling[0], _num)}")
-        lines.append(f"data offset values = {_list(scaling[1], _num)}")
+        lines.append(f"data offset values = {_list(offsets, _num)}")
     if attrs.get("reflectance_scale_factor") and not attrs.get("scale_applied"):
         lines.append(f"reflectance scale factor = {_num(attrs['reflectance_scale_factor'])}")
     if class_names:

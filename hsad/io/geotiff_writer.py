@@ -26,7 +26,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rioxarray.exceptions import MissingSpatialDimensionError
 
-from hsad.cube import DEFAULT_CHUNK, band_scaling, transform_of
+from hsad.cube import DEFAULT_CHUNK, physical_scaling, transform_of
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
@@ -419,16 +419,14 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
 
 
 def output_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
-    """Per-band ``(scales, offsets)`` to write as GDAL's band scale and offset: the cube's
-    own (:func:`hsad.cube.band_scaling`), or an ENVI ``reflectance scale factor`` F not
-    applied, as the scale 1/F (value = DN / F); None for neither."""
-    own = band_scaling(cube)
-    if own is not None:
-        return own
-    factor = cube.attrs.get("reflectance_scale_factor")
-    if factor and not cube.attrs.get("scale_applied"):
-        return [1.0 / float(factor)] * cube.sizes["band"], [0.0] * cube.sizes["band"]
-    return None
+    """Per-band ``(scales, offsets)`` to write as GDAL's band scale and offset: the values'
+    physical units (:func:`hsad.cube.physical_scaling`: the cube's own band scales and
+    offsets and an ENVI ``reflectance scale factor`` F together, (DN · gain + offset) / F);
+    None for neither."""
+    scaling = physical_scaling(cube)
+    if scaling is None:
+        return None
+    return [float(v) for v in scaling[0]], [float(v) for v in scaling[1]]
 
 
 __all__ = ["cast_block", "cast_cube", "output_scaling", "verify_written", "write_geotiff",

@@ -78,11 +78,15 @@ def resampled(library: Library, wavelength: np.ndarray,
     band the library does not cover or whose library values are missing."""
     from spectral import BandResampler
 
+    wavelength = np.asarray(wavelength, np.float64)
+    order = np.argsort(wavelength, kind="stable")  # SPy sizes a band from its neighbours
     spy = logging.getLogger("spectral")  # SPy logs each band it cannot cover, at INFO
     level = spy.level
     spy.setLevel(logging.WARNING)
     try:
-        matrix = BandResampler(library.wavelength, wavelength, library.fwhm, fwhm).matrix
+        matrix = np.empty((wavelength.size, library.wavelength.size))
+        matrix[order] = BandResampler(library.wavelength, wavelength[order], library.fwhm,
+                                      None if fwhm is None else np.asarray(fwhm)[order]).matrix
     finally:
         spy.setLevel(level)
     out = np.full((library.spectra.shape[0], len(wavelength)), np.nan)

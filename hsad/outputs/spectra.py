@@ -116,20 +116,13 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
 
 
 def _scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band ``(gain, offset)`` taking the cube's values to the file's physical units: its
-    band scales and offsets (GeoTIFF, ENVI ``data gain values``), the result divided by
-    ENVI's ``reflectance scale factor`` (a reader that applied it divided the values)."""
-    from hsad.cube import band_scaling
+    """Per-band ``(gain, offset)`` to the file's physical units
+    (:func:`hsad.cube.physical_scaling`), the identity where the file gives none."""
+    from hsad.cube import physical_scaling
 
+    scaling = physical_scaling(cube)
     bands = cube.shape[2]
-    scaling = band_scaling(cube)
-    gain, offset = (np.ones(bands), np.zeros(bands)) if scaling is None else \
-        (np.asarray(scaling[0], np.float64), np.asarray(scaling[1], np.float64))
-    factor = cube.attrs.get("reflectance_scale_factor")
-    if factor:  # (DN · gain + offset) / factor; a reader that applied it divided DN only
-        gain = gain if cube.attrs.get("scale_applied") else gain / float(factor)
-        offset = offset / float(factor)
-    return gain, offset
+    return (np.ones(bands), np.zeros(bands)) if scaling is None else scaling
 
 
 def _on_cube(map_, cube: xr.DataArray):
