@@ -19,6 +19,7 @@ from hsad.cube import (
     good_band_mask,
     index_wavelength,
     make_cube,
+    physical_scaling,
     wrap_numpy,
 )
 from hsad.detectors.base import (
@@ -393,11 +394,15 @@ def _group_extent(weights: np.ndarray, wavelength: np.ndarray, fwhm: np.ndarray)
     return centre, width
 
 
-def _binned(block: np.ndarray, nodata, weights: np.ndarray) -> np.ndarray:
+def _binned(block: np.ndarray, nodata, weights: np.ndarray, scaling=None) -> np.ndarray:
     """A block's bands averaged by ``weights`` (float64 sums), NaN where it holds no data: one
-    blockwise step, so the cube is read once (a separate mask would read it again)."""
+    blockwise step, so the cube is read once (a separate mask would read it again).
+    ``scaling``: per-band ``(gain, offset)`` applied first (bands of different gains
+    average in physical units)."""
     out = block.astype(np.float64)
     out[~block_valid(block, nodata)] = np.nan
+    if scaling is not None:
+        out = out * scaling[0] + scaling[1]
     with single_threaded_linalg():  # dask runs one block per core
         return (out @ weights).astype(np.float32)
 
@@ -411,24 +416,28 @@ def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
     averaging keeps the whole spectral range at a coarser sampling (unlike a band subset).
     Bad bands (``good_band``) are dropped first; nodata pixels become NaN (the result is
     float32, averaged in float64); each group's wavelength is the mean of its bands' and
-    its ``fwhm`` the span of their widths (NaN where unknown). Lazy, like the input;
-    georeference and attributes follow. Groups from :func:`band_groups`.
+    its ``fwhm`` the span of their widths (NaN where unknown). Bands with a scale, offset
+    or reflectance scale factor are averaged in physical units
+    (:func:`hsad.cube.physical_scaling`), which the result then holds. Lazy, like the
+    input; georeference and attributes follow. Groups from :func:`band_groups`.
     """
     good = good_band_mask(cube)
     cube = cube.transpose("y", "x", "band").isel(band=np.flatnonzero(good))
     if not isinstance(cube.data, da.Array):  # an in-memory cube: lazy views over it
         cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
     weights = band_groups(cube.sizes["band"], int(n_groups))
+    scaling = physical_scaling(cube)
     data = cube.data.rechunk({2: -1})
-    data = data.map_blocks(_binned, cube.attrs.get("nodata"), weights,
+    data = data.map_blocks(_binned, cube.attrs.get("nodata"), weights, scaling,
                            chunks=data.chunks[:2] + ((weights.shape[1],),), dtype=np.float32,
                            meta=np.empty((0, 0, 0), np.float32))
     wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)
     fwhm = np.asarray(cube["fwhm"].values, dtype=np.float64)
     centre, width = _group_extent(weights, wavelength, fwhm)
     crs, transform = georef(cube)
+    scaled = ("reflectance_scale_factor", "scale_applied") if scaling is not None else ()
     attrs = {k: v for k, v in cube.attrs.items()
-             if k not in ("nodata", "source_format", "source_path")}
+             if k not in ("nodata", "source_format", "source_path", *scaled)}
     attrs["hsad_binned"] = f"{good.sum()} good bands averaged into {n_groups} groups"
     return make_cube(data, transform=transform, crs=crs,
                      wavelength=centre, fwhm=width, source_format=cube.attrs.get(

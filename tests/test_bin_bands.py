@@ -73,3 +73,18 @@ def test_an_in_memory_cube_is_binned_too():
     cube = _cube()
     in_memory = cube.copy(data=cube.values)
     np.testing.assert_array_equal(bin_bands(in_memory, 3).values, bin_bands(cube, 3).values)
+
+
+def test_bands_of_different_gains_average_in_physical_units():
+    rng = np.random.default_rng(4)
+    dn = rng.integers(100, 4000, (5, 6, 4)).astype(np.int16)
+    gain, offset = np.array([1e-4, 2e-4, 1e-4, 3e-4]), np.array([0.0, 0.01, 0.0, -0.02])
+    cube = make_cube(dn, wavelength=[500.0, 510.0, 600.0, 610.0]).assign_coords(
+        band_scale=("band", gain), band_offset=("band", offset))
+    cube.attrs.update(reflectance_scale_factor=2.0)
+    binned = bin_bands(cube, 2)
+    physical = (dn * gain + offset) / 2.0
+    expected = np.stack([physical[..., :2].mean(-1), physical[..., 2:].mean(-1)], -1)
+    np.testing.assert_allclose(binned.values, expected, rtol=1e-6)
+    assert "band_scale" not in binned.coords and not binned.attrs.get(
+        "reflectance_scale_factor")  # the binned values are physical: nothing to apply again

@@ -314,6 +314,8 @@ def test_a_converted_scene_keeps_the_spectra_s_units(tmp_path, capsys):
     np.testing.assert_allclose(expected, (raw * 0.5 + 100) / 1e4, rtol=1e-6)
     code, _, err = run_cli(["convert", tmp_path / "scene.img", tmp_path / "scene.tif"], capsys)
     assert code == 0, err
+    code, _, err = run_cli(["convert", tmp_path / "scene.img", tmp_path / "scene.mat"], capsys)
+    assert code == 0 and "reflectance scale factor" in err  # MAT keeps none: said
     write_envi(open_cube(tmp_path / "scene.img", apply_scale=True), tmp_path / "applied.img")
     for path, kwargs in ((tmp_path / "scene.img", {}), (tmp_path / "scene.img",
                                                         {"apply_scale": True}),

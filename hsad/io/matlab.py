@@ -22,7 +22,7 @@ import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import georeferenced, make_cube, transform_of
+from hsad.cube import georeferenced, make_cube, physical_scaling, transform_of
 from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
 from hsad.io.atomic import atomic_path
 from hsad.io.envi_header import wavelength_scale
@@ -472,8 +472,8 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
 
 
 def _warn_lost(cube: xr.DataArray, path) -> None:
-    """One warning naming what a MAT file cannot keep: the georeference and the nodata
-    value (its pixels stay in the cube as data)."""
+    """One warning naming what a MAT file cannot keep: the georeference, the nodata value
+    (its pixels stay in the cube as data) and the values' scaling to physical units."""
     lost = []
     if georeferenced(transform_of(cube), cube.rio.crs):
         lost.append("CRS and transform")
@@ -481,6 +481,9 @@ def _warn_lost(cube: xr.DataArray, path) -> None:
     if nodata is not None and not np.isnan(nodata):
         lost.append(f"nodata value ({nodata:g}: those pixels become data; pass the value "
                     "again, e.g. --nodata, when reading the file)")
+    if physical_scaling(cube) is not None:
+        lost.append("band scale, offset or reflectance scale factor (the values are written "
+                    "as stored, not in physical units)")
     if lost:
         warnings.warn(f"{path}: a MAT file keeps no {' and no '.join(lost)}", UserWarning,
                       stacklevel=3)
@@ -493,7 +496,8 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     The cube is materialised as ``key`` (rows, cols, bands); its wavelengths are saved
     as a ``wavelength`` row vector (nm, NaN for a band whose wavelength is unknown), ground
     truth as uint8 ``gt_key``. Cubes over 2 GiB raise UnsupportedError (the MAT v5 limit).
-    A CRS, transform or nodata value, which MAT files cannot hold, is named in one warning.
+    A CRS, transform, nodata value or scaling to physical units, which MAT files cannot
+    hold, is named in one warning.
     """
     if dtype is not None:
         cube = cast_cube(cube, dtype)
