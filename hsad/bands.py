@@ -14,12 +14,14 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import (
+    band_scaling,
     block_valid,
     georef,
     good_band_mask,
     index_wavelength,
     make_cube,
     physical_scaling,
+    with_band_scaling,
     wrap_numpy,
 )
 from hsad.detectors.base import (
@@ -416,17 +418,25 @@ def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
     averaging keeps the whole spectral range at a coarser sampling (unlike a band subset).
     Bad bands (``good_band``) are dropped first; nodata pixels become NaN (the result is
     float32, averaged in float64); each group's wavelength is the mean of its bands' and
-    its ``fwhm`` the span of their widths (NaN where unknown). Bands with a scale, offset
-    or reflectance scale factor are averaged in physical units
-    (:func:`hsad.cube.physical_scaling`), which the result then holds. Lazy, like the
-    input; georeference and attributes follow. Groups from :func:`band_groups`.
+    its ``fwhm`` the span of their widths (NaN where unknown). A group whose bands share a
+    scale and offset keeps them (its values averaged as stored); where they differ within
+    a group, bands are averaged in physical units (:func:`hsad.cube.physical_scaling`),
+    which the result then holds. Lazy, like the input; georeference and attributes follow.
+    Groups from :func:`band_groups`.
     """
     good = good_band_mask(cube)
     cube = cube.transpose("y", "x", "band").isel(band=np.flatnonzero(good))
     if not isinstance(cube.data, da.Array):  # an in-memory cube: lazy views over it
         cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
     weights = band_groups(cube.sizes["band"], int(n_groups))
-    scaling = physical_scaling(cube)
+    own = band_scaling(cube)
+    member = weights > 0
+    same = own is None or all(
+        np.ptp(np.asarray(values)[member[:, j]]) == 0
+        for values in own for j in range(weights.shape[1]))
+    # bands of one gain and offset a group average as stored (the group keeps them);
+    # bands of different ones, in physical units (which the result then holds)
+    scaling = None if same else physical_scaling(cube)
     data = cube.data.rechunk({2: -1})
     data = data.map_blocks(_binned, cube.attrs.get("nodata"), weights, scaling,
                            chunks=data.chunks[:2] + ((weights.shape[1],),), dtype=np.float32,
@@ -439,10 +449,14 @@ def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
     attrs = {k: v for k, v in cube.attrs.items()
              if k not in ("nodata", "source_format", "source_path", *scaled)}
     attrs["hsad_binned"] = f"{good.sum()} good bands averaged into {n_groups} groups"
-    return make_cube(data, transform=transform, crs=crs,
-                     wavelength=centre, fwhm=width, source_format=cube.attrs.get(
-                         "source_format"), source_path=cube.attrs.get("source_path"),
-                     attrs=attrs, name=cube.name or "cube")
+    out = make_cube(data, transform=transform, crs=crs,
+                    wavelength=centre, fwhm=width, source_format=cube.attrs.get(
+                        "source_format"), source_path=cube.attrs.get("source_path"),
+                    attrs=attrs, name=cube.name or "cube")
+    if own is not None and same:
+        first = member.argmax(axis=0)  # a group's gain and offset: any of its bands'
+        out = with_band_scaling(out, np.asarray(own[0])[first], np.asarray(own[1])[first])
+    return out
 
 
 __all__ = ["attach_wavelengths", "band_groups", "bin_bands", "match_model_bands",

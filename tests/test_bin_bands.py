@@ -88,3 +88,15 @@ def test_bands_of_different_gains_average_in_physical_units():
     np.testing.assert_allclose(binned.values, expected, rtol=1e-6)
     assert "band_scale" not in binned.coords and not binned.attrs.get(
         "reflectance_scale_factor")  # the binned values are physical: nothing to apply again
+
+
+def test_bands_of_one_gain_are_averaged_as_stored_and_keep_it():
+    dn = np.random.default_rng(5).integers(100, 4000, (5, 6, 4)).astype(np.int16)
+    cube = make_cube(dn, wavelength=[500.0, 510.0, 600.0, 610.0]).assign_coords(
+        band_scale=("band", np.full(4, 1e-4)), band_offset=("band", np.zeros(4)))
+    cube.attrs.update(reflectance_scale_factor=2.0)
+    binned = bin_bands(cube, 2)  # as the EnMAP tiles of the implanted suite: values unchanged
+    expected = np.stack([dn[..., :2].mean(-1), dn[..., 2:].mean(-1)], -1)
+    np.testing.assert_allclose(binned.values, expected, rtol=1e-6)
+    np.testing.assert_array_equal(binned["band_scale"].values, [1e-4, 1e-4])
+    assert binned.attrs["reflectance_scale_factor"] == 2.0
