@@ -105,8 +105,6 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
     attrs = {"crs": "" if lab.crs is None else lab.crs.to_wkt(),
              "background_pixels": int(bg_count),
              "source_path": str(cube.attrs.get("source_path") or "")}
-    if cube.attrs.get("header_path"):
-        attrs["header_path"] = str(cube.attrs["header_path"])
     data = {"peak_spectrum": (("region", "band"), (peak * gain + offset).astype(np.float32)),
             "mean_spectrum": (("region", "band"), (mean * gain + offset).astype(np.float32)),
             "background_mean": ("band", (bg_mean * gain + offset).astype(np.float32)),
@@ -394,12 +392,8 @@ def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
     from hsad.io.atomic import atomic_paths
     from hsad.io.envi_writer import _clean, _list, _num, stale_headers
 
-    own = ds.attrs.get("header_path")
     header = path.with_suffix(".hdr")
-    if own and header.exists() and os.path.samefile(header, own):
-        raise ParameterError(f"its header would be {header.name}, the header of the scene "
-                             "the spectra come from: choose another name", path)
-    spectra_files(path)  # another cube's header is refused too
+    spectra_files(path)  # another cube's header (the scene's own) is refused
     names = ["background mean", "background std"] + [
         f"region {i} {kind}" for i, kind in zip(ids[2:], kinds[2:], strict=True)]
     source = ds.attrs.get("source_path") or "a cube"
