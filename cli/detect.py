@@ -59,7 +59,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
               help="Spectral library (ENVI .sli with its .hdr) to name the detections by: "
                    "each region's mean spectrum gets the library spectrum at the smallest "
                    "spectral angle (SAM), the library resampled to the scene's bands; adds "
-                   "match, match_angle and second_angle to --spectra (reflectance scenes).")
+                   "match, match_angle and second_angle to --spectra, and match and "
+                   "match_angle to --polygons (reflectance scenes).")
 @click.option("--png", "png_path", type=click.Path(),
               help="Quicklook PNG (.png): RGB composite and anomaly map, with the detections "
                    "(and --truth) outlined.")

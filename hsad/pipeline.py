@@ -170,9 +170,9 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     ``model``: the saved model applied), and each score raster a QGIS style beside it
     (:mod:`hsad.outputs.qgis_style`). The mask, polygons, spectra
     (:mod:`hsad.outputs.spectra`; ``library``: a spectral library to name each region by,
-    :mod:`hsad.outputs.library_match`) and quicklook use the stored mask, else the default
-    threshold rule. ``rgb``/``rgb_positions``: the quicklook's wavelengths (nm) or band
-    positions.
+    :mod:`hsad.outputs.library_match`, in the spectra and the polygons) and quicklook use
+    the stored mask, else the default threshold rule. ``rgb``/``rgb_positions``: the
+    quicklook's wavelengths (nm) or band positions.
     """
     import dask
 
@@ -218,13 +218,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
                    tags=tags, description=describe_map("mask", method))
         out["mask"] = Path(mask_path)
         out["style:mask"] = write_style(mask_path, "mask")
-    if polygons_path:
-        from hsad.outputs.polygons import regions, vector_crs, write_regions
-
-        # the mask's own frame, as regions() traces it (the cube's GCPs or RPCs, carried)
-        write_regions(*regions(det.mask, scores=det.scores), polygons_path,
-                      crs=vector_crs(det.mask), with_scores=True)
-        out["polygons"] = Path(polygons_path)
+    found = None
     if spectra_path:
         from hsad.outputs.spectra import region_spectra, write_spectra
 
@@ -234,6 +228,16 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
 
             found = match_library(found, library)
         out["spectra"] = write_spectra(found, spectra_path)
+    if polygons_path:
+        from hsad.outputs.polygons import regions, vector_crs, write_regions
+
+        # the mask's own frame, as regions() traces it (the cube's GCPs or RPCs, carried)
+        geoms, props = regions(det.mask, scores=det.scores)
+        if found is not None and "match" in found and len(geoms):  # the same regions, ids
+            props.update(match=found["match"].values,
+                         match_angle=found["match_angle"].values)
+        write_regions(geoms, props, polygons_path, crs=vector_crs(det.mask), with_scores=True)
+        out["polygons"] = Path(polygons_path)
     if png_path:
         from hsad.outputs.plots import quicklook
 

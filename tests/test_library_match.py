@@ -125,10 +125,21 @@ def test_detect_names_the_detections_and_refuses_what_cannot_match(tmp_path, cap
     out = tmp_path / "out"
     code, _, err = run_cli(["detect", tmp_path / "scene.img", "-m", "rx", "-o",
                             out / "rx.tif", "--contamination", "0.006", "--spectra",
-                            out / "found.csv", "--library", library], capsys)
+                            out / "found.csv", "--library", library, "--polygons",
+                            out / "found.gpkg"], capsys)
     assert code == 0, err
     table = pd.read_csv(out / "found.csv", keep_default_na=False)
-    assert {"bitumen", "red paint"} <= set(table.loc[table["spectrum"] == "mean", "match"])
+    means = table[table["spectrum"] == "mean"]
+    assert {"bitumen", "red paint"} <= set(means["match"])
+    # the polygons carry each region's material, for labels in QGIS
+    import pyogrio
+
+    fields = pyogrio.raw.read(out / "found.gpkg")[3]
+    names = list(pyogrio.read_info(out / "found.gpkg")["fields"])
+    assert list(fields[names.index("id")]) == list(means["id"])
+    assert list(fields[names.index("match")]) == list(means["match"])
+    np.testing.assert_allclose(fields[names.index("match_angle")],
+                               means["match_angle"].astype(float), atol=5e-4)
     line = one_error(["detect", tmp_path / "scene.img", "-m", "rx", "-o", out / "b.tif",
                       "--library", library], capsys)
     assert "--spectra" in line

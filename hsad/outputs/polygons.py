@@ -344,10 +344,11 @@ def write_regions(
         np.any(shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON)
     )
     field_data = [
-        np.asarray(props[k], dtype=np.int64 if k in ("id", "area_px") else np.float64)
+        np.asarray(props[k], dtype=object) if some and np.asarray(props[k]).dtype.kind in "OUS"
+        else np.asarray(props[k], dtype=np.int64 if k in ("id", "area_px") else np.float64)
         if some else np.array([], dtype=np.int64 if k in ("id", "area_px") else np.float64)
         for k in fields
-    ]
+    ]  # text fields (a library's material names) stay text
     from pyogrio.raw import write
 
     if crs_text is None:
