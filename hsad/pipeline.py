@@ -233,8 +233,8 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
 
         # the mask's own frame, as regions() traces it (the cube's GCPs or RPCs, carried)
         geoms, props = regions(det.mask, scores=det.scores)
-        if found is not None and "match" in found and len(geoms):  # the same regions, ids
-            props.update(match=found["match"].values,
+        if found is not None and "match" in found:  # the same regions, the same ids
+            props.update(match=found["match"].values.astype(str),
                          match_angle=found["match_angle"].values)
         write_regions(geoms, props, polygons_path, crs=vector_crs(det.mask), with_scores=True)
         out["polygons"] = Path(polygons_path)

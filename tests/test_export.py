@@ -265,3 +265,23 @@ def test_area_in_square_metres_is_the_ground_area_in_every_crs():
     assert 3.6e6 < cells < 3.9e6  # 6 cells of about 0.56 x 1.11 km at 60 degrees north
     [f] = polygons(mask)
     assert np.isnan(f["properties"]["area_m2"])
+
+
+def test_features_read_back_from_geojson_keep_numeric_fields(tmp_path):
+    """GeoJSON stores NaN as null: features read back hold None among numbers, which stay
+    numbers; only fields of text (a library's material names) are written as text."""
+    import json
+
+    mask = np.zeros((6, 6), bool)
+    mask[1, 1] = mask[4, 4] = True
+    features = json.loads(json.dumps(polygons(mask)).replace("NaN", "null"))
+    features[0]["properties"]["centroid_x"] = None
+    features[0]["properties"]["material"] = "bitumen"
+    features[1]["properties"]["material"] = ""
+    with pytest.warns(UserWarning, match="no CRS"):
+        write_polygons(features, tmp_path / "back.gpkg", crs=None)
+    fields = read(tmp_path / "back.gpkg")[3]
+    names = list(pyogrio.read_info(tmp_path / "back.gpkg")["fields"])
+    centroid = fields[names.index("centroid_x")]
+    assert centroid.dtype == np.float64 and np.isnan(centroid[0]) and centroid[1] == 4.5
+    assert list(fields[names.index("material")]) == ["bitumen", ""]

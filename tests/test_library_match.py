@@ -140,6 +140,13 @@ def test_detect_names_the_detections_and_refuses_what_cannot_match(tmp_path, cap
     assert list(fields[names.index("match")]) == list(means["match"])
     np.testing.assert_allclose(fields[names.index("match_angle")],
                                means["match_angle"].astype(float), atol=5e-4)
+    code, _, err = run_cli(["detect", tmp_path / "scene.img", "-m", "rx", "-o",
+                            out / "none.tif", "--threshold", "1e9", "--spectra",
+                            out / "none.csv", "--library", library, "--polygons",
+                            out / "none.gpkg"], capsys)
+    assert code == 0, err  # no detection: an empty layer with the same fields
+    info = pyogrio.read_info(out / "none.gpkg")
+    assert info["features"] == 0 and {"match", "match_angle"} <= set(info["fields"])
     line = one_error(["detect", tmp_path / "scene.img", "-m", "rx", "-o", out / "b.tif",
                       "--library", library], capsys)
     assert "--spectra" in line

@@ -320,6 +320,23 @@ def write_polygons(
     return write_regions(geoms, props, path, crs, layer, with_scores)
 
 
+def _is_text(values: np.ndarray) -> bool:
+    """A field of text (a library's material names), not numbers (an object array of
+    numbers and None, as GeoJSON's null reads back, stays numeric)."""
+    return values.dtype.kind in "US" or (
+        values.dtype.kind == "O" and any(isinstance(v, str) for v in values))
+
+
+def _field(values, name: str, some: bool) -> np.ndarray:
+    """A property array as the layer stores it: text as text, ``id`` and ``area_px`` as
+    integers, the rest as floats (None is NaN); empty for a layer without regions."""
+    values = np.asarray(values)
+    if _is_text(values):
+        return values.astype(object) if some else np.array([], dtype=object)
+    dtype = np.int64 if name in ("id", "area_px") else np.float64
+    return np.asarray(values, dtype=dtype) if some else np.array([], dtype=dtype)
+
+
 def write_regions(
     geoms: np.ndarray, props: dict[str, np.ndarray], path: str | os.PathLike, crs=None,
     layer: str | None = None, with_scores: bool = False,
@@ -339,16 +356,11 @@ def write_regions(
     driver, crs_text = polygon_target(path, crs)
     some = len(geoms) > 0
     empty_fields = list(_BASE_FIELDS) + (list(_SCORE_FIELDS) if with_scores else [])
-    fields = list(props) if some else empty_fields
+    fields = list(props) if some else empty_fields + [k for k in props if k not in empty_fields]
     multi = some and bool(
         np.any(shapely.get_type_id(geoms) == shapely.GeometryType.MULTIPOLYGON)
     )
-    field_data = [
-        np.asarray(props[k], dtype=object) if some and np.asarray(props[k]).dtype.kind in "OUS"
-        else np.asarray(props[k], dtype=np.int64 if k in ("id", "area_px") else np.float64)
-        if some else np.array([], dtype=np.int64 if k in ("id", "area_px") else np.float64)
-        for k in fields
-    ]  # text fields (a library's material names) stay text
+    field_data = [_field(props.get(k, ()), k, some) for k in fields]
     from pyogrio.raw import write
 
     if crs_text is None:
