@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from hsad.cube import DEFAULT_CHUNK, band_scaling, make_cube, transform_of
+from hsad.cube import DEFAULT_CHUNK, band_scaling, make_cube, physical_scaling, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_paths
 from hsad.io.envi import EnviPixels, EnviWindowWriter
@@ -117,14 +117,12 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
         lines.append(f"band names = {_list(coords['band_name'].values, _clean)}")
     if attrs.get("nodata") is not None:
         lines.append(f"data ignore value = {_num(attrs['nodata'])}")
-    scaling = band_scaling(cube)
-    if scaling is not None:  # GDAL's spelling of band scale and offset (DN · gain + offset)
-        offsets = scaling[1]
-        factor = attrs.get("reflectance_scale_factor")
-        if factor and attrs.get("scale_applied"):  # the values were divided by it: the
-            offsets = [o / float(factor) for o in offsets]  # offset too (physical_scaling)
+    # GDAL's spelling of band scale and offset (DN · gain + offset); values a reader divided
+    # by the reflectance scale factor take the physical rule's gain and offset, factor done
+    scaling = physical_scaling(cube) if attrs.get("scale_applied") else band_scaling(cube)
+    if scaling is not None:
         lines.append(f"data gain values = {_list(scaling[0], _num)}")
-        lines.append(f"data offset values = {_list(offsets, _num)}")
+        lines.append(f"data offset values = {_list(scaling[1], _num)}")
     if attrs.get("reflectance_scale_factor") and not attrs.get("scale_applied"):
         lines.append(f"reflectance scale factor = {_num(attrs['reflectance_scale_factor'])}")
     if class_names:
