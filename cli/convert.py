@@ -12,6 +12,7 @@ from hsad.cli.options import (
     band_options,
     band_selection,
     chunks_option,
+    key_option,
     overwrite_option,
     subset_options,
     subset_selection,
@@ -112,7 +113,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
               help="Output interleave (ENVI: all three; GeoTIFF: bsq = band, bip = pixel).")
 @click.option("--dtype", type=click.Choice(DTYPES), help="Output data type (float to int "
               "rounds and clips to the type's range).")
-@click.option("--key", help="Cube variable in a MAT input or EMIT granule.")
+@key_option
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
 @band_options
 @subset_options

@@ -16,6 +16,7 @@ from hsad.cli.options import (
     device_option,
     engine_options,
     fusion_option,
+    key_option,
     labels_option,
     mask_options,
     overwrite_option,
@@ -71,7 +72,7 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
                    "wavelengths).")
 @click.option("--truth", type=click.Path(), help="Ground truth, to print the AUC.")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
-@click.option("--key", help="Cube variable in a MAT scene or EMIT granule.")
+@key_option
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for the stage maps of a reconstruction detector, as GeoTIFFs: "
                    "d_spectral.tif (RX of the residual, squared Mahalanobis distance), "

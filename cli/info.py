@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from hsad.cli.options import key_option
+
 
 def _files_of(path: Path, fmt: str) -> list[Path]:
     """The file plus its ENVI header or data file, when there is one."""
@@ -49,7 +51,7 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     info = {
         "file": str(p),
         "format": {"envi": "ENVI", "geotiff": "GeoTIFF", "mat": "MATLAB",
-                   "emit": "EMIT netCDF"}[fmt],
+                   "emit": "EMIT netCDF", "prisma": "PRISMA HDF-EOS5"}[fmt],
         "rows": rows, "cols": cols, "bands": bands,
         "dtype": str(cube.dtype),
         "interleave": cube.attrs.get("interleave"),
@@ -77,6 +79,9 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
                             "transform": list(glt.transform)}
     if "emit_key" in cube.attrs:
         info["emit_key"] = cube.attrs["emit_key"]
+    for k in ("prisma_level", "prisma_key", "units", "acquisition_start"):
+        if k in cube.attrs:
+            info[k] = cube.attrs[k]
     if cube.attrs.get("file_mask"):
         info["file_mask"] = cube.attrs["file_mask"]
     for k in ("mat_version", "mat_key", "gt_key"):
@@ -127,6 +132,10 @@ def _text(info: dict) -> str:
         fmt += f" v{info['mat_version']} (cube {info['mat_key']!r}, ground truth {gt})"
     if "emit_key" in info:
         fmt += f" (cube {info['emit_key']!r})"
+    if "prisma_level" in info:
+        fmt += (f" L{info['prisma_level']} ({info['prisma_key']} cube, {info['units']}"
+                + (f", acquired {info['acquisition_start']}" if "acquisition_start" in info
+                   else "") + ")")
     lines = [
         ("file", info["file"]),
         ("format", fmt),
@@ -150,7 +159,7 @@ def _text(info: dict) -> str:
 
 @click.command("info")
 @click.argument("file", type=click.Path())
-@click.option("--key", help="Cube variable in a MAT file or EMIT granule.")
+@key_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(file: str, key: str | None, as_json: bool) -> None:
     """Describe the cube FILE (ENVI, GeoTIFF, MAT or EMIT netCDF): shape, wavelengths, CRS,

@@ -16,6 +16,9 @@ def check_agree(params: dict, **options) -> None:
                                  f"give one")
 
 
+key_option = click.option(
+    "--key", help="Cube variable in a MAT file or EMIT granule; a PRISMA product's full "
+                  "(default), vnir or swir cube.")
 chunks_option = click.option(
     "--chunks", type=click.IntRange(min=16), default=None,
     help="Tile size in pixels along y and x (all bands stay together).",

@@ -13,6 +13,7 @@ from hsad.cli.options import (
     chunks_option,
     device_option,
     fusion_option,
+    key_option,
     labels_option,
     mask_options,
     overwrite_option,
@@ -37,7 +38,7 @@ from hsad.config import parse_params
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--loss-plot", type=click.Path(dir_okay=False),
               help="PNG of the loss curves per epoch (.png).")
-@click.option("--key", help="Cube variable in a MAT scene or EMIT granule.")
+@key_option
 @click.option("--train-mask", type=click.Path(dir_okay=False),
               help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
 @click.option("--train-window", metavar="R0,R1,C0,C1",

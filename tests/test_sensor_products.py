@@ -1,10 +1,10 @@
 """Band wavelengths as sensors' products carry them: EnMAP's and DESIS's METADATA.XML beside
 the GeoTIFF, band descriptions written by ENVI, units spelled with a Greek mu; a wavelength
-file for products hsad cannot read them from; and a clear refusal of PRISMA's HDF5."""
+file for products hsad cannot read them from (a PRISMA .he5 is read directly:
+tests/test_prisma.py)."""
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 import rasterio
@@ -12,7 +12,7 @@ import rasterio
 from hsad import open_cube, select_bands
 from hsad.bands import attach_wavelengths, read_wavelength_file
 from hsad.cli.main import main
-from hsad.errors import ParameterError, UnsupportedError
+from hsad.errors import ParameterError
 
 BANDS = 6
 CENTRES = np.linspace(420.0, 2400.0, BANDS)
@@ -108,15 +108,6 @@ def test_wavelength_file_on_the_command_line(tmp_path, capsys):
         main(["convert", str(path), str(tmp_path / "out2.tif"), "--wavelength-file", str(bad)])
     assert exc.value.code == 2
     assert "line 3 is not numbers" in capsys.readouterr().err
-
-
-def test_prisma_hdf5_is_refused_with_what_to_do(tmp_path):
-    path = tmp_path / "PRS_L2D_STD_20200724101530_20200724101534_0001.he5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("HDFEOS/SWATHS/PRS_L2D_HCO/Data Fields/VNIR_Cube",
-                         data=np.zeros((4, 3, 5), np.uint16))
-    with pytest.raises(UnsupportedError, match="an HDF5 file.*gdal_translate"):
-        open_cube(path)
 
 
 @pytest.mark.parametrize("text, expected", [

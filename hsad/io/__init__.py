@@ -25,8 +25,9 @@ def _check_readable(path: Path) -> None:
 
 
 def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
-    """Return ``"envi"``, ``"geotiff"``, ``"mat"`` or ``"emit"`` for ``path``, sniffing its
-    bytes (``what`` the file is meant to be, for the error when it is none of them)."""
+    """Return ``"envi"``, ``"geotiff"``, ``"mat"``, ``"emit"`` or ``"prisma"`` for ``path``,
+    sniffing its bytes (``what`` the file is meant to be, for the error when it is none of
+    them)."""
     p = Path(path)
     _check_readable(p)
     with open(p, "rb") as fh:
@@ -52,17 +53,20 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         return "mat"
     if mat_marks:  # HDF5 that is not MATLAB's: EMIT netCDF-4, PRISMA .he5, other products
         from hsad.io.emit import is_emit, why_not_emit
+        from hsad.io.prisma import is_prisma, why_not_prisma
 
         if is_emit(p):
             return "emit"
-        problem = why_not_emit(p)
+        if is_prisma(p):
+            return "prisma"
+        problem = why_not_emit(p) or why_not_prisma(p)
         if problem is not None:
             raise FileFormatError(problem, p)
         raise UnsupportedError(
-            "an HDF5 file (PRISMA .he5 or another HDF-EOS product): hsad reads ENVI, GeoTIFF, "
-            "MAT and EMIT netCDF; export the cube first, e.g. gdal_translate "
-            f"'HDF5:\"{p.name}\"://HDFEOS/SWATHS/<product>/Data_Fields/VNIR_Cube' vnir.tif "
-            "(`gdalinfo` lists the cubes), and give its wavelengths", p)
+            "an HDF5 file that is neither an EMIT granule nor a PRISMA product: hsad reads "
+            "ENVI, GeoTIFF, MAT, EMIT netCDF and PRISMA .he5; export the cube first, e.g. "
+            f"gdal_translate 'HDF5:\"{p.name}\"://<path>/<cube>' cube.tif (`gdalinfo` lists "
+            "the cubes), and give its wavelengths", p)
     if suffix in (".tif", ".tiff"):
         return "geotiff"
     if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05"):
@@ -71,7 +75,7 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
                                "out.tif", p)
     raise FileFormatError(
         f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF, a MAT "
-        "file or an EMIT netCDF-4 granule)", p)
+        "file, an EMIT netCDF-4 granule or a PRISMA .he5 product)", p)
 
 
 def open_cube(
@@ -85,10 +89,12 @@ def open_cube(
     projwin_crs=None,
     window=None,
 ) -> xr.DataArray:
-    """Open an ENVI, GeoTIFF, MATLAB or EMIT cube lazily as a ``(y, x, band)`` DataArray.
+    """Open an ENVI, GeoTIFF, MATLAB, EMIT or PRISMA cube lazily as a ``(y, x, band)``
+    DataArray.
 
     ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
-    the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`); ``apply_scale``
+    the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`), or a PRISMA
+    product's spectrometers (:mod:`hsad.io.prisma`); ``apply_scale``
     divides ENVI data by its ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize,
     ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS;
     for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
@@ -120,6 +126,10 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
         from hsad.io.emit import open_emit
 
         return open_emit(path, chunks=chunks, key=key, window=window)
+    if fmt == "prisma":
+        from hsad.io.prisma import open_prisma
+
+        return open_prisma(path, chunks=chunks, key=key, window=window)
     from hsad.io.matlab import open_mat
 
     return open_mat(path, chunks=chunks, key=key, window=window)

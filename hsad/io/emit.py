@@ -22,19 +22,18 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
 from hsad.cube import make_cube
-from hsad.errors import FileFormatError, ParameterError, TruncatedFileError
+from hsad.errors import FileFormatError, ParameterError
 from hsad.io.envi_header import wavelength_scale
-from hsad.io.geotiff import WindowReader, tile_chunks
+from hsad.io.geotiff import tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import Glt, only_placed
+from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, file_stamp, text
 from hsad.io.window import WindowView, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference
 CUBES = ("reflectance", "radiance")
 _BANDS = "sensor_band_parameters"
 _LOCATION = "location"
-#: the errors h5py raises on a damaged or unexpected file
-_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError)
 
 
 def is_emit(path: str | os.PathLike) -> bool:
@@ -45,7 +44,7 @@ def is_emit(path: str | os.PathLike) -> bool:
             loc = f.get(_LOCATION)
             return (isinstance(loc, h5py.Group) and "glt_x" in loc and "glt_y" in loc
                     and "geotransform" in f.attrs)
-    except _H5_ERRORS:
+    except H5_ERRORS:
         return False
 
 
@@ -55,7 +54,7 @@ def why_not_emit(path: str | os.PathLike) -> str | None:
     p = Path(path)
     try:
         f = h5py.File(p, "r")
-    except _H5_ERRORS as exc:
+    except H5_ERRORS as exc:
         return (f"cannot be opened as HDF5: truncated or damaged ({p.stat().st_size:,} bytes; "
                 f"{exc})")
     with f:
@@ -87,14 +86,6 @@ def _cube_key(f: h5py.File, key: str | None, path) -> str:
                           f"with --key (it has: {', '.join(found) or 'none'})", path)
 
 
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.size == 1:
-        return _text(value.reshape(-1)[0])
-    return str(value)
-
-
 def _band_values(f: h5py.File, name: str, bands: int) -> np.ndarray | None:
     """A per-band variable of ``sensor_band_parameters``, as float64; None when absent or
     of another length."""
@@ -111,7 +102,7 @@ def _spectral(f: h5py.File, bands: int) -> tuple:
     scale = None
     if wl is not None:
         units = f[_BANDS]["wavelengths"].attrs.get("units")
-        scale = wavelength_scale(_text(units) if units is not None else None, wl)
+        scale = wavelength_scale(text(units) if units is not None else None, wl)
         wl = None if scale is None else wl * scale
     if fwhm is not None:
         fwhm = None if scale is None else fwhm * scale
@@ -125,7 +116,7 @@ def _glt(f: h5py.File, shape, path) -> Glt:
     try:
         gx, gy = np.asarray(loc["glt_x"][()]), np.asarray(loc["glt_y"][()])
         gt = np.asarray(f.attrs["geotransform"], dtype=np.float64).reshape(-1)
-    except _H5_ERRORS as exc:
+    except H5_ERRORS as exc:
         raise FileFormatError(f"cannot read the EMIT granule's lookup table ({exc})",
                               path) from exc
     if gx.ndim != 2 or gx.shape != gy.shape or gt.size != 6 or not np.isfinite(gt).all() \
@@ -142,7 +133,7 @@ def _glt(f: h5py.File, shape, path) -> Glt:
         raise FileFormatError("the EMIT granule's lookup table places no pixel (every cell "
                               "is 0)", path)
     crs = f.attrs.get("spatial_ref")
-    crs = _text(crs) if crs is not None else "EPSG:4326"
+    crs = text(crs) if crs is not None else "EPSG:4326"
     try:
         CRS.from_user_input(crs)
     except CRSError as exc:
@@ -151,71 +142,10 @@ def _glt(f: h5py.File, shape, path) -> Glt:
     return Glt.from_file_tables(gx, gy, gt, crs)
 
 
-def _stamp(handle) -> tuple[int, int, int, int]:
-    """An open file's inode, size, modification and status-change times (ns): a rewrite in
-    place changes them even when it keeps the size and puts the modification time back
-    (``cp -p``, ``rsync --inplace -t``), a rename over it its status time. (Not the
-    device: each machine of a cluster may number a shared file system's differently.)"""
-    st = os.fstat(handle.fileno())
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+class _EmitReader(Hdf5Reader):
+    """Windows of an EMIT cube variable (downtrack, crosstrack, bands)."""
 
-
-#: HDF5's chunk cache for a granule's cube: a sample of scattered pixels (the statistics'
-#: checks) or a block of the map grid (orthorectifying) reads each stored chunk once
-CHUNK_CACHE = 256 * 1024 ** 2
-
-
-class _EmitReader(WindowReader):
-    """Windows of an EMIT cube variable (downtrack, crosstrack, bands), through the
-    variable opened once per process (``_file``: the file object and the dataset) with a
-    :data:`CHUNK_CACHE` chunk cache.
-
-    HDF5 is given a Python file object, not the path: it then takes no lock on the file
-    and shares no open file with a later ``open_cube`` of the same path, so the granule
-    can be replaced while a cube of it lives, and a cube opened afterwards reads the new
-    file. The live cube's next read is then an error (:meth:`_check`), never bytes read at
-    the old offsets."""
-
-    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple):
-        """``stamp``: the file's :func:`_stamp` when its layout was read."""
-        super().__init__(path, shape, dtype)
-        self.key = key
-        self.stamp = stamp
-        self._file = None
-
-    def _check(self, handle) -> None:
-        """TruncatedFileError when the open file is not the one whose layout was read, as it
-        was: rewritten or truncated in place (its bytes would be read at the old offsets),
-        replaced, or its status changed."""
-        now = _stamp(handle)
-        if now != self.stamp:
-            what = (f"its size {self.stamp[1]:,} -> {now[1]:,} bytes" if now[1] != self.stamp[1]
-                    else "another file at its path" if now[0] != self.stamp[0]
-                    else "modified, or its status changed")
-            raise TruncatedFileError(f"the granule changed on disk after it was opened ({what});"
-                                     " open it again", self.path)
-
-    def __getstate__(self) -> dict:
-        """Pickled without the open handle (``dask.distributed``)."""
-        state = super().__getstate__()
-        state["_file"] = None
-        return state
-
-    def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
-        try:
-            with self._lock:  # h5py runs one call at a time anyway
-                if self._file is None:  # the dataset stays open, and with it its chunk
-                    # cache; the file object is kept beside it, which HDF5 reads through
-                    handle = open(self.path, "rb")  # noqa: SIM115
-                    self._check(handle)
-                    self._file = (handle, h5py.File(handle, "r", rdcc_nbytes=CHUNK_CACHE,
-                                                    rdcc_nslots=100_003)[self.key])
-                self._check(self._file[0])
-                block = self._file[1][r0:r1, c0:c1, b0:b1]
-            return np.asarray(block, dtype=self.dtype)
-        except _H5_ERRORS as exc:
-            raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
-                                     f"{c0}-{c1}: {exc}", self.path) from exc
+    what = "granule"
 
 
 def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
@@ -226,7 +156,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     p = os.fspath(path)
     try:  # the layout and the stamp from one open file (nothing can come between them)
         with open(p, "rb") as handle, h5py.File(handle, "r") as f:
-            stamp = _stamp(handle)
+            stamp = file_stamp(handle)
             ckey = _cube_key(f, key, p)
             var = f[ckey]
             rows, cols, bands = (int(n) for n in var.shape)
@@ -237,7 +167,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
             nodata = float(np.asarray(fill).reshape(-1)[0]) if fill is not None else None
             wavelength, fwhm, good = _spectral(f, bands)
             glt = _glt(f, (rows, cols), p)
-    except _H5_ERRORS as exc:
+    except H5_ERRORS as exc:
         raise FileFormatError(f"not a readable EMIT granule ({type(exc).__name__}: {exc})",
                               p) from exc
     if window is not None:
@@ -285,7 +215,7 @@ def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
                 raise FileFormatError("an EMIT granule without a 'mask' variable cannot give "
                                       "the clear pixels (give the EMIT_L2A_MASK file)", p)
             group = f.get(_BANDS)
-            names = [_text(n) for n in group["mask_bands"][()]] \
+            names = [text(n) for n in group["mask_bands"][()]] \
                 if isinstance(group, h5py.Group) and "mask_bands" in group else []
             flags = [i for i, n in enumerate(names) if "flag" in n.lower()]
             if len(names) != f["mask"].shape[2] or not flags:
@@ -294,7 +224,7 @@ def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
             var = f["mask"]
             fill = var.attrs.get("_FillValue")
             values = np.stack([np.asarray(var[:, :, i], np.float32) for i in flags], axis=-1)
-    except _H5_ERRORS as exc:
+    except H5_ERRORS as exc:
         raise FileFormatError(f"not a readable EMIT mask ({type(exc).__name__}: {exc})",
                               p) from exc
     missing = ~np.isfinite(values)

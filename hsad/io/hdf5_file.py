@@ -1,0 +1,133 @@
+"""Windows of cubes stored in an HDF5 file (EMIT granules, PRISMA products), read lazily.
+
+:class:`Hdf5Reader` opens the file once per process, through a Python file object, with a
+:data:`CHUNK_CACHE` chunk cache; a subclass says how a window of its cube lies in the file
+(:meth:`Hdf5Reader._block`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from hsad.errors import TruncatedFileError
+from hsad.io.geotiff import WindowReader
+
+#: the errors h5py raises on a damaged or unexpected file
+H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, AttributeError)
+
+#: HDF5's chunk cache for a cube: a sample of scattered pixels (the statistics' checks) or a
+#: block of a map grid (orthorectifying) reads each stored chunk once
+CHUNK_CACHE = 256 * 1024 ** 2
+
+
+def text(value) -> str:
+    """An HDF5 attribute (bytes, a one-element array, a number) as text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return text(value.reshape(-1)[0])
+    return str(value)
+
+
+def file_stamp(handle) -> tuple[int, int, int, int]:
+    """An open file's inode, size, modification and status-change times (ns): a rewrite in
+    place changes them even when it keeps the size and puts the modification time back
+    (``cp -p``, ``rsync --inplace -t``), a rename over it its status time. (Not the
+    device: each machine of a cluster may number a shared file system's differently.)"""
+    st = os.fstat(handle.fileno())
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class Hdf5Reader(WindowReader):
+    """Windows of a ``(rows, cols, bands)`` cube stored in an HDF5 file, through the file
+    opened once per process (``_file``: the file object, the open HDF5 file and its open
+    datasets) with a
+    :data:`CHUNK_CACHE` chunk cache.
+
+    HDF5 is given a Python file object, not the path: it then takes no lock on the file
+    and shares no open file with a later ``open_cube`` of the same path, so the file can be
+    replaced while a cube of it lives, and a cube opened afterwards reads the new file. The
+    live cube's next read is then an error (:meth:`_check`), never bytes read at the old
+    offsets."""
+
+    #: what the file is called in errors
+    what = "file"
+
+    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple):
+        """``key``: the cube's dataset; ``stamp``: the file's :func:`file_stamp` when its
+        layout was read."""
+        super().__init__(path, shape, dtype)
+        self.key = key
+        self.stamp = stamp
+        self._file = None
+
+    def _check(self, handle) -> None:
+        """TruncatedFileError when the open file is not the one whose layout was read, as it
+        was: rewritten or truncated in place (its bytes would be read at the old offsets),
+        replaced, or its status changed."""
+        now = file_stamp(handle)
+        if now != self.stamp:
+            what = (f"its size {self.stamp[1]:,} -> {now[1]:,} bytes" if now[1] != self.stamp[1]
+                    else "another file at its path" if now[0] != self.stamp[0]
+                    else "modified, or its status changed")
+            raise TruncatedFileError(f"the {self.what} changed on disk after it was opened "
+                                     f"({what}); open it again", self.path)
+
+    def __getstate__(self) -> dict:
+        """Pickled without the open handle (``dask.distributed``)."""
+        state = super().__getstate__()
+        state["_file"] = None
+        return state
+
+    def __del__(self):
+        """Close the file this reader opened (when it is collected)."""
+        opened = getattr(self, "_file", None)
+        if opened is not None:
+            try:
+                opened[1].close()
+            finally:
+                opened[0].close()
+
+    def _dataset(self, key: str) -> h5py.Dataset:
+        """The dataset ``key`` of the open file, kept open (its chunk cache lives as long as
+        it does); call with the lock held."""
+        handle, f, datasets = self._file
+        if key not in datasets:
+            datasets[key] = f[key]
+        return datasets[key]
+
+    def _stored(self, r0, r1, c0, c1, b0, b1):
+        """What the file stores of rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``
+        (read with the lock held): here the dataset ``key``'s ``(rows, cols, bands)``."""
+        return self._dataset(self.key)[r0:r1, c0:c1, b0:b1]
+
+    def _arrange(self, stored, r0, r1, c0, c1, b0, b1) -> np.ndarray:
+        """The ``(rows, cols, bands)`` window made of what :meth:`_stored` read (without
+        the lock, so that threads convert while another reads)."""
+        return stored
+
+    def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
+        try:
+            with self._lock:  # h5py runs one call at a time anyway
+                if self._file is None:  # the file stays open, and with it the chunk cache;
+                    # the file object is kept beside it, which HDF5 reads through
+                    handle = open(self.path, "rb")  # noqa: SIM115
+                    try:
+                        self._check(handle)
+                    except TruncatedFileError:
+                        handle.close()
+                        raise
+                    self._file = (handle, h5py.File(handle, "r", rdcc_nbytes=CHUNK_CACHE,
+                                                    rdcc_nslots=100_003), {})
+                self._check(self._file[0])
+                stored = self._stored(r0, r1, c0, c1, b0, b1)
+            return np.asarray(self._arrange(stored, r0, r1, c0, c1, b0, b1), dtype=self.dtype)
+        except H5_ERRORS as exc:
+            raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
+                                     f"{c0}-{c1}: {exc}", self.path) from exc
+
+
+__all__ = ["CHUNK_CACHE", "H5_ERRORS", "Hdf5Reader", "file_stamp", "text"]
