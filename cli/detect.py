@@ -98,7 +98,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             valid_mask, background,
             labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
-    """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT or EMIT netCDF) and write a georeferenced map.
+    """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF or PRISMA .he5) and write a
+    georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
     dask.distributed cluster (--workers, --scheduler); maps are streamed into the GeoTIFFs.

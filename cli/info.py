@@ -162,8 +162,8 @@ def _text(info: dict) -> str:
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(file: str, key: str | None, as_json: bool) -> None:
-    """Describe the cube FILE (ENVI, GeoTIFF, MAT or EMIT netCDF): shape, wavelengths, CRS,
-    sizes, and for a map hsad wrote its provenance (version, method, parameters, input,
-    date)."""
+    """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF or PRISMA .he5): shape,
+    wavelengths, CRS, sizes, and for a map hsad wrote its provenance (version, method,
+    parameters, input, date)."""
     info = describe(file, key=key)
     click.echo(json.dumps(info, indent=2) if as_json else _text(info))

@@ -60,7 +60,8 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
             progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
             wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, background,
             labels, fusion, chunks, seed, device, overwrite):
-    """Train METHOD on SCENE (ENVI, GeoTIFF, MAT or EMIT netCDF) and save the fitted model.
+    """Train METHOD on SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF or PRISMA .he5) and save the
+    fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
     save their background statistics (mean, covariance, clusters), from the background

@@ -73,7 +73,8 @@ def write_prisma(path, level: str = "2D", rows: int = 24, cols: int = 20, *, see
             *ground_xy(rows, cols))
     with h5py.File(path, "w") as f:
         fields = f.create_group(f"{swath(level)}/Data Fields")
-        fields.create_dataset("VNIR_Cube", data=vnir, chunks=(8, VNIR_WL.size, 8))
+        fields.create_dataset("VNIR_Cube", data=vnir,
+                              chunks=(min(8, rows), VNIR_WL.size, min(8, cols)))
         fields.create_dataset("SWIR_Cube", data=swir)
         geo = f.create_group(f"{swath(level)}/Geolocation Fields")
         suffix = "_VNIR" if level == "1" else ""

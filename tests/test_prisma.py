@@ -18,6 +18,7 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from reader_helpers import count_reads
 
+from hsad.cli.main import main
 from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
 from hsad.io import detect_format, open_cube
 from hsad.io.sensor_georef import ground_mapping
@@ -176,13 +177,112 @@ def test_a_geolocation_the_polynomial_cannot_follow_is_named(tmp_path):
     jitter = np.random.default_rng(3).normal(0, 200 / 111_320, lat.shape)
     path = tmp_path / L1
     write_prisma(path, level="1", lonlat=(lon, lat + jitter))
-    with pytest.warns(UserWarning, match=r"misses them by up to \d+ m"):
+    with pytest.warns(UserWarning, match=r"misses its geolocation by up to \d+ m"):
         open_cube(path)
     path2 = tmp_path / ("2" + L1)
     write_prisma(path2, level="1")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         open_cube(path2)
+
+
+def test_points_halfway_between_the_control_points_are_checked_too(tmp_path):
+    """A 300 m bump between the grid lines of the control points (terrain where no point
+    lies) is named, though the polynomial passes through the points themselves."""
+    rows, cols = 81, 81  # control points every 4 pixels; rows 2, 6, 10 ... lie between
+    lon, lat = Transformer.from_crs(EPSG, 4326, always_xy=True).transform(
+        *ground_xy(rows, cols))
+    lat = lat.copy()
+    lat[2::4, 2::4] += 300 / 111_320
+    path = tmp_path / L1
+    write_prisma(path, level="1", rows=rows, cols=cols, lonlat=(lon, lat))
+    with pytest.warns(UserWarning, match=r"misses its geolocation by up to 3\d\d m"):
+        open_cube(path)
+
+
+def test_one_line_of_pixels_is_placed_by_nothing_with_a_warning(tmp_path):
+    path = tmp_path / L1
+    write_prisma(path, level="1", rows=1, cols=20, frame=0)
+    with pytest.warns(UserWarning, match="all on one line"):
+        cube = open_cube(path)
+    assert "sensor_georef" not in cube.attrs
+
+
+def test_a_swath_across_the_antimeridian_keeps_one_side(tmp_path):
+    lon, lat = Transformer.from_crs(EPSG, 4326, always_xy=True).transform(*ground_xy(24, 20))
+    lon = lon - lon.mean() + 180  # straddles 180 degrees: -179.99 next to 179.99
+    lon = np.where(lon > 180, lon - 360, lon)
+    path = tmp_path / L1
+    write_prisma(path, level="1", lonlat=(lon, lat))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        held = open_cube(path).attrs["sensor_georef"]
+    xs = np.array([p[2] for p in held.gcps])
+    assert xs.min() > 179 and xs.max() < 181
+
+
+def test_no_data_is_a_pixel_without_any_dn(tmp_path):
+    """The frame (DN 0 in every band of both spectrometers) is NaN; a pixel whose SWIR DN
+    are all 0 (reflectance clipped at 0 over dark water) keeps its values, as EnMAP-Box
+    reads it, and so does one whose DN are 0 in some bands."""
+    path = tmp_path / L2D
+    vnir, swir = write_prisma(path)
+    with h5py.File(path, "r+") as f:
+        fields = f[f"{swath('2D')}/Data Fields"]
+        block = fields["SWIR_Cube"][()]
+        block[10:14, :, 10:14] = 0
+        block[5, 40:60, 5] = 0
+        fields["SWIR_Cube"][...] = block
+    cube = open_cube(path)
+    values = cube.values
+    assert np.isnan(values[:2]).all() and np.isnan(values[:, :2]).all()
+    assert np.isfinite(values[2:, 2:]).all()
+    np.testing.assert_array_equal(values[10:14, 10:14, 59:], 0)
+    assert np.isnan(cube.attrs["nodata"])
+    out = tmp_path / "cube.tif"
+    with pytest.raises(SystemExit) as exc:
+        main(["convert", str(path), str(out)])
+    assert exc.value.code == 0
+    with rasterio.open(out) as src:
+        assert np.isnan(src.nodata)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"Product_LRcorner_northing": UL_CENTRE[1] - 45 * 23}, "pixels of 30 x 45 m"),
+    ({"Epsg_Code": np.int32(4326)}, "EPSG:4326 is in degrees"),
+    ({"Product_center_lat": 46.0, "Product_center_long": 13.73}, "km from the product's"),
+], ids=["45-m-rows", "degrees", "elsewhere"])
+def test_an_inconsistent_l2d_grid_is_named_and_not_used(tmp_path, change, message):
+    path = tmp_path / L2D
+    write_prisma(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs.update(change)
+    with pytest.warns(UserWarning, match=message):
+        cube = open_cube(path)
+    assert cube.rio.crs is None
+
+
+def test_the_stated_centre_of_a_right_grid_raises_nothing(tmp_path):
+    path = tmp_path / L2D
+    write_prisma(path)
+    centre = (UL_CENTRE[0] + 30 * 9.5, UL_CENTRE[1] - 30 * 11.5)
+    lon, lat = Transformer.from_crs(EPSG, 4326, always_xy=True).transform(*centre)
+    with h5py.File(path, "r+") as f:
+        f.attrs.update({"Product_center_lat": lat, "Product_center_long": lon})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_cube(path).rio.crs == CRS.from_epsg(EPSG)
+
+
+@pytest.mark.parametrize("said", [b"", b"L2C", b"2"])
+def test_the_swath_names_the_level(tmp_path, said):
+    path = tmp_path / L2D
+    write_prisma(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["Processing_Level"] = np.bytes_(said)
+    with pytest.warns(UserWarning, match="read as level 2D"):
+        cube = open_cube(path)
+    assert cube.attrs["prisma_level"] == "2D" and cube.rio.crs == CRS.from_epsg(EPSG)
 
 
 def test_an_l2d_without_its_grid_is_read_in_pixels_with_a_warning(tmp_path):

@@ -59,6 +59,10 @@ UNITS = {"1": "W m-2 sr-1 um-1 (radiance)", "2B": "W m-2 sr-1 um-1 (radiance)",
          "2C": "reflectance (0-1)", "2D": "reflectance (0-1)"}
 #: at most this many ground control points along each axis of an L1/L2B/L2C scene
 GCP_LINES = 21
+#: PRISMA's hyperspectral pixel (m)
+PIXEL = 30.0
+#: how far an L2D grid's centre may lie from the product's stated centre
+CENTRE_TOLERANCE_M = 1000.0
 
 
 def _swath(f: h5py.File) -> str | None:
@@ -197,11 +201,17 @@ def _arms(f: h5py.File, swath: str, level: str, key: str | None, path) -> tuple[
     return name, [_arm(f, swath, level, a, path) for a in present]
 
 
-def _level(f: h5py.File, swath: str) -> str:
-    """The processing level: ``Processing_Level``, else the swath's name (``2D``)."""
+def _level(f: h5py.File, swath: str, path) -> str:
+    """The processing level (``1``, ``2B``, ``2C``, ``2D``) named by the swath holding the
+    cube; a ``Processing_Level`` attribute that names another is warned of."""
+    level = _SWATH.match(swath).group(1).upper().lstrip("L")
     if "Processing_Level" in f.attrs:
-        return text(f.attrs["Processing_Level"]).strip().upper().lstrip("L")
-    return _SWATH.match(swath).group(1).upper().lstrip("L")
+        said = text(f.attrs["Processing_Level"]).strip().upper().lstrip("L")
+        if said != level:
+            warnings.warn(f"{path}: Processing_Level says {said or 'nothing'!r} but the cube "
+                          f"lies in the {swath} swath: read as level {level}", UserWarning,
+                          stacklevel=3)
+    return level
 
 
 def _map_grid(f: h5py.File, rows: int, cols: int, path) -> tuple[Affine, CRS] | None:
@@ -216,20 +226,46 @@ def _map_grid(f: h5py.File, rows: int, cols: int, path) -> tuple[Affine, CRS] | 
         warnings.warn(f"{path}: the L2D product's map grid cannot be read ({exc}); its maps "
                       "are in pixels", UserWarning, stacklevel=3)
         return None
-    xres = (lrx - ulx) / (cols - 1) if cols > 1 else 30.0
-    yres = (uly - lry) / (rows - 1) if rows > 1 else 30.0
+    xres = (lrx - ulx) / (cols - 1) if cols > 1 else PIXEL
+    yres = (uly - lry) / (rows - 1) if rows > 1 else PIXEL
     if not (np.isfinite([xres, yres]).all() and xres > 0 and yres > 0):
-        warnings.warn(f"{path}: the L2D product's corners ({ulx:g}, {uly:g}) and ({lrx:g}, "
-                      f"{lry:g}) give no grid; its maps are in pixels", UserWarning,
-                      stacklevel=3)
+        problem = f"the corners ({ulx:g}, {uly:g}) and ({lrx:g}, {lry:g}) give no grid"
+    elif crs.is_geographic:
+        problem = f"EPSG:{int(epsg)} is in degrees, the corners ({ulx:g}, {uly:g}) are not"
+    elif max(abs(xres / PIXEL - 1), abs(yres / PIXEL - 1)) > 0.005:
+        problem = (f"the corners ({ulx:g}, {uly:g}) and ({lrx:g}, {lry:g}) make pixels of "
+                   f"{xres:.4g} x {yres:.4g} m, not PRISMA's {PIXEL:g} m")
+    else:
+        problem = _off_centre(f, crs, (ulx + lrx) / 2, (uly + lry) / 2)
+    if problem is not None:
+        warnings.warn(f"{path}: the L2D product's map grid is not consistent ({problem}); its "
+                      "maps are in pixels", UserWarning, stacklevel=3)
         return None
     return Affine(xres, 0, ulx - xres / 2, 0, -yres, uly + yres / 2), crs
 
 
-def _axis_points(n: int) -> np.ndarray:
-    """Up to :data:`GCP_LINES` evenly spread positions along an axis of ``n`` pixels,
-    both ends included."""
-    return np.unique(np.linspace(0, n - 1, min(n, GCP_LINES)).round().astype(int))
+def _off_centre(f: h5py.File, crs: CRS, x: float, y: float) -> str | None:
+    """Why the grid's centre (``x``, ``y`` in ``crs``) is not at the product's
+    ``Product_center_lat``/``_long`` (farther than :data:`CENTRE_TOLERANCE_M`); None when it
+    is there, or the product does not say."""
+    from rasterio.warp import transform as warp_transform
+
+    if not all(n in f.attrs for n in ("Product_center_lat", "Product_center_long")):
+        return None
+    lat, lon = (float(np.asarray(f.attrs[n], np.float64).reshape(-1)[0])
+                for n in ("Product_center_lat", "Product_center_long"))
+    (gx,), (gy,) = warp_transform(crs, "EPSG:4326", [x], [y])
+    metres = 111_320 * np.hypot(gy - lat, (gx - lon) * np.cos(np.radians(lat)))
+    if np.isfinite(metres) and metres <= CENTRE_TOLERANCE_M:
+        return None
+    return (f"its centre lies at {gy:.5f}, {gx:.5f}, {metres / 1000:.1f} km from the "
+            f"product's centre {lat:.5f}, {lon:.5f}")
+
+
+def _axis_points(n: int, most: int) -> np.ndarray:
+    """Up to ``most`` evenly spread positions along an axis of ``n`` pixels, both ends
+    included."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
 
 
 def _geolocation(f: h5py.File, swath: str, arms: list, rows: int, cols: int, path
@@ -251,41 +287,53 @@ def _geolocation(f: h5py.File, swath: str, arms: list, rows: int, cols: int, pat
         warnings.warn(f"{path}: the PRISMA geolocation fields are {lat.shape}, not the cube's "
                       f"{(rows, cols)}; its maps are in pixels", UserWarning, stacklevel=3)
         return None
-    r, c = _axis_points(rows), _axis_points(cols)
-    la, lo = (np.asarray(v[()], np.float64)[np.ix_(r, c)] for v in (lat, lon))
-    rr, cc = np.meshgrid(r, c, indexing="ij")
+    la, lo = (np.asarray(v[()], np.float64) for v in (lat, lon))
     ok = (np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180)
           & ((la != 0) | (lo != 0)))
-    if ok.sum() < 3:
+    if ok.any() and np.ptp(lo[ok]) > 180:  # across the antimeridian: one side of it
+        lo = np.where(lo < 0, lo + 360, lo)
+    r, c = _axis_points(rows, GCP_LINES), _axis_points(cols, GCP_LINES)
+    at = np.ix_(r, c)
+    rr, cc = np.meshgrid(r, c, indexing="ij")
+    if ok[at].sum() < 3:
         warnings.warn(f"{path}: the PRISMA geolocation fields hold fewer than 3 positions; "
                       "its maps are in pixels", UserWarning, stacklevel=3)
         return None
     gcps = tuple((float(a) + 0.5, float(b) + 0.5, float(x), float(y), 0.0)
-                 for a, b, x, y in zip(rr[ok], cc[ok], lo[ok], la[ok], strict=True))
+                 for a, b, x, y in zip(rr[ok[at]], cc[ok[at]], lo[at][ok[at]], la[at][ok[at]],
+                                       strict=True))
     held = SensorGeoref(gcps=gcps, gcp_crs=CRS.from_epsg(4326).to_wkt())
-    _check_fit(held, path)
-    return held
+    return held if _fits(held, la, lo, ok, path) else None
 
 
-def _check_fit(held: SensorGeoref, path) -> None:
-    """Warn when GDAL's polynomial through the ground control points misses them by more
-    than a 30 m pixel (terrain, or a swath too curved for it): maps placed by them are then
-    off by as much."""
+def _fits(held: SensorGeoref, lat, lon, ok, path) -> bool:
+    """Whether GDAL can place the scene by ``held``'s points (False, with a warning, when
+    they are collinear: a product of one row or column); warn when its polynomial misses
+    the geolocation, at the points and halfway between them, by more than a pixel
+    (terrain, or a swath too curved for it): maps placed by them are off by as much."""
     from hsad.io.sensor_georef import ground_mapping
 
     mapping = ground_mapping(held)
     if mapping is None:
-        return
-    points = np.asarray(held.gcps)
-    placed = mapping[0](points[:, [1, 0]])
-    metres = 111_320 * np.hypot(placed[:, 1] - points[:, 3],
-                                (placed[:, 0] - points[:, 2]) * np.cos(np.radians(points[:, 3])))
+        warnings.warn(f"{path}: GDAL cannot place the product by its {len(held.gcps)} ground "
+                      "control points (all on one line); its maps are in pixels", UserWarning,
+                      stacklevel=4)
+        return False
+    rows, cols = lat.shape
+    r, c = _axis_points(rows, 2 * GCP_LINES - 1), _axis_points(cols, 2 * GCP_LINES - 1)
+    rr, cc = (v[ok[np.ix_(r, c)]] for v in np.meshgrid(r, c, indexing="ij"))
+    placed = mapping[0](np.column_stack([cc + 0.5, rr + 0.5]))
+    want_lat, want_lon = lat[rr, cc], lon[rr, cc]
+    metres = 111_320 * np.hypot(placed[:, 1] - want_lat,
+                                (placed[:, 0] - want_lon) * np.cos(np.radians(want_lat)))
     worst = float(metres.max())
-    if worst > 30:
-        warnings.warn(f"{path}: GDAL's polynomial through the product's {len(points)} ground "
-                      f"control points misses them by up to {worst:.0f} m ({worst / 30:.1f} "
-                      "pixels of 30 m): maps placed by them are off by as much (an L2D "
-                      "product is on a map grid)", UserWarning, stacklevel=4)
+    if worst > PIXEL:
+        warnings.warn(f"{path}: GDAL's polynomial through the product's {len(held.gcps)} "
+                      f"ground control points misses its geolocation by up to {worst:.0f} m "
+                      f"({worst / PIXEL:.1f} pixels of {PIXEL:g} m): maps placed by them are "
+                      "off by as much (an L2D product is on a map grid)", UserWarning,
+                      stacklevel=4)
+    return True
 
 
 class _PrismaReader(Hdf5Reader):
@@ -300,30 +348,32 @@ class _PrismaReader(Hdf5Reader):
         self.arms = arms
 
     def _pieces(self, b0, b1):
-        """``(arm, first, stop, at)`` for each spectrometer holding some of the cube's bands
-        ``b0:b1``: its bands ``first:stop`` go to ``at:`` of the window."""
+        """``(arm, first, stop, at)`` for each spectrometer of the cube: its bands
+        ``first:stop`` (none when ``first == stop``) go to ``at:`` of the window of the
+        cube's bands ``b0:b1``."""
         start = 0
         for arm in self.arms:
             first, stop = max(b0 - start, 0), min(b1 - start, arm.order.size)
-            if first < stop:
-                yield arm, first, stop, start + first - b0
+            yield arm, first, max(first, stop), start + first - b0
             start += arm.order.size
 
     def _stored(self, r0, r1, c0, c1, b0, b1):
-        return [self._dataset(arm.dataset)[r0:r1, arm.lo:arm.hi, c0:c1]
-                for arm, *_ in self._pieces(b0, b1)]
+        """Every spectrometer's DN of the window (all are needed to tell no data)."""
+        return [self._dataset(arm.dataset)[r0:r1, arm.lo:arm.hi, c0:c1] for arm in self.arms]
 
     def _arrange(self, stored, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         out = np.empty((r1 - r0, c1 - c0, b1 - b0), np.float32)
+        empty = np.logical_and.reduce([~raw.any(axis=1) for raw in stored])  # DN 0 in all
         for raw, (arm, first, stop, at) in zip(stored, self._pieces(b0, b1), strict=True):
-            empty = ~raw.any(axis=1)  # every band's DN 0: no data
+            if first == stop:
+                continue
             picked, part = arm.disk_bands(first, stop), slice(at, at + stop - first)
             gain, offset = arm.gain[first:stop], arm.offset[first:stop]
             for row in range(raw.shape[0]):  # a (bands, cols) plane at a time: in cache
                 np.multiply(raw[row, picked, :].T, gain, out=out[row, :, part],
                             casting="unsafe")
             out[:, :, part] += offset
-            out[empty, part] = np.nan
+        out[empty] = np.nan
         return out
 
 
@@ -339,7 +389,7 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
             swath = _swath(f)
             if swath is None:
                 raise FileFormatError(why_not_prisma(p) or "not a PRISMA product", p)
-            level = _level(f, swath)
+            level = _level(f, swath, p)
             name, arms = _arms(f, swath, level, key, p)
             shapes = {(f[a.dataset].shape[0], f[a.dataset].shape[2]) for a in arms}
             if len(shapes) > 1:
@@ -375,7 +425,8 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
                          name="prisma-" + tokenize(p, name, stamp, tiles, window))
     cat = (lambda field: np.concatenate([getattr(a, field) for a in arms]))  # noqa: E731
     fwhm = None if any(a.fwhm is None for a in arms) else cat("fwhm")
-    return make_cube(data, transform=transform, crs=crs, wavelength=cat("wavelength"),
+    return make_cube(data, transform=transform, crs=crs, nodata=np.nan,
+                     wavelength=cat("wavelength"),
                      fwhm=fwhm, good_band=cat("good"), source_format="prisma", source_path=p,
                      attrs=attrs)
 
