@@ -81,6 +81,26 @@ def test_the_dn_are_gdals(tmp_path):
     np.testing.assert_allclose(cube[2:, 2:], want[2:, 2:], rtol=1e-6)
 
 
+def test_stored_in_one_piece_chunked_or_compressed_the_values_are_the_same(tmp_path):
+    """A cube stored contiguously is read from the file's mapped pages, a chunked or
+    compressed one through h5py: the same values either way, and the mapped pages are
+    never handed out (the cube's arrays are its own)."""
+    plain, packed = tmp_path / L2D, tmp_path / ("Z" + L2D)
+    write_prisma(plain)
+    with h5py.File(plain, "r") as src, h5py.File(packed, "w") as dst:
+        for name, value in src.attrs.items():
+            dst.attrs[name] = value
+        for name in ("VNIR_Cube", "SWIR_Cube"):
+            where = f"{swath('2D')}/Data Fields/{name}"
+            dst.create_dataset(where, data=src[where][()], chunks=(5, 7, 3), compression="gzip")
+    with h5py.File(plain, "r") as f:
+        assert f[f"{swath('2D')}/Data Fields/SWIR_Cube"].chunks is None  # stored in one piece
+    a, b = open_cube(plain, chunks=7).data, open_cube(packed, chunks=7).data
+    np.testing.assert_array_equal(a.compute(), b.compute())
+    block = a.blocks[1, 1].compute()
+    assert block.flags.owndata or not isinstance(block.base, np.memmap)
+
+
 @pytest.mark.parametrize("key, bands, low, high", [
     ("vnir", 63, 402.4, 972.6), ("VNIR_Cube", 63, 402.4, 972.6), ("swir", 171, 942.96, 2496.9),
     ("full", 230, 402.4, 2496.9)])

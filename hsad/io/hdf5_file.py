@@ -99,6 +99,26 @@ class Hdf5Reader(WindowReader):
             datasets[key] = f[key]
         return datasets[key]
 
+    def _slab(self, key: str, selection) -> np.ndarray:
+        """``selection`` of dataset ``key`` (call with the lock held): a view of the file's
+        pages where the dataset lies in one uncompressed piece (no copy, no fresh memory:
+        for the reader's :meth:`_arrange` to copy from), else read by h5py."""
+        datasets = self._file[2]
+        if ("mapped", key) not in datasets:
+            datasets[("mapped", key)] = self._mapped(key)
+        mapped = datasets[("mapped", key)]
+        return self._dataset(key)[selection] if mapped is None else mapped[selection]
+
+    def _mapped(self, key: str) -> np.memmap | None:
+        """Dataset ``key`` mapped from the open file, where HDF5 stores it contiguously
+        (not chunked, filtered or external, its space allocated); None otherwise."""
+        ds = self._dataset(key)
+        offset = ds.id.get_offset() if ds.chunks is None and not ds.external else None
+        if offset is None or ds.dtype.kind not in "iuf" or ds.size == 0:
+            return None
+        return np.memmap(self._file[0], dtype=ds.dtype, mode="r", offset=offset,
+                         shape=ds.shape)
+
     def _stored(self, r0, r1, c0, c1, b0, b1):
         """What the file stores of rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``
         (read with the lock held): here the dataset ``key``'s ``(rows, cols, bands)``."""

@@ -359,7 +359,8 @@ class _PrismaReader(Hdf5Reader):
 
     def _stored(self, r0, r1, c0, c1, b0, b1):
         """Every spectrometer's DN of the window (all are needed to tell no data)."""
-        return [self._dataset(arm.dataset)[r0:r1, arm.lo:arm.hi, c0:c1] for arm in self.arms]
+        return [self._slab(arm.dataset, np.s_[r0:r1, arm.lo:arm.hi, c0:c1])
+                for arm in self.arms]
 
     def _arrange(self, stored, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         out = np.empty((r1 - r0, c1 - c0, b1 - b0), np.float32)
