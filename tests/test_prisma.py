@@ -223,12 +223,16 @@ def test_points_halfway_between_the_control_points_are_checked_too(tmp_path):
 def test_one_line_of_pixels_is_placed_by_nothing_with_a_warning(tmp_path):
     path = tmp_path / L1
     write_prisma(path, level="1", rows=1, cols=20, frame=0)
-    with pytest.warns(UserWarning, match="all on one line"):
+    with pytest.warns(UserWarning, match="a product of one or two rows"):
         cube = open_cube(path)
     assert "sensor_georef" not in cube.attrs
+    path2 = tmp_path / ("2" + L1)
+    write_prisma(path2, level="1", rows=2, cols=20, frame=0)
+    with pytest.warns(UserWarning, match="a product of one or two rows"):
+        open_cube(path2)
 
 
-def test_a_swath_across_the_antimeridian_keeps_one_side(tmp_path):
+def test_a_swath_across_the_antimeridian_keeps_one_side(tmp_path, capsys):
     lon, lat = Transformer.from_crs(EPSG, 4326, always_xy=True).transform(*ground_xy(24, 20))
     lon = lon - lon.mean() + 180  # straddles 180 degrees: -179.99 next to 179.99
     lon = np.where(lon > 180, lon - 360, lon)
@@ -239,6 +243,30 @@ def test_a_swath_across_the_antimeridian_keeps_one_side(tmp_path):
         held = open_cube(path).attrs["sensor_georef"]
     xs = np.array([p[2] for p in held.gcps])
     assert xs.min() > 179 and xs.max() < 181
+    # the attributes other data are joined on keep [-180, 180): a detection's centroid and
+    # peak longitude are the geolocation's
+    with h5py.File(path, "r+") as f:
+        for name in ("VNIR_Cube", "SWIR_Cube"):
+            var = f[f"{swath('1')}/Data Fields/{name}"]
+            block = var[12, :, 15]
+            var[12, :, 15] = np.where(block > 0, 3000 + 50 * np.arange(block.size), 0)
+    code, _, err = run_cli(["detect", path, "-m", "rx", "--threshold", "100", "-o",
+                            tmp_path / "rx.tif", "--polygons", tmp_path / "found.gpkg",
+                            "--spectra", tmp_path / "found.csv"], capsys)
+    assert code == 0, err
+    import csv
+
+    import pyogrio.raw
+
+    meta, _, _, fields = pyogrio.raw.read(tmp_path / "found.gpkg")
+    centroid_x = fields[list(meta["fields"]).index("centroid_x")]
+    with open(tmp_path / "found.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["id"] not in ("0", "")]
+    peak = max((r for r in rows if r["peak_score"]), key=lambda r: float(r["peak_score"]))
+    assert (int(peak["peak_row"]), int(peak["peak_col"])) == (12, 15)
+    for name in ("peak_lon", "peak_x"):
+        assert abs(float(peak[name]) - lon[12, 15]) < 1e-4
+    assert len(centroid_x) and ((centroid_x >= -180) & (centroid_x < 180)).all()
 
 
 def test_no_data_is_a_pixel_without_any_dn(tmp_path):
@@ -280,6 +308,23 @@ def test_an_inconsistent_l2d_grid_is_named_and_not_used(tmp_path, change, messag
     with pytest.warns(UserWarning, match=message):
         cube = open_cube(path)
     assert cube.rio.crs is None
+
+
+def test_a_grid_at_the_antimeridian_is_checked_across_it(tmp_path):
+    """Grid centre at -179.9998, stated centre at 179.9998: 30 m apart, not 28,000 km."""
+    x, y = Transformer.from_crs(4326, 32660, always_xy=True).transform(-179.9998, 45.0)
+    path = tmp_path / L2D
+    write_prisma(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs.update({"Epsg_Code": np.int32(32660),
+                        "Product_ULcorner_easting": x - 30 * 9.5,
+                        "Product_ULcorner_northing": y + 30 * 11.5,
+                        "Product_LRcorner_easting": x + 30 * 9.5,
+                        "Product_LRcorner_northing": y - 30 * 11.5,
+                        "Product_center_lat": 45.0, "Product_center_long": 179.9998})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert open_cube(path).rio.crs == CRS.from_epsg(32660)
 
 
 def test_the_stated_centre_of_a_right_grid_raises_nothing(tmp_path):

@@ -61,8 +61,10 @@ UNITS = {"1": "W m-2 sr-1 um-1 (radiance)", "2B": "W m-2 sr-1 um-1 (radiance)",
 GCP_LINES = 21
 #: PRISMA's hyperspectral pixel (m)
 PIXEL = 30.0
-#: how far an L2D grid's centre may lie from the product's stated centre
-CENTRE_TOLERANCE_M = 1000.0
+#: how far an L2D grid's centre may lie from the product's stated centre: a wrong zone or
+#: datum is hundreds of km off; terrain and an off-nadir view may move the centre of an
+#: orthorectified scene by a kilometre or more
+CENTRE_TOLERANCE_M = 5000.0
 
 
 def _swath(f: h5py.File) -> str | None:
@@ -255,7 +257,8 @@ def _off_centre(f: h5py.File, crs: CRS, x: float, y: float) -> str | None:
     lat, lon = (float(np.asarray(f.attrs[n], np.float64).reshape(-1)[0])
                 for n in ("Product_center_lat", "Product_center_long"))
     (gx,), (gy,) = warp_transform(crs, "EPSG:4326", [x], [y])
-    metres = 111_320 * np.hypot(gy - lat, (gx - lon) * np.cos(np.radians(lat)))
+    east = (gx - lon + 180) % 360 - 180  # across the antimeridian too
+    metres = 111_320 * np.hypot(gy - lat, east * np.cos(np.radians(lat)))
     if np.isfinite(metres) and metres <= CENTRE_TOLERANCE_M:
         return None
     return (f"its centre lies at {gy:.5f}, {gx:.5f}, {metres / 1000:.1f} km from the "
@@ -308,16 +311,17 @@ def _geolocation(f: h5py.File, swath: str, arms: list, rows: int, cols: int, pat
 
 def _fits(held: SensorGeoref, lat, lon, ok, path) -> bool:
     """Whether GDAL can place the scene by ``held``'s points (False, with a warning, when
-    they are collinear: a product of one row or column); warn when its polynomial misses
-    the geolocation, at the points and halfway between them, by more than a pixel
-    (terrain, or a swath too curved for it): maps placed by them are off by as much."""
+    its polynomial cannot be fitted: a product of one or two rows or columns); warn when
+    that polynomial misses the geolocation, at the points and halfway between them, by
+    more than a pixel (terrain, or a swath too curved for it): maps placed by them are off
+    by as much."""
     from hsad.io.sensor_georef import ground_mapping
 
     mapping = ground_mapping(held)
     if mapping is None:
-        warnings.warn(f"{path}: GDAL cannot place the product by its {len(held.gcps)} ground "
-                      "control points (all on one line); its maps are in pixels", UserWarning,
-                      stacklevel=4)
+        warnings.warn(f"{path}: GDAL cannot fit its polynomial through the product's "
+                      f"{len(held.gcps)} ground control points (a product of one or two rows "
+                      "or columns); its maps are in pixels", UserWarning, stacklevel=4)
         return False
     rows, cols = lat.shape
     r, c = _axis_points(rows, 2 * GCP_LINES - 1), _axis_points(cols, 2 * GCP_LINES - 1)
