@@ -8,6 +8,7 @@ write the map with rasterio on the grid of the product's corners. Each contender
 child process (wall time and peak RSS its own), page cache warm; the two maps are compared.
 
     .venv/bin/python benchmarks/bench_prisma.py                 # 1000 x 1000, 66 + 173 slots
+    .venv/bin/python benchmarks/bench_prisma.py --packed        # compressed chunks
     .venv/bin/python benchmarks/bench_prisma.py --size 400x400  # a quick look
 """
 
@@ -56,15 +57,19 @@ with rasterio.open(out, "w", driver="GTiff", height=scores.shape[0], width=score
 '''
 
 
-def make_product(path: Path, rows: int, cols: int) -> None:
+def make_product(path: Path, rows: int, cols: int, packed: bool = False) -> None:
     """An L2D product of ``rows`` x ``cols`` pixels: eight materials mixed plus noise, DN
-    scaled as reflectance 0-1, laid out as ASI's (tests/prisma_products.py)."""
+    scaled as reflectance 0-1, laid out as ASI's (tests/prisma_products.py); ``packed``:
+    its cubes in gzip-compressed chunks of 100 x 100 pixels, all bands (else in one
+    piece)."""
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
         for name, wl in (("VNIR_Cube", VNIR_WL), ("SWIR_Cube", SWIR_WL)):
             ends = rng.uniform(0.05, 0.6, (8, wl.size))
+            layout = {"chunks": (min(100, rows), wl.size, min(100, cols)),
+                      "compression": "gzip", "compression_opts": 4} if packed else {}
             var = f.create_dataset(f"{SWATH}/Data Fields/{name}", (rows, wl.size, cols),
-                                   np.uint16)
+                                   np.uint16, **layout)
             for r0 in range(0, rows, 100):
                 n = min(100, rows - r0)
                 share = rng.dirichlet(np.ones(8), (n, cols))
@@ -89,14 +94,17 @@ def make_product(path: Path, rows: int, cols: int) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1000x1000", help="ROWSxCOLS")
+    ap.add_argument("--packed", action="store_true",
+                    help="cubes in gzip-compressed chunks (read through h5py, not mapped)")
     args = ap.parse_args(argv)
     rows, cols = (int(v) for v in args.size.lower().split("x"))
     hsad = str(Path(sys.executable).with_name("hsad"))
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         tmp = Path(tmp)
         product = tmp / "PRS_L2D_STD_20210724101530_20210724101534_0001.he5"
-        make_product(product, rows, cols)
-        print(f"L2D product {rows} x {cols} x (66 + 173 slots) uint16 "
+        make_product(product, rows, cols, args.packed)
+        print(f"L2D product {rows} x {cols} x (66 + 173 slots) uint16"
+              f"{', gzip chunks of 100 x 100' if args.packed else ''} "
               f"({product.stat().st_size / 1e9:.2f} GB); cpus: {os.cpu_count()}")
         subprocess.run(["cat", str(product)], check=True, stdout=subprocess.DEVNULL)  # warm
         results = [
