@@ -1,8 +1,9 @@
 """Windows of cubes stored in an HDF5 file (EMIT granules, PRISMA products), read lazily.
 
 :class:`Hdf5Reader` opens the file once per process, through a Python file object, with a
-:data:`CHUNK_CACHE` chunk cache; a subclass says how a window of its cube lies in the file
-(:meth:`Hdf5Reader._block`).
+:data:`CHUNK_CACHE` chunk cache; a subclass says what it reads of a window
+(:meth:`Hdf5Reader._stored`, with the lock held) and how that becomes the window
+(:meth:`Hdf5Reader._arrange`, without it).
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ def file_stamp(handle) -> tuple[int, int, int, int]:
 class Hdf5Reader(WindowReader):
     """Windows of a ``(rows, cols, bands)`` cube stored in an HDF5 file, through the file
     opened once per process (``_file``: the file object, the open HDF5 file and its open
-    datasets) with a
-    :data:`CHUNK_CACHE` chunk cache.
+    datasets and maps) with a :data:`CHUNK_CACHE` chunk cache.
 
     HDF5 is given a Python file object, not the path: it then takes no lock on the file
     and shares no open file with a later ``open_cube`` of the same path, so the file can be

@@ -8,8 +8,8 @@ reads them lazily as one ``(y, x, band)`` float32 cube in physical units, bands 
 
 - L1: radiance = DN / ``ScaleFactor_<Arm>`` − ``Offset_<Arm>`` (W m⁻² sr⁻¹ µm⁻¹);
 - L2B radiance, L2C and L2D reflectance: ``L2Scale<Arm>Min`` + DN · (Max − Min) / 65535;
-- a pixel whose DN are 0 in every band of a spectrometer holds no data (NaN): the frame
-  around an L2D scene;
+- a pixel whose DN are 0 in every band of both spectrometers holds no data (NaN): the
+  frame around an L2D scene;
 - by default both spectrometers, the VNIR's bands inside the SWIR's range left out (the
   SWIR's are kept where they overlap, as prismaread does); ``key="vnir"`` or ``"swir"``
   reads one of them whole.
@@ -343,7 +343,7 @@ def _fits(held: SensorGeoref, lat, lon, ok, path) -> bool:
 class _PrismaReader(Hdf5Reader):
     """Windows of a PRISMA cube: the spectrometers' DN read ``(rows, bands, columns)``,
     their bands put in ascending wavelength and taken to physical units (float32), NaN
-    where a pixel's DN are 0 in every band of a spectrometer."""
+    where a pixel's DN are 0 in every band of every spectrometer read."""
 
     what = "product"
 
