@@ -111,13 +111,17 @@ class Hdf5Reader(WindowReader):
 
     def _mapped(self, key: str) -> np.memmap | None:
         """Dataset ``key`` mapped from the open file, where HDF5 stores it contiguously
-        (not chunked, filtered or external, its space allocated); None otherwise."""
+        (not chunked, filtered or external, its space allocated) and the map can be made;
+        None otherwise."""
         ds = self._dataset(key)
         offset = ds.id.get_offset() if ds.chunks is None and not ds.external else None
         if offset is None or ds.dtype.kind not in "iuf" or ds.size == 0:
             return None
-        return np.memmap(self._file[0], dtype=ds.dtype, mode="r", offset=offset,
-                         shape=ds.shape)
+        try:
+            return np.memmap(self._file[0], dtype=ds.dtype, mode="r", offset=offset,
+                             shape=ds.shape)
+        except (OSError, ValueError):  # no address space or descriptor left (ENOMEM,
+            return None  # EMFILE), a file shorter than its layout: h5py reads, or says why
 
     def _stored(self, r0, r1, c0, c1, b0, b1):
         """What the file stores of rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``

@@ -43,15 +43,6 @@ _BASE_FIELDS = ("id", "area_px", "area_map", "area_m2", "centroid_x", "centroid_
 _SCORE_FIELDS = ("peak_score", "mean_score")
 
 
-
-def wrapped_longitudes(x: np.ndarray, crs) -> np.ndarray:
-    """``x`` taken to [-180, 180) where ``crs`` is geographic: a scene placed across the
-    antimeridian has its vertices past 180 (GDAL's warp needs them continuous), while an
-    attribute is written in the convention other data are joined on."""
-    if crs is None or not crs.is_geographic:
-        return x
-    return (np.asarray(x, np.float64) + 180) % 360 - 180
-
 def _as_array(a) -> np.ndarray:
     a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
     return np.asarray(a.compute() if hasattr(a, "compute") else a)
@@ -150,7 +141,7 @@ def regions(
         "area_px": lab.area_px,
         "area_map": shapely.area(geoms),
         "area_m2": _square_metres(geoms, lab.crs),
-        "centroid_x": wrapped_longitudes(shapely.get_x(centroids), lab.crs),
+        "centroid_x": shapely.get_x(centroids),
         "centroid_y": shapely.get_y(centroids),
     }
     if scores is not None:

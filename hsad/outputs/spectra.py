@@ -22,7 +22,7 @@ from scipy import sparse
 from hsad.cube import missing_values
 from hsad.errors import ParameterError
 from hsad.io.glt import map_values
-from hsad.outputs.polygons import label_regions, wrapped_longitudes
+from hsad.outputs.polygons import label_regions
 
 #: Pixels read from the cube at once (:func:`region_spectra`).
 BATCH = 65_536
@@ -213,8 +213,15 @@ def _locations(lab, peak_cell, peak_source, width) -> dict[str, np.ndarray]:
                                         always_xy=True)
         lon, lat = (np.asarray(v, np.float64) for v in to_wgs84.transform(xy[:, 0], xy[:, 1]))
     return {"peak_row": row.astype(np.int64), "peak_col": col.astype(np.int64),
-            "peak_x": wrapped_longitudes(xy[:, 0], crs), "peak_y": xy[:, 1],
-            "peak_lon": (np.asarray(lon, np.float64) + 180) % 360 - 180, "peak_lat": lat}
+            "peak_x": xy[:, 0], "peak_y": xy[:, 1], "peak_lon": _in_range(lon), "peak_lat": lat}
+
+
+def _in_range(lon: np.ndarray) -> np.ndarray:
+    """Longitudes in [-180, 180): a scene placed across the antimeridian by control points
+    past 180 (continuous for GDAL's polynomial) gives the usual longitude; others are
+    kept to the last digit."""
+    lon = np.asarray(lon, np.float64)
+    return np.where((lon < -180) | (lon >= 180), (lon + 180) % 360 - 180, lon)
 
 
 def _background(cube, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
