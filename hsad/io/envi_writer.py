@@ -75,6 +75,23 @@ def _num(v) -> str:
     return repr(float(v))
 
 
+def band_lines(coords, complete: bool = False) -> list[str]:
+    """The ``wavelength units``, ``wavelength``, ``fwhm`` and ``bbl`` header lines of a
+    cube's or spectra's band coordinates: wavelengths and FWHM where some are known (NaN
+    written as such), or only where all are (``complete``: a spectral library, which
+    readers resample by its wavelengths)."""
+    known = np.all if complete else np.any
+    lines = []
+    if "wavelength" in coords and known(np.isfinite(coords["wavelength"].values)):
+        lines += ["wavelength units = Nanometers",
+                  f"wavelength = {_list(coords['wavelength'].values, _num)}"]
+        if "fwhm" in coords and known(np.isfinite(coords["fwhm"].values)):
+            lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
+    if "good_band" in coords:
+        lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
+    return lines
+
+
 def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order: int) -> str:
     """The ``.hdr`` text for ``cube`` stored as ``dtype`` with this layout."""
     rows, cols, bands = cube.shape
@@ -106,13 +123,7 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
     lines += [f"{key} = {value}" for key, value in envi_header_fields(
         sensor, attrs.get("source_path")).items()]
     coords = cube.coords
-    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).any():
-        lines.append("wavelength units = Nanometers")
-        lines.append(f"wavelength = {_list(coords['wavelength'].values, _num)}")
-        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).any():
-            lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
-    if "good_band" in coords:
-        lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
+    lines += band_lines(coords)
     if "band_name" in coords:
         lines.append(f"band names = {_list(coords['band_name'].values, _clean)}")
     if attrs.get("nodata") is not None:

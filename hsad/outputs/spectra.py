@@ -398,7 +398,7 @@ def _write_csv(ds, path: Path, stacked, kinds, ids) -> Path:
 
 def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
     from hsad.io.atomic import atomic_paths
-    from hsad.io.envi_writer import _clean, _list, _num, stale_headers
+    from hsad.io.envi_writer import _clean, _list, band_lines, stale_headers
 
     header = path.with_suffix(".hdr")
     spectra_files(path)  # another cube's header (the scene's own) is refused
@@ -409,14 +409,7 @@ def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
              f"samples = {stacked.shape[1]}", f"lines   = {stacked.shape[0]}", "bands   = 1",
              "header offset = 0", "file type = ENVI Spectral Library", "data type = 4",
              "interleave = bsq", "byte order = 0"]
-    coords = ds.coords
-    if "wavelength" in coords and np.isfinite(coords["wavelength"].values).all():
-        lines += ["wavelength units = Nanometers",
-                  f"wavelength = {_list(coords['wavelength'].values, _num)}"]
-        if "fwhm" in coords and np.isfinite(coords["fwhm"].values).all():
-            lines.append(f"fwhm = {_list(coords['fwhm'].values, _num)}")
-    if "good_band" in coords:
-        lines.append(f"bbl = {_list(coords['good_band'].values.astype(int), str)}")
+    lines += band_lines(ds.coords, complete=True)
     lines.append(f"spectra names = {_list(names, _clean)}")
     stale = stale_headers(path, header)
     with atomic_paths(path, header) as (tmp_data, tmp_header):
