@@ -405,6 +405,20 @@ def test_bad_products_are_one_line_errors(tmp_path, capsys, damage, message):
         open_cube(path, key="pan" if damage == "bad-key" else None)
 
 
+def test_a_product_with_a_user_block_is_recognised(tmp_path):
+    """HDF5 finds its signature after a user block (512, 1024 … bytes); so does hsad."""
+    plain, blocked = tmp_path / L2D, tmp_path / ("U" + L2D)
+    write_prisma(plain)
+    with h5py.File(plain, "r") as src, h5py.File(blocked, "w", userblock_size=1024) as dst:
+        for name, value in src.attrs.items():
+            dst.attrs[name] = value
+        for name in ("VNIR_Cube", "SWIR_Cube"):
+            where = f"{swath('2D')}/Data Fields/{name}"
+            dst.create_dataset(where, data=src[where][()])
+    assert detect_format(blocked) == "prisma"
+    np.testing.assert_array_equal(open_cube(blocked).values, open_cube(plain).values)
+
+
 def test_other_hdf5_files_are_refused_with_what_to_do(tmp_path):
     path = tmp_path / "MOD09.A2021.h5"
     with h5py.File(path, "w") as f:

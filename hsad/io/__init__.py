@@ -24,6 +24,17 @@ def _check_readable(path: Path) -> None:
         raise FileFormatError("permission denied (file is not readable)", path)
 
 
+def _hdf5_signature(fh) -> bool:
+    """Whether the open file holds HDF5's signature where HDF5 looks for it: at byte 0, or
+    after a user block of 512, 1024, 2048 … bytes (a MATLAB v7.3 file's 512; up to 1 MiB
+    here)."""
+    for offset in (0, *(512 << k for k in range(12))):
+        fh.seek(offset)
+        if fh.read(8) == _HDF5_MAGIC:
+            return True
+    return False
+
+
 def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     """Return ``"envi"``, ``"geotiff"``, ``"mat"``, ``"emit"`` or ``"prisma"`` for ``path``,
     sniffing its bytes (``what`` the file is meant to be, for the error when it is none of
@@ -32,13 +43,13 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     _check_readable(p)
     with open(p, "rb") as fh:
         head = fh.read(512)
+        hdf5 = _hdf5_signature(fh)
     suffix = p.suffix.lower()
     if not head:
         raise FileFormatError("empty file (0 bytes)", p)
     if head[:4] in _TIFF_MAGIC:
         return "geotiff"
-    mat_marks = head.startswith(b"MATLAB") or head[:8] == _HDF5_MAGIC or (
-        len(head) >= 128 and head[512 - 8 :] == _HDF5_MAGIC)
+    mat_marks = head.startswith(b"MATLAB") or hdf5
     if suffix == ".mat" and mat_marks:
         return "mat"
     if head.lstrip(b"\xef\xbb\xbf").lstrip().upper().startswith(b"ENVI"):
