@@ -257,12 +257,19 @@ def _off_centre(f: h5py.File, crs: CRS, x: float, y: float) -> str | None:
     lat, lon = (float(np.asarray(f.attrs[n], np.float64).reshape(-1)[0])
                 for n in ("Product_center_lat", "Product_center_long"))
     (gx,), (gy,) = warp_transform(crs, "EPSG:4326", [x], [y])
-    east = (gx - lon + 180) % 360 - 180  # across the antimeridian too
-    metres = 111_320 * np.hypot(gy - lat, east * np.cos(np.radians(lat)))
+    metres = _apart_m(gy, gx, lat, lon)
     if np.isfinite(metres) and metres <= CENTRE_TOLERANCE_M:
         return None
     return (f"its centre lies at {gy:.5f}, {gx:.5f}, {metres / 1000:.1f} km from the "
             f"product's centre {lat:.5f}, {lon:.5f}")
+
+
+def _apart_m(lat, lon, lat2, lon2):
+    """How far apart (m) points a few km apart at most are: degrees of latitude and of
+    longitude (scaled by the cosine of the latitude) at 111.32 km, the longitude difference
+    taken across the antimeridian where that is shorter."""
+    east = (np.asarray(lon) - lon2 + 180) % 360 - 180
+    return 111_320 * np.hypot(np.asarray(lat) - lat2, east * np.cos(np.radians(lat2)))
 
 
 def _axis_points(n: int, most: int) -> np.ndarray:
@@ -327,10 +334,7 @@ def _fits(held: SensorGeoref, lat, lon, ok, path) -> bool:
     r, c = _axis_points(rows, 2 * GCP_LINES - 1), _axis_points(cols, 2 * GCP_LINES - 1)
     rr, cc = (v[ok[np.ix_(r, c)]] for v in np.meshgrid(r, c, indexing="ij"))
     placed = mapping[0](np.column_stack([cc + 0.5, rr + 0.5]))
-    want_lat, want_lon = lat[rr, cc], lon[rr, cc]
-    metres = 111_320 * np.hypot(placed[:, 1] - want_lat,
-                                (placed[:, 0] - want_lon) * np.cos(np.radians(want_lat)))
-    worst = float(metres.max())
+    worst = float(_apart_m(placed[:, 1], placed[:, 0], lat[rr, cc], lon[rr, cc]).max())
     if worst > PIXEL:
         warnings.warn(f"{path}: GDAL's polynomial through the product's {len(held.gcps)} "
                       f"ground control points misses its geolocation by up to {worst:.0f} m "
