@@ -43,6 +43,10 @@ def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
     inputs = [src]
     if src_format == "envi":
         inputs += [h for h in (src.with_suffix(".hdr"), Path(f"{src}.hdr")) if h.exists()]
+    if src_format == "enmap":
+        from hsad.io.enmap import product_files
+
+        inputs += product_files(src)
     outputs = [dst] + ([dst.with_suffix(".hdr"), Path(f"{dst}.hdr")] if kind == "envi" else [])
     for o in outputs:
         if any(o.resolve() == i.resolve() or _same_file(o, i) for i in inputs):

@@ -95,11 +95,11 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
             truth, truth_key, key, stages_dir, wavelengths,
             exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
             projwin, projwin_crs, nodata,
-            valid_mask, background,
+            valid_mask, exclude_quality, background,
             labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
             precision, progress):
-    """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF or PRISMA .he5) and write a
-    georeferenced map.
+    """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
+    product) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
     dask.distributed cluster (--workers, --scheduler); maps are streamed into the GeoTIFFs.
@@ -111,6 +111,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
 
     from hsad import engine, pipeline
     from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
+    from hsad.io.enmap import parse_flags
     from hsad.io.maps import read_truth
     from hsad.outputs.spectra import spectra_files
     from hsad.subset import WINDOW_ATTR, on_scene_grid
@@ -127,6 +128,7 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
 
         raise ParameterError("--library names the detections in the --spectra table: give "
                              "--spectra too", library_path)
+    quality = parse_flags(exclude_quality)  # a bad flag fails before any work
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
     subset = subset_selection(srcwin, projwin, projwin_crs)
@@ -151,7 +153,8 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
         cube = pipeline.prepare_cube(engine.open_tiled(scene, memory_limit, chunks=chunks,
                                                        key=key, subset=subset),
-                                     bands, nodata=nodata, valid_mask=valid_mask)
+                                     bands, nodata=nodata, valid_mask=valid_mask,
+                                     exclude_quality=quality)
         if png_path:
             from hsad.outputs.plots import rgb_bands as check_rgb
 

@@ -13,7 +13,12 @@ from hsad.cli.options import key_option
 
 
 def _files_of(path: Path, fmt: str) -> list[Path]:
-    """The file plus its ENVI header or data file, when there is one."""
+    """The file plus its ENVI header or data file, when there is one; an EnMAP product's
+    files (its folder)."""
+    if fmt == "enmap":
+        from hsad.io.enmap import product_files
+
+        return product_files(path)
     files = [path]
     if fmt == "envi":
         from hsad.io.envi_header import find_data, find_header
@@ -51,7 +56,8 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     info = {
         "file": str(p),
         "format": {"envi": "ENVI", "geotiff": "GeoTIFF", "mat": "MATLAB",
-                   "emit": "EMIT netCDF", "prisma": "PRISMA HDF-EOS5"}[fmt],
+                   "emit": "EMIT netCDF", "prisma": "PRISMA HDF-EOS5",
+                   "enmap": "EnMAP product"}[fmt],
         "rows": rows, "cols": cols, "bands": bands,
         "dtype": str(cube.dtype),
         "interleave": cube.attrs.get("interleave"),
@@ -79,7 +85,8 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
                             "transform": list(glt.transform)}
     if "emit_key" in cube.attrs:
         info["emit_key"] = cube.attrs["emit_key"]
-    for k in ("prisma_level", "prisma_key", "units", "acquisition_start"):
+    for k in ("prisma_level", "prisma_key", "enmap_level", "enmap_key", "enmap_cover",
+              "units", "acquisition_start"):
         if k in cube.attrs:
             info[k] = cube.attrs[k]
     if cube.attrs.get("file_mask"):
@@ -136,6 +143,10 @@ def _text(info: dict) -> str:
         fmt += (f" L{info['prisma_level']} ({info['prisma_key']} cube, {info['units']}"
                 + (f", acquired {info['acquisition_start']}" if "acquisition_start" in info
                    else "") + ")")
+    if "enmap_level" in info:
+        fmt += (f" {info['enmap_level']} ({info['enmap_key']} cube, {info['units']}"
+                + (f", acquired {info['acquisition_start']}" if "acquisition_start" in info
+                   else "") + ")")
     lines = [
         ("file", info["file"]),
         ("format", fmt),
@@ -152,6 +163,10 @@ def _text(info: dict) -> str:
         ("size", f"{_size(info['size_on_disk_bytes'])} on disk, "
                  f"{_size(info['size_in_memory_bytes'])} in memory"),
     ]
+    if info.get("enmap_cover"):
+        lines.append(("flagged", ", ".join(f"{flag} {value:g} %" for flag, value
+                                           in info["enmap_cover"].items())
+                      + " of the swath (metadata); --exclude-quality leaves them out"))
     lines += [(key.removeprefix("hsad_").removeprefix("threshold_"), value)
               for key, value in info.get("provenance", {}).items()]
     return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)
@@ -162,8 +177,8 @@ def _text(info: dict) -> str:
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(file: str, key: str | None, as_json: bool) -> None:
-    """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF or PRISMA .he5): shape,
-    wavelengths, CRS, sizes, and for a map hsad wrote its provenance (version, method,
-    parameters, input, date)."""
+    """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
+    product): shape, wavelengths, CRS, sizes, and for a map hsad wrote its provenance
+    (version, method, parameters, input, date)."""
     info = describe(file, key=key)
     click.echo(json.dumps(info, indent=2) if as_json else _text(info))

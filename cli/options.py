@@ -17,8 +17,8 @@ def check_agree(params: dict, **options) -> None:
 
 
 key_option = click.option(
-    "--key", help="Cube variable in a MAT file or EMIT granule; a PRISMA product's full "
-                  "(default), vnir or swir cube.")
+    "--key", help="Cube variable in a MAT file or EMIT granule; a PRISMA or EnMAP "
+                  "product's full (default), vnir or swir cube.")
 chunks_option = click.option(
     "--chunks", type=click.IntRange(min=16), default=None,
     help="Tile size in pixels along y and x (all bands stay together).",
@@ -172,12 +172,18 @@ def subset_selection(srcwin, projwin, projwin_crs) -> dict:
 
 
 def mask_options(func):
-    """--nodata and --valid-mask (hsad.nodata)."""
+    """--nodata, --valid-mask (hsad.nodata) and --exclude-quality (hsad.io.enmap)."""
     for option in (
+        click.option("--exclude-quality", metavar="FLAGS", default=None,
+                     help="EnMAP products: leave out the pixels the product's quality layers "
+                          "flag as any of cloud, cloudshadow, haze, cirrus, snow, water, "
+                          "saturated (e.g. cloud,cloudshadow); none keeps all, without the "
+                          "cloud-cover warning."),
         click.option("--valid-mask", type=click.Path(dir_okay=False), default=None,
                      help="Raster on the scene grid (GeoTIFF, ENVI or MAT): only its non-zero "
                           "pixels are analysed; the others enter no statistics and score "
-                          "NaN."),
+                          "NaN. An EMIT L2A MASK granule or an EnMAP quality layer leaves "
+                          "out the pixels it flags."),
         click.option("--nodata", type=float, default=None, metavar="VALUE",
                      help="Nodata value of the scene, replacing the header's."),
     ):

@@ -58,10 +58,10 @@ from hsad.config import parse_params
 @overwrite_option
 def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
             progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
-            wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, background,
-            labels, fusion, chunks, seed, device, overwrite):
-    """Train METHOD on SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF or PRISMA .he5) and save the
-    fitted model.
+            wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality,
+            background, labels, fusion, chunks, seed, device, overwrite):
+    """Train METHOD on SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
+    product) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
     save their background statistics (mean, covariance, clusters), from the background
@@ -74,11 +74,13 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     """
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
+    from hsad.io.enmap import parse_flags
     from hsad.io.model_archive import save_model
     from hsad.pipeline import apply_fusion, check_labels, prepare_cube
 
     merged = parse_params(params)
     check_agree(merged, seed=seed, epochs=epochs)
+    quality = parse_flags(exclude_quality)  # a bad flag fails before any work
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
     subset = subset_selection(srcwin, projwin, projwin_crs)
@@ -110,7 +112,8 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
                         overwrite=overwrite)
     with plan:
         cube = prepare_cube(open_cube(scene, chunks=chunks, key=key, **subset), bands,
-                            nodata=nodata, valid_mask=valid_mask)
+                            nodata=nodata, valid_mask=valid_mask,
+                            exclude_quality=quality)
         region = None
         if train_mask or train_window:
             from hsad.nn.sampling import region_mask

@@ -142,13 +142,17 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     """(y, x) bool map of a one-band raster on ``cube``'s grid (GeoTIFF, ENVI, MAT), or on
     the whole grid of the scene ``cube`` was cut from (:mod:`hsad.subset`): True where
     non-zero; its nodata pixels are False. An EMIT L2A MASK granule gives its clear pixels
-    (:func:`hsad.io.emit.clear_pixels`). Another size, CRS or transform is a
-    ParameterError."""
+    (:func:`hsad.io.emit.clear_pixels`), an EnMAP quality layer (``…-QL_QUALITY_CLOUD.TIF``)
+    the pixels it does not flag (:func:`hsad.io.enmap.clear_values`). Another size, CRS or
+    transform is a ParameterError."""
     from hsad.io import detect_format
+    from hsad.io.enmap import clear_values, layer_flag
     from hsad.io.maps import read_single_band
     from hsad.subset import on_scene_grid
 
-    if detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels
+    if layer_flag(path) is not None:  # an EnMAP quality layer: the pixels it does not flag
+        values, raster = clear_values(path)
+    elif detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels
         from hsad.io.emit import clear_pixels
 
         values, raster = clear_pixels(path, cube.attrs.get("source_path")), None

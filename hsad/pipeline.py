@@ -60,15 +60,26 @@ def make_detector(method: str | None = None, params: dict | None = None,
 
 
 def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | None = None,
-                 valid_mask=None) -> xr.DataArray:
+                 valid_mask=None, exclude_quality=None) -> xr.DataArray:
     """The part of ``cube`` to analyse, lazily: the bands chosen by ``bands``
     (:func:`hsad.select_bands` keywords), ``nodata`` replacing the header's, and the pixels
-    outside ``valid_mask`` set to nodata (:mod:`hsad.nodata`)."""
+    outside ``valid_mask`` set to nodata (:mod:`hsad.nodata`); for an EnMAP product, also
+    those its quality layers flag with one of ``exclude_quality`` (flag names, or their
+    comma-separated list; ``()`` or ``"none"``: none, without the cloud-cover warning that
+    None gives, :mod:`hsad.io.enmap`)."""
     from hsad.bands import select_bands
+    from hsad.io.enmap import parse_flags, quality_valid, warn_cover
     from hsad.nodata import apply_valid_mask, set_nodata
 
+    if isinstance(exclude_quality, str):
+        exclude_quality = parse_flags(exclude_quality)
     cube = select_bands(cube, **(bands or {}))
-    return apply_valid_mask(set_nodata(cube, nodata), valid_mask)
+    cube = apply_valid_mask(set_nodata(cube, nodata), valid_mask)
+    if exclude_quality is None:
+        if cube.attrs.get("source_format") == "enmap":
+            warn_cover(cube)
+        return cube
+    return apply_valid_mask(cube, quality_valid(cube, exclude_quality))
 
 
 def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:

@@ -36,10 +36,16 @@ def _hdf5_signature(fh) -> bool:
 
 
 def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
-    """Return ``"envi"``, ``"geotiff"``, ``"mat"``, ``"emit"`` or ``"prisma"`` for ``path``,
-    sniffing its bytes (``what`` the file is meant to be, for the error when it is none of
-    them)."""
+    """Return ``"envi"``, ``"geotiff"``, ``"mat"``, ``"emit"``, ``"prisma"`` or ``"enmap"``
+    for ``path``, sniffing its bytes (``what`` the file is meant to be, for the error when it
+    is none of them). An EnMAP product is named by its folder, its ``METADATA.XML`` or its
+    ``SPECTRAL_IMAGE`` file."""
     p = Path(path)
+    if what == "cube" and p.exists():
+        from hsad.io.enmap import is_enmap
+
+        if is_enmap(p):
+            return "enmap"
     _check_readable(p)
     with open(p, "rb") as fh:
         head = fh.read(512)
@@ -100,12 +106,12 @@ def open_cube(
     projwin_crs=None,
     window=None,
 ) -> xr.DataArray:
-    """Open an ENVI, GeoTIFF, MATLAB, EMIT or PRISMA cube lazily as a ``(y, x, band)``
+    """Open an ENVI, GeoTIFF, MATLAB, EMIT, PRISMA or EnMAP cube lazily as a ``(y, x, band)``
     DataArray.
 
     ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
-    the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`), or a PRISMA
-    product's spectrometers (:mod:`hsad.io.prisma`); ``apply_scale``
+    the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`), or a PRISMA or
+    EnMAP product's spectrometers (:mod:`hsad.io.prisma`, :mod:`hsad.io.enmap`); ``apply_scale``
     divides ENVI data by its ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize,
     ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS;
     for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
@@ -141,6 +147,10 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
         from hsad.io.prisma import open_prisma
 
         return open_prisma(path, chunks=chunks, key=key, window=window)
+    if fmt == "enmap":
+        from hsad.io.enmap import open_enmap
+
+        return open_enmap(path, chunks=chunks, key=key, window=window)
     from hsad.io.matlab import open_mat
 
     return open_mat(path, chunks=chunks, key=key, window=window)

@@ -1,0 +1,507 @@
+"""DLR EnMAP products, L1C (radiance) and L2A (surface reflectance), read as one cube.
+
+A product is a folder of files named ``ENMAP01-____L2A-DT…_V…-<PART>.<ext>``: the
+``METADATA.XML`` (root ``level_X``), the ``SPECTRAL_IMAGE`` (GeoTIFF, or ENVI BSQ/BIL/BIP
+with its header; ``_COG`` in the names of EOLab's cloud-optimised copies) and the quality
+layers ``QL_QUALITY_CLOUD`` … on the same grid. GDAL reads the image as DN; the
+wavelengths, the DN-to-physical gains and the detectors' band lists are in the XML alone.
+
+hsad reads the folder, its ``METADATA.XML`` or its ``SPECTRAL_IMAGE`` file as a lazy
+``(y, x, band)`` float32 cube, as the EnMAP-Box's import and SNAP's reader read it:
+
+- value = DN · ``GainOfBand`` + ``OffsetOfBand`` of the band; a DN equal to the product's
+  background value (the file's nodata, else ``specific/backgroundValue``, else −32768 for
+  L2A and 0 for L1C) is NaN;
+- bands in ascending wavelength; by default the VNIR's bands below the SWIR's first
+  wavelength and all the SWIR's (the EnMAP-Box's default for the 900–1000 nm overlap),
+  ``key="vnir"`` or ``"swir"``: one detector whole (``expectedChannelsList``);
+- a band the metadata's statistics show as filled with no data (mean −1000000, standard
+  deviation 0) is kept as a bad band.
+
+The quality layers are not applied on reading: :func:`quality_valid` gives the pixels none
+of the chosen flags marks (``cloud``, ``cloudshadow``, ``haze``, ``cirrus``, ``snow``,
+``water``, ``saturated``), as SNAP's EnMAP reader decodes them. L1B products (VNIR and
+SWIR in sensor geometry, not co-registered) are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+
+from hsad.errors import FileFormatError, ParameterError, UnsupportedError
+
+#: the product levels read, and what their values are
+LEVELS = {"L1C": "radiance (DN x GainOfBand + OffsetOfBand)",
+          "L2A": "surface reflectance (DN x GainOfBand + OffsetOfBand)"}
+#: ``key`` values
+KEYS = ("full", "vnir", "swir")
+#: background (no-data) DN by level, where neither the file nor the XML gives one
+BACKGROUND = {"L1C": 0.0, "L2A": -32768.0}
+#: larger XML files are not parsed (a product's is about 1 MB)
+MAX_XML_BYTES = 64 * 2**20
+#: quality flags: the layer that holds each, and its flagged values (SNAP's coding)
+FLAGS = {
+    "cloud": ("QL_QUALITY_CLOUD", lambda v: v == 1),
+    "cloudshadow": ("QL_QUALITY_CLOUDSHADOW", lambda v: v == 1),
+    "haze": ("QL_QUALITY_HAZE", lambda v: v == 1),
+    "cirrus": ("QL_QUALITY_CIRRUS", lambda v: (v >= 1) & (v <= 3)),  # thin, medium, thick
+    "snow": ("QL_QUALITY_SNOW", lambda v: v == 1),
+    "water": ("QL_QUALITY_CLASSES", lambda v: v == 2),  # 1 land, 2 water, 3 background
+    "saturated": ("QL_QUALITY_TESTFLAGS", lambda v: (v.astype(np.int64) & 0b110000) != 0),
+}
+#: the metadata's cover percentages (of the imaged swath), by flag
+COVER_TAGS = {"cloud": "cloudCover", "cloudshadow": "cloudShadow", "haze": "hazeCover",
+              "cirrus": "cirrusCover", "snow": "snowCover", "water": "waterCover"}
+_IMAGE_EXTS = (".tif", ".tiff", ".bsq", ".bil", ".bip")
+_NAMED_LEVEL = re.compile(r"^ENMAP\d*-_*(L1B|L1C|L2A)-", re.IGNORECASE)
+_PART = re.compile(r"^(?P<prefix>.+?)-(?P<part>METADATA|SPECTRAL_IMAGE|QL_[A-Z_]+?)"
+                   r"(?P<cog>_COG)?(?P<ext>\.[A-Za-z0-9]+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Band:
+    """The metadata of the product's image bands, in file order."""
+
+    wavelength: np.ndarray
+    fwhm: np.ndarray | None
+    gain: np.ndarray
+    offset: np.ndarray
+    empty: np.ndarray  # filled with no data, by the metadata's band statistics
+
+
+@dataclass(frozen=True)
+class Product:
+    """An EnMAP product: its metadata file and what it says."""
+
+    xml: Path
+    level: str
+    bands: Band
+    vnir: np.ndarray | None  # 0-based file bands of each detector
+    swir: np.ndarray | None
+    background: float | None
+    started: str | None
+    cover: dict
+
+    @property
+    def prefix(self) -> str:
+        return _PART.match(self.xml.name).group("prefix")
+
+    def layer(self, part: str) -> Path | None:
+        """The product's file of ``part`` (``SPECTRAL_IMAGE``, ``QL_QUALITY_CLOUD``…), in
+        any delivered format and spelling, or None."""
+        found = []
+        for entry in self.xml.parent.iterdir():
+            m = _PART.match(entry.name)
+            if (m and m.group("prefix") == self.prefix and m.group("part").upper() == part
+                    and m.group("ext").lower() in _IMAGE_EXTS and entry.is_file()):
+                found.append(entry)
+        return min(found, key=lambda p: (p.suffix.lower() != ".tif", p.name)) if found else None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _head(xml: Path) -> bytes:
+    """The first 64 KiB of a file (its root element and ``base/level`` lie there)."""
+    try:
+        with open(xml, "rb") as fh:
+            return fh.read(65536)
+    except OSError:
+        return b""
+
+
+def _root_tag(head: bytes) -> str | None:
+    """The root element's name of an XML document's ``head``, or None."""
+    m = re.search(rb"<([A-Za-z_][\w.:-]*)[\s>/]", re.sub(rb"<[?!][^>]*>", b"", head))
+    return _local(m.group(1).decode("ascii", "replace")) if m else None
+
+
+def _level_hint(xml: Path, head: bytes) -> str | None:
+    """The product level the metadata's ``<level>`` or the product's name gives."""
+    m = re.search(rb"<(?:\w+:)?level>\s*(\w+)\s*<", head)
+    if m:
+        return m.group(1).decode("ascii", "replace").upper()
+    m = _NAMED_LEVEL.match(xml.name)
+    return m.group(1).upper() if m else None
+
+
+def metadata_of(path: str | os.PathLike) -> Path | None:
+    """The ``METADATA.XML`` of the EnMAP product ``path`` names (the folder, the XML, or its
+    ``SPECTRAL_IMAGE`` file), or None when ``path`` is none of them."""
+    p = Path(path)
+    if p.is_dir():
+        found = [e for e in p.iterdir() if _is_metadata(e)]
+        return found[0] if len(found) == 1 else None
+    m = _PART.match(p.name)
+    if m is None:
+        return None
+    part = m.group("part").upper()
+    if part == "METADATA":
+        return p if _is_metadata(p) else None
+    if part != "SPECTRAL_IMAGE":
+        return None
+    for suffix in (".XML", ".xml"):
+        xml = p.with_name(f"{m.group('prefix')}-METADATA{suffix}")
+        if _is_metadata(xml):
+            return xml
+    return None
+
+
+def _is_metadata(p: Path) -> bool:
+    """Whether ``p`` is an EnMAP product's metadata: ``…-METADATA.XML``, root ``level_X``,
+    a level in it or in the product's name (else a sidecar only, :mod:`hsad.io.sidecar_xml`)."""
+    m = _PART.match(p.name)
+    if not (m is not None and m.group("part").upper() == "METADATA" and p.is_file()
+            and m.group("ext").lower() == ".xml"):
+        return False
+    head = _head(p)
+    return _root_tag(head) == "level_X" and _level_hint(p, head) is not None
+
+
+def product_files(path: str | os.PathLike) -> list[Path]:
+    """Every file of the EnMAP product ``path`` names (those named by its prefix)."""
+    xml = metadata_of(path)
+    if xml is None:
+        return []
+    prefix = _PART.match(xml.name).group("prefix") + "-"
+    return sorted(f for f in xml.parent.iterdir() if f.name.startswith(prefix) and f.is_file())
+
+
+def is_enmap(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an EnMAP product's folder, metadata or spectral image."""
+    return metadata_of(path) is not None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None and text.strip() else None
+    except ValueError:
+        return None
+
+
+def _channels(root: ET.Element, detector: str, bands: int, xml) -> np.ndarray | None:
+    """0-based file bands of ``detector`` (``vnir``/``swir``) from ``expectedChannelsList``."""
+    for element in root.iter():
+        if _local(element.tag) == f"{detector}ProductQuality":
+            for child in element:
+                if _local(child.tag) == "expectedChannelsList" and child.text:
+                    try:
+                        numbers = np.array([int(v) for v in child.text.split(",") if v.strip()])
+                    except ValueError:
+                        raise FileFormatError(f"EnMAP {detector} expectedChannelsList is not a "
+                                              f"list of band numbers: {child.text[:60]!r}",
+                                              xml) from None
+                    if numbers.size == 0 or numbers.min() < 1 or numbers.max() > bands:
+                        raise FileFormatError(f"EnMAP {detector} expectedChannelsList names "
+                                              f"bands outside 1-{bands}", xml)
+                    return numbers - 1
+    return None
+
+
+def read_product(path: str | os.PathLike) -> Product:
+    """The metadata of the EnMAP product ``path`` names (folder, XML or spectral image)."""
+    xml = metadata_of(path)
+    if xml is None:
+        raise FileFormatError("not an EnMAP product (no ENMAP…-METADATA.XML with a level_X "
+                              "root beside it)", path)
+    if xml.stat().st_size > MAX_XML_BYTES:
+        raise FileFormatError(f"EnMAP metadata larger than {MAX_XML_BYTES >> 20} MiB", xml)
+    try:
+        root = ET.parse(xml).getroot()
+    except ET.ParseError as exc:
+        raise FileFormatError(f"EnMAP metadata is not readable XML ({exc})", xml) from None
+    level = started = background = None
+    cover, characterised, statistics = {}, [], {}
+    for element in root.iter():
+        name = _local(element.tag)
+        if name == "level" and level is None and (element.text or "").strip():
+            level = element.text.strip().upper()
+        elif name == "startTime" and started is None:
+            started = (element.text or "").strip() or None
+        elif name == "backgroundValue" and background is None:
+            background = _number(element.text)
+        elif name in COVER_TAGS.values() and name not in cover:
+            cover[name] = _number(element.text)
+        elif name == "bandCharacterisation":
+            characterised = [b for b in element if _local(b.tag) == "bandID"]
+        elif name == "bandStatistics":
+            for b in element:
+                fields = {_local(c.tag): _number(c.text) for c in b}
+                statistics[b.get("number")] = fields
+    level = level or _level_hint(xml, b"")
+    if level == "L1B":
+        raise UnsupportedError(
+            "an EnMAP L1B product: its VNIR and SWIR images are in sensor geometry and not "
+            "co-registered; hsad reads L1C and L2A products (or open one …-SPECTRAL_IMAGE_VNIR "
+            "file itself, as DN without georeference)", xml)
+    if level not in LEVELS:
+        raise UnsupportedError(f"an EnMAP product of level {level or 'unknown'}: hsad reads "
+                               "L1C and L2A", xml)
+    bands = _band_table(characterised, statistics, xml)
+    n = bands.wavelength.size
+    return Product(xml=xml, level=level, bands=bands, vnir=_channels(root, "vnir", n, xml),
+                   swir=_channels(root, "swir", n, xml), background=background,
+                   started=started,
+                   cover={flag: cover[tag] for flag, tag in COVER_TAGS.items()
+                          if cover.get(tag) is not None})
+
+
+def _band_table(characterised: list, statistics: dict, xml) -> Band:
+    """The bands' wavelength, width, gain, offset and emptiness, in band-number order."""
+    if not characterised:
+        raise FileFormatError("EnMAP metadata without bandCharacterisation", xml)
+    rows = []
+    for b in characterised:
+        fields = {_local(c.tag): _number(c.text) for c in b}
+        number = _number(b.get("number"))
+        rows.append((number, fields.get("wavelengthCenterOfBand"), fields.get("FWHMOfBand"),
+                     fields.get("GainOfBand"), fields.get("OffsetOfBand"),
+                     statistics.get(b.get("number"), {})))
+    numbers = [r[0] for r in rows]
+    if any(v is None for v in numbers) or sorted(numbers) != list(range(1, len(rows) + 1)):
+        raise FileFormatError("EnMAP bandCharacterisation does not number its bands 1 to "
+                              f"{len(rows)}", xml)
+    rows.sort(key=lambda r: r[0])
+    for what, at in (("wavelengthCenterOfBand", 1), ("GainOfBand", 3)):
+        bad = [int(r[0]) for r in rows if r[at] is None or not np.isfinite(r[at])]
+        if bad:
+            raise FileFormatError(f"EnMAP band {bad[0]} has no {what}", xml)
+    fwhm = [r[2] for r in rows]
+    stats = [r[5] for r in rows]
+    empty = np.array([s.get("stdDeviation") == 0 and (s.get("mean") or 0) <= -999999
+                      for s in stats])
+    return Band(wavelength=np.array([r[1] for r in rows]),
+                fwhm=None if any(v is None for v in fwhm) else np.array(fwhm),
+                gain=np.array([r[3] for r in rows]),
+                offset=np.array([r[4] or 0.0 for r in rows]), empty=empty)
+
+
+def band_order(product: Product, key: str | None) -> np.ndarray:
+    """0-based file bands of the cube ``key`` asks for, in ascending wavelength."""
+    key = (key or "full").lower()
+    if key not in KEYS:
+        raise ParameterError(f"an EnMAP product's cube is full, vnir or swir, not {key!r}",
+                             product.xml)
+    wl = product.bands.wavelength
+    if product.vnir is None or product.swir is None:
+        if key != "full":
+            raise FileFormatError("EnMAP metadata without the detectors' expectedChannelsList: "
+                                  f"--key {key} cannot be read", product.xml)
+        picked = np.arange(wl.size)
+    elif key == "vnir":
+        picked = product.vnir
+    elif key == "swir":
+        picked = product.swir
+    else:  # the VNIR below the SWIR's range, then the SWIR
+        first = wl[product.swir].min()
+        picked = np.concatenate([product.vnir[wl[product.vnir] < first], product.swir])
+    picked = np.unique(picked)
+    return picked[np.argsort(wl[picked], kind="stable")]
+
+
+def _open_layer(path: Path, chunks, window) -> xr.DataArray:
+    """A product file as its format's reader reads it (GeoTIFF, or ENVI with a header)."""
+    from hsad.io.envi_header import find_header
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        from hsad.io.geotiff import open_geotiff
+
+        return open_geotiff(path, chunks=chunks, window=window)
+    if find_header(path) is not None:
+        from hsad.io.envi import open_envi
+
+        return open_envi(path, chunks=chunks, window=window)
+    raise UnsupportedError("an EnMAP file that is neither a GeoTIFF nor ENVI data with a "
+                           "header (a JPEG2000 delivery: order GeoTIFF, or convert it with "
+                           "gdal_translate)", path)
+
+
+class _PhysicalView:
+    """Array-like ``(y, x, band)`` float32 view of an image's lazy DN ``raw`` (rows, cols,
+    file bands): the file bands ``order``, DN · gain + offset, NaN where a DN is the
+    ``background`` value. A window of it reads only that window of the image: the slice
+    of ``raw`` is computed here, where dask fuses it into the image reader's own read
+    (an elementwise dask operation on ``raw`` would read whole chunks for any slice)."""
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, raw, order, gain, offset, background):
+        self.raw, self.order = raw, np.asarray(order)
+        self.gain, self.offset = gain.astype(np.float32), offset.astype(np.float32)
+        self.background = background
+        self.shape = (raw.shape[0], raw.shape[1], self.order.size)
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        spans, picks = [], []  # rows and columns: the span read, then what is kept of it
+        for k, n in zip(key[:2], self.shape[:2], strict=True):
+            if isinstance(k, slice):
+                spans.append(k)
+                picks.append(slice(None))
+                continue
+            at = np.arange(n)[k]
+            lo = int(at.min()) if at.size else 0
+            spans.append(slice(lo, int(at.max()) + 1 if at.size else 0))
+            picks.append(at - lo)
+        bands = np.arange(self.order.size)[key[2]]
+        picked = self.order[np.atleast_1d(bands)]
+        dn = np.asarray(self.raw[spans[0], spans[1], picked].compute(scheduler="sync"))
+        out = np.multiply(dn, self.gain[np.atleast_1d(bands)], dtype=np.float32)
+        out += self.offset[np.atleast_1d(bands)]
+        if self.background is not None:
+            out[dn == self.background] = np.nan
+        axis = 0
+        for pick in picks:  # one axis at a time, as numpy indexes one array each
+            if not isinstance(pick, slice):
+                out = np.take(out, pick, axis=axis)
+            axis += not (isinstance(pick, np.ndarray) and pick.ndim == 0)
+        return out[..., 0] if np.ndim(bands) == 0 else out
+
+
+def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
+               window=None) -> xr.DataArray:
+    """An EnMAP product's cube, lazily, in physical units (module docstring); ``key``:
+    ``full`` (default), ``vnir`` or ``swir``; ``window`` (a :class:`hsad.subset.Window`)
+    reads only that window."""
+    from hsad.cube import make_cube
+    from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
+    from hsad.subset import WINDOW_ATTR
+
+    product = read_product(path)
+    image = product.layer("SPECTRAL_IMAGE")
+    if image is None:
+        raise FileFormatError(f"the EnMAP product's spectral image ({product.prefix}-"
+                              "SPECTRAL_IMAGE.TIF or .BSQ/.BIL/.BIP) is missing", product.xml)
+    base = _open_layer(image, chunks, window)
+    n = product.bands.wavelength.size
+    if base.sizes["band"] != n:
+        raise FileFormatError(f"has {base.sizes['band']} bands but its metadata describes {n}",
+                              image)
+    order = band_order(product, key)
+    background = base.attrs.get("nodata")
+    if background is None or not np.isfinite(background):
+        background = (product.background if product.background is not None
+                      else BACKGROUND[product.level])
+    if np.issubdtype(base.dtype, np.integer):
+        info = np.iinfo(base.dtype)
+        background = background if info.min <= background <= info.max else None
+    b = product.bands
+    view = _PhysicalView(base.data, order, b.gain[order], b.offset[order], background)
+    data = da.from_array(view, chunks=base.data.chunks[:2] + (order.size,), asarray=False,
+                         meta=np.empty((0, 0, 0), np.float32),  # fancy: slices fuse into reads
+                         name="enmap-" + tokenize(base.data.name, order, background))
+    attrs = {k: base.attrs[k] for k in (WINDOW_ATTR, SENSOR_ATTR) if k in base.attrs}
+    attrs.update({"enmap_level": product.level, "enmap_key": (key or "full").lower(),
+                  "enmap_metadata": str(product.xml), "product": product.prefix,
+                  "units": LEVELS[product.level], "enmap_cover": dict(product.cover)})
+    if product.started:
+        attrs["acquisition_start"] = product.started
+    return make_cube(data, transform=base.rio.transform(), crs=base.rio.crs, nodata=np.nan,
+                     wavelength=b.wavelength[order],
+                     fwhm=None if b.fwhm is None else b.fwhm[order],
+                     good_band=~b.empty[order], source_format="enmap",
+                     source_path=str(product.xml), attrs=attrs)
+
+
+def parse_flags(text: str | None) -> tuple[str, ...] | None:
+    """``cloud,cloudshadow`` as a tuple of flags; ``none`` as (); None as None."""
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in FLAGS]
+    if unknown or not names:
+        raise ParameterError(f"--exclude-quality takes none or flags among "
+                             f"{', '.join(FLAGS)}; not {', '.join(unknown) or repr(text)}")
+    return names
+
+
+def layer_flag(path: str | os.PathLike) -> str | None:
+    """The flag an EnMAP quality-layer file holds (``QL_QUALITY_CLOUD…`` → ``cloud``), None
+    for any other file."""
+    m = _PART.match(Path(path).name)
+    part = m.group("part").upper() if m else ""
+    return next((flag for flag, (layer, _) in FLAGS.items() if layer == part), None)
+
+
+def clear_values(path: str | os.PathLike) -> tuple[np.ndarray, xr.DataArray]:
+    """An EnMAP quality layer as a mask: 1 where its flag is not set, 0 where it is, NaN on
+    its nodata; and the layer's raster (georeference)."""
+    from hsad.io.maps import read_single_band
+
+    flag = layer_flag(path)
+    if flag is None:
+        raise ParameterError("not an EnMAP quality layer", path)
+    values, raster = read_single_band(path, what=f"EnMAP {flag} layer")
+    known = np.isfinite(values)
+    flagged = np.zeros(values.shape, bool)
+    flagged[known] = FLAGS[flag][1](values[known])
+    return np.where(known, (~flagged).astype(np.float64), np.nan), raster
+
+
+def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
+    """(y, x) bool map of ``cube``'s pixels that none of ``flags`` marks, from the quality
+    layers of the EnMAP product it was read from (cut to its window); None for no flags."""
+    from hsad.subset import on_scene_grid
+
+    if not flags:
+        return None
+    xml = cube.attrs.get("enmap_metadata")
+    if cube.attrs.get("source_format") != "enmap" or not xml:
+        raise ParameterError("--exclude-quality applies to EnMAP products (read from their "
+                             "folder, METADATA.XML or SPECTRAL_IMAGE); give --valid-mask for "
+                             "other scenes", cube.attrs.get("source_path"))
+    product = read_product(xml)
+    valid = np.ones((cube.sizes["y"], cube.sizes["x"]), bool)
+    for flag in flags:
+        layer = product.layer(FLAGS[flag][0])
+        if layer is None:
+            raise FileFormatError(f"the EnMAP product has no {FLAGS[flag][0]} layer for "
+                                  f"--exclude-quality {flag}", xml)
+        values, raster = clear_values(layer)
+        valid &= on_scene_grid(np.nan_to_num(values, nan=1.0), raster, cube,
+                               f"EnMAP {flag} layer", layer) != 0
+    return valid
+
+
+def cover_note(cube: xr.DataArray, threshold: float = 1.0) -> str | None:
+    """A line telling how much of an EnMAP scene its metadata flags as cloud or cloud
+    shadow, when that is at least ``threshold`` % (None otherwise)."""
+    cover = cube.attrs.get("enmap_cover") or {}
+    parts = [(flag, cover[flag]) for flag in ("cloud", "cloudshadow")
+             if (cover.get(flag) or 0) >= threshold]
+    if not parts:
+        return None
+    said = " and ".join(f"{v:g} % as {'cloud shadow' if f == 'cloudshadow' else f}"
+                        for f, v in parts)
+    return (f"the EnMAP metadata flags {said} (of the swath); those pixels are analysed: "
+            "--exclude-quality cloud,cloudshadow leaves them out, --exclude-quality none "
+            "keeps them without this warning")
+
+
+def warn_cover(cube: xr.DataArray) -> None:
+    """Warn with :func:`cover_note` (stacklevel for the caller's caller)."""
+    note = cover_note(cube)
+    if note:
+        warnings.warn(f"{cube.attrs.get('source_path')}: {note}", UserWarning, stacklevel=3)
+
+
+__all__ = ["FLAGS", "KEYS", "LEVELS", "clear_values", "cover_note", "is_enmap", "layer_flag",
+           "metadata_of", "open_enmap", "parse_flags", "product_files", "quality_valid",
+           "read_product"]
