@@ -62,14 +62,18 @@ def cube_files(path: str | os.PathLike) -> list[Path]:
 def input_files(path: str | os.PathLike) -> list[Path]:
     """An input and its companions: an ENVI header's data file, a data file's header (only
     when the file is read as ENVI: a MAT or GeoTIFF input's unrelated namesake ``.hdr`` is
-    no input)."""
+    no input), an EnMAP product's files."""
     from hsad.errors import HsadError
     from hsad.io import detect_format
+    from hsad.io.enmap import product_files
     from hsad.io.envi_header import find_data, find_header
 
     p = Path(path)
     out = [p]
     try:
+        product = product_files(p)
+        if product:
+            return out + product
         if p.suffix.lower() == ".hdr":
             other = find_data(p)
         else:

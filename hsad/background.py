@@ -146,10 +146,14 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     the pixels it does not flag (:func:`hsad.io.enmap.clear_values`). Another size, CRS or
     transform is a ParameterError."""
     from hsad.io import detect_format
-    from hsad.io.enmap import clear_values, layer_flag
+    from hsad.io.enmap import clear_values, is_pixel_mask, layer_flag
     from hsad.io.maps import read_single_band
     from hsad.subset import on_scene_grid
 
+    if is_pixel_mask(path):
+        raise ParameterError(f"is EnMAP's defective-pixel mask (one band per spectral band), "
+                             f"not a {what}; --exclude-quality applies the product's quality "
+                             "layers", path)
     if layer_flag(path) is not None:  # an EnMAP quality layer: the pixels it does not flag
         values, raster = clear_values(path)
     elif detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels

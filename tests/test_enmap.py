@@ -6,6 +6,7 @@ products")."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -281,6 +282,12 @@ def rewrite(xml, old, new, count=1):
     ("<level>L2A</level>", "<level>L0</level>", UnsupportedError, "level L0"),
     ("<GainOfBand>0.0001</GainOfBand>", "<GainOfBand></GainOfBand>", FileFormatError,
      "no GainOfBand"),
+    ("<OffsetOfBand>0</OffsetOfBand>", "<OffsetOfBand>nan</OffsetOfBand>", FileFormatError,
+     "band 1 OffsetOfBand is not a finite number: 'nan'"),
+    ("<FWHMOfBand>7.5</FWHMOfBand>", "<FWHMOfBand>wide</FWHMOfBand>", FileFormatError,
+     "band 1 FWHMOfBand is not a finite number"),
+    ('<bandID number="1"><wavelength', '<bandID number="1.5"><wavelength', FileFormatError,
+     "a band numbered '1.5'"),
     ('<bandID number="2"><wavelength', '<bandID number="7"><wavelength', FileFormatError,
      "does not number its bands"),
     ("<expectedChannelsList>1,", "<expectedChannelsList>0,", FileFormatError,
@@ -294,6 +301,16 @@ def test_bad_metadata_is_one_clear_error(product, old, new, error, message):
         open_cube(xml)
 
 
+@pytest.mark.parametrize("listed", ["", " ", ",,"])
+def test_an_empty_channel_list_is_named(product, listed):
+    xml = product[0]
+    text = xml.read_text()
+    xml.write_text(re.sub(r"(<vnirProductQuality><expectedChannelsList>)[^<]*",
+                          lambda m: m.group(1) + listed, text))
+    with pytest.raises(FileFormatError, match="vnir expectedChannelsList is empty"):
+        open_cube(xml)
+
+
 def test_a_missing_or_mismatched_image_is_named(tmp_path):
     xml = write_enmap(tmp_path / "a")[0]
     image_of(xml).unlink()
@@ -304,9 +321,10 @@ def test_a_missing_or_mismatched_image_is_named(tmp_path):
     xml.write_text(text.replace("</bandCharacterisation>", '<bandID number="71">'
                                 "<wavelengthCenterOfBand>2450</wavelengthCenterOfBand>"
                                 "<GainOfBand>1</GainOfBand></bandID></bandCharacterisation>"))
-    with pytest.warns(UserWarning, match="71 band centres for 70 bands"), \
-            pytest.raises(FileFormatError, match="has 70 bands but its metadata describes 71"):
-        open_cube(xml)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # one line: no sidecar warning first
+        with pytest.raises(FileFormatError, match="has 70 bands but its metadata describes 71"):
+            open_cube(xml)
 
 
 def test_cli_errors_are_one_line(product, tmp_path, capsys):
@@ -330,3 +348,71 @@ def test_other_files_are_not_taken_for_a_product(tmp_path):
     assert not is_enmap(desis) and not is_enmap(other)
     assert not is_enmap(xml.with_name(xml.name.replace("METADATA.XML", "QL_QUALITY_CLOUD.TIF")))
     assert read_product(xml.parent).level == "L2A"
+
+
+def test_detect_never_writes_over_the_product(product, tmp_path, capsys):
+    xml = product[0]
+    for target in (image_of(xml), xml.with_name(xml.name.replace(
+            "METADATA.XML", "QL_QUALITY_CLOUD.TIF"))):
+        line = one_error(["detect", xml.parent, "-m", "rx", "--exclude-quality", "cloud", "-o",
+                          target, "--overwrite"], capsys)
+        assert "-o would overwrite the input" in line
+    assert open_cube(xml).sizes["band"] == 65  # the product is whole
+
+
+def test_quality_layer_nodata_flags_nothing_by_either_path(tmp_path):
+    xml, layers = quality_product(tmp_path)
+    cloud = xml.with_name(xml.name.replace("METADATA.XML", "QL_QUALITY_CLOUD.TIF"))
+    with rasterio.open(cloud, "r+") as dst:
+        dst.nodata = 0  # a layer whose clear pixels are its nodata
+    by_flag = quality_valid(open_cube(xml), ("cloud",))
+    np.testing.assert_array_equal(by_flag, layers["CLOUD"] == 0)
+    cube = prepare_cube(open_cube(xml), valid_mask=cloud, exclude_quality="none")
+    np.testing.assert_array_equal(np.isnan(cube.values).all(axis=2)[2:, 2:],
+                                  layers["CLOUD"][2:, 2:] == 1)
+
+
+def test_a_defective_pixel_mask_is_no_valid_mask(product):
+    xml = product[0]
+    pixels = xml.with_name(xml.name.replace("METADATA.XML", "QL_PIXELMASK.TIF"))
+    with rasterio.open(pixels, "w", driver="GTiff", width=24, height=20, count=1,
+                       dtype="uint8", crs="EPSG:32633", transform=TRANSFORM) as dst:
+        dst.write(np.zeros((1, 20, 24), np.uint8))
+    with pytest.raises(ParameterError, match="defective-pixel mask"):
+        prepare_cube(open_cube(xml), valid_mask=pixels, exclude_quality="none")
+
+
+def test_folders_and_files_meant_as_products_say_what_is_wrong(tmp_path, capsys):
+    two = tmp_path / "two"
+    write_enmap(two)
+    write_enmap(two, level="L1C")
+    with pytest.raises(FileFormatError, match="holds 2 EnMAP products"):
+        open_cube(two)
+    broken = write_enmap(tmp_path / "broken")[0]
+    broken.write_text("")
+    for path in (broken, broken.parent):
+        with pytest.raises(FileFormatError, match="not EnMAP metadata"):
+            open_cube(path)
+    line = one_error(["info", broken.parent], capsys)
+    assert "is not EnMAP metadata" in line
+
+
+def test_jpeg2000_deliveries_are_refused_by_name(product):
+    xml = product[0]
+    image_of(xml).unlink()
+    jp2 = xml.with_name(xml.name.replace("METADATA.XML", "SPECTRAL_IMAGE.JP2"))
+    jp2.write_bytes(b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(100))  # JPEG 2000 signature
+    with pytest.raises(UnsupportedError, match="JPEG2000"):
+        open_cube(xml)
+
+
+def test_band_numbers_match_their_statistics_as_numbers(tmp_path):
+    xml = write_enmap(tmp_path, empty=[0])[0]
+    rewrite(xml, '<bandID number="1"><mean>', '<bandID number="01"><mean>')
+    assert not open_cube(xml)["good_band"].values[0]
+
+
+def test_the_level_is_the_base_level(product):
+    xml = product[0]
+    rewrite(xml, "<metadata>", "<metadata><level>L1B</level>")  # another element's level
+    assert open_cube(xml).attrs["enmap_level"] == "L2A"

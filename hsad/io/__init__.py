@@ -42,10 +42,13 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     ``SPECTRAL_IMAGE`` file."""
     p = Path(path)
     if what == "cube" and p.exists():
-        from hsad.io.enmap import is_enmap
+        from hsad.io.enmap import is_enmap, why_not_enmap
 
         if is_enmap(p):
             return "enmap"
+        problem = why_not_enmap(p)
+        if problem is not None:
+            raise FileFormatError(problem, p)
     _check_readable(p)
     with open(p, "rb") as fh:
         head = fh.read(512)

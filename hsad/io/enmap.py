@@ -39,16 +39,14 @@ import xarray as xr
 from dask.base import tokenize
 
 from hsad.errors import FileFormatError, ParameterError, UnsupportedError
+from hsad.io.sidecar_xml import MAX_XML_BYTES, local_name
 
-#: the product levels read, and what their values are
-LEVELS = {"L1C": "radiance (DN x GainOfBand + OffsetOfBand)",
-          "L2A": "surface reflectance (DN x GainOfBand + OffsetOfBand)"}
+#: the product levels read, and what their values (DN · GainOfBand + OffsetOfBand) are
+LEVELS = {"L1C": "radiance", "L2A": "surface reflectance"}
 #: ``key`` values
 KEYS = ("full", "vnir", "swir")
 #: background (no-data) DN by level, where neither the file nor the XML gives one
 BACKGROUND = {"L1C": 0.0, "L2A": -32768.0}
-#: larger XML files are not parsed (a product's is about 1 MB)
-MAX_XML_BYTES = 64 * 2**20
 #: quality flags: the layer that holds each, and its flagged values (SNAP's coding)
 FLAGS = {
     "cloud": ("QL_QUALITY_CLOUD", lambda v: v == 1),
@@ -62,7 +60,7 @@ FLAGS = {
 #: the metadata's cover percentages (of the imaged swath), by flag
 COVER_TAGS = {"cloud": "cloudCover", "cloudshadow": "cloudShadow", "haze": "hazeCover",
               "cirrus": "cirrusCover", "snow": "snowCover", "water": "waterCover"}
-_IMAGE_EXTS = (".tif", ".tiff", ".bsq", ".bil", ".bip")
+_IMAGE_EXTS = (".tif", ".tiff", ".bsq", ".bil", ".bip", ".jp2", ".j2k")
 _NAMED_LEVEL = re.compile(r"^ENMAP\d*-_*(L1B|L1C|L2A)-", re.IGNORECASE)
 _PART = re.compile(r"^(?P<prefix>.+?)-(?P<part>METADATA|SPECTRAL_IMAGE|QL_[A-Z_]+?)"
                    r"(?P<cog>_COG)?(?P<ext>\.[A-Za-z0-9]+)$", re.IGNORECASE)
@@ -108,10 +106,6 @@ class Product:
         return min(found, key=lambda p: (p.suffix.lower() != ".tif", p.name)) if found else None
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def _head(xml: Path) -> bytes:
     """The first 64 KiB of a file (its root element and ``base/level`` lie there)."""
     try:
@@ -124,7 +118,7 @@ def _head(xml: Path) -> bytes:
 def _root_tag(head: bytes) -> str | None:
     """The root element's name of an XML document's ``head``, or None."""
     m = re.search(rb"<([A-Za-z_][\w.:-]*)[\s>/]", re.sub(rb"<[?!][^>]*>", b"", head))
-    return _local(m.group(1).decode("ascii", "replace")) if m else None
+    return local_name(m.group(1).decode("ascii", "replace")) if m else None
 
 
 def _level_hint(xml: Path, head: bytes) -> str | None:
@@ -169,6 +163,31 @@ def _is_metadata(p: Path) -> bool:
     return _root_tag(head) == "level_X" and _level_hint(p, head) is not None
 
 
+def why_not_enmap(path: str | os.PathLike) -> str | None:
+    """Why ``path``, meant as an EnMAP product (a folder holding ``ENMAP…-METADATA.XML``, or
+    such a file), cannot be read as one; None when it is one or is not meant as one."""
+    p = Path(path)
+    if p.is_dir():
+        named = sorted(e for e in p.iterdir() if _named_metadata(e))
+        products = [e for e in named if _is_metadata(e)]
+        if len(products) > 1:
+            return (f"the folder holds {len(products)} EnMAP products "
+                    f"({', '.join(e.name for e in products[:3])}): give one's METADATA.XML")
+        if named and not products:
+            return f"{named[0].name} is not EnMAP metadata (no level_X root with a level)"
+        return None
+    if _named_metadata(p) and not _is_metadata(p):
+        return "not EnMAP metadata (no level_X root with a level in its first 64 KiB)"
+    return None
+
+
+def _named_metadata(p: Path) -> bool:
+    """Whether ``p`` is named as an EnMAP product's metadata (``ENMAP…-METADATA.XML``)."""
+    m = _PART.match(p.name)
+    return (m is not None and m.group("part").upper() == "METADATA"
+            and m.group("ext").lower() == ".xml" and p.name.upper().startswith("ENMAP"))
+
+
 def product_files(path: str | os.PathLike) -> list[Path]:
     """Every file of the EnMAP product ``path`` names (those named by its prefix)."""
     xml = metadata_of(path)
@@ -190,19 +209,33 @@ def _number(text: str | None) -> float | None:
         return None
 
 
+def _finite(text: str | None, what: str, xml) -> float | None:
+    """``text`` as a finite number; None when absent or empty; FileFormatError otherwise."""
+    if text is None or not text.strip():
+        return None
+    value = _number(text)
+    if value is None or not np.isfinite(value):
+        raise FileFormatError(f"EnMAP {what} is not a finite number: {text.strip()[:40]!r}", xml)
+    return value
+
+
 def _channels(root: ET.Element, detector: str, bands: int, xml) -> np.ndarray | None:
     """0-based file bands of ``detector`` (``vnir``/``swir``) from ``expectedChannelsList``."""
     for element in root.iter():
-        if _local(element.tag) == f"{detector}ProductQuality":
+        if local_name(element.tag) == f"{detector}ProductQuality":
             for child in element:
-                if _local(child.tag) == "expectedChannelsList" and child.text:
+                if local_name(child.tag) == "expectedChannelsList":
+                    text = child.text or ""
                     try:
-                        numbers = np.array([int(v) for v in child.text.split(",") if v.strip()])
+                        numbers = np.array([int(v) for v in text.split(",") if v.strip()])
                     except ValueError:
                         raise FileFormatError(f"EnMAP {detector} expectedChannelsList is not a "
-                                              f"list of band numbers: {child.text[:60]!r}",
+                                              f"list of band numbers: {text[:60]!r}",
                                               xml) from None
-                    if numbers.size == 0 or numbers.min() < 1 or numbers.max() > bands:
+                    if numbers.size == 0:
+                        raise FileFormatError(f"EnMAP {detector} expectedChannelsList is empty",
+                                              xml)
+                    if numbers.min() < 1 or numbers.max() > bands:
                         raise FileFormatError(f"EnMAP {detector} expectedChannelsList names "
                                               f"bands outside 1-{bands}", xml)
                     return numbers - 1
@@ -221,24 +254,25 @@ def read_product(path: str | os.PathLike) -> Product:
         root = ET.parse(xml).getroot()
     except ET.ParseError as exc:
         raise FileFormatError(f"EnMAP metadata is not readable XML ({exc})", xml) from None
-    level = started = background = None
+    started = background = None
     cover, characterised, statistics = {}, [], {}
+    level = _level_of(root)
     for element in root.iter():
-        name = _local(element.tag)
-        if name == "level" and level is None and (element.text or "").strip():
-            level = element.text.strip().upper()
-        elif name == "startTime" and started is None:
+        name = local_name(element.tag)
+        if name == "startTime" and started is None:
             started = (element.text or "").strip() or None
         elif name == "backgroundValue" and background is None:
             background = _number(element.text)
         elif name in COVER_TAGS.values() and name not in cover:
             cover[name] = _number(element.text)
         elif name == "bandCharacterisation":
-            characterised = [b for b in element if _local(b.tag) == "bandID"]
+            characterised = [b for b in element if local_name(b.tag) == "bandID"]
         elif name == "bandStatistics":
             for b in element:
-                fields = {_local(c.tag): _number(c.text) for c in b}
-                statistics[b.get("number")] = fields
+                fields = {local_name(c.tag): _number(c.text) for c in b}
+                number = _number(b.get("number"))
+                if number is not None:
+                    statistics[int(number)] = fields
     level = level or _level_hint(xml, b"")
     if level == "L1B":
         raise UnsupportedError(
@@ -257,24 +291,36 @@ def read_product(path: str | os.PathLike) -> Product:
                           if cover.get(tag) is not None})
 
 
+def _level_of(root: ET.Element) -> str | None:
+    """``base/level`` (any ``level`` element when there is no ``base``), upper case."""
+    base = next((c for c in root if local_name(c.tag) == "base"), None)
+    for element in (base if base is not None else root.iter()):
+        if local_name(element.tag) == "level" and (element.text or "").strip():
+            return element.text.strip().upper()
+    return None
+
+
 def _band_table(characterised: list, statistics: dict, xml) -> Band:
     """The bands' wavelength, width, gain, offset and emptiness, in band-number order."""
     if not characterised:
         raise FileFormatError("EnMAP metadata without bandCharacterisation", xml)
     rows = []
     for b in characterised:
-        fields = {_local(c.tag): _number(c.text) for c in b}
         number = _number(b.get("number"))
-        rows.append((number, fields.get("wavelengthCenterOfBand"), fields.get("FWHMOfBand"),
-                     fields.get("GainOfBand"), fields.get("OffsetOfBand"),
-                     statistics.get(b.get("number"), {})))
+        if number is None or number != int(number):
+            raise FileFormatError(f"EnMAP bandCharacterisation has a band numbered "
+                                  f"{b.get('number')!r}", xml)
+        texts = {local_name(c.tag): c.text for c in b}
+        fields = [_finite(texts.get(tag), f"band {int(number)} {tag}", xml) for tag in
+                  ("wavelengthCenterOfBand", "FWHMOfBand", "GainOfBand", "OffsetOfBand")]
+        rows.append((int(number), *fields, statistics.get(int(number), {})))
     numbers = [r[0] for r in rows]
-    if any(v is None for v in numbers) or sorted(numbers) != list(range(1, len(rows) + 1)):
+    if sorted(numbers) != list(range(1, len(rows) + 1)):
         raise FileFormatError("EnMAP bandCharacterisation does not number its bands 1 to "
                               f"{len(rows)}", xml)
     rows.sort(key=lambda r: r[0])
     for what, at in (("wavelengthCenterOfBand", 1), ("GainOfBand", 3)):
-        bad = [int(r[0]) for r in rows if r[at] is None or not np.isfinite(r[at])]
+        bad = [r[0] for r in rows if r[at] is None]
         if bad:
             raise FileFormatError(f"EnMAP band {bad[0]} has no {what}", xml)
     fwhm = [r[2] for r in rows]
@@ -316,17 +362,20 @@ def _open_layer(path: Path, chunks, window) -> xr.DataArray:
 
     with open(path, "rb") as fh:
         head = fh.read(4)
+    if path.suffix.lower() in (".jp2", ".j2k"):
+        raise UnsupportedError("a JPEG2000 delivery: hsad reads EnMAP products delivered as "
+                               "GeoTIFF or ENVI; order GeoTIFF, or convert each file with "
+                               "gdal_translate to a GeoTIFF of the same name", path)
     if head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         from hsad.io.geotiff import open_geotiff
 
-        return open_geotiff(path, chunks=chunks, window=window)
+        return open_geotiff(path, chunks=chunks, window=window, sidecar=False)
     if find_header(path) is not None:
         from hsad.io.envi import open_envi
 
         return open_envi(path, chunks=chunks, window=window)
     raise UnsupportedError("an EnMAP file that is neither a GeoTIFF nor ENVI data with a "
-                           "header (a JPEG2000 delivery: order GeoTIFF, or convert it with "
-                           "gdal_translate)", path)
+                           "header", path)
 
 
 class _PhysicalView:
@@ -404,7 +453,8 @@ def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
     view = _PhysicalView(base.data, order, b.gain[order], b.offset[order], background)
     data = da.from_array(view, chunks=base.data.chunks[:2] + (order.size,), asarray=False,
                          meta=np.empty((0, 0, 0), np.float32),  # fancy: slices fuse into reads
-                         name="enmap-" + tokenize(base.data.name, order, background))
+                         name="enmap-" + tokenize(base.data.name, order, background,
+                                                  view.gain, view.offset))
     attrs = {k: base.attrs[k] for k in (WINDOW_ATTR, SENSOR_ATTR) if k in base.attrs}
     attrs.update({"enmap_level": product.level, "enmap_key": (key or "full").lower(),
                   "enmap_metadata": str(product.xml), "product": product.prefix,
@@ -432,6 +482,12 @@ def parse_flags(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def is_pixel_mask(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as an EnMAP ``QL_PIXELMASK`` (defective pixels per band)."""
+    m = _PART.match(Path(path).name)
+    return bool(m) and m.group("part").upper().startswith("QL_PIXELMASK")
+
+
 def layer_flag(path: str | os.PathLike) -> str | None:
     """The flag an EnMAP quality-layer file holds (``QL_QUALITY_CLOUD…`` → ``cloud``), None
     for any other file."""
@@ -441,8 +497,8 @@ def layer_flag(path: str | os.PathLike) -> str | None:
 
 
 def clear_values(path: str | os.PathLike) -> tuple[np.ndarray, xr.DataArray]:
-    """An EnMAP quality layer as a mask: 1 where its flag is not set, 0 where it is, NaN on
-    its nodata; and the layer's raster (georeference)."""
+    """An EnMAP quality layer as a mask: 0 where its flag is set, 1 elsewhere (its nodata
+    pixels flag nothing); and the layer's raster (georeference)."""
     from hsad.io.maps import read_single_band
 
     flag = layer_flag(path)
@@ -452,7 +508,7 @@ def clear_values(path: str | os.PathLike) -> tuple[np.ndarray, xr.DataArray]:
     known = np.isfinite(values)
     flagged = np.zeros(values.shape, bool)
     flagged[known] = FLAGS[flag][1](values[known])
-    return np.where(known, (~flagged).astype(np.float64), np.nan), raster
+    return (~flagged).astype(np.float64), raster
 
 
 def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
@@ -475,8 +531,7 @@ def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
             raise FileFormatError(f"the EnMAP product has no {FLAGS[flag][0]} layer for "
                                   f"--exclude-quality {flag}", xml)
         values, raster = clear_values(layer)
-        valid &= on_scene_grid(np.nan_to_num(values, nan=1.0), raster, cube,
-                               f"EnMAP {flag} layer", layer) != 0
+        valid &= on_scene_grid(values, raster, cube, f"EnMAP {flag} layer", layer) != 0
     return valid
 
 
@@ -503,5 +558,5 @@ def warn_cover(cube: xr.DataArray) -> None:
 
 
 __all__ = ["FLAGS", "KEYS", "LEVELS", "clear_values", "cover_note", "is_enmap", "layer_flag",
-           "metadata_of", "open_enmap", "parse_flags", "product_files", "quality_valid",
-           "read_product"]
+           "is_pixel_mask", "metadata_of", "open_enmap", "parse_flags", "product_files",
+           "quality_valid", "read_product", "why_not_enmap"]

@@ -258,11 +258,11 @@ def _band_tags(src, bands: list[int]) -> list[dict]:
     return [{k.lower(): v for k, v in src.tags(b).items()} for b in bands]
 
 
-def _spectral_metadata(src, bands: list[int]
+def _spectral_metadata(src, bands: list[int], sidecar: bool = True
                        ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """(wavelength nm, fwhm nm, bbl) of the file's data ``bands`` (numbers from 1; an alpha
-    band has none) from GDAL metadata, else band descriptions, else a sidecar XML
-    (:mod:`hsad.io.sidecar_xml`); None where absent. A dataset-level list may name the data
+    band has none) from GDAL metadata, else band descriptions, else (``sidecar``) a sidecar
+    XML (:mod:`hsad.io.sidecar_xml`); None where absent. A dataset-level list may name the data
     bands only or every band."""
     n = len(bands)
     tags = _band_tags(src, bands)
@@ -303,7 +303,7 @@ def _spectral_metadata(src, bands: list[int]
     names = [src.descriptions[b - 1] for b in bands]
     if wavelength is None and all(names):  # "Band 1 (450.000000 Nanometers)"
         wavelength = wavelengths_from_band_names(names)
-    if wavelength is None:  # EnMAP's and DESIS's METADATA.XML beside the image
+    if wavelength is None and sidecar:  # EnMAP's and DESIS's METADATA.XML beside the image
         found = sidecar_wavelengths(src.name, n)
         if found is not None:
             wavelength, fwhm_nm = found
@@ -389,7 +389,8 @@ def _nodata(src, bands: list[int], path: str) -> float | None:
     return one_nodata([src.nodatavals[b - 1] for b in bands], path)
 
 
-def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray:
+def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
+                 sidecar: bool = True) -> xr.DataArray:
     """Open a multi-band GeoTIFF as a lazy ``(y, x, band)`` cube.
 
     Each dask chunk reads its own ``(y, x)`` window with all bands. CRS, transform and
@@ -398,7 +399,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
     band, which is not a cube band) hold nodata: NaN, or the nodata value of an integer
     file that has one, other integer files being read as float (``attrs["file_mask"]``).
     ``window`` (an :class:`hsad.subset.Window`): only that window, read as a file of its own
-    (:mod:`hsad.io.window`).
+    (:mod:`hsad.io.window`). ``sidecar=False``: no wavelengths from a sidecar XML (a
+    product reader that reads that XML itself).
     """
     p = os.fspath(path)
     if not Path(p).is_file():
@@ -418,7 +420,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None) -> xr.DataAr
             crs, transform = src.crs, src.transform
             bands, mask, alpha = _data_bands(src)
             nodata = _nodata(src, bands, p)
-            wavelength, fwhm, good = _spectral_metadata(src, bands)
+            wavelength, fwhm, good = _spectral_metadata(src, bands, sidecar)
             names = ([src.descriptions[b - 1] for b in bands] if any(src.descriptions)
                      else None)
             interleave = _INTERLEAVE.get(getattr(src.interleaving, "value", "").lower(), "bsq")

@@ -33,7 +33,8 @@ def sidecar_of(image: str | Path) -> Path | None:
     return None
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
+    """An XML element's name without its namespace."""
     return tag.rsplit("}", 1)[-1]
 
 
@@ -54,7 +55,7 @@ def sidecar_wavelengths(image: str | Path,
         return None
     centres, widths = [], []
     for element in root.iter():
-        name = _local(element.tag)
+        name = local_name(element.tag)
         if name == _CENTRE:
             centres.append(element.text)
         elif name in _WIDTH:
@@ -72,4 +73,4 @@ def sidecar_wavelengths(image: str | Path,
     return wavelength, fwhm
 
 
-__all__ = ["sidecar_of", "sidecar_wavelengths"]
+__all__ = ["MAX_XML_BYTES", "local_name", "sidecar_of", "sidecar_wavelengths"]
