@@ -160,14 +160,25 @@ class Plan:
                 folder.rmdir()  # only if empty
 
 
+def _metadata(path, metadata_of) -> Path | None:
+    """The EnMAP metadata of an input, None for any other input (or one not readable)."""
+    try:
+        return metadata_of(path)
+    except OSError:
+        return None
+
+
 def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,
                  inputs: Iterable[str | os.PathLike | None] = (),
                  overwrite: bool = False) -> Plan:
     """Check ``outputs`` — ``(option, path or None, kind)`` with ``kind`` a key of
     :data:`FORMATS` — against ``inputs`` before any work; raise OutputError or return the
     :class:`Plan` of the files to be written."""
+    from hsad.io.enmap import is_product_name, metadata_of
+
     given = [p for p in inputs if p is not None]
     sources = [f for p in given for f in input_files(p)]
+    products = [xml for p in given if (xml := _metadata(p, metadata_of)) is not None]
     plan, seen = Plan(overwrite=overwrite), {}
     for option, path, kind in outputs:
         if path is None or str(path) == "":
@@ -186,6 +197,11 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
             if hit is not None:
                 raise OutputError(f"{option} would overwrite the input {hit}; inputs are never "
                                   f"replaced, even with --overwrite", file)
+            xml = next((x for x in products if is_product_name(file, x)), None)
+            if xml is not None:
+                raise OutputError(f"{option} is named as a file of the input EnMAP product "
+                                  f"{xml.name[:-len('-METADATA.XML')]}, which would then "
+                                  "read it; give another name", file)
             if os.path.lexists(file) and not overwrite:
                 raise OutputError("exists; give --overwrite to replace it", file)
             _check_folder(file)

@@ -360,6 +360,19 @@ def test_detect_never_writes_over_the_product(product, tmp_path, capsys):
     assert open_cube(xml).sizes["band"] == 65  # the product is whole
 
 
+def test_outputs_are_never_named_as_the_products_files(tmp_path, capsys):
+    xml = write_enmap(tmp_path / "p", fmt="bsq")[0]
+    for name in ("SPECTRAL_IMAGE.tif", "QL_PIXELMASK.TIF", "SPECTRAL_IMAGE_COG.TIF"):
+        line = one_error(["detect", xml.parent, "-m", "rx", "--exclude-quality", "none", "-o",
+                          xml.with_name(xml.name.replace("METADATA.XML", name))], capsys)
+        assert "is named as a file of the input EnMAP product" in line
+    scores = xml.with_name(xml.name.replace("METADATA.XML", "SCORES.tif"))
+    for _ in range(2):  # an output of the product's prefix is no input: rerun, overwrite
+        code, _, err = run_cli(["detect", xml.parent, "-m", "rx", "--exclude-quality", "none",
+                                "-o", scores, "--overwrite"], capsys)
+        assert code == 0, err
+
+
 def test_quality_layer_nodata_flags_nothing_by_either_path(tmp_path):
     xml, layers = quality_product(tmp_path)
     cloud = xml.with_name(xml.name.replace("METADATA.XML", "QL_QUALITY_CLOUD.TIF"))
@@ -395,6 +408,8 @@ def test_folders_and_files_meant_as_products_say_what_is_wrong(tmp_path, capsys)
             open_cube(path)
     line = one_error(["info", broken.parent], capsys)
     assert "is not EnMAP metadata" in line
+    with pytest.raises(FileFormatError, match="the EnMAP metadata beside it"):
+        open_cube(image_of(broken))
 
 
 def test_jpeg2000_deliveries_are_refused_by_name(product):
@@ -410,6 +425,13 @@ def test_band_numbers_match_their_statistics_as_numbers(tmp_path):
     xml = write_enmap(tmp_path, empty=[0])[0]
     rewrite(xml, '<bandID number="1"><mean>', '<bandID number="01"><mean>')
     assert not open_cube(xml)["good_band"].values[0]
+    rewrite(xml, '<bandID number="2"><mean>', '<bandID number="inf"><mean>')
+    assert open_cube(xml)["good_band"].values[1:].all()  # an unusable number: no statistics
+    for number in ("nan", "inf", "1e400"):
+        rewrite(xml, '<bandID number="3"><wavelength', f'<bandID number="{number}"><wavelength')
+        with pytest.raises(FileFormatError, match="a band numbered"):
+            open_cube(xml)
+        rewrite(xml, f'<bandID number="{number}"><wavelength', '<bandID number="3"><wavelength')
 
 
 def test_the_level_is_the_base_level(product):

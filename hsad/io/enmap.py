@@ -61,6 +61,8 @@ FLAGS = {
 COVER_TAGS = {"cloud": "cloudCover", "cloudshadow": "cloudShadow", "haze": "hazeCover",
               "cirrus": "cirrusCover", "snow": "snowCover", "water": "waterCover"}
 _IMAGE_EXTS = (".tif", ".tiff", ".bsq", ".bil", ".bip", ".jp2", ".j2k")
+#: the parts of a product's file names after its prefix (the files outputs never replace)
+_OWN_PARTS = ("METADATA", "SPECTRAL_IMAGE", "QL_", "HISTORY", "LOG", "THUMBNAIL")
 _NAMED_LEVEL = re.compile(r"^ENMAP\d*-_*(L1B|L1C|L2A)-", re.IGNORECASE)
 _PART = re.compile(r"^(?P<prefix>.+?)-(?P<part>METADATA|SPECTRAL_IMAGE|QL_[A-Z_]+?)"
                    r"(?P<cog>_COG)?(?P<ext>\.[A-Za-z0-9]+)$", re.IGNORECASE)
@@ -178,6 +180,12 @@ def why_not_enmap(path: str | os.PathLike) -> str | None:
         return None
     if _named_metadata(p) and not _is_metadata(p):
         return "not EnMAP metadata (no level_X root with a level in its first 64 KiB)"
+    m = _PART.match(p.name)
+    if m and m.group("part").upper() == "SPECTRAL_IMAGE":  # its metadata beside it, broken
+        xml = next((x for x in (p.with_name(f"{m.group('prefix')}-METADATA{e}")
+                                for e in (".XML", ".xml")) if _named_metadata(x)), None)
+        if xml is not None and not _is_metadata(xml):
+            return f"the EnMAP metadata beside it, {xml.name}, is not EnMAP metadata"
     return None
 
 
@@ -188,13 +196,23 @@ def _named_metadata(p: Path) -> bool:
             and m.group("ext").lower() == ".xml" and p.name.upper().startswith("ENMAP"))
 
 
+def is_product_name(file: str | os.PathLike, xml: Path) -> bool:
+    """Whether ``file`` is named as a file of the product whose metadata is ``xml``: in its
+    folder, its prefix, then one of DLR's parts (``METADATA``, ``SPECTRAL_IMAGE…``,
+    ``QL_…``, ``HISTORY``, ``LOG``, ``THUMBNAIL``), whether it exists or not."""
+    file = Path(file)
+    prefix = _PART.match(xml.name).group("prefix") + "-"
+    rest = file.name[len(prefix):].upper() if file.name.startswith(prefix) else ""
+    return (rest.startswith(_OWN_PARTS)
+            and os.path.normcase(file.parent.resolve()) == os.path.normcase(xml.parent.resolve()))
+
+
 def product_files(path: str | os.PathLike) -> list[Path]:
-    """Every file of the EnMAP product ``path`` names (those named by its prefix)."""
+    """The existing files of the EnMAP product ``path`` names (:func:`is_product_name`)."""
     xml = metadata_of(path)
     if xml is None:
         return []
-    prefix = _PART.match(xml.name).group("prefix") + "-"
-    return sorted(f for f in xml.parent.iterdir() if f.name.startswith(prefix) and f.is_file())
+    return sorted(f for f in xml.parent.iterdir() if is_product_name(f, xml) and f.is_file())
 
 
 def is_enmap(path: str | os.PathLike) -> bool:
@@ -271,7 +289,7 @@ def read_product(path: str | os.PathLike) -> Product:
             for b in element:
                 fields = {local_name(c.tag): _number(c.text) for c in b}
                 number = _number(b.get("number"))
-                if number is not None:
+                if number is not None and np.isfinite(number) and number == int(number):
                     statistics[int(number)] = fields
     level = level or _level_hint(xml, b"")
     if level == "L1B":
@@ -307,7 +325,7 @@ def _band_table(characterised: list, statistics: dict, xml) -> Band:
     rows = []
     for b in characterised:
         number = _number(b.get("number"))
-        if number is None or number != int(number):
+        if number is None or not np.isfinite(number) or number != int(number):
             raise FileFormatError(f"EnMAP bandCharacterisation has a band numbered "
                                   f"{b.get('number')!r}", xml)
         texts = {local_name(c.tag): c.text for c in b}
@@ -557,6 +575,6 @@ def warn_cover(cube: xr.DataArray) -> None:
         warnings.warn(f"{cube.attrs.get('source_path')}: {note}", UserWarning, stacklevel=3)
 
 
-__all__ = ["FLAGS", "KEYS", "LEVELS", "clear_values", "cover_note", "is_enmap", "layer_flag",
-           "is_pixel_mask", "metadata_of", "open_enmap", "parse_flags", "product_files",
-           "quality_valid", "read_product", "why_not_enmap"]
+__all__ = ["FLAGS", "KEYS", "LEVELS", "clear_values", "cover_note", "is_enmap",
+           "is_pixel_mask", "is_product_name", "layer_flag", "metadata_of", "open_enmap",
+           "parse_flags", "product_files", "quality_valid", "read_product", "why_not_enmap"]
