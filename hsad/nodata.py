@@ -13,9 +13,11 @@ import os
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from hsad.cube import excluded_fill, nodata_for
 from hsad.errors import ParameterError
+from hsad.io.window import ComputedView
 
 
 def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
@@ -57,9 +59,26 @@ def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
         raise ParameterError("the valid mask excludes every pixel of the scene",
                              mask if isinstance(mask, (str, os.PathLike)) else None)
     dtype, fill = excluded_fill(cube.dtype, cube.attrs.get("nodata"))
-    data = cube.data.astype(dtype, copy=False)
-    keep = da.from_array(valid, chunks=data.chunks[:2])[:, :, None]
-    return cube.copy(data=da.where(keep, data, fill))
+    view = _MaskedView(cube.data, valid, dtype, fill)
+    data = da.from_array(view, chunks=cube.data.chunks, asarray=False,
+                         meta=np.empty((0, 0, 0), dtype),  # fancy: slices fuse into reads
+                         name="masked-" + tokenize(cube.data.name, valid, dtype, fill))
+    return cube.copy(data=data)
+
+
+class _MaskedView(ComputedView):
+    """``raw`` (y, x, band) as ``dtype``, ``fill`` where the (y, x) map ``valid`` is False;
+    windows read as :class:`hsad.io.window.ComputedView` reads them, so a sample of a
+    masked scene reads only its pixels."""
+
+    def __init__(self, raw, valid: np.ndarray, dtype, fill):
+        self.raw, self.valid, self.fill = raw, valid, fill
+        self.dtype, self.shape = np.dtype(dtype), tuple(raw.shape)
+
+    def _window(self, rows, cols, bands):
+        values = self._raw(rows, cols, bands).astype(self.dtype, copy=False)
+        kept = np.where(self.valid[rows, cols][:, :, None], values, self.fill)  # a new array
+        return kept.astype(self.dtype, copy=False)
 
 
 __all__ = ["apply_valid_mask", "set_nodata"]

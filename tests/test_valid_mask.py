@@ -180,3 +180,32 @@ def test_valid_mask_on_another_grid_or_as_output_is_refused(files, tmp_path, cap
     code, _, err = run_cli(["detect", files["scene"], "-m", "rx", "--valid-mask",
                             tmp_path / "missing.tif", "-o", tmp_path / "s.tif"], capsys)
     assert code == 2 and "valid mask file not found" in err
+
+
+def test_any_selection_of_a_masked_cube_equals_numpys():
+    x = _data(np.int16)
+    masked = apply_valid_mask(_cube(x, nodata=-1), VALID)
+    want = np.where(VALID[:, :, None], x, -1).astype(np.int16)
+    d = masked.data
+    assert d.dtype == np.int16
+    cases = [(d[3], want[3]), (d[:, 17], want[:, 17]), (d[2:9, 4, 3], want[2:9, 4, 3]),
+             (d[[1, 5, 3]], want[[1, 5, 3]]), (d[::-1, ::3], want[::-1, ::3]),
+             (d[2, 3, 1], want[2, 3, 1]), (d[:, :, [3, 1]], want[:, :, [3, 1]])]
+    for got, expected in cases:
+        np.testing.assert_array_equal(np.asarray(got), expected)
+    assert (x == _data(np.int16)).all()  # the cube's own array is never written
+
+
+def test_a_small_window_of_a_masked_file_reads_only_its_pixels(tmp_path, monkeypatch):
+    from reader_helpers import count_reads
+
+    from hsad.io import open_cube
+    from hsad.io.geotiff import WindowReader
+    from hsad.io.geotiff_writer import write_geotiff_cube
+
+    write_geotiff_cube(_cube(), tmp_path / "s.tif")
+    masked = apply_valid_mask(open_cube(tmp_path / "s.tif", chunks=16), VALID)
+    reads = count_reads(monkeypatch, WindowReader)
+    window = masked.data[1:5, 2:6].compute()  # an even sample's window: not the 16 x 16 tile
+    assert reads == [16]
+    assert np.isnan(window[1, 1]).all() and not np.isnan(window[0]).any()

@@ -40,6 +40,7 @@ from dask.base import tokenize
 
 from hsad.errors import FileFormatError, ParameterError, UnsupportedError
 from hsad.io.sidecar_xml import MAX_XML_BYTES, local_name
+from hsad.io.window import ComputedView
 
 #: the product levels read, and what their values (DN · GainOfBand + OffsetOfBand) are
 LEVELS = {"L1C": "radiance", "L2A": "surface reflectance"}
@@ -396,14 +397,11 @@ def _open_layer(path: Path, chunks, window) -> xr.DataArray:
                            "header", path)
 
 
-class _PhysicalView:
-    """Array-like ``(y, x, band)`` float32 view of an image's lazy DN ``raw`` (rows, cols,
-    file bands): the file bands ``order``, DN · gain + offset, NaN where a DN is the
-    ``background`` value. A window of it reads only that window of the image: the slice
-    of ``raw`` is computed here, where dask fuses it into the image reader's own read
-    (an elementwise dask operation on ``raw`` would read whole chunks for any slice)."""
+class _PhysicalView(ComputedView):
+    """The cube of an image's lazy DN ``raw`` (rows, cols, file bands): the file bands
+    ``order``, DN · gain + offset (float32), NaN where a DN is the ``background`` value;
+    windows read as :class:`hsad.io.window.ComputedView` reads them."""
 
-    ndim = 3
     dtype = np.dtype(np.float32)
 
     def __init__(self, raw, order, gain, offset, background):
@@ -412,32 +410,13 @@ class _PhysicalView:
         self.background = background
         self.shape = (raw.shape[0], raw.shape[1], self.order.size)
 
-    def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (3 - len(key))
-        spans, picks = [], []  # rows and columns: the span read, then what is kept of it
-        for k, n in zip(key[:2], self.shape[:2], strict=True):
-            if isinstance(k, slice):
-                spans.append(k)
-                picks.append(slice(None))
-                continue
-            at = np.arange(n)[k]
-            lo = int(at.min()) if at.size else 0
-            spans.append(slice(lo, int(at.max()) + 1 if at.size else 0))
-            picks.append(at - lo)
-        bands = np.arange(self.order.size)[key[2]]
-        picked = self.order[np.atleast_1d(bands)]
-        dn = np.asarray(self.raw[spans[0], spans[1], picked].compute(scheduler="sync"))
-        out = np.multiply(dn, self.gain[np.atleast_1d(bands)], dtype=np.float32)
-        out += self.offset[np.atleast_1d(bands)]
+    def _window(self, rows, cols, bands):
+        dn = self._raw(rows, cols, self.order[bands])
+        out = np.multiply(dn, self.gain[bands], dtype=np.float32)
+        out += self.offset[bands]
         if self.background is not None:
             out[dn == self.background] = np.nan
-        axis = 0
-        for pick in picks:  # one axis at a time, as numpy indexes one array each
-            if not isinstance(pick, slice):
-                out = np.take(out, pick, axis=axis)
-            axis += not (isinstance(pick, np.ndarray) and pick.ndim == 0)
-        return out[..., 0] if np.ndim(bands) == 0 else out
+        return out
 
 
 def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,

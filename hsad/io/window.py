@@ -84,6 +84,50 @@ class WindowView:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
+class ComputedView:
+    """Array-like ``(y, x, band)`` view whose values are computed from the same window of a
+    lazy dask array ``raw``. Each read computes that window of ``raw`` alone, where dask
+    fuses the slice into the file reader's own read, so a small sample reads only its
+    pixels; a dask operation on ``raw`` (``da.where``, ``map_blocks``) would read whole
+    chunks for any slice of its result. Subclasses set ``raw``, ``shape`` and ``dtype``, and
+    give :meth:`_window`."""
+
+    ndim = 3
+
+    def _window(self, rows: slice, cols: slice, bands: np.ndarray) -> np.ndarray:
+        """The view's values on ``rows`` × ``cols`` (slices) and ``bands`` (positions)."""
+        raise NotImplementedError
+
+    def _raw(self, rows: slice, cols: slice, bands) -> np.ndarray:
+        """``raw``'s values there (``bands`` positions; a run of them read as a slice)."""
+        bands = np.asarray(bands)
+        if bands.size and np.array_equal(bands, np.arange(bands[0], bands[0] + bands.size)):
+            bands = slice(int(bands[0]), int(bands[0]) + bands.size)
+        return np.asarray(self.raw[rows, cols, bands].compute(scheduler="sync"))
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        spans, picks = [], []  # rows and columns: the span computed, then what is kept of it
+        for k, n in zip(key[:2], self.shape[:2], strict=True):
+            if isinstance(k, slice):
+                spans.append(k)
+                picks.append(None)
+                continue
+            at = np.arange(n)[k]
+            lo = int(at.min()) if at.size else 0
+            spans.append(slice(lo, int(at.max()) + 1 if at.size else 0))
+            picks.append(at - lo)
+        bands = np.arange(self.shape[2])[key[2]]
+        out = self._window(spans[0], spans[1], np.atleast_1d(bands))
+        axis = 0
+        for pick in picks:  # one axis at a time, as numpy indexes one array each
+            if pick is not None:
+                out = np.take(out, pick, axis=axis)
+            axis += pick is None or pick.ndim > 0
+        return out[..., 0] if np.ndim(bands) == 0 else out
+
+
 def window_transform(transform: Affine | None, crs, window) -> Affine | None:
     """The transform of ``window`` (an :class:`hsad.subset.Window`) of a grid: GDAL's window
     transform for a georeferenced file, and none (the identity) for a file without one, as
@@ -95,4 +139,4 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
     return transform @ Affine.translation(window.col_off, window.row_off)
 
 
-__all__ = ["WindowView", "check_window", "window_attrs", "window_transform"]
+__all__ = ["ComputedView", "WindowView", "check_window", "window_attrs", "window_transform"]
