@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from bench_emit import run
+from bench_prisma import report
 
 VNIR_WL = np.linspace(418.2, 993.2, 91).round(3)
 SWIR_WL = np.linspace(902.5, 2445.5, 133).round(3)
@@ -137,18 +138,7 @@ def main(argv=None) -> None:
             ("XML + rasterio whole + spectral.rx",
              run([sys.executable, "-c", USUAL_WAY, str(folder), str(tmp / "usual.tif")])),
         ]
-        print(f"{'contender':38s} {'wall s':>8s} {'peak RSS GB':>12s}")
-        for name, (wall, peak) in results:
-            print(f"{name:38s} {wall:8.1f} {peak:12.2f}")
-        with rasterio.open(tmp / "hsad.tif") as a, rasterio.open(tmp / "usual.tif") as b:
-            ours, theirs = a.read(1).astype(np.float64), b.read(1).astype(np.float64)
-            same_grid = a.transform == b.transform and a.crs == b.crs
-        ok = np.isfinite(ours) & np.isfinite(theirs)
-        gap = np.max(np.abs(ours[ok] - theirs[ok])) / theirs[ok].mean()
-        print(f"same grid and CRS: {same_grid}; same NaN pixels: "
-              f"{np.array_equal(np.isnan(ours), np.isnan(theirs))}; largest score difference "
-              f"over the mean score: {gap:.2e} ({ok.sum():,} pixels)")
-
+        report(results, tmp / "hsad.tif", tmp / "usual.tif")
 
 if __name__ == "__main__":
     main()

@@ -114,19 +114,25 @@ def main(argv=None) -> None:
             ("h5py whole + spectral.rx + rasterio",
              run([sys.executable, "-c", USUAL_WAY, str(product), str(tmp / "usual.tif")])),
         ]
-        print(f"{'contender':38s} {'wall s':>8s} {'peak RSS GB':>12s}")
-        for name, (wall, peak) in results:
-            print(f"{name:38s} {wall:8.1f} {peak:12.2f}")
-        import rasterio
+        report(results, tmp / "hsad.tif", tmp / "usual.tif")
 
-        with rasterio.open(tmp / "hsad.tif") as a, rasterio.open(tmp / "usual.tif") as b:
-            ours, theirs = a.read(1).astype(np.float64), b.read(1).astype(np.float64)
-            same_grid = a.transform == b.transform and a.crs == b.crs
-        ok = np.isfinite(ours) & np.isfinite(theirs)
-        print(f"same grid and CRS: {same_grid}; largest score difference over the mean "
-              f"score: {np.max(np.abs(ours[ok] - theirs[ok]) / theirs[ok].mean()):.2e} "
-              f"({ok.sum():,} pixels)")
 
+def report(results, ours_path: Path, theirs_path: Path) -> None:
+    """Print each contender's wall time and peak RSS, and how its two maps compare: grid and
+    CRS, NaN pixels, and the largest score difference over the mean score."""
+    import rasterio
+
+    print(f"{'contender':38s} {'wall s':>8s} {'peak RSS GB':>12s}")
+    for name, (wall, peak) in results:
+        print(f"{name:38s} {wall:8.1f} {peak:12.2f}")
+    with rasterio.open(ours_path) as a, rasterio.open(theirs_path) as b:
+        ours, theirs = a.read(1).astype(np.float64), b.read(1).astype(np.float64)
+        same_grid = a.transform == b.transform and a.crs == b.crs
+    ok = np.isfinite(ours) & np.isfinite(theirs)
+    gap = np.max(np.abs(ours[ok] - theirs[ok])) / theirs[ok].mean()
+    print(f"same grid and CRS: {same_grid}; same NaN pixels: "
+          f"{np.array_equal(np.isnan(ours), np.isnan(theirs))}; largest score difference "
+          f"over the mean score: {gap:.2e} ({ok.sum():,} pixels)")
 
 if __name__ == "__main__":
     main()

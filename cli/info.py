@@ -139,14 +139,11 @@ def _text(info: dict) -> str:
         fmt += f" v{info['mat_version']} (cube {info['mat_key']!r}, ground truth {gt})"
     if "emit_key" in info:
         fmt += f" (cube {info['emit_key']!r})"
-    if "prisma_level" in info:
-        fmt += (f" L{info['prisma_level']} ({info['prisma_key']} cube, {info['units']}"
-                + (f", acquired {info['acquisition_start']}" if "acquisition_start" in info
-                   else "") + ")")
-    if "enmap_level" in info:
-        fmt += (f" {info['enmap_level']} ({info['enmap_key']} cube, {info['units']}"
-                + (f", acquired {info['acquisition_start']}" if "acquisition_start" in info
-                   else "") + ")")
+    for sensor, level_prefix in (("prisma", "L"), ("enmap", "")):  # a product's level
+        if f"{sensor}_level" in info:
+            fmt += (f" {level_prefix}{info[f'{sensor}_level']} ({info[f'{sensor}_key']} cube, "
+                    f"{info['units']}" + (f", acquired {info['acquisition_start']}"
+                                          if "acquisition_start" in info else "") + ")")
     lines = [
         ("file", info["file"]),
         ("format", fmt),

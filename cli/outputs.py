@@ -160,14 +160,6 @@ class Plan:
                 folder.rmdir()  # only if empty
 
 
-def _metadata(path, metadata_of) -> Path | None:
-    """The EnMAP metadata of an input, None for any other input (or one not readable)."""
-    try:
-        return metadata_of(path)
-    except OSError:
-        return None
-
-
 def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,
                  inputs: Iterable[str | os.PathLike | None] = (),
                  overwrite: bool = False) -> Plan:
@@ -178,7 +170,7 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
 
     given = [p for p in inputs if p is not None]
     sources = [f for p in given for f in input_files(p)]
-    products = [xml for p in given if (xml := _metadata(p, metadata_of)) is not None]
+    products = [xml for p in given if (xml := metadata_of(p)) is not None]
     plan, seen = Plan(overwrite=overwrite), {}
     for option, path, kind in outputs:
         if path is None or str(path) == "":

@@ -135,24 +135,29 @@ def _level_hint(xml: Path, head: bytes) -> str | None:
 
 def metadata_of(path: str | os.PathLike) -> Path | None:
     """The ``METADATA.XML`` of the EnMAP product ``path`` names (the folder, the XML, or its
-    ``SPECTRAL_IMAGE`` file), or None when ``path`` is none of them."""
+    ``SPECTRAL_IMAGE`` file), or None when ``path`` is none of them (or cannot be listed)."""
     p = Path(path)
-    if p.is_dir():
-        found = [e for e in p.iterdir() if _is_metadata(e)]
-        return found[0] if len(found) == 1 else None
+    try:
+        if p.is_dir():
+            found = [e for e in p.iterdir() if _is_metadata(e)]
+            return found[0] if len(found) == 1 else None
+    except OSError:
+        return None
     m = _PART.match(p.name)
     if m is None:
         return None
     part = m.group("part").upper()
     if part == "METADATA":
         return p if _is_metadata(p) else None
-    if part != "SPECTRAL_IMAGE":
-        return None
-    for suffix in (".XML", ".xml"):
-        xml = p.with_name(f"{m.group('prefix')}-METADATA{suffix}")
-        if _is_metadata(xml):
-            return xml
-    return None
+    return next((x for x in _metadata_beside(p, m) if _is_metadata(x)), None)
+
+
+def _metadata_beside(image: Path, m: re.Match) -> list[Path]:
+    """The metadata names of the spectral ``image`` (``m``: its name matched by ``_PART``);
+    none for another file."""
+    if m.group("part").upper() != "SPECTRAL_IMAGE":
+        return []
+    return [image.with_name(f"{m.group('prefix')}-METADATA{e}") for e in (".XML", ".xml")]
 
 
 def _is_metadata(p: Path) -> bool:
@@ -181,12 +186,10 @@ def why_not_enmap(path: str | os.PathLike) -> str | None:
         return None
     if _named_metadata(p) and not _is_metadata(p):
         return "not EnMAP metadata (no level_X root with a level in its first 64 KiB)"
-    m = _PART.match(p.name)
-    if m and m.group("part").upper() == "SPECTRAL_IMAGE":  # its metadata beside it, broken
-        xml = next((x for x in (p.with_name(f"{m.group('prefix')}-METADATA{e}")
-                                for e in (".XML", ".xml")) if _named_metadata(x)), None)
-        if xml is not None and not _is_metadata(xml):
-            return f"the EnMAP metadata beside it, {xml.name}, is not EnMAP metadata"
+    m = _PART.match(p.name)  # a spectral image whose metadata beside it is broken
+    xml = next((x for x in _metadata_beside(p, m) if _named_metadata(x)), None) if m else None
+    if xml is not None and not _is_metadata(xml):
+        return f"the EnMAP metadata beside it, {xml.name}, is not EnMAP metadata"
     return None
 
 
@@ -226,6 +229,13 @@ def _number(text: str | None) -> float | None:
         return float(text) if text is not None and text.strip() else None
     except ValueError:
         return None
+
+
+def _band_number(text: str | None) -> int | None:
+    """A ``bandID``'s ``number`` attribute as an int; None unless a finite whole number."""
+    number = _number(text)
+    return int(number) if number is not None and np.isfinite(number) \
+        and number == int(number) else None
 
 
 def _finite(text: str | None, what: str, xml) -> float | None:
@@ -288,10 +298,9 @@ def read_product(path: str | os.PathLike) -> Product:
             characterised = [b for b in element if local_name(b.tag) == "bandID"]
         elif name == "bandStatistics":
             for b in element:
-                fields = {local_name(c.tag): _number(c.text) for c in b}
-                number = _number(b.get("number"))
-                if number is not None and np.isfinite(number) and number == int(number):
-                    statistics[int(number)] = fields
+                number = _band_number(b.get("number"))
+                if number is not None:
+                    statistics[number] = {local_name(c.tag): _number(c.text) for c in b}
     level = level or _level_hint(xml, b"")
     if level == "L1B":
         raise UnsupportedError(
@@ -325,14 +334,14 @@ def _band_table(characterised: list, statistics: dict, xml) -> Band:
         raise FileFormatError("EnMAP metadata without bandCharacterisation", xml)
     rows = []
     for b in characterised:
-        number = _number(b.get("number"))
-        if number is None or not np.isfinite(number) or number != int(number):
+        number = _band_number(b.get("number"))
+        if number is None:
             raise FileFormatError(f"EnMAP bandCharacterisation has a band numbered "
                                   f"{b.get('number')!r}", xml)
         texts = {local_name(c.tag): c.text for c in b}
-        fields = [_finite(texts.get(tag), f"band {int(number)} {tag}", xml) for tag in
+        fields = [_finite(texts.get(tag), f"band {number} {tag}", xml) for tag in
                   ("wavelengthCenterOfBand", "FWHMOfBand", "GainOfBand", "OffsetOfBand")]
-        rows.append((int(number), *fields, statistics.get(int(number), {})))
+        rows.append((number, *fields, statistics.get(number, {})))
     numbers = [r[0] for r in rows]
     if sorted(numbers) != list(range(1, len(rows) + 1)):
         raise FileFormatError("EnMAP bandCharacterisation does not number its bands 1 to "
