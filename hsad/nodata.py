@@ -40,8 +40,22 @@ def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
     ``mask``: a raster on the scene's grid (GeoTIFF, ENVI or MAT; non-zero = valid, its own
     nodata = excluded), or a (y, x) bool array or DataArray (True = valid).
     """
-    if mask is None:
+    valid = valid_pixels(cube, mask)
+    if valid is None:
         return cube
+    dtype, fill = excluded_fill(cube.dtype, cube.attrs.get("nodata"))
+    view = _MaskedView(cube.data, valid, dtype, fill)
+    data = da.from_array(view, chunks=cube.data.chunks, asarray=False,
+                         meta=np.empty((0, 0, 0), dtype),  # fancy: slices fuse into reads
+                         name="masked-" + tokenize(cube.data.name, valid, dtype, fill))
+    return cube.copy(data=data)
+
+
+def valid_pixels(cube: xr.DataArray, mask) -> np.ndarray | None:
+    """``mask`` (as :func:`apply_valid_mask` takes it) as a (y, x) bool map of ``cube``'s
+    grid, True = valid; None for None. Several masks are one map ANDed, applied once."""
+    if mask is None:
+        return None
     shape = (cube.sizes["y"], cube.sizes["x"])
     if isinstance(mask, (str, os.PathLike)):
         from hsad.background import raster_mask
@@ -58,12 +72,7 @@ def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
     if not valid.any():
         raise ParameterError("the valid mask excludes every pixel of the scene",
                              mask if isinstance(mask, (str, os.PathLike)) else None)
-    dtype, fill = excluded_fill(cube.dtype, cube.attrs.get("nodata"))
-    view = _MaskedView(cube.data, valid, dtype, fill)
-    data = da.from_array(view, chunks=cube.data.chunks, asarray=False,
-                         meta=np.empty((0, 0, 0), dtype),  # fancy: slices fuse into reads
-                         name="masked-" + tokenize(cube.data.name, valid, dtype, fill))
-    return cube.copy(data=data)
+    return valid
 
 
 class _MaskedView(ComputedView):
@@ -81,4 +90,4 @@ class _MaskedView(ComputedView):
         return kept.astype(self.dtype, copy=False)
 
 
-__all__ = ["apply_valid_mask", "set_nodata"]
+__all__ = ["apply_valid_mask", "set_nodata", "valid_pixels"]

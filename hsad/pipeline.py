@@ -69,17 +69,23 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
     None gives, :mod:`hsad.io.enmap`)."""
     from hsad.bands import select_bands
     from hsad.io.enmap import parse_flags, quality_valid, warn_cover
-    from hsad.nodata import apply_valid_mask, set_nodata
+    from hsad.nodata import apply_valid_mask, set_nodata, valid_pixels
 
     if isinstance(exclude_quality, str):
         exclude_quality = parse_flags(exclude_quality)
-    cube = select_bands(cube, **(bands or {}))
-    cube = apply_valid_mask(set_nodata(cube, nodata), valid_mask)
+    cube = set_nodata(select_bands(cube, **(bands or {})), nodata)
+    valid = valid_pixels(cube, valid_mask)
     if exclude_quality is None:
         if cube.attrs.get("source_format") == "enmap":
             warn_cover(cube)
-        return cube
-    return apply_valid_mask(cube, quality_valid(cube, exclude_quality))
+    elif (clear := quality_valid(cube, exclude_quality)) is not None:
+        valid = clear if valid is None else valid & clear  # one mask, applied once
+        if not valid.any():
+            raise ParameterError(f"--exclude-quality {','.join(exclude_quality)}"
+                                 f"{' with the valid mask' if valid_mask is not None else ''}"
+                                 " excludes every pixel of the scene",
+                                 cube.attrs.get("source_path"))
+    return apply_valid_mask(cube, valid)
 
 
 def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:

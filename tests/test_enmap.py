@@ -219,6 +219,20 @@ def test_a_quality_layer_as_valid_mask_leaves_out_what_it_flags(tmp_path):
     np.testing.assert_array_equal(flagged, layers["CLOUD"][2:, 2:] == 1)
 
 
+def test_a_valid_mask_and_quality_flags_are_one_mask_applied_once(tmp_path):
+    xml, layers = quality_product(tmp_path)
+    keep = np.ones((20, 24), bool)
+    keep[:, 20:] = False
+    cube = prepare_cube(open_cube(xml), valid_mask=keep, exclude_quality="cloud,cloudshadow")
+    masks = [k for k in cube.data.__dask_graph__().layers if str(k).startswith("masked-")]
+    assert len(masks) == 1  # not one masked view stacked on another
+    expected = ~keep | (layers["CLOUD"] == 1) | (layers["CLOUDSHADOW"] == 1)
+    np.testing.assert_array_equal(np.isnan(cube.values).all(axis=2)[2:, 2:],
+                                  expected[2:, 2:])  # the product's own border is background
+    with pytest.raises(ParameterError, match="cloud with the valid mask excludes every pixel"):
+        prepare_cube(open_cube(xml), valid_mask=layers["CLOUD"] == 1, exclude_quality="cloud")
+
+
 def test_flags_are_checked(tmp_path):
     assert parse_flags("Cloud, cloudshadow,cloud") == ("cloud", "cloudshadow")
     assert parse_flags("none") == () and parse_flags(None) is None
