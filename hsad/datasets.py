@@ -169,8 +169,9 @@ def scene_files(entries) -> list[str]:
 def load_labelled(scene: str, chunks=None) -> tuple[xr.DataArray, xr.DataArray]:
     """``(cube, gt)`` of a benchmark scene by name (:func:`load`), or of a labelled scene
     file of one's own: a MAT file holding a cube and its ground truth, both found by name
-    as :func:`hsad.io.matlab.load_mat` finds them. ``cube.attrs["dataset"]`` is the name or
-    the file's stem."""
+    as :func:`hsad.io.matlab.load_mat` finds them (a truth with NaN pixels as float32, NaN
+    unlabelled: the metrics leave them out). ``cube.attrs["dataset"]`` is the name or the
+    file's stem."""
     if scene in _manifests():
         return load(scene, chunks)
     p = Path(scene)
@@ -179,12 +180,12 @@ def load_labelled(scene: str, chunks=None) -> tuple[xr.DataArray, xr.DataArray]:
                            f"({', '.join(names())}) nor a file")
     from hsad.io.matlab import load_mat
 
-    cube, gt = load_mat(p, chunks=chunks)
+    cube, gt = load_mat(p, chunks=chunks, unlabelled_nan=True)
     if gt is None:
         raise DatasetError("no ground truth found beside the cube: a labelled scene needs one "
                            "(variable names: docs/formats.md, MATLAB)", p)
     cube.attrs.update(dataset=p.stem)
-    return cube, map_like(cube, np.asarray(gt, dtype=bool), name="gt")
+    return cube, map_like(cube, gt, name="gt")  # bool, or float32 with NaN unlabelled
 
 
 def fetch(name: str, force: bool = False) -> Path:

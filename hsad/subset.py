@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 from affine import Affine, TransformNotInvertibleError
 
-from hsad.cube import georeferenced, same_grid, transform_of
+from hsad.cube import georeferenced, same_grid, same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import glt_of, only_placed
@@ -267,13 +267,16 @@ def whole_grid(cube: xr.DataArray) -> Affine:
 
 
 def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | None:
-    """Row and column offsets of ``small``'s pixels on ``large``'s grid, when both carry one
-    CRS and ``small`` is a whole-pixel window inside ``large`` (:func:`hsad.cube.same_grid`);
+    """Row and column offsets of ``small``'s pixels on ``large``'s grid, when both are
+    georeferenced (:func:`hsad.cube.georeferenced`), their CRS agree where both carry one,
+    and ``small`` is a whole-pixel window inside ``large`` (:func:`hsad.cube.same_grid`);
     None otherwise."""
-    if small.rio.crs is None or large.rio.crs is None or small.rio.crs != large.rio.crs:
+    t_small, t_large = transform_of(small), transform_of(large)
+    crs = (small.rio.crs, large.rio.crs)
+    if not (georeferenced(t_small, crs[0]) and georeferenced(t_large, crs[1])) or (
+            None not in crs and crs[0] != crs[1]):
         return None
     rows, cols = small.sizes["y"], small.sizes["x"]
-    t_small, t_large = transform_of(small), transform_of(large)
     try:
         col, row = ~t_large @ (t_small.c, t_small.f)
     except TransformNotInvertibleError:  # a degenerate grid places nothing
@@ -292,12 +295,13 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     cube's grid; cut to the cube's window when on the whole grid of the scene it was cut
     from (:func:`spatial_subset`), or when ``raster`` covers a larger area of the cube's
     grid (one CRS, whole-pixel offsets). ParameterError for another size, CRS or transform
-    (``raster`` None: a file without georeference, checked by size alone)."""
+    (:func:`hsad.cube.same_place`: a transform without a CRS is compared too; ``raster``
+    None, or either without georeference: checked by size alone)."""
     shape = (cube.sizes["y"], cube.sizes["x"])
     window = cube.attrs.get(WINDOW_ATTR)
     grid = transform_of(cube)
-    georeferenced_pair = (raster is not None and raster.rio.crs is not None
-                          and cube.rio.crs is not None)
+    georeferenced_pair = raster is not None and georeferenced(
+        transform_of(raster), raster.rio.crs) and georeferenced(grid, cube.rio.crs)
     if values.shape != shape:
         if window is not None and values.shape == tuple(window[2:]):
             r0, c0 = window[:2]
@@ -313,8 +317,8 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
                                  "grid", path)
         values = values[r0:r0 + shape[0], c0:c0 + shape[1]]
     if georeferenced_pair:
-        if raster.rio.crs != cube.rio.crs or not same_grid(
-                grid, transform_of(raster), tuple(raster.shape[:2])):
+        if not same_place(grid, cube.rio.crs, transform_of(raster), raster.rio.crs,
+                          tuple(raster.shape[:2])):
             hint = "; give polygons to reproject instead" if what == "background mask" else ""
             raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
                                  f"transform){hint}", path)

@@ -122,3 +122,29 @@ def test_repeats_run_once_and_a_file_named_like_a_benchmark_keeps_its_path(tmp_p
     sio.savemat(own, {"img": cube, "gt": gt})
     rows = run(["rx", "rx"], [str(own), str(own)])
     assert [(r.scene, r.method) for r in rows] == [(str(own), "rx")]
+
+
+def test_unlabelled_truth_pixels_are_left_out_as_evaluate_leaves_them(tmp_path, capsys):
+    import warnings
+
+    import numpy as np
+    import scipy.io as sio
+
+    from hsad import detectors
+    from hsad.outputs.benchmark import run
+    from hsad.outputs.metrics import evaluate
+
+    rng = np.random.default_rng(4)
+    cube = rng.normal(100.0, 5.0, (20, 24, 10))
+    gt = np.zeros((20, 24))
+    gt[4, 5] = gt[12, 20] = gt[15, 3] = 1
+    cube[gt == 1] += 30.0
+    cube[0:3] += rng.normal(0.0, 20.0, (3, 24, 10))  # rows nobody labelled, bright
+    gt[0:3] = np.nan
+    sio.savemat(tmp_path / "partly.mat", {"data": cube, "map": gt})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "count as background" warning on this path
+        rows = run(["rx"], [str(tmp_path / "partly.mat")])
+    scores = detectors.get("rx").fit_score(cube).values
+    assert rows[0].auc_df == pytest.approx(evaluate(scores, gt)["auc_df"], abs=1e-12)
+    assert rows[0].auc_df != pytest.approx(evaluate(scores, np.nan_to_num(gt))["auc_df"])

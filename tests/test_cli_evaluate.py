@@ -190,6 +190,32 @@ def test_grids_are_compared_in_pixels_not_map_units(tmp_path, capsys, pixel, crs
         assert "not on the score map's grid" in _error(args, capsys)
 
 
+@pytest.mark.parametrize(("s_crs", "t_crs", "t_grid", "same"), [
+    (None, None, Affine(1, 0, 1010, 0, -1, 2000), False),  # 10 pixels east, neither a CRS
+    (None, None, Affine(2, 0, 1000, 0, -2, 2000), False),  # pixels twice as large
+    ("EPSG:32633", None, Affine(1, 0, 1001, 0, -1, 2000), False),  # truth without its CRS
+    ("EPSG:32633", None, Affine(1, 0, 1000, 0, -1, 2000), True),
+    (None, None, Affine.identity(), True),  # a truth without georeference: sizes alone
+])
+def test_a_transform_without_a_crs_still_places_the_map(tmp_path, capsys, s_crs, t_crs,
+                                                       t_grid, same):
+    rng = np.random.default_rng(3)
+    gt = rng.random((40, 50)) < 0.05
+    scores = (rng.normal(size=gt.shape) + 2 * gt).astype(np.float32)
+    grid = Affine(1, 0, 1000, 0, -1, 2000)
+    write_geotiff(make_cube(scores[:, :, None], crs=s_crs, transform=grid).isel(band=0),
+                  tmp_path / "s.tif")
+    write_mask(make_cube(gt[:, :, None].astype(np.uint8), crs=t_crs,
+                         transform=t_grid).isel(band=0), tmp_path / "t.tif")
+    args = [tmp_path / "s.tif", "--truth", tmp_path / "t.tif", "--json"]
+    if same:
+        code, out, err = run_cli(["evaluate", *args], capsys)
+        assert code == 0, err
+        assert json.loads(out)["auc_df"] == pytest.approx(evaluate(scores, gt).auc_df)
+    else:
+        assert "not on the score map's grid" in _error(args, capsys)
+
+
 def test_nan_truth_pixels_are_left_out_in_every_format(files, tmp_path, capsys):
     gt = files["gt"].astype(np.float64)
     gt[:10] = np.nan

@@ -209,3 +209,18 @@ def test_a_small_window_of_a_masked_file_reads_only_its_pixels(tmp_path, monkeyp
     window = masked.data[1:5, 2:6].compute()  # an even sample's window: not the 16 x 16 tile
     assert reads == [16]
     assert np.isnan(window[1, 1]).all() and not np.isnan(window[0]).any()
+
+
+def test_a_mask_transform_without_a_crs_is_compared_with_the_scenes(tmp_path):
+    scene = _cube()
+    for shift, placed in ((0, True), (1, False)):
+        path = tmp_path / f"mask{shift}.tif"
+        write_mask(make_cube(VALID[:, :, None].astype(np.uint8), crs=None,
+                             transform=TRANSFORM @ Affine.translation(shift, 0)).isel(band=0),
+                   path)
+        if placed:
+            masked = apply_valid_mask(scene, path).values
+            np.testing.assert_array_equal(np.isnan(masked).all(axis=2), ~VALID)
+        else:
+            with pytest.raises(ParameterError, match="not on the scene's grid"):
+                apply_valid_mask(scene, path)

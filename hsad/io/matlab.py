@@ -341,7 +341,7 @@ def _read_v5(path: str, keys: list[str]) -> dict:
                               f"{exc})", path) from exc
 
 
-def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
+def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=False):
     p = os.fspath(path)
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
@@ -402,11 +402,14 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None):
     gt = None
     if want_gt and gkey is not None:
         gt = _as_float(values[gkey], gkey, p).reshape(rows, cols)
-        if np.isnan(gt).any():
-            warnings.warn(f"{p}: {int(np.isnan(gt).sum())} NaN pixels of the ground truth "
-                          f"'{gkey}' count as background here (hsad evaluate leaves them "
-                          "out)", UserWarning, stacklevel=3)
-        gt = np.nan_to_num(gt) != 0
+        if unlabelled_nan and np.isnan(gt).any():
+            gt = np.where(np.isnan(gt), np.nan, gt != 0).astype(np.float32)
+        else:
+            if np.isnan(gt).any():
+                warnings.warn(f"{p}: {int(np.isnan(gt).sum())} NaN pixels of the ground truth"
+                              f" '{gkey}' count as background here (hsad evaluate leaves them "
+                              "out)", UserWarning, stacklevel=3)
+            gt = np.nan_to_num(gt) != 0
         if window is not None:
             rows_cut, cols_cut = window.slices()
             gt = gt[rows_cut, cols_cut]
@@ -425,13 +428,18 @@ def open_mat(path: str | os.PathLike, chunks=None, key: str | None = None,
 
 
 def load_mat(path: str | os.PathLike, key: str | None = None, gt_key: str | None = None,
-             chunks=None, window=None) -> tuple[xr.DataArray, np.ndarray | None]:
+             chunks=None, window=None, unlabelled_nan: bool = False,
+             ) -> tuple[xr.DataArray, np.ndarray | None]:
     """Return ``(cube, gt)``: the cube and its ground truth as a (rows, cols) bool array.
 
     ``gt`` is None when no ground-truth variable is found (and ``gt_key`` is not given).
-    ``window`` (an :class:`hsad.subset.Window`): that window of both.
+    ``window`` (an :class:`hsad.subset.Window`): that window of both. A truth's NaN
+    pixels count as background, with a warning; with ``unlabelled_nan`` such a truth is
+    float32 instead (1 anomaly, 0 background, NaN unlabelled), which the metrics leave
+    out as ``hsad evaluate`` does.
     """
-    return _open(path, chunks, key, gt_key, want_gt=True, window=window)
+    return _open(path, chunks, key, gt_key, want_gt=True, window=window,
+                 unlabelled_nan=unlabelled_nan)
 
 
 def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "ground truth",

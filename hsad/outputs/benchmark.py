@@ -53,7 +53,7 @@ def run(methods: Iterable[str], scenes: Iterable[str], params: dict[str, dict] |
             scene = str(entry)  # two files of one name, or a file named like a benchmark
         seen.add(scene)
         cube = cube.persist() if hasattr(cube.data, "dask") else cube
-        gt = np.asarray(getattr(gt, "values", gt), dtype=bool)
+        gt = np.asarray(getattr(gt, "values", gt))  # bool, or NaN where unlabelled
         for method in methods:
             det = detectors.get(method, **params.get(method, {}))
             t0 = time.perf_counter()

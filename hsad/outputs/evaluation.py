@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from hsad.cube import same_grid, transform_of
+from hsad.cube import same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io.maps import read_single_band, read_truth
 from hsad.outputs.metrics import Evaluation, evaluate
@@ -25,8 +25,8 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
     from hsad.subset import offsets_in
 
     rows, cols = s_cube.sizes["y"], s_cube.sizes["x"]
-    if t_cube is not None and s_cube.rio.crs is not None and t_cube.rio.crs is not None:
-        return offsets_in(s_cube, t_cube)
+    if t_cube is not None and (placed := offsets_in(s_cube, t_cube)) is not None:
+        return placed
     if s_cube.attrs.get("source_format") != "geotiff":
         return None
     from hsad.outputs.provenance import read_provenance
@@ -46,11 +46,11 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
                    ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
     """Read both maps, check they match, and return ``(Evaluation, scores, truth)``.
 
-    Shapes must match; when both maps carry a CRS, their grids (CRS and transform) must
-    match too. A ground truth of a larger scene is cut to the score map's window when both
-    grids place it, or the map's ``hsad_window`` tag does (a map of a spatial subset,
-    :mod:`hsad.subset`). Raises ParameterError otherwise, or when a class has no valid
-    pixel.
+    Shapes must match; when both maps are georeferenced (a CRS or a transform), their
+    grids must match too (:func:`hsad.cube.same_place`). A ground truth of a larger scene
+    is cut to the score map's window when both grids place it, or the map's
+    ``hsad_window`` tag does (a map of a spatial subset, :mod:`hsad.subset`). Raises
+    ParameterError otherwise, or when a class has no valid pixel.
     """
     scores, s_cube = read_single_band(scores_path, scores_key)
     truth, t_cube = read_truth(truth_path, truth_key)
@@ -65,10 +65,9 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
         raise ParameterError(
             f"ground truth is {truth.shape[0]}x{truth.shape[1]} but the score map "
             f"{scores_path} is {scores.shape[0]}x{scores.shape[1]}", truth_path)
-    if t_cube is not None and s_cube.rio.crs is not None and t_cube.rio.crs is not None and (
-        s_cube.rio.crs != t_cube.rio.crs
-        or not same_grid(transform_of(s_cube), transform_of(t_cube), scores.shape)
-    ):
+    if t_cube is not None and not same_place(transform_of(s_cube), s_cube.rio.crs,
+                                             transform_of(t_cube), t_cube.rio.crs,
+                                             scores.shape):
         raise ParameterError(f"ground truth is not on the score map's grid: {_grid(t_cube)} vs "
                              f"{_grid(s_cube)}", truth_path)
     if not np.isfinite(scores).any():
