@@ -234,3 +234,20 @@ def test_nan_truth_pixels_are_left_out_in_every_format(files, tmp_path, capsys):
 def test_missing_truth_option_is_a_usage_error(files, capsys):
     code, _, err = run_cli(["evaluate", files["scores"]], capsys)
     assert code == 2 and "--truth" in err
+
+
+def test_infinite_scores_are_left_out_with_a_warning(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    gt = np.zeros((20, 24), bool)
+    gt[5:8, 5:8] = True
+    scores = (rng.normal(size=gt.shape) + gt).astype(np.float32)
+    scores[5, 5] = np.inf
+    write_geotiff(make_cube(scores[:, :, None]).isel(band=0), tmp_path / "s.tif")
+    write_mask(make_cube(gt[:, :, None].astype(np.uint8)).isel(band=0), tmp_path / "t.tif")
+    code, out, err = run_cli(["evaluate", tmp_path / "s.tif", "--truth", tmp_path / "t.tif",
+                              "--json"], capsys)
+    assert code == 0, err
+    assert err.count("1 pixels score ±inf: left out as nodata") == 1
+    assert json.loads(out)["n_anomaly"] == 8
+    with pytest.warns(UserWarning, match="1 pixels of the score map score ±inf"):
+        assert evaluate(scores, gt).n_anomaly == 8

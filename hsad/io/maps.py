@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -12,7 +13,8 @@ from hsad.errors import FileFormatError
 
 def read_single_band(path: str | os.PathLike, key: str | None = None,
                      what: str = "score map") -> tuple[np.ndarray, xr.DataArray]:
-    """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef)."""
+    """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef);
+    a score map's infinite pixels are nodata too, with a warning."""
     from hsad.cube import make_cube, valid_mask
     from hsad.io import detect_format, open_cube
 
@@ -26,6 +28,9 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
     if cube.sizes["band"] != 1:
         raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
     values = np.asarray(cube.isel(band=0).values, dtype=np.float64)
+    if what == "score map" and (infinite := int(np.isinf(values).sum())):
+        warnings.warn(f"{os.fspath(path)}: {infinite} pixels score ±inf: left out as nodata "
+                      "(write them as a finite score to rank them)", UserWarning, stacklevel=2)
     values[~valid_mask(cube).values] = np.nan
     return values, cube
 

@@ -19,6 +19,7 @@ Areas (Chang, TGRS 59(6), 2021):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -120,8 +121,9 @@ def _aligned(scores, gt):
 def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     """The valid pixels' scores as given (float64) and their labels (bool).
 
-    Valid = finite score and finite ground truth. Raises ParameterError on shape mismatch,
-    when the score map has no valid pixel, or when a class has none.
+    Valid = finite score and finite ground truth (infinite scores: a warning). Raises
+    ParameterError on shape mismatch, when the score map has no valid pixel, or when a
+    class has none.
     """
     s = _values(scores).astype(np.float64, copy=False)
     g = _values(_aligned(scores, gt))
@@ -131,6 +133,9 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
         )
     if not np.isfinite(s).any():
         raise ParameterError("the score map has no valid (finite, not nodata) pixel")
+    if (infinite := int(np.isinf(s).sum())):
+        warnings.warn(f"{infinite} pixels of the score map score ±inf: left out as nodata "
+                      "(write them as a finite score to rank them)", UserWarning, stacklevel=3)
     if g.dtype == bool:
         labelled, labels = np.ones(g.shape, bool), g
     else:
