@@ -47,6 +47,11 @@ def test_cluster_rx_keeps_its_clusters(tmp_path):
     np.testing.assert_array_equal(model.centres_, det.centres_)
     np.testing.assert_array_equal(model.triangular_, det.triangular_)
     assert model.n_clusters_ == det.n_clusters_ == len(det.centres_)
+    for counts in (det.counts_ - 10**6, det.counts_ + 0.5):  # counts are integers ≥ 0
+        bad = _rewrite(tmp_path / "m.hsad", tmp_path / "bad.hsad",
+                       tensors=lambda t, c=counts: t.update({"state.counts_": c}))
+        with pytest.raises(ModelError, match="counts_ must hold counts"):
+            load_model(bad)
 
 
 def test_fitting_and_loading_statistics_models_does_not_import_torch(tmp_path):
@@ -87,6 +92,14 @@ def _rewrite(path, out, config=None, tensors=None):
     (dict(config=lambda c: c.update(wavelength=[1.0])), "wavelength must hold 12"),
     (dict(config=lambda c: c.update(method="lrx")), "cannot load"),
     (dict(config=lambda c: c["params"].update(ridge="big")), "wrong type"),
+    (dict(tensors=lambda t: t.update({"state.whitening_": t["state.whitening_"].astype(
+        np.float16)})), "whitening_ must be float32 or float64, found float16"),
+    (dict(tensors=lambda t: t.update({"state.mean_": t["state.mean_"].astype(np.int8)})),
+     "mean_ must be float32 or float64, found int8"),
+    (dict(tensors=lambda t: t.update({"state.whitening_": t["state.whitening_"] * 1e30})),
+     r"whitening_ holds values beyond ±1e\+15: not fitted statistics"),
+    (dict(tensors=lambda t: t["state.cov_"].__setitem__((0, 0), np.nan)),
+     "cov_ holds non-finite values"),
 ])
 def test_an_inconsistent_statistics_model_is_refused_in_one_line(tmp_path, change, message):
     good = save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad")

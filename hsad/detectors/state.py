@@ -6,7 +6,8 @@ any other name bound by the first array that has it (``"k"`` clusters, ``"r"`` t
 ``()`` marks a scalar. Saving writes the arrays to ``model.safetensors`` as ``state.<name>``
 and the scalars, the hyperparameters and the wavelengths to ``config.json``
 (``"kind": "statistics"``); loading checks every name, shape and type against the
-declaration before the detector derives the rest of its state (``_derive``). The same
+declaration, and the values (finite floats within ±1e15; counts, ``…counts_``, integers
+≥ 0), before the detector derives the rest of its state (``_derive``). The same
 zip format as neural models (:mod:`hsad.io.model_archive`), and no torch.
 """
 
@@ -70,6 +71,29 @@ def _bind(dims: tuple[str, ...], shape: tuple[int, ...], sizes: dict[str, int]) 
     return None
 
 
+#: the largest magnitude of a fitted statistic: beyond it the float32 scores overflow (a
+#: whitening entry of 1e15 is a band whose standard deviation is 1e-15)
+MAX_STATISTIC = 1e15
+
+
+def _value_problem(key: str, value: np.ndarray) -> str | None:
+    """What is wrong with the values of state array ``key``, or None: a count array
+    (``…counts_``) holds integers ≥ 0, the others finite float32 or float64 within
+    :data:`MAX_STATISTIC`."""
+    if key == "bands_":
+        return None
+    if key.endswith("counts_"):
+        ok = value.dtype.kind in "iu" and bool((value >= 0).all())
+        return None if ok else f"must hold counts (integers ≥ 0), found {value.dtype}"
+    if value.dtype not in (np.float32, np.float64):
+        return f"must be float32 or float64, found {value.dtype}"
+    if not np.isfinite(value).all():
+        return "holds non-finite values"
+    if value.size and np.abs(value).max() > MAX_STATISTIC:
+        return f"holds values beyond ±{MAX_STATISTIC:g}: not fitted statistics"
+    return None
+
+
 def _check_state(det, config: dict, tensors: dict[str, np.ndarray], path: Path) -> dict:
     """The declared state from ``config`` and ``tensors``, every name, shape and type
     checked; raises ModelError."""
@@ -96,7 +120,7 @@ def _check_state(det, config: dict, tensors: dict[str, np.ndarray], path: Path) 
             state[key] = value
             continue
         value = tensors[PREFIX + key]
-        problem = _bind(dims, value.shape, sizes)
+        problem = _bind(dims, value.shape, sizes) or _value_problem(key, value)
         if problem:
             raise ModelError(f"{WEIGHTS}: state.{key} {problem}", path)
         state[key] = value.astype(bool) if key == "bands_" else value
