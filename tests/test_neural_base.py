@@ -116,6 +116,26 @@ def test_invalid_sizes_are_errors_not_fallbacks(name, bad, message):
     assert isinstance(err.value, HsadError)
 
 
+@pytest.mark.parametrize(("name", "bad", "message"), [
+    ("hadgan", {"w_ziz": -2.0}, "w_ziz must be ≥ 0"),
+    ("hadgan", {"w_shrink": -5.0}, "w_shrink must be ≥ 0"),
+    ("hadgan", {"w_adv_z": -1.0}, "w_adv_z must be ≥ 0"),
+    ("hadgan", {"w_adv_i": -1.0}, "w_adv_i must be ≥ 0"),
+    ("ae", {"lr": float("inf")}, "lr must be a finite number > 0"),
+    ("ganomaly", {"w_con": float("inf")}, "w_con must be finite"),
+])
+def test_loss_weights_and_rates_are_checked(name, bad, message):
+    with pytest.raises(ParameterError, match=message):
+        detectors.get(name, progress=False, device="cpu", **bad).fit(_cube((20, 18)))
+
+
+def test_a_training_whose_last_update_diverges_is_an_error_not_a_model():
+    # one batch, one epoch: the only loss is computed before the only (exploding) update
+    det = detectors.get("ae", **{**TINY_AE, "lr": 1e12, "epochs": 1, "batch_size": 256})
+    with pytest.raises(ParameterError, match="training diverged: .* ended (non-finite|beyond)"):
+        det.fit(_cube((20, 18)))
+
+
 def test_latent_none_is_the_reference_size():
     assert detectors.get("fanogan").latent_size(100) == 11  # int(√100 + 1)
     assert detectors.get("fanogan", latent=3).latent_size(100) == 3

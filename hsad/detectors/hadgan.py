@@ -37,7 +37,9 @@ class HADGAN(ReconstructionDetector):
     output = "d_ss"
 
     def _checks(self) -> list[tuple[bool, str]]:
-        return [(int(self.disc_hidden) >= 1, "disc_hidden must be ≥ 1")]
+        return [(int(self.disc_hidden) >= 1, "disc_hidden must be ≥ 1")] + [
+            (float(getattr(self, w)) >= 0, f"{w} must be ≥ 0")
+            for w in ("w_ziz", "w_shrink", "w_adv_z", "w_adv_i")]
 
     def _build(self, n_bands: int) -> dict[str, nn.Module]:
         d_z, widths, k = self.latent_size(n_bands), self.widths, self.patch_size

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import warnings
 from typing import ClassVar
 
@@ -199,13 +200,16 @@ class NeuralDetector(BaseDetector):
                                            f"{self.output!r}"),
             (self.latent is None or int(self.latent) >= 1,
              f"latent must be ≥ 1 (or None for int(√B + 1)), got {self.latent!r}"),
-            (float(self.lr) > 0, "lr must be > 0"),
+            (0 < float(self.lr) < math.inf, "lr must be a finite number > 0"),
             (0 <= int(self.seed) <= SEED_MAX, f"seed must lie in 0…{SEED_MAX}, got {self.seed}"),
             (self.early_stopping is None or int(self.early_stopping) >= 1,
              "early_stopping must be ≥ 1 epochs (or None)"),
         ]
         for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
             checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
+        for key, value in self.get_params().items():  # no weight or rate is infinite
+            if isinstance(value, float) and math.isinf(value):
+                checks.append((False, f"{key} must be finite, got {value}"))
         for ok, message in checks + self._checks():
             if not ok:
                 raise ParameterError(f"{self.name}: {message}")
@@ -277,8 +281,23 @@ class NeuralDetector(BaseDetector):
             self.history_ = trainer.run(self._stages(), x)
         for module in self.networks_.values():
             module.eval()
+        self._check_trained()
         self.device_ = device
         return self
+
+    def _check_trained(self) -> None:
+        """ParameterError when a network's weights ended non-finite or beyond what a model
+        file may hold (the last update follows the last loss checked): training diverged."""
+        from hsad.nn.persistence import WEIGHT_LIMIT
+
+        for name, module in self.networks_.items():
+            for key, tensor in module.state_dict().items():
+                if tensor.is_floating_point() and tensor.numel() and not bool(
+                        (tensor.abs() <= WEIGHT_LIMIT).all()):
+                    what = (f"beyond ±{WEIGHT_LIMIT:g}" if bool(torch.isfinite(tensor).all())
+                            else "non-finite")
+                    raise ParameterError(f"{self.name}: training diverged: {name}.{key} "
+                                         f"ended {what} (try a lower learning rate, lr)")
 
     # ---- scene checks (a model applied to another scene) -------------------------------
     def _check_scene(self, cube: xr.DataArray) -> None:
