@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hsad.cube import make_cube
-from hsad.errors import ModelError, ParameterError
+from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn import blocks
 from hsad.nn.normalise import BandScaler
 from hsad.nn.persistence import load_detector, read_model
@@ -134,12 +134,17 @@ def test_band_scaler_is_robust_to_outliers_and_constant_bands():
     x = rng.normal(10.0, 2.0, size=(4000, 3))
     x[:40, 0] = 1e6  # 1 % gross outliers
     x[:, 2] = 5.0  # a constant band
-    s = BandScaler.fit(x, "iqr")
+    with pytest.warns(DegenerateDataWarning, match=r"1 bands are constant .*1-based: 3\)"):
+        s = BandScaler.fit(x, "iqr")
     assert s.centre[0] == pytest.approx(10.0, abs=0.2) and s.scale[0] == pytest.approx(2, rel=.1)
-    assert s.scale[2] == 1.0 and np.isfinite(s.transform(x)).all()
-    std = BandScaler.fit(x, "std")
+    # a constant band takes the others' typical spread, not 1 raw unit
+    assert s.scale[2] == pytest.approx(np.median(s.scale[:2])) and np.isfinite(
+        s.transform(x)).all()
+    with pytest.warns(DegenerateDataWarning):
+        std = BandScaler.fit(x, "std")
     assert std.scale[0] > 1e4  # the plain standard deviation is ruined by the outliers
-    p = BandScaler.fit(x, "percentile")
+    with pytest.warns(DegenerateDataWarning):
+        p = BandScaler.fit(x, "percentile")
     assert p.scale[1] == pytest.approx(2.0, rel=0.1)
     np.testing.assert_allclose(s.inverse(s.transform(x[:5])), x[:5], rtol=1e-5)
     with pytest.raises(ParameterError):

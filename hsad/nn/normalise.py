@@ -7,17 +7,20 @@
 - ``std``: mean and standard deviation (not robust; for comparison).
 
 A band whose robust scale is zero (e.g. a saturated or quantised band) falls back to its
-standard deviation, then to 1, so no division by zero ever happens. The statistics are
+standard deviation; a band constant in the sample, to the median scale of the other bands
+(not 1 raw unit, which let such a band's values on another scene outweigh every other
+band), with a warning; so no division by zero ever happens. The statistics are
 stored with a model, so a scene is normalised exactly as its training sample was.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from hsad.errors import ParameterError
+from hsad.errors import DegenerateDataWarning, ParameterError
 
 METHODS = ("iqr", "percentile", "std")
 _IQR_SIGMA = 1.349  # IQR of N(0, 1)
@@ -50,7 +53,18 @@ class BandScaler:
             centre = med
             scale = (hi - lo) / (_IQR_SIGMA if method == "iqr" else _P2_P98_SIGMA)
         tiny = 1e-12 * max(float(np.abs(x).max()), 1e-30)
-        scale = np.where(scale > tiny, scale, np.where(std > tiny, std, 1.0))
+        scale = np.where(scale > tiny, scale, std)
+        constant = ~(scale > tiny)
+        if constant.any():  # no spread to learn: the other bands' typical one, not 1 unit
+            spread = scale[~constant]
+            scale = np.where(constant, float(np.median(spread)) if spread.size else 1.0, scale)
+            which = ", ".join(str(b + 1) for b in np.flatnonzero(constant)[:5])
+            warnings.warn(f"{int(constant.sum())} bands are constant in the training sample "
+                          f"(1-based: {which}{', …' if constant.sum() > 5 else ''}): they "
+                          "carry nothing to learn, and another scene's values in them count "
+                          "against the other bands' typical spread; drop them (--bands, "
+                          "--exclude-wavelengths) or mark them bad", DegenerateDataWarning,
+                          stacklevel=3)
         return cls(method, centre.astype(np.float32), scale.astype(np.float32))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
