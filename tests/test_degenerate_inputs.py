@@ -456,6 +456,21 @@ def test_pixels_with_the_nodata_value_in_some_bands_only_are_named():
         detectors.get("rx").fit_score(make_cube(data, nodata=0))
 
 
+def test_pixels_with_nan_in_some_bands_only_are_named_with_the_bands():
+    """The same rule for NaN: a band NaN in 60 % of the pixels left them out silently."""
+    rng = np.random.default_rng(4)
+    data = rng.normal(1.0, 0.1, size=(40, 50, 20)).astype(np.float32)
+    data[:24, :, 5] = np.nan
+    with pytest.warns(DegenerateDataWarning, match=r"about 60% of the pixels hold no finite "
+                      r"value \(NaN or ±inf\) in some good bands.*mostly in band 6 \(1-based\)"):
+        scores = np.asarray(detectors.get("rx").fit_score(make_cube(data)).values)
+    assert np.isnan(scores[:24]).all() and np.isfinite(scores[24:]).all()
+    data[:24] = np.nan  # whole pixels without data (a swath edge): no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get("rx").fit_score(make_cube(data))
+
+
 def test_a_band_that_is_the_nodata_value_everywhere_is_named():
     cube, _ = _dark_band_scene(1.0)
     _, err, _ = run("rx", cube)

@@ -280,7 +280,8 @@ PARTIAL_NODATA_SHARE = 0.01
 
 
 def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
-    """Warn when many pixels hold the nodata value in some good bands but data in others.
+    """Warn when many pixels hold the nodata value, or no finite value, in some good bands
+    but data in others.
 
     A pixel is left out when any good band holds no data (a spectrum with a hole cannot be
     scored); a nodata value that is also a real measurement (0 in dark absorption bands)
@@ -288,19 +289,29 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
     :data:`PARTIAL_NODATA_SAMPLE` pixels (:func:`even_sample`), so it costs no pass over a
     large scene."""
     nodata = cube.attrs.get("nodata")
-    if nodata is None or not np.isfinite(nodata):
+    if not can_miss(cube.dtype, nodata):
         return
     sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
-    missing = missing_values(even_sample(cube.data, PARTIAL_NODATA_SAMPLE)[:, sel], nodata)
+    sample = even_sample(cube.data, PARTIAL_NODATA_SAMPLE)[:, sel]
+    missing = missing_values(sample, nodata)
     hits = missing.sum(axis=-1)
     partial = (hits > 0) & (hits < sel.size)
     share = partial.mean()
-    if share > PARTIAL_NODATA_SHARE:
-        warnings.warn(
-            f"{what}: about {share:.0%} of the pixels hold the nodata value {nodata:g} in some "
-            f"good bands but data in others, and are left out (a pixel is scored only when "
-            f"every good band holds data); if {nodata:g} is a real value in those bands, "
-            "give another --nodata or mark the bands bad", DegenerateDataWarning, stacklevel=3)
+    if share <= PARTIAL_NODATA_SHARE:
+        return
+    if nodata is not None and np.isfinite(nodata) and nodata_hits(sample[partial], nodata).any():
+        held, advice = (f"the nodata value {nodata:g}", f"if {nodata:g} is a real value in "
+                        "those bands, give another --nodata or mark the bands bad")
+    else:  # NaN or ±inf in some bands: those bands are the trouble
+        worst = np.argsort(-missing[partial].sum(axis=0))[:3]
+        named = [str(int(sel[b]) + 1) for b in worst if missing[partial, b].any()]
+        held, advice = ("no finite value (NaN or ±inf)",
+                        f"mostly in band{'s' * (len(named) > 1)} {', '.join(named)} (1-based): "
+                        "drop them (--bands, --exclude-wavelengths) or mark them bad")
+    warnings.warn(
+        f"{what}: about {share:.0%} of the pixels hold {held} in some good bands but data in "
+        f"others, and are left out (a pixel is scored only when every good band holds data); "
+        f"{advice}", DegenerateDataWarning, stacklevel=3)
 
 
 def _dead_bands(cube: xr.DataArray, bands=None) -> str:
