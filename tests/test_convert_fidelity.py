@@ -10,7 +10,9 @@ import rasterio
 from affine import Affine
 from cli_helpers import one_error, run_cli
 
+from hsad.cube import make_cube
 from hsad.io import open_cube
+from hsad.io.envi_writer import write_envi
 
 GRID = Affine(30, 0, 500_000, 0, -30, 4_100_000)
 
@@ -62,7 +64,20 @@ def test_a_files_own_mask_stays_masked(tmp_path, capsys, suffix):
     assert _gdal_masked(out) == 8
     code, _, err = run_cli(["convert", src, tmp_path / f"int{suffix}", "--dtype", "uint16"],
                            capsys)
-    assert code == 0 and "uint16 has no NaN: pixels without data become 0" in err
+    assert code == 0 and "uint16 has no NaN: pixels without data (NaN), if any, become 0" in err
+
+
+def test_nan_pixels_of_a_float_cube_without_nodata_are_named_when_cast_to_integers(
+        tmp_path, capsys):
+    """A float ENVI file without a data ignore value, NaN where there is no data: cast to
+    int16 the NaN became 0 without the warning the docs promise."""
+    data = np.full((10, 12, 3), 0.25, np.float32)
+    data[2:4, 3:5] = np.nan
+    src = write_envi(make_cube(data, crs="EPSG:32633", transform=GRID), tmp_path / "f.img")
+    code, _, err = run_cli(["convert", src, tmp_path / "i.tif", "--dtype", "int16"], capsys)
+    assert code == 0 and "int16 has no NaN: pixels without data (NaN), if any, become 0" in err
+    with rasterio.open(tmp_path / "i.tif") as ds:
+        assert ds.nodata is None and (ds.read()[:, 2:4, 3:5] == 0).all()
 
 
 def test_band_scale_offset_and_a_reflectance_scale_factor_are_kept(tmp_path, capsys):

@@ -126,14 +126,16 @@ def cast_cube(cube: xr.DataArray, dtype) -> xr.DataArray:
             warnings.warn(f"{where}: nodata {nodata:g} lies beyond {out_dtype}: written as "
                           f"{clamped:g}, its pixels too", UserWarning, stacklevel=2)
             nodata = clamped
+    if nodata is None and out_dtype.kind in "iu" and cube.dtype.kind == "f":
+        nodata = np.nan  # a float cube marks pixels without data as NaN, declared or not
     if nodata is not None and out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
         held = np.isfinite(nodata) and info.min <= nodata <= info.max and nodata == round(nodata)
         if not held:
             if np.isnan(nodata):
-                warnings.warn(f"{where}: {out_dtype} has no NaN: pixels without data become "
-                              "0 and the output has no nodata value; convert to a float type "
-                              "to keep them apart", UserWarning, stacklevel=2)
+                warnings.warn(f"{where}: {out_dtype} has no NaN: pixels without data (NaN), "
+                              "if any, become 0 and the output has no nodata value; convert "
+                              "to a float type to keep them apart", UserWarning, stacklevel=2)
             elif np.isfinite(nodata):
                 warnings.warn(f"{where}: nodata {nodata:g} is not a value of {out_dtype}: the "
                               "output has no nodata value, and its pixels become data "
