@@ -158,3 +158,24 @@ def test_a_path_that_says_write_is_no_write_failure(tmp_path):
                           "a supported file format.")
     assert atomic.write_failure(exc, folder / "overwrite.tif") is None
     assert atomic.write_failure(RasterioIOError("Write error"), folder / "x.tif")
+
+
+def test_every_legal_name_can_be_written_and_its_stale_temporaries_found(tmp_path):
+    """A 244-character name is legal; its temporary name (31 characters more) was not."""
+    target = tmp_path / ("a" * 240 + ".tif")
+    with atomic.atomic_paths(target) as (tmp,):
+        assert len(tmp.name) + len(".aux.xml") <= 255
+        tmp.write_bytes(b"data")
+    assert target.read_bytes() == b"data"
+    stale = tmp_path / f".{atomic._tag(target)}.{atomic.HOST}-{_dead_pid()}.x1y2z3.tif.part"
+    stale.write_bytes(b"x")
+    assert atomic.remove_stale(target) == [stale]
+    other = tmp_path / ("a" * 240 + ".tiff")  # same start, another name: another hash
+    assert atomic._tag(other) != atomic._tag(target)
+
+
+def test_a_temporary_that_cannot_be_made_is_named_as_the_output(tmp_path):
+    missing = tmp_path / "no folder" / "s.tif"
+    with pytest.raises(OSError) as exc:
+        atomic.temp_file(missing)
+    assert exc.value.filename == str(missing)

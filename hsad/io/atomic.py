@@ -1,6 +1,7 @@
 """Write-then-rename, so that a failed or interrupted write leaves nothing behind.
 
-Temporary files sit beside their target as ``.<name>.<host>-<pid>.<random><suffix>.part``.
+Temporary files sit beside their target as ``.<name>.<host>-<pid>.<random><suffix>.part``
+(a name too long to fit: its start and a hash).
 One left by a killed process (SIGKILL, power loss) never blocks a later write: each
 write picks a fresh name, and the next write of the same target deletes those whose
 process, on this host, no longer runs and whose ``flock`` is free (a writer holds one on
@@ -138,7 +139,7 @@ def remove_stale(target: str | os.PathLike) -> list[Path]:
     Files of running processes (a concurrent write of the same target) are kept.
     """
     target = Path(target)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.{HOST}-(\d+)\..*\.part(\.aux\.xml)?")
+    pattern = re.compile(rf"\.{re.escape(_tag(target))}\.{HOST}-(\d+)\..*\.part(\.aux\.xml)?")
     removed = []
     try:
         entries = list(os.scandir(target.parent))
@@ -169,16 +170,37 @@ def _unlocked(path: str) -> Iterator[bool]:
         os.close(fd)
 
 
+#: the longest target name a temporary name holds whole: with the host, PID, random part,
+#: a suffix of up to 18 characters, ``.part`` and GDAL's ``.aux.xml`` it stays within the
+#: 255 bytes a file name may have
+TAG_MAX = 199
+
+
+def _tag(target: Path) -> str:
+    """The target's name in its temporary names: whole, or when that would make them too
+    long for a file name, its start and a hash of the whole."""
+    name = target.name
+    if len(os.fsencode(name)) <= TAG_MAX:
+        return name
+    digest = hashlib.blake2s(os.fsencode(name), digest_size=4).hexdigest()
+    start = os.fsencode(name)[:TAG_MAX - 9].decode(errors="ignore")
+    return f"{start}~{digest}"
+
+
 def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
     """Create an empty temporary file beside ``target`` (usual permissions) and return it;
     ``suffix`` (default: the target's) goes before ``.part``. Removes stale ones first."""
     target = Path(target)
     remove_stale(target)
     with _signals_held():
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.{HOST}-{os.getpid()}.",
-            suffix=(target.suffix if suffix is None else suffix) + ".part", dir=target.parent,
-        )
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{_tag(target)}.{HOST}-{os.getpid()}.",
+                suffix=(target.suffix if suffix is None else suffix) + ".part",
+                dir=target.parent,
+            )
+        except OSError as exc:  # named as the output the user gave, not its temporary
+            raise OSError(exc.errno, exc.strerror, os.fspath(target)) from None
         with _LIVE_LOCK:
             _LIVE.add(tmp)
     os.close(fd)
