@@ -144,6 +144,23 @@ def test_write_mat_round_trip_keeps_gt_and_wavelengths(mat73, tmp_path):
     np.testing.assert_allclose(back["wavelength"].values, src["wavelength"].values)
 
 
+def test_bad_bands_survive_a_mat_file(tmp_path):
+    """The bad-band list was dropped: bands all -32768 came back good."""
+    from hsad.cube import make_cube
+
+    data = np.random.default_rng(0).normal(size=(6, 7, 5)).astype(np.float32)
+    good = np.array([True, False, True, True, False])
+    cube = make_cube(data, wavelength=[450.0, 550, 650, 750, 850], good_band=good)
+    back = open_mat(write_mat(cube, tmp_path / "bbl.mat"))
+    np.testing.assert_array_equal(back["good_band"].values, good)
+    all_good = open_mat(write_mat(make_cube(data), tmp_path / "good.mat"))
+    assert all_good["good_band"].values.all()
+    assert "bbl" not in sio.loadmat(tmp_path / "good.mat")  # written only when some are bad
+    sio.savemat(tmp_path / "odd.mat", {"data": data, "bbl": np.array([[1, 2, 1, 1, 0]])})
+    with pytest.warns(UserWarning, match="'bbl' holds values other than 0 and 1"):
+        assert open_mat(tmp_path / "odd.mat")["good_band"].values.all()
+
+
 def test_write_mat_refuses_cubes_over_2gib(mat73, tmp_path, monkeypatch):
     cube, _ = load_mat(mat73[0])
     monkeypatch.setattr(matlab, "MAT5_MAX_BYTES", cube.nbytes - 1)

@@ -37,6 +37,8 @@ MAT5_MAX_BYTES = 2**31 - 1
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
 GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
 WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
+#: a bad-band list (ENVI's ``bbl``: 1 good, 0 bad), as :func:`write_mat` writes it
+BBL_KEYS = ("bbl",)
 #: Other ground-truth names: ``gt`` as a word or ending (``Salinas_gt``, ``PlaneGT``,
 #: ``tgt``, not ``length`` nor ``PATHLENGTH``), or one of these words inside
 #: (``anomaly_map``). Not ``mask`` inside a name: a ``cloud_mask`` is no ground truth.
@@ -278,10 +280,22 @@ def _check_band_axis(variables, ckey: str, path: str) -> None:
             "bands): save it as rows x cols x bands (permute(data, [2 3 1]) in MATLAB)", path)
 
 
-def _wavelength_key(variables, bands: int) -> str | None:
+def _wavelength_key(variables, bands: int, names=WAVELENGTH_KEYS) -> str | None:
+    """A numeric vector of ``bands`` values with one of ``names``, or None."""
     cands = [n for n, s, c in variables if c in _NUMERIC and int(np.prod(s)) == bands
              and sum(d > 1 for d in s) <= 1]
-    return _by_name(cands, WAVELENGTH_KEYS)
+    return _by_name(cands, names)
+
+
+def _good_bands(value, key: str, p: str) -> np.ndarray | None:
+    """A ``bbl`` vector as good-band flags (1 good, 0 bad, as ENVI's), or None with a
+    warning when it holds other values."""
+    bbl = _as_float(value, key, p).reshape(-1)
+    if not np.isin(bbl, (0.0, 1.0)).all():
+        warnings.warn(f"{p}: {key!r} holds values other than 0 and 1: not read as a bad-band "
+                      "list", UserWarning, stacklevel=4)
+        return None
+    return bbl != 0
 
 
 def _numeric(dtype: np.dtype, key: str, path: str) -> np.dtype:
@@ -351,7 +365,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
     gkey = _gt_key(variables, (rows, cols), gt_key, p, strict=want_gt)
     wkey = _wavelength_key(variables, bands)
-    extra = [k for k in (gkey if want_gt else None, wkey) if k is not None]
+    bkey = _wavelength_key(variables, bands, BBL_KEYS)
+    extra = [k for k in (gkey if want_gt else None, wkey, bkey) if k is not None]
     if window is not None:
         check_window(window, (rows, cols), p)
     tiles = tile_chunks(chunks, *((rows, cols) if window is None
@@ -395,9 +410,11 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         wl = _as_float(values[wkey], wkey, p).reshape(-1)
         scale = wavelength_scale(None, wl)
         wavelength = wl * scale
+    good = None if bkey is None else _good_bands(values[bkey], bkey, p)
     attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey,
              **window_attrs(window, (rows, cols))}
-    cube = make_cube(data, wavelength=wavelength, source_format="mat", source_path=p,
+    cube = make_cube(data, wavelength=wavelength, good_band=good, source_format="mat",
+                     source_path=p,
                      attrs=attrs)
     gt = None
     if want_gt and gkey is not None:
@@ -502,8 +519,9 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     """Write a cube (and optional ground truth) as a compressed MAT v5 file; return its path.
 
     The cube is materialised as ``key`` (rows, cols, bands); its wavelengths are saved
-    as a ``wavelength`` row vector (nm, NaN for a band whose wavelength is unknown), ground
-    truth as uint8 ``gt_key``. Cubes over 2 GiB raise UnsupportedError (the MAT v5 limit).
+    as a ``wavelength`` row vector (nm, NaN for a band whose wavelength is unknown), bad
+    bands as a ``bbl`` row vector (1 good, 0 bad) when there are any, ground truth as
+    uint8 ``gt_key``. Cubes over 2 GiB raise UnsupportedError (the MAT v5 limit).
     A CRS, transform, nodata value or scaling to physical units, which MAT files cannot
     hold, is named in one warning.
     """
@@ -518,6 +536,9 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
     if np.isfinite(wl).any():  # NaN where a band's wavelength is unknown
         variables["wavelength"] = wl[None, :]
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    if not good.all():  # read back as the bad-band list
+        variables["bbl"] = good.astype(np.uint8)[None, :]
     if gt is not None:
         variables[gt_key] = np.asarray(getattr(gt, "values", gt), dtype=bool).astype(np.uint8)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
