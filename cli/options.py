@@ -156,18 +156,11 @@ def subset_options(func):
 def subset_selection(srcwin, projwin, projwin_crs) -> dict:
     """The subset options as :func:`hsad.subset.spatial_subset` keywords, checked before any
     work (each excludes the other; a CRS must parse)."""
-    from hsad.errors import ParameterError
-    from hsad.subset import check_choice
+    from hsad.subset import check_choice, projwin_srs
 
     check_choice(srcwin, projwin, projwin_crs)
     if projwin_crs is not None:
-        from rasterio.crs import CRS
-        from rasterio.errors import CRSError
-
-        try:
-            CRS.from_user_input(projwin_crs)
-        except CRSError as err:
-            raise ParameterError(f"--projwin-srs {projwin_crs!r} is not a CRS: {err}") from None
+        projwin_srs(projwin_crs)
     return {"srcwin": srcwin, "projwin": projwin, "projwin_crs": projwin_crs}
 
 

@@ -102,16 +102,25 @@ def srcwin_window(srcwin, shape: tuple[int, int], source=None) -> Window:
     return clip_window(xoff, yoff, xsize, ysize, shape, "--srcwin", source)
 
 
-def _to_scene_crs(points, projwin_crs, scene_crs, source) -> list[tuple[float, float]]:
-    """The (x, y) ``points`` from ``projwin_crs`` to the scene's CRS (GIS axis order)."""
+def projwin_srs(projwin_crs):
+    """``--projwin-srs`` as a rasterio CRS (any form GDAL takes); ParameterError in one line
+    (GDAL's own error line kept off stderr: parsed inside a rasterio environment)."""
+    import rasterio
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
-    from rasterio.warp import transform
 
     try:
-        src = CRS.from_user_input(projwin_crs)
+        with rasterio.Env():
+            return CRS.from_user_input(projwin_crs)
     except CRSError as err:
         raise ParameterError(f"--projwin-srs {projwin_crs!r} is not a CRS: {err}") from None
+
+
+def _to_scene_crs(points, projwin_crs, scene_crs, source) -> list[tuple[float, float]]:
+    """The (x, y) ``points`` from ``projwin_crs`` to the scene's CRS (GIS axis order)."""
+    from rasterio.warp import transform
+
+    src = projwin_srs(projwin_crs)
     if scene_crs is None:
         raise ParameterError(f"--projwin-srs {projwin_crs}: the scene has no CRS to "
                              "transform the window into; give --projwin in its own "
@@ -326,5 +335,5 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
 
 
 __all__ = ["WINDOW_ATTR", "Window", "check_choice", "clip_window", "mark_window",
-           "offsets_in", "on_scene_grid", "projwin_window", "spatial_subset", "srcwin_window",
-           "whole_grid", "window_for"]
+           "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
+           "srcwin_window", "whole_grid", "window_for"]

@@ -179,6 +179,16 @@ def test_bad_windows_are_one_line_errors(scene, tmp_path, capsys, args, expected
     assert not (tmp_path / "e.tif").exists()
 
 
+@pytest.mark.parametrize("command", ["detect", "convert"])
+def test_an_unknown_projwin_srs_is_one_line_even_at_the_file_descriptor(scene, tmp_path, capfd,
+                                                                       command):
+    """GDAL printed its own "ERROR 1: PROJ: … crs not found" line before hsad's."""
+    out = ["-m", "rx", "-o", tmp_path / "e.tif"] if command == "detect" else [tmp_path / "e.img"]
+    line = one_error([command, scene[0], *out, "--projwin", 500_300, 5_099_400, 500_900,
+                      5_098_900, "--projwin-srs", "EPSG:99999"], capfd)
+    assert "is not a CRS" in line
+
+
 def test_corners_proj_cannot_transform_and_overflowing_windows_are_one_line_errors(
         scene, tmp_path, capsys):
     assert "do not transform from EPSG:4326" in one_error(
