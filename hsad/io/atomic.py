@@ -229,11 +229,17 @@ def write_failure(exc: BaseException, target: Path) -> str | None:
 
     if not any(type(e).__module__.startswith("rasterio") and says_write(e) for e in chain):
         return None
+    return disk_full(target) or f"write failed (disk full?): {chain[-1]}"
+
+
+def disk_full(target: str | os.PathLike) -> str | None:
+    """"no space left on device" when the folder of ``target`` has less than 1 MiB free
+    (a library that failed a write without saying why), else None."""
     with contextlib.suppress(OSError):
-        st = os.statvfs(target.parent)
+        st = os.statvfs(Path(target).parent)
         if st.f_bavail * st.f_frsize < 2**20:
             return os.strerror(errno.ENOSPC).lower()
-    return f"write failed (disk full?): {chain[-1]}"
+    return None
 
 
 def _place(tmp: Path, target: Path) -> None:

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from hsad.cube import transform_of, vector_frame
 from hsad.errors import OutputError, ParameterError
-from hsad.io.atomic import atomic_path
+from hsad.io.atomic import atomic_path, disk_full
 from hsad.io.glt import glt_of, orthorectify_map, place
 from hsad.io.sensor_georef import ground_mapping, sensor_georef_of
 
@@ -387,7 +387,8 @@ def write_regions(
         except Exception as exc:  # pyogrio's own errors: a full disk, a failed write
             if not type(exc).__module__.startswith("pyogrio"):
                 raise
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = disk_full(path) or (str(exc).strip().splitlines()[0] if str(exc).strip()
+                                         else type(exc).__name__)
             raise OutputError(f"cannot write polygons: {reason}; nothing was written",
                               path) from exc
     return path
