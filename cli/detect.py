@@ -26,6 +26,7 @@ from hsad.cli.options import (
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import load_config, parse_numbers, parse_params
+from hsad.errors import ParameterError
 from hsad.thresholds import DEFAULT_RULE, check_threshold
 
 
@@ -122,10 +123,12 @@ def command(scene, method, config_path, params, model, output, cog, mask_path, c
     check_agree(merged, seed=seed)
     if contamination is None and far is None and value is None:  # options beat the config
         contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
+        try:
+            check_threshold(contamination, far, value)
+        except ParameterError as exc:  # the config's numbers: the error names the file
+            raise ParameterError(exc.problem, exc.path or config_path) from None
     check_threshold(contamination, far, value)
     if library_path and not spectra_path:
-        from hsad.errors import ParameterError
-
         raise ParameterError("--library names the detections in the --spectra table: give "
                              "--spectra too", library_path)
     quality = parse_flags(exclude_quality)  # a bad flag fails before any work

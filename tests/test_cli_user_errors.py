@@ -84,6 +84,10 @@ def test_config_keys_are_checked_and_options_beat_its_threshold(scene, tmp_path,
     assert code == 0, err
     with rasterio.open(tmp_path / "m.tif") as src:
         assert "false-alarm rate" in src.tags()["hsad_threshold_rule"]
+    two = tmp_path / "two.yaml"  # the config's own threshold errors name the config
+    two.write_text("method: rx\ncontamination: 0.01\nfar: 0.01\n")
+    line = one_error(["detect", scene, "-c", two, "-o", tmp_path / "t.tif"], capsys)
+    assert line.startswith(f"error: {two}: threshold: give exactly one of")
 
 
 def test_a_threshold_must_be_a_finite_number(scene, tmp_path, capsys):
