@@ -83,7 +83,9 @@ def test_no_raw_numpy_warnings_on_infinite_or_missing_pixels(values):
 def test_import_hsad_reaches_every_subpackage():
     code = ("import hsad; hsad.detectors.get('rx'); hsad.cube.make_cube; "
             "hsad.nodata.set_nodata; hsad.engine.stats.cube_moments; "
-            "hsad.io.model_archive.load_model; hsad.outputs.metrics.evaluate\n"
+            "hsad.io.model_archive.load_model; hsad.outputs.metrics.evaluate; "
+            "hsad.nn.persistence.save_detector; hsad.detectors.state.savable; "
+            "hsad.detectors.neural.NeuralDetector; hsad.fusion.tiled\n"
             "try:\n    hsad.no_such_thing\nexcept AttributeError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -70,4 +70,11 @@ def get(name: str, **params) -> BaseDetector:
     return det
 
 
+def __getattr__(name: str):
+    """Modules of this package load on first use."""
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)
+
+
 __all__ = ["BaseDetector", "available", "get", "register"]

@@ -353,3 +353,10 @@ class Fusion:
         d_spat = f.spatial(residual, cube)
         d_ss = fuse(d_spat, f.spectral_term(d_spec), float(f.lam), f.norm)
         return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}
+
+
+def __getattr__(name: str):
+    """Modules of this package (``hsad.fusion.tiled``) load on first use."""
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)

@@ -20,9 +20,12 @@ _HOMES = {"BandScaler": "normalise", "PixelSample": "sampling", "sample_pixels":
 
 
 def __getattr__(name: str):
+    """A public name from its module, or a module of this package, on first use."""
     if name in _HOMES:
         return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)
 
 
 __all__ = ["BandScaler", "History", "PixelSample", "Trainer", "resolve_device",
