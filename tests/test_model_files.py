@@ -316,6 +316,22 @@ def test_archive_with_extra_members_is_refused(members, tmp_path):
         read_model(path)
 
 
+def test_archive_with_a_member_twice_is_refused(members, tmp_path):
+    """The last copy won: a zip tool may show the first, so what was inspected was not what
+    ran."""
+    import warnings
+
+    config = dict(members[0])
+    path = tmp_path / "twice.hsad"
+    with zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        zf.writestr(CONFIG, json.dumps(config))
+        zf.writestr(WEIGHTS, members[1])
+        zf.writestr(CONFIG, json.dumps({**config, "method": "other"}))
+    with pytest.raises(ModelError, match="holds config.json more than once"):
+        read_model(path)
+
+
 # ---- pickles are never unpickled -----------------------------------------------------------
 def test_the_pickle_payload_is_live(tmp_path):
     # control: the payload below really would create its file if it were unpickled

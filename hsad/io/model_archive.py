@@ -117,6 +117,11 @@ def _read_folder(path: Path) -> tuple[bytes, bytes]:
 
 def _read_zip(path: Path) -> tuple[bytes, bytes]:
     with zipfile.ZipFile(path) as zf:
+        listed = [i.filename for i in zf.infolist()]
+        if len(set(listed)) < len(listed):  # which copy a tool shows is not which one runs
+            twice = sorted({n for n in listed if listed.count(n) > 1})
+            raise ModelError(f"model archive holds {', '.join(twice[:3])} more than once: "
+                             "not written by hsad", path)
         infos = {i.filename: i for i in zf.infolist()}
         missing = [m for m in (CONFIG, WEIGHTS) if m not in infos]
         if missing:
