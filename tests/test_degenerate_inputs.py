@@ -479,6 +479,20 @@ def test_a_band_that_is_the_nodata_value_everywhere_is_named():
             "pixel; mark them bad") in str(err)
 
 
+@pytest.mark.parametrize("name", ["hadgan", "vae", "cluster-rx"])
+def test_a_band_without_data_is_named_by_the_sampling_detectors_too(name):
+    """They said "the scene is all nodata" where RX named the band to mark bad."""
+    data = np.random.default_rng(5).normal(size=(12, 14, 8)).astype(np.float32)
+    data[:, :, 3] = np.nan
+    with pytest.raises(ParameterError, match=r"band 4 \(1-based\) is not finite in any "
+                       r"pixel; mark them bad"):
+        detectors.get(name, **({"epochs": 1} if name != "cluster-rx" else {})).fit(
+            make_cube(data))
+    with pytest.raises(ParameterError, match="the file holds no data"):
+        detectors.get(name, **({"epochs": 1} if name != "cluster-rx" else {})).fit(
+            make_cube(np.full((12, 14, 8), np.nan, np.float32)))
+
+
 def test_a_file_of_nodata_alone_is_named_as_such():
     """Every band the nodata value everywhere: the message listed every band as one to mark
     bad, which is no remedy; it says the file holds no data."""

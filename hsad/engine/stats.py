@@ -174,7 +174,7 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
     if moments.n == 0 and region is not None:
         raise ParameterError(f"{what}: the background area holds no valid pixel", path)
     if moments.n == 0:
-        raise ParameterError(f"{what}: the cube has no valid pixel{_dead_bands(cube, bands)}",
+        raise ParameterError(f"{what}: the cube has no valid pixel{dead_bands_note(cube, bands)}",
                              path)
     check_partial_nodata(cube, what, bands)
     if not np.trace(moments.scatter) > 0:
@@ -314,7 +314,7 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None) -> None:
         f"{advice}", DegenerateDataWarning, stacklevel=3)
 
 
-def _dead_bands(cube: xr.DataArray, bands=None) -> str:
+def dead_bands_note(cube: xr.DataArray, bands=None) -> str:
     """``": bands … hold no data in any pixel; mark them bad"``, or "" when there are none."""
     sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
     nodata = cube.attrs.get("nodata")

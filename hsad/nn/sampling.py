@@ -217,12 +217,26 @@ def sample_pixels(
             n_found += len(ranked)
         rate = max(ok_all.mean() if fresh.size else 0.0, 1e-3)
     if n_found == 0:
-        raise ParameterError("no valid pixel to sample: the scene is all nodata",
-                             cube.attrs.get("source_path"))
+        raise ParameterError(_nothing_to_sample(cube, bands, mask), cube.attrs.get("source_path"))
     pos = np.concatenate(found_pos)[:n]
     values = np.concatenate(found_val)[:n]
     r, c = np.divmod(pos, cols)
     return PixelSample(values, r, c, n_fill)
+
+
+def _nothing_to_sample(cube: xr.DataArray, bands, mask) -> str:
+    """Why no pixel could be drawn: the area given, bands without data (to mark bad), or a
+    scene of nodata alone."""
+    if mask is not None and np.asarray(mask).any():
+        return "no valid pixel to sample in the area given (background, window or mask)"
+    from hsad.engine.stats import dead_bands_note
+
+    if bands is not None:
+        chosen = np.asarray(bands)
+        if chosen.dtype != bool:
+            chosen = np.isin(np.arange(cube.sizes["band"]), chosen)
+        bands = chosen
+    return f"no valid pixel to sample{dead_bands_note(cube, bands) or ': the scene is all nodata'}"
 
 
 def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None:
