@@ -46,6 +46,12 @@ def test_other_forms_of_a_cube_give_the_cube_s_map(values, method, params, form)
     assert np.isnan(got.values[0, 0]) and np.isfinite(got.values[1:]).all()
 
 
+def test_a_reconstruction_residual_takes_any_form_of_cube(values):
+    det = detectors.get("ae", epochs=1, progress=False).fit(values)
+    expected = np.asarray(det.residual(make_cube(values)))
+    np.testing.assert_array_equal(np.asarray(det.residual(values)), expected)
+
+
 def test_a_numpy_score_map_can_be_thresholded(values):
     det = detectors.get("rx")
     scores = det.fit_score(values)

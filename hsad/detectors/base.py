@@ -46,7 +46,7 @@ def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
 
 #: Detector methods whose first argument is a cube, wrapped by :func:`taking_any_cube` in
 #: every subclass that defines them.
-CUBE_METHODS = ("fit", "score", "fit_score", "score_stages")
+CUBE_METHODS = ("fit", "score", "fit_score", "score_stages", "residual")
 
 
 def taking_any_cube(method):
