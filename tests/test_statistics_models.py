@@ -187,3 +187,14 @@ def test_cli_train_window_restricts_the_statistics(scene_file, tmp_path):
     top = open_cube(scene_file)[:16]
     np.testing.assert_allclose(load_model(tmp_path / "m.hsad").mean_,
                                top.values.reshape(-1, 12).mean(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("window", ["0,16.5,0,32", "0,16,0", "0,16,0,32,4", "a,b,c,d",
+                                    (0.5, 16, 0, 32)])
+def test_a_training_window_is_four_whole_numbers(window):
+    from hsad.errors import ParameterError
+    from hsad.nn.sampling import region_mask
+
+    with pytest.raises(ParameterError, match="four whole numbers"):
+        region_mask(_cube(1), window=window)
+    assert region_mask(_cube(1), window=(0, 4.0, 0, 5)).sum() == 20

@@ -267,9 +267,13 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
     if window is not None:
         parts = window.split(",") if isinstance(window, str) else list(window)
         try:
-            r0, r1, c0, c1 = (int(v) for v in parts)
-        except (TypeError, ValueError):
-            raise ParameterError(f"training window must be r0,r1,c0,c1, got {window!r}") from None
+            numbers = [float(v) for v in parts]
+            if len(numbers) != 4 or not all(v.is_integer() for v in numbers):
+                raise ValueError
+            r0, r1, c0, c1 = (int(v) for v in numbers)
+        except (TypeError, ValueError, OverflowError):
+            raise ParameterError(f"training window must be four whole numbers r0,r1,c0,c1, "
+                                 f"got {window!r}") from None
         if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
             raise ParameterError(f"training window {r0},{r1},{c0},{c1} is empty or outside the "
                                  f"{shape[0]}x{shape[1]} scene", path)
