@@ -121,6 +121,24 @@ def test_quicklook_outlines_detections_with_legend_and_map_coordinates(scene, tm
     assert ax_rgb.get_xlabel() == "easting (m)" and ax_rgb.get_ylabel() == "northing (m)"
 
 
+def test_a_detection_on_the_image_edge_gets_a_closed_outline(scene):
+    """Its outline was an open "^" along the edge, easy to miss beside the closed ones."""
+    cube = open_cube(scene["cube"])
+    scores = detectors.get("rx").fit_score(cube)
+    edge = np.zeros(scores.shape, bool)
+    edge[-1, 10] = edge[20, 0] = True  # the last row, the first column
+    fig = quicklook(cube, scores, detections=edge, rgb=(650, 550, 450))
+    t = cube.rio.transform()
+    paths = fig.axes[1].collections[0].get_paths()
+    from matplotlib.path import Path as Ring
+
+    rings = [Ring(p) for path in paths for p in path.to_polygons(closed_only=True)]
+    assert len(rings) == 2
+    for r, c in zip(*np.nonzero(edge), strict=True):  # each inside a closed ring of its own
+        centre = (t.c + (c + 0.5) * t.a, t.f + (r + 0.5) * t.e)
+        assert sum(ring.contains_point(centre) for ring in rings) == 1
+
+
 def test_rgb_options(scene, tmp_path, capsys):
     cube = open_cube(scene["cube"])
     wl = cube["wavelength"].values

@@ -305,11 +305,12 @@ def quicklook(
             continue
         t = pool(outline)
         if np.nansum(t) > 0:
-            where = shown_extent(t)
-            # contour needs two pixels each way: a one-pixel side is doubled (same extent)
-            inside = np.nan_to_num(t) > 0
-            inside = np.repeat(np.repeat(inside, 1 + (t.shape[0] < 2), axis=0),
-                               1 + (t.shape[1] < 2), axis=1)
+            # a ring of outside pixels, one pixel beyond the extent: detections on the
+            # image's edge get closed outlines (and contour gets two pixels each way)
+            inside = np.pad(np.nan_to_num(t) > 0, 1)
+            x0, x1, y0, y1 = shown_extent(t)
+            dx, dy = (x1 - x0) / t.shape[1], (y1 - y0) / t.shape[0]
+            where = (x0 - dx, x1 + dx, y0 - dy, y1 + dy)
             for ax in axes:
                 with warnings.catch_warnings():  # every pooled pixel inside: no line to draw
                     warnings.filterwarnings("ignore", "No contour levels were found")
