@@ -114,6 +114,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
+    from hsad.io import atomic
+
+    atomic.QUIET_LIBTIFF = True  # a failed write is one line of ours, not libtiff's too
     try:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning

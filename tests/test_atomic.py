@@ -179,3 +179,27 @@ def test_a_temporary_that_cannot_be_made_is_named_as_the_output(tmp_path):
     with pytest.raises(OSError) as exc:
         atomic.temp_file(missing)
     assert exc.value.filename == str(missing)
+
+
+def test_a_write_past_the_file_size_limit_is_one_line_of_ours_alone(tmp_path):
+    """libtiff printed "_tiffWriteProc: File too large." (on a full disk, "No space left on
+    device.") for every block before hsad's own line."""
+    import resource
+
+    import numpy as np
+
+    from hsad.cube import make_cube
+    from hsad.io.envi_writer import write_envi
+
+    scene = write_envi(make_cube(np.random.default_rng(0).normal(
+        size=(300, 400, 4)).astype(np.float32)), tmp_path / "s.img")
+
+    def limit():  # writes beyond 200 kB fail with EFBIG (Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    done = subprocess.run([sys.executable, "-m", "hsad.cli.main", "detect", str(scene), "-m",
+                           "rx", "-o", str(tmp_path / "out" / "rx.tif")],
+                          preexec_fn=limit, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert not (tmp_path / "out" / "rx.tif").exists()

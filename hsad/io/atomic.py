@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -187,9 +188,40 @@ def _tag(target: Path) -> str:
     return f"{start}~{digest}"
 
 
+#: set by the command line, which reports a failed write in one line itself: libtiff's
+#: global error handler is then silenced before the first write (:func:`quiet_libtiff`)
+QUIET_LIBTIFF = False
+
+
+@functools.cache
+def quiet_libtiff() -> bool:
+    """Silence the global error handler of the libtiff that rasterio's GDAL uses: on a full
+    disk it prints "_tiffWriteProc: No space left on device." to stderr for every block,
+    outside GDAL's error handling (which still raises the failed write). True when done;
+    False where that libtiff is not found (a GDAL not from the rasterio wheel)."""
+    import ctypes
+    import glob
+
+    import rasterio
+
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs",
+                                              "libtiff*.so*"))):
+        try:
+            set_handler = ctypes.CDLL(path).TIFFSetErrorHandler
+        except (OSError, AttributeError):
+            continue
+        set_handler.restype = ctypes.c_void_p
+        set_handler.argtypes = [ctypes.c_void_p]
+        set_handler(None)
+        return True
+    return False
+
+
 def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
     """Create an empty temporary file beside ``target`` (usual permissions) and return it;
     ``suffix`` (default: the target's) goes before ``.part``. Removes stale ones first."""
+    if QUIET_LIBTIFF:
+        quiet_libtiff()
     target = Path(target)
     remove_stale(target)
     with _signals_held():
