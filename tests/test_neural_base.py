@@ -122,11 +122,24 @@ def test_invalid_sizes_are_errors_not_fallbacks(name, bad, message):
     ("hadgan", {"w_adv_z": -1.0}, "w_adv_z must be ≥ 0"),
     ("hadgan", {"w_adv_i": -1.0}, "w_adv_i must be ≥ 0"),
     ("ae", {"lr": float("inf")}, "lr must be a finite number > 0"),
-    ("ganomaly", {"w_con": float("inf")}, "w_con must be finite"),
+    ("ae", {"lr": 1e39}, "lr must be a finite number > 0"),  # beyond float32: torch fails
+    ("ae", {"weight_decay": 1e39}, "weight_decay must be a finite number within float32"),
+    ("ganomaly", {"w_con": float("inf")}, "w_con must be a finite number within float32"),
+    ("ganomaly", {"w_con": np.float32("inf")}, "w_con must be a finite number within"),
 ])
 def test_loss_weights_and_rates_are_checked(name, bad, message):
     with pytest.raises(ParameterError, match=message):
         detectors.get(name, progress=False, device="cpu", **bad).fit(_cube((20, 18)))
+
+
+def test_the_fusion_stages_eps_may_be_infinite():
+    """eps=inf is the guided filter's limit (a box mean): the finite-number rule is the
+    networks' rates' and weights', not the fusion stage's."""
+    cube = _cube((20, 18))
+    boxed = detectors.get("ae", **TINY_AE, fusion="paper", eps=float("inf")).fit_score(cube)
+    usual = detectors.get("ae", **TINY_AE, fusion="paper").fit_score(cube)
+    np.testing.assert_array_equal(np.isfinite(boxed.values), np.isfinite(usual.values))
+    assert np.isfinite(boxed.values).sum() > 0
 
 
 def test_a_training_whose_last_update_diverges_is_an_error_not_a_model():

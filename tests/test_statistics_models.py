@@ -109,6 +109,17 @@ def test_an_inconsistent_statistics_model_is_refused_in_one_line(tmp_path, chang
     assert "\n" not in str(exc.value) and "bad.hsad" in str(exc.value)
 
 
+@pytest.mark.parametrize("name", STATISTICS)
+def test_a_model_of_data_in_large_units_loads_again(name, tmp_path):
+    """Values of 5e8 ± 1e8 (photon counts) have a covariance of 1e16: the value check
+    refused the model hsad had just saved."""
+    cube = _cube(1)
+    big = cube.copy(data=cube.data * 3e9 + 5e8)  # standard deviations of 1e8 to 5e8
+    det = detectors.get(name).fit(big)
+    model = load_model(save_model(det, tmp_path / "big.hsad"))
+    np.testing.assert_allclose(model.score(big).values, det.score(big).values, rtol=1e-5)
+
+
 def test_a_scene_of_other_wavelengths_is_refused(tmp_path):
     model = load_model(save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad"))
     assert read_archive(tmp_path / "rx.hsad")[0]["wavelength"][0] == 450.0

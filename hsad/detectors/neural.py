@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 import warnings
 from typing import ClassVar
 
@@ -59,6 +58,9 @@ INPUT_CLIP = 1e6
 def _is_classvar(annotation) -> bool:
     return str(annotation).replace("typing.", "").startswith("ClassVar")
 
+
+#: the largest float32: hyperparameters beyond it overflow torch's arithmetic
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 class NeuralDetector(BaseDetector):
     """A detector with trained networks; its hyperparameters are declared class attributes.
@@ -200,19 +202,31 @@ class NeuralDetector(BaseDetector):
                                            f"{self.output!r}"),
             (self.latent is None or int(self.latent) >= 1,
              f"latent must be ≥ 1 (or None for int(√B + 1)), got {self.latent!r}"),
-            (0 < float(self.lr) < math.inf, "lr must be a finite number > 0"),
+            (0 < float(self.lr) <= FLOAT32_MAX, "lr must be a finite number > 0"),
             (0 <= int(self.seed) <= SEED_MAX, f"seed must lie in 0…{SEED_MAX}, got {self.seed}"),
             (self.early_stopping is None or int(self.early_stopping) >= 1,
              "early_stopping must be ≥ 1 epochs (or None)"),
         ]
         for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
             checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
-        for key, value in self.get_params().items():  # no weight or rate is infinite
-            if isinstance(value, float) and math.isinf(value):
-                checks.append((False, f"{key} must be finite, got {value}"))
+        for key in self._float_hyperparameters():  # rates and weights torch can hold
+            value = getattr(self, key)
+            if value is not None and not abs(float(value)) <= FLOAT32_MAX:
+                checks.append((False, f"{key} must be a finite number within float32's "
+                                      f"range, got {value}"))
         for ok, message in checks + self._checks():
             if not ok:
                 raise ParameterError(f"{self.name}: {message}")
+
+    @classmethod
+    def _float_hyperparameters(cls) -> list[str]:
+        """The networks' hyperparameters declared as floats (learning rates, loss weights);
+        not the fusion stage's, optional (``float | None``), whose ``eps=inf`` is the guided
+        filter's box-mean limit."""
+        return list(dict.fromkeys(
+            name for klass in cls.__mro__ for name, kind in
+            vars(klass).get("__annotations__", {}).items()
+            if kind == "float" and not name.startswith("_")))
 
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:

@@ -6,9 +6,10 @@ any other name bound by the first array that has it (``"k"`` clusters, ``"r"`` t
 ``()`` marks a scalar. Saving writes the arrays to ``model.safetensors`` as ``state.<name>``
 and the scalars, the hyperparameters and the wavelengths to ``config.json``
 (``"kind": "statistics"``); loading checks every name, shape and type against the
-declaration, and the values (finite floats within ±1e15; counts, ``…counts_``, integers
-≥ 0), before the detector derives the rest of its state (``_derive``). The same
-zip format as neural models (:mod:`hsad.io.model_archive`), and no torch.
+declaration, and the values (finite floats, means and whitening within ±1e15; counts,
+``…counts_``, integers ≥ 0), before the detector derives the rest of its state
+(``_derive``). The same zip format as neural models (:mod:`hsad.io.model_archive`), and no
+torch.
 """
 
 from __future__ import annotations
@@ -71,15 +72,19 @@ def _bind(dims: tuple[str, ...], shape: tuple[int, ...], sizes: dict[str, int]) 
     return None
 
 
-#: the largest magnitude of a fitted statistic: beyond it the float32 scores overflow (a
-#: whitening entry of 1e15 is a band whose standard deviation is 1e-15)
+#: the largest magnitude of a mean or a whitening entry: beyond it the float32 scores
+#: overflow (a whitening entry of 1e15 is a band whose standard deviation is 1e-15); the
+#: covariance and its eigenvalues, in squared units, are only checked finite (data of a
+#: standard deviation of 1e8, photon counts, have a covariance of 1e16)
 MAX_STATISTIC = 1e15
+#: state arrays in squared units of the data
+SQUARED = ("cov_", "eigenvalues_")
 
 
 def _value_problem(key: str, value: np.ndarray) -> str | None:
     """What is wrong with the values of state array ``key``, or None: a count array
-    (``…counts_``) holds integers ≥ 0, the others finite float32 or float64 within
-    :data:`MAX_STATISTIC`."""
+    (``…counts_``) holds integers ≥ 0, the others finite float32 or float64, within
+    :data:`MAX_STATISTIC` unless in squared units (:data:`SQUARED`)."""
     if key == "bands_":
         return None
     if key.endswith("counts_"):
@@ -89,7 +94,7 @@ def _value_problem(key: str, value: np.ndarray) -> str | None:
         return f"must be float32 or float64, found {value.dtype}"
     if not np.isfinite(value).all():
         return "holds non-finite values"
-    if value.size and np.abs(value).max() > MAX_STATISTIC:
+    if key not in SQUARED and value.size and np.abs(value).max() > MAX_STATISTIC:
         return f"holds values beyond ±{MAX_STATISTIC:g}: not fitted statistics"
     return None
 
