@@ -172,6 +172,13 @@ def test_every_legal_name_can_be_written_and_its_stale_temporaries_found(tmp_pat
     assert atomic.remove_stale(target) == [stale]
     other = tmp_path / ("a" * 240 + ".tiff")  # same start, another name: another hash
     assert atomic._tag(other) != atomic._tag(target)
+    # a dot early in a long ENVI name makes the rest of it the "suffix"
+    for name in ("c" * 150 + ".v1_reflectance_subset_of_the_flightline", "ä" * 120 + ".x" * 5,
+                 "b" * 100 + "." + "s" * 154):
+        with atomic.atomic_paths(tmp_path / name) as (tmp,):
+            assert len(os.fsencode(tmp.name + ".aux.xml")) <= 255
+            tmp.write_bytes(b"data")
+        assert (tmp_path / name).read_bytes() == b"data"
 
 
 def test_a_temporary_that_cannot_be_made_is_named_as_the_output(tmp_path):

@@ -491,6 +491,17 @@ def test_a_band_without_data_is_named_by_the_sampling_detectors_too(name):
     with pytest.raises(ParameterError, match="the file holds no data"):
         detectors.get(name, **({"epochs": 1} if name != "cluster-rx" else {})).fit(
             make_cube(np.full((12, 14, 8), np.nan, np.float32)))
+    area = np.zeros((12, 14), bool)
+    area[:6, :7] = True  # a training area: the dead band is still named
+    with pytest.raises(ParameterError, match=r"band 4 \(1-based\) is not finite"):
+        detectors.get(name, **({"epochs": 1} if name != "cluster-rx" else {})).fit(
+            make_cube(data), background=area)
+    striped = np.random.default_rng(6).normal(size=(12, 14, 8)).astype(np.float32)
+    striped.reshape(-1, 8)[np.arange(12 * 14), np.arange(12 * 14) % 8] = np.nan
+    for det in (detectors.get(name, **({"epochs": 1} if name != "cluster-rx" else {})),
+                detectors.get("rx")):  # no band dead, no pixel whole: said so, not "all nodata"
+        with pytest.raises(ParameterError, match="no pixel holds data in every good band"):
+            det.fit(make_cube(striped))
 
 
 def test_a_file_of_nodata_alone_is_named_as_such():

@@ -156,6 +156,8 @@ def test_bad_bands_survive_a_mat_file(tmp_path):
     all_good = open_mat(write_mat(make_cube(data), tmp_path / "good.mat"))
     assert all_good["good_band"].values.all()
     assert "bbl" not in sio.loadmat(tmp_path / "good.mat")  # written only when some are bad
+    sio.savemat(tmp_path / "logical.mat", {"data": data, "bbl": good})  # MATLAB's true(1, n)
+    np.testing.assert_array_equal(open_mat(tmp_path / "logical.mat")["good_band"].values, good)
     sio.savemat(tmp_path / "odd.mat", {"data": data, "bbl": np.array([[1, 2, 1, 1, 0]])})
     with pytest.warns(UserWarning, match="'bbl' holds values other than 0 and 1"):
         assert open_mat(tmp_path / "odd.mat")["good_band"].values.all()

@@ -171,10 +171,9 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
     """
     path = cube.attrs.get("source_path")
     moments = cube_moments(cube, bands=bands, region=region)
-    if moments.n == 0 and region is not None:
-        raise ParameterError(f"{what}: the background area holds no valid pixel", path)
     if moments.n == 0:
-        raise ParameterError(f"{what}: the cube has no valid pixel{dead_bands_note(cube, bands)}",
+        where = "the background area holds" if region is not None else "the cube has"
+        raise ParameterError(f"{what}: {where} no valid pixel{no_pixel_note(cube, bands)}",
                              path)
     check_partial_nodata(cube, what, bands)
     if not np.trace(moments.scatter) > 0:
@@ -335,6 +334,14 @@ def dead_bands_note(cube: xr.DataArray, bands=None) -> str:
              else f"the nodata value {nodata:g} (or not finite) in every pixel")
     return (f": band{'s' * (dead.size > 1)} {listed} (1-based) {'are' if dead.size > 1 else 'is'}"
             f" {state}; mark them bad (bbl / good_band) or drop them")
+
+
+def no_pixel_note(cube: xr.DataArray, bands=None) -> str:
+    """Why no pixel is valid: the bands without data (:func:`dead_bands_note`), or, when
+    each band holds data somewhere, that no pixel holds data in every good band."""
+    return dead_bands_note(cube, bands) or (
+        ": no pixel holds data in every good band (each lacks some band: choose fewer bands, "
+        "or mark the gappy ones bad)")
 
 
 #: what to try when a covariance is degenerate (part of every degeneracy message)

@@ -175,6 +175,8 @@ def _unlocked(path: str) -> Iterator[bool]:
 #: a suffix of up to 18 characters, ``.part`` and GDAL's ``.aux.xml`` it stays within the
 #: 255 bytes a file name may have
 TAG_MAX = 199
+#: the longest suffix a temporary name keeps (longer ones are no file extension)
+SUFFIX_MAX = 18
 
 
 def _tag(target: Path) -> str:
@@ -225,10 +227,12 @@ def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
     target = Path(target)
     remove_stale(target)
     with _signals_held():
+        ending = target.suffix if suffix is None else suffix
+        if len(os.fsencode(ending)) > SUFFIX_MAX:  # no extension GDAL picks a driver by
+            ending = ""  # (an ENVI name with dots: "x.v1_reflectance_subset")
         try:
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{_tag(target)}.{HOST}-{os.getpid()}.",
-                suffix=(target.suffix if suffix is None else suffix) + ".part",
+                prefix=f".{_tag(target)}.{HOST}-{os.getpid()}.", suffix=ending + ".part",
                 dir=target.parent,
             )
         except OSError as exc:  # named as the output the user gave, not its temporary
