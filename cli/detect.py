@@ -33,7 +33,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @click.command("detect", epilog=f"{FOLDERS_NOTE} Without --contamination, --far or "
                f"--threshold, the mask, polygons, spectra and quicklook use the default rule, "
                f"which needs no ground truth: {DEFAULT_RULE}.")
-@click.argument("scene", type=click.Path(dir_okay=True))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=True),
+                metavar="SCENE...")
 @click.option("-m", "--method", help="Detector name (see `hsad methods`).")
 @click.option("-c", "--config", "config_path", type=click.Path(),
               help="YAML/TOML file with method, params and threshold options.")
@@ -91,21 +92,37 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @seed_option
 @device_option
 @engine_options
-def command(scene, method, config_path, params, model, output, cog, mask_path, contamination,
-            far, value, polygons_path, spectra_path, library_path, png_path, rgb, rgb_bands,
-            truth, truth_key, key, stages_dir, wavelengths,
-            exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
-            projwin, projwin_crs, nodata,
-            valid_mask, exclude_quality, background,
-            labels, overwrite, fusion, chunks, seed, device, memory_limit, workers, scheduler,
-            precision, progress):
+def command(scenes, **options):
     """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
     product) and write a georeferenced map.
 
     The scene is processed in tiles sized by --memory-limit, on the threaded scheduler or a
     dask.distributed cluster (--workers, --scheduler); maps are streamed into the GeoTIFFs.
     A --model reads the bands it was trained on from SCENE, by wavelength.
+
+    Several scenes run one after another with the same settings (each fitted on itself, or
+    scored by the one --model), when every output path holds {stem}, the scene's file name
+    without its extension: -o out/{stem}_rx.tif. --truth, --valid-mask, --background and
+    --labels may hold {stem} too. A scene that fails is reported and the others go on; the
+    exit status is then 2.
     """
+    from hsad.cli.batch import run_jobs, scene_jobs
+
+    jobs = scene_jobs(scenes, options)
+    if len(jobs) == 1:
+        scene, filled = jobs[0]
+        return _detect_one(scene, **filled)
+    return run_jobs(jobs, _detect_one)
+
+
+def _detect_one(scene, method, config_path, params, model, output, cog, mask_path,
+                contamination, far, value, polygons_path, spectra_path, library_path,
+                png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir, wavelengths,
+                exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
+                projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
+                labels, overwrite, fusion, chunks, seed, device, memory_limit, workers,
+                scheduler, precision, progress):
+    """One scene of ``hsad detect``."""
     import time
 
     import dask

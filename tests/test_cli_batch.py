@@ -1,0 +1,116 @@
+"""``hsad detect`` on several scenes: outputs named per scene by ``{stem}``, every plan
+checked before the first scene, a failed scene reported while the others go on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from cli_helpers import one_error, run_cli
+
+from hsad import synthetic
+from hsad.cli.batch import stem_of
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Three small labelled ENVI scenes (their truths as GeoTIFFs named by stem)."""
+    folder = tmp_path_factory.mktemp("lines")
+    out = []
+    for i, name in enumerate(("line_a", "line_b", "line_c")):
+        files = synthetic.write_scene(synthetic.make_scene(rows=24, cols=30, bands=12,
+                                                           seed=i), folder, name=name)
+        out.append(files)
+    return out
+
+
+def _read(path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.crs, src.transform
+
+
+def test_each_scene_writes_what_it_writes_alone(scenes, tmp_path, capsys):
+    cubes = [s["cube"] for s in scenes]
+    code, out, err = run_cli(["detect", *cubes, "-m", "rx", "-o", tmp_path / "b" / "{stem}_rx.tif",
+                              "--mask", tmp_path / "b" / "{stem}_mask.tif", "--polygons",
+                              tmp_path / "b" / "{stem}.gpkg"], capsys)
+    assert code == 0, err
+    assert "scene 1/3:" in out and "scene 3/3:" in out and "3 of 3 scenes done" in out
+    for cube in cubes:
+        stem = stem_of(cube)
+        code, _, err = run_cli(["detect", cube, "-m", "rx", "-o", tmp_path / f"{stem}.tif",
+                                "--mask", tmp_path / f"{stem}_m.tif"], capsys)
+        assert code == 0, err
+        batch, alone = _read(tmp_path / "b" / f"{stem}_rx.tif"), _read(tmp_path / f"{stem}.tif")
+        np.testing.assert_array_equal(batch[0], alone[0])
+        assert batch[1:] == alone[1:]
+        np.testing.assert_array_equal(_read(tmp_path / "b" / f"{stem}_mask.tif")[0],
+                                      _read(tmp_path / f"{stem}_m.tif")[0])
+        assert (tmp_path / "b" / f"{stem}.gpkg").is_file()
+
+
+def test_a_failed_scene_is_reported_and_the_others_go_on(scenes, tmp_path, capsys):
+    missing = scenes[0]["cube"].with_name("gone.img")
+    code, out, err = run_cli(["detect", scenes[0]["cube"], missing, scenes[1]["cube"], "-m",
+                              "rx", "-o", tmp_path / "{stem}.tif"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {missing}: no such file"]
+    assert f"2 of 3 scenes done; failed: {missing}" in out
+    assert sorted(p.name for p in tmp_path.glob("*.tif")) == ["line_a.tif", "line_b.tif"]
+
+
+def test_each_scene_takes_its_own_truth_and_one_model(scenes, tmp_path, capsys):
+    model = tmp_path / "rx.hsad"
+    code, _, err = run_cli(["train", scenes[0]["cube"], "-m", "rx", "-o", model], capsys)
+    assert code == 0, err
+    truth = scenes[0]["truth"].parent / "{stem}_truth.tif"
+    for s in scenes:
+        s["truth"].rename(s["truth"].parent / f"{stem_of(s['cube'])}_truth.tif")
+    try:
+        code, out, err = run_cli(["detect", *(s["cube"] for s in scenes), "--model", model,
+                                  "-o", tmp_path / "{stem}.tif", "--truth", truth], capsys)
+    finally:
+        for s in scenes:
+            (s["truth"].parent / f"{stem_of(s['cube'])}_truth.tif").rename(s["truth"])
+    assert code == 0, err
+    assert out.count("AUC(D,F) =") == 3  # each scene against its own truth
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "3 scenes need an output named per scene: put {stem} in -o"),
+    (["--mask", "m.tif"], "--mask m.tif: every scene would write it; put {stem} in it"),
+])
+def test_outputs_not_named_per_scene_are_refused_before_any_work(scenes, tmp_path, capsys,
+                                                                  extra, message):
+    output = tmp_path / ("{stem}.tif" if extra else "one.tif")
+    line = one_error(["detect", *(s["cube"] for s in scenes), "-m", "rx", "-o", output,
+                      *extra], capsys)
+    assert message in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_scenes_of_one_stem_or_an_existing_output_are_refused_first(scenes, tmp_path,
+                                                                        capsys):
+    twin = tmp_path / "copy"
+    twin.mkdir()
+    for part in ("line_a.img", "line_a.hdr"):
+        (twin / part).write_bytes((scenes[0]["cube"].parent / part).read_bytes())
+    line = one_error(["detect", scenes[0]["cube"], twin / "line_a.img", "-m", "rx", "-o",
+                      tmp_path / "out" / "{stem}.tif"], capsys)
+    assert "would both write" in line and "(one stem, 'line_a')" in line
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "line_c.tif").write_bytes(b"kept")
+    line = one_error(["detect", *(s["cube"] for s in scenes), "-m", "rx", "-o",
+                      tmp_path / "out" / "{stem}.tif"], capsys)
+    assert line.endswith("line_c.tif: exists; give --overwrite to replace it")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["line_c.tif"]
+
+
+@pytest.mark.parametrize("path, stem", [
+    ("lines/f180601t01p00r06_rfl.hdr", "f180601t01p00r06_rfl"),
+    ("lines/scene.img", "scene"), ("lines/scene.img.hdr", "scene"), ("scene", "scene"),
+    ("ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z",
+     "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"),
+])
+def test_a_scenes_stem_is_its_name_without_extension(path, stem):
+    assert stem_of(path) == stem
