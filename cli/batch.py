@@ -49,11 +49,17 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
                                   for k in WRITTEN + PER_SCENE if options.get(k) is not None}})
             for scene in dict.fromkeys(scenes)]
     writers: dict[str, str] = {}
+    inputs = {_key(scene): scene for scene, _ in jobs} if len(jobs) > 1 else {}
     for scene, filled in jobs:
         for key in WRITTEN:
             if filled.get(key) is None:
                 continue
-            target = os.path.normcase(os.path.abspath(filled[key]))
+            target = _key(filled[key])
+            if target in inputs:  # another scene of the batch, read after this one writes
+                raise ParameterError(f"the output of {scene} would replace the scene "
+                                     f"{inputs[target]}: name the outputs apart from the "
+                                     "scenes (another folder, or a suffix after {stem})",
+                                     filled[key])
             other = writers.setdefault(target, scene)
             if other != scene:
                 raise ParameterError(f"{other} and {scene} would both write {filled[key]} "
@@ -63,6 +69,12 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
                     and os.path.lexists(filled[key])):  # refused before the first scene
                 raise ParameterError("exists; give --overwrite to replace it", filled[key])
     return jobs
+
+
+def _key(path) -> str:
+    """A path as compared: absolute, symbolic links resolved, case folded where the system
+    folds it."""
+    return os.path.normcase(os.path.realpath(path))
 
 
 def _flag(key: str) -> str:

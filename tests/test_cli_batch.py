@@ -114,3 +114,18 @@ def test_two_scenes_of_one_stem_or_an_existing_output_are_refused_first(scenes, 
 ])
 def test_a_scenes_stem_is_its_name_without_extension(path, stem):
     assert stem_of(path) == stem
+
+
+def test_an_output_that_is_another_scene_of_the_batch_is_refused(tmp_path, capsys):
+    """x.tif's map -o {stem}_rx.tif --overwrite would have replaced the scene x_rx.tif
+    before it was read."""
+    from hsad.io.geotiff_writer import write_geotiff_cube
+
+    cube = synthetic.make_scene(rows=24, cols=30, bands=8, seed=1).cube
+    for name in ("x.tif", "x_rx.tif"):
+        write_geotiff_cube(cube, tmp_path / name)
+    before = (tmp_path / "x_rx.tif").read_bytes()
+    line = one_error(["detect", tmp_path / "x.tif", tmp_path / "x_rx.tif", "-m", "rx", "-o",
+                      tmp_path / "{stem}_rx.tif", "--overwrite"], capsys)
+    assert "the output of" in line and "would replace the scene" in line
+    assert (tmp_path / "x_rx.tif").read_bytes() == before
