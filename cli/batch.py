@@ -4,6 +4,7 @@ holding ``{stem}``, checked before any work, then one scene after another."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,12 +18,19 @@ STEM = "{stem}"
 WRITTEN = ("output", "mask_path", "polygons_path", "spectra_path", "png_path", "stages_dir")
 #: options naming a scene's own input files, which may hold the placeholder too
 PER_SCENE = ("truth", "valid_mask", "background", "labels")
+#: options naming one input for every scene
+SHARED = ("config_path", "model", "library_path")
+#: data-file extensions of an ENVI scene, whose header may be given for the same scene
+ENVI_DATA = (".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
+_FLAGS = {"output": "-o", "mask_path": "--mask", "polygons_path": "--polygons",
+          "spectra_path": "--spectra", "png_path": "--png", "stages_dir": "--save-stages",
+          "config_path": "--config", "model": "--model", "library_path": "--library"}
 
 
 def stem_of(scene: str | os.PathLike) -> str:
     """A scene's name in output paths: the file name without its extension (an EnMAP
-    product's folder: the folder's name; ``x.img.hdr``: ``x``)."""
-    name = Path(scene).name
+    product's folder: the folder's name, also given as ``.``; ``x.img.hdr``: ``x``)."""
+    name = Path(os.path.abspath(scene)).name
     for suffix in (".hdr", ".HDR"):
         name = name.removesuffix(suffix)
     return Path(name).stem if "." in name else name
@@ -33,9 +41,38 @@ def fill(template, scene) -> str | None:
     return None if template is None else str(template).replace(STEM, stem_of(scene))
 
 
+def _key(path) -> str:
+    """A path as compared: absolute, symbolic links resolved, case folded where the system
+    folds it."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _scene_key(scene) -> str:
+    """One key for the ways of naming one scene: its path, or an ENVI scene's header and
+    its data file."""
+    key = _key(scene)
+    for ext in (".hdr", *ENVI_DATA):
+        if key.lower().endswith(ext):
+            return key[:-len(ext)]
+    return key
+
+
 def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]:
     """``(scene, options)`` for each scene, every ``{stem}`` filled; ParameterError before
-    any work when several scenes would write one file, or the output names no scene."""
+    any work when the outputs are not named per scene, several scenes would write one file,
+    or one scene's output is another's input."""
+    for key in WRITTEN:
+        if options.get(key) is not None and str(options[key]).strip() == "":
+            raise ParameterError(f"{_FLAGS[key]} is an empty path")
+    for key in SHARED:
+        if STEM in str(options.get(key) or ""):
+            raise ParameterError(f"{_FLAGS[key]} {options[key]}: one file for every scene; "
+                                 f"{STEM} applies to the outputs and to --truth, "
+                                 "--valid-mask, --background and --labels")
+    unique: dict[str, str] = {}
+    for scene in scenes:  # a scene named twice (x.hdr and x.img, ./x.tif) runs once
+        unique.setdefault(_scene_key(scene), scene)
+    scenes = tuple(unique.values())
     if len(scenes) > 1 and STEM not in str(options.get("output")):
         raise ParameterError(f"{len(scenes)} scenes need an output named per scene: put "
                              f"{STEM} in -o (and in every other output), e.g. "
@@ -43,62 +80,65 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
     for key in WRITTEN:
         value = options.get(key)
         if len(scenes) > 1 and value is not None and STEM not in str(value):
-            raise ParameterError(f"--{_flag(key)} {value}: every scene would write it; put "
+            raise ParameterError(f"{_FLAGS[key]} {value}: every scene would write it; put "
                                  f"{STEM} in it")
     jobs = [(scene, {**options, **{k: fill(options.get(k), scene)
                                   for k in WRITTEN + PER_SCENE if options.get(k) is not None}})
-            for scene in dict.fromkeys(scenes)]
+            for scene in scenes]
     writers: dict[str, str] = {}
-    inputs = {_key(scene): scene for scene, _ in jobs} if len(jobs) > 1 else {}
     for scene, filled in jobs:
         for key in WRITTEN:
             if filled.get(key) is None:
                 continue
             target = _key(filled[key])
-            if target in inputs:  # another scene of the batch, read after this one writes
-                raise ParameterError(f"the output of {scene} would replace the scene "
-                                     f"{inputs[target]}: name the outputs apart from the "
-                                     "scenes (another folder, or a suffix after {stem})",
-                                     filled[key])
             other = writers.setdefault(target, scene)
             if other != scene:
                 raise ParameterError(f"{other} and {scene} would both write {filled[key]} "
                                      f"(one stem, {stem_of(scene)!r}): give them different "
                                      "names, or run them apart")
-            if (len(jobs) > 1 and key != "stages_dir" and not options.get("overwrite")
-                    and os.path.lexists(filled[key])):  # refused before the first scene
-                raise ParameterError("exists; give --overwrite to replace it", filled[key])
     return jobs
 
 
-def _key(path) -> str:
-    """A path as compared: absolute, symbolic links resolved, case folded where the system
-    folds it."""
-    return os.path.normcase(os.path.realpath(path))
-
-
-def _flag(key: str) -> str:
-    return {"output": "output", "mask_path": "mask", "polygons_path": "polygons",
-            "spectra_path": "spectra", "png_path": "png", "stages_dir": "save-stages"}[key]
+def batch_inputs(jobs: list[tuple[str, dict]]) -> list[str]:
+    """Every input of every scene of a batch: none may be any scene's output."""
+    return [str(v) for scene, o in jobs
+            for v in (scene, *(o.get(k) for k in PER_SCENE + SHARED)) if v]
 
 
 def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> int:
-    """Each scene in turn; a scene's user error (one line, as for one scene) does not stop
-    the others. The exit status: 0, or 2 when a scene failed."""
-    failed = []
+    """Each scene in turn; a scene's error (one line, as for one scene, out of memory
+    included) does not stop the others, and its warnings name it. The exit status: 0, or 2
+    when a scene failed. An interrupt stops the batch, naming the scenes done."""
+    failed, done = [], []
     for i, (scene, options) in enumerate(jobs, 1):
         click.echo(f"scene {i}/{len(jobs)}: {scene}")
+        problem = None
         try:
-            detect_one(scene, **options)
+            with warnings.catch_warnings():
+                warnings.showwarning = (lambda message, *_, s=scene, **__:
+                                        click.echo(f"warning: {s}: {message}", err=True))
+                detect_one(scene, **options)
         except HsadError as exc:
-            click.echo(f"error: {exc}", err=True)
-            failed.append(scene)
+            problem = str(exc)
         except OSError as exc:
-            problem = (exc.strerror or str(exc)).lower()
-            click.echo(f"error: {exc.filename}: {problem}" if exc.filename
-                       else f"error: {problem}", err=True)
+            reason = (exc.strerror or str(exc)).lower()
+            problem = f"{exc.filename}: {reason}" if exc.filename else reason
+        except MemoryError:
+            problem = f"{scene}: out of memory: try a smaller --chunks or --memory-limit"
+        except RuntimeError as exc:  # torch's allocators raise RuntimeError, not MemoryError
+            if "can't allocate memory" not in str(exc).lower() and \
+                    "out of memory" not in str(exc).lower():
+                raise
+            problem = f"{scene}: out of memory: try a smaller --chunks or --memory-limit"
+        except KeyboardInterrupt:
+            click.echo(f"stopped at scene {i}/{len(jobs)}; done: "
+                       f"{', '.join(map(str, done)) or 'none'}", err=True)
+            raise
+        if problem is None:
+            done.append(scene)
+        else:
+            click.echo(f"error: {problem}", err=True)
             failed.append(scene)
-    done = len(jobs) - len(failed)
-    click.echo(f"{done} of {len(jobs)} scenes done"
+    click.echo(f"{len(done)} of {len(jobs)} scenes done"
                + (f"; failed: {', '.join(map(str, failed))}" if failed else ""))
     return 2 if failed else 0

@@ -112,7 +112,46 @@ def command(scenes, **options):
     if len(jobs) == 1:
         scene, filled = jobs[0]
         return _detect_one(scene, **filled)
+    _check_batch(jobs)
     return run_jobs(jobs, _detect_one)
+
+
+def _check_batch(jobs: list[tuple[str, dict]]) -> None:
+    """What would fail every scene, or one later on, fails before the first: the method and
+    its parameters, the memory limit, and every scene's output files (formats, existing
+    files, folders, side files such as styles), none an input of any scene."""
+    from hsad import pipeline
+    from hsad.cli.batch import batch_inputs
+    from hsad.engine.scheduler import parse_memory
+
+    options = jobs[0][1]
+    cfg = load_config(options["config_path"]) if options["config_path"] else {}
+    pipeline.make_detector(options["method"] or cfg.get("method"),
+                           {**(cfg.get("params") or {}), **parse_params(options["params"])},
+                           model=options["model"])
+    parse_memory(options["memory_limit"])
+    inputs = batch_inputs(jobs)
+    for _, filled in jobs:
+        plan_outputs(_planned(filled), inputs=inputs, overwrite=filled["overwrite"])
+        filled["also_inputs"] = inputs  # each scene's plan keeps the others' inputs too
+
+
+def _planned(options: dict) -> list[tuple[str, str | None, str]]:
+    """The ``(option, path, kind)`` of every file a detection with ``options`` writes."""
+    from hsad import pipeline
+    from hsad.outputs.spectra import spectra_files
+
+    stages_dir, spectra_path = options["stages_dir"], options["spectra_path"]
+    rasters = [("-o", options["output"]), ("--mask", options["mask_path"])] + [
+        ("--save-stages", pipeline.stage_path(stages_dir, name))
+        for name in (pipeline.STAGES if stages_dir else ())]
+    return ([(option, path, "raster") for option, path in rasters]
+            + [(option, style, "file") for option, path in rasters
+               for style in pipeline.style_files([path])]
+            + [("--polygons", options["polygons_path"], "polygons"),
+               ("--png", options["png_path"], "png")]
+            + [("--spectra", path, "spectra" if i == 0 else "file")
+               for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])])
 
 
 def _detect_one(scene, method, config_path, params, model, output, cog, mask_path,
@@ -121,8 +160,9 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                 exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
                 projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
                 labels, overwrite, fusion, chunks, seed, device, memory_limit, workers,
-                scheduler, precision, progress):
-    """One scene of ``hsad detect``."""
+                scheduler, precision, progress, also_inputs=()):
+    """One scene of ``hsad detect`` (``also_inputs``: the other scenes' of a batch, which
+    its outputs may not replace)."""
     import time
 
     import dask
@@ -131,7 +171,6 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
     from hsad.io.enmap import parse_flags
     from hsad.io.maps import read_truth
-    from hsad.outputs.spectra import spectra_files
     from hsad.subset import WINDOW_ATTR, on_scene_grid
 
     cfg = load_config(config_path) if config_path else {}
@@ -155,18 +194,12 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     rgb = parse_numbers(rgb, "--rgb", float)
     rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
-    rasters = [("-o", output), ("--mask", mask_path)] + [
-        ("--save-stages", pipeline.stage_path(stages_dir, name))
-        for name in (pipeline.STAGES if stages_dir else ())]
     plan = plan_outputs(
-        [(option, path, "raster") for option, path in rasters]
-        + [(option, style, "file") for option, path in rasters
-           for style in pipeline.style_files([path])]
-        + [("--polygons", polygons_path, "polygons"), ("--png", png_path, "png")]
-        + [("--spectra", path, "spectra" if i == 0 else "file")
-           for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])],
+        _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
+                  "polygons_path": polygons_path, "png_path": png_path,
+                  "spectra_path": spectra_path}),
         inputs=[scene, config_path, model, truth, background, valid_mask, labels,
-                library_path],
+                library_path, *also_inputs],
         overwrite=overwrite)
     if precision:
         settings["hsad.precision"] = precision

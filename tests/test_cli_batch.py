@@ -116,6 +116,13 @@ def test_a_scenes_stem_is_its_name_without_extension(path, stem):
     assert stem_of(path) == stem
 
 
+def test_a_folder_given_as_dot_is_named_by_the_folder(tmp_path, monkeypatch):
+    product = tmp_path / "ENMAP01-____L2A-DT1"
+    product.mkdir()
+    monkeypatch.chdir(product)
+    assert stem_of(".") == stem_of("./") == "ENMAP01-____L2A-DT1"
+
+
 def test_an_output_that_is_another_scene_of_the_batch_is_refused(tmp_path, capsys):
     """x.tif's map -o {stem}_rx.tif --overwrite would have replaced the scene x_rx.tif
     before it was read."""
@@ -127,5 +134,86 @@ def test_an_output_that_is_another_scene_of_the_batch_is_refused(tmp_path, capsy
     before = (tmp_path / "x_rx.tif").read_bytes()
     line = one_error(["detect", tmp_path / "x.tif", tmp_path / "x_rx.tif", "-m", "rx", "-o",
                       tmp_path / "{stem}_rx.tif", "--overwrite"], capsys)
-    assert "the output of" in line and "would replace the scene" in line
+    assert "-o would overwrite the input" in line and line.endswith("even with --overwrite")
     assert (tmp_path / "x_rx.tif").read_bytes() == before
+
+
+def test_a_scenes_input_is_no_other_scenes_output(scenes, tmp_path, capsys):
+    """Scene a's mask, named {stem}x_gt.tif, was scene ax's truth: written over it, then
+    used to score ax."""
+    from shutil import copyfile
+
+    for stem, s in (("a", scenes[0]), ("ax", scenes[1])):
+        for part in ("img", "hdr"):
+            copyfile(s["cube"].with_suffix(f".{part}"), tmp_path / f"{stem}.{part}")
+        copyfile(s["truth"], tmp_path / f"{stem}_gt.tif")
+    before = (tmp_path / "ax_gt.tif").read_bytes()
+    line = one_error(["detect", tmp_path / "a.img", tmp_path / "ax.img", "-m", "rx", "-o",
+                      tmp_path / "out" / "{stem}.tif", "--truth", tmp_path / "{stem}_gt.tif",
+                      "--mask", tmp_path / "{stem}x_gt.tif", "--overwrite"], capsys)
+    assert "--mask would overwrite the input" in line and "ax_gt.tif" in line
+    assert (tmp_path / "ax_gt.tif").read_bytes() == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_side_files_and_common_errors_fail_before_the_first_scene(scenes, tmp_path, capsys):
+    cubes = [s["cube"] for s in scenes]
+    (tmp_path / "line_b.qml").write_text("a style of an earlier run")
+    line = one_error(["detect", *cubes, "-m", "rx", "-o", tmp_path / "{stem}.tif"], capsys)
+    assert line.endswith("line_b.qml: exists; give --overwrite to replace it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["line_b.qml"]
+    for args, message in ((["-m", "nosuch"], "unknown method 'nosuch'"),
+                          (["-m", "rx", "--memory-limit", "abc"], "memory"),
+                          (["--model", tmp_path / "{stem}.hsad"], "one file for every scene"),
+                          (["-m", "rx", "--png", tmp_path / "{stem}.jpg"], "--png writes")):
+        line = one_error(["detect", *cubes, "-o", tmp_path / "{stem}.tif", *args], capsys)
+        assert message in line  # once, not once per scene
+
+
+def test_one_scene_named_twice_runs_once(scenes, tmp_path, capsys):
+    cube = scenes[0]["cube"]
+    code, out, err = run_cli(["detect", cube, cube.with_suffix(".hdr"), f"{cube.parent}/./"
+                              f"{cube.name}", "-m", "rx", "-o", tmp_path / "one.tif"], capsys)
+    assert code == 0, err
+    assert "scene 1/" not in out and (tmp_path / "one.tif").is_file()
+
+
+def test_a_scene_out_of_memory_fails_alone_and_warnings_name_their_scene(
+        scenes, tmp_path, capsys, monkeypatch):
+    from hsad.cli import detect
+
+    real = detect._detect_one
+
+    def one(scene, **options):
+        if scene == str(scenes[0]["cube"]):
+            raise MemoryError
+        if scene == str(scenes[1]["cube"]):
+            import warnings
+
+            warnings.warn("a warning of this scene", UserWarning, stacklevel=1)
+        return real(scene, **options)
+
+    monkeypatch.setattr(detect, "_detect_one", one)
+    code, out, err = run_cli(["detect", *(s["cube"] for s in scenes), "-m", "rx", "-o",
+                              tmp_path / "{stem}.tif"], capsys)
+    assert code == 2
+    assert f"error: {scenes[0]['cube']}: out of memory" in err
+    assert f"warning: {scenes[1]['cube']}: a warning of this scene" in err
+    assert "2 of 3 scenes done" in out
+
+
+def test_an_interrupted_batch_names_the_scenes_done(capsys):
+    from hsad.cli.batch import run_jobs
+
+    def one(scene, **_):
+        if scene == "c.img":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([("a.img", {}), ("b.img", {}), ("c.img", {})], one)
+    assert "stopped at scene 3/3; done: a.img, b.img" in capsys.readouterr().err
+
+
+def test_an_empty_output_path_is_refused(scenes, capsys):
+    assert "-o is an empty path" in one_error(["detect", scenes[0]["cube"], "-m", "rx", "-o",
+                                               ""], capsys)
