@@ -165,6 +165,18 @@ def test_errors_are_one_line(files, tmp_path, capsys):
     assert "not a recognised score map" in _error([npy, "--truth", files["truth"]], capsys)
 
 
+def _placed_or_refused(tmp_path, capsys, scores, gt, same: bool) -> None:
+    """``evaluate`` of s.tif against t.tif: the library's AUC when on one grid, else the
+    grid error."""
+    args = [tmp_path / "s.tif", "--truth", tmp_path / "t.tif", "--json"]
+    if same:
+        code, out, err = run_cli(["evaluate", *args], capsys)
+        assert code == 0, err
+        assert json.loads(out)["auc_df"] == pytest.approx(evaluate(scores, gt).auc_df)
+    else:
+        assert "not on the score map's grid" in _error(args, capsys)
+
+
 @pytest.mark.parametrize(("pixel", "crs", "shift", "same"), [
     (1e-6, "EPSG:4326", 5.0, False),    # 0.1 m pixels: a 5-pixel shift is 5e-6 degrees
     (30.0, "EPSG:32633", 1e-4 / 30, True),  # 30 m pixels: 0.1 mm is the same grid
@@ -181,13 +193,7 @@ def test_grids_are_compared_in_pixels_not_map_units(tmp_path, capsys, pixel, crs
     truth = make_cube(gt[:, :, None].astype(np.uint8), crs=crs,
                       transform=grid @ Affine.translation(shift, 0))
     write_mask(truth.isel(band=0), tmp_path / "t.tif")
-    args = [tmp_path / "s.tif", "--truth", tmp_path / "t.tif", "--json"]
-    if same:
-        code, out, err = run_cli(["evaluate", *args], capsys)
-        assert code == 0, err
-        assert json.loads(out)["auc_df"] == pytest.approx(evaluate(scores, gt).auc_df)
-    else:
-        assert "not on the score map's grid" in _error(args, capsys)
+    _placed_or_refused(tmp_path, capsys, scores, gt, same)
 
 
 @pytest.mark.parametrize(("s_crs", "t_crs", "t_grid", "same"), [
@@ -207,13 +213,7 @@ def test_a_transform_without_a_crs_still_places_the_map(tmp_path, capsys, s_crs,
                   tmp_path / "s.tif")
     write_mask(make_cube(gt[:, :, None].astype(np.uint8), crs=t_crs,
                          transform=t_grid).isel(band=0), tmp_path / "t.tif")
-    args = [tmp_path / "s.tif", "--truth", tmp_path / "t.tif", "--json"]
-    if same:
-        code, out, err = run_cli(["evaluate", *args], capsys)
-        assert code == 0, err
-        assert json.loads(out)["auc_df"] == pytest.approx(evaluate(scores, gt).auc_df)
-    else:
-        assert "not on the score map's grid" in _error(args, capsys)
+    _placed_or_refused(tmp_path, capsys, scores, gt, same)
 
 
 def test_nan_truth_pixels_are_left_out_in_every_format(files, tmp_path, capsys):
