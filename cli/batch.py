@@ -47,20 +47,27 @@ def _key(path) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
-def _scene_key(scene) -> str:
-    """One key for the ways of naming one scene: its path, or an ENVI scene's header and
-    its data file."""
-    key = _key(scene)
-    for ext in (".hdr", *ENVI_DATA):
-        if key.lower().endswith(ext):
-            return key[:-len(ext)]
-    return key
+def _distinct(scenes) -> tuple[str, ...]:
+    """The scenes, each once: one path named twice (``./x.tif``), or an ENVI header given
+    beside its data file (``x.hdr``, ``x.img``: a ``lines/*`` glob), is one scene; data
+    files of other extensions (``x.img``, ``x.bil``) stay apart."""
+    headers = {_key(s)[:-4] for s in scenes if str(s).lower().endswith(".hdr")}
+    data = [os.path.splitext(_key(s)) for s in scenes]
+    roots = [root for root, ext in dict.fromkeys(data) if ext.lower() in ENVI_DATA]
+    unique: dict[str, str] = {}
+    for scene, (root, ext) in zip(scenes, data, strict=True):
+        key = root + ext
+        if ext.lower() == ".hdr" or (root in headers and roots.count(root) == 1
+                                     and ext.lower() in ENVI_DATA):
+            key = root  # the header and its one data file
+        unique.setdefault(key, scene)
+    return tuple(unique.values())
 
 
 def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]:
-    """``(scene, options)`` for each scene, every ``{stem}`` filled; ParameterError before
-    any work when the outputs are not named per scene, several scenes would write one file,
-    or one scene's output is another's input."""
+    """``(scene, options)`` for each distinct scene, every ``{stem}`` filled;
+    ParameterError before any work when the outputs are not named per scene or several
+    scenes would write one file."""
     for key in WRITTEN:
         if options.get(key) is not None and str(options[key]).strip() == "":
             raise ParameterError(f"{_FLAGS[key]} is an empty path")
@@ -69,10 +76,7 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
             raise ParameterError(f"{_FLAGS[key]} {options[key]}: one file for every scene; "
                                  f"{STEM} applies to the outputs and to --truth, "
                                  "--valid-mask, --background and --labels")
-    unique: dict[str, str] = {}
-    for scene in scenes:  # a scene named twice (x.hdr and x.img, ./x.tif) runs once
-        unique.setdefault(_scene_key(scene), scene)
-    scenes = tuple(unique.values())
+    scenes = _distinct(scenes)
     if len(scenes) > 1 and STEM not in str(options.get("output")):
         raise ParameterError(f"{len(scenes)} scenes need an output named per scene: put "
                              f"{STEM} in -o (and in every other output), e.g. "

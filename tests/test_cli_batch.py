@@ -202,6 +202,17 @@ def test_a_scene_out_of_memory_fails_alone_and_warnings_name_their_scene(
     assert "2 of 3 scenes done" in out
 
 
+def test_two_data_files_of_one_name_are_two_scenes(tmp_path):
+    from hsad.cli.batch import _distinct
+
+    for name in ("x.img", "x.bil", "x.hdr", "y.img"):
+        (tmp_path / name).write_bytes(b"")
+    given = [str(tmp_path / n) for n in ("x.img", "x.bil", "x.hdr", "y.img")]
+    assert _distinct(given) == tuple(given)  # x.hdr could be x.img's or x.bil's: all kept
+    assert _distinct([given[0], given[2], given[3], given[0]]) == (given[0], given[3])
+    assert _distinct([given[1], given[0]]) == (given[1], given[0])
+
+
 def test_an_interrupted_batch_names_the_scenes_done(capsys):
     from hsad.cli.batch import run_jobs
 

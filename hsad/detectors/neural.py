@@ -62,6 +62,7 @@ def _is_classvar(annotation) -> bool:
 #: the largest float32: hyperparameters beyond it overflow torch's arithmetic
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+
 class NeuralDetector(BaseDetector):
     """A detector with trained networks; its hyperparameters are declared class attributes.
 
