@@ -20,8 +20,6 @@ WRITTEN = ("output", "mask_path", "polygons_path", "spectra_path", "png_path", "
 PER_SCENE = ("truth", "valid_mask", "background", "labels")
 #: options naming one input for every scene
 SHARED = ("config_path", "model", "library_path")
-#: data-file extensions of an ENVI scene, whose header may be given for the same scene
-ENVI_DATA = (".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
 _FLAGS = {"output": "-o", "mask_path": "--mask", "polygons_path": "--polygons",
           "spectra_path": "--spectra", "png_path": "--png", "stages_dir": "--save-stages",
           "config_path": "--config", "model": "--model", "library_path": "--library"}
@@ -49,19 +47,27 @@ def _key(path) -> str:
 
 def _distinct(scenes) -> tuple[str, ...]:
     """The scenes, each once: one path named twice (``./x.tif``), or an ENVI header given
-    beside its data file (``x.hdr``, ``x.img``: a ``lines/*`` glob), is one scene; data
-    files of other extensions (``x.img``, ``x.bil``) stay apart."""
-    headers = {_key(s)[:-4] for s in scenes if str(s).lower().endswith(".hdr")}
-    data = [os.path.splitext(_key(s)) for s in scenes]
-    roots = [root for root, ext in dict.fromkeys(data) if ext.lower() in ENVI_DATA]
+    beside the data file it describes (``x.hdr``, ``x.img``: a ``lines/*`` glob), is one
+    scene; anything else stays apart (``x.bil`` with its own ``x.bil.hdr`` is not the
+    scene of ``x.hdr``)."""
     unique: dict[str, str] = {}
-    for scene, (root, ext) in zip(scenes, data, strict=True):
-        key = root + ext
-        if ext.lower() == ".hdr" or (root in headers and roots.count(root) == 1
-                                     and ext.lower() in ENVI_DATA):
-            key = root  # the header and its one data file
-        unique.setdefault(key, scene)
+    for scene in scenes:
+        unique.setdefault(_scene_key(scene), scene)
     return tuple(unique.values())
+
+
+def _scene_key(scene) -> str:
+    """An ENVI scene's header (the file a data file is read with), else the path itself."""
+    from hsad.io import detect_format
+    from hsad.io.envi_header import find_header
+
+    if str(scene).lower().endswith(".hdr"):
+        return _key(scene)
+    try:
+        header = find_header(scene) if detect_format(scene) == "envi" else None
+    except (OSError, HsadError):
+        header = None
+    return _key(header if header is not None else scene)
 
 
 def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]:

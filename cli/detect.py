@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import warnings
 
 import click
@@ -118,22 +119,30 @@ def command(scenes, **options):
 
 def _check_batch(jobs: list[tuple[str, dict]]) -> None:
     """What would fail every scene, or one later on, fails before the first: the method and
-    its parameters, the memory limit, and every scene's output files (formats, existing
-    files, folders, side files such as styles), none an input of any scene."""
+    its parameters, every other option, and every scene's files to write (formats, existing
+    files, folders, styles and other side files; none written by two scenes, none an input
+    of any scene)."""
     from hsad import pipeline
     from hsad.cli.batch import batch_inputs
-    from hsad.engine.scheduler import parse_memory
+    from hsad.cli.outputs import KnownInputs
 
     options = jobs[0][1]
     cfg = load_config(options["config_path"]) if options["config_path"] else {}
     pipeline.make_detector(options["method"] or cfg.get("method"),
                            {**(cfg.get("params") or {}), **parse_params(options["params"])},
                            model=options["model"])
-    parse_memory(options["memory_limit"])
-    inputs = batch_inputs(jobs)
-    for _, filled in jobs:
-        plan_outputs(_planned(filled), inputs=inputs, overwrite=filled["overwrite"])
-        filled["also_inputs"] = inputs  # each scene's plan keeps the others' inputs too
+    known = KnownInputs.of(batch_inputs(jobs))  # looked up once for the whole batch
+    writers: dict[str, str] = {}
+    for scene, filled in jobs:
+        for _, path, _ in _planned(filled):
+            if path is None:
+                continue
+            other = writers.setdefault(os.path.normcase(os.path.abspath(path)), scene)
+            if other != scene:
+                raise ParameterError(f"{other} and {scene} would both write {path}: name "
+                                     "their outputs apart", path)
+        filled["also_inputs"] = known  # each scene's plan keeps the others' inputs too
+        _detect_one(scene, **filled, check_only=True)
 
 
 def _planned(options: dict) -> list[tuple[str, str | None, str]]:
@@ -160,9 +169,10 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                 exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
                 projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
                 labels, overwrite, fusion, chunks, seed, device, memory_limit, workers,
-                scheduler, precision, progress, also_inputs=()):
-    """One scene of ``hsad detect`` (``also_inputs``: the other scenes' of a batch, which
-    its outputs may not replace)."""
+                scheduler, precision, progress, also_inputs=None, check_only=False):
+    """One scene of ``hsad detect``. ``also_inputs``: the inputs of every scene of a batch
+    (:class:`hsad.cli.outputs.KnownInputs`), which its outputs may not replace;
+    ``check_only``: check the options and outputs, then return, before any reading."""
     import time
 
     import dask
@@ -198,9 +208,11 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
                   "polygons_path": polygons_path, "png_path": png_path,
                   "spectra_path": spectra_path}),
-        inputs=[scene, config_path, model, truth, background, valid_mask, labels,
-                library_path, *also_inputs],
+        inputs=also_inputs or [scene, config_path, model, truth, background, valid_mask,
+                               labels, library_path],
         overwrite=overwrite)
+    if check_only:
+        return None
     if precision:
         settings["hsad.precision"] = precision
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):

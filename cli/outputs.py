@@ -89,15 +89,6 @@ def _key(p: Path) -> str:
     return os.path.normcase(str(p.resolve()))
 
 
-def _same(a: Path, b: Path) -> bool:
-    if _key(a) == _key(b):
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _check_format(option: str, path: Path, kind: str) -> None:
     suffixes, what = FORMATS[kind]
     ext = path.suffix.lower()
@@ -160,17 +151,50 @@ class Plan:
                 folder.rmdir()  # only if empty
 
 
+@dataclass
+class KnownInputs:
+    """The files of some inputs (:func:`input_files`) and the EnMAP products among them,
+    looked up once (a batch of scenes shares them), with their paths and inodes for
+    :meth:`find`."""
+
+    products: list[Path]
+    keys: dict[str, Path]
+    inodes: dict[tuple[int, int], Path]
+
+    @classmethod
+    def of(cls, inputs: Iterable[str | os.PathLike | None]) -> KnownInputs:
+        from hsad.io.enmap import metadata_of
+
+        given = [p for p in inputs if p is not None]
+        keys, inodes = {}, {}
+        for source in (f for p in given for f in input_files(p)):
+            keys.setdefault(_key(source), source)
+            with contextlib.suppress(OSError):
+                st = os.stat(source)
+                inodes.setdefault((st.st_dev, st.st_ino), source)
+        return cls([xml for p in given if (xml := metadata_of(p)) is not None], keys, inodes)
+
+    def find(self, file: Path) -> Path | None:
+        """The input that ``file`` is (by its path, or another name of it), or None."""
+        if (hit := self.keys.get(_key(file))) is not None:
+            return hit
+        try:
+            st = os.stat(file)
+        except OSError:
+            return None
+        return self.inodes.get((st.st_dev, st.st_ino))
+
+
 def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,
-                 inputs: Iterable[str | os.PathLike | None] = (),
+                 inputs: Iterable[str | os.PathLike | None] | KnownInputs = (),
                  overwrite: bool = False) -> Plan:
     """Check ``outputs`` — ``(option, path or None, kind)`` with ``kind`` a key of
-    :data:`FORMATS` — against ``inputs`` before any work; raise OutputError or return the
-    :class:`Plan` of the files to be written."""
-    from hsad.io.enmap import is_product_name, metadata_of
+    :data:`FORMATS` — against ``inputs`` (paths, or :class:`KnownInputs`) before any work;
+    raise OutputError or return the :class:`Plan` of the files to be written."""
+    from hsad.io.enmap import is_product_name
 
-    given = [p for p in inputs if p is not None]
-    sources = [f for p in given for f in input_files(p)]
-    products = [xml for p in given if (xml := metadata_of(p)) is not None]
+    known = inputs if isinstance(inputs, KnownInputs) else KnownInputs.of(inputs)
+    products = known.products
     plan, seen = Plan(overwrite=overwrite), {}
     for option, path, kind in outputs:
         if path is None or str(path) == "":
@@ -185,7 +209,7 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
                 raise OutputError(f"{option}: not a regular file (a device, pipe or socket, "
                                   "which the rename into place would replace); hsad writes "
                                   "files only", file)
-            hit = next((s for s in sources if _same(file, s)), None)
+            hit = known.find(file)
             if hit is not None:
                 raise OutputError(f"{option} would overwrite the input {hit}; inputs are never "
                                   f"replaced, even with --overwrite", file)
@@ -205,4 +229,4 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
     return plan
 
 
-__all__ = ["FOLDERS_NOTE", "FORMATS", "Plan", "plan_outputs"]
+__all__ = ["FOLDERS_NOTE", "FORMATS", "KnownInputs", "Plan", "plan_outputs"]

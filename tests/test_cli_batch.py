@@ -185,6 +185,8 @@ def test_a_scene_out_of_memory_fails_alone_and_warnings_name_their_scene(
     real = detect._detect_one
 
     def one(scene, **options):
+        if options.get("check_only"):
+            return real(scene, **options)
         if scene == str(scenes[0]["cube"]):
             raise MemoryError
         if scene == str(scenes[1]["cube"]):
@@ -202,15 +204,37 @@ def test_a_scene_out_of_memory_fails_alone_and_warnings_name_their_scene(
     assert "2 of 3 scenes done" in out
 
 
-def test_two_data_files_of_one_name_are_two_scenes(tmp_path):
+def test_a_header_is_one_scene_with_the_data_file_it_describes_only(scenes, tmp_path):
+    """x.hdr (x.img's header) was merged with x.bil, which has its own x.bil.hdr: one of two
+    scenes was dropped without a word."""
+    from shutil import copyfile
+
     from hsad.cli.batch import _distinct
 
-    for name in ("x.img", "x.bil", "x.hdr", "y.img"):
-        (tmp_path / name).write_bytes(b"")
-    given = [str(tmp_path / n) for n in ("x.img", "x.bil", "x.hdr", "y.img")]
-    assert _distinct(given) == tuple(given)  # x.hdr could be x.img's or x.bil's: all kept
-    assert _distinct([given[0], given[2], given[3], given[0]]) == (given[0], given[3])
-    assert _distinct([given[1], given[0]]) == (given[1], given[0])
+    for name, source in (("x.img", scenes[0]["cube"]), ("x.bil", scenes[1]["cube"])):
+        copyfile(source, tmp_path / name)
+        copyfile(source.with_suffix(".hdr"), tmp_path / (name.replace(".img", "") + ".hdr"))
+    x_img, x_hdr, x_bil = (str(tmp_path / n) for n in ("x.img", "x.hdr", "x.bil"))
+    assert (tmp_path / "x.bil.hdr").is_file()
+    assert _distinct([x_bil, x_hdr]) == (x_bil, x_hdr)
+    assert _distinct([x_hdr, x_img, x_bil]) == (x_hdr, x_bil)
+    tif = tmp_path / "x.tif"  # a GeoTIFF beside a namesake header: another scene
+    copyfile(scenes[0]["truth"], tif)
+    assert _distinct([x_hdr, str(tif)]) == (x_hdr, str(tif))
+
+
+def test_two_scenes_sharing_a_style_file_are_refused_first(scenes, tmp_path, capsys):
+    """Scene a's mask ax.tiff has the style ax.qml, scene ax's map's style too."""
+    from shutil import copyfile
+
+    for stem, s in (("a", scenes[0]), ("ax", scenes[1])):
+        for part in ("img", "hdr"):
+            copyfile(s["cube"].with_suffix(f".{part}"), tmp_path / f"{stem}.{part}")
+    line = one_error(["detect", tmp_path / "a.img", tmp_path / "ax.img", "-m", "rx", "-o",
+                      tmp_path / "o" / "{stem}.tif", "--mask", tmp_path / "o" / "{stem}x.tiff"],
+                     capsys)
+    assert "would both write" in line and line.split(": ")[1].endswith("ax.qml")
+    assert not (tmp_path / "o").exists()
 
 
 def test_an_interrupted_batch_names_the_scenes_done(capsys):
