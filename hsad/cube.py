@@ -305,7 +305,6 @@ def georeferenced(transform: Affine, crs) -> bool:
     return crs is not None or not transform.almost_equals(Affine.identity())
 
 
-
 def same_place(a: Affine, a_crs, b: Affine, b_crs, shape: tuple[int, int]) -> bool:
     """Whether two rasters of ``shape`` lie on one grid as far as their georeference tells:
     True when either has none (:func:`georeferenced`: their sizes are all there is to
@@ -316,6 +315,7 @@ def same_place(a: Affine, a_crs, b: Affine, b_crs, shape: tuple[int, int]) -> bo
     if a_crs is not None and b_crs is not None and a_crs != b_crs:
         return False
     return same_grid(a, b, shape)
+
 
 def vector_frame(transform: Affine, crs) -> Affine:
     """The transform that places vector data on a raster: its own, or for a raster
