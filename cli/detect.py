@@ -88,6 +88,9 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @background_option
 @labels_option
 @overwrite_option
+@click.option("--skip-existing", is_flag=True,
+              help="Skip a scene whose every output exists already (a batch of scenes "
+                   "resumed after an interrupt); not with --overwrite.")
 @fusion_option
 @chunks_option
 @seed_option
@@ -105,23 +108,43 @@ def command(scenes, **options):
     scored by the one --model), when every output path holds {stem}, the scene's file name
     without its extension: -o out/{stem}_rx.tif. --truth, --valid-mask, --background and
     --labels may hold {stem} too. A scene that fails is reported and the others go on; the
-    exit status is then 2.
+    exit status is then 2. --skip-existing resumes a batch: scenes whose outputs all exist
+    are skipped.
     """
     from hsad.cli.batch import run_jobs, scene_jobs
 
-    jobs = scene_jobs(scenes, options)
-    if len(jobs) == 1:
+    skip = options.pop("skip_existing")
+    if skip and options["overwrite"]:
+        raise ParameterError("give --skip-existing (keep the outputs there are) or "
+                             "--overwrite (replace them), not both")
+    every = scene_jobs(scenes, options)
+    jobs = _not_done(every) if skip else every
+    if not jobs:
+        return 0
+    if len(every) == 1:
         scene, filled = jobs[0]
         return _detect_one(scene, **filled)
-    _check_batch(jobs)
+    _check_batch(jobs, every)  # the skipped scenes' inputs are inputs still
     return run_jobs(jobs, _detect_one)
 
 
-def _check_batch(jobs: list[tuple[str, dict]]) -> None:
+def _not_done(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The jobs of the scenes not done yet: those whose every planned file is not there
+    (--skip-existing); each skipped scene is named."""
+    left = []
+    for scene, filled in jobs:
+        if all(os.path.lexists(path) for _, path, _ in _planned(filled) if path is not None):
+            click.echo(f"skipped {scene}: its outputs exist")
+        else:
+            left.append((scene, filled))
+    return left
+
+
+def _check_batch(jobs: list[tuple[str, dict]], every: list[tuple[str, dict]]) -> None:
     """What would fail every scene, or one later on, fails before the first: the method and
     its parameters, every other option, and every scene's files to write (formats, existing
     files, folders, styles and other side files; none written by two scenes, none an input
-    of any scene)."""
+    of any scene of the batch, ``every`` one, skipped or not)."""
     from hsad import pipeline
     from hsad.cli.batch import batch_inputs
     from hsad.cli.outputs import KnownInputs
@@ -131,7 +154,7 @@ def _check_batch(jobs: list[tuple[str, dict]]) -> None:
     pipeline.make_detector(options["method"] or cfg.get("method"),
                            {**(cfg.get("params") or {}), **parse_params(options["params"])},
                            model=options["model"])
-    known = KnownInputs.of(batch_inputs(jobs))  # looked up once for the whole batch
+    known = KnownInputs.of(batch_inputs(every))  # looked up once for the whole batch
     writers: dict[str, str] = {}
     for scene, filled in jobs:
         for _, path, _ in _planned(filled):

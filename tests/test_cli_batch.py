@@ -252,3 +252,25 @@ def test_an_interrupted_batch_names_the_scenes_done(capsys):
 def test_an_empty_output_path_is_refused(scenes, capsys):
     assert "-o is an empty path" in one_error(["detect", scenes[0]["cube"], "-m", "rx", "-o",
                                                ""], capsys)
+
+
+def test_a_batch_resumed_skips_the_scenes_done(scenes, tmp_path, capsys):
+    cubes = [s["cube"] for s in scenes]
+    out = ["-o", tmp_path / "{stem}.tif", "--mask", tmp_path / "{stem}_m.tif"]
+    code, _, err = run_cli(["detect", cubes[0], "-m", "rx", *out], capsys)
+    assert code == 0, err
+    done = (tmp_path / "line_a.tif").stat().st_mtime_ns
+    (tmp_path / "line_b.tif").write_bytes(b"half a scene's outputs: not done")
+    line = one_error(["detect", *cubes, "-m", "rx", *out, "--skip-existing"], capsys)
+    assert "line_b.tif: exists" in line  # a scene half done is not skipped, nor replaced
+    (tmp_path / "line_b.tif").unlink()
+    code, stdout, err = run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"],
+                                capsys)
+    assert code == 0, err
+    assert f"skipped {cubes[0]}: its outputs exist" in stdout and "2 of 2 scenes done" in stdout
+    assert (tmp_path / "line_a.tif").stat().st_mtime_ns == done
+    assert (tmp_path / "line_c_m.tif").is_file()
+    code, stdout, _ = run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"], capsys)
+    assert code == 0 and stdout.count("skipped") == 3
+    assert "not both" in one_error(["detect", *cubes, "-m", "rx", *out, "--skip-existing",
+                                    "--overwrite"], capsys)
