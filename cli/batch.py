@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from hsad.cli.outputs import path_key
 from hsad.errors import HsadError, ParameterError
 
 #: the placeholder of a scene's name in the path options
@@ -39,12 +40,6 @@ def fill(template, scene) -> str | None:
     return None if template is None else str(template).replace(STEM, stem_of(scene))
 
 
-def _key(path) -> str:
-    """A path as compared: absolute, symbolic links resolved, case folded where the system
-    folds it."""
-    return os.path.normcase(os.path.realpath(path))
-
-
 def _distinct(scenes) -> tuple[str, ...]:
     """The scenes, each once: one path named twice (``./x.tif``), or an ENVI header given
     beside the data file it describes (``x.hdr``, ``x.img``: a ``lines/*`` glob), is one
@@ -62,18 +57,17 @@ def _scene_key(scene) -> str:
     from hsad.io.envi_header import find_header
 
     if str(scene).lower().endswith(".hdr"):
-        return _key(scene)
+        return path_key(scene)
     try:
         header = find_header(scene) if detect_format(scene) == "envi" else None
     except (OSError, HsadError):
         header = None
-    return _key(header if header is not None else scene)
+    return path_key(header if header is not None else scene)
 
 
 def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]:
     """``(scene, options)`` for each distinct scene, every ``{stem}`` filled;
-    ParameterError before any work when the outputs are not named per scene or several
-    scenes would write one file."""
+    ParameterError before any work when the outputs are not named per scene."""
     for key in WRITTEN:
         if options.get(key) is not None and str(options[key]).strip() == "":
             raise ParameterError(f"{_FLAGS[key]} is an empty path")
@@ -92,21 +86,9 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
         if len(scenes) > 1 and value is not None and STEM not in str(value):
             raise ParameterError(f"{_FLAGS[key]} {value}: every scene would write it; put "
                                  f"{STEM} in it")
-    jobs = [(scene, {**options, **{k: fill(options.get(k), scene)
-                                  for k in WRITTEN + PER_SCENE if options.get(k) is not None}})
+    return [(scene, {**options, **{k: fill(options.get(k), scene)
+                                   for k in WRITTEN + PER_SCENE if options.get(k) is not None}})
             for scene in scenes]
-    writers: dict[str, str] = {}
-    for scene, filled in jobs:
-        for key in WRITTEN:
-            if filled.get(key) is None:
-                continue
-            target = _key(filled[key])
-            other = writers.setdefault(target, scene)
-            if other != scene:
-                raise ParameterError(f"{other} and {scene} would both write {filled[key]} "
-                                     f"(one stem, {stem_of(scene)!r}): give them different "
-                                     "names, or run them apart")
-    return jobs
 
 
 def batch_inputs(jobs: list[tuple[str, dict]]) -> list[str]:

@@ -25,7 +25,7 @@ from hsad.cli.options import (
     subset_options,
     subset_selection,
 )
-from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
+from hsad.cli.outputs import FOLDERS_NOTE, path_key, plan_outputs
 from hsad.config import load_config, parse_numbers, parse_params
 from hsad.errors import ParameterError
 from hsad.thresholds import DEFAULT_RULE, check_threshold
@@ -118,6 +118,7 @@ def command(scenes, **options):
         raise ParameterError("give --skip-existing (keep the outputs there are) or "
                              "--overwrite (replace them), not both")
     every = scene_jobs(scenes, options)
+    _check_collisions(every)  # also between a scene done and one to do
     jobs = _not_done(every) if skip else every
     if not jobs:
         return 0
@@ -140,11 +141,29 @@ def _not_done(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     return left
 
 
+def _check_collisions(jobs: list[tuple[str, dict]]) -> None:
+    """ParameterError when two scenes would write one file (any of their planned files:
+    maps, styles, stage maps, side files)."""
+    from hsad.cli.batch import stem_of
+
+    writers: dict[str, str] = {}
+    for scene, filled in jobs:
+        for _, path, _ in _planned(filled):
+            if path is None:
+                continue
+            other = writers.setdefault(path_key(path), scene)
+            if other != scene:
+                stem = stem_of(scene)
+                same = f" (one stem, {stem!r})" if stem_of(other) == stem else ""
+                raise ParameterError(f"{other} and {scene} would both write {path}{same}: "
+                                     "give them different names, or run them apart", path)
+
+
 def _check_batch(jobs: list[tuple[str, dict]], every: list[tuple[str, dict]]) -> None:
     """What would fail every scene, or one later on, fails before the first: the method and
     its parameters, every other option, and every scene's files to write (formats, existing
-    files, folders, styles and other side files; none written by two scenes, none an input
-    of any scene of the batch, ``every`` one, skipped or not)."""
+    files, folders, styles and other side files; none an input of any scene of the batch,
+    ``every`` one, skipped or not)."""
     from hsad import pipeline
     from hsad.cli.batch import batch_inputs
     from hsad.cli.outputs import KnownInputs
@@ -155,15 +174,7 @@ def _check_batch(jobs: list[tuple[str, dict]], every: list[tuple[str, dict]]) ->
                            {**(cfg.get("params") or {}), **parse_params(options["params"])},
                            model=options["model"])
     known = KnownInputs.of(batch_inputs(every))  # looked up once for the whole batch
-    writers: dict[str, str] = {}
     for scene, filled in jobs:
-        for _, path, _ in _planned(filled):
-            if path is None:
-                continue
-            other = writers.setdefault(os.path.normcase(os.path.abspath(path)), scene)
-            if other != scene:
-                raise ParameterError(f"{other} and {scene} would both write {path}: name "
-                                     "their outputs apart", path)
         filled["also_inputs"] = known  # each scene's plan keeps the others' inputs too
         _detect_one(scene, **filled, check_only=True)
 

@@ -85,8 +85,10 @@ def input_files(path: str | os.PathLike) -> list[Path]:
     return out
 
 
-def _key(p: Path) -> str:
-    return os.path.normcase(str(p.resolve()))
+def path_key(p: str | os.PathLike) -> str:
+    """A path as compared: absolute, symbolic links resolved, case folded where the system
+    folds it."""
+    return os.path.normcase(str(Path(p).resolve()))
 
 
 def _check_format(option: str, path: Path, kind: str) -> None:
@@ -140,11 +142,11 @@ class Plan:
         self._ctx.__exit__(kind, exc, tb)
         if kind is None:
             return
-        new = {_key(f) for f in self.new}
+        new = {path_key(f) for f in self.new}
         for file, dev, ino in self._placed:
             with contextlib.suppress(OSError):
                 st = os.stat(file)
-                if _key(file) in new and (st.st_dev, st.st_ino) == (dev, ino):
+                if path_key(file) in new and (st.st_dev, st.st_ino) == (dev, ino):
                     file.unlink()  # ours, not one another process wrote since
         for folder in sorted(self.folders, key=lambda f: len(f.parts), reverse=True):
             with contextlib.suppress(OSError):
@@ -168,7 +170,7 @@ class KnownInputs:
         given = [p for p in inputs if p is not None]
         keys, inodes = {}, {}
         for source in (f for p in given for f in input_files(p)):
-            keys.setdefault(_key(source), source)
+            keys.setdefault(path_key(source), source)
             with contextlib.suppress(OSError):
                 st = os.stat(source)
                 inodes.setdefault((st.st_dev, st.st_ino), source)
@@ -176,7 +178,7 @@ class KnownInputs:
 
     def find(self, file: Path) -> Path | None:
         """The input that ``file`` is (by its path, or another name of it), or None."""
-        if (hit := self.keys.get(_key(file))) is not None:
+        if (hit := self.keys.get(path_key(file))) is not None:
             return hit
         try:
             st = os.stat(file)
@@ -221,7 +223,7 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
             if os.path.lexists(file) and not overwrite:
                 raise OutputError("exists; give --overwrite to replace it", file)
             _check_folder(file)
-            key = _key(file)
+            key = path_key(file)
             if key in seen:
                 raise OutputError(f"{seen[key]} and {option} name the same file", file)
             seen[key] = option
@@ -229,4 +231,4 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
     return plan
 
 
-__all__ = ["FOLDERS_NOTE", "FORMATS", "KnownInputs", "Plan", "plan_outputs"]
+__all__ = ["FOLDERS_NOTE", "FORMATS", "KnownInputs", "Plan", "path_key", "plan_outputs"]
