@@ -110,18 +110,14 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
                 warnings.showwarning = (lambda message, *_, s=scene, **__:
                                         click.echo(f"warning: {s}: {message}", err=True))
                 detect_one(scene, **options)
-        except HsadError as exc:
-            problem = str(exc)
-        except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
-            problem = f"{exc.filename}: {reason}" if exc.filename else reason
-        except MemoryError:
-            problem = f"{scene}: out of memory: try a smaller --chunks or --memory-limit"
-        except RuntimeError as exc:  # torch's allocators raise RuntimeError, not MemoryError
-            if "can't allocate memory" not in str(exc).lower() and \
-                    "out of memory" not in str(exc).lower():
+        except Exception as exc:  # what the command line reports in one line, per scene
+            from hsad.cli.main import user_problem
+
+            problem = user_problem(exc)
+            if problem is None:
                 raise
-            problem = f"{scene}: out of memory: try a smaller --chunks or --memory-limit"
+            if not isinstance(exc, (HsadError, OSError)):  # out of memory: name the scene
+                problem = f"{scene}: {problem}"
         except KeyboardInterrupt:
             click.echo(f"stopped at scene {i}/{len(jobs)}; done: "
                        f"{', '.join(map(str, done)) or 'none'}", err=True)

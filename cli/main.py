@@ -142,20 +142,30 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except HsadError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        problem = (exc.strerror or str(exc)).lower()
-        _fail(f"{exc.filename}: {problem}" if exc.filename else problem)
-    except MemoryError:
-        _fail("out of memory: try a smaller --chunks or --memory-limit")
-    except RuntimeError as exc:  # torch's allocators raise RuntimeError, not MemoryError
-        text = str(exc).lower()
-        if "can't allocate memory" not in text and "out of memory" not in text:
+    except Exception as exc:
+        problem = user_problem(exc)
+        if problem is None:
             raise
-        _fail("out of memory: try a smaller --chunks or --memory-limit, or smaller "
-              "hyperparameters (hidden, batch_size, n_samples)")
+        _fail(problem)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def user_problem(exc: Exception) -> str | None:
+    """The one line that ``exc`` is for a user (a bad input, a file system error, memory
+    run out), or None for a bug (its traceback is shown)."""
+    if isinstance(exc, HsadError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        problem = (exc.strerror or str(exc)).lower()
+        return f"{exc.filename}: {problem}" if exc.filename else problem
+    if isinstance(exc, MemoryError):
+        return "out of memory: try a smaller --chunks or --memory-limit"
+    text = str(exc).lower()  # torch's allocators raise RuntimeError, not MemoryError
+    if isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                          or "out of memory" in text):
+        return ("out of memory: try a smaller --chunks or --memory-limit, or smaller "
+                "hyperparameters (hidden, batch_size, n_samples)")
+    return None
 
 
 if __name__ == "__main__":
