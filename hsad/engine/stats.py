@@ -336,12 +336,15 @@ def dead_bands_note(cube: xr.DataArray, bands=None) -> str:
             f" {state}; mark them bad (bbl / good_band) or drop them")
 
 
+#: why no pixel is valid when every good band holds data somewhere
+NO_WHOLE_PIXEL = (": no pixel holds data in every good band (each lacks some band: choose "
+                  "fewer bands, or mark the gappy ones bad)")
+
+
 def no_pixel_note(cube: xr.DataArray, bands=None) -> str:
     """Why no pixel is valid: the bands without data (:func:`dead_bands_note`), or, when
-    each band holds data somewhere, that no pixel holds data in every good band."""
-    return dead_bands_note(cube, bands) or (
-        ": no pixel holds data in every good band (each lacks some band: choose fewer bands, "
-        "or mark the gappy ones bad)")
+    each band holds data somewhere, :data:`NO_WHOLE_PIXEL`."""
+    return dead_bands_note(cube, bands) or NO_WHOLE_PIXEL
 
 
 #: what to try when a covariance is degenerate (part of every degeneracy message)

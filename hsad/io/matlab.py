@@ -280,7 +280,7 @@ def _check_band_axis(variables, ckey: str, path: str) -> None:
             "bands): save it as rows x cols x bands (permute(data, [2 3 1]) in MATLAB)", path)
 
 
-def _wavelength_key(variables, bands: int, names=WAVELENGTH_KEYS,
+def _band_vector_key(variables, bands: int, names=WAVELENGTH_KEYS,
                     classes=_NUMERIC) -> str | None:
     """A vector of ``bands`` values of one of ``classes`` with one of ``names``, or None."""
     cands = [n for n, s, c in variables if c in classes and int(np.prod(s)) == bands
@@ -365,8 +365,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     _check_band_axis(variables, ckey, p)
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
     gkey = _gt_key(variables, (rows, cols), gt_key, p, strict=want_gt)
-    wkey = _wavelength_key(variables, bands)
-    bkey = _wavelength_key(variables, bands, BBL_KEYS, _NUMERIC | {"logical"})
+    wkey = _band_vector_key(variables, bands)
+    bkey = _band_vector_key(variables, bands, BBL_KEYS, _NUMERIC | {"logical"})
     extra = [k for k in (gkey if want_gt else None, wkey, bkey) if k is not None]
     if window is not None:
         check_window(window, (rows, cols), p)

@@ -227,16 +227,17 @@ def sample_pixels(
 def _nothing_to_sample(cube: xr.DataArray, bands, mask) -> str:
     """Why no pixel could be drawn: bands without data (to mark bad), the area given, or
     no pixel holding data in every band."""
-    from hsad.engine.stats import dead_bands_note, no_pixel_note
+    from hsad.engine.stats import NO_WHOLE_PIXEL, dead_bands_note
 
     if bands is not None:
         chosen = np.asarray(bands)
         if chosen.dtype != bool:
             chosen = np.isin(np.arange(cube.sizes["band"]), chosen)
         bands = chosen
-    if mask is not None and np.asarray(mask).any() and not dead_bands_note(cube, bands):
+    dead = dead_bands_note(cube, bands)  # a pass over the scene: once
+    if mask is not None and np.asarray(mask).any() and not dead:
         return "no valid pixel to sample in the area given (background, window or mask)"
-    return f"no valid pixel to sample{no_pixel_note(cube, bands)}"
+    return f"no valid pixel to sample{dead or NO_WHOLE_PIXEL}"
 
 
 def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None:
