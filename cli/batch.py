@@ -40,7 +40,7 @@ def fill(template, scene) -> str | None:
     return None if template is None else str(template).replace(STEM, stem_of(scene))
 
 
-def _distinct(scenes) -> tuple[str, ...]:
+def distinct_scenes(scenes) -> tuple[str, ...]:
     """The scenes, each once: one path named twice (``./x.tif``), or an ENVI header given
     beside the data file it describes (``x.hdr``, ``x.img``: a ``lines/*`` glob), is one
     scene; anything else stays apart (``x.bil`` with its own ``x.bil.hdr`` is not the
@@ -76,7 +76,7 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
             raise ParameterError(f"{_FLAGS[key]} {options[key]}: one file for every scene; "
                                  f"{STEM} applies to the outputs and to --truth, "
                                  "--valid-mask, --background and --labels")
-    scenes = _distinct(scenes)
+    scenes = distinct_scenes(scenes)
     if len(scenes) > 1 and STEM not in str(options.get("output")):
         raise ParameterError(f"{len(scenes)} scenes need an output named per scene: put "
                              f"{STEM} in -o (and in every other output), e.g. "

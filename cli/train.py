@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from hsad.cli.batch import STEM, distinct_scenes, fill
 from hsad.cli.options import (
     background_option,
     band_options,
@@ -27,7 +28,7 @@ from hsad.config import parse_params
 
 
 @click.command("train", epilog=FOLDERS_NOTE)
-@click.argument("scene", type=click.Path(dir_okay=True))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("-m", "--method", default="hadgan", show_default=True,
               help="Detector to train (see `hsad methods`): a neural one, or rx, utd, rxd-utd,"
                    " local-mean-rx, cluster-rx (their statistics are saved).")
@@ -56,12 +57,12 @@ from hsad.config import parse_params
 @seed_option
 @device_option
 @overwrite_option
-def command(scene, method, output, params, epochs, loss_plot, key, train_mask, train_window,
+def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, train_window,
             progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
             wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality,
             background, labels, fusion, chunks, seed, device, overwrite):
-    """Train METHOD on SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
-    product) and save the fitted model.
+    """Train METHOD on SCENES (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
+    product; one or several) and save the fitted model.
 
     Neural detectors save their networks; RX, UTD, RXD-UTD, local-mean RX and cluster RX
     save their background statistics (mean, covariance, clusters), from the background
@@ -70,7 +71,12 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
     Apply it to another scene with `hsad detect OTHER --model MODEL`. The model records
     the bands it was trained on (after --wavelengths, --bands ...) and reads the same
     wavelengths from OTHER. With --srcwin or --projwin the model is fitted on that window
-    of SCENE alone, as `hsad detect` analyses it.
+    of each scene alone, as `hsad detect` analyses it.
+
+    Several scenes (flight lines of one campaign, with the same bands) give one model fitted
+    on all their pixels together, each scene weighing by its valid pixels. --valid-mask,
+    --train-mask and --background may then hold {stem}, each scene's file name without its
+    extension (a background given as polygons applies to every scene it covers).
     """
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
@@ -107,15 +113,28 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
         if progress is not None:
             det.set_params(progress=progress)
         apply_fusion(det, fusion)
+    scenes = distinct_scenes(scenes)
+    if len(scenes) == 1:  # {stem} in an input is that scene's name, as in `hsad detect`
+        train_mask, valid_mask, background, labels = (
+            fill(v, scenes[0]) for v in (train_mask, valid_mask, background, labels))
+    else:
+        _check_several(scenes, {"--train-window": train_window, "--labels": labels})
+    per_scene = (train_mask, valid_mask, background)
+    inputs = [labels, *scenes, *(fill(v, s) for v in per_scene for s in scenes)]
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
-                        inputs=[scene, train_mask, background, valid_mask, labels],
-                        overwrite=overwrite)
+                        inputs=inputs, overwrite=overwrite)
     with plan:
-        cube = prepare_cube(open_cube(scene, chunks=chunks, key=key, **subset), bands,
-                            nodata=nodata, valid_mask=valid_mask,
-                            exclude_quality=quality)
-        region = None
-        if train_mask or train_window:
+        def prepared(scene):
+            return prepare_cube(open_cube(scene, chunks=chunks, key=key, **subset), bands,
+                                nodata=nodata, valid_mask=fill(valid_mask, scene),
+                                exclude_quality=quality)
+
+        if len(scenes) > 1:
+            cube, region = _mosaic(scenes, prepared, det, train_mask, background)
+            background = None  # in the region now, scene by scene
+        else:
+            cube, region = prepared(scenes[0]), None
+        if len(scenes) == 1 and (train_mask or train_window):
             from hsad.nn.sampling import region_mask
 
             region = region_mask(cube, mask=train_mask, window=train_window)
@@ -133,16 +152,52 @@ def command(scene, method, output, params, epochs, loss_plot, key, train_mask, t
         if loss_plot:
             from hsad.outputs.plots import plot_losses
 
-            plot_losses(det.history_.losses, loss_plot, title=f"{det.name} on {scene}",
+            where = scenes[0] if len(scenes) == 1 else f"{len(scenes)} scenes"
+            plot_losses(det.history_.losses, loss_plot, title=f"{det.name} on {where}",
                         stages=det.history_.stages)
     if neural:
         hist = det.history_
         last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
-        click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands, "
+        click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands"
+                   f"{f' of {len(scenes)} scenes' if len(scenes) > 1 else ''}, "
                    f"{hist.epochs} epochs in {hist.seconds:.1f} s ({last})")
     else:
         click.echo(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
+                   + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
                    + (" inside the background area" if det.background_ else ""))
     click.echo(f"wrote model: {output}")
     if loss_plot:
         click.echo(f"wrote loss plot: {loss_plot}")
+
+
+def _check_several(scenes: tuple[str, ...], one_scene: dict) -> None:
+    """ParameterError for the options that apply to one scene only."""
+    from hsad.errors import ParameterError
+
+    for flag, value in one_scene.items():
+        if value is not None:
+            raise ParameterError(f"{flag} applies to one scene; train on {len(scenes)} scenes "
+                                 f"with --train-mask or --background (which may hold {STEM})")
+
+
+def _mosaic(scenes, prepared, det, train_mask, background):
+    """The scenes as one cube (:func:`hsad.mosaic.training_mosaic`) and the pixels to learn
+    from (each scene's --train-mask and --background; None: every valid pixel)."""
+    from hsad.background import background_mask
+    from hsad.errors import ParameterError
+    from hsad.mosaic import context_of, training_mosaic
+    from hsad.nn.sampling import region_mask
+
+    cubes, regions = [], []
+    for scene in scenes:
+        cube = prepared(scene)
+        region = region_mask(cube, mask=fill(train_mask, scene))
+        area = background_mask(cube, fill(background, scene), empty_ok=True)
+        if area is not None:
+            region = area if region is None else region & area
+        cubes.append(cube)
+        regions.append(region)
+    mosaic, region = training_mosaic(cubes, regions, gap=context_of(det))
+    if region is not None and not region.any():
+        raise ParameterError(f"the training areas hold no pixel of the {len(scenes)} scenes")
+    return mosaic, region

@@ -76,7 +76,7 @@ def _read_vector(path: Path, layer: str | None = None):
     return geoms, meta.get("crs")
 
 
-def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
+def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False) -> np.ndarray:
     import rasterio.features
     import shapely
     from rasterio.warp import transform_geom
@@ -89,7 +89,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
     glt = glt_of(cube)
     if glt is not None and src_crs is not None:  # an EMIT granule: polygons in a CRS are
         # drawn on its lookup table's grid (without one, in its pixels, as below)
-        return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path)
+        return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path, empty_ok)
     if src_crs is not None and scene_crs is None:
         raise ParameterError(f"the polygons are in {src_crs} but the scene has no CRS to "
                              "place them in; give a raster mask on the scene grid", path)
@@ -104,7 +104,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
         transform = QGIS_PIXEL_FRAME @ Affine.translation(c0, r0)
     mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=(rows, cols),
                                        transform=transform, fill=0, dtype="uint8") > 0
-    if not mask.any():
+    if not mask.any() and not empty_ok:
         area = shapely.union_all([shapely.geometry.shape(s) for s in shapes])
         corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
                    transform @ (cols, 0)]
@@ -115,7 +115,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path) -> np.ndarray:
     return mask
 
 
-def _rasterise_on_lookup(shapes, src_crs, glt, shape, path) -> np.ndarray:
+def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False) -> np.ndarray:
     """The pixels of an EMIT granule (``shape``: rows, cols) whose map-grid cells the
     ``shapes`` (in ``src_crs``) cover."""
     import rasterio.features
@@ -131,7 +131,7 @@ def _rasterise_on_lookup(shapes, src_crs, glt, shape, path) -> np.ndarray:
     hit = cells & (glt.rows >= 0)
     mask = np.zeros(shape, bool)
     mask[glt.rows[hit], glt.cols[hit]] = True
-    if not mask.any():
+    if not mask.any() and not empty_ok:
         raise ParameterError("the background area covers no pixel of the granule (no cell "
                              "of its map grid that a pixel falls in)", path)
     return mask
@@ -165,10 +165,12 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     return np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
 
 
-def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | None:
+def background_mask(cube: xr.DataArray, background, crs=None,
+                    empty_ok: bool = False) -> np.ndarray | None:
     """(y, x) bool map of the background area ``background`` on ``cube``'s grid (None: all).
 
-    ``crs``: the CRS of geometries given as objects (default: the scene's).
+    ``crs``: the CRS of geometries given as objects (default: the scene's). An area holding
+    no pixel of the scene is a ParameterError, unless ``empty_ok`` (one scene of several).
     """
     if background is None:
         return None
@@ -179,7 +181,7 @@ def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | No
         if not path.is_file():
             raise FileFormatError("background area file not found", path)
         if path.suffix.lower() in VECTOR_SUFFIXES:
-            mask = _rasterise(*_read_vector(path, layer), cube, path)
+            mask = _rasterise(*_read_vector(path, layer), cube, path, empty_ok)
         elif layer is not None:
             raise ParameterError("a layer name applies to vector files only", path)
         else:
@@ -193,8 +195,8 @@ def background_mask(cube: xr.DataArray, background, crs=None) -> np.ndarray | No
     else:
         geoms = [background] if hasattr(background, "geom_type") or isinstance(
             background, dict) else list(background)
-        mask = _rasterise(geoms, crs, cube, None)
-    if not mask.any():
+        mask = _rasterise(geoms, crs, cube, None, empty_ok)
+    if not mask.any() and not empty_ok:
         raise ParameterError("the background area holds no pixel", path)
     return mask
 

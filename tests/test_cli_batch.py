@@ -209,18 +209,18 @@ def test_a_header_is_one_scene_with_the_data_file_it_describes_only(scenes, tmp_
     scenes was dropped without a word."""
     from shutil import copyfile
 
-    from hsad.cli.batch import _distinct
+    from hsad.cli.batch import distinct_scenes
 
     for name, source in (("x.img", scenes[0]["cube"]), ("x.bil", scenes[1]["cube"])):
         copyfile(source, tmp_path / name)
         copyfile(source.with_suffix(".hdr"), tmp_path / (name.replace(".img", "") + ".hdr"))
     x_img, x_hdr, x_bil = (str(tmp_path / n) for n in ("x.img", "x.hdr", "x.bil"))
     assert (tmp_path / "x.bil.hdr").is_file()
-    assert _distinct([x_bil, x_hdr]) == (x_bil, x_hdr)
-    assert _distinct([x_hdr, x_img, x_bil]) == (x_hdr, x_bil)
+    assert distinct_scenes([x_bil, x_hdr]) == (x_bil, x_hdr)
+    assert distinct_scenes([x_hdr, x_img, x_bil]) == (x_hdr, x_bil)
     tif = tmp_path / "x.tif"  # a GeoTIFF beside a namesake header: another scene
     copyfile(scenes[0]["truth"], tif)
-    assert _distinct([x_hdr, str(tif)]) == (x_hdr, str(tif))
+    assert distinct_scenes([x_hdr, str(tif)]) == (x_hdr, str(tif))
 
 
 def test_two_scenes_sharing_a_style_file_are_refused_first(scenes, tmp_path, capsys):

@@ -1,0 +1,158 @@
+"""Several scenes as one cube to fit a detector on: :func:`training_mosaic`.
+
+A campaign's flight lines, or several acquisitions of one sensor, give one model when their
+pixels are learnt together (``hsad train a.hdr b.hdr -o campaign.hsad``). The scenes are
+laid side by side, left to right, in one lazy cube: shorter scenes padded below with no
+data, and the scenes kept apart by ``gap`` columns of no data, so that no window or patch
+(a detector's spatial context) holds pixels of two scenes. Pixels without data (a scene's
+nodata value, NaN, its valid mask) are NaN in the mosaic, so a detector samples and counts
+the valid pixels of every scene as it would one scene's: each scene weighs by its number of
+valid pixels.
+
+The scenes must hold the same bands: as many, at the same wavelengths (within
+:data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM`, warned beyond
+:data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`), stored with the same gains (a band's
+value means the same in every scene). A band bad in one scene is bad in the mosaic. The
+mosaic has no georeference: it is something to learn from, not a map.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from hsad.cube import as_cube, good_band_mask, make_cube, missing_values, physical_scaling
+from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavelength_shift
+from hsad.errors import ParameterError
+
+#: hyperparameters that set a detector's spatial context, in pixels (a window's edge)
+CONTEXT_PARAMS = ("kernel", "outer", "window")
+
+
+def context_of(detector) -> int:
+    """The widest window or patch ``detector`` looks through (1 for a pixel detector; a
+    network's ``patch_size``): a gap this wide keeps every window inside one scene."""
+    params = detector.get_params() if hasattr(detector, "get_params") else {}
+    sizes = [params.get(k) for k in CONTEXT_PARAMS] + [getattr(detector, "patch_size", 1)]
+    return max([1, *(int(v) for v in sizes if isinstance(v, (int, np.integer)))])
+
+
+def _name(cube: xr.DataArray, i: int) -> str:
+    return str(cube.attrs.get("source_path") or f"scene {i + 1}")
+
+
+def _check_bands(cubes: list[xr.DataArray]) -> np.ndarray:
+    """The mosaic's good bands; ParameterError where a scene's bands are not the first's."""
+    first, name = cubes[0], _name(cubes[0], 0)
+    n = first.sizes["band"]
+    wavelengths = np.asarray(first["wavelength"].values, np.float64)
+    scaling = physical_scaling(first)
+    good = good_band_mask(first).copy()
+    for i, cube in enumerate(cubes[1:], 1):
+        other = _name(cube, i)
+        if cube.sizes["band"] != n:
+            raise ParameterError(f"{cube.sizes['band']} bands, where {name} has {n}: select "
+                                 "the same bands in every scene (--wavelengths, --bands)", other)
+        theirs = np.asarray(cube["wavelength"].values, np.float64)
+        if np.isfinite(theirs).any() != np.isfinite(wavelengths).any():
+            has, lacks = (other, name) if np.isfinite(theirs).any() else (name, other)
+            raise ParameterError(f"{has} has wavelengths and {lacks} none: the bands cannot be "
+                                 "matched (give both the same with --wavelength-file)", other)
+        shift = wavelength_shift(theirs, wavelengths)
+        if shift > WAVELENGTH_REFUSE_NM:
+            raise ParameterError(f"wavelengths differ from {name}'s by up to {shift:.1f} nm "
+                                 f"(> {WAVELENGTH_REFUSE_NM:g} nm): another band set", other)
+        if shift > WAVELENGTH_WARN_NM:
+            warnings.warn(f"{other}: wavelengths differ from {name}'s by up to {shift:.1f} nm",
+                          UserWarning, stacklevel=3)
+        if not _same_scaling(physical_scaling(cube), scaling, n):
+            raise ParameterError(f"values stored with other gains or offsets than {name}'s: "
+                                 "a band's numbers would mean different things (convert the "
+                                 "scenes to one scale first)", other)
+        good &= good_band_mask(cube)
+    if not good.any():
+        raise ParameterError("no band is good in every scene (each scene's bad-band list "
+                             "leaves out a different part)", name)
+    return good
+
+
+def _same_scaling(a, b, n: int) -> bool:
+    identity = (np.ones(n), np.zeros(n))
+    a, b = a or identity, b or identity
+    return all(np.allclose(x, y, rtol=1e-6, atol=0) for x, y in zip(a, b, strict=True))
+
+
+def _as_float(cube: xr.DataArray, good: np.ndarray, dtype) -> da.Array:
+    """The cube's data as ``dtype``, NaN on the pixels without data in a ``good`` band."""
+    nodata = cube.attrs.get("nodata")
+    bands = np.flatnonzero(good)
+
+    def block(values):
+        out = values.astype(dtype)
+        out[missing_values(values[..., bands], nodata).any(axis=-1)] = np.nan
+        return out
+
+    return cube.data.map_blocks(block, dtype=dtype)
+
+
+def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int = 1
+                    ) -> tuple[xr.DataArray, np.ndarray | None]:
+    """``cubes`` side by side in one lazy cube, and ``regions`` (one ``(y, x)`` bool map or
+    None per cube: the pixels to learn from, None = all) as one map of the mosaic (None when
+    every region is None).
+
+    ``gap``: columns of no data between two scenes (:func:`context_of` a detector). Float32
+    unless a scene needs float64 (float64, or 32-bit integers). One cube is returned as it
+    is. ParameterError where the scenes' bands differ (module docstring).
+    """
+    cubes = [as_cube(c) for c in cubes]
+    regions = [None] * len(cubes) if regions is None else list(regions)
+    if not cubes or len(regions) != len(cubes):
+        raise ParameterError(f"{len(cubes)} scenes and {len(regions)} regions: one region "
+                             "(or None) per scene")
+    if len(cubes) == 1:
+        return cubes[0], None if regions[0] is None else np.asarray(regions[0], dtype=bool)
+    good = _check_bands(cubes)
+    wide = any(c.dtype == np.float64 or (c.dtype.kind in "iu" and c.dtype.itemsize >= 4)
+               for c in cubes)
+    dtype = np.dtype(np.float64 if wide else np.float32)
+    rows = max(c.sizes["y"] for c in cubes)
+    n_bands = cubes[0].sizes["band"]
+    gap = max(int(gap), 1)
+    pieces, maps = [], []
+    for i, cube in enumerate(cubes):
+        h, w = cube.sizes["y"], cube.sizes["x"]
+        data = _as_float(cube, good, dtype)
+        if h < rows:
+            data = da.concatenate([data, da.full((rows - h, w, n_bands), np.nan, dtype=dtype,
+                                                 chunks=(rows - h, data.chunks[1], -1))])
+        if i:
+            pieces.append(da.full((rows, gap, n_bands), np.nan, dtype=dtype,
+                                  chunks=(rows, gap, -1)))
+            maps.append(np.zeros((rows, gap), bool))
+        pieces.append(data)
+        region = np.ones((h, w), bool) if regions[i] is None else np.asarray(regions[i], bool)
+        if region.shape != (h, w):
+            raise ParameterError(f"region shape {region.shape} does not match the scene's "
+                                 f"{(h, w)}", _name(cube, i))
+        maps.append(np.pad(region, ((0, rows - h), (0, 0))))
+    step = max(cubes[0].data.chunks[0])  # one row chunking for every piece
+    data = da.concatenate([p.rechunk({0: step, 2: -1}) for p in pieces], axis=1)
+    first = cubes[0]
+    band_names = first["band_name"].values if "band_name" in first.coords else None
+    mosaic = make_cube(data, wavelength=first["wavelength"].values, fwhm=first["fwhm"].values,
+                       good_band=good, band_names=band_names, source_format="mosaic",
+                       source_path=" + ".join(_name(c, i) for i, c in enumerate(cubes)),
+                       attrs={"scenes": [_name(c, i) for i, c in enumerate(cubes)]})
+    for coord in ("band_scale", "band_offset"):
+        if coord in first.coords:
+            mosaic = mosaic.assign_coords({coord: ("band", first[coord].values)})
+    for key in ("reflectance_scale_factor", "scale_applied", "units"):
+        if key in first.attrs:
+            mosaic.attrs[key] = first.attrs[key]
+    region = None if all(r is None for r in regions) else np.concatenate(maps, axis=1)
+    return mosaic, region
