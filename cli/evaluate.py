@@ -21,7 +21,7 @@ def _json_value(v):
 
 
 @click.command("evaluate", epilog=FOLDERS_NOTE)
-@click.argument("scores", type=click.Path())
+@click.argument("scores", nargs=-1, required=True, type=click.Path())
 @click.option("--truth", required=True, type=click.Path(),
               help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly) or MAT file.")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
@@ -32,14 +32,31 @@ def _json_value(v):
               help="Write the 3D ROC and its three projections as PNG.")
 @click.option("--log-far", is_flag=True, help="Log-scaled false-alarm axis in --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--common-pixels", is_flag=True,
+              help="With several maps: judge each on the pixels every map scores (without "
+                   "it, each on its own, with a warning when they differ).")
 @overwrite_option
 def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json,
-            overwrite):
-    """Print AUC(D,F), AUC(D,tau), AUC(F,tau), TD, BS, TDBS, OD, ODP and SNPR of SCORES."""
+            common_pixels, overwrite):
+    """Print AUC(D,F), AUC(D,tau), AUC(F,tau), TD, BS, TDBS, OD, ODP and SNPR of SCORES.
+
+    Several score maps (detectors of one scene) give one table, a row per map with each
+    column's best marked *, and their ROC curves in one plot.
+    """
     plan = plan_outputs([("--plot", roc_path, "png"), ("--plot3d", roc3d_path, "png")],
-                        inputs=[scores, truth], overwrite=overwrite)
+                        inputs=[*scores, truth], overwrite=overwrite)
     with plan:
-        _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json)
+        if len(scores) == 1:
+            if common_pixels:
+                from hsad.errors import ParameterError
+
+                raise ParameterError("--common-pixels compares several score maps; one is "
+                                     "given")
+            _evaluate(scores[0], truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
+                      as_json)
+        else:
+            _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
+                     as_json, common_pixels)
 
 
 def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json):
@@ -47,18 +64,7 @@ def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_fa
     from hsad.outputs.metrics import format_table
 
     result, score_map, truth_map = evaluate_files(scores, truth, scores_key, truth_key)
-    name = Path(scores).stem
-    plots = {}
-    if roc_path:
-        from hsad.outputs.plots import plot_roc
-
-        plot_roc({name: score_map}, truth_map, path=roc_path, log_far=log_far)
-        plots["roc"] = str(roc_path)
-    if roc3d_path:
-        from hsad.outputs.plots import plot_roc3d
-
-        plot_roc3d({name: score_map}, truth_map, path=roc3d_path)
-        plots["roc3d"] = str(roc3d_path)
+    plots = _plots({Path(scores).stem: score_map}, truth_map, roc_path, roc3d_path, log_far)
     if as_json:
         doc = {"scores": str(scores), "truth": str(truth)}
         doc.update({k: _json_value(v) for k, v in result.to_dict().items()})
@@ -69,3 +75,42 @@ def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_fa
     click.echo(format_table(result))
     for what, path in plots.items():
         click.echo(f"wrote {what}: {path}")
+
+
+def _plots(maps, truth_map, roc_path, roc3d_path, log_far) -> dict:
+    """The ROC and 3D ROC plots asked for, of every map: ``{"roc": path, ...}``."""
+    plots = {}
+    if roc_path:
+        from hsad.outputs.plots import plot_roc
+
+        plot_roc(maps, truth_map, path=roc_path, log_far=log_far)
+        plots["roc"] = str(roc_path)
+    if roc3d_path:
+        from hsad.outputs.plots import plot_roc3d
+
+        plot_roc3d(maps, truth_map, path=roc3d_path)
+        plots["roc3d"] = str(roc3d_path)
+    return plots
+
+
+def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json,
+             common):
+    from hsad.outputs.evaluation import compare_files
+    from hsad.outputs.metrics import format_comparison
+
+    results, maps, truth_map = compare_files(list(scores), truth, scores_key, truth_key,
+                                             common=common)
+    plots = _plots(maps, truth_map, roc_path, roc3d_path, log_far)
+    if as_json:
+        doc = {"truth": str(truth), "common_pixels": bool(common), "maps": [
+            {"scores": str(path), "name": name,
+             **{k: _json_value(v) for k, v in result.to_dict().items()}}
+            for path, (name, result) in zip(scores, results.items(), strict=True)],
+            "plots": plots}
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+        return
+    click.echo(f"truth: {truth}" + ("  (pixels every map scores)" if common else "") + "\n")
+    click.echo(format_comparison(results))
+    for what, path in plots.items():
+        click.echo(f"wrote {what}: {path}")
+

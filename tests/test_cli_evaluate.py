@@ -251,3 +251,77 @@ def test_infinite_scores_are_left_out_with_a_warning(tmp_path, capsys):
     assert json.loads(out)["n_anomaly"] == 8
     with pytest.warns(UserWarning, match="1 pixels of the score map score ±inf"):
         assert evaluate(scores, gt).n_anomaly == 8
+
+
+@pytest.fixture
+def second_map(files, tmp_path):
+    """A second detector's map of the scene: the RX map with noise, its left columns nodata."""
+    rng = np.random.default_rng(9)
+    noisy = (files["rx"] + rng.normal(scale=files["rx"].std(), size=files["rx"].shape))
+    noisy = noisy.astype(np.float32)
+    noisy[:, :3] = np.nan
+    path = tmp_path / "noisy.tif"
+    write_geotiff(map_like(files["cube"], noisy), path)
+    return path, noisy
+
+
+def test_several_maps_make_one_table_with_each_columns_best_marked(files, second_map, tmp_path,
+                                                                   capsys):
+    path, noisy = second_map
+    roc = tmp_path / "roc.png"
+    code, out, err = run_cli(["evaluate", files["scores"], path, "--truth", files["truth"],
+                              "--plot", roc], capsys)
+    assert code == 0, err
+    assert "the maps score different pixels (rx 2304, noisy 2160)" in err
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("map "))
+    rx_row, noisy_row = lines[header + 1].split(), lines[header + 2].split()
+    expected = evaluate(files["rx"], files["gt"]), evaluate(noisy, files["gt"])
+    assert rx_row[0] == "rx" and noisy_row[0] == "noisy"
+    assert rx_row[1] == f"{expected[0].auc_df:.4f}" + ("*" if expected[0].auc_df >
+                                                        expected[1].auc_df else "")
+    assert noisy_row[-1] == f"{expected[1].n_anomaly}+{expected[1].n_background}"
+    assert out.count("*") >= 9  # a best in every metric column
+    assert roc.read_bytes().startswith(b"\x89PNG") and f"wrote roc: {roc}" in out
+
+
+def test_common_pixels_judge_every_map_on_the_same_pixels(files, second_map, capsys):
+    path, noisy = second_map
+    code, out, err = run_cli(["evaluate", files["scores"], path, "--truth", files["truth"],
+                              "--common-pixels", "--json"], capsys)
+    assert code == 0, err
+    assert err == ""
+    doc = json.loads(out)
+    assert doc["common_pixels"] is True and [m["name"] for m in doc["maps"]] == ["rx", "noisy"]
+    common = np.where(np.isfinite(noisy), files["rx"], np.nan)
+    for entry, scores in zip(doc["maps"], (common, noisy), strict=True):
+        expected = evaluate(scores, files["gt"]).to_dict()
+        for key, value in expected.items():
+            assert entry[key] == pytest.approx(value, abs=1e-12), key
+    assert doc["maps"][0]["n_background"] + doc["maps"][0]["n_anomaly"] == np.isfinite(
+        noisy).sum()
+
+
+def test_maps_of_one_name_in_two_folders_are_named_by_their_paths(files, tmp_path, capsys):
+    other = tmp_path / "b" / "rx.tif"
+    other.parent.mkdir()
+    other.write_bytes(files["scores"].read_bytes())
+    code, out, err = run_cli(["evaluate", files["scores"], other, "--truth", files["truth"],
+                              "--json"], capsys)
+    assert code == 0, err
+    assert [m["name"] for m in json.loads(out)["maps"]] == [str(files["scores"]), str(other)]
+
+
+def test_errors_of_several_maps_are_one_line_naming_the_map(files, second_map, tmp_path,
+                                                            capsys):
+    path, _ = second_map
+    small = tmp_path / "small.tif"
+    write_geotiff(map_like(files["cube"].isel(y=slice(0, 40)), files["rx"][:40]), small)
+    assert f"error: {small}: covers another part of the scene than {files['scores']} (40x48 " \
+        "pixels against 48x48)" in _error([files["scores"], small, "--truth", files["truth"]],
+                                          capsys)
+    assert f"error: {path}: score map given twice" in _error(
+        [path, files["scores"], path, "--truth", files["truth"]], capsys)
+    assert "--common-pixels compares several score maps" in _error(
+        [files["scores"], "--truth", files["truth"], "--common-pixels"], capsys)
+    assert not (tmp_path / "roc.png").exists()

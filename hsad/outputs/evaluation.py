@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -78,3 +80,62 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
     except ParameterError as exc:
         raise ParameterError(exc.problem, exc.path or truth_path) from exc
     return result, scores, truth
+
+
+def map_names(paths) -> list[str]:
+    """Short, distinct names of score map files: the file names without extension, or the
+    paths as given where two share one."""
+    stems = [Path(p).stem for p in paths]
+    return [stem if stems.count(stem) == 1 else str(p) for stem, p in zip(stems, paths,
+                                                                           strict=True)]
+
+
+def compare_files(scores_paths, truth_path, scores_key: str | None = None,
+                  truth_key: str | None = None, common: bool = False
+                  ) -> tuple[dict[str, Evaluation], dict[str, np.ndarray], np.ndarray]:
+    """Several score maps against one ground truth: ``({name: Evaluation}, {name: scores},
+    truth)``, each map read and checked as :func:`evaluate_files` does (errors name it).
+
+    ``common``: evaluate every map on the pixels all of them score (a map without a score
+    where another has one is otherwise judged on other pixels); without it, a
+    :class:`DifferentPixelsWarning` says when the maps' pixels differ.
+    """
+    seen = set()
+    for path in scores_paths:
+        if (key := os.path.realpath(path)) in seen:
+            raise ParameterError("score map given twice", path)
+        seen.add(key)
+    names = map_names(scores_paths)
+    results, maps, truth = {}, {}, None
+    for name, path in zip(names, scores_paths, strict=True):
+        results[name], maps[name], theirs = evaluate_files(path, truth_path, scores_key,
+                                                           truth_key)
+        if truth is None:
+            truth, first = theirs, path
+        elif theirs.shape != truth.shape or not np.array_equal(theirs, truth, equal_nan=True):
+            raise ParameterError(f"covers another part of the scene than {first} "
+                                 f"({theirs.shape[0]}x{theirs.shape[1]} pixels against "
+                                 f"{truth.shape[0]}x{truth.shape[1]}): compare maps of one "
+                                 "window", path)
+    scored = {name: np.isfinite(m) for name, m in maps.items()}
+    everywhere = np.logical_and.reduce(list(scored.values()))
+    if common:
+        for name in names:
+            if not np.array_equal(scored[name], everywhere):
+                maps[name] = np.where(everywhere, maps[name], np.nan)
+                try:
+                    results[name] = evaluate(maps[name], truth)
+                except ParameterError as exc:
+                    raise ParameterError(f"on the pixels every map scores: {exc.problem}",
+                                         truth_path) from exc
+    elif any(not np.array_equal(s, everywhere) for s in scored.values()):
+        counts = ", ".join(f"{name} {int(s.sum())}" for name, s in scored.items())
+        warnings.warn(f"the maps score different pixels ({counts}): each is judged on its "
+                      "own; give --common-pixels (common=True) to compare them on the pixels "
+                      "every map scores", DifferentPixelsWarning, stacklevel=2)
+    return results, maps, truth
+
+
+class DifferentPixelsWarning(UserWarning):
+    """Score maps compared on different sets of pixels."""
+

@@ -19,6 +19,7 @@ Areas (Chang, TGRS 59(6), 2021):
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -270,7 +271,36 @@ def format_table(result: Evaluation) -> str:
     )
 
 
+#: the columns of :func:`format_comparison`
+COMPARED = ("auc_df", "auc_dt", "auc_ft", "td", "bs", "tdbs", "od", "odp", "snpr_db")
+
+
+def format_comparison(results: dict[str, Evaluation]) -> str:
+    """Several maps' metrics as one aligned text table, a row per map (its name) and a
+    column per metric (↑ higher is better, ↓ lower); ``*`` marks each column's best."""
+    header = ["map"] + [f"{METRICS[k][0]} {'↑' if METRICS[k][1] == 'higher' else '↓'}"
+                        for k in COMPARED] + ["pixels"]
+    rows = [header]
+    best = {}
+    for key in COMPARED:
+        values = [getattr(r, key) for r in results.values()]
+        finite = [v for v in values if math.isfinite(v)]
+        if finite:
+            best[key] = (min if METRICS[key][1] == "lower" else max)(finite)
+    for name, result in results.items():
+        cells = [name]
+        for key in COMPARED:
+            value = getattr(result, key)
+            cells.append(f"{value:.4f}{'*' if value == best.get(key) else ' '}")
+        cells.append(f"{result.n_anomaly}+{result.n_background}")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
+                     for r in rows)
+
+
 __all__ = [
-    "METRICS", "Evaluation", "RocCurve", "auc_df", "auc_dt", "auc_ft", "evaluate",
-    "format_table", "normalised_scores", "roc",
+    "COMPARED", "METRICS", "Evaluation", "RocCurve", "auc_df", "auc_dt", "auc_ft", "evaluate",
+    "format_comparison", "format_table", "normalised_scores", "roc",
 ]
