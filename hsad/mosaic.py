@@ -2,9 +2,10 @@
 
 A campaign's flight lines, or several acquisitions of one sensor, give one model when their
 pixels are learnt together (``hsad train a.hdr b.hdr -o campaign.hsad``). The scenes are
-laid side by side, left to right, in one lazy cube: shorter scenes padded below with no
-data, and the scenes kept apart by ``gap`` columns of no data, so that no window or patch
-(a detector's spatial context) holds pixels of two scenes. Pixels without data (a scene's
+laid side by side, left to right, in one lazy cube (or one below the other, where that
+pads less): smaller scenes padded with no data, and the scenes kept apart by ``gap``
+columns (rows) of no data, so that no window or patch (a detector's spatial context) holds
+pixels of two scenes. Pixels without data (a scene's
 nodata value, NaN, its valid mask) are NaN in the mosaic, so a detector samples and counts
 the valid pixels of every scene as it would one scene's: each scene weighs by its number of
 valid pixels.
@@ -25,7 +26,14 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad.cube import as_cube, good_band_mask, make_cube, missing_values, physical_scaling
+from hsad.cube import (
+    DEFAULT_CHUNK,
+    as_cube,
+    good_band_mask,
+    make_cube,
+    missing_values,
+    physical_scaling,
+)
 from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavelength_shift
 from hsad.errors import ParameterError
 
@@ -101,11 +109,11 @@ def _as_float(cube: xr.DataArray, good: np.ndarray, dtype) -> da.Array:
 
 def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int = 1
                     ) -> tuple[xr.DataArray, np.ndarray | None]:
-    """``cubes`` side by side in one lazy cube, and ``regions`` (one ``(y, x)`` bool map or
-    None per cube: the pixels to learn from, None = all) as one map of the mosaic (None when
-    every region is None).
+    """``cubes`` side by side (or one below the other) in one lazy cube, and ``regions``
+    (one ``(y, x)`` bool map or None per cube: the pixels to learn from, None = all) as one
+    map of the mosaic (None when every region is None).
 
-    ``gap``: columns of no data between two scenes (:func:`context_of` a detector). Float32
+    ``gap``: columns (rows) of no data between two scenes (:func:`context_of` a detector). Float32
     unless a scene needs float64 (float64, or 32-bit integers). One cube is returned as it
     is. ParameterError where the scenes' bands differ (module docstring).
     """
@@ -120,28 +128,36 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     wide = any(c.dtype == np.float64 or (c.dtype.kind in "iu" and c.dtype.itemsize >= 4)
                for c in cubes)
     dtype = np.dtype(np.float64 if wide else np.float32)
-    rows = max(c.sizes["y"] for c in cubes)
+    shapes = [(c.sizes["y"], c.sizes["x"]) for c in cubes]
+    # side by side, or one below the other where that pads less (long flight lines: side)
+    axis = 0 if (sum(h for h, _ in shapes) * max(w for _, w in shapes)
+                 < max(h for h, _ in shapes) * sum(w for _, w in shapes)) else 1
+    across = 1 - axis
+    extent = max(shape[across] for shape in shapes)
     n_bands = cubes[0].sizes["band"]
     gap = max(int(gap), 1)
     pieces, maps = [], []
-    for i, cube in enumerate(cubes):
-        h, w = cube.sizes["y"], cube.sizes["x"]
+    for i, (cube, shape) in enumerate(zip(cubes, shapes, strict=True)):
         data = _as_float(cube, good, dtype)
-        if h < rows:
-            data = da.concatenate([data, da.full((rows - h, w, n_bands), np.nan, dtype=dtype,
-                                                 chunks=(rows - h, data.chunks[1], -1))])
+        if shape[across] < extent:
+            pad = list(shape) + [n_bands]
+            pad[across] = extent - shape[across]
+            data = da.concatenate([data, da.full(pad, np.nan, dtype=dtype)], axis=across)
         if i:
-            pieces.append(da.full((rows, gap, n_bands), np.nan, dtype=dtype,
-                                  chunks=(rows, gap, -1)))
-            maps.append(np.zeros((rows, gap), bool))
+            between = [extent, extent, n_bands]
+            between[axis] = gap
+            pieces.append(da.full(between, np.nan, dtype=dtype))
+            maps.append(np.zeros(between[:2], bool))
         pieces.append(data)
-        region = np.ones((h, w), bool) if regions[i] is None else np.asarray(regions[i], bool)
-        if region.shape != (h, w):
+        region = np.ones(shape, bool) if regions[i] is None else np.asarray(regions[i], bool)
+        if region.shape != shape:
             raise ParameterError(f"region shape {region.shape} does not match the scene's "
-                                 f"{(h, w)}", _name(cube, i))
-        maps.append(np.pad(region, ((0, rows - h), (0, 0))))
-    step = max(cubes[0].data.chunks[0])  # one row chunking for every piece
-    data = da.concatenate([p.rechunk({0: step, 2: -1}) for p in pieces], axis=1)
+                                 f"{shape}", _name(cube, i))
+        padding = [(0, 0), (0, 0)]
+        padding[across] = (0, extent - shape[across])
+        maps.append(np.pad(region, padding))
+    data = da.concatenate(pieces, axis=axis).rechunk({0: DEFAULT_CHUNK, 1: DEFAULT_CHUNK,
+                                                       2: -1})  # hsad's tiles, not slivers
     first = cubes[0]
     band_names = first["band_name"].values if "band_name" in first.coords else None
     mosaic = make_cube(data, wavelength=first["wavelength"].values, fwhm=first["fwhm"].values,
@@ -154,5 +170,5 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     for key in ("reflectance_scale_factor", "scale_applied", "units"):
         if key in first.attrs:
             mosaic.attrs[key] = first.attrs[key]
-    region = None if all(r is None for r in regions) else np.concatenate(maps, axis=1)
+    region = None if all(r is None for r in regions) else np.concatenate(maps, axis=axis)
     return mosaic, region

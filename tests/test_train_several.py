@@ -56,6 +56,20 @@ def test_the_mosaic_holds_each_scene_apart_and_its_statistics_are_the_pooled_one
     assert rx.n_pixels_ == len(x)
 
 
+def test_wide_scenes_are_laid_one_below_the_other():
+    a, b = _int_cube(4, 20, 0), _int_cube(2, 15, 1)
+    left = np.zeros((2, 15), bool)
+    left[:, :3] = True
+    mosaic, region = training_mosaic([a, b], [None, left], gap=2)
+    assert mosaic.shape == (4 + 2 + 2, 20, 6)  # side by side, 4 x 37, would pad more
+    values = mosaic.values
+    np.testing.assert_array_equal(values[6:, 1:15], b.values[:, 1:].astype(np.float32))
+    assert np.isnan(values[4:6]).all() and np.isnan(values[6:, 15:]).all()
+    assert region[:4].all() and not region[4:6].any() and region[6:].sum() == 6
+    rx = detectors.get("rx").fit(mosaic)
+    np.testing.assert_allclose(rx.mean_, _pooled(a, b).mean(axis=0), rtol=1e-12)
+
+
 def test_regions_go_with_their_scenes_and_bands_bad_anywhere_are_bad():
     a = _int_cube(6, 4, 0, good_band=[True, True, False, True, True, True])
     b = _int_cube(5, 3, 1, good_band=[True, True, True, True, True, False])
