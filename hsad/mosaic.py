@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from hsad.cube import (
     DEFAULT_CHUNK,
@@ -36,6 +37,7 @@ from hsad.cube import (
 )
 from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavelength_shift
 from hsad.errors import ParameterError
+from hsad.io.window import ComputedView, computed_window
 
 #: hyperparameters that set a detector's spatial context, in pixels (a window's edge)
 CONTEXT_PARAMS = ("kernel", "outer", "window")
@@ -94,17 +96,37 @@ def _same_scaling(a, b, n: int) -> bool:
     return all(np.allclose(x, y, rtol=1e-6, atol=0) for x, y in zip(a, b, strict=True))
 
 
-def _as_float(cube: xr.DataArray, good: np.ndarray, dtype) -> da.Array:
-    """The cube's data as ``dtype``, NaN on the pixels without data in a ``good`` band."""
-    nodata = cube.attrs.get("nodata")
-    bands = np.flatnonzero(good)
+class _MosaicView(ComputedView):
+    """The scenes' values placed in one ``(y, x, band)`` frame, NaN elsewhere and on their
+    pixels without data in a ``good`` band. Each read computes the windows of the scenes it
+    covers alone, so a sample of the mosaic reads only its pixels, as one scene's would
+    (a dask operation on the scenes would read whole chunks for any slice)."""
 
-    def block(values):
-        out = values.astype(dtype)
-        out[missing_values(values[..., bands], nodata).any(axis=-1)] = np.nan
+    def __init__(self, parts, shape, dtype, good: np.ndarray):
+        self.parts = parts  # (dask array, nodata, row offset, column offset) per scene
+        self.shape, self.dtype, self.good = tuple(shape), np.dtype(dtype), np.flatnonzero(good)
+
+    def _window(self, rows, cols, bands):
+        spans = [range(*k.indices(n)) for k, n in zip((rows, cols), self.shape[:2], strict=True)]
+        out = np.full((len(spans[0]), len(spans[1]), bands.size), np.nan, self.dtype)
+        if not (spans[0] and spans[1]):
+            return out
+        need = np.union1d(bands, self.good)  # a pixel's validity needs every good band
+        for raw, nodata, r0, c0 in self.parts:
+            at = [np.asarray(span) - offset for span, offset in zip(spans, (r0, c0),
+                                                                      strict=True)]
+            inside = [(a >= 0) & (a < n) for a, n in zip(at, raw.shape[:2], strict=True)]
+            if not (inside[0].any() and inside[1].any()):
+                continue
+            ys, xs = (a[i] for a, i in zip(at, inside, strict=True))
+            values = computed_window(raw, slice(ys.min(), ys.max() + 1),
+                                     slice(xs.min(), xs.max() + 1),
+                                     need)[np.ix_(ys - ys.min(), xs - xs.min())]
+            part = values[..., np.searchsorted(need, bands)].astype(self.dtype)
+            part[missing_values(values[..., np.searchsorted(need, self.good)],
+                                nodata).any(axis=-1)] = np.nan
+            out[np.ix_(np.flatnonzero(inside[0]), np.flatnonzero(inside[1]))] = part
         return out
-
-    return cube.data.map_blocks(block, dtype=dtype)
 
 
 def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int = 1
@@ -136,28 +158,26 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     extent = max(shape[across] for shape in shapes)
     n_bands = cubes[0].sizes["band"]
     gap = max(int(gap), 1)
-    pieces, maps = [], []
+    parts, maps, at = [], [], 0
     for i, (cube, shape) in enumerate(zip(cubes, shapes, strict=True)):
-        data = _as_float(cube, good, dtype)
-        if shape[across] < extent:
-            pad = list(shape) + [n_bands]
-            pad[across] = extent - shape[across]
-            data = da.concatenate([data, da.full(pad, np.nan, dtype=dtype)], axis=across)
-        if i:
-            between = [extent, extent, n_bands]
-            between[axis] = gap
-            pieces.append(da.full(between, np.nan, dtype=dtype))
-            maps.append(np.zeros(between[:2], bool))
-        pieces.append(data)
+        offset = [0, 0]
+        offset[axis] = at
+        parts.append((cube.data, cube.attrs.get("nodata"), *offset))
+        at += shape[axis] + gap
         region = np.ones(shape, bool) if regions[i] is None else np.asarray(regions[i], bool)
         if region.shape != shape:
             raise ParameterError(f"region shape {region.shape} does not match the scene's "
                                  f"{shape}", _name(cube, i))
         padding = [(0, 0), (0, 0)]
         padding[across] = (0, extent - shape[across])
+        padding[axis] = (0, gap if i < len(cubes) - 1 else 0)
         maps.append(np.pad(region, padding))
-    data = da.concatenate(pieces, axis=axis).rechunk({0: DEFAULT_CHUNK, 1: DEFAULT_CHUNK,
-                                                       2: -1})  # hsad's tiles, not slivers
+    size = [extent, extent, n_bands]
+    size[axis] = at - gap
+    view = _MosaicView(parts, size, dtype, good)
+    data = da.from_array(view, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1), asarray=False,
+                         meta=np.empty((0, 0, 0), dtype),  # slices fuse into the reads
+                         name="mosaic-" + tokenize(parts, size, dtype, good))
     first = cubes[0]
     band_names = first["band_name"].values if "band_name" in first.coords else None
     mosaic = make_cube(data, wavelength=first["wavelength"].values, fwhm=first["fwhm"].values,

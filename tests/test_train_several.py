@@ -56,6 +56,35 @@ def test_the_mosaic_holds_each_scene_apart_and_its_statistics_are_the_pooled_one
     assert rx.n_pixels_ == len(x)
 
 
+class _Counting:
+    """An array-like scene that records the windows read from it."""
+
+    def __init__(self, values):
+        self.values, self.shape, self.dtype, self.ndim = values, values.shape, values.dtype, 3
+        self.reads = []
+
+    def __getitem__(self, key):
+        out = self.values[key]
+        self.reads.append(out.shape[:2])
+        return out
+
+
+def test_a_window_of_the_mosaic_reads_only_its_pixels_of_each_scene():
+    import dask.array as da
+
+    sources = [_Counting(np.random.default_rng(i).normal(size=(300, 200, 6)).astype(np.float32))
+               for i in range(2)]
+    cubes = [make_cube(da.from_array(s, chunks=(300, 200, -1), asarray=False,
+                                     meta=np.empty((0, 0, 0), np.float32)),
+                       wavelength=WAVELENGTHS) for s in sources]
+    mosaic, _ = training_mosaic(cubes, gap=3)
+    window = mosaic.data[10:14, 198:206].compute()  # across the gap: both scenes, the gap
+    np.testing.assert_array_equal(window[:, :2], sources[0].values[10:14, 198:200])
+    np.testing.assert_array_equal(window[:, 5:], sources[1].values[10:14, :3])
+    assert np.isnan(window[:, 2:5]).all()
+    assert sources[0].reads == [(4, 2)] and sources[1].reads == [(4, 3)]
+
+
 def test_wide_scenes_are_laid_one_below_the_other():
     a, b = _int_cube(4, 20, 0), _int_cube(2, 15, 1)
     left = np.zeros((2, 15), bool)

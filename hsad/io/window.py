@@ -84,6 +84,16 @@ class WindowView:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
+def computed_window(raw, rows: slice, cols: slice, bands) -> np.ndarray:
+    """The values of the lazy ``raw`` on ``rows`` × ``cols`` and ``bands`` (positions; a run
+    of them read as a slice), computed alone, so that dask fuses the slice into the file
+    reader's own read."""
+    bands = np.asarray(bands)
+    if bands.size and np.array_equal(bands, np.arange(bands[0], bands[0] + bands.size)):
+        bands = slice(int(bands[0]), int(bands[0]) + bands.size)
+    return np.asarray(raw[rows, cols, bands].compute(scheduler="sync"))
+
+
 class ComputedView:
     """Array-like ``(y, x, band)`` view whose values are computed from the same window of a
     lazy dask array ``raw``. Each read computes that window of ``raw`` alone, where dask
@@ -100,10 +110,7 @@ class ComputedView:
 
     def _raw(self, rows: slice, cols: slice, bands) -> np.ndarray:
         """``raw``'s values there (``bands`` positions; a run of them read as a slice)."""
-        bands = np.asarray(bands)
-        if bands.size and np.array_equal(bands, np.arange(bands[0], bands[0] + bands.size)):
-            bands = slice(int(bands[0]), int(bands[0]) + bands.size)
-        return np.asarray(self.raw[rows, cols, bands].compute(scheduler="sync"))
+        return computed_window(self.raw, rows, cols, bands)
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -139,4 +146,5 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
     return transform @ Affine.translation(window.col_off, window.row_off)
 
 
-__all__ = ["ComputedView", "WindowView", "check_window", "window_attrs", "window_transform"]
+__all__ = ["ComputedView", "WindowView", "check_window", "computed_window", "window_attrs",
+           "window_transform"]
