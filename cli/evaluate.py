@@ -113,4 +113,3 @@ def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far
     click.echo(format_comparison(results))
     for what, path in plots.items():
         click.echo(f"wrote {what}: {path}")
-

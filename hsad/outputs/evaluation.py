@@ -138,4 +138,3 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
 
 class DifferentPixelsWarning(UserWarning):
     """Score maps compared on different sets of pixels."""
-
