@@ -20,13 +20,25 @@ Two ways to build the tree:
 
 Both compare grey levels only through their order, so the same code gives the opening
 (the max-tree) and the closing (the min-tree). They are compiled by numba on first use
-(cached on disk) and release the GIL.
+(cached on disk where numba can write, :func:`njit`) and release the GIL.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit as _numba_njit
+
+
+def njit(**options):
+    """numba's ``njit`` with ``options``, cached on disk where numba can write its cache
+    (beside this file, or in ``NUMBA_CACHE_DIR`` / the user's cache folder); compiled on
+    each first use where it cannot (a read-only install run with a read-only home)."""
+    def decorate(function):
+        try:
+            return _numba_njit(**options)(function)
+        except RuntimeError:  # "cannot cache function …: no locator available"
+            return _numba_njit(**{**options, "cache": False})(function)
+    return decorate
 
 
 @njit(cache=True, nogil=True)

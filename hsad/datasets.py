@@ -89,7 +89,9 @@ def search_path() -> list[Path]:
     if env:
         dirs = [Path(env)]
     else:
-        dirs = [Path.cwd().parent / "shared" / "datasets", _REPO.parent / "shared" / "datasets"]
+        dirs = [Path.cwd().parent / "shared" / "datasets"]
+        if (_REPO / "pyproject.toml").is_file():  # a source checkout, not an installed wheel
+            dirs.append(_REPO.parent / "shared" / "datasets")
     dirs.append(cache_dir())
     unique: list[Path] = []
     for d in dirs:
@@ -112,7 +114,7 @@ def path(name: str) -> Path:
             return candidate
     where = ", ".join(str(d) for d in search_path())
     raise DatasetError(f"scene file {m['file']} not found in {where}; set {ENV_VAR} or run "
-                       f"hsad.datasets.fetch({name!r})")
+                       f"`hsad datasets fetch {name}` (Python: hsad.datasets.fetch({name!r}))")
 
 
 def sha256(file: str | os.PathLike) -> str:

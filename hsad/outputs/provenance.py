@@ -12,7 +12,7 @@ prints them back.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 #: The order ``hsad info`` prints the tags in (others follow, sorted).
@@ -56,7 +56,7 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
         "hsad_method": detector.name,
         "hsad_params": json.dumps(params, sort_keys=True, default=str),
         "hsad_input": str(Path(source).resolve()) if source else "",
-        "hsad_created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "hsad_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hsad_map": what,
     }
     window = cube.attrs.get("hsad_window")
