@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,20 @@ def test_aed_with_a_target_size_equals_aed_with_its_area(cube):
     assert by_size.attrs["hsad_area"] == 25
     with pytest.raises(ParameterError, match="not both"):
         detectors.get("aed", target_size_m=150, area=25).fit(cube)
+
+
+def test_a_target_below_the_ladders_smallest_step_is_filtered_at_it_and_said(cube):
+    with pytest.warns(UserWarning, match="area 1 pixels is below the multi-scale ladder's "
+                                         "smallest step, 9: the filters use 9"):
+        small = detectors.get("aed", target_size_m=20).fit_score(cube)  # 1 pixel at 30 m
+    assert small.attrs["hsad_area"] == 9  # the area filtered, not the 1 asked for
+    np.testing.assert_array_equal(small.values,
+                                  detectors.get("aed", area=9).fit_score(cube).values)
+    with pytest.warns(UserWarning, match="area 4 pixels is below"):
+        detectors.get("aed", area=4).fit_score(cube)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the single-area variant filters at the area itself
+        detectors.get("aed", variant="aed", area=1).fit_score(cube)
 
 
 def test_aed_takes_each_variants_own_area_unless_given(cube):

@@ -31,7 +31,7 @@ from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.stats import covariance_rank, scene_moments
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, chosen_area
+from hsad.fusion import Fusion, chosen_area, warn_below_ladder
 
 
 class AED(BaseDetector):
@@ -99,6 +99,7 @@ class AED(BaseDetector):
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"))
         fusion = self._fusion(cube)
+        warn_below_ladder(fusion, self.name)
         smallest = min(fusion.areas())
         if moments.n <= smallest:  # every component of every level is smaller: all alike
             raise ParameterError(
@@ -113,5 +114,5 @@ class AED(BaseDetector):
             scores = scores.rechunk(cube.data.chunks[:2])
         attrs = {"method": self.name}
         if self.target_size_m is not None:
-            attrs["hsad_area"] = int(fusion.area)  # from the scene's pixel size
+            attrs["hsad_area"] = max(fusion.areas())  # from the scene's pixel size, filtered
         return map_like(cube, scores, name="score", attrs=attrs)

@@ -26,7 +26,7 @@ from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, chosen_area
+from hsad.fusion import Fusion, chosen_area, warn_below_ladder
 from hsad.fusion.tiled import (
     Statistics,
     check_filter_budget,
@@ -204,6 +204,7 @@ class ReconstructionDetector(NeuralDetector):
         fusion = None if fused == ["d_spectral"] else self.fusion_(cube).resolved()
         if fusion is not None:  # before the network's pass over the scene
             check_filter_budget(fusion, cube.shape[:2])
+            warn_below_ladder(fusion, self.name)
         with cpu_threads(1 if self.device_.type == "cpu" else None):
             statistics = self.fusion_statistics(cube)
             components, also = None, None
@@ -246,7 +247,7 @@ class ReconstructionDetector(NeuralDetector):
             terms = maps.pop("terms", None)
         attrs = {"method": self.name}
         if self.target_size_m is not None and fused != ["d_spectral"]:
-            attrs["hsad_area"] = int(self.fusion_(cube).area)  # from the pixel size
+            attrs["hsad_area"] = max(fusion.areas())  # from the pixel size, as filtered
         out = {k: map_like(cube, v.astype(np.float32), name=k, attrs=attrs)
                for k, v in maps.items()}
         if names:

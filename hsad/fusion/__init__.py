@@ -20,6 +20,7 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 
 import dask.array as da
@@ -209,6 +210,17 @@ def chosen_area(name: str, area, target_size_m, cube=None):
 def ladder(area: int) -> tuple[int, ...]:
     """The multi-scale variant's areas up to ``area`` (at least the smallest)."""
     return tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
+
+
+def warn_below_ladder(fusion: Fusion, name: str) -> None:
+    """Warn when a multi-scale fusion asks for an area below the ladder's smallest step,
+    which its filters use instead (a target of a pixel or two: the 3 × 3 step)."""
+    f = fusion.resolved()
+    if f.variant == "multiscale" and int(f.area) < LADDER[0]:
+        warnings.warn(f"{name}: area {int(f.area)} pixels is below the multi-scale ladder's "
+                      f"smallest step, {LADDER[0]}: the filters use {LADDER[0]} (the map's "
+                      "hsad_area tag records it); variant=aed filters at the area itself",
+                      UserWarning, stacklevel=3)
 
 
 def spatial_aed(components: np.ndarray, *, area: int | tuple[int, ...] = 25, levels: int = 256,
