@@ -39,8 +39,9 @@ def list_(verify: bool) -> None:
     """
     from hsad import datasets
 
+    wide = max([len("sensor"), *(len(datasets.manifest(n)["sensor"]) for n in datasets.names())])
     header = f"{'name':18s} {'size (rows x cols x bands)':27s} {'dtype':8s} {'anomalies':>9s}  " \
-             f"{'sensor':7s} {'RX AUC':>6s}  {'status':15s} path"
+             f"{'sensor':{wide}s} {'RX AUC':>6s}  {'status':15s} path"
     click.echo(header)
     bad = 0
     for name in datasets.names():
@@ -49,7 +50,7 @@ def list_(verify: bool) -> None:
         bad += status == "sha256 MISMATCH"
         shape = f"{m['rows']} x {m['cols']} x {m['bands']}"
         click.echo(f"{name:18s} {shape:27s} {m['dtype']:8s} {m['anomaly_pixels']:9d}  "
-                   f"{m['sensor']:7s} {m['rx_global_auc']:6.4f}  {status:15s} {path}")
+                   f"{m['sensor']:{wide}s} {m['rx_global_auc']:6.4f}  {status:15s} {path}")
     click.echo(f"search path: {', '.join(str(d) for d in datasets.search_path())}")
     if bad:
         click.echo(f"{bad} scene file(s) fail their sha256 check", err=True)

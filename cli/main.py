@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,9 @@ _COMMANDS = (
 )
 #: Exit statuses of a command stopped by a signal (128 + signal number, as shells report).
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+#: Exit status when the reader of the output went away (``hsad methods | head``), as a
+#: shell reports a tool that SIGPIPE stopped.
+BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 class Terminated(KeyboardInterrupt):
@@ -47,6 +51,12 @@ class _Group(click.Group):
             raise _Stopped("terminated", TERMINATED) from None
         except KeyboardInterrupt:
             raise _Stopped("interrupted", INTERRUPTED) from None
+        except BrokenPipeError:  # the reader of stdout went away (`hsad methods | head`)
+            raise _ClosedPipe from None
+
+
+class _ClosedPipe(Exception):
+    """Standard output's reader went away before the command finished writing."""
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +65,8 @@ def cli() -> None:
     """hsad: hyperspectral anomaly detection for remote sensing.
 
     Exit status: 0 success, 1 a failed check (datasets list --verify), 2 a user error (one
-    line `error: <file>: <problem>`), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+    line `error: [<file>: ]<problem>`), 130 interrupted (Ctrl-C), 141 output pipe closed
+    (`hsad methods | head`), 143 terminated (SIGTERM).
     Commands that write files create missing folders and refuse existing files unless
     --overwrite is given; outputs appear whole or not at all.
     """
@@ -142,6 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except _ClosedPipe:
+        # nothing more reaches the reader; stdout to /dev/null, so that the interpreter's
+        # last flush does not fail again on its way out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(BROKEN_PIPE)
     except Exception as exc:
         problem = user_problem(exc)
         if problem is None:

@@ -241,3 +241,23 @@ def test_detect_on_the_threaded_scheduler_does_not_import_distributed(tmp_path):
                          check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
     assert (tmp_path / "o.tif").exists()
+
+
+def test_a_closed_output_pipe_ends_quietly_with_141():
+    """``hsad methods | head``: the reader gone, hsad stops as a tool that SIGPIPE stops."""
+    proc = subprocess.Popen([sys.executable, "-m", "hsad.cli.main", "methods"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # no reader left: the first write fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""
+
+
+def test_the_scene_table_has_room_for_every_sensor(capsys):
+    code, out, _ = run_cli(["datasets", "list"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    column = lines[0].index("RX AUC")
+    for line in lines[1:-1]:
+        assert line[column - 1] == " " and line[column:column + 6].strip().replace(".", "", 1) \
+            .isdigit(), line
