@@ -210,3 +210,27 @@ def test_a_write_past_the_file_size_limit_is_one_line_of_ours_alone(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
     assert not (tmp_path / "out" / "rx.tif").exists()
+
+
+def test_a_link_to_a_file_is_written_through(tmp_path):
+    real = tmp_path / "real" / "rx.tif"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "link.tif"
+    link.symlink_to(real)
+    with atomic.atomic_path(link) as tmp:
+        tmp.write_bytes(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["rx.tif"]  # no temporary left
+
+
+def test_a_file_a_library_made_anew_gets_the_umasks_permissions(tmp_path):
+    old = os.umask(0o002)
+    try:
+        with atomic.atomic_path(tmp_path / "p.gpkg") as tmp:
+            tmp.unlink()  # as OGR does before creating the file itself, 0644
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o644)
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.gpkg").stat().st_mode & 0o777 == 0o664

@@ -279,7 +279,11 @@ def disk_full(target: str | os.PathLike) -> str | None:
 
 
 def _place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` onto ``target``; under :func:`keep_existing`, only if it is absent."""
+    """Rename ``tmp`` onto ``target``; under :func:`keep_existing`, only if it is absent.
+    The file gets the usual permissions of a new file (a library that made it anew, as OGR
+    makes a GeoPackage, may have given it others)."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o666 & ~_umask())
     st = os.stat(tmp)
     if not _KEEP_EXISTING.get():
         os.replace(tmp, target)
@@ -306,6 +310,10 @@ class _Temp:
 
     def __init__(self, path: str | os.PathLike, suffix: str | None = None):
         self.target = Path(path)
+        if self.target.is_symlink() and not self.target.is_dir():
+            # a link to a file is written through, as `cp` and a shell's `>` write: the
+            # file it names is replaced, the link stays
+            self.target = Path(os.path.realpath(self.target))
         if self.target.is_dir():
             raise IsADirectoryError(21, "Is a directory", str(self.target))
         self.target.parent.mkdir(parents=True, exist_ok=True)
