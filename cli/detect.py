@@ -309,8 +309,12 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             from hsad.outputs.metrics import evaluate
 
             auc = evaluate(result.scores.values, gt)
+    used = getattr(det, "n_bands_", None) or (int(sum(map(bool, det.bands_))) if getattr(
+        det, "bands_", None) is not None else None)  # the bands scored, as train says
+    of_model = f"the model's {result.n_bands} bands" + (
+        f", {used} used" if model and used and used != result.n_bands else "")
     bands = f"x{result.n_bands}" if result.n_bands == cube.shape[2] else \
-        f"x{cube.shape[2]} (the model's {result.n_bands} bands)"
+        f"x{cube.shape[2]} ({of_model})"
     window = cube.attrs.get(WINDOW_ATTR)
     where = (f" (rows {window[0]}:{window[0] + cube.shape[0]}, columns "
              f"{window[1]}:{window[1] + cube.shape[1]} of {window[2]}x{window[3]})"

@@ -160,7 +160,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
         last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
         click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands"
                    f"{f' of {len(scenes)} scenes' if len(scenes) > 1 else ''}, "
-                   f"{hist.epochs} epochs in {hist.seconds:.1f} s ({last})")
+                   f"{_epochs(hist)} in {hist.seconds:.1f} s ({last})")
     else:
         click.echo(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
                    + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
@@ -201,3 +201,13 @@ def _mosaic(scenes, prepared, det, train_mask, background):
     if region is not None and not region.any():
         raise ParameterError(f"the training areas hold no pixel of the {len(scenes)} scenes")
     return mosaic, region
+
+
+def _epochs(history) -> str:
+    """"30 epochs", or with several training stages "22 epochs (2 gan, 20 encoder)"."""
+    stages = getattr(history, "stages", None) or {}
+    if len(stages) <= 1:
+        return f"{history.epochs} epochs"
+    return (f"{history.epochs} epochs ("
+            + ", ".join(f"{run} {name}" for name, (_, run, _) in stages.items()) + ")")
+

@@ -251,6 +251,15 @@ def test_train_on_wavelengths_then_model_on_full_scene_equals_detect(scene, tmp_
                             "-o", tmp_path / "b.tif"], capsys)
     assert code == 0, err
     np.testing.assert_array_equal(_read(tmp_path / "a.tif"), _read(tmp_path / "b.tif"))
+    # without --drop-bad-bands the model keeps its bad bands aside: both counts said
+    code, out, err = run_cli(["train", scene, "-m", "rx", "--wavelengths", "400:1800",
+                              "-o", tmp_path / "with_bad.hsad"], capsys)
+    assert code == 0, err
+    assert "fitted on 14 bands" in out  # 15 in the range, the first (400 nm) bad
+    code, out, err = run_cli(["detect", scene, "--model", tmp_path / "with_bad.hsad", "-o",
+                              tmp_path / "c.tif"], capsys)
+    assert code == 0, err
+    assert "(the model's 15 bands, 14 used)" in out
 
 
 def test_neural_model_reads_its_bands_from_the_full_scene(scene, tmp_path, capsys):

@@ -176,3 +176,15 @@ def test_torch_out_of_memory_is_one_line(scene, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(neural.NeuralDetector, "fit", fail)
     line = one_error(["detect", scene, "-m", "ae", "-o", tmp_path / "s.tif"], capsys)
     assert line.startswith("error: out of memory")
+
+
+def test_train_counts_the_epochs_of_each_training_stage():
+    from types import SimpleNamespace
+
+    from hsad.cli.train import _epochs
+
+    assert _epochs(SimpleNamespace(epochs=30, stages={"train": [0, 30, ["loss"]]})) == \
+        "30 epochs"
+    two = SimpleNamespace(epochs=22, stages={"gan": [0, 2, ["loss_d"]],
+                                             "encoder": [2, 20, ["loss_e"]]})
+    assert _epochs(two) == "22 epochs (2 gan, 20 encoder)"
