@@ -104,6 +104,17 @@ def test_default_search_path_is_shared_then_cache(tmp_path, monkeypatch):
     assert dirs[0] == tmp_path.parent / "shared" / "datasets"
     assert repo_shared in dirs
     assert dirs[-1] == datasets.cache_dir()
+    # installed from a wheel, the package's parent is site-packages: no folder beside it
+    monkeypatch.setattr(datasets, "_REPO", tmp_path / "site-packages")
+    assert datasets.search_path() == [tmp_path.parent / "shared" / "datasets",
+                                      datasets.cache_dir()]
+
+
+def test_a_missing_scene_names_the_command_that_fetches_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path / "empty"))
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "cache")
+    with pytest.raises(DatasetError, match="run `hsad datasets fetch sandiego-1`"):
+        datasets.path("sandiego-1")
 
 
 def test_fetch_failure_is_a_dataset_error(tmp_path, monkeypatch):

@@ -276,3 +276,17 @@ def _outcome(func, *args, **kwargs):
         return func(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the test inspects it
         return exc
+
+
+def test_the_kernels_compile_where_numba_cannot_cache_them():
+    """A read-only install with a read-only home: numba has nowhere to write its cache
+    (here, a function without a source file); hsad's kernels compile without it."""
+    from numba import njit as numba_njit
+
+    from hsad import area_tree
+
+    space = {}
+    exec("def plus_one(x):\n    return x + 1", space)
+    with pytest.raises(RuntimeError, match="cannot cache"):
+        numba_njit(cache=True)(space["plus_one"])
+    assert area_tree.njit(cache=True, nogil=True)(space["plus_one"])(1) == 2
