@@ -1,0 +1,64 @@
+"""What an installation from the project's files needs: every package hsad imports is
+declared in pyproject.toml, and the source distribution carries what the tests need."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as metadata
+import re
+import sys
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+#: imported only where they are asked for, with a one-line error naming the extra
+OPTIONAL = {"distributed": "distributed", "diplib": "dev"}
+
+
+def _declared(requirements) -> set[str]:
+    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def _imported() -> dict[str, set[str]]:
+    """Top-level third-party modules imported by hsad's code, and where."""
+    found: dict[str, set[str]] = {}
+    for root in ("hsad", "cli"):
+        for path in (ROOT / root).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in ("hsad", "cli",
+                                                                           "__future__"):
+                        found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_package_hsad_imports_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    required = _declared(project["dependencies"])
+    extras = {k: _declared(v) for k, v in project["optional-dependencies"].items()}
+    distributions = metadata.packages_distributions()
+    for module, files in _imported().items():
+        names = {d.lower() for d in distributions.get(module, [module])}
+        if module == "tomli":  # the tomllib of Python 3.10
+            assert "tomli" in required
+        elif module in OPTIONAL:
+            assert names & extras[OPTIONAL[module]], (module, files)
+        else:
+            assert names & required, f"{module} imported by {sorted(files)} is not declared"
+
+
+def test_the_source_distribution_carries_the_tests_and_their_helpers():
+    manifest = (ROOT / "MANIFEST.in").read_text(encoding="utf-8").split()
+    for folder in ("tests", "docs", "benchmarks", "scripts", "data_manifests", "cli"):
+        assert folder in manifest
