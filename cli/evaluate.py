@@ -52,14 +52,17 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
 
                 raise ParameterError("--common-pixels compares several score maps; one is "
                                      "given")
-            _evaluate(scores[0], truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
-                      as_json)
+            text = _evaluate(scores[0], truth, truth_key, scores_key, roc_path, roc3d_path,
+                             log_far, as_json)
         else:
-            _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
-                     as_json, common_pixels)
+            text = _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path,
+                            log_far, as_json, common_pixels)
+    click.echo(text)  # once the plots are in place: a reader gone early cannot undo them
 
 
-def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json):
+def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
+              as_json) -> str:
+    """The report of one map (text or JSON), its plots written."""
     from hsad.outputs.evaluation import evaluate_files
     from hsad.outputs.metrics import format_table
 
@@ -69,12 +72,9 @@ def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_fa
         doc = {"scores": str(scores), "truth": str(truth)}
         doc.update({k: _json_value(v) for k, v in result.to_dict().items()})
         doc["plots"] = plots
-        click.echo(json.dumps(doc, indent=2, allow_nan=False))
-        return
-    click.echo(f"scores: {scores}\ntruth:  {truth}\n")
-    click.echo(format_table(result))
-    for what, path in plots.items():
-        click.echo(f"wrote {what}: {path}")
+        return json.dumps(doc, indent=2, allow_nan=False)
+    return "\n".join([f"scores: {scores}\ntruth:  {truth}\n", format_table(result),
+                      *(f"wrote {what}: {path}" for what, path in plots.items())])
 
 
 def _plots(maps, truth_map, roc_path, roc3d_path, log_far) -> dict:
@@ -94,7 +94,8 @@ def _plots(maps, truth_map, roc_path, roc3d_path, log_far) -> dict:
 
 
 def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json,
-             common):
+             common) -> str:
+    """The report of several maps (text or JSON), their plots written."""
     from hsad.outputs.evaluation import compare_files
     from hsad.outputs.metrics import format_comparison
 
@@ -107,9 +108,7 @@ def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far
              **{k: _json_value(v) for k, v in result.to_dict().items()}}
             for path, (name, result) in zip(scores, results.items(), strict=True)],
             "plots": plots}
-        click.echo(json.dumps(doc, indent=2, allow_nan=False))
-        return
-    click.echo(f"truth: {truth}" + ("  (pixels every map scores)" if common else "") + "\n")
-    click.echo(format_comparison(results))
-    for what, path in plots.items():
-        click.echo(f"wrote {what}: {path}")
+        return json.dumps(doc, indent=2, allow_nan=False)
+    return "\n".join([f"truth: {truth}" + ("  (pixels every map scores)" if common else "")
+                      + "\n", format_comparison(results),
+                      *(f"wrote {what}: {path}" for what, path in plots.items())])

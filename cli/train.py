@@ -114,6 +114,10 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
             det.set_params(progress=progress)
         apply_fusion(det, fusion)
     scenes = distinct_scenes(scenes)
+    for flag, value in (("-o", output), ("--loss-plot", loss_plot)):
+        if STEM in str(value or ""):
+            raise ParameterError(f"{flag} {value}: one file for the scenes together; {STEM} "
+                                 "names each scene's --valid-mask, --train-mask, --background")
     if len(scenes) == 1:  # {stem} in an input is that scene's name, as in `hsad detect`
         train_mask, valid_mask, background, labels = (
             fill(v, scenes[0]) for v in (train_mask, valid_mask, background, labels))

@@ -39,6 +39,8 @@ from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavele
 from hsad.errors import ParameterError
 from hsad.io.window import ComputedView, computed_window
 
+#: pixels of each scene looked at for data (64 windows of 8 × 8, evenly spread)
+EMPTY_SAMPLE = 4096
 #: hyperparameters that set a detector's spatial context, in pixels (a window's edge)
 CONTEXT_PARAMS = ("kernel", "outer", "window")
 
@@ -96,6 +98,24 @@ def _same_scaling(a, b, n: int) -> bool:
     return all(np.allclose(x, y, rtol=1e-6, atol=0) for x, y in zip(a, b, strict=True))
 
 
+def _warn_empty(cubes, regions, good: np.ndarray) -> None:
+    """Warn of a scene that adds no pixel: its region empty, or no valid pixel in an even
+    sample of it (:func:`hsad.engine.stats.even_sample`, no pass over the scene)."""
+    from hsad.engine.stats import even_sample
+
+    for i, (cube, region) in enumerate(zip(cubes, regions, strict=True)):
+        if region is not None and not np.asarray(region).any():
+            why = "its training area holds none of its pixels"
+        else:
+            sample = even_sample(cube.data, EMPTY_SAMPLE)[:, np.flatnonzero(good)]
+            if not (~missing_values(sample, cube.attrs.get("nodata")).any(axis=-1)).any():
+                why = "no pixel of a sample of it holds data in every good band"
+            else:
+                continue
+        warnings.warn(f"{_name(cube, i)}: adds nothing to the training: {why}", UserWarning,
+                      stacklevel=3)
+
+
 class _MosaicView(ComputedView):
     """The scenes' values placed in one ``(y, x, band)`` frame, NaN elsewhere and on their
     pixels without data in a ``good`` band. Each read computes the windows of the scenes it
@@ -147,6 +167,7 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     if len(cubes) == 1:
         return cubes[0], None if regions[0] is None else np.asarray(regions[0], dtype=bool)
     good = _check_bands(cubes)
+    _warn_empty(cubes, regions, good)
     wide = any(c.dtype == np.float64 or (c.dtype.kind in "iu" and c.dtype.itemsize >= 4)
                for c in cubes)
     dtype = np.dtype(np.float64 if wide else np.float32)

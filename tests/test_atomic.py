@@ -222,6 +222,12 @@ def test_a_link_to_a_file_is_written_through(tmp_path):
         tmp.write_bytes(b"new")
     assert link.is_symlink() and real.read_bytes() == b"new"
     assert sorted(p.name for p in real.parent.iterdir()) == ["rx.tif"]  # no temporary left
+    other = tmp_path / "plot.png"  # a link named for another kind of file: refused
+    other.symlink_to(real)
+    with pytest.raises(OutputError, match=r"is a link to .*rx\.tif, a file of another kind"):
+        with atomic.atomic_path(other) as tmp:
+            tmp.write_bytes(b"png")
+    assert real.read_bytes() == b"new"
 
 
 def test_a_file_a_library_made_anew_gets_the_umasks_permissions(tmp_path):

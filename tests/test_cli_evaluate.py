@@ -325,3 +325,26 @@ def test_errors_of_several_maps_are_one_line_naming_the_map(files, second_map, t
     assert "--common-pixels compares several score maps" in _error(
         [files["scores"], "--truth", files["truth"], "--common-pixels"], capsys)
     assert not (tmp_path / "roc.png").exists()
+
+
+def test_map_names_stay_distinct_when_a_stem_is_another_maps_path():
+    from hsad.outputs.evaluation import map_names
+
+    assert map_names(["a/rx.tif", "lrx.tif"]) == ["rx", "lrx"]
+    assert map_names(["a/rx.tif", "b/rx.tif"]) == ["a/rx.tif", "b/rx.tif"]
+    names = map_names(["x", "x.tif", "x.tif.tif"])  # stems x, x, x.tif
+    assert len(set(names)) == 3 and names[1:] == ["x.tif [2]", "x.tif [3]"]
+
+
+def test_plots_stay_when_the_reader_of_the_table_goes_away(files, second_map, tmp_path):
+    import subprocess
+    import sys
+
+    roc = tmp_path / "roc.png"
+    proc = subprocess.Popen([sys.executable, "-m", "hsad.cli.main", "evaluate",
+                             str(files["scores"]), str(second_map[0]), "--truth",
+                             str(files["truth"]), "--plot", str(roc)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141
+    assert roc.read_bytes().startswith(b"\x89PNG")

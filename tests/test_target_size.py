@@ -56,7 +56,7 @@ def test_a_target_below_the_ladders_smallest_step_is_filtered_at_it_and_said(cub
     np.testing.assert_array_equal(small.values,
                                   detectors.get("aed", area=9).fit_score(cube).values)
     with pytest.warns(UserWarning, match="area 4 pixels is below"):
-        detectors.get("aed", area=4).fit_score(cube)
+        assert detectors.get("aed", area=4).fit_score(cube).attrs["hsad_area"] == 9
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the single-area variant filters at the area itself
         detectors.get("aed", variant="aed", area=1).fit_score(cube)

@@ -78,6 +78,8 @@ def test_a_window_of_the_mosaic_reads_only_its_pixels_of_each_scene():
                                      meta=np.empty((0, 0, 0), np.float32)),
                        wavelength=WAVELENGTHS) for s in sources]
     mosaic, _ = training_mosaic(cubes, gap=3)
+    for source in sources:  # the check for scenes without data read them (small: whole)
+        source.reads.clear()
     window = mosaic.data[10:14, 198:206].compute()  # across the gap: both scenes, the gap
     np.testing.assert_array_equal(window[:, :2], sources[0].values[10:14, 198:200])
     np.testing.assert_array_equal(window[:, 5:], sources[1].values[10:14, :3])
@@ -228,14 +230,26 @@ def test_each_scene_takes_its_own_training_mask_and_polygons_cover_some_scenes(
                                rtol=1e-6)
 
 
+def test_a_scene_that_adds_no_pixel_is_named():
+    a = _int_cube(6, 6, 0)
+    empty = make_cube(np.full((5, 5, 6), np.nan, np.float32), wavelength=WAVELENGTHS,
+                      source_path="clouds.img")
+    with pytest.warns(UserWarning, match=r"clouds\.img: adds nothing to the training: no pixel"):
+        training_mosaic([a, empty])
+    with pytest.warns(UserWarning, match=r"s0\.img: adds nothing to the training: its training "
+                                         "area holds none"):
+        training_mosaic([a, _int_cube(5, 5, 1)], [np.zeros((6, 6), bool), None])
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["-o", "{stem}.hsad"], "-o {stem}.hsad: one file for the scenes together"),
     (["--train-window", "0,5,0,5"], "--train-window applies to one scene; train on 2 scenes"),
     (["--labels", "x.tif"], "--labels applies to one scene; train on 2 scenes"),
 ])
 def test_options_of_one_scene_are_refused_with_several(lines, tmp_path, capsys, extra, message):
     method = ["-m", "cavga"] if "--labels" in extra else ["-m", "rx"]
-    line = one_error(["train", *(s["cube"] for s in lines), *method, "-o", tmp_path / "m.hsad",
-                      *extra], capsys)
+    output = [] if "-o" in extra else ["-o", tmp_path / "m.hsad"]
+    line = one_error(["train", *(s["cube"] for s in lines), *method, *output, *extra], capsys)
     assert message in line
     assert not (tmp_path / "m.hsad").exists()
 

@@ -113,6 +113,6 @@ class AED(BaseDetector):
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
             scores = scores.rechunk(cube.data.chunks[:2])
         attrs = {"method": self.name}
-        if self.target_size_m is not None:
-            attrs["hsad_area"] = max(fusion.areas())  # from the scene's pixel size, filtered
+        if self.target_size_m is not None or max(fusion.areas()) != int(fusion.area):
+            attrs["hsad_area"] = max(fusion.areas())  # from the pixel size, or the ladder's
         return map_like(cube, scores, name="score", attrs=attrs)

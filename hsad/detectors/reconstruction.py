@@ -246,8 +246,9 @@ class ReconstructionDetector(NeuralDetector):
                                      components=components)
             terms = maps.pop("terms", None)
         attrs = {"method": self.name}
-        if self.target_size_m is not None and fused != ["d_spectral"]:
-            attrs["hsad_area"] = max(fusion.areas())  # from the pixel size, as filtered
+        if fusion is not None and (self.target_size_m is not None
+                                   or max(fusion.areas()) != int(fusion.area)):
+            attrs["hsad_area"] = max(fusion.areas())  # from the pixel size, or the ladder's
         out = {k: map_like(cube, v.astype(np.float32), name=k, attrs=attrs)
                for k, v in maps.items()}
         if names:

@@ -312,8 +312,13 @@ class _Temp:
         self.target = Path(path)
         if self.target.is_symlink() and not self.target.is_dir():
             # a link to a file is written through, as `cp` and a shell's `>` write: the
-            # file it names is replaced, the link stays
-            self.target = Path(os.path.realpath(self.target))
+            # file it names is replaced, the link stays; never a file of another kind
+            real = Path(os.path.realpath(self.target))
+            if real.suffix.lower() != self.target.suffix.lower():
+                raise OutputError(f"is a link to {real}, a file of another kind: not written "
+                                  "through (remove the link, or name the file itself)",
+                                  self.target)
+            self.target = real
         if self.target.is_dir():
             raise IsADirectoryError(21, "Is a directory", str(self.target))
         self.target.parent.mkdir(parents=True, exist_ok=True)

@@ -86,8 +86,11 @@ def map_names(paths) -> list[str]:
     """Short, distinct names of score map files: the file names without extension, or the
     paths as given where two share one."""
     stems = [Path(p).stem for p in paths]
-    return [stem if stems.count(stem) == 1 else str(p) for stem, p in zip(stems, paths,
-                                                                           strict=True)]
+    names = [stem if stems.count(stem) == 1 else str(p) for stem, p in zip(stems, paths,
+                                                                            strict=True)]
+    # a stem may still equal another map's path (`x`, `x.tif`, `x.tif.tif`): number them
+    return [name if names.count(name) == 1 else f"{name} [{i + 1}]"
+            for i, name in enumerate(names)]
 
 
 def compare_files(scores_paths, truth_path, scores_key: str | None = None,
