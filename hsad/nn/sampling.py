@@ -49,8 +49,8 @@ def window_inputs(block, pads, nodata, k: int):
     ``block`` is the window plus ``k // 2`` pixels of halo where the scene has them
     (``pads`` tells which sides lack them; those are reflected). Returns ``(inputs, ok,
     (rows, cols))``: the valid pixels' spectra ``(n, B)`` (``k = 1``, in the block's dtype)
-    or ``k × k`` patches ``(n, B, k, k)`` float32 (nodata as NaN), and the validity of the
-    window's own ``rows·cols`` pixels.
+    or their ``k × k`` patches, :class:`Patches` ``(n, B, k, k)`` float32 cut batch by
+    batch (nodata as NaN), and the validity of the window's own ``rows·cols`` pixels.
     """
     halo = k // 2
     block = np.asarray(block)
@@ -68,7 +68,30 @@ def window_inputs(block, pads, nodata, k: int):
     data = block.astype(np.float32)
     data[~valid] = np.nan
     win = sliding_window_view(_pad_reflect(data, pads), (k, k), axis=(0, 1))
-    return win.reshape(-1, *win.shape[2:])[ok], ok, (rows, cols)
+    return Patches(win, *np.divmod(np.flatnonzero(ok), cols)), ok, (rows, cols)
+
+
+class Patches:
+    """The ``k × k`` patches ``(n, B, k, k)`` of a window's valid pixels, copied out batch
+    by batch (``patches[lo:hi]``, float32): all at once they would take k² times the
+    window's own memory (200 bytes a band and pixel for k = 5), beyond any tile budget.
+    ``windows``: the window's ``sliding_window_view`` ``(rows, cols, B, k, k)``; ``rows``,
+    ``cols``: the valid pixels' positions in it."""
+
+    def __init__(self, windows: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+        self.windows, self.rows, self.cols = windows, rows, cols
+        self.shape = (len(rows), *windows.shape[2:])
+        self.dtype, self.ndim = windows.dtype, len(self.shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        return self.windows[self.rows[key], self.cols[key]]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 def stratified_rows(height: int, width: int, n: int, seed: int = 0) -> np.ndarray | None:
