@@ -310,9 +310,10 @@ class _Temp:
 
     def __init__(self, path: str | os.PathLike, suffix: str | None = None):
         self.target = Path(path)
-        if self.target.is_symlink() and not self.target.is_dir():
+        if self.target.is_symlink() and self.target.is_file():
             # a link to a file is written through, as `cp` and a shell's `>` write: the
-            # file it names is replaced, the link stays; never a file of another kind
+            # file it names is replaced, the link stays; never a file of another kind (a
+            # dangling link is replaced by the file)
             real = Path(os.path.realpath(self.target))
             if real.suffix.lower() != self.target.suffix.lower():
                 raise OutputError(f"is a link to {real}, a file of another kind: not written "
