@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     except _ClosedPipe:
         # nothing more reaches the reader; stdout to /dev/null, so that the interpreter's
         # last flush does not fail again on its way out
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # not a real file
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(BROKEN_PIPE)
     except Exception as exc:
         problem = user_problem(exc)
