@@ -138,10 +138,10 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
             background = None  # in the region now, scene by scene
         else:
             cube, region = prepared(scenes[0]), None
-        if len(scenes) == 1 and (train_mask or train_window):
-            from hsad.nn.sampling import region_mask
+            if train_mask or train_window:
+                from hsad.nn.sampling import region_mask
 
-            region = region_mask(cube, mask=train_mask, window=train_window)
+                region = region_mask(cube, mask=train_mask, window=train_window)
         if labels is not None:
             det.fit(cube, train_mask=region, background=background, labels=labels)
         elif neural:
@@ -214,4 +214,3 @@ def _epochs(history) -> str:
         return f"{history.epochs} epochs"
     return (f"{history.epochs} epochs ("
             + ", ".join(f"{run} {name}" for name, (_, run, _) in stages.items()) + ")")
-

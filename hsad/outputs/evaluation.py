@@ -45,8 +45,11 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
 
 def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike,
                    scores_key: str | None = None, truth_key: str | None = None,
+                   truth_read: tuple | None = None,
                    ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
     """Read both maps, check they match, and return ``(Evaluation, scores, truth)``.
+    ``truth_read``: the truth as :func:`hsad.io.maps.read_truth` read it already (several
+    maps against one truth read it once).
 
     Shapes must match; when both maps are georeferenced (a CRS or a transform), their
     grids must match too (:func:`hsad.cube.same_place`). A ground truth of a larger scene
@@ -55,7 +58,7 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
     ParameterError otherwise, or when a class has no valid pixel.
     """
     scores, s_cube = read_single_band(scores_path, scores_key)
-    truth, t_cube = read_truth(truth_path, truth_key)
+    truth, t_cube = truth_read or read_truth(truth_path, truth_key)
     if scores.shape != truth.shape and (
             offsets := _window_of(scores_path, s_cube, t_cube, truth.shape)) is not None:
         r0, c0 = offsets
@@ -109,10 +112,11 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
             raise ParameterError("score map given twice", path)
         seen.add(key)
     names = map_names(scores_paths)
+    read = read_truth(truth_path, truth_key)  # once, for every map
     results, maps, truth = {}, {}, None
     for name, path in zip(names, scores_paths, strict=True):
         results[name], maps[name], theirs = evaluate_files(path, truth_path, scores_key,
-                                                           truth_key)
+                                                           truth_key, truth_read=read)
         if truth is None:
             truth, first = theirs, path
         elif theirs.shape != truth.shape or not np.array_equal(theirs, truth, equal_nan=True):
