@@ -13,8 +13,9 @@ measures, in Mpixel/s:
   (f-AnoGAN: both stages' epochs) per second; on the CPU and on CUDA (fp32; hsad trains
   in fp32 only).
 * ``<model> inference``: the network the tile loop runs, alone, through
-  :func:`hsad.engine.infer_batches` (normalisation on the CPU, pinned asynchronous copies,
-  forward, results back in host memory): HADGAN its reconstruction (the residual), f-AnoGAN
+  :func:`hsad.engine.infer_batches` as the tile loop calls it (on CUDA: raw values through a
+  pinned buffer, normalisation on the GPU, forward, results back through a pinned buffer;
+  on the CPU: normalisation and forward there): HADGAN its reconstruction (the residual), f-AnoGAN
   its score terms (encoder, generator and critic features). CPU fp32 on a crop of
   ``--cpu-size``; CUDA fp32 and bf16 autocast up to the whole scene.
 * ``<model> score``: the whole ``detector.score`` through hsad's engine, map computed into
@@ -238,7 +239,8 @@ def main(argv=None) -> int:
                     help="top-left crop for the CPU figures of the networks, ROWSxCOLS")
     ap.add_argument("--repeat", type=int, default=2, help="timed runs of a figure's last step")
     ap.add_argument("--batch", type=int, default=None,
-                    help="inference batch (default: hsad's, engine.INFER_BATCH)")
+                    help="inference batch (default: hsad's, engine.batch_for the device: "
+                         "8192 on the CPU, 65536 on CUDA)")
     ap.add_argument("--budget-s", type=float, default=240.0,
                     help="seconds for the whole run, shared by the measurements")
     ap.add_argument("--epochs", type=int, default=2, help="training epochs (each stage)")
@@ -261,10 +263,9 @@ def main(argv=None) -> int:
 
     from hsad import detectors
     from hsad.engine import infer_batches
-    from hsad.engine.tiles import BATCH
+    from hsad.engine.tiles import batch_for
     from hsad.nn.trainer import cpu_threads
 
-    batch = int(args.batch or BATCH)
     rows, cols, bands = (*args.size, 200)[:3] if len(args.size) == 2 else args.size
     if len(args.cpu_size) == 3 and args.cpu_size[2] != bands:
         ap.error(f"--cpu-size has {args.cpu_size[2]} bands, the scene {bands}")
@@ -289,7 +290,8 @@ def main(argv=None) -> int:
         "torch_cuda": torch.version.cuda, "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "load_start": list(os.getloadavg()),
         "accelerator": None, "scene": [rows, cols, bands], "cpu_crop": [crop_r, crop_c],
-        "batch": batch, "epochs": args.epochs, "sample": args.sample,
+        "batch": {d: args.batch or batch_for(d) for d in ("cpu", "cuda")},
+        "epochs": args.epochs, "sample": args.sample,
     }
     print(f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), load "
           f"average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; python "
@@ -336,7 +338,8 @@ def main(argv=None) -> int:
         info["tile"] = list(tile)
         print(f"scene {rows}x{cols}x{bands} float32 ({values.nbytes / 1e9:.2f} GB) "
               f"generated on {gen_device.type} in {info['generate_s']:.1f} s; tiles "
-              f"{tile[0]}x{tile[1]}; CPU crop {crop_r}x{crop_c}; inference batch {batch}")
+              f"{tile[0]}x{tile[1]}; CPU crop {crop_r}x{crop_c}; inference batch "
+              f"{info['batch']['cpu']} (CPU), {info['batch']['cuda']} (CUDA)")
 
         def sync():
             if accel == "cuda":
@@ -423,15 +426,17 @@ def main(argv=None) -> int:
                     if kind == "inference":
                         spectra = cpu_spectra if device == "cpu" and column == columns[0] \
                             else all_spectra
+                        batch = args.batch or batch_for(device)
                         sizes = pixel_steps(len(spectra), batch)
                         forward, what = tile_forward(det)
                         threads = args.threads if device == "cpu" else None
 
                         def run(i, det=det, spectra=spectra, sizes=sizes, forward=forward,
-                                precision=precision, threads=threads):
+                                precision=precision, threads=threads, batch=batch):
                             n = sizes[i]
                             with cpu_threads(threads):
                                 infer_batches(forward, spectra[:n], prepare=det._prepare,
+                                              on_device=det._normalise,
                                               batch=batch, device=det.device_,
                                               precision=precision, keys=keys[:n],
                                               grad=det.score_needs_grad

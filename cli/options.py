@@ -26,7 +26,8 @@ chunks_option = click.option(
 seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
                            help="Random seed (neural detectors; CPU runs are deterministic).")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-                             default=None, help="Torch device for neural detectors.")
+                             default=None, help="Torch device for neural detectors (on a "
+                             "GPU, a larger --memory-limit keeps it busy: bigger tiles).")
 fusion_option = click.option(
     "--fusion", type=click.Choice(["none", "dss", "multiscale", "aed", "paper"]),
     default=None,

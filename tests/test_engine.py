@@ -349,6 +349,20 @@ def test_infer_batches_equals_one_forward_pass_and_checks_precision():
         engine.infer_batches(net, x, precision="int8")
 
 
+def test_inference_batches_are_larger_on_cuda_and_default_by_device():
+    assert engine.batch_for("cpu") == engine.tiles.BATCH == 8192
+    assert engine.batch_for("cuda") == engine.batch_for("cuda:1") == engine.tiles.CUDA_BATCH
+    seen = []
+
+    def forward(x):
+        seen.append(len(x))
+        return x[:, :1]
+
+    x = np.zeros((engine.tiles.BATCH + 5, 2), dtype=np.float32)
+    assert engine.infer_batches(forward, x).shape == (len(x), 1)
+    assert seen == [engine.tiles.BATCH, 5]  # the CPU's batch by default
+
+
 class _Scaler:
     def __init__(self, factor):
         self.factor = factor

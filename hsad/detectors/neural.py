@@ -35,6 +35,7 @@ from hsad.detectors.base import BaseDetector, check_wavelengths
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
+from hsad.engine.tiles import CUDA_BATCH
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
@@ -46,7 +47,7 @@ from hsad.nn.sampling import (
 )
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
-#: Pixels per inference batch.
+#: Pixels per inference batch on the CPU (on CUDA: :data:`hsad.engine.tiles.CUDA_BATCH`).
 INFER_BATCH = 8192
 #: normalised inputs are clipped to ± this many of the training sample's spreads: a value no
 #: real pixel reaches (an undeclared fill value such as -3.4e38 overflowed the networks and
@@ -232,22 +233,33 @@ class NeuralDetector(BaseDetector):
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:
         """Normalise raw spectra/patches (bands on axis 1) → float32 tensor, NaN → 0, and
-        values beyond ± :data:`INPUT_CLIP` (±inf too) clipped to it.
+        values beyond ± :data:`INPUT_CLIP` (±inf too) clipped to it (:meth:`_normalise`)."""
+        return self._normalise(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)))
 
-        ``(x − centre) / scale`` in torch, in float32 as :meth:`BandScaler.transform`
-        computes it (the same values), without numpy's temporaries.
-        """
-        x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_prepare` of a float32 tensor of raw values, on its device (the CPU, or
+        the GPU the batch was copied to): ``(x − centre) / scale`` in float32 as
+        :meth:`BandScaler.transform` computes it (the same values on either device),
+        without numpy's temporaries."""
         shape = (1, -1) + (1,) * (x.ndim - 2)  # bands on axis 1
-        centre = torch.from_numpy(self.scaler_.centre).view(shape)
-        scale = torch.from_numpy(self.scaler_.scale).view(shape)
-        x = torch.nan_to_num_(torch.sub(x, centre).div_(scale), nan=0.0)
+        centre, scale = self._scaler_on(x.device)
+        x = torch.nan_to_num_(torch.sub(x, centre.view(shape)).div_(scale.view(shape)), nan=0.0)
         lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
         if lo < -INPUT_CLIP or hi > INPUT_CLIP:  # one pass, no temporary
             warnings.warn(f"{self.name}: pixels lie over {INPUT_CLIP:g} spreads from the "
                           f"training sample's; {FILL_ADVICE}", DegenerateDataWarning,
                           stacklevel=2)
         return x.clamp_(-INPUT_CLIP, INPUT_CLIP)
+
+    def _scaler_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The band scaler's centre and scale as tensors on ``device`` (two copies of a
+        value per band on a GPU: nothing beside the batch's megabytes, and no state to
+        ship with the model)."""
+        centre = torch.from_numpy(self.scaler_.centre)
+        scale = torch.from_numpy(self.scaler_.scale)
+        if device.type == "cpu":
+            return centre, scale
+        return centre.to(device), scale.to(device)
 
     def fit(self, cube: xr.DataArray, train_mask=None, background=None) -> NeuralDetector:
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
@@ -375,7 +387,9 @@ class NeuralDetector(BaseDetector):
                 out.insert(0, torch.abs(centre - self._reconstruct(x)))
             return torch.cat(out, dim=1) if len(out) > 1 else out[0]
 
-        values = infer_batches(forward, inputs, prepare=self._prepare, batch=INFER_BATCH,
+        values = infer_batches(forward, inputs, prepare=self._prepare,
+                               on_device=self._normalise,
+                               batch=CUDA_BATCH if self.device_.type == "cuda" else INFER_BATCH,
                                device=self.device_, keys=keys,
                                grad=self.score_needs_grad and bool(score_terms),
                                reduce=reduce and reduce[1])
@@ -457,7 +471,7 @@ class NeuralDetector(BaseDetector):
         if not names:
             return {}
         terms = self._per_pixel(cube)
-        with cpu_threads(1 if self.device_.type == "cpu" else None):
+        with cpu_threads(1):  # a torch thread a tile task, on CUDA too (performance.md §4)
             terms = materialise(terms)[0]
         return self._term_maps(cube, terms, names)
 

@@ -205,7 +205,7 @@ class ReconstructionDetector(NeuralDetector):
         if fusion is not None:  # before the network's pass over the scene
             check_filter_budget(fusion, cube.shape[:2])
             warn_below_ladder(fusion, self.name)
-        with cpu_threads(1 if self.device_.type == "cpu" else None):
+        with cpu_threads(1):  # a torch thread a tile task, on CUDA too (performance.md §4)
             statistics = self.fusion_statistics(cube)
             components, also = None, None
             if (statistics is not None and fusion is not None and fusion.variant != "paper"

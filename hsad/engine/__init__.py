@@ -8,6 +8,7 @@ Detectors and the fusion stage build on these; the engine depends on neither.
 from __future__ import annotations
 
 from hsad.engine.tiles import (
+    batch_for,
     call_model,
     chunks_for,
     infer_batches,
@@ -31,6 +32,6 @@ def __getattr__(name: str):
     return submodule(__name__, name)
 
 
-__all__ = ["call_model", "chunks_for", "infer_batches", "map_halo", "materialise",
+__all__ = ["batch_for", "call_model", "chunks_for", "infer_batches", "map_halo", "materialise",
            "min_memory", "minmax", "model_node", "nan_median", "open_tiled", "read_map",
            "tile_threads", "write_map"]

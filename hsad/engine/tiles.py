@@ -50,8 +50,9 @@ MIN_TILE, ALIGN = 32, 16
 MIN_STRIP = 16
 #: Maps below this share of the memory budget are kept in memory, larger ones spilled.
 KEEP_SHARE = 0.125
-#: Pixels per inference batch.
-BATCH = 8192
+#: Pixels per inference batch on the CPU, and on a CUDA GPU, which larger batches keep busy
+#: (f-AnoGAN's score terms: 4.6 Mpixel/s at 8192, 16.7 at 65536 on an H200; performance.md §4).
+BATCH, CUDA_BATCH = 8192, 65536
 #: Autocast dtypes for ``precision`` (CUDA only; CPU inference stays float32).
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -353,48 +354,114 @@ def call_model(model, method: str, *args, **kwargs):
     return getattr(model, method)(*args, **kwargs)
 
 
-def infer_batches(forward, inputs: np.ndarray, *, prepare=None, batch: int = BATCH,
-                  device="cpu", precision: str | None = None, grad: bool = False,
-                  keys: np.ndarray | None = None, reduce=None) -> np.ndarray:
-    """``forward`` over ``inputs`` in batches of ``batch`` rows; float32 numpy result.
+def batch_for(device) -> int:
+    """Pixels per inference batch on ``device``: :data:`CUDA_BATCH` on CUDA, else
+    :data:`BATCH`."""
+    return CUDA_BATCH if str(device).startswith("cuda") else BATCH
 
-    ``prepare(numpy batch) -> tensor`` (default ``torch.from_numpy``) runs on the CPU; the
-    tensor goes to ``device`` (pinned, asynchronous on CUDA). ``precision`` ``"bf16"`` or
-    ``"fp16"`` runs ``forward`` under CUDA autocast (ignored on the CPU); default from
-    dask config ``hsad.precision`` (``"fp32"``). ``grad`` runs ``forward`` with autograd on
-    (a score that descends a gradient), else under ``inference_mode``. With ``keys`` (one
-    per input row, e.g. the pixels' scene positions) ``forward(x, keys_of_the_batch)``.
-    ``reduce(numpy batch outputs) -> (rows, C')``: applied to each batch before it is
-    stored, so that only its result is kept.
+
+def infer_batches(forward, inputs: np.ndarray, *, prepare=None, on_device=None,
+                  batch: int | None = None, device="cpu", precision: str | None = None,
+                  grad: bool = False, keys: np.ndarray | None = None,
+                  reduce=None) -> np.ndarray:
+    """``forward`` over ``inputs`` in batches of ``batch`` rows (default
+    :func:`batch_for` the device); float32 numpy result.
+
+    ``prepare(numpy batch) -> tensor`` (default ``torch.from_numpy``) runs on the CPU. On
+    CUDA, with ``on_device(tensor) -> tensor`` (the same preparation, of a float32 tensor of
+    the raw values), the raw batch is copied instead and prepared on the GPU: the CPU only
+    copies it into a pinned buffer, and the results come back through another (see
+    :func:`_infer_cuda`). ``precision`` ``"bf16"`` or ``"fp16"`` runs ``forward`` under CUDA
+    autocast (ignored on the CPU); default from dask config ``hsad.precision``
+    (``"fp32"``). ``grad`` runs ``forward`` with autograd on (a score that descends a
+    gradient), else under ``inference_mode``. With ``keys`` (one per input row, e.g. the
+    pixels' scene positions) ``forward(x, keys_of_the_batch)``. ``reduce(numpy batch
+    outputs) -> (rows, C')``: applied to each batch before it is stored, so that only its
+    result is kept.
     """
     import torch
 
     device = torch.device(device)
+    batch = int(batch or batch_for(device))
     precision = precision or dask.config.get("hsad.precision", "fp32")
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    use_amp = amp is not None and device.type == "cuda"
-    cuda = device.type == "cuda"
+    if device.type == "cuda":
+        return _infer_cuda(forward, inputs, prepare, on_device, batch, device,
+                           precision, grad, keys, reduce)
     result = None  # allocated at the first batch, filled batch by batch
     since = stopping.mark()
     with torch.enable_grad() if grad else torch.inference_mode():
-        for lo in range(0, len(inputs), int(batch)):
+        for lo in range(0, len(inputs), batch):
             stopping.check(since)  # Ctrl-C or SIGTERM: end here, not at the tile's end
-            chunk = inputs[lo:lo + int(batch)]
-            x = prepare(chunk) if prepare is not None else torch.from_numpy(
-                np.ascontiguousarray(chunk, dtype=np.float32))
-            x = x.pin_memory().to(device, non_blocking=True) if cuda else x.to(device)
-            args = (x,) if keys is None else (x, keys[lo:lo + int(batch)])
-            with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
-                                enabled=use_amp):
-                y = forward(*args).detach().float().cpu().numpy()
-            if reduce is not None:
-                y = reduce(y)
-            if result is None:
-                result = np.empty((len(inputs),) + y.shape[1:], dtype=np.float32)
-            result[lo:lo + len(y)] = y
+            chunk = inputs[lo:lo + batch]
+            x = prepare(chunk) if prepare is not None else _as_tensor(chunk)
+            args = (x.to(device),) if keys is None else (x.to(device), keys[lo:lo + batch])
+            y = forward(*args).detach().float().cpu().numpy()
+            result = _store(result, len(inputs), lo, reduce(y) if reduce is not None else y)
     return np.empty((0,), dtype=np.float32) if result is None else result
+
+
+def _infer_cuda(forward, inputs, prepare, on_device, batch, device, precision, grad, keys,
+                reduce) -> np.ndarray:
+    """:func:`infer_batches` on a CUDA ``device``.
+
+    Each batch goes to the GPU through one pinned host buffer, reused: the raw values
+    (converted to float32 in the same copy) when ``on_device`` prepares them there, else
+    ``prepare``'s tensor. The outputs come back into a second pinned buffer
+    (asynchronous copy, then one synchronisation a batch, which also frees the first
+    buffer for the next batch). ``torch.Tensor.pin_memory`` per batch would allocate and
+    copy once more.
+    """
+    import torch
+
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    stream = torch.cuda.current_stream(device)
+    staged = returned = result = None
+    since = stopping.mark()
+    with torch.enable_grad() if grad else torch.inference_mode():
+        for lo in range(0, len(inputs), batch):
+            stopping.check(since)
+            chunk = inputs[lo:lo + batch]
+            x = _as_tensor(chunk) if on_device is not None or prepare is None \
+                else prepare(chunk)
+            if staged is None:
+                staged = torch.empty((min(batch, len(inputs)),) + tuple(x.shape[1:]),
+                                     dtype=x.dtype, pin_memory=True)
+            host = staged[:len(x)]
+            host.copy_(x)
+            x = host.to(device, non_blocking=True)
+            if on_device is not None:
+                x = on_device(x)
+            args = (x,) if keys is None else (x, keys[lo:lo + batch])
+            with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
+                                enabled=amp is not None):
+                y = forward(*args).detach().float()
+            if returned is None:
+                returned = torch.empty((min(batch, len(inputs)),) + tuple(y.shape[1:]),
+                                       dtype=torch.float32, pin_memory=True)
+            back = returned[:len(y)]
+            back.copy_(y, non_blocking=True)
+            stream.synchronize()
+            y = back.numpy()
+            result = _store(result, len(inputs), lo, reduce(y) if reduce is not None
+                            else y)
+    return np.empty((0,), dtype=np.float32) if result is None else result
+
+
+def _as_tensor(chunk: np.ndarray):
+    """A float32 CPU tensor of ``chunk`` (no copy when it is float32 and contiguous)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
+
+
+def _store(result: np.ndarray | None, rows: int, lo: int, y: np.ndarray) -> np.ndarray:
+    """``y`` into rows ``lo:`` of ``result``, allocated (``rows`` long) at the first batch."""
+    if result is None:
+        result = np.empty((rows,) + y.shape[1:], dtype=np.float32)
+    result[lo:lo + len(y)] = y
+    return result
 
 
 # ---------------------------------------------------------------- streamed outputs
@@ -430,6 +497,7 @@ def read_map(path, like: xr.DataArray) -> xr.DataArray:
     return map_like(like, band, name="score")
 
 
-__all__ = ["call_model", "chunks_for", "finite_extremes", "halo_tiles", "infer_batches",
+__all__ = ["batch_for", "call_model", "chunks_for", "finite_extremes", "halo_tiles",
+           "infer_batches",
            "map_halo", "materialise", "materialise_with", "min_memory", "minmax", "model_node",
            "nan_median", "open_tiled", "read_map", "tile_threads", "value_range", "write_map"]
