@@ -208,6 +208,19 @@ def test_the_command_line_starts_without_dask_xarray_or_torch():
     assert out.strip() == "[]"
 
 
+def test_python_dash_m_hsad_is_the_command(tmp_path):
+    """`python -m hsad` runs the CLI (for an environment whose scripts are not on PATH):
+    its version, and a bad input's one line with exit status 2."""
+    run = [sys.executable, "-m", "hsad"]
+    version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"hsad, version {hsad.__version__}"
+    bad = subprocess.run([*run, "info", str(tmp_path / "none.hdr")], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "none.hdr" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_detectors_and_the_fusion_stage_load_without_scipy_stats():
     """scipy.stats takes 0.5–0.8 s to import and serves one χ² threshold and the rank
     normalisation: the RX and neural detection paths import it only when those are used."""
