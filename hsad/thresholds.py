@@ -26,6 +26,8 @@ from hsad.errors import DegenerateDataWarning, ParameterError
 
 #: Nominal false-alarm rate of the default rule.
 DEFAULT_FAR = 1e-3
+#: Values a block when the finite scores are gathered (:func:`finite_float64`).
+BLOCK = 1 << 16
 #: How the default rule is named in messages, GeoTIFF tags and ``--help``.
 DEFAULT_RULE = (f"robust log-normal fit of the scores, false-alarm rate {DEFAULT_FAR:g} "
                 f"(median + {NormalDist().inv_cdf(1 - DEFAULT_FAR):.2f}·1.4826·MAD of log scores)")
@@ -52,14 +54,34 @@ def check_threshold(contamination: float | None = None, far: float | None = None
             raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
+def finite_float64(scores) -> np.ndarray:
+    """The finite values of ``scores`` (a map, any shape) as a new float64 vector, taken
+    ``BLOCK`` values at a time: beside it nothing map-sized, not even a mask."""
+    v = np.asarray(getattr(scores, "values", scores)).reshape(-1)
+    starts = range(0, v.size, BLOCK)
+    counts = [int(np.count_nonzero(np.isfinite(v[lo:lo + BLOCK]))) for lo in starts]
+    out = np.empty(sum(counts), dtype=np.float64)
+    at = 0
+    for lo, n in zip(starts, counts, strict=True):
+        block = v[lo:lo + BLOCK]
+        out[at:at + n] = block[np.isfinite(block)]
+        at += n
+    return out
+
+
+def _median(s: np.ndarray) -> float:
+    """``np.median(s)``, partitioning ``s`` in place (its order is lost, not its values)."""
+    return float(np.median(s, overwrite_input=True))
+
+
 def _shift(s: np.ndarray) -> float:
     """The offset taken off before the log: 0 for positive scores; otherwise ``min − δ``,
     δ a millionth of the distance from the minimum to the median (so the minimum itself
-    does not dominate the fit)."""
+    does not dominate the fit). Reorders ``s``."""
     lo = float(s.min())
     if lo > 0:
         return 0.0
-    return lo - 1e-6 * (float(np.median(s)) - lo or float(s.max()) - lo or 1.0)
+    return lo - 1e-6 * (_median(s) - lo or float(s.max()) - lo or 1.0)
 
 
 def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
@@ -69,33 +91,43 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     A map whose median absolute deviation is zero (over half the pixels share one score)
     is fitted on the scores above that value; a constant map has no anomaly, and gives
     ``inf`` with a :class:`~hsad.errors.DegenerateDataWarning`.
+
+    Memory: one float64 vector of the finite scores, transformed and partitioned in place
+    (every step is a median: the order is not needed), whatever the map's type: 8 bytes a
+    map pixel beside the map itself (docs/performance.md).
     """
     if not 0.0 < float(far) < 1.0:
         raise ParameterError(f"far must lie in (0, 1), got {far}")
-    s = np.asarray(getattr(scores, "values", scores), dtype=np.float64).ravel()
-    s = s[np.isfinite(s)]
-    if s.size and np.median(np.abs(s - np.median(s))) == 0:
-        s = s[s > np.median(s)]
+    s = finite_float64(scores)
+    if s.size:
+        centre = _median(s)
+        # the MAD is zero when over half the scores equal the median: |s − centre| = 0
+        # exactly where s == centre, and the middle of the sorted deviations is then 0
+        if np.count_nonzero(s == centre) >= s.size // 2 + 1:
+            s = s[s > centre]
     if s.size < 2 or s.min() == s.max():
         warnings.warn("the score map is constant (or has under 2 distinct scores): no "
                       "pixel is flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
     offset = _shift(s)
-    logs = np.log(s - offset)
-    centre = np.median(logs)
-    scale = 1.4826 * np.median(np.abs(logs - centre))
+    logs = np.log(np.subtract(s, offset, out=s), out=s)
+    centre = _median(logs)
+    scale = 1.4826 * _median(np.abs(np.subtract(logs, centre, out=logs), out=logs))
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
 
-def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
+def contamination_threshold(scores: np.ndarray, contamination: float, *,
+                            overwrite_input: bool = False) -> float:
     """The ``1 − contamination`` quantile of the finite ``scores`` (``inf`` for none): the
     mask ``score ≥`` it flags that share of them. Pixels tied at the quantile (saturated
     spectra, a clipped map) are all flagged, never some of them; when that flags more than
-    5 % (and one pixel) beyond the share asked, a warning gives both counts."""
+    5 % (and one pixel) beyond the share asked, a warning gives both counts.
+    ``overwrite_input``: the quantile may reorder ``scores`` (a float64 array) instead of
+    copying it."""
     s = np.asarray(scores, dtype=np.float64)
     if not s.size:
         return float("inf")
-    thr = float(np.quantile(s, 1.0 - float(contamination)))
+    thr = float(np.quantile(s, 1.0 - float(contamination), overwrite_input=overwrite_input))
     wanted, flagged = contamination * s.size, int(np.count_nonzero(s >= thr))
     if flagged - wanted > max(1.0, 0.05 * wanted):
         tied = int(np.count_nonzero(s == thr))
@@ -126,4 +158,4 @@ def weighted_chi2_isf(far: float, weights) -> float:
 
 
 __all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "contamination_threshold",
-           "robust_threshold", "weighted_chi2_isf"]
+           "finite_float64", "robust_threshold", "weighted_chi2_isf"]

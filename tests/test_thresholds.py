@@ -106,3 +106,69 @@ def test_contamination_flags_tied_scores_all_or_none_and_says_so():
                       r"quantile \(50\), so 300 pixels are flagged for the 100 asked"):
         assert np.count_nonzero(s >= contamination_threshold(s, 0.01)) == 300
     assert contamination_threshold(np.array([]), 0.01) == np.inf
+
+
+def _plain_robust_threshold(scores, far):
+    """The rule as the module docstring states it, in plain numpy (copies everywhere)."""
+    from statistics import NormalDist
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if np.median(np.abs(s - np.median(s))) == 0:
+        s = s[s > np.median(s)]
+    lo = s.min()
+    offset = 0.0 if lo > 0 else lo - 1e-6 * (np.median(s) - lo or s.max() - lo or 1.0)
+    logs = np.log(s - offset)
+    centre = np.median(logs)
+    scale = 1.4826 * np.median(np.abs(logs - centre))
+    return float(np.exp(centre + NormalDist().inv_cdf(1 - far) * scale) + offset)
+
+
+@pytest.mark.parametrize("case", ["lognormal", "signed", "mode", "float64", "odd"])
+def test_the_in_place_rule_equals_the_plain_one_exactly(case):
+    rng = np.random.default_rng(5)
+    m = rng.lognormal(size=(301, 257) if case == "odd" else (300, 256))
+    if case == "signed":
+        m = m - 1.5
+    if case == "mode":
+        m[:200] = 0.25  # over half the pixels share one score
+    m = m if case == "float64" else m.astype(np.float32)
+    m[::7, ::5] = np.nan
+    m[3, 4] = np.inf
+    for far in (1e-3, 0.05):
+        assert robust_threshold(m, far) == _plain_robust_threshold(m, far)
+    flat = m[np.isfinite(m)].astype(np.float64)
+    assert contamination_threshold(flat.copy(), 0.01, overwrite_input=True) == \
+        float(np.quantile(flat, 0.99))
+
+
+def test_a_float32_map_is_compared_with_its_threshold_in_float64():
+    from hsad import detectors
+
+    below = np.float32(1.0)
+    above = np.nextafter(below, np.float32(2))
+    thr = (float(below) + float(above)) / 2  # between two float32 values
+    m = np.array([[below, above, np.nan, np.inf]], dtype=np.float32)
+    mask = detectors.get("rx").threshold(m, value=thr)
+    assert mask.values.tolist() == [[False, True, False, False]]
+
+
+def test_thresholding_a_map_holds_no_float64_copy_of_it():
+    """8 bytes a map pixel (one float64 vector of the finite scores) and a boolean mask or
+    two, for either rule; the float32 map itself not counted."""
+    import tracemalloc
+
+    import xarray as xr
+
+    from hsad import detectors
+
+    m = np.random.default_rng(1).lognormal(size=(512, 512)).astype(np.float32)
+    scores = xr.DataArray(m, dims=("y", "x"))
+    det = detectors.get("rx")
+    for kwargs in ({}, {"contamination": 0.01}):
+        det.threshold(scores[:8, :8], **kwargs)  # imports and first calls, not counted
+        tracemalloc.start()
+        det.threshold(scores, **kwargs)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak / m.size < 10.5, kwargs

@@ -229,14 +229,16 @@ class BaseDetector:
                                  f"{np.shape(scores)}")
         if not isinstance(scores, xr.DataArray):  # a numpy map
             scores = xr.DataArray(np.asarray(scores), dims=("y", "x"), name="scores")
-        s = np.asarray(scores.values, dtype=np.float64)
-        finite = np.isfinite(s)
+        s = np.asarray(scores.values)  # as it is: no float64 copy of the map
+        if not np.issubdtype(s.dtype, np.floating):
+            s = s.astype(np.float64)
         if value is not None:
             thr, rule = float(value), "absolute score"
         elif contamination is not None:
-            from hsad.thresholds import contamination_threshold
+            from hsad.thresholds import contamination_threshold, finite_float64
 
-            thr = contamination_threshold(s[finite], float(contamination))
+            thr = contamination_threshold(finite_float64(s), float(contamination),
+                                          overwrite_input=True)
             rule = f"contamination {contamination:g} (score quantile)"
         elif far is not None and self.null_threshold(far) is not None:
             thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"
@@ -245,7 +247,9 @@ class BaseDetector:
             thr = robust_threshold(s, rate)
             rule = DEFAULT_RULE if far is None else \
                 f"false-alarm rate {far:g} (robust log-normal fit of the scores)"
-        mask = finite & (s >= thr)
+        # compared in float64 (a float64 scalar, not a Python float, which numpy would
+        # round to the map's float32), block by block inside numpy: no float64 map
+        mask = np.isfinite(s) & (s >= np.float64(thr))
         out = scores.copy(data=mask)
         out.name = "mask"
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}
