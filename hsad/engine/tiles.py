@@ -498,6 +498,6 @@ def read_map(path, like: xr.DataArray) -> xr.DataArray:
 
 
 __all__ = ["batch_for", "call_model", "chunks_for", "finite_extremes", "halo_tiles",
-           "infer_batches",
-           "map_halo", "materialise", "materialise_with", "min_memory", "minmax", "model_node",
-           "nan_median", "open_tiled", "read_map", "tile_threads", "value_range", "write_map"]
+           "infer_batches", "map_halo", "materialise", "materialise_with", "min_memory",
+           "minmax", "model_node", "nan_median", "open_tiled", "read_map", "tile_threads",
+           "value_range", "write_map"]
