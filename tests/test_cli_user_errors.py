@@ -188,3 +188,41 @@ def test_train_counts_the_epochs_of_each_training_stage():
     two = SimpleNamespace(epochs=22, stages={"gan": [0, 2, ["loss_d"]],
                                              "encoder": [2, 20, ["loss_e"]]})
     assert _epochs(two) == "22 epochs (2 gan, 20 encoder)"
+
+
+def _archives(folder):
+    """An archive of each kind, as delivered scenes come (EnMAP products zipped twice)."""
+    import io
+    import tarfile
+    import zipfile
+
+    product = "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010111_20230119T143357Z"
+    made = {}
+    with zipfile.ZipFile(folder / "scene.zip", "w") as z:
+        z.writestr("scene/cube.tif", b"II*\0")
+    made["scene.zip"] = "a ZIP archive: unpack it first and give the cube inside"
+    with zipfile.ZipFile(folder / f"{product}.ZIP", "w") as z:
+        z.writestr(f"{product}/{product}-METADATA.XML", b"<level_X/>")
+    made[f"{product}.ZIP"] = ("a ZIP archive holding an EnMAP product: unpack it and give "
+                              "the product's folder or its METADATA.XML")
+    with zipfile.ZipFile(folder / "order.zip", "w") as z:
+        z.writestr(f"{product}.ZIP", b"PK\x05\x06" + bytes(18))
+    made["order.zip"] = ("a ZIP archive of EnMAP product archives: unpack it, then each "
+                         "product's archive, and give a product's folder or its METADATA.XML")
+    for name, mode, kind in (("lines.tar", "w", "a tar archive"),
+                             ("lines.tar.gz", "w:gz", "a gzip-compressed file")):
+        with tarfile.open(folder / name, mode) as t:
+            info = tarfile.TarInfo("cube.tif")
+            info.size = 4
+            t.addfile(info, io.BytesIO(b"II*\0"))
+        made[name] = f"{kind}: unpack it first and give the cube inside"
+    return made
+
+
+def test_an_archive_is_named_and_unpacking_it_is_advised(tmp_path, capsys):
+    for name, advice in _archives(tmp_path).items():
+        for command in (["info", tmp_path / name],
+                        ["detect", tmp_path / name, "-m", "rx", "-o", tmp_path / "s.tif"]):
+            assert one_error(command, capsys) == (
+                f"error: {tmp_path / name}: {advice} (hsad does not read archives)"), name
+    assert not (tmp_path / "s.tif").exists()

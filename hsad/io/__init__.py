@@ -93,9 +93,50 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         raise UnsupportedError("a netCDF-3 (classic) file: hsad reads netCDF-4 EMIT granules; "
                                "export the cube first, e.g. gdal_translate NETCDF:file:var "
                                "out.tif", p)
+    archive = _archive_kind(head)
+    if archive is not None:
+        raise UnsupportedError(_archive_advice(p, archive), p)
     raise FileFormatError(
         f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF, a MAT "
-        "file, an EMIT netCDF-4 granule or a PRISMA .he5 product)", p)
+        "file, an EMIT netCDF-4 granule, a PRISMA .he5 product or an EnMAP product's "
+        "folder or METADATA.XML)", p)
+
+
+def _archive_kind(head: bytes) -> str | None:
+    """What archive or compressed file a file's first 512 bytes show, or None."""
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "a ZIP archive"
+    if head[257:262] == b"ustar":
+        return "a tar archive"
+    if head[:6] == b"7z\xbc\xaf\x27\x1c":
+        return "a 7z archive"
+    if head[:2] == b"\x1f\x8b":
+        return "a gzip-compressed file"
+    if head[:3] == b"BZh":
+        return "a bzip2-compressed file"
+    return None
+
+
+def _archive_advice(p: Path, kind: str) -> str:
+    """What to do with an archive given as a cube: unpack it, and what to give then (an
+    EnMAP product archive, as delivered, named as such)."""
+    advice = "unpack it first and give the cube inside"
+    if kind == "a ZIP archive":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = [n.upper() for n in z.namelist()]
+        except (OSError, zipfile.BadZipFile):
+            names = []
+        if any(n.endswith("-METADATA.XML") and "ENMAP" in n for n in names):
+            kind += " holding an EnMAP product"
+            advice = "unpack it and give the product's folder or its METADATA.XML"
+        elif any(n.endswith(".ZIP") and "ENMAP" in n for n in names):
+            kind += " of EnMAP product archives"
+            advice = ("unpack it, then each product's archive, and give a product's folder or "
+                      "its METADATA.XML")
+    return f"{kind}: {advice} (hsad does not read archives)"
 
 
 def open_cube(
