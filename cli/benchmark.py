@@ -26,20 +26,28 @@ from hsad.errors import ParameterError
               help="CSV file, one row per run (.csv or .txt).")
 @overwrite_option
 def command(methods, scene_names, params, stages, output, csv_path, overwrite):
-    """Run detectors on labelled benchmark scenes and tabulate AUC(D,F), AUC(F,τ) and time."""
+    """Run detectors on labelled benchmark scenes and tabulate AUC(D,F), AUC(F,τ) and time.
+
+    Every scene is checked first (there, loading, a ground truth with both classes); a
+    scene a detector then fails on is left out of the tables, named, and the exit status
+    is 2."""
     from hsad import datasets, detectors
     from hsad.io.atomic import atomic_path
     from hsad.outputs import benchmark
 
-    method_list = [m.strip().lower() for m in methods.split(",") if m.strip()]
+    method_list = list(dict.fromkeys(m.strip().lower() for m in methods.split(",")
+                                     if m.strip()))
+    if not method_list:
+        raise ParameterError("no method given (-m)")
     for m in method_list:
         detectors.get(m)  # fail early on unknown names
     per_method: dict[str, dict] = {}
     for key, value in parse_params(params).items():
         method, dot, name = key.partition(".")
-        if not dot or method not in method_list:
-            raise ParameterError(f"--param {key}: expected METHOD.KEY with METHOD in {methods}")
-        per_method.setdefault(method, {})[name] = value
+        if not dot or method.lower() not in method_list:
+            raise ParameterError(f"--param {key}: expected METHOD.KEY with METHOD one of "
+                                 f"{', '.join(method_list)}")
+        per_method.setdefault(method.lower(), {})[name] = value
     for m in method_list:  # every method's parameters, before the first scene is run
         detectors.get(m, **per_method.get(m, {})).check_params()
     scenes = datasets.names() if scene_names == "all" else datasets.scene_files(
@@ -47,12 +55,19 @@ def command(methods, scene_names, params, stages, output, csv_path, overwrite):
     plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv")],
                         overwrite=overwrite)
 
+    failed: list[tuple[str, str]] = []
     with plan:
         rows = benchmark.run(method_list, scenes, per_method, stages=stages,
-                             progress=lambda line: click.echo(line, err=True))
+                             progress=lambda line: click.echo(line, err=True), failed=failed)
+        if not rows:
+            raise ParameterError("no scene could be run: " + "; ".join(
+                f"{scene}: {problem}" for scene, problem in failed))
         text = benchmark.to_markdown(rows)
         click.echo(text)
         for path, content in ((output, text), (csv_path, benchmark.to_csv(rows))):
             if path:
                 with atomic_path(path) as tmp:
                     tmp.write_text(content, encoding="utf-8")
+    for scene, problem in failed:  # the others' tables are written: say what is missing
+        click.echo(f"error: {scene}: {problem} (left out of the tables)", err=True)
+    return 2 if failed else 0

@@ -197,6 +197,29 @@ def _planned(options: dict) -> list[tuple[str, str | None, str]]:
                for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])])
 
 
+def _truth_on(cube, truth, truth_key):
+    """The ground truth of ``--truth`` on the scene's grid, checked before any detection:
+    it has anomaly and background pixels (errors name the file, and its nodata value when
+    that is what leaves a class out)."""
+    from hsad.io.maps import read_truth
+    from hsad.outputs.metrics import check_truth
+    from hsad.subset import on_scene_grid
+
+    if truth_key is not None:
+        from hsad.io import detect_format
+
+        if detect_format(truth, "ground truth") != "mat":
+            raise ParameterError("--truth-key names a variable of a MAT file, and the "
+                                 "ground truth is not one", truth)
+    values, raster = read_truth(truth, key=truth_key)
+    gt = on_scene_grid(values, raster, cube, "ground truth", truth)
+    try:
+        check_truth(gt, nodata=None if raster is None else raster.attrs.get("nodata"))
+    except ParameterError as exc:
+        raise ParameterError(exc.problem, truth) from exc
+    return gt
+
+
 def _detect_one(scene, method, config_path, params, model, output, cog, mask_path,
                 contamination, far, value, polygons_path, spectra_path, library_path,
                 png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir, wavelengths,
@@ -214,8 +237,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     from hsad import engine, pipeline
     from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
     from hsad.io.enmap import parse_flags
-    from hsad.io.maps import read_truth
-    from hsad.subset import WINDOW_ATTR, on_scene_grid
+    from hsad.subset import WINDOW_ATTR
 
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
@@ -276,8 +298,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         for name, val in (("seed", seed), ("device", device), ("progress", training_bar)):
             if val is not None and name in given and name not in merged:
                 det.set_params(**{name: val})
-        gt = on_scene_grid(*read_truth(truth, key=truth_key), cube, "ground truth",
-                           truth) if truth else None
+        gt = _truth_on(cube, truth, truth_key) if truth else None
 
         t0 = time.perf_counter()
         # the objects that exist now (the libraries', the model) stay out of the cyclic
@@ -308,7 +329,10 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         if gt is not None:
             from hsad.outputs.metrics import evaluate
 
-            auc = evaluate(result.scores.values, gt)
+            try:
+                auc = evaluate(result.scores.values, gt)
+            except ParameterError as exc:  # e.g. no anomaly pixel with a score: name it
+                raise ParameterError(exc.problem, exc.path or truth) from exc
     used = getattr(det, "n_bands_", None) or (int(sum(map(bool, det.bands_))) if getattr(
         det, "bands_", None) is not None else None)  # the bands scored, as train says
     of_model = f"the model's {result.n_bands} bands" + (

@@ -46,6 +46,7 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
     plan = plan_outputs([("--plot", roc_path, "png"), ("--plot3d", roc3d_path, "png")],
                         inputs=[*scores, truth], overwrite=overwrite)
     with plan:
+        _check_keys(scores, truth, scores_key, truth_key)
         if len(scores) == 1:
             if common_pixels:
                 from hsad.errors import ParameterError
@@ -58,6 +59,21 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
             text = _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path,
                             log_far, as_json, common_pixels)
     click.echo(text)  # once the plots are in place: a reader gone early cannot undo them
+
+
+def _check_keys(scores, truth, scores_key, truth_key) -> None:
+    """--scores-key and --truth-key name a MAT file's variables: refused where no such file
+    is given, rather than ignored."""
+    from hsad.errors import ParameterError
+    from hsad.io import detect_format
+
+    if truth_key is not None and detect_format(truth, "ground truth") != "mat":
+        raise ParameterError("--truth-key names a variable of a MAT file, and the ground "
+                             "truth is not one", truth)
+    if scores_key is not None and not any(detect_format(p, "score map") == "mat"
+                                          for p in scores):
+        raise ParameterError("--scores-key names a variable of a MAT file, and no score map "
+                             "is one")
 
 
 def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,

@@ -95,8 +95,13 @@ def _check_format(option: str, path: Path, kind: str) -> None:
     suffixes, what = FORMATS[kind]
     ext = path.suffix.lower()
     if suffixes is not None and ext not in suffixes:
-        got = f"'{path.suffix}'" if path.suffix else "no extension"
-        raise OutputError(f"{option} writes {what}, not {got}", path)
+        if path.suffix:
+            got = f", not '{path.suffix}'"
+        elif path.is_dir():
+            got = ": give a file name in that folder, not the folder"
+        else:
+            got = ": give a file name with its extension"
+        raise OutputError(f"{option} writes {what}{got}", path)
     if kind == "cube" and ext in NOT_CUBE:
         raise OutputError(f"{option} writes {what}, not '{path.suffix}'", path)
 

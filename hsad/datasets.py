@@ -184,7 +184,10 @@ def load_labelled(scene: str, chunks=None) -> tuple[xr.DataArray, xr.DataArray]:
 
     cube, gt = load_mat(p, chunks=chunks, unlabelled_nan=True)
     if gt is None:
-        raise DatasetError("no ground truth found beside the cube: a labelled scene needs one "
+        from hsad.io.matlab import truth_off_grid
+
+        raise DatasetError(truth_off_grid(p, cube.shape[:2]) or
+                           "no ground truth found beside the cube: a labelled scene needs one "
                            "(variable names: docs/formats.md, MATLAB)", p)
     cube.attrs.update(dataset=p.stem)
     return cube, map_like(cube, gt, name="gt")  # bool, or float32 with NaN unlabelled

@@ -148,3 +148,91 @@ def test_unlabelled_truth_pixels_are_left_out_as_evaluate_leaves_them(tmp_path, 
     scores = detectors.get("rx").fit_score(cube).values
     assert rows[0].auc_df == pytest.approx(evaluate(scores, gt)["auc_df"], abs=1e-12)
     assert rows[0].auc_df != pytest.approx(evaluate(scores, np.nan_to_num(gt))["auc_df"])
+
+
+def _labelled(folder, name, seed=5, **changes):
+    """A small labelled MAT scene of one's own (two implanted anomalies)."""
+    import numpy as np
+    import scipy.io as sio
+
+    rng = np.random.default_rng(seed)
+    cube = rng.normal(100.0, 5.0, (20, 24, 10))
+    gt = np.zeros((20, 24), np.uint8)
+    gt[4, 5] = gt[12, 20] = 1
+    cube[gt == 1] += 30.0
+    variables = {"img": cube, "gt": gt, **changes}
+    path = folder / name
+    sio.savemat(path, variables)
+    return path
+
+
+def test_every_scene_is_checked_before_the_first_detector_runs(tmp_path, capsys):
+    good = _labelled(tmp_path, "good.mat")
+    import numpy as np
+
+    bad = {"all_anomaly.mat": ({"gt": np.ones((20, 24), np.uint8)},
+                               "the ground truth has no background pixel"),
+           "small_truth.mat": ({"gt": np.zeros((8, 9), np.uint8)},
+                               "ground truth 'gt' is 8x9, not 20x24 like the cube")}
+    for name, (changes, words) in bad.items():
+        path = _labelled(tmp_path, name, **changes)
+        code, out, err = run_cli(["benchmark", "-m", "rx", "--datasets", f"{good},{path}",
+                                  "-o", tmp_path / "t.md"], capsys)
+        assert code == 2 and err.startswith(f"error: {path}: {words}"), err
+        assert err.count("\n") == 1
+        assert "AUC(D,F)=" not in err and out == ""  # no detector ran
+        assert not (tmp_path / "t.md").exists()
+    code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", f"{good},nope.mat"], capsys)
+    assert code == 2 and "unknown scene 'nope.mat'" in err and "AUC(D,F)=" not in err
+    (tmp_path / "s.hdr").write_text("ENVI\nsamples = 2\nlines = 2\nbands = 1\n"
+                                    "data type = 4\ninterleave = bsq\n")
+    (tmp_path / "s.img").write_bytes(bytes(16))
+    code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", tmp_path / "s.hdr"], capsys)
+    assert code == 2 and "hsad benchmark takes labelled MAT files" in err
+
+
+def test_a_scene_a_detector_fails_on_is_left_out_and_named(tmp_path, capsys):
+    import numpy as np
+
+    good = _labelled(tmp_path, "good.mat")
+    cube = np.random.default_rng(6).normal(100.0, 5.0, (20, 24, 10))
+    cube[:, :, 3] = np.nan  # a band without data: rx refuses the scene
+    gt = np.zeros((20, 24), np.uint8)
+    gt[2, 2] = 1
+    broken = _labelled(tmp_path, "broken.mat", img=cube, gt=gt)
+    table = tmp_path / "t.csv"
+    code, out, err = run_cli(["benchmark", "-m", "rx", "--datasets", f"{broken},{good}",
+                              "--csv", table], capsys)
+    assert code == 2
+    assert [r["scene"] for r in csv.DictReader(table.open())] == ["good"]
+    assert "error: broken: rx: the cube has no valid pixel" in err
+    assert err.rstrip().endswith("(left out of the tables)")
+    code, _, err = run_cli(["benchmark", "-m", "rx", "--datasets", broken], capsys)
+    assert code == 2 and err.startswith("error: no scene could be run: broken: rx:")
+
+
+def test_a_scene_given_twice_runs_once_and_row_names_stay_distinct(tmp_path, monkeypatch):
+    from hsad.outputs.benchmark import run
+
+    own = _labelled(tmp_path, "own1.mat")
+    monkeypatch.chdir(tmp_path)
+    rows = run(["rx"], ["own1.mat", "./own1.mat", str(own)])
+    assert [r.scene for r in rows] == ["own1"]
+    other = tmp_path / "sub"
+    other.mkdir()
+    _labelled(other, "own1", seed=7)  # no extension: its stem is "own1" too
+    monkeypatch.chdir(other)
+    rows = run(["rx"], [str(own), "own1"])
+    assert len({r.scene for r in rows}) == 2 and rows[0].scene == "own1"
+
+
+def test_empty_lists_and_a_method_in_capitals(tmp_path, capsys):
+    own = _labelled(tmp_path, "own.mat")
+    assert run_cli(["benchmark", "-m", "rx", "--datasets", ","], capsys)[2] == \
+        "error: no scene given (--datasets)\n"
+    assert run_cli(["benchmark", "-m", ",", "--datasets", own], capsys)[2] == \
+        "error: no method given (-m)\n"
+    code, out, err = run_cli(["benchmark", "-m", "LRX", "-p", "LRX.inner=3", "-p",
+                              "lrx.outer=9", "--datasets", own], capsys)
+    assert code == 0, err
+    assert "| own |" in out

@@ -143,14 +143,14 @@ def test_errors_are_one_line(files, tmp_path, capsys):
 
     empty = tmp_path / "empty.tif"
     write_mask(map_like(cube, np.zeros(files["gt"].shape, bool)), empty)
-    assert f"{empty}: the ground truth has no valid anomaly pixel" in _error(
+    assert f"{empty}: the ground truth has no anomaly pixel" in _error(
         [files["scores"], "--truth", empty], capsys)
 
     shifted = tmp_path / "shifted.tif"
     moved = make_cube(files["gt"][:, :, None].astype(np.uint8), crs=cube.rio.crs,
                       transform=cube.rio.transform() @ Affine.translation(5, 0))
     write_mask(moved.isel(band=0), shifted)
-    assert "not on the score map's grid" in _error([files["scores"], "--truth", shifted],
+    assert "not on the grid of the score map" in _error([files["scores"], "--truth", shifted],
                                                    capsys)
 
     blank = tmp_path / "blank.tif"
@@ -174,7 +174,7 @@ def _placed_or_refused(tmp_path, capsys, scores, gt, same: bool) -> None:
         assert code == 0, err
         assert json.loads(out)["auc_df"] == pytest.approx(evaluate(scores, gt).auc_df)
     else:
-        assert "not on the score map's grid" in _error(args, capsys)
+        assert "not on the grid of the score map" in _error(args, capsys)
 
 
 @pytest.mark.parametrize(("pixel", "crs", "shift", "same"), [
@@ -317,9 +317,9 @@ def test_errors_of_several_maps_are_one_line_naming_the_map(files, second_map, t
     path, _ = second_map
     small = tmp_path / "small.tif"
     write_geotiff(map_like(files["cube"].isel(y=slice(0, 40)), files["rx"][:40]), small)
+    err = _error([files["scores"], small, "--truth", files["truth"]], capsys)
     assert f"error: {small}: covers another part of the scene than {files['scores']} (40x48 " \
-        "pixels against 48x48)" in _error([files["scores"], small, "--truth", files["truth"]],
-                                          capsys)
+        "pixels, grid" in err and "against 48x48 pixels, grid" in err
     assert f"error: {path}: score map given twice" in _error(
         [path, files["scores"], path, "--truth", files["truth"]], capsys)
     assert "--common-pixels compares several score maps" in _error(
@@ -348,3 +348,60 @@ def test_plots_stay_when_the_reader_of_the_table_goes_away(files, second_map, tm
     proc.stdout.close()
     assert proc.wait(timeout=120) == 141
     assert roc.read_bytes().startswith(b"\x89PNG")
+
+
+def test_maps_of_two_windows_are_refused_even_against_a_truth_without_georeference(
+        files, tmp_path, capsys):
+    """A MAT truth places nothing: the maps' own grids tell two windows of one scene apart."""
+    cube = files["cube"]
+    left, right = tmp_path / "left.tif", tmp_path / "right.tif"
+    write_geotiff(map_like(cube.isel(y=slice(0, 30), x=slice(0, 30)), files["rx"][:30, :30]),
+                  left)
+    write_geotiff(map_like(cube.isel(y=slice(10, 40), x=slice(10, 40)),
+                           files["rx"][10:40, 10:40]), right)
+    truth = tmp_path / "truth.mat"
+    scipy.io.savemat(truth, {"map": files["gt"][:30, :30].astype(np.uint8)})
+    err = _error([left, right, "--truth", truth], capsys)
+    assert f"error: {right}: covers another part of the scene than {left}" in err
+
+
+def test_the_truth_among_the_maps_is_refused_and_keys_apply_to_mat_files(files, capsys):
+    assert f"error: {files['truth']}: the ground truth's own file given as a score map" in \
+        _error([files["scores"], files["truth"], "--truth", files["truth"]], capsys)
+    assert f"error: {files['truth']}: --truth-key names a variable of a MAT file" in _error(
+        [files["scores"], "--truth", files["truth"], "--truth-key", "map"], capsys)
+    assert "error: --scores-key names a variable of a MAT file, and no score map is one" in \
+        _error([files["scores"], "--truth", files["truth"], "--scores-key", "s"], capsys)
+
+
+def test_an_infinite_snpr_is_the_best_and_a_constant_map_never_is(files, tmp_path, capsys):
+    gt = files["gt"]
+    maps = {"perfect": gt.astype(np.float32), "constant": np.ones(gt.shape, np.float32),
+            "rx": files["rx"]}
+    paths = []
+    for name, values in maps.items():
+        paths.append(tmp_path / f"{name}.tif")
+        write_geotiff(map_like(files["cube"], values), paths[-1])
+    code, out, err = run_cli(["evaluate", *paths, "--truth", files["truth"]], capsys)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[3:]}
+    assert rows["perfect"].split()[9] == "inf*"  # the SNPR column
+    assert "*" not in rows["constant"]
+
+
+def test_a_truth_whose_nodata_hides_a_class_says_so(files, tmp_path, capsys):
+    """A 0/255 mask rasterised with nodata 255 (QGIS's default) hides every anomaly."""
+    import rasterio
+
+    path = tmp_path / "mask255.tif"
+    with rasterio.open(files["truth"]) as src:
+        profile = {**src.profile, "nodata": 255}
+        values = np.where(src.read(1) == 1, 255, 0).astype(np.uint8)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+    hint = "the ground truth has no anomaly pixel (its nodata value, 255, leaves"
+    assert f"error: {path}: {hint}" in _error([files["scores"], "--truth", path], capsys)
+    code, _, err = run_cli(["detect", files["scores"], "-m", "rx", "-o",
+                            tmp_path / "s.tif", "--truth", path], capsys)
+    assert code == 2 and f"error: {path}: {hint}" in err
+    assert not (tmp_path / "s.tif").exists()  # refused before detection

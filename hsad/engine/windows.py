@@ -156,7 +156,8 @@ def project(block: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarra
     out = np.empty((rows * cols, basis.shape[1]))
     flat = block.reshape(-1, bands)
     buf = np.empty((min(PIECE_PIXELS, flat.shape[0]), bands))
-    with single_threaded_linalg():
+    # a pixel holding ±inf projects to NaN, left out as nodata is: no numpy warning for it
+    with single_threaded_linalg(), np.errstate(invalid="ignore", over="ignore"):
         for lo in range(0, flat.shape[0], PIECE_PIXELS):
             piece = buf[: len(flat[lo:lo + PIECE_PIXELS])]
             np.subtract(flat[lo:lo + PIECE_PIXELS], mean, out=piece, casting="unsafe")

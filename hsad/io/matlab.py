@@ -258,6 +258,17 @@ def _gt_key(variables, shape: tuple | None, gt_key: str | None, path: str,
     return found
 
 
+def truth_off_grid(path: str | os.PathLike, shape: tuple[int, int]) -> str | None:
+    """Why a labelled file's ground truth is not found on the cube's ``shape``: a variable
+    named as a ground truth on another grid (its name and size), or None."""
+    maps = _maps(_probe(os.fspath(path))[1])
+    other = _truth_by_name(n for n, s in maps.items() if s != tuple(shape))
+    if other is None:
+        return None
+    return (f"ground truth {other!r} is {_dims(maps[other])}, not {_dims(shape)} like the "
+            f"cube{_transposed(maps[other], shape)}")
+
+
 def _dims(shape) -> str:
     return "x".join(map(str, shape))
 

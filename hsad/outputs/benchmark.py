@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from hsad import datasets, detectors
-from hsad.outputs.metrics import evaluate
+from hsad.errors import HsadError, ParameterError
+from hsad.io import detect_format
+from hsad.outputs.metrics import check_truth, evaluate
 
 
 @dataclass
@@ -32,47 +37,124 @@ def _metrics_row(scene: str, method: str, scores, gt, seconds: float) -> Row:
     return Row(scene, method, m["auc_df"], m["auc_ft"], m["auc_dt"], m["snpr_db"], seconds)
 
 
+@dataclass
+class Scene:
+    """A scene of a benchmark run: its row name and what to load it by (a benchmark name
+    or a labelled MAT file)."""
+
+    name: str
+    entry: str
+
+
+def _file_of(entry: str) -> str:
+    """The scene file an entry names (a benchmark scene's, or the file itself)."""
+    return os.fspath(datasets.path(entry)) if entry in datasets.names() else entry
+
+
+def check_scenes(entries: Iterable[str]) -> list[Scene]:
+    """The scenes of a run, each checked before any detector runs: the file is there and
+    loads, its ground truth is found and has anomaly and background pixels. A scene given
+    twice (by name and by its file, or by two spellings of one path) is kept once. Each
+    gets a distinct row name: its benchmark name, or the file's stem, or, where that is
+    taken (or is a benchmark scene's name), its path as given, then its full path.
+
+    Raises the first problem found (:class:`~hsad.errors.HsadError`), naming the file.
+    """
+    scenes, files, taken = [], set(), set()
+    for entry in dict.fromkeys(entries):
+        if entry in datasets.names():
+            datasets.path(entry)  # there, or fetched: the error says how
+        elif Path(entry).is_file() and detect_format(entry, "labelled scene") != "mat":
+            raise ParameterError(
+                "hsad benchmark takes labelled MAT files (cube and ground truth in one "
+                "file) and benchmark names; for a scene with a ground-truth raster run "
+                "`hsad detect SCENE -m METHOD -o scores.tif --truth TRUTH`", entry)
+        file = os.path.realpath(_file_of(entry))
+        if file in files:
+            continue
+        files.add(file)
+        cube, gt = datasets.load_labelled(entry)
+        try:
+            check_truth(gt)
+        except ParameterError as exc:
+            raise ParameterError(exc.problem, _file_of(entry)) from exc
+        name = cube.attrs["dataset"]
+        for candidate in (name, str(entry), file):
+            if candidate not in taken and (candidate == entry or
+                                           candidate not in datasets.names()):
+                name = candidate
+                break
+        else:
+            name = f"{file} [{len(scenes) + 1}]"
+        taken.add(name)
+        scenes.append(Scene(name, entry))
+    if not scenes:
+        raise ParameterError("no scene given (--datasets)")
+    return scenes
+
+
 def run(methods: Iterable[str], scenes: Iterable[str], params: dict[str, dict] | None = None,
-        stages: bool = False, progress: Callable[[str], None] | None = None) -> list[Row]:
+        stages: bool = False, progress: Callable[[str], None] | None = None,
+        failed: list[tuple[str, str]] | None = None) -> list[Row]:
     """Run every method on every scene: benchmark names or labelled MAT files of one's own
-    (:func:`hsad.datasets.load_labelled`). ``params`` maps a method to its hyperparameters.
+    (:func:`hsad.datasets.load_labelled`), checked first (:func:`check_scenes`: names,
+    duplicates). ``params`` maps a method to its hyperparameters.
 
     With ``stages`` set, detectors that expose stages (``score_stages``) add one row per
-    stage map, timed with the whole run. Repeated methods and scenes run once. A scene file
-    of one's own is named by its stem, or by its path when that stem is a benchmark
-    scene's name (only scenes given by name are checked against their manifest).
+    stage map, timed with the whole run. Repeated methods and scenes run once.
+
+    ``failed``: a list that receives ``(scene, problem)`` for each scene on which a method
+    fails with a user error (:class:`~hsad.errors.HsadError`: e.g. a band without data); that
+    scene's rows are left out and the run goes on. Without it, the error is raised.
     """
     rows: list[Row] = []
     params = params or {}
     methods = list(dict.fromkeys(methods))  # each once: a repeated name adds nothing
-    seen: set[str] = set()
-    for entry in dict.fromkeys(scenes):
-        cube, gt = datasets.load_labelled(entry)
-        scene = cube.attrs["dataset"]
-        if scene in seen or (scene in datasets.names() and entry != scene):
-            scene = str(entry)  # two files of one name, or a file named like a benchmark
-        seen.add(scene)
+    if not methods:
+        raise ParameterError("no method given (-m)")
+    for scene in check_scenes(scenes):
+        cube, gt = datasets.load_labelled(scene.entry)
         cube = cube.persist() if hasattr(cube.data, "dask") else cube
         gt = np.asarray(getattr(gt, "values", gt))  # bool, or NaN where unlabelled
-        for method in methods:
-            det = detectors.get(method, **params.get(method, {}))
-            t0 = time.perf_counter()
-            det.fit(cube)
-            if stages and hasattr(det, "score_stages"):
-                maps = det.score_stages(cube)
-                scores = maps.pop("score")
-            else:
-                maps, scores = {}, det.score(cube)
-            scores = np.asarray(scores.values)
-            seconds = time.perf_counter() - t0
-            main = _metrics_row(scene, method, scores, gt, seconds)
-            rows.append(main)
-            for stage, smap in maps.items():
-                if getattr(smap, "ndim", 0) == 2 and stage != "residual":
-                    rows.append(_metrics_row(scene, f"{method}:{stage}", smap.values, gt,
-                                             seconds))
-            if progress:
-                progress(f"{scene:18s} {method:10s} AUC(D,F)={main.auc_df:.4f}  {seconds:7.2f} s")
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default")
+                rows.extend(_scene_rows(scene.name, cube, gt, methods, params, stages,
+                                        progress))
+        except HsadError as exc:
+            if failed is None:
+                raise HsadError(exc.problem, exc.path or _file_of(scene.entry)) from exc
+            failed.append((scene.name, exc.problem))
+            rows = [r for r in rows if r.scene != scene.name]
+        finally:
+            for w in caught:  # said again, naming the scene they came from
+                warnings.warn(f"{scene.name}: {w.message}", w.category, stacklevel=2)
+    return rows
+
+
+def _scene_rows(scene: str, cube, gt, methods, params, stages, progress) -> list[Row]:
+    """Every method's rows on one scene."""
+    rows = []
+    for method in methods:
+        det = detectors.get(method, **params.get(method, {}))
+        t0 = time.perf_counter()
+        det.fit(cube)
+        if stages and hasattr(det, "score_stages"):
+            maps = det.score_stages(cube)
+            scores = maps.pop("score")
+        else:
+            maps, scores = {}, det.score(cube)
+        scores = np.asarray(scores.values)
+        seconds = time.perf_counter() - t0
+        main = _metrics_row(scene, method, scores, gt, seconds)
+        rows.append(main)
+        for stage, smap in maps.items():
+            if getattr(smap, "ndim", 0) == 2 and stage != "residual":
+                rows.append(_metrics_row(scene, f"{method}:{stage}", smap.values, gt,
+                                         seconds))
+        if progress:
+            progress(f"{scene:18s} {method:10s} AUC(D,F)={main.auc_df:.4f}  {seconds:7.2f} s")
     return rows
 
 

@@ -10,8 +10,9 @@ import numpy as np
 
 from hsad.cube import same_place, transform_of
 from hsad.errors import ParameterError
+from hsad.io import detect_format
 from hsad.io.maps import read_single_band, read_truth
-from hsad.outputs.metrics import Evaluation, evaluate
+from hsad.outputs.metrics import Evaluation, check_truth, evaluate
 
 
 def _grid(cube) -> str:
@@ -55,8 +56,17 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
     grids must match too (:func:`hsad.cube.same_place`). A ground truth of a larger scene
     is cut to the score map's window when both grids place it, or the map's
     ``hsad_window`` tag does (a map of a spatial subset, :mod:`hsad.subset`). Raises
-    ParameterError otherwise, or when a class has no valid pixel.
+    ParameterError otherwise, when a class has no valid pixel, or when the score map is
+    the ground truth's own raster (a MAT file may hold both).
     """
+    return _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read)[:3]
+
+
+def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read):
+    """:func:`evaluate_files`, and the score map's one-band cube (its georeference)."""
+    if os.path.realpath(scores_path) == os.path.realpath(truth_path) and \
+            detect_format(scores_path, "score map") != "mat":  # a MAT file may hold both
+        raise ParameterError("the ground truth's own file given as a score map", scores_path)
     scores, s_cube = read_single_band(scores_path, scores_key)
     truth, t_cube = truth_read or read_truth(truth_path, truth_key)
     if scores.shape != truth.shape and (
@@ -73,16 +83,40 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
     if t_cube is not None and not same_place(transform_of(s_cube), s_cube.rio.crs,
                                              transform_of(t_cube), t_cube.rio.crs,
                                              scores.shape):
-        raise ParameterError(f"ground truth is not on the score map's grid: {_grid(t_cube)} vs "
-                             f"{_grid(s_cube)}", truth_path)
+        raise ParameterError(f"ground truth is not on the grid of the score map "
+                             f"{scores_path}: {_grid(t_cube)} vs {_grid(s_cube)}", truth_path)
     if not np.isfinite(scores).any():
         raise ParameterError("the score map has no valid (finite, not nodata) pixel",
                              scores_path)
     try:
+        check_truth(truth, nodata=None if t_cube is None else t_cube.attrs.get("nodata"))
         result = evaluate(scores, truth)
     except ParameterError as exc:
         raise ParameterError(exc.problem, exc.path or truth_path) from exc
-    return result, scores, truth
+    return result, scores, truth, s_cube
+
+
+def _window_tag(path, cube) -> str | None:
+    """The ``hsad_window`` tag of a map ``hsad detect`` wrote of a window (`--srcwin`,
+    `--projwin`), or None."""
+    if cube.attrs.get("source_format") != "geotiff":
+        return None
+    from hsad.outputs.provenance import read_provenance
+
+    return read_provenance(path).get("hsad_window") or None
+
+
+def _other_windows(a: str | None, b: str | None) -> bool:
+    """Whether two maps' window tags name different windows (a map without one, e.g. not
+    written by hsad, is placed by its grid alone)."""
+    return a is not None and b is not None and a != b
+
+
+def _where(path, cube) -> str:
+    """A map's size, window and grid, as an error shows it."""
+    tag = _window_tag(path, cube)
+    return (f"{cube.sizes['y']}x{cube.sizes['x']} pixels"
+            + (f", window {tag}" if tag else "") + f", grid {_grid(cube)}")
 
 
 def map_names(paths) -> list[str]:
@@ -115,15 +149,20 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
     read = read_truth(truth_path, truth_key)  # once, for every map
     results, maps, truth = {}, {}, None
     for name, path in zip(names, scores_paths, strict=True):
-        results[name], maps[name], theirs = evaluate_files(path, truth_path, scores_key,
-                                                           truth_key, truth_read=read)
+        results[name], maps[name], theirs, grid = _evaluate_file(path, truth_path, scores_key,
+                                                                 truth_key, read)
         if truth is None:
-            truth, first = theirs, path
-        elif theirs.shape != truth.shape or not np.array_equal(theirs, truth, equal_nan=True):
+            truth, first, first_grid = theirs, path, grid
+        elif (theirs.shape != truth.shape
+              or not np.array_equal(theirs, truth, equal_nan=True)
+              or not same_place(transform_of(grid), grid.rio.crs, transform_of(first_grid),
+                                first_grid.rio.crs, theirs.shape)
+              or _other_windows(_window_tag(path, grid), _window_tag(first, first_grid))):
+            # the maps' own grids and windows too: a truth without georeference (a MAT
+            # file) cannot tell two windows of one scene apart
             raise ParameterError(f"covers another part of the scene than {first} "
-                                 f"({theirs.shape[0]}x{theirs.shape[1]} pixels against "
-                                 f"{truth.shape[0]}x{truth.shape[1]}): compare maps of one "
-                                 "window", path)
+                                 f"({_where(path, grid)} against {_where(first, first_grid)})"
+                                 ": compare maps of one window", path)
     scored = {name: np.isfinite(m) for name, m in maps.items()}
     everywhere = np.logical_and.reduce(list(scored.values()))
     if common:

@@ -155,6 +155,30 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     return s, valid_labels
 
 
+def check_truth(gt, nodata=None) -> None:
+    """ParameterError unless the ground truth ``gt`` (bool, or values with NaN unlabelled,
+    nonzero = anomaly) has labelled anomaly and background pixels, checked before any
+    detection; ``nodata``: the file's nodata value, named when it left a class out."""
+    g = _values(gt)
+    if g.dtype == bool:
+        labelled, labels = np.ones(g.shape, bool), g
+    else:
+        g = np.asarray(g, dtype=np.float64)
+        labelled = np.isfinite(g)
+        labels = labelled & (g != 0)
+    anomalies = int(np.count_nonzero(labels))
+    background = int(np.count_nonzero(labelled)) - anomalies
+    if anomalies and background:
+        return
+    which = "anomaly" if not anomalies else "background"
+    hint = ""
+    if nodata is not None and not labelled.all():
+        hint = (f" (its nodata value, {nodata:g}, leaves {int((~labelled).sum())} pixels out: "
+                f"is the {which} class written with it?)")
+    raise ParameterError(f"the ground truth has no {which} pixel{hint}: detection metrics "
+                         "are undefined")
+
+
 def _unit_range(s: np.ndarray) -> np.ndarray:
     """``s`` min-max scaled to [0, 1] (all 0 when constant), without overflow: a range
     wider than the largest float64 subtracts halves, which stay finite (halving is exact
@@ -277,21 +301,26 @@ COMPARED = ("auc_df", "auc_dt", "auc_ft", "td", "bs", "tdbs", "od", "odp", "snpr
 
 def format_comparison(results: dict[str, Evaluation]) -> str:
     """Several maps' metrics as one aligned text table, a row per map (its name) and a
-    column per metric (↑ higher is better, ↓ lower); ``*`` marks each column's best."""
+    column per metric (↑ higher is better, ↓ lower); ``*`` marks each column's best (an
+    infinite SNPR included; a constant map, every score equal, never)."""
     header = ["map"] + [f"{METRICS[k][0]} {'↑' if METRICS[k][1] == 'higher' else '↓'}"
                         for k in COMPARED] + ["pixels"]
     rows = [header]
     best = {}
-    for key in COMPARED:
-        values = [getattr(r, key) for r in results.values()]
-        finite = [v for v in values if math.isfinite(v)]
-        if finite:
-            best[key] = (min if METRICS[key][1] == "lower" else max)(finite)
+    def constant(r: Evaluation) -> bool:  # every score equal: normalised, all 0
+        return r.auc_dt == 0.0 and r.auc_ft == 0.0
+
+    for key in COMPARED:  # a constant map is never the best
+        values = [getattr(r, key) for r in results.values() if not constant(r)]
+        ranked = [v for v in values if not math.isnan(v)]  # +inf SNPR: a perfect split
+        if ranked:
+            best[key] = (min if METRICS[key][1] == "lower" else max)(ranked)
     for name, result in results.items():
         cells = [name]
         for key in COMPARED:
             value = getattr(result, key)
-            cells.append(f"{value:.4f}{'*' if value == best.get(key) else ' '}")
+            star = value == best.get(key) and not constant(result)
+            cells.append(f"{value:.4f}{'*' if star else ' '}")
         cells.append(f"{result.n_anomaly}+{result.n_background}")
         rows.append(cells)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -301,6 +330,7 @@ def format_comparison(results: dict[str, Evaluation]) -> str:
 
 
 __all__ = [
-    "COMPARED", "METRICS", "Evaluation", "RocCurve", "auc_df", "auc_dt", "auc_ft", "evaluate",
+    "COMPARED", "METRICS", "Evaluation", "RocCurve", "auc_df", "auc_dt", "auc_ft",
+    "check_truth", "evaluate",
     "format_comparison", "format_table", "normalised_scores", "roc",
 ]
