@@ -215,3 +215,48 @@ def test_result_reads_like_a_mapping():
     assert dict(r) == r.to_dict() and list(dict(r))[:3] == ["auc_df", "auc_dt", "auc_ft"]
     with pytest.raises(KeyError):
         r["auc"]
+
+
+def _plain_evaluation(scores, gt):
+    """The metrics as first written here: float64 copies, a descending stable sort, diffs."""
+    s = np.asarray(scores, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    valid = np.isfinite(s) & np.isfinite(g)
+    s, labels = s[valid], g[valid] != 0
+    lo, hi = s.min(), s.max()
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    tau = (np.clip((s - lo) / span, 0, 1) if np.isfinite(span) else
+           np.clip((s / 2 - lo / 2) / (hi / 2 - lo / 2), 0, 1)) if hi > lo else np.zeros_like(s)
+    order = np.argsort(-s, kind="stable")
+    ordered, ordered_labels, ordered_tau = s[order], labels[order], tau[order]
+    last = np.r_[np.flatnonzero(np.diff(ordered)), s.size - 1]
+    tp = np.cumsum(ordered_labels)[last]
+    fp = (last + 1) - tp
+    pd, pf = np.r_[0.0, tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
+    return (pd, pf, np.r_[np.inf, ordered_tau[last]], float(tau[labels].mean()),
+            float(tau[~labels].mean()))
+
+
+@pytest.mark.parametrize("case", ["float32", "ties", "huge range", "integers"])
+def test_the_lean_evaluation_equals_the_plain_one_exactly(case):
+    rng = np.random.default_rng(11)
+    scores = rng.lognormal(size=(120, 90))
+    if case == "float32":
+        scores = scores.astype(np.float32)
+    elif case == "ties":
+        scores = np.round(scores, 1)
+    elif case == "huge range":
+        scores = scores * 1e307 - 1.5e308  # max − min overflows float64
+    else:
+        scores = (scores * 10).astype(np.int32)
+    if case != "integers":
+        scores[::13, ::7] = np.nan
+    gt = np.zeros(scores.shape)
+    gt[rng.integers(0, 120, 40), rng.integers(0, 90, 40)] = 1
+    gt[50:52] = np.nan
+    result, curve = evaluate(scores, gt, return_curve=True)
+    pd, pf, tau, dt, ft = _plain_evaluation(scores, gt)
+    for got, want in ((curve.pd, pd), (curve.pf, pf), (curve.thresholds, tau)):
+        np.testing.assert_array_equal(got, want)
+    assert (result.auc_dt, result.auc_ft) == (dt, ft)

@@ -126,24 +126,26 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     ParameterError on shape mismatch, when the score map has no valid pixel, or when a
     class has none.
     """
-    s = _values(scores).astype(np.float64, copy=False)
+    s = _values(scores)
+    if s.dtype.kind != "f":
+        s = s.astype(np.float64)
     g = _values(_aligned(scores, gt))
     if s.shape != g.shape:
         raise ParameterError(
             f"score map shape {s.shape} does not match the ground truth's {g.shape}"
         )
-    if not np.isfinite(s).any():
+    valid = np.isfinite(s)
+    if not valid.any():
         raise ParameterError("the score map has no valid (finite, not nodata) pixel")
-    if (infinite := int(np.isinf(s).sum())):
+    if (infinite := int(np.count_nonzero(np.isinf(s)))):
         warnings.warn(f"{infinite} pixels of the score map score ±inf: left out as nodata "
                       "(write them as a finite score to rank them)", UserWarning, stacklevel=3)
     if g.dtype == bool:
         labelled, labels = np.ones(g.shape, bool), g
     else:
-        g = g.astype(np.float64, copy=False)
         labelled, labels = np.isfinite(g), g != 0
-    valid = np.isfinite(s) & labelled
-    s, valid_labels = s[valid], labels[valid]
+    valid &= labelled
+    s, valid_labels = _gathered(s, valid), labels[valid]
     n_anomaly = int(valid_labels.sum())
     if n_anomaly == 0 or n_anomaly == valid_labels.size:
         which = "anomaly" if n_anomaly == 0 else "background"
@@ -179,18 +181,41 @@ def check_truth(gt, nodata=None) -> None:
                          "are undefined")
 
 
-def _unit_range(s: np.ndarray) -> np.ndarray:
+def _gathered(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``values[where]`` as a new float64 vector, gathered a block at a time (a float32 map
+    is not copied whole into float64 first)."""
+    from hsad.thresholds import BLOCK
+
+    v, w = values.reshape(-1), where.reshape(-1)
+    out = np.empty(int(np.count_nonzero(w)), dtype=np.float64)
+    at = 0
+    for lo in range(0, v.size, BLOCK):
+        part = v[lo:lo + BLOCK][w[lo:lo + BLOCK]]
+        out[at:at + part.size] = part
+        at += part.size
+    return out
+
+
+def _unit_range(s: np.ndarray, lo=None, hi=None) -> np.ndarray:
     """``s`` min-max scaled to [0, 1] (all 0 when constant), without overflow: a range
     wider than the largest float64 subtracts halves, which stay finite (halving is exact
-    there; only a subnormal range, whose halves may round to 0, could not)."""
-    lo, hi = s.min(), s.max()
+    there; only a subnormal range, whose halves may round to 0, could not). ``lo``, ``hi``:
+    the range (default ``s``'s own), so that some of the scores scale as they do among all;
+    element by element, in one new array."""
+    lo = s.min() if lo is None else lo
+    hi = s.max() if hi is None else hi
     if not hi > lo:
-        return np.zeros_like(s)
+        return np.zeros(s.shape)
     with np.errstate(over="ignore"):
         span = hi - lo
     if np.isfinite(span):
-        return np.clip((s - lo) / span, 0.0, 1.0)
-    return np.clip((s / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
+        out = np.subtract(s, lo)
+        out /= span
+    else:
+        out = np.divide(s, 2)
+        out -= lo / 2
+        out /= hi / 2 - lo / 2
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def normalised_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
@@ -202,20 +227,36 @@ def normalised_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     return _unit_range(s), labels
 
 
-def _roc_from(s: np.ndarray, labels: np.ndarray, tau: np.ndarray | None = None) -> RocCurve:
+def _roc_from(s: np.ndarray, labels: np.ndarray, normalise: bool = True) -> RocCurve:
     """ROC of the scores ``s`` as given: their order alone sets the points, so one extreme
-    score, which squeezes every other normalised score together, cannot merge them.
-    ``tau``: the normalised scores reported as thresholds (default ``s``)."""
-    order = np.argsort(-s, kind="stable")
-    s, labels = s[order], labels[order]
-    tau = s if tau is None else tau[order]
+    score, which squeezes every other normalised score together, cannot merge them. The
+    thresholds are the points' scores, min-max normalised (``normalise``) as
+    :func:`_unit_range` normalises all of them.
+
+    Memory: the order, the sorted scores and the counts, no copy more (ties are found by
+    comparing neighbours; the sort is ascending, read backwards: within a run of equal
+    scores the order does not change the counts at its end)."""
+    order = np.argsort(s, kind="stable")[::-1]
+    ordered = s[order]
+    labels = labels[order]
+    del order
     # last index of each run of equal scores = one point per unique threshold
-    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tp = np.cumsum(labels)[last]
-    fp = (last + 1) - tp
-    pd = np.r_[0.0, tp / tp[-1]]
-    pf = np.r_[0.0, fp / fp[-1]]
-    return RocCurve(pd, pf, np.r_[np.inf, tau[last]])
+    ends = np.empty(s.size, dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=ends[:-1])
+    ends[-1] = True
+    last = np.flatnonzero(ends)
+    del ends
+    tp = np.cumsum(labels, dtype=np.int32 if s.size < 2**31 else np.int64)[last]
+    pd, pf, tau = (np.empty(last.size + 1) for _ in range(3))
+    pd[0] = pf[0] = 0.0
+    tau[0] = np.inf
+    np.divide(tp, tp[-1], out=pd[1:])
+    fp = np.add(last, 1, out=last) - tp  # the run ends' indices are not needed again
+    np.divide(fp, fp[-1], out=pf[1:])
+    del fp, tp
+    points = ordered[np.subtract(last, 1, out=last)]  # back to the run ends
+    tau[1:] = _unit_range(points, s.min(), s.max()) if normalise else points
+    return RocCurve(pd, pf, tau)
 
 
 def roc(scores, gt) -> RocCurve:
@@ -224,7 +265,7 @@ def roc(scores, gt) -> RocCurve:
     One sort and cumulative counts: O(n log n), no loop over thresholds.
     """
     s, labels = valid_scores(scores, gt)
-    return _roc_from(s, labels, _unit_range(s))
+    return _roc_from(s, labels)
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
@@ -256,10 +297,11 @@ def evaluate(scores, gt, return_curve: bool = False):
     """
     raw, labels = valid_scores(scores, gt)
     s = _unit_range(raw)
-    curve = _roc_from(raw, labels, s)
-    df = _trapezoid(curve.pd, curve.pf)
     dt = float(s[labels].mean())
     ft = float(s[~labels].mean())
+    del s  # the curve's thresholds are normalised point by point, the same values
+    curve = _roc_from(raw, labels)
+    df = _trapezoid(curve.pd, curve.pf)
     with np.errstate(divide="ignore", invalid="ignore"):
         snpr = float(np.float64(dt) / np.float64(ft)) if ft > 0 else (np.inf if dt > 0 else np.nan)
         snpr_db = float(10.0 * np.log10(snpr)) if np.isfinite(snpr) else snpr
