@@ -171,4 +171,4 @@ def test_thresholding_a_map_holds_no_float64_copy_of_it():
         det.threshold(scores, **kwargs)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        assert peak / m.size < 10.5, kwargs
+        assert peak / m.size < 12, kwargs  # 9.3 measured; 40 before (float64 copies)
