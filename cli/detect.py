@@ -235,10 +235,19 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     import dask
 
     from hsad import engine, pipeline
-    from hsad.engine.scheduler import TileProgress, parse_memory, use_scheduler
+    from hsad.engine.scheduler import (
+        TileProgress,
+        parse_memory,
+        remote_scheduler,
+        use_scheduler,
+    )
     from hsad.io.enmap import parse_flags
     from hsad.subset import WINDOW_ATTR
 
+    if remote_scheduler(scheduler):  # its workers read the inputs from their own folders
+        scene, valid_mask, background, labels = (
+            os.path.abspath(p) if p is not None and os.path.exists(p) else p
+            for p in (scene, valid_mask, background, labels))
     cfg = load_config(config_path) if config_path else {}
     method = method or cfg.get("method")
     merged = {**(cfg.get("params") or {}), **parse_params(params)}

@@ -172,6 +172,8 @@ def user_problem(exc: Exception) -> str | None:
     run out), or None for a bug (its traceback is shown)."""
     if isinstance(exc, HsadError):
         return str(exc)
+    if type(exc) is Exception and (relayed := _relayed_problem(exc)) is not None:
+        return relayed
     if isinstance(exc, OSError):
         problem = (exc.strerror or str(exc)).lower()
         return f"{exc.filename}: {problem}" if exc.filename else problem
@@ -183,6 +185,26 @@ def user_problem(exc: Exception) -> str | None:
         return ("out of memory: try a smaller --chunks or --memory-limit, or smaller "
                 "hyperparameters (hidden, batch_size, n_samples)")
     return None
+
+
+def _relayed_problem(exc: Exception) -> str | None:
+    """The message of an hsad error that dask.distributed relayed from a worker as a plain
+    ``Exception`` holding the error's repr (it does so when the error's cause, e.g. a GDAL
+    error, does not survive pickling), or None."""
+    import ast
+    import re
+
+    from hsad import errors
+
+    found = re.fullmatch(r"(\w+)\((.*)\)", str(exc), re.S)
+    kind = getattr(errors, found.group(1), None) if found else None
+    if not (isinstance(kind, type) and issubclass(kind, HsadError)):
+        return None
+    try:
+        text = ast.literal_eval(found.group(2))
+    except (ValueError, SyntaxError):
+        return None
+    return text if isinstance(text, str) else None
 
 
 if __name__ == "__main__":

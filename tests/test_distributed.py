@@ -134,3 +134,85 @@ def test_hadgan_scores_on_the_cluster_equal_threaded_scores(cluster, scene_paths
         clustered = det.score(cube).values
     assert np.isfinite(threaded).all()
     np.testing.assert_allclose(clustered, threaded, rtol=1e-4, atol=1e-6)
+
+
+def test_relative_inputs_reach_workers_that_run_in_other_folders(cluster, scene_paths,
+                                                                 tmp_path, monkeypatch,
+                                                                 capsys):
+    """A scheduler's workers resolve paths in their own folders (here: where the cluster
+    was started): the CLI gives them absolute ones."""
+    import shutil
+
+    from hsad.cube import map_like
+    from hsad.io import open_cube
+    from hsad.io.geotiff_writer import write_mask
+
+    folder = tmp_path / "here"
+    shutil.copytree(scene_paths["cube"].parent, folder)
+    cube = open_cube(folder / scene_paths["cube"].name)
+    valid = np.ones(cube.shape[:2], bool)
+    valid[:5] = False
+    write_mask(map_like(cube, valid), folder / "valid.tif")
+    monkeypatch.chdir(folder)
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", scene_paths["cube"].name, "-m", "rx", "--chunks", "24",
+              "--no-progress", "--valid-mask", "valid.tif", "-o", "rx.tif", "--scheduler",
+              cluster.scheduler_address])
+    assert exc.value.code == 0, capsys.readouterr().err
+    with rasterio.open(folder / "rx.tif") as src:
+        scores = src.read(1, masked=True)
+    assert scores.mask[:5].all() and not scores.mask[5:].any()
+
+
+def test_a_read_error_on_a_worker_is_one_line(cluster, scene_paths, tmp_path, capsys):
+    """A GDAL error chained to hsad's does not survive the trip back from a worker (the
+    client gets a plain Exception): the CLI still says it in one line, exit status 2."""
+    from hsad.io import open_cube
+
+    values = np.asarray(open_cube(scene_paths["cube"]).values)
+    path = tmp_path / "damaged.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=values.shape[0],
+                       width=values.shape[1], count=values.shape[2], dtype="float32",
+                       tiled=True, blockxsize=16, blockysize=16, compress="deflate") as dst:
+        dst.write(np.moveaxis(values.astype(np.float32), -1, 0))
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+    with open(path, "r+b") as f:
+        f.seek(offset + 10)
+        f.write(b"\xff" * 200)
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(path), "-m", "rx", "--no-progress", "-o", str(tmp_path / "s.tif"),
+              "--scheduler", cluster.scheduler_address])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err.startswith(f"error: {path}: cannot read rows") and err.count("\n") == 1, err
+    assert not (tmp_path / "s.tif").exists()
+
+
+def test_an_hsad_error_relayed_as_a_plain_exception_is_recognised():
+    from hsad.cli.main import _relayed_problem
+
+    assert _relayed_problem(Exception("TruncatedFileError('/a b.tif: cannot read rows 0-16')")) \
+        == "/a b.tif: cannot read rows 0-16"
+    assert _relayed_problem(Exception('FileFormatError("it\'s broken")')) == "it's broken"
+    for other in ("ValueError('x')", "TruncatedFileError(x)", "plain words"):
+        assert _relayed_problem(Exception(other)) is None
+
+
+def test_cluster_workers_start_with_the_terminals_ctrl_c_ignored():
+    """A terminal's Ctrl-C reaches the whole process group: the workers, started with
+    SIGINT ignored (which a new Python keeps), leave the one-line report to the main
+    process. The main process's own handler is back once they are started."""
+    import signal
+    import subprocess
+    import sys
+
+    from hsad.engine.scheduler import _workers_ignore_sigint
+
+    before = signal.getsignal(signal.SIGINT)
+    with _workers_ignore_sigint():
+        child = subprocess.run([sys.executable, "-c", "import signal; print(int("
+                                "signal.getsignal(signal.SIGINT) == signal.SIG_IGN))"],
+                               capture_output=True, text=True, check=True).stdout
+    assert child.strip() == "1"
+    assert signal.getsignal(signal.SIGINT) is before

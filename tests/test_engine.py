@@ -445,3 +445,22 @@ def test_cli_detect_with_a_memory_limit_and_stages(scene, tmp_path, capsys):
         main(["detect", str(paths["cube"]), "-m", "rx", "-o", str(out), "--memory-limit",
               "lots"])
     assert exc.value.code == 2 and "memory limit" in capsys.readouterr().err
+
+
+def test_a_memory_limit_beyond_the_machine_is_refused_or_warned(monkeypatch):
+    import warnings
+
+    from hsad.engine import scheduler
+
+    for bad in ("200%", "0%", "-5%"):
+        with pytest.raises(ParameterError, match="a share of RAM lies in"):
+            scheduler.parse_memory(bad)
+    assert scheduler.parse_memory("100%") == scheduler.total_memory()
+    monkeypatch.setattr(scheduler, "total_memory", lambda: 4_000_000_000)
+    with pytest.warns(UserWarning, match="exceeds this machine's RAM"):
+        with scheduler.use_scheduler(memory_limit="8GB"):
+            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with scheduler.use_scheduler(memory_limit="2GB"):
+            pass

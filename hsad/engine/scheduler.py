@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Iterable, Iterator
 
 import dask
@@ -70,13 +73,13 @@ def parse_memory(value: str | int | float | None) -> int:
     else:
         text = str(value).strip()
         try:
-            if text.endswith("%"):
-                n = int(float(text[:-1]) / 100 * total_memory())
-            else:
-                n = int(parse_bytes(text))
+            share = float(text[:-1]) if text.endswith("%") else None
+            n = int(parse_bytes(text)) if share is None else int(share / 100 * total_memory())
         except (ValueError, TypeError) as exc:
             raise ParameterError(
                 f"memory limit {value!r} is not a size (examples: 2GB, 512MiB, 25%)") from exc
+        if share is not None and not 0 < share <= 100:
+            raise ParameterError(f"memory limit {value!r}: a share of RAM lies in (0, 100] %")
     if n < 16_000_000:
         raise ParameterError(f"memory limit {value!r} is too small (at least 16 MB)")
     return n
@@ -108,6 +111,10 @@ def concurrency() -> int:
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
+#: ``--scheduler`` names that run in this process.
+LOCAL_SCHEDULERS = ("threads", "threading", "sync", "synchronous", "single-threaded")
+
+
 @contextlib.contextmanager
 def use_scheduler(scheduler: str | None = None, workers: int | None = None,
                   memory_limit: str | int | None = None) -> Iterator[object]:
@@ -119,6 +126,10 @@ def use_scheduler(scheduler: str | None = None, workers: int | None = None,
     may be ``"threads"``, ``"sync"`` or a scheduler address (``tcp://host:8786``).
     """
     name = (scheduler or "").strip()
+    if name in ("", *LOCAL_SCHEDULERS) and memory_limit is not None and \
+            parse_memory(memory_limit) > total_memory():
+        warnings.warn(f"memory limit {memory_limit} exceeds this machine's RAM "
+                      f"({total_memory() / 1e9:.1f} GB): the tiles may not fit", stacklevel=3)
     if name in ("", "threads", "threading"):
         if workers is not None:
             yield from _local_cluster(int(workers), memory_limit)
@@ -136,6 +147,13 @@ def use_scheduler(scheduler: str | None = None, workers: int | None = None,
     yield from _remote(name)
 
 
+def remote_scheduler(scheduler: str | None) -> bool:
+    """Whether ``scheduler`` is the address of a running dask scheduler (not ``threads``
+    or ``sync``): its workers may run elsewhere, in other folders."""
+    name = (scheduler or "").strip()
+    return bool(name) and name not in LOCAL_SCHEDULERS
+
+
 def _distributed():
     try:
         import distributed
@@ -150,15 +168,33 @@ def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
         raise ParameterError(f"--workers must be ≥ 1, got {workers}")
     distributed = _distributed()
     per_worker = parse_memory(memory_limit) // workers + WORKER_BASE
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  memory_limit=per_worker, dashboard_address=":0",
-                                  silence_logs=logging.CRITICAL) as cluster, \
-            distributed.Client(cluster, timeout=CONNECT_TIMEOUT) as client:
+    with _workers_ignore_sigint():
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                           processes=True, memory_limit=per_worker,
+                                           dashboard_address=":0",
+                                           silence_logs=logging.CRITICAL)
+    with cluster, distributed.Client(cluster, timeout=CONNECT_TIMEOUT) as client:
         try:
             yield client
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the teardown's reports would only be noise
             silence_cluster_logs()
             raise
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """SIGINT ignored while the cluster's worker processes start, so that they inherit
+    that (a Python started with SIGINT ignored keeps it so): a terminal's Ctrl-C reaches
+    the whole foreground process group, and the workers would each print a traceback
+    where the main process already stops the work in one line."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def silence_cluster_logs() -> None:

@@ -236,8 +236,10 @@ class WindowReader:
                     block[:, self._invalid(src, window, bands)] = self.fill
                 return np.moveaxis(block, 0, -1)
         except RasterioError as exc:
+            # the reason is in the message; no chained GDAL error, which a dask.distributed
+            # worker could not send back (the client would get a plain Exception)
             raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: "
-                                     f"{gdal_reason(exc)}", self.path) from exc
+                                     f"{gdal_reason(exc)}", self.path) from None
 
 
 def _parse_list(text: str) -> list[str]:
