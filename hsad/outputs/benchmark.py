@@ -123,9 +123,10 @@ def run(methods: Iterable[str], scenes: Iterable[str], params: dict[str, dict] |
                 rows.extend(_scene_rows(scene.name, cube, gt, methods, params, stages,
                                         progress))
         except HsadError as exc:
+            file = _file_of(scene.entry)
             if failed is None:
-                raise HsadError(exc.problem, exc.path or _file_of(scene.entry)) from exc
-            failed.append((scene.name, exc.problem))
+                raise type(exc)(exc.problem, exc.path or file) from exc
+            failed.append((scene.name, exc.problem if exc.path in (None, file) else str(exc)))
             rows = [r for r in rows if r.scene != scene.name]
         finally:
             for w in caught:  # said again, naming the scene they came from
