@@ -26,7 +26,7 @@ from hsad.errors import DegenerateDataWarning, ParameterError
 
 #: Nominal false-alarm rate of the default rule.
 DEFAULT_FAR = 1e-3
-#: Values a block when the finite scores are gathered (:func:`finite_float64`).
+#: Values a block when scores are gathered (:func:`gathered_float64`).
 BLOCK = 1 << 16
 #: How the default rule is named in messages, GeoTIFF tags and ``--help``.
 DEFAULT_RULE = (f"robust log-normal fit of the scores, false-alarm rate {DEFAULT_FAR:g} "
@@ -54,17 +54,22 @@ def check_threshold(contamination: float | None = None, far: float | None = None
             raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
-def finite_float64(scores) -> np.ndarray:
-    """The finite values of ``scores`` (a map, any shape) as a new float64 vector, taken
-    ``BLOCK`` values at a time: beside it nothing map-sized, not even a mask."""
-    v = np.asarray(getattr(scores, "values", scores)).reshape(-1)
+def gathered_float64(values, where=None) -> np.ndarray:
+    """``values[where]`` of a map (any shape; ``where`` default: its finite values) as a
+    new float64 vector, taken ``BLOCK`` values at a time: beside it nothing map-sized (not
+    even a mask, when ``where`` is not given)."""
+    v = np.asarray(getattr(values, "values", values)).reshape(-1)
+    w = None if where is None else np.asarray(where).reshape(-1)
+
+    def picked(lo: int) -> np.ndarray:
+        return np.isfinite(v[lo:lo + BLOCK]) if w is None else w[lo:lo + BLOCK]
+
     starts = range(0, v.size, BLOCK)
-    counts = [int(np.count_nonzero(np.isfinite(v[lo:lo + BLOCK]))) for lo in starts]
+    counts = [int(np.count_nonzero(picked(lo))) for lo in starts]
     out = np.empty(sum(counts), dtype=np.float64)
     at = 0
     for lo, n in zip(starts, counts, strict=True):
-        block = v[lo:lo + BLOCK]
-        out[at:at + n] = block[np.isfinite(block)]
+        out[at:at + n] = v[lo:lo + BLOCK][picked(lo)]
         at += n
     return out
 
@@ -98,7 +103,7 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     """
     if not 0.0 < float(far) < 1.0:
         raise ParameterError(f"far must lie in (0, 1), got {far}")
-    s = finite_float64(scores)
+    s = gathered_float64(scores)
     if s.size:
         centre = _median(s)
         # the MAD is zero when over half the scores equal the median: |s − centre| = 0
@@ -158,4 +163,4 @@ def weighted_chi2_isf(far: float, weights) -> float:
 
 
 __all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "contamination_threshold",
-           "finite_float64", "robust_threshold", "weighted_chi2_isf"]
+           "gathered_float64", "robust_threshold", "weighted_chi2_isf"]

@@ -235,9 +235,9 @@ class BaseDetector:
         if value is not None:
             thr, rule = float(value), "absolute score"
         elif contamination is not None:
-            from hsad.thresholds import contamination_threshold, finite_float64
+            from hsad.thresholds import contamination_threshold, gathered_float64
 
-            thr = contamination_threshold(finite_float64(s), float(contamination),
+            thr = contamination_threshold(gathered_float64(s), float(contamination),
                                           overwrite_input=True)
             rule = f"contamination {contamination:g} (score quantile)"
         elif far is not None and self.null_threshold(far) is not None:

@@ -59,6 +59,8 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
     taken (or is a benchmark scene's name), its path as given, then its full path.
 
     Raises the first problem found (:class:`~hsad.errors.HsadError`), naming the file.
+    Each scene is loaded here and again when it runs: reading it twice (a second or so
+    for the ten benchmark scenes) rather than holding every scene at once.
     """
     scenes, files, taken = [], set(), set()
     for entry in dict.fromkeys(entries):

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hsad.errors import ParameterError
+from hsad.thresholds import gathered_float64
 
 
 class RocCurve(NamedTuple):
@@ -145,7 +146,7 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     else:
         labelled, labels = np.isfinite(g), g != 0
     valid &= labelled
-    s, valid_labels = _gathered(s, valid), labels[valid]
+    s, valid_labels = gathered_float64(s, valid), labels[valid]
     n_anomaly = int(valid_labels.sum())
     if n_anomaly == 0 or n_anomaly == valid_labels.size:
         which = "anomaly" if n_anomaly == 0 else "background"
@@ -179,21 +180,6 @@ def check_truth(gt, nodata=None) -> None:
                 f"is the {which} class written with it?)")
     raise ParameterError(f"the ground truth has no {which} pixel{hint}: detection metrics "
                          "are undefined")
-
-
-def _gathered(values: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """``values[where]`` as a new float64 vector, gathered a block at a time (a float32 map
-    is not copied whole into float64 first)."""
-    from hsad.thresholds import BLOCK
-
-    v, w = values.reshape(-1), where.reshape(-1)
-    out = np.empty(int(np.count_nonzero(w)), dtype=np.float64)
-    at = 0
-    for lo in range(0, v.size, BLOCK):
-        part = v[lo:lo + BLOCK][w[lo:lo + BLOCK]]
-        out[at:at + part.size] = part
-        at += part.size
-    return out
 
 
 def _unit_range(s: np.ndarray, lo=None, hi=None) -> np.ndarray:
