@@ -216,3 +216,20 @@ def test_cluster_workers_start_with_the_terminals_ctrl_c_ignored():
                                capture_output=True, text=True, check=True).stdout
     assert child.strip() == "1"
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_maps_kept_on_the_cluster_show_a_bar(cluster, capsys):
+    """A cluster runs no local callback: the blocks persisted there get a bar of their own
+    when one is asked for, and none otherwise."""
+    from hsad.engine.scheduler import TileProgress
+
+    lazy = da.ones((64, 64), chunks=16) + 1
+    with use_scheduler(cluster.scheduler_address):
+        with TileProgress(disable=False):
+            kept = engine.materialise(lazy, memory_limit="64MB")[0]
+        assert "tiles (cluster)" in capsys.readouterr().err
+        with TileProgress(disable=True):
+            engine.materialise(lazy, memory_limit="64MB")
+        assert "tiles (cluster)" not in capsys.readouterr().err
+        np.testing.assert_array_equal(kept.compute(), 2.0)
+    assert TileProgress.current() is None

@@ -229,10 +229,12 @@ class TileProgress(Callback):
     writes of :func:`dask.array.store` (one per output tile) and the per-tile statistics
     of :func:`hsad.engine.stats.cube_moments`. Computations without such tasks show no bar.
     Works with the local schedulers; on a cluster the writes run locally (see
-    :func:`pull_blocks`), so the bar still counts tiles written.
+    :func:`pull_blocks`), so the bar still counts tiles written, and the maps kept on the
+    cluster (:func:`cluster_progress`) get a bar of their own.
     """
 
     PREFIXES = ("store-map", "block_moments")
+    _active: list[TileProgress] = []  # the bars asked for, innermost last
     LABELS = {"store-map": "writing", "block_moments": "statistics"}
 
     def __init__(self, prefixes: Iterable[str] = PREFIXES, disable: bool | None = None,
@@ -243,6 +245,20 @@ class TileProgress(Callback):
         self.desc = desc
         self.bar = None
         self.tiles = 0
+
+    def __enter__(self) -> TileProgress:
+        TileProgress._active.append(self)
+        return super().__enter__()
+
+    def __exit__(self, *args) -> None:
+        if self in TileProgress._active:
+            TileProgress._active.remove(self)
+        super().__exit__(*args)
+
+    @classmethod
+    def current(cls) -> TileProgress | None:
+        """The innermost bar asked for, or None."""
+        return cls._active[-1] if cls._active else None
 
     def _matches(self, key) -> bool:
         """Tile keys: ``(prefix-…, i, j)``, or a string key naming the prefix (dask renames
@@ -272,6 +288,24 @@ class TileProgress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def cluster_progress(collections, desc: str = "tiles") -> None:
+    """Wait for collections persisted on a cluster, with a tqdm bar over their blocks
+    when a :class:`TileProgress` bar is asked for (a cluster's tasks run no local
+    callback: a HADGAN network pass would otherwise run without a bar)."""
+    shown = TileProgress.current()
+    if shown is None or shown.disable:
+        return
+    from distributed import as_completed, futures_of
+    from tqdm.auto import tqdm
+
+    futures = futures_of(collections)
+    if not futures:
+        return
+    with tqdm(total=len(futures), desc=f"{desc} (cluster)", unit="tile", leave=False) as bar:
+        for _ in as_completed(futures):
+            bar.update(1)
 
 
 # ---------------------------------------------------------------- cluster → local blocks

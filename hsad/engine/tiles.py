@@ -34,6 +34,7 @@ from hsad.cube import map_like
 from hsad.engine.scheduler import (
     TileProgress,
     active_client,
+    cluster_progress,
     concurrency,
     local_writes,
     parse_memory,
@@ -301,6 +302,7 @@ def materialise_with(arrays, reductions, *, memory_limit: str | int | None = Non
     client = active_client()
     if client is not None:
         kept = list(client.persist(arrays))
+        cluster_progress(kept)
         return kept, tuple(dask.compute(*reductions)) if reductions else ()
     budget = parse_memory(memory_limit)
     if sum(a.nbytes for a in arrays) <= KEEP_SHARE * budget:
