@@ -79,14 +79,16 @@ def _median(s: np.ndarray) -> float:
     return float(np.median(s, overwrite_input=True))
 
 
-def _shift(s: np.ndarray) -> float:
+def _shift(s: np.ndarray, median: float | None = None) -> float:
     """The offset taken off before the log: 0 for positive scores; otherwise ``min − δ``,
     δ a millionth of the distance from the minimum to the median (so the minimum itself
-    does not dominate the fit). Reorders ``s``."""
+    does not dominate the fit). ``median``: ``s``'s, when known; else taken (reordering
+    ``s``)."""
     lo = float(s.min())
     if lo > 0:
         return 0.0
-    return lo - 1e-6 * (_median(s) - lo or float(s.max()) - lo or 1.0)
+    median = _median(s) if median is None else median
+    return lo - 1e-6 * (median - lo or float(s.max()) - lo or 1.0)
 
 
 def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
@@ -104,17 +106,18 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     if not 0.0 < float(far) < 1.0:
         raise ParameterError(f"far must lie in (0, 1), got {far}")
     s = gathered_float64(scores)
+    median = None  # s's median, while s is all the finite scores
     if s.size:
-        centre = _median(s)
-        # the MAD is zero when over half the scores equal the median: |s − centre| = 0
-        # exactly where s == centre, and the middle of the sorted deviations is then 0
-        if np.count_nonzero(s == centre) >= s.size // 2 + 1:
-            s = s[s > centre]
+        median = _median(s)
+        # the MAD is zero when over half the scores equal the median: |s − median| = 0
+        # exactly where s == median, and the middle of the sorted deviations is then 0
+        if np.count_nonzero(s == median) >= s.size // 2 + 1:
+            s, median = s[s > median], None
     if s.size < 2 or s.min() == s.max():
         warnings.warn("the score map is constant (or has under 2 distinct scores): no "
                       "pixel is flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
-    offset = _shift(s)
+    offset = _shift(s, median)
     logs = np.log(np.subtract(s, offset, out=s), out=s)
     centre = _median(logs)
     scale = 1.4826 * _median(np.abs(np.subtract(logs, centre, out=logs), out=logs))

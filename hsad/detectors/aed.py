@@ -31,7 +31,7 @@ from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.stats import covariance_rank, scene_moments
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, chosen_area, warn_below_ladder
+from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
 
 
 class AED(BaseDetector):
@@ -112,7 +112,5 @@ class AED(BaseDetector):
         scores = aed_map(source, fusion)
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
             scores = scores.rechunk(cube.data.chunks[:2])
-        attrs = {"method": self.name}
-        if self.target_size_m is not None or max(fusion.areas()) != int(fusion.area):
-            attrs["hsad_area"] = max(fusion.areas())  # from the pixel size, or the ladder's
+        attrs = {"method": self.name, **area_tag(fusion, self.target_size_m is not None)}
         return map_like(cube, scores, name="score", attrs=attrs)

@@ -26,7 +26,7 @@ from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, chosen_area, warn_below_ladder
+from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
 from hsad.fusion.tiled import (
     Statistics,
     check_filter_budget,
@@ -245,10 +245,8 @@ class ReconstructionDetector(NeuralDetector):
                                      d_spectral=d_spec, statistics=statistics, keep=keep,
                                      components=components)
             terms = maps.pop("terms", None)
-        attrs = {"method": self.name}
-        if fusion is not None and (self.target_size_m is not None
-                                   or max(fusion.areas()) != int(fusion.area)):
-            attrs["hsad_area"] = max(fusion.areas())  # from the pixel size, or the ladder's
+        attrs = {"method": self.name, **(area_tag(fusion, self.target_size_m is not None)
+                                          if fusion is not None else {})}
         out = {k: map_like(cube, v.astype(np.float32), name=k, attrs=attrs)
                for k, v in maps.items()}
         if names:

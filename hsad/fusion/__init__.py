@@ -212,6 +212,13 @@ def ladder(area: int) -> tuple[int, ...]:
     return tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
 
 
+def area_tag(fusion: Fusion, from_pixel_size: bool) -> dict[str, int]:
+    """The ``hsad_area`` attribute of a fused map: the largest area filtered, when it was
+    set from the pixel size (``target_size_m``) or the ladder raised it; else none."""
+    largest = max(fusion.areas())
+    return {"hsad_area": largest} if from_pixel_size or largest != int(fusion.area) else {}
+
+
 def warn_below_ladder(fusion: Fusion, name: str) -> None:
     """Warn when a multi-scale fusion asks for an area below the ladder's smallest step,
     which its filters use instead (a target of a pixel or two: the 3 × 3 step)."""

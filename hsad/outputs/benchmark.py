@@ -64,14 +64,13 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
     """
     scenes, files, taken = [], set(), set()
     for entry in dict.fromkeys(entries):
-        if entry in datasets.names():
-            datasets.path(entry)  # there, or fetched: the error says how
-        elif Path(entry).is_file() and detect_format(entry, "labelled scene") != "mat":
+        if entry not in datasets.names() and Path(entry).is_file() and \
+                detect_format(entry, "labelled scene") != "mat":
             raise ParameterError(
                 "hsad benchmark takes labelled MAT files (cube and ground truth in one "
                 "file) and benchmark names; for a scene with a ground-truth raster run "
                 "`hsad detect SCENE -m METHOD -o scores.tif --truth TRUTH`", entry)
-        file = os.path.realpath(_file_of(entry))
+        file = os.path.realpath(_file_of(entry))  # a benchmark's: there, or the error says how
         if file in files:
             continue
         files.add(file)

@@ -141,10 +141,7 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     if (infinite := int(np.count_nonzero(np.isinf(s)))):
         warnings.warn(f"{infinite} pixels of the score map score ±inf: left out as nodata "
                       "(write them as a finite score to rank them)", UserWarning, stacklevel=3)
-    if g.dtype == bool:
-        labelled, labels = np.ones(g.shape, bool), g
-    else:
-        labelled, labels = np.isfinite(g), g != 0
+    labelled, labels = _labels(g)
     valid &= labelled
     s, valid_labels = gathered_float64(s, valid), labels[valid]
     n_anomaly = int(valid_labels.sum())
@@ -158,18 +155,20 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     return s, valid_labels
 
 
+def _labels(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(labelled, anomaly)`` of a ground truth's pixels: a bool truth labels every pixel;
+    otherwise NaN is unlabelled and nonzero is an anomaly (where labelled)."""
+    if g.dtype == bool:
+        return np.ones(g.shape, bool), g
+    return np.isfinite(g), g != 0
+
+
 def check_truth(gt, nodata=None) -> None:
     """ParameterError unless the ground truth ``gt`` (bool, or values with NaN unlabelled,
     nonzero = anomaly) has labelled anomaly and background pixels, checked before any
     detection; ``nodata``: the file's nodata value, named when it left a class out."""
-    g = _values(gt)
-    if g.dtype == bool:
-        labelled, labels = np.ones(g.shape, bool), g
-    else:
-        g = np.asarray(g, dtype=np.float64)
-        labelled = np.isfinite(g)
-        labels = labelled & (g != 0)
-    anomalies = int(np.count_nonzero(labels))
+    labelled, labels = _labels(_values(gt))
+    anomalies = int(np.count_nonzero(labels & labelled))
     background = int(np.count_nonzero(labelled)) - anomalies
     if anomalies and background:
         return
