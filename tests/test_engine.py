@@ -3,6 +3,8 @@ fusion, batched inference and streamed GeoTIFF outputs (tiled == whole scene).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dask
 import dask.array as da
 import numpy as np
@@ -166,6 +168,49 @@ def test_materialise_keeps_small_maps_in_memory_and_spills_large_ones():
         assert got[0].chunks == a.chunks
 
 
+@pytest.mark.parametrize("shape", [(37, 23), (37, 23, 5), (11,), (6, 7, 3, 2)])
+def test_spill_files_write_and_read_any_window(tmp_path, shape):
+    """A spill file written block by block (``pwrite`` of each contiguous run) is the
+    array; any window read back (``pread``) is the array's window."""
+    rng = np.random.default_rng(len(shape))
+    values = rng.normal(size=shape).astype(np.float32)
+    store = tiles.NpyWindows.create(str(tmp_path / "a.npy"), shape, np.float32)
+    cuts = [sorted({0, n, *rng.integers(0, n, 3).tolist()}) for n in shape]
+    for block in np.ndindex(*[len(c) - 1 for c in cuts]):
+        key = tuple(slice(c[i], c[i + 1]) for c, i in zip(cuts, block, strict=True))
+        store[key] = values[key]
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), values)
+    for _ in range(40):
+        key = tuple(slice(*sorted(rng.integers(0, n + 1, 2).tolist())) for n in shape)
+        np.testing.assert_array_equal(store[key], values[key])
+    with pytest.raises(IndexError):
+        store[::2]
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_windows_of_kept_maps_equal_the_whole_scene(monkeypatch, spilled):
+    """:func:`map_windows` over what :func:`keep_with` kept gives the whole scene's
+    result, as :func:`map_halo` does, with a tile narrower than the halo (running sums
+    round with the window's origin: equal within rounding, not to the bit)."""
+    if spilled:
+        monkeypatch.setattr(tiles, "KEEP_SHARE", 0.0)
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(300, 400)), rng.normal(size=(300, 400))
+
+    def op(x, y):
+        return uniform_filter(x, 9, mode="reflect") * y
+
+    stores, _ = tiles.keep_with([da.from_array(a, chunks=64), da.from_array(b, chunks=64)],
+                                memory_limit="1GB")
+    assert all(isinstance(s, tiles.NpyWindows if spilled else np.ndarray) for s in stores)
+    chunks = ((100, 3, 197), (150, 250))
+    got = tiles.map_windows(op, stores, chunks, 4).compute()
+    pair = da.stack([da.from_array(a, chunks=chunks), da.from_array(b, chunks=chunks)], 2)
+    want = engine.map_halo(lambda blk: op(blk[:, :, 0], blk[:, :, 1]), pair, 4,
+                           drop_axis=2).compute()
+    whole = op(a, b)
+    np.testing.assert_allclose(got, whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(want, whole, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("memory_limit", ["1GB", "20MB"])  # in memory, spilled
@@ -187,6 +232,8 @@ def test_materialise_with_takes_reductions_in_the_same_pass(memory_limit):
     np.testing.assert_array_equal(lo, np.nanmin(values, axis=(0, 1)))
     np.testing.assert_array_equal(hi, np.nanmax(values, axis=(0, 1)))
     assert np.isnan(tiles.value_range(np.inf, -np.inf)).all()  # the extremes of no value
+
+
 # ---------------------------------------------------------------- tiled detectors
 
 
@@ -261,10 +308,14 @@ def _filter_tiles_of_30(monkeypatch, tile_function: str) -> list:
     return seen
 
 
-def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch):
+@pytest.mark.parametrize("spilled", [False, True])
+def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch, spilled):
     """Filter tiles of 30–34 pixels with the 24-pixel halo of areas 9 and 25 (both areas
-    read from one tree per tile), then the guided filter on tiles of its own: D_spatial is
+    read from one tree per tile), then the guided filter on tiles of its own, reading its
+    windows from the guide and responses kept in memory or spilled to files: D_spatial is
     still the whole scene's."""
+    if spilled:
+        monkeypatch.setattr(tiles, "KEEP_SHARE", 0.0)
     rng = np.random.default_rng(8)
     comps = uniform_filter(rng.normal(size=(100, 120, 2)), (3, 3, 1))
     comps[[5, 40], [7, 50]] += 3.0  # bright objects
@@ -272,12 +323,16 @@ def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch):
     fusion = Fusion(variant="multiscale", area=25, radius=2, n_components=2).resolved()
     want = spatial_aed(comps, area=(9, 25), radius=2, eps=fusion.eps)
     seen = _filter_tiles_of_30(monkeypatch, "_response_tile")
+    monkeypatch.setattr(tiles, "chunks_for", lambda *a, **k: (40, 40))  # guided tiles
+    spill = Path(tiles._spill_dir())
+    before = set(spill.iterdir())
     lazy = fusion_tiles._aed_filtered(da.from_array(comps, chunks=(50, 120, 2)), fusion)
+    assert lazy.chunks == ((34, 34, 32), (40, 40, 40))
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), want, rtol=1e-9, atol=1e-12)
-    tiles = [shape for shape in seen if shape[0] > 1]  # dask's meta calls aside
-    assert len(tiles) == 12  # 3 x 4 tiles of 30-34 pixels, each with its halo
-    assert max(s[0] for s in tiles) == 34 + 2 * 24 and min(s[1] for s in tiles) == 30 + 24
-
+    assert len(set(spill.iterdir()) - before) == (2 if spilled else 0)  # guide, responses
+    shapes = [shape for shape in seen if shape[0] > 1]  # dask's meta calls aside
+    assert len(shapes) == 12  # 3 x 4 tiles of 30-34 pixels, each with its halo
+    assert max(s[0] for s in shapes) == 34 + 2 * 24 and min(s[1] for s in shapes) == 30 + 24
 
 def test_spectral_tophat_on_small_tiles_equals_the_whole_scene(monkeypatch):
     """The area top-hat of D_spectral on tiles of 30–34 pixels with the 24-pixel halo of

@@ -20,13 +20,15 @@ import xarray as xr
 
 from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block, triangular_factor
-from hsad.engine.scheduler import parse_memory
+from hsad.engine.scheduler import active_client, parse_memory
 from hsad.engine.stats import cube_moments, whitening
 from hsad.engine.tiles import (
     check_budget,
     finite_extremes,
     halo_tiles,
+    keep_with,
     map_halo,
+    map_windows,
     materialise_with,
     nan_median,
     value_range,
@@ -212,12 +214,27 @@ def _response_tile(block, *, areas, scale):
 
 
 def _guided_sum_tile(block, *, stats, radius, eps):
-    """D_spatial of a tile of ``(components…, summed response)``: the response guided by
-    the first component; NaN where a component is not finite."""
-    comps, total = block[:, :, :-1], block[:, :, -1]
-    out = guided_filter(_guide(comps[:, :, 0], *stats[0]), total, radius, eps)
-    out[~np.isfinite(comps).all(axis=-1)] = np.nan
+    """:func:`_guided_pair` of a tile of ``(first component, summed response)``."""
+    return _guided_pair(block[:, :, 0], block[:, :, 1], stats=stats, radius=radius, eps=eps)
+
+
+def _guided_pair(first, total, *, stats, radius, eps):
+    """D_spatial of a tile: the summed response ``total`` guided by the ``first``
+    component; NaN where that is NaN (:func:`_guide_channel` makes it NaN where any
+    component is not finite)."""
+    first = np.asarray(first, dtype=np.float64)
+    out = guided_filter(_guide(first, *stats[0]), np.asarray(total, np.float64), radius, eps)
+    out[~np.isfinite(first)] = np.nan
     return out
+
+
+def _guide_channel(comps: da.Array) -> da.Array:
+    """The first component of ``comps`` (y, x, k), float64, NaN where any component is not
+    finite: all that the guided filter reads of them."""
+    first = comps[:, :, 0].astype(np.float64)
+    if comps.shape[2] > 1:
+        first = da.where(da.isfinite(comps).all(axis=2), first, np.nan)
+    return first
 
 
 def _tophat_tile(block, *, stats, areas, levels):
@@ -386,10 +403,17 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
                        pixel_bytes=_filter_bytes(k, qtype, len(areas)))
     scale = len(areas) * (levels - 1 if levels else 1)
     total = map_halo(_response_tile, tiles, halo, drop_axis=2, areas=areas, scale=scale)
-    stacked = da.concatenate([comps.astype(np.float64), total[:, :, None]], axis=2)
-    smooth = guided_halo(radius)
-    return map_halo(_guided_sum_tile, halo_tiles(stacked, smooth, memory_limit), smooth,
-                    drop_axis=2, stats=stats, radius=radius, eps=float(fusion.eps))
+    smooth, first = guided_halo(radius), _guide_channel(comps)
+    pair = halo_tiles(da.stack([first.rechunk(total.chunks), total], axis=2), smooth,
+                      memory_limit)
+    kw = {"stats": stats, "radius": radius, "eps": float(fusion.eps)}
+    if active_client() is not None:  # kept on the cluster's workers
+        return map_halo(_guided_sum_tile, pair, smooth, drop_axis=2, **kw)
+    # The guide and the responses are kept first (in memory, or spilled), and each guided
+    # tile reads its window: halo pieces of the lazy pair held most of the map's two
+    # float64 channels (and the components' rechunk all four) before they were read.
+    stores, _ = keep_with([first, total], memory_limit=memory_limit)
+    return map_windows(_guided_pair, stores, pair.chunks, smooth, **kw)
 
 
 def _filter_bytes(k: int, qtype, n_areas: int) -> int:
