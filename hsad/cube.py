@@ -12,6 +12,7 @@ coordinates and georeferencing, made by :func:`map_like`.
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ import xarray as xr
 from affine import Affine, TransformNotInvertibleError
 from rasterio.crs import CRS
 
-from hsad.errors import ParameterError
+from hsad.errors import GeoreferenceError, ParameterError
 
 DIMS = ("y", "x", "band")
 
@@ -84,6 +85,24 @@ def index_wavelength(cube: xr.DataArray) -> xr.DataArray:
     return cube
 
 
+def refuse_singular(transform: Affine, path=None, what: str = "the transform") -> None:
+    """:class:`GeoreferenceError` naming ``path`` for a singular (non-invertible) transform:
+    a pixel size of 0 places no pixel on the map (GDAL's inverse fails on it)."""
+    if transform.determinant == 0:
+        values = tuple(float(v) + 0.0 for v in tuple(transform)[:6])  # no -0.0
+        raise GeoreferenceError(f"{what} {values} is singular (a pixel size of 0): it "
+                                "places no pixel on the map", path)
+
+
+def check_transform(transform: Affine, path=None) -> None:
+    """:class:`GeoreferenceError` naming ``path`` unless ``transform`` is finite and
+    invertible."""
+    values = tuple(float(v) for v in tuple(transform)[:6])
+    if not all(map(math.isfinite, values)):
+        raise GeoreferenceError(f"the transform {values} is not finite", path)
+    refuse_singular(transform, path)
+
+
 def make_cube(
     data,
     *,
@@ -103,7 +122,8 @@ def make_cube(
 
     ``wavelength`` and ``fwhm`` are in nanometres; ascending wavelengths are indexed, so
     ``cube.sel(wavelength=slice(400, 2400))`` selects bands. ``transform`` defaults to the
-    identity pixel grid (as GDAL reports for files without map info).
+    identity pixel grid (as GDAL reports for files without map info); a singular or
+    non-finite one is a :class:`GeoreferenceError` naming ``source_path``.
     """
     if not isinstance(data, da.Array):
         data = wrap_numpy(np.asarray(data))
@@ -113,6 +133,7 @@ def make_cube(
         raise ValueError(f"a cube needs 3 dimensions (y, x, band), got shape {data.shape}")
     rows, cols, bands = data.shape
     transform = Affine.identity() if transform is None else transform
+    check_transform(transform, source_path)
     y, x = _pixel_centre_coords(transform, rows, cols)
     coords = {
         "y": y,
@@ -198,8 +219,11 @@ def transform_of(obj: xr.DataArray) -> Affine:
     no affine transform: ParameterError. Coordinates alone cannot tell a block's size where
     an axis has one row or column (a one-row slice of a coarsened cube): it gets the stored
     pixel size; write the coarse transform (``rio.write_transform``) for such a cube.
+    A singular transform (constant coordinates, a pixel size of 0) is a
+    :class:`GeoreferenceError` naming the cube's ``source_path``.
     """
     t = obj.rio.transform()
+    refuse_singular(t, obj.attrs.get("source_path"))
     if "x" not in obj.coords or "y" not in obj.coords:
         return t
     x, y = (np.asarray(obj[d].values, dtype=np.float64) for d in ("x", "y"))
@@ -408,6 +432,13 @@ def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:
     return out
 
 
+def _check_not_empty(shape: tuple[int, ...]) -> None:
+    """ParameterError for a cube without a row, a column or a band."""
+    if 0 in shape:
+        raise ParameterError(f"a cube needs at least one row, column and band, got shape "
+                             f"{tuple(shape)} (rows, cols, bands)")
+
+
 def as_cube(obj) -> xr.DataArray:
     """``obj`` as a cube the detectors take: a lazy ``(y, x, band)`` DataArray with hsad's
     band coordinates. Numpy and dask arrays ``(rows, cols, bands)`` become one
@@ -420,11 +451,13 @@ def as_cube(obj) -> xr.DataArray:
         if data.ndim != 3 or data.dtype.kind not in "biuf":
             raise ParameterError(f"a cube is a real-valued (rows, cols, bands) array, got shape "
                                  f"{data.shape} {data.dtype} (open files with hsad.open_cube)")
+        _check_not_empty(data.shape)
         return make_cube(data)
     if set(obj.dims) != set(DIMS) or obj.dtype.kind not in "biuf":
         raise ParameterError(f"a cube is a real-valued DataArray with the dims {DIMS}, got "
                              f"{obj.dims} {obj.dtype} (open files with hsad.open_cube, or "
                              "build one with hsad.make_cube)")
+    _check_not_empty(tuple(obj.sizes[d] for d in DIMS))
     cube = obj if obj.dims == DIMS else obj.transpose(*DIMS)
     if cube.chunks is None and not getattr(cube.variable, "_in_memory", True):
         # a file behind it (rioxarray.open_rasterio without chunks=): read tile by tile

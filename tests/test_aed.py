@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
 from hsad.background import fit_detector
@@ -48,6 +49,21 @@ def test_the_multiscale_default_also_finds_objects_up_to_its_largest_area():
     single = detectors.get("aed", variant="aed", area=36).fit_score(make_cube(x)).values
     rank = lambda a: (a < a[42:45, 7:10].mean()).mean()  # noqa: E731  (its inside's rank)
     assert rank(m) > 0.99 > 0.5 > rank(single)
+
+
+def test_an_area_above_the_ladder_is_its_last_step():
+    """An 18 x 18 object (324 pixels) with area=400: filtered up to 400, not capped at 225
+    (it scored AUC 0.42 then: the filters flattened it)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.3, 0.02, (100, 100, 10)).astype(np.float32)
+    x[30:48, 30:48] += 0.15
+    inside = np.zeros((100, 100), bool)
+    inside[30:48, 30:48] = True
+    aed = detectors.get("aed", area=400)
+    assert aed._fusion(make_cube(x)).areas() == (9, 25, 49, 121, 225, 400)
+    m = aed.fit_score(make_cube(x)).values
+    assert roc_auc_score(inside.ravel(), m.ravel()) > 0.9
+    assert detectors.get("aed")._fusion(make_cube(x)).areas()[-1] == 225  # the default
 
 
 def test_a_background_area_does_not_apply():

@@ -180,7 +180,11 @@ def test_detector_gives_a_clean_map_or_a_clear_error(name, case):
         exact_fit = small and name in EXACT_FIT
         too_few = small and _neural(name) and "valid pixels to train on" in str(error)
         flattened = small and name == "aed" and "no more than the filters' area" in str(error)
-        assert case in REFUSED or exact_fit or too_few or flattened, \
+        # values near 2³¹ with a spread of ~24: float32 (spacing 256) keeps none of it, and
+        # the detectors computing in float32 refuse it (rx and the others centre in float64)
+        in_float32 = (case == "int32_near_max" and (name == "aed" or _neural(name))
+                      and "computes in float32" in str(error))
+        assert case in REFUSED or exact_fit or too_few or flattened or in_float32, \
             f"{name} refused {case}: {error}"
         return
     assert case not in REFUSED, f"{name} scored a scene with nothing to detect"

@@ -29,6 +29,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
+from hsad.detectors.offset_check import check_offset
 from hsad.engine.stats import covariance_rank, scene_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
@@ -98,6 +99,8 @@ class AED(BaseDetector):
         self._check_bands(cube, self.bands_)
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"))
+        check_offset(moments.mean, np.sqrt(np.clip(np.diag(moments.cov), 0.0, None)),
+                     cube.dtype, self.name, cube.attrs.get("source_path"))
         fusion = self._fusion(cube)
         warn_below_ladder(fusion, self.name)
         smallest = min(fusion.areas())

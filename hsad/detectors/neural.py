@@ -32,6 +32,7 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
+from hsad.detectors.offset_check import check_sampled_offset
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
@@ -276,6 +277,8 @@ class NeuralDetector(BaseDetector):
                 raise ParameterError("the background area and the training region share no "
                                      "pixel", cube.attrs.get("source_path"))
         bands = good_band_mask(cube)
+        check_sampled_offset(cube.data, bands, cube.attrs.get("nodata"), self.name,
+                             cube.attrs.get("source_path"))
         sample = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
                                patch=self.patch_size, mask=region, fill_limit=FILL_MAGNITUDE)
         if sample.fill:  # trained on, one such pixel made some networks diverge (cavga)
@@ -341,6 +344,7 @@ class NeuralDetector(BaseDetector):
                 path)
         wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
         check_wavelengths(wl, self.wavelength_, path)
+        check_sampled_offset(cube.data, bands, cube.attrs.get("nodata"), self.name, path)
         self._check_level(cube, bands)
 
     def _training_level(self) -> tuple[np.ndarray, np.ndarray]:

@@ -39,22 +39,45 @@ def triangular_factor(white: np.ndarray) -> np.ndarray:
     return tri
 
 
+#: a triangular factor whose largest entry lies outside 2^±SCALE_EXPONENT is rescaled by a
+#: power of two before the float32 product (data on a scale of 1e-39 have factors of 1e39,
+#: beyond float32's range, and centred values below its normal numbers)
+SCALE_EXPONENT = 32
+
+
+def working_scale(tri: np.ndarray | None) -> float:
+    """A power of two ``s`` such that ``tri / s`` and ``s·(x − μ)`` sit in float32's
+    comfortable range: 1 for the factors of data on any ordinary scale, which keeps their
+    scores to the bit; scores are unchanged in exact arithmetic (``‖(R/s)(s·x)‖ = ‖R x‖``)."""
+    if tri is None:
+        return 1.0
+    peak = float(np.max(np.abs(tri), initial=0.0))
+    if not np.isfinite(peak) or peak == 0.0:
+        return 1.0
+    exponent = int(np.round(np.log2(peak)))
+    return 1.0 if abs(exponent) <= SCALE_EXPONENT else float(2.0 ** exponent)
+
+
 def rx_block(
     block: np.ndarray, mean: np.ndarray, tri: np.ndarray | None, nodata: float | None = None,
-    linear: np.ndarray | None = None, work=None,
+    linear: np.ndarray | None = None, work=None, scale: float = 1.0,
 ) -> np.ndarray:
     """RX scores ``‖R (x − mean)‖²`` of a ``(rows, cols, B)`` block in the dtype of ``tri``.
 
     ``tri`` is the upper-triangular factor of Σ⁺ (Fortran order). ``linear`` (a float64
     B-vector a) adds ``aᵀ(x − mean)``, summed in float64 (its terms may cancel); with
     ``tri=None`` the score is that term alone, in the dtype ``work`` (UTD, RXD-UTD). Pixels
-    that are not finite or have a band at ``nodata`` score NaN.
+    that are not finite or have a band at ``nodata`` score NaN. ``scale`` (a power of two,
+    :func:`working_scale`): ``tri`` is ``R / scale`` and the centred values are multiplied
+    by ``scale`` in float64 before the cast, so that data on a scale of 1e-39 keep their
+    precision.
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype if tri is not None else np.dtype(work)
     # centre in float64 when the working dtype cannot hold the input (int32 near 2³¹,
     # float64): the cast then only rounds the small centred values
-    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
+    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype,
+                                                 np.float64 if scale != 1.0 else dtype))
     out = np.empty((rows, cols), dtype=dtype)
     screen_nodata = nodata is not None and np.isfinite(nodata)
     step = max(1, PIECE_PIXELS // max(cols, 1))
@@ -63,7 +86,10 @@ def rx_block(
         for r in range(0, rows, step):
             raw = block[r : r + step]
             piece = buf[: raw.shape[0]]
-            np.subtract(raw, mean, out=piece, casting="unsafe")  # cast and centre in one pass
+            if scale != 1.0:  # centred and scaled in float64, then cast
+                np.multiply(np.subtract(raw, mean), scale, out=piece, casting="unsafe")
+            else:
+                np.subtract(raw, mean, out=piece, casting="unsafe")  # cast and centre at once
             piece = piece.reshape(-1, bands)
             score = piece @ linear if linear is not None else 0.0
             if tri is not None:
@@ -137,14 +163,16 @@ class GlobalRX(BaseDetector):
         """Lazy map of :func:`rx_block` with the fitted mean, ``tri`` and ``linear``."""
         data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})
         dtype = check_dtype(self.name, self.dtype)
+        scale = working_scale(tri)
         scores = map_pixels(
             rx_block,
             data,
             self.mean_,
-            None if tri is None else np.asfortranarray(tri, dtype=dtype),
+            None if tri is None else np.asfortranarray(tri / scale, dtype=dtype),
             cube.attrs.get("nodata"),
             None if linear is None else np.asarray(linear, dtype=np.float64),
             dtype,
+            scale,
             dtype=dtype,
         )
         return map_like(cube, scores, name="score", attrs={"method": self.name})

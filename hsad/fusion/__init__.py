@@ -208,8 +208,11 @@ def chosen_area(name: str, area, target_size_m, cube=None):
 
 
 def ladder(area: int) -> tuple[int, ...]:
-    """The multi-scale variant's areas up to ``area`` (at least the smallest)."""
-    return tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
+    """The multi-scale variant's areas up to ``area`` (at least the smallest); an area
+    above the ladder's top step is its last step (targets of 18 × 18 pixels need an area
+    of 324: capped at 225 they vanished from the map)."""
+    steps = tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
+    return steps + ((int(area),) if int(area) > LADDER[-1] else ())
 
 
 def area_tag(fusion: Fusion, from_pixel_size: bool) -> dict[str, int]:

@@ -9,7 +9,9 @@ info`` codes, datums, ``units=``, ``rotation=``, EPSG matching), also for files 
 will not open itself (spectral libraries, data files under 2 bytes, a header named
 differently from GDAL's lookup). hsad adds only its errors: a non-finite transform, or a
 ``projection info`` GDAL cannot build a CRS from (GDAL then drops the CRS), is a
-:class:`HeaderError`, and GDAL's unknown-datum notice becomes a ``UserWarning``.
+:class:`HeaderError`; a singular one (a pixel size of 0, which GDAL reports but cannot
+invert) is a :class:`GeoreferenceError`; GDAL's unknown-datum notice becomes a
+``UserWarning``.
 
 Writing (:func:`header_georef`) mirrors GDAL's ``WriteProjectionInfo``.
 """
@@ -32,6 +34,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
+from hsad.cube import refuse_singular
 from hsad.errors import HeaderError, ParameterError
 from hsad.io.envi_gdal_view import MAX_LINE, pam_bytes
 from hsad.io.sensor_georef import SensorGeoref
@@ -185,6 +188,7 @@ def georef_from_header(raw: dict, path=None, gdal: dict | None = None
         return None, None
     if not all(map(math.isfinite, tuple(transform)[:6])):
         raise HeaderError(f"'map info' gives a transform that is not finite: {shown}", path)
+    refuse_singular(transform, path, "the transform of 'map info'")
     if crs is None and "projection_info" in fields:  # GDAL could not build it: drops the CRS
         raise HeaderError(f"unreadable coordinate system in 'map info'/'projection info': "
                           f"GDAL builds no CRS from {shown}", path)

@@ -119,13 +119,26 @@ def find_data(header_path: str | os.PathLike, interleave: str | None = None) -> 
 # --------------------------------------------------------------------------- parsing
 
 
+#: a NUL and the rest of its line: GDAL reads each line as a C string, so a NUL ends it
+_NUL_TO_LINE_END = re.compile(rb"\x00[^\r\n]*")
+
+
+def _first_line(text: str) -> str:
+    """The first line of ``text`` that is not blank, stripped."""
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+
+
 def _decode(raw: bytes, path: Path) -> str:
-    if b"\x00" in raw[:4096]:
-        raise HeaderError("not an ENVI header (binary content; first line must be 'ENVI')", path)
+    """Header text, each line ending at its first NUL as in GDAL (NUL padding, a C
+    terminator); with a NUL and no ``ENVI`` first line, a binary file: HeaderError."""
+    cut = _NUL_TO_LINE_END.sub(b"", raw)
     try:
-        return raw.decode("utf-8-sig")
+        text = cut.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        text = cut.decode("latin-1")
+    if cut != raw and not _first_line(text).upper().startswith("ENVI"):
+        raise HeaderError("not an ENVI header (binary content; first line must be 'ENVI')", path)
+    return text
 
 
 def read_header_bytes(path: Path) -> bytes:
@@ -152,8 +165,7 @@ def parse_header_text(text: str, path: str | os.PathLike | None = None) -> dict[
     Keys are lower-case with single spaces (``"byte order"``). Later keys win.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    first = next((ln.strip() for ln in lines if ln.strip()), "")
-    if not first.upper().startswith("ENVI"):
+    if not _first_line(text).upper().startswith("ENVI"):
         raise HeaderError("not an ENVI header (first line must be 'ENVI')", path)
     out: dict[str, str] = {}
     i = 1 + next(i for i, ln in enumerate(lines) if ln.strip())
@@ -197,11 +209,39 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.replace("\n", " ").split(",")]
 
 
-def _floats(value: str, key: str, path) -> np.ndarray:
+#: a number with a Fortran ``D`` exponent (``4.0D+02``), as IDL writes doubles
+_FORTRAN_NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+))[dD]([-+]?\d+)")
+
+
+def _number(item: str, fortran: bool) -> float:
+    """``item`` as a float; with ``fortran``, a ``D`` exponent too. ValueError if neither."""
+    match = _FORTRAN_NUMBER.fullmatch(item) if fortran else None
+    return float(f"{match.group(1)}e{match.group(2)}" if match else item)
+
+
+def _floats(value: str, key: str, path, fortran: bool = False) -> np.ndarray:
+    """The numbers of a list, an empty last item dropped (``{400, 500,}``, as GDAL drops
+    it); HeaderError naming the first item that is not a number."""
+    items = split_list(value)
+    if len(items) > 1 and not items[-1]:
+        items.pop()
+    out = []
+    for item in items:
+        try:
+            out.append(_number(item, fortran))
+        except ValueError:
+            raise HeaderError(f"'{key}' item '{_short(item)}' is not a number", path) from None
+    return np.array(out, dtype=np.float64)
+
+
+def _optional_floats(raw: dict, key: str, path) -> np.ndarray | None:
+    """An optional numeric list (``wavelength``, ``fwhm``, ``bbl``; ``D`` exponents read);
+    None, with a warning, when it does not read: not worth refusing the file."""
     try:
-        return np.array([float(v) for v in split_list(value)], dtype=np.float64)
-    except ValueError:
-        raise HeaderError(f"'{key}' must be a list of numbers", path) from None
+        return _floats(raw[key], key, path, fortran=True)
+    except HeaderError as exc:
+        warnings.warn(f"{path}: {exc.problem}; the list is ignored", UserWarning, stacklevel=4)
+        return None
 
 
 def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
@@ -291,12 +331,19 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _without_comment(text: str) -> str:
+    """``text`` without a trailing ``; comment`` (``samples = 10 ; pixels``: GDAL's
+    ``atoi`` reads 10), stripped."""
+    head, sep, _ = text.partition(";")
+    return head.strip() if sep and head.strip() else text.strip()
+
+
 def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0) -> int:
     if key not in raw:
         if default is None:
             raise HeaderError(f"header is missing '{key}'", path)
         return default
-    text = raw[key].strip()
+    text = _without_comment(raw[key])
     try:
         value = int(text)
     except ValueError:
@@ -461,6 +508,32 @@ def _fwhm_scale(units: str | None, fwhm: np.ndarray) -> float | None:
     return 1000.0 if finite.size and np.max(np.abs(finite)) < 1 else 1.0
 
 
+#: wavelengths (nm) an imaging spectrometer can have: 100 nm (far UV) to 100 µm (far IR)
+PLAUSIBLE_NM = (100.0, 100_000.0)
+
+
+def _plausible(values_nm: np.ndarray) -> bool:
+    """Whether any finite value lies within :data:`PLAUSIBLE_NM`."""
+    return bool(((values_nm >= PLAUSIBLE_NM[0]) & (values_nm <= PLAUSIBLE_NM[1])).any())
+
+
+def _check_units(units: str | None, values: np.ndarray, factor: float | None, path) -> None:
+    """Warn when the declared ``wavelength units`` put every band outside
+    :data:`PLAUSIBLE_NM` (Micrometers on 400–800): the values are kept, as GDAL keeps them."""
+    finite = values[np.isfinite(values)]
+    declared = (units or "").strip().lower() in _MICRO | _NANO | _MILLI
+    if not declared or not finite.size or _plausible(finite * factor):
+        return
+    nm = finite * factor
+    guess = next((name for name, f in (("nanometres", 1.0), ("micrometres", 1000.0))
+                  if f != factor and _plausible(finite * f)), None)
+    hint = f"the values look like {guess}" if guess else "the values look like no unit"
+    warnings.warn(f"{path}: 'wavelength units = {_short(units.strip())}' puts every band "
+                  f"outside 100 nm – 100 µm ({nm.min():g}–{nm.max():g} nm); {hint}; "
+                  "kept as declared, as GDAL keeps them: correct the header's units",
+                  UserWarning, stacklevel=4)
+
+
 def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     """Fill wavelength/fwhm (nm), good_band and band_names from the header."""
     n = hdr.samples if hdr.is_spectral_library else hdr.bands
@@ -469,19 +542,20 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
         hdr.band_names = _per_band(names, n, "band names", p)
     fwhm_factor = wl = None
     if "wavelength" in raw:
-        wl = _per_band(_floats(raw["wavelength"], "wavelength", p), n, "wavelength", p)
+        wl = _per_band(_optional_floats(raw, "wavelength", p), n, "wavelength", p)
         if wl is not None:
             fwhm_factor = wavelength_scale(hdr.wavelength_units, wl)
             hdr.wavelength = None if fwhm_factor is None else wl * fwhm_factor
+            _check_units(hdr.wavelength_units, wl, fwhm_factor, p)
     elif hdr.band_names is not None:
         hdr.wavelength = wavelengths_from_band_names(hdr.band_names)
     if "fwhm" in raw:
-        fw = _per_band(_floats(raw["fwhm"], "fwhm", p), n, "fwhm", p)
+        fw = _per_band(_optional_floats(raw, "fwhm", p), n, "fwhm", p)
         if fw is not None:
             # the wavelengths' unit when they were read, else the fwhm's own
             factor = (fwhm_factor if "wavelength" in raw and wl is not None
                       else _fwhm_scale(hdr.wavelength_units, fw))
             hdr.fwhm = None if factor is None else fw * factor
     if "bbl" in raw:
-        bbl = _per_band(_floats(raw["bbl"], "bbl", p), n, "bbl", p)
+        bbl = _per_band(_optional_floats(raw, "bbl", p), n, "bbl", p)
         hdr.good_band = None if bbl is None else bbl != 0

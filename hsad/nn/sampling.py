@@ -19,6 +19,7 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from hsad.cube import block_valid, good_band_mask
+from hsad.engine.stats import fill_limit_note
 from hsad.errors import ParameterError
 
 #: Chunks read together (one dask.compute) while sampling.
@@ -240,7 +241,9 @@ def sample_pixels(
             n_found += len(ranked)
         rate = max(ok_all.mean() if fresh.size else 0.0, 1e-3)
     if n_found == 0:
-        raise ParameterError(_nothing_to_sample(cube, bands, mask), cube.attrs.get("source_path"))
+        why = (f"no valid pixel to sample{fill_limit_note(cube, bands)}" if n_fill
+               else _nothing_to_sample(cube, bands, mask))
+        raise ParameterError(why, cube.attrs.get("source_path"))
     pos = np.concatenate(found_pos)[:n]
     values = np.concatenate(found_val)[:n]
     r, c = np.divmod(pos, cols)

@@ -1,0 +1,93 @@
+"""Scenes on unusual scales: RX on values near float32's smallest numbers, detectors that
+compute in float32 on data sitting on a huge offset, and cubes without a band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hsad import datasets, detectors
+from hsad.cube import good_band_mask, make_cube
+from hsad.detectors.offset_check import check_sampled_offset
+from hsad.detectors.rx import working_scale
+from hsad.errors import ParameterError
+
+
+def _scene(seed: int = 0) -> np.ndarray:
+    """40 x 40 x 20 correlated background with one 6-sigma pixel at (20, 20)."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(20, 20))
+    x = rng.normal(size=(40, 40, 20)) @ mix + 50.0
+    x[20, 20] += 6.0 * mix.std() * np.sqrt(20)
+    return x
+
+
+def test_rx_scores_values_near_float32s_smallest_as_it_scores_them_at_unit_scale():
+    """Values of 1e-37 (float64): the triangular factor (about 1e37) and the centred values
+    (below float32's normal numbers) no longer fit float32; scored through a power-of-two
+    scale, the map is the unit-scale map's. (It was all NaN, with exit status 0.)"""
+    x = _scene()
+    want = detectors.get("rx").fit_score(make_cube(x)).values
+    tiny = detectors.get("rx").fit(make_cube(x * 1e-37))
+    assert working_scale(tiny.triangular_) != 1.0
+    got = tiny.score(make_cube(x * 1e-37)).values
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-3)  # float32 products over 20 bands
+
+
+def test_rx_on_float32_subnormal_values_gives_a_finite_map_with_the_anomaly_on_top():
+    """float32 values of 1e-40 hold about 14 bits: RX still ranks the anomaly first."""
+    x = (_scene() * 2e-42).astype(np.float32)
+    got = detectors.get("rx").fit_score(make_cube(x)).values
+    assert np.isfinite(got).all()
+    assert np.unravel_index(np.argmax(got), got.shape) == (20, 20)
+
+
+def test_ordinary_scales_are_scored_without_a_scale():
+    """Scores of data on any ordinary scale keep their exact float32 path."""
+    for factor in (1e-4, 1.0, 1e4):
+        rx = detectors.get("rx").fit(make_cube(_scene() * factor))
+        assert working_scale(rx.triangular_) == 1.0
+
+
+@pytest.mark.parametrize("method", ["aed", "fanogan", "hadgan"])
+@pytest.mark.parametrize("offset, dtype", [(1e10, np.float64), (4.29e9, np.uint32)])
+def test_float32_detectors_refuse_data_on_a_huge_offset(method, offset, dtype):
+    """1e10 + N(0, 1) in float64 (or uint32 near 2^32) is one value every 1024 units in
+    float32: the maps were one value, with exit status 0. RX centres in float64 and scores
+    the scene."""
+    rng = np.random.default_rng(1)
+    x = (offset + 20 * rng.normal(size=(30, 30, 10))).astype(dtype)
+    with pytest.raises(ParameterError, match="offset .* times their spread.*float32"):
+        detectors.get(method).fit_score(make_cube(x))
+    rx = detectors.get("rx").fit_score(make_cube(x)).values
+    assert np.unique(rx).size > 800
+
+
+def test_one_nearly_constant_band_is_no_offset():
+    """Reflectance in float64 with one band nearly constant: the median band decides."""
+    rng = np.random.default_rng(2)
+    x = 0.3 + 0.05 * rng.normal(size=(30, 30, 10))
+    x[:, :, 3] = 0.5 + 1e-12 * rng.normal(size=(30, 30))
+    check_sampled_offset(x, np.ones(10, bool), None, "aed")  # no error
+    assert np.isfinite(detectors.get("aed").fit_score(make_cube(x)).values).all()
+
+
+@pytest.mark.parametrize("shape", [(30, 30, 0), (0, 5, 3), (5, 0, 3)])
+def test_a_cube_without_a_band_row_or_column_is_a_parameter_error(shape):
+    with pytest.raises(ParameterError, match="at least one row, column and band"):
+        detectors.get("rx").fit_score(np.zeros(shape))
+
+
+def test_no_benchmark_scene_sits_on_an_offset(datasets_dir):
+    """The offset rule refuses none of the real scenes."""
+    for name in datasets.names():
+        cube, _ = datasets.load(name, verify_sha256=False)
+        check_sampled_offset(cube.data, good_band_mask(cube), cube.attrs.get("nodata"), name)
+
+
+def test_values_too_small_to_square_are_named_as_such():
+    """float64 values of 1e-310 square to 0: their covariance is zero, but the pixels are
+    not alike, and the advice is to rescale (it was "every pixel alike")."""
+    with pytest.raises(ParameterError, match="too small to square in float64.*multiply it by"):
+        detectors.get("rx").fit(make_cube(_scene() * 1e-312))
