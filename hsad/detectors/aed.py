@@ -92,7 +92,9 @@ class AED(BaseDetector):
         return self
 
     def score(self, cube: xr.DataArray) -> xr.DataArray:
-        """Lazy ``(y, x)`` D_spatial map, NaN on nodata pixels."""
+        """``(y, x)`` D_spatial map, NaN on nodata pixels: the attribute filters run here
+        (their responses kept in memory or spilled under the memory budget), the guided
+        filter lazily."""
         from hsad.fusion.tiled import aed_map
 
         self._check_fitted("bands_")

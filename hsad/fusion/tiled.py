@@ -351,7 +351,7 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
     else:
         d_spat = _aed_filtered(source, fusion, memory_limit, stats)
     if fusion.spectral_tophat:  # D_SS weights D_spectral's area top-hat at 1 − λ
-        # its filters run beside the spatial stage's, in the same pass
+        # its filters run in the same pass as the spatial stage's guided filter
         tophat = _tophat_filtered(d_spec, fusion, memory_limit)
         (d_spat, spec_term), (s_lo, s_hi, p_lo, p_hi) = materialise_with(
             [d_spat, tophat], [*finite_extremes(d_spat), *finite_extremes(tophat)],
@@ -377,8 +377,10 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
 
 
 def aed_map(source, fusion) -> da.Array:
-    """Lazy AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
-    its principal-component images, guided by the first, summed (halo tiles)."""
+    """AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
+    its principal-component images, guided by the first, summed (halo tiles). The filters
+    run when it is called (their responses are kept, :func:`_aed_filtered`); the guided
+    filter is lazy."""
     fusion = fusion.resolved()
     return _aed_filtered(components_map(source, int(fusion.n_components)), fusion)
 
@@ -388,8 +390,10 @@ def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.
     stages: the attribute responses of the quantised components, summed over the areas
     and components, on tiles with the largest area's halo and as large as the budget allows
     (the filters need little memory a pixel, and every tile filters its halo again); then
-    the guided filter, on tiles with its own small halo. ``stats``: :func:`_band_stats` of
-    ``comps`` when the caller has them."""
+    the guided filter, on tiles with its own small halo, each reading its window of the
+    first component and the responses, which are computed and kept here (in memory or
+    spilled, :func:`keep_with`; on a cluster both stages stay lazy). ``stats``:
+    :func:`_band_stats` of ``comps`` when the caller has them."""
     radius, levels = int(fusion.radius), int(fusion.levels)
     areas = fusion.areas()
     stats = _band_stats(comps) if stats is None else stats
