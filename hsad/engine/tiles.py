@@ -294,9 +294,8 @@ def _runs(shape: tuple[int, ...], key: tuple[slice, ...]):
 class NpyWindows:
     """Array-like over a ``.npy`` file for ``dask.array.from_array`` (reads) and
     ``dask.array.store`` (writes): a window is read or written with ``pread``/``pwrite``,
-    row run by row run, through the page cache. Unlike a memory map, nothing of the file
-    stays in the process's resident memory (a map written through ``open_memmap`` kept
-    every page it wrote resident until the end). Thread safe, picklable."""
+    row run by row run, through the page cache: nothing of the file is mapped into the
+    process. Thread safe, picklable."""
 
     def __init__(self, path: str, shape: tuple[int, ...], dtype, offset: int | None = None):
         self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
