@@ -185,6 +185,23 @@ def test_spill_files_write_and_read_any_window(tmp_path, shape):
         np.testing.assert_array_equal(store[key], values[key])
     with pytest.raises(IndexError):
         store[::2]
+    empty = (slice(2, 2),) + (slice(None),) * (len(shape) - 1)
+    store[empty] = values[empty]  # an empty block writes nothing
+    assert store[empty].shape == values[empty].shape
+
+
+def test_spill_files_go_when_nothing_reads_them():
+    """A batch of scenes in one process does not pile up its spill files until exit."""
+    import gc
+
+    spill = Path(tiles._spill_dir())
+    before = set(spill.iterdir())
+    kept = engine.materialise(da.ones((1000, 1000), chunks=250), memory_limit="16MB")[0]
+    assert len(set(spill.iterdir()) - before) == 1
+    assert float(kept.sum().compute()) == 1e6
+    del kept
+    gc.collect()
+    assert set(spill.iterdir()) - before == set()
 
 
 @pytest.mark.parametrize("spilled", [False, True])

@@ -98,7 +98,7 @@ def assert_refused(path, match, scene, tmp_path, capsys):
 def test_model_records_hsad_and_format_versions_and_loads(model, members, scene):
     config, _ = members
     assert config["format"] == "hsad-model"
-    assert config["format_version"] == persistence.FORMAT_VERSION == 3
+    assert config["format_version"] == persistence.FORMAT_VERSION == 4
     assert config["hsad_version"] == __version__
     det = load_detector(model)
     assert det.get_params()["hidden"] == TINY["hidden"]
@@ -144,6 +144,24 @@ def test_a_format_2_model_keeps_fusing_d_spectral_itself(members, tmp_path):
     assert chosen.spectral_tophat is True
 
 
+def test_a_format_3_model_keeps_its_ladder_to_225(members, tmp_path):
+    """Before format 4 a multi-scale area above 225 filtered up to 225 only; now it is the
+    ladder's last step. An old file keeps its map; a new one takes its area."""
+    def v3(c, **params):
+        c["format_version"] = 3
+        c["params"].update(params)
+
+    old = load_detector(with_config(members, tmp_path / "v3.hsad",
+                                    lambda c: v3(c, area=400))).fusion_()
+    assert (old.area, old.areas()) == (225, (9, 25, 49, 121, 225))
+    single = load_detector(with_config(members, tmp_path / "v3_aed.hsad",
+                                       lambda c: v3(c, area=400, fusion="aed"))).fusion_()
+    assert single.areas() == (400,)
+    new = load_detector(with_config(members, tmp_path / "v4.hsad",
+                                    lambda c: c["params"].update(area=400))).fusion_()
+    assert new.areas() == (9, 25, 49, 121, 225, 400)
+
+
 def test_a_rewritten_but_untouched_model_still_loads(members, tmp_path, scene):
     # the tampering helpers themselves produce loadable files when nothing is changed
     path = with_config(members, tmp_path / "same.hsad", lambda c: None)
@@ -172,7 +190,7 @@ def _bands(n):
 TAMPERED = {
     "unknown detector": (_set("method", "evil"), "needs method 'evil'"),
     "classic detector": (_set("method", "rx"), "needs method 'rx'"),
-    "future format": (_set("format_version", 4), "newer than this hsad.*upgrade hsad"),
+    "future format": (_set("format_version", 5), "newer than this hsad.*upgrade hsad"),
     "no format version": (_drop("format_version"), "no format_version.*retrain"),
     "old format version": (_set("format_version", 0), "no longer read.*retrain"),
     "format version as text": (_set("format_version", "1"), "must be an integer"),

@@ -64,6 +64,35 @@ def test_float32_detectors_refuse_data_on_a_huge_offset(method, offset, dtype):
     assert np.unique(rx).size > 800
 
 
+def test_the_offset_message_names_the_files_band_and_fine_detail_is_kept():
+    """Bands are named by their number in the file (a bad band before them counted); an
+    offset that leaves float32 dozens of steps a spread (longitudes -114.885 ± 0.0007, as
+    in an AVIRIS-NG location file) is scored."""
+    rng = np.random.default_rng(3)
+    x = 5.0 + rng.normal(size=(30, 30, 6))
+    x[:, :, 2:] += 1e7
+    cube = make_cube(x, good_band=np.array([False, True, True, True, True, True]))
+    with pytest.raises(ParameterError, match=r"\(band 4: 1e\+07"):
+        detectors.get("aed").fit_score(cube)
+    lon = -114.885 + 0.0007 * rng.normal(size=(30, 30, 2))
+    lon[10, 10] += 0.01
+    m = detectors.get("aed", variant="aed", area=9).fit_score(make_cube(lon)).values
+    assert np.isfinite(m).all() and np.unique(m).size > 800
+
+
+def test_rxd_utd_is_unchanged_by_the_working_scale():
+    """RXD-UTD's linear term reads the scaled values too (it came out 1e12 times too large
+    at a unit of 1e-12)."""
+    x = _scene() * 1e-12
+    det = detectors.get("rxd-utd").fit(make_cube(x))
+    assert working_scale(det.triangular_) != 1.0
+    got = det.score(make_cube(x)).values
+    centred = x.reshape(-1, x.shape[2]) - det.mean_  # the exact scores, in float64
+    want = (np.sum((centred @ det.triangular_.T) ** 2, axis=1)
+            - centred @ np.asarray(det.direction_)).reshape(got.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+
+
 def test_one_nearly_constant_band_is_no_offset():
     """Reflectance in float64 with one band nearly constant: the median band decides."""
     rng = np.random.default_rng(2)

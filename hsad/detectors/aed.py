@@ -102,7 +102,8 @@ class AED(BaseDetector):
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"))
         check_offset(moments.mean, np.sqrt(np.clip(np.diag(moments.cov), 0.0, None)),
-                     cube.dtype, self.name, cube.attrs.get("source_path"))
+                     cube.dtype, self.name, cube.attrs.get("source_path"),
+                     band_numbers=np.flatnonzero(good_band_mask(cube)) + 1)
         fusion = self._fusion(cube)
         warn_below_ladder(fusion, self.name)
         smallest = min(fusion.areas())

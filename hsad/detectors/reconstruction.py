@@ -26,7 +26,7 @@ from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
+from hsad.fusion import LADDER, Fusion, area_tag, chosen_area, warn_below_ladder
 from hsad.fusion.tiled import (
     Statistics,
     check_filter_budget,
@@ -77,13 +77,18 @@ class ReconstructionDetector(NeuralDetector):
         """Keep the map an older model file was trained to give. A format-1 model (before
         2026-12-02) that left the multi-scale ladder's largest area unset used the ladder
         to 121 pixels (format 2: to 225); its ``lam`` was always stored. Models before
-        format 3 fused D_spectral itself, not its area top-hat (``spectral_tophat``)."""
+        format 3 fused D_spectral itself, not its area top-hat (``spectral_tophat``). Before
+        format 4 a multi-scale ``area`` above 225 filtered up to 225 only."""
         saved = super().upgrade_params(saved, format_version)
         if (format_version < 2 and saved.get("fusion", "multiscale") == "multiscale"
                 and saved.get("area") is None and saved.get("target_size_m") is None):
             saved = {**saved, "area": FORMAT1_MULTISCALE_AREA}
         if format_version < 3 and saved.get("spectral_tophat") is None:
             saved = {**saved, "spectral_tophat": False}
+        area = saved.get("area")
+        if (format_version < 4 and saved.get("fusion", "multiscale") == "multiscale"
+                and area is not None and int(area) > LADDER[-1]):
+            saved = {**saved, "area": LADDER[-1]}  # the ladder stopped at its top step
         return saved
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:

@@ -68,9 +68,9 @@ def rx_block(
     B-vector a) adds ``aᵀ(x − mean)``, summed in float64 (its terms may cancel); with
     ``tri=None`` the score is that term alone, in the dtype ``work`` (UTD, RXD-UTD). Pixels
     that are not finite or have a band at ``nodata`` score NaN. ``scale`` (a power of two,
-    :func:`working_scale`): ``tri`` is ``R / scale`` and the centred values are multiplied
-    by ``scale`` in float64 before the cast, so that data on a scale of 1e-39 keep their
-    precision.
+    :func:`working_scale`): ``tri`` is ``R / scale``, ``linear`` is ``a / scale`` and the
+    centred values are multiplied by ``scale`` in float64 before the cast, so that data on
+    a scale of 1e-39 keep their precision.
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype if tri is not None else np.dtype(work)
@@ -170,7 +170,8 @@ class GlobalRX(BaseDetector):
             self.mean_,
             None if tri is None else np.asfortranarray(tri / scale, dtype=dtype),
             cube.attrs.get("nodata"),
-            None if linear is None else np.asarray(linear, dtype=np.float64),
+            # the linear term reads the scaled values too: aᵀ(x − μ) = (a/s)ᵀ(s·(x − μ))
+            None if linear is None else np.asarray(linear, dtype=np.float64) / scale,
             dtype,
             scale,
             dtype=dtype,

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 
 import dask
@@ -271,6 +272,12 @@ def _spill_dir() -> str:
     return _SPILL_DIR[0]
 
 
+def _remove_quietly(path: str) -> None:
+    """Remove ``path`` if it is still there (a spill file no graph reads any more)."""
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
 def _runs(shape: tuple[int, ...], key: tuple[slice, ...]):
     """``(first item, items)`` of each contiguous run of a C-order array of ``shape`` that
     the block ``key`` (one slice of step 1 per axis) covers, in order."""
@@ -309,7 +316,9 @@ class NpyWindows:
 
     @classmethod
     def create(cls, path: str, shape: tuple[int, ...], dtype) -> NpyWindows:
-        """A new ``.npy`` file of ``shape`` (sparse until written)."""
+        """A new ``.npy`` file of ``shape`` (sparse until written), removed when the
+        returned object is no longer referenced (by the dask graphs reading it): a batch
+        of scenes in one process does not pile up its spill files until the end."""
         dtype = np.dtype(dtype)
         with open(path, "wb") as f:
             np.lib.format.write_array_header_1_0(
@@ -317,7 +326,9 @@ class NpyWindows:
                     "shape": tuple(shape)})
             offset = f.tell()
             f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-        return cls(path, shape, dtype, offset)
+        out = cls(path, shape, dtype, offset)
+        weakref.finalize(out, _remove_quietly, path)
+        return out
 
     def _key(self, key) -> tuple[slice, ...]:
         key = key if isinstance(key, tuple) else (key,)
@@ -336,31 +347,31 @@ class NpyWindows:
             return out
         runs, run = _runs(self.shape, key)
         flat, size = out.reshape(-1), self.dtype.itemsize
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
+        with open(self.path, "rb", buffering=0) as f:  # a file object of its own: threads
             for i, (first, _) in enumerate(runs):
                 view = memoryview(flat[i * run:(i + 1) * run]).cast("B")
-                if os.preadv(fd, [view], self.offset + first * size) != view.nbytes:
+                f.seek(self.offset + first * size)
+                if f.readinto(view) != view.nbytes:
                     raise OSError(f"{self.path}: short read")
-        finally:
-            os.close(fd)
         return out
 
     def __setitem__(self, key, value) -> None:
         key = self._key(key)
-        runs, run = _runs(self.shape, key)
         flat = np.ascontiguousarray(value, dtype=self.dtype).reshape(-1)
+        if any(len(range(*k.indices(n))) == 0 for k, n in zip(key, self.shape, strict=True)):
+            if flat.size:
+                raise ValueError(f"a block of {flat.size} values for an empty window")
+            return
+        runs, run = _runs(self.shape, key)
         if flat.size != run * len(runs):
             raise ValueError(f"a block of {flat.size} values for a window of {run * len(runs)}")
         size = self.dtype.itemsize
-        fd = os.open(self.path, os.O_WRONLY)
-        try:
+        with open(self.path, "r+b", buffering=0) as f:  # a file object of its own: threads
             for i, (first, _) in enumerate(runs):
                 view = memoryview(flat[i * run:(i + 1) * run]).cast("B")
-                if os.pwrite(fd, view, self.offset + first * size) != view.nbytes:
+                f.seek(self.offset + first * size)
+                if f.write(view) != view.nbytes:
                     raise OSError(f"{self.path}: short write")
-        finally:
-            os.close(fd)
 
 
 def materialise(*arrays: da.Array, memory_limit: str | int | None = None) -> list[da.Array]:

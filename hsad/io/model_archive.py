@@ -13,6 +13,8 @@ to upgrade hsad, a model without one (or an unknown older one) asks to retrain i
 ``hsad train``. Format 2 (2026-12-02): a reconstruction model's fusion ``lam`` may be None
 (the variant's own default); a format-1 model's parameters are read with the meanings they
 had (``upgrade_params``: the multi-scale ladder it left unset went up to 121 pixels).
+Format 4 (2026-12-04): a multi-scale ``area`` above 225 pixels is the ladder's last step;
+before, it meant the ladder to 225, which an older model keeps.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from hsad.errors import HsadError, ModelError
 from hsad.io.atomic import atomic_path
 
 FORMAT = "hsad-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: format versions this hsad reads
-READABLE = (1, 2, 3)
+READABLE = (1, 2, 3, 4)
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: largest member sizes read (uncompressed bytes): checked before anything is read
