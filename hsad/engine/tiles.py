@@ -338,19 +338,23 @@ class NpyWindows:
             raise IndexError(f"NpyWindows takes one slice of step 1 per axis, got {key!r}")
         return key
 
+    def _window_shape(self, key: tuple[slice, ...]) -> tuple[int, ...]:
+        return tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape, strict=True))
+
+    def _views(self, key: tuple[slice, ...], flat: np.ndarray, mode: str):
+        """``(file, bytes of flat)`` for each contiguous run of the window ``key`` in turn,
+        the file (an object of its own: threads) positioned at the run."""
+        runs, run = _runs(self.shape, key)
+        with open(self.path, mode, buffering=0) as f:
+            for i, (first, _) in enumerate(runs):
+                f.seek(self.offset + first * self.dtype.itemsize)
+                yield f, memoryview(flat[i * run:(i + 1) * run]).cast("B")
+
     def __getitem__(self, key) -> np.ndarray:
         key = self._key(key)
-        out_shape = tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape,
-                                                                    strict=True))
-        out = np.empty(out_shape, self.dtype)
-        if out.size == 0:
-            return out
-        runs, run = _runs(self.shape, key)
-        flat, size = out.reshape(-1), self.dtype.itemsize
-        with open(self.path, "rb", buffering=0) as f:  # a file object of its own: threads
-            for i, (first, _) in enumerate(runs):
-                view = memoryview(flat[i * run:(i + 1) * run]).cast("B")
-                f.seek(self.offset + first * size)
+        out = np.empty(self._window_shape(key), self.dtype)
+        if out.size:
+            for f, view in self._views(key, out.reshape(-1), "rb"):
                 if f.readinto(view) != view.nbytes:
                     raise OSError(f"{self.path}: short read")
         return out
@@ -358,18 +362,11 @@ class NpyWindows:
     def __setitem__(self, key, value) -> None:
         key = self._key(key)
         flat = np.ascontiguousarray(value, dtype=self.dtype).reshape(-1)
-        if any(len(range(*k.indices(n))) == 0 for k, n in zip(key, self.shape, strict=True)):
-            if flat.size:
-                raise ValueError(f"a block of {flat.size} values for an empty window")
-            return
-        runs, run = _runs(self.shape, key)
-        if flat.size != run * len(runs):
-            raise ValueError(f"a block of {flat.size} values for a window of {run * len(runs)}")
-        size = self.dtype.itemsize
-        with open(self.path, "r+b", buffering=0) as f:  # a file object of its own: threads
-            for i, (first, _) in enumerate(runs):
-                view = memoryview(flat[i * run:(i + 1) * run]).cast("B")
-                f.seek(self.offset + first * size)
+        size = math.prod(self._window_shape(key))
+        if flat.size != size:
+            raise ValueError(f"a block of {flat.size} values for a window of {size}")
+        if size:
+            for f, view in self._views(key, flat, "r+b"):
                 if f.write(view) != view.nbytes:
                     raise OSError(f"{self.path}: short write")
 
