@@ -31,12 +31,20 @@ LEVEL_SAMPLE = 4096
 LEVEL_SPREADS = 20.0
 
 
-def scene_medians(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Per-band medians of ``data`` (rows, cols, all bands; numpy or dask) on ``bands`` (a
-    boolean mask), over the sampled values that hold data; NaN for a band without any."""
+def sampled_values(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
+    """An even sample of about :data:`LEVEL_SAMPLE` pixels of ``data`` (rows, cols, all
+    bands; numpy or dask) on ``bands`` (a boolean mask), float64, NaN where a value holds
+    no data."""
     sample = even_sample(data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)]
     values = sample.astype(np.float64)
     values[missing_values(sample, nodata)] = np.nan
+    return values
+
+
+def scene_medians(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Per-band medians of ``data`` (rows, cols, all bands; numpy or dask) on ``bands`` (a
+    boolean mask), over the sampled values that hold data; NaN for a band without any."""
+    values = sampled_values(data, bands, nodata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a band without data: NaN
         return np.nanmedian(values, axis=0)

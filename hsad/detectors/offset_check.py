@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hsad.cube import missing_values
-from hsad.engine.stats import even_sample
+from hsad.detectors.level_check import sampled_values
 from hsad.errors import ParameterError
 
 #: fewer float32 steps than this across one spread (at the median band) are refused: 1e10 +
@@ -21,10 +20,6 @@ from hsad.errors import ParameterError
 #: spread over 0.0007 (an AVIRIS-NG location file) have 87 and give AED the float64 map's
 #: ranking (Spearman 0.998)
 MIN_STEPS = 8.0
-#: pixels sampled for the centre and spread when no statistics are at hand
-OFFSET_SAMPLE = 4096
-
-
 def wider_than_float32(dtype) -> bool:
     """Whether values of ``dtype`` can carry detail that a float32 cast drops."""
     dtype = np.dtype(dtype)
@@ -61,15 +56,14 @@ def check_offset(centre: np.ndarray, spread: np.ndarray, dtype, what: str, path=
 
 def check_sampled_offset(data, bands: np.ndarray, nodata, what: str, path=None) -> None:
     """:func:`check_offset` of the per-band median and interquartile spread (IQR / 1.349)
-    of an even sample of ``data`` (rows, cols, all bands) on ``bands`` (a boolean mask):
+    of an even sample (:func:`~hsad.detectors.level_check.sampled_values`) of ``data``
+    (rows, cols, all bands) on ``bands`` (a boolean mask):
     no pass over a large scene, and nothing read unless the data are stored wider than
     float32."""
     if not wider_than_float32(data.dtype):
         return
     chosen = np.flatnonzero(np.asarray(bands, dtype=bool))
-    sample = even_sample(data, OFFSET_SAMPLE)[:, chosen]
-    values = sample.astype(np.float64)
-    values[missing_values(sample, nodata) | ~np.isfinite(values)] = np.nan
+    values = sampled_values(data, bands, nodata)
     usable = np.isfinite(values).any(axis=0)
     if not usable.any():
         return

@@ -522,7 +522,7 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None, *,
 
 def dead_bands_note(cube: xr.DataArray, bands=None) -> str:
     """``": bands … hold no data in any pixel; mark them bad"``, or "" when there are none."""
-    sel = np.flatnonzero(good_band_mask(cube) if bands is None else np.asarray(bands))
+    sel = band_positions(cube, bands)
     nodata = cube.attrs.get("nodata")
     data = cube.data[:, :, sel]
     if not can_miss(data.dtype, nodata):

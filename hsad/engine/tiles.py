@@ -382,9 +382,9 @@ def materialise_with(arrays, reductions, *, memory_limit: str | int | None = Non
                      ) -> tuple[list[da.Array], tuple]:
     """:func:`materialise` of ``arrays``, and the values of the lazy ``reductions`` of them
     (e.g. :func:`finite_extremes`) computed in the same pass: nothing is read back."""
-    arrays = list(arrays)
-    if active_client() is not None:
-        kept = list(active_client().persist(arrays))
+    arrays, client = list(arrays), active_client()
+    if client is not None:
+        kept = list(client.persist(arrays))
         cluster_progress(kept)
         return kept, tuple(dask.compute(*reductions)) if reductions else ()
     stores, values = keep_with(arrays, reductions, memory_limit=memory_limit)
