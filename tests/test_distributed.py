@@ -233,3 +233,39 @@ def test_maps_kept_on_the_cluster_show_a_bar(cluster, capsys):
         assert "tiles (cluster)" not in capsys.readouterr().err
         np.testing.assert_array_equal(kept.compute(), 2.0)
     assert TileProgress.current() is None
+
+
+def test_streamed_statistics_on_a_cluster_show_a_bar_and_equal_the_local_ones(cluster, capsys):
+    """The statistics' blocks run on the cluster, where no local callback sees them: they
+    get a bar of their own when one is asked for, and merge in the same order as locally."""
+    from hsad.cube import make_cube
+    from hsad.engine.scheduler import TileProgress
+    from hsad.engine.stats import cube_moments
+
+    rng = np.random.default_rng(3)
+    cube = make_cube(da.from_array(rng.normal(size=(96, 80, 7)).astype(np.float32),
+                                   chunks=(32, 16, -1)))
+    local = cube_moments(cube)
+    with use_scheduler(cluster.scheduler_address):
+        with TileProgress(disable=False):
+            shown = cube_moments(cube)
+        assert "statistics (cluster)" in capsys.readouterr().err
+        with TileProgress(disable=True):
+            quiet = cube_moments(cube)
+        assert "statistics (cluster)" not in capsys.readouterr().err
+    for moments in (shown, quiet):
+        assert moments.n == local.n == 96 * 80
+        np.testing.assert_array_equal(moments.mean, local.mean)
+        np.testing.assert_array_equal(moments.scatter, local.scatter)
+
+
+def test_a_scene_held_in_memory_goes_to_the_cluster_without_distributed_warnings(cluster):
+    """A MAT v5 scene is read whole; its graph carries it (12 MB here) without the
+    multi-line "Sending large graph" advice, which its user could not follow."""
+    import warnings
+
+    values = np.ones((280, 280, 40), np.float32)
+    with use_scheduler(cluster.scheduler_address), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = da.from_array(values, chunks=(140, 140, 40)).sum().compute()
+    assert total == values.size

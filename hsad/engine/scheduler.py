@@ -154,6 +154,12 @@ def remote_scheduler(scheduler: str | None) -> bool:
     return bool(name) and name not in LOCAL_SCHEDULERS
 
 
+#: A scene read whole into memory (MAT v5, a numpy cube) travels inside each graph sent to
+#: a cluster: distributed's multi-line "Sending large graph" warning (past 10 MB) would
+#: advise loading it with dask, which a user of such a file cannot do.
+IN_MEMORY_SCENES = {"distributed.admin.large-graph-warning-threshold": "1TiB"}
+
+
 def _distributed():
     try:
         import distributed
@@ -173,7 +179,8 @@ def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
                                            processes=True, memory_limit=per_worker,
                                            dashboard_address=":0",
                                            silence_logs=logging.CRITICAL)
-    with cluster, distributed.Client(cluster, timeout=CONNECT_TIMEOUT) as client:
+    with cluster, distributed.Client(cluster, timeout=CONNECT_TIMEOUT) as client, \
+            dask.config.set(IN_MEMORY_SCENES):
         try:
             yield client
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the teardown's reports would only be noise
@@ -211,7 +218,7 @@ def _remote(address: str) -> Iterator[object]:
     except (OSError, TimeoutError, ValueError) as exc:
         raise ParameterError(f"cannot connect to the dask scheduler at {address!r}: {exc}") \
             from None
-    with client:
+    with client, dask.config.set(IN_MEMORY_SCENES):
         yield client
 
 
@@ -230,7 +237,8 @@ class TileProgress(Callback):
     of :func:`hsad.engine.stats.cube_moments`. Computations without such tasks show no bar.
     Works with the local schedulers; on a cluster the writes run locally (see
     :func:`pull_blocks`), so the bar still counts tiles written, and the maps kept on the
-    cluster (:func:`cluster_progress`) get a bar of their own.
+    cluster (:func:`cluster_progress`) and the streamed statistics
+    (:func:`hsad.engine.stats.cube_moments`) get bars of their own.
     """
 
     PREFIXES = ("store-map", "block_moments")

@@ -195,8 +195,35 @@ def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None,
         parts = [dask.delayed(block_moments)(b, m) for b, m in zip(blocks, masks, strict=True)]
     else:
         parts = [dask.delayed(block_moments)(b) for b in blocks]
-    (result,) = dask.compute(_tree_merge(list(parts)))
-    return result
+    return _merged(list(parts))
+
+
+def _merged(parts: list) -> Moments:
+    """The merge of the blocks' ``parts`` (delayed). On a cluster, where no local callback
+    sees the blocks, with a bar over them when one is asked for
+    (:class:`~hsad.engine.scheduler.TileProgress`)."""
+    from hsad.engine.scheduler import TileProgress, active_client
+
+    shown = TileProgress.current()
+    client = active_client() if shown is not None and not shown.disable else None
+    if client is None:
+        (result,) = dask.compute(_tree_merge(parts))
+        return result
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    level = client.compute(parts)
+    pending = as_completed(level)
+    while len(level) > 1:  # merged as the blocks arrive, each part freed once merged
+        level = [client.submit(Moments.merge, level[i], level[i + 1])
+                 if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+    total = level[0]
+    del level
+    with tqdm(total=pending.count(), desc="statistics (cluster)", unit="tile",
+              leave=False) as bar:
+        for _ in pending:
+            bar.update(1)
+    return total.result()
 
 
 def scene_moments(cube: xr.DataArray, what: str, bands=None,
