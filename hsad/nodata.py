@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import excluded_fill, nodata_for
+from hsad.cube import as_cube, excluded_fill, nodata_for
 from hsad.errors import ParameterError
 from hsad.io.window import ComputedView
 
@@ -35,11 +35,12 @@ def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
 
 def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
     """``cube`` with the pixels outside ``mask`` set to nodata (NaN, or the integer
-    nodata value).
+    nodata value). ``cube`` may be held in memory (``cube.load()``): the result is lazy.
 
     ``mask``: a raster on the scene's grid (GeoTIFF, ENVI or MAT; non-zero = valid, its own
     nodata = excluded), or a (y, x) bool array or DataArray (True = valid).
     """
+    cube = as_cube(cube)
     valid = valid_pixels(cube, mask)
     if valid is None:
         return cube

@@ -228,7 +228,8 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         threshold(det)
     if mask_path:
         tags = provenance(det.detector, cube, "mask", model)
-        tags.update(hsad_threshold=f"{det.mask.attrs['threshold']:.9g}",
+        # every digit (float64 round trip): `score >= tag` in any tool gives this mask
+        tags.update(hsad_threshold=repr(float(det.mask.attrs["threshold"])),
                     hsad_threshold_rule=det.mask.attrs["threshold_rule"])
         # pixels without a score (no data) are nodata (255) in the mask, not background
         write_mask(det.mask, mask_path, like=cube, valid=np.isfinite(det.scores), cog=cog,

@@ -92,3 +92,16 @@ def test_a_wrongly_typed_parameter_is_a_one_line_error(key, value, message, tmp_
                       tmp_path / "out.tif"], capsys)
     assert "aed:" in line and key in line
     assert not (tmp_path / "out.tif").exists()
+
+
+@pytest.mark.parametrize("name, key, value, message", [
+    ("aed", "n_components", 0, "aed: n_components must be ≥ 1"),
+    ("aed", "eps", 0, "aed: eps must be > 0"),
+    ("aed", "area", 0, "aed: area must be ≥ 1 pixel"),
+    ("aed", "levels", 1, "aed: levels must be 0"),
+    ("hadgan", "eps", 0, "hadgan: eps must be > 0"),
+    ("hadgan", "lam", 2, "hadgan: lam must lie in"),
+])
+def test_a_fusion_value_out_of_range_names_the_detector(name, key, value, message):
+    with pytest.raises(ParameterError, match=message):
+        detectors.get(name, **{key: value}).check_params()

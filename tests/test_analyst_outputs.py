@@ -47,6 +47,40 @@ def test_mask_without_a_criterion_uses_the_default_rule(scene, tmp_path, capsys)
     np.testing.assert_array_equal(m == 1, s >= thr)
     assert f"{m.sum()} anomalous pixels" in out and "robust log-normal fit" in out
     assert 0 < m.sum() < 0.05 * m.size
+    # the recorded threshold rebuilds the mask in float64 (QGIS's raster calculator), and
+    # in float32 where it is a score value, as with --contamination
+    with rasterio.open(mask) as src:
+        np.testing.assert_array_equal(m == 1, s >= float(src.tags()["hsad_threshold"]))
+    code, out, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", scores, "--overwrite",
+                              "--mask", mask, "--contamination", "0.02", "--no-progress"],
+                             capsys)
+    assert code == 0, err
+    with rasterio.open(mask) as src:
+        m, tag = src.read(1), float(src.tags()["hsad_threshold"])
+    assert (s >= tag).sum() == (m == 1).sum() > 0
+
+
+def test_the_recorded_threshold_rebuilds_a_mask_of_tied_scores(tmp_path, capsys):
+    """Twelve spectra repeated: RX scores tie, and the contamination threshold is one of
+    them. The tag keeps every digit, so `score >= tag` in float64 (QGIS's raster
+    calculator) gives the mask; nine digits read back above the float32 score and lost
+    all of them."""
+    import scipy.io
+
+    rng = np.random.default_rng(1)
+    spectra = rng.normal(100, 5, (12, 6))
+    scipy.io.savemat(tmp_path / "t.mat",
+                     {"data": spectra[rng.integers(0, 12, (40, 40))].astype(np.float32)})
+    scores, mask = tmp_path / "t.tif", tmp_path / "m.tif"
+    code, _, err = run_cli(["detect", tmp_path / "t.mat", "-m", "rx", "-o", scores, "--mask",
+                            mask, "--contamination", "0.05", "--no-progress"], capsys)
+    assert code == 0, err
+    with rasterio.open(scores) as src:
+        s = src.read(1).astype(np.float64)
+    with rasterio.open(mask) as src:
+        m, tag = src.read(1), float(src.tags()["hsad_threshold"])
+    assert (m == 1).sum() > 0
+    np.testing.assert_array_equal(m == 1, s >= tag)
 
 
 def test_provenance_tags_survive_hsad_info(scene, tmp_path, capsys):

@@ -240,3 +240,19 @@ def test_a_file_a_library_made_anew_gets_the_umasks_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "p.gpkg").stat().st_mode & 0o777 == 0o664
+
+
+def test_a_replaced_file_loses_its_old_gdal_sidecar(tmp_path):
+    """GDAL's ``.aux.xml`` beside a target describes the file replaced (its statistics,
+    its metadata): it goes with it, and a new one written beside the temporary comes."""
+    target = tmp_path / "scores.tif"
+    target.write_bytes(b"old")
+    (tmp_path / "scores.tif.aux.xml").write_text("<PAMDataset>old</PAMDataset>")
+    with atomic.atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert not (tmp_path / "scores.tif.aux.xml").exists()
+    with atomic.atomic_path(target) as tmp:
+        tmp.write_bytes(b"newer")
+        (tmp.parent / f"{tmp.name}.aux.xml").write_text("<PAMDataset>new</PAMDataset>")
+    assert (tmp_path / "scores.tif.aux.xml").read_text() == "<PAMDataset>new</PAMDataset>"

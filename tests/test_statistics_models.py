@@ -52,6 +52,14 @@ def test_cluster_rx_keeps_its_clusters(tmp_path):
                        tensors=lambda t, c=counts: t.update({"state.counts_": c}))
         with pytest.raises(ModelError, match="counts_ must hold counts"):
             load_model(bad)
+    # the cluster count must be the centres' (its map tag came from it)
+    for count, message in ((7, "n_clusters_ = 7 but centres_ holds 4 clusters"),
+                           (3.5, "'n_clusters_' must be a count"),
+                           (True, "'n_clusters_' must be a count")):
+        bad = _rewrite(tmp_path / "m.hsad", tmp_path / "bad.hsad",
+                       config=lambda c, n=count: c["state"].update(n_clusters_=n))
+        with pytest.raises(ModelError, match=message):
+            load_model(bad)
 
 
 def test_fitting_and_loading_statistics_models_does_not_import_torch(tmp_path):
@@ -89,6 +97,7 @@ def _rewrite(path, out, config=None, tensors=None):
     (dict(tensors=lambda t: t.update({"state.bands_": np.full(12, 2, np.uint8)})),
      "0/1 band mask"),
     (dict(config=lambda c: c["state"].update(n_pixels_="many")), "'n_pixels_' must be"),
+    (dict(config=lambda c: c["state"].update(n_pixels_=-3)), "'n_pixels_' must be a count"),
     (dict(config=lambda c: c.update(wavelength=[1.0])), "wavelength must hold 12"),
     (dict(config=lambda c: c.update(method="lrx")), "cannot load"),
     (dict(config=lambda c: c["params"].update(ridge="big")), "wrong type"),

@@ -74,6 +74,26 @@ def test_two_threshold_rules_are_refused_naming_the_options():
         check_threshold(contamination=0.01, far=0.001)
 
 
+@pytest.mark.parametrize(("k1", "k2", "a"), [(3, 5, 0.2), (1, 10, 0.05), (2, 6, 0.5),
+                                          (4, 40, 0.02)])
+def test_weighted_chi2_quantile_against_the_exact_tail(k1, k2, a):
+    """Two groups of equal weights, χ²_k1 + a·χ²_k2, have an exact tail by one smooth
+    integral; the saddlepoint quantile holds the rate asked within 6 % down to 1e-5 (the
+    three-moment approximation used before missed by up to 31 % at 1e-4 for a ridge's
+    weights)."""
+    from scipy.integrate import quad
+    from scipy.stats import chi2
+
+    def tail(x):  # E[P(χ²_k1 > x − a·y)], y ~ χ²_k2
+        inside = quad(lambda y: chi2.pdf(y, k2) * chi2.sf(x - a * y, k1), 0, x / a,
+                      limit=500, epsabs=0, epsrel=1e-12)[0]
+        return inside + chi2.sf(x / a, k2)
+
+    weights = np.r_[np.ones(k1), np.full(k2, a)]
+    for far in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5):
+        assert tail(weighted_chi2_isf(far, weights)) == pytest.approx(far, rel=0.06), far
+
+
 @pytest.mark.parametrize("weights", [
     np.full(30, 1 / 1.1),  # equal: exact
     np.r_[np.full(5, 0.99), np.linspace(0.01, 0.9, 25)],

@@ -57,6 +57,16 @@ def test_excluded_pixels_become_nodata_lazily():
     assert apply_valid_mask(cube, None) is cube
 
 
+def test_a_cube_held_in_memory_takes_a_valid_mask():
+    """``cube.load()`` (numpy inside) takes a mask as the lazy cube does (was an
+    AttributeError on ``.chunks``)."""
+    cube = _cube()
+    out = apply_valid_mask(cube.load(), VALID)
+    assert isinstance(out.data, da.Array)
+    np.testing.assert_array_equal(out.values, apply_valid_mask(_cube(), VALID).values)
+    assert out.rio.crs == cube.rio.crs and out.rio.transform() == cube.rio.transform()
+
+
 def test_excluded_pixels_enter_no_statistics():
     masked = apply_valid_mask(_cube(), VALID)
     rx = detectors.get("rx").fit(masked)

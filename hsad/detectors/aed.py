@@ -76,7 +76,7 @@ class AED(BaseDetector):
                                  f"{self.variant!r}")
         area = chosen_area(self.name, self.area, self.target_size_m, cube)
         return Fusion(variant=self.variant, n_components=self.n_components, area=area,
-                      levels=self.levels, radius=self.radius, eps=self.eps).validate()
+                      levels=self.levels, radius=self.radius, eps=self.eps).validate(self.name)
 
     def check_params(self) -> AED:
         self._fusion()

@@ -193,6 +193,9 @@ class ClusterRX(BaseDetector):
 
     def _derive(self) -> None:
         """The triangular factors that follow from the whitenings (one, or one per cluster)."""
+        if self.n_clusters_ != len(self.centres_):
+            raise ParameterError(f"n_clusters_ = {self.n_clusters_!r} but centres_ holds "
+                                 f"{len(self.centres_)} clusters")
         if len(self.whitening_) not in (1, len(self.centres_)):
             raise ParameterError(f"{len(self.whitening_)} whitenings for "
                                  f"{len(self.centres_)} clusters")

@@ -38,7 +38,7 @@ from hsad.engine.windows import (
     ring_offsets,
     single_threaded_linalg,
 )
-from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.errors import DegenerateDataWarning
 
 #: budget for a row's stacks of ring pixels and B×B systems, in bytes
 _BUDGET = 128 * 2**20
@@ -142,8 +142,7 @@ class CRD(BaseDetector):
 
     def _validate(self) -> tuple[int, int]:
         inner, outer = check_windows(self.name, self.inner, self.outer)
-        if check_nonnegative(self.name, "lam", self.lam) == 0:
-            raise ParameterError(f"{self.name}: lam must be > 0, got {self.lam!r}")
+        check_nonnegative(self.name, "lam", self.lam, positive=True)
         check_dtype(self.name, self.dtype)
         check_pca(self.name, self.pca)
         return inner, outer

@@ -7,7 +7,7 @@ any other name bound by the first array that has it (``"k"`` clusters, ``"r"`` t
 and the scalars, the hyperparameters and the wavelengths to ``config.json``
 (``"kind": "statistics"``); loading checks every name, shape and type against the
 declaration, and the values (finite floats, means and whitening within ±1e15; counts,
-``…counts_``, integers ≥ 0), before the detector derives the rest of its state
+``…counts_`` and scalars ``n_…``, integers ≥ 0), before the detector derives the rest of its state
 (``_derive``). The same zip format as neural models (:mod:`hsad.io.model_archive`), and no
 torch.
 """
@@ -122,6 +122,10 @@ def _check_state(det, config: dict, tensors: dict[str, np.ndarray], path: Path) 
             if not isinstance(value, (int, float, bool)):
                 raise ModelError(f"{CONFIG}: state {key!r} must be a number or a boolean",
                                  path)
+            if key.startswith("n_") and (isinstance(value, bool) or not isinstance(value, int)
+                                         or value < 0):
+                raise ModelError(f"{CONFIG}: state {key!r} must be a count (an integer ≥ 0), "
+                                 f"got {value!r}", path)
             state[key] = value
             continue
         value = tensors[PREFIX + key]

@@ -60,14 +60,15 @@ def check_pca(method: str, pca) -> None:
         raise ParameterError(f"{method}: pca must be None or an integer ≥ 1, got {pca!r}")
 
 
-def check_nonnegative(method: str, label: str, value) -> float:
-    """A finite float ≥ 0."""
+def check_nonnegative(method: str, label: str, value, positive: bool = False) -> float:
+    """A finite float ≥ 0 (> 0 when ``positive``)."""
+    rule = "> 0" if positive else "≥ 0"
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
-        raise ParameterError(f"{method}: {label} must be a number ≥ 0, got {value!r}") from exc
-    if not math.isfinite(v) or v < 0:
-        raise ParameterError(f"{method}: {label} must be a finite number ≥ 0, got {value!r}")
+        raise ParameterError(f"{method}: {label} must be a number {rule}, got {value!r}") from exc
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise ParameterError(f"{method}: {label} must be a finite number {rule}, got {value!r}")
     return v
 
 

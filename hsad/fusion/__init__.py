@@ -301,18 +301,21 @@ class Fusion:
     pc_source: str = "cube"
     spectral_tophat: bool | None = None
 
-    def resolved(self) -> Fusion:
-        """A validated copy with the variant's defaults in the fields left None."""
+    def resolved(self, what: str | None = None) -> Fusion:
+        """A validated copy with the variant's defaults in the fields left None; errors
+        name ``what`` (the detector) when given."""
         if self.variant not in VARIANTS:
-            raise ParameterError(f"fusion variant must be one of {VARIANTS}, got "
-                                 f"{self.variant!r}")
+            raise ParameterError(f"{what + ': ' if what else ''}fusion variant must be one "
+                                 f"of {VARIANTS}, got {self.variant!r}")
         own = {k: v for k, v in VARIANT_DEFAULTS[self.variant].items()
                if getattr(self, k) is None}
-        return replace(self, **own).validate()
+        return replace(self, **own).validate(what)
 
-    def validate(self) -> Fusion:
+    def validate(self, what: str | None = None) -> Fusion:
+        """``self`` when every field is usable, else a ``ParameterError`` naming the field
+        (and ``what``, the detector, when given)."""
         if any(getattr(self, k) is None for k in VARIANT_DEFAULTS["aed"]):
-            return self.resolved()
+            return self.resolved(what)
         checks = [
             (self.variant in VARIANTS, f"fusion variant must be one of {VARIANTS}"),
             (self.norm in NORMS, f"fusion norm must be one of {NORMS}"),
@@ -329,7 +332,7 @@ class Fusion:
         ]
         for ok, message in checks:
             if not ok:
-                raise ParameterError(message)
+                raise ParameterError(f"{what}: {message}" if what else message)
         return self
 
     @classmethod

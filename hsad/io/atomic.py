@@ -354,10 +354,15 @@ class _Temp:
 
 
 def _move_sidecar(tmp: Path, target: Path) -> None:
-    """GDAL's ``.aux.xml`` of the temporary file (auxiliary metadata) goes with the file."""
+    """GDAL's ``.aux.xml`` of the temporary file (auxiliary metadata) goes with the file;
+    without one, the target's old ``.aux.xml`` goes: it described the file replaced (GDAL
+    and QGIS would show its statistics and metadata over the new file's)."""
     aux = Path(f"{tmp}.aux.xml")
     if aux.exists():
         os.replace(aux, f"{target}.aux.xml")
+    else:
+        with contextlib.suppress(OSError):  # none there, or a name too long to have one
+            os.unlink(f"{target}.aux.xml")
 
 
 def _failed(exc: BaseException, target: Path) -> None:

@@ -206,8 +206,9 @@ def _values(a) -> np.ndarray:
 
 
 def _extent(cube: xr.DataArray, rows: int, cols: int):
-    """``imshow`` extent in map coordinates and the axis labels, for a north-up grid with
-    a CRS; ``None`` and pixel labels otherwise (no CRS, rotation or shear)."""
+    """``imshow`` extent in map coordinates and the axis labels, for a grid with a CRS and
+    no rotation or shear (south-up too: its northing then runs down the image, as its
+    rows); ``None`` and pixel labels otherwise."""
     crs = cube.rio.crs
     t = transform_of(cube)
     if crs is None or t.b != 0 or t.d != 0:
@@ -229,7 +230,8 @@ def quicklook(
 ) -> Figure:
     """RGB composite (2–98 % stretch) beside the anomaly map, with outlines of the ground
     truth (cyan) and of the ``detections`` mask (lime), a legend, a colour bar, and map
-    coordinates on the axes when the grid is north-up with a CRS (pixels otherwise).
+    coordinates on the axes when the grid has a CRS and no rotation or shear (pixels
+    otherwise).
 
     ``rgb``/``rgb_positions``: the composite's wavelengths (nm) or band positions
     (:func:`rgb_bands`). Only the three RGB bands are read, every ``step``-th pixel so the
