@@ -12,9 +12,9 @@ from hsad.cli.options import (
     band_options,
     band_selection,
     chunks_option,
+    copy_subset_options,
     key_option,
     overwrite_option,
-    subset_options,
     subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
@@ -120,7 +120,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @key_option
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
 @band_options
-@subset_options
+@copy_subset_options
 @chunks_option
 @overwrite_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,

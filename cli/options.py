@@ -26,8 +26,8 @@ chunks_option = click.option(
 seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
                            help="Random seed (neural detectors; CPU runs are deterministic).")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-                             default=None, help="Torch device for neural detectors (on a "
-                             "GPU, a larger --memory-limit keeps it busy: bigger tiles).")
+                             default=None, help="Torch device for neural detectors (auto: "
+                             "CUDA when available, else the CPU).")
 fusion_option = click.option(
     "--fusion", type=click.Choice(["none", "dss", "multiscale", "aed", "paper"]),
     default=None,
@@ -40,7 +40,8 @@ fusion_option = click.option(
 memory_option = click.option(
     "--memory-limit", default=None, metavar="SIZE",
     help="Working-memory budget for the tiles in flight, e.g. 2GB, 512MiB or 25% of RAM "
-         "(default 1 GiB or a quarter of RAM); sets the tile size unless --chunks is given.",
+         "(default 1 GiB or a quarter of RAM); sets the tile size unless --chunks is given "
+         "(on a GPU, a larger budget keeps it busy: bigger tiles).",
 )
 workers_option = click.option(
     "--workers", type=click.IntRange(min=1), default=None,
@@ -131,27 +132,33 @@ def band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_band
             "wavelength_file": wavelength_file}
 
 
-def subset_options(func):
+def subset_options(func, verb: str = "Analyse",
+                   cut: str = "; rasters on the whole scene's grid (--valid-mask, --truth…) "
+                              "are cut to it"):
     """--srcwin, --projwin and --projwin-srs: a spatial subset, as gdal_translate cuts it
-    (hsad.subset)."""
+    (hsad.subset); ``verb`` says what the command does with it, ``cut`` what follows."""
     for option in (
         click.option("--projwin-srs", "projwin_crs", metavar="CRS",
                      help="CRS of the --projwin coordinates (EPSG:4326, a WKT, a PROJ "
                           "string; default: the scene's)."),
         click.option("--projwin", nargs=4, type=float, default=None,
                      metavar="ULX ULY LRX LRY",
-                     help="Analyse only this window, in map coordinates (upper-left x and "
+                     help=f"{verb} only this window, in map coordinates (upper-left x and "
                           "y, lower-right x and y), rounded to whole pixels as gdal_translate "
                           "-projwin rounds them; cut to the scene with a warning where it "
                           "reaches beyond."),
         click.option("--srcwin", nargs=4, type=int, default=None,
                      metavar="XOFF YOFF XSIZE YSIZE",
-                     help="Analyse only this pixel window: column and row offsets (0-based), "
-                          "width and height, as gdal_translate -srcwin; rasters on the whole "
-                          "scene's grid (--valid-mask, --truth…) are cut to it."),
+                     help=f"{verb} only this pixel window: column and row offsets "
+                          f"(0-based), width and height, as gdal_translate -srcwin{cut}."),
     ):
         func = option(func)
     return func
+
+
+def copy_subset_options(func):
+    """:func:`subset_options` for ``hsad convert``, which copies the window."""
+    return subset_options(func, verb="Copy", cut="")
 
 
 def subset_selection(srcwin, projwin, projwin_crs) -> dict:

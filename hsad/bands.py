@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import (
+    as_cube,
     band_scaling,
     block_valid,
     georef,
@@ -216,6 +217,7 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
     All criteria apply together; bands keep their order. An empty selection, wavelengths
     asked of a scene without any, or a malformed range is a :class:`ParameterError`.
     """
+    cube = as_cube(cube)
     if wavelength_file is not None:
         cube = attach_wavelengths(cube, *read_wavelength_file(wavelength_file))
     n = cube.sizes["band"]

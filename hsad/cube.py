@@ -23,6 +23,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine, TransformNotInvertibleError
 from rasterio.crs import CRS
+from rasterio.errors import CRSError
 
 from hsad.errors import GeoreferenceError, ParameterError
 
@@ -130,9 +131,15 @@ def make_cube(
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3:
-        raise ValueError(f"a cube needs 3 dimensions (y, x, band), got shape {data.shape}")
+        raise ParameterError(f"a cube needs 3 dimensions (y, x, band), got shape {data.shape}")
     rows, cols, bands = data.shape
     transform = Affine.identity() if transform is None else transform
+    if not isinstance(transform, Affine):
+        try:
+            transform = Affine(*(float(v) for v in tuple(transform)[:6]))
+        except (TypeError, ValueError):
+            raise ParameterError(f"transform must be an affine.Affine or its six numbers "
+                                 f"(a, b, c, d, e, f), got {transform!r}") from None
     check_transform(transform, source_path)
     y, x = _pixel_centre_coords(transform, rows, cols)
     coords = {
@@ -154,9 +161,21 @@ def make_cube(
     cube.attrs["source_format"] = source_format
     cube.attrs["source_path"] = source_path
     if crs is not None:
-        cube = cube.rio.write_crs(CRS.from_user_input(crs) if isinstance(crs, str) else crs)
+        cube = cube.rio.write_crs(crs_of(crs))
     cube = cube.rio.write_transform(transform)
     return cube
+
+
+def crs_of(crs) -> CRS:
+    """``crs`` (a rasterio CRS, ``"EPSG:32633"``, WKT, PROJ, an EPSG code) as a CRS; a
+    ParameterError naming it when PROJ does not know it."""
+    if isinstance(crs, CRS):
+        return crs
+    try:
+        return CRS.from_user_input(crs)
+    except (CRSError, TypeError, ValueError) as exc:
+        raise ParameterError(f"crs {crs!r} is not a coordinate reference system PROJ knows "
+                             f"({' '.join(str(exc).split())})") from None
 
 
 def with_band_scaling(cube: xr.DataArray, scales, offsets) -> xr.DataArray:
@@ -409,6 +428,7 @@ def valid_mask(cube: xr.DataArray) -> xr.DataArray:
 
     A pixel is invalid when any good band equals ``nodata`` or is not finite.
     """
+    cube = as_cube(cube)
     data, nodata = good_bands_of(cube.data, good_band_mask(cube)), cube.attrs.get("nodata")
     if can_miss(data.dtype, nodata):
         ok = ~missing_values(data, nodata).any(axis=-1)
@@ -445,7 +465,10 @@ def as_cube(obj) -> xr.DataArray:
     (:func:`make_cube`); a DataArray with dims ``y``, ``x``, ``band`` in any order (as
     ``rioxarray.open_rasterio`` gives them), loaded into memory or not, is transposed,
     wrapped in dask and given the coordinates it lacks (all bands good, wavelengths unknown).
-    A proper cube is returned as it is."""
+    A numpy masked array's masked values become NaN (no data). A proper cube is returned as
+    it is."""
+    if isinstance(obj, np.ma.MaskedArray):  # masked values hold no data: NaN
+        obj = obj.astype(np.result_type(obj.dtype, np.float32)).filled(np.nan)
     if not isinstance(obj, xr.DataArray):
         data = obj if isinstance(obj, da.Array) else np.asarray(obj)
         if data.ndim != 3 or data.dtype.kind not in "biuf":
@@ -508,8 +531,9 @@ def _map_coords(cube: xr.DataArray) -> dict:
 def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None = None):
     """Wrap a ``(y, x)`` array as a map aligned with ``cube`` (same coords and georef)."""
     rows, cols = cube.shape[:2]
-    if values.shape != (rows, cols):
-        raise ValueError(f"map shape {values.shape} does not match the cube's {(rows, cols)}")
+    if np.shape(values) != (rows, cols):
+        raise ParameterError(f"map shape {np.shape(values)} does not match the cube's "
+                             f"{(rows, cols)}", cube.attrs.get("source_path"))
     out = xr.DataArray(values, dims=("y", "x"), coords=_map_coords(cube), name=name)
     out.attrs.update(attrs or {})
     out.attrs["source_path"] = cube.attrs.get("source_path")

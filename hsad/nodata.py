@@ -23,6 +23,7 @@ from hsad.io.window import ComputedView
 def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
     """``cube`` whose nodata is ``value`` (compared with the values as read), not the
     header's; ``None`` leaves it unchanged."""
+    cube = as_cube(cube)
     if value is None:
         return cube
     if nodata_for(cube.dtype, value) is None:

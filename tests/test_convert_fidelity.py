@@ -282,3 +282,43 @@ def test_one_half_of_the_band_scaling_pairs_with_the_identity(tmp_path):
     cube = open_cube(_tif(tmp_path / "in.tif", np.ones((2, 3, 4), np.int16)))
     scaled = with_band_scaling(cube, [1e-4, 1e-4], [0.0, 0.5]).drop_vars("band_offset")
     assert band_scaling(scaled) == ([1e-4, 1e-4], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint32"])
+def test_float32_beyond_a_32_bit_integers_range_clips_not_wraps(tmp_path, capsys, dtype):
+    """float32 cannot hold 2**31 - 1 or 2**32 - 1: clipped in float32 they rounded up past
+    the type's end, and the cast wrapped (+3e9 → -2147483648 in int32, 5e9 → 0 in uint32)
+    with a numpy warning."""
+    data = np.array([[[3e9], [-3e9], [5e9], [1e30], [7.6]]], np.float32)
+    src = write_envi(make_cube(data, crs="EPSG:32633", transform=GRID), tmp_path / "f.img")
+    code, _, err = run_cli(["convert", src, tmp_path / "i.tif", "--dtype", dtype], capsys)
+    assert code == 0 and "invalid value" not in err
+    with rasterio.open(tmp_path / "i.tif") as ds:
+        got = ds.read(1)[0]
+    want = {"int32": [2**31 - 1, -(2**31), 2**31 - 1, 2**31 - 1, 8],
+            "uint32": [3_000_000_000, 0, 2**32 - 1, 2**32 - 1, 8]}[dtype]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_key_for_a_file_of_one_cube_is_refused_not_ignored(tmp_path, capsys):
+    """``--key`` names a MAT variable or a product's spectrometers: given with an ENVI file
+    or a GeoTIFF it was ignored silently (``hsad evaluate`` refuses its keys there too)."""
+    data = np.ones((6, 7, 3), np.float32)
+    src = write_envi(make_cube(data, crs="EPSG:32633", transform=GRID), tmp_path / "f.img")
+    tif = tmp_path / "f.tif"
+    assert run_cli(["convert", src, tif], capsys)[0] == 0
+    for args in (["info", src, "--key", "foo"], ["info", tif, "--key", "foo"],
+                 ["convert", tif, tmp_path / "k.img", "--key", "foo"]):
+        line = one_error(args, capsys)
+        assert "key 'foo' (--key) names a variable of a MAT file" in line
+    assert not (tmp_path / "k.img").exists()
+
+
+def test_each_commands_help_names_only_its_own_options(capsys):
+    """Shared option texts pointed train and demo to a --memory-limit they lack, and
+    convert's window options to an analysis and to rasters it does not have."""
+    for command in ("train", "demo"):
+        code, out, _ = run_cli([command, "--help"], capsys)
+        assert code == 0 and "--memory-limit" not in out, command
+    code, out, _ = run_cli(["convert", "--help"], capsys)
+    assert code == 0 and "Analyse" not in out and "--valid-mask" not in out

@@ -88,6 +88,17 @@ def test_fit_score_keeps_shape_georeference_and_nodata(name, cube):
     np.testing.assert_array_equal(np.isnan(values), off)
 
 
+@pytest.mark.parametrize("name", ["ae", "hadgan"])
+def test_every_stage_map_keeps_the_georeference(name, cube):
+    """``score_stages``: the maps and the (y, x, band) residual alike (the residual had no
+    CRS)."""
+    stages = detectors.get(name, **quick(name)).fit(cube).score_stages(cube)
+    assert "residual" in stages
+    for key, stage in stages.items():
+        assert stage.rio.crs == cube.rio.crs, key
+        assert stage.rio.transform() == cube.rio.transform(), key
+
+
 def assert_float32_close(got, want):
     """Maps stored or computed in float32 from the same data: a different order of sums or
     blocking of products moves each value by a few float32 ulps of the map's range (CRD and
@@ -135,6 +146,12 @@ def test_saved_model_gives_the_same_map(name, cube, tmp_path):
     model = load_detector(save_detector(det, tmp_path / "m.hsad"))
     assert model.get_params() == det.get_params()
     np.testing.assert_array_equal(model.score(cube).values, det.score(cube).values)
+    # a fitted detector pickles (dask.distributed sends it to its workers): ALAD's
+    # spectrally normalised networks did not
+    import pickle
+
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(det)).score(cube).values,
+                                  det.score(cube).values)
 
 
 def _cli(args, capsys):

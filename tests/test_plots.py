@@ -227,3 +227,17 @@ def test_loss_curves_one_panel_per_training_stage(tmp_path):
     assert [ln.get_label() for ln in encoder.lines] == ["loss_e"]
     assert list(encoder.lines[0].get_xdata()) == [4, 5]  # epochs count over the whole run
     assert gan.get_title() == "run: gan" and encoder.get_title() == "run: encoder"
+
+
+def test_loss_curves_of_a_fitted_networks_history():
+    """``plot_losses(det.history_)`` as docs/evaluation.md gives it: a History, its stages
+    as panels (an AttributeError before); anything else is one ParameterError."""
+    from hsad.errors import ParameterError
+    from hsad.nn.trainer import History
+
+    history = History({"loss_d": [3.0, 2.0, 1.0], "loss_e": [0.4, 0.3]}, epochs=5,
+                      stages={"gan": [0, 3, ["loss_d"]], "encoder": [3, 2, ["loss_e"]]})
+    assert [ax.get_title() for ax in plot_losses(history).axes] == [
+        "training losses: gan", "training losses: encoder"]
+    with pytest.raises(ParameterError, match="history_ or a mapping"):
+        plot_losses([1.0, 2.0])

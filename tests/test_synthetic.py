@@ -115,3 +115,17 @@ def test_write_scene_round_trips_through_envi_and_geotiff(tmp_path):
     assert cube.rio.crs == CRS.from_epsg(32633)
     assert cube.rio.transform() == s.cube.rio.transform()
     np.testing.assert_array_equal(read_truth(paths["truth"])[0].astype(bool), s.truth.values)
+
+
+def test_every_size_allowed_builds_with_the_defaults():
+    """16×16 is the documented minimum: the default count shrinks to what fits (one target
+    at least), whatever the seed or band count; a count given must fit; noise ≥ 0."""
+    for rows, bands, seed in ((16, 20, 0), (16, 150, 3), (20, 10, 5), (25, 150, 0)):
+        scene = make_scene(rows=rows, cols=rows, bands=bands, seed=seed)
+        assert 1 <= len(scene.targets) <= 3
+        assert int(scene.truth.values.sum()) == sum(t["pixels"] for t in scene.targets)
+    assert len(make_scene(rows=64, cols=64, seed=0).targets) == 5  # room: the full count
+    with pytest.raises(ParameterError, match="no room for 9 targets"):
+        make_scene(rows=16, cols=16, n_targets=9)
+    with pytest.raises(ParameterError, match="noise must be"):
+        make_scene(rows=32, cols=32, noise=-1.0)

@@ -192,3 +192,19 @@ def test_thresholding_a_map_holds_no_float64_copy_of_it():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak / m.size < 12, kwargs  # 9.3 measured; 40 before (float64 copies)
+
+
+def test_threshold_options_given_as_text_are_numbers():
+    """``threshold(contamination="0.1")`` (read from a form or a config file) works as 0.1
+    (a ValueError from the rule's text before)."""
+    from hsad import detectors
+
+    scores = np.random.default_rng(0).random((10, 10))
+    rx = detectors.get("rx")
+    text = rx.threshold(scores, contamination="0.1")
+    assert text.attrs["threshold_rule"] == rx.threshold(scores, contamination=0.1).attrs[
+        "threshold_rule"] and int(text.sum()) == 10
+    assert rx.threshold(scores, far="0.01").attrs["threshold"] == rx.threshold(
+        scores, far=0.01).attrs["threshold"]
+    with pytest.raises(ParameterError, match="contamination"):
+        rx.threshold(scores, contamination="ten")

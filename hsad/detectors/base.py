@@ -224,6 +224,8 @@ class BaseDetector:
         from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, check_threshold, robust_threshold
 
         check_threshold(contamination, far, value)
+        contamination, far, value = (None if v is None else float(v)
+                                     for v in (contamination, far, value))  # "0.1" too
         if np.ndim(scores) != 2:
             raise ParameterError(f"threshold: a score map is (y, x), got shape "
                                  f"{np.shape(scores)}")

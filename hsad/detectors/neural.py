@@ -329,6 +329,32 @@ class NeuralDetector(BaseDetector):
                     raise ParameterError(f"{self.name}: training diverged: {name}.{key} "
                                          f"ended {what} (try a lower learning rate, lr)")
 
+    # ---- pickling (dask.distributed sends the detector to its workers) -------------------
+    def __getstate__(self) -> dict:
+        """The networks travel as their weights: torch pickles no spectrally normalised
+        module (ALAD's discriminators), only its ``state_dict``."""
+        state = self.__dict__.copy()
+        networks = state.pop("networks_", None)
+        if networks is not None:
+            state["_pickled_networks"] = {
+                name: (module.training, {k: v.detach().cpu() for k, v in
+                                         module.state_dict().items()})
+                for name, module in networks.items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        pickled = state.pop("_pickled_networks", None)
+        self.__dict__.update(state)
+        if pickled is None:
+            return
+        with torch.random.fork_rng():  # the throwaway initialisation draws nothing of ours
+            networks = self._build(self.n_bands_)
+        for name, module in networks.items():
+            training, weights = pickled[name]
+            module.load_state_dict(weights)
+            module.to(self.device_).train(training)
+        self.networks_ = networks
+
     # ---- scene checks (a model applied to another scene) -------------------------------
     def _check_scene(self, cube: xr.DataArray) -> None:
         if not hasattr(self, "networks_"):

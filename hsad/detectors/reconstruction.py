@@ -257,10 +257,13 @@ class ReconstructionDetector(NeuralDetector):
         if names:
             out.update(self._term_maps(cube, terms, names))
         band = cube["band"].values[good_band_mask(cube)]
-        out["residual"] = xr.DataArray(
-            residual, dims=("y", "x", "band"), name="residual",
-            coords={"y": cube["y"], "x": cube["x"], "band": band,
-                    "wavelength": ("band", self.wavelength_)})
+        coords = {"y": cube["y"], "x": cube["x"], "band": band,
+                  "wavelength": ("band", self.wavelength_)}
+        if "spatial_ref" in cube.coords:  # the georeference, as every map carries it
+            coords["spatial_ref"] = cube["spatial_ref"]
+        out["residual"] = xr.DataArray(residual, dims=("y", "x", "band"), name="residual",
+                                       coords=coords,
+                                       attrs={"source_path": cube.attrs.get("source_path")})
         return out
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hsad.errors import FileFormatError, UnsupportedError
+from hsad.errors import FileFormatError, ParameterError, UnsupportedError
 
 if TYPE_CHECKING:  # xarray is loaded by the readers, not by `import hsad.io`
     import xarray as xr
@@ -175,6 +175,11 @@ def open_cube(
 
 def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:
     """The reader of format ``fmt`` on ``path`` (``window``: only that window)."""
+    if key is not None and fmt in ("envi", "geotiff"):  # refused rather than ignored
+        raise ParameterError(f"key {key!r} (--key) names a variable of a MAT file or an EMIT "
+                             f"granule, or a PRISMA or EnMAP product's spectrometers; this "
+                             f"is {'an ENVI file' if fmt == 'envi' else 'a GeoTIFF'}, "
+                             "which has one cube", path)
     if fmt == "envi":
         from hsad.io.envi import open_envi
 

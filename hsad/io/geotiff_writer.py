@@ -95,7 +95,12 @@ def cast_block(block: np.ndarray, out_dtype: np.dtype, nodata: float | None) -> 
         info = np.iinfo(dtype)
         if block.dtype.kind == "f":
             bad = ~np.isfinite(block)
-            out = np.clip(np.rint(np.where(bad, 0, block)), info.min, info.max)
+            # rounded in float64 and the ends set as integers: float32 cannot hold
+            # 2**31 - 1 (it rounds up to 2**31, which the cast wraps), float64 not 2**63 - 1
+            rounded = np.rint(np.where(bad, 0, block).astype(np.float64))
+            high, low = rounded >= float(info.max), rounded <= float(info.min)
+            out = np.where(high | low, 0, rounded).astype(dtype)
+            out[high], out[low] = info.max, info.min
             if nodata is not None and bad.any():
                 out[bad] = nodata
         else:

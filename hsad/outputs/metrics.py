@@ -107,7 +107,11 @@ def _values(a) -> np.ndarray:
         a = a.compute()
     if isinstance(a, np.ma.MaskedArray):
         return np.ma.filled(a.astype(np.float64), np.nan)
-    return np.asarray(a)
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise ParameterError(f"a score map or ground truth is a numeric array, got "
+                             f"{a.dtype} {a.shape}")
+    return a
 
 
 def _aligned(scores, gt):
@@ -118,6 +122,28 @@ def _aligned(scores, gt):
     if s_dims and g_dims and set(s_dims) == set(g_dims) and tuple(s_dims) != tuple(g_dims):
         return gt.transpose(*s_dims)
     return gt
+
+
+def _check_same_place(scores, gt) -> None:
+    """ParameterError when two labelled maps of one shape lie in different places: their
+    ``y``/``x`` coordinates differ by more than 0.001 pixel, or both carry a CRS and the
+    two differ (a slice of one scene against another slice, pixels paired by position)."""
+    if not (hasattr(scores, "coords") and hasattr(gt, "coords")):  # labelled arrays only
+        return
+    for dim in ("y", "x"):
+        if dim not in scores.coords or dim not in gt.coords:
+            continue
+        a = np.asarray(scores[dim].values, dtype=np.float64)
+        b = np.asarray(gt[dim].values, dtype=np.float64)
+        step = np.abs(np.diff(a)).min() if a.size > 1 else 1.0
+        if a.shape == b.shape and not np.allclose(a, b, rtol=0.0, atol=1e-3 * step):
+            raise ParameterError(
+                f"the score map and the ground truth lie in different places (their {dim} "
+                f"coordinates differ, by up to {np.abs(a - b).max():g}): give them on one grid")
+    crs = [getattr(getattr(m, "rio", None), "crs", None) for m in (scores, gt)]
+    if None not in crs and crs[0] != crs[1]:
+        raise ParameterError(f"the score map ({crs[0]}) and the ground truth ({crs[1]}) have "
+                             "different CRSs: give them on one grid")
 
 
 def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +161,7 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
         raise ParameterError(
             f"score map shape {s.shape} does not match the ground truth's {g.shape}"
         )
+    _check_same_place(scores, gt)
     valid = np.isfinite(s)
     if not valid.any():
         raise ParameterError("the score map has no valid (finite, not nodata) pixel")

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.measure import block_reduce
 
-from hsad.cube import nodata_hits, transform_of
+from hsad.cube import as_cube, nodata_hits, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_path
 from hsad.outputs.metrics import evaluate
@@ -241,6 +241,7 @@ def quicklook(
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
+    cube = as_cube(cube)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     step = max(1, int(np.ceil(max(rows, cols) / max_size)))
     bands, by_wl = rgb_bands(cube, rgb, rgb_positions)
@@ -376,12 +377,20 @@ def strip_aspect(extent) -> tuple[float, str]:
 
 
 def plot_losses(
-    history: Mapping[str, Sequence[float]], path=None, title: str | None = None,
+    history, path=None, title: str | None = None,
     stages: Mapping[str, Sequence] | None = None,
 ) -> Figure:
     """Training losses per epoch, one line per key; log y axis when all are positive and
-    span more than two decades. ``stages`` (``History.stages``: name → ``[first epoch,
-    epochs, loss names]``) draws one panel per training stage."""
+    span more than two decades. ``history``: a fitted network's ``history_`` (its stages
+    then drawn as panels), or a mapping of loss name → values. ``stages``
+    (``History.stages``: name → ``[first epoch, epochs, loss names]``) draws one panel per
+    training stage."""
+    if hasattr(history, "losses") and hasattr(history, "stages"):  # a History
+        stages = history.stages if stages is None else stages
+        history = history.losses
+    if not isinstance(history, Mapping):
+        raise ParameterError(f"plot_losses takes a fitted detector's history_ or a mapping "
+                             f"of loss name to values, got {type(history).__name__}")
     series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if len(v)}
     if not series:
         raise ParameterError("no loss values to plot")

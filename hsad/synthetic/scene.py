@@ -117,8 +117,15 @@ _SHAPES = [  # target footprints: offsets from the cluster's corner, 1..9 pixels
 ]
 
 
-def _place_targets(rng, shape, n_targets, fraction, names, occupied):
-    """Fraction and material-index maps, truth and the target list."""
+def _free(occupied: np.ndarray, footprint: np.ndarray, r0: int, c0: int) -> bool:
+    """Whether ``footprint`` at ``(r0, c0)`` keeps 2 pixels from everything occupied."""
+    rr, cc = footprint[:, 0] + r0, footprint[:, 1] + c0
+    return not occupied[rr.min() - 2:rr.max() + 3, cc.min() - 2:cc.max() + 3].any()
+
+
+def _place_targets(rng, shape, n_targets, fraction, names, occupied, required=True):
+    """Fraction and material-index maps, truth and the target list; beyond the first
+    target, a count not ``required`` stops where the scene has no room left."""
     rows, cols = shape
     frac = np.zeros(shape, np.float32)
     material = np.full(shape, -1, np.int8)
@@ -127,11 +134,19 @@ def _place_targets(rng, shape, n_targets, fraction, names, occupied):
         footprint = np.array(_SHAPES[rng.integers(len(_SHAPES))])
         for _ in range(500):
             r0, c0 = rng.integers(3, rows - 6), rng.integers(3, cols - 6)
-            rr, cc = footprint[:, 0] + r0, footprint[:, 1] + c0
-            if not occupied[rr.min() - 2:rr.max() + 3, cc.min() - 2:cc.max() + 3].any():
+            if _free(occupied, footprint, r0, c0):
                 break
-        else:
-            raise ParameterError(f"no room for {n_targets} targets in a {rows}x{cols} scene")
+        else:  # a crowded scene: every place, in a seeded order, before giving up
+            places = [(r, c) for r in range(3, rows - 6) for c in range(3, cols - 6)]
+            free = [p for p in (places[k] for k in rng.permutation(len(places)))
+                    if _free(occupied, footprint, *p)]
+            if not free and targets and not required:
+                break
+            if not free:
+                raise ParameterError(f"no room for {n_targets} targets in a {rows}x{cols} "
+                                     "scene (give fewer, n_targets, or a larger scene)")
+            r0, c0 = free[0]
+        rr, cc = footprint[:, 0] + r0, footprint[:, 1] + c0
         occupied[rr, cc] = True
         f = float(rng.uniform(*fraction))
         frac[rr, cc] = f
@@ -178,7 +193,8 @@ def make_scene(
 ) -> Scene:
     """Generate the scene: a lazy float32 reflectance cube, a bool truth map, the targets.
 
-    ``n_targets`` clusters of 1–9 pixels (default: 20 per 128×128 pixels, at least 3)
+    ``n_targets`` clusters of 1–9 pixels (default: 20 per 128×128 pixels, at least 3, fewer
+    where a small scene has no room for them; a count given must fit)
     at a fraction drawn uniformly in ``fraction``; ``noise`` is the noise standard
     deviation (reflectance), ``noise_rho`` its correlation between neighbouring bands,
     ``texture`` the sharpness of the abundance fields (inverse softmax temperature),
@@ -192,6 +208,9 @@ def make_scene(
         raise ParameterError(f"target fractions must satisfy 0 < low ≤ high ≤ 1, got {fraction}")
     if not 0 <= noise_rho < 1:
         raise ParameterError(f"noise_rho must be in [0, 1), got {noise_rho}")
+    if not noise >= 0:
+        raise ParameterError(f"noise must be a standard deviation ≥ 0, got {noise}")
+    asked = n_targets is not None  # the default: as many of its count as fit, one at least
     if n_targets is None:
         n_targets = max(3, round(20 * rows * cols / 128**2))
     rng = np.random.default_rng(seed)
@@ -218,7 +237,8 @@ def make_scene(
         on_road = np.zeros(shape, bool)
     names = [m for m in materials if m != "asphalt"]
     occupied = ndimage.binary_dilation(on_road, iterations=2)
-    frac, material, targets = _place_targets(rng, shape, n_targets, fraction, names, occupied)
+    frac, material, targets = _place_targets(rng, shape, n_targets, fraction, names, occupied,
+                                              required=asked)
     mats = np.stack([materials[m] for m in names]).astype(np.float32)
 
     # AR(1) noise along the bands: covariance noise²·ρ^|i−j|, via its Cholesky factor
