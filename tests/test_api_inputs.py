@@ -133,3 +133,39 @@ def test_a_plugin_without_string_annotations_keeps_its_defaults():
     plug._check_types()
     with pytest.raises(ParameterError, match="plug-test: width must be an integer"):
         namespace["Plug"](width="abc")._check_types()
+
+
+def test_a_masked_array_keeps_its_mask(values):
+    """Masked values hold no data: NaN in the map, as the same pixels set to NaN give (the
+    mask was dropped, and the masked pixels entered the statistics)."""
+    x = np.nan_to_num(values, nan=100.0)
+    masked = np.zeros(x.shape, bool)
+    masked[:4, :3] = True
+    got = detectors.get("rx").fit_score(np.ma.masked_array(x, mask=masked)).values
+    want = detectors.get("rx").fit_score(np.where(masked, np.nan, x)).values
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[:4, :3]).all()
+
+
+def test_public_helpers_take_numpy_cubes_or_say_what_is_wrong(values):
+    """The helpers beside the detectors take what the detectors take; a bad CRS, transform
+    or map is one ParameterError, not a library's error."""
+    import hsad
+    from hsad.cube import make_cube as cube_of
+    from hsad.cube import map_like, valid_mask
+    from hsad.nodata import set_nodata
+
+    assert hsad.select_bands(values, bands=[1, 3]).shape == (ROWS, COLS, 2)
+    assert int(valid_mask(values).values.sum()) == ROWS * COLS - 1
+    assert set_nodata(values, 0).attrs["nodata"] == 0.0
+    from hsad.outputs.plots import quicklook
+
+    assert len(quicklook(values).axes) >= 2  # the composite beside the (absent) map
+    with pytest.raises(ParameterError, match="not a coordinate reference system PROJ knows"):
+        cube_of(values, crs="EPSG:999999")
+    with pytest.raises(ParameterError, match="transform must be"):
+        cube_of(values, transform="abc")
+    cube = cube_of(values, transform=(30.0, 0.0, 5e5, 0.0, -30.0, 4e6))  # six numbers
+    assert cube.rio.transform().a == 30.0
+    with pytest.raises(ParameterError, match="map shape"):
+        map_like(cube, np.zeros((3, 3)))

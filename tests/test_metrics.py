@@ -260,3 +260,24 @@ def test_the_lean_evaluation_equals_the_plain_one_exactly(case):
     for got, want in ((curve.pd, pd), (curve.pf, pf), (curve.thresholds, tau)):
         np.testing.assert_array_equal(got, want)
     assert (result.auc_dt, result.auc_ft) == (dt, ft)
+
+
+def test_maps_of_other_places_are_refused():
+    """Two labelled maps of one shape from other places (two slices of a scene, or other
+    CRSs) were paired by position; their coordinates and CRSs must agree."""
+    from hsad import detectors
+    from hsad.synthetic import make_scene
+
+    scene = make_scene(rows=64, cols=64, bands=20)
+    scores = detectors.get("rx").fit_score(scene.cube)
+    same = evaluate(scores.isel(y=slice(0, 40)), scene.truth.isel(y=slice(0, 40)))
+    assert same.auc_df > 0.8
+    with pytest.raises(ParameterError, match="different places.*y coordinates"):
+        evaluate(scores.isel(y=slice(0, 40)), scene.truth.isel(y=slice(20, 60)))
+    with pytest.raises(ParameterError, match="different CRSs"):
+        evaluate(scores, scene.truth.rio.write_crs("EPSG:4326"))
+    # arrays without coordinates are paired by position, as before
+    assert evaluate(scores.values, scene.truth.values).auc_df == evaluate(
+        scores, scene.truth).auc_df
+    with pytest.raises(ParameterError, match="numeric array"):
+        evaluate("x", np.zeros((3, 3)))
