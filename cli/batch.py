@@ -97,6 +97,14 @@ def batch_inputs(jobs: list[tuple[str, dict]]) -> list[str]:
             for v in (scene, *(o.get(k) for k in PER_SCENE + SHARED)) if v]
 
 
+def naming(scene, message) -> str:
+    """``message`` led by the scene it is about, once: a message that names the scene
+    first already (as ``path: …``, the path as given or absolute) keeps its own words."""
+    text = str(message)
+    names = {os.fspath(scene), os.path.abspath(os.fspath(scene))}
+    return text if any(text.startswith(f"{n}:") for n in names) else f"{scene}: {text}"
+
+
 def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> int:
     """Each scene in turn; a scene's error (one line, as for one scene, out of memory
     included) does not stop the others, and its warnings name it. The exit status: 0, or 2
@@ -108,7 +116,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = (lambda message, *_, s=scene, **__:
-                                        click.echo(f"warning: {s}: {message}", err=True))
+                                        click.echo(f"warning: {naming(s, message)}", err=True))
                 detect_one(scene, **options)
         except Exception as exc:  # what the command line reports in one line, per scene
             from hsad.cli.main import user_problem
@@ -116,8 +124,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
             problem = user_problem(exc)
             if problem is None:
                 raise
-            if not isinstance(exc, (HsadError, OSError)):  # out of memory: name the scene
-                problem = f"{scene}: {problem}"
+            problem = naming(scene, problem)
         except KeyboardInterrupt:
             click.echo(f"stopped at scene {i}/{len(jobs)}; done: "
                        f"{', '.join(map(str, done)) or 'none'}", err=True)

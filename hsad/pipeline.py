@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import xarray as xr
 
 from hsad import detectors
 from hsad.detectors.base import BaseDetector
-from hsad.errors import ParameterError
+from hsad.errors import DegenerateDataWarning, ParameterError
 
 
 def style_files(paths) -> list[Path]:
@@ -174,6 +176,26 @@ def threshold(det: Detection, contamination: float | None = None, far: float | N
     return det.mask
 
 
+def warn_constant(path, scores: xr.DataArray, method: str) -> None:
+    """Warn when the score map written to ``path`` holds one value wherever it has data: it
+    ranks nothing (a network's attention zero everywhere, say). Its decimated sample, read
+    for the style, tells first; only a sample of one value costs a pass over the map."""
+    from hsad.engine import minmax
+    from hsad.outputs.qgis_style import sampled_values
+
+    values = sampled_values(path)
+    if not values.size or values.min() != values.max():
+        return
+    import dask.array as da
+
+    data = scores.data if hasattr(scores.data, "dask") else da.asarray(scores.data)
+    (lo, hi), = minmax(data)
+    if lo == hi:
+        warnings.warn(f"{os.fspath(path)}: {method}'s score map is {lo:g} at every pixel with "
+                      "data: it ranks no pixel above another (try another detector, or "
+                      "another output: -p output=…)", DegenerateDataWarning, stacklevel=2)
+
+
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
            mask_path=None, polygons_path=None, spectra_path=None, library=None,
            png_path=None, stages_dir=None, truth: np.ndarray | None = None,
@@ -218,6 +240,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
             attrs = dict(det.scores.attrs)
             det.scores = read_map(scores_path, cube)
             det.scores.attrs.update(attrs)
+        warn_constant(scores_path, det.scores, method)
     if stages_dir and det.stages:
         for name, stage in det.stages.items():
             if stage.ndim == 2:

@@ -10,6 +10,7 @@ from cli_helpers import one_error, run_cli
 
 from hsad import synthetic
 from hsad.cli.batch import stem_of
+from hsad.errors import ParameterError
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +194,9 @@ def test_a_scene_out_of_memory_fails_alone_and_warnings_name_their_scene(
             import warnings
 
             warnings.warn("a warning of this scene", UserWarning, stacklevel=1)
+            warnings.warn(f"{scene}: a warning that names it", UserWarning, stacklevel=1)
+        if scene == str(scenes[2]["cube"]):  # an error that names no file
+            raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
         return real(scene, **options)
 
     monkeypatch.setattr(detect, "_detect_one", one)
@@ -201,7 +205,10 @@ def test_a_scene_out_of_memory_fails_alone_and_warnings_name_their_scene(
     assert code == 2
     assert f"error: {scenes[0]['cube']}: out of memory" in err
     assert f"warning: {scenes[1]['cube']}: a warning of this scene" in err
-    assert "2 of 3 scenes done" in out
+    # named once: a message that leads with its scene keeps its words
+    assert f"warning: {scenes[1]['cube']}: a warning that names it" in err
+    assert f"error: {scenes[2]['cube']}: fewer than 2 valid pixels" in err
+    assert "1 of 3 scenes done" in out
 
 
 def test_a_header_is_one_scene_with_the_data_file_it_describes_only(scenes, tmp_path):

@@ -29,7 +29,7 @@ def style_path(raster) -> Path:
     return Path(raster).with_suffix(".qml")
 
 
-def _sample(path) -> np.ndarray:
+def sampled_values(path) -> np.ndarray:
     """The valid values of band 1 of ``path``, read decimated to about :data:`SAMPLE`."""
     import rasterio
 
@@ -85,11 +85,11 @@ def mask_style() -> str:
 def write_style(raster, kind: str = "score") -> Path:
     """Write the style of the GeoTIFF ``raster`` (``kind`` ``score`` or ``mask``) beside it,
     atomically; return its path."""
-    text = score_style(_sample(raster)) if kind == "score" else mask_style()
+    text = score_style(sampled_values(raster)) if kind == "score" else mask_style()
     target = style_path(raster)
     with atomic_path(target) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     return target
 
 
-__all__ = ["mask_style", "score_style", "style_path", "write_style"]
+__all__ = ["mask_style", "sampled_values", "score_style", "style_path", "write_style"]
