@@ -134,12 +134,9 @@ def make_cube(
         raise ParameterError(f"a cube needs 3 dimensions (y, x, band), got shape {data.shape}")
     rows, cols, bands = data.shape
     transform = Affine.identity() if transform is None else transform
-    if not isinstance(transform, Affine):
-        try:
-            transform = Affine(*(float(v) for v in tuple(transform)[:6]))
-        except (TypeError, ValueError):
-            raise ParameterError(f"transform must be an affine.Affine or its six numbers "
-                                 f"(a, b, c, d, e, f), got {transform!r}") from None
+    if not isinstance(transform, Affine):  # six bare numbers: rasterio's or GDAL's order?
+        raise ParameterError(f"transform must be an affine.Affine (Affine(a, b, c, d, e, f), "
+                             f"or Affine.from_gdal(*geotransform)), got {transform!r}")
     check_transform(transform, source_path)
     y, x = _pixel_centre_coords(transform, rows, cols)
     coords = {

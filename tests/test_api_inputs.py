@@ -163,9 +163,8 @@ def test_public_helpers_take_numpy_cubes_or_say_what_is_wrong(values):
     assert "RGB composite" in quicklook(values).axes[0].get_title()
     with pytest.raises(ParameterError, match="not a coordinate reference system PROJ knows"):
         cube_of(values, crs="EPSG:999999")
-    with pytest.raises(ParameterError, match="transform must be"):
-        cube_of(values, transform="abc")
-    cube = cube_of(values, transform=(30.0, 0.0, 5e5, 0.0, -30.0, 4e6))  # six numbers
-    assert cube.rio.transform().a == 30.0
+    for bad in ("abc", (30.0, 0.0, 5e5, 0.0, -30.0, 4e6)):  # bare numbers: whose order?
+        with pytest.raises(ParameterError, match="transform must be an affine.Affine"):
+            cube_of(values, transform=bad)
     with pytest.raises(ParameterError, match="map shape"):
-        map_like(cube, np.zeros((3, 3)))
+        map_like(cube_of(values), np.zeros((3, 3)))
