@@ -127,6 +127,8 @@ def test_a_nodata_an_integer_type_cannot_hold_is_dropped_with_a_warning(tmp_path
     src = _tif(tmp_path / "frac.tif", data, nodata=-0.5)
     code, _, err = run_cli(["convert", src, tmp_path / "i.tif", "--dtype", "int16"], capsys)
     assert code == 0 and "nodata -0.5 is not a value of int16" in err
+    # a float cube's NaN pixels become 0 too: said in the same line
+    assert "pixels without data held as NaN, if any, become 0" in err
     with rasterio.open(tmp_path / "i.tif") as dst:
         assert dst.nodata is None
 

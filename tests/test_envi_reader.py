@@ -281,6 +281,15 @@ def test_wavelength_units_are_converted_to_nanometres(tmp_path, units, values, e
     np.testing.assert_allclose(open_envi(data)["wavelength"].values, expected)
 
 
+def test_a_utf8_bom_before_a_latin1_header_is_read(tmp_path):
+    """A BOM (which hsad allows) and a µ written as one Latin-1 byte, each read alone,
+    were refused together: the Latin-1 reading kept the BOM as 'ï»¿ENVI'."""
+    data, hdr = write_raw(tmp_path, "w.img", _cube("u1", (2, 2, 2)),
+                          extra="wavelength units = µm\nwavelength = {0.4, 0.5}\n")
+    hdr.write_bytes(b"\xef\xbb\xbf" + hdr.read_text().encode("latin-1"))
+    np.testing.assert_allclose(open_envi(data)["wavelength"].values, [400, 500])
+
+
 def test_wavelengths_come_from_band_names_when_only_there(tmp_path):
     extra = "band names = {Band 1 (0.4500 Micrometers), Band 2 (0.5500 Micrometers),\n 450.5 nm}\n"
     data, _ = write_raw(tmp_path, "b.img", _cube("u1", (2, 2, 3)), extra=extra)
@@ -288,6 +297,10 @@ def test_wavelengths_come_from_band_names_when_only_there(tmp_path):
     extra = "band names = {Band 1 (0.45 Micrometers), Slope, Aspect}\n"  # not all: none
     data, _ = write_raw(tmp_path, "c.img", _cube("u1", (2, 2, 3)), extra=extra)
     assert np.isnan(open_envi(data)["wavelength"].values).all()
+    # a number written from its dot (".45 um") is 0.45, not 45 (read 45 000 nm before)
+    extra = "band names = {b (.45 um), b (.55 um), b (1.5e-1 um)}\n"
+    data, _ = write_raw(tmp_path, "d.img", _cube("u1", (2, 2, 3)), extra=extra)
+    np.testing.assert_allclose(open_envi(data)["wavelength"].values, [450, 550, 150])
 
 
 def test_mismatched_per_band_lists_are_dropped_with_a_warning(tmp_path):

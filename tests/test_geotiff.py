@@ -114,6 +114,22 @@ def _write_raw_tif(path, data, nodata=None, band_tags=None, ds_tags=None, envi=N
 WL_UM = [0.45, 0.55, 0.65]
 
 
+def test_a_wavelength_tagged_on_some_bands_yields_to_a_complete_source(tmp_path):
+    """docs/formats.md: the first source with a value for every band. A wavelength tag on
+    band 1 alone hid the IMAGERY domain's complete list (450, NaN, NaN); alone, it still
+    gives what it knows (files an earlier hsad wrote)."""
+    data = np.ones((2, 2, 3), np.float32)
+    imagery = [{"CENTRAL_WAVELENGTH_UM": str(w), "FWHM_UM": "0.01"} for w in WL_UM]
+    one = [{"wavelength": "450", "wavelength_units": "Nanometers"}, {}, {}]
+    _write_raw_tif(tmp_path / "both.tif", data, band_tags=one, imagery=imagery)
+    cube = open_geotiff(tmp_path / "both.tif")
+    np.testing.assert_allclose(cube["wavelength"].values, [450, 550, 650])
+    np.testing.assert_allclose(cube["fwhm"].values, 10)
+    _write_raw_tif(tmp_path / "some.tif", data, band_tags=one)
+    np.testing.assert_array_equal(open_geotiff(tmp_path / "some.tif")["wavelength"].values,
+                                  [450, np.nan, np.nan])
+
+
 @pytest.mark.parametrize("style", ["band_tags", "envi_domain", "imagery_domain"])
 def test_wavelengths_in_micrometres_become_nm(tmp_path, style):
     data = np.arange(4 * 5 * 3, dtype=np.int16).reshape(4, 5, 3)

@@ -47,7 +47,7 @@ _MILLI = {"millimeters", "millimeter", "millimetres", "millimetre", "mm"}
 _NOT_WAVELENGTH = {"index", "ghz", "mhz", "hz", "wavenumber", "wavenumbers", "cm-1"}
 #: A number, then (matched separately, so that a long run of digits stays linear time)
 #: a wavelength unit right after it.
-_NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _UNIT_AFTER = re.compile(
     r"\s*(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\b",
     re.IGNORECASE,
@@ -134,8 +134,8 @@ def _decode(raw: bytes, path: Path) -> str:
     cut = _NUL_TO_LINE_END.sub(b"", raw)
     try:
         text = cut.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = cut.decode("latin-1")
+    except UnicodeDecodeError:  # Latin-1 (a µ as one byte), after any UTF-8 BOM
+        text = cut.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
     if cut != raw and not _first_line(text).upper().startswith("ENVI"):
         raise HeaderError("not an ENVI header (binary content; first line must be 'ENVI')", path)
     return text

@@ -271,7 +271,7 @@ def _spectral_metadata(src, bands: list[int], sidecar: bool = True
     ds_tags = {k.lower(): v for k, v in src.tags().items()}
     envi = {k.lower(): v for k, v in src.tags(ns="ENVI").items()}
 
-    def per_band(key):
+    def per_band(key, partial=True):
         if all(key in t for t in tags):
             return [t[key] for t in tags]
         for source in (envi, ds_tags):
@@ -280,11 +280,12 @@ def _spectral_metadata(src, bands: list[int], sidecar: bool = True
                 return items
             if len(items) == src.count:
                 return [items[b - 1] for b in bands]
-        if key != "bbl" and any(key in t for t in tags):  # unknown in the bands without
-            return [t.get(key, "nan") for t in tags]       # one (earlier hsad wrote none)
+        if partial and key != "bbl" and any(key in t for t in tags):  # unknown in the bands
+            return [t.get(key, "nan") for t in tags]  # without one (earlier hsad wrote none)
         return None
 
-    wl, fwhm, bbl = per_band("wavelength"), per_band("fwhm"), per_band("bbl")
+    # wavelengths tagged on some bands only come last, after every source of all of them
+    wl, fwhm, bbl = per_band("wavelength", partial=False), per_band("fwhm"), per_band("bbl")
     units = next((t["wavelength_units"] for t in tags if "wavelength_units" in t), None) or \
         envi.get("wavelength_units") or ds_tags.get("wavelength_units")
     scale = None
@@ -309,6 +310,12 @@ def _spectral_metadata(src, bands: list[int], sidecar: bool = True
         found = sidecar_wavelengths(src.name, n)
         if found is not None:
             wavelength, fwhm_nm = found
+    if wavelength is None and (some := per_band("wavelength")) is not None:
+        wl = _to_float(some)
+        scale = wavelength_scale(units, wl)
+        wavelength = None if scale is None else wl * scale
+        if fwhm_nm is None and fwhm is not None and scale is not None:
+            fwhm_nm = _to_float(fwhm) * scale
     good = None if bbl is None else _to_float(bbl) != 0
     return wavelength, fwhm_nm, good
 

@@ -142,10 +142,12 @@ def cast_cube(cube: xr.DataArray, dtype) -> xr.DataArray:
                               "if any, become 0 and the output has no nodata value; convert "
                               "to a float type to keep them apart", UserWarning, stacklevel=2)
             elif np.isfinite(nodata):
+                nan = (", and pixels without data held as NaN, if any, become 0"
+                       if cube.dtype.kind == "f" else "")
                 warnings.warn(f"{where}: nodata {nodata:g} is not a value of {out_dtype}: the "
                               "output has no nodata value, and its pixels become data "
-                              f"(rounded and clipped to {out_dtype}); convert to a float type "
-                              "to keep them apart", UserWarning, stacklevel=2)
+                              f"(rounded and clipped to {out_dtype}){nan}; convert to a float "
+                              "type to keep them apart", UserWarning, stacklevel=2)
             nodata = None
     data = data.map_blocks(cast_block, out_dtype=out_dtype, nodata=nodata, dtype=out_dtype,
                            meta=np.empty((0,) * cube.ndim, out_dtype))
