@@ -86,8 +86,15 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
         if len(scenes) > 1 and value is not None and STEM not in str(value):
             raise ParameterError(f"{_FLAGS[key]} {value}: every scene would write it; put "
                                  f"{STEM} in it")
+    if len(scenes) > 1 and options.get("key") is not None:  # for the scenes that take one
+        from hsad.io import keys_for
+
+        keys = dict(zip(scenes, keys_for(scenes, options["key"]), strict=True))
+    else:
+        keys = {scene: options.get("key") for scene in scenes}
     return [(scene, {**options, **{k: fill(options.get(k), scene)
-                                   for k in WRITTEN + PER_SCENE if options.get(k) is not None}})
+                                   for k in WRITTEN + PER_SCENE if options.get(k) is not None},
+                     **({"key": keys[scene]} if "key" in options else {})})
             for scene in scenes]
 
 

@@ -156,6 +156,12 @@ def subset_options(func, verb: str = "Analyse",
     return func
 
 
+def train_subset_options(func):
+    """:func:`subset_options` for ``hsad train``, whose rasters are its masks."""
+    return subset_options(func, verb="Train on", cut="; rasters on the whole scene's grid "
+                          "(--valid-mask, --train-mask, --background) are cut to it")
+
+
 def copy_subset_options(func):
     """:func:`subset_options` for ``hsad convert``, which copies the window."""
     return subset_options(func, verb="Copy", cut="")

@@ -20,8 +20,8 @@ from hsad.cli.options import (
     overwrite_option,
     progress_option,
     seed_option,
-    subset_options,
     subset_selection,
+    train_subset_options,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_params
@@ -48,7 +48,7 @@ from hsad.config import parse_params
 @progress_option
 @click.option("--quiet", is_flag=True, hidden=True, help="Same as --no-progress (older name).")
 @band_options
-@subset_options
+@train_subset_options
 @mask_options
 @background_option
 @labels_option
@@ -80,6 +80,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     """
     from hsad import detectors, open_cube
     from hsad.errors import ParameterError
+    from hsad.io import keys_for
     from hsad.io.enmap import parse_flags
     from hsad.io.model_archive import save_model
     from hsad.pipeline import apply_fusion, check_labels, prepare_cube
@@ -127,10 +128,12 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     inputs = [labels, *scenes, *(fill(v, s) for v in per_scene for s in scenes)]
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
                         inputs=inputs, overwrite=overwrite)
+    keys = dict(zip(scenes, keys_for(scenes, key) if len(scenes) > 1 else [key],
+                    strict=True))  # one --key for several scenes: those that take one
     with plan:
         def prepared(scene):
-            return prepare_cube(open_cube(scene, chunks=chunks, key=key, **subset), bands,
-                                nodata=nodata, valid_mask=fill(valid_mask, scene),
+            return prepare_cube(open_cube(scene, chunks=chunks, key=keys[scene], **subset),
+                                bands, nodata=nodata, valid_mask=fill(valid_mask, scene),
                                 exclude_quality=quality)
 
         if len(scenes) > 1:

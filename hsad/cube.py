@@ -104,6 +104,14 @@ def check_transform(transform: Affine, path=None) -> None:
     refuse_singular(transform, path)
 
 
+def unmasked(array):
+    """A numpy masked array as a float array with NaN where values are masked (they hold no
+    data; integers widen to float32, or float64 beyond 16 bits); anything else as it is."""
+    if isinstance(array, np.ma.MaskedArray):
+        return array.astype(np.result_type(array.dtype, np.float32)).filled(np.nan)
+    return array
+
+
 def make_cube(
     data,
     *,
@@ -124,10 +132,11 @@ def make_cube(
     ``wavelength`` and ``fwhm`` are in nanometres; ascending wavelengths are indexed, so
     ``cube.sel(wavelength=slice(400, 2400))`` selects bands. ``transform`` defaults to the
     identity pixel grid (as GDAL reports for files without map info); a singular or
-    non-finite one is a :class:`GeoreferenceError` naming ``source_path``.
+    non-finite one is a :class:`GeoreferenceError` naming ``source_path``. A numpy masked
+    array's masked values become NaN (:func:`unmasked`).
     """
     if not isinstance(data, da.Array):
-        data = wrap_numpy(np.asarray(data))
+        data = wrap_numpy(np.asarray(unmasked(data)))
     if data.ndim == 2:
         data = data[:, :, None]
     if data.ndim != 3:
@@ -464,8 +473,7 @@ def as_cube(obj) -> xr.DataArray:
     wrapped in dask and given the coordinates it lacks (all bands good, wavelengths unknown).
     A numpy masked array's masked values become NaN (no data). A proper cube is returned as
     it is."""
-    if isinstance(obj, np.ma.MaskedArray):  # masked values hold no data: NaN
-        obj = obj.astype(np.result_type(obj.dtype, np.float32)).filled(np.nan)
+    obj = unmasked(obj)
     if not isinstance(obj, xr.DataArray):
         data = obj if isinstance(obj, da.Array) else np.asarray(obj)
         if data.ndim != 3 or data.dtype.kind not in "biuf":

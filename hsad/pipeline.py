@@ -227,10 +227,14 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         det.scores, *stages = dask.compute(det.scores, *det.stages.values())
         det.stages = dict(zip(det.stages, stages, strict=True))
 
+    fusion = None
+    if callable(getattr(det.detector, "fusion_", None)):  # D_SS's own settings, described
+        fusion = det.detector.fusion_(cube)
+
     def write_raster(map_, path, what):
         write_map(map_, path, like=cube, cog=cog, progress=progress,
                   tags=provenance(det.detector, cube, what, model),
-                  description=describe_map(what, method))
+                  description=describe_map(what, method, fusion))
         out["style" if what == "score" else f"style:{what}"] = write_style(path)
 
     if scores_path:

@@ -149,11 +149,10 @@ def contamination_threshold(scores: np.ndarray, contamination: float, *,
 def weighted_chi2_isf(far: float, weights) -> float:
     """The value a weighted sum ``Σ wᵢ·χ²₁`` (independent, ``wᵢ ≥ 0``) exceeds with
     probability ``far``: exact (``w·χ²_B``) when the weights are equal, else the
-    Lugannani–Rice saddlepoint approximation of the tail (Kuonen 1999, *Biometrika* 86):
-    within 6 % of ``far`` from 1e-1 to 1e-5 against exact tails and simulation
-    (``tests/test_thresholds.py``; 7 % at 1e-8, where one χ²₁ dominates). Where ``far``
-    lies near the bulk (no saddlepoint above the mean), the three-moment approximation of
-    Liu, Tang & Zhang (2009)."""
+    Lugannani–Rice saddlepoint approximation of the distribution (Kuonen 1999, *Biometrika*
+    86): within 6 % of ``far`` from 1e-1 to 1e-5 against exact tails and simulation
+    (``tests/test_thresholds.py``; 7 % at 1e-8, where one χ²₁ dominates), continuous and
+    decreasing in ``far`` over (0, 1)."""
     from scipy.optimize import brentq
     from scipy.stats import chi2
 
@@ -166,32 +165,53 @@ def weighted_chi2_isf(far: float, weights) -> float:
     if w.min() == 1.0:
         return float(top * chi2.isf(float(far), w.size))
     log_far = float(np.log(far))
-    low, high = 1e-3, 0.5 * (1.0 - 1e-12)  # (below 1e-3 the tail formula cancels)
-    if not _saddlepoint_log_tail(low, w)[1] > log_far:
-        c1, c2, c3 = w.sum(), (w**2).sum(), (w**3).sum()
-        dof = c2**3 / c3**2
-        return float(top * (c1 + np.sqrt(c2 / dof) * (chi2.isf(float(far), dof) - dof)))
-    if _saddlepoint_log_tail(high, w)[1] > log_far:  # beyond float64's reach
+    high = 0.5 * (1.0 - 1e-12)  # the cumulant generating function's domain ends at 1/2
+    if _log_tail(high, w) > log_far:  # beyond float64's reach
         return float("inf")
-    s = brentq(lambda t: _saddlepoint_log_tail(t, w)[1] - log_far, low, high, xtol=1e-15,
-               rtol=1e-13)
-    return float(top * _saddlepoint_log_tail(s, w)[0])
+    low = -1.0
+    while _log_tail(low, w) < log_far and low > -1e15:  # far near 1: x near 0
+        low *= 10.0
+    if _log_tail(low, w) < log_far:
+        return 0.0
+    s = brentq(lambda t: _log_tail(t, w) - log_far, low, high, xtol=1e-15, rtol=1e-13)
+    return float(top * _cumulants(s, w)[1])
 
 
-def _saddlepoint_log_tail(s: float, w: np.ndarray) -> tuple[float, float]:
-    """``(x, log P(Σ wᵢχ²₁ > x))`` at the saddlepoint ``s`` (0 < s < 1/(2·max w)), by
-    Lugannani–Rice, in logs (``x`` solves K'(s) = x, K the cumulant generating function)."""
+#: about the mean (saddlepoint 0) the Lugannani–Rice formula cancels: within ±NEAR_MEAN
+#: the tail is interpolated linearly in the saddlepoint between the two ends
+NEAR_MEAN = 1e-3
+
+
+def _cumulants(s: float, w: np.ndarray) -> tuple[float, float, float]:
+    """``(K, K', K'')`` of ``Σ wᵢχ²₁`` at ``s`` (< 1/(2·max w)): the cumulant generating
+    function ``K(s) = −½ Σ log(1 − 2wᵢs)`` and its derivatives (``K'(s) = x``, the value
+    whose saddlepoint ``s`` is)."""
+    a = 1.0 - 2.0 * w * s
+    return (float(-0.5 * np.log(a).sum()), float((w / a).sum()),
+            float((2.0 * w**2 / a**2).sum()))
+
+
+def _log_tail(s: float, w: np.ndarray) -> float:
+    """``log P(Σ wᵢχ²₁ > K'(s))`` by Lugannani–Rice, in logs: the upper tail above the
+    mean (s > 0), one minus the lower tail below it, linear in ``s`` about the mean."""
     from scipy.special import erfcx
 
-    a = 1.0 - 2.0 * w * s
-    k = -0.5 * np.log(a).sum()
-    x = (w / a).sum()
-    r = np.sqrt(max(2.0 * (s * x - k), 0.0))
-    u = s * np.sqrt((2.0 * w**2 / a**2).sum())
-    # P ≈ 1 − Φ(r) + φ(r)(1/u − 1/r); (1 − Φ(r))/φ(r) = √(π/2)·erfcx(r/√2) keeps it in logs
-    bracket = np.sqrt(np.pi / 2) * erfcx(r / np.sqrt(2)) + 1.0 / u - 1.0 / r
+    if abs(s) < NEAR_MEAN:
+        lo, hi = _log_tail(-NEAR_MEAN, w), _log_tail(NEAR_MEAN, w)
+        t = (s + NEAR_MEAN) / (2 * NEAR_MEAN)
+        return float(np.log((1 - t) * np.exp(lo) + t * np.exp(hi)))
+    k, x, k2 = _cumulants(s, w)
+    r = np.sign(s) * np.sqrt(max(2.0 * (s * x - k), 0.0))
+    u = s * np.sqrt(k2)
+    mills = np.sqrt(np.pi / 2) * erfcx(abs(r) / np.sqrt(2))  # (1 − Φ(|r|))/φ(r)
     log_phi = -0.5 * r * r - 0.5 * np.log(2 * np.pi)
-    return float(x), float(log_phi + np.log(bracket)) if bracket > 0 else float("-inf")
+    if s > 0:  # P ≈ 1 − Φ(r) + φ(r)(1/u − 1/r)
+        bracket = mills + 1.0 / u - 1.0 / r
+        return float(log_phi + np.log(bracket)) if bracket > 0 else float("-inf")
+    lower = mills - 1.0 / u + 1.0 / r  # P(≤ x) ≈ Φ(r) − φ(r)(1/u − 1/r), r < 0
+    if not lower > 0:
+        return 0.0
+    return float(np.log1p(-min(np.exp(log_phi) * lower, 1.0 - 1e-300)))
 
 
 __all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "contamination_threshold",

@@ -128,13 +128,17 @@ def test_styles_beside_rasters_and_masks_are_cogs_with_cog(scene, tmp_path, caps
 
 def test_stage_maps_name_their_units(scene, tmp_path, capsys):
     code, _, err = run_cli(["detect", scene["cube"], "-m", "aae", "-p", "epochs=1",
-                            "-p", "sample_size=500", "--seed", "0", "-o", tmp_path / "a.tif",
-                            "--save-stages", tmp_path / "st", "--no-progress"], capsys)
+                            "-p", "sample_size=500", "-p", "fusion_norm=rank", "--seed", "0",
+                            "-o", tmp_path / "a.tif", "--save-stages", tmp_path / "st",
+                            "--no-progress"], capsys)
     assert code == 0, err
     with rasterio.open(tmp_path / "st" / "d_spectral.tif") as src:
         assert "squared Mahalanobis" in src.descriptions[0]
-    with rasterio.open(tmp_path / "st" / "d_ss.tif") as src:
-        assert "0..1" in src.descriptions[0] and src.tags()["hsad_map"] == "d_ss"
+    with rasterio.open(tmp_path / "st" / "d_ss.tif") as src:  # the map's own λ, S and N
+        assert src.descriptions[0] == ("D_SS = 0.4*N(D_spatial) + 0.6*N(T(D_spectral), T = "
+                                       "area top-hat), N = rank (average ranks / n) to 0..1 "
+                                       "(unitless, 0..1)")
+        assert src.tags()["hsad_map"] == "d_ss"
     assert (tmp_path / "st" / "d_ss.qml").is_file()
 
 

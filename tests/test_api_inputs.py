@@ -145,6 +145,8 @@ def test_a_masked_array_keeps_its_mask(values):
     want = detectors.get("rx").fit_score(np.where(masked, np.nan, x)).values
     np.testing.assert_array_equal(got, want)
     assert np.isnan(got[:4, :3]).all()
+    as_int = np.ma.masked_array(np.ones((4, 5, 3), np.int16), mask=masked[:4, :5, :3])
+    assert np.isnan(make_cube(as_int).values[:4, :3]).all()  # make_cube alike
 
 
 def test_public_helpers_take_numpy_cubes_or_say_what_is_wrong(values):

@@ -321,6 +321,33 @@ def test_each_commands_help_names_only_its_own_options(capsys):
     convert's window options to an analysis and to rasters it does not have."""
     for command in ("train", "demo"):
         code, out, _ = run_cli([command, "--help"], capsys)
-        assert code == 0 and "--memory-limit" not in out, command
+        assert code == 0 and "--memory-limit" not in out and "--truth" not in out, command
     code, out, _ = run_cli(["convert", "--help"], capsys)
     assert code == 0 and "Analyse" not in out and "--valid-mask" not in out
+
+
+def test_one_key_for_several_files_goes_to_those_that_take_one(tmp_path, capsys):
+    """A batch of a MAT scene and an ENVI one with ``--key``, and ``hsad evaluate`` of a MAT
+    map beside a GeoTIFF one with ``--scores-key``: the key names the MAT file's variable,
+    and the ENVI file and the GeoTIFF are read as they are (both failed once --key was
+    refused for them); a key that no file takes is refused."""
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    cube = rng.normal(100, 5, (12, 14, 6)).astype(np.float32)
+    cube[3, 4] += 60
+    truth = np.zeros((12, 14), np.uint8)
+    truth[3, 4] = 1
+    scipy.io.savemat(tmp_path / "a.mat", {"data": cube, "map": truth})
+    envi = write_envi(make_cube(cube), tmp_path / "b.img")
+    code, out, err = run_cli(["detect", tmp_path / "a.mat", envi, "--key", "data", "-m", "rx",
+                              "-o", tmp_path / "{stem}_rx.tif"], capsys)
+    assert code == 0 and "2 of 2 scenes done" in out, err
+    scipy.io.savemat(tmp_path / "s.mat", {"scores": cube[:, :, 0]})
+    code, out, err = run_cli(["evaluate", tmp_path / "s.mat", tmp_path / "b_rx.tif",
+                              "--scores-key", "scores", "--truth", tmp_path / "a.mat",
+                              "--truth-key", "map"], capsys)
+    assert code == 0 and "\nb_rx " in out and "\ns " in out, err
+    line = one_error(["detect", envi, tmp_path / "a_rx.tif", "--key", "data", "-m", "rx",
+                      "-o", tmp_path / "{stem}_again.tif"], capsys)
+    assert "none of the files given is one" in line

@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 import scipy.io
+from affine import Affine
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
@@ -98,7 +99,7 @@ def assert_refused(path, match, scene, tmp_path, capsys):
 def test_model_records_hsad_and_format_versions_and_loads(model, members, scene):
     config, _ = members
     assert config["format"] == "hsad-model"
-    assert config["format_version"] == persistence.FORMAT_VERSION == 4
+    assert config["format_version"] == persistence.FORMAT_VERSION == 5
     assert config["hsad_version"] == __version__
     det = load_detector(model)
     assert det.get_params()["hidden"] == TINY["hidden"]
@@ -162,6 +163,30 @@ def test_a_format_3_model_keeps_its_ladder_to_225(members, tmp_path):
     assert new.areas() == (9, 25, 49, 121, 225, 400)
 
 
+def test_a_model_keeps_its_formats_ladder_wherever_its_area_comes_from(members, tmp_path):
+    """Format 5: an area off the ladder is its last step (36: 9, 25, 36; before, 9, 25,
+    so a 6 × 6 target outgrew the last filter). A format-4 file keeps the steps below its
+    area, a format-3 one the ladder to 225, also with ``target_size_m`` (an area from the
+    scene's pixel size, which no upgrade of the saved parameters can know)."""
+    def version(n, **params):
+        return lambda c: (c.update(format_version=n), c["params"].update(params))
+
+    grid = make_cube(np.zeros((8, 8, 6), np.float32), crs="EPSG:32633",
+                     transform=Affine(30, 0, 5e5, 0, -30, 5e6))
+    expected = {5: (9, 25, 36), 4: (9, 25), 3: (9, 25)}
+    for n, areas in expected.items():
+        det = load_detector(with_config(members, tmp_path / f"v{n}.hsad", version(n, area=36)))
+        assert det.fusion_().areas() == areas, n
+    far = {5: (9, 25, 49, 121, 225, 400), 4: (9, 25, 49, 121, 225, 400),
+           3: (9, 25, 49, 121, 225)}
+    for n, areas in far.items():  # 600 m targets on 30 m pixels: 400 pixels
+        det = load_detector(with_config(members, tmp_path / f"t{n}.hsad",
+                                        version(n, area=None, target_size_m=600.0)))
+        assert det.fusion_(grid).areas() == areas, n
+    det.fit(grid.copy(data=np.random.default_rng(0).normal(size=(8, 8, 6)).astype(np.float32)))
+    assert det.fusion_(grid).areas() == far[5]  # fitted again: today's ladder
+
+
 def test_a_rewritten_but_untouched_model_still_loads(members, tmp_path, scene):
     # the tampering helpers themselves produce loadable files when nothing is changed
     path = with_config(members, tmp_path / "same.hsad", lambda c: None)
@@ -190,7 +215,7 @@ def _bands(n):
 TAMPERED = {
     "unknown detector": (_set("method", "evil"), "needs method 'evil'"),
     "classic detector": (_set("method", "rx"), "needs method 'rx'"),
-    "future format": (_set("format_version", 5), "newer than this hsad.*upgrade hsad"),
+    "future format": (_set("format_version", 6), "newer than this hsad.*upgrade hsad"),
     "no format version": (_drop("format_version"), "no format_version.*retrain"),
     "old format version": (_set("format_version", 0), "no longer read.*retrain"),
     "format version as text": (_set("format_version", "1"), "must be an integer"),

@@ -132,28 +132,27 @@ def test_the_check_reads_small_windows_not_the_scene():
     assert small.read == 128 * 128 * 6
 
 
-def test_a_second_check_of_the_same_lazy_scene_reads_nothing():
-    """The offset and level checks of one scene (a network's ``_check_scene``) share one
-    even sample: a dask array's last sample is kept by its graph's name, read-only."""
+def test_a_network_checks_a_wide_scene_on_one_sample(monkeypatch):
+    """A network scoring a scene stored wider than float32 runs two checks (the offset and
+    the level): they share one even sample, passed along, not kept anywhere (a kept sample
+    went stale when an in-memory array changed in place)."""
     import dask.array as da
 
     from hsad.detectors import level_check
 
-    scene = _Reads(np.arange(512 * 512 * 4, dtype=np.float64).reshape(512, 512, 4))
-    lazy = da.from_array(scene, chunks=(128, 128, 4), asarray=False, name="scene-a")
-    bands = np.ones(4, bool)
-    first = level_check.sampled_values(lazy, bands, None)
-    read = scene.read
-    assert read > 0 and not first.flags.writeable
-    assert level_check.sampled_values(lazy, bands, None) is first
-    assert scene.read == read
-    other = np.array([True, True, False, True])  # other bands, nodata or data: read again
-    np.testing.assert_array_equal(level_check.sampled_values(lazy, other, None), first[:, other])
-    level_check.sampled_values(lazy, other, 7.0)
-    assert scene.read == 3 * read
-    numpy_scene = np.ones((64, 64, 4))  # no graph name: never kept
-    assert level_check.sampled_values(numpy_scene, bands, None) is not \
-        level_check.sampled_values(numpy_scene, bands, None)
+    det = _detector("ae").fit(make_cube(_reflectance(0)))
+    draws = []
+    original = level_check.even_sample
+    monkeypatch.setattr(level_check, "even_sample", lambda *a: draws.append(1) or original(*a))
+    wide = make_cube(da.from_array(_reflectance(1).astype(np.float64), chunks=(12, 12, -1)))
+    det._check_scene(wide)
+    assert len(draws) == 1
+    values = _reflectance(2).astype(np.float64)
+    scene = make_cube(values)  # shares the array's memory
+    det._check_scene(scene)
+    values *= 10000  # changed in place: the next check sees it
+    with pytest.warns(DegenerateDataWarning, match=LEVEL):
+        det._check_scene(scene)
 
 
 def test_scoring_the_scene_just_fitted_takes_no_second_sample(monkeypatch):

@@ -90,8 +90,13 @@ def test_weighted_chi2_quantile_against_the_exact_tail(k1, k2, a):
         return inside + chi2.sf(x / a, k2)
 
     weights = np.r_[np.ones(k1), np.full(k2, a)]
-    for far in (1e-1, 1e-2, 1e-3, 1e-4, 1e-5):
+    for far in (0.9, 0.5, 0.3, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5):
         assert tail(weighted_chi2_isf(far, weights)) == pytest.approx(far, rel=0.06), far
+    # continuous and decreasing over (0, 1): the switch to another approximation near the
+    # mean made a larger rate give a larger threshold (1.002 → 1.024 about far = 0.31)
+    rates = np.r_[np.geomspace(1e-10, 0.9, 150), np.linspace(0.9, 0.9999, 30)]
+    values = np.array([weighted_chi2_isf(far, weights) for far in rates])
+    assert np.isfinite(values).all() and (np.diff(values) <= 0).all()
 
 
 @pytest.mark.parametrize("weights", [

@@ -77,12 +77,14 @@ def taking_any_cube(method):
 def recording_scene_level(fit):
     """``fit`` that then notes the fitted scene's per-band medians (``_fitted_scene_level``,
     for :meth:`BaseDetector._check_level`), dropped first so that a failed fit leaves none;
-    a fit that calls its parent's (itself recorded) reads the scene's sample once."""
+    a fit that calls its parent's (itself recorded) reads the scene's sample once. A model
+    loaded from a file and fitted again is today's: its file's format goes."""
 
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
         self.__dict__.pop("_fitted_scene_level", None)
         self.__dict__.pop("_fitted_scene_name", None)
+        self.__dict__.pop("model_format_", None)
         result = fit(self, cube, *args, **kwargs)
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
@@ -289,10 +291,11 @@ class BaseDetector:
         describes."""
         return self.bands_
 
-    def _scene_level(self, cube: xr.DataArray, bands: np.ndarray) -> np.ndarray:
+    def _scene_level(self, cube: xr.DataArray, bands: np.ndarray,
+                     values: np.ndarray | None = None) -> np.ndarray:
         from hsad.detectors.level_check import scene_medians
 
-        return scene_medians(cube.data, bands, cube.attrs.get("nodata"))
+        return scene_medians(cube.data, bands, cube.attrs.get("nodata"), values)
 
     def _remember_scene_level(self, cube: xr.DataArray) -> None:
         """After fit: the fitted scene's per-band medians, where the model keeps a level."""
@@ -300,9 +303,11 @@ class BaseDetector:
             self._fitted_scene_level = self._scene_level(cube, self._level_bands())
             self._fitted_scene_name = getattr(cube.data, "name", None)  # a dask graph's token
 
-    def _check_level(self, cube: xr.DataArray, bands: np.ndarray) -> None:
+    def _check_level(self, cube: xr.DataArray, bands: np.ndarray,
+                     values: np.ndarray | None = None) -> None:
         """Warn when ``cube`` (on ``bands``, those the model reads) lies on another scale
-        than the data the model was fitted on, and than the scene it was fitted on."""
+        than the data the model was fitted on, and than the scene it was fitted on
+        (``values``: the scene's even sample on ``bands``, when drawn already)."""
         level = self._training_level()
         if level is None:
             return
@@ -312,7 +317,7 @@ class BaseDetector:
             return  # the scene just fitted (fit_score): its level is the fitted scene's
         from hsad.detectors.level_check import check_scene_level
 
-        check_scene_level(self._scene_level(cube, bands), *level, self.name,
+        check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
                           cube.attrs.get("source_path"),
                           getattr(self, "_fitted_scene_level", None))
 

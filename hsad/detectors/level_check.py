@@ -31,35 +31,23 @@ LEVEL_SAMPLE = 4096
 LEVEL_SPREADS = 20.0
 
 
-#: the last sample of a dask array, by its graph's name (a token of what it computes):
-#: the offset and level checks of one scene read it once
-_last_sample: list = [None]
-
-
 def sampled_values(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
     """An even sample of about :data:`LEVEL_SAMPLE` pixels of ``data`` (rows, cols, all
     bands; numpy or dask) on ``bands`` (a boolean mask), float64, NaN where a value holds
-    no data; read-only. A dask array's last sample is kept, so a second check of the same
-    scene reads nothing."""
-    bands = np.asarray(bands, dtype=bool)
-    name = getattr(data, "name", None)
-    key = (name, bands.tobytes(), None if nodata is None else float(nodata))
-    last = _last_sample[0]  # (key, values), replaced whole: safe between threads
-    if name is not None and last is not None and last[0] == key:
-        return last[1]
-    sample = even_sample(data, LEVEL_SAMPLE)[:, bands]
+    no data."""
+    sample = even_sample(data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)]
     values = sample.astype(np.float64)
     values[missing_values(sample, nodata)] = np.nan
-    values.flags.writeable = False
-    if name is not None:
-        _last_sample[0] = (key, values)
     return values
 
 
-def scene_medians(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
+def scene_medians(data, bands: np.ndarray, nodata: float | None,
+                  values: np.ndarray | None = None) -> np.ndarray:
     """Per-band medians of ``data`` (rows, cols, all bands; numpy or dask) on ``bands`` (a
-    boolean mask), over the sampled values that hold data; NaN for a band without any."""
-    values = sampled_values(data, bands, nodata)
+    boolean mask), over the sampled values that hold data (``values``: that sample, drawn
+    already); NaN for a band without any."""
+    if values is None:
+        values = sampled_values(data, bands, nodata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a band without data: NaN
         return np.nanmedian(values, axis=0)

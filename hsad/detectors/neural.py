@@ -32,7 +32,8 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
-from hsad.detectors.offset_check import check_sampled_offset
+from hsad.detectors.level_check import sampled_values
+from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
@@ -370,8 +371,12 @@ class NeuralDetector(BaseDetector):
                 path)
         wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
         check_wavelengths(wl, self.wavelength_, path)
-        check_sampled_offset(cube.data, bands, cube.attrs.get("nodata"), self.name, path)
-        self._check_level(cube, bands)
+        values = None
+        if wider_than_float32(cube.dtype):  # both checks read one even sample
+            values = sampled_values(cube.data, bands, cube.attrs.get("nodata"))
+        check_sampled_offset(cube.data, bands, cube.attrs.get("nodata"), self.name, path,
+                             values=values)
+        self._check_level(cube, bands, values)
 
     def _training_level(self) -> tuple[np.ndarray, np.ndarray]:
         return self.scaler_.centre, self.scaler_.scale

@@ -54,16 +54,18 @@ def check_offset(centre: np.ndarray, spread: np.ndarray, dtype, what: str, path=
         "which centres in float64, can score the scene as it is)", path)
 
 
-def check_sampled_offset(data, bands: np.ndarray, nodata, what: str, path=None) -> None:
+def check_sampled_offset(data, bands: np.ndarray, nodata, what: str, path=None,
+                         values: np.ndarray | None = None) -> None:
     """:func:`check_offset` of the per-band median and interquartile spread (IQR / 1.349)
     of an even sample (:func:`~hsad.detectors.level_check.sampled_values`) of ``data``
     (rows, cols, all bands) on ``bands`` (a boolean mask):
     no pass over a large scene, and nothing read unless the data are stored wider than
-    float32."""
+    float32. ``values``: that sample, drawn already."""
     if not wider_than_float32(data.dtype):
         return
     chosen = np.flatnonzero(np.asarray(bands, dtype=bool))
-    values = sampled_values(data, bands, nodata)
+    if values is None:
+        values = sampled_values(data, bands, nodata)
     usable = np.isfinite(values).any(axis=0)
     if not usable.any():
         return

@@ -112,7 +112,8 @@ class ReconstructionDetector(NeuralDetector):
         return Fusion(variant=self.fusion, lam=self.lam, n_components=self.n_components,
                       area=area, levels=self.levels, radius=self.radius, eps=self.eps,
                       norm=self.fusion_norm, pc_source=self.pc_source,
-                      spectral_tophat=self.spectral_tophat).resolved(self.name)
+                      spectral_tophat=self.spectral_tophat,
+                      model_format=getattr(self, "model_format_", None)).resolved(self.name)
 
     def set_fusion(self, mode: str) -> ReconstructionDetector:
         """The CLI's ``--fusion``: ``"dss"`` scores with D_SS (its spatial variant the

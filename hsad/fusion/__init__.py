@@ -207,12 +207,23 @@ def chosen_area(name: str, area, target_size_m, cube=None):
     return None if cube is None else area_for_target(target_size_m, cube)
 
 
-def ladder(area: int) -> tuple[int, ...]:
-    """The multi-scale variant's areas up to ``area`` (at least the smallest); an area
-    above the ladder's top step is its last step (targets of 18 × 18 pixels need an area
-    of 324: capped at 225 they vanished from the map)."""
-    steps = tuple(a for a in LADDER if a <= int(area)) or LADDER[:1]
-    return steps + ((int(area),) if int(area) > LADDER[-1] else ())
+def ladder(area: int, model_format: int | None = None) -> tuple[int, ...]:
+    """The multi-scale variant's areas: the ladder's steps below ``area``, then ``area``
+    itself (at least the smallest step): a target of the size asked is never larger than
+    the last filter (targets of 18 × 18 pixels need an area of 324: capped at 225 they
+    vanished from the map; 6 × 6 ones, 36, were filtered to 25 only).
+
+    ``model_format``: a model file's format keeps the ladder it was trained with (format
+    ≤ 3: the steps up to ``area``, at most 225; format 4: the steps up to ``area``, then an
+    area above 225)."""
+    area = int(area)
+    if model_format is not None and model_format <= 4:
+        top = min(area, LADDER[-1]) if model_format <= 3 else area
+        steps = tuple(a for a in LADDER if a <= top) or LADDER[:1]
+        return steps + ((area,) if model_format == 4 and area > LADDER[-1] else ())
+    if area <= LADDER[0]:
+        return LADDER[:1]
+    return tuple(a for a in LADDER if a < area) + (area,)
 
 
 def area_tag(fusion: Fusion, from_pixel_size: bool) -> dict[str, int]:
@@ -300,6 +311,9 @@ class Fusion:
     norm: str = "minmax"
     pc_source: str = "cube"
     spectral_tophat: bool | None = None
+    #: the format of the model file these settings came from, which keeps its ladder
+    #: (:func:`ladder`); None: today's
+    model_format: int | None = None
 
     def resolved(self, what: str | None = None) -> Fusion:
         """A validated copy with the variant's defaults in the fields left None; errors
@@ -346,7 +360,8 @@ class Fusion:
         """The areas of the attribute filters: the ladder up to ``area`` (``multiscale``)
         or ``area`` alone."""
         f = self.resolved()
-        return ladder(f.area) if f.variant == "multiscale" else (int(f.area),)
+        return (ladder(f.area, f.model_format) if f.variant == "multiscale"
+                else (int(f.area),))
 
     def spectral_term(self, d_spectral: np.ndarray) -> np.ndarray:
         """The map D_SS weights at ``1 − lam``: D_spectral, or its area top-hat

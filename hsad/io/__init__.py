@@ -173,6 +173,24 @@ def open_cube(
     return _open_format(fmt, path, chunks, key, apply_scale, window)
 
 
+#: the formats whose files hold several cubes or variables, one named by ``key``
+KEYED_FORMATS = ("mat", "emit", "prisma", "enmap")
+
+
+def keys_for(paths, key: str | None) -> list[str | None]:
+    """``key`` for each of ``paths`` (one ``--key`` given for several files) where its format
+    takes one, None for the others (ENVI files, GeoTIFFs: one cube each); a
+    ParameterError when none of them takes one."""
+    if key is None:
+        return [None] * len(paths)
+    keyed = [detect_format(p) in KEYED_FORMATS for p in paths]
+    if not any(keyed):
+        raise ParameterError(f"key {key!r} (--key) names a variable of a MAT file or an EMIT "
+                             "granule, or a PRISMA or EnMAP product's spectrometers; none of "
+                             "the files given is one")
+    return [key if k else None for k in keyed]
+
+
 def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:
     """The reader of format ``fmt`` on ``path`` (``window``: only that window)."""
     if key is not None and fmt in ("envi", "geotiff"):  # refused rather than ignored

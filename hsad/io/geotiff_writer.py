@@ -93,7 +93,13 @@ def cast_block(block: np.ndarray, out_dtype: np.dtype, nodata: float | None) -> 
     out = block
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        if block.dtype.kind == "f":
+        exact = block.dtype.kind == "f" and np.finfo(block.dtype).nmant + 1 >= 8 * dtype.itemsize
+        if exact:  # the type's ends are floats of the block's type (float32 into 16 bits)
+            bad = ~np.isfinite(block)
+            out = np.clip(np.rint(np.where(bad, 0, block)), info.min, info.max)
+            if nodata is not None and bad.any():
+                out[bad] = nodata
+        elif block.dtype.kind == "f":
             bad = ~np.isfinite(block)
             # rounded in float64 and the ends set as integers: float32 cannot hold
             # 2**31 - 1 (it rounds up to 2**31, which the cast wraps), float64 not 2**63 - 1

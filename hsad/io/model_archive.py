@@ -14,7 +14,11 @@ to upgrade hsad, a model without one (or an unknown older one) asks to retrain i
 (the variant's own default); a format-1 model's parameters are read with the meanings they
 had (``upgrade_params``: the multi-scale ladder it left unset went up to 121 pixels).
 Format 4 (2026-12-04): a multi-scale ``area`` above 225 pixels is the ladder's last step;
-before, it meant the ladder to 225, which an older model keeps.
+before, it meant the ladder to 225, which an older model keeps. Format 5 (2026-12-04,
+later): any multi-scale area off the ladder is its last step (36 pixels: 9, 25, 36); before,
+it was rounded down to a step below it (9, 25). A loaded model keeps its format's ladder,
+also where its area comes from ``target_size_m`` (``model_format_``,
+:func:`hsad.fusion.ladder`).
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ from hsad.errors import HsadError, ModelError
 from hsad.io.atomic import atomic_path
 
 FORMAT = "hsad-model"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: format versions this hsad reads
-READABLE = (1, 2, 3, 4)
+READABLE = (1, 2, 3, 4, 5)
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: largest member sizes read (uncompressed bytes): checked before anything is read
@@ -250,6 +254,7 @@ def load_model(path: str | os.PathLike, device: str | None = None):
 def set_saved_params(det, config: dict, path: Path) -> None:
     """The hyperparameters of a model's (checked) ``config`` onto ``det``, upgraded from its
     format version where the detector knows how: unknown names or wrong types are errors."""
+    det.model_format_ = config["format_version"]  # its ladder (hsad.fusion.ladder), say
     try:
         saved = det.upgrade_params(config["params"], config["format_version"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -125,25 +125,29 @@ def _aligned(scores, gt):
 
 
 def _check_same_place(scores, gt) -> None:
-    """ParameterError when two labelled maps of one shape lie in different places: their
-    ``y``/``x`` coordinates differ by more than 0.001 pixel, or both carry a CRS and the
-    two differ (a slice of one scene against another slice, pixels paired by position)."""
-    if not (hasattr(scores, "coords") and hasattr(gt, "coords")):  # labelled arrays only
+    """ParameterError when two labelled maps of one shape lie in different places, as
+    ``hsad evaluate`` judges files (:func:`hsad.cube.same_place`): both georeferenced, and
+    other CRSs or grids (two slices of a scene, pixels paired by position). A map without
+    a georeference is paired by position, as its file would be."""
+    if not all(hasattr(m, "coords") and {"y", "x"} <= set(m.coords) for m in (scores, gt)):
         return
-    for dim in ("y", "x"):
-        if dim not in scores.coords or dim not in gt.coords:
-            continue
-        a = np.asarray(scores[dim].values, dtype=np.float64)
-        b = np.asarray(gt[dim].values, dtype=np.float64)
-        step = np.abs(np.diff(a)).min() if a.size > 1 else 1.0
-        if a.shape == b.shape and not np.allclose(a, b, rtol=0.0, atol=1e-3 * step):
-            raise ParameterError(
-                f"the score map and the ground truth lie in different places (their {dim} "
-                f"coordinates differ, by up to {np.abs(a - b).max():g}): give them on one grid")
-    crs = [getattr(getattr(m, "rio", None), "crs", None) for m in (scores, gt)]
-    if None not in crs and crs[0] != crs[1]:
-        raise ParameterError(f"the score map ({crs[0]}) and the ground truth ({crs[1]}) have "
+    from hsad.cube import same_place, transform_of
+    from hsad.errors import HsadError
+
+    try:
+        placed = [(transform_of(m), getattr(getattr(m, "rio", None), "crs", None))
+                  for m in (scores, gt)]
+    except HsadError:  # coordinates without an affine grid: nothing to compare
+        return
+    (ta, ca), (tb, cb) = placed
+    shape = (scores.sizes["y"], scores.sizes["x"])
+    if same_place(ta, ca, tb, cb, shape):
+        return
+    if ca is not None and cb is not None and ca != cb:
+        raise ParameterError(f"the score map ({ca}) and the ground truth ({cb}) have "
                              "different CRSs: give them on one grid")
+    raise ParameterError(f"the score map and the ground truth lie in different places (grids "
+                         f"{tuple(ta)[:6]} and {tuple(tb)[:6]}): give them on one grid")
 
 
 def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:

@@ -30,17 +30,24 @@ MAP_DESCRIPTIONS = {
                   "distance (unitless, about the band count on background)",
     "d_spatial": "D_spatial: attribute-filter response of the principal components "
                  "(unitless, in PC standard deviations)",
-    "d_ss": "D_SS = lam*N(D_spatial) + (1-lam)*N(D_spectral), N = min-max to 0..1 "
-            "(unitless, 0..1)",
+    "d_ss": "D_SS = lam*N(D_spatial) + (1-lam)*N(S), S = D_spectral or its area top-hat, "
+            "N = min-max or rank to 0..1 (unitless, 0..1)",
     "anomaly": "f-AnoGAN anomaly score A(x) = residual + kappa*feature (normalised units)",
     "a_residual": "f-AnoGAN residual term, mean squared error (normalised units)",
     "a_feature": "f-AnoGAN critic feature term, mean squared error (critic feature units)",
 }
 
 
-def describe_map(name: str, method: str) -> str:
+def describe_map(name: str, method: str, fusion=None) -> str:
     """The band description of map ``name`` (a key of :data:`MAP_DESCRIPTIONS`, or a
-    model's own score term)."""
+    model's own score term); ``fusion`` (a resolved :class:`hsad.fusion.Fusion`) puts the
+    D_SS map's own λ, spectral term and normalisation in."""
+    if name == "d_ss" and fusion is not None:
+        term = "T(D_spectral), T = area top-hat" if fusion.spectral_tophat else "D_spectral"
+        scaling = "min-max" if fusion.norm == "minmax" else "rank (average ranks / n)"
+        lam = float(fusion.lam)
+        return (f"D_SS = {lam:g}*N(D_spatial) + {1 - lam:g}*N({term}), N = {scaling} to "
+                "0..1 (unitless, 0..1)")
     text = MAP_DESCRIPTIONS.get(name, f"{name}: score term of {{method}}")
     return text.format(method=method)
 

@@ -137,15 +137,16 @@ def _place_targets(rng, shape, n_targets, fraction, names, occupied, required=Tr
             if _free(occupied, footprint, r0, c0):
                 break
         else:  # a crowded scene: every place, in a seeded order, before giving up
-            places = [(r, c) for r in range(3, rows - 6) for c in range(3, cols - 6)]
-            free = [p for p in (places[k] for k in rng.permutation(len(places)))
-                    if _free(occupied, footprint, *p)]
-            if not free and targets and not required:
+            width = max(cols - 9, 0)
+            order = rng.permutation(max(rows - 9, 0) * width)
+            place = next(((3 + k // width, 3 + k % width) for k in order
+                          if _free(occupied, footprint, 3 + k // width, 3 + k % width)), None)
+            if place is None and targets and not required:
                 break
-            if not free:
+            if place is None:
                 raise ParameterError(f"no room for {n_targets} targets in a {rows}x{cols} "
                                      "scene (give fewer, n_targets, or a larger scene)")
-            r0, c0 = free[0]
+            r0, c0 = place
         rr, cc = footprint[:, 0] + r0, footprint[:, 1] + c0
         occupied[rr, cc] = True
         f = float(rng.uniform(*fraction))
