@@ -164,7 +164,7 @@ def test_with_sampled_statistics_the_scene_is_read_once_for_the_network_and_the_
     reference = det.score_stages(on_file)  # before counting: the networks' first run
     # the scale check's own sample (a whole scene this small; a few windows of a large one,
     # test_scene_level.py) is not one of the passes counted here
-    monkeypatch.setattr(type(det), "_check_level", lambda self, cube, bands: None)
+    monkeypatch.setattr(type(det), "_check_level", lambda self, cube, bands, values=None: None)
     read = _rows_read(monkeypatch)
     stages = det.score_stages(on_file)
     halo = 1 if params else 0  # a patch model also reads each window's halo rows
