@@ -227,11 +227,10 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         det.scores, *stages = dask.compute(det.scores, *det.stages.values())
         det.stages = dict(zip(det.stages, stages, strict=True))
 
-    fusion = None
-    if callable(getattr(det.detector, "fusion_", None)):  # D_SS's own settings, described
-        fusion = det.detector.fusion_(cube)
-
     def write_raster(map_, path, what):
+        fusion = None  # the D_SS map's own settings, described (its area is not needed)
+        if what == "d_ss" and callable(getattr(det.detector, "fusion_", None)):
+            fusion = det.detector.fusion_(cube)
         write_map(map_, path, like=cube, cog=cog, progress=progress,
                   tags=provenance(det.detector, cube, what, model),
                   description=describe_map(what, method, fusion))

@@ -254,3 +254,25 @@ def test_a_constant_score_map_is_named_when_written(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_constant(tmp_path / "almost.tif", almost, "cavga")
+
+
+def test_a_model_with_a_target_size_scores_a_scene_without_a_crs_when_nothing_is_fused(
+        tmp_path, capsys):
+    """``target_size_m`` needs the scene's pixel size only for the fused map: D_spectral
+    alone (``--fusion none``) of a MAT scene is written (the D_SS band description asked
+    for the area on every export, and the map was lost after scoring)."""
+    import scipy.io
+
+    from hsad import synthetic
+
+    scene = synthetic.make_scene(rows=24, cols=24, bands=8, seed=1)
+    georeferenced = synthetic.write_scene(scene, tmp_path / "geo")
+    model = tmp_path / "m.hsad"
+    code, _, err = run_cli(["train", georeferenced["cube"], "-m", "aae", "-p", "epochs=1",
+                            "-p", "sample_size=300", "-p", "target_size_m=90", "-o", model,
+                            "--quiet"], capsys)
+    assert code == 0, err
+    scipy.io.savemat(tmp_path / "s.mat", {"data": np.asarray(scene.cube.values)})
+    code, _, err = run_cli(["detect", tmp_path / "s.mat", "--model", model, "--fusion", "none",
+                            "-o", tmp_path / "s.tif"], capsys)
+    assert code == 0 and (tmp_path / "s.tif").is_file(), err

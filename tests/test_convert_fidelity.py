@@ -348,6 +348,16 @@ def test_one_key_for_several_files_goes_to_those_that_take_one(tmp_path, capsys)
                               "--scores-key", "scores", "--truth", tmp_path / "a.mat",
                               "--truth-key", "map"], capsys)
     assert code == 0 and "\nb_rx " in out and "\ns " in out, err
+    from hsad.errors import ParameterError
+    from hsad.io.maps import read_score_map
+
+    with pytest.raises(ParameterError, match="--key"):  # one map given a key: refused
+        read_score_map(tmp_path / "b_rx.tif", key="scores")
     line = one_error(["detect", envi, tmp_path / "a_rx.tif", "--key", "data", "-m", "rx",
                       "-o", tmp_path / "{stem}_again.tif"], capsys)
     assert "none of the files given is one" in line
+    # a scene that cannot be read fails alone, as any scene of a batch does
+    code, out, err = run_cli(["detect", tmp_path / "a.mat", tmp_path / "gone.mat", envi,
+                              "--key", "data", "-m", "rx", "-o", tmp_path / "{stem}_3.tif"],
+                             capsys)
+    assert code == 2 and "2 of 3 scenes done" in out and "gone.mat" in err

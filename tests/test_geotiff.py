@@ -128,6 +128,14 @@ def test_a_wavelength_tagged_on_some_bands_yields_to_a_complete_source(tmp_path)
     _write_raw_tif(tmp_path / "some.tif", data, band_tags=one)
     np.testing.assert_array_equal(open_geotiff(tmp_path / "some.tif")["wavelength"].values,
                                   [450, np.nan, np.nan])
+    # the tags' fwhm keeps the tags' unit when the wavelengths come from IMAGERY (µm): it
+    # was scaled by 1000 (10 nm read as 10 000)
+    tagged = [{"fwhm": "10", "wavelength_units": "Nanometers"}] * 3
+    _write_raw_tif(tmp_path / "fwhm.tif", data, band_tags=tagged, imagery=imagery)
+    np.testing.assert_allclose(open_geotiff(tmp_path / "fwhm.tif")["fwhm"].values, 10)
+    unitless = [{"fwhm": "10"}] * 3  # a unit nowhere: IMAGERY's own FWHM_UM
+    _write_raw_tif(tmp_path / "bare.tif", data, band_tags=unitless, imagery=imagery)
+    np.testing.assert_allclose(open_geotiff(tmp_path / "bare.tif")["fwhm"].values, 10)
 
 
 @pytest.mark.parametrize("style", ["band_tags", "envi_domain", "imagery_domain"])

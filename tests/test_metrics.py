@@ -281,6 +281,15 @@ def test_maps_of_other_places_are_refused():
     plain = xr.DataArray(scene.truth.values, dims=("y", "x"),
                          coords={"y": np.arange(64) + 0.5, "x": np.arange(64) + 0.5})
     assert evaluate(scores, plain).auc_df == evaluate(scores, scene.truth).auc_df
+    # without a CRS: slices from the origin (GDAL's default grid) and uneven selections are
+    # places too
+    bare_s = scores.drop_vars("spatial_ref").assign_coords(y=np.arange(64) + 0.5,
+                                                           x=np.arange(64) + 0.5)
+    uneven = [i for i in range(64) if i != 10]
+    for a, b in ((slice(0, 10), slice(10, 20)), (uneven[:-1], uneven[1:])):
+        with pytest.raises(ParameterError, match="different places"):
+            evaluate(bare_s.isel(y=a), plain.isel(y=b))
+    assert evaluate(bare_s.isel(y=uneven), plain.isel(y=uneven)).n_anomaly > 0
     # arrays without coordinates are paired by position, as before
     assert evaluate(scores.values, scene.truth.values).auc_df == evaluate(
         scores, scene.truth).auc_df

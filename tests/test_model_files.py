@@ -177,6 +177,9 @@ def test_a_model_keeps_its_formats_ladder_wherever_its_area_comes_from(members, 
     for n, areas in expected.items():
         det = load_detector(with_config(members, tmp_path / f"v{n}.hsad", version(n, area=36)))
         assert det.fusion_().areas() == areas, n
+    with pytest.raises(ParameterError):  # a failed fit leaves the model as it was
+        det.fit(make_cube(np.full((8, 8, 6), np.nan, np.float32)))
+    assert det.fusion_().areas() == expected[3]
     far = {5: (9, 25, 49, 121, 225, 400), 4: (9, 25, 49, 121, 225, 400),
            3: (9, 25, 49, 121, 225)}
     for n, areas in far.items():  # 600 m targets on 30 m pixels: 400 pixels

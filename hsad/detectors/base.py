@@ -84,8 +84,13 @@ def recording_scene_level(fit):
     def wrapper(self, cube, *args, **kwargs):
         self.__dict__.pop("_fitted_scene_level", None)
         self.__dict__.pop("_fitted_scene_name", None)
-        self.__dict__.pop("model_format_", None)
-        result = fit(self, cube, *args, **kwargs)
+        model_format = self.__dict__.pop("model_format_", None)
+        try:
+            result = fit(self, cube, *args, **kwargs)
+        except BaseException:  # a failed fit leaves the model as it was
+            if model_format is not None:
+                self.model_format_ = model_format
+            raise
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
         return result

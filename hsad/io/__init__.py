@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hsad.errors import FileFormatError, ParameterError, UnsupportedError
+from hsad.errors import FileFormatError, HsadError, ParameterError, UnsupportedError
 
 if TYPE_CHECKING:  # xarray is loaded by the readers, not by `import hsad.io`
     import xarray as xr
@@ -183,12 +183,19 @@ def keys_for(paths, key: str | None) -> list[str | None]:
     ParameterError when none of them takes one."""
     if key is None:
         return [None] * len(paths)
-    keyed = [detect_format(p) in KEYED_FORMATS for p in paths]
-    if not any(keyed):
+
+    def takes_one(path) -> bool | None:
+        try:
+            return detect_format(path) in KEYED_FORMATS
+        except HsadError:  # unreadable: its own job reports why
+            return None
+
+    keyed = [takes_one(p) for p in paths]
+    if not any(k is not False for k in keyed):
         raise ParameterError(f"key {key!r} (--key) names a variable of a MAT file or an EMIT "
                              "granule, or a PRISMA or EnMAP product's spectrometers; none of "
                              "the files given is one")
-    return [key if k else None for k in keyed]
+    return [None if k is False else key for k in keyed]
 
 
 def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:

@@ -244,6 +244,13 @@ def _optional_floats(raw: dict, key: str, path) -> np.ndarray | None:
         return None
 
 
+def unit_scale(units: str | None) -> float | None:
+    """Factor turning values in the length unit ``units`` names into nanometres; None when
+    it names none (missing, unknown, ``Index``)."""
+    u = (units or "").strip().lower()
+    return 1000.0 if u in _MICRO else 1.0 if u in _NANO else 1e6 if u in _MILLI else None
+
+
 def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
     """Factor turning wavelength values into nanometres; None when they are not wavelengths.
 

@@ -33,7 +33,7 @@ from hsad.errors import (
     TruncatedFileError,
     UnsupportedError,
 )
-from hsad.io.envi_header import wavelength_scale, wavelengths_from_band_names
+from hsad.io.envi_header import unit_scale, wavelength_scale, wavelengths_from_band_names
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
@@ -292,6 +292,8 @@ def _spectral_metadata(src, bands: list[int], sidecar: bool = True
     if wl is not None:
         wl = _to_float(wl)
         scale = wavelength_scale(units, wl)
+    # the tags' fwhm is in the tags' unit: their wavelengths' scale, or the unit they name
+    tag_scale = scale if scale is not None else unit_scale(units)
     # GDAL's ENVI-to-GTiff translation writes the band tag ``wavelength`` but the fwhm only
     # in the IMAGERY domain, in micrometres
     imagery = None  # read only when the band tags leave something out
@@ -300,7 +302,7 @@ def _spectral_metadata(src, bands: list[int], sidecar: bool = True
     if (wl is None or scale is None) and all("CENTRAL_WAVELENGTH_UM" in t for t in imagery):
         wl, scale = _to_float(t["CENTRAL_WAVELENGTH_UM"] for t in imagery), 1e3
     wavelength = None if wl is None or scale is None else wl * scale
-    fwhm_nm = None if fwhm is None or scale is None else _to_float(fwhm) * scale
+    fwhm_nm = None if fwhm is None or tag_scale is None else _to_float(fwhm) * tag_scale
     if fwhm_nm is None and wavelength is not None and all("FWHM_UM" in t for t in imagery):
         fwhm_nm = _to_float(t["FWHM_UM"] for t in imagery) * 1e3
     names = [src.descriptions[b - 1] for b in bands]
@@ -315,7 +317,7 @@ def _spectral_metadata(src, bands: list[int], sidecar: bool = True
         scale = wavelength_scale(units, wl)
         wavelength = None if scale is None else wl * scale
         if fwhm_nm is None and fwhm is not None and scale is not None:
-            fwhm_nm = _to_float(fwhm) * scale
+            fwhm_nm = _to_float(fwhm) * scale  # in the unit of these very tags
     good = None if bbl is None else _to_float(bbl) != 0
     return wavelength, fwhm_nm, good
 

@@ -23,8 +23,8 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
 
         cube = make_cube(read_mat_map(path, key, what=what)[:, :, None], source_format="mat",
                          source_path=os.fspath(path))
-    else:  # a key names a MAT variable: the other formats' maps are their one band
-        cube = open_cube(path)
+    else:
+        cube = open_cube(path, key=key)
     if cube.sizes["band"] != 1:
         raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
     values = np.asarray(cube.isel(band=0).values, dtype=np.float64)

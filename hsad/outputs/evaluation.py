@@ -62,12 +62,17 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
     return _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read)[:3]
 
 
-def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read):
-    """:func:`evaluate_files`, and the score map's one-band cube (its georeference)."""
+def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
+                   several: bool = False):
+    """:func:`evaluate_files`, and the score map's one-band cube (its georeference);
+    ``several``: one of several maps, which takes ``scores_key`` only if it is a MAT file."""
     if os.path.realpath(scores_path) == os.path.realpath(truth_path) and \
             detect_format(scores_path, "score map") != "mat":  # a MAT file may hold both
         raise ParameterError("the ground truth's own file given as a score map", scores_path)
+    if several and scores_key is not None and detect_format(scores_path, "score map") != "mat":
+        scores_key = None  # one key for several maps names the MAT files' variable
     scores, s_cube = read_single_band(scores_path, scores_key)
+
     truth, t_cube = truth_read or read_truth(truth_path, truth_key)
     if scores.shape != truth.shape and (
             offsets := _window_of(scores_path, s_cube, t_cube, truth.shape)) is not None:
@@ -150,7 +155,7 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
     results, maps, truth = {}, {}, None
     for name, path in zip(names, scores_paths, strict=True):
         results[name], maps[name], theirs, grid = _evaluate_file(path, truth_path, scores_key,
-                                                                 truth_key, read)
+                                                                 truth_key, read, several=True)
         if truth is None:
             truth, first, first_grid = theirs, path, grid
         elif (theirs.shape != truth.shape

@@ -125,29 +125,41 @@ def _aligned(scores, gt):
 
 
 def _check_same_place(scores, gt) -> None:
-    """ParameterError when two labelled maps of one shape lie in different places, as
-    ``hsad evaluate`` judges files (:func:`hsad.cube.same_place`): both georeferenced, and
-    other CRSs or grids (two slices of a scene, pixels paired by position). A map without
-    a georeference is paired by position, as its file would be."""
+    """ParameterError when two labelled maps of one shape lie in different places: both
+    with a CRS, and other CRSs or grids (two slices of a scene); neither with a CRS, and
+    other coordinates (two slices of a scene without one). One with a CRS beside one
+    without is compared as ``hsad evaluate`` compares files (:func:`hsad.cube.same_place`):
+    a map whose grid is GDAL's default (a file without a georeference, as rioxarray reads
+    it) is paired by position."""
     if not all(hasattr(m, "coords") and {"y", "x"} <= set(m.coords) for m in (scores, gt)):
         return
     from hsad.cube import same_place, transform_of
     from hsad.errors import HsadError
 
-    try:
-        placed = [(transform_of(m), getattr(getattr(m, "rio", None), "crs", None))
-                  for m in (scores, gt)]
-    except HsadError:  # coordinates without an affine grid: nothing to compare
-        return
-    (ta, ca), (tb, cb) = placed
-    shape = (scores.sizes["y"], scores.sizes["x"])
-    if same_place(ta, ca, tb, cb, shape):
-        return
-    if ca is not None and cb is not None and ca != cb:
-        raise ParameterError(f"the score map ({ca}) and the ground truth ({cb}) have "
+    crs = [getattr(getattr(m, "rio", None), "crs", None) for m in (scores, gt)]
+    if crs[0] is not None and crs[1] is not None and crs[0] != crs[1]:
+        raise ParameterError(f"the score map ({crs[0]}) and the ground truth ({crs[1]}) have "
                              "different CRSs: give them on one grid")
-    raise ParameterError(f"the score map and the ground truth lie in different places (grids "
-                         f"{tuple(ta)[:6]} and {tuple(tb)[:6]}): give them on one grid")
+    try:
+        grids = [transform_of(m) for m in (scores, gt)]
+    except HsadError:  # uneven coordinates (a list selection): compared as they are
+        grids = None
+    if grids is not None and (crs[0] is None) != (crs[1] is None):
+        if same_place(grids[0], crs[0], grids[1], crs[1], (scores.sizes["y"],
+                                                            scores.sizes["x"])):
+            return
+    elif all(np.allclose(np.asarray(scores[d].values, np.float64),
+                         np.asarray(gt[d].values, np.float64), rtol=0.0,
+                         atol=1e-3 * _step(scores[d].values)) for d in ("y", "x")):
+        return
+    raise ParameterError("the score map and the ground truth lie in different places (their "
+                         "coordinates differ): give them on one grid")
+
+
+def _step(coords) -> float:
+    """The smallest spacing of a coordinate axis (1 for one value)."""
+    c = np.asarray(coords, dtype=np.float64)
+    return float(np.abs(np.diff(c)).min()) if c.size > 1 else 1.0
 
 
 def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
