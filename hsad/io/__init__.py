@@ -192,19 +192,21 @@ def keys_for(paths, key: str | None) -> list[str | None]:
 
     keyed = [takes_one(p) for p in paths]
     if not any(k is not False for k in keyed):
-        raise ParameterError(f"key {key!r} (--key) names a variable of a MAT file or an EMIT "
-                             "granule, or a PRISMA or EnMAP product's spectrometers; none of "
-                             "the files given is one")
+        raise ParameterError(_KEY_NAMES.format(key=key) + "none of the files given is one")
     return [None if k is False else key for k in keyed]
+
+
+#: what a key names, the start of both refusals of one
+_KEY_NAMES = ("key {key!r} (--key) names a variable of a MAT file or an EMIT granule, or a "
+              "PRISMA or EnMAP product's spectrometers; ")
 
 
 def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:
     """The reader of format ``fmt`` on ``path`` (``window``: only that window)."""
     if key is not None and fmt in ("envi", "geotiff"):  # refused rather than ignored
-        raise ParameterError(f"key {key!r} (--key) names a variable of a MAT file or an EMIT "
-                             f"granule, or a PRISMA or EnMAP product's spectrometers; this "
-                             f"is {'an ENVI file' if fmt == 'envi' else 'a GeoTIFF'}, "
-                             "which has one cube", path)
+        raise ParameterError(_KEY_NAMES.format(key=key) + f"this is "
+                             f"{'an ENVI file' if fmt == 'envi' else 'a GeoTIFF'}, which has "
+                             "one cube", path)
     if fmt == "envi":
         from hsad.io.envi import open_envi
 
