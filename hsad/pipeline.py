@@ -176,14 +176,13 @@ def threshold(det: Detection, contamination: float | None = None, far: float | N
     return det.mask
 
 
-def warn_constant(path, scores: xr.DataArray, method: str) -> None:
+def warn_constant(path, scores: xr.DataArray, method: str, values: np.ndarray) -> None:
     """Warn when the score map written to ``path`` holds one value wherever it has data: it
-    ranks nothing (a network's attention zero everywhere, say). Its decimated sample, read
-    for the style, tells first; only a sample of one value costs a pass over the map."""
+    ranks nothing (a network's attention zero everywhere, say). ``values``, its decimated
+    sample read for the style (:func:`hsad.outputs.qgis_style.sampled_values`), tells
+    first; only a sample of one value costs a pass over the map."""
     from hsad.engine import minmax
-    from hsad.outputs.qgis_style import sampled_values
 
-    values = sampled_values(path)
     if not values.size or values.min() != values.max():
         return
     import dask.array as da
@@ -219,7 +218,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     from hsad.io.geotiff_writer import write_mask
     from hsad.io.glt import glt_of
     from hsad.outputs.provenance import describe_map, provenance
-    from hsad.outputs.qgis_style import write_style
+    from hsad.outputs.qgis_style import sampled_values, write_style
 
     method = det.detector.name
     out = det.written
@@ -227,23 +226,26 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         det.scores, *stages = dask.compute(det.scores, *det.stages.values())
         det.stages = dict(zip(det.stages, stages, strict=True))
 
-    def write_raster(map_, path, what):
+    def write_raster(map_, path, what) -> np.ndarray:
+        """Write the map and its style; return the decimated sample the style was made of."""
         fusion = None  # the D_SS map's own settings, described (its area is not needed)
         if what == "d_ss" and callable(getattr(det.detector, "fusion_", None)):
             fusion = det.detector.fusion_(cube)
         write_map(map_, path, like=cube, cog=cog, progress=progress,
                   tags=provenance(det.detector, cube, what, model),
                   description=describe_map(what, method, fusion))
-        out["style" if what == "score" else f"style:{what}"] = write_style(path)
+        values = sampled_values(path)
+        out["style" if what == "score" else f"style:{what}"] = write_style(path, values=values)
+        return values
 
     if scores_path:
         out["scores"] = Path(scores_path)
-        write_raster(det.scores, scores_path, "score")
+        sample = write_raster(det.scores, scores_path, "score")
         if hasattr(det.scores.data, "dask"):
             attrs = dict(det.scores.attrs)
             det.scores = read_map(scores_path, cube)
             det.scores.attrs.update(attrs)
-        warn_constant(scores_path, det.scores, method)
+        warn_constant(scores_path, det.scores, method, sample)
     if stages_dir and det.stages:
         for name, stage in det.stages.items():
             if stage.ndim == 2:

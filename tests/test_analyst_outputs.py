@@ -227,7 +227,7 @@ def test_every_parameter_has_a_meaning_and_runtime_options_are_not_listed(capsys
     assert code == 2 and "unknown method 'nope'" in err
 
 
-def test_a_constant_score_map_is_named_when_written(tmp_path, monkeypatch):
+def test_a_constant_score_map_is_named_when_written(tmp_path):
     """A map of one value ranks nothing (CAVGA's attention, zero everywhere on a small
     scene, gave 1.0 at every pixel with exit status 0 and no word): written, it is named.
     The decimated sample the style reads tells first; a map whose sample is constant but
@@ -237,7 +237,7 @@ def test_a_constant_score_map_is_named_when_written(tmp_path, monkeypatch):
     from hsad.cube import make_cube, map_like
     from hsad.engine import write_map
     from hsad.errors import DegenerateDataWarning
-    from hsad.outputs import qgis_style
+    from hsad.outputs.qgis_style import sampled_values
     from hsad.pipeline import warn_constant
 
     cube = make_cube(np.zeros((300, 300, 2), np.float32))
@@ -245,15 +245,15 @@ def test_a_constant_score_map_is_named_when_written(tmp_path, monkeypatch):
     flat.values[0, 0] = np.nan
     write_map(flat, tmp_path / "flat.tif", like=cube)
     with pytest.warns(DegenerateDataWarning, match="score map is 1 at every pixel with data"):
-        warn_constant(tmp_path / "flat.tif", flat, "cavga")
+        warn_constant(tmp_path / "flat.tif", flat, "cavga", sampled_values(tmp_path / "flat.tif"))
     almost = flat.copy(data=flat.values.copy())
     almost.values[151, 151] = 2.0
     write_map(almost, tmp_path / "almost.tif", like=cube)
-    # as if the pixel fell between the sampled ones (a large map is read decimated)
-    monkeypatch.setattr(qgis_style, "sampled_values", lambda path: np.ones(100))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_constant(tmp_path / "almost.tif", almost, "cavga")
+        # a sample of one value, as if the pixel fell between the sampled ones (a large
+        # map is read decimated): the exact pass finds it
+        warn_constant(tmp_path / "almost.tif", almost, "cavga", np.ones(100))
 
 
 def test_a_model_with_a_target_size_scores_a_scene_without_a_crs_when_nothing_is_fused(

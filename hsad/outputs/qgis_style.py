@@ -82,10 +82,14 @@ def mask_style() -> str:
         '   </colorPalette>\n  </rasterrenderer>\n')
 
 
-def write_style(raster, kind: str = "score") -> Path:
+def write_style(raster, kind: str = "score", values: np.ndarray | None = None) -> Path:
     """Write the style of the GeoTIFF ``raster`` (``kind`` ``score`` or ``mask``) beside it,
-    atomically; return its path."""
-    text = score_style(sampled_values(raster)) if kind == "score" else mask_style()
+    atomically; return its path. ``values``: a score map's :func:`sampled_values`, read
+    already."""
+    if kind == "score":
+        text = score_style(sampled_values(raster) if values is None else values)
+    else:
+        text = mask_style()
     target = style_path(raster)
     with atomic_path(target) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
