@@ -99,7 +99,8 @@ def assert_refused(path, match, scene, tmp_path, capsys):
 def test_model_records_hsad_and_format_versions_and_loads(model, members, scene):
     config, _ = members
     assert config["format"] == "hsad-model"
-    assert config["format_version"] == persistence.FORMAT_VERSION == 5
+    assert config["format_version"] == persistence.FORMAT_VERSION == 6
+    assert "ladder_format" not in config  # a model fitted now keeps today's ladder
     assert config["hsad_version"] == __version__
     det = load_detector(model)
     assert det.get_params()["hidden"] == TINY["hidden"]
@@ -190,6 +191,34 @@ def test_a_model_keeps_its_formats_ladder_wherever_its_area_comes_from(members, 
     assert det.fusion_(grid).areas() == far[5]  # fitted again: today's ladder
 
 
+def test_a_model_saved_again_without_a_new_fit_keeps_its_formats_ladder(members, tmp_path):
+    """Format 6: a model loaded from a format-4 file and saved again records the ladder it
+    reads with (``ladder_format``), so the copy gives the map the original gave (area 36:
+    9, 25, not today's 9, 25, 36); fitted again, it is today's model."""
+    old = load_detector(with_config(members, tmp_path / "v4.hsad",
+                                    lambda c: (c.update(format_version=4),
+                                               c["params"].update(area=36))))
+    copy_path = save_detector(old, tmp_path / "copy.hsad")
+    with zipfile.ZipFile(copy_path) as zf:
+        config = json.loads(zf.read(CONFIG))
+    assert (config["format_version"], config["ladder_format"]) == (6, 4)
+    again = load_detector(copy_path)
+    assert again.fusion_().areas() == (9, 25)
+    assert load_detector(save_detector(again, tmp_path / "copy2.hsad")).fusion_().areas() == (9, 25)
+    again.fit(make_cube(np.random.default_rng(0).normal(size=(8, 8, 6)).astype(np.float32)))
+    refit = save_detector(again, tmp_path / "refit.hsad")
+    with zipfile.ZipFile(refit) as zf:
+        assert "ladder_format" not in json.loads(zf.read(CONFIG))
+    assert load_detector(refit).fusion_().areas() == (9, 25, 36)
+
+
+@pytest.mark.parametrize("value", [7, 0, "4", True, 4.0, None])
+def test_a_ladder_format_that_is_no_format_is_refused(members, tmp_path, value):
+    path = with_config(members, tmp_path / "bad.hsad", _set("ladder_format", value))
+    with pytest.raises(ModelError, match="ladder_format must be a format number"):
+        load_detector(path)
+
+
 def test_a_rewritten_but_untouched_model_still_loads(members, tmp_path, scene):
     # the tampering helpers themselves produce loadable files when nothing is changed
     path = with_config(members, tmp_path / "same.hsad", lambda c: None)
@@ -218,7 +247,7 @@ def _bands(n):
 TAMPERED = {
     "unknown detector": (_set("method", "evil"), "needs method 'evil'"),
     "classic detector": (_set("method", "rx"), "needs method 'rx'"),
-    "future format": (_set("format_version", 6), "newer than this hsad.*upgrade hsad"),
+    "future format": (_set("format_version", 7), "newer than this hsad.*upgrade hsad"),
     "no format version": (_drop("format_version"), "no format_version.*retrain"),
     "old format version": (_set("format_version", 0), "no longer read.*retrain"),
     "format version as text": (_set("format_version", "1"), "must be an integer"),

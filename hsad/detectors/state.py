@@ -55,7 +55,7 @@ def save_statistics(det, path: str | os.PathLike) -> Path:
         else:
             scalars[key] = value.item() if isinstance(value, np.generic) else value
     wavelength = getattr(det, "wavelength_", np.full(det.bands_.size, np.nan))
-    config = header(det.name, det.get_params()) | {
+    config = header(det) | {
         "kind": KIND, "state": scalars, "wavelength": json_list(wavelength)
     } | scene_level_entry(det)
     return write_archive(path, config, arrays)

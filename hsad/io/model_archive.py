@@ -18,7 +18,9 @@ before, it meant the ladder to 225, which an older model keeps. Format 5 (2026-1
 later): any multi-scale area off the ladder is its last step (36 pixels: 9, 25, 36); before,
 it was rounded down to a step below it (9, 25). A loaded model keeps its format's ladder,
 also where its area comes from ``target_size_m`` (``model_format_``,
-:func:`hsad.fusion.ladder`).
+:func:`hsad.fusion.ladder`). Format 6 (2026-12-04, seventh session): ``ladder_format``, the
+format whose ladder a model uses, written when a model loaded from an older file is saved
+again without a new fit (before, it was saved with today's ladder).
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ from hsad.errors import HsadError, ModelError
 from hsad.io.atomic import atomic_path
 
 FORMAT = "hsad-model"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: format versions this hsad reads
-READABLE = (1, 2, 3, 4, 5)
+READABLE = (1, 2, 3, 4, 5, 6)
+#: config.json's format whose multi-scale ladder a model keeps (:func:`hsad.fusion.ladder`)
+LADDER_FORMAT = "ladder_format"
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: largest member sizes read (uncompressed bytes): checked before anything is read
@@ -84,16 +88,31 @@ def restore_scene_level(det, config: dict, path: Path) -> None:
     det._fitted_scene_level = np.array([np.nan if v is None else v for v in values], float)
 
 
-def header(method: str, params: dict) -> dict:
-    """The fields every model's ``config.json`` starts with."""
+def header(det) -> dict:
+    """The fields every model's ``config.json`` starts with, for fitted detector ``det``.
+    A model loaded from an older file and not fitted since keeps its format's multi-scale
+    ladder (``ladder_format``)."""
+    kept = getattr(det, "model_format_", None) if hasattr(det, "fusion_") else None
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "hsad_version": __version__,
-        "method": method,
-        "params": params,
+        "method": det.name,
+        "params": det.get_params(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    } | ({LADDER_FORMAT: int(kept)} if kept is not None and kept < FORMAT_VERSION else {})
+
+
+def _ladder_format(config: dict, path: Path) -> int:
+    """The format whose ladder a checked ``config`` keeps: its ``ladder_format``, or its
+    own format."""
+    version = config["format_version"]
+    kept = config.get(LADDER_FORMAT, version)
+    if isinstance(kept, bool) or not isinstance(kept, int) or kept not in READABLE \
+            or kept > version:
+        raise ModelError(f"{CONFIG}: {LADDER_FORMAT} must be a format number from "
+                         f"{READABLE[0]} to {version}, got {kept!r}", path)
+    return kept
 
 
 def write_archive(path: str | os.PathLike, config: dict, tensors: dict[str, np.ndarray]) -> Path:
@@ -254,7 +273,7 @@ def load_model(path: str | os.PathLike, device: str | None = None):
 def set_saved_params(det, config: dict, path: Path) -> None:
     """The hyperparameters of a model's (checked) ``config`` onto ``det``, upgraded from its
     format version where the detector knows how: unknown names or wrong types are errors."""
-    det.model_format_ = config["format_version"]  # its ladder (hsad.fusion.ladder), say
+    det.model_format_ = _ladder_format(config, path)  # its ladder (hsad.fusion.ladder)
     try:
         saved = det.upgrade_params(config["params"], config["format_version"])
     except (KeyError, TypeError, ValueError) as exc:

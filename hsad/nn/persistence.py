@@ -45,7 +45,7 @@ from hsad.nn.trainer import History, resolve_device
 
 def detector_config(det) -> dict:
     """The JSON-serialisable description of a fitted detector."""
-    return header(det.name, det.get_params()) | {
+    return header(det) | {
         "kind": "networks",
         "n_bands": int(det.n_bands_),
         "good_band": [bool(b) for b in det.band_mask_],
