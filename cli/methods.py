@@ -12,7 +12,7 @@ def _params(name: str, cls) -> list[tuple[str, object, str]]:
     """``(parameter, default, meaning)`` of a detector, runtime options left out."""
     from hsad.detectors.param_help import RUNTIME, describe
 
-    return [(p, d, describe(name, p) or "") for p, d in cls.param_defaults().items()
+    return [(p, d, describe(name, p, cls) or "") for p, d in cls.param_defaults().items()
             if p not in RUNTIME]
 
 

@@ -79,6 +79,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     extension (a background given as polygons applies to every scene it covers).
     """
     from hsad import detectors, open_cube
+    from hsad.background import fit_detector
     from hsad.errors import ParameterError
     from hsad.io import keys_for
     from hsad.io.enmap import parse_flags
@@ -154,7 +155,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
                 from hsad.background import background_mask
 
                 region = region & background_mask(cube, background)
-            det.fit(cube, background=region if region is not None else background)
+            fit_detector(det, cube, region if region is not None else background)
         save_model(det, output)
         if loss_plot:
             from hsad.outputs.plots import plot_losses
@@ -171,7 +172,8 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     else:
         click.echo(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
                    + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
-                   + (" inside the background area" if det.background_ else ""))
+                   + (" inside the background area" if getattr(det, "background_", False)
+                      else ""))
     click.echo(f"wrote model: {output}")
     if loss_plot:
         click.echo(f"wrote loss plot: {loss_plot}")

@@ -207,6 +207,8 @@ def fit_detector(detector, cube: xr.DataArray, background=None):
     if background is None:
         return detector.fit(cube)
     if "background" not in inspect.signature(detector.fit).parameters:
-        raise ParameterError(f"{detector.name}: a background area does not apply: the method "
-                             "takes each pixel's background from its own window")
+        ours = type(detector).__module__.startswith("hsad.")  # lrx, crd, aed: local
+        why = ("the method takes each pixel's background from its own window" if ours
+               else f"{type(detector).__name__}.fit takes no background")
+        raise ParameterError(f"{detector.name}: a background area does not apply: {why}")
     return detector.fit(cube, background=background)

@@ -346,6 +346,34 @@ def test_early_stopping_needs_the_monitored_loss():
     assert hist.stopped_early and hist.epochs == 3
 
 
+def test_a_monitor_the_stage_does_not_report_is_an_error_without_early_stopping_too():
+    from hsad.nn.trainer import Stage, Update
+
+    net, _ = _players()
+    stage = Stage("s", [Update("loss", lambda b, s: {"loss": net(b[0]).mean()},
+                               torch.optim.SGD(net.parameters(), 0.1))], 3, monitor="lossx")
+    with pytest.raises(ParameterError, match="stage 's' monitors 'lossx', which it does not "
+                                             "report \\(it reports loss\\)"):
+        Trainer(progress=False, device="cpu").run([stage], torch.ones(4, 3))
+    # an update that runs every 4th step reports its loss from its first run on
+    rare = Update("loss_r", lambda b, s: {"loss_r": net(b[0]).mean()},
+                  torch.optim.SGD(net.parameters(), 0.1), every=4)
+    hist = Trainer(batch_size=4, progress=False, device="cpu").run(
+        [Stage("r", [stage.updates[0], rare], 4, monitor="loss_r")], torch.ones(4, 3))
+    assert len(hist.losses["loss_r"]) == 1  # epochs 4 on: its first run was the 4th step
+
+
+def test_an_update_minimising_a_loss_it_does_not_return_is_an_error():
+    from hsad.nn.trainer import Stage, Update
+
+    net, _ = _players()
+    stage = Stage("s", [Update("nope", lambda b, s: {"loss": net(b[0]).mean()},
+                               torch.optim.SGD(net.parameters(), 0.1))], 1)
+    with pytest.raises(ParameterError, match="minimises 'nope', which its loss function does "
+                                             "not return \\(it returns 'loss'\\)"):
+        Trainer(progress=False, device="cpu").run([stage], torch.ones(4, 3))
+
+
 def test_progress_bars_only_on_a_terminal(monkeypatch):
     import io
 

@@ -54,6 +54,11 @@ def test_mlp_coder_is_the_composition_its_features_say():
     assert _all_params_get_grad(enc, z.pow(2).sum())
 
 
+def test_a_network_without_a_hidden_layer_says_it_has_no_features():
+    with pytest.raises(ValueError, match="FeatureMLP has no hidden layer, so no features"):
+        coders.FeatureMLP([5, 3]).features(torch.randn(2, 5))
+
+
 def test_mlp_decoder_gives_spectra_or_patches():
     z = torch.randn(5, 4)
     dec = coders.MLPFeatureDecoder(4, [8, 16], 13, norm="layer")

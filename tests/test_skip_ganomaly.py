@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hsad import detectors
+from hsad.errors import ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import apply_update
 from hsad.nn.unet import PatchUNet, SpectralUNet
@@ -104,6 +105,32 @@ def test_score_is_lambda_r_plus_one_minus_lambda_l_by_hand(lam):
     np.testing.assert_allclose(terms[:, 1], r, rtol=1e-5)
     np.testing.assert_allclose(terms[:, 2], lat, rtol=1e-5)
     np.testing.assert_allclose(terms[:, 0], lam * r + (1 - lam) * lat, rtol=1e-5)
+
+
+def test_score_form_code_is_the_authors_means_of_squares_by_hand():
+    """``score_form="code"``: 0.9·mean((x − x̂)²) + 0.1·mean((f(x) − f(x̂))²), the score of
+    the authors' ``test()``; the paper's form on the same networks differs."""
+    det, _, x = _untrained(score_form="code")
+    for net in det.networks_.values():
+        net.eval()
+    gen, critic = det.networks_["generator"], det.networks_["critic"]
+    with torch.no_grad():
+        terms = det._score(x, PixelNoise(0, np.arange(len(x)))).numpy().astype(np.float64)
+        xn, rec = x.numpy().astype(np.float64), gen(x).numpy().astype(np.float64)
+        f_x = critic.features(x).numpy().astype(np.float64)
+        f_r = critic.features(gen(x)).numpy().astype(np.float64)
+        det.score_form = "paper"
+        paper = det._score(x, PixelNoise(0, np.arange(len(x)))).numpy()
+    r, lat = ((xn - rec) ** 2).mean(axis=1), ((f_x - f_r) ** 2).mean(axis=1)
+    np.testing.assert_allclose(terms[:, 1], r, rtol=1e-5)
+    np.testing.assert_allclose(terms[:, 2], lat, rtol=1e-5)
+    np.testing.assert_allclose(terms[:, 0], 0.9 * r + 0.1 * lat, rtol=1e-5)
+    assert not np.allclose(paper[:, 0], terms[:, 0], rtol=1e-2)
+
+
+def test_an_unknown_score_form_is_refused_in_one_line():
+    with pytest.raises(ParameterError, match="score_form must be one of paper, code"):
+        detectors.get("skip-ganomaly", **TINY, score_form="mse").check_params()
 
 
 def test_detector_maps_are_the_terms_of_each_pixel_and_combine_with_fixed_weights(scene):

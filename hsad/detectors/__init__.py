@@ -4,7 +4,10 @@ Registration happens in one place, the class: every module of this package is fo
 ``pkgutil``, and each :class:`BaseDetector` subclass it defines with its own ``name`` is
 registered under that name. A module named after its detector (``rx.py`` for ``rx``,
 ``cluster_rx.py`` for ``cluster-rx``) is imported alone by ``get``, so RX users do not pay
-torch's import. Detectors defined elsewhere (a plugin) join with :func:`register`.
+torch's import. Detectors defined elsewhere (a plugin) join with :func:`register`, or,
+for the command line too, through the ``hsad.detectors`` entry-point group of an installed
+package (docs/adding_a_model.md). A module or plugin that cannot be imported is left out
+with a warning naming it; asking for it by name is a one-line error.
 """
 
 from __future__ import annotations
@@ -13,20 +16,56 @@ import difflib
 import importlib
 import inspect
 import pkgutil
+import re
+import warnings
+from importlib import metadata
 
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
+#: the entry-point group through which installed packages add detectors
+ENTRY_POINTS = "hsad.detectors"
+#: a detector's name: lower case, as ``get`` and the command line look it up; no ``,``
+#: (method lists), ``.`` (``-p METHOD.KEY=VALUE``), ``:`` (benchmark stage columns)
+NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
+
 _REGISTRY: dict[str, type[BaseDetector]] = {}
+_BUILT_IN: set[str] = set()
 _SCANNED: set[str] = set()
+_BROKEN: dict[str, str] = {}  # module or entry point -> why it cannot be imported
+_PLUGINS_LOADED = False
 
 
-def register(cls: type[BaseDetector]) -> type[BaseDetector]:
-    """Make a detector defined outside this package available under ``cls.name``."""
-    if not cls.__dict__.get("name"):
+def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDetector]:
+    """Make a detector defined outside this package available under ``cls.name``.
+
+    The name must be new: hsad's own detectors' names are refused, and so is another
+    plugin's unless ``replace`` (the same class defined again, as a notebook cell run
+    twice, replaces its earlier self)."""
+    name = cls.__dict__.get("name")
+    if not (isinstance(cls, type) and issubclass(cls, BaseDetector)):
+        raise ParameterError(f"{cls!r} is not a BaseDetector subclass")
+    if not name:
         raise ParameterError(f"{cls.__name__} has no name to register")
-    _REGISTRY[cls.name] = cls
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ParameterError(f"{cls.__name__}: name {name!r} must be lower-case letters, "
+                             "digits, '-' or '_', starting with a letter")
+    _scan_package()
+    if name in _BUILT_IN:
+        raise ParameterError(f"{cls.__name__}: name {name!r} is hsad's own detector "
+                             f"({_qualified(_REGISTRY[name])}); choose another name")
+    held = _REGISTRY.get(name)
+    if held is not None and held is not cls and not replace \
+            and _qualified(held) != _qualified(cls):
+        raise ParameterError(f"{cls.__name__}: name {name!r} is already registered by "
+                             f"{_qualified(held)}; choose another name, or "
+                             "register(..., replace=True)")
+    _REGISTRY[name] = cls
     return cls
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _modules() -> list[str]:
@@ -34,21 +73,60 @@ def _modules() -> list[str]:
 
 
 def _scan(module: str) -> None:
-    """Import ``hsad.detectors.<module>`` and register the detectors it defines."""
+    """Import ``hsad.detectors.<module>`` and register the detectors it defines; a module
+    that cannot be imported is noted (:data:`_BROKEN`) and warned about, once."""
     if module in _SCANNED:
         return
-    mod = importlib.import_module(f"{__name__}.{module}")
+    _SCANNED.add(module)
+    try:
+        mod = importlib.import_module(f"{__name__}.{module}")
+    except Exception as exc:  # a dropped-in module with a missing dependency, say
+        _broken(f"module hsad.detectors.{module}", exc)
+        return
     for _, obj in inspect.getmembers(mod, inspect.isclass):
         if (issubclass(obj, BaseDetector) and obj.__module__ == mod.__name__
                 and obj.__dict__.get("name")):
             _REGISTRY[obj.name] = obj
-    _SCANNED.add(module)
+            _BUILT_IN.add(obj.name)
+
+
+def _broken(what: str, exc: BaseException) -> None:
+    why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    _BROKEN[what] = why
+    warnings.warn(f"{what} cannot be imported ({why}): its detectors are left out",
+                  UserWarning, stacklevel=4)
+
+
+def _scan_package() -> None:
+    for module in _modules():
+        _scan(module)
+
+
+def _load_plugins() -> None:
+    """Register the detectors of the installed packages' ``hsad.detectors`` entry points
+    (each a BaseDetector subclass, or a module whose subclasses with a name join)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for ep in metadata.entry_points(group=ENTRY_POINTS):
+        what = f"plugin {ep.name} = {ep.value}"
+        try:
+            obj = ep.load()
+            classes = [obj] if inspect.isclass(obj) else [
+                c for _, c in inspect.getmembers(obj, inspect.isclass)
+                if issubclass(c, BaseDetector) and c.__module__ == obj.__name__
+                and c.__dict__.get("name")]
+            for cls in classes:
+                register(cls)
+        except Exception as exc:  # a broken or clashing plugin leaves the others working
+            _broken(what, exc)
 
 
 def available() -> dict[str, type[BaseDetector]]:
-    """Registered detectors by name."""
-    for module in _modules():
-        _scan(module)
+    """Registered detectors by name: hsad's own, the installed plugins', the registered."""
+    _scan_package()
+    _load_plugins()
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -58,6 +136,9 @@ def get(name: str, **params) -> BaseDetector:
     module = key.replace("-", "_")  # "cluster-rx" lives in cluster_rx.py
     if key not in _REGISTRY and module in _modules():
         _scan(module)
+        if f"module hsad.detectors.{module}" in _BROKEN:
+            raise ParameterError(f"method {name!r}: module hsad.detectors.{module} cannot be "
+                                 f"imported ({_BROKEN[f'module hsad.detectors.{module}']})")
     if key not in _REGISTRY:
         available()
     if key not in _REGISTRY:

@@ -108,6 +108,9 @@ class BaseDetector:
     #: fitted attributes a model file holds, with their shapes in named dimensions (see
     #: :mod:`hsad.detectors.state`); empty: ``hsad train`` cannot save this detector
     model_state: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: what this class's own hyperparameters mean, with their units (``hsad methods``;
+    #: hsad's detectors keep theirs in :mod:`hsad.detectors.param_help`)
+    param_help: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -146,10 +149,13 @@ class BaseDetector:
 
     @classmethod
     def _param_kinds(cls) -> dict[str, str]:
-        """Each hyperparameter's annotation (``"int | None"``), from ``__init__``."""
+        """Each hyperparameter's annotation (``"int | None"``), from ``__init__``, postponed
+        (a string) or not (``int``: a plugin without ``from __future__ import annotations``)."""
+        from hsad.detectors.param_types import annotation_kind
+
         sig = inspect.signature(cls.__init__)
-        return {n: sig.parameters[n].annotation for n in cls._param_names()
-                if isinstance(sig.parameters[n].annotation, str)}
+        kinds = {n: annotation_kind(sig.parameters[n].annotation) for n in cls._param_names()}
+        return {n: kind for n, kind in kinds.items() if kind is not None}
 
     def _check_types(self) -> None:
         """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a

@@ -34,7 +34,7 @@ from hsad.cube import good_band_mask, good_bands_of, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
 from hsad.detectors.level_check import sampled_values
 from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
-from hsad.detectors.param_types import SEED_MAX
+from hsad.detectors.param_types import SEED_MAX, annotation_kind
 from hsad.engine import call_model, infer_batches, materialise, model_node
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.engine.tiles import CUDA_BATCH
@@ -122,8 +122,7 @@ class NeuralDetector(BaseDetector):
                 if name not in klass.__dict__:
                     raise TypeError(f"{klass.__name__}.{name}: a hyperparameter needs a default")
                 names.append(name)
-                kinds[name] = annotation.__name__ if isinstance(annotation, type) else \
-                    str(annotation)
+                kinds[name] = annotation_kind(annotation)
         cls._declared = {n: getattr(cls, n) for n in names}
         cls._kinds = kinds
         init = cls._init
@@ -396,6 +395,16 @@ class NeuralDetector(BaseDetector):
             module.requires_grad_(False)
 
     # ---- the tile loop --------------------------------------------------------------
+    def _checked(self, scores: torch.Tensor, rows: int) -> torch.Tensor:
+        """``_score``'s output, refused unless it holds one row per input and one column
+        per score term (a plugin's wrong shape would otherwise fill or break the map)."""
+        expected = (rows, len(self.score_terms))
+        if tuple(scores.shape) != expected:
+            raise ModelError(f"{self.name}: _score returned shape {tuple(scores.shape)} for "
+                             f"{rows} inputs; expected {expected}, one column per score "
+                             f"term ({', '.join(self.score_terms)})")
+        return scores
+
     def _tile(self, block: np.ndarray, pads, nodata, origin: tuple[int, int], width: int,
               residual: bool, terms: bool = True, reduce=None) -> np.ndarray:
         """``(rows, cols, C)`` outputs of one window (``block`` includes the halo): the
@@ -415,7 +424,8 @@ class NeuralDetector(BaseDetector):
         def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
             # the score first: a reconstruction that comes out of the score (AnoGAN's
             # G(z*) from its pixel-keyed latent search) can reuse it
-            out = [self._score(x, PixelNoise(int(self.seed), batch_keys, x.device))
+            out = [self._checked(self._score(x, PixelNoise(int(self.seed), batch_keys,
+                                                           x.device)), len(x))
                    ] if score_terms else []
             if residual:  # |x − x̂| of the (normalised) centre pixel
                 centre = x if x.ndim == 2 else x[:, :, half, half]
@@ -429,9 +439,10 @@ class NeuralDetector(BaseDetector):
                                grad=self.score_needs_grad and bool(score_terms),
                                reduce=reduce and reduce[1])
         if not np.isfinite(values).all():
+            why = ("(a damaged or foreign model file?)" if getattr(self, "model_format_", None)
+                   is not None else "(training diverged, or its _score is not finite)")
             raise ModelError(f"{self.name}: the network's outputs are not finite on pixels "
-                             "with data: its weights or normalisation are out of range (a "
-                             "damaged or foreign model file?)")
+                             f"with data: its weights or normalisation are out of range {why}")
         if ok.all():
             return values.reshape(rows, cols, channels)
         out = np.full((rows * cols, channels), np.nan, dtype=np.float32)

@@ -92,6 +92,9 @@ SPECIFIC = {
     "skip-ganomaly:w_lat": "weight of the latent (discriminator feature) loss",
     "skip-ganomaly:unet_levels": "down-sampling levels of the U-Net generator",
     "skip-ganomaly:score_lambda": "λ of the score λ·R(x) + (1 − λ)·L(x), 0..1",
+    "skip-ganomaly:score_form": "the score's terms: 'paper' (R = ‖x − x̂‖₁, L = ‖f(x) − "
+                                "f(x̂)‖₂, Eq. 5) or 'code' (the authors' code's means of "
+                                "squares)",
     "adae:residual_net": "whose rebuild feeds D_SS: 'discriminator' D(G(x)) (the paper's "
                          "score) or 'generator' G(x)",
     "adae:out_bound": "outputs bounded to ±out_bound normalised units (None = linear "
@@ -126,8 +129,17 @@ SPECIFIC = {
 }
 
 
-def describe(detector: str, name: str) -> str | None:
-    """The meaning of parameter ``name`` of ``detector`` (None if none is written)."""
+def describe(detector: str, name: str, cls: type | None = None) -> str | None:
+    """The meaning of parameter ``name`` of ``detector`` (None if none is written): the
+    class's own ``param_help`` (a plugin's, see docs/adding_a_model.md) first, then this
+    module's, for the detector or the hsad detector its class derives from."""
+    for klass in getattr(cls, "__mro__", ()):
+        own = vars(klass).get("param_help") or {}
+        if name in own:
+            return own[name]
+        base_name = vars(klass).get("name")
+        if base_name and f"{base_name}:{name}" in SPECIFIC:
+            return SPECIFIC[f"{base_name}:{name}"]
     return SPECIFIC.get(f"{detector}:{name}") or COMMON.get(name)
 
 

@@ -13,6 +13,19 @@ _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false"
                "str": "a string", "None": "None"}
 
 
+def annotation_kind(annotation) -> str | None:
+    """An annotation as the text :func:`fits` reads: a string as it is (postponed
+    annotations), a class by its name (``int``), ``int | None`` by its text; None for no
+    annotation."""
+    import inspect
+
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        return annotation
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
 def _kind_tokens(kind: str) -> list[str]:
     return [t.strip() for t in kind.split("|")]
 

@@ -15,6 +15,8 @@ D minimises ``BCE(D(x), 1) + BCE(D(x̂), 0)``, one D update after each G update.
 Score (paper, Eq. 5): ``A(x) = λ·R(x) + (1−λ)·L(x)``, λ = ``score_lambda`` = 0.9,
 ``R(x) = ‖x − x̂‖₁`` (centre spectrum), ``L(x) = ‖f(x) − f(x̂)‖₂``, both unscaled as in the
 paper; the paper's final min-max scaling of A over the test set is monotone and left out.
+``score_form="code"``: the authors' code's terms instead, means of squares
+``R(x) = mean (x − x̂)²``, ``L(x) = mean (f(x) − f(x̂))²``.
 Terms: ``anomaly``, ``r_con``, ``l_lat``. The residual ``|x − x̂|`` feeds D_SS.
 Choices where the paper is silent: docs/models/skip_ganomaly.md.
 """
@@ -30,6 +32,9 @@ from hsad.nn.critics import CriticX
 from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import Stage, Update
 from hsad.nn.unet import PatchUNet, SpectralUNet
+
+#: the score's terms: the paper's norms (Eq. 5) or the authors' code's means of squares
+SCORE_FORMS = ("paper", "code")
 
 
 class SkipGANomaly(ReconstructionDetector):
@@ -53,11 +58,14 @@ class SkipGANomaly(ReconstructionDetector):
     w_con: float = 40.0
     w_lat: float = 1.0
     score_lambda: float = 0.9
+    score_form: str = "paper"
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [(int(self.channels) >= 1, "channels must be ≥ 1"),
                 (int(self.unet_levels) >= 1, "unet_levels must be ≥ 1"),
                 (0.0 <= float(self.score_lambda) <= 1.0, "score_lambda must be in [0, 1]"),
+                (self.score_form in SCORE_FORMS,
+                 f"score_form must be one of {', '.join(SCORE_FORMS)}, got {self.score_form!r}"),
                 *((float(getattr(self, k)) >= 0, f"{k} must be ≥ 0")
                   for k in ("w_adv", "w_con", "w_lat"))]
 
@@ -107,7 +115,11 @@ class SkipGANomaly(ReconstructionDetector):
     def _score(self, x: torch.Tensor, noise: PixelNoise) -> torch.Tensor:
         x_hat = self.networks_["generator"](x)
         critic = self.networks_["critic"]
-        r = (self._centre(x) - self._centre(x_hat)).abs().sum(dim=1)
-        lat = torch.linalg.vector_norm(critic.features(x) - critic.features(x_hat), dim=1)
+        r_diff = self._centre(x) - self._centre(x_hat)
+        l_diff = critic.features(x) - critic.features(x_hat)
+        if self.score_form == "code":  # the authors' test(): means of squares
+            r, lat = (r_diff ** 2).mean(dim=1), (l_diff ** 2).mean(dim=1)
+        else:  # the paper's Eq. 5: L1 and L2 norms
+            r, lat = r_diff.abs().sum(dim=1), torch.linalg.vector_norm(l_diff, dim=1)
         lam = float(self.score_lambda)
         return torch.stack([lam * r + (1 - lam) * lat, r, lat], dim=1)

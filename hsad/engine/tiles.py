@@ -41,7 +41,7 @@ from hsad.engine.scheduler import (
     parse_memory,
     pull_blocks,
 )
-from hsad.errors import ParameterError
+from hsad.errors import ModelError, ParameterError
 
 #: Working bytes per band and pixel a tile task needs beyond its raw data, measured: RX
 #: moments hold two float64 copies (16), a neural residual about eight float32 arrays (32).
@@ -516,7 +516,8 @@ def infer_batches(forward, inputs: np.ndarray, *, prepare=None, on_device=None,
             x = prepare(chunk) if prepare is not None else _as_tensor(chunk)
             args = (x.to(device),) if keys is None else (x.to(device), keys[lo:lo + batch])
             y = forward(*args).detach().float().cpu().numpy()
-            result = _store(result, len(inputs), lo, reduce(y) if reduce is not None else y)
+            result = _store(result, len(inputs), lo, reduce(y) if reduce is not None else y,
+                            len(chunk))
     return np.empty((0,), dtype=np.float32) if result is None else result
 
 
@@ -563,7 +564,7 @@ def _infer_cuda(forward, inputs, prepare, on_device, batch, device, precision, g
             stream.synchronize()
             y = back.numpy()
             result = _store(result, len(inputs), lo, reduce(y) if reduce is not None
-                            else y)
+                            else y, len(chunk))
     return np.empty((0,), dtype=np.float32) if result is None else result
 
 
@@ -574,8 +575,13 @@ def _as_tensor(chunk: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
 
 
-def _store(result: np.ndarray | None, rows: int, lo: int, y: np.ndarray) -> np.ndarray:
-    """``y`` into rows ``lo:`` of ``result``, allocated (``rows`` long) at the first batch."""
+def _store(result: np.ndarray | None, rows: int, lo: int, y: np.ndarray,
+           given: int) -> np.ndarray:
+    """``y``, the outputs of a batch of ``given`` inputs, into rows ``lo:`` of ``result``,
+    allocated (``rows`` long) at the first batch; a row count other than ``given`` is a
+    ModelError (unfilled rows would keep whatever the memory held)."""
+    if len(y) != given:
+        raise ModelError(f"a batch of {given} inputs gave {len(y)} rows of outputs")
     if result is None:
         result = np.empty((rows,) + y.shape[1:], dtype=np.float32)
     result[lo:lo + len(y)] = y

@@ -37,7 +37,10 @@ LADDER = (9, 25, 49, 121, 225)
 #: Each variant's own defaults, taken where a :class:`Fusion` field is None.
 #: ``multiscale``: chosen out of sample (``benchmarks/choose_fusion.py``,
 #: docs/fusion_choice.md: the whole ladder to 225 pixels, λ = 0.4); ``aed``: the sweep's
-#: setting (docs/fusion_sweep.md), λ 0.5; ``paper``: METHODS.md §1 (3 minimum-energy
+#: setting (docs/fusion_sweep.md: 4 components, area 36, r = 1, ε = 0.001) except λ, which
+#: the sweep chose as 0.6: λ 0.5 is the shared default of the first out-of-sample choice
+#: (commit 8aa8ff3, multiscale to 121, λ = 0.5), kept for ``aed`` when λ became a
+#: per-variant default (f366488); ``paper``: METHODS.md §1 (3 minimum-energy
 #: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's
 #: default; λ is open there: 0.5).
 VARIANT_DEFAULTS = {

@@ -28,8 +28,13 @@ class FeatureNet(nn.Module):
         return (out, feats) if return_features else out
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer f(x)."""
-        return self.run(x)[1][-1]
+        """The last hidden layer f(x); a network without one (``FeatureMLP([5, 3])``, a
+        single linear layer) has no features: a ValueError saying so."""
+        feats = self.run(x)[1]
+        if not feats:
+            raise ValueError(f"{type(self).__name__} has no hidden layer, so no features "
+                             "f(x): give it one (e.g. sizes [n_in, hidden, n_out])")
+        return feats[-1]
 
 
 def stage(layer: nn.Module, norm: nn.Module | None, act: str | None,

@@ -179,6 +179,10 @@ def apply_update(update: Update, batch: tuple[torch.Tensor, ...], shared: dict) 
     as computed before the step."""
     with frozen(*update.frozen):
         losses = update.loss(batch, shared)
+        if update.minimise not in losses:
+            raise ParameterError(f"an update minimises {update.minimise!r}, which its loss "
+                                 f"function does not return (it returns "
+                                 f"{', '.join(map(repr, losses)) or 'nothing'})")
         update.optimiser.zero_grad(set_to_none=True)
         losses[update.minimise].backward()
         update.optimiser.step()
@@ -197,15 +201,20 @@ def _step(updates: list[Update], batch: tuple[torch.Tensor, ...], count: int,
     return dict(latest)
 
 
+def _every_update_ran(stage: Stage) -> int:
+    """The step count by which each of ``stage``'s updates has run once (``every``)."""
+    return max((int(u.every) for u in stage.updates), default=1)
+
+
 @dataclass
 class Trainer:
     """Mini-batch training of :class:`Stage` s (:meth:`run`) or of one step function (:meth:`fit`).
 
     ``early_stopping`` is a patience in epochs (None: off): a stage stops when its
-    ``monitor`` loss has not improved by ``min_delta`` (relative) for that many epochs; a
-    monitor the stage does not report is an error. ``progress`` draws a bar when stderr is
-    a terminal. ``threads`` is the number of torch CPU threads while training (None:
-    torch's setting).
+    ``monitor`` loss has not improved by ``min_delta`` (relative) for that many epochs. A
+    monitor the stage does not report is an error, with early stopping or without.
+    ``progress`` draws a bar when stderr is a terminal. ``threads`` is the number of torch
+    CPU threads while training (None: torch's setting).
     """
 
     epochs: int = 20
@@ -289,13 +298,13 @@ class Trainer:
                 bar.close()
                 raise ParameterError(f"training diverged: {bad[0]} = {epoch[bad[0]]} "
                                      "(try a lower learning rate)")
+            if stage.monitor is not None and stage.monitor not in epoch and (
+                    self.early_stopping is not None or count >= _every_update_ran(stage)):
+                bar.close()
+                raise ParameterError(f"stage {stage.name!r} monitors {stage.monitor!r}, which "
+                                     f"it does not report (it reports {', '.join(epoch)})")
             if self.early_stopping is None or stage.monitor is None:
                 continue
-            if stage.monitor not in epoch:
-                bar.close()
-                raise ParameterError(f"early stopping monitors {stage.monitor!r}, which stage "
-                                     f"{stage.name!r} does not report (it reports "
-                                     f"{', '.join(epoch)})")
             value = epoch[stage.monitor]
             if value < best - self.min_delta * abs(best if np.isfinite(best) else value):
                 best, stale = value, 0

@@ -1,0 +1,271 @@
+"""Detectors from outside hsad: ``register``, installed packages' entry points, and what a
+plugin author's mistakes give (one-line errors, never a map of whatever memory held)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+from hsad import detectors
+from hsad.detectors.ae import Autoencoder
+from hsad.detectors.base import BaseDetector
+from hsad.errors import ModelError, ParameterError
+from hsad.synthetic import make_scene
+
+TINY = dict(epochs=1, batch_size=64, sample_size=200, progress=False, device="cpu", seed=0)
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry as it is, restored after the test."""
+    for attr in ("_REGISTRY", "_BROKEN"):
+        monkeypatch.setattr(detectors, attr, dict(getattr(detectors, attr)))
+    for attr in ("_SCANNED", "_BUILT_IN"):
+        monkeypatch.setattr(detectors, attr, set(getattr(detectors, attr)))
+    return detectors
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return make_scene(rows=16, cols=16, bands=8, n_targets=1, road=False, seed=1).cube
+
+
+def test_a_plugin_cannot_take_a_built_in_name_or_an_unusable_one(registry):
+    class Clash(Autoencoder):
+        name = "rx"
+
+    with pytest.raises(ParameterError, match="'rx' is hsad's own detector"):
+        registry.register(Clash)
+    assert type(registry.get("rx")).__name__ == "GlobalRX"
+    for bad in ("MyUpper", "my.net", "a,b", "x:y", "1net", "with space"):
+        cls = type("Bad", (Autoencoder,), {"name": bad, "__module__": __name__})
+        with pytest.raises(ParameterError, match="must be lower-case letters"):
+            registry.register(cls)
+
+
+def test_a_plugin_name_is_one_plugins_unless_replaced_and_a_class_defined_again_replaces(
+        registry):
+    def make(module):
+        return type("Mine", (Autoencoder,), {"name": "mine", "__module__": module})
+
+    first = registry.register(make("pkg_a"))
+    again = registry.register(make("pkg_a"))  # a notebook cell run twice
+    assert registry.get("mine").__class__ is again is not first
+    other = make("pkg_b")
+    with pytest.raises(ParameterError, match="already registered by pkg_a.Mine"):
+        registry.register(other)
+    registry.register(other, replace=True)
+    assert registry.get("mine").__class__ is other
+    registry.available()  # scanning hsad's modules again keeps the plugin
+    assert registry.get("mine").__class__ is other
+
+
+def test_a_package_module_that_cannot_be_imported_is_left_out_with_a_warning(
+        registry, tmp_path, monkeypatch):
+    (tmp_path / "broken.py").write_text("import not_a_real_dependency\n")
+    monkeypatch.setattr(detectors, "__path__", [*detectors.__path__, str(tmp_path)])
+    with pytest.warns(UserWarning, match="module hsad.detectors.broken cannot be imported "
+                                         "\\(ModuleNotFoundError: No module named "
+                                         "'not_a_real_dependency'\\)"):
+        found = registry.available()
+    assert "rx" in found and "hadgan" in found
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: not again on every lookup
+        with pytest.raises(ParameterError, match="unknown method 'rxx'; did you mean 'rx'"):
+            registry.get("rxx")
+    with pytest.raises(ParameterError, match="module hsad.detectors.broken cannot be imported"):
+        registry.get("broken")
+    monkeypatch.setattr(detectors, "_SCANNED", detectors._SCANNED - {"broken"})
+    with pytest.warns(UserWarning), pytest.raises(ParameterError, match="cannot be imported"):
+        registry.get("broken")  # asked for first, by its own name
+
+
+class _Short(Autoencoder):
+    name = "short-plugin"
+
+    def _score(self, x, noise):
+        return super()._score(x, noise)[:-1]
+
+
+class _Wide(Autoencoder):
+    name = "wide-plugin"
+
+    def _score(self, x, noise):
+        return super()._score(x, noise).repeat(1, 2)
+
+
+class _NotFinite(Autoencoder):
+    name = "nan-plugin"
+
+    def _score(self, x, noise):
+        return super()._score(x, noise) * float("nan")
+
+
+@pytest.mark.parametrize("cls, shape", [(_Short, r"\(255, 1\) for 256 inputs"),
+                                        (_Wide, r"\(256, 2\) for 256 inputs")])
+def test_a_score_of_the_wrong_shape_is_refused_not_stored(registry, cube, cls, shape):
+    registry.register(cls)
+    det = registry.get(cls.name, **TINY)
+    det.fit(cube)
+    with pytest.raises(ModelError, match=f"{cls.name}: _score returned shape {shape}; "
+                                         r"expected \(256, 1\), one column per score "
+                                         r"term \(error\)"):
+        det.score(cube).compute()
+
+
+def test_a_fresh_models_non_finite_scores_do_not_blame_a_model_file(registry, cube, tmp_path):
+    registry.register(_NotFinite)
+    det = registry.get("nan-plugin", **TINY).fit(cube)
+    with pytest.raises(ModelError, match="training diverged, or its _score is not finite"):
+        det.score(cube).compute()
+
+
+class _DiagRX(BaseDetector):
+    """A classic plugin written without postponed annotations: ``ridge: float`` is a class."""
+    name = "diagrx-plugin"
+    model_state = {"mean_": ("band",), "var_": ("band",)}
+
+    def __init__(self, ridge: float = 0.0):
+        self.ridge = ridge
+
+    def fit(self, cube):
+        x = np.asarray(cube.values, np.float64).reshape(-1, cube.shape[-1])
+        self._remember_bands(cube)
+        self.mean_, self.var_ = x.mean(axis=0), x.var(axis=0) + float(self.ridge)
+        return self
+
+    def score(self, cube):
+        from hsad.cube import map_like
+
+        x = np.asarray(cube.values, np.float64)
+        return map_like(cube, (((x - self.mean_) ** 2) / self.var_).sum(axis=-1))
+
+
+def test_a_classic_plugins_plain_annotations_are_checked(registry):
+    registry.register(_DiagRX)
+    with pytest.raises(ParameterError, match="diagrx-plugin: ridge must be a number, got 'abc'"):
+        registry.get("diagrx-plugin", ridge="abc").check_params()
+
+
+PLUGIN = textwrap.dedent('''
+    """An installed package that adds a detector through the hsad.detectors entry point."""
+    from hsad.detectors.ae import Autoencoder
+
+
+    class EntryNet(Autoencoder):
+        """An autoencoder under another name."""
+        name = "entrynet"
+        summary = "an autoencoder from an installed plugin"
+''')
+
+
+CLASSIC = textwrap.dedent('''
+    """A classic plugin as docs/adding_a_model.md section 6 writes one (no postponed
+    annotations)."""
+    import numpy as np
+
+    from hsad.background import background_mask
+    from hsad.cube import map_like
+    from hsad.detectors.base import BaseDetector
+
+
+    class DiagRX(BaseDetector):
+        name = "diagrx"
+        summary = "RX with a diagonal covariance"
+        model_state = {"bands_": ("B",), "mean_": ("B",), "var_": ("B",)}
+        param_help = {"floor": "variance floor added to each band, squared units"}
+
+        def __init__(self, floor: float = 0.0):
+            self.floor = floor
+
+        def fit(self, cube, background=None):
+            self._remember_bands(cube)
+            x = np.asarray(cube.values, np.float64)
+            area = background_mask(cube, background)
+            x = x[area] if area is not None else x.reshape(-1, x.shape[-1])
+            self.mean_, self.var_ = x.mean(axis=0), x.var(axis=0) + float(self.floor)
+            return self
+
+        def score(self, cube):
+            x = np.asarray(cube.values, np.float64)
+            return map_like(cube, (((x - self.mean_) ** 2) / self.var_).sum(axis=-1))
+''')
+
+
+def _install(where, name, entry, source):
+    (where / f"{name}.py").write_text(source)
+    info = where / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[hsad.detectors]\n{entry}\n")
+
+
+def _hsad(args, where, cwd):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(where), os.environ.get(
+        "PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "hsad", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd)
+
+
+def test_an_installed_plugin_joins_the_command_line_and_a_broken_one_is_left_out(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "hsad_entrynet", "entrynet = hsad_entrynet:EntryNet", PLUGIN)
+    _install(site, "hsad_broken", "broken = hsad_broken:Nothing",
+             "import not_a_real_dependency\n")
+    _install(site, "hsad_diagrx", "diagrx = hsad_diagrx", CLASSIC)  # a module of them
+    methods = _hsad(["methods"], site, tmp_path)
+    assert methods.returncode == 0, methods.stderr
+    assert "entrynet" in methods.stdout and "rx" in methods.stdout
+    assert "floor = 0.0 — variance floor added to each band" in methods.stdout
+    assert "plugin broken = hsad_broken:Nothing cannot be imported (ModuleNotFoundError" \
+        in methods.stderr
+    scene = make_scene(rows=16, cols=16, bands=8, n_targets=1, road=False, seed=1)
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "scene.mat", {"data": scene.cube.values})
+    run = _hsad(["detect", "scene.mat", "-m", "entrynet", "-p", "epochs=1", "-o", "map.tif",
+                 "--no-progress"], site, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "map.tif").exists()
+    train = _hsad(["train", "scene.mat", "-m", "diagrx", "-p", "floor=0.5", "-o", "d.hsad",
+                   "--background", "box.geojson"], site, tmp_path)
+    assert train.returncode == 2 and "box.geojson" in train.stderr  # no such file: one line
+    train = _hsad(["train", "scene.mat", "-m", "diagrx", "-p", "floor=0.5", "-o", "d.hsad"],
+                  site, tmp_path)
+    assert train.returncode == 0, train.stderr
+    applied = _hsad(["detect", "scene.mat", "--model", "d.hsad", "-o", "d.tif"], site, tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    import rasterio
+
+    with rasterio.open(tmp_path / "d.tif") as src:
+        x = scene.cube.values.astype(np.float64)
+        expected = ((x - x.reshape(-1, 8).mean(0)) ** 2 / (x.reshape(-1, 8).var(0) + 0.5)).sum(-1)
+        np.testing.assert_allclose(src.read(1), expected, rtol=1e-5)
+    typo = _hsad(["detect", "scene.mat", "-m", "entrynett", "-o", "x.tif"], site, tmp_path)
+    assert typo.returncode == 2 and "did you mean 'entrynet'" in typo.stderr
+    assert "Traceback" not in typo.stderr + methods.stderr + train.stderr
+
+
+def test_a_plugin_describes_its_own_parameters_and_inherits_hsads_meanings(registry):
+    from hsad.cli.methods import _params
+    from hsad.detectors.fanogan import FAnoGAN
+
+    class RidgeNet(_DiagRX):
+        name = "ridge-plugin"
+        param_help = {"ridge": "variance floor added to each band, squared units"}
+
+    class MyFan(FAnoGAN):
+        name = "myfan-plugin"
+
+    meanings = {p: m for p, _, m in _params("ridge-plugin", registry.register(RidgeNet))}
+    assert meanings == {"ridge": "variance floor added to each band, squared units"}
+    fan = {p: m for p, _, m in _params("myfan-plugin", registry.register(MyFan))}
+    assert fan["kappa"].startswith("κ of the score") and fan["epochs"].startswith("training")
+    assert all(fan.values())
