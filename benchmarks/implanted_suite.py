@@ -96,10 +96,16 @@ CORPUS = {
 }
 #: sensors whose scenes cover the visible and near infrared only (left out of corpus pools)
 VNIR_ONLY = ("ROSIS",)
+#: what texture does to dark bands (measured on abu-urban-1, 3x3 to 15x15 targets)
+UNCLIPPED = ("That variation is added unclipped, so textured targets can hold negative values "
+             "where a band's target level lies below the scene's variation (1–2 % of the "
+             "target values of 3x3 to 15x15 targets in abu-urban-1, down to −1141 DN, against "
+             "the scene's own minimum of −50): noise as a dark band holds it, not a physical "
+             "spectrum.")
 #: the first caveat, with --texture
 TEXTURED = ("- Targets carry texture (`--texture`): each target pixel adds the difference of a "
             "random pair of horizontally adjacent background pixels, divided by √2, so a large "
-            "target varies as the scene does instead of being one spectrum.")
+            "target varies as the scene does instead of being one spectrum. " + UNCLIPPED)
 #: what the figures do not show, printed with them
 CAVEATS = [
     "- Full-pixel targets (1x1 to 15x15, abundance 1) are noiseless: every pixel of one "
@@ -109,7 +115,7 @@ CAVEATS = [
     "mean B (bands) of the background pixels once p exceeds about 1/B. The collapse of the "
     "RX-type maps at 7x7 and 15x15 is partly this implant model (no texture inside a "
     "target), not target size alone: `--texture` gives the targets the scene's own "
-    "pixel-to-pixel variation (docs/implanted_suite_texture.md).",
+    "pixel-to-pixel variation (docs/implanted_suite_texture.md). " + UNCLIPPED,
     "- The benchmark scenes carry no wavelengths: their objects' spectra are put on another "
     "scene's or a corpus image's bands by relative band position, an approximation (the "
     "synthetic materials go by wavelength).",

@@ -1,10 +1,13 @@
 """Benchmark scenes: manifests, search path, checksum-verified loading and download.
 
-Each scene has a manifest ``hsad/data_manifests/<name>.json`` (file, sha256, keys,
-shape, anomaly count, source URL, licence). Scene files are looked for in, in order:
+Each scene has a manifest ``<name>.json`` in the package ``hsad.data_manifests`` (file,
+sha256, keys, shape, anomaly count, source URL, licence): installed as
+``hsad/data_manifests/``, from the checkout's ``data_manifests/`` (``package-dir`` in
+pyproject.toml). Scene files are looked for in, in order:
 
 1. ``$HSAD_DATA_DIR`` when set, else ``../shared/datasets`` relative to the current
-   directory and to the repository root (the parent of the ``hsad`` package folder);
+   directory and, in a development checkout only (``pyproject.toml`` beside the package
+   folder; an installed wheel has none), relative to the repository root;
 2. the user cache ``pooch.os_cache("hsad")``, where :func:`fetch` downloads.
 """
 
@@ -84,7 +87,9 @@ def cache_dir() -> Path:
 
 
 def search_path() -> list[Path]:
-    """Folders searched for scene files, in order (existing or not)."""
+    """Folders searched for scene files, in order (existing or not): ``$HSAD_DATA_DIR`` or
+    ``../shared/datasets`` beside the current directory and (a checkout only) beside the
+    repository root; then the cache."""
     env = os.environ.get(ENV_VAR)
     if env:
         dirs = [Path(env)]

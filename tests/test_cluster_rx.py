@@ -104,3 +104,24 @@ def test_fewer_clusters_than_asked_warn_and_are_recorded():
                       r"n/\(B \+ 1\) = 150 from 900 pixels of 5 bands\)"):
         scores = det.fit_score(make_cube(x))
     assert scores.attrs["hsad_clusters"] == det.n_clusters_ <= 150
+
+
+def test_an_undeclared_fill_value_warns_even_when_it_forms_its_own_cluster():
+    """One pixel at -3.4e38: k-means gives it a cluster of its own, so the pooled
+    within-cluster covariance does not show it; the sample's spread does, and cluster RX
+    warns as RX does (it said nothing)."""
+    import warnings
+
+    from hsad.errors import DegenerateDataWarning
+
+    x, _ = _scene()
+    x[0, 0] = -3.4028235e38
+    det = detectors.get("cluster-rx", n_clusters=4)
+    with pytest.warns(DegenerateDataWarning, match=r"spread over ±1\.\de\+37: an undeclared "
+                      r"fill value.*--nodata VALUE"):
+        det.fit(make_cube(x))
+    assert 1 in det.counts_  # the fill pixel alone
+    with warnings.catch_warnings():  # declared: silent, and scored as nodata
+        warnings.simplefilter("error", DegenerateDataWarning)
+        scores = det.fit_score(make_cube(x, nodata=-3.4028235e38)).values
+    assert np.isnan(scores[0, 0]) and np.isfinite(scores).sum() == scores.size - 1

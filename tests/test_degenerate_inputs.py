@@ -421,17 +421,18 @@ def test_pinv_precision_shares_the_rule():
         check_covariance(3, 3, n=10)  # full rank, enough pixels: silent
 
 
-@pytest.mark.parametrize("name", ["rx", "lrx", "crd"])
+@pytest.mark.parametrize("name", ["rx", "utd", "local-mean-rx", "cluster-rx", "lrx", "crd"])
 def test_an_undeclared_fill_value_warns_and_says_to_declare_it(name):
     """One pixel at -3.4e38 (a float fill value without nodata) dominates the statistics
-    and flattens every other score; the warning names the cure."""
+    and flattens every other score; the warning names the cure (cluster RX, whose
+    statistics come from a sample, said nothing)."""
     x = _background().astype(np.float32)
     x[0, 0] = -3.4028235e38
     with pytest.warns(DegenerateDataWarning, match="undeclared fill value.*--nodata"):
-        detectors.get(name, **PARAMS[name]).fit(make_cube(x))
+        detectors.get(name, **params_of(name)).fit(make_cube(x))
     with warnings.catch_warnings():  # declared, it is nodata: silent
         warnings.simplefilter("error", DegenerateDataWarning)
-        detectors.get(name, **PARAMS[name]).fit(make_cube(x, nodata=-3.4028235e38))
+        detectors.get(name, **params_of(name)).fit(make_cube(x, nodata=-3.4028235e38))
 
 
 def _dark_band_scene(zero_share: float):

@@ -96,6 +96,10 @@ def test_a_scene_without_room_is_refused():
     ("count", 2.7, "count must be an integer"),
     ("margin", -1, "margin must be an integer"),
     ("exclude", np.zeros((5, 5), bool), "exclude must be a"),
+    ("seed", -1, "seed must be an integer ≥ 0, got -1"),  # was numpy's "expected non-negative"
+    ("seed", "1", "seed must be an integer"),
+    ("abundance", 0.5, r"abundance must be a \(low, high\) pair of numbers, got 0.5"),
+    ("brightness", (1, 2, 3), r"brightness must be a \(low, high\) pair"),
 ])
 def test_parameters_out_of_range_are_refused(key, value, match):
     with pytest.raises(ParameterError, match=match):
@@ -164,3 +168,28 @@ def test_texture_gives_targets_the_scenes_pixel_to_pixel_variation():
         assert np.all(spread > 0.3 * noise) and np.all(spread < 3 * noise)
         # centred on the material: the mean of e*e noise draws lies within 5 standard errors
         np.testing.assert_array_less(np.abs(rough_px.mean(axis=0) - flat_px[0]), 5 * noise / e)
+
+
+def test_a_numpy_cube_is_taken_as_the_other_helpers_take_it():
+    """A (rows, cols, bands) array: it raised "'str' object cannot be interpreted as an
+    integer" from ndarray.transpose; it is implanted as the same cube would be, in memory."""
+    cube = _background()
+    want = implant(cube, _spectra(), size="3x3", count=2, seed=1)
+    got = implant(np.asarray(cube.values), _spectra(), size="3x3", count=2, seed=1)
+    assert got.targets == want.targets
+    assert not hasattr(got.cube.data, "dask") and hasattr(want.cube.data, "dask")
+    np.testing.assert_array_equal(got.cube.values, want.cube.values)
+    with pytest.raises(ParameterError, match="a cube is a real-valued"):
+        implant(np.zeros((4, 4)), _spectra(), size="1x1", count=1)
+
+
+def test_texture_is_not_clipped_at_zero():
+    """Texture adds the scene's variation unclipped (as the docstring says): on a dark band
+    whose target level lies below that variation, target values go negative."""
+    rng = np.random.default_rng(0)
+    x = np.stack([100 + 30 * rng.normal(size=(60, 60)), 1 + 5 * rng.normal(size=(60, 60))],
+                 axis=-1)
+    im = implant(make_cube(x.astype(np.float32)), [[1.0, 0.01]], size="15x15", count=1,
+                 texture=True)
+    dark = np.asarray(im.cube.values)[im.implanted][:, 1]
+    assert (dark < 0).mean() > 0.3 and np.isfinite(dark).all()

@@ -120,3 +120,49 @@ def test_values_too_small_to_square_are_named_as_such():
     not alike, and the advice is to rescale (it was "every pixel alike")."""
     with pytest.raises(ParameterError, match="too small to square in float64.*multiply it by"):
         detectors.get("rx").fit(make_cube(_scene() * 1e-312))
+
+
+@pytest.mark.parametrize("name", ["rx", "utd", "rxd-utd", "local-mean-rx", "lrx", "crd"])
+def test_values_too_large_to_square_are_named_as_such(name):
+    """float64 values of 5e161 square past float64's range: the streamed covariance was
+    NaN and the fit said "every pixel alike"; it says the unit is too large, and by what
+    to divide the scene."""
+    with pytest.raises(ParameterError, match=rf"^{name}: the values \(about 5\.\de\+161\) are "
+                       r"too large to square in float64.*\(divide it by 1e161\)$"):
+        detectors.get(name).fit(make_cube(_scene() * 1e160))
+
+
+def test_a_few_pixels_too_large_to_square_are_a_fill_value():
+    """One pixel at -1e300 among ordinary ones overflows the covariance: a fill value."""
+    x = _scene()
+    x[3, 3] = -1e300
+    with pytest.raises(ParameterError, match="too large to square in float64.*--nodata"):
+        detectors.get("rx").fit(make_cube(x))
+    rx = detectors.get("rx").fit(make_cube(x, nodata=-1e300))  # declared: scored
+    assert np.isfinite(rx.cov_).all()
+
+
+def test_cluster_rx_refuses_values_beyond_its_float32_sample():
+    """Cluster RX samples in float32: values of 5e161 were inf there, and k-means raised
+    sklearn's "Input X contains NaN"; a fill value beyond float32 is named as one."""
+    with pytest.raises(ParameterError, match=r"^cluster-rx: values beyond float32's range.*"
+                       r"the scene's unit.*\(divide it by 1e161\)$"):
+        detectors.get("cluster-rx").fit(make_cube(_scene() * 1e160))
+    x = _scene()
+    x[3, 3] = -1e300
+    with pytest.raises(ParameterError, match="float32's range.*--nodata VALUE"):
+        detectors.get("cluster-rx").fit(make_cube(x))
+
+
+def test_cluster_rx_scores_tiny_values_as_at_unit_scale_and_refuses_lost_ones():
+    """Values of 5e-38: the triangular factors (about 1e37) overflowed float32 and every
+    pixel scored NaN; through RX's power-of-two scale the map is the unit-scale map. Values
+    of 5e-311 vanish in the float32 sample (they were "every pixel alike")."""
+    x = _scene()
+    want = detectors.get("cluster-rx").fit_score(make_cube(x)).values
+    tiny = detectors.get("cluster-rx").fit(make_cube(x * 1e-39))
+    assert working_scale(tiny.triangular_) != 1.0
+    np.testing.assert_allclose(tiny.score(make_cube(x * 1e-39)).values, want, rtol=1e-3)
+    with pytest.raises(ParameterError, match=r"too small for its float32 sample.*multiply it "
+                       r"by 1e311"):
+        detectors.get("cluster-rx").fit(make_cube(x * 1e-312))

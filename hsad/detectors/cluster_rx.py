@@ -34,12 +34,19 @@ from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
-from hsad.detectors.rx import triangular_factor
+from hsad.detectors.rx import triangular_factor, working_scale
 from hsad.engine.blas import upper_trmm
 from hsad.engine.stats import (
+    FILL_ADVICE,
+    FILL_MAGNITUDE,
+    Moments,
+    check_fill_values,
     check_partial_nodata,
     countable,
     distinct_rows,
+    good_sample,
+    huge_note,
+    huge_scale,
     valid_rows,
     whitening,
 )
@@ -51,26 +58,33 @@ COVARIANCES = ("pooled", "shrunk", "cluster")
 KMEANS_COMPONENTS = 10
 #: pixels per GEMM inside a tile
 _PIECE = 16384
+#: values below this keep fewer than 13 bits in the float32 sample (float32 subnormals)
+SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
 
 
 def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
-                  tri: np.ndarray, nodata: float | None = None) -> np.ndarray:
+                  tri: np.ndarray, nodata: float | None = None,
+                  scale: float = 1.0) -> np.ndarray:
     """Min over clusters of ``‖R_j (x − μ_j)‖²`` for a ``(rows, cols, B)`` block.
 
     ``centres`` (k, B) are μ_j − ``mean``; ``tri`` (k, B, B) the upper-triangular factors
     R_j of K_j⁺ (RX's ``triangular_factor``), or (1, B, B) when pooled: then each pixel is
-    whitened once and its distance to every whitened centre computed exactly.
+    whitened once and its distance to every whitened centre computed exactly. ``scale``
+    (RX's ``working_scale``): ``tri`` is R/scale, ``centres`` are scaled, and so are the
+    centred values, in float64 before the cast.
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype
-    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype))
+    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype,
+                                                 np.float64 if scale != 1.0 else dtype))
     flat = block.reshape(-1, bands)
     out = np.empty(rows * cols, dtype=dtype)
     tri = [np.asfortranarray(t) for t in tri]
     with single_threaded_linalg():
         for lo in range(0, flat.shape[0], _PIECE):
             raw = flat[lo:lo + _PIECE]
-            c = np.subtract(raw, mean).astype(dtype, copy=False)
+            c = np.subtract(raw, mean)
+            c = (c * scale if scale != 1.0 else c).astype(dtype, copy=False)
             score = np.full(raw.shape[0], np.inf, dtype=dtype)
             if len(tri) == 1:  # pooled: one triangular product, exact distances
                 z = upper_trmm(tri[0], np.array(c.T, order="F")).T
@@ -146,11 +160,11 @@ class ClusterRX(BaseDetector):
         path = cube.attrs.get("source_path")
         region = background_mask(cube, background)
         bands = good_band_mask(cube)
-        x = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
-                          mask=region).values.astype(np.float64)
-        check_partial_nodata(cube, self.name, bands)
+        with np.errstate(over="ignore"):  # values beyond float32: refused just below
+            x = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
+                              mask=region).values.astype(np.float64)
         n, b = x.shape
-        mean = x.mean(axis=0)
+        mean = self._check_magnitudes(x, cube, bands)
         cap = max(1, n // (b + 1))
         labels = self._cluster(x - mean, min(int(self.n_clusters), cap))
         k = int(labels.max()) + 1
@@ -190,6 +204,34 @@ class ClusterRX(BaseDetector):
         self.background_ = region is not None
         self._derive()
         return self
+
+    def _check_magnitudes(self, x: np.ndarray, cube: xr.DataArray, bands) -> np.ndarray:
+        """The sample's mean, after RX's checks of its band statistics: a warning when they
+        exceed 1e20 (an undeclared fill value); refused when the sample (float32) holds
+        values beyond float32's range (the scene's unit, or a fill value), or the scene's
+        values lie below :data:`SMALLEST`."""
+        path, nodata = cube.attrs.get("source_path"), cube.attrs.get("nodata")
+        sample = good_sample(cube, bands)  # an even sample, as stored (float64 stays so)
+        fill = check_partial_nodata(cube, self.name, bands, sample=sample)
+        level = 0.0
+        if np.issubdtype(sample.dtype, np.floating):
+            level = float(np.max(np.abs(sample[np.isfinite(sample)]), initial=0.0))
+        if 0.0 < level < SMALLEST:
+            raise ParameterError(
+                f"{self.name}: the values (up to {level:.1e}) are too small for its float32 "
+                f"sample (below {SMALLEST:.0e} it keeps fewer than 13 bits); rescale the "
+                f"scene first (multiply it by 1e{-int(np.floor(np.log10(level)))})", path)
+        if not np.isfinite(x).all():  # finite in the scene: beyond float32 in the sample
+            level = huge_scale(sample, nodata)
+            raise ParameterError(f"{self.name}: values beyond float32's range (±3.4e38), in "
+                                 "which its sample is drawn: "
+                                 f"{huge_note(level) if level else FILL_ADVICE}", path)
+        mean = x.mean(axis=0)
+        spread = np.diag(((x - mean) ** 2).sum(axis=0))  # the diagonal is all it reads
+        if fill is None or not abs(fill) > FILL_MAGNITUDE:  # else named with its value
+            check_fill_values(Moments(len(x), mean, spread), self.name, path, sample=sample,
+                              nodata=nodata)
+        return mean
 
     def _derive(self) -> None:
         """The triangular factors that follow from the whitenings (one, or one per cluster)."""
@@ -253,10 +295,11 @@ class ClusterRX(BaseDetector):
         """Lazy ``(y, x)`` map, streamed tile by tile, NaN on nodata pixels."""
         data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})
         dtype = check_dtype(self.name, self.dtype)
+        scale = working_scale(self.triangular_)  # data on a scale of 1e-36: factors of 1e38
         scores = map_pixels(cluster_block, data, self.mean_,
-                            (self.centres_ - self.mean_).astype(dtype),
-                            np.ascontiguousarray(self.triangular_, dtype=dtype),
-                            cube.attrs.get("nodata"),
+                            ((self.centres_ - self.mean_) * scale).astype(dtype),
+                            np.ascontiguousarray(self.triangular_ / scale, dtype=dtype),
+                            cube.attrs.get("nodata"), scale,
                             dtype=dtype)
         return map_like(cube, scores, name="score",
                         attrs={"method": self.name, "hsad_clusters": int(self.n_clusters_)})

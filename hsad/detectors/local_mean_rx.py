@@ -6,7 +6,8 @@ m_k(r) is the mean of the valid pixels of the ``kernel`` × ``kernel`` window ce
 (the pixel included, clipped at the image edge), a box filter; K and its pseudo-inverse are
 global RX's (streamed over the valid pixels or the background area). Scoring runs on halo
 tiles (``kernel // 2`` pixels of context from the neighbours, none beyond the image edge), so
-tiled and whole-scene maps are equal and scenes larger than RAM stream.
+tiled and whole-scene maps are equal to rounding (docs/classic_detectors.md: the box
+sums restart at each tile) and scenes larger than RAM stream.
 
 Reference: ENVI *RX Anomaly Detection* (Mean Source: local, Kernel Size); I. S. Reed and
 X. Yu, IEEE TASSP 38(10), 1990 (RX with a local mean).

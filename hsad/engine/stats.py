@@ -152,7 +152,8 @@ def block_moments(
                 piece = piece[ok]
                 sums = piece.sum(axis=0)
             shift = sums / piece.shape[0]  # piece mean − ref
-            scatter = piece.T @ piece - np.outer(shift, shift) * piece.shape[0]
+            with np.errstate(over="ignore", invalid="ignore"):  # said by check_overflow
+                scatter = piece.T @ piece - np.outer(shift, shift) * piece.shape[0]
             total = total.merge(Moments(piece.shape[0], ref + shift, scatter))
     if by_values:
         total.partial, total.partial_bands = partial_n, partial_bands
@@ -242,6 +243,7 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
                              path)
     sample = good_sample(cube, bands)  # one even sample for the checks below
     fill = check_partial_nodata(cube, what, bands, moments=moments, sample=sample)
+    check_overflow(moments, what, path, sample=sample, nodata=cube.attrs.get("nodata"))
     if not np.trace(moments.scatter) > 0:
         level = float(np.max(np.abs(moments.mean), initial=0.0))
         if 0.0 < level < TINY_MAGNITUDE:  # squares underflow: not pixels alike
@@ -350,6 +352,24 @@ def fill_limit_note(cube: xr.DataArray, bands=None) -> str:
     if level is not None:
         return f": {huge_note(level)}"
     return f": every pixel drawn holds a value beyond ±{FILL_MAGNITUDE:g}; {FILL_ADVICE}"
+
+
+def check_overflow(moments: Moments, what: str, path=None, sample=None,
+                   nodata: float | None = None) -> None:
+    """Refuse statistics whose squares overflowed float64 (values beyond about 1e154): the
+    scene's unit when the even ``sample`` shows most pixels that large (:func:`huge_scale`;
+    the advice names the power of ten to divide by), else a few extreme pixels (a fill
+    value). Their covariance was NaN or inf: "every pixel alike", or a NaN from k-means."""
+    if np.isfinite(moments.mean).all() and np.isfinite(moments.scatter).all():
+        return
+    level = None if sample is None else huge_scale(sample, nodata)
+    if level is not None:
+        raise ParameterError(
+            f"{what}: the values (about {level:.1e}) are too large to square in float64, so "
+            f"their covariance overflows; rescale the scene first (divide it by "
+            f"1e{int(np.floor(np.log10(level)))})", path)
+    raise ParameterError(f"{what}: some values are too large to square in float64 (beyond "
+                         f"about ±1e150), so the covariance overflows: {FILL_ADVICE}", path)
 
 
 def check_fill_values(moments: Moments, what: str, path=None, sample=None,
