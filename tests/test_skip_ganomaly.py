@@ -89,19 +89,26 @@ def test_one_step_of_each_player_lowers_its_loss_and_leaves_the_other_unchanged(
     assert all(torch.equal(p, q) for p, q in zip(gen.parameters(), gen_before, strict=True))
 
 
-@pytest.mark.parametrize("lam", [0.9, 0.25])
-def test_score_is_lambda_r_plus_one_minus_lambda_l_by_hand(lam):
-    det, _, x = _untrained(score_lambda=lam)
+def _score_by_hand(**params):
+    """An untrained detector's score terms in float64, and its R and L differences by hand:
+    ``(terms, x − x̂, f(x) − f(x̂), det, x)``."""
+    det, _, x = _untrained(**params)
     for net in det.networks_.values():
         net.eval()
     gen, critic = det.networks_["generator"], det.networks_["critic"]
     with torch.no_grad():
         terms = det._score(x, PixelNoise(0, np.arange(len(x)))).numpy().astype(np.float64)
-        xn, rec = x.numpy().astype(np.float64), gen(x).numpy().astype(np.float64)
-        f_x = critic.features(x).numpy().astype(np.float64)
-        f_r = critic.features(gen(x)).numpy().astype(np.float64)
-    r = np.abs(xn - rec).sum(axis=1)
-    lat = np.sqrt(((f_x - f_r) ** 2).sum(axis=1))
+        r_diff = x.numpy().astype(np.float64) - gen(x).numpy().astype(np.float64)
+        l_diff = (critic.features(x).numpy().astype(np.float64)
+                  - critic.features(gen(x)).numpy().astype(np.float64))
+    return terms, r_diff, l_diff, det, x
+
+
+@pytest.mark.parametrize("lam", [0.9, 0.25])
+def test_score_is_lambda_r_plus_one_minus_lambda_l_by_hand(lam):
+    terms, r_diff, l_diff, _, _ = _score_by_hand(score_lambda=lam)
+    r = np.abs(r_diff).sum(axis=1)
+    lat = np.sqrt((l_diff ** 2).sum(axis=1))
     np.testing.assert_allclose(terms[:, 1], r, rtol=1e-5)
     np.testing.assert_allclose(terms[:, 2], lat, rtol=1e-5)
     np.testing.assert_allclose(terms[:, 0], lam * r + (1 - lam) * lat, rtol=1e-5)
@@ -110,21 +117,14 @@ def test_score_is_lambda_r_plus_one_minus_lambda_l_by_hand(lam):
 def test_score_form_code_is_the_authors_means_of_squares_by_hand():
     """``score_form="code"``: 0.9·mean((x − x̂)²) + 0.1·mean((f(x) − f(x̂))²), the score of
     the authors' ``test()``; the paper's form on the same networks differs."""
-    det, _, x = _untrained(score_form="code")
-    for net in det.networks_.values():
-        net.eval()
-    gen, critic = det.networks_["generator"], det.networks_["critic"]
-    with torch.no_grad():
-        terms = det._score(x, PixelNoise(0, np.arange(len(x)))).numpy().astype(np.float64)
-        xn, rec = x.numpy().astype(np.float64), gen(x).numpy().astype(np.float64)
-        f_x = critic.features(x).numpy().astype(np.float64)
-        f_r = critic.features(gen(x)).numpy().astype(np.float64)
-        det.score_form = "paper"
-        paper = det._score(x, PixelNoise(0, np.arange(len(x)))).numpy()
-    r, lat = ((xn - rec) ** 2).mean(axis=1), ((f_x - f_r) ** 2).mean(axis=1)
+    terms, r_diff, l_diff, det, x = _score_by_hand(score_form="code")
+    r, lat = (r_diff ** 2).mean(axis=1), (l_diff ** 2).mean(axis=1)
     np.testing.assert_allclose(terms[:, 1], r, rtol=1e-5)
     np.testing.assert_allclose(terms[:, 2], lat, rtol=1e-5)
     np.testing.assert_allclose(terms[:, 0], 0.9 * r + 0.1 * lat, rtol=1e-5)
+    det.score_form = "paper"
+    with torch.no_grad():
+        paper = det._score(x, PixelNoise(0, np.arange(len(x)))).numpy()
     assert not np.allclose(paper[:, 0], terms[:, 0], rtol=1e-2)
 
 
