@@ -47,6 +47,11 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
                         inputs=[*scores, truth], overwrite=overwrite)
     with plan:
         _check_keys(scores, truth, scores_key, truth_key)
+        if log_far and not roc_path:
+            from hsad.errors import ParameterError
+
+            raise ParameterError("--log-far sets the false-alarm axis of --plot, and no "
+                                 "--plot is given")
         if len(scores) == 1:
             if common_pixels:
                 from hsad.errors import ParameterError
@@ -83,7 +88,8 @@ def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_fa
     from hsad.outputs.metrics import format_table
 
     result, score_map, truth_map = evaluate_files(scores, truth, scores_key, truth_key)
-    plots = _plots({Path(scores).stem: score_map}, truth_map, roc_path, roc3d_path, log_far)
+    plots = _plots({Path(scores).stem: score_map}, truth_map, roc_path, roc3d_path, log_far,
+                   truth)
     if as_json:
         doc = {"scores": str(scores), "truth": str(truth)}
         doc.update({k: _json_value(v) for k, v in result.to_dict().items()})
@@ -93,18 +99,20 @@ def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_fa
                       *(f"wrote {what}: {path}" for what, path in plots.items())])
 
 
-def _plots(maps, truth_map, roc_path, roc3d_path, log_far) -> dict:
-    """The ROC and 3D ROC plots asked for, of every map: ``{"roc": path, ...}``."""
+def _plots(maps, truth_map, roc_path, roc3d_path, log_far, truth) -> dict:
+    """The ROC and 3D ROC plots asked for, of every map: ``{"roc": path, ...}``; titled
+    with the ground truth's file name (which scene, when several plots lie together)."""
     plots = {}
+    against = f"against {Path(truth).name}"
     if roc_path:
         from hsad.outputs.plots import plot_roc
 
-        plot_roc(maps, truth_map, path=roc_path, log_far=log_far)
+        plot_roc(maps, truth_map, path=roc_path, log_far=log_far, title=f"ROC {against}")
         plots["roc"] = str(roc_path)
     if roc3d_path:
         from hsad.outputs.plots import plot_roc3d
 
-        plot_roc3d(maps, truth_map, path=roc3d_path)
+        plot_roc3d(maps, truth_map, path=roc3d_path, title=f"3D ROC {against}")
         plots["roc3d"] = str(roc3d_path)
     return plots
 
@@ -117,7 +125,7 @@ def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far
 
     results, maps, truth_map = compare_files(list(scores), truth, scores_key, truth_key,
                                              common=common)
-    plots = _plots(maps, truth_map, roc_path, roc3d_path, log_far)
+    plots = _plots(maps, truth_map, roc_path, roc3d_path, log_far, truth)
     if as_json:
         doc = {"truth": str(truth), "common_pixels": bool(common), "maps": [
             {"scores": str(path), "name": name,

@@ -3,6 +3,8 @@ or the statistics of RX, UTD, RXD-UTD, local-mean RX and cluster RX)."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from hsad.cli.batch import STEM, distinct_scenes, fill
@@ -160,7 +162,8 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
         if loss_plot:
             from hsad.outputs.plots import plot_losses
 
-            where = scenes[0] if len(scenes) == 1 else f"{len(scenes)} scenes"
+            where = os.path.basename(scenes[0]) if len(scenes) == 1 else \
+                f"{len(scenes)} scenes"
             plot_losses(det.history_.losses, loss_plot, title=f"{det.name} on {where}",
                         stages=det.history_.stages)
     if neural:

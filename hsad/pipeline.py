@@ -167,6 +167,15 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
                      n_bands=int(cube.shape[2]))
 
 
+def quicklook_title(det: Detection, cube) -> str:
+    """``rx on abu-urban-1; detections: contamination 0.01 (score quantile)``: the method,
+    the scene's file name and the rule of the mask drawn."""
+    source = cube.attrs.get("source_path")
+    title = det.detector.name + (f" on {Path(source).stem}" if source else "")
+    rule = None if det.mask is None else det.mask.attrs.get("threshold_rule")
+    return title + (f"; detections: {rule.split(' (median')[0]}" if rule else "")
+
+
 def threshold(det: Detection, contamination: float | None = None, far: float | None = None,
               value: float | None = None) -> xr.DataArray:
     """Store and return the anomaly mask: by the criterion given, else by the default rule
@@ -286,8 +295,10 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         out["polygons"] = Path(polygons_path)
     if png_path:
         from hsad.outputs.plots import quicklook
+        from hsad.outputs.provenance import score_label
 
         quicklook(cube, det.scores, truth=truth, detections=det.mask, path=png_path, rgb=rgb,
-                  rgb_positions=rgb_positions, title=method)
+                  rgb_positions=rgb_positions, title=quicklook_title(det, cube),
+                  score_label=score_label(det.detector))
         out["png"] = Path(png_path)
     return out

@@ -151,12 +151,17 @@ def test_quicklook_outlines_detections_with_legend_and_map_coordinates(scene, tm
     fig = quicklook(cube, scores, truth=truth, detections=mask, rgb=(650, 550, 450))
     ax_rgb, ax_map = fig.axes[:2]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels[0] == "ground truth" and labels[1].startswith("detections (score ≥")
-    assert len(ax_map.collections) == 2  # the two outlines
+    assert labels[0].startswith("detections (score ≥") and labels[1] == "ground truth"
+    assert len(ax_map.collections) == 2  # the two outlines: the truth's last, on top
+    detected, truth_lines = ax_map.collections
+    assert truth_lines.get_linestyle()[0][1] is not None  # dashed: told apart without hue
+    assert all(e.__class__.__name__ == "withStroke" for c in ax_map.collections
+               for e in c.get_path_effects())  # a dark edge on light and dark pixels
     t = cube.rio.transform()
     assert ax_rgb.get_xlim() == pytest.approx((t.c, t.c + 56 * t.a))
     assert ax_rgb.get_ylim() == pytest.approx((t.f + 48 * t.e, t.f))
-    assert ax_rgb.get_xlabel() == "easting (m)" and ax_rgb.get_ylabel() == "northing (m)"
+    assert ax_rgb.get_xlabel().startswith("easting (m); EPSG:") and \
+        ax_rgb.get_ylabel() == "northing (m)"  # the CRS named
 
 
 def test_a_detection_on_the_image_edge_gets_a_closed_outline(scene):

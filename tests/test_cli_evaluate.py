@@ -153,6 +153,9 @@ def test_errors_are_one_line(files, tmp_path, capsys):
     assert "not on the grid of the score map" in _error([files["scores"], "--truth", shifted],
                                                    capsys)
 
+    assert "--log-far sets the false-alarm axis of --plot, and no --plot is given" in _error(
+        [files["scores"], "--truth", files["truth"], "--log-far"], capsys)
+
     blank = tmp_path / "blank.tif"
     write_geotiff(map_like(cube, np.full(files["gt"].shape, np.nan, np.float32)), blank)
     assert f"{blank}: the score map has no valid" in _error([blank, "--truth", files["truth"]],

@@ -71,6 +71,42 @@ def test_roc_log_far_curve_is_drawn_from_one_false_alarm():
     assert (drawn >= np.minimum(exist, 100)).all()
 
 
+def test_roc_log_far_draws_tied_scores_as_the_line_the_auc_counts():
+    """A mask (one operating point) and a map of one value were drawn on the log axis as
+    a flat line from their first point, a mask thus beating RX at low false-alarm rates and
+    a constant map looking perfect. Between two points the curve is straight in linear
+    P_F; on a log axis it is drawn so, bent."""
+    rng = np.random.default_rng(2)
+    gt = rng.random((200, 200)) < 0.02
+    mask = (gt & (rng.random(gt.shape) < 0.9)) | (~gt & (rng.random(gt.shape) < 0.03))
+    constant = np.ones(gt.shape)
+    fig = plot_roc({"mask": mask.astype(float), "constant": constant}, gt, log_far=True)
+    (pf_m, pd_m), (pf_c, pd_c) = (line.get_data() for line in fig.axes[0].lines)
+    curve = roc(mask.astype(float), gt)
+    point = (curve.pf[1], curve.pd[1])  # the mask's one operating point
+    below = (pf_m > 1e-3) & (pf_m < point[0])
+    assert below.sum() > 100
+    np.testing.assert_allclose(pd_m[below], point[1] * pf_m[below] / point[0], rtol=1e-9)
+    drawn = pf_c >= 1 / (~gt).sum()
+    np.testing.assert_allclose(pd_c[drawn], pf_c[drawn], rtol=1e-9)  # the chance diagonal
+
+
+def test_roc3d_staircases_of_a_large_scene_hold_their_area():
+    """Thinned by index only, a large map kept 15 of 4000 points above τ = 0.1: the
+    ROC(D,τ) staircase fell to 0 where targets still scored, its area 0.27 against the
+    legend's 0.24. Points are also kept evenly over τ and P_F."""
+    rng = np.random.default_rng(3)
+    gt = rng.random((1000, 1000)) < 0.004
+    # targets spread over the whole τ range, the background packed below τ = 0.1
+    scores = np.where(gt, rng.uniform(0.05, 1.0, gt.shape), rng.random(gt.shape) * 0.1)
+    fig = plot_roc3d(scores, gt)
+    r = evaluate(scores, gt)
+    for ax, auc in ((fig.axes[2], r.auc_dt), (fig.axes[3], r.auc_ft)):
+        tau, p = ax.lines[0].get_data()  # steps-post, τ falling: step i covers τ_{i+1}..τ_i
+        area = float(np.sum(p[:-1] * -np.diff(tau)))
+        assert area == pytest.approx(auc, abs=2e-3)  # index thinning alone: 0.496 for 0.524
+
+
 def test_roc3d_has_the_3d_curve_and_three_projections(tmp_path, maps):
     gt, m = maps
     path = tmp_path / "roc3d.png"
@@ -143,12 +179,32 @@ def test_quicklook_subsamples_keeps_peaks_and_masks_nodata():
     scores[151, 77] = 9.0  # a single-pixel anomaly
     fig = quicklook(cube, scores, max_size=100)
     rgba = fig.axes[0].images[0].get_array()
-    assert rgba.shape == (100, 67, 4)
+    assert rgba.shape == (100, 100, 4)  # each side pooled to at most max_size
     assert np.all(rgba[:3, :3, 3] == 0) and np.all(rgba[5:, 5:, 3] == 1)
     shown = fig.axes[1].images[0].get_array()
-    assert shown.shape == (100, 67) and shown.max() == 9.0
+    assert shown.shape == (100, 100) and shown.max() == 9.0
     with pytest.raises(ParameterError, match="does not match"):
         quicklook(cube, np.zeros((10, 10)))
+
+
+@pytest.mark.parametrize("rows, cols", [(1000, 1000), (1200, 300)])
+def test_every_one_pixel_anomaly_of_a_large_scene_is_drawn(rows, cols):
+    """Maps were pooled to 1024 pixels a side but drawn in panels of about 430: most
+    one-pixel anomalies of a 1000² scene fell between the drawn pixels (85 of 300 seen).
+    They are pooled to the panel's pixels now: each one is a drawn blob."""
+    from scipy import ndimage
+
+    cube = _cube(rows=rows, cols=cols, bands=6)
+    scores = np.zeros((rows, cols))
+    spikes = scores[25::50, 25::50]
+    spikes[...] = 9.0
+    fig = quicklook(cube, scores)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    x0, y0, x1, y1 = fig.axes[1].get_window_extent().extents.round().astype(int)
+    panel = pixels[pixels.shape[0] - y1:pixels.shape[0] - y0, x0:x1]
+    bright = panel.sum(axis=-1) > 600  # inferno's top colours; its bottom is black
+    assert ndimage.label(bright)[1] == spikes.size
 
 
 @pytest.mark.parametrize("rows,cols", [(400, 1), (1, 400), (30, 400)])
@@ -241,3 +297,45 @@ def test_loss_curves_of_a_fitted_networks_history():
         "training losses: gan", "training losses: encoder"]
     with pytest.raises(ParameterError, match="history_ or a mapping"):
         plot_losses([1.0, 2.0])
+
+
+def test_no_data_is_grey_and_named_in_the_legend():
+    """Pixels without data were transparent on a white figure, beside inferno's palest
+    colour: in grey print they looked like the highest scores."""
+    cube = _cube(rows=40, cols=50, bands=8, nodata=-1.0)
+    data = cube.values.copy()
+    data[:10, :10, :] = -1.0
+    cube = make_cube(data, wavelength=cube["wavelength"].values, nodata=-1.0)
+    scores = np.where(data[..., 0] == -1.0, np.nan, 1.0)
+    fig = quicklook(cube, scores)
+    assert all(ax.get_facecolor()[:3] == pytest.approx((0.55,) * 3) for ax in fig.axes[:2])
+    assert "no data" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not quicklook(_cube(rows=20, cols=20, bands=8), np.ones((20, 20))).legends
+
+
+def test_three_bands_without_wavelengths_are_rgb_and_one_band_is_grey():
+    three = _cube(rows=10, cols=10, bands=3, wavelength=False)
+    assert rgb_bands(three) == ([0, 1, 2], False)  # not band 3, 2, 2
+    one = quicklook(_cube(rows=10, cols=10, bands=1, wavelength=False), np.ones((10, 10)))
+    assert one.axes[0].get_title() == "grey: band 1"
+
+
+@pytest.mark.parametrize("name, error", [("roc.jpg", "figures are written as PNG"),
+                                         ("file.txt/roc.png", "cannot write")])
+def test_a_figure_path_that_cannot_be_a_png_is_one_error(tmp_path, maps, name, error):
+    from hsad.errors import HsadError
+
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    gt, m = maps
+    with pytest.raises(HsadError, match=error):
+        plot_roc(m, gt, path=tmp_path / name)
+    assert not (tmp_path / "roc.jpg").exists()
+
+
+def test_loss_epochs_are_whole_numbers_and_each_loss_has_its_own_line_style():
+    fig = plot_losses({"a": [1.0, 0.5], "b": [0.9, 0.4], "c": [0.7, 0.6]})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert len({line.get_linestyle() for line in ax.lines}) == 3

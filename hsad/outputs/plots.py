@@ -40,9 +40,22 @@ def new_figure(figsize=(6.0, 5.0)) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Write ``fig`` as PNG through a temporary file renamed into place."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+    """Write ``fig`` as PNG through a temporary file renamed into place: a path not
+    ending in ``.png`` is refused (ParameterError), a path that cannot be written is an
+    OutputError naming it."""
+    from pathlib import Path
+
+    from hsad.errors import HsadError, OutputError
+
+    if Path(path).suffix.lower() != ".png":
+        raise ParameterError(f"{path}: figures are written as PNG; give a .png file name")
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    except HsadError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
 
 
 def _finish(fig: Figure, path, dpi: int = 100) -> Figure:
@@ -64,29 +77,54 @@ def _as_maps(maps) -> dict:
 
 
 def _curves(maps, gt) -> dict:
-    """name -> (RocCurve, AUC(D,F), AUC(D,τ), AUC(F,τ))."""
+    """name -> (RocCurve, AUC(D,F), AUC(D,τ), AUC(F,τ), valid background pixels)."""
     out = {}
     for name, scores in _as_maps(maps).items():
         result, curve = evaluate(scores, gt, return_curve=True)
-        out[name] = (curve, result.auc_df, result.auc_dt, result.auc_ft)
+        out[name] = (curve, result.auc_df, result.auc_dt, result.auc_ft, result.n_background)
     return out
 
 
-def _thin(*arrays, log_x: bool = False):
-    """At most about :data:`MAX_CURVE_POINTS` points of a curve, evenly spaced by index;
-    with ``log_x``, half of them evenly spaced in log(x) instead (x = ``arrays[0]``,
-    non-decreasing), so that a log axis is drawn from its first positive value."""
+def _thin(*arrays, log_x: bool = False, even_in: Sequence[np.ndarray] = ()):
+    """At most about :data:`MAX_CURVE_POINTS` points of a curve: evenly spaced by index,
+    and as many again evenly spaced along each monotone array of ``even_in`` (a curve's
+    threshold τ: a staircase over τ keeps its steps where the points are few); with
+    ``log_x``, also evenly spaced in log(x) (x = ``arrays[0]``, non-decreasing), so that a
+    log axis is drawn from its first positive value."""
     n = arrays[0].size
     if n <= MAX_CURVE_POINTS:
         return arrays
-    idx = np.linspace(0, n - 1, MAX_CURVE_POINTS // (2 if log_x else 1)).round().astype(int)
+    parts = 1 + len(even_in) + bool(log_x)
+    per = MAX_CURVE_POINTS // parts
+    idx = [np.linspace(0, n - 1, per).round().astype(int)]
+    for key in even_in:
+        key = np.asarray(key, dtype=np.float64)
+        rising = key[-1] >= key[0]
+        ordered = key if rising else key[::-1]
+        at = np.searchsorted(ordered, np.linspace(ordered[0], ordered[-1], per)).clip(0, n - 1)
+        idx += [at if rising else n - 1 - at]
+        idx += [np.clip(idx[-1] - 1, 0, n - 1)]  # the step's other side
     x = arrays[0]
     positive = np.flatnonzero(x > 0)
     if log_x and positive.size:
-        levels = np.geomspace(x[positive[0]], x[-1], MAX_CURVE_POINTS // 2)
-        idx = np.r_[idx, positive[0], np.searchsorted(x, levels).clip(0, n - 1)]
-    idx = np.unique(idx)
+        levels = np.geomspace(x[positive[0]], x[-1], per)
+        idx += [[positive[0]], np.searchsorted(x, levels).clip(0, n - 1)]
+    idx = np.unique(np.concatenate(idx))
     return tuple(a[idx] for a in arrays)
+
+
+def _on_log_axis(pf: np.ndarray, pd: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """An ROC curve's points for a log P_F axis from ``floor``: the curve between two
+    points is a straight line in linear P_F (tied scores are interpolated so, as the AUC
+    counts them), which a log axis bends; so points evenly spaced in log P_F are added on
+    those lines (a map of one value, or a mask, is then drawn as the curve it is, not as a
+    line clipped at its first point)."""
+    grid = np.geomspace(floor, 1.0, MAX_CURVE_POINTS // 2)
+    kept = pf >= floor
+    x = np.r_[grid, pf[kept]]
+    y = np.r_[np.interp(grid, pf, pd), pd[kept]]
+    order = np.lexsort((y, x))
+    return x[order], y[order]
 
 
 def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = None) -> Figure:
@@ -96,12 +134,12 @@ def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = Non
     """
     fig = new_figure()
     ax = fig.add_subplot()
-    floor = 1.0
-    for name, (curve, adf, _, _) in _curves(maps, gt).items():
+    curves = _curves(maps, gt)
+    floor = min(1.0 / max(c[4], 1) for c in curves.values())  # one false alarm
+    for name, (curve, adf, _, _, _) in curves.items():
         pf, pd = _thin(curve.pf, curve.pd, log_x=log_far)
         if log_far:
-            positive = curve.pf[curve.pf > 0]
-            floor = min(floor, positive.min() if positive.size else 1.0)
+            pf, pd = _on_log_axis(pf, pd, floor)
         ax.plot(pf, pd, lw=1.5, label=f"{name} (AUC = {adf:.4f})")
     ax.set_xlabel("false alarm rate $P_F$")
     ax.set_ylabel("detection probability $P_D$")
@@ -123,8 +161,10 @@ def plot_roc3d(maps, gt, path=None, title: str | None = None) -> Figure:
     fig = new_figure(figsize=(10.0, 8.5))
     ax3d = fig.add_subplot(2, 2, 1, projection="3d")
     ax_df, ax_dt, ax_ft = (fig.add_subplot(2, 2, i) for i in (2, 3, 4))
-    for name, (curve, adf, adt, aft) in _curves(maps, gt).items():
-        pd, pf, tau = _thin(curve.pd[1:], curve.pf[1:], curve.thresholds[1:])
+    curves = _curves(maps, gt)
+    for name, (curve, adf, adt, aft, _) in curves.items():
+        pd, pf, tau = _thin(curve.pd[1:], curve.pf[1:], curve.thresholds[1:],
+                            even_in=(curve.pf[1:], curve.thresholds[1:]))
         (line,) = ax3d.plot(pf, tau, pd, lw=1.2, label=name)
         c = line.get_color()
         ax_df.plot(np.r_[0, pf], np.r_[0, pd], color=c, label=f"{name} ({adf:.4f})")
@@ -134,6 +174,8 @@ def plot_roc3d(maps, gt, path=None, title: str | None = None) -> Figure:
     ax3d.set_ylabel("τ")
     ax3d.set_zlabel("$P_D$")
     ax3d.set_title("3D ROC")
+    if len(curves) > 1:
+        ax3d.legend(fontsize="small")
     for ax, (xl, yl, t) in zip(
         (ax_df, ax_dt, ax_ft),
         (("$P_F$", "$P_D$", "ROC(D,F): AUC(D,F)"), ("τ", "$P_D$", "ROC(D,τ): AUC(D,τ)"),
@@ -187,6 +229,8 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
     elif rgb is not None:
         raise ParameterError("--rgb: the scene has no wavelengths; choose bands by position "
                              "with --rgb-bands R,G,B")
+    if n == 3:  # three bands without wavelengths: an RGB file, in that order
+        return [0, 1, 2], False
     return [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK], False
 
 
@@ -221,31 +265,52 @@ def _extent(cube: xr.DataArray, rows: int, cols: int):
         unit = (crs.linear_units or "").replace("metre", "m").replace("meter", "m")
         labels = (f"easting ({unit})" if unit else "easting",
                   f"northing ({unit})" if unit else "northing")
-    return (x0, x1, y1, y0), labels
+    return (x0, x1, y1, y0), (f"{labels[0]}; {crs_name(crs)}", labels[1])
+
+
+def crs_name(crs) -> str:
+    """A CRS as a reader knows it: ``EPSG:32633 (WGS 84 / UTM zone 33N)``, or its name."""
+    import pyproj
+
+    name = pyproj.CRS.from_user_input(crs.to_wkt()).name
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg} ({name})" if epsg else name
 
 
 def quicklook(
     cube: xr.DataArray, scores=None, truth=None, path=None, max_size: int = 1024,
     title: str | None = None, detections=None, rgb=None, rgb_positions=None,
+    score_label: str = "anomaly score", dpi: int = 100,
 ) -> Figure:
-    """RGB composite (2–98 % stretch) beside the anomaly map, with outlines of the ground
-    truth (cyan) and of the ``detections`` mask (lime), a legend, a colour bar, and map
-    coordinates on the axes when the grid has a CRS and no rotation or shear (pixels
-    otherwise).
+    """RGB composite (2–98 % stretch) beside the anomaly map, with outlines of the
+    ``detections`` mask (solid cyan) and of the ground truth (dashed white, on top), both
+    with a dark edge; pixels without data in grey; a legend, a colour bar, and map
+    coordinates and the CRS on the axes when the grid has a CRS and no rotation or shear
+    (pixels otherwise).
 
     ``rgb``/``rgb_positions``: the composite's wavelengths (nm) or band positions
-    (:func:`rgb_bands`). Only the three RGB bands are read, every ``step``-th pixel so the
-    longest side is at most ``max_size``; the maps are max-pooled by the same step so small
-    anomalies stay visible. The colour bar is clipped at the 99.9th percentile.
+    (:func:`rgb_bands`). Only the three RGB bands are read, every ``step``-th pixel, so that
+    the image has no more pixels than its panel draws at ``dpi`` (and a side of at most
+    ``max_size``); the maps are max-pooled by the same steps, so a one-pixel anomaly stays a
+    drawn pixel. The colour bar (``score_label``) is linear from the lowest score to the
+    99.9th percentile.
     """
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
     cube = as_cube(cube)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
-    step = max(1, int(np.ceil(max(rows, cols) / max_size)))
+    extent, (xlabel, ylabel) = _extent(cube, rows, cols)
+    if extent is None:
+        extent = (-0.5, cols - 0.5, rows - 0.5, -0.5)
+    aspect, stretched = strip_aspect(extent)
+    size, x_labels = panel_size(extent, aspect)
+    # the image's pixels at most the panel's (its axes take about 85 % of the inches given)
+    steps = tuple(max(1, int(np.ceil(n / min(max_size, DRAWN_SHARE * inches * dpi))))
+                  for n, inches in ((rows, size[1]), (cols, size[0])))
     bands, by_wl = rgb_bands(cube, rgb, rgb_positions)
-    sub = cube.isel(band=bands, y=slice(None, None, step), x=slice(None, None, step))
+    sub = cube.isel(band=bands, y=slice(None, None, steps[0]), x=slice(None, None, steps[1]))
     raw = np.asarray(sub.values)
     rgb_values = raw.astype(np.float64)
     valid = np.isfinite(rgb_values).all(axis=-1)
@@ -253,78 +318,71 @@ def quicklook(
     if nodata is not None and np.isfinite(nodata):
         valid &= ~nodata_hits(raw, nodata).any(axis=-1)
     image = _stretch(np.where(valid[..., None], rgb_values, 0.0), valid)
-    extent, (xlabel, ylabel) = _extent(cube, rows, cols)
-    if extent is None:
-        extent = (-0.5, cols - 0.5, rows - 0.5, -0.5)
 
     def pool(a):
         a = _values(a).astype(np.float64)
         if a.shape != (rows, cols):
             raise ParameterError(f"map shape {a.shape} does not match the cube's {(rows, cols)}")
-        if step == 1:
+        if steps == (1, 1):
             return a
-        pooled = block_reduce(np.where(np.isnan(a), -np.inf, a), (step, step), np.max,
-                              cval=-np.inf)
+        pooled = block_reduce(np.where(np.isnan(a), -np.inf, a), steps, np.max, cval=-np.inf)
         return np.where(np.isneginf(pooled), np.nan, pooled)
 
     def shown_extent(a):
-        """The extent of a pooled array: whole ``step`` blocks, possibly past the edge."""
+        """The extent of a pooled array: whole step blocks, possibly past the edge."""
         x0, x1, y0, y1 = extent
-        return (x0, x0 + (x1 - x0) * a.shape[1] * step / cols,
-                y1 + (y0 - y1) * a.shape[0] * step / rows, y1)
+        return (x0, x0 + (x1 - x0) * a.shape[1] * steps[1] / cols,
+                y1 + (y0 - y1) * a.shape[0] * steps[0] / rows, y1)
 
-    aspect, stretched = strip_aspect(extent)
     panels = 1 if scores is None else 2
-    size, x_labels = panel_size(extent, aspect)
     fig = new_figure(figsize=(panels * (size[0] + 1.4) + 0.6, size[1] + 1.4))
     ax_rgb = fig.add_subplot(1, panels, 1)
     ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image), aspect=aspect)
     wl = cube["wavelength"].values
-    names = ("R", "G", "B")
-    label = ", ".join(
-        f"{c} {wl[i]:.0f} nm" if by_wl else f"{c} band {i + 1}"
-        for c, i in zip(names, bands, strict=True)
-    )
-    ax_rgb.set_title(f"RGB composite ({label})", fontsize="small")
+    if len(set(bands)) == 1:
+        label = f"grey: {wl[bands[0]]:.0f} nm" if by_wl else f"grey: band {bands[0] + 1}"
+        ax_rgb.set_title(_wrapped(label, size[0]), fontsize="small")
+    else:
+        label = ", ".join(f"{c} {wl[i]:.0f} nm" if by_wl else f"{c} band {i + 1}"
+                          for c, i in zip(("R", "G", "B"), bands, strict=True))
+        ax_rgb.set_title(_wrapped(f"RGB composite ({label})", size[0]), fontsize="small")
     axes = [ax_rgb]
+    missing = not valid.all()
     if scores is not None:
         ax_map = fig.add_subplot(1, panels, 2, sharex=ax_rgb, sharey=ax_rgb)
         smap = pool(scores)
         finite = smap[np.isfinite(smap)]
+        missing |= finite.size < smap.size
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
         im = ax_map.imshow(smap, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
                            interpolation="nearest", extent=shown_extent(smap), aspect=aspect)
-        fig.colorbar(im, ax=ax_map, shrink=0.85, label="anomaly score", extend="max")
+        fig.colorbar(im, ax=ax_map, shrink=0.85, extend="max",
+                     label=_wrapped(f"{score_label}; linear, lowest score to 99.9th "
+                                    "percentile", size[1] * 1.3))
         ax_map.set_title("anomaly map", fontsize="small")
         axes.append(ax_map)
     legend = []
-    for outline, colour, text in (
-        (truth, "cyan", "ground truth"),
-        (detections, "lime", "detections" + (
+    for outline, style, text in (
+        (detections, dict(colors="cyan", linestyles="solid"), "detections" + (
             f" (score ≥ {detections.attrs['threshold']:.4g})"
             if "threshold" in getattr(detections, "attrs", {}) else "")),
-    ):
+        (truth, dict(colors="white", linestyles="dashed"), "ground truth"),
+    ):  # the truth last, on top: its dashes show the detections beneath
         if outline is None:
             continue
         t = pool(outline)
         if np.nansum(t) > 0:
-            # a ring of outside pixels, one pixel beyond the extent: detections on the
-            # image's edge get closed outlines (and contour gets two pixels each way)
-            inside = np.pad(np.nan_to_num(t) > 0, 1)
-            x0, x1, y0, y1 = shown_extent(t)
-            dx, dy = (x1 - x0) / t.shape[1], (y1 - y0) / t.shape[0]
-            where = (x0 - dx, x1 + dx, y0 - dy, y1 + dy)
-            for ax in axes:
-                with warnings.catch_warnings():  # every pooled pixel inside: no line to draw
-                    warnings.filterwarnings("ignore", "No contour levels were found")
-                    ax.contour(inside, levels=[0.5], colors=colour, linewidths=0.8,
-                               origin="upper", extent=where)
-        legend.append(Line2D([], [], color=colour, lw=1.2,
+            _outline(axes, t, shown_extent(t), style)
+        legend.append(Line2D([], [], color=style["colors"], ls=style["linestyles"], lw=1.2,
+                             path_effects=[_halo()],
                              label=text if np.nansum(t) > 0 else f"{text}: none"))
+    if missing:
+        legend.append(Patch(facecolor=NODATA_GREY, edgecolor="0.3", label="no data"))
     for ax in axes:
+        ax.set_facecolor(NODATA_GREY)  # what no image covers: pixels without data
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-        ax.set_xlabel(xlabel, fontsize="small")
+        ax.set_xlabel(_wrapped(xlabel, size[0]), fontsize="small")
         ax.tick_params(labelsize="x-small")
         ax.ticklabel_format(style="plain", useOffset=False)  # whole coordinates, no "1e6"
         if x_labels >= 2:  # as many as the drawn width holds: no overlapping eastings
@@ -338,9 +396,48 @@ def quicklook(
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend),
                    fontsize="small", frameon=False)
     if title or stretched:
-        fig.suptitle(" ".join(filter(None, [title, stretched])),
+        width = panels * (size[0] + 1.4)
+        fig.suptitle(_wrapped(" ".join(filter(None, [title, stretched])), width),
                      fontsize=None if title else "small")
-    return _finish(fig, path)
+    return _finish(fig, path, dpi=dpi)
+
+
+#: share of a panel's inches that its axes draw (the rest: labels, colour bar)
+DRAWN_SHARE = 0.85
+#: the colour of pixels without data in a quicklook (a neutral grey, apart from the maps'
+#: colours and from both ends of the score map's colour scale)
+NODATA_GREY = "0.55"
+
+
+def _halo():
+    """The dark edge drawn under outlines, visible on light and dark pixels alike."""
+    import matplotlib.patheffects as effects
+
+    return effects.withStroke(linewidth=2.6, foreground="black")
+
+
+def _outline(axes, mask: np.ndarray, where, style: dict) -> None:
+    """Outlines of ``mask`` (pooled, > 0 inside) on each of ``axes``, in ``style``."""
+    # a ring of outside pixels, one pixel beyond the extent: regions on the image's edge
+    # get closed outlines (and contour gets two pixels each way)
+    inside = np.pad(np.nan_to_num(mask) > 0, 1)
+    x0, x1, y0, y1 = where
+    dx, dy = (x1 - x0) / mask.shape[1], (y1 - y0) / mask.shape[0]
+    padded = (x0 - dx, x1 + dx, y0 - dy, y1 + dy)
+    for ax in axes:
+        with warnings.catch_warnings():  # every pooled pixel inside: no line to draw
+            warnings.filterwarnings("ignore", "No contour levels were found")
+            lines = ax.contour(inside, levels=[0.5], linewidths=1.0, origin="upper",
+                               extent=padded, **style)
+        lines.set_path_effects([_halo()])
+
+
+def _wrapped(text: str, inches: float) -> str:
+    """``text`` broken into lines that fit ``inches`` at a small font (about 13
+    characters an inch), so that titles and labels of narrow panels are not cut off."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, max(12, int(inches * 13)))) or text
 
 
 #: the longest drawn side of a quicklook panel, at most this many times its shortest
@@ -397,24 +494,35 @@ def plot_losses(
     panels = {name: (int(first), [n for n in names if n in series])
               for name, (first, _, names) in (stages or {}).items()}
     panels = {k: v for k, v in panels.items() if v[1]} or {"": (0, list(series))}
+    from matplotlib.ticker import MaxNLocator
+
     fig = new_figure(figsize=(7.0 * len(panels) if len(panels) > 1 else 7.0, 4.5))
+    head = title or "training losses"
     for i, (stage, (first, names)) in enumerate(panels.items()):
         ax = fig.add_subplot(1, len(panels), i + 1)
-        for name in names:
+        for j, name in enumerate(names):  # colour, line and marker differ: told apart in grey
             values = series[name]
             ax.plot(np.arange(first + 1, first + values.size + 1), values, lw=1.3,
-                    label=name, marker="o" if values.size < 30 else None, ms=3)
+                    label=name, ls=LINE_STYLES[j % len(LINE_STYLES)],
+                    marker=MARKERS[j % len(MARKERS)] if values.size < 30 else None, ms=4,
+                    markevery=max(1, values.size // 15))
         allv = np.concatenate([series[n] for n in names])
         allv = allv[np.isfinite(allv)]
         if allv.size and allv.min() > 0 and allv.max() / allv.min() > 100:
             ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch" if first == 0 else
+                      f"epoch of the whole training (this stage's 1st is {first + 1})")
+        ax.set_ylabel("loss (each as its model computes it)" if len(names) > 1 else name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-        head = title or "training losses"
-        ax.set_title(f"{head}: {stage}" if len(panels) > 1 else head)
+        ax.set_title(_wrapped(f"{head}: {stage}" if len(panels) > 1 else head, 6.5))
     return _finish(fig, path)
+
+
+#: line styles and markers cycled through a panel's losses (with the colours)
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "v", "D", "x", "+")
 
 
 __all__ = [

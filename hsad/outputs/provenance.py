@@ -38,6 +38,26 @@ MAP_DESCRIPTIONS = {
 }
 
 
+#: The short unit of a score map for a colour bar, by the map a detector outputs (its
+#: ``output_``) or by the detector.
+SCORE_UNITS = {
+    "d_ss": "D_SS, unitless 0..1",
+    "d_spectral": "D_spectral, squared Mahalanobis distance",
+    "d_spatial": "D_spatial, in PC standard deviations",
+    "rx": "squared Mahalanobis distance",
+    "local-mean-rx": "squared Mahalanobis distance",
+    "cluster-rx": "squared Mahalanobis distance to the nearest cluster",
+}
+
+
+def score_label(detector) -> str:
+    """The colour bar's label of ``detector``'s score map: its name and, where known, the
+    map's unit (:data:`SCORE_UNITS`)."""
+    output = getattr(detector, "output_", None)
+    unit = SCORE_UNITS.get(output) or SCORE_UNITS.get(detector.name)
+    return f"{detector.name} score" + (f" ({unit})" if unit else "")
+
+
 def describe_map(name: str, method: str, fusion=None) -> str:
     """The band description of map ``name`` (a key of :data:`MAP_DESCRIPTIONS`, or a
     model's own score term); ``fusion`` (a resolved :class:`hsad.fusion.Fusion`) puts the
@@ -91,4 +111,5 @@ def read_provenance(path) -> dict[str, str]:
     return {k: found[k] for k in first + sorted(set(found) - set(first))}
 
 
-__all__ = ["MAP_DESCRIPTIONS", "describe_map", "provenance", "read_provenance"]
+__all__ = ["MAP_DESCRIPTIONS", "SCORE_UNITS", "describe_map", "provenance", "read_provenance",
+           "score_label"]
