@@ -125,3 +125,25 @@ def test_an_undeclared_fill_value_warns_even_when_it_forms_its_own_cluster():
         warnings.simplefilter("error", DegenerateDataWarning)
         scores = det.fit_score(make_cube(x, nodata=-3.4028235e38)).values
     assert np.isnan(scores[0, 0]) and np.isfinite(scores).sum() == scores.size - 1
+
+
+def test_an_undeclared_fill_value_leaves_the_other_pixels_scored(datasets_dir):
+    """abu-beach-4 (values 0..1) with a 3 × 3 block at -3.4e38: the map was NaN everywhere
+    with exit 0 (pixels were centred on the mean, which the fill value drags to -3e35, and
+    float32 differences from it kept no digit). Centred on the largest cluster's centre,
+    every other pixel is scored as in the clean scene, to float32 rounding."""
+    import warnings
+
+    from hsad.errors import DegenerateDataWarning
+    from hsad.io.matlab import load_mat
+
+    cube, _ = load_mat(datasets_dir / "abu-beach-4.mat")
+    x = np.asarray(cube.values, np.float32).copy()
+    x[5:8, 5:8, :] = -3.4028235e38
+    with pytest.warns(DegenerateDataWarning, match="undeclared fill value"):
+        det = detectors.get("cluster-rx").fit(make_cube(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warnings either
+        scores = det.score(make_cube(x)).values
+    scored = np.isfinite(scores)
+    assert scored.sum() == scores.size - 9 and not scored[5:8, 5:8].any()

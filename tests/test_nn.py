@@ -363,6 +363,25 @@ def test_a_monitor_the_stage_does_not_report_is_an_error_without_early_stopping_
     assert len(hist.losses["loss_r"]) == 1  # epochs 4 on: its first run was the 4th step
 
 
+def test_a_step_function_need_not_report_loss_without_early_stopping():
+    net = torch.nn.Linear(4, 4)
+    opt = torch.optim.Adam(net.parameters())
+
+    def step(batch):
+        loss = ((net(batch[0]) - batch[0]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"mse": loss}
+
+    hist = Trainer(epochs=2, batch_size=16, progress=False, device="cpu").fit(
+        step, torch.randn(64, 4))
+    assert len(hist.losses["mse"]) == 2
+    with pytest.raises(ParameterError, match="monitors 'loss'"):
+        Trainer(epochs=2, batch_size=16, progress=False, device="cpu",
+                early_stopping=1).fit(step, torch.randn(64, 4))
+
+
 def test_an_update_minimising_a_loss_it_does_not_return_is_an_error():
     from hsad.nn.trainer import Stage, Update
 

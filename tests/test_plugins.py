@@ -269,3 +269,86 @@ def test_a_plugin_describes_its_own_parameters_and_inherits_hsads_meanings(regis
     fan = {p: m for p, _, m in _params("myfan-plugin", registry.register(MyFan))}
     assert fan["kappa"].startswith("κ of the score") and fan["epochs"].startswith("training")
     assert all(fan.values())
+
+
+TWINS = textwrap.dedent('''
+    from hsad.detectors.ae import Autoencoder
+
+
+    class One(Autoencoder):
+        name = "multi-one"
+
+
+    class Twin(Autoencoder):
+        name = "twin"
+''')
+
+
+def test_each_entry_point_joins_whole_or_not_at_all_with_a_warning_saying_why(
+        registry, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    registry.register(type("Twin", (Autoencoder,), {"name": "twin", "__module__": "pkg_a"}))
+    _install(site, "plug_multi", "multi = plug_multi", TWINS.replace("Twin(", "Other(")
+             .replace("\"twin\"", "\"twin\"  # another's name"))
+    _install(site, "plug_none", "none = plug_none", "x = 1\n")
+    _install(site, "plug_named", "mydiag = plug_named:Two",
+             TWINS.replace("class One", "class Two").replace("multi-one", "two"))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = registry.available()
+    said = " | ".join(str(w.message) for w in caught)
+    assert found["twin"].__module__ == "pkg_a"
+    assert "multi-one" not in found  # the module's other detector waits with it
+    assert "plugin multi = plug_multi: name 'twin' of plug_multi.Other is already " \
+           "pkg_a.Twin's: rename one of them; its detectors are left out" in said
+    assert "plugin none = plug_none: it names no BaseDetector subclass" in said
+    assert "plugin mydiag = plug_named:Two: the entry point's name must be the " \
+           "detector's, 'two'" in said
+    assert "cannot be imported" not in said
+
+
+def test_a_model_loads_only_into_the_class_that_saved_it(registry, cube, tmp_path):
+    from hsad.io.model_archive import load_model, save_model
+
+    mine = type("Mine", (Autoencoder,), {"name": "mine", "__module__": "pkg_a"})
+    path = save_model(registry.register(mine)().set_params(**TINY).fit(cube),
+                      tmp_path / "m.hsad")
+    assert type(load_model(path)) is mine
+    other = type("Other", (Autoencoder,), {"name": "mine", "__module__": "pkg_b"})
+    registry.register(other, replace=True)
+    with pytest.raises(ModelError, match="saved by pkg_a.Mine, and method 'mine' is now "
+                                         "pkg_b.Other: install the plugin that saved it"):
+        load_model(path)
+
+
+def test_a_detector_module_interrupted_while_importing_is_tried_again(
+        registry, tmp_path, monkeypatch):
+    (tmp_path / "flaky.py").write_text(textwrap.dedent('''
+        import builtins
+        if not getattr(builtins, "_flaky_seen", False):
+            builtins._flaky_seen = True
+            raise KeyboardInterrupt
+        from hsad.detectors.ae import Autoencoder
+
+        class Flaky(Autoencoder):
+            name = "flaky"
+    '''))
+    monkeypatch.setattr(detectors, "__path__", [*detectors.__path__, str(tmp_path)])
+    with pytest.raises(KeyboardInterrupt):
+        registry.get("flaky")
+    assert type(registry.get("flaky")).__name__ == "Flaky"
+    import builtins
+
+    del builtins._flaky_seen
+    sys.modules.pop("hsad.detectors.flaky", None)
+
+
+def test_rxd_utd_is_found_in_its_module_without_loading_plugins(registry, monkeypatch):
+    monkeypatch.setattr(detectors, "_REGISTRY", {})
+    monkeypatch.setattr(detectors, "_SCANNED", set())
+    monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
+    assert type(registry.get("rxd-utd")).__name__ == "RXDUTD"
+    assert not detectors._PLUGINS_LOADED and detectors._SCANNED == {"utd"}

@@ -29,6 +29,9 @@ ENTRY_POINTS = "hsad.detectors"
 #: (method lists), ``.`` (``-p METHOD.KEY=VALUE``), ``:`` (benchmark stage columns)
 NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
+#: detectors whose module is not named after them
+MODULE_OF = {"rxd-utd": "utd"}
+
 _REGISTRY: dict[str, type[BaseDetector]] = {}
 _BUILT_IN: set[str] = set()
 _SCANNED: set[str] = set()
@@ -65,6 +68,11 @@ def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDete
 
 
 def _qualified(cls: type) -> str:
+    return qualified_name(cls)
+
+
+def qualified_name(cls: type) -> str:
+    """``module.QualName`` of a detector class: what a model file records of it."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -83,6 +91,9 @@ def _scan(module: str) -> None:
     except Exception as exc:  # a dropped-in module with a missing dependency, say
         _broken(f"module hsad.detectors.{module}", exc)
         return
+    except BaseException:  # Ctrl-C while importing: try again next time
+        _SCANNED.discard(module)
+        raise
     for _, obj in inspect.getmembers(mod, inspect.isclass):
         if (issubclass(obj, BaseDetector) and obj.__module__ == mod.__name__
                 and obj.__dict__.get("name")):
@@ -95,6 +106,11 @@ def _broken(what: str, exc: BaseException) -> None:
     _BROKEN[what] = why
     warnings.warn(f"{what} cannot be imported ({why}): its detectors are left out",
                   UserWarning, stacklevel=4)
+
+
+def _left_out(what: str, why: str) -> None:
+    _BROKEN[what] = why
+    warnings.warn(f"{what}: {why}; its detectors are left out", UserWarning, stacklevel=4)
 
 
 def _scan_package() -> None:
@@ -113,14 +129,46 @@ def _load_plugins() -> None:
         what = f"plugin {ep.name} = {ep.value}"
         try:
             obj = ep.load()
-            classes = [obj] if inspect.isclass(obj) else [
-                c for _, c in inspect.getmembers(obj, inspect.isclass)
-                if issubclass(c, BaseDetector) and c.__module__ == obj.__name__
-                and c.__dict__.get("name")]
+        except Exception as exc:  # a broken plugin leaves the others working
+            _broken(what, exc)
+            continue
+        classes = _plugin_classes(obj)
+        if not classes:
+            _left_out(what, "it names no BaseDetector subclass with a name, and no module "
+                            "holding one")
+        elif inspect.isclass(obj) and ep.name != obj.name:
+            _left_out(what, f"the entry point's name must be the detector's, {obj.name!r}")
+        elif clash := next(filter(None, map(_clash, classes)), None):
+            _left_out(what, clash)  # all of a plugin's detectors, or none
+        else:
             for cls in classes:
                 register(cls)
-        except Exception as exc:  # a broken or clashing plugin leaves the others working
-            _broken(what, exc)
+
+
+def _plugin_classes(obj) -> list[type[BaseDetector]]:
+    """The detectors an entry point names: a BaseDetector subclass, or those a module
+    defines."""
+    if inspect.isclass(obj):
+        return [obj] if issubclass(obj, BaseDetector) and obj.__dict__.get("name") else []
+    if not inspect.ismodule(obj):
+        return []
+    return [c for _, c in inspect.getmembers(obj, inspect.isclass)
+            if issubclass(c, BaseDetector) and c.__module__ == obj.__name__
+            and c.__dict__.get("name")]
+
+
+def _clash(cls: type[BaseDetector]) -> str | None:
+    """Why an installed plugin's ``cls`` cannot take its name, or None."""
+    name = cls.__dict__.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        return f"name {name!r} of {_qualified(cls)} is not lower-case letters, digits, '-' or '_'"
+    held = _REGISTRY.get(name)
+    if name in _BUILT_IN:
+        return f"name {name!r} of {_qualified(cls)} is hsad's own detector"
+    if held is not None and _qualified(held) != _qualified(cls):
+        return (f"name {name!r} of {_qualified(cls)} is already {_qualified(held)}'s: "
+                "rename one of them")
+    return None
 
 
 def available() -> dict[str, type[BaseDetector]]:
@@ -133,7 +181,7 @@ def available() -> dict[str, type[BaseDetector]]:
 def get(name: str, **params) -> BaseDetector:
     """Instantiate the detector ``name`` with hyperparameters ``params``."""
     key = name.lower()
-    module = key.replace("-", "_")  # "cluster-rx" lives in cluster_rx.py
+    module = MODULE_OF.get(key, key.replace("-", "_"))  # "cluster-rx" is in cluster_rx.py
     if key not in _REGISTRY and module in _modules():
         _scan(module)
         if f"module hsad.detectors.{module}" in _BROKEN:

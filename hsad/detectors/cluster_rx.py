@@ -67,8 +67,10 @@ def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
                   scale: float = 1.0) -> np.ndarray:
     """Min over clusters of ``‖R_j (x − μ_j)‖²`` for a ``(rows, cols, B)`` block.
 
-    ``centres`` (k, B) are μ_j − ``mean``; ``tri`` (k, B, B) the upper-triangular factors
-    R_j of K_j⁺ (RX's ``triangular_factor``), or (1, B, B) when pooled: then each pixel is
+    ``centres`` (k, B) are μ_j − ``mean``, ``mean`` any reference pixels are centred on
+    (:meth:`ClusterRX.score` takes the largest cluster's centre); ``tri`` (k, B, B) the
+    upper-triangular factors R_j of K_j⁺ (RX's ``triangular_factor``), or (1, B, B) when
+    pooled: then each pixel is
     whitened once and its distance to every whitened centre computed exactly. ``scale``
     (RX's ``working_scale``): ``tri`` is R/scale, ``centres`` are scaled, and so are the
     centred values, in float64 before the cast.
@@ -86,15 +88,18 @@ def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
             c = np.subtract(raw, mean)
             c = (c * scale if scale != 1.0 else c).astype(dtype, copy=False)
             score = np.full(raw.shape[0], np.inf, dtype=dtype)
-            if len(tri) == 1:  # pooled: one triangular product, exact distances
-                z = upper_trmm(tri[0], np.array(c.T, order="F")).T
-                for zc in centres @ tri[0].T:
-                    d = z - zc
-                    np.minimum(score, np.einsum("ij,ij->i", d, d), out=score)
-            else:
-                for centre, r in zip(centres, tri, strict=True):
-                    z = upper_trmm(r, np.array((c - centre).T, order="F")).T
-                    np.minimum(score, np.einsum("ij,ij->i", z, z), out=score)
+            # a distance to a far cluster (an undeclared fill value's, say) may overflow
+            # float32: it is not the nearest, and fmin takes the others (NaN included)
+            with np.errstate(over="ignore", invalid="ignore"):
+                if len(tri) == 1:  # pooled: one triangular product, exact distances
+                    z = upper_trmm(tri[0], np.array(c.T, order="F")).T
+                    for zc in centres @ tri[0].T:
+                        d = z - zc
+                        np.fmin(score, np.einsum("ij,ij->i", d, d), out=score)
+                else:
+                    for centre, r in zip(centres, tri, strict=True):
+                        z = upper_trmm(r, np.array((c - centre).T, order="F")).T
+                        np.fmin(score, np.einsum("ij,ij->i", z, z), out=score)
             ok = valid_rows(raw, nodata)
             if ok is not None:
                 score[~ok] = np.nan
@@ -296,8 +301,12 @@ class ClusterRX(BaseDetector):
         data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})
         dtype = check_dtype(self.name, self.dtype)
         scale = working_scale(self.triangular_)  # data on a scale of 1e-36: factors of 1e38
-        scores = map_pixels(cluster_block, data, self.mean_,
-                            ((self.centres_ - self.mean_) * scale).astype(dtype),
+        # pixels are centred on the largest cluster's centre, not on the mean, which one
+        # undeclared fill value (-3.4e38) drags to -3e35: float32 differences from it lost
+        # every digit, and the whole map was NaN
+        ref = np.asarray(self.centres_[int(np.argmax(self.counts_))], np.float64)
+        scores = map_pixels(cluster_block, data, ref,
+                            ((self.centres_ - ref) * scale).astype(dtype),
                             np.ascontiguousarray(self.triangular_ / scale, dtype=dtype),
                             cube.attrs.get("nodata"), scale,
                             dtype=dtype)

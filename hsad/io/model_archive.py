@@ -92,12 +92,15 @@ def header(det) -> dict:
     """The fields every model's ``config.json`` starts with, for fitted detector ``det``.
     A model loaded from an older file and not fitted since keeps its format's multi-scale
     ladder (``ladder_format``)."""
+    from hsad.detectors import qualified_name
+
     kept = getattr(det, "model_format_", None) if hasattr(det, "fusion_") else None
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "hsad_version": __version__,
         "method": det.name,
+        "class": qualified_name(type(det)),
         "params": det.get_params(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     } | ({LADDER_FORMAT: int(kept)} if kept is not None and kept < FORMAT_VERSION else {})
@@ -241,6 +244,20 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     return config, tensors
 
 
+def _check_class(det, config: dict, path: Path) -> None:
+    """A model saved by a plugin's detector loads into that class only: another plugin
+    that took its method's name would read its weights and parameters as its own. hsad's
+    own detectors may move between modules; their files say ``hsad.``."""
+    from hsad.detectors import qualified_name
+
+    saved, now = config.get("class"), qualified_name(type(det))
+    if saved is None or saved == now or (str(saved).startswith("hsad.")
+                                         and now.startswith("hsad.")):
+        return
+    raise ModelError(f"the model was saved by {saved}, and method {config['method']!r} is "
+                     f"now {now}: install the plugin that saved it", path)
+
+
 def save_model(det, path: str | os.PathLike) -> Path:
     """Write any fitted detector that a model file can hold (neural or statistics)."""
     from hsad.detectors.state import savable, save_statistics
@@ -273,6 +290,7 @@ def load_model(path: str | os.PathLike, device: str | None = None):
 def set_saved_params(det, config: dict, path: Path) -> None:
     """The hyperparameters of a model's (checked) ``config`` onto ``det``, upgraded from its
     format version where the detector knows how: unknown names or wrong types are errors."""
+    _check_class(det, config, path)
     det.model_format_ = _ladder_format(config, path)  # its ladder (hsad.fusion.ladder)
     try:
         saved = det.upgrade_params(config["params"], config["format_version"])

@@ -238,8 +238,10 @@ class Trainer:
             yield order[lo:hi]
 
     def fit(self, step: Step, *data: torch.Tensor) -> History:
-        """Run ``step`` (which optimises by itself) over mini-batches for ``epochs`` epochs."""
-        stage = Stage("train", [], int(self.epochs), monitor=self.monitor)
+        """Run ``step`` (which optimises by itself) over mini-batches for ``epochs`` epochs;
+        ``monitor`` is read only with ``early_stopping`` (a step need not report "loss")."""
+        stage = Stage("train", [], int(self.epochs),
+                      monitor=self.monitor if self.early_stopping is not None else None)
         return self.run([stage], *data, step=step)
 
     def run(self, stages: list[Stage], *data: torch.Tensor, step: Step | None = None
