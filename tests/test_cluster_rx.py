@@ -147,3 +147,18 @@ def test_an_undeclared_fill_value_leaves_the_other_pixels_scored(datasets_dir):
         scores = det.score(make_cube(x)).values
     scored = np.isfinite(scores)
     assert scored.sum() == scores.size - 9 and not scored[5:8, 5:8].any()
+
+
+def test_a_fill_value_holding_the_largest_cluster_is_refused_in_one_line():
+    """60 % of the scene at -3.4e38, undeclared: the pixels would be centred on the fill
+    value's cluster (the map was NaN in float32, 0 in float64, exit 0)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    d = (rng.normal(size=(40, 50, 12)) * 0.05 + 0.3).astype(np.float32)
+    d[:, 20:, :] = -3.4e38
+    with warnings.catch_warnings(), pytest.raises(
+            ParameterError, match=r"the largest cluster \(\d+ of the \d+ pixels drawn\) lies "
+                                  r"at -3\.4e\+38, beyond ±1e\+20: an undeclared fill value"):
+        warnings.simplefilter("ignore")
+        detectors.get("cluster-rx").fit(make_cube(d))

@@ -361,6 +361,10 @@ def test_a_monitor_the_stage_does_not_report_is_an_error_without_early_stopping_
     hist = Trainer(batch_size=4, progress=False, device="cpu").run(
         [Stage("r", [stage.updates[0], rare], 4, monitor="loss_r")], torch.ones(4, 3))
     assert len(hist.losses["loss_r"]) == 1  # epochs 4 on: its first run was the 4th step
+    # with early stopping too: judged from the epoch it first reports on
+    hist = Trainer(batch_size=4, progress=False, device="cpu", early_stopping=3).run(
+        [Stage("r2", [stage.updates[0], rare], 4, monitor="loss_r")], torch.ones(4, 3))
+    assert hist.epochs == 4
 
 
 def test_a_step_function_need_not_report_loss_without_early_stopping():

@@ -187,7 +187,7 @@ def test_quicklook_subsamples_keeps_peaks_and_masks_nodata():
         quicklook(cube, np.zeros((10, 10)))
 
 
-@pytest.mark.parametrize("rows, cols", [(1000, 1000), (1200, 300)])
+@pytest.mark.parametrize("rows, cols", [(1000, 1000), (1200, 300), (3000, 400)])
 def test_every_one_pixel_anomaly_of_a_large_scene_is_drawn(rows, cols):
     """Maps were pooled to 1024 pixels a side but drawn in panels of about 430: most
     one-pixel anomalies of a 1000² scene fell between the drawn pixels (85 of 300 seen).
@@ -339,3 +339,29 @@ def test_loss_epochs_are_whole_numbers_and_each_loss_has_its_own_line_style():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
     assert len({line.get_linestyle() for line in ax.lines}) == 3
+
+
+def test_infinite_scores_are_drawn_at_the_ends_of_the_scale_not_as_no_data():
+    cube = _cube(rows=20, cols=20, bands=6)
+    scores = np.linspace(0, 1, 400).reshape(20, 20)
+    scores[5, 5], scores[0, 0] = np.inf, -np.inf
+    fig = quicklook(cube, scores)
+    image = fig.axes[1].images[0]
+    colours = image.to_rgba(image.get_array())
+    cmap = image.get_cmap()
+    assert tuple(colours[5, 5]) == pytest.approx(cmap.get_over())
+    assert tuple(colours[0, 0]) == pytest.approx(cmap(0.0))
+    assert not fig.legends or "no data" not in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_the_crs_is_named_as_the_registry_names_it():
+    from rasterio.crs import CRS
+
+    from hsad.outputs.plots import crs_name
+
+    unnamed = CRS.from_wkt(CRS.from_epsg(32611).to_wkt().replace("WGS 84 / UTM zone 11N",
+                                                                 "unnamed"))
+    assert crs_name(unnamed) == "EPSG:32611 (WGS 84 / UTM zone 11N)"
+    albers = CRS.from_proj4("+proj=aea +lat_1=29.5 +lat_2=45.5 +lat_0=23 +lon_0=-96 "
+                            "+datum=NAD83 +units=m")
+    assert "Albers" in crs_name(albers) and "unknown" not in crs_name(albers)

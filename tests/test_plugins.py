@@ -292,6 +292,8 @@ def test_each_entry_point_joins_whole_or_not_at_all_with_a_warning_saying_why(
     _install(site, "plug_multi", "multi = plug_multi", TWINS.replace("Twin(", "Other(")
              .replace("\"twin\"", "\"twin\"  # another's name"))
     _install(site, "plug_none", "none = plug_none", "x = 1\n")
+    _install(site, "plug_dup", "dup = plug_dup",
+             TWINS.replace("multi-one", "dupe").replace('"twin"', '"dupe"'))
     _install(site, "plug_named", "mydiag = plug_named:Two",
              TWINS.replace("class One", "class Two").replace("multi-one", "two"))
     monkeypatch.syspath_prepend(str(site))
@@ -305,6 +307,8 @@ def test_each_entry_point_joins_whole_or_not_at_all_with_a_warning_saying_why(
     assert "plugin multi = plug_multi: name 'twin' of plug_multi.Other is already " \
            "pkg_a.Twin's: rename one of them; its detectors are left out" in said
     assert "plugin none = plug_none: it names no BaseDetector subclass" in said
+    assert "plugin dup = plug_dup: it defines 'dupe' more than once" in said
+    assert "dupe" not in found
     assert "plugin mydiag = plug_named:Two: the entry point's name must be the " \
            "detector's, 'two'" in said
     assert "cannot be imported" not in said
@@ -352,3 +356,31 @@ def test_rxd_utd_is_found_in_its_module_without_loading_plugins(registry, monkey
     monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
     assert type(registry.get("rxd-utd")).__name__ == "RXDUTD"
     assert not detectors._PLUGINS_LOADED and detectors._SCANNED == {"utd"}
+
+
+KI_PLUGIN = textwrap.dedent("""
+    import builtins
+    if not getattr(builtins, "_plug_ki_seen", False):
+        builtins._plug_ki_seen = True
+        raise KeyboardInterrupt
+    from hsad.detectors.ae import Autoencoder
+
+
+    class KiNet(Autoencoder):
+        name = "kinet"
+""")
+
+
+def test_a_plugin_interrupted_while_importing_is_tried_again(registry, tmp_path, monkeypatch):
+    import builtins
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "plug_ki", "kinet = plug_ki:KiNet", KI_PLUGIN)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
+    with pytest.raises(KeyboardInterrupt):
+        registry.get("kinet")
+    assert type(registry.get("kinet")).__name__ == "KiNet"
+    del builtins._plug_ki_seen
+    sys.modules.pop("plug_ki", None)

@@ -124,25 +124,36 @@ def _load_plugins() -> None:
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
-    _PLUGINS_LOADED = True
     for ep in metadata.entry_points(group=ENTRY_POINTS):
-        what = f"plugin {ep.name} = {ep.value}"
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plugin leaves the others working
-            _broken(what, exc)
-            continue
-        classes = _plugin_classes(obj)
-        if not classes:
-            _left_out(what, "it names no BaseDetector subclass with a name, and no module "
-                            "holding one")
-        elif inspect.isclass(obj) and ep.name != obj.name:
-            _left_out(what, f"the entry point's name must be the detector's, {obj.name!r}")
-        elif clash := next(filter(None, map(_clash, classes)), None):
-            _left_out(what, clash)  # all of a plugin's detectors, or none
-        else:
-            for cls in classes:
-                register(cls)
+        _load_plugin(ep)
+    _PLUGINS_LOADED = True  # not after a Ctrl-C while a plugin imports: tried again
+
+
+def _load_plugin(ep) -> None:
+    """Register one entry point's detectors, all or none, or warn why not."""
+    what = f"plugin {ep.name} = {ep.value}"
+    if what in _BROKEN:
+        return
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a broken plugin leaves the others working
+        _broken(what, exc)
+        return
+    classes = _plugin_classes(obj)
+    names = [c.__dict__.get("name") for c in classes]
+    if not classes:
+        _left_out(what, "it names no BaseDetector subclass with a name, and no module "
+                        "holding one")
+    elif inspect.isclass(obj) and ep.name != obj.name:
+        _left_out(what, f"the entry point's name must be the detector's, {obj.name!r}")
+    elif len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        _left_out(what, f"it defines {', '.join(map(repr, twice))} more than once")
+    elif clash := next(filter(None, map(_clash, classes)), None):
+        _left_out(what, clash)  # all of a plugin's detectors, or none
+    else:
+        for cls in classes:
+            register(cls)
 
 
 def _plugin_classes(obj) -> list[type[BaseDetector]]:

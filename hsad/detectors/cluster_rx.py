@@ -181,6 +181,12 @@ class ClusterRX(BaseDetector):
                           stacklevel=2)
         counts = np.bincount(labels, minlength=k)
         centres = np.stack([x[labels == j].mean(axis=0) for j in range(k)])
+        biggest = centres[int(np.argmax(counts))]
+        if not np.abs(biggest).max() <= FILL_MAGNITUDE:  # the pixels are centred on it
+            raise ParameterError(
+                f"{self.name}: the largest cluster ({counts.max()} of the {n} pixels drawn) "
+                f"lies at {biggest[np.argmax(np.abs(biggest))]:.3g}, beyond "
+                f"±{FILL_MAGNITUDE:g}: {FILL_ADVICE}", path)
         resid = x - centres[labels]
         scatter = np.stack([resid[labels == j].T @ resid[labels == j] for j in range(k)])
         pooled = scatter.sum(axis=0) / n

@@ -300,11 +300,13 @@ class Trainer:
                 bar.close()
                 raise ParameterError(f"training diverged: {bad[0]} = {epoch[bad[0]]} "
                                      "(try a lower learning rate)")
-            if stage.monitor is not None and stage.monitor not in epoch and (
-                    self.early_stopping is not None or count >= _every_update_ran(stage)):
-                bar.close()
-                raise ParameterError(f"stage {stage.name!r} monitors {stage.monitor!r}, which "
-                                     f"it does not report (it reports {', '.join(epoch)})")
+            if stage.monitor is not None and stage.monitor not in epoch:
+                if count >= _every_update_ran(stage):  # every update has run: never will
+                    bar.close()
+                    raise ParameterError(f"stage {stage.name!r} monitors {stage.monitor!r}, "
+                                         "which it does not report (it reports "
+                                         f"{', '.join(epoch) or 'nothing'})")
+                continue  # an update of every k steps has not run yet: nothing to judge
             if self.early_stopping is None or stage.monitor is None:
                 continue
             value = epoch[stage.monitor]

@@ -229,9 +229,12 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
     elif rgb is not None:
         raise ParameterError("--rgb: the scene has no wavelengths; choose bands by position "
                              "with --rgb-bands R,G,B")
-    if n == 3:  # three bands without wavelengths: an RGB file, in that order
+    if n == 3 and not usable.any():  # three bands without wavelengths: an RGB file
         return [0, 1, 2], False
-    return [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK], False
+    picks = [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK]
+    if n >= 3 and len(set(picks)) < 3:  # 3 or 4 bands: three of them, the last as red
+        picks = [n - 1, (n - 1) // 2, 0]
+    return picks, False
 
 
 def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -272,9 +275,14 @@ def crs_name(crs) -> str:
     """A CRS as a reader knows it: ``EPSG:32633 (WGS 84 / UTM zone 33N)``, or its name."""
     import pyproj
 
-    name = pyproj.CRS.from_user_input(crs.to_wkt()).name
     epsg = crs.to_epsg()
-    return f"EPSG:{epsg} ({name})" if epsg else name
+    if epsg:  # the registry's name: a file's WKT often says "unnamed"
+        return f"EPSG:{epsg} ({pyproj.CRS.from_epsg(epsg).name})"
+    own = pyproj.CRS.from_user_input(crs.to_wkt())
+    if own.name not in ("unknown", "unnamed", ""):
+        return own.name
+    method = getattr(own.coordinate_operation, "method_name", None)
+    return f"{method} ({own.datum.name})" if method else own.datum.name
 
 
 def quicklook(
@@ -307,7 +315,7 @@ def quicklook(
     aspect, stretched = strip_aspect(extent)
     size, x_labels = panel_size(extent, aspect)
     # the image's pixels at most the panel's (its axes take about 85 % of the inches given)
-    steps = tuple(max(1, int(np.ceil(n / min(max_size, DRAWN_SHARE * inches * dpi))))
+    steps = tuple(max(1, int(np.ceil(n / min(max_size, drawn_pixels(inches, dpi)))))
                   for n, inches in ((rows, size[1]), (cols, size[0])))
     bands, by_wl = rgb_bands(cube, rgb, rgb_positions)
     sub = cube.isel(band=bands, y=slice(None, None, steps[0]), x=slice(None, None, steps[1]))
@@ -350,15 +358,19 @@ def quicklook(
     missing = not valid.all()
     if scores is not None:
         ax_map = fig.add_subplot(1, panels, 2, sharex=ax_rgb, sharey=ax_rgb)
-        smap = pool(scores)
-        finite = smap[np.isfinite(smap)]
-        missing |= finite.size < smap.size
+        full = _values(scores)
+        finite = full[np.isfinite(full)]  # the stretch of the map itself, not of its blocks
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
-        im = ax_map.imshow(smap, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
+        smap = pool(scores)
+        missing |= bool(np.isnan(smap).any())  # ±inf are scores: drawn at the scale's ends
+        drawn = np.where(np.isinf(smap), np.copysign(np.finfo(np.float64).max, smap), smap)
+        im = ax_map.imshow(drawn, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
                            interpolation="nearest", extent=shown_extent(smap), aspect=aspect)
+        blocks = (f"; each drawn pixel the highest of {steps[0]} × {steps[1]}"
+                  if steps != (1, 1) else "")
         fig.colorbar(im, ax=ax_map, shrink=0.85, extend="max",
                      label=_wrapped(f"{score_label}; linear, lowest score to 99.9th "
-                                    "percentile", size[1] * 1.3))
+                                    f"percentile{blocks}", size[1] * 1.3))
         ax_map.set_title("anomaly map", fontsize="small")
         axes.append(ax_map)
     legend = []
@@ -402,8 +414,14 @@ def quicklook(
     return _finish(fig, path, dpi=dpi)
 
 
-#: share of a panel's inches that its axes draw (the rest: labels, colour bar)
-DRAWN_SHARE = 0.85
+#: share of a panel's inches that its axes draw at most (the rest: labels, colour bar),
+#: and the inches its labels and colour bar take at least
+DRAWN_SHARE, DRAWN_MARGIN = 0.85, 0.4
+
+
+def drawn_pixels(inches: float, dpi: int) -> float:
+    """The pixels a quicklook panel of ``inches`` draws at most at ``dpi``."""
+    return max(1.0, min(DRAWN_SHARE * inches, inches - DRAWN_MARGIN) * dpi)
 #: the colour of pixels without data in a quicklook (a neutral grey, apart from the maps'
 #: colours and from both ends of the score map's colour scale)
 NODATA_GREY = "0.55"
@@ -504,7 +522,7 @@ def plot_losses(
             values = series[name]
             ax.plot(np.arange(first + 1, first + values.size + 1), values, lw=1.3,
                     label=name, ls=LINE_STYLES[j % len(LINE_STYLES)],
-                    marker=MARKERS[j % len(MARKERS)] if values.size < 30 else None, ms=4,
+                    marker=MARKERS[j % len(MARKERS)], ms=4,
                     markevery=max(1, values.size // 15))
         allv = np.concatenate([series[n] for n in names])
         allv = allv[np.isfinite(allv)]

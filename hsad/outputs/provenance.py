@@ -45,6 +45,7 @@ SCORE_UNITS = {
     "d_spectral": "D_spectral, squared Mahalanobis distance",
     "d_spatial": "D_spatial, in PC standard deviations",
     "rx": "squared Mahalanobis distance",
+    "lrx": "squared Mahalanobis distance to the local background",
     "local-mean-rx": "squared Mahalanobis distance",
     "cluster-rx": "squared Mahalanobis distance to the nearest cluster",
 }
