@@ -29,6 +29,7 @@ from hsad import fusion as F
 from hsad.outputs.metrics import auc_df
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _data import require_scenes  # noqa: E402
 from spectral_variants import default_fusion  # noqa: E402
 
 
@@ -56,8 +57,8 @@ def main() -> None:
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     shares = sorted({0.0, *(float(q) for q in args.shares.split(","))})  # the default too
+    names = require_scenes()
     torch.set_num_threads(1)
-    names = datasets.names()
     runs = {}
     for name in names:
         runs[name] = scene_runs(name, seeds, shares)

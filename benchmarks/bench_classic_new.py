@@ -8,19 +8,23 @@ the other scenes (highest mean AUC) and scored on the one left out; in-sample (c
 scenes) and left-out figures are printed side by side.
 
 ``speed``: fit + score time of each new detector beside global RX on a generated int16
-scene (a lazy dask cube in 512² tiles), and SPy where SPy has the same detector (SPy's
-``rx`` is global RX; SPy has no UTD, local-mean or cluster RX).
+``--size``² scene (a lazy dask cube: one 512² tile repeated and cut to the size, in chunks
+of at most 512²), and SPy where SPy has the same detector (SPy's ``rx`` is global RX; SPy
+has no UTD, local-mean or cluster RX).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import fail, shared_manifest  # noqa: E402
 
 CANDIDATES = {
     "local-mean-rx": [{"kernel": k} for k in (3, 5, 7, 9, 11, 15, 21, 31)],
@@ -29,14 +33,12 @@ CANDIDATES = {
 }
 
 
-def _scenes():
+def _scenes(folder: Path, manifest: list[dict]):
     import scipy.io
 
     from hsad.cube import make_cube
 
-    folder = Path(os.environ.get("HSAD_DATA_DIR", Path(__file__).parents[2] / "shared"
-                                 / "datasets"))
-    for scene in json.loads((folder / "manifest.json").read_text())["scenes"]:
+    for scene in manifest:
         mat = scipy.io.loadmat(folder / scene["file"])
         yield scene["name"], make_cube(mat[scene["cube_key"]]), mat[scene["gt_key"]]
 
@@ -45,7 +47,13 @@ def loso(methods) -> None:
     from hsad import datasets, detectors
     from hsad.outputs.metrics import evaluate
 
-    scenes = list(_scenes())
+    unknown = [m for m in methods if m not in CANDIDATES]
+    if unknown:
+        fail(f"loso: no candidate grid for {', '.join(unknown)}; choose from "
+             f"{', '.join(CANDIDATES)}")
+    folder = Path(os.environ.get("HSAD_DATA_DIR", Path(__file__).resolve().parents[2]
+                                 / "shared" / "datasets"))
+    scenes = list(_scenes(folder, shared_manifest(folder)))
     names = [s[0] for s in scenes]
     for method in methods:
         grid = CANDIDATES[method]
@@ -78,15 +86,20 @@ def speed(size: int, bands: int, repeat: int, spy: bool = True) -> None:
     from hsad import detectors
     from hsad.cube import make_cube
 
+    if min(size, bands, repeat) < 1:
+        fail(f"speed: --size, --bands and --repeat must be at least 1 (got {size}, {bands}, "
+             f"{repeat})")
     rng = np.random.default_rng(0)
     mix = (rng.normal(size=(bands, bands)) * 20).astype(np.float32)
     base = rng.normal(size=(512, 512, bands)).astype(np.float32) @ mix + 2000
     tile = np.clip(base, -32768, 32767).astype(np.int16)
-    n = size // 512
+    n = -(-size // 512)  # tiles per side, the last one cut to the size asked
     data = da.concatenate([da.concatenate([da.from_array(tile, chunks=(512, 512, bands))] * n,
-                                          axis=1)] * n, axis=0)
+                                          axis=1)] * n, axis=0)[:size, :size]
     cube = make_cube(data)
-    print(f"scene {size}x{size}x{bands} int16, {os.cpu_count()} CPUs")
+    rows, cols = data.shape[:2]
+    print(f"scene {rows}x{cols}x{bands} int16 (a 512² tile repeated, chunks of at most "
+          f"512²), {os.cpu_count()} CPUs")
     times = {}
     for name in ("rx", "utd", "rxd-utd", "local-mean-rx", "cluster-rx"):
         best = np.inf

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +25,9 @@ import torch
 from hsad import datasets, detectors
 from hsad.config import parse_params
 from hsad.outputs.metrics import evaluate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
 
 
 def run_scene(name: str, params: dict) -> dict:
@@ -58,7 +63,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     params = parse_params(args.param)
-    names = args.scenes or datasets.names()
+    names = require_scenes(args.scenes or None)
     print(f"f-AnoGAN {params or 'defaults'}; torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs")
     head = (f"| {'scene':18s} | {'RX':>6s} | {'f-AnoGAN':>8s} | {'+D_SS':>6s} | "

@@ -5,7 +5,11 @@ Works on a scene and model kept by ``bench_out_of_core.py --keep`` (``scene.hdr`
 ``hadgan.hsad`` in ``--dir``). Each stage runs in this process on one thread (dask's
 ``sync`` scheduler, filters in-process), so its CPU seconds measure its work, not how the
 threads share the cores. Printed per stage: wall and CPU seconds, and
-for the statistics the share of the cube read from the file.
+for the statistics the share of the cube read from the file. A scene of at most
+``stats_sample`` pixels (the model's, 262 144 = 512² by default) has no sampled statistics:
+the library then computes them exactly, and so does this script: the principal components'
+step then streams the moments over the cube itself (its time includes that pass), as
+``hsad.fusion.tiled`` does.
 
 Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
 (``hsad.fusion.tiled.FILTER_EDGE``; 0 = tiles as large as the memory budget allows), each
@@ -27,11 +31,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import fail  # noqa: E402
 
 
 def _count_reads():
@@ -72,14 +80,22 @@ def main() -> None:
     import dask.array as da
 
     from hsad.engine.tiles import open_tiled
+    from hsad.errors import HsadError
     from hsad.fusion import tiled
     from hsad.morphology import attribute_responses as responses
     from hsad.nn.persistence import load_detector
     from hsad.nn.trainer import cpu_threads
 
+    try:
+        edges = [int(e) for e in args.edges.split(",")]
+    except ValueError:
+        fail(f"--edges {args.edges!r}: expected comma-separated integers, e.g. 0,1024")
     reads = _count_reads()
-    cube = open_tiled(args.dir / "scene.hdr", args.memory_limit)
-    det = load_detector(args.dir / "hadgan.hsad")
+    try:
+        cube = open_tiled(args.dir / "scene.hdr", args.memory_limit)
+        det = load_detector(args.dir / "hadgan.hsad")
+    except HsadError as exc:
+        fail(f"--dir {args.dir}: {exc} (a folder kept by bench_out_of_core.py --keep)")
     fusion = det.fusion_(cube).resolved()
     values = int(np.prod(cube.shape))
     print(f"scene {'x'.join(map(str, cube.shape))} {cube.dtype}, {fusion.variant} fusion, "
@@ -87,12 +103,22 @@ def main() -> None:
 
     with dask.config.set(scheduler="sync"), cpu_threads(1):
         stats, wall, cpu = _timed(lambda: det.fusion_statistics(cube))
-        print(f"sampled statistics: {wall:6.1f} s wall {cpu:6.1f} s CPU; "
-              f"read {reads[0] / values:.3f} of the cube")
+        if stats is None:  # the library's exact statistics, streamed where they are used
+            pixels, sample = cube.shape[0] * cube.shape[1], det.stats_sample
+            why = ("stats_sample 0: exact statistics asked" if not sample else
+                   f"the scene's {pixels} pixels are not more than stats_sample {sample}"
+                   if pixels <= sample else "the sample held too few valid pixels per band")
+            print(f"sampled statistics: none ({why}): exact, streamed over the cube by the "
+                  f"next step; {wall:.1f} s wall, read {reads[0] / values:.3f} of the cube")
+        else:
+            print(f"sampled statistics: {wall:6.1f} s wall {cpu:6.1f} s CPU; "
+                  f"read {reads[0] / values:.3f} of the cube")
+        reads[0] = 0
         comps, wall, cpu = _timed(lambda: tiled.components_map(
             det._scene_good_bands(cube), int(fusion.n_components),
-            moments=stats.source).compute())
-        print(f"principal components: {wall:6.1f} s wall {cpu:6.1f} s CPU")
+            moments=stats and stats.source).compute())
+        print(f"principal components{' (with the exact moments)' if stats is None else ''}: "
+              f"{wall:6.1f} s wall {cpu:6.1f} s CPU; read {reads[0] / values:.3f} of the cube")
 
         lazy = da.from_array(comps, chunks=(512, -1, -1))
         cap, ref, tile = tiled.FILTER_EDGE, None, tiled._response_tile
@@ -105,7 +131,7 @@ def main() -> None:
         backends = ("tree", "diplib") if args.diplib else ("tree",)
         try:
             tiled._response_tile = recorded
-            for edge in (int(e) for e in args.edges.split(",")):
+            for edge in edges:
                 for backend in backends:
                     tiled.FILTER_EDGE = edge or None
                     tiled.attribute_responses = (_diplib_responses if backend == "diplib"

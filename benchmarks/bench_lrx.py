@@ -24,7 +24,6 @@ seconds).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_spy, shared_manifest  # noqa: E402
 
 
 def timed(fn, *args, repeat: int = 1, **kwargs):
@@ -101,9 +102,13 @@ def main(argv=None) -> int:
     default_dir = os.environ.get("HSAD_DATA_DIR") or str(REPO.parent / "shared" / "datasets")
     ap.add_argument("--data", default=default_dir, help="folder with manifest.json")
     args = ap.parse_args(argv)
+    wanted = args.scenes.split(",") if args.scenes else None
+    scenes = shared_manifest(args.data, wanted, "set HSAD_DATA_DIR or --data",
+                             keep=lambda name: name.startswith("abu-"))
+    if not args.skip_spectral:
+        require_spy()
 
     import scipy.io
-    import spectral
     from sklearn.metrics import roc_auc_score
 
     from hsad import detectors
@@ -115,11 +120,6 @@ def main(argv=None) -> int:
 
     da.zeros(1).sum().compute()
     data_dir = Path(args.data)
-    scenes = json.loads((data_dir / "manifest.json").read_text())["scenes"]
-    wanted = args.scenes.split(",") if args.scenes else None
-    scenes = [s for s in scenes if s["name"] in wanted] if wanted else [
-        s for s in scenes if s["name"].startswith("abu-")
-    ]
     window = (args.inner, args.outer)
     print(f"windows (inner, outer) = {window}; cpus: {os.cpu_count()}; "
           f"load average: {os.getloadavg()[0]:.1f}; best of {args.repeat}")
@@ -131,6 +131,8 @@ def main(argv=None) -> int:
         size = "x".join(str(v) for v in x.shape)
         runs = []
         if not args.skip_spectral:
+            import spectral
+
             runs.append(("spectral.rx", timed(spectral.rx, x, window=window,
                                               repeat=args.repeat)))
         if not args.skip_full:

@@ -25,8 +25,12 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import parse_size, require_spy  # noqa: E402
 
 
 def make_scene(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
@@ -94,7 +98,6 @@ def rounds(ratios) -> str:
 def from_file(cube_np: np.ndarray, interleave: str, repeat: int):
     """Both contenders from an ENVI file of ``cube_np``: :func:`taking_turns`'s result."""
     import tempfile
-    from pathlib import Path
 
     import spectral
 
@@ -120,7 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--envi", action="store_true", help="also time both from an ENVI file")
     ap.add_argument("--interleave", default="bip", choices=("bip", "bil", "bsq"))
     args = ap.parse_args(argv)
-    rows, cols, bands = (int(v) for v in args.size.lower().split("x"))
+    rows, cols, bands = parse_size(args.size)
+    require_spy()  # both the in-memory and the --envi comparison need it
 
     import spectral
 

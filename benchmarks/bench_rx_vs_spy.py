@@ -28,7 +28,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_out_of_core import HEADER, HSAD, PYTHON, generate, measure, parse_size, row, warm
+from _data import fail, parse_size, require_spy
+from bench_out_of_core import HEADER, HSAD, PYTHON, generate, measure, row, warm
 
 SPY = r"""
 import sys
@@ -77,6 +78,11 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     args = ap.parse_args(argv)
     rows, cols, bands = parse_size(args.size)
+    if rows * cols < 2:
+        fail(f"--size {args.size}: RX needs at least 2 pixels")
+    require_spy()  # before the scene is written: the SPy run needs it (PYTHON is this one)
+    if args.dir and not Path(args.dir).is_dir():
+        fail(f"--dir {args.dir}: no such folder")
     pixels = rows * cols
     folder = Path(tempfile.mkdtemp(prefix="hsad-spy-", dir=args.dir))
     results: dict = {}

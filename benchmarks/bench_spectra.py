@@ -12,7 +12,9 @@ a child process and prints its wall time and peak resident memory (page cache wa
   ``scipy.ndimage.mean`` and ``maximum_position`` of each band over the labelled regions,
   and the background's mean and standard deviation with numpy.
 
-The mean spectra of the two are compared.
+The mean spectra of the two are compared. A mask that flags no pixel (a small ``--size``
+with a small ``--share``: the blobs are drawn at random) leaves nothing to compare: the
+script says so and exits with status 2 before running either contender.
 
     .venv/bin/python benchmarks/bench_spectra.py
     .venv/bin/python benchmarks/bench_spectra.py --share 0.05 --size 1024x1024x200
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import fail, parse_size, require_spy  # noqa: E402
 from bench_emit import run  # noqa: E402  (a child process's wall time and peak RSS)
 
 HSAD_WAY = r"""
@@ -95,11 +98,18 @@ def main(argv=None) -> None:
     ap.add_argument("--size", default="2048x2048x200", help="ROWSxCOLSxBANDS")
     ap.add_argument("--share", type=float, default=0.002, help="share of pixels flagged")
     args = ap.parse_args(argv)
-    rows, cols, bands = (int(v) for v in args.size.lower().split("x"))
+    rows, cols, bands = parse_size(args.size)
+    if not 0 < args.share < 1:
+        fail(f"--share {args.share}: the share of pixels flagged lies in (0, 1)")
+    require_spy()
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         tmp = Path(tmp)
         header = make_scene(tmp, rows, cols, bands, args.share)
         mask = np.load(tmp / "mask.npy")
+        if not mask.any():
+            fail(f"no pixel flagged: --share {args.share:g} of a {rows} x {cols} scene drew no "
+                 f"blob (about {rows * cols * args.share / 9:.1f} expected), so there are no "
+                 "spectra to compare; raise --share or --size")
         print(f"scene {rows} x {cols} x {bands} int16 BIL "
               f"({(tmp / 'scene.bil').stat().st_size / 1e9:.2f} GB); {int(mask.sum())} "
               f"pixels flagged; cpus: {os.cpu_count()}")

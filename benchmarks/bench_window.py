@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import parse_size, require_spy  # noqa: E402
 from bench_rx import make_scene  # noqa: E402
 
 WINDOWS = ((1000, 1000, 64, 64), (1000, 1000, 256, 256), (500, 0, 1000, 2048))
@@ -40,7 +41,8 @@ def main(argv=None) -> None:
     ap.add_argument("--interleave", default="bip", choices=["bsq", "bil", "bip"])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
-    rows, cols, bands = (int(v) for v in args.size.lower().split("x"))
+    rows, cols, bands = parse_size(args.size)
+    require_spy()
 
     import spectral
 

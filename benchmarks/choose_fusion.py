@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import glob
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,9 @@ import numpy as np
 from hsad import datasets
 from hsad import fusion as F
 from hsad.outputs.metrics import auc_df
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import fail  # noqa: E402
 
 LAMS = (0.3, 0.4, 0.5, 0.6, 0.7)
 CANDIDATES = [("aed", 36)] + [("multiscale", a) for a in (49, 121, 225)]
@@ -74,7 +78,11 @@ def file_aucs(folder: str, maps_of) -> dict[str, dict[str, float]]:
     """AUC(D,F) of every map ``maps_of(d)`` gives for each map file, keyed by file stem
     (``d``: the file's arrays and its ``stem``)."""
     aucs: dict[str, dict[str, float]] = {}
-    for path in sorted(glob.glob(str(Path(folder) / "*.npz"))):
+    paths = sorted(glob.glob(str(Path(folder) / "*.npz")))
+    if not paths:
+        fail(f"no map files (*.npz) in {folder}: make them with "
+             "benchmarks/collect_fusion_maps.py FOLDER")
+    for path in paths:
         z = np.load(path)
         d = {k: z[k] for k in z.files} | {"stem": Path(path).stem}
         ignore = d["ignore"].astype(bool)

@@ -28,6 +28,7 @@ from hsad import fusion as F
 from hsad.synthetic import implant
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _data import require_scenes  # noqa: E402
 from implanted_suite import scene_pool, size_count  # noqa: E402
 
 SIZES = ("1x1", "3x3", "7x7", "15x15")
@@ -55,13 +56,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     out_dir = Path(args.folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(n, None) for n in datasets.names()]
     jobs += [(n, z) for z in SIZES + TEXTURED_SIZES for n in datasets.names()]
+    jobs = [(n, z) for n, z in jobs if not (out_dir / f"{n}_{z or 'real'}.npz").exists()]
+    if jobs:  # an implanted scene takes its targets from every other scene
+        require_scenes()
+    print(f"{len(jobs)} map files to make in {out_dir}", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, size in jobs:
         out = out_dir / f"{name}_{size or 'real'}.npz"
-        if out.exists():
-            continue
         cube, truth, ignore = map_scene(name, size)
         t0 = time.perf_counter()
         det = detectors.get("hadgan", seed=0, progress=False, device="cpu").fit(cube)

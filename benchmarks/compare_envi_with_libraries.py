@@ -46,7 +46,11 @@ from rasterio.crs import CRS
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _data import require_file, require_spy  # noqa: E402
+
+require_spy()
 import spectral  # noqa: E402
 import spectral.io.envi as spy_envi  # noqa: E402
 
@@ -375,7 +379,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fuzz", type=int, default=0, metavar="N")
     args = ap.parse_args(argv)
     corpus = args.corpus
-    entries = [e for e in json.loads((corpus / "corpus.json").read_text())["files"]
+    listing = require_file(corpus / "corpus.json", "the conformance corpus's corpus.json",
+                           "give --corpus (default: envi_corpus beside $HSAD_DATA_DIR, or "
+                           "../shared/envi_corpus)")
+    entries = [e for e in json.loads(listing.read_text())["files"]
                if e["format"] == "ENVI"]
     old = _hand_written(args.hand_written) if args.hand_written else None
     tally = collections.Counter()

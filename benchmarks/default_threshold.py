@@ -12,13 +12,18 @@ is reported beside it.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from hsad import datasets, detectors
 from hsad.thresholds import DEFAULT_FAR
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
 
 
 def rates(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
@@ -31,7 +36,7 @@ def main() -> None:
     ap.add_argument("-m", "--methods", default="rx,aed", help="comma-separated detectors")
     ap.add_argument("--datasets", default="all", help="comma-separated scenes, or all")
     args = ap.parse_args()
-    names = datasets.names() if args.datasets == "all" else args.datasets.split(",")
+    names = require_scenes(None if args.datasets == "all" else args.datasets.split(","))
     methods = args.methods.split(",")
     print(f"nominal false-alarm rate {DEFAULT_FAR:g}; flagged / P_D / P_F per scene\n")
     print("| scene | detector | rule | flagged | P_D | P_F |")

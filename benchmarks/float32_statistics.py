@@ -13,7 +13,9 @@ The condition number printed is that of the band-equilibrated covariance (what R
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +23,9 @@ from hsad import datasets
 from hsad.cube import good_band_mask
 from hsad.engine.stats import whitening
 from hsad.outputs.metrics import evaluate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
 
 
 def covariance(x: np.ndarray, dtype, piece: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,10 +44,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--piece", type=int, default=4096, help="pixels per float32 product")
     args = ap.parse_args(argv)
+    names = require_scenes()
     warnings.simplefilter("ignore")
     print(f"{'scene':<18}{'bands':>6}{'condition':>11}{'max |Δ|/mean':>14}"
           f"{'AUC float64':>13}{'AUC float32':>13}")
-    for name in datasets.names():
+    for name in names:
         cube, truth = datasets.load(name)
         values = np.asarray(cube.values[:, :, good_band_mask(cube)], dtype=np.float64)
         x = values.reshape(-1, values.shape[-1])

@@ -76,6 +76,9 @@ from hsad.synthetic import (
     target_materials,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_file, require_scenes  # noqa: E402
+
 #: targets per size class at density 1 in 100×100 valid pixels (≈ 0.2–2 % of the scene)
 COUNTS = {"subpixel": 20, "1x1": 20, "3x3": 8, "7x7": 3, "15x15": 1}
 REFERENCE_PIXELS = 100 * 100
@@ -614,10 +617,26 @@ def load_backgrounds(args) -> list[Background]:
     if args.backgrounds in ("scenes", "all"):
         bgs += scene_backgrounds(args.scenes or datasets.names(), args.sizes, args.density)
     if args.backgrounds in ("corpus", "all"):
-        folder = args.corpus or datasets.data_dir().parent / "envi_corpus"
-        bgs += corpus_backgrounds(folder, args.corpus_files or list(CORPUS), args.sizes,
-                                  args.density)
+        bgs += corpus_backgrounds(corpus_folder(args), args.corpus_files or list(CORPUS),
+                                  args.sizes, args.density)
     return bgs
+
+
+def corpus_folder(args) -> Path:
+    return Path(args.corpus or datasets.data_dir().parent / "envi_corpus")
+
+
+def check_inputs(args) -> None:
+    """Exit 2 with one line unless every file the run reads is there: the scenes (every
+    background's target pool holds the scenes' labelled objects) and the corpus files."""
+    require_scenes()
+    if args.backgrounds in ("scenes", "all") and args.scenes:
+        require_scenes(args.scenes)
+    if args.backgrounds in ("corpus", "all"):
+        for name in args.corpus_files or list(CORPUS):
+            require_file(corpus_folder(args) / CORPUS[name], f"corpus file {name}",
+                         "give --corpus (the ENVI/GeoTIFF corpus folder; default "
+                         "envi_corpus beside the scenes' folder)")
 
 
 def _size(text: str) -> str:
@@ -634,6 +653,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     models = parse_models(args.models)
+    check_inputs(args)
     try:
         log = RowLog(args.csv, args.resume, run_settings(args), args.overwrite)
     except ParameterError as exc:

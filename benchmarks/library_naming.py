@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT = Path(os.environ.get("HSAD_DATA_DIR", "../shared/datasets")).parent / \
-    "envi_corpus" / "enmapbox" / "library_berlin.sli"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_file  # noqa: E402
+
+#: beside the scenes' folder: ``$HSAD_DATA_DIR``, else the checkout's ``../shared/datasets``
+DEFAULT = Path(os.environ.get("HSAD_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared"
+               / "datasets").parent / "envi_corpus" / "enmapbox" / "library_berlin.sli"
 
 
 def sensor_bands() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,6 +61,8 @@ def main(argv=None) -> int:
                     "material (the library's 31st: a grass in library_berlin)")
     ap.add_argument("--noise", default="0,0.01,0.05,0.1,0.2", help="noise levels, comma-separated")
     args = ap.parse_args(argv)
+    require_file(args.library, "spectral library", "give --library (an ENVI .sli; default: "
+                 "envi_corpus/enmapbox/library_berlin.sli beside $HSAD_DATA_DIR's folder)")
     from hsad.cube import make_cube
     from hsad.outputs.library_match import match_library, read_library
     from hsad.outputs.spectra import region_spectra

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,9 @@ import numpy as np
 
 from hsad import datasets, detectors
 from hsad.outputs.metrics import evaluate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import fail, require_file, require_scenes  # noqa: E402
 
 CHOICE = Path(__file__).resolve().parents[1] / "docs" / "fusion_choice.md"
 ROW = re.compile(r"^\| ([\w-]+) \| (\w+) area=(\d+) λ=([\d.]+)( tophat)? \| [\d.]+ \| "
@@ -32,22 +36,25 @@ ROW = re.compile(r"^\| ([\w-]+) \| (\w+) area=(\d+) λ=([\d.]+)( tophat)? \| [\d
 def fold_settings(path: Path = CHOICE) -> dict[str, dict]:
     """Left-out scene -> the fusion parameters chosen on the other scenes."""
     out = {}
+    require_file(path, "the fusion choice's leave-one-out table", "run "
+                 "benchmarks/choose_fusion.py, which writes it")
     for line in path.read_text(encoding="utf-8").splitlines():
         m = ROW.match(line.strip())
         if m:
             out[m[1]] = {"fusion": m[2], "area": int(m[3]), "lam": float(m[4]),
                          "spectral_tophat": bool(m[5])}
     if not out:
-        raise SystemExit(f"no leave-one-out table found in {path}")
+        fail(f"no leave-one-out table found in {path}")
     return out
 
 
 def in_sample(path: str) -> tuple[str, dict[str, float]]:
     """(model, scene -> D_SS AUC(D,F)) from a benchmark CSV."""
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["method"].endswith(":d_ss")]
+    with open(require_file(path, "benchmark CSV", "give hsad benchmark's --csv output"),
+              newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("method", "").endswith(":d_ss")]
     if not rows:
-        raise SystemExit(f"{path}: no ':d_ss' rows (run hsad benchmark with --stages)")
+        fail(f"{path}: no ':d_ss' rows (run hsad benchmark with --stages)")
     return rows[0]["method"].split(":")[0], {r["scene"]: float(r["auc_df"]) for r in rows}
 
 
@@ -56,18 +63,22 @@ def main() -> None:
     ap.add_argument("csv", nargs="+")
     args = ap.parse_args()
     folds = fold_settings()
-    print("| model | D_SS in-sample | D_SS leave-one-out | scenes rerun | per distinct image: "
-          "in-sample, left out |")
-    print("|---|---|---|---|---|")
+    models = []  # (model, in-sample D_SS by scene, the scenes to rerun)
     for path in args.csv:
         model, fused = in_sample(path)
         f = detectors.get(model).fusion_()
         default = {"fusion": f.variant, "area": f.area, "lam": f.lam,
                    "spectral_tophat": f.spectral_tophat}
+        models.append((model, fused, [s for s, setting in folds.items()
+                                      if s in fused and setting != default]))
+    require_scenes(sorted({s for *_, todo in models for s in todo}))
+    print("| model | D_SS in-sample | D_SS leave-one-out | scenes rerun | per distinct image: "
+          "in-sample, left out |")
+    print("|---|---|---|---|---|")
+    for model, fused, todo in models:
         left_out, rerun = dict(fused), []
-        for scene, setting in folds.items():
-            if scene not in fused or setting == default:
-                continue
+        for scene in todo:
+            setting = folds[scene]
             cube, gt = datasets.load(scene)
             det = detectors.get(model, output="d_ss", progress=False, **setting)
             with warnings.catch_warnings():

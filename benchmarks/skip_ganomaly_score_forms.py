@@ -10,12 +10,17 @@ form; AUC(D,F) against the ground truth.
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from hsad import datasets, detectors
 from hsad.outputs.metrics import evaluate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
 
 TERMS = ("anomaly", "r_con", "l_lat")
 
@@ -26,7 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
-    names = args.scenes.split(",") if args.scenes else datasets.names()
+    names = require_scenes(args.scenes.split(",") if args.scenes else None)
     print(f"{'scene':<18}" + "".join(f"{f'{t} {form}':>16}" for form in ("paper", "code")
                                      for t in TERMS))
     table = []

@@ -18,6 +18,8 @@ other nine scenes picks each left-out scene's variant.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ import torch
 from hsad import datasets, detectors
 from hsad import fusion as F
 from hsad.outputs.metrics import auc_df
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
 
 VARIANTS = ("abs", "signed", "residual+latent", "latent")
 DEFAULT = "abs"
@@ -70,8 +75,8 @@ def scene_aucs(name: str) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    names = require_scenes()
     torch.set_num_threads(1)
-    names = datasets.names()
     aucs = {}
     for name in names:
         aucs[name] = scene_aucs(name)

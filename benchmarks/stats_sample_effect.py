@@ -16,12 +16,17 @@ default sample holds over 1 000 pixels per band, these hold 10–30.
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from hsad import datasets, detectors
 from hsad.outputs.metrics import evaluate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
 
 STAGES = ("d_spectral", "d_spatial", "d_ss")
 
@@ -34,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     sizes = [int(v) for v in args.samples.split(",")]
-    names = args.scenes.split(",") if args.scenes else datasets.names()
+    names = require_scenes(args.scenes.split(",") if args.scenes else None)
     warnings.simplefilter("ignore")
     diffs = {n: {s: [] for s in STAGES} for n in sizes}
     print(f"{args.method}: AUC(D,F) with exact statistics, and its change with sampled ones")

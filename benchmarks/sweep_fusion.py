@@ -21,6 +21,7 @@ setting it picks is scored on the scene left out; the mean of those left-out sco
 out-of-sample figure printed beside the in-sample one (the default's own mean).
 
     .venv/bin/python benchmarks/sweep_fusion.py                # writes docs/fusion_sweep.md
+                                                               # (the repository's, from any cwd)
     .venv/bin/python benchmarks/sweep_fusion.py --method fanogan --out docs/fusion_sweep_fanogan.md
     .venv/bin/python benchmarks/sweep_fusion.py --quick        # a small grid, no file
 """
@@ -30,6 +31,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +42,11 @@ from sklearn.metrics import roc_auc_score
 
 from hsad import datasets, detectors
 from hsad import fusion as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import fail, require_scenes  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 LAMS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 NORMS = ("minmax", "rank")
@@ -199,9 +207,28 @@ def end_to_end(names: list[str], seed: int, params: dict, method: str) -> list[s
     return lines
 
 
+def writable(path: Path, option: str) -> None:
+    """Exit 2 with one line unless ``path`` can be written: its folder exists and takes a
+    new file (tried: permission bits do not bind root), and the file, if it exists, opens
+    for writing (in append mode: left as it is)."""
+    folder = path.parent
+    if not folder.is_dir():
+        fail(f"{option} {path}: folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        if path.exists():
+            with open(path, "a"):
+                pass
+    except OSError as exc:
+        fail(f"{option} {path}: not writable ({exc.strerror or exc})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="docs/fusion_sweep.md")
+    ap.add_argument("--out", type=Path, default=DOCS / "fusion_sweep.md",
+                    help="markdown file written at the end (default: the repository's "
+                    "docs/fusion_sweep.md, wherever the script is run from); not with --quick")
     ap.add_argument("--method", default="hadgan", help="reconstruction detector (hadgan, "
                     "fanogan, ...)")
     ap.add_argument("--seed", type=int, default=0)
@@ -211,10 +238,17 @@ def main() -> None:
     ap.add_argument("--cache", help="JSON file keeping the sweep table: reused when present, "
                     "so that only the end-to-end section is rerun")
     args = ap.parse_args()
+    cached_table = bool(args.cache) and Path(args.cache).is_file()
+    if not args.quick:  # written at the end: refused now, not after the sweep
+        writable(args.out, "--out")
+    if args.cache and not cached_table:
+        writable(Path(args.cache), "--cache")
+    # the scenes are read unless a --quick run finds its table in --cache
+    names = (args.scenes or datasets.names()) if args.quick and cached_table else \
+        require_scenes(args.scenes or None)
     torch.set_num_threads(1)
-    names = args.scenes or datasets.names()
     t0 = time.perf_counter()
-    if args.cache and Path(args.cache).is_file():
+    if cached_table:
         cached = json.loads(Path(args.cache).read_text())
         rows, spec, spec_ft = cached["rows"], cached["spec"], cached["spec_ft"]
         print(f"sweep table read from {args.cache}")
@@ -325,7 +359,7 @@ def main() -> None:
         f"Sweep run time: {minutes:.1f} min.",
         "",
     ]
-    Path(args.out).write_text("\n".join(text), encoding="utf-8")
+    args.out.write_text("\n".join(text), encoding="utf-8")
     print(f"wrote {args.out}")
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +38,10 @@ from hsad import datasets, detectors
 from hsad.outputs.metrics import auc_df
 
 #: the maps reported for each network (others: its plain score, D_spectral and D_SS)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_scenes  # noqa: E402
+
 MAPS = {"hadgan": ("d_spectral", "d_ss"), "fanogan": ("score", "d_spectral", "d_ss")}
 
 
@@ -78,6 +83,12 @@ def cached(cache: Path) -> dict[tuple[str, str, str, str], float]:
 def measure(methods: list[str], names: list[str], cache: Path) -> dict:
     """(scene, method, map, run) -> AUC, read from ``cache`` or computed and appended."""
     done = cached(cache)
+
+    def missing(name: str) -> list[tuple[str, str]]:
+        return [(m, r) for m in methods for r in ("trained", "untrained")
+                if not any(k[:2] == (name, m) and k[3] == r for k in done)]
+
+    require_scenes([n for n in names if missing(n)])  # before the cache is touched
     new = not cache.exists() or cache.stat().st_size == 0  # a first run killed early
     with open(cache, "a", newline="") as fh:
         writer = csv.writer(fh)
@@ -85,8 +96,7 @@ def measure(methods: list[str], names: list[str], cache: Path) -> dict:
             writer.writerow(["scene", "method", "map", "run", "auc", "seconds"])
             fh.flush()
         for name in names:
-            todo = [(m, r) for m in methods for r in ("trained", "untrained")
-                    if not any(k[:2] == (name, m) and k[3] == r for k in done)]
+            todo = missing(name)
             if not todo:
                 continue
             cube, gt = datasets.load(name)
