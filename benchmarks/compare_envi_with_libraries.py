@@ -50,10 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import require_file, require_spy  # noqa: E402
 
-require_spy()
-import spectral  # noqa: E402
-import spectral.io.envi as spy_envi  # noqa: E402
-
 from hsad.errors import HsadError  # noqa: E402
 from hsad.io.envi_georef import georef_from_header  # noqa: E402
 from hsad.io.envi_header import parse_header, split_list  # noqa: E402
@@ -96,6 +92,8 @@ def _hsad_header(path: Path) -> tuple[dict, dict]:
 def _spy_header(path: Path) -> tuple[dict, dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        import spectral.io.envi as spy_envi
+
         raw = spy_envi.read_envi_header(str(path))
     typed = {}
     for key in SCALARS:  # SPy's own conversion (gen_params): int(); header offset defaults 0
@@ -128,6 +126,8 @@ def _spy_pixels(entry: dict, corpus: Path) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            import spectral
+
             img = spectral.open_image(str(corpus / entry["header"]))
             if "spectral library" in entry["file_type"].lower():
                 got = np.asarray(img.spectra)
@@ -378,6 +378,7 @@ def main(argv=None) -> int:
                     help="also run hsad's former hand-written georef reader (git revision)")
     ap.add_argument("--fuzz", type=int, default=0, metavar="N")
     args = ap.parse_args(argv)
+    require_spy()
     corpus = args.corpus
     listing = require_file(corpus / "corpus.json", "the conformance corpus's corpus.json",
                            "give --corpus (default: envi_corpus beside $HSAD_DATA_DIR, or "

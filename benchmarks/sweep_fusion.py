@@ -1,4 +1,4 @@
-"""One sweep of the fusion stage's parameters over the 9 shared scenes (docs/fusion_sweep.md).
+"""One sweep of the fusion stage's parameters over the shared scenes (docs/fusion_sweep.md).
 
 For each scene HADGAN is trained ONCE with the library defaults (seed 0); its residual
 ΔY, D_spectral and the principal components of the cube and of the residual are kept.
@@ -22,7 +22,8 @@ out-of-sample figure printed beside the in-sample one (the default's own mean).
 
     .venv/bin/python benchmarks/sweep_fusion.py                # writes docs/fusion_sweep.md
                                                                # (the repository's, from any cwd)
-    .venv/bin/python benchmarks/sweep_fusion.py --method fanogan --out docs/fusion_sweep_fanogan.md
+    .venv/bin/python benchmarks/sweep_fusion.py --method fanogan --out fusion_sweep_fanogan.md
+                                                               # (--out: from the cwd)
     .venv/bin/python benchmarks/sweep_fusion.py --quick        # a small grid, no file
 """
 

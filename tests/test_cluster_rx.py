@@ -162,3 +162,16 @@ def test_a_fill_value_holding_the_largest_cluster_is_refused_in_one_line():
                                   r"at -3\.4e\+38, beyond ±1e\+20: an undeclared fill value"):
         warnings.simplefilter("ignore")
         detectors.get("cluster-rx").fit(make_cube(d))
+
+
+def test_a_scene_in_a_large_unit_is_scored_not_taken_for_a_fill_value():
+    """Values around 1e25 everywhere are the scene's unit (RX warns so and scores): the
+    largest cluster lies beyond ±1e20 without any fill value."""
+    import warnings
+
+    x, _ = _scene()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        big = detectors.get("cluster-rx").fit_score(make_cube(x * 1e23)).values
+        unit = detectors.get("cluster-rx").fit_score(make_cube(x)).values
+    np.testing.assert_allclose(big, unit, rtol=1e-3)

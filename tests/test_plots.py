@@ -316,6 +316,8 @@ def test_no_data_is_grey_and_named_in_the_legend():
 def test_three_bands_without_wavelengths_are_rgb_and_one_band_is_grey():
     three = _cube(rows=10, cols=10, bands=3, wavelength=False)
     assert rgb_bands(three) == ([0, 1, 2], False)  # not band 3, 2, 2
+    swir = make_cube(np.zeros((4, 4, 3)), wavelength=[2200.0, 1650.0, 1000.0])
+    assert rgb_bands(swir) == ([0, 1, 2], False)  # the longest red, the shortest blue
     one = quicklook(_cube(rows=10, cols=10, bands=1, wavelength=False), np.ones((10, 10)))
     assert one.axes[0].get_title() == "grey: band 1"
 

@@ -292,6 +292,9 @@ def test_each_entry_point_joins_whole_or_not_at_all_with_a_warning_saying_why(
     _install(site, "plug_multi", "multi = plug_multi", TWINS.replace("Twin(", "Other(")
              .replace("\"twin\"", "\"twin\"  # another's name"))
     _install(site, "plug_none", "none = plug_none", "x = 1\n")
+    _install(site, "plug_alias", "alias = plug_alias",  # one class, two attribute names
+             TWINS.replace("multi-one", "aliased").replace('"twin"', '"alias-two"')
+             + "\nOldName = One\n")
     _install(site, "plug_dup", "dup = plug_dup",
              TWINS.replace("multi-one", "dupe").replace('"twin"', '"dupe"'))
     _install(site, "plug_named", "mydiag = plug_named:Two",
@@ -309,6 +312,7 @@ def test_each_entry_point_joins_whole_or_not_at_all_with_a_warning_saying_why(
     assert "plugin none = plug_none: it names no BaseDetector subclass" in said
     assert "plugin dup = plug_dup: it defines 'dupe' more than once" in said
     assert "dupe" not in found
+    assert {"aliased", "alias-two"} <= set(found) and "plug_alias" not in said
     assert "plugin mydiag = plug_named:Two: the entry point's name must be the " \
            "detector's, 'two'" in said
     assert "cannot be imported" not in said
@@ -377,10 +381,14 @@ def test_a_plugin_interrupted_while_importing_is_tried_again(registry, tmp_path,
     site = tmp_path / "site"
     site.mkdir()
     _install(site, "plug_ki", "kinet = plug_ki:KiNet", KI_PLUGIN)
+    _install(site, "plug_first", "first = plug_first",
+             TWINS.replace("multi-one", "first-one").replace('"twin"', '"first-two"'))
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
     with pytest.raises(KeyboardInterrupt):
         registry.get("kinet")
-    assert type(registry.get("kinet")).__name__ == "KiNet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # plugins loaded before the interrupt: not again
+        assert type(registry.get("kinet")).__name__ == "KiNet"
     del builtins._plug_ki_seen
     sys.modules.pop("plug_ki", None)

@@ -36,6 +36,7 @@ _REGISTRY: dict[str, type[BaseDetector]] = {}
 _BUILT_IN: set[str] = set()
 _SCANNED: set[str] = set()
 _BROKEN: dict[str, str] = {}  # module or entry point -> why it cannot be imported
+_LOADED: set[str] = set()  # entry points registered
 _PLUGINS_LOADED = False
 
 
@@ -132,7 +133,7 @@ def _load_plugins() -> None:
 def _load_plugin(ep) -> None:
     """Register one entry point's detectors, all or none, or warn why not."""
     what = f"plugin {ep.name} = {ep.value}"
-    if what in _BROKEN:
+    if what in _BROKEN or what in _LOADED:  # once: a retry after a Ctrl-C skips it
         return
     try:
         obj = ep.load()
@@ -154,6 +155,7 @@ def _load_plugin(ep) -> None:
     else:
         for cls in classes:
             register(cls)
+        _LOADED.add(what)
 
 
 def _plugin_classes(obj) -> list[type[BaseDetector]]:
@@ -163,9 +165,10 @@ def _plugin_classes(obj) -> list[type[BaseDetector]]:
         return [obj] if issubclass(obj, BaseDetector) and obj.__dict__.get("name") else []
     if not inspect.ismodule(obj):
         return []
-    return [c for _, c in inspect.getmembers(obj, inspect.isclass)
-            if issubclass(c, BaseDetector) and c.__module__ == obj.__name__
-            and c.__dict__.get("name")]
+    return list(dict.fromkeys(  # a class under two attribute names (an alias) counts once
+        c for _, c in inspect.getmembers(obj, inspect.isclass)
+        if issubclass(c, BaseDetector) and c.__module__ == obj.__name__
+        and c.__dict__.get("name")))
 
 
 def _clash(cls: type[BaseDetector]) -> str | None:

@@ -182,7 +182,8 @@ class ClusterRX(BaseDetector):
         counts = np.bincount(labels, minlength=k)
         centres = np.stack([x[labels == j].mean(axis=0) for j in range(k)])
         biggest = centres[int(np.argmax(counts))]
-        if not np.abs(biggest).max() <= FILL_MAGNITUDE:  # the pixels are centred on it
+        ordinary = np.abs(centres).max(axis=1) <= FILL_MAGNITUDE  # else the scene's unit
+        if not np.abs(biggest).max() <= FILL_MAGNITUDE and ordinary.any():  # centred on it
             raise ParameterError(
                 f"{self.name}: the largest cluster ({counts.max()} of the {n} pixels drawn) "
                 f"lies at {biggest[np.argmax(np.abs(biggest))]:.3g}, beyond "

@@ -232,8 +232,10 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
     if n == 3 and not usable.any():  # three bands without wavelengths: an RGB file
         return [0, 1, 2], False
     picks = [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK]
-    if n >= 3 and len(set(picks)) < 3:  # 3 or 4 bands: three of them, the last as red
-        picks = [n - 1, (n - 1) // 2, 0]
+    if n >= 3 and len(set(picks)) < 3:  # 3 or 4 bands: three of them, the longest red
+        order = (np.argsort(-np.where(np.isfinite(wl), wl, -np.inf), kind="stable")
+                 if usable.any() else np.arange(n)[::-1])
+        picks = [int(order[0]), int(order[(n - 1) // 2]), int(order[-1])]
     return picks, False
 
 
@@ -282,7 +284,9 @@ def crs_name(crs) -> str:
     if own.name not in ("unknown", "unnamed", ""):
         return own.name
     method = getattr(own.coordinate_operation, "method_name", None)
-    return f"{method} ({own.datum.name})" if method else own.datum.name
+    datum = own.datum.name if own.datum is not None else ""
+    named = f"{method} ({datum})" if method and datum else method or datum
+    return named if named and named not in ("unknown", "unnamed") else crs.to_string()
 
 
 def quicklook(
@@ -363,7 +367,9 @@ def quicklook(
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
         smap = pool(scores)
         missing |= bool(np.isnan(smap).any())  # ±inf are scores: drawn at the scale's ends
-        drawn = np.where(np.isinf(smap), np.copysign(np.finfo(np.float64).max, smap), smap)
+        span = abs(vmax - vmin) + abs(vmax) + 1.0  # beyond both ends, without overflow
+        drawn = np.where(np.isposinf(smap), vmax + span,
+                         np.where(np.isneginf(smap), vmin - span, smap))
         im = ax_map.imshow(drawn, cmap="inferno", vmin=vmin, vmax=max(vmax, vmin + 1e-12),
                            interpolation="nearest", extent=shown_extent(smap), aspect=aspect)
         blocks = (f"; each drawn pixel the highest of {steps[0]} × {steps[1]}"
