@@ -318,7 +318,7 @@ def quicklook(
         extent = (-0.5, cols - 0.5, rows - 0.5, -0.5)
     aspect, stretched = strip_aspect(extent)
     size, x_labels = panel_size(extent, aspect)
-    # the image's pixels at most the panel's (its axes take about 85 % of the inches given)
+    # the image's pixels at most those its panel draws (drawn_pixels)
     steps = tuple(max(1, int(np.ceil(n / min(max_size, drawn_pixels(inches, dpi)))))
                   for n, inches in ((rows, size[1]), (cols, size[0])))
     bands, by_wl = rgb_bands(cube, rgb, rgb_positions)
@@ -362,10 +362,11 @@ def quicklook(
     missing = not valid.all()
     if scores is not None:
         ax_map = fig.add_subplot(1, panels, 2, sharex=ax_rgb, sharey=ax_rgb)
-        full = _values(scores)
+        full = _values(scores)  # read once (a lazy map: from its file), then pooled
         finite = full[np.isfinite(full)]  # the stretch of the map itself, not of its blocks
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
-        smap = pool(scores)
+        del finite
+        smap = pool(full)
         missing |= bool(np.isnan(smap).any())  # ±inf are scores: drawn at the scale's ends
         span = abs(vmax - vmin) + abs(vmax) + 1.0  # beyond both ends, without overflow
         drawn = np.where(np.isposinf(smap), vmax + span,
