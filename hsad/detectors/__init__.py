@@ -18,13 +18,11 @@ import inspect
 import pkgutil
 import re
 import warnings
-from importlib import metadata
 
+from hsad.detectors import _plugins
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
 
-#: the entry-point group through which installed packages add detectors
-ENTRY_POINTS = "hsad.detectors"
 #: a detector's name: lower case, as ``get`` and the command line look it up; no ``,``
 #: (method lists), ``.`` (``-p METHOD.KEY=VALUE``), ``:`` (benchmark stage columns)
 NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
@@ -125,7 +123,7 @@ def _load_plugins() -> None:
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
-    for ep in metadata.entry_points(group=ENTRY_POINTS):
+    for ep in _plugins.entry_points():
         _load_plugin(ep)
     _PLUGINS_LOADED = True  # not after a Ctrl-C while a plugin imports: tried again
 
@@ -140,35 +138,14 @@ def _load_plugin(ep) -> None:
     except Exception as exc:  # a broken plugin leaves the others working
         _broken(what, exc)
         return
-    classes = _plugin_classes(obj)
-    names = [c.__dict__.get("name") for c in classes]
-    if not classes:
-        _left_out(what, "it names no BaseDetector subclass with a name, and no module "
-                        "holding one")
-    elif inspect.isclass(obj) and ep.name != obj.name:
-        _left_out(what, f"the entry point's name must be the detector's, {obj.name!r}")
-    elif len(set(names)) < len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        _left_out(what, f"it defines {', '.join(map(repr, twice))} more than once")
-    elif clash := next(filter(None, map(_clash, classes)), None):
-        _left_out(what, clash)  # all of a plugin's detectors, or none
-    else:
-        for cls in classes:
-            register(cls)
-        _LOADED.add(what)
-
-
-def _plugin_classes(obj) -> list[type[BaseDetector]]:
-    """The detectors an entry point names: a BaseDetector subclass, or those a module
-    defines."""
-    if inspect.isclass(obj):
-        return [obj] if issubclass(obj, BaseDetector) and obj.__dict__.get("name") else []
-    if not inspect.ismodule(obj):
-        return []
-    return list(dict.fromkeys(  # a class under two attribute names (an alias) counts once
-        c for _, c in inspect.getmembers(obj, inspect.isclass)
-        if issubclass(c, BaseDetector) and c.__module__ == obj.__name__
-        and c.__dict__.get("name")))
+    classes = _plugins.detector_classes(obj)
+    why = _plugins.refusal(ep, obj, classes, _clash)
+    if why:
+        _left_out(what, why)
+        return
+    for cls in classes:
+        register(cls)
+    _LOADED.add(what)
 
 
 def _clash(cls: type[BaseDetector]) -> str | None:
