@@ -47,6 +47,7 @@ from hsad.engine.stats import (
     good_sample,
     huge_note,
     huge_scale,
+    rescale_by,
     valid_rows,
     whitening,
 )
@@ -232,7 +233,7 @@ class ClusterRX(BaseDetector):
             raise ParameterError(
                 f"{self.name}: the values (up to {level:.1e}) are too small for its float32 "
                 f"sample (below {SMALLEST:.0e} it keeps fewer than 13 bits); rescale the "
-                f"scene first (multiply it by 1e{-int(np.floor(np.log10(level)))})", path)
+                f"scene first ({rescale_by(level)})", path)
         if not np.isfinite(x).all():  # finite in the scene: beyond float32 in the sample
             level = huge_scale(sample, nodata)
             raise ParameterError(f"{self.name}: values beyond float32's range (±3.4e38), in "

@@ -249,8 +249,8 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
         if 0.0 < level < TINY_MAGNITUDE:  # squares underflow: not pixels alike
             raise ParameterError(
                 f"{what}: the values (about {level:.1e}) are too small to square in float64, "
-                f"so their covariance is zero; rescale the scene first (multiply it by "
-                f"1e{-int(np.floor(np.log10(level)))})", path)
+                f"so their covariance is zero; rescale the scene first ({rescale_by(level)})",
+                path)
         check_covariance(0, moments.mean.size, moments.n, what, path)
     if fill is None or not abs(fill) > FILL_MAGNITUDE:  # else said with its value just above
         check_fill_values(moments, what, path, sample=sample, nodata=cube.attrs.get("nodata"))
@@ -316,10 +316,16 @@ HUGE_ADVICE = (f"the detectors handle values up to ±{FILL_MAGNITUDE:g} (the net
 def huge_note(level: float) -> str:
     """What a scene whose values lie about ``level`` (:func:`huge_scale`) is told: its unit,
     not a fill value, and by what to divide it."""
-    power = int(np.floor(np.log10(level))) if level > 0 and np.isfinite(level) else 20
     return (f"most pixels hold values beyond ±{FILL_MAGNITUDE:g} in every good band (a median "
-            f"of {level:.1e}): the scene's unit, not a fill value; {HUGE_ADVICE} (divide it by "
-            f"1e{power})")
+            f"of {level:.1e}): the scene's unit, not a fill value; {HUGE_ADVICE} "
+            f"({rescale_by(level)})")
+
+
+def rescale_by(level: float) -> str:
+    """How to bring values about ``level`` to unit scale: ``multiply it by 1e36`` or
+    ``divide it by 1e25`` (a level that is not a positive number: by 1e20)."""
+    power = int(np.floor(np.log10(level))) if level > 0 and np.isfinite(level) else 20
+    return f"multiply it by 1e{-power}" if power < 0 else f"divide it by 1e{power}"
 
 
 def where_prefix(path, what: str) -> str:
@@ -366,8 +372,8 @@ def check_overflow(moments: Moments, what: str, path=None, sample=None,
     if level is not None:
         raise ParameterError(
             f"{what}: the values (about {level:.1e}) are too large to square in float64, so "
-            f"their covariance overflows; rescale the scene first (divide it by "
-            f"1e{int(np.floor(np.log10(level)))})", path)
+            f"their covariance overflows; rescale the scene first ({rescale_by(level)})",
+            path)
     raise ParameterError(f"{what}: some values are too large to square in float64 (beyond "
                          f"about ±1e150), so the covariance overflows: {FILL_ADVICE}", path)
 
