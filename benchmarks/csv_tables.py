@@ -2,11 +2,16 @@
 
 One table per figure (AUC(D,F), AUC(F,τ), SNPR, seconds): scenes as rows, methods (and
 stage maps, ``hadgan:d_ss``) as columns, with the mean over the scenes. Several CSVs are
-read as one; ``--methods`` keeps and orders the columns.
+read as one (a scene and method given twice: the first CSV's row); ``--methods`` keeps and
+orders the columns; ``--plot`` also draws them (``hsad benchmark --plot``'s picture).
 
     .venv/bin/python benchmarks/csv_tables.py docs/benchmarks_hadgan.csv
     .venv/bin/python benchmarks/csv_tables.py docs/benchmarks_classic.csv \\
         docs/benchmarks_fanogan.csv --methods rx fanogan fanogan:d_spectral fanogan:d_ss
+    .venv/bin/python benchmarks/csv_tables.py docs/benchmarks_classic.csv \
+        docs/benchmarks_aed.csv docs/benchmarks_hadgan.csv docs/benchmarks_fanogan.csv \
+        --methods rx lrx crd aed hadgan hadgan:d_spectral fanogan fanogan:d_ss \
+        --plot docs/img/benchmarks_main.png
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ FIGURES = ("auc_df", "auc_ft", "auc_dt", "snpr_db", "seconds")
 
 
 def read_rows(paths: list[str], methods: list[str] | None = None) -> list[Row]:
-    """The rows of every CSV (its methods in ``methods``' order when given)."""
-    rows = []
+    """The rows of every CSV (its methods in ``methods``' order when given); a scene and
+    method that an earlier CSV holds already keeps that row."""
+    rows, seen = [], set()
     for path in paths:
         with open(path, newline="") as fh:
             for r in csv.DictReader(line for line in fh if not line.startswith("#")):
-                rows.append(Row(r["scene"], r["method"], *(float(r[k]) for k in FIGURES)))
+                if (r["scene"], r["method"]) not in seen:
+                    seen.add((r["scene"], r["method"]))
+                    rows.append(Row(r["scene"], r["method"], *(float(r[k]) for k in FIGURES)))
     if methods:
         order = {m: i for i, m in enumerate(methods)}
         missing = set(methods) - {r.method for r in rows}
@@ -39,8 +47,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="+")
     ap.add_argument("--methods", nargs="+", help="columns to keep, in this order")
+    ap.add_argument("--plot", help="also draw the AUC(D,F) and seconds as this PNG")
     args = ap.parse_args()
-    print(to_markdown(read_rows(args.csv, args.methods)), end="")
+    rows = read_rows(args.csv, args.methods)
+    print(to_markdown(rows), end="")
+    if args.plot:
+        from pathlib import Path
+
+        from hsad.outputs.benchmark_plot import plot_benchmark
+
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        plot_benchmark(rows, args.plot, title=f"{len({r.method for r in rows})} detectors "
+                       f"on {len({r.scene for r in rows})} scenes, from "
+                       f"{', '.join(Path(p).name for p in args.csv)}")
 
 
 if __name__ == "__main__":

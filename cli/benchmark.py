@@ -24,8 +24,11 @@ from hsad.errors import ParameterError
               help="Markdown file for the tables (.md or .txt).")
 @click.option("--csv", "csv_path", type=click.Path(),
               help="CSV file, one row per run (.csv or .txt).")
+@click.option("--plot", "plot_path", type=click.Path(),
+              help="PNG (.png) of the AUC(D,F) and runtime of each method on each scene, "
+                   "with their means.")
 @overwrite_option
-def command(methods, scene_names, params, stages, output, csv_path, overwrite):
+def command(methods, scene_names, params, stages, output, csv_path, plot_path, overwrite):
     """Run detectors on labelled benchmark scenes and tabulate AUC(D,F), AUC(F,τ) and time.
 
     Every scene is checked first (there, loading, a ground truth with both classes); a
@@ -52,8 +55,8 @@ def command(methods, scene_names, params, stages, output, csv_path, overwrite):
         detectors.get(m, **per_method.get(m, {})).check_params()
     scenes = datasets.names() if scene_names == "all" else datasets.scene_files(
         s.strip() for s in scene_names.split(",") if s.strip())
-    plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv")],
-                        overwrite=overwrite)
+    plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv"),
+                         ("--plot", plot_path, "png")], overwrite=overwrite)
 
     failed: list[tuple[str, str]] = []
     with plan:
@@ -68,6 +71,10 @@ def command(methods, scene_names, params, stages, output, csv_path, overwrite):
             if path:
                 with atomic_path(path) as tmp:
                     tmp.write_text(content, encoding="utf-8")
+        if plot_path:
+            from hsad.outputs.benchmark_plot import plot_benchmark
+
+            plot_benchmark(rows, plot_path)
     for scene, problem in failed:  # the others' tables are written: say what is missing
         click.echo(f"error: {scene}: {problem} (left out of the tables)", err=True)
     return 2 if failed else 0

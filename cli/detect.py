@@ -59,6 +59,10 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
               help="Spectra of the detections (.csv table, or .sli ENVI spectral library "
                    "with a .hdr): each region's peak-pixel and mean spectrum (the ids of "
                    "--polygons), with the background's mean and standard deviation.")
+@click.option("--spectra-png", "spectra_png", type=click.Path(),
+              help="Picture (.png) of the detections' spectra: the mean spectrum of each of "
+                   "the 8 regions of highest peak score, over the background's mean ± one "
+                   "standard deviation.")
 @click.option("--library", "library_path", type=click.Path(),
               help="Spectral library (ENVI .sli with its .hdr) to name the detections by: "
                    "each region's mean spectrum gets the library spectrum at the smallest "
@@ -192,7 +196,8 @@ def _planned(options: dict) -> list[tuple[str, str | None, str]]:
             + [(option, style, "file") for option, path in rasters
                for style in pipeline.style_files([path])]
             + [("--polygons", options["polygons_path"], "polygons"),
-               ("--png", options["png_path"], "png")]
+               ("--png", options["png_path"], "png"),
+               ("--spectra-png", options["spectra_png"], "png")]
             + [("--spectra", path, "spectra" if i == 0 else "file")
                for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])])
 
@@ -221,10 +226,10 @@ def _truth_on(cube, truth, truth_key):
 
 
 def _detect_one(scene, method, config_path, params, model, output, cog, mask_path,
-                contamination, far, value, polygons_path, spectra_path, library_path,
-                png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir, wavelengths,
-                exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file, srcwin,
-                projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
+                contamination, far, value, polygons_path, spectra_path, spectra_png,
+                library_path, png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir,
+                wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file,
+                srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
                 labels, overwrite, fusion, chunks, seed, device, memory_limit, workers,
                 scheduler, precision, progress, also_inputs=None, check_only=False):
     """One scene of ``hsad detect``. ``also_inputs``: the inputs of every scene of a batch
@@ -259,9 +264,9 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         except ParameterError as exc:  # the config's numbers: the error names the file
             raise ParameterError(exc.problem, exc.path or config_path) from None
     check_threshold(contamination, far, value)
-    if library_path and not spectra_path:
-        raise ParameterError("--library names the detections in the --spectra table: give "
-                             "--spectra too", library_path)
+    if library_path and not (spectra_path or spectra_png):
+        raise ParameterError("--library names the detections in the --spectra table or "
+                             "picture: give --spectra or --spectra-png too", library_path)
     quality = parse_flags(exclude_quality)  # a bad flag fails before any work
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
@@ -272,7 +277,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     plan = plan_outputs(
         _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
                   "polygons_path": polygons_path, "png_path": png_path,
-                  "spectra_path": spectra_path}),
+                  "spectra_path": spectra_path, "spectra_png": spectra_png}),
         inputs=also_inputs or [scene, config_path, model, truth, background, valid_mask,
                                labels, library_path],
         overwrite=overwrite)
@@ -327,12 +332,12 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         if stages_dir is not None and not any(m.ndim == 2 for m in (result.stages or {}).values()):
             warnings.warn(f"{det.name} has no stage maps: --save-stages wrote nothing "
                           "(HADGAN and the reconstruction detectors have them)", stacklevel=1)
-        if mask_path or polygons_path or spectra_path or png_path or any(
+        if mask_path or polygons_path or spectra_path or spectra_png or png_path or any(
                 v is not None for v in (contamination, far, value)):
             pipeline.threshold(result, contamination=contamination, far=far, value=value)
         written = pipeline.export(result, cube, mask_path=mask_path, cog=cog,
                                   polygons_path=polygons_path, spectra_path=spectra_path,
-                                  library=library,
+                                  spectra_png=spectra_png, library=library,
                                   png_path=png_path, truth=gt,
                                   model=model, rgb=rgb, rgb_positions=rgb_bands)
         if gt is not None:

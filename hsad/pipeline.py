@@ -205,8 +205,8 @@ def warn_constant(path, scores: xr.DataArray, method: str, values: np.ndarray) -
 
 
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
-           mask_path=None, polygons_path=None, spectra_path=None, library=None,
-           png_path=None, stages_dir=None, truth: np.ndarray | None = None,
+           mask_path=None, polygons_path=None, spectra_path=None, spectra_png=None,
+           library=None, png_path=None, stages_dir=None, truth: np.ndarray | None = None,
            progress: bool | None = False, model=None, rgb=None,
            rgb_positions=None) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
@@ -217,7 +217,8 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     ``model``: the saved model applied), and each score raster a QGIS style beside it
     (:mod:`hsad.outputs.qgis_style`). The mask, polygons, spectra
     (:mod:`hsad.outputs.spectra`; ``library``: a spectral library to name each region by,
-    :mod:`hsad.outputs.library_match`, in the spectra and the polygons) and quicklook use
+    :mod:`hsad.outputs.library_match`, in the spectra and the polygons; ``spectra_png``:
+    their picture, :mod:`hsad.outputs.spectra_plot`) and quicklook use
     the stored mask, else the default threshold rule. ``rgb``/``rgb_positions``: the
     quicklook's wavelengths (nm) or band positions.
     """
@@ -261,7 +262,8 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
                 target = stage_path(stages_dir, name)
                 write_raster(stage, target, name)
                 out[f"stage:{name}"] = target
-    if (mask_path or polygons_path or spectra_path or png_path) and det.mask is None:
+    if (mask_path or polygons_path or spectra_path or spectra_png or png_path) and \
+            det.mask is None:
         threshold(det)
     if mask_path:
         tags = provenance(det.detector, cube, "mask", model)
@@ -274,7 +276,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
         out["mask"] = Path(mask_path)
         out["style:mask"] = write_style(mask_path, "mask")
     found = None
-    if spectra_path:
+    if spectra_path or spectra_png:
         from hsad.outputs.spectra import region_spectra, write_spectra
 
         found = region_spectra(cube, det.mask, det.scores)
@@ -282,7 +284,13 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
             from hsad.outputs.library_match import match_library
 
             found = match_library(found, library)
-        out["spectra"] = write_spectra(found, spectra_path)
+        if spectra_path:
+            out["spectra"] = write_spectra(found, spectra_path)
+        if spectra_png:
+            from hsad.outputs.spectra_plot import plot_spectra
+
+            plot_spectra(found, spectra_png, title=quicklook_title(det, cube))
+            out["spectra_png"] = Path(spectra_png)
     if polygons_path:
         from hsad.outputs.polygons import regions, vector_crs, write_regions
 

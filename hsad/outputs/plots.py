@@ -550,6 +550,14 @@ LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "v", "D", "x", "+")
 
 
+def colours(n: int) -> list:
+    """``n`` colours for lines or markers told apart: tab10's, or tab20's beyond ten."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
 __all__ = [
     "new_figure", "plot_losses", "plot_roc", "plot_roc3d", "quicklook", "rgb_bands",
     "save_figure",

@@ -104,7 +104,8 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
     coords.update({k: ("band", cube[k].values) for k in _BAND_COORDS if k in cube.coords})
     attrs = {"crs": "" if lab.crs is None else lab.crs.to_wkt(),
              "background_pixels": int(bg_count),
-             "source_path": str(cube.attrs.get("source_path") or "")}
+             "source_path": str(cube.attrs.get("source_path") or ""),
+             "units": str(cube.attrs.get("units") or "")}
     data = {"peak_spectrum": (("region", "band"), (peak * gain + offset).astype(np.float32)),
             "mean_spectrum": (("region", "band"), (mean * gain + offset).astype(np.float32)),
             "background_mean": ("band", (bg_mean * gain + offset).astype(np.float32)),

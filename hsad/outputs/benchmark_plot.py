@@ -1,0 +1,83 @@
+"""The benchmark's picture (:func:`plot_benchmark`): AUC(D,F) and runtime of every method on
+every scene, one marker per method, the mean over the scenes below them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from hsad.errors import ParameterError
+from hsad.outputs.plots import LINE_STYLES, _finish, _wrapped, colours, new_figure
+
+#: the mean over the scenes is drawn as this row, below the scenes
+MEAN_ROW = "mean"
+#: height of a scene's row, in inches
+ROW_INCHES = 0.32
+#: the methods' markers, in turn: filled shapes, each edged in black
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "p", "h", "*")
+
+
+def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figure:
+    """AUC(D,F) (left) and runtime (right, log axis) of each method on each scene, scenes
+    top to bottom as :func:`hsad.outputs.benchmark.run` ran them, the mean over the scenes
+    a method ran on as the last row (as in the tables). Each method has its colour and its
+    marker, and is nudged up or down a little within a row, so that methods of one value
+    stay apart; the stage rows of ``--stages`` (``hadgan:d_spatial``) take the AUC panel
+    only, their time being the whole run's.
+
+    ``rows``: :class:`hsad.outputs.benchmark.Row` objects (or anything with ``scene``,
+    ``method``, ``auc_df`` and ``seconds``)."""
+    rows = list(rows)
+    if not rows:
+        raise ParameterError("no benchmark result to plot")
+    scenes = list(dict.fromkeys(r.scene for r in rows))
+    methods = list(dict.fromkeys(r.method for r in rows))
+    auc = {(r.scene, r.method): float(r.auc_df) for r in rows}
+    seconds = {(r.scene, r.method): float(r.seconds) for r in rows}
+    labels = scenes + [MEAN_ROW]
+    fig = new_figure(figsize=(10.0, 1.9 + ROW_INCHES * (len(labels) + 0.6 * len(methods) / 2)))
+    left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
+    palette = colours(len(methods))
+    step = 0.6 / max(len(methods), 1)  # the nudge between methods, within a row's 0.6
+    for i, method in enumerate(methods):
+        nudge = (i - (len(methods) - 1) / 2) * step
+        style = dict(color=palette[i], marker=MARKERS[i % len(MARKERS)], ls="none", ms=6,
+                     label=method, markeredgecolor="black", markeredgewidth=0.4)
+        for ax, values, stage_too in ((left, auc, True), (right, seconds, False)):
+            if ":" in method and not stage_too:
+                continue
+            y, x = _row_values(values, scenes, method)
+            ax.plot(x, y + nudge, **style)
+            # the mean: the same marker, larger, on the mean row
+            ax.plot([np.mean(x)], [len(scenes) + nudge], **{**style, "ms": 8, "label": None})
+    for ax in (left, right):
+        ax.axhline(len(scenes) - 0.5, color="0.3", lw=0.8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.grid(axis="y", alpha=0.15, ls=LINE_STYLES[2])
+    left.set_yticks(range(len(labels)), labels)
+    left.set_ylim(len(labels) - 0.5, -0.5)  # the first scene on top, the mean at the bottom
+    low = min(auc.values())
+    left.set_xlim(max(0.0, low - 0.05 * (1.0 - low) - 0.005), 1.0 + 0.01 * (1.0 - low) + 0.002)
+    left.axvline(1.0, color="0.5", lw=0.8)
+    left.set_xlabel("AUC(D,F): higher is better (1 = every anomaly above every background "
+                    "pixel)")
+    right.set_xscale("log")
+    right.set_xlabel("fit + score, seconds (log)")
+    handles, names = left.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(methods), 5),
+               fontsize="small", title="method")
+    fig.suptitle(_wrapped(title or f"hsad benchmark: {len(methods)} method(s) on "
+                                   f"{len(scenes)} scene(s)", 7.5))
+    return _finish(fig, path)
+
+
+def _row_values(values: dict, scenes: list[str], method: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(row positions, values)`` of the scenes ``method`` has a value on."""
+    rows = [(i, values[(s, method)]) for i, s in enumerate(scenes) if (s, method) in values]
+    y, x = zip(*rows, strict=True)
+    return np.asarray(y, np.float64), np.asarray(x, np.float64)
+
+
+__all__ = ["plot_benchmark"]

@@ -1,0 +1,121 @@
+"""The detections' spectra drawn (:func:`plot_spectra`): each region's mean spectrum over the
+background's mean and spread, the picture an analyst looks at to tell what was found."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from hsad.errors import ParameterError
+from hsad.outputs.plots import _finish, _wrapped, colours, new_figure
+
+#: regions drawn at most: those of the highest peak scores (a legend of more is unread)
+MOST_REGIONS = 8
+#: the regions' line styles, in turn (the background's mean is dashed)
+REGION_STYLES = ("-", ":", "-.")
+
+
+def plot_spectra(ds: xr.Dataset, path=None, title: str | None = None,
+                 most: int = MOST_REGIONS) -> Figure:
+    """The mean spectra of the ``most`` regions of :func:`hsad.outputs.spectra.region_spectra`
+    with the highest peak scores, over the background's mean ± one standard deviation.
+
+    The x axis is the wavelength (nm) where every band has one, else the band number; bad
+    bands (``good_band`` 0) and values missing in a band are gaps in the lines. Each region
+    is labelled with its id (the polygons' and the table's), its pixels and peak score,
+    and its library match and angle when the spectra were matched (``--library``).
+    ``title``: a first line above the one saying which regions are drawn."""
+    if "mean_spectrum" not in ds or "region" not in ds.dims:
+        raise ParameterError("plot_spectra takes the spectra of region_spectra "
+                             "(mean_spectrum on dims region, band)")
+    if int(most) < 1:
+        raise ParameterError(f"most must be at least 1, got {most!r}")
+    x, xlabel = _band_axis(ds)
+    keep = _good_bands(ds)
+    order_x, breaks = _drawing_order(x)
+    fig = new_figure(figsize=(9.0, 6.5))
+    ax = fig.add_subplot()
+
+    def drawn(values) -> np.ndarray:
+        """A spectrum along the drawn axis: bad bands and gaps between bands NaN."""
+        v = np.where(keep, np.asarray(values, np.float64), np.nan)[order_x]
+        return np.insert(v, breaks, np.nan)
+
+    mean, spread = drawn(ds["background_mean"].values), drawn(ds["background_std"].values)
+    x = np.insert(x[order_x], breaks, np.nan)
+    n_bg = int(ds.attrs.get("background_pixels", 0))
+    if np.isfinite(mean).any():
+        ax.fill_between(x, mean - spread, mean + spread, color="0.8", lw=0,
+                        label="background ± 1 standard deviation")
+        ax.plot(x, mean, color="0.25", lw=1.6, ls="--",
+                label=f"background mean ({n_bg:,} pixels)")
+    n = ds.sizes["region"]
+    order = np.argsort(-np.nan_to_num(ds["peak_score"].values.astype(np.float64),
+                                      nan=-np.inf), kind="stable")[:int(most)]
+    palette = colours(order.size)
+    for j, r in enumerate(order):
+        ax.plot(x, drawn(ds["mean_spectrum"].values[r]), color=palette[j], lw=1.3,
+                ls=REGION_STYLES[j % len(REGION_STYLES)], label=_region_label(ds, r))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_value_label(ds))
+    ax.grid(alpha=0.3)
+    if n or np.isfinite(mean).any():  # below the axes: over them it hides the spectra
+        fig.legend(fontsize="small", loc="outside lower center", ncols=2)
+    shown = (f"the {order.size} of {n} regions with the highest peak scores" if n > order.size
+             else f"{n} region{'s' if n != 1 else ''}")
+    heading = f"mean spectra of the detections ({shown})"
+    ax.set_title("\n".join(_wrapped(line, 7.0) for line in (title, heading) if line))
+    return _finish(fig, path)
+
+
+def _band_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
+    """The x values of the bands, and their label: wavelengths (nm, as hsad's readers give
+    them) where every band has a distinct finite one, else band numbers from 1."""
+    if "wavelength" in ds.coords:
+        w = np.asarray(ds["wavelength"].values, np.float64)
+        if np.isfinite(w).all() and np.unique(w).size == w.size:
+            return w, "wavelength (nm)"
+    return np.arange(1, ds.sizes["band"] + 1, dtype=np.float64), "band number"
+
+
+#: a step between neighbouring bands over this many times the median step is a gap (bands
+#: left out, a water-absorption window): the lines break there
+GAP_STEPS = 3.0
+
+
+def _drawing_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bands in increasing ``x`` (two spectrometers' overlapping ranges interleave),
+    and where NaN goes in the sorted values (:func:`numpy.insert` positions) to break the
+    lines over gaps of more than :data:`GAP_STEPS` median steps."""
+    order = np.argsort(x, kind="stable")
+    steps = np.diff(x[order])
+    if not steps.size:
+        return order, np.empty(0, dtype=np.int64)
+    return order, np.flatnonzero(steps > GAP_STEPS * np.median(steps)) + 1
+
+
+def _good_bands(ds: xr.Dataset) -> np.ndarray:
+    """The bands drawn: every band, less those the file marks bad (``good_band`` 0)."""
+    if "good_band" in ds.coords:
+        good = np.asarray(ds["good_band"].values)
+        return good.astype(bool) if good.dtype == bool else np.nan_to_num(good) != 0
+    return np.ones(ds.sizes["band"], dtype=bool)
+
+
+def _region_label(ds: xr.Dataset, r: int) -> str:
+    """``region 3: 12 px, peak 154`` and, when matched, `` ≈ grass (4.1°)``."""
+    label = (f"region {int(ds['id'].values[r])}: {int(ds['pixels'].values[r]):,} px, "
+             f"peak {float(ds['peak_score'].values[r]):.4g}")
+    if "match" in ds:
+        label += f" ≈ {ds['match'].values[r]} ({float(ds['match_angle'].values[r]):.1f}°)"
+    return label
+
+
+def _value_label(ds: xr.Dataset) -> str:
+    """The y axis: the scene's values, in its unit where the file names one."""
+    unit = str(ds.attrs.get("units") or "").strip()
+    return f"value ({unit})" if unit else "value (the file's units, scale factors applied)"
+
+
+__all__ = ["MOST_REGIONS", "plot_spectra"]

@@ -1,0 +1,152 @@
+"""The benchmark's picture (``hsad benchmark --plot``) and the detections' spectra drawn
+(``hsad detect --spectra-png``): what each shows, read back from the figure's artists."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import scipy.io as sio
+from cli_helpers import one_error, run_cli
+from PIL import Image
+from test_spectra import scene
+
+from hsad.errors import ParameterError
+from hsad.io.envi_writer import write_envi
+from hsad.outputs.benchmark import Row
+from hsad.outputs.benchmark_plot import MEAN_ROW, plot_benchmark
+from hsad.outputs.spectra import region_spectra
+from hsad.outputs.spectra_plot import plot_spectra
+
+
+def rows_of(table):
+    """``Row`` objects from ``{(scene, method): (auc, seconds)}``."""
+    return [Row(s, m, auc, 0.0, 0.0, 0.0, sec) for (s, m), (auc, sec) in table.items()]
+
+
+def markers(ax):
+    """``{method: [(x, y), …]}`` of a panel's marker lines (scene rows, then the mean)."""
+    out = {}
+    for line in ax.get_lines():
+        if line.get_linestyle() != "None":
+            continue  # the mean row's separator
+        key = line.get_label() if not line.get_label().startswith("_") else None
+        xy = list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+        if key is None:  # the mean's marker comes right after its method's rows
+            key = list(out)[-1] + " mean"
+        out.setdefault(key, []).extend(xy)
+    return out
+
+
+def test_the_benchmark_picture_shows_each_value_on_its_scene_row_and_the_means():
+    table = {("lake", "rx"): (0.90, 0.5), ("lake", "lrx"): (0.95, 4.0),
+             ("field", "rx"): (0.80, 0.7), ("field", "lrx"): (0.99, 6.0),
+             ("lake", "lrx:stage"): (0.70, 4.0)}
+    fig = plot_benchmark(rows_of(table))
+    left, right = fig.axes[:2]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["lake", "field", MEAN_ROW]
+    assert right.get_xscale() == "log"
+    auc, seconds = markers(left), markers(right)
+    for method, values in (("rx", [0.90, 0.80]), ("lrx", [0.95, 0.99]), ("lrx:stage", [0.7])):
+        xs, ys = zip(*auc[method], strict=True)
+        assert list(xs) == pytest.approx(values)
+        # each on its scene's row (nudged by less than half a row), the first scene on top
+        assert np.round(ys).tolist() == list(range(len(values)))
+        assert np.abs(np.asarray(ys) - np.round(ys)).max() < 0.5
+        (mx, my), = auc[method + " mean"]
+        assert mx == pytest.approx(np.mean(values)) and round(my) == 2
+    assert "lrx:stage" not in seconds  # a stage's time is its whole run's
+    assert [x for x, _ in seconds["lrx"]] == pytest.approx([4.0, 6.0])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["rx", "lrx", "lrx:stage"]
+    low, high = left.get_xlim()
+    assert low < 0.70 and 1.0 < high < 1.05  # every value shown, 1 the right edge's
+    with pytest.raises(ParameterError, match="no benchmark result"):
+        plot_benchmark([])
+
+
+def test_hsad_benchmark_writes_its_picture_beside_the_tables(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    for name in ("lake", "field"):
+        cube = rng.normal(100.0, 5.0, (20, 24, 8))
+        gt = np.zeros((20, 24), np.uint8)
+        gt[4, 5] = gt[12, 20] = 1
+        cube[gt == 1] += 30.0
+        sio.savemat(tmp_path / f"{name}.mat", {"img": cube, "PlaneGT": gt})
+    png, table = tmp_path / "out" / "bench.png", tmp_path / "r.csv"
+    args = ["benchmark", "-m", "rx,lrx", "--datasets", f"{tmp_path / 'lake.mat'},"
+            f"{tmp_path / 'field.mat'}", "-p", "lrx.inner=3", "-p", "lrx.outer=7"]
+    code, _, err = run_cli([*args, "--csv", table, "--plot", png], capsys)
+    assert code == 0, err
+    assert len(list(csv.DictReader(table.open()))) == 4
+    with Image.open(png) as image:
+        assert image.format == "PNG" and min(image.size) > 300
+    line = one_error([*args, "--plot", png], capsys)  # there: refused before any run
+    assert "bench.png" in line and "exists" in line
+    line = one_error([*args, "--plot", tmp_path / "bench.jpg"], capsys)
+    assert "bench.jpg" in line and ".png" in line
+
+
+def lines_by_label(fig):
+    return {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+
+def test_the_spectra_picture_draws_the_top_regions_over_the_background():
+    cube, scores, mask, values = scene()
+    ds = region_spectra(cube, mask, scores)
+    fig = plot_spectra(ds, most=2)
+    drawn = lines_by_label(fig)
+    regions = [k for k in drawn if k.startswith("region")]
+    top = np.argsort(-ds["peak_score"].values)[:2]  # the two regions of highest peaks
+    assert [int(k.split(":")[0].split()[1]) for k in regions] == ds["id"].values[top].tolist()
+    for key, r in zip(regions, top, strict=True):
+        np.testing.assert_allclose(drawn[key].get_ydata(), ds["mean_spectrum"].values[r],
+                                   rtol=1e-6)
+        np.testing.assert_allclose(drawn[key].get_xdata(), ds["wavelength"].values)
+        assert f"{int(ds['pixels'].values[r])} px" in key
+    background = next(k for k in drawn if k.startswith("background mean"))
+    assert f"({ds.attrs['background_pixels']:,} pixels)" in background
+    np.testing.assert_allclose(drawn[background].get_ydata(), ds["background_mean"].values,
+                               rtol=1e-6)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "wavelength (nm)"
+    assert f"the 2 of {ds.sizes['region']} regions" in ax.get_title()
+
+
+def test_bad_bands_and_gaps_break_the_lines_and_no_wavelengths_gives_band_numbers():
+    cube, scores, mask, _ = scene()
+    ds = region_spectra(cube, mask, scores)
+    # bands at 450 … 650 and 900 … 950 nm: a gap; the second band bad
+    ds = ds.assign_coords(wavelength=("band", [450.0, 500.0, 550.0, 600.0, 900.0, 950.0]),
+                          good_band=("band", [1, 0, 1, 1, 1, 1]))
+    line = lines_by_label(plot_spectra(ds))["region 1: 1 px, peak " +
+                                            f"{float(ds['peak_score'].values[0]):.4g}"]
+    x, y = line.get_xdata(), line.get_ydata()
+    assert np.isnan(x).sum() == 1 and np.isnan(x[4])  # the break between 600 and 900 nm
+    assert np.isnan(y[1]) and np.isnan(y[4]) and np.isfinite(np.delete(y, [1, 4])).all()
+    # shuffled wavelengths (two spectrometers) are drawn in order
+    fig = plot_spectra(ds.isel(band=[3, 0, 2, 1, 5, 4]))
+    xs = next(iter(lines_by_label(fig).values())).get_xdata()
+    assert np.all(np.diff(xs[np.isfinite(xs)]) > 0)
+    fig = plot_spectra(ds.drop_vars(["wavelength", "good_band"]))
+    assert fig.axes[0].get_xlabel() == "band number"
+    with pytest.raises(ParameterError, match="region_spectra"):
+        plot_spectra(ds.drop_vars("mean_spectrum"))
+
+
+def test_hsad_detect_draws_the_spectra_alone_or_with_the_table(tmp_path, capsys):
+    cube, *_ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    png = tmp_path / "out" / "spectra.png"
+    base = ["detect", tmp_path / "scene.img", "-m", "rx", "--contamination", "0.01"]
+    code, text, err = run_cli([*base, "-o", tmp_path / "rx.tif", "--spectra-png", png], capsys)
+    assert code == 0, err
+    assert f"wrote spectra_png: {png}" in text
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+    line = one_error([*base, "-o", tmp_path / "rx2.tif", "--spectra-png", png], capsys)
+    assert "spectra.png" in line and "exists" in line and not (tmp_path / "rx2.tif").exists()
+    line = one_error([*base, "-o", tmp_path / "rx2.tif", "--library", tmp_path / "lib.sli"],
+                     capsys)
+    assert "--spectra or --spectra-png" in line
