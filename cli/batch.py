@@ -17,14 +17,14 @@ from hsad.errors import HsadError, ParameterError
 STEM = "{stem}"
 #: options naming files a detection writes (a folder for --save-stages)
 WRITTEN = ("output", "mask_path", "polygons_path", "spectra_path", "spectra_png", "png_path",
-           "stages_dir")
+           "stages_dir", "stages_png")
 #: options naming a scene's own input files, which may hold the placeholder too
 PER_SCENE = ("truth", "valid_mask", "background", "labels")
 #: options naming one input for every scene
 SHARED = ("config_path", "model", "library_path")
 _FLAGS = {"output": "-o", "mask_path": "--mask", "polygons_path": "--polygons",
           "spectra_path": "--spectra", "spectra_png": "--spectra-png", "png_path": "--png",
-          "stages_dir": "--save-stages",
+          "stages_dir": "--save-stages", "stages_png": "--stages-png",
           "config_path": "--config", "model": "--model", "library_path": "--library"}
 
 

@@ -86,6 +86,9 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
                    "d_spatial.tif (attribute-filter response) and d_ss.tif (fused, 0..1); "
                    "f-AnoGAN also anomaly.tif, a_residual.tif, a_feature.tif. Units are in "
                    "each file's band description.")
+@click.option("--stages-png", "stages_png", type=click.Path(),
+              help="Picture (.png) of the --save-stages maps side by side with the RGB "
+                   "composite (and --truth outlined), each map with its colour bar.")
 @band_options
 @subset_options
 @mask_options
@@ -197,7 +200,8 @@ def _planned(options: dict) -> list[tuple[str, str | None, str]]:
                for style in pipeline.style_files([path])]
             + [("--polygons", options["polygons_path"], "polygons"),
                ("--png", options["png_path"], "png"),
-               ("--spectra-png", options["spectra_png"], "png")]
+               ("--spectra-png", options["spectra_png"], "png"),
+               ("--stages-png", options["stages_png"], "png")]
             + [("--spectra", path, "spectra" if i == 0 else "file")
                for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])])
 
@@ -228,6 +232,7 @@ def _truth_on(cube, truth, truth_key):
 def _detect_one(scene, method, config_path, params, model, output, cog, mask_path,
                 contamination, far, value, polygons_path, spectra_path, spectra_png,
                 library_path, png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir,
+                stages_png,
                 wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file,
                 srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
                 labels, overwrite, fusion, chunks, seed, device, memory_limit, workers,
@@ -267,6 +272,9 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     if library_path and not (spectra_path or spectra_png):
         raise ParameterError("--library names the detections in the --spectra table or "
                              "picture: give --spectra or --spectra-png too", library_path)
+    if stages_png and not stages_dir:
+        raise ParameterError("--stages-png draws the maps --save-stages writes: give "
+                             "--save-stages too", stages_png)
     quality = parse_flags(exclude_quality)  # a bad flag fails before any work
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
@@ -277,7 +285,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     plan = plan_outputs(
         _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
                   "polygons_path": polygons_path, "png_path": png_path,
-                  "spectra_path": spectra_path, "spectra_png": spectra_png}),
+                  "spectra_path": spectra_path, "spectra_png": spectra_png,
+                  "stages_png": stages_png}),
         inputs=also_inputs or [scene, config_path, model, truth, background, valid_mask,
                                labels, library_path],
         overwrite=overwrite)
@@ -330,14 +339,16 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             gc.unfreeze()
         result.seconds = time.perf_counter() - t0
         if stages_dir is not None and not any(m.ndim == 2 for m in (result.stages or {}).values()):
-            warnings.warn(f"{det.name} has no stage maps: --save-stages wrote nothing "
+            drawn = " and --stages-png draws nothing" if stages_png else ""
+            warnings.warn(f"{det.name} has no stage maps: --save-stages wrote nothing{drawn} "
                           "(HADGAN and the reconstruction detectors have them)", stacklevel=1)
         if mask_path or polygons_path or spectra_path or spectra_png or png_path or any(
                 v is not None for v in (contamination, far, value)):
             pipeline.threshold(result, contamination=contamination, far=far, value=value)
         written = pipeline.export(result, cube, mask_path=mask_path, cog=cog,
                                   polygons_path=polygons_path, spectra_path=spectra_path,
-                                  spectra_png=spectra_png, library=library,
+                                  spectra_png=spectra_png, stages_png=stages_png,
+                                  library=library,
                                   png_path=png_path, truth=gt,
                                   model=model, rgb=rgb, rgb_positions=rgb_bands)
         if gt is not None:

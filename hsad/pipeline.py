@@ -206,8 +206,8 @@ def warn_constant(path, scores: xr.DataArray, method: str, values: np.ndarray) -
 
 def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = False,
            mask_path=None, polygons_path=None, spectra_path=None, spectra_png=None,
-           library=None, png_path=None, stages_dir=None, truth: np.ndarray | None = None,
-           progress: bool | None = False, model=None, rgb=None,
+           stages_png=None, library=None, png_path=None, stages_dir=None,
+           truth: np.ndarray | None = None, progress: bool | None = False, model=None, rgb=None,
            rgb_positions=None) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
 
@@ -220,7 +220,9 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     :mod:`hsad.outputs.library_match`, in the spectra and the polygons; ``spectra_png``:
     their picture, :mod:`hsad.outputs.spectra_plot`) and quicklook use
     the stored mask, else the default threshold rule. ``rgb``/``rgb_positions``: the
-    quicklook's wavelengths (nm) or band positions.
+    quicklook's wavelengths (nm) or band positions. ``stages_png``: the stage maps written
+    (to ``stages_dir``, in this call or an earlier one) drawn side by side with the
+    composite, ``truth`` outlined.
     """
     import dask
 
@@ -309,4 +311,36 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
                   rgb_positions=rgb_positions, title=quicklook_title(det, cube),
                   score_label=score_label(det.detector))
         out["png"] = Path(png_path)
+    if stages_png:
+        _draw_stages(det, cube, stages_png, truth, rgb, rgb_positions)
     return out
+
+
+def _draw_stages(det: Detection, cube, path, truth, rgb, rgb_positions) -> None:
+    """The stage maps :func:`export` wrote, read back from their files, drawn side by
+    side with the RGB composite, each titled with its AUC(D,F) when ``truth`` is given
+    (nothing when it wrote none: its caller says so)."""
+    from hsad.engine import read_map
+    from hsad.outputs.plots import quicklook
+    from hsad.outputs.provenance import SCORE_UNITS
+
+    written = {key.removeprefix("stage:"): file for key, file in det.written.items()
+               if key.startswith("stage:")}
+    if not written:
+        return
+    maps = {name: read_map(file, cube) for name, file in written.items()}
+    labels = {name: SCORE_UNITS.get(name, name) for name in maps}
+    if truth is not None:  # each stage judged on its own: what each part of the score adds
+        from hsad.outputs.metrics import evaluate
+
+        titles = {}
+        for name, m in maps.items():
+            try:
+                titles[name] = f"{name}: AUC(D,F) {evaluate(m.values, truth)['auc_df']:.4f}"
+            except ParameterError:  # no anomaly pixel with a score there: no AUC to give
+                titles[name] = name
+        maps = {titles[name]: m for name, m in maps.items()}
+        labels = {titles[name]: label for name, label in labels.items()}
+    quicklook(cube, maps, truth=truth, path=path, rgb=rgb, rgb_positions=rgb_positions,
+              title=f"{quicklook_title(det, cube)}: the stage maps", score_label=labels)
+    det.written["stages_png"] = Path(path)

@@ -150,3 +150,72 @@ def test_hsad_detect_draws_the_spectra_alone_or_with_the_table(tmp_path, capsys)
     line = one_error([*base, "-o", tmp_path / "rx2.tif", "--library", tmp_path / "lib.sli"],
                      capsys)
     assert "--spectra or --spectra-png" in line
+
+
+def test_a_quicklook_of_several_maps_has_a_panel_and_colour_bar_each():
+    from hsad.outputs.plots import quicklook
+
+    cube, scores, mask, _ = scene()
+    maps = {"first": scores, "second": scores * 2, "third": scores + 1}
+    fig = quicklook(cube, maps, truth=mask, score_label={"first": "unit one"})
+    titled = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(maps) <= set(titled)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 3
+    assert bars[0].get_ylabel().startswith("unit one;")
+    assert bars[1].get_ylabel().startswith("second;")  # no label given: the map's title
+    # four panels: two rows of two, the composite first
+    cells = [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start)
+             for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert cells == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    image = titled["second"].get_images()[0].get_array()
+    np.testing.assert_allclose(image, np.asarray(scores) * 2, rtol=1e-6)
+
+
+def test_hsad_detect_draws_the_stage_maps_with_their_aucs(tmp_path, capsys, monkeypatch):
+    from hsad import synthetic
+    from hsad.outputs import plots
+
+    files = synthetic.write_scene(synthetic.make_scene(rows=40, cols=44, seed=4), tmp_path)
+    drawn = {}
+    real = plots.quicklook
+
+    def spy(cube, scores=None, **kwargs):
+        drawn.update(maps=scores, labels=kwargs["score_label"], title=kwargs["title"])
+        return real(cube, scores, **kwargs)
+
+    monkeypatch.setattr(plots, "quicklook", spy)
+    png = tmp_path / "stages.png"
+    base = ["detect", files["cube"], "-m", "aae", "-p", "epochs=1", "-p", "sample_size=400",
+            "--seed", "0", "-o", tmp_path / "a.tif", "--no-progress"]
+    code, text, err = run_cli([*base, "--save-stages", tmp_path / "st", "--stages-png", png,
+                               "--truth", files["truth"]], capsys)
+    assert code == 0, err
+    assert f"wrote stages_png: {png}" in text
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+    names = [title.split(":")[0] for title in drawn["maps"]]
+    assert names[:3] == ["d_spectral", "d_spatial", "d_ss"]  # and the model's own terms
+    assert sorted(names) == sorted(p.stem for p in (tmp_path / "st").glob("*.tif"))
+    from hsad.io.maps import read_truth
+    from hsad.outputs.metrics import evaluate
+
+    truth = read_truth(files["truth"])[0] > 0
+    for title, stage in zip(drawn["maps"], names, strict=True):
+        with rasterio_open(tmp_path / "st" / f"{stage}.tif") as src:
+            auc = evaluate(src.read(1), truth)["auc_df"]
+        assert title == f"{stage}: AUC(D,F) {auc:.4f}"
+    assert "squared Mahalanobis" in drawn["labels"][drawn_key(drawn, "d_spectral")]
+    assert "the stage maps" in drawn["title"]
+    line = one_error([*base, "--stages-png", tmp_path / "x.png", "--overwrite"], capsys)
+    assert "--save-stages" in line and "x.png" in line
+
+
+def drawn_key(drawn, stage):
+    return next(k for k in drawn["maps"] if k.startswith(stage))
+
+
+def rasterio_open(path):
+    import rasterio
+
+    return rasterio.open(path)

@@ -292,13 +292,17 @@ def crs_name(crs) -> str:
 def quicklook(
     cube: xr.DataArray, scores=None, truth=None, path=None, max_size: int = 1024,
     title: str | None = None, detections=None, rgb=None, rgb_positions=None,
-    score_label: str = "anomaly score", dpi: int = 100,
+    score_label: str | Mapping[str, str] = "anomaly score", dpi: int = 100,
 ) -> Figure:
     """RGB composite (2–98 % stretch) beside the anomaly map, with outlines of the
     ``detections`` mask (solid cyan) and of the ground truth (dashed white, on top), both
     with a dark edge; pixels without data in grey; a legend, a colour bar, and map
     coordinates and the CRS on the axes when the grid has a CRS and no rotation or shear
     (pixels otherwise).
+
+    ``scores`` may also be a mapping of panel title → map (a detector's stage maps): one
+    panel each, each with its own colour bar (``score_label`` then a mapping of the same
+    titles, or one label for all), up to three panels a row.
 
     ``rgb``/``rgb_positions``: the composite's wavelengths (nm) or band positions
     (:func:`rgb_bands`). Only the three RGB bands are read, every ``step``-th pixel, so that
@@ -346,9 +350,14 @@ def quicklook(
         return (x0, x0 + (x1 - x0) * a.shape[1] * steps[1] / cols,
                 y1 + (y0 - y1) * a.shape[0] * steps[0] / rows, y1)
 
-    panels = 1 if scores is None else 2
-    fig = new_figure(figsize=(panels * (size[0] + 1.4) + 0.6, size[1] + 1.4))
-    ax_rgb = fig.add_subplot(1, panels, 1)
+    maps = {} if scores is None else (
+        dict(scores) if isinstance(scores, Mapping) else {"anomaly map": scores})
+    panels = 1 + len(maps)
+    grid_rows = -(-panels // 3)
+    grid_cols = -(-panels // grid_rows)
+    fig = new_figure(figsize=(grid_cols * (size[0] + 1.4) + 0.6,
+                              grid_rows * (size[1] + 1.0) + 0.4))
+    ax_rgb = fig.add_subplot(grid_rows, grid_cols, 1)
     ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image), aspect=aspect)
     wl = cube["wavelength"].values
     if len(set(bands)) == 1:
@@ -360,9 +369,11 @@ def quicklook(
         ax_rgb.set_title(_wrapped(f"RGB composite ({label})", size[0]), fontsize="small")
     axes = [ax_rgb]
     missing = not valid.all()
-    if scores is not None:
-        ax_map = fig.add_subplot(1, panels, 2, sharex=ax_rgb, sharey=ax_rgb)
-        full = _values(scores)  # read once (a lazy map: from its file), then pooled
+    for panel, (name, a_map) in enumerate(maps.items(), start=2):
+        ax_map = fig.add_subplot(grid_rows, grid_cols, panel, sharex=ax_rgb, sharey=ax_rgb)
+        label = score_label.get(name, name) if isinstance(score_label, Mapping) else \
+            score_label
+        full = _values(a_map)  # read once (a lazy map: from its file), then pooled
         finite = full[np.isfinite(full)]  # the stretch of the map itself, not of its blocks
         vmin, vmax = (finite.min(), np.percentile(finite, 99.9)) if finite.size else (0, 1)
         del finite
@@ -376,9 +387,9 @@ def quicklook(
         blocks = (f"; each drawn pixel the highest of {steps[0]} × {steps[1]}"
                   if steps != (1, 1) else "")
         fig.colorbar(im, ax=ax_map, shrink=0.85, extend="max",
-                     label=_wrapped(f"{score_label}; linear, lowest score to 99.9th "
+                     label=_wrapped(f"{label}; linear, lowest score to 99.9th "
                                     f"percentile{blocks}", size[1] * 1.3))
-        ax_map.set_title("anomaly map", fontsize="small")
+        ax_map.set_title(_wrapped(name, size[0]), fontsize="small")
         axes.append(ax_map)
     legend = []
     for outline, style, text in (
@@ -415,7 +426,7 @@ def quicklook(
         fig.legend(handles=legend, loc="outside lower center", ncols=len(legend),
                    fontsize="small", frameon=False)
     if title or stretched:
-        width = panels * (size[0] + 1.4)
+        width = grid_cols * (size[0] + 1.4)
         fig.suptitle(_wrapped(" ".join(filter(None, [title, stretched])), width),
                      fontsize=None if title else "small")
     return _finish(fig, path, dpi=dpi)
