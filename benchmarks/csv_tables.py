@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", help="columns to keep, in this order")
     ap.add_argument("--plot", help="also draw the AUC(D,F) and seconds as this PNG")
     args = ap.parse_args()
+    if args.plot and not args.plot.lower().endswith(".png"):
+        ap.error(f"--plot {args.plot}: the picture is a PNG; give a .png file name")
     rows = read_rows(args.csv, args.methods)
     print(to_markdown(rows), end="")
     if args.plot:
@@ -57,9 +59,12 @@ def main() -> None:
         from hsad.outputs.benchmark_plot import plot_benchmark
 
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        plot_benchmark(rows, args.plot, title=f"{len({r.method for r in rows})} detectors "
-                       f"on {len({r.scene for r in rows})} scenes, from "
-                       f"{', '.join(Path(p).name for p in args.csv)}")
+        methods = {r.method for r in rows}
+        stages = sum(":" in m for m in methods)
+        maps = f"{len(methods) - stages} detectors" + (f" and {stages} stage maps" if stages
+                                                      else "")
+        plot_benchmark(rows, args.plot, title=f"{maps} on {len({r.scene for r in rows})} "
+                       f"scenes, from {', '.join(Path(p).name for p in args.csv)}")
 
 
 if __name__ == "__main__":

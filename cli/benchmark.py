@@ -67,14 +67,19 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
                 f"{scene}: {problem}" for scene, problem in failed))
         text = benchmark.to_markdown(rows)
         click.echo(text)
+        figure = None
+        if plot_path:  # drawn before any file is written: a failure costs no table
+            from hsad.outputs.benchmark_plot import plot_benchmark
+
+            figure = plot_benchmark(rows)
         for path, content in ((output, text), (csv_path, benchmark.to_csv(rows))):
             if path:
                 with atomic_path(path) as tmp:
                     tmp.write_text(content, encoding="utf-8")
-        if plot_path:
-            from hsad.outputs.benchmark_plot import plot_benchmark
+        if figure is not None:
+            from hsad.outputs.plots import save_figure
 
-            plot_benchmark(rows, plot_path)
+            save_figure(figure, plot_path)
     for scene, problem in failed:  # the others' tables are written: say what is missing
         click.echo(f"error: {scene}: {problem} (left out of the tables)", err=True)
     return 2 if failed else 0

@@ -48,14 +48,19 @@ def test_the_benchmark_picture_shows_each_value_on_its_scene_row_and_the_means()
     assert [t.get_text() for t in left.get_yticklabels()] == ["lake", "field", MEAN_ROW]
     assert right.get_xscale() == "log"
     auc, seconds = markers(left), markers(right)
+    nudges = {}
     for method, values in (("rx", [0.90, 0.80]), ("lrx", [0.95, 0.99]), ("lrx:stage", [0.7])):
         xs, ys = zip(*auc[method], strict=True)
         assert list(xs) == pytest.approx(values)
-        # each on its scene's row (nudged by less than half a row), the first scene on top
-        assert np.round(ys).tolist() == list(range(len(values)))
-        assert np.abs(np.asarray(ys) - np.round(ys)).max() < 0.5
+        # each on its scene's row (0: lake, 1: field), nudged by the same amount in a row
+        # and by less than a third of a row
+        offsets = np.asarray(ys) - np.arange(len(values))
+        assert np.ptp(offsets) < 1e-12 and abs(offsets[0]) < 0.34
+        nudges[method] = offsets[0]
         (mx, my), = auc[method + " mean"]
-        assert mx == pytest.approx(np.mean(values)) and round(my) == 2
+        assert mx == pytest.approx(np.mean(values)) and my == pytest.approx(2 + offsets[0])
+    assert len({round(v, 9) for v in nudges.values()}) == 3  # apart, even at equal values
+    assert left.get_ylim() == (2.5, -0.5)  # the first scene on top, the mean at the bottom
     assert "lrx:stage" not in seconds  # a stage's time is its whole run's
     assert [x for x, _ in seconds["lrx"]] == pytest.approx([4.0, 6.0])
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -64,6 +69,26 @@ def test_the_benchmark_picture_shows_each_value_on_its_scene_row_and_the_means()
     assert low < 0.70 and 1.0 < high < 1.05  # every value shown, 1 the right edge's
     with pytest.raises(ParameterError, match="no benchmark result"):
         plot_benchmark([])
+
+
+def test_values_a_panel_cannot_show_are_left_out_and_counted_and_long_names_shortened():
+    long = "/data/campaign_2024/processed/airborne/abu_subset/abu-urban-1.mat"
+    table = {(long, "rx"): (float("nan"), 0.5), (long, "lrx"): (0.4, 0.0),
+             ("field", "rx"): (0.80, 0.7), ("field", "lrx"): (0.99, 6.0)}
+    fig = plot_benchmark(rows_of(table))
+    left, right = fig.axes[:2]
+    auc, seconds = markers(left), markers(right)
+    assert [x for x, _ in auc["rx"]] == [0.80] and auc["rx mean"][0][0] == 0.80
+    assert [x for x, _ in seconds["lrx"]] == [6.0]
+    assert "1 value not finite left out" in left.get_xlabel()
+    assert "1 value not a positive number left out" in right.get_xlabel()
+    name = left.get_yticklabels()[0].get_text()
+    assert name.startswith("…") and name.endswith("abu_subset/abu-urban-1.mat")
+    assert len(name) <= 32
+    assert any(line.get_xdata()[0] == 0.5 for line in left.get_lines()
+               if line.get_linestyle() == "--")  # an AUC under 0.5: chance is marked
+    with pytest.raises(ParameterError, match="no finite AUC"):
+        plot_benchmark(rows_of({("a", "rx"): (float("nan"), 1.0)}))
 
 
 def test_hsad_benchmark_writes_its_picture_beside_the_tables(tmp_path, capsys):
@@ -125,14 +150,53 @@ def test_bad_bands_and_gaps_break_the_lines_and_no_wavelengths_gives_band_number
     x, y = line.get_xdata(), line.get_ydata()
     assert np.isnan(x).sum() == 1 and np.isnan(x[4])  # the break between 600 and 900 nm
     assert np.isnan(y[1]) and np.isnan(y[4]) and np.isfinite(np.delete(y, [1, 4])).all()
-    # shuffled wavelengths (two spectrometers) are drawn in order
-    fig = plot_spectra(ds.isel(band=[3, 0, 2, 1, 5, 4]))
-    xs = next(iter(lines_by_label(fig).values())).get_xdata()
-    assert np.all(np.diff(xs[np.isfinite(xs)]) > 0)
+    # two spectrometers overlapping (VNIR to 990 nm, SWIR from 900): two lines, each in
+    # its own file order, never a zig-zag between the two
+    ds2 = ds.assign_coords(wavelength=("band", [800.0, 900.0, 990.0, 900.5, 1000.0, 1100.0]),
+                           good_band=("band", [1] * 6))
+    line = lines_by_label(plot_spectra(ds2))[next(
+        k for k in lines_by_label(plot_spectra(ds2)) if k.startswith("region 1:"))]
+    np.testing.assert_array_equal(line.get_xdata(), [800.0, 900.0, 990.0, np.nan, 900.5,
+                                                     1000.0, 1100.0])
+    # a file listing its bands from the longest wavelength down is drawn the same way round
+    flipped = ds2.isel(band=slice(None, None, -1))
+    xs = next(iter(lines_by_label(plot_spectra(flipped)).values())).get_xdata()
+    np.testing.assert_array_equal(xs, [800.0, 900.0, 990.0, np.nan, 900.5, 1000.0, 1100.0])
     fig = plot_spectra(ds.drop_vars(["wavelength", "good_band"]))
     assert fig.axes[0].get_xlabel() == "band number"
     with pytest.raises(ParameterError, match="region_spectra"):
         plot_spectra(ds.drop_vars("mean_spectrum"))
+
+
+def test_a_value_alone_is_a_dot_and_a_picture_of_nothing_warns():
+    from hsad.errors import DegenerateDataWarning
+
+    cube, scores, mask, _ = scene()
+    ds = region_spectra(cube, mask, scores)
+    alternate = ds.assign_coords(good_band=("band", [1, 0, 1, 0, 1, 0]))
+    fig = plot_spectra(alternate, most=1)
+    dots = [line for line in fig.axes[0].get_lines() if line.get_marker() == "o"]
+    # the background's and the region's: each good band a dot, none of them a line
+    assert len(dots) == 2 and all(d.get_xdata().size == 3 for d in dots)
+    with pytest.warns(DegenerateDataWarning, match="no value"):
+        plot_spectra(ds.assign_coords(good_band=("band", [0] * 6)))
+
+
+def test_library_names_are_in_the_labels_and_the_legend_fits_the_figure():
+    cube, scores, mask, _ = scene()
+    ds = region_spectra(cube, mask, scores)
+    names = ["soil, dark brown, loamy sand with rock fragments and organic matter, "
+             "sample GB-17-0042 (field spectrum, averaged)"] * ds.sizes["region"]
+    ds = ds.assign(match=("region", names),
+                   match_angle=("region", np.full(ds.sizes["region"], 14.94)))
+    fig = plot_spectra(ds)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    regions = [t for t in labels if t.startswith("region")]
+    assert regions and all(t.endswith("(14.9°)") for t in regions)  # the angle always kept
+    assert all("…" in t for t in regions)  # the long name cut, whole in the table
+    fig.canvas.draw()
+    box, legend = fig.bbox, fig.legends[0].get_window_extent()
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0
 
 
 def test_hsad_detect_draws_the_spectra_alone_or_with_the_table(tmp_path, capsys):

@@ -27,6 +27,11 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
     stay apart; the stage rows of ``--stages`` (``hadgan:d_spatial``) take the AUC panel
     only, their time being the whole run's.
 
+    A value a panel cannot show (an AUC that is not finite; a time that is not a positive
+    number, on the log axis) is left out, and the axis label says how many; the means are
+    then those of the values drawn. A scene name longer than :data:`NAME_CHARS` (a path)
+    is shown by its end.
+
     ``rows``: :class:`hsad.outputs.benchmark.Row` objects (or anything with ``scene``,
     ``method``, ``auc_df`` and ``seconds``)."""
     rows = list(rows)
@@ -35,8 +40,16 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
     scenes = list(dict.fromkeys(r.scene for r in rows))
     methods = list(dict.fromkeys(r.method for r in rows))
     auc = {(r.scene, r.method): float(r.auc_df) for r in rows}
-    seconds = {(r.scene, r.method): float(r.seconds) for r in rows}
-    labels = scenes + [MEAN_ROW]
+    seconds = {(r.scene, r.method): float(r.seconds) for r in rows
+               if ":" not in r.method}  # a stage's time is its whole run's
+    left_out = {"auc": [k for k, v in auc.items() if not np.isfinite(v)],
+                "seconds": [k for k, v in seconds.items() if not (np.isfinite(v) and v > 0)]}
+    for values, bad in ((auc, left_out["auc"]), (seconds, left_out["seconds"])):
+        for key in bad:
+            del values[key]
+    if not auc:
+        raise ParameterError("no finite AUC to plot")
+    labels = [_short(scene) for scene in scenes] + [MEAN_ROW]
     fig = new_figure(figsize=(10.0, 1.9 + ROW_INCHES * (len(labels) + 0.6 * len(methods) / 2)))
     left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     palette = colours(len(methods))
@@ -45,10 +58,10 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
         nudge = (i - (len(methods) - 1) / 2) * step
         style = dict(color=palette[i], marker=MARKERS[i % len(MARKERS)], ls="none", ms=6,
                      label=method, markeredgecolor="black", markeredgewidth=0.4)
-        for ax, values, stage_too in ((left, auc, True), (right, seconds, False)):
-            if ":" in method and not stage_too:
-                continue
+        for ax, values in ((left, auc), (right, seconds)):
             y, x = _row_values(values, scenes, method)
+            if not x.size:
+                continue
             ax.plot(x, y + nudge, **style)
             # the mean: the same marker, larger, on the mean row
             ax.plot([np.mean(x)], [len(scenes) + nudge], **{**style, "ms": 8, "label": None})
@@ -61,10 +74,14 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
     low = min(auc.values())
     left.set_xlim(max(0.0, low - 0.05 * (1.0 - low) - 0.005), 1.0 + 0.01 * (1.0 - low) + 0.002)
     left.axvline(1.0, color="0.5", lw=0.8)
+    if low < 0.5:
+        left.axvline(0.5, color="0.5", lw=0.8, ls="--")
+        left.text(0.5, -0.5, " chance", va="top", fontsize="x-small", color="0.3")
     left.set_xlabel("AUC(D,F): higher is better (1 = every anomaly above every background "
-                    "pixel)")
+                    "pixel)" + _left_out_note(left_out["auc"], "not finite"))
     right.set_xscale("log")
-    right.set_xlabel("fit + score, seconds (log)")
+    right.set_xlabel("fit + score, seconds (log)" +
+                     _left_out_note(left_out["seconds"], "not a positive number"))
     handles, names = left.get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=min(len(methods), 5),
                fontsize="small", title="method")
@@ -74,10 +91,25 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
 
 
 def _row_values(values: dict, scenes: list[str], method: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(row positions, values)`` of the scenes ``method`` has a value on."""
+    """``(row positions, values)`` of the scenes ``method`` has a value on (none: empty)."""
     rows = [(i, values[(s, method)]) for i, s in enumerate(scenes) if (s, method) in values]
-    y, x = zip(*rows, strict=True)
+    y, x = zip(*rows, strict=True) if rows else ((), ())
     return np.asarray(y, np.float64), np.asarray(x, np.float64)
+
+
+#: longest scene name shown whole; a longer one (a file's path) is shown by its end
+NAME_CHARS = 32
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else "…" + name[-(NAME_CHARS - 1):]
+
+
+def _left_out_note(keys: list, why: str) -> str:
+    """The axis label's note of the values a panel leaves out."""
+    if not keys:
+        return ""
+    return f"\n{len(keys)} value{'s' if len(keys) > 1 else ''} {why} left out; means of the rest"
 
 
 __all__ = ["plot_benchmark"]

@@ -3,11 +3,13 @@ background's mean and spread, the picture an analyst looks at to tell what was f
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from hsad.errors import ParameterError
+from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.outputs.plots import _finish, _wrapped, colours, new_figure
 
 #: regions drawn at most: those of the highest peak scores (a legend of more is unread)
@@ -45,26 +47,32 @@ def plot_spectra(ds: xr.Dataset, path=None, title: str | None = None,
     mean, spread = drawn(ds["background_mean"].values), drawn(ds["background_std"].values)
     x = np.insert(x[order_x], breaks, np.nan)
     n_bg = int(ds.attrs.get("background_pixels", 0))
-    if np.isfinite(mean).any():
+    shown = np.isfinite(mean).any()
+    if shown:
         ax.fill_between(x, mean - spread, mean + spread, color="0.8", lw=0,
                         label="background ± 1 standard deviation")
-        ax.plot(x, mean, color="0.25", lw=1.6, ls="--",
-                label=f"background mean ({n_bg:,} pixels)")
+        _line(ax, x, mean, color="0.25", lw=1.6, ls="--",
+              label=f"background mean ({n_bg:,} pixels)")
     n = ds.sizes["region"]
     order = np.argsort(-np.nan_to_num(ds["peak_score"].values.astype(np.float64),
                                       nan=-np.inf), kind="stable")[:int(most)]
     palette = colours(order.size)
     for j, r in enumerate(order):
-        ax.plot(x, drawn(ds["mean_spectrum"].values[r]), color=palette[j], lw=1.3,
-                ls=REGION_STYLES[j % len(REGION_STYLES)], label=_region_label(ds, r))
+        spectrum = drawn(ds["mean_spectrum"].values[r])
+        shown |= bool(np.isfinite(spectrum).any())
+        _line(ax, x, spectrum, color=palette[j], lw=1.3,
+              ls=REGION_STYLES[j % len(REGION_STYLES)], label=_region_label(ds, r))
+    if not shown:
+        warnings.warn("the spectra picture shows no value: every band is bad or without "
+                      "data", DegenerateDataWarning, stacklevel=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(_value_label(ds))
     ax.grid(alpha=0.3)
     if n or np.isfinite(mean).any():  # below the axes: over them it hides the spectra
         fig.legend(fontsize="small", loc="outside lower center", ncols=2)
-    shown = (f"the {order.size} of {n} regions with the highest peak scores" if n > order.size
+    which = (f"the {order.size} of {n} regions with the highest peak scores" if n > order.size
              else f"{n} region{'s' if n != 1 else ''}")
-    heading = f"mean spectra of the detections ({shown})"
+    heading = f"mean spectra of the detections ({which})"
     ax.set_title("\n".join(_wrapped(line, 7.0) for line in (title, heading) if line))
     return _finish(fig, path)
 
@@ -85,14 +93,19 @@ GAP_STEPS = 3.0
 
 
 def _drawing_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The bands in increasing ``x`` (two spectrometers' overlapping ranges interleave),
-    and where NaN goes in the sorted values (:func:`numpy.insert` positions) to break the
-    lines over gaps of more than :data:`GAP_STEPS` median steps."""
-    order = np.argsort(x, kind="stable")
-    steps = np.diff(x[order])
-    if not steps.size:
-        return order, np.empty(0, dtype=np.int64)
-    return order, np.flatnonzero(steps > GAP_STEPS * np.median(steps)) + 1
+    """The bands in the file's order (reversed when the file lists them from the longest
+    wavelength down), and where NaN goes (:func:`numpy.insert` positions) to break the
+    lines: where the wavelength goes back down (a second spectrometer's range starting
+    inside the first's: each is drawn as its own line, not a zig-zag between the two) and
+    over gaps of more than :data:`GAP_STEPS` median steps."""
+    order = np.arange(x.size)
+    steps = np.diff(x)
+    if np.count_nonzero(steps < 0) > np.count_nonzero(steps > 0):
+        order, steps = order[::-1], -steps[::-1]
+    rising = steps[steps > 0]
+    if not rising.size:
+        return order, np.flatnonzero(steps <= 0) + 1
+    return order, np.flatnonzero((steps <= 0) | (steps > GAP_STEPS * np.median(rising))) + 1
 
 
 def _good_bands(ds: xr.Dataset) -> np.ndarray:
@@ -103,13 +116,34 @@ def _good_bands(ds: xr.Dataset) -> np.ndarray:
     return np.ones(ds.sizes["band"], dtype=bool)
 
 
+def _line(ax, x: np.ndarray, y: np.ndarray, **style) -> None:
+    """``y`` over ``x`` as a line, its values between two missing ones as dots: a line
+    draws nothing of a point alone (one band, a good band between bad ones)."""
+    ax.plot(x, y, **style)
+    finite = np.isfinite(y)
+    alone = finite & ~np.r_[False, finite[:-1]] & ~np.r_[finite[1:], False]
+    if alone.any():
+        ax.plot(x[alone], y[alone], ls="none", marker="o", ms=3.5, color=style["color"])
+
+
+#: characters a legend line holds (two columns of the figure's width)
+LABEL_WIDTH = 52
+#: longest library name shown (the rest of it in the table)
+MATCH_CHARS = 60
+
+
 def _region_label(ds: xr.Dataset, r: int) -> str:
-    """``region 3: 12 px, peak 154`` and, when matched, `` ≈ grass (4.1°)``."""
+    """``region 3: 12 px, peak 154`` and, when matched, `` ≈ grass (4.1°)``, wrapped to
+    :data:`LABEL_WIDTH` (a long library name is cut, the angle always kept)."""
+    import textwrap
+
     label = (f"region {int(ds['id'].values[r])}: {int(ds['pixels'].values[r]):,} px, "
              f"peak {float(ds['peak_score'].values[r]):.4g}")
     if "match" in ds:
-        label += f" ≈ {ds['match'].values[r]} ({float(ds['match_angle'].values[r]):.1f}°)"
-    return label
+        name = str(ds["match"].values[r])
+        name = name if len(name) <= MATCH_CHARS else name[:MATCH_CHARS - 1] + "…"
+        label += f" ≈ {name} ({float(ds['match_angle'].values[r]):.1f}°)"
+    return "\n".join(textwrap.wrap(label, LABEL_WIDTH, subsequent_indent="    "))
 
 
 def _value_label(ds: xr.Dataset) -> str:
