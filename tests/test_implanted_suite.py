@@ -140,3 +140,47 @@ def test_resume_refuses_rows_made_with_other_settings(tmp_path):
     for name, texture in (("implanted_suite", False), ("implanted_suite_texture", True)):
         assert suite.read_settings(docs / f"{name}.csv") == {**settings, "texture": texture}
         assert suite.read_rows(docs / f"{name}.csv")[0]["set"] == "scenes"
+
+
+def test_the_suite_drawn_has_a_line_per_map_at_the_tables_means(tmp_path, monkeypatch):
+    import csv
+
+    import implanted_plot
+
+    rows = []
+    for set_, bg in (("scenes", "a"), ("scenes", "b"), ("corpus", "c")):
+        for size, base in (("subpixel", 0.9), ("1x1", 1.0), ("7x7", 0.4), ("15x15", 0.1)):
+            if set_ == "corpus" and size == "15x15":
+                continue  # too large for it: a gap in its lines
+            for draw in (0, 1):
+                for det, stage in (("rx", "rx"), ("hadgan", "hadgan:d_ss")):
+                    auc = base - 0.01 * draw - (0.05 if bg == "b" else 0.0)
+                    rows.append(dict(set=set_, background=bg, size=size, draw=draw, count=1,
+                                     detector=det, map=stage, auc_df=auc, seconds=1.0,
+                                     warning=""))
+    path = tmp_path / "suite.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=suite.FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    drawn = {}
+    real_save = implanted_plot.save_figure
+    monkeypatch.setattr(implanted_plot, "save_figure",
+                        lambda fig, out: (drawn.setdefault("fig", fig), real_save(fig, out)))
+    assert implanted_plot.main([str(path), "--out", str(tmp_path / "s.png")]) == 0
+    axes = drawn["fig"].axes
+    assert [ax.get_title() for ax in axes] == [
+        "classic detectors: the benchmark scenes", "neural models' maps (model:stage): "
+        "the benchmark scenes", "classic detectors: the corpus images",
+        "neural models' maps (model:stage): the corpus images"]
+    rx_scenes = next(line for line in axes[0].get_lines() if line.get_label() == "rx")
+    # sizes in order of edge; draws averaged, then the two backgrounds
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["sub-pixel", "1x1", "7x7",
+                                                                  "15x15"]
+    np.testing.assert_allclose(rx_scenes.get_ydata(), [0.87, 0.97, 0.37, 0.07])
+    dss_corpus = next(line for line in axes[3].get_lines() if line.get_label() == "hadgan:d_ss")
+    np.testing.assert_allclose(dss_corpus.get_ydata(), [0.895, 0.995, 0.395, np.nan])
+    assert (tmp_path / "s.png").is_file()
+    with pytest.raises(SystemExit) as exc:
+        implanted_plot.main([str(tmp_path / "none.csv"), "--out", str(tmp_path / "t.png")])
+    assert exc.value.code == 2
