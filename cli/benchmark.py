@@ -68,7 +68,8 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
         text = benchmark.to_markdown(rows)
         click.echo(text)
         figure = None
-        if plot_path:  # drawn before any file is written: a failure costs no table
+        if plot_path:  # drawn before any file is written: a picture that cannot be drawn
+            # fails the command before it writes anything (the tables are printed above)
             from hsad.outputs.benchmark_plot import plot_benchmark
 
             figure = plot_benchmark(rows)

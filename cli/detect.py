@@ -120,6 +120,7 @@ def command(scenes, **options):
     """
     from hsad.cli.batch import run_jobs, scene_jobs
 
+    _DETECTORS.clear()
     skip = options.pop("skip_existing")
     if skip and options["overwrite"]:
         raise ParameterError("give --skip-existing (keep the outputs there are) or "
@@ -171,30 +172,48 @@ def _check_batch(jobs: list[tuple[str, dict]], every: list[tuple[str, dict]]) ->
     its parameters, every other option, and every scene's files to write (formats, existing
     files, folders, styles and other side files; none an input of any scene of the batch,
     ``every`` one, skipped or not)."""
-    from hsad import pipeline
     from hsad.cli.batch import batch_inputs
     from hsad.cli.outputs import KnownInputs
 
-    options = jobs[0][1]
-    cfg = load_config(options["config_path"]) if options["config_path"] else {}
-    pipeline.make_detector(options["method"] or cfg.get("method"),
-                           {**(cfg.get("params") or {}), **parse_params(options["params"])},
-                           model=options["model"])
+    _detector_of(jobs[0][1])
     known = KnownInputs.of(batch_inputs(every))  # looked up once for the whole batch
     for scene, filled in jobs:
         filled["also_inputs"] = known  # each scene's plan keeps the others' inputs too
         _detect_one(scene, **filled, check_only=True)
 
 
+def _detector_of(options: dict):
+    """The detector of a detection's ``options`` (method, config, parameters, model), made
+    once per distinct setting: checked before any work, and asked what stage maps it
+    writes."""
+    from hsad import pipeline
+
+    key = repr([options.get(k) for k in ("method", "config_path", "params", "model")])
+    if key not in _DETECTORS:
+        cfg = load_config(options["config_path"]) if options.get("config_path") else {}
+        _DETECTORS[key] = pipeline.make_detector(
+            options.get("method") or cfg.get("method"),
+            {**(cfg.get("params") or {}), **parse_params(options.get("params") or ())},
+            model=options.get("model"))
+    return _DETECTORS[key]
+
+
+#: the detectors :func:`_detector_of` made in this command, by setting (a batch asks once
+#: per scene); emptied when a command starts (a model file may change between commands)
+_DETECTORS: dict = {}
+
+
 def _planned(options: dict) -> list[tuple[str, str | None, str]]:
-    """The ``(option, path, kind)`` of every file a detection with ``options`` writes."""
+    """The ``(option, path, kind)`` of every file a detection with ``options`` writes
+    (the stage maps: ``options["stage_names"]``, else those of its detector)."""
     from hsad import pipeline
     from hsad.outputs.spectra import spectra_files
 
     stages_dir, spectra_path = options["stages_dir"], options["spectra_path"]
+    names = () if not stages_dir else options["stage_names"] if "stage_names" in options \
+        else pipeline.stage_names(_detector_of(options))
     rasters = [("-o", options["output"]), ("--mask", options["mask_path"])] + [
-        ("--save-stages", pipeline.stage_path(stages_dir, name))
-        for name in (pipeline.STAGES if stages_dir else ())]
+        ("--save-stages", pipeline.stage_path(stages_dir, name)) for name in names]
     return ([(option, path, "raster") for option, path in rasters]
             + [(option, style, "file") for option, path in rasters
                for style in pipeline.style_files([path])]
@@ -282,8 +301,11 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     rgb = parse_numbers(rgb, "--rgb", float)
     rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
+    stage_names = () if not stages_dir else pipeline.stage_names(
+        pipeline.make_detector(method, merged, model=model))
     plan = plan_outputs(
         _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
+                  "stage_names": stage_names,
                   "polygons_path": polygons_path, "png_path": png_path,
                   "spectra_path": spectra_path, "spectra_png": spectra_png,
                   "stages_png": stages_png}),
@@ -299,7 +321,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                                                        key=key, subset=subset),
                                      bands, nodata=nodata, valid_mask=valid_mask,
                                      exclude_quality=quality)
-        if png_path:
+        if png_path or stages_png:
             from hsad.outputs.plots import rgb_bands as check_rgb
 
             check_rgb(cube, rgb, rgb_bands)  # a bad --rgb fails before any work

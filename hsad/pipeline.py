@@ -23,11 +23,6 @@ def style_files(paths) -> list[Path]:
     return [style_path(p) for p in paths if p]
 
 
-#: Every 2-D stage map a staged detector may return (HADGAN, f-AnoGAN); ``--save-stages``
-#: writes those present as ``<folder>/<name>.tif`` and checks all of them beforehand.
-STAGES = ("d_spectral", "d_spatial", "d_ss", "anomaly", "a_residual", "a_feature")
-
-
 @dataclass
 class Detection:
     """A finished detection: the score map, the fitted detector and what was written."""
@@ -100,6 +95,14 @@ def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
     return detector.set_fusion(mode)
 
 
+def stage_names(detector: BaseDetector) -> tuple[str, ...]:
+    """The maps ``--save-stages`` writes for ``detector``: a staged detector's outputs
+    (HADGAN's D_spectral, D_spatial, D_SS; a reconstruction model's own score terms too),
+    none for a detector without stages."""
+    return tuple(getattr(detector, "outputs", ())) if hasattr(detector, "score_stages") \
+        else ()
+
+
 def stage_path(folder, name: str) -> Path:
     """Where ``export`` writes stage ``name`` in ``folder``."""
     return Path(folder) / f"{name}.tif"
@@ -167,12 +170,13 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
                      n_bands=int(cube.shape[2]))
 
 
-def quicklook_title(det: Detection, cube) -> str:
+def quicklook_title(det: Detection, cube, rule: bool = True) -> str:
     """``rx on abu-urban-1; detections: contamination 0.01 (score quantile)``: the method,
-    the scene's file name and the rule of the mask drawn."""
+    the scene's file name and (``rule``: a picture that draws the mask) the rule of the
+    mask drawn."""
     source = cube.attrs.get("source_path")
     title = det.detector.name + (f" on {Path(source).stem}" if source else "")
-    rule = None if det.mask is None else det.mask.attrs.get("threshold_rule")
+    rule = None if det.mask is None or not rule else det.mask.attrs.get("threshold_rule")
     return title + (f"; detections: {rule.split(' (median')[0]}" if rule else "")
 
 
@@ -319,8 +323,11 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
 def _draw_stages(det: Detection, cube, path, truth, rgb, rgb_positions) -> None:
     """The stage maps :func:`export` wrote, read back from their files, drawn side by
     side with the RGB composite, each titled with its AUC(D,F) when ``truth`` is given
-    (nothing when it wrote none: its caller says so)."""
+    (nothing when it wrote none: its caller says so). A scene placed by a lookup table
+    (EMIT) is drawn in its instrument geometry, as its quicklook is: from the maps in
+    memory, not from the files on the table's grid."""
     from hsad.engine import read_map
+    from hsad.io.glt import glt_of
     from hsad.outputs.plots import quicklook
     from hsad.outputs.provenance import SCORE_UNITS
 
@@ -328,7 +335,8 @@ def _draw_stages(det: Detection, cube, path, truth, rgb, rgb_positions) -> None:
                if key.startswith("stage:")}
     if not written:
         return
-    maps = {name: read_map(file, cube) for name, file in written.items()}
+    maps = ({name: det.stages[name] for name in written} if glt_of(cube) is not None else
+            {name: read_map(file, cube) for name, file in written.items()})
     labels = {name: SCORE_UNITS.get(name, name) for name in maps}
     if truth is not None:  # each stage judged on its own: what each part of the score adds
         from hsad.outputs.metrics import evaluate
@@ -342,5 +350,6 @@ def _draw_stages(det: Detection, cube, path, truth, rgb, rgb_positions) -> None:
         maps = {titles[name]: m for name, m in maps.items()}
         labels = {titles[name]: label for name, label in labels.items()}
     quicklook(cube, maps, truth=truth, path=path, rgb=rgb, rgb_positions=rgb_positions,
-              title=f"{quicklook_title(det, cube)}: the stage maps", score_label=labels)
+              title=f"{quicklook_title(det, cube, rule=False)}: the stage maps",
+              score_label=labels)
     det.written["stages_png"] = Path(path)

@@ -96,8 +96,11 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     finite ``scores`` (NaN = nodata is ignored).
 
     A map whose median absolute deviation is zero (over half the pixels share one score)
-    is fitted on the scores above that value; a constant map has no anomaly, and gives
-    ``inf`` with a :class:`~hsad.errors.DegenerateDataWarning`.
+    is fitted on the scores above that value; when those hold a single value (a scene of
+    one repeated spectrum and an outlier), the pixels of that value are flagged, the only
+    ones that stand out. A constant map has no anomaly and gives ``inf``, as does a map
+    whose shared score is its highest; each with a
+    :class:`~hsad.errors.DegenerateDataWarning` saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place
     (every step is a median: the order is not needed), whatever the map's type: 8 bytes a
@@ -106,17 +109,27 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     if not 0.0 < float(far) < 1.0:
         raise ParameterError(f"far must lie in (0, 1), got {far}")
     s = gathered_float64(scores)
-    median = None  # s's median, while s is all the finite scores
-    if s.size:
-        median = _median(s)
-        # the MAD is zero when over half the scores equal the median: |s − median| = 0
-        # exactly where s == median, and the middle of the sorted deviations is then 0
-        if np.count_nonzero(s == median) >= s.size // 2 + 1:
-            s, median = s[s > median], None
     if s.size < 2 or s.min() == s.max():
-        warnings.warn("the score map is constant (or has under 2 distinct scores): no "
-                      "pixel is flagged", DegenerateDataWarning, stacklevel=2)
+        warnings.warn("the score map is constant (or has under 2 scores): no pixel is "
+                      "flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
+    median = _median(s)  # s's median, while s is all the finite scores
+    # the MAD is zero when over half the scores equal the median: |s − median| = 0
+    # exactly where s == median, and the middle of the sorted deviations is then 0
+    tied = np.count_nonzero(s == median)
+    if tied >= s.size // 2 + 1:
+        shared, total = median, s.size
+        s, median = s[s > shared], None
+        if not s.size:
+            warnings.warn(f"{tied} of {total} scores share the highest score, {shared:g}: no "
+                          "pixel stands above them and none is flagged (give --threshold, "
+                          "--far or --contamination)", DegenerateDataWarning, stacklevel=2)
+            return float("inf")
+        if s.min() == s.max():
+            warnings.warn(f"{tied} of {total} scores share one score, {shared:g}, and the "
+                          f"other {s.size} all score {s[0]:g}: those are flagged (no spread "
+                          "to fit a distribution to)", DegenerateDataWarning, stacklevel=2)
+            return float(s[0])
     offset = _shift(s, median)
     logs = np.log(np.subtract(s, offset, out=s), out=s)
     centre = _median(logs)

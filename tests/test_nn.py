@@ -235,6 +235,14 @@ def test_fill_values_are_redrawn_centres_and_nan_neighbours():
     same = sample_pixels(cube, 500, seed=2, patch=3, fill_limit=1e20)
     assert plain.fill == same.fill == 0
     np.testing.assert_array_equal(plain.values, same.values)
+    # float16 holds no value beyond the limit: no fill, and no overflow warning casting it
+    half = make_cube(data.astype(np.float16))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = sample_pixels(half, 500, seed=2, patch=3, fill_limit=1e20)
+    assert s.fill == 0 and np.isfinite(s.values).all()
 
 
 def test_sampling_rejects_bad_arguments_and_empty_scenes():

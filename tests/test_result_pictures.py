@@ -211,6 +211,11 @@ def test_hsad_detect_draws_the_spectra_alone_or_with_the_table(tmp_path, capsys)
         assert image.format == "PNG"
     line = one_error([*base, "-o", tmp_path / "rx2.tif", "--spectra-png", png], capsys)
     assert "spectra.png" in line and "exists" in line and not (tmp_path / "rx2.tif").exists()
+    both = [tmp_path / "both.csv", tmp_path / "both.png"]
+    code, text, err = run_cli([*base, "-o", tmp_path / "rx3.tif", "--spectra", both[0],
+                               "--spectra-png", both[1]], capsys)
+    assert code == 0, err
+    assert f"wrote spectra: {both[0]}" in text and f"wrote spectra_png: {both[1]}" in text
     line = one_error([*base, "-o", tmp_path / "rx2.tif", "--library", tmp_path / "lib.sli"],
                      capsys)
     assert "--spectra or --spectra-png" in line
@@ -283,3 +288,67 @@ def rasterio_open(path):
     import rasterio
 
     return rasterio.open(path)
+
+
+def test_stages_of_a_granule_are_drawn_in_its_instrument_geometry(tmp_path, capsys):
+    from test_emit import ROWS, write_granule
+
+    path = tmp_path / "EMIT_L2A_RFL_001_20240101T000000_2400101_001.nc"
+    write_granule(path)
+    drawn = {}
+    from hsad.outputs import plots
+
+    real = plots.quicklook
+
+    def spy(cube, scores=None, **kwargs):
+        drawn["shapes"] = {k: tuple(np.shape(v)) for k, v in scores.items()}
+        drawn["cube"] = cube.shape[:2]
+        return real(cube, scores, **kwargs)
+
+    plots.quicklook, restore = spy, plots.quicklook
+    try:
+        code, text, err = run_cli(["detect", path, "-m", "aae", "-p", "epochs=1", "-p",
+                                   "sample_size=300", "--seed", "0", "-o", tmp_path / "a.tif",
+                                   "--save-stages", tmp_path / "st", "--stages-png",
+                                   tmp_path / "st.png", "--no-progress"], capsys)
+    finally:
+        plots.quicklook = restore
+    assert code == 0, err
+    assert drawn["cube"][0] == ROWS and set(drawn["shapes"].values()) == {drawn["cube"]}
+    assert (tmp_path / "st.png").is_file()
+
+
+def test_a_bad_composite_band_fails_the_stages_picture_before_any_work(tmp_path, capsys):
+    cube, *_ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    line = one_error(["detect", tmp_path / "scene.img", "-m", "aae", "-p", "epochs=1",
+                      "-o", tmp_path / "a.tif", "--save-stages", tmp_path / "st",
+                      "--stages-png", tmp_path / "st.png", "--rgb-bands", "50,60,70"], capsys)
+    assert "--rgb-bands" in line
+    assert not (tmp_path / "st").exists() and not (tmp_path / "a.tif").exists()
+
+
+def test_a_batch_with_stage_maps_is_resumed(tmp_path, capsys):
+    """--save-stages plans the stage maps its detector writes (aae's own terms among
+    them, f-AnoGAN's not), so a finished scene is skipped."""
+    for name in ("one", "two"):
+        cube, *_ = scene()
+        write_envi(cube, tmp_path / f"{name}.img")
+    out = tmp_path / "out"
+    args = ["detect", tmp_path / "one.img", tmp_path / "two.img", "-m", "aae", "-p",
+            "epochs=1", "-p", "sample_size=300", "--seed", "0", "-o", out / "{stem}.tif",
+            "--save-stages", out / "{stem}_st", "--stages-png", out / "{stem}_st.png",
+            "--no-progress"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    written = sorted(p.stem for p in (out / "one_st").glob("*.tif"))
+    assert written == ["d_spatial", "d_spectral", "d_ss", "error", "latent_error"]
+    code, text, err = run_cli([*args, "--skip-existing"], capsys)
+    assert code == 0, err
+    assert text.count("skipped") == 2
+    # an existing map of the detector's own terms is refused like any other output
+    for path in out.rglob("*"):
+        if path.is_file() and path.name != "error.tif":
+            path.unlink()
+    line = one_error(args, capsys)
+    assert "error.tif: exists" in line

@@ -58,6 +58,18 @@ def test_nan_is_nodata_and_a_map_with_zero_mad_is_fitted_above_its_mode():
 def test_a_constant_map_flags_nothing_and_says_so():
     with pytest.warns(DegenerateDataWarning, match="constant"):
         assert robust_threshold(np.full((10, 10), 4.0)) == np.inf
+    # one repeated spectrum and an outlier: two scores, the higher one flagged
+    s = np.full((30, 30), 0.0011)
+    s[10, 10] = 899.0
+    with pytest.warns(DegenerateDataWarning, match="899 of 900 scores share one score, "
+                      "0.0011, and the other 1 all score 899: those are flagged"):
+        assert robust_threshold(s) == 899.0
+    # over half the pixels at the highest score (a saturated map): none stands out, and
+    # the map is not called constant
+    s = np.r_[np.linspace(0.0, 0.9, 40), np.ones(60)]
+    with pytest.warns(DegenerateDataWarning, match="60 of 100 scores share the highest "
+                      "score, 1: no pixel stands above them"):
+        assert robust_threshold(s) == np.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateDataWarning)
         assert robust_threshold(np.full(3, np.nan)) == np.inf

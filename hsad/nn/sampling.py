@@ -142,7 +142,9 @@ def _extract(block, pads, nodata, rel_r, rel_c, patch, fill_limit=None):
     top, left = pads[0][0], pads[1][0]
     centre = (rel_r + halo - top, rel_c + halo - left)
     n_fill = 0
-    if fill_limit is not None and block.dtype.kind == "f":
+    # a type whose largest value is below the limit (float16) holds no fill value
+    if fill_limit is not None and block.dtype.kind == "f" and \
+            float(np.finfo(block.dtype).max) > fill_limit:
         fill = (np.abs(block) > fill_limit).any(axis=-1)
         n_fill = int((valid[centre] & fill[centre]).sum())
         valid &= ~fill
