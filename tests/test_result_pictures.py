@@ -352,3 +352,21 @@ def test_a_batch_with_stage_maps_is_resumed(tmp_path, capsys):
             path.unlink()
     line = one_error(args, capsys)
     assert "error.tif: exists" in line
+
+
+def test_a_one_pixel_detection_is_outlined_along_its_pixel_s_edges():
+    from hsad.cube import make_cube
+    from hsad.outputs.plots import quicklook
+
+    cube = make_cube(np.random.default_rng(0).random((40, 50, 3)).astype(np.float32))
+    mask = np.zeros((40, 50), bool)
+    mask[10, 20] = True
+    fig = quicklook(cube, np.random.default_rng(1).random((40, 50)), detections=mask)
+    ax = fig.axes[0]
+    (path,) = [p for c in ax.collections for p in c.get_paths() if len(p.vertices)]
+    x, y = path.vertices[:, 0], path.vertices[:, 1]
+    # the pixel spans columns 19.5 … 20.5 and rows 9.5 … 10.5: a square, its corners cut
+    # by an eighth of a pixel (a diamond through the edges' middles had half its area)
+    assert (x.min(), x.max(), y.min(), y.max()) == pytest.approx((19.5, 20.5, 9.5, 10.5))
+    area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+    assert area == pytest.approx(1 - 4 * 0.5 * (1 / 8) ** 2)
