@@ -89,6 +89,9 @@ def load_config(path: str | Path) -> dict:
     if unknown:
         raise FileFormatError(f"unknown key {unknown[0]!r} in the config (valid: "
                               f"{', '.join(CONFIG_KEYS)}; outputs are options)", p)
+    if cfg.get("method") is not None and not isinstance(cfg["method"], str):
+        raise FileFormatError(f"'method' must be a detector's name (`hsad methods`), got "
+                              f"{cfg['method']!r}", p)
     params = cfg.get("params", {}) or {}
     if not isinstance(params, dict):
         raise FileFormatError("'params' must be a mapping of hyperparameters", p)

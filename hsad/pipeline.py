@@ -97,10 +97,12 @@ def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
 
 def stage_names(detector: BaseDetector) -> tuple[str, ...]:
     """The maps ``--save-stages`` writes for ``detector``: a staged detector's outputs
-    (HADGAN's D_spectral, D_spatial, D_SS; a reconstruction model's own score terms too),
+    (HADGAN's D_spectral, D_spatial, D_SS; a reconstruction model's own score terms too)
+    but one named ``score`` (VAE's plain score: that name is the output map's, in ``-o``),
     none for a detector without stages."""
-    return tuple(getattr(detector, "outputs", ())) if hasattr(detector, "score_stages") \
-        else ()
+    if not hasattr(detector, "score_stages"):
+        return ()
+    return tuple(name for name in getattr(detector, "outputs", ()) if name != "score")
 
 
 def stage_path(folder, name: str) -> Path:

@@ -113,12 +113,13 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
         warnings.warn("the score map is constant (or has under 2 scores): no pixel is "
                       "flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
-    median = _median(s)  # s's median, while s is all the finite scores
+    total = s.size
+    median = _median(s)  # s's median, while s is all the scores left to fit
     # the MAD is zero when over half the scores equal the median: |s − median| = 0
-    # exactly where s == median, and the middle of the sorted deviations is then 0
-    tied = np.count_nonzero(s == median)
-    if tied >= s.size // 2 + 1:
-        shared, total = median, s.size
+    # exactly where s == median, and the middle of the sorted deviations is then 0; the
+    # fit goes to the scores above, as often as that holds (ties on two levels)
+    while (tied := np.count_nonzero(s == median)) >= s.size // 2 + 1:
+        shared = median
         s, median = s[s > shared], None
         if not s.size:
             warnings.warn(f"{tied} of {total} scores share the highest score, {shared:g}: no "
@@ -126,15 +127,35 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
                           "--far or --contamination)", DegenerateDataWarning, stacklevel=2)
             return float("inf")
         if s.min() == s.max():
-            warnings.warn(f"{tied} of {total} scores share one score, {shared:g}, and the "
-                          f"other {s.size} all score {s[0]:g}: those are flagged (no spread "
-                          "to fit a distribution to)", DegenerateDataWarning, stacklevel=2)
-            return float(s[0])
+            return _one_level_above(s, shared, total)
+        median = _median(s)
     offset = _shift(s, median)
     logs = np.log(np.subtract(s, offset, out=s), out=s)
     centre = _median(logs)
     scale = 1.4826 * _median(np.abs(np.subtract(logs, centre, out=logs), out=logs))
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
+
+
+#: the largest share of the scores :func:`robust_threshold` flags for sharing one score
+#: above a tied majority: beyond it they are a second level of the map, not outliers
+MOST_FLAGGED = 0.01
+
+
+def _one_level_above(above: np.ndarray, shared: float, total: int) -> float:
+    """The threshold of a map whose scores are one shared value and, above it, ``above``,
+    all one value: those pixels flagged when they are few (:data:`MOST_FLAGGED`, a scene
+    of one repeated spectrum and an outlier), else none; a warning says which."""
+    share = above.size / total
+    if share <= MOST_FLAGGED:
+        warnings.warn(f"the scores hold one shared value, {shared:g}, and {above.size} of "
+                      f"{total} one higher score, {above[0]:g}: those are flagged (no spread "
+                      "to fit a distribution to)", DegenerateDataWarning, stacklevel=3)
+        return float(above[0])
+    warnings.warn(f"the scores hold one shared value, {shared:g}, and {above.size} of {total} "
+                  f"({share:.0%}) one higher score, {above[0]:g}: two levels, not a few "
+                  "outliers; none is flagged (give --threshold, --far or --contamination)",
+                  DegenerateDataWarning, stacklevel=3)
+    return float("inf")
 
 
 def contamination_threshold(scores: np.ndarray, contamination: float, *,

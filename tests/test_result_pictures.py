@@ -370,3 +370,50 @@ def test_a_one_pixel_detection_is_outlined_along_its_pixel_s_edges():
     assert (x.min(), x.max(), y.min(), y.max()) == pytest.approx((19.5, 20.5, 9.5, 10.5))
     area = 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
     assert area == pytest.approx(1 - 4 * 0.5 * (1 / 8) ** 2)
+
+
+def staged_detectors() -> list[str]:
+    from hsad import detectors
+
+    return sorted(name for name, cls in detectors.available().items()
+                  if hasattr(cls, "score_stages"))
+
+
+@pytest.mark.parametrize("name", staged_detectors())
+def test_the_planned_stage_maps_are_those_written(name):
+    """``--save-stages`` plans (``stage_names``) exactly the 2-D stage maps a run returns:
+    a name planned and never written would keep a batch from resuming; one written and
+    not planned would replace a file without --overwrite."""
+    from hsad import detectors, pipeline
+    from hsad.cube import make_cube
+
+    cube = make_cube(np.random.default_rng(0).normal(100.0, 5.0, (20, 20, 8))
+                     .astype(np.float32))
+    det = detectors.get(name, epochs=1, sample_size=200, seed=0)
+    labels = None
+    if pipeline.uses_labels(det):
+        labels = np.zeros((20, 20), bool)
+        labels[3, 4] = True
+    run = pipeline.run_detector(det, cube, stages=True, labels=labels)
+    written = [k for k, m in run.stages.items() if m.ndim == 2]
+    assert sorted(pipeline.stage_names(det)) == sorted(written)
+
+
+def test_a_config_whose_method_is_no_name_is_one_error(tmp_path, capsys):
+    cube, *_ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    (tmp_path / "c.yaml").write_text("method: [1, 2]\n")
+    line = one_error(["detect", tmp_path / "scene.img", "-c", tmp_path / "c.yaml", "-o",
+                      tmp_path / "x.tif"], capsys)
+    assert "c.yaml" in line and "'method' must be a detector's name" in line
+
+
+def test_vae_s_plain_score_is_the_output_map_not_a_planned_stage(tmp_path, capsys):
+    cube, *_ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    code, _, err = run_cli(["detect", tmp_path / "scene.img", "-m", "vae", "-p", "epochs=1",
+                            "-p", "sample_size=300", "-o", tmp_path / "v" / "score.tif",
+                            "--save-stages", tmp_path / "v", "--no-progress"], capsys)
+    assert code == 0, err
+    assert sorted(p.stem for p in (tmp_path / "v").glob("*.tif")) == [
+        "d_spatial", "d_spectral", "d_ss", "kl", "reconstruction", "score"]

@@ -61,9 +61,18 @@ def test_a_constant_map_flags_nothing_and_says_so():
     # one repeated spectrum and an outlier: two scores, the higher one flagged
     s = np.full((30, 30), 0.0011)
     s[10, 10] = 899.0
-    with pytest.warns(DegenerateDataWarning, match="899 of 900 scores share one score, "
-                      "0.0011, and the other 1 all score 899: those are flagged"):
+    with pytest.warns(DegenerateDataWarning, match="one shared value, 0.0011, and 1 of 900 "
+                      "one higher score, 899: those are flagged"):
         assert robust_threshold(s) == 899.0
+    # two levels, the higher one no few outliers (49 %): none flagged
+    s = np.r_[np.zeros(5100), np.ones(4900)]
+    with pytest.warns(DegenerateDataWarning, match=r"4900 of 10000 \(49%\) one higher score, "
+                      "1: two levels"):
+        assert robust_threshold(s) == np.inf
+    # ties on two levels, then one outlier: the outlier is flagged
+    s = np.r_[np.zeros(6000), np.ones(3999), 7.0]
+    with pytest.warns(DegenerateDataWarning, match="one shared value, 1, and 1 of 10000"):
+        assert robust_threshold(s) == 7.0
     # over half the pixels at the highest score (a saturated map): none stands out, and
     # the map is not called constant
     s = np.r_[np.linspace(0.0, 0.9, 40), np.ones(60)]
