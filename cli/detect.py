@@ -127,26 +127,36 @@ def command(scenes, **options):
                              "--overwrite (replace them), not both")
     every = scene_jobs(scenes, options)
     _check_collisions(every)  # also between a scene done and one to do
-    jobs = _not_done(every) if skip else every
+    jobs, partial = _not_done(every) if skip else (every, [])
+    status = 2 if partial else 0
     if not jobs:
-        return 0
+        return status
     if len(every) == 1:
         scene, filled = jobs[0]
         return _detect_one(scene, **filled)
     _check_batch(jobs, every)  # the skipped scenes' inputs are inputs still
-    return run_jobs(jobs, _detect_one)
+    return max(run_jobs(jobs, _detect_one) or 0, status)
 
 
-def _not_done(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
-    """The jobs of the scenes not done yet: those whose every planned file is not there
-    (--skip-existing); each skipped scene is named."""
-    left = []
+def _not_done(jobs: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The jobs of the scenes not started (--skip-existing): none of their planned files
+    there. A scene whose every file is there is skipped; one with some of them (stopped
+    part-way, or an output added to a finished batch) is left out with an error naming
+    one, the others going on. Returns the jobs to run and the scenes left out so."""
+    left, partial = [], []
     for scene, filled in jobs:
-        if all(os.path.lexists(path) for _, path, _ in _planned(filled) if path is not None):
+        paths = [path for _, path, _ in _planned(filled) if path is not None]
+        there = [path for path in paths if os.path.lexists(path)]
+        if len(there) == len(paths):
             click.echo(f"skipped {scene}: its outputs exist")
+        elif there:
+            click.echo(f"error: {scene}: {len(there)} of its {len(paths)} outputs exist "
+                       f"({there[0]}): remove them to redo the scene, or run it with "
+                       "--overwrite instead of --skip-existing", err=True)
+            partial.append(scene)
         else:
             left.append((scene, filled))
-    return left
+    return left, partial
 
 
 def _check_collisions(jobs: list[tuple[str, dict]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import os
 import signal
 import sys
@@ -123,11 +124,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     click.echo(f"warning: {message}", err=True)
 
 
+def _names_print() -> None:
+    """A file name that is not UTF-8 (Latin-1 bytes from an old share) is printed, not a
+    crash: standard output writes its bytes back as they were, standard error escapes them
+    (``\udcfc``), whatever the locale made of the streams."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+            stream.reconfigure(errors=errors)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
     from hsad.io import atomic
 
     atomic.QUIET_LIBTIFF = True  # a failed write is one line of ours, not libtiff's too
+    _names_print()
     try:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning

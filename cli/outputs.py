@@ -107,10 +107,20 @@ def _check_format(option: str, path: Path, kind: str) -> None:
 
 
 def _check_folder(path: Path) -> None:
-    """The first existing ancestor must be a folder this process can write to."""
+    """The first existing ancestor must be a folder this process can write to, and each
+    name still to be made no longer than its file system allows (a missing folder would
+    otherwise let the writer fail on its temporary file's name)."""
     folder = path.parent
     while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent
+    try:
+        longest = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows): NTFS's
+        longest = 255
+    for part in path.relative_to(folder).parts:
+        if len(os.fsencode(part)) > longest:
+            raise OutputError(f"file name too long ({len(os.fsencode(part))} bytes, at most "
+                              f"{longest} here)", path)
     if not folder.is_dir():
         raise OutputError("is not a folder, so the output cannot go under it", folder)
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -208,6 +218,12 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
             continue
         path = Path(path)
         _check_format(option, path, kind)
+        if kind in ("raster", "polygons") or (kind == "cube" and path.suffix.lower() in (
+                ".tif", ".tiff")):  # written by GDAL
+            from hsad.io import gdal_name_problem
+
+            if (problem := gdal_name_problem(path)) is not None:
+                raise OutputError(f"{option}: {problem.replace('open', 'write')}", path)
         for file in cube_files(path) if kind == "cube" else [path]:
             if file.is_dir():
                 raise OutputError(f"{option}: is a folder, not a file", file)

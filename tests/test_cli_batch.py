@@ -268,8 +268,15 @@ def test_a_batch_resumed_skips_the_scenes_done(scenes, tmp_path, capsys):
     assert code == 0, err
     done = (tmp_path / "line_a.tif").stat().st_mtime_ns
     (tmp_path / "line_b.tif").write_bytes(b"half a scene's outputs: not done")
-    line = one_error(["detect", *cubes, "-m", "rx", *out, "--skip-existing"], capsys)
-    assert "line_b.tif: exists" in line  # a scene half done is not skipped, nor replaced
+    code, stdout, err = run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"],
+                                capsys)
+    # a scene half done is neither skipped nor replaced: named, left out; the others run
+    assert code == 2
+    assert f"error: {cubes[1]}: 1 of its 4 outputs exist ({tmp_path / 'line_b.tif'})" in err
+    assert (tmp_path / "line_b.tif").read_bytes() == b"half a scene's outputs: not done"
+    assert "1 of 1 scenes done" in stdout and (tmp_path / "line_c.tif").is_file()
+    for path in tmp_path.glob("line_c*"):
+        path.unlink()
     (tmp_path / "line_b.tif").unlink()
     code, stdout, err = run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"],
                                 capsys)

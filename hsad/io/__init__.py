@@ -24,6 +24,18 @@ def _check_readable(path: Path) -> None:
         raise FileFormatError("permission denied (file is not readable)", path)
 
 
+def gdal_name_problem(path: str | os.PathLike) -> str | None:
+    """Why GDAL cannot open or create ``path`` by name, or None: a name that is not UTF-8
+    (the bytes of another encoding, from an old Windows share), which GDAL's UTF-8 API
+    cannot be given."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return ("its name is not valid UTF-8 (bytes of another encoding), which GDAL cannot "
+                "open; rename it")
+    return None
+
+
 def _hdf5_signature(fh) -> bool:
     """Whether the open file holds HDF5's signature where HDF5 looks for it: at byte 0, or
     after a user block of 512, 1024, 2048 … bytes (a MATLAB v7.3 file's 512; up to 1 MiB
@@ -57,6 +69,8 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     if not head:
         raise FileFormatError("empty file (0 bytes)", p)
     if head[:4] in _TIFF_MAGIC:
+        if (problem := gdal_name_problem(p)) is not None:
+            raise FileFormatError(problem, p)
         return "geotiff"
     mat_marks = head.startswith(b"MATLAB") or hdf5
     if suffix == ".mat" and mat_marks:

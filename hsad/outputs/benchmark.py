@@ -167,6 +167,11 @@ def _pivot(rows: list[Row], field: str) -> tuple[list[str], list[str], dict]:
     return scenes, methods, table
 
 
+def _cell(text: str) -> str:
+    """A name as a Markdown table cell: its ``|`` escaped (a file ``a|b.mat``)."""
+    return str(text).replace("|", "\\|")
+
+
 def to_markdown(rows: list[Row]) -> str:
     """One table per figure: scenes as rows, methods as columns, with the mean."""
     parts = []
@@ -179,11 +184,11 @@ def to_markdown(rows: list[Row]) -> str:
     for field, title in titles.items():
         scenes, methods, table = _pivot(rows, field)
         fmt = "{:.2f}" if field in ("seconds", "snpr_db") else "{:.4f}"
-        lines = [f"### {title}", "", "| scene | " + " | ".join(methods) + " |",
+        lines = [f"### {title}", "", "| scene | " + " | ".join(map(_cell, methods)) + " |",
                  "|---|" + "---:|" * len(methods)]
         for s in scenes:
             cells = [fmt.format(table[(s, m)]) if (s, m) in table else "" for m in methods]
-            lines.append(f"| {s} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_cell(s)} | " + " | ".join(cells) + " |")
         means = [fmt.format(np.mean([table[(s, m)] for s in scenes if (s, m) in table]))
                  for m in methods]
         lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")

@@ -50,15 +50,48 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     if Path(path).suffix.lower() != ".png":
         raise ParameterError(f"{path}: figures are written as PNG; give a .png file name")
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             fig.savefig(tmp, format="png", dpi=dpi)
+        _say_once(caught)
     except HsadError:
         raise
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
 
 
+#: the labels drawn as mathematics (P_F, P_D); any other text is drawn as written
+MATH_TEXTS = frozenset({"false alarm rate $P_F$", "detection probability $P_D$", "$P_F$",
+                        "$P_D$"})
+
+
+def _say_once(caught: list) -> None:
+    """The warnings of a drawing said again, those of glyphs missing from the fonts (a
+    scene named in Chinese or Japanese: one per character) as one."""
+    missing = [w for w in caught if "missing from font" in str(w.message)]
+    if missing:
+        warnings.warn(f"{len(missing)} character(s) of the figure's text are not in the "
+                      "installed fonts and are drawn as boxes (install a font that has them, "
+                      "e.g. Noto Sans CJK, for matplotlib)", UserWarning, stacklevel=4)
+    for w in caught:
+        if w not in missing:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _finish(fig: Figure, path, dpi: int = 100) -> Figure:
+    """Every text but :data:`MATH_TEXTS` taken literally (a file named ``p$_^$.img`` is a
+    title, not a broken formula) and drawable (a Latin-1 name's odd bytes as ``\xfc``),
+    then the PNG written when ``path`` is given."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if "$" in text.get_text() and text.get_text() not in MATH_TEXTS:
+            text.set_parse_math(False)
+        try:  # a name that is not UTF-8 (bytes of another encoding): its odd bytes \xfc
+            text.get_text().encode("utf-8")
+        except UnicodeEncodeError:
+            raw = text.get_text().encode("utf-8", "surrogateescape")
+            text.set_text(raw.decode("utf-8", "backslashreplace"))
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig

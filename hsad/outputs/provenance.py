@@ -12,6 +12,7 @@ prints them back.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
         "hsad_version": __version__,
         "hsad_method": detector.name,
         "hsad_params": json.dumps(params, sort_keys=True, default=str),
-        "hsad_input": str(Path(source).resolve()) if source else "",
+        "hsad_input": _text(Path(source).resolve()) if source else "",
         "hsad_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hsad_map": what,
     }
@@ -93,8 +94,15 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
                                f"{cube.sizes['y']}")
         tags["hsad_window_of"] = f"{window[3]} {window[2]}"  # the input's columns, rows
     if model is not None:
-        tags["hsad_model"] = str(Path(model).resolve())
+        tags["hsad_model"] = _text(Path(model).resolve())
     return tags
+
+
+def _text(path: Path) -> str:
+    """A path as tag text: a name that is not UTF-8 (Latin-1 bytes from an old share) with
+    its odd bytes written ``\xfc``, where GDAL's UTF-8 tags cannot hold them raw."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def read_provenance(path) -> dict[str, str]:

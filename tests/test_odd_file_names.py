@@ -1,0 +1,109 @@
+"""File names analysts' scenes really have: dollar signs (matplotlib's mathematics),
+Chinese characters, Latin-1 bytes from an old share, a ``|``, names too long for the file
+system in a folder not made yet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from cli_helpers import one_error, run_cli
+from test_spectra import scene
+
+from hsad.io.envi_writer import write_envi
+
+LATIN1 = sys.platform.startswith("linux")  # a file system that takes any bytes in names
+
+
+@pytest.fixture()
+def mat_scene(tmp_path):
+    import scipy.io as sio
+
+    rng = np.random.default_rng(5)
+    cube = rng.normal(100.0, 5.0, (20, 24, 8))
+    gt = np.zeros((20, 24), np.uint8)
+    gt[4, 5] = gt[12, 20] = 1
+    cube[gt == 1] += 30.0
+    path = tmp_path / "plain.mat"
+    sio.savemat(path, {"img": cube, "PlaneGT": gt})
+    return path
+
+
+def test_a_name_with_dollar_signs_is_drawn_as_written(mat_scene, tmp_path, capsys):
+    odd = tmp_path / "p$_^$.mat"
+    shutil.copy(mat_scene, odd)
+    code, _, err = run_cli(["detect", odd, "-m", "rx", "-o", tmp_path / "s$_^$.tif", "--png",
+                            tmp_path / "q.png", "--spectra-png", tmp_path / "s.png"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["evaluate", tmp_path / "s$_^$.tif", "--truth", odd, "--plot",
+                            tmp_path / "roc.png", "--plot3d", tmp_path / "roc3.png"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["benchmark", "-m", "rx", "--datasets", odd, "--plot",
+                              tmp_path / "b.png"], capsys)
+    assert code == 0, err
+    from hsad.outputs.plots import plot_roc
+
+    truth = np.zeros((4, 4), bool)
+    truth[0, 0] = True
+    fig = plot_roc({"a$b$c": np.arange(16.0).reshape(4, 4)}, truth, title="p$_^$")
+    assert fig.axes[0].get_title() == "p$_^$"
+    texts = {t.get_text(): t for t in fig.findobj(lambda a: hasattr(a, "get_parse_math"))}
+    assert not texts["p$_^$"].get_parse_math()  # drawn as written, not as a formula
+    assert texts["detection probability $P_D$"].get_parse_math()  # ours: mathematics
+
+
+def test_characters_missing_from_the_fonts_are_one_warning(mat_scene, tmp_path, capsys):
+    odd = tmp_path / "場景.mat"
+    shutil.copy(mat_scene, odd)
+    code, _, err = run_cli(["detect", odd, "-m", "rx", "-o", tmp_path / "x.tif", "--png",
+                            tmp_path / "x.png"], capsys)
+    assert code == 0, err
+    from matplotlib import font_manager
+
+    if any("CJK" in f.name for f in font_manager.fontManager.ttflist):
+        pytest.skip("a font with these characters is installed: nothing to warn of")
+    assert err.count("not in the installed fonts") == 1 and "Glyph" not in err
+
+
+@pytest.mark.skipif(not LATIN1, reason="needs a file system that takes any bytes in names")
+def test_a_latin1_name_is_read_and_named_or_refused_in_one_line(tmp_path, capsys):
+    cube, *_ = scene()
+    latin = os.fsdecode(os.fsencode(str(tmp_path)) + b"/Lat\xfcn.img")
+    write_envi(cube, latin)
+    code, _, err = run_cli(["detect", latin, "-m", "rx", "-o", tmp_path / "plain.tif",
+                            "--png", tmp_path / "q.png"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "plain.tif") as src:
+        assert src.tags()["hsad_input"].endswith("Lat\\xfcn.img")
+    bad_out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xfc.tif")
+    line = one_error(["detect", latin, "-m", "rx", "-o", bad_out], capsys)
+    assert "not valid UTF-8" in line and "GDAL cannot write" in line
+    assert not os.path.lexists(bad_out)
+    shutil.copy(tmp_path / "plain.tif", os.fsdecode(os.fsencode(str(tmp_path)) + b"/t\xfc.tif"))
+    line = one_error(["info", os.fsdecode(os.fsencode(str(tmp_path)) + b"/t\xfc.tif")], capsys)
+    assert "not valid UTF-8" in line and "GDAL cannot open" in line
+
+
+def test_a_bar_in_a_scene_name_is_escaped_in_the_tables():
+    from hsad.outputs.benchmark import Row, to_markdown
+
+    text = to_markdown([Row("a|b,c", "rx", 0.9, 0.1, 0.1, 1.0, 1.0)])
+    assert "| a\\|b,c | 0.9000 |" in text
+
+
+def test_a_name_too_long_is_refused_by_its_own_name_before_any_work(tmp_path, capsys):
+    name = "x" * 252 + ".tif"
+    for folder in (tmp_path / "made", tmp_path / "not_yet"):
+        folder.parent.mkdir(exist_ok=True)
+        if folder.name == "made":
+            folder.mkdir()
+        cube, *_ = scene()
+        write_envi(cube, tmp_path / "scene.img")
+        line = one_error(["detect", tmp_path / "scene.img", "-m", "rx", "-o", folder / name],
+                         capsys)
+        assert f"{folder.name}/{name}: file name too long" in line and ".part" not in line
+    assert not (tmp_path / "not_yet").exists()
