@@ -261,11 +261,11 @@ def _truth_on(cube, truth, truth_key):
 def _detect_one(scene, method, config_path, params, model, output, cog, mask_path,
                 contamination, far, value, polygons_path, spectra_path, spectra_png,
                 library_path, png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir,
-                stages_png,
-                wavelengths, exclude_wavelengths, band_indices, drop_bad_bands, wavelength_file,
-                srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality, background,
-                labels, overwrite, fusion, chunks, seed, device, memory_limit, workers,
-                scheduler, precision, progress, also_inputs=None, check_only=False):
+                stages_png, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+                wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask,
+                exclude_quality, background, labels, overwrite, fusion, chunks, seed, device,
+                memory_limit, workers, scheduler, precision, progress, also_inputs=None,
+                check_only=False):
     """One scene of ``hsad detect``. ``also_inputs``: the inputs of every scene of a batch
     (:class:`hsad.cli.outputs.KnownInputs`), which its outputs may not replace;
     ``check_only``: check the options and outputs, then return, before any reading."""

@@ -96,10 +96,11 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     finite ``scores`` (NaN = nodata is ignored).
 
     A map whose median absolute deviation is zero (over half the pixels share one score)
-    is fitted on the scores above that value; when those hold a single value (a scene of
-    one repeated spectrum and an outlier), the pixels of that value are flagged, the only
-    ones that stand out. A constant map has no anomaly and gives ``inf``, as does a map
-    whose shared score is its highest; each with a
+    is fitted on the scores above that value (and so on, while the rest ties again); when
+    those hold a single value, its pixels are flagged if they are a few outliers (at most
+    :data:`MOST_FLAGGED` of the scores: a scene of one repeated spectrum and an outlier),
+    else none (two levels of a map). A constant map has no anomaly and gives ``inf``, as
+    does a map whose shared score is its highest; each case with a
     :class:`~hsad.errors.DegenerateDataWarning` saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place

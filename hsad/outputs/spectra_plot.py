@@ -23,8 +23,10 @@ def plot_spectra(ds: xr.Dataset, path=None, title: str | None = None,
     """The mean spectra of the ``most`` regions of :func:`hsad.outputs.spectra.region_spectra`
     with the highest peak scores, over the background's mean ± one standard deviation.
 
-    The x axis is the wavelength (nm) where every band has one, else the band number; bad
-    bands (``good_band`` 0) and values missing in a band are gaps in the lines. Each region
+    The x axis is the wavelength (nm) where every band has one, else the band number; the
+    bands in the file's order, the lines broken where the wavelength goes back down (a
+    second spectrometer), across gaps, at bad bands (``good_band`` 0) and at values missing
+    in a band; a value alone between missing ones is a dot. Each region
     is labelled with its id (the polygons' and the table's), its pixels and peak score,
     and its library match and angle when the spectra were matched (``--library``).
     ``title``: a first line above the one saying which regions are drawn."""
