@@ -126,11 +126,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def _names_print() -> None:
     """A file name that is not UTF-8 (Latin-1 bytes from an old share) is printed, not a
-    crash: standard output writes its bytes back as they were, standard error escapes them
-    (``\udcfc``), whatever the locale made of the streams."""
-    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+    crash: a stream that would refuse it (``strict``) writes its bytes back as they were
+    (UTF-8 standard output) or escapes what it cannot encode (``\udcfc``: standard error,
+    other encodings); a handler the user chose (``PYTHONIOENCODING=latin-1:replace``) is
+    kept."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) != "strict":
+            continue
+        utf8 = str(getattr(stream, "encoding", "")).lower().replace("-", "") == "utf8"
+        raw = utf8 and stream is sys.stdout  # errors are escaped, as Python's stderr does
         with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
-            stream.reconfigure(errors=errors)
+            stream.reconfigure(errors="surrogateescape" if raw else "backslashreplace")
 
 
 def main(argv: list[str] | None = None) -> None:

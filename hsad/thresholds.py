@@ -97,11 +97,11 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
 
     A map whose median absolute deviation is zero (over half the pixels share one score)
     is fitted on the scores above that value (and so on, while the rest ties again); when
-    those hold a single value, its pixels are flagged if they are a few outliers (at most
-    :data:`MOST_FLAGGED` of the scores: a scene of one repeated spectrum and an outlier),
-    else none (two levels of a map). A constant map has no anomaly and gives ``inf``, as
-    does a map whose shared score is its highest; each case with a
-    :class:`~hsad.errors.DegenerateDataWarning` saying which.
+    those hold a single value, or are too few to fit (:data:`MIN_FIT`), they are flagged if
+    they are a few outliers (at most :data:`MOST_FLAGGED` of the scores, or :data:`FEW`
+    pixels: a scene of one repeated spectrum and an outlier or two), else none. A constant
+    map has no anomaly and gives ``inf``, as does a map whose shared score is its highest;
+    each case with a :class:`~hsad.errors.DegenerateDataWarning` saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place
     (every step is a median: the order is not needed), whatever the map's type: 8 bytes a
@@ -127,8 +127,8 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
                           "pixel stands above them and none is flagged (give --threshold, "
                           "--far or --contamination)", DegenerateDataWarning, stacklevel=2)
             return float("inf")
-        if s.min() == s.max():
-            return _one_level_above(s, shared, total)
+        if s.min() == s.max() or s.size < MIN_FIT:
+            return _few_above(s, shared, total)
         median = _median(s)
     offset = _shift(s, median)
     logs = np.log(np.subtract(s, offset, out=s), out=s)
@@ -137,23 +137,29 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
 
-#: the largest share of the scores :func:`robust_threshold` flags for sharing one score
-#: above a tied majority: beyond it they are a second level of the map, not outliers
+#: the pixels above a tied majority that :func:`robust_threshold` flags without a fit, as
+#: a few outliers: at most this share of the scores, or :data:`FEW` pixels on a small map;
+#: beyond it one score shared by them is a second level of the map, not outliers
 MOST_FLAGGED = 0.01
+FEW = 3
+#: fewer scores than this above a tied majority are too few to fit a distribution to
+MIN_FIT = 10
 
 
-def _one_level_above(above: np.ndarray, shared: float, total: int) -> float:
-    """The threshold of a map whose scores are one shared value and, above it, ``above``,
-    all one value: those pixels flagged when they are few (:data:`MOST_FLAGGED`, a scene
-    of one repeated spectrum and an outlier), else none; a warning says which."""
-    share = above.size / total
-    if share <= MOST_FLAGGED:
+def _few_above(above: np.ndarray, shared: float, total: int) -> float:
+    """The threshold of a map whose scores are one shared value and, above it, ``above``:
+    one value, or too few to fit (:data:`MIN_FIT`). Those pixels are flagged when they are
+    a few outliers (:data:`MOST_FLAGGED`, :data:`FEW`: a scene of one repeated spectrum and
+    an outlier or two), else none (two levels of a map); a warning says which."""
+    levels = "one higher score" if above.min() == above.max() else "higher scores"
+    if above.size <= max(FEW, MOST_FLAGGED * total):
         warnings.warn(f"the scores hold one shared value, {shared:g}, and {above.size} of "
-                      f"{total} one higher score, {above[0]:g}: those are flagged (no spread "
+                      f"{total} {levels}, from {above.min():g}: those are flagged (too few "
                       "to fit a distribution to)", DegenerateDataWarning, stacklevel=3)
-        return float(above[0])
+        return float(above.min())
+    share = above.size / total
     warnings.warn(f"the scores hold one shared value, {shared:g}, and {above.size} of {total} "
-                  f"({share:.0%}) one higher score, {above[0]:g}: two levels, not a few "
+                  f"({share:.1%}) {levels}, from {above.min():g}: two levels, not a few "
                   "outliers; none is flagged (give --threshold, --far or --contamination)",
                   DegenerateDataWarning, stacklevel=3)
     return float("inf")

@@ -107,3 +107,54 @@ def test_a_name_too_long_is_refused_by_its_own_name_before_any_work(tmp_path, ca
                          capsys)
         assert f"{folder.name}/{name}: file name too long" in line and ".part" not in line
     assert not (tmp_path / "not_yet").exists()
+
+
+@pytest.mark.skipif(not LATIN1, reason="needs a file system that takes any bytes in names")
+def test_a_latin1_scene_in_a_benchmark_is_named_with_its_odd_bytes(mat_scene, tmp_path,
+                                                                   capsys):
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/m\xfcnchen.mat")
+    shutil.copy(mat_scene, odd)
+    code, out, err = run_cli(["benchmark", "-m", "rx", "--datasets", odd, "-o",
+                              tmp_path / "t.md", "--csv", tmp_path / "t.csv", "--plot",
+                              tmp_path / "t.png"], capsys)
+    assert code == 0, err
+    assert "| m\\xfcnchen |" in (tmp_path / "t.md").read_text(encoding="utf-8")
+    assert (tmp_path / "t.png").is_file()
+
+
+@pytest.mark.skipif(not LATIN1, reason="needs a file system that takes any bytes in names")
+def test_a_latin1_envi_file_placed_by_rpcs_is_refused_in_one_line(corpus_dir, tmp_path,
+                                                                  capsys):
+    base = os.fsencode(str(tmp_path)) + b"/m\xfcnchen-rpc"
+    shutil.copy(corpus_dir / "gdal" / "envirpc.img", os.fsdecode(base + b".img"))
+    shutil.copy(corpus_dir / "gdal" / "envirpc.hdr", os.fsdecode(base + b".hdr"))
+    line = one_error(["info", os.fsdecode(base + b".img")], capsys)
+    assert "not valid UTF-8" in line and "GCPs or RPCs" in line
+
+
+def test_a_print_handler_the_user_chose_is_kept(monkeypatch):
+    import io
+
+    from hsad.cli.main import _names_print
+
+    chosen = io.TextIOWrapper(io.BytesIO(), encoding="latin-1", errors="replace")
+    strict = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    monkeypatch.setattr(sys, "stdout", chosen)
+    monkeypatch.setattr(sys, "stderr", strict)
+    _names_print()
+    assert chosen.errors == "replace" and strict.errors == "backslashreplace"
+    chosen.write("城 \udcfc")  # replaced, not a crash
+
+
+def test_a_drawing_s_warning_is_said_once(tmp_path):
+    import warnings
+
+    from hsad.outputs.plots import new_figure, save_figure
+
+    fig = new_figure(figsize=(0.3, 0.3))
+    fig.add_subplot(111).set_title("t")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_figure(fig, tmp_path / "w.png")
+    texts = [str(w.message) for w in caught]
+    assert texts and len(texts) == len(set(texts))

@@ -62,12 +62,23 @@ def test_a_constant_map_flags_nothing_and_says_so():
     s = np.full((30, 30), 0.0011)
     s[10, 10] = 899.0
     with pytest.warns(DegenerateDataWarning, match="one shared value, 0.0011, and 1 of 900 "
-                      "one higher score, 899: those are flagged"):
+                      "one higher score, from 899: those are flagged"):
         assert robust_threshold(s) == 899.0
+    # on a small scene (81 pixels) one outlier is a few outliers too, and so are three
+    # different ones, too few to fit a distribution to
+    s = np.full(81, 0.5)
+    s[7] = 34.0
+    with pytest.warns(DegenerateDataWarning, match="1 of 81 one higher score"):
+        assert robust_threshold(s) == 34.0
+    s = np.full(900, 0.5)
+    s[[3, 50, 700]] = [20.0, 35.0, 60.0]
+    with pytest.warns(DegenerateDataWarning, match="3 of 900 higher scores, from 20: those "
+                      "are flagged"):
+        assert robust_threshold(s) == 20.0
     # two levels, the higher one no few outliers (49 %): none flagged
     s = np.r_[np.zeros(5100), np.ones(4900)]
-    with pytest.warns(DegenerateDataWarning, match=r"4900 of 10000 \(49%\) one higher score, "
-                      "1: two levels"):
+    with pytest.warns(DegenerateDataWarning, match=r"4900 of 10000 \(49.0%\) one higher "
+                      "score, from 1: two levels"):
         assert robust_threshold(s) == np.inf
     # ties on two levels, then one outlier: the outlier is flagged
     s = np.r_[np.zeros(6000), np.ones(3999), 7.0]

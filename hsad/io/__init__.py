@@ -36,6 +36,12 @@ def gdal_name_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+def printable(text: str | os.PathLike) -> str:
+    """A path or name as text any UTF-8 writer takes: the odd bytes of a name that is not
+    UTF-8 (Latin-1 from an old share, held by Python as surrogates) written ``\xfc``."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def _hdf5_signature(fh) -> bool:
     """Whether the open file holds HDF5's signature where HDF5 looks for it: at byte 0, or
     after a user block of 512, 1024, 2048 … bytes (a MATLAB v7.3 file's 512; up to 1 MiB

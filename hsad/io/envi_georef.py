@@ -35,7 +35,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from hsad.cube import refuse_singular
-from hsad.errors import HeaderError, ParameterError
+from hsad.errors import FileFormatError, HeaderError, ParameterError
 from hsad.io.envi_gdal_view import MAX_LINE, pam_bytes
 from hsad.io.sensor_georef import SensorGeoref
 
@@ -243,7 +243,14 @@ def _sidecar_has_gcps(data_path) -> bool:
 
 def _from_the_file(data_path, header_path, grid: Affine):
     """GDAL's GCPs and RPCs of the ENVI file itself (sidecar included), or ``_UNREAD`` when
-    GDAL does not open it with ``header_path`` as its header."""
+    GDAL does not open it with ``header_path`` as its header. A name GDAL cannot be given
+    (not UTF-8) is a FileFormatError: its GCPs or RPCs would be lost without a word."""
+    from hsad.io import gdal_name_problem
+
+    if (problem := gdal_name_problem(data_path)) is not None:
+        raise FileFormatError(f"{problem.removesuffix('; rename it')}, and its "
+                              "georeference (GCPs or RPCs) is read by GDAL; rename it",
+                              data_path)
     try:
         with rasterio.Env(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -87,6 +87,9 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
                 break
         else:
             name = f"{file} [{len(scenes) + 1}]"
+        from hsad.io import printable
+
+        name = printable(name)  # a Latin-1 file name: its odd bytes \xfc in the tables
         taken.add(name)
         scenes.append(Scene(name, entry))
     if not scenes:

@@ -53,7 +53,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
         with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fig.savefig(tmp, format="png", dpi=dpi)
-        _say_once(caught)
+        _say_again(caught)
     except HsadError:
         raise
     except OSError as exc:
@@ -65,17 +65,20 @@ MATH_TEXTS = frozenset({"false alarm rate $P_F$", "detection probability $P_D$",
                         "$P_D$"})
 
 
-def _say_once(caught: list) -> None:
-    """The warnings of a drawing said again, those of glyphs missing from the fonts (a
-    scene named in Chinese or Japanese: one per character) as one."""
-    missing = [w for w in caught if "missing from font" in str(w.message)]
+def _say_again(caught: list) -> None:
+    """The warnings of a drawing said again, each once (a layout engine warns once per
+    pass), under the usual filters; those of glyphs missing from the fonts (a scene named
+    in Chinese or Japanese: one per character) as one, once a command."""
+    missing = {str(w.message) for w in caught if "missing from font" in str(w.message)}
     if missing:
-        warnings.warn(f"{len(missing)} character(s) of the figure's text are not in the "
-                      "installed fonts and are drawn as boxes (install a font that has them, "
-                      "e.g. Noto Sans CJK, for matplotlib)", UserWarning, stacklevel=4)
+        warnings.warn("some characters of the figures' text are not in the installed fonts "
+                      "and are drawn as boxes (install a font that has them, e.g. Noto Sans "
+                      "CJK, for matplotlib)", UserWarning, stacklevel=4)
+    said = set(missing)
     for w in caught:
-        if w not in missing:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if str(w.message) not in said:
+            said.add(str(w.message))
+            warnings.warn(str(w.message), w.category, stacklevel=4)
 
 
 def _finish(fig: Figure, path, dpi: int = 100) -> Figure:
@@ -90,8 +93,9 @@ def _finish(fig: Figure, path, dpi: int = 100) -> Figure:
         try:  # a name that is not UTF-8 (bytes of another encoding): its odd bytes \xfc
             text.get_text().encode("utf-8")
         except UnicodeEncodeError:
-            raw = text.get_text().encode("utf-8", "surrogateescape")
-            text.set_text(raw.decode("utf-8", "backslashreplace"))
+            from hsad.io import printable
+
+            text.set_text(printable(text.get_text()))
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig

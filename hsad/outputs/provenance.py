@@ -12,7 +12,6 @@ prints them back.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -101,8 +100,9 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
 def _text(path: Path) -> str:
     """A path as tag text: a name that is not UTF-8 (Latin-1 bytes from an old share) with
     its odd bytes written ``\xfc``, where GDAL's UTF-8 tags cannot hold them raw."""
-    raw = os.fsencode(path)
-    return raw.decode("utf-8", "backslashreplace")
+    from hsad.io import printable
+
+    return printable(path)
 
 
 def read_provenance(path) -> dict[str, str]:
