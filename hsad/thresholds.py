@@ -96,12 +96,13 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     finite ``scores`` (NaN = nodata is ignored).
 
     A map whose median absolute deviation is zero (over half the pixels share one score)
-    is fitted on the scores above that value (and so on, while the rest ties again); when
-    those hold a single value, or are too few to fit (:data:`MIN_FIT`), they are flagged if
-    they are a few outliers (at most :data:`MOST_FLAGGED` of the scores, or :data:`FEW`
-    pixels: a scene of one repeated spectrum and an outlier or two), else none. A constant
-    map has no anomaly and gives ``inf``, as does a map whose shared score is its highest;
-    each case with a :class:`~hsad.errors.DegenerateDataWarning` saying which.
+    is fitted on the scores above that value (and so on, while the rest ties again; under
+    :data:`MIN_FIT` of them, with a warning that the fit is rough). When those are a single
+    value, its pixels are flagged if they are a few outliers (at most :data:`MOST_FLAGGED`
+    of the scores, or one pixel: a scene of one repeated spectrum and an outlier), else
+    none (two levels of a map). A constant map has no anomaly and gives ``inf``, as does a
+    map whose shared score is its highest; each case with a
+    :class:`~hsad.errors.DegenerateDataWarning` saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place
     (every step is a median: the order is not needed), whatever the map's type: 8 bytes a
@@ -114,11 +115,11 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
         warnings.warn("the score map is constant (or has under 2 scores): no pixel is "
                       "flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
-    total = s.size
+    total, shared = s.size, None
     median = _median(s)  # s's median, while s is all the scores left to fit
     # the MAD is zero when over half the scores equal the median: |s − median| = 0
     # exactly where s == median, and the middle of the sorted deviations is then 0; the
-    # fit goes to the scores above, as often as that holds (ties on two levels)
+    # fit goes to the scores above, as often as that holds (ties on several levels)
     while (tied := np.count_nonzero(s == median)) >= s.size // 2 + 1:
         shared = median
         s, median = s[s > shared], None
@@ -127,9 +128,13 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
                           "pixel stands above them and none is flagged (give --threshold, "
                           "--far or --contamination)", DegenerateDataWarning, stacklevel=2)
             return float("inf")
-        if s.min() == s.max() or s.size < MIN_FIT:
-            return _few_above(s, shared, total)
+        if s.min() == s.max():
+            return _one_value_above(s, shared, total)
         median = _median(s)
+    if shared is not None and s.size < MIN_FIT:
+        warnings.warn(f"only {s.size} of {total} scores lie above the {shared:g} most of the "
+                      "others share: the fit of so few is rough (give --threshold, --far or "
+                      "--contamination)", DegenerateDataWarning, stacklevel=2)
     offset = _shift(s, median)
     logs = np.log(np.subtract(s, offset, out=s), out=s)
     centre = _median(logs)
@@ -137,31 +142,29 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
 
-#: the pixels above a tied majority that :func:`robust_threshold` flags without a fit, as
-#: a few outliers: at most this share of the scores, or :data:`FEW` pixels on a small map;
-#: beyond it one score shared by them is a second level of the map, not outliers
+#: the pixels of one score above all the others (which tie) that :func:`robust_threshold`
+#: flags as a few outliers: at most this share of the scores, or one pixel of a map of
+#: ``MIN_FIT`` or more; beyond it they are a second level of the map
 MOST_FLAGGED = 0.01
-FEW = 3
-#: fewer scores than this above a tied majority are too few to fit a distribution to
+#: fewer scores than this above a tied majority make a rough fit (a warning says so)
 MIN_FIT = 10
 
 
-def _few_above(above: np.ndarray, shared: float, total: int) -> float:
-    """The threshold of a map whose scores are one shared value and, above it, ``above``:
-    one value, or too few to fit (:data:`MIN_FIT`). Those pixels are flagged when they are
-    a few outliers (:data:`MOST_FLAGGED`, :data:`FEW`: a scene of one repeated spectrum and
-    an outlier or two), else none (two levels of a map); a warning says which."""
-    levels = "one higher score" if above.min() == above.max() else "higher scores"
-    if above.size <= max(FEW, MOST_FLAGGED * total):
-        warnings.warn(f"the scores hold one shared value, {shared:g}, and {above.size} of "
-                      f"{total} {levels}, from {above.min():g}: those are flagged (too few "
-                      "to fit a distribution to)", DegenerateDataWarning, stacklevel=3)
-        return float(above.min())
-    share = above.size / total
-    warnings.warn(f"the scores hold one shared value, {shared:g}, and {above.size} of {total} "
-                  f"({share:.1%}) {levels}, from {above.min():g}: two levels, not a few "
-                  "outliers; none is flagged (give --threshold, --far or --contamination)",
-                  DegenerateDataWarning, stacklevel=3)
+def _one_value_above(above: np.ndarray, shared: float, total: int) -> float:
+    """The threshold of a map whose scores above a tied level ``shared`` (every other score
+    at it or below) are all one value: those pixels flagged when they are a few outliers (a
+    scene of one repeated spectrum and an outlier), else none (two levels of a map); a
+    warning says which."""
+    n, value = above.size, float(above[0])
+    head = (f"{n} of {total} scores share one score, {value:g}, above all the others (which "
+            f"tie at {shared:g} or below)")
+    if n <= MOST_FLAGGED * total or (n == 1 and total >= MIN_FIT):
+        warnings.warn(f"{head}: those are flagged (no spread to fit a distribution to)",
+                      DegenerateDataWarning, stacklevel=3)
+        return value
+    warnings.warn(f"{head}: two levels, not a few outliers (at most 1 % of the scores, or "
+                  f"one pixel of {MIN_FIT} or more); none is flagged (give --threshold, --far "
+                  "or --contamination)", DegenerateDataWarning, stacklevel=3)
     return float("inf")
 
 

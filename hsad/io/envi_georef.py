@@ -244,13 +244,17 @@ def _sidecar_has_gcps(data_path) -> bool:
 def _from_the_file(data_path, header_path, grid: Affine):
     """GDAL's GCPs and RPCs of the ENVI file itself (sidecar included), or ``_UNREAD`` when
     GDAL does not open it with ``header_path`` as its header. A name GDAL cannot be given
-    (not UTF-8) is a FileFormatError: its GCPs or RPCs would be lost without a word."""
+    (not UTF-8) is left to the header's own fields (read through a stub, as for ``map
+    info``), unless its ``.aux.xml`` sidecar holds GCPs: those only GDAL reads, and the
+    file is refused (FileFormatError) rather than read without them."""
     from hsad.io import gdal_name_problem
 
     if (problem := gdal_name_problem(data_path)) is not None:
-        raise FileFormatError(f"{problem.removesuffix('; rename it')}, and its "
-                              "georeference (GCPs or RPCs) is read by GDAL; rename it",
-                              data_path)
+        if _sidecar_has_gcps(data_path):
+            raise FileFormatError(f"{problem.removesuffix('; rename it')}, and the ground "
+                                  "control points of its .aux.xml are read by GDAL; rename "
+                                  "it", data_path)
+        return _UNREAD
     try:
         with rasterio.Env(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

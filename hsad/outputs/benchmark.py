@@ -79,17 +79,18 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
             check_truth(gt)
         except ParameterError as exc:
             raise ParameterError(exc.problem, _file_of(entry)) from exc
+        from hsad.io import printable
+
         name = cube.attrs["dataset"]
+        # a Latin-1 file name: its odd bytes \xfc in the tables (compared so, too)
         for candidate in (name, str(entry), file):
-            if candidate not in taken and (candidate == entry or
-                                           candidate not in datasets.names()):
+            if printable(candidate) not in taken and (candidate == entry or
+                                                      candidate not in datasets.names()):
                 name = candidate
                 break
         else:
             name = f"{file} [{len(scenes) + 1}]"
-        from hsad.io import printable
-
-        name = printable(name)  # a Latin-1 file name: its odd bytes \xfc in the tables
+        name = printable(name)
         taken.add(name)
         scenes.append(Scene(name, entry))
     if not scenes:

@@ -65,12 +65,17 @@ MATH_TEXTS = frozenset({"false alarm rate $P_F$", "detection probability $P_D$",
                         "$P_D$"})
 
 
+#: whether the missing-glyph warning was given (once a process: a command's pictures)
+_FONT_WARNED: list[bool] = []
+
+
 def _say_again(caught: list) -> None:
     """The warnings of a drawing said again, each once (a layout engine warns once per
     pass), under the usual filters; those of glyphs missing from the fonts (a scene named
     in Chinese or Japanese: one per character) as one, once a command."""
     missing = {str(w.message) for w in caught if "missing from font" in str(w.message)}
-    if missing:
+    if missing and not _FONT_WARNED:
+        _FONT_WARNED.append(True)
         warnings.warn("some characters of the figures' text are not in the installed fonts "
                       "and are drawn as boxes (install a font that has them, e.g. Noto Sans "
                       "CJK, for matplotlib)", UserWarning, stacklevel=4)
