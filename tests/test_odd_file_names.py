@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from cli_helpers import one_error, run_cli
+from test_benchmark_runner import _labelled
 from test_spectra import scene
 
 from hsad.io.envi_writer import write_envi
@@ -21,16 +22,7 @@ LATIN1 = sys.platform.startswith("linux")  # a file system that takes any bytes 
 
 @pytest.fixture()
 def mat_scene(tmp_path):
-    import scipy.io as sio
-
-    rng = np.random.default_rng(5)
-    cube = rng.normal(100.0, 5.0, (20, 24, 8))
-    gt = np.zeros((20, 24), np.uint8)
-    gt[4, 5] = gt[12, 20] = 1
-    cube[gt == 1] += 30.0
-    path = tmp_path / "plain.mat"
-    sio.savemat(path, {"img": cube, "PlaneGT": gt})
-    return path
+    return _labelled(tmp_path, "plain.mat")
 
 
 def test_a_name_with_dollar_signs_is_drawn_as_written(mat_scene, tmp_path, capsys):

@@ -7,9 +7,9 @@ import csv
 
 import numpy as np
 import pytest
-import scipy.io as sio
 from cli_helpers import one_error, run_cli
 from PIL import Image
+from test_benchmark_runner import _labelled
 from test_spectra import scene
 
 from hsad.errors import ParameterError
@@ -92,13 +92,8 @@ def test_values_a_panel_cannot_show_are_left_out_and_counted_and_long_names_shor
 
 
 def test_hsad_benchmark_writes_its_picture_beside_the_tables(tmp_path, capsys):
-    rng = np.random.default_rng(5)
-    for name in ("lake", "field"):
-        cube = rng.normal(100.0, 5.0, (20, 24, 8))
-        gt = np.zeros((20, 24), np.uint8)
-        gt[4, 5] = gt[12, 20] = 1
-        cube[gt == 1] += 30.0
-        sio.savemat(tmp_path / f"{name}.mat", {"img": cube, "PlaneGT": gt})
+    for seed, name in enumerate(("lake", "field")):
+        _labelled(tmp_path, f"{name}.mat", seed=seed)
     png, table = tmp_path / "out" / "bench.png", tmp_path / "r.csv"
     args = ["benchmark", "-m", "rx,lrx", "--datasets", f"{tmp_path / 'lake.mat'},"
             f"{tmp_path / 'field.mat'}", "-p", "lrx.inner=3", "-p", "lrx.outer=7"]
