@@ -89,6 +89,9 @@ def test_values_a_panel_cannot_show_are_left_out_and_counted_and_long_names_shor
                if line.get_linestyle() == "--")  # an AUC under 0.5: chance is marked
     with pytest.raises(ParameterError, match="no finite AUC"):
         plot_benchmark(rows_of({("a", "rx"): (float("nan"), 1.0)}))
+    # a method whose every AUC is left out keeps its legend entry (its times are drawn)
+    fig = plot_benchmark(rows_of({("a", "rx"): (0.9, 1.0), ("a", "lrx"): (float("nan"), 2.0)}))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["rx", "lrx"]
 
 
 def test_hsad_benchmark_writes_its_picture_beside_the_tables(tmp_path, capsys):

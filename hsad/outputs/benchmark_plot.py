@@ -83,6 +83,10 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
     right.set_xlabel("fit + score, seconds (log)" +
                      _left_out_note(left_out["seconds"], "not a positive number"))
     handles, names = left.get_legend_handles_labels()
+    for handle, name in zip(*right.get_legend_handles_labels(), strict=True):
+        if name not in names:  # a method whose every AUC was left out: its times only
+            handles.append(handle)
+            names.append(name)
     fig.legend(handles, names, loc="outside lower center", ncols=min(len(methods), 5),
                fontsize="small", title="method")
     fig.suptitle(_wrapped(title or f"hsad benchmark: {len(methods)} method(s) on "
