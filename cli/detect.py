@@ -311,8 +311,10 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     rgb = parse_numbers(rgb, "--rgb", float)
     rgb_bands = parse_numbers(rgb_bands, "--rgb-bands", int)
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
-    stage_names = () if not stages_dir else pipeline.stage_names(
-        pipeline.make_detector(method, merged, model=model))
+    # made here when its stage maps are planned, and then the one that runs (a model file
+    # loaded once)
+    made = pipeline.make_detector(method, merged, model=model) if stages_dir else None
+    stage_names = () if made is None else pipeline.stage_names(made)
     plan = plan_outputs(
         _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
                   "stage_names": stage_names,
@@ -345,8 +347,9 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             from hsad.outputs.polygons import polygon_target, vector_crs
 
             polygon_target(polygons_path, vector_crs(cube))  # GeoJSON needs a CRS
-        det = pipeline.apply_fusion(pipeline.make_detector(method, merged, model=model),
-                                    fusion)
+        if made is None:
+            made = pipeline.make_detector(method, merged, model=model)
+        det = pipeline.apply_fusion(made, fusion)
         pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())
         training_bar = False if progress is False else None  # --no-progress: no bar at all
