@@ -76,6 +76,7 @@ def describe_map(name: str, method: str, fusion=None) -> str:
 def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
     """The ``hsad_*`` tags of map ``what`` computed by ``detector`` from ``cube``."""
     from hsad import __version__
+    from hsad.io import printable
 
     params = {k: v for k, v in detector.get_params().items() if k not in RUNTIME}
     source = cube.attrs.get("source_path") or cube.attrs.get("header_path")
@@ -83,7 +84,9 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
         "hsad_version": __version__,
         "hsad_method": detector.name,
         "hsad_params": json.dumps(params, sort_keys=True, default=str),
-        "hsad_input": _text(Path(source).resolve()) if source else "",
+        # a name that is not UTF-8 (Latin-1 from an old share) with its odd bytes as \xfc:
+        # GDAL's UTF-8 tags cannot hold them raw
+        "hsad_input": printable(Path(source).resolve()) if source else "",
         "hsad_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hsad_map": what,
     }
@@ -93,16 +96,8 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
                                f"{cube.sizes['y']}")
         tags["hsad_window_of"] = f"{window[3]} {window[2]}"  # the input's columns, rows
     if model is not None:
-        tags["hsad_model"] = _text(Path(model).resolve())
+        tags["hsad_model"] = printable(Path(model).resolve())
     return tags
-
-
-def _text(path: Path) -> str:
-    """A path as tag text: a name that is not UTF-8 (Latin-1 bytes from an old share) with
-    its odd bytes written ``\xfc``, where GDAL's UTF-8 tags cannot hold them raw."""
-    from hsad.io import printable
-
-    return printable(path)
 
 
 def read_provenance(path) -> dict[str, str]:
