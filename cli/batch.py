@@ -4,6 +4,7 @@ holding ``{stem}``, checked before any work, then one scene after another."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +29,20 @@ _FLAGS = {"output": "-o", "mask_path": "--mask", "polygons_path": "--polygons",
           "config_path": "--config", "model": "--model", "library_path": "--library"}
 
 
+#: what ends a file name as its extension: a letter and at most four letters or digits
+#: (``.img``, ``.tiff``, ``.he5``); ``f.v1_rfl_subset`` or ``flight.001`` have none
+EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}")
+
+
 def stem_of(scene: str | os.PathLike) -> str:
     """A scene's name in output paths: the file name without its extension (an EnMAP
-    product's folder: the folder's name, also given as ``.``; ``x.img.hdr``: ``x``)."""
+    product's folder: the folder's name, also given as ``.``; ``x.img.hdr``: ``x``; an
+    ENVI data file without extension keeps its dots: ``f.v1_rfl_subset``)."""
     name = Path(os.path.abspath(scene)).name
     for suffix in (".hdr", ".HDR"):
         name = name.removesuffix(suffix)
-    return Path(name).stem if "." in name else name
+    stem, dot, suffix = name.rpartition(".")
+    return stem if stem and EXTENSION.fullmatch(dot + suffix) else name
 
 
 def fill(template, scene) -> str | None:

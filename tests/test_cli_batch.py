@@ -110,6 +110,9 @@ def test_two_scenes_of_one_stem_or_an_existing_output_are_refused_first(scenes, 
 @pytest.mark.parametrize("path, stem", [
     ("lines/f180601t01p00r06_rfl.hdr", "f180601t01p00r06_rfl"),
     ("lines/scene.img", "scene"), ("lines/scene.img.hdr", "scene"), ("scene", "scene"),
+    ("f.v1_rfl_subset", "f.v1_rfl_subset"), ("f.v1_rfl_subset.hdr", "f.v1_rfl_subset"),
+    ("flight.001", "flight.001"), ("x.TIFF", "x"), ("PRS_L2D.he5", "PRS_L2D"),
+    ("S2A.2020.tif", "S2A.2020"), (".hidden", ".hidden"),
     ("ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z",
      "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"),
 ])
