@@ -178,3 +178,20 @@ def test_with_sampled_statistics_the_scene_is_read_once_for_the_network_and_the_
     _, shared = det._per_pixel(on_file, residual=True, terms=False, also=also)
     own = components_map(det._scene_good_bands(on_file), 4, moments=stats.source)
     np.testing.assert_array_equal(shared.compute(), own.compute())
+
+
+@pytest.mark.parametrize("output", ["d_ss", "d_spectral"])
+def test_a_residual_that_reuses_the_score_gives_maps_with_sampled_statistics(scene, output):
+    """AnoGAN's residual comes out of its score's latent search: a sweep that needs only
+    the residual computes the score terms without returning them (they once came back as
+    extra residual bands, and the residual's RX failed to broadcast)."""
+    cube, _ = scene
+    det = detectors.get("anogan", epochs=1, hidden=16, depth=1, latent=3, sample_size=500,
+                        search_steps=3, progress=False, area=9, radius=2, seed=4,
+                        output=output, stats_sample=36 * 20).fit(cube)
+    n_bands = int(good_band_mask(cube).sum())
+    assert det.residual(cube).shape == (60, 36, n_bands)
+    sampled = det.score(cube).values  # the output alone: D_spectral batch by batch
+    exact = det.set_params(stats_sample=0).score(cube).values
+    assert np.isfinite(sampled).all()
+    assert np.corrcoef(exact.ravel(), sampled.ravel())[0, 1] > 0.95

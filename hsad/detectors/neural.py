@@ -409,9 +409,10 @@ class NeuralDetector(BaseDetector):
               residual: bool, terms: bool = True, reduce=None) -> np.ndarray:
         """``(rows, cols, C)`` outputs of one window (``block`` includes the halo): the
         residual |x − x̂| (``n_bands_`` channels, when ``residual``), then the score terms
-        (when ``terms``). ``reduce``: ``(C, func)``, ``func`` mapping each batch's outputs
-        to ``C`` channels (e.g. D_spectral of the residual: the window's residual is then
-        never whole in memory)."""
+        (when ``terms``; a residual that reuses the score computes them without returning
+        them). ``reduce``: ``(C, func)``, ``func`` mapping each batch's outputs to ``C``
+        channels (e.g. D_spectral of the residual: the window's residual is then never
+        whole in memory)."""
         inputs, ok, (rows, cols) = window_inputs(block, pads, nodata, self.patch_size)
         score_terms = self._terms_computed(residual, terms)
         channels = self._channels(residual, terms, reduce)
@@ -424,9 +425,10 @@ class NeuralDetector(BaseDetector):
         def forward(x: torch.Tensor, batch_keys: np.ndarray) -> torch.Tensor:
             # the score first: a reconstruction that comes out of the score (AnoGAN's
             # G(z*) from its pixel-keyed latent search) can reuse it
-            out = [self._checked(self._score(x, PixelNoise(int(self.seed), batch_keys,
-                                                           x.device)), len(x))
-                   ] if score_terms else []
+            scored = self._checked(self._score(x, PixelNoise(int(self.seed), batch_keys,
+                                                             x.device)), len(x)
+                                   ) if score_terms else None
+            out = [scored] if terms else []
             if residual:  # |x − x̂| of the (normalised) centre pixel
                 centre = x if x.ndim == 2 else x[:, :, half, half]
                 out.insert(0, torch.abs(centre - self._reconstruct(x)))
@@ -459,7 +461,7 @@ class NeuralDetector(BaseDetector):
         """Channels of :meth:`_tile`'s outputs."""
         if reduce:
             return reduce[0]
-        return (self.n_bands_ if residual else 0) + len(self._terms_computed(residual, terms))
+        return (self.n_bands_ if residual else 0) + (len(self.score_terms) if terms else 0)
 
     def _per_pixel(self, cube: xr.DataArray, residual: bool = False,
                    terms: bool = True, also=None, reduce=None):
