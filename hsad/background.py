@@ -165,6 +165,21 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     return np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
 
 
+def array_mask(values, cube: xr.DataArray, what: str = "background mask") -> np.ndarray:
+    """(y, x) bool map of a mask given as an array (numpy, or a DataArray's values) on
+    ``cube``'s grid: True where non-zero; zero and NaN are False. Another shape, or values
+    that are not numbers, is a ParameterError."""
+    mask = np.asarray(getattr(values, "values", values))
+    shape, path = tuple(cube.shape[:2]), cube.attrs.get("source_path")
+    if mask.shape != shape:
+        raise ParameterError(f"{what} shape {mask.shape} does not match the scene's {shape}",
+                             path)
+    try:
+        return np.nan_to_num(mask.astype(np.float64)) != 0
+    except (TypeError, ValueError):
+        raise ParameterError(f"{what} must hold numbers, got {mask.dtype}", path) from None
+
+
 def background_mask(cube: xr.DataArray, background, crs=None,
                     empty_ok: bool = False) -> np.ndarray | None:
     """(y, x) bool map of the background area ``background`` on ``cube``'s grid (None: all).
@@ -174,7 +189,6 @@ def background_mask(cube: xr.DataArray, background, crs=None,
     """
     if background is None:
         return None
-    shape = (cube.sizes["y"], cube.sizes["x"])
     path = None
     if isinstance(background, (str, os.PathLike)):
         path, layer = split_layer(background)
@@ -187,11 +201,7 @@ def background_mask(cube: xr.DataArray, background, crs=None,
         else:
             mask = raster_mask(path, cube)
     elif isinstance(background, (np.ndarray, xr.DataArray)):
-        mask = np.asarray(getattr(background, "values", background))
-        if mask.shape != shape:
-            raise ParameterError(f"background mask shape {mask.shape} does not match the "
-                                 f"scene's {shape}", cube.attrs.get("source_path"))
-        mask = np.nan_to_num(mask.astype(np.float64)) != 0
+        mask = array_mask(background, cube)
     else:
         geoms = [background] if hasattr(background, "geom_type") or isinstance(
             background, dict) else list(background)

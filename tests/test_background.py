@@ -162,6 +162,22 @@ def test_bad_areas_are_one_line_errors(tmp_path):
         assert "\n" not in str(err.value)
 
 
+def test_a_mask_array_is_its_nonzero_pixels_nan_and_zero_left_out():
+    """Background, training and label masks given as arrays read alike: a float mask with
+    NaN outside the area once trained a network on the NaN pixels too."""
+    from hsad.background import array_mask
+    from hsad.nn.sampling import region_mask
+
+    cube = _cube()
+    values = np.where(LEFT, 1.0, np.nan)
+    values[0, -1] = 0.0
+    assert np.array_equal(array_mask(values, cube), LEFT)
+    assert np.array_equal(region_mask(cube, mask=values), LEFT)
+    assert np.array_equal(background_mask(cube, values), LEFT)
+    with pytest.raises(ParameterError, match="training mask must hold numbers"):
+        region_mask(cube, mask=np.full((ROWS, COLS), "a"))
+
+
 @pytest.mark.parametrize("name", ["lrx", "crd"])
 def test_local_detectors_refuse_a_background(name):
     with pytest.raises(ParameterError, match="does not apply"):

@@ -37,7 +37,6 @@ each mini-batch carries all labelled patches (at most ``max_labelled``) for C.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -130,7 +129,7 @@ class CAVGA(ReconstructionDetector):
         scene's grid, non-zero = anomaly) trains CAVGA_w on those pixels' patches."""
         self._labelled = None
         if labels is not None:
-            from hsad.background import raster_mask
+            from hsad.background import array_mask, raster_mask
             from hsad.cube import good_band_mask
             from hsad.nn.sampling import region_mask, sample_pixels
 
@@ -138,11 +137,7 @@ class CAVGA(ReconstructionDetector):
             if isinstance(labels, (str, bytes)) or hasattr(labels, "__fspath__"):
                 mask = raster_mask(labels, cube, what="label mask")
             else:
-                mask = np.asarray(getattr(labels, "values", labels))
-                if mask.shape != tuple(cube.shape[:2]):
-                    raise ParameterError(f"label mask shape {mask.shape} does not match the "
-                                         f"scene's {tuple(cube.shape[:2])}", path)
-                mask = np.nan_to_num(mask.astype(np.float64)) != 0
+                mask = array_mask(labels, cube, what="label mask")
             if not mask.any():
                 raise ParameterError("the label mask marks no anomaly pixel", path)
             self._validate()

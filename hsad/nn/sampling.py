@@ -289,10 +289,9 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
             values = on_scene_grid(values, raster, cube, "training mask", mask)
             region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
         else:
-            region = np.asarray(getattr(mask, "values", mask), dtype=bool)
-            if region.shape != shape:
-                raise ParameterError(f"training mask shape {region.shape} does not match the "
-                                     f"scene's {shape}", path)
+            from hsad.background import array_mask
+
+            region = array_mask(mask, cube, what="training mask")
     if window is not None:
         parts = window.split(",") if isinstance(window, str) else list(window)
         try:
