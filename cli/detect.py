@@ -368,8 +368,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                 result = pipeline.run_detector(det, cube, fitted=model is not None,
                                                stages=stages_dir is not None, lazy=True,
                                                background=background, labels=labels)
-            written = pipeline.export(result, cube, scores_path=output, cog=cog,
-                                      stages_dir=stages_dir, progress=progress, model=model)
+            pipeline.export(result, cube, scores_path=output, cog=cog,
+                            stages_dir=stages_dir, progress=progress, model=model)
         finally:
             gc.unfreeze()
         result.seconds = time.perf_counter() - t0

@@ -86,7 +86,8 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
 
 
 def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
-    """``--fusion none|dss`` on a reconstruction detector (``None`` leaves it as it is)."""
+    """``--fusion`` on a reconstruction detector: ``none``, ``dss`` or a variant's name
+    (``multiscale``, ``aed``, ``paper``; ``None`` leaves it as it is)."""
     if mode is None:
         return detector
     if not callable(getattr(detector, "set_fusion", None)):

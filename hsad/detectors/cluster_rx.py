@@ -267,7 +267,7 @@ class ClusterRX(BaseDetector):
         sd = x.std(axis=0)
         z = x / np.where(sd > 0, sd, 1.0)
         if z.shape[1] > KMEANS_COMPONENTS:  # k-means on the leading principal components
-            lam, vec = np.linalg.eigh(z.T @ z)
+            _, vec = np.linalg.eigh(z.T @ z)
             z = z @ vec[:, ::-1][:, :KMEANS_COMPONENTS]
         from threadpoolctl import threadpool_limits
 

@@ -45,7 +45,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     OutputError naming it."""
     from pathlib import Path
 
-    from hsad.errors import HsadError, OutputError
+    from hsad.errors import OutputError
 
     if Path(path).suffix.lower() != ".png":
         raise ParameterError(f"{path}: figures are written as PNG; give a .png file name")
@@ -54,8 +54,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
             warnings.simplefilter("always")
             fig.savefig(tmp, format="png", dpi=dpi)
         _say_again(caught)
-    except HsadError:
-        raise
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
 
@@ -107,11 +105,9 @@ def _finish(fig: Figure, path, dpi: int = 100) -> Figure:
 
 
 def _as_maps(maps) -> dict:
-    if isinstance(maps, Mapping):
-        out = dict(maps)
-    elif isinstance(maps, (np.ndarray, xr.DataArray)):
+    if isinstance(maps, (np.ndarray, xr.DataArray)):
         out = {str(getattr(maps, "name", None) or "scores"): maps}
-    else:
+    else:  # a mapping, or (name, map) pairs
         out = dict(maps)
     if not out:
         raise ParameterError("no score map to plot")
