@@ -76,7 +76,7 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
         for path, content in ((output, text), (csv_path, benchmark.to_csv(rows))):
             if path:
                 with atomic_path(path) as tmp:
-                    tmp.write_text(content, encoding="utf-8")
+                    tmp.write_text(content, encoding="utf-8", newline="")  # CSV: its own \r\n
         if figure is not None:
             from hsad.outputs.plots import save_figure
 

@@ -29,7 +29,7 @@ _COMMANDS = (
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 #: Exit status when the reader of the output went away (``hsad methods | head``), as a
 #: shell reports a tool that SIGPIPE stopped.
-BROKEN_PIPE = 128 + signal.SIGPIPE
+BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # Windows has no SIGPIPE
 
 
 class Terminated(KeyboardInterrupt):

@@ -146,7 +146,7 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     if not p.is_file():
         raise ParameterError("wavelength file not found", p)
     header, rows = None, []
-    for number, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines()):
+    for number, line in enumerate(p.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
         fields = [f for f in re.split(r"[,;\s]+", line.split("#", 1)[0].strip()) if f]
         if not fields:
             continue

@@ -74,7 +74,7 @@ def load_config(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise FileFormatError("config file not found", p)
-    text = p.read_text(encoding="utf-8", errors="replace")
+    text = p.read_text(encoding="utf-8-sig", errors="replace")
     try:
         if p.suffix.lower() == ".toml":
             cfg = tomllib.loads(text)

@@ -20,11 +20,11 @@ import atexit
 import contextlib
 import contextvars
 import errno
-import fcntl
 import functools
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -33,6 +33,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hsad.errors import OutputError
+
+try:  # POSIX: a writer's lock tells remove_stale its temporary file is live
+    import fcntl
+except ImportError:  # Windows: no flock, and an open file cannot be renamed there
+    fcntl = None
 
 #: errno values that mean "no room for the output" (disk full, quota, file-size limit).
 FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -89,8 +94,20 @@ def _remove_live() -> None:
         remove_temp(path)
 
 
+def _umask_now() -> int:
+    """The umask, set and set back: only at import, before any thread writes files."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+#: the umask at import, where /proc cannot tell it later (macOS, Windows)
+_UMASK_AT_IMPORT = None if os.path.exists("/proc/self/status") else _umask_now()
+
+
 def _umask() -> int:
-    """The process umask, read without changing it (os.umask would race with threads)."""
+    """The process umask, read without changing it (os.umask would race with threads);
+    without /proc, the umask at import."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
@@ -98,7 +115,7 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except OSError:
         pass
-    return 0o022
+    return 0o022 if _UMASK_AT_IMPORT is None else _UMASK_AT_IMPORT
 
 
 @contextlib.contextmanager
@@ -125,6 +142,10 @@ def _record(target: Path, st: os.stat_result) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (on Windows, where ``os.kill(pid, 0)``
+    sends a Ctrl-C or ends the process, any PID counts as running: nothing is removed)."""
+    if os.name == "nt":
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -159,6 +180,9 @@ def remove_stale(target: str | os.PathLike) -> list[Path]:
 @contextlib.contextmanager
 def _unlocked(path: str) -> Iterator[bool]:
     """Whether nobody holds the write lock of ``path`` (held by us inside the block)."""
+    if fcntl is None:  # no locks to ask (and _alive keeps every file there)
+        yield False
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         try:
@@ -272,8 +296,7 @@ def disk_full(target: str | os.PathLike) -> str | None:
     """"no space left on device" when the folder of ``target`` has less than 1 MiB free
     (a library that failed a write without saying why), else None."""
     with contextlib.suppress(OSError):
-        st = os.statvfs(Path(target).parent)
-        if st.f_bavail * st.f_frsize < 2**20:
+        if shutil.disk_usage(Path(target).parent).free < 2**20:
             return os.strerror(errno.ENOSPC).lower()
     return None
 
@@ -325,10 +348,14 @@ class _Temp:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.existed = os.path.lexists(self.target)
         self.path = temp_file(self.target, suffix)
+        self._lock = None  # no lock where there is no flock (Windows: see the import)
         try:
-            self._lock = os.open(self.path, os.O_RDONLY)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)  # tells remove_stale this write is live
+            if fcntl is not None:
+                self._lock = os.open(self.path, os.O_RDONLY)
+                fcntl.flock(self._lock, fcntl.LOCK_EX)  # tells remove_stale: a live write
         except BaseException:
+            if self._lock is not None:
+                os.close(self._lock)
             remove_temp(self.path)
             raise
         self.inode: tuple[int, int] | None = None
@@ -350,7 +377,8 @@ class _Temp:
 
     def close(self) -> None:
         remove_temp(self.path)
-        os.close(self._lock)
+        if self._lock is not None:
+            os.close(self._lock)
 
 
 def _move_sidecar(tmp: Path, target: Path) -> None:

@@ -4,6 +4,7 @@ file and renames data and header into place together; ``header_text`` is the ``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import warnings
@@ -192,9 +193,17 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
         pixels = EnviPixels(str(tmp_data), file_dtype, data.shape, interleave, 0)
         da.store(data, EnviWindowWriter(pixels), lock=False)
         tmp_header.write_text(text, encoding="utf-8")
-    for header in stale:  # readers would take it before ours, GDAL too
-        header.unlink(missing_ok=True)
+    remove_headers(stale, header_path)  # readers would take them before ours, GDAL too
     return data_path
+
+
+def remove_headers(stale: list[Path], written: Path) -> None:
+    """Delete the ``stale`` headers, except one that is now the header just ``written``
+    (a case-insensitive file system, as on macOS and Windows: ``out.HDR`` is ``out.hdr``)."""
+    for header in stale:
+        with contextlib.suppress(FileNotFoundError):
+            if not os.path.samefile(header, written):
+                header.unlink()
 
 
 def stale_headers(data_path: Path, header_path: Path) -> list[Path]:

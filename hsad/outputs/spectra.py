@@ -399,7 +399,7 @@ def _write_csv(ds, path: Path, stacked, kinds, ids) -> Path:
 
 def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
     from hsad.io.atomic import atomic_paths
-    from hsad.io.envi_writer import _clean, _list, band_lines, stale_headers
+    from hsad.io.envi_writer import _clean, _list, band_lines, remove_headers, stale_headers
 
     header = path.with_suffix(".hdr")
     spectra_files(path)  # another cube's header (the scene's own) is refused
@@ -416,8 +416,7 @@ def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
     with atomic_paths(path, header) as (tmp_data, tmp_header):
         tmp_data.write_bytes(stacked.astype("<f4").tobytes())
         tmp_header.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    for old in stale:  # readers would take it before ours
-        old.unlink(missing_ok=True)
+    remove_headers(stale, header)  # readers would take them before ours
     return path
 
 

@@ -1,0 +1,99 @@
+"""What users on other systems meet: a Python without ``fcntl`` or ``SIGPIPE`` (Windows),
+text files saved with a byte-order mark, file systems that ignore letter case."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from hsad.bands import read_wavelength_file
+from hsad.config import load_config
+from hsad.io import atomic
+from hsad.io.envi_writer import remove_headers
+
+WINDOWS_LIKE = textwrap.dedent("""
+    import signal, sys
+    sys.modules["fcntl"] = None  # import fcntl fails, as on Windows
+    del signal.SIGPIPE
+    from pathlib import Path
+
+    import numpy as np
+    from hsad.cube import make_cube
+    from hsad.io.envi_writer import write_envi
+    from hsad.cli.main import main
+
+    folder = Path(sys.argv[1])
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(24, 20, 6)).astype("float32")
+    data[5, 7] += 9.0
+    scene = write_envi(make_cube(data), folder / "scene.img")
+    try:
+        main(["detect", str(scene), "-m", "rx", "-o", str(folder / "rx.tif"), "--mask",
+              str(folder / "mask.tif"), "--png", str(folder / "q.png")])
+    except SystemExit as exc:
+        print("exit", exc.code)
+""")
+
+
+def test_the_command_runs_without_fcntl_or_sigpipe(tmp_path):
+    """Windows has neither: ``hsad`` once failed at import there, before any command."""
+    run = subprocess.run([sys.executable, "-c", WINDOWS_LIKE, str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "exit 0" in run.stdout, run.stdout + run.stderr[-2000:]
+    assert {"rx.tif", "mask.tif", "q.png"} <= {p.name for p in tmp_path.iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_without_locks_no_other_writers_file_is_taken_for_stale(tmp_path, monkeypatch):
+    """Without flock a live writer cannot be told from a dead one: nothing is removed."""
+    target = tmp_path / "map.tif"
+    other = tmp_path / f".map.tif.{atomic.HOST}-999999999.abc.part"
+    other.write_bytes(b"another process's write")
+    monkeypatch.setattr(atomic, "fcntl", None)
+    assert atomic.remove_stale(target) == []
+    assert other.exists()
+    with atomic.atomic_path(target) as tmp:
+        tmp.write_bytes(b"ours")
+    assert target.read_bytes() == b"ours"
+
+
+def test_the_umask_read_at_import_is_the_process_umask():
+    before = os.umask(0o027)
+    try:
+        assert atomic._umask_now() == 0o027
+        assert os.umask(0o027) == 0o027  # left as it was
+    finally:
+        os.umask(before)
+
+
+def test_config_and_wavelength_files_saved_with_a_byte_order_mark(tmp_path):
+    """Notepad's "UTF-8 with BOM" and Excel's "CSV UTF-8" start the file with U+FEFF."""
+    (tmp_path / "c.toml").write_text('method = "lrx"\n[params]\ninner = 3\n',
+                                     encoding="utf-8-sig")
+    assert load_config(tmp_path / "c.toml") == {"method": "lrx", "params": {"inner": 3}}
+    (tmp_path / "one.txt").write_text("450.5\n460.1\n470.2\n", encoding="utf-8-sig")
+    wavelength, _ = read_wavelength_file(tmp_path / "one.txt")
+    np.testing.assert_allclose(wavelength, [450.5, 460.1, 470.2])
+    (tmp_path / "two.csv").write_text("wavelength,fwhm\n450.5,10\n460.1,10\n",
+                                      encoding="utf-8-sig")
+    wavelength, fwhm = read_wavelength_file(tmp_path / "two.csv")
+    np.testing.assert_allclose(wavelength, [450.5, 460.1])
+    np.testing.assert_allclose(fwhm, [10, 10])
+
+
+def test_a_stale_header_that_is_the_one_written_is_kept(tmp_path):
+    """On a case-insensitive file system ``out.HDR`` is the ``out.hdr`` just written (a
+    hard link stands in for it here): removing the stale name removed the new header."""
+    written = tmp_path / "out.hdr"
+    written.write_text("ENVI\n")
+    same = tmp_path / "out.HDR"
+    os.link(written, same)
+    other = tmp_path / "out.img.hdr"
+    other.write_text("ENVI\n")
+    remove_headers([same, other, tmp_path / "gone.hdr"], written)
+    assert written.exists() and same.exists() and not other.exists()
