@@ -77,7 +77,9 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @click.option("--rgb-bands", metavar="R,G,B",
               help="Quicklook composite bands by 0-based position (scenes without "
                    "wavelengths).")
-@click.option("--truth", type=click.Path(), help="Ground truth, to print the AUC.")
+@click.option("--truth", type=click.Path(),
+              help="Ground truth, to print the AUC: a mask (GeoTIFF, ENVI, MAT) or the "
+                   "targets' polygons or points (GeoPackage, GeoJSON, Shapefile).")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @key_option
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
@@ -244,12 +246,13 @@ def _truth_on(cube, truth, truth_key):
     from hsad.subset import on_scene_grid
 
     if truth_key is not None:
+        from hsad.background import is_vector
         from hsad.io import detect_format
 
-        if detect_format(truth, "ground truth") != "mat":
+        if is_vector(truth) or detect_format(truth, "ground truth") != "mat":
             raise ParameterError("--truth-key names a variable of a MAT file, and the "
                                  "ground truth is not one", truth)
-    values, raster = read_truth(truth, key=truth_key)
+    values, raster = read_truth(truth, key=truth_key, grid=cube)
     gt = on_scene_grid(values, raster, cube, "ground truth", truth)
     try:
         check_truth(gt, nodata=None if raster is None else raster.attrs.get("nodata"))

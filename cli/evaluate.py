@@ -23,7 +23,9 @@ def _json_value(v):
 @click.command("evaluate", epilog=FOLDERS_NOTE)
 @click.argument("scores", nargs=-1, required=True, type=click.Path())
 @click.option("--truth", required=True, type=click.Path(),
-              help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly) or MAT file.")
+              help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly), MAT file, or the "
+                   "targets' polygons or points (GeoPackage, GeoJSON, Shapefile; "
+                   "'file.gpkg|layername=x').")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @click.option("--scores-key", help="Score variable in a MAT file.")
 @click.option("--plot", "roc_path", type=click.Path(dir_okay=False),
@@ -69,10 +71,12 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
 def _check_keys(scores, truth, scores_key, truth_key) -> None:
     """--scores-key and --truth-key name a MAT file's variables: refused where no such file
     is given, rather than ignored."""
+    from hsad.background import is_vector
     from hsad.errors import ParameterError
     from hsad.io import detect_format
 
-    if truth_key is not None and detect_format(truth, "ground truth") != "mat":
+    if truth_key is not None and (is_vector(truth)
+                                  or detect_format(truth, "ground truth") != "mat"):
         raise ParameterError("--truth-key names a variable of a MAT file, and the ground "
                              "truth is not one", truth)
     if scores_key is not None and not any(detect_format(p, "score map") == "mat"

@@ -76,25 +76,78 @@ def _read_vector(path: Path, layer: str | None = None):
     return geoms, meta.get("crs")
 
 
-def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False) -> np.ndarray:
+def is_vector(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` (a path, perhaps with ``|layername=``) names a vector file."""
+    return split_layer(spec)[0].suffix.lower() in VECTOR_SUFFIXES
+
+
+def vector_mask(spec: str | os.PathLike, cube: xr.DataArray, what: str = "background area",
+                empty_ok: bool = False, every_shape: bool = False) -> np.ndarray:
+    """(y, x) bool map of the geometries of a vector file's layer (``file|layername=x``) on
+    ``cube``'s grid: the pixels whose centre they cover (GDAL's rule); with
+    ``every_shape``, a shape that covers no pixel centre (a target smaller than a pixel)
+    marks the pixels it touches, so none is lost. Errors name the file and ``what``."""
+    path, layer = split_layer(spec)
+    if not path.is_file():
+        raise FileFormatError(f"{what} file not found", path)
+    return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape)
+
+
+def _burn(shapes, shape: tuple[int, int], transform: Affine, every_shape: bool) -> np.ndarray:
+    """The pixels of a ``shape`` grid whose centre the ``shapes`` cover; with
+    ``every_shape``, also those a shape covering no centre touches."""
     import rasterio.features
-    import shapely
+
+    if not every_shape:
+        return rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=shape,
+                                           transform=transform, fill=0, dtype="uint8") > 0
+    ids = rasterio.features.rasterize(((s, i + 1) for i, s in enumerate(shapes)),
+                                      out_shape=shape, transform=transform, fill=0,
+                                      dtype="int32")
+    mask = ids > 0
+    unseen = np.setdiff1d(np.arange(1, len(shapes) + 1), ids)
+    if unseen.size:
+        mask |= rasterio.features.rasterize(((shapes[i - 1], 1) for i in unseen),
+                                            out_shape=shape, transform=transform, fill=0,
+                                            dtype="uint8", all_touched=True) > 0
+    return mask
+
+
+def _reprojected(shapes, src_crs, dst_crs, path, what: str) -> list:
+    """``shapes`` (GeoJSON-like) from ``src_crs`` into ``dst_crs``; coordinates PROJ cannot
+    take (projected metres in a file read as longitude/latitude) are a ParameterError."""
+    from rasterio._err import CPLE_BaseError  # PROJ's errors, as GDAL reports them
+    from rasterio.errors import RasterioError
     from rasterio.warp import transform_geom
 
+    try:
+        return [transform_geom(src_crs, dst_crs, s) for s in shapes]
+    except (CPLE_BaseError, RasterioError, ValueError) as exc:
+        hint = (" (a GeoJSON without a 'crs' member is read as longitude/latitude, EPSG:4326)"
+                if str(path).lower().endswith((".geojson", ".json")) else "")
+        raise ParameterError(f"the {what}'s coordinates are not valid in its CRS, "
+                             f"{src_crs}: {str(exc).splitlines()[0]}{hint}", path) from None
+
+
+def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
+               what: str = "background area", every_shape: bool = False) -> np.ndarray:
+    import shapely
+
     if not geoms:
-        raise ParameterError("the background area holds no geometry", path)
+        raise ParameterError(f"the {what} holds no geometry", path)
     scene_crs = cube.rio.crs
     shapes = [shapely.geometry.mapping(g) if hasattr(g, "geom_type") else dict(g)
               for g in geoms]
     glt = glt_of(cube)
     if glt is not None and src_crs is not None:  # an EMIT granule: polygons in a CRS are
         # drawn on its lookup table's grid (without one, in its pixels, as below)
-        return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path, empty_ok)
+        return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path, empty_ok,
+                                    what, every_shape)
     if src_crs is not None and scene_crs is None:
-        raise ParameterError(f"the polygons are in {src_crs} but the scene has no CRS to "
-                             "place them in; give a raster mask on the scene grid", path)
+        raise ParameterError(f"the {what}'s geometries are in {src_crs} but the scene has no "
+                             "CRS to place them in; give a raster mask on the scene grid", path)
     if src_crs is not None and str(src_crs) != str(scene_crs):
-        shapes = [transform_geom(src_crs, scene_crs, s) for s in shapes]
+        shapes = _reprojected(shapes, src_crs, scene_crs, path, what)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     transform = vector_frame(transform_of(cube), scene_crs)
     if transform == QGIS_PIXEL_FRAME and WINDOW_ATTR in cube.attrs:
@@ -102,8 +155,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False)
         # scene, in the frame QGIS draws it in
         r0, c0 = cube.attrs[WINDOW_ATTR][:2]
         transform = QGIS_PIXEL_FRAME @ Affine.translation(c0, r0)
-    mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=(rows, cols),
-                                       transform=transform, fill=0, dtype="uint8") > 0
+    mask = _burn(shapes, (rows, cols), transform, every_shape)
     if not mask.any() and not empty_ok:
         area = shapely.union_all([shapely.geometry.shape(s) for s in shapes])
         corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
@@ -111,29 +163,27 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False)
         scene = shapely.convex_hull(shapely.MultiPoint(corners))
         where = ("lies outside the scene" if not area.intersects(scene)
                  else "covers no pixel centre of the scene")
-        raise ParameterError(f"the background area {where}", path)
+        raise ParameterError(f"the {what} {where}", path)
     return mask
 
 
-def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False) -> np.ndarray:
+def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,
+                         what: str = "background area", every_shape: bool = False
+                         ) -> np.ndarray:
     """The pixels of an EMIT granule (``shape``: rows, cols) whose map-grid cells the
     ``shapes`` (in ``src_crs``) cover."""
-    import rasterio.features
     from rasterio.crs import CRS
-    from rasterio.warp import transform_geom
 
     grid_crs = CRS.from_user_input(glt.crs)
     if CRS.from_user_input(src_crs) != grid_crs:
-        shapes = [transform_geom(src_crs, grid_crs, s) for s in shapes]
-    cells = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=glt.shape,
-                                        transform=Affine(*glt.transform), fill=0,
-                                        dtype="uint8") > 0
+        shapes = _reprojected(shapes, src_crs, grid_crs, path, what)
+    cells = _burn(shapes, glt.shape, Affine(*glt.transform), every_shape)
     hit = cells & (glt.rows >= 0)
     mask = np.zeros(shape, bool)
     mask[glt.rows[hit], glt.cols[hit]] = True
     if not mask.any() and not empty_ok:
-        raise ParameterError("the background area covers no pixel of the granule (no cell "
-                             "of its map grid that a pixel falls in)", path)
+        raise ParameterError(f"the {what} covers no pixel of the granule (no cell of its "
+                             "map grid that a pixel falls in)", path)
     return mask
 
 
@@ -194,8 +244,8 @@ def background_mask(cube: xr.DataArray, background, crs=None,
         path, layer = split_layer(background)
         if not path.is_file():
             raise FileFormatError("background area file not found", path)
-        if path.suffix.lower() in VECTOR_SUFFIXES:
-            mask = _rasterise(*_read_vector(path, layer), cube, path, empty_ok)
+        if is_vector(background):
+            mask = vector_mask(background, cube, empty_ok=empty_ok)
         elif layer is not None:
             raise ParameterError("a layer name applies to vector files only", path)
         else:

@@ -408,3 +408,101 @@ def test_a_truth_whose_nodata_hides_a_class_says_so(files, tmp_path, capsys):
                             tmp_path / "s.tif", "--truth", path], capsys)
     assert code == 2 and f"error: {path}: {hint}" in err
     assert not (tmp_path / "s.tif").exists()  # refused before detection
+
+
+def _targets_geojson(path, geoms, crs="EPSG:4326"):
+    """A GeoJSON FeatureCollection of ``geoms`` (shapely, in the scene's UTM zone) in ``crs``."""
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping
+
+    feats = [{"type": "Feature", "properties": {},
+              "geometry": mapping(g) if crs == "EPSG:32633" else
+              transform_geom("EPSG:32633", crs, mapping(g))} for g in geoms]
+    doc = {"type": "FeatureCollection", "features": feats}
+    if crs != "EPSG:4326":  # GeoJSON's default; another CRS is named, as GDAL writes it
+        urn = f"urn:ogc:def:crs:{crs.replace(':', '::')}"
+        doc["crs"] = {"type": "name", "properties": {"name": urn}}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _pixel_box(row, col, shrink=0.0):
+    """The ground footprint of pixel (row, col) of the synthetic scene's 30 m UTM grid."""
+    from shapely.geometry import box
+
+    x0, y0 = 500000.0 + 30 * col, 5100000.0 - 30 * (row + 1)
+    return box(x0 + shrink, y0 + shrink, x0 + 30 - shrink, y0 + 30 - shrink)
+
+
+def test_polygons_and_points_as_ground_truth(files, tmp_path, capsys):
+    """Analysts digitise their targets: polygons (in another CRS too) or points give the
+    same figures as the raster mask they cover; a target smaller than a pixel still counts."""
+    from shapely.geometry import Point
+
+    rows, cols = np.nonzero(files["gt"])
+    boxes = _targets_geojson(tmp_path / "targets.geojson",
+                             [_pixel_box(r, c) for r, c in zip(rows, cols, strict=True)])
+    expected = evaluate(files["rx"], files["gt"])
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", boxes, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["auc_df"] == pytest.approx(expected.auc_df, abs=1e-12)
+    # points at the centres of one target, and a 10 m square inside a pixel of another
+    # (it covers no pixel centre): exactly those pixels are anomalies
+    first = files["gt"].copy() * 0
+    first[9:11, 18:20] = 1
+    first[31, 40] = 1
+    shapes = [Point(500000 + 30 * c + 15, 5100000 - 30 * r - 15) for r in (9, 10)
+              for c in (18, 19)] + [_pixel_box(31, 40, shrink=10)]
+    small = _targets_geojson(tmp_path / "small.geojson", shapes, crs="EPSG:32633")
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", small, "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["auc_df"] == pytest.approx(evaluate(files["rx"], first).auc_df, abs=1e-12)
+    assert doc["n_anomaly"] == 5
+
+
+def test_polygon_ground_truth_needs_a_map_to_place_it(files, tmp_path, capsys):
+    boxes = _targets_geojson(tmp_path / "t.geojson", [_pixel_box(9, 18)])
+    scipy.io.savemat(tmp_path / "s.mat", {"scores": files["rx"]})
+    code, _, err = run_cli(["evaluate", tmp_path / "s.mat", "--truth", boxes], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "t.geojson: the ground truth's geometries are in" in err and "no CRS" in err
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth", boxes, "--truth-key",
+                            "gt"], capsys)
+    assert code == 2 and "--truth-key names a variable of a MAT file" in err
+    far = _targets_geojson(tmp_path / "far.geojson", [_pixel_box(900, 900)])
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth", far], capsys)
+    assert code == 2 and "far.geojson: the ground truth lies outside the scene" in err
+
+
+def test_projected_coordinates_in_a_geojson_without_crs_are_one_line(files, tmp_path, capsys):
+    """A GeoJSON without a ``crs`` member is longitude/latitude: UTM metres in one made
+    PROJ fail, once a traceback (ground truth and ``--background`` alike)."""
+    path = tmp_path / "utm.geojson"
+    feat = {"type": "Feature", "properties": {},
+            "geometry": {"type": "Point", "coordinates": [500015.0, 5099985.0]}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth", path], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "utm.geojson: the ground truth's coordinates are not valid in its CRS" in err
+    assert "without a 'crs' member" in err
+    code, _, err = run_cli(["detect", files["scores"], "-m", "rx", "-o", tmp_path / "o.tif",
+                            "--background", path], capsys)
+    assert code == 2 and "utm.geojson: the background area's coordinates" in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_detect_prints_the_auc_against_polygons(files, tmp_path, capsys):
+    from hsad.io.geotiff_writer import write_geotiff_cube
+
+    scene = write_geotiff_cube(files["cube"], tmp_path / "scene.tif")
+    rows, cols = np.nonzero(files["gt"])
+    boxes = _targets_geojson(tmp_path / "targets.geojson",
+                             [_pixel_box(r, c) for r, c in zip(rows, cols, strict=True)])
+    printed = []
+    for truth in (files["truth"], boxes):
+        code, out, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "rx.tif",
+                                  "--overwrite", "--truth", truth], capsys)
+        assert code == 0, err
+        printed.append([line for line in out.splitlines() if line.startswith("AUC(D,F)")])
+    assert printed[0] == printed[1] and printed[0]

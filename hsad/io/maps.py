@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from hsad.errors import FileFormatError
+from hsad.errors import FileFormatError, ParameterError
 
 
 def read_single_band(path: str | os.PathLike, key: str | None = None,
@@ -42,6 +42,7 @@ def read_score_map(path: str | os.PathLike, key: str | None = None) -> np.ndarra
 
 def read_truth(path: str | os.PathLike, key: str | None = None,
                shape: tuple[int, int] | None = None, what: str = "ground truth",
+               grid: xr.DataArray | None = None,
                ) -> tuple[np.ndarray, xr.DataArray | None]:
     """Ground truth as float64 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
@@ -49,11 +50,21 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1. Any
     nonzero value is an anomaly; nodata pixels (255 in the masks hsad writes) and NaN, in
     every format, are left out of the evaluation rather than counted as background.
+    Vector files (GeoPackage, GeoJSON, Shapefile; ``file|layername=x``): the targets'
+    polygons or points drawn on ``grid`` (a map or cube, then the second item), every pixel
+    outside them background (:func:`hsad.background.vector_mask`, no target lost).
     ``shape``, if given, must match; ``what`` names the map in errors.
     """
+    from hsad.background import is_vector, vector_mask
     from hsad.io import detect_format
 
-    if detect_format(path, what) == "mat":
+    if is_vector(path):
+        if grid is None:
+            raise ParameterError(f"a {what} of polygons or points is drawn on the grid of a "
+                                 "map; give a raster mask here", path)
+        truth = vector_mask(path, grid, what, every_shape=True).astype(np.float64)
+        cube = grid
+    elif detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map
 
         gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsad.background import is_vector
 from hsad.cube import same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io import detect_format
@@ -73,7 +74,7 @@ def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
         scores_key = None  # one key for several maps names the MAT files' variable
     scores, s_cube = read_single_band(scores_path, scores_key)
 
-    truth, t_cube = truth_read or read_truth(truth_path, truth_key)
+    truth, t_cube = truth_read or read_truth(truth_path, truth_key, grid=s_cube)
     if scores.shape != truth.shape and (
             offsets := _window_of(scores_path, s_cube, t_cube, truth.shape)) is not None:
         r0, c0 = offsets
@@ -151,7 +152,8 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
             raise ParameterError("score map given twice", path)
         seen.add(key)
     names = map_names(scores_paths)
-    read = read_truth(truth_path, truth_key)  # once, for every map
+    # once, for every map; polygons are drawn on each map's own grid
+    read = None if is_vector(truth_path) else read_truth(truth_path, truth_key)
     results, maps, truth = {}, {}, None
     for name, path in zip(names, scores_paths, strict=True):
         results[name], maps[name], theirs, grid = _evaluate_file(path, truth_path, scores_key,
