@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hsad.errors import ParameterError
-from hsad.outputs.plots import LINE_STYLES, _finish, _wrapped, colours, new_figure
+from hsad.outputs.figures import LINE_STYLES, colours, finish, new_figure, wrapped
 
 #: the mean over the scenes is drawn as this row, below the scenes
 MEAN_ROW = "mean"
@@ -89,9 +89,9 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
             names.append(name)
     fig.legend(handles, names, loc="outside lower center", ncols=min(len(methods), 5),
                fontsize="small", title="method")
-    fig.suptitle(_wrapped(title or f"hsad benchmark: {len(methods)} method(s) on "
+    fig.suptitle(wrapped(title or f"hsad benchmark: {len(methods)} method(s) on "
                                    f"{len(scenes)} scene(s)", 7.5))
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def _row_values(values: dict, scenes: list[str], method: str) -> tuple[np.ndarray, np.ndarray]:

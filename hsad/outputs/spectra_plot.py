@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.outputs.plots import _finish, _wrapped, colours, new_figure
+from hsad.outputs.figures import colours, finish, new_figure, wrapped
 
 #: regions drawn at most: those of the highest peak scores (a legend of more is unread)
 MOST_REGIONS = 8
@@ -75,8 +75,8 @@ def plot_spectra(ds: xr.Dataset, path=None, title: str | None = None,
     which = (f"the {order.size} of {n} regions with the highest peak scores" if n > order.size
              else f"{n} region{'s' if n != 1 else ''}")
     heading = f"mean spectra of the detections ({which})"
-    ax.set_title("\n".join(_wrapped(line, 7.0) for line in (title, heading) if line))
-    return _finish(fig, path)
+    ax.set_title("\n".join(wrapped(line, 7.0) for line in (title, heading) if line))
+    return finish(fig, path)
 
 
 def _band_axis(ds: xr.Dataset) -> tuple[np.ndarray, str]:
