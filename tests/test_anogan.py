@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors import neural
+from hsad.detectors import neural_tiles
 from hsad.detectors.anogan import AnoGAN
 from hsad.nn.blocks import LEAKY_SLOPE
 from hsad.nn.noise import PixelNoise
@@ -124,7 +124,7 @@ def test_tiled_output_equals_whole_scene_output(monkeypatch, input_):
     cube, truth = _scene()
     det = detectors.get("anogan", **TINY, input=input_, seed=1).fit(cube.chunk({"y": 24}))
     whole = det.score_stages(cube.chunk({"y": 24, "x": 20}))
-    monkeypatch.setattr(neural, "INFER_BATCH", 11)  # batches split inside tiles as well
+    monkeypatch.setattr(neural_tiles, "INFER_BATCH", 11)  # batches split inside tiles as well
     tiled = det.score_stages(cube.chunk({"y": 7, "x": 6}))
     for name in ("anomaly", "a_residual", "a_feature", "d_spectral", "d_ss"):
         a, b = whole[name].values, tiled[name].values

@@ -13,7 +13,7 @@ import torch
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors import neural
+from hsad.detectors import neural_tiles
 from hsad.detectors.neural import NeuralDetector
 from hsad.errors import HsadError, ParameterError
 from hsad.nn.blocks import MLPDecoder
@@ -67,7 +67,7 @@ def test_a_gradient_score_runs_through_the_engine_and_tiling_does_not_change_it(
     whole = _cube((20, 18))
     toy.fit(whole)
     ref = toy.score_stages(whole)
-    monkeypatch.setattr(neural, "INFER_BATCH", 7)  # batches split inside the tiles too
+    monkeypatch.setattr(neural_tiles, "INFER_BATCH", 7)  # batches split inside the tiles too
     tiled = toy.score_stages(_cube((7, 5)))
     for name in ("error", "z_norm"):
         a, b = ref[name].values, tiled[name].values

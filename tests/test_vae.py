@@ -11,7 +11,7 @@ from scipy.special import logsumexp
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors import neural
+from hsad.detectors import neural_tiles
 from hsad.detectors.vae import VAE
 from hsad.nn.noise import PixelNoise
 
@@ -155,7 +155,7 @@ def test_map_does_not_depend_on_tiling_or_batch_size(monkeypatch, input_):
     det.fit(whole)
     names = ("score", "kl", "reconstruction", "d_spectral")
     ref = {n: det.set_params(output=n).score(whole).values for n in names}
-    monkeypatch.setattr(neural, "INFER_BATCH", 7)  # batches split inside the tiles too
+    monkeypatch.setattr(neural_tiles, "INFER_BATCH", 7)  # batches split inside the tiles too
     tiled = _cube((7, 5))
     for name in names:
         a, b = ref[name], det.set_params(output=name).score(tiled).values

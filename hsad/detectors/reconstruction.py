@@ -20,7 +20,8 @@ import torch
 import xarray as xr
 
 from hsad.cube import block_valid, float32_or_nan, good_band_mask, good_bands_of, map_like
-from hsad.detectors.neural import NeuralDetector, _tile_and_also
+from hsad.detectors.neural import NeuralDetector
+from hsad.detectors.neural_tiles import _tile_and_also
 from hsad.engine import materialise, model_node
 from hsad.engine.scheduler import parse_memory
 from hsad.engine.stats import Moments, block_moments
