@@ -273,6 +273,27 @@ def _fits(cube: xr.DataArray, detector) -> bool:
     return wavelength_shift(scene, detector.wavelength_) <= WAVELENGTH_REFUSE_NM
 
 
+def _reordered(cube: xr.DataArray, wanted: np.ndarray, good) -> np.ndarray | None:
+    """The scene's bands at the model's wavelengths ``wanted`` (each within
+    :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`, a band of its own) where the scene
+    stores them in another order, and they do not pair up where they are stored (as
+    EnMAP's two overlapping spectrometers do); else None. ``good``: the model's band
+    flags (a statistics model, every band), or None (a neural model: good bands only)."""
+    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    pool = np.flatnonzero(np.isfinite(scene) & (good_band_mask(cube) if good is None
+                                                 else True))
+    if not np.isfinite(wanted).all() or pool.size < wanted.size or wanted.size < 2:
+        return None
+    distance = np.abs(scene[pool][None, :] - wanted[:, None])
+    pick = pool[distance.argmin(axis=1)]
+    if (distance.min(axis=1).max() > WAVELENGTH_WARN_NM or np.unique(pick).size != pick.size
+            or np.all(np.diff(pick) > 0)):
+        return None
+    if pool.size == wanted.size and wavelength_shift(scene[pool], wanted) <= WAVELENGTH_WARN_NM:
+        return None  # paired where stored
+    return pick
+
+
 def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bool:
     """Whether a neural model's bands sit, in ``cube``, where its flags put them: the
     scene's wavelengths there within :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM` of
@@ -332,12 +353,17 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     A neural model also takes a cube with its good-band count at its wavelengths as it is.
     Otherwise each of the model's wavelengths takes the scene's nearest band (a good band,
     when the model used only good ones); one farther than ``WAVELENGTH_REFUSE_NM`` is
-    missing: a :class:`ModelError` names the missing wavelengths. Detectors without a band
+    missing: a :class:`ModelError` names the missing wavelengths (of a statistics model,
+    those it used: its bad bands may be missing, and stay bad). Detectors without a band
     record pass through.
     """
     if not hasattr(detector, "wavelength_"):
         return cube
     wanted, good = _model_bands(detector)
+    order = _reordered(cube, wanted, good)
+    if order is not None:  # the model's bands, stored in another order
+        matched = cube.isel(band=order)
+        return matched if good is None else _with_model_flags(matched, good)
     flags = _model_flags(detector, good)
     if flags is not None and cube.sizes["band"] == flags.size and (
             good is not None or _at_model_wavelengths(cube, detector, flags)):
@@ -360,17 +386,23 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
                          "model's bands with --bands", path)
     distance = np.abs(scene[candidates][None, :] - wanted[:, None])
     nearest = candidates[distance.argmin(axis=1)]
-    missing = wanted[distance.min(axis=1) > WAVELENGTH_REFUSE_NM]
+    # a statistics model's bad bands hold its layout only: any band stands in for them
+    needed = np.ones(n_model, bool) if good is None else good
+    missing = wanted[needed & (distance.min(axis=1) > WAVELENGTH_REFUSE_NM)]
     if missing.size:
         shown = ", ".join(f"{w:.1f}" for w in missing[:8]) + (" ..." if missing.size > 8 else "")
         raise ModelError(f"the scene lacks {missing.size} of the model's {n_model} "
                          f"wavelengths (no band within {WAVELENGTH_REFUSE_NM:g} nm): {shown} nm",
                          path)
-    if np.unique(nearest).size != nearest.size:
+    if np.unique(nearest[needed]).size != int(needed.sum()):
         raise ModelError(f"several of the model's {n_model} bands would read the same scene "
                          "band: the scene's bands are farther apart, or it marks some of the "
                          "model's bands bad", path)
     matched = cube.isel(band=nearest)
+    if good is not None and (stand_in := ~needed & (distance.min(axis=1) > WAVELENGTH_WARN_NM)
+                             ).any():  # no wavelength of their own: unknown, and bad
+        wavelength = np.where(stand_in, np.nan, scene[nearest])
+        matched = matched.assign_coords(wavelength=("band", wavelength))
     return matched if good is None else _with_model_flags(matched, good)
 
 

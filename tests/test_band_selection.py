@@ -197,6 +197,45 @@ def test_a_neural_model_reads_its_own_bands_of_a_scene_flagged_otherwise():
                                   wavelength[trained])
 
 
+def test_a_model_reads_its_bands_of_a_scene_stored_in_another_order():
+    """Two bands stored swapped (or all reversed) are found by wavelength: by position the
+    model's 500 nm band read the scene's 600 nm band, with only a drift warning."""
+    from hsad import detectors
+
+    cube = _cube(good=np.ones(22, bool))
+    rx = detectors.get("rx").fit(cube)
+    for order in (np.r_[0, 2, 1, 3:22], np.arange(22)[::-1]):
+        stored = cube.isel(band=order)
+        matched = match_model_bands(stored, rx)
+        np.testing.assert_array_equal(_wl(matched), WAVELENGTH)
+        np.testing.assert_array_equal(rx.score(matched).values, rx.score(cube).values)
+    neural = SimpleNamespace(n_bands_=20, wavelength_=WAVELENGTH[GOOD])
+    matched = match_model_bands(_cube().isel(band=np.r_[0, 2, 1, 3:22]), neural)
+    np.testing.assert_array_equal(_wl(matched), WAVELENGTH[GOOD])
+    # EnMAP's spectrometers overlap (950 and 1000 nm twice, 1 nm apart): a scene stored as
+    # the model's, 0.6 nm off, is read by position, not by nearest wavelength
+    overlap = np.r_[np.linspace(500, 1000, 11), 951.0, 1001.0, np.linspace(1100, 2400, 9)]
+    model = detectors.get("rx").fit(_cube(wavelength=overlap, good=np.ones(22, bool)))
+    shifted = _cube(wavelength=overlap + 0.6, good=np.ones(22, bool))
+    np.testing.assert_array_equal(_wl(match_model_bands(shifted, model)), overlap + 0.6)
+
+
+def test_a_statistics_model_takes_a_scene_without_the_bands_it_left_out():
+    """An rx model fitted with bands 400 and 2500 nm flagged bad needs neither: a scene
+    whose bad bands were dropped was refused for lacking them."""
+    from hsad import detectors
+
+    cube = _cube()
+    rx = detectors.get("rx").fit(cube)
+    dropped = select_bands(cube, drop_bad_bands=True)
+    matched = match_model_bands(dropped, rx)
+    assert matched.sizes["band"] == 22
+    np.testing.assert_array_equal(good_band_mask(matched), GOOD)
+    np.testing.assert_array_equal(rx.score(matched).values, rx.score(cube).values)
+    with pytest.raises(ModelError, match=r"lacks 1 of the model's 22 wavelengths.*500.0 nm"):
+        match_model_bands(dropped.sel(band=dropped["band"] != 2), rx)
+
+
 def test_missing_or_unknown_wavelengths_are_clear_model_errors():
     from hsad import detectors
 
@@ -293,7 +332,8 @@ def test_model_on_a_scene_without_its_wavelengths_names_them(scene, tmp_path, ca
                             tmp_path / "x.tif"], capsys)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
-    assert "lacks 8 of the model's 8 wavelengths" in err and "1800.0" in err
+    # 7: the model's eighth band, 2500 nm, is flagged bad and not needed
+    assert "lacks 7 of the model's 8 wavelengths" in err and "1800.0" in err
     assert not (tmp_path / "x.tif").exists()
 
 
