@@ -46,6 +46,19 @@ def test_a_scene_on_another_scale_warns(name):
 
 
 @pytest.mark.parametrize("name", ["rx", "cluster-rx", "ae"])
+def test_a_scene_on_a_smaller_scale_warns(name):
+    """A model of DNs (reflectance × 10000, a wide spread) on reflectance: the scene lies
+    only a few of the model's spreads from its level, but 10000 times below it."""
+    rng = np.random.default_rng(2)
+    dn = (rng.uniform(500, 5000, size=(24, 24, 12))).astype(np.float32)  # wide: σ ~ level/2
+    det = _detector(name).fit(make_cube(dn))
+    with pytest.warns(DegenerateDataWarning, match=LEVEL + r".*about 1/(9,9\d\d|10,\d\d\d) of"):
+        det.score(make_cube(dn / 10000)).compute()
+    # a darker scene of the same product, a fifth of the level: no warning
+    assert _level_warnings(lambda: det.score(make_cube(dn / 5)).compute()) == []
+
+
+@pytest.mark.parametrize("name", ["rx", "cluster-rx", "ae"])
 def test_another_scene_on_the_same_scale_and_the_fitted_scene_do_not(name):
     det = _detector(name)
     cube = make_cube(_reflectance(0))

@@ -9,7 +9,8 @@ spatial map take the scene's own statistics, held 0.993 there; the warning is th
 :func:`check_scene_level` compares the scene's per-band medians, from an even sample of
 about :data:`LEVEL_SAMPLE` pixels read as small windows (no pass over a large scene), with
 the model's per-band centre and spread (a normal-consistent σ: the standard deviation for
-the RX family, IQR / 1.349 or its percentile analogue for the networks), and warns.
+the RX family, IQR / 1.349 or its percentile analogue for the networks), and warns when
+they lie many spreads away or many times above or below it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ LEVEL_SAMPLE = 4096
 #: it is at most 0.4; a model fitted on a 20 × 20 window of a scene, applied to the whole
 #: scene, at most 4.7)
 LEVEL_SPREADS = 20.0
+#: ... or whose median band is this many times the model's level, or this many times
+#: smaller (a scale factor of 100, 1000 or 10000 either way: a model of DNs on a scene of
+#: reflectance lies only a few spreads from it, its level being a few of its spreads)
+LEVEL_RATIO = 50.0
 
 
 def sampled_values(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -61,24 +66,41 @@ def _distance(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> fl
     return float(np.median(np.abs(medians[ok] - centre[ok]) / spread[ok]))
 
 
+def _times(medians: np.ndarray, centre: np.ndarray) -> float | None:
+    """The median over bands of ``medians / centre`` where both are positive, else None."""
+    both = np.isfinite(medians) & (centre > 0) & (medians > 0)
+    return float(np.median(medians[both] / centre[both])) if both.any() else None
+
+
+def _far(medians, centre, spread) -> bool:
+    """Whether ``medians`` lie on another scale than ``centre``: more than
+    :data:`LEVEL_SPREADS` spreads away, or :data:`LEVEL_RATIO` times larger or smaller."""
+    times = _times(medians, centre)
+    return (_distance(medians, centre, spread) > LEVEL_SPREADS
+            or (times is not None and not 1 / LEVEL_RATIO < times < LEVEL_RATIO))
+
+
 def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray,
                       what: str, path=None, fitted_scene: np.ndarray | None = None) -> None:
-    """Warn when the scene's per-band ``medians`` lie more than :data:`LEVEL_SPREADS`
-    ``spread`` from the ``centre`` of the data the model was fitted on, and as far from the
-    medians of the scene ``fit`` was given (``fitted_scene``, when known: a model fitted on
-    a background area of a scene describes that scene's scale whatever the area's level)."""
+    """Warn when the scene's per-band ``medians`` lie on another scale than the ``centre``
+    of the data the model was fitted on (more than :data:`LEVEL_SPREADS` ``spread`` away,
+    or :data:`LEVEL_RATIO` times larger or smaller), and than the medians of the scene
+    ``fit`` was given (``fitted_scene``, when known: a model fitted on a background area
+    of a scene describes that scene's scale whatever the area's level)."""
     centre = np.asarray(centre, dtype=np.float64)
     spread = np.asarray(spread, dtype=np.float64)
+    if not _far(medians, centre, spread):
+        return
+    if fitted_scene is not None and not _far(medians, np.asarray(fitted_scene, np.float64),
+                                             spread):
+        return
     distance = _distance(medians, centre, spread)
-    if not distance > LEVEL_SPREADS:
-        return
-    if fitted_scene is not None and not _distance(medians, fitted_scene, spread) > LEVEL_SPREADS:
-        return
-    both = np.isfinite(medians) & (centre > 0) & (medians > 0)
+    times = _times(medians, centre)
     ratio = ""
-    if both.any():
-        times = float(np.median(medians[both] / centre[both]))
-        ratio = f", about {times:,.0f}× its level" if times >= 10 else f", about {times:.2g}×"
+    if times is not None:
+        ratio = (f", about {times:,.0f}× its level" if times >= 10 else
+                 f", about 1/{1 / times:,.0f} of its level" if times <= 0.1 else
+                 f", about {times:.2g}×")
     where = f"{path}: " if path else ""
     warnings.warn(
         f"{where}{what}: the scene's values lie {distance:.3g} spreads from the data the "
