@@ -252,3 +252,39 @@ def test_a_tampered_scene_level_is_refused(name, value, tmp_path):
     _rewrite_config(model, lambda c: c.update({SCENE_LEVEL: value}))
     with pytest.raises(ModelError, match=f"{SCENE_LEVEL} must hold 12 finite numbers"):
         load_model(model)
+
+
+@pytest.mark.parametrize("name", ["rx", "cluster-rx", "ae"])
+def test_a_model_screens_the_scene_it_scores_as_fit_does(name):
+    """Zero-filled columns and NaN in some bands were warned of when a detector fitted the
+    scene, and scored in silence by a model fitted elsewhere (the fill flagged as found)."""
+    det = _detector(name).fit(make_cube(_reflectance(0)))
+    filled = _reflectance(1)
+    filled[:, :4] = 0.0
+    filled[:, 10:12, 3:5] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        det.score(make_cube(filled)).compute()
+    said = [str(w.message) for w in caught]
+    assert sum("hold 0 in every good band" in s for s in said) == 1, said
+    assert sum("no finite value (NaN or ±inf) in some good bands" in s for s in said) == 1
+
+
+def test_the_command_warns_of_a_fill_once_with_or_without_a_model(tmp_path, capsys):
+    from hsad.cli.main import main
+    from hsad.io.envi_writer import write_envi
+
+    clean = write_envi(make_cube(_reflectance(0)), tmp_path / "a.img")
+    filled = _reflectance(1)
+    filled[:, :4] = 0.0
+    scene = write_envi(make_cube(filled), tmp_path / "b.img")
+    runs = (["detect", scene, "-m", "rx", "-o", tmp_path / "one.tif"],
+            ["train", clean, "-m", "rx", "-o", tmp_path / "rx.hsad"],
+            ["detect", scene, "--model", tmp_path / "rx.hsad", "-o", tmp_path / "two.tif"])
+    said = []
+    for args in runs:
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        assert exc.value.code == 0
+        said.append(capsys.readouterr().err.count("hold 0 in every good band"))
+    assert said == [1, 0, 1]

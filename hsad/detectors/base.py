@@ -318,7 +318,9 @@ class BaseDetector:
                      values: np.ndarray | None = None) -> None:
         """Warn when ``cube`` (on ``bands``, those the model reads) lies on another scale
         than the data the model was fitted on, and than the scene it was fitted on
-        (``values``: the scene's even sample on ``bands``, when drawn already)."""
+        (``values``: the scene's even sample on ``bands``, when drawn already); and, as
+        ``fit`` warns of its scene, when pixels hold nodata in some bands or an undeclared
+        fill value (:func:`hsad.engine.stats.check_partial_nodata`)."""
         level = self._training_level()
         if level is None:
             return
@@ -327,6 +329,9 @@ class BaseDetector:
                 and np.array_equal(bands, self._level_bands()):
             return  # the scene just fitted (fit_score): its level is the fitted scene's
         from hsad.detectors.level_check import check_scene_level
+        from hsad.engine.stats import check_partial_nodata
+
+        check_partial_nodata(cube, self.name, bands)
 
         check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
                           cube.attrs.get("source_path"),
