@@ -80,3 +80,25 @@ def test_single_threaded_linalg_holds_while_any_thread_is_inside(two_blas_thread
     assert before != [1] * len(before)  # the test would show nothing otherwise
     assert inside == [[1] * len(before)]
     assert _blas_threads() == before
+
+
+def test_neural_fits_in_two_threads_give_the_models_of_fits_one_at_a_time():
+    """torch's generators are global: two fits in threads (a threaded sweep) once drew from
+    each other's, and the models depended on what else ran."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hsad.synthetic import make_scene
+
+    scenes = [make_scene(rows=24, cols=24, bands=12, seed=s).cube.load() for s in (0, 1)]
+
+    def fit_score(cube):
+        det = detectors.get("vae", epochs=3, hidden=16, sample_size=400, progress=False,
+                            device="cpu", output="score")
+        return det.fit_score(cube).values
+
+    alone = [fit_score(c) for c in scenes]
+    for _ in range(2):
+        with ThreadPoolExecutor(2) as pool:
+            together = list(pool.map(fit_score, scenes))
+        for a, b in zip(alone, together, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,17 +47,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: held by :func:`seeded` (re-entrant: a seeded block may call another)
+_SEEDED = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     """Seed torch's global generators for the block and restore them afterwards.
 
     Inside the block deterministic algorithms are requested (``warn_only``, so ops
-    without a deterministic kernel still run); the previous setting is restored.
+    without a deterministic kernel still run); the previous setting is restored. One
+    block runs at a time in a process (:data:`_SEEDED`): the generators are global, and
+    two fits in threads drew from one another's (a threaded sweep's models then depended
+    on what else ran).
     """
     devices = [device] if device is not None and device.type == "cuda" else []
-    was_det = torch.are_deterministic_algorithms_enabled()
-    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=devices):
+    with _SEEDED, torch.random.fork_rng(devices=devices):
+        was_det = torch.are_deterministic_algorithms_enabled()
+        was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
         torch.manual_seed(int(seed))
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
