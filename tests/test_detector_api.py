@@ -120,3 +120,60 @@ def test_threshold_takes_at_most_one_criterion_and_defaults_to_the_robust_rule(c
     assert mask.attrs["threshold_rule"] == DEFAULT_RULE
     with pytest.raises(ParameterError, match="exactly one"):
         det.threshold(scores, value=1.0, contamination=0.1)
+
+
+def test_every_detector_says_which_hyperparameters_scoring_reads():
+    for name, cls in detectors.available().items():
+        assert cls.score_params is not None, name
+        assert cls.score_params <= set(cls.param_defaults()), name
+
+
+def test_a_hyperparameter_set_after_fit_applies_or_is_refused(cube):
+    """``ridge`` shapes RX's fitted whitening: set after fit it was ignored until a refit
+    (lrx's ``pca`` likewise, and a network's shape broke deep in torch); now ``score``
+    refuses it in one line. Windows read when scoring apply at once."""
+    rx = detectors.get("rx").fit(cube)
+    with pytest.raises(ParameterError, match=r"rx: ridge is 0.1 but the detector was "
+                                             r"fitted with 0.0; .*fit again"):
+        rx.set_params(ridge=0.1).score(cube)
+    rx.set_params(ridge=0.0)
+    np.testing.assert_array_equal(rx.score(cube).values,
+                                  detectors.get("rx").fit_score(cube).values)
+    lrx = detectors.get("lrx", inner=3, outer=9).fit(cube)
+    moved = lrx.set_params(inner=5, outer=11).score(cube).values
+    np.testing.assert_array_equal(
+        moved, detectors.get("lrx", inner=5, outer=11).fit_score(cube).values)
+    with pytest.raises(ParameterError, match="lrx: pca is 3 but"):
+        lrx.set_params(pca=3).score(cube)
+    assert np.isfinite(lrx.fit(cube).score(cube).values).any()  # fitted again: applies
+
+
+def test_scikit_learns_clone_and_fitted_check(cube):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    det = detectors.get("lrx", inner=3, outer=9)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(det)
+    check_is_fitted(det.fit(cube))
+    copy = clone(det)
+    assert copy.get_params() == det.get_params()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(copy)
+
+
+def test_a_model_file_refuses_a_training_setting_and_takes_a_scoring_one(cube, tmp_path):
+    """A loaded model knows what it was fitted with: a network of another shape is
+    refused in one line (it broke deep in torch), a fusion setting applies."""
+    from hsad.io.model_archive import load_model, save_model
+
+    det = detectors.get("hadgan", epochs=1, hidden=8, sample_size=200, progress=False)
+    save_model(det.fit(cube), tmp_path / "m.hsad")
+    loaded = load_model(tmp_path / "m.hsad")
+    with pytest.raises(ParameterError, match="hadgan: input is 'patch' but the detector "
+                                             "was fitted with 'pixel'"):
+        loaded.set_params(input="patch").score(cube)
+    loaded.set_params(input="pixel", area=9)
+    np.testing.assert_array_equal(loaded.score(cube).values,
+                                  det.set_params(area=9).score(cube).values)

@@ -166,10 +166,12 @@ def test_a_failed_write_is_one_output_error_and_leaves_nothing(tmp_path, monkeyp
         write_polygons(polygons(mask, scores), tmp_path / "r.gpkg", crs=mask.rio.crs)
     assert list(tmp_path.iterdir()) == []
     # a full disk: SQLite's "no such table: gpkg_contents" said nothing of it
+    from types import SimpleNamespace
+
     from hsad.io import atomic
 
-    full = type("Full", (), {"f_bavail": 10, "f_frsize": 4096})
-    monkeypatch.setattr(atomic.os, "statvfs", lambda folder: full)
+    full = SimpleNamespace(total=2**30, used=2**30 - 40960, free=40960)
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda folder: full)
     with pytest.raises(OutputError, match="cannot write polygons: no space left on device"):
         write_polygons(polygons(mask, scores), tmp_path / "r.gpkg", crs=mask.rio.crs)
 

@@ -54,6 +54,10 @@ class AED(BaseDetector):
     radius, eps : the guided filter's box radius and regularisation.
     """
 
+    #: every hyperparameter is read when scoring (fit notes the bands only)
+    score_params = frozenset({"variant", "n_components", "area", "levels", "radius", "eps",
+                              "target_size_m"})
+
     name = "aed"
     summary = ("AED spatial detector: attribute + guided filters on principal components "
                "(Kang 2017); HADGAN's D_spatial alone")

@@ -62,6 +62,10 @@ def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class AnoGAN(ReconstructionDetector):
     """AnoGAN: GAN on the background; per-pixel latent search; residual + feature score."""
 
+    #: also read when scoring: the latent search's steps, rate and feature weight
+    score_params = ReconstructionDetector.score_params | {"search_steps", "search_lr",
+                                                          "lam_feature"}
+
     name = "anogan"
     summary = ("AnoGAN (Schlegl et al. IPMI 2017): WGAN-GP on the background, batched latent "
                "search z*; (1−λ)‖x−G(z*)‖₁ + λ‖f(x)−f(G(z*))‖₁, or D_SS")

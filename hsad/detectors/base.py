@@ -93,9 +93,19 @@ def recording_scene_level(fit):
             raise
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
+        self._fitted_params = self._fit_params()
         return result
 
     return wrapper
+
+
+def _same_value(a, b) -> bool:
+    """Whether two hyperparameter values are equal (arrays element-wise)."""
+    try:
+        return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) or isinstance(
+            b, np.ndarray) else bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
 
 
 class BaseDetector:
@@ -111,6 +121,11 @@ class BaseDetector:
     #: what this class's own hyperparameters mean, with their units (``hsad methods``;
     #: hsad's detectors keep theirs in :mod:`hsad.detectors.param_help`)
     param_help: ClassVar[dict[str, str]] = {}
+    #: the hyperparameters read when scoring: set after ``fit``, they apply at the next
+    #: ``score``. The others shape what ``fit`` computes: set after it, ``score`` refuses
+    #: them until the detector is fitted again (:meth:`_check_fit_params`). None (a plugin
+    #: that does not say): no check
+    score_params: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -276,9 +291,43 @@ class BaseDetector:
         return None
 
     def _check_fitted(self, *attrs: str) -> None:
-        """Raise ``ParameterError`` unless ``fit`` has set ``attrs``."""
+        """Raise ``ParameterError`` unless ``fit`` has set ``attrs`` with today's
+        hyperparameters (:meth:`_check_fit_params`)."""
         if any(not hasattr(self, a) for a in attrs):
             raise ParameterError(f"{self.name}: not fitted; call fit(cube) before score(cube)")
+        self._check_fit_params()
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` has run or a model file was loaded (scikit-learn's
+        ``check_is_fitted`` asks)."""
+        return "_fitted_params" in self.__dict__
+
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags: unsupervised, fitted before use."""
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False))
+
+    def _fit_params(self) -> dict:
+        """The hyperparameters ``fit`` used (all but :attr:`score_params`), as they are."""
+        if self.score_params is None:
+            return {}
+        return {k: v for k, v in self.get_params().items() if k not in self.score_params}
+
+    def _check_fit_params(self) -> None:
+        """ParameterError when a hyperparameter that shapes the fitted state was set since
+        ``fit`` (or the model file's load): scoring would use the old value in one place
+        and the new one in another, or fail deep inside (a network of another shape)."""
+        fitted = self.__dict__.get("_fitted_params")
+        if not fitted:
+            return
+        now = self.get_params()
+        for key, old in fitted.items():
+            if key in now and not _same_value(now[key], old):
+                raise ParameterError(
+                    f"{self.name}: {key} is {now[key]!r} but the detector was fitted with "
+                    f"{old!r}; {key} takes effect when it is fitted again: set it back, or "
+                    "fit again")
 
     def _fitted_bands(self, cube: xr.DataArray, *attrs: str):
         """``cube``'s data on the bands the detector was fit on (``bands_``), after checking

@@ -122,6 +122,9 @@ class ClusterRX(BaseDetector):
     dtype : ``"float32"`` (default) or ``"float64"`` for scoring.
     """
 
+    #: read when scoring (the clusters and their statistics are fitted)
+    score_params = frozenset({"dtype"})
+
     name = "cluster-rx"
     summary = ("Cluster RX: Mahalanobis distance to the nearest k-means background cluster "
                "(ArcGIS KMEANS)")

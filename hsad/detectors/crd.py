@@ -124,6 +124,9 @@ class CRD(BaseDetector):
     dtype : dtype of the returned map; Gram matrices and solves always run in float64.
     """
 
+    #: read when scoring (``pca`` shapes the fitted projection: fit again after it)
+    score_params = frozenset({"inner", "outer", "lam", "dtype"})
+
     name = "crd"
     summary = "Collaborative representation detector: residual of each pixel from its ring"
 

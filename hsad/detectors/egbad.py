@@ -45,6 +45,9 @@ DISC_SCORES = ("fm", "bce")
 class EGBAD(ReconstructionDetector):
     """EGBAD: BiGAN (E, G, D(x, z)); α·‖x − G(E(x))‖₁ + (1 − α)·L_D score, or D_SS."""
 
+    #: also read when scoring: the score's weighting and discriminator term
+    score_params = ReconstructionDetector.score_params | {"alpha", "disc_score"}
+
     name = "egbad"
     summary = ("EGBAD (Zenati et al. 2018) BiGAN with D(x, z): 0.9·‖x − G(E(x))‖₁ + "
                "0.1·L_D (feature matching or cross-entropy), or D_SS")

@@ -66,6 +66,9 @@ class LocalMeanRX(GlobalRX):
     ridge, dtype : as ``rx``.
     """
 
+    #: read when scoring (the local mean's kernel, the precision's type)
+    score_params = frozenset({"kernel", "dtype"})
+
     name = "local-mean-rx"
     summary = ("Local-mean RX: global covariance, k x k box-filter mean (ENVI local mean; "
                "Reed-Yu 1990)")

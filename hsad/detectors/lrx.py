@@ -76,6 +76,9 @@ class LocalRX(BaseDetector):
     dtype : dtype of the returned map; window statistics and solves always run in float64.
     """
 
+    #: read when scoring (``pca`` shapes the fitted projection: fit again after it)
+    score_params = frozenset({"inner", "outer", "ridge", "dtype"})
+
     name = "lrx"
     summary = "Local dual-window RX: Mahalanobis distance to each pixel's ring background"
 

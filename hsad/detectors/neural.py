@@ -92,6 +92,9 @@ class NeuralDetector(NetworkTiles, BaseDetector):
     score_needs_grad: ClassVar[bool] = False
     #: the residual reuses what the score computed (AnoGAN's G(z*)): score whenever it is taken
     residual_uses_score: ClassVar[bool] = False
+    #: read when scoring (the rest shape the trained networks: fit again after them)
+    score_params: ClassVar[frozenset[str] | None] = frozenset(
+        {"output", "seed", "device", "progress"})
     #: Declared hyperparameters and defaults, in declaration order (set per class).
     _declared: ClassVar[dict] = {}
     #: Declared hyperparameters' annotations (``"int | None"``), which their values must fit.
@@ -354,6 +357,7 @@ class NeuralDetector(NetworkTiles, BaseDetector):
     def _check_scene(self, cube: xr.DataArray) -> None:
         if not hasattr(self, "networks_"):
             raise ModelError(f"{self.name}: not fitted; call fit(cube) or load a model first")
+        self._check_fit_params()
         self._validate()
         path = cube.attrs.get("source_path")
         bands = good_band_mask(cube)

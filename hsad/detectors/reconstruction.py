@@ -11,6 +11,7 @@ its score terms (if any), ``residual`` (y, x, band) and ``d_spectral``, ``d_spat
 from __future__ import annotations
 
 from functools import partial
+from typing import ClassVar
 
 import dask
 import dask.array as da
@@ -72,6 +73,11 @@ class ReconstructionDetector(NeuralDetector):
     spectral_tophat: bool | None = None
     target_size_m: float | None = None
     stats_sample: int = 262144
+
+    #: read when scoring: the output map and the whole fusion stage
+    score_params: ClassVar[frozenset[str] | None] = NeuralDetector.score_params | {
+        "fusion", "lam", "n_components", "area", "levels", "radius", "eps", "fusion_norm",
+        "pc_source", "spectral_tophat", "target_size_m", "stats_sample"}
 
     @classmethod
     def upgrade_params(cls, saved: dict, format_version: int) -> dict:

@@ -112,6 +112,9 @@ class GlobalRX(BaseDetector):
         always accumulated in float64.
     """
 
+    #: read when scoring (``ridge`` shapes the fitted whitening: fit again after it)
+    score_params = frozenset({"dtype"})
+
     name = "rx"
     summary = "Global RX: Mahalanobis distance to the scene mean and covariance (Reed-Yu)"
     model_state = {"bands_": ("B",), "mean_": ("G",), "cov_": ("G", "G"),

@@ -40,6 +40,9 @@ SCORE_FORMS = ("paper", "code")
 class SkipGANomaly(ReconstructionDetector):
     """Skip-GANomaly: U-Net generator + discriminator; λ·R + (1−λ)·L score, or D_SS."""
 
+    #: also read when scoring: the score's weighting and form
+    score_params = ReconstructionDetector.score_params | {"score_lambda", "score_form"}
+
     name = "skip-ganomaly"
     summary = ("Skip-GANomaly (Akçay et al. 2019) U-Net GAN: 0.9·‖x − x̂‖₁ + "
                "0.1·‖f(x) − f(x̂)‖₂, or D_SS")

@@ -102,6 +102,9 @@ class _GaussianDecoder(nn.Module):
 class VAE(ReconstructionDetector):
     """VAE: importance-weighted KL + reconstruction score, or D_SS of its residual."""
 
+    #: also read when scoring: the draws per pixel
+    score_params = ReconstructionDetector.score_params | {"n_samples"}
+
     name = "vae"
     summary = ("variational autoencoder (Lu & Xu 2018): importance-weighted KL + "
                "reconstruction score, or D_SS")

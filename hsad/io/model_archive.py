@@ -281,10 +281,13 @@ def load_model(path: str | os.PathLike, device: str | None = None):
     if config.get("kind") == "statistics":
         from hsad.detectors.state import restore_statistics
 
-        return restore_statistics(config, tensors, Path(path))
-    from hsad.nn.persistence import load_networks
+        det = restore_statistics(config, tensors, Path(path))
+    else:
+        from hsad.nn.persistence import load_networks
 
-    return load_networks(config, tensors, Path(path), device)
+        det = load_networks(config, tensors, Path(path), device)
+    det._fitted_params = det._fit_params()  # what it was fitted with (checked at score)
+    return det
 
 
 def set_saved_params(det, config: dict, path: Path) -> None:
