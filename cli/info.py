@@ -36,6 +36,68 @@ def _crs_text(crs) -> str | None:
     return f"EPSG:{epsg}" if epsg else (crs.to_string() or crs.to_wkt())
 
 
+def is_model_file(path: Path) -> bool:
+    """Whether ``path`` is an hsad model file (a ZIP of config.json and model.safetensors)."""
+    import zipfile
+
+    from hsad.io.model_archive import CONFIG, WEIGHTS
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {CONFIG, WEIGHTS} <= set(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def describe_model(path: Path) -> dict:
+    """A JSON-ready summary of the model file at ``path`` (read, not loaded: no weights are
+    put into networks)."""
+    from hsad.io.model_archive import read_archive
+
+    config, tensors = read_archive(path)
+    wl = np.asarray(config.get("wavelength") or [], dtype=float)
+    known = wl[np.isfinite(wl)]
+    good = config.get("good_band")
+    state = config.get("state") or {}
+    return {
+        "file": str(path), "format": "hsad model",
+        "method": config["method"], "class": config.get("class"),
+        "kind": config.get("kind"), "hsad_version": config.get("hsad_version"),
+        "format_version": config.get("format_version"), "created": config.get("created"),
+        "bands": int(config.get("n_bands") or wl.size),
+        "good_bands": int(sum(good)) if isinstance(good, list) else None,
+        "wavelength_min_nm": float(known.min()) if known.size else None,
+        "wavelength_max_nm": float(known.max()) if known.size else None,
+        "trained_on_pixels": config.get("n_train", state.get("n_pixels_")),
+        "networks": config.get("networks"),
+        "params": config["params"],
+        "weights": int(sum(t.size for t in tensors.values())),
+        "size_on_disk_bytes": path.stat().st_size,
+    }
+
+
+def _model_text(info: dict) -> str:
+    wl = ("unknown" if info["wavelength_min_nm"] is None else
+          f"{info['wavelength_min_nm']:.1f}-{info['wavelength_max_nm']:.1f} nm")
+    params = ", ".join(f"{k}={v!r}" for k, v in info["params"].items())
+    lines = [
+        ("file", info["file"]),
+        ("format", f"hsad model, format {info['format_version']}, written by hsad "
+                   f"{info['hsad_version']} on {info['created']}"),
+        ("method", f"{info['method']} ({info['kind']}: {info['class']})"),
+        ("bands", f"{info['bands']}" + (f" ({info['good_bands']} good)"
+                                        if info["good_bands"] is not None else "")),
+        ("wavelength", wl),
+        ("trained on", "-" if info["trained_on_pixels"] is None
+         else f"{info['trained_on_pixels']} pixels"),
+        ("weights", f"{info['weights']} numbers"
+         + (f" ({', '.join(info['networks'])})" if info["networks"] else "")),
+        ("params", params),
+        ("size", _size(info["size_on_disk_bytes"])),
+    ]
+    return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)
+
+
 def describe(path: str | os.PathLike, key: str | None = None) -> dict:
     """A JSON-ready summary of the cube at ``path``."""
     from rasterio.crs import CRS
@@ -176,6 +238,11 @@ def _text(info: dict) -> str:
 def command(file: str, key: str | None, as_json: bool) -> None:
     """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
     product): shape, wavelengths, CRS, sizes, and for a map hsad wrote its provenance
-    (version, method, parameters, input, date)."""
+    (version, method, parameters, input, date); or an hsad model file: its method, bands,
+    training and parameters."""
+    if Path(file).is_file() and is_model_file(Path(file)):
+        info = describe_model(Path(file))
+        click.echo(json.dumps(info, indent=2) if as_json else _model_text(info))
+        return
     info = describe(file, key=key)
     click.echo(json.dumps(info, indent=2) if as_json else _text(info))

@@ -91,8 +91,9 @@ def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
     if mode is None:
         return detector
     if not callable(getattr(detector, "set_fusion", None)):
-        raise ParameterError(f"--fusion applies to reconstruction detectors (hadgan, fanogan), "
-                             f"not {detector.name}")
+        raise ParameterError(f"--fusion applies to the reconstruction detectors (hadgan, "
+                             f"fanogan, the autoencoder and GAN seed models), not "
+                             f"{detector.name}")
     return detector.set_fusion(mode)
 
 

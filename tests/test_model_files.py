@@ -525,3 +525,30 @@ def test_a_model_asking_for_unbounded_inference_work_is_refused(method, key, lim
     assert_refused(path, f"{key} must be", scene, tmp_path, capsys)
     with pytest.raises(ParameterError, match=f"{key} must be"):
         detectors.get(method, **tiny, **{key: limit + 1}).fit(scene[0])
+
+
+def test_info_describes_a_model_and_a_model_given_as_a_scene_is_named(model, members,
+                                                                      tmp_path, capsys):
+    """``hsad info model.hsad`` once said "a ZIP archive: unpack it first"."""
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(model), "--json"])
+    assert exc.value.code == 0
+    info = json.loads(capsys.readouterr().out)
+    config = members[0]
+    assert (info["method"], info["bands"], info["trained_on_pixels"]) == (
+        "hadgan", config["n_bands"], config["n_train"])
+    assert info["params"] == config["params"] and info["format"] == "hsad model"
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(model)])
+    text = capsys.readouterr().out
+    assert "method:     hadgan (networks: hsad.detectors.hadgan.HADGAN)" in text
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(model), "-m", "rx", "-o", str(tmp_path / "x.tif")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "an hsad model file, not a cube: give it to --model" in err
+    broken = with_config(members, tmp_path / "broken.hsad", lambda c: c.pop("method"))
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(broken)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "lacks 'method'" in err and err.count("\n") == 1
