@@ -354,7 +354,7 @@ def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
     assert maps["dss"].max() <= 1 and not np.allclose(maps["none"], maps["dss"])
     code, _, err = _cli(["detect", files["cube"], "-m", "rx", "--fusion", "dss",
                          "-o", tmp_path / "rx.tif"], capsys)
-    assert code == 2 and "--fusion applies to reconstruction detectors" in err
+    assert code == 2 and "--fusion applies to the reconstruction detectors" in err
     assert not (tmp_path / "rx.tif").exists()
 
 
