@@ -395,8 +395,16 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
                          f"wavelengths (no band within {WAVELENGTH_REFUSE_NM:g} nm): {shown} nm",
                          path)
     if np.unique(nearest[needed]).size != int(needed.sum()):
+        gap = distance.min(axis=1)
+        own = np.zeros(n_model, bool)  # each scene band: the model band nearest to it
+        for band in np.unique(nearest[needed]):
+            takers = np.flatnonzero(needed & (nearest == band))
+            own[takers[np.argmin(gap[takers])]] = True
+        lone = wanted[needed & ~own]
+        shown = ", ".join(f"{w:.1f}" for w in lone[:8]) + (" ..." if lone.size > 8 else "")
         raise ModelError(f"several of the model's {n_model} bands would read the same scene "
-                         "band: the scene's bands are farther apart, or it marks some of the "
+                         f"band: {lone.size} have no scene band of their own ({shown} nm); "
+                         "the scene's bands are farther apart, or it marks some of the "
                          "model's bands bad", path)
     matched = cube.isel(band=nearest)
     if good is not None and (stand_in := ~needed & (distance.min(axis=1) > WAVELENGTH_WARN_NM)

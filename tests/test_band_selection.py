@@ -156,7 +156,8 @@ def test_a_neural_model_matches_good_bands_only():
     with pytest.raises(ModelError, match="lacks 1 of the model's 3 wavelengths.*1000.0 nm"):
         match_model_bands(cube, model)
     model.wavelength_ = np.array([500.0, 510.0, 520.0])
-    with pytest.raises(ModelError, match="would read the same scene band"):
+    with pytest.raises(ModelError, match=r"would read the same scene band: 2 have no scene "
+                                        r"band of their own \(510.0, 520.0 nm\)"):
         match_model_bands(cube, model)
 
 
