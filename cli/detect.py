@@ -356,9 +356,16 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())
         training_bar = False if progress is False else None  # --no-progress: no bar at all
+        scored = det.score_params  # what a loaded model still takes (None: all)
         for name, val in (("seed", seed), ("device", device), ("progress", training_bar)):
-            if val is not None and name in given and name not in merged:
-                det.set_params(**{name: val})
+            if val is None or name not in given or name in merged:
+                continue
+            if model is not None and scored is not None and name not in scored:
+                if name == "seed" and val != det.get_params()[name]:
+                    warnings.warn(f"--seed does not apply to this {det.name} model: its seed "
+                                  "chose what it learnt at training; ignored", stacklevel=1)
+                continue
+            det.set_params(**{name: val})
         gt = _truth_on(cube, truth, truth_key) if truth else None
 
         t0 = time.perf_counter()

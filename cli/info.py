@@ -57,14 +57,19 @@ def describe_model(path: Path) -> dict:
     config, tensors = read_archive(path)
     wl = np.asarray(config.get("wavelength") or [], dtype=float)
     known = wl[np.isfinite(wl)]
+    # the flags over every band of the scene it was fitted on: a network model's
+    # good_band, a statistics model's state.bands_
     good = config.get("good_band")
+    if not isinstance(good, list) and "state.bands_" in tensors:
+        good = tensors["state.bands_"].astype(bool).tolist()
     state = config.get("state") or {}
     return {
         "file": str(path), "format": "hsad model",
         "method": config["method"], "class": config.get("class"),
         "kind": config.get("kind"), "hsad_version": config.get("hsad_version"),
         "format_version": config.get("format_version"), "created": config.get("created"),
-        "bands": int(config.get("n_bands") or wl.size),
+        "bands": len(good) if isinstance(good, list) else int(config.get("n_bands")
+                                                              or wl.size),
         "good_bands": int(sum(good)) if isinstance(good, list) else None,
         "wavelength_min_nm": float(known.min()) if known.size else None,
         "wavelength_max_nm": float(known.max()) if known.size else None,

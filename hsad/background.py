@@ -72,7 +72,11 @@ def _read_vector(path: Path, layer: str | None = None):
     except Exception as exc:  # pyogrio raises its own DataSourceError and friends
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
-    geoms = [g for g in shapely.from_wkb(wkb) if g is not None and not g.is_empty]
+    try:
+        geoms = [g for g in shapely.from_wkb(wkb) if g is not None and not g.is_empty]
+    except shapely.errors.GEOSException as exc:  # an unclosed ring, a ring of 3 points
+        raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
+                              path) from None
     return geoms, meta.get("crs")
 
 
@@ -82,35 +86,77 @@ def is_vector(spec: str | os.PathLike) -> bool:
 
 
 def vector_mask(spec: str | os.PathLike, cube: xr.DataArray, what: str = "background area",
-                empty_ok: bool = False, every_shape: bool = False) -> np.ndarray:
+                empty_ok: bool = False, every_shape: bool = False,
+                region: str = "the scene") -> np.ndarray:
     """(y, x) bool map of the geometries of a vector file's layer (``file|layername=x``) on
     ``cube``'s grid: the pixels whose centre they cover (GDAL's rule); with
     ``every_shape``, a shape that covers no pixel centre (a target smaller than a pixel)
-    marks the pixels it touches, so none is lost. Errors name the file and ``what``."""
+    marks the pixels it touches, so none is lost. Errors name the file, ``what`` and
+    ``region`` (what ``cube`` is to the user: the scene, a score map)."""
     path, layer = split_layer(spec)
     if not path.is_file():
         raise FileFormatError(f"{what} file not found", path)
-    return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape)
+    return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape,
+                      region)
 
 
 def _burn(shapes, shape: tuple[int, int], transform: Affine, every_shape: bool) -> np.ndarray:
     """The pixels of a ``shape`` grid whose centre the ``shapes`` cover; with
-    ``every_shape``, also those a shape covering no centre touches."""
+    ``every_shape``, also those touched by a polygon (or a part of one) that covers no
+    pixel centre of the grid extended without end (a target smaller than a pixel, not
+    one cut by the map's edge)."""
     import rasterio.features
 
-    if not every_shape:
-        return rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=shape,
-                                           transform=transform, fill=0, dtype="uint8") > 0
-    ids = rasterio.features.rasterize(((s, i + 1) for i, s in enumerate(shapes)),
-                                      out_shape=shape, transform=transform, fill=0,
-                                      dtype="int32")
-    mask = ids > 0
-    unseen = np.setdiff1d(np.arange(1, len(shapes) + 1), ids)
-    if unseen.size:
-        mask |= rasterio.features.rasterize(((shapes[i - 1], 1) for i in unseen),
-                                            out_shape=shape, transform=transform, fill=0,
-                                            dtype="uint8", all_touched=True) > 0
+    mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=shape,
+                                       transform=transform, fill=0, dtype="uint8") > 0
+    if every_shape:
+        small = [p for p in _polygon_parts(shapes) if not _covers_a_centre(p, transform)]
+        if small:
+            mask |= rasterio.features.rasterize(((p, 1) for p in small), out_shape=shape,
+                                                transform=transform, fill=0, dtype="uint8",
+                                                all_touched=True) > 0
     return mask
+
+
+#: a polygon whose bounding box holds more pixel centres than this is taken to cover one
+#: (testing them all would cost more than it tells)
+CENTRES_TESTED = 1_000_000
+
+
+def _polygon_parts(shapes) -> list:
+    """The polygons of ``shapes`` (GeoJSON-like), multi-part ones and collections split."""
+    import shapely
+
+    parts, waiting = [], [shapely.geometry.shape(s) for s in shapes]
+    while waiting:
+        geom = waiting.pop()
+        if geom.geom_type == "Polygon" and not geom.is_empty:
+            parts.append(geom)
+        elif hasattr(geom, "geoms"):  # a multi-part geometry or a collection
+            waiting.extend(geom.geoms)
+    return parts
+
+
+def _covers_a_centre(polygon, transform: Affine) -> bool:
+    """Whether ``polygon`` (map coordinates) holds a pixel centre of ``transform``'s grid,
+    taken without bounds."""
+    import shapely
+    from shapely import affinity
+
+    inverse = ~transform
+    in_pixels = affinity.affine_transform(polygon, [inverse.a, inverse.b, inverse.d,
+                                                    inverse.e, inverse.c, inverse.f])
+    inner = shapely.get_coordinates(in_pixels.point_on_surface())[0]
+    near = np.floor(inner) + 0.5  # the centre of the pixel its inner point lies in
+    if shapely.contains_xy(in_pixels, near[0], near[1]):
+        return True
+    x0, y0, x1, y1 = in_pixels.bounds
+    cols = np.arange(np.ceil(x0 - 0.5), np.floor(x1 - 0.5) + 1) + 0.5
+    rows = np.arange(np.ceil(y0 - 0.5), np.floor(y1 - 0.5) + 1) + 0.5
+    if cols.size * rows.size > CENTRES_TESTED:
+        return True
+    xs, ys = np.meshgrid(cols, rows)
+    return bool(shapely.contains_xy(in_pixels, xs.ravel(), ys.ravel()).any())
 
 
 def _reprojected(shapes, src_crs, dst_crs, path, what: str) -> list:
@@ -129,8 +175,26 @@ def _reprojected(shapes, src_crs, dst_crs, path, what: str) -> list:
                              f"{src_crs}: {str(exc).splitlines()[0]}{hint}", path) from None
 
 
+def _not_lon_lat(geoms, src_crs, path) -> str:
+    """A hint when a GeoJSON read as longitude/latitude holds coordinates that are not."""
+    import shapely
+
+    if not str(path).lower().endswith((".geojson", ".json")) or src_crs is None:
+        return ""
+    from rasterio.crs import CRS
+
+    if CRS.from_user_input(src_crs) != CRS.from_epsg(4326):
+        return ""
+    x0, y0, x1, y1 = shapely.total_bounds([shapely.geometry.shape(g) for g in geoms])
+    if max(abs(x0), abs(x1)) <= 180 and max(abs(y0), abs(y1)) <= 90:
+        return ""
+    return (" (its coordinates are not longitude/latitude, and a GeoJSON without a 'crs' "
+            "member is read as EPSG:4326)")
+
+
 def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
-               what: str = "background area", every_shape: bool = False) -> np.ndarray:
+               what: str = "background area", every_shape: bool = False,
+               region: str = "the scene") -> np.ndarray:
     import shapely
 
     if not geoms:
@@ -144,8 +208,8 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
         return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path, empty_ok,
                                     what, every_shape)
     if src_crs is not None and scene_crs is None:
-        raise ParameterError(f"the {what}'s geometries are in {src_crs} but the scene has no "
-                             "CRS to place them in; give a raster mask on the scene grid", path)
+        raise ParameterError(f"the {what}'s geometries are in {src_crs} but {region} has no "
+                             f"CRS to place them in; give a raster mask on its grid", path)
     if src_crs is not None and str(src_crs) != str(scene_crs):
         shapes = _reprojected(shapes, src_crs, scene_crs, path, what)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
@@ -161,9 +225,10 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
         corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
                    transform @ (cols, 0)]
         scene = shapely.convex_hull(shapely.MultiPoint(corners))
-        where = ("lies outside the scene" if not area.intersects(scene)
-                 else "covers no pixel centre of the scene")
-        raise ParameterError(f"the {what} {where}", path)
+        where = (f"lies outside {region}" if not area.intersects(scene)
+                 else f"covers no pixel centre of {region}")
+        raise ParameterError(f"the {what} {where}{_not_lon_lat(geoms, src_crs, path)}",
+                             path)
     return mask
 
 

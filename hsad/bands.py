@@ -273,17 +273,24 @@ def _fits(cube: xr.DataArray, detector) -> bool:
     return wavelength_shift(scene, detector.wavelength_) <= WAVELENGTH_REFUSE_NM
 
 
-def _reordered(cube: xr.DataArray, wanted: np.ndarray, good) -> np.ndarray | None:
+def _reordered(cube: xr.DataArray, wanted: np.ndarray, good, flags=None) -> np.ndarray | None:
     """The scene's bands at the model's wavelengths ``wanted`` (each within
     :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`, a band of its own) where the scene
-    stores them in another order, and they do not pair up where they are stored (as
-    EnMAP's two overlapping spectrometers do); else None. ``good``: the model's band
-    flags (a statistics model, every band), or None (a neural model: good bands only)."""
+    stores them in another order, and they do not pair up where they are stored; else
+    None. Not where the model's own wavelengths come close to one another (EnMAP's two
+    overlapping spectrometers): nearest wavelengths could swap them there. ``good``: the
+    model's band flags (a statistics model, every band), or None (a neural model: good
+    bands only, ``flags`` their place among all of its scene's, when known)."""
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
     pool = np.flatnonzero(np.isfinite(scene) & (good_band_mask(cube) if good is None
                                                  else True))
     if not np.isfinite(wanted).all() or pool.size < wanted.size or wanted.size < 2:
         return None
+    if np.diff(np.sort(wanted)).min() <= 2 * WAVELENGTH_WARN_NM:
+        return None  # near twins: by position, or by the paths below
+    if (flags is not None and flags.size == scene.size and int(flags.sum()) == wanted.size
+            and wavelength_shift(scene[flags], wanted) <= WAVELENGTH_WARN_NM):
+        return None  # where its flags put them
     distance = np.abs(scene[pool][None, :] - wanted[:, None])
     pick = pool[distance.argmin(axis=1)]
     if (distance.min(axis=1).max() > WAVELENGTH_WARN_NM or np.unique(pick).size != pick.size
@@ -360,11 +367,11 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     if not hasattr(detector, "wavelength_"):
         return cube
     wanted, good = _model_bands(detector)
-    order = _reordered(cube, wanted, good)
+    flags = _model_flags(detector, good)
+    order = _reordered(cube, wanted, good, flags)
     if order is not None:  # the model's bands, stored in another order
         matched = cube.isel(band=order)
         return matched if good is None else _with_model_flags(matched, good)
-    flags = _model_flags(detector, good)
     if flags is not None and cube.sizes["band"] == flags.size and (
             good is not None or _at_model_wavelengths(cube, detector, flags)):
         _check_same_sensor(cube, detector, flags)

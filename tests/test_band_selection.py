@@ -221,6 +221,20 @@ def test_a_model_reads_its_bands_of_a_scene_stored_in_another_order():
     np.testing.assert_array_equal(_wl(match_model_bands(shifted, model)), overlap + 0.6)
 
 
+def test_overlapping_spectrometers_are_never_paired_by_nearest_wavelength():
+    """A network trained with one band flagged bad, on a sensor whose spectrometers overlap
+    (958.6 and 958.9 nm), applied to a scene flagging none and drifted 1 nm apart: nearest
+    wavelengths swapped the two spectrometers' bands; by its flags' places they pair."""
+    wavelength = np.r_[np.linspace(500, 958.6, 15), 958.9, np.linspace(1050, 2400, 14)]
+    trained = np.ones(30, bool)
+    trained[25] = False
+    model = SimpleNamespace(n_bands_=29, wavelength_=wavelength[trained], band_mask_=trained)
+    drifted = wavelength + np.r_[np.ones(15), -np.ones(15)]
+    found = match_model_bands(_cube(wavelength=drifted, good=np.ones(30, bool)), model)
+    np.testing.assert_array_equal(found["wavelength"].values[good_band_mask(found)],
+                                  drifted[trained])
+
+
 def test_a_statistics_model_takes_a_scene_without_the_bands_it_left_out():
     """An rx model fitted with bands 400 and 2500 nm flagged bad needs neither: a scene
     whose bad bands were dropped was refused for lacking them."""

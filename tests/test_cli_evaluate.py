@@ -434,6 +434,14 @@ def _pixel_box(row, col, shrink=0.0):
     return box(x0 + shrink, y0 + shrink, x0 + 30 - shrink, y0 + 30 - shrink)
 
 
+def _off_centre(row, col):
+    """A 10 m square inside pixel (row, col) that misses its centre."""
+    from shapely.geometry import box
+
+    x0, y0 = 500000.0 + 30 * col, 5100000.0 - 30 * (row + 1)
+    return box(x0 + 2, y0 + 2, x0 + 12, y0 + 12)
+
+
 def test_polygons_and_points_as_ground_truth(files, tmp_path, capsys):
     """Analysts digitise their targets: polygons (in another CRS too) or points give the
     same figures as the raster mask they cover; a target smaller than a pixel still counts."""
@@ -452,7 +460,7 @@ def test_polygons_and_points_as_ground_truth(files, tmp_path, capsys):
     first[9:11, 18:20] = 1
     first[31, 40] = 1
     shapes = [Point(500000 + 30 * c + 15, 5100000 - 30 * r - 15) for r in (9, 10)
-              for c in (18, 19)] + [_pixel_box(31, 40, shrink=10)]
+              for c in (18, 19)] + [_off_centre(31, 40)]
     small = _targets_geojson(tmp_path / "small.geojson", shapes, crs="EPSG:32633")
     code, out, err = run_cli(["evaluate", files["scores"], "--truth", small, "--json"], capsys)
     assert code == 0, err
@@ -472,7 +480,8 @@ def test_polygon_ground_truth_needs_a_map_to_place_it(files, tmp_path, capsys):
     assert code == 2 and "--truth-key names a variable of a MAT file" in err
     far = _targets_geojson(tmp_path / "far.geojson", [_pixel_box(900, 900)])
     code, _, err = run_cli(["evaluate", files["scores"], "--truth", far], capsys)
-    assert code == 2 and "far.geojson: the ground truth lies outside the scene" in err
+    assert code == 2 and "far.geojson: the ground truth lies outside the score map" in err
+    assert "longitude/latitude" not in err
 
 
 def test_projected_coordinates_in_a_geojson_without_crs_are_one_line(files, tmp_path, capsys):
@@ -506,3 +515,84 @@ def test_detect_prints_the_auc_against_polygons(files, tmp_path, capsys):
         assert code == 0, err
         printed.append([line for line in out.splitlines() if line.startswith("AUC(D,F)")])
     assert printed[0] == printed[1] and printed[0]
+
+
+def _shapes_file(path, geoms, crs="EPSG:32633"):
+    """A vector file of ``geoms`` (shapely) in ``crs`` (None: no CRS, QGIS's pixel frame)."""
+    import pyogrio.raw
+    import shapely
+
+    wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
+    pyogrio.raw.write(path, wkb, [], [], geometry_type="Unknown", crs=crs,
+                      driver="GPKG" if str(path).endswith(".gpkg") else "ESRI Shapefile")
+    return path
+
+
+def test_each_target_drawn_once_by_the_centre_rule_and_small_parts_kept(files, tmp_path):
+    """A feature given twice, or inside a larger one, was taken for one covering no pixel
+    centre (its ids overwritten) and burnt by every pixel it touched; a sub-pixel part of a
+    multi-part feature was lost; a target cut by a window's edge was burnt as if small."""
+    from shapely.geometry import MultiPolygon
+
+    from hsad.background import vector_mask
+
+    cube = files["cube"]
+    # the centres of a 2 x 2 block, and 9 m (0.3 pixel) into the pixels around it
+    a = _pixel_box(10, 18).union(_pixel_box(11, 19)).envelope.buffer(9, join_style="mitre")
+    tiny = _off_centre(31, 40)  # inside one pixel, no centre
+    block = np.zeros(cube.shape[:2], bool)
+    block[10:12, 18:20] = True
+    for name, geoms in (("once", [a]), ("twice", [a, a]), ("nested", [a, a.buffer(-5)])):
+        got = vector_mask(_shapes_file(tmp_path / f"{name}.gpkg", geoms), cube,
+                          every_shape=True)
+        np.testing.assert_array_equal(got, block, err_msg=name)
+    both = block.copy()
+    both[31, 40] = True
+    multi = vector_mask(_shapes_file(tmp_path / "multi.gpkg", [MultiPolygon([a, tiny])]),
+                        cube, every_shape=True)
+    np.testing.assert_array_equal(multi, both)
+    # a window whose first column is the block's second: its centre there is covered,
+    # the sliver of the first column beyond the window is not the window's
+    window = cube.isel(x=slice(19, 48))
+    cut = vector_mask(tmp_path / "once.gpkg", window, every_shape=True)
+    np.testing.assert_array_equal(cut, block[:, 19:48])
+    edge = cube.isel(x=slice(20, 48))  # the block wholly outside: nothing, not its edge
+    assert not vector_mask(tmp_path / "once.gpkg", edge, every_shape=True,
+                           empty_ok=True).any()
+
+
+def test_a_broken_ring_is_one_line(files, tmp_path, capsys):
+    path = tmp_path / "open.geojson"
+    ring = [[15.0051, 46.0499], [15.0051, 46.0506], [15.0041, 46.0506], [15.0041, 46.0499]]
+    feat = {"type": "Feature", "properties": {},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth", path], capsys)
+    assert code == 2 and err.count("error: ") == 1 and "Traceback" not in err  # GDAL warns
+    assert "open.geojson: cannot read polygons" in err.splitlines()[-1]
+
+
+def test_polygons_on_a_window_of_a_scene_without_crs(tmp_path, capsys):
+    """Drawn in the whole scene's pixel frame (QGIS's, no CRS), the targets are placed on a
+    ``--srcwin`` map by its window tag, as ``hsad detect --truth`` places them."""
+    from shapely.geometry import box
+
+    scene = make_scene(rows=40, cols=40, bands=12, seed=2)
+    gt = np.zeros((40, 40), np.uint8)
+    gt[11:13, 11:13] = 1
+    gt[20, 25] = 1
+    mat = tmp_path / "s.mat"
+    scipy.io.savemat(mat, {"data": scene.cube.values, "map": gt})
+    targets = _shapes_file(tmp_path / "t.shp", [box(10.7, -13.3, 13.3, -10.7),
+                                                 box(25.2, -20.8, 25.8, -20.2)], crs=None)
+    code, out, err = run_cli(["detect", mat, "-m", "rx", "-o", tmp_path / "w.tif",
+                              "--srcwin", "5", "5", "30", "30", "--truth", targets], capsys)
+    assert code == 0, err
+    printed = [line for line in out.splitlines() if line.startswith("AUC(D,F)")][0]
+    auc = float(printed.split()[2])
+    for truth in (targets, mat):
+        code, out, err = run_cli(["evaluate", tmp_path / "w.tif", "--truth", truth, "--json"],
+                                 capsys)
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["n_anomaly"] == 5 and round(doc["auc_df"], 4) == auc, truth

@@ -139,13 +139,21 @@ def test_a_hyperparameter_set_after_fit_applies_or_is_refused(cube):
     rx.set_params(ridge=0.0)
     np.testing.assert_array_equal(rx.score(cube).values,
                                   detectors.get("rx").fit_score(cube).values)
-    lrx = detectors.get("lrx", inner=3, outer=9).fit(cube)
-    moved = lrx.set_params(inner=5, outer=11).score(cube).values
+    crd = detectors.get("crd", inner=3, outer=9).fit(cube)
+    moved = crd.set_params(inner=5, outer=11).score(cube).values
     np.testing.assert_array_equal(
-        moved, detectors.get("lrx", inner=5, outer=11).fit_score(cube).values)
-    with pytest.raises(ParameterError, match="lrx: pca is 3 but"):
-        lrx.set_params(pca=3).score(cube)
-    assert np.isfinite(lrx.fit(cube).score(cube).values).any()  # fitted again: applies
+        moved, detectors.get("crd", inner=5, outer=11).fit_score(cube).values)
+    # LRX's fit sets its dimension from the rings' size: its windows need a refit
+    lrx = detectors.get("lrx", inner=3, outer=9).fit(cube)
+    for change, message in (({"outer": 11}, "lrx: outer is 11 but"),
+                            ({"pca": 3}, "lrx: pca is 3 but")):
+        with pytest.raises(ParameterError, match=message):
+            lrx.set_params(**change).score(cube)
+        lrx.set_params(outer=9, pca=5)
+    lrx.set_params(outer=11)
+    np.testing.assert_array_equal(  # fitted again: applies
+        lrx.fit(cube).score(cube).values,
+        detectors.get("lrx", inner=3, outer=11).fit_score(cube).values)
 
 
 def test_scikit_learns_clone_and_fitted_check(cube):
@@ -177,3 +185,24 @@ def test_a_model_file_refuses_a_training_setting_and_takes_a_scoring_one(cube, t
     loaded.set_params(input="pixel", area=9)
     np.testing.assert_array_equal(loaded.score(cube).values,
                                   det.set_params(area=9).score(cube).values)
+
+
+def test_seed_given_with_a_model_whose_seed_chose_its_clusters_is_ignored_with_a_note(
+        cube, tmp_path, capsys):
+    """``--seed`` with a cluster RX model was refused as a setting changed since training
+    (its seed chose the clusters); it is ignored with a warning, as it was ignored before."""
+    from hsad.cli.main import main
+    from hsad.io.geotiff_writer import write_geotiff_cube
+
+    scene = write_geotiff_cube(cube, tmp_path / "scene.tif")
+    codes, errs = [], []
+    for args in (["train", scene, "-m", "cluster-rx", "-p", "n_clusters=2", "-o",
+                  tmp_path / "c.hsad"],
+                 ["detect", scene, "--model", tmp_path / "c.hsad", "--seed", "3", "-o",
+                  tmp_path / "c.tif"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        codes.append(exc.value.code)
+        errs.append(capsys.readouterr().err)
+    assert codes == [0, 0], errs
+    assert "--seed does not apply to this cluster-rx model" in errs[1]

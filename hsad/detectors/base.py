@@ -377,10 +377,17 @@ class BaseDetector:
         if name is not None and name == getattr(self, "_fitted_scene_name", None) \
                 and np.array_equal(bands, self._level_bands()):
             return  # the scene just fitted (fit_score): its level is the fitted scene's
-        from hsad.detectors.level_check import check_scene_level
-        from hsad.engine.stats import check_partial_nodata
+        from hsad.cube import missing_values
+        from hsad.detectors.level_check import LEVEL_SAMPLE, check_scene_level
+        from hsad.engine.stats import check_partial_nodata, even_sample
 
-        check_partial_nodata(cube, self.name, bands)
+        # one even sample of the level check's size serves both checks (the screening's
+        # own, 16 times larger, cost more than scoring a large lazy scene)
+        raw = even_sample(cube.data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)]
+        check_partial_nodata(cube, self.name, bands, sample=raw)
+        if values is None:
+            values = raw.astype(np.float64)
+            values[missing_values(raw, cube.attrs.get("nodata"))] = np.nan
 
         check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
                           cube.attrs.get("source_path"),

@@ -76,8 +76,9 @@ class LocalRX(BaseDetector):
     dtype : dtype of the returned map; window statistics and solves always run in float64.
     """
 
-    #: read when scoring (``pca`` shapes the fitted projection: fit again after it)
-    score_params = frozenset({"inner", "outer", "ridge", "dtype"})
+    #: read when scoring (``pca`` and the windows, whose ring size sets the fitted
+    #: dimension, shape the fitted projection: fit again after them)
+    score_params = frozenset({"ridge", "dtype"})
 
     name = "lrx"
     summary = "Local dual-window RX: Mahalanobis distance to each pixel's ring background"

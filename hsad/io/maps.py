@@ -42,7 +42,7 @@ def read_score_map(path: str | os.PathLike, key: str | None = None) -> np.ndarra
 
 def read_truth(path: str | os.PathLike, key: str | None = None,
                shape: tuple[int, int] | None = None, what: str = "ground truth",
-               grid: xr.DataArray | None = None,
+               grid: xr.DataArray | None = None, region: str = "the scene",
                ) -> tuple[np.ndarray, xr.DataArray | None]:
     """Ground truth as float64 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
@@ -52,7 +52,8 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     every format, are left out of the evaluation rather than counted as background.
     Vector files (GeoPackage, GeoJSON, Shapefile; ``file|layername=x``): the targets'
     polygons or points drawn on ``grid`` (a map or cube, then the second item), every pixel
-    outside them background (:func:`hsad.background.vector_mask`, no target lost).
+    outside them background (:func:`hsad.background.vector_mask`, no target lost;
+    ``region`` names the grid in its errors).
     ``shape``, if given, must match; ``what`` names the map in errors.
     """
     from hsad.background import is_vector, vector_mask
@@ -62,7 +63,8 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
         if grid is None:
             raise ParameterError(f"a {what} of polygons or points is drawn on the grid of a "
                                  "map; give a raster mask here", path)
-        truth = vector_mask(path, grid, what, every_shape=True).astype(np.float64)
+        truth = vector_mask(path, grid, what, every_shape=True, region=region
+                            ).astype(np.float64)
         cube = grid
     elif detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map

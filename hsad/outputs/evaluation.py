@@ -45,6 +45,26 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
     return r0, c0
 
 
+def _placed_window(scores_path, s_cube):
+    """The score map, with the window of the scene it maps (its ``hsad_window`` tag) noted
+    where its grid cannot place geometries itself (a scene without georeference, whose
+    polygons are drawn in the whole scene's pixel frame)."""
+    from hsad.subset import WINDOW_ATTR
+
+    if s_cube.attrs.get("source_format") != "geotiff" or WINDOW_ATTR in s_cube.attrs:
+        return s_cube
+    from hsad.outputs.provenance import read_provenance
+
+    tags = read_provenance(scores_path)
+    window, scene = (tags.get(k, "").split() for k in ("hsad_window", "hsad_window_of"))
+    if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
+        return s_cube
+    c0, r0 = int(window[0]), int(window[1])
+    placed = s_cube.copy()
+    placed.attrs[WINDOW_ATTR] = (r0, c0, int(scene[1]), int(scene[0]))
+    return placed
+
+
 def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike,
                    scores_key: str | None = None, truth_key: str | None = None,
                    truth_read: tuple | None = None,
@@ -74,7 +94,10 @@ def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
         scores_key = None  # one key for several maps names the MAT files' variable
     scores, s_cube = read_single_band(scores_path, scores_key)
 
-    truth, t_cube = truth_read or read_truth(truth_path, truth_key, grid=s_cube)
+    if truth_read is None and is_vector(truth_path):  # drawn on the map's own grid
+        truth_read = read_truth(truth_path, grid=_placed_window(scores_path, s_cube),
+                                region="the score map")
+    truth, t_cube = truth_read or read_truth(truth_path, truth_key)
     if scores.shape != truth.shape and (
             offsets := _window_of(scores_path, s_cube, t_cube, truth.shape)) is not None:
         r0, c0 = offsets
