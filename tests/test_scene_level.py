@@ -288,3 +288,14 @@ def test_the_command_warns_of_a_fill_once_with_or_without_a_model(tmp_path, caps
         assert exc.value.code == 0
         said.append(capsys.readouterr().err.count("hold 0 in every good band"))
     assert said == [1, 0, 1]
+
+
+def test_centred_data_have_no_scale_to_compare():
+    """Mean-centred scenes (levels within a spread of zero): the ratio of two levels near
+    zero says nothing, and only the distance in spreads is asked."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.0, 1.0, size=(24, 24, 12))
+    a = (a - a.mean(axis=(0, 1)) + 0.001).astype(np.float32)  # centred at 0.001
+    b = (rng.normal(0.0, 1.0, size=(24, 24, 12)) + 0.1).astype(np.float32)  # 100 times that
+    det = _detector("rx").fit(make_cube(a))
+    assert _level_warnings(lambda: det.score(make_cube(b)).compute()) == []

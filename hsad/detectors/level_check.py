@@ -66,16 +66,18 @@ def _distance(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> fl
     return float(np.median(np.abs(medians[ok] - centre[ok]) / spread[ok]))
 
 
-def _times(medians: np.ndarray, centre: np.ndarray) -> float | None:
-    """The median over bands of ``medians / centre`` where both are positive, else None."""
-    both = np.isfinite(medians) & (centre > 0) & (medians > 0)
+def _times(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> float | None:
+    """The median over bands of ``medians / centre`` where both are positive and the centre
+    lies more than a ``spread`` above zero (centred data have no scale to compare), else
+    None."""
+    both = np.isfinite(medians) & (centre > spread) & (medians > 0)
     return float(np.median(medians[both] / centre[both])) if both.any() else None
 
 
 def _far(medians, centre, spread) -> bool:
     """Whether ``medians`` lie on another scale than ``centre``: more than
     :data:`LEVEL_SPREADS` spreads away, or :data:`LEVEL_RATIO` times larger or smaller."""
-    times = _times(medians, centre)
+    times = _times(medians, centre, spread)
     return (_distance(medians, centre, spread) > LEVEL_SPREADS
             or (times is not None and not 1 / LEVEL_RATIO < times < LEVEL_RATIO))
 
@@ -95,7 +97,7 @@ def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarra
                                              spread):
         return
     distance = _distance(medians, centre, spread)
-    times = _times(medians, centre)
+    times = _times(medians, centre, spread)
     ratio = ""
     if times is not None:
         ratio = (f", about {times:,.0f}× its level" if times >= 10 else

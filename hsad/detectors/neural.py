@@ -40,10 +40,7 @@ from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata,
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
-from hsad.nn.sampling import (
-    region_mask,
-    sample_pixels,
-)
+from hsad.nn.sampling import region_mask, sample_pixels
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
 #: normalised inputs are clipped to ± this many of the training sample's spreads: a value no
@@ -392,7 +389,6 @@ class NeuralDetector(NetworkTiles, BaseDetector):
             self.device_ = device
         for module in self.networks_.values():
             module.requires_grad_(False)
-
 
     # ---- scoring --------------------------------------------------------------------
     def _maps(self, cube: xr.DataArray, wanted: set[str] | None) -> dict[str, xr.DataArray]:
