@@ -34,12 +34,15 @@ def _json_value(v):
               help="Write the 3D ROC and its three projections as PNG.")
 @click.option("--log-far", is_flag=True, help="Log-scaled false-alarm axis in --plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--targets", is_flag=True,
+              help="Also count targets (8-connected groups of truth pixels) found at "
+                   "P_F 1e-4, 1e-3 and 1e-2, and the target AUC(D,F).")
 @click.option("--common-pixels", is_flag=True,
               help="With several maps: judge each on the pixels every map scores (without "
                    "it, each on its own, with a warning when they differ).")
 @overwrite_option
 def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json,
-            common_pixels, overwrite):
+            targets, common_pixels, overwrite):
     """Print AUC(D,F), AUC(D,tau), AUC(F,tau), TD, BS, TDBS, OD, ODP and SNPR of SCORES.
 
     Several score maps (detectors of one scene) give one table, a row per map with each
@@ -61,10 +64,10 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
                 raise ParameterError("--common-pixels compares several score maps; one is "
                                      "given")
             text = _evaluate(scores[0], truth, truth_key, scores_key, roc_path, roc3d_path,
-                             log_far, as_json)
+                             log_far, as_json, targets)
         else:
             text = _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path,
-                            log_far, as_json, common_pixels)
+                            log_far, as_json, common_pixels, targets)
     click.echo(text)  # once the plots are in place: a reader gone early cannot undo them
 
 
@@ -86,20 +89,25 @@ def _check_keys(scores, truth, scores_key, truth_key) -> None:
 
 
 def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
-              as_json) -> str:
+              as_json, targets=False) -> str:
     """The report of one map (text or JSON), its plots written."""
     from hsad.outputs.evaluation import evaluate_files
     from hsad.outputs.metrics import format_table
+    from hsad.outputs.targets import target_report
 
     result, score_map, truth_map = evaluate_files(scores, truth, scores_key, truth_key)
+    found = target_report(score_map, truth_map) if targets else None
     plots = _plots({Path(scores).stem: score_map}, truth_map, roc_path, roc3d_path, log_far,
                    truth)
     if as_json:
         doc = {"scores": str(scores), "truth": str(truth)}
         doc.update({k: _json_value(v) for k, v in result.to_dict().items()})
+        if found is not None:
+            doc["targets"] = found.to_dict()
         doc["plots"] = plots
         return json.dumps(doc, indent=2, allow_nan=False)
     return "\n".join([f"scores: {scores}\ntruth:  {truth}\n", format_table(result),
+                      *([f"\n{found.summary()}"] if found is not None else []),
                       *(f"wrote {what}: {path}" for what, path in plots.items())])
 
 
@@ -122,21 +130,27 @@ def _plots(maps, truth_map, roc_path, roc3d_path, log_far, truth) -> dict:
 
 
 def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far, as_json,
-             common) -> str:
+             common, targets=False) -> str:
     """The report of several maps (text or JSON), their plots written."""
     from hsad.outputs.evaluation import compare_files
     from hsad.outputs.metrics import format_comparison
+    from hsad.outputs.targets import format_targets, target_report
 
     results, maps, truth_map = compare_files(list(scores), truth, scores_key, truth_key,
                                              common=common)
+    found = ({name: target_report(m, truth_map) for name, m in maps.items()} if targets
+             else None)
     plots = _plots(maps, truth_map, roc_path, roc3d_path, log_far, truth)
     if as_json:
         doc = {"truth": str(truth), "common_pixels": bool(common), "maps": [
             {"scores": str(path), "name": name,
-             **{k: _json_value(v) for k, v in result.to_dict().items()}}
+             **{k: _json_value(v) for k, v in result.to_dict().items()},
+             **({"targets": found[name].to_dict()} if found else {})}
             for path, (name, result) in zip(scores, results.items(), strict=True)],
             "plots": plots}
         return json.dumps(doc, indent=2, allow_nan=False)
     return "\n".join([f"truth: {truth}" + ("  (pixels every map scores)" if common else "")
                       + "\n", format_comparison(results),
+                      *([f"\ntargets (8-connected groups of truth pixels):\n"
+                         f"{format_targets(found)}"] if found else []),
                       *(f"wrote {what}: {path}" for what, path in plots.items())])

@@ -1,0 +1,102 @@
+"""Target-level figures: how many of the labelled targets a score map finds.
+
+Pixel AUC weighs a target by its pixels, so one large object outweighs a dozen vehicles.
+An analyst counts targets: here a target is a group of anomaly pixels of the ground truth
+touching by side or corner (8-connected), and it is **found** at a false-alarm rate P_F when
+its highest score exceeds the threshold that a share P_F of the background pixels exceed.
+Each target's own figure is the least false-alarm rate that finds it: the share of
+background pixels scoring at least its peak. The target AUC(D,F) is the area under that
+curve of targets found against P_F: the chance that a target's peak beats a background
+pixel's score (ties count half).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from hsad.errors import ParameterError
+from hsad.outputs.metrics import _aligned, _check_same_place, _labels, _values
+
+#: the false-alarm rates at which targets are counted
+FARS = (1e-4, 1e-3, 1e-2)
+
+
+@dataclass
+class TargetReport:
+    """Target-level figures of one score map against one ground truth."""
+
+    #: targets (8-connected groups of anomaly pixels that hold a score)
+    n_targets: int
+    #: background pixels (scored, labelled background)
+    n_background: int
+    #: targets found at each false-alarm rate of :data:`FARS`
+    found: dict[float, int]
+    #: chance that a target's peak score beats a background pixel's (ties half)
+    auc: float
+    #: per target: ``id``, ``pixels``, ``row``, ``col`` (its centre), ``peak`` (its
+    #: highest score) and ``far`` (the least false-alarm rate that finds it)
+    targets: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"n_targets": self.n_targets, "n_background": self.n_background,
+                "found": {f"{far:g}": k for far, k in self.found.items()},
+                "target_auc_df": self.auc, "targets": self.targets}
+
+    def summary(self) -> str:
+        """Two lines: the targets found at each rate, and the target AUC."""
+        found = ", ".join(f"P_F {far:g}: {k} of {self.n_targets}"
+                          for far, k in self.found.items())
+        return (f"targets (8-connected groups of truth pixels): {self.n_targets}; found at "
+                f"{found}\ntarget AUC(D,F): {self.auc:.4f} (each target by its highest score)")
+
+
+def target_report(scores, gt, fars=FARS) -> TargetReport:
+    """Target-level figures of ``scores`` against the ground truth ``gt`` (1 anomaly, 0
+    background, NaN unlabelled; pixels without a finite score are left out, as the pixel
+    metrics leave them). A truth without a scored target or background pixel is a
+    ParameterError."""
+    s = _values(scores).astype(np.float64)
+    g = _values(_aligned(scores, gt))
+    if s.ndim != 2 or s.shape != g.shape:
+        raise ParameterError(f"score map shape {s.shape} does not match the ground truth's "
+                             f"{g.shape}, or is not a (rows, cols) map")
+    _check_same_place(scores, gt)
+    labelled, anomaly = _labels(g)
+    scored = np.isfinite(s) & labelled
+    labels, n = ndimage.label(scored & anomaly, structure=np.ones((3, 3), dtype=bool))
+    background = np.sort(s[scored & ~anomaly])
+    if n == 0 or background.size == 0:
+        raise ParameterError("the ground truth has no scored target" if n == 0 else
+                             "the ground truth has no scored background pixel")
+    ids = np.arange(1, n + 1)
+    peak = np.asarray(ndimage.maximum(s, labels, ids), dtype=np.float64)
+    pixels = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    centres = ndimage.center_of_mass(np.ones(s.shape), labels, ids)
+    below = np.searchsorted(background, peak, side="left")
+    beaten = background.size - below  # background pixels scoring at least the peak
+    ties = np.searchsorted(background, peak, side="right") - below
+    far = beaten / background.size
+    auc = float(np.mean((below + 0.5 * ties) / background.size))
+    targets = [{"id": int(i), "pixels": int(p), "row": round(float(r), 2),
+                "col": round(float(c), 2), "peak": float(v), "far": float(f)}
+               for i, p, (r, c), v, f in zip(ids, pixels, centres, peak, far, strict=True)]
+    return TargetReport(int(n), int(background.size),
+                        {float(rate): int(np.sum(far <= rate)) for rate in fars}, auc, targets)
+
+
+def format_targets(reports: dict[str, TargetReport]) -> str:
+    """A table of several maps' target figures, a row per map."""
+    rates = list(next(iter(reports.values())).found)
+    head = "| map | targets | " + " | ".join(f"found at P_F {r:g}" for r in rates) + \
+        " | target AUC(D,F) |"
+    lines = [head, "|" + "---|" * (len(rates) + 3)]
+    for name, rep in reports.items():
+        lines.append(f"| {name} | {rep.n_targets} | "
+                     + " | ".join(str(rep.found[r]) for r in rates) + f" | {rep.auc:.4f} |")
+    return "\n".join(lines)
+
+
+__all__ = ["FARS", "TargetReport", "format_targets", "target_report"]
