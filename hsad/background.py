@@ -73,11 +73,19 @@ def _read_vector(path: Path, layer: str | None = None):
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
     try:
-        geoms = [g for g in shapely.from_wkb(wkb) if g is not None and not g.is_empty]
+        geoms = [_without_empty_parts(g) for g in shapely.from_wkb(wkb)
+                 if g is not None and not g.is_empty]
     except shapely.errors.GEOSException as exc:  # an unclosed ring, a ring of 3 points
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
     return geoms, meta.get("crs")
+
+
+def _without_empty_parts(geom):
+    """``geom`` without its empty parts (GDAL skips a whole feature that has one)."""
+    if hasattr(geom, "geoms") and any(part.is_empty for part in geom.geoms):
+        return type(geom)([part for part in geom.geoms if not part.is_empty])
+    return geom
 
 
 def is_vector(spec: str | os.PathLike) -> bool:
@@ -110,7 +118,7 @@ def _burn(shapes, shape: tuple[int, int], transform: Affine, every_shape: bool) 
     mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=shape,
                                        transform=transform, fill=0, dtype="uint8") > 0
     if every_shape:
-        small = [p for p in _polygon_parts(shapes) if not _covers_a_centre(p, transform)]
+        small = _centreless(_polygon_parts(shapes), transform)
         if small:
             mask |= rasterio.features.rasterize(((p, 1) for p in small), out_shape=shape,
                                                 transform=transform, fill=0, dtype="uint8",
@@ -118,12 +126,14 @@ def _burn(shapes, shape: tuple[int, int], transform: Affine, every_shape: bool) 
     return mask
 
 
-#: a polygon whose bounding box holds more pixel centres than this is taken to cover one
-#: (testing them all would cost more than it tells)
+#: a polygon whose bounding box holds up to this many pixel centres has them tested one by
+#: one; up to :data:`CENTRES_RASTERISED`, it is rasterised on its box instead; beyond that
+#: it is taken to cover one (a sliver across more than 25 million pixels)
 CENTRES_TESTED = 1_000_000
+CENTRES_RASTERISED = 25_000_000
 
 
-def _polygon_parts(shapes) -> list:
+def _polygon_parts(shapes) -> np.ndarray:
     """The polygons of ``shapes`` (GeoJSON-like), multi-part ones and collections split."""
     import shapely
 
@@ -134,29 +144,56 @@ def _polygon_parts(shapes) -> list:
             parts.append(geom)
         elif hasattr(geom, "geoms"):  # a multi-part geometry or a collection
             waiting.extend(geom.geoms)
-    return parts
+    return np.asarray(parts, dtype=object)
 
 
-def _covers_a_centre(polygon, transform: Affine) -> bool:
-    """Whether ``polygon`` (map coordinates) holds a pixel centre of ``transform``'s grid,
-    taken without bounds."""
+def _centreless(polygons: np.ndarray, transform: Affine) -> list:
+    """The ``polygons`` (map coordinates) that hold no pixel centre of ``transform``'s grid
+    taken without bounds: first, all at once, the centre of the pixel each one's inner
+    point lies in; then, for the few that miss it, every centre in its box."""
     import shapely
-    from shapely import affinity
 
+    if not polygons.size:
+        return []
     inverse = ~transform
-    in_pixels = affinity.affine_transform(polygon, [inverse.a, inverse.b, inverse.d,
-                                                    inverse.e, inverse.c, inverse.f])
-    inner = shapely.get_coordinates(in_pixels.point_on_surface())[0]
-    near = np.floor(inner) + 0.5  # the centre of the pixel its inner point lies in
-    if shapely.contains_xy(in_pixels, near[0], near[1]):
-        return True
+    matrix = np.array([[inverse.a, inverse.b], [inverse.d, inverse.e]])
+    offset = np.array([inverse.c, inverse.f])
+    in_pixels = shapely.transform(polygons, lambda xy: xy @ matrix.T + offset)
+    near = np.floor(shapely.get_coordinates(shapely.point_on_surface(in_pixels))) + 0.5
+    held = shapely.contains_xy(in_pixels, near[:, 0], near[:, 1])
+    missed, polygons = in_pixels[~held], polygons[~held]
+    # boxes of at most 2 x 2 centres (most of what is left: targets under a pixel), all
+    # at once; any other one by one
+    x0, y0, x1, y1 = shapely.bounds(missed).T
+    c0, r0 = np.ceil(x0 - 0.5), np.ceil(y0 - 0.5)
+    cols, rows = np.floor(x1 - 0.5) - c0 + 1, np.floor(y1 - 0.5) - r0 + 1
+    tiny = (cols <= 2) & (rows <= 2)
+    hit = np.zeros(missed.size, bool)
+    for dc, dr in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        hit |= tiny & (dc < cols) & (dr < rows) & shapely.contains_xy(
+            missed, c0 + dc + 0.5, r0 + dr + 0.5)
+    return [p for p, px, small, h in zip(polygons, missed, tiny, hit, strict=True)
+            if not h and (small or not _holds_a_centre(px))]
+
+
+def _holds_a_centre(in_pixels) -> bool:
+    """Whether a polygon in pixel coordinates (column, row) holds a pixel centre."""
+    import rasterio.features
+    import shapely
+
     x0, y0, x1, y1 = in_pixels.bounds
-    cols = np.arange(np.ceil(x0 - 0.5), np.floor(x1 - 0.5) + 1) + 0.5
-    rows = np.arange(np.ceil(y0 - 0.5), np.floor(y1 - 0.5) + 1) + 0.5
-    if cols.size * rows.size > CENTRES_TESTED:
-        return True
-    xs, ys = np.meshgrid(cols, rows)
-    return bool(shapely.contains_xy(in_pixels, xs.ravel(), ys.ravel()).any())
+    c0, r0 = np.ceil(x0 - 0.5), np.ceil(y0 - 0.5)
+    cols, rows = int(np.floor(x1 - 0.5) - c0) + 1, int(np.floor(y1 - 0.5) - r0) + 1
+    if cols <= 0 or rows <= 0:
+        return False
+    if cols * rows <= CENTRES_TESTED:
+        xs, ys = np.meshgrid(np.arange(cols) + c0 + 0.5, np.arange(rows) + r0 + 0.5)
+        return bool(shapely.contains_xy(in_pixels, xs.ravel(), ys.ravel()).any())
+    if cols * rows <= CENTRES_RASTERISED:  # GDAL's centre rule on the box's own grid
+        return bool(rasterio.features.rasterize(
+            [(in_pixels, 1)], out_shape=(rows, cols), fill=0, dtype="uint8",
+            transform=Affine.translation(c0, r0)).any())
+    return True
 
 
 def _reprojected(shapes, src_crs, dst_crs, path, what: str) -> list:

@@ -235,6 +235,18 @@ def test_overlapping_spectrometers_are_never_paired_by_nearest_wavelength():
                                   drifted[trained])
 
 
+def test_a_fine_band_spacing_stored_reversed_is_read_by_wavelength():
+    """3 nm apart (finer than twice the drift tolerance), an exact reversed copy pairs
+    clearly; it was refused as "a different band set" by a guard meant for twins."""
+    from hsad import detectors
+
+    wavelength = 500 + 3.0 * np.arange(22)
+    cube = _cube(wavelength=wavelength, good=np.ones(22, bool))
+    rx = detectors.get("rx").fit(cube)
+    matched = match_model_bands(cube.isel(band=slice(None, None, -1)), rx)
+    np.testing.assert_array_equal(_wl(matched), wavelength)
+
+
 def test_a_statistics_model_takes_a_scene_without_the_bands_it_left_out():
     """An rx model fitted with bands 400 and 2500 nm flagged bad needs neither: a scene
     whose bad bands were dropped was refused for lacking them."""

@@ -596,3 +596,20 @@ def test_polygons_on_a_window_of_a_scene_without_crs(tmp_path, capsys):
         assert code == 0, err
         doc = json.loads(out)
         assert doc["n_anomaly"] == 5 and round(doc["auc_df"], 4) == auc, truth
+
+
+def test_a_long_sliver_and_a_multipolygon_with_an_empty_part(files, tmp_path):
+    """A diagonal sliver across 1100 pixels' box that holds no pixel centre is still a
+    target (it was once assumed to hold one); an empty part no longer drops its feature."""
+    from affine import Affine
+    from shapely import from_wkt
+    from shapely.geometry import Polygon, mapping
+
+    from hsad.background import _burn, _without_empty_parts
+
+    grid = Affine(30, 0, 500000, 0, -30, 5100000)
+    sliver = Polygon([grid * xy for xy in [(0, .4), (1100, 1100.4), (1100, 1100.6), (0, .6)]])
+    assert _burn([mapping(sliver)], (20, 20), grid, every_shape=True).sum() > 0
+    multi = from_wkt("MULTIPOLYGON (EMPTY, ((500000 5099900, 500070 5099900, "
+                     "500070 5099970, 500000 5099970, 500000 5099900)))")
+    assert _burn([mapping(_without_empty_parts(multi))], (20, 20), grid, True).sum() == 4

@@ -299,3 +299,18 @@ def test_centred_data_have_no_scale_to_compare():
     b = (rng.normal(0.0, 1.0, size=(24, 24, 12)) + 0.1).astype(np.float32)  # 100 times that
     det = _detector("rx").fit(make_cube(a))
     assert _level_warnings(lambda: det.score(make_cube(b)).compute()) == []
+
+
+def test_a_few_saturated_pixels_of_a_scored_scene_are_named():
+    """A scene of up to 65,536 pixels scored by a model is screened whole: three pixels
+    at the nodata value in some bands (NaN in the map) were once sampled away."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(3000, 200, (128, 128, 12)).astype(np.uint16)
+    det = _detector("rx").fit(make_cube(base, nodata=65535))
+    x = base.copy()
+    x[[5, 60, 100], [7, 70, 90], 5:8] = 65535
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = det.score(make_cube(x, nodata=65535)).values
+    assert np.isnan(scores).sum() == 3
+    assert any("3 pixels hold 65535 in some good bands" in str(w.message) for w in caught)

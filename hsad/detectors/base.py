@@ -379,11 +379,14 @@ class BaseDetector:
             return  # the scene just fitted (fit_score): its level is the fitted scene's
         from hsad.cube import missing_values
         from hsad.detectors.level_check import LEVEL_SAMPLE, check_scene_level
-        from hsad.engine.stats import check_partial_nodata, even_sample
+        from hsad.engine.stats import PARTIAL_NODATA_SAMPLE, check_partial_nodata, even_sample
 
-        # one even sample of the level check's size serves both checks (the screening's
-        # own, 16 times larger, cost more than scoring a large lazy scene)
-        raw = even_sample(cube.data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)]
+        # one even sample serves both checks: a scene of up to PARTIAL_NODATA_SAMPLE pixels
+        # whole (every saturated pixel counted), a larger one the level check's 4096 (the
+        # screening's own 65,536, in small windows, cost more than scoring a lazy scene)
+        pixels = cube.sizes["y"] * cube.sizes["x"]
+        size = pixels if pixels <= PARTIAL_NODATA_SAMPLE else LEVEL_SAMPLE
+        raw = even_sample(cube.data, size)[:, np.asarray(bands, dtype=bool)]
         check_partial_nodata(cube, self.name, bands, sample=raw)
         if values is None:
             values = raw.astype(np.float64)

@@ -59,6 +59,8 @@ def _placed_window(scores_path, s_cube):
     window, scene = (tags.get(k, "").split() for k in ("hsad_window", "hsad_window_of"))
     if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
         return s_cube
+    if (int(window[3]), int(window[2])) != (s_cube.sizes["y"], s_cube.sizes["x"]):
+        return s_cube  # cut again by another tool, which kept the tags: not that window
     c0, r0 = int(window[0]), int(window[1])
     placed = s_cube.copy()
     placed.attrs[WINDOW_ATTR] = (r0, c0, int(scene[1]), int(scene[0]))
