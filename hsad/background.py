@@ -82,10 +82,12 @@ def _read_vector(path: Path, layer: str | None = None):
 
 
 def _without_empty_parts(geom):
-    """``geom`` without its empty parts (GDAL skips a whole feature that has one)."""
-    if hasattr(geom, "geoms") and any(part.is_empty for part in geom.geoms):
-        return type(geom)([part for part in geom.geoms if not part.is_empty])
-    return geom
+    """``geom`` without its empty parts, at any depth (GDAL skips a whole feature that has
+    one)."""
+    if not hasattr(geom, "geoms"):
+        return geom
+    parts = [_without_empty_parts(part) for part in geom.geoms]
+    return type(geom)([part for part in parts if not part.is_empty])
 
 
 def is_vector(spec: str | os.PathLike) -> bool:
@@ -118,7 +120,7 @@ def _burn(shapes, shape: tuple[int, int], transform: Affine, every_shape: bool) 
     mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=shape,
                                        transform=transform, fill=0, dtype="uint8") > 0
     if every_shape:
-        small = _centreless(_polygon_parts(shapes), transform)
+        small = _centreless(_polygon_parts(shapes), transform, mask)
         if small:
             mask |= rasterio.features.rasterize(((p, 1) for p in small), out_shape=shape,
                                                 transform=transform, fill=0, dtype="uint8",
@@ -147,10 +149,11 @@ def _polygon_parts(shapes) -> np.ndarray:
     return np.asarray(parts, dtype=object)
 
 
-def _centreless(polygons: np.ndarray, transform: Affine) -> list:
+def _centreless(polygons: np.ndarray, transform: Affine, burnt: np.ndarray) -> list:
     """The ``polygons`` (map coordinates) that hold no pixel centre of ``transform``'s grid
     taken without bounds: first, all at once, the centre of the pixel each one's inner
-    point lies in; then, for the few that miss it, every centre in its box."""
+    point lies in; then, for the few that miss it, every centre in its box. A centre on a
+    polygon's edge is held where the centre rule burnt it (``burnt``), as GDAL decides."""
     import shapely
 
     if not polygons.size:
@@ -160,7 +163,7 @@ def _centreless(polygons: np.ndarray, transform: Affine) -> list:
     offset = np.array([inverse.c, inverse.f])
     in_pixels = shapely.transform(polygons, lambda xy: xy @ matrix.T + offset)
     near = np.floor(shapely.get_coordinates(shapely.point_on_surface(in_pixels))) + 0.5
-    held = shapely.contains_xy(in_pixels, near[:, 0], near[:, 1])
+    held = _held(in_pixels, near[:, 0], near[:, 1], burnt)
     missed, polygons = in_pixels[~held], polygons[~held]
     # boxes of at most 2 x 2 centres (most of what is left: targets under a pixel), all
     # at once; any other one by one
@@ -170,16 +173,32 @@ def _centreless(polygons: np.ndarray, transform: Affine) -> list:
     tiny = (cols <= 2) & (rows <= 2)
     hit = np.zeros(missed.size, bool)
     for dc, dr in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        hit |= tiny & (dc < cols) & (dr < rows) & shapely.contains_xy(
-            missed, c0 + dc + 0.5, r0 + dr + 0.5)
+        hit |= tiny & (dc < cols) & (dr < rows) & _held(missed, c0 + dc + 0.5,
+                                                         r0 + dr + 0.5, burnt)
     return [p for p, px, small, h in zip(polygons, missed, tiny, hit, strict=True)
-            if not h and (small or not _holds_a_centre(px))]
+            if not h and (small or not _holds_a_centre(px, burnt))]
 
 
-def _holds_a_centre(in_pixels) -> bool:
+def _held(in_pixels, xs, ys, burnt: np.ndarray) -> np.ndarray:
+    """Whether each polygon (pixel coordinates; one, or one per centre) holds the centre
+    ``(xs, ys)``: strictly inside, or on its edge where the centre rule burnt that pixel
+    of the grid (``burnt``; an edge centre off the grid is not held)."""
+    import shapely
+
+    inside = np.atleast_1d(shapely.contains_xy(in_pixels, xs, ys))
+    edge = ~inside & np.atleast_1d(shapely.intersects_xy(in_pixels, xs, ys))
+    if edge.any():
+        col = np.broadcast_to(np.floor(np.atleast_1d(xs)), edge.shape).astype(int)
+        row = np.broadcast_to(np.floor(np.atleast_1d(ys)), edge.shape).astype(int)
+        at = edge & (col >= 0) & (row >= 0) & (col < burnt.shape[1]) & (row < burnt.shape[0])
+        inside = inside.copy()
+        inside[at] = burnt[row[at], col[at]]
+    return inside
+
+
+def _holds_a_centre(in_pixels, burnt: np.ndarray) -> bool:
     """Whether a polygon in pixel coordinates (column, row) holds a pixel centre."""
     import rasterio.features
-    import shapely
 
     x0, y0, x1, y1 = in_pixels.bounds
     c0, r0 = np.ceil(x0 - 0.5), np.ceil(y0 - 0.5)
@@ -188,7 +207,7 @@ def _holds_a_centre(in_pixels) -> bool:
         return False
     if cols * rows <= CENTRES_TESTED:
         xs, ys = np.meshgrid(np.arange(cols) + c0 + 0.5, np.arange(rows) + r0 + 0.5)
-        return bool(shapely.contains_xy(in_pixels, xs.ravel(), ys.ravel()).any())
+        return bool(_held(in_pixels, xs.ravel(), ys.ravel(), burnt).any())
     if cols * rows <= CENTRES_RASTERISED:  # GDAL's centre rule on the box's own grid
         return bool(rasterio.features.rasterize(
             [(in_pixels, 1)], out_shape=(rows, cols), fill=0, dtype="uint8",

@@ -277,26 +277,24 @@ def _reordered(cube: xr.DataArray, wanted: np.ndarray, good, flags=None) -> np.n
     """The scene's bands at the model's wavelengths ``wanted`` (each within
     :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`, a band of its own) where the scene
     stores them in another order, and they do not pair up where they are stored; else
-    None. Each pairing must be clear, within a quarter of the model's closest two bands
-    (EnMAP's two overlapping spectrometers, 0.3 nm apart, would swap under a drift of
-    1 nm). ``good``: the model's band flags (a statistics model, every band), or None (a
-    neural model: good bands only, ``flags`` their place among all of its scene's, when
-    known)."""
+    None. Each pairing must be clear: the nearest scene band less than half as far as the
+    next (EnMAP's two overlapping spectrometers, 0.3 nm apart, would swap under a drift of
+    1 nm; 6 nm bands drifted 1.6 nm pair). ``good``: the model's band flags (a statistics
+    model, every band), or None (a neural model: good bands only, ``flags`` their place
+    among all of its scene's, when known)."""
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
     pool = np.flatnonzero(np.isfinite(scene) & (good_band_mask(cube) if good is None
                                                  else True))
-    if not np.isfinite(wanted).all() or pool.size < wanted.size or wanted.size < 2:
+    if not np.isfinite(wanted).all() or pool.size < max(wanted.size, 2) or wanted.size < 2:
         return None
-    # each band must find its own clearly: within a quarter of the model's closest two
-    # bands (EnMAP's spectrometers overlap 0.3 nm apart, a drift of 1 nm swaps them)
-    clear = min(WAVELENGTH_WARN_NM, np.diff(np.sort(wanted)).min() / 4)
     if (flags is not None and flags.size == scene.size and int(flags.sum()) == wanted.size
             and wavelength_shift(scene[flags], wanted) <= WAVELENGTH_WARN_NM):
         return None  # where its flags put them
     distance = np.abs(scene[pool][None, :] - wanted[:, None])
     pick = pool[distance.argmin(axis=1)]
-    if (distance.min(axis=1).max() > clear or np.unique(pick).size != pick.size
-            or np.all(np.diff(pick) > 0)):
+    nearest, second = np.partition(distance, 1, axis=1)[:, :2].T
+    if (nearest.max() > WAVELENGTH_WARN_NM or np.any(nearest >= second / 2)
+            or np.unique(pick).size != pick.size or np.all(np.diff(pick) > 0)):
         return None
     if pool.size == wanted.size and wavelength_shift(scene[pool], wanted) <= WAVELENGTH_WARN_NM:
         return None  # paired where stored

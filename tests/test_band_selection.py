@@ -245,6 +245,13 @@ def test_a_fine_band_spacing_stored_reversed_is_read_by_wavelength():
     rx = detectors.get("rx").fit(cube)
     matched = match_model_bands(cube.isel(band=slice(None, None, -1)), rx)
     np.testing.assert_array_equal(_wl(matched), wavelength)
+    # 6 nm apart, drifted 1.6 nm, two bands swapped: each still clearly nearest its own
+    wide = 500 + 6.0 * np.arange(22)
+    rx = detectors.get("rx").fit(_cube(wavelength=wide, good=np.ones(22, bool)))
+    order = np.r_[0:3, 4, 3, 5:22]
+    drifted = _cube(wavelength=wide + 1.6, good=np.ones(22, bool))
+    stored = drifted.isel(band=order)
+    np.testing.assert_array_equal(_wl(match_model_bands(stored, rx)), wide + 1.6)
 
 
 def test_a_statistics_model_takes_a_scene_without_the_bands_it_left_out():

@@ -15,8 +15,8 @@ from hsad.outputs.targets import format_targets, target_report
 def _map():
     """1000 background pixels scoring 0 … 999 (shuffled), three targets: a diagonal pair
     (one target, 8-connected) peaking at 999.5, a pixel at 994.5 and a 2 x 2 block whose
-    best pixel is 500.5; one unlabelled pixel scoring 1e9 and one target pixel without a
-    score, both left out."""
+    best pixel is 500.5; a target pixel without a score (a fourth target, missed); one
+    unlabelled pixel scoring 1e9, left out."""
     scores = np.full((34, 34), np.nan)
     truth = np.full((34, 34), np.nan)
     rng = np.random.default_rng(0)
@@ -32,12 +32,14 @@ def _map():
 
 def test_found_counts_least_rates_and_auc_by_hand():
     report = target_report(*_map())
-    assert (report.n_targets, report.n_background) == (3, 1000)
-    assert [t["pixels"] for t in report.targets] == [2, 1, 4]
-    # background pixels scoring at least each peak: 0, 5 (995…999), 499 (501…999)
-    np.testing.assert_allclose([t["far"] for t in report.targets], [0.0, 0.005, 0.499])
+    assert (report.n_targets, report.n_unscored, report.n_background) == (4, 1, 1000)
+    assert [t["pixels"] for t in report.targets] == [2, 1, 4, 1]
+    # background pixels scoring at least each peak: 0, 5 (995…999), 499 (501…999), all
+    np.testing.assert_allclose([t["far"] for t in report.targets], [0.0, 0.005, 0.499, 1.0])
+    assert report.targets[3]["peak"] is None
     assert report.found == {1e-4: 1, 1e-3: 1, 1e-2: 2}
-    np.testing.assert_allclose(report.auc, np.mean([1.0, 0.995, 0.501]))
+    np.testing.assert_allclose(report.auc, np.mean([1.0, 0.995, 0.501, 0.0]))
+    assert "4 (1 without a score, missed)" in report.summary()
     assert report.targets[0]["row"] == 30.5 and report.targets[0]["col"] == 0.5
 
 
@@ -47,7 +49,7 @@ def test_ties_count_half_and_no_target_is_an_error():
     truth[5, 5] = 1  # scores 0 like every background pixel: half of them "beaten"
     assert target_report(scores, truth).auc == pytest.approx(0.5)
     assert target_report(scores, truth).targets[0]["far"] == 1.0
-    with pytest.raises(ParameterError, match="no scored target"):
+    with pytest.raises(ParameterError, match="no target"):
         target_report(scores, np.zeros((10, 10)))
 
 
@@ -55,7 +57,7 @@ def test_the_table_of_several_maps():
     scores, truth = _map()
     text = format_targets({"a": target_report(scores, truth),
                            "b": target_report(-scores, truth)})
-    assert "| a | 3 | 1 | 1 | 2 | 0.8320 |" in text and text.count("\n") == 3
+    assert "| a | 4 | 1 | 1 | 2 | 0.6240 |" in text and text.count("\n") == 3
 
 
 def test_evaluate_prints_and_writes_the_target_figures(tmp_path, capsys):
@@ -78,7 +80,7 @@ def test_evaluate_prints_and_writes_the_target_figures(tmp_path, capsys):
     found = json.loads(out)["targets"]
     # the unlabelled pixel is background in the written mask: 1001 background pixels, the
     # first at 1e9 above every target
-    assert found["n_targets"] == 3 and found["n_background"] == 1001
+    assert found["n_targets"] == 4 and found["n_background"] == 1001
     assert found["found"] == {"0.0001": 0, "0.001": 1, "0.01": 2}
-    assert "targets (8-connected groups of truth pixels): 3; found at P_F 0.0001: 0 of 3" \
-        in capsys_text[0]
+    assert ("targets (8-connected groups of truth pixels): 4 (1 without a score, missed); "
+            "found at P_F 0.0001: 0 of 4") in capsys_text[0]

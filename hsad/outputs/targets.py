@@ -2,8 +2,9 @@
 
 Pixel AUC weighs a target by its pixels, so one large object outweighs a dozen vehicles.
 An analyst counts targets: here a target is a group of anomaly pixels of the ground truth
-touching by side or corner (8-connected), and it is **found** at a false-alarm rate P_F when
-its highest score exceeds the threshold that a share P_F of the background pixels exceed.
+touching by side or corner (8-connected; two digitised targets whose pixels touch are one),
+and it is **found** at a false-alarm rate P_F when its highest score exceeds the threshold
+that a share P_F of the background pixels exceed; a target without any score is missed.
 Each target's own figure is the least false-alarm rate that finds it: the share of
 background pixels scoring at least its peak. The target AUC(D,F) is the area under that
 curve of targets found against P_F: the chance that a target's peak beats a background
@@ -28,8 +29,10 @@ FARS = (1e-4, 1e-3, 1e-2)
 class TargetReport:
     """Target-level figures of one score map against one ground truth."""
 
-    #: targets (8-connected groups of anomaly pixels that hold a score)
+    #: targets (8-connected groups of the ground truth's anomaly pixels)
     n_targets: int
+    #: of them, those without a scored pixel (missed at every rate)
+    n_unscored: int
     #: background pixels (scored, labelled background)
     n_background: int
     #: targets found at each false-alarm rate of :data:`FARS`
@@ -37,11 +40,13 @@ class TargetReport:
     #: chance that a target's peak score beats a background pixel's (ties half)
     auc: float
     #: per target: ``id``, ``pixels``, ``row``, ``col`` (its centre), ``peak`` (its
-    #: highest score) and ``far`` (the least false-alarm rate that finds it)
+    #: highest score; None without one) and ``far`` (the least false-alarm rate that
+    #: finds it; 1 without a score)
     targets: list[dict]
 
     def to_dict(self) -> dict:
-        return {"n_targets": self.n_targets, "n_background": self.n_background,
+        return {"n_targets": self.n_targets, "n_unscored": self.n_unscored,
+                "n_background": self.n_background,
                 "found": {f"{far:g}": k for far, k in self.found.items()},
                 "target_auc_df": self.auc, "targets": self.targets}
 
@@ -49,15 +54,19 @@ class TargetReport:
         """Two lines: the targets found at each rate, and the target AUC."""
         found = ", ".join(f"P_F {far:g}: {k} of {self.n_targets}"
                           for far, k in self.found.items())
-        return (f"targets (8-connected groups of truth pixels): {self.n_targets}; found at "
-                f"{found}\ntarget AUC(D,F): {self.auc:.4f} (each target by its highest score)")
+        unscored = (f" ({self.n_unscored} without a score, missed)" if self.n_unscored
+                    else "")
+        return (f"targets (8-connected groups of truth pixels): {self.n_targets}{unscored}; "
+                f"found at {found}\ntarget AUC(D,F): {self.auc:.4f} (each target by its "
+                "highest score)")
 
 
 def target_report(scores, gt, fars=FARS) -> TargetReport:
     """Target-level figures of ``scores`` against the ground truth ``gt`` (1 anomaly, 0
-    background, NaN unlabelled; pixels without a finite score are left out, as the pixel
-    metrics leave them). A truth without a scored target or background pixel is a
-    ParameterError."""
+    background, NaN unlabelled). The targets are the truth's own: a target whose pixels
+    hold no finite score is missed, not dropped; background pixels without a score are
+    left out, as the pixel metrics leave them. A truth without a target or a scored
+    background pixel is a ParameterError."""
     s = _values(scores).astype(np.float64)
     g = _values(_aligned(scores, gt))
     if s.ndim != 2 or s.shape != g.shape:
@@ -65,14 +74,15 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
                              f"{g.shape}, or is not a (rows, cols) map")
     _check_same_place(scores, gt)
     labelled, anomaly = _labels(g)
-    scored = np.isfinite(s) & labelled
-    labels, n = ndimage.label(scored & anomaly, structure=np.ones((3, 3), dtype=bool))
-    background = np.sort(s[scored & ~anomaly])
+    scored = np.isfinite(s)
+    labels, n = ndimage.label(labelled & anomaly, structure=np.ones((3, 3), dtype=bool))
+    background = np.sort(s[scored & labelled & ~anomaly])
     if n == 0 or background.size == 0:
-        raise ParameterError("the ground truth has no scored target" if n == 0 else
+        raise ParameterError("the ground truth has no target" if n == 0 else
                              "the ground truth has no scored background pixel")
     ids = np.arange(1, n + 1)
-    peak = np.asarray(ndimage.maximum(s, labels, ids), dtype=np.float64)
+    peak = np.asarray(ndimage.maximum(np.where(scored, s, -np.inf), labels, ids),
+                      dtype=np.float64)  # -inf: no scored pixel
     pixels = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     centres = ndimage.center_of_mass(np.ones(s.shape), labels, ids)
     below = np.searchsorted(background, peak, side="left")
@@ -81,9 +91,10 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
     far = beaten / background.size
     auc = float(np.mean((below + 0.5 * ties) / background.size))
     targets = [{"id": int(i), "pixels": int(p), "row": round(float(r), 2),
-                "col": round(float(c), 2), "peak": float(v), "far": float(f)}
+                "col": round(float(c), 2), "peak": float(v) if np.isfinite(v) else None,
+                "far": float(f)}
                for i, p, (r, c), v, f in zip(ids, pixels, centres, peak, far, strict=True)]
-    return TargetReport(int(n), int(background.size),
+    return TargetReport(int(n), int(np.sum(~np.isfinite(peak))), int(background.size),
                         {float(rate): int(np.sum(far <= rate)) for rate in fars}, auc, targets)
 
 
