@@ -601,9 +601,10 @@ def test_polygons_on_a_window_of_a_scene_without_crs(tmp_path, capsys):
 def test_a_long_sliver_and_a_multipolygon_with_an_empty_part(files, tmp_path):
     """A diagonal sliver across 1100 pixels' box that holds no pixel centre is still a
     target (it was once assumed to hold one); an empty part no longer drops its feature."""
+    import rasterio.features
     from affine import Affine
     from shapely import from_wkt
-    from shapely.geometry import Polygon, mapping
+    from shapely.geometry import Polygon, box, mapping
 
     from hsad.background import _burn, _without_empty_parts
 
@@ -613,3 +614,10 @@ def test_a_long_sliver_and_a_multipolygon_with_an_empty_part(files, tmp_path):
     multi = from_wkt("MULTIPOLYGON (EMPTY, ((500000 5099900, 500070 5099900, "
                      "500070 5099970, 500000 5099970, 500000 5099900)))")
     assert _burn([mapping(_without_empty_parts(multi))], (20, 20), grid, True).sum() == 4
+    nested = from_wkt(f"GEOMETRYCOLLECTION ({multi.wkt})")
+    assert _burn([mapping(_without_empty_parts(nested))], (20, 20), grid, True).sum() == 4
+    # corners on pixel centres: the pixels GDAL's centre rule burns, not their neighbours
+    on_centres = mapping(box(*(grid * (5.5, 6.5)), *(grid * (6.5, 5.5))))
+    alone = rasterio.features.rasterize([(on_centres, 1)], out_shape=(20, 20),
+                                        transform=grid).sum()
+    assert _burn([on_centres], (20, 20), grid, True).sum() == alone > 0
