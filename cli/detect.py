@@ -246,8 +246,8 @@ def _truth_on(cube, truth, truth_key):
     from hsad.subset import on_scene_grid
 
     if truth_key is not None:
-        from hsad.background import is_vector
         from hsad.io import detect_format
+        from hsad.vector_masks import is_vector
 
         if is_vector(truth) or detect_format(truth, "ground truth") != "mat":
             raise ParameterError("--truth-key names a variable of a MAT file, and the "

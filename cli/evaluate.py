@@ -74,9 +74,9 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
 def _check_keys(scores, truth, scores_key, truth_key) -> None:
     """--scores-key and --truth-key name a MAT file's variables: refused where no such file
     is given, rather than ignored."""
-    from hsad.background import is_vector
     from hsad.errors import ParameterError
     from hsad.io import detect_format
+    from hsad.vector_masks import is_vector
 
     if truth_key is not None and (is_vector(truth)
                                   or detect_format(truth, "ground truth") != "mat"):

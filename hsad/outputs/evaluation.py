@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hsad.background import is_vector
 from hsad.cube import same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io import detect_format
 from hsad.io.maps import read_single_band, read_truth
 from hsad.outputs.metrics import Evaluation, check_truth, evaluate
+from hsad.vector_masks import is_vector
 
 
 def _grid(cube) -> str:

@@ -1,0 +1,296 @@
+"""Vector files as masks of a scene: the polygons, points or lines of a layer (a GeoPackage,
+GeoJSON or Shapefile, ``file|layername=x`` as QGIS writes it), in any CRS, reprojected to
+the scene's CRS and drawn on its grid (an EMIT granule: on its lookup table's grid).
+
+A pixel is in when its centre is (GDAL's rule, ``rasterio.features.rasterize``); a ground
+truth's target smaller than a pixel, holding no pixel centre, is drawn by the pixels it
+touches, so that none is lost (``every_shape``). Used for background areas
+(:mod:`hsad.background`) and ground truths (:func:`hsad.io.maps.read_truth`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
+from hsad.errors import FileFormatError, ParameterError
+from hsad.io.glt import glt_of
+from hsad.subset import WINDOW_ATTR
+
+#: Suffixes read as polygons; anything else is read as a raster mask.
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
+
+
+#: how a layer of a vector file is named, as in QGIS: ``areas.gpkg|layername=water``
+LAYER = "|layername="
+
+
+def split_layer(background: str | os.PathLike) -> tuple[Path, str | None]:
+    """``(file, layer or None)`` of a background argument."""
+    text = os.fspath(background)
+    if LAYER in text:
+        path, layer = text.split(LAYER, 1)
+        return Path(path), layer
+    return Path(text), None
+
+
+def _read_vector(path: Path, layer: str | None = None):
+    """``(geometries, crs or None)`` of a vector file's layer (its only one by default)."""
+    import pyogrio
+    import pyogrio.raw
+    import shapely
+
+    try:
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except Exception as exc:  # pyogrio raises its own DataSourceError and friends
+        raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
+                              path) from None
+    if layer is None and len(layers) > 1:
+        raise ParameterError(f"the file holds {len(layers)} layers ({', '.join(layers[:5])}); "
+                             f"name one: '{path}{LAYER}{layers[0]}'", path)
+    if layer is not None and layer not in layers:
+        raise ParameterError(f"no layer {layer!r} (layers: {', '.join(layers[:5])})", path)
+    try:
+        meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
+    except Exception as exc:  # pyogrio raises its own DataSourceError and friends
+        raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
+                              path) from None
+    try:
+        geoms = [_without_empty_parts(g) for g in shapely.from_wkb(wkb)
+                 if g is not None and not g.is_empty]
+    except shapely.errors.GEOSException as exc:  # an unclosed ring, a ring of 3 points
+        raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
+                              path) from None
+    return geoms, meta.get("crs")
+
+
+def _without_empty_parts(geom):
+    """``geom`` without its empty parts, at any depth (GDAL skips a whole feature that has
+    one)."""
+    if not hasattr(geom, "geoms"):
+        return geom
+    parts = [_without_empty_parts(part) for part in geom.geoms]
+    return type(geom)([part for part in parts if not part.is_empty])
+
+
+def is_vector(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` (a path, perhaps with ``|layername=``) names a vector file."""
+    return split_layer(spec)[0].suffix.lower() in VECTOR_SUFFIXES
+
+
+def vector_mask(spec: str | os.PathLike, cube: xr.DataArray, what: str = "background area",
+                empty_ok: bool = False, every_shape: bool = False,
+                region: str = "the scene") -> np.ndarray:
+    """(y, x) bool map of the geometries of a vector file's layer (``file|layername=x``) on
+    ``cube``'s grid: the pixels whose centre they cover (GDAL's rule); with
+    ``every_shape``, a shape that covers no pixel centre (a target smaller than a pixel)
+    marks the pixels it touches, so none is lost. Errors name the file, ``what`` and
+    ``region`` (what ``cube`` is to the user: the scene, a score map)."""
+    path, layer = split_layer(spec)
+    if not path.is_file():
+        raise FileFormatError(f"{what} file not found", path)
+    return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape,
+                      region)
+
+
+def _burn(shapes, shape: tuple[int, int], transform: Affine, every_shape: bool) -> np.ndarray:
+    """The pixels of a ``shape`` grid whose centre the ``shapes`` cover; with
+    ``every_shape``, also those touched by a polygon (or a part of one) that covers no
+    pixel centre of the grid extended without end (a target smaller than a pixel, not
+    one cut by the map's edge)."""
+    import rasterio.features
+
+    mask = rasterio.features.rasterize(((s, 1) for s in shapes), out_shape=shape,
+                                       transform=transform, fill=0, dtype="uint8") > 0
+    if every_shape:
+        small = _centreless(_polygon_parts(shapes), transform, mask)
+        if small:
+            mask |= rasterio.features.rasterize(((p, 1) for p in small), out_shape=shape,
+                                                transform=transform, fill=0, dtype="uint8",
+                                                all_touched=True) > 0
+    return mask
+
+
+#: a polygon whose bounding box holds up to this many pixel centres has them tested one by
+#: one; up to :data:`CENTRES_RASTERISED`, it is rasterised on its box instead; beyond that
+#: it is taken to cover one (a sliver across more than 25 million pixels)
+CENTRES_TESTED = 1_000_000
+CENTRES_RASTERISED = 25_000_000
+
+
+def _polygon_parts(shapes) -> np.ndarray:
+    """The polygons of ``shapes`` (GeoJSON-like), multi-part ones and collections split."""
+    import shapely
+
+    parts, waiting = [], [shapely.geometry.shape(s) for s in shapes]
+    while waiting:
+        geom = waiting.pop()
+        if geom.geom_type == "Polygon" and not geom.is_empty:
+            parts.append(geom)
+        elif hasattr(geom, "geoms"):  # a multi-part geometry or a collection
+            waiting.extend(geom.geoms)
+    return np.asarray(parts, dtype=object)
+
+
+def _centreless(polygons: np.ndarray, transform: Affine, burnt: np.ndarray) -> list:
+    """The ``polygons`` (map coordinates) that hold no pixel centre of ``transform``'s grid
+    taken without bounds: first, all at once, the centre of the pixel each one's inner
+    point lies in; then, for the few that miss it, every centre in its box. A centre on a
+    polygon's edge is held where the centre rule burnt it (``burnt``), as GDAL decides."""
+    import shapely
+
+    if not polygons.size:
+        return []
+    inverse = ~transform
+    matrix = np.array([[inverse.a, inverse.b], [inverse.d, inverse.e]])
+    offset = np.array([inverse.c, inverse.f])
+    in_pixels = shapely.transform(polygons, lambda xy: xy @ matrix.T + offset)
+    near = np.floor(shapely.get_coordinates(shapely.point_on_surface(in_pixels))) + 0.5
+    held = _held(in_pixels, near[:, 0], near[:, 1], burnt)
+    missed, polygons = in_pixels[~held], polygons[~held]
+    # boxes of at most 2 x 2 centres (most of what is left: targets under a pixel), all
+    # at once; any other one by one
+    x0, y0, x1, y1 = shapely.bounds(missed).T
+    c0, r0 = np.ceil(x0 - 0.5), np.ceil(y0 - 0.5)
+    cols, rows = np.floor(x1 - 0.5) - c0 + 1, np.floor(y1 - 0.5) - r0 + 1
+    tiny = (cols <= 2) & (rows <= 2)
+    hit = np.zeros(missed.size, bool)
+    for dc, dr in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        hit |= tiny & (dc < cols) & (dr < rows) & _held(missed, c0 + dc + 0.5,
+                                                         r0 + dr + 0.5, burnt)
+    return [p for p, px, small, h in zip(polygons, missed, tiny, hit, strict=True)
+            if not h and (small or not _holds_a_centre(px, burnt))]
+
+
+def _held(in_pixels, xs, ys, burnt: np.ndarray) -> np.ndarray:
+    """Whether each polygon (pixel coordinates; one, or one per centre) holds the centre
+    ``(xs, ys)``: strictly inside, or on its edge where the centre rule burnt that pixel
+    of the grid (``burnt``; an edge centre off the grid is not held)."""
+    import shapely
+
+    inside = np.atleast_1d(shapely.contains_xy(in_pixels, xs, ys))
+    edge = ~inside & np.atleast_1d(shapely.intersects_xy(in_pixels, xs, ys))
+    if edge.any():
+        col = np.broadcast_to(np.floor(np.atleast_1d(xs)), edge.shape).astype(int)
+        row = np.broadcast_to(np.floor(np.atleast_1d(ys)), edge.shape).astype(int)
+        at = edge & (col >= 0) & (row >= 0) & (col < burnt.shape[1]) & (row < burnt.shape[0])
+        inside = inside.copy()
+        inside[at] = burnt[row[at], col[at]]
+    return inside
+
+
+def _holds_a_centre(in_pixels, burnt: np.ndarray) -> bool:
+    """Whether a polygon in pixel coordinates (column, row) holds a pixel centre."""
+    import rasterio.features
+
+    x0, y0, x1, y1 = in_pixels.bounds
+    c0, r0 = np.ceil(x0 - 0.5), np.ceil(y0 - 0.5)
+    cols, rows = int(np.floor(x1 - 0.5) - c0) + 1, int(np.floor(y1 - 0.5) - r0) + 1
+    if cols <= 0 or rows <= 0:
+        return False
+    if cols * rows <= CENTRES_TESTED:
+        xs, ys = np.meshgrid(np.arange(cols) + c0 + 0.5, np.arange(rows) + r0 + 0.5)
+        return bool(_held(in_pixels, xs.ravel(), ys.ravel(), burnt).any())
+    if cols * rows <= CENTRES_RASTERISED:  # GDAL's centre rule on the box's own grid
+        return bool(rasterio.features.rasterize(
+            [(in_pixels, 1)], out_shape=(rows, cols), fill=0, dtype="uint8",
+            transform=Affine.translation(c0, r0)).any())
+    return True
+
+
+def _reprojected(shapes, src_crs, dst_crs, path, what: str) -> list:
+    """``shapes`` (GeoJSON-like) from ``src_crs`` into ``dst_crs``; coordinates PROJ cannot
+    take (projected metres in a file read as longitude/latitude) are a ParameterError."""
+    from rasterio._err import CPLE_BaseError  # PROJ's errors, as GDAL reports them
+    from rasterio.errors import RasterioError
+    from rasterio.warp import transform_geom
+
+    try:
+        return [transform_geom(src_crs, dst_crs, s) for s in shapes]
+    except (CPLE_BaseError, RasterioError, ValueError) as exc:
+        hint = (" (a GeoJSON without a 'crs' member is read as longitude/latitude, EPSG:4326)"
+                if str(path).lower().endswith((".geojson", ".json")) else "")
+        raise ParameterError(f"the {what}'s coordinates are not valid in its CRS, "
+                             f"{src_crs}: {str(exc).splitlines()[0]}{hint}", path) from None
+
+
+def _not_lon_lat(geoms, src_crs, path) -> str:
+    """A hint when a GeoJSON read as longitude/latitude holds coordinates that are not."""
+    import shapely
+
+    if not str(path).lower().endswith((".geojson", ".json")) or src_crs is None:
+        return ""
+    from rasterio.crs import CRS
+
+    if CRS.from_user_input(src_crs) != CRS.from_epsg(4326):
+        return ""
+    x0, y0, x1, y1 = shapely.total_bounds([shapely.geometry.shape(g) for g in geoms])
+    if max(abs(x0), abs(x1)) <= 180 and max(abs(y0), abs(y1)) <= 90:
+        return ""
+    return (" (its coordinates are not longitude/latitude, and a GeoJSON without a 'crs' "
+            "member is read as EPSG:4326)")
+
+
+def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
+               what: str = "background area", every_shape: bool = False,
+               region: str = "the scene") -> np.ndarray:
+    import shapely
+
+    if not geoms:
+        raise ParameterError(f"the {what} holds no geometry", path)
+    scene_crs = cube.rio.crs
+    shapes = [shapely.geometry.mapping(g) if hasattr(g, "geom_type") else dict(g)
+              for g in geoms]
+    glt = glt_of(cube)
+    if glt is not None and src_crs is not None:  # an EMIT granule: polygons in a CRS are
+        # drawn on its lookup table's grid (without one, in its pixels, as below)
+        return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path, empty_ok,
+                                    what, every_shape)
+    if src_crs is not None and scene_crs is None:
+        raise ParameterError(f"the {what}'s geometries are in {src_crs} but {region} has no "
+                             f"CRS to place them in; give a raster mask on its grid", path)
+    if src_crs is not None and str(src_crs) != str(scene_crs):
+        shapes = _reprojected(shapes, src_crs, scene_crs, path, what)
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
+    transform = vector_frame(transform_of(cube), scene_crs)
+    if transform == QGIS_PIXEL_FRAME and WINDOW_ATTR in cube.attrs:
+        # a window of a scene without georeference: the polygons were drawn over the whole
+        # scene, in the frame QGIS draws it in
+        r0, c0 = cube.attrs[WINDOW_ATTR][:2]
+        transform = QGIS_PIXEL_FRAME @ Affine.translation(c0, r0)
+    mask = _burn(shapes, (rows, cols), transform, every_shape)
+    if not mask.any() and not empty_ok:
+        area = shapely.union_all([shapely.geometry.shape(s) for s in shapes])
+        corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
+                   transform @ (cols, 0)]
+        scene = shapely.convex_hull(shapely.MultiPoint(corners))
+        where = (f"lies outside {region}" if not area.intersects(scene)
+                 else f"covers no pixel centre of {region}")
+        raise ParameterError(f"the {what} {where}{_not_lon_lat(geoms, src_crs, path)}",
+                             path)
+    return mask
+
+
+def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,
+                         what: str = "background area", every_shape: bool = False
+                         ) -> np.ndarray:
+    """The pixels of an EMIT granule (``shape``: rows, cols) whose map-grid cells the
+    ``shapes`` (in ``src_crs``) cover."""
+    from rasterio.crs import CRS
+
+    grid_crs = CRS.from_user_input(glt.crs)
+    if CRS.from_user_input(src_crs) != grid_crs:
+        shapes = _reprojected(shapes, src_crs, grid_crs, path, what)
+    cells = _burn(shapes, glt.shape, Affine(*glt.transform), every_shape)
+    hit = cells & (glt.rows >= 0)
+    mask = np.zeros(shape, bool)
+    mask[glt.rows[hit], glt.cols[hit]] = True
+    if not mask.any() and not empty_ok:
+        raise ParameterError(f"the {what} covers no pixel of the granule (no cell of its "
+                             "map grid that a pixel falls in)", path)
+    return mask
