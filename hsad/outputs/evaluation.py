@@ -20,17 +20,10 @@ def _grid(cube) -> str:
     return f"{cube.rio.crs} {tuple(round(v, 6) for v in tuple(transform_of(cube))[:6])}"
 
 
-def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:
-    """Row and column offsets of the score map inside a larger ground truth: from the grids
-    when both are georeferenced (:func:`hsad.subset.offsets_in`), else from the
-    ``hsad_window`` tag of a map ``hsad detect --srcwin/--projwin`` wrote, when the truth
-    has the size of the scene the window was cut from (``hsad_window_of``); None if neither
-    places it."""
-    from hsad.subset import offsets_in
-
-    rows, cols = s_cube.sizes["y"], s_cube.sizes["x"]
-    if t_cube is not None and (placed := offsets_in(s_cube, t_cube)) is not None:
-        return placed
+def _tagged_window(scores_path, s_cube) -> tuple[int, int, int, int] | None:
+    """``(r0, c0, scene rows, scene cols)`` from the ``hsad_window`` and ``hsad_window_of``
+    tags of a map ``hsad detect --srcwin/--projwin`` wrote, when the window's size is the
+    map's (a map cut again by another tool keeps the tags of the old window); else None."""
     if s_cube.attrs.get("source_format") != "geotiff":
         return None
     from hsad.outputs.provenance import read_provenance
@@ -40,30 +33,36 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
     if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
         return None
     c0, r0, width, height = (int(v) for v in window)
-    if (height, width) != (rows, cols) or (int(scene[1]), int(scene[0])) != truth_shape:
+    if (height, width) != (s_cube.sizes["y"], s_cube.sizes["x"]):
+        return None
+    return r0, c0, int(scene[1]), int(scene[0])
+
+
+def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:
+    """Row and column offsets of the score map inside a larger ground truth: from the grids
+    when both are georeferenced (:func:`hsad.subset.offsets_in`), else from the map's
+    window tags (:func:`_tagged_window`), when the truth has the size of the scene the
+    window was cut from; None if neither places it."""
+    from hsad.subset import offsets_in
+
+    if t_cube is not None and (placed := offsets_in(s_cube, t_cube)) is not None:
+        return placed
+    tagged = _tagged_window(scores_path, s_cube)
+    if tagged is None or tagged[2:] != tuple(truth_shape):
         return None  # a truth of another scene than the one the window was cut from
-    return r0, c0
+    return tagged[:2]
 
 
 def _placed_window(scores_path, s_cube):
-    """The score map, with the window of the scene it maps (its ``hsad_window`` tag) noted
-    where its grid cannot place geometries itself (a scene without georeference, whose
-    polygons are drawn in the whole scene's pixel frame)."""
+    """The score map, with the window of the scene it maps (its window tags) noted where
+    its grid cannot place geometries itself (a scene without georeference, whose polygons
+    are drawn in the whole scene's pixel frame)."""
     from hsad.subset import WINDOW_ATTR
 
-    if s_cube.attrs.get("source_format") != "geotiff" or WINDOW_ATTR in s_cube.attrs:
+    if WINDOW_ATTR in s_cube.attrs or (tagged := _tagged_window(scores_path, s_cube)) is None:
         return s_cube
-    from hsad.outputs.provenance import read_provenance
-
-    tags = read_provenance(scores_path)
-    window, scene = (tags.get(k, "").split() for k in ("hsad_window", "hsad_window_of"))
-    if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
-        return s_cube
-    if (int(window[3]), int(window[2])) != (s_cube.sizes["y"], s_cube.sizes["x"]):
-        return s_cube  # cut again by another tool, which kept the tags: not that window
-    c0, r0 = int(window[0]), int(window[1])
     placed = s_cube.copy()
-    placed.attrs[WINDOW_ATTR] = (r0, c0, int(scene[1]), int(scene[0]))
+    placed.attrs[WINDOW_ATTR] = tagged
     return placed
 
 
