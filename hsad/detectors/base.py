@@ -377,8 +377,7 @@ class BaseDetector:
         if name is not None and name == getattr(self, "_fitted_scene_name", None) \
                 and np.array_equal(bands, self._level_bands()):
             return  # the scene just fitted (fit_score): its level is the fitted scene's
-        from hsad.cube import missing_values
-        from hsad.detectors.level_check import LEVEL_SAMPLE, check_scene_level
+        from hsad.detectors.level_check import LEVEL_SAMPLE, as_values, check_scene_level
         from hsad.engine.stats import PARTIAL_NODATA_SAMPLE, check_partial_nodata, even_sample
 
         # one even sample serves both checks: a scene of up to PARTIAL_NODATA_SAMPLE pixels
@@ -389,8 +388,7 @@ class BaseDetector:
         raw = even_sample(cube.data, size)[:, np.asarray(bands, dtype=bool)]
         check_partial_nodata(cube, self.name, bands, sample=raw)
         if values is None:
-            values = raw.astype(np.float64)
-            values[missing_values(raw, cube.attrs.get("nodata"))] = np.nan
+            values = as_values(raw, cube.attrs.get("nodata"))
 
         check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
                           cube.attrs.get("source_path"),

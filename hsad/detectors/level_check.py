@@ -40,7 +40,11 @@ def sampled_values(data, bands: np.ndarray, nodata: float | None) -> np.ndarray:
     """An even sample of about :data:`LEVEL_SAMPLE` pixels of ``data`` (rows, cols, all
     bands; numpy or dask) on ``bands`` (a boolean mask), float64, NaN where a value holds
     no data."""
-    sample = even_sample(data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)]
+    return as_values(even_sample(data, LEVEL_SAMPLE)[:, np.asarray(bands, dtype=bool)], nodata)
+
+
+def as_values(sample: np.ndarray, nodata: float | None) -> np.ndarray:
+    """A sample of pixels as stored, as float64 with NaN where a value holds no data."""
     values = sample.astype(np.float64)
     values[missing_values(sample, nodata)] = np.nan
     return values
