@@ -13,6 +13,7 @@ from hsad.cli.options import (
     band_options,
     band_selection,
     check_agree,
+    check_truth_key,
     chunks_option,
     device_option,
     engine_options,
@@ -245,13 +246,7 @@ def _truth_on(cube, truth, truth_key):
     from hsad.outputs.metrics import check_truth
     from hsad.subset import on_scene_grid
 
-    if truth_key is not None:
-        from hsad.io import detect_format
-        from hsad.vector_masks import is_vector
-
-        if is_vector(truth) or detect_format(truth, "ground truth") != "mat":
-            raise ParameterError("--truth-key names a variable of a MAT file, and the "
-                                 "ground truth is not one", truth)
+    check_truth_key(truth, truth_key)
     values, raster = read_truth(truth, key=truth_key, grid=cube)
     gt = on_scene_grid(values, raster, cube, "ground truth", truth)
     try:

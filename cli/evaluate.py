@@ -74,14 +74,11 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
 def _check_keys(scores, truth, scores_key, truth_key) -> None:
     """--scores-key and --truth-key name a MAT file's variables: refused where no such file
     is given, rather than ignored."""
+    from hsad.cli.options import check_truth_key
     from hsad.errors import ParameterError
     from hsad.io import detect_format
-    from hsad.vector_masks import is_vector
 
-    if truth_key is not None and (is_vector(truth)
-                                  or detect_format(truth, "ground truth") != "mat"):
-        raise ParameterError("--truth-key names a variable of a MAT file, and the ground "
-                             "truth is not one", truth)
+    check_truth_key(truth, truth_key)
     if scores_key is not None and not any(detect_format(p, "score map") == "mat"
                                           for p in scores):
         raise ParameterError("--scores-key names a variable of a MAT file, and no score map "

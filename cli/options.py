@@ -5,6 +5,20 @@ from __future__ import annotations
 import click
 
 
+def check_truth_key(truth, truth_key) -> None:
+    """``--truth-key`` names a MAT file's variable: refused where the ground truth is no
+    MAT file (a raster, a vector file), rather than ignored."""
+    if truth_key is None:
+        return
+    from hsad.errors import ParameterError
+    from hsad.io import detect_format
+    from hsad.vector_masks import is_vector
+
+    if is_vector(truth) or detect_format(truth, "ground truth") != "mat":
+        raise ParameterError("--truth-key names a variable of a MAT file, and the ground "
+                             "truth is not one", truth)
+
+
 def check_agree(params: dict, **options) -> None:
     """Refuse an option given twice with different values, as ``-p NAME=`` and as its own
     option (``--seed``, ``--epochs``): neither silently wins."""
