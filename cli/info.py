@@ -36,19 +36,6 @@ def _crs_text(crs) -> str | None:
     return f"EPSG:{epsg}" if epsg else (crs.to_string() or crs.to_wkt())
 
 
-def is_model_file(path: Path) -> bool:
-    """Whether ``path`` is an hsad model file (a ZIP of config.json and model.safetensors)."""
-    import zipfile
-
-    from hsad.io.model_archive import CONFIG, WEIGHTS
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            return {CONFIG, WEIGHTS} <= set(z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
 def describe_model(path: Path) -> dict:
     """A JSON-ready summary of the model file at ``path`` (read, not loaded: no weights are
     put into networks)."""
@@ -245,7 +232,9 @@ def command(file: str, key: str | None, as_json: bool) -> None:
     product): shape, wavelengths, CRS, sizes, and for a map hsad wrote its provenance
     (version, method, parameters, input, date); or an hsad model file: its method, bands,
     training and parameters."""
-    if Path(file).is_file() and is_model_file(Path(file)):
+    from hsad.io.model_archive import is_model_file
+
+    if Path(file).is_file() and is_model_file(file):
         info = describe_model(Path(file))
         click.echo(json.dumps(info, indent=2) if as_json else _model_text(info))
         return

@@ -144,14 +144,16 @@ def _archive_advice(p: Path, kind: str) -> str:
     if kind == "a ZIP archive":
         import zipfile
 
+        from hsad.io.model_archive import is_model_file
+
+        if is_model_file(p):
+            return ("an hsad model file, not a cube: give it to --model (hsad detect SCENE "
+                    "--model FILE); hsad info describes it")
         try:
             with zipfile.ZipFile(p) as z:
                 names = [n.upper() for n in z.namelist()]
         except (OSError, zipfile.BadZipFile):
             names = []
-        if {"CONFIG.JSON", "MODEL.SAFETENSORS"} <= set(names):
-            return ("an hsad model file, not a cube: give it to --model (hsad detect SCENE "
-                    "--model FILE); hsad info describes it")
         if any(n.endswith("-METADATA.XML") and "ENMAP" in n for n in names):
             kind += " holding an EnMAP product"
             advice = "unpack it and give the product's folder or its METADATA.XML"

@@ -213,6 +213,16 @@ def _check_version(config: dict, path: Path) -> None:
         raise ModelError(f"{CONFIG} lacks the hsad version that wrote it", path)
 
 
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an hsad model file: a ZIP holding config.json and
+    model.safetensors (its content unchecked: :func:`read_archive` checks it)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {CONFIG, WEIGHTS} <= set(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """``config.json`` (an hsad model description of a readable version) and the arrays
     of ``model.safetensors`` (integer or finite floating values), unvalidated otherwise."""
