@@ -80,7 +80,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
                    "wavelengths).")
 @click.option("--truth", type=click.Path(),
               help="Ground truth, to print the AUC: a mask (GeoTIFF, ENVI, MAT) or the "
-                   "targets' polygons or points (GeoPackage, GeoJSON, Shapefile).")
+                   "targets' polygons or points (GeoPackage, GeoJSON, Shapefile, KML, GML, "
+                   "FlatGeobuf).")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @key_option
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),

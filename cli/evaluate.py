@@ -24,7 +24,8 @@ def _json_value(v):
 @click.argument("scores", nargs=-1, required=True, type=click.Path())
 @click.option("--truth", required=True, type=click.Path(),
               help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly), MAT file, or the "
-                   "targets' polygons or points (GeoPackage, GeoJSON, Shapefile; "
+                   "targets' polygons or points (GeoPackage, GeoJSON, Shapefile, KML, GML, "
+                   "FlatGeobuf; "
                    "'file.gpkg|layername=x').")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @click.option("--scores-key", help="Score variable in a MAT file.")

@@ -86,7 +86,8 @@ def engine_options(func):
 
 background_option = click.option(
     "--background", type=click.Path(dir_okay=False), default=None,
-    help="Background area the statistics come from: polygons (.gpkg, .geojson, .json, .shp; "
+    help="Background area the statistics come from: polygons (.gpkg, .geojson, .json, .shp, "
+         ".kml, .kmz, .gml, .fgb, .tab; "
          "any CRS, reprojected to the scene; one layer of several as 'areas.gpkg|layername="
          "water', as QGIS writes it) or a raster mask on the scene grid (non-zero = "
          "background). For rx, utd, rxd-utd, local-mean-rx, cluster-rx and the neural "

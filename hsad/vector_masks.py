@@ -1,6 +1,7 @@
 """Vector files as masks of a scene: the polygons, points or lines of a layer (a GeoPackage,
-GeoJSON or Shapefile, ``file|layername=x`` as QGIS writes it), in any CRS, reprojected to
-the scene's CRS and drawn on its grid (an EMIT granule: on its lookup table's grid).
+GeoJSON, Shapefile, KML, GML or FlatGeobuf file; ``file|layername=x`` as QGIS writes it),
+in any CRS, reprojected to the scene's CRS and drawn on its grid (an EMIT granule: on its
+lookup table's grid).
 
 A pixel is in when its centre is (GDAL's rule, ``rasterio.features.rasterize``); a ground
 truth's target smaller than a pixel, holding no pixel centre, is drawn by the pixels it
@@ -11,6 +12,7 @@ touches, so that none is lost (``every_shape``). Used for background areas
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,10 @@ from hsad.errors import FileFormatError, ParameterError
 from hsad.io.glt import glt_of
 from hsad.subset import WINDOW_ATTR
 
-#: Suffixes read as polygons; anything else is read as a raster mask.
-VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp")
+#: Suffixes read as polygons (GeoPackage, GeoJSON, Shapefile, KML/KMZ, GML, FlatGeobuf,
+#: MapInfo TAB); anything else is read as a raster mask.
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".kml", ".kmz", ".gml", ".fgb",
+                   ".tab")
 
 
 #: how a layer of a vector file is named, as in QGIS: ``areas.gpkg|layername=water``
@@ -46,23 +50,33 @@ def _read_vector(path: Path, layer: str | None = None):
     import shapely
 
     try:
-        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+        listing = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError and friends
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
+    # tables without geometry (QGIS keeps its styles in one, ``layer_styles``) are no layer
+    layers = [str(name) for name, kind in listing if kind is not None]
+    if layer is not None and layer not in layers and layer in map(str, listing[:, 0]):
+        raise ParameterError(f"layer {layer!r} holds no geometry (a table of attributes)",
+                             path)
+    if not layers and len(listing):
+        raise ParameterError("the file holds tables of attributes only, no layer of "
+                             "geometries", path)
     if layer is None and len(layers) > 1:
         raise ParameterError(f"the file holds {len(layers)} layers ({', '.join(layers[:5])}); "
                              f"name one: '{path}{LAYER}{layers[0]}'", path)
     if layer is not None and layer not in layers:
         raise ParameterError(f"no layer {layer!r} (layers: {', '.join(layers[:5])})", path)
+    if layer is None and layers:
+        layer = layers[0]  # not the file's first table, which may hold no geometry
     try:
         meta, _, wkb, _ = pyogrio.raw.read(path, layer=layer, columns=[])
     except Exception as exc:  # pyogrio raises its own DataSourceError and friends
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
     try:
-        geoms = [_without_empty_parts(g) for g in shapely.from_wkb(wkb)
-                 if g is not None and not g.is_empty]
+        geoms = [] if wkb is None else [_without_empty_parts(g) for g in shapely.from_wkb(wkb)
+                                        if g is not None and not g.is_empty]
     except shapely.errors.GEOSException as exc:  # an unclosed ring, a ring of 3 points
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
@@ -264,16 +278,35 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
         r0, c0 = cube.attrs[WINDOW_ATTR][:2]
         transform = QGIS_PIXEL_FRAME @ Affine.translation(c0, r0)
     mask = _burn(shapes, (rows, cols), transform, every_shape)
-    if not mask.any() and not empty_ok:
-        area = shapely.union_all([shapely.geometry.shape(s) for s in shapes])
-        corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
-                   transform @ (cols, 0)]
-        scene = shapely.convex_hull(shapely.MultiPoint(corners))
-        where = (f"lies outside {region}" if not area.intersects(scene)
-                 else f"covers no pixel centre of {region}")
-        raise ParameterError(f"the {what} {where}{_not_lon_lat(geoms, src_crs, path)}",
-                             path)
+    if (not mask.any() and not empty_ok) or every_shape:
+        _check_placed(shapes, transform, (rows, cols), mask, empty_ok, path, what, region,
+                      _not_lon_lat(geoms, src_crs, path) if not mask.any() else "")
     return mask
+
+
+def _check_placed(shapes, transform: Affine, shape: tuple[int, int], mask: np.ndarray,
+                  empty_ok: bool, path, what: str, region: str, hint: str = "") -> None:
+    """ParameterError when nothing of ``shapes`` was drawn (``mask`` empty, unless
+    ``empty_ok``): they lie outside ``region``, or cover no pixel centre of it; a warning
+    when some of the features lie outside it, so that they are not counted unsaid."""
+    import shapely
+
+    rows, cols = shape
+    corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
+               transform @ (cols, 0)]
+    frame = shapely.convex_hull(shapely.MultiPoint(corners))
+    # make_valid: a bow-tie's intersection test would raise GEOS's TopologyException
+    features = shapely.make_valid(np.asarray([shapely.geometry.shape(s) for s in shapes],
+                                             dtype=object))
+    inside = shapely.intersects(features, frame)
+    if not mask.any() and not empty_ok:
+        where = f"lies outside {region}" if not inside.any() else \
+            f"covers no pixel centre of {region}"
+        raise ParameterError(f"the {what} {where}{hint}", path)
+    if not inside.all():
+        warnings.warn(f"{path}: {int((~inside).sum())} of {inside.size} features of the "
+                      f"{what} lie outside {region} and are not counted", UserWarning,
+                      stacklevel=2)
 
 
 def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,

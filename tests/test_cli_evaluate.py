@@ -621,3 +621,78 @@ def test_a_long_sliver_and_a_multipolygon_with_an_empty_part(files, tmp_path):
     alone = rasterio.features.rasterize([(on_centres, 1)], out_shape=(20, 20),
                                         transform=grid).sum()
     assert _burn([on_centres], (20, 20), grid, True).sum() == alone > 0
+
+
+def test_invalid_polygons_outside_the_map_are_one_line(files, tmp_path, capsys):
+    """Two features off the map, one a bow-tie (an invalid polygon): telling where they
+    lie was GEOS's TopologyException, a traceback."""
+    from shapely.geometry import Polygon, box
+
+    bow = Polygon([(600100, 5000000), (600200, 5000100), (600200, 5000000),
+                   (600100, 5000100)])
+    off = _shapes_file(tmp_path / "off.gpkg", [box(600000, 5000000, 600010, 5000010), bow])
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth", off], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "off.gpkg: the ground truth lies outside the score map" in err
+
+
+def test_targets_partly_outside_the_map_are_counted_in_a_warning(files, tmp_path, capsys):
+    """A feature off the map was dropped unsaid: an analyst who digitised N targets got
+    fewer and did not know why."""
+    from shapely.geometry import box
+
+    targets = _shapes_file(tmp_path / "t.gpkg", [_pixel_box(9, 18), _pixel_box(31, 40),
+                                                  box(600000, 5000000, 600010, 5000010)])
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", targets, "--json"],
+                             capsys)
+    assert code == 0, err
+    assert json.loads(out)["n_anomaly"] == 2
+    assert "t.gpkg: 1 of 3 features of the ground truth lie outside the score map" in err
+    inside = _shapes_file(tmp_path / "in.gpkg", [_pixel_box(9, 18), _pixel_box(31, 40)])
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", inside], capsys)
+    assert code == 0 and "outside" not in err
+
+
+def test_a_table_without_geometry_is_not_a_layer(files, tmp_path, capsys):
+    """QGIS saves a layer's style into its GeoPackage as a table, ``layer_styles``: the
+    file was refused as holding two layers, and naming the table was a traceback."""
+    import pyogrio.raw
+
+    path = _shapes_file(tmp_path / "styled.gpkg", [_pixel_box(9, 18), _pixel_box(31, 40)])
+    pyogrio.raw.write(path, None, [np.array(["<qml/>"], dtype=object)], ["styleQML"],
+                      layer="layer_styles", driver="GPKG", append=True)
+    assert len(pyogrio.list_layers(path)) == 2
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", path, "--json"],
+                             capsys)
+    assert code == 0, err
+    assert json.loads(out)["n_anomaly"] == 2
+    code, _, err = run_cli(["evaluate", files["scores"], "--truth",
+                            f"{path}|layername=layer_styles"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "styled.gpkg: layer 'layer_styles' holds no geometry" in err
+
+
+def test_kml_and_flatgeobuf_targets(files, tmp_path, capsys):
+    """Targets kept as KML (Google Earth) or FlatGeobuf are read like a GeoPackage's; they
+    were refused as an unknown raster format."""
+    import pyogrio.raw
+    import shapely
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping, shape
+
+    boxes = [_pixel_box(9, 18), _pixel_box(31, 40)]
+    expected = None
+    for name, driver, crs in (("t.kml", "KML", "EPSG:4326"), ("t.fgb", "FlatGeobuf",
+                                                               "EPSG:32633")):
+        geoms = [g if crs == "EPSG:32633" else
+                 shape(transform_geom("EPSG:32633", crs, mapping(g))) for g in boxes]
+        wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
+        pyogrio.raw.write(tmp_path / name, wkb, [], [], geometry_type="Polygon", crs=crs,
+                          driver=driver)
+        code, out, err = run_cli(["evaluate", files["scores"], "--truth", tmp_path / name,
+                                  "--json"], capsys)
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["n_anomaly"] == 2
+        expected = expected or doc["auc_df"]
+        assert doc["auc_df"] == expected

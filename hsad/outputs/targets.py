@@ -67,27 +67,36 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
     hold no finite score is missed, not dropped; background pixels without a score are
     left out, as the pixel metrics leave them. A truth without a target or a scored
     background pixel is a ParameterError."""
-    s = _values(scores).astype(np.float64)
+    s = _values(scores)
     g = _values(_aligned(scores, gt))
     if s.ndim != 2 or s.shape != g.shape:
         raise ParameterError(f"score map shape {s.shape} does not match the ground truth's "
                              f"{g.shape}, or is not a (rows, cols) map")
     _check_same_place(scores, gt)
+    if s.dtype.kind != "f":
+        s = s.astype(np.float64)  # integer scores: compared exactly
     labelled, anomaly = _labels(g)
-    scored = np.isfinite(s)
     labels, n = ndimage.label(labelled & anomaly, structure=np.ones((3, 3), dtype=bool))
-    background = np.sort(s[scored & labelled & ~anomaly])
+    background = _background_scores(s, labelled, anomaly)
     if n == 0 or background.size == 0:
         raise ParameterError("the ground truth has no target" if n == 0 else
                              "the ground truth has no scored background pixel")
+    # the targets' own pixels only (few against the map): no full-size temporaries
+    where = np.flatnonzero(labels)
+    which = labels.ravel()[where]
+    del labels
+    values = s.ravel()[where].astype(np.float64)
+    values[~np.isfinite(values)] = -np.inf  # no scored pixel: a peak of -inf
     ids = np.arange(1, n + 1)
-    peak = np.asarray(ndimage.maximum(np.where(scored, s, -np.inf), labels, ids),
-                      dtype=np.float64)  # -inf: no scored pixel
-    pixels = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    centres = ndimage.center_of_mass(np.ones(s.shape), labels, ids)
-    below = np.searchsorted(background, peak, side="left")
+    peak = np.asarray(ndimage.maximum(values, which, ids), dtype=np.float64)
+    pixels = np.bincount(which, minlength=n + 1)[1:]
+    rows, cols = np.divmod(where, s.shape[1])
+    centres = zip(np.bincount(which, rows, n + 1)[1:] / pixels,
+                  np.bincount(which, cols, n + 1)[1:] / pixels, strict=True)
+    at = peak.astype(background.dtype)  # the map's own values: exact in its type
+    below = np.searchsorted(background, at, side="left")
     beaten = background.size - below  # background pixels scoring at least the peak
-    ties = np.searchsorted(background, peak, side="right") - below
+    ties = np.searchsorted(background, at, side="right") - below
     far = beaten / background.size
     auc = float(np.mean((below + 0.5 * ties) / background.size))
     targets = [{"id": int(i), "pixels": int(p), "row": round(float(r), 2),
@@ -96,6 +105,17 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
                for i, p, (r, c), v, f in zip(ids, pixels, centres, peak, far, strict=True)]
     return TargetReport(int(n), int(np.sum(~np.isfinite(peak))), int(background.size),
                         {float(rate): int(np.sum(far <= rate)) for rate in fars}, auc, targets)
+
+
+def _background_scores(s: np.ndarray, labelled: np.ndarray, anomaly: np.ndarray
+                       ) -> np.ndarray:
+    """The scored background pixels' scores, sorted, in the map's type."""
+    keep = labelled
+    keep &= ~anomaly  # ``labelled`` is ours to change
+    keep &= np.isfinite(s)
+    background = s[keep]
+    background.sort()
+    return background
 
 
 def format_targets(reports: dict[str, TargetReport]) -> str:
