@@ -51,9 +51,8 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     nonzero value is an anomaly; nodata pixels (255 in the masks hsad writes) and NaN, in
     every format, are left out of the evaluation rather than counted as background.
     Vector files (GeoPackage, GeoJSON, Shapefile, KML, GML, FlatGeobuf;
-    ``file|layername=x``): the targets'
-    polygons or points drawn on ``grid`` (a map or cube, then the second item), every pixel
-    outside them background (:func:`hsad.vector_masks.vector_mask`, no target lost;
+    ``file|layername=x``): the targets' polygons or points drawn on ``grid`` (a map or
+    cube, then the second item), every pixel outside them background (:func:`hsad.vector_masks.vector_mask`, no target lost;
     ``region`` names the grid in its errors).
     ``shape``, if given, must match; ``what`` names the map in errors.
     """
