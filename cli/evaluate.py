@@ -114,15 +114,18 @@ def _plots(maps, truth_map, roc_path, roc3d_path, log_far, truth) -> dict:
     with the ground truth's file name (which scene, when several plots lie together)."""
     plots = {}
     against = f"against {Path(truth).name}"
-    if roc_path:
-        from hsad.outputs.plots import plot_roc
+    if not (roc_path or roc3d_path):
+        return plots
+    from hsad.outputs.plots import plot_roc, plot_roc3d, roc_curves
 
-        plot_roc(maps, truth_map, path=roc_path, log_far=log_far, title=f"ROC {against}")
+    curves = roc_curves(maps, truth_map)  # once for both plots
+    if roc_path:
+        plot_roc(maps, truth_map, path=roc_path, log_far=log_far, title=f"ROC {against}",
+                 curves=curves)
         plots["roc"] = str(roc_path)
     if roc3d_path:
-        from hsad.outputs.plots import plot_roc3d
-
-        plot_roc3d(maps, truth_map, path=roc3d_path, title=f"3D ROC {against}")
+        plot_roc3d(maps, truth_map, path=roc3d_path, title=f"3D ROC {against}",
+                   curves=curves)
         plots["roc3d"] = str(roc3d_path)
     return plots
 

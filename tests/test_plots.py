@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from hsad.cube import make_cube
 from hsad.errors import ParameterError
 from hsad.outputs.metrics import evaluate, roc
-from hsad.outputs.plots import plot_losses, plot_roc, plot_roc3d, quicklook, rgb_bands
+from hsad.outputs.plots import plot_losses, plot_roc, plot_roc3d, quicklook, rgb_bands, roc_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -46,6 +46,24 @@ def test_roc_curves_with_auc_legend(tmp_path, maps):
     for name, scores in m.items():
         assert f"{name} (AUC = {evaluate(scores, gt).auc_df:.4f})" in labels
     assert ax.get_xscale() == "linear"
+
+
+def test_curves_computed_once_draw_what_each_plot_computes(tmp_path, maps, monkeypatch):
+    """``hsad evaluate --plot --plot3d`` sorted every map's pixels once a plot on top of
+    the metrics' own sort: the curves, computed once, are drawn the same."""
+    from hsad.outputs import roc_plots
+
+    gt, m = maps
+    curves = roc_curves(m, gt)
+    alone = [line.get_xydata() for line in plot_roc(m, gt).axes[0].lines]
+    calls = []
+    monkeypatch.setattr(roc_plots, "evaluate", lambda *a, **k: calls.append(1))
+    given = [line.get_xydata() for line in plot_roc(m, gt, curves=curves).axes[0].lines]
+    plot_roc3d(m, gt, curves=curves)
+    assert not calls  # nothing computed again
+    assert len(alone) == len(given) == 3
+    for a, b in zip(alone, given, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_roc_log_far_axis_starts_at_one_false_alarm(maps):

@@ -52,8 +52,9 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     every format, are left out of the evaluation rather than counted as background.
     Vector files (GeoPackage, GeoJSON, Shapefile, KML, GML, FlatGeobuf;
     ``file|layername=x``): the targets' polygons or points drawn on ``grid`` (a map or
-    cube, then the second item), every pixel outside them background (:func:`hsad.vector_masks.vector_mask`, no target lost;
-    ``region`` names the grid in its errors).
+    cube, then the second item), every pixel outside them background
+    (:func:`hsad.vector_masks.vector_mask`, no target lost; ``region`` names the grid in
+    its errors).
     ``shape``, if given, must match; ``what`` names the map in errors.
     """
     from hsad.io import detect_format

@@ -33,12 +33,12 @@ from hsad.outputs.quicklook import (
     rgb_bands,
     strip_aspect,
 )
-from hsad.outputs.roc_plots import MAX_CURVE_POINTS, plot_roc, plot_roc3d
+from hsad.outputs.roc_plots import MAX_CURVE_POINTS, plot_roc, plot_roc3d, roc_curves
 
 __all__ = [
     "LINE_STYLES", "MARKERS", "MATH_TEXTS", "MAX_CURVE_POINTS", "NODATA_GREY",
     "OUTLINE_SPLITS", "RGB_FALLBACK", "RGB_TOLERANCE", "RGB_WAVELENGTHS", "colours",
     "crs_name", "drawn_pixels", "finish", "new_figure", "panel_size", "plot_losses",
-    "plot_roc", "plot_roc3d", "quicklook", "rgb_bands", "save_figure", "strip_aspect",
-    "wrapped",
+    "plot_roc", "plot_roc3d", "quicklook", "rgb_bands", "roc_curves", "save_figure",
+    "strip_aspect", "wrapped",
 ]

@@ -26,8 +26,10 @@ def _as_maps(maps) -> dict:
     return out
 
 
-def _curves(maps, gt) -> dict:
-    """name -> (RocCurve, AUC(D,F), AUC(D,τ), AUC(F,τ), valid background pixels)."""
+def roc_curves(maps, gt) -> dict:
+    """name -> (RocCurve, AUC(D,F), AUC(D,τ), AUC(F,τ), valid background pixels) of one map
+    or of ``{name: map}``: what :func:`plot_roc` and :func:`plot_roc3d` draw, computed once
+    for both (``curves=``; each map's curve is a sort of all its pixels)."""
     out = {}
     for name, scores in _as_maps(maps).items():
         result, curve = evaluate(scores, gt, return_curve=True)
@@ -77,14 +79,16 @@ def _on_log_axis(pf: np.ndarray, pd: np.ndarray, floor: float) -> tuple[np.ndarr
     return x[order], y[order]
 
 
-def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = None) -> Figure:
+def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = None,
+             curves: dict | None = None) -> Figure:
     """ROC curves P_D(P_F) of one map or of ``{name: map}``; the legend gives AUC(D,F).
 
     ``log_far`` puts P_F on a log axis (from one false alarm, 1/n_background, to 1).
+    ``curves``: :func:`roc_curves` of these maps, when computed already.
     """
     fig = new_figure()
     ax = fig.add_subplot()
-    curves = _curves(maps, gt)
+    curves = curves if curves is not None else roc_curves(maps, gt)
     floor = min(1.0 / max(c[4], 1) for c in curves.values())  # one false alarm
     for name, (curve, adf, _, _, _) in curves.items():
         pf, pd = _thin(curve.pf, curve.pd, log_x=log_far)
@@ -106,12 +110,14 @@ def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = Non
     return finish(fig, path)
 
 
-def plot_roc3d(maps, gt, path=None, title: str | None = None) -> Figure:
-    """3D ROC (P_D, P_F, τ) and its projections ROC(D,F), ROC(D,τ), ROC(F,τ), 2×2."""
+def plot_roc3d(maps, gt, path=None, title: str | None = None,
+               curves: dict | None = None) -> Figure:
+    """3D ROC (P_D, P_F, τ) and its projections ROC(D,F), ROC(D,τ), ROC(F,τ), 2×2;
+    ``curves``: :func:`roc_curves` of these maps, when computed already."""
     fig = new_figure(figsize=(10.0, 8.5))
     ax3d = fig.add_subplot(2, 2, 1, projection="3d")
     ax_df, ax_dt, ax_ft = (fig.add_subplot(2, 2, i) for i in (2, 3, 4))
-    curves = _curves(maps, gt)
+    curves = curves if curves is not None else roc_curves(maps, gt)
     for name, (curve, adf, adt, aft, _) in curves.items():
         pd, pf, tau = _thin(curve.pd[1:], curve.pf[1:], curve.thresholds[1:],
                             even_in=(curve.pf[1:], curve.thresholds[1:]))
