@@ -323,3 +323,32 @@ def test_a_converted_scene_keeps_the_spectra_s_units(tmp_path, capsys):
         got = region_spectra(open_cube(path, **kwargs), mask.values, scores.values)
         np.testing.assert_allclose(got["mean_spectrum"].values, expected, rtol=1e-5,
                                    err_msg=f"{path.name} {kwargs}")
+
+
+def test_many_detections_written_in_pieces_the_same(tmp_path, monkeypatch):
+    """A table of many detections is gathered, scaled and written in pieces (it held
+    several float64 copies of itself, 1.8 GB for 160,000 regions of 100 bands): the means
+    where a value goes missing only in a later batch, and the files, are those of one
+    piece."""
+    from hsad.outputs import spectra
+
+    cube, scores, mask, values = scene()
+    values = values.copy()
+    values[6, 11, 2] = np.nan  # in the 3 x 3 block, read in a late batch
+    cube = cube.copy(data=values)
+    whole = region_spectra(cube, mask, scores, batch=10_000)
+    pieces = region_spectra(cube, mask, scores, batch=1)
+    for name in ("peak_spectrum", "mean_spectrum"):
+        np.testing.assert_allclose(pieces[name].values, whole[name].values, rtol=1e-6)
+    for region, expected in enumerate(by_hand(values, scores.values, mask.values)):
+        np.testing.assert_allclose(whole["mean_spectrum"].values[region], expected["mean"],
+                                   rtol=1e-6)
+    written = {}
+    for block in (10_000, 1):
+        monkeypatch.setattr(spectra, "WRITE_BLOCK", block)
+        for suffix in ("csv", "sli"):
+            path = write_spectra(whole, tmp_path / f"b{block}.{suffix}")
+            written.setdefault(suffix, []).append(path.read_bytes())
+    assert written["csv"][0] == written["csv"][1]
+    assert written["sli"][0] == written["sli"][1]
+    assert written["csv"][0].count(b"\n") == 4 + 2 * whole.sizes["region"]

@@ -106,12 +106,21 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
              "background_pixels": int(bg_count),
              "source_path": str(cube.attrs.get("source_path") or ""),
              "units": str(cube.attrs.get("units") or "")}
-    data = {"peak_spectrum": (("region", "band"), (peak * gain + offset).astype(np.float32)),
-            "mean_spectrum": (("region", "band"), (mean * gain + offset).astype(np.float32)),
+    data = {"peak_spectrum": (("region", "band"), _scaled(peak, gain, offset, batch)),
+            "mean_spectrum": (("region", "band"), _scaled(mean, gain, offset, batch)),
             "background_mean": ("band", (bg_mean * gain + offset).astype(np.float32)),
             "background_std": ("band", (bg_std * np.abs(gain)).astype(np.float32))}
     data.update({k: ("region", v) for k, v in fields.items()})
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _scaled(spectra: np.ndarray, gain: np.ndarray, offset: np.ndarray, batch: int
+            ) -> np.ndarray:
+    """``spectra * gain + offset`` (float32 spectra, computed in float64), in place and in
+    pieces of ``batch`` rows: the table can be the size of the scene's detections."""
+    for i in range(0, spectra.shape[0], int(batch)):
+        spectra[i:i + int(batch)] = spectra[i:i + int(batch)] * gain + offset
+    return spectra
 
 
 def _scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +186,7 @@ def _gather_spectra(cube, pair_region, pair_source, peak_source, n, batch):
     pair_region, pair_position = pair_region[by_position], pair_position[by_position]
     peak_position = position[np.searchsorted(distinct, peak_source)]
     sums = np.zeros((n, bands))
-    counts = np.zeros((n, bands))
+    counts = None  # values counted band by band once one is missing; else the pixels
     for start in range(0, distinct.size, int(batch)):
         take = order[start:start + int(batch)]
         values = _read(data, rows[take], cols[take], nodata)
@@ -186,12 +195,23 @@ def _gather_spectra(cube, pair_region, pair_source, peak_source, n, batch):
         touched, local = np.unique(pair_region[lo:hi], return_inverse=True)
         member = sparse.csr_matrix((np.ones(hi - lo), (local, pair_position[lo:hi] - start)),
                                    shape=(touched.size, take.size))
-        sums[touched] += member @ np.where(good, values, 0.0)
-        counts[touched] += member @ good.astype(np.float64)
         here = (peak_position >= start) & (peak_position < start + take.size)
         peak[here] = values[peak_position[here] - start]
+        if counts is None and not good.all():
+            counts = np.repeat(np.bincount(pair_region[:lo], minlength=n)[:, None]
+                               .astype(np.float32), bands, axis=1)
+        if counts is not None:
+            counts[touched] += member @ good.astype(np.float32)
+        values[~good] = 0.0
+        sums[touched] += member @ values
+    if counts is None:
+        counts = np.bincount(pair_region, minlength=n).astype(np.float64)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean[:] = np.where(counts > 0, sums / counts, np.nan)
+        for i in range(0, n, int(batch)):  # in pieces: no (region, band) float64 temporaries
+            count = counts[i:i + int(batch)]
+            part = sums[i:i + int(batch)] / count
+            part[np.broadcast_to(count == 0, part.shape)] = np.nan
+            mean[i:i + int(batch)] = part
     return peak, mean
 
 
@@ -345,15 +365,25 @@ def write_spectra(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     suffix = p.suffix.lower()
     if suffix not in FORMATS:
         raise ParameterError(f"unknown spectra format {p.suffix!r} (use .csv or .sli)", p)
-    n = ds.sizes["region"]
-    stacked = np.empty((2 * n + 2, ds.sizes["band"]), np.float32)
-    stacked[0], stacked[1] = ds["background_mean"].values, ds["background_std"].values
-    stacked[2::2], stacked[3::2] = ds["peak_spectrum"].values, ds["mean_spectrum"].values
-    kinds = ["background_mean", "background_std"] + ["peak", "mean"] * n
-    ids = np.r_[0, 0, np.repeat(ds["id"].values, 2)]
-    if suffix == ".csv":
-        return _write_csv(ds, p, stacked, kinds, ids)
-    return _write_library(ds, p, stacked, kinds, ids)
+    return _write_csv(ds, p) if suffix == ".csv" else _write_library(ds, p)
+
+
+#: Regions written at once (a table of many detections is written in pieces)
+WRITE_BLOCK = 16_384
+
+
+def _blocks(n: int):
+    """``(start, stop)`` of the regions written at once."""
+    return ((i, min(i + WRITE_BLOCK, n)) for i in range(0, n, WRITE_BLOCK))
+
+
+def _region_rows(ds: xr.Dataset, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The spectra of regions ``start:stop``, a row each: peak, mean, peak, mean …; and
+    their ids."""
+    part = ds.isel(region=slice(start, stop))
+    rows = np.empty((2 * (stop - start), ds.sizes["band"]), np.float32)
+    rows[0::2], rows[1::2] = part["peak_spectrum"].values, part["mean_spectrum"].values
+    return rows, np.repeat(part["id"].values, 2)
 
 
 def _crs_text(wkt: str) -> str:
@@ -367,54 +397,77 @@ def _crs_text(wkt: str) -> str:
     return f"{code[0]}:{code[1]}" if code else wkt
 
 
-def _write_csv(ds, path: Path, stacked, kinds, ids) -> Path:
-    import pandas as pd
-
+def _write_csv(ds, path: Path) -> Path:
     from hsad.io.atomic import atomic_path
 
     good = ds["good_band"].values.astype(np.float32) if "good_band" in ds.coords else \
         np.ones(ds.sizes["band"], np.float32)
-    stacked = np.vstack([stacked[:2], good[None], stacked[2:]])
-    kinds = kinds[:2] + ["good_band"] + kinds[2:]
-    ids = np.r_[ids[:2], 0, ids[2:]]
+    head = np.stack([ds["background_mean"].values, ds["background_std"].values, good])
+    crs = _crs_text(ds.attrs.get("crs", ""))
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+        first = _csv_frame(ds, head, np.zeros(3, np.int64),
+                           ["background_mean", "background_std", "good_band"], None, crs)
+        first.to_csv(out, index=False, float_format="%.7g", na_rep="")
+        for start, stop in _blocks(ds.sizes["region"]):
+            rows, ids = _region_rows(ds, start, stop)
+            frame = _csv_frame(ds, rows, ids, ["peak", "mean"] * (stop - start),
+                               ds.isel(region=slice(start, stop)), crs)
+            frame.to_csv(out, index=False, header=False, float_format="%.7g", na_rep="")
+    return path
+
+
+def _csv_frame(ds, spectra, ids, kinds, regions, crs: str):
+    """The CSV rows of ``spectra`` (a row each; ``regions``: their regions' fields, each on
+    its two rows, None for the background's rows, which leave them blank)."""
+    import pandas as pd
+
+    rows = len(ids)
     table = pd.DataFrame({"id": ids, "spectrum": kinds})
+
+    def field(name):
+        return (np.full(rows, np.nan) if regions is None else
+                np.repeat(regions[name].values.astype(np.float64), 2))
+
     for name in FIELDS:
-        values = np.r_[[np.nan] * 3, np.repeat(ds[name].values.astype(np.float64), 2)]
+        values = field(name)
         if name in ("area_px", "pixels", "peak_row", "peak_col"):
             table[name] = pd.Series(values).astype("Int64")  # blank for the background
         else:  # full precision: coordinates need more digits than spectra
             table[name] = [repr(float(v)) if np.isfinite(v) else "" for v in values]
-    table["crs"] = [""] * 3 + [_crs_text(ds.attrs.get("crs", ""))] * (len(ids) - 3)
+    table["crs"] = [""] * rows if regions is None else [crs] * rows
     if "match" in ds:  # hsad.outputs.library_match
-        table["match"] = [""] * 3 + list(np.repeat(ds["match"].values, 2))
+        table["match"] = ([""] * rows if regions is None else
+                          list(np.repeat(regions["match"].values, 2)))
         for name in ("match_angle", "second_angle"):
-            values = np.r_[[np.nan] * 3, np.repeat(ds[name].values.astype(np.float64), 2)]
-            table[name] = [f"{v:.3f}" if np.isfinite(v) else "" for v in values]
-    spectra = pd.DataFrame(stacked, columns=_band_labels(ds, tuple(table.columns)))
-    table = pd.concat([table, spectra], axis=1)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.7g", na_rep="")
-    return path
+            table[name] = [f"{v:.3f}" if np.isfinite(v) else "" for v in field(name)]
+    spectra = pd.DataFrame(spectra, columns=_band_labels(ds, tuple(table.columns)))
+    return pd.concat([table, spectra], axis=1)
 
 
-def _write_library(ds, path: Path, stacked, kinds, ids) -> Path:
+def _write_library(ds, path: Path) -> Path:
     from hsad.io.atomic import atomic_paths
     from hsad.io.envi_writer import _clean, _list, band_lines, remove_headers, stale_headers
 
     header = path.with_suffix(".hdr")
     spectra_files(path)  # another cube's header (the scene's own) is refused
+    n = ds.sizes["region"]
+    ids = ds["id"].values
     names = ["background mean", "background std"] + [
-        f"region {i} {kind}" for i, kind in zip(ids[2:], kinds[2:], strict=True)]
+        f"region {i} {kind}" for i in ids for kind in ("peak", "mean")]
     source = ds.attrs.get("source_path") or "a cube"
     lines = ["ENVI", f"description = {{{_clean(f'hsad detection spectra of {source}', False)}}}",
-             f"samples = {stacked.shape[1]}", f"lines   = {stacked.shape[0]}", "bands   = 1",
+             f"samples = {ds.sizes['band']}", f"lines   = {2 * n + 2}", "bands   = 1",
              "header offset = 0", "file type = ENVI Spectral Library", "data type = 4",
              "interleave = bsq", "byte order = 0"]
     lines += band_lines(ds.coords, complete=True)
     lines.append(f"spectra names = {_list(names, _clean)}")
     stale = stale_headers(path, header)
     with atomic_paths(path, header) as (tmp_data, tmp_header):
-        tmp_data.write_bytes(stacked.astype("<f4").tobytes())
+        with open(tmp_data, "wb") as out:
+            for name in ("background_mean", "background_std"):
+                out.write(ds[name].values.astype("<f4").tobytes())
+            for start, stop in _blocks(n):
+                out.write(_region_rows(ds, start, stop)[0].astype("<f4").tobytes())
         tmp_header.write_text("\n".join(lines) + "\n", encoding="utf-8")
     remove_headers(stale, header)  # readers would take them before ours
     return path
