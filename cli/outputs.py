@@ -3,6 +3,7 @@
 A command lists its outputs (option, path, kind) and inputs; the plan refuses, with one
 :class:`~hsad.errors.OutputError` naming the file:
 
+- an empty path, a folder's (``out/``, ``.``) or a name of blanks;
 - an extension that does not name the kind's format (``-o scores.png`` for a GeoTIFF);
 - an existing file, unless ``--overwrite`` (an existing folder, always);
 - an output that is an input (same resolved path or same file), even with ``--overwrite``;
@@ -89,6 +90,20 @@ def path_key(p: str | os.PathLike) -> str:
     """A path as compared: absolute, symbolic links resolved, case folded where the system
     folds it."""
     return os.path.normcase(str(Path(p).resolve()))
+
+
+def _check_name(option: str, path: str | os.PathLike) -> None:
+    """OutputError for a path that names no file: empty (``--plot ''`` was dropped
+    unsaid), a folder (``out/``, ``.``: the file was written without the slash), or a
+    name of blanks."""
+    text = os.fspath(path)
+    if text.strip() == "":
+        raise OutputError(f"{option} is an empty path")
+    name = Path(text).name
+    if text.endswith(("/", os.sep)) or name in ("", ".", ".."):
+        raise OutputError(f"{option} names a folder, not a file: give a file name", text)
+    if name.strip() == "":
+        raise OutputError(f"{option}: a file name of blanks only", text)
 
 
 def _check_format(option: str, path: Path, kind: str) -> None:
@@ -214,8 +229,9 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
     products = known.products
     plan, seen = Plan(overwrite=overwrite), {}
     for option, path, kind in outputs:
-        if path is None or str(path) == "":
+        if path is None:
             continue
+        _check_name(option, path)
         path = Path(path)
         _check_format(option, path, kind)
         if kind in ("raster", "polygons") or (kind == "cube" and path.suffix.lower() in (

@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.errors import FileFormatError, ParameterError
+from hsad.io import check_regular
 from hsad.vector_masks import (  # noqa: F401  (vector files: kept importable from here)
     LAYER,
     VECTOR_SUFFIXES,
@@ -93,6 +94,7 @@ def background_mask(cube: xr.DataArray, background, crs=None,
     path = None
     if isinstance(background, (str, os.PathLike)):
         path, layer = split_layer(background)
+        check_regular(path)
         if not path.is_file():
             raise FileFormatError("background area file not found", path)
         if is_vector(background):

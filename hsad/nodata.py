@@ -62,6 +62,9 @@ def valid_pixels(cube: xr.DataArray, mask) -> np.ndarray | None:
     if isinstance(mask, (str, os.PathLike)):
         from hsad.background import raster_mask
 
+        from hsad.io import check_regular
+
+        check_regular(mask)
         if not os.path.isfile(mask):
             raise ParameterError("valid mask file not found", mask)
         valid = raster_mask(mask, cube, what="valid mask")

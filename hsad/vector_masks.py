@@ -21,6 +21,7 @@ from affine import Affine
 
 from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
+from hsad.io import check_regular
 from hsad.io.glt import glt_of
 from hsad.subset import WINDOW_ATTR
 
@@ -106,6 +107,7 @@ def vector_mask(spec: str | os.PathLike, cube: xr.DataArray, what: str = "backgr
     marks the pixels it touches, so none is lost. Errors name the file, ``what`` and
     ``region`` (what ``cube`` is to the user: the scene, a score map)."""
     path, layer = split_layer(spec)
+    check_regular(path)
     if not path.is_file():
         raise FileFormatError(f"{what} file not found", path)
     return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape,

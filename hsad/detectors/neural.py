@@ -56,6 +56,10 @@ def _is_classvar(annotation) -> bool:
 
 #: the largest float32: hyperparameters beyond it overflow torch's arithmetic
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: integer hyperparameters (sizes, counts) fit a C int, as torch and tqdm take them
+INT_MAX = 2**31 - 1
+#: more epochs than this is a typo (a run of a million epochs is a month of training)
+MAX_EPOCHS = 1_000_000
 
 
 class NeuralDetector(NetworkTiles, BaseDetector):
@@ -207,6 +211,14 @@ class NeuralDetector(NetworkTiles, BaseDetector):
         ]
         for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
             checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
+            checks.append((int(getattr(self, key)) <= INT_MAX,
+                           f"{key} must be at most {INT_MAX}, got {getattr(self, key)}"))
+        checks.append((int(self.epochs) <= MAX_EPOCHS,
+                       f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}"))
+        for key in ("latent", "early_stopping"):
+            value = getattr(self, key)
+            checks.append((value is None or int(value) <= INT_MAX,
+                           f"{key} must be at most {INT_MAX}, got {value}"))
         for key in self._float_hyperparameters():  # rates and weights torch can hold
             value = getattr(self, key)
             if value is not None and not abs(float(value)) <= FLOAT32_MAX:

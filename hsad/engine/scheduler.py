@@ -37,6 +37,8 @@ THREADED = dask.threaded.get
 SYNCHRONOUS = dask.local.get_sync
 #: Default working-memory budget: 1 GiB, or a quarter of RAM on small machines.
 DEFAULT_MEMORY = 2**30
+#: ``--workers`` above this many a core is refused (each worker is a process)
+MAX_WORKERS_PER_CORE = 4
 #: Seconds to wait for a remote scheduler or for local workers to come up.
 CONNECT_TIMEOUT = 30
 #: Memory of a worker process before any tile (interpreter, numpy, torch, …): added to its
@@ -68,18 +70,22 @@ def parse_memory(value: str | int | float | None) -> int:
         return default_memory_limit()
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         n = int(value)
-    elif isinstance(value, float):
+    elif isinstance(value, float) and np.isfinite(value):
         n = int(value)
     else:
         text = str(value).strip()
+        not_a_size = ParameterError(
+            f"memory limit {value!r} is not a size (examples: 2GB, 512MiB, 25%)")
         try:
             share = float(text[:-1]) if text.endswith("%") else None
-            n = int(parse_bytes(text)) if share is None else int(share / 100 * total_memory())
-        except (ValueError, TypeError) as exc:
-            raise ParameterError(
-                f"memory limit {value!r} is not a size (examples: 2GB, 512MiB, 25%)") from exc
+        except ValueError as exc:
+            raise not_a_size from exc
         if share is not None and not 0 < share <= 100:
             raise ParameterError(f"memory limit {value!r}: a share of RAM lies in (0, 100] %")
+        try:
+            n = int(parse_bytes(text)) if share is None else int(share / 100 * total_memory())
+        except (ValueError, TypeError, OverflowError) as exc:  # 1e400, inf: not a size
+            raise not_a_size from exc
     if n < 16_000_000:
         raise ParameterError(f"memory limit {value!r} is too small (at least 16 MB)")
     return n
@@ -172,6 +178,12 @@ def _distributed():
 def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
     if workers < 1:
         raise ParameterError(f"--workers must be ≥ 1, got {workers}")
+    cores = os.cpu_count() or 1
+    if workers > MAX_WORKERS_PER_CORE * cores:
+        raise ParameterError(f"--workers {workers}: more than {MAX_WORKERS_PER_CORE} worker "
+                             f"processes a core ({cores} here), each a Python process of its "
+                             "own; for another machine's cores give its scheduler "
+                             "(--scheduler ADDRESS)")
     distributed = _distributed()
     per_worker = parse_memory(memory_limit) // workers + WORKER_BASE
     with _workers_ignore_sigint():

@@ -28,13 +28,21 @@ from hsad.cube import valid_mask
 from hsad.errors import DegenerateDataWarning, ParameterError
 
 
+#: the widest window taken (pixels): a ring of 4 million pixels, a halo of 1000 a side
+MAX_WINDOW = 2001
+
+
 def check_windows(method: str, inner, outer) -> tuple[int, int]:
-    """Validate ``(inner, outer)`` window widths: odd positive integers, inner < outer."""
+    """Validate ``(inner, outer)`` window widths: odd positive integers up to
+    :data:`MAX_WINDOW`, inner < outer."""
     for label, value in (("inner", inner), ("outer", outer)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ParameterError(f"{method}: {label} must be an odd integer, got {value!r}")
         if value < 1 or value % 2 == 0:
             raise ParameterError(f"{method}: {label} must be an odd positive integer, got {value}")
+        if value > MAX_WINDOW:
+            raise ParameterError(f"{method}: {label} must be at most {MAX_WINDOW} pixels, got "
+                                 f"{value}")
     if inner >= outer:
         raise ParameterError(
             f"{method}: inner window ({inner}) must be smaller than the outer window ({outer})"

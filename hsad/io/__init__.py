@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,18 @@ def _check_readable(path: Path) -> None:
         raise FileFormatError("no such file", path)
     if path.is_dir():
         raise FileFormatError("is a directory, not a file", path)
+    check_regular(path)
     if not os.access(path, os.R_OK):
         raise FileFormatError("permission denied (file is not readable)", path)
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """FileFormatError when ``path`` exists but is not a regular file or folder: reading a
+    named pipe, a device or a socket would wait for a writer, or read without end."""
+    mode = os.stat(path).st_mode if os.path.exists(path) else None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise FileFormatError("not a regular file (a named pipe, device or socket): give "
+                              "the file itself", path)
 
 
 def gdal_name_problem(path: str | os.PathLike) -> str | None:
@@ -59,6 +70,7 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     is none of them). An EnMAP product is named by its folder, its ``METADATA.XML`` or its
     ``SPECTRAL_IMAGE`` file."""
     p = Path(path)
+    check_regular(p)
     if what == "cube" and p.exists():
         from hsad.io.enmap import is_enmap, why_not_enmap
 

@@ -38,6 +38,7 @@ from safetensors.numpy import save as st_save_bytes
 
 from hsad import __version__
 from hsad.errors import HsadError, ModelError
+from hsad.io import check_regular
 from hsad.io.atomic import atomic_path
 
 FORMAT = "hsad-model"
@@ -168,6 +169,7 @@ def _read_zip(path: Path) -> tuple[bytes, bytes]:
 def _read_members(path: Path) -> tuple[bytes, bytes]:
     if not path.exists():
         raise ModelError("no such model file", path)
+    check_regular(path)
     if path.is_dir():
         return _read_folder(path)
     if not zipfile.is_zipfile(path):
@@ -216,6 +218,8 @@ def _check_version(config: dict, path: Path) -> None:
 def is_model_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an hsad model file: a ZIP holding config.json and
     model.safetensors (its content unchecked: :func:`read_archive` checks it)."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        return False  # a named pipe: opening it would wait for a writer
     try:
         with zipfile.ZipFile(path) as z:
             return {CONFIG, WEIGHTS} <= set(z.namelist())
