@@ -61,7 +61,6 @@ def valid_pixels(cube: xr.DataArray, mask) -> np.ndarray | None:
     shape = (cube.sizes["y"], cube.sizes["x"])
     if isinstance(mask, (str, os.PathLike)):
         from hsad.background import raster_mask
-
         from hsad.io import check_regular
 
         check_regular(mask)

@@ -226,3 +226,110 @@ def test_an_archive_is_named_and_unpacking_it_is_advised(tmp_path, capsys):
             assert one_error(command, capsys) == (
                 f"error: {tmp_path / name}: {advice} (hsad does not read archives)"), name
     assert not (tmp_path / "s.tif").exists()
+
+
+@pytest.mark.parametrize("command, args, expected", [
+    ("detect", ["--memory-limit", "inf%"], "a share of RAM lies in (0, 100] %"),
+    ("detect", ["--memory-limit", "1e308GB"], "memory limit '1e308GB' is not a size"),
+    ("detect", ["--memory-limit", "1e400"], "memory limit '1e400' is not a size"),
+    ("detect", ["--workers", "100000"], "--workers 100000: more than 4 worker processes a core"),
+    ("detect", ["-m", "lrx", "-p", "outer=99999999999999999999999"],
+     "lrx: outer must be at most 2001 pixels"),
+    ("detect", ["-m", "crd", "-p", "outer=3001"], "crd: outer must be at most 2001 pixels"),
+    ("detect", ["-m", "rx", "-p", "ridge=1e308"], "rx: ridge must be at most 1e+06"),
+    ("detect", ["-m", "lrx", "-p", "ridge=1e7"], "lrx: ridge must be at most 1e+06"),
+    ("detect", ["-m", "cluster-rx", "-p", "ridge=1e7"], "cluster-rx: ridge must be at most"),
+    ("train", ["--epochs", "99999999999999999999999"], "ae: epochs must be at most"),
+    ("train", ["-p", "epochs=2000000"], "ae: epochs must be at most 1000000"),
+    ("detect", ["-p", "hidden=99999999999999"], "ae: hidden must be at most 2147483647"),
+])
+def test_absurdly_large_values_are_one_line(scene, tmp_path, capsys, command, args, expected):
+    """Values beyond any use were tracebacks (an infinite memory limit, a window or an
+    epoch count beyond a C integer), or hung (100,000 worker processes on 2 cores)."""
+    out = tmp_path / ("m.hsad" if command == "train" else "s.tif")
+    method = [] if "-m" in args else ["-m", "ae"]
+    line = one_error([command, scene, *method, *args, "-o", out], capsys)
+    assert expected in line
+    assert not out.exists()
+
+
+def test_a_huge_crd_lambda_is_its_limit_without_numpy_warnings(scene, tmp_path, capsys):
+    """λ = 1e308 overflowed λ·d² with numpy's raw warning; its limit, weights of 0, is the
+    distance from the ring's fit of nothing: the pixel's own norm."""
+    code, _, err = run_cli(["detect", scene, "-m", "crd", "-p", "lam=1e308", "-o",
+                            tmp_path / "s.tif"], capsys)
+    assert code == 0, err
+    assert "overflow" not in err
+    with rasterio.open(tmp_path / "s.tif") as src:
+        scores = src.read(1, masked=True)
+    assert np.isfinite(scores.compressed()).all() and scores.std() > 0
+
+
+@pytest.mark.parametrize("command, args, option", [
+    ("convert", ["OUT"], "OUT"),
+    ("train", ["-m", "rx", "-o", "OUT"], "-o"),
+    ("evaluate", ["--truth", "TRUTH", "--plot", "OUT"], "--plot"),
+    ("evaluate", ["--truth", "TRUTH", "--plot3d", "OUT"], "--plot3d"),
+    ("train", ["-m", "ae", "-p", "epochs=1", "-o", "m.hsad", "--loss-plot", "OUT"],
+     "--loss-plot"),
+])
+@pytest.mark.parametrize("name", ["", " ", ".", "x.out/"])
+def test_an_output_that_names_no_file_is_refused(scene, tmp_path, capsys, monkeypatch,
+                                                 command, args, option, name):
+    """`--plot ''` was dropped unsaid, `convert in .` a traceback, `-o m.hsad/` wrote the
+    file `m.hsad`, and `convert in ' '` a file named by a blank."""
+    monkeypatch.chdir(tmp_path)
+    first = scene
+    if command == "evaluate":
+        first = tmp_path / "s.tif"
+        truth = tmp_path / "t.tif"
+        assert run_cli(["detect", scene, "-m", "rx", "-o", first], capsys)[0] == 0
+        with rasterio.open(first) as src:
+            profile = src.profile | {"dtype": "uint8", "nodata": None}
+            mask = (src.read(1) > np.nanpercentile(src.read(1), 95)).astype(np.uint8)
+        with rasterio.open(truth, "w", **profile) as dst:
+            dst.write(mask, 1)
+        args = [truth if a == "TRUTH" else a for a in args]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    line = one_error([command, first, *[name if a == "OUT" else a for a in args]], capsys)
+    assert option in line
+    if not name.strip():
+        assert "is an empty path" in line
+    else:  # or click's own words, where the option takes no folder
+        assert "names a folder, not a file" in line or "is a directory" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
+    """Reading a named pipe waited for a writer: `hsad detect fifo.tif`, `--model`,
+    `--truth`, `--valid-mask`, `--background`, `info` and `evaluate` hung."""
+    import os
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("hsad waited on the named pipe")
+
+    for name in ("p.tif", "p.hsad", "p.gpkg"):
+        os.mkfifo(tmp_path / name)
+    pipe, model, shapes = (str(tmp_path / n) for n in ("p.tif", "p.hsad", "p.gpkg"))
+    out = tmp_path / "o.tif"
+    cases = [["detect", pipe, "-m", "rx", "-o", out],
+             ["detect", scene, "--model", model, "-o", out],
+             ["detect", scene, "-m", "rx", "-o", out, "--truth", pipe],
+             ["detect", scene, "-m", "rx", "-o", out, "--truth", shapes],
+             ["detect", scene, "-m", "rx", "-o", out, "--valid-mask", pipe],
+             ["detect", scene, "-m", "rx", "-o", out, "--background", shapes],
+             ["train", scene, "-m", "rx", "-o", tmp_path / "m.hsad", "--train-mask", pipe],
+             ["info", pipe], ["info", model], ["convert", pipe, tmp_path / "c.tif"],
+             ["evaluate", pipe, "--truth", scene]]
+    previous = signal.signal(signal.SIGALRM, hung)
+    try:
+        for args in cases:
+            signal.alarm(60)
+            line = one_error(args, capsys)
+            signal.alarm(0)
+            assert "not a regular file (a named pipe, device or socket)" in line, args
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not out.exists()

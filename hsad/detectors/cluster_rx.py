@@ -51,7 +51,7 @@ from hsad.engine.stats import (
     valid_rows,
     whitening,
 )
-from hsad.engine.windows import check_dtype, check_nonnegative, map_pixels, single_threaded_linalg
+from hsad.engine.windows import check_dtype, check_ridge, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
 COVARIANCES = ("pooled", "shrunk", "cluster")
@@ -159,7 +159,7 @@ class ClusterRX(BaseDetector):
             raise ParameterError(f"{self.name}: covariance must be one of {COVARIANCES}, got "
                                  f"{self.covariance!r}")
         check_dtype(self.name, self.dtype)
-        return check_nonnegative(self.name, "ridge", self.ridge)
+        return check_ridge(self.name, self.ridge)
 
     def fit(self, cube: xr.DataArray, background=None) -> ClusterRX:
         """Sample, cluster and estimate each cluster's mean and covariance."""

@@ -30,8 +30,8 @@ from hsad.engine.ring_rx import MIN_RING_PIXELS, lrx_block
 from hsad.engine.stats import check_scales, covariance_rank, scene_moments
 from hsad.engine.windows import (
     check_dtype,
-    check_nonnegative,
     check_pca,
+    check_ridge,
     check_rings,
     check_windows,
     map_windows,
@@ -99,7 +99,7 @@ class LocalRX(BaseDetector):
 
     def _validate(self, bands: int) -> None:
         check_windows(self.name, self.inner, self.outer)
-        check_nonnegative(self.name, "ridge", self.ridge)
+        check_ridge(self.name, self.ridge)
         check_dtype(self.name, self.dtype)
         check_pca(self.name, self.pca)
 

@@ -21,7 +21,7 @@ from hsad.engine.stats import distinct_spectra, scene_moments, whitening
 from hsad.engine.windows import (
     PIECE_PIXELS,
     check_dtype,
-    check_nonnegative,
+    check_ridge,
     map_pixels,
     single_threaded_linalg,
 )
@@ -128,7 +128,7 @@ class GlobalRX(BaseDetector):
     def fit(self, cube: xr.DataArray, background=None) -> GlobalRX:
         """Stream μ and Σ over the valid pixels and good bands (inside ``background``, a mask
         or polygons, see :mod:`hsad.background`); factor the pseudo-inverse."""
-        ridge = check_nonnegative(self.name, "ridge", self.ridge)
+        ridge = check_ridge(self.name, self.ridge)
         check_dtype(self.name, self.dtype)
         region = background_mask(cube, background)
         moments = scene_moments(cube, self.name, region=region)

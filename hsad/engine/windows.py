@@ -27,7 +27,6 @@ from threadpoolctl import ThreadpoolController
 from hsad.cube import valid_mask
 from hsad.errors import DegenerateDataWarning, ParameterError
 
-
 #: the widest window taken (pixels): a ring of 4 million pixels, a halo of 1000 a side
 MAX_WINDOW = 2001
 
@@ -68,8 +67,14 @@ def check_pca(method: str, pca) -> None:
         raise ParameterError(f"{method}: pca must be None or an integer ≥ 1, got {pca!r}")
 
 
-def check_nonnegative(method: str, label: str, value, positive: bool = False) -> float:
-    """A finite float ≥ 0 (> 0 when ``positive``)."""
+#: a ridge (relative to the mean eigenvalue, ``ridge·tr(Σ)/B``) above this is refused: the
+#: score is then the Euclidean distance already, and far larger ones overflow
+MAX_RIDGE = 1e6
+
+
+def check_nonnegative(method: str, label: str, value, positive: bool = False,
+                      maximum: float | None = None) -> float:
+    """A finite float ≥ 0 (> 0 when ``positive``), at most ``maximum`` when given."""
     rule = "> 0" if positive else "≥ 0"
     try:
         v = float(value)
@@ -77,7 +82,14 @@ def check_nonnegative(method: str, label: str, value, positive: bool = False) ->
         raise ParameterError(f"{method}: {label} must be a number {rule}, got {value!r}") from exc
     if not math.isfinite(v) or v < 0 or (positive and v == 0):
         raise ParameterError(f"{method}: {label} must be a finite number {rule}, got {value!r}")
+    if maximum is not None and v > maximum:
+        raise ParameterError(f"{method}: {label} must be at most {maximum:g}, got {value!r}")
     return v
+
+
+def check_ridge(method: str, ridge) -> float:
+    """A relative ridge: a finite number in [0, :data:`MAX_RIDGE`]."""
+    return check_nonnegative(method, "ridge", ridge, maximum=MAX_RIDGE)
 
 
 def ring_offsets(inner: int, outer: int) -> np.ndarray:
