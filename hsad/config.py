@@ -58,6 +58,31 @@ def parse_numbers(text: str | None, option: str, kind=float) -> list | None:
     return values
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML takes the last
+    one silently; TOML refuses it)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<:``: its keys may be overridden
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            twice = key in seen
+        except TypeError:  # an unhashable key: the loader's own error follows
+            continue
+        if twice:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _unique_mapping)
+
 #: What a detection config may hold.
 CONFIG_KEYS = ("method", "params", "contamination", "far", "threshold")
 
@@ -79,7 +104,7 @@ def load_config(path: str | Path) -> dict:
         if p.suffix.lower() == ".toml":
             cfg = tomllib.loads(text)
         else:
-            cfg = yaml.safe_load(text)
+            cfg = yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FileFormatError(f"not a valid YAML/TOML config: {first}", p) from None

@@ -90,6 +90,23 @@ def test_config_keys_are_checked_and_options_beat_its_threshold(scene, tmp_path,
     assert line.startswith(f"error: {two}: threshold: give exactly one of")
 
 
+def test_a_config_key_given_twice_is_refused(scene, tmp_path, capsys):
+    """YAML took the last of two ``method:`` lines silently (TOML refuses them)."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("method: rx\nmethod: lrx\n")
+    line = one_error(["detect", scene, "-c", twice, "-o", tmp_path / "s.tif"], capsys)
+    assert line == f"error: {twice}: not a valid YAML/TOML config: key 'method' given twice"
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("method: lrx\nparams: {inner: 3, inner: 5}\n")
+    assert "key 'inner' given twice" in one_error(
+        ["detect", scene, "-c", nested, "-o", tmp_path / "s.tif"], capsys)
+    merged = tmp_path / "merged.yaml"  # a merge key's value overridden is no duplicate
+    merged.write_text("method: lrx\nparams:\n  <<: {inner: 3, outer: 9}\n  outer: 11\n")
+    from hsad.config import load_config
+
+    assert load_config(merged)["params"] == {"inner": 3, "outer": 11}
+
+
 def test_a_threshold_must_be_a_finite_number(scene, tmp_path, capsys):
     line = one_error(["detect", scene, "-m", "rx", "--threshold", "nan", "-o",
                       tmp_path / "s.tif"], capsys)
