@@ -117,7 +117,7 @@ class ClusterRX(BaseDetector):
     n_clusters : clusters wanted (fewer when the sample is small: at most n/(B + 1)).
     covariance : ``"pooled"`` (default), ``"shrunk"`` or ``"cluster"`` (see the module).
     sample_size : pixels sampled for k-means and the cluster statistics.
-    ridge : adds ``ridge·tr(K)/B`` to each covariance's diagonal (0 = none).
+    ridge : adds ``ridge·tr(K)/B`` to each covariance's diagonal (0 = none; at most 1e6).
     seed : random seed of the sample and of k-means.
     dtype : ``"float32"`` (default) or ``"float64"`` for scoring.
     """

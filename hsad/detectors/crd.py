@@ -117,7 +117,7 @@ class CRD(BaseDetector):
 
     Parameters
     ----------
-    inner, outer : odd widths in pixels of the guard and outer windows (inner < outer).
+    inner, outer : odd widths in pixels of the guard and outer windows (inner < outer ≤ 2001).
     lam : the regularisation λ of the distance-weighted Tikhonov term.
     pca : number of leading principal directions to project the pixels on first
         (None = all good bands; all of them when the scene has fewer good bands).

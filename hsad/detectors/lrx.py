@@ -66,13 +66,14 @@ class LocalRX(BaseDetector):
 
     Parameters
     ----------
-    inner, outer : odd widths in pixels of the guard and outer windows (inner < outer).
+    inner, outer : odd widths in pixels of the guard and outer windows (inner < outer ≤ 2001).
     pca : number of leading principal components to keep first (None = all good bands; all
         of them when the scene has fewer good bands). When a full ring has no more pixels
         than that dimension (all bands: fewer than 4 per band), it is reduced automatically
         to ring pixels // 4 (warning; recorded in ``reduction_`` and the map's attrs).
     ridge : relative regularisation: ``ridge·tr(Σ)/B`` is added to each local covariance's
-        diagonal, on top of the tiny ``floor_`` that keeps singular windows solvable.
+        diagonal, on top of the tiny ``floor_`` that keeps singular windows solvable (at
+        most 1e6).
     dtype : dtype of the returned map; window statistics and solves always run in float64.
     """
 

@@ -107,7 +107,8 @@ class GlobalRX(BaseDetector):
 
     Parameters
     ----------
-    ridge : adds ``ridge·tr(Σ)/B`` to the diagonal of Σ before the pseudo-inverse (0 = none).
+    ridge : adds ``ridge·tr(Σ)/B`` to the diagonal of Σ before the pseudo-inverse (0 = none;
+        at most 1e6).
     dtype : ``"float32"`` (default) or ``"float64"`` for the scoring GEMM; statistics are
         always accumulated in float64.
     """
