@@ -290,25 +290,64 @@ def _check_placed(shapes, transform: Affine, shape: tuple[int, int], mask: np.nd
                   empty_ok: bool, path, what: str, region: str, hint: str = "") -> None:
     """ParameterError when nothing of ``shapes`` was drawn (``mask`` empty, unless
     ``empty_ok``): they lie outside ``region``, or cover no pixel centre of it; a warning
-    when some of the features lie outside it, so that they are not counted unsaid."""
+    when some of the features marked no pixel of it (outside it, or holding pixel centres
+    only beyond its edge), so that they are not left out unsaid."""
     import shapely
 
-    rows, cols = shape
-    corners = [transform @ (0, 0), transform @ (cols, rows), transform @ (0, rows),
-               transform @ (cols, 0)]
-    frame = shapely.convex_hull(shapely.MultiPoint(corners))
-    # make_valid: a bow-tie's intersection test would raise GEOS's TopologyException
-    features = shapely.make_valid(np.asarray([shapely.geometry.shape(s) for s in shapes],
-                                             dtype=object))
-    inside = shapely.intersects(features, frame)
+    features = np.asarray([shapely.geometry.shape(s) for s in shapes], dtype=object)
+    inside = _intersect(features, _hull(transform, shape, 0.0))
     if not mask.any() and not empty_ok:
         where = f"lies outside {region}" if not inside.any() else \
             f"covers no pixel centre of {region}"
         raise ParameterError(f"the {what} {where}{hint}", path)
+    # a feature reaching between the map's pixel centres marks a pixel; one reaching only
+    # its edge's half pixels is drawn alone, on its own window, to tell (GDAL's rules)
+    near_edge = np.flatnonzero(inside & ~_intersect(features, _hull(transform, shape, 0.5)))
+    for i in near_edge:
+        inside[i] = _marks_a_pixel(shapes[i], features[i], transform, shape)
     if not inside.all():
         warnings.warn(f"{path}: {int((~inside).sum())} of {inside.size} features of the "
-                      f"{what} lie outside {region} and are not counted", UserWarning,
-                      stacklevel=2)
+                      f"{what} mark no pixel of {region} (they lie outside it) and are not "
+                      "counted", UserWarning, stacklevel=2)
+
+
+def _hull(transform: Affine, shape: tuple[int, int], inset: float):
+    """The map's frame (``inset`` 0) or the hull of its pixel centres (0.5), in map
+    coordinates."""
+    import shapely
+
+    rows, cols = shape
+    lo, hi_c, hi_r = inset, cols - inset, rows - inset
+    corners = [transform @ (lo, lo), transform @ (hi_c, hi_r), transform @ (lo, hi_r),
+               transform @ (hi_c, lo)]
+    return shapely.convex_hull(shapely.MultiPoint(corners))
+
+
+def _intersect(features: np.ndarray, area) -> np.ndarray:
+    """Whether each feature meets ``area``; an invalid polygon (a bow-tie), on which GEOS
+    may raise a TopologyException, is made valid first."""
+    import shapely
+
+    try:
+        return np.asarray(shapely.intersects(features, area), dtype=bool)
+    except shapely.errors.GEOSException:
+        return np.asarray(shapely.intersects(shapely.make_valid(features), area), dtype=bool)
+
+
+def _marks_a_pixel(shape_json, feature, transform: Affine, shape: tuple[int, int]) -> bool:
+    """Whether a feature near the map's edge marks a pixel, drawn alone by the ground
+    truth's rules on the window of the map its box covers."""
+    inverse = ~transform
+    x0, y0, x1, y1 = feature.bounds
+    cols, rows = zip(*(inverse @ xy for xy in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))),
+                     strict=True)
+    c0, r0 = max(int(np.floor(min(cols))) - 1, 0), max(int(np.floor(min(rows))) - 1, 0)
+    c1 = min(int(np.ceil(max(cols))) + 1, shape[1])
+    r1 = min(int(np.ceil(max(rows))) + 1, shape[0])
+    if c1 <= c0 or r1 <= r0:
+        return False
+    window = transform @ Affine.translation(c0, r0)
+    return bool(_burn([shape_json], (r1 - r0, c1 - c0), window, every_shape=True).any())
 
 
 def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,

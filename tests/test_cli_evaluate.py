@@ -647,10 +647,29 @@ def test_targets_partly_outside_the_map_are_counted_in_a_warning(files, tmp_path
                              capsys)
     assert code == 0, err
     assert json.loads(out)["n_anomaly"] == 2
-    assert "t.gpkg: 1 of 3 features of the ground truth lie outside the score map" in err
+    assert "t.gpkg: 1 of 3 features of the ground truth mark no pixel of the score map" in err
+    import shutil  # two maps: the targets are drawn on each, the warning said once
+
+    other = shutil.copy(files["scores"], tmp_path / "other.tif")
+    code, out, err = run_cli(["evaluate", files["scores"], other, "--truth", targets], capsys)
+    assert code == 0 and err.count("mark no pixel") == 1, err
     inside = _shapes_file(tmp_path / "in.gpkg", [_pixel_box(9, 18), _pixel_box(31, 40)])
     code, out, err = run_cli(["evaluate", files["scores"], "--truth", inside], capsys)
     assert code == 0 and "outside" not in err
+    # across the left edge, holding a pixel centre only beyond it (not drawn, a target cut
+    # by the map); touching the edge from outside; a sub-pixel target inside the first
+    # column, between the edge and the centres (drawn): one line, two features not counted
+    from shapely.geometry import box as box_
+
+    x0, y0 = 500000.0, 5100000.0
+    edge = _shapes_file(tmp_path / "edge.gpkg", [
+        _pixel_box(9, 18), box_(x0 - 20, y0 - 110, x0 + 10, y0 - 95),
+        box_(x0 - 60, y0 - 200, x0, y0 - 170), box_(x0 + 2, y0 - 298, x0 + 8, y0 - 292)])
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", edge, "--json"],
+                             capsys)
+    assert code == 0, err
+    assert json.loads(out)["n_anomaly"] == 2
+    assert err.count("2 of 4 features of the ground truth mark no pixel") == 1
 
 
 def test_a_table_without_geometry_is_not_a_layer(files, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -149,6 +150,21 @@ def _where(path, cube) -> str:
             + (f", window {tag}" if tag else "") + f", grid {_grid(cube)}")
 
 
+@contextlib.contextmanager
+def _once(said: set):
+    """Warnings of the block passed on, each text only once across the blocks sharing
+    ``said``."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:  # also those said before an error
+        for w in caught:
+            if (w.category, str(w.message)) not in said:
+                said.add((w.category, str(w.message)))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def map_names(paths) -> list[str]:
     """Short, distinct names of score map files: the file names without extension, or the
     paths as given where two share one."""
@@ -179,9 +195,11 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
     # once, for every map; polygons are drawn on each map's own grid
     read = None if is_vector(truth_path) else read_truth(truth_path, truth_key)
     results, maps, truth = {}, {}, None
+    said: set = set()
     for name, path in zip(names, scores_paths, strict=True):
-        results[name], maps[name], theirs, grid = _evaluate_file(path, truth_path, scores_key,
-                                                                 truth_key, read, several=True)
+        with _once(said):  # polygons drawn on each map warn alike: say it once
+            results[name], maps[name], theirs, grid = _evaluate_file(
+                path, truth_path, scores_key, truth_key, read, several=True)
         if truth is None:
             truth, first, first_grid = theirs, path, grid
         elif (theirs.shape != truth.shape

@@ -197,11 +197,12 @@ def _gather_spectra(cube, pair_region, pair_source, peak_source, n, batch):
                                    shape=(touched.size, take.size))
         here = (peak_position >= start) & (peak_position < start + take.size)
         peak[here] = values[peak_position[here] - start]
-        if counts is None and not good.all():
+        if counts is None and not good.all():  # int32: exact, half of float64's memory
             counts = np.repeat(np.bincount(pair_region[:lo], minlength=n)[:, None]
-                               .astype(np.float32), bands, axis=1)
-        if counts is not None:
-            counts[touched] += member @ good.astype(np.float32)
+                               .astype(np.int32), bands, axis=1)
+        if counts is not None:  # a batch's counts, exact in float32 up to 2²⁴ pixels
+            exact = np.float32 if take.size <= 2**24 else np.float64
+            counts[touched] += (member @ good.astype(exact)).astype(np.int32)
         values[~good] = 0.0
         sums[touched] += member @ values
     if counts is None:
