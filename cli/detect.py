@@ -26,7 +26,7 @@ from hsad.cli.options import (
     subset_options,
     subset_selection,
 )
-from hsad.cli.outputs import FOLDERS_NOTE, path_key, plan_outputs
+from hsad.cli.outputs import FOLDERS_NOTE, check_name, path_key, plan_outputs
 from hsad.config import load_config, parse_numbers, parse_params
 from hsad.errors import ParameterError
 from hsad.thresholds import DEFAULT_RULE, check_threshold
@@ -221,7 +221,6 @@ def _planned(options: dict) -> list[tuple[str, str | None, str]]:
     """The ``(option, path, kind)`` of every file a detection with ``options`` writes
     (the stage maps: ``options["stage_names"]``, else those of its detector)."""
     from hsad import pipeline
-    from hsad.outputs.spectra import spectra_files
 
     stages_dir, spectra_path = options["stages_dir"], options["spectra_path"]
     names = () if not stages_dir else options["stage_names"] if "stage_names" in options \
@@ -236,7 +235,18 @@ def _planned(options: dict) -> list[tuple[str, str | None, str]]:
                ("--spectra-png", options["spectra_png"], "png"),
                ("--stages-png", options["stages_png"], "png")]
             + [("--spectra", path, "spectra" if i == 0 else "file")
-               for i, path in enumerate(spectra_files(spectra_path) if spectra_path else [])])
+               for i, path in enumerate(_spectra_files(spectra_path))])
+
+
+def _spectra_files(spectra_path) -> list:
+    """The files ``--spectra`` writes, its name checked as given first (a trailing ``/``
+    is gone once it is a path)."""
+    from hsad.outputs.spectra import spectra_files
+
+    if spectra_path is None:
+        return []
+    check_name("--spectra", spectra_path)
+    return spectra_files(spectra_path)
 
 
 def _truth_on(cube, truth, truth_key):

@@ -92,14 +92,14 @@ def path_key(p: str | os.PathLike) -> str:
     return os.path.normcase(str(Path(p).resolve()))
 
 
-def _check_name(option: str, path: str | os.PathLike) -> None:
+def check_name(option: str, path: str | os.PathLike) -> None:
     """OutputError for a path that names no file: empty (``--plot ''`` was dropped
     unsaid), a folder (``out/``, ``.``: the file was written without the slash), or a
     name of blanks."""
     text = os.fspath(path)
     if text.strip() == "":
         raise OutputError(f"{option} is an empty path")
-    name = Path(text).name
+    name = os.path.basename(text)  # as written: Path("x/.").name is "x"
     if text.endswith(("/", os.sep)) or name in ("", ".", ".."):
         raise OutputError(f"{option} names a folder, not a file: give a file name", text)
     if name.strip() == "":
@@ -231,7 +231,7 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
     for option, path, kind in outputs:
         if path is None:
             continue
-        _check_name(option, path)
+        check_name(option, path)
         path = Path(path)
         _check_format(option, path, kind)
         if kind in ("raster", "polygons") or (kind == "cube" and path.suffix.lower() in (
@@ -268,4 +268,5 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
     return plan
 
 
-__all__ = ["FOLDERS_NOTE", "FORMATS", "KnownInputs", "Plan", "path_key", "plan_outputs"]
+__all__ = ["FOLDERS_NOTE", "FORMATS", "KnownInputs", "Plan", "check_name", "path_key",
+           "plan_outputs"]

@@ -140,9 +140,11 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     import re
     from pathlib import Path
 
+    from hsad.io import check_regular
     from hsad.io.envi_header import wavelength_scale
 
     p = Path(path)
+    check_regular(p)
     if not p.is_file():
         raise ParameterError("wavelength file not found", p)
     header, rows = None, []

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from hsad.errors import FileFormatError, ParameterError
+from hsad.io import check_regular
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,7 +22,11 @@ def parse_value(text: str):
     if text.strip().lower() == "none":  # as ``hsad methods`` prints a default of None
         return None
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader
+    except yaml.constructor.ConstructorError as exc:
+        if "given twice" in str(exc.problem):
+            raise ParameterError(f"{text!r}: {exc.problem}") from None
+        return text
     except yaml.YAMLError:
         return text
     if isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
@@ -97,6 +102,7 @@ def load_config(path: str | Path) -> dict:
         contamination: 0.005
     """
     p = Path(path)
+    check_regular(p)
     if not p.is_file():
         raise FileFormatError("config file not found", p)
     text = p.read_text(encoding="utf-8-sig", errors="replace")

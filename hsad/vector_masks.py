@@ -108,6 +108,10 @@ def vector_mask(spec: str | os.PathLike, cube: xr.DataArray, what: str = "backgr
     ``region`` (what ``cube`` is to the user: the scene, a score map)."""
     path, layer = split_layer(spec)
     check_regular(path)
+    if path.suffix.lower() == ".shp":  # its attributes, index and CRS are read too
+        for side in (".shx", ".dbf", ".prj", ".cpg"):
+            for suffix in (side, side.upper()):
+                check_regular(path.with_suffix(suffix))
     if not path.is_file():
         raise FileFormatError(f"{what} file not found", path)
     return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape,

@@ -259,6 +259,13 @@ def test_an_archive_is_named_and_unpacking_it_is_advised(tmp_path, capsys):
     ("train", ["--epochs", "99999999999999999999999"], "ae: epochs must be at most"),
     ("train", ["-p", "epochs=2000000"], "ae: epochs must be at most 1000000"),
     ("detect", ["-p", "hidden=99999999999999"], "ae: hidden must be at most 2147483647"),
+    ("detect", ["-p", "depth=2147483647"], "ae: depth must be at most 64"),
+    ("detect", ["-m", "aae", "-p", "disc_hidden=99999999999999999999999"],
+     "aae: disc_hidden must be at most 2147483647"),
+    ("detect", ["-m", "fanogan", "-p", "encoder_epochs=99999999999999999999999"],
+     "fanogan: encoder_epochs must be at most 1000000"),
+    ("detect", ["-m", "local-mean-rx", "-p", "kernel=99999999999999999999999"],
+     "local-mean-rx: kernel must be an odd integer from 3 to 2001"),
 ])
 def test_absurdly_large_values_are_one_line(scene, tmp_path, capsys, command, args, expected):
     """Values beyond any use were tracebacks (an infinite memory limit, a window or an
@@ -289,8 +296,10 @@ def test_a_huge_crd_lambda_is_its_limit_without_numpy_warnings(scene, tmp_path, 
     ("evaluate", ["--truth", "TRUTH", "--plot3d", "OUT"], "--plot3d"),
     ("train", ["-m", "ae", "-p", "epochs=1", "-o", "m.hsad", "--loss-plot", "OUT"],
      "--loss-plot"),
+    ("detect", ["-m", "rx", "-o", "s.tif", "--contamination", "0.01", "--spectra", "OUT"],
+     "--spectra"),
 ])
-@pytest.mark.parametrize("name", ["", " ", ".", "x.out/"])
+@pytest.mark.parametrize("name", ["", " ", ".", "x.out/", "x.out/."])
 def test_an_output_that_names_no_file_is_refused(scene, tmp_path, capsys, monkeypatch,
                                                  command, args, option, name):
     """`--plot ''` was dropped unsaid, `convert in .` a traceback, `-o m.hsad/` wrote the
@@ -329,6 +338,24 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
     for name in ("p.tif", "p.hsad", "p.gpkg"):
         os.mkfifo(tmp_path / name)
     pipe, model, shapes = (str(tmp_path / n) for n in ("p.tif", "p.hsad", "p.gpkg"))
+    # a spectral library's data file, a Shapefile's attribute table: read beside the file
+    library = tmp_path / "lib.sli"
+    (tmp_path / "lib.hdr").write_text("ENVI\nsamples = 8\nlines = 2\nbands = 1\n"
+                                      "header offset = 0\nfile type = ENVI Spectral Library"
+                                      "\ndata type = 4\ninterleave = bsq\nbyte order = 0\n"
+                                      "wavelength = {1,2,3,4,5,6,7,8}\n")
+    os.mkfifo(library)
+    import pyogrio.raw
+    import shapely
+    from shapely.geometry import box
+
+    shapefile = tmp_path / "b.shp"
+    pyogrio.raw.write(shapefile, np.array([shapely.to_wkb(box(500000, 3999400, 500300,
+                                                              3999700))], dtype=object),
+                      [], [], geometry_type="Polygon", crs="EPSG:32633",
+                      driver="ESRI Shapefile")
+    (tmp_path / "b.dbf").unlink()
+    os.mkfifo(tmp_path / "b.dbf")
     out = tmp_path / "o.tif"
     cases = [["detect", pipe, "-m", "rx", "-o", out],
              ["detect", scene, "--model", model, "-o", out],
@@ -338,7 +365,12 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
              ["detect", scene, "-m", "rx", "-o", out, "--background", shapes],
              ["train", scene, "-m", "rx", "-o", tmp_path / "m.hsad", "--train-mask", pipe],
              ["info", pipe], ["info", model], ["convert", pipe, tmp_path / "c.tif"],
-             ["evaluate", pipe, "--truth", scene]]
+             ["evaluate", pipe, "--truth", scene],
+             ["detect", scene, "-c", pipe, "-o", out],
+             ["detect", scene, "-m", "rx", "-o", out, "--wavelength-file", pipe],
+             ["detect", scene, "-m", "rx", "-o", out, "--contamination", "0.01",
+              "--spectra", tmp_path / "s.csv", "--library", library],
+             ["detect", scene, "-m", "rx", "-o", out, "--background", shapefile]]
     previous = signal.signal(signal.SIGALRM, hung)
     try:
         for args in cases:

@@ -24,7 +24,7 @@ from hsad.cube import map_like
 from hsad.detectors.rx import GlobalRX, rx_block
 from hsad.engine import map_halo
 from hsad.engine.stats import valid_rows
-from hsad.engine.windows import check_dtype, single_threaded_linalg
+from hsad.engine.windows import MAX_WINDOW, check_dtype, single_threaded_linalg
 from hsad.errors import ParameterError
 
 
@@ -80,8 +80,10 @@ class LocalMeanRX(GlobalRX):
 
     def _kernel(self) -> int:
         k = self.kernel
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 3 or k % 2 == 0:
-            raise ParameterError(f"{self.name}: kernel must be an odd integer ≥ 3, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 3 or k % 2 == 0 \
+                or k > MAX_WINDOW:
+            raise ParameterError(f"{self.name}: kernel must be an odd integer from 3 to "
+                                 f"{MAX_WINDOW}, got {k!r}")
         return int(k)
 
     def fit(self, cube: xr.DataArray, background=None) -> LocalMeanRX:

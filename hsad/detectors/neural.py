@@ -60,6 +60,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 INT_MAX = 2**31 - 1
 #: more epochs than this is a typo (a run of a million epochs is a month of training)
 MAX_EPOCHS = 1_000_000
+#: the most layers a network's ``depth`` (or a U-Net's levels) takes
+MAX_LAYERS = 64
 
 
 class NeuralDetector(NetworkTiles, BaseDetector):
@@ -211,14 +213,13 @@ class NeuralDetector(NetworkTiles, BaseDetector):
         ]
         for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
             checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
-            checks.append((int(getattr(self, key)) <= INT_MAX,
-                           f"{key} must be at most {INT_MAX}, got {getattr(self, key)}"))
-        checks.append((int(self.epochs) <= MAX_EPOCHS,
-                       f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}"))
-        for key in ("latent", "early_stopping"):
+        for key in self._hyperparameters_of("int", "int | None"):  # sizes, counts
             value = getattr(self, key)
-            checks.append((value is None or int(value) <= INT_MAX,
-                           f"{key} must be at most {INT_MAX}, got {value}"))
+            if key != "seed" and isinstance(value, (int, np.integer)) \
+                    and not isinstance(value, bool):
+                most = (MAX_EPOCHS if key.endswith("epochs") else
+                        MAX_LAYERS if key in ("depth", "unet_levels") else INT_MAX)
+                checks.append((value <= most, f"{key} must be at most {most}, got {value}"))
         for key in self._float_hyperparameters():  # rates and weights torch can hold
             value = getattr(self, key)
             if value is not None and not abs(float(value)) <= FLOAT32_MAX:
@@ -233,10 +234,16 @@ class NeuralDetector(NetworkTiles, BaseDetector):
         """The networks' hyperparameters declared as floats (learning rates, loss weights);
         not the fusion stage's, optional (``float | None``), whose ``eps=inf`` is the guided
         filter's box-mean limit."""
+        return cls._hyperparameters_of("float")
+
+    @classmethod
+    def _hyperparameters_of(cls, *kinds: str) -> list[str]:
+        """The hyperparameters declared of one of ``kinds`` (``"int"``, ``"int | None"``),
+        every class of the detector's included."""
         return list(dict.fromkeys(
             name for klass in cls.__mro__ for name, kind in
             vars(klass).get("__annotations__", {}).items()
-            if kind == "float" and not name.startswith("_")))
+            if kind in kinds and not name.startswith("_")))
 
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:

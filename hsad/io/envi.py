@@ -376,6 +376,9 @@ def _locate_data(hdr: EnviHeader, data: Path | None) -> Path:
                                   hdr.path)
     if data.is_dir():
         raise FileFormatError("data file is a directory", data)
+    from hsad.io import check_regular
+
+    check_regular(data)  # a named pipe: opening it would wait for a writer
     try:
         with open(data, "rb"):
             pass

@@ -39,9 +39,13 @@ def read_library(path: str | os.PathLike) -> Library:
     """An ENVI spectral library (``.sli`` with its ``.hdr``), its bad bands (``bbl``) set to
     NaN. A library without wavelengths is a ParameterError: its bands cannot be matched to
     a scene's."""
+    from hsad.io import check_regular
     from hsad.io.envi import read_spectral_library, resolve_paths
     from hsad.io.envi_header import band_gains, parse_header
 
+    for file in resolve_paths(path):  # a named pipe would be waited on
+        if file is not None:
+            check_regular(file)
     header = parse_header(resolve_paths(path)[0])
     if not header.is_spectral_library:
         raise ParameterError(f"is not an ENVI spectral library (its file type is "
