@@ -155,8 +155,7 @@ def _once(said: set):
     """Warnings of the block passed on, each text only once across the blocks sharing
     ``said``."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:  # the filters as they are
             yield
     finally:  # also those said before an error
         for w in caught:
