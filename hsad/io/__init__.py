@@ -21,7 +21,6 @@ def _check_readable(path: Path) -> None:
         raise FileFormatError("no such file", path)
     if path.is_dir():
         raise FileFormatError("is a directory, not a file", path)
-    check_regular(path)
     if not os.access(path, os.R_OK):
         raise FileFormatError("permission denied (file is not readable)", path)
 
