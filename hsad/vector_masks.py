@@ -290,6 +290,14 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
     return mask
 
 
+#: pixels: how far around the frame, and inside the hull of the pixel centres, a feature
+#: is taken to lie near the edge (and drawn alone to tell whether it marks a pixel)
+EDGE_HAIR = 0.01
+#: the features near the edge drawn alone, at most (0.4 ms each); any more are taken to mark
+#: a pixel
+EDGE_DRAWN = 5000
+
+
 def _check_placed(shapes, transform: Affine, shape: tuple[int, int], mask: np.ndarray,
                   empty_ok: bool, path, what: str, region: str, hint: str = "") -> None:
     """ParameterError when nothing of ``shapes`` was drawn (``mask`` empty, unless
@@ -299,15 +307,18 @@ def _check_placed(shapes, transform: Affine, shape: tuple[int, int], mask: np.nd
     import shapely
 
     features = np.asarray([shapely.geometry.shape(s) for s in shapes], dtype=object)
-    inside = _intersect(features, _hull(transform, shape, 0.0))
+    # a hair (1/100 of a pixel) around the frame and inside the centres' hull: corners a
+    # rotated transform places 1e-11 off, and edges on a centre line, are decided below
+    inside = _intersect(features, _hull(transform, shape, -EDGE_HAIR))
     if not mask.any() and not empty_ok:
         where = f"lies outside {region}" if not inside.any() else \
             f"covers no pixel centre of {region}"
         raise ParameterError(f"the {what} {where}{hint}", path)
     # a feature reaching between the map's pixel centres marks a pixel; one reaching only
     # its edge's half pixels is drawn alone, on its own window, to tell (GDAL's rules)
-    near_edge = np.flatnonzero(inside & ~_intersect(features, _hull(transform, shape, 0.5)))
-    for i in near_edge:
+    near_edge = np.flatnonzero(inside & ~_intersect(features,
+                                                    _hull(transform, shape, 0.5 + EDGE_HAIR)))
+    for i in near_edge[:EDGE_DRAWN]:
         inside[i] = _marks_a_pixel(shapes[i], features[i], transform, shape)
     if not inside.all():
         warnings.warn(f"{path}: {int((~inside).sum())} of {inside.size} features of the "

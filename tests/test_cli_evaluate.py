@@ -715,3 +715,40 @@ def test_kml_and_flatgeobuf_targets(files, tmp_path, capsys):
         assert doc["n_anomaly"] == 2
         expected = expected or doc["auc_df"]
         assert doc["auc_df"] == expected
+
+
+@pytest.mark.parametrize("frame", ["north-up", "rotated and sheared", "south-up"])
+def test_the_features_said_to_mark_no_pixel_are_those_that_draw_none(frame):
+    """The warning's count against each feature drawn alone: an edge on the last column's
+    centre line, or a point on a rotated map's edge (its corners 1e-11 off), were
+    miscounted. (A point exactly on a pixel corner of a rotated grid falls on either side
+    at rounding level, for GDAL too: those are left out there.)"""
+    import warnings
+
+    from affine import Affine
+    from shapely.geometry import LineString, Point, Polygon, mapping
+
+    from hsad.vector_masks import _burn, _check_placed
+
+    t = {"north-up": Affine(30, 0, 500000, 0, -30, 4000000),
+         "rotated and sheared": Affine.translation(500000, 4000000) @ Affine.rotation(23)
+         @ Affine.shear(10, 5) @ Affine.scale(30, -30),
+         "south-up": Affine(30, 0, 500000, 0, 30, 4000000)}[frame]
+    rng = np.random.default_rng(1)
+    shape, feats = (7, 9), []
+    for _ in range(400):
+        c, r = rng.uniform(-1.5, 10.5), rng.uniform(-1.5, 8.5)
+        on = round(c * 2) / 2, round(r * 2) / 2  # on an edge or a centre line
+        w, h = rng.uniform(0.05, 1.5, 2)
+        feats += [mapping(Point(t @ (c, r))),
+                  mapping(Point(t @ (on if frame != "rotated and sheared" else (r, c)))),
+                  mapping(Polygon([t @ (on[0], r), t @ (on[0] + w, r),
+                                   t @ (on[0] + w, r + h), t @ (on[0], r + h)])),
+                  mapping(LineString([t @ (c, r), t @ (c + w - 0.7, r + h - 0.7)]))]
+    alone = np.array([_burn([f], shape, t, True).any() for f in feats])
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _check_placed(feats, t, shape, _burn(feats, shape, t, True), True, "t.gpkg",
+                      "ground truth", "the score map")
+    assert len(said) == 1
+    assert f"{int((~alone).sum())} of {len(feats)} features" in str(said[0].message)
