@@ -27,8 +27,8 @@ import os
 import numpy as np
 import xarray as xr
 
-from hsad.errors import FileFormatError, ParameterError
-from hsad.io import check_regular
+from hsad.errors import ParameterError
+from hsad.io import check_input
 from hsad.vector_masks import (  # noqa: F401  (vector files: kept importable from here)
     LAYER,
     VECTOR_SUFFIXES,
@@ -94,9 +94,7 @@ def background_mask(cube: xr.DataArray, background, crs=None,
     path = None
     if isinstance(background, (str, os.PathLike)):
         path, layer = split_layer(background)
-        check_regular(path)
-        if not path.is_file():
-            raise FileFormatError("background area file not found", path)
+        check_input(path, "background area")
         if is_vector(background):
             mask = vector_mask(background, cube, empty_ok=empty_ok)
         elif layer is not None:

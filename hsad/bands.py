@@ -140,13 +140,11 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     import re
     from pathlib import Path
 
-    from hsad.io import check_regular
+    from hsad.io import check_input
     from hsad.io.envi_header import wavelength_scale
 
     p = Path(path)
-    check_regular(p)
-    if not p.is_file():
-        raise ParameterError("wavelength file not found", p)
+    check_input(p, "wavelength", ParameterError)
     header, rows = None, []
     for number, line in enumerate(p.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
         fields = [f for f in re.split(r"[,;\s]+", line.split("#", 1)[0].strip()) if f]

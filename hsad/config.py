@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from hsad.errors import FileFormatError, ParameterError
-from hsad.io import check_regular
+from hsad.io import check_input
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,9 +102,7 @@ def load_config(path: str | Path) -> dict:
         contamination: 0.005
     """
     p = Path(path)
-    check_regular(p)
-    if not p.is_file():
-        raise FileFormatError("config file not found", p)
+    check_input(p, "config")
     text = p.read_text(encoding="utf-8-sig", errors="replace")
     try:
         if p.suffix.lower() == ".toml":

@@ -61,11 +61,9 @@ def valid_pixels(cube: xr.DataArray, mask) -> np.ndarray | None:
     shape = (cube.sizes["y"], cube.sizes["x"])
     if isinstance(mask, (str, os.PathLike)):
         from hsad.background import raster_mask
-        from hsad.io import check_regular
+        from hsad.io import check_input
 
-        check_regular(mask)
-        if not os.path.isfile(mask):
-            raise ParameterError("valid mask file not found", mask)
+        check_input(mask, "valid mask", ParameterError)
         valid = raster_mask(mask, cube, what="valid mask")
     else:
         valid = np.asarray(getattr(mask, "values", mask))

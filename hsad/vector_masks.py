@@ -21,7 +21,7 @@ from affine import Affine
 
 from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
-from hsad.io import check_regular
+from hsad.io import check_input, check_regular
 from hsad.io.glt import glt_of
 from hsad.subset import WINDOW_ATTR
 
@@ -107,13 +107,11 @@ def vector_mask(spec: str | os.PathLike, cube: xr.DataArray, what: str = "backgr
     marks the pixels it touches, so none is lost. Errors name the file, ``what`` and
     ``region`` (what ``cube`` is to the user: the scene, a score map)."""
     path, layer = split_layer(spec)
-    check_regular(path)
+    check_input(path, what)
     if path.suffix.lower() == ".shp":  # its attributes, index and CRS are read too
         for side in (".shx", ".dbf", ".prj", ".cpg"):
             for suffix in (side, side.upper()):
                 check_regular(path.with_suffix(suffix))
-    if not path.is_file():
-        raise FileFormatError(f"{what} file not found", path)
     return _rasterise(*_read_vector(path, layer), cube, path, empty_ok, what, every_shape,
                       region)
 

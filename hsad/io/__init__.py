@@ -34,6 +34,14 @@ def check_regular(path: str | os.PathLike) -> None:
                               "the file itself", path)
 
 
+def check_input(path: str | os.PathLike, what: str, error: type = FileFormatError) -> None:
+    """``error`` naming ``path`` unless it is a file ("<what> file not found"); a named pipe,
+    device or socket refused as :func:`check_regular` refuses it."""
+    check_regular(path)
+    if not os.path.isfile(path):
+        raise error(f"{what} file not found", path)
+
+
 def gdal_name_problem(path: str | os.PathLike) -> str | None:
     """Why GDAL cannot open or create ``path`` by name, or None: a name that is not UTF-8
     (the bytes of another encoding, from an old Windows share), which GDAL's UTF-8 API

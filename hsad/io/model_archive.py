@@ -218,8 +218,10 @@ def _check_version(config: dict, path: Path) -> None:
 def is_model_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an hsad model file: a ZIP holding config.json and
     model.safetensors (its content unchecked: :func:`read_archive` checks it)."""
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-        return False  # a named pipe: opening it would wait for a writer
+    try:
+        check_regular(path)  # a named pipe: opening it would wait for a writer
+    except HsadError:
+        return False
     try:
         with zipfile.ZipFile(path) as z:
             return {CONFIG, WEIGHTS} <= set(z.namelist())
