@@ -325,8 +325,8 @@ def _check_placed(shapes, transform: Affine, shape: tuple[int, int], mask: np.nd
 
 
 def _hull(transform: Affine, shape: tuple[int, int], inset: float):
-    """The map's frame (``inset`` 0) or the hull of its pixel centres (0.5), in map
-    coordinates."""
+    """The map's frame taken ``inset`` pixels inwards (0: the frame, negative: around it,
+    0.5: the hull of its pixel centres), in map coordinates."""
     import shapely
 
     rows, cols = shape
