@@ -54,10 +54,10 @@ def check_threshold(contamination: float | None = None, far: float | None = None
             raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
-def gathered_float64(values, where=None) -> np.ndarray:
+def gathered_float64(values, where=None, dtype=np.float64) -> np.ndarray:
     """``values[where]`` of a map (any shape; ``where`` default: its finite values) as a
-    new float64 vector, taken ``BLOCK`` values at a time: beside it nothing map-sized (not
-    even a mask, when ``where`` is not given)."""
+    new float64 vector (or ``dtype``), taken ``BLOCK`` values at a time: beside it nothing
+    map-sized (not even a mask, when ``where`` is not given)."""
     v = np.asarray(getattr(values, "values", values)).reshape(-1)
     w = None if where is None else np.asarray(where).reshape(-1)
 
@@ -66,7 +66,7 @@ def gathered_float64(values, where=None) -> np.ndarray:
 
     starts = range(0, v.size, BLOCK)
     counts = [int(np.count_nonzero(picked(lo))) for lo in starts]
-    out = np.empty(sum(counts), dtype=np.float64)
+    out = np.empty(sum(counts), dtype=dtype)
     at = 0
     for lo, n in zip(starts, counts, strict=True):
         out[at:at + n] = v[lo:lo + BLOCK][picked(lo)]

@@ -752,3 +752,35 @@ def test_the_features_said_to_mark_no_pixel_are_those_that_draw_none(frame):
                       "ground truth", "the score map")
     assert len(said) == 1
     assert f"{int((~alone).sum())} of {len(feats)} features" in str(said[0].message)
+
+
+@pytest.mark.parametrize("dtype, kept", [("float32", np.float32), ("int16", np.float32),
+                                         ("int32", np.float64), ("float64", np.float64)])
+def test_maps_are_read_in_float32_where_it_holds_them(tmp_path, dtype, kept):
+    """`hsad evaluate` reads a score map as float32 where that holds its values exactly
+    (half the memory of float64), a ground truth always (1, 0, NaN): the same figures."""
+    import rasterio
+
+    from hsad.io.maps import read_single_band, read_truth
+    from hsad.outputs.evaluation import evaluate_files
+
+    rng = np.random.default_rng(3)
+    truth = np.zeros((30, 40), np.uint8)
+    truth[5:8, 10:14] = 1
+    truth[0, :] = 255  # nodata of the mask: left out
+    scores = (rng.normal(size=truth.shape) * 1000 + 3000 * (truth == 1)).astype(dtype)
+    if dtype == "int32":
+        scores[2, 2] = 2**24 + 1  # float32 would round it
+    profile = dict(driver="GTiff", width=40, height=30, count=1, crs="EPSG:32633",
+                   transform=Affine(30, 0, 500000, 0, -30, 4000000))
+    with rasterio.open(tmp_path / "s.tif", "w", dtype=dtype, **profile) as f:
+        f.write(scores, 1)
+    with rasterio.open(tmp_path / "t.tif", "w", dtype="uint8", nodata=255, **profile) as f:
+        f.write(truth, 1)
+    values, _ = read_single_band(tmp_path / "s.tif", exact32=True)
+    assert values.dtype == kept and np.array_equal(values, scores.astype(np.float64))
+    gt, _ = read_truth(tmp_path / "t.tif")
+    assert gt.dtype == np.float32 and np.isnan(gt[0]).all() and gt[6, 11] == 1
+    result, read_scores, _ = evaluate_files(tmp_path / "s.tif", tmp_path / "t.tif")
+    assert read_scores.dtype == kept
+    assert result == evaluate(scores.astype(np.float64), np.where(truth == 255, np.nan, truth))

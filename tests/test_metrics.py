@@ -295,3 +295,74 @@ def test_maps_of_other_places_are_refused():
         scores, scene.truth).auc_df
     with pytest.raises(ParameterError, match="numeric array"):
         evaluate("x", np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("case", ["float32", "float64 ties", "anomalies the larger class",
+                                  "huge range", "constant"])
+def test_the_area_from_ranks_equals_the_trapezoid_and_sklearn(case, monkeypatch):
+    """AUC(D,F) is counted from ranks (:mod:`hsad.outputs.roc_area`): the trapezoid area of
+    the curve, and sklearn's, whichever class is the smaller and over several lookups."""
+    from hsad.outputs import roc_area
+
+    monkeypatch.setattr(roc_area, "LOOKUP_BLOCK", 37)  # many lookups of the smaller class
+    rng = np.random.default_rng(7)
+    gt = rng.random((80, 60)) < (0.8 if case == "anomalies the larger class" else 0.04)
+    scores = rng.normal(size=gt.shape) + 1.2 * gt
+    if case == "float32":
+        scores = scores.astype(np.float32)
+    elif case in ("float64 ties", "anomalies the larger class"):
+        scores = np.round(scores, 1)
+    elif case == "huge range":
+        scores = scores * 1e307
+    else:
+        scores = np.full(gt.shape, 2.5)
+    result, curve = evaluate(scores, gt, return_curve=True)
+    trapezoid = float(np.sum(np.diff(curve.pf) * (curve.pd[1:] + curve.pd[:-1])) / 2.0)
+    assert result.auc_df == pytest.approx(trapezoid, abs=1e-12)
+    assert result.auc_df == pytest.approx(roc_auc_score(gt.ravel(), scores.ravel()),
+                                          abs=1e-12)
+    assert auc_df(scores, gt) == evaluate(scores, gt).auc_df == result.auc_df
+    assert scores.flags.writeable and not np.all(np.diff(scores.ravel()) >= 0) or \
+        case == "constant"  # the caller's map is not sorted in place
+
+
+def test_the_tau_areas_in_blocks_equal_the_plain_means(monkeypatch):
+    """AUC(D,τ) and AUC(F,τ) are means normalised a block at a time: on a map of many
+    blocks they equal the plain means of the normalised scores to float64 rounding."""
+    from hsad.outputs import metrics
+
+    rng = np.random.default_rng(8)
+    gt = rng.random((90, 70)) < 0.05
+    scores = rng.lognormal(size=gt.shape).astype(np.float32) + gt
+    whole = evaluate(scores, gt)  # one block: the plain means to the bit
+    s, labels = normalised_scores(scores, gt)
+    assert (whole.auc_dt, whole.auc_ft) == (float(s[labels].mean()), float(s[~labels].mean()))
+    monkeypatch.setattr(metrics, "MEAN_BLOCK", 101)
+    blocks = evaluate(scores, gt)
+    assert blocks.auc_dt == pytest.approx(whole.auc_dt, rel=1e-13)
+    assert blocks.auc_ft == pytest.approx(whole.auc_ft, rel=1e-13)
+    assert blocks.auc_df == whole.auc_df
+
+
+def test_evaluating_a_map_holds_about_ten_bytes_a_pixel_beyond_it(monkeypatch):
+    """The metrics hold the valid scores in the map's float32, their labels and a few
+    masks: no argsort index, no float64 copy, no curve (55 bytes a pixel before). Blocks
+    made small, as a large map's are beside it."""
+    import tracemalloc
+
+    from hsad.outputs import metrics, roc_area
+
+    monkeypatch.setattr(metrics, "MEAN_BLOCK", 1 << 14)
+    monkeypatch.setattr(roc_area, "LOOKUP_BLOCK", 1 << 12)
+    rng = np.random.default_rng(9)
+    gt = rng.random((700, 700)) < 0.01
+    scores = rng.normal(size=gt.shape).astype(np.float32) + gt
+    evaluate(scores[:8, :8], np.eye(8, dtype=bool))  # imports, first calls: not counted
+    truth = gt.astype(np.float32)  # as files are read: NaN unlabelled
+    truth[:5] = np.nan
+    for labels, most in ((gt, 10), (truth, 14)):  # 7.1 and 12.1 measured
+        tracemalloc.start()
+        evaluate(scores, labels)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak / scores.size < most, peak / scores.size

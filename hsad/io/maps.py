@@ -12,9 +12,12 @@ from hsad.errors import FileFormatError, ParameterError
 
 
 def read_single_band(path: str | os.PathLike, key: str | None = None,
-                     what: str = "score map") -> tuple[np.ndarray, xr.DataArray]:
+                     what: str = "score map", exact32: bool = False,
+                     ) -> tuple[np.ndarray, xr.DataArray]:
     """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef);
-    a score map's infinite pixels are nodata too, with a warning."""
+    a score map's infinite pixels are nodata too, with a warning. ``exact32``: as float32,
+    in half the memory, when that holds its values exactly (a float32 or float16 file,
+    integers of up to 16 bits, bool)."""
     from hsad.cube import make_cube, valid_mask
     from hsad.io import detect_format, open_cube
 
@@ -27,12 +30,21 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
         cube = open_cube(path, key=key)
     if cube.sizes["band"] != 1:
         raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
-    values = np.asarray(cube.isel(band=0).values, dtype=np.float64)
+    band = cube.isel(band=0)
+    values = np.asarray(band.values, dtype=np.float32 if exact32 and _exact_in_float32(
+        band.dtype) else np.float64)
     if what == "score map" and (infinite := int(np.isinf(values).sum())):
         warnings.warn(f"{os.fspath(path)}: {infinite} pixels score ±inf: left out as nodata "
                       "(write them as a finite score to rank them)", UserWarning, stacklevel=2)
     values[~valid_mask(cube).values] = np.nan
     return values, cube
+
+
+def _exact_in_float32(dtype) -> bool:
+    """Whether float32 holds every value of ``dtype``."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "b" or (dtype.kind == "f" and dtype.itemsize <= 4) or (
+        dtype.kind in "iu" and dtype.itemsize <= 2)
 
 
 def read_score_map(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
@@ -44,7 +56,7 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
                shape: tuple[int, int] | None = None, what: str = "ground truth",
                grid: xr.DataArray | None = None, region: str = "the scene",
                ) -> tuple[np.ndarray, xr.DataArray | None]:
-    """Ground truth as float64 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
+    """Ground truth as float32 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
     MAT files: the ground-truth variable ``key`` (or the one found beside the cube); they
     carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1. Any
@@ -65,18 +77,25 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
             raise ParameterError(f"a {what} of polygons or points is drawn on the grid of a "
                                  "map; give a raster mask here", path)
         truth = vector_mask(path, grid, what, every_shape=True, region=region
-                            ).astype(np.float64)
+                            ).astype(np.float32)
         cube = grid
     elif detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map
 
         gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names
-        truth, cube = np.where(np.isnan(gt), np.nan, (gt != 0).astype(np.float64)), None
+        truth, cube = _as_truth(gt), None
     else:
-        values, cube = read_single_band(path, what=what)
-        truth = np.where(np.isnan(values), np.nan, (values != 0).astype(np.float64))
+        values, cube = read_single_band(path, what=what, exact32=True)
+        truth = _as_truth(values)
     if shape is not None and truth.shape != tuple(shape):
         raise FileFormatError(
             f"{what} is {truth.shape[0]}x{truth.shape[1]} but the scene is "
             f"{shape[0]}x{shape[1]}", path)
     return truth, cube
+
+
+def _as_truth(values: np.ndarray) -> np.ndarray:
+    """1 where ``values`` is nonzero, 0 where zero, NaN where NaN, as float32."""
+    truth = (values != 0).astype(np.float32)
+    truth[np.isnan(values)] = np.nan
+    return truth

@@ -71,7 +71,9 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
                    scores_key: str | None = None, truth_key: str | None = None,
                    truth_read: tuple | None = None,
                    ) -> tuple[Evaluation, np.ndarray, np.ndarray]:
-    """Read both maps, check they match, and return ``(Evaluation, scores, truth)``.
+    """Read both maps, check they match, and return ``(Evaluation, scores, truth)``
+    (the maps as float32 where that holds the score file's values exactly, else float64;
+    NaN where left out).
     ``truth_read``: the truth as :func:`hsad.io.maps.read_truth` read it already (several
     maps against one truth read it once).
 
@@ -94,7 +96,7 @@ def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
         raise ParameterError("the ground truth's own file given as a score map", scores_path)
     if several and scores_key is not None and detect_format(scores_path, "score map") != "mat":
         scores_key = None  # one key for several maps names the MAT files' variable
-    scores, s_cube = read_single_band(scores_path, scores_key)
+    scores, s_cube = read_single_band(scores_path, scores_key, exact32=True)
 
     if truth_read is None and is_vector(truth_path):  # drawn on the map's own grid
         truth_read = read_truth(truth_path, grid=_placed_window(scores_path, s_cube),

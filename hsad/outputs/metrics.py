@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hsad.errors import ParameterError
+from hsad.outputs.roc_area import rank_auc
 from hsad.thresholds import gathered_float64
 
 
@@ -162,8 +163,9 @@ def _step(coords) -> float:
     return float(np.abs(np.diff(c)).min()) if c.size > 1 else 1.0
 
 
-def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
-    """The valid pixels' scores as given (float64) and their labels (bool).
+def valid_scores(scores, gt, keep_float32: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The valid pixels' scores as given (float64; a float32 map's kept in float32 with
+    ``keep_float32``: the same values, in half the memory) and their labels (bool).
 
     Valid = finite score and finite ground truth (infinite scores: a warning). Raises
     ParameterError on shape mismatch, when the score map has no valid pixel, or when a
@@ -186,7 +188,8 @@ def valid_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
                       "(write them as a finite score to rank them)", UserWarning, stacklevel=3)
     labelled, labels = _labels(g)
     valid &= labelled
-    s, valid_labels = gathered_float64(s, valid), labels[valid]
+    kept = np.float32 if keep_float32 and s.dtype == np.float32 else np.float64
+    s, valid_labels = gathered_float64(s, valid, kept), labels[valid]
     n_anomaly = int(valid_labels.sum())
     if n_anomaly == 0 or n_anomaly == valid_labels.size:
         which = "anomaly" if n_anomaly == 0 else "background"
@@ -264,6 +267,7 @@ def _roc_from(s: np.ndarray, labels: np.ndarray, normalise: bool = True) -> RocC
     Memory: the order, the sorted scores and the counts, no copy more (ties are found by
     comparing neighbours; the sort is ascending, read backwards: within a run of equal
     scores the order does not change the counts at its end)."""
+    lo, hi = np.float64(s.min()), np.float64(s.max())
     order = np.argsort(s, kind="stable")[::-1]
     ordered = s[order]
     labels = labels[order]
@@ -282,8 +286,8 @@ def _roc_from(s: np.ndarray, labels: np.ndarray, normalise: bool = True) -> RocC
     fp = np.add(last, 1, out=last) - tp  # the run ends' indices are not needed again
     np.divide(fp, fp[-1], out=pf[1:])
     del fp, tp
-    points = ordered[np.subtract(last, 1, out=last)]  # back to the run ends
-    tau[1:] = _unit_range(points, s.min(), s.max()) if normalise else points
+    points = ordered[np.subtract(last, 1, out=last)].astype(np.float64)  # the run ends
+    tau[1:] = _unit_range(points, lo, hi) if normalise else points
     return RocCurve(pd, pf, tau)
 
 
@@ -296,14 +300,11 @@ def roc(scores, gt) -> RocCurve:
     return _roc_from(s, labels)
 
 
-def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2.0)
-
-
 def auc_df(scores, gt) -> float:
-    """Area under the ROC curve P_D(P_F), by the trapezoid rule over unique thresholds."""
-    curve = roc(scores, gt)
-    return _trapezoid(curve.pd, curve.pf)
+    """Area under the ROC curve P_D(P_F) through every unique threshold (the trapezoid
+    rule's area, counted from ranks: :func:`hsad.outputs.roc_area.rank_auc`)."""
+    s, labels = valid_scores(scores, gt, keep_float32=True)
+    return rank_auc(s, labels)
 
 
 def auc_dt(scores, gt) -> float:
@@ -318,18 +319,37 @@ def auc_ft(scores, gt) -> float:
     return float(s[~labels].mean())
 
 
+#: Scores normalised at a time for the τ areas (:func:`_class_mean`).
+MEAN_BLOCK = 1 << 20
+
+
+def _class_mean(raw: np.ndarray, labels: np.ndarray, anomaly: bool, lo, hi) -> float:
+    """Mean min-max normalised score (range ``lo``–``hi``) of one class, normalised
+    :data:`MEAN_BLOCK` scores at a time: nothing map-sized beside the scores (in one
+    block, as small maps are, the plain mean to the bit)."""
+    total, count = 0.0, 0
+    for at in range(0, raw.size, MEAN_BLOCK):
+        picked = labels[at:at + MEAN_BLOCK]
+        block = raw[at:at + MEAN_BLOCK][picked if anomaly else ~picked]
+        total += np.add.reduce(_unit_range(block.astype(np.float64, copy=False), lo, hi))
+        count += block.size
+    return float(np.float64(total) / count)
+
+
 def evaluate(scores, gt, return_curve: bool = False):
     """Every metric of METHODS §5 for one score map, from one normalisation and one sort.
 
     Returns an :class:`Evaluation`, or ``(Evaluation, RocCurve)`` with ``return_curve``.
+    Without the curve it holds the valid scores (float32 for a float32 map), their labels
+    and the smaller class's scores, nothing more a pixel (docs/performance.md).
     """
-    raw, labels = valid_scores(scores, gt)
-    s = _unit_range(raw)
-    dt = float(s[labels].mean())
-    ft = float(s[~labels].mean())
-    del s  # the curve's thresholds are normalised point by point, the same values
-    curve = _roc_from(raw, labels)
-    df = _trapezoid(curve.pd, curve.pf)
+    raw, labels = valid_scores(scores, gt, keep_float32=True)
+    lo, hi = np.float64(raw.min()), np.float64(raw.max())
+    dt = _class_mean(raw, labels, True, lo, hi)
+    ft = _class_mean(raw, labels, False, lo, hi)
+    curve = _roc_from(raw, labels) if return_curve else None
+    n_anomaly = int(np.count_nonzero(labels))
+    df = rank_auc(raw, labels)  # sorts raw in place: last
     with np.errstate(divide="ignore", invalid="ignore"):
         snpr = float(np.float64(dt) / np.float64(ft)) if ft > 0 else (np.inf if dt > 0 else np.nan)
         snpr_db = float(10.0 * np.log10(snpr)) if np.isfinite(snpr) else snpr
@@ -344,8 +364,8 @@ def evaluate(scores, gt, return_curve: bool = False):
         odp=dt + 1.0 - ft,
         snpr=snpr,
         snpr_db=snpr_db,
-        n_anomaly=int(labels.sum()),
-        n_background=int((~labels).sum()),
+        n_anomaly=n_anomaly,
+        n_background=labels.size - n_anomaly,
     )
     return (result, curve) if return_curve else result
 
