@@ -55,7 +55,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
                    "the detector has one (RX: χ²), else a robust log-normal fit of the scores.")
 @click.option("--threshold", "value", type=float, help="Absolute score threshold.")
 @click.option("--polygons", "polygons_path", type=click.Path(),
-              help="Anomaly polygons (.geojson, .json or .gpkg) in the scene CRS.")
+              help="Anomaly polygons: .gpkg in the scene's CRS, .geojson/.json in WGS 84 "
+                   "longitude/latitude (RFC 7946).")
 @click.option("--spectra", "spectra_path", type=click.Path(),
               help="Spectra of the detections (.csv table, or .sli ENVI spectral library "
                    "with a .hdr): each region's peak-pixel and mean spectrum (the ids of "
@@ -76,8 +77,8 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @click.option("--rgb", metavar="R,G,B",
               help="Quicklook composite wavelengths in nm (default 640,550,460).")
 @click.option("--rgb-bands", metavar="R,G,B",
-              help="Quicklook composite bands by 0-based position (scenes without "
-                   "wavelengths).")
+              help="Quicklook composite bands by 0-based position in the file, as "
+                   "--bands counts them (scenes without wavelengths).")
 @click.option("--truth", type=click.Path(),
               help="Ground truth, to print the AUC: a mask (GeoTIFF, ENVI, MAT) or the "
                    "targets' polygons or points (GeoPackage, GeoJSON, Shapefile, KML, GML, "
@@ -205,11 +206,23 @@ def _detector_of(options: dict):
     key = repr([options.get(k) for k in ("method", "config_path", "params", "model")])
     if key not in _DETECTORS:
         cfg = load_config(options["config_path"]) if options.get("config_path") else {}
-        _DETECTORS[key] = pipeline.make_detector(
-            options.get("method") or cfg.get("method"),
-            {**(cfg.get("params") or {}), **parse_params(options.get("params") or ())},
-            model=options.get("model"))
+        method, merged, named = _asked(options.get("method"), options.get("params"), cfg,
+                                       options.get("config_path"))
+        _DETECTORS[key] = pipeline.make_detector(method, merged, model=options.get("model"),
+                                                 named=named)
     return _DETECTORS[key]
+
+
+def _asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dict]:
+    """A detection's method and parameters, the command line's over its config's, and how
+    errors name where each came from (:func:`hsad.pipeline.make_detector`)."""
+    given = parse_params(params or ())
+    merged = {**(cfg.get("params") or {}), **given}
+    named = {"method": "-m" if method or not cfg.get("method") else
+             f"`method` from the config {config_path}",
+             "params": "--param" if given or not cfg.get("params") else
+             f"`params` from the config {config_path}"}
+    return method or cfg.get("method"), merged, named
 
 
 #: the detectors :func:`_detector_of` made in this command, by setting (a batch asks once
@@ -297,8 +310,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             os.path.abspath(p) if p is not None and os.path.exists(p) else p
             for p in (scene, valid_mask, background, labels))
     cfg = load_config(config_path) if config_path else {}
-    method = method or cfg.get("method")
-    merged = {**(cfg.get("params") or {}), **parse_params(params)}
+    method, merged, named = _asked(method, params, cfg, config_path)
     check_agree(merged, seed=seed)
     if contamination is None and far is None and value is None:  # options beat the config
         contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
@@ -322,7 +334,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
     # made here when its stage maps are planned, and then the one that runs (a model file
     # loaded once)
-    made = pipeline.make_detector(method, merged, model=model) if stages_dir else None
+    made = pipeline.make_detector(method, merged, model=model,
+                                  named=named) if stages_dir else None
     stage_names = () if made is None else pipeline.stage_names(made)
     plan = plan_outputs(
         _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
@@ -343,9 +356,13 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                                      bands, nodata=nodata, valid_mask=valid_mask,
                                      exclude_quality=quality)
         if png_path or stages_png:
-            from hsad.outputs.plots import rgb_bands as check_rgb
+            from hsad.outputs.quicklook import check_default_composite, file_positions
+            from hsad.outputs.quicklook import rgb_bands as check_rgb
 
+            if rgb_bands is not None:  # counted in the file, as --bands counts
+                rgb_bands = file_positions(cube, rgb_bands)
             check_rgb(cube, rgb, rgb_bands)  # a bad --rgb fails before any work
+            check_default_composite(cube, rgb, rgb_bands)
         library = None
         if library_path:  # read, and matched to the scene's bands, before any work
             from hsad.outputs.library_match import read_library, references
@@ -357,8 +374,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
 
             polygon_target(polygons_path, vector_crs(cube))  # GeoJSON needs a CRS
         if made is None:
-            made = pipeline.make_detector(method, merged, model=model)
-        det = pipeline.apply_fusion(made, fusion)
+            made = pipeline.make_detector(method, merged, model=model, named=named)
+        det = pipeline.apply_fusion(made, fusion, merged)
         pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())
         training_bar = False if progress is False else None  # --no-progress: no bar at all

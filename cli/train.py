@@ -116,7 +116,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
         progress = False if quiet else progress
         if progress is not None:
             det.set_params(progress=progress)
-        apply_fusion(det, fusion)
+        apply_fusion(det, fusion, merged)
     scenes = distinct_scenes(scenes)
     for flag, value in (("-o", output), ("--loss-plot", loss_plot)):
         if STEM in str(value or ""):
@@ -175,11 +175,20 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     else:
         click.echo(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
                    + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
-                   + (" inside the background area" if getattr(det, "background_", False)
-                      else ""))
+                   + (f" inside {_area_named(train_window, train_mask, background)}"
+                      if getattr(det, "background_", False) else ""))
     click.echo(f"wrote model: {output}")
     if loss_plot:
         click.echo(f"wrote loss plot: {loss_plot}")
+
+
+def _area_named(train_window, train_mask, background) -> str:
+    """What the statistics were fitted inside, as the options named it."""
+    given = [name for name, value in (("--train-window", train_window),
+                                      ("--train-mask", train_mask),
+                                      ("--background", background)) if value]
+    return ("the background area" if given in ([], ["--background"]) else
+            f"the area given ({', '.join(given)})")
 
 
 def _check_several(scenes: tuple[str, ...], one_scene: dict) -> None:

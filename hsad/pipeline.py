@@ -38,18 +38,23 @@ class Detection:
 
 
 def make_detector(method: str | None = None, params: dict | None = None,
-                  model: str | Path | None = None) -> BaseDetector:
-    """A detector by registry name and hyperparameters, or a fitted one from a saved model."""
+                  model: str | Path | None = None, named: dict | None = None) -> BaseDetector:
+    """A detector by registry name and hyperparameters, or a fitted one from a saved model.
+    ``named``: how errors name where the ``method`` and the ``params`` came from (default
+    ``-m`` and ``--param``; a config file's keys)."""
+    named = {"method": "-m", "params": "--param", **(named or {})}
     if model is not None:
         if params:  # never ignored silently: a model's parameters are those it was saved with
-            raise ParameterError("--model carries its own method and parameters; drop --param "
-                                 "(set them when training: hsad train -p KEY=VALUE)")
+            raise ParameterError(f"--model carries its own method and parameters; drop "
+                                 f"{named['params']} (set them when training: hsad train -p "
+                                 "KEY=VALUE)")
         from hsad.io.model_archive import load_model
 
         detector = load_model(model)
         if method is not None and str(method).strip().lower() != detector.name:
             raise ParameterError(f"the model holds a {detector.name} detector, not {method}: "
-                                 "drop -m (a model carries its own method)", model)
+                                 f"drop {named['method']} (a model carries its own method)",
+                                 model)
         return detector
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
@@ -85,16 +90,25 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
     return apply_valid_mask(cube, valid)
 
 
-def apply_fusion(detector: BaseDetector, mode: str | None) -> BaseDetector:
+def apply_fusion(detector: BaseDetector, mode: str | None,
+                 params: dict | None = None) -> BaseDetector:
     """``--fusion`` on a reconstruction detector: ``none``, ``dss`` or a variant's name
-    (``multiscale``, ``aed``, ``paper``; ``None`` leaves it as it is)."""
+    (``multiscale``, ``aed``, ``paper``; ``None`` leaves it as it is). ``params``: the
+    ``-p`` (and config) values given beside it; an ``output`` or ``fusion`` that names
+    another map than ``--fusion`` is refused, as ``-p seed=`` beside another ``--seed``."""
     if mode is None:
         return detector
     if not callable(getattr(detector, "set_fusion", None)):
         raise ParameterError(f"--fusion applies to the reconstruction detectors (hadgan, "
                              f"fanogan, the autoencoder and GAN seed models), not "
                              f"{detector.name}")
-    return detector.set_fusion(mode)
+    detector.set_fusion(mode)
+    now = detector.get_params()
+    for name in ("output", "fusion"):
+        if name in (params or {}) and str(params[name]) != str(now[name]):
+            raise ParameterError(f"-p {name}={params[name]} and --fusion {mode} disagree: "
+                                 "give one")
+    return detector
 
 
 def stage_names(detector: BaseDetector) -> tuple[str, ...]:

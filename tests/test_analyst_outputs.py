@@ -198,6 +198,48 @@ def test_rgb_options(scene, tmp_path, capsys):
     assert code == 2 and "three comma-separated numbers" in err
 
 
+def test_composite_bands_are_counted_and_named_as_in_the_file(scene, tmp_path, capsys,
+                                                              monkeypatch):
+    """``--rgb-bands`` counts the file's bands as ``--bands`` does, whatever is selected;
+    the composite's title names its bands by wavelength, or by their number in the file;
+    a default composite without visible bands says so."""
+    from hsad.cube import make_cube
+    from hsad.outputs import plots
+    from hsad.outputs import quicklook as drawing
+
+    titles = []
+
+    def kept(*args, **kwargs):
+        fig = drawing.quicklook(*args, **kwargs)
+        titles.append(fig.axes[0].get_title())
+        return fig
+
+    monkeypatch.setattr(plots, "quicklook", kept)
+    wl = open_cube(scene["cube"])["wavelength"].values
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "a.tif",
+                            "--bands", "100:150", "--rgb-bands", "120,110,100",
+                            "--png", tmp_path / "a.png", "--no-progress"], capsys)
+    assert code == 0, err
+    assert titles[-1].replace("\n", " ") == (
+        f"RGB composite (R {wl[120]:.0f} nm, G {wl[110]:.0f} nm, B {wl[100]:.0f} nm)")
+    assert "no good band lies within" not in err  # bands chosen: no warning
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "b.tif",
+                            "--bands", "100:150", "--rgb-bands", "5,6,7",
+                            "--png", tmp_path / "b.png"], capsys)
+    assert code == 2 and "band 5 of the file" in err and "positions 100..149" in err
+    assert not (tmp_path / "b.tif").exists()
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "c.tif",
+                            "--wavelengths", "1000:2500", "--png", tmp_path / "c.png",
+                            "--no-progress"], capsys)
+    assert code == 0, err
+    assert "no good band lies within 50 nm of 640, 550, 460 nm" in err and "--rgb" in err
+    assert titles[-1].startswith("RGB composite (R ") and " nm" in titles[-1]
+    # without wavelengths: named by the file's band numbers, from 1 as GDAL and QGIS count
+    bare = make_cube(open_cube(scene["cube"]).values[:, :, :20])
+    fig = drawing.quicklook(bare.isel(band=slice(5, 20)), rgb_positions=(2, 1, 0))
+    assert fig.axes[0].get_title() == "RGB composite (R band 8, G band 7, B band 6)"
+
+
 def test_polygons_without_crs_are_in_pixels_and_said_once(tmp_path, capsys):
     from hsad.outputs.polygons import polygons, write_polygons
 

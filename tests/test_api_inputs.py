@@ -91,7 +91,7 @@ def test_import_hsad_reaches_every_subpackage():
             "hsad.nodata.set_nodata; hsad.engine.stats.cube_moments; "
             "hsad.io.model_archive.load_model; hsad.outputs.metrics.evaluate; "
             "hsad.nn.persistence.save_detector; hsad.detectors.state.savable; "
-            "hsad.detectors.neural.NeuralDetector; hsad.fusion.tiled\n"
+            "hsad.detectors.neural.NeuralDetector; hsad.fusion.tiled; hsad.cli.convert.convert\n"
             "try:\n    hsad.no_such_thing\nexcept AttributeError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -356,6 +356,17 @@ def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
                          "-o", tmp_path / "rx.tif"], capsys)
     assert code == 2 and "--fusion applies to the reconstruction detectors" in err
     assert not (tmp_path / "rx.tif").exists()
+    # -p output= or -p fusion= naming another map than --fusion: refused, not overridden
+    for command, extra, said in (("detect", ["--fusion", "none", "-p", "output=d_ss"],
+                                  "-p output=d_ss and --fusion none disagree"),
+                                 ("detect", ["--fusion", "aed", "-p", "fusion=multiscale"],
+                                  "-p fusion=multiscale and --fusion aed disagree"),
+                                 ("train", ["--fusion", "none", "-p", "output=d_ss",
+                                            "--epochs", 1], "--fusion none disagree")):
+        out = tmp_path / ("x.hsad" if command == "train" else "x.tif")
+        code, _, err = _cli([command, files["cube"], "-m", "fanogan", "-o", out,
+                             "--no-progress", *extra, *params], capsys)
+        assert code == 2 and said in err and not out.exists(), err
 
 
 def test_set_fusion_on_hadgan_switches_between_d_ss_and_d_spectral():

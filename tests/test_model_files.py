@@ -507,6 +507,17 @@ def test_parameters_beside_a_saved_model_are_refused_not_ignored(scene, model, t
     assert exc.value.code == 2 and err.count("\n") == 1, err
     assert "drop --param" in err and "hsad train -p" in err
     assert not out.exists()
+    # from a config file: the error names the config's key, not an option never given
+    for text, said in (("params:\n  stats_sample: 0\n", "drop `params` from the config"),
+                       ("method: lrx\n", "drop `method` from the config")):
+        config = tmp_path / "c.yaml"
+        config.write_text(text)
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", str(scene[1]), "--model", str(model), "-c", str(config),
+                  "-o", str(out)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and said in err and str(config) in err, err
+        assert "drop -m" not in err and "drop --param" not in err and not out.exists()
 
 
 @pytest.mark.parametrize("method, key, limit", [("anogan", "search_steps", 10_000),

@@ -204,7 +204,7 @@ def test_the_cli_warns_with_a_model_on_a_scaled_scene(tmp_path, capsys):
     assert (tmp_path / "b.tif").exists()
     lines = capsys.readouterr().err.splitlines()
     assert [line for line in lines if LEVEL in line and line.startswith("warning: ")
-            and "b.mat: rx: " in line and "about 9,9" in line]
+            and "b.mat: rx: " in line and ("about 9,900×" in line or "about 10,000×" in line)]
 
 
 def _rewrite_config(model, change) -> None:

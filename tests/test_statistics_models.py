@@ -201,7 +201,7 @@ def test_cli_train_window_restricts_the_statistics(scene_file, tmp_path):
     done = _cli(["train", scene_file, "-m", "rx", "--train-window", "0,16,0,32", "-o",
                  tmp_path / "m.hsad"])
     assert done.returncode == 0, done.stderr
-    assert "inside the background area" in done.stdout
+    assert "inside the area given (--train-window)" in done.stdout  # as the user named it
     from hsad import open_cube
 
     top = open_cube(scene_file)[:16]

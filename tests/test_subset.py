@@ -344,6 +344,35 @@ def test_convert_cuts_the_cube_and_a_mat_truth(scene, tmp_path, capsys):
     np.testing.assert_array_equal(gt, truth[25:35, 20:30])
 
 
+def test_a_window_converted_to_geotiff_keeps_its_place_in_the_scene(scene, tmp_path, capsys):
+    """A window of a scene without georeference (a MAT file) written as GeoTIFF by
+    `convert --srcwin` carries its place as the maps of `detect --srcwin` do: detecting on
+    it places the whole scene's truth, its map is evaluated against it, and a window of it
+    is a window of the scene; the same figures as detecting the window directly."""
+    _, _, values, truth = scene
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    run_cli(["convert", mat, tmp_path / "cut.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    assert open_cube(tmp_path / "cut.tif").attrs["hsad_window"] == (20, 10, 48, 40)
+    code, cut_out, err = run_cli(["detect", tmp_path / "cut.tif", "-m", "rx", "-o",
+                                  tmp_path / "c.tif", "--truth", mat], capsys)
+    assert code == 0, err
+    code, direct_out, err = run_cli(["detect", mat, "-m", "rx", "-o", tmp_path / "d.tif",
+                                     "--srcwin", 10, 20, 25, 18, "--truth", mat], capsys)
+    assert code == 0, err
+    auc = [line for line in direct_out.splitlines() if line.startswith("AUC")]
+    assert auc and auc == [line for line in cut_out.splitlines() if line.startswith("AUC")]
+    np.testing.assert_array_equal(_scores(tmp_path / "c.tif")[0], _scores(tmp_path / "d.tif")[0])
+    assert _scores(tmp_path / "c.tif")[3]["hsad_window"] == "10 20 25 18"
+    code, out, _ = run_cli(["evaluate", tmp_path / "c.tif", "--truth", mat], capsys)
+    assert code == 0 and "1+449" in out
+    run_cli(["convert", tmp_path / "cut.tif", tmp_path / "inner.tif", "--srcwin", 5, 6, 8, 9],
+            capsys)
+    assert open_cube(tmp_path / "inner.tif").attrs["hsad_window"] == (26, 15, 48, 40)
+    assert open_cube(tmp_path / "cut.tif", srcwin=(5, 6, 8, 9)).attrs["hsad_window"] == (
+        26, 15, 48, 40)
+
+
 def test_spatial_subset_in_python_nests_windows(scene):
     cube = open_cube(scene[0])
     outer = spatial_subset(cube, srcwin=(5, 6, 30, 30))

@@ -86,6 +86,12 @@ def _far(medians, centre, spread) -> bool:
             or (times is not None and not 1 / LEVEL_RATIO < times < LEVEL_RATIO))
 
 
+def _rounded(x: float) -> str:
+    """``x`` to two significant digits, with thousands separators (9,500): a ratio of a
+    sample's medians to the training data's means is an estimate, not 9,525."""
+    return f"{float(f'{x:.2g}'):,.0f}"
+
+
 def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray,
                       what: str, path=None, fitted_scene: np.ndarray | None = None) -> None:
     """Warn when the scene's per-band ``medians`` lie on another scale than the ``centre``
@@ -104,8 +110,8 @@ def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarra
     times = _times(medians, centre, spread)
     ratio = ""
     if times is not None:
-        ratio = (f", about {times:,.0f}× its level" if times >= 10 else
-                 f", about 1/{1 / times:,.0f} of its level" if times <= 0.1 else
+        ratio = (f", about {_rounded(times)}× its level" if times >= 10 else
+                 f", about 1/{_rounded(1 / times)} of its level" if times <= 0.1 else
                  f", about {times:.2g}×")
     where = f"{path}: " if path else ""
     warnings.warn(

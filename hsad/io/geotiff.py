@@ -37,7 +37,13 @@ from hsad.io.envi_header import unit_scale, wavelength_scale, wavelengths_from_b
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
-from hsad.io.window import WindowView, check_window, window_attrs, window_transform
+from hsad.io.window import (
+    WindowView,
+    check_window,
+    window_attrs,
+    window_from_tags,
+    window_transform,
+)
 
 _INTERLEAVE = {"band": "bsq", "pixel": "bip", "line": "bil"}
 
@@ -442,6 +448,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
             sensor = SensorGeoref.from_dataset(src, transform)
             if sensor is not None:
                 attrs[SENSOR_ATTR] = sensor
+            # a window of a scene, as hsad wrote it: its place in the scene kept
+            within = window_from_tags(src.tags(), (src.height, src.width))
     except RasterioError as exc:
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))
@@ -455,7 +463,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
         held = held and held.windowed(window, transform)
         if held:
             attrs[SENSOR_ATTR] = held
-        attrs.update(window_attrs(window, shape))
+    attrs.update(window_attrs(window, shape, within))
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     st = os.stat(p)
     data = da.from_array(

@@ -33,6 +33,7 @@ from hsad.io.atomic import atomic_path, remove_temp, temp_file
 from hsad.io.geotiff import check_last_block, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
+from hsad.io.window import window_tags
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
 BLOCK = 256
@@ -429,7 +430,8 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     profile = _profile(arr.shape[0], arr.shape[1], arr.shape[2], out_dtype, crs, transform,
                        nodata, interleave, sensor=sensor)
     return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
-                  tags={"wavelength_units": "Nanometers"}, descriptions=descriptions,
+                  tags={"wavelength_units": "Nanometers", **window_tags(cube)},
+                  descriptions=descriptions,
                   scaling=output_scaling(cube), sensor=sensor)
 
 

@@ -25,14 +25,48 @@ def check_window(window, shape, path=None) -> None:
                              f"{rows} pixel scene", path)
 
 
-def window_attrs(window, shape) -> dict:
+def window_attrs(window, shape, within=None) -> dict:
     """The attribute a reader's cube of ``window`` of a ``shape`` file carries
-    (``hsad_window``: row and column offsets, the file's rows and columns)."""
+    (``hsad_window``: row and column offsets, the file's rows and columns); ``within``: the
+    file's own place in a larger scene (:func:`window_from_tags`), the offsets then
+    counted from that scene, as a window of a window is."""
     from hsad.subset import WINDOW_ATTR
 
+    if within is not None:
+        r0, c0, rows, cols = within
+        if window is None:
+            return {WINDOW_ATTR: within}
+        return {WINDOW_ATTR: (r0 + window.row_off, c0 + window.col_off, rows, cols)}
     if window is None:
         return {}
     return {WINDOW_ATTR: (window.row_off, window.col_off, int(shape[0]), int(shape[1]))}
+
+
+def window_tags(cube) -> dict[str, str]:
+    """The ``hsad_window`` and ``hsad_window_of`` tags of a cube or map of a window of a
+    scene (``attrs["hsad_window"]``), as :func:`window_from_tags` reads them; none for a
+    whole scene."""
+    window = cube.attrs.get("hsad_window")
+    if window is None:
+        return {}
+    return {"hsad_window": f"{window[1]} {window[0]} {cube.sizes['x']} {cube.sizes['y']}",
+            "hsad_window_of": f"{window[3]} {window[2]}"}  # the scene's columns, rows
+
+
+def window_from_tags(tags, shape) -> tuple[int, int, int, int] | None:
+    """``(r0, c0, scene rows, scene cols)`` from the ``hsad_window`` (``-srcwin`` xoff yoff
+    xsize ysize) and ``hsad_window_of`` (columns rows) tags hsad writes into a map or cube of
+    a window of a scene, when the window's size is the file's ``shape`` (rows, cols; a file
+    cut again by another tool keeps the old window's tags) and it lies inside that scene;
+    else None."""
+    window, scene = (str(tags.get(k, "")).split() for k in ("hsad_window", "hsad_window_of"))
+    if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
+        return None
+    c0, r0, width, height = (int(v) for v in window)
+    cols, rows = (int(v) for v in scene)
+    if (height, width) != tuple(shape) or r0 + height > rows or c0 + width > cols:
+        return None
+    return r0, c0, rows, cols
 
 
 class WindowView:

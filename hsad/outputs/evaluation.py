@@ -27,16 +27,11 @@ def _tagged_window(scores_path, s_cube) -> tuple[int, int, int, int] | None:
     map's (a map cut again by another tool keeps the tags of the old window); else None."""
     if s_cube.attrs.get("source_format") != "geotiff":
         return None
+    from hsad.io.window import window_from_tags
     from hsad.outputs.provenance import read_provenance
 
-    tags = read_provenance(scores_path)
-    window, scene = (tags.get(k, "").split() for k in ("hsad_window", "hsad_window_of"))
-    if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
-        return None
-    c0, r0, width, height = (int(v) for v in window)
-    if (height, width) != (s_cube.sizes["y"], s_cube.sizes["x"]):
-        return None
-    return r0, c0, int(scene[1]), int(scene[0])
+    return window_from_tags(read_provenance(scores_path), (s_cube.sizes["y"],
+                                                           s_cube.sizes["x"]))
 
 
 def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:

@@ -77,6 +77,7 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
     """The ``hsad_*`` tags of map ``what`` computed by ``detector`` from ``cube``."""
     from hsad import __version__
     from hsad.io import printable
+    from hsad.io.window import window_tags
 
     params = {k: v for k, v in detector.get_params().items() if k not in RUNTIME}
     source = cube.attrs.get("source_path") or cube.attrs.get("header_path")
@@ -90,11 +91,7 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
         "hsad_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hsad_map": what,
     }
-    window = cube.attrs.get("hsad_window")
-    if window is not None:  # -srcwin xoff yoff xsize ysize of the input
-        tags["hsad_window"] = (f"{window[1]} {window[0]} {cube.sizes['x']} "
-                               f"{cube.sizes['y']}")
-        tags["hsad_window_of"] = f"{window[3]} {window[2]}"  # the input's columns, rows
+    tags.update(window_tags(cube))  # -srcwin xoff yoff xsize ysize of the input, its size
     if model is not None:
         tags["hsad_model"] = printable(Path(model).resolve())
     return tags

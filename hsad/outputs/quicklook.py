@@ -68,6 +68,46 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
     return picks, False
 
 
+def file_positions(cube: xr.DataArray, positions) -> list[int]:
+    """The command line's ``--rgb-bands``: 0-based band positions of the file, as
+    ``--bands`` counts them, turned into positions in ``cube`` (the bands analysed, whose
+    ``band`` coordinate numbers the file's bands from 1). A band not analysed, or not
+    three of them, is a ParameterError."""
+    numbers = np.asarray(cube["band"].values)
+    picks = [int(i) for i in positions]
+    if len(picks) != 3:
+        raise ParameterError(f"--rgb-bands needs three band positions, got {positions}")
+    out = []
+    for i in picks:
+        hit = np.flatnonzero(numbers == i + 1)
+        if not hit.size:
+            kept = (f"{int(numbers.min()) - 1}..{int(numbers.max()) - 1}"
+                    if numbers.size else "none")
+            raise ParameterError(f"--rgb-bands: band {i} of the file (0-based, as --bands "
+                                 f"counts) is not among the {numbers.size} bands analysed "
+                                 f"(positions {kept})")
+        out.append(int(hit[0]))
+    return out
+
+
+def check_default_composite(cube: xr.DataArray, rgb=None, positions=None) -> None:
+    """Warn when the default composite cannot show visible light: the scene has
+    wavelengths, but no good band within :data:`RGB_TOLERANCE` nm of
+    :data:`RGB_WAVELENGTHS` (a SWIR product, or visible bands left out), so the bands at
+    :data:`RGB_FALLBACK` of the range stand in."""
+    if rgb is not None or positions is not None:
+        return
+    picks, by_wavelength = rgb_bands(cube)
+    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    if by_wavelength or not np.isfinite(wl[picks]).all():
+        return
+    shown = ", ".join(f"{wl[i]:.0f}" for i in picks)
+    warnings.warn(f"no good band lies within {RGB_TOLERANCE:g} nm of "
+                  f"{', '.join(f'{w:g}' for w in RGB_WAVELENGTHS)} nm (the bands analysed "
+                  f"cover {np.nanmin(wl):.0f}-{np.nanmax(wl):.0f} nm): the quicklook's "
+                  f"composite shows {shown} nm; choose with --rgb", UserWarning, stacklevel=2)
+
+
 def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """2–98 % percentile stretch per channel over valid pixels → RGBA (invalid: transparent)."""
     out = np.zeros((*rgb.shape[:2], 4))
@@ -188,13 +228,16 @@ def quicklook(
                               grid_rows * (size[1] + 1.0) + 0.4))
     ax_rgb = fig.add_subplot(grid_rows, grid_cols, 1)
     ax_rgb.imshow(image, interpolation="nearest", extent=shown_extent(image), aspect=aspect)
-    wl = cube["wavelength"].values
+    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    numbers = np.asarray(cube["band"].values)  # the file's, from 1 (as GDAL and QGIS)
+
+    def named(i: int) -> str:  # a band by its wavelength, else by its number in the file
+        return f"{wl[i]:.0f} nm" if np.isfinite(wl[i]) else f"band {numbers[i]}"
+
     if len(set(bands)) == 1:
-        label = f"grey: {wl[bands[0]]:.0f} nm" if by_wl else f"grey: band {bands[0] + 1}"
-        ax_rgb.set_title(wrapped(label, size[0]), fontsize="small")
+        ax_rgb.set_title(wrapped(f"grey: {named(bands[0])}", size[0]), fontsize="small")
     else:
-        label = ", ".join(f"{c} {wl[i]:.0f} nm" if by_wl else f"{c} band {i + 1}"
-                          for c, i in zip(("R", "G", "B"), bands, strict=True))
+        label = ", ".join(f"{c} {named(i)}" for c, i in zip(("R", "G", "B"), bands, strict=True))
         ax_rgb.set_title(wrapped(f"RGB composite ({label})", size[0]), fontsize="small")
     axes = [ax_rgb]
     missing = not valid.all()
