@@ -215,13 +215,18 @@ def _detector_of(options: dict):
 
 def _asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dict]:
     """A detection's method and parameters, the command line's over its config's, and how
-    errors name where each came from (:func:`hsad.pipeline.make_detector`)."""
+    errors name where each came from (:func:`hsad.pipeline.make_detector`; ``named[key]``
+    for each parameter, :func:`hsad.pipeline.apply_fusion`)."""
     given = parse_params(params or ())
-    merged = {**(cfg.get("params") or {}), **given}
+    configured = cfg.get("params") or {}
+    merged = {**configured, **given}
+    in_config = f"`params` from the config {config_path}"
     named = {"method": "-m" if method or not cfg.get("method") else
              f"`method` from the config {config_path}",
-             "params": "--param" if given or not cfg.get("params") else
-             f"`params` from the config {config_path}"}
+             "params": " and ".join([*(["--param"] if given else []),
+                                     *([in_config] if configured else [])]) or "--param",
+             **{key: f"-p {key}={value}" if key in given else
+                f"`{key}: {value}` in the config {config_path}" for key, value in merged.items()}}
     return method or cfg.get("method"), merged, named
 
 
@@ -375,7 +380,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             polygon_target(polygons_path, vector_crs(cube))  # GeoJSON needs a CRS
         if made is None:
             made = pipeline.make_detector(method, merged, model=model, named=named)
-        det = pipeline.apply_fusion(made, fusion, merged)
+        det = pipeline.apply_fusion(made, fusion, merged, named)
         pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())
         training_bar = False if progress is False else None  # --no-progress: no bar at all

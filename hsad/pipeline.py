@@ -90,24 +90,29 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
     return apply_valid_mask(cube, valid)
 
 
-def apply_fusion(detector: BaseDetector, mode: str | None,
-                 params: dict | None = None) -> BaseDetector:
+def apply_fusion(detector: BaseDetector, mode: str | None, params: dict | None = None,
+                 named: dict | None = None) -> BaseDetector:
     """``--fusion`` on a reconstruction detector: ``none``, ``dss`` or a variant's name
     (``multiscale``, ``aed``, ``paper``; ``None`` leaves it as it is). ``params``: the
-    ``-p`` (and config) values given beside it; an ``output`` or ``fusion`` that names
-    another map than ``--fusion`` is refused, as ``-p seed=`` beside another ``--seed``."""
+    ``-p`` (and config) values given beside it; a valid ``output`` or ``fusion`` that names
+    another map than ``--fusion`` is refused, as ``-p seed=`` beside another ``--seed``
+    (an invalid one first by the detector's own check, which names what it takes);
+    ``named[key]``: how the error names the value and where it came from (default
+    ``-p key=value``)."""
     if mode is None:
         return detector
     if not callable(getattr(detector, "set_fusion", None)):
         raise ParameterError(f"--fusion applies to the reconstruction detectors (hadgan, "
                              f"fanogan, the autoencoder and GAN seed models), not "
                              f"{detector.name}")
+    if {"output", "fusion"} & set(params or {}):
+        detector.check_params()  # an invalid value: the detector's own error, naming it
     detector.set_fusion(mode)
     now = detector.get_params()
     for name in ("output", "fusion"):
         if name in (params or {}) and str(params[name]) != str(now[name]):
-            raise ParameterError(f"-p {name}={params[name]} and --fusion {mode} disagree: "
-                                 "give one")
+            where = (named or {}).get(name, f"-p {name}={params[name]}")
+            raise ParameterError(f"{where} and --fusion {mode} disagree: give one")
     return detector
 
 

@@ -30,6 +30,7 @@ from hsad.cube import georeferenced, same_grid, same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import glt_of, only_placed
+from hsad.io.window import FRAME_ATTR
 
 #: the attribute holding a cut cube's window: row offset, column offset, whole rows, columns
 WINDOW_ATTR = "hsad_window"
@@ -311,10 +312,14 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     grid = transform_of(cube)
     georeferenced_pair = raster is not None and georeferenced(
         transform_of(raster), raster.rio.crs) and georeferenced(grid, cube.rio.crs)
+    frame = cube.attrs.get(FRAME_ATTR)  # a converted window's own file: its grid too
     if values.shape != shape:
         if window is not None and values.shape == tuple(window[2:]):
             r0, c0 = window[:2]
             grid = whole_grid(cube)
+        elif window is not None and frame is not None and values.shape == tuple(frame[2:]):
+            r0, c0 = window[0] - frame[0], window[1] - frame[1]
+            grid = transform_of(cube) @ Affine.translation(-c0, -r0)
         elif georeferenced_pair and (offsets := offsets_in(cube, raster)) is not None:
             r0, c0 = offsets
             grid = transform_of(raster)

@@ -226,7 +226,11 @@ def test_composite_bands_are_counted_and_named_as_in_the_file(scene, tmp_path, c
     code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "b.tif",
                             "--bands", "100:150", "--rgb-bands", "5,6,7",
                             "--png", tmp_path / "b.png"], capsys)
-    assert code == 2 and "band 5 of the file" in err and "positions 100..149" in err
+    assert code == 2 and "band 5 of the file" in err and "positions 100:150" in err
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "b.tif",
+                            "--bands", "0:10,100:150", "--rgb-bands", "20,110,120",
+                            "--png", tmp_path / "b.png"], capsys)
+    assert code == 2 and "band 20 of the file" in err and "positions 0:10,100:150" in err
     assert not (tmp_path / "b.tif").exists()
     code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "c.tif",
                             "--wavelengths", "1000:2500", "--png", tmp_path / "c.png",
@@ -234,6 +238,11 @@ def test_composite_bands_are_counted_and_named_as_in_the_file(scene, tmp_path, c
     assert code == 0, err
     assert "no good band lies within 50 nm of 640, 550, 460 nm" in err and "--rgb" in err
     assert titles[-1].startswith("RGB composite (R ") and " nm" in titles[-1]
+    # only the red left out: the warning names the red alone
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "e.tif",
+                            "--exclude-wavelengths", "585:695", "--png", tmp_path / "e.png",
+                            "--no-progress"], capsys)
+    assert code == 0 and "no good band lies within 50 nm of 640 nm (" in err, err
     # without wavelengths: named by the file's band numbers, from 1 as GDAL and QGIS count
     bare = make_cube(open_cube(scene["cube"]).values[:, :, :20])
     fig = drawing.quicklook(bare.isel(band=slice(5, 20)), rgb_positions=(2, 1, 0))

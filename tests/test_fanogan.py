@@ -367,6 +367,15 @@ def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
         code, _, err = _cli([command, files["cube"], "-m", "fanogan", "-o", out,
                              "--no-progress", *extra, *params], capsys)
         assert code == 2 and said in err and not out.exists(), err
+    # from a config: named as the config's; an invalid value: the detector's own error
+    config = tmp_path / "c.yaml"
+    config.write_text("params:\n  output: d_ss\n")
+    code, _, err = _cli(["detect", files["cube"], "-m", "fanogan", "-c", config, "--fusion",
+                         "none", "-o", tmp_path / "x.tif", *params], capsys)
+    assert code == 2 and f"`output: d_ss` in the config {config} and --fusion none" in err
+    code, _, err = _cli(["detect", files["cube"], "-m", "fanogan", "--fusion", "dss", "-p",
+                         "output=D_SS", "-o", tmp_path / "x.tif", *params], capsys)
+    assert code == 2 and "output must be one of" in err and "D_SS" in err, err
 
 
 def test_set_fusion_on_hadgan_switches_between_d_ss_and_d_spectral():

@@ -373,6 +373,69 @@ def test_a_window_converted_to_geotiff_keeps_its_place_in_the_scene(scene, tmp_p
         26, 15, 48, 40)
 
 
+def test_polygons_for_a_converted_window_are_in_its_own_frame(scene, tmp_path, capsys):
+    """QGIS draws a converted window (no georeference) from its own origin, and `detect`
+    writes its polygons there: polygons given back for it, or for its maps, are read in that
+    frame; those for a window cut in the run (`--srcwin`) in the whole scene's."""
+    _, _, values, truth = scene
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    run_cli(["convert", mat, tmp_path / "w.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    code, _, err = run_cli(["detect", tmp_path / "w.tif", "-m", "rx", "-o", tmp_path / "c.tif",
+                            "--mask", tmp_path / "m.tif", "--polygons", tmp_path / "p.gpkg",
+                            "--contamination", "0.02"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "m.tif") as src:
+        flagged = int((src.read(1) == 1).sum())
+    code, out, err = run_cli(["detect", tmp_path / "w.tif", "-m", "rx", "-o",
+                              tmp_path / "d.tif", "--truth", tmp_path / "p.gpkg"], capsys)
+    assert code == 0 and "AUC(D,F) = 1.0000" in out, out + err  # its own detections
+    code, out, _ = run_cli(["evaluate", tmp_path / "c.tif", "--truth", tmp_path / "p.gpkg"],
+                           capsys)
+    assert code == 0 and f"{flagged}+{18 * 25 - flagged}" in out
+    # a window of the converted window: still the converted window's frame
+    code, out, err = run_cli(["detect", tmp_path / "w.tif", "-m", "rx", "-o",
+                              tmp_path / "e.tif", "--srcwin", 2, 3, 20, 12, "--truth",
+                              tmp_path / "m.tif"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "m.tif") as src:
+        inner = int((src.read(1)[3:15, 2:22] == 1).sum())
+    code, out, _ = run_cli(["evaluate", tmp_path / "e.tif", "--truth", tmp_path / "p.gpkg"],
+                           capsys)
+    assert code == 0 and f"{inner}+{240 - inner}" in out
+
+
+def test_window_tags_that_do_not_describe_the_file_are_not_used(scene, tmp_path, capsys):
+    """Tags copied by another tool onto a file of another window are not trusted: a
+    georeferenced file is placed by its grid alone, and a file of another size is not a
+    window of the scene (`info` says the tags are stale)."""
+    path, truth_path, values, truth = scene
+    run_cli(["convert", path, tmp_path / "w.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    with rasterio.open(tmp_path / "w.tif") as src:  # shifted as a padded gdal_translate
+        profile, tags = src.profile, src.tags()
+        data = src.read(window=rasterio.windows.Window(-5, -3, 25, 18), boundless=True)
+        profile["transform"] = src.transform * Affine.translation(-5, -3)
+    with rasterio.open(tmp_path / "p.tif", "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
+    assert "hsad_window" not in open_cube(tmp_path / "p.tif").attrs
+    code, out, err = run_cli(["detect", tmp_path / "p.tif", "-m", "rx", "-o",
+                              tmp_path / "s.tif", "--truth", truth_path], capsys)
+    assert code == 0, err  # the truth cut by the grids: rows 17:35, columns 5:30
+    assert "1+449" in run_cli(["evaluate", tmp_path / "s.tif", "--truth", truth_path],
+                              capsys)[1]
+    with rasterio.open(tmp_path / "w.tif") as src:  # cut again, tags copied
+        profile, tags = src.profile, src.tags()
+        data = src.read(window=rasterio.windows.Window(0, 0, 10, 10))
+        profile.update(width=10, height=10)
+    with rasterio.open(tmp_path / "k.tif", "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
+    assert "hsad_window" not in open_cube(tmp_path / "k.tif").attrs
+    code, out, _ = run_cli(["info", tmp_path / "k.tif"], capsys)
+    assert code == 0 and "(stale: this file is 10 x 10 pixels" in out
+
+
 def test_spatial_subset_in_python_nests_windows(scene):
     cube = open_cube(scene[0])
     outer = spatial_subset(cube, srcwin=(5, 6, 30, 30))

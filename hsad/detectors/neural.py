@@ -18,8 +18,6 @@ that computes every per-pixel output chunk by chunk.
 
 from __future__ import annotations
 
-import copy
-import inspect
 import warnings
 from typing import ClassVar
 
@@ -31,10 +29,11 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector, check_wavelengths
+from hsad.detectors.declared import FLOAT32_MAX, DeclaredHyperparameters
 from hsad.detectors.level_check import sampled_values
 from hsad.detectors.neural_tiles import NetworkTiles
 from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
-from hsad.detectors.param_types import SEED_MAX, annotation_kind
+from hsad.detectors.param_types import SEED_MAX
 from hsad.engine import materialise
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
@@ -49,22 +48,7 @@ from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 INPUT_CLIP = 1e6
 
 
-
-def _is_classvar(annotation) -> bool:
-    return str(annotation).replace("typing.", "").startswith("ClassVar")
-
-
-#: the largest float32: hyperparameters beyond it overflow torch's arithmetic
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: integer hyperparameters (sizes, counts) fit a C int, as torch and tqdm take them
-INT_MAX = 2**31 - 1
-#: more epochs than this is a typo (a run of a million epochs is a month of training)
-MAX_EPOCHS = 1_000_000
-#: the most layers a network's ``depth`` (or a U-Net's levels) takes
-MAX_LAYERS = 64
-
-
-class NeuralDetector(NetworkTiles, BaseDetector):
+class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
     """A detector with trained networks; its hyperparameters are declared class attributes.
 
     ``__init__`` is generated from the declarations (keyword arguments, each defaulting to
@@ -98,53 +82,10 @@ class NeuralDetector(NetworkTiles, BaseDetector):
     #: read when scoring (the rest shape the trained networks: fit again after them)
     score_params: ClassVar[frozenset[str] | None] = frozenset(
         {"output", "seed", "device", "progress"})
-    #: Declared hyperparameters and defaults, in declaration order (set per class).
-    _declared: ClassVar[dict] = {}
-    #: Declared hyperparameters' annotations (``"int | None"``), which their values must fit.
-    _kinds: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._declare()
-
-    @classmethod
-    def _declare(cls) -> None:
-        if "__init__" in cls.__dict__ and cls is not NeuralDetector:
-            raise TypeError(f"{cls.__name__}: declare hyperparameters as annotated class "
-                            "attributes, not in __init__")
-        names: list[str] = []
-        kinds: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            if not (isinstance(klass, type) and issubclass(klass, NeuralDetector)):
-                continue
-            for name, annotation in klass.__dict__.get("__annotations__", {}).items():
-                if _is_classvar(annotation) or name in names:
-                    continue
-                if name not in klass.__dict__:
-                    raise TypeError(f"{klass.__name__}.{name}: a hyperparameter needs a default")
-                names.append(name)
-                kinds[name] = annotation_kind(annotation)
-        cls._declared = {n: getattr(cls, n) for n in names}
-        cls._kinds = kinds
-        init = cls._init
-        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=v)
-                   for n, v in cls._declared.items()]
-
-        def __init__(self, **hyperparameters):
-            init(self, hyperparameters)
-
-        __init__.__signature__ = inspect.Signature(params)
-        __init__.__doc__ = f"{cls.__name__}'s hyperparameters (declared class attributes)."
-        cls.__init__ = __init__
-
-    def _init(self, given: dict) -> None:
-        unknown = sorted(set(given) - set(self._declared))
-        if unknown:
-            raise ParameterError(f"{self.name}: unknown parameter {unknown[0]!r} (valid: "
-                                 f"{', '.join(sorted(self._declared))})")
-        for key, default in self._declared.items():
-            setattr(self, key, given[key] if key in given else copy.copy(default))
 
     # ---- model hooks ----------------------------------------------------------------
     def _build(self, n_bands: int) -> dict[str, torch.nn.Module]:
@@ -184,11 +125,6 @@ class NeuralDetector(NetworkTiles, BaseDetector):
         """The map ``score`` returns: ``output``, or the plain score when None."""
         return self.output if self.output is not None else self.outputs[0]
 
-    @classmethod
-    def _param_kinds(cls) -> dict[str, str]:
-        """The declared annotations (the generated ``__init__`` carries none)."""
-        return dict(cls._kinds)
-
     def check_params(self) -> NeuralDetector:
         """As :meth:`BaseDetector.check_params`: every check ``fit`` makes before training."""
         self._validate()
@@ -213,37 +149,9 @@ class NeuralDetector(NetworkTiles, BaseDetector):
         ]
         for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
             checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
-        for key in self._hyperparameters_of("int", "int | None"):  # sizes, counts
-            value = getattr(self, key)
-            if key != "seed" and isinstance(value, (int, np.integer)) \
-                    and not isinstance(value, bool):
-                most = (MAX_EPOCHS if key.endswith("epochs") else
-                        MAX_LAYERS if key in ("depth", "unet_levels") else INT_MAX)
-                checks.append((value <= most, f"{key} must be at most {most}, got {value}"))
-        for key in self._float_hyperparameters():  # rates and weights torch can hold
-            value = getattr(self, key)
-            if value is not None and not abs(float(value)) <= FLOAT32_MAX:
-                checks.append((False, f"{key} must be a finite number within float32's "
-                                      f"range, got {value}"))
-        for ok, message in checks + self._checks():
+        for ok, message in checks + self._bound_checks() + self._checks():
             if not ok:
                 raise ParameterError(f"{self.name}: {message}")
-
-    @classmethod
-    def _float_hyperparameters(cls) -> list[str]:
-        """The networks' hyperparameters declared as floats (learning rates, loss weights);
-        not the fusion stage's, optional (``float | None``), whose ``eps=inf`` is the guided
-        filter's box-mean limit."""
-        return cls._hyperparameters_of("float")
-
-    @classmethod
-    def _hyperparameters_of(cls, *kinds: str) -> list[str]:
-        """The hyperparameters declared of one of ``kinds`` (``"int"``, ``"int | None"``),
-        every class of the detector's included."""
-        return list(dict.fromkeys(
-            name for klass in cls.__mro__ for name, kind in
-            vars(klass).get("__annotations__", {}).items()
-            if kind in kinds and not name.startswith("_")))
 
     # ---- fit ------------------------------------------------------------------------
     def _prepare(self, values: np.ndarray) -> torch.Tensor:

@@ -26,7 +26,14 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from hsad.cube import DEFAULT_CHUNK, excluded_fill, make_cube, one_nodata, with_band_scaling
+from hsad.cube import (
+    DEFAULT_CHUNK,
+    excluded_fill,
+    georeferenced,
+    make_cube,
+    one_nodata,
+    with_band_scaling,
+)
 from hsad.errors import (
     FileFormatError,
     ParameterError,
@@ -38,8 +45,10 @@ from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
 from hsad.io.window import (
+    FRAME_ATTR,
     WindowView,
     check_window,
+    frame_from_tags,
     window_attrs,
     window_from_tags,
     window_transform,
@@ -448,8 +457,13 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
             sensor = SensorGeoref.from_dataset(src, transform)
             if sensor is not None:
                 attrs[SENSOR_ATTR] = sensor
-            # a window of a scene, as hsad wrote it: its place in the scene kept
-            within = window_from_tags(src.tags(), (src.height, src.width))
+            # a window of a scene without georeference, as hsad wrote it: its place in the
+            # scene kept (a georeferenced one is placed by its grid, which tags copied by
+            # another tool cannot contradict)
+            within = None if georeferenced(transform, crs) else window_from_tags(
+                src.tags(), (src.height, src.width))
+            if within is not None:
+                attrs[FRAME_ATTR] = frame_from_tags(src.tags(), within)
     except RasterioError as exc:
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))

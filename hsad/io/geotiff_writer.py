@@ -430,7 +430,8 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     profile = _profile(arr.shape[0], arr.shape[1], arr.shape[2], out_dtype, crs, transform,
                        nodata, interleave, sensor=sensor)
     return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
-                  tags={"wavelength_units": "Nanometers", **window_tags(cube)},
+                  tags={"wavelength_units": "Nanometers",
+                        **window_tags(cube, own_frame=True)},
                   descriptions=descriptions,
                   scaling=output_scaling(cube), sensor=sensor)
 

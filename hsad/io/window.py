@@ -42,15 +42,41 @@ def window_attrs(window, shape, within=None) -> dict:
     return {WINDOW_ATTR: (window.row_off, window.col_off, int(shape[0]), int(shape[1]))}
 
 
-def window_tags(cube) -> dict[str, str]:
-    """The ``hsad_window`` and ``hsad_window_of`` tags of a cube or map of a window of a
-    scene (``attrs["hsad_window"]``), as :func:`window_from_tags` reads them; none for a
-    whole scene."""
+#: ``attrs`` key, for a window of a scene without georeference: ``(r0, c0, rows, cols)``,
+#: in the scene, of the raster in whose frame polygons for it are read (x = column,
+#: y = −row, as QGIS draws a raster without geotransform) and on whose grid rasters for it
+#: are taken: the whole scene for a window cut from it, a converted window's own file
+#: (QGIS draws that file from its own origin)
+FRAME_ATTR = "hsad_frame"
+
+
+def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
+    """The ``hsad_window``, ``hsad_window_of`` and ``hsad_frame`` tags of a cube or map of a
+    window of a scene (``attrs["hsad_window"]``), as :func:`window_from_tags` and
+    :func:`frame_from_tags` read them; none for a whole scene. ``own_frame``: the file
+    written is the window's own (``convert``): polygons and rasters for it are on its grid."""
     window = cube.attrs.get("hsad_window")
     if window is None:
         return {}
-    return {"hsad_window": f"{window[1]} {window[0]} {cube.sizes['x']} {cube.sizes['y']}",
-            "hsad_window_of": f"{window[3]} {window[2]}"}  # the scene's columns, rows
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
+    frame = ((*window[:2], rows, cols) if own_frame else
+             cube.attrs.get(FRAME_ATTR, (0, 0, *window[2:])))
+    return {"hsad_window": f"{window[1]} {window[0]} {cols} {rows}",
+            "hsad_window_of": f"{window[3]} {window[2]}",  # the scene's columns, rows
+            "hsad_frame": f"{frame[1]} {frame[0]} {frame[3]} {frame[2]}"}  # as -srcwin
+
+
+def frame_from_tags(tags, within) -> tuple[int, int, int, int]:
+    """The ``hsad_frame`` tag (:data:`FRAME_ATTR`) of a file placed ``within`` a scene
+    (:func:`window_from_tags`); the whole scene when it has none (maps written before the
+    tag) or one outside the scene."""
+    frame = str(tags.get("hsad_frame", "")).split()
+    whole = (0, 0, *within[2:])
+    if len(frame) != 4 or not all(v.isdigit() for v in frame):
+        return whole
+    c0, r0, cols, rows = (int(v) for v in frame)
+    inside = r0 + rows <= within[2] and c0 + cols <= within[3]
+    return (r0, c0, rows, cols) if inside else whole
 
 
 def window_from_tags(tags, shape) -> tuple[int, int, int, int] | None:

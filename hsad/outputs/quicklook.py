@@ -81,13 +81,22 @@ def file_positions(cube: xr.DataArray, positions) -> list[int]:
     for i in picks:
         hit = np.flatnonzero(numbers == i + 1)
         if not hit.size:
-            kept = (f"{int(numbers.min()) - 1}..{int(numbers.max()) - 1}"
-                    if numbers.size else "none")
             raise ParameterError(f"--rgb-bands: band {i} of the file (0-based, as --bands "
                                  f"counts) is not among the {numbers.size} bands analysed "
-                                 f"(positions {kept})")
+                                 f"(positions {_ranges(numbers - 1)})")
         out.append(int(hit[0]))
     return out
+
+
+def _ranges(positions) -> str:
+    """Sorted positions as ``--bands`` writes them: ``0:10,150:204`` (ends excluded)."""
+    p = np.unique(np.asarray(positions, dtype=np.int64))
+    if not p.size:
+        return "none"
+    breaks = np.flatnonzero(np.diff(p) != 1)
+    starts, ends = np.r_[p[0], p[breaks + 1]], np.r_[p[breaks], p[-1]]
+    return ",".join(f"{a}" if a == b else f"{a}:{b + 1}" for a, b in zip(starts, ends,
+                                                                          strict=True))
 
 
 def check_default_composite(cube: xr.DataArray, rgb=None, positions=None) -> None:
@@ -101,11 +110,16 @@ def check_default_composite(cube: xr.DataArray, rgb=None, positions=None) -> Non
     wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
     if by_wavelength or not np.isfinite(wl[picks]).all():
         return
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    usable = wl[np.isfinite(wl) & (good if good.any() else True)]
+    missing = [w for w in RGB_WAVELENGTHS if not (np.abs(usable - w) <= RGB_TOLERANCE).any()]
     shown = ", ".join(f"{wl[i]:.0f}" for i in picks)
+    wanted = ", ".join(f"{w:g}" for w in RGB_WAVELENGTHS)
     warnings.warn(f"no good band lies within {RGB_TOLERANCE:g} nm of "
-                  f"{', '.join(f'{w:g}' for w in RGB_WAVELENGTHS)} nm (the bands analysed "
-                  f"cover {np.nanmin(wl):.0f}-{np.nanmax(wl):.0f} nm): the quicklook's "
-                  f"composite shows {shown} nm; choose with --rgb", UserWarning, stacklevel=2)
+                  f"{', '.join(f'{w:g}' for w in missing)} nm (the bands analysed lie "
+                  f"between {usable.min():.0f} and {usable.max():.0f} nm): the quicklook's "
+                  f"composite shows {shown} nm instead of {wanted} nm; choose with --rgb",
+                  UserWarning, stacklevel=2)
 
 
 def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
