@@ -356,6 +356,10 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
                       driver="ESRI Shapefile")
     (tmp_path / "b.dbf").unlink()
     os.mkfifo(tmp_path / "b.dbf")
+    (tmp_path / "cube.hdr").write_text("ENVI\nsamples = 4\nlines = 4\nbands = 2\n"
+                                       "header offset = 0\ndata type = 4\ninterleave = bsq"
+                                       "\nbyte order = 0\n")  # its data file: a pipe
+    os.mkfifo(tmp_path / "cube.img")
     out = tmp_path / "o.tif"
     cases = [["detect", pipe, "-m", "rx", "-o", out],
              ["detect", scene, "--model", model, "-o", out],
@@ -370,7 +374,8 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
              ["detect", scene, "-m", "rx", "-o", out, "--wavelength-file", pipe],
              ["detect", scene, "-m", "rx", "-o", out, "--contamination", "0.01",
               "--spectra", tmp_path / "s.csv", "--library", library],
-             ["detect", scene, "-m", "rx", "-o", out, "--background", shapefile]]
+             ["detect", scene, "-m", "rx", "-o", out, "--background", shapefile],
+             ["info", tmp_path / "cube.hdr"]]
     previous = signal.signal(signal.SIGALRM, hung)
     try:
         for args in cases:

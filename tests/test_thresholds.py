@@ -246,3 +246,23 @@ def test_threshold_options_given_as_text_are_numbers():
         scores, far=0.01).attrs["threshold"]
     with pytest.raises(ParameterError, match="contamination"):
         rx.threshold(scores, contamination="ten")
+
+
+def test_an_absolute_threshold_beyond_the_scores_says_so():
+    """`--threshold 1e308` (another map's threshold, a typo) wrote an empty mask, and
+    `--threshold -1e308` a full one, without a word: each now warns with the scores' range;
+    a threshold inside the range is quiet."""
+    import warnings
+
+    from hsad import detectors
+
+    s = np.random.default_rng(0).random((20, 20))
+    s[0, 0] = np.nan  # no score: neither flagged nor counted
+    rx = detectors.get("rx")
+    with pytest.warns(UserWarning, match=r"lies above every score \(the highest is 0.99"):
+        assert not rx.threshold(s, value=1e308).values.any()
+    with pytest.warns(UserWarning, match="flags every pixel with a score"):
+        assert int(rx.threshold(s, value=-1e308).sum()) == 399
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 < int(rx.threshold(s, value=0.5).sum()) < 399

@@ -108,6 +108,23 @@ def _same_value(a, b) -> bool:
         return a is b
 
 
+def _say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
+    """Warn when an absolute threshold flags no pixel, or every pixel with a score: a value
+    beyond the scores' range (another map's threshold, a typo), which the mask alone would
+    not tell."""
+    flagged = int(np.count_nonzero(mask))
+    scored = int(np.count_nonzero(np.isfinite(s)))
+    if not scored or 0 < flagged < scored:
+        return
+    if flagged == 0:
+        warnings.warn(f"threshold {thr:g} lies above every score (the highest is "
+                      f"{np.nanmax(s):g}): the mask flags no pixel", UserWarning, stacklevel=3)
+    else:
+        warnings.warn(f"threshold {thr:g} lies at or below every score (the lowest is "
+                      f"{np.nanmin(s):g}): the mask flags every pixel with a score",
+                      UserWarning, stacklevel=3)
+
+
 class BaseDetector:
     """Base class: parameter handling, ``fit_score`` and thresholding."""
 
@@ -280,6 +297,8 @@ class BaseDetector:
         # compared in float64 (a float64 scalar, not a Python float, which numpy would
         # round to the map's float32), block by block inside numpy: no float64 map
         mask = np.isfinite(s) & (s >= np.float64(thr))
+        if value is not None:
+            _say_if_all_or_none(mask, s, thr)
         out = scores.copy(data=mask)
         out.name = "mask"
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}

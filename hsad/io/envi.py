@@ -368,6 +368,10 @@ def _locate_data(hdr: EnviHeader, data: Path | None) -> Path:
         data = find_data(hdr.path, hdr.interleave)
         if data is None:
             names = data_candidates(hdr.path, hdr.interleave)
+            from hsad.io import check_regular
+
+            for name in names:  # a named pipe or device beside it: not "not found"
+                check_regular(hdr.path.parent / name)
             folders = [hdr.path.parent / n for n in names if (hdr.path.parent / n).is_dir()]
             if folders:
                 raise FileFormatError("data file is a directory", folders[0])
