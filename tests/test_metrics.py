@@ -366,3 +366,47 @@ def test_evaluating_a_map_holds_about_ten_bytes_a_pixel_beyond_it(monkeypatch):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak / scores.size < most, peak / scores.size
+
+
+def test_a_curve_at_fewer_points_holds_points_of_the_full_curve():
+    """`evaluate(..., curve_points=k)` (what the plots compute) gives about k points, each
+    a point of the full curve with its thresholds, from the highest score (geometric ranks:
+    a log P_F axis keeps its first false alarms) to (1, 1); the areas are the full ones."""
+    rng = np.random.default_rng(12)
+    gt = rng.random((100, 120)) < 0.03
+    scores = (rng.normal(size=gt.shape) + 1.5 * gt).astype(np.float32)
+    full, whole = evaluate(scores, gt, return_curve=True)
+    few_result, few = evaluate(scores, gt, return_curve=True, curve_points=60)
+    assert few_result == full and 30 < few.pd.size <= 62 < whole.pd.size
+    points = set(zip(whole.pd, whole.pf, whole.thresholds, strict=True))
+    assert all(p in points for p in zip(few.pd, few.pf, few.thresholds, strict=True))
+    np.testing.assert_array_equal(few.pd[:4], whole.pd[:4])  # the three highest scores
+    assert (few.pd[-1], few.pf[-1], few.thresholds[-1]) == (1.0, 1.0, 0.0)
+    assert np.all(np.diff(few.thresholds) < 0)
+    # as many points as distinct scores, or more: the full curve itself
+    same = evaluate(scores, gt, return_curve=True, curve_points=scores.size)[1]
+    for a, b in zip(same, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_plots_curves_hold_no_argsort_of_the_map(monkeypatch):
+    """The curves the ROC plots draw are computed at a bounded number of points from the
+    sorted scores: a few bytes a pixel, not the 50 of an argsort and a curve at every
+    distinct score."""
+    import tracemalloc
+
+    from hsad.outputs import metrics, roc_area, roc_plots
+
+    monkeypatch.setattr(metrics, "MEAN_BLOCK", 1 << 14)
+    monkeypatch.setattr(roc_area, "LOOKUP_BLOCK", 1 << 12)
+    monkeypatch.setattr(roc_plots, "CURVE_POINTS", 1 << 12)
+    rng = np.random.default_rng(13)
+    gt = rng.random((700, 700)) < 0.01
+    scores = rng.normal(size=gt.shape).astype(np.float32) + gt
+    roc_plots.roc_curves(scores[:8, :8], np.eye(8, dtype=bool))  # imports: not counted
+    tracemalloc.start()
+    curves = roc_plots.roc_curves({"m": scores}, gt)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak / scores.size < 10, peak / scores.size
+    assert curves["m"][0].pd.size <= (1 << 12) + 2

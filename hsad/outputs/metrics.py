@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from hsad.errors import ParameterError
-from hsad.outputs.roc_area import rank_auc
+from hsad.outputs.roc_area import Ranked, area, rank_auc, ranked
+from hsad.outputs.roc_area import curve_points as ranked_points
 from hsad.thresholds import gathered_float64
 
 
@@ -258,46 +259,25 @@ def normalised_scores(scores, gt) -> tuple[np.ndarray, np.ndarray]:
     return _unit_range(s), labels
 
 
-def _roc_from(s: np.ndarray, labels: np.ndarray, normalise: bool = True) -> RocCurve:
-    """ROC of the scores ``s`` as given: their order alone sets the points, so one extreme
-    score, which squeezes every other normalised score together, cannot merge them. The
-    thresholds are the points' scores, min-max normalised (``normalise``) as
-    :func:`_unit_range` normalises all of them.
-
-    Memory: the order, the sorted scores and the counts, no copy more (ties are found by
-    comparing neighbours; the sort is ascending, read backwards: within a run of equal
-    scores the order does not change the counts at its end)."""
-    lo, hi = np.float64(s.min()), np.float64(s.max())
-    order = np.argsort(s, kind="stable")[::-1]
-    ordered = s[order]
-    labels = labels[order]
-    del order
-    # last index of each run of equal scores = one point per unique threshold
-    ends = np.empty(s.size, dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=ends[:-1])
-    ends[-1] = True
-    last = np.flatnonzero(ends)
-    del ends
-    tp = np.cumsum(labels, dtype=np.int32 if s.size < 2**31 else np.int64)[last]
-    pd, pf, tau = (np.empty(last.size + 1) for _ in range(3))
-    pd[0] = pf[0] = 0.0
-    tau[0] = np.inf
-    np.divide(tp, tp[-1], out=pd[1:])
-    fp = np.add(last, 1, out=last) - tp  # the run ends' indices are not needed again
-    np.divide(fp, fp[-1], out=pf[1:])
-    del fp, tp
-    points = ordered[np.subtract(last, 1, out=last)].astype(np.float64)  # the run ends
-    tau[1:] = _unit_range(points, lo, hi) if normalise else points
-    return RocCurve(pd, pf, tau)
+def _curve(r: Ranked, lo, hi, points: int | None = None) -> RocCurve:
+    """The ROC of :func:`hsad.outputs.roc_area.ranked` scores (at every distinct score, or
+    at about ``points`` of them: :func:`~hsad.outputs.roc_area.curve_points`), its
+    thresholds min-max normalised over ``lo``–``hi`` as :func:`_unit_range` normalises
+    every score. The points follow the scores as given, so one extreme score, which
+    squeezes every other normalised score together, cannot merge them."""
+    pd, pf, thresholds = ranked_points(r, points)
+    tau = _unit_range(thresholds.astype(np.float64), lo, hi)
+    return RocCurve(np.r_[0.0, pd], np.r_[0.0, pf], np.r_[np.inf, tau])
 
 
 def roc(scores, gt) -> RocCurve:
     """P_D, P_F and thresholds τ (normalised) at every unique score, by decreasing τ.
 
-    One sort and cumulative counts: O(n log n), no loop over thresholds.
+    One sort and lookups of the thresholds: O(n log n), no loop over thresholds.
     """
     s, labels = valid_scores(scores, gt)
-    return _roc_from(s, labels)
+    lo, hi = s.min(), s.max()
+    return _curve(ranked(s, labels), lo, hi)
 
 
 def auc_df(scores, gt) -> float:
@@ -336,20 +316,23 @@ def _class_mean(raw: np.ndarray, labels: np.ndarray, anomaly: bool, lo, hi) -> f
     return float(np.float64(total) / count)
 
 
-def evaluate(scores, gt, return_curve: bool = False):
+def evaluate(scores, gt, return_curve: bool = False, curve_points: int | None = None):
     """Every metric of METHODS §5 for one score map, from one normalisation and one sort.
 
-    Returns an :class:`Evaluation`, or ``(Evaluation, RocCurve)`` with ``return_curve``.
-    Without the curve it holds the valid scores (float32 for a float32 map), their labels
-    and the smaller class's scores, nothing more a pixel (docs/performance.md).
+    Returns an :class:`Evaluation`, or ``(Evaluation, RocCurve)`` with ``return_curve``:
+    the curve at every distinct score, or at about ``curve_points`` of them (each a point
+    of the full curve, evenly and geometrically spaced from the top: what a plot draws).
+    It holds the valid scores (float32 for a float32 map), their labels and the smaller
+    class's scores, nothing more a pixel, and the curve's points (docs/performance.md).
     """
     raw, labels = valid_scores(scores, gt, keep_float32=True)
     lo, hi = np.float64(raw.min()), np.float64(raw.max())
     dt = _class_mean(raw, labels, True, lo, hi)
     ft = _class_mean(raw, labels, False, lo, hi)
-    curve = _roc_from(raw, labels) if return_curve else None
     n_anomaly = int(np.count_nonzero(labels))
-    df = rank_auc(raw, labels)  # sorts raw in place: last
+    r = ranked(raw, labels)  # sorts raw in place: after the means
+    df = area(r)
+    curve = _curve(r, lo, hi, curve_points) if return_curve else None
     with np.errstate(divide="ignore", invalid="ignore"):
         snpr = float(np.float64(dt) / np.float64(ft)) if ft > 0 else (np.inf if dt > 0 else np.nan)
         snpr_db = float(10.0 * np.log10(snpr)) if np.isfinite(snpr) else snpr

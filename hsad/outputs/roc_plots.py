@@ -14,6 +14,9 @@ from hsad.outputs.metrics import evaluate
 
 #: Largest number of points drawn per curve (the areas always use every point).
 MAX_CURVE_POINTS = 4000
+#: Points of a curve computed for the plots, at most about (each a point of the full
+#: curve; a map with fewer distinct scores has all of them): what is thinned to draw
+CURVE_POINTS = 1 << 20
 
 
 def _as_maps(maps) -> dict:
@@ -32,7 +35,7 @@ def roc_curves(maps, gt) -> dict:
     for both (``curves=``; each map's curve is a sort of all its pixels)."""
     out = {}
     for name, scores in _as_maps(maps).items():
-        result, curve = evaluate(scores, gt, return_curve=True)
+        result, curve = evaluate(scores, gt, return_curve=True, curve_points=CURVE_POINTS)
         out[name] = (curve, result.auc_df, result.auc_dt, result.auc_ft, result.n_background)
     return out
 
