@@ -5,7 +5,7 @@ Writes a seeded N x N float32 score GeoTIFF (a corner of nodata) and a uint8 gro
 GeoTIFF flagging about 0.2 % of the pixels, then runs
 
 - ``hsad evaluate``: every metric of docs/evaluation.md (add ``--targets`` with
-  ``--targets``);
+  ``--targets``, and the ROC and 3D ROC plots on a log P_F axis with ``--plot``);
 - ``rasterio + sklearn``: both files read with rasterio, the valid pixels gathered and
   ``sklearn.metrics.roc_auc_score`` (AUC(D,F) alone), as an analyst would write it.
 
@@ -14,6 +14,7 @@ pointing at a checkout of it (docs/performance.md, "Tiles sized by a memory budg
 
     .venv/bin/python benchmarks/bench_evaluate.py                 # 8192 x 8192
     .venv/bin/python benchmarks/bench_evaluate.py --size 4096 --targets
+    .venv/bin/python benchmarks/bench_evaluate.py --plot
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=8192, help="rows = columns of the maps")
     ap.add_argument("--targets", action="store_true", help="hsad evaluate --targets too")
+    ap.add_argument("--plot", action="store_true",
+                    help="hsad evaluate --plot --plot3d --log-far too")
     args = ap.parse_args(argv)
     if not 64 <= args.size <= 65536:
         fail(f"--size {args.size}: give 64 to 65536 pixels a side")
@@ -87,9 +90,14 @@ def main(argv=None) -> None:
         scores, truth = make_maps(Path(tmp), args.size)
         print(f"maps {args.size} x {args.size} (float32 scores, uint8 truth); "
               f"cpus: {os.cpu_count()}")
+        extra = [*(["--targets"] if args.targets else []),
+                 *(["--plot", f"{tmp}/roc.png", "--plot3d", f"{tmp}/roc3d.png", "--log-far"]
+                   if args.plot else [])]
         hsad = [sys.executable, "-m", "hsad", "evaluate", str(scores), "--truth", str(truth),
-                "--json", *(["--targets"] if args.targets else [])]
-        results = [("hsad evaluate" + (" --targets" if args.targets else ""), run(hsad)),
+                "--json", *extra]
+        named = "hsad evaluate" + (" --targets" if args.targets else "") + (
+            " --plot" if args.plot else "")
+        results = [(named, run(hsad)),
                    ("rasterio + sklearn roc_auc_score",
                     run([sys.executable, "-c", SKLEARN_WAY, str(scores), str(truth)]))]
     print(f"{'contender':34s} {'wall s':>8s} {'peak RSS GB':>12s} {'AUC(D,F)':>10s}")
