@@ -149,13 +149,17 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         if k in cube.attrs:
             info[k] = cube.attrs[k]
     if fmt == "geotiff":
-        from hsad.io.window import window_from_tags
+        from hsad.io.window import frame_from_tags, window_from_tags
         from hsad.outputs.provenance import read_provenance
 
         tags = read_provenance(p)
-        if "hsad_window" in tags and window_from_tags(tags, (rows, cols)) is None:
+        within = window_from_tags(tags, (rows, cols))
+        if "hsad_window" in tags and within is None:
             tags["hsad_window"] += (f" (stale: this file is {cols} x {rows} pixels, cut again "
                                     "by another tool; not used)")
+        elif "hsad_frame" in tags and frame_from_tags(tags, within, (rows, cols)) is None:
+            tags["hsad_frame"] += (" (malformed, or does not hold this window: the window "
+                                   "tags are not used)")
         if tags:
             info["provenance"] = tags
     return info

@@ -323,6 +323,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     if polygons_path:
         from hsad.outputs.polygons import regions, vector_crs, write_regions
 
+        _say_frame(cube, polygons_path)
         # the mask's own frame, as regions() traces it (the cube's GCPs or RPCs, carried)
         geoms, props = regions(det.mask, scores=det.scores)
         if found is not None and "match" in found:  # the same regions, the same ids
@@ -341,6 +342,29 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     if stages_png:
         _draw_stages(det, cube, stages_png, truth, rgb, rgb_positions)
     return out
+
+
+def _say_frame(cube, polygons_path) -> None:
+    """Warn when the polygons of a window of a scene without georeference, written in the
+    window's own pixel frame (where QGIS draws its maps), would be read back in another
+    frame: polygons for such a window are read in the frame of the file it was cut from
+    (``hsad.io.window.FRAME_ATTR``), so they cannot be given back as they are."""
+    from hsad.cube import georeferenced, transform_of
+    from hsad.io.window import FRAME_ATTR
+    from hsad.subset import WINDOW_ATTR
+
+    window = cube.attrs.get(WINDOW_ATTR)
+    if window is None or georeferenced(transform_of(cube), cube.rio.crs):
+        return
+    frame = cube.attrs.get(FRAME_ATTR, (0, 0))
+    rows, cols = window[0] - frame[0], window[1] - frame[1]
+    if rows or cols:
+        source = "whole scene" if frame[:2] == (0, 0) else "file the window was cut from"
+        warnings.warn(f"{polygons_path}: the polygons lie in this window's own pixel frame, "
+                      "where QGIS draws its maps; polygons for a window of this scene "
+                      f"(--truth, --background) are read in the frame of the {source}, "
+                      f"{rows} rows and {cols} columns away: give the mask back instead "
+                      "(--mask)", UserWarning, stacklevel=3)
 
 
 def _draw_stages(det: Detection, cube, path, truth, rgb, rgb_positions) -> None:

@@ -405,6 +405,71 @@ def test_polygons_for_a_converted_window_are_in_its_own_frame(scene, tmp_path, c
     assert code == 0 and f"{inner}+{240 - inner}" in out
 
 
+def test_polygons_of_a_window_say_when_they_cannot_be_given_back(scene, tmp_path, capsys):
+    """A window cut by `--srcwin` from a scene without georeference writes its polygons in
+    its own frame, and polygons for it are read in the frame of the file it was cut from: a
+    warning says so (none for a window at the origin); a raster on the grid of the
+    converted file a window was cut from is taken by `evaluate` as by `detect`."""
+    _, _, values, truth = scene
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    code, _, err = run_cli(["detect", mat, "-m", "rx", "-o", tmp_path / "a.tif", "--srcwin",
+                            10, 20, 25, 18, "--polygons", tmp_path / "a.gpkg"], capsys)
+    assert code == 0 and "20 rows and 10 columns away: give the mask back instead" in err
+    code, _, err = run_cli(["detect", mat, "-m", "rx", "-o", tmp_path / "b.tif", "--srcwin",
+                            0, 0, 25, 18, "--polygons", tmp_path / "b.gpkg"], capsys)
+    assert code == 0 and "give the mask back" not in err
+    run_cli(["convert", mat, tmp_path / "w.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    run_cli(["detect", tmp_path / "w.tif", "-m", "rx", "-o", tmp_path / "wm.tif", "--mask",
+             tmp_path / "wmask.tif", "--contamination", "0.05"], capsys)
+    code, _, err = run_cli(["detect", tmp_path / "w.tif", "-m", "rx", "-o", tmp_path / "c.tif",
+                            "--srcwin", 2, 3, 20, 12, "--polygons", tmp_path / "c.gpkg"],
+                           capsys)
+    assert code == 0 and "frame of the file the window was cut from, 3 rows and 2" in err
+    with rasterio.open(tmp_path / "wmask.tif") as src:
+        inner = int((src.read(1)[3:15, 2:22] == 1).sum())
+    code, out, err = run_cli(["evaluate", tmp_path / "c.tif", "--truth",
+                              tmp_path / "wmask.tif"], capsys)
+    assert code == 0 and f"{inner}+{240 - inner}" in out, err
+    # several maps: an error about the truth names the map it concerns
+    import pyogrio.raw
+    import shapely
+    from shapely.geometry import box
+
+    far = tmp_path / "far.gpkg"  # whole-scene frame: rows 2-4, columns 2-4 (outside a.tif)
+    pyogrio.raw.write(far, np.array([shapely.to_wkb(box(2, -4, 4, -2))], dtype=object), [],
+                      [], geometry_type="Polygon", driver="GPKG")
+    code, _, err = run_cli(["evaluate", tmp_path / "b.tif", tmp_path / "a.tif", "--truth",
+                            far], capsys)
+    assert code == 2 and f"(score map {tmp_path / 'a.tif'})" in err, err
+    # a georeferenced window: placed by its grid, no frame written
+    path = scene[0]
+    run_cli(["convert", path, tmp_path / "g.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    with rasterio.open(tmp_path / "g.tif") as src:
+        assert "hsad_window" in src.tags() and "hsad_frame" not in src.tags()
+
+
+def test_malformed_window_tags_are_not_used(scene, tmp_path, capsys):
+    """Window tags in other digits, or a frame that does not hold the window, are not used
+    (no traceback): the file is read as a scene of its own."""
+    _, _, values, truth = scene
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat, gt=truth)
+    run_cli(["convert", mat, tmp_path / "w.tif", "--srcwin", 10, 20, 25, 18], capsys)
+    for name, frame in (("sup.tif", "\u00b2 0 25 18"), ("small.tif", "0 0 10 10")):
+        with rasterio.open(tmp_path / "w.tif") as src:
+            profile, tags, data = src.profile, src.tags(), src.read()
+        with rasterio.open(tmp_path / name, "w", **profile) as dst:
+            dst.write(data)
+            dst.update_tags(**{**tags, "hsad_frame": frame})
+        assert "hsad_window" not in open_cube(tmp_path / name).attrs
+        code, out, _ = run_cli(["info", tmp_path / name], capsys)
+        assert code == 0 and "the window tags are not used" in out
+        code, _, err = run_cli(["detect", tmp_path / name, "-m", "rx", "-o",
+                                tmp_path / f"o_{name}", "--truth", mat], capsys)
+        assert code == 2 and "not the scene's grid" in err and "Traceback" not in err
+
+
 def test_window_tags_that_do_not_describe_the_file_are_not_used(scene, tmp_path, capsys):
     """Tags copied by another tool onto a file of another window are not trusted: a
     georeferenced file is placed by its grid alone, and a file of another size is not a

@@ -463,7 +463,11 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
             within = None if georeferenced(transform, crs) else window_from_tags(
                 src.tags(), (src.height, src.width))
             if within is not None:
-                attrs[FRAME_ATTR] = frame_from_tags(src.tags(), within)
+                frame = frame_from_tags(src.tags(), within, (src.height, src.width))
+                if frame is None:  # a frame that does not hold the file: stale tags
+                    within = None
+                else:
+                    attrs[FRAME_ATTR] = frame
     except RasterioError as exc:
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))

@@ -55,28 +55,44 @@ def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     window of a scene (``attrs["hsad_window"]``), as :func:`window_from_tags` and
     :func:`frame_from_tags` read them; none for a whole scene. ``own_frame``: the file
     written is the window's own (``convert``): polygons and rasters for it are on its grid."""
+    from hsad.cube import georeferenced, transform_of
+
     window = cube.attrs.get("hsad_window")
     if window is None:
         return {}
     rows, cols = cube.sizes["y"], cube.sizes["x"]
+    tags = {"hsad_window": f"{window[1]} {window[0]} {cols} {rows}",
+            "hsad_window_of": f"{window[3]} {window[2]}"}  # the scene's columns, rows
+    if georeferenced(transform_of(cube), cube.rio.crs):  # placed by its grid: no frame
+        return tags
     frame = ((*window[:2], rows, cols) if own_frame else
              cube.attrs.get(FRAME_ATTR, (0, 0, *window[2:])))
-    return {"hsad_window": f"{window[1]} {window[0]} {cols} {rows}",
-            "hsad_window_of": f"{window[3]} {window[2]}",  # the scene's columns, rows
-            "hsad_frame": f"{frame[1]} {frame[0]} {frame[3]} {frame[2]}"}  # as -srcwin
+    return {**tags, "hsad_frame": f"{frame[1]} {frame[0]} {frame[3]} {frame[2]}"}
 
 
-def frame_from_tags(tags, within) -> tuple[int, int, int, int]:
-    """The ``hsad_frame`` tag (:data:`FRAME_ATTR`) of a file placed ``within`` a scene
-    (:func:`window_from_tags`); the whole scene when it has none (maps written before the
-    tag) or one outside the scene."""
-    frame = str(tags.get("hsad_frame", "")).split()
-    whole = (0, 0, *within[2:])
-    if len(frame) != 4 or not all(v.isdigit() for v in frame):
-        return whole
-    c0, r0, cols, rows = (int(v) for v in frame)
+def frame_from_tags(tags, within, shape) -> tuple[int, int, int, int] | None:
+    """The ``hsad_frame`` tag (:data:`FRAME_ATTR`) of a ``shape`` (rows, cols) file placed
+    ``within`` a scene (:func:`window_from_tags`): None when it is malformed, lies outside
+    the scene or does not hold the file; the whole scene when there is none (maps written
+    before the tag)."""
+    if "hsad_frame" not in tags:
+        return (0, 0, *within[2:])
+    frame = _numbers(tags["hsad_frame"], 4)
+    if frame is None:
+        return None
+    c0, r0, cols, rows = frame
+    r, c = within[:2]
+    holds = r0 <= r and c0 <= c and r + shape[0] <= r0 + rows and c + shape[1] <= c0 + cols
     inside = r0 + rows <= within[2] and c0 + cols <= within[3]
-    return (r0, c0, rows, cols) if inside else whole
+    return (r0, c0, rows, cols) if holds and inside else None
+
+
+def _numbers(text, count: int) -> list[int] | None:
+    """``count`` non-negative integers written in ASCII digits, or None."""
+    parts = str(text).split()
+    if len(parts) != count or not all(v.isascii() and v.isdigit() for v in parts):
+        return None
+    return [int(v) for v in parts]
 
 
 def window_from_tags(tags, shape) -> tuple[int, int, int, int] | None:
@@ -85,11 +101,12 @@ def window_from_tags(tags, shape) -> tuple[int, int, int, int] | None:
     a window of a scene, when the window's size is the file's ``shape`` (rows, cols; a file
     cut again by another tool keeps the old window's tags) and it lies inside that scene;
     else None."""
-    window, scene = (str(tags.get(k, "")).split() for k in ("hsad_window", "hsad_window_of"))
-    if len(window) != 4 or len(scene) != 2 or not all(v.isdigit() for v in window + scene):
+    window, scene = _numbers(tags.get("hsad_window", ""), 4), _numbers(
+        tags.get("hsad_window_of", ""), 2)
+    if window is None or scene is None:
         return None
-    c0, r0, width, height = (int(v) for v in window)
-    cols, rows = (int(v) for v in scene)
+    c0, r0, width, height = window
+    cols, rows = scene
     if (height, width) != tuple(shape) or r0 + height > rows or c0 + width > cols:
         return None
     return r0, c0, rows, cols

@@ -13,6 +13,7 @@ from hsad.cube import same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io import detect_format
 from hsad.io.maps import read_single_band, read_truth
+from hsad.io.window import FRAME_ATTR
 from hsad.outputs.metrics import Evaluation, check_truth, evaluate
 from hsad.vector_masks import is_vector
 
@@ -44,9 +45,14 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
     if t_cube is not None and (placed := offsets_in(s_cube, t_cube)) is not None:
         return placed
     tagged = _tagged_window(scores_path, s_cube)
-    if tagged is None or tagged[2:] != tuple(truth_shape):
-        return None  # a truth of another scene than the one the window was cut from
-    return tagged[:2]
+    if tagged is None:
+        return None
+    if tagged[2:] == tuple(truth_shape):
+        return tagged[:2]
+    frame = s_cube.attrs.get(FRAME_ATTR)  # on the grid of the file it was detected on
+    if frame is not None and tuple(frame[2:]) == tuple(truth_shape):
+        return tagged[0] - frame[0], tagged[1] - frame[1]
+    return None  # a truth of another scene than the one the window was cut from
 
 
 def _placed_window(scores_path, s_cube):
@@ -194,8 +200,14 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
     said: set = set()
     for name, path in zip(names, scores_paths, strict=True):
         with _once(said):  # polygons drawn on each map warn alike: say it once
-            results[name], maps[name], theirs, grid = _evaluate_file(
-                path, truth_path, scores_key, truth_key, read, several=True)
+            try:
+                results[name], maps[name], theirs, grid = _evaluate_file(
+                    path, truth_path, scores_key, truth_key, read, several=True)
+            except ParameterError as exc:  # the truth's file named: say which map too
+                if exc.path is None or os.fspath(exc.path) == os.fspath(path):
+                    raise
+                raise ParameterError(f"{exc.problem} (score map {os.fspath(path)})",
+                                     exc.path) from exc
         if truth is None:
             truth, first, first_grid = theirs, path, grid
         elif (theirs.shape != truth.shape

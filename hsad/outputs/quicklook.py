@@ -82,7 +82,8 @@ def file_positions(cube: xr.DataArray, positions) -> list[int]:
         hit = np.flatnonzero(numbers == i + 1)
         if not hit.size:
             raise ParameterError(f"--rgb-bands: band {i} of the file (0-based, as --bands "
-                                 f"counts) is not among the {numbers.size} bands analysed "
+                                 f"counts) is not among the {numbers.size} "
+                                 f"band{'s' if numbers.size != 1 else ''} analysed "
                                  f"(positions {_ranges(numbers - 1)})")
         out.append(int(hit[0]))
     return out
