@@ -360,6 +360,8 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
                                        "header offset = 0\ndata type = 4\ninterleave = bsq"
                                        "\nbyte order = 0\n")  # its data file: a pipe
     os.mkfifo(tmp_path / "cube.img")
+    (tmp_path / "upper.hdr").write_text((tmp_path / "cube.hdr").read_text())
+    os.mkfifo(tmp_path / "upper.IMG")  # found in any letter case, as a data file is
     out = tmp_path / "o.tif"
     cases = [["detect", pipe, "-m", "rx", "-o", out],
              ["detect", scene, "--model", model, "-o", out],
@@ -375,7 +377,7 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
              ["detect", scene, "-m", "rx", "-o", out, "--contamination", "0.01",
               "--spectra", tmp_path / "s.csv", "--library", library],
              ["detect", scene, "-m", "rx", "-o", out, "--background", shapefile],
-             ["info", tmp_path / "cube.hdr"]]
+             ["info", tmp_path / "cube.hdr"], ["info", tmp_path / "upper.hdr"]]
     previous = signal.signal(signal.SIGALRM, hung)
     try:
         for args in cases:

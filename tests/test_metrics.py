@@ -387,6 +387,26 @@ def test_a_curve_at_fewer_points_holds_points_of_the_full_curve():
     same = evaluate(scores, gt, return_curve=True, curve_points=scores.size)[1]
     for a, b in zip(same, whole, strict=True):
         np.testing.assert_array_equal(a, b)
+    ties = np.array([[0, 0, 0, 0, 0, 0, 0, 0, 1, 2]], np.float32)  # 3 distinct scores
+    labels = np.array([[0] * 8 + [1, 1]], bool)
+    for a, b in zip(evaluate(ties, labels, return_curve=True, curve_points=3)[1],
+                    evaluate(ties, labels, return_curve=True)[1], strict=True):
+        np.testing.assert_array_equal(a, b)  # (P_F 0, P_D 1) kept
+
+
+def test_a_curve_at_fewer_points_keeps_the_first_false_alarms():
+    """Many anomalies above the whole background: the first false alarms lie deep in the
+    ranks, and a log P_F axis still starts at one false alarm."""
+    rng = np.random.default_rng(1)
+    scores = rng.random((256, 256)).astype(np.float32)
+    gt = np.zeros(scores.shape, bool)
+    gt[:64] = True
+    scores[gt] += 0.999
+    few = evaluate(scores, gt, return_curve=True, curve_points=300)[1]
+    background = int((~gt).sum())
+    assert few.pd.size < 320
+    false_alarms = (few.pf[few.pf > 0] * background).round()
+    assert false_alarms[0] == 1 and np.count_nonzero(false_alarms <= 10) >= 5
 
 
 def test_the_plots_curves_hold_no_argsort_of_the_map(monkeypatch):

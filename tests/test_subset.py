@@ -468,6 +468,15 @@ def test_malformed_window_tags_are_not_used(scene, tmp_path, capsys):
         code, _, err = run_cli(["detect", tmp_path / name, "-m", "rx", "-o",
                                 tmp_path / f"o_{name}", "--truth", mat], capsys)
         assert code == 2 and "not the scene's grid" in err and "Traceback" not in err
+    run_cli(["detect", tmp_path / "w.tif", "-m", "rx", "-o", tmp_path / "m.tif"], capsys)
+    assert run_cli(["evaluate", tmp_path / "m.tif", "--truth", mat], capsys)[0] == 0
+    with rasterio.open(tmp_path / "m.tif") as src:  # its map, the frame made stale
+        profile, tags, data = src.profile, src.tags(), src.read()
+    with rasterio.open(tmp_path / "ms.tif", "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(**{**tags, "hsad_frame": "0 0 10 10"})
+    code, _, err = run_cli(["evaluate", tmp_path / "ms.tif", "--truth", mat], capsys)
+    assert code == 2 and "ground truth is 48x40" in err  # not placed by its tags
 
 
 def test_window_tags_that_do_not_describe_the_file_are_not_used(scene, tmp_path, capsys):

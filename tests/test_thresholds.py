@@ -266,3 +266,9 @@ def test_an_absolute_threshold_beyond_the_scores_says_so():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert 0 < int(rx.threshold(s, value=0.5).sum()) < 399
+    # infinite pixels are no scores: the finite range, with the digits that tell it apart
+    with pytest.warns(UserWarning, match=r"threshold 5 lies above every score \(the highest "
+                                         r"is 2\)"):
+        rx.threshold(np.array([[1.0, 2.0], [np.inf, np.nan]]), value=5)
+    with pytest.warns(UserWarning, match=r"the highest is 0\.9999999404\)"):
+        rx.threshold(np.array([[0.5, 0.99999994]], np.float32), value=1.0)

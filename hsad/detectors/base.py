@@ -116,12 +116,14 @@ def _say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
     scored = int(np.count_nonzero(np.isfinite(s)))
     if not scored or 0 < flagged < scored:
         return
+    finite = s[np.isfinite(s)]
     if flagged == 0:
-        warnings.warn(f"threshold {thr:g} lies above every score (the highest is "
-                      f"{np.nanmax(s):g}): the mask flags no pixel", UserWarning, stacklevel=3)
+        warnings.warn(f"threshold {thr:.10g} lies above every score (the highest is "
+                      f"{finite.max():.10g}): the mask flags no pixel", UserWarning,
+                      stacklevel=3)
     else:
-        warnings.warn(f"threshold {thr:g} lies at or below every score (the lowest is "
-                      f"{np.nanmin(s):g}): the mask flags every pixel with a score",
+        warnings.warn(f"threshold {thr:.10g} lies at or below every score (the lowest is "
+                      f"{finite.min():.10g}): the mask flags every pixel with a score",
                       UserWarning, stacklevel=3)
 
 

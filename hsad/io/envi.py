@@ -370,8 +370,10 @@ def _locate_data(hdr: EnviHeader, data: Path | None) -> Path:
             names = data_candidates(hdr.path, hdr.interleave)
             from hsad.io import check_regular
 
-            for name in names:  # a named pipe or device beside it: not "not found"
-                check_regular(hdr.path.parent / name)
+            wanted = {n.lower() for n in names}  # found as find_data finds, in any case
+            for entry in os.scandir(hdr.path.parent):  # a named pipe or device: not "not found"
+                if entry.name.lower() in wanted:
+                    check_regular(entry.path)
             folders = [hdr.path.parent / n for n in names if (hdr.path.parent / n).is_dir()]
             if folders:
                 raise FileFormatError("data file is a directory", folders[0])

@@ -28,11 +28,14 @@ def _tagged_window(scores_path, s_cube) -> tuple[int, int, int, int] | None:
     map's (a map cut again by another tool keeps the tags of the old window); else None."""
     if s_cube.attrs.get("source_format") != "geotiff":
         return None
-    from hsad.io.window import window_from_tags
+    from hsad.io.window import frame_from_tags, window_from_tags
     from hsad.outputs.provenance import read_provenance
 
-    return window_from_tags(read_provenance(scores_path), (s_cube.sizes["y"],
-                                                           s_cube.sizes["x"]))
+    tags, shape = read_provenance(scores_path), (s_cube.sizes["y"], s_cube.sizes["x"])
+    within = window_from_tags(tags, shape)
+    if within is None or frame_from_tags(tags, within, shape) is None:
+        return None  # stale or malformed: the tags are not used, as the reader drops them
+    return within
 
 
 def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:

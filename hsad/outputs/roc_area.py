@@ -66,25 +66,40 @@ def area(r: Ranked) -> float:
 def curve_points(r: Ranked, points: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(pd, pf, thresholds)`` of :func:`ranked` scores, by decreasing threshold, without
-    the (0, 0) point: at every distinct score (``points`` None), or at the distinct scores
-    of about ``points`` ranks, half evenly spaced and half geometrically from the highest
-    (so that a log P_F axis keeps its first false alarms). Each is a point of the full
-    curve, with the counts it has there; the last is the lowest score, (1, 1)."""
+    the (0, 0) point: at every distinct score (``points`` None, or at least as many as the
+    distinct scores), or at the distinct scores of about ``points`` ranks from the highest:
+    a third evenly spaced, a third geometrically spaced from the highest score and a third
+    from the highest background score (so that a log P_F axis keeps its first false
+    alarms). Each is a point of the full curve, with the counts it has there; the last is
+    the lowest score, (1, 1)."""
     s = r.scores
     n = s.size
-    if points is None or points >= n:
-        last = np.flatnonzero(s[1:] != s[:-1])  # the end of each run of equal scores
-        thresholds = np.r_[s[last], s[-1]][::-1]
+    ends = s[1:] != s[:-1]  # the ends of the runs of equal scores
+    if points is None or points > int(np.count_nonzero(ends)):
+        thresholds = np.r_[s[:-1][ends], s[-1]][::-1]
     else:
-        half = max(points // 2, 2)
-        from_top = np.unique(np.r_[np.linspace(0, n - 1, half),
-                                   np.geomspace(1, n, half) - 1].round().astype(np.int64))
-        thresholds = np.unique(s[n - 1 - from_top])[::-1]
+        del ends
+        third = max(points // 3, 2)
+        first_false = _first_background_rank(r)
+        from_top = np.r_[np.linspace(0, n - 1, third), np.geomspace(1, n, third) - 1,
+                         first_false + np.geomspace(1, n - first_false, third) - 1]
+        thresholds = np.unique(s[n - 1 - np.unique(from_top.round().astype(np.int64))])[::-1]
     at_or_above = n - np.searchsorted(s, thresholds, "left")
     few = r.fewer.size - np.searchsorted(r.fewer, thresholds, "left")
     tp = few if r.anomalies_fewer else at_or_above - few
     fp = at_or_above - tp
     return tp / r.n_anomaly, fp / r.n_background, thresholds
+
+
+def _first_background_rank(r: Ranked) -> int:
+    """The rank, from the highest score (0), of the highest background score (a tie with
+    anomalies ranks it with them)."""
+    s, n = r.scores, r.scores.size
+    if not r.anomalies_fewer:  # the background is the smaller class, sorted
+        return n - int(np.searchsorted(s, r.fewer[-1], "right"))
+    top = s[::-1][:r.fewer.size + 1]  # the highest scores against the anomalies' own
+    differ = np.flatnonzero(top[:r.fewer.size] != r.fewer[::-1])
+    return int(differ[0]) if differ.size else r.fewer.size
 
 
 __all__ = ["LOOKUP_BLOCK", "Ranked", "area", "curve_points", "rank_auc", "ranked"]
