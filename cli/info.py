@@ -157,7 +157,8 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         if "hsad_window" in tags and within is None:
             tags["hsad_window"] += (f" (stale: this file is {cols} x {rows} pixels, cut again "
                                     "by another tool; not used)")
-        elif "hsad_frame" in tags and frame_from_tags(tags, within, (rows, cols)) is None:
+        elif within is not None and "hsad_frame" in tags and frame_from_tags(
+                tags, within, (rows, cols)) is None:
             tags["hsad_frame"] += (" (malformed, or does not hold this window: the window "
                                    "tags are not used)")
         if tags:
