@@ -387,6 +387,9 @@ def test_a_curve_at_fewer_points_holds_points_of_the_full_curve():
     same = evaluate(scores, gt, return_curve=True, curve_points=scores.size)[1]
     for a, b in zip(same, whole, strict=True):
         np.testing.assert_array_equal(a, b)
+    for bad in (0, -3, 10.0, True):
+        with pytest.raises(ParameterError, match="curve_points must be a whole number"):
+            evaluate(scores, gt, return_curve=True, curve_points=bad)
     ties = np.array([[0, 0, 0, 0, 0, 0, 0, 0, 1, 2]], np.float32)  # 3 distinct scores
     labels = np.array([[0] * 8 + [1, 1]], bool)
     for a, b in zip(evaluate(ties, labels, return_curve=True, curve_points=3)[1],

@@ -272,3 +272,6 @@ def test_an_absolute_threshold_beyond_the_scores_says_so():
         rx.threshold(np.array([[1.0, 2.0], [np.inf, np.nan]]), value=5)
     with pytest.warns(UserWarning, match=r"the highest is 0\.9999999404\)"):
         rx.threshold(np.array([[0.5, 0.99999994]], np.float32), value=1.0)
+    with pytest.warns(UserWarning, match=r"threshold 0\.30000000000000004 lies above every "
+                                         r"score \(the highest is 0\.3\)"):
+        rx.threshold(np.array([[0.3, 0.1], [0.2, 0.0]]), value=0.1 + 0.2)

@@ -117,13 +117,16 @@ def _say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
     if not scored or 0 < flagged < scored:
         return
     finite = s[np.isfinite(s)]
+    extreme = float(finite.max() if flagged == 0 else finite.min())
+    shown = [f"{v:.10g}" for v in (thr, extreme)]
+    if shown[0] == shown[1] and thr != extreme:  # told apart in every digit float64 has
+        shown = [repr(float(v)) for v in (thr, extreme)]
     if flagged == 0:
-        warnings.warn(f"threshold {thr:.10g} lies above every score (the highest is "
-                      f"{finite.max():.10g}): the mask flags no pixel", UserWarning,
-                      stacklevel=3)
+        warnings.warn(f"threshold {shown[0]} lies above every score (the highest is "
+                      f"{shown[1]}): the mask flags no pixel", UserWarning, stacklevel=3)
     else:
-        warnings.warn(f"threshold {thr:.10g} lies at or below every score (the lowest is "
-                      f"{finite.min():.10g}): the mask flags every pixel with a score",
+        warnings.warn(f"threshold {shown[0]} lies at or below every score (the lowest is "
+                      f"{shown[1]}): the mask flags every pixel with a score",
                       UserWarning, stacklevel=3)
 
 

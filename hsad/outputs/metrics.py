@@ -325,6 +325,9 @@ def evaluate(scores, gt, return_curve: bool = False, curve_points: int | None = 
     It holds the valid scores (float32 for a float32 map), their labels and the smaller
     class's scores, nothing more a pixel, and the curve's points (docs/performance.md).
     """
+    if curve_points is not None and (isinstance(curve_points, bool) or not isinstance(
+            curve_points, (int, np.integer)) or curve_points < 1):
+        raise ParameterError(f"curve_points must be a whole number ≥ 1, got {curve_points!r}")
     raw, labels = valid_scores(scores, gt, keep_float32=True)
     lo, hi = np.float64(raw.min()), np.float64(raw.max())
     dt = _class_mean(raw, labels, True, lo, hi)
