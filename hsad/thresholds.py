@@ -54,6 +54,28 @@ def check_threshold(contamination: float | None = None, far: float | None = None
             raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
+def say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
+    """Warn when an absolute threshold flags no pixel, or every pixel with a score: a value
+    beyond the scores' range (another map's threshold, a typo), which the mask alone would
+    not tell."""
+    flagged = int(np.count_nonzero(mask))
+    scored = int(np.count_nonzero(np.isfinite(s)))
+    if not scored or 0 < flagged < scored:
+        return
+    finite = s[np.isfinite(s)]
+    extreme = float(finite.max() if flagged == 0 else finite.min())
+    shown = [f"{v:.10g}" for v in (thr, extreme)]
+    if shown[0] == shown[1] and thr != extreme:  # told apart in every digit float64 has
+        shown = [repr(float(v)) for v in (thr, extreme)]
+    if flagged == 0:
+        warnings.warn(f"threshold {shown[0]} lies above every score (the highest is "
+                      f"{shown[1]}): the mask flags no pixel", UserWarning, stacklevel=3)
+    else:
+        warnings.warn(f"threshold {shown[0]} lies at or below every score (the lowest is "
+                      f"{shown[1]}): the mask flags every pixel with a score",
+                      UserWarning, stacklevel=3)
+
+
 def gathered_float64(values, where=None, dtype=np.float64) -> np.ndarray:
     """``values[where]`` of a map (any shape; ``where`` default: its finite values) as a
     new float64 vector (or ``dtype``), taken ``BLOCK`` values at a time: beside it nothing
@@ -259,4 +281,4 @@ def _log_tail(s: float, w: np.ndarray) -> float:
 
 
 __all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "contamination_threshold",
-           "gathered_float64", "robust_threshold", "weighted_chi2_isf"]
+           "gathered_float64", "robust_threshold", "say_if_all_or_none", "weighted_chi2_isf"]

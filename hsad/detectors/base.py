@@ -108,28 +108,6 @@ def _same_value(a, b) -> bool:
         return a is b
 
 
-def _say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
-    """Warn when an absolute threshold flags no pixel, or every pixel with a score: a value
-    beyond the scores' range (another map's threshold, a typo), which the mask alone would
-    not tell."""
-    flagged = int(np.count_nonzero(mask))
-    scored = int(np.count_nonzero(np.isfinite(s)))
-    if not scored or 0 < flagged < scored:
-        return
-    finite = s[np.isfinite(s)]
-    extreme = float(finite.max() if flagged == 0 else finite.min())
-    shown = [f"{v:.10g}" for v in (thr, extreme)]
-    if shown[0] == shown[1] and thr != extreme:  # told apart in every digit float64 has
-        shown = [repr(float(v)) for v in (thr, extreme)]
-    if flagged == 0:
-        warnings.warn(f"threshold {shown[0]} lies above every score (the highest is "
-                      f"{shown[1]}): the mask flags no pixel", UserWarning, stacklevel=3)
-    else:
-        warnings.warn(f"threshold {shown[0]} lies at or below every score (the lowest is "
-                      f"{shown[1]}): the mask flags every pixel with a score",
-                      UserWarning, stacklevel=3)
-
-
 class BaseDetector:
     """Base class: parameter handling, ``fit_score`` and thresholding."""
 
@@ -271,7 +249,13 @@ class BaseDetector:
 
         The mask's attrs record ``threshold`` and ``threshold_rule``.
         """
-        from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, check_threshold, robust_threshold
+        from hsad.thresholds import (
+            DEFAULT_FAR,
+            DEFAULT_RULE,
+            check_threshold,
+            robust_threshold,
+            say_if_all_or_none,
+        )
 
         check_threshold(contamination, far, value)
         contamination, far, value = (None if v is None else float(v)
@@ -303,7 +287,7 @@ class BaseDetector:
         # round to the map's float32), block by block inside numpy: no float64 map
         mask = np.isfinite(s) & (s >= np.float64(thr))
         if value is not None:
-            _say_if_all_or_none(mask, s, thr)
+            say_if_all_or_none(mask, s, thr)
         out = scores.copy(data=mask)
         out.name = "mask"
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}
