@@ -23,6 +23,14 @@ RGB_FALLBACK = (0.75, 0.5, 0.25)
 RGB_TOLERANCE = 50.0
 
 
+def _composite_candidates(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """The bands' wavelengths (nm, float64), and which bands a composite may take by
+    wavelength: a known wavelength, and good (any band, when none is marked good)."""
+    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    return wl, np.isfinite(wl) & (good if good.any() else True)
+
+
 def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], bool]:
     """Band indices for red, green and blue, and whether wavelengths chose them.
 
@@ -42,9 +50,7 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
     targets = RGB_WAVELENGTHS if rgb is None else tuple(float(w) for w in rgb)
     if len(targets) != 3:
         raise ParameterError(f"--rgb needs three wavelengths (nm), got {rgb}")
-    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    good = np.asarray(cube["good_band"].values, dtype=bool)
-    usable = np.isfinite(wl) & (good if good.any() else True)
+    wl, usable = _composite_candidates(cube)
     if usable.any():
         cand = np.flatnonzero(usable)
         picks = [int(cand[np.argmin(np.abs(wl[cand] - t))]) for t in targets]
@@ -108,11 +114,10 @@ def check_default_composite(cube: xr.DataArray, rgb=None, positions=None) -> Non
     if rgb is not None or positions is not None:
         return
     picks, by_wavelength = rgb_bands(cube)
-    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    wl, candidates = _composite_candidates(cube)
     if by_wavelength or not np.isfinite(wl[picks]).all():
         return
-    good = np.asarray(cube["good_band"].values, dtype=bool)
-    usable = wl[np.isfinite(wl) & (good if good.any() else True)]
+    usable = wl[candidates]
     missing = [w for w in RGB_WAVELENGTHS if not (np.abs(usable - w) <= RGB_TOLERANCE).any()]
     shown = ", ".join(f"{wl[i]:.0f}" for i in picks)
     wanted = ", ".join(f"{w:g}" for w in RGB_WAVELENGTHS)
