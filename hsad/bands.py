@@ -25,7 +25,7 @@ from hsad.cube import (
     with_band_scaling,
     wrap_numpy,
 )
-from hsad.detectors.base import (
+from hsad.detectors.scene_checks import (
     WAVELENGTH_REFUSE_NM,
     WAVELENGTH_WARN_NM,
     check_wavelengths,
@@ -275,7 +275,7 @@ def _fits(cube: xr.DataArray, detector) -> bool:
 
 def _reordered(cube: xr.DataArray, wanted: np.ndarray, good, flags=None) -> np.ndarray | None:
     """The scene's bands at the model's wavelengths ``wanted`` (each within
-    :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`, a band of its own) where the scene
+    :data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM`, a band of its own) where the scene
     stores them in another order, and they do not pair up where they are stored; else
     None. Each pairing must be clear: the nearest scene band less than half as far as the
     next (EnMAP's two overlapping spectrometers, 0.3 nm apart, would swap under a drift of
@@ -303,7 +303,7 @@ def _reordered(cube: xr.DataArray, wanted: np.ndarray, good, flags=None) -> np.n
 
 def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bool:
     """Whether a neural model's bands sit, in ``cube``, where its flags put them: the
-    scene's wavelengths there within :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM` of
+    scene's wavelengths there within :data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM` of
     the model's (or unknown). Otherwise its bands are found by wavelength."""
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[flags]
     model = np.asarray(detector.wavelength_, dtype=np.float64)
@@ -352,11 +352,11 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
 
     A cube with as many bands as the model's scene had (the same bands, by position; for
     a neural model, only when the scene's wavelengths there are the model's within
-    :data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`) is used with the bad-band flags the
+    :data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM`) is used with the bad-band flags the
     model was fitted under: the bands it left out are set
     aside, and a band it needs that the scene marks bad is a :class:`ModelError` (so is a
     scene of another sensor's wavelengths, beyond
-    :data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM`; nearer ones the detector checks).
+    :data:`~hsad.detectors.scene_checks.WAVELENGTH_REFUSE_NM`; nearer ones the detector checks).
     A neural model also takes a cube with its good-band count at its wavelengths as it is.
     Otherwise each of the model's wavelengths takes the scene's nearest band (a good band,
     when the model used only good ones); one farther than ``WAVELENGTH_REFUSE_NM`` is

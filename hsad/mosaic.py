@@ -11,8 +11,8 @@ the valid pixels of every scene as it would one scene's: each scene weighs by it
 valid pixels.
 
 The scenes must hold the same bands: as many, at the same wavelengths (within
-:data:`~hsad.detectors.base.WAVELENGTH_REFUSE_NM`, warned beyond
-:data:`~hsad.detectors.base.WAVELENGTH_WARN_NM`), stored with the same gains (a band's
+:data:`~hsad.detectors.scene_checks.WAVELENGTH_REFUSE_NM`, warned beyond
+:data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM`), stored with the same gains (a band's
 value means the same in every scene). A band bad in one scene is bad in the mosaic. The
 mosaic has no georeference: it is something to learn from, not a map.
 """
@@ -35,7 +35,7 @@ from hsad.cube import (
     missing_values,
     physical_scaling,
 )
-from hsad.detectors.base import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavelength_shift
+from hsad.detectors.scene_checks import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavelength_shift
 from hsad.errors import ParameterError
 from hsad.io.window import ComputedView, computed_window
 

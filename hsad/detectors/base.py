@@ -11,38 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from typing import ClassVar
 
 import numpy as np
 import xarray as xr
 
-from hsad.errors import ModelError, ParameterError
-
-#: a model applied to a scene whose wavelengths differ by more than this (nm) warns ...
-WAVELENGTH_WARN_NM = 2.0
-#: ... and by more than this is refused (another sensor or band set)
-WAVELENGTH_REFUSE_NM = 20.0
-
-
-def wavelength_shift(scene: np.ndarray, model: np.ndarray) -> float:
-    """The largest difference (nm) between two bands' wavelengths, band by band, where both
-    are known (0 where none is)."""
-    scene, model = np.asarray(scene, np.float64), np.asarray(model, np.float64)
-    both = np.isfinite(scene) & np.isfinite(model)
-    return float(np.abs(scene[both] - model[both]).max()) if both.any() else 0.0
-
-
-def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
-    """Refuse (ModelError) or warn when a scene's wavelengths differ from a model's."""
-    diff = wavelength_shift(scene, model)
-    if diff > WAVELENGTH_REFUSE_NM:
-        raise ModelError(f"scene wavelengths differ from the model's by up to {diff:.1f} nm "
-                         f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set", path)
-    if diff > WAVELENGTH_WARN_NM:
-        warnings.warn(f"{path or 'scene'}: wavelengths differ from the model's by up to "
-                      f"{diff:.1f} nm", UserWarning, stacklevel=4)
-
+from hsad.detectors.scene_checks import SceneChecks
+from hsad.errors import ParameterError
 
 #: Detector methods whose first argument is a cube, wrapped by :func:`taking_any_cube` in
 #: every subclass that defines them.
@@ -108,7 +83,7 @@ def _same_value(a, b) -> bool:
         return a is b
 
 
-class BaseDetector:
+class BaseDetector(SceneChecks):
     """Base class: parameter handling, ``fit_score`` and thresholding."""
 
     #: registry name, e.g. ``"rx"``
@@ -336,79 +311,3 @@ class BaseDetector:
                     f"{self.name}: {key} is {now[key]!r} but the detector was fitted with "
                     f"{old!r}; {key} takes effect when it is fitted again: set it back, or "
                     "fit again")
-
-    def _fitted_bands(self, cube: xr.DataArray, *attrs: str):
-        """``cube``'s data on the bands the detector was fit on (``bands_``), after checking
-        that ``fit`` has set ``attrs`` and that the cube has that band layout."""
-        self._check_fitted(*attrs)
-        self._check_bands(cube, self.bands_)
-        if hasattr(self, "wavelength_"):
-            check_wavelengths(np.asarray(cube["wavelength"].values, dtype=np.float64),
-                              self.wavelength_, cube.attrs.get("source_path"))
-        self._check_level(cube, self.bands_)
-        return cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
-
-    # ---- the scene's scale against the model's (hsad.detectors.level_check) ----------
-    def _training_level(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The per-band centre and spread of the data the model was fitted on (fitted bands),
-        or None where the model keeps no such statistics."""
-        return None
-
-    def _level_bands(self) -> np.ndarray:
-        """The bands (a boolean mask of the fitted cube's) that :meth:`_training_level`
-        describes."""
-        return self.bands_
-
-    def _scene_level(self, cube: xr.DataArray, bands: np.ndarray,
-                     values: np.ndarray | None = None) -> np.ndarray:
-        from hsad.detectors.level_check import scene_medians
-
-        return scene_medians(cube.data, bands, cube.attrs.get("nodata"), values)
-
-    def _remember_scene_level(self, cube: xr.DataArray) -> None:
-        """After fit: the fitted scene's per-band medians, where the model keeps a level."""
-        if self._training_level() is not None:
-            self._fitted_scene_level = self._scene_level(cube, self._level_bands())
-            self._fitted_scene_name = getattr(cube.data, "name", None)  # a dask graph's token
-
-    def _check_level(self, cube: xr.DataArray, bands: np.ndarray,
-                     values: np.ndarray | None = None) -> None:
-        """Warn when ``cube`` (on ``bands``, those the model reads) lies on another scale
-        than the data the model was fitted on, and than the scene it was fitted on
-        (``values``: the scene's even sample on ``bands``, when drawn already); and, as
-        ``fit`` warns of its scene, when pixels hold nodata in some bands or an undeclared
-        fill value (:func:`hsad.engine.stats.check_partial_nodata`)."""
-        level = self._training_level()
-        if level is None:
-            return
-        name = getattr(cube.data, "name", None)
-        if name is not None and name == getattr(self, "_fitted_scene_name", None) \
-                and np.array_equal(bands, self._level_bands()):
-            return  # the scene just fitted (fit_score): its level is the fitted scene's
-        from hsad.detectors.level_check import LEVEL_SAMPLE, as_values, check_scene_level
-        from hsad.engine.stats import PARTIAL_NODATA_SAMPLE, check_partial_nodata, even_sample
-
-        # one even sample serves both checks: a scene of up to PARTIAL_NODATA_SAMPLE pixels
-        # whole (every saturated pixel counted), a larger one the level check's 4096 (the
-        # screening's own 65,536, in small windows, cost more than scoring a lazy scene)
-        pixels = cube.sizes["y"] * cube.sizes["x"]
-        size = pixels if pixels <= PARTIAL_NODATA_SAMPLE else LEVEL_SAMPLE
-        raw = even_sample(cube.data, size)[:, np.asarray(bands, dtype=bool)]
-        check_partial_nodata(cube, self.name, bands, sample=raw)
-        if values is None:
-            values = as_values(raw, cube.attrs.get("nodata"))
-
-        check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
-                          cube.attrs.get("source_path"),
-                          getattr(self, "_fitted_scene_level", None))
-
-    def _check_bands(self, cube: xr.DataArray, bands: np.ndarray) -> None:
-        """Raise ``ParameterError`` unless ``cube`` has the band layout the detector was fit on."""
-        from hsad.cube import good_band_mask
-
-        if cube.sizes["band"] != bands.size or not np.array_equal(good_band_mask(cube), bands):
-            raise ParameterError(
-                f"{self.name}: fitted on {int(bands.sum())} good bands of {bands.size}, "
-                f"but the cube has {int(good_band_mask(cube).sum())} of {cube.sizes['band']}",
-                cube.attrs.get("source_path"),
-            )

@@ -28,12 +28,13 @@ import xarray as xr
 
 from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
-from hsad.detectors.base import BaseDetector, check_wavelengths
+from hsad.detectors.base import BaseDetector
 from hsad.detectors.declared import FLOAT32_MAX, DeclaredHyperparameters
 from hsad.detectors.level_check import sampled_values
 from hsad.detectors.neural_tiles import NetworkTiles
 from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
 from hsad.detectors.param_types import SEED_MAX
+from hsad.detectors.scene_checks import check_wavelengths
 from hsad.engine import materialise
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
