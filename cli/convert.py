@@ -15,6 +15,7 @@ from hsad.cli.options import (
     copy_subset_options,
     key_option,
     overwrite_option,
+    progress_option,
     subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
@@ -55,7 +56,8 @@ def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str | None = None,
             dtype: str | None = None, key: str | None = None, cog: bool = False,
-            chunks=None, bands: dict | None = None, subset: dict | None = None) -> Path:
+            chunks=None, bands: dict | None = None, subset: dict | None = None,
+            progress: bool | None = None) -> Path:
     """Convert cube ``src`` to ``dst``; the output format follows ``dst``'s extension.
 
     ``interleave`` (bsq/bil/bip) applies to ENVI and, as band/pixel, to GeoTIFF; ``dtype``
@@ -70,7 +72,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     from hsad.io import detect_format, open_cube
     from hsad.io.geotiff_writer import cast_cube, write_geotiff_cube
     from hsad.io.glt import orthorectify_cube
-    from hsad.io.matlab import load_mat, write_mat
+    from hsad.io.mat_writer import write_mat
+    from hsad.io.matlab import load_mat
 
     src, dst = Path(src), Path(dst)
     kind = output_format(dst)
@@ -103,7 +106,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
         return write_geotiff_cube(cube, dst, interleave="pixel" if interleave == "bip" else "band",
                                   cog=cog)
     if kind == "mat":
-        return write_mat(cube, dst, gt=gt)
+        return write_mat(cube, dst, gt=gt, progress=progress)
     from hsad.io.envi_writer import write_envi
 
     write_envi(cube, dst, interleave=interleave or "bsq")
@@ -122,11 +125,13 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @band_options
 @copy_subset_options
 @chunks_option
+@progress_option
 @overwrite_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
             cog: bool, wavelengths: str | None, exclude_wavelengths: str | None,
             band_indices: str | None, drop_bad_bands: bool, wavelength_file: str | None,
-            srcwin, projwin, projwin_crs, chunks: int | None, overwrite: bool) -> None:
+            srcwin, projwin, projwin_crs, chunks: int | None, progress: bool | None,
+            overwrite: bool) -> None:
     """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
     file OUT plus its .hdr), keeping the bands chosen by the band options (default all) and
     the window chosen by --srcwin or --projwin (default the whole scene). An EMIT granule is
@@ -137,6 +142,10 @@ def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: 
                            wavelength_file)
     subset = subset_selection(srcwin, projwin, projwin_crs)
     with plan_outputs([("OUT", dst, "cube")], inputs=[src], overwrite=overwrite):
-        out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
-                      chunks=chunks, bands=bands, subset=subset)
+        from hsad.engine.scheduler import TileProgress
+
+        with TileProgress(disable=None if progress is None else not progress,
+                          desc=f"writing {Path(dst).name}"):
+            out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
+                          chunks=chunks, bands=bands, subset=subset, progress=progress)
     click.echo(f"wrote {out}")

@@ -361,3 +361,23 @@ def test_one_key_for_several_files_goes_to_those_that_take_one(tmp_path, capsys)
                               "--key", "data", "-m", "rx", "-o", tmp_path / "{stem}_3.tif"],
                              capsys)
     assert code == 2 and "2 of 3 scenes done" in out and "gone.mat" in err
+
+
+@pytest.mark.parametrize("suffix", [".img", ".tif", ".mat"])
+def test_a_conversion_shows_a_bar_when_asked_and_none_when_not(tmp_path, capsys, monkeypatch,
+                                                               suffix):
+    """`convert` wrote a large cube without any bar: now one over the tiles written (ENVI,
+    GeoTIFF) or the band groups compressed (MAT), with --progress; none with --no-progress."""
+    from hsad.io import mat_writer
+
+    monkeypatch.setattr(mat_writer, "BLOCK_BYTES", 2 * 40 * 30 * 4)  # 2 bands a group
+    src = tmp_path / "src.img"
+    write_envi(make_cube(np.random.default_rng(0).normal(size=(40, 30, 6)).astype(np.float32)),
+               src)
+    out = tmp_path / f"out{suffix}"
+    code, _, err = run_cli(["convert", src, out, "--chunks", "16", "--progress"], capsys)
+    assert code == 0 and f"writing out{suffix}" in err
+    np.testing.assert_array_equal(open_cube(out).values, open_cube(src).values)
+    code, _, err = run_cli(["convert", src, out, "--chunks", "16", "--no-progress",
+                            "--overwrite"], capsys)
+    assert code == 0 and "writing" not in err

@@ -41,7 +41,8 @@ from hsad.io import geotiff
 from hsad.io.envi_header import parse_header
 from hsad.io.envi_writer import write_envi
 from hsad.io.geotiff_writer import write_geotiff, write_geotiff_cube
-from hsad.io.matlab import load_mat, write_mat
+from hsad.io.mat_writer import write_mat
+from hsad.io.matlab import load_mat
 
 # the hypothesis profiles and header strategies live in test_fuzz_envi_header
 from test_fuzz_envi_header import HEADERS  # noqa: E402  isort: skip

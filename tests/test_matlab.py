@@ -12,9 +12,10 @@ import scipy.io as sio
 
 import hsad
 from hsad.errors import FileFormatError, UnsupportedError
-from hsad.io import detect_format, matlab
+from hsad.io import detect_format, mat_writer
 from hsad.io.maps import read_single_band, read_truth
-from hsad.io.matlab import load_mat, open_mat, write_mat
+from hsad.io.mat_writer import write_mat
+from hsad.io.matlab import load_mat, open_mat
 from hsad.outputs.evaluation import evaluate_files
 
 MAT73_HEADER = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 "
@@ -165,11 +166,75 @@ def test_bad_bands_survive_a_mat_file(tmp_path):
 
 def test_write_mat_refuses_cubes_over_2gib(mat73, tmp_path, monkeypatch):
     cube, _ = load_mat(mat73[0])
-    monkeypatch.setattr(matlab, "MAT5_MAX_BYTES", cube.nbytes - 1)
+    monkeypatch.setattr(mat_writer, "MAT5_MAX_BYTES", cube.nbytes - 1)
     target = tmp_path / "big.mat"
     with pytest.raises(UnsupportedError, match="limited to 2 GiB"):
         write_mat(cube, target)
     assert not target.exists()
+
+
+def _elements(path) -> list[bytes]:
+    """A MAT v5 file's variables, each its miMATRIX element's bytes (decompressed)."""
+    import struct
+    import zlib
+
+    raw, out, at = open(path, "rb").read(), [], 128
+    while at < len(raw):
+        kind, size = struct.unpack_from("<II", raw, at)
+        body = raw[at + 8:at + 8 + size]
+        out.append(zlib.decompress(body) if kind == 15 else raw[at:at + 8 + size])
+        at += 8 + size + (-size % 8 if kind != 15 else 0)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "uint32",
+                                   "int64", "uint64", "float32", "float64", ">i2", ">f4"])
+@pytest.mark.parametrize(("key", "shape"), [("data", (5, 7, 3)), ("hsi", (5, 7, 3)),
+                                            ("hyperspectral", (5, 7, 3)), ("X", (1, 1, 1)),
+                                            ("data", (1, 2, 2)), ("cube", (2, 1, 3))])
+def test_the_streamed_cube_is_the_element_scipy_writes(tmp_path, dtype, key, shape):
+    """The cube's variable, written a band group at a time, decompresses to the bytes
+    scipy.io.savemat writes for the whole array (MATLAB reads what scipy writes)."""
+    from hsad.cube import make_cube
+
+    rng = np.random.default_rng(3)
+    values = (rng.normal(size=shape) * 40).astype(dtype)
+    ours = write_mat(make_cube(values), tmp_path / "ours.mat", key=key)
+    sio.savemat(tmp_path / "scipy.mat", {key: values.astype(values.dtype.newbyteorder("="))},
+                do_compression=True, oned_as="row")
+    assert _elements(ours)[0] == _elements(tmp_path / "scipy.mat")[0]
+    back = sio.loadmat(ours)[key]
+    assert back.dtype == values.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(back, values)
+
+
+def test_a_cube_is_written_a_band_group_at_a_time(tmp_path, monkeypatch):
+    """A dask cube is read a group of whole bands at a time (never whole) and written as
+    the same file as in one piece, its ground truth and wavelengths beside it."""
+    import dask.array as da
+
+    from hsad.cube import make_cube
+
+    rng = np.random.default_rng(4)
+    values = rng.normal(size=(40, 30, 11)).astype(np.float32)
+    truth = values[:, :, 0] > 1
+    whole = write_mat(make_cube(values, wavelength=np.arange(11) * 10.0 + 400),
+                      tmp_path / "whole.mat", gt=truth)
+    monkeypatch.setattr(mat_writer, "BLOCK_BYTES", 3 * 40 * 30 * 4)  # 3 bands a group
+    reads = []
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["array-location"][2])
+        return block
+
+    lazy = da.from_array(values, chunks=(16, 16, 4)).map_blocks(counted, dtype=np.float32)
+    cube = make_cube(lazy, wavelength=np.arange(11) * 10.0 + 400)
+    grouped = write_mat(cube, tmp_path / "grouped.mat", gt=truth)
+    assert open(grouped, "rb").read()[128:] == open(whole, "rb").read()[128:]
+    back, back_truth = load_mat(grouped)
+    np.testing.assert_array_equal(back.values, values)
+    np.testing.assert_array_equal(back_truth, truth)
+    assert max(b1 - b0 for b0, b1 in reads) <= 4  # never more than a group's chunks
 
 
 # --------------------------------------------------------------- variables found in the wild

@@ -20,7 +20,7 @@ from hsad.errors import ParameterError
 from hsad.io import open_cube
 from hsad.io.envi_writer import write_envi
 from hsad.io.geotiff_writer import write_geotiff
-from hsad.io.matlab import write_mat
+from hsad.io.mat_writer import write_mat
 from hsad.subset import projwin_window, spatial_subset, srcwin_window
 
 GRID = Affine(30, 0, 500_000, 0, -30, 5_100_000)

@@ -22,22 +22,17 @@ import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import georeferenced, make_cube, physical_scaling, transform_of
-from hsad.errors import FileFormatError, TruncatedFileError, UnsupportedError
-from hsad.io.atomic import atomic_path
+from hsad.cube import make_cube
+from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
-from hsad.io.geotiff_writer import cast_cube
 from hsad.io.window import WindowView, check_window, window_attrs
-
-#: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
-MAT5_MAX_BYTES = 2**31 - 1
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
 GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
 WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
-#: a bad-band list (ENVI's ``bbl``: 1 good, 0 bad), as :func:`write_mat` writes it
+#: a bad-band list (ENVI's ``bbl``: 1 good, 0 bad), as :mod:`hsad.io.mat_writer` writes it
 BBL_KEYS = ("bbl",)
 #: Other ground-truth names: ``gt`` as a word or ending (``Salinas_gt``, ``PlaneGT``,
 #: ``tgt``, not ``length`` nor ``PATHLENGTH``), or one of these words inside
@@ -508,54 +503,4 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     return _as_float(value, name, p).reshape(maps[name])
 
 
-def _warn_lost(cube: xr.DataArray, path) -> None:
-    """One warning naming what a MAT file cannot keep: the georeference, the nodata value
-    (its pixels stay in the cube as data) and the values' scaling to physical units."""
-    lost = []
-    if georeferenced(transform_of(cube), cube.rio.crs):
-        lost.append("CRS and transform")
-    nodata = cube.attrs.get("nodata")
-    if nodata is not None and not np.isnan(nodata):
-        lost.append(f"nodata value ({nodata:g}: those pixels become data; pass the value "
-                    "again, e.g. --nodata, when reading the file)")
-    if physical_scaling(cube) is not None:
-        lost.append("band scale, offset or reflectance scale factor (the values are written "
-                    "as stored, not in physical units)")
-    if lost:
-        warnings.warn(f"{path}: a MAT file keeps no {' and no '.join(lost)}", UserWarning,
-                      stacklevel=3)
-
-
-def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str = "data",
-              gt_key: str = "map", dtype=None) -> Path:
-    """Write a cube (and optional ground truth) as a compressed MAT v5 file; return its path.
-
-    The cube is materialised as ``key`` (rows, cols, bands); its wavelengths are saved
-    as a ``wavelength`` row vector (nm, NaN for a band whose wavelength is unknown), bad
-    bands as a ``bbl`` row vector (1 good, 0 bad) when there are any, ground truth as
-    uint8 ``gt_key``. Cubes over 2 GiB raise UnsupportedError (the MAT v5 limit).
-    A CRS, transform, nodata value or scaling to physical units, which MAT files cannot
-    hold, is named in one warning.
-    """
-    if dtype is not None:
-        cube = cast_cube(cube, dtype)
-    nbytes = int(np.prod(cube.shape)) * cube.dtype.itemsize
-    if nbytes > MAT5_MAX_BYTES:
-        raise UnsupportedError(f"cube is {nbytes / 2**30:.1f} GiB but MAT v5 variables are limited "
-                               "to 2 GiB: write ENVI or GeoTIFF instead", path)
-    _warn_lost(cube, path)
-    variables = {key: np.asarray(cube.transpose("y", "x", "band").values)}
-    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    if np.isfinite(wl).any():  # NaN where a band's wavelength is unknown
-        variables["wavelength"] = wl[None, :]
-    good = np.asarray(cube["good_band"].values, dtype=bool)
-    if not good.all():  # read back as the bad-band list
-        variables["bbl"] = good.astype(np.uint8)[None, :]
-    if gt is not None:
-        variables[gt_key] = np.asarray(getattr(gt, "values", gt), dtype=bool).astype(np.uint8)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        sio.savemat(fh, variables, do_compression=True, oned_as="row")
-    return Path(path)
-
-
-__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map", "write_mat"]
+__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map"]
