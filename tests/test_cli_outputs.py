@@ -477,3 +477,50 @@ def test_a_memory_limit_below_one_tile_names_the_minimum(tmp_path, capsys):
     with rasterio.open(out) as src:
         np.testing.assert_allclose(src.read(1), detectors.get("rx").fit_score(ref).values,
                                    rtol=1e-4)
+
+
+def test_a_replaced_output_loses_the_old_files_overviews_mask_and_journals(scene, tmp_path,
+                                                                          capsys):
+    """`--overwrite` left the old map's external overviews (QGIS's "Build pyramids") drawn
+    over the new map when zoomed out, its external mask applied to the new values, and a
+    GeoPackage's SQLite journal (QGIS had the layer open, or crashed) applied to the new
+    file: "database disk image is malformed", after exit status 0."""
+    import shutil
+    import sqlite3
+
+    tif, gpkg = tmp_path / "s.tif", tmp_path / "p.gpkg"
+    common = [scene["cube"], "-o", tif, "--polygons", gpkg, "--far", "0.01", "--no-progress"]
+    assert run_cli(["detect", *common, "-m", "rx"], capsys)[0] == 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(tif, "r+") as ds:
+        ds.write_mask(np.zeros((ds.height, ds.width), np.uint8))  # s.tif.msk: all masked
+    with rasterio.open(tif) as ds:  # s.tif.ovr: an external overview, as gdaladdo -ro makes
+        assert ds.overviews(1) == []
+        half = np.full((1, ds.height // 2, ds.width // 2), 7, np.float32)
+    with rasterio.open(f"{tif}.ovr", "w", driver="GTiff", width=half.shape[2],
+                       height=half.shape[1], count=1, dtype="float32",
+                       transform=rasterio.Affine(2, 0, 0, 0, 2, 0)) as ovr:
+        ovr.write(half)
+    with rasterio.open(tif) as ds:
+        assert ds.overviews(1) == [2] and not ds.read_masks(1).any()
+    db = sqlite3.connect(gpkg)  # a journal left beside the old GeoPackage
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE layer_styles(id INTEGER PRIMARY KEY, style TEXT)")
+    db.executemany("INSERT INTO layer_styles(style) VALUES (?)", [("x" * 500,)] * 200)
+    layer = db.execute("SELECT table_name FROM gpkg_contents").fetchone()[0]
+    db.execute(f'DELETE FROM "{layer}"')  # the old file's pages, changed in its journal
+    db.commit()
+    shutil.copy(f"{gpkg}-wal", tmp_path / "kept-wal")
+    db.close()
+    shutil.copy(tmp_path / "kept-wal", f"{gpkg}-wal")
+
+    assert run_cli(["detect", *common, "-m", "lrx", "--overwrite"], capsys)[0] == 0
+    code, out, err = run_cli(["evaluate", tif, "--truth", gpkg], capsys)
+    assert code == 0, err
+    db = sqlite3.connect(gpkg)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute(f'SELECT count(*) FROM "{layer}"').fetchone()[0] > 0
+    db.close()
+    with rasterio.open(tif) as ds:
+        assert ds.overviews(1) == [] and ds.read_masks(1).all()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("s.", "p."))) \
+        == ["p.gpkg", "s.qml", "s.tif"]

@@ -303,17 +303,21 @@ def disk_full(target: str | os.PathLike) -> str | None:
 
 def _place(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` onto ``target``; under :func:`keep_existing`, only if it is absent.
-    The file gets the usual permissions of a new file (a library that made it anew, as OGR
-    makes a GeoPackage, may have given it others)."""
+    SQLite journals of the file replaced (:data:`JOURNALS`) go first. The file gets the
+    usual permissions of a new file (a library that made it anew, as OGR makes a
+    GeoPackage, may have given it others)."""
     with contextlib.suppress(OSError):
         os.chmod(tmp, 0o666 & ~_umask())
     st = os.stat(tmp)
     if not _KEEP_EXISTING.get():
+        _remove_companions(target, JOURNALS)  # the old file's: SQLite would apply them to ours
         os.replace(tmp, target)
         _record(target, st)
         return
     appeared = OutputError("appeared while hsad was writing it and was left as it is "
                            "(give --overwrite to replace it)", target)
+    if not os.path.lexists(target):
+        _remove_companions(target, JOURNALS)  # left by a file deleted since
     try:
         os.link(tmp, target)  # atomic, and fails if the target exists
     except FileExistsError:
@@ -365,6 +369,7 @@ class _Temp:
         _place(self.path, self.target)
         self.inode = (st.st_dev, st.st_ino)
         _move_sidecar(self.path, self.target)
+        _remove_companions(self.target, STALE_SIDECARS)
 
     def unplace(self) -> None:
         """Remove the placed target again if it is new and still ours."""
@@ -379,6 +384,22 @@ class _Temp:
         remove_temp(self.path)
         if self._lock is not None:
             os.close(self._lock)
+
+
+#: Files GDAL and QGIS keep beside a raster that describe its pixels: external overviews
+#: (``gdaladdo -ro``, QGIS's "Build pyramids") and an external mask. A file replaced takes
+#: its own with it: left, they would be drawn or applied over the new file's values.
+STALE_SIDECARS = (".ovr", ".msk")
+#: SQLite's journals beside a database (a GeoPackage QGIS has open, or left by a crash):
+#: beside a new file of the same name, SQLite would apply them to it and corrupt it.
+JOURNALS = ("-wal", "-shm", "-journal")
+
+
+def _remove_companions(target: Path, suffixes: tuple[str, ...]) -> None:
+    """Delete ``target`` + each of ``suffixes`` where there is one."""
+    for suffix in suffixes:
+        with contextlib.suppress(OSError):  # none there, or a name too long to have one
+            os.unlink(f"{target}{suffix}")
 
 
 def _move_sidecar(tmp: Path, target: Path) -> None:
