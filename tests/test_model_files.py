@@ -563,3 +563,40 @@ def test_info_describes_a_model_and_a_model_given_as_a_scene_is_named(model, mem
         main(["info", str(broken)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "lacks 'method'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("method", "params"), [
+    ("hadgan", {**TINY, "epochs": 2.0, "hidden": 8.0}),   # a whole number as a float
+    ("hadgan", {**TINY, "seed": np.int64(3), "batch_size": np.int32(64)}),  # NumPy scalars
+    ("cluster-rx", {"n_clusters": np.int64(2), "sample_size": np.int64(200)}),
+    ("rx", {"ridge": np.float32(0.5)}),
+])
+def test_values_a_fit_accepts_are_saved_as_the_file_reads_them(scene, tmp_path, method,
+                                                               params):
+    """A sweep's values (np.arange, a pandas row, 2.0 for 2) trained, then saving failed
+    ("int64 is not JSON serializable") or wrote a file load_model refused ("parameter
+    'epochs' has the wrong type")."""
+    from hsad.io.model_archive import load_model, save_model
+
+    det = detectors.get(method, **params).fit(scene[0])
+    back = load_model(save_model(det, tmp_path / "m.hsad"))
+    for key, value in params.items():
+        saved = back.get_params()[key]
+        assert saved == value and not isinstance(saved, np.generic), key
+    np.testing.assert_array_equal(back.score(scene[0]).values, det.score(scene[0]).values)
+
+
+@pytest.mark.parametrize(("method", "params", "message"), [
+    ("rx", {"ridge": True}, "ridge must be a number, got True"),
+    ("rx", {"dtype": np.float64}, "dtype must be a string"),
+    ("hadgan", {**TINY, "progress": "yes"}, "progress must be true or false"),
+])
+def test_a_value_of_the_wrong_type_is_refused_by_fit(scene, method, params, message):
+    """rx(ridge=True) fitted and scored, and its model file was refused at load."""
+    with pytest.raises(ParameterError, match=message):
+        detectors.get(method, **params).fit(scene[0])
+
+
+def test_numpy_booleans_are_booleans(scene):
+    det = detectors.get("hadgan", **{**TINY, "progress": np.bool_(False)}).fit(scene[0])
+    assert det.score(scene[0]).shape == (16, 16)

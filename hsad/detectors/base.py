@@ -57,6 +57,7 @@ def recording_scene_level(fit):
 
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
+        self._check_types()  # a value the model file could not keep: refused before any work
         self.__dict__.pop("_fitted_scene_level", None)
         self.__dict__.pop("_fitted_scene_name", None)
         model_format = self.__dict__.pop("model_format_", None)

@@ -41,7 +41,7 @@ def fits(value, kind: str) -> bool:
     for token in tokens:
         if token == "None" and value is None:
             return True
-        if isinstance(value, bool):
+        if isinstance(value, (bool, np.bool_)):
             if token == "bool":
                 return True
             continue
@@ -57,6 +57,22 @@ def fits(value, kind: str) -> bool:
     return False
 
 
+def as_saved(value, kind: str | None):
+    """``value`` as a model file's JSON keeps it, in the type its annotation ``kind``
+    reads back: NumPy scalars as Python numbers (``np.int64(3)`` → 3), a whole number given
+    as a float for an integer-only parameter as an integer (``epochs=2.0`` → 2), tuples as
+    lists; anything else unchanged."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (list, tuple)):
+        value = [as_saved(v, None) for v in value]
+    tokens = _kind_tokens(kind) if kind else []
+    if isinstance(value, float) and value.is_integer() and "int" in tokens \
+            and "float" not in tokens:
+        value = int(value)
+    return value
+
+
 def describe(kind: str) -> str:
     """``"int | None"`` → ``"an integer or None"``."""
     names = [_KIND_NAMES.get(t, "a list" if t.startswith(("list", "tuple")) else t)
@@ -64,4 +80,4 @@ def describe(kind: str) -> str:
     return " or ".join(names)
 
 
-__all__ = ["describe", "fits"]
+__all__ = ["as_saved", "describe", "fits"]

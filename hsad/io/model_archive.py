@@ -89,6 +89,15 @@ def restore_scene_level(det, config: dict, path: Path) -> None:
     det._fitted_scene_level = np.array([np.nan if v is None else v for v in values], float)
 
 
+def saved_params(det) -> dict:
+    """``det``'s hyperparameters in the JSON types their annotations read back
+    (:func:`hsad.detectors.param_types.as_saved`)."""
+    from hsad.detectors.param_types import as_saved
+
+    kinds = det._param_kinds()
+    return {k: as_saved(v, kinds.get(k)) for k, v in det.get_params().items()}
+
+
 def header(det) -> dict:
     """The fields every model's ``config.json`` starts with, for fitted detector ``det``.
     A model loaded from an older file and not fitted since keeps its format's multi-scale
@@ -102,7 +111,7 @@ def header(det) -> dict:
         "hsad_version": __version__,
         "method": det.name,
         "class": qualified_name(type(det)),
-        "params": det.get_params(),
+        "params": saved_params(det),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     } | ({LADDER_FORMAT: int(kept)} if kept is not None and kept < FORMAT_VERSION else {})
 
