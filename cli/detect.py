@@ -383,7 +383,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         det = pipeline.apply_fusion(made, fusion, merged, named)
         pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())
-        training_bar = False if progress is False else None  # --no-progress: no bar at all
+        training_bar = progress  # --progress: into a log too; --no-progress: none at all
         scored = det.score_params  # what a loaded model still takes (None: all)
         for name, val in (("seed", seed), ("device", device), ("progress", training_bar)):
             if val is None or name not in given or name in merged:

@@ -72,7 +72,8 @@ precision_option = click.option(
 )
 progress_option = click.option(
     "--progress/--no-progress", default=None,
-    help="Progress bars (training epochs, tiles); default: when stderr is a terminal.",
+    help="Progress bars (training epochs, tiles); default: when stderr is a terminal. "
+         "--progress draws them into a log file too (each bar's last line kept).",
 )
 
 

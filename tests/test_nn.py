@@ -405,7 +405,7 @@ def test_an_update_minimising_a_loss_it_does_not_return_is_an_error():
         Trainer(progress=False, device="cpu").run([stage], torch.ones(4, 3))
 
 
-def test_progress_bars_only_on_a_terminal(monkeypatch):
+def test_progress_bars_by_default_only_on_a_terminal(monkeypatch):
     import io
 
     from hsad.nn.trainer import show_progress
@@ -415,9 +415,11 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
             return True
 
     monkeypatch.setattr("sys.stderr", io.StringIO())
-    assert not show_progress(True)
+    assert show_progress(True) and not show_progress(None) and not show_progress(False)
     monkeypatch.setattr("sys.stderr", Terminal())
-    assert show_progress(True) and not show_progress(False)
+    assert show_progress(True) and show_progress(None) and not show_progress(False)
+    monkeypatch.setattr("sys.stderr", None)  # 2>&-
+    assert not show_progress(True) and not show_progress(None)
 
 
 def test_detect_no_progress_silences_the_training_bar(tmp_path, monkeypatch):

@@ -71,7 +71,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
     output: str | None = None
     seed: int = 0
     device: str = "auto"
-    progress: bool = True
+    progress: bool | None = None
     early_stopping: int | None = None
 
     #: The model's own maps, the paper's plain score first.
@@ -225,7 +225,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         self.n_train_ = int(len(sample.rows))
         x = self._prepare(sample.values)
         trainer = Trainer(batch_size=int(self.batch_size), device=device, seed=int(self.seed),
-                          progress=bool(self.progress), early_stopping=self.early_stopping,
+                          progress=self.progress, early_stopping=self.early_stopping,
                           desc=f"{self.name} training")
         with seeded(int(self.seed), device):
             self.networks_ = {k: m.to(device) for k, m in self._build(self.n_bands_).items()}

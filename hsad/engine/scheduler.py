@@ -30,6 +30,7 @@ from dask.callbacks import Callback
 from dask.utils import parse_bytes
 
 from hsad.errors import ParameterError
+from hsad.progress import bar_style, wanted
 
 #: dask's in-process schedulers, given as functions: given by name ("threads"), dask first
 #: looks for a dask.distributed client, which imports distributed (0.4 s) when installed
@@ -261,7 +262,7 @@ class TileProgress(Callback):
                  desc: str | None = None):
         super().__init__()
         self.prefixes = tuple(prefixes)
-        self.disable = (not sys.stderr.isatty()) if disable is None else bool(disable)
+        self.disable = not wanted(None if disable is None else not disable)
         self.desc = desc
         self.bar = None
         self.tiles = 0
@@ -297,7 +298,7 @@ class TileProgress(Callback):
         first = _key_name(keys[0])
         label = self.desc or next((v for k, v in self.LABELS.items() if k in first), "tiles")
         self.bar = tqdm(total=len(keys), desc=label, unit="tile", disable=self.disable,
-                        leave=False)
+                        **(bar_style() if not self.disable else {}))
 
     def _posttask(self, key, result, dsk, state, worker_id) -> None:
         if self.bar is not None and self._matches(key):
@@ -323,7 +324,7 @@ def cluster_progress(collections, desc: str = "tiles") -> None:
     futures = futures_of(collections)
     if not futures:
         return
-    with tqdm(total=len(futures), desc=f"{desc} (cluster)", unit="tile", leave=False) as bar:
+    with tqdm(total=len(futures), desc=f"{desc} (cluster)", unit="tile", **bar_style()) as bar:
         for _ in as_completed(futures):
             bar.update(1)
 

@@ -19,6 +19,7 @@ from dask.local import get_sync
 from hsad.cube import can_miss, good_band_mask, missing_values, nodata_hits, valid_mask
 from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
+from hsad.progress import bar_style
 
 
 @dataclass
@@ -221,7 +222,7 @@ def _merged(parts: list) -> Moments:
     total = level[0]
     del level
     with tqdm(total=pending.count(), desc="statistics (cluster)", unit="tile",
-              leave=False) as bar:
+              **bar_style()) as bar:
         for _ in pending:
             bar.update(1)
     return total.result()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import struct
-import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -25,6 +24,7 @@ from hsad.cube import georeferenced, physical_scaling, transform_of
 from hsad.errors import UnsupportedError
 from hsad.io.atomic import atomic_path
 from hsad.io.geotiff_writer import cast_cube
+from hsad.progress import bar_style, wanted
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
 MAT5_MAX_BYTES = 2**31 - 1
@@ -87,9 +87,9 @@ def write_streamed(fh, name: str, data, progress: bool | None = None, label: str
     deflate = zlib.compressobj()
     fh.write(deflate.compress(head))
     groups = _band_groups(bands, rows * cols * dtype.itemsize)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = wanted(progress) and len(groups) > 1
     for b0, b1 in tqdm(groups, desc=f"writing {label}".rstrip(), unit="block",
-                       disable=not show or len(groups) < 2, leave=False):
+                       disable=not show, **(bar_style() if show else {})):
         block = np.asarray(data[:, :, b0:b1])
         # MATLAB's column order: band by band, each band column by column
         fh.write(deflate.compress(np.ascontiguousarray(block.transpose(2, 1, 0), dtype)))

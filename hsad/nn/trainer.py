@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hsad.errors import ParameterError
+from hsad.progress import bar_style
 
 Step = Callable[[tuple[torch.Tensor, ...]], dict[str, float]]
 #: ``loss(batch, shared) -> {name: tensor}``; ``shared`` is a dict the updates of one step share.
@@ -105,10 +105,12 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
                 p.requires_grad_(flag)
 
 
-def show_progress(progress: bool) -> bool:
-    """Whether to draw a bar: asked for, and stderr is a terminal."""
-    isatty = getattr(sys.stderr, "isatty", None)
-    return bool(progress) and callable(isatty) and bool(isatty())
+def show_progress(progress: bool | None) -> bool:
+    """Whether to draw a bar (:func:`hsad.progress.wanted`: None when stderr is a terminal,
+    True always, False never)."""
+    from hsad.progress import wanted
+
+    return wanted(progress)
 
 
 @dataclass
@@ -221,7 +223,8 @@ class Trainer:
     ``early_stopping`` is a patience in epochs (None: off): a stage stops when its
     ``monitor`` loss has not improved by ``min_delta`` (relative) for that many epochs. A
     monitor the stage does not report is an error, with early stopping or without.
-    ``progress`` draws a bar when stderr is a terminal. ``threads`` is the number of torch
+    ``progress``: a bar over the epochs (None: when stderr is a terminal; True: always,
+    into a log too; :mod:`hsad.progress`). ``threads`` is the number of torch
     CPU threads while training (None: torch's setting).
     """
 
@@ -229,7 +232,7 @@ class Trainer:
     batch_size: int = 512
     device: str | torch.device = "auto"
     seed: int = 0
-    progress: bool = True
+    progress: bool | None = None
     early_stopping: int | None = None
     monitor: str = "loss"
     min_delta: float = 1e-3
@@ -281,8 +284,9 @@ class Trainer:
         desc = self.desc if len(history.stages) == 0 and stage.name == "train" else \
             f"{self.desc}: {stage.name}"
         reported: dict[str, None] = {}
-        bar = tqdm(range(int(stage.epochs)), desc=desc, disable=not show_progress(self.progress),
-                   leave=False, unit="epoch", dynamic_ncols=True)
+        shown = show_progress(self.progress)
+        bar = tqdm(range(int(stage.epochs)), desc=desc, disable=not shown, unit="epoch",
+                   **(bar_style() if shown else {}))
         for _ in bar:
             sums: dict[str, float] = {}
             counts: dict[str, int] = {}

@@ -1,0 +1,54 @@
+"""Progress bars in a log and with stderr closed (hsad.progress)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from hsad import synthetic
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    s = synthetic.make_scene(rows=40, cols=40, bands=12, seed=3)
+    return synthetic.write_scene(s, tmp_path_factory.mktemp("scene"))
+
+
+def hsad(args) -> subprocess.CompletedProcess:
+    """Run hsad; stderr as written (carriage returns kept)."""
+    run = subprocess.run([sys.executable, "-m", "hsad", *map(str, args)], timeout=300,
+                         capture_output=True)
+    run.stderr = run.stderr.decode()
+    return run
+
+
+def test_progress_into_a_log_keeps_each_bars_last_line(scene, tmp_path):
+    """`--progress 2>log` wrote an empty log (training) or bars erased at 0 % (tiles)."""
+    run = hsad(["train", scene["cube"], "-m", "ae", "-p", "epochs=3", "-p", "hidden=8",
+                "-p", "sample_size=256", "-o", tmp_path / "m.hsad", "--progress"])
+    assert run.returncode == 0, run.stderr
+    assert "3/3" in run.stderr and "100%" in run.stderr
+    run = hsad(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "rx.tif", "--chunks", "16",
+                "--progress"])
+    assert run.returncode == 0, run.stderr
+    last = [line.rsplit("\r", 1)[-1] for line in run.stderr.split("\n") if "writing" in line]
+    assert last and all("100%" in line for line in last), run.stderr
+    quiet = hsad(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "rx2.tif",
+                  "--chunks", "16"])
+    assert quiet.returncode == 0 and "%" not in quiet.stderr  # by default: a terminal only
+
+
+@pytest.mark.parametrize("command", ["detect", "convert", "train"])
+def test_a_closed_stderr_is_no_failure(scene, tmp_path, command):
+    """`hsad detect … 2>&-` exited 1 and wrote nothing: the tile bar asked a missing stderr
+    whether it was a terminal."""
+    out = tmp_path / {"detect": "rx.tif", "convert": "c.tif", "train": "m.hsad"}[command]
+    args = {"detect": ["-m", "rx", "-o", out], "convert": [out],
+            "train": ["-m", "ae", "-p", "epochs=1", "-p", "sample_size=256", "-o", out]}
+    run = subprocess.run([sys.executable, "-m", "hsad", command, str(scene["cube"]),
+                          *map(str, args[command])], stderr=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, text=True, timeout=300,
+                         preexec_fn=lambda: __import__("os").close(2))
+    assert run.returncode == 0 and out.exists()
