@@ -2,7 +2,8 @@
 
 Errors a user can cause print one line, ``error: <file>: <problem>``, and exit with
 status 2: never a traceback. Ctrl-C (SIGINT) prints ``error: interrupted`` and exits with
-130, SIGTERM ``error: terminated`` and 143; temporary files are removed on the way out.
+130, SIGTERM ``error: terminated`` and 143, SIGHUP (a closed terminal or ssh session)
+``error: hung up`` and 129; temporary files are removed on the way out.
 """
 
 from __future__ import annotations
@@ -27,13 +28,20 @@ _COMMANDS = (
 )
 #: Exit statuses of a command stopped by a signal (128 + signal number, as shells report).
 INTERRUPTED, TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+#: SIGHUP (a terminal or ssh session closed; Windows has none)
+SIGHUP = getattr(signal, "SIGHUP", None)
+HUNG_UP = 128 + (SIGHUP or 1)
 #: Exit status when the reader of the output went away (``hsad methods | head``), as a
 #: shell reports a tool that SIGPIPE stopped.
 BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # Windows has no SIGPIPE
 
 
 class Terminated(KeyboardInterrupt):
-    """Raised in the main thread on SIGTERM, so that it unwinds like Ctrl-C."""
+    """Raised in the main thread on SIGTERM or SIGHUP, so that it unwinds like Ctrl-C."""
+
+    def __init__(self, word: str = "terminated", status: int = TERMINATED):
+        super().__init__(word)
+        self.word, self.status = word, status
 
 
 class _Stopped(Exception):
@@ -48,8 +56,8 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except Terminated:
-            raise _Stopped("terminated", TERMINATED) from None
+        except Terminated as exc:
+            raise _Stopped(exc.word, exc.status) from None
         except KeyboardInterrupt:
             raise _Stopped("interrupted", INTERRUPTED) from None
         except BrokenPipeError:  # the reader of stdout went away (`hsad methods | head`)
@@ -67,7 +75,7 @@ def cli() -> None:
 
     Exit status: 0 success, 1 a failed check (datasets list --verify), 2 a user error (one
     line `error: [<file>: ]<problem>`), 130 interrupted (Ctrl-C), 141 output pipe closed
-    (`hsad methods | head`), 143 terminated (SIGTERM).
+    (`hsad methods | head`), 143 terminated (SIGTERM), 129 hung up (SIGHUP).
     Commands that write files create missing folders and refuse existing files unless
     --overwrite is given; outputs appear whole or not at all.
     """
@@ -78,7 +86,8 @@ for _name in _COMMANDS:
 
 
 def _fail(message: str, status: int = 2) -> None:
-    click.echo(f"error: {message}", err=True)
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a terminal gone (SIGHUP)
+        click.echo(f"error: {message}", err=True)
     sys.exit(status)
 
 
@@ -102,21 +111,28 @@ def _quiet_shutdown() -> None:
         sys.unraisablehook = lambda unraisable: None
 
 
-def _on_sigterm(signum, frame):
+def _on_signal(signum, frame):
+    if signum == SIGHUP:
+        raise Terminated("hung up", HUNG_UP)
     raise Terminated()
 
 
 @contextlib.contextmanager
 def _sigterm_unwinds():
-    """SIGTERM raises :class:`Terminated` in the main thread while the command runs."""
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread while the command
+    runs; a signal the process was started ignoring (``nohup``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {}
+    for sig in (signal.SIGTERM, SIGHUP):
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, _on_signal)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -157,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         _stop_work()
         _quiet_shutdown()
         # outside a command (while click parses), click wraps the signal into Abort
-        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
-            _fail("terminated", TERMINATED)
+        for stop in (exc, exc.__context__):
+            if isinstance(stop, Terminated):
+                _fail(stop.word, stop.status)
         _fail("interrupted", INTERRUPTED)
     except click.exceptions.NoArgsIsHelpError as exc:  # `hsad`, `hsad datasets`: the help
         exc.show()

@@ -52,9 +52,10 @@ def temporaries(folder) -> list[str]:
 
 
 def default_sigint() -> None:
-    """In the child before it runs: Ctrl-C acts, even when this test process inherited
-    SIGINT ignored (a shell's background job), which the child would inherit too."""
+    """In the child before it runs: Ctrl-C and a hang-up act, even when this test process
+    inherited them ignored (a shell's background job, nohup), as the child would."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def start_and_wait_for_a_temporary(cmd, folder, timeout=240) -> subprocess.Popen:
@@ -75,6 +76,7 @@ def start_and_wait_for_a_temporary(cmd, folder, timeout=240) -> subprocess.Popen
 @pytest.mark.parametrize("sig, status, word", [
     (signal.SIGINT, 130, "interrupted"),
     (signal.SIGTERM, 143, "terminated"),
+    (signal.SIGHUP, 129, "hung up"),  # an ssh session dropped: it left partial outputs
 ])
 def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp_path, sig,
                                                                    status, word):
@@ -87,9 +89,29 @@ def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_hang_up_under_nohup_is_ignored(big_scene, tmp_path):
+    """Started with SIGHUP ignored (nohup), a run goes on when its terminal closes."""
+    out = tmp_path / "rx.tif"
+
+    def nohup() -> None:
+        default_sigint()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(command(big_scene, out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=nohup)
+    deadline = time.monotonic() + 240
+    while not temporaries(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert out.exists() and temporaries(tmp_path) == []
+
+
 @pytest.mark.parametrize("sig, status, word", [
     (signal.SIGINT, 130, "interrupted"),
     (signal.SIGTERM, 143, "terminated"),
+    (signal.SIGHUP, 129, "hung up"),
 ])
 def test_a_signal_while_the_area_filters_run_stops_them(tmp_path, capsys, monkeypatch, sig,
                                                          status, word):

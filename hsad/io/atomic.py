@@ -55,15 +55,15 @@ _LIVE_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """In the main thread, SIGINT and SIGTERM received inside the block act when it ends
-    (Python runs signal handlers only there); elsewhere the block runs as it is."""
+    """In the main thread, SIGINT, SIGTERM and SIGHUP received inside the block act when it
+    ends (Python runs signal handlers only there); elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(sig)
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        handler = None if sig is None else signal.getsignal(sig)
         if handler is not None:  # None: set outside Python, cannot be restored
             previous[sig] = signal.signal(sig, lambda signum, frame: pending.append(signum))
     try:
