@@ -155,12 +155,49 @@ def _names_print() -> None:
             stream.reconfigure(errors="surrogateescape" if raw else "backslashreplace")
 
 
+def _writable_folder(path) -> bool:
+    """Whether ``path`` is a folder one can write in, or could be made as one."""
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            return os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+    return False
+
+
+def _matplotlib_folder() -> None:
+    """Where matplotlib cannot keep its configuration and font cache (a read-only or missing
+    HOME: a service account, a container), it prints two lines of its own at every run and
+    rebuilds its cache: give it a private folder in the temporary directory instead, kept
+    between runs (as matplotlib's own fallback is not), unless MPLCONFIGDIR is set."""
+    import tempfile
+    from pathlib import Path
+
+    if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
+        return
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry
+        home = None
+    if home is not None and all(
+            _writable_folder(Path(os.environ.get(var) or home / dot) / "matplotlib")
+            for var, dot in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))):
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    private = Path(tempfile.gettempdir()) / f"hsad-matplotlib-{uid or 0}"
+    with contextlib.suppress(OSError):
+        private.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(private)  # ours, not a link another user planted
+        if not os.path.islink(private) and (uid is None or st.st_uid == uid) \
+                and os.access(private, os.W_OK | os.X_OK):
+            os.environ["MPLCONFIGDIR"] = str(private)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
     from hsad.io import atomic
 
     atomic.QUIET_LIBTIFF = True  # a failed write is one line of ours, not libtiff's too
     _names_print()
+    _matplotlib_folder()
     try:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning

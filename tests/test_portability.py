@@ -97,3 +97,26 @@ def test_a_stale_header_that_is_the_one_written_is_kept(tmp_path):
     other.write_text("ENVI\n")
     remove_headers([same, other, tmp_path / "gone.hdr"], written)
     assert written.exists() and same.exists() and not other.exists()
+
+
+def test_a_home_matplotlib_cannot_write_in_gets_no_messages_and_a_kept_cache(tmp_path):
+    """A service account or container with a read-only or missing HOME: every `detect`
+    printed matplotlib's two lines about its configuration folder and rebuilt its font
+    cache. hsad gives it a private folder in the temporary directory, kept between runs."""
+    from hsad import synthetic
+
+    scene = synthetic.write_scene(synthetic.make_scene(rows=48, cols=48, bands=40, seed=1),
+                                  tmp_path / "scene")
+    (tmp_path / "file").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "XDG_"))}
+    env.update(HOME=str(tmp_path / "file" / "home"), TMPDIR=str(tmp_path))  # not a folder
+    for _ in range(2):
+        run = subprocess.run([sys.executable, "-m", "hsad", "detect", str(scene["cube"]),
+                              "-m", "rx", "-o", str(tmp_path / "rx.tif"), "--png",
+                              str(tmp_path / "q.png"), "--overwrite", "--no-progress"],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    kept = tmp_path / f"hsad-matplotlib-{uid}"
+    assert kept.is_dir() and any(kept.iterdir())  # the font cache, built once
+    assert oct(kept.stat().st_mode & 0o777) == "0o700"
