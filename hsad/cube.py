@@ -486,11 +486,12 @@ def as_cube(obj) -> xr.DataArray:
                              f"{obj.dims} {obj.dtype} (open files with hsad.open_cube, or "
                              "build one with hsad.make_cube)")
     _check_not_empty(tuple(obj.sizes[d] for d in DIMS))
+    if obj.chunks is None and not getattr(obj.variable, "_in_memory", True):
+        # a file behind it (rioxarray.open_rasterio without chunks=): read tile by tile,
+        # chunked before it is transposed (a transposed file view is read whole: 20×)
+        obj = obj.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
     cube = obj if obj.dims == DIMS else obj.transpose(*DIMS)
-    if cube.chunks is None and not getattr(cube.variable, "_in_memory", True):
-        # a file behind it (rioxarray.open_rasterio without chunks=): read tile by tile
-        cube = cube.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
-    elif cube.chunks is None:
+    if cube.chunks is None:
         cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
     bands = cube.sizes["band"]
     missing = {name: ("band", _band_coord(None, bands, name, kind))

@@ -27,7 +27,8 @@ CUBE_METHODS = ("fit", "score", "fit_score", "score_stages", "residual")
 def taking_any_cube(method):
     """``method`` with its cube argument passed through :func:`hsad.cube.as_cube`, so that
     a numpy array, a cube loaded into memory or a ``(band, y, x)`` DataArray works as a cube
-    (or is refused with a ParameterError), never as a raw AttributeError deep inside.
+    (or is refused with a ParameterError), never as a raw AttributeError deep inside. The
+    maps of a cube given in memory are returned computed, as the cube was.
 
     A ``KeyboardInterrupt`` (Ctrl-C, a notebook's "interrupt") stops the work left in the
     worker threads (:func:`hsad.stopping.stop_work`) before it goes on up: a signal reaches
@@ -38,7 +39,8 @@ def taking_any_cube(method):
         from hsad.cube import as_cube
 
         try:
-            return method(self, as_cube(cube), *args, **kwargs)
+            result = method(self, as_cube(cube), *args, **kwargs)
+            return _computed(result) if _in_memory(cube) and result is not self else result
         except KeyboardInterrupt:
             from hsad.stopping import stop_work
 
@@ -47,6 +49,23 @@ def taking_any_cube(method):
 
     wrapper.takes_any_cube = True
     return wrapper
+
+
+def _in_memory(cube) -> bool:
+    """Whether ``cube`` is an array in memory (numpy, a DataArray loaded), not a lazy one."""
+    if isinstance(cube, xr.DataArray):
+        return cube.chunks is None and getattr(cube.variable, "_in_memory", True)
+    return isinstance(cube, np.ndarray)
+
+
+def _computed(result):
+    """A map (or a dict of maps) of a cube given in memory, computed: a lazy one would read
+    the caller's array at each use (recomputed each time, and changed when the array is)."""
+    if isinstance(result, dict):
+        return {k: _computed(v) for k, v in result.items()}
+    if isinstance(result, xr.DataArray) and result.chunks is not None:
+        return result.compute()
+    return result
 
 
 def recording_scene_level(fit):
@@ -196,12 +215,11 @@ class BaseDetector(SceneChecks):
     def score(self, cube: xr.DataArray) -> xr.DataArray:
         raise NotImplementedError
 
-    def fit_score(self, cube: xr.DataArray) -> xr.DataArray:
-        """Fit on ``cube`` and return its anomaly map."""
-        from hsad.cube import as_cube
-
-        cube = as_cube(cube)
-        return self.fit(cube).score(cube)
+    @taking_any_cube
+    def fit_score(self, cube: xr.DataArray, **fit_options) -> xr.DataArray:
+        """Fit on ``cube`` (with ``fit``'s own keywords: ``background=``, ``train_mask=``…)
+        and return its anomaly map."""
+        return self.fit(cube, **fit_options).score(cube)
 
     def threshold(
         self,
