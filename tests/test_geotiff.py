@@ -327,3 +327,40 @@ def test_write_mask_codes_true_false_and_nodata(aviris, tmp_path):
         assert src.crs.to_epsg() == 32611
     assert (got[0] == 255).all()
     assert (got[3:6, 4:9] == 1).all() and got[1:].sum() == 15
+
+
+def test_small_windows_of_a_tiled_geotiff_share_one_open_file_until_it_changes(tmp_path,
+                                                                            monkeypatch):
+    """Each window opened the file anew, so GDAL decoded a whole compressed tile for every
+    8 × 8 window of the scene checks (RX 5.1 s on a tiled GeoTIFF, 0.9 s on the same ENVI).
+    A file replaced or rewritten in place is read anew, never from the old one."""
+    import os
+
+    from hsad.io import kept_open
+    from hsad.io.geotiff import WindowReader
+
+    path = tmp_path / "scene.tif"
+
+    def write(value, size=64):
+        tmp = tmp_path / "new.tif"
+        with rasterio.open(tmp, "w", driver="GTiff", width=size, height=size, count=2,
+                           dtype="float32", tiled=True, blockxsize=32, blockysize=32,
+                           compress="deflate") as dst:
+            dst.write(np.full((2, size, size), value, np.float32))
+        os.replace(tmp, path)  # as hsad and GDAL tools write: a new file renamed into place
+
+    write(1.0)
+    opened = []
+    real = rasterio.open
+    monkeypatch.setattr(rasterio, "open", lambda *a, **k: opened.append(str(a[0])) or real(*a, **k))
+    reader = WindowReader(str(path), (64, 64, 2), np.float32)
+    windows = [reader[y:y + 8, x:x + 8] for y in range(0, 64, 16) for x in range(0, 64, 16)]
+    assert opened.count(str(path)) == 1 and all((w == 1).all() for w in windows)
+    write(2.0)
+    assert (reader[:8, :8] == 2).all() and opened.count(str(path)) == 2
+    with real(path, "r+") as dst:  # rewritten in place: same inode and size
+        dst.write(np.full((2, 64, 64), 3.0, np.float32))
+    os.utime(path, ns=(10**9, 10**9))  # (a time of its own, whatever the clock's grain)
+    assert (reader[8:16, :8] == 3).all()
+    assert opened.count(str(path)) == 3
+    kept_open.forget(str(path))
