@@ -130,7 +130,7 @@ def command(scenes, **options):
     if skip and options["overwrite"]:
         raise ParameterError("give --skip-existing (keep the outputs there are) or "
                              "--overwrite (replace them), not both")
-    every = scene_jobs(scenes, options)
+    every = _without_maps(scene_jobs(scenes, options))
     _check_collisions(every)  # also between a scene done and one to do
     jobs, partial = _not_done(every) if skip else (every, [])
     status = 2 if partial else 0
@@ -141,6 +141,27 @@ def command(scenes, **options):
         return _detect_one(scene, **filled)
     _check_batch(jobs, every)  # the skipped scenes' inputs are inputs still
     return max(run_jobs(jobs, _detect_one) or 0, status)
+
+
+def _without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The jobs whose scene is not a map ``hsad detect`` wrote: one is refused; in a batch
+    (a glob that meets the outputs of an earlier run) each is skipped with a warning."""
+    from hsad.io.maps import written_map
+
+    kept = []
+    for scene, filled in jobs:
+        what = written_map(scene)
+        if what is None:
+            kept.append((scene, filled))
+            continue
+        message = f"a map hsad detect wrote ({what}), not a scene"
+        if len(jobs) == 1:
+            raise ParameterError(f"{message}: give the scene it was made of", scene)
+        click.echo(f"warning: {scene}: {message}: skipped", err=True)
+    if not kept:
+        raise ParameterError(f"every one of the {len(jobs)} files is a map hsad detect wrote, "
+                             "not a scene")
+    return kept
 
 
 def _not_done(jobs: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], list[str]]:

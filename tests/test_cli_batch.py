@@ -291,3 +291,25 @@ def test_a_batch_resumed_skips_the_scenes_done(scenes, tmp_path, capsys):
     assert code == 0 and stdout.count("skipped") == 3
     assert "not both" in one_error(["detect", *cubes, "-m", "rx", *out, "--skip-existing",
                                     "--overwrite"], capsys)
+
+
+def test_maps_of_an_earlier_run_met_by_a_glob_are_skipped_not_detected(scenes, tmp_path,
+                                                                        capsys):
+    """A cron job's `detect tl/*.tif -o 'tl/{stem}_rx.tif' --skip-existing` ran RX on its
+    own maps from the second run on (a_rx_rx.tif, then a_rx_rx_rx.tif …), exit status 0."""
+    folder = tmp_path / "tl"
+    for s in scenes[:2]:
+        assert run_cli(["convert", s["cube"], folder / f"{stem_of(s['cube'])}.tif"],
+                       capsys)[0] == 0
+    args = ["-m", "rx", "-o", folder / "{stem}_rx.tif", "--mask", folder / "{stem}_m.tif",
+            "--skip-existing"]
+    assert run_cli(["detect", *sorted(folder.glob("*.tif")), *args], capsys)[0] == 0
+    code, out, err = run_cli(["detect", *sorted(folder.glob("*.tif")), *args], capsys)
+    assert code == 0, err
+    assert err.count("a map hsad detect wrote (score), not a scene: skipped") == 2
+    assert err.count("a map hsad detect wrote (mask), not a scene: skipped") == 2
+    assert sorted(p.name for p in folder.iterdir() if p.suffix == ".tif") == [
+        "line_a.tif", "line_a_m.tif", "line_a_rx.tif", "line_b.tif", "line_b_m.tif",
+        "line_b_rx.tif"]
+    assert "a map hsad detect wrote (score), not a scene" in one_error(
+        ["detect", folder / "line_a_rx.tif", "-m", "rx", "-o", tmp_path / "x.tif"], capsys)

@@ -54,7 +54,7 @@ def test_an_unknown_method_suggests_the_closest(scene, tmp_path, capsys):
     ("hidden=abc", "hadgan: hidden must be an integer, got 'abc'"),
     ("lam=abc", "hadgan: lam must be a number or None, got 'abc'"),
     ("seed=1.5", "hadgan: seed must be an integer, got 1.5"),
-    ("progress=3", "hadgan: progress must be true or false, got 3"),
+    ("progress=3", "hadgan: progress must be true or false or None, got 3"),
 ])
 def test_neural_hyperparameters_of_the_wrong_type(scene, tmp_path, capsys, param, expected):
     line = one_error(["detect", scene, "-m", "hadgan", "-p", "epochs=1", "-p", param,

@@ -11,6 +11,25 @@ import xarray as xr
 from hsad.errors import FileFormatError, ParameterError
 
 
+def written_map(path: str | os.PathLike) -> str | None:
+    """What a GeoTIFF that ``hsad detect`` wrote holds (its ``hsad_map`` tag: ``scores``,
+    ``mask``, a stage's name), or None for any other file (a scene)."""
+    from hsad.io import detect_format
+
+    try:
+        if detect_format(path) != "geotiff":
+            return None
+        import rasterio
+
+        from hsad.io.geotiff import quiet_gdal
+
+        with quiet_gdal(), rasterio.open(path) as src:
+            tags = src.tags()
+            return tags.get("hsad_map") if "hsad_method" in tags and src.count == 1 else None
+    except Exception:  # noqa: BLE001  (unreadable: the reader says why, later)
+        return None
+
+
 def read_single_band(path: str | os.PathLike, key: str | None = None,
                      what: str = "score map", exact32: bool = False,
                      ) -> tuple[np.ndarray, xr.DataArray]:
