@@ -3,10 +3,11 @@ holding ``{stem}``, checked before any work, then one scene after another."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -122,10 +123,48 @@ def naming(scene, message) -> str:
     return text if any(text.startswith(f"{n}:") for n in names) else f"{scene}: {text}"
 
 
+class SceneSkipped(Exception):
+    """A scene of a resumed batch (``--skip-existing``) found done, or being made, when its
+    turn came: by another run of the same batch."""
+
+
+@contextlib.contextmanager
+def scene_claim(output) -> Iterator[bool]:
+    """Whether this run holds the claim on the scene whose map is ``output`` (a lock file
+    beside it, ``.<name>.hsad-claim``, removed after): False while another hsad run holds
+    it. Without file locks (Windows) every claim is granted."""
+    from hsad.io.atomic import fcntl
+
+    path = Path(output).parent / f".{Path(output).name}.hsad-claim"
+    if fcntl is None:
+        yield True
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # a folder one cannot write in: the outputs' own check says so
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    finally:
+        os.close(fd)
+
+
 def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> int:
     """Each scene in turn; a scene's error (one line, as for one scene, out of memory
-    included) does not stop the others, and its warnings name it. The exit status: 0, or 2
-    when a scene failed. An interrupt stops the batch, naming the scenes done."""
+    included) does not stop the others, and its warnings name it; a scene ``detect_one``
+    skips (:class:`SceneSkipped`) is said so. The exit status: 0, or 2 when a scene failed.
+    An interrupt stops the batch, naming the scenes done."""
     failed, done = [], []
     for i, (scene, options) in enumerate(jobs, 1):
         click.echo(f"scene {i}/{len(jobs)}: {scene}")
@@ -135,6 +174,10 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
                 warnings.showwarning = (lambda message, *_, s=scene, **__:
                                         click.echo(f"warning: {naming(s, message)}", err=True))
                 detect_one(scene, **options)
+        except SceneSkipped as exc:
+            click.echo(f"skipped {scene}: {exc}")
+            done.append(scene)
+            continue
         except Exception as exc:  # what the command line reports in one line, per scene
             from hsad.cli.main import user_problem
 

@@ -8,6 +8,7 @@ import warnings
 
 import click
 
+from hsad.cli.batch import SceneSkipped, scene_claim
 from hsad.cli.options import (
     background_option,
     band_options,
@@ -136,11 +137,31 @@ def command(scenes, **options):
     status = 2 if partial else 0
     if not jobs:
         return status
+    detect = _unless_done_meanwhile if skip else _detect_one
     if len(every) == 1:
         scene, filled = jobs[0]
-        return _detect_one(scene, **filled)
+        try:
+            return detect(scene, **filled)
+        except SceneSkipped as exc:
+            click.echo(f"skipped {scene}: {exc}")
+            return 0
     _check_batch(jobs, every)  # the skipped scenes' inputs are inputs still
-    return max(run_jobs(jobs, _detect_one) or 0, status)
+    return max(run_jobs(jobs, detect) or 0, status)
+
+
+def _unless_done_meanwhile(scene, **filled):
+    """One scene of a resumed batch, claimed (:func:`hsad.cli.batch.scene_claim`) and
+    looked at again when its turn comes: another run of the same batch (two overlapping
+    cron jobs) may have made it meanwhile, or be making it now."""
+    with scene_claim(filled["output"]) as mine:
+        if not mine:
+            raise SceneSkipped("another hsad run is making it")
+        left, partial = _not_done([(scene, filled)], quiet=True)
+        if partial:
+            raise ParameterError(partial[0])
+        if not left:
+            raise SceneSkipped("its outputs exist (made meanwhile by another run)")
+        return _detect_one(scene, **filled)
 
 
 def _without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -164,22 +185,27 @@ def _without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     return kept
 
 
-def _not_done(jobs: list[tuple[str, dict]]) -> tuple[list[tuple[str, dict]], list[str]]:
+def _not_done(jobs: list[tuple[str, dict]], quiet: bool = False
+              ) -> tuple[list[tuple[str, dict]], list[str]]:
     """The jobs of the scenes not started (--skip-existing): none of their planned files
     there. A scene whose every file is there is skipped; one with some of them (stopped
     part-way, or an output added to a finished batch) is left out with an error naming
-    one, the others going on. Returns the jobs to run and the scenes left out so."""
+    one, the others going on. Returns the jobs to run and the scenes left out so (with
+    ``quiet``, nothing is printed, and the scenes left out are their errors)."""
     left, partial = [], []
     for scene, filled in jobs:
         paths = [path for _, path, _ in _planned(filled) if path is not None]
         there = [path for path in paths if os.path.lexists(path)]
         if len(there) == len(paths):
-            click.echo(f"skipped {scene}: its outputs exist")
+            if not quiet:
+                click.echo(f"skipped {scene}: its outputs exist")
         elif there:
-            click.echo(f"error: {scene}: {len(there)} of its {len(paths)} outputs exist "
+            problem = (f"{scene}: {len(there)} of its {len(paths)} outputs exist "
                        f"({there[0]}): remove them to redo the scene, or run it with "
-                       "--overwrite instead of --skip-existing", err=True)
-            partial.append(scene)
+                       "--overwrite instead of --skip-existing")
+            if not quiet:
+                click.echo(f"error: {problem}", err=True)
+            partial.append(problem if quiet else scene)
         else:
             left.append((scene, filled))
     return left, partial

@@ -313,3 +313,23 @@ def test_maps_of_an_earlier_run_met_by_a_glob_are_skipped_not_detected(scenes, t
         "line_b_rx.tif"]
     assert "a map hsad detect wrote (score), not a scene" in one_error(
         ["detect", folder / "line_a_rx.tif", "-m", "rx", "-o", tmp_path / "x.tif"], capsys)
+
+
+def test_a_scene_another_run_is_making_is_skipped_when_its_turn_comes(scenes, tmp_path,
+                                                                     capsys):
+    """Two overlapping runs of one resumed batch (cron) both computed every scene, and the
+    later one failed each with "appeared while hsad was writing it" (exit 2)."""
+    from hsad.cli.batch import scene_claim
+
+    out = tmp_path / "o"
+    cubes = [s["cube"] for s in scenes]
+    args = ["-m", "rx", "-o", out / "{stem}_rx.tif", "--skip-existing"]
+    with scene_claim(out / "line_b_rx.tif") as mine:  # another run holds line_b
+        assert mine
+        code, stdout, err = run_cli(["detect", *cubes, *args], capsys)
+    assert code == 0, err
+    assert f"skipped {cubes[1]}: another hsad run is making it" in stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "line_a_rx.qml", "line_a_rx.tif", "line_c_rx.qml", "line_c_rx.tif"]  # no claims left
+    code, stdout, err = run_cli(["detect", *cubes, *args], capsys)  # the other run's turn
+    assert code == 0 and "1 of 1 scenes done" in stdout and (out / "line_b_rx.tif").exists()
