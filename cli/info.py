@@ -61,6 +61,7 @@ def describe_model(path: Path) -> dict:
         "wavelength_min_nm": float(known.min()) if known.size else None,
         "wavelength_max_nm": float(known.max()) if known.size else None,
         "trained_on_pixels": config.get("n_train", state.get("n_pixels_")),
+        "training_seed": config.get("training_seed"),
         "networks": config.get("networks"),
         "params": config["params"],
         "weights": int(sum(t.size for t in tensors.values())),
@@ -80,8 +81,9 @@ def _model_text(info: dict) -> str:
         ("bands", f"{info['bands']}" + (f" ({info['good_bands']} good)"
                                         if info["good_bands"] is not None else "")),
         ("wavelength", wl),
-        ("trained on", "-" if info["trained_on_pixels"] is None
-         else f"{info['trained_on_pixels']} pixels"),
+        ("trained on", ("-" if info["trained_on_pixels"] is None
+                        else f"{info['trained_on_pixels']} pixels")
+         + ("" if info["training_seed"] is None else f", seed {info['training_seed']}")),
         ("weights", f"{info['weights']} numbers"
          + (f" ({', '.join(info['networks'])})" if info["networks"] else "")),
         ("params", params),

@@ -602,3 +602,29 @@ def test_a_value_of_the_wrong_type_is_refused_by_fit(scene, method, params, mess
 def test_numpy_booleans_are_booleans(scene):
     det = detectors.get("hadgan", **{**TINY, "progress": np.bool_(False)}).fit(scene[0])
     assert det.score(scene[0]).shape == (16, 16)
+
+
+def test_a_model_file_records_the_seed_it_was_trained_with(scene, tmp_path, capsys):
+    """seed set after fit (it draws scoring's noise) was saved as if the model had been
+    trained with it: retraining with the recorded parameters gave another model."""
+    from hsad.io.model_archive import load_model, save_model
+
+    det = detectors.get("hadgan", **{**TINY, "seed": 0}).fit(scene[0])
+    det.set_params(seed=5)
+    back = load_model(save_model(det, tmp_path / "m.hsad"))
+    assert back.training_seed_ == 0 and back.get_params()["seed"] == 5
+    again = detectors.get("hadgan", **{**back.get_params(), "seed": back.training_seed_})
+    again.fit(scene[0]).set_params(seed=5)
+    np.testing.assert_array_equal(again.score(scene[0]).values, back.score(scene[0]).values)
+    assert save_model(back, tmp_path / "again.hsad")  # kept through a second save
+    assert load_model(tmp_path / "again.hsad").training_seed_ == 0
+    with pytest.raises(SystemExit):
+        main(["info", str(tmp_path / "m.hsad")])
+    assert "pixels, seed 0" in capsys.readouterr().out
+
+
+def test_a_training_seed_that_is_no_seed_is_refused(members, tmp_path):
+    path = with_config(members, tmp_path / "bad.hsad",
+                       lambda c: c.update(training_seed="zero"))
+    with pytest.raises(ModelError, match="training_seed must be an integer"):
+        load_detector(path)

@@ -72,7 +72,9 @@ def recording_scene_level(fit):
     """``fit`` that then notes the fitted scene's per-band medians (``_fitted_scene_level``,
     for :meth:`BaseDetector._check_level`), dropped first so that a failed fit leaves none;
     a fit that calls its parent's (itself recorded) reads the scene's sample once. A model
-    loaded from a file and fitted again is today's: its file's format goes."""
+    loaded from a file and fitted again is today's: its file's format goes. The ``seed``
+    it was fitted with is kept (``training_seed_``): a seed set afterwards changes only
+    what scoring draws, and a model file records both."""
 
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
@@ -89,6 +91,8 @@ def recording_scene_level(fit):
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
         self._fitted_params = self._fit_params()
+        seed = self.get_params().get("seed")
+        self.training_seed_ = None if seed is None else int(seed)  # seed may change after
         return result
 
     return wrapper

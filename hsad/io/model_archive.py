@@ -47,6 +47,8 @@ FORMAT_VERSION = 6
 READABLE = (1, 2, 3, 4, 5, 6)
 #: config.json's format whose multi-scale ladder a model keeps (:func:`hsad.fusion.ladder`)
 LADDER_FORMAT = "ladder_format"
+#: the ``seed`` a model was fitted with (its ``params`` hold the one set since, for scoring)
+TRAINING_SEED = "training_seed"
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: largest member sizes read (uncompressed bytes): checked before anything is read
@@ -101,10 +103,11 @@ def saved_params(det) -> dict:
 def header(det) -> dict:
     """The fields every model's ``config.json`` starts with, for fitted detector ``det``.
     A model loaded from an older file and not fitted since keeps its format's multi-scale
-    ladder (``ladder_format``)."""
+    ladder (``ladder_format``); the seed it was fitted with is ``training_seed``."""
     from hsad.detectors import qualified_name
 
     kept = getattr(det, "model_format_", None) if hasattr(det, "fusion_") else None
+    seed = getattr(det, "training_seed_", None)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -113,7 +116,20 @@ def header(det) -> dict:
         "class": qualified_name(type(det)),
         "params": saved_params(det),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    } | ({LADDER_FORMAT: int(kept)} if kept is not None and kept < FORMAT_VERSION else {})
+    } | ({TRAINING_SEED: seed} if seed is not None else {}) \
+        | ({LADDER_FORMAT: int(kept)} if kept is not None and kept < FORMAT_VERSION else {})
+
+
+def _training_seed(config: dict, path: Path) -> int | None:
+    """The seed a model was trained with (files before it was recorded: None)."""
+    from hsad.detectors.param_types import SEED_MAX
+
+    seed = config.get(TRAINING_SEED)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed <= SEED_MAX):
+        raise ModelError(f"{CONFIG}: {TRAINING_SEED} must be an integer in 0…{SEED_MAX}, "
+                         f"got {seed!r}", path)
+    return seed
 
 
 def _ladder_format(config: dict, path: Path) -> int:
@@ -320,6 +336,7 @@ def set_saved_params(det, config: dict, path: Path) -> None:
     format version where the detector knows how: unknown names or wrong types are errors."""
     _check_class(det, config, path)
     det.model_format_ = _ladder_format(config, path)  # its ladder (hsad.fusion.ladder)
+    det.training_seed_ = _training_seed(config, path)
     try:
         saved = det.upgrade_params(config["params"], config["format_version"])
     except (KeyError, TypeError, ValueError) as exc:
