@@ -7,6 +7,7 @@ build is hsad's own ``ae`` detector, tested in test_neural_base.py."""
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ PAGES = ["api.md", "bands_and_masks.md", "evaluation.md", "fanogan.md", "hadgan.
 
 
 def _blocks(page: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+    return [textwrap.dedent(block) for block in  # a block in a list item is indented
+            re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)]
 
 
 def test_every_page_with_python_is_run_here_or_named_a_fragment():
@@ -46,6 +48,16 @@ def test_the_pages_python_runs(page, tmp_path, monkeypatch, corpus_dir):
         chip = "ang20170323t202244_rdn_7000-7010"
         for suffix in ("", ".hdr"):
             (tmp_path / (chip + suffix)).symlink_to(corpus_dir / "isofit" / (chip + suffix))
+    elif page == "api.md":  # a model, and its scene with the bands stored in reverse order
+        from hsad.io.model_archive import save_model
+
+        files = synthetic.write_scene(synthetic.make_scene(rows=32, cols=32, bands=30, seed=1),
+                                      tmp_path, name="model_scene")
+        cube = hsad.open_cube(files["cube"])
+        save_model(hsad.detectors.get("rx").fit(cube), tmp_path / "model.hsad")
+        hsad.io.envi_writer.write_envi(cube.isel(band=slice(None, None, -1)),
+                                       tmp_path / "other.img")
+        namespace["fitted_map"] = hsad.detectors.get("rx").fit_score(cube).values
     elif page == "evaluation.md":
         rng = np.random.default_rng(0)
         namespace["gt"] = rng.random((20, 20)) < 0.05
@@ -68,6 +80,7 @@ def _check_results(page: str, ns: dict) -> None:
     if page == "api.md":
         assert {"crd", "hadgan", "lrx", "rx"} <= set(ns["detectors"].available())
         assert (ns["det"].name, ns["det"].inner, ns["det"].outer) == ("lrx", 5, 15)
+        np.testing.assert_allclose(ns["scores"].values, ns["fitted_map"], rtol=1e-5)
     elif page == "bands_and_masks.md":
         wl = ns["part"]["wavelength"].values
         assert 5 <= ns["part"].sizes["band"] <= 175 and wl.min() >= 400 and wl.max() <= 2400

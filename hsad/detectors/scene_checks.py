@@ -15,6 +15,9 @@ from hsad.errors import ModelError, ParameterError
 WAVELENGTH_WARN_NM = 2.0
 #: ... and by more than this is refused (another sensor or band set)
 WAVELENGTH_REFUSE_NM = 20.0
+#: how a model's bands are taken from another scene in Python (hsad detect --model does it)
+MATCH_HINT = (" (in Python, hsad.bands.match_model_bands(cube, model) takes a model's bands "
+              "from a scene by wavelength)")
 
 
 def wavelength_shift(scene: np.ndarray, model: np.ndarray) -> float:
@@ -112,6 +115,7 @@ class SceneChecks:
         if cube.sizes["band"] != bands.size or not np.array_equal(good_band_mask(cube), bands):
             raise ParameterError(
                 f"{self.name}: fitted on {int(bands.sum())} good bands of {bands.size}, "
-                f"but the cube has {int(good_band_mask(cube).sum())} of {cube.sizes['band']}",
+                f"but the cube has {int(good_band_mask(cube).sum())} of {cube.sizes['band']}"
+                f"{MATCH_HINT}",
                 cube.attrs.get("source_path"),
             )
