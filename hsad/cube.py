@@ -465,14 +465,25 @@ def _check_not_empty(shape: tuple[int, ...]) -> None:
                              f"{tuple(shape)} (rows, cols, bands)")
 
 
+def _spy_file(obj) -> bool:
+    """Whether ``obj`` is a file SPy opened (``spectral.open_image``: a ``SpyFile``)."""
+    return any(c.__name__ == "SpyFile" and c.__module__.startswith("spectral.")
+               for c in type(obj).__mro__) and isinstance(getattr(obj, "filename", None), str)
+
+
 def as_cube(obj) -> xr.DataArray:
     """``obj`` as a cube the detectors take: a lazy ``(y, x, band)`` DataArray with hsad's
     band coordinates. Numpy and dask arrays ``(rows, cols, bands)`` become one
     (:func:`make_cube`); a DataArray with dims ``y``, ``x``, ``band`` in any order (as
     ``rioxarray.open_rasterio`` gives them), loaded into memory or not, is transposed,
     wrapped in dask and given the coordinates it lacks (all bands good, wavelengths unknown).
-    A numpy masked array's masked values become NaN (no data). A proper cube is returned as
-    it is."""
+    A numpy masked array's masked values become NaN (no data). A file SPy opened
+    (``spectral.open_image``) is read as :func:`hsad.open_cube` reads its data file
+    (wavelengths, bad bands, georeference and all). A proper cube is returned as it is."""
+    if _spy_file(obj):  # SPy's spectral.open_image(...): the file it reads, as hsad reads it
+        from hsad.io import open_cube
+
+        return open_cube(obj.filename)
     obj = unmasked(obj)
     if not isinstance(obj, xr.DataArray):
         data = obj if isinstance(obj, da.Array) else np.asarray(obj)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import hsad
 from hsad import detectors, make_cube
 from hsad.errors import ParameterError
 
@@ -220,3 +221,20 @@ def test_fit_score_passes_fits_keywords_on(values):
     np.testing.assert_array_equal(
         detectors.get("rx").fit_score(cube, background=background).values,
         detectors.get("rx").fit(cube, background=background).score(cube).values)
+
+
+def test_a_file_spy_opened_is_read_as_hsad_reads_it(tmp_path):
+    """spectral.open_image(...) was refused with "got shape () object"."""
+    import spectral
+
+    from hsad import synthetic
+
+    files = synthetic.write_scene(synthetic.make_scene(rows=24, cols=20, bands=12, seed=2),
+                                  tmp_path)
+    spy = spectral.open_image(str(files["cube"].with_suffix(".hdr")))
+    cube = hsad.cube.as_cube(spy)
+    ours = hsad.open_cube(files["cube"])
+    np.testing.assert_array_equal(cube.values, ours.values)
+    np.testing.assert_array_equal(cube["wavelength"].values, ours["wavelength"].values)
+    np.testing.assert_array_equal(detectors.get("rx").fit_score(spy).values,
+                                  detectors.get("rx").fit_score(ours).values)

@@ -385,3 +385,23 @@ def test_the_crs_is_named_as_the_registry_names_it():
     albers = CRS.from_proj4("+proj=aea +lat_1=29.5 +lat_2=45.5 +lat_0=23 +lon_0=-96 "
                             "+datum=NAD83 +units=m")
     assert "Albers" in crs_name(albers) and "unknown" not in crs_name(albers)
+
+
+def test_roc_plots_take_a_list_of_maps_and_name_them():
+    """plot_roc([map], gt) failed with "dictionary update sequence element #0 has length 40"."""
+    import xarray as xr
+
+    from hsad.errors import ParameterError
+    from hsad.outputs.roc_plots import _as_maps, plot_roc
+
+    rng = np.random.default_rng(0)
+    gt = rng.random((40, 40)) < 0.05
+    a = xr.DataArray(rng.random((40, 40)) + gt, dims=("y", "x"), name="rx")
+    b = rng.random((40, 40))
+    assert list(_as_maps([a, b])) == ["rx", "map 2"]
+    assert list(_as_maps([a, a])) == ["rx (1)", "rx (2)"]
+    fig = plot_roc([a, b], gt)
+    assert [t.get_text().split(" (AUC")[0] for t in fig.axes[0].get_legend().get_texts()] \
+        == ["rx", "map 2"]
+    with pytest.raises(ParameterError, match="give one score map, a list of them"):
+        plot_roc(42, gt)

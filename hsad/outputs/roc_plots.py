@@ -20,10 +20,21 @@ CURVE_POINTS = 1 << 20
 
 
 def _as_maps(maps) -> dict:
+    """``{name: map}`` of one map, a mapping, ``(name, map)`` pairs or a list of maps (each
+    named by its ``name``, else numbered; a name met twice numbered too)."""
     if isinstance(maps, (np.ndarray, xr.DataArray)):
         out = {str(getattr(maps, "name", None) or "scores"): maps}
+    elif isinstance(maps, (list, tuple)) and all(
+            isinstance(m, (np.ndarray, xr.DataArray)) for m in maps):
+        names = [str(getattr(m, "name", None) or f"map {i}") for i, m in enumerate(maps, 1)]
+        out = {(n if names.count(n) == 1 else f"{n} ({i})"): m
+               for i, (n, m) in enumerate(zip(names, maps, strict=True), 1)}
     else:  # a mapping, or (name, map) pairs
-        out = dict(maps)
+        try:
+            out = dict(maps)
+        except (TypeError, ValueError):
+            raise ParameterError("maps: give one score map, a list of them or {name: map}, "
+                                 f"got {type(maps).__name__}") from None
     if not out:
         raise ParameterError("no score map to plot")
     return out
