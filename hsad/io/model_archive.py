@@ -352,8 +352,6 @@ def set_saved_params(det, config: dict, path: Path) -> None:
     if wrong:
         raise ModelError(f"{CONFIG}: parameter {wrong[0]!r} has the wrong type "
                          f"({type(saved[wrong[0]]).__name__})", path)
-    # a bar is the session's choice, not the model's (older files kept the old default)
-    saved = {k: v for k, v in saved.items() if k != "progress"}
     try:
         det.set_params(**saved)
         if hasattr(det, "_validate"):
