@@ -16,6 +16,7 @@ from hsad.cli.options import (
     key_option,
     overwrite_option,
     progress_option,
+    quiet_option,
     subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
@@ -127,6 +128,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @chunks_option
 @progress_option
 @overwrite_option
+@quiet_option
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
             cog: bool, wavelengths: str | None, exclude_wavelengths: str | None,
             band_indices: str | None, drop_bad_bands: bool, wavelength_file: str | None,

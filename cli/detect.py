@@ -23,6 +23,7 @@ from hsad.cli.options import (
     labels_option,
     mask_options,
     overwrite_option,
+    quiet_option,
     seed_option,
     subset_options,
     subset_selection,
@@ -109,6 +110,7 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @seed_option
 @device_option
 @engine_options
+@quiet_option
 def command(scenes, **options):
     """Detect anomalies in SCENE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
     product) and write a georeferenced map.

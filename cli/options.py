@@ -70,6 +70,27 @@ precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
     help="Neural inference precision on CUDA (autocast); the CPU always uses fp32.",
 )
+def quiet_option(func):
+    """``-q/--quiet``: no progress bars and none of the command's report lines on standard
+    output (``wrote …``, ``scene 2/5 …``); warnings and errors still go to standard error."""
+    import contextlib
+    import functools
+    import io
+
+    @functools.wraps(func)
+    def wrapper(*args, quiet: bool = False, **kwargs):
+        if not quiet:
+            return func(*args, **kwargs)
+        if "progress" in kwargs:
+            kwargs["progress"] = False
+        with contextlib.redirect_stdout(io.StringIO()):
+            return func(*args, **kwargs)
+
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="No progress bars and no report lines on standard output "
+                             "(warnings and errors still on standard error).")(wrapper)
+
+
 progress_option = click.option(
     "--progress/--no-progress", default=None,
     help="Progress bars (training epochs, tiles); default: when stderr is a terminal. "

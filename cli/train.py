@@ -21,6 +21,7 @@ from hsad.cli.options import (
     mask_options,
     overwrite_option,
     progress_option,
+    quiet_option,
     seed_option,
     subset_selection,
     train_subset_options,
@@ -48,7 +49,6 @@ from hsad.config import parse_params
               help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background; of "
                    "the --srcwin/--projwin window when one is given).")
 @progress_option
-@click.option("--quiet", is_flag=True, hidden=True, help="Same as --no-progress (older name).")
 @band_options
 @train_subset_options
 @mask_options
@@ -59,8 +59,9 @@ from hsad.config import parse_params
 @seed_option
 @device_option
 @overwrite_option
+@quiet_option
 def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, train_window,
-            progress, quiet, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
+            progress, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
             wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality,
             background, labels, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENES (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
@@ -113,7 +114,6 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
         for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
             if value is not None:
                 det.set_params(**{name: value})
-        progress = False if quiet else progress
         if progress is not None:
             det.set_params(progress=progress)
         apply_fusion(det, fusion, merged)

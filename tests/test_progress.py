@@ -52,3 +52,21 @@ def test_a_closed_stderr_is_no_failure(scene, tmp_path, command):
                          stdout=subprocess.PIPE, text=True, timeout=300,
                          preexec_fn=lambda: __import__("os").close(2))
     assert run.returncode == 0 and out.exists()
+
+
+@pytest.mark.parametrize("command", ["detect", "convert", "train"])
+def test_quiet_leaves_only_warnings_and_errors(scene, tmp_path, command):
+    """There was no --quiet for a cron job (train's hidden one only dropped the bars)."""
+    out = tmp_path / {"detect": "rx.tif", "convert": "c.tif", "train": "m.hsad"}[command]
+    args = {"detect": ["-m", "rx", "-o", out, "--far", "0.5", "--mask", tmp_path / "m.tif"],
+            "convert": [out],
+            "train": ["-m", "ae", "-p", "epochs=2", "-p", "sample_size=256", "-o", out]}
+    loud = hsad([command, scene["cube"], *args[command], "--progress"])
+    assert loud.returncode == 0 and loud.stdout.strip(), loud.stderr
+    run = hsad([command, scene["cube"], *args[command], "--quiet", "--progress",
+                "--overwrite"])
+    assert run.returncode == 0 and out.exists()
+    assert run.stdout == b"" and "%" not in run.stderr
+    assert all(line.startswith("warning: ") for line in run.stderr.splitlines()), run.stderr
+    bad = hsad([command, tmp_path / "missing.hdr", *args[command], "-q"])
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
