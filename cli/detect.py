@@ -167,8 +167,9 @@ def _unless_done_meanwhile(scene, **filled):
 
 
 def _without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
-    """The jobs whose scene is not a map ``hsad detect`` wrote: one is refused; in a batch
-    (a glob that meets the outputs of an earlier run) each is skipped with a warning."""
+    """The jobs whose scene is not a map ``hsad detect`` wrote: in a batch (a glob that
+    meets the outputs of an earlier run) each such map is skipped with a warning; one map
+    alone is detected, with a warning."""
     from hsad.io.maps import written_map
 
     kept = []
@@ -179,7 +180,9 @@ def _without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
             continue
         message = f"a map hsad detect wrote ({what}), not a scene"
         if len(jobs) == 1:
-            raise ParameterError(f"{message}: give the scene it was made of", scene)
+            click.echo(f"warning: {scene}: {message}: the scene it was made of is what to "
+                       "detect in", err=True)
+            return jobs
         click.echo(f"warning: {scene}: {message}: skipped", err=True)
     if not kept:
         raise ParameterError(f"every one of the {len(jobs)} files is a map hsad detect wrote, "
