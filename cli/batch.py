@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from hsad.cli.options import say
 from hsad.cli.outputs import path_key
 from hsad.errors import HsadError, ParameterError
 
@@ -139,6 +140,7 @@ def scene_claim(output) -> Iterator[bool]:
     if fcntl is None:
         yield True
         return
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -156,6 +158,9 @@ def scene_claim(output) -> Iterator[bool]:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+            for folder in made:  # the folders made for it, if nothing else came in them
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     finally:
         os.close(fd)
 
@@ -167,7 +172,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
     An interrupt stops the batch, naming the scenes done."""
     failed, done = [], []
     for i, (scene, options) in enumerate(jobs, 1):
-        click.echo(f"scene {i}/{len(jobs)}: {scene}")
+        say(f"scene {i}/{len(jobs)}: {scene}")
         problem = None
         try:
             with warnings.catch_warnings():
@@ -175,7 +180,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
                                         click.echo(f"warning: {naming(s, message)}", err=True))
                 detect_one(scene, **options)
         except SceneSkipped as exc:
-            click.echo(f"skipped {scene}: {exc}")
+            say(f"skipped {scene}: {exc}")
             done.append(scene)
             continue
         except Exception as exc:  # what the command line reports in one line, per scene
@@ -186,14 +191,16 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
                 raise
             problem = naming(scene, problem)
         except KeyboardInterrupt:
-            click.echo(f"stopped at scene {i}/{len(jobs)}; done: "
-                       f"{', '.join(map(str, done)) or 'none'}", err=True)
+            with contextlib.suppress(OSError, ValueError):  # a terminal gone (SIGHUP)
+                click.echo(f"stopped at scene {i}/{len(jobs)}; done: "
+                           f"{', '.join(map(str, done)) or 'none'}", err=True)
             raise
         if problem is None:
             done.append(scene)
         else:
             click.echo(f"error: {problem}", err=True)
             failed.append(scene)
-    click.echo(f"{len(done)} of {len(jobs)} scenes done"
+    summary = (f"{len(done)} of {len(jobs)} scenes done"
                + (f"; failed: {', '.join(map(str, failed))}" if failed else ""))
+    (click.echo if failed else say)(summary)  # failures: a result, --quiet or not
     return 2 if failed else 0

@@ -17,6 +17,7 @@ from hsad.cli.options import (
     overwrite_option,
     progress_option,
     quiet_option,
+    say,
     subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
@@ -150,4 +151,4 @@ def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: 
                           desc=f"writing {Path(dst).name}"):
             out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
                           chunks=chunks, bands=bands, subset=subset, progress=progress)
-    click.echo(f"wrote {out}")
+    say(f"wrote {out}")

@@ -24,6 +24,7 @@ from hsad.cli.options import (
     mask_options,
     overwrite_option,
     quiet_option,
+    say,
     seed_option,
     subset_options,
     subset_selection,
@@ -145,7 +146,7 @@ def command(scenes, **options):
         try:
             return detect(scene, **filled)
         except SceneSkipped as exc:
-            click.echo(f"skipped {scene}: {exc}")
+            say(f"skipped {scene}: {exc}")
             return 0
     _check_batch(jobs, every)  # the skipped scenes' inputs are inputs still
     return max(run_jobs(jobs, detect) or 0, status)
@@ -203,7 +204,7 @@ def _not_done(jobs: list[tuple[str, dict]], quiet: bool = False
         there = [path for path in paths if os.path.lexists(path)]
         if len(there) == len(paths):
             if not quiet:
-                click.echo(f"skipped {scene}: its outputs exist")
+                say(f"skipped {scene}: its outputs exist")
         elif there:
             problem = (f"{scene}: {len(there)} of its {len(paths)} outputs exist "
                        f"({there[0]}): remove them to redo the scene, or run it with "
@@ -493,13 +494,13 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     where = (f" (rows {window[0]}:{window[0] + cube.shape[0]}, columns "
              f"{window[1]}:{window[1] + cube.shape[1]} of {window[2]}x{window[3]})"
              if window is not None else "")
-    click.echo(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}{bands}{where} "
+    say(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}{bands}{where} "
                f"in {result.seconds:.2f} s")
     if result.mask is not None:
         n = int(result.mask.values.sum())
-        click.echo(f"threshold {result.mask.attrs['threshold']:.6g} "
+        say(f"threshold {result.mask.attrs['threshold']:.6g} "
                    f"({result.mask.attrs['threshold_rule']}): {n} anomalous pixels")
     for what, path in written.items():
-        click.echo(f"wrote {what}: {path}")
+        say(f"wrote {what}: {path}")
     if gt is not None:
         click.echo(f"AUC(D,F) = {auc['auc_df']:.4f}   AUC(F,tau) = {auc['auc_ft']:.4f}")

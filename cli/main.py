@@ -182,8 +182,8 @@ def _matplotlib_folder() -> None:
             for var, dot in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))):
         return
     uid = os.getuid() if hasattr(os, "getuid") else None
-    private = Path(tempfile.gettempdir()) / f"hsad-matplotlib-{uid or 0}"
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # no temporary folder either: matplotlib's own way
+        private = Path(tempfile.gettempdir()) / f"hsad-matplotlib-{uid or 0}"
         private.mkdir(mode=0o700, exist_ok=True)
         st = os.lstat(private)  # ours, not a link another user planted
         if not os.path.islink(private) and (uid is None or st.st_uid == uid) \

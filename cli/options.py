@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import click
 
 
@@ -70,12 +72,21 @@ precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
     help="Neural inference precision on CUDA (autocast); the CPU always uses fp32.",
 )
+#: set by ``-q/--quiet`` for the command under way (:func:`say`)
+QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("hsad_quiet", default=False)
+
+
+def say(message: str) -> None:
+    """A report line on standard output (``wrote …``, ``scene 2/5 …``), unless ``--quiet``;
+    results (an AUC asked for with --truth, a batch's failures) are echoed as they are."""
+    if not QUIET.get():
+        click.echo(message)
+
+
 def quiet_option(func):
-    """``-q/--quiet``: no progress bars and none of the command's report lines on standard
-    output (``wrote …``, ``scene 2/5 …``); warnings and errors still go to standard error."""
-    import contextlib
+    """``-q/--quiet``: no progress bars and none of the command's report lines (:func:`say`);
+    results, warnings and errors are still printed."""
     import functools
-    import io
 
     @functools.wraps(func)
     def wrapper(*args, quiet: bool = False, **kwargs):
@@ -83,12 +94,16 @@ def quiet_option(func):
             return func(*args, **kwargs)
         if "progress" in kwargs:
             kwargs["progress"] = False
-        with contextlib.redirect_stdout(io.StringIO()):
+        token = QUIET.set(True)
+        try:
             return func(*args, **kwargs)
+        finally:
+            QUIET.reset(token)
 
     return click.option("-q", "--quiet", is_flag=True,
-                        help="No progress bars and no report lines on standard output "
-                             "(warnings and errors still on standard error).")(wrapper)
+                        help="No progress bars and no report lines (wrote …, scene 2/5 …); "
+                             "results (the AUC of --truth), warnings and errors are still "
+                             "printed.")(wrapper)
 
 
 progress_option = click.option(

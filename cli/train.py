@@ -22,6 +22,7 @@ from hsad.cli.options import (
     overwrite_option,
     progress_option,
     quiet_option,
+    say,
     seed_option,
     subset_selection,
     train_subset_options,
@@ -169,17 +170,17 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     if neural:
         hist = det.history_
         last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
-        click.echo(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands"
+        say(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands"
                    f"{f' of {len(scenes)} scenes' if len(scenes) > 1 else ''}, "
                    f"{_epochs(hist)} in {hist.seconds:.1f} s ({last})")
     else:
-        click.echo(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
+        say(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
                    + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
                    + (f" inside {_area_named(train_window, train_mask, background)}"
                       if getattr(det, "background_", False) else ""))
-    click.echo(f"wrote model: {output}")
+    say(f"wrote model: {output}")
     if loss_plot:
-        click.echo(f"wrote loss plot: {loss_plot}")
+        say(f"wrote loss plot: {loss_plot}")
 
 
 def _area_named(train_window, train_mask, background) -> str:

@@ -334,3 +334,31 @@ def test_a_scene_another_run_is_making_is_skipped_when_its_turn_comes(scenes, tm
         "line_a_rx.qml", "line_a_rx.tif", "line_c_rx.qml", "line_c_rx.tif"]  # no claims left
     code, stdout, err = run_cli(["detect", *cubes, *args], capsys)  # the other run's turn
     assert code == 0 and "1 of 1 scenes done" in stdout and (out / "line_b_rx.tif").exists()
+
+
+def test_a_claim_leaves_no_folder_it_made_and_a_hang_up_in_a_batch_stays_one(tmp_path,
+                                                                            monkeypatch):
+    """A failed scene under --skip-existing left the output folders its claim made; a
+    hang-up whose "stopped at scene" line met the closed terminal (EIO) ended as a user
+    error (exit 2) instead of 129."""
+    import sys
+
+    from hsad.cli.batch import run_jobs, scene_claim
+
+    with scene_claim(tmp_path / "a" / "b" / "x.tif") as mine:
+        assert mine and (tmp_path / "a" / "b").is_dir()
+    assert list(tmp_path.iterdir()) == []
+
+    class Gone:
+        def write(self, text):
+            raise OSError(5, "Input/output error")
+
+        def flush(self):
+            raise OSError(5, "Input/output error")
+
+    def hung_up(scene, **options):
+        monkeypatch.setattr(sys, "stderr", Gone())
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([("a.img", {}), ("b.img", {})], hung_up)

@@ -481,10 +481,10 @@ def test_a_memory_limit_below_one_tile_names_the_minimum(tmp_path, capsys):
 
 def test_a_replaced_output_loses_the_old_files_overviews_mask_and_journals(scene, tmp_path,
                                                                           capsys):
-    """`--overwrite` left the old map's external overviews (QGIS's "Build pyramids") drawn
-    over the new map when zoomed out, its external mask applied to the new values, and a
-    GeoPackage's SQLite journal (QGIS had the layer open, or crashed) applied to the new
-    file: "database disk image is malformed", after exit status 0."""
+    """`--overwrite` left the old map's external overviews (QGIS's "Build pyramids"; GDAL
+    finds `.OVR` too) drawn over the new map when zoomed out, its external mask applied to
+    the new values, and a GeoPackage's SQLite journal (QGIS had the layer open, or crashed)
+    applied to the new file: "database disk image is malformed", after exit status 0."""
     import shutil
     import sqlite3
 
@@ -496,7 +496,7 @@ def test_a_replaced_output_loses_the_old_files_overviews_mask_and_journals(scene
     with rasterio.open(tif) as ds:  # s.tif.ovr: an external overview, as gdaladdo -ro makes
         assert ds.overviews(1) == []
         half = np.full((1, ds.height // 2, ds.width // 2), 7, np.float32)
-    with rasterio.open(f"{tif}.ovr", "w", driver="GTiff", width=half.shape[2],
+    with rasterio.open(f"{tif}.OVR", "w", driver="GTiff", width=half.shape[2],
                        height=half.shape[1], count=1, dtype="float32",
                        transform=rasterio.Affine(2, 0, 0, 0, 2, 0)) as ovr:
         ovr.write(half)

@@ -408,3 +408,15 @@ def test_v73_statistics_sample_reads_its_windows_only(tmp_path, monkeypatch):
     sample = even_sample(open_mat(path, chunks=96).data, 4 * SAMPLE_WINDOW ** 2)
     assert max(reads) <= SAMPLE_WINDOW ** 2 and sum(reads) == len(sample)
     assert np.isin(sample[:, 0], cube[..., 0]).all()
+
+
+@pytest.mark.parametrize("key", ["_x", "", "1data", "a b", "x" * 64])
+def test_a_variable_name_matlab_refuses_is_refused(tmp_path, key):
+    """write_mat(key="_x") wrote a variable scipy refuses to write, key="" one loadmat
+    cannot return."""
+    from hsad.cube import make_cube
+    from hsad.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="no MATLAB variable name"):
+        write_mat(make_cube(np.zeros((2, 2, 2), np.float32)), tmp_path / "x.mat", key=key)
+    assert list(tmp_path.iterdir()) == []

@@ -120,3 +120,22 @@ def test_a_home_matplotlib_cannot_write_in_gets_no_messages_and_a_kept_cache(tmp
     kept = tmp_path / f"hsad-matplotlib-{uid}"
     assert kept.is_dir() and any(kept.iterdir())  # the font cache, built once
     assert oct(kept.stat().st_mode & 0o777) == "0o700"
+
+
+def test_no_temporary_folder_at_all_is_no_failure(monkeypatch):
+    """A read-only container with no writable temporary folder: every command, even
+    `hsad --version`, died in a traceback looking for a folder for matplotlib."""
+    import tempfile
+
+    from hsad.cli import main as cli_main
+
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.setenv("HOME", "/dev/null/home")
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+
+    def none():
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "gettempdir", none)
+    cli_main._matplotlib_folder()
+    assert "MPLCONFIGDIR" not in os.environ

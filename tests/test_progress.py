@@ -70,3 +70,17 @@ def test_quiet_leaves_only_warnings_and_errors(scene, tmp_path, command):
     assert all(line.startswith("warning: ") for line in run.stderr.splitlines()), run.stderr
     bad = hsad([command, tmp_path / "missing.hdr", *args[command], "-q"])
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_quiet_keeps_the_results(scene, tmp_path):
+    """-q dropped the AUC --truth is given for, and a batch's failures."""
+    run = hsad(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "rx.tif", "--truth",
+                scene["truth"], "-q"])
+    assert run.returncode == 0 and run.stdout.decode().startswith("AUC(D,F) = ")
+    (tmp_path / "bad.img").write_bytes(b"")
+    (tmp_path / "bad.hdr").write_text("ENVI\nsamples = 4\nlines = 4\nbands = 2\n"
+                                      "data type = 4\ninterleave = bsq\n")
+    run = hsad(["detect", scene["cube"], tmp_path / "bad.img", "-m", "rx", "-o",
+                tmp_path / "{stem}_rx.tif", "-q"])
+    assert run.returncode == 2
+    assert run.stdout.decode().strip() == f"1 of 2 scenes done; failed: {tmp_path / 'bad.img'}"

@@ -203,18 +203,21 @@ def _local_cluster(workers: int, memory_limit) -> Iterator[object]:
 
 @contextlib.contextmanager
 def _workers_ignore_sigint() -> Iterator[None]:
-    """SIGINT ignored while the cluster's worker processes start, so that they inherit
-    that (a Python started with SIGINT ignored keeps it so): a terminal's Ctrl-C reaches
-    the whole foreground process group, and the workers would each print a traceback
-    where the main process already stops the work in one line."""
+    """SIGINT and SIGHUP ignored while the cluster's worker processes (and
+    multiprocessing's resource tracker) start, so that they inherit that (a Python started
+    with SIGINT ignored keeps it so): a terminal's Ctrl-C, or its closing, reaches the whole
+    foreground process group, and the workers would each print a traceback where the main
+    process already stops the work in one line."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signals = [s for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None]
+    before = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def silence_cluster_logs() -> None:

@@ -369,7 +369,7 @@ class _Temp:
         _place(self.path, self.target)
         self.inode = (st.st_dev, st.st_ino)
         _move_sidecar(self.path, self.target)
-        _remove_companions(self.target, STALE_SIDECARS)
+        _remove_companions(self.target, STALE_SIDECARS, any_case=True)
 
     def unplace(self) -> None:
         """Remove the placed target again if it is new and still ours."""
@@ -395,11 +395,18 @@ STALE_SIDECARS = (".ovr", ".msk")
 JOURNALS = ("-wal", "-shm", "-journal")
 
 
-def _remove_companions(target: Path, suffixes: tuple[str, ...]) -> None:
-    """Delete ``target`` + each of ``suffixes`` where there is one."""
-    for suffix in suffixes:
+def _remove_companions(target: Path, suffixes: tuple[str, ...], any_case: bool = False
+                       ) -> None:
+    """Delete ``target`` + each of ``suffixes`` where there is one (``any_case``: in any
+    letter case, as GDAL finds a raster's sidecars: ``x.tif.OVR``)."""
+    names = {f"{target.name}{suffix}" for suffix in suffixes}
+    if any_case:
+        with contextlib.suppress(OSError):
+            lower = {n.lower() for n in names}
+            names |= {e.name for e in os.scandir(target.parent) if e.name.lower() in lower}
+    for name in names:
         with contextlib.suppress(OSError):  # none there, or a name too long to have one
-            os.unlink(f"{target}{suffix}")
+            os.unlink(target.parent / name)
 
 
 def _move_sidecar(tmp: Path, target: Path) -> None:

@@ -11,6 +11,7 @@ ground truth) are written by scipy.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -21,13 +22,15 @@ import scipy.io as sio
 import xarray as xr
 
 from hsad.cube import georeferenced, physical_scaling, transform_of
-from hsad.errors import UnsupportedError
+from hsad.errors import ParameterError, UnsupportedError
 from hsad.io.atomic import atomic_path
 from hsad.io.geotiff_writer import cast_cube
 from hsad.progress import bar_style, wanted
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
 MAT5_MAX_BYTES = 2**31 - 1
+#: what MATLAB takes for a variable name (``namelengthmax`` is 63)
+MATLAB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 #: Bytes of the cube read and compressed at a time (a group of whole bands).
 BLOCK_BYTES = 64 * 2**20
 
@@ -134,6 +137,10 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     physical units, which MAT files cannot hold, is named in one warning. ``progress``:
     a bar over the groups (default: when stderr is a terminal).
     """
+    for name in (key, gt_key):
+        if not MATLAB_NAME.fullmatch(str(name)):
+            raise ParameterError(f"{name!r} is no MATLAB variable name (a letter, then "
+                                 "letters, digits or underscores, 63 at most)", path)
     if dtype is not None:
         cube = cast_cube(cube, dtype)
     nbytes = int(np.prod(cube.shape)) * cube.dtype.itemsize

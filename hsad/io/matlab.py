@@ -503,4 +503,6 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     return _as_float(value, name, p).reshape(maps[name])
 
 
-__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map"]
+from hsad.io.mat_writer import write_mat  # noqa: E402  (its place before; the writer's own module)
+
+__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map", "write_mat"]
