@@ -209,13 +209,14 @@ def test_cluster_workers_start_with_the_terminals_ctrl_c_ignored():
 
     from hsad.engine.scheduler import _workers_ignore_sigint
 
-    before = signal.getsignal(signal.SIGINT)
-    with _workers_ignore_sigint():
-        child = subprocess.run([sys.executable, "-c", "import signal; print(int("
-                                "signal.getsignal(signal.SIGINT) == signal.SIG_IGN))"],
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)
+    with _workers_ignore_sigint():  # the closing terminal's SIGHUP too (no tracebacks)
+        child = subprocess.run([sys.executable, "-c", "import signal; print(*(int("
+                                "signal.getsignal(s) == signal.SIG_IGN) for s in "
+                                "(signal.SIGINT, signal.SIGHUP)))"],
                                capture_output=True, text=True, check=True).stdout
-    assert child.strip() == "1"
-    assert signal.getsignal(signal.SIGINT) is before
+    assert child.split() == ["1", "1"]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)) == before
 
 
 def test_maps_kept_on_the_cluster_show_a_bar(cluster, capsys):
