@@ -117,13 +117,13 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     """The score exceeded with probability ``far`` under a robust log-normal fit of the
     finite ``scores`` (NaN = nodata is ignored).
 
-    A map whose median absolute deviation is zero (over half the pixels share one score)
-    is fitted on the scores above that value (and so on, while the rest ties again; under
-    :data:`MIN_FIT` of them, with a warning that the fit is rough). When those are a single
-    value, its pixels are flagged if they are a few outliers (at most :data:`MOST_FLAGGED`
-    of the scores, or one pixel: a scene of one repeated spectrum and an outlier), else
-    none (two levels of a map). A constant map has no anomaly and gives ``inf``, as does a
-    map whose shared score is its highest; each case with a
+    A map whose median absolute deviation is zero, or nearly (half the pixels or more share
+    one score), is fitted on the scores above that value (and so on, while the rest ties
+    again; under :data:`MIN_FIT` of them, with a warning that the fit is rough). When those
+    are a single value, its pixels are flagged if they are a few outliers (at most
+    :data:`MOST_FLAGGED` of the scores, or one pixel: a scene of one repeated spectrum and
+    an outlier), else none (two levels of a map). A constant map has no anomaly and gives
+    ``inf``, as does a map whose shared score is its highest; each case with a
     :class:`~hsad.errors.DegenerateDataWarning` saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place
@@ -140,9 +140,11 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     total, shared = s.size, None
     median = _median(s)  # s's median, while s is all the scores left to fit
     # the MAD is zero when over half the scores equal the median: |s − median| = 0
-    # exactly where s == median, and the middle of the sorted deviations is then 0; the
-    # fit goes to the scores above, as often as that holds (ties on several levels)
-    while (tied := np.count_nonzero(s == median)) >= s.size // 2 + 1:
+    # exactly where s == median, and the middle of the sorted deviations is then 0; with
+    # exactly half, it is half the smallest other deviation, no spread either (250 of 1000
+    # scores above 500 tied were all flagged at far 1e-3); the fit goes to the scores
+    # above, as often as that holds (ties on several levels)
+    while 2 * (tied := np.count_nonzero(s == median)) >= s.size:
         shared = median
         s, median = s[s > shared], None
         if not s.size:

@@ -275,3 +275,13 @@ def test_an_absolute_threshold_beyond_the_scores_says_so():
     with pytest.warns(UserWarning, match=r"threshold 0\.30000000000000004 lies above every "
                                          r"score \(the highest is 0\.3\)"):
         rx.threshold(np.array([[0.3, 0.1], [0.2, 0.0]]), value=0.1 + 0.2)
+
+
+def test_half_the_scores_tied_is_fitted_above_them():
+    """With exactly half the scores tied, the MAD was half the smallest other deviation:
+    the fit had no spread and flagged all 250 scores above the tie at far 1e-3."""
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.uniform(0, 0.9, 250), np.ones(500),
+                             1.0 + rng.lognormal(0, 0.5, 250)])
+    thr = robust_threshold(scores, far=1e-3)
+    assert 0 < np.count_nonzero(scores >= thr) < 25
