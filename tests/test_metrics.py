@@ -433,3 +433,59 @@ def test_the_plots_curves_hold_no_argsort_of_the_map(monkeypatch):
     tracemalloc.stop()
     assert peak / scores.size < 10, peak / scores.size
     assert curves["m"][0].pd.size <= (1 << 12) + 2
+
+
+@pytest.mark.parametrize("case", ["anomalies the larger class", "perfect separation"])
+def test_a_curve_at_fewer_points_starts_at_one_false_alarm(case):
+    """A plotted curve starts at 1 false alarm (anomalies the majority, or all on top)."""
+    rng = np.random.default_rng(1)
+    scores = rng.random((256, 256)).astype(np.float32)
+    gt = np.zeros(scores.shape, bool)
+    gt[:200 if case == "anomalies the larger class" else 64] = True
+    scores[gt] += 0.999 if case == "anomalies the larger class" else 1.5
+    few = evaluate(scores, gt, return_curve=True, curve_points=300)[1]
+    false_alarms = (few.pf[few.pf > 0] * int((~gt).sum())).round()
+    assert false_alarms[0] == 1 and np.count_nonzero(false_alarms <= 10) >= 5
+
+
+def test_a_curve_at_few_points_keeps_its_end_and_its_documented_ranks():
+    """curve_points=4 ends at (1, 1); 9 of 10 distinct scores sample ranks 0, 2, 4, 9."""
+    rng = np.random.default_rng(0)
+    gt = rng.random((50, 50)) < 0.05
+    few = evaluate(rng.normal(size=gt.shape) + gt, gt, return_curve=True, curve_points=4)[1]
+    assert (few.pf[-1], few.pd[-1], few.thresholds[-1]) == (1.0, 1.0, 0.0)
+    scores = np.arange(10.0).reshape(2, 5)
+    labels = scores >= 8
+    nine = evaluate(scores, labels, return_curve=True, curve_points=9)[1]
+    np.testing.assert_allclose(nine.thresholds, [np.inf, 1, 7 / 9, 5 / 9, 0])
+    np.testing.assert_allclose(nine.pf, [0, 0, 1 / 8, 3 / 8, 1])
+    assert evaluate(scores, labels, return_curve=True, curve_points=10)[1].pd.size == 11
+
+
+def test_truth_coordinates_off_by_half_a_pixel_are_refused():
+    """A truth half a pixel off is refused, also on unevenly selected rows."""
+    rng = np.random.default_rng(0)
+    gt = rng.random((3, 20)) < 0.3
+    x = np.arange(20) * 30.0
+    for y in (np.arange(3) * 30.0, np.array([0.0, 1.0, 1000.0]) * 30.0):
+        scores = xr.DataArray(rng.normal(size=gt.shape) + gt, dims=("y", "x"),
+                              coords={"y": y, "x": x})
+        truth = xr.DataArray(gt, dims=("y", "x"), coords={"y": y, "x": x})
+        assert evaluate(scores, truth).n_anomaly == int(gt.sum())
+        with pytest.raises(ParameterError, match="lie in different places"):
+            evaluate(scores, truth.assign_coords(y=y + 15.0))
+
+
+def test_the_truths_nodata_hint_is_given_only_when_nodata_left_pixels_out():
+    """A truth without anomalies names its nodata value only when it left pixels out."""
+    from hsad.outputs.metrics import check_truth
+
+    with pytest.raises(ParameterError) as caught:
+        check_truth(np.zeros((4, 4), np.uint8), nodata=255)
+    assert str(caught.value) == ("the ground truth has no anomaly pixel: detection metrics "
+                                 "are undefined")
+    held = np.zeros((4, 4))
+    held[0] = np.nan
+    with pytest.raises(ParameterError, match=r"no anomaly pixel \(its nodata value, 255, "
+                                             r"leaves 4 pixels out"):
+        check_truth(held, nodata=255)

@@ -565,3 +565,50 @@ def test_train_fits_on_the_window_and_cuts_a_whole_scene_mask(scene, tmp_path, c
         part = values[20:30, 10:35].reshape(-1, 12).astype(np.float64)
         np.testing.assert_allclose(load_model(tmp_path / "t.hsad").mean_, part.mean(axis=0),
                                    rtol=1e-9, err_msg=option)
+
+
+def test_a_fractional_srcwin_is_refused_and_one_starting_at_the_edge_lies_outside():
+    """srcwin 10.5 is refused (not truncated); one starting at the last edge lies outside."""
+    with pytest.raises(ParameterError, match="--srcwin takes whole pixel numbers, got 10.5"):
+        srcwin_window((10.5, 20, 25, 18), (48, 40))
+    for srcwin in ((40, 0, 5, 5), (0, 48, 5, 5)):
+        with pytest.raises(ParameterError, match=f"--srcwin {' '.join(map(str, srcwin))} "
+                                                 "lies outside the 40 x 48 pixel scene"):
+            srcwin_window(srcwin, (48, 40))
+
+
+def test_a_larger_raster_is_placed_by_its_grid_inside_its_rows_and_crs():
+    """A larger truth is cut by the grids (lon/lat too), not past its rows or across CRSs."""
+    from hsad.subset import offsets_in, on_scene_grid
+
+    a = 8.983152841195215e-05  # 10 m in degrees
+    lonlat = Affine(a, 0, 12.345, 0, -a, 45.0)
+    big = make_cube(np.zeros((10, 10, 1)), transform=lonlat, crs="EPSG:4326").isel(band=0)
+    small = make_cube(np.zeros((4, 4, 1)), transform=lonlat @ Affine.translation(1, 2),
+                      crs="EPSG:4326").isel(band=0)
+    values = np.arange(100.0).reshape(10, 10)
+    np.testing.assert_array_equal(on_scene_grid(values, big, small, "ground truth"),
+                                  values[2:6, 1:5])
+    large = make_cube(np.zeros((48, 40, 1)), transform=GRID, crs="EPSG:32633").isel(band=0)
+    low = make_cube(np.zeros((18, 25, 1)), transform=GRID @ Affine.translation(10, 40),
+                    crs="EPSG:32633").isel(band=0)
+    assert offsets_in(low, large) is None
+    with pytest.raises(ParameterError, match="ground truth is 48x40 but the scene is 18x25"):
+        on_scene_grid(np.zeros((48, 40)), large, low, "ground truth")
+    inside = make_cube(np.zeros((18, 25, 1)), transform=GRID @ Affine.translation(10, 20),
+                       crs="EPSG:32633").isel(band=0)
+    assert offsets_in(inside, large) == (20, 10)
+    assert offsets_in(inside, large.rio.write_crs("EPSG:32634")) is None
+
+
+def test_a_background_mask_off_the_grid_hints_at_polygons():
+    """A background mask on another CRS hints at polygons; a ground truth does not."""
+    from hsad.subset import on_scene_grid
+
+    cube = make_cube(np.zeros((6, 5, 1)), transform=GRID, crs="EPSG:32633").isel(band=0)
+    other = cube.rio.write_crs("EPSG:32634")
+    with pytest.raises(ParameterError, match=r"background mask is not on the scene's grid "
+                                             r"\(another CRS or transform\); give polygons"):
+        on_scene_grid(np.zeros((6, 5)), other, cube, "background mask")
+    with pytest.raises(ParameterError, match=r"transform\)$"):
+        on_scene_grid(np.zeros((6, 5)), other, cube, "ground truth")

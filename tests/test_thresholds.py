@@ -285,3 +285,43 @@ def test_half_the_scores_tied_is_fitted_above_them():
                              1.0 + rng.lognormal(0, 0.5, 250)])
     thr = robust_threshold(scores, far=1e-3)
     assert 0 < np.count_nonzero(scores >= thr) < 25
+
+
+def test_one_score_above_a_tie_is_flagged_up_to_one_percent_or_one_pixel_of_ten():
+    """10 of 1000 scores (1 %), or 1 of 10, on one value above a tie are flagged."""
+    for s, n in ((np.r_[np.zeros(990), np.full(10, 5.0)], 10), (np.r_[np.zeros(9), 5.0], 1)):
+        with pytest.warns(DegenerateDataWarning, match=f"{n} of {s.size} scores share one "
+                                                      "score, 5, .*: those are flagged"):
+            assert robust_threshold(s) == 5.0
+
+
+def test_the_rough_fit_warning_is_for_fewer_than_ten_scores_above_a_tie():
+    """9 distinct scores above a tied majority warn that the fit is rough; 10 do not."""
+    with pytest.warns(DegenerateDataWarning, match="only 9 of 100 scores lie above the 0 "):
+        robust_threshold(np.r_[np.zeros(91), np.arange(1, 10.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(robust_threshold(np.r_[np.zeros(90), np.arange(1, 11.0)]))
+
+
+def test_contamination_warns_when_ties_flag_over_five_percent_more_than_asked():
+    """contamination 0.1 of 1000: 106 tied at the top warn (over 5 % more), 105 do not."""
+    rng = np.random.default_rng(0)
+    for tied, warns in ((106, True), (105, False), (150, True)):
+        s = np.r_[rng.uniform(0, 1, 1000 - tied), np.full(tied, 2.0)]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert np.count_nonzero(s >= contamination_threshold(s, 0.1)) == tied
+        said = [str(w.message) for w in caught if w.category is DegenerateDataWarning]
+        assert said == ([f"contamination 0.1: {tied} pixels share the score at the quantile "
+                         f"(2), so {tied} pixels are flagged for the 100 asked (pixels of "
+                         "one score are flagged all or none)"] if warns else [])
+
+
+def test_a_threshold_equal_to_the_lowest_score_is_shown_as_written():
+    """`--threshold 1` on scores from 1 says "threshold 1 … the lowest is 1", not "1.0"."""
+    from hsad import detectors
+
+    with pytest.warns(UserWarning, match=r"^threshold 1 lies at or below every score \(the "
+                                         r"lowest is 1\): the mask flags every pixel"):
+        detectors.get("rx").threshold(np.array([[1.0, 2.0, 3.0]]), value=1.0)
