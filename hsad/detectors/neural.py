@@ -143,7 +143,8 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
                                            f"{self.output!r}"),
             (self.latent is None or int(self.latent) >= 1,
              f"latent must be ≥ 1 (or None for int(√B + 1)), got {self.latent!r}"),
-            (0 < float(self.lr) <= FLOAT32_MAX, "lr must be a finite number > 0"),
+            (0 < float(self.lr) <= FLOAT32_MAX, f"lr must be a number > 0 within float32's "
+                                                f"range, got {self.lr!r}"),
             (0 <= int(self.seed) <= SEED_MAX, f"seed must lie in 0…{SEED_MAX}, got {self.seed}"),
             (self.early_stopping is None or int(self.early_stopping) >= 1,
              "early_stopping must be ≥ 1 epochs (or None)"),

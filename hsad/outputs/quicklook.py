@@ -115,11 +115,13 @@ def check_default_composite(cube: xr.DataArray, rgb=None, positions=None) -> Non
         return
     picks, by_wavelength = rgb_bands(cube)
     wl, candidates = _composite_candidates(cube)
-    if by_wavelength or not np.isfinite(wl[picks]).all():
-        return
     usable = wl[candidates]
+    if by_wavelength or not np.isfinite(usable).any():
+        return
+    usable = usable[np.isfinite(usable)]
     missing = [w for w in RGB_WAVELENGTHS if not (np.abs(usable - w) <= RGB_TOLERANCE).any()]
-    shown = ", ".join(f"{wl[i]:.0f}" for i in picks)
+    shown = ", ".join(f"{wl[i]:.0f}" if np.isfinite(wl[i]) else f"band {i + 1}"
+                      for i in picks)
     wanted = ", ".join(f"{w:g}" for w in RGB_WAVELENGTHS)
     warnings.warn(f"no good band lies within {RGB_TOLERANCE:g} nm of "
                   f"{', '.join(f'{w:g}' for w in missing)} nm (the bands analysed lie "
