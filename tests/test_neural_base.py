@@ -122,7 +122,7 @@ def test_invalid_sizes_are_errors_not_fallbacks(name, bad, message):
     ("hadgan", {"w_adv_z": -1.0}, "w_adv_z must be ≥ 0"),
     ("hadgan", {"w_adv_i": -1.0}, "w_adv_i must be ≥ 0"),
     ("ae", {"lr": float("inf")}, "lr must be a number > 0 within float32's range"),
-    ("ae", {"lr": 1e39}, "lr must be a number > 0 within float32's range"),  # beyond float32: torch fails
+    ("ae", {"lr": 1e39}, "lr must be a number > 0 within float32"),  # beyond: torch fails
     ("ae", {"weight_decay": 1e39}, "weight_decay must be a finite number within float32"),
     ("ganomaly", {"w_con": float("inf")}, "w_con must be a finite number within float32"),
     ("ganomaly", {"w_con": np.float32("inf")}, "w_con must be a finite number within"),
