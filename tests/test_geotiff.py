@@ -329,11 +329,13 @@ def test_write_mask_codes_true_false_and_nodata(aviris, tmp_path):
     assert (got[3:6, 4:9] == 1).all() and got[1:].sum() == 15
 
 
-def test_small_windows_of_a_tiled_geotiff_share_one_open_file_until_it_changes(tmp_path,
-                                                                            monkeypatch):
+def test_small_windows_of_a_tiled_geotiff_share_one_open_file_in_a_session(tmp_path,
+                                                                         monkeypatch):
     """Each window opened the file anew, so GDAL decoded a whole compressed tile for every
     8 × 8 window of the scene checks (RX 5.1 s on a tiled GeoTIFF, 0.9 s on the same ENVI).
-    A file replaced or rewritten in place is read anew, never from the old one."""
+    Inside a session the file stays open (a file replaced or rewritten is read anew);
+    outside one, and after it, no file is kept open (no stale handle in a forked child, no
+    deleted scene held, no blocks kept in GDAL's cache)."""
     import os
 
     from hsad.io import kept_open
@@ -349,18 +351,55 @@ def test_small_windows_of_a_tiled_geotiff_share_one_open_file_until_it_changes(t
             dst.write(np.full((2, size, size), value, np.float32))
         os.replace(tmp, path)  # as hsad and GDAL tools write: a new file renamed into place
 
+    def held() -> int:
+        fds = f"/proc/{os.getpid()}/fd"
+        return sum(os.path.realpath(os.path.join(fds, f)).startswith(str(path))
+                   for f in os.listdir(fds)) if os.path.isdir(fds) else 0
+
     write(1.0)
     opened = []
     real = rasterio.open
-    monkeypatch.setattr(rasterio, "open", lambda *a, **k: opened.append(str(a[0])) or real(*a, **k))
+    monkeypatch.setattr(rasterio, "open",
+                        lambda *a, **k: opened.append(str(a[0])) or real(*a, **k))
     reader = WindowReader(str(path), (64, 64, 2), np.float32)
-    windows = [reader[y:y + 8, x:x + 8] for y in range(0, 64, 16) for x in range(0, 64, 16)]
-    assert opened.count(str(path)) == 1 and all((w == 1).all() for w in windows)
-    write(2.0)
-    assert (reader[:8, :8] == 2).all() and opened.count(str(path)) == 2
-    with real(path, "r+") as dst:  # rewritten in place: same inode and size
-        dst.write(np.full((2, 64, 64), 3.0, np.float32))
-    os.utime(path, ns=(10**9, 10**9))  # (a time of its own, whatever the clock's grain)
-    assert (reader[8:16, :8] == 3).all()
-    assert opened.count(str(path)) == 3
-    kept_open.forget(str(path))
+    corners = [(y, x) for y in range(0, 64, 16) for x in range(0, 64, 16)]
+    assert all((reader[y:y + 8, x:x + 8] == 1).all() for y, x in corners)
+    assert opened.count(str(path)) == len(corners) and held() == 0  # no session: one each
+    opened.clear()
+    with kept_open.session():
+        assert all((reader[y:y + 8, x:x + 8] == 1).all() for y, x in corners)
+        assert opened.count(str(path)) == 1
+        write(2.0)
+        assert (reader[:8, :8] == 2).all() and opened.count(str(path)) == 2
+        with real(path, "r+") as dst:  # rewritten in place: same inode and size
+            dst.write(np.full((2, 64, 64), 3.0, np.float32))
+        os.utime(path, ns=(10**9, 10**9))  # (a time of its own, whatever the clock's grain)
+        assert (reader[8:16, :8] == 3).all() and opened.count(str(path)) == 3
+        kept_open._forget_in_child()  # what a forked child does first
+        assert (reader[:8, :8] == 3).all() and opened.count(str(path)) == 4
+    assert held() == 0
+
+
+def test_a_session_leaves_at_most_its_share_of_blocks_in_gdals_cache(tmp_path, monkeypatch):
+    """Kept open for a whole scene's sample, a file left every block it decoded in GDAL's
+    cache (a 256 MB GeoTIFF's detect peaked at 1.13 GB, 0.45 GB before): beyond
+    CACHE_BYTES of decoded blocks the file is opened anew, which drops them."""
+    from hsad.io import kept_open
+    from hsad.io.geotiff import WindowReader
+
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=128, height=128, count=2,
+                       dtype="float32", tiled=True, blockxsize=32, blockysize=32) as dst:
+        dst.write(np.ones((2, 128, 128), np.float32))
+    tile = 32 * 32 * 4 * 2  # one block of both bands (pixel interleaved)
+    monkeypatch.setattr(kept_open, "CACHE_BYTES", 3 * tile)
+    opened = []
+    real = rasterio.open
+    monkeypatch.setattr(rasterio, "open",
+                        lambda *a, **k: opened.append(str(a[0])) or real(*a, **k))
+    reader = WindowReader(str(path), (128, 128, 2), np.float32)
+    with kept_open.session():
+        for x in range(0, 128, 32):  # four blocks of one row, twice
+            reader[:8, x:x + 8]
+            reader[8:16, x:x + 8]
+    assert opened.count(str(path)) == 2  # three blocks, then anew for the fourth

@@ -424,9 +424,14 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
         xs = np.unique(np.linspace(0, cols - w, side).astype(int))
         blocks = [data[y:y + w, x:x + w] for y in ys for x in xs]
     # each window alone: computed together, windows sharing a chunk would read it whole
-    # (dask's scheduler as a function: given by name it imports dask.distributed)
-    blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
-              for b in blocks]
+    # (dask's scheduler as a function: given by name it imports dask.distributed); a
+    # GeoTIFF stays open meanwhile, so that its tiles are decoded once for all the
+    # windows in them (hsad.io.kept_open)
+    from hsad.io.kept_open import session
+
+    with session():
+        blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
+                  for b in blocks]
     return np.concatenate([np.asarray(b).reshape(-1, bands) for b in blocks])
 
 

@@ -176,9 +176,10 @@ MASK_CACHE = 64
 class WindowReader:
     """Array-like view of a raster file for ``dask.array.from_array``.
 
-    Each ``__getitem__`` reads the window (all requested bands) from the file its thread
-    keeps open (:mod:`hsad.io.kept_open`): it holds only the path, so it is thread safe
-    and pickles for ``dask.distributed``.
+    Each ``__getitem__`` opens the file, reads the window (all requested bands) and
+    closes it (inside a :func:`hsad.io.kept_open.session`, the thread keeps it open for
+    the next windows): it holds only the path, so it is thread safe and pickles for
+    ``dask.distributed``.
     """
 
     ndim = 3
@@ -245,15 +246,13 @@ class WindowReader:
         """The (rows, cols, bands) block ``[r0:r1, c0:c1, b0:b1]``."""
         window = Window(c0, r0, c1 - c0, r1 - r0)
         try:
-            with quiet_gdal():
-                src = kept_open.dataset(self.path)  # GDAL's cache serves the next windows
-                bands = self.bands[b0:b1]
+            bands = self.bands[b0:b1]
+            with quiet_gdal(), kept_open.opened(self.path, window, len(bands)) as src:
                 block = src.read(bands, window=window, out_dtype=self.dtype)
                 if self.fill is not None:
                     block[:, self._invalid(src, window, bands)] = self.fill
                 return np.moveaxis(block, 0, -1)
         except RasterioError as exc:
-            kept_open.forget(self.path)
             # the reason is in the message; no chained GDAL error, which a dask.distributed
             # worker could not send back (the client would get a plain Exception)
             raise TruncatedFileError(f"cannot read rows {r0}-{r1}, cols {c0}-{c1}: "

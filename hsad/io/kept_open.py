@@ -1,23 +1,30 @@
-"""Raster files kept open per thread between window reads.
+"""Raster files kept open while a thread reads many small windows of them.
 
 GDAL keeps a file's decoded blocks in its cache only while the file is open. A reader
 that opens the file for each window (:class:`hsad.io.geotiff.WindowReader`) decodes a
 compressed tile again for every small window in it: the scene checks' 128 windows of
 8 × 8 pixels cost RX on a tiled GeoTIFF six times its time on the same data as ENVI.
-Each thread keeps its last :data:`KEPT` files open, each until the file changes (another
-inode, size or modification time: a file replaced or rewritten is opened anew).
+Inside :func:`session` (the even sample's windows, :func:`hsad.engine.stats.even_sample`)
+the thread keeps each file it reads open until the session ends, or until the blocks it
+decoded pass :data:`CACHE_BYTES` (a file that changes on disk meanwhile, by inode, size or
+modification time, is opened anew); outside one every
+read opens and closes its file, so that no file stays open, no block stays in GDAL's cache
+beyond a read, and no handle outlives a session into a forked process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections import OrderedDict
+from collections.abc import Iterator
 
+import numpy as np
 import rasterio
 
-#: files kept open per thread
-KEPT = 4
+#: the most bytes of decoded blocks a kept file may leave in GDAL's cache: beyond it the
+#: file is opened anew (so a session holds about this much, whatever GDAL_CACHEMAX is)
+CACHE_BYTES = 64 * 2**20
 
 _local = threading.local()
 
@@ -30,32 +37,73 @@ def _signature(path: str) -> tuple | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def dataset(path: str):
-    """This thread's open rasterio dataset of ``path``: the one kept while the file is
-    unchanged, else a new one."""
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Keep the files this thread reads through :func:`opened` open until the end."""
+    if getattr(_local, "kept", None) is not None:  # nested: the outer session keeps them
+        yield
+        return
+    _local.kept = {}
+    try:
+        yield
+    finally:
+        kept, _local.kept = getattr(_local, "kept", None) or {}, None
+        for entry in kept.values():
+            entry[1].close()
+
+
+def _tiles(src, window, bands: int) -> tuple[set, int]:
+    """The blocks a read of ``window`` decodes, and the bytes each holds in GDAL's cache."""
+    bh, bw = src.block_shapes[0]
+    rows = range(window.row_off // bh, (window.row_off + window.height - 1) // bh + 1)
+    cols = range(window.col_off // bw, (window.col_off + window.width - 1) // bw + 1)
+    pixel = str(getattr(src, "interleaving", "")).lower().endswith("pixel")
+    per = bh * bw * np.dtype(src.dtypes[0]).itemsize * (src.count if pixel else bands)
+    return {(r, c) for r in rows for c in cols}, per
+
+
+@contextlib.contextmanager
+def opened(path: str, window=None, bands: int = 1) -> Iterator:
+    """An open rasterio dataset of ``path`` for a read of ``window`` (``bands`` of them):
+    this thread's kept one inside a :func:`session` (while the file is unchanged, and
+    opened anew once the blocks it decoded would pass :data:`CACHE_BYTES` in GDAL's
+    cache), else one opened for this read alone."""
     kept = getattr(_local, "kept", None)
-    if kept is None:
-        kept = _local.kept = OrderedDict()
+    if kept is None or window is None:
+        with rasterio.open(path) as src:
+            yield src
+        return
     signature = _signature(path)
     entry = kept.pop(path, None)
-    if entry is not None:
-        if signature is not None and entry[0] == signature and not entry[1].closed:
-            kept[path] = entry
-            return entry[1]
+    if entry is not None and (signature is None or entry[0] != signature):
         entry[1].close()
-    src = rasterio.open(path)
-    kept[path] = (signature, src)
-    while len(kept) > KEPT:
-        kept.popitem(last=False)[1][1].close()
-    return src
-
-
-def forget(path: str) -> None:
-    """Close this thread's kept dataset of ``path`` (after a failed read)."""
-    kept = getattr(_local, "kept", None)
-    entry = kept.pop(path, None) if kept is not None else None
+        entry = None
     if entry is not None:
+        tiles, per = _tiles(entry[1], window, bands)
+        if entry[3] + len(tiles - entry[2]) * per > CACHE_BYTES:
+            entry[1].close()  # its blocks leave GDAL's cache with it
+            entry = None
+    if entry is None:
+        entry = [signature, rasterio.open(path), set(), 0]
+    tiles, per = _tiles(entry[1], window, bands)
+    entry[3] += len(tiles - entry[2]) * per
+    entry[2] |= tiles
+    kept[path] = entry
+    try:
+        yield entry[1]
+    except BaseException:
+        kept.pop(path, None)  # a failed read: not kept
         entry[1].close()
+        raise
 
 
-__all__ = ["KEPT", "dataset", "forget"]
+def _forget_in_child() -> None:
+    """After a fork, the child drops the parent's handles (they share its file offsets)."""
+    _local.__dict__.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
+__all__ = ["CACHE_BYTES", "opened", "session"]
