@@ -471,6 +471,30 @@ def _spy_file(obj) -> bool:
                for c in type(obj).__mro__) and isinstance(getattr(obj, "filename", None), str)
 
 
+def _from_spy(spy) -> xr.DataArray:
+    """A file SPy opened, as :func:`hsad.open_cube` reads its data file; one hsad cannot
+    find its header for (a data file named apart, ``envi.open(hdr, image)``) through SPy's
+    own memory map, with the header's wavelengths and bad-band list as SPy read them."""
+    from hsad.errors import HsadError
+    from hsad.io import open_cube
+    from hsad.io.envi_header import wavelength_scale
+
+    try:
+        return open_cube(spy.filename)
+    except HsadError:
+        meta = getattr(spy, "metadata", {}) or {}
+        data = spy.open_memmap(interleave="bip")
+        bands = data.shape[2]
+        wl = np.asarray(meta.get("wavelength") or [np.nan] * bands, dtype=np.float64)
+        scale = wavelength_scale(meta.get("wavelength units"), wl)
+        bbl = meta.get("bbl")
+        return make_cube(da.from_array(data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1)),
+                         wavelength=wl * scale if scale and wl.size == bands else None,
+                         good_band=(np.asarray(bbl, float) > 0 if bbl is not None
+                                    and len(bbl) == bands else None),
+                         source_path=spy.filename)
+
+
 def as_cube(obj) -> xr.DataArray:
     """``obj`` as a cube the detectors take: a lazy ``(y, x, band)`` DataArray with hsad's
     band coordinates. Numpy and dask arrays ``(rows, cols, bands)`` become one
@@ -481,9 +505,7 @@ def as_cube(obj) -> xr.DataArray:
     (``spectral.open_image``) is read as :func:`hsad.open_cube` reads its data file
     (wavelengths, bad bands, georeference and all). A proper cube is returned as it is."""
     if _spy_file(obj):  # SPy's spectral.open_image(...): the file it reads, as hsad reads it
-        from hsad.io import open_cube
-
-        return open_cube(obj.filename)
+        return _from_spy(obj)
     obj = unmasked(obj)
     if not isinstance(obj, xr.DataArray):
         data = obj if isinstance(obj, da.Array) else np.asarray(obj)

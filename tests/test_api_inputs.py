@@ -238,3 +238,52 @@ def test_a_file_spy_opened_is_read_as_hsad_reads_it(tmp_path):
     np.testing.assert_array_equal(cube["wavelength"].values, ours["wavelength"].values)
     np.testing.assert_array_equal(detectors.get("rx").fit_score(spy).values,
                                   detectors.get("rx").fit_score(ours).values)
+
+
+def test_a_file_spy_opened_with_its_data_file_named_apart_is_read(tmp_path):
+    """envi.open(header, image) with a data file whose name does not pair with the header
+    was refused ("not a recognised cube"), though SPy reads it."""
+    import shutil
+
+    import spectral.io.envi as envi
+
+    values = np.arange(8 * 6 * 3, dtype=np.float32).reshape(8, 6, 3)
+    envi.save_image(str(tmp_path / "a.hdr"), values, force=True, ext=".dat",
+                    metadata={"wavelength": [0.5, 0.6, 0.7], "wavelength units": "um",
+                              "bbl": [1, 0, 1]})
+    shutil.copy(tmp_path / "a.dat", tmp_path / "x_data.bin")
+    cube = hsad.cube.as_cube(envi.open(str(tmp_path / "a.hdr"), str(tmp_path / "x_data.bin")))
+    np.testing.assert_array_equal(cube.values, values)
+    np.testing.assert_allclose(cube["wavelength"].values, [500, 600, 700])
+    np.testing.assert_array_equal(cube["good_band"].values, [True, False, True])
+
+
+def test_a_residual_of_a_cube_in_memory_stays_lazy_beside_computed_maps(values):
+    """Computing the maps of a numpy cube also computed score_stages' residual, a second
+    scene in memory (and an extra network pass)."""
+    cube = np.nan_to_num(values)
+    det = detectors.get("hadgan", hidden=8, depth=1, latent=2, epochs=1, sample_size=256,
+                        progress=False, device="cpu").fit(cube)
+    stages = det.score_stages(cube)
+    assert stages["residual"].ndim == 3 and stages["residual"].chunks is not None
+    assert all(isinstance(m.data, np.ndarray) for k, m in stages.items() if k != "residual")
+
+
+def test_a_plugins_seed_that_is_no_integer_seed_is_not_recorded_and_fails_nothing():
+    """A plugin's seed given as a Generator made fit fail after its work (int(...)), and
+    one beyond 32 bits was recorded where load_model then refused it."""
+    from hsad.detectors.base import BaseDetector
+
+    class Seeded(BaseDetector):
+        name = "seeded-plugin"
+
+        def __init__(self, seed=0):
+            self.seed = seed
+
+        def fit(self, cube):
+            self._remember_bands(cube)
+            return self
+
+    cube = make_cube(np.ones((4, 4, 3), np.float32))
+    for seed, kept in ((np.random.default_rng(7), None), (2**40, None), (np.int64(5), 5)):
+        assert Seeded(seed=seed).fit(cube).training_seed_ == kept

@@ -60,12 +60,13 @@ def _in_memory(cube) -> bool:
 
 def _computed(result):
     """A map (or a dict of maps) of a cube given in memory, computed: a lazy one would read
-    the caller's array at each use (recomputed each time, and changed when the array is)."""
+    the caller's array at each use (recomputed each time, and changed when the array is).
+    A (y, x, band) residual stays lazy: computing it would hold a second scene."""
     if isinstance(result, dict):
         return {k: _computed(v) for k, v in result.items()}
-    if isinstance(result, xr.DataArray) and result.chunks is not None:
+    if isinstance(result, xr.DataArray) and result.chunks is not None and result.ndim == 2:
         return result.compute()
-    return result
+    return result  # a residual cube stays lazy: as large as the scene, computed if asked
 
 
 def recording_scene_level(fit):
@@ -91,8 +92,10 @@ def recording_scene_level(fit):
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
         self._fitted_params = self._fit_params()
-        seed = self.get_params().get("seed")
-        self.training_seed_ = None if seed is None else int(seed)  # seed may change after
+        seed = self.get_params().get("seed")  # kept: seed may change after fit
+        self.training_seed_ = (int(seed) if isinstance(seed, (int, np.integer))
+                               and not isinstance(seed, bool) and 0 <= seed <= 2**32 - 1
+                               else None)  # a plugin's Generator or wider seed: not recorded
         return result
 
     return wrapper

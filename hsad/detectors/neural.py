@@ -34,7 +34,7 @@ from hsad.detectors.level_check import sampled_values
 from hsad.detectors.neural_tiles import NetworkTiles
 from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
 from hsad.detectors.param_types import SEED_MAX
-from hsad.detectors.scene_checks import check_wavelengths
+from hsad.detectors.scene_checks import MATCH_HINT, check_wavelengths
 from hsad.engine import materialise
 from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
@@ -291,7 +291,8 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         if n != self.n_bands_:
             raise ModelError(
                 f"the model expects {self.n_bands_} bands but the scene has {n} "
-                f"(after removing bad bands); it was trained on a different sensor or band set",
+                f"(after removing bad bands); it was trained on a different sensor or band set"
+                f"{MATCH_HINT}",
                 path)
         wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
         check_wavelengths(wl, self.wavelength_, path)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 #: the largest seed (NumPy's legacy and scikit-learn's seeding take 32-bit unsigned
@@ -50,20 +52,31 @@ def fits(value, kind: str) -> bool:
             return True
         if token == "float" and isinstance(value, (int, float, np.integer, np.floating)):
             return True
-        if token == "str" and isinstance(value, str):
+        if token == "str" and (isinstance(value, (str, os.PathLike)) or _dtype_like(value)):
             return True
         if token.startswith(("list", "tuple")) and isinstance(value, (list, tuple)):
             return True
     return False
 
 
+def _dtype_like(value) -> bool:
+    """A NumPy type or dtype given for a type's name (``dtype=np.float64``)."""
+    return isinstance(value, np.dtype) or (isinstance(value, type)
+                                           and issubclass(value, np.generic))
+
+
 def as_saved(value, kind: str | None):
     """``value`` as a model file's JSON keeps it, in the type its annotation ``kind``
     reads back: NumPy scalars as Python numbers (``np.int64(3)`` → 3), a whole number given
-    as a float for an integer-only parameter as an integer (``epochs=2.0`` → 2), tuples as
-    lists; anything else unchanged."""
+    as a float for an integer-only parameter as an integer (``epochs=2.0`` → 2), paths and
+    NumPy types as strings (``np.float64`` → ``"float64"``), tuples as lists; anything else
+    unchanged."""
     if isinstance(value, np.generic):
         value = value.item()
+    elif isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    elif _dtype_like(value):
+        value = np.dtype(value).name
     if isinstance(value, (list, tuple)):
         value = [as_saved(v, None) for v in value]
     tokens = _kind_tokens(kind) if kind else []

@@ -33,7 +33,8 @@ def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
     diff = wavelength_shift(scene, model)
     if diff > WAVELENGTH_REFUSE_NM:
         raise ModelError(f"scene wavelengths differ from the model's by up to {diff:.1f} nm "
-                         f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set", path)
+                         f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set{MATCH_HINT}",
+                         path)
     if diff > WAVELENGTH_WARN_NM:
         warnings.warn(f"{path or 'scene'}: wavelengths differ from the model's by up to "
                       f"{diff:.1f} nm", UserWarning, stacklevel=4)

@@ -348,7 +348,13 @@ def set_saved_params(det, config: dict, path: Path) -> None:
         raise ModelError(f"the model sets {det.name} parameters this hsad does not know "
                          f"({', '.join(unknown)}); it was written by another hsad version: "
                          + _RETRAIN, path)
-    wrong = [k for k, v in saved.items() if not _kind(v, defaults[k])]
+    from hsad.detectors.param_types import fits
+
+    kinds = det._param_kinds()  # the annotation where there is one (None for int | None)
+    wrong = [k for k, v in saved.items()
+             if not (fits(v, kinds[k]) if k in kinds else _kind(v, defaults[k]))]
+    if saved.get("progress") is True:  # True meant "on a terminal" before it meant always
+        saved = {**saved, "progress": None}
     if wrong:
         raise ModelError(f"{CONFIG}: parameter {wrong[0]!r} has the wrong type "
                          f"({type(saved[wrong[0]]).__name__})", path)
