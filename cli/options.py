@@ -102,8 +102,7 @@ def quiet_option(func):
 
     return click.option("-q", "--quiet", is_flag=True,
                         help="No progress bars and no report lines (wrote …, scene 2/5 …); "
-                             "results (the AUC of --truth), warnings and errors are still "
-                             "printed.")(wrapper)
+                             "results, warnings and errors are still printed.")(wrapper)
 
 
 progress_option = click.option(

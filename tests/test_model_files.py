@@ -588,7 +588,7 @@ def test_values_a_fit_accepts_are_saved_as_the_file_reads_them(scene, tmp_path, 
 
 @pytest.mark.parametrize(("method", "params", "message"), [
     ("rx", {"ridge": True}, "ridge must be a number, got True"),
-    ("rx", {"dtype": np.float64}, "dtype must be a string"),
+    ("rx", {"dtype": 64}, "dtype must be a string"),
     ("hadgan", {**TINY, "progress": "yes"}, "progress must be true or false"),
 ])
 def test_a_value_of_the_wrong_type_is_refused_by_fit(scene, method, params, message):
