@@ -10,6 +10,7 @@ import click
 
 from hsad.cli.batch import SceneSkipped, scene_claim
 from hsad.cli.options import (
+    QUIET,
     background_option,
     band_options,
     band_selection,
@@ -495,12 +496,14 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
              f"{window[1]}:{window[1] + cube.shape[1]} of {window[2]}x{window[3]})"
              if window is not None else "")
     say(f"{det.name}: scored {cube.shape[0]}x{cube.shape[1]}{bands}{where} "
-               f"in {result.seconds:.2f} s")
+        f"in {result.seconds:.2f} s")
     if result.mask is not None:
         n = int(result.mask.values.sum())
         say(f"threshold {result.mask.attrs['threshold']:.6g} "
-                   f"({result.mask.attrs['threshold_rule']}): {n} anomalous pixels")
+            f"({result.mask.attrs['threshold_rule']}): {n} anomalous pixels")
     for what, path in written.items():
         say(f"wrote {what}: {path}")
     if gt is not None:
-        click.echo(f"AUC(D,F) = {auc['auc_df']:.4f}   AUC(F,tau) = {auc['auc_ft']:.4f}")
+        named = f"{scene}: " if QUIET.get() else ""  # -q: no "scene 2/5" line names it
+        click.echo(f"{named}AUC(D,F) = {auc['auc_df']:.4f}   "
+                   f"AUC(F,tau) = {auc['auc_ft']:.4f}")

@@ -171,13 +171,13 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
         hist = det.history_
         last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in hist.losses.items())
         say(f"{det.name}: trained on {det.n_train_} pixels x {det.n_bands_} bands"
-                   f"{f' of {len(scenes)} scenes' if len(scenes) > 1 else ''}, "
-                   f"{_epochs(hist)} in {hist.seconds:.1f} s ({last})")
+            f"{f' of {len(scenes)} scenes' if len(scenes) > 1 else ''}, "
+            f"{_epochs(hist)} in {hist.seconds:.1f} s ({last})")
     else:
         say(f"{det.name}: fitted on {int(det.bands_.sum())} bands"
-                   + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
-                   + (f" inside {_area_named(train_window, train_mask, background)}"
-                      if getattr(det, "background_", False) else ""))
+            + (f" of {len(scenes)} scenes" if len(scenes) > 1 else "")
+            + (f" inside {_area_named(train_window, train_mask, background)}"
+               if getattr(det, "background_", False) else ""))
     say(f"wrote model: {output}")
     if loss_plot:
         say(f"wrote loss plot: {loss_plot}")

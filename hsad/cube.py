@@ -475,7 +475,7 @@ def _from_spy(spy) -> xr.DataArray:
     """A file SPy opened, as :func:`hsad.open_cube` reads its data file; one hsad cannot
     find its header for (a data file named apart, ``envi.open(hdr, image)``) through SPy's
     own memory map, with the header's wavelengths and bad-band list as SPy read them."""
-    from hsad.errors import HsadError
+    from hsad.errors import FileFormatError, HsadError
     from hsad.io import open_cube
     from hsad.io.envi_header import wavelength_scale
 
@@ -483,16 +483,34 @@ def _from_spy(spy) -> xr.DataArray:
         return open_cube(spy.filename)
     except HsadError:
         meta = getattr(spy, "metadata", {}) or {}
-        data = spy.open_memmap(interleave="bip")
+        try:
+            data = spy.open_memmap(interleave="bip")
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"SPy's file cannot be read: {exc}", spy.filename) from None
         bands = data.shape[2]
-        wl = np.asarray(meta.get("wavelength") or [np.nan] * bands, dtype=np.float64)
-        scale = wavelength_scale(meta.get("wavelength units"), wl)
-        bbl = meta.get("bbl")
+        wl = _numbers(meta.get("wavelength"), bands)
+        scale = wavelength_scale(meta.get("wavelength units"), wl) if wl is not None else None
+        bbl = _numbers(meta.get("bbl"), bands)
+        ignore = _numbers([meta.get("data ignore value")], 1)
         return make_cube(da.from_array(data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1)),
-                         wavelength=wl * scale if scale and wl.size == bands else None,
-                         good_band=(np.asarray(bbl, float) > 0 if bbl is not None
-                                    and len(bbl) == bands else None),
+                         wavelength=wl * scale if scale else None,
+                         good_band=None if bbl is None or np.isnan(bbl).any() else bbl > 0,
+                         nodata=None if ignore is None else float(ignore[0]),
                          source_path=spy.filename)
+
+
+def _numbers(values, n: int) -> np.ndarray | None:
+    """``n`` numbers of a header field as SPy gives it (NaN where one is no number), or
+    None for a field absent or of another length."""
+    if values is None or len(values) != n or all(v is None for v in values):
+        return None
+    out = np.full(n, np.nan)
+    for i, v in enumerate(values):
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            pass
+    return out
 
 
 def as_cube(obj) -> xr.DataArray:

@@ -287,3 +287,23 @@ def test_a_plugins_seed_that_is_no_integer_seed_is_not_recorded_and_fails_nothin
     cube = make_cube(np.ones((4, 4, 3), np.float32))
     for seed, kept in ((np.random.default_rng(7), None), (2**40, None), (np.int64(5), 5)):
         assert Seeded(seed=seed).fit(cube).training_seed_ == kept
+
+
+def test_a_spy_file_read_apart_keeps_its_nodata_and_survives_odd_fields(tmp_path):
+    """The SPy fallback dropped `data ignore value` (the fill pixel became the top
+    anomaly) and raised a raw ValueError on a non-numeric wavelength or bbl."""
+    import shutil
+
+    import spectral.io.envi as envi
+
+    values = np.random.default_rng(0).normal(size=(6, 5, 3)).astype(np.float32)
+    values[0, 0] = -9999
+    envi.save_image(str(tmp_path / "a.hdr"), values, force=True, ext=".dat",
+                    metadata={"data ignore value": -9999, "wavelength": ["a", "b", "c"],
+                              "bbl": ["x", 1, 1]})
+    shutil.copy(tmp_path / "a.dat", tmp_path / "x_data.bin")
+    cube = hsad.cube.as_cube(envi.open(str(tmp_path / "a.hdr"), str(tmp_path / "x_data.bin")))
+    assert cube.attrs["nodata"] == -9999
+    assert np.isnan(cube["wavelength"].values).all() and cube["good_band"].values.all()
+    scores = detectors.get("rx").fit_score(cube).values
+    assert np.isnan(scores[0, 0])

@@ -420,3 +420,15 @@ def test_a_variable_name_matlab_refuses_is_refused(tmp_path, key):
     with pytest.raises(ParameterError, match="no MATLAB variable name"):
         write_mat(make_cube(np.zeros((2, 2, 2), np.float32)), tmp_path / "x.mat", key=key)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("key", "gt_key"), [("same", "same"), ("wavelength", "map"),
+                                             ("data", "bbl"), ("end", "map")])
+def test_variable_names_that_would_hide_each_other_are_refused(tmp_path, key, gt_key):
+    """key == gt_key kept the truth and lost the cube; key="wavelength" hid the cube."""
+    from hsad.cube import make_cube
+    from hsad.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="MATLAB variable name|must differ"):
+        write_mat(make_cube(np.zeros((2, 2, 2), np.float32)), tmp_path / "x.mat",
+                  gt=np.zeros((2, 2), bool), key=key, gt_key=gt_key)

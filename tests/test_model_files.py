@@ -676,3 +676,32 @@ def test_a_neural_model_given_other_bands_names_the_way_to_match_them(scene):
     with pytest.raises(ModelError, match=r"match_model_bands\(cube, model\)"):
         detectors.get("rx").fit(scene[0].assign_coords(
             wavelength=("band", np.linspace(400, 2400, 6)))).score(reversed_bands)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda p: p.update(radius=1e19), "radius must be at most"),   # a float past C's ints
+    (lambda p: p.update(hidden=2.5), "hidden"),                    # not a whole number
+    (lambda p: p.update(epochs="3"), "epochs"),
+])
+def test_a_hand_edited_number_is_refused_at_load_not_at_score(members, tmp_path, edit,
+                                                             message):
+    """radius = 1e+19 in config.json loaded, then `detect --model` died in a 73-line
+    OverflowError traceback: whole floats are taken as the integers they are, and bounded."""
+    path = with_config(members, tmp_path / "m.hsad", lambda c: edit(c["params"]))
+    with pytest.raises(ModelError, match=message):
+        load_detector(path)
+
+
+def test_a_statistics_models_hand_edited_ridge_is_refused_at_load(scene, tmp_path):
+    """A NaN ridge loaded and could never score ("ridge is nan but the detector was
+    fitted with nan")."""
+    from hsad.io.model_archive import load_model, save_model
+
+    saved = save_model(detectors.get("rx").fit(scene[0]), tmp_path / "rx.hsad")
+    with zipfile.ZipFile(saved) as zf:
+        files = (json.loads(zf.read(CONFIG)), zf.read(WEIGHTS))
+    for ridge in (float("nan"), -1.0, float("inf")):
+        bad = with_config(files, tmp_path / "bad.hsad", lambda c, r=ridge: c["params"].update(
+            ridge=r))
+        with pytest.raises(ModelError, match="ridge"):
+            load_model(bad)

@@ -76,7 +76,8 @@ def test_quiet_keeps_the_results(scene, tmp_path):
     """-q dropped the AUC --truth is given for, and a batch's failures."""
     run = hsad(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "rx.tif", "--truth",
                 scene["truth"], "-q"])
-    assert run.returncode == 0 and run.stdout.decode().startswith("AUC(D,F) = ")
+    assert run.returncode == 0  # named: under -q no "scene 2/5" line says whose it is
+    assert run.stdout.decode().startswith(f"{scene['cube']}: AUC(D,F) = ")
     (tmp_path / "bad.img").write_bytes(b"")
     (tmp_path / "bad.hdr").write_text("ENVI\nsamples = 4\nlines = 4\nbands = 2\n"
                                       "data type = 4\ninterleave = bsq\n")

@@ -177,10 +177,12 @@ class BaseDetector(SceneChecks):
     def _check_types(self) -> None:
         """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a
         one-line ParameterError, not a ValueError deep in the checks)."""
-        from hsad.detectors.param_types import describe, fits
+        from hsad.detectors.param_types import describe, dtype_like, fits
 
         for name, kind in self._param_kinds().items():
             value = getattr(self, name)
+            if name == "dtype" and dtype_like(value):
+                continue  # np.float64 for "float64", as numpy takes it (saved by its name)
             if not fits(value, kind):
                 raise ParameterError(f"{self.name}: {name} must be {describe(kind)}, got "
                                      f"{value!r}")

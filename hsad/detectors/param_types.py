@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 #: the largest seed (NumPy's legacy and scikit-learn's seeding take 32-bit unsigned
@@ -52,14 +50,14 @@ def fits(value, kind: str) -> bool:
             return True
         if token == "float" and isinstance(value, (int, float, np.integer, np.floating)):
             return True
-        if token == "str" and (isinstance(value, (str, os.PathLike)) or _dtype_like(value)):
+        if token == "str" and isinstance(value, str):
             return True
         if token.startswith(("list", "tuple")) and isinstance(value, (list, tuple)):
             return True
     return False
 
 
-def _dtype_like(value) -> bool:
+def dtype_like(value) -> bool:
     """A NumPy type or dtype given for a type's name (``dtype=np.float64``)."""
     return isinstance(value, np.dtype) or (isinstance(value, type)
                                            and issubclass(value, np.generic))
@@ -68,14 +66,12 @@ def _dtype_like(value) -> bool:
 def as_saved(value, kind: str | None):
     """``value`` as a model file's JSON keeps it, in the type its annotation ``kind``
     reads back: NumPy scalars as Python numbers (``np.int64(3)`` → 3), a whole number given
-    as a float for an integer-only parameter as an integer (``epochs=2.0`` → 2), paths and
-    NumPy types as strings (``np.float64`` → ``"float64"``), tuples as lists; anything else
-    unchanged."""
+    as a float for an integer-only parameter as an integer (``epochs=2.0`` → 2), NumPy
+    types as their names (``dtype=np.float64`` → ``"float64"``), tuples as lists; anything
+    else unchanged."""
     if isinstance(value, np.generic):
         value = value.item()
-    elif isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    elif _dtype_like(value):
+    elif dtype_like(value):
         value = np.dtype(value).name
     if isinstance(value, (list, tuple)):
         value = [as_saved(v, None) for v in value]

@@ -126,6 +126,12 @@ class GlobalRX(BaseDetector):
         self.ridge = ridge
         self.dtype = dtype
 
+    def check_params(self) -> GlobalRX:
+        super().check_params()
+        check_ridge(self.name, self.ridge)
+        check_dtype(self.name, self.dtype)
+        return self
+
     def fit(self, cube: xr.DataArray, background=None) -> GlobalRX:
         """Stream μ and Σ over the valid pixels and good bands (inside ``background``, a mask
         or polygons, see :mod:`hsad.background`); factor the pseudo-inverse."""

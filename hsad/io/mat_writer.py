@@ -31,6 +31,10 @@ from hsad.progress import bar_style, wanted
 MAT5_MAX_BYTES = 2**31 - 1
 #: what MATLAB takes for a variable name (``namelengthmax`` is 63)
 MATLAB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+#: MATLAB's keywords (``iskeyword``), which are no variable names
+MATLAB_KEYWORDS = frozenset(
+    "break case catch classdef continue else elseif end for function global if otherwise "
+    "parfor persistent return spmd switch try while".split())
 #: Bytes of the cube read and compressed at a time (a group of whole bands).
 BLOCK_BYTES = 64 * 2**20
 
@@ -138,9 +142,14 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     a bar over the groups (default: when stderr is a terminal).
     """
     for name in (key, gt_key):
-        if not MATLAB_NAME.fullmatch(str(name)):
+        if not MATLAB_NAME.fullmatch(str(name)) or name in MATLAB_KEYWORDS:
             raise ParameterError(f"{name!r} is no MATLAB variable name (a letter, then "
-                                 "letters, digits or underscores, 63 at most)", path)
+                                 "letters, digits or underscores, 63 at most; no keyword)",
+                                 path)
+    taken = {"wavelength", "bbl"} | ({gt_key} if gt is not None else set())
+    if key in taken or (gt is not None and gt_key in {"wavelength", "bbl"}):
+        raise ParameterError(f"variable names must differ from each other and from "
+                             f"'wavelength' and 'bbl': key={key!r}, gt_key={gt_key!r}", path)
     if dtype is not None:
         cube = cast_cube(cube, dtype)
     nbytes = int(np.prod(cube.shape)) * cube.dtype.itemsize

@@ -348,19 +348,19 @@ def set_saved_params(det, config: dict, path: Path) -> None:
         raise ModelError(f"the model sets {det.name} parameters this hsad does not know "
                          f"({', '.join(unknown)}); it was written by another hsad version: "
                          + _RETRAIN, path)
-    from hsad.detectors.param_types import fits
+    from hsad.detectors.param_types import as_saved, fits
 
     kinds = det._param_kinds()  # the annotation where there is one (None for int | None)
     wrong = [k for k, v in saved.items()
              if not (fits(v, kinds[k]) if k in kinds else _kind(v, defaults[k]))]
     if saved.get("progress") is True:  # True meant "on a terminal" before it meant always
         saved = {**saved, "progress": None}
+    saved = {k: as_saved(v, kinds.get(k)) for k, v in saved.items()}  # 1e19 → an int, bounded
     if wrong:
         raise ModelError(f"{CONFIG}: parameter {wrong[0]!r} has the wrong type "
                          f"({type(saved[wrong[0]]).__name__})", path)
     try:
         det.set_params(**saved)
-        if hasattr(det, "_validate"):
-            det._validate()
+        det.check_params()  # every detector's own bounds (a NaN ridge, a radius of 1e19)
     except (HsadError, TypeError, ValueError) as exc:
         raise ModelError(f"invalid saved parameters ({exc})", path) from None
