@@ -1,4 +1,5 @@
-"""What the benchmark scripts share to refuse a run they cannot make: one line, exit 2.
+"""What the benchmark scripts share: refusing a run they cannot make (one line, exit 2),
+and timing a contender in a child process (:func:`run_child`).
 
 A script that reads the shared benchmark scenes calls :func:`require_scenes` before it
 prints or computes anything; one that reads another file (a scene or model, a corpus, a
@@ -21,6 +22,22 @@ from pathlib import Path
 from typing import NoReturn
 
 ENV_VAR = "HSAD_DATA_DIR"
+
+
+def run_child(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of the child process ``args`` (its own usage, from
+    ``os.wait4``; its output dropped), for contenders run side by side; one line naming
+    the command, exit 2, when it fails."""
+    import subprocess
+    import time
+
+    t0 = time.perf_counter()
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        fail(f"failed: {' '.join(args)}")
+    return wall, usage.ru_maxrss / 1024 ** 2
 
 
 def fail(message: str, status: int = 2) -> NoReturn:

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import fail  # noqa: E402
+from _data import run_child as run  # noqa: E402
 
 SCIPY_WAY = r"""
 import sys, numpy as np, scipy.io as sio, hsad
@@ -48,17 +47,6 @@ def make_cube(folder: Path, rows: int, cols: int, bands: int, interleave: str) -
     data = (rng.normal(size=(rows, cols, bands), chunks=(256, 256, bands)) * 300 + 2000)
     cube = wrap(data.astype(np.float32), wavelength=np.linspace(400, 2500, bands))
     return write_envi(cube, folder / "cube.img", interleave=interleave)
-
-
-def run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a child process."""
-    t0 = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        fail(f"failed: {' '.join(args)}")
-    return wall, usage.ru_maxrss / 1024 ** 2
 
 
 def main(argv=None) -> None:

@@ -26,10 +26,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import run_child as run  # noqa: E402
 
 ANGLE = np.deg2rad(35.0)
 
@@ -90,17 +92,6 @@ def make_granule(path: Path, rows: int, cols: int, bands: int) -> None:
         loc = f.create_group("location")
         loc.create_dataset("glt_x", data=gx)
         loc.create_dataset("glt_y", data=gy)
-
-
-def run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a child process (``os.wait4``: its own usage)."""
-    t0 = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(args)}")
-    return wall, usage.ru_maxrss / 1024 ** 2
 
 
 def main(argv=None) -> None:

@@ -89,4 +89,4 @@ def describe(kind: str) -> str:
     return " or ".join(names)
 
 
-__all__ = ["as_saved", "describe", "fits"]
+__all__ = ["as_saved", "describe", "dtype_like", "fits"]

@@ -12,7 +12,7 @@ from hsad.errors import FileFormatError, ParameterError
 
 
 def written_map(path: str | os.PathLike) -> str | None:
-    """What a GeoTIFF that ``hsad detect`` wrote holds (its ``hsad_map`` tag: ``scores``,
+    """What a GeoTIFF that ``hsad detect`` wrote holds (its ``hsad_map`` tag: ``score``,
     ``mask``, a stage's name), or None for any other file (a scene)."""
     from hsad.io import detect_format
 
