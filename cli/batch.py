@@ -134,7 +134,7 @@ def scene_claim(output) -> Iterator[bool]:
     """Whether this run holds the claim on the scene whose map is ``output`` (a lock file
     beside it, ``.<name>.hsad-claim``, removed after): False while another hsad run holds
     it. Without file locks (Windows) every claim is granted."""
-    from hsad.io.atomic import fcntl
+    from hsad.io.atomic import fcntl, lock_now
 
     path = Path(output).parent / f".{Path(output).name}.hsad-claim"
     if fcntl is None:
@@ -148,9 +148,7 @@ def scene_claim(output) -> Iterator[bool]:
         yield True
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not lock_now(fd):
             yield False
             return
         try:

@@ -9,7 +9,7 @@ import pytest
 from hsad import datasets, detectors
 from hsad.cube import good_band_mask, make_cube
 from hsad.detectors.offset_check import check_sampled_offset
-from hsad.detectors.rx import working_scale
+from hsad.engine.blas import working_scale
 from hsad.errors import ParameterError
 
 

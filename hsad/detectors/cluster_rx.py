@@ -34,8 +34,7 @@ from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
-from hsad.detectors.rx import triangular_factor, working_scale
-from hsad.engine.blas import upper_trmm
+from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
 from hsad.engine.stats import (
     FILL_ADVICE,
     FILL_MAGNITUDE,

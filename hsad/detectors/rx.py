@@ -16,7 +16,7 @@ import xarray as xr
 from hsad.background import background_mask
 from hsad.cube import map_like, nodata_hits
 from hsad.detectors.base import BaseDetector
-from hsad.engine.blas import upper_trmm
+from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
 from hsad.engine.stats import distinct_spectra, scene_moments, whitening
 from hsad.engine.windows import (
     PIECE_PIXELS,
@@ -25,37 +25,6 @@ from hsad.engine.windows import (
     map_pixels,
     single_threaded_linalg,
 )
-
-
-def triangular_factor(white: np.ndarray) -> np.ndarray:
-    """Upper-triangular B×B R with RᵀR = W Wᵀ (QR of Wᵀ, zero rows below the rank).
-
-    ``‖R (x − μ)‖²`` equals ``‖Wᵀ(x − μ)‖²``, with a triangular product at half a GEMM's cost.
-    """
-    b, r = white.shape
-    tri = np.zeros((b, b))
-    if r:
-        tri[:r] = np.linalg.qr(white.T, mode="r")
-    return tri
-
-
-#: a triangular factor whose largest entry lies outside 2^±SCALE_EXPONENT is rescaled by a
-#: power of two before the float32 product (data on a scale of 1e-39 have factors of 1e39,
-#: beyond float32's range, and centred values below its normal numbers)
-SCALE_EXPONENT = 32
-
-
-def working_scale(tri: np.ndarray | None) -> float:
-    """A power of two ``s`` such that ``tri / s`` and ``s·(x − μ)`` sit in float32's
-    comfortable range: 1 for the factors of data on any ordinary scale, which keeps their
-    scores to the bit; scores are unchanged in exact arithmetic (``‖(R/s)(s·x)‖ = ‖R x‖``)."""
-    if tri is None:
-        return 1.0
-    peak = float(np.max(np.abs(tri), initial=0.0))
-    if not np.isfinite(peak) or peak == 0.0:
-        return 1.0
-    exponent = int(np.round(np.log2(peak)))
-    return 1.0 if abs(exponent) <= SCALE_EXPONENT else float(2.0 ** exponent)
 
 
 def rx_block(

@@ -3,7 +3,9 @@
 SciPy's ``scipy.linalg.blas`` wrappers hold the GIL while BLAS runs, so two tile tasks
 calling ``strmm`` run one after the other. The same routines are published, as C function
 pointers, by SciPy's public Cython API (``scipy.linalg.cython_blas``); calling them through
-``ctypes`` releases the GIL for the duration of the call.
+``ctypes`` releases the GIL for the duration of the call. Also the upper-triangular
+factor the RX family multiplies by (:func:`triangular_factor`) and the power of two that
+keeps its float32 product in range (:func:`working_scale`).
 """
 
 from __future__ import annotations
@@ -61,3 +63,34 @@ def upper_trmm(tri: np.ndarray, cols: np.ndarray) -> np.ndarray:
             ctypes.byref(real(1.0)), tri.ctypes.data, ctypes.byref(m_),
             cols.ctypes.data, ctypes.byref(m_))
     return cols
+
+
+def triangular_factor(white: np.ndarray) -> np.ndarray:
+    """Upper-triangular B×B R with RᵀR = W Wᵀ (QR of Wᵀ, zero rows below the rank).
+
+    ``‖R (x − μ)‖²`` equals ``‖Wᵀ(x − μ)‖²``, with a triangular product at half a GEMM's cost.
+    """
+    b, r = white.shape
+    tri = np.zeros((b, b))
+    if r:
+        tri[:r] = np.linalg.qr(white.T, mode="r")
+    return tri
+
+
+#: a triangular factor whose largest entry lies outside 2^±SCALE_EXPONENT is rescaled by a
+#: power of two before the float32 product (data on a scale of 1e-39 have factors of 1e39,
+#: beyond float32's range, and centred values below its normal numbers)
+SCALE_EXPONENT = 32
+
+
+def working_scale(tri: np.ndarray | None) -> float:
+    """A power of two ``s`` such that ``tri / s`` and ``s·(x − μ)`` sit in float32's
+    comfortable range: 1 for the factors of data on any ordinary scale, which keeps their
+    scores to the bit; scores are unchanged in exact arithmetic (``‖(R/s)(s·x)‖ = ‖R x‖``)."""
+    if tri is None:
+        return 1.0
+    peak = float(np.max(np.abs(tri), initial=0.0))
+    if not np.isfinite(peak) or peak == 0.0:
+        return 1.0
+    exponent = int(np.round(np.log2(peak)))
+    return 1.0 if abs(exponent) <= SCALE_EXPONENT else float(2.0 ** exponent)

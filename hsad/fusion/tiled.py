@@ -19,7 +19,8 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import make_cube
-from hsad.detectors.rx import rx_block, triangular_factor
+from hsad.detectors.rx import rx_block
+from hsad.engine.blas import triangular_factor
 from hsad.engine.scheduler import active_client, parse_memory
 from hsad.engine.stats import cube_moments, whitening
 from hsad.engine.tiles import (

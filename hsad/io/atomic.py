@@ -177,6 +177,15 @@ def remove_stale(target: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def lock_now(fd: int) -> bool:
+    """Take the exclusive lock of the open file ``fd`` if nobody holds it (no waiting)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _unlocked(path: str) -> Iterator[bool]:
     """Whether nobody holds the write lock of ``path`` (held by us inside the block)."""
@@ -185,12 +194,7 @@ def _unlocked(path: str) -> Iterator[bool]:
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield lock_now(fd)
     finally:
         os.close(fd)
 
