@@ -34,7 +34,8 @@ from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
-from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
+from hsad.engine.blas import triangular_factor, working_scale
+from hsad.engine.clusters import cluster_block, kmeans_labels
 from hsad.engine.stats import (
     FILL_ADVICE,
     FILL_MAGNITUDE,
@@ -47,65 +48,14 @@ from hsad.engine.stats import (
     huge_note,
     huge_scale,
     rescale_by,
-    valid_rows,
     whitening,
 )
 from hsad.engine.windows import check_dtype, check_ridge, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
 COVARIANCES = ("pooled", "shrunk", "cluster")
-#: principal components of the standardised sample that k-means clusters in
-KMEANS_COMPONENTS = 10
-#: pixels per GEMM inside a tile
-_PIECE = 16384
 #: values below this keep fewer than 13 bits in the float32 sample (float32 subnormals)
 SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
-
-
-def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
-                  tri: np.ndarray, nodata: float | None = None,
-                  scale: float = 1.0) -> np.ndarray:
-    """Min over clusters of ``‖R_j (x − μ_j)‖²`` for a ``(rows, cols, B)`` block.
-
-    ``centres`` (k, B) are μ_j − ``mean``, ``mean`` any reference pixels are centred on
-    (:meth:`ClusterRX.score` takes the largest cluster's centre); ``tri`` (k, B, B) the
-    upper-triangular factors R_j of K_j⁺ (RX's ``triangular_factor``), or (1, B, B) when
-    pooled: then each pixel is
-    whitened once and its distance to every whitened centre computed exactly. ``scale``
-    (RX's ``working_scale``): ``tri`` is R/scale, ``centres`` are scaled, and so are the
-    centred values, in float64 before the cast.
-    """
-    rows, cols, bands = block.shape
-    dtype = tri.dtype
-    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype,
-                                                 np.float64 if scale != 1.0 else dtype))
-    flat = block.reshape(-1, bands)
-    out = np.empty(rows * cols, dtype=dtype)
-    tri = [np.asfortranarray(t) for t in tri]
-    with single_threaded_linalg():
-        for lo in range(0, flat.shape[0], _PIECE):
-            raw = flat[lo:lo + _PIECE]
-            c = np.subtract(raw, mean)
-            c = (c * scale if scale != 1.0 else c).astype(dtype, copy=False)
-            score = np.full(raw.shape[0], np.inf, dtype=dtype)
-            # a distance to a far cluster (an undeclared fill value's, say) may overflow
-            # float32: it is not the nearest, and fmin takes the others (NaN included)
-            with np.errstate(over="ignore", invalid="ignore"):
-                if len(tri) == 1:  # pooled: one triangular product, exact distances
-                    z = upper_trmm(tri[0], np.array(c.T, order="F")).T
-                    for zc in centres @ tri[0].T:
-                        d = z - zc
-                        np.fmin(score, np.einsum("ij,ij->i", d, d), out=score)
-                else:
-                    for centre, r in zip(centres, tri, strict=True):
-                        z = upper_trmm(r, np.array((c - centre).T, order="F")).T
-                        np.fmin(score, np.einsum("ij,ij->i", z, z), out=score)
-            ok = valid_rows(raw, nodata)
-            if ok is not None:
-                score[~ok] = np.nan
-            score[~np.isfinite(score)] = np.nan
-            out[lo:lo + _PIECE] = score
-    return out.reshape(rows, cols)
 
 
 class ClusterRX(BaseDetector):
@@ -174,7 +124,7 @@ class ClusterRX(BaseDetector):
         n, b = x.shape
         mean = self._check_magnitudes(x, cube, bands)
         cap = max(1, n // (b + 1))
-        labels = self._cluster(x - mean, min(int(self.n_clusters), cap))
+        labels = kmeans_labels(x - mean, min(int(self.n_clusters), cap), int(self.seed))
         k = int(labels.max()) + 1
         if k < int(self.n_clusters):
             why = (f"at most n/(B + 1) = {cap} from {n} pixels of {b} bands"
@@ -258,29 +208,6 @@ class ClusterRX(BaseDetector):
                                  f"{len(self.centres_)} clusters")
         with single_threaded_linalg():
             self.triangular_ = np.stack([triangular_factor(w) for w in self.whitening_])
-
-    def _cluster(self, x: np.ndarray, k: int) -> np.ndarray:
-        """k-means labels of the centred sample: bands standardised by their σ, then its
-        ``KMEANS_COMPONENTS`` leading principal components."""
-        if k <= 1:
-            return np.zeros(len(x), dtype=np.int64)
-        from sklearn.cluster import MiniBatchKMeans
-
-        sd = x.std(axis=0)
-        z = x / np.where(sd > 0, sd, 1.0)
-        if z.shape[1] > KMEANS_COMPONENTS:  # k-means on the leading principal components
-            _, vec = np.linalg.eigh(z.T @ z)
-            z = z @ vec[:, ::-1][:, :KMEANS_COMPONENTS]
-        from threadpoolctl import threadpool_limits
-
-        km = MiniBatchKMeans(n_clusters=k, random_state=int(self.seed), n_init=3,
-                             batch_size=min(1024, len(z)))
-        # one thread: on a small sample OpenMP's threads cost more than they give (3-7x)
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")  # ConvergenceWarning on tiny or repeated data
-            labels = km.fit_predict(z)
-        _, labels = np.unique(labels, return_inverse=True)  # drop empty clusters
-        return labels.reshape(-1)
 
     def _cluster_whitening(self, scatter, count, pooled, ridge) -> np.ndarray:
         b = scatter.shape[0]
