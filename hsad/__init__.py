@@ -7,8 +7,17 @@ entry points do not load dask, xarray and GDAL.
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hsad.errors import HsadError
+
+if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on first use
+    from hsad.bands import select_bands
+    from hsad.cube import make_cube, map_like, valid_mask
+    from hsad.io import open_cube
+    from hsad.subset import spatial_subset
 
 __version__ = "0.1.0"
 
@@ -17,7 +26,7 @@ _LAZY = {"select_bands": "hsad.bands", "make_cube": "hsad.cube", "map_like": "hs
          "valid_mask": "hsad.cube", "open_cube": "hsad.io", "spatial_subset": "hsad.subset"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -28,14 +37,24 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public names, and the modules and subpackages imported on first use."""
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    own = {n for n in globals() if n.startswith("__") or not n.startswith("_")}
+    return sorted((own - {"annotations", "importlib", "os", "Path", "TYPE_CHECKING"})
+                  | set(_LAZY) | modules)
 
 
-def write_geotiff(map_, path, like=None, cog=False, nodata=None):
-    """Write a single-band map as a tiled, compressed GeoTIFF (see hsad.io.geotiff_writer)."""
+def write_geotiff(map_, path: str | os.PathLike, like=None, cog: bool = False,
+                  nodata: float | None = None, tags: dict | None = None,
+                  description: str | None = None) -> Path:
+    """Write a ``(y, x)`` map as a float32, tiled, compressed GeoTIFF (or a COG with
+    ``cog=True``) and return its path: :func:`hsad.io.geotiff_writer.write_geotiff`."""
     from hsad.io.geotiff_writer import write_geotiff as _write
 
-    return _write(map_, path, like=like, cog=cog, nodata=nodata)
+    return _write(map_, path, like=like, cog=cog, nodata=nodata, tags=tags,
+                  description=description)
 
 
 __all__ = ["HsadError", "__version__", "make_cube", "map_like", "open_cube", "select_bands",

@@ -26,6 +26,9 @@ def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
     cube = as_cube(cube)
     if value is None:
         return cube
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"nodata must be a number or None, got {value!r}",
+                             cube.attrs.get("source_path"))
     if nodata_for(cube.dtype, value) is None:
         raise ParameterError(f"nodata {value:g} cannot occur in {cube.dtype} data (outside "
                              f"the type's range)", cube.attrs.get("source_path"))

@@ -18,10 +18,34 @@ import inspect
 import pkgutil
 import re
 import warnings
+from typing import TYPE_CHECKING, Any
 
 from hsad.detectors import _plugins
 from hsad.detectors.base import BaseDetector
 from hsad.errors import ParameterError
+
+if TYPE_CHECKING:  # the classes, for type checkers; at run time imported on first use
+    from hsad.detectors.aae import AAE
+    from hsad.detectors.adae import ADAE
+    from hsad.detectors.ae import Autoencoder
+    from hsad.detectors.aed import AED
+    from hsad.detectors.alad import ALAD
+    from hsad.detectors.alae import ALAE
+    from hsad.detectors.alocc import ALOCC
+    from hsad.detectors.anogan import AnoGAN
+    from hsad.detectors.cavga import CAVGA
+    from hsad.detectors.cluster_rx import ClusterRX
+    from hsad.detectors.crd import CRD
+    from hsad.detectors.egbad import EGBAD
+    from hsad.detectors.fanogan import FAnoGAN
+    from hsad.detectors.ganomaly import GANomaly
+    from hsad.detectors.hadgan import HADGAN
+    from hsad.detectors.local_mean_rx import LocalMeanRX
+    from hsad.detectors.lrx import LocalRX
+    from hsad.detectors.rx import GlobalRX
+    from hsad.detectors.skip_ganomaly import SkipGANomaly
+    from hsad.detectors.utd import RXDUTD, UTD
+    from hsad.detectors.vae import VAE
 
 #: a detector's name: lower case, as ``get`` and the command line look it up; no ``,``
 #: (method lists), ``.`` (``-p METHOD.KEY=VALUE``), ``:`` (benchmark stage columns)
@@ -29,6 +53,15 @@ NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 #: detectors whose module is not named after them
 MODULE_OF = {"rxd-utd": "utd"}
+#: hsad's detector classes by class name -> their module (``from hsad.detectors import HADGAN``)
+CLASSES = {
+    "AAE": "aae", "ADAE": "adae", "Autoencoder": "ae", "AED": "aed", "ALAD": "alad",
+    "ALAE": "alae", "ALOCC": "alocc", "AnoGAN": "anogan", "CAVGA": "cavga",
+    "ClusterRX": "cluster_rx", "CRD": "crd", "EGBAD": "egbad", "FAnoGAN": "fanogan",
+    "GANomaly": "ganomaly", "HADGAN": "hadgan", "LocalMeanRX": "local_mean_rx",
+    "LocalRX": "lrx", "GlobalRX": "rx", "RXDUTD": "utd", "SkipGANomaly": "skip_ganomaly",
+    "UTD": "utd", "VAE": "vae",
+}
 
 _REGISTRY: dict[str, type[BaseDetector]] = {}
 _BUILT_IN: set[str] = set()
@@ -190,11 +223,18 @@ def get(name: str, **params) -> BaseDetector:
     return det
 
 
-def __getattr__(name: str):
-    """Modules of this package load on first use."""
+def __getattr__(name: str) -> Any:
+    """Modules of this package, and hsad's detector classes, load on first use."""
+    if name in CLASSES:
+        return getattr(importlib.import_module(f"{__name__}.{CLASSES[name]}"), name)
     from hsad.lazy_modules import submodule
 
     return submodule(__name__, name)
 
 
-__all__ = ["BaseDetector", "available", "get", "register"]
+__all__ = [
+    "AAE", "ADAE", "AED", "ALAD", "ALAE", "ALOCC", "AnoGAN", "Autoencoder", "BaseDetector",
+    "CAVGA", "CRD", "ClusterRX", "EGBAD", "FAnoGAN", "GANomaly", "GlobalRX", "HADGAN",
+    "LocalMeanRX", "LocalRX", "RXDUTD", "SkipGANomaly", "UTD", "VAE", "available", "get",
+    "register",
+]

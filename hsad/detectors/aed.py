@@ -23,6 +23,8 @@ detection with attribute and edge-preserving filters", IEEE TGRS 55(10), 2017.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -33,6 +35,9 @@ from hsad.detectors.offset_check import check_offset
 from hsad.engine.stats import covariance_rank, scene_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 class AED(BaseDetector):
@@ -86,7 +91,7 @@ class AED(BaseDetector):
         self._fusion()
         return self
 
-    def fit(self, cube: xr.DataArray) -> AED:
+    def fit(self, cube: CubeLike) -> AED:
         """Check the parameters; the components are each scene's own (nothing to learn, no
         background area: a pixel's response comes from the structures around it)."""
         from hsad.fusion.tiled import check_filter_budget
@@ -95,7 +100,7 @@ class AED(BaseDetector):
         self.bands_ = good_band_mask(cube)
         return self
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """``(y, x)`` D_spatial map, NaN on nodata pixels: the attribute filters run here
         (their responses kept in memory or spilled under the memory budget), the guided
         filter lazily."""

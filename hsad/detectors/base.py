@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -22,6 +22,11 @@ from hsad.errors import ParameterError
 #: Detector methods whose first argument is a cube, wrapped by :func:`taking_any_cube` in
 #: every subclass that defines them.
 CUBE_METHODS = ("fit", "score", "fit_score", "score_stages", "residual")
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from hsad.array_types import CubeLike, MapLike
 
 
 def taking_any_cube(method):
@@ -137,6 +142,10 @@ class BaseDetector(SceneChecks):
                 if name == "fit":
                     method = recording_scene_level(method)
                 setattr(cls, name, taking_any_cube(method))
+        if not hasattr(cls, "_declare"):  # declared hyperparameters: documented when declared
+            from hsad.detectors.param_help import document_parameters
+
+            document_parameters(cls)
 
     def _derive(self) -> None:
         """Compute the fitted state that follows from ``model_state`` (after fit or load)."""
@@ -157,7 +166,7 @@ class BaseDetector(SceneChecks):
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
-    def check_params(self) -> BaseDetector:
+    def check_params(self) -> Self:
         """Refuse (:class:`ParameterError`, one line) hyperparameters this detector cannot
         run with, before any data is read: wrong types, and the checks of detectors whose
         checks need no scene (``hsad benchmark`` runs it for every method first)."""
@@ -204,7 +213,9 @@ class BaseDetector(SceneChecks):
         """Current hyperparameters, as given to ``__init__``."""
         return {n: getattr(self, n) for n in self._param_names()}
 
-    def set_params(self, **params) -> BaseDetector:
+    def set_params(self, **params) -> Self:
+        """Set hyperparameters by name (unknown names refused) and return ``self``; they
+        are checked when the detector is next fitted (or by :meth:`check_params`)."""
         valid = set(self._param_names())
         for key, value in params.items():
             if key not in valid:
@@ -215,24 +226,32 @@ class BaseDetector(SceneChecks):
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        """``Class(name=value, ...)`` with the hyperparameters that differ from their
+        defaults, as scikit-learn prints estimators (``get_params()`` has them all)."""
+        defaults = self.param_defaults()
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                         if k not in defaults or not _same_value(v, defaults[k]))
         return f"{type(self).__name__}({args})"
 
-    def fit(self, cube: xr.DataArray) -> BaseDetector:
+    def fit(self, cube: CubeLike) -> Self:
+        """Learn the detector's state from ``cube`` (a :data:`hsad.array_types.CubeLike`)
+        and return ``self``."""
         raise NotImplementedError
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
+        """The ``(y, x)`` anomaly map of ``cube`` (higher = more anomalous), NaN where a
+        pixel holds no data."""
         raise NotImplementedError
 
     @taking_any_cube
-    def fit_score(self, cube: xr.DataArray, **fit_options) -> xr.DataArray:
+    def fit_score(self, cube: CubeLike, **fit_options) -> xr.DataArray:
         """Fit on ``cube`` (with ``fit``'s own keywords: ``background=``, ``train_mask=``…)
         and return its anomaly map."""
         return self.fit(cube, **fit_options).score(cube)
 
     def threshold(
         self,
-        scores: xr.DataArray,
+        scores: MapLike,
         contamination: float | None = None,
         far: float | None = None,
         value: float | None = None,

@@ -37,6 +37,8 @@ each mini-batch carries all labelled patches (at most ``max_labelled``) for C.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +51,11 @@ from hsad.nn.critics import CriticX
 from hsad.nn.gaussian import ConvGaussianHead, kl_standard_normal, reparameterise
 from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import Stage, Update
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from hsad.array_types import CubeLike
 
 
 def _convs(sizes, kernels) -> nn.Sequential:
@@ -124,7 +131,8 @@ class CAVGA(ReconstructionDetector):
                 "classifier": CAVGAClassifier(c_z, k, int(self.hidden))}
 
     # ---- weak supervision -------------------------------------------------------------
-    def fit(self, cube, train_mask=None, background=None, labels=None):
+    def fit(self, cube: CubeLike, train_mask=None, background=None,
+            labels=None) -> Self:
         """As :meth:`NeuralDetector.fit`; ``labels`` (a (y, x) array or a raster file on the
         scene's grid, non-zero = anomaly) trains CAVGA_w on those pixels' patches."""
         self._labelled = None

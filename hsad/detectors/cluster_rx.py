@@ -26,6 +26,7 @@ k-means clustering", WWW 2010 (mini-batch k-means).
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -56,6 +57,9 @@ from hsad.errors import DegenerateDataWarning, ParameterError
 COVARIANCES = ("pooled", "shrunk", "cluster")
 #: values below this keep fewer than 13 bits in the float32 sample (float32 subnormals)
 SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 class ClusterRX(BaseDetector):
@@ -110,7 +114,7 @@ class ClusterRX(BaseDetector):
         check_dtype(self.name, self.dtype)
         return check_ridge(self.name, self.ridge)
 
-    def fit(self, cube: xr.DataArray, background=None) -> ClusterRX:
+    def fit(self, cube: CubeLike, background=None) -> ClusterRX:
         """Sample, cluster and estimate each cluster's mean and covariance."""
         from hsad.nn.sampling import sample_pixels  # hsad.nn imports torch: only when fitting
 
@@ -233,7 +237,7 @@ class ClusterRX(BaseDetector):
             variance += weight * (within + (self.centres_[k] - self.mean_) ** 2)
         return self.mean_, np.sqrt(np.clip(variance, 0.0, None))
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map, streamed tile by tile, NaN on nodata pixels."""
         data = self._fitted_bands(cube, "whitening_").rechunk({2: -1})
         dtype = check_dtype(self.name, self.dtype)

@@ -17,6 +17,7 @@ not centred, so the representation still sees the pixels' offset), which makes B
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -42,6 +43,9 @@ from hsad.errors import DegenerateDataWarning
 
 #: budget for a row's stacks of ring pixels and B×B systems, in bytes
 _BUDGET = 128 * 2**20
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.ndarray,
@@ -150,7 +154,7 @@ class CRD(BaseDetector):
         check_pca(self.name, self.pca)
         return inner, outer
 
-    def fit(self, cube: xr.DataArray) -> CRD:
+    def fit(self, cube: CubeLike) -> CRD:
         """Validate the hyperparameters, record the band layout and check, in one pass over
         the scene, that it holds distinct valid pixels (CRD learns nothing else)."""
         self.bands_ = good_band_mask(cube)
@@ -173,7 +177,7 @@ class CRD(BaseDetector):
         check_rings(cube, self.inner, self.outer, self.name)
         return self
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of CRD residual norms, NaN on nodata pixels."""
         self._check_fitted("bands_")
         self._check_bands(cube, self.bands_)

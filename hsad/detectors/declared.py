@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import sys
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +28,14 @@ def _is_classvar(annotation) -> bool:
     return str(annotation).replace("typing.", "").startswith("ClassVar")
 
 
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # Python 3.10: type checkers read the 3.11 branch; nothing to do at run time
+    def dataclass_transform(**_):
+        return lambda cls: cls
+
+
+@dataclass_transform(kw_only_default=True)  # type checkers and IDEs see the keywords
 class DeclaredHyperparameters:
     """A class whose hyperparameters are its annotated class attributes (each with its
     default), gathered over its bases by :meth:`_declare`, which generates ``__init__``
@@ -67,6 +76,9 @@ class DeclaredHyperparameters:
         __init__.__signature__ = inspect.Signature(params)
         __init__.__doc__ = f"{cls.__name__}'s hyperparameters (declared class attributes)."
         cls.__init__ = __init__
+        from hsad.detectors.param_help import document_parameters
+
+        document_parameters(cls)
 
     def _init(self, given: dict) -> None:
         unknown = sorted(set(given) - set(self._declared))

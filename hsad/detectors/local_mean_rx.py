@@ -15,6 +15,8 @@ X. Yu, IEEE TASSP 38(10), 1990 (RX with a local mean).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -26,6 +28,9 @@ from hsad.engine import map_halo
 from hsad.engine.stats import valid_rows
 from hsad.engine.windows import MAX_WINDOW, check_dtype, single_threaded_linalg
 from hsad.errors import ParameterError
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 def local_mean_block(block: np.ndarray, mean: np.ndarray, tri: np.ndarray, kernel: int,
@@ -86,12 +91,12 @@ class LocalMeanRX(GlobalRX):
                                  f"{MAX_WINDOW}, got {k!r}")
         return int(k)
 
-    def fit(self, cube: xr.DataArray, background=None) -> LocalMeanRX:
+    def fit(self, cube: CubeLike, background=None) -> LocalMeanRX:
         """Global RX's statistics (inside ``background`` when given)."""
         self._kernel()
         return super().fit(cube, background=background)
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map on halo tiles, NaN on nodata pixels."""
         data = self._fitted_bands(cube, "triangular_")
         k = self._kernel()

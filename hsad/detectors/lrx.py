@@ -20,6 +20,7 @@ moments), which makes B = k and everything far cheaper.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -45,6 +46,9 @@ from hsad.errors import DegenerateDataWarning
 FLOOR = 1e-10
 #: ring pixels per dimension below which "all bands" is reduced automatically
 SAMPLES_PER_DIMENSION = 4
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:
@@ -131,7 +135,7 @@ class LocalRX(BaseDetector):
                           "choose", DegenerateDataWarning, stacklevel=3)
         return k
 
-    def fit(self, cube: xr.DataArray) -> LocalRX:
+    def fit(self, cube: CubeLike) -> LocalRX:
         """Validate; stream the scene's moments for the PCA basis and the covariance floor."""
         bands = good_band_mask(cube)
         n_bands = int(bands.sum())
@@ -164,7 +168,7 @@ class LocalRX(BaseDetector):
             return nan_filled(cube, self.bands_)
         return projected(cube, self.bands_, self.mean_, self.components_)
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of local RX scores, NaN on nodata pixels."""
         self._check_fitted("floor_", "n_components_")
         self._check_bands(cube, self.bands_)

@@ -19,7 +19,7 @@ that computes every per-pixel output chunk by chunk.
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal, overload
 
 import dask.array as da
 import numpy as np
@@ -47,6 +47,11 @@ from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 #: real pixel reaches (an undeclared fill value such as -3.4e38 overflowed the networks and
 #: scored NaN), and one that keeps every network's arithmetic finite
 INPUT_CLIP = 1e6
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from hsad.array_types import CubeLike
 
 
 class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
@@ -126,7 +131,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         """The map ``score`` returns: ``output``, or the plain score when None."""
         return self.output if self.output is not None else self.outputs[0]
 
-    def check_params(self) -> NeuralDetector:
+    def check_params(self) -> Self:
         """As :meth:`BaseDetector.check_params`: every check ``fit`` makes before training."""
         self._validate()
         return self
@@ -186,7 +191,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
             return centre, scale
         return centre.to(device), scale.to(device)
 
-    def fit(self, cube: xr.DataArray, train_mask=None, background=None) -> NeuralDetector:
+    def fit(self, cube: CubeLike, train_mask=None, background=None) -> Self:
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
         ``train_mask`` ((y, x) bool array or mask file, non-zero = background to learn),
         ``train_window`` (rows/columns ``r0, r1, c0, c1``, half-open) and ``background`` (a
@@ -336,7 +341,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         return {t: map_like(cube, terms[:, :, self.score_terms.index(t)], name=t, attrs=attrs)
                 for t in names}
 
-    def score_stages(self, cube: xr.DataArray) -> dict[str, xr.DataArray]:
+    def score_stages(self, cube: CubeLike) -> dict[str, xr.DataArray]:
         """Every map this model gives, by name, plus ``score`` (the ``output`` map)."""
         self._check_scene(cube)
         self._ensure_device()
@@ -346,7 +351,13 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         self.stages_ = out
         return out
 
-    def score(self, cube: xr.DataArray, stages: bool = False):
+    @overload
+    def score(self, cube: CubeLike, stages: Literal[False] = False) -> xr.DataArray: ...
+
+    @overload
+    def score(self, cube: CubeLike, stages: Literal[True]) -> dict[str, xr.DataArray]: ...
+
+    def score(self, cube: CubeLike, stages: bool = False):
         """Anomaly map (the ``output`` map); ``stages=True`` → :meth:`score_stages`.
         ``stages_`` keeps the maps computed on the way (all fusion stages for D_SS)."""
         if stages:

@@ -7,6 +7,9 @@ every parameter of every registered detector has a meaning here.
 
 from __future__ import annotations
 
+import inspect
+import textwrap
+
 #: Parameters that say how to run, not what is computed: not listed by ``hsad methods``.
 RUNTIME = ("device", "progress")
 
@@ -38,6 +41,8 @@ COMMON = {
     "train_window": "train only on rows r0..r1-1, columns c0..c1-1 (r0,r1,c0,c1; None = "
                     "the whole scene)",
     "seed": "random seed (CPU runs are deterministic for a seed)",
+    "device": "where the networks run: 'auto' (CUDA when present), 'cpu' or 'cuda'",
+    "progress": "show training and tile progress bars (None: when stderr is a terminal)",
     "early_stopping": "stop when the monitored loss has not improved for this many epochs "
                       "(None = off)",
     "output": "which map score() returns: the plain paper score or a fusion stage "
@@ -143,4 +148,31 @@ def describe(detector: str, name: str, cls: type | None = None) -> str | None:
     return SPECIFIC.get(f"{detector}:{name}") or COMMON.get(name)
 
 
-__all__ = ["COMMON", "RUNTIME", "SPECIFIC", "describe"]
+def parameters_section(cls: type) -> str:
+    """A numpydoc ``Parameters`` section of detector class ``cls``: each hyperparameter with
+    its type, default and meaning (what ``help()`` and an IDE's hover show)."""
+    sig = inspect.signature(cls.__init__)
+    kinds = cls._param_kinds()
+    lines = ["Parameters", "----------"]
+    for name in cls._param_names():
+        kind = kinds.get(name)
+        lines.append(f"{name} : {kind + ', ' if kind else ''}default "
+                     f"{sig.parameters[name].default!r}")
+        text = describe(cls.name, name, cls)
+        lines += textwrap.wrap(text or "", 88, initial_indent="    ",
+                               subsequent_indent="    ")
+    return "\n".join(lines)
+
+
+def document_parameters(cls: type) -> None:
+    """Append :func:`parameters_section` to ``cls``'s own docstring, unless it has one."""
+    doc = cls.__dict__.get("__doc__")
+    if doc and "\nParameters\n" in "\n" + inspect.cleandoc(doc):
+        return
+    if not cls._param_names():
+        return
+    cls.__doc__ = (inspect.cleandoc(doc) + "\n\n" if doc else "") + parameters_section(cls)
+
+
+__all__ = ["COMMON", "RUNTIME", "SPECIFIC", "describe", "document_parameters",
+           "parameters_section"]

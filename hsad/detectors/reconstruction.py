@@ -11,7 +11,7 @@ its score terms (if any), ``residual`` (y, x, band) and ``d_spectral``, ``d_spat
 from __future__ import annotations
 
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import dask
 import dask.array as da
@@ -51,6 +51,11 @@ MIN_PIXELS_PER_BAND = 10
 SAMPLE_ROWS_AT_ONCE = 16
 #: The multi-scale ladder's largest area that a format-1 model file left unset meant.
 FORMAT1_MULTISCALE_AREA = 121
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from hsad.array_types import CubeLike
 
 
 class ReconstructionDetector(NeuralDetector):
@@ -122,7 +127,7 @@ class ReconstructionDetector(NeuralDetector):
                       spectral_tophat=self.spectral_tophat,
                       model_format=getattr(self, "model_format_", None)).resolved(self.name)
 
-    def set_fusion(self, mode: str) -> ReconstructionDetector:
+    def set_fusion(self, mode: str) -> Self:
         """The CLI's ``--fusion``: ``"dss"`` scores with D_SS (its spatial variant the
         model's ``fusion`` parameter), a variant name (``"multiscale"``, ``"aed"``,
         ``"paper"``) scores with D_SS and sets ``fusion`` to it, ``"none"`` scores with the
@@ -147,7 +152,7 @@ class ReconstructionDetector(NeuralDetector):
         super()._validate()
         self.fusion_()
 
-    def fit(self, cube: xr.DataArray, *args, **kwargs) -> ReconstructionDetector:
+    def fit(self, cube: CubeLike, train_mask=None, background=None) -> Self:
         """As :meth:`NeuralDetector.fit`; a ``target_size_m`` the scene cannot express in
         pixels (no projected CRS in metres) is refused before any training."""
         self._validate()  # the parameters first: their errors name them
@@ -155,10 +160,10 @@ class ReconstructionDetector(NeuralDetector):
             self.fusion_(cube)
         if self.output_ != "d_spectral" and self.output_ in FUSED:  # before any training
             check_filter_budget(self.fusion_(cube), cube.shape[:2])
-        return super().fit(cube, *args, **kwargs)
+        return super().fit(cube, train_mask=train_mask, background=background)
 
     # ---- the residual and the fusion stage --------------------------------------------
-    def residual(self, cube: xr.DataArray) -> da.Array:
+    def residual(self, cube: CubeLike) -> da.Array:
         """Lazy ΔY ``(y, x, B)`` float32, normalised units, chunked like ``cube``; NaN off-data."""
         self._check_scene(cube)
         self._ensure_device()

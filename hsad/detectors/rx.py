@@ -10,6 +10,8 @@ threads score tiles in parallel) per piece of pixels.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
@@ -25,6 +27,9 @@ from hsad.engine.windows import (
     map_pixels,
     single_threaded_linalg,
 )
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 def rx_block(
@@ -101,7 +106,7 @@ class GlobalRX(BaseDetector):
         check_dtype(self.name, self.dtype)
         return self
 
-    def fit(self, cube: xr.DataArray, background=None) -> GlobalRX:
+    def fit(self, cube: CubeLike, background=None) -> GlobalRX:
         """Stream μ and Σ over the valid pixels and good bands (inside ``background``, a mask
         or polygons, see :mod:`hsad.background`); factor the pseudo-inverse."""
         ridge = check_ridge(self.name, self.ridge)
@@ -133,7 +138,7 @@ class GlobalRX(BaseDetector):
     def _training_level(self) -> tuple[np.ndarray, np.ndarray]:
         return self.mean_, np.sqrt(np.clip(np.diag(self.cov_), 0.0, None))
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of RX scores (dask-backed), NaN on nodata pixels."""
         return self._streamed(cube, self.triangular_ if hasattr(self, "triangular_") else None)
 

@@ -17,10 +17,15 @@ RXD-UTD).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
 from hsad.detectors.rx import GlobalRX
+
+if TYPE_CHECKING:
+    from hsad.array_types import CubeLike
 
 
 class UTD(GlobalRX):
@@ -36,7 +41,7 @@ class UTD(GlobalRX):
         super()._derive()
         self.direction_ = self.precision_ @ (1.0 - self.mean_)
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of UTD scores, NaN on nodata pixels."""
         self._check_fitted("direction_")
         return self._streamed(cube, None, self.direction_)
@@ -56,7 +61,7 @@ class RXDUTD(GlobalRX):
         super()._derive()
         self.direction_ = self.precision_ @ (1.0 - self.mean_)
 
-    def score(self, cube: xr.DataArray) -> xr.DataArray:
+    def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of RXD-UTD scores, NaN on nodata pixels."""
         self._check_fitted("direction_")
         return self._streamed(cube, self.triangular_, -np.asarray(self.direction_))

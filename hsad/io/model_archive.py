@@ -31,6 +31,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from safetensors.numpy import load as st_load_bytes
@@ -40,6 +41,9 @@ from hsad import __version__
 from hsad.errors import HsadError, ModelError
 from hsad.io import check_regular
 from hsad.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from hsad.detectors.base import BaseDetector
 
 FORMAT = "hsad-model"
 FORMAT_VERSION = 6
@@ -313,7 +317,7 @@ def save_model(det, path: str | os.PathLike) -> Path:
                      "another scene (local detectors estimate per window)", path)
 
 
-def load_model(path: str | os.PathLike, device: str | None = None):
+def load_model(path: str | os.PathLike, device: str | None = None) -> BaseDetector:
     """A fitted detector from any hsad model file (neural or statistics).
 
     ``device`` (neural models) overrides the saved ``device`` parameter.

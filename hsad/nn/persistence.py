@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: 
 from hsad.nn.normalise import METHODS as NORM_METHODS
 from hsad.nn.normalise import BandScaler
 from hsad.nn.trainer import History, resolve_device
+
+if TYPE_CHECKING:
+    from hsad.detectors.base import BaseDetector
 
 
 def detector_config(det) -> dict:
@@ -182,7 +186,7 @@ def _load_weights(networks: dict, tensors: dict[str, np.ndarray]) -> None:
                                 for k, v in tensors.items() if k.startswith(prefix)})
 
 
-def load_detector(path: str | os.PathLike, device: str | None = None):
+def load_detector(path: str | os.PathLike, device: str | None = None) -> BaseDetector:
     """A fitted detector from a model saved by ``hsad train`` (any kind; see
     :func:`hsad.io.model_archive.load_model`).
 

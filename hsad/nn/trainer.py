@@ -127,6 +127,13 @@ class History:
     seconds: float = 0.0
     stages: dict[str, list] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Short at any length of training: each loss by its last value, not its curve."""
+        last = ", ".join(f"{n}={v[-1]:.4g}" for n, v in self.losses.items() if v)
+        return (f"History(epochs={self.epochs}, last losses: {{{last}}}, stages="
+                f"{list(self.stages)}, stopped_early={self.stopped_early}, "
+                f"seconds={self.seconds:.1f})")
+
     def add(self, epoch_losses: dict[str, float]) -> None:
         for name, value in epoch_losses.items():
             self.losses.setdefault(name, []).append(float(value))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from hsad.errors import ParameterError
 from hsad.outputs.roc_area import Ranked, area, rank_auc, ranked
 from hsad.outputs.roc_area import curve_points as ranked_points
 from hsad.thresholds import gathered_float64
+
+if TYPE_CHECKING:
+    from hsad.array_types import MapLike
 
 
 class RocCurve(NamedTuple):
@@ -316,7 +319,18 @@ def _class_mean(raw: np.ndarray, labels: np.ndarray, anomaly: bool, lo, hi) -> f
     return float(np.float64(total) / count)
 
 
-def evaluate(scores, gt, return_curve: bool = False, curve_points: int | None = None):
+@overload
+def evaluate(scores: MapLike, gt: MapLike, return_curve: Literal[False] = False,
+             curve_points: int | None = None) -> Evaluation: ...
+
+
+@overload
+def evaluate(scores: MapLike, gt: MapLike, return_curve: Literal[True],
+             curve_points: int | None = None) -> tuple[Evaluation, RocCurve]: ...
+
+
+def evaluate(scores: MapLike, gt: MapLike, return_curve: bool = False,
+             curve_points: int | None = None) -> Evaluation | tuple[Evaluation, RocCurve]:
     """Every metric of METHODS §5 for one score map, from one normalisation and one sort.
 
     Returns an :class:`Evaluation`, or ``(Evaluation, RocCurve)`` with ``return_curve``:
