@@ -123,3 +123,6 @@ def fit_detector(detector, cube: xr.DataArray, background=None):
                else f"{type(detector).__name__}.fit takes no background")
         raise ParameterError(f"{detector.name}: a background area does not apply: {why}")
     return detector.fit(cube, background=background)
+
+
+__all__ = ["array_mask", "background_mask", "fit_detector", "raster_mask"]

@@ -127,3 +127,6 @@ def load_config(path: str | Path) -> dict:
     # typed as -p values are: YAML 1.1 leaves ``1e-4`` a string, ``None`` is None
     cfg["params"] = {k: parse_value(v) if isinstance(v, str) else v for k, v in params.items()}
     return cfg
+
+
+__all__ = ["CONFIG_KEYS", "load_config", "parse_numbers", "parse_params", "parse_value"]

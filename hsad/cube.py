@@ -598,3 +598,14 @@ def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None
         if placement in cube.attrs:  # an EMIT lookup table (hsad.io.glt)
             out.attrs[placement] = cube.attrs[placement]
     return out
+
+
+__all__ = [
+    "as_cube", "band_scaling", "block_valid", "can_miss", "check_transform", "crs_of",
+    "DEFAULT_CHUNK", "DIMS", "excluded_fill", "float32_or_nan", "georef", "georeferenced",
+    "good_band_mask", "good_bands_of", "GRID_TOLERANCE", "index_wavelength", "make_cube",
+    "map_like", "missing_values", "NEAR_FLT_MAX", "nodata_for", "nodata_hits", "one_nodata",
+    "physical_scaling", "PIXEL_INDEX", "QGIS_PIXEL_FRAME", "refuse_singular", "same_grid",
+    "same_place", "transform_of", "unmasked", "valid_mask", "vector_frame",
+    "with_band_scaling", "wrap_numpy"
+]

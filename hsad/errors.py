@@ -60,3 +60,10 @@ class OutputError(HsadError):
 class DegenerateDataWarning(UserWarning):
     """The data leave a statistic degenerate (e.g. a singular covariance): results are
     computed, but part of the data carries no weight; the message says what to do."""
+
+
+__all__ = [
+    "DatasetError", "DegenerateDataWarning", "FileFormatError", "GeoreferenceError",
+    "HeaderError", "HsadError", "ModelError", "OutputError", "ParameterError",
+    "TruncatedFileError", "UnsupportedError"
+]

@@ -213,3 +213,6 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
             mosaic.attrs[key] = first.attrs[key]
     region = None if all(r is None for r in regions) else np.concatenate(maps, axis=axis)
     return mosaic, region
+
+
+__all__ = ["context_of", "CONTEXT_PARAMS", "EMPTY_SAMPLE", "training_mosaic"]

@@ -400,3 +400,10 @@ def _draw_stages(det: Detection, cube, path, truth, rgb, rgb_positions) -> None:
               title=f"{quicklook_title(det, cube, rule=False)}: the stage maps",
               score_label=labels)
     det.written["stages_png"] = Path(path)
+
+
+__all__ = [
+    "apply_fusion", "check_labels", "Detection", "export", "make_detector", "prepare_cube",
+    "quicklook_title", "run_detector", "stage_names", "stage_path", "style_files",
+    "threshold", "uses_labels", "warn_constant"
+]

@@ -384,3 +384,9 @@ def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,
         raise ParameterError(f"the {what} covers no pixel of the granule (no cell of its "
                              "map grid that a pixel falls in)", path)
     return mask
+
+
+__all__ = [
+    "CENTRES_RASTERISED", "CENTRES_TESTED", "EDGE_DRAWN", "EDGE_HAIR", "is_vector", "LAYER",
+    "split_layer", "vector_mask", "VECTOR_SUFFIXES"
+]

@@ -403,3 +403,12 @@ def __getattr__(name: str):
     from hsad.lazy_modules import submodule
 
     return submodule(__name__, name)
+
+
+__all__ = [
+    "area_for_target", "area_tag", "attribute_filter", "band_energy", "chosen_area", "fuse",
+    "Fusion", "guided_filter", "LADDER", "ladder", "min_energy_bands", "normalise_map",
+    "NORMS", "PC_SOURCES", "principal_components", "quantise", "spatial_aed",
+    "spatial_paper", "spectral_rx", "spectral_tophat", "tophat_units", "VARIANT_DEFAULTS",
+    "VARIANTS", "warn_below_ladder"
+]

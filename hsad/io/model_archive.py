@@ -368,3 +368,11 @@ def set_saved_params(det, config: dict, path: Path) -> None:
         det.check_params()  # every detector's own bounds (a NaN ridge, a radius of 1e19)
     except (HsadError, TypeError, ValueError) as exc:
         raise ModelError(f"invalid saved parameters ({exc})", path) from None
+
+
+__all__ = [
+    "CONFIG", "FORMAT", "FORMAT_VERSION", "header", "is_model_file", "json_list",
+    "LADDER_FORMAT", "load_model", "MAX_BYTES", "read_archive", "READABLE",
+    "restore_scene_level", "save_model", "saved_params", "SCENE_LEVEL", "scene_level_entry",
+    "set_saved_params", "TRAINING_SEED", "WEIGHTS", "write_archive"
+]

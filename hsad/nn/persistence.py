@@ -245,3 +245,9 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         det.history_ = history
     det.model_path_ = str(path)
     return det
+
+
+__all__ = [
+    "check_config", "detector_config", "detector_tensors", "load_detector", "load_networks",
+    "read_model", "save_detector", "VALUE_LIMIT", "WEIGHT_LIMIT"
+]

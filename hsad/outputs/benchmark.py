@@ -208,3 +208,6 @@ def to_csv(rows: list[Row]) -> str:
     for r in rows:
         writer.writerow(asdict(r))
     return buf.getvalue()
+
+
+__all__ = ["check_scenes", "Row", "run", "Scene", "to_csv", "to_markdown"]

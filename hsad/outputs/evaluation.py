@@ -244,3 +244,6 @@ def compare_files(scores_paths, truth_path, scores_key: str | None = None,
 
 class DifferentPixelsWarning(UserWarning):
     """Score maps compared on different sets of pixels."""
+
+
+__all__ = ["compare_files", "DifferentPixelsWarning", "evaluate_files", "map_names"]

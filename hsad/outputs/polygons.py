@@ -392,3 +392,9 @@ def write_regions(
             raise OutputError(f"cannot write polygons: {reason}; nothing was written",
                               path) from exc
     return path
+
+
+__all__ = [
+    "AREA_EDGE_M", "DRIVERS", "label_regions", "Labelled", "polygon_target", "polygons",
+    "regions", "vector_crs", "write_polygons", "write_regions"
+]
