@@ -4,6 +4,7 @@ hyperparameter, and short reprs (docs/api.md, "Type checkers and IDEs")."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 import os
 import subprocess
@@ -154,3 +155,16 @@ def test_a_nodata_that_is_not_a_number_is_a_parameter_error():
     with pytest.raises(ParameterError, match="nodata must be a number"):
         set_nodata(cube, "x")
     assert set_nodata(cube, np.float32(-1)).attrs["nodata"] == -1.0
+
+
+@pytest.mark.parametrize("module", [
+    "hsad.errors", "hsad.cube", "hsad.io.model_archive", "hsad.fusion", "hsad.mosaic",
+    "hsad.nn.persistence", "hsad.outputs.evaluation", "hsad.outputs.polygons",
+    "hsad.outputs.benchmark", "hsad.pipeline", "hsad.config", "hsad.background",
+    "hsad.vector_masks", "hsad.detectors"])
+def test_a_star_import_brings_the_modules_own_names_not_its_imports(module):
+    mod = importlib.import_module(module)
+    namespace: dict = {}
+    exec(f"from {module} import *", namespace)
+    assert {"np", "xr", "da", "os", "warnings", "annotations"}.isdisjoint(namespace)
+    assert all(hasattr(mod, name) for name in mod.__all__)
