@@ -354,6 +354,20 @@ def read_settings(path) -> dict | None:
     return json.loads(first[len(SETTINGS_LINE):]) if first.startswith(SETTINGS_LINE) else None
 
 
+#: the second line: the hsad code the rows were made by (``hsad.outputs.provenance.code_digest``;
+#: several, comma-separated, where ``--resume-other-code`` mixed them)
+CODE_LINE = "# code: "
+
+
+def read_codes(path) -> set[str]:
+    """The code digests a CSV's rows were made by (empty: before they were recorded)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in (fh.readline(), fh.readline()):
+            if line.startswith(CODE_LINE):
+                return {c.strip() for c in line[len(CODE_LINE):].split(",") if c.strip()}
+    return set()
+
+
 def read_rows(path) -> list[dict]:
     """The rows of a CSV; a last row cut short (an interrupted append) is dropped."""
     with open(path, newline="", encoding="utf-8") as fh:
@@ -371,21 +385,38 @@ def read_rows(path) -> list[dict]:
 class RowLog:
     """The CSV, appended to unit by unit, so that ``--resume`` skips finished work.
 
-    Its first line records ``settings``; ``--resume`` on a CSV made with other settings (or
-    none recorded) is refused, lest rows of one setting be reported as another's. Without
-    ``--resume`` an existing CSV is refused too (``--overwrite`` replaces it)."""
+    Its first line records ``settings``, its second the code that made its rows
+    (``code``); ``--resume`` on a CSV made with other settings (or none recorded) is
+    refused, lest rows of one setting be reported as another's, and so is one made by other
+    code unless ``other_code`` (``--resume-other-code``) mixes them knowingly (the line then
+    lists every code). Without ``--resume`` an existing CSV is refused too (``--overwrite``
+    replaces it)."""
 
-    def __init__(self, path, resume: bool, settings: dict, overwrite: bool = False):
+    def __init__(self, path, resume: bool, settings: dict, overwrite: bool = False,
+                 code: str | None = None, other_code: bool = False):
+        from hsad.outputs.provenance import code_digest
+
         self.path = Path(path) if path else None
         self.settings = settings
+        self.codes = {code or code_digest()}
         self.rows = []
         if self.path and self.path.is_file():
             if resume:
                 found = read_settings(self.path)
                 if found != settings:
-                    made = found or "unrecorded settings"
+                    made = (f"{found}" if found else "unrecorded settings (an hsad before "
+                            "2026-12-02 recorded none)")
                     raise ParameterError(f"--resume: its rows were made with {made}, not "
                                          f"{settings}; use another --csv", self.path)
+                codes = read_codes(self.path)
+                if codes != self.codes and not other_code:
+                    made = (f"by hsad code {', '.join(sorted(codes))}" if codes else
+                            "by an hsad that recorded no code digest (before 2026-12-05)")
+                    raise ParameterError(
+                        f"--resume: its rows were made {made}, and this is {code_digest()}: "
+                        "their numbers may differ; use another --csv, or add "
+                        "--resume-other-code to mix them knowingly", self.path)
+                self.codes |= codes
                 self.rows = read_rows(self.path)
             elif not overwrite:
                 raise ParameterError("exists: --resume adds to it, --overwrite replaces it",
@@ -396,6 +427,7 @@ class RowLog:
                                                      encoding="utf-8") as fh:
                 # "\r\n" as the csv module ends its rows
                 fh.write(SETTINGS_LINE + json.dumps(settings, sort_keys=True) + "\r\n")
+                fh.write(CODE_LINE + ", ".join(sorted(self.codes)) + "\r\n")
                 writer = csv.DictWriter(fh, fieldnames=FIELDS)
                 writer.writeheader()
                 writer.writerows(self.rows)
@@ -601,6 +633,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="keep the rows already in --csv and run only what is missing (the "
                          "CSV must have been made with the same seed, density, texture and "
                          "params)")
+    ap.add_argument("--resume-other-code", action="store_true",
+                    help="with --resume: keep rows made by other hsad code too (the CSV's "
+                         "code line then lists each)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --csv")
     args = ap.parse_args(argv)
     try:
@@ -655,7 +690,8 @@ def main(argv=None) -> int:
     models = parse_models(args.models)
     check_inputs(args)
     try:
-        log = RowLog(args.csv, args.resume, run_settings(args), args.overwrite)
+        log = RowLog(args.csv, args.resume, run_settings(args), args.overwrite,
+                     other_code=args.resume_other_code)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ def describe_model(path: Path) -> dict:
     from hsad.io.model_archive import read_archive
 
     config, tensors = read_archive(path)
+    params = _params_as_read(config, path)
     wl = np.asarray(config.get("wavelength") or [], dtype=float)
     known = wl[np.isfinite(wl)]
     # the flags over every band of the scene it was fitted on: a network model's
@@ -54,6 +55,7 @@ def describe_model(path: Path) -> dict:
         "file": str(path), "format": "hsad model",
         "method": config["method"], "class": config.get("class"),
         "kind": config.get("kind"), "hsad_version": config.get("hsad_version"),
+        "hsad_code": config.get("hsad_code"),
         "format_version": config.get("format_version"), "created": config.get("created"),
         "bands": len(good) if isinstance(good, list) else int(config.get("n_bands")
                                                               or wl.size),
@@ -63,10 +65,31 @@ def describe_model(path: Path) -> dict:
         "trained_on_pixels": config.get("n_train", state.get("n_pixels_")),
         "training_seed": config.get("training_seed"),
         "networks": config.get("networks"),
-        "params": config["params"],
+        "params": params,
+        # what the file holds, where an older format's meanings differ from today's
+        **({"saved_params": config["params"]} if params != config["params"] else {}),
         "weights": int(sum(t.size for t in tensors.values())),
         "size_on_disk_bytes": path.stat().st_size,
     }
+
+
+def _params_as_read(config: dict, path: Path) -> dict:
+    """A model file's hyperparameters with the meanings this hsad reads them in (an older
+    format's upgraded, as ``load_model`` does); as saved where its detector is unknown."""
+    import warnings
+
+    from hsad import detectors
+    from hsad.errors import HsadError
+    from hsad.io.model_archive import effective_format
+
+    params = config["params"]
+    try:
+        cls = type(detectors.get(config["method"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # load_model says it
+            return cls.upgrade_params(dict(params), effective_format(config, path))
+    except (HsadError, KeyError, TypeError, ValueError):
+        return params
 
 
 def _model_text(info: dict) -> str:
@@ -76,8 +99,12 @@ def _model_text(info: dict) -> str:
     lines = [
         ("file", info["file"]),
         ("format", f"hsad model, format {info['format_version']}, written by hsad "
-                   f"{info['hsad_version']} on {info['created']}"),
-        ("method", f"{info['method']} ({info['kind']}: {info['class']})"),
+                   f"{info['hsad_version']}"
+                   + (f" (code {info['hsad_code']})" if info["hsad_code"] else "")
+                   + f" on {info['created']}"),
+        ("method", info["method"] + (f" ({info['kind']}: {info['class']})" if info["kind"]
+                                     and info["class"] else f" ({info['class']})"
+                                     if info["class"] else "")),
         ("bands", f"{info['bands']}" + (f" ({info['good_bands']} good)"
                                         if info["good_bands"] is not None else "")),
         ("wavelength", wl),
@@ -86,7 +113,8 @@ def _model_text(info: dict) -> str:
          + ("" if info["training_seed"] is None else f", seed {info['training_seed']}")),
         ("weights", f"{info['weights']} numbers"
          + (f" ({', '.join(info['networks'])})" if info["networks"] else "")),
-        ("params", params),
+        ("params", params + (" (as this hsad reads the file's; see --json for its "
+                             "saved_params)" if "saved_params" in info else "")),
         ("size", _size(info["size_on_disk_bytes"])),
     ]
     return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)

@@ -142,6 +142,34 @@ def test_resume_refuses_rows_made_with_other_settings(tmp_path):
         assert suite.read_rows(docs / f"{name}.csv")[0]["set"] == "scenes"
 
 
+def test_resume_refuses_rows_made_by_other_code_unless_told_to_mix(tmp_path):
+    """Rows of the same settings made by other hsad code (a 7 × 7 D_spatial of 0.99197
+    then, 0.99227 now) were kept beside new ones in one table: the CSV records the code,
+    and ``--resume`` mixes codes only when asked, listing each."""
+    from hsad.errors import ParameterError
+    from hsad.outputs.provenance import code_digest
+
+    path = tmp_path / "rows.csv"
+    settings = {"seed": 0, "density": 1.0, "texture": False, "params": {}}
+    row = {"set": "scenes", "background": "b", "size": "7x7", "draw": 0, "count": 3,
+           "detector": "hadgan", "map": "hadgan:d_spatial", "auc_df": 0.99197,
+           "seconds": 0.1, "warning": ""}
+    suite.RowLog(path, False, settings, code="0123456789ab").add([row])
+    assert suite.read_codes(path) == {"0123456789ab"}
+    with pytest.raises(ParameterError, match=f"made by hsad code 0123456789ab, and this is "
+                                             f"{code_digest()}.*--resume-other-code"):
+        suite.RowLog(path, True, settings)
+    mixed = suite.RowLog(path, True, settings, other_code=True)
+    assert len(mixed.rows) == 1 and suite.read_codes(path) == {"0123456789ab", code_digest()}
+    docs = Path(__file__).resolve().parents[1] / "docs" / "implanted_suite.csv"
+    unrecorded = tmp_path / "old.csv"
+    unrecorded.write_bytes(docs.read_bytes())
+    assert suite.read_codes(unrecorded) == set()
+    with pytest.raises(ParameterError, match="recorded no code digest"):
+        suite.RowLog(unrecorded, True, settings)
+    assert suite.read_settings(unrecorded) == settings  # the settings line still first
+
+
 def test_the_suite_drawn_has_a_line_per_map_at_the_tables_means(tmp_path, monkeypatch):
     import csv
 

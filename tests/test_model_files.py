@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -22,6 +23,9 @@ from hsad.cube import make_cube
 from hsad.errors import ModelError, ParameterError
 from hsad.nn import persistence
 from hsad.nn.persistence import CONFIG, WEIGHTS, load_detector, read_model, save_detector
+
+#: when a format-3 file was written by the code that defined format 3
+BEFORE_FORMAT_4 = "2026-12-03T12:00:00+00:00"
 
 TINY = dict(hidden=8, depth=1, latent=2, disc_hidden=8, epochs=1, batch_size=64,
             sample_size=256, progress=False, device="cpu", n_components=2, area=4, radius=1)
@@ -150,7 +154,7 @@ def test_a_format_3_model_keeps_its_ladder_to_225(members, tmp_path):
     """Before format 4 a multi-scale area above 225 filtered up to 225 only; now it is the
     ladder's last step. An old file keeps its map; a new one takes its area."""
     def v3(c, **params):
-        c["format_version"] = 3
+        c.update(format_version=3, created=BEFORE_FORMAT_4)
         c["params"].update(params)
 
     old = load_detector(with_config(members, tmp_path / "v3.hsad",
@@ -164,13 +168,37 @@ def test_a_format_3_model_keeps_its_ladder_to_225(members, tmp_path):
     assert new.areas() == (9, 25, 49, 121, 225, 400)
 
 
+def test_a_format_3_file_of_the_builds_that_already_used_format_4s_ladder(members, tmp_path):
+    """Four development builds of 2026-12-04 (18:33-18:49 UTC) gave an area above 225 its
+    format-4 meaning but wrote format 3: such a file, written after that change, is read
+    as format 4 with a warning (its map as those builds gave it); one written before keeps
+    the ladder to 225 silently, and so does one whose area the two meanings agree on."""
+    def v3(created, **params):
+        return lambda c: (c.update(format_version=3, created=created),
+                          c["params"].update(params))
+
+    with pytest.warns(UserWarning, match="read as format 4"):
+        late = load_detector(with_config(members, tmp_path / "late.hsad",
+                                         v3("2026-12-04T18:40:00+00:00", area=300)))
+    assert late.fusion_().areas() == (9, 25, 49, 121, 225, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        early = load_detector(with_config(members, tmp_path / "early.hsad",
+                                          v3(BEFORE_FORMAT_4, area=300)))
+        small = load_detector(with_config(members, tmp_path / "small.hsad",
+                                          v3("2026-12-04T18:40:00+00:00", area=121)))
+    assert early.fusion_().areas() == (9, 25, 49, 121, 225)
+    assert small.fusion_().areas() == (9, 25, 49, 121)
+
+
 def test_a_model_keeps_its_formats_ladder_wherever_its_area_comes_from(members, tmp_path):
     """Format 5: an area off the ladder is its last step (36: 9, 25, 36; before, 9, 25,
     so a 6 × 6 target outgrew the last filter). A format-4 file keeps the steps below its
     area, a format-3 one the ladder to 225, also with ``target_size_m`` (an area from the
     scene's pixel size, which no upgrade of the saved parameters can know)."""
     def version(n, **params):
-        return lambda c: (c.update(format_version=n), c["params"].update(params))
+        return lambda c: (c.update(format_version=n, created=BEFORE_FORMAT_4),
+                          c["params"].update(params))
 
     grid = make_cube(np.zeros((8, 8, 6), np.float32), crs="EPSG:32633",
                      transform=Affine(30, 0, 5e5, 0, -30, 5e6))
@@ -563,6 +591,31 @@ def test_info_describes_a_model_and_a_model_given_as_a_scene_is_named(model, mem
         main(["info", str(broken)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "lacks 'method'" in err and err.count("\n") == 1
+
+
+def test_info_shows_an_older_models_parameters_as_they_are_read(members, tmp_path, capsys):
+    """A format-1 file's unset area meant the ladder to 121 pixels and its fusion fused
+    D_spectral itself: ``info`` shows what ``load_model`` uses, and the saved values under
+    ``saved_params``; a file from before the model archive (no kind, no class) is named
+    without an empty "(None: None)"."""
+    def v1(c):
+        c.update(format_version=1, created=BEFORE_FORMAT_4)
+        c["params"].update(area=None, lam=0.5)
+        c.pop("class", None)
+        c.pop("kind", None)
+
+    old = str(with_config(members, tmp_path / "v1.hsad", v1))
+    with pytest.raises(SystemExit):
+        main(["info", old, "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert (info["params"]["area"], info["params"]["spectral_tophat"]) == (121, False)
+    assert info["saved_params"]["area"] is None
+    assert load_detector(old).get_params()["area"] == 121
+    with pytest.raises(SystemExit):
+        main(["info", old])
+    text = capsys.readouterr().out
+    assert "method:     hadgan\n" in text and "None" not in text.split("params")[0]
+    assert "as this hsad reads the file's" in text
 
 
 @pytest.mark.parametrize(("method", "params"), [

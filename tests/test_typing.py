@@ -168,3 +168,28 @@ def test_a_star_import_brings_the_modules_own_names_not_its_imports(module):
     exec(f"from {module} import *", namespace)
     assert {"np", "xr", "da", "os", "warnings", "annotations"}.isdisjoint(namespace)
     assert all(hasattr(mod, name) for name in mod.__all__)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("hsad.io.geotiff", "hsad.io.geotiff_writer"), ("hsad.io.envi", "hsad.io.envi_writer")])
+def test_writers_that_moved_are_found_at_their_old_place_with_a_warning(old, new):
+    """The writers left the readers' modules (2026-12-02): scripts written against the docs
+    of that time still run, told where they went."""
+    module = importlib.import_module(old)
+    for name in module.MOVED:
+        with pytest.warns(DeprecationWarning, match=f"moved to {new}.{name}"):
+            assert getattr(module, name) is getattr(importlib.import_module(new), name)
+    with pytest.raises(AttributeError, match="has no attribute"):
+        module.no_such_writer  # noqa: B018
+
+
+def test_the_version_is_one_number_and_the_changelog_has_it():
+    """pyproject's version, ``hsad.__version__`` (``hsad --version``, maps' and models'
+    ``hsad_version``) and the changelog's latest entry agree."""
+    import re as _re
+
+    declared = _re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(),
+                          _re.M).group(1)
+    assert hsad.__version__ == declared
+    latest = _re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), _re.M).group(1)
+    assert latest == declared

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -109,6 +110,7 @@ def header(det) -> dict:
     A model loaded from an older file and not fitted since keeps its format's multi-scale
     ladder (``ladder_format``); the seed it was fitted with is ``training_seed``."""
     from hsad.detectors import qualified_name
+    from hsad.outputs.provenance import code_digest
 
     kept = getattr(det, "model_format_", None) if hasattr(det, "fusion_") else None
     seed = getattr(det, "training_seed_", None)
@@ -116,6 +118,7 @@ def header(det) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "hsad_version": __version__,
+        "hsad_code": code_digest(),  # which code, where the version alone cannot tell
         "method": det.name,
         "class": qualified_name(type(det)),
         "params": saved_params(det),
@@ -136,10 +139,43 @@ def _training_seed(config: dict, path: Path) -> int | None:
     return seed
 
 
-def _ladder_format(config: dict, path: Path) -> int:
-    """The format whose ladder a checked ``config`` keeps: its ``ladder_format``, or its
-    own format."""
+#: format-3 files written from this time on (UTC) may come from the development builds of
+#: 2026-12-04, 18:33-18:49 (commits 57d20d5..5229469), which already gave a multi-scale
+#: ``area`` above 225 format 4's meaning (the ladder's last step) but still wrote format 3
+MISLABELLED_FORMAT_3 = _dt.datetime(2026, 12, 4, 18, 33, 5, tzinfo=_dt.timezone.utc)
+
+
+def effective_format(config: dict, path: Path | None = None) -> int:
+    """The format whose meanings a checked ``config``'s parameters have: its
+    ``format_version``, except a format-3 file written after :data:`MISLABELLED_FORMAT_3`
+    whose multi-scale area (or ``target_size_m``) may reach above 225 pixels: read as
+    format 4, as the builds that wrote such files meant it, with a warning."""
     version = config["format_version"]
+    params = config.get("params") or {}
+    area = params.get("area")
+    reaches_above = (isinstance(area, (int, float)) and not isinstance(area, bool)
+                     and area > 225) or params.get("target_size_m") is not None
+    if version != 3 or LADDER_FORMAT in config or not reaches_above \
+            or params.get("fusion", "multiscale") != "multiscale":
+        return version
+    try:
+        created = _dt.datetime.fromisoformat(str(config.get("created")))
+    except ValueError:
+        return version
+    if created.tzinfo is None or created < MISLABELLED_FORMAT_3:
+        return version
+    warnings.warn(f"{path or 'model'}: a format-3 model written on {config.get('created')}, "
+                  "after the multi-scale ladder above 225 pixels changed meaning: read as "
+                  "format 4 (the ladder's last step is its area), as the builds of that day "
+                  "wrote it; retrain it (`hsad train`) if it came from an earlier hsad",
+                  UserWarning, stacklevel=3)
+    return 4
+
+
+def _ladder_format(config: dict, path: Path) -> int:
+    """The format whose ladder a checked ``config`` keeps: its ``ladder_format``, or the
+    format of its parameters' meanings (:func:`effective_format`)."""
+    version = effective_format(config, path)
     kept = config.get(LADDER_FORMAT, version)
     if isinstance(kept, bool) or not isinstance(kept, int) or kept not in READABLE \
             or kept > version:
@@ -339,10 +375,12 @@ def set_saved_params(det, config: dict, path: Path) -> None:
     """The hyperparameters of a model's (checked) ``config`` onto ``det``, upgraded from its
     format version where the detector knows how: unknown names or wrong types are errors."""
     _check_class(det, config, path)
-    det.model_format_ = _ladder_format(config, path)  # its ladder (hsad.fusion.ladder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # said once, below
+        det.model_format_ = _ladder_format(config, path)  # its ladder (hsad.fusion.ladder)
     det.training_seed_ = _training_seed(config, path)
     try:
-        saved = det.upgrade_params(config["params"], config["format_version"])
+        saved = det.upgrade_params(config["params"], effective_format(config, path))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{CONFIG}: parameters of an earlier hsad that cannot be read "
                          f"({exc!r}); " + _RETRAIN, path) from None
@@ -371,7 +409,8 @@ def set_saved_params(det, config: dict, path: Path) -> None:
 
 
 __all__ = [
-    "CONFIG", "FORMAT", "FORMAT_VERSION", "header", "is_model_file", "json_list",
+    "CONFIG", "effective_format", "FORMAT", "FORMAT_VERSION", "header", "is_model_file",
+    "json_list", "MISLABELLED_FORMAT_3",
     "LADDER_FORMAT", "load_model", "MAX_BYTES", "read_archive", "READABLE",
     "restore_scene_level", "save_model", "saved_params", "SCENE_LEVEL", "scene_level_entry",
     "set_saved_params", "TRAINING_SEED", "WEIGHTS", "write_archive"

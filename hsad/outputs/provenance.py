@@ -4,21 +4,26 @@ Every raster ``hsad detect`` (and :func:`hsad.pipeline.export`) writes carries d
 ``hsad_version``, ``hsad_method``, ``hsad_params`` (JSON), ``hsad_input``, ``hsad_model``
 (when applied from a saved model), ``hsad_window`` and ``hsad_window_of`` (a spatial
 subset's ``-srcwin`` on the input, and the input's columns and rows, :mod:`hsad.subset`),
-``hsad_created`` (UTC, ISO 8601) and ``hsad_map``, and a
+``hsad_created`` (UTC, ISO 8601), ``hsad_map``, ``hsad_code`` (:func:`code_digest`: which
+code made it, where the version alone cannot tell) and, on a map the fusion stage made,
+``hsad_fusion`` (its settings as resolved: the variant's defaults, the filters' areas), and a
 band description naming the map and its unit (:data:`MAP_DESCRIPTIONS`). ``hsad info``
 prints them back.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 #: The order ``hsad info`` prints the tags in (others follow, sorted).
-ORDER = ("hsad_version", "hsad_method", "hsad_map", "band", "hsad_params", "hsad_input",
-         "hsad_window", "hsad_window_of", "hsad_model", "hsad_created", "hsad_threshold",
-         "hsad_threshold_rule")
+ORDER = ("hsad_version", "hsad_code", "hsad_method", "hsad_map", "band", "hsad_params",
+         "hsad_fusion", "hsad_input", "hsad_window", "hsad_window_of", "hsad_model",
+         "hsad_created", "hsad_threshold", "hsad_threshold_rule")
 #: Hyperparameters that only say how to run, not what was computed: not recorded.
 RUNTIME = ("device", "progress")
 
@@ -73,6 +78,42 @@ def describe_map(name: str, method: str, fusion=None) -> str:
     return text.format(method=method)
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """The first 12 hex digits of a SHA-256 over hsad's own source (its Python files and the
+    command line's, by path): the version number says which release, this says which code,
+    so maps, model files and benchmark rows made by different code tell apart."""
+    import hsad
+    import hsad.cli
+
+    digest = hashlib.sha256()
+    roots = {Path(hsad.__file__).parent: "hsad", Path(hsad.cli.__file__).parent: "hsad/cli"}
+    files = {}
+    for root, prefix in roots.items():
+        for f in root.rglob("*.py"):
+            files.setdefault(f"{prefix}/{f.relative_to(root).as_posix()}", f)
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+#: the maps the fusion stage makes (a detector's ``score`` and ``mask`` when its output is one)
+FUSED_MAPS = ("d_ss", "d_spatial")
+
+
+def fusion_settings(detector, cube, what: str) -> dict | None:
+    """The fusion stage's settings as map ``what`` was made with them (the variant's
+    defaults filled in, the filters' areas), for a map the fusion stage made; else None."""
+    fusion_of = getattr(detector, "fusion_", None)
+    fused = what in FUSED_MAPS or (what in ("score", "mask")
+                                   and getattr(detector, "output_", None) in FUSED_MAPS)
+    if not callable(fusion_of) or not fused:
+        return None
+    fusion = fusion_of(cube).resolved()
+    settings = {k: v for k, v in asdict(fusion).items() if k != "model_format"}
+    return settings | {"areas": list(fusion.areas())}
+
+
 def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
     """The ``hsad_*`` tags of map ``what`` computed by ``detector`` from ``cube``."""
     from hsad import __version__
@@ -83,6 +124,7 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
     source = cube.attrs.get("source_path") or cube.attrs.get("header_path")
     tags = {
         "hsad_version": __version__,
+        "hsad_code": code_digest(),
         "hsad_method": detector.name,
         "hsad_params": json.dumps(params, sort_keys=True, default=str),
         # a name that is not UTF-8 (Latin-1 from an old share) with its odd bytes as \xfc:
@@ -91,6 +133,9 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
         "hsad_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hsad_map": what,
     }
+    fusion = fusion_settings(detector, cube, what)
+    if fusion is not None:  # hsad_params' None values as they were resolved for this map
+        tags["hsad_fusion"] = json.dumps(fusion, sort_keys=True)
     tags.update(window_tags(cube))  # -srcwin xoff yoff xsize ysize of the input, its size
     if model is not None:
         tags["hsad_model"] = printable(Path(model).resolve())
@@ -112,5 +157,5 @@ def read_provenance(path) -> dict[str, str]:
     return {k: found[k] for k in first + sorted(set(found) - set(first))}
 
 
-__all__ = ["MAP_DESCRIPTIONS", "SCORE_UNITS", "describe_map", "provenance", "read_provenance",
-           "score_label"]
+__all__ = ["FUSED_MAPS", "MAP_DESCRIPTIONS", "SCORE_UNITS", "code_digest", "describe_map",
+           "fusion_settings", "provenance", "read_provenance", "score_label"]
