@@ -23,12 +23,27 @@ def _declared(requirements) -> set[str]:
     return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
 
 
+def _for_type_checkers(tree: ast.AST) -> set[int]:
+    """The ids of the nodes inside ``if TYPE_CHECKING:`` blocks: imports for type checkers
+    (``typing_extensions.Self``), never made at run time."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
+                and node.test.id == "TYPE_CHECKING":
+            inside |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return inside
+
+
 def _imported() -> dict[str, set[str]]:
-    """Top-level third-party modules imported by hsad's code, and where."""
+    """Top-level third-party modules imported by hsad's code at run time, and where."""
     found: dict[str, set[str]] = {}
     for root in ("hsad", "cli"):
         for path in (ROOT / root).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            typing_only = _for_type_checkers(tree)
+            for node in ast.walk(tree):
+                if id(node) in typing_only:
+                    continue
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
