@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from hsad import stopping
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.crd_gram import crd_gram_block, row_strips, solve_stacks
@@ -91,6 +92,7 @@ def crd_block(
     X_s, which drop out of the representation exactly (their weights solve to 0). A pixel
     that is nodata or has no valid ring pixel scores NaN.
     """
+    since = stopping.mark()  # before the setup: a stop asked during it counts
     if block.shape[-1] > len(ring_offsets(inner, outer)):  # B > n: the n×n system is smaller
         return crd_gram_block(block, inner, outer, lam, halo)
     h = outer // 2
@@ -104,6 +106,7 @@ def crd_block(
     pixels = x.reshape(-1, bands)
     with single_threaded_linalg():
         for r in range(core_rows):
+            stopping.check(since)  # Ctrl-C, SIGTERM: end within a row, not the block
             for c0, c1, ok, p_c, lin, ring_ok in row_strips(valid, ring, r + h, h, width):
                 xs = pixels[lin]  # (m, n, B); nodata rows are zero
                 y = x[r + h, p_c]

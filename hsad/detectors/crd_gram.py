@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hsad import stopping
 from hsad.engine.windows import padded, ring_offsets, single_threaded_linalg
 
 #: budget for the inner-product table and the per-row Gram stacks, in bytes
@@ -100,6 +101,7 @@ def crd_gram_block(
     X_s, which drop out of the representation exactly (their weights solve to 0). A pixel
     that is nodata or has no valid ring pixel scores NaN.
     """
+    since = stopping.mark()  # before the setup: a stop asked during it counts
     h = outer // 2
     x, valid = padded(block, halo, h)
     rows, cols, bands = x.shape
@@ -117,6 +119,7 @@ def crd_gram_block(
             t0 = s0  # table rows cover padded rows s0 … s1 + 2h − 1
             table = _products(x, t0, s1 + 2 * h, h).reshape(-1)
             for r in range(s0, s1):
+                stopping.check(since)  # Ctrl-C, SIGTERM: end within a row, not the block
                 p_r = r + h
                 for c0, c1, ok, p_c, lin, ring_ok in row_strips(valid, ring, p_r, h, width):
                     base = ((p_r - t0) * cols + p_c) * ndiff

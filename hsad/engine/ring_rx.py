@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hsad import stopping
 from hsad.engine.ring_features import RingStatistics
 from hsad.engine.windows import padded, single_threaded_linalg
 
@@ -102,6 +103,7 @@ def lrx_block(
     ``(rows − 2·halo, cols − 2·halo)``); windows are clipped where the block ends. A pixel
     that is nodata or has fewer than :data:`MIN_RING_PIXELS` valid ring pixels scores NaN.
     """
+    since = stopping.mark()  # before the setup: a stop asked during it counts
     h = outer // 2
     x, valid = padded(block, halo, h)
     rows, cols, bands = x.shape
@@ -112,6 +114,7 @@ def lrx_block(
     buffer = np.empty((min(cholesky_group(bands), cols), bands + 2, bands + 2))
     with single_threaded_linalg():
         for r, c, n, mean, sums in stats:
+            stopping.check(since)  # Ctrl-C, SIGTERM: end within a strip, not the block
             w = n.shape[0]
             ok = (n > MIN_RING_PIXELS - 0.5) & (valid[r, c : c + w] > 0)
             if not ok.any():
