@@ -50,7 +50,7 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     from hsad.io import detect_format
     from hsad.io.enmap import clear_values, is_pixel_mask, layer_flag
     from hsad.io.maps import read_single_band
-    from hsad.subset import on_scene_grid
+    from hsad.subset import cut_for_scene, on_scene_grid
 
     if is_pixel_mask(path):
         raise ParameterError(f"is EnMAP's defective-pixel mask (one band per spectral band), "
@@ -63,7 +63,8 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
 
         values, raster = clear_pixels(path, cube.attrs.get("source_path")), None
     else:
-        values, raster = read_single_band(path, what=what)
+        values, raster = read_single_band(  # cut to the scene before it is read
+            path, what=what, fit=lambda r: cut_for_scene(r, cube, what, path))
     return np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
 
 

@@ -29,6 +29,8 @@ def parse_value(text: str):
         return text
     except yaml.YAMLError:
         return text
+    except RecursionError:
+        raise ParameterError(f"a value nested too deeply: {text[:40]}...") from None
     if isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
         try:
             return float(value)
@@ -90,6 +92,31 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 #: What a detection config may hold.
 CONFIG_KEYS = ("method", "params", "contamination", "far", "threshold")
+#: a config is a few lines: larger files are refused before they are parsed
+MAX_CONFIG_BYTES = 1 << 20
+#: values a config may hold once YAML's aliases are expanded, and how deep they may nest
+MAX_CONFIG_VALUES = 10_000
+MAX_CONFIG_DEPTH = 20
+
+
+def _check_extent(value, path: Path) -> None:
+    """FileFormatError when ``value`` holds more than :data:`MAX_CONFIG_VALUES` values once
+    aliases are expanded (YAML's "billion laughs": 1 KB of anchors is 10⁹ values, which
+    printing in an error message took 5.8 GB) or nests deeper than :data:`MAX_CONFIG_DEPTH`."""
+    count, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise FileFormatError(f"the config holds more than {MAX_CONFIG_VALUES} values "
+                                  "(expanded YAML aliases?): a config is a few settings", path)
+        if depth > MAX_CONFIG_DEPTH:
+            raise FileFormatError(f"the config nests deeper than {MAX_CONFIG_DEPTH} levels: "
+                                  "a config is a few settings", path)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for pair in item.items() for v in pair)
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def load_config(path: str | Path) -> dict:
@@ -103,6 +130,9 @@ def load_config(path: str | Path) -> dict:
     """
     p = Path(path)
     check_input(p, "config")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise FileFormatError(f"a config of {p.stat().st_size / 2**20:.1f} MiB: a config is "
+                              f"a few settings (at most {MAX_CONFIG_BYTES // 2**20} MiB)", p)
     text = p.read_text(encoding="utf-8-sig", errors="replace")
     try:
         if p.suffix.lower() == ".toml":
@@ -112,6 +142,10 @@ def load_config(path: str | Path) -> dict:
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FileFormatError(f"not a valid YAML/TOML config: {first}", p) from None
+    except RecursionError:
+        raise FileFormatError("the config nests too deeply to be read: a config is a few "
+                              "settings", p) from None
+    _check_extent(cfg, p)
     if not isinstance(cfg, dict):
         raise FileFormatError("a config must be a mapping with at least 'method'", p)
     unknown = sorted(set(map(str, cfg)) - set(CONFIG_KEYS))
@@ -129,4 +163,5 @@ def load_config(path: str | Path) -> dict:
     return cfg
 
 
-__all__ = ["CONFIG_KEYS", "load_config", "parse_numbers", "parse_params", "parse_value"]
+__all__ = ["CONFIG_KEYS", "MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "MAX_CONFIG_VALUES",
+           "load_config", "parse_numbers", "parse_params", "parse_value"]

@@ -299,6 +299,28 @@ def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | No
     return r0, c0
 
 
+def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
+                  path=None) -> xr.DataArray:
+    """A lazy one-band ``raster`` as :func:`on_scene_grid` takes it, decided before any of
+    its pixels is read: as it is when of the scene's size, of the whole scene's it was cut
+    from or of a converted window's frame; cut to the scene where it covers a larger area
+    of the scene's grid; otherwise the ParameterError :func:`on_scene_grid` gives (a
+    30000 × 30000 mask for a 100 × 100 scene was read whole, 8.8 GB, to be refused)."""
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    got = (raster.sizes["y"], raster.sizes["x"])
+    window, frame = cube.attrs.get(WINDOW_ATTR), cube.attrs.get(FRAME_ATTR)
+    if got == shape or (window is not None and (got == tuple(window[2:]) or (
+            frame is not None and got == tuple(frame[2:])))):
+        return raster
+    offsets = offsets_in(cube, raster)
+    if offsets is None:
+        whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
+        raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
+                             f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
+    r0, c0 = offsets
+    return raster.isel(y=slice(r0, r0 + shape[0]), x=slice(c0, c0 + shape[1]))
+
+
 def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.DataArray,
                   what: str, path=None) -> np.ndarray:
     """``values`` (y, x) of a one-band ``raster`` read for ``cube``: as they are when on the
@@ -339,6 +361,6 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     return values
 
 
-__all__ = ["WINDOW_ATTR", "Window", "check_choice", "clip_window", "mark_window",
+__all__ = ["WINDOW_ATTR", "Window", "check_choice", "clip_window", "cut_for_scene", "mark_window",
            "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
            "srcwin_window", "whole_grid", "window_for"]

@@ -76,6 +76,22 @@ def say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
                       UserWarning, stacklevel=3)
 
 
+def at_or_above(s: np.ndarray, thr: float) -> np.ndarray:
+    """``s >= thr`` decided as in float64 (every digit of ``thr`` counts), with no float64
+    copy of a float32 map: ``thr`` becomes the smallest value of the map's type at or above
+    it. (NumPy 1.x compared a float32 array with a float64 scalar in float32, so a threshold
+    between two float32 values flagged the one below it.)"""
+    thr = float(thr)
+    if not np.issubdtype(s.dtype, np.floating) or s.dtype == np.float64 or np.isnan(thr):
+        return s >= np.float64(thr)
+    kind = s.dtype.type
+    with np.errstate(over="ignore"):  # beyond the type's range: ±inf, as float64 decides
+        t = kind(thr)
+    if float(t) < thr:
+        t = np.nextafter(t, kind(np.inf))
+    return s >= t
+
+
 def gathered_float64(values, where=None, dtype=np.float64) -> np.ndarray:
     """``values[where]`` of a map (any shape; ``where`` default: its finite values) as a
     new float64 vector (or ``dtype``), taken ``BLOCK`` values at a time: beside it nothing
@@ -282,5 +298,6 @@ def _log_tail(s: float, w: np.ndarray) -> float:
     return float(np.log1p(-min(np.exp(log_phi) * lower, 1.0 - 1e-300)))
 
 
-__all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "check_threshold", "contamination_threshold",
-           "gathered_float64", "robust_threshold", "say_if_all_or_none", "weighted_chi2_isf"]
+__all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "at_or_above", "check_threshold",
+           "contamination_threshold", "gathered_float64", "robust_threshold",
+           "say_if_all_or_none", "weighted_chi2_isf"]

@@ -345,6 +345,8 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
                                       "\ndata type = 4\ninterleave = bsq\nbyte order = 0\n"
                                       "wavelength = {1,2,3,4,5,6,7,8}\n")
     os.mkfifo(library)
+    lone = tmp_path / "lone.sli"  # no header beside it: sniffed for one, which waited
+    os.mkfifo(lone)
     import pyogrio.raw
     import shapely
     from shapely.geometry import box
@@ -376,6 +378,8 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
              ["detect", scene, "-m", "rx", "-o", out, "--wavelength-file", pipe],
              ["detect", scene, "-m", "rx", "-o", out, "--contamination", "0.01",
               "--spectra", tmp_path / "s.csv", "--library", library],
+             ["detect", scene, "-m", "rx", "-o", out, "--contamination", "0.01",
+              "--spectra", tmp_path / "s.csv", "--library", lone],
              ["detect", scene, "-m", "rx", "-o", out, "--background", shapefile],
              ["info", tmp_path / "cube.hdr"], ["info", tmp_path / "upper.hdr"]]
     previous = signal.signal(signal.SIGALRM, hung)

@@ -6,6 +6,7 @@ Files are built here byte by byte with numpy (independently of hsad's writer).
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 
 import dask.array as da
@@ -14,6 +15,7 @@ import pytest
 
 import hsad
 import hsad.io.envi as envi
+from hsad.errors import FileFormatError
 from hsad.io.envi import open_envi, read_spectral_library
 from hsad.io.envi_header import find_data, find_header, parse_header
 
@@ -352,6 +354,61 @@ def test_gzip_compressed_data_is_decompressed_not_read_raw(tmp_path, monkeypatch
     del got
     gc.collect()
     assert not os.path.exists(tmp_file)
+
+
+def test_a_gzip_data_file_is_inflated_only_as_far_as_the_header_declares(tmp_path,
+                                                                          monkeypatch):
+    """A 1 × 1 × 1 header over a gzip of 256 MiB of zeros (a few hundred KB) was inflated
+    whole, in memory or into a temporary file. The declared bytes are kept; a little more
+    is read to the end (its checksum verified) and dropped, as trailing bytes of a plain
+    data file are; far more is refused, with nothing held."""
+    import tracemalloc
+
+    cube = _cube("u1", (1, 1, 1))
+    data, _ = write_raw(tmp_path, "small.img", cube, compress=True)
+    data.write_bytes(data.read_bytes() + gzip.compress(b"\0" * 2**20))  # 1 MiB more
+    np.testing.assert_array_equal(open_envi(data).values, cube)
+    bomb, _ = write_raw(tmp_path, "bomb.img", cube, compress=True)
+    zeros = gzip.compress(b"\0" * 2**24, compresslevel=1)
+    bomb.write_bytes(bomb.read_bytes() + zeros * 16)  # more gzip members: 256 MiB inflated
+    for in_memory in (True, False):
+        if not in_memory:  # the temporary file: the declared size, then refused and removed
+            monkeypatch.setattr(envi, "_GZIP_IN_MEMORY", 0)
+            monkeypatch.setattr(envi.tempfile, "tempdir", str(tmp_path / "tmp"))
+            (tmp_path / "tmp").mkdir()
+        tracemalloc.start()
+        with pytest.raises(FileFormatError, match="decompresses to more than 64 MiB beyond "
+                                                  "the 1 bytes its header declares"):
+            open_envi(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 64 * 2**20, peak
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_gzip_data_file_that_fills_the_temporary_folder_says_so(tmp_path, monkeypatch):
+    import errno as _errno
+
+    cube = _cube("u1", (64, 64, 4))
+    data, _ = write_raw(tmp_path, "z.img", cube, compress=True)
+    monkeypatch.setattr(envi, "_GZIP_IN_MEMORY", 0)
+
+    class Full:
+        def __init__(self, fd, mode):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, _):
+            raise OSError(_errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(envi.os, "fdopen", Full)
+    with pytest.raises(FileFormatError, match="filled the temporary folder .* set TMPDIR"):
+        open_envi(data)
 
 
 def test_nodata_and_reflectance_scale_factor(tmp_path):

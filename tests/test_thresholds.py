@@ -325,3 +325,19 @@ def test_a_threshold_equal_to_the_lowest_score_is_shown_as_written():
     with pytest.warns(UserWarning, match=r"^threshold 1 lies at or below every score \(the "
                                          r"lowest is 1\): the mask flags every pixel"):
         detectors.get("rx").threshold(np.array([[1.0, 2.0, 3.0]]), value=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_at_or_above_decides_as_float64_for_every_float_type(dtype):
+    """NumPy 1.x compared a float32 map with a float64 scalar in float32: a threshold
+    between two float32 values flagged the one below it. ``at_or_above`` decides as float64
+    does on any NumPy, the threshold moved to the smallest value of the map's type above it."""
+    from hsad.thresholds import at_or_above
+
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=2000).astype(dtype)
+    finfo = np.finfo(dtype)
+    for thr in (*rng.normal(size=50), 0.0, float(s[7]), float(s[7]) * (1 + 1e-12),
+                float(finfo.max) * 1.5, -float(finfo.max) * 1.5, np.inf, -np.inf, np.nan):
+        got = at_or_above(s, thr)
+        np.testing.assert_array_equal(got, s.astype(np.float64) >= np.float64(thr))

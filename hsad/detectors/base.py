@@ -274,6 +274,7 @@ class BaseDetector(SceneChecks):
         from hsad.thresholds import (
             DEFAULT_FAR,
             DEFAULT_RULE,
+            at_or_above,
             check_threshold,
             robust_threshold,
             say_if_all_or_none,
@@ -305,9 +306,8 @@ class BaseDetector(SceneChecks):
             thr = robust_threshold(s, rate)
             rule = DEFAULT_RULE if far is None else \
                 f"false-alarm rate {far:g} (robust log-normal fit of the scores)"
-        # compared in float64 (a float64 scalar, not a Python float, which numpy would
-        # round to the map's float32), block by block inside numpy: no float64 map
-        mask = np.isfinite(s) & (s >= np.float64(thr))
+        # decided as in float64, on any NumPy, with no float64 copy of the map
+        mask = np.isfinite(s) & at_or_above(s, thr)
         if value is not None:
             say_if_all_or_none(mask, s, thr)
         out = scores.copy(data=mask)

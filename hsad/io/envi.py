@@ -10,9 +10,9 @@ the scene size. ``EnviWindowWriter`` is the same window access for writing.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
-import shutil
 import tempfile
 import threading
 import warnings
@@ -336,6 +336,9 @@ def _interleave_from_name(data_path: Path) -> str:
 
 
 def _starts_with_envi(path: Path) -> bool:
+    from hsad.io import check_regular
+
+    check_regular(path)  # a named pipe would be waited on, a device read without end
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
@@ -393,29 +396,53 @@ def _locate_data(hdr: EnviHeader, data: Path | None) -> Path:
     return data
 
 
+#: bytes a gzip data file may decompress to beyond what its header declares (then read
+#: to the end, so that its checksum is verified); more is refused without inflating it all
+GZIP_SURPLUS = 64 * 2**20
+
+
 def _gunzip(data: Path, needed: int):
-    """Decompress a gzip data file: bytes when small, else a temporary file path."""
+    """Decompress a gzip data file: bytes when small, else a temporary file path. Only the
+    ``needed`` bytes the header declares are kept; the rest is read to verify the
+    checksum, unless it runs past :data:`GZIP_SURPLUS` (a 3 MB file inflating to 3 GiB,
+    under a header of one byte, was held whole in memory)."""
     with open(data, "rb") as fh:
         magic = fh.read(2)
     if magic != b"\x1f\x8b":
         raise FileFormatError("header says 'file compression = 1' but the data file is not "
                               "gzip-compressed", data)
+    tmp = None
     try:
         with gzip.open(data, "rb") as src:
             if needed <= _GZIP_IN_MEMORY:
-                payload = src.read()
+                payload = src.read(needed)
                 size, source = len(payload), payload
             else:
                 fd, tmp = tempfile.mkstemp(prefix="hsad-envi-", suffix=".raw")
-                try:
-                    with os.fdopen(fd, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 8 * 2**20)
-                except BaseException:
-                    os.unlink(tmp)
-                    raise
-                size, source = os.path.getsize(tmp), tmp
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FileFormatError(f"corrupt gzip data (file compression = 1): {exc}", data) from None
+                with os.fdopen(fd, "wb") as dst:
+                    left = needed
+                    while left and (piece := src.read(min(left, 8 * 2**20))):
+                        dst.write(piece)
+                        left -= len(piece)
+                size, source = needed - left, tmp
+            surplus = 0
+            while piece := src.read(8 * 2**20):  # to the end: the checksum is verified there
+                surplus += len(piece)
+                if surplus > GZIP_SURPLUS:
+                    raise FileFormatError(
+                        f"decompresses to more than {GZIP_SURPLUS // 2**20} MiB beyond the "
+                        f"{needed} bytes its header declares: not this header's data", data)
+    except BaseException as exc:
+        if tmp is not None:
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise FileFormatError(f"decompressing it filled the temporary folder "
+                                  f"{tempfile.gettempdir()}: set TMPDIR to a larger one, or "
+                                  "decompress it yourself (gunzip)", data) from None
+        if isinstance(exc, (OSError, EOFError, zlib.error)):
+            raise FileFormatError(f"corrupt gzip data (file compression = 1): {exc}",
+                                  data) from None
+        raise
     return source, size
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 
 import numpy as np
 import xarray as xr
@@ -31,12 +32,13 @@ def written_map(path: str | os.PathLike) -> str | None:
 
 
 def read_single_band(path: str | os.PathLike, key: str | None = None,
-                     what: str = "score map", exact32: bool = False,
+                     what: str = "score map", exact32: bool = False, fit=None,
                      ) -> tuple[np.ndarray, xr.DataArray]:
     """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef);
     a score map's infinite pixels are nodata too, with a warning. ``exact32``: as float32,
     in half the memory, when that holds its values exactly (a float32 or float16 file,
-    integers of up to 16 bits, bool)."""
+    integers of up to 16 bits, bool). ``fit``: called on the lazy one-band cube before any
+    pixel is read, to cut it or refuse it (its size against the scene's)."""
     from hsad.cube import make_cube, valid_mask
     from hsad.io import detect_format, open_cube
 
@@ -49,6 +51,8 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
         cube = open_cube(path, key=key)
     if cube.sizes["band"] != 1:
         raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
+    if fit is not None:
+        cube = fit(cube)
     band = cube.isel(band=0)
     values = np.asarray(band.values, dtype=np.float32 if exact32 and _exact_in_float32(
         band.dtype) else np.float64)
@@ -73,7 +77,7 @@ def read_score_map(path: str | os.PathLike, key: str | None = None) -> np.ndarra
 
 def read_truth(path: str | os.PathLike, key: str | None = None,
                shape: tuple[int, int] | None = None, what: str = "ground truth",
-               grid: xr.DataArray | None = None, region: str = "the scene",
+               grid: xr.DataArray | None = None, region: str = "the scene", fit=None,
                ) -> tuple[np.ndarray, xr.DataArray | None]:
     """Ground truth as float32 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
@@ -86,7 +90,9 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     cube, then the second item), every pixel outside them background
     (:func:`hsad.vector_masks.vector_mask`, no target lost; ``region`` names the grid in
     its errors).
-    ``shape``, if given, must match; ``what`` names the map in errors.
+    ``shape``, if given, must match; ``what`` names the map in errors. A raster is sized
+    up before it is read: against ``shape``, or cut to ``grid`` as :func:`hsad.subset.
+    cut_for_scene` cuts it, or by ``fit`` (called on the lazy raster).
     """
     from hsad.io import detect_format
     from hsad.vector_masks import is_vector, vector_mask
@@ -104,13 +110,28 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
         gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names
         truth, cube = _as_truth(gt), None
     else:
-        values, cube = read_single_band(path, what=what, exact32=True)
+        if fit is None and shape is not None:
+            fit = partial(_of_shape, shape=shape, what=what, path=path)
+        elif fit is None and grid is not None:
+            from hsad.subset import cut_for_scene
+
+            fit = partial(cut_for_scene, cube=grid, what=what, path=path)
+        values, cube = read_single_band(path, what=what, exact32=True, fit=fit)
         truth = _as_truth(values)
     if shape is not None and truth.shape != tuple(shape):
         raise FileFormatError(
             f"{what} is {truth.shape[0]}x{truth.shape[1]} but the scene is "
             f"{shape[0]}x{shape[1]}", path)
     return truth, cube
+
+
+def _of_shape(raster: xr.DataArray, shape, what: str, path) -> xr.DataArray:
+    """``raster`` if it has ``shape`` rows and columns; else refused before it is read."""
+    got = (raster.sizes["y"], raster.sizes["x"])
+    if got != tuple(shape):
+        raise FileFormatError(f"{what} is {got[0]}x{got[1]} but the scene is "
+                              f"{shape[0]}x{shape[1]}", path)
+    return raster
 
 
 def _as_truth(values: np.ndarray) -> np.ndarray:

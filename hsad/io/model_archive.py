@@ -200,16 +200,15 @@ def _check_size(name: str, size: int, path: Path) -> None:
                          "hsad model may hold (damaged or not an hsad model)", path)
 
 
-def _read_folder(path: Path) -> tuple[bytes, bytes]:
+def _read_folder(path: Path, member: str) -> bytes:
     missing = [m for m in (CONFIG, WEIGHTS) if not (path / m).is_file()]
     if missing:
         raise ModelError(f"model folder lacks {', '.join(missing)}", path)
-    for name in (CONFIG, WEIGHTS):
-        _check_size(name, (path / name).stat().st_size, path)
-    return (path / CONFIG).read_bytes(), (path / WEIGHTS).read_bytes()
+    _check_size(member, (path / member).stat().st_size, path)
+    return (path / member).read_bytes()
 
 
-def _read_zip(path: Path) -> tuple[bytes, bytes]:
+def _read_zip(path: Path, member: str) -> bytes:
     with zipfile.ZipFile(path) as zf:
         listed = [i.filename for i in zf.infolist()]
         if len(set(listed)) < len(listed):  # which copy a tool shows is not which one runs
@@ -228,20 +227,23 @@ def _read_zip(path: Path) -> tuple[bytes, bytes]:
                              ": not written by hsad", path)
         for name in (CONFIG, WEIGHTS):  # declared sizes cap what zipfile will inflate
             _check_size(name, infos[name].file_size, path)
-        return zf.read(infos[CONFIG]), zf.read(infos[WEIGHTS])
+        return zf.read(infos[member])
 
 
-def _read_members(path: Path) -> tuple[bytes, bytes]:
+def _read_member(path: Path, member: str) -> bytes:
+    """One member of a model file (a zip, or a folder), its size checked before it is read:
+    the weights are read only once the config has been checked (a 2 MB file of an empty
+    config and 2 GB of zeros was inflated, 4 GB, before its config was refused)."""
     if not path.exists():
         raise ModelError("no such model file", path)
     check_regular(path)
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(path, member)
     if not zipfile.is_zipfile(path):
         raise ModelError("not an hsad model (expected a zip with config.json and "
                          "model.safetensors, as written by `hsad train`)", path)
     try:
-        return _read_zip(path)
+        return _read_zip(path, member)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
             ValueError, OSError) as exc:
         raise ModelError(f"damaged model archive ({exc})", path) from None
@@ -298,7 +300,7 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """``config.json`` (an hsad model description of a readable version) and the arrays
     of ``model.safetensors`` (integer or finite floating values), unvalidated otherwise."""
     path = Path(path)
-    raw_config, raw_weights = _read_members(path)
+    raw_config = _read_member(path, CONFIG)
     try:
         config = json.loads(raw_config.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a 5000-digit integer
@@ -312,6 +314,7 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
             raise ModelError(f"{CONFIG} lacks {key!r}" if key not in config else
                              f"{CONFIG}: {key!r} must be a JSON {kind.__name__}, "
                              f"got {type(config[key]).__name__}", path)
+    raw_weights = _read_member(path, WEIGHTS)  # inflated only for a config that holds
     try:
         tensors = st_load_bytes(raw_weights)
     except Exception as exc:  # safetensors raises its own error types

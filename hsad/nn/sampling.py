@@ -285,7 +285,7 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
             from hsad.io.maps import read_truth
             from hsad.subset import on_scene_grid
 
-            values, raster = read_truth(mask, what="training mask")
+            values, raster = read_truth(mask, what="training mask", grid=cube)
             values = on_scene_grid(values, raster, cube, "training mask", mask)
             region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,20 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
     return None  # a truth of another scene than the one the window was cut from
 
 
+def _truth_for(t_cube, scores_path, s_cube, shape, truth_path):
+    """A lazy ground-truth raster cut to the score map (of its size, or a larger truth the
+    map is a window of: :func:`_window_of`), or refused, before any of it is read."""
+    got = (t_cube.sizes["y"], t_cube.sizes["x"])
+    if got == tuple(shape):
+        return t_cube
+    offsets = _window_of(scores_path, s_cube, t_cube, got)
+    if offsets is None:
+        raise ParameterError(f"ground truth is {got[0]}x{got[1]} but the score map "
+                             f"{scores_path} is {shape[0]}x{shape[1]}", truth_path)
+    r0, c0 = offsets
+    return t_cube.isel(y=slice(r0, r0 + shape[0]), x=slice(c0, c0 + shape[1]))
+
+
 def _placed_window(scores_path, s_cube):
     """The score map, with the window of the scene it maps (its window tags) noted where
     its grid cannot place geometries itself (a scene without georeference, whose polygons
@@ -105,7 +120,9 @@ def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
     if truth_read is None and is_vector(truth_path):  # drawn on the map's own grid
         truth_read = read_truth(truth_path, grid=_placed_window(scores_path, s_cube),
                                 region="the score map")
-    truth, t_cube = truth_read or read_truth(truth_path, truth_key)
+    truth, t_cube = truth_read or read_truth(
+        truth_path, truth_key, fit=partial(_truth_for, scores_path=scores_path, s_cube=s_cube,
+                                           shape=scores.shape, truth_path=truth_path))
     if scores.shape != truth.shape and (
             offsets := _window_of(scores_path, s_cube, t_cube, truth.shape)) is not None:
         r0, c0 = offsets
