@@ -119,9 +119,12 @@ def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
     stream, head = zlib.decompressobj(), b""
     try:
         for offset in range(start, start + nbytes, _READ_BYTES):
-            out = stream.decompress(read(offset, min(_READ_BYTES, start + nbytes - offset)))
-            if len(head) < _PROBE_BYTES:
-                head += out[:_PROBE_BYTES - len(head)]
+            data = read(offset, min(_READ_BYTES, start + nbytes - offset))
+            while data and not stream.eof:  # at most _READ_BYTES out at a time: zeros
+                out = stream.decompress(data, _READ_BYTES)  # inflate 1000-fold
+                data = stream.unconsumed_tail
+                if len(head) < _PROBE_BYTES:
+                    head += out[:_PROBE_BYTES - len(head)]
             if stream.eof:
                 break
     except zlib.error as exc:
