@@ -184,7 +184,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
         except Exception as exc:  # what the command line reports in one line, per scene
             from hsad.cli.main import user_problem
 
-            problem = user_problem(exc)
+            problem = user_problem(exc, ["detect", scene])
             if problem is None:
                 raise
             problem = naming(scene, problem)

@@ -61,6 +61,10 @@ from hsad.thresholds import DEFAULT_RULE, check_threshold
 @click.option("--polygons", "polygons_path", type=click.Path(),
               help="Anomaly polygons: .gpkg in the scene's CRS, .geojson/.json in WGS 84 "
                    "longitude/latitude (RFC 7946).")
+@click.option("--max-regions", "max_regions", type=click.IntRange(min=1), default=None,
+              metavar="N",
+              help="Most regions --polygons and --spectra may hold (default 100000): a mask "
+                   "of more is refused before they are written.")
 @click.option("--spectra", "spectra_path", type=click.Path(),
               help="Spectra of the detections (.csv table, or .sli ENVI spectral library "
                    "with a .hdr): each region's peak-pixel and mean spectrum (the ids of "
@@ -345,8 +349,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                 stages_png, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                 wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask,
                 exclude_quality, background, labels, overwrite, fusion, chunks, seed, device,
-                memory_limit, workers, scheduler, precision, progress, also_inputs=None,
-                check_only=False):
+                memory_limit, workers, scheduler, precision, progress, max_regions=None,
+                also_inputs=None, check_only=False):
     """One scene of ``hsad detect``. ``also_inputs``: the inputs of every scene of a batch
     (:class:`hsad.cli.outputs.KnownInputs`), which its outputs may not replace;
     ``check_only``: check the options and outputs, then return, before any reading."""
@@ -477,7 +481,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                                   spectra_png=spectra_png, stages_png=stages_png,
                                   library=library,
                                   png_path=png_path, truth=gt,
-                                  model=model, rgb=rgb, rgb_positions=rgb_bands)
+                                  model=model, rgb=rgb, rgb_positions=rgb_bands,
+                                  max_regions=max_regions)
         if gt is not None:
             from hsad.outputs.metrics import evaluate
 

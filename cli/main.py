@@ -231,16 +231,36 @@ def main(argv: list[str] | None = None) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(BROKEN_PIPE)
     except Exception as exc:
-        problem = user_problem(exc)
+        problem = user_problem(exc, sys.argv[1:] if argv is None else argv)
         if problem is None:
             raise
         _fail(problem)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def user_problem(exc: Exception) -> str | None:
+#: what each command can be asked to do with less memory
+_LESS_MEMORY = {"detect": "a smaller --chunks or --memory-limit", "train": "a smaller --chunks",
+                "convert": "a smaller --chunks"}
+
+
+def _out_of_memory(args, networks: bool) -> str:
+    """The out-of-memory line: the command's input (its first argument) and what that
+    command can be asked to do with less (``info`` has no --chunks to suggest)."""
+    args = [str(a) for a in args or ()]
+    command = args[0] if args else None
+    given = next((a for a in args[1:] if not a.startswith("-")), None)
+    ways = [w for w in (_LESS_MEMORY.get(command),
+                        "smaller hyperparameters (hidden, batch_size, sample_size, n_samples)"
+                        if networks else None) if w]
+    advice = f": try {', or '.join(ways)}" if ways else (
+        ": the file declares more than this machine holds" if given else "")
+    return f"{given + ': ' if given else ''}out of memory{advice}"
+
+
+def user_problem(exc: Exception, args=None) -> str | None:
     """The one line that ``exc`` is for a user (a bad input, a file system error, memory
-    run out), or None for a bug (its traceback is shown)."""
+    run out), or None for a bug (its traceback is shown); ``args``: the command line
+    after ``hsad``, whose input an out-of-memory line names."""
     if isinstance(exc, HsadError):
         return str(exc)
     if type(exc) is Exception and (relayed := _relayed_problem(exc)) is not None:
@@ -249,12 +269,11 @@ def user_problem(exc: Exception) -> str | None:
         problem = (exc.strerror or str(exc)).lower()
         return f"{exc.filename}: {problem}" if exc.filename else problem
     if isinstance(exc, MemoryError):
-        return "out of memory: try a smaller --chunks or --memory-limit"
+        return _out_of_memory(args, networks=False)
     text = str(exc).lower()  # torch's allocators raise RuntimeError, not MemoryError
     if isinstance(exc, RuntimeError) and ("can't allocate memory" in text
                                           or "out of memory" in text):
-        return ("out of memory: try a smaller --chunks or --memory-limit, or smaller "
-                "hyperparameters (hidden, batch_size, n_samples)")
+        return _out_of_memory(args, networks=True)
     return None
 
 

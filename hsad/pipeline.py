@@ -235,7 +235,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
            mask_path=None, polygons_path=None, spectra_path=None, spectra_png=None,
            stages_png=None, library=None, png_path=None, stages_dir=None,
            truth: np.ndarray | None = None, progress: bool | None = False, model=None, rgb=None,
-           rgb_positions=None) -> dict[str, Path]:
+           rgb_positions=None, max_regions: int | None = None) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
 
     Maps are streamed tile by tile (``progress``: a bar over the tiles). A lazy score map
@@ -249,7 +249,9 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     the stored mask, else the default threshold rule. ``rgb``/``rgb_positions``: the
     quicklook's wavelengths (nm) or band positions. ``stages_png``: the stage maps written
     (to ``stages_dir``, in this call or an earlier one) drawn side by side with the
-    composite, ``truth`` outlined.
+    composite, ``truth`` outlined. ``max_regions``: the most regions the polygons and
+    spectra may hold (default :data:`hsad.outputs.polygons.MAX_REGIONS`), checked before
+    the mask and they are written.
     """
     import dask
 
@@ -294,6 +296,11 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     if (mask_path or polygons_path or spectra_path or spectra_png or png_path) and \
             det.mask is None:
         threshold(det)
+    if polygons_path or spectra_path or spectra_png:  # refused before any of them is written
+        from hsad.outputs.polygons import MAX_REGIONS, check_region_count, count_regions
+
+        check_region_count(count_regions(det.mask), MAX_REGIONS if max_regions is None
+                           else max_regions, polygons_path or spectra_path or spectra_png)
     if mask_path:
         tags = provenance(det.detector, cube, "mask", model)
         # every digit (float64 round trip): `score >= tag` in any tool gives this mask

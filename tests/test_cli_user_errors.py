@@ -192,7 +192,24 @@ def test_torch_out_of_memory_is_one_line(scene, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(neural.NeuralDetector, "fit", fail)
     line = one_error(["detect", scene, "-m", "ae", "-o", tmp_path / "s.tif"], capsys)
-    assert line.startswith("error: out of memory")
+    assert line == (f"error: {scene}: out of memory: try a smaller --chunks or "
+                    "--memory-limit, or smaller hyperparameters (hidden, batch_size, "
+                    "sample_size, n_samples)")
+
+
+def test_out_of_memory_names_the_input_and_only_the_commands_own_options(scene, capsys,
+                                                                        monkeypatch):
+    """``hsad info`` out of memory once suggested --chunks and --memory-limit, which it
+    does not have, and named no file."""
+    from hsad.cli import info
+
+    def fail(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(info, "describe", fail)
+    line = one_error(["info", scene], capsys)
+    assert line == f"error: {scene}: out of memory: the file declares more than this " \
+                   "machine holds"
 
 
 def test_train_counts_the_epochs_of_each_training_stage():

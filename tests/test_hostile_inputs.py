@@ -188,3 +188,29 @@ def test_reading_a_member_reads_only_that_member(tmp_path):
         zf.writestr("model.safetensors", b"x" * 100)
     path.write_bytes(buffer.getvalue())
     assert _read_member(path, CONFIG) == b'{"a": 1}'
+
+
+def test_a_mask_of_too_many_regions_is_refused_before_polygons_or_spectra(tmp_path, capsys):
+    """A dotted scene thresholded low: 1 M regions gave a 400 MB GeoJSON and 1.8 GB of
+    memory under --memory-limit 256MB. Past --max-regions (100 000 by default) the
+    command is refused before any output is written."""
+    dots = np.zeros((200, 200), np.uint8)
+    dots[::2, ::2] = 1  # 10 000 one-pixel regions
+    scene = tmp_path / "dots.tif"
+    with rasterio.open(scene, "w", driver="GTiff", height=200, width=200, count=1,
+                       dtype="uint8", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(5e5, 4e6, 30, 30)) as dst:
+        dst.write(dots, 1)
+    out = tmp_path / "out"
+    for option, target in (("--polygons", "p.gpkg"), ("--spectra", "s.csv")):
+        line = one_error(["detect", scene, "-m", "rx", "--threshold", "1", option,
+                          out / target, "--mask", out / "m.tif", "-o", out / "rx.tif",
+                          "--max-regions", "5000"], capsys)
+        assert "the mask holds 10000 regions, more than --max-regions 5000" in line
+        assert not out.exists() or list(out.iterdir()) == []
+    code, _, err = run_cli(["detect", scene, "-m", "rx", "--threshold", "1", "--polygons",
+                            out / "p.gpkg", "-o", out / "rx.tif", "-q"], capsys)
+    assert code == 0, err  # within the default
+    import pyogrio
+
+    assert pyogrio.read_info(out / "p.gpkg")["features"] == 10000

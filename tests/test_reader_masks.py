@@ -80,9 +80,12 @@ def test_float32_nodata_printed_near_flt_max_marks_those_pixels(tmp_path, writte
         path = envi(tmp_path, values, f"data ignore value = {written}\n")
     else:
         path = tmp_path / "scene.tif"
-        with rasterio.open(path, "w", driver="GTiff", width=7, height=5, count=2,
-                           dtype="float32", nodata=float(written)) as dst:
-            dst.write(values)
+        try:
+            with rasterio.open(path, "w", driver="GTiff", width=7, height=5, count=2,
+                               dtype="float32", nodata=float(written)) as dst:
+                dst.write(values)
+        except ValueError as exc:  # rasterio on NumPy 1.x: the value is past float32's range
+            pytest.skip(f"rasterio cannot write this nodata here: {exc}")
     valid = hsad_valid(path)
     assert not valid[1, 1] and not valid[3, 4] and valid[2, 2] and valid.sum() == 33
     if container == "envi" and abs(float(written)) > FLT_MAX:
