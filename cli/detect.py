@@ -366,6 +366,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         use_scheduler,
     )
     from hsad.io.enmap import parse_flags
+    from hsad.outputs.polygons import MAX_REGIONS
     from hsad.subset import WINDOW_ATTR
 
     if remote_scheduler(scheduler):  # its workers read the inputs from their own folders
@@ -482,7 +483,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                                   library=library,
                                   png_path=png_path, truth=gt,
                                   model=model, rgb=rgb, rgb_positions=rgb_bands,
-                                  max_regions=max_regions)
+                                  max_regions=MAX_REGIONS if max_regions is None
+                                  else max_regions)
         if gt is not None:
             from hsad.outputs.metrics import evaluate
 

@@ -243,17 +243,36 @@ _LESS_MEMORY = {"detect": "a smaller --chunks or --memory-limit", "train": "a sm
                 "convert": "a smaller --chunks"}
 
 
+def _command_input(args) -> tuple[str | None, str | None]:
+    """The command of a command line (after ``hsad``) and its first input (the value of its
+    first argument, as click parses it; option values are never taken for it), or None."""
+    import warnings
+
+    try:
+        ctx = cli.make_context("hsad", [str(a) for a in args or ()], resilient_parsing=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # click 8.2+: all in args
+            rest = list(getattr(ctx, "protected_args", [])) + list(ctx.args)
+        name, command, rest = cli.resolve_command(ctx, rest)
+        parsed = command.make_context(name, rest, parent=ctx, resilient_parsing=True).params
+        value = next((parsed.get(p.name) for p in command.params
+                      if isinstance(p, click.Argument)), None)
+        if isinstance(value, (tuple, list)):
+            value = value[0] if value else None
+        return name, None if value is None else str(value)
+    except Exception:  # noqa: BLE001  (a line that does not parse: name nothing)
+        return None, None
+
+
 def _out_of_memory(args, networks: bool) -> str:
-    """The out-of-memory line: the command's input (its first argument) and what that
-    command can be asked to do with less (``info`` has no --chunks to suggest)."""
-    args = [str(a) for a in args or ()]
-    command = args[0] if args else None
-    given = next((a for a in args[1:] if not a.startswith("-")), None)
+    """The out-of-memory line: the command's input and what that command can be asked to
+    do with less (``info`` has no --chunks to suggest)."""
+    command, given = _command_input(args)
     ways = [w for w in (_LESS_MEMORY.get(command),
                         "smaller hyperparameters (hidden, batch_size, sample_size, n_samples)"
                         if networks else None) if w]
     advice = f": try {', or '.join(ways)}" if ways else (
-        ": the file declares more than this machine holds" if given else "")
+        ": it needs more memory than this machine has" if given else "")
     return f"{given + ': ' if given else ''}out of memory{advice}"
 
 

@@ -42,7 +42,7 @@ def __dir__() -> list[str]:
 
     modules = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
     own = {n for n in globals() if n.startswith("__") or not n.startswith("_")}
-    return sorted((own - {"annotations", "importlib", "os", "Path", "TYPE_CHECKING"})
+    return sorted((own - {"annotations", "importlib", "os", "Path", "TYPE_CHECKING", "Any"})
                   | set(_LAZY) | modules)
 
 

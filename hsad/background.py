@@ -57,11 +57,15 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
                              f"not a {what}; --exclude-quality applies the product's quality "
                              "layers", path)
     if layer_flag(path) is not None:  # an EnMAP quality layer: the pixels it does not flag
-        values, raster = clear_values(path)
+        values, raster = clear_values(path, cube)
     elif detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels
         from hsad.io.emit import clear_pixels
+        from hsad.subset import FRAME_ATTR, WINDOW_ATTR
 
-        values, raster = clear_pixels(path, cube.attrs.get("source_path")), None
+        window, frame = cube.attrs.get(WINDOW_ATTR), cube.attrs.get(FRAME_ATTR)
+        shapes = [(cube.sizes["y"], cube.sizes["x"])] + [tuple(w[2:]) for w in (window, frame)
+                                                        if w is not None]
+        values, raster = clear_pixels(path, cube.attrs.get("source_path"), shapes), None
     else:
         values, raster = read_single_band(  # cut to the scene before it is read
             path, what=what, fit=lambda r: cut_for_scene(r, cube, what, path))

@@ -31,6 +31,8 @@ def parse_value(text: str):
         return text
     except RecursionError:
         raise ParameterError(f"a value nested too deeply: {text[:40]}...") from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's 4300 limit)
+        raise ParameterError(f"a value that cannot be read: {text[:40]}... ({exc})") from None
     if isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
         try:
             return float(value)
@@ -145,6 +147,8 @@ def load_config(path: str | Path) -> dict:
     except RecursionError:
         raise FileFormatError("the config nests too deeply to be read: a config is a few "
                               "settings", p) from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's 4300 limit)
+        raise FileFormatError(f"a value that cannot be read ({exc})", p) from None
     _check_extent(cfg, p)
     if not isinstance(cfg, dict):
         raise FileFormatError("a config must be a mapping with at least 'method'", p)

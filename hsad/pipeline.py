@@ -235,7 +235,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
            mask_path=None, polygons_path=None, spectra_path=None, spectra_png=None,
            stages_png=None, library=None, png_path=None, stages_dir=None,
            truth: np.ndarray | None = None, progress: bool | None = False, model=None, rgb=None,
-           rgb_positions=None, max_regions: int | None = None) -> dict[str, Path]:
+           rgb_positions=None, max_regions: int | None = 100_000) -> dict[str, Path]:
     """Write whichever outputs are asked for; every writer is atomic.
 
     Maps are streamed tile by tile (``progress``: a bar over the tiles). A lazy score map
@@ -250,8 +250,8 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     quicklook's wavelengths (nm) or band positions. ``stages_png``: the stage maps written
     (to ``stages_dir``, in this call or an earlier one) drawn side by side with the
     composite, ``truth`` outlined. ``max_regions``: the most regions the polygons and
-    spectra may hold (default :data:`hsad.outputs.polygons.MAX_REGIONS`), checked before
-    the mask and they are written.
+    spectra may hold (:data:`hsad.outputs.polygons.MAX_REGIONS`; None: no limit), checked
+    before the mask and they are written.
     """
     import dask
 
@@ -297,10 +297,10 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
             det.mask is None:
         threshold(det)
     if polygons_path or spectra_path or spectra_png:  # refused before any of them is written
-        from hsad.outputs.polygons import MAX_REGIONS, check_region_count, count_regions
+        from hsad.outputs.polygons import check_region_count, count_regions
 
-        check_region_count(count_regions(det.mask), MAX_REGIONS if max_regions is None
-                           else max_regions, polygons_path or spectra_path or spectra_png)
+        check_region_count(count_regions(det.mask), max_regions,
+                           polygons_path or spectra_path or spectra_png)
     if mask_path:
         tags = provenance(det.detector, cube, "mask", model)
         # every digit (float64 round trip): `score >= tag` in any tool gives this mask

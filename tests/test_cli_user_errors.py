@@ -208,8 +208,13 @@ def test_out_of_memory_names_the_input_and_only_the_commands_own_options(scene, 
 
     monkeypatch.setattr(info, "describe", fail)
     line = one_error(["info", scene], capsys)
-    assert line == f"error: {scene}: out of memory: the file declares more than this " \
-                   "machine holds"
+    assert line == f"error: {scene}: out of memory: it needs more memory than this " \
+                   "machine has"
+    from hsad.cli.main import user_problem
+
+    for args, named in ((["detect", "-m", "rx", "-o", "g.tif", "-c", "c.yaml", "s.img"],
+                         "s.img"), (["evaluate", "--truth", "t.tif", "a.tif"], "a.tif")):
+        assert user_problem(MemoryError(), args).startswith(f"{named}: out of memory")
 
 
 def test_train_counts_the_epochs_of_each_training_stage():

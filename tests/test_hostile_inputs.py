@@ -214,3 +214,50 @@ def test_a_mask_of_too_many_regions_is_refused_before_polygons_or_spectra(tmp_pa
     import pyogrio
 
     assert pyogrio.read_info(out / "p.gpkg")["features"] == 10000
+
+
+def test_an_integer_of_thousands_of_digits_is_one_line(scene, tmp_path, capsys):
+    """Python refuses to read integers of more than 4300 digits: a traceback, from a config
+    (YAML or TOML) or a -p value."""
+    digits = "9" * 5000
+    for name, text in (("big.yaml", f"method: rx\nthreshold: {digits}\n"),
+                       ("big.toml", f'method = "rx"\nthreshold = {digits}\n')):
+        (tmp_path / name).write_text(text)
+        line = one_error(["detect", scene, "-c", tmp_path / name, "-o", tmp_path / "x.tif"],
+                         capsys)
+        assert "a value that cannot be read" in line
+    line = one_error(["detect", scene, "-m", "rx", "-p", f"ridge={digits}", "-o",
+                      tmp_path / "x.tif"], capsys)
+    assert "a value that cannot be read" in line
+
+
+def test_several_maps_and_a_quality_layers_name_do_not_read_a_huge_raster_whole(
+        scene, huge_mask, tmp_path, capsys):
+    """Reviews of the fixes: ``evaluate`` with two maps read the truth whole once (4.1 GB),
+    and a mask named like an EnMAP quality layer skipped the size check (4.1 GB)."""
+    import shutil
+
+    maps = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    for out in maps:
+        assert run_cli(["detect", scene, "-m", "rx", "-o", out, "-q"], capsys)[0] == 0
+    lines = []
+
+    def refuse():
+        lines.append(one_error(["evaluate", *maps, "--truth", huge_mask], capsys))
+        layer = tmp_path / "x-QL_QUALITY_CLOUD.TIF"
+        shutil.copy(huge_mask, layer)
+        lines.append(one_error(["detect", scene, "-m", "rx", "--valid-mask", layer, "-o",
+                                tmp_path / "y.tif"], capsys))
+
+    assert _peak(refuse) < SMALL
+    assert "ground truth is 30000x30000 but the score map" in lines[0]
+    assert "layer is 30000x30000 but the scene is 32x32" in lines[1]
+
+
+def test_the_default_region_limit_is_one_number():
+    import inspect
+
+    from hsad import pipeline
+    from hsad.outputs.polygons import MAX_REGIONS
+
+    assert inspect.signature(pipeline.export).parameters["max_regions"].default == MAX_REGIONS

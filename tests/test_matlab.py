@@ -432,3 +432,29 @@ def test_variable_names_that_would_hide_each_other_are_refused(tmp_path, key, gt
     with pytest.raises(ParameterError, match="MATLAB variable name|must differ"):
         write_mat(make_cube(np.zeros((2, 2, 2), np.float32)), tmp_path / "x.mat",
                   gt=np.zeros((2, 2), bool), key=key, gt_key=gt_key)
+
+
+def test_a_cube_read_on_first_use_has_the_type_it_is_stored_in(datasets_dir):
+    """MATLAB keeps a double array of small integers as int16 (the ABU scenes): a cube read
+    on its first use took its type from the array's class (double) and refused every such
+    scene ("reads as int16 but its header says float64"). Every shared scene opens with
+    the type and values ``load_mat`` reads."""
+    for path in sorted(datasets_dir.glob("*.mat")):
+        lazy, (eager, _) = hsad.open_cube(path), load_mat(path)
+        assert lazy.dtype == eager.dtype, path.name
+        np.testing.assert_array_equal(lazy[:7, :9].values, eager[:7, :9].values)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("dtype", ["f8", "f4", "u2", "i2", "u1", "i8", "u4"])
+def test_a_cube_read_on_first_use_reads_every_stored_type(tmp_path, compressed, dtype):
+    from hsad.io.matlab import _stored_type
+
+    values = np.arange(60).reshape(3, 4, 5).astype(dtype)
+    path = tmp_path / "c.mat"
+    sio.savemat(path, {"wl": np.arange(5.0), "a_long_variable_name": values,
+                       "zz": np.zeros(3)}, do_compression=compressed)
+    assert _stored_type(str(path), "a_long_variable_name") == values.dtype
+    cube = hsad.open_cube(path)
+    assert cube.dtype == values.dtype
+    np.testing.assert_array_equal(cube.values, values)

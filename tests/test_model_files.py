@@ -189,6 +189,11 @@ def test_a_format_3_file_of_the_builds_that_already_used_format_4s_ladder(member
                                           v3("2026-12-04T18:40:00+00:00", area=121)))
     assert early.fusion_().areas() == (9, 25, 49, 121, 225)
     assert small.fusion_().areas() == (9, 25, 49, 121)
+    with warnings.catch_warnings():  # a day later: an older build's file, format 3 as said
+        warnings.simplefilter("error")
+        later = load_detector(with_config(members, tmp_path / "later.hsad",
+                                          v3("2026-12-06T09:00:00+00:00", area=300)))
+    assert later.fusion_().areas() == (9, 25, 49, 121, 225)
 
 
 def test_a_model_keeps_its_formats_ladder_wherever_its_area_comes_from(members, tmp_path):

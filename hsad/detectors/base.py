@@ -230,7 +230,8 @@ class BaseDetector(SceneChecks):
         defaults, as scikit-learn prints estimators (``get_params()`` has them all)."""
         defaults = self.param_defaults()
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                         if k not in defaults or not _same_value(v, defaults[k]))
+                         if k not in defaults or type(v) is not type(defaults[k])
+                         or not _same_value(v, defaults[k]))
         return f"{type(self).__name__}({args})"
 
     def fit(self, cube: CubeLike) -> Self:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -30,7 +30,9 @@ def _is_classvar(annotation) -> bool:
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
-else:  # Python 3.10: type checkers read the 3.11 branch; nothing to do at run time
+elif TYPE_CHECKING:  # a type checker targeting 3.10 (mypy follows sys.version_info)
+    from typing_extensions import dataclass_transform
+else:  # Python 3.10 at run time: the marker only informs type checkers
     def dataclass_transform(**_):
         return lambda cls: cls
 

@@ -156,22 +156,31 @@ def parameters_section(cls: type) -> str:
     lines = ["Parameters", "----------"]
     for name in cls._param_names():
         kind = kinds.get(name)
-        lines.append(f"{name} : {kind + ', ' if kind else ''}default "
-                     f"{sig.parameters[name].default!r}")
+        default = sig.parameters[name].default
+        shown = [] if kind is None else [str(kind)]
+        if default is not inspect.Parameter.empty:
+            shown.append(f"default {default!r}")
+        lines.append(f"{name} : {', '.join(shown)}".rstrip(" :"))
         text = describe(cls.name, name, cls)
-        lines += textwrap.wrap(text or "", 88, initial_indent="    ",
+        lines += textwrap.wrap(str(text or ""), 88, initial_indent="    ",
                                subsequent_indent="    ")
     return "\n".join(lines)
 
 
 def document_parameters(cls: type) -> None:
-    """Append :func:`parameters_section` to ``cls``'s own docstring, unless it has one."""
+    """Append :func:`parameters_section` to ``cls``'s own docstring, unless it has one; a
+    section that cannot be made (a plugin's odd ``param_help`` or default) is left out:
+    documentation never stops a class from being defined."""
     doc = cls.__dict__.get("__doc__")
     if doc and "\nParameters\n" in "\n" + inspect.cleandoc(doc):
         return
-    if not cls._param_names():
+    try:
+        if not cls._param_names():
+            return
+        section = parameters_section(cls)
+    except Exception:  # noqa: BLE001  (a plugin's repr or help that fails: no section)
         return
-    cls.__doc__ = (inspect.cleandoc(doc) + "\n\n" if doc else "") + parameters_section(cls)
+    cls.__doc__ = (inspect.cleandoc(doc) + "\n\n" if doc else "") + section
 
 
 __all__ = ["COMMON", "RUNTIME", "SPECIFIC", "describe", "document_parameters",

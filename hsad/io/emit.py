@@ -197,13 +197,14 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
 _GRANULE_ID = re.compile(r"^EMIT_.+?_(\d{8}T\d{6}_\d{7}_\d{3})(?:\.|$)")
 
 
-def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
-                 ) -> np.ndarray:
+def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None,
+                 shapes=None) -> np.ndarray:
     """An EMIT L2A MASK granule as a (downtrack, crosstrack) map: 1 where none of its
     binary flags (the ``mask`` bands named ``… flag``: cloud, cirrus, water, spacecraft,
     dilated cloud, aggregate) is set, 0 where one is, NaN where it holds its fill value.
     ``scene``: the file it is meant for; another granule's mask (by the time, orbit and
-    scene in the names) is a ParameterError."""
+    scene in the names) is a ParameterError, and so is a mask of none of ``shapes`` (the
+    rows and columns it may have), before its flags are read."""
     p = os.fspath(path)
     ids = [_GRANULE_ID.match(Path(f).name) for f in (p, scene) if f is not None]
     if len(ids) == 2 and all(ids) and ids[0].group(1) != ids[1].group(1):
@@ -222,6 +223,9 @@ def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
                 raise FileFormatError("the EMIT mask names no flag band (its "
                                       "sensor_band_parameters/mask_bands)", p)
             var = f["mask"]
+            if shapes is not None and tuple(var.shape[:2]) not in {tuple(x) for x in shapes}:
+                raise ParameterError(f"the EMIT mask is {var.shape[0]}x{var.shape[1]}, not "
+                                     "the scene's size: the mask of another granule?", p)
             fill = var.attrs.get("_FillValue")
             values = np.stack([np.asarray(var[:, :, i], np.float32) for i in flags], axis=-1)
     except H5_ERRORS as exc:

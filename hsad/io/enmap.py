@@ -502,15 +502,21 @@ def layer_flag(path: str | os.PathLike) -> str | None:
     return next((flag for flag, (layer, _) in FLAGS.items() if layer == part), None)
 
 
-def clear_values(path: str | os.PathLike) -> tuple[np.ndarray, xr.DataArray]:
+def clear_values(path: str | os.PathLike, cube: xr.DataArray | None = None,
+                 ) -> tuple[np.ndarray, xr.DataArray]:
     """An EnMAP quality layer as a mask: 0 where its flag is set, 1 elsewhere (its nodata
-    pixels flag nothing); and the layer's raster (georeference)."""
+    pixels flag nothing); and the layer's raster (georeference). ``cube``: the scene it is
+    read for, to which it is cut (or refused for its size) before it is read
+    (:func:`hsad.subset.cut_for_scene`)."""
     from hsad.io.maps import read_single_band
+    from hsad.subset import cut_for_scene
 
     flag = layer_flag(path)
     if flag is None:
         raise ParameterError("not an EnMAP quality layer", path)
-    values, raster = read_single_band(path, what=f"EnMAP {flag} layer")
+    what = f"EnMAP {flag} layer"
+    values, raster = read_single_band(path, what=what, fit=None if cube is None else (
+        lambda r: cut_for_scene(r, cube, what, path)))
     known = np.isfinite(values)
     flagged = np.zeros(values.shape, bool)
     flagged[known] = FLAGS[flag][1](values[known])
@@ -536,7 +542,7 @@ def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
         if layer is None:
             raise FileFormatError(f"the EnMAP product has no {FLAGS[flag][0]} layer for "
                                   f"--exclude-quality {flag}", xml)
-        values, raster = clear_values(layer)
+        values, raster = clear_values(layer, cube)
         valid &= on_scene_grid(values, raster, cube, f"EnMAP {flag} layer", layer) != 0
     return valid
 

@@ -365,10 +365,54 @@ def _read_v5(path: str, keys: list[str]) -> dict:
                               f"{exc})", path) from exc
 
 
-#: the NumPy type SciPy reads each MAT v5 numeric class as
-_V5_TYPES = {"double": "f8", "single": "f4", "int8": "i1", "uint8": "u1", "int16": "i2",
-             "uint16": "u2", "int32": "i4", "uint32": "u4", "int64": "i8", "uint64": "u8",
-             "logical": "u1"}
+#: the NumPy type of each MAT v5 numeric data type code (miINT8 … miUINT64)
+_MI_NUMPY = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8",
+             12: "i8", 13: "u8"}
+
+
+def _tag(head: bytes, pos: int, order: str) -> tuple[int, int, int]:
+    """``(type, body start, next element)`` of the v5 tag at ``pos`` of ``head``."""
+    first, second = np.frombuffer(head[pos:pos + 8], dtype=order + "u4")
+    if first >> 16:  # small element: its size in the upper half, its data in the tag
+        return int(first & 0xFFFF), pos + 4, pos + 8
+    return int(first), pos + 8, pos + 8 + -(-int(second) // 8) * 8
+
+
+def _stored_type(path: str, key: str) -> np.dtype | None:
+    """The type the real part of the v5 matrix ``key`` is stored in, which SciPy returns
+    (MATLAB keeps a double array of small integers as int16: the ABU scenes); None when it
+    cannot be told from the first bytes of the variable (it is then read to tell)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(128)
+            order = "<" if header[126:128] == b"IM" else ">"
+            size, pos = os.fstat(fh.fileno()).st_size, 128
+            while pos + 8 <= size:
+                fh.seek(pos)
+                mtype, nbytes = np.frombuffer(fh.read(8), dtype=order + "u4")
+                if mtype == _MI_COMPRESSED:
+                    head = zlib.decompressobj().decompress(fh.read(min(int(nbytes), 4096)),
+                                                           4096)
+                elif mtype == _MI_MATRIX:
+                    fh.seek(pos)
+                    head = fh.read(4096)
+                else:
+                    head = b""
+                if len(head) >= 8 and _tag(head, 0, order)[0] == _MI_MATRIX:
+                    at = _tag(head, 0, order)[1]
+                    at = _tag(head, at, order)[2]  # array flags
+                    at = _tag(head, at, order)[2]  # dimensions
+                    _, body, data = _tag(head, at, order)  # the name
+                    name = head[body:body + (data - body)].rstrip(b"\0").decode("latin-1")
+                    if name == key:
+                        code = _tag(head, data, order)[0]
+                        return np.dtype(order + _MI_NUMPY[code]).newbyteorder("=") \
+                            if code in _MI_NUMPY else None
+                pos += 8 + int(nbytes) + (0 if mtype == _MI_COMPRESSED
+                                          else -int(nbytes) % 8)
+    except (OSError, ValueError, IndexError, zlib.error, TypeError):
+        return None
+    return None
 
 
 class _V5Variable:
@@ -454,9 +498,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
                              name="mat73-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
                                                       window))
         values = {k: _read_h5(p, k) for k in extra}
-    elif lazy and dict((n, c) for n, _, c in variables)[ckey] in _V5_TYPES:
-        cls = dict((n, c) for n, _, c in variables)[ckey]
-        reader = _V5Variable(p, ckey, (rows, cols, bands), np.dtype(_V5_TYPES[cls]), window)
+    elif lazy and (stored := _stored_type(p, ckey)) is not None:
+        reader = _V5Variable(p, ckey, (rows, cols, bands), stored, window)
         st = os.stat(p)
         data = da.from_array(reader, chunks=tiles, asarray=False,
                              meta=np.empty((0, 0, 0), reader.dtype),

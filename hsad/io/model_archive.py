@@ -139,17 +139,20 @@ def _training_seed(config: dict, path: Path) -> int | None:
     return seed
 
 
-#: format-3 files written from this time on (UTC) may come from the development builds of
+#: format-3 files written in this span (UTC) came from the development builds of
 #: 2026-12-04, 18:33-18:49 (commits 57d20d5..5229469), which already gave a multi-scale
-#: ``area`` above 225 format 4's meaning (the ladder's last step) but still wrote format 3
-MISLABELLED_FORMAT_3 = _dt.datetime(2026, 12, 4, 18, 33, 5, tzinfo=_dt.timezone.utc)
+#: ``area`` above 225 format 4's meaning (the ladder's last step) but still wrote format 3;
+#: the builds after them wrote format 4, so a later format-3 file is an older build's
+MISLABELLED_FORMAT_3 = (_dt.datetime(2026, 12, 4, 18, 33, 5, tzinfo=_dt.timezone.utc),
+                        _dt.datetime(2026, 12, 5, 0, 0, 0, tzinfo=_dt.timezone.utc))
 
 
 def effective_format(config: dict, path: Path | None = None) -> int:
     """The format whose meanings a checked ``config``'s parameters have: its
-    ``format_version``, except a format-3 file written after :data:`MISLABELLED_FORMAT_3`
-    whose multi-scale area (or ``target_size_m``) may reach above 225 pixels: read as
-    format 4, as the builds that wrote such files meant it, with a warning."""
+    ``format_version``, except a format-3 file written within :data:`MISLABELLED_FORMAT_3`
+    (from the first of those builds to the end of that day, when they were current) whose
+    multi-scale area (or ``target_size_m``) may reach above 225 pixels: read as format 4,
+    as those builds meant it, with a warning."""
     version = config["format_version"]
     params = config.get("params") or {}
     area = params.get("area")
@@ -162,12 +165,13 @@ def effective_format(config: dict, path: Path | None = None) -> int:
         created = _dt.datetime.fromisoformat(str(config.get("created")))
     except ValueError:
         return version
-    if created.tzinfo is None or created < MISLABELLED_FORMAT_3:
+    if created.tzinfo is None or not (MISLABELLED_FORMAT_3[0] <= created
+                                      < MISLABELLED_FORMAT_3[1]):
         return version
     warnings.warn(f"{path or 'model'}: a format-3 model written on {config.get('created')}, "
-                  "after the multi-scale ladder above 225 pixels changed meaning: read as "
-                  "format 4 (the ladder's last step is its area), as the builds of that day "
-                  "wrote it; retrain it (`hsad train`) if it came from an earlier hsad",
+                  "when the builds of that day already gave a multi-scale area above 225 "
+                  "pixels format 4's meaning: read as format 4 (the ladder's last step is its "
+                  "area); retrain it (`hsad train`) if it came from an earlier hsad",
                   UserWarning, stacklevel=3)
     return 4
 

@@ -85,9 +85,12 @@ def code_digest() -> str:
     so maps, model files and benchmark rows made by different code tell apart."""
     import hsad
     import hsad.cli
+    import hsad.data_manifests
 
     digest = hashlib.sha256()
-    roots = {Path(hsad.__file__).parent: "hsad", Path(hsad.cli.__file__).parent: "hsad/cli"}
+    # by their installed paths: a checkout maps cli/ and data_manifests/ into the package
+    roots = {Path(hsad.__file__).parent: "hsad", Path(hsad.cli.__file__).parent: "hsad/cli",
+             Path(hsad.data_manifests.__file__).parent: "hsad/data_manifests"}
     files = {}
     for root, prefix in roots.items():
         for f in root.rglob("*.py"):
