@@ -32,6 +32,8 @@ def parse_value(text: str):
     except RecursionError:
         raise ParameterError(f"a value nested too deeply: {text[:40]}...") from None
     except ValueError as exc:  # an integer of thousands of digits (Python's 4300 limit)
+        if "digits" not in str(exc):
+            return text  # a date YAML cannot make (2020-13-45): the text, as other errors
         raise ParameterError(f"a value that cannot be read: {text[:40]}... ({exc})") from None
     if isinstance(value, str):  # YAML 1.1 reads "1e-6" as a string
         try:
@@ -48,7 +50,10 @@ def parse_params(pairs: list[str] | tuple[str, ...]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ParameterError(f"--param expects key=value, got {pair!r}")
-        params[key.strip()] = parse_value(value.strip())
+        try:
+            params[key.strip()] = parse_value(value.strip())
+        except ParameterError as exc:
+            raise ParameterError(f"-p {key.strip()}: {exc.problem}") from None
     return params
 
 
