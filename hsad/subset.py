@@ -299,6 +299,30 @@ def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | No
     return r0, c0
 
 
+def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataArray,
+               what: str, path=None) -> tuple[int, int, Affine, bool] | None:
+    """Where a one-band ``raster``'s values of ``got`` rows and columns lie on ``cube``:
+    None when on its grid, else ``(r0, c0, grid, larger)``: the scene's first row and column
+    in them, the grid they are on, and whether they are a larger area of the scene's grid
+    (``larger``) rather than the whole grid of the scene it was cut from or a converted
+    window's frame. ParameterError when they lie on none of those."""
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    if tuple(got) == shape:
+        return None
+    window = cube.attrs.get(WINDOW_ATTR)
+    frame = cube.attrs.get(FRAME_ATTR)  # a converted window's own file: its grid too
+    if window is not None and tuple(got) == tuple(window[2:]):
+        return window[0], window[1], whole_grid(cube), False
+    if window is not None and frame is not None and tuple(got) == tuple(frame[2:]):
+        r0, c0 = window[0] - frame[0], window[1] - frame[1]
+        return r0, c0, transform_of(cube) @ Affine.translation(-c0, -r0), False
+    if raster is not None and (offsets := offsets_in(cube, raster)) is not None:
+        return offsets[0], offsets[1], transform_of(raster), True
+    whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
+    raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
+                         f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
+
+
 def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
                   path=None) -> xr.DataArray:
     """A lazy one-band ``raster`` as :func:`on_scene_grid` takes it, decided before any of
@@ -306,19 +330,11 @@ def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
     from or of a converted window's frame; cut to the scene where it covers a larger area
     of the scene's grid; otherwise the ParameterError :func:`on_scene_grid` gives (a
     30000 × 30000 mask for a 100 × 100 scene was read whole, 8.8 GB, to be refused)."""
-    shape = (cube.sizes["y"], cube.sizes["x"])
-    got = (raster.sizes["y"], raster.sizes["x"])
-    window, frame = cube.attrs.get(WINDOW_ATTR), cube.attrs.get(FRAME_ATTR)
-    if got == shape or (window is not None and (got == tuple(window[2:]) or (
-            frame is not None and got == tuple(frame[2:])))):
+    placed = _placement((raster.sizes["y"], raster.sizes["x"]), raster, cube, what, path)
+    if placed is None or not placed[3]:
         return raster
-    offsets = offsets_in(cube, raster)
-    if offsets is None:
-        whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
-        raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
-                             f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
-    r0, c0 = offsets
-    return raster.isel(y=slice(r0, r0 + shape[0]), x=slice(c0, c0 + shape[1]))
+    r0, c0 = placed[:2]
+    return raster.isel(y=slice(r0, r0 + cube.sizes["y"]), x=slice(c0, c0 + cube.sizes["x"]))
 
 
 def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.DataArray,
@@ -329,29 +345,14 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     grid (one CRS, whole-pixel offsets). ParameterError for another size, CRS or transform
     (:func:`hsad.cube.same_place`: a transform without a CRS is compared too; ``raster``
     None, or either without georeference: checked by size alone)."""
-    shape = (cube.sizes["y"], cube.sizes["x"])
-    window = cube.attrs.get(WINDOW_ATTR)
     grid = transform_of(cube)
     georeferenced_pair = raster is not None and georeferenced(
         transform_of(raster), raster.rio.crs) and georeferenced(grid, cube.rio.crs)
-    frame = cube.attrs.get(FRAME_ATTR)  # a converted window's own file: its grid too
-    if values.shape != shape:
-        if window is not None and values.shape == tuple(window[2:]):
-            r0, c0 = window[:2]
-            grid = whole_grid(cube)
-        elif window is not None and frame is not None and values.shape == tuple(frame[2:]):
-            r0, c0 = window[0] - frame[0], window[1] - frame[1]
-            grid = transform_of(cube) @ Affine.translation(-c0, -r0)
-        elif georeferenced_pair and (offsets := offsets_in(cube, raster)) is not None:
-            r0, c0 = offsets
-            grid = transform_of(raster)
-        else:
-            whole = (f" (cut from a {window[2]}x{window[3]} scene)" if window is not None
-                     else "")
-            raise ParameterError(f"{what} is {values.shape[0]}x{values.shape[1]} but the "
-                                 f"scene is {shape[0]}x{shape[1]}{whole}: not the scene's "
-                                 "grid", path)
-        values = values[r0:r0 + shape[0], c0:c0 + shape[1]]
+    placed = _placement(values.shape, raster if georeferenced_pair else None, cube, what,
+                        path)
+    if placed is not None:
+        r0, c0, grid, _ = placed
+        values = values[r0:r0 + cube.sizes["y"], c0:c0 + cube.sizes["x"]]
     if georeferenced_pair:
         if not same_place(grid, cube.rio.crs, transform_of(raster), raster.rio.crs,
                           tuple(raster.shape[:2])):

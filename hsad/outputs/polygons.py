@@ -191,13 +191,17 @@ def check_region_count(count: int, max_regions: int | None, path=None) -> None:
             "--contamination, --threshold) or --max-regions", path)
 
 
-def count_regions(mask, connectivity: int = 8) -> int:
-    """The connected regions of a ``(y, x)`` mask (one labelling pass, nothing traced)."""
-    m = _as_array(mask)
+def _labelled(m: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    """``scipy.ndimage.label`` of a (y, x) mask array (non-zero, finite = in a region)."""
     if m.dtype != bool:
         m = np.isfinite(m) & (m != 0)
     structure = np.ones((3, 3), bool) if connectivity == 8 else None
-    return int(ndimage.label(m, structure=structure)[1])
+    return ndimage.label(m, structure=structure)
+
+
+def count_regions(mask, connectivity: int = 8) -> int:
+    """The connected regions of a ``(y, x)`` mask (one labelling pass, nothing traced)."""
+    return int(_labelled(_as_array(mask), connectivity)[1])
 
 
 def label_regions(mask, min_pixels: int = 1, connectivity: int = 8,
@@ -218,10 +222,7 @@ def label_regions(mask, min_pixels: int = 1, connectivity: int = 8,
     m = _as_array(mask)
     if m.ndim != 2:
         raise ParameterError(f"a mask must be a 2-D (y, x) map, got shape {m.shape}")
-    if m.dtype != bool:
-        m = np.isfinite(m) & (m != 0)
-    structure = np.ones((3, 3), bool) if connectivity == 8 else None
-    labels, n = ndimage.label(m, structure=structure)
+    labels, n = _labelled(m, connectivity)
     counts = np.bincount(labels.ravel(), minlength=n + 1)
     keep = np.flatnonzero(counts >= int(min_pixels))
     keep = keep[keep > 0]
