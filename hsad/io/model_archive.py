@@ -176,10 +176,9 @@ def effective_format(config: dict, path: Path | None = None) -> int:
     return 4
 
 
-def _ladder_format(config: dict, path: Path) -> int:
-    """The format whose ladder a checked ``config`` keeps: its ``ladder_format``, or the
-    format of its parameters' meanings (:func:`effective_format`)."""
-    version = effective_format(config, path)
+def _ladder_format(config: dict, version: int, path: Path) -> int:
+    """The format whose ladder a checked ``config`` keeps: its ``ladder_format``, or
+    ``version``, the format of its parameters' meanings (:func:`effective_format`)."""
     kept = config.get(LADDER_FORMAT, version)
     if isinstance(kept, bool) or not isinstance(kept, int) or kept not in READABLE \
             or kept > version:
@@ -382,12 +381,11 @@ def set_saved_params(det, config: dict, path: Path) -> None:
     """The hyperparameters of a model's (checked) ``config`` onto ``det``, upgraded from its
     format version where the detector knows how: unknown names or wrong types are errors."""
     _check_class(det, config, path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # said once, below
-        det.model_format_ = _ladder_format(config, path)  # its ladder (hsad.fusion.ladder)
+    version = effective_format(config, path)
+    det.model_format_ = _ladder_format(config, version, path)  # its ladder (hsad.fusion.ladder)
     det.training_seed_ = _training_seed(config, path)
     try:
-        saved = det.upgrade_params(config["params"], effective_format(config, path))
+        saved = det.upgrade_params(config["params"], version)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{CONFIG}: parameters of an earlier hsad that cannot be read "
                          f"({exc!r}); " + _RETRAIN, path) from None
