@@ -15,6 +15,7 @@ import itertools
 import math
 import uuid
 import warnings
+import weakref
 from collections.abc import Sequence
 
 import dask.array as da
@@ -45,8 +46,29 @@ def wrap_numpy(array: np.ndarray, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1)) -> 
     keys = itertools.product([name], *(range(len(c)) for c in chunks))
     graph = {key: array[slc] for key, slc in zip(keys, da.core.slices_from_chunks(chunks),
                                                  strict=True)}
-    return da.Array(graph, name, chunks, dtype=array.dtype,
-                    meta=np.empty((0,) * array.ndim, array.dtype))
+    return keep_source(da.Array(graph, name, chunks, dtype=array.dtype,
+                                meta=np.empty((0,) * array.ndim, array.dtype)), array)
+
+
+#: what dask arrays were made over, by dask name, while it lives (:func:`source_of`)
+_SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def keep_source(data: da.Array, source) -> da.Array:
+    """Remember that ``data`` (a dask array) is ``source`` (a numpy array, or a reader
+    sliced like one) chunk by chunk, unchanged; returns ``data``."""
+    _SOURCES[data.name] = source
+    return data
+
+
+def source_of(data):
+    """The array ``data`` (a dask array from :func:`keep_source`, unsliced) was made over,
+    else None. A window of it is read by slicing it, without a dask graph: many small
+    windows (an even sample of a scene) cost 1 ms each through dask, microseconds so."""
+    held = _SOURCES.get(getattr(data, "name", None)) if isinstance(data, da.Array) else None
+    if held is None or tuple(held.shape) != data.shape or held.dtype != data.dtype:
+        return None
+    return held
 
 
 #: the attribute marking x/y coordinates that are pixel indices + 0.5 (a rotated grid's)
@@ -607,5 +629,5 @@ __all__ = [
     "map_like", "missing_values", "NEAR_FLT_MAX", "nodata_for", "nodata_hits", "one_nodata",
     "physical_scaling", "PIXEL_INDEX", "QGIS_PIXEL_FRAME", "refuse_singular", "same_grid",
     "same_place", "transform_of", "unmasked", "valid_mask", "vector_frame",
-    "with_band_scaling", "wrap_numpy"
+    "with_band_scaling", "wrap_numpy", "keep_source", "source_of"
 ]

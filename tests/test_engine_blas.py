@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.linalg import blas
 
-from hsad.engine.blas import upper_trmm
+from hsad.engine.blas import add_upper_gram, upper_to_symmetric, upper_trmm
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -40,17 +40,53 @@ def test_upper_trmm_refuses_mixed_dtypes_and_c_order():
         upper_trmm(tri, np.ones((3, 4), dtype=np.float32))  # C order (3, 4)
 
 
-def test_upper_trmm_releases_the_gil():
-    """Another Python thread keeps running while the product runs (SciPy's wrapper would
-    block it for the whole call)."""
+def test_add_upper_gram_accumulates_the_upper_triangle_in_place():
+    rng = np.random.default_rng(3)
+    first, second = rng.normal(size=(500, 9)), rng.normal(size=(300, 9))  # (n, B) pixels
+    total = np.asfortranarray(np.tril(np.full((9, 9), 7.0), -1))  # lower triangle: kept
+    out = add_upper_gram(total, first.T)
+    assert out is total
+    add_upper_gram(total, second.T)
+    exact = first.T @ first + second.T @ second
+    np.testing.assert_allclose(np.triu(total), np.triu(exact), rtol=1e-13, atol=1e-12)
+    assert (np.tril(total, -1) == np.tril(np.full((9, 9), 7.0), -1)).all()
+    np.testing.assert_allclose(upper_to_symmetric(total), exact, rtol=1e-13, atol=1e-12)
+    add_upper_gram(total, np.empty((9, 0), order="F"))  # no pixels: unchanged
+    np.testing.assert_allclose(np.triu(total), np.triu(exact), rtol=1e-13, atol=1e-12)
+
+
+def test_add_upper_gram_refuses_float32_c_order_and_a_read_only_total():
+    total = np.zeros((3, 3), order="F")
+    with pytest.raises(TypeError, match="float64"):
+        add_upper_gram(total, np.ones((3, 4), np.float32, order="F"))
+    with pytest.raises(ValueError, match="Fortran"):
+        add_upper_gram(total, np.ones((3, 4)))  # C order (3, 4)
+    with pytest.raises(ValueError, match="Fortran"):
+        add_upper_gram(np.zeros((3, 3)), np.ones((4, 3)).T)  # a C-ordered total
+    total.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        add_upper_gram(total, np.ones((4, 3)).T)
+
+
+def _products_without_the_gil():
     rng = np.random.default_rng(2)
     tri = np.asfortranarray(np.triu(rng.random((200, 200), dtype=np.float32)))
     cols = np.asfortranarray(rng.random((200, 250_000), dtype=np.float32))
+    total, pixels = np.zeros((200, 200), order="F"), rng.random((125_000, 200))
+    return {"trmm": lambda: upper_trmm(tri, cols),
+            "syrk": lambda: add_upper_gram(total, pixels.T)}
+
+
+@pytest.mark.parametrize("routine", ["trmm", "syrk"])
+def test_blas_routines_release_the_gil(routine):
+    """Another Python thread keeps running while the product runs (SciPy's wrapper would
+    block it for the whole call)."""
+    call = _products_without_the_gil()[routine]
     inside, done, counts = threading.Event(), threading.Event(), []
 
     def product():
         inside.set()
-        upper_trmm(tri, cols)
+        call()
         done.set()
 
     old = sys.getswitchinterval()

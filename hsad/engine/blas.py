@@ -25,18 +25,30 @@ _capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
 _INT = ctypes.POINTER(ctypes.c_int)
 
 
-@cache
-def _trmm(prefix: str):
-    """``?trmm`` of SciPy's Cython BLAS as a ctypes function (which drops the GIL)."""
+def _routine(name: str, *argtypes):
+    """BLAS routine ``name`` of SciPy's Cython BLAS as a ctypes function (which drops the
+    GIL while it runs)."""
     from scipy.linalg import cython_blas
 
-    capsule = cython_blas.__pyx_capi__[f"{prefix}trmm"]
+    capsule = cython_blas.__pyx_capi__[name]
     address = _capsule_pointer(capsule, _capsule_name(capsule))
+    return ctypes.CFUNCTYPE(None, *argtypes)(address)
+
+
+@cache
+def _trmm(prefix: str):
+    """``?trmm`` and its real type."""
     real = ctypes.c_float if prefix == "s" else ctypes.c_double
-    prototype = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                                 ctypes.c_char_p, _INT, _INT, ctypes.POINTER(real),
-                                 ctypes.c_void_p, _INT, ctypes.c_void_p, _INT)
-    return prototype(address), real
+    char, ptr = ctypes.c_char_p, ctypes.c_void_p
+    return _routine(f"{prefix}trmm", char, char, char, char, _INT, _INT,
+                    ctypes.POINTER(real), ptr, _INT, ptr, _INT), real
+
+
+@cache
+def _dsyrk():
+    real = ctypes.POINTER(ctypes.c_double)
+    char, ptr = ctypes.c_char_p, ctypes.c_void_p
+    return _routine("dsyrk", char, char, _INT, _INT, real, ptr, _INT, real, ptr, _INT)
 
 
 def upper_trmm(tri: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -63,6 +75,39 @@ def upper_trmm(tri: np.ndarray, cols: np.ndarray) -> np.ndarray:
             ctypes.byref(real(1.0)), tri.ctypes.data, ctypes.byref(m_),
             cols.ctypes.data, ctypes.byref(m_))
     return cols
+
+
+def add_upper_gram(total: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``total ← total + cols @ colsᵀ`` in its upper triangle, in place, without the GIL;
+    returns ``total``.
+
+    ``total``: float64 ``(B, B)``, Fortran order (its strict lower triangle is left as it
+    was); ``cols``: float64 ``(B, n)``, Fortran order (the transpose of a C-ordered
+    ``(n, B)`` array of pixels). A symmetric rank-k update (BLAS ``dsyrk``): half the work
+    of a general product, and no ``(B, B)`` result to allocate and add per piece.
+    """
+    b, n = cols.shape
+    if total.dtype != np.float64 or cols.dtype != np.float64:
+        raise TypeError(f"add_upper_gram needs float64 arrays, got {total.dtype} and "
+                        f"{cols.dtype}")
+    if (total.shape != (b, b) or not total.flags.f_contiguous
+            or not total.flags.writeable or not cols.flags.f_contiguous):
+        raise ValueError("add_upper_gram needs a writeable Fortran-ordered (B, B) total and "
+                         "(B, n) columns")
+    if cols.size == 0:
+        return total
+    if n >= 2**31:
+        raise ValueError("add_upper_gram: too many columns for 32-bit BLAS integers")
+    b_, n_, one = ctypes.c_int(b), ctypes.c_int(n), ctypes.c_double(1.0)
+    _dsyrk()(b"U", b"N", ctypes.byref(b_), ctypes.byref(n_), ctypes.byref(one),
+             cols.ctypes.data, ctypes.byref(b_), ctypes.byref(one), total.ctypes.data,
+             ctypes.byref(b_))
+    return total
+
+
+def upper_to_symmetric(upper: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle is ``upper``'s (a new C-ordered array)."""
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def triangular_factor(white: np.ndarray) -> np.ndarray:

@@ -16,7 +16,15 @@ import numpy as np
 import xarray as xr
 from dask.local import get_sync
 
-from hsad.cube import can_miss, good_band_mask, missing_values, nodata_hits, valid_mask
+from hsad.cube import (
+    can_miss,
+    good_band_mask,
+    missing_values,
+    nodata_hits,
+    source_of,
+    valid_mask,
+)
+from hsad.engine.blas import add_upper_gram, upper_to_symmetric
 from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.progress import bar_style
@@ -101,9 +109,10 @@ def block_moments(
 
     ``valid`` selects pixels; ``screen=True`` instead drops non-finite pixels and those
     with a band at ``nodata`` (as :func:`valid_rows`), piece by piece. The block is
-    converted to float64 and centred piece by piece, each piece's scatter being one
-    symmetric rank-k product about a reference pixel (corrected for the mean shift), and the
-    pieces are merged with Chan's update.
+    converted to float64 and centred on a reference (the mean of its first piece) piece by
+    piece; each piece's scatter about the reference is added in place by one symmetric
+    rank-k update (:func:`~hsad.engine.blas.add_upper_gram`), and the mean shift is
+    corrected once for the block. Blocks are merged with Chan's update.
     """
     block = np.asarray(block)
     if block.ndim == 2:
@@ -112,11 +121,11 @@ def block_moments(
     keep = None if valid is None else np.asarray(valid, dtype=bool).reshape(block.shape[:2])
     step = max(1, PIECE_PIXELS // max(block.shape[1], 1))
     by_values = screen and nodata is not None and np.isfinite(nodata)
-    total = Moments(0, np.zeros(b), np.zeros((b, b)))
     # pixels at nodata in some bands only: counted by the screen (:attr:`Moments.partial`)
     partial_n, partial_bands = 0, np.zeros(b, np.int64)
     buf = np.empty((min(step, block.shape[0]), block.shape[1], b))  # reused: no page faults
     ones = np.ones(step * block.shape[1])
+    gram, sums, n = np.zeros((b, b), order="F"), np.zeros(b), 0  # about ``ref``
     # finite values are screened after the cast, from the piece's band sums (finite iff
     # every value is): one matrix-vector product instead of a full isfinite pass
     by_sums = screen and np.issubdtype(block.dtype, np.floating)
@@ -143,19 +152,24 @@ def block_moments(
             np.subtract(raw, ref, out=piece, casting="unsafe")  # cast and centre in one pass
             piece = piece.reshape(-1, b)
             with np.errstate(invalid="ignore", over="ignore"):  # ±inf: screened just below
-                sums = ones[: piece.shape[0]] @ piece
-            if by_sums and not first and not np.isfinite(sums).all():
+                piece_sums = ones[: piece.shape[0]] @ piece
+            if by_sums and not first and not np.isfinite(piece_sums).all():
                 finite = np.isfinite(piece).all(axis=1)
                 ok = finite if ok is None else ok & finite
                 if not ok.any():
                     continue
             if ok is not None and not ok.all():
                 piece = piece[ok]
-                sums = piece.sum(axis=0)
-            shift = sums / piece.shape[0]  # piece mean − ref
-            with np.errstate(over="ignore", invalid="ignore"):  # said by check_overflow
-                scatter = piece.T @ piece - np.outer(shift, shift) * piece.shape[0]
-            total = total.merge(Moments(piece.shape[0], ref + shift, scatter))
+                piece_sums = piece.sum(axis=0)
+            add_upper_gram(gram, piece.T)
+            sums += piece_sums
+            n += piece.shape[0]
+    total = Moments(0, np.zeros(b), np.zeros((b, b)))
+    if n:
+        shift = sums / n  # block mean − ref
+        with np.errstate(over="ignore", invalid="ignore"):  # said by check_overflow
+            scatter = upper_to_symmetric(gram) - np.outer(shift, shift) * n
+        total = Moments(n, ref + shift, scatter)
     if by_values:
         total.partial, total.partial_bands = partial_n, partial_bands
     return total
@@ -413,11 +427,14 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
     reader then reads those windows only, where a strided slice makes it read whole chunks
     (GeoTIFF windows, ENVI rows under a band selection)."""
     rows, cols, bands = data.shape
-    if hasattr(data, "dask") and data.nbytes <= ONE_PASS_BYTES:
+    held = source_of(data)
+    if held is not None:  # numpy, or a reader's own windows: sliced without dask
+        data = held
+    elif hasattr(data, "dask") and data.nbytes <= ONE_PASS_BYTES:
         data = data.compute(scheduler=get_sync)  # small: read whole, at once
     w = SAMPLE_WINDOW
     if rows * cols <= n_pixels or rows < w or cols < w:
-        blocks = [data]
+        blocks = [data[:, :, :]]  # a reader returns its array so
     else:
         side = max(1, int(np.ceil(np.sqrt(n_pixels / (w * w)))))
         ys = np.unique(np.linspace(0, rows - w, side).astype(int))
@@ -464,7 +481,11 @@ def good_sample(cube: xr.DataArray, bands=None) -> np.ndarray:
     scene: a quarter of its RX run)."""
     size = (PARTIAL_NODATA_SAMPLE if can_miss(cube.dtype, cube.attrs.get("nodata"))
             else FLAT_FILL_SAMPLE)
-    return even_sample(cube.data, size)[:, band_positions(cube, bands)]
+    sample = even_sample(cube.data, size)
+    chosen = band_positions(cube, bands)
+    if np.array_equal(chosen, np.arange(sample.shape[-1])):
+        return sample  # every band: no copy
+    return sample[:, chosen]
 
 
 def band_positions(cube: xr.DataArray, bands=None) -> np.ndarray:

@@ -21,7 +21,7 @@ from dask.base import tokenize
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from hsad.cube import make_cube
+from hsad.cube import keep_source, make_cube
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
@@ -178,9 +178,10 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     if window is not None:
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
                             window.width)
-    data = da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices fuse into reads
-                         meta=np.empty((0, 0, 0), dtype),
-                         name="emit-" + tokenize(p, ckey, stamp, tiles, window))
+    data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices
+                                     meta=np.empty((0, 0, 0), dtype),  # fuse into reads
+                                     name="emit-" + tokenize(p, ckey, stamp, tiles, window)),
+                       reader)
     attrs = {"emit_key": ckey, "product": Path(p).stem, **window_attrs(window, (rows, cols))}
     cube = make_cube(data, nodata=nodata, wavelength=wavelength, fwhm=fwhm, good_band=good,
                      source_format="emit", source_path=p, attrs=attrs)

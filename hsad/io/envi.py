@@ -26,7 +26,14 @@ import xarray as xr
 from affine import Affine
 from dask.base import tokenize
 
-from hsad.cube import DEFAULT_CHUNK, make_cube, nodata_hits, one_nodata, with_band_scaling
+from hsad.cube import (
+    DEFAULT_CHUNK,
+    keep_source,
+    make_cube,
+    nodata_hits,
+    one_nodata,
+    with_band_scaling,
+)
 from hsad.errors import (
     FileFormatError,
     HeaderError,
@@ -542,9 +549,10 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     stat = data_path.stat()
     name = "envi-" + tokenize(str(header_path.resolve()), str(data_path.resolve()),
                               stat.st_mtime_ns, stat.st_size, hdr.raw, cy, cx, window)
-    data = da.from_array(pixels, chunks=(cy, cx, hdr.bands), name=name, lock=False,
-                         asarray=False, fancy=True, inline_array=True,
-                         meta=np.empty((0, 0, 0), dtype=pixels.dtype))
+    data = keep_source(da.from_array(pixels, chunks=(cy, cx, hdr.bands), name=name,
+                                     lock=False, asarray=False, fancy=True,
+                                     inline_array=True,
+                                     meta=np.empty((0, 0, 0), dtype=pixels.dtype)), pixels)
     transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
     sensor = sensor_georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, grid=transform,
                                        data_path=data_path)

@@ -30,6 +30,7 @@ from hsad.cube import (
     DEFAULT_CHUNK,
     excluded_fill,
     georeferenced,
+    keep_source,
     make_cube,
     one_nodata,
     with_band_scaling,
@@ -486,10 +487,10 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     attrs.update(window_attrs(window, shape, within))
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     st = os.stat(p)
-    data = da.from_array(
+    data = keep_source(da.from_array(
         reader, chunks=tiles, asarray=False, meta=np.empty((0, 0, 0), dtype),
         name="geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles, window),
-    )
+    ), reader)
     if names is not None:
         names = [n or f"band {i + 1}" for i, n in enumerate(names)]
     cube = make_cube(data, transform=transform, crs=crs, nodata=nodata, wavelength=wavelength,

@@ -22,7 +22,7 @@ import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import make_cube
+from hsad.cube import keep_source, make_cube
 from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
@@ -493,18 +493,20 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         st = os.stat(p)
         # (fancy indexing stays on: with fancy=False dask does not fuse a slice into the
         # read, and every statistics sample window read its whole tile)
-        data = da.from_array(reader, chunks=tiles, asarray=False,
-                             meta=np.empty((0, 0, 0), dtype),
-                             name="mat73-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
-                                                      window))
+        data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,
+                                         meta=np.empty((0, 0, 0), dtype),
+                                         name="mat73-" + tokenize(p, ckey, st.st_mtime_ns,
+                                                                  st.st_size, tiles, window)),
+                           reader)
         values = {k: _read_h5(p, k) for k in extra}
     elif lazy and (stored := _stored_type(p, ckey)) is not None:
         reader = _V5Variable(p, ckey, (rows, cols, bands), stored, window)
         st = os.stat(p)
-        data = da.from_array(reader, chunks=tiles, asarray=False,
-                             meta=np.empty((0, 0, 0), reader.dtype),
-                             name="mat5-" + tokenize(p, ckey, st.st_mtime_ns, st.st_size, tiles,
-                                                     window))
+        data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,
+                                         meta=np.empty((0, 0, 0), reader.dtype),
+                                         name="mat5-" + tokenize(p, ckey, st.st_mtime_ns,
+                                                                 st.st_size, tiles, window)),
+                           reader)
         values = _read_v5(p, extra) if extra else {}
         missing = [k for k in extra if k not in values]
         if missing:

@@ -39,7 +39,7 @@ from dask.base import tokenize
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from hsad.cube import make_cube
+from hsad.cube import keep_source, make_cube
 from hsad.errors import FileFormatError
 from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, file_stamp, text
@@ -429,9 +429,10 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
     if sensor:
         attrs[SENSOR_ATTR] = sensor
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
-    data = da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices fuse into reads
-                         meta=np.empty((0, 0, 0), np.float32),
-                         name="prisma-" + tokenize(p, name, stamp, tiles, window))
+    data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices
+                                     meta=np.empty((0, 0, 0), np.float32),  # fuse into reads
+                                     name="prisma-" + tokenize(p, name, stamp, tiles, window)),
+                       reader)
     cat = (lambda field: np.concatenate([getattr(a, field) for a in arms]))  # noqa: E731
     fwhm = None if any(a.fwhm is None for a in arms) else cat("fwhm")
     return make_cube(data, transform=transform, crs=crs, nodata=np.nan,

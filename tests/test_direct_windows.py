@@ -1,0 +1,83 @@
+"""Arrays read window by window without dask: hsad.cube.source_of and the even sample of
+hsad.engine.stats, which reads its small windows from a scene's own array or reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hsad.engine.stats as stats
+import hsad.io.envi as envi
+from hsad import open_cube
+from hsad.cube import make_cube, source_of, wrap_numpy
+from hsad.engine.stats import ONE_PASS_BYTES, SAMPLE_WINDOW, even_sample
+from hsad.io.envi_writer import write_envi
+from hsad.io.geotiff import WindowReader
+from hsad.io.geotiff_writer import write_geotiff_cube
+
+
+def test_a_wrapped_array_is_its_own_source_and_a_sliced_one_has_none():
+    data = np.random.default_rng(0).random((40, 30, 5), dtype=np.float32)
+    lazy = wrap_numpy(data, chunks=(16, 16, -1))
+    assert source_of(lazy) is data
+    assert source_of(make_cube(data).data) is data
+    assert source_of(lazy[:, :, :3]) is None  # another array: read through dask
+    assert source_of(lazy.astype(np.float64)) is None
+    assert source_of(data) is None  # numpy itself: not a dask array
+
+
+@pytest.fixture(params=["bip", "bil", "bsq"])
+def large_file(request, tmp_path):
+    """An ENVI file larger than ONE_PASS_BYTES (which is read whole), and its values."""
+    values = np.random.default_rng(1).normal(100, 10, (180, 170, 140)).astype(np.float32)
+    assert values.nbytes > ONE_PASS_BYTES
+    hdr = tmp_path / f"{request.param}.hdr"
+    write_envi(make_cube(values), hdr, interleave=request.param)
+    return hdr, values
+
+
+def test_the_even_sample_of_a_geotiff_is_read_from_its_window_reader(tmp_path):
+    values = np.random.default_rng(4).normal(100, 10, (180, 170, 140)).astype(np.float32)
+    write_geotiff_cube(make_cube(values), tmp_path / "large.tif")
+    cube = open_cube(tmp_path / "large.tif")
+    assert isinstance(source_of(cube.data), WindowReader)
+    np.testing.assert_array_equal(even_sample(cube.data, 16 * SAMPLE_WINDOW ** 2),
+                                  even_sample(values, 16 * SAMPLE_WINDOW ** 2))
+
+
+def test_the_even_sample_of_a_file_reads_its_windows_from_the_reader(large_file,
+                                                                     monkeypatch):
+    """The same pixels as through dask, each window read alone from the file (through a
+    dask graph per window, 1024 windows cost 1.2 s on a 1024² × 200 file; 0.1 s so)."""
+    hdr, values = large_file
+    cube = open_cube(hdr, chunks=64)
+    assert isinstance(source_of(cube.data), envi.EnviPixels)
+    reads = []
+    window = envi.EnviPixels.read_window
+    monkeypatch.setattr(envi.EnviPixels, "read_window", lambda self, ys, xs, bs: (
+        reads.append((ys.stop - ys.start) * (xs.stop - xs.start)) or window(self, ys, xs, bs)))
+    sample = even_sample(cube.data, 16 * SAMPLE_WINDOW ** 2)
+    assert len(reads) == 16 and max(reads) == SAMPLE_WINDOW ** 2
+    monkeypatch.setattr(stats, "source_of", lambda data: None)
+    np.testing.assert_array_equal(sample, even_sample(cube.data, 16 * SAMPLE_WINDOW ** 2))
+    np.testing.assert_array_equal(sample, even_sample(values, 16 * SAMPLE_WINDOW ** 2))
+
+
+def test_a_small_file_is_sampled_whole_from_its_reader(tmp_path):
+    values = np.random.default_rng(2).random((5, 4, 3), dtype=np.float32)
+    write_envi(make_cube(values), tmp_path / "small.hdr")
+    sample = even_sample(open_cube(tmp_path / "small.hdr").data, 1000)
+    np.testing.assert_array_equal(sample, values.reshape(-1, 3))
+
+
+def test_a_scaled_file_is_sampled_through_dask(tmp_path):
+    """A cube whose values are computed from the file's (a reflectance scale) has no
+    source to slice: its sample holds the scaled values."""
+    values = np.random.default_rng(3).integers(0, 10_000, (20, 20, 4)).astype(np.int16)
+    hdr = tmp_path / "scaled.hdr"
+    write_envi(make_cube(values), hdr)
+    hdr.write_text(hdr.read_text() + "reflectance scale factor = 10000\n")
+    cube = open_cube(hdr, apply_scale=True)
+    assert source_of(cube.data) is None
+    sample = even_sample(cube.data, 1000)
+    np.testing.assert_allclose(sample, values.reshape(-1, 4) / np.float32(10_000), rtol=1e-6)
