@@ -36,13 +36,21 @@ def large_file(request, tmp_path):
     return hdr, values
 
 
-def test_the_even_sample_of_a_geotiff_is_read_from_its_window_reader(tmp_path):
+def test_the_even_sample_of_a_geotiff_is_read_from_its_window_reader_in_one_session(
+        tmp_path, monkeypatch):
+    """The windows are read while the file stays open (hsad.io.kept_open): opened anew for
+    each, GDAL decodes a whole compressed tile per 8 × 8 window."""
+    import rasterio
+
     values = np.random.default_rng(4).normal(100, 10, (180, 170, 140)).astype(np.float32)
     write_geotiff_cube(make_cube(values), tmp_path / "large.tif")
     cube = open_cube(tmp_path / "large.tif")
     assert isinstance(source_of(cube.data), WindowReader)
-    np.testing.assert_array_equal(even_sample(cube.data, 16 * SAMPLE_WINDOW ** 2),
-                                  even_sample(values, 16 * SAMPLE_WINDOW ** 2))
+    opened, real = [], rasterio.open
+    monkeypatch.setattr(rasterio, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    sample = even_sample(cube.data, 16 * SAMPLE_WINDOW ** 2)
+    assert len(opened) == 1
+    np.testing.assert_array_equal(sample, even_sample(values, 16 * SAMPLE_WINDOW ** 2))
 
 
 def test_the_even_sample_of_a_file_reads_its_windows_from_the_reader(large_file,

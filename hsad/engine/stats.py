@@ -434,19 +434,20 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
         data = data.compute(scheduler=get_sync)  # small: read whole, at once
     w = SAMPLE_WINDOW
     if rows * cols <= n_pixels or rows < w or cols < w:
-        blocks = [data[:, :, :]]  # a reader returns its array so
+        windows = [(slice(None), slice(None))]
     else:
         side = max(1, int(np.ceil(np.sqrt(n_pixels / (w * w)))))
         ys = np.unique(np.linspace(0, rows - w, side).astype(int))
         xs = np.unique(np.linspace(0, cols - w, side).astype(int))
-        blocks = [data[y:y + w, x:x + w] for y in ys for x in xs]
+        windows = [(slice(y, y + w), slice(x, x + w)) for y in ys for x in xs]
     # each window alone: computed together, windows sharing a chunk would read it whole
     # (dask's scheduler as a function: given by name it imports dask.distributed); a
     # GeoTIFF stays open meanwhile, so that its tiles are decoded once for all the
-    # windows in them (hsad.io.kept_open)
+    # windows in them (hsad.io.kept_open). A reader's slice is its read.
     from hsad.io.kept_open import session
 
     with session():
+        blocks = [data[rs, cs, :] for rs, cs in windows]
         blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
                   for b in blocks]
     return np.concatenate([np.asarray(b).reshape(-1, bands) for b in blocks])
