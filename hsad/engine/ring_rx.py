@@ -30,12 +30,16 @@ def _pinv_quadratic(moments: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 #: bytes of the matrices per ``np.linalg.cholesky`` call, assembled just before it: a
-#: group's matrices and factors stay in cache (32 matrices at 193 bands), where a row's
-#: worth (30 MB) went through memory three times; with few dimensions (pca=5) a group is a
-#: whole row, as the numpy calls per group, not the arithmetic, are then the cost.
-#: (LAPACK's dpotrf in place, one call per pixel, saves numpy's copy but hands the GIL back
-#: and forth 100 times a row: two tiles then ran 1.5× slower side by side, measured.)
-CHOLESKY_BYTES = 10 * 2**20
+#: group's matrices and factors stay in cache (6 matrices at 193 bands, within a core's
+#: L2 of 2 MB on a current Xeon), where a row's worth (30 MB) went through memory three
+#: times; with few dimensions (pca=5) a group is a whole row, as the numpy calls per group,
+#: not the arithmetic, are then the cost. 10 MiB groups (34 matrices) made local RX on all
+#: 193 bands of abu-beach-2 13 % slower on a Sapphire Rapids Xeon (2.48–2.50 s against
+#: 2.12–2.19 s; docs/performance.md, benchmark 35). (LAPACK's dpotrf in place, one call
+#: per pixel, saves numpy's copy but hands the GIL back and forth 100 times a row: two
+#: tiles then ran 1.5× slower side by side, measured; called without the GIL it is 5–10 %
+#: faster than numpy's call, not worth a second code path.)
+CHOLESKY_BYTES = 2 * 2**20
 
 
 def cholesky_group(bands: int) -> int:
