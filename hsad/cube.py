@@ -50,23 +50,40 @@ def wrap_numpy(array: np.ndarray, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1)) -> 
                                 meta=np.empty((0,) * array.ndim, array.dtype)), array)
 
 
-#: what dask arrays were made over, by dask name, while it lives (:func:`source_of`)
+#: what dask arrays were made over, by dask name, while it lives (:func:`source_of`), and
+#: the graph layer that computes each from it
 _SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_LAYERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _layer(data):
+    """The graph layer that computes the dask array ``data`` (None for other graphs)."""
+    layers = getattr(getattr(data, "dask", None), "layers", None)
+    return layers.get(data.name) if layers is not None else None
 
 
 def keep_source(data: da.Array, source) -> da.Array:
     """Remember that ``data`` (a dask array) is ``source`` (a numpy array, or a reader
     sliced like one) chunk by chunk, unchanged; returns ``data``."""
-    _SOURCES[data.name] = source
+    layer = _layer(data)
+    if layer is not None:
+        _SOURCES[data.name] = source
+        _LAYERS[data.name] = layer
     return data
 
 
 def source_of(data):
     """The array ``data`` (a dask array from :func:`keep_source`, unsliced) was made over,
     else None. A window of it is read by slicing it, without a dask graph: many small
-    windows (an even sample of a scene) cost 1 ms each through dask, microseconds so."""
-    held = _SOURCES.get(getattr(data, "name", None)) if isinstance(data, da.Array) else None
-    if held is None or tuple(held.shape) != data.shape or held.dtype != data.dtype:
+    windows (an even sample of a scene) cost 1 ms each through dask, microseconds so. A
+    copy of ``data`` (pickled, deep-copied, persisted) has a graph of its own and no source:
+    it may hold other values than the array it was copied from now holds."""
+    if not isinstance(data, da.Array):
+        return None
+    held, layer = _SOURCES.get(data.name), _LAYERS.get(data.name)
+    if held is None or layer is None or _layer(data) is not layer:
+        return None
+    if tuple(held.shape) != data.shape or held.dtype != data.dtype:
         return None
     return held
 

@@ -31,6 +31,7 @@ from hsad.cube import (
     DEFAULT_CHUNK,
     as_cube,
     good_band_mask,
+    keep_source,
     make_cube,
     missing_values,
     physical_scaling,
@@ -196,9 +197,10 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     size = [extent, extent, n_bands]
     size[axis] = at - gap
     view = _MosaicView(parts, size, dtype, good)
-    data = da.from_array(view, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1), asarray=False,
-                         meta=np.empty((0, 0, 0), dtype),  # slices fuse into the reads
-                         name="mosaic-" + tokenize(parts, size, dtype, good))
+    data = keep_source(da.from_array(view, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1),
+                                     asarray=False, meta=np.empty((0, 0, 0), dtype),
+                                     name="mosaic-" + tokenize(parts, size, dtype, good)),
+                       view)  # (slices fuse into the reads)
     first = cubes[0]
     band_names = first["band_name"].values if "band_name" in first.coords else None
     mosaic = make_cube(data, wavelength=first["wavelength"].values, fwhm=first["fwhm"].values,

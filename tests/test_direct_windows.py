@@ -16,6 +16,25 @@ from hsad.io.geotiff import WindowReader
 from hsad.io.geotiff_writer import write_geotiff_cube
 
 
+def test_a_copy_of_a_wrapped_array_has_no_source():
+    """A pickled (or deep-copied) array holds the values it was copied with: its sample is
+    read through its own graph, not from the array, which may have changed since."""
+    import copy
+    import pickle
+
+    data = np.full((40, 30, 5), 100.0, np.float32)
+    cube = make_cube(data)
+    pickled = pickle.loads(pickle.dumps(cube.data))
+    copied = copy.deepcopy(cube.data)  # dask shares the graph: it still views the array
+    data[...] = 0.0
+    assert pickled.name == cube.data.name and source_of(pickled) is None
+    assert (even_sample(pickled, 64) == 100.0).all()
+    for lazy in (cube.data, copied):  # a sample always holds what the array computes
+        np.testing.assert_array_equal(even_sample(lazy, 64),
+                                      even_sample(lazy.compute(), 64))
+    assert (even_sample(cube.data, 64) == 0.0).all()
+
+
 def test_a_wrapped_array_is_its_own_source_and_a_sliced_one_has_none():
     data = np.random.default_rng(0).random((40, 30, 5), dtype=np.float32)
     lazy = wrap_numpy(data, chunks=(16, 16, -1))
@@ -76,6 +95,35 @@ def test_a_small_file_is_sampled_whole_from_its_reader(tmp_path):
     write_envi(make_cube(values), tmp_path / "small.hdr")
     sample = even_sample(open_cube(tmp_path / "small.hdr").data, 1000)
     np.testing.assert_array_equal(sample, values.reshape(-1, 3))
+
+
+def test_a_file_below_one_pass_bytes_is_read_once_for_its_windows(tmp_path, monkeypatch):
+    """1 024 windows of a 16 MB file cost more one by one than one read of it."""
+    values = np.random.default_rng(5).random((300, 280, 20), dtype=np.float32)
+    assert values.nbytes < ONE_PASS_BYTES
+    write_envi(make_cube(values), tmp_path / "mid.hdr", interleave="bil")
+    cube = open_cube(tmp_path / "mid.hdr")
+    reads = []
+    window = envi.EnviPixels.read_window
+    monkeypatch.setattr(envi.EnviPixels, "read_window", lambda self, ys, xs, bs: (
+        reads.append(1) or window(self, ys, xs, bs)))
+    sample = even_sample(cube.data, 1024 * SAMPLE_WINDOW ** 2)
+    assert len(reads) <= 4  # the cube's chunks, once
+    np.testing.assert_array_equal(sample, even_sample(values, 1024 * SAMPLE_WINDOW ** 2))
+
+
+def test_a_mat_file_read_whole_is_sampled_from_memory(tmp_path):
+    """A MAT v5 cube read at once (``load_mat``, the benchmark scenes' way) is wrapped as
+    views, so its sample is sliced from memory (0.8 s through dask for 700² × 30)."""
+    import scipy.io
+
+    from hsad.io.matlab import load_mat
+
+    values = np.random.default_rng(6).random((60, 50, 7)).astype(np.float32)
+    scipy.io.savemat(tmp_path / "scene.mat", {"data": values, "map": np.zeros((60, 50))})
+    cube, _ = load_mat(tmp_path / "scene.mat")
+    assert isinstance(source_of(cube.data), np.ndarray)
+    np.testing.assert_array_equal(even_sample(cube.data, 256), even_sample(values, 256))
 
 
 def test_a_scaled_file_is_sampled_through_dask(tmp_path):

@@ -428,8 +428,8 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
     (GeoTIFF windows, ENVI rows under a band selection)."""
     rows, cols, bands = data.shape
     held = source_of(data)
-    if held is not None:  # numpy, or a reader's own windows: sliced without dask
-        data = held
+    if held is not None and (isinstance(held, np.ndarray) or data.nbytes > ONE_PASS_BYTES):
+        data = held  # numpy, or a reader's own windows: sliced without dask
     elif hasattr(data, "dask") and data.nbytes <= ONE_PASS_BYTES:
         data = data.compute(scheduler=get_sync)  # small: read whole, at once
     w = SAMPLE_WINDOW

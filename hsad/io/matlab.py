@@ -22,7 +22,7 @@ import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import keep_source, make_cube
+from hsad.cube import keep_source, make_cube, wrap_numpy
 from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
@@ -527,7 +527,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         if window is not None:
             cube = cube[window.row_off:window.row_off + window.height,
                         window.col_off:window.col_off + window.width]
-        data = da.from_array(np.ascontiguousarray(cube), chunks=tiles)
+        data = wrap_numpy(np.ascontiguousarray(cube), chunks=tiles)
     wavelength = None
     if wkey is not None:
         wl = _as_float(values[wkey], wkey, p).reshape(-1)
