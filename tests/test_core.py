@@ -105,6 +105,42 @@ def test_block_moments_screen_non_finite_pixels_in_every_piece(nodata):
     np.testing.assert_allclose(mom.cov, np.cov(flat.T, bias=True), rtol=1e-9)
 
 
+def _whitened_error(scatter, exact):
+    """‖L⁻¹ (scatter − exact) L⁻ᵀ‖₂ with exact = L Lᵀ: an error as RX sees it."""
+    inv = np.linalg.inv(np.linalg.cholesky(exact))
+    return np.linalg.norm(inv @ (scatter - exact) @ inv.T, 2)
+
+
+@pytest.mark.parametrize("case", ["offset", "outlier first"])
+def test_block_moments_centre_on_the_block_not_its_first_piece(case):
+    """The pieces' scatter is summed about a reference and the block's shift from it
+    subtracted once: a reference far from the block's mean (its first piece, here a lone
+    outlier or a level 1e6 above the spread) cancels the digits RX needs. Whitened errors
+    against a two-pass long-double reference, outlier and offset: 2e-3 and 1e-13 about the
+    first piece's mean; 3e-4 and 7e-9 with 0.2.0's per-piece merges; 5e-8 and 1e-13 about
+    the block's sampled mean."""
+    from hsad.engine import stats
+
+    rng = np.random.default_rng(7)
+    block = rng.normal(size=(256, 256, 12)) @ rng.normal(size=(12, 12))
+    valid = None
+    if case == "offset":
+        block = 1e6 + 1e-3 * block
+    else:  # the block's first rows masked out but for one outlier
+        block = 5.0 + 0.01 * block
+        block[3, 3] += 1e4
+        valid = np.ones((256, 256), bool)
+        valid[:16] = False
+        valid[3, 3] = True
+    mom = stats.block_moments(block, valid)
+    flat = block.reshape(-1, 12)[np.ones(256 * 256, bool) if valid is None
+                                 else valid.reshape(-1)].astype(np.longdouble)
+    centred = flat - flat.mean(axis=0)
+    exact = (centred.T @ centred).astype(np.float64)
+    assert mom.n == flat.shape[0]
+    assert _whitened_error(mom.scatter, exact) < 1e-6
+
+
 def test_mahalanobis_matches_direct_formula_and_pinv_handles_singular():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(50, 4))

@@ -109,10 +109,11 @@ def block_moments(
 
     ``valid`` selects pixels; ``screen=True`` instead drops non-finite pixels and those
     with a band at ``nodata`` (as :func:`valid_rows`), piece by piece. The block is
-    converted to float64 and centred on a reference (the mean of its first piece) piece by
-    piece; each piece's scatter about the reference is added in place by one symmetric
-    rank-k update (:func:`~hsad.engine.blas.add_upper_gram`), and the mean shift is
-    corrected once for the block. Blocks are merged with Chan's update.
+    converted to float64 and centred on a reference piece by piece (the mean of an even
+    grid of its valid pixels, :func:`_centring_reference`; else of its first piece); each
+    piece's scatter about the reference is added in place by one symmetric rank-k update
+    (:func:`~hsad.engine.blas.add_upper_gram`), and the mean shift is corrected once for
+    the block. Blocks are merged with Chan's update.
     """
     block = np.asarray(block)
     if block.ndim == 2:
@@ -129,11 +130,11 @@ def block_moments(
     # finite values are screened after the cast, from the piece's band sums (finite iff
     # every value is): one matrix-vector product instead of a full isfinite pass
     by_sums = screen and np.issubdtype(block.dtype, np.floating)
-    ref = None
+    ref = _centring_reference(block, keep, screen, nodata)
     with single_threaded_linalg():
         for r in range(0, block.shape[0], step):
             raw = block[r : r + step]
-            first = ref is None
+            first = ref is None  # no reference from the grid yet: this piece gives it
             ok = None
             if (screen and first) or by_values:
                 ok, partial = _screened(raw, nodata)
@@ -145,7 +146,7 @@ def block_moments(
                 ok = rows if ok is None else ok & rows
             if ok is not None and not ok.any():
                 continue
-            if first:  # centring reference: the mean of the block's first piece
+            if first:  # centring reference: the mean of the first piece holding data
                 flat = raw.reshape(-1, b)
                 ref = (flat if ok is None else flat[ok]).mean(axis=0, dtype=np.float64)
             piece = buf[: raw.shape[0]]
@@ -173,6 +174,32 @@ def block_moments(
     if by_values:
         total.partial, total.partial_bands = partial_n, partial_bands
     return total
+
+
+#: pixels of a block whose mean centres its scatter (:func:`_centring_reference`)
+CENTRING_PIXELS = 4096
+
+
+def _centring_reference(block: np.ndarray, keep: np.ndarray | None, screen: bool,
+                        nodata: float | None) -> np.ndarray | None:
+    """The mean (float64) of about :data:`CENTRING_PIXELS` valid pixels of ``block`` on an
+    even grid, or None when the grid holds none. The scatter of the block's pieces is summed
+    about it, and the block's mean shift from it subtracted once: a reference near the
+    block's mean keeps that subtraction from cancelling digits, where the first piece's
+    mean may lie far from it (a drift along the block, a first piece of one outlier)."""
+    rows, cols = block.shape[:2]
+    stride = max(1, int(np.sqrt(rows * cols / CENTRING_PIXELS)))
+    grid = block[::stride, ::stride].reshape(-1, block.shape[-1])
+    ok = valid_rows(grid, nodata) if screen else None
+    if keep is not None:
+        chosen = keep[::stride, ::stride].reshape(-1)
+        ok = chosen if ok is None else ok & chosen
+    if ok is not None:
+        grid = grid[ok]
+    if not grid.shape[0]:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):  # said by check_overflow
+        return grid.mean(axis=0, dtype=np.float64)
 
 
 def _tree_merge(parts: list) -> Moments:
