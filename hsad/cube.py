@@ -50,10 +50,9 @@ def wrap_numpy(array: np.ndarray, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1)) -> 
                                 meta=np.empty((0,) * array.ndim, array.dtype)), array)
 
 
-#: what dask arrays were made over, by dask name, while it lives (:func:`source_of`), and
-#: the graph layer that computes each from it
-_SOURCES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_LAYERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+#: what dask arrays were made over (:func:`source_of`), by ``id`` of the graph layer that
+#: computes each from it: ``(weak reference to the layer, source)``, dropped with the layer
+_SOURCES: dict[int, tuple] = {}
 
 
 def _layer(data):
@@ -64,11 +63,13 @@ def _layer(data):
 
 def keep_source(data: da.Array, source) -> da.Array:
     """Remember that ``data`` (a dask array) is ``source`` (a numpy array, or a reader
-    sliced like one) chunk by chunk, unchanged; returns ``data``."""
+    sliced like one) chunk by chunk, unchanged, for as long as its graph layer lives;
+    returns ``data``."""
     layer = _layer(data)
     if layer is not None:
-        _SOURCES[data.name] = source
-        _LAYERS[data.name] = layer
+        key = id(layer)
+        _SOURCES[key] = (weakref.ref(layer), source)
+        weakref.finalize(layer, _SOURCES.pop, key, None)
     return data
 
 
@@ -76,13 +77,13 @@ def source_of(data):
     """The array ``data`` (a dask array from :func:`keep_source`, unsliced) was made over,
     else None. A window of it is read by slicing it, without a dask graph: many small
     windows (an even sample of a scene) cost 1 ms each through dask, microseconds so. A
-    copy of ``data`` (pickled, deep-copied, persisted) has a graph of its own and no source:
-    it may hold other values than the array it was copied from now holds."""
-    if not isinstance(data, da.Array):
+    copy of ``data`` (pickled, persisted) has a graph of its own and no source: it may
+    hold other values than the array it was copied from now holds."""
+    layer = _layer(data) if isinstance(data, da.Array) else None
+    entry = _SOURCES.get(id(layer)) if layer is not None else None
+    if entry is None or entry[0]() is not layer:
         return None
-    held, layer = _SOURCES.get(data.name), _LAYERS.get(data.name)
-    if held is None or layer is None or _layer(data) is not layer:
-        return None
+    held = entry[1]
     if tuple(held.shape) != data.shape or held.dtype != data.dtype:
         return None
     return held

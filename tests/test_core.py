@@ -141,6 +141,19 @@ def test_block_moments_centre_on_the_block_not_its_first_piece(case):
     assert _whitened_error(mom.scatter, exact) < 1e-6
 
 
+def test_an_undeclared_fill_at_float64s_limit_is_refused_not_dropped():
+    """-1.797e308 (ArcGIS's float64 NoData) in a tile's rows overflowed the tile's centring
+    mean, and every pixel of the tile was then dropped as not finite, silently."""
+    from hsad.engine.stats import scene_moments
+    from hsad.errors import ParameterError
+
+    rng = np.random.default_rng(0)
+    x = 1000 + rng.normal(size=(128, 96, 6)) @ rng.normal(size=(6, 6))
+    x[:24, :, 0] = -np.finfo(np.float64).max
+    with pytest.raises(ParameterError, match="fill value"):
+        scene_moments(make_cube(x), "RX")
+
+
 def test_mahalanobis_matches_direct_formula_and_pinv_handles_singular():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(50, 4))

@@ -35,6 +35,22 @@ def test_a_copy_of_a_wrapped_array_has_no_source():
     assert (even_sample(cube.data, 64) == 0.0).all()
 
 
+def test_sources_live_as_long_as_their_arrays(tmp_path):
+    """A view made on the fly (bands last, a window) keeps its source while the cube lives,
+    and opening a file again leaves the first cube its own."""
+    import gc
+
+    bsq = np.random.default_rng(7).random((6, 40, 30), dtype=np.float32)
+    cube = make_cube(np.moveaxis(bsq, 0, -1))
+    gc.collect()
+    assert source_of(cube.data) is not None
+    write_envi(make_cube(np.moveaxis(bsq, 0, -1)), tmp_path / "again.hdr")
+    first = open_cube(tmp_path / "again.hdr")
+    second = open_cube(tmp_path / "again.hdr")
+    assert first.data.name == second.data.name
+    assert source_of(first.data) is not None and source_of(second.data) is not None
+
+
 def test_a_wrapped_array_is_its_own_source_and_a_sliced_one_has_none():
     data = np.random.default_rng(0).random((40, 30, 5), dtype=np.float32)
     lazy = wrap_numpy(data, chunks=(16, 16, -1))
@@ -88,6 +104,19 @@ def test_the_even_sample_of_a_file_reads_its_windows_from_the_reader(large_file,
     monkeypatch.setattr(stats, "source_of", lambda data: None)
     np.testing.assert_array_equal(sample, even_sample(cube.data, 16 * SAMPLE_WINDOW ** 2))
     np.testing.assert_array_equal(sample, even_sample(values, 16 * SAMPLE_WINDOW ** 2))
+
+
+def test_a_small_tiled_geotiff_is_opened_once_for_its_sample(tmp_path, monkeypatch):
+    import rasterio
+
+    values = np.random.default_rng(8).random((200, 190, 12), dtype=np.float32)
+    write_geotiff_cube(make_cube(values), tmp_path / "small.tif")
+    cube = open_cube(tmp_path / "small.tif", chunks=64)
+    opened, real = [], rasterio.open
+    monkeypatch.setattr(rasterio, "open", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    sample = even_sample(cube.data, 64 * SAMPLE_WINDOW ** 2)
+    assert len(opened) == 1
+    np.testing.assert_array_equal(sample, even_sample(values, 64 * SAMPLE_WINDOW ** 2))
 
 
 def test_a_small_file_is_sampled_whole_from_its_reader(tmp_path):

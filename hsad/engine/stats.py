@@ -199,7 +199,10 @@ def _centring_reference(block: np.ndarray, keep: np.ndarray | None, screen: bool
     if not grid.shape[0]:
         return None
     with np.errstate(over="ignore", invalid="ignore"):  # said by check_overflow
-        return grid.mean(axis=0, dtype=np.float64)
+        mean = grid.mean(axis=0, dtype=np.float64)
+    # values near float64's limit (an undeclared fill of -1.8e308) overflow the mean: the
+    # first piece's then centres the block, as the moments' own check expects
+    return mean if np.isfinite(mean).all() else None
 
 
 def _tree_merge(parts: list) -> Moments:
@@ -454,11 +457,6 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
     reader then reads those windows only, where a strided slice makes it read whole chunks
     (GeoTIFF windows, ENVI rows under a band selection)."""
     rows, cols, bands = data.shape
-    held = source_of(data)
-    if held is not None and (isinstance(held, np.ndarray) or data.nbytes > ONE_PASS_BYTES):
-        data = held  # numpy, or a reader's own windows: sliced without dask
-    elif hasattr(data, "dask") and data.nbytes <= ONE_PASS_BYTES:
-        data = data.compute(scheduler=get_sync)  # small: read whole, at once
     w = SAMPLE_WINDOW
     if rows * cols <= n_pixels or rows < w or cols < w:
         windows = [(slice(None), slice(None))]
@@ -473,7 +471,15 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
     # windows in them (hsad.io.kept_open). A reader's slice is its read.
     from hsad.io.kept_open import session
 
+    held = source_of(data)
+    small = data.nbytes <= ONE_PASS_BYTES
     with session():
+        if held is not None and (isinstance(held, np.ndarray) or not small):
+            data = held  # numpy, or a reader's own windows: sliced without dask
+        elif held is not None:
+            data = np.asarray(held[:, :, :])  # a reader's small scene: one read, whole
+        elif hasattr(data, "dask") and small:
+            data = data.compute(scheduler=get_sync)  # small: read whole, at once
         blocks = [data[rs, cs, :] for rs, cs in windows]
         blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
                   for b in blocks]
