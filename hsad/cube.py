@@ -64,7 +64,8 @@ def _layer(data):
 def keep_source(data: da.Array, source) -> da.Array:
     """Remember that ``data`` (a dask array) is ``source`` (a numpy array, or a reader
     sliced like one) chunk by chunk, unchanged, for as long as its graph layer lives;
-    returns ``data``."""
+    returns ``data``. ``source`` is held until then, so it must not refer to ``data``
+    itself (the layer would then never be freed)."""
     layer = _layer(data)
     if layer is not None:
         key = id(layer)
