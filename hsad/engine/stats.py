@@ -183,10 +183,11 @@ CENTRING_PIXELS = 4096
 def _centring_reference(block: np.ndarray, keep: np.ndarray | None, screen: bool,
                         nodata: float | None) -> np.ndarray | None:
     """The mean (float64) of about :data:`CENTRING_PIXELS` valid pixels of ``block`` on an
-    even grid, or None when the grid holds none. The scatter of the block's pieces is summed
-    about it, and the block's mean shift from it subtracted once: a reference near the
-    block's mean keeps that subtraction from cancelling digits, where the first piece's
-    mean may lie far from it (a drift along the block, a first piece of one outlier)."""
+    even grid, or None when the grid holds none or their mean overflows. The scatter of
+    the block's pieces is summed about it, and the block's mean shift from it subtracted
+    once: a reference near the block's mean keeps that subtraction from cancelling digits,
+    where the first piece's mean may lie far from it (a drift along the block, a first
+    piece of one outlier)."""
     rows, cols = block.shape[:2]
     stride = max(1, int(np.sqrt(rows * cols / CENTRING_PIXELS)))
     grid = block[::stride, ::stride].reshape(-1, block.shape[-1])
@@ -455,7 +456,10 @@ def even_sample(data, n_pixels: int) -> np.ndarray:
     """About ``n_pixels`` pixels ``(n, bands)`` of ``data`` ``(rows, cols, bands)``, numpy or
     dask, read as small windows on an even grid (all of it when it is no larger): a lazy
     reader then reads those windows only, where a strided slice makes it read whole chunks
-    (GeoTIFF windows, ENVI rows under a band selection)."""
+    (GeoTIFF windows, ENVI rows under a band selection). A dask array made over a numpy
+    array or a reader (:func:`hsad.cube.source_of`) is sliced there directly, without a
+    dask graph per window; a reader's scene of at most :data:`ONE_PASS_BYTES` is read
+    once, whole."""
     rows, cols, bands = data.shape
     w = SAMPLE_WINDOW
     if rows * cols <= n_pixels or rows < w or cols < w:
