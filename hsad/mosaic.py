@@ -22,7 +22,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
@@ -31,14 +30,13 @@ from hsad.cube import (
     DEFAULT_CHUNK,
     as_cube,
     good_band_mask,
-    keep_source,
     make_cube,
     missing_values,
     physical_scaling,
 )
 from hsad.detectors.scene_checks import WAVELENGTH_REFUSE_NM, WAVELENGTH_WARN_NM, wavelength_shift
 from hsad.errors import ParameterError
-from hsad.io.window import ComputedView, computed_window
+from hsad.io.window import ComputedView, array_over, computed_window
 
 #: pixels of each scene looked at for data (64 windows of 8 × 8, evenly spread)
 EMPTY_SAMPLE = 4096
@@ -197,10 +195,8 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     size = [extent, extent, n_bands]
     size[axis] = at - gap
     view = _MosaicView(parts, size, dtype, good)
-    data = keep_source(da.from_array(view, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1),
-                                     asarray=False, meta=np.empty((0, 0, 0), dtype),
-                                     name="mosaic-" + tokenize(parts, size, dtype, good)),
-                       view)  # (slices fuse into the reads)
+    data = array_over(view, (DEFAULT_CHUNK, DEFAULT_CHUNK, -1),
+                      "mosaic-" + tokenize(parts, size, dtype, good))
     first = cubes[0]
     band_names = first["band_name"].values if "band_name" in first.coords else None
     mosaic = make_cube(data, wavelength=first["wavelength"].values, fwhm=first["fwhm"].values,

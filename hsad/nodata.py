@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import as_cube, excluded_fill, keep_source, nodata_for
+from hsad.cube import as_cube, excluded_fill, nodata_for
 from hsad.errors import ParameterError
-from hsad.io.window import ComputedView
+from hsad.io.window import ComputedView, array_over
 
 
 def set_nodata(cube: xr.DataArray, value: float | None) -> xr.DataArray:
@@ -50,10 +49,8 @@ def apply_valid_mask(cube: xr.DataArray, mask) -> xr.DataArray:
         return cube
     dtype, fill = excluded_fill(cube.dtype, cube.attrs.get("nodata"))
     view = _MaskedView(cube.data, valid, dtype, fill)
-    data = keep_source(da.from_array(view, chunks=cube.data.chunks, asarray=False,
-                                     meta=np.empty((0, 0, 0), dtype),  # slices fuse into reads
-                                     name="masked-" + tokenize(cube.data.name, valid, dtype,
-                                                               fill)), view)
+    data = array_over(view, cube.data.chunks,
+                      "masked-" + tokenize(cube.data.name, valid, dtype, fill))
     return cube.copy(data=data)
 
 

@@ -13,7 +13,6 @@ import os
 import re
 from pathlib import Path
 
-import dask.array as da
 import h5py
 import numpy as np
 import xarray as xr
@@ -21,14 +20,14 @@ from dask.base import tokenize
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from hsad.cube import keep_source, make_cube
+from hsad.cube import make_cube
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import Glt, only_placed
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, file_stamp, text
-from hsad.io.window import WindowView, check_window, window_attrs
+from hsad.io.window import WindowView, array_over, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference
 CUBES = ("reflectance", "radiance")
@@ -178,10 +177,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     if window is not None:
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
                             window.width)
-    data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices
-                                     meta=np.empty((0, 0, 0), dtype),  # fuse into reads
-                                     name="emit-" + tokenize(p, ckey, stamp, tiles, window)),
-                       reader)
+    data = array_over(reader, tiles, "emit-" + tokenize(p, ckey, stamp, tiles, window))
     attrs = {"emit_key": ckey, "product": Path(p).stem, **window_attrs(window, (rows, cols))}
     cube = make_cube(data, nodata=nodata, wavelength=wavelength, fwhm=fwhm, good_band=good,
                      source_format="emit", source_path=p, attrs=attrs)

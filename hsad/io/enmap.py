@@ -33,14 +33,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
 from hsad.errors import FileFormatError, ParameterError, UnsupportedError
 from hsad.io.sidecar_xml import MAX_XML_BYTES, local_name
-from hsad.io.window import ComputedView
+from hsad.io.window import ComputedView, array_over
 
 #: the product levels read, and what their values (DN · GainOfBand + OffsetOfBand) are
 LEVELS = {"L1C": "radiance", "L2A": "surface reflectance"}
@@ -433,7 +432,7 @@ def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
     """An EnMAP product's cube, lazily, in physical units (module docstring); ``key``:
     ``full`` (default), ``vnir`` or ``swir``; ``window`` (a :class:`hsad.subset.Window`)
     reads only that window."""
-    from hsad.cube import keep_source, make_cube
+    from hsad.cube import make_cube
     from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
     from hsad.subset import WINDOW_ATTR
 
@@ -457,11 +456,9 @@ def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
         background = background if info.min <= background <= info.max else None
     b = product.bands
     view = _PhysicalView(base.data, order, b.gain[order], b.offset[order], background)
-    data = keep_source(da.from_array(view, chunks=base.data.chunks[:2] + (order.size,),
-                                     asarray=False, meta=np.empty((0, 0, 0), np.float32),
-                                     name="enmap-" + tokenize(base.data.name, order, background,
-                                                              view.gain, view.offset)),
-                       view)  # (fancy: slices fuse into reads)
+    data = array_over(view, base.data.chunks[:2] + (order.size,),
+                      "enmap-" + tokenize(base.data.name, order, background, view.gain,
+                                          view.offset))
     attrs = {k: base.attrs[k] for k in (WINDOW_ATTR, SENSOR_ATTR) if k in base.attrs}
     attrs.update({"enmap_level": product.level, "enmap_key": (key or "full").lower(),
                   "enmap_metadata": str(product.xml), "product": product.prefix,

@@ -28,7 +28,6 @@ from dask.base import tokenize
 
 from hsad.cube import (
     DEFAULT_CHUNK,
-    keep_source,
     make_cube,
     nodata_hits,
     one_nodata,
@@ -53,7 +52,7 @@ from hsad.io.envi_header import (
     parse_header,
 )
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
-from hsad.io.window import WindowView, check_window, window_attrs, window_transform
+from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
 _BLOCK_BYTES = 16 * 2**20
@@ -549,10 +548,8 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     stat = data_path.stat()
     name = "envi-" + tokenize(str(header_path.resolve()), str(data_path.resolve()),
                               stat.st_mtime_ns, stat.st_size, hdr.raw, cy, cx, window)
-    data = keep_source(da.from_array(pixels, chunks=(cy, cx, hdr.bands), name=name,
-                                     lock=False, asarray=False, fancy=True,
-                                     inline_array=True,
-                                     meta=np.empty((0, 0, 0), dtype=pixels.dtype)), pixels)
+    data = array_over(pixels, (cy, cx, hdr.bands), name, lock=False, fancy=True,
+                      inline_array=True)
     transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
     sensor = sensor_georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, grid=transform,
                                        data_path=data_path)

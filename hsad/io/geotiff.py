@@ -17,7 +17,6 @@ import threading
 import warnings
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
@@ -30,7 +29,6 @@ from hsad.cube import (
     DEFAULT_CHUNK,
     excluded_fill,
     georeferenced,
-    keep_source,
     make_cube,
     one_nodata,
     with_band_scaling,
@@ -49,6 +47,7 @@ from hsad.io.sidecar_xml import sidecar_wavelengths
 from hsad.io.window import (
     FRAME_ATTR,
     WindowView,
+    array_over,
     check_window,
     frame_from_tags,
     window_attrs,
@@ -487,10 +486,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     attrs.update(window_attrs(window, shape, within))
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     st = os.stat(p)
-    data = keep_source(da.from_array(
-        reader, chunks=tiles, asarray=False, meta=np.empty((0, 0, 0), dtype),
-        name="geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles, window),
-    ), reader)
+    data = array_over(reader, tiles,
+                      "geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles, window))
     if names is not None:
         names = [n or f"band {i + 1}" for i, n in enumerate(names)]
     cube = make_cube(data, transform=transform, crs=crs, nodata=nodata, wavelength=wavelength,

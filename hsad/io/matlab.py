@@ -14,7 +14,6 @@ import warnings
 import zlib
 from pathlib import Path
 
-import dask.array as da
 import h5py
 import numpy as np
 import scipy.io as sio
@@ -22,11 +21,11 @@ import scipy.sparse
 import xarray as xr
 from dask.base import tokenize
 
-from hsad.cube import keep_source, make_cube, wrap_numpy
+from hsad.cube import make_cube, wrap_numpy
 from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import WindowReader, tile_chunks
-from hsad.io.window import WindowView, check_window, window_attrs
+from hsad.io.window import WindowView, array_over, check_window, window_attrs
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
@@ -493,20 +492,14 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         st = os.stat(p)
         # (fancy indexing stays on: with fancy=False dask does not fuse a slice into the
         # read, and every statistics sample window read its whole tile)
-        data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,
-                                         meta=np.empty((0, 0, 0), dtype),
-                                         name="mat73-" + tokenize(p, ckey, st.st_mtime_ns,
-                                                                  st.st_size, tiles, window)),
-                           reader)
+        data = array_over(reader, tiles, "mat73-" + tokenize(p, ckey, st.st_mtime_ns,
+                                                             st.st_size, tiles, window))
         values = {k: _read_h5(p, k) for k in extra}
     elif lazy and (stored := _stored_type(p, ckey)) is not None:
         reader = _V5Variable(p, ckey, (rows, cols, bands), stored, window)
         st = os.stat(p)
-        data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,
-                                         meta=np.empty((0, 0, 0), reader.dtype),
-                                         name="mat5-" + tokenize(p, ckey, st.st_mtime_ns,
-                                                                 st.st_size, tiles, window)),
-                           reader)
+        data = array_over(reader, tiles, "mat5-" + tokenize(p, ckey, st.st_mtime_ns,
+                                                            st.st_size, tiles, window))
         values = _read_v5(p, extra) if extra else {}
         missing = [k for k in extra if k not in values]
         if missing:

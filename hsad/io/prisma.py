@@ -30,7 +30,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask.array as da
 import h5py
 import numpy as np
 import xarray as xr
@@ -39,13 +38,13 @@ from dask.base import tokenize
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from hsad.cube import keep_source, make_cube
+from hsad.cube import make_cube
 from hsad.errors import FileFormatError
 from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, file_stamp, text
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
-from hsad.io.window import WindowView, check_window, window_attrs, window_transform
+from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
 
 SWATHS = "HDFEOS/SWATHS"
 _SWATH = re.compile(r"^PRS_(L\w+?)_HCO$")
@@ -429,10 +428,7 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
     if sensor:
         attrs[SENSOR_ATTR] = sensor
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
-    data = keep_source(da.from_array(reader, chunks=tiles, asarray=False,  # fancy: slices
-                                     meta=np.empty((0, 0, 0), np.float32),  # fuse into reads
-                                     name="prisma-" + tokenize(p, name, stamp, tiles, window)),
-                       reader)
+    data = array_over(reader, tiles, "prisma-" + tokenize(p, name, stamp, tiles, window))
     cat = (lambda field: np.concatenate([getattr(a, field) for a in arms]))  # noqa: E731
     fwhm = None if any(a.fwhm is None for a in arms) else cat("fwhm")
     return make_cube(data, transform=transform, crs=crs, nodata=np.nan,

@@ -161,6 +161,21 @@ class WindowView:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
+def array_over(reader, chunks, name: str, **options):
+    """The lazy dask array of ``reader``, an array-like ``(y, x, band)`` read by slicing
+    it (its ``shape`` and ``dtype`` the array's): dask slices fuse into its reads, and
+    small windows of it (:func:`hsad.engine.stats.even_sample`, :func:`computed_window`)
+    are read by slicing it directly (:func:`hsad.cube.keep_source`). ``options``: more
+    arguments of ``dask.array.from_array``."""
+    import dask.array as da
+
+    from hsad.cube import keep_source
+
+    data = da.from_array(reader, chunks=chunks, name=name, asarray=False,
+                         meta=np.empty((0, 0, 0), reader.dtype), **options)
+    return keep_source(data, reader)
+
+
 def computed_window(raw, rows: slice, cols: slice, bands) -> np.ndarray:
     """The values of the lazy ``raw`` on ``rows`` × ``cols`` and ``bands`` (positions; a run
     of them read as a slice), computed alone, so that dask fuses the slice into the file
@@ -228,5 +243,5 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
     return transform @ Affine.translation(window.col_off, window.row_off)
 
 
-__all__ = ["ComputedView", "WindowView", "check_window", "computed_window", "window_attrs",
-           "window_transform"]
+__all__ = ["ComputedView", "WindowView", "array_over", "check_window", "computed_window",
+           "window_attrs", "window_transform"]
