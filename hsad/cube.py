@@ -75,15 +75,21 @@ def keep_source(data: da.Array, source) -> da.Array:
 
 
 def source_of(data):
-    """The array ``data`` (a dask array from :func:`keep_source`, unsliced) was made over,
-    else None. A window of it is read by slicing it, without a dask graph: many small
+    """The array ``data`` (a dask array from :func:`keep_source`, unsliced, or one that
+    ``dask.array.from_array`` made: :func:`hsad.io.graph_sources.graph_source`) was made
+    over, else None. A window of it is read by slicing it, without a dask graph: many small
     windows (an even sample of a scene) cost 1 ms each through dask, microseconds so. A
-    copy of ``data`` (pickled, persisted) has a graph of its own and no source: it may
-    hold other values than the array it was copied from now holds."""
+    copy of ``data`` (pickled, persisted) has a graph of its own: its source, if any, is
+    what that graph holds, not the array it was copied from (which may hold other values
+    now)."""
     layer = _layer(data) if isinstance(data, da.Array) else None
-    entry = _SOURCES.get(id(layer)) if layer is not None else None
-    if entry is None or entry[0]() is not layer:
+    if layer is None:
         return None
+    entry = _SOURCES.get(id(layer))
+    if entry is None or entry[0]() is not layer:
+        from hsad.io.graph_sources import graph_source
+
+        return graph_source(data)  # dask's from_array over an array: that array
     held = entry[1]
     if tuple(held.shape) != data.shape or held.dtype != data.dtype:
         return None
@@ -554,6 +560,18 @@ def _numbers(values, n: int) -> np.ndarray | None:
     return out
 
 
+def _transposed(obj: xr.DataArray) -> xr.DataArray:
+    """``obj`` with the dims :data:`DIMS`; a dask array keeps the array it was made over
+    (:func:`source_of`), its axes reordered, so that small windows are read from it."""
+    cube = obj.transpose(*DIMS)
+    held = source_of(obj.data) if obj.chunks is not None else None
+    if held is not None:  # kept on the graph layer: a reader may hold its own dask array
+        from hsad.io.graph_sources import PermutedSource, remember
+
+        remember(cube.data, PermutedSource(held, [obj.dims.index(d) for d in DIMS]))
+    return cube
+
+
 def as_cube(obj) -> xr.DataArray:
     """``obj`` as a cube the detectors take: a lazy ``(y, x, band)`` DataArray with hsad's
     band coordinates. Numpy and dask arrays ``(rows, cols, bands)`` become one
@@ -582,7 +600,7 @@ def as_cube(obj) -> xr.DataArray:
         # a file behind it (rioxarray.open_rasterio without chunks=): read tile by tile,
         # chunked before it is transposed (a transposed file view is read whole: 20×)
         obj = obj.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK, "band": -1})
-    cube = obj if obj.dims == DIMS else obj.transpose(*DIMS)
+    cube = obj if obj.dims == DIMS else _transposed(obj)
     if cube.chunks is None:
         cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
     bands = cube.sizes["band"]

@@ -99,8 +99,8 @@ def _same_scaling(a, b, n: int) -> bool:
 
 def _warn_empty(cubes, regions, good: np.ndarray) -> None:
     """Warn of a scene that adds no pixel: its region empty, or no valid pixel in an even
-    sample of it (:func:`hsad.engine.stats.even_sample`, no pass over the scene)."""
-    from hsad.engine.stats import even_sample
+    sample of it (:func:`hsad.engine.sampling.even_sample`, no pass over the scene)."""
+    from hsad.engine.sampling import even_sample
 
     for i, (cube, region) in enumerate(zip(cubes, regions, strict=True)):
         if region is not None and not np.asarray(region).any():
@@ -124,6 +124,9 @@ class _MosaicView(ComputedView):
     def __init__(self, parts, shape, dtype, good: np.ndarray):
         self.parts = parts  # (dask array, nodata, row offset, column offset) per scene
         self.shape, self.dtype, self.good = tuple(shape), np.dtype(dtype), np.flatnonzero(good)
+
+    def _raws(self) -> list:
+        return [raw for raw, *_ in self.parts]
 
     def _window(self, rows, cols, bands):
         spans = [range(*k.indices(n)) for k, n in zip((rows, cols), self.shape[:2], strict=True)]

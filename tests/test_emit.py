@@ -365,7 +365,7 @@ def test_a_statistics_sample_reads_its_windows_only(tmp_path, monkeypatch):
     of 8 x 8 windows reads 8 x 8 windows, not the 96 x 90 tile each lies in (16 s against
     3.4 s for RX on a 320 x 310 x 285 granule)."""
     import hsad.io.emit as emit
-    from hsad.engine.stats import SAMPLE_WINDOW, even_sample
+    from hsad.engine.sampling import SAMPLE_WINDOW, even_sample
 
     path = tmp_path / "big.nc"
     values = write_granule(path, np.random.default_rng(1).random((96, 90, 500)).astype(

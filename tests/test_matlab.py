@@ -398,7 +398,7 @@ def test_v73_statistics_sample_reads_its_windows_only(tmp_path, monkeypatch):
     lies in (dask fuses the slice into the read unless from_array has fancy=False). The
     scene is larger than ONE_PASS_BYTES, which is read whole."""
     import hsad.io.matlab as matlab
-    from hsad.engine.stats import SAMPLE_WINDOW, even_sample
+    from hsad.engine.sampling import SAMPLE_WINDOW, even_sample
 
     cube = np.random.default_rng(2).random((96, 90, 250))  # above ONE_PASS_BYTES
     path = write_mat73(tmp_path / "big73.mat", {"hsi": cube}, {"hsi": "double"})

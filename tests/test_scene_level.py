@@ -136,7 +136,7 @@ def test_the_check_reads_small_windows_not_the_scene():
     assert 0 < scene.read <= 2 * level_check.LEVEL_SAMPLE * 6
     # a scene of at most ONE_PASS_BYTES is read whole, in one computation, to the same
     # medians (one computation per window cost more than the reading)
-    from hsad.engine.stats import ONE_PASS_BYTES
+    from hsad.engine.sampling import ONE_PASS_BYTES
 
     small = _Reads(np.ones((128, 128, 6), np.float32))
     assert small.values.nbytes <= ONE_PASS_BYTES

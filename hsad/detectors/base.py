@@ -42,9 +42,11 @@ def taking_any_cube(method):
     @functools.wraps(method)
     def wrapper(self, cube, *args, **kwargs):
         from hsad.cube import as_cube
+        from hsad.engine.sampling import shared_samples
 
         try:
-            result = method(self, as_cube(cube), *args, **kwargs)
+            with shared_samples():  # the scene checks' samples: read once per call
+                result = method(self, as_cube(cube), *args, **kwargs)
             return _computed(result) if _in_memory(cube) and result is not self else result
         except KeyboardInterrupt:
             from hsad.stopping import stop_work

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from hsad.cube import missing_values
-from hsad.engine.stats import even_sample
+from hsad.engine.sampling import even_sample
 from hsad.errors import DegenerateDataWarning
 
 #: pixels looked at to estimate a scene's per-band medians

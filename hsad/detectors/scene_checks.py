@@ -93,7 +93,8 @@ class SceneChecks:
                 and np.array_equal(bands, self._level_bands()):
             return  # the scene just fitted (fit_score): its level is the fitted scene's
         from hsad.detectors.level_check import LEVEL_SAMPLE, as_values, check_scene_level
-        from hsad.engine.stats import PARTIAL_NODATA_SAMPLE, check_partial_nodata, even_sample
+        from hsad.engine.sampling import even_sample
+        from hsad.engine.stats import PARTIAL_NODATA_SAMPLE, check_partial_nodata
 
         # one even sample serves both checks: a scene of up to PARTIAL_NODATA_SAMPLE pixels
         # whole (every saturated pixel counted), a larger one the level check's 4096 (the

@@ -14,17 +14,16 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask.local import get_sync
 
 from hsad.cube import (
     can_miss,
     good_band_mask,
     missing_values,
     nodata_hits,
-    source_of,
     valid_mask,
 )
 from hsad.engine.blas import add_upper_gram, upper_to_symmetric
+from hsad.engine.sampling import even_sample
 from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.progress import bar_style
@@ -443,51 +442,6 @@ def check_fill_values(moments: Moments, what: str, path=None, sample=None,
     warnings.warn(f"{where_prefix(path, what)}bands {listed} (1-based) spread over "
                   f"±{spread[huge].max():.1e}: {FILL_ADVICE}", DegenerateDataWarning,
                   stacklevel=3)
-
-
-#: side of the small windows an even sample of a scene is read in (:func:`even_sample`)
-SAMPLE_WINDOW = 8
-#: a lazy scene no larger than this is read whole for a sample: that costs less than one
-#: computation per window (about 3 ms each: 64 windows of a 256² window took 0.24 s)
-ONE_PASS_BYTES = 16 * 2**20
-
-
-def even_sample(data, n_pixels: int) -> np.ndarray:
-    """About ``n_pixels`` pixels ``(n, bands)`` of ``data`` ``(rows, cols, bands)``, numpy or
-    dask, read as small windows on an even grid (all of it when it is no larger): a lazy
-    reader then reads those windows only, where a strided slice makes it read whole chunks
-    (GeoTIFF windows, ENVI rows under a band selection). A dask array made over a numpy
-    array or a reader (:func:`hsad.cube.source_of`) is sliced there directly, without a
-    dask graph per window; a reader's scene of at most :data:`ONE_PASS_BYTES` is read
-    once, whole."""
-    rows, cols, bands = data.shape
-    w = SAMPLE_WINDOW
-    if rows * cols <= n_pixels or rows < w or cols < w:
-        windows = [(slice(None), slice(None))]
-    else:
-        side = max(1, int(np.ceil(np.sqrt(n_pixels / (w * w)))))
-        ys = np.unique(np.linspace(0, rows - w, side).astype(int))
-        xs = np.unique(np.linspace(0, cols - w, side).astype(int))
-        windows = [(slice(y, y + w), slice(x, x + w)) for y in ys for x in xs]
-    # each window alone: computed together, windows sharing a chunk would read it whole
-    # (dask's scheduler as a function: given by name it imports dask.distributed); a
-    # GeoTIFF stays open meanwhile, so that its tiles are decoded once for all the
-    # windows in them (hsad.io.kept_open). A reader's slice is its read.
-    from hsad.io.kept_open import session
-
-    held = source_of(data)
-    small = data.nbytes <= ONE_PASS_BYTES
-    with session():
-        if held is not None and (isinstance(held, np.ndarray) or not small):
-            data = held  # numpy, or a reader's own windows: sliced without dask
-        elif held is not None:
-            data = np.asarray(held[:, :, :])  # a reader's small scene: one read, whole
-        elif hasattr(data, "dask") and small:
-            data = data.compute(scheduler=get_sync)  # small: read whole, at once
-        blocks = [data[rs, cs, :] for rs, cs in windows]
-        blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
-                  for b in blocks]
-    return np.concatenate([np.asarray(b).reshape(-1, bands) for b in blocks])
 
 
 #: pixels looked at to estimate how many hold the nodata value in only some bands, or one

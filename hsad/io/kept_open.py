@@ -4,7 +4,7 @@ GDAL keeps a file's decoded blocks in its cache only while the file is open. A r
 opens the file for each window (:class:`hsad.io.geotiff.WindowReader`) decodes a
 compressed tile again for every small window in it: the scene checks' 128 windows of 8 × 8
 pixels cost RX on a tiled GeoTIFF six times its time on the same data as ENVI. Inside
-:func:`session` (the even sample's windows, :func:`hsad.engine.stats.even_sample`) the
+:func:`session` (the even sample's windows, :func:`hsad.engine.sampling.even_sample`) the
 thread keeps each file it reads open until the session ends, or until the blocks it
 decoded pass :data:`CACHE_BYTES` (a file that changes on disk meanwhile, by inode, size or
 modification time, is opened anew); outside one every read opens and closes its file, so

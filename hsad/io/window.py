@@ -164,7 +164,7 @@ class WindowView:
 def array_over(reader, chunks, name: str, **options):
     """The lazy dask array of ``reader``, an array-like ``(y, x, band)`` read by slicing
     it (its ``shape`` and ``dtype`` the array's): dask slices fuse into its reads, and
-    small windows of it (:func:`hsad.engine.stats.even_sample`, :func:`computed_window`)
+    small windows of it (:func:`hsad.engine.sampling.even_sample`, :func:`computed_window`)
     are read by slicing it directly (:func:`hsad.cube.keep_source`). ``options``: more
     arguments of ``dask.array.from_array``."""
     import dask.array as da
@@ -208,6 +208,26 @@ class ComputedView:
     def _raw(self, rows: slice, cols: slice, bands) -> np.ndarray:
         """``raw``'s values there (``bands`` positions; a run of them read as a slice)."""
         return computed_window(self.raw, rows, cols, bands)
+
+    def _raws(self) -> list:
+        """The lazy arrays the view's values are computed from."""
+        return [self.raw]
+
+    def reads_windows(self) -> bool:
+        """Whether a window of the view computes only its own pixels of what it views: each
+        of those is numpy, a reader (or such a view) sliced directly, or a graph dask
+        reads window by window; not arithmetic on a cube, whose windows compute whole
+        chunks (:func:`hsad.io.graph_sources.reads_windows`)."""
+        from hsad.cube import source_of
+        from hsad.io.graph_sources import reads_windows
+
+        for raw in self._raws():
+            held = source_of(raw) if hasattr(raw, "dask") else raw
+            if held is None and not reads_windows(raw):
+                return False
+            if isinstance(held, ComputedView) and not held.reads_windows():
+                return False
+        return True
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
