@@ -558,3 +558,14 @@ def test_hsad_s_own_views_of_a_computed_cube_are_sampled_in_one_computation(monk
         base.values_read = 0
         np.testing.assert_array_equal(even_sample(view.data, 4096), expected)
         assert base.values_read <= computed  # each chunk at most once
+
+
+def test_every_array_like_reads_an_index_array_before_an_ellipsis():
+    """The readers' views expand ``...`` alike (hsad.io.window.full_key): an index array
+    before it is not compared with it."""
+    from hsad.io.window import WindowView
+
+    values = np.arange(120.0).reshape(4, 5, 6)
+    view = WindowView(values, 1, 1, 3, 4)
+    np.testing.assert_array_equal(view[np.array([0, 2]), ...], values[1:4, 1:5][[0, 2]])
+    np.testing.assert_array_equal(view[..., 2], values[1:4, 1:5, 2])

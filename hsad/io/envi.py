@@ -52,7 +52,14 @@ from hsad.io.envi_header import (
     parse_header,
 )
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
-from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
+from hsad.io.window import (
+    WindowView,
+    array_over,
+    check_window,
+    full_key,
+    window_attrs,
+    window_transform,
+)
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
 _BLOCK_BYTES = 16 * 2**20
@@ -162,13 +169,8 @@ class EnviPixels:
         return last
 
     def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        where = [i for i, k in enumerate(key) if k is Ellipsis]
-        if where:
-            i = where[0]
-            key = key[:i] + (slice(None),) * (4 - len(key)) + key[i + 1:]
-        key = key + (slice(None),) * (3 - len(key))
-        parts = [_axis_slice(k, n) for k, n in zip(key, self.shape, strict=True)]
+        parts = [_axis_slice(k, n) for k, n in zip(full_key(key, 3), self.shape,
+                                                   strict=True)]
         out = self.read_window(*(s for s, _ in parts))
         for axis, (_, then) in enumerate(parts):
             if isinstance(then, np.ndarray):

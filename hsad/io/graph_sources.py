@@ -25,6 +25,8 @@ import weakref
 
 import numpy as np
 
+from hsad.io.window import full_key
+
 
 def _covering(index, n: int):
     """``(slice with step 1, the index within it)`` for one axis of length ``n``: the
@@ -73,15 +75,11 @@ class PermutedSource:
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
-        at = [j for j, k in enumerate(key) if k is Ellipsis]
-        if len(at) > 1:
+        if sum(k is Ellipsis for k in key) > 1:
             raise IndexError("an index can only have a single ellipsis ('...')")
-        if at:
-            i = at[0]
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
+        key = full_key(key, self.ndim)
         if len(key) > self.ndim:
             raise IndexError(f"too many indices for a {self.ndim}-dimensional array")
-        key = key + (slice(None),) * (self.ndim - len(key))
         parts = [_covering(k, n) for k, n in zip(key, self.shape, strict=True)]
         base_key = [slice(None)] * self.ndim
         for axis, (window, _) in zip(self.order, parts, strict=True):

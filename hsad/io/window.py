@@ -112,6 +112,18 @@ def window_from_tags(tags, shape) -> tuple[int, int, int, int] | None:
     return r0, c0, rows, cols
 
 
+def full_key(key, ndim: int) -> tuple:
+    """``key`` (an index) as a tuple of ``ndim`` entries: its first ``...`` expanded
+    (found by identity: an index array before it compares by value), the rest padded with
+    full slices."""
+    key = key if isinstance(key, tuple) else (key,)
+    where = [i for i, k in enumerate(key) if k is Ellipsis]
+    if where:
+        i = where[0]
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1:]
+    return key + (slice(None),) * (ndim - len(key))
+
+
 class WindowView:
     """Array-like ``(y, x, band)`` view of rows ``row_off:row_off+height`` and columns
     ``col_off:col_off+width`` of ``base`` (any array-like indexed ``(y, x, band)``)."""
@@ -149,11 +161,7 @@ class WindowView:
         return positions + off
 
     def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
-        key = key + (slice(None),) * (self.ndim - len(key))
+        key = full_key(key, self.ndim)
         return self.base[(self._axis(key[0], 0), self._axis(key[1], 1), *key[2:])]
 
     def __array__(self, dtype=None, copy=None):
@@ -264,4 +272,4 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
 
 
 __all__ = ["ComputedView", "WindowView", "array_over", "check_window", "computed_window",
-           "window_attrs", "window_transform"]
+           "full_key", "window_attrs", "window_transform"]
