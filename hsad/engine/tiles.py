@@ -148,6 +148,13 @@ def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
                                                    *cube.shape[2:])
         chunks = chunks_for(shape, cube.dtype, memory_limit, workers=workers,
                             full_rows=cube.attrs.get("source_format") == "envi")
+        if window is None and cube.attrs.get("source_format") == "geotiff":
+            from hsad.io.geotiff import block_chunks
+
+            # whole blocks to each tile: 480² tiles of a file in 256² blocks decoded
+            # each block about twice (RX of a deflated 2048² × 50 float32 file: 4.4 s of
+            # statistics against 2.3 s)
+            chunks = block_chunks(*chunks, cube.attrs.get("block_shape"), shape[:2])
         if window is None and chunks == (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
             return cube
     elif window is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -147,6 +148,25 @@ def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
     return max(1, min(cy, rows)), max(1, min(cx, cols)), -1
 
 
+def block_chunks(rows: int, cols: int, blocks: tuple[int, int] | None, shape
+                 ) -> tuple[int, int]:
+    """Tiles of at most ``rows × cols`` pixels made of whole file ``blocks`` (block rows,
+    cols), as near square as they allow (a strip's blocks: full-width tiles), so that
+    each block is read and decoded by one tile; ``(rows, cols)`` itself when a block
+    holds more pixels, or the file has none, or the scene fits in one tile. Capped to the
+    scene ``shape`` (rows, cols)."""
+    if not blocks or (rows >= shape[0] and cols >= shape[1]):
+        return min(rows, shape[0]), min(cols, shape[1])
+    bh, bw = min(int(blocks[0]), shape[0]), min(int(blocks[1]), shape[1])
+    count = rows * cols // (bh * bw)
+    if count < 1:
+        return rows, cols
+    down = min(-(-shape[0] // bh), max(1, math.isqrt(count * bw // bh)))  # blocks down
+    across = min(-(-shape[1] // bw), max(1, count // down))
+    down = min(-(-shape[0] // bh), max(1, count // across))
+    return min(shape[0], down * bh), min(shape[1], across * bw)
+
+
 def _bounding(index, n: int):
     """(start, stop, residual index relative to start) for an int, a slice or an array of
     positions (or a boolean mask) along one axis."""
@@ -185,11 +205,13 @@ class WindowReader:
     ndim = 3
 
     def __init__(self, path: str, shape: tuple[int, int, int], dtype, bands=None, fill=None,
-                 alpha: int | None = None, per_band: bool = False):
+                 alpha: int | None = None, per_band: bool = False,
+                 blocks: tuple[int, int] | None = None):
         """``bands``: the file's band numbers (from 1) behind the cube's bands, by default
         all; ``fill``: when given, the pixels the file's mask marks invalid take this value:
         those where band ``alpha`` is 0, or (``per_band``) where any data band's own mask
-        is, or GDAL's per-dataset mask."""
+        is, or GDAL's per-dataset mask; ``blocks``: the file's block shape (rows, cols),
+        which GDAL reads and decodes whole for any window in a block."""
         self.path = path
         self.shape = shape
         self.dtype = np.dtype(dtype)
@@ -197,6 +219,7 @@ class WindowReader:
         self.fill = fill
         self.alpha = alpha
         self.per_band = per_band
+        self.blocks = None if blocks is None else (int(blocks[0]), int(blocks[1]))
         self._masks: dict = {}  # per-band masks combined, by window (see _invalid)
         self._lock = threading.Lock()
 
@@ -210,6 +233,12 @@ class WindowReader:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def decode_grid(self) -> tuple[int, int, int, int] | None:
+        """``(block rows, block cols, row phase, col phase)``: the blocks a read decodes
+        whole start at rows ``phase + k·block rows`` (an even sample reads its windows
+        block by block, :func:`hsad.engine.sampling.even_sample`); None when unknown."""
+        return None if self.blocks is None else (*self.blocks, 0, 0)
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -474,7 +503,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
         raise FileFormatError(f"not a readable GeoTIFF: {gdal_reason(exc)}", p) from exc
     shape = (shape[0], shape[1], len(bands))
     dtype, fill = excluded_fill(dtype, nodata) if mask else (dtype, None)
-    reader = WindowReader(p, shape, dtype, bands, fill, alpha, mask == "per-band masks")
+    reader = WindowReader(p, shape, dtype, bands, fill, alpha, mask == "per-band masks",
+                          blocks=attrs["block_shape"])
     if window is not None:
         check_window(window, shape, p)
         reader = WindowView(reader, window.row_off, window.col_off, window.height, window.width)
@@ -485,6 +515,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
             attrs[SENSOR_ATTR] = held
     attrs.update(window_attrs(window, shape, within))
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
+    if chunks is None and window is None:  # whole blocks to each tile
+        tiles = (*block_chunks(*tiles[:2], reader.blocks, reader.shape[:2]), -1)
     st = os.stat(p)
     data = array_over(reader, tiles,
                       "geotiff-" + tokenize(p, st.st_mtime_ns, st.st_size, tiles, window))
@@ -508,4 +540,5 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED)
 
 
-__all__ = ["WindowReader", "check_last_block", "open_geotiff", "quiet_gdal", "tile_chunks"]
+__all__ = ["WindowReader", "block_chunks", "check_last_block", "open_geotiff", "quiet_gdal",
+           "tile_chunks"]

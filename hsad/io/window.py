@@ -112,6 +112,14 @@ def window_from_tags(tags, shape) -> tuple[int, int, int, int] | None:
     return r0, c0, rows, cols
 
 
+def decode_grid(source) -> tuple[int, int, int, int] | None:
+    """``(block rows, block cols, row phase, col phase)`` of the blocks an array-like
+    ``source`` decodes whole for any window in one (a compressed or tiled GeoTIFF's), as
+    its ``decode_grid()`` gives them; None when it has none (numpy, an ENVI file)."""
+    method = getattr(source, "decode_grid", None)
+    return method() if callable(method) else None
+
+
 def full_key(key, ndim: int) -> tuple:
     """``key`` (an index) as a tuple of ``ndim`` entries: its first ``...`` expanded
     (found by identity: an index array before it compares by value), the rest padded with
@@ -163,6 +171,14 @@ class WindowView:
     def __getitem__(self, key):
         key = full_key(key, self.ndim)
         return self.base[(self._axis(key[0], 0), self._axis(key[1], 1), *key[2:])]
+
+    def decode_grid(self) -> tuple[int, int, int, int] | None:
+        """The base's blocks (:func:`decode_grid`), in the view's rows and columns."""
+        grid = decode_grid(self.base)
+        if grid is None:
+            return None
+        bh, bw, pr, pc = grid
+        return bh, bw, (pr - self.offsets[0]) % bh, (pc - self.offsets[1]) % bw
 
     def __array__(self, dtype=None, copy=None):
         out = np.asarray(self[:, :, :])
@@ -221,6 +237,17 @@ class ComputedView:
         """The lazy arrays the view's values are computed from."""
         return [self.raw]
 
+    def decode_grid(self) -> tuple[int, int, int, int] | None:
+        """The blocks of what the view is computed from, when that is one reader (or a view
+        of one) read window by window: a window of the view reads the same window of it."""
+        from hsad.cube import source_of
+
+        raws = self._raws()
+        if len(raws) != 1 or not hasattr(raws[0], "dask"):
+            return None
+        held = source_of(raws[0])
+        return None if held is None else decode_grid(held)
+
     def reads_windows(self) -> bool:
         """Whether a window of the view computes only its own pixels of what it views: each
         of those is numpy, a reader (or such a view) sliced directly, or a graph dask
@@ -272,4 +299,5 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
 
 
 __all__ = ["ComputedView", "WindowView", "array_over", "check_window", "computed_window",
+           "decode_grid",
            "full_key", "window_attrs", "window_transform"]
