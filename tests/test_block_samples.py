@@ -26,6 +26,7 @@ def test_block_chunks_hold_whole_blocks_within_the_budget():
     assert block_chunks(200, 200, (256, 256), (2048, 2048)) == (200, 200)  # no block fits
     assert block_chunks(512, 512, None, (2048, 2048)) == (512, 512)
     assert block_chunks(1000, 900, (128, 512), (1000, 900)) == (1000, 900)  # one tile
+    assert block_chunks(3000, 10, (256, 256), (2048, 2048)) == (2048, 10)  # capped
     rng = np.random.default_rng(0)
     for _ in range(200):
         rows, cols = (int(v) for v in rng.integers(32, 1200, 2))
@@ -38,7 +39,7 @@ def test_block_chunks_hold_whole_blocks_within_the_budget():
             assert cy % bh == 0 or cy == shape[0]
             assert cx % bw == 0 or cx == shape[1]
         else:
-            assert (cy, cx) == (rows, cols)
+            assert (cy, cx) == (min(rows, shape[0]), min(cols, shape[1]))
 
 
 @pytest.fixture
@@ -134,3 +135,19 @@ def test_tiles_of_a_blocked_file_hold_whole_blocks(deflated):
     assert rows % 64 == 0 or rows == 520
     assert cols % 64 == 0 or cols == 600
     assert max(open_cube(path).data.chunksize[:2]) <= 512
+
+
+def test_a_call_holds_copies_of_a_numpy_scene_s_windows():
+    """Within one call a numpy scene's sample is read once and held as a copy: changed in
+    place during the call, the checks that follow see what the first one saw."""
+    from hsad.cube import make_cube
+
+    data = np.full((40, 30, 5), 100.0, np.float32)
+    cube = make_cube(data)
+    with shared_samples():
+        first = even_sample(cube.data, 65536)
+        data[...] = 0.0
+        again = even_sample(cube.data, 65536)
+    np.testing.assert_array_equal(again, first)
+    assert (first == 100.0).all()
+    assert (even_sample(cube.data, 65536) == 0.0).all()  # a new call reads it again

@@ -53,7 +53,7 @@ class _Samples(dict):
         """Hold ``block`` as ``window`` of an array (``known``) while the call's budget
         (:data:`SHARED_BYTES`) allows."""
         if self.open and self.nbytes + block.nbytes <= SHARED_BYTES:
-            known[window] = block
+            known[window] = block if block.base is None else block.copy()  # not a view
             self.nbytes += block.nbytes
 
 
@@ -153,7 +153,8 @@ def _read_sample(data, n_pixels: int, shared: _Samples | None, known: dict) -> n
     elif by_reader:  # a reader's own windows: sliced without dask
         grid = decode_grid(held)
         wanted = [windows[i] for i in missing]
-        if grid is not None and shared is not None:  # the other checks' windows, same pass
+        whole = len(windows) == 1 and _name(windows[0]) == (0, data.shape[0], 0, data.shape[1])
+        if grid is not None and shared is not None and not whole:  # the other checks' windows
             wanted += [c for n in COMPANION_SAMPLES if n < n_pixels
                        for c in sample_windows(data.shape, n)
                        if _name(c) not in known and c not in wanted]
@@ -203,7 +204,7 @@ def _read_windows(source, windows: list[tuple[slice, slice]],
         bh, bw, pr, pc = grid
         keys = [((rs.start - pr) // bh, (cs.start - pc) // bw) for rs, cs in windows]
     order = sorted(range(len(windows)), key=lambda i: (keys[i], i))
-    parts = min(concurrency(), os.cpu_count() or 1, -(-len(windows) // THREAD_WINDOWS))
+    parts = max(1, min(concurrency(), os.cpu_count() or 1, len(windows) // THREAD_WINDOWS))
     if grid is not None:  # whole blocks to each thread
         parts = min(parts, len(set(keys)))
     cuts = [0]

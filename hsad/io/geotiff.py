@@ -160,7 +160,7 @@ def block_chunks(rows: int, cols: int, blocks: tuple[int, int] | None, shape
     bh, bw = min(int(blocks[0]), shape[0]), min(int(blocks[1]), shape[1])
     count = rows * cols // (bh * bw)
     if count < 1:
-        return rows, cols
+        return min(rows, shape[0]), min(cols, shape[1])
     down = min(-(-shape[0] // bh), max(1, math.isqrt(count * bw // bh)))  # blocks down
     across = min(-(-shape[1] // bw), max(1, count // down))
     down = min(-(-shape[0] // bh), max(1, count // across))

@@ -243,7 +243,8 @@ class ComputedView:
         from hsad.cube import source_of
 
         raws = self._raws()
-        if len(raws) != 1 or not hasattr(raws[0], "dask"):
+        if len(raws) != 1 or not hasattr(raws[0], "dask") \
+                or tuple(raws[0].shape[:2]) != tuple(self.shape[:2]):
             return None
         held = source_of(raws[0])
         return None if held is None else decode_grid(held)
