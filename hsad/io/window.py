@@ -300,5 +300,4 @@ def window_transform(transform: Affine | None, crs, window) -> Affine | None:
 
 
 __all__ = ["ComputedView", "WindowView", "array_over", "check_window", "computed_window",
-           "decode_grid",
-           "full_key", "window_attrs", "window_transform"]
+           "decode_grid", "full_key", "window_attrs", "window_transform"]
