@@ -18,10 +18,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
 ENV_VAR = "HSAD_DATA_DIR"
+
+
+def best(func, repeat: int) -> tuple[float, object]:
+    """The fastest of ``repeat`` calls of ``func`` (seconds), and the last call's result."""
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = func()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
 
 
 def run_child(args: list[str]) -> tuple[float, float]:

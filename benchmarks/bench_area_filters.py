@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from hsad.fusion.tiled import FILTER_EDGE
 from hsad.morphology import area_filter, attribute_response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fail  # noqa: E402
+from _data import best, fail  # noqa: E402
 
 AREAS = F.LADDER
 
@@ -61,15 +60,6 @@ def component_image(scene: str | None, edge: int) -> np.ndarray:
 
         window = make_scene(edge, edge, 60)
     return F.quantise(F.principal_components(window, 1)[:, :, 0], 256)
-
-
-def best(func, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = func()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def higra_filters(image: np.ndarray):

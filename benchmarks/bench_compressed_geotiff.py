@@ -28,14 +28,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import fail, require_spy  # noqa: E402
+from _data import best, fail, require_spy  # noqa: E402
 
 
 def make_file(path: Path, size: int, bands: int, tile: int) -> Path:
@@ -55,15 +54,6 @@ def make_file(path: Path, size: int, bands: int, tile: int) -> Path:
             noise = rng.normal(size=(size, size)).astype(np.float32) * 0.05
             dst.write(np.round(field * (1 + 0.01 * b) + noise + 0.3, 3), b + 1)
     return path
-
-
-def best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main(argv=None) -> None:
