@@ -13,11 +13,12 @@ floating-point prediction, then times
   reading included;
 
 and prints the largest difference between hsad's map and SPy's, relative to the highest
-score. A float32 scene takes the 65 536-pixel sample (its pixels may lack data) and the
-level check's 4 096-pixel one.
+score, and the command's peak RSS. A float32 scene takes the 65 536-pixel sample (its
+pixels may lack data) and the level check's 4 096-pixel one.
 
     .venv/bin/python benchmarks/bench_compressed_geotiff.py                   # 2048² x 50
     .venv/bin/python benchmarks/bench_compressed_geotiff.py --size 1024 --bands 60 --tile 512
+    .venv/bin/python benchmarks/bench_compressed_geotiff.py --size 1024 --bands 224 --tile 512
 """
 
 from __future__ import annotations
@@ -35,6 +36,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import best, fail, require_spy  # noqa: E402
+
+#: ``python -m hsad`` that also prints its peak RSS (Linux: ``ru_maxrss`` in KiB) on stderr
+REPORTING_CLI = """
+import sys
+from hsad.cli.main import main
+try:
+    main(sys.argv[1:])
+finally:
+    if sys.platform.startswith("linux"):
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print("peak_rss_bytes", peak, file=sys.stderr)
+"""
 
 
 def make_file(path: Path, size: int, bands: int, tile: int) -> Path:
@@ -100,13 +114,17 @@ def main(argv=None) -> None:
             warnings.simplefilter("ignore")
             return np.asarray(get("rx").fit_score(hsad.open_cube(tif)).values)
 
+    peaks = []
+
     def command():
         out = folder / "rx.tif"
-        done = subprocess.run([sys.executable, "-m", "hsad", "detect", str(tif), "-m", "rx",
-                               "-o", str(out), "--no-progress", "--overwrite"],
+        done = subprocess.run([sys.executable, "-c", REPORTING_CLI, "detect", str(tif), "-m",
+                               "rx", "-o", str(out), "--no-progress", "--overwrite"],
                               capture_output=True, text=True, cwd=folder)
         if done.returncode:
             fail(f"hsad detect failed: {done.stderr.strip()}")
+        peaks.extend(float(line.split()[1]) for line in done.stderr.splitlines()
+                     if line.startswith("peak_rss_bytes "))
 
     def spy():
         with rasterio.open(tif) as src:
@@ -124,6 +142,8 @@ def main(argv=None) -> None:
         print(f"{name:32s} {seconds:8.2f} {spy_s / seconds:7.1f}x")
     diff = np.nanmax(np.abs(ours - theirs)) / np.nanmax(np.abs(theirs))
     print(f"largest difference, hsad's map against SPy's: {diff:.1e} of the highest score")
+    if peaks:
+        print(f"hsad detect's peak RSS: {min(peaks) / 2**30:.2f}–{max(peaks) / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -151,3 +151,73 @@ def test_a_call_holds_copies_of_a_numpy_scene_s_windows():
     np.testing.assert_array_equal(again, first)
     assert (first == 100.0).all()
     assert (even_sample(cube.data, 65536) == 0.0).all()  # a new call reads it again
+
+
+def test_the_level_sample_is_held_first_when_the_budget_holds_part(deflated, monkeypatch):
+    """Windows both samples share are held before the larger sample's others: with room
+    for the 4 096-pixel sample only, it is read in the 65 536-pixel one's pass, whole."""
+    path, values = deflated
+    monkeypatch.setattr(sampling, "ONE_PASS_BYTES", 0)
+    monkeypatch.setattr(sampling, "SHARED_BYTES", 2**20)  # 65 536 pixels: 7.5 MiB
+    cube = open_cube(path)
+    reads = []
+    real = geotiff.WindowReader._read
+    monkeypatch.setattr(geotiff.WindowReader, "_read",
+                        lambda self, *a: reads.append(a) or real(self, *a))
+    with shared_samples():
+        even_sample(cube.data, 65536)
+        reads.clear()
+        small = even_sample(cube.data, 4096)
+    assert reads == []
+    np.testing.assert_array_equal(small, even_sample(values, 4096))
+
+
+def test_a_block_larger_than_the_cache_stays_open_for_its_windows(deflated, monkeypatch):
+    """A session keeps the file open while its windows stay within the blocks it decoded,
+    however large they are; a window in another block past the cache opens it anew."""
+    import hsad.io.kept_open as kept_open
+
+    path, values = deflated
+    monkeypatch.setattr(kept_open, "CACHE_BYTES", 1000)  # less than one 64² block
+    reader = source_of(open_cube(path).data)
+    opened = []
+    real = kept_open.rasterio.open
+    monkeypatch.setattr(kept_open.rasterio, "open", lambda p, *a, **k: opened.append(p)
+                        or real(p, *a, **k))
+    with kept_open.session():
+        for r, c in ((0, 0), (8, 8), (40, 16), (56, 56)):  # block (0, 0)
+            np.testing.assert_array_equal(reader[r:r + 8, c:c + 8], values[r:r + 8, c:c + 8])
+        assert len(opened) == 1
+        np.testing.assert_array_equal(reader[0:8, 64:72], values[0:8, 64:72])
+        assert len(opened) == 2  # block (0, 1): opened anew, (0, 0) left GDAL's cache
+
+
+def test_a_failed_window_ends_the_other_threads_reads(monkeypatch):
+    """One thread's read fails (a damaged block; Ctrl-C and SIGTERM reach the caller
+    the same way): the other threads read no further window, and the error goes up."""
+    import threading
+    import time
+
+    import hsad.engine.scheduler as scheduler
+
+    monkeypatch.setattr(scheduler, "concurrency", lambda: 2)
+    monkeypatch.setattr(sampling.os, "cpu_count", lambda: 2)
+    reads = []
+
+    class Slow:
+        shape, dtype = (512, 512, 3), np.dtype(np.float32)
+
+        def __getitem__(self, key):
+            rows = key[0]
+            if rows.start == 0 and threading.current_thread() is not threading.main_thread():
+                time.sleep(0.05)
+                raise OSError("damaged block")
+            reads.append(rows.start)
+            time.sleep(0.01)
+            return np.zeros((8, 8, 3), np.float32)
+
+    windows = sample_windows((512, 512, 3), 65536)  # 1 024 windows, two runs of 512
+    with pytest.raises(OSError, match="damaged block"):
+        sampling._read_windows(Slow(), windows, (64, 64, 0, 0))
+    time.sleep(0.1)
+    assert len(reads) < 100  # not the 512 of the other run

@@ -403,3 +403,48 @@ def test_a_session_leaves_at_most_its_share_of_blocks_in_gdals_cache(tmp_path, m
             reader[:8, x:x + 8]
             reader[8:16, x:x + 8]
     assert opened.count(str(path)) == 2  # three blocks, then anew for the fourth
+
+
+def test_quiet_gdal_leaves_the_warning_filters_as_it_found_them_across_threads():
+    """Threads entering and leaving out of order (as dask's chunk reads do) leave no
+    filter behind and drop none; inside, rasterio's NotGeoreferencedWarning is silent,
+    in every thread; a filter the user installed stays."""
+    import threading
+    import time
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from hsad.io.geotiff import quiet_gdal
+
+    def silent() -> bool:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.warn("no geotransform", NotGeoreferencedWarning, stacklevel=1)
+        return not said
+
+    def enter_and_leave(pause: float, seen: list) -> None:
+        with quiet_gdal():
+            time.sleep(pause)
+            seen.append(("ignore", None, NotGeoreferencedWarning, None, 0) in warnings.filters)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        before = list(warnings.filters)
+        for _ in range(20):
+            seen: list = []
+            threads = [threading.Thread(target=enter_and_leave, args=(p, seen))
+                       for p in (0.003, 0.0, 0.006, 0.001)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert all(seen) and len(seen) == 4
+            assert warnings.filters == before
+        with quiet_gdal():
+            assert silent()
+        assert not silent()
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+        mine = list(warnings.filters)
+        with quiet_gdal():
+            pass
+        assert warnings.filters == mine

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
@@ -148,6 +149,7 @@ def _read_sample(data, n_pixels: int, shared: _Samples | None, known: dict) -> n
     windows = sample_windows(data.shape, n_pixels)
     names = [_name(window) for window in windows]
     missing = [i for i, name in enumerate(names) if name not in known]
+    companions: set = set()  # the smaller samples' windows: held first
     if not missing:
         blocks = []
     elif by_reader:  # a reader's own windows: sliced without dask
@@ -155,9 +157,10 @@ def _read_sample(data, n_pixels: int, shared: _Samples | None, known: dict) -> n
         wanted = [windows[i] for i in missing]
         whole = len(windows) == 1 and _name(windows[0]) == (0, data.shape[0], 0, data.shape[1])
         if grid is not None and shared is not None and not whole:  # the other checks' windows
-            wanted += [c for n in COMPANION_SAMPLES if n < n_pixels
-                       for c in sample_windows(data.shape, n)
-                       if _name(c) not in known and c not in wanted]
+            others = [c for n in COMPANION_SAMPLES if n < n_pixels
+                      for c in sample_windows(data.shape, n) if _name(c) not in known]
+            companions = {_name(c) for c in others}
+            wanted += [c for c in others if c not in wanted]
         read = _read_windows(held, wanted, grid)
         blocks = read[: len(missing)]
         for window, block in zip(wanted[len(missing):], read[len(missing):], strict=True):
@@ -175,11 +178,11 @@ def _read_sample(data, n_pixels: int, shared: _Samples | None, known: dict) -> n
                 blocks = dask.compute(*blocks, scheduler=get_sync)
             blocks = [b.compute(scheduler=get_sync) if hasattr(b, "dask") else b
                       for b in blocks]
-    fresh = {}
-    for i, block in zip(missing, blocks, strict=True):
-        fresh[names[i]] = block = np.asarray(block).reshape(-1, bands)
-        if shared is not None:
-            shared.keep(known, names[i], block)
+    fresh = {names[i]: np.asarray(block).reshape(-1, bands)
+             for i, block in zip(missing, blocks, strict=True)}
+    if shared is not None:  # where the budget holds only some, the smaller samples' first
+        for name in sorted(fresh, key=lambda n: n not in companions):
+            shared.keep(known, name, fresh[name])
     return np.concatenate([fresh[n] if n in fresh else known[n] for n in names])
 
 
@@ -216,15 +219,22 @@ def _read_windows(source, windows: list[tuple[slice, slice]],
         cuts.append(cut)
     runs = [order[a:b] for a, b in zip(cuts, cuts[1:] + [len(order)], strict=True) if b > a]
 
+    leaving = threading.Event()  # the caller raised: the other runs end at their next window
+
     def read(run: list[int]) -> list[np.ndarray]:
         with session():
-            return [np.asarray(source[windows[i][0], windows[i][1], :]) for i in run]
+            return [np.asarray(source[windows[i][0], windows[i][1], :]) for i in run
+                    if not leaving.is_set()]
 
     if len(runs) == 1:
         done = [read(runs[0])]
     else:
         with ThreadPoolExecutor(len(runs)) as pool:
-            done = list(pool.map(read, runs))
+            try:
+                done = list(pool.map(read, runs))
+            except BaseException:  # a read failed, Ctrl-C, SIGTERM: not one window more
+                leaving.set()
+                raise
     pieces: list = [None] * len(windows)
     for run, blocks in zip(runs, done, strict=True):
         for i, block in zip(run, blocks, strict=True):

@@ -63,17 +63,44 @@ _INTERLEAVE = {"band": "bsq", "pixel": "bip", "line": "bil"}
 def quiet_gdal():
     """Silence rasterio's warning for files on a plain pixel grid (common for cubes).
 
-    ``catch_warnings`` is not thread safe: at worst, concurrent chunk reads leave this one
-    ``ignore`` filter installed.
+    The ``ignore`` filter is installed while any thread is inside (``catch_warnings``,
+    which saves and restores the whole filter list, is not thread safe: threads leaving
+    out of order left it installed, or dropped another's filter), and is removed when the
+    last one leaves; a filter the user installed is left as it is.
     """
     _filter_undecodable_gdal_messages()
     _IN_GDAL.depth = getattr(_IN_GDAL, "depth", 0) + 1
+    _hold_quiet()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            yield
+        yield
     finally:
+        _release_quiet()
         _IN_GDAL.depth -= 1
+
+
+_QUIET_LOCK = threading.Lock()
+_QUIET = {"users": 0, "installed": None}
+
+
+def _hold_quiet() -> None:
+    with _QUIET_LOCK:
+        _QUIET["users"] += 1
+        entry = ("ignore", None, NotGeoreferencedWarning, None, 0)
+        if _QUIET["users"] == 1 and entry not in warnings.filters:
+            warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+            _QUIET["installed"] = warnings.filters[0]
+
+
+def _release_quiet() -> None:
+    with _QUIET_LOCK:
+        _QUIET["users"] -= 1
+        entry = _QUIET["installed"]
+        if _QUIET["users"] or entry is None:
+            return
+        _QUIET["installed"] = None
+        with contextlib.suppress(ValueError):  # gone: a catch_warnings block restored
+            warnings.filters.remove(entry)
+            getattr(warnings, "_filters_mutated", lambda: None)()
 
 
 #: Per thread: ``depth > 0`` while inside :func:`quiet_gdal` (calling GDAL through rasterio);

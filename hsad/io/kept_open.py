@@ -80,8 +80,13 @@ def opened(path: str, window=None, bands: int = 1) -> Iterator:
         entry = None
     if entry is not None:
         tiles, per = _tiles(entry[1], window, bands)
-        if entry[3] + len(tiles - entry[2]) * per > CACHE_BYTES:
-            entry[1].close()  # its blocks leave GDAL's cache with it
+        new = len(tiles - entry[2])
+        if new and entry[3] + new * per > CACHE_BYTES:
+            # its blocks leave GDAL's cache with it; a window within blocks it decoded
+            # keeps it, however large they are (a 512² block of 224 float32 bands holds
+            # 235 MB: reopened for each window, each of the sample's windows in it
+            # decoded it again, 1 024 times in all)
+            entry[1].close()
             entry = None
     if entry is None:
         entry = [signature, rasterio.open(path), set(), 0]

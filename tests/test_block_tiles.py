@@ -1,0 +1,132 @@
+"""Files whose blocks hold more pixels than the memory budget's tile (a COG's 512² blocks
+of many bands): each block read once, whole, and cut into tiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from cli_helpers import run_cli
+from rasterio.transform import from_origin
+
+import hsad.io.geotiff as geotiff
+from hsad import detectors
+from hsad.cube import source_of
+from hsad.engine.block_tiles import _cuts, _pieces, block_split
+from hsad.engine.tiles import chunks_for, open_tiled
+
+BLOCK, BANDS = 128, 60
+#: 32 MiB for one task: a 112² tile; a 128² block of 60 float32 bands (3.75 MiB) beside
+#: a tile of at most 11 221 pixels (60 · 44 bytes each)
+BUDGET = 32 * 2**20
+
+
+@pytest.fixture
+def big_blocks(tmp_path):
+    """A deflated, pixel-interleaved float32 GeoTIFF in 128² blocks over 300 × 330 pixels
+    (short last blocks), and its values."""
+    rng = np.random.default_rng(7)
+    values = rng.normal(100, 10, (300, 330, BANDS)).astype(np.float32)
+    values[:, :, 1:] += values[:, :, :1] * 0.5  # correlated bands, as a scene's
+    path = tmp_path / "big_blocks.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=330, height=300, count=BANDS,
+                       dtype="float32", tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
+                       compress="deflate", interleave="pixel", crs="EPSG:32633",
+                       transform=from_origin(5e5, 4e6, 30, 30)) as dst:
+        dst.write(np.moveaxis(values, -1, 0))
+    return path, values
+
+
+def test_pieces_cut_each_block_and_nothing_across_blocks():
+    assert _pieces(300, 128, 2) == (64, 64, 64, 64, 22, 22)
+    assert _pieces(300, 128, 1) == (128, 128, 44)
+    assert _pieces(5, 128, 3) == (2, 2, 1)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        size, block = int(rng.integers(1, 3000)), int(rng.integers(1, 700))
+        parts = int(rng.integers(1, 9))
+        sizes = _pieces(size, block, parts)
+        assert sum(sizes) == size and min(sizes) >= 1
+        edges = set(np.cumsum((0, *sizes)).tolist())
+        assert set(range(0, size, block)) <= edges  # every block starts a piece
+        assert max(sizes) <= -(-block // parts) or parts > block
+
+
+def test_cuts_are_the_fewest_within_the_pixels():
+    assert _cuts(512, 512, 512 * 256, 32) == (2, 1)
+    assert _cuts(512, 512, 200_000, 32) == (2, 1)
+    assert _cuts(512, 512, 30_000, 32) == (3, 3)
+    assert _cuts(512, 512, 500, 32) is None  # no piece of 32² fits
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        bh, bw = (int(v) for v in rng.integers(16, 1100, 2))
+        pixels = int(rng.integers(1024, bh * bw + 1))
+        down, across = _cuts(bh, bw, pixels, 32)
+        h, w = -(-bh // down), -(-bw // across)
+        assert h * w <= pixels
+        assert h >= min(32, bh) and w >= min(32, bw)
+        if down * across > 1:  # no fewer pieces would do
+            assert not any(-(-bh // d) * -(-bw // a) <= pixels and
+                           -(-bh // d) >= min(32, bh) and -(-bw // a) >= min(32, bw)
+                           for d in range(1, down + 1) for a in range(1, across + 1)
+                           if d * a < down * across)
+
+
+def test_a_block_no_larger_than_the_tile_is_not_split():
+    shape = (2048, 2048, 60)
+    assert block_split(shape, np.float32, (256, 256), (448, 448), "1GiB", workers=2,
+                       pixel_bytes=60 * 44) is None
+    assert block_split(shape, np.float32, None, (448, 448), "1GiB", workers=2,
+                       pixel_bytes=60 * 44) is None
+    blocks, tiles = block_split(shape, np.float32, (512, 512), (448, 448), "1GiB",
+                                workers=2, pixel_bytes=60 * 44)
+    assert blocks == (512, 512) and set(tiles[0]) == {256} and set(tiles[1]) == {512}
+    # a block whose raw pixels leave no room for a tile beside them: tiles as before
+    assert block_split((1024, 1024, 2000), np.float32, (512, 512), (64, 64), "1GiB",
+                       workers=2, pixel_bytes=2000 * 44) is None
+
+
+def test_tiles_cut_whole_blocks_within_the_budget(big_blocks):
+    path, values = big_blocks
+    plain = chunks_for(values.shape, np.float32, BUDGET, workers=1)
+    assert plain == (112, 112)  # smaller than a block
+    cube = open_tiled(path, BUDGET, workers=1)
+    rows, cols = cube.data.chunks[:2]
+    assert set(range(0, 300, BLOCK)) <= set(np.cumsum((0, *rows)).tolist())
+    assert set(range(0, 330, BLOCK)) <= set(np.cumsum((0, *cols)).tolist())
+    block_bytes = BLOCK * BLOCK * BANDS * 4
+    assert max(rows) * max(cols) * BANDS * 44 + block_bytes <= BUDGET
+    assert source_of(cube.data) is not None  # small windows still read without dask
+    np.testing.assert_array_equal(cube.values, values)
+
+
+def test_each_block_is_read_once_whole_in_a_pass(big_blocks, monkeypatch):
+    path, values = big_blocks
+    cube = open_tiled(path, BUDGET, workers=1)
+    reads = []
+    real = geotiff.WindowReader._read
+    monkeypatch.setattr(geotiff.WindowReader, "_read",
+                        lambda self, *a: reads.append(a[:4]) or real(self, *a))
+    total = cube.data.sum(axis=(0, 1)).compute()
+    np.testing.assert_allclose(total, values.sum(axis=(0, 1), dtype=np.float64), rtol=1e-5)
+    expected = {(r, min(r + BLOCK, 300), c, min(c + BLOCK, 330))
+                for r in range(0, 300, BLOCK) for c in range(0, 330, BLOCK)}
+    assert sorted(reads) == sorted(expected)
+
+
+def test_rx_of_split_tiles_equals_rx_of_the_whole_scene(big_blocks, tmp_path, capsys):
+    """The map, from Python and from ``hsad detect`` under the small budget, is RX of the
+    values in memory (up to float32 rounding of the streamed statistics)."""
+    path, values = big_blocks
+    expected = np.asarray(detectors.get("rx").fit_score(values).values)
+    split = np.asarray(detectors.get("rx").fit_score(open_tiled(path, BUDGET,
+                                                                workers=1)).values)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(split, expected, rtol=0, atol=1e-4 * scale)
+    out = tmp_path / "rx.tif"
+    code, _, err = run_cli(["detect", path, "-m", "rx", "-o", out, "--memory-limit", "32MiB",
+                            "--no-progress", "--scheduler", "sync"], capsys)
+    assert code == 0, err
+    with rasterio.open(out) as src:
+        written = src.read(1)
+    np.testing.assert_allclose(written, expected, rtol=0, atol=1e-4 * scale)
