@@ -84,8 +84,8 @@ def opened(path: str, window=None, bands: int = 1) -> Iterator:
         if new and entry[3] + new * per > CACHE_BYTES:
             # its blocks leave GDAL's cache with it; a window within blocks it decoded
             # keeps it, however large they are (a 512² block of 224 float32 bands holds
-            # 235 MB: reopened for each window, each of the sample's windows in it
-            # decoded it again, 1 024 times in all)
+            # 235 MB: reopened for each window, each of the two samples' 1 088 windows
+            # decoded its block again)
             entry[1].close()
             entry = None
     if entry is None:
