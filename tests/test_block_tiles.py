@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 import hsad.io.geotiff as geotiff
 from hsad import detectors
 from hsad.cube import source_of
-from hsad.engine.block_tiles import _cuts, _pieces, block_split
+from hsad.engine.block_tiles import _cuts, _edges, _grouped, _pieces, block_split
 from hsad.engine.tiles import chunks_for, open_tiled
 
 BLOCK, BANDS = 128, 60
@@ -52,6 +52,18 @@ def test_pieces_cut_each_block_and_nothing_across_blocks():
         assert max(sizes) <= -(-block // parts) or parts > block
 
 
+def test_a_window_s_blocks_begin_where_the_file_s_do():
+    """A window from row 28 of a file in 128-row blocks: its blocks begin at its rows 100,
+    228; whole blocks are grouped, or cut, from there."""
+    assert _edges(300, 128, 100) == [0, 100, 228, 300]
+    assert _edges(300, 128, 0) == [0, 128, 256, 300]
+    assert _edges(90, 128, 100) == [0, 90]  # no block edge within it
+    assert _grouped(300, 128, 2, 100) == (228, 72)
+    assert _grouped(300, 128, 1, 100) == (100, 128, 72)
+    assert _grouped(300, 128, 3, 0) == (300,)
+    assert _pieces(300, 128, 2, 100) == (50, 50, 64, 64, 36, 36)
+
+
 def test_cuts_are_the_fewest_within_the_pixels():
     assert _cuts(512, 512, 512 * 256, 32) == (2, 1)
     assert _cuts(512, 512, 200_000, 32) == (2, 1)
@@ -80,7 +92,8 @@ def test_a_block_no_larger_than_the_tile_is_not_split():
                        pixel_bytes=60 * 44) is None
     blocks, tiles = block_split(shape, np.float32, (512, 512), (448, 448), "1GiB",
                                 workers=2, pixel_bytes=60 * 44)
-    assert blocks == (512, 512) and set(tiles[0]) == {256} and set(tiles[1]) == {512}
+    assert blocks == ((512,) * 4, (512,) * 4)
+    assert set(tiles[0]) == {256} and set(tiles[1]) == {512}
     # a block whose raw pixels leave no room for a tile beside them: tiles as before
     assert block_split((1024, 1024, 2000), np.float32, (512, 512), (64, 64), "1GiB",
                        workers=2, pixel_bytes=2000 * 44) is None
@@ -130,3 +143,47 @@ def test_rx_of_split_tiles_equals_rx_of_the_whole_scene(big_blocks, tmp_path, ca
     with rasterio.open(out) as src:
         written = src.read(1)
     np.testing.assert_allclose(written, expected, rtol=0, atol=1e-4 * scale)
+
+
+def _read_bounds(monkeypatch):
+    """The (row0, row1, col0, col1) of every read of a GeoTIFF file, in its pixels."""
+    reads = []
+    real = geotiff.WindowReader._read
+    monkeypatch.setattr(geotiff.WindowReader, "_read",
+                        lambda self, *a: reads.append(a[:4]) or real(self, *a))
+    return reads
+
+
+@pytest.mark.parametrize("budget", [BUDGET, 128 * 2**20])  # cut blocks; whole blocks
+def test_a_window_s_tiles_begin_and_end_on_the_file_s_blocks(big_blocks, monkeypatch,
+                                                            budget):
+    """``--srcwin`` of rows 28–288, columns 50–300: every read begins and ends on a block
+    edge of the file (or the window's), and reads each pixel once a pass; where a block is
+    larger than the tile, a read is one block, whole."""
+    path, values = big_blocks
+    cube = open_tiled(path, budget, workers=1, subset={"srcwin": (50, 28, 250, 260)})
+    np.testing.assert_array_equal(cube.values, values[28:288, 50:300])
+    reads = _read_bounds(monkeypatch)
+    cube.data.sum(axis=(0, 1)).compute()
+    covered = np.zeros((300, 330), int)
+    for r0, r1, c0, c1 in reads:
+        assert r0 in (28, 128, 256) and r1 in (128, 256, 288)
+        assert c0 in (50, 128, 256) and c1 in (128, 256, 300)
+        if budget == BUDGET:  # a block larger than the tile: one block a read
+            assert r0 // BLOCK == (r1 - 1) // BLOCK and c0 // BLOCK == (c1 - 1) // BLOCK
+        covered[r0:r1, c0:c1] += 1
+    assert (covered[28:288, 50:300] == 1).all() and covered.sum() == 260 * 250
+    assert {100, 228} <= set(np.cumsum((0, *cube.data.chunks[0])).tolist())
+
+
+def test_rx_of_a_window_in_cut_blocks_equals_rx_of_its_values(big_blocks, tmp_path, capsys):
+    path, values = big_blocks
+    expected = np.asarray(detectors.get("rx").fit_score(values[28:288, 50:300]).values)
+    out = tmp_path / "rx.tif"
+    code, _, err = run_cli(["detect", path, "-m", "rx", "-o", out, "--memory-limit", "32MiB",
+                            "--no-progress", "--scheduler", "sync",
+                            "--srcwin", 50, 28, 250, 260], capsys)
+    assert code == 0, err
+    with rasterio.open(out) as src:
+        written = src.read(1)
+    np.testing.assert_allclose(written, expected, rtol=0, atol=1e-4 * np.abs(expected).max())

@@ -148,19 +148,20 @@ def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
                                                    *cube.shape[2:])
         chunks = chunks_for(shape, cube.dtype, memory_limit, workers=workers,
                             full_rows=cube.attrs.get("source_format") == "envi")
-        if window is None and cube.attrs.get("source_format") == "geotiff":
-            from hsad.engine.block_tiles import block_split, split_cube
-            from hsad.io.geotiff import block_chunks
+        planned = None
+        if cube.attrs.get("source_format") == "geotiff":
+            from hsad.engine.block_tiles import plan_tiles, split_cube
 
-            blocks = cube.attrs.get("block_shape")
-            split = block_split(shape, cube.dtype, blocks, chunks, memory_limit,
-                                workers=workers, pixel_bytes=_pixel_bytes(shape, cube.dtype))
-            if split is not None:  # blocks larger than a tile: each read once, then cut
-                return split_cube(open_cube(path, chunks=split[0], key=key), split[1])
             # whole blocks to each tile: 480² tiles of a file in 256² blocks decoded
             # each block about twice (RX of a deflated 2048² × 50 float32 file: 4.4 s of
-            # statistics against 2.3 s)
-            chunks = block_chunks(*chunks, blocks, shape[:2])
+            # statistics against 2.3 s); blocks larger than a tile read once, then cut
+            planned = plan_tiles(cube, shape, chunks, window, memory_limit, workers=workers,
+                                 pixel_bytes=_pixel_bytes(shape, cube.dtype))
+        if planned is not None:
+            chunks, tiles = planned
+            if tiles is not None:
+                return split_cube(open_cube(path, chunks=chunks, key=key, window=window),
+                                  tiles)
         if window is None and chunks == (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
             return cube
     elif window is None:

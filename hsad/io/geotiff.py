@@ -175,6 +175,20 @@ def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
     return max(1, min(cy, rows)), max(1, min(cx, cols)), -1
 
 
+def _chunk_sizes(chunks, shape) -> tuple | None:
+    """``chunks`` given as the sizes of each chunk, ``((rows…), (cols…))`` (tiles aligned
+    to a window's blocks, :func:`hsad.engine.block_tiles.plan_tiles`), as dask chunks
+    with all bands in one; None for any other form."""
+    if not (isinstance(chunks, (tuple, list)) and len(chunks) == 2
+            and all(isinstance(c, (tuple, list)) for c in chunks)):
+        return None
+    sizes = tuple(tuple(int(n) for n in c) for c in chunks)
+    if any(min(c, default=0) < 1 or sum(c) != n for c, n in zip(sizes, shape, strict=False)):
+        raise ParameterError(f"chunk sizes {chunks!r} do not add up to the image's "
+                             f"{shape[0]} x {shape[1]} pixels")
+    return (*sizes, -1)
+
+
 def block_chunks(rows: int, cols: int, blocks: tuple[int, int] | None, shape
                  ) -> tuple[int, int]:
     """Tiles of at most ``rows × cols`` pixels made of whole file ``blocks`` (block rows,
@@ -483,7 +497,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     band, which is not a cube band) hold nodata: NaN, or the nodata value of an integer
     file that has one, other integer files being read as float (``attrs["file_mask"]``).
     ``window`` (an :class:`hsad.subset.Window`): only that window, read as a file of its own
-    (:mod:`hsad.io.window`). ``sidecar=False``: no wavelengths from a sidecar XML (a
+    (:mod:`hsad.io.window`). ``chunks`` may also give each chunk's size, ``((rows…),
+    (cols…))``. ``sidecar=False``: no wavelengths from a sidecar XML (a
     product reader that reads that XML itself).
     """
     p = os.fspath(path)
@@ -541,7 +556,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
         if held:
             attrs[SENSOR_ATTR] = held
     attrs.update(window_attrs(window, shape, within))
-    tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
+    tiles = _chunk_sizes(chunks, reader.shape) or tile_chunks(chunks, reader.shape[0],
+                                                              reader.shape[1])
     if chunks is None and window is None:  # whole blocks to each tile
         tiles = (*block_chunks(*tiles[:2], reader.blocks, reader.shape[:2]), -1)
     st = os.stat(p)
