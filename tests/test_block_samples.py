@@ -192,9 +192,11 @@ def test_a_block_larger_than_the_cache_stays_open_for_its_windows(deflated, monk
         assert len(opened) == 2  # block (0, 1): opened anew, (0, 0) left GDAL's cache
 
 
-def test_a_failed_window_ends_the_other_threads_reads(monkeypatch):
+@pytest.mark.parametrize("damaged", ["first", "second"])  # the run whose blocks fail
+def test_a_failed_window_ends_the_other_threads_reads(monkeypatch, damaged):
     """One thread's read fails (a damaged block; Ctrl-C and SIGTERM reach the caller
-    the same way): the other threads read no further window, and the error goes up."""
+    as such a failure does): the other threads read no further window, and the error
+    goes up."""
     import threading
     import time
 
@@ -209,7 +211,8 @@ def test_a_failed_window_ends_the_other_threads_reads(monkeypatch):
 
         def __getitem__(self, key):
             rows = key[0]
-            if rows.start == 0 and threading.current_thread() is not threading.main_thread():
+            if (rows.start < 256) == (damaged == "first") \
+                    and threading.current_thread() is not threading.main_thread():
                 time.sleep(0.05)
                 raise OSError("damaged block")
             reads.append(rows.start)
@@ -217,6 +220,7 @@ def test_a_failed_window_ends_the_other_threads_reads(monkeypatch):
             return np.zeros((8, 8, 3), np.float32)
 
     windows = sample_windows((512, 512, 3), 65536)  # 1 024 windows, two runs of 512
+    # (rows 0–255, 256–511)
     with pytest.raises(OSError, match="damaged block"):
         sampling._read_windows(Slow(), windows, (64, 64, 0, 0))
     time.sleep(0.1)

@@ -94,9 +94,15 @@ def test_a_block_no_larger_than_the_tile_is_not_split():
                                 workers=2, pixel_bytes=60 * 44)
     assert blocks == ((512,) * 4, (512,) * 4)
     assert set(tiles[0]) == {256} and set(tiles[1]) == {512}
-    # a block whose raw pixels leave no room for a tile beside them: tiles as before
-    assert block_split((1024, 1024, 2000), np.float32, (512, 512), (64, 64), "1GiB",
-                       workers=2, pixel_bytes=2000 * 44) is None
+    # a block whose raw pixels leave no room for a tile beside them (2 GB of 2 000 bands,
+    # or 16 tasks): still read whole, cut into the budget's own tiles
+    for shape, tasks, tile in (((1024, 1024, 2000), 2, (64, 64)),
+                               ((1024, 1024, 224), 16, (96, 96))):
+        blocks, tiles = block_split(shape, np.float32, (512, 512), tile, "1GiB",
+                                    workers=tasks, pixel_bytes=shape[2] * 44)
+        assert blocks == ((512,) * 2, (512,) * 2)
+        assert max(tiles[0]) * max(tiles[1]) <= tile[0] * tile[1]
+        assert 512 in np.cumsum(tiles[0]) and 512 in np.cumsum(tiles[1])
 
 
 def test_tiles_cut_whole_blocks_within_the_budget(big_blocks):

@@ -443,8 +443,40 @@ def test_quiet_gdal_leaves_the_warning_filters_as_it_found_them_across_threads()
         with quiet_gdal():
             assert silent()
         assert not silent()
+        # a block of the main thread restores, while a thread is inside, a list without
+        # the filter: a thread entering after it is silent still
+        inside, leave, said = threading.Event(), threading.Event(), []
+
+        def hold() -> None:
+            with quiet_gdal():
+                inside.set()
+                leave.wait(5)
+
+        with warnings.catch_warnings():
+            holder = threading.Thread(target=hold)
+            holder.start()
+            inside.wait(5)
+        later = threading.Thread(target=lambda: said.append(_silent_in_quiet_gdal()))
+        later.start()
+        later.join()
+        leave.set()
+        holder.join()
+        assert said == [True]
+        assert warnings.filters == before
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
         mine = list(warnings.filters)
         with quiet_gdal():
             pass
         assert warnings.filters == mine
+
+
+def _silent_in_quiet_gdal() -> bool:
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from hsad.io.geotiff import quiet_gdal
+
+    with quiet_gdal(), warnings.catch_warnings(record=True) as said:
+        warnings.warn("no geotransform", NotGeoreferencedWarning, stacklevel=1)
+    return not said

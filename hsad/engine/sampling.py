@@ -219,12 +219,16 @@ def _read_windows(source, windows: list[tuple[slice, slice]],
         cuts.append(cut)
     runs = [order[a:b] for a, b in zip(cuts, cuts[1:] + [len(order)], strict=True) if b > a]
 
-    leaving = threading.Event()  # the caller raised: the other runs end at their next window
+    leaving = threading.Event()  # a run or the caller raised: the others end at their next window
 
     def read(run: list[int]) -> list[np.ndarray]:
-        with session():
-            return [np.asarray(source[windows[i][0], windows[i][1], :]) for i in run
-                    if not leaving.is_set()]
+        try:
+            with session():
+                return [np.asarray(source[windows[i][0], windows[i][1], :]) for i in run
+                        if not leaving.is_set()]
+        except BaseException:
+            leaving.set()
+            raise
 
     if len(runs) == 1:
         done = [read(runs[0])]

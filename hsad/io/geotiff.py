@@ -85,8 +85,8 @@ _QUIET = {"users": 0, "installed": None}
 def _hold_quiet() -> None:
     with _QUIET_LOCK:
         _QUIET["users"] += 1
-        entry = ("ignore", None, NotGeoreferencedWarning, None, 0)
-        if _QUIET["users"] == 1 and entry not in warnings.filters:
+        # none yet, or a catch_warnings block of another thread restored a list without it
+        if ("ignore", None, NotGeoreferencedWarning, None, 0) not in warnings.filters:
             warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
             _QUIET["installed"] = warnings.filters[0]
 
