@@ -19,6 +19,7 @@ pixels may lack data) and the level check's 4 096-pixel one.
     .venv/bin/python benchmarks/bench_compressed_geotiff.py                   # 2048² x 50
     .venv/bin/python benchmarks/bench_compressed_geotiff.py --size 1024 --bands 60 --tile 512
     .venv/bin/python benchmarks/bench_compressed_geotiff.py --size 1024 --bands 224 --tile 512
+    .venv/bin/python benchmarks/bench_compressed_geotiff.py --srcwin 100 100 1500 1500
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="keep the scene here")
+    ap.add_argument("--srcwin", type=int, nargs=4, metavar=("XOFF", "YOFF", "XSIZE", "YSIZE"),
+                    help="also time `hsad detect --srcwin` of this window")
     args = ap.parse_args(argv)
     require_spy()
 
@@ -116,10 +119,10 @@ def main(argv=None) -> None:
 
     peaks = []
 
-    def command():
+    def command(*more):
         out = folder / "rx.tif"
         done = subprocess.run([sys.executable, "-c", REPORTING_CLI, "detect", str(tif), "-m",
-                               "rx", "-o", str(out), "--no-progress", "--overwrite"],
+                               "rx", "-o", str(out), "--no-progress", "--overwrite", *more],
                               capture_output=True, text=True, cwd=folder)
         if done.returncode:
             fail(f"hsad detect failed: {done.stderr.strip()}")
@@ -137,13 +140,20 @@ def main(argv=None) -> None:
             ("SPy: rasterio read + rx", best(spy, args.repeat))]
     ours, theirs = rows[1][1][1], rows[3][1][1]
     spy_s = rows[3][1][0]
+    whole = list(peaks)
+    if args.srcwin:
+        del peaks[:]
+        window = [str(v) for v in args.srcwin]
+        seconds = best(lambda: command("--srcwin", *window), args.repeat)[0]
+        print(f"hsad detect -m rx --srcwin {' '.join(window)}: {seconds:.2f} s" + (
+            f", peak RSS {max(peaks) / 2**30:.2f} GiB" if peaks else ""))
     print(f"{'contender':32s} {'wall s':>8s} {'vs SPy':>8s}")
     for name, (seconds, _) in rows:
         print(f"{name:32s} {seconds:8.2f} {spy_s / seconds:7.1f}x")
     diff = np.nanmax(np.abs(ours - theirs)) / np.nanmax(np.abs(theirs))
     print(f"largest difference, hsad's map against SPy's: {diff:.1e} of the highest score")
-    if peaks:
-        print(f"hsad detect's peak RSS: {min(peaks) / 2**30:.2f}–{max(peaks) / 2**30:.2f} GiB")
+    if whole:
+        print(f"hsad detect's peak RSS: {min(whole) / 2**30:.2f}–{max(whole) / 2**30:.2f} GiB")
 
 
 if __name__ == "__main__":
