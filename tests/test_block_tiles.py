@@ -38,9 +38,10 @@ def big_blocks(tmp_path):
 
 
 def test_pieces_cut_each_block_and_nothing_across_blocks():
-    assert _pieces(300, 128, 2) == (64, 64, 64, 64, 22, 22)
+    assert _pieces(300, 128, 2) == (64, 64, 64, 64, 44)  # a short block: no slivers
     assert _pieces(300, 128, 1) == (128, 128, 44)
-    assert _pieces(5, 128, 3) == (2, 2, 1)
+    assert _pieces(5, 128, 3) == (5,)
+    assert _pieces(300, 128, 4, 1) == (1, 32, 32, 32, 32, 32, 32, 32, 32, 22, 21)
     rng = np.random.default_rng(0)
     for _ in range(300):
         size, block = int(rng.integers(1, 3000)), int(rng.integers(1, 700))
@@ -49,7 +50,12 @@ def test_pieces_cut_each_block_and_nothing_across_blocks():
         assert sum(sizes) == size and min(sizes) >= 1
         edges = set(np.cumsum((0, *sizes)).tolist())
         assert set(range(0, size, block)) <= edges  # every block starts a piece
-        assert max(sizes) <= -(-block // parts) or parts > block
+        longest = -(-block // parts)
+        assert max(sizes) <= longest
+        edges = sorted(set(range(0, size, block)) | {size})  # as few pieces as allowed
+        for start, stop in zip(edges, edges[1:], strict=False):
+            assert sum(1 for e in np.cumsum((0, *sizes)) if start <= e < stop) == \
+                -(-(stop - start) // longest)
 
 
 def test_a_window_s_blocks_begin_where_the_file_s_do():
@@ -62,6 +68,7 @@ def test_a_window_s_blocks_begin_where_the_file_s_do():
     assert _grouped(300, 128, 1, 100) == (100, 128, 72)
     assert _grouped(300, 128, 3, 0) == (300,)
     assert _pieces(300, 128, 2, 100) == (50, 50, 64, 64, 36, 36)
+    assert _pieces(300, 128, 4, 120) == (30, 30, 30, 30, 32, 32, 32, 32, 26, 26)
 
 
 def test_cuts_are_the_fewest_within_the_pixels():

@@ -29,12 +29,15 @@ def _edges(size: int, block: int, phase: int = 0) -> list[int]:
 
 def _pieces(size: int, block: int, parts: int, phase: int = 0) -> tuple[int, ...]:
     """Chunk sizes along an axis of ``size`` pixels stored in ``block``-pixel blocks (from
-    ``phase``), each block cut into ``parts`` near-equal pieces (fewer for a short one)."""
+    ``phase``), each block cut into ``parts`` near-equal pieces; a partial block (a
+    window's first or last, the scene's last) into as few as pieces of that size allow,
+    not into slivers."""
     edges = _edges(size, block, phase)
+    longest = -(-block // parts)
     sizes: list[int] = []
     for start, stop in zip(edges, edges[1:], strict=False):
         n = stop - start
-        k = min(parts, n)
+        k = -(-n // longest)
         q, r = divmod(n, k)
         sizes += [q + 1] * r + [q] * (k - r)
     return tuple(sizes)

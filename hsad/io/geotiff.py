@@ -183,7 +183,9 @@ def _chunk_sizes(chunks, shape) -> tuple | None:
             and all(isinstance(c, (tuple, list)) for c in chunks)):
         return None
     sizes = tuple(tuple(int(n) for n in c) for c in chunks)
-    if any(min(c, default=0) < 1 or sum(c) != n for c, n in zip(sizes, shape, strict=False)):
+    if any(min(c, default=0) < 1 for c in sizes):
+        raise ParameterError(f"chunk sizes must be positive, got {chunks!r}")
+    if any(sum(c) != n for c, n in zip(sizes, shape, strict=False)):
         raise ParameterError(f"chunk sizes {chunks!r} do not add up to the image's "
                              f"{shape[0]} x {shape[1]} pixels")
     return (*sizes, -1)
