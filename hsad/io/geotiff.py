@@ -78,6 +78,8 @@ def quiet_gdal():
         _IN_GDAL.depth -= 1
 
 
+#: the threads inside :func:`quiet_gdal`, and the filter they installed (None: none, or the
+#: user's own was there)
 _QUIET_LOCK = threading.Lock()
 _QUIET = {"users": 0, "installed": None}
 
