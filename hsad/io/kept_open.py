@@ -5,9 +5,10 @@ opens the file for each window (:class:`hsad.io.geotiff.WindowReader`) decodes a
 compressed tile again for every small window in it: the scene checks' 128 windows of 8 × 8
 pixels cost RX on a tiled GeoTIFF six times its time on the same data as ENVI. Inside
 :func:`session` (the even sample's windows, :func:`hsad.engine.sampling.even_sample`) the
-thread keeps each file it reads open until the session ends, or until the blocks it
-decoded pass :data:`CACHE_BYTES` (a file that changes on disk meanwhile, by inode, size or
-modification time, is opened anew); outside one every read opens and closes its file, so
+thread keeps each file it reads open until the session ends, or until a window needs new
+blocks beyond :data:`CACHE_BYTES` of decoded ones (one larger block stays for all its
+windows; a file that changes on disk meanwhile, by inode, size or modification time, is
+opened anew); outside one every read opens and closes its file, so
 that no file stays open, no block stays in GDAL's cache beyond a read, and no handle
 outlives a session into a forked process.
 """
