@@ -141,7 +141,7 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         "file": str(p),
         "format": {"envi": "ENVI", "geotiff": "GeoTIFF", "mat": "MATLAB",
                    "emit": "EMIT netCDF", "prisma": "PRISMA HDF-EOS5",
-                   "enmap": "EnMAP product"}[fmt],
+                   "neon": "NEON AOP HDF5", "enmap": "EnMAP product"}[fmt],
         "rows": rows, "cols": cols, "bands": bands,
         "dtype": str(cube.dtype),
         "interleave": cube.attrs.get("interleave"),

@@ -458,3 +458,27 @@ def test_a_cube_read_on_first_use_reads_every_stored_type(tmp_path, compressed, 
     cube = hsad.open_cube(path)
     assert cube.dtype == values.dtype
     np.testing.assert_array_equal(cube.values, values)
+
+
+def test_a_v73_cube_is_read_through_one_open_file_in_its_chunks(tmp_path):
+    """A v7.3 cube is read as EMIT and PRISMA cubes are: the file opened once, with a
+    chunk cache, its chunks' grid given to the sample (8 × 8 windows of a deflated
+    1024² cube opened the file and inflated its chunks for each window: 20 s for RX,
+    docs/performance.md benchmark 39), and a file rewritten after opening is an error."""
+    from hsad.cube import source_of
+    from hsad.errors import TruncatedFileError
+
+    cube = np.random.default_rng(0).normal(size=(24, 20, 6)).astype(np.float32)
+    path = tmp_path / "scene.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset("data", data=cube.T, chunks=(3, 8, 16), compression="gzip"
+                         ).attrs["MATLAB_class"] = np.bytes_("single")
+    opened = open_mat(path, chunks=10)
+    reader = source_of(opened.data)
+    assert reader.blocks == (16, 8) and reader.decode_grid() == (16, 8, 0, 0)
+    np.testing.assert_array_equal(opened.values, cube)
+    np.testing.assert_array_equal(opened[3:9, 2:17].values, cube[3:9, 2:17])
+    assert reader._file is not None  # kept open between reads
+    write_mat73(path, {"data": cube[:20]}, {"data": "single"})
+    with pytest.raises(TruncatedFileError, match="the MAT file changed on disk"):
+        opened.values  # noqa: B018

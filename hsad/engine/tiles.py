@@ -149,7 +149,7 @@ def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
         chunks = chunks_for(shape, cube.dtype, memory_limit, workers=workers,
                             full_rows=cube.attrs.get("source_format") == "envi")
         planned = None
-        if cube.attrs.get("source_format") == "geotiff":
+        if cube.attrs.get("block_shape"):  # a tiled GeoTIFF, a chunked HDF5 cube
             from hsad.engine.block_tiles import plan_tiles, split_cube
 
             # whole blocks to each tile: 480² tiles of a file in 256² blocks decoded

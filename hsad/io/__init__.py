@@ -72,7 +72,8 @@ def _hdf5_signature(fh) -> bool:
 
 
 def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
-    """Return ``"envi"``, ``"geotiff"``, ``"mat"``, ``"emit"``, ``"prisma"`` or ``"enmap"``
+    """Return ``"envi"``, ``"geotiff"``, ``"mat"``, ``"emit"``, ``"prisma"``, ``"neon"`` or
+    ``"enmap"``
     for ``path``, sniffing its bytes (``what`` the file is meant to be, for the error when it
     is none of them). An EnMAP product is named by its folder, its ``METADATA.XML`` or its
     ``SPECTRAL_IMAGE`` file."""
@@ -112,18 +113,22 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         return "mat"
     if mat_marks:  # HDF5 that is not MATLAB's: EMIT netCDF-4, PRISMA .he5, other products
         from hsad.io.emit import is_emit, why_not_emit
+        from hsad.io.neon import is_neon, why_not_neon
         from hsad.io.prisma import is_prisma, why_not_prisma
 
         if is_emit(p):
             return "emit"
         if is_prisma(p):
             return "prisma"
-        problem = why_not_emit(p) or why_not_prisma(p)
+        if is_neon(p):
+            return "neon"
+        problem = why_not_emit(p) or why_not_prisma(p) or why_not_neon(p)
         if problem is not None:
             raise FileFormatError(problem, p)
         raise UnsupportedError(
             "an HDF5 file that is neither an EMIT granule nor a PRISMA product: hsad reads "
-            "ENVI, GeoTIFF, MAT, EMIT netCDF and PRISMA .he5; export the cube first, e.g. "
+            "ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 and NEON reflectance .h5; export "
+            "the cube first, e.g. "
             f"gdal_translate 'HDF5:\"{p.name}\"://<path>/<cube>' cube.tif (`gdalinfo` lists "
             "the cubes), and give its wavelengths", p)
     if suffix in (".tif", ".tiff"):
@@ -137,8 +142,8 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         raise UnsupportedError(_archive_advice(p, archive), p)
     raise FileFormatError(
         f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF, a MAT "
-        "file, an EMIT netCDF-4 granule, a PRISMA .he5 product or an EnMAP product's "
-        "folder or METADATA.XML)", p)
+        "file, an EMIT netCDF-4 granule, a PRISMA .he5 product, a NEON reflectance .h5 file "
+        "or an EnMAP product's folder or METADATA.XML)", p)
 
 
 def _archive_kind(head: bytes) -> str | None:
@@ -194,8 +199,8 @@ def open_cube(
     projwin_crs=None,
     window=None,
 ) -> xr.DataArray:
-    """Open an ENVI, GeoTIFF, MATLAB, EMIT, PRISMA or EnMAP cube lazily as a ``(y, x, band)``
-    DataArray.
+    """Open an ENVI, GeoTIFF, MATLAB, EMIT, PRISMA, NEON or EnMAP cube lazily as a
+    ``(y, x, band)`` DataArray.
 
     ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
     the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`), or a PRISMA or
@@ -247,10 +252,10 @@ _KEY_NAMES = ("key {key!r} (--key) names a variable of a MAT file or an EMIT gra
 
 def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.DataArray:
     """The reader of format ``fmt`` on ``path`` (``window``: only that window)."""
-    if key is not None and fmt in ("envi", "geotiff"):  # refused rather than ignored
-        raise ParameterError(_KEY_NAMES.format(key=key) + f"this is "
-                             f"{'an ENVI file' if fmt == 'envi' else 'a GeoTIFF'}, which has "
-                             "one cube", path)
+    if key is not None and fmt in ("envi", "geotiff", "neon"):  # refused, not ignored
+        kind = {"envi": "an ENVI file", "geotiff": "a GeoTIFF", "neon": "a NEON file"}[fmt]
+        raise ParameterError(_KEY_NAMES.format(key=key) + f"this is {kind}, which has one "
+                             "cube", path)
     if fmt == "envi":
         from hsad.io.envi import open_envi
 
@@ -267,6 +272,10 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
         from hsad.io.prisma import open_prisma
 
         return open_prisma(path, chunks=chunks, key=key, window=window)
+    if fmt == "neon":
+        from hsad.io.neon import open_neon
+
+        return open_neon(path, chunks=chunks, window=window)
     if fmt == "enmap":
         from hsad.io.enmap import open_enmap
 

@@ -26,7 +26,7 @@ from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import Glt, only_placed
-from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, file_stamp, text
+from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, text
 from hsad.io.window import WindowView, array_over, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference
@@ -159,6 +159,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
             ckey = _cube_key(f, key, p)
             var = f[ckey]
             rows, cols, bands = (int(n) for n in var.shape)
+            blocks = chunk_blocks([var], 0, 1)
             dtype = var.dtype
             if dtype.kind not in "iuf":
                 raise FileFormatError(f"variable {ckey!r} is not numeric ({dtype})", p)
@@ -173,12 +174,15 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
         check_window(window, (rows, cols), p)
     tiles = tile_chunks(chunks, *((rows, cols) if window is None
                                   else (window.height, window.width)))
-    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype, stamp)
+    reader = _EmitReader(p, ckey, (rows, cols, bands), dtype, stamp, blocks)
+    tiled = reader.blocks  # None where the cube is unpacked (hsad.io.hdf5_planes)
     if window is not None:
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
                             window.width)
     data = array_over(reader, tiles, "emit-" + tokenize(p, ckey, stamp, tiles, window))
     attrs = {"emit_key": ckey, "product": Path(p).stem, **window_attrs(window, (rows, cols))}
+    if tiled:  # tiles of whole chunks (hsad.engine.block_tiles.plan_tiles)
+        attrs["block_shape"] = tiled
     cube = make_cube(data, nodata=nodata, wavelength=wavelength, fwhm=fwhm, good_band=good,
                      source_format="emit", source_path=p, attrs=attrs)
     if window is not None:

@@ -157,11 +157,15 @@ def gdal_reason(exc: BaseException) -> str:
     return text
 
 
-def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
-    """Normalise a ``chunks`` argument (None, int, (cy, cx) or {"y":, "x":}) to dask chunks.
+def tile_chunks(chunks, rows: int, cols: int) -> tuple:
+    """Normalise a ``chunks`` argument (None, int, (cy, cx), {"y":, "x":}, or the sizes of
+    each chunk, ``((rows…), (cols…))``) to dask chunks.
 
     All bands stay in one chunk; sizes are capped to the image.
     """
+    sizes = _chunk_sizes(chunks, (rows, cols))
+    if sizes is not None:
+        return sizes
     if chunks is None:
         cy = cx = DEFAULT_CHUNK
     elif isinstance(chunks, (int, np.integer)):
@@ -179,7 +183,7 @@ def tile_chunks(chunks, rows: int, cols: int) -> tuple[int, int, int]:
 
 def _chunk_sizes(chunks, shape) -> tuple | None:
     """``chunks`` given as the sizes of each chunk, ``((rows…), (cols…))`` (tiles aligned
-    to a window's blocks, :func:`hsad.engine.block_tiles.plan_tiles`), as dask chunks
+    to a file's blocks, :func:`hsad.engine.block_tiles.plan_tiles`), as dask chunks
     with all bands in one; None for any other form."""
     if not (isinstance(chunks, (tuple, list)) and len(chunks) == 2
             and all(isinstance(c, (tuple, list)) for c in chunks)):
@@ -560,8 +564,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
         if held:
             attrs[SENSOR_ATTR] = held
     attrs.update(window_attrs(window, shape, within))
-    tiles = _chunk_sizes(chunks, reader.shape) or tile_chunks(chunks, reader.shape[0],
-                                                              reader.shape[1])
+    tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     if chunks is None and window is None:  # whole blocks to each tile
         tiles = (*block_chunks(*tiles[:2], reader.blocks, reader.shape[:2]), -1)
     st = os.stat(p)

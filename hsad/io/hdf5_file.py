@@ -1,4 +1,5 @@
-"""Windows of cubes stored in an HDF5 file (EMIT granules, PRISMA products), read lazily.
+"""Windows of cubes stored in an HDF5 file (EMIT granules, PRISMA products, MATLAB v7.3
+variables), read lazily.
 
 :class:`Hdf5Reader` opens the file once per process, through a Python file object, with a
 :data:`CHUNK_CACHE` chunk cache; a subclass says what it reads of a window
@@ -42,6 +43,29 @@ def file_stamp(handle) -> tuple[int, int, int, int]:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def chunk_blocks(datasets, rows: int, cols: int) -> tuple[int, int] | None:
+    """``(rows, cols)`` of the chunks of the cube stored in ``datasets`` (h5py datasets, the
+    axes ``rows`` and ``cols`` of each its image's), the same in every one; None where one
+    is stored whole (contiguous: any window reads only its own bytes) or they differ."""
+    shapes = {None if ds.chunks is None else (int(ds.chunks[rows]), int(ds.chunks[cols]))
+              for ds in datasets}
+    return shapes.pop() if len(shapes) == 1 else None
+
+
+def row_cache(blocks, shape, dtype) -> int:
+    """A chunk cache for a cube of ``shape`` (rows, cols, bands) and ``dtype`` stored in
+    chunks of ``blocks`` (rows, cols) that holds two rows of its chunks over all bands (the
+    sample's windows, taken chunk by chunk, and the tiles reach each chunk again within a
+    row of them), from 32 MiB up to :data:`CHUNK_CACHE`. A 1024² × 100 float32 MAT file
+    in h5py's 64 × 64 × 7 chunks: 52 MiB, RX in 9 s and 0.56 GB against 7 s and 0.99 GB
+    with 256 MiB (docs/performance.md, benchmark 39)."""
+    if not blocks:
+        return CHUNK_CACHE
+    need = 2 * min(int(blocks[0]), int(shape[0])) * int(shape[1]) * int(shape[2]) * \
+        np.dtype(dtype).itemsize
+    return int(min(CHUNK_CACHE, max(32 * 1024 ** 2, need)))
+
+
 class Hdf5Reader(WindowReader):
     """Windows of a ``(rows, cols, bands)`` cube stored in an HDF5 file, through the file
     opened once per process (``_file``: the file object, the open HDF5 file and its open
@@ -56,13 +80,24 @@ class Hdf5Reader(WindowReader):
     #: what the file is called in errors
     what = "file"
 
-    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple):
+    def __init__(self, path: str, key: str, shape, dtype, stamp: tuple,
+                 blocks: tuple[int, int] | None = None):
         """``key``: the cube's dataset; ``stamp``: the file's :func:`file_stamp` when its
-        layout was read."""
-        super().__init__(path, shape, dtype)
+        layout was read; ``blocks``: its chunks' rows and columns (:func:`chunk_blocks`),
+        which HDF5 decodes whole for any window in one. Chunks so large that the chunk
+        cache cannot hold one block of every band (:func:`hsad.io.hdf5_planes.too_large`:
+        NEON's one band of the whole scene a chunk) make the reader unpack the cube once,
+        on its first read, to a temporary file (:mod:`hsad.io.hdf5_planes`), and read every
+        window from there; such a reader reports no blocks."""
+        from hsad.io.hdf5_planes import too_large
+
+        self.unpack = too_large(blocks, shape, dtype)
+        super().__init__(path, shape, dtype, blocks=None if self.unpack else blocks)
         self.key = key
         self.stamp = stamp
+        self.cache_bytes = CHUNK_CACHE  # a subclass may size it (row_cache)
         self._file = None
+        self._planes = None
 
     def _check(self, handle) -> None:
         """TruncatedFileError when the open file is not the one whose layout was read, as it
@@ -79,7 +114,7 @@ class Hdf5Reader(WindowReader):
     def __getstate__(self) -> dict:
         """Pickled without the open handle (``dask.distributed``)."""
         state = super().__getstate__()
-        state["_file"] = None
+        state["_file"] = state["_planes"] = None
         return state
 
     def __del__(self):
@@ -107,7 +142,24 @@ class Hdf5Reader(WindowReader):
         if ("mapped", key) not in datasets:
             datasets[("mapped", key)] = self._mapped(key)
         mapped = datasets[("mapped", key)]
-        return self._dataset(key)[selection] if mapped is None else mapped[selection]
+        return self._chunked(key, selection) if mapped is None else mapped[selection]
+
+    def _chunked(self, key: str, selection):
+        """``selection`` of dataset ``key`` (call with the lock held), read by HDF5, or,
+        for a deflated dataset and a window of whole chunks, as its chunks' stored bytes
+        (:class:`hsad.io.hdf5_chunks.Deferred`) that :meth:`_read` inflates without the
+        lock."""
+        from hsad.io.hdf5_chunks import inflatable, small_window, stored_chunks
+
+        ds, datasets = self._dataset(key), self._file[2]
+        if ("inflatable", key) not in datasets:
+            datasets[("inflatable", key)] = inflatable(ds)
+        if not datasets[("inflatable", key)]:
+            return ds[selection]
+        deferred = stored_chunks(ds, selection, self.path)
+        if deferred is None:  # smaller than a chunk: the sample's windows, in a session
+            deferred = small_window(ds, selection, self)
+        return ds[selection] if deferred is None else deferred
 
     def _mapped(self, key: str) -> np.memmap | None:
         """Dataset ``key`` mapped from the open file, where HDF5 stores it contiguously
@@ -126,32 +178,46 @@ class Hdf5Reader(WindowReader):
     def _stored(self, r0, r1, c0, c1, b0, b1):
         """What the file stores of rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``
         (read with the lock held): here the dataset ``key``'s ``(rows, cols, bands)``."""
-        return self._dataset(self.key)[r0:r1, c0:c1, b0:b1]
+        return self._chunked(self.key, np.s_[r0:r1, c0:c1, b0:b1])
 
     def _arrange(self, stored, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         """The ``(rows, cols, bands)`` window made of what :meth:`_stored` read (without
         the lock, so that threads convert while another reads)."""
         return stored
 
+    def _open_checked(self) -> None:
+        """Open the file if this process has not (call with the lock held), and check that
+        it is still the one whose layout was read."""
+        if self._file is None:  # the file stays open, and with it the chunk cache; the
+            # file object is kept beside it, which HDF5 reads through
+            handle = open(self.path, "rb")  # noqa: SIM115
+            try:
+                self._check(handle)
+            except TruncatedFileError:
+                handle.close()
+                raise
+            cache = 0 if self.unpack else self.cache_bytes  # unpacking reads each chunk once
+            self._file = (handle, h5py.File(handle, "r", rdcc_nbytes=cache,
+                                            rdcc_nslots=100_003), {})
+        self._check(self._file[0])
+
     def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
         try:
+            if self.unpack:
+                from hsad.io.hdf5_planes import planes_of
+
+                return planes_of(self).window(r0, r1, c0, c1, b0, b1)
+            from hsad.io.hdf5_chunks import inflated
+
             with self._lock:  # h5py runs one call at a time anyway
-                if self._file is None:  # the file stays open, and with it the chunk cache;
-                    # the file object is kept beside it, which HDF5 reads through
-                    handle = open(self.path, "rb")  # noqa: SIM115
-                    try:
-                        self._check(handle)
-                    except TruncatedFileError:
-                        handle.close()
-                        raise
-                    self._file = (handle, h5py.File(handle, "r", rdcc_nbytes=CHUNK_CACHE,
-                                                    rdcc_nslots=100_003), {})
-                self._check(self._file[0])
+                self._open_checked()
                 stored = self._stored(r0, r1, c0, c1, b0, b1)
+            stored = inflated(stored)  # deflated chunks, by this thread, without the lock
             return np.asarray(self._arrange(stored, r0, r1, c0, c1, b0, b1), dtype=self.dtype)
         except H5_ERRORS as exc:
             raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
                                      f"{c0}-{c1}: {exc}", self.path) from exc
 
 
-__all__ = ["CHUNK_CACHE", "H5_ERRORS", "Hdf5Reader", "file_stamp", "text"]
+__all__ = ["CHUNK_CACHE", "H5_ERRORS", "Hdf5Reader", "chunk_blocks", "file_stamp", "row_cache",
+           "text"]

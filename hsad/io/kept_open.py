@@ -40,17 +40,24 @@ def _signature(path: str) -> tuple | None:
 
 @contextlib.contextmanager
 def session() -> Iterator[None]:
-    """Keep the files this thread reads through :func:`opened` open until the end."""
+    """Keep the files this thread reads through :func:`opened` open until the end, and
+    what readers keep in :func:`held` (an HDF5 reader's inflated chunks)."""
     if getattr(_local, "kept", None) is not None:  # nested: the outer session keeps them
         yield
         return
-    _local.kept = {}
+    _local.kept, _local.held = {}, {}
     try:
         yield
     finally:
-        kept, _local.kept = getattr(_local, "kept", None) or {}, None
+        kept, _local.kept, _local.held = getattr(_local, "kept", None) or {}, None, None
         for entry in kept.values():
             entry[1].close()
+
+
+def held() -> dict | None:
+    """What this thread's :func:`session` keeps for the readers, by their own keys (dropped
+    when the session ends); None outside a session."""
+    return getattr(_local, "held", None)
 
 
 def _tiles(src, window, bands: int) -> tuple[set, int]:

@@ -24,7 +24,9 @@ from dask.base import tokenize
 from hsad.cube import make_cube, wrap_numpy
 from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
-from hsad.io.geotiff import WindowReader, tile_chunks
+from hsad.io.geotiff import tile_chunks
+from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, row_cache
+from hsad.io.hdf5_planes import too_large
 from hsad.io.window import WindowView, array_over, check_window, window_attrs
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
@@ -324,20 +326,21 @@ def _as_float(value, key: str, path: str) -> np.ndarray:
         raise FileFormatError(f"variable {key!r} is not numeric ({exc})", path) from None
 
 
-class _H5Reader(WindowReader):
-    """Windows of a MATLAB v7.3 variable; h5py sees MATLAB arrays transposed."""
+class _H5Reader(Hdf5Reader):
+    """Windows of a MATLAB v7.3 variable; h5py sees MATLAB arrays transposed
+    ``(bands, cols, rows)``."""
 
-    def __init__(self, path: str, key: str, shape, dtype):
-        super().__init__(path, shape, dtype)
-        self.key = key
+    what = "MAT file"
 
-    def _read(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
-        try:
-            with h5py.File(self.path, "r") as f:
-                block = f[self.key][b0:b1, c0:c1, r0:r1]
-            return np.transpose(block, (2, 1, 0)).astype(self.dtype, copy=False)
-        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise TruncatedFileError(f"cannot read {self.key!r}: {exc}", self.path) from exc
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cache_bytes = row_cache(self.blocks, self.shape, self.dtype)
+
+    def _stored(self, r0, r1, c0, c1, b0, b1):
+        return self._slab(self.key, np.s_[b0:b1, c0:c1, r0:r1])
+
+    def _arrange(self, stored, r0, r1, c0, c1, b0, b1) -> np.ndarray:
+        return np.transpose(stored, (2, 1, 0))
 
 
 def _read_h5(path: str, key: str) -> np.ndarray:
@@ -480,20 +483,20 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     tiles = tile_chunks(chunks, *((rows, cols) if window is None
                                   else (window.height, window.width)))
     if hdf5:
-        try:
-            with h5py.File(p, "r") as f:
+        try:  # the layout and the stamp from one open file (nothing can come between them)
+            with open(p, "rb") as handle, h5py.File(handle, "r") as f:
+                stamp = file_stamp(handle)
                 dtype = _numeric(f[ckey].dtype, ckey, p)
-        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+                blocks = chunk_blocks([f[ckey]], 2, 1)
+        except H5_ERRORS as exc:
             raise FileFormatError(f"cannot read {ckey!r}: {exc}", p) from exc
-        reader = _H5Reader(p, ckey, (rows, cols, bands), dtype)
+        reader = _H5Reader(p, ckey, (rows, cols, bands), dtype, stamp, blocks)
         if window is not None:
             reader = WindowView(reader, window.row_off, window.col_off, window.height,
                                 window.width)
-        st = os.stat(p)
         # (fancy indexing stays on: with fancy=False dask does not fuse a slice into the
         # read, and every statistics sample window read its whole tile)
-        data = array_over(reader, tiles, "mat73-" + tokenize(p, ckey, st.st_mtime_ns,
-                                                             st.st_size, tiles, window))
+        data = array_over(reader, tiles, "mat73-" + tokenize(p, ckey, stamp, tiles, window))
         values = {k: _read_h5(p, k) for k in extra}
     elif lazy and (stored := _stored_type(p, ckey)) is not None:
         reader = _V5Variable(p, ckey, (rows, cols, bands), stored, window)
@@ -529,6 +532,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     good = None if bkey is None else _good_bands(values[bkey], bkey, p)
     attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey,
              **window_attrs(window, (rows, cols))}
+    if hdf5 and blocks and not too_large(blocks, (rows, cols, bands), dtype):
+        attrs["block_shape"] = blocks  # tiles of whole chunks (block_tiles.plan_tiles)
     cube = make_cube(data, wavelength=wavelength, good_band=good, source_format="mat",
                      source_path=p,
                      attrs=attrs)

@@ -41,7 +41,7 @@ from rasterio.errors import CRSError
 from hsad.cube import make_cube
 from hsad.errors import FileFormatError
 from hsad.io.geotiff import tile_chunks
-from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, file_stamp, text
+from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, text
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
@@ -350,8 +350,8 @@ class _PrismaReader(Hdf5Reader):
 
     what = "product"
 
-    def __init__(self, path: str, arms: list, shape, stamp: tuple):
-        super().__init__(path, arms[0].dataset, shape, np.float32, stamp)
+    def __init__(self, path: str, arms: list, shape, stamp: tuple, blocks=None):
+        super().__init__(path, arms[0].dataset, shape, np.float32, stamp, blocks)
         self.arms = arms
 
     def _pieces(self, b0, b1):
@@ -404,6 +404,7 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
                 raise FileFormatError(f"the PRISMA VNIR and SWIR cubes differ in size "
                                       f"({sorted(shapes)})", p)
             rows, cols = shapes.pop()
+            blocks = chunk_blocks([f[a.dataset] for a in arms], 0, 2)
             grid = _map_grid(f, rows, cols, p) if level == "2D" else None
             sensor = None if level == "2D" else _geolocation(f, swath, arms, rows, cols, p)
             started = text(f.attrs["Product_StartTime"]) if "Product_StartTime" in f.attrs \
@@ -417,7 +418,8 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
              "units": UNITS.get(level, "radiance" if level.startswith("1") else "unknown")}
     if started:
         attrs["acquisition_start"] = started
-    reader = _PrismaReader(p, arms, (rows, cols, bands), stamp)
+    reader = _PrismaReader(p, arms, (rows, cols, bands), stamp, blocks)
+    tiled = reader.blocks  # None where the cube is unpacked (hsad.io.hdf5_planes)
     if window is not None:
         check_window(window, (rows, cols), p)
         reader = WindowView(reader, window.row_off, window.col_off, window.height,
@@ -427,6 +429,8 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
         attrs.update(window_attrs(window, (rows, cols)))
     if sensor:
         attrs[SENSOR_ATTR] = sensor
+    if tiled:  # tiles of whole chunks (hsad.engine.block_tiles.plan_tiles)
+        attrs["block_shape"] = tiled
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])
     data = array_over(reader, tiles, "prisma-" + tokenize(p, name, stamp, tiles, window))
     cat = (lambda field: np.concatenate([getattr(a, field) for a in arms]))  # noqa: E731

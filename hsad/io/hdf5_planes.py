@@ -1,0 +1,129 @@
+"""HDF5 cubes chunked in whole planes, unpacked once to a temporary file.
+
+NEON's reflectance files from 2022 on store each band of the scene as one gzip chunk
+(``Reflectance_Data`` of 1714 × 719 × 428 int16 in chunks of 1714 × 719 × 1). HDF5
+decodes a chunk whole for any window in it, so every window of every band, a tile or an
+8 × 8 sample window, decoded the whole cube (1 GB): no chunk cache holds it. Such a
+cube is read once, a group of bands at a time (each chunk decoded once), into an
+uncompressed file in the temporary directory (``TMPDIR``), each group pixel-interleaved,
+and every window is read from there. The file has no name (it is deleted
+when opened), so nothing is left behind, whatever ends the process.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from hsad.engine.scheduler import concurrency
+from hsad.errors import OutputError
+from hsad.io.hdf5_chunks import inflated
+
+#: a cube whose chunks' block (rows × cols) over all its bands holds more than this is
+#: unpacked: the chunk cache (:data:`hsad.io.hdf5_file.CHUNK_CACHE`, 256 MiB) could not
+#: keep one block's chunks while tiles and sample windows read it
+UNPACK_BYTES = 128 * 1024 ** 2
+
+
+def too_large(blocks, shape, dtype) -> bool:
+    """Whether chunks of ``blocks`` (rows, cols; None: contiguous) of a ``(rows, cols,
+    bands)`` cube of ``dtype`` hold more than :data:`UNPACK_BYTES` in one block of all
+    bands."""
+    if not blocks:
+        return False
+    rows, cols = min(int(blocks[0]), int(shape[0])), min(int(blocks[1]), int(shape[1]))
+    return rows * cols * int(shape[2]) * np.dtype(dtype).itemsize > UNPACK_BYTES
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> None:
+    """Fill ``view`` with the bytes of ``fd`` from ``offset`` (a short read: the rest)."""
+    while len(view):
+        n = os.preadv(fd, [view], offset)
+        if n <= 0:
+            raise OSError(f"unexpected end of the unpacked copy at byte {offset}")
+        view, offset = view[n:], offset + n
+
+
+class Planes:
+    """A cube in a nameless temporary file, as groups of bands one after another, each
+    group pixel-interleaved ``(rows, cols, group bands)``: a group is written as it was
+    decoded (:meth:`write`, one sequential write), a window read row by row from each
+    group it needs (:meth:`window`, ``preadv`` into the window: nothing mapped)."""
+
+    def __init__(self, shape, dtype, step: int, name: str):
+        """Room for a ``(rows, cols, bands)`` cube of ``dtype`` in groups of ``step``
+        bands; ``name``: the file unpacked, for the error when the temporary directory
+        cannot hold it."""
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        rows, cols, bands = self.shape
+        self.groups = [(b0, min(bands, b0 + step)) for b0 in range(0, bands, step)]
+        self.offsets = [b0 * rows * cols * self.dtype.itemsize for b0, _ in self.groups]
+        nbytes = rows * cols * bands * self.dtype.itemsize
+        self._file = tempfile.TemporaryFile(prefix="hsad-unpacked-")  # noqa: SIM115
+        try:  # the space taken now: a full disk is an error here, not a SIGBUS later
+            allocate = getattr(os, "posix_fallocate", None)
+            if allocate is not None and nbytes:
+                allocate(self._file.fileno(), 0, nbytes)
+            else:
+                self._file.truncate(nbytes)
+        except OSError as exc:
+            self._file.close()
+            raise OutputError(f"{name}: cannot unpack its {nbytes / 1e9:.1f} GB of whole-band "
+                              f"chunks into the temporary directory {tempfile.gettempdir()} "
+                              f"({exc.strerror or exc}); give one with room (TMPDIR)") from None
+
+    def write(self, index: int, group: np.ndarray) -> None:
+        """Group ``index`` of bands, ``(rows, cols, its bands)``."""
+        data = np.ascontiguousarray(group, dtype=self.dtype)
+        self._file.seek(self.offsets[index])
+        self._file.write(memoryview(data).cast("B"))
+        self._file.flush()
+
+    def window(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
+        """Rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``, ``(rows, cols, bands)``."""
+        out = np.empty((max(0, r1 - r0), max(0, c1 - c0), max(0, b1 - b0)), self.dtype)
+        if not out.size:
+            return out
+        cols, size, fd = self.shape[1], self.dtype.itemsize, self._file.fileno()
+        whole = c0 == 0 and c1 == cols  # whole rows: one read a group
+        for (g0, g1), offset in zip(self.groups, self.offsets, strict=True):
+            lo, hi = max(b0, g0), min(b1, g1)
+            if lo >= hi:
+                continue
+            width = g1 - g0
+            spans = [(r0, r1)] if whole else [(r, r + 1) for r in range(r0, r1)]
+            for s0, s1 in spans:
+                buf = np.empty((s1 - s0, c1 - c0, width), self.dtype)
+                _pread_into(fd, memoryview(buf).cast("B"),
+                            offset + ((s0 * cols + c0) * width) * size)
+                out[s0 - r0:s1 - r0, :, lo - b0:hi - b0] = buf[:, :, lo - g0:hi - g0]
+        return out
+
+
+def planes_of(reader) -> Planes:
+    """``reader``'s cube (an :class:`hsad.io.hdf5_file.Hdf5Reader`) unpacked, on the first
+    call (with the reader's lock: other threads wait for it), a group of bands of at most
+    :data:`UNPACK_BYTES` at a time; every call checks that the file is still the one
+    opened."""
+    if reader._planes is None:
+        with reader._lock:
+            reader._open_checked()
+            if reader._planes is None:
+                rows, cols, bands = reader.shape
+                step = max(1, UNPACK_BYTES // max(1, rows * cols * reader.dtype.itemsize))
+                planes = Planes(reader.shape, reader.dtype, step, reader.path)
+                for index, (b0, b1) in enumerate(planes.groups):
+                    # deflated chunks as stored, inflated by zlib in threads (HDF5
+                    # inflates one at a time): 17 → 7 s for a 1714 × 719 × 428 line
+                    stored = inflated(reader._stored(0, rows, 0, cols, b0, b1),
+                                      threads=concurrency())
+                    planes.write(index, reader._arrange(stored, 0, rows, 0, cols, b0, b1))
+                reader._planes = planes
+    reader._check(reader._file[0])
+    return reader._planes
+
+
+__all__ = ["UNPACK_BYTES", "Planes", "planes_of", "too_large"]

@@ -1,0 +1,213 @@
+"""NEON AOP surface reflectance (HDF5): the cube, its bands, nodata and scale, placed as
+GDAL places an ENVI file of the same map info; files of one band a chunk unpacked once
+(hsad.io.neon, hsad.io.hdf5_planes; docs/formats.md, "NEON AOP reflectance")."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import tempfile
+
+import h5py
+import numpy as np
+import pytest
+import rasterio
+from cli_helpers import one_error, run_cli
+from neon_files import EPSG, MAP_INFO, neon_values, write_neon
+from rasterio.crs import CRS
+
+from hsad.cube import source_of
+from hsad.detectors.rx import GlobalRX
+from hsad.errors import FileFormatError, OutputError, ParameterError, TruncatedFileError
+from hsad.io import detect_format, hdf5_chunks, hdf5_planes, open_cube
+from hsad.subset import Window
+
+NAME = "NEON_D17_SJER_DP1_L001-1_20230418_directional_reflectance.h5"
+PLANES = (40, 30, 1)  # one whole band a chunk, as NEON's files from 2022 on
+
+
+@pytest.fixture
+def small_planes(monkeypatch):
+    """Unpack every cube of whole-band chunks, however small (the tests' files are)."""
+    monkeypatch.setattr(hdf5_planes, "UNPACK_BYTES", 4096)
+
+
+def test_the_cube_its_bands_nodata_and_scale(tmp_path):
+    path = tmp_path / NAME
+    data = write_neon(path)
+    assert detect_format(path) == "neon"
+    cube = open_cube(path)
+    np.testing.assert_array_equal(cube.values, data)
+    assert cube.dtype == np.int16 and cube.attrs["nodata"] == -9999
+    assert cube.attrs["reflectance_scale_factor"] == 10000 and cube.attrs["site"] == "SJER"
+    wl = cube["wavelength"].values
+    np.testing.assert_allclose(wl, np.linspace(380, 2510, 20))
+    np.testing.assert_allclose(cube["fwhm"].values, 5.0)
+    water = ((wl >= 1340) & (wl <= 1445)) | ((wl >= 1790) & (wl <= 1955))
+    assert water.any() and np.array_equal(cube["good_band"].values, ~water)
+
+
+def test_placed_as_gdal_places_an_envi_file_of_its_map_info(tmp_path):
+    path = tmp_path / NAME
+    write_neon(path)
+    cube = open_cube(path)
+    envi = tmp_path / "same.img"
+    envi.write_bytes(b"\0" * (40 * 30))
+    (tmp_path / "same.hdr").write_text(
+        "ENVI\nsamples = 30\nlines = 40\nbands = 1\nheader offset = 0\ndata type = 1\n"
+        f"interleave = bsq\nbyte order = 0\nmap info = {{{MAP_INFO}}}\n")
+    with rasterio.open(envi) as src:
+        assert cube.rio.transform() == src.transform
+        assert CRS.from_user_input(cube.rio.crs) == src.crs
+    assert cube.rio.crs.to_epsg() == EPSG
+    assert cube.rio.transform().c == 257500 and cube.rio.transform().f == 4112500
+
+
+def test_without_a_map_info_the_epsg_code_and_no_transform(tmp_path):
+    path = tmp_path / NAME
+    write_neon(path, map_info=None)
+    cube = open_cube(path)
+    assert cube.rio.transform().is_identity
+
+
+@pytest.mark.parametrize("chunks", [(7, 5, 4), PLANES])
+def test_chunked_files_read_the_same(tmp_path, chunks, small_planes):
+    data = neon_values()
+    plain, packed = tmp_path / "plain.h5", tmp_path / NAME
+    write_neon(plain, data)
+    write_neon(packed, data, chunks=chunks)
+    cube = open_cube(packed, chunks=16)
+    reader = source_of(cube.data)
+    assert reader.unpack == (chunks == PLANES)
+    assert reader.blocks == (None if chunks == PLANES else chunks[:2])
+    np.testing.assert_array_equal(cube.values, data)
+    np.testing.assert_array_equal(cube[3:11, 5:9, 2:7].values, data[3:11, 5:9, 2:7])
+    window = open_cube(packed, window=Window(4, 3, 20, 17))
+    np.testing.assert_array_equal(window.values, data[3:20, 4:24])
+    a, b = (GlobalRX().fit_score(open_cube(p, chunks=16)).values for p in (plain, packed))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("filters", [{"shuffle": True}, {"fletcher32": True},
+                                     {"dtype": ">i2"}])
+def test_whole_band_chunks_with_other_filters_or_byte_order(tmp_path, filters, small_planes):
+    """Deflate alone is inflated in threads; shuffle, a checksum or big-endian values
+    are read through HDF5 (or converted), to the same values."""
+    data = neon_values()
+    path = tmp_path / NAME
+    write_neon(path, data, chunks=PLANES, **filters)
+    cube = open_cube(path)
+    assert source_of(cube.data).unpack and cube.dtype == np.dtype("=i2")
+    np.testing.assert_array_equal(cube.values, data)
+
+
+def test_bands_never_written_read_as_the_fill(tmp_path, small_planes):
+    path = tmp_path / NAME
+    data = write_neon(path, chunks=PLANES)
+    with h5py.File(path, "w") as f:  # the same layout, only band 0 written
+        d = f.create_dataset("SJER/Reflectance/Reflectance_Data", shape=data.shape,
+                             dtype=np.int16, chunks=PLANES, compression="gzip",
+                             fillvalue=-9999)
+        d[:, :, 0] = data[:, :, 0]
+    cube = open_cube(path)
+    assert (cube.values[:, :, 1:] == -9999).all()
+    np.testing.assert_array_equal(cube.values[:, :, 0], data[:, :, 0])
+
+
+def test_unpacked_once_into_a_file_that_leaves_nothing(tmp_path, monkeypatch, small_planes):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    path = tmp_path / NAME
+    data = write_neon(path, chunks=PLANES)
+    reads = []
+    real = hdf5_chunks.stored_chunks
+    monkeypatch.setattr(hdf5_chunks, "stored_chunks",
+                        lambda ds, sel, *a, **k: reads.append(sel[2]) or real(ds, sel, *a, **k))
+    cube = open_cube(path, chunks=8)
+    np.testing.assert_array_equal(cube.values, data)
+    np.testing.assert_array_equal(cube.values, data)
+    assert reads == [slice(b, b + 1) for b in range(20)]  # each band once (under 4 kB)
+    assert list(temp.iterdir()) == []  # the copy has no name
+    reader = pickle.loads(pickle.dumps(source_of(cube.data)))  # a worker unpacks its own
+    assert reader._planes is None
+    np.testing.assert_array_equal(reader[5:9, 2:4], data[5:9, 2:4])
+
+
+def test_a_file_rewritten_after_unpacking_is_an_error(tmp_path, small_planes):
+    path = tmp_path / NAME
+    write_neon(path, chunks=PLANES)
+    cube = open_cube(path)
+    cube[:4, :4].values  # noqa: B018 (unpacked)
+    write_neon(path, neon_values(seed=1), chunks=PLANES)
+    with pytest.raises(TruncatedFileError, match="the NEON file changed on disk"):
+        cube.values  # noqa: B018
+
+
+def test_no_room_to_unpack_is_one_line(tmp_path, monkeypatch, capsys, small_planes):
+    path = tmp_path / NAME
+    write_neon(path, chunks=PLANES)
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OutputError, match="cannot unpack .* temporary directory .*TMPDIR"):
+        open_cube(path).values  # noqa: B018
+    line = one_error(["detect", str(path), "-m", "rx", "-o", str(tmp_path / "rx.tif")],
+                     capsys)
+    assert "No space left on device" in line and NAME in line
+    assert not (tmp_path / "rx.tif").exists()
+
+
+def test_a_damaged_chunk_is_one_line(tmp_path, capsys, small_planes):
+    path = tmp_path / NAME
+    write_neon(path, chunks=PLANES)
+    with h5py.File(path, "r") as f:
+        offset = f["SJER/Reflectance/Reflectance_Data"].id.get_chunk_info(3).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * 16)
+    with pytest.raises(TruncatedFileError, match=r"chunk at \(0, 0, 3\) of .* does not inflate"):
+        open_cube(path).values  # noqa: B018
+    line = one_error(["detect", str(path), "-m", "rx", "-o", str(tmp_path / "rx.tif")],
+                     capsys)
+    assert "does not inflate" in line
+
+
+def test_what_is_not_read_says_why(tmp_path):
+    radiance = tmp_path / "NEON_D17_SJER_DP1_20230418_radiance.h5"
+    with h5py.File(radiance, "w") as f:
+        f.create_dataset("SJER/Radiance/RadianceIntegerPart", data=np.zeros((4, 3, 5)))
+    with pytest.raises(FileFormatError, match="NEON L1 radiance file"):
+        open_cube(radiance)
+    empty = tmp_path / "empty.h5"
+    with h5py.File(empty, "w") as f:
+        f.create_group("SJER/Reflectance/Metadata")
+    with pytest.raises(FileFormatError, match="NEON file without SJER/Reflectance/"):
+        open_cube(empty)
+    two = tmp_path / "two.h5"
+    write_neon(two)
+    with h5py.File(two, "a") as f:
+        f["OSBS"] = f["SJER"]
+    with pytest.raises(FileFormatError, match="2 NEON sites in one file"):
+        open_cube(two)
+    one = tmp_path / NAME
+    write_neon(one)
+    with pytest.raises(ParameterError, match="a NEON file, which has one cube"):
+        open_cube(one, key="SJER")
+
+
+def test_info_and_detect_from_the_command_line(tmp_path, capsys):
+    path = tmp_path / NAME
+    write_neon(path)
+    code, out, _ = run_cli(["info", str(path)], capsys)
+    assert code == 0 and "NEON AOP HDF5" in out and "EPSG:32611" in out
+    out_path = tmp_path / "rx.tif"
+    code, _, err = run_cli(["detect", str(path), "-m", "rx", "-o", str(out_path)], capsys)
+    assert code == 0, err
+    with rasterio.open(out_path) as src:
+        assert src.crs.to_epsg() == EPSG and src.transform.c == 257500
+        scores = src.read(1)
+    assert np.isnan(scores[:2, :3]).all() and np.isfinite(scores[2:]).all()
