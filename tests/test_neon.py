@@ -211,3 +211,14 @@ def test_info_and_detect_from_the_command_line(tmp_path, capsys):
         assert src.crs.to_epsg() == EPSG and src.transform.c == 257500
         scores = src.read(1)
     assert np.isnan(scores[:2, :3]).all() and np.isfinite(scores[2:]).all()
+
+
+def test_the_unpacked_copy_is_read_without_preadv_too(tmp_path, monkeypatch, small_planes):
+    """Where the system has no ``preadv`` (Windows), each window's rows are read by a seek
+    and a read under a lock."""
+    monkeypatch.delattr(os, "preadv", raising=False)
+    path = tmp_path / NAME
+    data = write_neon(path, chunks=PLANES)
+    cube = open_cube(path, chunks=7)
+    np.testing.assert_array_equal(cube.values, data)
+    np.testing.assert_array_equal(cube[5:9, 3:30:2].values, data[5:9, 3:30:2])

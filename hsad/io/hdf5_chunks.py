@@ -7,8 +7,11 @@ only filters are deflate and shuffle, a window as large as its chunks is read he
 steps: :func:`stored_chunks` takes each chunk's bytes as stored (``read_direct_chunk``,
 with the reader's lock held: a copy of the compressed bytes), and :meth:`Deferred.values`
 inflates them (:mod:`zlib` lets go of the GIL) and places them, without the lock, so
-threads inflate side by side. Smaller windows (the sample's 8 × 8) are read by HDF5,
-through its chunk cache. A chunk never written reads as the dataset's fill value.
+threads inflate side by side. Smaller windows (the sample's 8 × 8) take the chunks around
+them the same way inside a :func:`hsad.io.kept_open.session`, and the thread keeps the
+last :data:`HELD_BYTES` it inflated for its next windows (:func:`small_window`); outside
+one, HDF5 reads them through its chunk cache. A chunk never written reads as the dataset's
+fill value.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def small_window(ds: h5py.Dataset, selection: tuple[slice, ...], owner) -> Defer
     memo = held()
     if memo is None:
         return None
+
     def take(origin):  # a chunk held is used again: the newest now
         chunk = memo.pop((id(owner), ds.name, origin), None)
         if chunk is not None:

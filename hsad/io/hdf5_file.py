@@ -56,9 +56,9 @@ def row_cache(blocks, shape, dtype) -> int:
     """A chunk cache for a cube of ``shape`` (rows, cols, bands) and ``dtype`` stored in
     chunks of ``blocks`` (rows, cols) that holds two rows of its chunks over all bands (the
     sample's windows, taken chunk by chunk, and the tiles reach each chunk again within a
-    row of them), from 32 MiB up to :data:`CHUNK_CACHE`. A 1024² × 100 float32 MAT file
-    in h5py's 64 × 64 × 7 chunks: 52 MiB, RX in 9 s and 0.56 GB against 7 s and 0.99 GB
-    with 256 MiB (docs/performance.md, benchmark 39)."""
+    row of them), from 32 MiB up to :data:`CHUNK_CACHE`: 52 MiB for a 1024² × 100 float32
+    MAT file in h5py's 64 × 64 × 7 chunks, where 256 MiB kept the sample's chunks for the
+    first pass at twice the peak RSS (docs/performance.md, benchmark 39)."""
     if not blocks:
         return CHUNK_CACHE
     need = 2 * min(int(blocks[0]), int(shape[0])) * int(shape[1]) * int(shape[2]) * \

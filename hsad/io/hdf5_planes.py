@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -37,10 +38,17 @@ def too_large(blocks, shape, dtype) -> bool:
     return rows * cols * int(shape[2]) * np.dtype(dtype).itemsize > UNPACK_BYTES
 
 
-def _pread_into(fd: int, view: memoryview, offset: int) -> None:
-    """Fill ``view`` with the bytes of ``fd`` from ``offset`` (a short read: the rest)."""
+def _pread_into(handle, view: memoryview, offset: int, lock) -> None:
+    """Fill ``view`` with the bytes of the file ``handle`` from ``offset`` (a short read:
+    the rest): ``preadv`` where the system has it, else a seek and a read under ``lock``."""
+    if not hasattr(os, "preadv"):
+        with lock:
+            handle.seek(offset)
+            if handle.readinto(view) != len(view):
+                raise OSError(f"unexpected end of the unpacked copy at byte {offset}")
+        return
     while len(view):
-        n = os.preadv(fd, [view], offset)
+        n = os.preadv(handle.fileno(), [view], offset)
         if n <= 0:
             raise OSError(f"unexpected end of the unpacked copy at byte {offset}")
         view, offset = view[n:], offset + n
@@ -62,6 +70,7 @@ class Planes:
         self.groups = [(b0, min(bands, b0 + step)) for b0 in range(0, bands, step)]
         self.offsets = [b0 * rows * cols * self.dtype.itemsize for b0, _ in self.groups]
         nbytes = rows * cols * bands * self.dtype.itemsize
+        self._lock = threading.Lock()  # a seek and a read, where preadv is missing
         self._file = tempfile.TemporaryFile(prefix="hsad-unpacked-")  # noqa: SIM115
         try:  # the space taken now: a full disk is an error here, not a SIGBUS later
             allocate = getattr(os, "posix_fallocate", None)
@@ -87,7 +96,7 @@ class Planes:
         out = np.empty((max(0, r1 - r0), max(0, c1 - c0), max(0, b1 - b0)), self.dtype)
         if not out.size:
             return out
-        cols, size, fd = self.shape[1], self.dtype.itemsize, self._file.fileno()
+        cols, size = self.shape[1], self.dtype.itemsize
         whole = c0 == 0 and c1 == cols  # whole rows: one read a group
         for (g0, g1), offset in zip(self.groups, self.offsets, strict=True):
             lo, hi = max(b0, g0), min(b1, g1)
@@ -97,8 +106,8 @@ class Planes:
             spans = [(r0, r1)] if whole else [(r, r + 1) for r in range(r0, r1)]
             for s0, s1 in spans:
                 buf = np.empty((s1 - s0, c1 - c0, width), self.dtype)
-                _pread_into(fd, memoryview(buf).cast("B"),
-                            offset + ((s0 * cols + c0) * width) * size)
+                _pread_into(self._file, memoryview(buf).cast("B"),
+                            offset + ((s0 * cols + c0) * width) * size, self._lock)
                 out[s0 - r0:s1 - r0, :, lo - b0:hi - b0] = buf[:, :, lo - g0:hi - g0]
         return out
 
