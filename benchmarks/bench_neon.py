@@ -6,7 +6,7 @@ The usual way in Python (NEON's tutorials, hytools' reader, then SPy): read
 grid of ``Map_Info``. Each contender runs in a child process (wall time and peak RSS its
 own), page cache warm; the two maps are compared. The file is made here: a flight line's
 size (NEON's PUUM 2025 line, 1714 × 719 × 428 int16), eight materials mixed plus noise,
-stored as NEON stores it from 2022 on, one whole band a gzip chunk (``--chunks`` for
+stored as NEON's files of 2022 on are (hytools' issue #29), one whole band a gzip chunk (``--chunks`` for
 another layout, e.g. ``424,27,14`` as in 2019).
 
     .venv/bin/python benchmarks/bench_neon.py

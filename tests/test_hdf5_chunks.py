@@ -14,10 +14,10 @@ from hsad.io.hdf5_chunks import inflatable, inflated, small_window, stored_chunk
 
 
 class _Owner:
-    """A reader's part in a small window: its path."""
+    """A reader's part in a small window: its path and stamp."""
 
     def __init__(self, path):
-        self.path = str(path)
+        self.path, self.stamp = str(path), (0, 0, 0, 0)
 
 
 def _dataset(path, data, chunks, dtype, shuffle, unwritten=False):

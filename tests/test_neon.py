@@ -64,11 +64,42 @@ def test_placed_as_gdal_places_an_envi_file_of_its_map_info(tmp_path):
     assert cube.rio.transform().c == 257500 and cube.rio.transform().f == 4112500
 
 
-def test_without_a_map_info_the_epsg_code_and_no_transform(tmp_path):
+def test_without_a_map_info_the_scene_is_not_placed(tmp_path):
+    """The EPSG Code alone places nothing: no CRS is claimed for a pixel grid."""
     path = tmp_path / NAME
     write_neon(path, map_info=None)
     cube = open_cube(path)
-    assert cube.rio.transform().is_identity
+    assert cube.rio.transform().is_identity and cube.rio.crs is None
+
+
+def test_a_map_info_gdal_cannot_read_is_said_and_places_nothing(tmp_path):
+    path = tmp_path / NAME
+    write_neon(path, map_info="hello world")
+    with pytest.warns(UserWarning, match="GDAL reads no grid from its Map_Info 'hello world'"):
+        cube = open_cube(path)
+    assert cube.rio.transform().is_identity and cube.rio.crs is None
+
+
+def test_an_epsg_code_that_disagrees_with_the_map_info_is_said(tmp_path):
+    path = tmp_path / NAME
+    write_neon(path)
+    with h5py.File(path, "a") as f:
+        coords = f["SJER/Reflectance/Metadata/Coordinate_System"]
+        del coords["EPSG Code"]
+        coords["EPSG Code"] = np.bytes_("32612")
+    with pytest.warns(UserWarning, match="EPSG Code 32612 differs .*EPSG:32611"):
+        cube = open_cube(path)
+    assert cube.rio.crs.to_epsg() == EPSG  # the Map_Info's, as GDAL reads it
+
+
+@pytest.mark.parametrize("value", [np.array([], float), np.array([1.0, 2.0]), "n/a"])
+def test_an_attribute_that_is_not_one_number_is_one_line(tmp_path, capsys, value):
+    path = tmp_path / NAME
+    write_neon(path)
+    with h5py.File(path, "a") as f:
+        f["SJER/Reflectance/Reflectance_Data"].attrs["Data_Ignore_Value"] = value
+    line = one_error(["info", str(path)], capsys)
+    assert "Data_Ignore_Value is not one number" in line and NAME in line
 
 
 @pytest.mark.parametrize("chunks", [(7, 5, 4), PLANES])
@@ -155,10 +186,11 @@ def test_no_room_to_unpack_is_one_line(tmp_path, monkeypatch, capsys, small_plan
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(OutputError, match="cannot unpack .* temporary directory .*TMPDIR"):
         open_cube(path).values  # noqa: B018
-    line = one_error(["detect", str(path), "-m", "rx", "-o", str(tmp_path / "rx.tif")],
-                     capsys)
-    assert "No space left on device" in line and NAME in line
-    assert not (tmp_path / "rx.tif").exists()
+    for command in (["detect", str(path), "-m", "rx", "-o", str(tmp_path / "rx.tif")],
+                    ["convert", str(path), str(tmp_path / "copy.tif")]):
+        line = one_error(command, capsys)  # the unpacking is named, not the output
+        assert "No space left on device" in line and f"{NAME}: cannot unpack" in line, line
+    assert not (tmp_path / "rx.tif").exists() and not (tmp_path / "copy.tif").exists()
 
 
 def test_a_damaged_chunk_is_one_line(tmp_path, capsys, small_planes):

@@ -423,7 +423,7 @@ def test_other_hdf5_files_are_refused_with_what_to_do(tmp_path):
     path = tmp_path / "MOD09.A2021.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("HDFEOS/GRIDS/g/Data Fields/sur_refl", data=np.zeros((4, 3, 5)))
-    with pytest.raises(UnsupportedError, match="neither an EMIT granule nor a PRISMA product"
+    with pytest.raises(UnsupportedError, match="not an EMIT granule, a PRISMA product or a NEON"
                                                ".*gdal_translate"):
         open_cube(path)
 

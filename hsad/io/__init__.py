@@ -126,9 +126,9 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         if problem is not None:
             raise FileFormatError(problem, p)
         raise UnsupportedError(
-            "an HDF5 file that is neither an EMIT granule nor a PRISMA product: hsad reads "
-            "ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 and NEON reflectance .h5; export "
-            "the cube first, e.g. "
+            "an HDF5 file that is not an EMIT granule, a PRISMA product or a NEON reflectance "
+            "file: hsad reads ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 and NEON "
+            "reflectance .h5; export the cube first, e.g. "
             f"gdal_translate 'HDF5:\"{p.name}\"://<path>/<cube>' cube.tif (`gdalinfo` lists "
             "the cubes), and give its wavelengths", p)
     if suffix in (".tif", ".tiff"):

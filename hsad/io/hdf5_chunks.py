@@ -122,23 +122,26 @@ def small_window(ds: h5py.Dataset, selection: tuple[slice, ...], owner) -> Defer
     """Inside a :func:`hsad.io.kept_open.session`, a window of ``ds`` smaller than its
     chunks (the even sample's), as a :class:`Deferred` whose chunks are the thread's held
     ones where it has them, the stored bytes of the others (kept once inflated); None
-    outside a session (HDF5 reads it, through its cache). ``owner``: the reader (its
-    ``path``), whose chunks are told apart from another's."""
+    outside a session (HDF5 reads it, through its cache). ``owner``: the reader, whose
+    ``path`` and ``stamp`` (:func:`hsad.io.hdf5_file.file_stamp`) tell its chunks from
+    another file's."""
     from hsad.io.kept_open import held
 
     memo = held()
     if memo is None:
         return None
 
+    def name(origin) -> tuple:  # the file as it was opened (its stamp), not the reader
+        return owner.path, owner.stamp, ds.name, origin
+
     def take(origin):  # a chunk held is used again: the newest now
-        chunk = memo.pop((id(owner), ds.name, origin), None)
+        chunk = memo.pop(name(origin), None)
         if chunk is not None:
-            memo[(id(owner), ds.name, origin)] = chunk
+            memo[name(origin)] = chunk
         return chunk
 
     deferred = stored_chunks(ds, selection, owner.path, whole=True, held=take)
-    deferred.keep = lambda origin, chunk: _held_chunks(memo, (id(owner), ds.name, origin),
-                                                       chunk)
+    deferred.keep = lambda origin, chunk: _held_chunks(memo, name(origin), chunk)
     return deferred
 
 

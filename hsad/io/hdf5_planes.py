@@ -1,6 +1,6 @@
 """HDF5 cubes chunked in whole planes, unpacked once to a temporary file.
 
-NEON's reflectance files from 2022 on store each band of the scene as one gzip chunk
+Some NEON reflectance files (2022 on) store each band of the scene as one gzip chunk
 (``Reflectance_Data`` of 1714 × 719 × 428 int16 in chunks of 1714 × 719 × 1). HDF5
 decodes a chunk whole for any window in it, so every window of every band, a tile or an
 8 × 8 sample window, decoded the whole cube (1 GB): no chunk cache holds it. Such a
@@ -72,7 +72,8 @@ class Planes:
         nbytes = rows * cols * bands * self.dtype.itemsize
         self._lock = threading.Lock()  # a seek and a read, where preadv is missing
         self._file = tempfile.TemporaryFile(prefix="hsad-unpacked-")  # noqa: SIM115
-        try:  # the space taken now: a full disk is an error here, not a SIGBUS later
+        why = None
+        try:  # the space taken now: a full disk is an error here, not a failed write later
             allocate = getattr(os, "posix_fallocate", None)
             if allocate is not None and nbytes:
                 allocate(self._file.fileno(), 0, nbytes)
@@ -80,9 +81,12 @@ class Planes:
                 self._file.truncate(nbytes)
         except OSError as exc:
             self._file.close()
-            raise OutputError(f"{name}: cannot unpack its {nbytes / 1e9:.1f} GB of whole-band "
+            why = exc.strerror or str(exc)
+        if why is not None:  # raised here, with no OSError behind it: an output being
+            # written is not to blame (hsad.io.atomic reads a full disk from the chain)
+            raise OutputError(f"{name}: cannot unpack its {nbytes / 1e9:.1f} GB of large "
                               f"chunks into the temporary directory {tempfile.gettempdir()} "
-                              f"({exc.strerror or exc}); give one with room (TMPDIR)") from None
+                              f"({why}); give one with room (TMPDIR)")
 
     def write(self, index: int, group: np.ndarray) -> None:
         """Group ``index`` of bands, ``(rows, cols, its bands)``."""
@@ -130,6 +134,7 @@ def planes_of(reader) -> Planes:
                     stored = inflated(reader._stored(0, rows, 0, cols, b0, b1),
                                       threads=concurrency())
                     planes.write(index, reader._arrange(stored, 0, rows, 0, cols, b0, b1))
+                    del stored  # one group at a time: not beside the next one's bytes
                 reader._planes = planes
     reader._check(reader._file[0])
     return reader._planes

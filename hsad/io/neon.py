@@ -11,15 +11,16 @@ A NEON file holds one site group, ``<SITE>/Reflectance``:
   driver as for an ENVI header (:mod:`hsad.io.envi_georef`), beside the
   ``Coordinate_System_String`` (WKT) and ``EPSG Code``.
 
-The cube is read lazily through :class:`hsad.io.hdf5_file.Hdf5Reader`. Files from 2022 on
-store each band of the scene as one gzip chunk; those are unpacked once to a temporary
-file (:mod:`hsad.io.hdf5_planes`). NEON's L1 radiance files (integer and decimal parts)
+The cube is read lazily through :class:`hsad.io.hdf5_file.Hdf5Reader`. A file that
+stores each band of the scene as one gzip chunk is unpacked once to a temporary file
+(:mod:`hsad.io.hdf5_planes`). NEON's L1 radiance files (integer and decimal parts)
 are not read.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import h5py
 import numpy as np
@@ -82,23 +83,58 @@ class _NeonReader(Hdf5Reader):
 
 def _georef(site: h5py.Group, path: str):
     """``(transform, crs)`` from the site's ``Map_Info`` (GDAL's reading of it as an ENVI
-    map info) and coordinate system; ``(None, None)`` without a map info."""
+    map info) and coordinate system, the ``EPSG Code`` where GDAL builds no CRS from them;
+    ``(None, None)`` without a map info, or (with a warning) one GDAL finds no grid in."""
     from hsad.io.envi_georef import georef_from_header
 
     coords = site.get(_COORDINATES)
     if not isinstance(coords, h5py.Group) or "Map_Info" not in coords:
         return None, None
     raw = {"map info": text(coords["Map_Info"][()])}
+    shown = " ".join(raw["map info"].split())
     if "Coordinate_System_String" in coords:
         raw["coordinate system string"] = text(coords["Coordinate_System_String"][()])
     transform, crs = georef_from_header(raw, path)
-    if crs is None and "EPSG Code" in coords:
-        try:
-            crs = CRS.from_epsg(int(float(text(coords["EPSG Code"][()]))))
-        except (CRSError, ValueError):
-            raise FileFormatError(f"unreadable EPSG Code "
-                                  f"{text(coords['EPSG Code'][()])!r}", path) from None
+    if transform is None:  # GDAL finds no grid in it: no CRS either (not the EPSG Code's)
+        warnings.warn(f"{path}: GDAL reads no grid from its Map_Info {shown[:80]!r}; the "
+                      "scene and its maps are not georeferenced", UserWarning, stacklevel=3)
+        return None, None
+    code = _epsg_code(coords, path)
+    if crs is None and code is not None:
+        crs = CRS.from_epsg(code)
+    elif crs is not None and code is not None and crs.to_epsg() not in (None, code):
+        warnings.warn(f"{path}: its EPSG Code {code} differs from the CRS of its Map_Info "
+                      f"(EPSG:{crs.to_epsg()}); the Map_Info's is used, as GDAL reads it",
+                      UserWarning, stacklevel=3)
     return transform, crs
+
+
+def _epsg_code(coords: h5py.Group, path: str) -> int | None:
+    """The ``EPSG Code`` of the site's coordinate system, None without one."""
+    if "EPSG Code" not in coords:
+        return None
+    value = text(coords["EPSG Code"][()])
+    try:
+        code = int(float(value))
+        CRS.from_epsg(code)
+    except (CRSError, ValueError):
+        raise FileFormatError(f"unreadable EPSG Code {value!r}", path) from None
+    return code
+
+
+def _number(attrs, name: str, path: str) -> float | None:
+    """The attribute ``name`` as one number, None without it; a FileFormatError naming it
+    when it is not one number."""
+    if name not in attrs:
+        return None
+    value = np.asarray(attrs[name]).reshape(-1)
+    try:
+        if value.size != 1:
+            raise ValueError
+        return float(value[0])
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{_CUBE} attribute {name} is not one number "
+                              f"({text(attrs[name])!r})", path) from None
 
 
 def _spectral(site: h5py.Group, bands: int, cube: h5py.Dataset, path: str):
@@ -141,10 +177,8 @@ def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray
                                       f"({var.dtype}, {var.ndim} dimensions)", p)
             rows, cols, bands = (int(n) for n in var.shape)
             dtype, blocks = var.dtype.newbyteorder("="), chunk_blocks([var], 0, 1)
-            ignore = var.attrs.get("Data_Ignore_Value")
-            nodata = None if ignore is None else float(np.asarray(ignore).reshape(-1)[0])
-            factor = var.attrs.get("Scale_Factor")
-            factor = None if factor is None else float(np.asarray(factor).reshape(-1)[0])
+            nodata = _number(var.attrs, "Data_Ignore_Value", p)
+            factor = _number(var.attrs, "Scale_Factor", p)
             wavelength, fwhm, good = _spectral(site, bands, var, p)
             transform, crs = _georef(site, p)
     except HsadError:
