@@ -13,6 +13,12 @@ from hsad.io import hdf5_chunks, kept_open
 from hsad.io.hdf5_chunks import inflatable, inflated, small_window, stored_chunks
 
 
+@pytest.fixture(autouse=True)
+def _small_chunks_too(monkeypatch):
+    """The tests' chunks are small: inflate them here all the same."""
+    monkeypatch.setattr(hdf5_chunks, "MIN_CHUNK_BYTES", 0)
+
+
 class _Owner:
     """A reader's part in a small window: its path and stamp."""
 
@@ -76,7 +82,7 @@ def test_a_chunk_stored_unfiltered_is_read_as_stored(tmp_path):
         np.testing.assert_array_equal(inflated(whole), data)
 
 
-def test_only_deflate_and_shuffle_are_inflated_here(tmp_path):
+def test_only_deflate_and_shuffle_then_deflate_are_inflated_here(tmp_path, monkeypatch):
     with h5py.File(tmp_path / "c.h5", "w") as f:
         plain = f.create_dataset("plain", data=np.zeros((4, 4, 2)))
         checked = f.create_dataset("checked", data=np.zeros((4, 4, 2)), chunks=(2, 2, 2),
@@ -114,5 +120,42 @@ def test_a_session_keeps_the_newest_chunks_and_drops_them_at_its_end(tmp_path, m
                 np.testing.assert_array_equal(inflated(window), data[r:r + 1])
                 assert sum(isinstance(p, np.ndarray) for _, p in window.pieces) == \
                     (0 if r == 0 else 3)  # held: the three newest of the row
-            assert len(kept_open.held()) == 3
+            assert len(kept_open.held()[hdf5_chunks.__name__].chunks) == 3
         assert kept_open.held() is None
+
+
+def test_deflate_before_shuffle_and_small_chunks_are_left_to_hdf5(tmp_path, monkeypatch):
+    """A pipeline of deflate then shuffle (valid HDF5, undone in the other order) and
+    chunks under MIN_CHUNK_BYTES (finding each costs more than inflating it) are read by
+    HDF5, to the same values."""
+    data = np.arange(64 * 64 * 4, dtype=np.float32).reshape(64, 64, 4)
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        space = h5py.h5s.create_simple(data.shape)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((16, 16, 4))
+        dcpl.set_deflate(4)
+        dcpl.set_shuffle()
+        h5py.h5d.create(f.id, b"backwards", h5py.h5t.NATIVE_FLOAT, space, dcpl=dcpl)
+        f["backwards"][...] = data
+        f.create_dataset("fine", data=data, chunks=(16, 16, 4), compression="gzip",
+                         shuffle=True)
+    with h5py.File(path, "r") as f:
+        assert not inflatable(f["backwards"]) and inflatable(f["fine"])
+        monkeypatch.setattr(hdf5_chunks, "MIN_CHUNK_BYTES", 16 * 16 * 4 * 4 + 1)
+        assert not inflatable(f["fine"])
+
+
+def test_a_chunk_larger_than_what_a_session_holds_stays_for_the_next_window(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(hdf5_chunks, "HELD_BYTES", 100)  # less than one chunk
+    data = np.arange(16 * 16 * 2, dtype=np.float32).reshape(16, 16, 2)
+    path = _dataset(tmp_path / "c.h5", data, (8, 8, 2), data.dtype, shuffle=False)
+    owner = _Owner(path)
+    with h5py.File(path, "r") as f, kept_open.session():
+        ds = f["cube"]
+        for r in (1, 3, 12):  # the first chunk, again, then the one below it
+            window = small_window(ds, np.s_[r:r + 2, 2:4, :], owner)
+            np.testing.assert_array_equal(inflated(window), data[r:r + 2, 2:4])
+            assert isinstance(window.pieces[0][1], np.ndarray) == (r == 3)
+        assert len(kept_open.held()[hdf5_chunks.__name__].chunks) == 1

@@ -482,3 +482,26 @@ def test_a_v73_cube_is_read_through_one_open_file_in_its_chunks(tmp_path):
     write_mat73(path, {"data": cube[:20]}, {"data": "single"})
     with pytest.raises(TruncatedFileError, match="the MAT file changed on disk"):
         opened.values  # noqa: B018
+
+
+def test_a_chunked_v73_cube_is_tiled_on_its_chunks(tmp_path):
+    """open_tiled plans a chunked HDF5 cube as a tiled GeoTIFF: every tile edge on a chunk
+    edge (a tile across chunks inflated them once for each tile it touched)."""
+    from hsad.engine.tiles import open_tiled
+
+    cube = np.random.default_rng(1).normal(size=(400, 330, 40)).astype(np.float32)
+    path = tmp_path / "scene.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset("data", data=cube.T, chunks=(40, 45, 64), compression="gzip",
+                         compression_opts=1).attrs["MATLAB_class"] = np.bytes_("single")
+    opened = open_mat(path)
+    assert opened.attrs["block_shape"] == (64, 45)
+    tiled = open_tiled(path, memory_limit="16MB")
+    rows, cols = tiled.data.chunks[:2]
+    assert len(rows) > 1 and len(cols) > 1
+    assert all(n % 64 == 0 for n in rows[:-1]) and all(n % 45 == 0 for n in cols[:-1])
+    np.testing.assert_array_equal(tiled.values, cube)
+    window = open_tiled(path, memory_limit="16MB", subset={"srcwin": (5, 7, 300, 350)})
+    np.testing.assert_array_equal(window.values, cube[7:357, 5:305])
+    rows, cols = window.data.chunks[:2]  # the window's first tiles end on chunk edges
+    assert (7 + rows[0]) % 64 == 0 and (5 + cols[0]) % 45 == 0

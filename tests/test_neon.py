@@ -29,8 +29,10 @@ PLANES = (40, 30, 1)  # one whole band a chunk, as NEON's files from 2022 on
 
 @pytest.fixture
 def small_planes(monkeypatch):
-    """Unpack every cube of whole-band chunks, however small (the tests' files are)."""
+    """Unpack every cube of whole-band chunks, and inflate its chunks outside HDF5,
+    however small (the tests' files are)."""
     monkeypatch.setattr(hdf5_planes, "UNPACK_BYTES", 4096)
+    monkeypatch.setattr(hdf5_chunks, "MIN_CHUNK_BYTES", 0)
 
 
 def test_the_cube_its_bands_nodata_and_scale(tmp_path):

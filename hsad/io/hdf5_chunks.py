@@ -29,15 +29,22 @@ from hsad.errors import TruncatedFileError
 HELD_BYTES = 32 * 1024 ** 2
 
 
+#: chunks smaller than this are left to HDF5: per chunk, finding and placing it here costs
+#: more than inflating it (a 1024² × 30 file in 8 × 8 × 30 chunks, 16 384 of them)
+MIN_CHUNK_BYTES = 64 * 1024
+
+
 def inflatable(ds: h5py.Dataset) -> bool:
-    """Whether ``ds`` is chunked, deflated, and filtered by nothing but deflate and
-    shuffle (no checksum, scale-offset or other codec), of a plain numeric type."""
-    if ds.chunks is None or ds.dtype.kind not in "iuf":
+    """Whether ``ds`` is chunked in chunks of at least :data:`MIN_CHUNK_BYTES`, of a plain
+    numeric type, and filtered by deflate alone or by shuffle then deflate (no checksum,
+    scale-offset or other codec; deflate then shuffle is left to HDF5 too)."""
+    if ds.chunks is None or ds.dtype.kind not in "iuf" or \
+            int(np.prod(ds.chunks)) * ds.dtype.itemsize < MIN_CHUNK_BYTES:
         return False
     plist = ds.id.get_create_plist()
     names = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    return h5py.h5z.FILTER_DEFLATE in names and set(names) <= {
-        h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
+    return names in ([h5py.h5z.FILTER_DEFLATE],
+                     [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE])
 
 
 class Deferred:
@@ -107,15 +114,28 @@ class Deferred:
         return out
 
 
-def _held_chunks(memo: dict, name, chunk: np.ndarray) -> None:
-    """Keep ``chunk`` under ``name`` in a session's ``memo``, the oldest dropped beyond
-    :data:`HELD_BYTES`."""
-    memo[name] = chunk
-    total = sum(v.nbytes for v in memo.values())
-    for old in list(memo):
-        if total <= HELD_BYTES:
-            break
-        total -= memo.pop(old).nbytes
+class _Held:
+    """The chunks a thread's session keeps (under this module's name in its
+    :func:`hsad.io.kept_open.held`), oldest first, at most :data:`HELD_BYTES` beside the
+    newest (which stays, however large: the sample's next windows are in it)."""
+
+    def __init__(self):
+        self.chunks: dict = {}
+        self.nbytes = 0
+
+    def take(self, name) -> np.ndarray | None:
+        """The chunk ``name``, now the newest; None when not held."""
+        chunk = self.chunks.pop(name, None)
+        if chunk is not None:
+            self.chunks[name] = chunk
+        return chunk
+
+    def keep(self, name, chunk: np.ndarray) -> None:
+        """Hold ``chunk`` as the newest, the oldest dropped beyond :data:`HELD_BYTES`."""
+        self.nbytes += chunk.nbytes - getattr(self.chunks.pop(name, None), "nbytes", 0)
+        self.chunks[name] = chunk
+        while self.nbytes > HELD_BYTES and len(self.chunks) > 1:
+            self.nbytes -= self.chunks.pop(next(iter(self.chunks))).nbytes
 
 
 def small_window(ds: h5py.Dataset, selection: tuple[slice, ...], owner) -> Deferred | None:
@@ -130,18 +150,14 @@ def small_window(ds: h5py.Dataset, selection: tuple[slice, ...], owner) -> Defer
     memo = held()
     if memo is None:
         return None
+    chunks = memo.setdefault(__name__, _Held())
 
     def name(origin) -> tuple:  # the file as it was opened (its stamp), not the reader
         return owner.path, owner.stamp, ds.name, origin
 
-    def take(origin):  # a chunk held is used again: the newest now
-        chunk = memo.pop(name(origin), None)
-        if chunk is not None:
-            memo[name(origin)] = chunk
-        return chunk
-
-    deferred = stored_chunks(ds, selection, owner.path, whole=True, held=take)
-    deferred.keep = lambda origin, chunk: _held_chunks(memo, name(origin), chunk)
+    deferred = stored_chunks(ds, selection, owner.path, whole=True,
+                             held=lambda origin: chunks.take(name(origin)))
+    deferred.keep = lambda origin, chunk: chunks.keep(name(origin), chunk)
     return deferred
 
 
@@ -174,10 +190,14 @@ def stored_chunks(ds: h5py.Dataset, selection: tuple[slice, ...], path: str,
         if kept is not None:
             pieces.append((origin, kept))
             continue
-        info = ds.id.get_chunk_info_by_coord(origin)
-        written = info.byte_offset is not None and info.size > 0
-        pieces.append((origin, ds.id.read_direct_chunk(origin) if written else None))
+        try:
+            pieces.append((origin, ds.id.read_direct_chunk(origin)))
+        except RuntimeError:  # asked only then (HDF5 2.0 searches every chunk for it)
+            if ds.id.get_chunk_info_by_coord(origin).byte_offset is not None:
+                raise
+            pieces.append((origin, None))  # never written: the fill value
     return Deferred(ds, [a for a, _ in bounds], [b for _, b in bounds], pieces, path)
 
 
-__all__ = ["HELD_BYTES", "Deferred", "inflatable", "inflated", "small_window", "stored_chunks"]
+__all__ = ["HELD_BYTES", "MIN_CHUNK_BYTES", "Deferred", "inflatable", "inflated",
+           "small_window", "stored_chunks"]

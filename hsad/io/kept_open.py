@@ -10,7 +10,9 @@ blocks beyond :data:`CACHE_BYTES` of decoded ones (one larger block stays for al
 windows; a file that changes on disk meanwhile, by inode, size or modification time, is
 opened anew); outside one every read opens and closes its file, so
 that no file stays open, no block stays in GDAL's cache beyond a read, and no handle
-outlives a session into a forked process.
+outlives a session into a forked process. A session also holds what readers keep for
+their next windows (:func:`held`: an HDF5 cube's inflated chunks,
+:mod:`hsad.io.hdf5_chunks`), dropped when it ends.
 """
 
 from __future__ import annotations
@@ -119,4 +121,4 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_in_child)
 
 
-__all__ = ["CACHE_BYTES", "opened", "session"]
+__all__ = ["CACHE_BYTES", "held", "opened", "session"]
