@@ -51,6 +51,22 @@ def run_child(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024 ** 2
 
 
+def compare_maps(ours_path, theirs_path) -> None:
+    """Print how two score GeoTIFFs compare: grid and CRS, NaN pixels, and the largest score
+    difference over the mean score."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(ours_path) as a, rasterio.open(theirs_path) as b:
+        ours, theirs = a.read(1).astype(np.float64), b.read(1).astype(np.float64)
+        same_grid = a.transform == b.transform and a.crs == b.crs
+    ok = np.isfinite(ours) & np.isfinite(theirs)
+    gap = np.max(np.abs(ours[ok] - theirs[ok])) / theirs[ok].mean()
+    print(f"same grid and CRS: {same_grid}; same NaN pixels: "
+          f"{np.array_equal(np.isnan(ours), np.isnan(theirs))}; largest score difference "
+          f"over the mean score: {gap:.2e} ({ok.sum():,} pixels)")
+
+
 def fail(message: str, status: int = 2) -> NoReturn:
     """Print ``message`` (one line, on stderr) and exit with ``status``."""
     print(f"{Path(sys.argv[0]).name}: {message}", file=sys.stderr)

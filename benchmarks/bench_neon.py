@@ -6,8 +6,8 @@ The usual way in Python (NEON's tutorials, hytools' reader, then SPy): read
 grid of ``Map_Info``. Each contender runs in a child process (wall time and peak RSS its
 own), page cache warm; the two maps are compared. The file is made here: a flight line's
 size (NEON's PUUM 2025 line, 1714 × 719 × 428 int16), eight materials mixed plus noise,
-stored as NEON's files of 2022 on are (hytools' issue #29), one whole band a gzip chunk (``--chunks`` for
-another layout, e.g. ``424,27,14`` as in 2019).
+stored as hytools' issue #29 lists NEON's files of 2022 on, one whole band a gzip chunk
+(``--chunks`` for another layout, e.g. ``424,27,14`` as in 2019).
 
     .venv/bin/python benchmarks/bench_neon.py
     .venv/bin/python benchmarks/bench_neon.py --chunks 424,27,14
@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import compare_maps  # noqa: E402
 from _data import run_child as run  # noqa: E402
 
 MAP_INFO = ("UTM,  1.000,  1.000,  257500.00,  4112500.0,       1.0000000,       1.0000000,"
@@ -134,21 +135,7 @@ def main(argv=None) -> None:
                     wall, peak = run(command)
                     print(f"{name:40s} {wall:8.1f} {peak:12.2f}", flush=True)
         if args.only is None:
-            compare(tmp / "hsad.tif", tmp / "usual.tif")
-
-
-def compare(ours_path: Path, theirs_path: Path) -> None:
-    """Grid and CRS, NaN pixels and the largest score difference of the two maps."""
-    import rasterio
-
-    with rasterio.open(ours_path) as a, rasterio.open(theirs_path) as b:
-        ours, theirs = a.read(1).astype(np.float64), b.read(1).astype(np.float64)
-        same_grid = a.transform == b.transform and a.crs == b.crs
-    ok = np.isfinite(ours) & np.isfinite(theirs)
-    gap = np.max(np.abs(ours[ok] - theirs[ok])) / theirs[ok].mean()
-    print(f"same grid and CRS: {same_grid}; same NaN pixels: "
-          f"{np.array_equal(np.isnan(ours), np.isnan(theirs))}; largest score difference "
-          f"over the mean score: {gap:.2e} ({ok.sum():,} pixels)")
+            compare_maps(tmp / "hsad.tif", tmp / "usual.tif")
 
 
 if __name__ == "__main__":

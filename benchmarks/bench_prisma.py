@@ -23,6 +23,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from _data import compare_maps
 from bench_emit import run
 
 VNIR_WL = np.r_[[0, 0, 0], np.linspace(972.6, 402.4, 63)]
@@ -120,19 +121,11 @@ def main(argv=None) -> None:
 def report(results, ours_path: Path, theirs_path: Path) -> None:
     """Print each contender's wall time and peak RSS, and how its two maps compare: grid and
     CRS, NaN pixels, and the largest score difference over the mean score."""
-    import rasterio
-
     print(f"{'contender':38s} {'wall s':>8s} {'peak RSS GB':>12s}")
     for name, (wall, peak) in results:
         print(f"{name:38s} {wall:8.1f} {peak:12.2f}")
-    with rasterio.open(ours_path) as a, rasterio.open(theirs_path) as b:
-        ours, theirs = a.read(1).astype(np.float64), b.read(1).astype(np.float64)
-        same_grid = a.transform == b.transform and a.crs == b.crs
-    ok = np.isfinite(ours) & np.isfinite(theirs)
-    gap = np.max(np.abs(ours[ok] - theirs[ok])) / theirs[ok].mean()
-    print(f"same grid and CRS: {same_grid}; same NaN pixels: "
-          f"{np.array_equal(np.isnan(ours), np.isnan(theirs))}; largest score difference "
-          f"over the mean score: {gap:.2e} ({ok.sum():,} pixels)")
+    compare_maps(ours_path, theirs_path)
+
 
 if __name__ == "__main__":
     main()
