@@ -24,7 +24,7 @@ from hsad.io import detect_format, hdf5_chunks, hdf5_planes, open_cube
 from hsad.subset import Window
 
 NAME = "NEON_D17_SJER_DP1_L001-1_20230418_directional_reflectance.h5"
-PLANES = (40, 30, 1)  # one whole band a chunk, as NEON's files from 2022 on
+PLANES = (40, 30, 1)  # one whole band a chunk, as some NEON files of 2022 on
 
 
 @pytest.fixture
