@@ -458,3 +458,14 @@ def test_a_granule_read_can_be_replaced_and_is_then_read_anew(tmp_path):
     with pytest.raises(TruncatedFileError, match="changed on disk"):
         kept[8:12, 8:12].compute()
     assert float(open_cube(path).mean()) == 3.0
+
+
+@pytest.mark.parametrize("fill", [np.array([], np.float32), np.array([1, 2], np.float32)])
+def test_a_fill_value_that_is_not_one_number_is_one_line(tmp_path, capsys, fill):
+    """An empty or paired _FillValue was an IndexError, or its first value taken."""
+    path = tmp_path / "EMIT_L2A_RFL_001_20240101T000000_2400101_001.nc"
+    write_granule(path)
+    with h5py.File(path, "r+") as f:
+        f["reflectance"].attrs["_FillValue"] = fill
+    line = one_error(["info", path], capsys)
+    assert "reflectance attribute _FillValue is not one number" in line and path.name in line

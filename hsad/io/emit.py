@@ -26,7 +26,7 @@ from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import Glt, only_placed
-from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, text
+from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, number_attr, text
 from hsad.io.window import WindowView, array_over, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference
@@ -163,8 +163,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
             dtype = var.dtype
             if dtype.kind not in "iuf":
                 raise FileFormatError(f"variable {ckey!r} is not numeric ({dtype})", p)
-            fill = var.attrs.get("_FillValue")
-            nodata = float(np.asarray(fill).reshape(-1)[0]) if fill is not None else None
+            nodata = number_attr(var.attrs, "_FillValue", p, ckey)
             wavelength, fwhm, good = _spectral(f, bands)
             glt = _glt(f, (rows, cols), p)
     except H5_ERRORS as exc:
@@ -227,14 +226,14 @@ def clear_pixels(path: str | os.PathLike, scene: str | os.PathLike | None = None
             if shapes is not None and tuple(var.shape[:2]) not in {tuple(x) for x in shapes}:
                 raise ParameterError(f"the EMIT mask is {var.shape[0]}x{var.shape[1]}, not "
                                      "the scene's size: the mask of another granule?", p)
-            fill = var.attrs.get("_FillValue")
+            fill = number_attr(var.attrs, "_FillValue", p, "mask")
             values = np.stack([np.asarray(var[:, :, i], np.float32) for i in flags], axis=-1)
     except H5_ERRORS as exc:
         raise FileFormatError(f"not a readable EMIT mask ({type(exc).__name__}: {exc})",
                               p) from exc
     missing = ~np.isfinite(values)
     if fill is not None:
-        missing |= values == np.float32(np.asarray(fill).reshape(-1)[0])
+        missing |= values == np.float32(fill)
     clear = (values == 0).all(axis=-1).astype(np.float32)
     clear[missing.any(axis=-1)] = np.nan
     return clear

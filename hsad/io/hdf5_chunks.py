@@ -34,6 +34,12 @@ HELD_BYTES = 32 * 1024 ** 2
 MIN_CHUNK_BYTES = 64 * 1024
 
 
+def _filters(ds: h5py.Dataset) -> list[int]:
+    """The codes of ``ds``'s filter pipeline, in the order they were applied."""
+    plist = ds.id.get_create_plist()
+    return [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+
+
 def inflatable(ds: h5py.Dataset) -> bool:
     """Whether ``ds`` is chunked in chunks of at least :data:`MIN_CHUNK_BYTES`, of a plain
     numeric type, and filtered by deflate alone or by shuffle then deflate (no checksum,
@@ -41,10 +47,8 @@ def inflatable(ds: h5py.Dataset) -> bool:
     if ds.chunks is None or ds.dtype.kind not in "iuf" or \
             int(np.prod(ds.chunks)) * ds.dtype.itemsize < MIN_CHUNK_BYTES:
         return False
-    plist = ds.id.get_create_plist()
-    names = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-    return names in ([h5py.h5z.FILTER_DEFLATE],
-                     [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE])
+    return _filters(ds) in ([h5py.h5z.FILTER_DEFLATE],
+                            [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE])
 
 
 class Deferred:
@@ -56,10 +60,8 @@ class Deferred:
         ``starts:stops`` reaches (None: never written); ``path``: the file, for errors."""
         self.dtype, self.chunks, self.fill = ds.dtype, ds.chunks, ds.fillvalue
         self.path, self.name = path, ds.name
-        plist = ds.id.get_create_plist()
-        order = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
         # a chunk's mask has bit i set where filter i of the pipeline was skipped
-        self.bits = {code: 1 << order.index(code) for code in order}
+        self.bits = {code: 1 << i for i, code in enumerate(_filters(ds))}
         self.starts, self.stops, self.pieces = starts, stops, pieces
         self.keep = None  # where a session keeps each chunk inflated (small_window)
 

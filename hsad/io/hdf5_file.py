@@ -14,7 +14,7 @@ import os
 import h5py
 import numpy as np
 
-from hsad.errors import TruncatedFileError
+from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.geotiff import WindowReader
 
 #: the errors h5py raises on a damaged or unexpected file
@@ -32,6 +32,22 @@ def text(value) -> str:
     if isinstance(value, np.ndarray) and value.size == 1:
         return text(value.reshape(-1)[0])
     return str(value)
+
+
+def number_attr(attrs, name: str, path: str, owner: str) -> float | None:
+    """The attribute ``name`` of ``owner`` (a variable, for the error) as one number, None
+    without it; a FileFormatError naming it when it is not one number (an empty array, a
+    pair, text)."""
+    if name not in attrs:
+        return None
+    value = np.asarray(attrs[name]).reshape(-1)
+    try:
+        if value.size != 1:
+            raise ValueError
+        return float(value[0])
+    except (TypeError, ValueError):
+        raise FileFormatError(f"{owner} attribute {name} is not one number "
+                              f"({text(attrs[name])!r})", path) from None
 
 
 def file_stamp(handle) -> tuple[int, int, int, int]:
@@ -219,5 +235,5 @@ class Hdf5Reader(WindowReader):
                                      f"{c0}-{c1}: {exc}", self.path) from exc
 
 
-__all__ = ["CHUNK_CACHE", "H5_ERRORS", "Hdf5Reader", "chunk_blocks", "file_stamp", "row_cache",
-           "text"]
+__all__ = ["CHUNK_CACHE", "H5_ERRORS", "Hdf5Reader", "chunk_blocks", "file_stamp", "number_attr",
+           "row_cache", "text"]

@@ -26,7 +26,6 @@ from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, row_cache
-from hsad.io.hdf5_planes import too_large
 from hsad.io.window import WindowView, array_over, check_window, window_attrs
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
@@ -491,6 +490,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         except H5_ERRORS as exc:
             raise FileFormatError(f"cannot read {ckey!r}: {exc}", p) from exc
         reader = _H5Reader(p, ckey, (rows, cols, bands), dtype, stamp, blocks)
+        tiled = reader.blocks  # None where the cube is unpacked (hsad.io.hdf5_planes)
         if window is not None:
             reader = WindowView(reader, window.row_off, window.col_off, window.height,
                                 window.width)
@@ -532,8 +532,8 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     good = None if bkey is None else _good_bands(values[bkey], bkey, p)
     attrs = {"mat_version": "7.3" if hdf5 else "5", "mat_key": ckey, "gt_key": gkey,
              **window_attrs(window, (rows, cols))}
-    if hdf5 and blocks and not too_large(blocks, (rows, cols, bands), dtype):
-        attrs["block_shape"] = blocks  # tiles of whole chunks (block_tiles.plan_tiles)
+    if hdf5 and tiled:  # tiles of whole chunks (hsad.engine.block_tiles.plan_tiles)
+        attrs["block_shape"] = tiled
     cube = make_cube(data, wavelength=wavelength, good_band=good, source_format="mat",
                      source_path=p,
                      attrs=attrs)

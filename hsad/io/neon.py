@@ -33,7 +33,7 @@ from hsad.cube import make_cube
 from hsad.errors import FileFormatError, HsadError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import block_chunks, tile_chunks
-from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, text
+from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, number_attr, text
 from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
 
 _CUBE = "Reflectance/Reflectance_Data"
@@ -122,21 +122,6 @@ def _epsg_code(coords: h5py.Group, path: str) -> int | None:
     return code
 
 
-def _number(attrs, name: str, path: str) -> float | None:
-    """The attribute ``name`` as one number, None without it; a FileFormatError naming it
-    when it is not one number."""
-    if name not in attrs:
-        return None
-    value = np.asarray(attrs[name]).reshape(-1)
-    try:
-        if value.size != 1:
-            raise ValueError
-        return float(value[0])
-    except (TypeError, ValueError):
-        raise FileFormatError(f"{_CUBE} attribute {name} is not one number "
-                              f"({text(attrs[name])!r})", path) from None
-
-
 def _spectral(site: h5py.Group, bands: int, cube: h5py.Dataset, path: str):
     """Wavelengths and FWHM (nm) and the good-band flags (outside the water vapour
     windows the cube's attributes give)."""
@@ -177,8 +162,8 @@ def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray
                                       f"({var.dtype}, {var.ndim} dimensions)", p)
             rows, cols, bands = (int(n) for n in var.shape)
             dtype, blocks = var.dtype.newbyteorder("="), chunk_blocks([var], 0, 1)
-            nodata = _number(var.attrs, "Data_Ignore_Value", p)
-            factor = _number(var.attrs, "Scale_Factor", p)
+            nodata = number_attr(var.attrs, "Data_Ignore_Value", p, _CUBE)
+            factor = number_attr(var.attrs, "Scale_Factor", p, _CUBE)
             wavelength, fwhm, good = _spectral(site, bands, var, p)
             transform, crs = _georef(site, p)
     except HsadError:
