@@ -365,7 +365,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         remote_scheduler,
         use_scheduler,
     )
-    from hsad.io.enmap import parse_flags
+    from hsad.io.quality import parse_flags
     from hsad.outputs.polygons import MAX_REGIONS
     from hsad.subset import WINDOW_ATTR
 

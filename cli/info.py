@@ -175,6 +175,8 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
             info[k] = cube.attrs[k]
     if cube.attrs.get("file_mask"):
         info["file_mask"] = cube.attrs["file_mask"]
+    if fmt == "neon":
+        info.update(_weather(cube))
     for k in ("mat_version", "mat_key", "gt_key"):
         if k in cube.attrs:
             info[k] = cube.attrs[k]
@@ -194,6 +196,19 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
         if tags:
             info["provenance"] = tags
     return info
+
+
+def _weather(cube) -> dict:
+    """``neon_weather``: the shares of a NEON scene flown under each cloud cover, or why
+    they are not known; nothing for a file without the layer."""
+    from hsad.errors import FileFormatError
+    from hsad.io.neon_weather import cover
+
+    try:
+        shares = cover(cube)
+    except FileFormatError as exc:
+        return {"neon_weather": f"not read: {exc.problem}"}
+    return {} if shares is None else {"neon_weather": shares}
 
 
 def _size(n: int) -> str:
@@ -257,6 +272,15 @@ def _text(info: dict) -> str:
         lines.append(("flagged", ", ".join(f"{flag} {value:g} %" for flag, value
                                            in info["enmap_cover"].items())
                       + " of the swath (metadata); --exclude-quality leaves them out"))
+    weather = info.get("neon_weather")
+    if isinstance(weather, dict):
+        lines.append(("weather", "flown under less than 10 % cloud cover: "
+                      f"{weather['clear']:.3g} %, 10-50 %: {weather['partlycloudy']:.3g} %, "
+                      f"more than 50 %: {weather['mostlycloudy']:.3g} % (NEON's weather "
+                      "quality indicator; --exclude-quality partlycloudy,mostlycloudy "
+                      "keeps the first)"))
+    elif weather:
+        lines.append(("weather", weather))
     lines += [(key.removeprefix("hsad_").removeprefix("threshold_"), value)
               for key, value in info.get("provenance", {}).items()]
     return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)

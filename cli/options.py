@@ -230,13 +230,14 @@ def subset_selection(srcwin, projwin, projwin_crs) -> dict:
 
 
 def mask_options(func):
-    """--nodata, --valid-mask (hsad.nodata) and --exclude-quality (hsad.io.enmap)."""
+    """--nodata, --valid-mask (hsad.nodata) and --exclude-quality (hsad.io.quality)."""
     for option in (
         click.option("--exclude-quality", metavar="FLAGS", default=None,
                      help="EnMAP products: leave out the pixels the product's quality layers "
                           "flag as any of cloud, cloudshadow, haze, cirrus, snow, water, "
-                          "saturated (e.g. cloud,cloudshadow); none keeps all, without the "
-                          "cloud-cover warning."),
+                          "saturated (e.g. cloud,cloudshadow). NEON files: partlycloudy, "
+                          "mostlycloudy (flown under 10-50 % or more than 50 % cloud cover). "
+                          "none keeps all, without the cloud-cover warning."),
         click.option("--valid-mask", type=click.Path(dir_okay=False), default=None,
                      help="Raster on the scene grid (GeoTIFF, ENVI or MAT): only its non-zero "
                           "pixels are analysed; the others enter no statistics and score "

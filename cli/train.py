@@ -86,8 +86,8 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     from hsad.background import fit_detector
     from hsad.errors import ParameterError
     from hsad.io import keys_for
-    from hsad.io.enmap import parse_flags
     from hsad.io.model_archive import save_model
+    from hsad.io.quality import parse_flags
     from hsad.pipeline import apply_fusion, check_labels, prepare_cube
 
     merged = parse_params(params)

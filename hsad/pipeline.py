@@ -65,12 +65,12 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
                  valid_mask=None, exclude_quality=None) -> xr.DataArray:
     """The part of ``cube`` to analyse, lazily: the bands chosen by ``bands``
     (:func:`hsad.select_bands` keywords), ``nodata`` replacing the header's, and the pixels
-    outside ``valid_mask`` set to nodata (:mod:`hsad.nodata`); for an EnMAP product, also
-    those its quality layers flag with one of ``exclude_quality`` (flag names, or their
-    comma-separated list; ``()`` or ``"none"``: none, without the cloud-cover warning that
-    None gives, :mod:`hsad.io.enmap`)."""
+    outside ``valid_mask`` set to nodata (:mod:`hsad.nodata`); for an EnMAP product or a
+    NEON file, also those its quality layers flag with one of ``exclude_quality`` (flag
+    names, or their comma-separated list; ``()`` or ``"none"``: none, without the
+    cloud-cover warning that None gives, :mod:`hsad.io.quality`)."""
     from hsad.bands import select_bands
-    from hsad.io.enmap import parse_flags, quality_valid, warn_cover
+    from hsad.io.quality import parse_flags, quality_valid, warn_cover
     from hsad.nodata import apply_valid_mask, set_nodata, valid_pixels
 
     if isinstance(exclude_quality, str):
@@ -78,8 +78,7 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
     cube = set_nodata(select_bands(cube, **(bands or {})), nodata)
     valid = valid_pixels(cube, valid_mask)
     if exclude_quality is None:
-        if cube.attrs.get("source_format") == "enmap":
-            warn_cover(cube)
+        warn_cover(cube)
     elif (clear := quality_valid(cube, exclude_quality)) is not None:
         valid = clear if valid is None else valid & clear  # one mask, applied once
         if not valid.any():

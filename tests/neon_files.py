@@ -21,10 +21,29 @@ def neon_values(rows=40, cols=30, bands=20, seed=0) -> np.ndarray:
     return data
 
 
+def weather_codes(rows=40, cols=30) -> np.ndarray:
+    """A weather quality indicator as the bidirectional files code it: 1 (under 10 % cloud
+    cover) in the left half, 2 (10–50 %) in the right half's top rows, 3 (over 50 %) below,
+    −9999 (no data) in the nodata corner."""
+    codes = np.ones((rows, cols), np.int32)
+    codes[: rows // 2, cols // 2:] = 2
+    codes[rows // 2:, cols // 2:] = 3
+    codes[:2, :3] = -9999
+    return codes
+
+
+def weather_colours(codes: np.ndarray) -> np.ndarray:
+    """The same classes in the directional files' stop-light colours (rows, cols, 3) uint8;
+    black where there is no class."""
+    table = np.array([[0, 0, 0], [0, 255, 0], [255, 255, 0], [255, 0, 0]], np.uint8)
+    return table[np.where((codes >= 1) & (codes <= 3), codes, 0)]
+
+
 def write_neon(path, data=None, chunks=None, site="SJER", shuffle=False, dtype=None,
-               map_info=MAP_INFO, **extra) -> np.ndarray:
+               map_info=MAP_INFO, weather=None, **extra) -> np.ndarray:
     """A NEON reflectance file of ``data`` (default :func:`neon_values`), stored in
-    ``chunks`` (deflated) or contiguous; returns the values written."""
+    ``chunks`` (deflated) or contiguous, with ``weather`` as its weather quality indicator
+    (none by default); returns the values written."""
     data = neon_values() if data is None else data
     bands = data.shape[2]
     with h5py.File(path, "w") as f:
@@ -45,4 +64,9 @@ def write_neon(path, data=None, chunks=None, site="SJER", shuffle=False, dtype=N
         if map_info is not None:
             coords["Map_Info"] = np.bytes_(map_info)
         coords["EPSG Code"] = np.bytes_(str(EPSG))
+        if weather is not None:
+            layer = refl.create_dataset("Metadata/Ancillary_Imagery/Weather_Quality_Indicator",
+                                        data=weather)
+            if weather.ndim == 2:
+                layer.attrs["Data_Ignore_Value"] = -9999.0
     return data

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,20 +471,6 @@ def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
                      source_path=str(product.xml), attrs=attrs)
 
 
-def parse_flags(text: str | None) -> tuple[str, ...] | None:
-    """``cloud,cloudshadow`` as a tuple of flags; ``none`` as (); None as None."""
-    if text is None:
-        return None
-    names = tuple(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
-    if names == ("none",):
-        return ()
-    unknown = [n for n in names if n not in FLAGS]
-    if unknown or not names:
-        raise ParameterError(f"--exclude-quality takes none or flags among "
-                             f"{', '.join(FLAGS)}; not {', '.join(unknown) or repr(text)}")
-    return names
-
-
 def is_pixel_mask(path: str | os.PathLike) -> bool:
     """Whether ``path`` is named as an EnMAP ``QL_PIXELMASK`` (defective pixels per band)."""
     m = _PART.match(Path(path).name)
@@ -560,13 +545,6 @@ def cover_note(cube: xr.DataArray, threshold: float = 1.0) -> str | None:
             "keeps them without this warning")
 
 
-def warn_cover(cube: xr.DataArray) -> None:
-    """Warn with :func:`cover_note` (stacklevel for the caller's caller)."""
-    note = cover_note(cube)
-    if note:
-        warnings.warn(f"{cube.attrs.get('source_path')}: {note}", UserWarning, stacklevel=3)
-
-
 __all__ = ["FLAGS", "KEYS", "LEVELS", "clear_values", "cover_note", "is_enmap",
            "is_pixel_mask", "is_product_name", "layer_flag", "metadata_of", "open_enmap",
-           "parse_flags", "product_files", "quality_valid", "read_product", "why_not_enmap"]
+           "product_files", "quality_valid", "read_product", "why_not_enmap"]

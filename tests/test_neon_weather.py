@@ -1,0 +1,159 @@
+"""NEON's weather quality indicator: ``--exclude-quality partlycloudy,mostlycloudy`` leaves
+out the pixels flown under cloud, in both of NEON's codings; the warning when they are
+analysed; ``hsad info``'s shares (hsad.io.neon_weather, hsad.io.quality; docs/formats.md,
+"NEON AOP reflectance")."""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import rasterio
+from cli_helpers import one_error, run_cli
+from neon_files import weather_codes, weather_colours, write_neon
+
+from hsad.errors import FileFormatError, ParameterError
+from hsad.io import open_cube
+from hsad.io.neon_weather import cover, quality_valid, weather_classes
+from hsad.pipeline import prepare_cube
+from hsad.subset import spatial_subset
+
+NAME = "NEON_D17_SJER_DP3_257000_4112000_bidirectional_reflectance.h5"
+CODES = weather_codes()
+
+
+@pytest.fixture(params=["codes", "colours"])
+def neon(request, tmp_path):
+    """A NEON file with its weather quality indicator in the bidirectional files' codes or
+    the directional files' colours."""
+    layer = CODES if request.param == "codes" else weather_colours(CODES)
+    path = tmp_path / NAME
+    data = write_neon(path, weather=layer)
+    return path, data
+
+
+def test_both_codings_give_neons_classes(neon):
+    path, _ = neon
+    classes = weather_classes(path, "SJER", (40, 30))
+    np.testing.assert_array_equal(classes, np.where(CODES < 0, 0, CODES))
+    shares = cover(open_cube(path))
+    counted = CODES[CODES > 0]
+    assert shares == pytest.approx({"clear": 100 * np.mean(counted == 1),
+                                    "partlycloudy": 100 * np.mean(counted == 2),
+                                    "mostlycloudy": 100 * np.mean(counted == 3)})
+
+
+def test_the_flags_leave_out_the_cloudier_pixels_as_a_mask_would(neon, tmp_path, capsys):
+    path, data = neon
+    cube = open_cube(path)
+    np.testing.assert_array_equal(quality_valid(cube, ("mostlycloudy",)), CODES != 3)
+    clear = quality_valid(cube, ("partlycloudy", "mostlycloudy"))
+    np.testing.assert_array_equal(clear, (CODES != 2) & (CODES != 3))
+    kept = prepare_cube(cube, exclude_quality="partlycloudy,mostlycloudy")
+    assert (kept.values[~clear] == -9999).all()  # int16: set to its nodata
+    # the map equals the one a mask of the same pixels gives, through the command line
+    mask = tmp_path / "clear.tif"
+    with rasterio.open(mask, "w", driver="GTiff", height=40, width=30, count=1,
+                       dtype="uint8", crs=cube.rio.crs, transform=cube.rio.transform()) as dst:
+        dst.write(clear.astype(np.uint8), 1)
+    maps = {}
+    for name, extra in (("flags", ["--exclude-quality", "partlycloudy,mostlycloudy"]),
+                        ("mask", ["--valid-mask", str(mask)])):
+        out = tmp_path / f"{name}.tif"
+        code, _, err = run_cli(["detect", str(path), "-m", "rx", "-o", str(out), *extra],
+                               capsys)
+        assert code == 0, err
+        with rasterio.open(out) as src:
+            maps[name] = src.read(1)
+    np.testing.assert_array_equal(maps["flags"], maps["mask"])
+    assert np.isnan(maps["flags"][~clear]).all() and np.isfinite(maps["flags"][2:, :15]).all()
+
+
+def test_a_window_takes_its_part_of_the_layer(neon):
+    path, _ = neon
+    for cube in (open_cube(path, window=_window(12, 10, 20, 15)),
+                 spatial_subset(open_cube(path), srcwin=(10, 12, 15, 20))):
+        valid = quality_valid(cube, ("mostlycloudy",))
+        np.testing.assert_array_equal(valid, CODES[12:32, 10:25] != 3)
+
+
+def _window(row, col, height, width):
+    from hsad.subset import Window
+
+    return Window(col_off=col, row_off=row, width=width, height=height)
+
+
+def test_cloudy_pixels_analysed_are_said_and_none_keeps_quiet(neon):
+    path, _ = neon
+    said = (r"25.1 % of the scene was flown under 10–50 % and 25.1 % under more than 50 % "
+            r"cloud cover.*partlycloudy,mostlycloudy")
+    with pytest.warns(UserWarning, match=said):
+        prepare_cube(open_cube(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        prepare_cube(open_cube(path), exclude_quality="none")
+        prepare_cube(spatial_subset(open_cube(path), srcwin=(0, 0, 15, 40)))  # all clear
+
+
+def test_wrong_flags_missing_or_odd_layers_are_one_line(tmp_path, capsys):
+    path = tmp_path / NAME
+    write_neon(path, weather=CODES)
+    out = ["-m", "rx", "-o", str(tmp_path / "rx.tif")]
+    line = one_error(["detect", str(path), "--exclude-quality", "cloud", *out], capsys)
+    assert "cloud: NEON reflectance files flag partlycloudy, mostlycloudy" in line
+    line = one_error(["detect", str(path), "--exclude-quality", "fog", *out], capsys)
+    assert "partlycloudy, mostlycloudy (NEON reflectance files); not fog" in line
+    bare = tmp_path / "bare.h5"
+    write_neon(bare)
+    line = one_error(["detect", str(bare), "--exclude-quality", "mostlycloudy", *out], capsys)
+    assert "has no Weather_Quality_Indicator for --exclude-quality mostlycloudy" in line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no layer: nothing to say without flags
+        prepare_cube(open_cube(bare))
+    cloudy = tmp_path / "cloudy.h5"
+    write_neon(cloudy, weather=np.full((40, 30), 3))
+    line = one_error(["detect", str(cloudy), "--exclude-quality", "mostlycloudy", *out],
+                     capsys)
+    assert "excludes every pixel of the scene" in line
+    assert not (tmp_path / "rx.tif").exists()
+
+
+@pytest.mark.parametrize("layer, problem", [
+    (np.full((40, 30), 7), "holds 7, not one of NEON's classes 1, 2, 3"),
+    (np.full((40, 30, 3), 128, np.uint8), r"holds the colour \(128, 128, 128\)"),
+    (np.ones((20, 30)), "is 20x30, not the cube's 40x30 pixels"),
+    (np.array([b"clear"] * 4), "is not a numeric raster"),
+])
+def test_a_layer_not_as_neon_codes_it_is_refused_not_guessed(tmp_path, capsys, layer, problem):
+    path = tmp_path / NAME
+    write_neon(path, weather=layer)
+    with pytest.raises(FileFormatError, match=problem):
+        quality_valid(open_cube(path), ("mostlycloudy",))
+    with pytest.warns(UserWarning, match="cloud cover its pixels were flown under is not known"):
+        prepare_cube(open_cube(path))
+    code, out, _ = run_cli(["info", str(path)], capsys)
+    assert code == 0 and "weather:    not read: its Weather_Quality_Indicator" in out
+
+
+def test_flags_for_another_scene_say_what_applies(tmp_path):
+    from hsad.cube import make_cube
+
+    cube = make_cube(np.ones((4, 4, 3), np.float32), source_format="envi", source_path="a.hdr")
+    with pytest.raises(ParameterError, match="applies to EnMAP products .* and NEON"):
+        prepare_cube(cube, exclude_quality="partlycloudy")
+
+
+def test_info_gives_the_shares(neon, capsys):
+    path, _ = neon
+    code, out, _ = run_cli(["info", str(path)], capsys)
+    assert code == 0
+    assert ("weather:    flown under less than 10 % cloud cover: 49.7 %, 10-50 %: 25.1 %, "
+            "more than 50 %: 25.1 %") in out
+    code, out, _ = run_cli(["info", "--json", str(path)], capsys)
+    assert f'"mostlycloudy": {100 * 300 / 1194}' in out
+    with h5py.File(path, "a") as f:
+        del f["SJER/Reflectance/Metadata/Ancillary_Imagery"]
+    code, out, _ = run_cli(["info", str(path)], capsys)
+    assert code == 0 and "weather:" not in out
