@@ -365,7 +365,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         remote_scheduler,
         use_scheduler,
     )
-    from hsad.io.quality import parse_flags
+    from hsad.io.quality import check_flags, parse_flags
     from hsad.outputs.polygons import MAX_REGIONS
     from hsad.subset import WINDOW_ATTR
 
@@ -390,6 +390,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         raise ParameterError("--stages-png draws the maps --save-stages writes: give "
                              "--save-stages too", stages_png)
     quality = parse_flags(exclude_quality)  # a bad flag fails before any work
+    check_flags(quality, scene)  # so does one of another source's
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
     subset = subset_selection(srcwin, projwin, projwin_crs)

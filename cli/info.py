@@ -199,16 +199,19 @@ def describe(path: str | os.PathLike, key: str | None = None) -> dict:
 
 
 def _weather(cube) -> dict:
-    """``neon_weather``: the shares of a NEON scene flown under each cloud cover, or why
-    they are not known; nothing for a file without the layer."""
-    from hsad.errors import FileFormatError
-    from hsad.io.neon_weather import cover
+    """``neon_weather``: the shares of a NEON scene's pixels flown under each cloud cover,
+    or ``neon_weather_problem``: why they are not known; nothing without the layer."""
+    from hsad.errors import HsadError
+    from hsad.io.neon_weather import NO_CLASS, scene_classes, shares
 
     try:
-        shares = cover(cube)
-    except FileFormatError as exc:
-        return {"neon_weather": f"not read: {exc.problem}"}
-    return {} if shares is None else {"neon_weather": shares}
+        classes = scene_classes(cube)
+    except HsadError as exc:
+        return {"neon_weather_problem": f"not read: {exc.problem}"}
+    if classes is None:
+        return {}
+    found = shares(classes)
+    return {"neon_weather_problem": NO_CLASS} if found is None else {"neon_weather": found}
 
 
 def _size(n: int) -> str:
@@ -279,8 +282,8 @@ def _text(info: dict) -> str:
                       f"more than 50 %: {weather['mostlycloudy']:.3g} % (NEON's weather "
                       "quality indicator; --exclude-quality partlycloudy,mostlycloudy "
                       "keeps the first)"))
-    elif weather:
-        lines.append(("weather", weather))
+    elif info.get("neon_weather_problem"):
+        lines.append(("weather", info["neon_weather_problem"]))
     lines += [(key.removeprefix("hsad_").removeprefix("threshold_"), value)
               for key, value in info.get("provenance", {}).items()]
     return "\n".join(f"{k + ':':12s}{v}" for k, v in lines)
@@ -291,8 +294,9 @@ def _text(info: dict) -> str:
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def command(file: str, key: str | None, as_json: bool) -> None:
-    """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
-    product): shape, wavelengths, CRS, sizes, and for a map hsad wrote its provenance
+    """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5, NEON AOP .h5
+    or an EnMAP product): shape, wavelengths, CRS, sizes, the share of an EnMAP or NEON
+    scene flagged as cloudy, and for a map hsad wrote its provenance
     (version, method, parameters, input, date); or an hsad model file: its method, bands,
     training and parameters."""
     from hsad.io.model_archive import is_model_file

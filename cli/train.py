@@ -87,7 +87,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     from hsad.errors import ParameterError
     from hsad.io import keys_for
     from hsad.io.model_archive import save_model
-    from hsad.io.quality import parse_flags
+    from hsad.io.quality import check_flags, parse_flags
     from hsad.pipeline import apply_fusion, check_labels, prepare_cube
 
     merged = parse_params(params)
@@ -119,6 +119,8 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
             det.set_params(progress=progress)
         apply_fusion(det, fusion, merged)
     scenes = distinct_scenes(scenes)
+    for scene in scenes:  # a flag of another source's fails before any work too
+        check_flags(quality, scene)
     for flag, value in (("-o", output), ("--loss-plot", loss_plot)):
         if STEM in str(value or ""):
             raise ParameterError(f"{flag} {value}: one file for the scenes together; {STEM} "

@@ -78,7 +78,7 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
     cube = set_nodata(select_bands(cube, **(bands or {})), nodata)
     valid = valid_pixels(cube, valid_mask)
     if exclude_quality is None:
-        warn_cover(cube)
+        warn_cover(cube, valid)
     elif (clear := quality_valid(cube, exclude_quality)) is not None:
         valid = clear if valid is None else valid & clear  # one mask, applied once
         if not valid.any():

@@ -256,3 +256,37 @@ def test_the_unpacked_copy_is_read_without_preadv_too(tmp_path, monkeypatch, sma
     cube = open_cube(path, chunks=7)
     np.testing.assert_array_equal(cube.values, data)
     np.testing.assert_array_equal(cube[5:9, 3:30:2].values, data[5:9, 3:30:2])
+
+
+def test_a_window_unpacks_its_part_alone(tmp_path, capsys, small_planes):
+    path = tmp_path / NAME
+    data = write_neon(path, chunks=PLANES)
+    cube = open_cube(path, window=Window(col_off=4, row_off=10, width=15, height=20))
+    np.testing.assert_array_equal(cube.values, data[10:30, 4:19])
+    reader = source_of(cube.data).base
+    assert reader._planes.shape == (20, 15, 20)  # the window's pixels, every band
+    assert os.fstat(reader._planes._file.fileno()).st_size == 20 * 15 * 20 * 2
+    with pytest.raises(IndexError, match="outside the window this reader was opened for"):
+        reader[9:12, 4:6]
+    # through the command line: the map of the window equals a contiguous file's
+    plain = tmp_path / "plain.h5"
+    write_neon(plain)
+    maps = []
+    for source in (path, plain):
+        out = tmp_path / f"{source.stem}.tif"
+        code, _, err = run_cli(["detect", str(source), "-m", "rx", "--srcwin", "4", "10", "15",
+                                "20", "-o", str(out)], capsys)
+        assert code == 0, err
+        with rasterio.open(out) as src:
+            maps.append(src.read(1))
+    np.testing.assert_allclose(maps[0], maps[1], rtol=1e-6)
+
+
+def test_unpacking_shows_a_bar_when_the_tiles_do(tmp_path, capsys, small_planes):
+    path = tmp_path / NAME
+    write_neon(path, chunks=PLANES)
+    args = ["detect", str(path), "-m", "rx", "-o", str(tmp_path / "rx.tif")]
+    code, _, err = run_cli([*args, "--progress"], capsys)
+    assert code == 0 and f"unpacking {NAME}" in err and "20/20" in err
+    code, _, err = run_cli([*args, "--no-progress", "--overwrite"], capsys)
+    assert code == 0 and "unpacking" not in err

@@ -16,7 +16,7 @@ from neon_files import weather_codes, weather_colours, write_neon
 
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io import open_cube
-from hsad.io.neon_weather import cover, quality_valid, weather_classes
+from hsad.io.neon_weather import quality_valid, scene_classes, shares, weather_classes
 from hsad.pipeline import prepare_cube
 from hsad.subset import spatial_subset
 
@@ -38,9 +38,9 @@ def test_both_codings_give_neons_classes(neon):
     path, _ = neon
     classes = weather_classes(path, "SJER", (40, 30))
     np.testing.assert_array_equal(classes, np.where(CODES < 0, 0, CODES))
-    shares = cover(open_cube(path))
+    found = shares(scene_classes(open_cube(path)))
     counted = CODES[CODES > 0]
-    assert shares == pytest.approx({"clear": 100 * np.mean(counted == 1),
+    assert found == pytest.approx({"clear": 100 * np.mean(counted == 1),
                                     "partlycloudy": 100 * np.mean(counted == 2),
                                     "mostlycloudy": 100 * np.mean(counted == 3)})
 
@@ -87,8 +87,8 @@ def _window(row, col, height, width):
 
 def test_cloudy_pixels_analysed_are_said_and_none_keeps_quiet(neon):
     path, _ = neon
-    said = (r"25.1 % of the scene was flown under 10–50 % and 25.1 % under more than 50 % "
-            r"cloud cover.*partlycloudy,mostlycloudy")
+    said = (r"of the scene's pixels it classes, 25.1 % were flown under 10–50 % and 25.1 % "
+            r"under more than 50 % cloud cover.*partlycloudy,mostlycloudy")
     with pytest.warns(UserWarning, match=said):
         prepare_cube(open_cube(path))
     with warnings.catch_warnings():
@@ -124,6 +124,7 @@ def test_wrong_flags_missing_or_odd_layers_are_one_line(tmp_path, capsys):
     (np.full((40, 30), 7), "holds 7, not one of NEON's classes 1, 2, 3"),
     (np.full((40, 30, 3), 128, np.uint8), r"holds the colour \(128, 128, 128\)"),
     (np.ones((20, 30)), "is 20x30, not the cube's 40x30 pixels"),
+    (np.ones((3, 3)), "is 3x3, not the cube's 40x30 pixels"),
     (np.array([b"clear"] * 4), "is not a numeric raster"),
 ])
 def test_a_layer_not_as_neon_codes_it_is_refused_not_guessed(tmp_path, capsys, layer, problem):
@@ -135,6 +136,8 @@ def test_a_layer_not_as_neon_codes_it_is_refused_not_guessed(tmp_path, capsys, l
         prepare_cube(open_cube(path))
     code, out, _ = run_cli(["info", str(path)], capsys)
     assert code == 0 and "weather:    not read: its Weather_Quality_Indicator" in out
+    code, out, _ = run_cli(["info", "--json", str(path)], capsys)
+    assert '"neon_weather_problem": "not read: its Weather' in out and '"neon_weather":' not in out
 
 
 def test_flags_for_another_scene_say_what_applies(tmp_path):
@@ -157,3 +160,71 @@ def test_info_gives_the_shares(neon, capsys):
         del f["SJER/Reflectance/Metadata/Ancillary_Imagery"]
     code, out, _ = run_cli(["info", str(path)], capsys)
     assert code == 0 and "weather:" not in out
+
+
+def test_other_layouts_nan_and_an_ignore_value_in_colours(tmp_path):
+    colours = weather_colours(CODES)
+    planes = tmp_path / "planes.h5"
+    write_neon(planes, weather=np.moveaxis(colours, -1, 0))  # (3, rows, cols)
+    expected = np.where(CODES < 0, 0, CODES)
+    np.testing.assert_array_equal(weather_classes(planes, "SJER", (40, 30)), expected)
+    floats = tmp_path / "floats.h5"
+    layer = np.where(CODES < 0, np.nan, CODES).astype(np.float32)
+    write_neon(floats, weather=layer)
+    np.testing.assert_array_equal(weather_classes(floats, "SJER", (40, 30)), expected)
+    ignored = tmp_path / "ignored.h5"  # a 0 or 255 in one band is no ignore value
+    write_neon(ignored, weather=colours)
+    with h5py.File(ignored, "a") as f:
+        f["SJER/Reflectance/Metadata/Ancillary_Imagery/Weather_Quality_Indicator"].attrs[
+            "Data_Ignore_Value"] = 255
+    np.testing.assert_array_equal(weather_classes(ignored, "SJER", (40, 30)), expected)
+
+
+def test_a_cube_sliced_in_python_is_placed_by_its_grid_or_refused(neon):
+    path, _ = neon
+    sliced = open_cube(path).isel(y=slice(9, 17), x=slice(6, 14))
+    np.testing.assert_array_equal(quality_valid(sliced, ("mostlycloudy",)),
+                                  CODES[9:17, 6:14] != 3)
+    # a slice of a window hsad cut (its window tag no longer its own), or flipped rows:
+    # refused, as for an EnMAP layer, never cut at the wrong place
+    window = open_cube(path, window=_window(7, 5, 21, 17))
+    for cube in (window.isel(y=slice(2, 10), x=slice(1, 9)),
+                 open_cube(path).isel(y=slice(None, None, -1))):
+        with pytest.raises(ParameterError, match="not on the scene's grid"):
+            quality_valid(cube, ("mostlycloudy",))
+    projwin = spatial_subset(open_cube(path), projwin=(257510, 4112480, 257525, 4112460))
+    np.testing.assert_array_equal(quality_valid(projwin, ("mostlycloudy",)),
+                                  CODES[20:40, 10:25] != 3)
+
+
+def test_the_warning_counts_the_pixels_the_mask_keeps_and_an_empty_layer_is_said(tmp_path):
+    path = tmp_path / NAME
+    write_neon(path, weather=CODES)
+    left = np.zeros((40, 30), bool)
+    left[:, :15] = True  # all clear there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        prepare_cube(open_cube(path), valid_mask=left)
+    empty = tmp_path / "empty.h5"
+    write_neon(empty, weather=np.zeros((40, 30), np.uint8))
+    with pytest.warns(UserWarning, match="gives none of the scene's pixels a class; "
+                                         "--exclude-quality mostlycloudy leaves out nothing"):
+        prepare_cube(open_cube(empty), exclude_quality="mostlycloudy")
+
+
+def test_a_batch_or_a_training_with_another_sources_flag_stops_before_any_scene(
+        tmp_path, capsys):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for path in (a, b):
+        write_neon(path, weather=CODES)
+    line = one_error(["detect", str(a), str(b), "-m", "rx", "--exclude-quality", "cloud",
+                      "-o", str(tmp_path / "{stem}_rx.tif")], capsys)
+    assert "cloud: NEON reflectance files flag" in line and "scene 1/2" not in line
+    line = one_error(["train", str(a), str(b), "-m", "rx", "--exclude-quality", "haze",
+                      "-o", str(tmp_path / "model")], capsys)
+    assert "haze: NEON reflectance files flag" in line
+    model = tmp_path / "clear"
+    code, _, err = run_cli(["train", str(a), "-m", "rx", "--exclude-quality",
+                            "partlycloudy,mostlycloudy", "-o", str(model) + ".hsad"], capsys)
+    assert code == 0, err
+    assert not list(tmp_path.glob("*_rx.tif"))

@@ -27,7 +27,7 @@ from hsad.io.geotiff import tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import Glt, only_placed
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, number_attr, text
-from hsad.io.window import WindowView, array_over, check_window, window_attrs
+from hsad.io.window import array_over, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference
 CUBES = ("reflectance", "radiance")
@@ -176,8 +176,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
     reader = _EmitReader(p, ckey, (rows, cols, bands), dtype, stamp, blocks)
     tiled = reader.blocks  # None where the cube is unpacked (hsad.io.hdf5_planes)
     if window is not None:
-        reader = WindowView(reader, window.row_off, window.col_off, window.height,
-                            window.width)
+        reader = reader.windowed(window)
     data = array_over(reader, tiles, "emit-" + tokenize(p, ckey, stamp, tiles, window))
     attrs = {"emit_key": ckey, "product": Path(p).stem, **window_attrs(window, (rows, cols))}
     if tiled:  # tiles of whole chunks (hsad.engine.block_tiles.plan_tiles)

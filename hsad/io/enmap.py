@@ -37,6 +37,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from hsad.errors import FileFormatError, ParameterError, UnsupportedError
+from hsad.io.quality import parse_flags, warn_cover  # noqa: F401  (moved there; kept importable)
 from hsad.io.sidecar_xml import MAX_XML_BYTES, local_name
 from hsad.io.window import ComputedView, array_over
 

@@ -114,6 +114,20 @@ class Hdf5Reader(WindowReader):
         self.cache_bytes = CHUNK_CACHE  # a subclass may size it (row_cache)
         self._file = None
         self._planes = None
+        #: ``(r0, r1, c0, c1)``: the only part of the cube ever read (:meth:`windowed`),
+        #: the part unpacking copies; None: the whole cube
+        self.extent = None
+
+    def windowed(self, window):
+        """A :class:`hsad.io.window.WindowView` of ``window`` (:class:`hsad.subset.Window`),
+        the only part this reader will then read: a cube it unpacks is unpacked in that
+        part alone (:func:`hsad.io.hdf5_planes.planes_of`)."""
+        from hsad.io.window import WindowView
+
+        r0, c0, rows, cols = (int(v) for v in (window.row_off, window.col_off,
+                                                 window.height, window.width))
+        self.extent = (r0, r0 + rows, c0, c0 + cols)
+        return WindowView(self, r0, c0, rows, cols)
 
     def _check(self, handle) -> None:
         """TruncatedFileError when the open file is not the one whose layout was read, as it
@@ -172,7 +186,9 @@ class Hdf5Reader(WindowReader):
             datasets[("inflatable", key)] = inflatable(ds)
         if not datasets[("inflatable", key)]:
             return ds[selection]
-        deferred = stored_chunks(ds, selection, self.path)
+        # unpacking takes every chunk its part reaches as stored (a window of NEON's
+        # whole-band chunks too); a tile's window takes them where it spans whole chunks
+        deferred = stored_chunks(ds, selection, self.path, whole=self.unpack)
         if deferred is None:  # smaller than a chunk: the sample's windows, in a session
             deferred = small_window(ds, selection, self)
         return ds[selection] if deferred is None else deferred
@@ -222,7 +238,12 @@ class Hdf5Reader(WindowReader):
             if self.unpack:
                 from hsad.io.hdf5_planes import planes_of
 
-                return planes_of(self).window(r0, r1, c0, c1, b0, b1)
+                planes = planes_of(self)
+                e0, e1, f0, f1 = self.extent or (0, self.shape[0], 0, self.shape[1])
+                if not (e0 <= r0 <= r1 <= e1 and f0 <= c0 <= c1 <= f1):
+                    raise IndexError(f"rows {r0}-{r1}, cols {c0}-{c1} lie outside the window "
+                                     f"this reader was opened for ({self.extent})")
+                return planes.window(r0 - e0, r1 - e0, c0 - f0, c1 - f0, b0, b1)
             from hsad.io.hdf5_chunks import inflated
 
             with self._lock:  # h5py runs one call at a time anyway

@@ -116,25 +116,43 @@ class Planes:
         return out
 
 
+def _bar(reader, planes: Planes):
+    """A progress bar over the bands unpacked, drawn as the run's tile bars are (none when
+    they are not, or for one group of bands)."""
+    from tqdm.auto import tqdm
+
+    from hsad.engine.scheduler import TileProgress
+    from hsad.progress import bar_style, wanted
+
+    active = TileProgress.current()
+    show = (wanted(None) if active is None else not active.disable) and len(planes.groups) > 1
+    return tqdm(total=planes.shape[2], desc=f"unpacking {os.path.basename(reader.path)}",
+                unit="band", disable=not show, **(bar_style() if show else {}))
+
+
 def planes_of(reader) -> Planes:
     """``reader``'s cube (an :class:`hsad.io.hdf5_file.Hdf5Reader`) unpacked, on the first
-    call (with the reader's lock: other threads wait for it), a group of bands of at most
-    :data:`UNPACK_BYTES` at a time; every call checks that the file is still the one
-    opened."""
+    call (with the reader's lock: other threads wait for it): its ``extent`` (the window
+    it was opened for) or the whole cube, a group of bands of at most :data:`UNPACK_BYTES`
+    of whole chunks at a time; every call checks that the file is still the one opened."""
     if reader._planes is None:
         with reader._lock:
             reader._open_checked()
             if reader._planes is None:
                 rows, cols, bands = reader.shape
+                r0, r1, c0, c1 = reader.extent or (0, rows, 0, cols)
+                # the chunks inflated span whole bands, whatever part is kept
                 step = max(1, UNPACK_BYTES // max(1, rows * cols * reader.dtype.itemsize))
-                planes = Planes(reader.shape, reader.dtype, step, reader.path)
-                for index, (b0, b1) in enumerate(planes.groups):
-                    # deflated chunks as stored, inflated by zlib in threads (HDF5
-                    # inflates one at a time): 17 → 7 s for a 1714 × 719 × 428 line
-                    stored = inflated(reader._stored(0, rows, 0, cols, b0, b1),
-                                      threads=concurrency())
-                    planes.write(index, reader._arrange(stored, 0, rows, 0, cols, b0, b1))
-                    del stored  # one group at a time: not beside the next one's bytes
+                planes = Planes((r1 - r0, c1 - c0, bands), reader.dtype, step, reader.path)
+                with _bar(reader, planes) as bar:
+                    for index, (b0, b1) in enumerate(planes.groups):
+                        # deflated chunks as stored, inflated by zlib in threads (HDF5
+                        # inflates one at a time): 17 → 7 s for a 1714 × 719 × 428 line
+                        stored = inflated(reader._stored(r0, r1, c0, c1, b0, b1),
+                                          threads=concurrency())
+                        planes.write(index, reader._arrange(stored, r0, r1, c0, c1, b0, b1))
+                        del stored  # one group at a time: not beside the next one's bytes
+                        bar.update(b1 - b0)
                 reader._planes = planes
     reader._check(reader._file[0])
     return reader._planes

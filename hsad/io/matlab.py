@@ -26,7 +26,7 @@ from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, row_cache
-from hsad.io.window import WindowView, array_over, check_window, window_attrs
+from hsad.io.window import array_over, check_window, window_attrs
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
@@ -492,8 +492,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         reader = _H5Reader(p, ckey, (rows, cols, bands), dtype, stamp, blocks)
         tiled = reader.blocks  # None where the cube is unpacked (hsad.io.hdf5_planes)
         if window is not None:
-            reader = WindowView(reader, window.row_off, window.col_off, window.height,
-                                window.width)
+            reader = reader.windowed(window)
         # (fancy indexing stays on: with fancy=False dask does not fuse a slice into the
         # read, and every statistics sample window read its whole tile)
         data = array_over(reader, tiles, "mat73-" + tokenize(p, ckey, stamp, tiles, window))

@@ -34,7 +34,7 @@ from hsad.errors import FileFormatError, HsadError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import block_chunks, tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, number_attr, text
-from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
+from hsad.io.window import array_over, check_window, window_attrs, window_transform
 
 _CUBE = "Reflectance/Reflectance_Data"
 _SPECTRAL = "Reflectance/Metadata/Spectral_Data"
@@ -179,8 +179,7 @@ def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray
         attrs["reflectance_scale_factor"] = factor
     if window is not None:
         check_window(window, (rows, cols), p)
-        reader = WindowView(reader, window.row_off, window.col_off, window.height,
-                            window.width)
+        reader = reader.windowed(window)
         if transform is not None:
             transform = window_transform(transform, crs, window)
     tiles = tile_chunks(chunks, reader.shape[0], reader.shape[1])

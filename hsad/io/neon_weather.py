@@ -18,12 +18,13 @@ clear-sky pixels only: ``--exclude-quality partlycloudy,mostlycloudy``
 from __future__ import annotations
 
 import os
+import warnings
 
 import h5py
 import numpy as np
 import xarray as xr
 
-from hsad.errors import FileFormatError
+from hsad.errors import FileFormatError, HsadError
 from hsad.io.hdf5_file import H5_ERRORS, number_attr
 
 LAYER = "Reflectance/Metadata/Ancillary_Imagery/Weather_Quality_Indicator"
@@ -48,14 +49,15 @@ def _from_codes(values: np.ndarray, ignore: float | None, path: str) -> np.ndarr
 
 
 def _from_colours(values: np.ndarray, ignore: float | None, path: str) -> np.ndarray:
-    """Classes of a three-band layer in NEON's stop-light colours (black, ``ignore``: none)."""
+    """Classes of a three-band layer in NEON's stop-light colours (black, NaN, ``ignore`` in
+    every band: none)."""
     values = np.asarray(values, np.float64)
     classes = np.full(values.shape[:2], -1, np.int8)
     for colour, code in _COLOURS.items():
         classes[(values == colour).all(axis=-1)] = code
-    none = ~np.isfinite(values).all(axis=-1)
-    if ignore is not None:
-        none |= (values == ignore).any(axis=-1)
+    none = ~np.isfinite(values).any(axis=-1)
+    if ignore is not None:  # all three bands (each colour holds a 0 and a 255)
+        none |= (values == ignore).all(axis=-1)
     classes[none] = 0
     if (classes < 0).any():
         colour = tuple(int(v) for v in values[classes < 0][0])
@@ -69,44 +71,52 @@ def weather_classes(path: str | os.PathLike, site: str, shape: tuple[int, int]
     """The (rows, cols) int8 classes (1, 2, 3; 0 for none) of a NEON file whose cube is
     ``shape``; None when the file has no weather quality indicator."""
     p = os.fspath(path)
+    rows, cols = shape
+    layouts = {(rows, cols): "codes", (rows, cols, 3): "colours", (3, rows, cols): "planes"}
     try:
         with h5py.File(p, "r") as f:
-            var = f.get(f"{site}/{LAYER}")
-            if not isinstance(var, h5py.Dataset):
+            if f"{site}/{LAYER}" not in f:
                 return None
-            ignore = number_attr(var.attrs, "Data_Ignore_Value", p, "Weather_Quality_Indicator")
-            if var.dtype.kind not in "iuf" or var.ndim not in (2, 3):
+            var = f[f"{site}/{LAYER}"]
+            if not isinstance(var, h5py.Dataset) or var.dtype.kind not in "iuf":
+                kind = f"{var.dtype}" if isinstance(var, h5py.Dataset) else "a group"
                 raise FileFormatError(f"its Weather_Quality_Indicator is not a numeric raster "
-                                      f"({var.dtype}, {var.ndim} dimensions)", p)
+                                      f"({kind})", p)
+            layout = layouts.get(tuple(var.shape))  # checked before anything is read
+            if layout is None:
+                raise FileFormatError(
+                    f"its Weather_Quality_Indicator is {'x'.join(map(str, var.shape))}, not "
+                    f"the cube's {rows}x{cols} pixels (with 1 or 3 bands)", p)
+            ignore = number_attr(var.attrs, "Data_Ignore_Value", p, "Weather_Quality_Indicator")
             values = var[()]
     except FileFormatError:
         raise
     except H5_ERRORS as exc:
         raise FileFormatError(f"its Weather_Quality_Indicator is not readable "
                               f"({type(exc).__name__}: {exc})", p) from exc
-    rows, cols = shape
-    if values.shape == (rows, cols):
+    if layout == "codes":
         return _from_codes(values, ignore, p)
-    if values.shape == (rows, cols, 3):
-        return _from_colours(values, ignore, p)
-    if values.shape == (3, rows, cols):
-        return _from_colours(np.moveaxis(values, 0, -1), ignore, p)
-    raise FileFormatError(f"its Weather_Quality_Indicator is {'x'.join(map(str, values.shape))}"
-                          f", not the cube's {rows}x{cols} pixels (with 1 or 3 bands)", p)
+    if layout == "planes":
+        values = np.moveaxis(values, 0, -1)
+    return _from_colours(values, ignore, p)
 
 
 def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
-    """:func:`weather_classes` of the NEON file ``cube`` was read from, on ``cube``'s pixels
-    (cut to its window, :func:`hsad.subset.on_scene_grid`); None without the layer."""
-    from hsad.subset import WINDOW_ATTR, on_scene_grid
+    """:func:`weather_classes` of the NEON file ``cube`` was read from, on ``cube``'s pixels:
+    placed by the file's grid as the cube is (a window, a slice of it), or by the window
+    hsad cut where the file has no grid (:func:`hsad.subset.on_scene_grid`; a cube on
+    neither is a ParameterError); None without the layer."""
+    from hsad.io.neon import open_neon
+    from hsad.subset import on_scene_grid
 
     path = cube.attrs.get("source_path")
-    window = cube.attrs.get(WINDOW_ATTR)
-    shape = tuple(window[2:]) if window is not None else (cube.sizes["y"], cube.sizes["x"])
-    classes = weather_classes(path, cube.attrs.get("site", ""), shape)
+    with warnings.catch_warnings():  # said when the scene was opened
+        warnings.simplefilter("ignore")
+        whole = open_neon(path)[:, :, 0]  # the file's grid (nothing of it read)
+    classes = weather_classes(path, whole.attrs["site"], (whole.sizes["y"], whole.sizes["x"]))
     if classes is None:
         return None
-    return on_scene_grid(classes, None, cube, "NEON's weather quality indicator", path)
+    return on_scene_grid(classes, whole, cube, "NEON's weather quality indicator", path)
 
 
 def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
@@ -119,39 +129,50 @@ def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
         raise FileFormatError(f"the NEON file has no {LAYER.rsplit('/', 1)[1]} for "
                               f"--exclude-quality {','.join(flags)}",
                               cube.attrs.get("source_path"))
+    if not (classes > 0).any():
+        warnings.warn(f"{cube.attrs.get('source_path')}: {NO_CLASS}; --exclude-quality "
+                      f"{','.join(flags)} leaves out nothing", UserWarning, stacklevel=3)
     return ~np.isin(classes, [FLAGS[f] for f in flags])
 
 
-def cover(cube: xr.DataArray) -> dict[str, float] | None:
-    """Percentages of ``cube``'s classed pixels flown under each cloud cover: ``clear``,
-    ``partlycloudy``, ``mostlycloudy``; None without the layer or a classed pixel."""
-    classes = scene_classes(cube)
-    if classes is None or not (classes > 0).any():
+#: what is said of a layer that gives no class to any pixel of the scene
+NO_CLASS = "NEON's weather quality indicator gives none of the scene's pixels a class"
+
+
+def shares(classes: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float] | None:
+    """Percentages of the classed pixels (of those ``valid`` keeps) in each class: ``clear``,
+    ``partlycloudy``, ``mostlycloudy``; None where none is classed."""
+    kept = classes if valid is None else classes[valid]
+    kept = kept[kept > 0]
+    if not kept.size:
         return None
-    counts = np.bincount(classes[classes > 0].ravel(), minlength=4)[1:]
+    counts = np.bincount(kept.ravel(), minlength=4)[1:]
     share = 100.0 * counts / counts.sum()
     return {"clear": float(share[0]), "partlycloudy": float(share[1]),
             "mostlycloudy": float(share[2])}
 
 
-def cover_note(cube: xr.DataArray, threshold: float = 1.0) -> str | None:
-    """A line telling how much of a NEON scene was flown under 10 % cloud cover or more,
-    when that is at least ``threshold`` % of it (None otherwise); a layer that cannot be
-    read is said too."""
+def cover_note(cube: xr.DataArray, valid: np.ndarray | None = None,
+               threshold: float = 1.0) -> str | None:
+    """A line telling how much of a NEON scene (its pixels ``valid`` keeps, and the layer
+    classes) was flown under 10 % cloud cover or more, when that is at least ``threshold``
+    % (None otherwise, and without the layer); a layer that cannot be read is said too."""
     try:
-        shares = cover(cube) or {}
-    except FileFormatError as exc:
+        classes = scene_classes(cube)
+    except HsadError as exc:
         return (f"{exc.problem}: the cloud cover its pixels were flown under is not known "
                 "(--exclude-quality none keeps this file without this warning)")
-    parts = [(CLASSES[FLAGS[flag]], shares[flag]) for flag in FLAGS if shares.get(flag)]
+    found = None if classes is None else shares(classes, valid)
+    parts = [(CLASSES[FLAGS[flag]], found[flag]) for flag in FLAGS if found and found[flag]]
     if sum(v for _, v in parts) < threshold:
         return None
-    said = " and ".join(f"{v:.3g} %{' of the scene was flown' if i == 0 else ''} under {what}"
+    said = " and ".join(f"{v:.3g} %{' were flown' if i == 0 else ''} under {what}"
                         for i, (what, v) in enumerate(parts))
-    return (f"NEON's weather quality indicator: {said} cloud cover; those pixels are "
-            "analysed: --exclude-quality partlycloudy,mostlycloudy leaves them out (NEON "
-            "advises clear-sky pixels), --exclude-quality none keeps them without this warning")
+    return (f"NEON's weather quality indicator: of the scene's pixels it classes, {said} "
+            "cloud cover; those pixels are analysed: --exclude-quality "
+            "partlycloudy,mostlycloudy leaves them out (NEON advises clear-sky pixels), "
+            "--exclude-quality none keeps them without this warning")
 
 
-__all__ = ["CLASSES", "FLAGS", "LAYER", "cover", "cover_note", "quality_valid",
-           "scene_classes", "weather_classes"]
+__all__ = ["CLASSES", "FLAGS", "LAYER", "NO_CLASS", "cover_note", "quality_valid",
+           "scene_classes", "shares", "weather_classes"]

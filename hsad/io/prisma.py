@@ -44,7 +44,7 @@ from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, text
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
-from hsad.io.window import WindowView, array_over, check_window, window_attrs, window_transform
+from hsad.io.window import array_over, check_window, window_attrs, window_transform
 
 SWATHS = "HDFEOS/SWATHS"
 _SWATH = re.compile(r"^PRS_(L\w+?)_HCO$")
@@ -422,8 +422,7 @@ def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
     tiled = reader.blocks  # None where the cube is unpacked (hsad.io.hdf5_planes)
     if window is not None:
         check_window(window, (rows, cols), p)
-        reader = WindowView(reader, window.row_off, window.col_off, window.height,
-                            window.width)
+        reader = reader.windowed(window)
         transform = window_transform(transform, crs, window)
         sensor = sensor and sensor.windowed(window, transform)
         attrs.update(window_attrs(window, (rows, cols)))

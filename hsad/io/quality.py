@@ -47,13 +47,8 @@ def parse_flags(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
-    """(y, x) bool map of ``cube``'s pixels that none of ``flags`` marks, from the quality
-    layers of the EnMAP product or NEON file it was read from (cut to its window); None for
-    no flags."""
-    if not flags:
-        return None
-    source, path = cube.attrs.get("source_format"), cube.attrs.get("source_path")
+def _check_source(source: str | None, flags, path) -> None:
+    """ParameterError when ``flags`` do not apply to a scene of format ``source``."""
     if source not in SOURCES:
         raise ParameterError("--exclude-quality applies to EnMAP products (read from their "
                              "folder, METADATA.XML or SPECTRAL_IMAGE) and NEON reflectance "
@@ -62,21 +57,51 @@ def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
     if other:
         raise ParameterError(f"--exclude-quality {','.join(other)}: {SOURCES[source]} flag "
                              f"{', '.join(flags_of(source))}", path)
+
+
+def check_flags(flags, path) -> None:
+    """ParameterError when ``flags`` do not apply to the scene at ``path``, told by its
+    format before any of it is read (a batch stops before its first scene); a scene whose
+    format cannot be told is left to its own reading to report."""
+    from hsad.errors import HsadError
+    from hsad.io import detect_format
+
+    if not flags:
+        return
+    try:
+        source = detect_format(path)
+    except (HsadError, OSError):
+        return
+    _check_source(source, flags, path)
+
+
+def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
+    """(y, x) bool map of ``cube``'s pixels that none of ``flags`` marks, from the quality
+    layers of the EnMAP product or NEON file it was read from (cut to its window); None for
+    no flags."""
+    if not flags:
+        return None
+    source = cube.attrs.get("source_format")
+    _check_source(source, flags, cube.attrs.get("source_path"))
     return _modules()[source].quality_valid(cube, flags)
 
 
-def cover_note(cube: xr.DataArray) -> str | None:
+def cover_note(cube: xr.DataArray, valid: np.ndarray | None = None) -> str | None:
     """The source's line on how much of the scene its quality layers flag as cloudy (EnMAP:
-    the metadata's cover; NEON: the weather quality indicator); None when little or none."""
+    the metadata's cover of the swath; NEON: the weather quality indicator, over the pixels
+    ``valid`` keeps); None when little or none."""
     source = cube.attrs.get("source_format")
+    if source == "neon":
+        return _modules()[source].cover_note(cube, valid=valid)
     return _modules()[source].cover_note(cube) if source in SOURCES else None
 
 
-def warn_cover(cube: xr.DataArray) -> None:
+def warn_cover(cube: xr.DataArray, valid: np.ndarray | None = None) -> None:
     """Warn with :func:`cover_note` (stacklevel for the caller's caller)."""
-    note = cover_note(cube)
+    note = cover_note(cube, valid)
     if note:
         warnings.warn(f"{cube.attrs.get('source_path')}: {note}", UserWarning, stacklevel=3)
 
 
-__all__ = ["SOURCES", "cover_note", "flags_of", "parse_flags", "quality_valid", "warn_cover"]
+__all__ = ["SOURCES", "check_flags", "cover_note", "flags_of", "parse_flags", "quality_valid",
+           "warn_cover"]
