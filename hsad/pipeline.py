@@ -75,6 +75,8 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
 
     if isinstance(exclude_quality, str):
         exclude_quality = parse_flags(exclude_quality)
+    elif exclude_quality is not None:  # flags as a sequence: read as the option's text
+        exclude_quality = parse_flags(",".join(exclude_quality)) if exclude_quality else ()
     cube = set_nodata(select_bands(cube, **(bands or {})), nodata)
     valid = valid_pixels(cube, valid_mask)
     if exclude_quality is None:

@@ -228,3 +228,59 @@ def test_a_batch_or_a_training_with_another_sources_flag_stops_before_any_scene(
                             "partlycloudy,mostlycloudy", "-o", str(model) + ".hsad"], capsys)
     assert code == 0, err
     assert not list(tmp_path.glob("*_rx.tif"))
+
+
+def test_a_file_without_a_grid_places_windows_hsad_cut_and_refuses_later_slices(tmp_path):
+    path = tmp_path / NAME
+    write_neon(path, weather=CODES, map_info=None)
+    window = spatial_subset(open_cube(path), srcwin=(10, 12, 15, 20))
+    np.testing.assert_array_equal(quality_valid(window, ("mostlycloudy",)),
+                                  CODES[12:32, 10:25] != 3)
+    for cube in (window.isel(y=slice(2, 10), x=slice(1, 9)),
+                 open_cube(path).isel(y=slice(None, None, -1)),
+                 open_cube(path).isel(y=slice(12, 32))):
+        with pytest.raises(ParameterError, match="sliced or flipped after it was opened"):
+            prepare_cube(cube, exclude_quality="mostlycloudy")
+
+
+def test_partial_nan_colours_and_infinite_codes_are_refused(tmp_path, capsys):
+    colours = weather_colours(CODES).astype(np.float32)
+    colours[5, 5] = (0, np.nan, 0)
+    path = tmp_path / NAME
+    write_neon(path, weather=colours)
+    line = one_error(["detect", str(path), "-m", "rx", "--exclude-quality", "mostlycloudy",
+                      "-o", str(tmp_path / "rx.tif")], capsys)
+    assert "holds the colour (0, nan, 0), not one of NEON's" in line
+    infinite = tmp_path / "inf.h5"
+    write_neon(infinite, weather=np.where(CODES == 3, np.inf, CODES))
+    with pytest.raises(FileFormatError, match="holds inf, not one of NEON's classes"):
+        quality_valid(open_cube(infinite), ("mostlycloudy",))
+
+
+def test_flags_as_a_sequence_are_read_as_the_options_text(neon):
+    path, _ = neon
+    kept = prepare_cube(open_cube(path), exclude_quality=[" MostlyCloudy"])
+    assert (kept.values[CODES == 3] == -9999).all()
+    assert (kept.values[CODES == 2] != -9999).all()
+
+
+def test_training_leaves_the_flagged_pixels_out_of_the_fit(tmp_path, capsys):
+    import zipfile
+
+    path = tmp_path / NAME
+    write_neon(path, weather=CODES)
+    cube = open_cube(path)
+    mask = tmp_path / "clear.tif"
+    with rasterio.open(mask, "w", driver="GTiff", height=40, width=30, count=1,
+                       dtype="uint8", crs=cube.rio.crs, transform=cube.rio.transform()) as dst:
+        dst.write((CODES == 1).astype(np.uint8), 1)
+    weights = []
+    for name, extra in (("flags", ["--exclude-quality", "partlycloudy,mostlycloudy"]),
+                        ("mask", ["--valid-mask", str(mask)]), ("all", [])):
+        model = tmp_path / f"{name}.hsad"
+        code, _, err = run_cli(["train", str(path), "-m", "rx", "-o", str(model), *extra],
+                               capsys)
+        assert code == 0, err
+        with zipfile.ZipFile(model) as z:
+            weights.append(z.read("model.safetensors"))
+    assert weights[0] == weights[1] != weights[2]

@@ -23,8 +23,9 @@ import warnings
 import h5py
 import numpy as np
 import xarray as xr
+from affine import Affine
 
-from hsad.errors import FileFormatError, HsadError
+from hsad.errors import FileFormatError, HsadError, ParameterError
 from hsad.io.hdf5_file import H5_ERRORS, number_attr
 
 LAYER = "Reflectance/Metadata/Ancillary_Imagery/Weather_Quality_Indicator"
@@ -38,7 +39,7 @@ _COLOURS = {(0, 255, 0): 1, (255, 255, 0): 2, (255, 0, 0): 3, (0, 0, 0): 0}
 def _from_codes(values: np.ndarray, ignore: float | None, path: str) -> np.ndarray:
     """Classes of a one-band layer coded 1, 2, 3 (0 and ``ignore``: none)."""
     values = np.asarray(values, np.float64)
-    none = ~np.isfinite(values) | (values == 0)
+    none = np.isnan(values) | (values == 0)  # (an infinity is no class of NEON's)
     if ignore is not None:
         none |= values == ignore
     odd = ~none & ~np.isin(values, (1, 2, 3))
@@ -55,14 +56,14 @@ def _from_colours(values: np.ndarray, ignore: float | None, path: str) -> np.nda
     classes = np.full(values.shape[:2], -1, np.int8)
     for colour, code in _COLOURS.items():
         classes[(values == colour).all(axis=-1)] = code
-    none = ~np.isfinite(values).any(axis=-1)
+    none = np.isnan(values).all(axis=-1)
     if ignore is not None:  # all three bands (each colour holds a 0 and a 255)
         none |= (values == ignore).all(axis=-1)
     classes[none] = 0
     if (classes < 0).any():
-        colour = tuple(int(v) for v in values[classes < 0][0])
-        raise FileFormatError(f"its Weather_Quality_Indicator holds the colour {colour}, not "
-                              "one of NEON's green, yellow, red", path)
+        colour = ", ".join(f"{v:g}" for v in values[classes < 0][0])
+        raise FileFormatError(f"its Weather_Quality_Indicator holds the colour ({colour}), "
+                              "not one of NEON's green, yellow, red", path)
     return classes
 
 
@@ -106,17 +107,27 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     placed by the file's grid as the cube is (a window, a slice of it), or by the window
     hsad cut where the file has no grid (:func:`hsad.subset.on_scene_grid`; a cube on
     neither is a ParameterError); None without the layer."""
+    from hsad.cube import georeferenced, transform_of
     from hsad.io.neon import open_neon
     from hsad.subset import on_scene_grid
 
+    what = "NEON's weather quality indicator"
     path = cube.attrs.get("source_path")
+    if not path:
+        raise ParameterError(f"the cube names no NEON file (source_path) to read {what} "
+                             "from")
     with warnings.catch_warnings():  # said when the scene was opened
         warnings.simplefilter("ignore")
         whole = open_neon(path)[:, :, 0]  # the file's grid (nothing of it read)
+    if not georeferenced(transform_of(whole), whole.rio.crs) and \
+            transform_of(cube) != Affine.identity():  # its pixel grid, not as opened or cut
+        raise ParameterError(f"{what} cannot be placed on the scene: a NEON file without a "
+                             "grid (Map_Info), sliced or flipped after it was opened; cut it "
+                             "with --srcwin or hsad.subset.spatial_subset instead", path)
     classes = weather_classes(path, whole.attrs["site"], (whole.sizes["y"], whole.sizes["x"]))
     if classes is None:
         return None
-    return on_scene_grid(classes, whole, cube, "NEON's weather quality indicator", path)
+    return on_scene_grid(classes, whole, cube, what, path)
 
 
 def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
