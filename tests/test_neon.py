@@ -282,7 +282,8 @@ def test_a_window_unpacks_its_part_alone(tmp_path, capsys, small_planes):
     np.testing.assert_allclose(maps[0], maps[1], rtol=1e-6)
 
 
-def test_unpacking_shows_a_bar_when_the_tiles_do(tmp_path, capsys, small_planes):
+def test_unpacking_shows_a_bar_when_the_tiles_do(tmp_path, capsys, monkeypatch,
+                                                  small_planes):
     path = tmp_path / NAME
     write_neon(path, chunks=PLANES)
     args = ["detect", str(path), "-m", "rx", "-o", str(tmp_path / "rx.tif")]
@@ -290,3 +291,12 @@ def test_unpacking_shows_a_bar_when_the_tiles_do(tmp_path, capsys, small_planes)
     assert code == 0 and f"unpacking {NAME}" in err and "20/20" in err
     code, _, err = run_cli([*args, "--no-progress", "--overwrite"], capsys)
     assert code == 0 and "unpacking" not in err
+    # no tile bars, no unpacking bar: train, and a Python call, even on a terminal
+    monkeypatch.setattr("hsad.progress.stderr_is_terminal", lambda: True)
+    for command in (["train", str(path), "-m", "rx", "-o", str(tmp_path / "m.hsad"), "-q"],
+                    ["train", str(path), "-m", "rx", "--no-progress", "--overwrite", "-o",
+                     str(tmp_path / "m.hsad")]):
+        code, _, err = run_cli(command, capsys)
+        assert code == 0 and "unpacking" not in err, err
+    open_cube(path).values  # noqa: B018
+    assert "unpacking" not in capsys.readouterr().err

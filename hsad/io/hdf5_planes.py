@@ -117,15 +117,17 @@ class Planes:
 
 
 def _bar(reader, planes: Planes):
-    """A progress bar over the bands unpacked, drawn as the run's tile bars are (none when
-    they are not, or for one group of bands)."""
+    """A progress bar over the bands unpacked, drawn where the run draws its tile bars (a
+    :class:`hsad.engine.scheduler.TileProgress` of this process that is not disabled:
+    ``detect``, ``convert``); none elsewhere (``train``, worker processes, a Python call
+    outside such a bar), nor for one group of bands."""
     from tqdm.auto import tqdm
 
     from hsad.engine.scheduler import TileProgress
-    from hsad.progress import bar_style, wanted
+    from hsad.progress import bar_style
 
     active = TileProgress.current()
-    show = (wanted(None) if active is None else not active.disable) and len(planes.groups) > 1
+    show = active is not None and not active.disable and len(planes.groups) > 1
     return tqdm(total=planes.shape[2], desc=f"unpacking {os.path.basename(reader.path)}",
                 unit="band", disable=not show, **(bar_style() if show else {}))
 
