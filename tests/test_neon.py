@@ -300,3 +300,24 @@ def test_unpacking_shows_a_bar_when_the_tiles_do(tmp_path, capsys, monkeypatch,
         assert code == 0 and "unpacking" not in err, err
     open_cube(path).values  # noqa: B018
     assert "unpacking" not in capsys.readouterr().err
+
+
+def test_a_fresh_reader_of_the_same_cube_takes_the_copy_unpacked(tmp_path, monkeypatch,
+                                                                  small_planes):
+    """A dask.distributed worker is sent a fresh reader with each computation: it reads the
+    copy its process last unpacked of the same part of the same file."""
+    path = tmp_path / NAME
+    data = write_neon(path, chunks=PLANES)
+    unpacked = []
+    real = hdf5_planes.Planes
+    monkeypatch.setattr(hdf5_planes, "Planes", lambda *a: unpacked.append(a[0]) or real(*a))
+    cube = open_cube(path, window=Window(col_off=2, row_off=3, width=20, height=30))
+    reader = source_of(cube.data)
+    for _ in range(3):
+        fresh = pickle.loads(pickle.dumps(reader))
+        np.testing.assert_array_equal(fresh[:, :], data[3:33, 2:22])
+    assert unpacked == [(30, 20, 20)]
+    np.testing.assert_array_equal(open_cube(path).values, data)  # another part: its own
+    write_neon(path, neon_values(seed=2), chunks=PLANES)  # another file: its own
+    np.testing.assert_array_equal(open_cube(path).values, neon_values(seed=2))
+    assert unpacked == [(30, 20, 20), (40, 30, 20), (40, 30, 20)]

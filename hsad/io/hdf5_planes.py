@@ -132,19 +132,42 @@ def _bar(reader, planes: Planes):
                 unit="band", disable=not show, **(bar_style() if show else {}))
 
 
+#: the last copy unpacked in this process, by what it holds, kept for the next reader of the
+#: same cube: a ``dask.distributed`` worker is sent a fresh reader with each computation (an
+#: RX run on two workers unpacked five times); one copy, so at most one more cube's worth of
+#: the temporary directory stays taken until the process ends or unpacks another
+_LAST: dict = {}
+_LAST_LOCK = threading.Lock()
+
+
+def _holds(reader) -> tuple:
+    """What an unpacked copy of ``reader``'s cube holds: the file (its path and stamp), the
+    dataset, the part, the shape and type."""
+    return (reader.path, tuple(reader.stamp), reader.key, reader.extent, tuple(reader.shape),
+            str(reader.dtype))
+
+
 def planes_of(reader) -> Planes:
     """``reader``'s cube (an :class:`hsad.io.hdf5_file.Hdf5Reader`) unpacked, on the first
     call (with the reader's lock: other threads wait for it): its ``extent`` (the window
     it was opened for) or the whole cube, a group of bands of at most :data:`UNPACK_BYTES`
-    of whole chunks at a time; every call checks that the file is still the one opened."""
+    of whole chunks at a time, or the copy this process last unpacked of the same part of
+    the same file (:data:`_LAST`); every call checks that the file is still the one
+    opened."""
     if reader._planes is None:
         with reader._lock:
             reader._open_checked()
+            with _LAST_LOCK:
+                kept = _LAST.get(_holds(reader))
+            if reader._planes is None and kept is not None:
+                reader._planes = kept
             if reader._planes is None:
                 rows, cols, bands = reader.shape
                 r0, r1, c0, c1 = reader.extent or (0, rows, 0, cols)
                 # the chunks inflated span whole bands, whatever part is kept
                 step = max(1, UNPACK_BYTES // max(1, rows * cols * reader.dtype.itemsize))
+                with _LAST_LOCK:  # the copy kept is let go before this one takes room
+                    _LAST.clear()
                 planes = Planes((r1 - r0, c1 - c0, bands), reader.dtype, step, reader.path)
                 with _bar(reader, planes) as bar:
                     for index, (b0, b1) in enumerate(planes.groups):
@@ -156,6 +179,8 @@ def planes_of(reader) -> Planes:
                         del stored  # one group at a time: not beside the next one's bytes
                         bar.update(b1 - b0)
                 reader._planes = planes
+                with _LAST_LOCK:
+                    _LAST[_holds(reader)] = planes
     reader._check(reader._file[0])
     return reader._planes
 
