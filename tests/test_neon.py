@@ -321,3 +321,43 @@ def test_a_fresh_reader_of_the_same_cube_takes_the_copy_unpacked(tmp_path, monke
     write_neon(path, neon_values(seed=2), chunks=PLANES)  # another file: its own
     np.testing.assert_array_equal(open_cube(path).values, neon_values(seed=2))
     assert unpacked == [(30, 20, 20), (40, 30, 20), (40, 30, 20)]
+
+
+def test_a_kept_copy_goes_only_to_a_reader_that_reads_the_same(tmp_path, monkeypatch,
+                                                                small_planes):
+    """Readers of one dataset that arrange it differently each unpack their own; two
+    threads reading the same cube unpack it once, and one copy is kept."""
+    import threading
+
+    from hsad.io.hdf5_file import Hdf5Reader, file_stamp
+
+    path = tmp_path / NAME
+    data = write_neon(path, chunks=PLANES)
+
+    class Negated(Hdf5Reader):
+        def _arrange(self, stored, *window):
+            return -np.asarray(stored)
+
+    with open(path, "rb") as fh:
+        stamp = file_stamp(fh)
+    key, shape = "SJER/Reflectance/Reflectance_Data", (40, 30, 20)
+    blocks = (40, 30)
+    plain, negated = (cls(str(path), key, shape, np.int16, stamp, blocks)
+                      for cls in (Hdf5Reader, Negated))
+    assert plain.unpack and negated.unpack
+    np.testing.assert_array_equal(plain[:, :, :], data)
+    np.testing.assert_array_equal(negated[:, :, :], -data)  # not the plain reader's copy
+    unpacked = []
+    real = hdf5_planes.Planes
+    monkeypatch.setattr(hdf5_planes, "Planes", lambda *a: unpacked.append(a[0]) or real(*a))
+    readers = [Hdf5Reader(str(path), key, shape, np.int16, stamp, blocks) for _ in range(4)]
+    results = [None] * 4
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, readers[i][:, :, :]))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert unpacked == [(40, 30, 20)]  # the negated copy kept is not theirs; one unpack
+    assert all(np.array_equal(r, data) for r in results)
+    assert len(hdf5_planes._LAST) == 1

@@ -126,7 +126,8 @@ class Hdf5Reader(WindowReader):
 
         r0, c0, rows, cols = (int(v) for v in (window.row_off, window.col_off,
                                                  window.height, window.width))
-        self.extent = (r0, r0 + rows, c0, c0 + cols)
+        whole = (r0, c0, rows, cols) == (0, 0, *self.shape[:2])
+        self.extent = None if whole else (r0, r0 + rows, c0, c0 + cols)
         return WindowView(self, r0, c0, rows, cols)
 
     def _check(self, handle) -> None:

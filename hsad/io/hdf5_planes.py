@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from hsad.engine.scheduler import concurrency
-from hsad.errors import OutputError
+from hsad.errors import OutputError, TruncatedFileError
 from hsad.io.hdf5_chunks import inflated
 
 #: a cube whose chunks' block (rows × cols) over all its bands holds more than this is
@@ -132,19 +132,25 @@ def _bar(reader, planes: Planes):
                 unit="band", disable=not show, **(bar_style() if show else {}))
 
 
-#: the last copy unpacked in this process, by what it holds, kept for the next reader of the
-#: same cube: a ``dask.distributed`` worker is sent a fresh reader with each computation (an
-#: RX run on two workers unpacked five times); one copy, so at most one more cube's worth of
-#: the temporary directory stays taken until the process ends or unpacks another
+#: the last copy unpacked in this process, by what it holds (:func:`_holds`), kept for the
+#: next reader of the same cube: a ``dask.distributed`` worker is sent a fresh reader with
+#: each computation (an RX run on two workers unpacked five times); one copy (unpacks take
+#: turns), so at most one more cube's worth of the temporary directory stays taken until
+#: the process ends, unpacks another, or finds its file changed
 _LAST: dict = {}
 _LAST_LOCK = threading.Lock()
 
 
 def _holds(reader) -> tuple:
-    """What an unpacked copy of ``reader``'s cube holds: the file (its path and stamp), the
-    dataset, the part, the shape and type."""
-    return (reader.path, tuple(reader.stamp), reader.key, reader.extent, tuple(reader.shape),
-            str(reader.dtype))
+    """What an unpacked copy of ``reader``'s cube holds: the reader's class and everything
+    its pickled state says of what it reads (the file's path and stamp, the datasets and
+    how they are arranged, converted and cut: PRISMA's arms, MAT's transposition, the
+    window), leaving out its caches and handles (names starting with ``_``)."""
+    from dask.base import tokenize
+
+    state = {k: v for k, v in reader.__getstate__().items()
+             if not k.startswith("_") and k != "cache_bytes"}
+    return type(reader).__module__, type(reader).__qualname__, tokenize(state)
 
 
 def planes_of(reader) -> Planes:
@@ -155,19 +161,19 @@ def planes_of(reader) -> Planes:
     the same file (:data:`_LAST`); every call checks that the file is still the one
     opened."""
     if reader._planes is None:
-        with reader._lock:
+        # the reader's lock, then the process's: one unpack at a time, so that a second
+        # reader of the same cube waits for the first's copy rather than making its own
+        with reader._lock, _LAST_LOCK:
             reader._open_checked()
-            with _LAST_LOCK:
-                kept = _LAST.get(_holds(reader))
-            if reader._planes is None and kept is not None:
-                reader._planes = kept
+            holds = _holds(reader)
+            if reader._planes is None:
+                reader._planes = _LAST.get(holds)
             if reader._planes is None:
                 rows, cols, bands = reader.shape
                 r0, r1, c0, c1 = reader.extent or (0, rows, 0, cols)
                 # the chunks inflated span whole bands, whatever part is kept
                 step = max(1, UNPACK_BYTES // max(1, rows * cols * reader.dtype.itemsize))
-                with _LAST_LOCK:  # the copy kept is let go before this one takes room
-                    _LAST.clear()
+                _LAST.clear()  # the copy kept is let go before this one takes room
                 planes = Planes((r1 - r0, c1 - c0, bands), reader.dtype, step, reader.path)
                 with _bar(reader, planes) as bar:
                     for index, (b0, b1) in enumerate(planes.groups):
@@ -178,10 +184,14 @@ def planes_of(reader) -> Planes:
                         planes.write(index, reader._arrange(stored, r0, r1, c0, c1, b0, b1))
                         del stored  # one group at a time: not beside the next one's bytes
                         bar.update(b1 - b0)
-                reader._planes = planes
-                with _LAST_LOCK:
-                    _LAST[_holds(reader)] = planes
-    reader._check(reader._file[0])
+                reader._planes = _LAST[holds] = planes
+    try:
+        reader._check(reader._file[0])
+    except TruncatedFileError:  # the file changed: no reader will match its copy again
+        with _LAST_LOCK:
+            if any(p is reader._planes for p in _LAST.values()):
+                _LAST.clear()
+        raise
     return reader._planes
 
 
