@@ -9,8 +9,10 @@ Weather_Quality_Indicator``, coded as NEON's tutorials describe:
 - directional files (.001): three bands in NEON's stop-light colours, green (0, 255, 0),
   yellow (255, 255, 0) and red (255, 0, 0) for the same classes.
 
-0, black and the layer's ``Data_Ignore_Value`` give no class (the pixel is flagged by
-nothing); any other value is a FileFormatError, never a guess. NEON advises analysing the
+0, black, NaN and the layer's ``Data_Ignore_Value`` (in all three bands of a colour layer)
+give no class (the pixel is flagged by nothing); any other value or colour is a
+FileFormatError, never a guess. The layer is placed on a cube by the file's grid, as the
+cube was read (:func:`scene_classes`). NEON advises analysing the
 clear-sky pixels only: ``--exclude-quality partlycloudy,mostlycloudy``
 (:mod:`hsad.io.quality`).
 """
@@ -34,6 +36,8 @@ FLAGS = {"partlycloudy": 2, "mostlycloudy": 3}
 #: class → the cloud cover it stands for
 CLASSES = {1: "less than 10 %", 2: "10–50 %", 3: "more than 50 %"}
 _COLOURS = {(0, 255, 0): 1, (255, 255, 0): 2, (255, 0, 0): 3, (0, 0, 0): 0}
+#: what is said of a layer that gives no class to any pixel of the scene
+NO_CLASS = "NEON's weather quality indicator gives none of the scene's pixels a class"
 
 
 def _from_codes(values: np.ndarray, ignore: float | None, path: str) -> np.ndarray:
@@ -145,9 +149,6 @@ def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
                       f"{','.join(flags)} leaves out nothing", UserWarning, stacklevel=3)
     return ~np.isin(classes, [FLAGS[f] for f in flags])
 
-
-#: what is said of a layer that gives no class to any pixel of the scene
-NO_CLASS = "NEON's weather quality indicator gives none of the scene's pixels a class"
 
 
 def shares(classes: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float] | None:
