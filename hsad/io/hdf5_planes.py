@@ -157,9 +157,9 @@ def planes_of(reader) -> Planes:
     """``reader``'s cube (an :class:`hsad.io.hdf5_file.Hdf5Reader`) unpacked, on the first
     call (with the reader's lock: other threads wait for it): its ``extent`` (the window
     it was opened for) or the whole cube, a group of bands of at most :data:`UNPACK_BYTES`
-    of whole chunks at a time, or the copy this process last unpacked of the same part of
-    the same file (:data:`_LAST`); every call checks that the file is still the one
-    opened."""
+    of whole chunks at a time, or the copy this process last unpacked for a reader that
+    reads the same (:data:`_LAST`, :func:`_holds`); every call checks that the file is
+    still the one opened."""
     if reader._planes is None:
         # the reader's lock, then the process's: one unpack at a time, so that a second
         # reader of the same cube waits for the first's copy rather than making its own
