@@ -96,6 +96,12 @@ def source_of(data):
     return held
 
 
+#: the attributes of a cube cut from a scene: its window (row and column offsets, the
+#: scene's rows and columns) and its grid when cut (six affine coefficients), by which a
+#: slice taken of it later moves the window (:func:`hsad.subset.current_window`)
+WINDOW_ATTR = "hsad_window"
+WINDOW_GRID_ATTR = "hsad_window_grid"
+
 #: the attribute marking x/y coordinates that are pixel indices + 0.5 (a rotated grid's)
 PIXEL_INDEX = {"hsad_coordinate": "pixel index + 0.5 on a rotated grid"}
 
@@ -207,6 +213,8 @@ def make_cube(
         coords["band_name"] = ("band", _band_coord(band_names, bands, "band names", object))
     cube = index_wavelength(xr.DataArray(data, dims=DIMS, coords=coords, name=name))
     cube.attrs.update(attrs or {})
+    if WINDOW_ATTR in cube.attrs and WINDOW_GRID_ATTR not in cube.attrs:  # a reader's window
+        cube.attrs[WINDOW_GRID_ATTR] = tuple(transform)[:6]
     cube.attrs["nodata"] = nodata_for(data.dtype, nodata)
     if nodata is not None and cube.attrs["nodata"] is None:
         warnings.warn(f"{source_path or 'cube'}: nodata {float(nodata):g} cannot occur in "
@@ -666,5 +674,5 @@ __all__ = [
     "map_like", "missing_values", "NEAR_FLT_MAX", "nodata_for", "nodata_hits", "one_nodata",
     "physical_scaling", "PIXEL_INDEX", "QGIS_PIXEL_FRAME", "refuse_singular", "same_grid",
     "same_place", "transform_of", "unmasked", "valid_mask", "vector_frame",
-    "with_band_scaling", "wrap_numpy", "keep_source", "source_of"
+    "WINDOW_ATTR", "WINDOW_GRID_ATTR", "with_band_scaling", "wrap_numpy", "keep_source", "source_of"
 ]

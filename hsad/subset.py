@@ -11,8 +11,10 @@ outside is an error.
 
 The cut cube keeps its georeference (:func:`hsad.cube.transform_of` gives the window's) and
 records the window in ``attrs["hsad_window"]`` (row and column offsets, the whole scene's
-rows and columns), so that rasters made for the whole scene (a valid mask, a ground truth)
-are cut the same way by :func:`on_scene_grid`.
+rows and columns) and its grid in ``attrs["hsad_window_grid"]``, so that rasters made for
+the whole scene (a valid mask, a ground truth) are cut the same way by
+:func:`on_scene_grid`, also after a slice taken of the cut in Python
+(:func:`current_window`).
 """
 
 from __future__ import annotations
@@ -26,14 +28,18 @@ import numpy as np
 import xarray as xr
 from affine import Affine, TransformNotInvertibleError
 
-from hsad.cube import georeferenced, same_grid, same_place, transform_of
-from hsad.errors import ParameterError
+from hsad.cube import (
+    WINDOW_ATTR,
+    WINDOW_GRID_ATTR,
+    georeferenced,
+    same_grid,
+    same_place,
+    transform_of,
+)
+from hsad.errors import GeoreferenceError, ParameterError
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import glt_of, only_placed
 from hsad.io.window import FRAME_ATTR
-
-#: the attribute holding a cut cube's window: row offset, column offset, whole rows, columns
-WINDOW_ATTR = "hsad_window"
 
 
 @dataclass(frozen=True)
@@ -236,11 +242,61 @@ def window_for(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
     return projwin_window(cube, projwin, projwin_crs)
 
 
-def mark_window(cut: xr.DataArray, window: Window, whole_shape) -> xr.DataArray:
+def current_window(cube: xr.DataArray) -> tuple[int, int, int, int] | None:
+    """``cube``'s window of the scene it was cut from: ``attrs["hsad_window"]`` (row and
+    column offsets, the scene's rows and columns), moved by any slice taken of the cut
+    since (its grid then: ``attrs["hsad_window_grid"]``; a window recorded without one, as a
+    map's tags give it, is taken as it is). None when uncut, and when the cube is no longer
+    a window of that scene's pixel grid: flipped, strided, coarsened, reprojected, or moved
+    beyond the scene."""
+    window = cube.attrs.get(WINDOW_ATTR)
+    if window is None:
+        return None
+    r0, c0, rows, cols = (int(v) for v in window)
+    then = cube.attrs.get(WINDOW_GRID_ATTR)
+    if then is None:
+        return r0, c0, rows, cols
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    try:
+        now, then = transform_of(cube), Affine(*then[:6])
+        col, row = ~then @ (now.c, now.f)
+    except (GeoreferenceError, ParameterError, TransformNotInvertibleError, TypeError):
+        return None
+    if not (math.isfinite(col) and math.isfinite(row)):
+        return None
+    dc, dr = round(col), round(row)
+    if not same_grid(now, then @ Affine.translation(dc, dr), shape):
+        return None
+    r0, c0 = r0 + dr, c0 + dc
+    if r0 < 0 or c0 < 0 or r0 + shape[0] > rows or c0 + shape[1] > cols:
+        return None
+    return r0, c0, rows, cols
+
+
+def pixel_window(cube: xr.DataArray) -> tuple[int, int, int, int] | None:
+    """:func:`current_window` of a cube cut from a scene without georeference (no CRS, and
+    the identity grid when cut, as ``gdal_translate`` gives such a window): its place in
+    the frame QGIS draws that scene in; None for any other cube."""
+    if cube.rio.crs is not None:
+        return None
+    then = cube.attrs.get(WINDOW_GRID_ATTR)
+    try:
+        grid = transform_of(cube) if then is None else Affine(*then[:6])
+    except (GeoreferenceError, ParameterError, TypeError):
+        return None
+    return None if georeferenced(grid, None) else current_window(cube)
+
+
+def mark_window(cut: xr.DataArray, window: Window, whole_shape,
+                source: xr.DataArray | None = None) -> xr.DataArray:
     """``cut`` (the ``window`` of a scene of ``whole_shape`` rows and columns, or of a cut of
-    one) with the window recorded in ``attrs["hsad_window"]``, offsets from the whole scene."""
-    r0, c0, rows, cols = cut.attrs.get(WINDOW_ATTR, (0, 0, *tuple(whole_shape)[:2]))
+    one: ``source``, the cube it was cut from, when given, else ``cut``'s own attributes)
+    with the window recorded in ``attrs["hsad_window"]``, offsets from the whole scene, and
+    its grid in ``attrs["hsad_window_grid"]``."""
+    prior = cut.attrs.get(WINDOW_ATTR) if source is None else current_window(source)
+    r0, c0, rows, cols = prior or (0, 0, *tuple(whole_shape)[:2])
     cut.attrs[WINDOW_ATTR] = (r0 + window.row_off, c0 + window.col_off, rows, cols)
+    cut.attrs[WINDOW_GRID_ATTR] = tuple(transform_of(cut))[:6]
     return cut
 
 
@@ -267,12 +323,13 @@ def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=No
                 if window.cells is not None:  # a --projwin: the pixels its cells hold
                     out = only_placed(out, part)
                 out.attrs[GLT_ATTR] = part
-    return mark_window(out, window, cube.shape[:2])
+    return mark_window(out, window, cube.shape[:2], source=cube)
 
 
 def whole_grid(cube: xr.DataArray) -> Affine:
-    """The transform of the whole scene a cut ``cube`` came from (its own when uncut)."""
-    r0, c0 = cube.attrs.get(WINDOW_ATTR, (0, 0))[:2]
+    """The transform of the whole scene a cut ``cube`` came from (its own when uncut, or
+    when no longer a window of it: :func:`current_window`)."""
+    r0, c0 = (current_window(cube) or (0, 0))[:2]
     return transform_of(cube) @ Affine.translation(-c0, -r0)
 
 
@@ -309,7 +366,7 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
     shape = (cube.sizes["y"], cube.sizes["x"])
     if tuple(got) == shape:
         return None
-    window = cube.attrs.get(WINDOW_ATTR)
+    window = current_window(cube)
     frame = cube.attrs.get(FRAME_ATTR)  # a converted window's own file: its grid too
     if window is not None and tuple(got) == tuple(window[2:]):
         return window[0], window[1], whole_grid(cube), False
@@ -319,6 +376,9 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
     if raster is not None and (offsets := offsets_in(cube, raster)) is not None:
         return offsets[0], offsets[1], transform_of(raster), True
     whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
+    if window is None and WINDOW_ATTR in cube.attrs:
+        whole = (" (a window of a scene, flipped, strided or regridded since it was cut: "
+                 "cut it from the scene again)")
     raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
                          f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
 
@@ -362,6 +422,7 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     return values
 
 
-__all__ = ["WINDOW_ATTR", "Window", "check_choice", "clip_window", "cut_for_scene", "mark_window",
+__all__ = ["WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
+           "current_window", "cut_for_scene", "mark_window", "pixel_window",
            "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
            "srcwin_window", "whole_grid", "window_for"]

@@ -185,13 +185,14 @@ def test_a_cube_sliced_in_python_is_placed_by_its_grid_or_refused(neon):
     sliced = open_cube(path).isel(y=slice(9, 17), x=slice(6, 14))
     np.testing.assert_array_equal(quality_valid(sliced, ("mostlycloudy",)),
                                   CODES[9:17, 6:14] != 3)
-    # a slice of a window hsad cut (its window tag no longer its own), or flipped rows:
-    # refused, as for an EnMAP layer, never cut at the wrong place
+    # a slice of a window hsad cut: placed where the slice lies (its window moved with it)
     window = open_cube(path, window=_window(7, 5, 21, 17))
-    for cube in (window.isel(y=slice(2, 10), x=slice(1, 9)),
-                 open_cube(path).isel(y=slice(None, None, -1))):
-        with pytest.raises(ParameterError, match="not on the scene's grid"):
-            quality_valid(cube, ("mostlycloudy",))
+    np.testing.assert_array_equal(
+        quality_valid(window.isel(y=slice(2, 10), x=slice(1, 9)), ("mostlycloudy",)),
+        CODES[9:17, 6:14] != 3)
+    # flipped rows: refused, as for an EnMAP layer, never cut at the wrong place
+    with pytest.raises(ParameterError, match="not on the scene's grid"):
+        quality_valid(open_cube(path).isel(y=slice(None, None, -1)), ("mostlycloudy",))
     projwin = spatial_subset(open_cube(path), projwin=(257510, 4112480, 257525, 4112460))
     np.testing.assert_array_equal(quality_valid(projwin, ("mostlycloudy",)),
                                   CODES[20:40, 10:25] != 3)
@@ -230,13 +231,20 @@ def test_a_batch_or_a_training_with_another_sources_flag_stops_before_any_scene(
     assert not list(tmp_path.glob("*_rx.tif"))
 
 
-def test_a_file_without_a_grid_places_windows_hsad_cut_and_refuses_later_slices(tmp_path):
+def test_a_file_without_a_grid_places_windows_hsad_cut_and_their_slices(tmp_path):
     path = tmp_path / NAME
     write_neon(path, weather=CODES, map_info=None)
     window = spatial_subset(open_cube(path), srcwin=(10, 12, 15, 20))
     np.testing.assert_array_equal(quality_valid(window, ("mostlycloudy",)),
                                   CODES[12:32, 10:25] != 3)
-    for cube in (window.isel(y=slice(2, 10), x=slice(1, 9)),
+    # a slice of the window moves it (before, this was refused); of a reader's window too
+    np.testing.assert_array_equal(
+        quality_valid(window.isel(y=slice(2, 10), x=slice(1, 9)), ("mostlycloudy",)),
+        CODES[14:22, 11:19] != 3)
+    read = open_cube(path, window=_window(12, 10, 20, 15)).isel(y=slice(3, 9), x=slice(2, 7))
+    np.testing.assert_array_equal(quality_valid(read, ("mostlycloudy",)),
+                                  CODES[15:21, 12:17] != 3)
+    for cube in (window.isel(x=slice(None, None, -1)),
                  open_cube(path).isel(y=slice(None, None, -1)),
                  open_cube(path).isel(y=slice(12, 32))):
         with pytest.raises(ParameterError, match="sliced or flipped after it was opened"):

@@ -612,3 +612,71 @@ def test_a_background_mask_off_the_grid_hints_at_polygons():
         on_scene_grid(np.zeros((6, 5)), other, cube, "background mask")
     with pytest.raises(ParameterError, match=r"transform\)$"):
         on_scene_grid(np.zeros((6, 5)), other, cube, "ground truth")
+
+
+
+def _whole_scene_mask(tmp_path, shape, georeferenced: bool):
+    """A 0/1 GeoTIFF of ``shape`` in a pattern that repeats only every 7 × 11 pixels: a cut
+    of it taken at the wrong place differs from the right one."""
+    rows, cols = np.indices(shape)
+    pattern = (rows * cols % 7 == 0) | (cols % 11 == 3)
+    cube = make_cube(pattern[:, :, None].astype(np.float32),
+                     transform=GRID if georeferenced else None,
+                     crs="EPSG:32633" if georeferenced else None)
+    return pattern, write_geotiff(cube.isel(band=0), tmp_path / f"mask_{georeferenced}.tif")
+
+
+@pytest.mark.parametrize("georeferenced", [False, True])
+def test_a_slice_taken_in_python_after_a_cut_moves_its_window(tmp_path, georeferenced):
+    """A raster of the whole scene and the map's window tags follow a slice taken of a cut
+    (of ``spatial_subset``'s and of a reader's window), as does a window cut of the slice:
+    the raster was cut at the first cut's offsets, silently. A flip or a step after the cut
+    is refused, never placed."""
+    from hsad.background import background_mask
+    from hsad.io.window import window_tags
+    from hsad.subset import current_window
+
+    values, _ = _values()
+    pattern, raster = _whole_scene_mask(tmp_path, values.shape[:2], georeferenced)
+    grid = GRID if georeferenced else None
+    crs = "EPSG:32633" if georeferenced else None
+    scene = write_envi(make_cube(values, transform=grid, crs=crs), tmp_path / "s.img")
+    cuts = {"spatial_subset": spatial_subset(make_cube(values, transform=grid, crs=crs),
+                                             srcwin=(5, 7, 30, 25)),
+            "reader": open_cube(scene, srcwin=(5, 7, 30, 25))}
+    for how, cut in cuts.items():
+        sliced = cut.isel(y=slice(3, 15), x=slice(4, 20))  # rows 10:22, columns 9:25
+        assert current_window(sliced) == (10, 9, 48, 40), how
+        np.testing.assert_array_equal(background_mask(sliced, raster), pattern[10:22, 9:25])
+        assert window_tags(sliced)["hsad_window"] == "9 10 16 12"
+        nested = spatial_subset(sliced, srcwin=(1, 2, 5, 5))  # rows 12:17, columns 10:15
+        assert current_window(nested) == (12, 10, 48, 40), how
+        np.testing.assert_array_equal(background_mask(nested, raster), pattern[12:17, 10:15])
+        for bad in (cut.isel(x=slice(None, None, -1)), cut.isel(y=slice(0, None, 2))):
+            assert current_window(bad) is None, how
+            assert "hsad_window" not in window_tags(bad)
+            if not georeferenced:  # a georeferenced raster is placed by its grid instead
+                with pytest.raises(ParameterError, match="flipped, strided or regridded"):
+                    background_mask(bad, raster)
+
+
+def test_polygons_over_a_whole_unreferenced_scene_follow_a_slice_of_its_window(tmp_path):
+    """Polygons drawn in QGIS over a MAT scene (x = column, y = −row of the whole scene)
+    keep their pixels in a slice taken in Python of a window hsad cut."""
+    import pyogrio.raw
+    import shapely
+    from shapely.geometry import box
+
+    from hsad.background import background_mask
+
+    values, _ = _values()
+    mat = tmp_path / "scene.mat"
+    write_mat(make_cube(values), mat)
+    area = tmp_path / "area.gpkg"  # rows 12:18, columns 11:21 of the whole scene, no CRS
+    pyogrio.raw.write(area, np.array([shapely.to_wkb(box(11, -18, 21, -12))], dtype=object),
+                      [], [], geometry_type="Polygon", crs=None, driver="GPKG")
+    sliced = spatial_subset(open_cube(mat), srcwin=(5, 7, 30, 25)).isel(y=slice(3, 15),
+                                                                       x=slice(4, 20))
+    expected = np.zeros((12, 16), bool)  # the slice: rows 10:22, columns 9:25
+    expected[2:8, 2:12] = True
+    np.testing.assert_array_equal(background_mask(sliced, area), expected)

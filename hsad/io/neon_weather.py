@@ -109,11 +109,12 @@ def weather_classes(path: str | os.PathLike, site: str, shape: tuple[int, int]
 def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     """:func:`weather_classes` of the NEON file ``cube`` was read from, on ``cube``'s pixels:
     placed by the file's grid as the cube is (a window, a slice of it), or by the window
-    hsad cut where the file has no grid (:func:`hsad.subset.on_scene_grid`; a cube on
+    hsad cut where the file has no grid, moved by a slice taken since
+    (:func:`hsad.subset.on_scene_grid`, :func:`hsad.subset.current_window`; a cube on
     neither is a ParameterError); None without the layer."""
     from hsad.cube import georeferenced, transform_of
     from hsad.io.neon import open_neon
-    from hsad.subset import on_scene_grid
+    from hsad.subset import current_window, on_scene_grid
 
     what = "NEON's weather quality indicator"
     path = cube.attrs.get("source_path")
@@ -123,8 +124,8 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     with warnings.catch_warnings():  # said when the scene was opened
         warnings.simplefilter("ignore")
         whole = open_neon(path)[:, :, 0]  # the file's grid (nothing of it read)
-    if not georeferenced(transform_of(whole), whole.rio.crs) and \
-            transform_of(cube) != Affine.identity():  # its pixel grid, not as opened or cut
+    if not georeferenced(transform_of(whole), whole.rio.crs) and current_window(cube) is None \
+            and transform_of(cube) != Affine.identity():  # not as opened, cut or sliced since
         raise ParameterError(f"{what} cannot be placed on the scene: a NEON file without a "
                              "grid (Map_Info), sliced or flipped after it was opened; cut it "
                              "with --srcwin or hsad.subset.spatial_subset instead", path)

@@ -55,15 +55,15 @@ def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     window of a scene (``attrs["hsad_window"]``), as :func:`window_from_tags` and
     :func:`frame_from_tags` read them; none for a whole scene. ``own_frame``: the file
     written is the window's own (``convert``): polygons and rasters for it are on its grid."""
-    from hsad.cube import georeferenced, transform_of
+    from hsad.subset import current_window, pixel_window
 
-    window = cube.attrs.get("hsad_window")
+    window = current_window(cube)  # moved by a slice taken since the cut
     if window is None:
         return {}
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     tags = {"hsad_window": f"{window[1]} {window[0]} {cols} {rows}",
             "hsad_window_of": f"{window[3]} {window[2]}"}  # the scene's columns, rows
-    if georeferenced(transform_of(cube), cube.rio.crs):  # placed by its grid: no frame
+    if pixel_window(cube) is None:  # georeferenced: placed by its grid, no frame
         return tags
     frame = ((*window[:2], rows, cols) if own_frame else
              cube.attrs.get(FRAME_ATTR, (0, 0, *window[2:])))
