@@ -273,20 +273,6 @@ def current_window(cube: xr.DataArray) -> tuple[int, int, int, int] | None:
     return r0, c0, rows, cols
 
 
-def pixel_window(cube: xr.DataArray) -> tuple[int, int, int, int] | None:
-    """:func:`current_window` of a cube cut from a scene without georeference (no CRS, and
-    the identity grid when cut, as ``gdal_translate`` gives such a window): its place in
-    the frame QGIS draws that scene in; None for any other cube."""
-    if cube.rio.crs is not None:
-        return None
-    then = cube.attrs.get(WINDOW_GRID_ATTR)
-    try:
-        grid = transform_of(cube) if then is None else Affine(*then[:6])
-    except (GeoreferenceError, ParameterError, TypeError):
-        return None
-    return None if georeferenced(grid, None) else current_window(cube)
-
-
 def mark_window(cut: xr.DataArray, window: Window, whole_shape,
                 source: xr.DataArray | None = None) -> xr.DataArray:
     """``cut`` (the ``window`` of a scene of ``whole_shape`` rows and columns, or of a cut of
@@ -423,6 +409,6 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
 
 
 __all__ = ["WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
-           "current_window", "cut_for_scene", "mark_window", "pixel_window",
+           "current_window", "cut_for_scene", "mark_window",
            "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
            "srcwin_window", "whole_grid", "window_for"]

@@ -24,7 +24,7 @@ from hsad.errors import FileFormatError, ParameterError
 from hsad.io import check_input, check_regular
 from hsad.io.glt import glt_of
 from hsad.io.window import FRAME_ATTR
-from hsad.subset import pixel_window
+from hsad.subset import current_window
 
 #: Suffixes read as polygons (GeoPackage, GeoJSON, Shapefile, KML/KMZ, GML, FlatGeobuf,
 #: MapInfo TAB); anything else is read as a raster mask.
@@ -277,7 +277,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
         shapes = _reprojected(shapes, src_crs, scene_crs, path, what)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     transform = vector_frame(transform_of(cube), scene_crs)
-    if (window := pixel_window(cube)) is not None:
+    if transform == QGIS_PIXEL_FRAME and (window := current_window(cube)) is not None:
         # a window of a scene without georeference: the polygons were drawn in the frame
         # QGIS draws the file read in (the whole scene's for a window cut from it, a
         # converted window's own: hsad.io.window.FRAME_ATTR)

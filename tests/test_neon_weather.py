@@ -244,9 +244,11 @@ def test_a_file_without_a_grid_places_windows_hsad_cut_and_their_slices(tmp_path
     read = open_cube(path, window=_window(12, 10, 20, 15)).isel(y=slice(3, 9), x=slice(2, 7))
     np.testing.assert_array_equal(quality_valid(read, ("mostlycloudy",)),
                                   CODES[15:21, 12:17] != 3)
-    for cube in (window.isel(x=slice(None, None, -1)),
-                 open_cube(path).isel(y=slice(None, None, -1)),
-                 open_cube(path).isel(y=slice(12, 32))):
+    flipped = open_cube(path).isel(y=slice(None, None, -1))
+    for cube in (window.isel(x=slice(None, None, -1)), flipped,
+                 open_cube(path).isel(y=slice(12, 32)),
+                 spatial_subset(flipped, srcwin=(10, 12, 15, 20))):  # a review's: cut after
+        # a flip, placed unflipped
         with pytest.raises(ParameterError, match="sliced or flipped after it was opened"):
             prepare_cube(cube, exclude_quality="mostlycloudy")
 

@@ -660,23 +660,39 @@ def test_a_slice_taken_in_python_after_a_cut_moves_its_window(tmp_path, georefer
                     background_mask(bad, raster)
 
 
-def test_polygons_over_a_whole_unreferenced_scene_follow_a_slice_of_its_window(tmp_path):
-    """Polygons drawn in QGIS over a MAT scene (x = column, y = −row of the whole scene)
-    keep their pixels in a slice taken in Python of a window hsad cut."""
-    import pyogrio.raw
-    import shapely
-    from shapely.geometry import box
-
+def test_polygons_of_a_slice_of_an_unreferenced_window_are_read_back_in_its_frame(tmp_path):
+    """A slice taken in Python of a window of a MAT scene has the slice's own transform
+    (coordinates kept by xarray): its maps and polygons lie there, and polygons written
+    for it are read back there (a review found them refused as "outside the scene" when
+    read in the whole scene's frame)."""
     from hsad.background import background_mask
+    from hsad.outputs.polygons import polygons, write_polygons
 
     values, _ = _values()
     mat = tmp_path / "scene.mat"
     write_mat(make_cube(values), mat)
-    area = tmp_path / "area.gpkg"  # rows 12:18, columns 11:21 of the whole scene, no CRS
-    pyogrio.raw.write(area, np.array([shapely.to_wkb(box(11, -18, 21, -12))], dtype=object),
-                      [], [], geometry_type="Polygon", crs=None, driver="GPKG")
     sliced = spatial_subset(open_cube(mat), srcwin=(5, 7, 30, 25)).isel(y=slice(3, 15),
                                                                        x=slice(4, 20))
-    expected = np.zeros((12, 16), bool)  # the slice: rows 10:22, columns 9:25
-    expected[2:8, 2:12] = True
-    np.testing.assert_array_equal(background_mask(sliced, area), expected)
+    mask = np.zeros((12, 16), bool)
+    mask[2:5, 3:9] = True
+    mask[9, 12] = True
+    features = polygons(sliced.isel(band=0, drop=True).copy(data=mask))
+    written = write_polygons(features, tmp_path / "slice.gpkg")
+    np.testing.assert_array_equal(background_mask(sliced, written), mask)
+
+
+def test_a_map_written_in_python_carries_its_windows_tags_not_its_attributes(tmp_path):
+    """``write_geotiff`` of a slice of a window writes the window as ``hsad detect`` tags it
+    (moved by the slice), not the attributes as Python holds them."""
+    from hsad.io.geotiff_writer import write_geotiff
+    from hsad.io.window import window_from_tags
+
+    values, _ = _values()
+    cut = spatial_subset(make_cube(values, transform=GRID, crs="EPSG:32633"),
+                         srcwin=(5, 7, 30, 25)).isel(y=slice(3, 15), x=slice(4, 20))
+    path = write_geotiff(cut.isel(band=0).astype("float32"), tmp_path / "m.tif")
+    with rasterio.open(path) as src:
+        tags = src.tags()
+    assert "hsad_window_grid" not in tags
+    assert tags["hsad_window"] == "9 10 16 12" and tags["hsad_window_of"] == "40 48"
+    assert window_from_tags(tags, (12, 16)) == (10, 9, 48, 40)

@@ -33,7 +33,7 @@ from hsad.io.atomic import atomic_path, remove_temp, temp_file
 from hsad.io.geotiff import check_last_block, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
-from hsad.io.window import window_tags
+from hsad.io.window import WINDOW_ATTRS, window_tags
 
 #: Tile edge of written GeoTIFFs and COGs (pixels); smaller images get smaller tiles.
 BLOCK = 256
@@ -337,8 +337,9 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     defaults to NaN (NaN pixels are written as ``nodata`` otherwise). Dask-backed maps
     are written block by block. ``cog=True`` writes a Cloud-Optimized GeoTIFF with
     overviews (average resampling). The map's ``hsad_*`` attrs (e.g. an automatic
-    dimension reduction) and ``tags`` (provenance, :mod:`hsad.outputs.provenance`) become
-    dataset tags; ``description`` is the band's description.
+    dimension reduction; a window of a scene as :func:`hsad.io.window.window_tags` writes
+    it) and ``tags`` (provenance, :mod:`hsad.outputs.provenance`) become dataset tags;
+    ``description`` is the band's description.
     """
     map_, crs, transform, sensor = _map_and_georef(map_, like)
     nodata = np.nan if nodata is None else float(nodata)
@@ -347,8 +348,10 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
                                     meta=np.empty((0, 0), dtype))
     profile = _profile(arr.shape[0], arr.shape[1], 1, dtype, crs, transform, nodata,
                        sensor=sensor)
-    tags = {**{k: str(v) for k, v in getattr(map_, "attrs", {}).items()
-               if k.startswith("hsad_")}, **(tags or {})}
+    attrs = getattr(map_, "attrs", {})
+    tags = {**{k: str(v) for k, v in attrs.items()
+               if k.startswith("hsad_") and k not in WINDOW_ATTRS},
+            **(window_tags(map_) if isinstance(map_, xr.DataArray) else {}), **(tags or {})}
     return _write(arr, path, profile, cog, "AVERAGE", tags=tags,
                   descriptions=[description] if description else None, sensor=sensor)
 

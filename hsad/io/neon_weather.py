@@ -106,6 +106,21 @@ def weather_classes(path: str | os.PathLike, site: str, shape: tuple[int, int]
     return _from_colours(values, ignore, p)
 
 
+def _on_pixel_grid(cube: xr.DataArray) -> bool:
+    """Whether ``cube``, of a file without a grid, lies on the file's pixels as read or as
+    hsad cut it (the identity grid, as gdal_translate gives such a window), or is a
+    slice of such a cut (:func:`hsad.subset.current_window`): not flipped or strided, nor
+    cut after a flip."""
+    from hsad.cube import WINDOW_GRID_ATTR, transform_of
+    from hsad.subset import current_window
+
+    if transform_of(cube) == Affine.identity():
+        return True
+    cut = cube.attrs.get(WINDOW_GRID_ATTR)
+    return cut is not None and Affine(*cut[:6]) == Affine.identity() and \
+        current_window(cube) is not None
+
+
 def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     """:func:`weather_classes` of the NEON file ``cube`` was read from, on ``cube``'s pixels:
     placed by the file's grid as the cube is (a window, a slice of it), or by the window
@@ -114,7 +129,7 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     neither is a ParameterError); None without the layer."""
     from hsad.cube import georeferenced, transform_of
     from hsad.io.neon import open_neon
-    from hsad.subset import current_window, on_scene_grid
+    from hsad.subset import on_scene_grid
 
     what = "NEON's weather quality indicator"
     path = cube.attrs.get("source_path")
@@ -124,8 +139,7 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     with warnings.catch_warnings():  # said when the scene was opened
         warnings.simplefilter("ignore")
         whole = open_neon(path)[:, :, 0]  # the file's grid (nothing of it read)
-    if not georeferenced(transform_of(whole), whole.rio.crs) and current_window(cube) is None \
-            and transform_of(cube) != Affine.identity():  # not as opened, cut or sliced since
+    if not georeferenced(transform_of(whole), whole.rio.crs) and not _on_pixel_grid(cube):
         raise ParameterError(f"{what} cannot be placed on the scene: a NEON file without a "
                              "grid (Map_Info), sliced or flipped after it was opened; cut it "
                              "with --srcwin or hsad.subset.spatial_subset instead", path)

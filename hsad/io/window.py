@@ -49,13 +49,18 @@ def window_attrs(window, shape, within=None) -> dict:
 #: (QGIS draws that file from its own origin)
 FRAME_ATTR = "hsad_frame"
 
+#: the ``attrs`` of a window (:mod:`hsad.subset`), written to files as
+#: :func:`window_tags`, never as they are held
+WINDOW_ATTRS = ("hsad_window", "hsad_window_grid", FRAME_ATTR)
+
 
 def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     """The ``hsad_window``, ``hsad_window_of`` and ``hsad_frame`` tags of a cube or map of a
     window of a scene (``attrs["hsad_window"]``), as :func:`window_from_tags` and
     :func:`frame_from_tags` read them; none for a whole scene. ``own_frame``: the file
     written is the window's own (``convert``): polygons and rasters for it are on its grid."""
-    from hsad.subset import current_window, pixel_window
+    from hsad.cube import georeferenced, transform_of
+    from hsad.subset import current_window
 
     window = current_window(cube)  # moved by a slice taken since the cut
     if window is None:
@@ -63,7 +68,7 @@ def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     tags = {"hsad_window": f"{window[1]} {window[0]} {cols} {rows}",
             "hsad_window_of": f"{window[3]} {window[2]}"}  # the scene's columns, rows
-    if pixel_window(cube) is None:  # georeferenced: placed by its grid, no frame
+    if georeferenced(transform_of(cube), cube.rio.crs):  # placed by its grid: no frame
         return tags
     frame = ((*window[:2], rows, cols) if own_frame else
              cube.attrs.get(FRAME_ATTR, (0, 0, *window[2:])))
