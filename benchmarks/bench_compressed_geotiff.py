@@ -99,7 +99,7 @@ def main(argv=None) -> None:
         from hsad.engine.sampling import shared_samples
     except ImportError:  # hsad before 0.2.2
         shared_samples = None
-    from hsad.engine.stats import good_sample
+    from hsad.engine.data_checks import good_sample
 
     folder = args.dir or Path(tempfile.mkdtemp(prefix="hsad-cog-"))
     folder.mkdir(parents=True, exist_ok=True)

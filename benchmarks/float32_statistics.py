@@ -21,7 +21,7 @@ import numpy as np
 
 from hsad import datasets
 from hsad.cube import good_band_mask
-from hsad.engine.stats import whitening
+from hsad.engine.covariance import whitening
 from hsad.outputs.metrics import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

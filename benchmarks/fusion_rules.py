@@ -54,7 +54,7 @@ from scipy.special import erf
 from scipy.stats import kurtosis
 
 from hsad import fusion as F
-from hsad.engine.stats import mahalanobis, pinv_precision
+from hsad.engine.covariance import mahalanobis, pinv_precision
 
 sys.path.insert(0, str(Path(__file__).parent))
 from choose_fusion import (  # noqa: E402

@@ -29,7 +29,7 @@ import torch
 from hsad import datasets, detectors
 from hsad import fusion as F
 from hsad.detectors.rx import rx_block, triangular_factor
-from hsad.engine.stats import whitening
+from hsad.engine.covariance import whitening
 from hsad.engine.windows import single_threaded_linalg
 from hsad.fusion.tiled import finite_moments
 from hsad.outputs.metrics import auc_df

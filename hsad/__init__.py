@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on fi
     from hsad.io import open_cube
     from hsad.subset import spatial_subset
 
-__version__ = "0.2.6"
+__version__ = "0.2.7"
 
 #: Public name -> module that defines it.
 _LAZY = {"select_bands": "hsad.bands", "make_cube": "hsad.cube", "map_like": "hsad.cube",

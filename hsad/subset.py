@@ -242,33 +242,71 @@ def window_for(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
     return projwin_window(cube, projwin, projwin_crs)
 
 
+def recorded_window(attrs) -> tuple[int, int, int, int] | None:
+    """``attrs["hsad_window"]`` as hsad records it (four whole numbers: row and column
+    offsets, the scene's rows and columns); None when absent, or held in another form
+    (the ``hsad_window`` tag's text, as ``rioxarray.open_rasterio`` reads it from a map)."""
+    window = attrs.get(WINDOW_ATTR)
+    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") or len(window) != 4:
+        return None
+    try:
+        numbers = [float(v) for v in window]
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) and v == int(v) for v in numbers):
+        return None
+    return tuple(int(v) for v in numbers)
+
+
+def _moved_by(now: Affine, then: Affine) -> tuple[int, int] | None | bool:
+    """How a grid ``now`` lies on the grid ``then`` a window was cut on: ``(rows, cols)``
+    of a whole-pixel shift (a slice); None when flipped, strided or coarsened (a scale of
+    whole numbers, of either sign) or shifted by part of a pixel; False when the
+    coordinates were relabelled otherwise (another unit, pixel indices), which tells
+    nothing of a slice."""
+    try:
+        rel = ~then @ now
+    except TransformNotInvertibleError:
+        return False
+    linear = np.array([[rel.a, rel.b], [rel.d, rel.e]])
+    if np.allclose(linear, np.eye(2), rtol=0, atol=1e-6):
+        col, row = rel.c, rel.f
+        dc, dr = round(col), round(row)
+        if abs(col - dc) > 1e-3 or abs(row - dr) > 1e-3:
+            return None
+        return dr, dc
+    diagonal = abs(linear[0, 1]) < 1e-6 and abs(linear[1, 0]) < 1e-6
+    steps = np.diag(linear)
+    if diagonal and np.allclose(steps, np.round(steps), rtol=0, atol=1e-6) and \
+            np.all(np.round(steps)):
+        return None
+    return False
+
+
 def current_window(cube: xr.DataArray) -> tuple[int, int, int, int] | None:
-    """``cube``'s window of the scene it was cut from: ``attrs["hsad_window"]`` (row and
-    column offsets, the scene's rows and columns), moved by any slice taken of the cut
-    since (its grid then: ``attrs["hsad_window_grid"]``; a window recorded without one, as a
-    map's tags give it, is taken as it is). None when uncut, and when the cube is no longer
-    a window of that scene's pixel grid: flipped, strided, coarsened, reprojected, or moved
-    beyond the scene."""
-    window = cube.attrs.get(WINDOW_ATTR)
+    """``cube``'s window of the scene it was cut from (:func:`recorded_window`), moved by
+    any slice taken of the cut since: its x and y coordinates against its grid when cut
+    (``attrs["hsad_window_grid"]``). A window recorded without that grid (a map's tags),
+    a cube without x and y coordinates, and coordinates relabelled in another unit are
+    taken as cut. None when uncut, and when the cube is no longer a window of that scene's
+    pixels: flipped, strided, coarsened, shifted by part of a pixel or beyond the scene."""
+    window = recorded_window(cube.attrs)
     if window is None:
         return None
-    r0, c0, rows, cols = (int(v) for v in window)
+    r0, c0, rows, cols = window
     then = cube.attrs.get(WINDOW_GRID_ATTR)
-    if then is None:
-        return r0, c0, rows, cols
-    shape = (cube.sizes["y"], cube.sizes["x"])
+    if then is None or "x" not in cube.coords or "y" not in cube.coords:
+        return window
     try:
-        now, then = transform_of(cube), Affine(*then[:6])
-        col, row = ~then @ (now.c, now.f)
-    except (GeoreferenceError, ParameterError, TransformNotInvertibleError, TypeError):
+        moved = _moved_by(transform_of(cube), Affine(*then[:6]))
+    except (GeoreferenceError, ParameterError, TypeError, ValueError):
         return None
-    if not (math.isfinite(col) and math.isfinite(row)):
+    if moved is False:
+        return window
+    if moved is None:
         return None
-    dc, dr = round(col), round(row)
-    if not same_grid(now, then @ Affine.translation(dc, dr), shape):
-        return None
-    r0, c0 = r0 + dr, c0 + dc
-    if r0 < 0 or c0 < 0 or r0 + shape[0] > rows or c0 + shape[1] > cols:
+    r0, c0 = r0 + moved[0], c0 + moved[1]
+    if r0 < 0 or c0 < 0 or r0 + cube.sizes["y"] > rows or c0 + cube.sizes["x"] > cols:
         return None
     return r0, c0, rows, cols
 
@@ -278,8 +316,16 @@ def mark_window(cut: xr.DataArray, window: Window, whole_shape,
     """``cut`` (the ``window`` of a scene of ``whole_shape`` rows and columns, or of a cut of
     one: ``source``, the cube it was cut from, when given, else ``cut``'s own attributes)
     with the window recorded in ``attrs["hsad_window"]``, offsets from the whole scene, and
-    its grid in ``attrs["hsad_window_grid"]``."""
-    prior = cut.attrs.get(WINDOW_ATTR) if source is None else current_window(source)
+    its grid in ``attrs["hsad_window_grid"]``. A cut of a window that is no longer one
+    (flipped, strided: :func:`current_window`) records none: its scene is unknown."""
+    if source is None:
+        prior = recorded_window(cut.attrs)
+    else:
+        prior = current_window(source)
+        if prior is None and recorded_window(source.attrs) is not None:
+            cut.attrs = {k: v for k, v in cut.attrs.items()
+                         if k not in (WINDOW_ATTR, WINDOW_GRID_ATTR)}
+            return cut
     r0, c0, rows, cols = prior or (0, 0, *tuple(whole_shape)[:2])
     cut.attrs[WINDOW_ATTR] = (r0 + window.row_off, c0 + window.col_off, rows, cols)
     cut.attrs[WINDOW_GRID_ATTR] = tuple(transform_of(cut))[:6]
@@ -362,7 +408,7 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
     if raster is not None and (offsets := offsets_in(cube, raster)) is not None:
         return offsets[0], offsets[1], transform_of(raster), True
     whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
-    if window is None and WINDOW_ATTR in cube.attrs:
+    if window is None and recorded_window(cube.attrs) is not None:
         whole = (" (a window of a scene, flipped, strided or regridded since it was cut: "
                  "cut it from the scene again)")
     raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
@@ -409,6 +455,6 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
 
 
 __all__ = ["WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
-           "current_window", "cut_for_scene", "mark_window",
+           "current_window", "cut_for_scene", "mark_window", "recorded_window",
            "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
            "srcwin_window", "whole_grid", "window_for"]

@@ -9,7 +9,8 @@ from affine import Affine
 
 from hsad.config import load_config, parse_params
 from hsad.cube import make_cube, map_like, valid_mask, wrap_numpy
-from hsad.engine.stats import cube_moments, mahalanobis, pinv_precision
+from hsad.engine.covariance import mahalanobis, pinv_precision
+from hsad.engine.stats import cube_moments
 from hsad.engine.windows import PIECE_PIXELS
 from hsad.errors import DegenerateDataWarning, FileFormatError, ParameterError
 from hsad.io.atomic import atomic_path, atomic_paths
@@ -144,7 +145,7 @@ def test_block_moments_centre_on_the_block_not_its_first_piece(case):
 def test_an_undeclared_fill_at_float64s_limit_is_refused_not_dropped():
     """-1.797e308 (ArcGIS's float64 NoData) in a tile's rows overflowed the tile's centring
     mean, and every pixel of the tile was then dropped as not finite, silently."""
-    from hsad.engine.stats import scene_moments
+    from hsad.engine.data_checks import scene_moments
     from hsad.errors import ParameterError
 
     rng = np.random.default_rng(0)
@@ -194,3 +195,16 @@ def test_load_config_yaml_toml_and_errors(tmp_path):
     assert load_config(tmp_path / "b.toml")["params"]["ridge"] == 0.001
     with pytest.raises(FileFormatError, match="c.yaml: not a valid YAML/TOML config"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_names_moved_out_of_stats_still_import_from_it():
+    """0.2.7 moved the scene checks and the covariance algebra out of
+    ``hsad.engine.stats``; a plugin's old imports keep working, and a name that never
+    existed is still an AttributeError."""
+    from hsad.engine import covariance, data_checks, stats
+
+    assert stats.scene_moments is data_checks.scene_moments
+    assert stats.whitening is covariance.whitening
+    assert stats.FILL_MAGNITUDE == data_checks.FILL_MAGNITUDE
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        stats.no_such_name  # noqa: B018

@@ -16,7 +16,7 @@ import pytest
 from hsad import detectors
 from hsad.cube import make_cube, valid_mask
 from hsad.detectors.neural import NeuralDetector
-from hsad.engine.stats import check_covariance, pinv_precision
+from hsad.engine.covariance import check_covariance, pinv_precision
 from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
 
 ROWS, COLS, BANDS = 12, 12, 6

@@ -11,8 +11,9 @@ import pytest
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.engine import stats
-from hsad.engine.stats import FILL_MAGNITUDE, cube_moments
+from hsad.engine import data_checks
+from hsad.engine.data_checks import FILL_MAGNITUDE
+from hsad.engine.stats import cube_moments
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.io import open_cube
 from hsad.io.envi_writer import write_envi
@@ -78,12 +79,13 @@ def test_few_flat_pixels_few_bands_or_one_value_everywhere_are_no_fill():
         warnings.simplefilter("error", DegenerateDataWarning)
         detectors.get("rx").fit(make_cube(data))
     two = np.random.default_rng(1).integers(0, 3, (40, 40, 1)).repeat(2, axis=2)
-    assert stats.flat_fill(stats.good_sample(make_cube(two.astype(np.uint8)))) is None
+    assert data_checks.flat_fill(data_checks.good_sample(make_cube(two.astype(np.uint8)))) is None
     small = np.random.default_rng(1).integers(0, 255, (10, 12, 3)).astype(np.uint8)
     small[0, :4] = 31  # 3 % of 120 pixels, but 4 pixels: a coincidence, not a swath's filler
-    assert stats.flat_fill(stats.good_sample(make_cube(small))) is None
+    assert data_checks.flat_fill(data_checks.good_sample(make_cube(small))) is None
     small[:2] = 31  # 20 % of them: a fill value
-    assert stats.flat_fill(stats.good_sample(make_cube(small))) == (31.0, pytest.approx(0.2))
+    assert data_checks.flat_fill(data_checks.good_sample(make_cube(small))) == (
+        31.0, pytest.approx(0.2))
     with warnings.catch_warnings():
         warnings.simplefilter("error", DegenerateDataWarning)
         with pytest.raises(ParameterError, match="every pixel alike"):
@@ -95,10 +97,10 @@ def test_flat_fill_counts_the_pixels_holding_data():
     declared nodata value is never the answer."""
     data, inside = _swath(0.0)
     data[:10] = np.nan
-    value, share = stats.flat_fill(stats.good_sample(make_cube(data)))
+    value, share = data_checks.flat_fill(data_checks.good_sample(make_cube(data)))
     expect = (~inside[10:]).mean()
     assert value == 0.0 and share == pytest.approx(expect, abs=1e-9)
-    assert stats.flat_fill(stats.good_sample(make_cube(data, nodata=0.0)), 0.0) is None
+    assert data_checks.flat_fill(data_checks.good_sample(make_cube(data, nodata=0.0)), 0.0) is None
 
 
 def _saturated_scene(rows=300, cols=300):
@@ -173,7 +175,7 @@ def test_huge_values_everywhere_are_a_unit_not_a_fill_value(tmp_path):
     unit = [s for s in said if "the scene's unit, not a fill value" in s]
     assert len(unit) == 1 and unit[0].startswith(f"{path}: rx: most pixels hold values beyond")
     assert "rescale the scene first (divide it by 1e29)" in unit[0]
-    note = stats.fill_limit_note(open_cube(path))
+    note = data_checks.fill_limit_note(open_cube(path))
     assert "the scene's unit" in note and f"±{FILL_MAGNITUDE:g}" in note
 
 
@@ -185,7 +187,7 @@ def test_a_few_extreme_pixels_among_normal_ones_are_still_a_fill_value():
     said = [str(w.message) for w in caught]
     assert any("undeclared fill value" in s and "--nodata" in s for s in said), said
     assert not any("the scene's unit" in s for s in said)
-    assert "--nodata VALUE" in stats.fill_limit_note(make_cube(data))
+    assert "--nodata VALUE" in data_checks.fill_limit_note(make_cube(data))
 
 
 def test_the_command_line_prints_the_fill_warning_in_one_line(tmp_path, capsys):

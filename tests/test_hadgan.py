@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.engine.stats import mahalanobis, pinv_precision
+from hsad.engine.covariance import mahalanobis, pinv_precision
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.persistence import load_detector, save_detector
 

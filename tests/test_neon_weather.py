@@ -244,6 +244,10 @@ def test_a_file_without_a_grid_places_windows_hsad_cut_and_their_slices(tmp_path
     read = open_cube(path, window=_window(12, 10, 20, 15)).isel(y=slice(3, 9), x=slice(2, 7))
     np.testing.assert_array_equal(quality_valid(read, ("mostlycloudy",)),
                                   CODES[15:21, 12:17] != 3)
+    # and a window cut of that slice (rows 16:20, columns 13:16)
+    nested = spatial_subset(read, srcwin=(1, 1, 3, 4))
+    np.testing.assert_array_equal(quality_valid(nested, ("mostlycloudy",)),
+                                  CODES[16:20, 13:16] != 3)
     flipped = open_cube(path).isel(y=slice(None, None, -1))
     for cube in (window.isel(x=slice(None, None, -1)), flipped,
                  open_cube(path).isel(y=slice(12, 32)),

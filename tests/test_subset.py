@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.windows
+import xarray as xr
 from affine import Affine
 from cli_helpers import one_error, run_cli
 from rasterio.warp import transform as warp_transform
@@ -696,3 +697,70 @@ def test_a_map_written_in_python_carries_its_windows_tags_not_its_attributes(tmp
     assert "hsad_window_grid" not in tags
     assert tags["hsad_window"] == "9 10 16 12" and tags["hsad_window_of"] == "40 48"
     assert window_from_tags(tags, (12, 16)) == (10, 9, 48, 40)
+
+
+def test_a_window_whose_coordinates_were_dropped_or_relabelled_is_taken_as_cut(tmp_path):
+    """What a second review found: a cut without x/y coordinates was placed at the scene's
+    origin (rioxarray's stale transform), and coordinates relabelled in pixel indices or
+    another unit were refused, where the cut's offsets hold (nothing tells of a slice)."""
+    from hsad.background import background_mask
+    from hsad.subset import current_window
+
+    values, _ = _values()
+    pattern, raster = _whole_scene_mask(tmp_path, values.shape[:2], georeferenced=False)
+    cut = spatial_subset(make_cube(values, transform=GRID, crs="EPSG:32633"),
+                         srcwin=(5, 7, 30, 25))
+    for cube in (cut.drop_vars(["x", "y"]),
+                 xr.DataArray(cut.values, dims=cut.dims, attrs=cut.attrs),
+                 cut.assign_coords(x=np.arange(30) + 0.5, y=np.arange(25) + 0.5),
+                 cut.assign_coords(x=cut.x / 1000, y=cut.y / 1000)):
+        assert current_window(cube) == (7, 5, 48, 40)
+        np.testing.assert_array_equal(background_mask(cube, raster), pattern[7:32, 5:35])
+    # shifted by half a pixel, or by whole pixels: not a window, or a moved one
+    assert current_window(cut.assign_coords(x=cut.x + 15)) is None
+    assert current_window(cut.assign_coords(x=cut.x + 30)) == (7, 6, 48, 40)
+
+
+def test_window_tags_read_by_rioxarray_are_written_back_as_read(tmp_path):
+    """``rioxarray.open_rasterio`` of a map of a window holds its tags as text in
+    ``attrs``: they are not hsad's window (a traceback before) and are written back as
+    they were."""
+    import rioxarray
+
+    from hsad.background import background_mask
+    from hsad.io.geotiff_writer import write_geotiff
+    from hsad.subset import current_window
+
+    values, _ = _values()
+    cut = spatial_subset(make_cube(values), srcwin=(5, 7, 30, 25))
+    first = write_geotiff(cut.isel(band=0), tmp_path / "map.tif")
+    read = rioxarray.open_rasterio(first).squeeze("band", drop=True)
+    assert read.attrs["hsad_window"] == "5 7 30 25" and current_window(read) is None
+    again = write_geotiff(read, tmp_path / "again.tif")
+    with rasterio.open(first) as a, rasterio.open(again) as b:
+        assert {k: v for k, v in a.tags().items() if k.startswith("hsad_window")} == \
+            {k: v for k, v in b.tags().items() if k.startswith("hsad_window")}
+    _, raster = _whole_scene_mask(tmp_path, (25, 30), georeferenced=False)
+    cube = read.expand_dims(band=[1]).transpose("y", "x", "band")
+    assert background_mask(cube, raster).shape == (25, 30)
+
+
+def test_a_map_written_like_a_cube_takes_that_cubes_window(tmp_path):
+    from hsad.io.geotiff_writer import write_geotiff
+
+    values, _ = _values()
+    sliced = spatial_subset(make_cube(values), srcwin=(5, 7, 30, 25)).isel(
+        y=slice(3, 15), x=slice(4, 20))
+    bare = xr.DataArray(np.ones((12, 16), np.float32), dims=("y", "x"))
+    path = write_geotiff(bare, tmp_path / "m.tif", like=sliced)
+    with rasterio.open(path) as src:
+        assert src.tags()["hsad_window"] == "9 10 16 12"
+
+
+def test_a_cut_of_a_flipped_window_records_no_window():
+    """Its scene is unknown: it recorded the flipped window as the whole scene (a review:
+    "cut from a 20x15 scene" for a 40 × 30 file)."""
+    values, _ = _values()
+    cut = spatial_subset(make_cube(values), srcwin=(5, 7, 30, 25))
+    again = spatial_subset(cut.isel(x=slice(None, None, -1)), srcwin=(2, 3, 10, 10))
+    assert "hsad_window" not in again.attrs and "hsad_window_grid" not in again.attrs

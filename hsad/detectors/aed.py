@@ -32,7 +32,8 @@ import xarray as xr
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.offset_check import check_offset
-from hsad.engine.stats import covariance_rank, scene_moments
+from hsad.engine.covariance import covariance_rank
+from hsad.engine.data_checks import scene_moments
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
 

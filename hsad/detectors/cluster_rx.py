@@ -37,20 +37,18 @@ from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine.blas import triangular_factor, working_scale
 from hsad.engine.clusters import cluster_block, kmeans_labels
-from hsad.engine.stats import (
+from hsad.engine.covariance import countable, distinct_rows, whitening
+from hsad.engine.data_checks import (
     FILL_ADVICE,
     FILL_MAGNITUDE,
-    Moments,
     check_fill_values,
     check_partial_nodata,
-    countable,
-    distinct_rows,
     good_sample,
     huge_note,
     huge_scale,
     rescale_by,
-    whitening,
 )
+from hsad.engine.stats import Moments
 from hsad.engine.windows import check_dtype, check_ridge, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 

@@ -26,7 +26,8 @@ from hsad import stopping
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.crd_gram import crd_gram_block, row_strips, solve_stacks
-from hsad.engine.stats import check_scales, scene_moments
+from hsad.engine.covariance import check_scales
+from hsad.engine.data_checks import scene_moments
 from hsad.engine.windows import (
     check_dtype,
     check_nonnegative,

@@ -27,8 +27,9 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
+from hsad.engine.covariance import check_scales, covariance_rank
+from hsad.engine.data_checks import scene_moments
 from hsad.engine.ring_rx import MIN_RING_PIXELS, lrx_block
-from hsad.engine.stats import check_scales, covariance_rank, scene_moments
 from hsad.engine.windows import (
     check_dtype,
     check_pca,

@@ -36,7 +36,7 @@ from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
 from hsad.detectors.param_types import SEED_MAX
 from hsad.detectors.scene_checks import MATCH_HINT, check_wavelengths
 from hsad.engine import materialise
-from hsad.engine.stats import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
+from hsad.engine.data_checks import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler

@@ -19,7 +19,8 @@ from hsad.background import background_mask
 from hsad.cube import map_like, nodata_hits
 from hsad.detectors.base import BaseDetector
 from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
-from hsad.engine.stats import distinct_spectra, scene_moments, whitening
+from hsad.engine.covariance import distinct_spectra, whitening
+from hsad.engine.data_checks import scene_moments
 from hsad.engine.windows import (
     PIECE_PIXELS,
     check_dtype,

@@ -84,7 +84,7 @@ class SceneChecks:
         than the data the model was fitted on, and than the scene it was fitted on
         (``values``: the scene's even sample on ``bands``, when drawn already); and, as
         ``fit`` warns of its scene, when pixels hold nodata in some bands or an undeclared
-        fill value (:func:`hsad.engine.stats.check_partial_nodata`)."""
+        fill value (:func:`hsad.engine.data_checks.check_partial_nodata`)."""
         level = self._training_level()
         if level is None:
             return
@@ -93,8 +93,8 @@ class SceneChecks:
                 and np.array_equal(bands, self._level_bands()):
             return  # the scene just fitted (fit_score): its level is the fitted scene's
         from hsad.detectors.level_check import LEVEL_SAMPLE, as_values, check_scene_level
+        from hsad.engine.data_checks import PARTIAL_NODATA_SAMPLE, check_partial_nodata
         from hsad.engine.sampling import even_sample
-        from hsad.engine.stats import PARTIAL_NODATA_SAMPLE, check_partial_nodata
 
         # one even sample serves both checks: a scene of up to PARTIAL_NODATA_SAMPLE pixels
         # whole (every saturated pixel counted), a larger one the level check's 4096 (the

@@ -1,6 +1,8 @@
 """The scene engine: tiles sized by a memory budget (:mod:`~hsad.engine.tiles`), the
 schedulers that run them (:mod:`~hsad.engine.scheduler`), exact window operators
-(:mod:`~hsad.engine.windows`) and streamed global statistics (:mod:`~hsad.engine.stats`).
+(:mod:`~hsad.engine.windows`), streamed global statistics (:mod:`~hsad.engine.stats`), the
+checks of a scene's data (:mod:`~hsad.engine.data_checks`) and the covariance algebra
+(:mod:`~hsad.engine.covariance`).
 
 Detectors and the fusion stage build on these; the engine depends on neither.
 """

@@ -21,8 +21,9 @@ import xarray as xr
 from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block
 from hsad.engine.blas import triangular_factor
+from hsad.engine.covariance import whitening
 from hsad.engine.scheduler import active_client, parse_memory
-from hsad.engine.stats import cube_moments, whitening
+from hsad.engine.stats import cube_moments
 from hsad.engine.tiles import (
     check_budget,
     finite_extremes,

@@ -348,10 +348,11 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
                                     meta=np.empty((0, 0), dtype))
     profile = _profile(arr.shape[0], arr.shape[1], 1, dtype, crs, transform, nodata,
                        sensor=sensor)
-    attrs = getattr(map_, "attrs", {})
-    tags = {**{k: str(v) for k, v in attrs.items()
-               if k.startswith("hsad_") and k not in WINDOW_ATTRS},
-            **(window_tags(map_) if isinstance(map_, xr.DataArray) else {}), **(tags or {})}
+    source = like if like is not None else map_  # the grid's cube: its window too
+    window = window_tags(source) if isinstance(source, xr.DataArray) else {}
+    tags = {**{k: str(v) for k, v in getattr(map_, "attrs", {}).items()
+               if k.startswith("hsad_") and (k not in WINDOW_ATTRS or isinstance(v, str))},
+            **window, **(tags or {})}
     return _write(arr, path, profile, cog, "AVERAGE", tags=tags,
                   descriptions=[description] if description else None, sensor=sensor)
 

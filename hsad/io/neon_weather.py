@@ -109,15 +109,19 @@ def weather_classes(path: str | os.PathLike, site: str, shape: tuple[int, int]
 def _on_pixel_grid(cube: xr.DataArray) -> bool:
     """Whether ``cube``, of a file without a grid, lies on the file's pixels as read or as
     hsad cut it (the identity grid, as gdal_translate gives such a window), or is a
-    slice of such a cut (:func:`hsad.subset.current_window`): not flipped or strided, nor
-    cut after a flip."""
+    slice of such a cut, or a cut of such a slice (:func:`hsad.subset.current_window`):
+    not flipped or strided, nor cut after a flip."""
     from hsad.cube import WINDOW_GRID_ATTR, transform_of
     from hsad.subset import current_window
 
     if transform_of(cube) == Affine.identity():
         return True
     cut = cube.attrs.get(WINDOW_GRID_ATTR)
-    return cut is not None and Affine(*cut[:6]) == Affine.identity() and \
+    try:  # cut on the pixel grid or on a slice of it (a whole-pixel shift)
+        grid = Affine(*cut[:6])
+    except (TypeError, ValueError):
+        return False
+    return (grid.a, grid.b, grid.d, grid.e) == (1.0, 0.0, 0.0, 1.0) and \
         current_window(cube) is not None
 
 

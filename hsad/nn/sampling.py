@@ -19,7 +19,7 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from hsad.cube import block_valid, good_band_mask
-from hsad.engine.stats import fill_limit_note
+from hsad.engine.data_checks import fill_limit_note
 from hsad.errors import ParameterError
 
 #: Chunks read together (one dask.compute) while sampling.
@@ -255,7 +255,7 @@ def sample_pixels(
 def _nothing_to_sample(cube: xr.DataArray, bands, mask) -> str:
     """Why no pixel could be drawn: bands without data (to mark bad), the area given, or
     no pixel holding data in every band."""
-    from hsad.engine.stats import NO_WHOLE_PIXEL, dead_bands_note
+    from hsad.engine.data_checks import NO_WHOLE_PIXEL, dead_bands_note
 
     if bands is not None:
         chosen = np.asarray(bands)
