@@ -60,9 +60,9 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
         values, raster = clear_values(path, cube)
     elif detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels
         from hsad.io.emit import clear_pixels
-        from hsad.subset import FRAME_ATTR, current_window
+        from hsad.subset import current_window, recorded_frame
 
-        window, frame = current_window(cube), cube.attrs.get(FRAME_ATTR)
+        window, frame = current_window(cube), recorded_frame(cube.attrs)
         shapes = [(cube.sizes["y"], cube.sizes["x"])] + [tuple(w[2:]) for w in (window, frame)
                                                         if w is not None]
         values, raster = clear_pixels(path, cube.attrs.get("source_path"), shapes), None

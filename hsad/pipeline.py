@@ -358,13 +358,12 @@ def _say_frame(cube, polygons_path) -> None:
     frame: polygons for such a window are read in the frame of the file it was cut from
     (``hsad.io.window.FRAME_ATTR``), so they cannot be given back as they are."""
     from hsad.cube import georeferenced, transform_of
-    from hsad.io.window import FRAME_ATTR
-    from hsad.subset import WINDOW_ATTR
+    from hsad.subset import current_window, recorded_frame
 
-    window = cube.attrs.get(WINDOW_ATTR)
+    window = current_window(cube)
     if window is None or georeferenced(transform_of(cube), cube.rio.crs):
         return
-    frame = cube.attrs.get(FRAME_ATTR, (0, 0))
+    frame = recorded_frame(cube.attrs) or (0, 0)
     rows, cols = window[0] - frame[0], window[1] - frame[1]
     if rows or cols:
         source = "whole scene" if frame[:2] == (0, 0) else "file the window was cut from"

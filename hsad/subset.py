@@ -242,15 +242,13 @@ def window_for(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=None,
     return projwin_window(cube, projwin, projwin_crs)
 
 
-def recorded_window(attrs) -> tuple[int, int, int, int] | None:
-    """``attrs["hsad_window"]`` as hsad records it (four whole numbers: row and column
-    offsets, the scene's rows and columns); None when absent, or held in another form
-    (the ``hsad_window`` tag's text, as ``rioxarray.open_rasterio`` reads it from a map)."""
-    window = attrs.get(WINDOW_ATTR)
-    if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") or len(window) != 4:
+def _four_numbers(value) -> tuple[int, int, int, int] | None:
+    """``value`` as four whole numbers; None for anything else (text, as rioxarray reads
+    hsad's tags into ``attrs``)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 4:
         return None
     try:
-        numbers = [float(v) for v in window]
+        numbers = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
     if not all(math.isfinite(v) and v == int(v) for v in numbers):
@@ -258,55 +256,69 @@ def recorded_window(attrs) -> tuple[int, int, int, int] | None:
     return tuple(int(v) for v in numbers)
 
 
-def _moved_by(now: Affine, then: Affine) -> tuple[int, int] | None | bool:
-    """How a grid ``now`` lies on the grid ``then`` a window was cut on: ``(rows, cols)``
-    of a whole-pixel shift (a slice); None when flipped, strided or coarsened (a scale of
-    whole numbers, of either sign) or shifted by part of a pixel; False when the
-    coordinates were relabelled otherwise (another unit, pixel indices), which tells
-    nothing of a slice."""
+def recorded_window(attrs) -> tuple[int, int, int, int] | None:
+    """``attrs["hsad_window"]`` as hsad records it (row and column offsets, the scene's rows
+    and columns); None when absent, or held in another form (the ``hsad_window`` tag's text,
+    as ``rioxarray.open_rasterio`` reads it from a map)."""
+    return _four_numbers(attrs.get(WINDOW_ATTR))
+
+
+def recorded_frame(attrs) -> tuple[int, int, int, int] | None:
+    """``attrs["hsad_frame"]`` (:data:`hsad.io.window.FRAME_ATTR`) as hsad records it; None
+    when absent or held as text."""
+    return _four_numbers(attrs.get(FRAME_ATTR))
+
+
+#: how far, in pixels, a cube's grid may lie from a whole-pixel shift of the grid its
+#: window was cut on and still be a slice of it (float32 coordinates of a UTM grid lie
+#: within a few hundredths; as :func:`hsad.cube.transform_of` reads steps)
+SLICE_TOLERANCE = 0.1
+
+
+def _shift_on(now: Affine, then: Affine, shape: tuple[int, int]) -> tuple[int, int] | None:
+    """``(rows, cols)`` by which the grid ``now`` of a ``shape`` raster is a whole-pixel
+    shift of the grid ``then``; None for anything else (a flip, a stride, a coarsening, a
+    reprojection, coordinates relabelled, a shift by part of a pixel)."""
+    rows, cols = shape
+    corners = np.array([(0, 0), (cols, 0), (0, rows), (cols, rows)], dtype=np.float64)
     try:
-        rel = ~then @ now
+        back = np.array([~then @ (now @ tuple(c)) for c in corners])
     except TransformNotInvertibleError:
-        return False
-    linear = np.array([[rel.a, rel.b], [rel.d, rel.e]])
-    if np.allclose(linear, np.eye(2), rtol=0, atol=1e-6):
-        col, row = rel.c, rel.f
-        dc, dr = round(col), round(row)
-        if abs(col - dc) > 1e-3 or abs(row - dr) > 1e-3:
-            return None
-        return dr, dc
-    diagonal = abs(linear[0, 1]) < 1e-6 and abs(linear[1, 0]) < 1e-6
-    steps = np.diag(linear)
-    if diagonal and np.allclose(steps, np.round(steps), rtol=0, atol=1e-6) and \
-            np.all(np.round(steps)):
         return None
-    return False
+    shift = back - corners
+    if not np.all(np.isfinite(shift)):
+        return None
+    dc, dr = (round(float(v)) for v in shift[0])
+    if np.abs(shift - (dc, dr)).max() > SLICE_TOLERANCE:
+        return None
+    return dr, dc
 
 
 def current_window(cube: xr.DataArray) -> tuple[int, int, int, int] | None:
     """``cube``'s window of the scene it was cut from (:func:`recorded_window`), moved by
     any slice taken of the cut since: its x and y coordinates against its grid when cut
-    (``attrs["hsad_window_grid"]``). A window recorded without that grid (a map's tags),
-    a cube without x and y coordinates, and coordinates relabelled in another unit are
-    taken as cut. None when uncut, and when the cube is no longer a window of that scene's
-    pixels: flipped, strided, coarsened, shifted by part of a pixel or beyond the scene."""
+    (``attrs["hsad_window_grid"]``). A window recorded without that grid (a map's tags) is
+    taken as it is. None when uncut, and when the cube is no longer known to be a window of
+    that scene's pixels: its coordinates dropped, relabelled, flipped, strided, coarsened,
+    reprojected, shifted by part of a pixel or beyond the scene."""
     window = recorded_window(cube.attrs)
     if window is None:
         return None
     r0, c0, rows, cols = window
     then = cube.attrs.get(WINDOW_GRID_ATTR)
-    if then is None or "x" not in cube.coords or "y" not in cube.coords:
+    if then is None:
         return window
+    if "x" not in cube.coords or "y" not in cube.coords:
+        return None
+    shape = (cube.sizes["y"], cube.sizes["x"])
     try:
-        moved = _moved_by(transform_of(cube), Affine(*then[:6]))
+        moved = _shift_on(transform_of(cube), Affine(*then[:6]), shape)
     except (GeoreferenceError, ParameterError, TypeError, ValueError):
         return None
-    if moved is False:
-        return window
     if moved is None:
         return None
     r0, c0 = r0 + moved[0], c0 + moved[1]
-    if r0 < 0 or c0 < 0 or r0 + cube.sizes["y"] > rows or c0 + cube.sizes["x"] > cols:
+    if r0 < 0 or c0 < 0 or r0 + shape[0] > rows or c0 + shape[1] > cols:
         return None
     return r0, c0, rows, cols
 
@@ -324,8 +336,10 @@ def mark_window(cut: xr.DataArray, window: Window, whole_shape,
         prior = current_window(source)
         if prior is None and recorded_window(source.attrs) is not None:
             cut.attrs = {k: v for k, v in cut.attrs.items()
-                         if k not in (WINDOW_ATTR, WINDOW_GRID_ATTR)}
+                         if k not in (WINDOW_ATTR, WINDOW_GRID_ATTR, FRAME_ATTR)}
             return cut
+    if FRAME_ATTR in cut.attrs and recorded_frame(cut.attrs) is None:  # text: not hsad's
+        cut.attrs = {k: v for k, v in cut.attrs.items() if k != FRAME_ATTR}
     r0, c0, rows, cols = prior or (0, 0, *tuple(whole_shape)[:2])
     cut.attrs[WINDOW_ATTR] = (r0 + window.row_off, c0 + window.col_off, rows, cols)
     cut.attrs[WINDOW_GRID_ATTR] = tuple(transform_of(cut))[:6]
@@ -399,7 +413,7 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
     if tuple(got) == shape:
         return None
     window = current_window(cube)
-    frame = cube.attrs.get(FRAME_ATTR)  # a converted window's own file: its grid too
+    frame = recorded_frame(cube.attrs)  # a converted window's own file: its grid too
     if window is not None and tuple(got) == tuple(window[2:]):
         return window[0], window[1], whole_grid(cube), False
     if window is not None and frame is not None and tuple(got) == tuple(frame[2:]):
@@ -409,8 +423,9 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
         return offsets[0], offsets[1], transform_of(raster), True
     whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
     if window is None and recorded_window(cube.attrs) is not None:
-        whole = (" (a window of a scene, flipped, strided or regridded since it was cut: "
-                 "cut it from the scene again)")
+        whole = (" (a window of a scene whose x and y coordinates no longer lie on the grid "
+                 "it was cut on: flipped, strided, regridded, relabelled or dropped; cut it "
+                 "from the scene again)")
     raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
                          f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
 
@@ -455,6 +470,7 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
 
 
 __all__ = ["WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
-           "current_window", "cut_for_scene", "mark_window", "recorded_window",
+           "current_window", "cut_for_scene", "mark_window", "recorded_frame",
+           "recorded_window",
            "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
            "srcwin_window", "whole_grid", "window_for"]

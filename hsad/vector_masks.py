@@ -23,8 +23,7 @@ from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io import check_input, check_regular
 from hsad.io.glt import glt_of
-from hsad.io.window import FRAME_ATTR
-from hsad.subset import current_window
+from hsad.subset import current_window, recorded_frame
 
 #: Suffixes read as polygons (GeoPackage, GeoJSON, Shapefile, KML/KMZ, GML, FlatGeobuf,
 #: MapInfo TAB); anything else is read as a raster mask.
@@ -282,7 +281,7 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
         # QGIS draws the file read in (the whole scene's for a window cut from it, a
         # converted window's own: hsad.io.window.FRAME_ATTR)
         r0, c0 = window[:2]
-        f0, g0 = cube.attrs.get(FRAME_ATTR, (0, 0))[:2]
+        f0, g0 = (recorded_frame(cube.attrs) or (0, 0))[:2]
         transform = QGIS_PIXEL_FRAME @ Affine.translation(c0 - g0, r0 - f0)
     mask = _burn(shapes, (rows, cols), transform, every_shape)
     if (not mask.any() and not empty_ok) or every_shape:

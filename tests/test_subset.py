@@ -657,7 +657,7 @@ def test_a_slice_taken_in_python_after_a_cut_moves_its_window(tmp_path, georefer
             assert current_window(bad) is None, how
             assert "hsad_window" not in window_tags(bad)
             if not georeferenced:  # a georeferenced raster is placed by its grid instead
-                with pytest.raises(ParameterError, match="flipped, strided or regridded"):
+                with pytest.raises(ParameterError, match="flipped, strided, regridded"):
                     background_mask(bad, raster)
 
 
@@ -699,26 +699,35 @@ def test_a_map_written_in_python_carries_its_windows_tags_not_its_attributes(tmp
     assert window_from_tags(tags, (12, 16)) == (10, 9, 48, 40)
 
 
-def test_a_window_whose_coordinates_were_dropped_or_relabelled_is_taken_as_cut(tmp_path):
-    """What a second review found: a cut without x/y coordinates was placed at the scene's
-    origin (rioxarray's stale transform), and coordinates relabelled in pixel indices or
-    another unit were refused, where the cut's offsets hold (nothing tells of a slice)."""
+def test_a_window_is_moved_only_by_coordinates_on_its_grid(tmp_path):
+    """Reviews found a cut without x/y coordinates placed at the scene's origin
+    (rioxarray's stale transform), and coordinates on another grid (reprojected, flipped,
+    relabelled) placed at offsets they no longer meant. Only coordinates on the grid the
+    window was cut on, float32 ones too, move it; any other is refused, never guessed."""
     from hsad.background import background_mask
     from hsad.subset import current_window
 
     values, _ = _values()
     pattern, raster = _whole_scene_mask(tmp_path, values.shape[:2], georeferenced=False)
-    cut = spatial_subset(make_cube(values, transform=GRID, crs="EPSG:32633"),
-                         srcwin=(5, 7, 30, 25))
-    for cube in (cut.drop_vars(["x", "y"]),
-                 xr.DataArray(cut.values, dims=cut.dims, attrs=cut.attrs),
-                 cut.assign_coords(x=np.arange(30) + 0.5, y=np.arange(25) + 0.5),
-                 cut.assign_coords(x=cut.x / 1000, y=cut.y / 1000)):
-        assert current_window(cube) == (7, 5, 48, 40)
-        np.testing.assert_array_equal(background_mask(cube, raster), pattern[7:32, 5:35])
-    # shifted by half a pixel, or by whole pixels: not a window, or a moved one
-    assert current_window(cut.assign_coords(x=cut.x + 15)) is None
-    assert current_window(cut.assign_coords(x=cut.x + 30)) == (7, 6, 48, 40)
+    odd = Affine(4.9, 0, 312_345.67, 0, -4.9, 4_123_456.78)  # float32 rounds it by 0.03 px
+    for grid in (GRID, odd):
+        cut = spatial_subset(make_cube(values, transform=grid, crs="EPSG:32633"),
+                             srcwin=(5, 7, 30, 25))
+        single = cut.assign_coords(x=cut.x.astype("f4"), y=cut.y.astype("f4"))
+        assert current_window(single) == (7, 5, 48, 40)
+        np.testing.assert_array_equal(background_mask(single, raster), pattern[7:32, 5:35])
+        step = grid.a
+        assert current_window(cut.assign_coords(x=cut.x + step)) == (7, 6, 48, 40)
+        for cube in (cut.drop_vars(["x", "y"]),
+                     xr.DataArray(cut.values, dims=cut.dims, attrs=cut.attrs),
+                     cut.assign_coords(x=np.arange(30) + 0.5, y=np.arange(25) + 0.5),
+                     cut.assign_coords(x=cut.x / 1000, y=cut.y / 1000),
+                     cut.assign_coords(x=cut.x + step / 2)):
+            assert current_window(cube) is None
+            with pytest.raises(ParameterError, match="no longer lie on the grid it was cut on"):
+                background_mask(cube, raster)
+    moved = cut.transpose("band", "y", "x").rio.reproject("EPSG:32633", resolution=45)
+    assert current_window(moved.transpose("y", "x", "band")) is None
 
 
 def test_window_tags_read_by_rioxarray_are_written_back_as_read(tmp_path):
@@ -764,3 +773,31 @@ def test_a_cut_of_a_flipped_window_records_no_window():
     cut = spatial_subset(make_cube(values), srcwin=(5, 7, 30, 25))
     again = spatial_subset(cut.isel(x=slice(None, None, -1)), srcwin=(2, 3, 10, 10))
     assert "hsad_window" not in again.attrs and "hsad_window_grid" not in again.attrs
+
+
+def test_text_frames_read_by_rioxarray_are_not_taken_for_hsads(tmp_path):
+    """A converted window of a scene without georeference, read by rioxarray, holds its
+    ``hsad_frame`` tag as text: a cut of it and the polygons' frame gave a TypeError."""
+    import pyogrio.raw
+    import rioxarray
+    import shapely
+    from shapely.geometry import box
+
+    from hsad.background import background_mask
+    from hsad.cube import as_cube
+    from hsad.io.geotiff_writer import write_geotiff_cube
+    from hsad.io.window import window_tags
+
+    values, _ = _values()
+    window = spatial_subset(make_cube(values), srcwin=(5, 7, 30, 25))
+    path = write_geotiff_cube(window, tmp_path / "cut.tif")
+    read = as_cube(rioxarray.open_rasterio(path))
+    assert isinstance(read.attrs["hsad_frame"], str)
+    cut = spatial_subset(read, srcwin=(1, 1, 10, 8))
+    assert "hsad_frame" not in cut.attrs and window_tags(cut)["hsad_window"] == "1 1 10 8"
+    area = tmp_path / "area.gpkg"  # rows 2:4, columns 3:6 of the cut, in QGIS's frame
+    pyogrio.raw.write(area, np.array([shapely.to_wkb(box(4, -5, 7, -3))], dtype=object),
+                      [], [], geometry_type="Polygon", crs=None, driver="GPKG")
+    expected = np.zeros((8, 10), bool)
+    expected[2:4, 3:6] = True
+    np.testing.assert_array_equal(background_mask(cut, area), expected)

@@ -60,7 +60,7 @@ def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     :func:`frame_from_tags` read them; none for a whole scene. ``own_frame``: the file
     written is the window's own (``convert``): polygons and rasters for it are on its grid."""
     from hsad.cube import georeferenced, transform_of
-    from hsad.subset import current_window
+    from hsad.subset import current_window, recorded_frame
 
     window = current_window(cube)  # moved by a slice taken since the cut
     if window is None:
@@ -71,7 +71,7 @@ def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     if georeferenced(transform_of(cube), cube.rio.crs):  # placed by its grid: no frame
         return tags
     frame = ((*window[:2], rows, cols) if own_frame else
-             cube.attrs.get(FRAME_ATTR, (0, 0, *window[2:])))
+             recorded_frame(cube.attrs) or (0, 0, *window[2:]))
     return {**tags, "hsad_frame": f"{frame[1]} {frame[0]} {frame[3]} {frame[2]}"}
 
 

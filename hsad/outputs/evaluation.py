@@ -14,8 +14,8 @@ from hsad.cube import same_place, transform_of
 from hsad.errors import ParameterError
 from hsad.io import detect_format
 from hsad.io.maps import read_single_band, read_truth
-from hsad.io.window import FRAME_ATTR
 from hsad.outputs.metrics import Evaluation, check_truth, evaluate
+from hsad.subset import recorded_frame
 from hsad.vector_masks import is_vector
 
 
@@ -53,7 +53,7 @@ def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | No
         return None
     if tagged[2:] == tuple(truth_shape):
         return tagged[:2]
-    frame = s_cube.attrs.get(FRAME_ATTR)  # on the grid of the file it was detected on
+    frame = recorded_frame(s_cube.attrs)  # on the grid of the file it was detected on
     if frame is not None and tuple(frame[2:]) == tuple(truth_shape):
         return tagged[0] - frame[0], tagged[1] - frame[1]
     return None  # a truth of another scene than the one the window was cut from
