@@ -367,7 +367,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     )
     from hsad.io.quality import check_flags, parse_flags
     from hsad.outputs.polygons import MAX_REGIONS
-    from hsad.subset import WINDOW_ATTR
+    from hsad.subset import current_window
 
     if remote_scheduler(scheduler):  # its workers read the inputs from their own folders
         scene, valid_mask, background, labels = (
@@ -499,7 +499,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         f", {used} used" if model and used and used != result.n_bands else "")
     bands = f"x{result.n_bands}" if result.n_bands == cube.shape[2] else \
         f"x{cube.shape[2]} ({of_model})"
-    window = cube.attrs.get(WINDOW_ATTR)
+    window = current_window(cube)
     where = (f" (rows {window[0]}:{window[0] + cube.shape[0]}, columns "
              f"{window[1]}:{window[1] + cube.shape[1]} of {window[2]}x{window[3]})"
              if window is not None else "")

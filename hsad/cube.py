@@ -6,13 +6,14 @@ coordinates, and ``source_format``/``source_path`` attributes, so that readers,
 detectors and writers pass them along without anyone doing it by hand.
 
 Maps (scores, masks, stages) are ``(y, x)`` DataArrays with the same
-coordinates and georeferencing, made by :func:`map_like`.
+coordinates and georeferencing, made by :func:`map_like`. The grid helpers
+(:mod:`hsad.grid`) and the nodata values (:mod:`hsad.nodata_values`) are importable from
+here too.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import uuid
 import warnings
 import weakref
@@ -22,11 +23,35 @@ import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from affine import Affine, TransformNotInvertibleError
+from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import CRSError
 
-from hsad.errors import GeoreferenceError, ParameterError
+from hsad.errors import ParameterError
+from hsad.grid import (
+    GRID_TOLERANCE,
+    PIXEL_INDEX,
+    QGIS_PIXEL_FRAME,
+    check_transform,
+    crs_of,
+    georef,
+    georeferenced,
+    refuse_singular,
+    same_grid,
+    same_place,
+    transform_of,
+    vector_frame,
+)
+from hsad.nodata_values import (
+    NEAR_FLT_MAX,
+    block_valid,
+    can_miss,
+    excluded_fill,
+    float32_or_nan,
+    missing_values,
+    nodata_for,
+    nodata_hits,
+    one_nodata,
+)
 
 DIMS = ("y", "x", "band")
 
@@ -102,9 +127,6 @@ def source_of(data):
 WINDOW_ATTR = "hsad_window"
 WINDOW_GRID_ATTR = "hsad_window_grid"
 
-#: the attribute marking x/y coordinates that are pixel indices + 0.5 (a rotated grid's)
-PIXEL_INDEX = {"hsad_coordinate": "pixel index + 0.5 on a rotated grid"}
-
 
 def _pixel_centre_coords(transform: Affine, rows: int, cols: int):
     """x and y coordinates of pixel centres; pixel indices + 0.5 for rotated grids (marked
@@ -137,24 +159,6 @@ def index_wavelength(cube: xr.DataArray) -> xr.DataArray:
     if np.isfinite(wavelength).all() and (np.diff(wavelength) > 0).all():
         return cube.set_xindex("wavelength")
     return cube
-
-
-def refuse_singular(transform: Affine, path=None, what: str = "the transform") -> None:
-    """:class:`GeoreferenceError` naming ``path`` for a singular (non-invertible) transform:
-    a pixel size of 0 places no pixel on the map (GDAL's inverse fails on it)."""
-    if transform.determinant == 0:
-        values = tuple(float(v) + 0.0 for v in tuple(transform)[:6])  # no -0.0
-        raise GeoreferenceError(f"{what} {values} is singular (a pixel size of 0): it "
-                                "places no pixel on the map", path)
-
-
-def check_transform(transform: Affine, path=None) -> None:
-    """:class:`GeoreferenceError` naming ``path`` unless ``transform`` is finite and
-    invertible."""
-    values = tuple(float(v) for v in tuple(transform)[:6])
-    if not all(map(math.isfinite, values)):
-        raise GeoreferenceError(f"the transform {values} is not finite", path)
-    refuse_singular(transform, path)
 
 
 def unmasked(array):
@@ -227,18 +231,6 @@ def make_cube(
     return cube
 
 
-def crs_of(crs) -> CRS:
-    """``crs`` (a rasterio CRS, ``"EPSG:32633"``, WKT, PROJ, an EPSG code) as a CRS; a
-    ParameterError naming it when PROJ does not know it."""
-    if isinstance(crs, CRS):
-        return crs
-    try:
-        return CRS.from_user_input(crs)
-    except (CRSError, TypeError, ValueError) as exc:
-        raise ParameterError(f"crs {crs!r} is not a coordinate reference system PROJ knows "
-                             f"({' '.join(str(exc).split())})") from None
-
-
 def with_band_scaling(cube: xr.DataArray, scales, offsets) -> xr.DataArray:
     """``cube`` with GDAL's per-band scale and offset (value = DN · scale + offset) as the
     band coordinates ``band_scale`` and ``band_offset``, which follow every band selection
@@ -283,207 +275,6 @@ def physical_scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray] | None
     return gain, offset
 
 
-def transform_of(obj: xr.DataArray) -> Affine:
-    """The affine transform of a cube or map, also of a strided or reversed slice, of a
-    coarsened cube and of a slice of a rotated or sheared grid: each pixel centred on its
-    coordinate, as rioxarray and CF read coordinates (a slice's window transform; a step of
-    k pixels makes pixels k times as large, centred on the pixels kept, so that
-    ``cube.coarsen(x=2, y=2).mean()`` lies on its 2 × 2 blocks).
-
-    rioxarray's ``rio.transform()`` computes a north-up grid's origin from the x and y
-    coordinates but keeps the stored pixel size, and returns a rotated grid's stored
-    GeoTransform, the full grid's, also for a slice (rows 7:22 and columns 9:35 of a rotated
-    30 m grid lie 305 m from it). hsad marks a rotated grid's coordinates as pixel indices
-    + 0.5 (:data:`PIXEL_INDEX`), so a slice's own transform follows from its first
-    coordinates and their step. Unevenly spaced rows or columns (``isel`` with a list) have
-    no affine transform: ParameterError. Coordinates alone cannot tell a block's size where
-    an axis has one row or column (a one-row slice of a coarsened cube): it gets the stored
-    pixel size; write the coarse transform (``rio.write_transform``) for such a cube.
-    A singular transform (constant coordinates, a pixel size of 0) is a
-    :class:`GeoreferenceError` naming the cube's ``source_path``.
-    """
-    t = obj.rio.transform()
-    refuse_singular(t, obj.attrs.get("source_path"))
-    if "x" not in obj.coords or "y" not in obj.coords:
-        return t
-    x, y = (np.asarray(obj[d].values, dtype=np.float64) for d in ("x", "y"))
-    if not (x.size and y.size):
-        return t
-    if t.b == 0 and t.d == 0:  # coordinates in map units; rioxarray's origin for step 1
-        sx, sy = _steps_in_pixels(x, t.a, "columns"), _steps_in_pixels(y, t.e, "rows")
-        if sx == 1 and sy == 1:
-            return t
-        return Affine(t.a * sx, 0.0, x[0] - sx * t.a / 2,
-                      0.0, t.e * sy, y[0] - sy * t.e / 2)
-    if not all(obj[d].attrs.get(key) == value for d in ("x", "y")
-               for key, value in PIXEL_INDEX.items()):
-        return t  # coordinates of another meaning: the stored transform is all there is
-    sx, sy = _steps_in_pixels(x, 1.0, "columns"), _steps_in_pixels(y, 1.0, "rows")
-    corner = [v[0] - step / 2 for v, step in ((x, sx), (y, sy))]
-    return t @ Affine.translation(*corner) @ Affine.scale(sx, sy)
-
-
-def _steps_in_pixels(coord: np.ndarray, size: float, what: str) -> float:
-    """The step of ``coord`` in pixels of ``size`` (1.0 for a single value), a whole number
-    where it lies within 0.01 of one; ParameterError unless every step is the same within a
-    tenth of a pixel (picked rows differ by whole pixels; coordinates stored in float32, as
-    a NetCDF may hold them, stay well within it)."""
-    if not np.isfinite(coord).all():
-        from hsad.errors import ParameterError
-
-        raise ParameterError(f"the map's {what} have coordinates that are not finite (a "
-                             "padded cube?): no affine transform places them")
-    if coord.size < 2:
-        return 1.0
-    ratios = np.diff(coord) / size
-    mean = (coord[-1] - coord[0]) / (coord.size - 1) / size
-    if mean == 0 or np.abs(ratios - mean).max() > 0.1:
-        from hsad.errors import ParameterError
-
-        raise ParameterError(f"the map's {what} are not evenly spaced on its grid (a "
-                             "selection of single rows or columns, or a coarsen with "
-                             "boundary='pad' and a partial last block): no affine transform "
-                             "places them; take a slice (a:b or a:b:k), or coarsen with "
-                             "boundary='trim'")
-    return float(round(mean)) if abs(mean - round(mean)) < 0.01 else float(mean)
-
-
-def georef(obj: xr.DataArray) -> tuple[CRS | None, Affine]:
-    """Return ``(crs, transform)`` of a cube or map."""
-    return obj.rio.crs, transform_of(obj)
-
-
-#: A float32 nodata value within this relative distance of ±FLT_MAX also matches ±FLT_MAX:
-#: headers print FLT_MAX with a few digits (``-3.40282e+38``, ``-3.4e+38``), and GDAL's
-#: nodata mask counts the pixels at -FLT_MAX as nodata then.
-NEAR_FLT_MAX = 1e-3
-_FLT_MAX = float(np.finfo(np.float32).max)
-
-
-def nodata_for(dtype, nodata: float | None) -> float | None:
-    """``nodata`` as data of ``dtype`` can hold it, as GDAL reads it: None where an integer
-    type cannot (NaN, ±inf, outside the type's range), or a float32 one (a finite value
-    beyond ±FLT_MAX, farther than :data:`NEAR_FLT_MAX`: -1.797e308, ArcGIS's float64
-    default, on a float32 file); the value itself otherwise."""
-    if nodata is None:
-        return None
-    nodata = float(nodata)
-    dtype = np.dtype(dtype)
-    if dtype.kind == "b":
-        return nodata if nodata in (0.0, 1.0) else None
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if not np.isfinite(nodata) or not info.min <= nodata <= info.max:
-            return None
-    if dtype == np.float32 and np.isfinite(nodata) and (
-            abs(nodata) - _FLT_MAX > NEAR_FLT_MAX * _FLT_MAX):
-        return None
-    return nodata
-
-
-#: the largest offset, in the score map's pixels, at which two grids are the same
-GRID_TOLERANCE = 1e-3
-
-
-def same_grid(a, b, shape: tuple[int, int]) -> bool:
-    """Whether transforms ``a`` and ``b`` put a ``shape`` raster's corners on the same
-    places, within :data:`GRID_TOLERANCE` of ``a``'s pixels (not in map units, which would
-    let a shift of several 0.1 m pixels through and refuse 1e-4 m on 30 m ones)."""
-    rows, cols = shape
-    corners = np.array([(0, 0), (cols, 0), (0, rows), (cols, rows)], dtype=np.float64)
-    try:
-        back = np.array([~a @ (b @ tuple(c)) for c in corners])
-    except TransformNotInvertibleError:  # a degenerate grid: compare the numbers
-        return a.almost_equals(b)
-    return bool(np.abs(back - corners).max() <= GRID_TOLERANCE)
-
-
-#: the frame in which QGIS draws a raster without georeference (GDAL's default transform):
-#: pixel size (1, −1), so y = −row
-QGIS_PIXEL_FRAME = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
-
-
-def georeferenced(transform: Affine, crs) -> bool:
-    """Whether a raster has a georeference: a CRS, or a transform other than GDAL's default
-    (the identity)."""
-    return crs is not None or not transform.almost_equals(Affine.identity())
-
-
-def same_place(a: Affine, a_crs, b: Affine, b_crs, shape: tuple[int, int]) -> bool:
-    """Whether two rasters of ``shape`` lie on one grid as far as their georeference tells:
-    True when either has none (:func:`georeferenced`: their sizes are all there is to
-    compare); else their CRS where both carry one, and their transforms (:func:`same_grid`;
-    a transform without a CRS still places the pixels)."""
-    if not (georeferenced(a, a_crs) and georeferenced(b, b_crs)):
-        return True
-    if a_crs is not None and b_crs is not None and a_crs != b_crs:
-        return False
-    return same_grid(a, b, shape)
-
-
-def vector_frame(transform: Affine, crs) -> Affine:
-    """The transform that places vector data on a raster: its own, or for a raster
-    without georeference (:func:`georeferenced`) :data:`QGIS_PIXEL_FRAME`, so that
-    polygons written or drawn in QGIS over it line up with its pixels."""
-    return transform if georeferenced(transform, crs) else QGIS_PIXEL_FRAME
-
-
-def excluded_fill(dtype, nodata: float | None) -> tuple[np.dtype, float]:
-    """``(dtype, fill)`` for pixels a mask excludes: the type kept and the nodata value as
-    it stores it (truncated, as :func:`nodata_hits` compares) where the type holds it, else
-    NaN in float (float32 up to 16-bit integers, float64 above)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return dtype, dtype.type(np.nan)
-    value = nodata_for(dtype, nodata)
-    if value is not None and np.isfinite(value):
-        return dtype, dtype.type(value)
-    wide = np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64)
-    return wide, wide.type(np.nan)
-
-
-def nodata_hits(values, nodata: float):
-    """Elementwise (numpy or dask): the values that are ``nodata`` (finite) as their type
-    stores it. Integer types compare with the value truncated, as GDAL does; float32
-    values also at ±FLT_MAX when ``nodata`` is within :data:`NEAR_FLT_MAX` of it."""
-    dtype = values.dtype
-    if nodata_for(dtype, nodata) is None:  # the type cannot hold it
-        return values != values
-    with np.errstate(over="ignore"):  # a float32 nodata beyond FLT_MAX: inf
-        if dtype == np.float32 and abs(abs(nodata) - _FLT_MAX) <= NEAR_FLT_MAX * _FLT_MAX:
-            edge = np.float32(np.copysign(_FLT_MAX, nodata))
-            return (values == np.float32(nodata)) | (values == edge)
-        return values == dtype.type(nodata)
-
-
-def can_miss(dtype, nodata: float | None) -> bool:
-    """Whether values of ``dtype`` can hold no data: a float type, or a finite ``nodata``."""
-    return np.issubdtype(dtype, np.floating) or (nodata is not None and np.isfinite(nodata))
-
-
-def missing_values(values, nodata: float | None):
-    """Elementwise (numpy or dask): the values that hold no data, not finite or ``nodata``."""
-    if np.issubdtype(values.dtype, np.floating):
-        missing = ~np.isfinite(values)
-    else:
-        missing = np.zeros_like(values, dtype=bool)
-    if nodata is not None and np.isfinite(nodata):
-        missing = missing | nodata_hits(values, nodata)
-    return missing
-
-
-def one_nodata(per_band: list, path, what: str = "the bands have") -> float | None:
-    """The first band's of the bands' nodata values (hsad keeps one per scene), with a
-    warning naming ``path`` where they differ (``what``: who says so)."""
-    distinct = {"nan" if v is not None and v != v else v for v in per_band}
-    if len(distinct) > 1:
-        shown = ", ".join(str(v) for v in sorted(distinct, key=str)[:4])
-        warnings.warn(f"{path}: {what} different nodata values ({shown}); hsad takes one "
-                      f"per scene, the first band's ({per_band[0]})", UserWarning,
-                      stacklevel=4)
-    return per_band[0]
-
-
 def valid_mask(cube: xr.DataArray) -> xr.DataArray:
     """Lazy ``(y, x)`` boolean map: True where the pixel holds data.
 
@@ -496,21 +287,6 @@ def valid_mask(cube: xr.DataArray) -> xr.DataArray:
     else:  # an integer cube without nodata: every pixel holds data
         ok = da.ones(data.shape[:2], chunks=data.chunks[:2], dtype=bool)
     return xr.DataArray(ok, dims=("y", "x"), coords=_map_coords(cube), name="valid")
-
-
-def block_valid(block: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``(rows, cols)`` mask of pixels whose every band is finite and differs from nodata."""
-    if not can_miss(block.dtype, nodata):
-        return np.ones(block.shape[:2], dtype=bool)
-    return ~missing_values(block, nodata).any(axis=-1)
-
-
-def float32_or_nan(block: np.ndarray, nodata: float | None) -> np.ndarray:
-    """A float32 copy of a ``(rows, cols, band)`` block, NaN on the pixels that hold no data
-    (:func:`block_valid`)."""
-    out = block.astype(np.float32)
-    out[~block_valid(block, nodata)] = np.nan
-    return out
 
 
 def _check_not_empty(shape: tuple[int, ...]) -> None:
