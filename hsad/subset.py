@@ -415,7 +415,8 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
     window = current_window(cube)
     frame = recorded_frame(cube.attrs)  # a converted window's own file: its grid too
     if window is not None and tuple(got) == tuple(window[2:]):
-        return window[0], window[1], whole_grid(cube), False
+        return window[0], window[1], transform_of(cube) @ Affine.translation(
+            -window[1], -window[0]), False  # the whole scene's grid (whole_grid's)
     if window is not None and frame is not None and tuple(got) == tuple(frame[2:]):
         r0, c0 = window[0] - frame[0], window[1] - frame[1]
         return r0, c0, transform_of(cube) @ Affine.translation(-c0, -r0), False
