@@ -615,7 +615,6 @@ def test_a_background_mask_off_the_grid_hints_at_polygons():
         on_scene_grid(np.zeros((6, 5)), other, cube, "ground truth")
 
 
-
 def _whole_scene_mask(tmp_path, shape, georeferenced: bool):
     """A 0/1 GeoTIFF of ``shape`` in a pattern that repeats only every 7 × 11 pixels: a cut
     of it taken at the wrong place differs from the right one."""
