@@ -10,8 +10,8 @@ that size): what is timed, and printed, is that window.
 
 Contenders, best of ``--repeat``, each checked against the tree's images:
 
-- ``tree``: hsad's path (:mod:`hsad.area_tree`): one max-tree and one min-tree, every area
-  read from them (``hsad.morphology.attribute_response``), built by flooding (8-bit images),
+- ``tree``: hsad's path (:mod:`hsad.engine.area_tree`): one max-tree and one min-tree, every area
+  read from them (``hsad.engine.morphology.attribute_response``), built by flooding (8-bit images),
   and by union-find over the sorted pixels (hsad's path for 8-bit images until 2026-12-02,
   still its path for floats and wide integer ranges);
 - ``diplib``: DIPlib's union-find area opening, one call per area and polarity, on the whole
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hsad import area_tree
 from hsad import fusion as F
+from hsad.engine import area_tree
+from hsad.engine.morphology import area_filter, attribute_response
 from hsad.fusion.tiled import FILTER_EDGE
-from hsad.morphology import area_filter, attribute_response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import best, fail  # noqa: E402

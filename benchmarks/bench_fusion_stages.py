@@ -13,7 +13,7 @@ step then streams the moments over the cube itself (its time includes that pass)
 
 Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
 (``hsad.fusion.tiled.FILTER_EDGE``; 0 = tiles as large as the memory budget allows), each
-with hsad's tree (one tree per polarity for every area, :mod:`hsad.area_tree`) and, with
+with hsad's tree (one tree per polarity for every area, :mod:`hsad.engine.area_tree`) and, with
 ``--diplib``, with DIPlib's area opening called once per area and polarity on the whole
 tile (the filters hsad used before 2026-12-02). The attribute responses are computed on
 tiles of that cap and the guided filter on its own tiles (``tiled._aed_filtered``).
@@ -79,10 +79,10 @@ def main() -> None:
     import dask
     import dask.array as da
 
+    from hsad.engine.morphology import attribute_responses as responses
     from hsad.engine.tiles import open_tiled
     from hsad.errors import HsadError
     from hsad.fusion import tiled
-    from hsad.morphology import attribute_responses as responses
     from hsad.nn.persistence import load_detector
     from hsad.nn.trainer import cpu_threads
 
@@ -155,7 +155,7 @@ def main() -> None:
 
 def _diplib_responses(images, areas, *, summed=True):
     """The summed responses from DIPlib's area opening, one call per area and polarity."""
-    from hsad.morphology import area_filter
+    from hsad.engine.morphology import area_filter
 
     out = []
     for image in images:

@@ -263,7 +263,7 @@ def main(argv=None) -> int:
 
     from hsad import detectors
     from hsad.engine import infer_batches
-    from hsad.engine.tiles import batch_for
+    from hsad.engine.inference import batch_for
     from hsad.nn.trainer import cpu_threads
 
     rows, cols, bands = (*args.size, 200)[:3] if len(args.size) == 2 else args.size

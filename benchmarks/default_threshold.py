@@ -1,6 +1,6 @@
 """What the default threshold rule gives on the labelled scenes (docs/outputs.md, thresholds).
 
-The rule (hsad.thresholds.robust_threshold: a robust log-normal fit of the scores, nominal
+The rule (hsad.engine.thresholds.robust_threshold: a robust log-normal fit of the scores, nominal
 false-alarm rate 0.001) never sees the ground truth; the truth is used here only to report,
 per scene and detector, the share of pixels flagged, the detection rate P_D and the false-
 alarm rate P_F achieved. For RX the χ² null threshold at the same nominal rate (``--far``)
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hsad import datasets, detectors
-from hsad.thresholds import DEFAULT_FAR
+from hsad.engine.thresholds import DEFAULT_FAR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import require_scenes  # noqa: E402

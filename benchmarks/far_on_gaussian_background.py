@@ -4,7 +4,7 @@ achieves where the truth is known (every flagged pixel is a false alarm).
 A seeded 200 × 200 × 30 Gaussian scene with correlated bands (no anomaly, no spatial
 structure) is scored by each detector; the mask at ``far`` then flags a share of it that
 should be ``far``. RX uses its null distribution (χ², or the weighted χ² of a ridge); the
-others the robust log-normal fit of their scores (``hsad.thresholds.robust_threshold``),
+others the robust log-normal fit of their scores (``hsad.engine.thresholds.robust_threshold``),
 which is only an approximation to their tails, in either direction.
 
     .venv/bin/python benchmarks/far_on_gaussian_background.py

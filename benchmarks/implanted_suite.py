@@ -17,7 +17,7 @@ One protocol for every background, fixed before any result was seen:
 
 1. Bands: G = min(good bands, valid pixels // 10), 10 being hsad's floor of valid pixels
    per band (``MIN_PIXELS_PER_BAND``). Where G is smaller than the good bands,
-   ``hsad.bands.bin_bands`` averages adjacent good bands into G groups (bad bands dropped,
+   ``hsad.cube.bands.bin_bands`` averages adjacent good bands into G groups (bad bands dropped,
    nodata pixels NaN), and the target spectra are averaged over the same groups. A
    background with fewer than ``MIN_GROUPS`` groups is skipped.
 2. Sizes: a size class runs where one target covers at most ``MAX_TARGET_FRACTION`` of the
@@ -59,9 +59,9 @@ import torch
 import xarray as xr
 
 from hsad import datasets, detectors
-from hsad.bands import band_groups, bin_bands
 from hsad.config import parse_params
 from hsad.cube import good_band_mask, valid_mask
+from hsad.cube.bands import band_groups, bin_bands
 from hsad.detectors.reconstruction import MIN_PIXELS_PER_BAND
 from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
 from hsad.io import open_cube

@@ -66,11 +66,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     casts (float to int rounds and clips); ``cog`` writes a Cloud-Optimized GeoTIFF. A
     MAT input's ground truth is kept when writing MAT. ``bands``: the bands to keep, as
     :func:`hsad.select_bands` keywords; ``subset``: the window to keep, as
-    :func:`hsad.subset.spatial_subset` keywords (a MAT ground truth is cut with it). An
+    :func:`hsad.cube.subset.spatial_subset` keywords (a MAT ground truth is cut with it). An
     EMIT granule is written on its lookup table's map grid (:func:`hsad.io.glt.orthorectify_cube`;
     a window is one of its instrument pixels).
     """
-    from hsad.bands import select_bands
+    from hsad.cube.bands import select_bands
     from hsad.io import detect_format, open_cube
     from hsad.io.geotiff_writer import cast_cube, write_geotiff_cube
     from hsad.io.glt import orthorectify_cube
@@ -89,7 +89,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     _check_paths(src, dst, fmt, kind)
     window = None
     if subset and any(v is not None for v in subset.values()):
-        from hsad.subset import window_for
+        from hsad.cube.subset import window_for
 
         window = window_for(open_cube(src, key=key), **subset)  # lazy: the file's shape
     gt = None

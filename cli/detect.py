@@ -32,8 +32,8 @@ from hsad.cli.options import (
 )
 from hsad.cli.outputs import FOLDERS_NOTE, check_name, path_key, plan_outputs
 from hsad.config import load_config, parse_numbers, parse_params
+from hsad.engine.thresholds import DEFAULT_RULE, check_threshold
 from hsad.errors import ParameterError
-from hsad.thresholds import DEFAULT_RULE, check_threshold
 
 
 @click.command("detect", epilog=f"{FOLDERS_NOTE} Without --contamination, --far or "
@@ -329,9 +329,9 @@ def _truth_on(cube, truth, truth_key):
     """The ground truth of ``--truth`` on the scene's grid, checked before any detection:
     it has anomaly and background pixels (errors name the file, and its nodata value when
     that is what leaves a class out)."""
+    from hsad.cube.subset import on_scene_grid
     from hsad.io.maps import read_truth
     from hsad.outputs.metrics import check_truth
-    from hsad.subset import on_scene_grid
 
     check_truth_key(truth, truth_key)
     values, raster = read_truth(truth, key=truth_key, grid=cube)
@@ -359,6 +359,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     import dask
 
     from hsad import engine, pipeline
+    from hsad.cube.subset import current_window
     from hsad.engine.scheduler import (
         TileProgress,
         parse_memory,
@@ -367,7 +368,6 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     )
     from hsad.io.quality import check_flags, parse_flags
     from hsad.outputs.polygons import MAX_REGIONS
-    from hsad.subset import current_window
 
     if remote_scheduler(scheduler):  # its workers read the inputs from their own folders
         scene, valid_mask, background, labels = (

@@ -112,27 +112,52 @@ def _quiet_shutdown() -> None:
 
 
 def _on_signal(signum, frame):
+    from hsad.stopping import signalled
+
+    if signum == signal.SIGINT:
+        raise signalled(KeyboardInterrupt())
     if signum == SIGHUP:
-        raise Terminated("hung up", HUNG_UP)
-    raise Terminated()
+        raise signalled(Terminated("hung up", HUNG_UP))
+    raise signalled(Terminated())
+
+
+def _unraisable(previous):
+    """An unraisable-exception hook that drops the signal :func:`_on_signal` raised where
+    Python can only print it (a finaliser, a weakref callback): it is recorded and raised
+    again before any output is placed, and the one line ``error: interrupted`` says it."""
+    from hsad.stopping import pending_signal
+
+    def hook(unraisable):
+        if unraisable.exc_value is None or unraisable.exc_value is not pending_signal():
+            previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
 def _sigterm_unwinds():
-    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread while the command
-    runs; a signal the process was started ignoring (``nohup``) stays ignored."""
+    """Ctrl-C, SIGTERM and SIGHUP raise in the main thread while the command runs
+    (:class:`Terminated` for the last two), and are recorded
+    (:func:`hsad.stopping.signalled`), so that one Python could only print still stops the
+    command; a signal the process was started ignoring (``nohup``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from hsad.stopping import clear_signalled
+
+    clear_signalled()
     previous = {}
-    for sig in (signal.SIGTERM, SIGHUP):
-        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+    for sig in (signal.SIGINT, signal.SIGTERM, SIGHUP):
+        if sig is not None and signal.getsignal(sig) not in (signal.SIG_IGN, None):
             previous[sig] = signal.signal(sig, _on_signal)
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        clear_signalled()  # a later write in this process (a Python caller) is not stopped
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -193,6 +218,7 @@ def _matplotlib_folder() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user errors into one line and exit status 2."""
+    from hsad import stopping
     from hsad.io import atomic
 
     atomic.QUIET_LIBTIFF = True  # a failed write is one line of ours, not libtiff's too
@@ -202,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             rv = cli.main(args=argv, prog_name="hsad", standalone_mode=False)
+            stopping.raise_if_signalled()  # a signal Python printed and went on from
     except _Stopped as exc:
         _stop_work()
         _quiet_shutdown()

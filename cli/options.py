@@ -12,9 +12,9 @@ def check_truth_key(truth, truth_key) -> None:
     MAT file (a raster, a vector file), rather than ignored."""
     if truth_key is None:
         return
+    from hsad.cube.vector_masks import is_vector
     from hsad.errors import ParameterError
     from hsad.io import detect_format
-    from hsad.vector_masks import is_vector
 
     if is_vector(truth) or detect_format(truth, "ground truth") != "mat":
         raise ParameterError("--truth-key names a variable of a MAT file, and the ground "
@@ -171,7 +171,7 @@ def band_options(func):
 def band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                    wavelength_file=None) -> dict:
     """The band options as :func:`hsad.select_bands` keywords, checked before any work."""
-    from hsad.bands import parse_indices, parse_ranges, read_wavelength_file
+    from hsad.cube.bands import parse_indices, parse_ranges, read_wavelength_file
 
     parse_ranges(wavelengths, "--wavelengths")
     parse_ranges(exclude_wavelengths, "--exclude-wavelengths")
@@ -187,7 +187,7 @@ def subset_options(func, verb: str = "Analyse",
                    cut: str = "; rasters on the whole scene's grid (--valid-mask, --truth…) "
                               "are cut to it"):
     """--srcwin, --projwin and --projwin-srs: a spatial subset, as gdal_translate cuts it
-    (hsad.subset); ``verb`` says what the command does with it, ``cut`` what follows."""
+    (hsad.cube.subset); ``verb`` says what the command does with it, ``cut`` what follows."""
     for option in (
         click.option("--projwin-srs", "projwin_crs", metavar="CRS",
                      help="CRS of the --projwin coordinates (EPSG:4326, a WKT, a PROJ "
@@ -219,9 +219,9 @@ def copy_subset_options(func):
 
 
 def subset_selection(srcwin, projwin, projwin_crs) -> dict:
-    """The subset options as :func:`hsad.subset.spatial_subset` keywords, checked before any
+    """The subset options as :func:`hsad.cube.subset.spatial_subset` keywords, checked before any
     work (each excludes the other; a CRS must parse)."""
-    from hsad.subset import check_choice, projwin_srs
+    from hsad.cube.subset import check_choice, projwin_srs
 
     check_choice(srcwin, projwin, projwin_crs)
     if projwin_crs is not None:
@@ -230,7 +230,7 @@ def subset_selection(srcwin, projwin, projwin_crs) -> dict:
 
 
 def mask_options(func):
-    """--nodata, --valid-mask (hsad.nodata) and --exclude-quality (hsad.io.quality)."""
+    """--nodata, --valid-mask (hsad.cube.nodata) and --exclude-quality (hsad.io.quality)."""
     for option in (
         click.option("--exclude-quality", metavar="FLAGS", default=None,
                      help="EnMAP products: leave out the pixels the product's quality layers "

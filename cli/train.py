@@ -83,7 +83,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     extension (a background given as polygons applies to every scene it covers).
     """
     from hsad import detectors, open_cube
-    from hsad.background import fit_detector
+    from hsad.cube.background import fit_detector
     from hsad.errors import ParameterError
     from hsad.io import keys_for
     from hsad.io.model_archive import save_model
@@ -157,7 +157,7 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
             det.fit(cube, train_mask=region, background=background)
         else:
             if region is not None and background is not None:
-                from hsad.background import background_mask
+                from hsad.cube.background import background_mask
 
                 region = region & background_mask(cube, background)
             fit_detector(det, cube, region if region is not None else background)
@@ -205,11 +205,11 @@ def _check_several(scenes: tuple[str, ...], one_scene: dict) -> None:
 
 
 def _mosaic(scenes, prepared, det, train_mask, background):
-    """The scenes as one cube (:func:`hsad.mosaic.training_mosaic`) and the pixels to learn
+    """The scenes as one cube (:func:`hsad.cube.mosaic.training_mosaic`) and the pixels to learn
     from (each scene's --train-mask and --background; None: every valid pixel)."""
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
+    from hsad.cube.mosaic import context_of, training_mosaic
     from hsad.errors import ParameterError
-    from hsad.mosaic import context_of, training_mosaic
     from hsad.nn.sampling import region_mask
 
     cubes, regions = [], []

@@ -11,19 +11,22 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hsad import _moved_modules
 from hsad.errors import HsadError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on first use
-    from hsad.bands import select_bands
     from hsad.cube import make_cube, map_like, valid_mask
+    from hsad.cube.bands import select_bands
+    from hsad.cube.subset import spatial_subset
     from hsad.io import open_cube
-    from hsad.subset import spatial_subset
 
-__version__ = "0.2.7"
+__version__ = "0.3.0"
+
+_moved_modules.install()  # the module paths of hsad 0.2 (hsad.subset, ...)
 
 #: Public name -> module that defines it.
-_LAZY = {"select_bands": "hsad.bands", "make_cube": "hsad.cube", "map_like": "hsad.cube",
-         "valid_mask": "hsad.cube", "open_cube": "hsad.io", "spatial_subset": "hsad.subset"}
+_LAZY = {"select_bands": "hsad.cube.bands", "make_cube": "hsad.cube", "map_like": "hsad.cube",
+         "valid_mask": "hsad.cube", "open_cube": "hsad.io", "spatial_subset": "hsad.cube.subset"}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,3 +17,15 @@ def submodule(package: str, name: str) -> ModuleType:
             if exc.name != f"{package}.{name}":
                 raise
     raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
+def listing(package: str, names=()) -> list[str]:
+    """``dir()`` of a package whose modules (and ``names``) load on first use: what it holds
+    now, and its public modules and ``names`` still to load (tab completion in IPython)."""
+    import pkgutil
+    import sys
+
+    module = sys.modules[package]
+    modules = {m.name for m in pkgutil.iter_modules(module.__path__)
+               if not m.name.startswith("_")}
+    return sorted(set(vars(module)) | modules | set(names))

@@ -65,13 +65,13 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
                  valid_mask=None, exclude_quality=None) -> xr.DataArray:
     """The part of ``cube`` to analyse, lazily: the bands chosen by ``bands``
     (:func:`hsad.select_bands` keywords), ``nodata`` replacing the header's, and the pixels
-    outside ``valid_mask`` set to nodata (:mod:`hsad.nodata`); for an EnMAP product or a
+    outside ``valid_mask`` set to nodata (:mod:`hsad.cube.nodata`); for an EnMAP product or a
     NEON file, also those its quality layers flag with one of ``exclude_quality`` (flag
     names, or their comma-separated list; ``()`` or ``"none"``: none, without the
     cloud-cover warning that None gives, :mod:`hsad.io.quality`)."""
-    from hsad.bands import select_bands
+    from hsad.cube.bands import select_bands
+    from hsad.cube.nodata import apply_valid_mask, set_nodata, valid_pixels
     from hsad.io.quality import parse_flags, quality_valid, warn_cover
-    from hsad.nodata import apply_valid_mask, set_nodata, valid_pixels
 
     if isinstance(exclude_quality, str):
         exclude_quality = parse_flags(exclude_quality)
@@ -156,10 +156,10 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
                  labels=None) -> Detection:
     """Fit (unless ``fitted``) and score ``cube``, timing both; collect stages if asked.
 
-    ``background`` (a mask, polygons or their file, :mod:`hsad.background`) is the area the
+    ``background`` (a mask, polygons or their file, :mod:`hsad.cube.background`) is the area the
     detector's statistics come from; refused for a fitted model and local detectors. A
     ``fitted`` model reads its own bands from ``cube``, by wavelength when the cube has more
-    (:func:`hsad.bands.match_model_bands`).
+    (:func:`hsad.cube.bands.match_model_bands`).
 
     ``lazy`` leaves dask-backed maps uncomputed: :func:`export` then streams them tile by
     tile into their GeoTIFFs (hsad.engine) and reads the score map back from its file.
@@ -167,7 +167,7 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
     ``labels`` (a raster on the scene's grid or a (y, x) array, non-zero = anomaly) goes to
     a detector that learns from labelled anomalies (:func:`uses_labels`).
     """
-    from hsad.background import fit_detector
+    from hsad.cube.background import fit_detector
 
     check_labels(detector, labels, fitted)
     if fitted and background is not None:
@@ -175,7 +175,7 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
                              "background it was trained on")
     t0 = time.perf_counter()
     if fitted:
-        from hsad.bands import match_model_bands
+        from hsad.cube.bands import match_model_bands
 
         cube = match_model_bands(cube, detector)
     elif labels is not None:
@@ -207,7 +207,7 @@ def quicklook_title(det: Detection, cube, rule: bool = True) -> str:
 def threshold(det: Detection, contamination: float | None = None, far: float | None = None,
               value: float | None = None) -> xr.DataArray:
     """Store and return the anomaly mask: by the criterion given, else by the default rule
-    that needs no ground truth (:data:`hsad.thresholds.DEFAULT_RULE`)."""
+    that needs no ground truth (:data:`hsad.engine.thresholds.DEFAULT_RULE`)."""
     det.mask = det.detector.threshold(det.scores, contamination=contamination, far=far,
                                       value=value)
     return det.mask
@@ -358,7 +358,7 @@ def _say_frame(cube, polygons_path) -> None:
     frame: polygons for such a window are read in the frame of the file it was cut from
     (``hsad.io.window.FRAME_ATTR``), so they cannot be given back as they are."""
     from hsad.cube import georeferenced, transform_of
-    from hsad.subset import current_window, recorded_frame
+    from hsad.cube.subset import current_window, recorded_frame
 
     window = current_window(cube)
     if window is None or georeferenced(transform_of(cube), cube.rio.crs):

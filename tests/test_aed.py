@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from hsad import detectors
-from hsad.background import fit_detector
 from hsad.cube import make_cube
+from hsad.cube.background import fit_detector
 from hsad.errors import ParameterError
 from hsad.synthetic import make_scene
 

@@ -14,8 +14,8 @@ import rasterio
 
 from hsad import detectors, open_cube
 from hsad.cli.main import main
+from hsad.engine.thresholds import DEFAULT_RULE, robust_threshold
 from hsad.outputs.plots import quicklook, rgb_bands
-from hsad.thresholds import DEFAULT_RULE, robust_threshold
 
 
 def run_cli(args, capsys):

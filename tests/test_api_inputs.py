@@ -89,7 +89,7 @@ def test_no_raw_numpy_warnings_on_infinite_or_missing_pixels(values):
 
 def test_import_hsad_reaches_every_subpackage():
     code = ("import hsad; hsad.detectors.get('rx'); hsad.cube.make_cube; "
-            "hsad.nodata.set_nodata; hsad.engine.stats.cube_moments; "
+            "hsad.cube.nodata.set_nodata; hsad.engine.stats.cube_moments; "
             "hsad.io.model_archive.load_model; hsad.outputs.metrics.evaluate; "
             "hsad.nn.persistence.save_detector; hsad.detectors.state.savable; "
             "hsad.detectors.neural.NeuralDetector; hsad.fusion.tiled; hsad.cli.convert.convert\n"
@@ -181,7 +181,7 @@ def test_public_helpers_take_numpy_cubes_or_say_what_is_wrong(values):
     import hsad
     from hsad.cube import make_cube as cube_of
     from hsad.cube import map_like, valid_mask
-    from hsad.nodata import set_nodata
+    from hsad.cube.nodata import set_nodata
 
     assert hsad.select_bands(values, bands=[1, 3]).shape == (ROWS, COLS, 2)
     assert int(valid_mask(values).values.sum()) == ROWS * COLS - 1

@@ -13,8 +13,8 @@ from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping
 
 from hsad import detectors
-from hsad.background import background_mask, fit_detector
 from hsad.cube import make_cube
+from hsad.cube.background import background_mask, fit_detector
 from hsad.errors import HsadError, ParameterError
 from hsad.nn.normalise import BandScaler
 
@@ -165,7 +165,7 @@ def test_bad_areas_are_one_line_errors(tmp_path):
 def test_a_mask_array_is_its_nonzero_pixels_nan_and_zero_left_out():
     """Background, training and label masks given as arrays read alike: a float mask with
     NaN outside the area once trained a network on the NaN pixels too."""
-    from hsad.background import array_mask
+    from hsad.cube.background import array_mask
     from hsad.nn.sampling import region_mask
 
     cube = _cube()

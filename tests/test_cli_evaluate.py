@@ -534,7 +534,7 @@ def test_each_target_drawn_once_by_the_centre_rule_and_small_parts_kept(files, t
     multi-part feature was lost; a target cut by a window's edge was burnt as if small."""
     from shapely.geometry import MultiPolygon
 
-    from hsad.vector_masks import vector_mask
+    from hsad.cube.vector_masks import vector_mask
 
     cube = files["cube"]
     # the centres of a 2 x 2 block, and 9 m (0.3 pixel) into the pixels around it
@@ -606,7 +606,7 @@ def test_a_long_sliver_and_a_multipolygon_with_an_empty_part(files, tmp_path):
     from shapely import from_wkt
     from shapely.geometry import Polygon, box, mapping
 
-    from hsad.vector_masks import _burn, _without_empty_parts
+    from hsad.cube.vector_masks import _burn, _without_empty_parts
 
     grid = Affine(30, 0, 500000, 0, -30, 5100000)
     sliver = Polygon([grid * xy for xy in [(0, .4), (1100, 1100.4), (1100, 1100.6), (0, .6)]])
@@ -728,7 +728,7 @@ def test_the_features_said_to_mark_no_pixel_are_those_that_draw_none(frame):
     from affine import Affine
     from shapely.geometry import LineString, Point, Polygon, mapping
 
-    from hsad.vector_masks import _burn, _check_placed
+    from hsad.cube.vector_masks import _burn, _check_placed
 
     t = {"north-up": Affine(30, 0, 500000, 0, -30, 4000000),
          "rotated and sheared": Affine.translation(500000, 4000000) @ Affine.rotation(23)

@@ -89,6 +89,48 @@ def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+#: In a fresh interpreter: ``hsad detect`` whose signal arrives while Python runs a weakref
+#: callback (as the module lock of an import, or a file closed by the collector, runs one),
+#: which can only print what the handler raises, then goes on.
+SIGNAL_IN_A_CALLBACK = """
+import signal, sys, weakref
+import hsad.io.atomic as atomic
+from hsad.cli.main import main
+
+made = atomic.temp_file
+
+def temp_file(*args, **kwargs):
+    path = made(*args, **kwargs)
+    class Held:
+        pass
+    held = Held()
+    ref = weakref.ref(held, lambda _: signal.raise_signal(signal.SIG{name}))
+    del held  # the callback runs here, and the handler inside it
+    return path
+
+atomic.temp_file = temp_file
+sys.argv = ["hsad", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("name, status, word", [
+    ("INT", 130, "interrupted"), ("TERM", 143, "terminated")])
+def test_a_signal_python_could_only_print_still_stops_the_command(small_scene, tmp_path,
+                                                                   name, status, word):
+    """A signal whose exception Python printed and went on from ("Exception ignored in:
+    <function _get_module_lock.<locals>.cb>": the run wrote its map and exited 0) stops
+    the command before its output is placed: one line, its exit status, nothing left."""
+    out = tmp_path / "rx.tif"
+    code = SIGNAL_IN_A_CALLBACK.format(name=name)
+    cmd = [sys.executable, "-c", code, *command(small_scene, out)[3:]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                          preexec_fn=default_sigint)
+    assert done.returncode == status, done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: {word}"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_hang_up_under_nohup_is_ignored(big_scene, tmp_path):
     """Started with SIGHUP ignored (nohup), a run goes on when its terminal closes."""
     out = tmp_path / "rx.tif"
@@ -118,7 +160,7 @@ def test_a_signal_while_the_area_filters_run_stops_them(tmp_path, capsys, monkey
     """The fusion's area filters of a large scene run in a pool of threads (four component
     images, two at a time): Ctrl-C or SIGTERM reaching hsad while they run stops it with
     one line and no files, and the filters not yet begun are dropped."""
-    from hsad import morphology
+    from hsad.engine import morphology
 
     rng = np.random.default_rng(1)
     data = rng.normal(size=(1024, 1024, 8)).astype(np.float32)

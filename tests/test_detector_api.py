@@ -90,7 +90,7 @@ def test_threshold_by_value_contamination_and_far(cube):
     assert mask.values[3, 4]
     assert det.threshold_ == mask.attrs["threshold"]
     # no null distribution for CRD: far is taken from a robust fit of the scores
-    from hsad.thresholds import robust_threshold
+    from hsad.engine.thresholds import robust_threshold
 
     det.threshold(scores, far=0.05)
     assert det.threshold_ == robust_threshold(values, 0.05)
@@ -111,7 +111,7 @@ def test_threshold_rejects_rates_outside_the_unit_interval(cube, bad):
 
 
 def test_threshold_takes_at_most_one_criterion_and_defaults_to_the_robust_rule(cube):
-    from hsad.thresholds import DEFAULT_FAR, DEFAULT_RULE, robust_threshold
+    from hsad.engine.thresholds import DEFAULT_FAR, DEFAULT_RULE, robust_threshold
 
     det = detectors.get("rx")
     scores = det.fit_score(cube)

@@ -539,8 +539,8 @@ def test_hsad_s_own_views_of_a_computed_cube_are_sampled_in_one_computation(monk
     on a 768² × 60 scene), so its sample is one computation too."""
     import dask.array as da
 
-    from hsad.mosaic import training_mosaic
-    from hsad.nodata import apply_valid_mask
+    from hsad.cube.mosaic import training_mosaic
+    from hsad.cube.nodata import apply_valid_mask
 
     values = np.random.default_rng(13).random((256, 192, 5)).astype(np.float32)
     base = _Counting(values)

@@ -174,7 +174,7 @@ def test_a_window_keeps_the_cells_placing_its_pixels(granule, tmp_path):
     write_granule(tmp_path / "ids.nc", np.repeat(ids, 2, axis=2))
     whole = open_cube(tmp_path / "ids.nc")
     full_map = orthorectify_map(whole[:, :, 0])
-    from hsad.subset import spatial_subset
+    from hsad.cube.subset import spatial_subset
 
     for part in (open_cube(tmp_path / "ids.nc", srcwin=(5, 7, 20, 25)),
                  whole[7:32, 5:25], spatial_subset(whole, srcwin=(5, 7, 20, 25))):
@@ -338,7 +338,7 @@ def test_an_emit_mask_granule_is_a_valid_mask_of_its_clear_pixels(granule, tmp_p
                            capsys)
     assert code == 0, err
     from hsad import detectors
-    from hsad.nodata import apply_valid_mask
+    from hsad.cube.nodata import apply_valid_mask
 
     cube = apply_valid_mask(open_cube(path), clear)
     expected = detectors.get("rx").fit(cube).score(cube).values
@@ -383,7 +383,7 @@ def test_background_polygons_in_map_coordinates_take_the_pixels_of_their_cells(g
     import shapely
     from rasterio.warp import transform_geom
 
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
 
     path, _ = granule
     cube = open_cube(path)

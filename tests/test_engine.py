@@ -16,12 +16,12 @@ from tolerance import solve_rtol
 
 from hsad import detectors, engine, synthetic
 from hsad.cube import good_band_mask, make_cube
-from hsad.engine import tiles
+from hsad.engine import spill, tiles
+from hsad.engine.morphology import area_filter
 from hsad.engine.scheduler import TileProgress, parse_memory
 from hsad.errors import ParameterError
 from hsad.fusion import Fusion, spatial_aed, spectral_tophat
 from hsad.fusion import tiled as fusion_tiles
-from hsad.morphology import area_filter
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_parse_memory_reads_sizes_and_refuses_nonsense():
 def test_an_operator_with_its_own_bytes_per_pixel_gets_tiles_that_fit_them():
     """The attribute filters' ~77 bytes a pixel (morphology.response_bytes) let a 2048²
     scene of four 8-bit components be filtered whole under 1 GB, two tiles at a time."""
-    from hsad.morphology import response_bytes
+    from hsad.engine.morphology import response_bytes
 
     shape = (2048, 2048, 4)
     pixel_bytes = 4 * (1 + 4) + 16 + response_bytes(np.uint8, 5)
@@ -160,8 +160,8 @@ def test_materialise_keeps_small_maps_in_memory_and_spills_large_ones():
     b = a * 2
     kept = engine.materialise(a, b, memory_limit="1GB")  # 960 kB: in memory
     spilled = engine.materialise(a, b, memory_limit="20MB")  # > 1/8 of 20 MB: .npy files
-    assert not any(isinstance(v, tiles.NpyWindows) for v in kept[0].dask.values())
-    assert any(isinstance(v, tiles.NpyWindows) for v in spilled[0].dask.values())
+    assert not any(isinstance(v, spill.NpyWindows) for v in kept[0].dask.values())
+    assert any(isinstance(v, spill.NpyWindows) for v in spilled[0].dask.values())
     for got in (kept, spilled):
         np.testing.assert_array_equal(got[0].compute(), a.compute())
         np.testing.assert_array_equal(got[1].compute(), 2 * a.compute())
@@ -174,7 +174,7 @@ def test_spill_files_write_and_read_any_window(tmp_path, shape):
     array; any window read back (``pread``) is the array's window."""
     rng = np.random.default_rng(len(shape))
     values = rng.normal(size=shape).astype(np.float32)
-    store = tiles.NpyWindows.create(str(tmp_path / "a.npy"), shape, np.float32)
+    store = spill.NpyWindows.create(str(tmp_path / "a.npy"), shape, np.float32)
     cuts = [sorted({0, n, *rng.integers(0, n, 3).tolist()}) for n in shape]
     for block in np.ndindex(*[len(c) - 1 for c in cuts]):
         key = tuple(slice(c[i], c[i + 1]) for c, i in zip(cuts, block, strict=True))
@@ -194,14 +194,14 @@ def test_spill_files_go_when_nothing_reads_them():
     """A batch of scenes in one process does not pile up its spill files until exit."""
     import gc
 
-    spill = Path(tiles._spill_dir())
-    before = set(spill.iterdir())
+    folder = Path(spill._spill_dir())
+    before = set(folder.iterdir())
     kept = engine.materialise(da.ones((1000, 1000), chunks=250), memory_limit="16MB")[0]
-    assert len(set(spill.iterdir()) - before) == 1
+    assert len(set(folder.iterdir()) - before) == 1
     assert float(kept.sum().compute()) == 1e6
     del kept
     gc.collect()
-    assert set(spill.iterdir()) - before == set()
+    assert set(folder.iterdir()) - before == set()
 
 
 @pytest.mark.parametrize("spilled", [False, True])
@@ -210,18 +210,18 @@ def test_windows_of_kept_maps_equal_the_whole_scene(monkeypatch, spilled):
     result, as :func:`map_halo` does, with a tile narrower than the halo (running sums
     round with the window's origin: equal within rounding, not to the bit)."""
     if spilled:
-        monkeypatch.setattr(tiles, "KEEP_SHARE", 0.0)
+        monkeypatch.setattr(spill, "KEEP_SHARE", 0.0)
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(300, 400)), rng.normal(size=(300, 400))
 
     def op(x, y):
         return uniform_filter(x, 9, mode="reflect") * y
 
-    stores, _ = tiles.keep_with([da.from_array(a, chunks=64), da.from_array(b, chunks=64)],
+    stores, _ = spill.keep_with([da.from_array(a, chunks=64), da.from_array(b, chunks=64)],
                                 memory_limit="1GB")
-    assert all(isinstance(s, tiles.NpyWindows if spilled else np.ndarray) for s in stores)
+    assert all(isinstance(s, spill.NpyWindows if spilled else np.ndarray) for s in stores)
     chunks = ((100, 3, 197), (150, 250))
-    got = tiles.map_windows(op, stores, chunks, 4).compute()
+    got = spill.map_windows(op, stores, chunks, 4).compute()
     pair = da.stack([da.from_array(a, chunks=chunks), da.from_array(b, chunks=chunks)], 2)
     want = engine.map_halo(lambda blk: op(blk[:, :, 0], blk[:, :, 1]), pair, 4,
                            drop_axis=2).compute()
@@ -242,7 +242,7 @@ def test_materialise_with_takes_reductions_in_the_same_pass(memory_limit):
         return block * 1.0
 
     a = da.from_array(values, chunks=(64, 64, -1)).map_blocks(counted, meta=np.empty((0, 0, 0)))
-    (kept,), (lo, hi) = tiles.materialise_with([a], tiles.finite_extremes(a, axis=(0, 1)),
+    (kept,), (lo, hi) = spill.materialise_with([a], tiles.finite_extremes(a, axis=(0, 1)),
                                                memory_limit=memory_limit)
     assert len(calls) == a.npartitions  # every block computed once, for both
     np.testing.assert_array_equal(kept.compute(), values)
@@ -332,7 +332,7 @@ def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch, sp
     windows from the guide and responses kept in memory or spilled to files: D_spatial is
     still the whole scene's."""
     if spilled:
-        monkeypatch.setattr(tiles, "KEEP_SHARE", 0.0)
+        monkeypatch.setattr(spill, "KEEP_SHARE", 0.0)
     rng = np.random.default_rng(8)
     comps = uniform_filter(rng.normal(size=(100, 120, 2)), (3, 3, 1))
     comps[[5, 40], [7, 50]] += 3.0  # bright objects
@@ -341,12 +341,12 @@ def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch, sp
     want = spatial_aed(comps, area=(9, 25), radius=2, eps=fusion.eps)
     seen = _filter_tiles_of_30(monkeypatch, "_response_tile")
     monkeypatch.setattr(tiles, "chunks_for", lambda *a, **k: (40, 40))  # guided tiles
-    spill = Path(tiles._spill_dir())
-    before = set(spill.iterdir())
+    folder = Path(spill._spill_dir())
+    before = set(folder.iterdir())
     lazy = fusion_tiles._aed_filtered(da.from_array(comps, chunks=(50, 120, 2)), fusion)
     assert lazy.chunks == ((34, 34, 32), (40, 40, 40))
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), want, rtol=1e-9, atol=1e-12)
-    assert len(set(spill.iterdir()) - before) == (2 if spilled else 0)  # guide, responses
+    assert len(set(folder.iterdir()) - before) == (2 if spilled else 0)  # guide, responses
     shapes = [shape for shape in seen if shape[0] > 1]  # dask's meta calls aside
     assert len(shapes) == 12  # 3 x 4 tiles of 30-34 pixels, each with its halo
     assert max(s[0] for s in shapes) == 34 + 2 * 24 and min(s[1] for s in shapes) == 30 + 24
@@ -422,17 +422,17 @@ def test_infer_batches_equals_one_forward_pass_and_checks_precision():
 
 
 def test_inference_batches_are_larger_on_cuda_and_default_by_device():
-    assert engine.batch_for("cpu") == engine.tiles.BATCH == 8192
-    assert engine.batch_for("cuda") == engine.batch_for("cuda:1") == engine.tiles.CUDA_BATCH
+    assert engine.batch_for("cpu") == engine.inference.BATCH == 8192
+    assert engine.batch_for("cuda") == engine.batch_for("cuda:1") == engine.inference.CUDA_BATCH
     seen = []
 
     def forward(x):
         seen.append(len(x))
         return x[:, :1]
 
-    x = np.zeros((engine.tiles.BATCH + 5, 2), dtype=np.float32)
+    x = np.zeros((engine.inference.BATCH + 5, 2), dtype=np.float32)
     assert engine.infer_batches(forward, x).shape == (len(x), 1)
-    assert seen == [engine.tiles.BATCH, 5]  # the CPU's batch by default
+    assert seen == [engine.inference.BATCH, 5]  # the CPU's batch by default
 
 
 class _Scaler:

@@ -1,5 +1,5 @@
-"""Area opening and closing (hsad.morphology, hsad.area_tree): hsad's tree against DIPlib
-and scikit-image, edge cases."""
+"""Area opening and closing (hsad.engine.morphology, hsad.engine.area_tree): hsad's tree
+against DIPlib and scikit-image, edge cases."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from hsad import morphology
-from hsad.morphology import area_filter
+from hsad.engine import morphology
+from hsad.engine.morphology import area_filter
 
 needs_diplib = pytest.mark.skipif(morphology._dip is None, reason="diplib is not installed")
 
@@ -61,7 +61,7 @@ def test_the_tree_equals_diplib_for_areas_beyond_the_image_and_thin_images():
 
 
 def test_one_tree_gives_every_area_as_separate_calls_do():
-    from hsad.area_tree import area_filters
+    from hsad.engine.area_tree import area_filters
 
     for image in list(_images(21))[:12]:
         both = area_filters(image, (2, 9, 25, 121))
@@ -76,7 +76,7 @@ def test_one_tree_gives_every_area_as_separate_calls_do():
 def test_flooding_equals_union_find(dtype, offset, monkeypatch):
     """Integer images are filtered by flooding; the union-find tree (what floats and wide
     ranges take) gives the same images, on plateaus, thin images and areas beyond them."""
-    from hsad import area_tree
+    from hsad.engine import area_tree
 
     rng = np.random.default_rng(int(abs(offset)) + 1)
     cases = [(rng.integers(1, 20), rng.integers(1, 20), rng.integers(1, 12))
@@ -94,7 +94,7 @@ def test_flooding_equals_union_find(dtype, offset, monkeypatch):
 
 
 def test_boolean_and_wide_range_images_are_filtered_too():
-    from hsad.area_tree import FLOOD_LEVELS, area_filters
+    from hsad.engine.area_tree import FLOOD_LEVELS, area_filters
 
     rng = np.random.default_rng(4)
     mask = rng.random((12, 13)) > 0.5
@@ -108,7 +108,7 @@ def test_boolean_and_wide_range_images_are_filtered_too():
                                       area_filter(wide, 7, polarity, backend="skimage"))
 
 def test_the_tree_refuses_nan_and_bad_shapes():
-    from hsad.area_tree import area_filters
+    from hsad.engine.area_tree import area_filters
 
     with pytest.raises(ValueError, match="NaN"):
         area_filters(np.array([[0.0, np.nan]]), (2,))
@@ -283,7 +283,7 @@ def test_the_kernels_compile_where_numba_cannot_cache_them():
     (here, a function without a source file); hsad's kernels compile without it."""
     from numba import njit as numba_njit
 
-    from hsad import area_tree
+    from hsad.engine import area_tree
 
     space = {}
     exec("def plus_one(x):\n    return x + 1", space)

@@ -18,10 +18,10 @@ from neon_files import EPSG, MAP_INFO, neon_values, write_neon
 from rasterio.crs import CRS
 
 from hsad.cube import source_of
+from hsad.cube.subset import Window
 from hsad.detectors.rx import GlobalRX
 from hsad.errors import FileFormatError, OutputError, ParameterError, TruncatedFileError
 from hsad.io import detect_format, hdf5_chunks, hdf5_planes, open_cube
-from hsad.subset import Window
 
 NAME = "NEON_D17_SJER_DP1_L001-1_20230418_directional_reflectance.h5"
 PLANES = (40, 30, 1)  # one whole band a chunk, as some NEON files of 2022 on

@@ -14,11 +14,11 @@ import rasterio
 from cli_helpers import one_error, run_cli
 from neon_files import weather_codes, weather_colours, write_neon
 
+from hsad.cube.subset import spatial_subset
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io import open_cube
 from hsad.io.neon_weather import quality_valid, scene_classes, shares, weather_classes
 from hsad.pipeline import prepare_cube
-from hsad.subset import spatial_subset
 
 NAME = "NEON_D17_SJER_DP3_257000_4112000_bidirectional_reflectance.h5"
 CODES = weather_codes()
@@ -80,7 +80,7 @@ def test_a_window_takes_its_part_of_the_layer(neon):
 
 
 def _window(row, col, height, width):
-    from hsad.subset import Window
+    from hsad.cube.subset import Window
 
     return Window(col_off=col, row_off=row, width=width, height=height)
 

@@ -170,7 +170,7 @@ CLASSIC = textwrap.dedent('''
     annotations)."""
     import numpy as np
 
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
     from hsad.cube import map_like
     from hsad.detectors.base import BaseDetector
 

@@ -10,8 +10,8 @@ import textwrap
 
 import numpy as np
 
-from hsad.bands import read_wavelength_file
 from hsad.config import load_config
+from hsad.cube.bands import read_wavelength_file
 from hsad.io import atomic
 from hsad.io.envi_writer import remove_headers
 

@@ -15,8 +15,8 @@ from rasterio.control import GroundControlPoint
 
 from hsad import detectors, open_cube
 from hsad.cube import nodata_hits, valid_mask
+from hsad.cube.nodata import set_nodata
 from hsad.errors import ParameterError
-from hsad.nodata import set_nodata
 
 TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_000_000.0)
 FLT_MAX = float(np.finfo(np.float32).max)

@@ -10,8 +10,8 @@ import pytest
 import rasterio
 
 from hsad import open_cube, select_bands
-from hsad.bands import attach_wavelengths, read_wavelength_file
 from hsad.cli.main import main
+from hsad.cube.bands import attach_wavelengths, read_wavelength_file
 from hsad.errors import ParameterError
 
 BANDS = 6

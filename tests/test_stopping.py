@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from hsad import stopping
-from hsad.engine.tiles import infer_batches
+from hsad.engine.inference import infer_batches
 from hsad.nn.latent_search import latent_search
 
 
@@ -144,7 +144,7 @@ def test_sigterm_ends_a_long_latent_search_without_waiting_for_the_tile(tmp_path
 
 
 def test_stop_work_stops_the_area_filters_and_the_inference():
-    from hsad import morphology
+    from hsad.engine import morphology
 
     filters, inference = morphology._stops.mark(), stopping.mark()
     stopping.stop_work()

@@ -1,4 +1,4 @@
-"""Spatial subsets (``--srcwin``, ``--projwin``, ``--projwin-srs``; :mod:`hsad.subset`): cut
+"""Spatial subsets (``--srcwin``, ``--projwin``, ``--projwin-srs``; :mod:`hsad.cube.subset`): cut
 as gdal_translate cuts them, with GDAL's window transform, reading only the window, and
 with the rasters made for the whole scene (valid mask, truth, background) cut the same way."""
 
@@ -17,12 +17,12 @@ from rasterio.warp import transform as warp_transform
 
 from hsad import detectors
 from hsad.cube import make_cube, transform_of
+from hsad.cube.subset import projwin_window, spatial_subset, srcwin_window
 from hsad.errors import ParameterError
 from hsad.io import open_cube
 from hsad.io.envi_writer import write_envi
 from hsad.io.geotiff_writer import write_geotiff
 from hsad.io.mat_writer import write_mat
-from hsad.subset import projwin_window, spatial_subset, srcwin_window
 
 GRID = Affine(30, 0, 500_000, 0, -30, 5_100_000)
 ROTATED = Affine.translation(500_000, 5_100_000) @ Affine.rotation(12.0) @ Affine.scale(30, -30)
@@ -235,7 +235,7 @@ def test_background_polygons_over_a_whole_unreferenced_scene_fit_its_window(tmp_
     area = tmp_path / "area.gpkg"  # rows 25:35, columns 20:30 of the whole scene, no CRS
     pyogrio.raw.write(area, np.array([shapely.to_wkb(box(20, -35, 30, -25))], dtype=object),
                       [], [], geometry_type="Polygon", crs=None, driver="GPKG")
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
 
     cube = spatial_subset(open_cube(mat), srcwin=(15, 20, 20, 20))
     mask = background_mask(cube, area)
@@ -524,8 +524,8 @@ def test_spatial_subset_in_python_nests_windows(scene):
 
 
 def test_a_window_view_indexes_as_numpy_does_on_the_window(scene):
+    from hsad.cube.subset import Window
     from hsad.io.window import WindowView
-    from hsad.subset import Window
 
     base = np.arange(10 * 12 * 2).reshape(10, 12, 2)
     view, window = WindowView(base, 2, 3, 6, 5), base[2:8, 3:8]
@@ -580,7 +580,7 @@ def test_a_fractional_srcwin_is_refused_and_one_starting_at_the_edge_lies_outsid
 
 def test_a_larger_raster_is_placed_by_its_grid_inside_its_rows_and_crs():
     """A larger truth is cut by the grids (lon/lat too), not past its rows or across CRSs."""
-    from hsad.subset import offsets_in, on_scene_grid
+    from hsad.cube.subset import offsets_in, on_scene_grid
 
     a = 8.983152841195215e-05  # 10 m in degrees
     lonlat = Affine(a, 0, 12.345, 0, -a, 45.0)
@@ -604,7 +604,7 @@ def test_a_larger_raster_is_placed_by_its_grid_inside_its_rows_and_crs():
 
 def test_a_background_mask_off_the_grid_hints_at_polygons():
     """A background mask on another CRS hints at polygons; a ground truth does not."""
-    from hsad.subset import on_scene_grid
+    from hsad.cube.subset import on_scene_grid
 
     cube = make_cube(np.zeros((6, 5, 1)), transform=GRID, crs="EPSG:32633").isel(band=0)
     other = cube.rio.write_crs("EPSG:32634")
@@ -632,9 +632,9 @@ def test_a_slice_taken_in_python_after_a_cut_moves_its_window(tmp_path, georefer
     (of ``spatial_subset``'s and of a reader's window), as does a window cut of the slice:
     the raster was cut at the first cut's offsets, silently. A flip or a step after the cut
     is refused, never placed."""
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
+    from hsad.cube.subset import current_window
     from hsad.io.window import window_tags
-    from hsad.subset import current_window
 
     values, _ = _values()
     pattern, raster = _whole_scene_mask(tmp_path, values.shape[:2], georeferenced)
@@ -665,7 +665,7 @@ def test_polygons_of_a_slice_of_an_unreferenced_window_are_read_back_in_its_fram
     (coordinates kept by xarray): its maps and polygons lie there, and polygons written
     for it are read back there (a review found them refused as "outside the scene" when
     read in the whole scene's frame)."""
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
     from hsad.outputs.polygons import polygons, write_polygons
 
     values, _ = _values()
@@ -703,8 +703,8 @@ def test_a_window_is_moved_only_by_coordinates_on_its_grid(tmp_path):
     (rioxarray's stale transform), and coordinates on another grid (reprojected, flipped,
     relabelled) placed at offsets they no longer meant. Only coordinates on the grid the
     window was cut on, float32 ones too, move it; any other is refused, never guessed."""
-    from hsad.background import background_mask
-    from hsad.subset import current_window
+    from hsad.cube.background import background_mask
+    from hsad.cube.subset import current_window
 
     values, _ = _values()
     pattern, raster = _whole_scene_mask(tmp_path, values.shape[:2], georeferenced=False)
@@ -735,9 +735,9 @@ def test_window_tags_read_by_rioxarray_are_written_back_as_read(tmp_path):
     they were."""
     import rioxarray
 
-    from hsad.background import background_mask
+    from hsad.cube.background import background_mask
+    from hsad.cube.subset import current_window
     from hsad.io.geotiff_writer import write_geotiff
-    from hsad.subset import current_window
 
     values, _ = _values()
     cut = spatial_subset(make_cube(values), srcwin=(5, 7, 30, 25))
@@ -782,8 +782,8 @@ def test_text_frames_read_by_rioxarray_are_not_taken_for_hsads(tmp_path):
     import shapely
     from shapely.geometry import box
 
-    from hsad.background import background_mask
     from hsad.cube import as_cube
+    from hsad.cube.background import background_mask
     from hsad.io.geotiff_writer import write_geotiff_cube
     from hsad.io.window import window_tags
 

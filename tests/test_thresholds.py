@@ -1,4 +1,4 @@
-"""The default threshold rule, which needs no ground truth (hsad.thresholds)."""
+"""The default threshold rule, which needs no ground truth (hsad.engine.thresholds)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import warnings
 import numpy as np
 import pytest
 
-from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.thresholds import (
+from hsad.engine.thresholds import (
     check_threshold,
     contamination_threshold,
     robust_threshold,
     weighted_chi2_isf,
 )
+from hsad.errors import DegenerateDataWarning, ParameterError
 
 
 def test_nominal_rate_holds_on_a_log_normal_background():
@@ -332,7 +332,7 @@ def test_at_or_above_decides_as_float64_for_every_float_type(dtype):
     """NumPy 1.x compared a float32 map with a float64 scalar in float32: a threshold
     between two float32 values flagged the one below it. ``at_or_above`` decides as float64
     does on any NumPy, the threshold moved to the smallest value of the map's type above it."""
-    from hsad.thresholds import at_or_above
+    from hsad.engine.thresholds import at_or_above
 
     rng = np.random.default_rng(3)
     s = rng.normal(size=2000).astype(dtype)

@@ -1,4 +1,4 @@
-"""One model from several scenes: :func:`hsad.mosaic.training_mosaic` and
+"""One model from several scenes: :func:`hsad.cube.mosaic.training_mosaic` and
 ``hsad train A B ...``, whose fit equals one fitted on the scenes' pixels pooled."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from cli_helpers import one_error, run_cli
 from shapely.geometry import box
 
 from hsad import detectors, make_cube, open_cube, synthetic
+from hsad.cube.mosaic import context_of, training_mosaic
 from hsad.errors import ParameterError
 from hsad.io.model_archive import load_model
-from hsad.mosaic import context_of, training_mosaic
 
 WAVELENGTHS = np.linspace(450, 900, 6)
 

@@ -149,7 +149,7 @@ def test_the_top_level_write_geotiff_takes_tags_and_a_description(tmp_path):
 
 
 def test_a_nodata_that_is_not_a_number_is_a_parameter_error():
-    from hsad.nodata import set_nodata
+    from hsad.cube.nodata import set_nodata
 
     cube = hsad.make_cube(np.zeros((3, 3, 2), "float32"))
     with pytest.raises(ParameterError, match="nodata must be a number"):
@@ -158,10 +158,10 @@ def test_a_nodata_that_is_not_a_number_is_a_parameter_error():
 
 
 @pytest.mark.parametrize("module", [
-    "hsad.errors", "hsad.cube", "hsad.io.model_archive", "hsad.fusion", "hsad.mosaic",
+    "hsad.errors", "hsad.cube", "hsad.io.model_archive", "hsad.fusion", "hsad.cube.mosaic",
     "hsad.nn.persistence", "hsad.outputs.evaluation", "hsad.outputs.polygons",
-    "hsad.outputs.benchmark", "hsad.pipeline", "hsad.config", "hsad.background",
-    "hsad.vector_masks", "hsad.detectors"])
+    "hsad.outputs.benchmark", "hsad.pipeline", "hsad.config", "hsad.cube.background",
+    "hsad.cube.vector_masks", "hsad.detectors"])
 def test_a_star_import_brings_the_modules_own_names_not_its_imports(module):
     mod = importlib.import_module(module)
     namespace: dict = {}

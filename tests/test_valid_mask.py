@@ -1,4 +1,4 @@
-"""Nodata and valid masks: hsad.nodata (API) and --nodata / --valid-mask in detect and
+"""Nodata and valid masks: hsad.cube.nodata (API) and --nodata / --valid-mask in detect and
 train (CLI, end to end): excluded pixels score NaN and enter no statistics."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from affine import Affine
 from hsad import detectors
 from hsad.cli.main import main
 from hsad.cube import make_cube, map_like, valid_mask
+from hsad.cube.nodata import apply_valid_mask, set_nodata
 from hsad.errors import ParameterError
 from hsad.io.envi_writer import write_envi
 from hsad.io.geotiff_writer import write_mask
 from hsad.io.model_archive import load_model
-from hsad.nodata import apply_valid_mask, set_nodata
 
 TRANSFORM = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 5_100_000.0)
 CRS = "EPSG:32633"

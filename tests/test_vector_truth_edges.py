@@ -1,4 +1,4 @@
-"""Vector masks at their edges (hsad.vector_masks): an EMIT granule's first instrument line,
+"""Vector masks at their edges (hsad.cube.vector_masks): an EMIT granule's first instrument line,
 a target smaller than a pixel on the map's left edge, and the messages for a GeoJSON
 whose coordinates are not longitude/latitude, a GeoPackage of attribute tables only and
 features with empty geometries."""
@@ -24,9 +24,9 @@ from test_emit import (
 )
 
 from hsad.cube import make_cube
+from hsad.cube.vector_masks import vector_mask
 from hsad.errors import ParameterError
 from hsad.io import open_cube
-from hsad.vector_masks import vector_mask
 
 #: 10 x 10 pixels of 1 unit, x = column, y = 10 - row
 GRID = Affine(1, 0, 0, 0, -1, 10)

@@ -10,10 +10,10 @@ import pytest
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
+from hsad.cube.subset import Window
 from hsad.errors import ParameterError
 from hsad.io import open_cube
 from hsad.io.window import ComputedView, WindowView
-from hsad.subset import Window
 
 #: the tags `convert --srcwin 10 20 25 18` writes on a window of a 48 x 40 MAT scene
 WINDOW_TAGS = {"hsad_window": "10 20 25 18", "hsad_window_of": "40 48",

@@ -38,7 +38,7 @@ from hsad.errors import ParameterError
 from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 class AED(BaseDetector):

@@ -26,7 +26,7 @@ CUBE_METHODS = ("fit", "score", "fit_score", "score_stages", "residual")
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from hsad.array_types import CubeLike, MapLike
+    from hsad.cube.array_types import CubeLike, MapLike
 
 
 def taking_any_cube(method):
@@ -237,7 +237,7 @@ class BaseDetector(SceneChecks):
         return f"{type(self).__name__}({args})"
 
     def fit(self, cube: CubeLike) -> Self:
-        """Learn the detector's state from ``cube`` (a :data:`hsad.array_types.CubeLike`)
+        """Learn the detector's state from ``cube`` (a :data:`hsad.cube.array_types.CubeLike`)
         and return ``self``."""
         raise NotImplementedError
 
@@ -267,14 +267,14 @@ class BaseDetector(SceneChecks):
           flagged, with a warning when that flags more than asked).
         - ``far``: the false-alarm rate wanted on background. Detectors with a known null
           distribution (RX: χ² with B degrees of freedom) use it; others fit the background
-          robustly (:func:`hsad.thresholds.robust_threshold`).
+          robustly (:func:`hsad.engine.thresholds.robust_threshold`).
         - none: the default rule, which needs no ground truth and is the same for every
           detector: a robust log-normal fit of the scores at a false-alarm rate of 0.001
-          (:data:`hsad.thresholds.DEFAULT_RULE`).
+          (:data:`hsad.engine.thresholds.DEFAULT_RULE`).
 
         The mask's attrs record ``threshold`` and ``threshold_rule``.
         """
-        from hsad.thresholds import (
+        from hsad.engine.thresholds import (
             DEFAULT_FAR,
             DEFAULT_RULE,
             at_or_above,
@@ -297,7 +297,7 @@ class BaseDetector(SceneChecks):
         if value is not None:
             thr, rule = float(value), "absolute score"
         elif contamination is not None:
-            from hsad.thresholds import contamination_threshold, gathered_float64
+            from hsad.engine.thresholds import contamination_threshold, gathered_float64
 
             thr = contamination_threshold(gathered_float64(s), float(contamination),
                                           overwrite_input=True)

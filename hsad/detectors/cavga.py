@@ -55,7 +55,7 @@ from hsad.nn.trainer import Stage, Update
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 def _convs(sizes, kernels) -> nn.Sequential:
@@ -137,8 +137,8 @@ class CAVGA(ReconstructionDetector):
         scene's grid, non-zero = anomaly) trains CAVGA_w on those pixels' patches."""
         self._labelled = None
         if labels is not None:
-            from hsad.background import array_mask, raster_mask
             from hsad.cube import good_band_mask
+            from hsad.cube.background import array_mask, raster_mask
             from hsad.nn.sampling import region_mask, sample_pixels
 
             path = cube.attrs.get("source_path")

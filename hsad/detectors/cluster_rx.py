@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
+from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine.blas import triangular_factor, working_scale
@@ -57,7 +57,7 @@ COVARIANCES = ("pooled", "shrunk", "cluster")
 SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 class ClusterRX(BaseDetector):

@@ -47,7 +47,7 @@ from hsad.errors import DegenerateDataWarning
 _BUDGET = 128 * 2**20
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.ndarray,

@@ -30,7 +30,7 @@ from hsad.engine.windows import MAX_WINDOW, check_dtype, single_threaded_linalg
 from hsad.errors import ParameterError
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 def local_mean_block(block: np.ndarray, mean: np.ndarray, tri: np.ndarray, kernel: int,

@@ -49,7 +49,7 @@ FLOOR = 1e-10
 SAMPLES_PER_DIMENSION = 4
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 def auto_dimension(n_bands: int, pca: int | None, n_ring: int) -> int:

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.background import background_mask
 from hsad.cube import good_band_mask, map_like
+from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.declared import FLOAT32_MAX, DeclaredHyperparameters
 from hsad.detectors.level_check import sampled_values
@@ -51,7 +51,7 @@ INPUT_CLIP = 1e6
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
@@ -195,7 +195,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
         ``train_mask`` ((y, x) bool array or mask file, non-zero = background to learn),
         ``train_window`` (rows/columns ``r0, r1, c0, c1``, half-open) and ``background`` (a
-        mask or polygons, :mod:`hsad.background`); default: all."""
+        mask or polygons, :mod:`hsad.cube.background`); default: all."""
         self._validate()
         device = resolve_device(self.device)
         region = region_mask(cube, mask=train_mask, window=self.train_window)

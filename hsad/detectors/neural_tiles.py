@@ -13,12 +13,12 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, good_bands_of
 from hsad.engine import call_model, infer_batches, model_node
-from hsad.engine.tiles import CUDA_BATCH
+from hsad.engine.inference import CUDA_BATCH
 from hsad.errors import ModelError
 from hsad.nn.noise import PixelNoise
 from hsad.nn.sampling import read_window, window_inputs
 
-#: Pixels per inference batch on the CPU (on CUDA: :data:`hsad.engine.tiles.CUDA_BATCH`).
+#: Pixels per inference batch on the CPU (on CUDA: :data:`hsad.engine.inference.CUDA_BATCH`).
 INFER_BATCH = 8192
 
 

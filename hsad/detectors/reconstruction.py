@@ -55,7 +55,7 @@ FORMAT1_MULTISCALE_AREA = 121
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 class ReconstructionDetector(NeuralDetector):

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hsad.background import background_mask
 from hsad.cube import map_like, nodata_hits
+from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
 from hsad.engine.covariance import distinct_spectra, whitening
@@ -30,7 +30,7 @@ from hsad.engine.windows import (
 )
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 def rx_block(
@@ -109,7 +109,7 @@ class GlobalRX(BaseDetector):
 
     def fit(self, cube: CubeLike, background=None) -> GlobalRX:
         """Stream μ and Σ over the valid pixels and good bands (inside ``background``, a mask
-        or polygons, see :mod:`hsad.background`); factor the pseudo-inverse."""
+        or polygons, see :mod:`hsad.cube.background`); factor the pseudo-inverse."""
         ridge = check_ridge(self.name, self.ridge)
         check_dtype(self.name, self.dtype)
         region = background_mask(cube, background)
@@ -167,11 +167,11 @@ class GlobalRX(BaseDetector):
         """The null quantile: Gaussian background RX scores follow χ² with ``rank_`` degrees
         of freedom; with a ridge, ``Σ wᵢ·χ²₁`` with ``wᵢ = λᵢ/(λᵢ + δ)``, the eigenvalues of
         ``WᵀΣW`` (the ridge shrinks every direction's score;
-        :func:`hsad.thresholds.weighted_chi2_isf`)."""
+        :func:`hsad.engine.thresholds.weighted_chi2_isf`)."""
         if getattr(self, "rank_", 0) < 1:
             return None
         if float(self.ridge or 0.0) > 0:
-            from hsad.thresholds import weighted_chi2_isf
+            from hsad.engine.thresholds import weighted_chi2_isf
 
             white = np.asarray(self.whitening_, dtype=np.float64)
             weights = np.linalg.eigvalsh(white.T @ np.asarray(self.cov_) @ white)

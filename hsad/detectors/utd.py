@@ -25,7 +25,7 @@ import xarray as xr
 from hsad.detectors.rx import GlobalRX
 
 if TYPE_CHECKING:
-    from hsad.array_types import CubeLike
+    from hsad.cube.array_types import CubeLike
 
 
 class UTD(GlobalRX):

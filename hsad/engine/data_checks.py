@@ -60,7 +60,7 @@ FILL_MAGNITUDE = 1e20
 #: what to do about an undeclared fill value (part of its warnings)
 FILL_ADVICE = ("an undeclared fill value (such as -3.4e38) dominates the statistics and "
                "flattens every other score; declare it with --nodata VALUE "
-               "(hsad.nodata.set_nodata)")
+               "(hsad.cube.nodata.set_nodata)")
 #: the share of the sampled pixels (of those holding data) beyond which values over
 #: :data:`FILL_MAGNITUDE` in every good band are the scene's scale, not a fill value
 HUGE_SHARE = 0.5
@@ -253,7 +253,7 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None, *,
         warnings.warn(f"{where}about {share:.0%} of {whole} hold {value:g} in every good band "
                       f"(no measured spectrum is flat): an undeclared fill value? They are "
                       f"scored as data and skew the statistics; give --nodata {value:g} "
-                      f"(hsad.nodata.set_nodata)", DegenerateDataWarning, stacklevel=3)
+                      f"(hsad.cube.nodata.set_nodata)", DegenerateDataWarning, stacklevel=3)
     if not can_miss(cube.dtype, nodata):
         return fill[0] if fill else None
     missing = missing_values(sample, nodata)

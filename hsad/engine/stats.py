@@ -216,7 +216,7 @@ def cube_moments(cube: xr.DataArray, use_mask: bool = True, bands=None,
     """Mean and scatter of the cube's valid pixels over its good bands, in one pass.
 
     ``bands`` overrides the band selection (a boolean vector or index list); ``region``, a
-    (y, x) bool map (e.g. :func:`hsad.background.background_mask`), keeps only its pixels.
+    (y, x) bool map (e.g. :func:`hsad.cube.background.background_mask`), keeps only its pixels.
     """
     sel = good_band_mask(cube) if bands is None else np.asarray(bands)
     data = cube.data

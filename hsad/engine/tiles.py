@@ -1,28 +1,21 @@
-"""The scene engine: tiles sized by a memory budget, exact halo operators, streamed global
-statistics, batched torch inference and streamed map outputs.
+"""The scene engine's tiles: sized by a memory budget, exact halo operators, streamed
+reductions of maps and streamed map outputs.
 
 - :func:`chunks_for` / :func:`open_tiled`: ``(y, x)`` tiles with all bands, as large as a
   memory budget allows for the tasks running at once.
 - :func:`map_halo`: a tile operator with ``halo`` pixels of real context from the
   neighbouring tiles (``dask.array.map_overlap``), none beyond the image edge, so window
   operators give the whole-scene result exactly.
-- :func:`infer_batches`, :func:`model_node`: torch inference in batches on a device
-  (optional bf16/fp16 autocast on CUDA), with the model one graph key (sent to each
-  worker once).
 - :func:`write_map`: a map streamed tile by tile into a (COG) GeoTIFF, with a progress
   bar, from the threaded scheduler or a cluster.
-"""
 
+Maps kept between passes are in :mod:`hsad.engine.spill`, torch inference over tiles in
+:mod:`hsad.engine.inference` (both were here before 0.3.0; their names still import
+from here).
+"""
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
-import os
-import shutil
-import tempfile
-import uuid
-import weakref
 from pathlib import Path
 
 import dask
@@ -30,18 +23,16 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from hsad import stopping
 from hsad.cube import map_like
 from hsad.engine.scheduler import (
     TileProgress,
     active_client,
-    cluster_progress,
     concurrency,
     local_writes,
     parse_memory,
     pull_blocks,
 )
-from hsad.errors import ModelError, ParameterError
+from hsad.errors import ParameterError
 
 #: Working bytes per band and pixel a tile task needs beyond its raw data, measured: RX
 #: moments hold two float64 copies (16), a neural residual about eight float32 arrays (32).
@@ -50,13 +41,6 @@ WORK_BYTES = 36
 MIN_TILE, ALIGN = 32, 16
 #: Full-width strips are used for row-interleaved files when at least this many rows fit.
 MIN_STRIP = 16
-#: Maps below this share of the memory budget are kept in memory, larger ones spilled.
-KEEP_SHARE = 0.125
-#: Pixels per inference batch on the CPU, and on a CUDA GPU, which larger batches keep busy
-#: (f-AnoGAN's score terms: 4.6 Mpixel/s at 8192, 16.7 at 65536 on an H200; performance.md §4).
-BATCH, CUDA_BATCH = 8192, 65536
-#: Autocast dtypes for ``precision`` (CUDA only; CPU inference stays float32).
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 # ---------------------------------------------------------------- tiles
@@ -134,12 +118,12 @@ def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
     """Open a cube lazily with tiles from :func:`chunks_for` (``chunks`` overrides).
 
     ENVI files (stored row by row) get full-width strips when the budget allows.
-    ``subset``: :func:`hsad.subset.spatial_subset` keywords (``srcwin``, ``projwin``,
+    ``subset``: :func:`hsad.cube.subset.spatial_subset` keywords (``srcwin``, ``projwin``,
     ``projwin_crs``): only that window is opened, in tiles sized for it, and every read (a
     tile, a statistics sample) reads only its own pixels (:mod:`hsad.io.window`).
     """
+    from hsad.cube.subset import window_for
     from hsad.io import open_cube
-    from hsad.subset import window_for
 
     cube = open_cube(path, chunks=chunks, key=key)
     window = window_for(cube, **(subset or {}))
@@ -272,336 +256,6 @@ def nan_median(values: da.Array, limit: int = 1 << 20) -> float:
         lo, hi, below = new_lo, new_hi, new_below
 
 
-# ---------------------------------------------------------------- materialising maps
-
-
-_SPILL_DIR: list[str] = []
-
-
-def _spill_dir() -> str:
-    if not _SPILL_DIR:
-        path = tempfile.mkdtemp(prefix="hsad-spill-")
-        atexit.register(shutil.rmtree, path, True)
-        _SPILL_DIR.append(path)
-    return _SPILL_DIR[0]
-
-
-def _remove_quietly(path: str) -> None:
-    """Remove ``path`` if it is still there (a spill file no graph reads any more)."""
-    with contextlib.suppress(OSError):
-        os.remove(path)
-
-
-def _runs(shape: tuple[int, ...], key: tuple[slice, ...]):
-    """``(first item, items)`` of each contiguous run of a C-order array of ``shape`` that
-    the block ``key`` (one slice of step 1 per axis) covers, in order."""
-    starts = [k.indices(n)[0] for k, n in zip(key, shape, strict=True)]
-    stops = [k.indices(n)[1] for k, n in zip(key, shape, strict=True)]
-    # the trailing axes the block spans whole join the run
-    inner = len(shape)
-    while inner > 1 and starts[inner - 1] == 0 and stops[inner - 1] == shape[inner - 1]:
-        inner -= 1
-    strides = np.cumprod((1, *shape[::-1]))[::-1][1:]
-    run = (stops[inner - 1] - starts[inner - 1]) * int(np.prod(shape[inner:], dtype=np.int64))
-    outer = [range(a, b) for a, b in zip(starts[:inner - 1], stops[:inner - 1], strict=True)]
-    base = starts[inner - 1] * int(strides[inner - 1])
-    if not outer:
-        return [(base, run)], run
-    grid = np.stack(np.meshgrid(*[np.asarray(r, np.int64) for r in outer], indexing="ij"),
-                    axis=-1).reshape(-1, len(outer))
-    return [(int(i), run) for i in grid @ strides[:inner - 1] + base], run
-
-
-class NpyWindows:
-    """Array-like over a ``.npy`` file for ``dask.array.from_array`` (reads) and
-    ``dask.array.store`` (writes): a window is read or written with ``pread``/``pwrite``,
-    row run by row run, through the page cache: nothing of the file is mapped into the
-    process. Thread safe, picklable."""
-
-    def __init__(self, path: str, shape: tuple[int, ...], dtype, offset: int | None = None):
-        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
-        self.ndim = len(self.shape)
-        if offset is None:  # the .npy header's length
-            with open(path, "rb") as f:
-                np.lib.format.read_magic(f)
-                np.lib.format.read_array_header_1_0(f)
-                offset = f.tell()
-        self.offset = offset
-
-    @classmethod
-    def create(cls, path: str, shape: tuple[int, ...], dtype) -> NpyWindows:
-        """A new ``.npy`` file of ``shape`` (sparse until written), removed when the
-        returned object is no longer referenced (by the dask graphs reading it): a batch
-        of scenes in one process does not pile up its spill files until the end."""
-        dtype = np.dtype(dtype)
-        with open(path, "wb") as f:
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                    "shape": tuple(shape)})
-            offset = f.tell()
-            f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-        out = cls(path, shape, dtype, offset)
-        weakref.finalize(out, _remove_quietly, path)
-        return out
-
-    def _key(self, key) -> tuple[slice, ...]:
-        key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (self.ndim - len(key))
-        if len(key) != self.ndim or not all(isinstance(k, slice) and k.step in (None, 1)
-                                            for k in key):
-            raise IndexError(f"NpyWindows takes one slice of step 1 per axis, got {key!r}")
-        return key
-
-    def _window_shape(self, key: tuple[slice, ...]) -> tuple[int, ...]:
-        return tuple(len(range(*k.indices(n))) for k, n in zip(key, self.shape, strict=True))
-
-    def _views(self, key: tuple[slice, ...], flat: np.ndarray, mode: str):
-        """``(file, bytes of flat)`` for each contiguous run of the window ``key`` in turn,
-        the file (an object of its own: threads) positioned at the run."""
-        runs, run = _runs(self.shape, key)
-        with open(self.path, mode, buffering=0) as f:
-            for i, (first, _) in enumerate(runs):
-                f.seek(self.offset + first * self.dtype.itemsize)
-                yield f, memoryview(flat[i * run:(i + 1) * run]).cast("B")
-
-    def __getitem__(self, key) -> np.ndarray:
-        key = self._key(key)
-        out = np.empty(self._window_shape(key), self.dtype)
-        if out.size:
-            for f, view in self._views(key, out.reshape(-1), "rb"):
-                if f.readinto(view) != view.nbytes:
-                    raise OSError(f"{self.path}: short read")
-        return out
-
-    def __setitem__(self, key, value) -> None:
-        key = self._key(key)
-        flat = np.ascontiguousarray(value, dtype=self.dtype).reshape(-1)
-        size = math.prod(self._window_shape(key))
-        if flat.size != size:
-            raise ValueError(f"a block of {flat.size} values for a window of {size}")
-        if size:
-            for f, view in self._views(key, flat, "r+b"):
-                if f.write(view) != view.nbytes:
-                    raise OSError(f"{self.path}: short write")
-
-
-def materialise(*arrays: da.Array, memory_limit: str | int | None = None) -> list[da.Array]:
-    """Compute ``arrays`` together (one pass over what they share) and return cheap lazy
-    views of the results: in memory when all fit in ``KEEP_SHARE`` of the budget,
-    otherwise in ``.npy`` files in a temporary folder; on a cluster, persisted there."""
-    return materialise_with(arrays, (), memory_limit=memory_limit)[0]
-
-
-def materialise_with(arrays, reductions, *, memory_limit: str | int | None = None
-                     ) -> tuple[list[da.Array], tuple]:
-    """:func:`materialise` of ``arrays``, and the values of the lazy ``reductions`` of them
-    (e.g. :func:`finite_extremes`) computed in the same pass: nothing is read back."""
-    arrays, client = list(arrays), active_client()
-    if client is not None:
-        kept = list(client.persist(arrays))
-        cluster_progress(kept)
-        return kept, tuple(dask.compute(*reductions)) if reductions else ()
-    stores, values = keep_with(arrays, reductions, memory_limit=memory_limit)
-    return [_lazy_view(k, a.chunks) for k, a in zip(stores, arrays, strict=True)], values
-
-
-def keep_with(arrays, reductions=(), *, memory_limit: str | int | None = None
-              ) -> tuple[list, tuple]:
-    """Compute ``arrays`` (and ``reductions``) in one pass with the local schedulers and
-    return what holds them: numpy arrays when all fit in ``KEEP_SHARE`` of the budget,
-    otherwise :class:`NpyWindows` files in a temporary folder. Both are sliced, a window at
-    a time, by :func:`map_windows`."""
-    arrays, reductions = list(arrays), list(reductions)
-    budget = parse_memory(memory_limit)
-    if sum(a.nbytes for a in arrays) <= KEEP_SHARE * budget:
-        values = dask.compute(*arrays, *reductions)
-        return list(values[:len(arrays)]), tuple(values[len(arrays):])
-    folder = _spill_dir()
-    stores = [NpyWindows.create(os.path.join(folder, f"{uuid.uuid4().hex}.npy"), a.shape,
-                                a.dtype) for a in arrays]
-    stored = da.store(arrays, stores, lock=False, compute=False)
-    _, *values = dask.compute(stored, *reductions)
-    return stores, tuple(values)
-
-
-def _lazy_view(store, chunks) -> da.Array:
-    """A dask array reading ``store`` (numpy array or :class:`NpyWindows`) in ``chunks``."""
-    if isinstance(store, np.ndarray):
-        return da.from_array(store, chunks=chunks)
-    return da.from_array(store, chunks=chunks, asarray=False,
-                         meta=np.empty((0,) * store.ndim, store.dtype),
-                         name=f"spill-{uuid.uuid4().hex}")
-
-
-def map_windows(func, stores, chunks, halo: int, *, dtype=np.float64, **kwargs) -> da.Array:
-    """``func(*windows, **kwargs)`` on every tile of the ``(y, x)`` grid ``chunks``, each
-    window being the tile of every one of ``stores`` (from :func:`keep_with`) with ``halo``
-    pixels of context, clipped at the image edge; the halo is trimmed from the result
-    (2-D). As :func:`map_halo`, but every task reads its own window from what was kept:
-    no graph of halo pieces to assemble, which held maps' worth of them."""
-    h = int(halo)
-    rows, cols = stores[0].shape[:2]
-
-    def tile(block_info=None):
-        (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
-        wy0, wx0 = max(y0 - h, 0), max(x0 - h, 0)
-        window = (slice(wy0, min(y1 + h, rows)), slice(wx0, min(x1 + h, cols)))
-        out = func(*[np.asarray(s[window]) for s in stores], **kwargs)
-        return np.asarray(out, dtype)[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-
-    return da.map_blocks(tile, chunks=tuple(chunks[:2]), dtype=dtype,
-                         meta=np.empty((0, 0), dtype),
-                         name=f"windows-{getattr(func, '__name__', 'func')}-"
-                              f"{uuid.uuid4().hex}")
-
-
-# ---------------------------------------------------------------- neural inference
-
-
-@contextlib.contextmanager
-def tile_threads():
-    """One torch and one BLAS thread per tile task while the local scheduler runs several
-    tasks at once: dask's parallelism over tiles replaces the libraries' own, which would
-    otherwise oversubscribe the CPUs (and spin-wait on a busy machine)."""
-    if active_client() is not None or concurrency() <= 1:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    from hsad.nn.trainer import cpu_threads
-
-    with cpu_threads(1), threadpool_limits(1, user_api="blas"):
-        yield
-
-
-def model_node(model) -> dask.delayed:
-    """``model`` as one key of a dask graph: tasks taking it as an argument share it, so a
-    cluster ships it to each worker once (then keeps it), not once per tile."""
-    return dask.delayed(model, name=f"model-{type(model).__name__}-{uuid.uuid4().hex}",
-                        traverse=False)
-
-
-def call_model(model, method: str, *args, **kwargs):
-    """``getattr(model, method)(*args, **kwargs)``: the task run per tile on a model node."""
-    return getattr(model, method)(*args, **kwargs)
-
-
-def batch_for(device) -> int:
-    """Pixels per inference batch on ``device``: :data:`CUDA_BATCH` on CUDA, else
-    :data:`BATCH`."""
-    return CUDA_BATCH if str(device).startswith("cuda") else BATCH
-
-
-def infer_batches(forward, inputs: np.ndarray, *, prepare=None, on_device=None,
-                  batch: int | None = None, device="cpu", precision: str | None = None,
-                  grad: bool = False, keys: np.ndarray | None = None,
-                  reduce=None) -> np.ndarray:
-    """``forward`` over ``inputs`` in batches of ``batch`` rows (default
-    :func:`batch_for` the device); float32 numpy result.
-
-    ``prepare(numpy batch) -> tensor`` (default ``torch.from_numpy``) runs on the CPU. On
-    CUDA, with ``on_device(tensor) -> tensor`` (the same preparation, of a float32 tensor of
-    the raw values), the raw batch is copied instead and prepared on the GPU: the CPU only
-    copies it into a pinned buffer, and the results come back through another (see
-    :func:`_infer_cuda`). ``precision`` ``"bf16"`` or ``"fp16"`` runs ``forward`` under CUDA
-    autocast (ignored on the CPU); default from dask config ``hsad.precision``
-    (``"fp32"``). ``grad`` runs ``forward`` with autograd on (a score that descends a
-    gradient), else under ``inference_mode``. With ``keys`` (one per input row, e.g. the
-    pixels' scene positions) ``forward(x, keys_of_the_batch)``. ``reduce(numpy batch
-    outputs) -> (rows, C')``: applied to each batch before it is stored, so that only its
-    result is kept.
-    """
-    import torch
-
-    device = torch.device(device)
-    batch = int(batch or batch_for(device))
-    precision = precision or dask.config.get("hsad.precision", "fp32")
-    if precision not in PRECISIONS:
-        raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if device.type == "cuda":
-        return _infer_cuda(forward, inputs, prepare, on_device, batch, device,
-                           precision, grad, keys, reduce)
-    result = None  # allocated at the first batch, filled batch by batch
-    since = stopping.mark()
-    with torch.enable_grad() if grad else torch.inference_mode():
-        for lo in range(0, len(inputs), batch):
-            stopping.check(since)  # Ctrl-C or SIGTERM: end here, not at the tile's end
-            chunk = inputs[lo:lo + batch]
-            x = prepare(chunk) if prepare is not None else _as_tensor(chunk)
-            args = (x.to(device),) if keys is None else (x.to(device), keys[lo:lo + batch])
-            y = forward(*args).detach().float().cpu().numpy()
-            result = _store(result, len(inputs), lo, reduce(y) if reduce is not None else y,
-                            len(chunk))
-    return np.empty((0,), dtype=np.float32) if result is None else result
-
-
-def _infer_cuda(forward, inputs, prepare, on_device, batch, device, precision, grad, keys,
-                reduce) -> np.ndarray:
-    """:func:`infer_batches` on a CUDA ``device``.
-
-    Each batch goes to the GPU through one pinned host buffer, reused: the raw values
-    (converted to float32 in the same copy) when ``on_device`` prepares them there, else
-    ``prepare``'s tensor. The outputs come back into a second pinned buffer
-    (asynchronous copy, then one synchronisation a batch, which also frees the first
-    buffer for the next batch). ``torch.Tensor.pin_memory`` per batch would allocate and
-    copy once more.
-    """
-    import torch
-
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    stream = torch.cuda.current_stream(device)
-    staged = returned = result = None
-    since = stopping.mark()
-    with torch.enable_grad() if grad else torch.inference_mode():
-        for lo in range(0, len(inputs), batch):
-            stopping.check(since)
-            chunk = inputs[lo:lo + batch]
-            x = _as_tensor(chunk) if on_device is not None or prepare is None \
-                else prepare(chunk)
-            if staged is None:
-                staged = torch.empty((min(batch, len(inputs)),) + tuple(x.shape[1:]),
-                                     dtype=x.dtype, pin_memory=True)
-            host = staged[:len(x)]
-            host.copy_(x)
-            x = host.to(device, non_blocking=True)
-            if on_device is not None:
-                x = on_device(x)
-            args = (x,) if keys is None else (x, keys[lo:lo + batch])
-            with torch.autocast(device_type="cuda", dtype=amp or torch.float32,
-                                enabled=amp is not None):
-                y = forward(*args).detach().float()
-            if returned is None:
-                returned = torch.empty((min(batch, len(inputs)),) + tuple(y.shape[1:]),
-                                       dtype=torch.float32, pin_memory=True)
-            back = returned[:len(y)]
-            back.copy_(y, non_blocking=True)
-            stream.synchronize()
-            y = back.numpy()
-            result = _store(result, len(inputs), lo, reduce(y) if reduce is not None
-                            else y, len(chunk))
-    return np.empty((0,), dtype=np.float32) if result is None else result
-
-
-def _as_tensor(chunk: np.ndarray):
-    """A float32 CPU tensor of ``chunk`` (no copy when it is float32 and contiguous)."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
-
-
-def _store(result: np.ndarray | None, rows: int, lo: int, y: np.ndarray,
-           given: int) -> np.ndarray:
-    """``y``, the outputs of a batch of ``given`` inputs, into rows ``lo:`` of ``result``,
-    allocated (``rows`` long) at the first batch; a row count other than ``given`` is a
-    ModelError (unfilled rows would keep whatever the memory held)."""
-    if len(y) != given:
-        raise ModelError(f"a batch of {given} inputs gave {len(y)} rows of outputs")
-    if result is None:
-        result = np.empty((rows,) + y.shape[1:], dtype=np.float32)
-    result[lo:lo + len(y)] = y
-    return result
-
-
 # ---------------------------------------------------------------- streamed outputs
 
 
@@ -635,8 +289,22 @@ def read_map(path, like: xr.DataArray) -> xr.DataArray:
     return map_like(like, band, name="score")
 
 
-__all__ = ["batch_for", "call_model", "chunks_for", "finite_extremes", "halo_tiles",
-           "infer_batches", "keep_with", "map_halo", "map_windows", "materialise",
-           "materialise_with", "min_memory",
-           "minmax", "model_node", "nan_median", "open_tiled", "read_map", "tile_threads",
-           "value_range", "write_map"]
+#: where the names that lived here before 0.3.0 moved: the old imports still work
+MOVED = {**{n: "hsad.engine.spill" for n in (
+    "KEEP_SHARE", "NpyWindows", "keep_with", "map_windows", "materialise", "materialise_with")},
+    **{n: "hsad.engine.inference" for n in (
+        "BATCH", "CUDA_BATCH", "PRECISIONS", "batch_for", "call_model", "infer_batches",
+        "model_node", "tile_threads")}}
+
+
+def __getattr__(name: str):
+    """Names moved to :mod:`hsad.engine.spill` and :mod:`hsad.engine.inference` in 0.3.0."""
+    if name in MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["chunks_for", "finite_extremes", "halo_tiles", "map_halo", "min_memory", "minmax",
+           "nan_median", "open_tiled", "read_map", "value_range", "write_map"]

@@ -7,7 +7,7 @@ array (numpy or dask), NaN on nodata pixels. Stages (see docs/hadgan.md):
 - ``d_spatial``, variant ``paper`` (METHODS.md §1, literally): the ``n_components`` (3)
   residual bands of minimum energy
   ``e_b = Σ_ij ΔY(i,j,b)``; on each, the area attribute difference
-  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.morphology`); their
+  ``|B − O(B)| + |C(B) − B|`` (area opening O / closing C, :mod:`hsad.engine.morphology`); their
   mean, smoothed by a guided filter guided by itself (r = 3, ε = 0.5).
 - ``d_spatial``, variant ``aed`` (Kang et al. 2017): the same attribute difference on the
   leading principal components of the standardised cube (or of the residual), each
@@ -27,8 +27,8 @@ import dask.array as da
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from hsad.engine.morphology import attribute_response, tophat_response
 from hsad.errors import ParameterError
-from hsad.morphology import attribute_response, tophat_response
 
 VARIANTS = ("aed", "multiscale", "paper")
 #: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its
@@ -404,6 +404,13 @@ def __getattr__(name: str):
 
     return submodule(__name__, name)
 
+
+
+def __dir__() -> list[str]:
+    """The package's names, and its modules still to load."""
+    from hsad.lazy_modules import listing
+
+    return listing(__name__)
 
 __all__ = [
     "area_for_target", "area_tag", "attribute_filter", "band_energy", "chosen_area", "fuse",

@@ -22,23 +22,21 @@ from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block
 from hsad.engine.blas import triangular_factor
 from hsad.engine.covariance import whitening
+from hsad.engine.morphology import attribute_responses, response_bytes
 from hsad.engine.scheduler import active_client, parse_memory
+from hsad.engine.spill import keep_with, map_windows, materialise_with
 from hsad.engine.stats import cube_moments
 from hsad.engine.tiles import (
     check_budget,
     finite_extremes,
     halo_tiles,
-    keep_with,
     map_halo,
-    map_windows,
-    materialise_with,
     nan_median,
     value_range,
 )
 from hsad.engine.windows import project
 from hsad.errors import DegenerateDataWarning, ParameterError
 from hsad.fusion import band_energy, guided_filter, tophat_units
-from hsad.morphology import attribute_responses, response_bytes
 
 
 def _lazy(data) -> da.Array:

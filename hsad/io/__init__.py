@@ -208,14 +208,14 @@ def open_cube(
     divides ENVI data by its ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize,
     ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS;
     for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
-    as ``gdal_translate`` cuts it (:mod:`hsad.subset`; ``window``: a
-    :class:`hsad.subset.Window` already computed), and read only its pixels.
+    as ``gdal_translate`` cuts it (:mod:`hsad.cube.subset`; ``window``: a
+    :class:`hsad.cube.subset.Window` already computed), and read only its pixels.
     """
     fmt = detect_format(path)
     if window is None and srcwin is None and projwin is None and projwin_crs is None:
         return _open_format(fmt, path, chunks, key, apply_scale, None)
     if window is None:  # the window's numbers need the file's shape (and georeference)
-        from hsad.subset import window_for
+        from hsad.cube.subset import window_for
 
         whole = _open_format(fmt, path, None, key, apply_scale, None)
         window = window_for(whole, srcwin, projwin, projwin_crs)
@@ -291,5 +291,12 @@ def __getattr__(name: str):
 
     return submodule(__name__, name)
 
+
+
+def __dir__() -> list[str]:
+    """The package's names, and its modules still to load."""
+    from hsad.lazy_modules import listing
+
+    return listing(__name__)
 
 __all__ = ["detect_format", "open_cube"]

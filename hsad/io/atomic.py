@@ -32,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from hsad import stopping
 from hsad.errors import OutputError
 
 try:  # POSIX: a writer's lock tells remove_stale its temporary file is live
@@ -442,13 +443,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     On any exception, KeyboardInterrupt included, the temporary file is removed and
-    ``path`` is untouched; a full disk (ENOSPC, EDQUOT, EFBIG) becomes an
-    :class:`OutputError` naming ``path``. ``suffix`` defaults to the target's suffix (GDAL
-    picks drivers by it). Missing parent folders are created.
+    ``path`` is untouched (a signal the command line's handler raised where Python could
+    only print it, :func:`hsad.stopping.signalled`, is raised here, before the rename); a
+    full disk (ENOSPC, EDQUOT, EFBIG) becomes an :class:`OutputError` naming ``path``.
+    ``suffix`` defaults to the target's suffix (GDAL picks drivers by it). Missing parent
+    folders are created.
     """
     temp = _Temp(path, suffix)
     try:
         yield temp.path
+        stopping.raise_if_signalled()  # a Ctrl-C Python printed and went on from
         temp.place()
     except BaseException as exc:
         _failed(exc, temp.target)
@@ -470,6 +474,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for p in paths:
             temps.append(_Temp(p))
         yield [t.path for t in temps]
+        stopping.raise_if_signalled()
         for t in temps:
             t.place()
     except BaseException as exc:

@@ -151,7 +151,7 @@ def open_emit(path: str | os.PathLike, chunks=None, key: str | None = None,
               window=None) -> xr.DataArray:
     """An EMIT granule's cube (``key``: its variable, default reflectance or radiance),
     lazily, in instrument geometry, with its lookup table in ``attrs["glt"]``; ``window``
-    (an :class:`hsad.subset.Window` of instrument pixels) reads only that window."""
+    (an :class:`hsad.cube.subset.Window` of instrument pixels) reads only that window."""
     p = os.fspath(path)
     try:  # the layout and the stamp from one open file (nothing can come between them)
         with open(p, "rb") as handle, h5py.File(handle, "r") as f:

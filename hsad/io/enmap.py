@@ -430,11 +430,11 @@ class _PhysicalView(ComputedView):
 def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
                window=None) -> xr.DataArray:
     """An EnMAP product's cube, lazily, in physical units (module docstring); ``key``:
-    ``full`` (default), ``vnir`` or ``swir``; ``window`` (a :class:`hsad.subset.Window`)
+    ``full`` (default), ``vnir`` or ``swir``; ``window`` (a :class:`hsad.cube.subset.Window`)
     reads only that window."""
     from hsad.cube import make_cube
+    from hsad.cube.subset import WINDOW_ATTR
     from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
-    from hsad.subset import WINDOW_ATTR
 
     product = read_product(path)
     image = product.layer("SPECTRAL_IMAGE")
@@ -491,9 +491,9 @@ def clear_values(path: str | os.PathLike, cube: xr.DataArray | None = None,
     """An EnMAP quality layer as a mask: 0 where its flag is set, 1 elsewhere (its nodata
     pixels flag nothing); and the layer's raster (georeference). ``cube``: the scene it is
     read for, to which it is cut (or refused for its size) before it is read
-    (:func:`hsad.subset.cut_for_scene`)."""
+    (:func:`hsad.cube.subset.cut_for_scene`)."""
+    from hsad.cube.subset import cut_for_scene
     from hsad.io.maps import read_single_band
-    from hsad.subset import cut_for_scene
 
     flag = layer_flag(path)
     if flag is None:
@@ -510,7 +510,7 @@ def clear_values(path: str | os.PathLike, cube: xr.DataArray | None = None,
 def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
     """(y, x) bool map of ``cube``'s pixels that none of ``flags`` marks, from the quality
     layers of the EnMAP product it was read from (cut to its window); None for no flags."""
-    from hsad.subset import on_scene_grid
+    from hsad.cube.subset import on_scene_grid
 
     if not flags:
         return None

@@ -527,7 +527,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     Chunks are ``(y, x)`` tiles with all bands (``chunks``: int, ``(rows, cols)`` or
     ``{"y": rows, "x": cols}``; -1 = whole axis; default ``hsad.cube.DEFAULT_CHUNK``).
     ``apply_scale`` divides by the header's ``reflectance scale factor`` (float32 result,
-    nodata pixels become NaN). ``window`` (an :class:`hsad.subset.Window`): only that
+    nodata pixels become NaN). ``window`` (an :class:`hsad.cube.subset.Window`): only that
     window, read as a file of its own (:mod:`hsad.io.window`).
     Raises :class:`~hsad.errors.HsadError` subclasses for unreadable input.
     """

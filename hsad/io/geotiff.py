@@ -504,7 +504,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     outside the file's own mask (an internal or ``.msk`` per-dataset mask, or an alpha
     band, which is not a cube band) hold nodata: NaN, or the nodata value of an integer
     file that has one, other integer files being read as float (``attrs["file_mask"]``).
-    ``window`` (an :class:`hsad.subset.Window`): only that window, read as a file of its own
+    ``window`` (an :class:`hsad.cube.subset.Window`): only that window, read as a file of its own
     (:mod:`hsad.io.window`). ``chunks`` may also give each chunk's size, ``((rows…),
     (cols…))``. ``sidecar=False``: no wavelengths from a sidecar XML (a
     product reader that reads that XML itself).

@@ -79,7 +79,7 @@ class Glt:
                    tuple(moved)[:6], self.crs, tuple(transform)[:6])
 
     def windowed(self, window, source=None) -> Glt | None:
-        """The table of ``window`` (an :class:`hsad.subset.Window` of this table's raster)
+        """The table of ``window`` (an :class:`hsad.cube.subset.Window` of this table's raster)
         read as a raster of its own (pixels from 0, no transform): the cells placing its
         pixels, only those of ``window.cells`` (row and column bounds on the map grid, a
         ``--projwin``'s) when given. None, with a warning naming ``source``, when no cell
@@ -133,7 +133,7 @@ def glt_of(obj) -> Glt | None:
 def only_placed(cube: xr.DataArray, glt: Glt) -> xr.DataArray:
     """``cube`` (on ``glt``'s raster) with the pixels no cell of ``glt`` places set to
     nodata, lazily: a ``--projwin``'s pixels outside its box."""
-    from hsad.nodata import apply_valid_mask
+    from hsad.cube.nodata import apply_valid_mask
 
     placed = np.zeros(cube.shape[:2], bool)
     hit = glt.rows >= 0

@@ -119,7 +119,7 @@ class Hdf5Reader(WindowReader):
         self.extent = None
 
     def windowed(self, window):
-        """A :class:`hsad.io.window.WindowView` of ``window`` (:class:`hsad.subset.Window`),
+        """A :class:`hsad.io.window.WindowView` of ``window`` (:class:`hsad.cube.subset.Window`),
         the only part this reader will then read: a cube it unpacks is unpacked in that
         part alone (:func:`hsad.io.hdf5_planes.planes_of`)."""
         from hsad.io.window import WindowView

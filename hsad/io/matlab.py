@@ -559,7 +559,7 @@ def open_mat(path: str | os.PathLike, chunks=None, key: str | None = None,
 
     ``key`` names the variable; by default a common name or the largest 3-D numeric
     array. The detected ground-truth variable is recorded in ``attrs["gt_key"]``.
-    ``window`` (an :class:`hsad.subset.Window`): only that window. A v5 cube is read whole
+    ``window`` (an :class:`hsad.cube.subset.Window`): only that window. A v5 cube is read whole
     on its first use (not when opened), then kept: its checks against its header (a
     truncated or complex variable) come with that first read.
     """
@@ -572,7 +572,7 @@ def load_mat(path: str | os.PathLike, key: str | None = None, gt_key: str | None
     """Return ``(cube, gt)``: the cube and its ground truth as a (rows, cols) bool array.
 
     ``gt`` is None when no ground-truth variable is found (and ``gt_key`` is not given).
-    ``window`` (an :class:`hsad.subset.Window`): that window of both. A truth's NaN
+    ``window`` (an :class:`hsad.cube.subset.Window`): that window of both. A truth's NaN
     pixels count as background, with a warning; with ``unlabelled_nan`` such a truth is
     float32 instead (1 anomaly, 0 background, NaN unlabelled), which the metrics leave
     out as ``hsad evaluate`` does.

@@ -146,7 +146,7 @@ def _spectral(site: h5py.Group, bands: int, cube: h5py.Dataset, path: str):
 
 def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray:
     """A NEON reflectance file's cube, lazily (module docstring); ``window`` (an
-    :class:`hsad.subset.Window`) reads only that window."""
+    :class:`hsad.cube.subset.Window`) reads only that window."""
     p = os.fspath(path)
     try:  # the layout and the stamp from one open file (nothing can come between them)
         with open(p, "rb") as handle, h5py.File(handle, "r") as f:

@@ -109,10 +109,10 @@ def weather_classes(path: str | os.PathLike, site: str, shape: tuple[int, int]
 def _on_pixel_grid(cube: xr.DataArray) -> bool:
     """Whether ``cube``, of a file without a grid, lies on the file's pixels as read or as
     hsad cut it (the identity grid, as gdal_translate gives such a window), or is a
-    slice of such a cut, or a cut of such a slice (:func:`hsad.subset.current_window`):
+    slice of such a cut, or a cut of such a slice (:func:`hsad.cube.subset.current_window`):
     not flipped or strided, nor cut after a flip."""
     from hsad.cube import WINDOW_GRID_ATTR, transform_of
-    from hsad.subset import current_window
+    from hsad.cube.subset import current_window
 
     if transform_of(cube) == Affine.identity():
         return True
@@ -129,11 +129,11 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     """:func:`weather_classes` of the NEON file ``cube`` was read from, on ``cube``'s pixels:
     placed by the file's grid as the cube is (a window, a slice of it), or by the window
     hsad cut where the file has no grid, moved by a slice taken since
-    (:func:`hsad.subset.on_scene_grid`, :func:`hsad.subset.current_window`; a cube on
+    (:func:`hsad.cube.subset.on_scene_grid`, :func:`hsad.cube.subset.current_window`; a cube on
     neither is a ParameterError); None without the layer."""
     from hsad.cube import georeferenced, transform_of
+    from hsad.cube.subset import on_scene_grid
     from hsad.io.neon import open_neon
-    from hsad.subset import on_scene_grid
 
     what = "NEON's weather quality indicator"
     path = cube.attrs.get("source_path")
@@ -146,7 +146,7 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     if not georeferenced(transform_of(whole), whole.rio.crs) and not _on_pixel_grid(cube):
         raise ParameterError(f"{what} cannot be placed on the scene: a NEON file without a "
                              "grid (Map_Info), sliced or flipped after it was opened; cut it "
-                             "with --srcwin or hsad.subset.spatial_subset instead", path)
+                             "with --srcwin or hsad.cube.subset.spatial_subset instead", path)
     classes = weather_classes(path, whole.attrs["site"], (whole.sizes["y"], whole.sizes["x"]))
     if classes is None:
         return None

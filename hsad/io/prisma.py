@@ -388,7 +388,7 @@ class _PrismaReader(Hdf5Reader):
 def open_prisma(path: str | os.PathLike, chunks=None, key: str | None = None,
                 window=None) -> xr.DataArray:
     """A PRISMA product's hyperspectral cube, lazily (module docstring); ``key``: ``full``
-    (default), ``vnir`` or ``swir``; ``window`` (an :class:`hsad.subset.Window`) reads only
+    (default), ``vnir`` or ``swir``; ``window`` (an :class:`hsad.cube.subset.Window`) reads only
     that window."""
     p = os.fspath(path)
     try:  # the layout and the stamp from one open file (nothing can come between them)

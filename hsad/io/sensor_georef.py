@@ -79,7 +79,7 @@ class SensorGeoref:
         return replace(self, gcps=gcps, rpcs=rpcs, grid=tuple(transform)[:6])
 
     def windowed(self, window, transform: Affine) -> SensorGeoref | None:
-        """The same georeference for ``window`` (an :class:`hsad.subset.Window`) of its grid,
+        """The same georeference for ``window`` (an :class:`hsad.cube.subset.Window`) of its grid,
         read as a raster of ``transform`` (the identity for a file without an affine
         georeference, as ``gdal_translate -srcwin`` writes it)."""
         if window is None:

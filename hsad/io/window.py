@@ -14,7 +14,7 @@ from affine import Affine
 
 
 def check_window(window, shape, path=None) -> None:
-    """ParameterError unless ``window`` (an :class:`hsad.subset.Window`) lies inside a
+    """ParameterError unless ``window`` (an :class:`hsad.cube.subset.Window`) lies inside a
     ``shape`` (rows, columns, …) file and holds a pixel."""
     from hsad.errors import ParameterError
 
@@ -30,7 +30,7 @@ def window_attrs(window, shape, within=None) -> dict:
     (``hsad_window``: row and column offsets, the file's rows and columns); ``within``: the
     file's own place in a larger scene (:func:`window_from_tags`), the offsets then
     counted from that scene, as a window of a window is."""
-    from hsad.subset import WINDOW_ATTR
+    from hsad.cube.subset import WINDOW_ATTR
 
     if within is not None:
         r0, c0, rows, cols = within
@@ -49,7 +49,7 @@ def window_attrs(window, shape, within=None) -> dict:
 #: (QGIS draws that file from its own origin)
 FRAME_ATTR = "hsad_frame"
 
-#: the ``attrs`` of a window (:mod:`hsad.subset`), written to files as
+#: the ``attrs`` of a window (:mod:`hsad.cube.subset`), written to files as
 #: :func:`window_tags`, never as they are held
 WINDOW_ATTRS = ("hsad_window", "hsad_window_grid", FRAME_ATTR)
 
@@ -60,7 +60,7 @@ def window_tags(cube, own_frame: bool = False) -> dict[str, str]:
     :func:`frame_from_tags` read them; none for a whole scene. ``own_frame``: the file
     written is the window's own (``convert``): polygons and rasters for it are on its grid."""
     from hsad.cube import georeferenced, transform_of
-    from hsad.subset import current_window, recorded_frame
+    from hsad.cube.subset import current_window, recorded_frame
 
     window = current_window(cube)  # moved by a slice taken since the cut
     if window is None:
@@ -294,7 +294,7 @@ class ComputedView:
 
 
 def window_transform(transform: Affine | None, crs, window) -> Affine | None:
-    """The transform of ``window`` (an :class:`hsad.subset.Window`) of a grid: GDAL's window
+    """The transform of ``window`` (an :class:`hsad.cube.subset.Window`) of a grid: GDAL's window
     transform for a georeferenced file, and none (the identity) for a file without one, as
     ``gdal_translate -srcwin`` writes no geotransform for such a file (None stays None)."""
     from hsad.cube import georeferenced

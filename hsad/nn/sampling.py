@@ -273,7 +273,7 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
 
     ``mask``: a (y, x) bool array or a mask file (GeoTIFF, ENVI or MAT; non-zero = in; on
     the scene's grid, or on the whole grid of a window's scene, cut to the window as
-    :func:`hsad.subset.on_scene_grid` cuts it);
+    :func:`hsad.cube.subset.on_scene_grid` cuts it);
     ``window``: rows and columns ``(r0, r1, c0, c1)``, half-open, or the string
     ``"r0,r1,c0,c1"``. Given both, the region is their intersection.
     """
@@ -282,14 +282,14 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
     region = None
     if mask is not None:
         if isinstance(mask, (str, os.PathLike)):
+            from hsad.cube.subset import on_scene_grid
             from hsad.io.maps import read_truth
-            from hsad.subset import on_scene_grid
 
             values, raster = read_truth(mask, what="training mask", grid=cube)
             values = on_scene_grid(values, raster, cube, "training mask", mask)
             region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
         else:
-            from hsad.background import array_mask
+            from hsad.cube.background import array_mask
 
             region = array_mask(mask, cube, what="training mask")
     if window is not None:

@@ -13,3 +13,10 @@ def __getattr__(name: str):
     from hsad.lazy_modules import submodule
 
     return submodule(__name__, name)
+
+
+def __dir__() -> list[str]:
+    """The package's names, and its modules still to load."""
+    from hsad.lazy_modules import listing
+
+    return listing(__name__)

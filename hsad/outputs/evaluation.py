@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from hsad.cube import same_place, transform_of
+from hsad.cube.subset import recorded_frame
+from hsad.cube.vector_masks import is_vector
 from hsad.errors import ParameterError
 from hsad.io import detect_format
 from hsad.io.maps import read_single_band, read_truth
 from hsad.outputs.metrics import Evaluation, check_truth, evaluate
-from hsad.subset import recorded_frame
-from hsad.vector_masks import is_vector
 
 
 def _grid(cube) -> str:
@@ -41,10 +41,10 @@ def _tagged_window(scores_path, s_cube) -> tuple[int, int, int, int] | None:
 
 def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:
     """Row and column offsets of the score map inside a larger ground truth: from the grids
-    when both are georeferenced (:func:`hsad.subset.offsets_in`), else from the map's
+    when both are georeferenced (:func:`hsad.cube.subset.offsets_in`), else from the map's
     window tags (:func:`_tagged_window`), when the truth has the size of the scene the
     window was cut from; None if neither places it."""
-    from hsad.subset import offsets_in
+    from hsad.cube.subset import offsets_in
 
     if t_cube is not None and (placed := offsets_in(s_cube, t_cube)) is not None:
         return placed
@@ -77,7 +77,7 @@ def _placed_window(scores_path, s_cube):
     """The score map, with the window of the scene it maps (its window tags) noted where
     its grid cannot place geometries itself (a scene without georeference, whose polygons
     are drawn in the whole scene's pixel frame)."""
-    from hsad.subset import WINDOW_ATTR
+    from hsad.cube.subset import WINDOW_ATTR
 
     if WINDOW_ATTR in s_cube.attrs or (tagged := _tagged_window(scores_path, s_cube)) is None:
         return s_cube
@@ -99,7 +99,7 @@ def evaluate_files(scores_path: str | os.PathLike, truth_path: str | os.PathLike
     Shapes must match; when both maps are georeferenced (a CRS or a transform), their
     grids must match too (:func:`hsad.cube.same_place`). A ground truth of a larger scene
     is cut to the score map's window when both grids place it, or the map's
-    ``hsad_window`` tag does (a map of a spatial subset, :mod:`hsad.subset`). Raises
+    ``hsad_window`` tag does (a map of a spatial subset, :mod:`hsad.cube.subset`). Raises
     ParameterError otherwise, when a class has no valid pixel, or when the score map is
     the ground truth's own raster (a MAT file may hold both).
     """

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, overload
 
 import numpy as np
 
+from hsad.engine.thresholds import gathered_float64
 from hsad.errors import ParameterError
 from hsad.outputs.roc_area import Ranked, area, rank_auc, ranked
 from hsad.outputs.roc_area import curve_points as ranked_points
-from hsad.thresholds import gathered_float64
 
 if TYPE_CHECKING:
-    from hsad.array_types import MapLike
+    from hsad.cube.array_types import MapLike
 
 
 class RocCurve(NamedTuple):

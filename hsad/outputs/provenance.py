@@ -3,7 +3,7 @@
 Every raster ``hsad detect`` (and :func:`hsad.pipeline.export`) writes carries dataset tags
 ``hsad_version``, ``hsad_method``, ``hsad_params`` (JSON), ``hsad_input``, ``hsad_model``
 (when applied from a saved model), ``hsad_window`` and ``hsad_window_of`` (a spatial
-subset's ``-srcwin`` on the input, and the input's columns and rows, :mod:`hsad.subset`),
+subset's ``-srcwin`` on the input, and the input's columns and rows, :mod:`hsad.cube.subset`),
 ``hsad_created`` (UTC, ISO 8601), ``hsad_map``, ``hsad_code`` (:func:`code_digest`: which
 code made it, where the version alone cannot tell) and, on a map the fusion stage made,
 ``hsad_fusion`` (its settings as resolved: the variant's defaults, the filters' areas), and a

@@ -27,9 +27,7 @@ import os
 import numpy as np
 import xarray as xr
 
-from hsad.errors import ParameterError
-from hsad.io import check_input
-from hsad.vector_masks import (  # noqa: F401  (vector files: kept importable from here)
+from hsad.cube.vector_masks import (  # noqa: F401  (vector files: kept importable from here)
     LAYER,
     VECTOR_SUFFIXES,
     _rasterise,
@@ -37,20 +35,22 @@ from hsad.vector_masks import (  # noqa: F401  (vector files: kept importable fr
     split_layer,
     vector_mask,
 )
+from hsad.errors import ParameterError
+from hsad.io import check_input
 
 
 def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
                 what: str = "background mask") -> np.ndarray:
     """(y, x) bool map of a one-band raster on ``cube``'s grid (GeoTIFF, ENVI, MAT), or on
-    the whole grid of the scene ``cube`` was cut from (:mod:`hsad.subset`): True where
+    the whole grid of the scene ``cube`` was cut from (:mod:`hsad.cube.subset`): True where
     non-zero; its nodata pixels are False. An EMIT L2A MASK granule gives its clear pixels
     (:func:`hsad.io.emit.clear_pixels`), an EnMAP quality layer (``…-QL_QUALITY_CLOUD.TIF``)
     the pixels it does not flag (:func:`hsad.io.enmap.clear_values`). Another size, CRS or
     transform is a ParameterError."""
+    from hsad.cube.subset import cut_for_scene, on_scene_grid
     from hsad.io import detect_format
     from hsad.io.enmap import clear_values, is_pixel_mask, layer_flag
     from hsad.io.maps import read_single_band
-    from hsad.subset import cut_for_scene, on_scene_grid
 
     if is_pixel_mask(path):
         raise ParameterError(f"is EnMAP's defective-pixel mask (one band per spectral band), "
@@ -59,8 +59,8 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     if layer_flag(path) is not None:  # an EnMAP quality layer: the pixels it does not flag
         values, raster = clear_values(path, cube)
     elif detect_format(path, what) == "emit":  # an EMIT L2A MASK granule: its clear pixels
+        from hsad.cube.subset import current_window, recorded_frame
         from hsad.io.emit import clear_pixels
-        from hsad.subset import current_window, recorded_frame
 
         window, frame = current_window(cube), recorded_frame(cube.attrs)
         shapes = [(cube.sizes["y"], cube.sizes["x"])] + [tuple(w[2:]) for w in (window, frame)

@@ -1,7 +1,7 @@
 """Nodata values as GDAL reads them: which value a type can hold, which stored values
 match it, and which pixels of a block hold data.
 
-:mod:`hsad.cube` re-exports every name; :mod:`hsad.nodata` sets and masks nodata on
+:mod:`hsad.cube` re-exports every name; :mod:`hsad.cube.nodata` sets and masks nodata on
 cubes.
 """
 

@@ -7,8 +7,15 @@ detectors and writers pass them along without anyone doing it by hand.
 
 Maps (scores, masks, stages) are ``(y, x)`` DataArrays with the same
 coordinates and georeferencing, made by :func:`map_like`. The grid helpers
-(:mod:`hsad.grid`) and the nodata values (:mod:`hsad.nodata_values`) are importable from
-here too.
+(:mod:`~hsad.cube.grid`) and the nodata values (:mod:`~hsad.cube.nodata_values`) are
+importable from here too.
+
+The package's other modules, loaded on first use, work on a cube before any detector sees
+it: the bands (:mod:`~hsad.cube.bands`), the pixels that hold data
+(:mod:`~hsad.cube.nodata`), windows (:mod:`~hsad.cube.subset`), several scenes as one
+(:mod:`~hsad.cube.mosaic`), background areas (:mod:`~hsad.cube.background`) and vector files
+drawn on its grid (:mod:`~hsad.cube.vector_masks`); :mod:`~hsad.cube.array_types` names the
+types for annotations.
 """
 
 from __future__ import annotations
@@ -26,8 +33,7 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
-from hsad.errors import ParameterError
-from hsad.grid import (
+from hsad.cube.grid import (
     GRID_TOLERANCE,
     PIXEL_INDEX,
     QGIS_PIXEL_FRAME,
@@ -41,7 +47,7 @@ from hsad.grid import (
     transform_of,
     vector_frame,
 )
-from hsad.nodata_values import (
+from hsad.cube.nodata_values import (
     NEAR_FLT_MAX,
     block_valid,
     can_miss,
@@ -52,6 +58,7 @@ from hsad.nodata_values import (
     nodata_hits,
     one_nodata,
 )
+from hsad.errors import ParameterError
 
 DIMS = ("y", "x", "band")
 
@@ -123,7 +130,7 @@ def source_of(data):
 
 #: the attributes of a cube cut from a scene: its window (row and column offsets, the
 #: scene's rows and columns) and its grid when cut (six affine coefficients), by which a
-#: slice taken of it later moves the window (:func:`hsad.subset.current_window`)
+#: slice taken of it later moves the window (:func:`hsad.cube.subset.current_window`)
 WINDOW_ATTR = "hsad_window"
 WINDOW_GRID_ATTR = "hsad_window_grid"
 
@@ -442,6 +449,20 @@ def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None
             out.attrs[placement] = cube.attrs[placement]
     return out
 
+
+def __getattr__(name: str):
+    """The package's modules load on first use (``import hsad; hsad.cube.nodata``)."""
+    from hsad.lazy_modules import submodule
+
+    return submodule(__name__, name)
+
+
+
+def __dir__() -> list[str]:
+    """The package's names, and its modules still to load."""
+    from hsad.lazy_modules import listing
+
+    return listing(__name__)
 
 __all__ = [
     "as_cube", "band_scaling", "block_valid", "can_miss", "check_transform", "crs_of",

@@ -61,7 +61,7 @@ def valid_pixels(cube: xr.DataArray, mask) -> np.ndarray | None:
         return None
     shape = (cube.sizes["y"], cube.sizes["x"])
     if isinstance(mask, (str, os.PathLike)):
-        from hsad.background import raster_mask
+        from hsad.cube.background import raster_mask
         from hsad.io import check_input
 
         check_input(mask, "valid mask", ParameterError)

@@ -6,7 +6,7 @@ lookup table's grid).
 A pixel is in when its centre is (GDAL's rule, ``rasterio.features.rasterize``); a ground
 truth's target smaller than a pixel, holding no pixel centre, is drawn by the pixels it
 touches, so that none is lost (``every_shape``). Used for background areas
-(:mod:`hsad.background`) and ground truths (:func:`hsad.io.maps.read_truth`).
+(:mod:`hsad.cube.background`) and ground truths (:func:`hsad.io.maps.read_truth`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import xarray as xr
 from affine import Affine
 
 from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
+from hsad.cube.subset import current_window, recorded_frame
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io import check_input, check_regular
 from hsad.io.glt import glt_of
-from hsad.subset import current_window, recorded_frame
 
 #: Suffixes read as polygons (GeoPackage, GeoJSON, Shapefile, KML/KMZ, GML, FlatGeobuf,
 #: MapInfo TAB); anything else is read as a raster mask.

@@ -1,7 +1,7 @@
 """Grey-level area opening and closing (4-connectivity), the attribute filters of the
 fusion stage.
 
-hsad's own kernel (:mod:`hsad.area_tree`, compiled by numba) builds one component tree
+hsad's own kernel (:mod:`hsad.engine.area_tree`, compiled by numba) builds one component tree
 per polarity and reads every area of the multi-scale ladder from it; DIPlib's union-find
 area opening (``diplib.AreaOpening``) and scikit-image's max-tree give the same images one
 area per call. They are the references of the tests, and the fallbacks (in that order)
@@ -54,7 +54,7 @@ def _diplib(image: np.ndarray, area: int, polarity: str) -> np.ndarray:
 
 
 def _tree(image: np.ndarray, area: int, polarity: str) -> np.ndarray:
-    from hsad.area_tree import area_filters
+    from hsad.engine.area_tree import area_filters
 
     return area_filters(image, (area,), (polarity,))[polarity][0]
 
@@ -105,7 +105,7 @@ class FiltersStopped(RuntimeError):
 def attribute_response(image: np.ndarray, areas, *, summed: bool = False) -> np.ndarray:
     """``|f − γ_a(f)| + |φ_a(f) − f|`` of one image ``f`` for each area ``a``, stacked
     ``(len(areas), h, w)``: γ the area opening, φ the closing, both read from one tree per
-    polarity (:mod:`hsad.area_tree`; without numba, one filter per area and polarity).
+    polarity (:mod:`hsad.engine.area_tree`; without numba, one filter per area and polarity).
     Integer images give exact integers (uint16 for 8-bit images, uint32 otherwise), float
     images float64. ``summed``: the sum over the areas instead, ``(h, w)`` (uint32 for
     integer images)."""
@@ -149,9 +149,9 @@ def _filtered_stacks(f: np.ndarray, areas: tuple[int, ...],
                      polarities: tuple[str, ...] = ("closing", "opening")):
     """The closings, then the openings of ``f`` at every area, ``(len(areas), h, w)``
     each (or the ``polarities`` asked for): from one tree per polarity
-    (:func:`default_backend` ``"tree"``, :mod:`hsad.area_tree`) or one filter per area."""
+    (:func:`default_backend` ``"tree"``, :mod:`hsad.engine.area_tree`) or one filter per area."""
     if default_backend() == "tree":
-        from hsad.area_tree import iter_area_filters
+        from hsad.engine.area_tree import iter_area_filters
 
         yield from iter_area_filters(f, areas, polarities)
         return
