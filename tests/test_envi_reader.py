@@ -15,6 +15,7 @@ import pytest
 
 import hsad
 import hsad.io.envi as envi
+import hsad.io.envi_pixels as envi_pixels
 from hsad.errors import FileFormatError
 from hsad.io.envi import open_envi, read_spectral_library
 from hsad.io.envi_header import find_data, find_header, parse_header
@@ -96,12 +97,12 @@ def test_windows_steps_and_band_subsets_match_numpy(tmp_path, interleave):
 
 
 def test_large_windows_are_read_in_row_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(envi, "_BLOCK_BYTES", 1000)  # forces many small mappings
+    monkeypatch.setattr(envi_pixels, "_BLOCK_BYTES", 1000)  # forces many small mappings
     cube = _cube("f4", (40, 11, 5), seed=5)
     data, _ = write_raw(tmp_path, "s.bsq", cube, "bsq")
     calls = []
-    real = envi._map_data
-    monkeypatch.setattr(envi, "_map_data", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = envi_pixels._map_data
+    monkeypatch.setattr(envi_pixels, "_map_data", lambda *a, **k: calls.append(a) or real(*a, **k))
     np.testing.assert_array_equal(open_envi(data, chunks=-1).values, cube)
     assert len(calls) == 40 // max(1, 1000 // (11 * 5 * 4))
 
@@ -114,7 +115,7 @@ def test_native_bip_chunks_are_copy_on_write_views_of_the_file(
     import gc
 
     gc.collect()
-    live = envi._live_views  # views another test still holds
+    live = envi_pixels._live_views  # views another test still holds
     cube = _cube(CODES[code], (12, 10, 5), seed=7)
     data, _ = write_raw(tmp_path, "s.img", cube, interleave, byte_order, code, offset=24)
     before = data.read_bytes()
@@ -134,7 +135,7 @@ def test_native_bip_chunks_are_copy_on_write_views_of_the_file(
     assert data.read_bytes() == before
     np.testing.assert_array_equal(got.compute(), cube)
     gc.collect()
-    assert envi._live_views == live
+    assert envi_pixels._live_views == live
 
 
 def test_live_views_are_bounded_and_released(tmp_path, monkeypatch):
@@ -142,20 +143,20 @@ def test_live_views_are_bounded_and_released(tmp_path, monkeypatch):
     import os
 
     gc.collect()
-    live = envi._live_views  # views another test still holds
-    monkeypatch.setattr(envi, "_LIVE_VIEWS", live + 8)
+    live = envi_pixels._live_views  # views another test still holds
+    monkeypatch.setattr(envi_pixels, "_LIVE_VIEWS", live + 8)
     cube = _cube("f4", (30, 4, 3), seed=8)
     data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
     reader = envi.EnviPixels(data, np.dtype("<f4"), cube.shape, "bip", 0)
     descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
     rows = [reader[i:i + 1] for i in range(30)]  # each row alive at once
-    assert sum(r.base is not None for r in rows) == 8 and envi._live_views == live + 8
+    assert sum(r.base is not None for r in rows) == 8 and envi_pixels._live_views == live + 8
     if descriptors is not None:
         assert len(os.listdir("/proc/self/fd")) - descriptors == 8
     np.testing.assert_array_equal(np.concatenate(rows), cube)
     del rows
     gc.collect()
-    assert envi._live_views == live
+    assert envi_pixels._live_views == live
     assert reader[3:5].base is not None  # views again once released
     np.testing.assert_array_equal(reader[::2], cube[::2])  # stepped rows: copied
     np.testing.assert_array_equal(reader[1:9:3, 1:3], cube[1:9:3, 1:3])
@@ -169,32 +170,32 @@ def test_views_give_way_to_copies_when_the_system_refuses_a_mapping(tmp_path, mo
     import gc
 
     gc.collect()
-    live = envi._live_views, envi._live_view_bytes
+    live = envi_pixels._live_views, envi_pixels._live_view_bytes
     cube = _cube("f4", (30, 4, 3), seed=9)
     data, _ = write_raw(tmp_path, "s.bip", cube, "bip")
     reader = envi.EnviPixels(data, np.dtype("<f4"), cube.shape, "bip", 0)
-    real = envi._map_data
+    real = envi_pixels._map_data
 
     def refuse(source, dtype, offset, count, mode="r"):  # descriptors or address space out
         if mode == "c":
             raise envi.FileFormatError("cannot map data file: Too many open files", source)
         return real(source, dtype, offset, count, mode)
 
-    monkeypatch.setattr(envi, "_map_data", refuse)
+    monkeypatch.setattr(envi_pixels, "_map_data", refuse)
     window = reader[2:20]
-    assert window.base is None and (envi._live_views, envi._live_view_bytes) == live
+    assert window.base is None and (envi_pixels._live_views, envi_pixels._live_view_bytes) == live
     np.testing.assert_array_equal(window, cube[2:20])
-    monkeypatch.setattr(envi, "_map_data", real)
+    monkeypatch.setattr(envi_pixels, "_map_data", real)
     # the mapped bytes (whole rows: 48 bytes each) are bounded: 10 rows fit a 480-byte
     # budget, whichever columns the window takes, and 11 do not
-    monkeypatch.setattr(envi, "_LIVE_VIEW_BYTES", live[1] + 480)
+    monkeypatch.setattr(envi_pixels, "_LIVE_VIEW_BYTES", live[1] + 480)
     first = reader[0:10, 1:2]
     assert first.base is not None and reader[10:11].base is None
     del first
     gc.collect()
     assert reader[10:21].base is None and reader[10:20].base is not None
     gc.collect()
-    assert (envi._live_views, envi._live_view_bytes) == live
+    assert (envi_pixels._live_views, envi_pixels._live_view_bytes) == live
 
 
 @pytest.mark.parametrize("chunks", [-1, (4, 6)])
@@ -470,8 +471,8 @@ def test_opening_a_2gb_scene_reads_no_pixels_and_one_window_maps_only_its_rows(
         f"ENVI\nsamples = {cols}\nlines = {rows}\nbands = {bands}\nheader offset = 512\n"
         "data type = 2\ninterleave = bip\nbyte order = 0\n")
     mapped = []
-    real = envi._map_data
-    monkeypatch.setattr(envi, "_map_data", lambda *a, **k: mapped.append(a) or real(*a, **k))
+    real = envi_pixels._map_data
+    monkeypatch.setattr(envi_pixels, "_map_data", lambda *a, **k: mapped.append(a) or real(*a, **k))
     cube = hsad.open_cube(data)
     assert isinstance(cube.data, da.Array) and cube.shape == (rows, cols, bands)
     assert cube.nbytes > 2 * 10**9 and mapped == []  # nothing mapped, nothing read

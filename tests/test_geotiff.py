@@ -415,7 +415,7 @@ def test_quiet_gdal_leaves_the_warning_filters_as_it_found_them_across_threads()
 
     from rasterio.errors import NotGeoreferencedWarning
 
-    from hsad.io.geotiff import quiet_gdal
+    from hsad.io.gdal_checks import quiet_gdal
 
     def silent() -> bool:
         with warnings.catch_warnings(record=True) as said:
@@ -475,7 +475,7 @@ def _silent_in_quiet_gdal() -> bool:
 
     from rasterio.errors import NotGeoreferencedWarning
 
-    from hsad.io.geotiff import quiet_gdal
+    from hsad.io.gdal_checks import quiet_gdal
 
     with quiet_gdal(), warnings.catch_warnings(record=True) as said:
         warnings.warn("no geotransform", NotGeoreferencedWarning, stacklevel=1)

@@ -448,13 +448,13 @@ def test_a_cube_read_on_first_use_has_the_type_it_is_stored_in(datasets_dir):
 @pytest.mark.parametrize("compressed", [False, True])
 @pytest.mark.parametrize("dtype", ["f8", "f4", "u2", "i2", "u1", "i8", "u4"])
 def test_a_cube_read_on_first_use_reads_every_stored_type(tmp_path, compressed, dtype):
-    from hsad.io.matlab import _stored_type
+    from hsad.io.mat_v5 import stored_type
 
     values = np.arange(60).reshape(3, 4, 5).astype(dtype)
     path = tmp_path / "c.mat"
     sio.savemat(path, {"wl": np.arange(5.0), "a_long_variable_name": values,
                        "zz": np.zeros(3)}, do_compression=compressed)
-    assert _stored_type(str(path), "a_long_variable_name") == values.dtype
+    assert stored_type(str(path), "a_long_variable_name") == values.dtype
     cube = hsad.open_cube(path)
     assert cube.dtype == values.dtype
     np.testing.assert_array_equal(cube.values, values)

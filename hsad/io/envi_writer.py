@@ -18,9 +18,9 @@ from affine import Affine
 from hsad.cube import DEFAULT_CHUNK, band_scaling, make_cube, physical_scaling, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_paths
-from hsad.io.envi import EnviPixels, EnviWindowWriter
 from hsad.io.envi_georef import header_georef
 from hsad.io.envi_header import DTYPE_CODES
+from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
 from hsad.io.sensor_georef import envi_header_fields, sensor_georef_of
 
 

@@ -30,7 +30,7 @@ from hsad.cube import DEFAULT_CHUNK, physical_scaling, transform_of
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
-from hsad.io.geotiff import check_last_block, quiet_gdal
+from hsad.io.gdal_checks import check_last_block, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
 from hsad.io.window import WINDOW_ATTRS, window_tags

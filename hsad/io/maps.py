@@ -22,7 +22,7 @@ def written_map(path: str | os.PathLike) -> str | None:
             return None
         import rasterio
 
-        from hsad.io.geotiff import quiet_gdal
+        from hsad.io.gdal_checks import quiet_gdal
 
         with quiet_gdal(), rasterio.open(path) as src:
             tags = src.tags()

@@ -3,6 +3,8 @@
 The cube variable (rows, cols, bands) and the ground-truth map (rows, cols) are found
 by name (``data``, ``hsi``, ``cube``...; ``map``, ``hsi_gt``, ``groundtruth``...) or
 passed explicitly. MAT files carry no georeferencing: the pixel grid is the identity.
+A v5 file's bytes are checked first (:mod:`hsad.io.mat_v5`): SciPy's reader crashes the
+interpreter on some damaged files.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import os
 import re
 import warnings
-import zlib
 from pathlib import Path
 
 import h5py
@@ -26,6 +27,7 @@ from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, row_cache
+from hsad.io.mat_v5 import check_v5_tags, stored_type
 from hsad.io.window import array_over, check_window, window_attrs
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
@@ -48,91 +50,6 @@ _NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "ui
 _SKIP_H5 = ("#refs#", "#subsystem#")
 
 
-#: MAT v5 data-element type codes (miINT8 ... miUTF32). scipy's reader crashes the
-#: interpreter (segmentation fault) on any other code, so files are checked first.
-_MI_TYPES = {1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18}
-_MI_MATRIX, _MI_COMPRESSED = 14, 15
-#: Decompressed bytes of a compressed variable whose tags are walked (its header and first
-#: data tag); compressed bytes read at a time while checking a variable's checksum.
-_PROBE_BYTES, _READ_BYTES = 1 << 16, 1 << 22
-
-
-def _check_v5_tags(path: str) -> None:
-    """Walk the data-element tags of a MAT v5 file; FileFormatError on an unknown type code
-    or an element overrunning its parent. Other versions are left to scipy/h5py."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(128)
-            size = os.fstat(fh.fileno()).st_size
-            if len(head) < 128 or 0 in head[:4]:
-                return  # scipy reads this as MAT v4 (or fails)
-            # scipy's own reading of the version and byte order (any mark but IM is big-endian)
-            major = head[125] if head[126] == ord("I") else head[124]
-            if major != 1:
-                return  # v7.3 (HDF5) or unknown: h5py or scipy decide
-            order = "<" if head[126:128] == b"IM" else ">"
-
-            def read(offset: int, n: int) -> bytes:
-                fh.seek(offset)
-                return fh.read(n)
-
-            _walk(read, 128, size, order, path, complete=True, depth=0)
-    except OSError as exc:
-        raise FileFormatError(f"cannot read MAT file: {exc.strerror or exc}", path) from None
-
-
-def _walk(read, start: int, end: int, order: str, path: str, complete: bool,
-          depth: int) -> None:
-    """Check the elements in ``[start, end)``, recursing into matrices and compressed ones.
-
-    ``complete``: the range holds whole elements (False for a decompressed prefix).
-    """
-    if depth > 32:
-        raise FileFormatError("corrupt MAT file: elements nested too deeply", path)
-    pos = start
-    while pos + 8 <= end:
-        first, second = np.frombuffer(read(pos, 8), dtype=order + "u4")
-        small = int(first >> 16)
-        mtype, nbytes = (int(first & 0xFFFF), small) if small else (int(first), int(second))
-        if mtype not in _MI_TYPES or small > 4:
-            raise FileFormatError(f"corrupt MAT file: unknown data element type {mtype} "
-                                  f"at byte {pos}", path)
-        if small:
-            pos += 8
-            continue
-        body = pos + 8
-        if complete and body + nbytes > end:
-            raise FileFormatError(f"MAT file is truncated or corrupt: element at byte {pos} "
-                                  f"needs {nbytes} bytes, {end - body} left", path)
-        if mtype == _MI_MATRIX:
-            _walk(read, body, min(body + nbytes, end), order, path, complete, depth + 1)
-        elif mtype == _MI_COMPRESSED:
-            _check_compressed(read, body, nbytes, order, path, depth)
-        pos = body + (nbytes if mtype == _MI_COMPRESSED else -(-nbytes // 8) * 8)
-
-
-def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
-                      depth: int) -> None:
-    """Decompress a variable whole (discarding the output) so that zlib checks its
-    checksum, which scipy skips: a damaged stream could decode to wrong values silently.
-    The tags in its first ``_PROBE_BYTES`` are walked too."""
-    stream, head = zlib.decompressobj(), b""
-    try:
-        for offset in range(start, start + nbytes, _READ_BYTES):
-            data = read(offset, min(_READ_BYTES, start + nbytes - offset))
-            while data and not stream.eof:  # at most _READ_BYTES out at a time: zeros
-                out = stream.decompress(data, _READ_BYTES)  # inflate 1000-fold
-                data = stream.unconsumed_tail
-                if len(head) < _PROBE_BYTES:
-                    head += out[:_PROBE_BYTES - len(head)]
-            if stream.eof:
-                break
-    except zlib.error as exc:
-        raise FileFormatError(f"MAT file is corrupt: compressed variable ({exc})", path) from None
-    if not stream.eof:
-        raise FileFormatError("MAT file is truncated: a compressed variable ends early", path)
-    _walk(lambda offset, n: head[offset:offset + n], 0, len(head), order, path,
-          complete=len(head) < _PROBE_BYTES, depth=depth + 1)
 
 
 def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
@@ -167,7 +84,7 @@ def _probe(p: str) -> tuple[bool, list[tuple[str, tuple, str]]]:
     """``(is v7.3, variables)`` of a MAT file, its v5 element tags checked first."""
     hdf5 = h5py.is_hdf5(p)
     if not hdf5:
-        _check_v5_tags(p)
+        check_v5_tags(p)
     return hdf5, _variables(p, hdf5)
 
 
@@ -366,56 +283,6 @@ def _read_v5(path: str, keys: list[str]) -> dict:
                               f"{exc})", path) from exc
 
 
-#: the NumPy type of each MAT v5 numeric data type code (miINT8 … miUINT64)
-_MI_NUMPY = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8",
-             12: "i8", 13: "u8"}
-
-
-def _tag(head: bytes, pos: int, order: str) -> tuple[int, int, int]:
-    """``(type, body start, next element)`` of the v5 tag at ``pos`` of ``head``."""
-    first, second = np.frombuffer(head[pos:pos + 8], dtype=order + "u4")
-    if first >> 16:  # small element: its size in the upper half, its data in the tag
-        return int(first & 0xFFFF), pos + 4, pos + 8
-    return int(first), pos + 8, pos + 8 + -(-int(second) // 8) * 8
-
-
-def _stored_type(path: str, key: str) -> np.dtype | None:
-    """The type the real part of the v5 matrix ``key`` is stored in, which SciPy returns
-    (MATLAB keeps a double array of small integers as int16: the ABU scenes); None when it
-    cannot be told from the first bytes of the variable (it is then read to tell)."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(128)
-            order = "<" if header[126:128] == b"IM" else ">"
-            size, pos = os.fstat(fh.fileno()).st_size, 128
-            while pos + 8 <= size:
-                fh.seek(pos)
-                mtype, nbytes = np.frombuffer(fh.read(8), dtype=order + "u4")
-                if mtype == _MI_COMPRESSED:
-                    head = zlib.decompressobj().decompress(fh.read(min(int(nbytes), 4096)),
-                                                           4096)
-                elif mtype == _MI_MATRIX:
-                    fh.seek(pos)
-                    head = fh.read(4096)
-                else:
-                    head = b""
-                if len(head) >= 8 and _tag(head, 0, order)[0] == _MI_MATRIX:
-                    at = _tag(head, 0, order)[1]
-                    at = _tag(head, at, order)[2]  # array flags
-                    at = _tag(head, at, order)[2]  # dimensions
-                    _, body, data = _tag(head, at, order)  # the name
-                    name = head[body:body + (data - body)].rstrip(b"\0").decode("latin-1")
-                    if name == key:
-                        code = _tag(head, data, order)[0]
-                        return np.dtype(order + _MI_NUMPY[code]).newbyteorder("=") \
-                            if code in _MI_NUMPY else None
-                pos += 8 + int(nbytes) + (0 if mtype == _MI_COMPRESSED
-                                          else -int(nbytes) % 8)
-    except (OSError, ValueError, IndexError, zlib.error, TypeError):
-        return None
-    return None
-
-
 class _V5Variable:
     """A MAT v5 cube variable, read whole on its first use and kept (a compressed element
     cannot be read in parts): opening a file reads none of it, so ``hsad info`` on a 1 MB
@@ -497,7 +364,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
         # read, and every statistics sample window read its whole tile)
         data = array_over(reader, tiles, "mat73-" + tokenize(p, ckey, stamp, tiles, window))
         values = {k: _read_h5(p, k) for k in extra}
-    elif lazy and (stored := _stored_type(p, ckey)) is not None:
+    elif lazy and (stored := stored_type(p, ckey)) is not None:
         reader = _V5Variable(p, ckey, (rows, cols, bands), stored, window)
         st = os.stat(p)
         data = array_over(reader, tiles, "mat5-" + tokenize(p, ckey, st.st_mtime_ns,

@@ -150,7 +150,7 @@ def read_provenance(path) -> dict[str, str]:
     :data:`ORDER` (empty if none)."""
     import rasterio
 
-    from hsad.io.geotiff import quiet_gdal
+    from hsad.io.gdal_checks import quiet_gdal
 
     with quiet_gdal(), rasterio.open(path) as src:
         found = {k: v for k, v in src.tags().items() if k.startswith("hsad_")}

@@ -33,7 +33,7 @@ def sampled_values(path) -> np.ndarray:
     """The valid values of band 1 of ``path``, read decimated to about :data:`SAMPLE`."""
     import rasterio
 
-    from hsad.io.geotiff import quiet_gdal
+    from hsad.io.gdal_checks import quiet_gdal
 
     with quiet_gdal(), rasterio.open(path) as src:
         step = max(1, int(np.ceil(np.sqrt(src.height * src.width / SAMPLE))))

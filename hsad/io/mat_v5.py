@@ -1,0 +1,152 @@
+"""The bytes of a MAT v5 file, read before and beside SciPy: its data-element tags checked
+(SciPy's reader crashes the interpreter on an unknown type code, and skips a compressed
+variable's checksum), and the type a variable is stored in, told from its first bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+
+from hsad.errors import FileFormatError
+
+#: MAT v5 data-element type codes (miINT8 ... miUTF32). scipy's reader crashes the
+#: interpreter (segmentation fault) on any other code, so files are checked first.
+_MI_TYPES = {1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+#: Decompressed bytes of a compressed variable whose tags are walked (its header and first
+#: data tag); compressed bytes read at a time while checking a variable's checksum.
+_PROBE_BYTES, _READ_BYTES = 1 << 16, 1 << 22
+
+
+def check_v5_tags(path: str) -> None:
+    """Walk the data-element tags of a MAT v5 file; FileFormatError on an unknown type code
+    or an element overrunning its parent. Other versions are left to scipy/h5py."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(128)
+            size = os.fstat(fh.fileno()).st_size
+            if len(head) < 128 or 0 in head[:4]:
+                return  # scipy reads this as MAT v4 (or fails)
+            # scipy's own reading of the version and byte order (any mark but IM is big-endian)
+            major = head[125] if head[126] == ord("I") else head[124]
+            if major != 1:
+                return  # v7.3 (HDF5) or unknown: h5py or scipy decide
+            order = "<" if head[126:128] == b"IM" else ">"
+
+            def read(offset: int, n: int) -> bytes:
+                fh.seek(offset)
+                return fh.read(n)
+
+            _walk(read, 128, size, order, path, complete=True, depth=0)
+    except OSError as exc:
+        raise FileFormatError(f"cannot read MAT file: {exc.strerror or exc}", path) from None
+
+
+def _walk(read, start: int, end: int, order: str, path: str, complete: bool,
+          depth: int) -> None:
+    """Check the elements in ``[start, end)``, recursing into matrices and compressed ones.
+
+    ``complete``: the range holds whole elements (False for a decompressed prefix).
+    """
+    if depth > 32:
+        raise FileFormatError("corrupt MAT file: elements nested too deeply", path)
+    pos = start
+    while pos + 8 <= end:
+        first, second = np.frombuffer(read(pos, 8), dtype=order + "u4")
+        small = int(first >> 16)
+        mtype, nbytes = (int(first & 0xFFFF), small) if small else (int(first), int(second))
+        if mtype not in _MI_TYPES or small > 4:
+            raise FileFormatError(f"corrupt MAT file: unknown data element type {mtype} "
+                                  f"at byte {pos}", path)
+        if small:
+            pos += 8
+            continue
+        body = pos + 8
+        if complete and body + nbytes > end:
+            raise FileFormatError(f"MAT file is truncated or corrupt: element at byte {pos} "
+                                  f"needs {nbytes} bytes, {end - body} left", path)
+        if mtype == _MI_MATRIX:
+            _walk(read, body, min(body + nbytes, end), order, path, complete, depth + 1)
+        elif mtype == _MI_COMPRESSED:
+            _check_compressed(read, body, nbytes, order, path, depth)
+        pos = body + (nbytes if mtype == _MI_COMPRESSED else -(-nbytes // 8) * 8)
+
+
+def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
+                      depth: int) -> None:
+    """Decompress a variable whole (discarding the output) so that zlib checks its
+    checksum, which scipy skips: a damaged stream could decode to wrong values silently.
+    The tags in its first ``_PROBE_BYTES`` are walked too."""
+    stream, head = zlib.decompressobj(), b""
+    try:
+        for offset in range(start, start + nbytes, _READ_BYTES):
+            data = read(offset, min(_READ_BYTES, start + nbytes - offset))
+            while data and not stream.eof:  # at most _READ_BYTES out at a time: zeros
+                out = stream.decompress(data, _READ_BYTES)  # inflate 1000-fold
+                data = stream.unconsumed_tail
+                if len(head) < _PROBE_BYTES:
+                    head += out[:_PROBE_BYTES - len(head)]
+            if stream.eof:
+                break
+    except zlib.error as exc:
+        raise FileFormatError(f"MAT file is corrupt: compressed variable ({exc})", path) from None
+    if not stream.eof:
+        raise FileFormatError("MAT file is truncated: a compressed variable ends early", path)
+    _walk(lambda offset, n: head[offset:offset + n], 0, len(head), order, path,
+          complete=len(head) < _PROBE_BYTES, depth=depth + 1)
+
+
+#: the NumPy type of each MAT v5 numeric data type code (miINT8 … miUINT64)
+_MI_NUMPY = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8",
+             12: "i8", 13: "u8"}
+
+
+def _tag(head: bytes, pos: int, order: str) -> tuple[int, int, int]:
+    """``(type, body start, next element)`` of the v5 tag at ``pos`` of ``head``."""
+    first, second = np.frombuffer(head[pos:pos + 8], dtype=order + "u4")
+    if first >> 16:  # small element: its size in the upper half, its data in the tag
+        return int(first & 0xFFFF), pos + 4, pos + 8
+    return int(first), pos + 8, pos + 8 + -(-int(second) // 8) * 8
+
+
+def stored_type(path: str, key: str) -> np.dtype | None:
+    """The type the real part of the v5 matrix ``key`` is stored in, which SciPy returns
+    (MATLAB keeps a double array of small integers as int16: the ABU scenes); None when it
+    cannot be told from the first bytes of the variable (it is then read to tell)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(128)
+            order = "<" if header[126:128] == b"IM" else ">"
+            size, pos = os.fstat(fh.fileno()).st_size, 128
+            while pos + 8 <= size:
+                fh.seek(pos)
+                mtype, nbytes = np.frombuffer(fh.read(8), dtype=order + "u4")
+                if mtype == _MI_COMPRESSED:
+                    head = zlib.decompressobj().decompress(fh.read(min(int(nbytes), 4096)),
+                                                           4096)
+                elif mtype == _MI_MATRIX:
+                    fh.seek(pos)
+                    head = fh.read(4096)
+                else:
+                    head = b""
+                if len(head) >= 8 and _tag(head, 0, order)[0] == _MI_MATRIX:
+                    at = _tag(head, 0, order)[1]
+                    at = _tag(head, at, order)[2]  # array flags
+                    at = _tag(head, at, order)[2]  # dimensions
+                    _, body, data = _tag(head, at, order)  # the name
+                    name = head[body:body + (data - body)].rstrip(b"\0").decode("latin-1")
+                    if name == key:
+                        code = _tag(head, data, order)[0]
+                        return np.dtype(order + _MI_NUMPY[code]).newbyteorder("=") \
+                            if code in _MI_NUMPY else None
+                pos += 8 + int(nbytes) + (0 if mtype == _MI_COMPRESSED
+                                          else -int(nbytes) % 8)
+    except (OSError, ValueError, IndexError, zlib.error, TypeError):
+        return None
+    return None
+
+
+__all__ = ["check_v5_tags", "stored_type"]
