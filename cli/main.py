@@ -130,6 +130,8 @@ def _unraisable(previous):
     def hook(unraisable):
         if unraisable.exc_value is None or unraisable.exc_value is not pending_signal():
             previous(unraisable)
+        else:  # the frames where it landed, and their locals (tiles), are not kept
+            unraisable.exc_value.__traceback__ = None
 
     return hook
 
@@ -143,7 +145,7 @@ def _sigterm_unwinds():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from hsad.stopping import clear_signalled
+    from hsad.stopping import clear_signalled, pending_signal
 
     clear_signalled()
     previous = {}
@@ -153,6 +155,11 @@ def _sigterm_unwinds():
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
     try:
         yield
+    except Exception:  # what a recorded signal stopped (the area filters, the inference)
+        stop = pending_signal()
+        if stop is None:
+            raise
+        raise stop from None
     finally:
         sys.unraisablehook = hook
         for sig, handler in previous.items():

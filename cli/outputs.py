@@ -26,6 +26,7 @@ from pathlib import Path
 
 from hsad.errors import OutputError
 from hsad.io.atomic import keep_existing
+from hsad.stopping import pending_signal, raise_if_signalled
 
 #: Accepted extensions and a description, by kind of output. ``None``: any extension.
 FORMATS: dict[str, tuple[tuple[str, ...] | None, str]] = {
@@ -170,7 +171,7 @@ class Plan:
 
     def __exit__(self, kind, exc, tb) -> None:
         self._ctx.__exit__(kind, exc, tb)
-        if kind is None:
+        if kind is None and pending_signal() is None:
             return
         new = {path_key(f) for f in self.new}
         for file, dev, ino in self._placed:
@@ -181,6 +182,7 @@ class Plan:
         for folder in sorted(self.folders, key=lambda f: len(f.parts), reverse=True):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty
+        raise_if_signalled()  # the block ended, but a signal Python printed came meanwhile
 
 
 @dataclass

@@ -38,8 +38,9 @@ class StopCounter:
         return self._count
 
     def stopped_since(self, mark: int) -> bool:
-        """Whether a stop was asked since :meth:`mark` returned ``mark``."""
-        return self._count != mark
+        """Whether a stop was asked since :meth:`mark` returned ``mark``, or a signal the
+        command line received is pending (:func:`signalled`)."""
+        return self._count != mark or bool(_SIGNALLED)
 
 
 class InferenceStopped(RuntimeError):

@@ -89,45 +89,71 @@ def test_a_signal_mid_write_exits_cleanly_and_removes_temporaries(big_scene, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-#: In a fresh interpreter: ``hsad detect`` whose signal arrives while Python runs a weakref
+#: In a fresh interpreter: an hsad command whose signal arrives while Python runs a weakref
 #: callback (as the module lock of an import, or a file closed by the collector, runs one),
-#: which can only print what the handler raises, then goes on.
+#: which can only print what the handler raises, then goes on. The signal comes when the
+#: first temporary file is made, or after the output named ``{{after}}`` is placed.
 SIGNAL_IN_A_CALLBACK = """
 import signal, sys, weakref
 import hsad.io.atomic as atomic
 from hsad.cli.main import main
 
-made = atomic.temp_file
-
-def temp_file(*args, **kwargs):
-    path = made(*args, **kwargs)
+def fire():
     class Held:
         pass
     held = Held()
     ref = weakref.ref(held, lambda _: signal.raise_signal(signal.SIG{name}))
     del held  # the callback runs here, and the handler inside it
+
+made, place, fired = atomic.temp_file, atomic._Temp.place, []
+
+def temp_file(*args, **kwargs):
+    path = made(*args, **kwargs)
+    if {after!r} == "" and not fired:
+        fired.append(fire())
     return path
 
-atomic.temp_file = temp_file
+def placed(self):
+    place(self)
+    if {after!r} and self.target.name.endswith({after!r}) and not fired:
+        fired.append(fire())
+
+atomic.temp_file, atomic._Temp.place = temp_file, placed
 sys.argv = ["hsad", *sys.argv[1:]]
 main()
 """
 
 
+def _signal_in_a_callback(args, name, after=""):
+    code = SIGNAL_IN_A_CALLBACK.format(name=name, after=after)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, timeout=240, preexec_fn=default_sigint)
+
+
 @pytest.mark.parametrize("name, status, word", [
     ("INT", 130, "interrupted"), ("TERM", 143, "terminated")])
+@pytest.mark.parametrize("after", ["", "rx.tif", ".qml"])
 def test_a_signal_python_could_only_print_still_stops_the_command(small_scene, tmp_path,
-                                                                   name, status, word):
+                                                                   name, status, word, after):
     """A signal whose exception Python printed and went on from ("Exception ignored in:
     <function _get_module_lock.<locals>.cb>": the run wrote its map and exited 0) stops
-    the command before its output is placed: one line, its exit status, nothing left."""
+    the command, whether it came before the first output, between two, or after the last
+    was placed: one line, its exit status, nothing left."""
     out = tmp_path / "rx.tif"
-    code = SIGNAL_IN_A_CALLBACK.format(name=name)
-    cmd = [sys.executable, "-c", code, *command(small_scene, out)[3:]]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
-                          preexec_fn=default_sigint)
+    done = _signal_in_a_callback(command(small_scene, out)[3:], name, after)
     assert done.returncode == status, done.stderr
     assert done.stderr.strip().splitlines() == [f"error: {word}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_python_could_only_print_between_an_envi_files_parts(small_scene,
+                                                                       tmp_path):
+    """``convert`` places an ENVI file's data, then its header: a signal recorded after
+    the data is placed stops it before the header, and the data goes again."""
+    done = _signal_in_a_callback(["convert", str(small_scene), str(tmp_path / "out.img")],
+                                 "INT", after="out.img")
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines() == ["error: interrupted"]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -284,3 +310,28 @@ def test_concurrent_runs_to_different_and_to_the_same_output(small_scene, tmp_pa
     assert err.startswith(f"error: {alone}: ") and "--overwrite" in err
     check(alone)
     assert temporaries(tmp_path) == []
+
+
+def test_a_signal_python_could_only_print_is_not_printed_nor_keeps_its_frames():
+    """The unraisable hook drops the recorded signal's traceback (the frames where it
+    landed hold tiles) and prints nothing of it; anything else goes to the previous hook."""
+    import types
+
+    from hsad.cli.main import _unraisable
+    from hsad.stopping import clear_signalled, signalled
+
+    seen = []
+    hook = _unraisable(seen.append)
+    try:
+        raise signalled(KeyboardInterrupt())
+    except KeyboardInterrupt as exc:
+        stop = exc
+    try:
+        assert stop.__traceback__ is not None
+        hook(types.SimpleNamespace(exc_value=stop))
+        assert stop.__traceback__ is None and seen == []
+        other = types.SimpleNamespace(exc_value=ValueError("x"))
+        hook(other)
+        assert seen == [other]
+    finally:
+        clear_signalled()

@@ -151,3 +151,46 @@ def test_stop_work_stops_the_area_filters_and_the_inference():
     assert morphology._stops.stopped_since(filters)
     with pytest.raises(stopping.InferenceStopped):
         stopping.check(inference)
+
+
+def test_a_recorded_signal_stops_the_loops_that_check_for_stops():
+    """A signal the command line recorded (:func:`hsad.stopping.signalled`) but Python could
+    not raise stops what checks for stops: the inference's batches, the area filters'
+    jobs, and the tile sweeps run under a tile bar; cleared, they run again."""
+    import dask.array as da
+
+    from hsad.engine.scheduler import TileProgress
+
+    counter = stopping.StopCounter()
+    begun = counter.mark()
+    stopping.signalled(KeyboardInterrupt())
+    try:
+        assert counter.stopped_since(begun)
+        with pytest.raises(stopping.InferenceStopped):
+            stopping.check(stopping.mark())
+        with pytest.raises(KeyboardInterrupt), TileProgress(disable=True):
+            da.ones(10, chunks=2).sum().compute(scheduler="sync")
+    finally:
+        stopping.clear_signalled()
+    assert not counter.stopped_since(begun)
+    with TileProgress(disable=True):
+        assert da.ones(10, chunks=2).sum().compute(scheduler="sync") == 10
+
+
+def test_a_recorded_signal_stops_training_at_its_next_batch():
+    """Training checks for a signal Python could not raise between batches."""
+    import torch
+
+    from hsad.nn.trainer import Trainer
+
+    steps = []
+    trainer = Trainer(epochs=3, batch_size=4, progress=False)
+    stopping.signalled(KeyboardInterrupt())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit(lambda batch: steps.append(1) or {"loss": 0.0}, torch.zeros(16, 2))
+    finally:
+        stopping.clear_signalled()
+    assert steps == []
+    trainer.fit(lambda batch: steps.append(1) or {"loss": 0.0}, torch.zeros(16, 2))
+    assert len(steps) == 12

@@ -31,6 +31,7 @@ from dask.utils import parse_bytes
 
 from hsad.errors import ParameterError
 from hsad.progress import bar_style, wanted
+from hsad.stopping import raise_if_signalled
 
 #: dask's in-process schedulers, given as functions: given by name ("threads"), dask first
 #: looks for a dask.distributed client, which imports distributed (0.4 s) when installed
@@ -304,6 +305,7 @@ class TileProgress(Callback):
                         **(bar_style() if not self.disable else {}))
 
     def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        raise_if_signalled()  # a signal Python printed and went on from stops the sweep
         if self.bar is not None and self._matches(key):
             self.bar.update(1)
             self.tiles += 1

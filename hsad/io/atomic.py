@@ -474,8 +474,8 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for p in paths:
             temps.append(_Temp(p))
         yield [t.path for t in temps]
-        stopping.raise_if_signalled()
         for t in temps:
+            stopping.raise_if_signalled()  # those placed are removed again, below
             t.place()
     except BaseException as exc:
         for t in temps:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from hsad.errors import ParameterError
 from hsad.progress import bar_style
+from hsad.stopping import raise_if_signalled
 
 Step = Callable[[tuple[torch.Tensor, ...]], dict[str, float]]
 #: ``loss(batch, shared) -> {name: tensor}``; ``shared`` is a dict the updates of one step share.
@@ -298,6 +299,7 @@ class Trainer:
             sums: dict[str, float] = {}
             counts: dict[str, int] = {}
             for idx in self.batches(n, generator):
+                raise_if_signalled()  # a Ctrl-C Python printed and went on from
                 count += 1
                 batch = tuple(t[idx.to(device)] for t in data)
                 losses = step(batch) if step is not None else \
