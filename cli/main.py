@@ -124,7 +124,8 @@ def _on_signal(signum, frame):
 def _unraisable(previous):
     """An unraisable-exception hook that drops the signal :func:`_on_signal` raised where
     Python can only print it (a finaliser, a weakref callback): it is recorded and raised
-    again before any output is placed, and the one line ``error: interrupted`` says it."""
+    again where the work checks for stops (:func:`hsad.stopping.signalled`), and the one
+    line ``error: interrupted`` says it."""
     from hsad.stopping import pending_signal
 
     def hook(unraisable):

@@ -1,5 +1,10 @@
 """``package.<module>`` on first use, for packages that do not import their modules eagerly
-(``import hsad; hsad.detectors.get(...)``, ``hsad.io.model_archive.load_model(...)``)."""
+(``import hsad; hsad.detectors.get(...)``, ``hsad.io.model_archive.load_model(...)``).
+
+A package whose modules all load this way takes :func:`lazy_package`'s pair::
+
+    __getattr__, __dir__ = lazy_package(__name__)
+"""
 
 from __future__ import annotations
 
@@ -29,3 +34,16 @@ def listing(package: str, names=()) -> list[str]:
     modules = {m.name for m in pkgutil.iter_modules(module.__path__)
                if not m.name.startswith("_")}
     return sorted(set(vars(module)) | modules | set(names))
+
+
+def lazy_package(package: str):
+    """``(__getattr__, __dir__)`` for ``package``: its modules load on first use, and
+    ``dir()`` lists them before they do."""
+
+    def __getattr__(name: str) -> ModuleType:
+        return submodule(package, name)
+
+    def __dir__() -> list[str]:
+        return listing(package)
+
+    return __getattr__, __dir__

@@ -76,8 +76,10 @@ def signalled(exc: BaseException) -> BaseException:
     """Record ``exc``, which a signal handler is about to raise in the main thread, and
     return it. Raised while that thread runs a finaliser or a weakref callback (an
     import's module lock, a file closed by the garbage collector), it is printed and lost,
-    and the work would go on to its end: :func:`raise_if_signalled` raises it again before
-    an output is put in place (:mod:`hsad.io.atomic`)."""
+    and the work would go on to its end: :func:`raise_if_signalled` raises it again at the
+    next tile task under a tile bar, training batch and output placed
+    (:mod:`hsad.io.atomic`), and the stop counters (inference batches, area-filter jobs)
+    report a stop."""
     _SIGNALLED.append(exc)
     return exc
 

@@ -59,6 +59,7 @@ from hsad.cube.nodata_values import (
     one_nodata,
 )
 from hsad.errors import ParameterError
+from hsad.lazy_modules import lazy_package
 
 DIMS = ("y", "x", "band")
 
@@ -450,19 +451,9 @@ def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None
     return out
 
 
-def __getattr__(name: str):
-    """The package's modules load on first use (``import hsad; hsad.cube.nodata``)."""
-    from hsad.lazy_modules import submodule
+#: the package's modules load on first use, and dir() lists them before they do
+__getattr__, __dir__ = lazy_package(__name__)
 
-    return submodule(__name__, name)
-
-
-
-def __dir__() -> list[str]:
-    """The package's names, and its modules still to load."""
-    from hsad.lazy_modules import listing
-
-    return listing(__name__)
 
 __all__ = [
     "as_cube", "band_scaling", "block_valid", "can_miss", "check_transform", "crs_of",

@@ -232,12 +232,12 @@ def __getattr__(name: str) -> Any:
     return submodule(__name__, name)
 
 
-
 def __dir__() -> list[str]:
     """The package's names, and its modules still to load."""
     from hsad.lazy_modules import listing
 
     return listing(__name__, CLASSES)
+
 
 __all__ = [
     "AAE", "ADAE", "AED", "ALAD", "ALAE", "ALOCC", "AnoGAN", "Autoencoder", "BaseDetector",

@@ -51,12 +51,12 @@ def __getattr__(name: str):
     return submodule(__name__, name)
 
 
-
 def __dir__() -> list[str]:
     """The package's names, and its modules still to load."""
     from hsad.lazy_modules import listing
 
     return listing(__name__, _LAZY)
+
 
 __all__ = ["batch_for", "call_model", "chunks_for", "infer_batches", "map_halo", "materialise",
            "min_memory", "minmax", "model_node", "nan_median", "open_tiled", "read_map",

@@ -29,6 +29,7 @@ from scipy.ndimage import uniform_filter
 
 from hsad.engine.morphology import attribute_response, tophat_response
 from hsad.errors import ParameterError
+from hsad.lazy_modules import lazy_package
 
 VARIANTS = ("aed", "multiscale", "paper")
 #: the areas (pixels) of the multi-scale variant: squares of 3, 5, 7, 11 and 15 pixels; its
@@ -398,19 +399,9 @@ class Fusion:
         return {"d_spectral": d_spec, "d_spatial": d_spat, "d_ss": d_ss}
 
 
-def __getattr__(name: str):
-    """Modules of this package (``hsad.fusion.tiled``) load on first use."""
-    from hsad.lazy_modules import submodule
+#: the package's modules load on first use, and dir() lists them before they do
+__getattr__, __dir__ = lazy_package(__name__)
 
-    return submodule(__name__, name)
-
-
-
-def __dir__() -> list[str]:
-    """The package's names, and its modules still to load."""
-    from hsad.lazy_modules import listing
-
-    return listing(__name__)
 
 __all__ = [
     "area_for_target", "area_tag", "attribute_filter", "band_energy", "chosen_area", "fuse",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hsad.errors import FileFormatError, HsadError, ParameterError, UnsupportedError
+from hsad.lazy_modules import lazy_package
 
 if TYPE_CHECKING:  # xarray is loaded by the readers, not by `import hsad.io`
     import xarray as xr
@@ -285,18 +286,8 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
     return open_mat(path, chunks=chunks, key=key, window=window)
 
 
-def __getattr__(name: str):
-    """Modules of this package load on first use."""
-    from hsad.lazy_modules import submodule
+#: the package's modules load on first use, and dir() lists them before they do
+__getattr__, __dir__ = lazy_package(__name__)
 
-    return submodule(__name__, name)
-
-
-
-def __dir__() -> list[str]:
-    """The package's names, and its modules still to load."""
-    from hsad.lazy_modules import listing
-
-    return listing(__name__)
 
 __all__ = ["detect_format", "open_cube"]

@@ -28,12 +28,12 @@ def __getattr__(name: str):
     return submodule(__name__, name)
 
 
-
 def __dir__() -> list[str]:
     """The package's names, and its modules still to load."""
     from hsad.lazy_modules import listing
 
     return listing(__name__, _HOMES)
+
 
 __all__ = ["BandScaler", "History", "PixelSample", "Trainer", "resolve_device",
            "sample_pixels", "seeded"]

@@ -7,16 +7,7 @@ Submodules are imported on use, so ``hsad.outputs.metrics`` does not load GDAL's
 stack.
 """
 
+from hsad.lazy_modules import lazy_package
 
-def __getattr__(name: str):
-    """Modules of this package load on first use."""
-    from hsad.lazy_modules import submodule
-
-    return submodule(__name__, name)
-
-
-def __dir__() -> list[str]:
-    """The package's names, and its modules still to load."""
-    from hsad.lazy_modules import listing
-
-    return listing(__name__)
+#: the package's modules load on first use, and dir() lists them before they do
+__getattr__, __dir__ = lazy_package(__name__)
