@@ -9,6 +9,7 @@ A package whose modules all load this way takes :func:`lazy_package`'s pair::
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 
@@ -28,7 +29,6 @@ def listing(package: str, names=()) -> list[str]:
     """``dir()`` of a package whose modules (and ``names``) load on first use: what it holds
     now, and its public modules and ``names`` still to load (tab completion in IPython)."""
     import pkgutil
-    import sys
 
     module = sys.modules[package]
     modules = {m.name for m in pkgutil.iter_modules(module.__path__)
@@ -36,14 +36,20 @@ def listing(package: str, names=()) -> list[str]:
     return sorted(set(vars(module)) | modules | set(names))
 
 
-def lazy_package(package: str):
-    """``(__getattr__, __dir__)`` for ``package``: its modules load on first use, and
-    ``dir()`` lists them before they do."""
+def lazy_package(package: str, names: dict[str, str] | None = None):
+    """``(__getattr__, __dir__)`` for ``package``: its modules, and the public ``names``
+    (name -> the module that defines it), load on first use, and ``dir()`` lists them
+    before they do."""
+    names = dict(names or {})
 
-    def __getattr__(name: str) -> ModuleType:
+    def __getattr__(name: str):
+        if name in names:
+            value = getattr(importlib.import_module(names[name]), name)
+            setattr(sys.modules[package], name, value)
+            return value
         return submodule(package, name)
 
     def __dir__() -> list[str]:
-        return listing(package)
+        return listing(package, names)
 
     return __getattr__, __dir__

@@ -14,8 +14,9 @@ filters) does not load dask with the package.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from hsad.lazy_modules import lazy_package
 
 if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on first use
     from hsad.engine.inference import batch_for, call_model, infer_batches, model_node, tile_threads
@@ -39,23 +40,8 @@ _LAZY = {**{n: "hsad.engine.tiles" for n in (
         "batch_for", "call_model", "infer_batches", "model_node", "tile_threads")},
     "materialise": "hsad.engine.spill"}
 
-
-def __getattr__(name: str):
-    """The public names and the package's modules load on first use."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    from hsad.lazy_modules import submodule
-
-    return submodule(__name__, name)
-
-
-def __dir__() -> list[str]:
-    """The package's names, and its modules still to load."""
-    from hsad.lazy_modules import listing
-
-    return listing(__name__, _LAZY)
+#: the names above and the package's modules load on first use; dir() lists them before
+__getattr__, __dir__ = lazy_package(__name__, _LAZY)
 
 
 __all__ = ["batch_for", "call_model", "chunks_for", "infer_batches", "map_halo", "materialise",
