@@ -298,12 +298,11 @@ MOVED = {**{n: "hsad.engine.spill" for n in (
 
 
 def __getattr__(name: str):
-    """Names moved to :mod:`hsad.engine.spill` and :mod:`hsad.engine.inference` in 0.3.0."""
-    if name in MOVED:
-        import importlib
+    """Names moved to :mod:`hsad.engine.spill` and :mod:`hsad.engine.inference` in 0.3.0
+    (no warning: they are still served here)."""
+    from hsad.io.moved import moved_attribute
 
-        return getattr(importlib.import_module(MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return moved_attribute(__name__, name, MOVED, warn=False)
 
 
 __all__ = ["chunks_for", "finite_extremes", "halo_tiles", "map_halo", "min_memory", "minmax",

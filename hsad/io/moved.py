@@ -8,13 +8,15 @@ import importlib
 import warnings
 
 
-def moved_attribute(module: str, name: str, moved: dict[str, str]):
+def moved_attribute(module: str, name: str, moved: dict[str, str], warn: bool = True):
     """``name`` of ``module`` if it moved (``moved``: name -> its module now), with a
-    DeprecationWarning; AttributeError otherwise (what a module ``__getattr__`` raises)."""
+    DeprecationWarning unless ``warn`` is false; AttributeError otherwise (what a module
+    ``__getattr__`` raises)."""
     if name not in moved:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    warnings.warn(f"{module}.{name} moved to {moved[name]}.{name}; import it from there",
-                  DeprecationWarning, stacklevel=3)
+    if warn:
+        warnings.warn(f"{module}.{name} moved to {moved[name]}.{name}; import it from there",
+                      DeprecationWarning, stacklevel=3)
     return getattr(importlib.import_module(moved[name]), name)
 
 
