@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Where pip finds torch's CPU build. Empty: pip's own configuration (a local wheel of
+# torch==2.13.0+cpu here). From plain PyPI on Linux x86-64 that pin is the CUDA build;
+# there, give TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu".
+TORCH_INDEX ?=
 
 .PHONY: setup demo test test-kernels lint bench clean
 
@@ -10,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# CPU build of torch first, so that no multi-GB CUDA build is pulled in.
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==2.13.0 $(TORCH_INDEX)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -17,8 +17,8 @@ One protocol for every background, fixed before any result was seen:
 
 1. Bands: G = min(good bands, valid pixels // 10), 10 being hsad's floor of valid pixels
    per band (``MIN_PIXELS_PER_BAND``). Where G is smaller than the good bands,
-   ``hsad.cube.bands.bin_bands`` averages adjacent good bands into G groups (bad bands dropped,
-   nodata pixels NaN), and the target spectra are averaged over the same groups. A
+   ``hsad.cube.band_binning.bin_bands`` averages adjacent good bands into G groups (bad
+   bands dropped, nodata pixels NaN), and the target spectra are averaged over the same groups. A
    background with fewer than ``MIN_GROUPS`` groups is skipped.
 2. Sizes: a size class runs where one target covers at most ``MAX_TARGET_FRACTION`` of the
    valid pixels; counts are ``COUNTS`` per 100×100 pixels scaled by the valid pixels (at
@@ -61,7 +61,7 @@ import xarray as xr
 from hsad import datasets, detectors
 from hsad.config import parse_params
 from hsad.cube import good_band_mask, valid_mask
-from hsad.cube.bands import band_groups, bin_bands
+from hsad.cube.band_binning import band_groups, bin_bands
 from hsad.detectors.reconstruction import MIN_PIXELS_PER_BAND
 from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
 from hsad.io import open_cube

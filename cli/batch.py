@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from hsad.cli.detect_plan import planned
 from hsad.cli.options import say
 from hsad.cli.outputs import path_key
 from hsad.errors import HsadError, ParameterError
@@ -66,7 +67,7 @@ def distinct_scenes(scenes) -> tuple[str, ...]:
 def _scene_key(scene) -> str:
     """An ENVI scene's header (the file a data file is read with), else the path itself."""
     from hsad.io import detect_format
-    from hsad.io.envi_header import find_header
+    from hsad.io.envi_files import find_header
 
     if str(scene).lower().endswith(".hdr"):
         return path_key(scene)
@@ -134,7 +135,7 @@ def scene_claim(output) -> Iterator[bool]:
     """Whether this run holds the claim on the scene whose map is ``output`` (a lock file
     beside it, ``.<name>.hsad-claim``, removed after): False while another hsad run holds
     it. Without file locks (Windows) every claim is granted."""
-    from hsad.io.atomic import fcntl, lock_now
+    from hsad.io.temp_names import fcntl, lock_now
 
     path = Path(output).parent / f".{Path(output).name}.hsad-claim"
     if fcntl is None:
@@ -161,6 +162,72 @@ def scene_claim(output) -> Iterator[bool]:
                     folder.rmdir()
     finally:
         os.close(fd)
+
+
+def without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The jobs whose scene is not a map ``hsad detect`` wrote: in a batch (a glob that
+    meets the outputs of an earlier run) each such map is skipped with a warning; one map
+    alone is detected, with a warning."""
+    from hsad.io.maps import written_map
+
+    kept = []
+    for scene, filled in jobs:
+        what = written_map(scene)
+        if what is None:
+            kept.append((scene, filled))
+            continue
+        message = f"a map hsad detect wrote ({what}), not a scene"
+        if len(jobs) == 1:
+            click.echo(f"warning: {scene}: {message}: the scene it was made of is what to "
+                       "detect in", err=True)
+            return jobs
+        click.echo(f"warning: {scene}: {message}: skipped", err=True)
+    if not kept:
+        raise ParameterError(f"every one of the {len(jobs)} files is a map hsad detect wrote, "
+                             "not a scene")
+    return kept
+
+
+def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
+              ) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The jobs of the scenes not started (--skip-existing): none of their planned files
+    there. A scene whose every file is there is skipped; one with some of them (stopped
+    part-way, or an output added to a finished batch) is left out with an error naming
+    one, the others going on. Returns the jobs to run and the scenes left out so (with
+    ``quiet``, nothing is printed, and the scenes left out are their errors)."""
+    left, partial = [], []
+    for scene, filled in jobs:
+        paths = [path for _, path, _ in planned(filled) if path is not None]
+        there = [path for path in paths if os.path.lexists(path)]
+        if len(there) == len(paths):
+            if not quiet:
+                say(f"skipped {scene}: its outputs exist")
+        elif there:
+            problem = (f"{scene}: {len(there)} of its {len(paths)} outputs exist "
+                       f"({there[0]}): remove them to redo the scene, or run it with "
+                       "--overwrite instead of --skip-existing")
+            if not quiet:
+                click.echo(f"error: {problem}", err=True)
+            partial.append(problem if quiet else scene)
+        else:
+            left.append((scene, filled))
+    return left, partial
+
+
+def check_collisions(jobs: list[tuple[str, dict]]) -> None:
+    """ParameterError when two scenes would write one file (any of their planned files:
+    maps, styles, stage maps, side files)."""
+    writers: dict[str, str] = {}
+    for scene, filled in jobs:
+        for _, path, _ in planned(filled):
+            if path is None:
+                continue
+            other = writers.setdefault(path_key(path), scene)
+            if other != scene:
+                stem = stem_of(scene)
+                same = f" (one stem, {stem!r})" if stem_of(other) == stem else ""
+                raise ParameterError(f"{other} and {scene} would both write {path}{same}: "
+                                     "give them different names, or run them apart", path)
 
 
 def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> int:

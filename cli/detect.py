@@ -8,7 +8,14 @@ import warnings
 
 import click
 
-from hsad.cli.batch import SceneSkipped, scene_claim
+from hsad.cli.batch import (
+    SceneSkipped,
+    check_collisions,
+    not_done,
+    scene_claim,
+    without_maps,
+)
+from hsad.cli.detect_plan import DETECTORS, asked, detector_of, planned
 from hsad.cli.options import (
     QUIET,
     background_option,
@@ -30,8 +37,8 @@ from hsad.cli.options import (
     subset_options,
     subset_selection,
 )
-from hsad.cli.outputs import FOLDERS_NOTE, check_name, path_key, plan_outputs
-from hsad.config import load_config, parse_numbers, parse_params
+from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
+from hsad.config import load_config, parse_numbers
 from hsad.engine.thresholds import DEFAULT_RULE, check_threshold
 from hsad.errors import ParameterError
 
@@ -134,14 +141,14 @@ def command(scenes, **options):
     """
     from hsad.cli.batch import run_jobs, scene_jobs
 
-    _DETECTORS.clear()
+    DETECTORS.clear()
     skip = options.pop("skip_existing")
     if skip and options["overwrite"]:
         raise ParameterError("give --skip-existing (keep the outputs there are) or "
                              "--overwrite (replace them), not both")
-    every = _without_maps(scene_jobs(scenes, options))
-    _check_collisions(every)  # also between a scene done and one to do
-    jobs, partial = _not_done(every) if skip else (every, [])
+    every = without_maps(scene_jobs(scenes, options))
+    check_collisions(every)  # also between a scene done and one to do
+    jobs, partial = not_done(every) if skip else (every, [])
     status = 2 if partial else 0
     if not jobs:
         return status
@@ -164,80 +171,12 @@ def _unless_done_meanwhile(scene, **filled):
     with scene_claim(filled["output"]) as mine:
         if not mine:
             raise SceneSkipped("another hsad run is making it")
-        left, partial = _not_done([(scene, filled)], quiet=True)
+        left, partial = not_done([(scene, filled)], quiet=True)
         if partial:
             raise ParameterError(partial[0])
         if not left:
             raise SceneSkipped("its outputs exist (made meanwhile by another run)")
         return _detect_one(scene, **filled)
-
-
-def _without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
-    """The jobs whose scene is not a map ``hsad detect`` wrote: in a batch (a glob that
-    meets the outputs of an earlier run) each such map is skipped with a warning; one map
-    alone is detected, with a warning."""
-    from hsad.io.maps import written_map
-
-    kept = []
-    for scene, filled in jobs:
-        what = written_map(scene)
-        if what is None:
-            kept.append((scene, filled))
-            continue
-        message = f"a map hsad detect wrote ({what}), not a scene"
-        if len(jobs) == 1:
-            click.echo(f"warning: {scene}: {message}: the scene it was made of is what to "
-                       "detect in", err=True)
-            return jobs
-        click.echo(f"warning: {scene}: {message}: skipped", err=True)
-    if not kept:
-        raise ParameterError(f"every one of the {len(jobs)} files is a map hsad detect wrote, "
-                             "not a scene")
-    return kept
-
-
-def _not_done(jobs: list[tuple[str, dict]], quiet: bool = False
-              ) -> tuple[list[tuple[str, dict]], list[str]]:
-    """The jobs of the scenes not started (--skip-existing): none of their planned files
-    there. A scene whose every file is there is skipped; one with some of them (stopped
-    part-way, or an output added to a finished batch) is left out with an error naming
-    one, the others going on. Returns the jobs to run and the scenes left out so (with
-    ``quiet``, nothing is printed, and the scenes left out are their errors)."""
-    left, partial = [], []
-    for scene, filled in jobs:
-        paths = [path for _, path, _ in _planned(filled) if path is not None]
-        there = [path for path in paths if os.path.lexists(path)]
-        if len(there) == len(paths):
-            if not quiet:
-                say(f"skipped {scene}: its outputs exist")
-        elif there:
-            problem = (f"{scene}: {len(there)} of its {len(paths)} outputs exist "
-                       f"({there[0]}): remove them to redo the scene, or run it with "
-                       "--overwrite instead of --skip-existing")
-            if not quiet:
-                click.echo(f"error: {problem}", err=True)
-            partial.append(problem if quiet else scene)
-        else:
-            left.append((scene, filled))
-    return left, partial
-
-
-def _check_collisions(jobs: list[tuple[str, dict]]) -> None:
-    """ParameterError when two scenes would write one file (any of their planned files:
-    maps, styles, stage maps, side files)."""
-    from hsad.cli.batch import stem_of
-
-    writers: dict[str, str] = {}
-    for scene, filled in jobs:
-        for _, path, _ in _planned(filled):
-            if path is None:
-                continue
-            other = writers.setdefault(path_key(path), scene)
-            if other != scene:
-                stem = stem_of(scene)
-                same = f" (one stem, {stem!r})" if stem_of(other) == stem else ""
-                raise ParameterError(f"{other} and {scene} would both write {path}{same}: "
-                                     "give them different names, or run them apart", path)
 
 
 def _check_batch(jobs: list[tuple[str, dict]], every: list[tuple[str, dict]]) -> None:
@@ -248,88 +187,18 @@ def _check_batch(jobs: list[tuple[str, dict]], every: list[tuple[str, dict]]) ->
     from hsad.cli.batch import batch_inputs
     from hsad.cli.outputs import KnownInputs
 
-    _detector_of(jobs[0][1])
+    detector_of(jobs[0][1])
     known = KnownInputs.of(batch_inputs(every))  # looked up once for the whole batch
     for scene, filled in jobs:
         filled["also_inputs"] = known  # each scene's plan keeps the others' inputs too
         _detect_one(scene, **filled, check_only=True)
 
 
-def _detector_of(options: dict):
-    """The detector of a detection's ``options`` (method, config, parameters, model), made
-    once per distinct setting: checked before any work, and asked what stage maps it
-    writes."""
-    from hsad import pipeline
-
-    key = repr([options.get(k) for k in ("method", "config_path", "params", "model")])
-    if key not in _DETECTORS:
-        cfg = load_config(options["config_path"]) if options.get("config_path") else {}
-        method, merged, named = _asked(options.get("method"), options.get("params"), cfg,
-                                       options.get("config_path"))
-        _DETECTORS[key] = pipeline.make_detector(method, merged, model=options.get("model"),
-                                                 named=named)
-    return _DETECTORS[key]
-
-
-def _asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dict]:
-    """A detection's method and parameters, the command line's over its config's, and how
-    errors name where each came from (:func:`hsad.pipeline.make_detector`; ``named[key]``
-    for each parameter, :func:`hsad.pipeline.apply_fusion`)."""
-    given = parse_params(params or ())
-    configured = cfg.get("params") or {}
-    merged = {**configured, **given}
-    in_config = f"`params` from the config {config_path}"
-    named = {"method": "-m" if method or not cfg.get("method") else
-             f"`method` from the config {config_path}",
-             "params": " and ".join([*(["--param"] if given else []),
-                                     *([in_config] if configured else [])]) or "--param",
-             **{key: f"-p {key}={value}" if key in given else
-                f"`{key}: {value}` in the config {config_path}" for key, value in merged.items()}}
-    return method or cfg.get("method"), merged, named
-
-
-#: the detectors :func:`_detector_of` made in this command, by setting (a batch asks once
-#: per scene); emptied when a command starts (a model file may change between commands)
-_DETECTORS: dict = {}
-
-
-def _planned(options: dict) -> list[tuple[str, str | None, str]]:
-    """The ``(option, path, kind)`` of every file a detection with ``options`` writes
-    (the stage maps: ``options["stage_names"]``, else those of its detector)."""
-    from hsad import pipeline
-
-    stages_dir, spectra_path = options["stages_dir"], options["spectra_path"]
-    names = () if not stages_dir else options["stage_names"] if "stage_names" in options \
-        else pipeline.stage_names(_detector_of(options))
-    rasters = [("-o", options["output"]), ("--mask", options["mask_path"])] + [
-        ("--save-stages", pipeline.stage_path(stages_dir, name)) for name in names]
-    return ([(option, path, "raster") for option, path in rasters]
-            + [(option, style, "file") for option, path in rasters
-               for style in pipeline.style_files([path])]
-            + [("--polygons", options["polygons_path"], "polygons"),
-               ("--png", options["png_path"], "png"),
-               ("--spectra-png", options["spectra_png"], "png"),
-               ("--stages-png", options["stages_png"], "png")]
-            + [("--spectra", path, "spectra" if i == 0 else "file")
-               for i, path in enumerate(_spectra_files(spectra_path))])
-
-
-def _spectra_files(spectra_path) -> list:
-    """The files ``--spectra`` writes, its name checked as given first (a trailing ``/``
-    is gone once it is a path)."""
-    from hsad.outputs.spectra import spectra_files
-
-    if spectra_path is None:
-        return []
-    check_name("--spectra", spectra_path)
-    return spectra_files(spectra_path)
-
-
 def _truth_on(cube, truth, truth_key):
     """The ground truth of ``--truth`` on the scene's grid, checked before any detection:
     it has anomaly and background pixels (errors name the file, and its nodata value when
     that is what leaves a class out)."""
-    from hsad.cube.subset import on_scene_grid
+    from hsad.cube.placement import on_scene_grid
     from hsad.io.maps import read_truth
     from hsad.outputs.metrics import check_truth
 
@@ -374,7 +243,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             os.path.abspath(p) if p is not None and os.path.exists(p) else p
             for p in (scene, valid_mask, background, labels))
     cfg = load_config(config_path) if config_path else {}
-    method, merged, named = _asked(method, params, cfg, config_path)
+    method, merged, named = asked(method, params, cfg, config_path)
     check_agree(merged, seed=seed)
     if contamination is None and far is None and value is None:  # options beat the config
         contamination, far, value = (cfg.get(k) for k in ("contamination", "far", "threshold"))
@@ -403,7 +272,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                                   named=named) if stages_dir else None
     stage_names = () if made is None else pipeline.stage_names(made)
     plan = plan_outputs(
-        _planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
+        planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
                   "stage_names": stage_names,
                   "polygons_path": polygons_path, "png_path": png_path,
                   "spectra_path": spectra_path, "spectra_png": spectra_png,

@@ -21,7 +21,7 @@ def _files_of(path: Path, fmt: str) -> list[Path]:
         return product_files(path)
     files = [path]
     if fmt == "envi":
-        from hsad.io.envi_header import find_data, find_header
+        from hsad.io.envi_files import find_data, find_header
 
         for other in (find_header(path), find_data(path)):
             if other is not None and Path(other) != path:

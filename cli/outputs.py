@@ -68,7 +68,7 @@ def input_files(path: str | os.PathLike) -> list[Path]:
     from hsad.errors import HsadError
     from hsad.io import detect_format
     from hsad.io.enmap import product_files
-    from hsad.io.envi_header import find_data, find_header
+    from hsad.io.envi_files import find_data, find_header
 
     p = Path(path)
     out = [p]

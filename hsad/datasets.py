@@ -189,7 +189,7 @@ def load_labelled(scene: str, chunks=None) -> tuple[xr.DataArray, xr.DataArray]:
 
     cube, gt = load_mat(p, chunks=chunks, unlabelled_nan=True)
     if gt is None:
-        from hsad.io.matlab import truth_off_grid
+        from hsad.io.mat_variables import truth_off_grid
 
         raise DatasetError(truth_off_grid(p, cube.shape[:2]) or
                            "no ground truth found beside the cube: a labelled scene needs one "

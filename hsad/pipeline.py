@@ -159,7 +159,7 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
     ``background`` (a mask, polygons or their file, :mod:`hsad.cube.background`) is the area the
     detector's statistics come from; refused for a fitted model and local detectors. A
     ``fitted`` model reads its own bands from ``cube``, by wavelength when the cube has more
-    (:func:`hsad.cube.bands.match_model_bands`).
+    (:func:`hsad.cube.model_bands.match_model_bands`).
 
     ``lazy`` leaves dask-backed maps uncomputed: :func:`export` then streams them tile by
     tile into their GeoTIFFs (hsad.engine) and reads the score map back from its file.
@@ -175,7 +175,7 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
                              "background it was trained on")
     t0 = time.perf_counter()
     if fitted:
-        from hsad.cube.bands import match_model_bands
+        from hsad.cube.model_bands import match_model_bands
 
         cube = match_model_bands(cube, detector)
     elif labels is not None:

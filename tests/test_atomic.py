@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hsad.errors import OutputError
-from hsad.io import atomic
+from hsad.io import atomic, temp_names
 
 
 def _dead_pid() -> str:
@@ -167,11 +167,11 @@ def test_every_legal_name_can_be_written_and_its_stale_temporaries_found(tmp_pat
         assert len(tmp.name) + len(".aux.xml") <= 255
         tmp.write_bytes(b"data")
     assert target.read_bytes() == b"data"
-    stale = tmp_path / f".{atomic._tag(target)}.{atomic.HOST}-{_dead_pid()}.x1y2z3.tif.part"
+    stale = tmp_path / f".{temp_names.temp_tag(target)}.{atomic.HOST}-{_dead_pid()}.x1y2z3.tif.part"
     stale.write_bytes(b"x")
     assert atomic.remove_stale(target) == [stale]
     other = tmp_path / ("a" * 240 + ".tiff")  # same start, another name: another hash
-    assert atomic._tag(other) != atomic._tag(target)
+    assert temp_names.temp_tag(other) != temp_names.temp_tag(target)
     # a dot early in a long ENVI name makes the rest of it the "suffix"
     for name in ("c" * 150 + ".v1_reflectance_subset_of_the_flightline", "ä" * 120 + ".x" * 5,
                  "b" * 100 + "." + "s" * 154):

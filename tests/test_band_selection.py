@@ -15,7 +15,7 @@ from dask.callbacks import Callback
 from hsad import open_cube, select_bands
 from hsad.cli.main import main
 from hsad.cube import good_band_mask, make_cube
-from hsad.cube.bands import match_model_bands
+from hsad.cube.model_bands import match_model_bands
 from hsad.errors import ModelError, ParameterError
 from hsad.io.envi_writer import write_envi
 

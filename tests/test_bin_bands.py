@@ -1,4 +1,4 @@
-"""Band binning for scenes with too few pixels per band (hsad.cube.bands.bin_bands): groups,
+"""Band binning for scenes with too few pixels per band (hsad.cube.band_binning.bin_bands): groups,
 group means, wavelengths, bad bands, nodata, laziness."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hsad.cube import make_cube, valid_mask
-from hsad.cube.bands import band_groups, bin_bands
+from hsad.cube.band_binning import band_groups, bin_bands
 from hsad.errors import ParameterError
 
 

@@ -107,7 +107,7 @@ def test_blas_routines_release_the_gil(routine):
 
 def _per_block_products():
     """The per-block products that dask runs in its worker threads: (module, call)."""
-    from hsad.cube import bands
+    from hsad.cube import band_binning as bands
     from hsad.engine import windows
 
     rng = np.random.default_rng(0)

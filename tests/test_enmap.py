@@ -18,7 +18,8 @@ from enmap_products import PREFIX, SWIR_WL, TRANSFORM, write_enmap
 
 from hsad.errors import FileFormatError, ParameterError, UnsupportedError
 from hsad.io import detect_format, open_cube
-from hsad.io.enmap import cover_note, quality_valid, read_product
+from hsad.io.enmap import read_product
+from hsad.io.enmap_quality import cover_note, quality_valid
 from hsad.io.quality import parse_flags
 from hsad.pipeline import prepare_cube
 

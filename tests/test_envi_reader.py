@@ -18,7 +18,8 @@ import hsad.io.envi as envi
 import hsad.io.envi_pixels as envi_pixels
 from hsad.errors import FileFormatError
 from hsad.io.envi import open_envi, read_spectral_library
-from hsad.io.envi_header import find_data, find_header, parse_header
+from hsad.io.envi_files import find_data, find_header
+from hsad.io.envi_header import parse_header
 
 CODES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
 

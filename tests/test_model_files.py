@@ -690,7 +690,7 @@ def test_a_cube_of_other_bands_is_refused_with_the_way_to_match_them(scene):
     """From Python a model read another scene's bands by position, refused with "fitted
     on 218 good bands of 224, but the cube has 218 of 218" and no word of the way out."""
     det = detectors.get("rx").fit(scene[0])
-    way_out = r"hsad\.cube\.bands\.match_model_bands\(cube, model\)"
+    way_out = r"hsad\.cube\.model_bands\.match_model_bands\(cube, model\)"
     with pytest.raises(ParameterError, match=way_out):
         det.score(scene[0].isel(band=slice(1, None)))
 

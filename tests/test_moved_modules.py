@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -78,6 +80,27 @@ def test_names_moved_out_of_the_tiles_module_still_import_from_it():
     assert tiles.KEEP_SHARE == spill.KEEP_SHARE and tiles.BATCH == inference.BATCH
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         tiles.no_such_name  # noqa: B018
+
+
+#: modules that serve the names 0.3.0 and 0.3.1 moved out of them (their ``MOVED``)
+SERVING = ("hsad.engine.tiles", "hsad.cube.bands", "hsad.cube.subset", "hsad.io.envi_header",
+           "hsad.io.enmap", "hsad.io.atomic", "hsad.io.matlab")
+
+
+@pytest.mark.parametrize("module", SERVING)
+def test_every_moved_name_still_imports_from_its_old_module_without_a_warning(module):
+    """``from <old module> import <name>`` gives the object of the module it moved to, with
+    no DeprecationWarning; a name that never existed is still an AttributeError."""
+    old = importlib.import_module(module)
+    assert old.MOVED
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, new in old.MOVED.items():
+            assert name not in vars(old), name  # served, not a copy
+            assert getattr(old, name) is getattr(importlib.import_module(new), name), name
+            assert name in importlib.import_module(new).__all__, name
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        old.no_such_name  # noqa: B018
 
 
 def test_the_light_engine_modules_load_without_dask():

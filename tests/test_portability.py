@@ -12,7 +12,7 @@ import numpy as np
 
 from hsad.config import load_config
 from hsad.cube.bands import read_wavelength_file
-from hsad.io import atomic
+from hsad.io import atomic, temp_names
 from hsad.io.envi_writer import remove_headers
 
 WINDOWS_LIKE = textwrap.dedent("""
@@ -54,7 +54,8 @@ def test_without_locks_no_other_writers_file_is_taken_for_stale(tmp_path, monkey
     target = tmp_path / "map.tif"
     other = tmp_path / f".map.tif.{atomic.HOST}-999999999.abc.part"
     other.write_bytes(b"another process's write")
-    monkeypatch.setattr(atomic, "fcntl", None)
+    monkeypatch.setattr(atomic, "fcntl", None)  # the writer takes no lock
+    monkeypatch.setattr(temp_names, "fcntl", None)  # nor asks for one
     assert atomic.remove_stale(target) == []
     assert other.exists()
     with atomic.atomic_path(target) as tmp:

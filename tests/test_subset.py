@@ -580,7 +580,7 @@ def test_a_fractional_srcwin_is_refused_and_one_starting_at_the_edge_lies_outsid
 
 def test_a_larger_raster_is_placed_by_its_grid_inside_its_rows_and_crs():
     """A larger truth is cut by the grids (lon/lat too), not past its rows or across CRSs."""
-    from hsad.cube.subset import offsets_in, on_scene_grid
+    from hsad.cube.placement import offsets_in, on_scene_grid
 
     a = 8.983152841195215e-05  # 10 m in degrees
     lonlat = Affine(a, 0, 12.345, 0, -a, 45.0)
@@ -604,7 +604,7 @@ def test_a_larger_raster_is_placed_by_its_grid_inside_its_rows_and_crs():
 
 def test_a_background_mask_off_the_grid_hints_at_polygons():
     """A background mask on another CRS hints at polygons; a ground truth does not."""
-    from hsad.cube.subset import on_scene_grid
+    from hsad.cube.placement import on_scene_grid
 
     cube = make_cube(np.zeros((6, 5, 1)), transform=GRID, crs="EPSG:32633").isel(band=0)
     other = cube.rio.write_crs("EPSG:32634")

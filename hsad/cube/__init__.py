@@ -316,7 +316,7 @@ def _from_spy(spy) -> xr.DataArray:
     own memory map, with the header's wavelengths and bad-band list as SPy read them."""
     from hsad.errors import FileFormatError, HsadError
     from hsad.io import open_cube
-    from hsad.io.envi_header import wavelength_scale
+    from hsad.io.wavelength_units import wavelength_scale
 
     try:
         return open_cube(spy.filename)

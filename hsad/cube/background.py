@@ -45,11 +45,11 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     the whole grid of the scene ``cube`` was cut from (:mod:`hsad.cube.subset`): True where
     non-zero; its nodata pixels are False. An EMIT L2A MASK granule gives its clear pixels
     (:func:`hsad.io.emit.clear_pixels`), an EnMAP quality layer (``…-QL_QUALITY_CLOUD.TIF``)
-    the pixels it does not flag (:func:`hsad.io.enmap.clear_values`). Another size, CRS or
+    the pixels it does not flag (:func:`hsad.io.enmap_quality.clear_values`). Another size, CRS or
     transform is a ParameterError."""
-    from hsad.cube.subset import cut_for_scene, on_scene_grid
+    from hsad.cube.placement import cut_for_scene, on_scene_grid
     from hsad.io import detect_format
-    from hsad.io.enmap import clear_values, is_pixel_mask, layer_flag
+    from hsad.io.enmap_quality import clear_values, is_pixel_mask, layer_flag
     from hsad.io.maps import read_single_band
 
     if is_pixel_mask(path):

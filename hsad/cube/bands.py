@@ -1,6 +1,7 @@
-"""Choosing the bands to analyse: :func:`select_bands`, :func:`match_model_bands` for
-a saved model applied to a scene with more bands, and :func:`bin_bands` for a scene with
-too few pixels for its band count.
+"""Choosing the bands to analyse: :func:`select_bands` by wavelength range, band index
+or bad-band list, and the parsers of those selections. A saved model's bands in a scene
+are found by :mod:`hsad.cube.model_bands`; bands averaged into groups by
+:mod:`hsad.cube.band_binning` (both names still served here).
 
 Wavelengths are in nanometres (readers convert headers in micrometres); ranges include
 both ends. Band indices are 0-based and a range ``LO:HI`` stops before ``HI``, as in a
@@ -9,30 +10,15 @@ Python slice. Every result is the same lazy cube, with fewer bands: nothing is c
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
 from hsad.cube import (
     as_cube,
-    band_scaling,
-    block_valid,
-    georef,
     good_band_mask,
     index_wavelength,
-    make_cube,
-    physical_scaling,
-    with_band_scaling,
-    wrap_numpy,
 )
-from hsad.detectors.scene_checks import (
-    WAVELENGTH_REFUSE_NM,
-    WAVELENGTH_WARN_NM,
-    check_wavelengths,
-    wavelength_shift,
-)
-from hsad.engine.windows import single_threaded_linalg
-from hsad.errors import ModelError, ParameterError
+from hsad.errors import ParameterError
 
 Range = tuple[float | None, float | None]
 
@@ -141,7 +127,7 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     from pathlib import Path
 
     from hsad.io import check_input
-    from hsad.io.envi_header import wavelength_scale
+    from hsad.io.wavelength_units import wavelength_scale
 
     p = Path(path)
     check_input(p, "wavelength", ParameterError)
@@ -245,268 +231,17 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
     return cube if keep.all() else cube.isel(band=np.flatnonzero(keep))
 
 
-def _model_bands(detector) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(wavelengths, good mask or None)`` of the bands a fitted model reads from a cube:
-    a neural model its good bands only (mask None), a statistics model every band."""
-    wavelength = np.asarray(getattr(detector, "wavelength_", []), dtype=np.float64)
-    if hasattr(detector, "n_bands_") and not hasattr(detector, "bands_"):
-        return wavelength, None
-    return wavelength, np.asarray(detector.bands_, dtype=bool)
+#: names moved to modules of their own in 0.3.1, still served here (no warning)
+MOVED = {"match_model_bands": "hsad.cube.model_bands",
+         **{n: "hsad.cube.band_binning" for n in ("band_groups", "bin_bands")}}
 
 
-def _model_flags(detector, good: np.ndarray | None) -> np.ndarray | None:
-    """The bad-band flags a model was fitted under, over every band of its scene: a
-    statistics model's ``bands_``, a neural model's ``band_mask_`` (None if it has none)."""
-    if good is not None:
-        return good
-    mask = getattr(detector, "band_mask_", None)
-    return None if mask is None else np.asarray(mask, dtype=bool)
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their modules now."""
+    from hsad.io.moved import moved_attribute
+
+    return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-def _fits(cube: xr.DataArray, detector) -> bool:
-    """Whether a neural model takes ``cube``'s good bands as they are: as many as it was
-    trained on, at its wavelengths where both have them."""
-    scene_good = good_band_mask(cube)
-    if int(scene_good.sum()) != int(detector.n_bands_):
-        return False
-    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[scene_good]
-    return wavelength_shift(scene, detector.wavelength_) <= WAVELENGTH_REFUSE_NM
-
-
-def _reordered(cube: xr.DataArray, wanted: np.ndarray, good, flags=None) -> np.ndarray | None:
-    """The scene's bands at the model's wavelengths ``wanted`` (each within
-    :data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM`, a band of its own) where the scene
-    stores them in another order, and they do not pair up where they are stored; else
-    None. Each pairing must be clear: the nearest scene band less than half as far as the
-    next (EnMAP's two overlapping spectrometers, 0.3 nm apart, would swap under a drift of
-    1 nm; 6 nm bands drifted 1.6 nm pair). ``good``: the model's band flags (a statistics
-    model, every band), or None (a neural model: good bands only, ``flags`` their place
-    among all of its scene's, when known)."""
-    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    pool = np.flatnonzero(np.isfinite(scene) & (good_band_mask(cube) if good is None
-                                                 else True))
-    if not np.isfinite(wanted).all() or pool.size < max(wanted.size, 2) or wanted.size < 2:
-        return None
-    if (flags is not None and flags.size == scene.size and int(flags.sum()) == wanted.size
-            and wavelength_shift(scene[flags], wanted) <= WAVELENGTH_WARN_NM):
-        return None  # where its flags put them
-    distance = np.abs(scene[pool][None, :] - wanted[:, None])
-    pick = pool[distance.argmin(axis=1)]
-    nearest, second = np.partition(distance, 1, axis=1)[:, :2].T
-    if (nearest.max() > WAVELENGTH_WARN_NM or np.any(nearest >= second / 2)
-            or np.unique(pick).size != pick.size or np.all(np.diff(pick) > 0)):
-        return None
-    if pool.size == wanted.size and wavelength_shift(scene[pool], wanted) <= WAVELENGTH_WARN_NM:
-        return None  # paired where stored
-    return pick
-
-
-def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bool:
-    """Whether a neural model's bands sit, in ``cube``, where its flags put them: the
-    scene's wavelengths there within :data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM` of
-    the model's (or unknown). Otherwise its bands are found by wavelength."""
-    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[flags]
-    model = np.asarray(detector.wavelength_, dtype=np.float64)
-    return scene.size == model.size and wavelength_shift(scene, model) <= WAVELENGTH_WARN_NM
-
-
-def _check_same_sensor(cube: xr.DataArray, detector, flags: np.ndarray) -> None:
-    """Refuse a scene with the model's band count whose wavelengths are another sensor's
-    (before its flags are compared: "a different band set", not "retrain")."""
-    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    model = np.asarray(detector.wavelength_, dtype=np.float64)
-    if model.size == int(flags.sum()) != flags.size:  # a neural model's: good bands only
-        scene = scene[flags]
-    if model.size == scene.size and wavelength_shift(scene, model) > WAVELENGTH_REFUSE_NM:
-        check_wavelengths(scene, model, cube.attrs.get("source_path"))  # raises
-
-
-def _band_list(cube: xr.DataArray, index: np.ndarray) -> str:
-    """``"1513.6, 1690.9 nm"`` (``" ..."`` past eight), or ``"bands 4, 7"`` (1-based)
-    where the scene has no wavelengths."""
-    wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)[index]
-    more = " ..." if index.size > 8 else ""
-    if np.isfinite(wavelength).all():
-        return ", ".join(f"{w:.1f}" for w in wavelength[:8]) + more + " nm"
-    return "bands " + ", ".join(str(i + 1) for i in index[:8]) + more
-
-
-def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:
-    """``cube`` (the model's bands, other bad-band flags) with the flags the model was
-    fitted under: bands the scene calls good and the model left out are set aside as at fit
-    time; a band the model was fitted on that the scene marks bad is a
-    :class:`ModelError`."""
-    scene_good = good_band_mask(cube)
-    if np.array_equal(scene_good, good):
-        return cube
-    lost = np.flatnonzero(good & ~scene_good)
-    if lost.size:
-        raise ModelError(f"the scene marks {lost.size} of the model's {int(good.sum())} bands "
-                         f"bad ({_band_list(cube, lost)}); the model was fitted on them: "
-                         "retrain it on this scene's good bands", cube.attrs.get("source_path"))
-    return cube.assign_coords(good_band=cube["good_band"].copy(data=good))
-
-
-def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
-    """``cube`` with the bands a fitted ``detector`` was trained on, chosen by wavelength.
-
-    A cube with as many bands as the model's scene had (the same bands, by position; for
-    a neural model, only when the scene's wavelengths there are the model's within
-    :data:`~hsad.detectors.scene_checks.WAVELENGTH_WARN_NM`) is used with the bad-band flags the
-    model was fitted under: the bands it left out are set
-    aside, and a band it needs that the scene marks bad is a :class:`ModelError` (so is a
-    scene of another sensor's wavelengths, beyond
-    :data:`~hsad.detectors.scene_checks.WAVELENGTH_REFUSE_NM`; nearer ones the detector checks).
-    A neural model also takes a cube with its good-band count at its wavelengths as it is.
-    Otherwise each of the model's wavelengths takes the scene's nearest band (a good band,
-    when the model used only good ones); one farther than ``WAVELENGTH_REFUSE_NM`` is
-    missing: a :class:`ModelError` names the missing wavelengths (of a statistics model,
-    those it used: its bad bands may be missing, and stay bad). Detectors without a band
-    record pass through.
-    """
-    if not hasattr(detector, "wavelength_"):
-        return cube
-    wanted, good = _model_bands(detector)
-    flags = _model_flags(detector, good)
-    order = _reordered(cube, wanted, good, flags)
-    if order is not None:  # the model's bands, stored in another order
-        matched = cube.isel(band=order)
-        return matched if good is None else _with_model_flags(matched, good)
-    if flags is not None and cube.sizes["band"] == flags.size and (
-            good is not None or _at_model_wavelengths(cube, detector, flags)):
-        _check_same_sensor(cube, detector, flags)
-        return _with_model_flags(cube, flags)
-    if good is None and _fits(cube, detector):
-        return cube
-    path = cube.attrs.get("source_path")
-    n_model, n_scene = wanted.size, cube.sizes["band"]
-    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    if not np.isfinite(wanted).all():
-        raise ModelError(f"the model was trained on {n_model} bands and the scene has "
-                         f"{n_scene}; the model records no wavelengths to find its bands by",
-                         path)
-    candidates = np.flatnonzero(np.isfinite(scene) & (
-        good_band_mask(cube) if good is None or good.all() else True))
-    if candidates.size == 0:
-        raise ModelError(f"the model was trained on {n_model} bands and the scene has "
-                         f"{n_scene}, without wavelengths to find them by; select the "
-                         "model's bands with --bands", path)
-    distance = np.abs(scene[candidates][None, :] - wanted[:, None])
-    nearest = candidates[distance.argmin(axis=1)]
-    # a statistics model's bad bands hold its layout only: any band stands in for them
-    needed = np.ones(n_model, bool) if good is None else good
-    missing = wanted[needed & (distance.min(axis=1) > WAVELENGTH_REFUSE_NM)]
-    if missing.size:
-        shown = ", ".join(f"{w:.1f}" for w in missing[:8]) + (" ..." if missing.size > 8 else "")
-        raise ModelError(f"the scene lacks {missing.size} of the model's {n_model} "
-                         f"wavelengths (no band within {WAVELENGTH_REFUSE_NM:g} nm): {shown} nm",
-                         path)
-    if np.unique(nearest[needed]).size != int(needed.sum()):
-        gap = distance.min(axis=1)
-        own = np.zeros(n_model, bool)  # each scene band: the model band nearest to it
-        for band in np.unique(nearest[needed]):
-            takers = np.flatnonzero(needed & (nearest == band))
-            own[takers[np.argmin(gap[takers])]] = True
-        lone = wanted[needed & ~own]
-        shown = ", ".join(f"{w:.1f}" for w in lone[:8]) + (" ..." if lone.size > 8 else "")
-        raise ModelError(f"several of the model's {n_model} bands would read the same scene "
-                         f"band: {lone.size} have no scene band of their own ({shown} nm); "
-                         "the scene's bands are farther apart, or it marks some of the "
-                         "model's bands bad", path)
-    matched = cube.isel(band=nearest)
-    if good is not None and (stand_in := ~needed & (distance.min(axis=1) > WAVELENGTH_WARN_NM)
-                             ).any():  # no wavelength of their own: unknown, and bad
-        wavelength = np.where(stand_in, np.nan, scene[nearest])
-        matched = matched.assign_coords(wavelength=("band", wavelength))
-    return matched if good is None else _with_model_flags(matched, good)
-
-
-def band_groups(n_bands: int, n_groups: int) -> np.ndarray:
-    """``(n_bands, n_groups)`` averaging matrix: adjacent bands in ``n_groups`` runs whose
-    lengths differ by at most one (longer runs first, as ``numpy.array_split``); each column
-    holds ``1/length`` on its run, so ``spectra @ band_groups(B, G)`` are the group means."""
-    if not 1 <= n_groups <= n_bands:
-        raise ParameterError(f"n_groups must be 1 to {n_bands} (the bands), got {n_groups}")
-    group = np.repeat(np.arange(n_groups), [len(r) for r in
-                                            np.array_split(np.arange(n_bands), n_groups)])
-    weights = np.zeros((n_bands, n_groups))
-    weights[np.arange(n_bands), group] = 1.0
-    return weights / weights.sum(axis=0)
-
-
-def _group_extent(weights: np.ndarray, wavelength: np.ndarray, fwhm: np.ndarray):
-    """Each group's mean wavelength and the width it spans (NaN where unknown)."""
-    member = weights > 0
-    centre = wavelength @ weights
-    lo = np.where(member, (wavelength - fwhm / 2)[:, None], np.inf).min(axis=0)
-    hi = np.where(member, (wavelength + fwhm / 2)[:, None], -np.inf).max(axis=0)
-    with np.errstate(invalid="ignore"):
-        width = np.where(np.isfinite(hi - lo), hi - lo, np.nan)
-    return centre, width
-
-
-def _binned(block: np.ndarray, nodata, weights: np.ndarray, scaling=None) -> np.ndarray:
-    """A block's bands averaged by ``weights`` (float64 sums), NaN where it holds no data: one
-    blockwise step, so the cube is read once (a separate mask would read it again).
-    ``scaling``: per-band ``(gain, offset)`` applied first (bands of different gains
-    average in physical units)."""
-    out = block.astype(np.float64)
-    out[~block_valid(block, nodata)] = np.nan
-    if scaling is not None:
-        out = out * scaling[0] + scaling[1]
-    with single_threaded_linalg():  # dask runs one block per core
-        return (out @ weights).astype(np.float32)
-
-
-def bin_bands(cube: xr.DataArray, n_groups: int) -> xr.DataArray:
-    """``cube`` with its good bands averaged into ``n_groups`` groups of adjacent bands (in
-    the cube's band order: a sensor whose detectors overlap, as EnMAP's VNIR and SWIR, keeps
-    its order).
-
-    For scenes with fewer valid pixels than bands, where RX-type statistics are degenerate:
-    averaging keeps the whole spectral range at a coarser sampling (unlike a band subset).
-    Bad bands (``good_band``) are dropped first; nodata pixels become NaN (the result is
-    float32, averaged in float64); each group's wavelength is the mean of its bands' and
-    its ``fwhm`` the span of their widths (NaN where unknown). A group whose bands share a
-    scale and offset keeps them (its values averaged as stored); where they differ within
-    a group, bands are averaged in physical units (:func:`hsad.cube.physical_scaling`),
-    which the result then holds. Lazy, like the input; georeference and attributes follow.
-    Groups from :func:`band_groups`.
-    """
-    good = good_band_mask(cube)
-    cube = cube.transpose("y", "x", "band").isel(band=np.flatnonzero(good))
-    if not isinstance(cube.data, da.Array):  # an in-memory cube: lazy views over it
-        cube = cube.copy(data=wrap_numpy(np.asarray(cube.data)))
-    weights = band_groups(cube.sizes["band"], int(n_groups))
-    own = band_scaling(cube)
-    member = weights > 0
-    same = own is None or all(
-        np.ptp(np.asarray(values)[member[:, j]]) == 0
-        for values in own for j in range(weights.shape[1]))
-    # bands of one gain and offset a group average as stored (the group keeps them);
-    # bands of different ones, in physical units (which the result then holds)
-    scaling = None if same else physical_scaling(cube)
-    data = cube.data.rechunk({2: -1})
-    data = data.map_blocks(_binned, cube.attrs.get("nodata"), weights, scaling,
-                           chunks=data.chunks[:2] + ((weights.shape[1],),), dtype=np.float32,
-                           meta=np.empty((0, 0, 0), np.float32))
-    wavelength = np.asarray(cube["wavelength"].values, dtype=np.float64)
-    fwhm = np.asarray(cube["fwhm"].values, dtype=np.float64)
-    centre, width = _group_extent(weights, wavelength, fwhm)
-    crs, transform = georef(cube)
-    scaled = ("reflectance_scale_factor", "scale_applied") if scaling is not None else ()
-    attrs = {k: v for k, v in cube.attrs.items()
-             if k not in ("nodata", "source_format", "source_path", *scaled)}
-    attrs["hsad_binned"] = f"{good.sum()} good bands averaged into {n_groups} groups"
-    out = make_cube(data, transform=transform, crs=crs,
-                    wavelength=centre, fwhm=width, source_format=cube.attrs.get(
-                        "source_format"), source_path=cube.attrs.get("source_path"),
-                    attrs=attrs, name=cube.name or "cube")
-    if own is not None and same:
-        first = member.argmax(axis=0)  # a group's gain and offset: any of its bands'
-        out = with_band_scaling(out, np.asarray(own[0])[first], np.asarray(own[1])[first])
-    return out
-
-
-__all__ = ["attach_wavelengths", "band_groups", "bin_bands", "match_model_bands",
-           "parse_indices", "parse_ranges", "read_wavelength_file", "select_bands"]
+__all__ = ["attach_wavelengths", "parse_indices", "parse_ranges", "read_wavelength_file",
+           "select_bands"]

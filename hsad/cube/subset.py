@@ -13,7 +13,7 @@ The cut cube keeps its georeference (:func:`hsad.cube.transform_of` gives the wi
 records the window in ``attrs["hsad_window"]`` (row and column offsets, the whole scene's
 rows and columns) and its grid in ``attrs["hsad_window_grid"]``, so that rasters made for
 the whole scene (a valid mask, a ground truth) are cut the same way by
-:func:`on_scene_grid`, also after a slice taken of the cut in Python
+:func:`hsad.cube.placement.on_scene_grid`, also after a slice taken of the cut in Python
 (:func:`current_window`).
 """
 
@@ -32,8 +32,6 @@ from hsad.cube import (
     WINDOW_ATTR,
     WINDOW_GRID_ATTR,
     georeferenced,
-    same_grid,
-    same_place,
     transform_of,
 )
 from hsad.errors import GeoreferenceError, ParameterError
@@ -372,106 +370,18 @@ def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=No
     return mark_window(out, window, cube.shape[:2], source=cube)
 
 
-def whole_grid(cube: xr.DataArray) -> Affine:
-    """The transform of the whole scene a cut ``cube`` came from (its own when uncut, or
-    when no longer a window of it: :func:`current_window`)."""
-    r0, c0 = (current_window(cube) or (0, 0))[:2]
-    return transform_of(cube) @ Affine.translation(-c0, -r0)
+#: names moved to :mod:`hsad.cube.placement` in 0.3.1, still served here (no warning)
+MOVED = {n: "hsad.cube.placement" for n in (
+    "cut_for_scene", "offsets_in", "on_scene_grid", "whole_grid")}
 
 
-def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | None:
-    """Row and column offsets of ``small``'s pixels on ``large``'s grid, when both are
-    georeferenced (:func:`hsad.cube.georeferenced`), their CRS agree where both carry one,
-    and ``small`` is a whole-pixel window inside ``large`` (:func:`hsad.cube.same_grid`);
-    None otherwise."""
-    t_small, t_large = transform_of(small), transform_of(large)
-    crs = (small.rio.crs, large.rio.crs)
-    if not (georeferenced(t_small, crs[0]) and georeferenced(t_large, crs[1])) or (
-            None not in crs and crs[0] != crs[1]):
-        return None
-    rows, cols = small.sizes["y"], small.sizes["x"]
-    try:
-        col, row = ~t_large @ (t_small.c, t_small.f)
-    except TransformNotInvertibleError:  # a degenerate grid places nothing
-        return None
-    c0, r0 = round(col), round(row)
-    if not same_grid(t_small, t_large @ Affine.translation(c0, r0), (rows, cols)):
-        return None
-    if r0 < 0 or c0 < 0 or r0 + rows > large.sizes["y"] or c0 + cols > large.sizes["x"]:
-        return None
-    return r0, c0
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their module now."""
+    from hsad.io.moved import moved_attribute
 
-
-def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataArray,
-               what: str, path=None) -> tuple[int, int, Affine, bool] | None:
-    """Where a one-band ``raster``'s values of ``got`` rows and columns lie on ``cube``:
-    None when on its grid, else ``(r0, c0, grid, larger)``: the scene's first row and column
-    in them, the grid they are on, and whether they are a larger area of the scene's grid
-    (``larger``) rather than the whole grid of the scene it was cut from or a converted
-    window's frame. ParameterError when they lie on none of those."""
-    shape = (cube.sizes["y"], cube.sizes["x"])
-    if tuple(got) == shape:
-        return None
-    window = current_window(cube)
-    frame = recorded_frame(cube.attrs)  # a converted window's own file: its grid too
-    if window is not None and tuple(got) == tuple(window[2:]):
-        return window[0], window[1], transform_of(cube) @ Affine.translation(
-            -window[1], -window[0]), False  # the whole scene's grid (whole_grid's)
-    if window is not None and frame is not None and tuple(got) == tuple(frame[2:]):
-        r0, c0 = window[0] - frame[0], window[1] - frame[1]
-        return r0, c0, transform_of(cube) @ Affine.translation(-c0, -r0), False
-    if raster is not None and (offsets := offsets_in(cube, raster)) is not None:
-        return offsets[0], offsets[1], transform_of(raster), True
-    whole = f" (cut from a {window[2]}x{window[3]} scene)" if window is not None else ""
-    if window is None and recorded_window(cube.attrs) is not None:
-        whole = (" (a window of a scene whose x and y coordinates no longer lie on the grid "
-                 "it was cut on: flipped, strided, regridded, relabelled or dropped; cut it "
-                 "from the scene again)")
-    raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
-                         f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
-
-
-def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
-                  path=None) -> xr.DataArray:
-    """A lazy one-band ``raster`` as :func:`on_scene_grid` takes it, decided before any of
-    its pixels is read: as it is when of the scene's size, of the whole scene's it was cut
-    from or of a converted window's frame; cut to the scene where it covers a larger area
-    of the scene's grid; otherwise the ParameterError :func:`on_scene_grid` gives (a
-    30000 × 30000 mask for a 100 × 100 scene was read whole, 8.8 GB, to be refused)."""
-    placed = _placement((raster.sizes["y"], raster.sizes["x"]), raster, cube, what, path)
-    if placed is None or not placed[3]:
-        return raster
-    r0, c0 = placed[:2]
-    return raster.isel(y=slice(r0, r0 + cube.sizes["y"]), x=slice(c0, c0 + cube.sizes["x"]))
-
-
-def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.DataArray,
-                  what: str, path=None) -> np.ndarray:
-    """``values`` (y, x) of a one-band ``raster`` read for ``cube``: as they are when on the
-    cube's grid; cut to the cube's window when on the whole grid of the scene it was cut
-    from (:func:`spatial_subset`), or when ``raster`` covers a larger area of the cube's
-    grid (one CRS, whole-pixel offsets). ParameterError for another size, CRS or transform
-    (:func:`hsad.cube.same_place`: a transform without a CRS is compared too; ``raster``
-    None, or either without georeference: checked by size alone)."""
-    grid = transform_of(cube)
-    georeferenced_pair = raster is not None and georeferenced(
-        transform_of(raster), raster.rio.crs) and georeferenced(grid, cube.rio.crs)
-    placed = _placement(values.shape, raster if georeferenced_pair else None, cube, what,
-                        path)
-    if placed is not None:
-        r0, c0, grid, _ = placed
-        values = values[r0:r0 + cube.sizes["y"], c0:c0 + cube.sizes["x"]]
-    if georeferenced_pair:
-        if not same_place(grid, cube.rio.crs, transform_of(raster), raster.rio.crs,
-                          tuple(raster.shape[:2])):
-            hint = "; give polygons to reproject instead" if what == "background mask" else ""
-            raise ParameterError(f"{what} is not on the scene's grid (another CRS or "
-                                 f"transform){hint}", path)
-    return values
+    return moved_attribute(__name__, name, MOVED, warn=False)
 
 
 __all__ = ["WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
-           "current_window", "cut_for_scene", "mark_window", "recorded_frame",
-           "recorded_window",
-           "offsets_in", "on_scene_grid", "projwin_srs", "projwin_window", "spatial_subset",
-           "srcwin_window", "whole_grid", "window_for"]
+           "current_window", "mark_window", "projwin_srs", "projwin_window", "recorded_frame",
+           "recorded_window", "spatial_subset", "srcwin_window", "window_for"]

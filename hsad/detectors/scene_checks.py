@@ -16,8 +16,8 @@ WAVELENGTH_WARN_NM = 2.0
 #: ... and by more than this is refused (another sensor or band set)
 WAVELENGTH_REFUSE_NM = 20.0
 #: how a model's bands are taken from another scene in Python (hsad detect --model does it)
-MATCH_HINT = (" (in Python, hsad.cube.bands.match_model_bands(cube, model) takes a model's bands "
-              "from a scene by wavelength)")
+MATCH_HINT = (" (in Python, hsad.cube.model_bands.match_model_bands(cube, model) takes a "
+              "model's bands from a scene by wavelength)")
 
 
 def wavelength_shift(scene: np.ndarray, model: np.ndarray) -> float:

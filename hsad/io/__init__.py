@@ -104,7 +104,7 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
         return "mat"
     if head.lstrip(b"\xef\xbb\xbf").lstrip().upper().startswith(b"ENVI"):
         return "envi"
-    from hsad.io.envi_header import find_header
+    from hsad.io.envi_files import find_header
 
     # a data file beside its header is ENVI whatever its first bytes (raw pixels can spell
     # "MATLAB"), as GDAL reads it

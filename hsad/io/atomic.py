@@ -21,12 +21,10 @@ import contextlib
 import contextvars
 import errno
 import functools
-import hashlib
 import os
 import re
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -34,16 +32,10 @@ from pathlib import Path
 
 from hsad import stopping
 from hsad.errors import OutputError
-
-try:  # POSIX: a writer's lock tells remove_stale its temporary file is live
-    import fcntl
-except ImportError:  # Windows: no flock, and an open file cannot be renamed there
-    fcntl = None
+from hsad.io.temp_names import HOST, SUFFIX_MAX, fcntl, remove_stale, temp_tag
 
 #: errno values that mean "no room for the output" (disk full, quota, file-size limit).
 FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-#: Short tag of this host in temporary names (a PID is only meaningful on its own host).
-HOST = hashlib.blake2s(socket.gethostname().encode(), digest_size=3).hexdigest()
 
 _KEEP_EXISTING: contextvars.ContextVar[bool] = contextvars.ContextVar("hsad_keep_existing",
                                                                       default=False)
@@ -142,83 +134,6 @@ def _record(target: Path, st: os.stat_result) -> None:
         placed.append((target, st.st_dev, st.st_ino))
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host runs (on Windows, where ``os.kill(pid, 0)``
-    sends a Ctrl-C or ends the process, any PID counts as running: nothing is removed)."""
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def remove_stale(target: str | os.PathLike) -> list[Path]:
-    """Delete temporary files of ``target`` left by dead processes of this host; return them.
-
-    Files of running processes (a concurrent write of the same target) are kept.
-    """
-    target = Path(target)
-    pattern = re.compile(rf"\.{re.escape(_tag(target))}\.{HOST}-(\d+)\..*\.part(\.aux\.xml)?")
-    removed = []
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = pattern.fullmatch(entry.name)
-        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
-            with contextlib.suppress(OSError), _unlocked(entry.path) as free:
-                if free:
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
-    return removed
-
-
-def lock_now(fd: int) -> bool:
-    """Take the exclusive lock of the open file ``fd`` if nobody holds it (no waiting)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _unlocked(path: str) -> Iterator[bool]:
-    """Whether nobody holds the write lock of ``path`` (held by us inside the block)."""
-    if fcntl is None:  # no locks to ask (and _alive keeps every file there)
-        yield False
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        yield lock_now(fd)
-    finally:
-        os.close(fd)
-
-
-#: the longest target name a temporary name holds whole: with the host, PID, random part,
-#: a suffix of up to 18 characters, ``.part`` and GDAL's ``.aux.xml`` it stays within the
-#: 255 bytes a file name may have
-TAG_MAX = 199
-#: the longest suffix a temporary name keeps (longer ones are no file extension)
-SUFFIX_MAX = 18
-
-
-def _tag(target: Path) -> str:
-    """The target's name in its temporary names: whole, or when that would make them too
-    long for a file name, its start and a hash of the whole."""
-    name = target.name
-    if len(os.fsencode(name)) <= TAG_MAX:
-        return name
-    digest = hashlib.blake2s(os.fsencode(name), digest_size=4).hexdigest()
-    start = os.fsencode(name)[:TAG_MAX - 9].decode(errors="ignore")
-    return f"{start}~{digest}"
-
-
 #: set by the command line, which reports a failed write in one line itself: libtiff's
 #: global error handler is then silenced before the first write (:func:`quiet_libtiff`)
 QUIET_LIBTIFF = False
@@ -261,7 +176,7 @@ def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
             ending = ""  # (an ENVI name with dots: "x.v1_reflectance_subset")
         try:
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{_tag(target)}.{HOST}-{os.getpid()}.", suffix=ending + ".part",
+                prefix=f".{temp_tag(target)}.{HOST}-{os.getpid()}.", suffix=ending + ".part",
                 dir=target.parent,
             )
         except OSError as exc:  # named as the output the user gave, not its temporary
@@ -485,3 +400,14 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     finally:
         for t in temps:
             t.close()
+
+
+#: names moved to :mod:`hsad.io.temp_names` in 0.3.1, still served here (no warning)
+MOVED = {n: "hsad.io.temp_names" for n in ("TAG_MAX", "lock_now")}
+
+
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their module now."""
+    from hsad.io.moved import moved_attribute
+
+    return moved_attribute(__name__, name, MOVED, warn=False)

@@ -22,11 +22,11 @@ from rasterio.errors import CRSError
 
 from hsad.cube import make_cube
 from hsad.errors import FileFormatError, ParameterError
-from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import Glt, only_placed
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, number_attr, text
+from hsad.io.wavelength_units import wavelength_scale
 from hsad.io.window import array_over, check_window, window_attrs
 
 #: the cube variables read by default, in order of preference

@@ -18,10 +18,10 @@ hsad reads the folder, its ``METADATA.XML`` or its ``SPECTRAL_IMAGE`` file as a 
 - a band the metadata's statistics show as filled with no data (mean −1000000, standard
   deviation 0) is kept as a bad band.
 
-The quality layers are not applied on reading: :func:`quality_valid` gives the pixels none
-of the chosen flags marks (``cloud``, ``cloudshadow``, ``haze``, ``cirrus``, ``snow``,
-``water``, ``saturated``), as SNAP's EnMAP reader decodes them. L1B products (VNIR and
-SWIR in sensor geometry, not co-registered) are refused.
+The quality layers are not applied on reading: :func:`hsad.io.enmap_quality.quality_valid`
+gives the pixels none of the chosen flags marks (``cloud``, ``cloudshadow``, ``haze``,
+``cirrus``, ``snow``, ``water``, ``saturated``), as SNAP's EnMAP reader decodes them. L1B
+products (VNIR and SWIR in sensor geometry, not co-registered) are refused.
 """
 
 from __future__ import annotations
@@ -47,16 +47,6 @@ LEVELS = {"L1C": "radiance", "L2A": "surface reflectance"}
 KEYS = ("full", "vnir", "swir")
 #: background (no-data) DN by level, where neither the file nor the XML gives one
 BACKGROUND = {"L1C": 0.0, "L2A": -32768.0}
-#: quality flags: the layer that holds each, and its flagged values (SNAP's coding)
-FLAGS = {
-    "cloud": ("QL_QUALITY_CLOUD", lambda v: v == 1),
-    "cloudshadow": ("QL_QUALITY_CLOUDSHADOW", lambda v: v == 1),
-    "haze": ("QL_QUALITY_HAZE", lambda v: v == 1),
-    "cirrus": ("QL_QUALITY_CIRRUS", lambda v: (v >= 1) & (v <= 3)),  # thin, medium, thick
-    "snow": ("QL_QUALITY_SNOW", lambda v: v == 1),
-    "water": ("QL_QUALITY_CLASSES", lambda v: v == 2),  # 1 land, 2 water, 3 background
-    "saturated": ("QL_QUALITY_TESTFLAGS", lambda v: (v.astype(np.int64) & 0b110000) != 0),
-}
 #: the metadata's cover percentages (of the imaged swath), by flag
 COVER_TAGS = {"cloud": "cloudCover", "cloudshadow": "cloudShadow", "haze": "hazeCover",
               "cirrus": "cirrusCover", "snow": "snowCover", "water": "waterCover"}
@@ -385,7 +375,7 @@ def band_order(product: Product, key: str | None) -> np.ndarray:
 
 def _open_layer(path: Path, chunks, window) -> xr.DataArray:
     """A product file as its format's reader reads it (GeoTIFF, or ENVI with a header)."""
-    from hsad.io.envi_header import find_header
+    from hsad.io.envi_files import find_header
 
     with open(path, "rb") as fh:
         head = fh.read(4)
@@ -472,80 +462,24 @@ def open_enmap(path: str | os.PathLike, chunks=None, key: str | None = None,
                      source_path=str(product.xml), attrs=attrs)
 
 
-def is_pixel_mask(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is named as an EnMAP ``QL_PIXELMASK`` (defective pixels per band)."""
+def product_part(path: str | os.PathLike) -> str | None:
+    """The part of an EnMAP product file's name after its prefix, in capitals
+    (``QL_QUALITY_CLOUD``, ``SPECTRAL_IMAGE``); None for a name of no product's file."""
     m = _PART.match(Path(path).name)
-    return bool(m) and m.group("part").upper().startswith("QL_PIXELMASK")
+    return m.group("part").upper() if m else None
 
 
-def layer_flag(path: str | os.PathLike) -> str | None:
-    """The flag an EnMAP quality-layer file holds (``QL_QUALITY_CLOUD…`` → ``cloud``), None
-    for any other file."""
-    m = _PART.match(Path(path).name)
-    part = m.group("part").upper() if m else ""
-    return next((flag for flag, (layer, _) in FLAGS.items() if layer == part), None)
+#: names moved to :mod:`hsad.io.enmap_quality` in 0.3.1, still served here (no warning)
+MOVED = {n: "hsad.io.enmap_quality" for n in (
+    "FLAGS", "clear_values", "cover_note", "is_pixel_mask", "layer_flag", "quality_valid")}
 
 
-def clear_values(path: str | os.PathLike, cube: xr.DataArray | None = None,
-                 ) -> tuple[np.ndarray, xr.DataArray]:
-    """An EnMAP quality layer as a mask: 0 where its flag is set, 1 elsewhere (its nodata
-    pixels flag nothing); and the layer's raster (georeference). ``cube``: the scene it is
-    read for, to which it is cut (or refused for its size) before it is read
-    (:func:`hsad.cube.subset.cut_for_scene`)."""
-    from hsad.cube.subset import cut_for_scene
-    from hsad.io.maps import read_single_band
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their module now."""
+    from hsad.io.moved import moved_attribute
 
-    flag = layer_flag(path)
-    if flag is None:
-        raise ParameterError("not an EnMAP quality layer", path)
-    what = f"EnMAP {flag} layer"
-    values, raster = read_single_band(path, what=what, fit=None if cube is None else (
-        lambda r: cut_for_scene(r, cube, what, path)))
-    known = np.isfinite(values)
-    flagged = np.zeros(values.shape, bool)
-    flagged[known] = FLAGS[flag][1](values[known])
-    return (~flagged).astype(np.float64), raster
+    return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-def quality_valid(cube: xr.DataArray, flags) -> np.ndarray | None:
-    """(y, x) bool map of ``cube``'s pixels that none of ``flags`` marks, from the quality
-    layers of the EnMAP product it was read from (cut to its window); None for no flags."""
-    from hsad.cube.subset import on_scene_grid
-
-    if not flags:
-        return None
-    xml = cube.attrs.get("enmap_metadata")
-    if cube.attrs.get("source_format") != "enmap" or not xml:
-        raise ParameterError("--exclude-quality applies to EnMAP products (read from their "
-                             "folder, METADATA.XML or SPECTRAL_IMAGE); give --valid-mask for "
-                             "other scenes", cube.attrs.get("source_path"))
-    product = read_product(xml)
-    valid = np.ones((cube.sizes["y"], cube.sizes["x"]), bool)
-    for flag in flags:
-        layer = product.layer(FLAGS[flag][0])
-        if layer is None:
-            raise FileFormatError(f"the EnMAP product has no {FLAGS[flag][0]} layer for "
-                                  f"--exclude-quality {flag}", xml)
-        values, raster = clear_values(layer, cube)
-        valid &= on_scene_grid(values, raster, cube, f"EnMAP {flag} layer", layer) != 0
-    return valid
-
-
-def cover_note(cube: xr.DataArray, threshold: float = 1.0) -> str | None:
-    """A line telling how much of an EnMAP scene its metadata flags as cloud or cloud
-    shadow, when that is at least ``threshold`` % (None otherwise)."""
-    cover = cube.attrs.get("enmap_cover") or {}
-    parts = [(flag, cover[flag]) for flag in ("cloud", "cloudshadow")
-             if (cover.get(flag) or 0) >= threshold]
-    if not parts:
-        return None
-    said = " and ".join(f"{v:g} % as {'cloud shadow' if f == 'cloudshadow' else f}"
-                        for f, v in parts)
-    return (f"the EnMAP metadata flags {said} (of the swath); those pixels are analysed: "
-            "--exclude-quality cloud,cloudshadow leaves them out, --exclude-quality none "
-            "keeps them without this warning")
-
-
-__all__ = ["FLAGS", "KEYS", "LEVELS", "clear_values", "cover_note", "is_enmap",
-           "is_pixel_mask", "is_product_name", "layer_flag", "metadata_of", "open_enmap",
-           "product_files", "quality_valid", "read_product", "why_not_enmap"]
+__all__ = ["KEYS", "LEVELS", "is_enmap", "is_product_name", "metadata_of", "open_enmap",
+           "product_files", "product_part", "read_product", "why_not_enmap"]

@@ -41,17 +41,10 @@ from hsad.errors import (
     TruncatedFileError,
     UnsupportedError,
 )
+from hsad.io.envi_files import data_candidates, find_data, find_header, header_candidates
 from hsad.io.envi_gdal_view import pam_nodata
 from hsad.io.envi_georef import georef_from_header, sensor_georef_from_header
-from hsad.io.envi_header import (
-    EnviHeader,
-    band_gains,
-    data_candidates,
-    find_data,
-    find_header,
-    header_candidates,
-    parse_header,
-)
+from hsad.io.envi_header import EnviHeader, band_gains, parse_header
 from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.window import (

@@ -1,4 +1,6 @@
-"""ENVI ``.hdr`` files: finding them, parsing them, and the typed fields hsad uses.
+"""ENVI ``.hdr`` files: parsing them, and the typed fields hsad uses (a file's header
+and data are found by :mod:`hsad.io.envi_files`; wavelength units are read by
+:mod:`hsad.io.wavelength_units`).
 
 A header is text whose first line is ``ENVI`` followed by ``key = value`` lines.
 Values may be ``{...}`` lists spanning several lines; lines starting with ``;`` are
@@ -20,6 +22,13 @@ import numpy as np
 
 from hsad.errors import FileFormatError, HeaderError, UnsupportedError
 from hsad.io.envi_gdal_view import gdal_fields, gdal_integer, gdal_list, gdal_number
+from hsad.io.wavelength_units import (
+    fwhm_scale,
+    plausible_nm,
+    unit_scale,
+    wavelength_scale,
+    wavelengths_from_band_names,
+)
 
 #: ENVI ``data type`` code -> numpy dtype (byte order applied separately).
 DATA_TYPES: dict[int, np.dtype] = {
@@ -37,86 +46,6 @@ _COMPLEX_TYPES = {6: "complex64", 9: "complex128"}
 #: numpy dtype -> ENVI ``data type`` code.
 DTYPE_CODES: dict[np.dtype, int] = {dt: code for code, dt in DATA_TYPES.items()}
 
-#: Data-file extensions tried (after the bare name) when only the header is given.
-DATA_EXTENSIONS = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".sli", ".bin")
-
-_MICRO = {"micrometers", "micrometer", "micrometres", "micrometre", "microns", "micron",
-          "um", "µm", "μm", "micro meters"}
-_NANO = {"nanometers", "nanometer", "nanometres", "nanometre", "nm"}
-_MILLI = {"millimeters", "millimeter", "millimetres", "millimetre", "mm"}
-_NOT_WAVELENGTH = {"index", "ghz", "mhz", "hz", "wavenumber", "wavenumbers", "cm-1"}
-#: A number, then (matched separately, so that a long run of digits stays linear time)
-#: a wavelength unit right after it.
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_UNIT_AFTER = re.compile(
-    r"\s*(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\b",
-    re.IGNORECASE,
-)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _ci_sibling(directory: Path, name: str) -> Path | None:
-    """``directory/name`` if it exists as a file, matching the name case-insensitively."""
-    exact = directory / name
-    if exact.is_file():
-        return exact
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return None
-    low = name.lower()
-    for entry in sorted(entries):
-        if entry.lower() == low and (directory / entry).is_file():
-            return directory / entry
-    return None
-
-
-def header_candidates(data_path: Path) -> list[str]:
-    """Header names tried for a data file: ``<name>.hdr`` then ``<stem>.hdr``."""
-    names = [data_path.name + ".hdr"]
-    if data_path.suffix:
-        names.append(data_path.stem + ".hdr")
-    return names
-
-
-def find_header(data_path: str | os.PathLike) -> Path | None:
-    """Return the ENVI header of a data file (``scene.img.hdr`` or ``scene.hdr``), or None.
-
-    Extensions match case-insensitively (``SCENE.HDR``).
-    """
-    p = Path(data_path)
-    if p.suffix.lower() == ".hdr":
-        return None
-    for name in header_candidates(p):
-        found = _ci_sibling(p.parent, name)
-        if found is not None and found != p:
-            return found
-    return None
-
-
-def data_candidates(header_path: Path, interleave: str | None = None) -> list[str]:
-    """Data-file names tried for a header: the bare name, then the usual extensions."""
-    base = header_path.stem if header_path.suffix.lower() == ".hdr" else header_path.name
-    exts = list(DATA_EXTENSIONS)
-    if interleave and "." + interleave in exts:
-        exts.remove("." + interleave)
-        exts.insert(0, "." + interleave)
-    return [base] + [base + ext for ext in exts]
-
-
-def find_data(header_path: str | os.PathLike, interleave: str | None = None) -> Path | None:
-    """Return the data file of a header (``scene``, ``scene.img``, ``scene.bil``...), or None."""
-    h = Path(header_path)
-    for name in data_candidates(h, interleave):
-        found = _ci_sibling(h.parent, name)
-        if found is not None and found != h:
-            return found
-    return None
-
-
-# --------------------------------------------------------------------------- parsing
 
 
 #: a NUL and the rest of its line: GDAL reads each line as a C string, so a NUL ends it
@@ -242,49 +171,6 @@ def _optional_floats(raw: dict, key: str, path) -> np.ndarray | None:
     except HeaderError as exc:
         warnings.warn(f"{path}: {exc.problem}; the list is ignored", UserWarning, stacklevel=4)
         return None
-
-
-def unit_scale(units: str | None) -> float | None:
-    """Factor turning values in the length unit ``units`` names into nanometres; None when
-    it names none (missing, unknown, ``Index``)."""
-    u = (units or "").strip().lower()
-    return 1000.0 if u in _MICRO else 1.0 if u in _NANO else 1e6 if u in _MILLI else None
-
-
-def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
-    """Factor turning wavelength values into nanometres; None when they are not wavelengths.
-
-    Micrometres x1000, nanometres x1, millimetres x1e6; ``Index``/frequency units give
-    None. Missing or unknown units: values below 100 are taken as micrometres.
-    """
-    u = (units or "").strip().lower()
-    if u in _MICRO:
-        return 1000.0
-    if u in _NANO:
-        return 1.0
-    if u in _MILLI:
-        return 1e6
-    if u in _NOT_WAVELENGTH:
-        return None
-    finite = values[np.isfinite(values)]
-    if finite.size and np.nanmax(np.abs(finite)) < 100:
-        return 1000.0
-    return 1.0
-
-
-def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
-    """Wavelengths (nm) written in every band name (``"Band 1 (0.4500 Micrometers)"``,
-    ``"450.5 nm"``), or None if any name lacks one."""
-    out = []
-    for name in names:
-        matches = [(m.group(), u.group(1)) for m in _NUMBER.finditer(name)
-                   if (u := _UNIT_AFTER.match(name, m.end()))]
-        if not matches:
-            return None
-        number, unit = matches[-1]
-        factor = wavelength_scale(unit, np.array([float(number)]))
-        out.append(float(number) * (factor or 1.0))
-    return np.array(out, dtype=np.float64) if out else None
 
 
 @dataclass
@@ -506,34 +392,16 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
     return hdr
 
 
-def _fwhm_scale(units: str | None, fwhm: np.ndarray) -> float | None:
-    """nm factor for a ``fwhm`` list: explicit units, else values below 1 are micrometres."""
-    u = (units or "").strip().lower()
-    if u in _MICRO | _NANO | _MILLI | _NOT_WAVELENGTH:
-        return wavelength_scale(u, fwhm)
-    finite = fwhm[np.isfinite(fwhm)]
-    return 1000.0 if finite.size and np.max(np.abs(finite)) < 1 else 1.0
-
-
-#: wavelengths (nm) an imaging spectrometer can have: 100 nm (far UV) to 100 µm (far IR)
-PLAUSIBLE_NM = (100.0, 100_000.0)
-
-
-def _plausible(values_nm: np.ndarray) -> bool:
-    """Whether any finite value lies within :data:`PLAUSIBLE_NM`."""
-    return bool(((values_nm >= PLAUSIBLE_NM[0]) & (values_nm <= PLAUSIBLE_NM[1])).any())
-
-
 def _check_units(units: str | None, values: np.ndarray, factor: float | None, path) -> None:
     """Warn when the declared ``wavelength units`` put every band outside
     :data:`PLAUSIBLE_NM` (Micrometers on 400–800): the values are kept, as GDAL keeps them."""
     finite = values[np.isfinite(values)]
-    declared = (units or "").strip().lower() in _MICRO | _NANO | _MILLI
-    if not declared or not finite.size or _plausible(finite * factor):
+    declared = unit_scale(units) is not None
+    if not declared or not finite.size or plausible_nm(finite * factor):
         return
     nm = finite * factor
     guess = next((name for name, f in (("nanometres", 1.0), ("micrometres", 1000.0))
-                  if f != factor and _plausible(finite * f)), None)
+                  if f != factor and plausible_nm(finite * f)), None)
     hint = f"the values look like {guess}" if guess else "the values look like no unit"
     warnings.warn(f"{path}: 'wavelength units = {_short(units.strip())}' puts every band "
                   f"outside 100 nm – 100 µm ({nm.min():g}–{nm.max():g} nm); {hint}; "
@@ -561,8 +429,20 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
         if fw is not None:
             # the wavelengths' unit when they were read, else the fwhm's own
             factor = (fwhm_factor if "wavelength" in raw and wl is not None
-                      else _fwhm_scale(hdr.wavelength_units, fw))
+                      else fwhm_scale(hdr.wavelength_units, fw))
             hdr.fwhm = None if factor is None else fw * factor
     if "bbl" in raw:
         bbl = _per_band(_optional_floats(raw, "bbl", p), n, "bbl", p)
         hdr.good_band = None if bbl is None else bbl != 0
+
+
+#: names moved to :mod:`hsad.io.envi_files` in 0.3.1, still served here (no warning)
+MOVED = {n: "hsad.io.envi_files" for n in (
+    "DATA_EXTENSIONS", "data_candidates", "find_data", "find_header", "header_candidates")}
+
+
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their module now."""
+    from hsad.io.moved import moved_attribute
+
+    return moved_attribute(__name__, name, MOVED, warn=False)

@@ -38,11 +38,11 @@ from hsad.errors import (
     UnsupportedError,
 )
 from hsad.io import kept_open
-from hsad.io.envi_header import unit_scale, wavelength_scale, wavelengths_from_band_names
 from hsad.io.gdal_checks import check_last_block, damage_check, gdal_reason, quiet_gdal
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
+from hsad.io.wavelength_units import unit_scale, wavelength_scale, wavelengths_from_band_names
 from hsad.io.window import (
     FRAME_ATTR,
     WindowView,

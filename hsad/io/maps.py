@@ -91,7 +91,7 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     (:func:`hsad.cube.vector_masks.vector_mask`, no target lost; ``region`` names the grid in
     its errors).
     ``shape``, if given, must match; ``what`` names the map in errors. A raster is sized
-    up before it is read: against ``shape``, or cut to ``grid`` as :func:`hsad.cube.subset.
+    up before it is read: against ``shape``, or cut to ``grid`` as :func:`hsad.cube.placement.
     cut_for_scene` cuts it, or by ``fit`` (called on the lazy raster).
     """
     from hsad.cube.vector_masks import is_vector, vector_mask
@@ -113,7 +113,7 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
         if fit is None and shape is not None:
             fit = partial(_of_shape, shape=shape, what=what, path=path)
         elif fit is None and grid is not None:
-            from hsad.cube.subset import cut_for_scene
+            from hsad.cube.placement import cut_for_scene
 
             fit = partial(cut_for_scene, cube=grid, what=what, path=path)
         values, cube = read_single_band(path, what=what, exact32=True, fit=fit)

@@ -2,16 +2,15 @@
 
 The cube variable (rows, cols, bands) and the ground-truth map (rows, cols) are found
 by name (``data``, ``hsi``, ``cube``...; ``map``, ``hsi_gt``, ``groundtruth``...) or
-passed explicitly. MAT files carry no georeferencing: the pixel grid is the identity.
-A v5 file's bytes are checked first (:mod:`hsad.io.mat_v5`): SciPy's reader crashes the
-interpreter on some damaged files.
+passed explicitly (:mod:`hsad.io.mat_variables`). MAT files carry no georeferencing: the
+pixel grid is the identity. A v5 file's bytes are checked first (:mod:`hsad.io.mat_v5`):
+SciPy's reader crashes the interpreter on some damaged files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import warnings
 from pathlib import Path
 
@@ -24,194 +23,26 @@ from dask.base import tokenize
 
 from hsad.cube import make_cube, wrap_numpy
 from hsad.errors import FileFormatError, TruncatedFileError
-from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, row_cache
-from hsad.io.mat_v5 import check_v5_tags, stored_type
+from hsad.io.mat_v5 import stored_type
+from hsad.io.mat_variables import (
+    BBL_KEYS,
+    NUMERIC,
+    band_vector_key,
+    check_band_axis,
+    cube_key,
+    dims,
+    listing,
+    maps_of,
+    mat_variables,
+    plane,
+    probe,
+    truth_key,
+    truth_off_grid,
+)
+from hsad.io.wavelength_units import wavelength_scale
 from hsad.io.window import array_over, check_window, window_attrs
-
-#: Names tried, in order and ignoring case, for the cube and the ground truth.
-CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
-GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
-WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
-#: a bad-band list (ENVI's ``bbl``: 1 good, 0 bad), as :mod:`hsad.io.mat_writer` writes it
-BBL_KEYS = ("bbl",)
-#: Other ground-truth names: ``gt`` as a word or ending (``Salinas_gt``, ``PlaneGT``,
-#: ``tgt``, not ``length`` nor ``PATHLENGTH``), or one of these words inside
-#: (``anomaly_map``). Not ``mask`` inside a name: a ``cloud_mask`` is no ground truth.
-_TRUTH_NAME = re.compile(
-    r"(?i:(?:^|[^a-z])gt|gt$|truth|map|label|target|anomal)|(?<![A-Z])GT(?![A-Z])|[a-z]GT$")
-#: 3-D arrays with at most this many bands (RGB previews, a (rows, cols, 1) ground truth)
-#: are not taken for the cube unless named.
-MAX_PREVIEW_BANDS = 3
-
-_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
-            "int64", "uint64"}
-_SKIP_H5 = ("#refs#", "#subsystem#")
-
-
-
-
-def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
-    """``(name, MATLAB shape, MATLAB class)`` of each top-level variable."""
-    try:
-        if not hdf5:
-            return [(n, tuple(s), c) for n, s, c in sio.whosmat(path)]
-        out = []
-        with h5py.File(path, "r") as f:
-            for name, obj in f.items():
-                if name in _SKIP_H5:
-                    continue
-                cls = obj.attrs.get("MATLAB_class", b"")
-                cls = cls.decode() if isinstance(cls, bytes) else str(cls)
-                if isinstance(obj, h5py.Group):  # a sparse matrix (CSC), a struct or object
-                    if "MATLAB_sparse" in obj.attrs and "jc" in obj:
-                        shape = (int(obj.attrs["MATLAB_sparse"]), obj["jc"].shape[0] - 1)
-                        out.append((name, shape, "sparse"))
-                    else:
-                        out.append((name, (1, 1), cls or "struct"))
-                    continue
-                if obj.dtype.names or "MATLAB_empty" in obj.attrs:
-                    cls = "complex" if obj.dtype.names else "empty"
-                out.append((name, tuple(obj.shape[::-1]), cls))
-        return out
-    except Exception as exc:  # noqa: BLE001  scipy/h5py raise many types on bad files
-        raise FileFormatError(f"not a readable MAT file ({type(exc).__name__}: {exc})",
-                              path) from exc
-
-
-def _probe(p: str) -> tuple[bool, list[tuple[str, tuple, str]]]:
-    """``(is v7.3, variables)`` of a MAT file, its v5 element tags checked first."""
-    hdf5 = h5py.is_hdf5(p)
-    if not hdf5:
-        check_v5_tags(p)
-    return hdf5, _variables(p, hdf5)
-
-
-def mat_variables(path: str | os.PathLike) -> list[tuple[str, tuple, str]]:
-    """``(name, MATLAB shape, MATLAB class)`` of each top-level variable of a MAT file."""
-    return _probe(os.fspath(path))[1]
-
-
-def _listing(variables) -> str:
-    return ", ".join(f"{n} ({'x'.join(map(str, s))} {c})" for n, s, c in variables) or "none"
-
-
-def _by_name(names: list[str], wanted) -> str | None:
-    lower = {n.lower(): n for n in names}
-    for w in wanted:
-        if w.lower() in lower:
-            return lower[w.lower()]
-    return None
-
-
-def _cube_key(variables, key: str | None, path: str) -> str:
-    shapes = {n: (s, c) for n, s, c in variables}
-    if key is not None:
-        if key not in shapes:
-            raise FileFormatError(f"no variable {key!r}; variables: {_listing(variables)}", path)
-        shape, cls = shapes[key]
-        if len(shape) != 3 or cls not in _NUMERIC:
-            raise FileFormatError(f"variable {key!r} is {'x'.join(map(str, shape))} {cls}, "
-                                  "not a 3-D numeric cube", path)
-        return key
-    cands = [n for n, s, c in variables
-             if len(s) == 3 and c in _NUMERIC and s[2] > MAX_PREVIEW_BANDS]
-    if not cands:
-        raise FileFormatError(f"no 3-D numeric array with more than {MAX_PREVIEW_BANDS} bands "
-                              "to use as the cube (name it with key= / --key if it is there); "
-                              f"variables: {_listing(variables)}", path)
-    size = max(int(np.prod(shapes[n][0])) for n in cands)
-    largest = [n for n in cands if int(np.prod(shapes[n][0])) == size]
-    return _by_name(largest, CUBE_KEYS) or largest[0]
-
-
-def _plane(shape: tuple) -> tuple:
-    """A MATLAB shape without trailing singleton dimensions beyond two: (r, c, 1) -> (r, c)."""
-    while len(shape) > 2 and shape[-1] == 1:
-        shape = shape[:-1]
-    return tuple(shape)
-
-
-def _maps(variables) -> dict[str, tuple]:
-    """The 2-D numeric, logical or sparse variables (trailing singletons dropped): name -> shape."""
-    return {n: _plane(s) for n, s, c in variables
-            if c in _NUMERIC | {"logical", "sparse"} and len(_plane(s)) == 2}
-
-
-def _truth_by_name(names) -> str | None:
-    """A ground truth among ``names``: a listed name, else one :data:`_TRUTH_NAME` finds."""
-    names = list(names)
-    return _by_name(names, GT_KEYS) or next((n for n in names if _TRUTH_NAME.search(n)), None)
-
-
-def _gt_key(variables, shape: tuple | None, gt_key: str | None, path: str,
-            strict: bool) -> str | None:
-    """The ground-truth variable on a ``shape`` (rows, cols) grid (any 2-D one when None).
-
-    ``strict``: a ground truth found only transposed is an error, not None.
-    """
-    maps = _maps(variables)
-    if gt_key is not None:
-        if gt_key not in {n for n, _, _ in variables}:
-            raise FileFormatError(f"no variable {gt_key!r}; variables: {_listing(variables)}",
-                                  path)
-        if gt_key not in maps:
-            raise FileFormatError(f"variable {gt_key!r} is not a 2-D numeric or logical map; "
-                                  f"variables: {_listing(variables)}", path)
-        if shape is not None and maps[gt_key] != tuple(shape):
-            raise FileFormatError(f"ground truth {gt_key!r} is {_dims(maps[gt_key])}, not "
-                                  f"{_dims(shape)} like the cube{_transposed(maps[gt_key], shape)}",
-                                  path)
-        return gt_key
-    found = _truth_by_name(n for n, s in maps.items() if shape is None or s == tuple(shape))
-    if found is None and strict and shape is not None:
-        flipped = _truth_by_name(n for n, s in maps.items() if s == tuple(shape)[::-1])
-        if flipped is not None:
-            raise FileFormatError(f"ground truth {flipped!r} is {_dims(maps[flipped])}, not "
-                                  f"{_dims(shape)} like the cube: transposed?", path)
-    return found
-
-
-def truth_off_grid(path: str | os.PathLike, shape: tuple[int, int]) -> str | None:
-    """Why a labelled file's ground truth is not found on the cube's ``shape``: a variable
-    named as a ground truth on another grid (its name and size), or None."""
-    maps = _maps(_probe(os.fspath(path))[1])
-    other = _truth_by_name(n for n, s in maps.items() if s != tuple(shape))
-    if other is None:
-        return None
-    return (f"ground truth {other!r} is {_dims(maps[other])}, not {_dims(shape)} like the "
-            f"cube{_transposed(maps[other], shape)}")
-
-
-def _dims(shape) -> str:
-    return "x".join(map(str, shape))
-
-
-def _transposed(found: tuple, wanted: tuple) -> str:
-    return ": transposed?" if tuple(found) == tuple(wanted)[::-1] else ""
-
-
-def _check_band_axis(variables, ckey: str, path: str) -> None:
-    """Refuse a cube stored bands first: a ground truth on its last two dimensions."""
-    rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
-    maps = _maps(variables)
-    if _truth_by_name(n for n, s in maps.items() if s == (rows, cols)) is not None:
-        return
-    other = _truth_by_name(n for n, s in maps.items() if s == (cols, bands))
-    if other is not None:
-        raise FileFormatError(
-            f"cube {ckey!r} is {rows}x{cols}x{bands} and the ground truth {other!r} is "
-            f"{cols}x{bands}: the cube seems stored bands first; hsad reads (rows, cols, "
-            "bands): save it as rows x cols x bands (permute(data, [2 3 1]) in MATLAB)", path)
-
-
-def _band_vector_key(variables, bands: int, names=WAVELENGTH_KEYS,
-                    classes=_NUMERIC) -> str | None:
-    """A vector of ``bands`` values of one of ``classes`` with one of ``names``, or None."""
-    cands = [n for n, s, c in variables if c in classes and int(np.prod(s)) == bands
-             and sum(d > 1 for d in s) <= 1]
-    return _by_name(cands, names)
 
 
 def _good_bands(value, key: str, p: str) -> np.ndarray | None:
@@ -336,13 +167,13 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     p = os.fspath(path)
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
-    hdf5, variables = _probe(p)
-    ckey = _cube_key(variables, key, p)
-    _check_band_axis(variables, ckey, p)
+    hdf5, variables = probe(p)
+    ckey = cube_key(variables, key, p)
+    check_band_axis(variables, ckey, p)
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
-    gkey = _gt_key(variables, (rows, cols), gt_key, p, strict=want_gt)
-    wkey = _band_vector_key(variables, bands)
-    bkey = _band_vector_key(variables, bands, BBL_KEYS, _NUMERIC | {"logical"})
+    gkey = truth_key(variables, (rows, cols), gt_key, p, strict=want_gt)
+    wkey = band_vector_key(variables, bands)
+    bkey = band_vector_key(variables, bands, BBL_KEYS, NUMERIC | {"logical"})
     extra = [k for k in (gkey if want_gt else None, wkey, bkey) if k is not None]
     if window is not None:
         check_window(window, (rows, cols), p)
@@ -461,24 +292,24 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     p = os.fspath(path)
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
-    hdf5, variables = _probe(p)
+    hdf5, variables = probe(p)
     if shape is None:
         with contextlib.suppress(FileFormatError):
-            shape = dict((n, s) for n, s, _ in variables)[_cube_key(variables, None, p)][:2]
-    maps = _maps(variables)
-    stacks = {n: _plane(s) for n, s, c in variables if c in _NUMERIC and len(_plane(s)) == 3}
+            shape = dict((n, s) for n, s, _ in variables)[cube_key(variables, None, p)][:2]
+    maps = maps_of(variables)
+    stacks = {n: plane(s) for n, s, c in variables if c in NUMERIC and len(plane(s)) == 3}
     if key in stacks or (key is None and what != "ground truth" and stacks):
         name = key if key in stacks else max(stacks, key=lambda n: int(np.prod(stacks[n])))
         raise FileFormatError(f"a {what} must have one band, found {stacks[name][2]} "
-                              f"({name!r} is {_dims(stacks[name])})", p)
+                              f"({name!r} is {dims(stacks[name])})", p)
     if what == "ground truth" or key is not None:
-        name = _gt_key(variables, None if key is not None else shape, key, p, strict=True)
+        name = truth_key(variables, None if key is not None else shape, key, p, strict=True)
     else:
         plain = [n for n in maps if shape is None or maps[n] == tuple(shape)]
         name = plain[0] if len(plain) == 1 else None
     if name is None:
         raise FileFormatError(f"no {what} variable found (give its key); variables: "
-                              f"{_listing(variables)}", p)
+                              f"{listing(variables)}", p)
     value = _read_h5(p, name) if hdf5 else _read_v5(p, [name]).get(name)
     if value is None:
         raise FileFormatError(f"MAT file is truncated: variable {name!r} unreadable", p)
@@ -487,4 +318,18 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
 
 from hsad.io.mat_writer import write_mat  # noqa: E402  (its place before; the writer's own module)
 
-__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map", "write_mat"]
+#: names moved to :mod:`hsad.io.mat_variables` in 0.3.1, still served here (no warning;
+#: ``mat_variables`` and ``truth_off_grid`` are imported above)
+MOVED = {n: "hsad.io.mat_variables" for n in (
+    "CUBE_KEYS", "GT_KEYS", "WAVELENGTH_KEYS", "MAX_PREVIEW_BANDS")}
+
+
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their module now."""
+    from hsad.io.moved import moved_attribute
+
+    return moved_attribute(__name__, name, MOVED, warn=False)
+
+
+__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map", "truth_off_grid",
+           "write_mat"]

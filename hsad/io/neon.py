@@ -31,9 +31,9 @@ from rasterio.errors import CRSError
 
 from hsad.cube import make_cube
 from hsad.errors import FileFormatError, HsadError
-from hsad.io.envi_header import wavelength_scale
 from hsad.io.geotiff import block_chunks, tile_chunks
 from hsad.io.hdf5_file import H5_ERRORS, Hdf5Reader, chunk_blocks, file_stamp, number_attr, text
+from hsad.io.wavelength_units import wavelength_scale
 from hsad.io.window import array_over, check_window, window_attrs, window_transform
 
 _CUBE = "Reflectance/Reflectance_Data"

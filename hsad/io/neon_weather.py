@@ -129,10 +129,10 @@ def scene_classes(cube: xr.DataArray) -> np.ndarray | None:
     """:func:`weather_classes` of the NEON file ``cube`` was read from, on ``cube``'s pixels:
     placed by the file's grid as the cube is (a window, a slice of it), or by the window
     hsad cut where the file has no grid, moved by a slice taken since
-    (:func:`hsad.cube.subset.on_scene_grid`, :func:`hsad.cube.subset.current_window`; a cube on
+    (:func:`hsad.cube.placement.on_scene_grid`, :func:`hsad.cube.subset.current_window`; a cube on
     neither is a ParameterError); None without the layer."""
     from hsad.cube import georeferenced, transform_of
-    from hsad.cube.subset import on_scene_grid
+    from hsad.cube.placement import on_scene_grid
     from hsad.io.neon import open_neon
 
     what = "NEON's weather quality indicator"

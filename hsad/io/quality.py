@@ -1,6 +1,6 @@
 """``--exclude-quality``: the pixels a product's own quality layers flag, left out.
 
-Two sources carry such layers: EnMAP products (:mod:`hsad.io.enmap`: cloud, cloudshadow,
+Two sources carry such layers: EnMAP products (:mod:`hsad.io.enmap_quality`: cloud, cloudshadow,
 haze, cirrus, snow, water, saturated) and NEON reflectance files (:mod:`hsad.io.neon_weather`:
 partlycloudy, mostlycloudy, from the weather quality indicator). A flag of the other source,
 or flags for a scene of neither, is a ParameterError that names what applies.
@@ -20,9 +20,9 @@ SOURCES = {"enmap": "EnMAP products", "neon": "NEON reflectance files"}
 
 
 def _modules():
-    from hsad.io import enmap, neon_weather
+    from hsad.io import enmap_quality, neon_weather
 
-    return {"enmap": enmap, "neon": neon_weather}
+    return {"enmap": enmap_quality, "neon": neon_weather}
 
 
 def flags_of(source: str) -> tuple[str, ...]:

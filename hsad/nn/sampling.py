@@ -273,7 +273,7 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
 
     ``mask``: a (y, x) bool array or a mask file (GeoTIFF, ENVI or MAT; non-zero = in; on
     the scene's grid, or on the whole grid of a window's scene, cut to the window as
-    :func:`hsad.cube.subset.on_scene_grid` cuts it);
+    :func:`hsad.cube.placement.on_scene_grid` cuts it);
     ``window``: rows and columns ``(r0, r1, c0, c1)``, half-open, or the string
     ``"r0,r1,c0,c1"``. Given both, the region is their intersection.
     """
@@ -282,7 +282,7 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
     region = None
     if mask is not None:
         if isinstance(mask, (str, os.PathLike)):
-            from hsad.cube.subset import on_scene_grid
+            from hsad.cube.placement import on_scene_grid
             from hsad.io.maps import read_truth
 
             values, raster = read_truth(mask, what="training mask", grid=cube)

@@ -41,10 +41,10 @@ def _tagged_window(scores_path, s_cube) -> tuple[int, int, int, int] | None:
 
 def _window_of(scores_path, s_cube, t_cube, truth_shape) -> tuple[int, int] | None:
     """Row and column offsets of the score map inside a larger ground truth: from the grids
-    when both are georeferenced (:func:`hsad.cube.subset.offsets_in`), else from the map's
+    when both are georeferenced (:func:`hsad.cube.placement.offsets_in`), else from the map's
     window tags (:func:`_tagged_window`), when the truth has the size of the scene the
     window was cut from; None if neither places it."""
-    from hsad.cube.subset import offsets_in
+    from hsad.cube.placement import offsets_in
 
     if t_cube is not None and (placed := offsets_in(s_cube, t_cube)) is not None:
         return placed

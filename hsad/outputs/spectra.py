@@ -335,7 +335,7 @@ def spectra_files(path: str | os.PathLike) -> list[Path]:
     p = Path(path)
     if p.suffix.lower() != ".sli":
         return [p]
-    from hsad.io.envi_header import find_data
+    from hsad.io.envi_files import find_data
     from hsad.io.envi_writer import stale_headers
 
     header = p.with_suffix(".hdr")

@@ -1,0 +1,81 @@
+"""What one ``hsad detect`` of a scene will do, before it does it: its detector (made once
+per setting, :func:`detector_of`), its method and parameters from the command line and the
+config (:func:`asked`), and every file it writes (:func:`planned`)."""
+
+from __future__ import annotations
+
+from hsad.cli.outputs import check_name
+from hsad.config import load_config, parse_params
+
+
+def detector_of(options: dict):
+    """The detector of a detection's ``options`` (method, config, parameters, model), made
+    once per distinct setting: checked before any work, and asked what stage maps it
+    writes."""
+    from hsad import pipeline
+
+    key = repr([options.get(k) for k in ("method", "config_path", "params", "model")])
+    if key not in DETECTORS:
+        cfg = load_config(options["config_path"]) if options.get("config_path") else {}
+        method, merged, named = asked(options.get("method"), options.get("params"), cfg,
+                                      options.get("config_path"))
+        DETECTORS[key] = pipeline.make_detector(method, merged, model=options.get("model"),
+                                                named=named)
+    return DETECTORS[key]
+
+
+def asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dict]:
+    """A detection's method and parameters, the command line's over its config's, and how
+    errors name where each came from (:func:`hsad.pipeline.make_detector`; ``named[key]``
+    for each parameter, :func:`hsad.pipeline.apply_fusion`)."""
+    given = parse_params(params or ())
+    configured = cfg.get("params") or {}
+    merged = {**configured, **given}
+    in_config = f"`params` from the config {config_path}"
+    named = {"method": "-m" if method or not cfg.get("method") else
+             f"`method` from the config {config_path}",
+             "params": " and ".join([*(["--param"] if given else []),
+                                     *([in_config] if configured else [])]) or "--param",
+             **{key: f"-p {key}={value}" if key in given else
+                f"`{key}: {value}` in the config {config_path}" for key, value in merged.items()}}
+    return method or cfg.get("method"), merged, named
+
+
+#: the detectors :func:`detector_of` made in this command, by setting (a batch asks once
+#: per scene); emptied when a command starts (a model file may change between commands)
+DETECTORS: dict = {}
+
+
+def planned(options: dict) -> list[tuple[str, str | None, str]]:
+    """The ``(option, path, kind)`` of every file a detection with ``options`` writes
+    (the stage maps: ``options["stage_names"]``, else those of its detector)."""
+    from hsad import pipeline
+
+    stages_dir, spectra_path = options["stages_dir"], options["spectra_path"]
+    names = () if not stages_dir else options["stage_names"] if "stage_names" in options \
+        else pipeline.stage_names(detector_of(options))
+    rasters = [("-o", options["output"]), ("--mask", options["mask_path"])] + [
+        ("--save-stages", pipeline.stage_path(stages_dir, name)) for name in names]
+    return ([(option, path, "raster") for option, path in rasters]
+            + [(option, style, "file") for option, path in rasters
+               for style in pipeline.style_files([path])]
+            + [("--polygons", options["polygons_path"], "polygons"),
+               ("--png", options["png_path"], "png"),
+               ("--spectra-png", options["spectra_png"], "png"),
+               ("--stages-png", options["stages_png"], "png")]
+            + [("--spectra", path, "spectra" if i == 0 else "file")
+               for i, path in enumerate(spectra_paths(spectra_path))])
+
+
+def spectra_paths(spectra_path) -> list:
+    """The files ``--spectra`` writes, its name checked as given first (a trailing ``/``
+    is gone once it is a path)."""
+    from hsad.outputs.spectra import spectra_files
+
+    if spectra_path is None:
+        return []
+    check_name("--spectra", spectra_path)
+    return spectra_files(spectra_path)
+
+
+__all__ = ["DETECTORS", "asked", "detector_of", "planned", "spectra_paths"]

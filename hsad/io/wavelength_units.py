@@ -1,0 +1,87 @@
+"""Wavelength units: the factor that turns a file's wavelengths (or band widths) into
+nanometres, from the unit it names or, when it names none, from the values; and the
+wavelengths written in band names. Every reader uses them (ENVI, GeoTIFF, MAT, NEON, EMIT)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+_MICRO = {"micrometers", "micrometer", "micrometres", "micrometre", "microns", "micron",
+          "um", "µm", "μm", "micro meters"}
+_NANO = {"nanometers", "nanometer", "nanometres", "nanometre", "nm"}
+_MILLI = {"millimeters", "millimeter", "millimetres", "millimetre", "mm"}
+_NOT_WAVELENGTH = {"index", "ghz", "mhz", "hz", "wavenumber", "wavenumbers", "cm-1"}
+#: A number, then (matched separately, so that a long run of digits stays linear time)
+#: a wavelength unit right after it.
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_UNIT_AFTER = re.compile(
+    r"\s*(nanometers?|nanometres?|nm|micrometers?|micrometres?|microns?|um|µm|μm)\b",
+    re.IGNORECASE,
+)
+
+
+def unit_scale(units: str | None) -> float | None:
+    """Factor turning values in the length unit ``units`` names into nanometres; None when
+    it names none (missing, unknown, ``Index``)."""
+    u = (units or "").strip().lower()
+    return 1000.0 if u in _MICRO else 1.0 if u in _NANO else 1e6 if u in _MILLI else None
+
+
+def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
+    """Factor turning wavelength values into nanometres; None when they are not wavelengths.
+
+    Micrometres x1000, nanometres x1, millimetres x1e6; ``Index``/frequency units give
+    None. Missing or unknown units: values below 100 are taken as micrometres.
+    """
+    u = (units or "").strip().lower()
+    if u in _MICRO:
+        return 1000.0
+    if u in _NANO:
+        return 1.0
+    if u in _MILLI:
+        return 1e6
+    if u in _NOT_WAVELENGTH:
+        return None
+    finite = values[np.isfinite(values)]
+    if finite.size and np.nanmax(np.abs(finite)) < 100:
+        return 1000.0
+    return 1.0
+
+
+def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
+    """Wavelengths (nm) written in every band name (``"Band 1 (0.4500 Micrometers)"``,
+    ``"450.5 nm"``), or None if any name lacks one."""
+    out = []
+    for name in names:
+        matches = [(m.group(), u.group(1)) for m in _NUMBER.finditer(name)
+                   if (u := _UNIT_AFTER.match(name, m.end()))]
+        if not matches:
+            return None
+        number, unit = matches[-1]
+        factor = wavelength_scale(unit, np.array([float(number)]))
+        out.append(float(number) * (factor or 1.0))
+    return np.array(out, dtype=np.float64) if out else None
+
+
+def fwhm_scale(units: str | None, fwhm: np.ndarray) -> float | None:
+    """nm factor for a ``fwhm`` list: explicit units, else values below 1 are micrometres."""
+    u = (units or "").strip().lower()
+    if u in _MICRO | _NANO | _MILLI | _NOT_WAVELENGTH:
+        return wavelength_scale(u, fwhm)
+    finite = fwhm[np.isfinite(fwhm)]
+    return 1000.0 if finite.size and np.max(np.abs(finite)) < 1 else 1.0
+
+
+#: wavelengths (nm) an imaging spectrometer can have: 100 nm (far UV) to 100 µm (far IR)
+PLAUSIBLE_NM = (100.0, 100_000.0)
+
+
+def plausible_nm(values_nm: np.ndarray) -> bool:
+    """Whether any finite value lies within :data:`PLAUSIBLE_NM`."""
+    return bool(((values_nm >= PLAUSIBLE_NM[0]) & (values_nm <= PLAUSIBLE_NM[1])).any())
+
+
+__all__ = ["PLAUSIBLE_NM", "fwhm_scale", "plausible_nm", "unit_scale", "wavelength_scale",
+           "wavelengths_from_band_names"]
