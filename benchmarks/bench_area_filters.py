@@ -36,7 +36,7 @@ import numpy as np
 from hsad import fusion as F
 from hsad.engine import area_tree
 from hsad.engine.morphology import area_filter, attribute_response
-from hsad.fusion.tiled import FILTER_EDGE
+from hsad.fusion.filter_tiles import FILTER_EDGE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import best, fail  # noqa: E402

@@ -12,11 +12,12 @@ step then streams the moments over the cube itself (its time includes that pass)
 ``hsad.fusion.tiled`` does.
 
 Filter settings compared (``--edges``): the tile-edge cap of the attribute filters
-(``hsad.fusion.tiled.FILTER_EDGE``; 0 = tiles as large as the memory budget allows), each
-with hsad's tree (one tree per polarity for every area, :mod:`hsad.engine.area_tree`) and, with
-``--diplib``, with DIPlib's area opening called once per area and polarity on the whole
-tile (the filters hsad used before 2026-12-02). The attribute responses are computed on
-tiles of that cap and the guided filter on its own tiles (``tiled._aed_filtered``).
+(``hsad.fusion.filter_tiles.FILTER_EDGE``; 0 = tiles as large as the memory budget
+allows), each with hsad's tree (one tree per polarity for every area,
+:mod:`hsad.engine.area_tree`) and, with ``--diplib``, with DIPlib's area opening called
+once per area and polarity on the whole tile (the filters hsad used before 2026-12-02).
+The attribute responses are computed on tiles of that cap and the guided filter on its
+own tiles (``hsad.fusion.filter_tiles.aed_filtered``).
 ``--parallel`` then runs the default filters once more as ``hsad detect`` does (threaded
 scheduler, the filters shared out over the cores in threads) and prints the wall and CPU
 seconds: set beside the one-thread figure, they show what running two filters side by side
@@ -82,7 +83,7 @@ def main() -> None:
     from hsad.engine.morphology import attribute_responses as responses
     from hsad.engine.tiles import open_tiled
     from hsad.errors import HsadError
-    from hsad.fusion import tiled
+    from hsad.fusion import filter_tiles, tiled
     from hsad.nn.persistence import load_detector
     from hsad.nn.trainer import cpu_threads
 
@@ -121,7 +122,7 @@ def main() -> None:
               f"{wall:6.1f} s wall {cpu:6.1f} s CPU; read {reads[0] / values:.3f} of the cube")
 
         lazy = da.from_array(comps, chunks=(512, -1, -1))
-        cap, ref, tile = tiled.FILTER_EDGE, None, tiled._response_tile
+        cap, ref, tile = filter_tiles.FILTER_EDGE, None, filter_tiles._response_tile
         seen = []
 
         def recorded(block, **kwargs):  # the filter tiles, halo included
@@ -130,14 +131,15 @@ def main() -> None:
 
         backends = ("tree", "diplib") if args.diplib else ("tree",)
         try:
-            tiled._response_tile = recorded
+            filter_tiles._response_tile = recorded
             for edge in edges:
                 for backend in backends:
-                    tiled.FILTER_EDGE = edge or None
-                    tiled.attribute_responses = (_diplib_responses if backend == "diplib"
-                                                 else functools.partial(responses, workers=0))
+                    filter_tiles.FILTER_EDGE = edge or None
+                    filter_tiles.attribute_responses = (
+                        _diplib_responses if backend == "diplib"
+                        else functools.partial(responses, workers=0))
                     seen.clear()
-                    m = tiled._aed_filtered(lazy, fusion, args.memory_limit)
+                    m = filter_tiles.aed_filtered(lazy, fusion, args.memory_limit)
                     out, wall, cpu = _timed(m.compute)
                     ref = out if ref is None else ref
                     diff = float(np.nanmax(np.abs(out - ref)))
@@ -147,8 +149,8 @@ def main() -> None:
                           f"wall {cpu:6.1f} s CPU ({len(tiles)} filter tiles, {share:.2f}× "
                           f"the scene's pixels; max |Δ| {diff:.1e})")
         finally:
-            tiled.FILTER_EDGE, tiled.attribute_responses = cap, responses
-            tiled._response_tile = tile
+            filter_tiles.FILTER_EDGE, filter_tiles.attribute_responses = cap, responses
+            filter_tiles._response_tile = tile
     if args.parallel:
         _parallel_filters(lazy, fusion, args.memory_limit)
 
@@ -170,9 +172,9 @@ def _diplib_responses(images, areas, *, summed=True):
 def _parallel_filters(lazy, fusion, memory_limit) -> None:
     """The default filters with the threaded scheduler, shared out over the cores."""
     from hsad.engine.scheduler import THREADED
-    from hsad.fusion import tiled
+    from hsad.fusion import filter_tiles
 
-    m = tiled._aed_filtered(lazy, fusion, memory_limit)
+    m = filter_tiles.aed_filtered(lazy, fusion, memory_limit)
     _, wall, cpu = _timed(lambda: m.compute(scheduler=THREADED))
     print(f"filters on every core: {wall:6.1f} s wall {cpu:6.1f} s CPU")
 

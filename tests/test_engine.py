@@ -20,7 +20,7 @@ from hsad.engine import spill, tiles
 from hsad.engine.morphology import area_filter
 from hsad.engine.scheduler import TileProgress, parse_memory
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, spatial_aed, spectral_tophat
+from hsad.fusion import Fusion, filter_tiles, spatial_aed, spectral_tophat
 from hsad.fusion import tiled as fusion_tiles
 
 
@@ -131,7 +131,7 @@ def test_area_opening_and_closing_on_tiles_are_exact_with_halo_area_minus_one(ar
 
     whole = attr(image)
     lazy = da.from_array(image, chunks=16)
-    tiled = engine.map_halo(attr, lazy, fusion_tiles.attribute_halo(area), dtype=int).compute()
+    tiled = engine.map_halo(attr, lazy, filter_tiles.attribute_halo(area), dtype=int).compute()
     np.testing.assert_array_equal(tiled, whole)
     if area > 5:  # half the halo is not enough: components are cut at the seams
         short = engine.map_halo(attr, lazy, area // 4, dtype=int).compute()
@@ -314,14 +314,14 @@ def test_fusion_on_tiles_equals_the_whole_scene(scene, fusion):
 def _filter_tiles_of_30(monkeypatch, tile_function: str) -> list:
     """Filter tiles capped at 30 pixels; the shapes ``tiled.<tile_function>`` is called
     with are recorded in the list returned."""
-    seen, real = [], getattr(fusion_tiles, tile_function)
+    seen, real = [], getattr(filter_tiles, tile_function)
 
     def recorded(block, **kwargs):
         seen.append(block.shape)
         return real(block, **kwargs)
 
-    monkeypatch.setattr(fusion_tiles, tile_function, recorded)
-    monkeypatch.setattr(fusion_tiles, "FILTER_EDGE", 30)
+    monkeypatch.setattr(filter_tiles, tile_function, recorded)
+    monkeypatch.setattr(filter_tiles, "FILTER_EDGE", 30)
     return seen
 
 
@@ -343,7 +343,7 @@ def test_multiscale_filters_on_small_tiles_equal_the_whole_scene(monkeypatch, sp
     monkeypatch.setattr(tiles, "chunks_for", lambda *a, **k: (40, 40))  # guided tiles
     folder = Path(spill._spill_dir())
     before = set(folder.iterdir())
-    lazy = fusion_tiles._aed_filtered(da.from_array(comps, chunks=(50, 120, 2)), fusion)
+    lazy = filter_tiles.aed_filtered(da.from_array(comps, chunks=(50, 120, 2)), fusion)
     assert lazy.chunks == ((34, 34, 32), (40, 40, 40))
     np.testing.assert_allclose(lazy.compute(scheduler="sync"), want, rtol=1e-9, atol=1e-12)
     assert len(set(folder.iterdir()) - before) == (2 if spilled else 0)  # guide, responses
@@ -362,7 +362,7 @@ def test_spectral_tophat_on_small_tiles_equals_the_whole_scene(monkeypatch):
     fusion = Fusion(variant="multiscale", area=25).resolved()
     want = spectral_tophat(d, (9, 25))
     seen = _filter_tiles_of_30(monkeypatch, "_tophat_tile")
-    lazy = fusion_tiles._tophat_filtered(da.from_array(d, chunks=(50, 120)), fusion)
+    lazy = filter_tiles.tophat_filtered(da.from_array(d, chunks=(50, 120)), fusion)
     got = lazy.compute(scheduler="sync")
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)

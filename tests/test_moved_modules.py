@@ -84,7 +84,7 @@ def test_names_moved_out_of_the_tiles_module_still_import_from_it():
 
 #: modules that serve the names 0.3.0 and 0.3.1 moved out of them (their ``MOVED``)
 SERVING = ("hsad.engine.tiles", "hsad.cube.bands", "hsad.cube.subset", "hsad.io.envi_header",
-           "hsad.io.enmap", "hsad.io.atomic", "hsad.io.matlab")
+           "hsad.io.enmap", "hsad.io.atomic", "hsad.io.matlab", "hsad.fusion.tiled")
 
 
 @pytest.mark.parametrize("module", SERVING)

@@ -95,7 +95,7 @@ class AED(BaseDetector):
     def fit(self, cube: CubeLike) -> AED:
         """Check the parameters; the components are each scene's own (nothing to learn, no
         background area: a pixel's response comes from the structures around it)."""
-        from hsad.fusion.tiled import check_filter_budget
+        from hsad.fusion.filter_tiles import check_filter_budget
 
         check_filter_budget(self._fusion(cube), cube.shape[:2])  # before any pass over data
         self.bands_ = good_band_mask(cube)

@@ -29,9 +29,9 @@ from hsad.engine.stats import Moments, block_moments
 from hsad.engine.windows import project
 from hsad.errors import ParameterError
 from hsad.fusion import LADDER, Fusion, area_tag, chosen_area, warn_below_ladder
+from hsad.fusion.filter_tiles import check_filter_budget
 from hsad.fusion.tiled import (
     Statistics,
-    check_filter_budget,
     fusion_stages,
     pc_basis,
     spectral_factors,

@@ -1,10 +1,10 @@
 """HADGAN's spatial–spectral fusion (:mod:`hsad.fusion`) on tiles, for scenes of any size.
 
 Global statistics (moments, min/max, medians, band energies) are streamed over the tiles
-first; the attribute filters and the guided filter then run on tiles with halos of
-``area − 1`` and ``2·radius`` pixels (:func:`hsad.engine.map_halo`), so the maps equal the
-whole-scene ones. See docs/performance.md for why the halo of the area opening/closing is
-exact.
+first; the attribute filters and the guided filter (:mod:`hsad.fusion.filter_tiles`) then
+run on tiles with halos of ``area − 1`` and ``2·radius`` pixels
+(:func:`hsad.engine.map_halo`), so the maps equal the whole-scene ones. See
+docs/performance.md for why the halo of the area opening/closing is exact.
 """
 
 from __future__ import annotations
@@ -22,21 +22,27 @@ from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block
 from hsad.engine.blas import triangular_factor
 from hsad.engine.covariance import whitening
-from hsad.engine.morphology import attribute_responses, response_bytes
-from hsad.engine.scheduler import active_client, parse_memory
-from hsad.engine.spill import keep_with, map_windows, materialise_with
+from hsad.engine.spill import materialise_with
 from hsad.engine.stats import cube_moments
 from hsad.engine.tiles import (
-    check_budget,
     finite_extremes,
     halo_tiles,
     map_halo,
-    nan_median,
     value_range,
 )
 from hsad.engine.windows import project
 from hsad.errors import DegenerateDataWarning, ParameterError
-from hsad.fusion import band_energy, guided_filter, tophat_units
+from hsad.fusion import band_energy
+from hsad.fusion.filter_tiles import (
+    aed_filtered,
+    attribute_halo,
+    band_stats,
+    band_summary,
+    guided_halo,
+    guided_tile,
+    paper_tile,
+    tophat_filtered,
+)
 
 
 def _lazy(data) -> da.Array:
@@ -94,15 +100,6 @@ def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> 
     return rx_block(residual[:, None, :], mean, tri)
 
 
-#: largest tile edge (pixels, without the halo) of the attribute filters: axes longer
-#: than twice this are cut into tiles of this to twice this. The largest area's halo (224
-#: pixels a side) is filtered again by every tile, and the tree's cost per pixel grows only
-#: mildly with the image (0.3–0.45 µs a pixel and polarity at five areas, 1472² to 2496²),
-#: so the tiles are as large as the memory budget allows up to this edge: a 2048² scene is
-#: filtered whole under a 1 GB budget (docs/performance.md, benchmark 16)
-FILTER_EDGE = 2048
-
-
 def pc_basis(mean: np.ndarray, cov: np.ndarray, k: int,
              standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, basis)`` of the first ``k`` principal components of ``(mean, cov)``
@@ -126,141 +123,6 @@ def components_map(data, k: int, standardise: bool = True,
     return lazy.map_blocks(project, mean, basis,
                            chunks=lazy.chunks[:2] + ((basis.shape[1],),), dtype=np.float64,
                            meta=np.empty((0, 0, 0), np.float64))
-
-
-def _scaled(band: da.Array, lo: float, hi: float) -> da.Array:
-    """``(band − lo)/(hi − lo)`` as ``fusion.quantise``/``normalise_map`` compute it."""
-    return (band - lo) / (hi - lo) if hi > lo else da.zeros_like(band)
-
-
-def _band_summary(bands: da.Array) -> tuple[da.Array, da.Array, da.Array]:
-    """Lazy per-band min and max of the finite values of ``bands`` (y, x, k), and their count
-    of other values: computed in the sweep that makes ``bands`` (:func:`materialise_with`)."""
-    lo, hi = finite_extremes(bands, axis=(0, 1))
-    return lo, hi, (~da.isfinite(bands)).sum(axis=(0, 1))
-
-
-def _band_stats(bands: da.Array, summary=None) -> list[tuple[float, float, float]]:
-    """Per band of ``bands`` (y, x, k) ``(lo, hi, fill)``: global min/max (``summary``, from
-    :func:`_band_summary`; computed here when None) and the median of the scaled finite
-    values, which nodata pixels take (computed only if there are)."""
-    lo, hi, holes = dask.compute(*_band_summary(bands)) if summary is None else summary
-    out = []
-    for i in range(bands.shape[-1]):
-        if lo[i] > hi[i]:  # no finite value
-            out.append((float("nan"), float("nan"), 0.0))
-            continue
-        lo_i, hi_i = float(lo[i]), float(hi[i])
-        fill = nan_median(_scaled(bands[:, :, i], lo_i, hi_i)) if holes[i] else 0.0
-        out.append((lo_i, hi_i, fill))
-    return out
-
-
-def _quantised_dtype(levels: int) -> np.dtype:
-    """The dtype of :func:`_quantise`'s images: float64 unquantised (``levels`` 0)."""
-    return np.dtype(np.float64 if not levels else np.uint8 if levels <= 256 else np.uint16)
-
-
-def _quantise(band: np.ndarray, lo: float, hi: float, fill: float, levels: int) -> np.ndarray:
-    """``fusion.quantise`` of a tile, with the scene's range and median fill."""
-    band = np.asarray(band, dtype=np.float64)
-    finite = np.isfinite(band)
-    if not np.isfinite(lo):
-        scaled = np.zeros_like(band)
-    else:
-        scaled = (band - lo) / (hi - lo) if hi > lo else np.zeros_like(band)
-        scaled[~finite] = fill
-    if not levels:
-        return scaled
-    return np.round(scaled * (levels - 1)).astype(_quantised_dtype(levels))
-
-
-def _guide(band: np.ndarray, lo: float, hi: float, fill: float) -> np.ndarray:
-    """``_nan_fill(normalise_map(band))`` with the scene's range and median."""
-    band = np.asarray(band, dtype=np.float64)
-    finite = np.isfinite(band)
-    out = np.where(finite, (band - lo) / (hi - lo) if hi > lo else 0.0, fill)
-    return out if np.isfinite(lo) else np.zeros_like(band)
-
-
-def attribute_halo(area: int) -> int:
-    """Halo making a tile's area opening/closing equal the whole scene's (4-connectivity):
-    a component of fewer than ``area`` pixels lies within ``area − 1`` steps of any of its
-    pixels, and one of ``area`` or more has ``area`` pixels that close."""
-    return max(int(area) - 1, 0)
-
-
-def guided_halo(radius: int) -> int:
-    """Halo of the guided filter: two box means of radius ``radius`` in a row."""
-    return 2 * int(radius)
-
-
-def _quantised_tile(block, *, stats, levels):
-    """``_quantise`` of every band of a tile, stacked ``(y, x, k)``."""
-    bands = np.asarray(block, dtype=np.float64)
-    return np.stack([_quantise(bands[:, :, i], *stats[i], levels)
-                     for i in range(bands.shape[-1])], axis=-1)
-
-
-def _response_tile(block, *, areas, scale):
-    """Sum over the bands of a quantised tile of their attribute responses summed over
-    ``areas``, each scaled by ``scale`` (the filters of all bands in one call:
-    :func:`attribute_responses`, on every core for large tiles)."""
-    total = np.zeros(block.shape[:2])
-    bands = [block[:, :, i] for i in range(block.shape[-1])]
-    for response in attribute_responses(bands, areas, summed=True):
-        total += response.astype(np.float64) / scale
-    return total
-
-
-def _guided_sum_tile(block, *, stats, radius, eps):
-    """:func:`_guided_pair` of a tile of ``(first component, summed response)``."""
-    return _guided_pair(block[:, :, 0], block[:, :, 1], stats=stats, radius=radius, eps=eps)
-
-
-def _guided_pair(first, total, *, stats, radius, eps):
-    """D_spatial of a tile: the summed response ``total`` guided by the ``first``
-    component; NaN where that is NaN (:func:`_guide_channel` makes it NaN where any
-    component is not finite)."""
-    first = np.asarray(first, dtype=np.float64)
-    out = guided_filter(_guide(first, *stats[0]), np.asarray(total, np.float64), radius, eps)
-    out[~np.isfinite(first)] = np.nan
-    return out
-
-
-def _guide_channel(comps: da.Array) -> da.Array:
-    """The first component of ``comps`` (y, x, k), float64, NaN where any component is not
-    finite: all that the guided filter reads of them."""
-    first = comps[:, :, 0].astype(np.float64)
-    if comps.shape[2] > 1:
-        first = da.where(da.isfinite(comps).all(axis=2), first, np.nan)
-    return first
-
-
-def _tophat_tile(block, *, stats, areas, levels):
-    """:func:`hsad.fusion.spectral_tophat` of a tile of D_spectral ``(y, x, 1)``, with the
-    scene's range and median fill (``stats``)."""
-    band = np.asarray(block[:, :, 0], dtype=np.float64)
-    return tophat_units(_quantise(band, *stats[0], levels), areas, levels, ~np.isfinite(band))
-
-
-def _paper_tile(block, *, n, stats, area, levels):
-    """Mean attribute response ``f`` of the first ``n`` bands (channel 0) and the off-data
-    mask (channel 1); other channels are padding."""
-    bands = np.asarray(block, dtype=np.float64)[:, :, :n]
-    out = np.zeros(block.shape[:2] + (block.shape[2],))
-    quantised = _quantised_tile(bands, stats=stats, levels=levels)
-    out[:, :, 0] = _response_tile(quantised, areas=(area,), scale=levels - 1 if levels else 1) / n
-    out[:, :, 1] = ~np.isfinite(bands).all(axis=-1)
-    return out
-
-
-def _guided_tile(block, *, lo, hi, radius, eps):
-    f, off = block[:, :, 0], block[:, :, 1] > 0
-    guide = (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
-    out = guided_filter(guide, f, radius, eps)
-    out[off] = np.nan
-    return out
 
 
 def _average_rank(block, ordered, n):
@@ -334,25 +196,25 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
     keep = dict(keep or {})
     # the sweep also takes the ranges the filters and the normalisation need
     (d_spec, source, *kept), (p_lo, p_hi, *summary) = materialise_with(
-        [d_spec, source, *keep.values()], [*finite_extremes(d_spec), *_band_summary(source)],
+        [d_spec, source, *keep.values()], [*finite_extremes(d_spec), *band_summary(source)],
         memory_limit=memory_limit)
-    stats = _band_stats(source, summary)
+    stats = band_stats(source, summary)
     if fusion.variant == "paper":
         if len(idx) < 2:  # room for the two output channels
             source = da.concatenate([source, da.zeros_like(source)], axis=2)
         halo = attribute_halo(area)
-        f_off = map_halo(_paper_tile, halo_tiles(source, halo, memory_limit), halo,
+        f_off = map_halo(paper_tile, halo_tiles(source, halo, memory_limit), halo,
                          n=len(idx), stats=stats, area=area, levels=levels)
         (f_off,), (lo, hi) = materialise_with([f_off], finite_extremes(f_off[:, :, 0]),
                                               memory_limit=memory_limit)
         lo, hi = value_range(lo, hi)
-        d_spat = map_halo(_guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
+        d_spat = map_halo(guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
                           radius=radius, eps=eps)
     else:
-        d_spat = _aed_filtered(source, fusion, memory_limit, stats)
+        d_spat = aed_filtered(source, fusion, memory_limit, stats)
     if fusion.spectral_tophat:  # D_SS weights D_spectral's area top-hat at 1 − λ
         # its filters run in the same pass as the spatial stage's guided filter
-        tophat = _tophat_filtered(d_spec, fusion, memory_limit)
+        tophat = tophat_filtered(d_spec, fusion, memory_limit)
         (d_spat, spec_term), (s_lo, s_hi, p_lo, p_hi) = materialise_with(
             [d_spat, tophat], [*finite_extremes(d_spat), *finite_extremes(tophat)],
             memory_limit=memory_limit)
@@ -379,91 +241,10 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
 def aed_map(source, fusion) -> da.Array:
     """AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
     its principal-component images, guided by the first, summed (halo tiles). The filters
-    run when it is called (their responses are kept, :func:`_aed_filtered`); the guided
+    run when it is called (their responses are kept, :func:`aed_filtered`); the guided
     filter is lazy."""
     fusion = fusion.resolved()
-    return _aed_filtered(components_map(source, int(fusion.n_components)), fusion)
-
-
-def _aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.Array:
-    """The AED filters on principal-component images ``comps`` (y, x, k) in two tiled
-    stages: the attribute responses of the quantised components, summed over the areas
-    and components, on tiles with the largest area's halo and as large as the budget allows
-    (the filters need little memory a pixel, and every tile filters its halo again); then
-    the guided filter, on tiles with its own small halo, each reading its window of the
-    first component and the responses, which are computed and kept here (in memory or
-    spilled, :func:`keep_with`; on a cluster both stages stay lazy). ``stats``:
-    :func:`_band_stats` of ``comps`` when the caller has them."""
-    radius, levels = int(fusion.radius), int(fusion.levels)
-    areas = fusion.areas()
-    stats = _band_stats(comps) if stats is None else stats
-    k = comps.shape[2]
-    qtype = _quantised_dtype(levels)
-    quantised = comps.rechunk({2: -1}).map_blocks(
-        _quantised_tile, stats=stats, levels=levels, dtype=qtype,
-        meta=np.empty((0, 0, 0), qtype))
-    halo = attribute_halo(max(areas))
-    tiles = halo_tiles(quantised, halo, memory_limit, max_edge=FILTER_EDGE,
-                       pixel_bytes=_filter_bytes(k, qtype, len(areas)))
-    scale = len(areas) * (levels - 1 if levels else 1)
-    total = map_halo(_response_tile, tiles, halo, drop_axis=2, areas=areas, scale=scale)
-    smooth, first = guided_halo(radius), _guide_channel(comps)
-    pair = halo_tiles(da.stack([first.rechunk(total.chunks), total], axis=2), smooth,
-                      memory_limit)
-    kw = {"stats": stats, "radius": radius, "eps": float(fusion.eps)}
-    if active_client() is not None:  # kept on the cluster's workers
-        return map_halo(_guided_sum_tile, pair, smooth, drop_axis=2, **kw)
-    # The guide and the responses are kept first (in memory, or spilled), and each guided
-    # tile reads its window: halo pieces of the lazy pair held most of the map's two
-    # float64 channels (and the components' rechunk all four) before they were read.
-    stores, _ = keep_with([first, total], memory_limit=memory_limit)
-    return map_windows(_guided_pair, stores, pair.chunks, smooth, **kw)
-
-
-def _filter_bytes(k: int, qtype, n_areas: int) -> int:
-    """Memory a pixel of the AED filter tiles: the tile, each of the ``k`` components'
-    response and the sum, and one filter job per tile in flight (the filters' shared thread
-    pool runs at most one job a core, and one tile a core is in flight)."""
-    return k * (np.dtype(qtype).itemsize + 4) + 16 + response_bytes(qtype, n_areas)
-
-
-def _tophat_bytes(dtype, qtype, n_areas: int) -> int:
-    """Memory a pixel of the top-hat tiles: the map, its quantised copy and the output, and
-    one filter job."""
-    return np.dtype(dtype).itemsize + np.dtype(qtype).itemsize + 8 + response_bytes(qtype,
-                                                                                    n_areas)
-
-
-def check_filter_budget(fusion, shape: tuple[int, int], memory_limit=None) -> None:
-    """Refuse, before any work, a budget too small for the fusion's filter tiles on a
-    ``shape`` scene (ParameterError naming the minimum): the filters run last, after the
-    statistics, the components and, for a network, its training."""
-    fusion = fusion.resolved()
-    areas, qtype = fusion.areas(), _quantised_dtype(int(fusion.levels))
-    halo = attribute_halo(max(areas))
-    budget = parse_memory(memory_limit)
-    if fusion.variant == "paper":
-        check_budget(budget, (*shape[:2], 2), np.float32, halo, what="the spatial filters")
-        return
-    check_budget(budget, shape[:2], qtype, halo, _filter_bytes(int(fusion.n_components),
-                                                               qtype, len(areas)),
-                 what="the spatial filters")
-    if fusion.spectral_tophat:
-        check_budget(budget, shape[:2], qtype, halo,
-                     _tophat_bytes(np.float32, qtype, len(areas)), what="the top-hat")
-
-
-def _tophat_filtered(d_spec: da.Array, fusion, memory_limit=None) -> da.Array:
-    """Lazy area top-hat of a (materialised) D_spectral map (:func:`hsad.fusion.spectral_tophat`)
-    on tiles with the largest area's halo, as large as the budget allows."""
-    areas, levels = fusion.areas(), int(fusion.levels)
-    bands = d_spec[:, :, None]
-    qtype = _quantised_dtype(levels)
-    halo = attribute_halo(max(areas))
-    tiles = halo_tiles(bands, halo, memory_limit, max_edge=FILTER_EDGE,
-                       pixel_bytes=_tophat_bytes(d_spec.dtype, qtype, len(areas)))
-    return map_halo(_tophat_tile, tiles, halo, drop_axis=2, stats=_band_stats(bands),
-                    areas=areas, levels=levels)
+    return aed_filtered(components_map(source, int(fusion.n_components)), fusion)
 
 
 def _lazy_map(m) -> da.Array:
@@ -471,6 +252,17 @@ def _lazy_map(m) -> da.Array:
     return data if isinstance(data, da.Array) else da.from_array(np.asarray(data))
 
 
-__all__ = ["Statistics", "aed_map", "attribute_halo", "components_map", "finite_moments",
-           "fusion_stages", "guided_halo", "pc_basis", "spectral_factors",
-           "spectral_map", "spectral_scores"]
+#: names moved to :mod:`hsad.fusion.filter_tiles` in 0.3.1, still served here (no warning)
+MOVED = {n: "hsad.fusion.filter_tiles" for n in (
+    "FILTER_EDGE", "check_filter_budget")}
+
+
+def __getattr__(name: str):
+    """The names of :data:`MOVED`, from their module now."""
+    from hsad.io.moved import moved_attribute
+
+    return moved_attribute(__name__, name, MOVED, warn=False)
+
+
+__all__ = ["Statistics", "aed_map", "components_map", "finite_moments", "fusion_stages",
+           "pc_basis", "spectral_factors", "spectral_map", "spectral_scores"]
