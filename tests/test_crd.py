@@ -9,7 +9,7 @@ from window_reference import per_pixel
 
 from hsad import detectors
 from hsad.cube import make_cube
-from hsad.detectors.crd import crd_block
+from hsad.detectors.crd_rows import crd_block
 from hsad.errors import ParameterError
 
 

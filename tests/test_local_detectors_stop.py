@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from hsad import stopping
-from hsad.detectors.crd import crd_block
 from hsad.detectors.crd_gram import crd_gram_block
+from hsad.detectors.crd_rows import crd_block
 from hsad.engine.ring_rx import lrx_block
 
 
