@@ -41,20 +41,12 @@ from hsad.engine.covariance import countable, distinct_rows, whitening
 from hsad.engine.data_checks import (
     FILL_ADVICE,
     FILL_MAGNITUDE,
-    check_fill_values,
-    check_partial_nodata,
-    good_sample,
-    huge_note,
-    huge_scale,
-    rescale_by,
+    check_float32_sample,
 )
-from hsad.engine.stats import Moments
 from hsad.engine.windows import check_dtype, check_ridge, map_pixels, single_threaded_linalg
 from hsad.errors import DegenerateDataWarning, ParameterError
 
 COVARIANCES = ("pooled", "shrunk", "cluster")
-#: values below this keep fewer than 13 bits in the float32 sample (float32 subnormals)
-SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
 
 if TYPE_CHECKING:
     from hsad.cube.array_types import CubeLike
@@ -124,7 +116,7 @@ class ClusterRX(BaseDetector):
             x = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
                               mask=region).values.astype(np.float64)
         n, b = x.shape
-        mean = self._check_magnitudes(x, cube, bands)
+        mean = check_float32_sample(x, cube, bands, self.name)
         cap = max(1, n // (b + 1))
         labels = kmeans_labels(x - mean, min(int(self.n_clusters), cap), int(self.seed))
         k = int(labels.max()) + 1
@@ -171,34 +163,6 @@ class ClusterRX(BaseDetector):
         self.background_ = region is not None
         self._derive()
         return self
-
-    def _check_magnitudes(self, x: np.ndarray, cube: xr.DataArray, bands) -> np.ndarray:
-        """The sample's mean, after RX's checks of its band statistics: a warning when they
-        exceed 1e20 (an undeclared fill value); refused when the sample (float32) holds
-        values beyond float32's range (the scene's unit, or a fill value), or the scene's
-        values lie below :data:`SMALLEST`."""
-        path, nodata = cube.attrs.get("source_path"), cube.attrs.get("nodata")
-        sample = good_sample(cube, bands)  # an even sample, as stored (float64 stays so)
-        fill = check_partial_nodata(cube, self.name, bands, sample=sample)
-        level = 0.0
-        if np.issubdtype(sample.dtype, np.floating):
-            level = float(np.max(np.abs(sample[np.isfinite(sample)]), initial=0.0))
-        if 0.0 < level < SMALLEST:
-            raise ParameterError(
-                f"{self.name}: the values (up to {level:.1e}) are too small for its float32 "
-                f"sample (below {SMALLEST:.0e} it keeps fewer than 13 bits); rescale the "
-                f"scene first ({rescale_by(level)})", path)
-        if not np.isfinite(x).all():  # finite in the scene: beyond float32 in the sample
-            level = huge_scale(sample, nodata)
-            raise ParameterError(f"{self.name}: values beyond float32's range (±3.4e38), in "
-                                 "which its sample is drawn: "
-                                 f"{huge_note(level) if level else FILL_ADVICE}", path)
-        mean = x.mean(axis=0)
-        spread = np.diag(((x - mean) ** 2).sum(axis=0))  # the diagonal is all it reads
-        if fill is None or not abs(fill) > FILL_MAGNITUDE:  # else named with its value
-            check_fill_values(Moments(len(x), mean, spread), self.name, path, sample=sample,
-                              nodata=nodata)
-        return mean
 
     def _derive(self) -> None:
         """The triangular factors that follow from the whitenings (one, or one per cluster)."""

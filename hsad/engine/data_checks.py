@@ -339,3 +339,37 @@ def no_pixel_note(cube: xr.DataArray, bands=None) -> str:
 
 #: values below this square to less than float64's smallest normal number (2.2e-308)
 TINY_MAGNITUDE = 1e-154
+
+
+#: values below this keep fewer than 13 bits in a float32 sample (float32 subnormals)
+SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
+
+
+def check_float32_sample(x: np.ndarray, cube: xr.DataArray, bands, what: str) -> np.ndarray:
+    """The mean of ``x``, a float32 sample of ``cube``'s ``bands`` (as float64), after
+    RX's checks of its band statistics: a warning when they exceed 1e20 (an undeclared
+    fill value); refused when the sample holds values beyond float32's range (the scene's
+    unit, or a fill value), or the scene's values lie below :data:`SMALLEST` (``what``:
+    the detector, in the messages)."""
+    path, nodata = cube.attrs.get("source_path"), cube.attrs.get("nodata")
+    sample = good_sample(cube, bands)  # an even sample, as stored (float64 stays so)
+    fill = check_partial_nodata(cube, what, bands, sample=sample)
+    level = 0.0
+    if np.issubdtype(sample.dtype, np.floating):
+        level = float(np.max(np.abs(sample[np.isfinite(sample)]), initial=0.0))
+    if 0.0 < level < SMALLEST:
+        raise ParameterError(
+            f"{what}: the values (up to {level:.1e}) are too small for its float32 "
+            f"sample (below {SMALLEST:.0e} it keeps fewer than 13 bits); rescale the "
+            f"scene first ({rescale_by(level)})", path)
+    if not np.isfinite(x).all():  # finite in the scene: beyond float32 in the sample
+        level = huge_scale(sample, nodata)
+        raise ParameterError(f"{what}: values beyond float32's range (±3.4e38), in "
+                             "which its sample is drawn: "
+                             f"{huge_note(level) if level else FILL_ADVICE}", path)
+    mean = x.mean(axis=0)
+    spread = np.diag(((x - mean) ** 2).sum(axis=0))  # the diagonal is all it reads
+    if fill is None or not abs(fill) > FILL_MAGNITUDE:  # else named with its value
+        check_fill_values(Moments(len(x), mean, spread), what, path, sample=sample,
+                          nodata=nodata)
+    return mean
