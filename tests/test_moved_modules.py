@@ -103,6 +103,17 @@ def test_every_moved_name_still_imports_from_its_old_module_without_a_warning(mo
         old.no_such_name  # noqa: B018
 
 
+@pytest.mark.parametrize("module", SERVING)
+def test_a_star_import_of_an_old_module_still_gives_the_names_that_left_it(module):
+    """``from <old module> import *`` (a notebook's) still brings every moved name: each
+    old module lists them in ``__all__``, and the star import asks its ``__getattr__``."""
+    space: dict = {}
+    exec(f"from {module} import *", space)  # noqa: S102
+    old = importlib.import_module(module)
+    assert set(old.MOVED) <= set(space)
+    assert all(space[name] is getattr(old, name) for name in old.MOVED)
+
+
 def test_the_light_engine_modules_load_without_dask():
     """The thresholds and the area filters do not load dask or xarray with the engine
     package (its public names load on first use)."""

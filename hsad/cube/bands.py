@@ -243,5 +243,5 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-__all__ = ["attach_wavelengths", "parse_indices", "parse_ranges", "read_wavelength_file",
+__all__ = [*MOVED, "attach_wavelengths", "parse_indices", "parse_ranges", "read_wavelength_file",
            "select_bands"]

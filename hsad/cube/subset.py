@@ -382,6 +382,6 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-__all__ = ["WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
+__all__ = [*MOVED, "WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",
            "current_window", "mark_window", "projwin_srs", "projwin_window", "recorded_frame",
            "recorded_window", "spatial_subset", "srcwin_window", "window_for"]

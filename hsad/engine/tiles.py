@@ -305,5 +305,5 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-__all__ = ["chunks_for", "finite_extremes", "halo_tiles", "map_halo", "min_memory", "minmax",
-           "nan_median", "open_tiled", "read_map", "value_range", "write_map"]
+__all__ = [*MOVED, "chunks_for", "finite_extremes", "halo_tiles", "map_halo", "min_memory",
+           "minmax", "nan_median", "open_tiled", "read_map", "value_range", "write_map"]

@@ -264,5 +264,6 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-__all__ = ["Statistics", "aed_map", "components_map", "finite_moments", "fusion_stages",
-           "pc_basis", "spectral_factors", "spectral_map", "spectral_scores"]
+__all__ = [*MOVED, "Statistics", "aed_map", "attribute_halo", "components_map",
+           "finite_moments", "fusion_stages", "guided_halo", "pc_basis", "spectral_factors",
+           "spectral_map", "spectral_scores"]

@@ -411,3 +411,8 @@ def __getattr__(name: str):
     from hsad.io.moved import moved_attribute
 
     return moved_attribute(__name__, name, MOVED, warn=False)
+
+
+__all__ = [*MOVED, "FULL", "HOST", "JOURNALS", "QUIET_LIBTIFF", "STALE_SIDECARS", "SUFFIX_MAX",
+           "atomic_path", "atomic_paths", "disk_full", "keep_existing", "quiet_libtiff",
+           "remove_stale", "remove_temp", "temp_file", "write_failure"]

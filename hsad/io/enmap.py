@@ -481,5 +481,5 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-__all__ = ["KEYS", "LEVELS", "is_enmap", "is_product_name", "metadata_of", "open_enmap",
+__all__ = [*MOVED, "KEYS", "LEVELS", "is_enmap", "is_product_name", "metadata_of", "open_enmap",
            "product_files", "product_part", "read_product", "why_not_enmap"]

@@ -394,7 +394,8 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
 
 def _check_units(units: str | None, values: np.ndarray, factor: float | None, path) -> None:
     """Warn when the declared ``wavelength units`` put every band outside
-    :data:`PLAUSIBLE_NM` (Micrometers on 400–800): the values are kept, as GDAL keeps them."""
+    :data:`hsad.io.wavelength_units.PLAUSIBLE_NM` (Micrometers on 400–800): the values
+    are kept, as GDAL keeps them."""
     finite = values[np.isfinite(values)]
     declared = unit_scale(units) is not None
     if not declared or not finite.size or plausible_nm(finite * factor):
@@ -436,9 +437,11 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
         hdr.good_band = None if bbl is None else bbl != 0
 
 
-#: names moved to :mod:`hsad.io.envi_files` in 0.3.1, still served here (no warning)
-MOVED = {n: "hsad.io.envi_files" for n in (
-    "DATA_EXTENSIONS", "data_candidates", "find_data", "find_header", "header_candidates")}
+#: names moved to :mod:`hsad.io.envi_files` and :mod:`hsad.io.wavelength_units` in 0.3.1,
+#: still served here (no warning)
+MOVED = {**{n: "hsad.io.envi_files" for n in (
+    "DATA_EXTENSIONS", "data_candidates", "find_data", "find_header", "header_candidates")},
+    "PLAUSIBLE_NM": "hsad.io.wavelength_units"}
 
 
 def __getattr__(name: str):
@@ -446,3 +449,8 @@ def __getattr__(name: str):
     from hsad.io.moved import moved_attribute
 
     return moved_attribute(__name__, name, MOVED, warn=False)
+
+
+__all__ = [*MOVED, "DATA_TYPES", "DTYPE_CODES", "EnviHeader", "band_gains", "parse_header",
+           "parse_header_text", "read_header_bytes", "split_list", "unit_scale",
+           "wavelength_scale", "wavelengths_from_band_names"]

@@ -331,5 +331,5 @@ def __getattr__(name: str):
     return moved_attribute(__name__, name, MOVED, warn=False)
 
 
-__all__ = ["load_mat", "mat_variables", "open_mat", "read_mat_map", "truth_off_grid",
+__all__ = [*MOVED, "load_mat", "mat_variables", "open_mat", "read_mat_map", "truth_off_grid",
            "write_mat"]
