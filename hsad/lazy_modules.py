@@ -4,6 +4,11 @@
 A package whose modules all load this way takes :func:`lazy_package`'s pair::
 
     __getattr__, __dir__ = lazy_package(__name__)
+
+A module whose names moved to other modules serves them from there with
+:func:`moved_names`::
+
+    __getattr__ = moved_names(__name__, MOVED)
 """
 
 from __future__ import annotations
@@ -53,3 +58,16 @@ def lazy_package(package: str, names: dict[str, str] | None = None):
         return listing(package, names)
 
     return __getattr__, __dir__
+
+
+def moved_names(module: str, moved: dict[str, str]):
+    """``__getattr__`` for ``module``, whose names in ``moved`` (name -> the module that
+    defines it now) moved out: each is read from its module now, without a warning
+    (:func:`hsad.io.moved.moved_attribute`); any other name is an AttributeError."""
+
+    def __getattr__(name: str):
+        from hsad.io.moved import moved_attribute
+
+        return moved_attribute(module, name, moved, warn=False)
+
+    return __getattr__

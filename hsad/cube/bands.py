@@ -19,6 +19,7 @@ from hsad.cube import (
     index_wavelength,
 )
 from hsad.errors import ParameterError
+from hsad.lazy_modules import moved_names
 
 Range = tuple[float | None, float | None]
 
@@ -236,11 +237,7 @@ MOVED = {"match_model_bands": "hsad.cube.model_bands",
          **{n: "hsad.cube.band_binning" for n in ("band_groups", "bin_bands")}}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their modules now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "attach_wavelengths", "parse_indices", "parse_ranges", "read_wavelength_file",

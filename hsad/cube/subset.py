@@ -38,6 +38,7 @@ from hsad.errors import GeoreferenceError, ParameterError
 from hsad.io.glt import ATTR as GLT_ATTR
 from hsad.io.glt import glt_of, only_placed
 from hsad.io.window import FRAME_ATTR
+from hsad.lazy_modules import moved_names
 
 
 @dataclass(frozen=True)
@@ -375,11 +376,7 @@ MOVED = {n: "hsad.cube.placement" for n in (
     "cut_for_scene", "offsets_in", "on_scene_grid", "whole_grid")}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their module now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "WINDOW_ATTR", "WINDOW_GRID_ATTR", "Window", "check_choice", "clip_window",

@@ -33,6 +33,7 @@ from hsad.engine.scheduler import (
     pull_blocks,
 )
 from hsad.errors import ParameterError
+from hsad.lazy_modules import moved_names
 
 #: Working bytes per band and pixel a tile task needs beyond its raw data, measured: RX
 #: moments hold two float64 copies (16), a neural residual about eight float32 arrays (32).
@@ -297,12 +298,7 @@ MOVED = {**{n: "hsad.engine.spill" for n in (
         "model_node", "tile_threads")}}
 
 
-def __getattr__(name: str):
-    """Names moved to :mod:`hsad.engine.spill` and :mod:`hsad.engine.inference` in 0.3.0
-    (no warning: they are still served here)."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "chunks_for", "finite_extremes", "halo_tiles", "map_halo", "min_memory",

@@ -43,6 +43,7 @@ from hsad.fusion.filter_tiles import (
     paper_tile,
     tophat_filtered,
 )
+from hsad.lazy_modules import moved_names
 
 
 def _lazy(data) -> da.Array:
@@ -257,11 +258,7 @@ MOVED = {n: "hsad.fusion.filter_tiles" for n in (
     "FILTER_EDGE", "check_filter_budget")}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their module now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "Statistics", "aed_map", "attribute_halo", "components_map",

@@ -33,6 +33,7 @@ from pathlib import Path
 from hsad import stopping
 from hsad.errors import OutputError
 from hsad.io.temp_names import HOST, SUFFIX_MAX, fcntl, remove_stale, temp_tag
+from hsad.lazy_modules import moved_names
 
 #: errno values that mean "no room for the output" (disk full, quota, file-size limit).
 FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -406,11 +407,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
 MOVED = {n: "hsad.io.temp_names" for n in ("TAG_MAX", "lock_now")}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their module now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "FULL", "HOST", "JOURNALS", "QUIET_LIBTIFF", "STALE_SIDECARS", "SUFFIX_MAX",

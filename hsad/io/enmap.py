@@ -40,6 +40,7 @@ from hsad.errors import FileFormatError, ParameterError, UnsupportedError
 from hsad.io.quality import parse_flags, warn_cover  # noqa: F401  (moved there; kept importable)
 from hsad.io.sidecar_xml import MAX_XML_BYTES, local_name
 from hsad.io.window import ComputedView, array_over
+from hsad.lazy_modules import moved_names
 
 #: the product levels read, and what their values (DN · GainOfBand + OffsetOfBand) are
 LEVELS = {"L1C": "radiance", "L2A": "surface reflectance"}
@@ -474,11 +475,7 @@ MOVED = {n: "hsad.io.enmap_quality" for n in (
     "FLAGS", "clear_values", "cover_note", "is_pixel_mask", "layer_flag", "quality_valid")}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their module now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "KEYS", "LEVELS", "is_enmap", "is_product_name", "metadata_of", "open_enmap",

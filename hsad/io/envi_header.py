@@ -29,6 +29,7 @@ from hsad.io.wavelength_units import (
     wavelength_scale,
     wavelengths_from_band_names,
 )
+from hsad.lazy_modules import moved_names
 
 #: ENVI ``data type`` code -> numpy dtype (byte order applied separately).
 DATA_TYPES: dict[int, np.dtype] = {
@@ -444,11 +445,7 @@ MOVED = {**{n: "hsad.io.envi_files" for n in (
     "PLAUSIBLE_NM": "hsad.io.wavelength_units"}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their module now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "DATA_TYPES", "DTYPE_CODES", "EnviHeader", "band_gains", "parse_header",

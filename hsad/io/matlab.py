@@ -43,6 +43,7 @@ from hsad.io.mat_variables import (
 )
 from hsad.io.wavelength_units import wavelength_scale
 from hsad.io.window import array_over, check_window, window_attrs
+from hsad.lazy_modules import moved_names
 
 
 def _good_bands(value, key: str, p: str) -> np.ndarray | None:
@@ -324,11 +325,7 @@ MOVED = {n: "hsad.io.mat_variables" for n in (
     "CUBE_KEYS", "GT_KEYS", "WAVELENGTH_KEYS", "MAX_PREVIEW_BANDS")}
 
 
-def __getattr__(name: str):
-    """The names of :data:`MOVED`, from their module now."""
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED, warn=False)
+__getattr__ = moved_names(__name__, MOVED)
 
 
 __all__ = [*MOVED, "load_mat", "mat_variables", "open_mat", "read_mat_map", "truth_off_grid",

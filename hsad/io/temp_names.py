@@ -85,8 +85,6 @@ def _unlocked(path: str) -> Iterator[bool]:
 #: a suffix of up to 18 characters, ``.part`` and GDAL's ``.aux.xml`` it stays within the
 #: 255 bytes a file name may have
 TAG_MAX = 199
-
-
 #: the longest suffix a temporary name keeps (longer ones are no file extension)
 SUFFIX_MAX = 18
 
