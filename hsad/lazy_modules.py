@@ -60,14 +60,15 @@ def lazy_package(package: str, names: dict[str, str] | None = None):
     return __getattr__, __dir__
 
 
-def moved_names(module: str, moved: dict[str, str]):
+def moved_names(module: str, moved: dict[str, str], warn: bool = False):
     """``__getattr__`` for ``module``, whose names in ``moved`` (name -> the module that
-    defines it now) moved out: each is read from its module now, without a warning
-    (:func:`hsad.io.moved.moved_attribute`); any other name is an AttributeError."""
+    defines it now) moved out: each is read from its module now, with a DeprecationWarning
+    when ``warn`` (:func:`hsad.io.moved.moved_attribute`); any other name is an
+    AttributeError."""
 
     def __getattr__(name: str):
         from hsad.io.moved import moved_attribute
 
-        return moved_attribute(module, name, moved, warn=False)
+        return moved_attribute(module, name, moved, warn=warn)
 
     return __getattr__

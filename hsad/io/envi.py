@@ -54,6 +54,7 @@ from hsad.io.window import (
     window_attrs,
     window_transform,
 )
+from hsad.lazy_modules import moved_names
 
 #: Decompressed gzip payloads up to this size stay in memory; larger go to a temp file.
 _GZIP_IN_MEMORY = 64 * 2**20
@@ -343,10 +344,7 @@ def read_spectral_library(path: str | os.PathLike) -> tuple[np.ndarray, list[str
 MOVED = {n: "hsad.io.envi_writer" for n in ("header_text", "write_envi")}
 
 
-def __getattr__(name: str):
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED)
+__getattr__ = moved_names(__name__, MOVED, warn=True)
 
 
 __all__ = ["EnviPixels", "EnviWindowWriter", "open_envi", "read_spectral_library"]

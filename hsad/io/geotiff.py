@@ -53,6 +53,7 @@ from hsad.io.window import (
     window_from_tags,
     window_transform,
 )
+from hsad.lazy_modules import moved_names
 
 _INTERLEAVE = {"band": "bsq", "pixel": "bip", "line": "bil"}
 
@@ -434,10 +435,7 @@ MOVED = {n: "hsad.io.geotiff_writer" for n in (
     "write_geotiff_cube")}
 
 
-def __getattr__(name: str):
-    from hsad.io.moved import moved_attribute
-
-    return moved_attribute(__name__, name, MOVED)
+__getattr__ = moved_names(__name__, MOVED, warn=True)
 
 
 __all__ = ["WindowReader", "block_chunks", "check_last_block", "open_geotiff", "quiet_gdal",
