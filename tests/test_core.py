@@ -10,8 +10,7 @@ from affine import Affine
 from hsad.config import load_config, parse_params
 from hsad.cube import make_cube, map_like, valid_mask, wrap_numpy
 from hsad.engine.covariance import mahalanobis, pinv_precision
-from hsad.engine.stats import cube_moments
-from hsad.engine.windows import PIECE_PIXELS
+from hsad.engine.stats import SCATTER_PIECE_PIXELS, cube_moments
 from hsad.errors import DegenerateDataWarning, FileFormatError, ParameterError
 from hsad.io.atomic import atomic_path, atomic_paths
 
@@ -94,7 +93,7 @@ def test_block_moments_screen_non_finite_pixels_in_every_piece(nodata):
         block[r, c, b] = v
     if nodata is not None:
         block[300, 5, 3] = nodata
-    assert block.shape[0] > PIECE_PIXELS // block.shape[1]  # the block has several pieces
+    assert block.shape[0] > SCATTER_PIECE_PIXELS // block.shape[1]  # the block has several pieces
     mom = stats.block_moments(block, screen=True, nodata=nodata)
     flat = block.reshape(-1, 5).astype(np.float64)
     keep = np.isfinite(flat).all(axis=1)
@@ -201,10 +200,11 @@ def test_names_moved_out_of_stats_still_import_from_it():
     """0.2.7 moved the scene checks and the covariance algebra out of
     ``hsad.engine.stats``; a plugin's old imports keep working, and a name that never
     existed is still an AttributeError."""
-    from hsad.engine import covariance, data_checks, stats
+    from hsad.engine import covariance, data_checks, stats, windows
 
     assert stats.scene_moments is data_checks.scene_moments
     assert stats.whitening is covariance.whitening
     assert stats.FILL_MAGNITUDE == data_checks.FILL_MAGNITUDE
+    assert stats.PIECE_PIXELS == windows.PIECE_PIXELS  # imported here before 0.3.2
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         stats.no_such_name  # noqa: B018

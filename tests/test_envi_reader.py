@@ -16,7 +16,7 @@ import pytest
 import hsad
 import hsad.io.envi as envi
 import hsad.io.envi_pixels as envi_pixels
-from hsad.errors import FileFormatError
+from hsad.errors import FileFormatError, TruncatedFileError
 from hsad.io.envi import open_envi, read_spectral_library
 from hsad.io.envi_files import find_data, find_header
 from hsad.io.envi_header import parse_header
@@ -219,6 +219,87 @@ def test_narrow_windows_of_wide_rows_are_copied(tmp_path):
     assert reader[:, 0:1].base is None  # would map 8× its bytes
     assert reader[:, 2:4].base is not None and reader[:, 0:8:3].base is not None
     np.testing.assert_array_equal(reader[:, 0:1], cube[:, 0:1])
+
+
+@pytest.mark.parametrize("preadv", [True, False])
+@pytest.mark.parametrize("byte_order", [0, 1])
+def test_bip_copies_are_read_without_mapping_their_rows(tmp_path, monkeypatch, byte_order,
+                                                        preadv):
+    """A BIP window that is copied (narrower than its rows, or in the other byte order) is
+    read by positional reads, a row at a time or whole rows at once: its rows are not
+    mapped (a scene check's 8 × 8 sample windows each mapped rows 100 times their size).
+    Where the system has no ``preadv`` (Windows), by a seek and a read."""
+    cube = _cube("i2", (9, 12, 5), seed=13)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip", byte_order, offset=24)
+    file_dtype = np.dtype(">i2" if byte_order else "<i2")
+    reader = envi.EnviPixels(data, file_dtype, cube.shape, "bip", 24)
+    if not preadv:
+        monkeypatch.delattr(os, "preadv", raising=False)
+
+    def mapped(*args, **kwargs):
+        raise AssertionError("the window's rows were mapped")
+
+    monkeypatch.setattr(envi_pixels, "_map_data", mapped)
+    keys = [(slice(None), slice(0, 1)), (slice(2, 7), slice(3, 5), slice(1, 4)),
+            (4, 11), (slice(0, 9), slice(10, 12), slice(0, 5, 2))]
+    if byte_order:  # every window is copied: whole rows too, in one read
+        keys += [(slice(None),), (slice(1, 3), slice(None), 2), (slice(0, 9), slice(2, 12))]
+    for key in keys:
+        got = reader[key]
+        assert got.dtype == np.dtype("=i2")
+        np.testing.assert_array_equal(got, cube[key])
+    with open(data, "r+b") as f:  # shortened after it was opened
+        f.truncate(24 + 6 * 12 * 5 * 2)
+    with pytest.raises(TruncatedFileError, match="shorter than its header says"):
+        reader[7:9, 0:2]
+
+
+def test_a_few_bands_of_a_copied_bip_window_hold_memory_for_those_bands(tmp_path,
+                                                                       monkeypatch):
+    """Some of the bands of a BIP window that is copied: its rows' pixels are read a block
+    of ``_BLOCK_BYTES`` at a time and only the bands asked for are kept, so memory follows
+    the bands (the first version read every band of the window at once: 200 MB for one
+    band of a 512² × 200 scene)."""
+    import tracemalloc
+
+    cube = _cube("f4", (64, 40, 50), seed=14)
+    data, _ = write_raw(tmp_path, "s.bip", cube, "bip", byte_order=1)  # every window copied
+    reader = envi.EnviPixels(data, np.dtype(">f4"), cube.shape, "bip", 0)
+    monkeypatch.setattr(envi_pixels, "_BLOCK_BYTES", 8 * 40 * 50 * 4)  # 8 rows a block
+    reads = []
+    real = envi_pixels.read_interleaved
+    monkeypatch.setattr(envi_pixels, "read_interleaved",
+                        lambda *a, **k: reads.append(a[5]) or real(*a, **k))
+    tracemalloc.start()
+    try:
+        got = reader[:, :, 7]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, cube[:, :, 7])
+    assert [(r.start, r.stop) for r in reads] == [(r, r + 8) for r in range(0, 64, 8)]
+    assert peak < 2 * 8 * 40 * 50 * 4 + 64 * 40 * 4 + 65536  # a block, the band, slack
+    np.testing.assert_array_equal(reader[3:61, 5:9, 10:40:3], cube[3:61, 5:9, 10:40:3])
+
+
+def test_a_read_without_preadv_takes_what_each_read_returns(monkeypatch):
+    """Where the system has no ``preadv``, one read returns at most about 2 GiB (Linux) or
+    INT_MAX bytes (Windows): the rest is read on, and only a file that ends is short."""
+    import io
+
+    from hsad.io.pixel_rows import pread_into
+
+    class Trickle(io.BytesIO):  # five bytes a read, as a very large read would stop short
+        def readinto(self, view):
+            return super().readinto(memoryview(view)[:5])
+
+    monkeypatch.delattr(os, "preadv", raising=False)
+    payload = bytes(range(64))
+    buf = bytearray(40)
+    pread_into(Trickle(payload), memoryview(buf), 17)
+    assert bytes(buf) == payload[17:57]
+    with pytest.raises(EOFError, match="ends before byte 70"):
+        pread_into(Trickle(payload), memoryview(bytearray(40)), 30)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork") or sys.platform != "linux",
@@ -462,7 +543,7 @@ def test_reading_a_window_touches_only_that_window(tmp_path, monkeypatch):
     assert windows == [(slice(18, 21, 1), slice(3, 5, 1), slice(0, 5, 1))]
 
 
-def test_opening_a_2gb_scene_reads_no_pixels_and_one_window_maps_only_its_rows(
+def test_opening_a_2gb_scene_reads_no_pixels_and_one_window_reads_only_its_pixels(
         tmp_path, monkeypatch):
     rows, cols, bands = 4096, 4096, 64
     data = tmp_path / "big.img"
@@ -477,9 +558,14 @@ def test_opening_a_2gb_scene_reads_no_pixels_and_one_window_maps_only_its_rows(
     cube = hsad.open_cube(data)
     assert isinstance(cube.data, da.Array) and cube.shape == (rows, cols, bands)
     assert cube.nbytes > 2 * 10**9 and mapped == []  # nothing mapped, nothing read
+    reads = []
+    if hasattr(os, "preadv"):
+        real_read = os.preadv
+        monkeypatch.setattr(os, "preadv", lambda fd, views, at: reads.append(
+            (at, sum(len(v) for v in views))) or real_read(fd, views, at))
     window = cube[1000:1004, 2000:2003].values
     assert window.shape == (4, 3, bands) and not window.any()
-    line = cols * bands * 2
-    assert len(mapped) == 1
-    _, dtype, offset, count = mapped[0][:4]
-    assert offset == 512 + 1000 * line and count * dtype.itemsize == 4 * line
+    line, pixel = cols * bands * 2, bands * 2
+    assert mapped == []  # a narrow window: its rows' pixels read, the rows not mapped
+    if hasattr(os, "preadv"):
+        assert reads == [(512 + (1000 + i) * line + 2000 * pixel, 3 * pixel) for i in range(4)]

@@ -114,6 +114,40 @@ def test_a_star_import_of_an_old_module_still_gives_the_names_that_left_it(modul
     assert all(space[name] is getattr(old, name) for name in old.MOVED)
 
 
+@pytest.mark.parametrize("module", [*SERVING, "hsad.engine.stats", "hsad.io.envi",
+                                    "hsad.io.geotiff"])
+def test_type_checkers_see_every_moved_name_at_its_old_path(module):
+    """Each old module imports its moved names under ``if TYPE_CHECKING:`` (a type checker
+    reads those, not ``__getattr__``, which it would type as Any), each from the module
+    ``MOVED`` serves it from, and nothing else there."""
+    import ast
+    import inspect
+
+    old = importlib.import_module(module)
+    tree = ast.parse(inspect.getsource(old))
+    blocks = [node for node in tree.body if isinstance(node, ast.If)
+              and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"]
+    assert len(blocks) == 1
+    seen = {}
+    for node in blocks[0].body:
+        assert isinstance(node, ast.ImportFrom)
+        for alias in node.names:
+            assert alias.asname == alias.name  # an explicit re-export
+            seen[alias.name] = node.module
+    assert seen == old.MOVED
+    for name, new in seen.items():  # defined there, not imported in turn (a strict
+        # checker refuses a name a module only imports)
+        source = ast.parse(inspect.getsource(importlib.import_module(new)))
+        defined = {node.name for node in source.body
+                   if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        defined |= {name.id for node in source.body if isinstance(node, ast.Assign)
+                    for target in node.targets for name in ast.walk(target)
+                    if isinstance(name, ast.Name)}
+        defined |= {node.target.id for node in source.body
+                    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+        assert name in defined, (name, new)
+
+
 def test_the_light_engine_modules_load_without_dask():
     """The thresholds and the area filters do not load dask or xarray with the engine
     package (its public names load on first use)."""

@@ -10,6 +10,8 @@ Python slice. Every result is the same lazy cube, with fewer bands: nothing is c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
@@ -236,6 +238,11 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
 MOVED = {"match_model_bands": "hsad.cube.model_bands",
          **{n: "hsad.cube.band_binning" for n in ("band_groups", "bin_bands")}}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.cube.band_binning import band_groups as band_groups
+    from hsad.cube.band_binning import bin_bands as bin_bands
+    from hsad.cube.model_bands import match_model_bands as match_model_bands
 
 __getattr__ = moved_names(__name__, MOVED)
 

@@ -23,6 +23,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -375,6 +376,12 @@ def spatial_subset(cube: xr.DataArray, srcwin=None, projwin=None, projwin_crs=No
 MOVED = {n: "hsad.cube.placement" for n in (
     "cut_for_scene", "offsets_in", "on_scene_grid", "whole_grid")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.cube.placement import cut_for_scene as cut_for_scene
+    from hsad.cube.placement import offsets_in as offsets_in
+    from hsad.cube.placement import on_scene_grid as on_scene_grid
+    from hsad.cube.placement import whole_grid as whole_grid
 
 __getattr__ = moved_names(__name__, MOVED)
 

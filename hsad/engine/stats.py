@@ -10,6 +10,7 @@ is :mod:`hsad.engine.data_checks` (the scene's data) and :mod:`hsad.engine.covar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
@@ -22,7 +23,9 @@ from hsad.cube import (
     valid_mask,
 )
 from hsad.engine.blas import add_upper_gram, upper_to_symmetric
-from hsad.engine.windows import PIECE_PIXELS, single_threaded_linalg
+from hsad.engine.windows import PIECE_PIXELS as PIECE_PIXELS  # old imports (unused here)
+from hsad.engine.windows import single_threaded_linalg
+from hsad.lazy_modules import moved_names
 from hsad.progress import bar_style
 
 
@@ -61,6 +64,16 @@ class Moments:
             scatter = (self.scatter + other.scatter
                        + np.outer(delta, delta) * (self.n * other.n / n))
         return Moments(n, mean, scatter, partial, bands)
+
+
+#: pixels per piece of the streamed scatter (:func:`block_moments`): the float64 piece the
+#: cast writes is read back by the rank-k update. On a 2-core AMD EPYC (Zen 4, 1 MB of L2
+#: a core), 1 536 pixels of 200 bands (2.4 MB) made the moments 10–15 % faster than 4 096
+#: (the pieces of the scores and projections, :data:`hsad.engine.windows.PIECE_PIXELS`)
+#: with OpenBLAS's SkylakeX, Haswell and Zen kernels alike, one or both cores busy, and
+#: no slower at 50 or 425 bands; global RX 5 % faster in all (docs/performance.md,
+#: benchmark 41)
+SCATTER_PIECE_PIXELS = 1536
 
 
 def valid_rows(pixels: np.ndarray, nodata: float | None = None) -> np.ndarray | None:
@@ -116,7 +129,7 @@ def block_moments(
         block = block[None]
     b = block.shape[-1]
     keep = None if valid is None else np.asarray(valid, dtype=bool).reshape(block.shape[:2])
-    step = max(1, PIECE_PIXELS // max(block.shape[1], 1))
+    step = max(1, SCATTER_PIECE_PIXELS // max(block.shape[1], 1))
     by_values = screen and nodata is not None and np.isfinite(nodata)
     # pixels at nodata in some bands only: counted by the screen (:attr:`Moments.partial`)
     partial_n, partial_bands = 0, np.zeros(b, np.int64)
@@ -269,17 +282,70 @@ def _merged(parts: list) -> Moments:
     return total.result()
 
 
-#: where the names that lived here before 0.2.7 moved: the old imports still work
-_MOVED = ("hsad.engine.data_checks", "hsad.engine.covariance")
+#: the names that lived here before 0.2.7 (the scene checks, the covariance algebra and
+#: what this module imported), and the modules that define them now: old imports work
+MOVED = {
+    **{n: "hsad.engine.data_checks" for n in (
+        "FILL_ADVICE", "FILL_MAGNITUDE", "FLAT_FILL_SAMPLE", "FLAT_FILL_SHARE", "FLAT_MIN_BANDS",
+        "FLAT_MIN_PIXELS", "HUGE_ADVICE", "HUGE_SHARE", "NO_WHOLE_PIXEL",
+        "PARTIAL_NODATA_SAMPLE", "PARTIAL_NODATA_SHARE", "TINY_MAGNITUDE", "band_positions",
+        "check_fill_values", "check_overflow", "check_partial_nodata", "dead_bands_note",
+        "fill_limit_note", "flat_fill", "good_sample", "huge_note", "huge_scale",
+        "no_pixel_note", "rescale_by", "scene_moments", "where_prefix")},
+    **{n: "hsad.engine.covariance" for n in (
+        "ADVICE", "COPY_TOLERANCE", "DISTINCT_FACTOR", "check_covariance", "check_scales",
+        "countable", "covariance_rank", "distinct_rows", "distinct_spectra",
+        "independent_bands", "mahalanobis", "pinv_precision", "whitening")},
+    **{n: "hsad.cube.nodata_values" for n in ("can_miss", "missing_values")},
+    **{n: "hsad.errors" for n in ("DegenerateDataWarning", "ParameterError")},
+    "even_sample": "hsad.engine.sampling",
+}
 
 
-def __getattr__(name: str):
-    """``hsad.engine.stats.scene_moments``, ``.whitening`` and the other names that moved
-    to :mod:`hsad.engine.data_checks` and :mod:`hsad.engine.covariance` in 0.2.7."""
-    from importlib import import_module
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.cube.nodata_values import can_miss as can_miss
+    from hsad.cube.nodata_values import missing_values as missing_values
+    from hsad.engine.covariance import ADVICE as ADVICE
+    from hsad.engine.covariance import COPY_TOLERANCE as COPY_TOLERANCE
+    from hsad.engine.covariance import DISTINCT_FACTOR as DISTINCT_FACTOR
+    from hsad.engine.covariance import check_covariance as check_covariance
+    from hsad.engine.covariance import check_scales as check_scales
+    from hsad.engine.covariance import countable as countable
+    from hsad.engine.covariance import covariance_rank as covariance_rank
+    from hsad.engine.covariance import distinct_rows as distinct_rows
+    from hsad.engine.covariance import distinct_spectra as distinct_spectra
+    from hsad.engine.covariance import independent_bands as independent_bands
+    from hsad.engine.covariance import mahalanobis as mahalanobis
+    from hsad.engine.covariance import pinv_precision as pinv_precision
+    from hsad.engine.covariance import whitening as whitening
+    from hsad.engine.data_checks import FILL_ADVICE as FILL_ADVICE
+    from hsad.engine.data_checks import FILL_MAGNITUDE as FILL_MAGNITUDE
+    from hsad.engine.data_checks import FLAT_FILL_SAMPLE as FLAT_FILL_SAMPLE
+    from hsad.engine.data_checks import FLAT_FILL_SHARE as FLAT_FILL_SHARE
+    from hsad.engine.data_checks import FLAT_MIN_BANDS as FLAT_MIN_BANDS
+    from hsad.engine.data_checks import FLAT_MIN_PIXELS as FLAT_MIN_PIXELS
+    from hsad.engine.data_checks import HUGE_ADVICE as HUGE_ADVICE
+    from hsad.engine.data_checks import HUGE_SHARE as HUGE_SHARE
+    from hsad.engine.data_checks import NO_WHOLE_PIXEL as NO_WHOLE_PIXEL
+    from hsad.engine.data_checks import PARTIAL_NODATA_SAMPLE as PARTIAL_NODATA_SAMPLE
+    from hsad.engine.data_checks import PARTIAL_NODATA_SHARE as PARTIAL_NODATA_SHARE
+    from hsad.engine.data_checks import TINY_MAGNITUDE as TINY_MAGNITUDE
+    from hsad.engine.data_checks import band_positions as band_positions
+    from hsad.engine.data_checks import check_fill_values as check_fill_values
+    from hsad.engine.data_checks import check_overflow as check_overflow
+    from hsad.engine.data_checks import check_partial_nodata as check_partial_nodata
+    from hsad.engine.data_checks import dead_bands_note as dead_bands_note
+    from hsad.engine.data_checks import fill_limit_note as fill_limit_note
+    from hsad.engine.data_checks import flat_fill as flat_fill
+    from hsad.engine.data_checks import good_sample as good_sample
+    from hsad.engine.data_checks import huge_note as huge_note
+    from hsad.engine.data_checks import huge_scale as huge_scale
+    from hsad.engine.data_checks import no_pixel_note as no_pixel_note
+    from hsad.engine.data_checks import rescale_by as rescale_by
+    from hsad.engine.data_checks import scene_moments as scene_moments
+    from hsad.engine.data_checks import where_prefix as where_prefix
+    from hsad.engine.sampling import even_sample as even_sample
+    from hsad.errors import DegenerateDataWarning as DegenerateDataWarning
+    from hsad.errors import ParameterError as ParameterError
 
-    for module in _MOVED:
-        found = getattr(import_module(module), name, None)
-        if found is not None and not name.startswith("_"):
-            return found
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, MOVED)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
@@ -297,6 +298,22 @@ MOVED = {**{n: "hsad.engine.spill" for n in (
         "BATCH", "CUDA_BATCH", "PRECISIONS", "batch_for", "call_model", "infer_batches",
         "model_node", "tile_threads")}}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.engine.inference import BATCH as BATCH
+    from hsad.engine.inference import CUDA_BATCH as CUDA_BATCH
+    from hsad.engine.inference import PRECISIONS as PRECISIONS
+    from hsad.engine.inference import batch_for as batch_for
+    from hsad.engine.inference import call_model as call_model
+    from hsad.engine.inference import infer_batches as infer_batches
+    from hsad.engine.inference import model_node as model_node
+    from hsad.engine.inference import tile_threads as tile_threads
+    from hsad.engine.spill import KEEP_SHARE as KEEP_SHARE
+    from hsad.engine.spill import NpyWindows as NpyWindows
+    from hsad.engine.spill import keep_with as keep_with
+    from hsad.engine.spill import map_windows as map_windows
+    from hsad.engine.spill import materialise as materialise
+    from hsad.engine.spill import materialise_with as materialise_with
 
 __getattr__ = moved_names(__name__, MOVED)
 

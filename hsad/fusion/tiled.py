@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
@@ -257,6 +258,10 @@ def _lazy_map(m) -> da.Array:
 MOVED = {n: "hsad.fusion.filter_tiles" for n in (
     "FILTER_EDGE", "check_filter_budget")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.fusion.filter_tiles import FILTER_EDGE as FILTER_EDGE
+    from hsad.fusion.filter_tiles import check_filter_budget as check_filter_budget
 
 __getattr__ = moved_names(__name__, MOVED)
 

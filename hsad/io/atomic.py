@@ -29,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hsad import stopping
 from hsad.errors import OutputError
@@ -406,6 +407,10 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
 #: names moved to :mod:`hsad.io.temp_names` in 0.3.1, still served here (no warning)
 MOVED = {n: "hsad.io.temp_names" for n in ("TAG_MAX", "lock_now")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.io.temp_names import TAG_MAX as TAG_MAX
+    from hsad.io.temp_names import lock_now as lock_now
 
 __getattr__ = moved_names(__name__, MOVED)
 

@@ -31,6 +31,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -474,6 +475,14 @@ def product_part(path: str | os.PathLike) -> str | None:
 MOVED = {n: "hsad.io.enmap_quality" for n in (
     "FLAGS", "clear_values", "cover_note", "is_pixel_mask", "layer_flag", "quality_valid")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.io.enmap_quality import FLAGS as FLAGS
+    from hsad.io.enmap_quality import clear_values as clear_values
+    from hsad.io.enmap_quality import cover_note as cover_note
+    from hsad.io.enmap_quality import is_pixel_mask as is_pixel_mask
+    from hsad.io.enmap_quality import layer_flag as layer_flag
+    from hsad.io.enmap_quality import quality_valid as quality_valid
 
 __getattr__ = moved_names(__name__, MOVED)
 

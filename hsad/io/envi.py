@@ -3,11 +3,11 @@
 
 ``open_envi`` returns a dask-backed cube whose chunks are ``(y, x)`` tiles with all
 bands. Each chunk maps only the rows it needs (``np.memmap``): a native-endian BIP file's
-window is a copy-on-write view of those rows, any other layout is copied into a
-native-endian ``(y, x, band)`` array and unmapped. Memory follows the chunk size, not
-the scene size. The window access itself, for reading and writing, is
-:mod:`hsad.io.envi_pixels`; this module finds the files (header, data, gzip) and makes
-the cube.
+window is a copy-on-write view of those rows, a BIP window that is copied is read by
+positional reads, other windows are copied into a native-endian ``(y, x, band)`` array
+and unmapped. Memory follows the chunk size, not the scene size. The window access itself,
+for reading and writing, is :mod:`hsad.io.envi_pixels`; this module finds the files
+(header, data, gzip) and makes the cube.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import warnings
 import weakref
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import numpy as np
@@ -343,6 +344,10 @@ def read_spectral_library(path: str | os.PathLike) -> tuple[np.ndarray, list[str
 #: the writers that left this module for their own (2026-12-02), found here with a warning
 MOVED = {n: "hsad.io.envi_writer" for n in ("header_text", "write_envi")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.io.envi_writer import header_text as header_text
+    from hsad.io.envi_writer import write_envi as write_envi
 
 __getattr__ = moved_names(__name__, MOVED, warn=True)
 

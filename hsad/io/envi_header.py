@@ -17,6 +17,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -444,6 +445,14 @@ MOVED = {**{n: "hsad.io.envi_files" for n in (
     "DATA_EXTENSIONS", "data_candidates", "find_data", "find_header", "header_candidates")},
     "PLAUSIBLE_NM": "hsad.io.wavelength_units"}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.io.envi_files import DATA_EXTENSIONS as DATA_EXTENSIONS
+    from hsad.io.envi_files import data_candidates as data_candidates
+    from hsad.io.envi_files import find_data as find_data
+    from hsad.io.envi_files import find_header as find_header
+    from hsad.io.envi_files import header_candidates as header_candidates
+    from hsad.io.wavelength_units import PLAUSIBLE_NM as PLAUSIBLE_NM
 
 __getattr__ = moved_names(__name__, MOVED)
 

@@ -2,8 +2,9 @@
 
 :class:`EnviPixels` reads ``(y, x, band)`` windows of any interleave and byte order: a
 native-endian BIP window is a copy-on-write view of its rows (at most :data:`_LIVE_VIEWS`
-views of :data:`_LIVE_VIEW_BYTES` together), any other layout is copied into a
-native-endian array a block of :data:`_BLOCK_BYTES` at a time. :class:`EnviWindowWriter`
+views of :data:`_LIVE_VIEW_BYTES` together), a BIP window that is copied is read with
+positional reads (nothing mapped), any other window is copied into a native-endian
+array a block of :data:`_BLOCK_BYTES` at a time. :class:`EnviWindowWriter`
 writes windows through the same access (``dask.array.store``).
 """
 
@@ -15,6 +16,7 @@ import weakref
 import numpy as np
 
 from hsad.errors import FileFormatError, TruncatedFileError
+from hsad.io.pixel_rows import read_interleaved
 from hsad.io.window import full_key
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
@@ -222,6 +224,47 @@ class EnviPixels:
         weakref.finalize(owner, _view_closed, nbytes)
         return np.asarray(rows[:, xs, bs])
 
+    def _read_bip(self, ys: slice, xs: slice, bs: slice) -> np.ndarray | None:
+        """The window of a BIP file without line frames, copied by positional reads (one
+        per row, or one for whole rows: :func:`hsad.io.pixel_rows.read_interleaved`), or
+        None for other layouts. Some of the bands: the pixels of :data:`_BLOCK_BYTES` of
+        rows at a time, the bands kept (memory follows the bands asked for). Mapping a
+        window's whole rows to copy a few pixels of them cost about three times as much
+        (docs/performance.md, benchmark 41)."""
+        if (self.interleave != "bip" or any(self.frame) or ys.step != 1 or xs.step != 1
+                or isinstance(self.source, (bytes, bytearray, memoryview))):
+            return None
+        rows, cols, bands = self.shape
+        every_band = (bs.start, bs.stop, bs.step) == (0, bands, 1)
+        nx = xs.stop - xs.start
+        if every_band:  # read in place, whole
+            blocks, out = [(ys.start, ys.stop)], None
+        else:  # a few bands: the rows' pixels read a block at a time, the bands kept
+            step = max(1, _BLOCK_BYTES // (nx * bands * self.dtype.itemsize))
+            blocks = [(r, min(r + step, ys.stop)) for r in range(ys.start, ys.stop, step)]
+            out = np.empty((ys.stop - ys.start, nx, len(range(*bs.indices(bands)))),
+                           self.dtype)
+            buf = np.empty((min(step, ys.stop - ys.start), nx, bands), self.dtype)
+        try:
+            with open(self.source, "rb", buffering=0) as handle:
+                for r0, r1 in blocks:
+                    got = read_interleaved(handle, self.offset, cols, bands, self.dtype,
+                                           slice(r0, r1), xs,
+                                           out=None if every_band else buf[: r1 - r0])
+                    if every_band:
+                        out = got
+                    else:
+                        out[r0 - ys.start:r1 - ys.start] = got[:, :, bs]
+        except EOFError as exc:
+            raise TruncatedFileError(f"data file is shorter than its header says ({exc})",
+                                     self.source) from None
+        except OSError as exc:
+            raise FileFormatError(f"cannot read data file: {exc.strerror or exc}",
+                                  self.source) from None
+        if self.file_dtype != self.dtype:  # the file's byte order: swapped in place
+            out.byteswap(inplace=True)
+        return out
+
     def read_window(self, ys: slice, xs: slice, bs: slice) -> np.ndarray:
         """Rows ``ys``, columns ``xs`` and bands ``bs`` as a (y, x, band) array: a view of
         the mapped file where the layout allows (:meth:`_mapped_window`), else a copy."""
@@ -231,6 +274,10 @@ class EnviPixels:
             view = self._mapped_window(ys, xs, bs, nx, nb)
             if view is not None:
                 return view
+        if ny and nx and nb:
+            read = self._read_bip(ys, xs, bs)
+            if read is not None:
+                return read
         out = np.empty((ny, nx, nb), dtype=self.dtype)
         if out.size == 0:
             return out

@@ -14,6 +14,7 @@ import math
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -434,6 +435,14 @@ MOVED = {n: "hsad.io.geotiff_writer" for n in (
     "cast_block", "cast_cube", "verify_written", "write_geotiff", "write_mask",
     "write_geotiff_cube")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.io.geotiff_writer import cast_block as cast_block
+    from hsad.io.geotiff_writer import cast_cube as cast_cube
+    from hsad.io.geotiff_writer import verify_written as verify_written
+    from hsad.io.geotiff_writer import write_geotiff as write_geotiff
+    from hsad.io.geotiff_writer import write_geotiff_cube as write_geotiff_cube
+    from hsad.io.geotiff_writer import write_mask as write_mask
 
 __getattr__ = moved_names(__name__, MOVED, warn=True)
 

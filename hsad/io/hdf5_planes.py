@@ -21,6 +21,7 @@ import numpy as np
 from hsad.engine.scheduler import concurrency
 from hsad.errors import OutputError, TruncatedFileError
 from hsad.io.hdf5_chunks import inflated
+from hsad.io.pixel_rows import pread_into
 
 #: a cube whose chunks' block (rows × cols) over all its bands holds more than this is
 #: unpacked: the chunk cache (:data:`hsad.io.hdf5_file.CHUNK_CACHE`, 256 MiB) could not
@@ -36,22 +37,6 @@ def too_large(blocks, shape, dtype) -> bool:
         return False
     rows, cols = min(int(blocks[0]), int(shape[0])), min(int(blocks[1]), int(shape[1]))
     return rows * cols * int(shape[2]) * np.dtype(dtype).itemsize > UNPACK_BYTES
-
-
-def _pread_into(handle, view: memoryview, offset: int, lock) -> None:
-    """Fill ``view`` with the bytes of the file ``handle`` from ``offset`` (a short read:
-    the rest): ``preadv`` where the system has it, else a seek and a read under ``lock``."""
-    if not hasattr(os, "preadv"):
-        with lock:
-            handle.seek(offset)
-            if handle.readinto(view) != len(view):
-                raise OSError(f"unexpected end of the unpacked copy at byte {offset}")
-        return
-    while len(view):
-        n = os.preadv(handle.fileno(), [view], offset)
-        if n <= 0:
-            raise OSError(f"unexpected end of the unpacked copy at byte {offset}")
-        view, offset = view[n:], offset + n
 
 
 class Planes:
@@ -110,8 +95,11 @@ class Planes:
             spans = [(r0, r1)] if whole else [(r, r + 1) for r in range(r0, r1)]
             for s0, s1 in spans:
                 buf = np.empty((s1 - s0, c1 - c0, width), self.dtype)
-                _pread_into(self._file, memoryview(buf).cast("B"),
-                            offset + ((s0 * cols + c0) * width) * size, self._lock)
+                at = offset + ((s0 * cols + c0) * width) * size
+                try:
+                    pread_into(self._file, memoryview(buf).cast("B"), at, self._lock)
+                except EOFError:
+                    raise OSError(f"unexpected end of the unpacked copy at byte {at}") from None
                 out[s0 - r0:s1 - r0, :, lo - b0:hi - b0] = buf[:, :, lo - g0:hi - g0]
         return out
 

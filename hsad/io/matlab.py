@@ -13,6 +13,7 @@ import contextlib
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -324,6 +325,12 @@ from hsad.io.mat_writer import write_mat  # noqa: E402  (its place before; the w
 MOVED = {n: "hsad.io.mat_variables" for n in (
     "CUBE_KEYS", "GT_KEYS", "WAVELENGTH_KEYS", "MAX_PREVIEW_BANDS")}
 
+
+if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
+    from hsad.io.mat_variables import CUBE_KEYS as CUBE_KEYS
+    from hsad.io.mat_variables import GT_KEYS as GT_KEYS
+    from hsad.io.mat_variables import MAX_PREVIEW_BANDS as MAX_PREVIEW_BANDS
+    from hsad.io.mat_variables import WAVELENGTH_KEYS as WAVELENGTH_KEYS
 
 __getattr__ = moved_names(__name__, MOVED)
 
