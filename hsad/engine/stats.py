@@ -71,7 +71,7 @@ class Moments:
 #: a core), 1 536 pixels of 200 bands (2.4 MB) made the moments 10–15 % faster than 4 096
 #: (the pieces of the scores and projections, :data:`hsad.engine.windows.PIECE_PIXELS`)
 #: with OpenBLAS's SkylakeX, Haswell and Zen kernels alike, one or both cores busy, and
-#: no slower at 50 or 425 bands; global RX 5 % faster in all (docs/performance.md,
+#: no slower at 50 or 425 bands; global RX 3–12 % faster in all (docs/performance.md,
 #: benchmark 41)
 SCATTER_PIECE_PIXELS = 1536
 
