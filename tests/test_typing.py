@@ -77,6 +77,25 @@ def test_a_script_written_from_the_docs_type_checks_and_mistakes_are_caught(tmp_
     assert lines == {first, first + 1, first + 2}, result.stdout + result.stderr
 
 
+def test_a_name_served_at_its_old_path_keeps_its_type(tmp_path):
+    """Names that moved out of a module and are still served there (docs/api.md, "Package
+    layout") are typed at the old path, not ``Any``: a wrong call through each is caught."""
+    script = """
+    from hsad.cube.bands import bin_bands
+    from hsad.engine.stats import whitening
+    from hsad.engine.tiles import infer_batches
+    from hsad.io.envi import write_envi
+    bin_bands()
+    whitening()
+    infer_batches()
+    write_envi()
+    """
+    result = _mypy(tmp_path, script)
+    lines = {int(line.split(":")[1]) for line in result.stdout.splitlines()
+             if line.startswith("user.py:") and ": error:" in line}
+    assert lines == {6, 7, 8, 9}, result.stdout + result.stderr
+
+
 def test_the_package_carries_the_py_typed_marker():
     assert (importlib.resources.files("hsad") / "py.typed").is_file()
     assert '"hsad" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
