@@ -262,13 +262,15 @@ def test_a_few_bands_of_a_copied_bip_window_hold_memory_for_those_bands(tmp_path
     band of a 512² × 200 scene)."""
     import tracemalloc
 
+    from hsad.io import pixel_rows
+
     cube = _cube("f4", (64, 40, 50), seed=14)
     data, _ = write_raw(tmp_path, "s.bip", cube, "bip", byte_order=1)  # every window copied
     reader = envi.EnviPixels(data, np.dtype(">f4"), cube.shape, "bip", 0)
     monkeypatch.setattr(envi_pixels, "_BLOCK_BYTES", 8 * 40 * 50 * 4)  # 8 rows a block
     reads = []
-    real = envi_pixels.read_interleaved
-    monkeypatch.setattr(envi_pixels, "read_interleaved",
+    real = pixel_rows.read_interleaved
+    monkeypatch.setattr(pixel_rows, "read_interleaved",
                         lambda *a, **k: reads.append(a[5]) or real(*a, **k))
     tracemalloc.start()
     try:

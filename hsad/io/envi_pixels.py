@@ -16,7 +16,7 @@ import weakref
 import numpy as np
 
 from hsad.errors import FileFormatError, TruncatedFileError
-from hsad.io.pixel_rows import read_interleaved
+from hsad.io.pixel_rows import read_bands, read_interleaved
 from hsad.io.window import full_key
 
 #: Bytes of file rows mapped at once while copying a window (bounds mapped memory).
@@ -235,26 +235,13 @@ class EnviPixels:
                 or isinstance(self.source, (bytes, bytearray, memoryview))):
             return None
         rows, cols, bands = self.shape
-        every_band = (bs.start, bs.stop, bs.step) == (0, bands, 1)
-        nx = xs.stop - xs.start
-        if every_band:  # read in place, whole
-            blocks, out = [(ys.start, ys.stop)], None
-        else:  # a few bands: the rows' pixels read a block at a time, the bands kept
-            step = max(1, _BLOCK_BYTES // (nx * bands * self.dtype.itemsize))
-            blocks = [(r, min(r + step, ys.stop)) for r in range(ys.start, ys.stop, step)]
-            out = np.empty((ys.stop - ys.start, nx, len(range(*bs.indices(bands)))),
-                           self.dtype)
-            buf = np.empty((min(step, ys.stop - ys.start), nx, bands), self.dtype)
         try:
             with open(self.source, "rb", buffering=0) as handle:
-                for r0, r1 in blocks:
-                    got = read_interleaved(handle, self.offset, cols, bands, self.dtype,
-                                           slice(r0, r1), xs,
-                                           out=None if every_band else buf[: r1 - r0])
-                    if every_band:
-                        out = got
-                    else:
-                        out[r0 - ys.start:r1 - ys.start] = got[:, :, bs]
+                if (bs.start, bs.stop, bs.step) == (0, bands, 1):  # read in place, whole
+                    out = read_interleaved(handle, self.offset, cols, bands, self.dtype, ys, xs)
+                else:
+                    out = read_bands(handle, self.offset, cols, bands, self.dtype, ys, xs, bs,
+                                     _BLOCK_BYTES)
         except EOFError as exc:
             raise TruncatedFileError(f"data file is shorter than its header says ({exc})",
                                      self.source) from None

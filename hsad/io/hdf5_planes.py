@@ -21,7 +21,7 @@ import numpy as np
 from hsad.engine.scheduler import concurrency
 from hsad.errors import OutputError, TruncatedFileError
 from hsad.io.hdf5_chunks import inflated
-from hsad.io.pixel_rows import pread_into
+from hsad.io.pixel_rows import read_bands
 
 #: a cube whose chunks' block (rows × cols) over all its bands holds more than this is
 #: unpacked: the chunk cache (:data:`hsad.io.hdf5_file.CHUNK_CACHE`, 256 MiB) could not
@@ -39,11 +39,16 @@ def too_large(blocks, shape, dtype) -> bool:
     return rows * cols * int(shape[2]) * np.dtype(dtype).itemsize > UNPACK_BYTES
 
 
+#: bytes of a group's pixels read at once from the unpacked copy (a window's rows, a block
+#: at a time)
+READ_BYTES = 16 * 2**20
+
+
 class Planes:
     """A cube in a nameless temporary file, as groups of bands one after another, each
     group pixel-interleaved ``(rows, cols, group bands)``: a group is written as it was
-    decoded (:meth:`write`, one sequential write), a window read row by row from each
-    group it needs (:meth:`window`, ``preadv`` into the window: nothing mapped)."""
+    decoded (:meth:`write`, one sequential write), a window read from each group it
+    needs (:meth:`window`, ``preadv`` of its rows, a block at a time: nothing mapped)."""
 
     def __init__(self, shape, dtype, step: int, name: str):
         """Room for a ``(rows, cols, bands)`` cube of ``dtype`` in groups of ``step``
@@ -81,26 +86,21 @@ class Planes:
         self._file.flush()
 
     def window(self, r0, r1, c0, c1, b0, b1) -> np.ndarray:
-        """Rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``, ``(rows, cols, bands)``."""
+        """Rows ``r0:r1``, columns ``c0:c1`` and bands ``b0:b1``, ``(rows, cols, bands)``:
+        from each group it needs, :data:`READ_BYTES` of rows at a time."""
         out = np.empty((max(0, r1 - r0), max(0, c1 - c0), max(0, b1 - b0)), self.dtype)
         if not out.size:
             return out
-        cols, size = self.shape[1], self.dtype.itemsize
-        whole = c0 == 0 and c1 == cols  # whole rows: one read a group
         for (g0, g1), offset in zip(self.groups, self.offsets, strict=True):
             lo, hi = max(b0, g0), min(b1, g1)
             if lo >= hi:
                 continue
-            width = g1 - g0
-            spans = [(r0, r1)] if whole else [(r, r + 1) for r in range(r0, r1)]
-            for s0, s1 in spans:
-                buf = np.empty((s1 - s0, c1 - c0, width), self.dtype)
-                at = offset + ((s0 * cols + c0) * width) * size
-                try:
-                    pread_into(self._file, memoryview(buf).cast("B"), at, self._lock)
-                except EOFError:
-                    raise OSError(f"unexpected end of the unpacked copy at byte {at}") from None
-                out[s0 - r0:s1 - r0, :, lo - b0:hi - b0] = buf[:, :, lo - g0:hi - g0]
+            try:
+                read_bands(self._file, offset, self.shape[1], g1 - g0, self.dtype,
+                           slice(r0, r1), slice(c0, c1), slice(lo - g0, hi - g0), READ_BYTES,
+                           self._lock, out=out[:, :, lo - b0:hi - b0])
+            except EOFError as exc:
+                raise OSError(f"unexpected end of the unpacked copy ({exc})") from None
         return out
 
 

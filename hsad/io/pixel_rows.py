@@ -49,3 +49,26 @@ def read_interleaved(handle, offset: int, cols: int, bands: int, dtype, rows: sl
     for i, r in enumerate(range(r0, r1)):
         pread_into(handle, memoryview(out[i]).cast("B"), offset + (r * cols + c0) * pixel, lock)
     return out
+
+
+def read_bands(handle, offset: int, cols: int, bands: int, dtype, rows: slice,
+               columns: slice, keep: slice, block_bytes: int, lock=None,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """The bands ``keep`` of :func:`read_interleaved`'s window, into ``out`` (any view of
+    that shape) or a new array: the pixels are read ``block_bytes`` of rows at a time into
+    one buffer and only those bands kept, so memory follows the bands kept."""
+    r0, r1 = rows.start, rows.stop
+    width = max(0, columns.stop - columns.start)
+    kept = len(range(*keep.indices(bands)))
+    if out is None:
+        out = np.empty((max(0, r1 - r0), width, kept), dtype)
+    if not out.size:
+        return out
+    step = max(1, block_bytes // (width * bands * np.dtype(dtype).itemsize))
+    buf = np.empty((min(step, r1 - r0), width, bands), dtype)
+    for b0 in range(r0, r1, step):
+        b1 = min(b0 + step, r1)
+        got = read_interleaved(handle, offset, cols, bands, dtype, slice(b0, b1), columns,
+                               lock, out=buf[: b1 - b0])
+        out[b0 - r0:b1 - r0] = got[:, :, keep]
+    return out
