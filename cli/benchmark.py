@@ -14,9 +14,10 @@ from hsad.errors import ParameterError
 @click.option("-m", "--methods", default="rx,lrx,crd", show_default=True,
               help="Comma-separated detector names.")
 @click.option("--datasets", "scene_names", default="all", show_default=True,
-              help="Comma-separated scene names, or 'all' (see `hsad datasets list`); also "
-                   "labelled MAT files of your own (cube and ground truth inside), or folders "
-                   "of them.")
+              help="Comma-separated scene names, 'all' (the development scenes) or "
+                   "'held-out' (the scenes no default was chosen on; see `hsad datasets "
+                   "list`); also labelled MAT files of your own (cube and ground truth "
+                   "inside), or folders of them.")
 @click.option("-p", "--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Hyperparameter for one method, e.g. -p lrx.inner=5.")
 @click.option("--stages", is_flag=True, help="Also score each stage of staged detectors.")
@@ -53,8 +54,7 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
         per_method.setdefault(method.lower(), {})[name] = value
     for m in method_list:  # every method's parameters, before the first scene is run
         detectors.get(m, **per_method.get(m, {})).check_params()
-    scenes = datasets.names() if scene_names == "all" else datasets.scene_files(
-        s.strip() for s in scene_names.split(",") if s.strip())
+    scenes = datasets.scene_files(s.strip() for s in scene_names.split(",") if s.strip())
     plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv"),
                          ("--plot", plot_path, "png")], overwrite=overwrite)
 

@@ -33,24 +33,27 @@ def command() -> None:
 @command.command("list")
 @click.option("--verify", is_flag=True, help="Check each present file's sha256.")
 def list_(verify: bool) -> None:
-    """Table of the known scenes and whether their files are present (and verified).
+    """Table of the known scenes, development then held-out, and whether their files are
+    present (and verified).
 
     Exits with status 1 when --verify finds a file whose checksum does not match.
     """
     from hsad import datasets
 
-    wide = max([len("sensor"), *(len(datasets.manifest(n)["sensor"]) for n in datasets.names())])
-    header = f"{'name':18s} {'size (rows x cols x bands)':27s} {'dtype':8s} {'anomalies':>9s}  " \
-             f"{'sensor':{wide}s} {'RX AUC':>6s}  {'status':15s} path"
+    every = [n for split in datasets.SPLITS for n in datasets.names(split)]
+    wide = max([len("sensor"), *(len(datasets.manifest(n)["sensor"]) for n in every)])
+    header = f"{'name':18s} {'split':11s} {'size (rows x cols x bands)':27s} {'dtype':8s} " \
+             f"{'anomalies':>9s}  {'sensor':{wide}s} {'RX AUC':>6s}  {'status':15s} path"
     click.echo(header)
     bad = 0
-    for name in datasets.names():
+    for name in every:
         m = datasets.manifest(name)
         status, path = _status(name, verify)
         bad += status == "sha256 MISMATCH"
         shape = f"{m['rows']} x {m['cols']} x {m['bands']}"
-        click.echo(f"{name:18s} {shape:27s} {m['dtype']:8s} {m['anomaly_pixels']:9d}  "
-                   f"{m['sensor']:{wide}s} {m['rx_global_auc']:6.4f}  {status:15s} {path}")
+        click.echo(f"{name:18s} {datasets.split_of(name):11s} {shape:27s} {m['dtype']:8s} "
+                   f"{m['anomaly_pixels']:9d}  {m['sensor']:{wide}s} {m['rx_global_auc']:6.4f}"
+                   f"  {status:15s} {path}")
     click.echo(f"search path: {', '.join(str(d) for d in datasets.search_path())}")
     if bad:
         click.echo(f"{bad} scene file(s) fail their sha256 check", err=True)
@@ -60,8 +63,9 @@ def list_(verify: bool) -> None:
 @command.command("fetch")
 @click.argument("names", nargs=-1)
 def fetch(names: tuple[str, ...]) -> None:
-    """Download scenes NAMES (all when none given) into the user cache, checking sha256."""
+    """Download scenes NAMES into the user cache, checking sha256: scene names, 'all' (the
+    development scenes, also when no name is given) or 'held-out'."""
     from hsad import datasets
 
-    for name in names or datasets.names():
+    for name in dict.fromkeys(n for given in names or ("all",) for n in datasets.expand(given)):
         click.echo(f"{name}: {datasets.fetch(name)}")

@@ -178,7 +178,7 @@ def test_datasets_list_and_verify(datasets_dir, tmp_path, monkeypatch, capsys):
     (local / "abu-beach-2.mat").write_bytes(bytes(raw))
     monkeypatch.setenv(datasets.ENV_VAR, str(local))
     code, out, err = run_cli(["datasets", "list"], capsys)
-    assert code == 0 and out.count("missing") == len(datasets.names()) - 1 and "present" in out
+    assert code == 0 and out.count("missing") == len(datasets.names(None)) - 1 and "present" in out
     code, out, err = run_cli(["datasets", "list", "--verify"], capsys)
     assert code == 1
     assert "sha256 MISMATCH" in out and "1 scene file(s) fail" in err

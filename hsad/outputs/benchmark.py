@@ -48,7 +48,7 @@ class Scene:
 
 def _file_of(entry: str) -> str:
     """The scene file an entry names (a benchmark scene's, or the file itself)."""
-    return os.fspath(datasets.path(entry)) if entry in datasets.names() else entry
+    return os.fspath(datasets.path(entry)) if entry in datasets.names(None) else entry
 
 
 def check_scenes(entries: Iterable[str]) -> list[Scene]:
@@ -64,7 +64,7 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
     """
     scenes, files, taken = [], set(), set()
     for entry in dict.fromkeys(entries):
-        if entry not in datasets.names() and Path(entry).is_file() and \
+        if entry not in datasets.names(None) and Path(entry).is_file() and \
                 detect_format(entry, "labelled scene") != "mat":
             raise ParameterError(
                 "hsad benchmark takes labelled MAT files (cube and ground truth in one "
@@ -85,7 +85,7 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
         # a Latin-1 file name: its odd bytes \xfc in the tables (compared so, too)
         for candidate in (name, str(entry), file):
             if printable(candidate) not in taken and (candidate == entry or
-                                                      candidate not in datasets.names()):
+                                                      candidate not in datasets.names(None)):
                 name = candidate
                 break
         else:

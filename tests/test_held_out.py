@@ -1,0 +1,103 @@
+"""The held-out split: scenes no default is chosen on, named, fetched and scored apart from
+the development scenes (docs/datasets.md, "Held-out scenes")."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from hsad import datasets
+from hsad.errors import DatasetError
+from tests.cli_helpers import one_error, run_cli
+
+HELD_OUT = ["abu-airport-3", "abu-airport-4", "abu-beach-3", "abu-urban-3", "abu-urban-4",
+            "abu-urban-5"]
+NOT_FETCHED = ("held-out scene files are not on the search path (they are not in "
+               "../shared): `hsad datasets fetch held-out` downloads them into the user cache")
+
+
+def test_the_held_out_scenes_are_a_split_of_their_own():
+    assert datasets.names("held-out") == HELD_OUT
+    assert not set(HELD_OUT) & set(datasets.names())  # 'all' is the development scenes
+    assert datasets.names(None) == sorted(datasets.names() + HELD_OUT)
+    assert {datasets.split_of(n) for n in datasets.names()} == {"development"}
+    assert {datasets.split_of(n) for n in HELD_OUT} == {"held-out"}
+    with pytest.raises(DatasetError, match="unknown split 'test'; known: development, held-out"):
+        datasets.names("test")
+    for name in HELD_OUT:  # provenance pinned to a commit, a checksum to check the download
+        m = datasets.manifest(name)
+        src = m["source"]
+        owner_repo = src["repo"].removeprefix("https://github.com/")
+        assert src["url"] == (f"https://raw.githubusercontent.com/{owner_repo}/"
+                              f"{src['commit']}/{src['path']}")
+        assert re.fullmatch(r"[0-9a-f]{40}", src["commit"]) and src["path"].endswith(m["file"])
+        assert re.fullmatch(r"[0-9a-f]{64}", m["sha256"]) and m["size_bytes"] > 0
+
+
+def test_split_names_stand_for_their_scenes_wherever_scenes_are_named(tmp_path):
+    assert datasets.expand("held-out") == HELD_OUT
+    assert datasets.expand("all") == datasets.names()
+    assert datasets.expand("abu-beach-3") == ["abu-beach-3"]
+    assert datasets.expand("mine.mat") == ["mine.mat"]
+    (tmp_path / "b.mat").write_bytes(b"")
+    (tmp_path / "a.mat").write_bytes(b"")
+    assert datasets.scene_files(["sandiego-1", "held-out", str(tmp_path)]) == [
+        "sandiego-1", *HELD_OUT, str(tmp_path / "a.mat"), str(tmp_path / "b.mat")]
+
+
+def test_a_held_out_scene_not_fetched_says_how_to_fetch_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "cache")
+    line = one_error(["benchmark", "-m", "rx", "--datasets", "held-out"], capsys)
+    assert "abu-airport-3.mat not found" in line and "hsad datasets fetch abu-airport-3" in line
+
+
+def test_fetch_takes_split_names(monkeypatch, capsys, tmp_path):
+    fetched = []
+    monkeypatch.setattr(datasets, "fetch", lambda name: fetched.append(name) or tmp_path / name)
+    code, out, _ = run_cli(["datasets", "fetch", "held-out", "abu-urban-3"], capsys)
+    assert code == 0 and fetched == HELD_OUT  # abu-urban-3 once
+    fetched.clear()
+    code, out, _ = run_cli(["datasets", "fetch"], capsys)
+    assert code == 0 and fetched == datasets.names()  # no name: the development scenes
+
+
+@pytest.fixture(scope="module")
+def held_out_files():
+    try:
+        return {name: datasets.path(name) for name in HELD_OUT}
+    except DatasetError:
+        pytest.skip(NOT_FETCHED)
+
+
+def test_the_fetched_held_out_scenes_are_what_their_manifests_say(held_out_files):
+    from hsad import detectors
+    from hsad.outputs.metrics import auc_df
+
+    for name in HELD_OUT:
+        m = datasets.manifest(name)
+        cube, gt = datasets.load(name)  # checks the sha256
+        assert cube.shape == (m["rows"], m["cols"], m["bands"]) and str(cube.dtype) == m["dtype"]
+        assert int(gt.sum()) == m["anomaly_pixels"]
+        assert [float(cube.min()), float(cube.max())] == m["value_range"]
+        scores = detectors.get("rx").fit_score(cube)
+        assert auc_df(np.asarray(scores), gt.values) == pytest.approx(m["rx_global_auc"], abs=1e-4)
+
+
+def test_the_held_out_scenes_share_pixels_with_development_scenes_only_where_recorded(
+        held_out_files, datasets_dir):
+    """No held-out scene holds a development scene's image; abu-urban-5's crop overlaps
+    abu-airport-2's (same flight line), and its manifest records how many pixels."""
+
+    def spectra(name):
+        cube = np.asarray(datasets.load(name)[0], dtype=np.float64)
+        return cube.shape[2], {row.tobytes() for row in cube.reshape(-1, cube.shape[2])}
+
+    development = {name: spectra(name) for name in datasets.names()}
+    for name in HELD_OUT:
+        bands, own = spectra(name)
+        shared = {other: len(own & theirs) for other, (b, theirs) in development.items()
+                  if b == bands and own & theirs}
+        assert shared == datasets.manifest(name).get("overlaps", {}), name
