@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
+from cli_helpers import one_error, run_cli
 
 from hsad import datasets
 from hsad.errors import DatasetError
-from tests.cli_helpers import one_error, run_cli
 
 HELD_OUT = ["abu-airport-3", "abu-airport-4", "abu-beach-3", "abu-urban-3", "abu-urban-4",
             "abu-urban-5"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import weakref
 
 import numpy as np
 
@@ -62,6 +63,9 @@ class Planes:
         nbytes = rows * cols * bands * self.dtype.itemsize
         self._lock = threading.Lock()  # a seek and a read, where preadv is missing
         self._file = tempfile.TemporaryFile(prefix="hsad-unpacked-")  # noqa: SIM115
+        # closed when the copy is let go, or when the process ends while one is kept
+        # (:data:`_LAST`), not left to the garbage collector's "unclosed file" warning
+        weakref.finalize(self, self._file.close)
         why = None
         try:  # the space taken now: a full disk is an error here, not a failed write later
             allocate = getattr(os, "posix_fallocate", None)
