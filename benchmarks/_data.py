@@ -74,9 +74,10 @@ def fail(message: str, status: int = 2) -> NoReturn:
 
 
 def require_scenes(names=None) -> list[str]:
-    """The benchmark scenes ``names`` (None: every known scene, sorted), once each is
-    known to ``hsad.datasets`` and its file found on the search path (``$HSAD_DATA_DIR``,
-    else ``../shared/datasets``, then the download cache); otherwise one line and exit 2.
+    """The benchmark scenes ``names`` (None: every development scene, sorted; a held-out
+    scene is refused), once each is known to ``hsad.datasets`` and its file found on the
+    search path (``$HSAD_DATA_DIR``, else ``../shared/datasets``, then the download cache);
+    otherwise one line and exit 2.
 
     Only the files' presence is checked here; ``hsad.datasets.load`` verifies checksums.
     """
@@ -85,6 +86,11 @@ def require_scenes(names=None) -> list[str]:
 
     known = datasets.names()
     names = list(known if names is None else names)
+    held_out = [n for n in names if n in datasets.names("held-out")]
+    if held_out:
+        fail(f"{', '.join(held_out)}: held-out scene{'s' * (len(held_out) > 1)}, which no "
+             "default is chosen on (docs/datasets.md); score held-out scenes with `hsad benchmark "
+             "--datasets held-out`")
     unknown = [n for n in names if n not in known]
     if unknown:
         fail(f"unknown scene{'s' * (len(unknown) > 1)} {', '.join(unknown)}; known: "

@@ -17,7 +17,7 @@ from hsad.errors import ParameterError
               help="Comma-separated scene names, 'all' (the development scenes) or "
                    "'held-out' (the scenes no default was chosen on; see `hsad datasets "
                    "list`); also labelled MAT files of your own (cube and ground truth "
-                   "inside), or folders of them.")
+                   "inside), or folders of them (./all for a folder named like a group).")
 @click.option("-p", "--param", "params", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Hyperparameter for one method, e.g. -p lrx.inner=5.")
 @click.option("--stages", is_flag=True, help="Also score each stage of staged detectors.")

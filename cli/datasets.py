@@ -67,5 +67,8 @@ def fetch(names: tuple[str, ...]) -> None:
     development scenes, also when no name is given) or 'held-out'."""
     from hsad import datasets
 
-    for name in dict.fromkeys(n for given in names or ("all",) for n in datasets.expand(given)):
+    wanted = list(dict.fromkeys(n for given in names or ("all",) for n in datasets.expand(given)))
+    for name in wanted:  # every name known before the first download
+        datasets.manifest(name)
+    for name in wanted:
         click.echo(f"{name}: {datasets.fetch(name)}")

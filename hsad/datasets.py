@@ -76,7 +76,8 @@ def manifest(name: str) -> dict:
     try:
         return json.loads(json.dumps(_manifests()[name]))
     except KeyError:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(names(None))}") from None
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(names(None))} "
+                           f"(groups: all, {', '.join(SPLITS[1:])})") from None
 
 
 def same_image(name: str) -> list[str]:
@@ -235,6 +236,9 @@ def fetch(name: str, force: bool = False) -> Path:
             pass
     url = m["source"]["url"]
     created = _missing_folders(cache_dir())
+    log = pooch.get_logger()
+    level = log.level
+    log.setLevel("ERROR")  # pooch's "Downloading …" line: a failure is one line, ours
     try:
         got = pooch.retrieve(url, known_hash=f"sha256:{m['sha256']}", fname=m["file"],
                              path=cache_dir(), progressbar=False)
@@ -246,6 +250,8 @@ def fetch(name: str, force: bool = False) -> Path:
             raise
         raise DatasetError(f"download of dataset {name!r} from {url} failed: "
                            f"{_why(exc)}") from exc
+    finally:
+        log.setLevel(level)
     return Path(got)
 
 

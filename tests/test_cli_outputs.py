@@ -524,3 +524,26 @@ def test_a_replaced_output_loses_the_old_files_overviews_mask_and_journals(scene
         assert ds.overviews(1) == [] and ds.read_masks(1).all()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("s.", "p."))) \
         == ["p.gpkg", "s.qml", "s.tif"]
+
+
+def test_a_failed_download_is_one_line_on_the_terminal_too(tmp_path):
+    """pooch's own "Downloading data from …" line went to the terminal before the error
+    (two lines; its handler holds the stderr of its import, past pytest's capture, so the
+    command runs in a process of its own here, offline: port 9 of this machine)."""
+    script = (
+        "import sys\n"
+        "from hsad import datasets\n"
+        "from hsad.cli.main import main\n"
+        "real = datasets.manifest\n"
+        "def offline(name):\n"
+        "    m = real(name)\n"
+        "    m['source']['url'] = 'http://127.0.0.1:9/' + m['file']\n"
+        "    return m\n"
+        "datasets.manifest = offline\n"
+        "main(['datasets', 'fetch', 'abu-beach-3'])\n")
+    env = {**os.environ, datasets.ENV_VAR: str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert one_error_line(done.stderr).startswith("error: download of dataset 'abu-beach-3'")
+    assert not (tmp_path / "c").exists()

@@ -62,6 +62,10 @@ def test_fetch_takes_split_names(monkeypatch, capsys, tmp_path):
     fetched.clear()
     code, out, _ = run_cli(["datasets", "fetch"], capsys)
     assert code == 0 and fetched == datasets.names()  # no name: the development scenes
+    fetched.clear()
+    line = one_error(["datasets", "fetch", "held-out", "bogus"], capsys)
+    assert "unknown dataset 'bogus'" in line and "(groups: all, held-out)" in line
+    assert fetched == []  # nothing downloaded before the unknown name was found
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +92,42 @@ def test_the_fetched_held_out_scenes_are_what_their_manifests_say(held_out_files
 
 def test_the_held_out_scenes_share_pixels_with_development_scenes_only_where_recorded(
         held_out_files, datasets_dir):
-    """No held-out scene holds a development scene's image; abu-urban-5's crop overlaps
-    abu-airport-2's (same flight line), and its manifest records how many pixels."""
+    """No held-out scene shares a spectrum with a development scene of the same bands but
+    where its manifest records an overlap: abu-urban-5's last 20 columns are
+    abu-airport-2's first 20 (one flight line), and its other pixels that match are
+    repeats of spectra in that strip."""
 
-    def spectra(name):
-        cube = np.asarray(datasets.load(name)[0], dtype=np.float64)
-        return cube.shape[2], {row.tobytes() for row in cube.reshape(-1, cube.shape[2])}
+    def cube(name):
+        return np.asarray(datasets.load(name)[0], dtype=np.float64)
 
-    development = {name: spectra(name) for name in datasets.names()}
+    def spectra(values):
+        return {row.tobytes() for row in values.reshape(-1, values.shape[2])}
+
+    development = {name: cube(name) for name in datasets.names()}
     for name in HELD_OUT:
-        bands, own = spectra(name)
-        shared = {other: len(own & theirs) for other, (b, theirs) in development.items()
-                  if b == bands and own & theirs}
-        assert shared == datasets.manifest(name).get("overlaps", {}), name
+        own = cube(name)
+        recorded = datasets.manifest(name).get("overlaps", {})
+        for other, theirs in development.items():
+            if theirs.shape[2] != own.shape[2]:
+                continue
+            if other not in recorded:
+                assert not spectra(own) & spectra(theirs), (name, other)
+                continue
+            c0, c1 = recorded[other]["columns"]
+            t0, t1 = recorded[other]["their_columns"]
+            np.testing.assert_array_equal(own[:, c0:c1], theirs[:, t0:t1])
+            outside = np.concatenate([own[:, :c0], own[:, c1:]], axis=1)
+            assert spectra(outside) & spectra(theirs) <= spectra(own[:, c0:c1]), name
+
+
+def test_the_scripts_that_choose_defaults_refuse_held_out_scenes(capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import _data
+
+    with pytest.raises(SystemExit) as exc:
+        _data.require_scenes(["sandiego-1", "abu-beach-3"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1
+    assert "abu-beach-3: held-out scene, which no default is chosen on" in err
