@@ -131,3 +131,20 @@ def test_the_scripts_that_choose_defaults_refuse_held_out_scenes(capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1
     assert "abu-beach-3: held-out scene, which no default is chosen on" in err
+
+
+def test_a_run_mixing_kinds_of_scene_gives_each_kind_its_mean():
+    from hsad.outputs.benchmark import Row, to_markdown
+
+    def row(scene, auc):
+        return Row(scene, "rx", auc, 0.1, 0.5, 1.0, 2.0)
+
+    mixed = to_markdown([row("abu-beach-1", 0.9), row("abu-beach-3", 0.7),
+                         row("abu-urban-3", 0.8), row("mine", 0.5)])
+    auc = mixed.split("\n\n### ")[0]
+    assert "| **mean, development (1)** | **0.9000** |" in auc
+    assert "| **mean, held-out (2)** | **0.7500** |" in auc
+    assert "| **mean, your files (1)** | **0.5000** |" in auc
+    assert auc.rstrip().endswith("| **mean** | **0.7250** |")
+    one_kind = to_markdown([row("abu-beach-3", 0.7), row("abu-urban-3", 0.8)])
+    assert "mean," not in one_kind and "| **mean** | **0.7500** |" in one_kind

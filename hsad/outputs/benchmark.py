@@ -176,8 +176,20 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _groups(scenes: list[str]) -> dict[str, list[str]]:
+    """The scenes of each kind in a run, in order: development and held-out benchmark
+    scenes, and files of one's own (``your files``)."""
+    known = datasets.names(None)
+    out: dict[str, list[str]] = {}
+    for s in scenes:
+        out.setdefault(datasets.split_of(s) if s in known else "your files", []).append(s)
+    return out
+
+
 def to_markdown(rows: list[Row]) -> str:
-    """One table per figure: scenes as rows, methods as columns, with the mean."""
+    """One table per figure: scenes as rows, methods as columns, with the mean; and the
+    mean of each kind of scene (:func:`_groups`) when a run mixes them, since one mean
+    over development and held-out scenes says neither."""
     parts = []
     titles = {
         "auc_df": "AUC(D,F) (higher is better)",
@@ -193,9 +205,12 @@ def to_markdown(rows: list[Row]) -> str:
         for s in scenes:
             cells = [fmt.format(table[(s, m)]) if (s, m) in table else "" for m in methods]
             lines.append(f"| {_cell(s)} | " + " | ".join(cells) + " |")
-        means = [fmt.format(np.mean([table[(s, m)] for s in scenes if (s, m) in table]))
-                 for m in methods]
-        lines.append("| **mean** | " + " | ".join(f"**{c}**" for c in means) + " |")
+        groups = _groups(scenes)
+        for label, members in ([(f"mean, {k} ({len(v)})", v) for k, v in groups.items()]
+                               if len(groups) > 1 else []) + [("mean", scenes)]:
+            means = [fmt.format(np.mean([table[(s, m)] for s in members if (s, m) in table]))
+                     for m in methods]
+            lines.append(f"| **{label}** | " + " | ".join(f"**{c}**" for c in means) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
