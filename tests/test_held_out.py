@@ -4,6 +4,7 @@ the development scenes (docs/datasets.md, "Held-out scenes")."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -148,3 +149,9 @@ def test_a_run_mixing_kinds_of_scene_gives_each_kind_its_mean():
     assert auc.rstrip().endswith("| **mean** | **0.7250** |")
     one_kind = to_markdown([row("abu-beach-3", 0.7), row("abu-urban-3", 0.8)])
     assert "mean," not in one_kind and "| **mean** | **0.7500** |" in one_kind
+    failed = Row("abu-beach-1", "crd", 0.6, 0.1, 0.5, 1.0, 2.0)  # crd failed on the others
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of nothing
+        text = to_markdown([row("abu-beach-1", 0.9), row("abu-beach-3", 0.7), failed])
+    assert "| **mean, held-out (1)** | **0.7000** |  |" in text
+    assert "| **mean** | **0.8000** | **0.6000** |" in text

@@ -208,9 +208,10 @@ def to_markdown(rows: list[Row]) -> str:
         groups = _groups(scenes)
         for label, members in ([(f"mean, {k} ({len(v)})", v) for k, v in groups.items()]
                                if len(groups) > 1 else []) + [("mean", scenes)]:
-            means = [fmt.format(np.mean([table[(s, m)] for s in members if (s, m) in table]))
-                     for m in methods]
-            lines.append(f"| **{label}** | " + " | ".join(f"**{c}**" for c in means) + " |")
+            values = [[table[(s, m)] for s in members if (s, m) in table] for m in methods]
+            # a method that failed on every scene of a kind has no mean there
+            means = [f"**{fmt.format(np.mean(v))}**" if v else "" for v in values]
+            lines.append(f"| **{label}** | " + " | ".join(means) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 
