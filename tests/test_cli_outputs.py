@@ -531,7 +531,6 @@ def test_a_failed_download_is_one_line_on_the_terminal_too(tmp_path):
     (two lines; its handler holds the stderr of its import, past pytest's capture, so the
     command runs in a process of its own here, offline: port 9 of this machine)."""
     script = (
-        "import sys\n"
         "from hsad import datasets\n"
         "from hsad.cli.main import main\n"
         "real = datasets.manifest\n"

@@ -87,7 +87,6 @@ def test_every_neural_csv_is_in_the_table():
     assert csvs - {"classic", "aed", "utd_local_cluster"} == set(NEURAL)
 
 
-
 def test_the_held_out_summary_is_its_csvs():
     """"Held-out scenes": the summary as `held_out_table.py` renders it from
     docs/held_out_benchmark.csv and the development CSVs, and the per-scene table."""
