@@ -86,7 +86,7 @@ def require_scenes(names=None) -> list[str]:
 
     known = datasets.names()
     names = list(known if names is None else names)
-    held_out = [n for n in names if n in datasets.names("held-out")]
+    held_out = sorted(set(names) & set(datasets.names("held-out")))
     if held_out:
         fail(f"{', '.join(held_out)}: held-out scene{'s' * (len(held_out) > 1)}, which no "
              "default is chosen on (docs/datasets.md); score held-out scenes with `hsad benchmark "

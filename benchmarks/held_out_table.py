@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
+from csv_tables import read_rows
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -32,27 +33,31 @@ LEFT_OUT = {"lrx": 0.9558, "crd": 0.9749, "local-mean-rx": 0.9425, "cluster-rx":
             "hadgan": 0.9828, "fanogan:d_ss": 0.9820}
 
 
-def auc_table(paths) -> pd.DataFrame:
-    """AUC(D,F), scene × map, of ``hsad benchmark --csv`` files (a map run twice: first)."""
-    rows = pd.concat(pd.read_csv(p) for p in paths).drop_duplicates(["scene", "method"])
-    return rows.pivot(index="scene", columns="method", values="auc_df")
+def auc_table(paths) -> dict[str, dict[str, float]]:
+    """AUC(D,F) by map and scene of ``hsad benchmark --csv`` files, read as
+    ``csv_tables.py`` reads them (a scene and map given twice: the first CSV's row)."""
+    table: dict[str, dict[str, float]] = {}
+    for row in read_rows([str(p) for p in paths]):
+        table.setdefault(row.method, {})[row.scene] = row.auc_df
+    return table
 
 
 def signed(value: float) -> str:
     return f"{value:+.4f}".replace("-", "−")
 
 
-def summary(held: pd.DataFrame, development: pd.DataFrame) -> str:
+def summary(held: dict, development: dict) -> str:
     lines = ["| detector (map) | development, in-sample (10) | development, left out | "
              "**held-out (6)** | held-out − RX, worst scene | held-out scenes ≥ RX |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, name in ROWS:
         left_out = f"{LEFT_OUT[name]:.4f}" if name in LEFT_OUT else "–"
-        margin = held[name] - held["rx"]
+        margin = np.array([auc - held["rx"][scene] for scene, auc in held[name].items()])
         worst, count = ("–", "–") if name == "rx" else (signed(margin.min()),
                                                         str(int((margin >= 0).sum())))
-        lines.append(f"| {label} | {development[name].mean():.4f} | {left_out} | "
-                     f"**{held[name].mean():.4f}** | {worst} | {count} |")
+        lines.append(f"| {label} | {np.mean(list(development[name].values())):.4f} | "
+                     f"{left_out} | **{np.mean(list(held[name].values())):.4f}** | {worst} | "
+                     f"{count} |")
     return "\n".join(lines)
 
 

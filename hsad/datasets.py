@@ -49,7 +49,11 @@ def _manifests() -> dict[str, dict]:
 def split_of(name: str) -> str:
     """The split scene ``name`` belongs to (:data:`SPLITS`; a manifest without one is a
     development scene)."""
-    return manifest(name).get("split", SPLITS[0])
+    return _split(manifest(name))
+
+
+def _split(m: dict) -> str:
+    return m.get("split", SPLITS[0])
 
 
 def names(split: str | None = "development") -> list[str]:
@@ -57,8 +61,7 @@ def names(split: str | None = "development") -> list[str]:
     The default, the development scenes, is what ``all`` means everywhere."""
     if split is not None and split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    return [n for n, m in _manifests().items()
-            if split is None or m.get("split", SPLITS[0]) == split]
+    return [n for n, m in _manifests().items() if split in (None, _split(m))]
 
 
 def expand(entry: str) -> list[str]:
