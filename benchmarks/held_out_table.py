@@ -47,8 +47,9 @@ def signed(value: float) -> str:
 
 
 def summary(held: dict, development: dict) -> str:
-    lines = ["| detector (map) | development, in-sample (10) | development, left out | "
-             "**held-out (6)** | held-out − RX, worst scene | held-out scenes ≥ RX |",
+    lines = [f"| detector (map) | development, in-sample ({len(development['rx'])}) | "
+             f"development, left out | **held-out ({len(held['rx'])})** | "
+             "held-out − RX, worst scene | held-out scenes ≥ RX |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, name in ROWS:
         left_out = f"{LEFT_OUT[name]:.4f}" if name in LEFT_OUT else "–"
