@@ -4,9 +4,12 @@ For each detector's default map: its mean AUC(D,F) on the development scenes (th
 ``docs/benchmarks_*.csv`` runs, in-sample), its leave-one-scene-out mean where a default
 was chosen by AUC (the figures of docs/benchmarks.md and docs/detectors.md), and on the
 held-out scenes (``docs/held_out_benchmark.csv``) its mean, its worst margin over global
-RX and how many scenes it scores at or above RX.
+RX and how many scenes it scores at or above RX. ``--guide`` renders the table of
+docs/detectors.md, "Choosing a detector", instead: the same means and worst margin, with
+the held-out mean AUC(F,τ) and seconds.
 
     python benchmarks/held_out_table.py
+    python benchmarks/held_out_table.py --guide
 """
 
 from __future__ import annotations
@@ -29,17 +32,28 @@ ROWS = [("`rx`", "rx"), ("`lrx`", "lrx"), ("`crd`", "crd"),
 #: leave-one-scene-out means of the defaults chosen by AUC, as the protocols that chose
 #: them measured them (docs/benchmarks.md, "Leave-one-scene-out"; docs/detectors.md;
 #: docs/classic_detectors.md)
+#: the rows of docs/detectors.md's "Choosing a detector"
+GUIDE_ROWS = [("`rx`", "rx"), ("`lrx`", "lrx"), ("`crd`", "crd"), ("`aed`", "aed"),
+              ("`hadgan` (D_SS, the default)", "hadgan"),
+              ("`hadgan --fusion none` (D_spectral)", "hadgan:d_spectral")]
+
 LEFT_OUT = {"lrx": 0.9558, "crd": 0.9749, "local-mean-rx": 0.9425, "cluster-rx": 0.9136,
             "hadgan": 0.9828, "fanogan:d_ss": 0.9820}
 
 
-def auc_table(paths) -> dict[str, dict[str, float]]:
-    """AUC(D,F) by map and scene of ``hsad benchmark --csv`` files, read as
-    ``csv_tables.py`` reads them (a scene and map given twice: the first CSV's row)."""
+def figure_table(paths, figure: str = "auc_df") -> dict[str, dict[str, float]]:
+    """One figure (default AUC(D,F)) by map and scene of ``hsad benchmark --csv`` files,
+    read as ``csv_tables.py`` reads them (a scene and map given twice: the first CSV's
+    row)."""
     table: dict[str, dict[str, float]] = {}
     for row in read_rows([str(p) for p in paths]):
-        table.setdefault(row.method, {})[row.scene] = row.auc_df
+        table.setdefault(row.method, {})[row.scene] = getattr(row, figure)
     return table
+
+
+def auc_table(paths) -> dict[str, dict[str, float]]:
+    """AUC(D,F) by map and scene (:func:`figure_table`)."""
+    return figure_table(paths)
 
 
 def signed(value: float) -> str:
@@ -62,13 +76,37 @@ def summary(held: dict, development: dict) -> str:
     return "\n".join(lines)
 
 
+def guide(held_paths, development: dict) -> str:
+    """The table of docs/detectors.md, "Choosing a detector"."""
+    held = figure_table(held_paths)
+    false_alarms, seconds = figure_table(held_paths, "auc_ft"), figure_table(held_paths, "seconds")
+    lines = ["| detector (map) | AUC(D,F) development | AUC(D,F) held-out | "
+             "held-out, worst scene − RX | AUC(F,τ) held-out | seconds per 100 × 100 scene |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for label, name in GUIDE_ROWS:
+        worst = "–" if name == "rx" else signed(
+            min(auc - held["rx"][scene] for scene, auc in held[name].items()))
+        secs = float(np.mean(list(seconds[name].values())))
+        secs_text = f"{secs:.2f}" if secs < 1 else f"{secs:.1f}"
+        lines.append(f"| {label} | {np.mean(list(development[name].values())):.4f} | "
+                     f"{np.mean(list(held[name].values())):.4f} | {worst} | "
+                     f"{np.mean(list(false_alarms[name].values())):.4f} | {secs_text} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--held-out", type=Path, default=DOCS / "held_out_benchmark.csv")
     ap.add_argument("--development", type=Path, nargs="+",
                     default=sorted(DOCS.glob("benchmarks_*.csv")))
+    ap.add_argument("--guide", action="store_true",
+                    help="the table of docs/detectors.md, \"Choosing a detector\"")
     args = ap.parse_args()
-    print(summary(auc_table([args.held_out]), auc_table(args.development)))
+    development = auc_table(args.development)
+    if args.guide:
+        print(guide([args.held_out], development))
+    else:
+        print(summary(auc_table([args.held_out]), development))
 
 
 if __name__ == "__main__":

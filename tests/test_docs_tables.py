@@ -96,3 +96,11 @@ def test_the_held_out_summary_is_its_csvs():
                                 "rx", "lrx", "crd", "aed", "hadgan", "hadgan:d_spectral",
                                 "fanogan", "fanogan:d_ss"))[0]
     assert per_scene in _tables(DOC)
+
+
+def test_the_detector_guide_is_its_csvs():
+    """docs/detectors.md, "Choosing a detector": the table as `held_out_table.py --guide`
+    renders it from the development and held-out CSVs."""
+    rendered = _tables(_script("held_out_table.py", "--guide"))[0]
+    guide = (ROOT / "docs" / "detectors.md").read_text()
+    assert rendered in _tables(guide), f"docs/detectors.md lacks, or shows another of:\n{rendered}"
