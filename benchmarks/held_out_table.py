@@ -56,11 +56,23 @@ def auc_table(paths) -> dict[str, dict[str, float]]:
     return figure_table(paths)
 
 
+def same_scenes(table: dict[str, dict[str, float]], names) -> None:
+    """Refuse a table whose maps ``names`` were not all scored on the scenes RX was (a mean
+    over fewer scenes than the header counts)."""
+    scenes = set(table["rx"])
+    short = [name for name in names if set(table[name]) != scenes]
+    if short:
+        raise SystemExit(f"error: not scored on the {len(scenes)} scenes of rx: "
+                         f"{', '.join(short)}")
+
+
 def signed(value: float) -> str:
     return f"{value:+.4f}".replace("-", "−")
 
 
 def summary(held: dict, development: dict) -> str:
+    same_scenes(held, [name for _, name in ROWS])
+    same_scenes(development, [name for _, name in ROWS])
     lines = [f"| detector (map) | development, in-sample ({len(development['rx'])}) | "
              f"development, left out | **held-out ({len(held['rx'])})** | "
              "held-out − RX, worst scene | held-out scenes ≥ RX |",
@@ -79,6 +91,8 @@ def summary(held: dict, development: dict) -> str:
 def guide(held_paths, development: dict) -> str:
     """The table of docs/detectors.md, "Choosing a detector"."""
     held = figure_table(held_paths)
+    same_scenes(held, [name for _, name in GUIDE_ROWS])
+    same_scenes(development, [name for _, name in GUIDE_ROWS])
     false_alarms, seconds = figure_table(held_paths, "auc_ft"), figure_table(held_paths, "seconds")
     lines = ["| detector (map) | AUC(D,F) development | AUC(D,F) held-out | "
              "held-out, worst scene − RX | AUC(F,τ) held-out | seconds per 100 × 100 scene |",

@@ -104,3 +104,17 @@ def test_the_detector_guide_is_its_csvs():
     rendered = _tables(_script("held_out_table.py", "--guide"))[0]
     guide = (ROOT / "docs" / "detectors.md").read_text()
     assert rendered in _tables(guide), f"docs/detectors.md lacks, or shows another of:\n{rendered}"
+
+
+def test_the_held_out_summary_refuses_a_map_scored_on_fewer_scenes(tmp_path):
+    """A map missing a scene would be averaged over fewer scenes than the header counts."""
+    rows = (ROOT / "docs" / "held_out_benchmark.csv").read_text().splitlines()
+    short = [r for r in rows if not r.startswith("hydice-2,crd,")]
+    assert len(short) == len(rows) - 1
+    (tmp_path / "short.csv").write_text("\n".join(short) + "\n")
+    for extra in ((), ("--guide",)):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "held_out_table.py"),
+                               "--held-out", str(tmp_path / "short.csv"), *extra], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.strip() == "error: not scored on the 7 scenes of rx: crd"
