@@ -6,7 +6,7 @@ was chosen by AUC (the figures of docs/benchmarks.md and docs/detectors.md), and
 held-out scenes (``docs/held_out_benchmark.csv``) its mean, its worst margin over global
 RX and how many scenes it scores at or above RX. ``--guide`` renders the table of
 docs/detectors.md, "Choosing a detector", instead: the same means and worst margin, with
-the held-out mean AUC(F,τ) and seconds.
+the held-out mean AUC(F,τ) and median seconds.
 
     python benchmarks/held_out_table.py
     python benchmarks/held_out_table.py --guide
@@ -95,12 +95,12 @@ def guide(held_paths, development: dict) -> str:
     same_scenes(development, [name for _, name in GUIDE_ROWS])
     false_alarms, seconds = figure_table(held_paths, "auc_ft"), figure_table(held_paths, "seconds")
     lines = ["| detector (map) | AUC(D,F) development | AUC(D,F) held-out | "
-             "held-out, worst scene − RX | AUC(F,τ) held-out | seconds per 100 × 100 scene |",
+             "held-out, worst scene − RX | AUC(F,τ) held-out | seconds a scene (median) |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, name in GUIDE_ROWS:
         worst = "–" if name == "rx" else signed(
             min(auc - held["rx"][scene] for scene, auc in held[name].items()))
-        secs = float(np.mean(list(seconds[name].values())))
+        secs = float(np.median(list(seconds[name].values())))
         secs_text = f"{secs:.2f}" if secs < 1 else f"{secs:.1f}"
         lines.append(f"| {label} | {np.mean(list(development[name].values())):.4f} | "
                      f"{np.mean(list(held[name].values())):.4f} | {worst} | "

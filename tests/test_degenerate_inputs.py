@@ -526,3 +526,48 @@ def test_every_kind_of_detector_warns_of_partial_nodata(name, params):
     cube, _ = _dark_band_scene(0.3)
     with pytest.warns(DegenerateDataWarning, match="in some good bands but data in others"):
         detectors.get(name, **params).fit_score(cube)
+
+
+def _few_per_band(pixels: int, bands: int = 60) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return (rng.normal(size=(1, pixels, bands)) + np.linspace(0, 5, bands)).astype(np.float32)
+
+
+def test_rx_warns_below_four_pixels_a_band_and_its_scores_are_so_bounded():
+    """120 pixels for 60 bands (AVIRIS-NG crops of 750 pixels for 425 bands scored 189–707
+    in silence): no in-sample Mahalanobis distance exceeds n − 1, and they average the rank,
+    so the most anomalous pixel stands at most n/r times above the mean."""
+    with pytest.warns(DegenerateDataWarning, match=r"rx: only 120 valid pixels for 60 bands "
+                      r"\(fewer than 4 per band\): no pixel can score above 119, against a "
+                      r"mean of 60.*larger scene"):
+        scores = np.asarray(detectors.get("rx").fit_score(make_cube(_few_per_band(120))))
+    assert scores.max() <= 119 * (1 + 1e-5) and scores.mean() == pytest.approx(60, rel=1e-4)
+    with warnings.catch_warnings():  # 4 pixels a band: silent
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get("rx").fit_score(make_cube(_few_per_band(240)))
+    with warnings.catch_warnings():  # a ridge keeps the bound off: silent as before
+        warnings.simplefilter("error", DegenerateDataWarning)
+        detectors.get("rx", ridge=0.1).fit_score(make_cube(_few_per_band(120)))
+
+
+@pytest.mark.slow
+def test_a_networks_d_spectral_is_checked_as_rx_checks_its_scene():
+    """HADGAN's D_spectral is RX of the residual over the scene's bands: on 7 × 7 × 60 it
+    was 48 ± 1e-5 everywhere (with a warning about collinear bands only), and on fewer than
+    4 pixels a band it was bounded as RX is, in silence."""
+    tiny = {k: v for k, v in PARAMS["hadgan"].items() if k != "area"}  # the ladder's own
+    tiny.update(output="d_spectral", n_components=2)
+    exact = _few_per_band(49).reshape(7, 7, 60)
+    with pytest.raises(ParameterError, match=r"D_spectral \(RX of the network's residual\): "
+                       r"only 49 valid pixels for 60 bands: they determine the covariance "
+                       r"exactly.*hsad.select_bands\) or give a larger scene$"):
+        detectors.get("hadgan", **tiny).fit_score(make_cube(exact))
+    for output in ("d_spectral", "d_ss"):  # the fused map warns too
+        with pytest.warns(DegenerateDataWarning, match=r"D_spectral \(RX of the network's "
+                          r"residual\): only 120 valid pixels for 60 bands \(fewer than 4 "
+                          r"per band\).*or give a larger scene$"):
+            det = detectors.get("hadgan", **dict(tiny, output=output))
+            scores = np.asarray(det.fit_score(make_cube(_few_per_band(120).reshape(10, 12,
+                                                                                   60))))
+        if output == "d_spectral":
+            assert scores.max() <= 119 * (1 + 1e-4)

@@ -63,11 +63,23 @@ def distinct_rows(pixels: np.ndarray) -> int:
 #: what to try when a covariance is degenerate (part of every degeneracy message)
 ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
           "hsad.select_bands), use pca= (lrx) or ridge=, or give a larger scene")
+#: the same for a statistic without a ridge or a dimension to set (a network's residual)
+BANDS_ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
+                "hsad.select_bands) or give a larger scene")
+
+
+#: valid pixels per independent direction below which RX of the pixels its statistics come
+#: from is flattened: under the maximum-likelihood covariance no pixel scores above n − 1,
+#: and the scores average the rank r (their sum is n·r), so with n < 4r the most anomalous
+#: pixel stands at most 4 times above the mean (Reed & Yu's statistic needs n ≫ B); lrx's
+#: automatic reduction keeps the same 4 ring pixels a dimension
+PIXELS_PER_DIRECTION = 4
 
 
 def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "RX",
                      path=None, scores_its_pixels: bool = False,
-                     distinct: int | None = None, live: int | None = None) -> None:
+                     distinct: int | None = None, live: int | None = None,
+                     advice: str = ADVICE) -> None:
     """The one degeneracy rule for RX-type statistics (global RX, LRX's scene statistics,
     the neural detectors' residual RX).
 
@@ -84,13 +96,16 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
     Otherwise fewer valid
     pixels than bands + 2, or a numerically singular covariance (constant or collinear
     bands), gives a :class:`~hsad.errors.DegenerateDataWarning`: ``bands − rank`` directions
-    carry no information (RX ignores them, LRX weighs them by its floor only).
+    carry no information (RX ignores them, LRX weighs them by its floor only). So does, with
+    ``scores_its_pixels``, a full-rank covariance of fewer than
+    :data:`PIXELS_PER_DIRECTION` pixels per direction: no pixel can then score above
+    ``n − 1`` against a mean of ``rank``.
     """
     count = "" if n is None else f" of {n} valid pixel{'s' * (n != 1)}"
     if rank == 0:
         raise ParameterError(f"{what}: the covariance{count} over {bands} band"
                              f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
-                             f"would be equal; {ADVICE}", path)
+                             f"would be equal; {advice}", path)
     m = distinct if distinct is not None else n
     live = bands if live is None else live
     if scores_its_pixels and m is not None and (rank >= m - 1 or m <= live + 1):
@@ -101,18 +116,24 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
                    "each repeats")
         raise ParameterError(f"{what}: only {n} valid pixels for {bands} bands: they "
                              f"determine the covariance exactly (rank {rank}), {how}; "
-                             f"{ADVICE}", path)
+                             f"{advice}", path)
     gap = bands - rank
     if n is not None and n <= bands + 1:
         why = f"only {n} valid pixels for {bands} bands"
     elif rank < bands:
         why = f"the covariance{count} is numerically singular (constant or collinear bands)"
+    elif scores_its_pixels and n is not None and n < PIXELS_PER_DIRECTION * rank:
+        warnings.warn(f"{what}: only {n} valid pixels for {bands} bands (fewer than "
+                      f"{PIXELS_PER_DIRECTION} per band): no pixel can score above {n - 1}, "
+                      f"against a mean of {rank}, so anomalies stand out little; {advice}",
+                      DegenerateDataWarning, stacklevel=3)
+        return
     else:
         return
     lost = (f"rank {rank} < {bands}, so {gap} direction{'s' * (gap != 1)} "
             f"carr{'ies' if gap == 1 else 'y'} no information" if gap
             else "the covariance is barely determined")
-    warnings.warn(f"{what}: {why}: {lost}; {ADVICE}", DegenerateDataWarning, stacklevel=3)
+    warnings.warn(f"{what}: {why}: {lost}; {advice}", DegenerateDataWarning, stacklevel=3)
 
 
 def check_scales(variance: np.ndarray, what: str, path=None) -> None:
@@ -138,7 +159,8 @@ def _regularised(cov: np.ndarray, ridge: float) -> np.ndarray:
 
 
 def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
-           scores_its_pixels: bool = False, distinct: int | None = None):
+           scores_its_pixels: bool = False, distinct: int | None = None,
+           advice: str = ADVICE):
     """Eigenpairs kept (descending) of the band-equilibrated covariance, and the band scales.
 
     Σ = D C D with D = diag(σ_b): the pseudo-inverse D⁻¹ C⁺ D⁻¹ is a generalised inverse of
@@ -155,7 +177,7 @@ def _eigen(cov: np.ndarray, rcond: float, n: int | None, what: str, path,
     lam, vec = np.linalg.eigh(corr)
     keep = lam > rcond * max(lam.max(initial=0.0), 0.0)
     check_covariance(int(keep.sum()), cov.shape[0], n, what, path, scores_its_pixels,
-                     distinct, independent_bands(corr, live))
+                     distinct, independent_bands(corr, live), advice)
     return lam[keep][::-1], vec[:, keep][:, ::-1], scale
 
 
@@ -193,7 +215,7 @@ def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *,
 def whitening(
     cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *, n: int | None = None,
     what: str = "RX", path=None, scores_its_pixels: bool = False,
-    distinct: int | None = None,
+    distinct: int | None = None, advice: str = ADVICE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whitening matrix W (B×r) with W Wᵀ = ``pinv_precision(cov, ridge, rcond)``.
 
@@ -201,10 +223,10 @@ def whitening(
     ``(W, eigenvalues kept)`` (of the band-equilibrated covariance, see :func:`_eigen`); r,
     the number kept, is the rank of the covariance used. ``scores_its_pixels``: see
     :func:`check_covariance` (only without a ridge, which keeps the scores apart), with
-    ``distinct`` spectra among the ``n`` pixels when counted.
+    ``distinct`` spectra among the ``n`` pixels when counted; ``advice`` ends its messages.
     """
     lam, vec, scale = _eigen(_regularised(cov, ridge), rcond, n, what, path,
-                             scores_its_pixels and not ridge > 0, distinct)
+                             scores_its_pixels and not ridge > 0, distinct, advice)
     return vec / np.sqrt(lam) / scale[:, None], lam
 
 

@@ -22,7 +22,7 @@ import xarray as xr
 from hsad.cube import make_cube
 from hsad.detectors.rx import rx_block
 from hsad.engine.blas import triangular_factor
-from hsad.engine.covariance import whitening
+from hsad.engine.covariance import BANDS_ADVICE, whitening
 from hsad.engine.spill import materialise_with
 from hsad.engine.stats import cube_moments
 from hsad.engine.tiles import (
@@ -68,12 +68,13 @@ class Statistics:
     energy: np.ndarray
 
 
-def finite_moments(data: da.Array):
-    """Mean and covariance (normalised by N, float64) of the finite pixels of (y, x, B)."""
+def finite_moments(data: da.Array, counted: bool = False):
+    """Mean and covariance (normalised by N, float64) of the finite pixels of (y, x, B),
+    and with ``counted`` their number too."""
     m = cube_moments(make_cube(data.astype(np.float32)))
     if m.n < 2:
         raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
-    return m.mean, m.cov
+    return (m.mean, m.cov, m.n) if counted else (m.mean, m.cov)
 
 
 def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None) -> da.Array:
@@ -81,19 +82,31 @@ def spectral_map(residual, moments: tuple[np.ndarray, np.ndarray] | None = None)
     (default: streamed over the residual), scored as the RX detector scores by default:
     float64 statistics, a float32 triangular product per pixel (no GIL). The residual's
     covariance is well conditioned (10³–10⁵ on the shared scenes): scores within 4e-5 of
-    the float64 product's, the same AUC (docs/performance.md, benchmark 10)."""
+    the float64 product's, the same AUC (docs/performance.md, benchmark 10).
+
+    Statistics streamed over the residual are those of the pixels scored: a residual whose
+    pixels determine its covariance exactly (every score n − 1) is refused, and one of
+    fewer than 4 pixels a band warns (:func:`hsad.engine.covariance.check_covariance`)."""
     lazy = _lazy(residual)
-    mean, tri = spectral_factors(finite_moments(lazy) if moments is None else moments)
+    if moments is None:
+        mean, cov, n = finite_moments(lazy, counted=True)
+        mean, tri = spectral_factors((mean, cov), n=n)
+    else:
+        mean, tri = spectral_factors(moments)
     return lazy.map_blocks(rx_block, mean, tri, drop_axis=2, dtype=np.float32,
                            meta=np.empty((0, 0), np.float32))
 
 
-def spectral_factors(moments: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def spectral_factors(moments: tuple[np.ndarray, np.ndarray],
+                     n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, R)`` of D_spectral from the residual's ``(mean, cov)``: R the float32
     upper-triangular factor (Fortran order) of its pseudo-inverse, as :func:`rx_block`
-    takes it."""
+    takes it. ``n``: the count of the pixels the moments come from, when they are the
+    pixels scored (checked as global RX checks its scene)."""
     mean, cov = moments
-    return mean, np.asfortranarray(triangular_factor(whitening(cov)[0]), dtype=np.float32)
+    white = whitening(cov, n=n, what="D_spectral (RX of the network's residual)",
+                      scores_its_pixels=n is not None, advice=BANDS_ADVICE)[0]
+    return mean, np.asfortranarray(triangular_factor(white), dtype=np.float32)
 
 
 def spectral_scores(residual: np.ndarray, mean: np.ndarray, tri: np.ndarray) -> np.ndarray:
