@@ -341,3 +341,27 @@ def test_at_or_above_decides_as_float64_for_every_float_type(dtype):
                 float(finfo.max) * 1.5, -float(finfo.max) * 1.5, np.inf, -np.inf, np.nan):
         got = at_or_above(s, thr)
         np.testing.assert_array_equal(got, s.astype(np.float64) >= np.float64(thr))
+
+
+def test_a_fitted_rule_whose_tail_lies_beyond_the_map_says_so():
+    """The default rule fits a log-normal to the bulk of the scores; on a bounded map with
+    most of its pixels near zero (HADGAN's D_SS on hydice-2: threshold 1.75, highest score
+    0.69) the fitted tail lies beyond every score, and the empty mask said nothing."""
+    from hsad import detectors
+
+    rng = np.random.default_rng(0)
+    bounded = rng.uniform(size=(60, 60)) ** 4  # in [0, 1], mostly near 0, no tail
+    rx = detectors.get("rx")
+    for kwargs in ({}, {"far": 0.01}):  # the default rule and the robust fit at a rate
+        with pytest.warns(UserWarning, match=r"lies above every score \(the highest is "
+                          r"0\.99.*flags no pixel; no pixel lies beyond the tail the rule "
+                          r"fitted.*--contamination RATE or --threshold VALUE"):
+            assert not rx.threshold(bounded, **kwargs).values.any()
+    tailed = rng.lognormal(size=(60, 60))
+    tailed[5, 5] = 1e4  # an anomaly beyond the background's tail: flagged, silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rx.threshold(tailed).values[5, 5]
+    with warnings.catch_warnings():  # a share asked for always flags: nothing to say
+        warnings.simplefilter("error")
+        assert rx.threshold(bounded, contamination=0.01).values.any()

@@ -313,6 +313,11 @@ class BaseDetector(SceneChecks):
         mask = np.isfinite(s) & at_or_above(s, thr)
         if value is not None:
             say_if_all_or_none(mask, s, thr)
+        elif contamination is None:  # a fitted rule: its tail may lie beyond the whole map
+            say_if_all_or_none(mask, s, thr, advice=(
+                "; no pixel lies beyond the tail the rule fitted to the background: to flag "
+                "the highest scores give --contamination RATE or --threshold VALUE "
+                "(contamination= or value= in Python)"))
         out = scores.copy(data=mask)
         out.name = "mask"
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}

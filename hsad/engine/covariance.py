@@ -124,8 +124,9 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
         why = f"the covariance{count} is numerically singular (constant or collinear bands)"
     elif scores_its_pixels and n is not None and n < PIXELS_PER_DIRECTION * rank:
         warnings.warn(f"{what}: only {n} valid pixels for {bands} bands (fewer than "
-                      f"{PIXELS_PER_DIRECTION} per band): no pixel can score above {n - 1}, "
-                      f"against a mean of {rank}, so anomalies stand out little; {advice}",
+                      f"{PIXELS_PER_DIRECTION} per band): a covariance so estimated flattens "
+                      f"the scores (the RX score of any of these pixels is at most {n - 1}, "
+                      f"against a mean of {rank}), so anomalies stand out little; {advice}",
                       DegenerateDataWarning, stacklevel=3)
         return
     else:

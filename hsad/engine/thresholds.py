@@ -54,10 +54,11 @@ def check_threshold(contamination: float | None = None, far: float | None = None
             raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
-def say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
-    """Warn when an absolute threshold flags no pixel, or every pixel with a score: a value
-    beyond the scores' range (another map's threshold, a typo), which the mask alone would
-    not tell."""
+def say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float, advice: str = "") -> None:
+    """Warn when a threshold flags no pixel, or every pixel with a score: an absolute value
+    beyond the scores' range (another map's threshold, a typo), or a rule's threshold above
+    the whole map (``advice`` then ends the message), which the mask alone would not
+    tell."""
     flagged = int(np.count_nonzero(mask))
     scored = int(np.count_nonzero(np.isfinite(s)))
     if not scored or 0 < flagged < scored:
@@ -69,10 +70,11 @@ def say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float) -> None:
         shown = [repr(float(v)) for v in (thr, extreme)]
     if flagged == 0:
         warnings.warn(f"threshold {shown[0]} lies above every score (the highest is "
-                      f"{shown[1]}): the mask flags no pixel", UserWarning, stacklevel=3)
+                      f"{shown[1]}): the mask flags no pixel{advice}", UserWarning,
+                      stacklevel=3)
     else:
         warnings.warn(f"threshold {shown[0]} lies at or below every score (the lowest is "
-                      f"{shown[1]}): the mask flags every pixel with a score",
+                      f"{shown[1]}): the mask flags every pixel with a score{advice}",
                       UserWarning, stacklevel=3)
 
 
