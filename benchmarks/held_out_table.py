@@ -29,14 +29,14 @@ ROWS = [("`rx`", "rx"), ("`lrx`", "lrx"), ("`crd`", "crd"),
         ("`hadgan` (D_SS)", "hadgan"), ("`hadgan` D_spectral", "hadgan:d_spectral"),
         ("`fanogan` (its own score)", "fanogan"), ("`fanogan --fusion dss`", "fanogan:d_ss")]
 
-#: leave-one-scene-out means of the defaults chosen by AUC, as the protocols that chose
-#: them measured them (docs/benchmarks.md, "Leave-one-scene-out"; docs/detectors.md;
-#: docs/classic_detectors.md)
 #: the rows of docs/detectors.md's "Choosing a detector"
 GUIDE_ROWS = [("`rx`", "rx"), ("`lrx`", "lrx"), ("`crd`", "crd"), ("`aed`", "aed"),
               ("`hadgan` (D_SS, the default)", "hadgan"),
               ("`hadgan --fusion none` (D_spectral)", "hadgan:d_spectral")]
 
+#: leave-one-scene-out means of the defaults chosen by AUC, as the protocols that chose
+#: them measured them (docs/benchmarks.md, "Leave-one-scene-out"; docs/detectors.md;
+#: docs/classic_detectors.md)
 LEFT_OUT = {"lrx": 0.9558, "crd": 0.9749, "local-mean-rx": 0.9425, "cluster-rx": 0.9136,
             "hadgan": 0.9828, "fanogan:d_ss": 0.9820}
 

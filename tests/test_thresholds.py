@@ -365,3 +365,33 @@ def test_a_fitted_rule_whose_tail_lies_beyond_the_map_says_so():
     with warnings.catch_warnings():  # a share asked for always flags: nothing to say
         warnings.simplefilter("error")
         assert rx.threshold(bounded, contamination=0.01).values.any()
+
+
+def test_a_rule_that_explained_its_empty_mask_is_not_told_again():
+    """A constant, saturated or two-level map gets an infinite threshold and the rule's own
+    warning; the one about a tail beyond the map would repeat it."""
+    from hsad import detectors
+
+    maps = [np.full((20, 20), 3.0), np.r_[np.zeros(150), np.ones(250)].reshape(20, 20),
+            np.r_[np.zeros(204), np.ones(196)].reshape(20, 20)]
+    for s in maps:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert not detectors.get("rx").threshold(s).values.any()
+        assert len(caught) == 1 and "lies above every score" not in str(caught[0].message)
+
+
+def test_a_null_distributions_empty_mask_is_no_fitted_tail():
+    """RX's χ² threshold at a rate is no fit to the scores: a Gaussian background that
+    none of its pixels exceeds flags nothing, rightly, without the fitted rule's warning."""
+    from hsad import detectors
+    from hsad.cube import make_cube
+
+    x = np.random.default_rng(0).normal(size=(100, 100, 20)).astype(np.float32)
+    rx = detectors.get("rx")
+    s = rx.fit_score(make_cube(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = rx.threshold(s, far=1e-4)
+    assert mask.attrs["threshold_rule"].endswith("(null distribution)")
+    assert not mask.values.any()

@@ -294,6 +294,7 @@ class BaseDetector(SceneChecks):
         s = np.asarray(scores.values)  # as it is: no float64 copy of the map
         if not np.issubdtype(s.dtype, np.floating):
             s = s.astype(np.float64)
+        fitted = value is None and contamination is None  # a tail fitted to the scores
         if value is not None:
             thr, rule = float(value), "absolute score"
         elif contamination is not None:
@@ -304,6 +305,7 @@ class BaseDetector(SceneChecks):
             rule = f"contamination {contamination:g} (score quantile)"
         elif far is not None and self.null_threshold(far) is not None:
             thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"
+            fitted = False
         else:
             rate = DEFAULT_FAR if far is None else float(far)
             thr = robust_threshold(s, rate)
@@ -313,11 +315,14 @@ class BaseDetector(SceneChecks):
         mask = np.isfinite(s) & at_or_above(s, thr)
         if value is not None:
             say_if_all_or_none(mask, s, thr)
-        elif contamination is None:  # a fitted rule: its tail may lie beyond the whole map
+        elif fitted and np.isfinite(thr) and not mask.any():
+            # a fitted tail beyond the whole map (an infinite threshold: the rule has said
+            # why already); a null distribution's threshold is no fit, and says nothing
             say_if_all_or_none(mask, s, thr, advice=(
-                "; no pixel lies beyond the tail the rule fitted to the background: to flag "
-                "the highest scores give --contamination RATE or --threshold VALUE "
-                "(contamination= or value= in Python)"))
+                "; no pixel lies beyond the tail the rule fitted to the background (right "
+                "on a scene without anomalies): to flag the highest scores give "
+                "--contamination RATE or --threshold VALUE (contamination= or value= in "
+                "Python)"))
         out = scores.copy(data=mask)
         out.name = "mask"
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}

@@ -27,7 +27,7 @@ import xarray as xr
 
 from hsad.cube import good_band_mask, map_like
 from hsad.detectors.base import BaseDetector
-from hsad.engine.covariance import check_scales, covariance_rank
+from hsad.engine.covariance import PIXELS_PER_DIRECTION, check_scales, covariance_rank
 from hsad.engine.data_checks import scene_moments
 from hsad.engine.ring_rx import MIN_RING_PIXELS, lrx_block
 from hsad.engine.windows import (
@@ -45,8 +45,9 @@ from hsad.errors import DegenerateDataWarning
 
 #: relative floor added to every local covariance's diagonal (times tr(Σ_scene)/B)
 FLOOR = 1e-10
-#: ring pixels per dimension below which "all bands" is reduced automatically
-SAMPLES_PER_DIMENSION = 4
+#: ring pixels per dimension below which "all bands" is reduced automatically: the count
+#: below which global RX warns too (:data:`hsad.engine.covariance.PIXELS_PER_DIRECTION`)
+SAMPLES_PER_DIMENSION = PIXELS_PER_DIRECTION
 
 if TYPE_CHECKING:
     from hsad.cube.array_types import CubeLike

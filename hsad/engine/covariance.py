@@ -72,7 +72,7 @@ BANDS_ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengt
 #: from is flattened: under the maximum-likelihood covariance no pixel scores above n − 1,
 #: and the scores average the rank r (their sum is n·r), so with n < 4r the most anomalous
 #: pixel stands at most 4 times above the mean (Reed & Yu's statistic needs n ≫ B); lrx's
-#: automatic reduction keeps the same 4 ring pixels a dimension
+#: automatic reduction keeps as many ring pixels a dimension (``lrx.SAMPLES_PER_DIMENSION``)
 PIXELS_PER_DIRECTION = 4
 
 
