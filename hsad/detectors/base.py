@@ -275,6 +275,7 @@ class BaseDetector(SceneChecks):
         The mask's attrs record ``threshold`` and ``threshold_rule``.
         """
         from hsad.engine.thresholds import (
+            BEYOND_THE_MAP,
             DEFAULT_FAR,
             DEFAULT_RULE,
             at_or_above,
@@ -318,11 +319,7 @@ class BaseDetector(SceneChecks):
         elif fitted and np.isfinite(thr) and not mask.any():
             # a fitted tail beyond the whole map (an infinite threshold: the rule has said
             # why already); a null distribution's threshold is no fit, and says nothing
-            say_if_all_or_none(mask, s, thr, advice=(
-                "; no pixel lies beyond the tail the rule fitted to the background (right "
-                "on a scene without anomalies): to flag the highest scores give "
-                "--contamination RATE or --threshold VALUE (contamination= or value= in "
-                "Python)"))
+            say_if_all_or_none(mask, s, thr, advice=BEYOND_THE_MAP)
         out = scores.copy(data=mask)
         out.name = "mask"
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}

@@ -54,6 +54,13 @@ def check_threshold(contamination: float | None = None, far: float | None = None
             raise ParameterError(f"{named} must be a finite number, got {number}")
 
 
+#: what a rule fitted to the scores adds when its tail lies beyond every one of them
+BEYOND_THE_MAP = ("; no pixel lies beyond the tail the rule fitted to the background (right "
+                  "on a scene without anomalies): to flag the highest scores give "
+                  "--contamination RATE or --threshold VALUE (contamination= or value= in "
+                  "Python)")
+
+
 def say_if_all_or_none(mask: np.ndarray, s: np.ndarray, thr: float, advice: str = "") -> None:
     """Warn when a threshold flags no pixel, or every pixel with a score: an absolute value
     beyond the scores' range (another map's threshold, a typo), or a rule's threshold above
@@ -300,6 +307,6 @@ def _log_tail(s: float, w: np.ndarray) -> float:
     return float(np.log1p(-min(np.exp(log_phi) * lower, 1.0 - 1e-300)))
 
 
-__all__ = ["DEFAULT_FAR", "DEFAULT_RULE", "at_or_above", "check_threshold",
+__all__ = ["BEYOND_THE_MAP", "DEFAULT_FAR", "DEFAULT_RULE", "at_or_above", "check_threshold",
            "contamination_threshold", "gathered_float64", "robust_threshold",
            "say_if_all_or_none", "weighted_chi2_isf"]
