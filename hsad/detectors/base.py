@@ -295,7 +295,7 @@ class BaseDetector(SceneChecks):
         s = np.asarray(scores.values)  # as it is: no float64 copy of the map
         if not np.issubdtype(s.dtype, np.floating):
             s = s.astype(np.float64)
-        fitted = value is None and contamination is None  # a tail fitted to the scores
+        fitted = False  # a tail fitted to the scores (the robust rule, below)
         if value is not None:
             thr, rule = float(value), "absolute score"
         elif contamination is not None:
@@ -306,8 +306,8 @@ class BaseDetector(SceneChecks):
             rule = f"contamination {contamination:g} (score quantile)"
         elif far is not None and self.null_threshold(far) is not None:
             thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"
-            fitted = False
         else:
+            fitted = True
             rate = DEFAULT_FAR if far is None else float(far)
             thr = robust_threshold(s, rate)
             rule = DEFAULT_RULE if far is None else \

@@ -60,12 +60,12 @@ def distinct_rows(pixels: np.ndarray) -> int:
     return int(np.unique(pixels, axis=0).shape[0])
 
 
+_FEWER_BANDS = "select fewer bands (--bands, --wavelengths, --exclude-wavelengths; " \
+    "hsad.select_bands)"
 #: what to try when a covariance is degenerate (part of every degeneracy message)
-ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
-          "hsad.select_bands), use pca= (lrx) or ridge=, or give a larger scene")
+ADVICE = f"{_FEWER_BANDS}, use pca= (lrx) or ridge=, or give a larger scene"
 #: the same for a statistic without a ridge or a dimension to set (a network's residual)
-BANDS_ADVICE = ("select fewer bands (--bands, --wavelengths, --exclude-wavelengths; "
-                "hsad.select_bands) or give a larger scene")
+BANDS_ADVICE = f"{_FEWER_BANDS} or give a larger scene"
 
 
 #: valid pixels per independent direction below which RX of the pixels its statistics come
