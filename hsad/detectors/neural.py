@@ -11,9 +11,12 @@ common ones are declared here once) and provides:
   the score descends a gradient (a latent search), ``noise`` draws keyed by pixel;
 - for a :class:`~hsad.detectors.reconstruction.ReconstructionDetector`, ``_reconstruct``.
 
-This class does the rest: validation, band selection, seeded sampling of the training
-region, normalisation, training, the scene checks a saved model needs, and one tile loop
-that computes every per-pixel output chunk by chunk.
+This class does the rest: band selection, seeded sampling of the training region,
+training and the scene checks a saved model needs; its mixins check the hyperparameters
+(:mod:`hsad.detectors.neural_params`), normalise the inputs
+(:mod:`hsad.detectors.input_scaling`), keep the networks (:mod:`hsad.detectors.network_state`)
+and run one tile loop that computes every per-pixel output chunk by chunk
+(:mod:`hsad.detectors.neural_tiles`).
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ import xarray as xr
 from hsad.cube import good_band_mask, map_like
 from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
-from hsad.detectors.declared import FLOAT32_MAX, DeclaredHyperparameters
+from hsad.detectors.declared import DeclaredHyperparameters
+from hsad.detectors.input_scaling import InputScaling
 from hsad.detectors.level_check import sampled_values
+from hsad.detectors.network_state import NetworkState
+from hsad.detectors.neural_params import NeuralParameters
 from hsad.detectors.neural_tiles import NetworkTiles
 from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
-from hsad.detectors.param_types import SEED_MAX
 from hsad.detectors.scene_checks import MATCH_HINT, check_wavelengths
 from hsad.engine import materialise
 from hsad.engine.data_checks import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
@@ -43,18 +48,14 @@ from hsad.nn.normalise import BandScaler
 from hsad.nn.sampling import region_mask, sample_pixels
 from hsad.nn.trainer import Stage, Trainer, cpu_threads, resolve_device, seeded
 
-#: normalised inputs are clipped to ± this many of the training sample's spreads: a value no
-#: real pixel reaches (an undeclared fill value such as -3.4e38 overflowed the networks and
-#: scored NaN), and one that keeps every network's arithmetic finite
-INPUT_CLIP = 1e6
-
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from hsad.cube.array_types import CubeLike
 
 
-class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
+class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyperparameters,
+                     NetworkTiles, BaseDetector):
     """A detector with trained networks; its hyperparameters are declared class attributes.
 
     ``__init__`` is generated from the declarations (keyword arguments, each defaulting to
@@ -107,90 +108,7 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         """The model's own ``(condition, message)`` parameter checks."""
         return []
 
-    # ---- parameters -----------------------------------------------------------------
-    @property
-    def patch_size(self) -> int:
-        return 1 if self.input == "pixel" else int(self.patch)
-
-    @property
-    def widths(self) -> list[int]:
-        """Hidden layer widths: ``depth`` layers of ``hidden`` units."""
-        return [int(self.hidden)] * int(self.depth)
-
-    def latent_size(self, n_bands: int) -> int:
-        """d_z: ``latent``, or ``int(√B + 1)`` (as the reference code) when None."""
-        return int(np.sqrt(n_bands) + 1) if self.latent is None else int(self.latent)
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        """The maps ``output`` can name."""
-        return self.score_terms
-
-    @property
-    def output_(self) -> str:
-        """The map ``score`` returns: ``output``, or the plain score when None."""
-        return self.output if self.output is not None else self.outputs[0]
-
-    def check_params(self) -> Self:
-        """As :meth:`BaseDetector.check_params`: every check ``fit`` makes before training."""
-        self._validate()
-        return self
-
-    def _validate(self) -> None:
-        self._check_types()
-        if not self.outputs:
-            raise ParameterError(f"{self.name}: the model declares no score_terms")
-        checks = [
-            (self.input in ("pixel", "patch"), "input must be 'pixel' or 'patch'"),
-            (self.input == "pixel" or int(self.patch) in (3, 5, 7),
-             f"patch must be 3, 5 or 7, got {self.patch}"),
-            (self.output_ in self.outputs, f"output must be one of {self.outputs}, got "
-                                           f"{self.output!r}"),
-            (self.latent is None or int(self.latent) >= 1,
-             f"latent must be ≥ 1 (or None for int(√B + 1)), got {self.latent!r}"),
-            (0 < float(self.lr) <= FLOAT32_MAX, f"lr must be a number > 0 within float32's "
-                                                f"range, got {self.lr!r}"),
-            (0 <= int(self.seed) <= SEED_MAX, f"seed must lie in 0…{SEED_MAX}, got {self.seed}"),
-            (self.early_stopping is None or int(self.early_stopping) >= 1,
-             "early_stopping must be ≥ 1 epochs (or None)"),
-        ]
-        for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
-            checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))
-        for ok, message in checks + self._bound_checks() + self._checks():
-            if not ok:
-                raise ParameterError(f"{self.name}: {message}")
-
     # ---- fit ------------------------------------------------------------------------
-    def _prepare(self, values: np.ndarray) -> torch.Tensor:
-        """Normalise raw spectra/patches (bands on axis 1) → float32 tensor, NaN → 0, and
-        values beyond ± :data:`INPUT_CLIP` (±inf too) clipped to it (:meth:`_normalise`)."""
-        return self._normalise(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)))
-
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`_prepare` of a float32 tensor of raw values, on its device (the CPU, or
-        the GPU the batch was copied to): ``(x − centre) / scale`` in float32 as
-        :meth:`BandScaler.transform` computes it (the same values on either device),
-        without numpy's temporaries."""
-        shape = (1, -1) + (1,) * (x.ndim - 2)  # bands on axis 1
-        centre, scale = self._scaler_on(x.device)
-        x = torch.nan_to_num_(torch.sub(x, centre.view(shape)).div_(scale.view(shape)), nan=0.0)
-        lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
-        if lo < -INPUT_CLIP or hi > INPUT_CLIP:  # one pass, no temporary
-            warnings.warn(f"{self.name}: pixels lie over {INPUT_CLIP:g} spreads from the "
-                          f"training sample's; {FILL_ADVICE}", DegenerateDataWarning,
-                          stacklevel=2)
-        return x.clamp_(-INPUT_CLIP, INPUT_CLIP)
-
-    def _scaler_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The band scaler's centre and scale as tensors on ``device`` (two copies of a
-        value per band on a GPU: nothing beside the batch's megabytes, and no state to
-        ship with the model)."""
-        centre = torch.from_numpy(self.scaler_.centre)
-        scale = torch.from_numpy(self.scaler_.scale)
-        if device.type == "cpu":
-            return centre, scale
-        return centre.to(device), scale.to(device)
-
     def fit(self, cube: CubeLike, train_mask=None, background=None) -> Self:
         """Train on a uniform sample (up to ``sample_size``) of ``cube``'s valid pixels inside
         ``train_mask`` ((y, x) bool array or mask file, non-zero = background to learn),
@@ -244,46 +162,6 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         self.device_ = device
         return self
 
-    def _check_trained(self) -> None:
-        """ParameterError when a network's weights ended non-finite or beyond what a model
-        file may hold (the last update follows the last loss checked): training diverged."""
-        from hsad.nn.persistence import WEIGHT_LIMIT
-
-        for name, module in self.networks_.items():
-            for key, tensor in module.state_dict().items():
-                if tensor.is_floating_point() and tensor.numel() and not bool(
-                        (tensor.abs() <= WEIGHT_LIMIT).all()):
-                    what = (f"beyond ±{WEIGHT_LIMIT:g}" if bool(torch.isfinite(tensor).all())
-                            else "non-finite")
-                    raise ParameterError(f"{self.name}: training diverged: {name}.{key} "
-                                         f"ended {what} (try a lower learning rate, lr)")
-
-    # ---- pickling (dask.distributed sends the detector to its workers) -------------------
-    def __getstate__(self) -> dict:
-        """The networks travel as their weights: torch pickles no spectrally normalised
-        module (ALAD's discriminators), only its ``state_dict``."""
-        state = self.__dict__.copy()
-        networks = state.pop("networks_", None)
-        if networks is not None:
-            state["_pickled_networks"] = {
-                name: (module.training, {k: v.detach().cpu() for k, v in
-                                         module.state_dict().items()})
-                for name, module in networks.items()}
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        pickled = state.pop("_pickled_networks", None)
-        self.__dict__.update(state)
-        if pickled is None:
-            return
-        with torch.random.fork_rng():  # the throwaway initialisation draws nothing of ours
-            networks = self._build(self.n_bands_)
-        for name, module in networks.items():
-            training, weights = pickled[name]
-            module.load_state_dict(weights)
-            module.to(self.device_).train(training)
-        self.networks_ = networks
-
     # ---- scene checks (a model applied to another scene) -------------------------------
     def _check_scene(self, cube: xr.DataArray) -> None:
         if not hasattr(self, "networks_"):
@@ -307,23 +185,6 @@ class NeuralDetector(DeclaredHyperparameters, NetworkTiles, BaseDetector):
         check_sampled_offset(cube.data, bands, cube.attrs.get("nodata"), self.name, path,
                              values=values)
         self._check_level(cube, bands, values)
-
-    def _training_level(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.scaler_.centre, self.scaler_.scale
-
-    def _level_bands(self) -> np.ndarray:
-        return self.band_mask_
-
-    def _ensure_device(self) -> None:
-        """Follow a ``device`` changed after fitting/loading (e.g. ``hsad detect --device``);
-        freeze the networks (inference takes gradients, if any, in the inputs only)."""
-        device = resolve_device(self.device)
-        if device != self.device_:
-            for module in self.networks_.values():
-                module.to(device)
-            self.device_ = device
-        for module in self.networks_.values():
-            module.requires_grad_(False)
 
     # ---- scoring --------------------------------------------------------------------
     def _maps(self, cube: xr.DataArray, wanted: set[str] | None) -> dict[str, xr.DataArray]:

@@ -1,0 +1,97 @@
+"""Score maps turned into boolean anomaly masks (the mixin :class:`Thresholding`, part of
+:class:`~hsad.detectors.base.BaseDetector`): a score, a contamination, a false-alarm rate
+from the detector's null distribution or a robust fit, or the default rule."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from hsad.errors import ParameterError
+
+if TYPE_CHECKING:
+    from hsad.cube.array_types import MapLike
+
+
+class Thresholding:
+    """``threshold(scores, ...)``, and the null distribution a detector may know."""
+
+    def threshold(
+        self,
+        scores: MapLike,
+        contamination: float | None = None,
+        far: float | None = None,
+        value: float | None = None,
+    ) -> xr.DataArray:
+        """Boolean anomaly mask from a score map; give at most one criterion.
+
+        - ``value``: pixels with ``score >= value``.
+        - ``contamination``: the expected share of anomalous pixels; the threshold is the
+          ``1 − contamination`` quantile of the valid scores (pixels tied at it are all
+          flagged, with a warning when that flags more than asked).
+        - ``far``: the false-alarm rate wanted on background. Detectors with a known null
+          distribution (RX: χ² with B degrees of freedom) use it; others fit the background
+          robustly (:func:`hsad.engine.thresholds.robust_threshold`).
+        - none: the default rule, which needs no ground truth and is the same for every
+          detector: a robust log-normal fit of the scores at a false-alarm rate of 0.001
+          (:data:`hsad.engine.thresholds.DEFAULT_RULE`).
+
+        The mask's attrs record ``threshold`` and ``threshold_rule``.
+        """
+        from hsad.engine.thresholds import (
+            BEYOND_THE_MAP,
+            DEFAULT_FAR,
+            DEFAULT_RULE,
+            at_or_above,
+            check_threshold,
+            robust_threshold,
+            say_if_all_or_none,
+        )
+
+        check_threshold(contamination, far, value)
+        contamination, far, value = (None if v is None else float(v)
+                                     for v in (contamination, far, value))  # "0.1" too
+        if np.ndim(scores) != 2:
+            raise ParameterError(f"threshold: a score map is (y, x), got shape "
+                                 f"{np.shape(scores)}")
+        if not isinstance(scores, xr.DataArray):  # a numpy map
+            scores = xr.DataArray(np.asarray(scores), dims=("y", "x"), name="scores")
+        s = np.asarray(scores.values)  # as it is: no float64 copy of the map
+        if not np.issubdtype(s.dtype, np.floating):
+            s = s.astype(np.float64)
+        fitted = False  # a tail fitted to the scores (the robust rule, below)
+        if value is not None:
+            thr, rule = float(value), "absolute score"
+        elif contamination is not None:
+            from hsad.engine.thresholds import contamination_threshold, gathered_float64
+
+            thr = contamination_threshold(gathered_float64(s), float(contamination),
+                                          overwrite_input=True)
+            rule = f"contamination {contamination:g} (score quantile)"
+        elif far is not None and self.null_threshold(far) is not None:
+            thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"
+        else:
+            fitted = True
+            rate = DEFAULT_FAR if far is None else float(far)
+            thr = robust_threshold(s, rate)
+            rule = DEFAULT_RULE if far is None else \
+                f"false-alarm rate {far:g} (robust log-normal fit of the scores)"
+        # decided as in float64, on any NumPy, with no float64 copy of the map
+        mask = np.isfinite(s) & at_or_above(s, thr)
+        if value is not None:
+            say_if_all_or_none(mask, s, thr)
+        elif fitted and np.isfinite(thr) and not mask.any():
+            # a fitted tail beyond the whole map (an infinite threshold: the rule has said
+            # why already); a null distribution's threshold is no fit, and says nothing
+            say_if_all_or_none(mask, s, thr, advice=BEYOND_THE_MAP)
+        out = scores.copy(data=mask)
+        out.name = "mask"
+        out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}
+        self.threshold_ = thr
+        return out
+
+    def null_threshold(self, far: float) -> float | None:
+        """Score exceeded by background with probability ``far``; None if unknown."""
+        return None
