@@ -274,6 +274,28 @@ def test_quicklook_panels_take_the_scenes_shape():
                                                                strict=False)), (rows, cols)
 
 
+def test_a_narrow_scenes_stage_picture_keeps_every_label(tmp_path):
+    """A 25 × 10 scene's four panels left its y label ("row (pixels)") no room: the
+    layout put its first letter past the figure's edge, and the PNG cut it. Such a figure
+    is now written to the box of all it draws; a figure that fits keeps its size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for (rows, cols), grows in (((25, 10), True), ((100, 100), False)):
+        cube = make_cube(rng.normal(100, 5, (rows, cols, 30)).astype(np.float32))
+        score = rng.random((rows, cols))
+        path = tmp_path / f"stages_{rows}x{cols}.png"
+        fig = quicklook(cube, {"d_spectral": score, "d_spatial": score, "d_ss": score},
+                        path=path, title="the stage maps")
+        fig.draw_without_rendering()
+        drawn, (width, height) = fig.get_tightbbox(), fig.get_size_inches()
+        with Image.open(path) as image:
+            size = image.size
+        assert size[0] >= drawn.width * 100 - 1 and size[1] >= drawn.height * 100 - 1
+        assert (size != (round(width * 100), round(height * 100))) == grows
+        assert (drawn.x0 < 0) == grows  # the label the layout put past the edge
+
+
 def test_loss_curves(tmp_path):
     history = {"reconstruction": list(np.exp(-np.arange(40) / 4) + 1e-4),
                "adversarial": [0.7] * 40}

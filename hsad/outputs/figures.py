@@ -34,10 +34,23 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     try:
         with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fig.savefig(tmp, format="png", dpi=dpi)
+            tight = {"bbox_inches": "tight", "pad_inches": 0.05} if _overflows(fig, dpi) else {}
+            fig.savefig(tmp, format="png", dpi=dpi, **tight)
         _say_again(caught)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
+
+
+def _overflows(fig: Figure, dpi: int) -> bool:
+    """Whether a label or title of the laid-out figure reaches past its edges by more than
+    a pixel (a very narrow scene's panels leave its y label no room): such a figure is
+    written to the bounding box of what it draws, so that nothing is cut."""
+    fig.draw_without_rendering()  # the layout, without the pixels
+    box = fig.get_tightbbox()  # inches
+    width, height = fig.get_size_inches()
+    edge = 1.0 / dpi
+    return bool(box.x0 < -edge or box.y0 < -edge or box.x1 > width + edge
+                or box.y1 > height + edge)
 
 
 #: the labels drawn as mathematics (P_F, P_D); any other text is drawn as written
