@@ -105,3 +105,29 @@ def test_a_band_position_past_the_last_is_a_parameter_error():
     with pytest.raises(ParameterError, match=r"in 0\.\.4"):
         rgb_bands(cube, positions=(-1, 1, 2))
     assert rgb_bands(cube, positions=(4, 1, 0)) == ([4, 1, 0], False)
+
+
+def test_the_fallback_composite_takes_good_bands_and_a_bad_band_chosen_is_named(tmp_path,
+                                                                                capsys):
+    """An EnMAP tile read with --wavelengths 1000:2500 had no visible band: the fallback took
+    the band at 25 % of all bands, a water-vapour band marked bad and all nodata, and drew
+    an empty panel without a word. It takes the good bands at 75/50/25 % of their range;
+    --rgb-bands naming a band marked bad takes it, with a warning."""
+    wl = np.linspace(1000.0, 2500.0, 12)
+    good = np.ones(12, bool)
+    good[2:5] = False  # the band at 25 % of all twelve (position 3) is bad
+    cube = _cube(wl, good_band=good)
+    picks, by_wavelength = rgb_bands(cube)
+    assert not by_wavelength and all(good[i] for i in picks), picks
+    assert picks == [9, 7, 5]  # 75/50/25 % of the nine good bands 0, 1, 5, 6, ..., 11
+    said = _warnings_of(cube)
+    assert len(said) == 1 and f"shows {wl[9]:.0f}, {wl[7]:.0f}, {wl[5]:.0f} nm" in said[0]
+    path = write_envi(cube, tmp_path / "swir.img", interleave="bsq")
+    args = ["detect", path, "-m", "rx", "--no-progress"]
+    code, _, err = run_cli([*args, "-o", tmp_path / "a.tif", "--png", tmp_path / "a.png",
+                            "--rgb-bands", "3,7,9"], capsys)
+    assert code == 0 and (tmp_path / "a.png").exists(), err
+    assert err.count("band 3 (0-based, as --bands counts) is marked bad") == 1, err
+    code, _, err = run_cli([*args, "-o", tmp_path / "b.tif", "--png", tmp_path / "b.png",
+                            "--rgb-bands", "6,7,9"], capsys)
+    assert code == 0 and "marked bad" not in err, err

@@ -37,8 +37,8 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
     ``positions``: three 0-based band positions, taken as they are. Otherwise the good band
     nearest each wavelength of ``rgb`` (nm; default :data:`RGB_WAVELENGTHS`). A ``rgb``
     given by the user must be matched within :data:`RGB_TOLERANCE` nm (ParameterError
-    otherwise, and when the cube has no wavelengths); the default falls back to bands at
-    :data:`RGB_FALLBACK` of the range.
+    otherwise, and when the cube has no wavelengths); the default falls back to the good bands
+    at :data:`RGB_FALLBACK` of their range.
     """
     n = cube.sizes["band"]
     if positions is not None:
@@ -66,19 +66,38 @@ def rgb_bands(cube: xr.DataArray, rgb=None, positions=None) -> tuple[list[int], 
                              "with --rgb-bands R,G,B")
     if n == 3 and not usable.any():  # three bands without wavelengths: an RGB file
         return [0, 1, 2], False
-    picks = [int(np.floor(q * (n - 1) + 0.5)) for q in RGB_FALLBACK]
-    if n >= 3 and len(set(picks)) < 3:  # 3 or 4 bands: three of them, the longest red
-        order = (np.argsort(-np.where(np.isfinite(wl), wl, -np.inf), kind="stable")
-                 if usable.any() else np.arange(n)[::-1])
-        picks = [int(order[0]), int(order[(n - 1) // 2]), int(order[-1])]
+    # the good bands at RGB_FALLBACK of their range: a band marked bad (bbl) is often all
+    # nodata (an EnMAP tile's water-vapour bands), and would draw an empty composite
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    pool = np.flatnonzero(good) if good.any() else np.arange(n)
+    m = pool.size
+    picks = [int(pool[int(np.floor(q * (m - 1) + 0.5))]) for q in RGB_FALLBACK]
+    if m >= 3 and len(set(picks)) < 3:  # 3 or 4 bands: three of them, the longest red
+        order = (pool[np.argsort(-np.where(np.isfinite(wl[pool]), wl[pool], -np.inf),
+                                 kind="stable")] if usable.any() else pool[::-1])
+        picks = [int(order[0]), int(order[(m - 1) // 2]), int(order[-1])]
     return picks, False
+
+
+def _warn_bad_bands(cube: xr.DataArray, picks: list[int]) -> None:
+    """Warn when bands chosen by position for the composite are marked bad (bbl): taken as
+    asked, but often all nodata, which draws an empty panel."""
+    good = np.asarray(cube["good_band"].values, dtype=bool)
+    bad = sorted({i for i in picks if not good[i]})
+    if bad and good.any():
+        numbers = np.asarray(cube["band"].values)
+        named = ", ".join(f"{int(numbers[i]) - 1}" for i in bad)
+        warnings.warn(f"--rgb-bands: band{'s' * (len(bad) > 1)} {named} (0-based, as --bands "
+                      f"counts) {'are' if len(bad) > 1 else 'is'} marked bad in the file "
+                      "(bbl); the composite may show no data there", UserWarning,
+                      stacklevel=3)
 
 
 def file_positions(cube: xr.DataArray, positions) -> list[int]:
     """The command line's ``--rgb-bands``: 0-based band positions of the file, as
     ``--bands`` counts them, turned into positions in ``cube`` (the bands analysed, whose
     ``band`` coordinate numbers the file's bands from 1). A band not analysed, or not
-    three of them, is a ParameterError."""
+    three of them, is a ParameterError; a band marked bad (bbl) is taken with a warning."""
     numbers = np.asarray(cube["band"].values)
     picks = [int(i) for i in positions]
     if len(picks) != 3:
@@ -92,6 +111,7 @@ def file_positions(cube: xr.DataArray, positions) -> list[int]:
                                  f"band{'s' if numbers.size != 1 else ''} analysed "
                                  f"(positions {_ranges(numbers - 1)})")
         out.append(int(hit[0]))
+    _warn_bad_bands(cube, out)
     return out
 
 
