@@ -108,6 +108,16 @@ def test_wavelength_file_on_the_command_line(tmp_path, capsys):
         main(["convert", str(path), str(tmp_path / "out2.tif"), "--wavelength-file", str(bad)])
     assert exc.value.code == 2
     assert "line 3 is not numbers" in capsys.readouterr().err
+    short = tmp_path / "short.csv"  # one band short: the error names the file, then the scene
+    short.write_text("\n".join(f"{w}" for w in CENTRES[:-1]))
+    with pytest.raises(SystemExit) as exc:
+        main(["convert", str(path), str(tmp_path / "out3.tif"), "--wavelength-file",
+              str(short)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {short}: {BANDS - 1} wavelengths for a scene of {BANDS} "
+                          f"bands ({path})"), err
+    assert not (tmp_path / "out3.tif").exists()
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -208,7 +208,13 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
     """
     cube = as_cube(cube)
     if wavelength_file is not None:
-        cube = attach_wavelengths(cube, *read_wavelength_file(wavelength_file))
+        table = read_wavelength_file(wavelength_file)
+        if table[0].size != cube.sizes["band"]:  # the file's fault as much as the scene's
+            scene = cube.attrs.get("source_path")
+            raise ParameterError(f"{table[0].size} wavelengths for a scene of "
+                                 f"{cube.sizes['band']} bands"
+                                 f"{f' ({scene})' if scene else ''}", wavelength_file)
+        cube = attach_wavelengths(cube, *table)
     n = cube.sizes["band"]
     path = cube.attrs.get("source_path")
     keep = np.ones(n, dtype=bool)
