@@ -95,6 +95,20 @@ def test_drop_bad_bands_and_combinations():
     assert _wl(out).tolist() == [500, 600, 700, 800]
 
 
+def test_python_values_a_researcher_writes_select_as_they_read():
+    """(450, 900) was unpacked as two ranges (a raw TypeError), and a boolean mask such as
+    ``cube.wavelength.values < 900`` was taken as positions 0 and 1 (two bands, silently)."""
+    cube = _cube()
+    by_text = _wl(select_bands(cube, wavelengths="450:900")).tolist()
+    for spec in ((450, 900), [450, 900], [(450, 900)], [("450", "900")], np.array([450, 900])):
+        assert _wl(select_bands(cube, wavelengths=spec)).tolist() == by_text, spec
+    assert _wl(select_bands(cube, wavelengths=(None, 700))).tolist() == [400, 500, 600, 700]
+    below = cube.wavelength.values < 900
+    assert _wl(select_bands(cube, bands=below)).tolist() == WAVELENGTH[below].tolist()
+    assert select_bands(cube, bands=cube.good_band.values).sizes["band"] == 20
+    assert select_bands(cube, bands=[3.0, 4]).sizes["band"] == 2
+
+
 @pytest.mark.parametrize("kwargs, words", [
     ({"wavelengths": "3000:4000"}, "keeps none of the scene's 22 bands (400-2500 nm)"),
     ({"wavelengths": "400-900"}, "is not a range LO:HI"),
@@ -106,6 +120,13 @@ def test_drop_bad_bands_and_combinations():
     ({"bands": "8:3"}, "range 8:3 runs backwards"),
     ({"bands": "-3:"}, "0-based"),
     ({"exclude_wavelengths": ":"}, "keeps none"),
+    ({"wavelengths": [(450,)]}, "is not a range: give (LO, HI) in nm"),
+    ({"wavelengths": [450, "x"]}, "450 is not a range"),
+    ({"wavelengths": (np.nan, 900)}, "ends are finite"),
+    ({"wavelengths": [(True, 900)]}, "ends are numbers (nm) or None"),
+    ({"bands": [1.5, 2]}, "1.5 is not a whole band position"),
+    ({"bands": GOOD[:10]}, "a boolean mask of 10 values for a scene of 22 bands"),
+    ({"bands": [True, 2]}, "booleans among band positions"),
 ])
 def test_bad_selections_are_one_line_parameter_errors(kwargs, words):
     with pytest.raises(ParameterError) as exc:

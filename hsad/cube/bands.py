@@ -33,12 +33,35 @@ def _number(text: str, name: str, kind):
         raise ParameterError(f"{name}: {text!r} is not a number") from None
 
 
+def _bound(value, name: str) -> float | None:
+    """One end of a wavelength range given in Python: a number, a numeric string, or None
+    (or an empty string) for an open end."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = _number(value.strip(), name, float)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ParameterError(f"{name}: a range's ends are numbers (nm) or None, got {value!r}")
+    if not np.isfinite(value):
+        raise ParameterError(f"{name}: a range's ends are finite (nm; None for an open end), "
+                             f"got {value!r}")
+    return float(value)
+
+
+def _is_bound(value) -> bool:
+    return value is None or (isinstance(value, (int, float, np.number))
+                             and not isinstance(value, (bool, np.bool_)))
+
+
 def parse_ranges(spec, name: str = "wavelengths") -> list[Range]:
-    """``"400:900,1000:"`` → ``[(400, 900), (1000, None)]``; open ends are None. Already
-    parsed ranges (pairs) pass through."""
+    """``"400:900,1000:"`` → ``[(400, 900), (1000, None)]``; open ends are None. Ranges
+    already parsed (pairs, ``[(400, 900), (1000, None)]``) pass through checked, and one
+    pair alone (``(400, 900)``) is one range."""
     if spec is None:
         return []
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    if len(parts) == 2 and all(_is_bound(p) for p in parts):  # (400, 900): one range
+        parts = [tuple(parts)]
     out = []
     for part in parts:
         if isinstance(part, str):
@@ -47,8 +70,11 @@ def parse_ranges(spec, name: str = "wavelengths") -> list[Range]:
                                      "(nm; LO or HI may be left out)")
             lo, hi = (None if not t.strip() else _number(t.strip(), name, float)
                       for t in part.split(":"))
+        elif isinstance(part, (tuple, list, np.ndarray)) and len(part) == 2:
+            lo, hi = (_bound(v, name) for v in part)
         else:
-            lo, hi = part
+            raise ParameterError(f"{name}: {part!r} is not a range: give (LO, HI) in nm, "
+                                 "a list of such pairs, or text such as '400:900,1000:'")
         if lo is not None and hi is not None and lo > hi:
             raise ParameterError(f"{name}: range {lo:g}:{hi:g} runs backwards")
         out.append((lo, hi))
@@ -60,13 +86,23 @@ def parse_ranges(spec, name: str = "wavelengths") -> list[Range]:
 def parse_indices(spec, n_bands: int | None = None, name: str = "bands") -> list[int]:
     """``"3,5,10:20"`` → band positions (0-based; ``LO:HI`` excludes HI, open ends allowed).
 
-    ``spec`` may also be a slice or a sequence of ints. Without ``n_bands`` only the syntax
-    is checked (and an open end is left unresolved).
+    ``spec`` may also be a slice, a sequence of ints, or a boolean mask over the bands
+    (``cube.wavelength.values < 900``: the bands where it is True). Without ``n_bands``
+    only the syntax is checked (and an open end is left unresolved).
     """
     if spec is None:
         return []
     items = spec.split(",") if isinstance(spec, str) else (
         [spec] if isinstance(spec, slice) else list(spec))
+    flags = [isinstance(item, (bool, np.bool_)) for item in items]
+    if items and all(flags):  # a boolean mask, not positions 0 and 1
+        if n_bands is not None and len(items) != n_bands:
+            raise ParameterError(f"{name}: a boolean mask of {len(items)} values for a scene "
+                                 f"of {n_bands} bands")
+        return np.flatnonzero(np.asarray(items, dtype=bool)).tolist()
+    if any(flags):
+        raise ParameterError(f"{name}: booleans among band positions; give positions, or a "
+                             "boolean mask of one value a band")
     end = n_bands if n_bands is not None else 0
     out: list[int] = []
     for item in items:
@@ -85,7 +121,8 @@ def parse_indices(spec, n_bands: int | None = None, name: str = "bands") -> list
                 raise ParameterError(f"{name}: range {lo}:{hi} runs backwards")
             out.extend(range(lo, hi))
         else:
-            index = _number(item.strip(), name, int) if isinstance(item, str) else int(item)
+            index = _number(item.strip(), name, int) if isinstance(item, str) else \
+                _position(item, name)
             if index < 0:
                 raise ParameterError(f"{name}: band indices are 0-based, got {index}")
             out.append(index)
@@ -95,6 +132,17 @@ def parse_indices(spec, n_bands: int | None = None, name: str = "bands") -> list
             raise ParameterError(f"{name}: band {outside[0]} does not exist: the scene has "
                                  f"{n_bands} bands, numbered 0 to {n_bands - 1}")
     return out
+
+
+def _position(item, name: str) -> int:
+    """A band position given in Python: an integer (3.0 too), never 3.7 cut to 3."""
+    try:
+        index = int(item)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}: {item!r} is not a band position") from None
+    if index != item:
+        raise ParameterError(f"{name}: {item!r} is not a whole band position")
+    return index
 
 
 def _in_ranges(wavelength: np.ndarray, ranges: list[Range]) -> np.ndarray:
