@@ -395,3 +395,34 @@ def test_a_null_distributions_empty_mask_is_no_fitted_tail():
         mask = rx.threshold(s, far=1e-4)
     assert mask.attrs["threshold_rule"].endswith("(null distribution)")
     assert not mask.values.any()
+
+
+def test_a_null_threshold_is_refused_for_a_changed_fit_and_for_another_detectors_map():
+    """``rx.threshold(map, far=)`` took χ² quantiles of the ridge set after the fit (0 pixels
+    where the fitted ridge flags hundreds) and of RX itself for an AED map (scores 0–1
+    against a threshold of 273), in silence; both are one-line ParameterErrors now, and the
+    rules that take no null distribution still threshold any map."""
+    from hsad import detectors
+    from hsad.cube import make_cube
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 60, 12)).astype(np.float32)
+    x[10:13, 20:23] += 4.0
+    cube = make_cube(x)
+    rx = detectors.get("rx", ridge=0.5).fit(cube)
+    scores = rx.score(cube)
+    before = rx.threshold(scores, far=1e-3)
+    rx.set_params(ridge=0.0)
+    with pytest.raises(ParameterError, match="ridge is 0.0 but the detector was fitted with "
+                                             "0.5"):
+        rx.threshold(scores, far=1e-3)
+    rx.set_params(ridge=0.5)
+    assert (rx.threshold(scores, far=1e-3).values == before.values).all()
+    other = detectors.get("aed").fit_score(cube)
+    with pytest.raises(ParameterError, match="this map was made by aed, and far=0.001 takes "
+                                             "rx's null distribution") as exc:
+        rx.threshold(other, far=1e-3)
+    assert "\n" not in str(exc.value)
+    assert int(rx.threshold(other, contamination=0.01).sum()) == 36
+    assert rx.threshold(other.values, far=1e-3).attrs["threshold_rule"].endswith(
+        "(null distribution)")  # a bare array names no detector: the caller's word

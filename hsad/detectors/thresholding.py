@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 class Thresholding:
     """``threshold(scores, ...)``, and the null distribution a detector may know."""
 
+    if TYPE_CHECKING:  # the detector's (:class:`~hsad.detectors.base.BaseDetector`)
+        name: str
+
+        def _check_fit_params(self) -> None: ...
+
     def threshold(
         self,
         scores: MapLike,
@@ -70,8 +75,8 @@ class Thresholding:
             thr = contamination_threshold(gathered_float64(s), float(contamination),
                                           overwrite_input=True)
             rule = f"contamination {contamination:g} (score quantile)"
-        elif far is not None and self.null_threshold(far) is not None:
-            thr, rule = self.null_threshold(far), f"false-alarm rate {far:g} (null distribution)"
+        elif far is not None and (null := self._null_threshold_of(scores, far)) is not None:
+            thr, rule = null, f"false-alarm rate {far:g} (null distribution)"
         else:
             fitted = True
             rate = DEFAULT_FAR if far is None else float(far)
@@ -91,6 +96,23 @@ class Thresholding:
         out.attrs = {**scores.attrs, "threshold": thr, "threshold_rule": rule}
         self.threshold_ = thr
         return out
+
+    def _null_threshold_of(self, scores: xr.DataArray, far: float) -> float | None:
+        """:meth:`null_threshold`, for a map this detector made as it is fitted now: a
+        hyperparameter changed since ``fit`` (a ridge: another null) is refused as
+        ``score`` refuses it, and so is another detector's map (its ``method``), whose
+        scores follow no distribution of this one's."""
+        null = self.null_threshold(far)
+        if null is None:
+            return None
+        self._check_fit_params()
+        made_by = scores.attrs.get("method")
+        if isinstance(made_by, str) and made_by and made_by != self.name:
+            raise ParameterError(f"{self.name}: this map was made by {made_by}, and "
+                                 f"far={far:g} takes {self.name}'s null distribution; "
+                                 f"threshold it with the {made_by} detector, or give "
+                                 "contamination= or value=")
+        return null
 
     def null_threshold(self, far: float) -> float | None:
         """Score exceeded by background with probability ``far``; None if unknown."""
