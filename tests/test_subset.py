@@ -800,3 +800,23 @@ def test_text_frames_read_by_rioxarray_are_not_taken_for_hsads(tmp_path):
     expected = np.zeros((8, 10), bool)
     expected[2:4, 3:6] = True
     np.testing.assert_array_equal(background_mask(cut, area), expected)
+
+
+def test_a_detectors_map_of_a_window_carries_its_record_to_the_file(tmp_path):
+    """A detector's map (and its mask) of a cut kept no record of the window: written
+    without ``like=``, its file had no window tags, and ``evaluate_files`` refused the whole
+    scene's truth for it (a 60 × 50 map against 100 × 100) where the same map written with
+    ``like=cut`` was evaluated. The map now carries the cut's record, as its stages do."""
+    from hsad.outputs.evaluation import evaluate_files
+
+    values, truth = _values()
+    scene = write_mat(make_cube(values), tmp_path / "s.mat", gt=truth)  # no georeference
+    cut = open_cube(scene, srcwin=(5, 7, 30, 25))
+    det = detectors.get("rx")
+    scores = det.fit_score(cut)
+    plain = write_geotiff(scores, tmp_path / "plain.tif")
+    like = write_geotiff(scores, tmp_path / "like.tif", like=cut)
+    with rasterio.open(plain) as a, rasterio.open(like) as b:
+        assert a.tags()["hsad_window"] == "5 7 30 25" and a.tags() == b.tags()
+    assert evaluate_files(plain, scene)[0].auc_df == evaluate_files(like, scene)[0].auc_df == 1.0
+    assert det.threshold(scores).attrs["hsad_window"] == scores.attrs["hsad_window"]

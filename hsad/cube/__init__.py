@@ -437,7 +437,8 @@ def _map_coords(cube: xr.DataArray) -> dict:
 
 
 def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None = None):
-    """Wrap a ``(y, x)`` array as a map aligned with ``cube`` (same coords and georef)."""
+    """Wrap a ``(y, x)`` array as a map aligned with ``cube`` (same coords and georef, and the
+    record of the window of a scene that ``cube`` is: its maps' files carry it)."""
     rows, cols = cube.shape[:2]
     if np.shape(values) != (rows, cols):
         raise ParameterError(f"map shape {np.shape(values)} does not match the cube's "
@@ -445,9 +446,11 @@ def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None
     out = xr.DataArray(values, dims=("y", "x"), coords=_map_coords(cube), name=name)
     out.attrs.update(attrs or {})
     out.attrs["source_path"] = cube.attrs.get("source_path")
-    for placement in ("sensor_georef", "glt"):  # GCPs and RPCs (hsad.io.sensor_georef),
-        if placement in cube.attrs:  # an EMIT lookup table (hsad.io.glt)
-            out.attrs[placement] = cube.attrs[placement]
+    from hsad.io.window import WINDOW_ATTRS
+
+    for placement in ("sensor_georef", "glt", *WINDOW_ATTRS):  # GCPs and RPCs
+        if placement in cube.attrs:  # (hsad.io.sensor_georef), an EMIT lookup table
+            out.attrs[placement] = cube.attrs[placement]  # (hsad.io.glt), a window's record
     return out
 
 
