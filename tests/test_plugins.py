@@ -332,6 +332,31 @@ def test_a_model_loads_only_into_the_class_that_saved_it(registry, cube, tmp_pat
         load_model(path)
 
 
+def test_a_model_of_a_plugin_not_registered_names_its_class_and_what_to_do(
+        registry, cube, tmp_path, monkeypatch):
+    """A plugin's model loaded where the plugin is not registered said only that hsad
+    "cannot load" its method (a neural one listed hsad's own methods): it names the class
+    that saved it, and how to make it loadable."""
+    from hsad.io.model_archive import load_model, save_model
+
+    neural = type("Mine", (Autoencoder,), {"name": "mine", "__module__": "pkg_a"})
+    classic = type("Diag", (_DiagRX,), {"name": "diag-plugin", "__module__": "pkg_c"})
+    paths = [save_model(registry.register(neural)().set_params(**TINY).fit(cube),
+                        tmp_path / "n.hsad"),
+             save_model(registry.register(classic)().fit(cube), tmp_path / "c.hsad")]
+    monkeypatch.setattr(detectors, "_REGISTRY", {k: v for k, v in detectors._REGISTRY.items()
+                                                 if v not in (neural, classic)})
+    for path, cls, name in zip(paths, ("pkg_a.Mine", "pkg_c.Diag"), ("mine", "diag-plugin"),
+                               strict=True):
+        with pytest.raises(ModelError) as exc:
+            load_model(path)
+        message = str(exc.value)
+        assert f"needs method {name!r}" in message and f"saved by {cls}, which this " \
+            "session has not registered: install the plugin that provides it, or import " \
+            "the class and register it (hsad.detectors.register)" in message, message
+        assert "model methods:" not in message and "\n" not in message
+
+
 def test_a_detector_module_interrupted_while_importing_is_tried_again(
         registry, tmp_path, monkeypatch):
     (tmp_path / "flaky.py").write_text(textwrap.dedent('''

@@ -152,8 +152,10 @@ def restore_statistics(config: dict, tensors: dict[str, np.ndarray], path: Path)
     except HsadError:
         det = None
     if not savable(det):
+        from hsad.io.model_archive import plugin_hint
+
         raise ModelError(f"the model needs method {method!r}, which this hsad cannot load as "
-                         f"statistics", path)
+                         f"statistics{plugin_hint(config)}", path)
     set_saved_params(det, config, path)
     for key, value in _check_state(det, config, tensors, path).items():
         setattr(det, key, value)

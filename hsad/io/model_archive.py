@@ -331,6 +331,17 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     return config, tensors
 
 
+def plugin_hint(config: dict) -> str:
+    """What to do when a model's method cannot be loaded and a plugin's class saved it
+    (``config["class"]`` outside hsad): ``""`` otherwise."""
+    saved = config.get("class")
+    if not isinstance(saved, str) or not saved or saved.startswith("hsad."):
+        return ""
+    return (f"; it was saved by {saved}, which this session has not registered: install "
+            "the plugin that provides it, or import the class and register it "
+            "(hsad.detectors.register)")
+
+
 def _check_class(det, config: dict, path: Path) -> None:
     """A model saved by a plugin's detector loads into that class only: another plugin
     that took its method's name would read its weights and parameters as its own. hsad's

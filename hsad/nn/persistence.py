@@ -207,9 +207,12 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
     except HsadError:
         det = None
     if not callable(getattr(det, "_build", None)):
+        from hsad.io.model_archive import plugin_hint
+
         loadable = [k for k, cls in detectors.available().items() if hasattr(cls, "_build")]
-        raise ModelError(f"the model needs method {method!r}, which this hsad cannot load "
-                         f"(model methods: {', '.join(loadable)})", path)
+        raise ModelError(f"the model needs method {method!r}, which this hsad cannot load"
+                         + (plugin_hint(config) or f" (model methods: {', '.join(loadable)})"),
+                         path)
     set_saved_params(det, config, path)
     if device is not None:
         det.set_params(device=device)
