@@ -62,7 +62,7 @@ from hsad import datasets, detectors
 from hsad.config import parse_params
 from hsad.cube import good_band_mask, valid_mask
 from hsad.cube.band_binning import band_groups, bin_bands
-from hsad.detectors.reconstruction import MIN_PIXELS_PER_BAND
+from hsad.detectors.residual_statistics import MIN_PIXELS_PER_BAND
 from hsad.errors import DegenerateDataWarning, HsadError, ParameterError
 from hsad.io import open_cube
 from hsad.io.atomic import atomic_path

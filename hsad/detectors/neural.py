@@ -43,6 +43,7 @@ from hsad.detectors.scene_checks import MATCH_HINT, check_wavelengths
 from hsad.engine import materialise
 from hsad.engine.data_checks import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
+from hsad.lazy_modules import moved_names
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
 from hsad.nn.sampling import region_mask, sample_pixels
@@ -230,3 +231,8 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
         out.name = "score"
         self.stages_ = {**maps, "score": out}  # the maps this call computed
         return out
+
+
+#: names that moved to the modules of this class's mixins (0.3.5), still served here
+MOVED = {"INPUT_CLIP": "hsad.detectors.input_scaling"}
+__getattr__ = moved_names(__name__, MOVED)

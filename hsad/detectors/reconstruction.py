@@ -34,6 +34,7 @@ from hsad.fusion.tiled import (
     spectral_map,
     spectral_scores,
 )
+from hsad.lazy_modules import moved_names
 from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
@@ -247,3 +248,9 @@ def _window_components(block: np.ndarray, *, nodata, mean, basis) -> np.ndarray:
     comps = project(block, mean, basis)
     comps[~block_valid(block, nodata)] = np.nan
     return comps
+
+
+#: names that moved to the modules of this class's mixins (0.3.5), still served here
+MOVED = {"MIN_PIXELS_PER_BAND": "hsad.detectors.residual_statistics",
+         "SAMPLE_ROWS_AT_ONCE": "hsad.detectors.residual_statistics"}
+__getattr__ = moved_names(__name__, MOVED)
