@@ -58,7 +58,8 @@ def make_detector(method: str | None = None, params: dict | None = None,
         return detector
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
-    return detectors.get(method, **(params or {}))
+    # every check that needs no scene, before any is read (a batch's, before its first)
+    return detectors.get(method, **(params or {})).check_params()
 
 
 def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | None = None,

@@ -169,7 +169,10 @@ def test_side_files_and_common_errors_fail_before_the_first_scene(scenes, tmp_pa
     for args, message in ((["-m", "nosuch"], "unknown method 'nosuch'"),
                           (["-m", "rx", "--memory-limit", "abc"], "memory"),
                           (["--model", tmp_path / "{stem}.hsad"], "one file for every scene"),
-                          (["-m", "rx", "--png", tmp_path / "{stem}.jpg"], "--png writes")):
+                          (["-m", "rx", "--png", tmp_path / "{stem}.jpg"], "--png writes"),
+                          # a parameter that needs no scene to refuse: before the first
+                          (["-m", "crd", "-p", "lam=abc"], "crd: lam must be a number"),
+                          (["-m", "lrx", "-p", "inner=30"], "lrx: inner must be an odd")):
         line = one_error(["detect", *cubes, "-o", tmp_path / "{stem}.tif", *args], capsys)
         assert message in line  # once, not once per scene
 

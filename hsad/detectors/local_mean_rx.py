@@ -83,6 +83,12 @@ class LocalMeanRX(GlobalRX):
         self.ridge = ridge
         self.dtype = dtype
 
+    def check_params(self) -> LocalMeanRX:
+        """Global RX's checks, and the kernel's."""
+        super().check_params()
+        self._kernel()
+        return self
+
     def _kernel(self) -> int:
         k = self.kernel
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 3 or k % 2 == 0 \

@@ -104,6 +104,13 @@ class LocalRX(BaseDetector):
         self.ridge = ridge
         self.dtype = dtype
 
+    def check_params(self) -> LocalRX:
+        """As :meth:`BaseDetector.check_params`, with the windows, ``pca``, ``ridge`` and
+        ``dtype`` checked (every check ``fit`` makes that needs no scene)."""
+        super().check_params()
+        self._validate(0)
+        return self
+
     def _validate(self, bands: int) -> None:
         check_windows(self.name, self.inner, self.outer)
         check_ridge(self.name, self.ridge)
