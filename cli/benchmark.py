@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from hsad.cli.options import overwrite_option
@@ -56,7 +58,8 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
         detectors.get(m, **per_method.get(m, {})).check_params()
     scenes = datasets.scene_files(s.strip() for s in scene_names.split(",") if s.strip())
     plan = plan_outputs([("-o", output, "markdown"), ("--csv", csv_path, "csv"),
-                         ("--plot", plot_path, "png")], overwrite=overwrite)
+                         ("--plot", plot_path, "png")], overwrite=overwrite,
+                        inputs=[s for s in scenes if os.path.exists(s)])  # files given
 
     failed: list[tuple[str, str]] = []
     with plan:

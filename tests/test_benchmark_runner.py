@@ -282,3 +282,22 @@ def test_each_method_warms_up_once_on_a_corner_untimed(tmp_path, monkeypatch):
     assert [(r.scene, r.method) for r in rows] == [("wide", "rx"), ("wide", "lrx"),
                                                    ("small", "rx"), ("small", "lrx")]
     assert all(r.auc_df > 0.9 and r.seconds > 0 for r in rows)
+
+
+def test_overwrite_never_replaces_a_scene_of_the_run(tmp_path, capsys):
+    """``--overwrite`` let ``--csv`` replace the labelled scene it had just read (a MAT file
+    named scene.txt): inputs are never replaced, as the option's help says."""
+    import numpy as np
+    import scipy.io as sio
+
+    cube = np.random.default_rng(5).normal(100.0, 5.0, (20, 24, 8))
+    gt = np.zeros((20, 24), np.uint8)
+    gt[3, 4] = 1
+    scene = tmp_path / "scene.txt"
+    with open(scene, "wb") as f:
+        sio.savemat(f, {"img": cube, "gt": gt})
+    before = scene.read_bytes()
+    code, out, err = run_cli(["benchmark", "-m", "rx", "--datasets", scene, "--csv", scene,
+                              "--overwrite"], capsys)
+    assert code == 2 and "--csv would overwrite the input" in err and out == "", err
+    assert scene.read_bytes() == before
