@@ -71,6 +71,27 @@ def test_the_benchmark_picture_shows_each_value_on_its_scene_row_and_the_means()
         plot_benchmark([])
 
 
+@pytest.mark.parametrize("low, high", [(0.04, 0.65), (0.3, 0.45), (0.001, 300.0),
+                                       (2.0, 9.0)])
+def test_the_seconds_axis_labels_never_overlap(low, high):
+    """Times spanning less than a decade (0.04–0.65 s) had their minor ticks labelled by
+    matplotlib, on top of one another ("4×10⁻²6×10⁻²10⁻¹…"). The axis is labelled in plain
+    numbers, as many as its span leaves room for, at least two."""
+    seconds = np.geomspace(low, high, 6)
+    table = {(f"s{i}", m): (0.9, v * (1 + 0.1 * j)) for i, v in enumerate(seconds)
+             for j, m in enumerate(("rx", "aed"))}
+    fig = plot_benchmark(rows_of(table))
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    lo, hi = ax.get_xlim()
+    shown = sorted(((t.get_window_extent(), t.get_text()) for t in ax.get_xticklabels()
+                    if t.get_text() and lo <= t.get_position()[0] <= hi),
+                   key=lambda box: box[0].x0)
+    assert len(shown) >= 2, shown
+    assert all(a.x1 < b.x0 for (a, _), (b, _) in zip(shown, shown[1:], strict=False)), shown
+    assert all("10^" not in text and "×" not in text for _, text in shown), shown
+
+
 def test_values_a_panel_cannot_show_are_left_out_and_counted_and_long_names_shortened():
     long = "/data/campaign_2024/processed/airborne/abu_subset/abu-urban-1.mat"
     table = {(long, "rx"): (float("nan"), 0.5), (long, "lrx"): (0.4, 0.0),
