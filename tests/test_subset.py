@@ -21,7 +21,7 @@ from hsad.cube.subset import projwin_window, spatial_subset, srcwin_window
 from hsad.errors import ParameterError
 from hsad.io import open_cube
 from hsad.io.envi_writer import write_envi
-from hsad.io.geotiff_writer import write_geotiff
+from hsad.io.geotiff_writer import write_geotiff, write_mask
 from hsad.io.mat_writer import write_mat
 
 GRID = Affine(30, 0, 500_000, 0, -30, 5_100_000)
@@ -819,4 +819,7 @@ def test_a_detectors_map_of_a_window_carries_its_record_to_the_file(tmp_path):
     with rasterio.open(plain) as a, rasterio.open(like) as b:
         assert a.tags()["hsad_window"] == "5 7 30 25" and a.tags() == b.tags()
     assert evaluate_files(plain, scene)[0].auc_df == evaluate_files(like, scene)[0].auc_df == 1.0
-    assert det.threshold(scores).attrs["hsad_window"] == scores.attrs["hsad_window"]
+    mask = det.threshold(scores)
+    assert mask.attrs["hsad_window"] == scores.attrs["hsad_window"]
+    with rasterio.open(write_mask(mask, tmp_path / "mask.tif")) as m:
+        assert m.tags()["hsad_window"] == "5 7 30 25"  # a mask file as a map file

@@ -363,9 +363,11 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     """Write a boolean ``(y, x)`` mask as uint8: 1 = True (anomaly), 0 = False, 255 = nodata.
 
     Pixels where ``valid`` is False, or where a float mask is NaN, get 255. ``tags`` become
-    dataset tags, ``description`` the band's description.
+    dataset tags (after the window of a scene that ``like``, or the mask, is: as
+    :func:`write_geotiff` records it), ``description`` the band's description.
     """
-    glt = glt_of(like if like is not None else mask)
+    source = like if like is not None else mask  # the grid's cube: its window too
+    glt = glt_of(source)
     if valid is not None and glt is not None:  # no pixel: not valid
         valid = glt.orthorectify(map_values(valid), 0)
     mask, crs, transform, sensor = _map_and_georef(mask, like)
@@ -379,6 +381,7 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     out = out.astype(np.uint8)
     profile = _profile(out.shape[0], out.shape[1], 1, np.dtype(np.uint8), crs, transform, 255,
                        sensor=sensor)
+    tags = {**(window_tags(source) if isinstance(source, xr.DataArray) else {}), **(tags or {})}
     return _write(out, path, profile, cog, "NEAREST", tags=tags,
                   descriptions=[description] if description else None, sensor=sensor)
 
