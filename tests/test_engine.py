@@ -190,6 +190,49 @@ def test_spill_files_write_and_read_any_window(tmp_path, shape):
     assert store[empty].shape == values[empty].shape
 
 
+def test_a_band_of_a_spill_file_is_read_by_its_index_in_a_run_a_row(tmp_path, monkeypatch):
+    """dask fuses ``x[:, :, i]`` of a spilled map into the read: the integer was refused
+    (an IndexError through HADGAN's D_SS under a small budget, once the components with
+    holes were spilled), and a band read as a slice took a read call a pixel (200 s for a
+    1500 x 1500 scene's medians). Integers are read as the numpy index reads them, and a
+    band in one run a row of the window."""
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=(30, 20, 4)).astype(np.float32)
+    store = spill.NpyWindows.create(str(tmp_path / "b.npy"), values.shape, np.float32)
+    store[:, :, :] = values
+    runs = []
+    original = spill._runs
+    monkeypatch.setattr(spill, "_runs", lambda shape, key: runs.append(
+        original(shape, key)[0]) or original(shape, key))
+    for key in [(slice(3, 9), slice(None), 2), (slice(None), slice(None), -1), (4,),
+                (slice(0, 30), 7, 1), (slice(2, 5), slice(4, 9), slice(1, 3))]:
+        np.testing.assert_array_equal(store[key], values[key])
+    assert [len(r) for r in runs] == [1, 1, 1, 30, 3]  # at most a run a row, not a pixel
+    with pytest.raises(IndexError, match="index 4 is out of bounds for an axis of 4"):
+        store[:, :, 4]
+    lazy = da.from_array(store, chunks=(8, 20, 4), asarray=False)
+    np.testing.assert_array_equal(lazy[:, :, 1].compute(), values[:, :, 1])
+
+
+def test_d_ss_of_a_scene_with_nodata_is_the_same_spilled():
+    """HADGAN's D_SS of a scene with a nodata border, its components spilled to files (a
+    small memory budget): the map kept in memory gives, not an IndexError."""
+    from hsad import detectors, synthetic
+    from hsad.cube import make_cube
+
+    x = np.asarray(synthetic.make_scene(rows=40, cols=48, bands=12, seed=3).cube.values,
+                   np.float32).copy()
+    x[:, :5] = -9999.0
+    cube = make_cube(da.from_array(x, chunks=(16, 48, -1)), nodata=-9999.0)
+    det = detectors.get("hadgan", epochs=1, sample_size=500, progress=False).fit(cube)
+    want = det.score(cube).values
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spill, "KEEP_SHARE", 0.0)
+        got = det.score(cube).values
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(want[:, :5]).all() and np.isfinite(want[:, 5:]).all()
+
+
 def test_spill_files_go_when_nothing_reads_them():
     """A batch of scenes in one process does not pile up its spill files until exit."""
     import gc

@@ -117,14 +117,40 @@ class NpyWindows:
                 f.seek(self.offset + first * self.dtype.itemsize)
                 yield f, memoryview(flat[i * run:(i + 1) * run]).cast("B")
 
+    def _read_key(self, key) -> tuple[tuple[slice, ...], tuple]:
+        """``key`` as :meth:`_key` takes it, an integer (a band, when dask fuses
+        ``x[:, :, i]`` into the read) read as a slice of one; and the index that then drops
+        the integers' axes."""
+        key = key if isinstance(key, tuple) else (key,)
+        slices, drop = [], []
+        for k, n in zip(key, self.shape, strict=False):
+            if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+                i = int(k) + (n if k < 0 else 0)
+                if not 0 <= i < n:
+                    raise IndexError(f"index {int(k)} is out of bounds for an axis of {n}")
+                slices.append(slice(i, i + 1))
+                drop.append(0)
+            else:
+                slices.append(k)
+                drop.append(slice(None))
+        return self._key(tuple(slices) + tuple(key[len(slices):])), tuple(drop)
+
     def __getitem__(self, key) -> np.ndarray:
-        key = self._key(key)
-        out = np.empty(self._window_shape(key), self.dtype)
-        if out.size:
-            for f, view in self._views(key, out.reshape(-1), "rb"):
-                if f.readinto(view) != view.nbytes:
-                    raise OSError(f"{self.path}: short read")
-        return out
+        key, drop = self._read_key(key)
+        last = key[-1].indices(self.shape[-1])[:2]
+        if self.ndim > 1 and last != (0, self.shape[-1]):
+            # part of the last axis (a band of a pixel-interleaved map): its runs would be
+            # a few bytes each, a read call each (a 1500 x 1500 band: 2.25 million); read
+            # the window's pixels whole, then take the part
+            whole = self[key[:-1] + (slice(None),)]
+            out = whole[..., slice(*last)]
+        else:
+            out = np.empty(self._window_shape(key), self.dtype)
+            if out.size:
+                for f, view in self._views(key, out.reshape(-1), "rb"):
+                    if f.readinto(view) != view.nbytes:
+                        raise OSError(f"{self.path}: short read")
+        return out[drop] if any(d == 0 for d in drop) else out
 
     def __setitem__(self, key, value) -> None:
         key = self._key(key)
