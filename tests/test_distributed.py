@@ -228,10 +228,10 @@ def test_maps_kept_on_the_cluster_show_a_bar(cluster, capsys):
     with use_scheduler(cluster.scheduler_address):
         with TileProgress(disable=False):
             kept = engine.materialise(lazy, memory_limit="64MB")[0]
-        assert "tiles (cluster)" in capsys.readouterr().err
+        assert "maps (cluster)" in capsys.readouterr().err
         with TileProgress(disable=True):
             engine.materialise(lazy, memory_limit="64MB")
-        assert "tiles (cluster)" not in capsys.readouterr().err
+        assert "maps (cluster)" not in capsys.readouterr().err
         np.testing.assert_array_equal(kept.compute(), 2.0)
     assert TileProgress.current() is None
 

@@ -542,6 +542,28 @@ def test_progress_counts_every_tile_of_a_large_map(tmp_path):
         np.testing.assert_allclose(src.read(1), lazy.compute().astype(np.float32))
 
 
+@pytest.mark.parametrize("memory_limit", ["1GB", "16MB"])  # kept in memory, spilled
+def test_maps_kept_between_passes_show_one_bar_of_their_own(memory_limit, capsys):
+    """The maps kept between passes (a network's pass, the spatial filters) ran most of a
+    HADGAN or AED run with no bar: the command's bar counts writes and statistics only.
+    Inside a bar asked for they get one, named, and only one (a spilled pass's writes to
+    its files are not counted again as the command's "writing"); none when bars are off."""
+    lazy = da.random.RandomState(1).random_sample((600, 520), chunks=(200, 260)) + 1
+    with TileProgress(disable=False):
+        kept = engine.materialise(lazy, memory_limit=memory_limit, desc="network")[0]
+    err = capsys.readouterr().err
+    assert "network: 100%" in err and "6/6" in err and "writing" not in err, err
+    assert "tile/s" in err and err.count("network: 100%") == 1, err
+    with TileProgress(disable=True):
+        engine.materialise(lazy, memory_limit=memory_limit, desc="network")
+    assert "network" not in capsys.readouterr().err
+    engine.materialise(lazy, memory_limit=memory_limit, desc="network")  # no bar asked for
+    assert "network" not in capsys.readouterr().err
+    np.testing.assert_array_equal(kept.compute(), lazy.compute())
+    spilled = any(isinstance(v, spill.NpyWindows) for v in kept.dask.values())
+    assert spilled == (memory_limit == "16MB")
+
+
 def test_cli_detect_with_a_memory_limit_and_stages(scene, tmp_path, capsys):
     from hsad.cli.main import main
 

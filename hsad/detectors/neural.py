@@ -195,7 +195,7 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
             return {}
         terms = self._per_pixel(cube)
         with cpu_threads(1):  # a torch thread a tile task, on CUDA too (performance.md §4)
-            terms = materialise(terms)[0]
+            terms = materialise(terms, desc=f"{self.name} network")[0]
         return self._term_maps(cube, terms, names)
 
     def _term_maps(self, cube, terms: da.Array, names) -> dict[str, xr.DataArray]:

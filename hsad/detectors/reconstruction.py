@@ -208,8 +208,8 @@ class ReconstructionDetector(SampledStatistics, NeuralDetector):
             if fused == ["d_spectral"]:  # one sweep: D_spectral and the score terms
                 lazy = (spectral_map(residual, statistics and statistics.residual)
                         if d_spec is None else d_spec)
-                maps = dict(zip(["d_spectral", *keep], materialise(lazy, *keep.values()),
-                                strict=True))
+                maps = dict(zip(["d_spectral", *keep], materialise(
+                    lazy, *keep.values(), desc=f"{self.name} network"), strict=True))
             else:  # tiled, streamed statistics, halo filters (hsad.engine)
                 maps = fusion_stages(fusion, residual, self._scene_good_bands(cube),
                                      d_spectral=d_spec, statistics=statistics, keep=keep,

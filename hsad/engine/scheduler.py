@@ -301,8 +301,10 @@ class TileProgress(Callback):
 
         first = _key_name(keys[0])
         label = self.desc or next((v for k, v in self.LABELS.items() if k in first), "tiles")
-        self.bar = tqdm(total=len(keys), desc=label, unit="tile", disable=self.disable,
-                        **(bar_style() if not self.disable else {}))
+        # a bar asked for inside this one shows the pass: this one counts its tiles unseen
+        hidden = self.disable or TileProgress.current() not in (None, self)
+        self.bar = tqdm(total=len(keys), desc=label, unit="tile", disable=hidden,
+                        **(bar_style() if not hidden else {}))
 
     def _posttask(self, key, result, dsk, state, worker_id) -> None:
         raise_if_signalled()  # a signal Python printed and went on from stops the sweep

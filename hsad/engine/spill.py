@@ -22,7 +22,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from hsad.engine.scheduler import active_client, cluster_progress, parse_memory
+from hsad.engine.scheduler import TileProgress, active_client, cluster_progress, parse_memory
 
 #: Maps below this share of the memory budget are kept in memory, larger ones spilled.
 KEEP_SHARE = 0.125
@@ -164,42 +164,56 @@ class NpyWindows:
                     raise OSError(f"{self.path}: short write")
 
 
-def materialise(*arrays: da.Array, memory_limit: str | int | None = None) -> list[da.Array]:
+def materialise(*arrays: da.Array, memory_limit: str | int | None = None,
+                desc: str = "maps") -> list[da.Array]:
     """Compute ``arrays`` together (one pass over what they share) and return cheap lazy
     views of the results: in memory when all fit in ``KEEP_SHARE`` of the budget,
-    otherwise in ``.npy`` files in a temporary folder; on a cluster, persisted there."""
-    return materialise_with(arrays, (), memory_limit=memory_limit)[0]
+    otherwise in ``.npy`` files in a temporary folder; on a cluster, persisted there.
+    ``desc`` names the pass on its progress bar (shown inside a :class:`TileProgress`)."""
+    return materialise_with(arrays, (), memory_limit=memory_limit, desc=desc)[0]
 
 
-def materialise_with(arrays, reductions, *, memory_limit: str | int | None = None
-                     ) -> tuple[list[da.Array], tuple]:
+def materialise_with(arrays, reductions, *, memory_limit: str | int | None = None,
+                     desc: str = "maps") -> tuple[list[da.Array], tuple]:
     """:func:`materialise` of ``arrays``, and the values of the lazy ``reductions`` of them
     (e.g. :func:`finite_extremes`) computed in the same pass: nothing is read back."""
     arrays, client = list(arrays), active_client()
     if client is not None:
         kept = list(client.persist(arrays))
-        cluster_progress(kept)
+        cluster_progress(kept, desc)
         return kept, tuple(dask.compute(*reductions)) if reductions else ()
-    stores, values = keep_with(arrays, reductions, memory_limit=memory_limit)
+    stores, values = keep_with(arrays, reductions, memory_limit=memory_limit, desc=desc)
     return [_lazy_view(k, a.chunks) for k, a in zip(stores, arrays, strict=True)], values
 
 
-def keep_with(arrays, reductions=(), *, memory_limit: str | int | None = None
-              ) -> tuple[list, tuple]:
+def _pass_progress(prefixes, desc: str):
+    """A bar over a pass's tiles when a :class:`TileProgress` bar is asked for (the
+    command's bars count writes and statistics only: the maps kept between passes, a
+    network's pass or the spatial filters, ran most of a run without one)."""
+    shown = TileProgress.current()
+    if shown is None or shown.disable:
+        return contextlib.nullcontext()
+    return TileProgress(prefixes=prefixes, disable=False, desc=desc)
+
+
+def keep_with(arrays, reductions=(), *, memory_limit: str | int | None = None,
+              desc: str = "maps") -> tuple[list, tuple]:
     """Compute ``arrays`` (and ``reductions``) in one pass with the local schedulers and
     return what holds them: numpy arrays when all fit in ``KEEP_SHARE`` of the budget,
     otherwise :class:`NpyWindows` files in a temporary folder. Both are sliced, a window at
-    a time, by :func:`map_windows`."""
+    a time, by :func:`map_windows`. ``desc`` names the pass on its progress bar."""
     arrays, reductions = list(arrays), list(reductions)
     budget = parse_memory(memory_limit)
     if sum(a.nbytes for a in arrays) <= KEEP_SHARE * budget:
-        values = dask.compute(*arrays, *reductions)
+        with _pass_progress(tuple(a.name for a in arrays), desc):  # the arrays' tiles
+            values = dask.compute(*arrays, *reductions)
         return list(values[:len(arrays)]), tuple(values[len(arrays):])
     folder = _spill_dir()
     stores = [NpyWindows.create(os.path.join(folder, f"{uuid.uuid4().hex}.npy"), a.shape,
                                 a.dtype) for a in arrays]
     stored = da.store(arrays, stores, lock=False, compute=False)
-    _, *values = dask.compute(stored, *reductions)
+    with _pass_progress(("store-map",), desc):  # the tiles written to the files
+        _, *values = dask.compute(stored, *reductions)
     return stores, tuple(values)
 
 

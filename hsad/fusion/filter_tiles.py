@@ -197,7 +197,7 @@ def aed_filtered(comps: da.Array, fusion, memory_limit=None, stats=None) -> da.A
     # The guide and the responses are kept first (in memory, or spilled), and each guided
     # tile reads its window: halo pieces of the lazy pair held most of the map's two
     # float64 channels (and the components' rechunk all four) before they were read.
-    stores, _ = keep_with([first, total], memory_limit=memory_limit)
+    stores, _ = keep_with([first, total], memory_limit=memory_limit, desc="spatial filters")
     return map_windows(_guided_pair, stores, pair.chunks, smooth, **kw)
 
 

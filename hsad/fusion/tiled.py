@@ -212,7 +212,7 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
     # the sweep also takes the ranges the filters and the normalisation need
     (d_spec, source, *kept), (p_lo, p_hi, *summary) = materialise_with(
         [d_spec, source, *keep.values()], [*finite_extremes(d_spec), *band_summary(source)],
-        memory_limit=memory_limit)
+        memory_limit=memory_limit, desc="network, D_spectral and components")
     stats = band_stats(source, summary)
     if fusion.variant == "paper":
         if len(idx) < 2:  # room for the two output channels
@@ -221,7 +221,8 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
         f_off = map_halo(paper_tile, halo_tiles(source, halo, memory_limit), halo,
                          n=len(idx), stats=stats, area=area, levels=levels)
         (f_off,), (lo, hi) = materialise_with([f_off], finite_extremes(f_off[:, :, 0]),
-                                              memory_limit=memory_limit)
+                                              memory_limit=memory_limit,
+                                              desc="spatial filters")
         lo, hi = value_range(lo, hi)
         d_spat = map_halo(guided_tile, f_off, guided_halo(radius), drop_axis=2, lo=lo, hi=hi,
                           radius=radius, eps=eps)
@@ -232,11 +233,12 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
         tophat = tophat_filtered(d_spec, fusion, memory_limit)
         (d_spat, spec_term), (s_lo, s_hi, p_lo, p_hi) = materialise_with(
             [d_spat, tophat], [*finite_extremes(d_spat), *finite_extremes(tophat)],
-            memory_limit=memory_limit)
+            memory_limit=memory_limit, desc="D_spatial")
         spec_term = spec_term.rechunk(d_spec.chunks)  # D_SS keeps D_spectral's tiles
     else:
         (d_spat,), (s_lo, s_hi) = materialise_with([d_spat], finite_extremes(d_spat),
-                                                   memory_limit=memory_limit)
+                                                   memory_limit=memory_limit,
+                                                   desc="D_spatial")
         spec_term = d_spec
     (s_lo, s_hi), (p_lo, p_hi) = value_range(s_lo, s_hi), value_range(p_lo, p_hi)
     if s_lo == s_hi and p_lo < p_hi:  # finite, flat: the filters found no structure at all
@@ -255,11 +257,15 @@ def fusion_stages(fusion, residual, cube=None, *, memory_limit: str | int | None
 
 def aed_map(source, fusion) -> da.Array:
     """AED-style D_spatial of ``source`` (y, x, B; NaN off-data): attribute filters on
-    its principal-component images, guided by the first, summed (halo tiles). The filters
-    run when it is called (their responses are kept, :func:`aed_filtered`); the guided
-    filter is lazy."""
+    its principal-component images, guided by the first, summed (halo tiles). The
+    components are computed and kept first, with their ranges, in one pass (the medians
+    that fill a scene's nodata pixels then read them, not the scene again), the filters
+    when it is called (their responses are kept, :func:`aed_filtered`); the guided filter
+    is lazy."""
     fusion = fusion.resolved()
-    return aed_filtered(components_map(source, int(fusion.n_components)), fusion)
+    comps = components_map(source, int(fusion.n_components))
+    (comps,), summary = materialise_with([comps], band_summary(comps), desc="components")
+    return aed_filtered(comps, fusion, stats=band_stats(comps, summary))
 
 
 def _lazy_map(m) -> da.Array:
