@@ -58,8 +58,9 @@ def make_detector(method: str | None = None, params: dict | None = None,
         return detector
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
-    # every check that needs no scene, before any is read (a batch's, before its first)
-    return detectors.get(method, **(params or {})).check_params()
+    detector = detectors.get(method, **(params or {}))
+    detector.check_params()  # every check that needs no scene, before any is read
+    return detector
 
 
 def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | None = None,

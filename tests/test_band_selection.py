@@ -107,6 +107,11 @@ def test_python_values_a_researcher_writes_select_as_they_read():
     assert _wl(select_bands(cube, bands=below)).tolist() == WAVELENGTH[below].tolist()
     assert select_bands(cube, bands=cube.good_band.values).sizes["band"] == 20
     assert select_bands(cube, bands=[3.0, 4]).sizes["band"] == 2
+    assert _wl(select_bands(cube, bands=cube.wavelength < 900)).tolist() == \
+        WAVELENGTH[below].tolist()  # a DataArray mask, as written on the cube
+    assert select_bands(cube, bands=cube.good_band).sizes["band"] == 20
+    assert _wl(select_bands(cube, bands=3)).tolist() == [700]
+    assert _wl(select_bands(cube, bands=np.int64(3))).tolist() == [700]
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -127,6 +132,11 @@ def test_python_values_a_researcher_writes_select_as_they_read():
     ({"bands": [1.5, 2]}, "1.5 is not a whole band position"),
     ({"bands": GOOD[:10]}, "a boolean mask of 10 values for a scene of 22 bands"),
     ({"bands": [True, 2]}, "booleans among band positions"),
+    ({"bands": [np.inf]}, "inf is not a band position"),
+    ({"bands": 3.5}, "3.5 is not a selection"),
+    ({"bands": np.ones((2, 11), bool)}, "got an array of shape (2, 11)"),
+    ({"wavelengths": 900}, "900 is not a selection"),
+    ({"wavelengths": slice(400, 600)}, "is not a selection"),
 ])
 def test_bad_selections_are_one_line_parameter_errors(kwargs, words):
     with pytest.raises(ParameterError) as exc:

@@ -294,6 +294,14 @@ def test_a_narrow_scenes_stage_picture_keeps_every_label(tmp_path):
         assert size[0] >= drawn.width * 100 - 1 and size[1] >= drawn.height * 100 - 1
         assert (size != (round(width * 100), round(height * 100))) == grows
         assert (drawn.x0 < 0) == grows  # the label the layout put past the edge
+        if not grows:  # a figure that fits: the very picture its own savefig draws
+            import io
+
+            again = quicklook(cube, {"d_spectral": score, "d_spatial": score, "d_ss": score},
+                              title="the stage maps")
+            plain = io.BytesIO()
+            again.savefig(plain, format="png", dpi=100)
+            assert plain.getvalue() == path.read_bytes()
 
 
 def test_loss_curves(tmp_path):

@@ -59,6 +59,9 @@ def parse_ranges(spec, name: str = "wavelengths") -> list[Range]:
     pair alone (``(400, 900)``) is one range."""
     if spec is None:
         return []
+    if not isinstance(spec, str):
+        spec = _values_of(spec, name, "give (LO, HI) in nm, a list of such pairs, or text "
+                                      "such as '400:900,1000:'")
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     if len(parts) == 2 and all(_is_bound(p) for p in parts):  # (400, 900): one range
         parts = [tuple(parts)]
@@ -92,6 +95,12 @@ def parse_indices(spec, n_bands: int | None = None, name: str = "bands") -> list
     """
     if spec is None:
         return []
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, (bool, np.bool_)):
+        spec = [spec]  # one position
+    if not isinstance(spec, (str, slice)):
+        spec = _values_of(spec, name, "give positions, a slice or a boolean mask")
+        if np.asarray(spec).dtype == bool:  # a mask (a DataArray's too), not positions
+            spec = [bool(v) for v in np.asarray(spec).reshape(-1)]
     items = spec.split(",") if isinstance(spec, str) else (
         [spec] if isinstance(spec, slice) else list(spec))
     flags = [isinstance(item, (bool, np.bool_)) for item in items]
@@ -134,11 +143,26 @@ def parse_indices(spec, n_bands: int | None = None, name: str = "bands") -> list
     return out
 
 
+def _values_of(spec, name: str, how: str):
+    """A selection given in Python as a list (a DataArray's or numpy array's values, or
+    the sequence itself); a value that is no sequence is a ParameterError saying ``how``."""
+    values = getattr(spec, "values", spec)  # an xarray DataArray: its values
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ParameterError(f"{name}: expected one value a band or range, got an array "
+                                 f"of shape {values.shape}; {how}")
+        return values.tolist() if values.dtype != bool else values
+    try:
+        return list(values)
+    except TypeError:
+        raise ParameterError(f"{name}: {spec!r} is not a selection; {how}") from None
+
+
 def _position(item, name: str) -> int:
     """A band position given in Python: an integer (3.0 too), never 3.7 cut to 3."""
     try:
         index = int(item)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ParameterError(f"{name}: {item!r} is not a band position") from None
     if index != item:
         raise ParameterError(f"{name}: {item!r} is not a whole band position")

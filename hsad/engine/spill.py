@@ -138,7 +138,7 @@ class NpyWindows:
     def __getitem__(self, key) -> np.ndarray:
         key, drop = self._read_key(key)
         last = key[-1].indices(self.shape[-1])[:2]
-        if self.ndim > 1 and last != (0, self.shape[-1]):
+        if self.ndim > 2 and last != (0, self.shape[-1]):
             # part of the last axis (a band of a pixel-interleaved map): its runs would be
             # a few bytes each, a read call each (a 1500 x 1500 band: 2.25 million); read
             # the window's pixels whole, then take the part

@@ -96,18 +96,37 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
 
 
 def _seconds_ticks(ax) -> None:
-    """The log axis of seconds labelled in plain numbers at as many of 1–9 × 10ᵏ as its
-    span leaves room for (all of them within a factor 3, 1, 2 and 5 within two decades,
-    1 beyond), minor ticks unlabelled: matplotlib labels the minor ticks of an axis
+    """The log axis of seconds labelled in plain numbers: the densest of 1–9, 1-2-5 and 1
+    × 10ᵏ whose labels fit side by side (at least two within the axis), else its two
+    ends' values; minor ticks unlabelled. matplotlib labels the minor ticks of an axis
     spanning less than a decade, and those labels overlapped."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
-    lo, hi = ax.get_xlim()
-    ratio = hi / lo if lo > 0 else np.inf
-    subs = tuple(range(1, 10)) if ratio < 3 else (1, 2, 5) if ratio < 100 else (1,)
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    for subs in (tuple(range(1, 10)), (1, 2, 5), (1,)):
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        if _labels_fit(ax):
+            return
+    lo, hi = ax.get_xlim()
+    ends = [lo * (hi / lo) ** 0.1, lo * (hi / lo) ** 0.9]
+    digits = 2
+    while digits < 8 and f"{ends[0]:.{digits}g}" == f"{ends[1]:.{digits}g}":
+        digits += 1
+    ax.xaxis.set_major_locator(FixedLocator(ends))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.{digits}g}"))
+
+
+def _labels_fit(ax) -> bool:
+    """Whether at least two tick labels lie within the axis, none overlapping another."""
+    fig = ax.figure
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    lo, hi = ax.get_xlim()
+    boxes = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels()
+                    if t.get_text() and lo <= t.get_position()[0] <= hi), key=lambda b: b.x0)
+    return len(boxes) >= 2 and all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:],
+                                                                strict=False))
 
 
 def _row_values(values: dict, scenes: list[str], method: str) -> tuple[np.ndarray, np.ndarray]:

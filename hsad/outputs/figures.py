@@ -35,7 +35,12 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
         with atomic_path(path) as tmp, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             tight = {"bbox_inches": "tight", "pad_inches": 0.05} if _overflows(fig, dpi) else {}
-            fig.savefig(tmp, format="png", dpi=dpi, **tight)
+            engine = fig.get_layout_engine()
+            fig.set_layout_engine("none")  # saved as checked: laid out again, it moves
+            try:
+                fig.savefig(tmp, format="png", dpi=dpi, **tight)
+            finally:
+                fig.set_layout_engine(engine)
         _say_again(caught)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path) from None
