@@ -9,7 +9,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hsad.errors import ParameterError
-from hsad.outputs.figures import LINE_STYLES, colours, finish, new_figure, wrapped
+from hsad.outputs.figures import (
+    LINE_STYLES,
+    colours,
+    finish,
+    literal_texts,
+    new_figure,
+    wrapped,
+)
 
 #: the mean over the scenes is drawn as this row, below the scenes
 MEAN_ROW = "mean"
@@ -120,6 +127,7 @@ def _seconds_ticks(ax) -> None:
 def _labels_fit(ax) -> bool:
     """Whether at least two tick labels lie within the axis, none overlapping another."""
     fig = ax.figure
+    literal_texts(fig)  # a scene named p$_^$: drawn as written, not parsed as a formula
     fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     lo, hi = ax.get_xlim()

@@ -85,9 +85,17 @@ def _say_again(caught: list) -> None:
 
 
 def finish(fig: Figure, path, dpi: int = 100) -> Figure:
-    """Every text but :data:`MATH_TEXTS` taken literally (a file named ``p$_^$.img`` is a
-    title, not a broken formula) and drawable (a Latin-1 name's odd bytes as ``\xfc``),
-    then the PNG written when ``path`` is given."""
+    """:func:`literal_texts`, then the PNG written when ``path`` is given."""
+    literal_texts(fig)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def literal_texts(fig: Figure) -> None:
+    """Every text of ``fig`` but :data:`MATH_TEXTS` taken literally (a file named
+    ``p$_^$.img`` is a title, not a broken formula) and drawable (a Latin-1 name's odd
+    bytes as ``\xfc``): before any drawing, which would parse it."""
     from matplotlib.text import Text
 
     for text in fig.findobj(Text):
@@ -99,9 +107,6 @@ def finish(fig: Figure, path, dpi: int = 100) -> Figure:
             from hsad.io import printable
 
             text.set_text(printable(text.get_text()))
-    if path is not None:
-        save_figure(fig, path, dpi=dpi)
-    return fig
 
 
 def wrapped(text: str, inches: float) -> str:
