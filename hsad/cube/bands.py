@@ -246,14 +246,19 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     return wavelength, fwhm
 
 
-def attach_wavelengths(cube: xr.DataArray, wavelength, fwhm=None) -> xr.DataArray:
+def attach_wavelengths(cube: xr.DataArray, wavelength, fwhm=None,
+                       source=None) -> xr.DataArray:
     """``cube`` with these band wavelengths (nm) and fwhm, replacing the file's (for
-    products whose wavelengths GDAL cannot read, e.g. a PRISMA cube exported to GeoTIFF)."""
+    products whose wavelengths GDAL cannot read, e.g. a PRISMA cube exported to GeoTIFF).
+    ``source``: the file they were read from, which an error of their count names first
+    (the scene after it)."""
     n = cube.sizes["band"]
     wavelength = np.asarray(wavelength, dtype=np.float64).reshape(-1)
     if wavelength.size != n:
-        raise ParameterError(f"{wavelength.size} wavelengths for a scene of {n} bands",
-                             cube.attrs.get("source_path"))
+        scene = cube.attrs.get("source_path")
+        also = f" ({scene})" if source is not None and scene else ""
+        raise ParameterError(f"{wavelength.size} wavelengths for a scene of {n} bands{also}",
+                             source if source is not None else scene)
     fwhm = np.full(n, np.nan) if fwhm is None else np.asarray(fwhm, np.float64).reshape(-1)
     cube = cube.drop_indexes("wavelength") if "wavelength" in cube.xindexes else cube
     return index_wavelength(cube.assign_coords(wavelength=("band", wavelength),
@@ -280,13 +285,8 @@ def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None,
     """
     cube = as_cube(cube)
     if wavelength_file is not None:
-        table = read_wavelength_file(wavelength_file)
-        if table[0].size != cube.sizes["band"]:  # the file's fault as much as the scene's
-            scene = cube.attrs.get("source_path")
-            raise ParameterError(f"{table[0].size} wavelengths for a scene of "
-                                 f"{cube.sizes['band']} bands"
-                                 f"{f' ({scene})' if scene else ''}", wavelength_file)
-        cube = attach_wavelengths(cube, *table)
+        cube = attach_wavelengths(cube, *read_wavelength_file(wavelength_file),
+                                  source=wavelength_file)
     n = cube.sizes["band"]
     path = cube.attrs.get("source_path")
     keep = np.ones(n, dtype=bool)
