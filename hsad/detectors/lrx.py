@@ -108,10 +108,10 @@ class LocalRX(BaseDetector):
         """As :meth:`BaseDetector.check_params`, with the windows, ``pca``, ``ridge`` and
         ``dtype`` checked (every check ``fit`` makes that needs no scene)."""
         super().check_params()
-        self._validate(0)
+        self._validate()
         return self
 
-    def _validate(self, bands: int) -> None:
+    def _validate(self) -> None:
         check_windows(self.name, self.inner, self.outer)
         check_ridge(self.name, self.ridge)
         check_dtype(self.name, self.dtype)
@@ -148,7 +148,7 @@ class LocalRX(BaseDetector):
         """Validate; stream the scene's moments for the PCA basis and the covariance floor."""
         bands = good_band_mask(cube)
         n_bands = int(bands.sum())
-        self._validate(n_bands)
+        self._validate()
         path = cube.attrs.get("source_path")
         moments = scene_moments(cube, self.name)
         k = self._dimension(n_bands, cube.shape[:2])
@@ -181,7 +181,7 @@ class LocalRX(BaseDetector):
         """Lazy ``(y, x)`` map of local RX scores, NaN on nodata pixels."""
         self._check_fitted("floor_", "n_components_")
         self._check_bands(cube, self.bands_)
-        self._validate(int(self.bands_.sum()))
+        self._validate()
         inner, outer = check_windows(self.name, self.inner, self.outer)
         scores = map_windows(
             self._project(cube),
