@@ -150,6 +150,41 @@ def test_resampling_follows_wavelength_or_band_position():
     np.testing.assert_allclose(unknown, [np.arange(9) / 2])
 
 
+def test_a_library_in_micrometres_goes_onto_bands_in_nanometres():
+    """Wavelengths below 100 are micrometres, as the readers take them: a library in µm put
+    on nm bands had been clamped to its last value (every spectrum one constant)."""
+    wl = np.linspace(400, 1000, 7)
+    line = 2.0 * wl[None, :]
+    np.testing.assert_allclose(resample_spectra(line, wl / 1000, [450.0, 700.0]),
+                               [[900.0, 1400.0]])
+    with pytest.raises(ParameterError, match=r"\(400–1000 nm\).*\(1200–1500 nm\) do not "
+                                             "overlap"):
+        resample_spectra(line, wl, [1200.0, 1500.0])
+
+
+@pytest.mark.parametrize("fill", [np.nan, -32768.0])
+@pytest.mark.parametrize("texture", [False, True])
+def test_bad_bands_neither_set_the_level_nor_change(fill, texture):
+    """The scene's level and a spectrum's are taken over the good bands, and the bad bands
+    (fill values, NaN) are left as they were: a bad band of -32768 had pulled targets to
+    -2259 in a scene of 100, and a bad band of NaN had made every target NaN (or, with
+    texture, refused the scene)."""
+    rng = np.random.default_rng(0)
+    x = (100 + rng.normal(size=(30, 30, BANDS))).astype(np.float32)
+    x[..., -1] = fill
+    good = [True] * (BANDS - 1) + [False]
+    cube = make_cube(x, good_band=good, nodata=None if np.isnan(fill) else fill)
+    spectra = np.ones((1, BANDS))
+    spectra[0, -1] = 1e6  # a library's value in a band the scene marks bad
+    im = implant(cube, spectra, size="3x3", count=3, brightness=(1.0, 1.0), seed=2,
+                 texture=texture)
+    out = np.asarray(im.cube.values)
+    np.testing.assert_array_equal(out[..., -1], x[..., -1])
+    targets = out[im.implanted][:, :-1]
+    assert np.isfinite(targets).all()
+    np.testing.assert_allclose(targets.mean(), x[..., :-1].mean(), rtol=0.01)
+
+
 def test_texture_gives_targets_the_scenes_pixel_to_pixel_variation():
     """Without texture a square target is one spectrum; with it, its pixels vary as the
     background's neighbours do, and the placement and the materials stay the same."""

@@ -26,8 +26,9 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from hsad.cube import as_cube, valid_mask
+from hsad.cube import as_cube, good_band_mask, valid_mask
 from hsad.errors import ParameterError
+from hsad.io.wavelength_units import wavelength_scale
 
 #: the standard size classes and their square edge in pixels
 SIZES = {"subpixel": 1, "1x1": 1, "3x3": 3, "7x7": 7, "15x15": 15}
@@ -74,13 +75,21 @@ def object_spectra(cube: xr.DataArray, truth, min_pixels: int = 1) -> np.ndarray
 
 def resample_spectra(spectra: np.ndarray, from_wl, to_wl) -> np.ndarray:
     """Spectra sampled at ``from_wl`` put on ``to_wl`` by linear interpolation (clamped at the
-    ends). Unknown wavelengths (NaN) on either side: matched by relative band position."""
+    ends). Wavelengths below 100 are taken as micrometres, as the readers take them, so a
+    library in µm goes onto a cube's nm bands; ranges that do not overlap at all are refused.
+    Unknown wavelengths (NaN) on either side: matched by relative band position."""
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
     src = np.asarray(from_wl, dtype=np.float64)
     dst = np.asarray(to_wl, dtype=np.float64)
     if not (np.isfinite(src).all() and np.isfinite(dst).all()):
         src = np.linspace(0.0, 1.0, spectra.shape[1])
         dst = np.linspace(0.0, 1.0, dst.size)
+    else:
+        src, dst = (w * wavelength_scale(None, w) for w in (src, dst))
+        if dst.max() < src.min() or dst.min() > src.max():
+            raise ParameterError(
+                f"the spectra's wavelengths ({src.min():g}–{src.max():g} nm) and the bands' "
+                f"({dst.min():g}–{dst.max():g} nm) do not overlap: nothing to resample")
     order = np.argsort(src)
     return np.stack([np.interp(dst, src[order], s[order]) for s in spectra])
 
@@ -110,7 +119,7 @@ def _neighbour_differences(x: np.ndarray, occupied: np.ndarray, edge: int,
     """``(edge, edge, B)`` differences ``(x_p − x_q)/√2`` of random horizontally adjacent
     pixel pairs (p, q) that hold data and are neither labelled nor implanted: the scene's
     noise and texture, centred. ``occupied`` includes the nodata pixels."""
-    ok = np.isfinite(x).all(axis=2) & ~occupied
+    ok = ~occupied
     pairs = np.flatnonzero((ok[:, :-1] & ok[:, 1:]).ravel())
     if pairs.size == 0:
         raise ParameterError("texture needs two adjacent background pixels")
@@ -163,7 +172,9 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     scene's own minimum is −50), as noise on a dark band does.
 
     Targets cover only pixels that hold data (:func:`hsad.cube.valid_mask`: neither NaN nor
-    the cube's nodata), and the scene's mean level is that of those pixels. The cube comes
+    the cube's nodata), and the scene's mean level is that of those pixels in the good
+    bands; the bad bands (``good_band`` False: fill values, water vapour) are left as they
+    were, and a spectrum's level is its mean over the good bands. The cube comes
     back as float32 (lazy if it was lazy), its nodata pixels unchanged. Raises
     ParameterError for parameters out of range (abundances within [0, 1], brightness > 0,
     ``count``, ``margin`` and ``seed`` non-negative integers, ``exclude`` of the scene's
@@ -180,9 +191,11 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
     if spectra.shape[1] != bands or not np.isfinite(spectra).all() or len(spectra) == 0:
         raise ParameterError(f"spectra must be finite, (n, {bands}); got {spectra.shape}")
-    means = spectra.mean(axis=1)
+    good = good_band_mask(cube)
+    means = spectra[:, good].mean(axis=1)
     if (means <= 0).any():
-        raise ParameterError("target spectra must have a positive mean level")
+        raise ParameterError("target spectra must have a positive mean level (over the good "
+                             "bands)")
     rng = np.random.default_rng(seed)
     texture_rng = np.random.default_rng([seed, 1])  # its own stream: same placement either way
     labelled = np.zeros((rows, cols), bool) if exclude is None else np.asarray(exclude, bool)
@@ -191,7 +204,7 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     x = np.array(cube.values, dtype=np.float32)
     if nodata.all():
         raise ParameterError("the scene has no valid pixel to implant into")
-    level = float(x[~nodata].mean(dtype=np.float64))
+    level = float(x[~nodata][:, good].mean(dtype=np.float64))
     implanted = np.zeros((rows, cols), bool)
     targets = []
     for _ in range(int(count)):
@@ -205,11 +218,11 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
         material = int(rng.integers(len(spectra)))
         gain = float(rng.uniform(*brightness))
         a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
-        t = (spectra[material] / means[material] * level * gain).astype(np.float32)
+        t = (spectra[material, good] / means[material] * level * gain).astype(np.float32)
         if texture:
-            t = t + _neighbour_differences(x, occupied | nodata, edge, texture_rng)
+            t = t + _neighbour_differences(x[..., good], occupied | nodata, edge, texture_rng)
         window = (slice(r, r + edge), slice(c, c + edge))
-        x[window] = (1.0 - a) * x[window] + a * t
+        x[(*window, good)] = (1.0 - a) * x[(*window, good)] + a * t
         implanted[window] = True
         occupied[window] = True
         targets.append({"row": r, "col": c, "edge": edge, "abundance": a,
