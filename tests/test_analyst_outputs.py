@@ -5,6 +5,7 @@ map coordinates, polygons without a CRS, and ``hsad methods``."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 import xml.etree.ElementTree as ET
 
@@ -15,6 +16,7 @@ import rasterio
 from hsad import detectors, open_cube
 from hsad.cli.main import main
 from hsad.engine.thresholds import DEFAULT_RULE, robust_threshold
+from hsad.errors import ParameterError
 from hsad.outputs.plots import quicklook, rgb_bands
 
 
@@ -281,6 +283,37 @@ def test_every_parameter_has_a_meaning_and_runtime_options_are_not_listed(capsys
     assert "device =" not in out and "— Adam learning rate" in out
     code, _, err = run_cli(["methods", "nope"], capsys)
     assert code == 2 and "unknown method 'nope'" in err
+
+
+def test_every_variant_a_parameter_names_is_one_its_detector_takes():
+    """`hsad methods aed` described n_components and area by the fusion's variants,
+    "paper" among them, which aed refuses; every variant named in a detector's parameter
+    meanings is now one its variant (or fusion) parameter takes."""
+    from hsad.detectors.param_help import describe
+
+    named = {"multiscale", "aed", "paper"}
+    wrong = []
+    for name, cls in detectors.available().items():
+        params = cls.param_defaults()
+        key = "variant" if "variant" in params else "fusion" if "fusion" in params else None
+        for p in params:
+            words = set(re.findall(r"[a-z]+", describe(name, p, cls) or ""))
+            for variant in sorted(named & words if key else set()):
+                try:
+                    detectors.get(name, **{key: variant}).check_params()
+                except ParameterError:
+                    wrong.append(f"{name}:{p} names {variant!r}")
+    assert wrong == []
+
+
+def test_lrx_ridge_is_described_as_lrx_solves():
+    """lrx loads each ring's covariance on a floor and solves by Cholesky: its ridge is not
+    the pseudo-inverse switch that rx's is."""
+    from hsad.detectors.param_help import describe
+
+    assert "pseudo-inverse only" in describe("rx", "ridge")
+    lrx = describe("lrx", "ridge")
+    assert "floor" in lrx and "Cholesky" in lrx and "pseudo-inverse only" not in lrx
 
 
 def test_a_constant_score_map_is_named_when_written(tmp_path):

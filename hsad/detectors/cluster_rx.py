@@ -114,7 +114,7 @@ class ClusterRX(BaseDetector):
         bands = good_band_mask(cube)
         with np.errstate(over="ignore"):  # values beyond float32: refused just below
             x = sample_pixels(cube, int(self.sample_size), seed=int(self.seed), bands=bands,
-                              mask=region).values.astype(np.float64)
+                              mask=region, dtype=np.float64).values
         n, b = x.shape
         mean = check_float32_sample(x, cube, bands, self.name)
         cap = max(1, n // (b + 1))

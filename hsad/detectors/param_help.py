@@ -83,6 +83,12 @@ SPECIFIC = {
                              "cluster's, shrunk to the pooled one) or 'cluster' (each alone)",
     "local-mean-rx:kernel": "side of the moving window the local mean is taken over, "
                             "pixels (odd)",
+    "lrx:ridge": "diagonal loading of each ring's covariance, as a share of its mean "
+                 "eigenvalue tr(Σ)/B, plus a floor of 1e-10 of the scene's mean variance (solved "
+                 "by Cholesky; 0 = the floor alone, never a pseudo-inverse)",
+    "aed:n_components": "principal components the spatial map is built from",
+    "aed:area": "largest attribute-filter area, pixels (objects up to this size count as "
+                "anomalies; None: the variant's own: multiscale 225, aed 36)",
     "crd:lam": "Tikhonov weight λ of the collaborative representation (scale-free)",
     "aed:variant": "'multiscale' (areas 9..area averaged) or 'aed' (the single area, Kang "
                    "et al. 2017)",

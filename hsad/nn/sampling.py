@@ -131,10 +131,11 @@ def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(chunks)])
 
 
-def _extract(block, pads, nodata, rel_r, rel_c, patch, fill_limit=None):
-    """Values at (rel_r, rel_c) of an un-padded window; patches come from the padded one.
-    Returns the centres' validity, their values and how many were refused as fill values
-    (a value beyond ± ``fill_limit``; in a patch such a neighbour is NaN, as nodata is)."""
+def _extract(block, pads, nodata, rel_r, rel_c, patch, fill_limit=None, dtype=np.float32):
+    """Values at (rel_r, rel_c) of an un-padded window, as ``dtype``; patches come from the
+    padded one. Returns the centres' validity, their values and how many were refused as
+    fill values (a value beyond ± ``fill_limit``; in a patch such a neighbour is NaN, as
+    nodata is)."""
     block = np.asarray(block)
     valid = block_valid(block, nodata)
     halo = patch // 2
@@ -150,14 +151,14 @@ def _extract(block, pads, nodata, rel_r, rel_c, patch, fill_limit=None):
         valid &= ~fill
     ok = valid[centre]
     if patch == 1:
-        values = block[rel_r[ok], rel_c[ok]].astype(np.float32)
+        values = block[rel_r[ok], rel_c[ok]].astype(dtype)
     else:
-        data = block.astype(np.float32)
+        data = block.astype(dtype)
         data[~valid] = np.nan
         data = _pad_reflect(data, pads)
         windows = sliding_window_view(data, (patch, patch), axis=(0, 1))
         values = windows[rel_r[ok], rel_c[ok]]  # (m, B, k, k)
-    return ok, np.ascontiguousarray(values, dtype=np.float32), n_fill
+    return ok, np.ascontiguousarray(values, dtype=dtype), n_fill
 
 
 def sample_pixels(
@@ -169,6 +170,7 @@ def sample_pixels(
     patch: int = 1,
     mask: np.ndarray | None = None,
     fill_limit: float | None = None,
+    dtype=np.float32,
 ) -> PixelSample:
     """Uniform random sample of ``n`` valid pixels (all valid ones if fewer).
 
@@ -178,7 +180,9 @@ def sample_pixels(
     ``mask`` (a (y, x) bool array, e.g. from :func:`region_mask`) restricts the draw to
     the pixels where it is True. ``fill_limit``: pixels holding a value beyond ± it (an
     undeclared fill value such as -3.4e38, which no measurement reaches) count as nodata,
-    and how many were drawn is :attr:`PixelSample.fill`.
+    and how many were drawn is :attr:`PixelSample.fill`. ``dtype``: of the values
+    (float32, what the networks take; float64 keeps a float64 scene's digits for
+    statistics).
     """
     if n < 1:
         raise ParameterError(f"sample size must be ≥ 1, got {n}")
@@ -229,7 +233,7 @@ def sample_pixels(
             blocks = dask.compute(*reads)
             for block, (idx, y0, x0, pads) in zip(blocks, metas, strict=True):
                 ok, values, fill = _extract(block, pads, nodata, r[idx] - y0, c[idx] - x0,
-                                            patch, fill_limit)
+                                            patch, fill_limit, dtype)
                 ok_all[idx] = ok
                 n_fill += fill
                 vals_all.append((idx[ok], values))
