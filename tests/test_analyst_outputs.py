@@ -306,6 +306,27 @@ def test_every_variant_a_parameter_names_is_one_its_detector_takes():
     assert wrong == []
 
 
+def test_every_quoted_value_of_a_parameters_meaning_is_taken():
+    """`hsad methods fanogan` offered arch 'conv', which fanogan refuses ('conv1d' is its
+    name): each value a text parameter's meaning quotes is one its detector takes (CAVGA
+    alone refuses the common input='pixel': it needs patches, as its own error says)."""
+    from hsad.detectors.param_help import describe
+
+    refused = []
+    for name, cls in detectors.available().items():
+        for p, default in cls.param_defaults().items():
+            if not isinstance(default, (str, type(None))):
+                continue
+            for value in re.findall(r"'(\w+)'", describe(name, p, cls) or ""):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        detectors.get(name, **{p: value}).check_params()
+                except ParameterError:
+                    refused.append(f"{name}:{p}={value}")
+    assert refused == ["cavga:input=pixel"]
+
+
 def test_lrx_ridge_is_described_as_lrx_solves():
     """lrx loads each ring's covariance on a floor and solves by Cholesky: its ridge is not
     the pseudo-inverse switch that rx's is."""

@@ -260,6 +260,18 @@ def test_patch_and_conv1d_variants_fit_and_score(scene, params):
     assert scores.shape == truth.shape and np.isfinite(scores).all()
 
 
+def test_conv1d_with_patches_says_it_is_not_used(scene):
+    """arch shapes pixel input only: asked with input='patch' it had been dropped without a
+    word; the networks are the patch ones and a warning says so."""
+    cube, _ = scene
+    kw = {**TINY, "epochs": 1, "encoder_epochs": 1, "sample_size": 100}
+    with pytest.warns(UserWarning, match="arch='conv1d' shapes pixel input only"):
+        det = detectors.get("fanogan", input="patch", patch=3, arch="conv1d", **kw).fit(cube)
+    plain = detectors.get("fanogan", input="patch", patch=3, **kw).fit(cube)
+    assert [n.shape for n in det.networks_["critic"].state_dict().values()] == \
+        [n.shape for n in plain.networks_["critic"].state_dict().values()]
+
+
 @pytest.mark.parametrize("bad", [dict(objective="zz"), dict(fusion="dss"), dict(arch="rnn"),
                                  dict(train_window="0,50,0,10"), dict(train_window="1,2,3")])
 def test_bad_parameters_raise_parameter_error(scene, bad):

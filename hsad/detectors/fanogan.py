@@ -12,6 +12,8 @@ f = the critic's last hidden features. With ``output="d_ss"`` the reconstruction
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -80,6 +82,10 @@ class FAnoGAN(ReconstructionDetector):
     def _front(self, n_bands: int) -> tuple[nn.Module | None, int]:
         """Shared input stage of critic and encoder: none, 1-D conv, or the patch conv."""
         if self.patch_size > 1:
+            if self.arch != "mlp":
+                warnings.warn(f"{self.name}: arch={self.arch!r} shapes pixel input only; "
+                              "patches go through the patch front end (docs/fanogan.md)",
+                              UserWarning, stacklevel=2)
             front = PatchFrontEnd(n_bands, self.patch_size, int(self.channels))
             return front, front.n_features
         if self.arch == "conv1d":

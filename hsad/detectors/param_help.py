@@ -130,7 +130,8 @@ SPECIFIC = {
     "cavga:w_c": "weight of the classifier's cross-entropy (with --labels)",
     "cavga:w_cga": "weight of the complementary guided attention loss (with --labels)",
     "cavga:max_labelled": "labelled anomaly patches drawn (seeded) for the classifier",
-    "fanogan:arch": "network family: 'mlp' or 'conv' (1-D convolutions over bands)",
+    "fanogan:arch": "network family of pixel input: 'mlp' or 'conv1d' (1-D convolutions "
+                    "over bands); patches always go through the patch front end",
     "fanogan:encoder_epochs": "epochs of the second stage (the encoder, GAN frozen)",
     "fanogan:encoder_lr": "learning rate of the encoder stage",
     "fanogan:n_critic": "critic updates per generator update (WGAN-GP)",
