@@ -154,6 +154,17 @@ def test_residual_net_picks_whose_rebuild_feeds_d_ss_and_leaves_the_score_alone(
         det.set_params(residual_net="both")._validate()
 
 
+def test_residual_net_set_after_fit_applies_at_the_next_score():
+    """Training never reads residual_net, so, as for every parameter read when scoring, one
+    set after fit applies at the next score (it had been refused until a refit): the map is
+    the one of a detector fitted with it from the start."""
+    cube = make_scene(rows=20, cols=20, bands=6, seed=3).cube
+    kw = {**TINY, "output": "d_spectral"}
+    late = detectors.get("adae", **kw).fit(cube).set_params(residual_net="generator")
+    early = detectors.get("adae", residual_net="generator", **kw).fit(cube)
+    np.testing.assert_array_equal(late.score(cube).values, early.score(cube).values)
+
+
 def test_outputs_stay_within_out_bound_and_none_is_linear():
     det, _ = _model(out_bound=0.5)
     x = 10 * torch.randn(50, 6, generator=torch.Generator().manual_seed(8))

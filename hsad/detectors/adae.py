@@ -50,6 +50,8 @@ class ADAE(ReconstructionDetector):
                "or D_SS of its residual")
     #: The paper's score ‖x − D(G(x))‖₂, then the generator's error ‖x − G(x)‖₂.
     score_terms = ("anomaly", "g_error")
+    #: whose rebuild feeds D_SS is read when scoring (training never uses it)
+    score_params = ReconstructionDetector.score_params | {"residual_net"}
 
     hidden = 64
     epochs = 30
