@@ -133,6 +133,35 @@ def test_a_nodata_an_integer_type_cannot_hold_is_dropped_with_a_warning(tmp_path
         assert dst.nodata is None
 
 
+def _int64_envi(path, nodata):
+    data = np.arange(8, dtype="<i8").reshape(1, 2, 4)
+    data[0, 0, 0] = nodata
+    data.tofile(path)
+    path.with_suffix(".hdr").write_text(
+        "ENVI\nsamples = 4\nlines = 2\nbands = 1\ndata type = 14\ninterleave = bsq\n"
+        f"byte order = 0\ndata ignore value = {nodata}\n")
+    return path
+
+
+@pytest.mark.parametrize("nodata", [-2**63, 123456789012345678])
+def test_an_int64_nodata_a_geotiff_tag_cannot_hold_is_refused(tmp_path, capsys, nodata):
+    """GDAL writes a GeoTIFF's nodata tag from a double in exponent form, and reads an int64
+    file's back as an integer up to the point: -2**63 came back as -9, and pixels of -9
+    were taken for no data (those of -2**63 for data). Refused, nothing written; ENVI
+    keeps it, and a value the tag holds is written."""
+    src = _int64_envi(tmp_path / "s.img", nodata)
+    err = one_error(["convert", src, tmp_path / "o.tif"], capsys)
+    assert f"o.tif: nodata {float(nodata):.0f} of int64 does not survive a GeoTIFF's " \
+           "nodata tag (GDAL reads it back as" in err
+    assert not list(tmp_path.glob("o.tif*"))
+    assert run_cli(["convert", src, tmp_path / "o.img"], capsys)[0] == 0
+    assert open_cube(tmp_path / "o.img").attrs["nodata"] == float(nodata)
+    src = _int64_envi(tmp_path / "t.img", -99_999_999_999)
+    assert run_cli(["convert", src, tmp_path / "t.tif"], capsys)[0] == 0
+    with rasterio.open(tmp_path / "t.tif") as dst:
+        assert dst.nodata == -99_999_999_999
+
+
 def test_a_stale_header_beside_the_output_is_refused_or_replaced(tmp_path, capsys):
     """`out.img.hdr` (which GDAL and hsad read before `out.hdr`) was left beside a new
     `out.img`, so both read the new pixels through the old header."""

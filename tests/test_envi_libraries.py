@@ -126,3 +126,20 @@ def test_a_sheared_grid_is_refused_and_a_rotated_one_round_trips(tmp_path):
     assert np.allclose(tuple(_gdal(path)[0])[:6], tuple(rotated)[:6], rtol=1e-12)
     assert np.allclose(tuple(open_envi(path).rio.transform())[:6], tuple(rotated)[:6],
                        rtol=1e-12)
+
+
+@pytest.mark.parametrize("angle", [180, -180])
+def test_a_grid_turned_by_180_degrees_is_refused_and_south_up_round_trips(tmp_path, angle):
+    """`rotation=180` is GDAL's south-up grid (a = +xsize, e = +ysize): a grid truly turned
+    by 180° (a = −xsize) was written with it and read back mirrored left to right, by GDAL
+    and hsad alike. It is refused; south-up and 179.9° round-trip."""
+    turned = Affine(30, 0, 500000, 0, -30, 4000000) @ Affine.rotation(angle)
+    cube = make_cube(np.zeros((2, 3, 1), "u1"), transform=turned, crs="EPSG:32613")
+    with pytest.raises(ParameterError, match="turns the grid by 180°.*write a GeoTIFF"):
+        write_envi(cube, tmp_path / "t.img")
+    assert not list(tmp_path.iterdir())
+    for name, grid in (("s", Affine(30, 0, 500000, 0, 30, 4000000)),
+                       ("r", Affine(30, 0, 500000, 0, -30, 4000000) @ Affine.rotation(179.9))):
+        cube = make_cube(np.zeros((2, 3, 1), "u1"), transform=grid, crs="EPSG:32613")
+        path = write_envi(cube, tmp_path / f"{name}.img")
+        assert np.allclose(tuple(_gdal(path)[0])[:6], tuple(grid)[:6], rtol=1e-9, atol=1e-6)

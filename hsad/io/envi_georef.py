@@ -310,7 +310,7 @@ def header_georef(crs: CRS | None, transform: Affine) -> dict[str, str]:
 
     Mirrors GDAL's ``WriteProjectionInfo`` so that GDAL, and :func:`georef_from_header`,
     read back the same CRS and transform. Raises :class:`ParameterError` for a
-    transform with shear or mirroring, which ENVI cannot store.
+    transform with shear or mirroring, or turned by 180°, which ENVI cannot store.
     """
     a, b, c, d, e, f = (transform.a, transform.b, transform.c, transform.d, transform.e,
                         transform.f)
@@ -327,6 +327,11 @@ def header_georef(crs: CRS | None, transform: Affine) -> dict[str, str]:
                 f"the transform {tuple(transform)[:6]} has shear or mirroring; ENVI map info "
                 "can only store a rotation")
         rot = (rot1 + rot2) / 2.0
+        if abs(abs(rot) - 180.0) <= 1e-5:  # GDAL reads rotation=180 as south-up (mirrored)
+            raise ParameterError(
+                f"the transform {tuple(transform)[:6]} turns the grid by 180°; ENVI map info "
+                "cannot store that (GDAL reads rotation=180 as a south-up grid, the scene "
+                "mirrored left to right): write a GeoTIFF")
         if abs(rot) > 1e-5:
             rotation = f", rotation={_fmt(rot)}"
     location = f"1, 1, {_fmt(c)}, {_fmt(f)}, {_fmt(xs)}, {_fmt(ys)}"

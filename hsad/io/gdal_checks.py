@@ -169,3 +169,19 @@ def damage_check(path: str):
 
 
 __all__ = ["check_last_block", "damage_check", "gdal_reason", "quiet_gdal"]
+
+
+def nodata_read_back(dtype, nodata: float) -> float:
+    """The nodata value GDAL reads back from a GeoTIFF of ``dtype`` written with ``nodata``
+    (through a 1 × 1 file in memory). rasterio sets it as a double and GDAL writes the tag
+    in ``%.17g``: a 64-bit integer type's value of 17 digits or more comes out in exponent
+    form, which GDAL reads back as an integer up to the point (−2⁶³ as −9)."""
+    import numpy as np
+    from rasterio.io import MemoryFile
+
+    with quiet_gdal(), MemoryFile() as mem:
+        with mem.open(driver="GTiff", height=1, width=1, count=1, dtype=np.dtype(dtype).name,
+                      nodata=nodata) as dst:
+            dst.write(np.zeros((1, 1, 1), dtype))
+        with mem.open() as src:
+            return src.nodata

@@ -30,7 +30,7 @@ from hsad.cube import DEFAULT_CHUNK, physical_scaling, transform_of
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
-from hsad.io.gdal_checks import check_last_block, quiet_gdal
+from hsad.io.gdal_checks import check_last_block, nodata_read_back, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
 from hsad.io.window import WINDOW_ATTRS, window_tags
@@ -428,6 +428,13 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     nodata = cube.attrs.get("nodata") if nodata is None else float(nodata)
     if nodata is not None and out_dtype.kind in "iu" and not np.isfinite(nodata):
         nodata = None
+    if nodata is not None and out_dtype.kind in "iu" and out_dtype.itemsize == 8:
+        back = nodata_read_back(out_dtype, nodata)
+        if back != nodata:
+            raise ParameterError(
+                f"nodata {nodata:.0f} of {out_dtype} does not survive a GeoTIFF's nodata tag "
+                f"(GDAL reads it back as {back:g}: its pixels would count as data, and "
+                f"pixels of {back:g} as none); write ENVI (.img), or another --dtype", path)
     crs, transform = _georef_of(cube)
     sensor = _sensor_of(cube, crs, transform)
     arr = _as_dask(cube.transpose("y", "x", "band")).map_blocks(
