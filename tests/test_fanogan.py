@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -260,13 +262,20 @@ def test_patch_and_conv1d_variants_fit_and_score(scene, params):
     assert scores.shape == truth.shape and np.isfinite(scores).all()
 
 
-def test_conv1d_with_patches_says_it_is_not_used(scene):
+def test_conv1d_with_patches_says_it_is_not_used(scene, tmp_path):
     """arch shapes pixel input only: asked with input='patch' it had been dropped without a
-    word; the networks are the patch ones and a warning says so."""
+    word; the networks are the patch ones, and fit warns once, at the caller's line (not
+    at each network built, nor when the model is loaded)."""
     cube, _ = scene
     kw = {**TINY, "epochs": 1, "encoder_epochs": 1, "sample_size": 100}
-    with pytest.warns(UserWarning, match="arch='conv1d' shapes pixel input only"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         det = detectors.get("fanogan", input="patch", patch=3, arch="conv1d", **kw).fit(cube)
+    said = [w for w in caught if "arch='conv1d' shapes pixel input only" in str(w.message)]
+    assert len(said) == 1 and said[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_detector(save_detector(det, tmp_path / "m.hsad")).score(cube)
     plain = detectors.get("fanogan", input="patch", patch=3, **kw).fit(cube)
     assert [n.shape for n in det.networks_["critic"].state_dict().values()] == \
         [n.shape for n in plain.networks_["critic"].state_dict().values()]

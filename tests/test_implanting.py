@@ -79,8 +79,10 @@ def test_a_scene_without_room_is_refused():
         implant(_background(30, 30), _spectra(), size="15x15", count=5)
     with pytest.raises(ParameterError, match="size must be one of"):
         implant(_background(), _spectra(), size="2x3")
-    with pytest.raises(ParameterError, match="spectra must be finite"):
+    with pytest.raises(ParameterError, match=r"spectra must be \(n, 8\), finite in the good"):
         implant(_background(), np.ones((1, BANDS + 1)))
+    with pytest.raises(ParameterError, match="finite in the good bands"):
+        implant(_background(), np.full((1, BANDS), np.nan))
     for rows, cols, size in ((40, 40, "45x45"), (25, 10, "12x12"), (25, 10, "30x30")):
         with pytest.raises(ParameterError, match=f"no room for 1 {size} targets.*0 placed.*"
                            "use smaller targets"):
@@ -174,8 +176,9 @@ def test_bad_bands_neither_set_the_level_nor_change(fill, texture):
     x[..., -1] = fill
     good = [True] * (BANDS - 1) + [False]
     cube = make_cube(x, good_band=good, nodata=None if np.isnan(fill) else fill)
-    spectra = np.ones((1, BANDS))
+    spectra = np.ones((2, BANDS))
     spectra[0, -1] = 1e6  # a library's value in a band the scene marks bad
+    spectra[1, -1] = np.nan  # or none (a water-vapour band): neither is used
     im = implant(cube, spectra, size="3x3", count=3, brightness=(1.0, 1.0), seed=2,
                  texture=texture)
     out = np.asarray(im.cube.values)

@@ -13,6 +13,7 @@ f = the critic's last hidden features. With ``output="d_ss"`` the reconstruction
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +30,11 @@ from hsad.nn.blocks import (
 from hsad.nn.noise import PixelNoise
 from hsad.nn.trainer import Stage, Update
 from hsad.nn.wgan import OBJECTIVES, Critic, anomaly_terms, encoder_loss, gan_updates
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from hsad.cube.array_types import CubeLike
 
 ARCHS = ("mlp", "conv1d")
 
@@ -78,14 +84,19 @@ class FAnoGAN(ReconstructionDetector):
               for k in ("encoder_epochs", "n_critic", "channels")),
         ]
 
+    def fit(self, cube: CubeLike, train_mask=None, background=None) -> Self:
+        """As :meth:`ReconstructionDetector.fit`; ``arch`` other than ``mlp`` with patch
+        input warns that it is not used (patches go through the patch front end)."""
+        if self.input == "patch" and self.arch != "mlp":
+            warnings.warn(f"{self.name}: arch={self.arch!r} shapes pixel input only; patches "
+                          "go through the patch front end (docs/fanogan.md)", UserWarning,
+                          stacklevel=4)  # past the two wrappers every fit gets (cube_methods)
+        return super().fit(cube, train_mask=train_mask, background=background)
+
     # ---- networks -------------------------------------------------------------------
     def _front(self, n_bands: int) -> tuple[nn.Module | None, int]:
         """Shared input stage of critic and encoder: none, 1-D conv, or the patch conv."""
         if self.patch_size > 1:
-            if self.arch != "mlp":
-                warnings.warn(f"{self.name}: arch={self.arch!r} shapes pixel input only; "
-                              "patches go through the patch front end (docs/fanogan.md)",
-                              UserWarning, stacklevel=2)
             front = PatchFrontEnd(n_bands, self.patch_size, int(self.channels))
             return front, front.n_features
         if self.arch == "conv1d":

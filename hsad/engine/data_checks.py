@@ -346,11 +346,12 @@ SMALLEST = float(np.finfo(np.float32).tiny) * 2.0**-10
 
 
 def check_float32_sample(x: np.ndarray, cube: xr.DataArray, bands, what: str) -> np.ndarray:
-    """The mean of ``x``, a float32 sample of ``cube``'s ``bands`` (as float64), after
-    RX's checks of its band statistics: a warning when they exceed 1e20 (an undeclared
-    fill value); refused when the sample holds values beyond float32's range (the scene's
-    unit, or a fill value), or the scene's values lie below :data:`SMALLEST` (``what``:
-    the detector, in the messages)."""
+    """The mean of ``x``, a sample of ``cube``'s ``bands`` (float32, or float64 where the
+    statistics keep a float64 scene's digits), after RX's checks of its band statistics: a
+    warning when they exceed 1e20 (an undeclared fill value); refused when the sample holds
+    values beyond float32's range, in which the detector scores (the scene's unit, or a
+    fill value), or the scene's values lie below :data:`SMALLEST` (``what``: the detector,
+    in the messages)."""
     path, nodata = cube.attrs.get("source_path"), cube.attrs.get("nodata")
     sample = good_sample(cube, bands)  # an even sample, as stored (float64 stays so)
     fill = check_partial_nodata(cube, what, bands, sample=sample)
@@ -362,7 +363,7 @@ def check_float32_sample(x: np.ndarray, cube: xr.DataArray, bands, what: str) ->
             f"{what}: the values (up to {level:.1e}) are too small for its float32 "
             f"sample (below {SMALLEST:.0e} it keeps fewer than 13 bits); rescale the "
             f"scene first ({rescale_by(level)})", path)
-    if not np.isfinite(x).all():  # finite in the scene: beyond float32 in the sample
+    if not (np.abs(x) <= np.finfo(np.float32).max).all():  # also inf of a float32 cast
         level = huge_scale(sample, nodata)
         raise ParameterError(f"{what}: values beyond float32's range (±3.4e38), in "
                              "which its sample is drawn: "

@@ -174,8 +174,9 @@ __all__ = ["check_last_block", "damage_check", "gdal_reason", "quiet_gdal"]
 def nodata_read_back(dtype, nodata: float) -> float:
     """The nodata value GDAL reads back from a GeoTIFF of ``dtype`` written with ``nodata``
     (through a 1 × 1 file in memory). rasterio sets it as a double and GDAL writes the tag
-    in ``%.17g``: a 64-bit integer type's value of 17 digits or more comes out in exponent
-    form, which GDAL reads back as an integer up to the point (−2⁶³ as −9)."""
+    in ``%.17g``: a value of 1e17 or more in magnitude comes out in exponent form, which
+    GDAL reads back, for a 64-bit integer type, as an integer up to the point (−2⁶³ as
+    −9)."""
     import numpy as np
     from rasterio.io import MemoryFile
 

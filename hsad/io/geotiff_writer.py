@@ -432,7 +432,8 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
         back = nodata_read_back(out_dtype, nodata)
         if back != nodata:
             raise ParameterError(
-                f"nodata {nodata:.0f} of {out_dtype} does not survive a GeoTIFF's nodata tag "
+                f"nodata {int(nodata) if float(nodata).is_integer() else nodata} of "
+                f"{out_dtype} does not survive a GeoTIFF's nodata tag "
                 f"(GDAL reads it back as {back:g}: its pixels would count as data, and "
                 f"pixels of {back:g} as none); write ENVI (.img), or another --dtype", path)
     crs, transform = _georef_of(cube)

@@ -189,9 +189,11 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
         raise ParameterError(f"exclude must be a ({rows}, {cols}) map like the scene, got "
                              f"shape {np.shape(exclude)}")
     spectra = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
-    if spectra.shape[1] != bands or not np.isfinite(spectra).all() or len(spectra) == 0:
-        raise ParameterError(f"spectra must be finite, (n, {bands}); got {spectra.shape}")
     good = good_band_mask(cube)
+    if spectra.shape[1] != bands or len(spectra) == 0 or \
+            not np.isfinite(spectra[:, good]).all():
+        raise ParameterError(f"spectra must be (n, {bands}), finite in the good bands; got "
+                             f"{spectra.shape}")
     means = spectra[:, good].mean(axis=1)
     if (means <= 0).any():
         raise ParameterError("target spectra must have a positive mean level (over the good "
