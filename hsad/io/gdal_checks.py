@@ -4,7 +4,8 @@
 the GDAL messages rasterio cannot decode; :func:`damage_check` turns those, and libtiff's
 warnings about block tags it had to ignore, into a :class:`~hsad.errors.FileFormatError`;
 :func:`check_last_block` makes a truncated GeoTIFF fail at open; :func:`gdal_reason` is the
-message a user should read of a rasterio error.
+message a user should read of a rasterio error; :func:`nodata_read_back` is the nodata value
+a GeoTIFF written with one gives back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 import threading
 import warnings
 
+import numpy as np
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import MemoryFile
 
 from hsad.errors import FileFormatError, TruncatedFileError
 
@@ -168,21 +171,20 @@ def damage_check(path: str):
             raise FileFormatError(f"GeoTIFF is corrupt: {message}", path)
 
 
-__all__ = ["check_last_block", "damage_check", "gdal_reason", "quiet_gdal"]
-
-
 def nodata_read_back(dtype, nodata: float) -> float:
     """The nodata value GDAL reads back from a GeoTIFF of ``dtype`` written with ``nodata``
     (through a 1 × 1 file in memory). rasterio sets it as a double and GDAL writes the tag
     in ``%.17g``: a value of 1e17 or more in magnitude comes out in exponent form, which
     GDAL reads back, for a 64-bit integer type, as an integer up to the point (−2⁶³ as
     −9)."""
-    import numpy as np
-    from rasterio.io import MemoryFile
-
     with quiet_gdal(), MemoryFile() as mem:
         with mem.open(driver="GTiff", height=1, width=1, count=1, dtype=np.dtype(dtype).name,
                       nodata=nodata) as dst:
             dst.write(np.zeros((1, 1, 1), dtype))
         with mem.open() as src:
             return src.nodata
+
+
+__all__ = ["check_last_block", "damage_check", "gdal_reason", "nodata_read_back",
+           "quiet_gdal"]
+
