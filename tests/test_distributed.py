@@ -88,6 +88,97 @@ def test_bad_scheduler_options_are_clean_errors(monkeypatch):
             pass
 
 
+@pytest.fixture
+def listener():
+    """A local port whose server accepts connections and then sends ``reply`` (None:
+    nothing, ever): yields a function of ``reply`` that starts one and gives its address."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(reply: bytes | None) -> str:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                if reply is not None:
+                    conn.sendall(reply)
+                servers.append(conn)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def test_a_port_that_does_not_answer_as_a_scheduler_is_refused_in_time(monkeypatch, listener,
+                                                                        cluster):
+    """A port that accepts and never answers (a stopped scheduler) made the CLI wait
+    without end, and one answering with other bytes (an SSH banner) was "out of memory"
+    (dask read a frame of 3.5e18 bytes); a worker's address is not a scheduler's."""
+    import time
+
+    import hsad.engine.scheduler
+
+    monkeypatch.setattr(hsad.engine.scheduler, "CONNECT_TIMEOUT", 1)
+    start = time.monotonic()
+    with pytest.raises(ParameterError, match="no answer within 1 s"):
+        with use_scheduler(listener(None)):
+            pass
+    assert time.monotonic() - start < 10
+    with pytest.raises(ParameterError, match="does not answer as a dask scheduler"):
+        with use_scheduler(listener(b"SSH-2.0-OpenSSH_9.6\r\n" + b"x" * 200)):
+            pass
+    worker = next(iter(cluster.scheduler_info["workers"]))
+    with pytest.raises(ParameterError, match="answers as Worker, not as a scheduler"):
+        with use_scheduler(worker):
+            pass
+
+
+def test_a_scheduler_lost_mid_run_is_one_line():
+    """The scheduler killed mid-run gave 88 lines of tracebacks and exit 1 (the client's
+    cancelled futures, its teardown's log): one SchedulerLost line, and the client's log
+    records there lose their tracebacks."""
+    import logging
+
+    from distributed.client import FutureCancelledError
+
+    from hsad.engine.scheduler_address import SchedulerLost, scheduler_lost
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    log = logging.getLogger("distributed.client")
+    keep = Keep()
+    log.addHandler(keep)
+    try:
+        with pytest.raises(SchedulerLost) as lost:
+            with scheduler_lost("tcp://10.0.0.1:8786"):
+                try:
+                    raise RuntimeError("teardown")
+                except RuntimeError:
+                    log.error("", exc_info=True)
+                    log.error("Failed to reconnect", exc_info=True)
+                raise FutureCancelledError("k", reason="scheduler-connection-lost.\nClient "
+                                           "lost the connection")
+    finally:
+        log.removeHandler(keep)
+    assert str(lost.value) == ("lost the dask scheduler at 'tcp://10.0.0.1:8786' during the "
+                               "run (scheduler-connection-lost)")
+    assert [(r.getMessage(), r.exc_info) for r in records] == [("Failed to reconnect", None)]
+
+
 LOADS = {"n": 0}
 
 

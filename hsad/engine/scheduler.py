@@ -229,13 +229,16 @@ def silence_cluster_logs() -> None:
 
 
 def _remote(address: str) -> Iterator[object]:
+    from hsad.engine.scheduler_address import check_scheduler, scheduler_lost
+
     distributed = _distributed()
+    check_scheduler(address, CONNECT_TIMEOUT)
     try:
         client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
+    except (OSError, TimeoutError, ValueError, MemoryError) as exc:
         raise ParameterError(f"cannot connect to the dask scheduler at {address!r}: {exc}") \
             from None
-    with client, dask.config.set(IN_MEMORY_SCENES):
+    with scheduler_lost(address), client, dask.config.set(IN_MEMORY_SCENES):
         yield client
 
 
