@@ -143,6 +143,56 @@ def test_a_port_that_does_not_answer_as_a_scheduler_is_refused_in_time(monkeypat
             pass
 
 
+def test_ctrl_c_while_the_scheduler_is_asked_exits_at_once(listener, scene_paths):
+    """Ctrl-C while a silent address was being asked printed "interrupted" at once, but the
+    process lived on until the 30 s deadline (the probe's thread was not a daemon)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def default_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    cmd = [sys.executable, "-m", "hsad.cli.main", "detect", str(scene_paths["cube"]), "-m",
+           "rx", "-o", str(scene_paths["cube"].parent / "never.tif"), "--no-progress",
+           "--scheduler", listener(None)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
+    time.sleep(4)  # imports done, the probe waiting
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip() == "error: interrupted"
+    assert time.monotonic() - start < 10
+
+
+def test_the_probe_connects_with_the_clients_security(monkeypatch):
+    """A TLS scheduler (certificates from dask's config) was refused, "does not answer as a
+    dask scheduler (TypeError)": the probe connected without the TLS context a Client takes
+    from `Security()`. It now passes the client's connection arguments."""
+    import distributed.comm
+    import distributed.security
+
+    from hsad.engine.scheduler_address import check_scheduler
+
+    seen = {}
+
+    async def connect(address, timeout=None, **kwargs):
+        seen.update(kwargs)
+        raise OSError("refused")
+
+    monkeypatch.setattr(distributed.comm, "connect", connect)
+    monkeypatch.setattr(distributed.security.Security, "get_connection_args",
+                        lambda self, role: {"ssl_context": f"context of the {role}"})
+    with pytest.raises(ParameterError, match="tls://127.0.0.1:1': refused"):
+        check_scheduler("tls://127.0.0.1:1", 1)
+    assert seen == {"ssl_context": "context of the client"}
+
+
 def test_a_scheduler_lost_mid_run_is_one_line():
     """The scheduler killed mid-run gave 88 lines of tracebacks and exit 1 (the client's
     cancelled futures, its teardown's log): one SchedulerLost line, and the client's log

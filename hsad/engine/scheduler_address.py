@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 
 from hsad.errors import HsadError, ParameterError
@@ -26,8 +27,11 @@ class SchedulerLost(HsadError):
 
 async def _identity(address: str, timeout: float) -> dict:
     from distributed.comm import connect
+    from distributed.security import Security
 
-    comm = await connect(address, timeout=timeout)
+    # the TLS context and the other settings a Client takes from dask's config
+    comm = await connect(address, timeout=timeout,
+                         **Security().get_connection_args("client"))
     try:
         await comm.write({"op": "identity", "reply": True})
         return await comm.read()
@@ -35,16 +39,37 @@ async def _identity(address: str, timeout: float) -> dict:
         comm.abort()
 
 
+def _ask(address: str, timeout: float) -> dict:
+    """The identity ``address`` gives, asked on an event loop of a daemon thread (it works
+    where a loop already runs, as in a notebook, and a Ctrl-C meanwhile leaves nothing for
+    the interpreter to wait for); raises what the exchange raised."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["reply"] = asyncio.run(asyncio.wait_for(_identity(address, timeout),
+                                                            timeout))
+        except BaseException as exc:  # noqa: BLE001  handed to the caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="hsad-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    if thread.is_alive():
+        raise TimeoutError
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["reply"]
+
+
 def check_scheduler(address: str, timeout: float) -> None:
     """ParameterError unless a dask scheduler at ``address`` says who it is within
-    ``timeout`` seconds (the exchange runs on an event loop of its own thread, so it works
-    where one is already running, as in a notebook)."""
+    ``timeout`` seconds: a port that does not answer, answers with other bytes, or is a
+    worker's (or a nanny's)."""
     where = f"cannot connect to the dask scheduler at {address!r}"
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hsad-probe")
-    job = pool.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout))
     try:
-        reply = job.result(timeout=timeout + 5)
-    except (asyncio.TimeoutError, concurrent.futures.TimeoutError):
+        reply = _ask(address, timeout)
+    except (asyncio.TimeoutError, TimeoutError):
         raise ParameterError(f"{where}: no answer within {timeout:g} s (a stopped scheduler, "
                              "or another service on that port?)") from None
     except OSError as exc:  # refused, unreachable, unknown host
@@ -52,10 +77,8 @@ def check_scheduler(address: str, timeout: float) -> None:
     except (Exception, MemoryError) as exc:  # noqa: BLE001  whatever another service sends
         raise ParameterError(f"{where}: it does not answer as a dask scheduler "
                              f"({type(exc).__name__})") from None
-    finally:
-        pool.shutdown(wait=False)
     kind = reply.get("type") if isinstance(reply, dict) else None
-    if kind != "Scheduler":
+    if kind is None or kind in ("Worker", "Nanny"):
         raise ParameterError(f"{where}: it answers as {kind or 'something else'}, not as a "
                              "scheduler (give the scheduler's address, port 8786 by default)")
 
