@@ -115,16 +115,17 @@ def _free_corners(occupied: np.ndarray, edge: int, margin: int,
 
 
 def _neighbour_differences(x: np.ndarray, occupied: np.ndarray, edge: int,
-                           rng: np.random.Generator) -> np.ndarray:
-    """``(edge, edge, B)`` differences ``(x_p − x_q)/√2`` of random horizontally adjacent
-    pixel pairs (p, q) that hold data and are neither labelled nor implanted: the scene's
-    noise and texture, centred. ``occupied`` includes the nodata pixels."""
+                           rng: np.random.Generator, good: np.ndarray) -> np.ndarray:
+    """``(edge, edge, G)`` differences ``(x_p − x_q)/√2``, in the ``good`` bands, of random
+    horizontally adjacent pixel pairs (p, q) that hold data and are neither labelled nor
+    implanted: the scene's noise and texture, centred. ``occupied`` includes the nodata
+    pixels."""
     ok = ~occupied
     pairs = np.flatnonzero((ok[:, :-1] & ok[:, 1:]).ravel())
     if pairs.size == 0:
         raise ParameterError("texture needs two adjacent background pixels")
     rows, cols = np.divmod(rng.choice(pairs, edge * edge), x.shape[1] - 1)
-    diff = (x[rows, cols] - x[rows, cols + 1]) / np.sqrt(2.0)
+    diff = (x[rows, cols][:, good] - x[rows, cols + 1][:, good]) / np.sqrt(2.0)
     return diff.reshape(edge, edge, -1).astype(np.float32)
 
 
@@ -222,7 +223,7 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
         a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
         t = (spectra[material, good] / means[material] * level * gain).astype(np.float32)
         if texture:
-            t = t + _neighbour_differences(x[..., good], occupied | nodata, edge, texture_rng)
+            t = t + _neighbour_differences(x, occupied | nodata, edge, texture_rng, good)
         window = (slice(r, r + edge), slice(c, c + edge))
         x[(*window, good)] = (1.0 - a) * x[(*window, good)] + a * t
         implanted[window] = True
