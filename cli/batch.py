@@ -48,6 +48,10 @@ def stem_of(scene: str | os.PathLike) -> str:
     return stem if stem and EXTENSION.fullmatch(dot + suffix) else name
 
 
+#: a placeholder in an output path: only ``{stem}`` is one
+PLACEHOLDER = re.compile(r"\{\w*\}")
+
+
 def fill(template, scene) -> str | None:
     """``template`` with ``{stem}`` replaced by the scene's stem (None stays None)."""
     return None if template is None else str(template).replace(STEM, stem_of(scene))
@@ -89,6 +93,12 @@ def scene_jobs(scenes: tuple[str, ...], options: dict) -> list[tuple[str, dict]]
             raise ParameterError(f"{_FLAGS[key]} {options[key]}: one file for every scene; "
                                  f"{STEM} applies to the outputs and to --truth, "
                                  "--valid-mask, --background and --labels")
+    for key in WRITTEN + PER_SCENE:
+        unknown = [m for m in PLACEHOLDER.findall(str(options.get(key) or "")) if m != STEM]
+        if unknown:
+            flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
+            raise ParameterError(f"{flag} {options[key]}: unknown placeholder "
+                                 f"{unknown[0]} (the one there is: {STEM})")
     scenes = distinct_scenes(scenes)
     if len(scenes) > 1 and STEM not in str(options.get("output")):
         raise ParameterError(f"{len(scenes)} scenes need an output named per scene: put "
@@ -127,7 +137,11 @@ def naming(scene, message) -> str:
 
 class SceneSkipped(Exception):
     """A scene of a resumed batch (``--skip-existing``) found done, or being made, when its
-    turn came: by another run of the same batch."""
+    turn came: by another run of the same batch (``elsewhere``: being made, not done)."""
+
+    def __init__(self, reason: str, elsewhere: bool = False):
+        super().__init__(reason)
+        self.elsewhere = elsewhere
 
 
 @contextlib.contextmanager
@@ -235,7 +249,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
     included) does not stop the others, and its warnings name it; a scene ``detect_one``
     skips (:class:`SceneSkipped`) is said so. The exit status: 0, or 2 when a scene failed.
     An interrupt stops the batch, naming the scenes done."""
-    failed, done = [], []
+    failed, done, elsewhere = [], [], []
     for i, (scene, options) in enumerate(jobs, 1):
         say(f"scene {i}/{len(jobs)}: {scene}")
         problem = None
@@ -246,7 +260,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
                 detect_one(scene, **options)
         except SceneSkipped as exc:
             say(f"skipped {scene}: {exc}")
-            done.append(scene)
+            (elsewhere if exc.elsewhere else done).append(scene)
             continue
         except Exception as exc:  # what the command line reports in one line, per scene
             from hsad.cli.main import user_problem
@@ -266,6 +280,9 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
             click.echo(f"error: {problem}", err=True)
             failed.append(scene)
     summary = (f"{len(done)} of {len(jobs)} scenes done"
-               + (f"; failed: {', '.join(map(str, failed))}" if failed else ""))
-    (click.echo if failed else say)(summary)  # failures: a result, --quiet or not
+               + (f"; failed: {', '.join(map(str, failed))}" if failed else "")
+               + (f"; left to another hsad run making them: "
+                  f"{', '.join(map(str, elsewhere))}" if elsewhere else ""))
+    # failures and scenes not known done: a result, --quiet or not
+    (click.echo if failed or elsewhere else say)(summary)
     return 2 if failed else 0

@@ -170,7 +170,7 @@ def _unless_done_meanwhile(scene, **filled):
     cron jobs) may have made it meanwhile, or be making it now."""
     with scene_claim(filled["output"]) as mine:
         if not mine:
-            raise SceneSkipped("another hsad run is making it")
+            raise SceneSkipped("another hsad run is making it", elsewhere=True)
         left, partial = not_done([(scene, filled)], quiet=True)
         if partial:
             raise ParameterError(partial[0])
@@ -379,7 +379,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         say(f"threshold {result.mask.attrs['threshold']:.6g} "
             f"({result.mask.attrs['threshold_rule']}): {n} anomalous pixels")
     for what, path in written.items():
-        say(f"wrote {what}: {path}")
+        say(f"wrote {what.replace(':', ' ')}: {path}")  # "stage:d_ss" as "stage d_ss"
     if gt is not None:
         named = f"{scene}: " if QUIET.get() else ""  # -q: no "scene 2/5" line names it
         click.echo(f"{named}AUC(D,F) = {auc['auc_df']:.4f}   "

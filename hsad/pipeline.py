@@ -261,7 +261,7 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     from hsad.engine import read_map, write_map
     from hsad.io.geotiff_writer import write_mask
     from hsad.io.glt import glt_of
-    from hsad.outputs.provenance import describe_map, provenance
+    from hsad.outputs.provenance import MAP_DESCRIPTIONS, describe_map, provenance
     from hsad.outputs.qgis_style import sampled_values, write_style
 
     method = det.detector.name
@@ -273,11 +273,13 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
     def write_raster(map_, path, what) -> np.ndarray:
         """Write the map and its style; return the decimated sample the style was made of."""
         fusion = None  # the D_SS map's own settings, described (its area is not needed)
-        if what == "d_ss" and callable(getattr(det.detector, "fusion_", None)):
+        output = getattr(det.detector, "output_", None)  # a model's score: its output map
+        name = output if what == "score" and output in MAP_DESCRIPTIONS else what
+        if name == "d_ss" and callable(getattr(det.detector, "fusion_", None)):
             fusion = det.detector.fusion_(cube)
         write_map(map_, path, like=cube, cog=cog, progress=progress,
                   tags=provenance(det.detector, cube, what, model),
-                  description=describe_map(what, method, fusion))
+                  description=describe_map(name, method, fusion))
         values = sampled_values(path)
         out["style" if what == "score" else f"style:{what}"] = write_style(path, values=values)
         return values

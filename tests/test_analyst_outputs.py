@@ -98,7 +98,9 @@ def test_provenance_tags_survive_hsad_info(scene, tmp_path, capsys):
     assert json.loads(tags["hsad_params"])["inner"] == 3
     assert tags["hsad_input"].endswith(str(scene["cube"].name))
     assert tags["hsad_created"][:4].isdigit() and "hsad_version" in tags
-    assert tags["band"].startswith("anomaly score of lrx")
+    # the band description names the map's unit, as docs/outputs.md says (it did not)
+    assert tags["band"] == ("anomaly score of lrx (squared Mahalanobis distance to the "
+                            "local background; higher = more anomalous)")
     code, out, _ = run_cli(["info", mask], capsys)
     assert "method:     lrx" in out and "contamination 0.01" in out
 
@@ -386,3 +388,15 @@ def test_a_model_with_a_target_size_scores_a_scene_without_a_crs_when_nothing_is
     code, _, err = run_cli(["detect", tmp_path / "s.mat", "--model", model, "--fusion", "none",
                             "-o", tmp_path / "s.tif"], capsys)
     assert code == 0 and (tmp_path / "s.tif").is_file(), err
+
+
+def test_a_models_score_map_is_described_as_its_output_map(scene, tmp_path, capsys):
+    """HADGAN's score map is its D_SS: described with D_SS's λ, terms and 0..1 range, as
+    the --save-stages d_ss map is (the description said only "anomaly score of hadgan")."""
+    scores = tmp_path / "h.tif"
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "hadgan", "-p", "epochs=1",
+                            "-p", "sample_size=512", "-o", scores, "-q"], capsys)
+    assert code == 0, err
+    with rasterio.open(scores) as ds:
+        assert ds.descriptions[0].startswith("D_SS = 0.4*N(D_spatial) + 0.6*N(")
+        assert ds.descriptions[0].endswith("(unitless, 0..1)")

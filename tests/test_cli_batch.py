@@ -333,6 +333,9 @@ def test_a_scene_another_run_is_making_is_skipped_when_its_turn_comes(scenes, tm
         code, stdout, err = run_cli(["detect", *cubes, *args], capsys)
     assert code == 0, err
     assert f"skipped {cubes[1]}: another hsad run is making it" in stdout
+    # not counted done (that run may yet stop): "3 of 3 scenes done" hid a lost scene
+    assert (f"2 of 3 scenes done; left to another hsad run making them: {cubes[1]}"
+            in stdout)
     assert sorted(p.name for p in out.iterdir()) == [
         "line_a_rx.qml", "line_a_rx.tif", "line_c_rx.qml", "line_c_rx.tif"]  # no claims left
     code, stdout, err = run_cli(["detect", *cubes, *args], capsys)  # the other run's turn
@@ -365,3 +368,21 @@ def test_a_claim_leaves_no_folder_it_made_and_a_hang_up_in_a_batch_stays_one(tmp
 
     with pytest.raises(KeyboardInterrupt):
         run_jobs([("a.img", {}), ("b.img", {})], hung_up)
+
+
+@pytest.mark.parametrize("flag", ["-o", "--truth"])
+def test_an_unknown_placeholder_is_refused_before_any_work(scenes, tmp_path, capsys, flag):
+    """With one scene, ``-o out/{stm}_x.tif`` wrote a file named ``{stm}_x.tif``."""
+    args = {"-o": tmp_path / "{stem}_x.tif", "--truth": "{stem}_truth.tif"}
+    args[flag] = str(args[flag]).replace("{stem}", "{stm}")
+    err = one_error(["detect", scenes[0]["cube"], "-m", "rx", "-o", args["-o"],
+                     "--truth", args["--truth"]], capsys)
+    assert f"{flag} " in err and "unknown placeholder {stm} (the one there is: {stem})" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_files_written_are_named_in_words(scenes, tmp_path, capsys):
+    code, stdout, err = run_cli(["detect", scenes[0]["cube"], "-m", "rx", "-o",
+                                 tmp_path / "x.tif", "--mask", tmp_path / "m.tif"], capsys)
+    assert code == 0, err
+    assert f"wrote style mask: {tmp_path / 'm.qml'}" in stdout and "style:mask" not in stdout

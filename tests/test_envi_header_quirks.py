@@ -4,6 +4,7 @@ transforms, which hsad refuses when the file is opened."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -238,3 +239,44 @@ def test_units_contradicting_the_values_warn_and_keep_them(tmp_path, units, valu
 def test_plausible_units_do_not_warn(tmp_path, units, values):
     data = envi(tmp_path, f"wavelength units = {units}\nwavelength = {{{values}}}\n")
     quiet_open(data)
+
+
+#: a big-endian int16 BSQ file of 3 bands, 5 lines, 4 samples, values 0..59
+LAYOUT_HEAD = "ENVI\nsamples = 4\nlines = 5\nbands = 3\ndata type = 2\n"
+
+
+@pytest.mark.parametrize("body, why", [
+    ("interleave = bsq\n\tbyte order = 1\n", "its line starts with a tab"),
+    ("interleave = bsq\nbyte  order = 1\n", "its name is written with a tab or more than"),
+    ("interleave = bsq\ndescription = {" + "x" * 10_000 + "}\nbyte order = 1\n",
+     "a line over 10,000 characters"),
+    ("interleave = bsq\nsensor type = Unknown {x\nbyte order = 1\n", "a '{' left open"),
+])
+def test_a_layout_key_gdal_skips_is_read_as_written_and_said(tmp_path, body, why):
+    """GDAL (and QGIS) then show the bytes as little-endian; hsad read the header's byte
+    order, silently, so that its pixels were not those the analyst saw in QGIS."""
+    (tmp_path / "f.hdr").write_text(LAYOUT_HEAD + body)
+    np.arange(60, dtype=">i2").tofile(tmp_path / "f.img")
+    with rasterio.open(tmp_path / "f.img") as ds:
+        assert list(ds.read(1)[0, :3]) == [0, 256, 512]  # GDAL skipped it
+    with pytest.warns(UserWarning, match=rf"GDAL does not read this header's 'byte order' "
+                      rf"\(.*{re.escape(why)}.*hsad reads them as the header says"):
+        cube = hsad.open_cube(tmp_path / "f.img")
+    assert list(cube.values[0, :3, 0]) == [0, 1, 2]
+
+
+def test_a_map_info_gdal_skips_for_its_spelling_says_so(tmp_path):
+    body = "map  info = {UTM, 1, 1, 500000, 4000000, 30, 30, 33, North, WGS-84}\n"
+    with pytest.warns(UserWarning, match=r"'map info' \(its name is written with a tab or "
+                      r"more than one space in it\); neither does hsad"):
+        cube = hsad.open_cube(envi(tmp_path, body))
+    assert cube.rio.crs is None
+
+
+def test_an_interleave_with_a_comment_opens_as_in_gdal(tmp_path):
+    """``interleave = bil ; line`` was refused as an unknown interleave; GDAL reads BIL."""
+    path = envi(tmp_path, "interleave = bil ; by line\n")
+    with rasterio.open(path) as ds:
+        expected = ds.read()
+    cube = quiet_open(path)
+    assert np.array_equal(np.moveaxis(cube.values, 2, 0), expected)

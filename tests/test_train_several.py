@@ -143,6 +143,23 @@ def test_wavelengths_a_little_apart_are_warned_of():
         training_mosaic([a, b])
 
 
+def test_scenes_on_scales_far_apart_are_warned_of():
+    """Reflectance beside reflectance × 10000 was pooled in silence (an RX model of both
+    scored a scene like the first at AUC 0.65 against 0.997); scenes of one scale say
+    nothing."""
+    import warnings
+
+    a = _int_cube(8, 8, 0)
+    scaled = make_cube(a.values.astype(np.float32) / 10000, source_path="s9.img",
+                       wavelength=WAVELENGTHS)
+    with pytest.warns(UserWarning, match=r"s9\.img: its values lie about 0\.000\d+× those of "
+                      r"s0\.img in the median band: another unit or scale factor"):
+        training_mosaic([a, scaled])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        training_mosaic([a, _int_cube(8, 8, 1)])
+
+
 def test_the_gap_is_the_widest_window_a_detector_looks_through():
     assert context_of(detectors.get("rx")) == 1
     assert context_of(detectors.get("local-mean-rx", kernel=31)) == 31

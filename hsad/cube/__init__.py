@@ -376,8 +376,15 @@ def as_cube(obj) -> xr.DataArray:
     if _spy_file(obj):  # SPy's spectral.open_image(...): the file it reads, as hsad reads it
         return _from_spy(obj)
     obj = unmasked(obj)
+    if isinstance(obj, xr.Dataset):
+        raise ParameterError(f"a cube is one DataArray, got a Dataset of {list(obj.data_vars)}: "
+                             "take its cube variable (dataset['name'])")
     if not isinstance(obj, xr.DataArray):
-        data = obj if isinstance(obj, da.Array) else np.asarray(obj)
+        try:
+            data = obj if isinstance(obj, da.Array) else np.asarray(obj)
+        except ValueError as exc:  # a ragged list
+            raise ParameterError(f"a cube is a real-valued (rows, cols, bands) array: {exc}") \
+                from None
         if data.ndim != 3 or data.dtype.kind not in "biuf":
             raise ParameterError(f"a cube is a real-valued (rows, cols, bands) array, got shape "
                                  f"{data.shape} {data.dtype} (open files with hsad.open_cube)")

@@ -4,10 +4,12 @@ refuses (:class:`~hsad.errors.ModelError`) a scene that lacks them."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
-from hsad.cube import good_band_mask
+from hsad.cube import as_cube, good_band_mask
 from hsad.detectors.scene_checks import (
     WAVELENGTH_REFUSE_NM,
     WAVELENGTH_WARN_NM,
@@ -119,7 +121,7 @@ def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:
     return cube.assign_coords(good_band=cube["good_band"].copy(data=good))
 
 
-def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
+def match_model_bands(cube, detector) -> xr.DataArray:
     """``cube`` with the bands a fitted ``detector`` was trained on, chosen by wavelength.
 
     A cube with as many bands as the model's scene had (the same bands, by position; for
@@ -136,9 +138,15 @@ def match_model_bands(cube: xr.DataArray, detector) -> xr.DataArray:
     those it used: its bad bands may be missing, and stay bad). Detectors without a band
     record pass through.
     """
+    cube = as_cube(cube)  # a numpy array or a bare DataArray too, as score takes them
     if not hasattr(detector, "wavelength_"):
         return cube
     wanted, good = _model_bands(detector)
+    if np.isfinite(wanted).any() and not np.isfinite(
+            np.asarray(cube["wavelength"].values, dtype=np.float64)).any():
+        warnings.warn(f"{cube.attrs.get('source_path') or 'scene'}: the scene has no "
+                      "wavelengths, so the model's bands are taken by position, unchecked",
+                      UserWarning, stacklevel=2)
     flags = _model_flags(detector, good)
     order = _reordered(cube, wanted, good, flags)
     if order is not None:  # the model's bands, stored in another order

@@ -115,6 +115,32 @@ def _warn_empty(cubes, regions, good: np.ndarray) -> None:
                       stacklevel=3)
 
 
+def _warn_scales(cubes, good: np.ndarray) -> None:
+    """Warn of a scene whose values lie on another scale than the first scene's (its
+    median band's level :data:`~hsad.detectors.level_check.LEVEL_RATIO` times larger or
+    smaller: reflectance × 10000 beside reflectance), from an even sample of each: pooled,
+    the model describes neither scene."""
+    from hsad.detectors.level_check import LEVEL_RATIO
+    from hsad.engine.sampling import even_sample
+
+    levels = []
+    for cube in cubes:
+        sample = even_sample(cube.data, EMPTY_SAMPLE)[:, np.flatnonzero(good)]
+        sample = np.where(missing_values(sample, cube.attrs.get("nodata")), np.nan,
+                          np.abs(np.asarray(sample, dtype=np.float64)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN band: no level
+            levels.append(np.nanmedian(sample, axis=0))
+    for i in range(1, len(cubes)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = float(np.nanmedian(levels[i] / levels[0]))
+        if np.isfinite(ratio) and ratio > 0 and max(ratio, 1 / ratio) > LEVEL_RATIO:
+            warnings.warn(f"{_name(cubes[i], i)}: its values lie about {ratio:.3g}× those of "
+                          f"{_name(cubes[0], 0)} in the median band: another unit or scale "
+                          "factor (reflectance × 10000); a model of both describes neither: "
+                          "convert them to one unit first", UserWarning, stacklevel=3)
+
+
 class _MosaicView(ComputedView):
     """The scenes' values placed in one ``(y, x, band)`` frame, NaN elsewhere and on their
     pixels without data in a ``good`` band. Each read computes the windows of the scenes it
@@ -170,6 +196,7 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
         return cubes[0], None if regions[0] is None else np.asarray(regions[0], dtype=bool)
     good = _check_bands(cubes)
     _warn_empty(cubes, regions, good)
+    _warn_scales(cubes, good)
     wide = any(c.dtype == np.float64 or (c.dtype.kind in "iu" and c.dtype.itemsize >= 4)
                for c in cubes)
     dtype = np.dtype(np.float64 if wide else np.float32)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from hsad.cube import good_band_mask, map_like
+from hsad.cube import map_like
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.crd_rows import crd_block
 from hsad.engine.covariance import check_scales
@@ -87,7 +87,7 @@ class CRD(BaseDetector):
     def fit(self, cube: CubeLike) -> CRD:
         """Validate the hyperparameters, record the band layout and check, in one pass over
         the scene, that it holds distinct valid pixels (CRD learns nothing else)."""
-        self.bands_ = good_band_mask(cube)
+        self._remember_bands(cube)  # its bands and wavelengths, checked at score
         self._validate()
         path = cube.attrs.get("source_path")
         moments = scene_moments(cube, self.name)  # no data, or every pixel alike: refused
@@ -110,7 +110,7 @@ class CRD(BaseDetector):
     def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of CRD residual norms, NaN on nodata pixels."""
         self._check_fitted("bands_")
-        self._check_bands(cube, self.bands_)
+        self._check_layout(cube)
         inner, outer = self._validate()
         if self.components_ is None:
             data = nan_filled(cube, self.bands_)

@@ -154,7 +154,7 @@ class LocalRX(BaseDetector):
         k = self._dimension(n_bands, cube.shape[:2])
         project = self.pca is not None or k < n_bands
         covariance_rank(moments.cov, moments.n, self.name, path)  # warns when singular
-        self.bands_ = bands
+        self._remember_bands(cube)  # its bands and wavelengths, checked at score
         self.mean_ = moments.mean
         self.n_components_ = k
         lam, vec = np.linalg.eigh(moments.cov)
@@ -180,7 +180,7 @@ class LocalRX(BaseDetector):
     def score(self, cube: CubeLike) -> xr.DataArray:
         """Lazy ``(y, x)`` map of local RX scores, NaN on nodata pixels."""
         self._check_fitted("floor_", "n_components_")
-        self._check_bands(cube, self.bands_)
+        self._check_layout(cube)
         self._validate()
         inner, outer = check_windows(self.name, self.inner, self.outer)
         scores = map_windows(

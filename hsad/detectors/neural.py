@@ -39,7 +39,7 @@ from hsad.detectors.network_state import NetworkState
 from hsad.detectors.neural_params import NeuralParameters
 from hsad.detectors.neural_tiles import NetworkTiles
 from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
-from hsad.detectors.scene_checks import MATCH_HINT, check_wavelengths
+from hsad.detectors.scene_checks import MATCH_HINT, check_flag_layout, check_wavelengths
 from hsad.engine import materialise
 from hsad.engine.data_checks import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
 from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
@@ -178,8 +178,9 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
                 f"(after removing bad bands); it was trained on a different sensor or band set"
                 f"{MATCH_HINT}",
                 path)
-        wl = np.asarray(cube["wavelength"].values, dtype=np.float64)[bands]
-        check_wavelengths(wl, self.wavelength_, path)
+        wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+        check_flag_layout(bands, wl, self.band_mask_, self.wavelength_, self.name, path)
+        check_wavelengths(wl[bands], self.wavelength_, path)
         values = None
         if wider_than_float32(cube.dtype):  # both checks read one even sample
             values = sampled_values(cube.data, bands, cube.attrs.get("nodata"))

@@ -161,7 +161,9 @@ class GlobalRX(BaseDetector):
             scale,
             dtype=dtype,
         )
-        return map_like(cube, scores, name="score", attrs={"method": self.name})
+        # the rank: the degrees of freedom of the map's null (threshold(far=) checks it)
+        return map_like(cube, scores, name="score",
+                        attrs={"method": self.name, "hsad_rank": int(self.rank_)})
 
     def null_threshold(self, far: float) -> float | None:
         """The null quantile: Gaussian background RX scores follow χ² with ``rank_`` degrees

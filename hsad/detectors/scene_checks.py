@@ -40,6 +40,36 @@ def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
                       f"{diff:.1f} nm", UserWarning, stacklevel=4)
 
 
+def flags_moved(fitted: np.ndarray, scene: np.ndarray) -> str:
+    """Where a scene's bad-band flags differ from a model's of the same band count, in
+    words ("" where they do not)."""
+    fitted, scene = np.asarray(fitted, dtype=bool), np.asarray(scene, dtype=bool)
+    moved = np.flatnonzero(fitted != scene) if fitted.size == scene.size else ()
+    if not len(moved):
+        return ""
+    listed = ", ".join(str(int(i)) for i in moved[:8]) + (", ..." if len(moved) > 8 else "")
+    return f"; the bad-band flags differ at band {listed} (0-based)"
+
+
+def check_flag_layout(scene_good: np.ndarray, scene_wl: np.ndarray, model_good: np.ndarray,
+                      model_wl: np.ndarray, name: str, path=None) -> None:
+    """ModelError when a scene of the model's band count flags other bands bad than the
+    model was fitted with, so that its good bands, taken by position, are others than the
+    model's: unless both sets of wavelengths are known and agree (another band layout of
+    the model's wavelengths, which a neural model takes as it is)."""
+    moved = flags_moved(model_good, scene_good)
+    if not moved:
+        return
+    scene_wl = np.asarray(scene_wl, dtype=np.float64)[np.asarray(scene_good, dtype=bool)]
+    model_wl = np.asarray(model_wl, dtype=np.float64)
+    if scene_wl.size == model_wl.size and np.isfinite(scene_wl).all() \
+            and np.isfinite(model_wl).all() and wavelength_shift(scene_wl, model_wl) \
+            <= WAVELENGTH_WARN_NM:
+        return
+    raise ModelError(f"{name}: the scene's good bands are not those the model was fitted "
+                     f"on{moved}{MATCH_HINT}", path)
+
+
 class SceneChecks:
     """The checks a fitted detector makes of the cube it scores (band layout, wavelengths,
     the data's scale); :meth:`_training_level` is where a model says what scale it learnt."""
@@ -48,12 +78,17 @@ class SceneChecks:
         """``cube``'s data on the bands the detector was fit on (``bands_``), after checking
         that ``fit`` has set ``attrs`` and that the cube has that band layout."""
         self._check_fitted(*attrs)
+        self._check_layout(cube)
+        self._check_level(cube, self.bands_)
+        return cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
+
+    def _check_layout(self, cube: xr.DataArray) -> None:
+        """The band layout the detector was fit on (``bands_``), and its wavelengths where
+        it noted them (``wavelength_``: :func:`check_wavelengths`)."""
         self._check_bands(cube, self.bands_)
         if hasattr(self, "wavelength_"):
             check_wavelengths(np.asarray(cube["wavelength"].values, dtype=np.float64),
                               self.wavelength_, cube.attrs.get("source_path"))
-        self._check_level(cube, self.bands_)
-        return cube.data if self.bands_.all() else cube.data[:, :, self.bands_]
 
     # ---- the scene's scale against the model's (hsad.detectors.level_check) ----------
     def _training_level(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -118,6 +153,6 @@ class SceneChecks:
             raise ParameterError(
                 f"{self.name}: fitted on {int(bands.sum())} good bands of {bands.size}, "
                 f"but the cube has {int(good_band_mask(cube).sum())} of {cube.sizes['band']}"
-                f"{MATCH_HINT}",
+                f"{flags_moved(bands, good_band_mask(cube))}{MATCH_HINT}",
                 cube.attrs.get("source_path"),
             )

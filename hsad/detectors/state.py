@@ -45,6 +45,7 @@ def save_statistics(det, path: str | os.PathLike) -> Path:
     missing = [k for k in det.model_state if not hasattr(det, k)]
     if missing:
         raise ModelError(f"{det.name}: not fitted, nothing to save", path)
+    det._check_fit_params()  # a value set since fit would be saved as the fit's
     arrays, scalars = {}, {}
     for key, dims in det.model_state.items():
         value = getattr(det, key)

@@ -101,7 +101,8 @@ class Thresholding:
         """:meth:`null_threshold`, for a map this detector made as it is fitted now: a
         hyperparameter changed since ``fit`` (a ridge: another null) is refused as
         ``score`` refuses it, and so is another detector's map (its ``method``), whose
-        scores follow no distribution of this one's."""
+        scores follow no distribution of this one's, and so is a map of another fit's rank
+        (``hsad_rank``: the χ² null's degrees of freedom)."""
         null = self.null_threshold(far)
         if null is None:
             return None
@@ -112,6 +113,12 @@ class Thresholding:
                                  f"far={far:g} takes {self.name}'s null distribution; "
                                  f"threshold it with the {made_by} detector, or give "
                                  "contamination= or value=")
+        rank, own = scores.attrs.get("hsad_rank"), getattr(self, "rank_", None)
+        if rank is not None and own is not None and int(rank) != int(own):
+            raise ParameterError(f"{self.name}: this map was made by a fit of rank {rank}, "
+                                 f"and this one has rank {own}: its null distribution is "
+                                 "another; threshold it with the detector that made it, or "
+                                 "give contamination= or value=")
         return null
 
     def null_threshold(self, far: float) -> float | None:

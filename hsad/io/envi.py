@@ -279,7 +279,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                               stat.st_mtime_ns, stat.st_size, hdr.raw, cy, cx, window)
     data = array_over(pixels, (cy, cx, hdr.bands), name, lock=False, fancy=True,
                       inline_array=True)
-    transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal)
+    transform, crs = georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, text=hdr.text)
     sensor = sensor_georef_from_header(hdr.raw, header_path, gdal=hdr.gdal, grid=transform,
                                        data_path=data_path)
     transform = window_transform(transform, crs, window)

@@ -68,6 +68,27 @@ def gdal_fields(text: str) -> dict[str, str]:
     return fields
 
 
+def why_unread(text: str, key: str) -> str:
+    """Why GDAL's reader (:func:`gdal_fields`) does not see ``key`` (hsad's spelling:
+    lower case, single spaces) in a header's ``text``: its line or its name, as written,
+    or what stops the reading before it."""
+    for line in _LINE_BREAK.split(text)[1:]:
+        name = line.split("=", 1)[0]
+        if "=" not in line or " ".join(name.lower().replace("_", " ").split()) != key:
+            continue
+        if line.lstrip(" ").startswith("\t"):
+            return "its line starts with a tab"
+        if name.strip() != " ".join(name.split()):
+            return "its name is written with a tab or more than one space in it"
+        break
+    return f"a line over {MAX_LINE:,} characters, or a '{{' left open, before it"
+
+
+#: the keys that lay out a file's pixels, as hsad spells them and as GDAL does
+LAYOUT_KEYS = {"byte order": "byte_order", "interleave": "interleave",
+               "header offset": "header_offset"}
+
+
 def gdal_list(text: str) -> list[str]:
     """A ``{a, b, c}`` value split as GDAL's ``ENVIDataset::SplitList`` splits it: nothing
     without the leading ``{``; items up to the first ``}``, blanks around them removed, a

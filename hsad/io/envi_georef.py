@@ -36,7 +36,7 @@ from rasterio.io import MemoryFile
 
 from hsad.cube import refuse_singular
 from hsad.errors import FileFormatError, HeaderError, ParameterError
-from hsad.io.envi_gdal_view import MAX_LINE, pam_bytes
+from hsad.io.envi_gdal_view import MAX_LINE, pam_bytes, why_unread
 from hsad.io.sensor_georef import SensorGeoref
 
 #: EPSG geographic CRS -> ENVI datum name written in ``map info`` (GDAL's writer).
@@ -160,22 +160,23 @@ def _gdal_georef(fields: dict, path, quotes: bool = False, sensor_grid: Affine |
         _gdal_notes.notes = None
 
 
-def georef_from_header(raw: dict, path=None, gdal: dict | None = None
-                       ) -> tuple[Affine | None, CRS | None]:
+def georef_from_header(raw: dict, path=None, gdal: dict | None = None,
+                       text: str | None = None) -> tuple[Affine | None, CRS | None]:
     """``(transform, crs)`` from a parsed header (``None, None`` when GDAL finds no
     georeferencing in it). ``gdal``: the fields as GDAL reads them from the file
     (:func:`hsad.io.envi_gdal_view.gdal_fields`); without them they are rebuilt from
-    ``raw``.
+    ``raw``. ``text``: the header's, to say why GDAL does not read a ``map info``.
 
     Both are GDAL's for the file (see the module docstring).
     """
     fields = _fields_for_gdal(raw, gdal)
     if "map_info" not in fields:
         if "map info" in raw:
-            warnings.warn(f"{path}: GDAL does not read this header's 'map info' (a line "
-                          "over 10,000 characters, or a '{' left open, before it); neither "
-                          "does hsad, so the scene is not georeferenced, as in GDAL and QGIS",
-                          UserWarning, stacklevel=2)
+            why = why_unread(text, "map info") if text is not None else \
+                "a line over 10,000 characters, or a '{' left open, before it"
+            warnings.warn(f"{path}: GDAL does not read this header's 'map info' ({why}); "
+                          "neither does hsad, so the scene is not georeferenced, as in GDAL "
+                          "and QGIS", UserWarning, stacklevel=2)
         return None, None
     transform, crs, notes, georeferenced = _gdal_georef(fields, path)
     for note in notes:

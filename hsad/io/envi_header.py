@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hsad.errors import FileFormatError, HeaderError, UnsupportedError
-from hsad.io.envi_gdal_view import gdal_fields, gdal_integer, gdal_list, gdal_number
+from hsad.io.envi_gdal_view import (
+    LAYOUT_KEYS,
+    gdal_fields,
+    gdal_integer,
+    gdal_list,
+    gdal_number,
+    why_unread,
+)
 from hsad.io.wavelength_units import (
     fwhm_scale,
     plausible_nm,
@@ -205,6 +212,8 @@ class EnviHeader:
     gdal: dict = field(default_factory=dict)
     #: ``major frame offsets``: bytes before and after each line of the file (GDAL's rule)
     frame_offsets: tuple[int, int] = (0, 0)
+    #: the header's text, decoded (what GDAL skips of it is said from it)
+    text: str = ""
 
     @property
     def dtype(self) -> np.dtype:
@@ -231,6 +240,18 @@ def _without_comment(text: str) -> str:
     ``atoi`` reads 10), stripped."""
     head, sep, _ = text.partition(";")
     return head.strip() if sep and head.strip() else text.strip()
+
+
+def _check_gdal_layout(raw: dict, gdal: dict, text: str, path) -> None:
+    """Warn when a key that lays out the pixels (byte order, interleave, header offset) is
+    one GDAL does not read: GDAL and QGIS then show the file's bytes in another layout,
+    while hsad reads them as the header says."""
+    for key, gdal_key in LAYOUT_KEYS.items():
+        if key in raw and gdal_key not in gdal:
+            warnings.warn(f"{path}: GDAL does not read this header's '{key}' "
+                          f"({why_unread(text, key)}): GDAL and QGIS show this file's "
+                          "pixels in another layout; hsad reads them as the header says",
+                          UserWarning, stacklevel=3)
 
 
 def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0) -> int:
@@ -360,7 +381,8 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
         known = ", ".join(str(c) for c in sorted(DATA_TYPES))
         raise HeaderError(f"unknown data type {data_type} (supported: {known})", p)
 
-    interleave = raw.get("interleave", "").strip().lower() or None
+    _check_gdal_layout(raw, gdal, text, p)
+    interleave = _without_comment(raw.get("interleave", "")).lower() or None
     if interleave is not None and interleave not in ("bsq", "bil", "bip"):
         raise HeaderError(f"unknown interleave '{_short(raw['interleave'].strip())}' "
                           "(expected bsq, bil or bip)", p)
@@ -378,7 +400,7 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
         header_offset=_int(raw, "header offset", p, default=0),
         file_type=raw.get("file type", "ENVI Standard").strip() or "ENVI Standard",
         file_compression=compression,
-        nodata=_nodata(raw, gdal, p), gdal=gdal,
+        nodata=_nodata(raw, gdal, p), gdal=gdal, text=text,
         reflectance_scale_factor=_float(raw, "reflectance scale factor", p),
         description=raw.get("description"),
         wavelength_units=raw.get("wavelength units"),

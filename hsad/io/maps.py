@@ -135,7 +135,11 @@ def _of_shape(raster: xr.DataArray, shape, what: str, path) -> xr.DataArray:
 
 
 def _as_truth(values: np.ndarray) -> np.ndarray:
-    """1 where ``values`` is nonzero, 0 where zero, NaN where NaN, as float32."""
+    """1 where ``values`` is nonzero, 0 where zero, NaN where NaN, as float32 (a warning
+    where a fill value stands beside other nonzero values: :func:`warn_fill_truth`)."""
+    from hsad.outputs.metric_inputs import warn_fill_truth
+
+    warn_fill_truth(np.asarray(values))
     truth = (values != 0).astype(np.float32)
     truth[np.isnan(values)] = np.nan
     return truth

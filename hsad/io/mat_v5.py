@@ -69,6 +69,7 @@ def _walk(read, start: int, end: int, order: str, path: str, complete: bool,
             raise FileFormatError(f"MAT file is truncated or corrupt: element at byte {pos} "
                                   f"needs {nbytes} bytes, {end - body} left", path)
         if mtype == _MI_MATRIX:
+            _check_dims(read(body, min(nbytes, _DIMS_BYTES)), nbytes, order, path)
             _walk(read, body, min(body + nbytes, end), order, path, complete, depth + 1)
         elif mtype == _MI_COMPRESSED:
             _check_compressed(read, body, nbytes, order, path, depth)
@@ -80,13 +81,14 @@ def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
     """Decompress a variable whole (discarding the output) so that zlib checks its
     checksum, which scipy skips: a damaged stream could decode to wrong values silently.
     The tags in its first ``_PROBE_BYTES`` are walked too."""
-    stream, head = zlib.decompressobj(), b""
+    stream, head, total = zlib.decompressobj(), b"", 0
     try:
         for offset in range(start, start + nbytes, _READ_BYTES):
             data = read(offset, min(_READ_BYTES, start + nbytes - offset))
             while data and not stream.eof:  # at most _READ_BYTES out at a time: zeros
                 out = stream.decompress(data, _READ_BYTES)  # inflate 1000-fold
                 data = stream.unconsumed_tail
+                total += len(out)
                 if len(head) < _PROBE_BYTES:
                     head += out[:_PROBE_BYTES - len(head)]
             if stream.eof:
@@ -95,8 +97,48 @@ def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
         raise FileFormatError(f"MAT file is corrupt: compressed variable ({exc})", path) from None
     if not stream.eof:
         raise FileFormatError("MAT file is truncated: a compressed variable ends early", path)
+    if len(head) >= 8:  # the variable's element holds the bytes its tag says
+        mtype, body, _ = _tag(head, 0, order)
+        declared = int(np.frombuffer(head[4:8], dtype=order + "u4")[0])
+        if mtype == _MI_MATRIX and body == 8 and declared > total - 8:
+            raise FileFormatError(f"MAT file is corrupt: a compressed variable says it holds "
+                                  f"{declared} bytes, it holds {total - 8}", path)
     _walk(lambda offset, n: head[offset:offset + n], 0, len(head), order, path,
           complete=len(head) < _PROBE_BYTES, depth=depth + 1)
+
+
+#: bytes of a matrix element read for its array flags, dimensions and name
+_DIMS_BYTES = 512
+#: MATLAB array classes whose dimensions count no stored values: sparse (its nonzeros are
+#: stored) and opaque objects (no dimensions element)
+_COUNTLESS_CLASSES = {5, 17}
+
+
+def _check_dims(head: bytes, nbytes: int, order: str, path: str) -> None:
+    """FileFormatError when a matrix element (``head``: its first bytes, ``nbytes`` in all)
+    declares more values than it has bytes (every value takes one at least): a corrupt
+    header that would make a reader allocate a cube of its dimensions."""
+    if len(head) < 16 or _tag(head, 0, order)[0] != 6:  # the array flags, miUINT32
+        return
+    _, body, at = _tag(head, 0, order)
+    if int(np.frombuffer(head[body:body + 4], dtype=order + "u4")[0]) & 0xFF \
+            in _COUNTLESS_CLASSES or at + 8 > len(head):
+        return
+    kind, body, after = _tag(head, at, order)
+    count = int(np.frombuffer(head[at + 4:at + 8], dtype=order + "u4")[0]) // 4 \
+        if kind == 5 and body == at + 8 else 0
+    if kind != 5 or count == 0 or body + 4 * count > len(head):
+        return
+    shape = [int(v) for v in np.frombuffer(head[body:body + 4 * count], dtype=order + "i4")]
+    values = int(np.prod(shape, dtype=object))
+    if values > nbytes:
+        name = ""
+        if after + 8 <= len(head):
+            _, start, end = _tag(head, after, order)
+            name = head[start:end].rstrip(b"\0").decode("latin-1", "replace")
+        raise FileFormatError(f"MAT file is corrupt: variable {name!r} says it is "
+                              f"{'x'.join(map(str, shape))} ({values} values) in "
+                              f"{nbytes} bytes", path)
 
 
 #: the NumPy type of each MAT v5 numeric data type code (miINT8 … miUINT64)

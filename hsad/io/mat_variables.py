@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import h5py
 import numpy as np
@@ -26,6 +27,9 @@ BBL_KEYS = ("bbl",)
 #: (``anomaly_map``). Not ``mask`` inside a name: a ``cloud_mask`` is no ground truth.
 _TRUTH_NAME = re.compile(
     r"(?i:(?:^|[^a-z])gt|gt$|truth|map|label|target|anomal)|(?<![A-Z])GT(?![A-Z])|[a-z]GT$")
+#: the names among those that say "ground truth" outright, taken before the others (an
+#: ``anomaly_map`` beside a ``Sandiego_gt`` is likelier a detector's output)
+_TRUTH_WORD = re.compile(r"(?i:(?:^|[^a-z])gt|gt$|truth)|(?<![A-Z])GT(?![A-Z])|[a-z]GT$")
 #: 3-D arrays with at most this many bands (RGB previews, a (rows, cols, 1) ground truth)
 #: are not taken for the cube unless named.
 MAX_PREVIEW_BANDS = 3
@@ -106,7 +110,13 @@ def cube_key(variables, key: str | None, path: str) -> str:
                               f"variables: {listing(variables)}", path)
     size = max(int(np.prod(shapes[n][0])) for n in cands)
     largest = [n for n in cands if int(np.prod(shapes[n][0])) == size]
-    return _by_name(largest, CUBE_KEYS) or largest[0]
+    found = _by_name(largest, CUBE_KEYS) or largest[0]
+    if len(cands) > 1:
+        warnings.warn(f"{path}: several variables could be the cube ("
+                      f"{', '.join(f'{n} {dims(shapes[n][0])}' for n in cands)}); took the "
+                      f"largest, {found!r}: name it with --key (key= in Python)", UserWarning,
+                      stacklevel=4)
+    return found
 
 
 def plane(shape: tuple) -> tuple:
@@ -122,10 +132,22 @@ def maps_of(variables) -> dict[str, tuple]:
             if c in NUMERIC | {"logical", "sparse"} and len(plane(s)) == 2}
 
 
-def _truth_by_name(names) -> str | None:
-    """A ground truth among ``names``: a listed name, else one :data:`_TRUTH_NAME` finds."""
+def _truth_by_name(names, path: str | None = None) -> str | None:
+    """A ground truth among ``names``: a listed name, else one :data:`_TRUTH_NAME` finds
+    (one :data:`_TRUTH_WORD` finds first). With ``path``, a warning when names of the
+    second kind leave a choice (the file's others are named)."""
     names = list(names)
-    return _by_name(names, GT_KEYS) or next((n for n in names if _TRUTH_NAME.search(n)), None)
+    listed = _by_name(names, GT_KEYS)
+    if listed is not None:
+        return listed
+    matches = [n for n in names if _TRUTH_NAME.search(n)]
+    found = next((n for n in matches if _TRUTH_WORD.search(n)), None) or \
+        next(iter(matches), None)
+    if path is not None and len(matches) > 1:
+        warnings.warn(f"{path}: several variables could be the ground truth "
+                      f"({', '.join(matches)}); took {found!r}: name it with --truth-key "
+                      "(gt_key= in Python)", UserWarning, stacklevel=4)
+    return found
 
 
 def truth_key(variables, shape: tuple | None, gt_key: str | None, path: str,
@@ -147,7 +169,8 @@ def truth_key(variables, shape: tuple | None, gt_key: str | None, path: str,
                                   f"{dims(shape)} like the cube{_transposed(maps[gt_key], shape)}",
                                   path)
         return gt_key
-    found = _truth_by_name(n for n, s in maps.items() if shape is None or s == tuple(shape))
+    found = _truth_by_name((n for n, s in maps.items() if shape is None or s == tuple(shape)),
+                           path)
     if found is None and strict and shape is not None:
         flipped = _truth_by_name(n for n, s in maps.items() if s == tuple(shape)[::-1])
         if flipped is not None:

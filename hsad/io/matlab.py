@@ -173,6 +173,9 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
     ckey = cube_key(variables, key, p)
     check_band_axis(variables, ckey, p)
     rows, cols, bands = dict((n, s) for n, s, _ in variables)[ckey]
+    if min(rows, cols) == 0:
+        raise FileFormatError(f"variable {ckey!r} is {rows}x{cols}x{bands}: an empty cube; "
+                              f"variables: {listing(variables)}", p)
     gkey = truth_key(variables, (rows, cols), gt_key, p, strict=want_gt)
     wkey = band_vector_key(variables, bands)
     bkey = band_vector_key(variables, bands, BBL_KEYS, NUMERIC | {"logical"})

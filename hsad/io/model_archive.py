@@ -345,13 +345,18 @@ def plugin_hint(config: dict) -> str:
 def _check_class(det, config: dict, path: Path) -> None:
     """A model saved by a plugin's detector loads into that class only: another plugin
     that took its method's name would read its weights and parameters as its own. hsad's
-    own detectors may move between modules; their files say ``hsad.``."""
+    own detectors may move between modules (their files say ``hsad.``), keeping their
+    class's name: a file whose method names another class was edited."""
     from hsad.detectors import qualified_name
 
     saved, now = config.get("class"), qualified_name(type(det))
-    if saved is None or saved == now or (str(saved).startswith("hsad.")
-                                         and now.startswith("hsad.")):
+    if saved is None or saved == now:
         return
+    if str(saved).startswith("hsad.") and now.startswith("hsad."):
+        if str(saved).rsplit(".", 1)[-1] == type(det).__qualname__:
+            return  # moved between modules
+        raise ModelError(f"the model was saved by {saved}, but its method {config['method']!r} "
+                         f"is {now}: the file was edited or mislabelled", path)
     raise ModelError(f"the model was saved by {saved}, and method {config['method']!r} is "
                      f"now {now}: install the plugin that saved it", path)
 

@@ -79,6 +79,7 @@ def save_detector(det, path: str | os.PathLike) -> Path:
         return save_statistics(det, path)
     if not hasattr(det, "networks_"):
         raise ModelError(f"{det.name}: not fitted, nothing to save", path)
+    det._check_fit_params()  # a value set since fit would be saved as the fit's
     return write_archive(path, detector_config(det), detector_tensors(det))
 
 

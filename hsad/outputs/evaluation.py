@@ -67,8 +67,10 @@ def _truth_for(t_cube, scores_path, s_cube, shape, truth_path):
         return t_cube
     offsets = _window_of(scores_path, s_cube, t_cube, got)
     if offsets is None:
+        grids = "" if t_cube.rio.crs is None or s_cube.rio.crs is None else \
+            f", and the map is no window of its grid: {_grid(t_cube)} vs {_grid(s_cube)}"
         raise ParameterError(f"ground truth is {got[0]}x{got[1]} but the score map "
-                             f"{scores_path} is {shape[0]}x{shape[1]}", truth_path)
+                             f"{scores_path} is {shape[0]}x{shape[1]}{grids}", truth_path)
     r0, c0 = offsets
     return t_cube.isel(y=slice(r0, r0 + shape[0]), x=slice(c0, c0 + shape[1]))
 

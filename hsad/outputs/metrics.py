@@ -28,6 +28,12 @@ import numpy as np
 
 from hsad.engine.thresholds import gathered_float64
 from hsad.errors import ParameterError
+from hsad.outputs.metric_inputs import (
+    declared_nodata,
+    warn_fill_scores,
+    warn_fill_truth,
+    without_nodata,
+)
 from hsad.outputs.roc_area import Ranked, area, rank_auc, ranked
 from hsad.outputs.roc_area import curve_points as ranked_points
 
@@ -106,7 +112,10 @@ METRICS = {
 
 def _values(a) -> np.ndarray:
     """ndarray of a numpy array, DataArray (computed if lazy) or dask array; a masked
-    array's masked pixels become NaN (left out, as nodata is)."""
+    array's masked pixels become NaN (left out, as nodata is), and so do the pixels of a
+    DataArray that hold the nodata value it declares (:func:`declared_nodata`); a
+    ``(1, rows, cols)`` raster is its one band."""
+    nodata = declared_nodata(a)
     a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
     if hasattr(a, "compute"):
         a = a.compute()
@@ -116,7 +125,9 @@ def _values(a) -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise ParameterError(f"a score map or ground truth is a numeric array, got "
                              f"{a.dtype} {a.shape}")
-    return a
+    if a.ndim == 3 and a.shape[0] == 1:  # one band, as rioxarray reads a raster
+        a = a[0]
+    return without_nodata(a, nodata)
 
 
 def _aligned(scores, gt):
@@ -187,6 +198,8 @@ def valid_scores(scores, gt, keep_float32: bool = False) -> tuple[np.ndarray, np
     valid = np.isfinite(s)
     if not valid.any():
         raise ParameterError("the score map has no valid (finite, not nodata) pixel")
+    warn_fill_scores(s)
+    warn_fill_truth(g)
     if (infinite := int(np.count_nonzero(np.isinf(s)))):
         warnings.warn(f"{infinite} pixels of the score map score ±inf: left out as nodata "
                       "(write them as a finite score to rank them)", UserWarning, stacklevel=3)

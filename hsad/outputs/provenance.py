@@ -66,14 +66,18 @@ def score_label(detector) -> str:
 
 def describe_map(name: str, method: str, fusion=None) -> str:
     """The band description of map ``name`` (a key of :data:`MAP_DESCRIPTIONS`, or a
-    model's own score term); ``fusion`` (a resolved :class:`hsad.fusion.Fusion`) puts the
-    D_SS map's own λ, spectral term and normalisation in."""
+    model's own score term; ``score`` with its unit where :data:`SCORE_UNITS` knows the
+    ``method``'s: a model's score map is described as its output map); ``fusion`` (a
+    resolved :class:`hsad.fusion.Fusion`) puts the D_SS map's own λ, spectral term and
+    normalisation in."""
     if name == "d_ss" and fusion is not None:
         term = "T(D_spectral), T = area top-hat" if fusion.spectral_tophat else "D_spectral"
         scaling = "min-max" if fusion.norm == "minmax" else "rank (average ranks / n)"
         lam = float(fusion.lam)
         return (f"D_SS = {lam:g}*N(D_spatial) + {1 - lam:g}*N({term}), N = {scaling} to "
                 "0..1 (unitless, 0..1)")
+    if name == "score" and method in SCORE_UNITS:
+        return f"anomaly score of {method} ({SCORE_UNITS[method]}; higher = more anomalous)"
     text = MAP_DESCRIPTIONS.get(name, f"{name}: score term of {{method}}")
     return text.format(method=method)
 

@@ -69,12 +69,14 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
     background pixel is a ParameterError."""
     s = _values(scores)
     g = _values(_aligned(scores, gt))
-    if s.ndim != 2 or s.shape != g.shape:
+    if s.ndim != 2:
+        raise ParameterError(f"a score map is a (rows, cols) map, got shape {s.shape}")
+    if s.shape != g.shape:
         raise ParameterError(f"score map shape {s.shape} does not match the ground truth's "
-                             f"{g.shape}, or is not a (rows, cols) map")
+                             f"{g.shape}")
     _check_same_place(scores, gt)
     if s.dtype.kind != "f":
-        s = s.astype(np.float64)  # integer scores: compared exactly
+        s = s.astype(np.float64)  # integer scores: exact up to 2**53
     labelled, anomaly = _labels(g)
     labels, n = ndimage.label(labelled & anomaly, structure=np.ones((3, 3), dtype=bool))
     background = _background_scores(s, labelled, anomaly)

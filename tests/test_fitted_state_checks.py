@@ -1,0 +1,159 @@
+"""What a fitted detector refuses of the scenes, maps and files it is given after ``fit``:
+a scene whose bad bands moved, a model saved with a value set since ``fit``, a map of
+another fit's null, a model file whose method names another class, bands in another
+order for the window detectors; and the inputs a cube cannot be (docs/api.md)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hsad import detectors
+from hsad.cube import as_cube
+from hsad.cube.model_bands import match_model_bands
+from hsad.errors import ModelError, ParameterError
+from hsad.io.model_archive import load_model, save_model
+
+TINY = dict(hidden=8, depth=1, latent=2, epochs=1, batch_size=64, sample_size=256,
+            progress=False, device="cpu")
+
+
+def _scene(bad=(), wavelength=None, bands=8, seed=0):
+    data = (5 + np.random.default_rng(seed).normal(size=(16, 16, bands))).astype(np.float32)
+    good = np.ones(bands, bool)
+    good[list(bad)] = False
+    coords = {"good_band": ("band", good)}
+    if wavelength is not None:
+        coords["wavelength"] = ("band", np.asarray(wavelength, float))
+    return as_cube(xr.DataArray(data, dims=("y", "x", "band"), coords=coords))
+
+
+@pytest.fixture(scope="module")
+def ae_first_bad():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return detectors.get("ae", **TINY).fit(_scene(bad=[0]))
+
+
+def test_a_neural_model_refuses_a_scene_whose_bad_bands_moved(ae_first_bad):
+    """Band 7 flagged bad instead of band 0: as many good bands, but others (by position
+    the model would read every band shifted by one, with no warning: review s903)."""
+    with pytest.raises(ModelError, match=r"not those the model was fitted on; the bad-band "
+                       r"flags differ at band 0, 7 \(0-based\)"):
+        ae_first_bad.score(_scene(bad=[7]))
+    assert np.isfinite(ae_first_bad.score(_scene(bad=[0])).values).all()
+
+
+def test_a_neural_model_takes_its_wavelengths_under_other_flags():
+    """Another layout of the model's own wavelengths stays a neural model's to take: the
+    flags differ, the good bands' wavelengths are the model's."""
+    wl = np.arange(8) * 10.0 + 400
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = detectors.get("ae", **TINY).fit(_scene(bad=[0], wavelength=wl))
+    # band 7 bad: the good bands 0-6 hold the model's seven wavelengths (410-470 nm)
+    own = np.r_[wl[1:], 480.0]
+    assert np.isfinite(det.score(_scene(bad=[7], wavelength=own)).values).all()
+    with pytest.raises(ModelError, match="bad-band flags differ"):
+        det.score(_scene(bad=[7], wavelength=wl))  # 400-460 nm: shifted by a band
+
+
+def test_statistics_detectors_say_which_flags_moved():
+    det = detectors.get("rx").fit(_scene(bad=[0]))
+    with pytest.raises(ParameterError, match=r"7 good bands of 8, but the cube has 7 of 8; "
+                       r"the bad-band flags differ at band 0, 7"):
+        det.score(_scene(bad=[7]))
+
+
+@pytest.mark.parametrize("method, change", [("rx", {"ridge": 0.5}), ("ae", {"hidden": 16}),
+                                            ("ae", {"epochs": 3})])
+def test_a_model_is_not_saved_with_a_value_set_since_fit(method, change, tmp_path):
+    """It would load claiming the new value (or not load at all, a network of another
+    shape): refused as score refuses it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = detectors.get(method, **(TINY if method == "ae" else {})).fit(_scene())
+    det.set_params(**change)
+    key = next(iter(change))
+    with pytest.raises(ParameterError, match=f"{key} is .* but the detector was fitted with"):
+        save_model(det, tmp_path / "m.hsad")
+    assert not (tmp_path / "m.hsad").exists()
+
+
+def test_match_model_bands_takes_what_score_takes():
+    """A numpy array and a DataArray without hsad's coordinates (a raw IndexError and a
+    KeyError before), as score takes them."""
+    det = detectors.get("rx").fit(_scene())
+    data = np.asarray(_scene().values)
+    assert match_model_bands(data, det).sizes["band"] == 8
+    bare = xr.DataArray(data, dims=("y", "x", "band"))
+    assert match_model_bands(bare, det).sizes["band"] == 8
+
+
+@pytest.mark.parametrize("obj, match", [
+    (xr.Dataset({"r": (("y", "x", "band"), np.zeros((4, 4, 3)))}),
+     r"a cube is one DataArray, got a Dataset of \['r'\]"),
+    ([[[1.0, 2.0]], [[1.0]]], "a cube is a real-valued"),
+])
+def test_what_a_cube_cannot_be_is_a_parameter_error(obj, match):
+    with pytest.raises(ParameterError, match=match):
+        detectors.get("rx").fit(obj)
+
+
+def test_a_map_of_another_fits_rank_is_not_thresholded_by_this_null():
+    """An RX map of 8 bands thresholded at far= by an RX fitted on 4 took χ² with 4
+    degrees of freedom and flagged every pixel, in silence."""
+    scene = _scene()
+    own = detectors.get("rx")
+    scores = own.fit_score(scene)
+    assert scores.attrs["hsad_rank"] == 8
+    other = detectors.get("rx").fit(scene.isel(band=slice(0, 4)))
+    with pytest.raises(ParameterError, match="made by a fit of rank 8, and this one has rank 4"):
+        other.threshold(scores, far=1e-3)
+    assert own.threshold(scores, far=1e-3).values.mean() < 0.05
+
+
+def test_a_model_file_whose_method_names_another_class_is_said_to_be_edited(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = save_model(detectors.get("ae", **TINY).fit(_scene()), tmp_path / "ae.hsad")
+    with zipfile.ZipFile(path) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(entries["config.json"])
+    config["method"] = "hadgan"
+    entries["config.json"] = json.dumps(config).encode()
+    edited = tmp_path / "edited.hsad"
+    with zipfile.ZipFile(edited, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    with pytest.raises(ModelError, match=r"saved by hsad\.detectors\.ae\.Autoencoder, but its "
+                       r"method 'hadgan' is .*HADGAN: the file was edited or mislabelled"):
+        load_model(edited)
+
+
+@pytest.mark.parametrize("method", ["lrx", "crd"])
+def test_window_detectors_refuse_bands_in_another_order(method):
+    """Their fitted projection (lrx's PCA, crd's) was applied to the bands of another
+    scene by position, in silence: the wavelengths are checked as the global RX's are."""
+    wl = np.arange(8) * 50.0 + 400
+    scene = _scene(wavelength=wl)
+    det = detectors.get(method, inner=3, outer=7).fit(scene)
+    reversed_bands = scene.isel(band=slice(None, None, -1))
+    with pytest.raises(ModelError, match="wavelengths differ from the model's"):
+        det.score(reversed_bands)
+    assert np.isfinite(det.score(scene).values).all()
+
+
+def test_a_scene_without_wavelengths_is_said_to_be_taken_by_position():
+    """A scene of the model's band count without wavelengths was used in silence."""
+    wl = np.arange(8) * 50.0 + 400
+    det = detectors.get("rx").fit(_scene(wavelength=wl))
+    with pytest.warns(UserWarning, match="the scene has no wavelengths, so the model's bands "
+                      "are taken by position, unchecked"):
+        matched = match_model_bands(_scene(), det)
+    assert matched.sizes["band"] == 8

@@ -1,0 +1,90 @@
+"""MAT files whose headers do not say what they hold, or say several things: dimensions
+beyond the bytes stored (a corrupt header that made ``hsad info`` allocate 12.7 GB), an
+empty cube, and several variables that could be the cube or the ground truth (the choice
+was silent)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import scipy.io as sio
+from cli_helpers import one_error
+
+import hsad
+from hsad.errors import FileFormatError
+from hsad.io.matlab import load_mat
+
+CUBE = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+
+
+def _with_dims(raw: bytes, rows: int) -> bytes:
+    """``raw`` with the cube's 4 x 5 x 6 dimensions said to be rows x 5 x 6."""
+    old = struct.pack("<iii", 4, 5, 6)
+    assert raw.count(old) == 1
+    return raw.replace(old, struct.pack("<iii", rows, 5, 6))
+
+
+@pytest.mark.parametrize("rows", [400_000_000, 2**31 - 1])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_dimensions_beyond_the_bytes_stored_are_refused(tmp_path, rows, compressed, capsys):
+    path = tmp_path / "big.mat"
+    sio.savemat(path, {"data": CUBE}, do_compression=compressed)
+    raw = path.read_bytes()
+    if compressed:  # the element is one zlib stream: patch inside it, recompress
+        (nbytes,) = struct.unpack("<I", raw[132:136])
+        inner = _with_dims(zlib.decompress(raw[136:136 + nbytes]), rows)
+        packed = zlib.compress(inner)
+        raw = raw[:132] + struct.pack("<I", len(packed)) + packed
+    else:
+        raw = _with_dims(raw, rows)
+    path.write_bytes(raw)
+    with pytest.raises(FileFormatError, match=rf"variable 'data' says it is {rows}x5x6 "
+                       rf"\({rows * 30} values\) in \d+ bytes"):
+        hsad.open_cube(path)
+    assert one_error(["info", str(path)], capsys).startswith(f"error: {path}: MAT file is corrupt")
+
+
+def test_a_sparse_truth_of_large_dimensions_is_no_corrupt_header(tmp_path):
+    """A sparse matrix stores its nonzeros only: its dimensions count no stored values."""
+    import scipy.sparse
+
+    truth = scipy.sparse.csc_matrix(([1.0], ([1], [2])), shape=(4, 5))
+    sio.savemat(tmp_path / "s.mat", {"data": CUBE, "map": truth})
+    cube, gt = load_mat(tmp_path / "s.mat")
+    assert gt.sum() == 1 and cube.shape == (4, 5, 6)
+
+
+def test_an_empty_cube_is_one_line(tmp_path, capsys):
+    """``hsad info`` ended in rioxarray's NoDataInBounds traceback."""
+    sio.savemat(tmp_path / "e.mat", {"data": np.zeros((0, 5, 6)), "map": np.zeros((4, 5))})
+    err = one_error(["info", str(tmp_path / "e.mat")], capsys)
+    assert "variable 'data' is 0x5x6: an empty cube" in err
+
+
+def test_of_several_cubes_the_choice_is_said(tmp_path):
+    """A cleaned cube beside a larger raw one (San Diego's 189 and 224 bands): the larger
+    is taken, as documented, and now said."""
+    raw = np.concatenate([CUBE, CUBE[:, :, :2]], axis=2)
+    sio.savemat(tmp_path / "two.mat", {"data": CUBE, "data_raw": raw, "map": np.zeros((4, 5))})
+    with pytest.warns(UserWarning, match=r"several variables could be the cube \(data 4x5x6, "
+                      r"data_raw 4x5x8\); took the largest, 'data_raw': name it with --key"):
+        cube = hsad.open_cube(tmp_path / "two.mat")
+    assert cube.sizes["band"] == 8
+    assert hsad.open_cube(tmp_path / "two.mat", key="data").sizes["band"] == 6
+
+
+def test_a_truth_named_so_is_taken_before_a_map_and_the_choice_is_said(tmp_path):
+    """``anomaly_map`` (a detector's output) saved before ``Sandiego_gt`` was taken for the
+    ground truth, in silence."""
+    truth = np.zeros((4, 5))
+    truth[1, 2] = 1
+    output = np.zeros((4, 5))
+    output[3, 3] = 1
+    sio.savemat(tmp_path / "t.mat", {"data": CUBE, "anomaly_map": output, "Sandiego_gt": truth})
+    with pytest.warns(UserWarning, match=r"several variables could be the ground truth "
+                      r"\(anomaly_map, Sandiego_gt\); took 'Sandiego_gt'"):
+        _, gt = load_mat(tmp_path / "t.mat")
+    assert gt[1, 2] and gt.sum() == 1
