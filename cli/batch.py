@@ -49,7 +49,7 @@ def stem_of(scene: str | os.PathLike) -> str:
 
 
 #: a placeholder in an output path: only ``{stem}`` is one
-PLACEHOLDER = re.compile(r"\{\w*\}")
+PLACEHOLDER = re.compile(r"\{[^{}/\\]*\}")
 
 
 def fill(template, scene) -> str | None:

@@ -41,3 +41,18 @@ def test_hsads_own_polygons_read_back_across_180_degrees(transform, crs, suffix,
     path = write_polygons(polygons(grid), tmp_path / f"truth{suffix}", crs=crs)
     drawn = vector_mask(path, cube, "ground truth", every_shape=True)
     assert np.array_equal(drawn, mask)
+
+
+@pytest.mark.parametrize("bounds", [(-180, -90, 180, 90), (-170, 30, 20, 60)])
+def test_wide_areas_are_no_split_geometries(tmp_path, bounds):
+    """A box over the world, or an area from -170° to 20°, is one geometry: joined as if
+    split at ±180° it fell outside a scene at 10°E."""
+    import json
+
+    from shapely.geometry import box, mapping
+
+    cube = make_cube(np.zeros((40, 50, 2), np.float32), crs="EPSG:4326",
+                     transform=Affine(0.01, 0, 10, 0, -0.01, 45))
+    (tmp_path / "w.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": mapping(box(*bounds))}]}))
+    assert vector_mask(tmp_path / "w.geojson", cube).all()

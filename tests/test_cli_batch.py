@@ -370,14 +370,16 @@ def test_a_claim_leaves_no_folder_it_made_and_a_hang_up_in_a_batch_stays_one(tmp
         run_jobs([("a.img", {}), ("b.img", {})], hung_up)
 
 
-@pytest.mark.parametrize("flag", ["-o", "--truth"])
-def test_an_unknown_placeholder_is_refused_before_any_work(scenes, tmp_path, capsys, flag):
+@pytest.mark.parametrize("flag, typo", [("-o", "{stm}"), ("--truth", "{stm}"),
+                                        ("-o", "{stem }")])
+def test_an_unknown_placeholder_is_refused_before_any_work(scenes, tmp_path, capsys, flag,
+                                                           typo):
     """With one scene, ``-o out/{stm}_x.tif`` wrote a file named ``{stm}_x.tif``."""
     args = {"-o": tmp_path / "{stem}_x.tif", "--truth": "{stem}_truth.tif"}
-    args[flag] = str(args[flag]).replace("{stem}", "{stm}")
+    args[flag] = str(args[flag]).replace("{stem}", typo)
     err = one_error(["detect", scenes[0]["cube"], "-m", "rx", "-o", args["-o"],
                      "--truth", args["--truth"]], capsys)
-    assert f"{flag} " in err and "unknown placeholder {stm} (the one there is: {stem})" in err
+    assert f"{flag} " in err and f"unknown placeholder {typo} (the one there is: {{stem}})" in err
     assert not list(tmp_path.iterdir())
 
 

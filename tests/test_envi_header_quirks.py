@@ -280,3 +280,13 @@ def test_an_interleave_with_a_comment_opens_as_in_gdal(tmp_path):
         expected = ds.read()
     cube = quiet_open(path)
     assert np.array_equal(np.moveaxis(cube.values, 2, 0), expected)
+
+
+@pytest.mark.parametrize("body", ["\tbyte order = 0\ninterleave = bsq\n",
+                                  "\tinterleave = bsq\n", "\theader offset = 0\n"])
+def test_a_skipped_layout_key_that_says_gdals_default_warns_of_nothing(tmp_path, body):
+    (tmp_path / "f.hdr").write_text(LAYOUT_HEAD + body)
+    np.arange(60, dtype="<i2").tofile(tmp_path / "f.img")
+    cube = quiet_open(tmp_path / "f.img")
+    with rasterio.open(tmp_path / "f.img") as ds:
+        assert np.array_equal(np.moveaxis(cube.values, 2, 0), ds.read())

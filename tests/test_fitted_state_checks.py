@@ -44,7 +44,7 @@ def test_a_neural_model_refuses_a_scene_whose_bad_bands_moved(ae_first_bad):
     """Band 7 flagged bad instead of band 0: as many good bands, but others (by position
     the model would read every band shifted by one, with no warning: review s903)."""
     with pytest.raises(ModelError, match=r"not those the model was fitted on; the bad-band "
-                       r"flags differ at band 0, 7 \(0-based\)"):
+                       r"flags differ at band 1, 8 \(1-based\)"):
         ae_first_bad.score(_scene(bad=[7]))
     assert np.isfinite(ae_first_bad.score(_scene(bad=[0])).values).all()
 
@@ -66,7 +66,7 @@ def test_a_neural_model_takes_its_wavelengths_under_other_flags():
 def test_statistics_detectors_say_which_flags_moved():
     det = detectors.get("rx").fit(_scene(bad=[0]))
     with pytest.raises(ParameterError, match=r"7 good bands of 8, but the cube has 7 of 8; "
-                       r"the bad-band flags differ at band 0, 7"):
+                       r"the bad-band flags differ at band 1, 8"):
         det.score(_scene(bad=[7]))
 
 
@@ -157,3 +157,17 @@ def test_a_scene_without_wavelengths_is_said_to_be_taken_by_position():
                       "are taken by position, unchecked"):
         matched = match_model_bands(_scene(), det)
     assert matched.sizes["band"] == 8
+
+
+def test_its_own_wavelengths_drifted_under_other_flags_are_found_by_wavelength():
+    """3 nm of drift and the bad band moved: match_model_bands took the scene as it was and
+    score then refused it, telling the user to call match_model_bands."""
+    wl = np.arange(8) * 10.0 + 400
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = detectors.get("ae", **TINY).fit(_scene(bad=[0], wavelength=wl))
+    drifted = _scene(bad=[7], wavelength=np.r_[wl[1:], 480.0] + 3)
+    with pytest.warns(UserWarning, match="differ from the model's by up to 3.0 nm"):
+        matched = match_model_bands(drifted, det)
+        assert np.isfinite(det.score(matched).values).all()
+    assert matched.sizes["band"] == 7

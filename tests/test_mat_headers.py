@@ -88,3 +88,35 @@ def test_a_truth_named_so_is_taken_before_a_map_and_the_choice_is_said(tmp_path)
                       r"\(anomaly_map, Sandiego_gt\); took 'Sandiego_gt'"):
         _, gt = load_mat(tmp_path / "t.mat")
     assert gt[1, 2] and gt.sum() == 1
+
+
+def test_a_struct_array_without_fields_is_no_corrupt_header(tmp_path):
+    """It stores nothing for its 300 x 300 elements (MATLAB's ``repmat(struct(), 300,
+    300)``): the dimensions check, for arrays that store each value, refused the file."""
+    sio.savemat(tmp_path / "s.mat", {"data": CUBE}, do_compression=False)
+    raw = (tmp_path / "s.mat").read_bytes()
+
+    def tag(kind, body):
+        return struct.pack("<II", kind, len(body)) + body + b"\0" * (-len(body) % 8)
+
+    body = (tag(6, struct.pack("<II", 2, 0)) + tag(5, struct.pack("<ii", 300, 300))
+            + tag(1, b"s") + struct.pack("<HH", 5, 4) + struct.pack("<i", 32) + tag(1, b""))
+    (tmp_path / "s.mat").write_bytes(raw + tag(14, body))
+    assert sio.loadmat(tmp_path / "s.mat")["s"].shape == (300, 300)
+    assert hsad.open_cube(tmp_path / "s.mat").shape == (4, 5, 6)
+
+
+def test_no_choice_is_said_where_the_keys_are_given_or_no_truth_is_read(tmp_path):
+    import warnings
+
+    raw = np.concatenate([CUBE, CUBE[:, :, :2]], axis=2)
+    truth = np.zeros((4, 5))
+    sio.savemat(tmp_path / "k.mat", {"data": CUBE, "data_raw": raw, "anomaly_map": truth,
+                                     "Sandiego_gt": truth})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hsad.open_cube(tmp_path / "k.mat", key="data")  # the truth is not read
+        load_mat(tmp_path / "k.mat", key="data", gt_key="Sandiego_gt")
+        from hsad.io.matlab import read_mat_map
+
+        read_mat_map(tmp_path / "k.mat", key="Sandiego_gt")

@@ -100,3 +100,24 @@ def test_a_larger_truth_on_another_grid_is_said_to_be_misplaced(tmp_path, capsys
     assert exc.value.code == 2
     assert "ground truth is 60x70 but the score map" in err
     assert "the map is no window of its grid: EPSG:32633 (30.0, 0.0, 499715.0" in err
+
+
+def test_a_truths_declared_nodata_of_zero_is_its_background():
+    """QGIS's Rasterize declares 0, the value it does not burn: read as no data, the whole
+    background was left out ("no valid background pixel")."""
+    import rioxarray  # noqa: F401 - the rio accessor
+
+    scores, truth = _pair()
+    declared = xr.DataArray(truth, dims=("y", "x")).rio.write_nodata(0)
+    assert evaluate(scores, declared).to_dict() == evaluate(scores, truth).to_dict()
+
+
+def test_a_fill_value_over_most_of_the_map_is_said_too():
+    """A swath's fill may be most of the map: at 60 % the warning was silent."""
+    scores, truth = _pair()
+    scores[:, :30][truth[:, :30] == 0] = -3.4e38
+    with pytest.warns(UserWarning, match="pixels of the score map hold values beyond"):
+        evaluate(scores, truth)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate(scores.astype(np.float64) * 1e30 + 1e30, truth)  # the map's own scale

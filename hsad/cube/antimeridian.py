@@ -24,17 +24,29 @@ def _east_of_west(xy: np.ndarray) -> np.ndarray:
     return out
 
 
+def _split_at_180(geom) -> bool:
+    """Whether ``geom`` is a multi-part geometry split at ±180° (RFC 7946): parts reaching
+    180° and parts reaching −180°, each on its own side (a box from −180° to 180°, or an
+    area from −170° to 20°, is one geometry, and is no split one)."""
+    import shapely
+
+    if not hasattr(geom, "geoms") or len(geom.geoms) < 2:
+        return False
+    bounds = shapely.bounds(shapely.get_parts(geom))
+    east = (bounds[:, 0] >= 0) & (bounds[:, 2] == 180.0)
+    west = (bounds[:, 2] <= 0) & (bounds[:, 0] == -180.0)
+    return bool(east.any() and west.any())
+
+
 def joined(geoms: list) -> list:
-    """Each shapely geometry spanning more than 180° of longitude (parts on both sides of
-    ±180°, or edges that cross it the short way) made continuous across 180°, its polygons
-    united: the seam a split left is no edge (a sliver of it covers no pixel centre, and
-    would be drawn as a target of its own)."""
+    """Each shapely geometry split at ±180° (:func:`_split_at_180`) made continuous across
+    180°, its polygons united: the seam a split left is no edge (a sliver of it covers no
+    pixel centre, and would be drawn as a target of its own)."""
     import shapely
 
     out = []
     for geom in geoms:
-        x0, _, x1, _ = geom.bounds
-        if not x1 - x0 > 180.0:
+        if not _split_at_180(geom):
             out.append(geom)
             continue
         geom = shapely.transform(geom, _east_of_west)
@@ -42,6 +54,13 @@ def joined(geoms: list) -> list:
             geom = shapely.union_all(shapely.get_parts(geom))
         out.append(geom)
     return out
+
+
+def beyond_180(transform, rows: int, cols: int) -> bool:
+    """Whether a lon/lat grid reaches beyond ±180° (179.995°E–180.005°E, say), where
+    geometries wrapped to −180..180 lie a turn away from its pixels."""
+    xs = [(transform @ corner)[0] for corner in ((0, 0), (cols, 0), (0, rows), (cols, rows))]
+    return min(xs) < -180.0 or max(xs) > 180.0
 
 
 def near_longitude(geoms: list, centre: float) -> list:

@@ -39,12 +39,18 @@ def _model_flags(detector, good: np.ndarray | None) -> np.ndarray | None:
 
 def _fits(cube: xr.DataArray, detector) -> bool:
     """Whether a neural model takes ``cube``'s good bands as they are: as many as it was
-    trained on, at its wavelengths where both have them."""
+    trained on, at its wavelengths where both have them (within 2 nm where the scene flags
+    other bands bad than the model's: its bands are then found by wavelength)."""
     scene_good = good_band_mask(cube)
     if int(scene_good.sum()) != int(detector.n_bands_):
         return False
     scene = np.asarray(cube["wavelength"].values, dtype=np.float64)[scene_good]
-    return wavelength_shift(scene, detector.wavelength_) <= WAVELENGTH_REFUSE_NM
+    shift = wavelength_shift(scene, detector.wavelength_)
+    flags = getattr(detector, "band_mask_", None)
+    if flags is not None and flags.size == scene_good.size and shift > WAVELENGTH_WARN_NM \
+            and not np.array_equal(flags, scene_good):
+        return False  # bad bands flagged elsewhere, wavelengths apart: found by wavelength
+    return shift <= WAVELENGTH_REFUSE_NM
 
 
 def _reordered(cube: xr.DataArray, wanted: np.ndarray, good, flags=None) -> np.ndarray | None:

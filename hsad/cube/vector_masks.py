@@ -20,7 +20,7 @@ import xarray as xr
 from affine import Affine
 
 from hsad.cube import QGIS_PIXEL_FRAME, transform_of, vector_frame
-from hsad.cube.antimeridian import is_geographic, joined, near_longitude
+from hsad.cube.antimeridian import beyond_180, is_geographic, joined, near_longitude
 from hsad.cube.subset import current_window, recorded_frame
 from hsad.errors import FileFormatError, ParameterError
 from hsad.io import check_input, check_regular
@@ -263,6 +263,9 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
     if not geoms:
         raise ParameterError(f"the {what} holds no geometry", path)
     scene_crs = cube.rio.crs
+    if src_crs is not None and is_geographic(src_crs):  # RFC 7946's split at ±180° undone
+        geoms = joined([g if hasattr(g, "geom_type") else shapely.geometry.shape(g)
+                        for g in geoms])
     shapes = [shapely.geometry.mapping(g) if hasattr(g, "geom_type") else dict(g)
               for g in geoms]
     glt = glt_of(cube)
@@ -273,15 +276,12 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
     if src_crs is not None and scene_crs is None:
         raise ParameterError(f"the {what}'s geometries are in {src_crs} but {region} has no "
                              f"CRS to place them in; give a raster mask on its grid", path)
-    if src_crs is not None and is_geographic(src_crs):
-        shapes = [shapely.geometry.mapping(g) for g in
-                  joined([shapely.geometry.shape(s) for s in shapes])]
     if src_crs is not None and str(src_crs) != str(scene_crs):
         shapes = _reprojected(shapes, src_crs, scene_crs, path, what)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     transform = vector_frame(transform_of(cube), scene_crs)
-    if src_crs is not None and is_geographic(scene_crs):  # the scene's side of ±180°
-        centre = (transform @ (cols / 2, rows / 2))[0]
+    if src_crs is not None and is_geographic(scene_crs) and beyond_180(transform, rows, cols):
+        centre = (transform @ (cols / 2, rows / 2))[0]  # the scene's side of ±180°
         shapes = [shapely.geometry.mapping(g) for g in
                   near_longitude([shapely.geometry.shape(s) for s in shapes], centre)]
     if transform == QGIS_PIXEL_FRAME and (window := current_window(cube)) is not None:

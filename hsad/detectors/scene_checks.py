@@ -47,8 +47,8 @@ def flags_moved(fitted: np.ndarray, scene: np.ndarray) -> str:
     moved = np.flatnonzero(fitted != scene) if fitted.size == scene.size else ()
     if not len(moved):
         return ""
-    listed = ", ".join(str(int(i)) for i in moved[:8]) + (", ..." if len(moved) > 8 else "")
-    return f"; the bad-band flags differ at band {listed} (0-based)"
+    listed = ", ".join(str(int(i) + 1) for i in moved[:8]) + (", ..." if len(moved) > 8 else "")
+    return f"; the bad-band flags differ at band {listed} (1-based)"
 
 
 def check_flag_layout(scene_good: np.ndarray, scene_wl: np.ndarray, model_good: np.ndarray,

@@ -242,12 +242,17 @@ def _without_comment(text: str) -> str:
     return head.strip() if sep and head.strip() else text.strip()
 
 
+#: what GDAL takes for a layout key it does not read: a header saying so reads the same
+GDAL_LAYOUT_DEFAULTS = {"byte order": ("0",), "header offset": ("0",), "interleave": ("bsq",)}
+
+
 def _check_gdal_layout(raw: dict, gdal: dict, text: str, path) -> None:
     """Warn when a key that lays out the pixels (byte order, interleave, header offset) is
     one GDAL does not read: GDAL and QGIS then show the file's bytes in another layout,
     while hsad reads them as the header says."""
     for key, gdal_key in LAYOUT_KEYS.items():
-        if key in raw and gdal_key not in gdal:
+        if key in raw and gdal_key not in gdal and \
+                _without_comment(raw[key]).lower() not in GDAL_LAYOUT_DEFAULTS[key]:
             warnings.warn(f"{path}: GDAL does not read this header's '{key}' "
                           f"({why_unread(text, key)}): GDAL and QGIS show this file's "
                           "pixels in another layout; hsad reads them as the header says",

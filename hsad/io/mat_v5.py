@@ -40,16 +40,18 @@ def check_v5_tags(path: str) -> None:
                 fh.seek(offset)
                 return fh.read(n)
 
-            _walk(read, 128, size, order, path, complete=True, depth=0)
+            _walk(read, 128, size, order, path, complete=True, depth=0, variables=True)
     except OSError as exc:
         raise FileFormatError(f"cannot read MAT file: {exc.strerror or exc}", path) from None
 
 
 def _walk(read, start: int, end: int, order: str, path: str, complete: bool,
-          depth: int) -> None:
+          depth: int, variables: bool = False) -> None:
     """Check the elements in ``[start, end)``, recursing into matrices and compressed ones.
 
-    ``complete``: the range holds whole elements (False for a decompressed prefix).
+    ``complete``: the range holds whole elements (False for a decompressed prefix);
+    ``variables``: they are the file's variables, whose dimensions are checked against
+    their bytes (not the elements of a cell or struct: one read more each).
     """
     if depth > 32:
         raise FileFormatError("corrupt MAT file: elements nested too deeply", path)
@@ -69,15 +71,16 @@ def _walk(read, start: int, end: int, order: str, path: str, complete: bool,
             raise FileFormatError(f"MAT file is truncated or corrupt: element at byte {pos} "
                                   f"needs {nbytes} bytes, {end - body} left", path)
         if mtype == _MI_MATRIX:
-            _check_dims(read(body, min(nbytes, _DIMS_BYTES)), nbytes, order, path)
+            if variables:
+                _check_dims(read(body, min(nbytes, _DIMS_BYTES)), nbytes, order, path)
             _walk(read, body, min(body + nbytes, end), order, path, complete, depth + 1)
         elif mtype == _MI_COMPRESSED:
-            _check_compressed(read, body, nbytes, order, path, depth)
+            _check_compressed(read, body, nbytes, order, path, depth, variables)
         pos = body + (nbytes if mtype == _MI_COMPRESSED else -(-nbytes // 8) * 8)
 
 
 def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
-                      depth: int) -> None:
+                      depth: int, variables: bool = False) -> None:
     """Decompress a variable whole (discarding the output) so that zlib checks its
     checksum, which scipy skips: a damaged stream could decode to wrong values silently.
     The tags in its first ``_PROBE_BYTES`` are walked too."""
@@ -104,14 +107,16 @@ def _check_compressed(read, start: int, nbytes: int, order: str, path: str,
             raise FileFormatError(f"MAT file is corrupt: a compressed variable says it holds "
                                   f"{declared} bytes, it holds {total - 8}", path)
     _walk(lambda offset, n: head[offset:offset + n], 0, len(head), order, path,
-          complete=len(head) < _PROBE_BYTES, depth=depth + 1)
+          complete=len(head) < _PROBE_BYTES, depth=depth + 1, variables=variables)
 
 
 #: bytes of a matrix element read for its array flags, dimensions and name
 _DIMS_BYTES = 512
-#: MATLAB array classes whose dimensions count no stored values: sparse (its nonzeros are
-#: stored) and opaque objects (no dimensions element)
-_COUNTLESS_CLASSES = {5, 17}
+#: MATLAB array classes that store each of their values, one byte at least: char (4) and
+#: the numeric and logical ones (6-15). Not cell, struct and object arrays (a struct
+#: array without fields stores nothing), sparse (its nonzeros only), function handles,
+#: opaque objects.
+_VALUE_CLASSES = {4, *range(6, 16)}
 
 
 def _check_dims(head: bytes, nbytes: int, order: str, path: str) -> None:
@@ -122,7 +127,7 @@ def _check_dims(head: bytes, nbytes: int, order: str, path: str) -> None:
         return
     _, body, at = _tag(head, 0, order)
     if int(np.frombuffer(head[body:body + 4], dtype=order + "u4")[0]) & 0xFF \
-            in _COUNTLESS_CLASSES or at + 8 > len(head):
+            not in _VALUE_CLASSES or at + 8 > len(head):
         return
     kind, body, after = _tag(head, at, order)
     count = int(np.frombuffer(head[at + 4:at + 8], dtype=order + "u4")[0]) // 4 \

@@ -92,7 +92,9 @@ def _by_name(names: list[str], wanted) -> str | None:
     return None
 
 
-def cube_key(variables, key: str | None, path: str) -> str:
+def cube_key(variables, key: str | None, path: str, warn: bool = True) -> str:
+    """The cube's variable: ``key``, or found by size and name (:data:`CUBE_KEYS`); with
+    ``warn``, a warning names the candidates when there are several."""
     shapes = {n: (s, c) for n, s, c in variables}
     if key is not None:
         if key not in shapes:
@@ -111,7 +113,7 @@ def cube_key(variables, key: str | None, path: str) -> str:
     size = max(int(np.prod(shapes[n][0])) for n in cands)
     largest = [n for n in cands if int(np.prod(shapes[n][0])) == size]
     found = _by_name(largest, CUBE_KEYS) or largest[0]
-    if len(cands) > 1:
+    if warn and len(cands) > 1:
         warnings.warn(f"{path}: several variables could be the cube ("
                       f"{', '.join(f'{n} {dims(shapes[n][0])}' for n in cands)}); took the "
                       f"largest, {found!r}: name it with --key (key= in Python)", UserWarning,
@@ -170,7 +172,7 @@ def truth_key(variables, shape: tuple | None, gt_key: str | None, path: str,
                                   path)
         return gt_key
     found = _truth_by_name((n for n, s in maps.items() if shape is None or s == tuple(shape)),
-                           path)
+                           path if strict else None)  # a warning where the truth is used
     if found is None and strict and shape is not None:
         flipped = _truth_by_name(n for n, s in maps.items() if s == tuple(shape)[::-1])
         if flipped is not None:

@@ -300,7 +300,8 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     hdf5, variables = probe(p)
     if shape is None:
         with contextlib.suppress(FileFormatError):
-            shape = dict((n, s) for n, s, _ in variables)[cube_key(variables, None, p)][:2]
+            shape = dict((n, s) for n, s, _ in variables)[
+                cube_key(variables, None, p, warn=False)][:2]  # its grid only
     maps = maps_of(variables)
     stacks = {n: plane(s) for n, s, c in variables if c in NUMERIC and len(plane(s)) == 3}
     if key in stacks or (key is None and what != "ground truth" and stacks):

@@ -48,13 +48,17 @@ def without_nodata(values: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 def warn_fill_scores(s: np.ndarray) -> None:
-    """Warn when some finite scores lie beyond ±FILL_MAGNITUDE (an undeclared fill value
-    such as -3.4e38, which the τ-metrics' min-max scaling would be stretched by)."""
+    """Warn when some, not all, finite scores lie beyond ±FILL_MAGNITUDE (an undeclared
+    fill value such as -3.4e38, which the τ-metrics' min-max scaling would be stretched
+    by; a swath's fill may be most of the map)."""
     flat, block = s.reshape(-1), 1 << 20  # block by block: nothing map-sized beside it
-    big = sum(int(np.count_nonzero(np.abs(flat[i:i + block]) > FILL_MAGNITUDE))
-              - int(np.count_nonzero(np.isinf(flat[i:i + block])))
-              for i in range(0, flat.size, block))
-    if 0 < big < flat.size / 2:
+    big = finite = 0
+    for i in range(0, flat.size, block):
+        part = flat[i:i + block]
+        finite += int(np.count_nonzero(np.isfinite(part)))
+        big += int(np.count_nonzero(np.abs(part) > FILL_MAGNITUDE)) \
+            - int(np.count_nonzero(np.isinf(part)))
+    if 0 < big < finite:  # all of them: the map's own scale
         warnings.warn(f"{big} pixels of the score map hold values beyond ±{FILL_MAGNITUDE:g} "
                       "(an undeclared fill value?): they are ranked as scores and stretch "
                       "the AUC(D,tau) / AUC(F,tau) scaling; declare the map's nodata or set "

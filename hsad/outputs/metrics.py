@@ -110,12 +110,15 @@ METRICS = {
 }
 
 
-def _values(a) -> np.ndarray:
+def _values(a, truth: bool = False) -> np.ndarray:
     """ndarray of a numpy array, DataArray (computed if lazy) or dask array; a masked
     array's masked pixels become NaN (left out, as nodata is), and so do the pixels of a
     DataArray that hold the nodata value it declares (:func:`declared_nodata`); a
-    ``(1, rows, cols)`` raster is its one band."""
+    ``(1, rows, cols)`` raster is its one band. A ``truth``'s nodata of 0 is its background
+    (QGIS's Rasterize declares the value it does not burn so), not no data."""
     nodata = declared_nodata(a)
+    if truth and nodata == 0:
+        nodata = None
     a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
     if hasattr(a, "compute"):
         a = a.compute()
@@ -189,7 +192,7 @@ def valid_scores(scores, gt, keep_float32: bool = False) -> tuple[np.ndarray, np
     s = _values(scores)
     if s.dtype.kind != "f":
         s = s.astype(np.float64)
-    g = _values(_aligned(scores, gt))
+    g = _values(_aligned(scores, gt), truth=True)
     if s.shape != g.shape:
         raise ParameterError(
             f"score map shape {s.shape} does not match the ground truth's {g.shape}"
@@ -230,7 +233,7 @@ def check_truth(gt, nodata=None) -> None:
     """ParameterError unless the ground truth ``gt`` (bool, or values with NaN unlabelled,
     nonzero = anomaly) has labelled anomaly and background pixels, checked before any
     detection; ``nodata``: the file's nodata value, named when it left a class out."""
-    labelled, labels = _labels(_values(gt))
+    labelled, labels = _labels(_values(gt, truth=True))
     anomalies = int(np.count_nonzero(labels & labelled))
     background = int(np.count_nonzero(labelled)) - anomalies
     if anomalies and background:

@@ -68,7 +68,7 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
     left out, as the pixel metrics leave them. A truth without a target or a scored
     background pixel is a ParameterError."""
     s = _values(scores)
-    g = _values(_aligned(scores, gt))
+    g = _values(_aligned(scores, gt), truth=True)
     if s.ndim != 2:
         raise ParameterError(f"a score map is a (rows, cols) map, got shape {s.shape}")
     if s.shape != g.shape:
