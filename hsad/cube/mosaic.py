@@ -97,16 +97,21 @@ def _same_scaling(a, b, n: int) -> bool:
     return all(np.allclose(x, y, rtol=1e-6, atol=0) for x, y in zip(a, b, strict=True))
 
 
-def _warn_empty(cubes, regions, good: np.ndarray) -> None:
-    """Warn of a scene that adds no pixel: its region empty, or no valid pixel in an even
-    sample of it (:func:`hsad.engine.sampling.even_sample`, no pass over the scene)."""
+def _good_samples(cubes, good: np.ndarray) -> list[np.ndarray]:
+    """An even sample of each scene's good bands (:func:`hsad.engine.sampling.even_sample`,
+    no pass over the scene), which the checks below share."""
     from hsad.engine.sampling import even_sample
 
-    for i, (cube, region) in enumerate(zip(cubes, regions, strict=True)):
+    return [even_sample(cube.data, EMPTY_SAMPLE)[:, np.flatnonzero(good)] for cube in cubes]
+
+
+def _warn_empty(cubes, regions, samples: list[np.ndarray]) -> None:
+    """Warn of a scene that adds no pixel: its region empty, or no valid pixel in its
+    even sample."""
+    for i, (cube, region, sample) in enumerate(zip(cubes, regions, samples, strict=True)):
         if region is not None and not np.asarray(region).any():
             why = "its training area holds none of its pixels"
         else:
-            sample = even_sample(cube.data, EMPTY_SAMPLE)[:, np.flatnonzero(good)]
             if not (~missing_values(sample, cube.attrs.get("nodata")).any(axis=-1)).any():
                 why = "no pixel of a sample of it holds data in every good band"
             else:
@@ -115,17 +120,15 @@ def _warn_empty(cubes, regions, good: np.ndarray) -> None:
                       stacklevel=3)
 
 
-def _warn_scales(cubes, good: np.ndarray) -> None:
+def _warn_scales(cubes, samples: list[np.ndarray]) -> None:
     """Warn of a scene whose values lie on another scale than the first scene's (its
     median band's level :data:`~hsad.detectors.level_check.LEVEL_RATIO` times larger or
-    smaller: reflectance × 10000 beside reflectance), from an even sample of each: pooled,
+    smaller: reflectance × 10000 beside reflectance), from the even sample of each: pooled,
     the model describes neither scene."""
     from hsad.detectors.level_check import LEVEL_RATIO
-    from hsad.engine.sampling import even_sample
 
     levels = []
-    for cube in cubes:
-        sample = even_sample(cube.data, EMPTY_SAMPLE)[:, np.flatnonzero(good)]
+    for cube, sample in zip(cubes, samples, strict=True):
         sample = np.where(missing_values(sample, cube.attrs.get("nodata")), np.nan,
                           np.abs(np.asarray(sample, dtype=np.float64)))
         with warnings.catch_warnings():
@@ -195,8 +198,9 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     if len(cubes) == 1:
         return cubes[0], None if regions[0] is None else np.asarray(regions[0], dtype=bool)
     good = _check_bands(cubes)
-    _warn_empty(cubes, regions, good)
-    _warn_scales(cubes, good)
+    samples = _good_samples(cubes, good)
+    _warn_empty(cubes, regions, samples)
+    _warn_scales(cubes, samples)
     wide = any(c.dtype == np.float64 or (c.dtype.kind in "iu" and c.dtype.itemsize >= 4)
                for c in cubes)
     dtype = np.dtype(np.float64 if wide else np.float32)
