@@ -144,6 +144,13 @@ class SceneSkipped(Exception):
         self.elsewhere = elsewhere
 
 
+def unfinished_record(output) -> Path:
+    """The file beside the map ``output`` that says a run replacing the scene's outputs
+    (``--overwrite``) did not end: ``.<name>.hsad-unfinished`` (:attr:`Plan.record
+    <hsad.cli.outputs.Plan>`). Its outputs may be of two runs, so the scene is not done."""
+    return Path(output).parent / f".{Path(output).name}.hsad-unfinished"
+
+
 @contextlib.contextmanager
 def scene_claim(output) -> Iterator[bool]:
     """Whether this run holds the claim on the scene whose map is ``output`` (a lock file
@@ -213,7 +220,14 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
     for scene, filled in jobs:
         paths = [path for _, path, _ in planned(filled) if path is not None]
         there = [path for path in paths if os.path.lexists(path)]
-        if len(there) == len(paths):
+        if there and unfinished_record(filled["output"]).exists():
+            problem = (f"{scene}: an earlier run replacing its outputs (--overwrite) did "
+                       f"not end, so they may be of two runs ({there[0]}): run it with "
+                       "--overwrite instead of --skip-existing")
+            if not quiet:
+                click.echo(f"error: {problem}", err=True)
+            partial.append(problem if quiet else scene)
+        elif len(there) == len(paths):
             if not quiet:
                 say(f"skipped {scene}: its outputs exist")
         elif there:

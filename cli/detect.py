@@ -13,6 +13,7 @@ from hsad.cli.batch import (
     check_collisions,
     not_done,
     scene_claim,
+    unfinished_record,
     without_maps,
 )
 from hsad.cli.detect_plan import DETECTORS, asked, detector_of, planned
@@ -137,7 +138,8 @@ def command(scenes, **options):
     without its extension: -o out/{stem}_rx.tif. --truth, --valid-mask, --background and
     --labels may hold {stem} too. A scene that fails is reported and the others go on; the
     exit status is then 2. --skip-existing resumes a batch: scenes whose outputs all exist
-    are skipped.
+    are skipped; a scene with some of them, or whose --overwrite run stopped part-way, is
+    named and left out.
     """
     from hsad.cli.batch import run_jobs, scene_jobs
 
@@ -279,7 +281,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                   "stages_png": stages_png}),
         inputs=also_inputs or [scene, config_path, model, truth, background, valid_mask,
                                labels, library_path],
-        overwrite=overwrite)
+        overwrite=overwrite, record=unfinished_record(output))
     if check_only:
         return None
     if precision:

@@ -147,12 +147,16 @@ def _check_folder(path: Path) -> None:
 class Plan:
     """The checked output files. ``with plan:`` keeps files that appear meanwhile and, if
     the block fails, removes the outputs it created and the folders made for them (files
-    replaced under ``--overwrite`` are whole new versions and stay)."""
+    replaced under ``--overwrite`` are whole new versions and stay). ``record``: a file
+    kept while the block replaces files that exist, so that a block that fails or is
+    killed after replacing some of them leaves it beside outputs of two runs (removed
+    when a block ends well, or fails before it replaced any)."""
 
     files: list[Path] = field(default_factory=list)
     overwrite: bool = False
     new: list[Path] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
+    record: Path | None = None
 
     def add(self, file: Path) -> None:
         self.files.append(file)
@@ -165,15 +169,25 @@ class Plan:
             folder = folder.parent
 
     def __enter__(self) -> Plan:
+        new = {path_key(f) for f in self.new}
+        if self.record is not None and any(path_key(f) not in new for f in self.files):
+            with contextlib.suppress(OSError):
+                self.record.write_text("hsad: this run replaced some of the outputs beside "
+                                       "this file and did not end; they are of two runs\n")
         self._ctx = keep_existing(not self.overwrite)
         self._placed = self._ctx.__enter__()
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
         self._ctx.__exit__(kind, exc, tb)
-        if kind is None and pending_signal() is None:
-            return
         new = {path_key(f) for f in self.new}
+        ended = kind is None and pending_signal() is None
+        if self.record is not None and (ended or all(path_key(f) in new
+                                                     for f, _, _ in self._placed)):
+            with contextlib.suppress(OSError):
+                self.record.unlink()  # whole, or none of the older outputs replaced
+        if ended:
+            return
         for file, dev, ino in self._placed:
             with contextlib.suppress(OSError):
                 st = os.stat(file)
@@ -221,15 +235,16 @@ class KnownInputs:
 
 def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,
                  inputs: Iterable[str | os.PathLike | None] | KnownInputs = (),
-                 overwrite: bool = False) -> Plan:
+                 overwrite: bool = False, record: str | os.PathLike | None = None) -> Plan:
     """Check ``outputs`` — ``(option, path or None, kind)`` with ``kind`` a key of
     :data:`FORMATS` — against ``inputs`` (paths, or :class:`KnownInputs`) before any work;
-    raise OutputError or return the :class:`Plan` of the files to be written."""
+    raise OutputError or return the :class:`Plan` of the files to be written (``record``:
+    its :attr:`Plan.record`)."""
     from hsad.io.enmap import is_product_name
 
     known = inputs if isinstance(inputs, KnownInputs) else KnownInputs.of(inputs)
     products = known.products
-    plan, seen = Plan(overwrite=overwrite), {}
+    plan, seen = Plan(overwrite=overwrite, record=None if record is None else Path(record)), {}
     for option, path, kind in outputs:
         if path is None:
             continue

@@ -388,3 +388,49 @@ def test_the_files_written_are_named_in_words(scenes, tmp_path, capsys):
                                  tmp_path / "x.tif", "--mask", tmp_path / "m.tif"], capsys)
     assert code == 0, err
     assert f"wrote style mask: {tmp_path / 'm.qml'}" in stdout and "style:mask" not in stdout
+
+
+def test_a_scene_whose_overwrite_did_not_end_is_not_counted_done(scenes, tmp_path, capsys,
+                                                                  monkeypatch):
+    """A batch stopped midway through --overwrite left one scene's new map beside its old
+    mask, and --skip-existing then counted that scene done."""
+    import hsad.io.geotiff_writer as writer
+    from hsad.errors import OutputError
+
+    cubes = [s["cube"] for s in scenes[:2]]
+    out = ["-o", tmp_path / "{stem}.tif", "--mask", tmp_path / "{stem}_m.tif"]
+    assert run_cli(["detect", *cubes, "-m", "rx", *out], capsys)[0] == 0
+    real = writer.write_mask
+
+    def fails_on_b(mask, path, *args, **kwargs):
+        if "line_b" in str(path):
+            raise OutputError("disk full", path)
+        return real(mask, path, *args, **kwargs)
+
+    monkeypatch.setattr(writer, "write_mask", fails_on_b)
+    code, _, err = run_cli(["detect", *cubes, "-m", "rx", "--overwrite", *out,
+                            "--far", "0.01"], capsys)
+    assert code == 2 and "disk full" in err
+    record = tmp_path / ".line_b.tif.hsad-unfinished"
+    assert record.is_file() and not (tmp_path / ".line_a.tif.hsad-unfinished").exists()
+    monkeypatch.setattr(writer, "write_mask", real)
+    code, stdout, err = run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"],
+                                capsys)
+    assert code == 2 and f"skipped {cubes[0]}: its outputs exist" in stdout
+    assert (f"error: {cubes[1]}: an earlier run replacing its outputs (--overwrite) did not "
+            "end") in err
+    code, _, err = run_cli(["detect", cubes[1], "-m", "rx", *out, "--overwrite"], capsys)
+    assert code == 0, err
+    assert not record.exists()
+    assert run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"], capsys)[0] == 0
+
+
+def test_an_overwrite_that_fails_before_replacing_anything_leaves_no_record(scenes, tmp_path,
+                                                                           capsys):
+    out = ["-o", tmp_path / "a.tif"]
+    assert run_cli(["detect", scenes[0]["cube"], "-m", "rx", *out], capsys)[0] == 0
+    code, _, _ = run_cli(["detect", scenes[0]["cube"], "-m", "rx", *out, "--overwrite",
+                          "--bands", "90"], capsys)  # fails on reading, before any output
+    assert code == 2 and not (tmp_path / ".a.tif.hsad-unfinished").exists()
+    assert run_cli(["detect", scenes[0]["cube"], "-m", "rx", *out, "--skip-existing"],
+                   capsys)[0] == 0

@@ -572,3 +572,28 @@ def test_a_networks_d_spectral_is_checked_as_rx_checks_its_scene():
                                                                                    60))))
         if output == "d_spectral":
             assert scores.max() <= 119 * (1 + 1e-4)
+
+
+@pytest.mark.parametrize("method", ["rx", "aed"])
+def test_a_window_without_data_is_said_to_be_the_window_not_the_file(tmp_path, capsys,
+                                                                      method):
+    """--srcwin over a corner of nodata said "the file holds no data (an empty product?)"
+    of a file whose other pixels hold data."""
+    import rasterio
+    from cli_helpers import one_error, run_cli
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(0).normal(100, 5, (10, 40, 40)).astype(np.float32)
+    data[:, :20, :20] = -9999
+    path = tmp_path / "corner.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=40, height=40, count=10,
+                       dtype="float32", nodata=-9999, crs="EPSG:32633",
+                       transform=from_origin(500000, 4000000, 30, 30)) as dst:
+        dst.write(data)
+    line = one_error(["detect", path, "-m", method, "-o", tmp_path / "w.tif", "--srcwin",
+                      "5", "2", "10", "12"], capsys)
+    assert ("not finite in every band of the window read (rows 2:14, columns 5:15), so it "
+            "holds no data to analyse") in line and "the file holds" not in line
+    code, _, err = run_cli(["detect", path, "-m", method, "-o", tmp_path / "w.tif",
+                            "--srcwin", "10", "10", "20", "20"], capsys)
+    assert code == 0, err

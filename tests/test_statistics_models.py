@@ -109,6 +109,13 @@ def _rewrite(path, out, config=None, tensors=None):
      r"whitening_ holds values beyond ±1e\+15: not fitted statistics"),
     (dict(tensors=lambda t: t["state.cov_"].__setitem__((0, 0), np.nan)),
      "cov_ holds non-finite values"),
+    # statistics edited apart: a zero whitening scored every pixel 0, loaded in silence
+    (dict(tensors=lambda t: t.update({"state.whitening_": 0 * t["state.whitening_"]})),
+     r"the whitening does not whiten the covariance \(Wᵀ Σ W is 1 from the identity\)"),
+    (dict(tensors=lambda t: t.update({"state.cov_": 4 * t["state.cov_"]})),
+     "the whitening does not whiten the covariance"),
+    (dict(tensors=lambda t: t.update({"state.eigenvalues_": -t["state.eigenvalues_"]})),
+     "eigenvalues must be positive"),
 ])
 def test_an_inconsistent_statistics_model_is_refused_in_one_line(tmp_path, change, message):
     good = save_model(detectors.get("rx").fit(_cube(1)), tmp_path / "rx.hsad")

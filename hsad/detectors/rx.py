@@ -19,7 +19,7 @@ from hsad.cube import map_like, nodata_hits
 from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
 from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
-from hsad.engine.covariance import distinct_spectra, whitening
+from hsad.engine.covariance import check_whitens, distinct_spectra, whitening
 from hsad.engine.data_checks import scene_moments
 from hsad.engine.windows import (
     PIECE_PIXELS,
@@ -130,7 +130,9 @@ class GlobalRX(BaseDetector):
         return self
 
     def _derive(self) -> None:
-        """The triangular factor, precision and rank that follow from the whitening."""
+        """The triangular factor, precision and rank that follow from the whitening (which
+        must whiten the covariance: a model file's are checked so)."""
+        check_whitens(self.whitening_, self.cov_, float(self.ridge), self.eigenvalues_)
         with single_threaded_linalg():
             self.triangular_ = triangular_factor(self.whitening_)
         self.rank_ = int(self.eigenvalues_.size)

@@ -18,6 +18,7 @@ from hsad.cube import (
     missing_values,
     nodata_hits,
 )
+from hsad.cube.subset import current_window
 from hsad.engine.covariance import check_covariance
 from hsad.engine.sampling import even_sample
 from hsad.engine.stats import Moments, cube_moments
@@ -314,16 +315,25 @@ def dead_bands_note(cube: xr.DataArray, bands=None) -> str:
     dead = sel[~alive]
     if not dead.size:
         return ""
+    window = current_window(cube)
     if dead.size == sel.size and sel.size > 1:  # marking every band bad is no remedy
         value = ("" if nodata is None or not np.isfinite(nodata)
                  else f"the nodata value {nodata:g} or ")
+        if window is not None:
+            r0, c0 = window[:2]
+            rows, cols = cube.sizes["y"], cube.sizes["x"]
+            return (f": every pixel is {value}not finite in every band of the window read "
+                    f"(rows {r0}:{r0 + rows}, columns {c0}:{c0 + cols}), "
+                    "so it holds no data to analyse (a window outside the scene's data, or "
+                    "a wrong --nodata?)")
         return (f": every pixel is {value}not finite in every band, so the file holds no "
                 "data to analyse (a wrong --nodata, or an empty product?)")
     listed = ", ".join(str(int(b) + 1) for b in dead[:10]) + (", …" if dead.size > 10 else "")
     state = ("not finite in any pixel" if nodata is None or not np.isfinite(nodata)
              else f"the nodata value {nodata:g} (or not finite) in every pixel")
+    inside = "" if window is None else " of the window read"
     return (f": band{'s' * (dead.size > 1)} {listed} (1-based) {'are' if dead.size > 1 else 'is'}"
-            f" {state}; mark them bad (bbl / good_band) or drop them")
+            f" {state}{inside}; mark them bad (bbl / good_band) or drop them")
 
 
 #: why no pixel is valid when every good band holds data somewhere
