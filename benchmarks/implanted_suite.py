@@ -84,6 +84,11 @@ COUNTS = {"subpixel": 20, "1x1": 20, "3x3": 8, "7x7": 3, "15x15": 1}
 REFERENCE_PIXELS = 100 * 100
 #: a size class runs where one target covers at most this share of the valid pixels
 MAX_TARGET_FRACTION = 0.05
+#: a size class runs where its targets, each with the margin implant() keeps around it,
+#: cover at most this share of the valid pixels (random placements jam from about half)
+MAX_COVER_FRACTION = 0.25
+#: implant()'s margin between targets (its default)
+MARGIN = 2
 #: draws per (background, size) at most, for backgrounds smaller than REFERENCE_PIXELS
 MAX_DRAWS = 5
 #: a background binned into fewer band groups than this is skipped
@@ -182,6 +187,12 @@ def size_plan(n_valid: int, sizes, density: float) -> tuple[dict, dict]:
                              f"{n_valid} valid pixels (> {MAX_TARGET_FRACTION:.0%})")
             continue
         count = max(1, round(size_count(size) * density * n_valid / REFERENCE_PIXELS))
+        cover = count * (target_edge(size) + MARGIN) ** 2
+        if cover > MAX_COVER_FRACTION * n_valid:
+            skipped[size] = (f"{count} targets with their {MARGIN}-pixel margins would cover "
+                             f"{cover / n_valid:.0%} of the {n_valid} valid pixels "
+                             f"(> {MAX_COVER_FRACTION:.0%}): a lower --density")
+            continue
         plan[size] = (count, draws)
     return plan, skipped
 
@@ -620,7 +631,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="neural models, NAME or NAME@WHERE (scenes, corpus, background names)")
     ap.add_argument("--sizes", nargs="*", default=list(SIZES), type=_size,
                     help=f"size classes ({', '.join(SIZES)}) or any square NxN, e.g. 11x11")
-    ap.add_argument("--density", type=float, default=1.0, help="multiplies the target counts")
+    ap.add_argument("--density", type=_density, default=1.0,
+                    help="multiplies the target counts (> 0; a size whose targets would "
+                         f"cover over {MAX_COVER_FRACTION:.0%} of a background is skipped "
+                         "there, with the reason)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--texture", action="store_true",
                     help="targets carry the scene's pixel-to-pixel variation (implant texture=)")
@@ -672,6 +686,17 @@ def check_inputs(args) -> None:
             require_file(corpus_folder(args) / CORPUS[name], f"corpus file {name}",
                          "give --corpus (the ENVI/GeoTIFF corpus folder; default "
                          "envi_corpus beside the scenes' folder)")
+
+
+def _density(text: str) -> float:
+    """``--density``: a finite number above 0 (0 and below had run one target a size)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
 
 
 def _size(text: str) -> str:

@@ -37,6 +37,21 @@ def test_size_plan_scales_counts_and_skips_targets_over_five_percent():
     assert list(plan) == ["subpixel", "1x1"] and list(skipped) == ["3x3", "7x7", "15x15"]
 
 
+def test_a_density_too_high_for_the_room_skips_the_size_and_none_is_refused(capsys):
+    """--density 30 planned 30 15x15 targets in 10 000 pixels and crashed in implant()
+    (a traceback, no summary, the same at every --resume); 0 and -3 ran one a size."""
+    plan, skipped = suite.size_plan(10_000, ALL, 30.0)
+    assert list(skipped) == ALL and not plan
+    assert list(suite.size_plan(10_000, ALL, 8.0)[0]) == ALL  # 23% for 15x15: room
+    assert "30 targets with their 2-pixel margins would cover 87% of the 10000 valid " \
+        "pixels (> 25%): a lower --density" == skipped["15x15"]
+    for bad in ("0", "-3", "nan", "inf", "many"):
+        with pytest.raises(SystemExit):
+            suite.parse_args(["--density", bad])
+        assert "--density: must be a number above 0" in capsys.readouterr().err
+    assert suite.parse_args(["--density", "2.5"]).density == 2.5
+
+
 def test_other_square_sizes_implant_the_pixels_of_the_seven_pixel_class_with_own_seeds():
     assert [suite.size_count(s) for s in ("9x9", "11x11", "13x13", "5x5")] == [2, 1, 1, 6]
     plan, skipped = suite.size_plan(10_000, ["11x11", "25x25"], 1.0)

@@ -231,3 +231,32 @@ def test_texture_is_not_clipped_at_zero():
                  texture=True)
     dark = np.asarray(im.cube.values)[im.implanted][:, 1]
     assert (dark < 0).mean() > 0.3 and np.isfinite(dark).all()
+
+
+def test_unlabelled_pixels_are_neither_anomalies_nor_covered():
+    """A truth with NaN holes (load_labelled of an own file) as ``exclude`` made every
+    unlabelled pixel an anomaly of the truth: 1035 pixels for 135."""
+    labels = np.zeros((60, 60))
+    labels[30:33, 30:33] = 1
+    labels[:20, :20] = np.nan
+    im = implant(_background(), _spectra(), size="3x3", count=8, exclude=labels, seed=4)
+    assert im.truth.dtype == np.float32
+    assert np.isnan(im.truth[:20, :20]).all() and not im.implanted[:20, :20].any()
+    known = ~np.isnan(im.truth)
+    np.testing.assert_array_equal(im.truth[known] == 1,
+                                  (im.implanted | (labels == 1))[known])
+    assert (im.truth == 1).sum() == 8 * 9 + 9
+    plain = implant(_background(), _spectra(), size="3x3", count=8,
+                    exclude=np.nan_to_num(labels) == 1, seed=4)
+    assert plain.truth.dtype == bool  # a truth without holes stays a mask
+
+
+def test_a_placement_that_jams_is_tried_anew():
+    """Four 7x7 targets fit a 20x20 scene (one a corner), but one random placement, target
+    by target, jammed for 64 seeds in 100 ("no room")."""
+    for seed in range(100):
+        im = implant(_background(20, 20), _spectra(), size="7x7", count=4, seed=seed)
+        assert len(im.targets) == 4 and im.implanted.sum() == 4 * 49
+    with pytest.raises(ParameterError, match=r"no room for 5 7x7 targets in a 20x20 scene "
+                       r"\(at most 4 placed in 20 random placements"):
+        implant(_background(20, 20), _spectra(), size="7x7", count=5)

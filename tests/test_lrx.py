@@ -311,3 +311,18 @@ def test_a_scene_narrower_than_the_outer_window_reduces_to_its_clipped_rings():
     with pytest.warns(DegenerateDataWarning, match=r"4-pixel rings in the median.*pca= below "
                       r"4 or use a smaller inner window"):
         detectors.get("lrx").fit(make_cube(tiny))
+
+
+def test_a_singular_scene_covariance_is_said_only_where_the_projection_meets_it():
+    """A constant and a duplicated band: with pca=3 the warning advised "use pca= (lrx) or
+    ridge=", both in effect, though three leading components lie within rank 4 of 6."""
+    x = np.random.default_rng(3).normal(size=(30, 30, 6)).astype(np.float32)
+    x[..., 4] = 2.0
+    x[..., 5] = x[..., 0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        detectors.get("lrx", pca=3, inner=3, outer=9).fit(make_cube(x))
+    assert not [w for w in caught if "numerically singular" in str(w.message)]
+    for pca in (None, 5):  # every band, or more components than the rank
+        with pytest.warns(DegenerateDataWarning, match="numerically singular.*rank 4 < 6"):
+            detectors.get("lrx", pca=pca, inner=3, outer=9).fit(make_cube(x))

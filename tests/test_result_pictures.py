@@ -14,7 +14,7 @@ from test_spectra import scene
 
 from hsad.errors import ParameterError
 from hsad.io.envi_writer import write_envi
-from hsad.outputs.benchmark import Row
+from hsad.outputs.benchmark import Row, to_markdown
 from hsad.outputs.benchmark_plot import MEAN_ROW, plot_benchmark
 from hsad.outputs.spectra import region_spectra
 from hsad.outputs.spectra_plot import plot_spectra
@@ -69,6 +69,25 @@ def test_the_benchmark_picture_shows_each_value_on_its_scene_row_and_the_means()
     assert low < 0.70 and 1.0 < high < 1.05  # every value shown, 1 the right edge's
     with pytest.raises(ParameterError, match="no benchmark result"):
         plot_benchmark([])
+
+
+def test_the_benchmark_picture_gives_each_kind_of_scene_its_mean_as_the_tables_do():
+    """A run of development scenes and one's own files drew the pooled mean only, which the
+    Markdown beside it says "says neither"."""
+    table = {("abu-airport-1", "rx"): (0.90, 0.5), ("abu-beach-1", "rx"): (0.80, 0.5),
+             ("mine.mat", "rx"): (0.60, 0.5), ("abu-airport-1", "lrx"): (0.95, 4.0),
+             ("abu-beach-1", "lrx"): (0.97, 4.0)}  # lrx failed on mine.mat
+    left = plot_benchmark(rows_of(table)).axes[0]
+    assert [t.get_text() for t in left.get_yticklabels()] == [
+        "abu-airport-1", "abu-beach-1", "mine.mat", "mean, development (2)",
+        "mean, your files (1)", MEAN_ROW]
+    auc = markers(left)
+    means = {m: sorted((round(y), x) for x, y in auc[m + " mean"] + auc.get(
+        m + " mean mean", []) + auc.get(m + " mean mean mean", [])) for m in ("rx", "lrx")}
+    assert means["rx"] == [(3, pytest.approx(0.85)), (4, pytest.approx(0.60)),
+                           (5, pytest.approx(2.3 / 3))]
+    assert means["lrx"] == [(3, pytest.approx(0.96)), (5, pytest.approx(0.96))]
+    assert "mean, development (2)" in to_markdown(rows_of(table))
 
 
 @pytest.mark.parametrize("low, high", [(0.04, 0.65), (0.3, 0.45), (0.001, 300.0),

@@ -212,6 +212,19 @@ def _groups(scenes: list[str]) -> dict[str, list[str]]:
     return out
 
 
+#: the label of the mean over every scene of a run (tables and picture)
+MEAN_ROW = "mean"
+
+
+def mean_rows(scenes: list[str]) -> list[tuple[str, list[str]]]:
+    """``(label, scenes)`` of each mean a run reports: of each kind of scene
+    (:func:`_groups`) when a run mixes them, since one mean over development and held-out
+    scenes says neither, then over every scene (``mean``)."""
+    groups = _groups(scenes)
+    return ([(f"mean, {k} ({len(v)})", v) for k, v in groups.items()]
+            if len(groups) > 1 else []) + [(MEAN_ROW, scenes)]
+
+
 def to_markdown(rows: list[Row]) -> str:
     """One table per figure: scenes as rows, methods as columns, with the mean; and the
     mean of each kind of scene (:func:`_groups`) when a run mixes them, since one mean
@@ -231,9 +244,7 @@ def to_markdown(rows: list[Row]) -> str:
         for s in scenes:
             cells = [fmt.format(table[(s, m)]) if (s, m) in table else "" for m in methods]
             lines.append(f"| {_cell(s)} | " + " | ".join(cells) + " |")
-        groups = _groups(scenes)
-        for label, members in ([(f"mean, {k} ({len(v)})", v) for k, v in groups.items()]
-                               if len(groups) > 1 else []) + [("mean", scenes)]:
+        for label, members in mean_rows(scenes):
             values = [[table[(s, m)] for s in members if (s, m) in table] for m in methods]
             # a method that failed on every scene of a kind has no mean there
             means = [f"**{fmt.format(np.mean(v))}**" if v else "" for v in values]

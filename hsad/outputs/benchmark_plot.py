@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hsad.errors import ParameterError
+from hsad.outputs.benchmark import MEAN_ROW, mean_rows  # noqa: F401 (MEAN_ROW: its name)
 from hsad.outputs.figures import (
     LINE_STYLES,
     colours,
@@ -18,8 +19,6 @@ from hsad.outputs.figures import (
     wrapped,
 )
 
-#: the mean over the scenes is drawn as this row, below the scenes
-MEAN_ROW = "mean"
 #: height of a scene's row, in inches
 ROW_INCHES = 0.32
 #: the methods' markers, in turn: filled shapes, each edged in black
@@ -29,7 +28,8 @@ MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "p", "h", "*")
 def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figure:
     """AUC(D,F) (left) and runtime (right, log axis) of each method on each scene, scenes
     top to bottom as :func:`hsad.outputs.benchmark.run` ran them, the mean over the scenes
-    a method ran on as the last row (as in the tables). Each method has its colour and its
+    a method ran on as the last row, after the mean of each kind of scene when a run mixes
+    kinds (as in the tables). Each method has its colour and its
     marker, and is nudged up or down a little within a row, so that methods of one value
     stay apart; the stage rows of ``--stages`` (``hadgan:d_spatial``) take the AUC panel
     only, their time being the whole run's.
@@ -56,7 +56,8 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
             del values[key]
     if not auc:
         raise ParameterError("no finite AUC to plot")
-    labels = [_short(scene) for scene in scenes] + [MEAN_ROW]
+    means = mean_rows(scenes)  # each kind's, when a run mixes them, then all scenes'
+    labels = [_short(scene) for scene in scenes] + [label for label, _ in means]
     fig = new_figure(figsize=(10.0, 1.9 + ROW_INCHES * (len(labels) + 0.6 * len(methods) / 2)))
     left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
     palette = colours(len(methods))
@@ -70,8 +71,12 @@ def plot_benchmark(rows: Iterable, path=None, title: str | None = None) -> Figur
             if not x.size:
                 continue
             ax.plot(x, y + nudge, **style)
-            # the mean: the same marker, larger, on the mean row
-            ax.plot([np.mean(x)], [len(scenes) + nudge], **{**style, "ms": 8, "label": None})
+            # the means: the same marker, larger, on the mean rows
+            for j, (_, members) in enumerate(means):
+                kept = [v for row, v in zip(y, x, strict=True) if scenes[int(row)] in members]
+                if kept:  # a method that failed on every scene of a kind has no mean there
+                    ax.plot([np.mean(kept)], [len(scenes) + j + nudge],
+                            **{**style, "ms": 8, "label": None})
     for ax in (left, right):
         ax.axhline(len(scenes) - 0.5, color="0.3", lw=0.8)
         ax.grid(axis="x", alpha=0.3)

@@ -32,6 +32,9 @@ from hsad.io.wavelength_units import wavelength_scale
 
 #: the standard size classes and their square edge in pixels
 SIZES = {"subpixel": 1, "1x1": 1, "3x3": 3, "7x7": 7, "15x15": 15}
+#: random placements tried before "no room" (one placement, target by target, can leave no
+#: room for the last targets where another would: four 7x7 in 20x20 jammed 64 times in 100)
+PLACEMENT_TRIES = 20
 
 
 def target_edge(size: str) -> int:
@@ -162,10 +165,13 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
 
     ``cube``: a cube, or a ``(rows, cols, bands)`` array (:func:`hsad.cube.as_cube`);
     ``spectra``: ``(n, B)`` target spectra on the cube's bands (each target draws one);
-    ``exclude``: (y, x) labelled anomalies, kept ``margin`` pixels away from and added to
-    the truth; ``abundance``: the range of sub-pixel abundances; ``brightness``: the range of
-    the target's mean level relative to the scene's; ``texture``: each target pixel also
-    gets the scene's own pixel-to-pixel variation, ``(x_p − x_q)/√2`` of a random pair of
+    ``exclude``: (y, x) labelled anomalies (non-zero), kept ``margin`` pixels away from and
+    added to the truth; NaN in it marks pixels unlabelled (as
+    :func:`hsad.datasets.load_labelled` gives a truth with holes): no target covers them,
+    and the truth is then float32 with NaN there, which the metrics leave out;
+    ``abundance``: the range of sub-pixel abundances; ``brightness``: the range of the
+    target's mean level relative to the scene's; ``texture``: each target pixel also gets
+    the scene's own pixel-to-pixel variation, ``(x_p − x_q)/√2`` of a random pair of
     horizontally adjacent background pixels, so that a large target is not a perfectly
     tight cluster (without it, every pixel of a target is one spectrum). Texture is not
     clipped: where a band's target level is below the scene's variation, target values go
@@ -179,7 +185,9 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
     back as float32 (lazy if it was lazy), its nodata pixels unchanged. Raises
     ParameterError for parameters out of range (abundances within [0, 1], brightness > 0,
     ``count``, ``margin`` and ``seed`` non-negative integers, ``exclude`` of the scene's
-    shape) and when the scene has no room for the targets.
+    shape) and when the scene has no room for the targets in any of
+    :data:`PLACEMENT_TRIES` random placements (the first is the seed's own; the others
+    are tried only when it jams).
     """
     edge = target_edge(size)
     lazy = isinstance(getattr(cube, "data", cube), da.Array)
@@ -201,37 +209,51 @@ def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
                              "bands)")
     rng = np.random.default_rng(seed)
     texture_rng = np.random.default_rng([seed, 1])  # its own stream: same placement either way
-    labelled = np.zeros((rows, cols), bool) if exclude is None else np.asarray(exclude, bool)
-    occupied = labelled.copy()
+    labels = None if exclude is None else np.asarray(exclude, dtype=np.float64)
+    unlabelled = np.zeros((rows, cols), bool) if labels is None else np.isnan(labels)
+    labelled = np.nan_to_num(labels) != 0 if labels is not None else unlabelled.copy()
     nodata = ~np.asarray(valid_mask(cube).values, dtype=bool)
-    x = np.array(cube.values, dtype=np.float32)
+    original = np.array(cube.values, dtype=np.float32)
     if nodata.all():
         raise ParameterError("the scene has no valid pixel to implant into")
-    level = float(x[~nodata][:, good].mean(dtype=np.float64))
-    implanted = np.zeros((rows, cols), bool)
-    targets = []
-    for _ in range(int(count)):
-        free = np.flatnonzero(_free_corners(occupied, edge, margin, nodata))
-        if free.size == 0:
-            advice = "use fewer or smaller targets" if targets else "use smaller targets"
-            raise ParameterError(f"no room for {count} {size} targets in a {rows}x{cols} scene "
-                                 f"({len(targets)} placed; targets cover only pixels with "
-                                 f"data); {advice}")
-        r, c = divmod(int(rng.choice(free)), cols)
-        material = int(rng.integers(len(spectra)))
-        gain = float(rng.uniform(*brightness))
-        a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
-        t = (spectra[material, good] / means[material] * level * gain).astype(np.float32)
-        if texture:
-            t = t + _neighbour_differences(x, occupied | nodata, edge, texture_rng, good)
-        window = (slice(r, r + edge), slice(c, c + edge))
-        x[(*window, good)] = (1.0 - a) * x[(*window, good)] + a * t
-        implanted[window] = True
-        occupied[window] = True
-        targets.append({"row": r, "col": c, "edge": edge, "abundance": a,
-                        "material": material, "brightness": gain})
+    level = float(original[~nodata][:, good].mean(dtype=np.float64))
+    most = 0
+    for attempt in range(PLACEMENT_TRIES):  # a random placement can jam: place anew
+        x, implanted, targets = original.copy(), np.zeros((rows, cols), bool), []
+        occupied = labelled | unlabelled  # no target on an unlabelled pixel either
+        for _ in range(int(count)):
+            free = np.flatnonzero(_free_corners(occupied, edge, margin, nodata))
+            if free.size == 0:
+                break
+            r, c = divmod(int(rng.choice(free)), cols)
+            material = int(rng.integers(len(spectra)))
+            gain = float(rng.uniform(*brightness))
+            a = float(rng.uniform(*abundance)) if size == "subpixel" else 1.0
+            t = (spectra[material, good] / means[material] * level * gain).astype(np.float32)
+            if texture:
+                t = t + _neighbour_differences(x, occupied | nodata, edge, texture_rng, good)
+            window = (slice(r, r + edge), slice(c, c + edge))
+            x[(*window, good)] = (1.0 - a) * x[(*window, good)] + a * t
+            implanted[window] = True
+            occupied[window] = True
+            targets.append({"row": r, "col": c, "edge": edge, "abundance": a,
+                            "material": material, "brightness": gain})
+        if len(targets) == count:
+            break
+        most = max(most, len(targets))
+        rng = np.random.default_rng([seed, 2, attempt])
+        texture_rng = np.random.default_rng([seed, 1, attempt])
+    else:
+        advice = "use fewer or smaller targets" if most else "use smaller targets"
+        raise ParameterError(f"no room for {count} {size} targets in a {rows}x{cols} scene "
+                             f"(at most {most} placed in {PLACEMENT_TRIES} random "
+                             f"placements; targets cover only pixels with data, "
+                             f"{margin} pixels apart); {advice}")
     if lazy:  # lazy in, lazy out (the detectors stream it)
         x = da.from_array(x, chunks=cube.data.chunks)
     out = cube.copy(data=x)
     out.attrs = {**cube.attrs, "hsad_implanted": f"{len(targets)} {size} targets, seed {seed}"}
-    return Implanted(cube=out, implanted=implanted, truth=implanted | labelled, targets=targets)
+    truth = implanted | labelled
+    if unlabelled.any():  # NaN where a pixel is unlabelled, as the metrics read it
+        truth = np.where(unlabelled & ~implanted, np.nan, truth).astype(np.float32)
+    return Implanted(cube=out, implanted=implanted, truth=truth, targets=targets)
