@@ -469,3 +469,47 @@ def test_a_fill_value_that_is_not_one_number_is_one_line(tmp_path, capsys, fill)
         f["reflectance"].attrs["_FillValue"] = fill
     line = one_error(["info", path], capsys)
     assert "reflectance attribute _FillValue is not one number" in line and path.name in line
+
+
+def test_a_raster_drawn_on_the_granule_map_grid_is_taken_back_to_its_pixels(granule,
+                                                                          tmp_path, capsys):
+    """A truth GeoTIFF on the grid hsad writes the granule's maps on (digitised over them
+    in QGIS) was refused as "not the scene's grid"; `hsad evaluate` took it."""
+    from hsad.cube.placement import on_scene_grid
+    from hsad.io.maps import read_truth
+
+    path, _ = granule
+    gx, gy = lookup_tables()
+    cells = np.zeros((GRID_ROWS + 6, GRID_COLS + 4), np.uint8)  # a larger area of the grid
+    cells[3 + 20:3 + 25, 2 + 15:2 + 20] = 1
+    truth = tmp_path / "truth.tif"
+    with rasterio.open(truth, "w", driver="GTiff", width=cells.shape[1], height=cells.shape[0],
+                       count=1, dtype="uint8", crs="EPSG:4326",
+                       transform=Affine.from_gdal(*GEOTRANSFORM) @ Affine.translation(-2, -3)
+                       ) as dst:
+        dst.write(cells, 1)
+    expected = np.full((ROWS, COLS), np.nan)
+    placed = gx > 0
+    expected[gy[placed] - 1, gx[placed] - 1] = 0
+    block = np.zeros_like(placed)
+    block[20:25, 15:20] = True
+    expected[gy[block & placed] - 1, gx[block & placed] - 1] = 1
+    cube = open_cube(path)
+    values, raster = read_truth(truth, grid=cube)
+    np.testing.assert_array_equal(on_scene_grid(values, raster, cube, "ground truth", truth),
+                                  expected)
+    code, out, err = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "rx.tif",
+                              "--truth", truth], capsys)
+    assert code == 0, err
+    assert "AUC(D,F) = " in out
+    window = open_cube(path).isel(y=slice(10, 40), x=slice(5, 30))  # a window's own table
+    values, raster = read_truth(truth, grid=window)
+    np.testing.assert_array_equal(on_scene_grid(values, raster, window, "truth", truth),
+                                  expected[10:40, 5:30])
+    other = tmp_path / "other.tif"  # half a cell off the grid: refused, saying why
+    with rasterio.open(other, "w", driver="GTiff", width=GRID_COLS, height=GRID_ROWS, count=1,
+                       dtype="uint8", crs="EPSG:4326", transform=Affine.from_gdal(
+                           *GEOTRANSFORM) @ Affine.translation(0.5, 0)) as dst:
+        dst.write(cells[3:-3, 2:-2], 1)
+    assert "must lie on their grid" in one_error(["detect", path, "-m", "rx", "-o",
+                                                  tmp_path / "x.tif", "--truth", other], capsys)

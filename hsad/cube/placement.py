@@ -13,6 +13,7 @@ from affine import Affine, TransformNotInvertibleError
 from hsad.cube import georeferenced, same_grid, same_place, transform_of
 from hsad.cube.subset import current_window, recorded_frame, recorded_window
 from hsad.errors import ParameterError
+from hsad.io.glt import glt_of
 
 
 def whole_grid(cube: xr.DataArray) -> Affine:
@@ -45,6 +46,32 @@ def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | No
     return r0, c0
 
 
+def on_lookup_grid(raster: xr.DataArray | None, cube: xr.DataArray):
+    """``(r0, c0, glt)`` when ``cube`` is placed by a lookup table (an EMIT granule,
+    :mod:`hsad.io.glt`) and the georeferenced one-band ``raster`` covers the table's map
+    grid, the grid hsad writes its maps on (one CRS, whole-pixel offsets: its first row and
+    column there); None otherwise."""
+    glt = glt_of(cube)
+    if glt is None or raster is None or raster.rio.crs is None:
+        return None
+    from rasterio.crs import CRS
+
+    t = transform_of(raster)
+    if not georeferenced(t, raster.rio.crs) or CRS.from_user_input(glt.crs) != raster.rio.crs:
+        return None
+    grid = Affine(*glt.transform)
+    try:
+        col, row = ~t @ (grid.c, grid.f)
+    except TransformNotInvertibleError:
+        return None
+    c0, r0 = round(col), round(row)
+    rows, cols = glt.shape
+    if not same_grid(grid, t @ Affine.translation(c0, r0), (rows, cols)) or r0 < 0 or \
+            c0 < 0 or r0 + rows > raster.sizes["y"] or c0 + cols > raster.sizes["x"]:
+        return None
+    return r0, c0, glt
+
+
 def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataArray,
                what: str, path=None) -> tuple[int, int, Affine, bool] | None:
     """Where a one-band ``raster``'s values of ``got`` rows and columns lie on ``cube``:
@@ -56,6 +83,9 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
     if tuple(got) == shape:
         return None
     window = current_window(cube)
+    lookup = "" if glt_of(cube) is None else (
+        "; a raster drawn over the granule's maps must lie on their grid (its CRS and "
+        "transform)")
     frame = recorded_frame(cube.attrs)  # a converted window's own file: its grid too
     if window is not None and tuple(got) == tuple(window[2:]):
         return window[0], window[1], transform_of(cube) @ Affine.translation(
@@ -71,7 +101,7 @@ def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataA
                  "it was cut on: flipped, strided, regridded, relabelled or dropped; cut it "
                  "from the scene again)")
     raise ParameterError(f"{what} is {got[0]}x{got[1]} but the scene is "
-                         f"{shape[0]}x{shape[1]}{whole}: not the scene's grid", path)
+                         f"{shape[0]}x{shape[1]}{whole}: not the scene's grid{lookup}", path)
 
 
 def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
@@ -80,7 +110,11 @@ def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
     its pixels is read: as it is when of the scene's size, of the whole scene's it was cut
     from or of a converted window's frame; cut to the scene where it covers a larger area
     of the scene's grid; otherwise the ParameterError :func:`on_scene_grid` gives (a
-    30000 × 30000 mask for a 100 × 100 scene was read whole, 8.8 GB, to be refused)."""
+    30000 × 30000 mask for a 100 × 100 scene was read whole, 8.8 GB, to be refused). On
+    a granule's lookup-table grid (:func:`on_lookup_grid`) it is cut to that grid."""
+    if (lookup := on_lookup_grid(raster, cube)) is not None:
+        r0, c0, glt = lookup
+        return raster.isel(y=slice(r0, r0 + glt.shape[0]), x=slice(c0, c0 + glt.shape[1]))
     placed = _placement((raster.sizes["y"], raster.sizes["x"]), raster, cube, what, path)
     if placed is None or not placed[3]:
         return raster
@@ -96,7 +130,15 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     area of the cube's grid (one CRS, whole-pixel offsets). ParameterError for another
     size, CRS or transform (:func:`hsad.cube.same_place`: a transform without a CRS is
     compared too; ``raster`` None, or either without georeference: checked by size
-    alone)."""
+    alone). A raster on the map grid of a granule placed by a lookup table (an EMIT
+    granule's, which hsad writes its maps on: :func:`on_lookup_grid`) is taken back to the
+    granule's pixels (:func:`hsad.io.glt.pulled_back`: a pixel no cell places is NaN)."""
+    if (lookup := on_lookup_grid(raster, cube)) is not None:
+        from hsad.io.glt import pulled_back
+
+        r0, c0, glt = lookup
+        cells = np.asarray(values)[r0:r0 + glt.shape[0], c0:c0 + glt.shape[1]]
+        return pulled_back(cells, glt, (cube.sizes["y"], cube.sizes["x"]))
     grid = transform_of(cube)
     georeferenced_pair = raster is not None and georeferenced(
         transform_of(raster), raster.rio.crs) and georeferenced(grid, cube.rio.crs)
@@ -114,4 +156,4 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     return values
 
 
-__all__ = ["cut_for_scene", "offsets_in", "on_scene_grid", "whole_grid"]
+__all__ = ["cut_for_scene", "offsets_in", "on_lookup_grid", "on_scene_grid", "whole_grid"]

@@ -180,6 +180,18 @@ def orthorectify_map(map_: xr.DataArray) -> xr.DataArray:
                  attrs={k: v for k, v in map_.attrs.items() if k != ATTR})
 
 
+def pulled_back(cells: np.ndarray, glt: Glt, shape: tuple[int, int]) -> np.ndarray:
+    """Values on ``glt``'s map grid (a truth or a mask drawn over the orthorectified map)
+    taken back to the ``shape`` raster's pixels the cells place: a pixel placed by several
+    cells takes their largest value (a target on any of them is a target), one placed by
+    none or only by NaN is NaN (float64)."""
+    out = np.full(shape, np.nan)
+    hit = glt.rows >= 0
+    np.fmax.at(out, (glt.rows[hit], glt.cols[hit]),
+               np.asarray(cells, dtype=np.float64)[hit])
+    return out
+
+
 def _gather(window: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill) -> np.ndarray:
     """Cells ``(rows, cols)`` of ``window`` (-1: ``fill``), one block of the map grid."""
     out = np.full(rows.shape + window.shape[2:], fill, dtype=window.dtype)
