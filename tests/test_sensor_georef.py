@@ -464,3 +464,37 @@ def test_sidecar_gcps_without_a_crs_stay_without_one(tmp_path, capsys):
     code, _, err = run_cli(["detect", path, "-m", "rx", "-o", tmp_path / "rx.tif",
                             "--polygons", tmp_path / "p.geojson"], capsys)
     assert code == 2 and "the scene has no CRS" in err
+
+
+def test_a_truth_in_map_coordinates_is_placed_on_a_gcp_scene_as_gdalwarp_places_it(
+        tmp_path, capsys):
+    """hsad wrote map-coordinate polygons for a scene placed by GCPs (a PRISMA L2C), but
+    refused a truth or area in map coordinates: "the scene has no CRS to place them in"."""
+    from hsad.cube.background import background_mask
+
+    gcp = _scene(tmp_path / "gcp.tif", rpcs=False)
+    twin = _scene(tmp_path / "affine.tif", gcps=False, rpcs=False, crs="EPSG:32633",
+                  transform=GRID)
+    box = shapely.Polygon([GRID @ (c, r) for c, r in ((20.2, 30.2), (22.8, 30.3), (22.7, 32.8),
+                                                      (20.3, 32.7))])
+    mask = background_mask(open_cube(gcp), box, crs="EPSG:32633")
+    # the same pixels as on its affine twin (GDAL's polynomial reproduces the grid)
+    np.testing.assert_array_equal(mask, background_mask(open_cube(twin), box,
+                                                        crs="EPSG:32633"))
+    assert mask.sum() == 9 and mask[30:33, 20:23].all()
+    from rasterio.warp import transform as warp
+    from shapely.ops import transform as reshaped
+
+    lonlat = reshaped(lambda x, y: warp("EPSG:32633", "EPSG:4326", x, y), box)
+    truth = tmp_path / "truth.geojson"
+    truth.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(lonlat)},
+        {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(
+            shapely.Point(*warp("EPSG:32633", "EPSG:4326",
+                                *[[v] for v in GRID @ (40.5, 10.5)])))}]}))
+    code, out, err = run_cli(["detect", gcp, "-m", "rx", "-o", tmp_path / "rx.tif",
+                              "--truth", truth], capsys)
+    assert code == 0, err
+    assert "AUC(D,F) = 1.0000" in out  # the 3 x 3 anomaly and the one pixel, found
+    window = open_cube(gcp).isel(y=slice(25, 60), x=slice(15, 50))  # its GCPs moved with it
+    assert background_mask(window, box, crs="EPSG:32633")[5:8, 5:8].all()

@@ -273,12 +273,20 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
         # drawn on its lookup table's grid (without one, in its pixels, as below)
         return _rasterise_on_lookup(shapes, src_crs, glt, cube.shape[:2], path, empty_ok,
                                     what, every_shape)
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
     if src_crs is not None and scene_crs is None:
-        raise ParameterError(f"the {what}'s geometries are in {src_crs} but {region} has no "
-                             f"CRS to place them in; give a raster mask on its grid", path)
+        in_pixels = _on_sensor_pixels(shapes, src_crs, cube, path, what)
+        if in_pixels is None:
+            raise ParameterError(f"the {what}'s geometries are in {src_crs} but {region} has "
+                                 "no CRS to place them in; give a raster mask on its grid",
+                                 path)
+        mask = _burn(in_pixels, (rows, cols), Affine.identity(), every_shape)
+        if (not mask.any() and not empty_ok) or every_shape:
+            _check_placed(in_pixels, Affine.identity(), (rows, cols), mask, empty_ok, path,
+                          what, region, "")
+        return mask
     if src_crs is not None and str(src_crs) != str(scene_crs):
         shapes = _reprojected(shapes, src_crs, scene_crs, path, what)
-    rows, cols = cube.sizes["y"], cube.sizes["x"]
     transform = vector_frame(transform_of(cube), scene_crs)
     if src_crs is not None and is_geographic(scene_crs) and beyond_180(transform, rows, cols):
         centre = (transform @ (cols / 2, rows / 2))[0]  # the scene's side of ±180°
@@ -371,6 +379,30 @@ def _marks_a_pixel(shape_json, feature, transform: Affine, shape: tuple[int, int
         return False
     window = transform @ Affine.translation(c0, r0)
     return bool(_burn([shape_json], (r1 - r0, c1 - c0), window, every_shape=True).any())
+
+
+def _on_sensor_pixels(shapes, src_crs, cube: xr.DataArray, path, what: str):
+    """``shapes`` (GeoJSON-like, in ``src_crs``) in the pixel frame of a scene in sensor
+    geometry (x = column, y = row), placed by its ground control points or RPCs as
+    ``gdalwarp`` places the scene (:func:`hsad.io.sensor_georef.pixel_mapping`, each vertex
+    of the geometries densified to a tenth of their extent); None when it has neither."""
+    import shapely
+    from rasterio.crs import CRS
+
+    from hsad.io.sensor_georef import pixel_mapping, sensor_georef_of
+
+    found = pixel_mapping(sensor_georef_of(cube, transform_of(cube)))
+    if found is None:
+        return None
+    to_pixels, crs = found
+    if CRS.from_user_input(src_crs) != crs:
+        shapes = _reprojected(shapes, src_crs, crs, path, what)
+    geoms = [shapely.geometry.shape(s) for s in shapes]
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    step = max(x1 - x0, y1 - y0) / 10
+    if step > 0:  # the mapping bends straight edges: follow it between the vertices
+        geoms = [shapely.segmentize(g, step) for g in geoms]
+    return [shapely.geometry.mapping(shapely.transform(g, to_pixels)) for g in geoms]
 
 
 def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,

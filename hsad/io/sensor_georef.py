@@ -150,12 +150,11 @@ def _braced(rows: list[str]) -> str:
     return "{\n " + ",\n ".join(rows) + "}"
 
 
-def ground_mapping(held: SensorGeoref | None, warn: bool = False):
-    """``(to_ground, crs)``: a function taking an ``(n, 2)`` array of pixel-frame points
-    (x = column, y = row, from the top-left corner) to ground coordinates in ``crs``, as
-    ``gdalwarp`` places the raster (GDAL's GCP polynomial, else its RPC transformer at
-    height 0, inverted to 1e-6 pixel); None without GCPs in a CRS or RPCs, or when GDAL
-    cannot build a transformer of them (two GCPs; ``warn``: say so)."""
+def _transformer(held: SensorGeoref | None, warn: bool = False):
+    """``(make, crs)``: a maker of GDAL's transformer placing ``held``'s raster as
+    ``gdalwarp`` does (its GCP polynomial, else its RPC transformer at height 0, inverted to
+    1e-6 pixel), and the CRS of its ground coordinates; None without GCPs in a CRS or RPCs,
+    or when GDAL cannot build one of them (two GCPs; ``warn``: say so)."""
     from rasterio.transform import GCPTransformer, RPCTransformer
 
     if not held:
@@ -176,8 +175,19 @@ def ground_mapping(held: SensorGeoref | None, warn: bool = False):
         if warn:
             what = f"its {len(held.gcps)} ground control points" if held.gcps else "its RPCs"
             warnings.warn(f"GDAL cannot place the scene by {what} ({exc}): the polygons stay "
-                          "in pixel coordinates", UserWarning, stacklevel=3)
+                          "in pixel coordinates", UserWarning, stacklevel=4)
         return None
+    return make, crs
+
+
+def ground_mapping(held: SensorGeoref | None, warn: bool = False):
+    """``(to_ground, crs)``: a function taking an ``(n, 2)`` array of pixel-frame points
+    (x = column, y = row, from the top-left corner) to ground coordinates in ``crs``, as
+    ``gdalwarp`` places the raster (:func:`_transformer`); None where it has none."""
+    found = _transformer(held, warn)
+    if found is None:
+        return None
+    make, crs = found
 
     def to_ground(points: np.ndarray) -> np.ndarray:
         if len(points) == 0:
@@ -187,6 +197,25 @@ def ground_mapping(held: SensorGeoref | None, warn: bool = False):
         return np.column_stack([np.asarray(xs, float), np.asarray(ys, float)])
 
     return to_ground, crs
+
+
+def pixel_mapping(held: SensorGeoref | None):
+    """``(to_pixels, crs)``: the inverse of :func:`ground_mapping`, ground coordinates in
+    ``crs`` (an ``(n, 2)`` array) to pixel-frame points (x = column, y = row, from the
+    top-left corner, fractional); None where the raster has no such placement."""
+    found = _transformer(held)
+    if found is None:
+        return None
+    make, crs = found
+
+    def to_pixels(points: np.ndarray) -> np.ndarray:
+        if len(points) == 0:
+            return np.empty((0, 2))
+        with make() as transformer:
+            rows, cols = transformer.rowcol(points[:, 0], points[:, 1], op=np.positive)
+        return np.column_stack([np.asarray(cols, float), np.asarray(rows, float)])
+
+    return to_pixels, crs
 
 
 def _swap(colrow) -> tuple[float, float]:
@@ -203,4 +232,5 @@ def sensor_georef_of(obj, transform: Affine) -> SensorGeoref | None:
     return held.on_grid(transform)
 
 
-__all__ = ["ATTR", "SensorGeoref", "envi_header_fields", "ground_mapping", "sensor_georef_of"]
+__all__ = ["ATTR", "SensorGeoref", "envi_header_fields", "ground_mapping", "pixel_mapping",
+           "sensor_georef_of"]
