@@ -82,6 +82,25 @@ def test_crd_pixels_equal_to_a_ring_pixel_take_the_n_by_n_form():
     assert_within_conditioning(scores, reference, cond, n)
 
 
+@pytest.mark.parametrize("bands", [5, 30])  # the B×B form, and the n×n (B > n = 24)
+def test_a_pixel_with_two_copies_in_its_ring_scores_zero_not_1e7(bands):
+    """Two exact copies of a pixel in its ring make its system singular: LU solved it to
+    weights of 1e16, and a background pixel of sandiego-1 (copied twice, three pixels
+    apart) scored 2.4e7 against a scene maximum of 3876, the map's top anomaly."""
+    x = _scene(4, shape=(12, 12, bands))
+    x[6, 9] = x[6, 3] = x[6, 6]  # outside each other's guard window, in each other's ring
+    scores = crd_block(x, 3, 7, lam=1e-2)
+    assert scores[6, 6] == 0.0
+    # the two end copies hold one copy each in their rings (the middle), so score 0 too
+    assert scores[6, 3] == 0.0 and scores[6, 9] == 0.0
+    others = np.ones(scores.shape, bool)
+    others[6, [3, 6, 9]] = False
+    reference = _reference_crd(x, 3, 7, 1e-2)
+    cond, n = _condition(x, 3, 7, 1e-2)
+    scores[~others] = reference[~others] = np.nan
+    assert_within_conditioning(scores, reference, cond, n)
+
+
 def test_crd_with_more_bands_than_ring_pixels_solves_the_n_by_n_form():
     x = _scene(5, shape=(9, 10, 12))  # 8 ring pixels, 12 bands
     x[3, 3] = np.nan

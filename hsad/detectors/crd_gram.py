@@ -76,6 +76,14 @@ def row_strips(valid: np.ndarray, ring: np.ndarray, row: int, h: int, width: int
             yield c0, c1, ok, cols[ok], lin[ok], ring_ok[ok]
 
 
+def represented_exactly(dist2: np.ndarray, ring_ok: np.ndarray) -> np.ndarray:
+    """The pixels (rows of ``dist2``, their squared distances to their ring pixels) with a
+    valid ring pixel equal to themselves: ``w = e_k`` then costs nothing (λ‖y − x_k‖² = 0)
+    and leaves no residual, so the minimum is 0 exactly. Their systems are singular with
+    two such copies, which LU solved to weights of 1e16 and scores of 1e7."""
+    return (ring_ok & (dist2 == 0)).any(axis=1)
+
+
 def solve_stacks(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve the stacks ``a w = b`` (LU); pseudo-inverse (eigh) if one is singular."""
     try:
@@ -99,7 +107,8 @@ def crd_gram_block(
     ``halo`` pixels on each side are context only (scores come back for the core); windows
     are clipped where the block ends. Nodata and out-of-block ring pixels are zero columns of
     X_s, which drop out of the representation exactly (their weights solve to 0). A pixel
-    that is nodata or has no valid ring pixel scores NaN.
+    that is nodata or has no valid ring pixel scores NaN; one equal to a ring pixel, 0
+    (:func:`represented_exactly`).
     """
     since = stopping.mark()  # before the setup: a stop asked during it counts
     h = outer // 2
@@ -127,10 +136,17 @@ def crd_gram_block(
                     xs = x.reshape(-1, bands)[lin]  # (m, n, B); nodata rows are zero
                     y = x[p_r, p_c]
                     dist2 = np.einsum("mnb,mnb->mn", xs - y[:, None], xs - y[:, None])
+                    exact = represented_exactly(dist2, ring_ok)
+                    if exact.any():  # residual 0; the others solved alone
+                        keep = ~exact
+                        gram, xs, y = gram[keep], xs[keep], y[keep]
+                        dist2, ring_ok = dist2[keep], ring_ok[keep]
                     dist2 = np.where(ring_ok, dist2, 1.0)
                     idx = np.arange(n)
                     gram[:, idx, idx] += lam * dist2
                     w = solve_stacks(gram, np.einsum("mnb,mb->mn", xs, y))
                     resid = y - np.einsum("mn,mnb->mb", w, xs)
-                    out[r, c0:c1][ok] = np.sqrt(np.einsum("mb,mb->m", resid, resid))
+                    scores = np.zeros(len(exact))
+                    scores[~exact] = np.sqrt(np.einsum("mb,mb->m", resid, resid))
+                    out[r, c0:c1][ok] = scores
     return out

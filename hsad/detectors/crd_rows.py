@@ -8,7 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from hsad import stopping
-from hsad.detectors.crd_gram import crd_gram_block, row_strips, solve_stacks
+from hsad.detectors.crd_gram import (
+    crd_gram_block,
+    represented_exactly,
+    row_strips,
+    solve_stacks,
+)
 from hsad.engine.windows import padded, ring_offsets, single_threaded_linalg
 
 #: budget for a row's stacks of ring pixels and B×B systems, in bytes
@@ -22,11 +27,11 @@ def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.nda
     With D = λ ΓᵀΓ, w = (X_sᵀX_s + D)⁻¹X_sᵀy = D⁻¹X_sᵀ(I + X_s D⁻¹X_sᵀ)⁻¹y, so
     y − X_s w = (I + M)⁻¹y with M = Σ_k x_k x_kᵀ / (λ‖y − x_k‖²): a B×B system per pixel
     instead of n×n (n ring pixels, 200 by default, against B = 20 components). A pixel
-    with a ring pixel equal to itself (‖y − x_k‖ = 0, D singular) is solved in the n×n
-    form, with its Gram matrix.
+    with a ring pixel equal to itself (‖y − x_k‖ = 0, D singular) scores 0
+    (:func:`represented_exactly`).
     """
     bands = y.shape[1]
-    exact = (ring_ok & (dist2 == 0)).any(axis=1)
+    exact = represented_exactly(dist2, ring_ok)
     with np.errstate(divide="ignore", over="ignore"):  # a huge λ: weights 0, its limit
         weight = np.where(ring_ok, 1.0 / (lam * np.where(ring_ok, dist2, 1.0)), 0.0)
     out = np.empty(y.shape[0])
@@ -37,14 +42,7 @@ def _residuals(xs: np.ndarray, y: np.ndarray, dist2: np.ndarray, ring_ok: np.nda
         system[:, np.arange(bands), np.arange(bands)] += 1.0
         z = solve_stacks(system, y[dual])
         out[dual] = np.sqrt(np.einsum("mb,mb->m", z, z))
-    if exact.any():
-        xe = xs[exact]
-        gram = np.matmul(xe, xe.transpose(0, 2, 1))
-        n = gram.shape[1]
-        gram[:, np.arange(n), np.arange(n)] += lam * np.where(ring_ok[exact], dist2[exact], 1.0)
-        w = solve_stacks(gram, np.einsum("mnb,mb->mn", xe, y[exact]))
-        resid = y[exact] - np.einsum("mn,mnb->mb", w, xe)
-        out[exact] = np.sqrt(np.einsum("mb,mb->m", resid, resid))
+    out[exact] = 0.0
     return out
 
 
