@@ -101,6 +101,26 @@ def test_stored_in_one_piece_chunked_or_compressed_the_values_are_the_same(tmp_p
     assert block.flags.owndata or not isinstance(block.base, np.memmap)
 
 
+def test_a_damaged_chunk_is_named_in_the_spectrometer_that_holds_it(tmp_path, capsys):
+    """A damaged chunk of SWIR_Cube was reported as 'VNIR_Cube' (the reader's first
+    dataset), even for a window of VNIR bands: the user checked the wrong cube."""
+    plain, packed = tmp_path / L2D, tmp_path / ("Z" + L2D)
+    write_prisma(plain)
+    with h5py.File(plain, "r") as src, h5py.File(packed, "w") as dst:
+        for name, value in src.attrs.items():
+            dst.attrs[name] = value
+        for name in ("VNIR_Cube", "SWIR_Cube"):
+            where = f"{swath('2D')}/Data Fields/{name}"
+            dst.create_dataset(where, data=src[where][()], chunks=(5, 7, 3), compression="gzip")
+    with h5py.File(packed, "r") as f:
+        info = f[f"{swath('2D')}/Data Fields/SWIR_Cube"].id.get_chunk_info(0)
+    with open(packed, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 3)
+        fh.write(b"\xff" * 64)
+    line = one_error(["detect", packed, "-m", "rx", "-o", tmp_path / "x.tif"], capsys)
+    assert "SWIR_Cube" in line and "VNIR_Cube" not in line
+
+
 def test_a_map_that_cannot_be_made_falls_back_to_h5py(tmp_path, monkeypatch):
     """No address space or descriptor left for the map (ENOMEM, EMFILE): h5py reads."""
     import hsad.io.hdf5_file as hdf5_file

@@ -173,7 +173,13 @@ class Hdf5Reader(WindowReader):
         if ("mapped", key) not in datasets:
             datasets[("mapped", key)] = self._mapped(key)
         mapped = datasets[("mapped", key)]
-        return self._chunked(key, selection) if mapped is None else mapped[selection]
+        if mapped is not None:
+            return mapped[selection]
+        try:
+            return self._chunked(key, selection)
+        except H5_ERRORS as exc:  # :meth:`_read` names the dataset that failed, not the
+            exc.hsad_dataset = key  # reader's first (PRISMA's VNIR for its SWIR)
+            raise
 
     def _chunked(self, key: str, selection):
         """``selection`` of dataset ``key`` (call with the lock held), read by HDF5, or,
@@ -253,7 +259,8 @@ class Hdf5Reader(WindowReader):
             stored = inflated(stored)  # deflated chunks, by this thread, without the lock
             return np.asarray(self._arrange(stored, r0, r1, c0, c1, b0, b1), dtype=self.dtype)
         except H5_ERRORS as exc:
-            raise TruncatedFileError(f"cannot read {self.key!r} rows {r0}-{r1}, cols "
+            key = getattr(exc, "hsad_dataset", self.key)
+            raise TruncatedFileError(f"cannot read {key!r} rows {r0}-{r1}, cols "
                                      f"{c0}-{c1}: {exc}", self.path) from exc
 
 
