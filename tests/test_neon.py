@@ -50,6 +50,21 @@ def test_the_cube_its_bands_nodata_and_scale(tmp_path):
     assert water.any() and np.array_equal(cube["good_band"].values, ~water)
 
 
+def test_apply_scale_gives_reflectance_as_for_an_envi_file(tmp_path):
+    """open_cube(apply_scale=True) returned the int16 DN of a NEON file (3016 for 0.3016)
+    in silence, where the same data as ENVI came back divided by its factor."""
+    path = tmp_path / NAME
+    data = write_neon(path)
+    cube = open_cube(path, apply_scale=True)
+    expected = np.where(data == -9999, np.nan, data.astype(np.float32) / np.float32(10000))
+    assert cube.dtype == np.float32 and cube.attrs["scale_applied"]
+    np.testing.assert_array_equal(cube.values, expected)
+    assert np.isnan(cube.attrs["nodata"])
+    window = open_cube(path, apply_scale=True, srcwin=(3, 4, 10, 8))
+    np.testing.assert_array_equal(window.values, expected[4:12, 3:13])
+    assert not open_cube(path).attrs["scale_applied"]
+
+
 def test_placed_as_gdal_places_an_envi_file_of_its_map_info(tmp_path):
     path = tmp_path / NAME
     write_neon(path)

@@ -206,9 +206,11 @@ def open_cube(
     ``chunks`` is the tile size along y and x (all bands stay together); ``key`` names
     the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`), or a PRISMA or
     EnMAP product's spectrometers (:mod:`hsad.io.prisma`, :mod:`hsad.io.enmap`); ``apply_scale``
-    divides ENVI data by its ``reflectance scale factor``. ``srcwin`` (xoff, yoff, xsize,
-    ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default the file's CRS;
-    for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
+    divides ENVI data by its ``reflectance scale factor`` and NEON data by its
+    ``Scale_Factor`` (the other readers give physical units already: EMIT, PRISMA, EnMAP;
+    a GeoTIFF's band scales are :func:`hsad.cube.physical_scaling`'s). ``srcwin`` (xoff,
+    yoff, xsize, ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default
+    the file's CRS; for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
     as ``gdal_translate`` cuts it (:mod:`hsad.cube.subset`; ``window``: a
     :class:`hsad.cube.subset.Window` already computed), and read only its pixels.
     """
@@ -276,7 +278,7 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
     if fmt == "neon":
         from hsad.io.neon import open_neon
 
-        return open_neon(path, chunks=chunks, window=window)
+        return open_neon(path, chunks=chunks, window=window, apply_scale=apply_scale)
     if fmt == "enmap":
         from hsad.io.enmap import open_enmap
 

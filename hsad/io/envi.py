@@ -288,11 +288,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     nodata, scale = _nodata(hdr, data_path), hdr.reflectance_scale_factor
     scaled = bool(apply_scale and scale)
     if scaled:
-        values = data.astype(np.float32) / np.float32(scale)
-        if nodata is not None:
-            values = da.where(nodata_hits(data, nodata), np.float32(np.nan), values)
-            nodata = float("nan")
-        data = values
+        data, nodata = divided_by_factor(data, nodata, scale)
     attrs = {
         "interleave": interleave, "byte_order": hdr.byte_order, "data_type": hdr.data_type,
         "header_offset": hdr.header_offset, "file_type": hdr.file_type,
@@ -312,6 +308,16 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                      source_path=str(data_path), attrs=attrs)
     gains = band_gains(hdr.raw, hdr.bands, header_path)
     return cube if gains is None else with_band_scaling(cube, *gains)
+
+
+def divided_by_factor(data: da.Array, nodata, factor: float):
+    """``(data / factor as float32, nodata)``, lazily, the nodata pixels NaN (and the nodata
+    value then NaN): a ``reflectance scale factor`` applied (``open_cube(apply_scale=True)``)."""
+    values = data.astype(np.float32) / np.float32(factor)
+    if nodata is not None:
+        values = da.where(nodata_hits(data, nodata), np.float32(np.nan), values)
+        nodata = float("nan")
+    return values, nodata
 
 
 def read_spectral_library(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -352,4 +358,5 @@ if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these nam
 __getattr__ = moved_names(__name__, MOVED, warn=True)
 
 
-__all__ = ["EnviPixels", "EnviWindowWriter", "open_envi", "read_spectral_library"]
+__all__ = ["EnviPixels", "EnviWindowWriter", "divided_by_factor", "open_envi",
+           "read_spectral_library"]

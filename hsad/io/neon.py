@@ -144,9 +144,12 @@ def _spectral(site: h5py.Group, bands: int, cube: h5py.Dataset, path: str):
     return wl, fwhm, good
 
 
-def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray:
+def open_neon(path: str | os.PathLike, chunks=None, window=None,
+              apply_scale: bool = False) -> xr.DataArray:
     """A NEON reflectance file's cube, lazily (module docstring); ``window`` (an
-    :class:`hsad.cube.subset.Window`) reads only that window."""
+    :class:`hsad.cube.subset.Window`) reads only that window; ``apply_scale`` divides the
+    values by the file's ``Scale_Factor`` (float32 reflectance, nodata NaN), as for ENVI's
+    ``reflectance scale factor``."""
     p = os.fspath(path)
     try:  # the layout and the stamp from one open file (nothing can come between them)
         with open(p, "rb") as handle, h5py.File(handle, "r") as f:
@@ -177,6 +180,7 @@ def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray
         attrs["block_shape"] = reader.blocks
     if factor and factor != 1:
         attrs["reflectance_scale_factor"] = factor
+        attrs["scale_applied"] = bool(apply_scale)
     if window is not None:
         check_window(window, (rows, cols), p)
         reader = reader.windowed(window)
@@ -186,6 +190,10 @@ def open_neon(path: str | os.PathLike, chunks=None, window=None) -> xr.DataArray
     if chunks is None and window is None:  # whole chunks to each tile
         tiles = (*block_chunks(*tiles[:2], reader.blocks, (rows, cols)), -1)
     data = array_over(reader, tiles, "neon-" + tokenize(p, stamp, tiles, window))
+    if attrs.get("scale_applied"):
+        from hsad.io.envi import divided_by_factor
+
+        data, nodata = divided_by_factor(data, nodata, factor)
     return make_cube(data, transform=transform, crs=crs, nodata=nodata,
                      wavelength=wavelength, fwhm=fwhm, good_band=good, source_format="neon",
                      source_path=p, attrs=attrs)
