@@ -62,6 +62,22 @@ def test_the_folder_the_metadata_and_the_image_read_the_same_cube(product):
         assert np.isnan(cube.attrs["nodata"])
 
 
+def test_the_folder_above_a_product_names_the_product_inside(product, tmp_path, capsys):
+    """A delivery unpacked one level deeper than the product folder was refused as "is a
+    directory, not a file", which the folder of the product itself is not."""
+    xml = product[0]
+    above = xml.parent.parent
+    line = one_error(["detect", above, "-m", "rx", "-o", tmp_path / "x.tif"], capsys)
+    assert line.endswith(f"is a directory, not a file: it holds the EnMAP product folder "
+                         f"{xml.parent.name}: give that")
+    write_enmap(above / "q")
+    line = one_error(["info", above], capsys)
+    assert "it holds 2 EnMAP product folders (p, q): give one" in line
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert one_error(["info", empty], capsys).endswith("is a directory, not a file")
+
+
 def test_grid_is_gdals_of_the_image(product):
     xml = product[0]
     cube = open_cube(xml)

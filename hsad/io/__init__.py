@@ -21,9 +21,26 @@ def _check_readable(path: Path) -> None:
     if not path.exists():
         raise FileFormatError("no such file", path)
     if path.is_dir():
-        raise FileFormatError("is a directory, not a file", path)
+        raise FileFormatError("is a directory, not a file" + _products_inside(path), path)
     if not os.access(path, os.R_OK):
         raise FileFormatError("permission denied (file is not readable)", path)
+
+
+def _products_inside(folder: Path) -> str:
+    """``": it holds the EnMAP product folder <name>: give that"`` when product folders lie
+    one level down (a delivery unpacked into a folder of its own), else ""."""
+    from hsad.io.enmap import metadata_of
+
+    try:
+        products = sorted(e for e in folder.iterdir() if e.is_dir() and metadata_of(e))
+    except OSError:
+        return ""
+    if not products:
+        return ""
+    if len(products) == 1:
+        return f": it holds the EnMAP product folder {products[0].name}: give that"
+    named = ", ".join(p.name for p in products[:3]) + (", …" if len(products) > 3 else "")
+    return f": it holds {len(products)} EnMAP product folders ({named}): give one"
 
 
 def check_regular(path: str | os.PathLike) -> None:
