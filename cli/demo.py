@@ -85,7 +85,7 @@ def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     plot_roc(maps, truth, path=out / "roc.png")
     written["roc"] = out / "roc.png"
     for what, path in written.items():
-        click.echo(f"wrote {what}: {path}")
+        click.echo(f"wrote {what.replace(':', ' ')}: {path}")  # "style:mask" as "style mask"
     for name, smap in maps.items():
         m = evaluate(smap, truth)
         click.echo(f"{name:8s} AUC(D,F) = {m['auc_df']:.4f}   AUC(F,tau) = {m['auc_ft']:.4f}")

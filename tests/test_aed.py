@@ -105,3 +105,18 @@ def test_a_wrongly_typed_parameter_is_a_one_line_error(key, value, message, tmp_
 def test_a_fusion_value_out_of_range_names_the_detector(name, key, value, message):
     with pytest.raises(ParameterError, match=message):
         detectors.get(name, **{key: value}).check_params()
+
+
+def test_a_scene_no_larger_than_the_filters_says_what_lowers_them():
+    """On 9 pixels the error advised -p area=N, which the multi-scale ladder never takes
+    below 9, and its warning advised pca= and ridge=, which aed does not have."""
+    x = 100 + np.random.default_rng(1).normal(size=(3, 3, 12)).astype(np.float32)
+    with pytest.warns(Warning) as said, pytest.raises(ParameterError) as err:
+        detectors.get("aed", area=4).fit_score(make_cube(x))
+    assert "give a smaller area (-p variant=aed -p area=N: the multi-scale ladder filters " \
+        "at least 9)" in str(err.value)
+    assert not [w for w in said if "pca=" in str(w.message) or "ridge=" in str(w.message)]
+    with pytest.raises(ParameterError, match=r"smaller area \(-p area=N or target_size_m\)"):
+        detectors.get("aed", variant="aed", area=20).fit_score(make_cube(x))
+    assert np.isfinite(detectors.get("aed", variant="aed", area=4).fit_score(
+        make_cube(x)).values).all()

@@ -32,10 +32,10 @@ import xarray as xr
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.offset_check import check_offset
-from hsad.engine.covariance import covariance_rank
+from hsad.engine.covariance import BANDS_ADVICE, covariance_rank
 from hsad.engine.data_checks import scene_moments
 from hsad.errors import ParameterError
-from hsad.fusion import Fusion, area_tag, chosen_area, warn_below_ladder
+from hsad.fusion import LADDER, Fusion, area_tag, chosen_area, warn_below_ladder
 
 if TYPE_CHECKING:
     from hsad.cube.array_types import CubeLike
@@ -110,7 +110,8 @@ class AED(BaseDetector):
         self._check_fitted("bands_")
         self._check_bands(cube, self.bands_)
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
-        covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"))
+        covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"),
+                        advice=BANDS_ADVICE)  # it has no pca= or ridge=
         check_offset(moments.mean, np.sqrt(np.clip(np.diag(moments.cov), 0.0, None)),
                      cube.dtype, self.name, cube.attrs.get("source_path"),
                      band_numbers=np.flatnonzero(good_band_mask(cube)) + 1)
@@ -118,11 +119,14 @@ class AED(BaseDetector):
         warn_below_ladder(fusion, self.name)
         smallest = min(fusion.areas())
         if moments.n <= smallest:  # every component of every level is smaller: all alike
+            floor = fusion.resolved().variant == "multiscale" and smallest == LADDER[0]
+            smaller = (f"-p variant=aed -p area=N: the multi-scale ladder filters at least "
+                       f"{LADDER[0]}" if floor else "-p area=N or target_size_m")
             raise ParameterError(
                 f"{self.name}: only {moments.n} valid pixels, no more than the filters' area "
                 f"of {smallest} pixels: the area opening and closing flatten the whole scene, "
-                "so every pixel would score alike; give a smaller area (-p area=N or "
-                "target_size_m) or a larger scene", cube.attrs.get("source_path"))
+                f"so every pixel would score alike; give a smaller area ({smaller}) or a "
+                "larger scene", cube.attrs.get("source_path"))
         data = cube.data[:, :, self.bands_].astype(np.float32)
         source = da.where(valid_mask(cube).data[:, :, None], data, np.nan)
         scores = aed_map(source, fusion)

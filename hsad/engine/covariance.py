@@ -197,10 +197,11 @@ def independent_bands(corr: np.ndarray, live: np.ndarray) -> int:
 
 
 def covariance_rank(cov: np.ndarray, n: int | None = None, what: str = "RX", path=None,
-                    rcond: float = 1e-10) -> int:
+                    rcond: float = 1e-10, advice: str = ADVICE) -> int:
     """Rank of ``cov`` as the RX-type detectors count it, checked by
-    :func:`check_covariance`."""
-    return int(_eigen(np.asarray(cov, dtype=np.float64), rcond, n, what, path)[0].size)
+    :func:`check_covariance` (``advice`` ends its messages)."""
+    return int(_eigen(np.asarray(cov, dtype=np.float64), rcond, n, what, path,
+                      advice=advice)[0].size)
 
 
 def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *,
