@@ -392,7 +392,7 @@ def test_demo_runs_twice_in_its_folder_and_refuses_a_foreign_one(tmp_path, capsy
         assert code == 0, err
         assert "AUC(D,F)" in stdout
         # as hsad detect says it (it printed "wrote style:mask:")
-        assert "wrote style mask: " in stdout and "style:" not in stdout
+        assert "wrote style mask: " in stdout and "style:mask" not in stdout
     assert (out / ".hsad-demo").is_file() and (out / "rx_scores.tif").is_file()
     assert leftovers(out) == []
     foreign = tmp_path / "mine"
