@@ -171,3 +171,20 @@ def test_its_own_wavelengths_drifted_under_other_flags_are_found_by_wavelength()
         matched = match_model_bands(drifted, det)
         assert np.isfinite(det.score(matched).values).all()
     assert matched.sizes["band"] == 7
+
+
+@pytest.mark.parametrize("other", [dict(bands=6), dict(seed=3)])
+def test_a_failed_refit_leaves_the_model_as_it_was(other):
+    """A re-fit that diverged (lr=1e30) kept its new band count and scaler beside the old
+    networks: the first scene was then refused ("the model expects 6 bands") or its map
+    was "not finite"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = detectors.get("ae", **TINY).fit(_scene())
+        before, lr = det.score(_scene()).values, det.get_params()["lr"]
+        det.set_params(lr=1e30)
+        with pytest.raises(ParameterError, match="training diverged"):
+            det.fit(_scene(**other))
+        det.set_params(lr=lr)
+        np.testing.assert_array_equal(det.score(_scene()).values, before)
+    assert det.n_bands_ == 8

@@ -764,3 +764,23 @@ def test_a_statistics_models_hand_edited_ridge_is_refused_at_load(scene, tmp_pat
             ridge=r))
         with pytest.raises(ModelError, match="ridge"):
             load_model(bad)
+
+
+@pytest.mark.parametrize("fusion", [[], ["--fusion", "none"]])
+def test_a_scene_too_small_for_a_model_is_named_in_its_error(model, tmp_path, capsys, fusion):
+    """`detect tiny.mat --model m.hsad` said "error: fewer than 2 valid pixels: no
+    statistics to fuse": no file, and "fuse" under --fusion none too."""
+    rng = np.random.default_rng(1)
+    for shape in ((1, 1, 6), (4, 4, 6)):
+        data = (5 + rng.normal(size=shape)).astype(np.float32)
+        if shape[0] > 1:
+            data[:, :, 2] = np.nan  # a good band without data: no valid pixel
+        tiny = tmp_path / "tiny.mat"
+        scipy.io.savemat(tiny, {"data": data})
+        with pytest.raises(SystemExit) as exc:
+            main(["detect", str(tiny), "--model", str(model), "-o", str(tmp_path / "x.tif"),
+                  *fusion])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert exc.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
+        assert errors[0].startswith(f"error: {tiny}: ") and "fuse" not in errors[0], err

@@ -68,19 +68,21 @@ def recording_scene_level(fit):
     a fit that calls its parent's (itself recorded) reads the scene's sample once. A model
     loaded from a file and fitted again is today's: its file's format goes. The ``seed``
     it was fitted with is kept (``training_seed_``): a seed set afterwards changes only
-    what scoring draws, and a model file records both."""
+    what scoring draws, and a model file records both. A fit that fails (a diverged
+    network, an interrupt) leaves the detector's state as it was before it."""
 
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
         self._check_types()  # a value the model file could not keep: refused before any work
+        before = dict(self.__dict__)
         self.__dict__.pop("_fitted_scene_level", None)
         self.__dict__.pop("_fitted_scene_name", None)
-        model_format = self.__dict__.pop("model_format_", None)
+        self.__dict__.pop("model_format_", None)
         try:
             result = fit(self, cube, *args, **kwargs)
-        except BaseException:  # a failed fit leaves the model as it was
-            if model_format is not None:
-                self.model_format_ = model_format
+        except BaseException:  # a failed fit leaves the model as it was: a re-fit that
+            self.__dict__.clear()  # diverged had left the new band count and scaler
+            self.__dict__.update(before)  # beside the old networks
             raise
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)

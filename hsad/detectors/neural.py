@@ -199,6 +199,15 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
             terms = materialise(terms, desc=f"{self.name} network")[0]
         return self._term_maps(cube, terms, names)
 
+    def _scene_maps(self, cube: xr.DataArray, wanted) -> dict[str, xr.DataArray]:
+        """:meth:`_maps`, a problem of the scene's data named with its file."""
+        try:
+            return self._maps(cube, wanted)
+        except ParameterError as exc:
+            if exc.path is not None:
+                raise
+            raise ParameterError(exc.problem, cube.attrs.get("source_path")) from None
+
     def _term_maps(self, cube, terms: da.Array, names) -> dict[str, xr.DataArray]:
         attrs = {"method": self.name}
         return {t: map_like(cube, terms[:, :, self.score_terms.index(t)], name=t, attrs=attrs)
@@ -208,7 +217,7 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
         """Every map this model gives, by name, plus ``score`` (the ``output`` map)."""
         self._check_scene(cube)
         self._ensure_device()
-        out = self._maps(cube, None)
+        out = self._scene_maps(cube, None)
         out["score"] = out[self.output_].copy()
         out["score"].name = "score"
         self.stages_ = out
@@ -227,7 +236,7 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
             return self.score_stages(cube)
         self._check_scene(cube)
         self._ensure_device()
-        maps = self._maps(cube, {self.output_})
+        maps = self._scene_maps(cube, {self.output_})
         out = maps[self.output_].copy()
         out.name = "score"
         self.stages_ = {**maps, "score": out}  # the maps this call computed

@@ -73,7 +73,8 @@ def finite_moments(data: da.Array, counted: bool = False):
     and with ``counted`` their number too."""
     m = cube_moments(make_cube(data.astype(np.float32)))
     if m.n < 2:
-        raise ParameterError("fewer than 2 valid pixels: no statistics to fuse")
+        raise ParameterError("fewer than 2 valid pixels (data in every good band): no "
+                             "statistics to score them against")
     return (m.mean, m.cov, m.n) if counted else (m.mean, m.cov)
 
 
