@@ -157,6 +157,12 @@ def test_a_scene_without_wavelengths_is_said_to_be_taken_by_position():
                       "are taken by position, unchecked"):
         matched = match_model_bands(_scene(), det)
     assert matched.sizes["band"] == 8
+    # the other way round (a model trained on a .mat file, applied to an ENVI scene) was
+    # silent: a scene of reversed bands was read in the wrong order
+    det = detectors.get("rx").fit(_scene())
+    with pytest.warns(UserWarning, match="the model records no wavelengths, so the model's "
+                      "bands are taken by position, unchecked"):
+        match_model_bands(_scene(wavelength=wl[::-1]), det)
 
 
 def test_its_own_wavelengths_drifted_under_other_flags_are_found_by_wavelength():

@@ -148,9 +148,11 @@ def match_model_bands(cube, detector) -> xr.DataArray:
     if not hasattr(detector, "wavelength_"):
         return cube
     wanted, good = _model_bands(detector)
-    if np.isfinite(wanted).any() and not np.isfinite(
-            np.asarray(cube["wavelength"].values, dtype=np.float64)).any():
-        warnings.warn(f"{cube.attrs.get('source_path') or 'scene'}: the scene has no "
+    known = (np.isfinite(wanted).any(),
+             np.isfinite(np.asarray(cube["wavelength"].values, dtype=np.float64)).any())
+    if known[0] != known[1]:  # either side without wavelengths: nothing to check them by
+        whose = "the scene has" if known[0] else "the model records"
+        warnings.warn(f"{cube.attrs.get('source_path') or 'scene'}: {whose} no "
                       "wavelengths, so the model's bands are taken by position, unchecked",
                       UserWarning, stacklevel=2)
     flags = _model_flags(detector, good)
