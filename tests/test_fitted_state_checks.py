@@ -194,3 +194,18 @@ def test_a_failed_refit_leaves_the_model_as_it_was(other):
         det.set_params(lr=lr)
         np.testing.assert_array_equal(det.score(_scene()).values, before)
     assert det.n_bands_ == 8
+
+
+def test_settings_a_training_ignores_are_said():
+    """Skip-GANomaly's `latent` (its U-Net has none) and AnoGAN's `early_stopping` (its
+    stage watches no loss) were saved and shown, and changed nothing, in silence."""
+    with pytest.warns(UserWarning, match="skip-ganomaly: latent has no effect"):
+        detectors.get("skip-ganomaly", **TINY).fit(_scene())
+    with pytest.warns(UserWarning, match="anogan: early_stopping has no effect: its training "
+                      "watches no loss, so every epoch runs"):
+        detectors.get("anogan", **{**TINY, "latent": None}, early_stopping=1).fit(_scene())
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        detectors.get("ae", **TINY, early_stopping=1).fit(_scene())
+        detectors.get("skip-ganomaly", **{**TINY, "latent": None}).fit(_scene())
+    assert not [w for w in said if "has no effect" in str(w.message)]

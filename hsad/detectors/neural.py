@@ -87,6 +87,8 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
     score_needs_grad: ClassVar[bool] = False
     #: the residual reuses what the score computed (AnoGAN's G(z*)): score whenever it is taken
     residual_uses_score: ClassVar[bool] = False
+    #: shared hyperparameters this model's networks do not use, and why (set: a warning)
+    unused_params: ClassVar[dict[str, str]] = {}
     #: read when scoring (the rest shape the trained networks: fit again after them)
     score_params: ClassVar[frozenset[str] | None] = frozenset(
         {"output", "seed", "device", "progress"})
@@ -156,7 +158,9 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
             self.networks_ = {k: m.to(device) for k, m in self._build(self.n_bands_).items()}
             for module in self.networks_.values():
                 module.train()
-            self.history_ = trainer.run(self._stages(), x)
+            stages = self._stages()
+            self._warn_unused(stages)
+            self.history_ = trainer.run(stages, x)
         for module in self.networks_.values():
             module.eval()
         self._check_trained()
@@ -198,6 +202,17 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
         with cpu_threads(1):  # a torch thread a tile task, on CUDA too (performance.md §4)
             terms = materialise(terms, desc=f"{self.name} network")[0]
         return self._term_maps(cube, terms, names)
+
+    def _warn_unused(self, stages) -> None:
+        """Warn of settings this training ignores: a declared :attr:`unused_params` value,
+        or ``early_stopping`` where no stage watches a loss (every epoch runs)."""
+        for key, why in self.unused_params.items():
+            if getattr(self, key) is not None:
+                warnings.warn(f"{self.name}: {key} has no effect ({why})", UserWarning,
+                              stacklevel=4)
+        if self.early_stopping is not None and all(s.monitor is None for s in stages):
+            warnings.warn(f"{self.name}: early_stopping has no effect: its training watches "
+                          "no loss, so every epoch runs", UserWarning, stacklevel=4)
 
     def _scene_maps(self, cube: xr.DataArray, wanted) -> dict[str, xr.DataArray]:
         """:meth:`_maps`, a problem of the scene's data named with its file."""

@@ -23,6 +23,8 @@ Choices where the paper is silent: docs/models/skip_ganomaly.md.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -62,6 +64,9 @@ class SkipGANomaly(ReconstructionDetector):
     w_lat: float = 1.0
     score_lambda: float = 0.9
     score_form: str = "paper"
+
+    unused_params: ClassVar[dict[str, str]] = {
+        "latent": "the U-Net's narrowest width is set by channels and unet_levels"}
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [(int(self.channels) >= 1, "channels must be ≥ 1"),
