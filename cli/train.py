@@ -147,6 +147,9 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
             background = None  # in the region now, scene by scene
         else:
             cube, region = prepared(scenes[0]), None
+            if neural and train_window:  # its own parameter: the model file records it
+                det.set_params(train_window=train_window)
+                train_window = None
             if train_mask or train_window:
                 from hsad.nn.sampling import region_mask
 

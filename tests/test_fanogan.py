@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -344,6 +345,26 @@ def test_cli_rejects_a_training_window_outside_the_scene(tmp_path, capsys):
     assert code == 2
     assert "training window 0,10,30,60" in err and "outside" in err
     assert not (tmp_path / "f.hsad").exists()
+
+
+def test_cli_training_window_is_recorded_in_the_model(tmp_path, capsys):
+    """`hsad train --train-window` became an unrecorded mask: `hsad info` showed
+    train_window=None, where docs/fanogan.md says the window is saved with the model."""
+    from hsad.synthetic import write_scene
+
+    files = write_scene(_make_scene(), tmp_path)
+    args = ["train", files["cube"], "-m", "fanogan", "--epochs", 1, "--device", "cpu",
+            "--no-progress", "-p", "sample_size=200"]
+    code, _, err = _cli([*args, "-o", tmp_path / "w.hsad", "--train-window", "0,20,0,30"],
+                        capsys)
+    assert code == 0, err
+    model = load_detector(tmp_path / "w.hsad")
+    assert model.train_window == "0,20,0,30" and model.n_train_ == 200
+    code, _, err = _cli([*args, "-o", tmp_path / "p.hsad", "-p", "train_window=0,20,0,30"],
+                        capsys)
+    assert code == 0, err
+    with zipfile.ZipFile(tmp_path / "w.hsad") as a, zipfile.ZipFile(tmp_path / "p.hsad") as b:
+        assert a.read("model.safetensors") == b.read("model.safetensors")  # the same fit
 
 
 def test_cli_fusion_option_picks_the_plain_or_the_fused_map(tmp_path, capsys):
