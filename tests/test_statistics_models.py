@@ -125,6 +125,27 @@ def test_an_inconsistent_statistics_model_is_refused_in_one_line(tmp_path, chang
     assert "\n" not in str(exc.value) and "bad.hsad" in str(exc.value)
 
 
+def test_statistics_stored_in_float32_still_load_and_a_zero_whitening_does_not(tmp_path):
+    """The whitening check (WᵀΣW the identity) refused a model whose arrays were stored in
+    float32, which a model file may hold: their rounding moves single entries of WᵀΣW by
+    ε₃₂ times the condition number (to 1.115 on abu-airport-1)."""
+    rng = np.random.default_rng(3)
+    mix = rng.normal(size=(12, 12)) @ np.diag(np.logspace(0, 4, 12))  # κ(Σ) about 1e8
+    cube = make_cube((rng.normal(size=(40, 40, 12)) @ mix.T).astype(np.float32))
+    good = save_model(detectors.get("rx").fit(cube), tmp_path / "rx.hsad")
+
+    def to_float32(t):
+        t.update({k: v.astype(np.float32) for k, v in t.items() if v.dtype == np.float64})
+
+    model = load_model(_rewrite(good, tmp_path / "f32.hsad", tensors=to_float32))
+    np.testing.assert_allclose(model.score(cube).values, load_model(good).score(cube).values,
+                               rtol=2e-3)
+    with pytest.raises(ModelError, match="the whitening does not whiten the covariance"):
+        load_model(_rewrite(tmp_path / "f32.hsad", tmp_path / "zero.hsad",
+                            tensors=lambda t: t.update(
+                                {"state.whitening_": 0 * t["state.whitening_"]})))
+
+
 @pytest.mark.parametrize("name", STATISTICS)
 def test_a_model_of_data_in_large_units_loads_again(name, tmp_path):
     """Values of 5e8 ± 1e8 (photon counts) have a covariance of 1e16: the value check
