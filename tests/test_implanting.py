@@ -246,6 +246,8 @@ def test_unlabelled_pixels_are_neither_anomalies_nor_covered():
     np.testing.assert_array_equal(im.truth[known] == 1,
                                   (im.implanted | (labels == 1))[known])
     assert (im.truth == 1).sum() == 8 * 9 + 9
+    # its companion takes the same truth: the NaN hole is no target spectrum
+    assert object_spectra(_background(), labels).shape == (1, BANDS)
     plain = implant(_background(), _spectra(), size="3x3", count=8,
                     exclude=np.nan_to_num(labels) == 1, seed=4)
     assert plain.truth.dtype == bool  # a truth without holes stays a mask

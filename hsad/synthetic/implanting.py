@@ -56,15 +56,18 @@ class Implanted:
     cube: xr.DataArray
     #: (y, x) implanted pixels
     implanted: np.ndarray
-    #: (y, x) ground truth: implanted pixels or labelled anomalies (``exclude``)
+    #: (y, x) ground truth: implanted pixels or labelled anomalies (``exclude``); float32
+    #: with NaN on the pixels ``exclude`` left unlabelled, when it had any (else bool)
     truth: np.ndarray
     #: one dict per target: row, col (top-left), edge, abundance, material, brightness
     targets: list[dict] = field(default_factory=list)
 
 
 def object_spectra(cube: xr.DataArray, truth, min_pixels: int = 1) -> np.ndarray:
-    """Mean spectrum of each connected labelled object of ``truth`` (8-connected), ``(n, B)``."""
-    labels, n = ndimage.label(np.asarray(truth, bool), structure=np.ones((3, 3)))
+    """Mean spectrum of each connected labelled object of ``truth`` (8-connected), ``(n, B)``;
+    NaN in ``truth`` is unlabelled, not an object."""
+    labelled = np.nan_to_num(np.asarray(truth, dtype=np.float64)) != 0
+    labels, n = ndimage.label(labelled, structure=np.ones((3, 3)))
     if n == 0:
         return np.empty((0, cube.sizes["band"]))
     x = np.asarray(cube.transpose("y", "x", "band").values, dtype=np.float64)
