@@ -506,6 +506,41 @@ def test_a_raster_drawn_on_the_granule_map_grid_is_taken_back_to_its_pixels(gran
     values, raster = read_truth(truth, grid=window)
     np.testing.assert_array_equal(on_scene_grid(values, raster, window, "truth", truth),
                                   expected[10:40, 5:30])
+    # a raster of part of the grid (clipped in QGIS): the pixels it does not reach are NaN
+    part = tmp_path / "part.tif"
+    with rasterio.open(part, "w", driver="GTiff", width=30, height=30, count=1,
+                       dtype="uint8", crs="EPSG:4326",
+                       transform=Affine.from_gdal(*GEOTRANSFORM) @ Affine.translation(10, 10)
+                       ) as dst:
+        dst.write(cells[3 + 10:3 + 40, 2 + 10:2 + 40], 1)
+    values, raster = read_truth(part, grid=cube)
+    got = on_scene_grid(values, raster, cube, "ground truth", part)
+    reached = np.zeros_like(placed)
+    reached[10:40, 10:40] = True
+    inside = np.zeros((ROWS, COLS), bool)
+    inside[gy[reached & placed] - 1, gx[reached & placed] - 1] = True
+    np.testing.assert_array_equal(got[inside], expected[inside])
+    assert np.isnan(got[~inside]).all()
+    # a mask takes a pixel's smallest cell: one any of whose cells is left out is left out
+    # (a cloud's edge), where a truth takes the largest
+    from hsad.cube.background import raster_mask
+
+    clear = 1 - cells  # the block is cloud: 0
+    mask_path = tmp_path / "clear.tif"
+    with rasterio.open(mask_path, "w", driver="GTiff", width=cells.shape[1],
+                       height=cells.shape[0], count=1, dtype="uint8", crs="EPSG:4326",
+                       transform=Affine.from_gdal(*GEOTRANSFORM) @ Affine.translation(-2, -3)
+                       ) as dst:
+        dst.write(clear, 1)
+    want = np.zeros((ROWS, COLS), bool)
+    want[gy[placed] - 1, gx[placed] - 1] = True
+    want[gy[block & placed] - 1, gx[block & placed] - 1] = False
+    got = raster_mask(mask_path, cube, what="valid mask")
+    np.testing.assert_array_equal(got, want)
+    outside = np.zeros((ROWS, COLS), bool)
+    outside[gy[~block & placed] - 1, gx[~block & placed] - 1] = True
+    edge = outside & ~want & (expected == 1)  # placed by clear and by cloudy cells
+    assert edge.any()  # where the largest cell would have kept them
     other = tmp_path / "other.tif"  # half a cell off the grid: refused, saying why
     with rasterio.open(other, "w", driver="GTiff", width=GRID_COLS, height=GRID_ROWS, count=1,
                        dtype="uint8", crs="EPSG:4326", transform=Affine.from_gdal(

@@ -48,9 +48,10 @@ def offsets_in(small: xr.DataArray, large: xr.DataArray) -> tuple[int, int] | No
 
 def on_lookup_grid(raster: xr.DataArray | None, cube: xr.DataArray):
     """``(r0, c0, glt)`` when ``cube`` is placed by a lookup table (an EMIT granule,
-    :mod:`hsad.io.glt`) and the georeferenced one-band ``raster`` covers the table's map
-    grid, the grid hsad writes its maps on (one CRS, whole-pixel offsets: its first row and
-    column there); None otherwise."""
+    :mod:`hsad.io.glt`) and the georeferenced one-band ``raster`` lies on the table's map
+    grid, the grid hsad writes its maps on (one CRS, whole-pixel offsets: the grid's first
+    row and column in the raster's, which may lie outside it), covering some of it; None
+    otherwise."""
     glt = glt_of(cube)
     if glt is None or raster is None or raster.rio.crs is None:
         return None
@@ -66,10 +67,22 @@ def on_lookup_grid(raster: xr.DataArray | None, cube: xr.DataArray):
         return None
     c0, r0 = round(col), round(row)
     rows, cols = glt.shape
-    if not same_grid(grid, t @ Affine.translation(c0, r0), (rows, cols)) or r0 < 0 or \
-            c0 < 0 or r0 + rows > raster.sizes["y"] or c0 + cols > raster.sizes["x"]:
+    if not same_grid(grid, t @ Affine.translation(c0, r0), (rows, cols)) or \
+            r0 >= raster.sizes["y"] or c0 >= raster.sizes["x"] or r0 + rows <= 0 or \
+            c0 + cols <= 0:
         return None
     return r0, c0, glt
+
+
+def _grid_cells(values: np.ndarray, r0: int, c0: int, shape: tuple[int, int]) -> np.ndarray:
+    """The cells of a ``shape`` grid whose first row and column are ``(r0, c0)`` in
+    ``values`` (float64, NaN where ``values`` does not reach)."""
+    cells = np.full(shape, np.nan)
+    rows, cols = shape
+    a0, b0 = max(r0, 0), max(c0, 0)
+    a1, b1 = min(r0 + rows, values.shape[0]), min(c0 + cols, values.shape[1])
+    cells[a0 - r0:a1 - r0, b0 - c0:b1 - c0] = values[a0:a1, b0:b1]
+    return cells
 
 
 def _placement(got: tuple[int, int], raster: xr.DataArray | None, cube: xr.DataArray,
@@ -114,7 +127,8 @@ def cut_for_scene(raster: xr.DataArray, cube: xr.DataArray, what: str,
     a granule's lookup-table grid (:func:`on_lookup_grid`) it is cut to that grid."""
     if (lookup := on_lookup_grid(raster, cube)) is not None:
         r0, c0, glt = lookup
-        return raster.isel(y=slice(r0, r0 + glt.shape[0]), x=slice(c0, c0 + glt.shape[1]))
+        return raster.isel(y=slice(max(r0, 0), r0 + glt.shape[0]),
+                           x=slice(max(c0, 0), c0 + glt.shape[1]))
     placed = _placement((raster.sizes["y"], raster.sizes["x"]), raster, cube, what, path)
     if placed is None or not placed[3]:
         return raster
@@ -132,13 +146,15 @@ def on_scene_grid(values: np.ndarray, raster: xr.DataArray | None, cube: xr.Data
     compared too; ``raster`` None, or either without georeference: checked by size
     alone). A raster on the map grid of a granule placed by a lookup table (an EMIT
     granule's, which hsad writes its maps on: :func:`on_lookup_grid`) is taken back to the
-    granule's pixels (:func:`hsad.io.glt.pulled_back`: a pixel no cell places is NaN)."""
+    granule's pixels (:func:`hsad.io.glt.pulled_back`: a pixel no cell of the raster places
+    is NaN; a truth's pixel takes its cells' largest value, a mask's their smallest)."""
     if (lookup := on_lookup_grid(raster, cube)) is not None:
         from hsad.io.glt import pulled_back
 
         r0, c0, glt = lookup
-        cells = np.asarray(values)[r0:r0 + glt.shape[0], c0:c0 + glt.shape[1]]
-        return pulled_back(cells, glt, (cube.sizes["y"], cube.sizes["x"]))
+        cells = _grid_cells(np.asarray(values, dtype=np.float64), r0, c0, glt.shape)
+        return pulled_back(cells, glt, (cube.sizes["y"], cube.sizes["x"]),
+                           largest=not what.endswith("mask"))
     grid = transform_of(cube)
     georeferenced_pair = raster is not None and georeferenced(
         transform_of(raster), raster.rio.crs) and georeferenced(grid, cube.rio.crs)

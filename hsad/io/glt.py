@@ -180,15 +180,17 @@ def orthorectify_map(map_: xr.DataArray) -> xr.DataArray:
                  attrs={k: v for k, v in map_.attrs.items() if k != ATTR})
 
 
-def pulled_back(cells: np.ndarray, glt: Glt, shape: tuple[int, int]) -> np.ndarray:
+def pulled_back(cells: np.ndarray, glt: Glt, shape: tuple[int, int],
+                largest: bool = True) -> np.ndarray:
     """Values on ``glt``'s map grid (a truth or a mask drawn over the orthorectified map)
     taken back to the ``shape`` raster's pixels the cells place: a pixel placed by several
-    cells takes their largest value (a target on any of them is a target), one placed by
-    none or only by NaN is NaN (float64)."""
+    cells takes their largest value (a target on any of them is a target), or with
+    ``largest=False`` their smallest (a mask: a pixel any of whose cells is left out is
+    left out); one placed by none or only by NaN is NaN (float64)."""
     out = np.full(shape, np.nan)
     hit = glt.rows >= 0
-    np.fmax.at(out, (glt.rows[hit], glt.cols[hit]),
-               np.asarray(cells, dtype=np.float64)[hit])
+    (np.fmax if largest else np.fmin).at(out, (glt.rows[hit], glt.cols[hit]),
+                                         np.asarray(cells, dtype=np.float64)[hit])
     return out
 
 
