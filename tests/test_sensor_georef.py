@@ -498,3 +498,43 @@ def test_a_truth_in_map_coordinates_is_placed_on_a_gcp_scene_as_gdalwarp_places_
     assert "AUC(D,F) = 1.0000" in out  # the 3 x 3 anomaly and the one pixel, found
     window = open_cube(gcp).isel(y=slice(25, 60), x=slice(15, 50))  # its GCPs moved with it
     assert background_mask(window, box, crs="EPSG:32633")[5:8, 5:8].all()
+
+
+def test_a_feature_far_from_a_gcp_scene_marks_nothing(tmp_path):
+    """GDAL's inverse polynomial folds points far outside the scene back into its frame:
+    a 120 m target some 45 km away marked 12 pixels of a gently bent swath."""
+    from rasterio.warp import transform as warp
+
+    from hsad.cube.background import background_mask
+    from hsad.io.sensor_georef import SensorGeoref, pixel_mapping
+
+    rows = cols = 100
+    points = [(float(r), float(c), 500000 + 30 * c + 0.02 * (c - 50) ** 2,
+               4000000 - 30 * r + 0.015 * (c - 50) ** 2)
+              for r in np.linspace(0, rows, 5) for c in np.linspace(0, cols, 5)]
+    to_pixels, _ = pixel_mapping(SensorGeoref(gcps=tuple((*p, 0.0) for p in points),
+                                              gcp_crs=CRS.from_epsg(32633).to_wkt()))
+    rng = np.random.default_rng(0)
+    far = np.column_stack([rng.uniform(440000, 563000, 20000),
+                           rng.uniform(3937000, 4060000, 20000)])
+    far = far[~((np.abs(far[:, 0] - 501750) < 2750) & (np.abs(far[:, 1] - 3998500) < 2500))]
+    folded = far[((to_pixels(far) >= 0) & (to_pixels(far) < 100)).all(axis=1)]
+    assert len(folded)  # the inverse polynomial's fold, which the footprint leaves out
+    path = tmp_path / "bent.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=3,
+                       dtype="float32") as dst:
+        dst.write(np.random.default_rng(1).normal(100, 5, (3, rows, cols)).astype(np.float32))
+        dst.gcps = ([GroundControlPoint(row=r, col=c, x=x, y=y, z=0.0) for r, c, x, y in points],
+                    CRS.from_epsg(32633))
+    cube = open_cube(path)
+    target = shapely.Point(*folded[0]).buffer(60)
+    with pytest.raises(Exception, match="lies outside the scene"):
+        background_mask(cube, target, crs="EPSG:32633")
+    near = shapely.Point(500000 + 30 * 40.5, 4000000 - 30 * 60.5).buffer(20)
+    with pytest.warns(UserWarning, match="1 of 2 features of the background area mark no "
+                      "pixel"):
+        mask = background_mask(cube, [near, target], crs="EPSG:32633")
+    assert 1 <= mask.sum() <= 4 and mask[59:62, 39:42].any()
+    lon, lat = warp("EPSG:32633", "EPSG:4326", [near.centroid.x], [near.centroid.y])
+    assert background_mask(cube, shapely.Point(lon[0], lat[0]).buffer(1e-4),
+                           crs="EPSG:4326")[59:62, 39:42].any()  # from another CRS too

@@ -280,6 +280,14 @@ def _rasterise(geoms, src_crs, cube: xr.DataArray, path, empty_ok: bool = False,
             raise ParameterError(f"the {what}'s geometries are in {src_crs} but {region} has "
                                  "no CRS to place them in; give a raster mask on its grid",
                                  path)
+        if not in_pixels:
+            if empty_ok:
+                return np.zeros((rows, cols), bool)
+            raise ParameterError(f"the {what} lies outside {region}", path)
+        if len(in_pixels) < len(shapes):
+            warnings.warn(f"{path}: {len(shapes) - len(in_pixels)} of {len(shapes)} features "
+                          f"of the {what} mark no pixel of {region} (they lie outside it) "
+                          "and are not counted", UserWarning, stacklevel=3)
         mask = _burn(in_pixels, (rows, cols), Affine.identity(), every_shape)
         if (not mask.any() and not empty_ok) or every_shape:
             _check_placed(in_pixels, Affine.identity(), (rows, cols), mask, empty_ok, path,
@@ -385,24 +393,36 @@ def _on_sensor_pixels(shapes, src_crs, cube: xr.DataArray, path, what: str):
     """``shapes`` (GeoJSON-like, in ``src_crs``) in the pixel frame of a scene in sensor
     geometry (x = column, y = row), placed by its ground control points or RPCs as
     ``gdalwarp`` places the scene (:func:`hsad.io.sensor_georef.pixel_mapping`, each vertex
-    of the geometries densified to a tenth of their extent); None when it has neither."""
+    of the geometries densified to a tenth of their extent). Only their parts on the scene's
+    ground footprint (its frame placed on the ground, two pixels wider) are mapped: an
+    inverse polynomial folds far points back into the frame (a target 45 km away marked 12
+    pixels). None when the scene has no such placement; [] when nothing lies on it."""
     import shapely
     from rasterio.crs import CRS
 
-    from hsad.io.sensor_georef import pixel_mapping, sensor_georef_of
+    from hsad.io.sensor_georef import ground_mapping, pixel_mapping, sensor_georef_of
 
-    found = pixel_mapping(sensor_georef_of(cube, transform_of(cube)))
+    held = sensor_georef_of(cube, transform_of(cube))
+    found = pixel_mapping(held)
     if found is None:
         return None
     to_pixels, crs = found
     if CRS.from_user_input(src_crs) != crs:
         shapes = _reprojected(shapes, src_crs, crs, path, what)
-    geoms = [shapely.geometry.shape(s) for s in shapes]
+    rows, cols = cube.sizes["y"], cube.sizes["x"]
+    frame = shapely.segmentize(shapely.box(-2, -2, cols + 2, rows + 2), max(rows, cols) / 64)
+    footprint = shapely.make_valid(shapely.transform(frame, ground_mapping(held)[0]))
+    geoms = np.array([shapely.geometry.shape(s).intersection(footprint) for s in shapes],
+                     dtype=object)
+    geoms = geoms[~shapely.is_empty(geoms)]
+    if not geoms.size:
+        return []
     x0, y0, x1, y1 = shapely.total_bounds(geoms)
     step = max(x1 - x0, y1 - y0) / 10
     if step > 0:  # the mapping bends straight edges: follow it between the vertices
-        geoms = [shapely.segmentize(g, step) for g in geoms]
-    return [shapely.geometry.mapping(shapely.transform(g, to_pixels)) for g in geoms]
+        geoms = shapely.segmentize(geoms, step)
+    placed = shapely.set_coordinates(geoms.copy(), to_pixels(shapely.get_coordinates(geoms)))
+    return [shapely.geometry.mapping(g) for g in placed]
 
 
 def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,
