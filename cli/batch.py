@@ -220,13 +220,11 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
     for scene, filled in jobs:
         paths = [path for _, path, _ in planned(filled) if path is not None]
         there = [path for path in paths if os.path.lexists(path)]
+        problem = None
         if there and unfinished_record(filled["output"]).exists():
             problem = (f"{scene}: an earlier run replacing its outputs (--overwrite) did "
                        f"not end, so they may be of two runs ({there[0]}): run it with "
                        "--overwrite instead of --skip-existing")
-            if not quiet:
-                click.echo(f"error: {problem}", err=True)
-            partial.append(problem if quiet else scene)
         elif len(there) == len(paths):
             if not quiet:
                 say(f"skipped {scene}: its outputs exist")
@@ -234,11 +232,12 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
             problem = (f"{scene}: {len(there)} of its {len(paths)} outputs exist "
                        f"({there[0]}): remove them to redo the scene, or run it with "
                        "--overwrite instead of --skip-existing")
+        else:
+            left.append((scene, filled))
+        if problem is not None:
             if not quiet:
                 click.echo(f"error: {problem}", err=True)
             partial.append(problem if quiet else scene)
-        else:
-            left.append((scene, filled))
     return left, partial
 
 

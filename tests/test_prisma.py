@@ -81,10 +81,8 @@ def test_the_dn_are_gdals(tmp_path):
     np.testing.assert_allclose(cube[2:, 2:], want[2:, 2:], rtol=1e-6)
 
 
-def test_stored_in_one_piece_chunked_or_compressed_the_values_are_the_same(tmp_path):
-    """A cube stored contiguously is read from the file's mapped pages, a chunked or
-    compressed one through h5py: the same values either way, and the mapped pages are
-    never handed out (the cube's arrays are its own)."""
+def _plain_and_packed(tmp_path):
+    """An L2D product stored in one piece, and a copy of it chunked and compressed."""
     plain, packed = tmp_path / L2D, tmp_path / ("Z" + L2D)
     write_prisma(plain)
     with h5py.File(plain, "r") as src, h5py.File(packed, "w") as dst:
@@ -93,6 +91,14 @@ def test_stored_in_one_piece_chunked_or_compressed_the_values_are_the_same(tmp_p
         for name in ("VNIR_Cube", "SWIR_Cube"):
             where = f"{swath('2D')}/Data Fields/{name}"
             dst.create_dataset(where, data=src[where][()], chunks=(5, 7, 3), compression="gzip")
+    return plain, packed
+
+
+def test_stored_in_one_piece_chunked_or_compressed_the_values_are_the_same(tmp_path):
+    """A cube stored contiguously is read from the file's mapped pages, a chunked or
+    compressed one through h5py: the same values either way, and the mapped pages are
+    never handed out (the cube's arrays are its own)."""
+    plain, packed = _plain_and_packed(tmp_path)
     with h5py.File(plain, "r") as f:
         assert f[f"{swath('2D')}/Data Fields/SWIR_Cube"].chunks is None  # stored in one piece
     a, b = open_cube(plain, chunks=7).data, open_cube(packed, chunks=7).data
@@ -104,14 +110,7 @@ def test_stored_in_one_piece_chunked_or_compressed_the_values_are_the_same(tmp_p
 def test_a_damaged_chunk_is_named_in_the_spectrometer_that_holds_it(tmp_path, capsys):
     """A damaged chunk of SWIR_Cube was reported as 'VNIR_Cube' (the reader's first
     dataset), even for a window of VNIR bands: the user checked the wrong cube."""
-    plain, packed = tmp_path / L2D, tmp_path / ("Z" + L2D)
-    write_prisma(plain)
-    with h5py.File(plain, "r") as src, h5py.File(packed, "w") as dst:
-        for name, value in src.attrs.items():
-            dst.attrs[name] = value
-        for name in ("VNIR_Cube", "SWIR_Cube"):
-            where = f"{swath('2D')}/Data Fields/{name}"
-            dst.create_dataset(where, data=src[where][()], chunks=(5, 7, 3), compression="gzip")
+    plain, packed = _plain_and_packed(tmp_path)
     with h5py.File(packed, "r") as f:
         info = f[f"{swath('2D')}/Data Fields/SWIR_Cube"].id.get_chunk_info(0)
     with open(packed, "r+b") as fh:
