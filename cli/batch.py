@@ -151,6 +151,31 @@ def unfinished_record(output) -> Path:
     return Path(output).parent / f".{Path(output).name}.hsad-unfinished"
 
 
+def _claim_path(output) -> Path:
+    return Path(output).parent / f".{Path(output).name}.hsad-claim"
+
+
+def drop_stale_claim(output) -> None:
+    """Remove the claim beside the map ``output`` (:func:`scene_claim`) when no run holds
+    it: one a killed run left, which a run that made the scene whole has no use for (a
+    claim this process holds, another open file of it, is kept)."""
+    from hsad.io.temp_names import fcntl, lock_now
+
+    path = _claim_path(output)
+    if fcntl is None or not path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        if lock_now(fd):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def scene_claim(output) -> Iterator[bool]:
     """Whether this run holds the claim on the scene whose map is ``output`` (a lock file
@@ -158,7 +183,7 @@ def scene_claim(output) -> Iterator[bool]:
     it. Without file locks (Windows) every claim is granted."""
     from hsad.io.temp_names import fcntl, lock_now
 
-    path = Path(output).parent / f".{Path(output).name}.hsad-claim"
+    path = _claim_path(output)
     if fcntl is None:
         yield True
         return

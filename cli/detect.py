@@ -11,6 +11,7 @@ import click
 from hsad.cli.batch import (
     SceneSkipped,
     check_collisions,
+    drop_stale_claim,
     not_done,
     scene_claim,
     unfinished_record,
@@ -364,6 +365,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                 auc = evaluate(result.scores.values, gt)
             except ParameterError as exc:  # e.g. no anomaly pixel with a score: name it
                 raise ParameterError(exc.problem, exc.path or truth) from exc
+    drop_stale_claim(output)  # a killed --skip-existing run's, on a scene now made whole
     used = getattr(det, "n_bands_", None) or (int(sum(map(bool, det.bands_))) if getattr(
         det, "bands_", None) is not None else None)  # the bands scored, as train says
     of_model = f"the model's {result.n_bands} bands" + (

@@ -73,6 +73,22 @@ def describe_model(path: Path) -> dict:
     }
 
 
+def _check_model(path: Path) -> None:
+    """The checks ``detect --model`` makes (:func:`hsad.io.model_archive.load_model`), for a
+    model of a method this hsad has: a file it would refuse is refused here in one line
+    too. A model of a method not installed (a plugin's) is described as read."""
+    from hsad import detectors
+    from hsad.errors import HsadError
+    from hsad.io.model_archive import load_model, read_archive
+
+    method = read_archive(path)[0].get("method")
+    try:
+        detectors.get(method)
+    except (HsadError, TypeError):
+        return
+    load_model(path, device="cpu")
+
+
 def _params_as_read(config: dict, path: Path) -> dict:
     """A model file's hyperparameters with the meanings this hsad reads them in (an older
     format's upgraded, as ``load_model`` does); as saved where its detector is unknown."""
@@ -302,8 +318,16 @@ def command(file: str, key: str | None, as_json: bool) -> None:
     from hsad.io.model_archive import is_model_file
 
     if Path(file).is_file() and is_model_file(file):
-        info = describe_model(Path(file))
-        click.echo(json.dumps(info, indent=2) if as_json else _model_text(info))
+        _check_model(Path(file))
+        try:
+            info = describe_model(Path(file))
+            text = json.dumps(info, indent=2) if as_json else _model_text(info)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # not load_model's
+            from hsad.errors import ModelError
+
+            raise ModelError(f"config.json holds values hsad cannot read ({exc})",
+                             file) from None
+        click.echo(text)
         return
     info = describe(file, key=key)
     click.echo(json.dumps(info, indent=2) if as_json else _text(info))

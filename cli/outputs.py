@@ -171,7 +171,8 @@ class Plan:
     def __enter__(self) -> Plan:
         new = {path_key(f) for f in self.new}
         if self.record is not None and any(path_key(f) not in new for f in self.files):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # beside the map, in a folder maybe new
+                self.record.parent.mkdir(parents=True, exist_ok=True)  # (removed if empty)
                 self.record.write_text("hsad: this run replaced some of the outputs beside "
                                        "this file and did not end; they are of two runs\n")
         self._ctx = keep_existing(not self.overwrite)

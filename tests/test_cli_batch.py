@@ -434,3 +434,44 @@ def test_an_overwrite_that_fails_before_replacing_anything_leaves_no_record(scen
     assert code == 2 and not (tmp_path / ".a.tif.hsad-unfinished").exists()
     assert run_cli(["detect", scenes[0]["cube"], "-m", "rx", *out, "--skip-existing"],
                    capsys)[0] == 0
+
+
+def test_the_unfinished_record_is_written_where_the_map_goes_into_a_new_folder(tmp_path):
+    """A run killed (SIGKILL) after writing its map into a new folder, its old mask not yet
+    replaced, left no record: the folder did not exist when the record was written, and
+    --skip-existing then counted the scene done."""
+    from hsad.cli.batch import unfinished_record
+    from hsad.cli.outputs import plan_outputs
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a_m.tif").write_bytes(b"an earlier run's mask")
+    output = tmp_path / "o2" / "a.tif"
+    plan = plan_outputs([("-o", output, "raster"), ("--mask", tmp_path / "m" / "a_m.tif",
+                                                    "raster")],
+                        overwrite=True, record=unfinished_record(output))
+    with pytest.raises(KeyError), plan:
+        assert unfinished_record(output).is_file()  # as a kill here would leave it
+        raise KeyError("failed before replacing anything")
+    assert not unfinished_record(output).exists() and not (tmp_path / "o2").exists()
+
+
+def test_a_claim_a_killed_run_left_goes_with_the_next_run_that_makes_the_scene(scenes,
+                                                                              tmp_path,
+                                                                              capsys):
+    """A --skip-existing batch killed (SIGKILL) mid-scene left `.<map>.hsad-claim`, and an
+    --overwrite run that then made the scene whole kept it; a claim another run holds
+    stays."""
+    from hsad.cli.batch import scene_claim
+
+    out = tmp_path / "o"
+    out.mkdir()
+    stale = out / ".line_a_rx.tif.hsad-claim"
+    stale.write_text("")  # as the killed run left it: no lock held
+    cubes = [s["cube"] for s in scenes[:2]]
+    with scene_claim(out / "line_b_rx.tif") as mine:  # line_b's is held: it stays
+        assert mine
+        code, _, err = run_cli(["detect", *cubes, "-m", "rx", "-o", out / "{stem}_rx.tif"],
+                               capsys)
+        assert code == 0, err
+        assert (out / ".line_b_rx.tif.hsad-claim").exists()
+    assert not stale.exists()

@@ -784,3 +784,21 @@ def test_a_scene_too_small_for_a_model_is_named_in_its_error(model, tmp_path, ca
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert exc.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
         assert errors[0].startswith(f"error: {tiny}: ") and "fuse" not in errors[0], err
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c.update(wavelength="abc"),
+    lambda c: c.update(good_band=["a"] * len(c["good_band"])),
+    lambda c: c.update(networks=5),
+])
+@pytest.mark.parametrize("as_json", [[], ["--json"]])
+def test_info_refuses_a_tampered_model_as_detect_does(members, tmp_path, capsys, edit,
+                                                      as_json):
+    """`hsad info` ran a tampered config.json into a 29-line traceback (exit 1) where
+    `detect --model` refused it in one line; shapes it never checked printed as fine."""
+    bad = with_config(members, tmp_path / "bad.hsad", edit)
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(bad), *as_json])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"error: {bad}: ") and \
+        err.count("\n") == 1, err
