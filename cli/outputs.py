@@ -150,7 +150,7 @@ class Plan:
     replaced under ``--overwrite`` are whole new versions and stay). ``record``: a file
     kept while the block replaces files that exist, so that a block that fails or is
     killed after replacing some of them leaves it beside outputs of two runs (removed
-    when a block ends well, or fails before it replaced any)."""
+    when a block ends well, or fails having replaced none or all of them)."""
 
     files: list[Path] = field(default_factory=list)
     overwrite: bool = False
@@ -183,10 +183,11 @@ class Plan:
         self._ctx.__exit__(kind, exc, tb)
         new = {path_key(f) for f in self.new}
         ended = kind is None and pending_signal() is None
-        if self.record is not None and (ended or all(path_key(f) in new
-                                                     for f, _, _ in self._placed)):
-            with contextlib.suppress(OSError):
-                self.record.unlink()  # whole, or none of the older outputs replaced
+        older = {path_key(f) for f in self.files} - new
+        replaced = {path_key(f) for f, _, _ in self._placed} & older
+        if self.record is not None and (ended or not replaced or replaced == older):
+            with contextlib.suppress(OSError):  # whole; or no older output replaced, or
+                self.record.unlink()  # every one (the rest, this run's, removed below)
         if ended:
             return
         for file, dev, ino in self._placed:
