@@ -153,13 +153,9 @@ class LocalRX(BaseDetector):
         moments = scene_moments(cube, self.name)
         k = self._dimension(n_bands, cube.shape[:2])
         project = self.pca is not None or k < n_bands
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always", DegenerateDataWarning)
-            rank = covariance_rank(moments.cov, moments.n, self.name, path)  # when singular
-        moot = project and k <= rank  # the k leading components lie within the rank
-        for warning in said:
-            if not (moot and issubclass(warning.category, DegenerateDataWarning)):
-                warnings.warn(warning.message, warning.category, stacklevel=2)
+        rank = covariance_rank(moments.cov, moments.n, self.name, path, warn=False)
+        if not (project and k <= rank):  # else moot: the k leading components lie within
+            covariance_rank(moments.cov, moments.n, self.name, path)  # its warnings
         self._remember_bands(cube)  # its bands and wavelengths, checked at score
         self.mean_ = moments.mean
         self.n_components_ = k

@@ -197,11 +197,15 @@ def independent_bands(corr: np.ndarray, live: np.ndarray) -> int:
 
 
 def covariance_rank(cov: np.ndarray, n: int | None = None, what: str = "RX", path=None,
-                    rcond: float = 1e-10, advice: str = ADVICE) -> int:
+                    rcond: float = 1e-10, advice: str = ADVICE, warn: bool = True) -> int:
     """Rank of ``cov`` as the RX-type detectors count it, checked by
-    :func:`check_covariance` (``advice`` ends its messages)."""
-    return int(_eigen(np.asarray(cov, dtype=np.float64), rcond, n, what, path,
-                      advice=advice)[0].size)
+    :func:`check_covariance` (``advice`` ends its messages; ``warn=False``: its refusals
+    only, not its warnings)."""
+    with warnings.catch_warnings():
+        if not warn:
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+        return int(_eigen(np.asarray(cov, dtype=np.float64), rcond, n, what, path,
+                          advice=advice)[0].size)
 
 
 def pinv_precision(cov: np.ndarray, ridge: float = 0.0, rcond: float = 1e-10, *,
