@@ -535,6 +535,9 @@ def test_a_feature_far_from_a_gcp_scene_marks_nothing(tmp_path):
                       "pixel"):
         mask = background_mask(cube, [near, target], crs="EPSG:32633")
     assert 1 <= mask.sum() <= 4 and mask[59:62, 39:42].any()
+    x, y = 500000 + 30 * 40, 4000000 - 30 * 60  # a self-intersecting bow-tie: GEOS raised
+    bow = shapely.Polygon([(x, y), (x + 90, y - 90), (x + 90, y), (x, y - 90)])
+    assert background_mask(cube, bow, crs="EPSG:32633").any()
     lon, lat = warp("EPSG:32633", "EPSG:4326", [near.centroid.x], [near.centroid.y])
     assert background_mask(cube, shapely.Point(lon[0], lat[0]).buffer(1e-4),
                            crs="EPSG:4326")[59:62, 39:42].any()  # from another CRS too

@@ -412,8 +412,8 @@ def _on_sensor_pixels(shapes, src_crs, cube: xr.DataArray, path, what: str):
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     frame = shapely.segmentize(shapely.box(-2, -2, cols + 2, rows + 2), max(rows, cols) / 64)
     footprint = shapely.make_valid(shapely.transform(frame, ground_mapping(held)[0]))
-    geoms = np.array([shapely.geometry.shape(s).intersection(footprint) for s in shapes],
-                     dtype=object)
+    geoms = np.array([shapely.make_valid(shapely.geometry.shape(s)).intersection(footprint)
+                      for s in shapes], dtype=object)  # a bow-tie had raised GEOS's error
     geoms = geoms[~shapely.is_empty(geoms)]
     if not geoms.size:
         return []
