@@ -64,6 +64,7 @@ def describe_model(path: Path) -> dict:
         "wavelength_max_nm": float(known.max()) if known.size else None,
         "trained_on_pixels": config.get("n_train", state.get("n_pixels_")),
         "training_seed": config.get("training_seed"),
+        "training": _training(config.get("history")),
         "networks": config.get("networks"),
         "params": params,
         # what the file holds, where an older format's meanings differ from today's
@@ -71,6 +72,33 @@ def describe_model(path: Path) -> dict:
         "weights": int(sum(t.size for t in tensors.values())),
         "size_on_disk_bytes": path.stat().st_size,
     }
+
+
+def _training(history) -> dict | None:
+    """How a network model's training ended: the epochs each stage ran, and whether early
+    stopping ended one (None for a statistics model, which has no history)."""
+    if not isinstance(history, dict):
+        return None
+    stages = history.get("stages")
+    return {"epochs_run": history.get("epochs"),
+            "stage_epochs": ({name: s[1] for name, s in stages.items()
+                              if isinstance(s, list) and len(s) > 1}
+                             if isinstance(stages, dict) else {}),
+            "stopped_early": bool(history.get("stopped_early", False)),
+            "seconds": history.get("seconds")}
+
+
+def _training_text(info: dict) -> str:
+    """``, 12 epochs (stopped early …)``: how the training ended, where known."""
+    t = info["training"]
+    if not t or t["epochs_run"] is None:
+        return ""
+    stages = t["stage_epochs"]
+    each = (f" ({', '.join(f'{n} {e}' for n, e in stages.items())})"
+            if len(stages) > 1 else "")
+    return (f", {t['epochs_run']} epochs{each}"
+            + (", stopped early (its monitored loss had stopped improving)"
+               if t["stopped_early"] else ""))
 
 
 def _check_model(path: Path) -> None:
@@ -126,7 +154,8 @@ def _model_text(info: dict) -> str:
         ("wavelength", wl),
         ("trained on", ("-" if info["trained_on_pixels"] is None
                         else f"{info['trained_on_pixels']} pixels")
-         + ("" if info["training_seed"] is None else f", seed {info['training_seed']}")),
+         + ("" if info["training_seed"] is None else f", seed {info['training_seed']}")
+         + _training_text(info)),
         ("weights", f"{info['weights']} numbers"
          + (f" ({', '.join(info['networks'])})" if info["networks"] else "")),
         ("params", params + (" (as this hsad reads the file's; see --json for its "

@@ -598,6 +598,30 @@ def test_info_describes_a_model_and_a_model_given_as_a_scene_is_named(model, mem
     assert exc.value.code == 2 and "lacks 'method'" in err and err.count("\n") == 1
 
 
+def test_info_says_how_a_models_training_ended(members, tmp_path, capsys):
+    """``hsad info`` once showed no sign that early stopping had ended a training (the
+    config's ``history.stopped_early``): the epochs each stage ran and the stop are shown."""
+    def stopped(c):
+        c["history"].update(epochs=7, stopped_early=True,
+                            stages={"gan": [0, 5, []], "encoder": [5, 2, []]})
+
+    path = str(with_config(members, tmp_path / "stopped.hsad", stopped))
+    with pytest.raises(SystemExit):
+        main(["info", path, "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["training"]["stopped_early"] is True
+    assert info["training"]["stage_epochs"] == {"gan": 5, "encoder": 2}
+    with pytest.raises(SystemExit) as exc:
+        main(["info", path])
+    text = capsys.readouterr().out
+    assert exc.value.code == 0
+    assert "7 epochs (gan 5, encoder 2), stopped early" in text
+    with pytest.raises(SystemExit):
+        main(["info", str(with_config(members, tmp_path / "whole.hsad", lambda c: None))])
+    text = capsys.readouterr().out
+    assert f"{members[0]['history']['epochs']} epochs" in text and "stopped early" not in text
+
+
 def test_info_shows_an_older_models_parameters_as_they_are_read(members, tmp_path, capsys):
     """A format-1 file's unset area meant the ladder to 121 pixels and its fusion fused
     D_spectral itself: ``info`` shows what ``load_model`` uses, and the saved values under
