@@ -510,6 +510,37 @@ def test_nodata_and_reflectance_scale_factor(tmp_path):
     assert hsad.valid_mask(scaled).values.tolist() == [[False, True]]
 
 
+@pytest.mark.parametrize("factor", ["0", "-1", "nan", "inf"])
+def test_a_scale_factor_nothing_can_be_divided_by_is_ignored_with_a_warning(tmp_path, factor):
+    """``reflectance scale factor = 0`` (some tools' "none") was kept in silence, and NaN
+    or −1 divided the cube into NaN or negative reflectance under ``apply_scale``."""
+    cube = np.array([[[1000, 2500], [2500, 10000]]], dtype="i2")
+    data, _ = write_raw(tmp_path, "r.img", cube, "bip",
+                        extra=f"reflectance scale factor = {factor}\n")
+    with pytest.warns(UserWarning, match="'reflectance scale factor = .*' is not a positive "
+                                         "number.*ignored"):
+        got = hsad.open_cube(data, apply_scale=True)
+    assert got.attrs["reflectance_scale_factor"] is None and not got.attrs["scale_applied"]
+    np.testing.assert_array_equal(got.values, cube)
+
+
+def test_a_wavelength_list_that_places_no_band_is_unknown_wavelengths(tmp_path):
+    """``wavelength = {0, 0, 0}`` (a writer's placeholder) was taken as three bands at 0 nm,
+    which band matching pairs with each other: unknown, with a warning; all NaN is unknown
+    too (no warning: NaN says so); a list with one band unknown keeps the others."""
+    cube = _cube("i2", (2, 2, 3))
+    data, hdr = write_raw(tmp_path, "w.img", cube)
+    base = hdr.read_text()
+    hdr.write_text(base + "wavelength = {0, 0, 0}\n")
+    with pytest.warns(UserWarning, match="every band the same value \\(0\\), a placeholder"):
+        got = hsad.open_cube(data)
+    assert np.isnan(got.wavelength.values).all()
+    hdr.write_text(base + "wavelength = {nan, nan, nan}\n")
+    assert np.isnan(hsad.open_cube(data).wavelength.values).all()
+    hdr.write_text(base + "wavelength = {400, nan, 600}\n")
+    np.testing.assert_array_equal(hsad.open_cube(data).wavelength.values, [400, np.nan, 600])
+
+
 def test_classification_keeps_class_names(tmp_path):
     cube = np.array([[[0], [1]], [[1], [0]]], dtype="u1")
     data, hdr = write_raw(tmp_path, "c.img", cube)

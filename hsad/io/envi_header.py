@@ -290,6 +290,18 @@ def _float(raw: dict, key: str, path) -> float | None:
                           path) from None
 
 
+def _scale_factor(raw: dict, path) -> float | None:
+    """``reflectance scale factor``; one that is not a positive finite number (0, written by
+    some tools for "none", −1, NaN) cannot be divided by: dropped with a warning."""
+    factor = _float(raw, "reflectance scale factor", path)
+    if factor is not None and not (np.isfinite(factor) and factor > 0):
+        warnings.warn(f"{path}: 'reflectance scale factor = {factor:g}' is not a positive "
+                      "number, so nothing can be divided by it; it is ignored",
+                      UserWarning, stacklevel=4)
+        return None
+    return factor
+
+
 def _nodata(raw: dict, gdal: dict, path) -> float | None:
     """``data ignore value`` as GDAL reads it (:func:`gdal_number`), with a warning where
     that is not what the text plainly says (``{-9999}`` and ``none`` are 0 to GDAL) or where
@@ -406,7 +418,7 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
         file_type=raw.get("file type", "ENVI Standard").strip() or "ENVI Standard",
         file_compression=compression,
         nodata=_nodata(raw, gdal, p), gdal=gdal, text=text,
-        reflectance_scale_factor=_float(raw, "reflectance scale factor", p),
+        reflectance_scale_factor=_scale_factor(raw, p),
         description=raw.get("description"),
         wavelength_units=raw.get("wavelength units"),
     )
@@ -439,6 +451,20 @@ def _check_units(units: str | None, values: np.ndarray, factor: float | None, pa
                   UserWarning, stacklevel=4)
 
 
+def _placeholder_wavelengths(wl: np.ndarray | None, path) -> np.ndarray | None:
+    """None for a ``wavelength`` list that places no band: all NaN, or one value for every
+    band of several (``{0, 0, …}``, a writer's placeholder, which would pair every band with
+    every other by wavelength); the latter with a warning."""
+    if wl is None or not np.isfinite(wl).any():
+        return None
+    if wl.size > 1 and np.isfinite(wl).all() and np.all(wl == wl[0]):
+        warnings.warn(f"{path}: 'wavelength' gives every band the same value ({wl[0]:g}), "
+                      "a placeholder; the wavelengths are taken as unknown", UserWarning,
+                      stacklevel=4)
+        return None
+    return wl
+
+
 def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     """Fill wavelength/fwhm (nm), good_band and band_names from the header."""
     n = hdr.samples if hdr.is_spectral_library else hdr.bands
@@ -448,6 +474,7 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     fwhm_factor = wl = None
     if "wavelength" in raw:
         wl = _per_band(_optional_floats(raw, "wavelength", p), n, "wavelength", p)
+        wl = _placeholder_wavelengths(wl, p)
         if wl is not None:
             fwhm_factor = wavelength_scale(hdr.wavelength_units, wl)
             hdr.wavelength = None if fwhm_factor is None else wl * fwhm_factor
