@@ -784,3 +784,42 @@ def test_maps_are_read_in_float32_where_it_holds_them(tmp_path, dtype, kept):
     result, read_scores, _ = evaluate_files(tmp_path / "s.tif", tmp_path / "t.tif")
     assert read_scores.dtype == kept
     assert result == evaluate(scores.astype(np.float64), np.where(truth == 255, np.nan, truth))
+
+
+def test_a_truth_rasterised_with_nodata_0_is_read_as_the_api_reads_it(files, tmp_path, capsys):
+    """QGIS's Rasterize declares nodata 0 on a 0/1 truth: ``evaluate()`` took 0 for the
+    background, while ``hsad evaluate`` and ``detect --truth`` left every 0 out and refused
+    the truth ("no background pixel")."""
+    import rasterio
+    import rioxarray
+
+    path = tmp_path / "rasterised.tif"
+    with rasterio.open(files["truth"]) as src:
+        profile = {**src.profile, "nodata": 0}
+        values = (src.read(1) == 1).astype(np.uint8)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+    code, out, err = run_cli(["evaluate", files["scores"], "--truth", path, "--json"], capsys)
+    assert code == 0, err
+    want = evaluate(rioxarray.open_rasterio(files["scores"]), rioxarray.open_rasterio(path))
+    assert json.loads(out)["auc_df"] == pytest.approx(want.auc_df, abs=1e-12)
+    assert want.auc_df == pytest.approx(evaluate(files["rx"], files["gt"]).auc_df, abs=1e-12)
+    code, _, err = run_cli(["detect", files["scores"], "-m", "rx", "-o", tmp_path / "s.tif",
+                            "--truth", path], capsys)
+    assert code == 0, err
+
+
+def test_the_truths_own_mat_variable_among_the_maps_is_refused(files, tmp_path, capsys):
+    """A truth-only MAT file among ``*.mat`` maps was read as a score map of its own truth:
+    AUC 1 and every column's best."""
+    truth = tmp_path / "truth.mat"
+    scipy.io.savemat(truth, {"map": files["gt"].astype(np.uint8)})
+    scores = tmp_path / "scores.mat"
+    scipy.io.savemat(scores, {"scores": files["rx"]})
+    assert f"error: {truth}: the ground truth's own variable given as a score map" in \
+        _error([scores, truth, "--truth", truth], capsys)
+    both = tmp_path / "both.mat"  # a MAT file may hold both: its map is still taken
+    scipy.io.savemat(both, {"scores": files["rx"], "map": files["gt"].astype(np.uint8)})
+    code, _, err = run_cli(["evaluate", both, "--scores-key", "scores", "--truth", both],
+                           capsys)
+    assert code == 0, err

@@ -489,3 +489,34 @@ def test_the_truths_nodata_hint_is_given_only_when_nodata_left_pixels_out():
     with pytest.raises(ParameterError, match=r"no anomaly pixel \(its nodata value, 255, "
                                              r"leaves 4 pixels out"):
         check_truth(held, nodata=255)
+
+
+@pytest.mark.parametrize("base", [2**60, -(2**60), 2**63 + 5])
+def test_64_bit_integer_scores_beyond_2_53_are_ranked_exactly(base):
+    """Scores of 2**60 plus small integers all became one float64: a constant map, AUC 0.5
+    in silence (sklearn ranks them: 0.680). They are shifted by their minimum first; a
+    range itself wider than 2**53 warns that neighbours tie."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    gt = rng.random(10000) < 0.02
+    small = np.round(rng.normal(size=10000) * 3 + 2 * gt).astype(np.int64)
+    dtype = np.uint64 if base > 2**62 else np.int64
+    scores = (np.array(base, dtype=dtype) + small.astype(dtype)).reshape(100, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = evaluate(scores, gt.reshape(100, 100))
+        want = evaluate(small.reshape(100, 100), gt.reshape(100, 100))
+    assert got.auc_df == pytest.approx(roc_auc_score(gt, small), abs=1e-12)
+    assert (got.auc_dt, got.auc_ft) == pytest.approx((want.auc_dt, want.auc_ft), abs=1e-12)
+    holes = scores.copy()
+    holes[:10] = 0  # a declared nodata of 0: left out, the others still exact
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        left = evaluate(xr.DataArray(holes, dims=("y", "x"), attrs={"nodata": 0}),
+                        gt.reshape(100, 100))
+    assert left.n_anomaly + left.n_background == 9000
+    assert left.auc_df == pytest.approx(roc_auc_score(gt[1000:], small[1000:]), abs=1e-12)
+    wide = np.array([-(2**62), 0, 1, 2**62], dtype=np.int64).reshape(2, 2)
+    with pytest.warns(UserWarning, match="beyond 2\\*\\*53: neighbouring values tie"):
+        evaluate(wide, np.array([[0, 0], [1, 1]]))

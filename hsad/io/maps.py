@@ -33,12 +33,14 @@ def written_map(path: str | os.PathLike) -> str | None:
 
 def read_single_band(path: str | os.PathLike, key: str | None = None,
                      what: str = "score map", exact32: bool = False, fit=None,
-                     ) -> tuple[np.ndarray, xr.DataArray]:
+                     truth: bool = False) -> tuple[np.ndarray, xr.DataArray]:
     """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef);
     a score map's infinite pixels are nodata too, with a warning. ``exact32``: as float32,
     in half the memory, when that holds its values exactly (a float32 or float16 file,
     integers of up to 16 bits, bool). ``fit``: called on the lazy one-band cube before any
-    pixel is read, to cut it or refuse it (its size against the scene's)."""
+    pixel is read, to cut it or refuse it (its size against the scene's). ``truth``: a
+    declared nodata of 0 is the background, not no data (QGIS's Rasterize declares the
+    value it does not burn so), as :func:`hsad.outputs.metrics.evaluate` reads it."""
     from hsad.cube import make_cube, valid_mask
     from hsad.io import detect_format, open_cube
 
@@ -53,6 +55,9 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
         raise FileFormatError(f"a {what} must have one band, found {cube.sizes['band']}", path)
     if fit is not None:
         cube = fit(cube)
+    if truth and cube.attrs.get("nodata") == 0:
+        cube = cube.copy(deep=False)
+        cube.attrs = {**cube.attrs, "nodata": None}
     band = cube.isel(band=0)
     values = np.asarray(band.values, dtype=np.float32 if exact32 and _exact_in_float32(
         band.dtype) else np.float64)
@@ -84,7 +89,8 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     MAT files: the ground-truth variable ``key`` (or the one found beside the cube); they
     carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1. Any
     nonzero value is an anomaly; nodata pixels (255 in the masks hsad writes) and NaN, in
-    every format, are left out of the evaluation rather than counted as background.
+    every format, are left out of the evaluation rather than counted as background; a
+    nodata of 0 is the background (QGIS's Rasterize declares it so).
     Vector files (GeoPackage, GeoJSON, Shapefile, KML, GML, FlatGeobuf;
     ``file|layername=x``): the targets' polygons or points drawn on ``grid`` (a map or
     cube, then the second item), every pixel outside them background
@@ -116,7 +122,7 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
             from hsad.cube.placement import cut_for_scene
 
             fit = partial(cut_for_scene, cube=grid, what=what, path=path)
-        values, cube = read_single_band(path, what=what, exact32=True, fit=fit)
+        values, cube = read_single_band(path, what=what, exact32=True, fit=fit, truth=True)
         truth = _as_truth(values)
     if shape is not None and truth.shape != tuple(shape):
         raise FileFormatError(

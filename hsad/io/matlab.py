@@ -295,6 +295,21 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     1) variables are read too.
     """
     p = os.fspath(path)
+    hdf5, variables, name, maps = _map_variable(p, key, what, shape)
+    value = _read_h5(p, name) if hdf5 else _read_v5(p, [name]).get(name)
+    if value is None:
+        raise FileFormatError(f"MAT file is truncated: variable {name!r} unreadable", p)
+    return _as_float(value, name, p).reshape(maps[name])
+
+
+def mat_map_name(path: str | os.PathLike, key: str | None = None,
+                 what: str = "ground truth") -> str:
+    """The variable :func:`read_mat_map` reads for ``key`` and ``what`` (without reading it)."""
+    return _map_variable(os.fspath(path), key, what, None)[2]
+
+
+def _map_variable(p: str, key, what: str, shape):
+    """``(is v7.3, variables, the map's name, 2-D shapes by name)`` for :func:`read_mat_map`."""
     if not Path(p).is_file():
         raise FileFormatError("no such file", p)
     hdf5, variables = probe(p)
@@ -316,10 +331,7 @@ def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "g
     if name is None:
         raise FileFormatError(f"no {what} variable found (give its key); variables: "
                               f"{listing(variables)}", p)
-    value = _read_h5(p, name) if hdf5 else _read_v5(p, [name]).get(name)
-    if value is None:
-        raise FileFormatError(f"MAT file is truncated: variable {name!r} unreadable", p)
-    return _as_float(value, name, p).reshape(maps[name])
+    return hdf5, variables, name, maps
 
 
 from hsad.io.mat_writer import write_mat  # noqa: E402  (its place before; the writer's own module)

@@ -115,6 +115,9 @@ def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
     if os.path.realpath(scores_path) == os.path.realpath(truth_path) and \
             detect_format(scores_path, "score map") != "mat":  # a MAT file may hold both
         raise ParameterError("the ground truth's own file given as a score map", scores_path)
+    if _same_mat_variable(scores_path, truth_path, scores_key, truth_key):
+        raise ParameterError("the ground truth's own variable given as a score map",
+                             scores_path)
     if several and scores_key is not None and detect_format(scores_path, "score map") != "mat":
         scores_key = None  # one key for several maps names the MAT files' variable
     scores, s_cube = read_single_band(scores_path, scores_key, exact32=True)
@@ -150,6 +153,22 @@ def _evaluate_file(scores_path, truth_path, scores_key, truth_key, truth_read,
     except ParameterError as exc:
         raise ParameterError(exc.problem, exc.path or truth_path) from exc
     return result, scores, truth, s_cube
+
+
+def _same_mat_variable(scores_path, truth_path, scores_key, truth_key) -> bool:
+    """Whether a MAT file given as both the score map and the truth would be read as the
+    same variable for both (a truth-only file among ``*.mat`` maps)."""
+    if os.path.realpath(scores_path) != os.path.realpath(truth_path) or \
+            detect_format(scores_path, "score map") != "mat":
+        return False
+    from hsad.errors import HsadError
+    from hsad.io.matlab import mat_map_name
+
+    try:
+        return mat_map_name(scores_path, scores_key, "score map") == mat_map_name(
+            truth_path, truth_key, "ground truth")
+    except HsadError:
+        return False  # the reads below say why
 
 
 def _window_tag(path, cube) -> str | None:

@@ -47,6 +47,28 @@ def without_nodata(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return out
 
 
+def exact_integers(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """64-bit integer scores beyond 2**53 as float64 without the ties that converting them
+    would make: shifted by their minimum first (every metric is shift-invariant), NaN where
+    they hold ``nodata``; a warning where their range itself is wider than 2**53. None for
+    any other map (converted as it is)."""
+    if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
+        return None
+    hit = None if nodata is None else values == nodata
+    kept = values if hit is None else values[~hit]
+    if not kept.size or max(abs(int(kept.min())), abs(int(kept.max()))) <= 2**53:
+        return None
+    lo, span = kept.min(), int(kept.max()) - int(kept.min())
+    if span > 2**53:
+        warnings.warn(f"integer scores span {span:.3g}, beyond 2**53: neighbouring values "
+                      "tie in the float64 the metrics compute in", UserWarning, stacklevel=4)
+    # modulo 2**64, as uint64: exact for every value at or above the minimum
+    out = (values.view(np.uint64) - np.asarray(lo).view(np.uint64)).astype(np.float64)
+    if hit is not None:
+        out[hit] = np.nan
+    return out
+
+
 def warn_fill_scores(s: np.ndarray) -> None:
     """Warn when some, not all, finite scores lie beyond ±FILL_MAGNITUDE (an undeclared
     fill value such as -3.4e38, which the τ-metrics' min-max scaling would be stretched

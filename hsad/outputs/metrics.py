@@ -30,6 +30,7 @@ from hsad.engine.thresholds import gathered_float64
 from hsad.errors import ParameterError
 from hsad.outputs.metric_inputs import (
     declared_nodata,
+    exact_integers,
     warn_fill_scores,
     warn_fill_truth,
     without_nodata,
@@ -130,6 +131,8 @@ def _values(a, truth: bool = False) -> np.ndarray:
                              f"{a.dtype} {a.shape}")
     if a.ndim == 3 and a.shape[0] == 1:  # one band, as rioxarray reads a raster
         a = a[0]
+    if not truth and (exact := exact_integers(a, nodata)) is not None:
+        return exact
     return without_nodata(a, nodata)
 
 

@@ -76,7 +76,7 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
                              f"{g.shape}")
     _check_same_place(scores, gt)
     if s.dtype.kind != "f":
-        s = s.astype(np.float64)  # integer scores: exact up to 2**53
+        s = s.astype(np.float64)  # exact: _values shifted 64-bit ones beyond 2**53
     labelled, anomaly = _labels(g)
     labels, n = ndimage.label(labelled & anomaly, structure=np.ones((3, 3), dtype=bool))
     background = _background_scores(s, labelled, anomaly)
