@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -375,6 +376,27 @@ def test_a_utf8_bom_before_a_latin1_header_is_read(tmp_path):
                           extra="wavelength units = µm\nwavelength = {0.4, 0.5}\n")
     hdr.write_bytes(b"\xef\xbb\xbf" + hdr.read_text().encode("latin-1"))
     np.testing.assert_allclose(open_envi(data)["wavelength"].values, [400, 500])
+
+
+@pytest.mark.parametrize("before, said", [(b"\xef\xbb\xbf", "a UTF-8 byte-order mark"),
+                                          (b"\n\n", "blank lines or spaces"),
+                                          (b"  ", "blank lines or spaces")])
+def test_a_header_gdal_does_not_open_is_read_with_a_warning(tmp_path, before, said):
+    """A BOM or blank lines before 'ENVI' were read without a word, where GDAL (which checks
+    the first four bytes) and QGIS do not open the file at all."""
+    import rasterio
+
+    data, hdr = write_raw(tmp_path, "w.img", _cube("u1", (2, 2, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_envi(data)  # "ENVI" first: no warning
+    hdr.write_bytes(before + hdr.read_bytes())
+    with pytest.raises(rasterio.errors.RasterioIOError):
+        rasterio.open(data)
+    with pytest.warns(UserWarning, match=f"{said} before 'ENVI': hsad reads the header, but "
+                                         "GDAL and QGIS do not open the file"):
+        got = open_envi(data)
+    np.testing.assert_array_equal(got.values, _cube("u1", (2, 2, 2)))
 
 
 def test_wavelengths_come_from_band_names_when_only_there(tmp_path):

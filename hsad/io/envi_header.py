@@ -259,6 +259,17 @@ def _check_gdal_layout(raw: dict, gdal: dict, text: str, path) -> None:
                           UserWarning, stacklevel=3)
 
 
+def _check_gdal_opens(raw_bytes: bytes, path) -> None:
+    """Warn when the file does not begin with ``ENVI`` (a UTF-8 byte-order mark, blank lines
+    or spaces before it): hsad reads it, but GDAL checks the first four bytes, so GDAL and
+    QGIS do not open the file."""
+    if raw_bytes[:4].upper() != b"ENVI":
+        before = "a UTF-8 byte-order mark" if raw_bytes.startswith(b"\xef\xbb\xbf") else \
+            "blank lines or spaces"
+        warnings.warn(f"{path}: {before} before 'ENVI': hsad reads the header, but GDAL and "
+                      "QGIS do not open the file (remove them)", UserWarning, stacklevel=3)
+
+
 def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0) -> int:
     if key not in raw:
         if default is None:
@@ -399,6 +410,7 @@ def parse_header(path: str | os.PathLike) -> EnviHeader:
         raise HeaderError(f"unknown data type {data_type} (supported: {known})", p)
 
     _check_gdal_layout(raw, gdal, text, p)
+    _check_gdal_opens(raw_bytes, p)
     interleave = _without_comment(raw.get("interleave", "")).lower() or None
     if interleave is not None and interleave not in ("bsq", "bil", "bip"):
         raise HeaderError(f"unknown interleave '{_short(raw['interleave'].strip())}' "
