@@ -154,6 +154,25 @@ def test_nan_median_and_minmax_are_exact():
     assert (lo, hi) == (np.nanmin(values), np.nanmax(values))
 
 
+@pytest.mark.parametrize("tie, other", [(0.0, None), (0.0, 5e-324), (-2.5, np.nextafter(-2.5, 0))])
+def test_a_median_tied_by_more_values_than_the_limit_is_exact(tie, other):
+    """More than ``limit`` signed values tied at 0 narrowed the range into subnormals until
+    ``np.histogram`` raised ("bins must increase monotonically"); values a float apart
+    cannot be binned by 1024 even bins either."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=3000)
+    values[:2000] = tie
+    if other is not None:
+        values[:700] = other
+    values[-30:] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = engine.nan_median(da.from_array(values, chunks=400), limit=100)
+    assert got == np.nanmedian(values)
+
+
 def test_materialise_keeps_small_maps_in_memory_and_spills_large_ones():
     rng = np.random.default_rng(1)
     a = da.from_array(rng.random((400, 400)), chunks=64)

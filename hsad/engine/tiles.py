@@ -227,7 +227,10 @@ def nan_median(values: da.Array, limit: int = 1 << 20) -> float:
     """Exact median of the finite values of a lazy array (as ``np.median`` gives it).
 
     Histograms narrow down the range holding the middle order statistics, one pass each,
-    until it holds at most ``limit`` values, which are then gathered and sorted.
+    until it holds at most ``limit`` values, which are then gathered and sorted; each pass
+    also takes the range to the extremes of the values inside it, so that a median tied
+    by more than ``limit`` values is that value. A range too narrow for 1024 bins (a few
+    floats apart) is binned by the values it holds.
     """
     flat = values.ravel()
     finite = da.isfinite(flat)
@@ -242,12 +245,23 @@ def nan_median(values: da.Array, limit: int = 1 << 20) -> float:
         if lo == hi:
             return float(lo)
         inside = finite & (flat >= lo) & (flat <= hi)
-        count = int(inside.sum().compute())
-        if count <= limit:
+        held = da.where(inside, flat, np.nan)
+        count, lo, hi = dask.compute(inside.sum(), da.nanmin(held), da.nanmax(held))
+        lo, hi = float(lo), float(hi)  # no value lies between the old bounds and these
+        if lo == hi:
+            return lo
+        if int(count) <= limit:
             picked = np.sort(flat[inside].compute())
             return float((picked[k1 - below] + picked[k2 - below]) / 2)
         edges = np.linspace(lo, hi, 1025)
-        hist, _ = da.histogram(da.where(inside, flat, np.nan), bins=edges)
+        if not np.all(np.diff(edges) > 0):  # a few floats apart: a bin for each value held
+            distinct = da.unique(held).compute()
+            distinct = distinct[np.isfinite(distinct)]
+            edges = np.append(distinct, np.nextafter(distinct[-1], np.inf))
+            cum = below + np.cumsum(da.histogram(held, bins=edges)[0].compute())
+            b1, b2 = np.searchsorted(cum, k1, side="right"), np.searchsorted(cum, k2, side="right")
+            return float((distinct[b1] + distinct[b2]) / 2)
+        hist, _ = da.histogram(held, bins=edges)
         cum = below + np.cumsum(hist.compute())
         b1, b2 = np.searchsorted(cum, k1, side="right"), np.searchsorted(cum, k2, side="right")
         new_below = below + (int(cum[b1 - 1] - below) if b1 > 0 else 0)
