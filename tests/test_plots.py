@@ -319,6 +319,32 @@ def test_loss_curves(tmp_path):
         plot_losses({"a": []})
 
 
+def test_one_epoch_is_one_whole_tick(tmp_path):
+    """One epoch was drawn on ticks 0.945 … 1.050."""
+    fig = plot_losses({"a": [0.5], "b": [0.2]}, tmp_path / "one.png")
+    assert list(fig.axes[0].get_xticks()) == [1]
+    two = plot_losses({"e": [0.4]}, stages={"gan": [0, 3, []], "encoder": [3, 1, ["e"]]})
+    assert list(two.axes[0].get_xticks()) == [4]
+
+
+def test_curves_along_an_edge_are_drawn_beside_it():
+    """A constant map's τ-curves (one point) and an AUC-0 map's curve along the spines were
+    hidden under the axes' edges; the 3D panel autoscaled around one unmarked point."""
+    gt = np.zeros((8, 8), bool)
+    gt[2:4, 2:4] = True
+    for scores in (np.ones((8, 8)), (~gt).astype(float)):  # constant; AUC 0
+        fig = plot_roc3d(scores, gt)
+        ax3d, *flat = fig.axes
+        assert ax3d.get_xlim3d() == (0, 1) and ax3d.get_zlim3d() == (0, 1)
+        for ax in flat:
+            assert ax.get_xlim()[0] < 0 < 1 < ax.get_xlim()[1]
+            assert ax.get_ylim()[0] < 0 < 1 < ax.get_ylim()[1]
+        if scores.min() == scores.max():
+            assert all(ax.lines[0].get_marker() == "o" for ax in flat[1:])
+        roc = plot_roc(scores, gt).axes[0]
+        assert roc.get_xlim()[0] < 0 and roc.get_ylim()[0] < 0
+
+
 def test_loss_curves_one_panel_per_training_stage(tmp_path):
     # f-AnoGAN-like history: 3 GAN epochs, then 2 encoder epochs
     history = {"loss_d": [3.0, 2.0, 1.0], "loss_g": [1.0, 0.5, 0.2], "loss_e": [0.4, 0.3]}

@@ -49,6 +49,9 @@ def plot_losses(
         if allv.size and allv.min() > 0 and allv.max() / allv.min() > 100:
             ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if max(series[n].size for n in names) == 1:  # one epoch: its tick, not fractions
+            ax.set_xlim(first + 0.5, first + 1.5)
+            ax.set_xticks([first + 1])
         ax.set_xlabel("epoch" if first == 0 else
                       f"epoch of the whole training (this stage's 1st is {first + 1})")
         ax.set_ylabel("loss (each as its model computes it)" if len(names) > 1 else name)

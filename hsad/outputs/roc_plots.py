@@ -14,6 +14,9 @@ from hsad.outputs.metrics import evaluate
 
 #: Largest number of points drawn per curve (the areas always use every point).
 MAX_CURVE_POINTS = 4000
+#: Axes of probabilities and τ reach this far beyond [0, 1], so that a curve along an edge
+#: (a constant map's, an AUC of 0) is drawn beside the spine, not hidden under it
+PAD = 0.015
 #: Points of a curve computed for the plots, at most about (each a point of the full
 #: curve; a map with fewer distinct scores has all of them): what is thinned to draw
 CURVE_POINTS = 1 << 20
@@ -113,11 +116,11 @@ def plot_roc(maps, gt, path=None, log_far: bool = False, title: str | None = Non
     ax.set_ylabel("detection probability $P_D$")
     if log_far:
         ax.set_xscale("log")
-        ax.set_xlim(floor, 1.0)
+        ax.set_xlim(floor, 1.0 + 3 * PAD)
     else:
         ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
-        ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
+        ax.set_xlim(-PAD, 1 + PAD)
+    ax.set_ylim(-PAD, 1 + PAD)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     ax.set_title(title or "ROC")
@@ -135,11 +138,16 @@ def plot_roc3d(maps, gt, path=None, title: str | None = None,
     for name, (curve, adf, adt, aft, _) in curves.items():
         pd, pf, tau = _thin(curve.pd[1:], curve.pf[1:], curve.thresholds[1:],
                             even_in=(curve.pf[1:], curve.thresholds[1:]))
-        (line,) = ax3d.plot(pf, tau, pd, lw=1.2, label=name)
+        few = {"marker": "o", "ms": 4} if pf.size < 3 else {}  # one point: seen
+        (line,) = ax3d.plot(pf, tau, pd, lw=1.2, label=name, **few)
         c = line.get_color()
         ax_df.plot(np.r_[0, pf], np.r_[0, pd], color=c, label=f"{name} ({adf:.4f})")
-        ax_dt.plot(tau, pd, color=c, drawstyle="steps-post", label=f"{name} ({adt:.4f})")
-        ax_ft.plot(tau, pf, color=c, drawstyle="steps-post", label=f"{name} ({aft:.4f})")
+        ax_dt.plot(tau, pd, color=c, drawstyle="steps-post", label=f"{name} ({adt:.4f})",
+                   **few)
+        ax_ft.plot(tau, pf, color=c, drawstyle="steps-post", label=f"{name} ({aft:.4f})",
+                   **few)
+    for limits in (ax3d.set_xlim, ax3d.set_ylim, ax3d.set_zlim):
+        limits(0, 1)
     ax3d.set_xlabel("$P_F$")
     ax3d.set_ylabel("τ")
     ax3d.set_zlabel("$P_D$")
@@ -155,8 +163,8 @@ def plot_roc3d(maps, gt, path=None, title: str | None = None,
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.set_title(t)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
+        ax.set_xlim(-PAD, 1 + PAD)
+        ax.set_ylim(-PAD, 1 + PAD)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     if title:
