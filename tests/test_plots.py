@@ -274,6 +274,24 @@ def test_quicklook_panels_take_the_scenes_shape():
                                                                strict=False)), (rows, cols)
 
 
+@pytest.mark.parametrize("rows,cols", [(2000, 20), (100, 100), (40, 400)])
+def test_a_colour_bars_label_stays_within_its_panel(rows, cols):
+    """A 2000 × 20 scene's stage picture wrapped each colour bar's label to 1.3 times the
+    panel's height: the second row's labels ran into the first row's. Each label is wrapped
+    to its bar's length now."""
+    cube = _cube(rows=rows, cols=cols, bands=20)
+    score = np.random.default_rng(0).random((rows, cols))
+    fig = quicklook(cube, {"d_spectral": score, "d_spatial": score, "d_ss": score,
+                           "error": score}, title="the stage maps")
+    fig.canvas.draw()
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 4
+    for bar in bars:  # within the bar's length, its extension's tip included
+        label, box = bar.yaxis.label.get_window_extent(), bar.get_window_extent()
+        tip = 0.1 * box.height
+        assert box.y0 - 2 <= label.y0 and label.y1 <= box.y1 + tip, (rows, cols)
+
+
 def test_a_narrow_scenes_stage_picture_keeps_every_label(tmp_path):
     """A 25 × 10 scene's four panels left its y label ("row (pixels)") no room: the
     layout put its first letter past the figure's edge, and the PNG cut it. Such a figure

@@ -300,9 +300,10 @@ def quicklook(
                            interpolation="nearest", extent=shown_extent(smap), aspect=aspect)
         blocks = (f"; each drawn pixel the highest of {steps[0]} × {steps[1]}"
                   if steps != (1, 1) else "")
-        fig.colorbar(im, ax=ax_map, shrink=0.85, extend="max",
-                     label=wrapped(f"{label}; linear, lowest score to 99.9th "
-                                    f"percentile{blocks}", size[1] * 1.3))
+        bar = fig.colorbar(im, ax=ax_map, shrink=0.85, extend="max")
+        # wrapped to the bar's own length: a label longer ran into the panel above
+        bar.set_label(wrapped(f"{label}; linear, lowest score to 99.9th percentile{blocks}",
+                              size[1] * 0.85), fontsize="small")
         ax_map.set_title(wrapped(name, size[0]), fontsize="small")
         axes.append(ax_map)
     legend = []
