@@ -85,9 +85,13 @@ def check_scheduler(address: str, timeout: float) -> None:
 
 class _OneLine(logging.Filter):
     """Log records without their tracebacks: a record that is only a traceback (the
-    client's teardown after its scheduler is gone) is dropped, the others keep their line."""
+    client's teardown after its scheduler is gone) is dropped, the others keep their line;
+    the client's "Failed to reconnect to scheduler …, closing client" is dropped too, as
+    :class:`SchedulerLost`'s line says it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.getMessage()).startswith("Failed to reconnect"):
+            return False
         if record.exc_info or record.exc_text:
             record.exc_info, record.exc_text = None, None
             return bool(str(record.getMessage()).strip())
