@@ -112,7 +112,8 @@ METRICS = {
 
 
 def _values(a, truth: bool = False) -> np.ndarray:
-    """ndarray of a numpy array, DataArray (computed if lazy) or dask array; a masked
+    """ndarray of a numpy array, DataArray (computed if lazy; ``("x", "y")`` dimensions
+    read as ``("y", "x")``) or dask array; a masked
     array's masked pixels become NaN (left out, as nodata is), and so do the pixels of a
     DataArray that hold the nodata value it declares (:func:`declared_nodata`); a
     ``(1, rows, cols)`` raster is its one band. A ``truth``'s nodata of 0 is its background
@@ -120,6 +121,9 @@ def _values(a, truth: bool = False) -> np.ndarray:
     nodata = declared_nodata(a)
     if truth and nodata == 0:
         nodata = None
+    dims = tuple(getattr(a, "dims", ()) or ())  # a DataArray (xarray loaded only then)
+    if {"y", "x"} <= set(dims) and dims.index("x") < dims.index("y"):
+        a = a.transpose(..., "y", "x")  # rows by y, as a plain array beside it is read
     a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
     if hasattr(a, "compute"):
         a = a.compute()
