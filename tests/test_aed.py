@@ -94,6 +94,27 @@ def test_a_wrongly_typed_parameter_is_a_one_line_error(key, value, message, tmp_
     assert not (tmp_path / "out.tif").exists()
 
 
+@pytest.mark.parametrize("name, params, message", [
+    ("aed", {"n_components": 1e308}, "aed: n_components = 1e\\+308 is beyond any scene"),
+    ("aed", {"area": 1e308}, "aed: area = 1e\\+308 is beyond any scene"),
+    ("ae", {"hidden": 1e308, "epochs": 1}, "ae: hidden = 1e\\+308 is beyond any scene"),
+    ("ae", {"epochs": -1e308}, "ae: epochs = -1e\\+308 is beyond any scene"),
+    ("aed", {"radius": 10**8}, "radius, 100000000, is larger than the scene \\(24 × 24 "
+                               "pixels\\): give at most 24"),
+    ("hadgan", {"radius": 10**9, "epochs": 1}, "radius, 1000000000, is larger than the scene"),
+    ("ae", {"hidden": 10**9, "epochs": 1}, "ae: its networks do not fit in memory "
+                                           "\\(hidden=1000000000"),
+])
+def test_sizes_no_scene_or_memory_holds_are_one_line_errors(name, params, message):
+    """1e308 is a whole number: it passed the type check and overflowed deep inside
+    (OverflowError, TypeError); radius=1e8 on a 24 × 24 scene ran without end and 1e9 took
+    9.7 GB; hidden=10**9 was torch's allocator error."""
+    x = np.random.default_rng(0).normal(size=(24, 24, 8)).astype(np.float32)
+    with pytest.raises(ParameterError, match=message):
+        detectors.get(name, **params).fit_score(make_cube(x))
+    detectors.get("aed", radius=24).fit_score(make_cube(x))  # the scene's size: fine
+
+
 @pytest.mark.parametrize("name, key, value, message", [
     ("aed", "n_components", 0, "aed: n_components must be ≥ 1"),
     ("aed", "eps", 0, "aed: eps must be > 0"),

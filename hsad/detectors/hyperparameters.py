@@ -65,7 +65,7 @@ class Hyperparameters:
     def _check_types(self) -> None:
         """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a
         one-line ParameterError, not a ValueError deep in the checks)."""
-        from hsad.detectors.param_types import describe, dtype_like, fits
+        from hsad.detectors.param_types import INT_MAX, describe, dtype_like, fits, too_large
 
         for name, kind in self._param_kinds().items():
             value = getattr(self, name)
@@ -74,6 +74,9 @@ class Hyperparameters:
             if not fits(value, kind):
                 raise ParameterError(f"{self.name}: {name} must be {describe(kind)}, got "
                                      f"{value!r}")
+            if too_large(value, kind):
+                raise ParameterError(f"{self.name}: {name} = {value!r} is beyond any scene "
+                                     f"or network (at most {INT_MAX})")
 
     @classmethod
     def param_defaults(cls) -> dict:

@@ -14,6 +14,21 @@ from hsad.nn.trainer import resolve_device
 class NetworkState:
     """The ``networks_`` a detector trained: checked, pickled and placed."""
 
+    def _built_on(self, device) -> dict[str, torch.nn.Module]:
+        """The networks for ``n_bands_`` bands, on ``device``; a size no memory holds
+        (``hidden=10**9``) is a ParameterError naming the settings, not torch's allocator
+        error."""
+        try:
+            return {k: m.to(device) for k, m in self._build(self.n_bands_).items()}
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and "alloc" not in str(exc) and \
+                    "out of memory" not in str(exc):
+                raise
+            sizes = ", ".join(f"{k}={getattr(self, k)!r}" for k in
+                              ("hidden", "latent", "depth", "channels") if hasattr(self, k))
+            raise ParameterError(f"{self.name}: its networks do not fit in memory "
+                                 f"({sizes}): give smaller sizes") from None
+
     def _check_trained(self) -> None:
         """ParameterError when a network's weights ended non-finite or beyond what a model
         file may hold (the last update follows the last loss checked): training diverged."""

@@ -155,7 +155,7 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
                           progress=self.progress, early_stopping=self.early_stopping,
                           desc=f"{self.name} training")
         with seeded(int(self.seed), device):
-            self.networks_ = {k: m.to(device) for k, m in self._build(self.n_bands_).items()}
+            self.networks_ = self._built_on(device)
             for module in self.networks_.values():
                 module.train()
             stages = self._stages()

@@ -20,6 +20,7 @@ from hsad.engine.tiles import (
     map_halo,
     nan_median,
 )
+from hsad.errors import ParameterError
 from hsad.fusion import guided_filter, tophat_units
 
 #: largest tile edge (pixels, without the halo) of the attribute filters: axes longer
@@ -220,6 +221,11 @@ def check_filter_budget(fusion, shape: tuple[int, int], memory_limit=None) -> No
     ``shape`` scene (ParameterError naming the minimum): the filters run last, after the
     statistics, the components and, for a network, its training."""
     fusion = fusion.resolved()
+    edge = max(shape[:2])
+    if int(fusion.radius) > edge:  # its tiles' halos grew with it: 9.7 GB for 1e9
+        raise ParameterError(f"the guided filter's radius, {int(fusion.radius)}, is larger "
+                             f"than the scene ({shape[0]} × {shape[1]} pixels): give at most "
+                             f"{edge}")
     areas, qtype = fusion.areas(), _quantised_dtype(int(fusion.levels))
     halo = attribute_halo(max(areas))
     budget = parse_memory(memory_limit)
