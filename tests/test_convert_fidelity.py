@@ -331,6 +331,34 @@ def test_float32_beyond_a_32_bit_integers_range_clips_not_wraps(tmp_path, capsys
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype, to", [("int16", ".tif"), ("int32", ".img"), ("uint16", ".tif"),
+                                       ("int32", ".mat")])
+def test_halves_round_away_from_zero_as_gdal_casts_them(tmp_path, capsys, dtype, to):
+    """``--dtype`` took halves to the even neighbour (``np.rint``: 0.5 → 0, 2.5 → 2), where
+    GDAL (``gdal_translate -ot``, a VRT of another type) takes them away from zero: scaled
+    DNs on .5 differed by one from GDAL's conversion."""
+    import warnings
+
+    values = np.array([[[-1.5], [-0.5], [0.5], [1.5], [2.5], [3.5], [254.5], [7.49],
+                        [-7.51]]], np.float32)
+    src = write_envi(make_cube(values, crs="EPSG:32633", transform=GRID), tmp_path / "f.img")
+    vrt = (f'<VRTDataset rasterXSize="9" rasterYSize="1"><VRTRasterBand dataType='
+           f'"{dtype.capitalize().replace("Uint", "UInt")}" band="1"><SimpleSource>'
+           f'<SourceFilename>{src}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>'
+           '</VRTRasterBand></VRTDataset>')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(vrt) as ds:
+            gdal = ds.read(1)[0]
+    out = tmp_path / f"i{to}"
+    code, _, err = run_cli(["convert", src, out, "--dtype", dtype], capsys)
+    assert code == 0, err
+    got = np.asarray(open_cube(out, key="data" if to == ".mat" else None).values)[0, :, 0]
+    np.testing.assert_array_equal(got, gdal)
+    if dtype != "uint16":
+        np.testing.assert_array_equal(got, [-2, -1, 1, 2, 3, 4, 255, 7, -8])
+
+
 def test_a_key_for_a_file_of_one_cube_is_refused_not_ignored(tmp_path, capsys):
     """``--key`` names a MAT variable or a product's spectrometers: given with an ENVI file
     or a GeoTIFF it was ignored silently (``hsad evaluate`` refuses its keys there too)."""

@@ -86,8 +86,18 @@ def _aligned(arr: da.Array, blocks: tuple[int, int]) -> da.Array:
     return arr.rechunk(tuple(new) + (-1,) * (arr.ndim - 2))
 
 
+def round_half_away(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to whole numbers as GDAL casts floats to integers (``gdal_translate
+    -ot``): halves away from zero (−0.5 → −1, 2.5 → 3; NumPy's ``rint`` takes them to the
+    even neighbour), in float64; values beyond 2**52, whole already, unchanged."""
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(a) < 2.0**52, np.trunc(a + np.copysign(0.5, a)), a)
+
+
 def cast_block(block: np.ndarray, out_dtype: np.dtype, nodata: float | None) -> np.ndarray:
-    """Cast to ``out_dtype``: NaN -> nodata; float -> int rounds and clips to the type's range."""
+    """Cast to ``out_dtype``: NaN -> nodata; float -> int rounds (halves away from zero, as
+    GDAL) and clips to the type's range."""
     dtype = np.dtype(out_dtype)
     if block.dtype == dtype and (nodata is None or np.isnan(nodata) or dtype.kind not in "fc"):
         return block
@@ -97,14 +107,14 @@ def cast_block(block: np.ndarray, out_dtype: np.dtype, nodata: float | None) -> 
         exact = block.dtype.kind == "f" and np.finfo(block.dtype).nmant + 1 >= 8 * dtype.itemsize
         if exact:  # the type's ends are floats of the block's type (float32 into 16 bits)
             bad = ~np.isfinite(block)
-            out = np.clip(np.rint(np.where(bad, 0, block)), info.min, info.max)
+            out = np.clip(round_half_away(np.where(bad, 0, block)), info.min, info.max)
             if nodata is not None and bad.any():
                 out[bad] = nodata
         elif block.dtype.kind == "f":
             bad = ~np.isfinite(block)
             # rounded in float64 and the ends set as integers: float32 cannot hold
             # 2**31 - 1 (it rounds up to 2**31, which the cast wraps), float64 not 2**63 - 1
-            rounded = np.rint(np.where(bad, 0, block).astype(np.float64))
+            rounded = round_half_away(np.where(bad, 0, block))
             high, low = rounded >= float(info.max), rounded <= float(info.min)
             out = np.where(high | low, 0, rounded).astype(dtype)
             out[high], out[low] = info.max, info.min
