@@ -205,6 +205,26 @@ def aviris(corpus_dir):
     return hsad.open_cube(corpus_dir / AVIRIS, chunks=8)
 
 
+@pytest.mark.parametrize("epsg", [2056, 21781])
+def test_an_oblique_mercator_crs_is_read_and_written_without_a_false_warning(tmp_path, epsg):
+    """A Swiss (Hotine oblique Mercator) scene printed pyproj's "angle from rectified to
+    skew grid parameter lost in conversion to CF" at every read and write, though GDAL
+    reads the CRS back unchanged: a false alarm of a damaged output."""
+    import warnings
+
+    path = tmp_path / "ch.tif"
+    profile = dict(driver="GTiff", width=3, height=2, count=2, dtype="uint8",
+                   crs=f"EPSG:{epsg}", transform=Affine(10, 0, 2600000, 0, -10, 1200000))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((2, 2, 3), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cube = hsad.open_cube(path)
+        out = write_geotiff_cube(cube, tmp_path / "copy.tif")
+    with rasterio.open(out) as src, rasterio.open(path) as ref:
+        assert src.crs == ref.crs
+
+
 def test_map_round_trip_keeps_crs_and_transform(aviris, tmp_path):
     scores = aviris.isel(band=slice(10, 60)).mean("band").astype(np.float32)
     scores = scores.where(valid_mask(aviris))

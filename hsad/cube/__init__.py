@@ -46,6 +46,7 @@ from hsad.cube.grid import (
     same_place,
     transform_of,
     vector_frame,
+    with_crs,
 )
 from hsad.cube.nodata_values import (
     NEAR_FLT_MAX,
@@ -234,7 +235,7 @@ def make_cube(
     cube.attrs["source_format"] = source_format
     cube.attrs["source_path"] = source_path
     if crs is not None:
-        cube = cube.rio.write_crs(crs_of(crs))
+        cube = with_crs(cube, crs)
     cube = cube.rio.write_transform(transform)
     return cube
 

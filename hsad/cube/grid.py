@@ -54,6 +54,17 @@ def crs_of(crs) -> CRS:
                              f"({' '.join(str(exc).split())})") from None
 
 
+def with_crs(obj: xr.DataArray, crs) -> xr.DataArray:
+    """``obj`` with ``crs`` written as rioxarray writes it (a CF grid mapping beside the WKT),
+    without pyproj's warning that a parameter is "lost in conversion to CF" (a Swiss
+    oblique Mercator's skew angle): the WKT, which GDAL and hsad read, keeps every one."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*lost in conversion to CF")
+        return obj.rio.write_crs(crs_of(crs))
+
+
 def transform_of(obj: xr.DataArray) -> Affine:
     """The affine transform of a cube or map, also of a strided or reversed slice, of a
     coarsened cube and of a slice of a rotated or sheared grid: each pixel centred on its

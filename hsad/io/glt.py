@@ -145,13 +145,14 @@ def map_grid(glt: Glt, values, name=None, attrs: dict | None = None) -> xr.DataA
     """A ``(y, x[, band])`` DataArray of ``values`` on the table's map grid, with its CRS
     and transform (pixel-centre coordinates, as hsad's cubes have)."""
     from hsad.cube import _pixel_centre_coords
+    from hsad.cube.grid import with_crs
 
     transform = Affine(*glt.transform)
     y, x = _pixel_centre_coords(transform, *glt.shape)
     dims = ("y", "x", "band")[:np.ndim(values)]
     out = xr.DataArray(values, dims=dims, coords={"y": y, "x": x}, name=name)
     out.attrs.update(attrs or {})
-    return out.rio.write_crs(glt.crs).rio.write_transform(transform)
+    return with_crs(out, glt.crs).rio.write_transform(transform)
 
 
 def map_values(map_) -> np.ndarray:
