@@ -359,6 +359,23 @@ def test_halves_round_away_from_zero_as_gdal_casts_them(tmp_path, capsys, dtype,
         np.testing.assert_array_equal(got, [-2, -1, 1, 2, 3, 4, 255, 7, -8])
 
 
+def test_a_trip_through_geotiff_keeps_every_wavelength_digit_and_the_description(
+        tmp_path, capsys):
+    """ENVI → GeoTIFF → ENVI wrote wavelengths to 9 digits (1003.299988 came back
+    1003.29999) and put "written by hsad" for the scene's description."""
+    cube = make_cube(np.ones((2, 3, 2), np.float32), crs="EPSG:32633", transform=GRID,
+                     wavelength=[1003.299988, 2456.1234567891], fwhm=[5.0000001, 6.25],
+                     attrs={"description": "EnMAP subset, Gamsberg"})
+    src = write_envi(cube, tmp_path / "a.img")
+    assert run_cli(["convert", src, tmp_path / "b.tif"], capsys)[0] == 0
+    assert run_cli(["convert", tmp_path / "b.tif", tmp_path / "c.img"], capsys)[0] == 0
+    back = open_cube(tmp_path / "c.img")
+    np.testing.assert_array_equal(back["wavelength"].values, [1003.299988, 2456.1234567891])
+    np.testing.assert_array_equal(back["fwhm"].values, [5.0000001, 6.25])
+    assert open_cube(tmp_path / "b.tif").attrs["description"] == "EnMAP subset, Gamsberg"
+    assert back.attrs["description"] == "EnMAP subset, Gamsberg"
+
+
 def test_a_key_for_a_file_of_one_cube_is_refused_not_ignored(tmp_path, capsys):
     """``--key`` names a MAT variable or a product's spectrometers: given with an ENVI file
     or a GeoTIFF it was ignored silently (``hsad evaluate`` refuses its keys there too)."""

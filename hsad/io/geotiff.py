@@ -385,7 +385,9 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
             interleave = _INTERLEAVE.get(getattr(src.interleaving, "value", "").lower(), "bsq")
             attrs = {"interleave": interleave, "driver": src.driver,
                      "compression": getattr(src.compression, "value", None),
-                     "block_shape": tuple(src.block_shapes[0]), "file_mask": mask}
+                     "block_shape": tuple(src.block_shapes[0]), "file_mask": mask,
+                     # the file's description, which writers carry on (ENVI's description)
+                     "description": src.tags().get("TIFFTAG_IMAGEDESCRIPTION")}
             scaling = tuple([float(v[b - 1]) for b in bands] for v in (src.scales, src.offsets))
             sensor = SensorGeoref.from_dataset(src, transform)
             if sensor is not None:

@@ -407,9 +407,9 @@ def _spectral_tags(cube: xr.DataArray) -> tuple[list[dict], list[str]]:
     for b in range(cube.shape[2]):
         t = {"bbl": str(int(good[b]))}
         if some_wl:
-            t.update(wavelength=f"{wl[b]:.9g}", wavelength_units="Nanometers")
-        if some_fwhm:
-            t["fwhm"] = f"{fwhm[b]:.9g}"
+            t.update(wavelength=repr(float(wl[b])), wavelength_units="Nanometers")
+        if some_fwhm:  # every digit the cube holds (9 lost 1003.299988's last)
+            t["fwhm"] = repr(float(fwhm[b]))
         tags.append(t)
         if names is not None:
             descriptions.append(str(names[b]))
@@ -456,9 +456,16 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
                        nodata, interleave, sensor=sensor)
     return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
                   tags={"wavelength_units": "Nanometers",
-                        **window_tags(cube, own_frame=True)},
+                        **window_tags(cube, own_frame=True), **_description_tag(cube)},
                   descriptions=descriptions,
                   scaling=output_scaling(cube), sensor=sensor)
+
+
+def _description_tag(cube: xr.DataArray) -> dict:
+    """The cube's description (an ENVI header's, a GeoTIFF's ``TIFFTAG_IMAGEDESCRIPTION``)
+    as the GeoTIFF's own, where it has one."""
+    text = cube.attrs.get("description")
+    return {"TIFFTAG_IMAGEDESCRIPTION": str(text)} if text else {}
 
 
 def output_scaling(cube: xr.DataArray) -> tuple[list[float], list[float]] | None:
