@@ -289,6 +289,24 @@ def test_no_cube_with_bands_is_an_error_not_a_preview(tmp_path, variables):
         hsad.open_cube(tmp_path / "s.mat")
 
 
+@pytest.mark.parametrize("bands", [1, 2, 3])
+def test_a_cube_of_few_bands_hsad_wrote_is_read_back(tmp_path, bands):
+    """``hsad convert two_band.tif x.mat`` wrote a file ``hsad convert x.mat`` refused ("no
+    3-D numeric array with more than 3 bands") without ``--key data``: the only 3-D array
+    of a file, named as a cube, is its cube at any band count."""
+    from hsad.cube import make_cube
+    from hsad.io.mat_writer import write_mat
+
+    cube = np.arange(4 * 5 * bands, dtype=np.float32).reshape(4, 5, bands)
+    write_mat(make_cube(cube, wavelength=np.arange(bands) * 10.0 + 500), tmp_path / "x.mat")
+    got = hsad.open_cube(tmp_path / "x.mat")
+    np.testing.assert_array_equal(got.values, cube)
+    np.testing.assert_array_equal(got["wavelength"].values, np.arange(bands) * 10.0 + 500)
+    sio.savemat(tmp_path / "rgb.mat", {"image": cube})  # a preview's name: still refused
+    with pytest.raises(FileFormatError, match="no 3-D numeric array with more than 3 bands"):
+        hsad.open_cube(tmp_path / "rgb.mat")
+
+
 def test_a_cube_stored_bands_first_is_refused(tmp_path):
     cube, gt = _scene()
     sio.savemat(tmp_path / "s.mat", {"data": np.ascontiguousarray(cube.transpose(2, 0, 1)),

@@ -18,6 +18,9 @@ from hsad.io.mat_v5 import check_v5_tags
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
+#: names that say "the cube" outright (not ``img``/``image``, also a preview's): the only
+#: 3-D array of a file so named is its cube at any band count (``write_mat``'s ``data``)
+NAMED_CUBES = ("data", "hsi", "cube", "hyperspectral")
 GT_KEYS = ("map", "hsi_gt", "groundtruth", "ground_truth", "gt", "mask", "label", "labels")
 WAVELENGTH_KEYS = ("wavelength", "wavelengths", "wl", "lambda")
 #: a bad-band list (ENVI's ``bbl``: 1 good, 0 bad), as :mod:`hsad.io.mat_writer` writes it
@@ -31,7 +34,8 @@ _TRUTH_NAME = re.compile(
 #: ``anomaly_map`` beside a ``Sandiego_gt`` is likelier a detector's output)
 _TRUTH_WORD = re.compile(r"(?i:(?:^|[^a-z])gt|gt$|truth)|(?<![A-Z])GT(?![A-Z])|[a-z]GT$")
 #: 3-D arrays with at most this many bands (RGB previews, a (rows, cols, 1) ground truth)
-#: are not taken for the cube unless named.
+#: are not taken for the cube unless named (``key=``), or the file's only 3-D array is
+#: named as a cube (:data:`NAMED_CUBES`).
 MAX_PREVIEW_BANDS = 3
 #: the MATLAB classes of real numeric arrays
 NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
@@ -106,6 +110,9 @@ def cube_key(variables, key: str | None, path: str, warn: bool = True) -> str:
         return key
     cands = [n for n, s, c in variables
              if len(s) == 3 and c in NUMERIC and s[2] > MAX_PREVIEW_BANDS]
+    solid = [n for n, s, c in variables if len(s) == 3 and c in NUMERIC]
+    if not cands and len(solid) == 1 and solid[0].lower() in NAMED_CUBES:
+        return solid[0]  # a cube of a few bands, as hsad's writer names it: no preview
     if not cands:
         raise FileFormatError(f"no 3-D numeric array with more than {MAX_PREVIEW_BANDS} bands "
                               "to use as the cube (name it with key= / --key if it is there); "
