@@ -307,3 +307,41 @@ def test_a_spy_file_read_apart_keeps_its_nodata_and_survives_odd_fields(tmp_path
     assert np.isnan(cube["wavelength"].values).all() and cube["good_band"].values.all()
     scores = detectors.get("rx").fit_score(cube).values
     assert np.isnan(scores[0, 0])
+
+
+def test_writers_and_readers_take_a_home_path_and_refuse_what_they_cannot_write(
+        tmp_path, monkeypatch):
+    """``write_geotiff(m, "~/m.tif")`` made a folder named ``~`` in the working folder and
+    ``open_cube("~/m.tif")`` found no file; a folder given as the output was Python's
+    IsADirectoryError, and ``nodata="x"``, ``description=5``, ``like="abc"`` and
+    ``save_model("rx", …)`` were ValueError/AttributeError from inside."""
+    from hsad.errors import OutputError
+    from hsad.io.model_archive import load_model, save_model
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    x = np.random.default_rng(0).normal(size=(16, 16, 5)).astype(np.float32)
+    det = detectors.get("rx").fit(x)
+    scores = det.score(x)
+    hsad.write_geotiff(scores, "~/m.tif")
+    save_model(det, "~/rx.hsad")
+    assert (home / "m.tif").is_file() and (home / "rx.hsad").is_file()
+    assert list(work.iterdir()) == []
+    np.testing.assert_array_equal(hsad.open_cube("~/m.tif").values[:, :, 0], scores.values)
+    np.testing.assert_array_equal(load_model("~/rx.hsad").score(x).values, scores.values)
+    with pytest.raises(OutputError, match="is a folder"):
+        hsad.write_geotiff(scores, home)
+    with pytest.raises(OutputError, match="is a folder"):
+        save_model(det, home)
+    for option, match in (({"nodata": "x"}, "nodata= takes a number"),
+                          ({"description": 5}, "description= takes a string"),
+                          ({"like": "abc"}, "like= takes a map or cube"),
+                          ({"tags": "x"}, "tags= takes a dict")):
+        with pytest.raises(ParameterError, match=match):
+            hsad.write_geotiff(scores, home / "o.tif", **option)
+    with pytest.raises(ParameterError, match="save_model takes a fitted detector"):
+        save_model("rx", home / "s.hsad")
+    assert sorted(p.name for p in home.iterdir()) == ["m.tif", "rx.hsad"]

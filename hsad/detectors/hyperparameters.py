@@ -75,8 +75,9 @@ class Hyperparameters:
                 raise ParameterError(f"{self.name}: {name} must be {describe(kind)}, got "
                                      f"{value!r}")
             if too_large(value, kind):
-                raise ParameterError(f"{self.name}: {name} = {value!r} is beyond any scene "
-                                     f"or network (at most {INT_MAX})")
+                bound = f"at most {INT_MAX}" if value > 0 else f"at least {-INT_MAX}"
+                raise ParameterError(f"{self.name}: {name} must be {bound}, got {value!r} "
+                                     "(beyond any scene or network)")
 
     @classmethod
     def param_defaults(cls) -> dict:

@@ -229,8 +229,10 @@ def open_cube(
     yoff, xsize, ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default
     the file's CRS; for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
     as ``gdal_translate`` cuts it (:mod:`hsad.cube.subset`; ``window``: a
-    :class:`hsad.cube.subset.Window` already computed), and read only its pixels.
+    :class:`hsad.cube.subset.Window` already computed), and read only its pixels. A path
+    may begin with ``~`` (the home folder, as a shell expands it).
     """
+    path = os.path.expanduser(path)
     fmt = detect_format(path)
     if window is None and srcwin is None and projwin is None and projwin_crs is None:
         return _open_format(fmt, path, chunks, key, apply_scale, None)

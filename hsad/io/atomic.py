@@ -258,7 +258,7 @@ class _Temp:
     """A locked temporary file for ``target``: placed onto it, or discarded."""
 
     def __init__(self, path: str | os.PathLike, suffix: str | None = None):
-        self.target = Path(path)
+        self.target = Path(path).expanduser()  # ~ as a shell expands it: no ./~ folder
         if self.target.is_symlink() and self.target.is_file():
             # a link to a file is written through, as `cp` and a shell's `>` write: the
             # file it names is replaced, the link stays; never a file of another kind (a
@@ -270,7 +270,7 @@ class _Temp:
                                   self.target)
             self.target = real
         if self.target.is_dir():
-            raise IsADirectoryError(21, "Is a directory", str(self.target))
+            raise OutputError("is a folder: give a file name in it", self.target)
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self.existed = os.path.lexists(self.target)
         self.path = temp_file(self.target, suffix)

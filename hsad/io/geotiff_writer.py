@@ -338,6 +338,22 @@ def _map_and_georef(map_, like):
     return map_, crs, transform, _sensor_of(source, crs, transform)
 
 
+def _check_options(path, like=None, nodata=None, tags=None, description=None) -> None:
+    """ParameterError naming the writer's option of the wrong type (``nodata="x"``,
+    ``description=5``, ``like="abc"``), before anything is read or written."""
+    if like is not None and not isinstance(like, xr.DataArray):
+        raise ParameterError(f"like= takes a map or cube (a DataArray) whose grid to write "
+                             f"on, got {type(like).__name__}", path)
+    if nodata is not None and (isinstance(nodata, (bool, np.bool_)) or not isinstance(
+            nodata, (int, float, np.integer, np.floating))):
+        raise ParameterError(f"nodata= takes a number, got {nodata!r}", path)
+    if tags is not None and not isinstance(tags, dict):
+        raise ParameterError(f"tags= takes a dict of names and values, got "
+                             f"{type(tags).__name__}", path)
+    if description is not None and not isinstance(description, str):
+        raise ParameterError(f"description= takes a string, got {description!r}", path)
+
+
 def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = None,
                   cog: bool = False, nodata: float | None = None, tags: dict | None = None,
                   description: str | None = None) -> Path:
@@ -351,6 +367,7 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     it) and ``tags`` (provenance, :mod:`hsad.outputs.provenance`) become dataset tags;
     ``description`` is the band's description.
     """
+    _check_options(path, like=like, nodata=nodata, tags=tags, description=description)
     map_, crs, transform, sensor = _map_and_georef(map_, like)
     nodata = np.nan if nodata is None else float(nodata)
     dtype = np.dtype("float32")
@@ -376,6 +393,7 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     dataset tags (after the window of a scene that ``like``, or the mask, is: as
     :func:`write_geotiff` records it), ``description`` the band's description.
     """
+    _check_options(path, like=like, tags=tags, description=description)
     source = like if like is not None else mask  # the grid's cube: its window too
     glt = glt_of(source)
     if valid is not None and glt is not None:  # no pixel: not valid

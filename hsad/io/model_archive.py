@@ -39,7 +39,7 @@ from safetensors.numpy import load as st_load_bytes
 from safetensors.numpy import save as st_save_bytes
 
 from hsad import __version__
-from hsad.errors import HsadError, ModelError
+from hsad.errors import HsadError, ModelError, ParameterError
 from hsad.io import check_regular
 from hsad.io.atomic import atomic_path
 
@@ -363,8 +363,12 @@ def _check_class(det, config: dict, path: Path) -> None:
 
 def save_model(det, path: str | os.PathLike) -> Path:
     """Write any fitted detector that a model file can hold (neural or statistics)."""
+    from hsad.detectors.base import BaseDetector
     from hsad.detectors.state import savable, save_statistics
 
+    if not isinstance(det, BaseDetector):
+        raise ParameterError(f"save_model takes a fitted detector (hsad.detectors.get(...)"
+                             f".fit(cube)), got {type(det).__name__}", path)
     if savable(det):
         return save_statistics(det, path)
     if callable(getattr(det, "_build", None)):
@@ -380,6 +384,7 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> BaseDetect
 
     ``device`` (neural models) overrides the saved ``device`` parameter.
     """
+    path = os.path.expanduser(path)  # ~ as a shell expands it
     config, tensors = read_archive(path)
     if config.get("kind") == "statistics":
         from hsad.detectors.state import restore_statistics
