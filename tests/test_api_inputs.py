@@ -345,3 +345,40 @@ def test_writers_and_readers_take_a_home_path_and_refuse_what_they_cannot_write(
     with pytest.raises(ParameterError, match="save_model takes a fitted detector"):
         save_model("rx", home / "s.hsad")
     assert sorted(p.name for p in home.iterdir()) == ["m.tif", "rx.hsad"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"texture": float("inf")}, "texture must be a finite number ≥ 0"),
+    ({"n_targets": -1}, "n_targets must be a whole number"),
+    ({"seed": -1}, "seed must be a whole number"),
+    ({"origin": "x"}, "origin must be a pair of finite numbers"),
+    ({"fraction": 0.5}, "fraction must be a pair of finite numbers"),
+    ({"rows": "32"}, "rows must be a whole number"),
+])
+def test_make_scene_refuses_what_makes_no_scene(kwargs, match):
+    """``texture=inf`` gave an all-NaN cube beside a truth of targets, ``n_targets=-1`` no
+    target, both in silence; a bad seed, origin or fraction raised numpy's errors."""
+    from hsad.synthetic import make_scene
+
+    with pytest.raises(ParameterError, match=match):
+        make_scene(**{"rows": 32, "cols": 32, "bands": 20, **kwargs})
+
+
+def test_a_margin_beyond_the_scene_is_the_scene_and_rates_are_checked():
+    """``implant(margin=1000)`` on a 48 × 48 scene dilated by a 2001² square (MemoryError);
+    ``target_report(fars=(2.0,))`` counted targets at a rate of 200 %."""
+    from hsad.outputs.targets import target_report
+    from hsad.synthetic import implant, make_scene
+
+    scene = make_scene(rows=48, cols=48, bands=20)
+    with pytest.raises(ParameterError, match="no room for 10 3x3 targets"):
+        implant(scene.cube, scene.cube.values[3, 3], margin=1000)
+    implant(scene.cube, scene.cube.values[3, 3], count=1, margin=1000)  # one: placed
+    s = np.random.default_rng(0).random((20, 20))
+    gt = np.zeros((20, 20), bool)
+    gt[3, 3] = gt[10, 10] = True
+    s[gt] = 5
+    for fars in ((-1,), (2.0,), (float("nan"),), None, ("0.1",), []):
+        with pytest.raises(ParameterError, match="false-alarm rates within"):
+            target_report(s, gt, fars=fars)
+    assert target_report(s, gt, fars=0.01).found == {0.01: 2}

@@ -61,12 +61,29 @@ class TargetReport:
                 "highest score)")
 
 
+def _rates(fars) -> tuple[float, ...]:
+    """``fars`` as false-alarm rates in (0, 1] (a number alone is one rate)."""
+    items = [fars] if isinstance(fars, (int, float, np.number)) else fars
+    try:
+        items = [] if isinstance(items, (str, bytes)) else list(items)
+        if any(isinstance(r, (str, bytes, bool, np.bool_)) for r in items):
+            raise TypeError
+        rates = tuple(float(r) for r in items)
+    except (TypeError, ValueError):
+        rates = ()
+    if not rates or not all(0.0 < r <= 1.0 for r in rates):  # NaN fails too
+        raise ParameterError(f"fars: false-alarm rates within (0, 1], got {fars!r}")
+    return rates
+
+
 def target_report(scores, gt, fars=FARS) -> TargetReport:
     """Target-level figures of ``scores`` against the ground truth ``gt`` (1 anomaly, 0
     background, NaN unlabelled). The targets are the truth's own: a target whose pixels
     hold no finite score is missed, not dropped; background pixels without a score are
     left out, as the pixel metrics leave them. A truth without a target or a scored
-    background pixel is a ParameterError."""
+    background pixel is a ParameterError, and so are false-alarm rates ``fars`` (one, or
+    several) outside (0, 1]."""
+    fars = _rates(fars)
     s = _values(scores)
     g = _values(_aligned(scores, gt), truth=True)
     if s.ndim != 2:

@@ -108,6 +108,7 @@ def _free_corners(occupied: np.ndarray, edge: int, margin: int,
     rows, cols = occupied.shape
     if edge > rows or edge > cols:
         return np.zeros((rows, cols), bool)
+    margin = min(int(margin), max(rows, cols))  # beyond the scene: the same, in its size
     grown = ndimage.binary_dilation(occupied, np.ones((2 * margin + 1,) * 2)) if margin else \
         occupied
     if blocked is not None:

@@ -175,6 +175,29 @@ def _tile(seed, tile_index, abund, var_field, illum, road, frac, material, ems, 
     return x.reshape(h, w, -1)
 
 
+def _check_arguments(*, fraction, origin, texture, variability, patch, pixel_size,
+                     **counts) -> None:
+    """ParameterError for an argument of :func:`make_scene` no scene is made of (a
+    ``texture`` of inf made every pixel NaN; ``n_targets=-1`` no target, in silence)."""
+    for name, value in counts.items():
+        if value is None and name == "n_targets":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 \
+                or value > 2**32 - 1:
+            raise ParameterError(f"{name} must be a whole number from 0 to 2**32 - 1, got "
+                                 f"{value!r}")
+    for name, pair in (("fraction", fraction), ("origin", origin)):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+                isinstance(v, (int, float, np.number)) and np.isfinite(v) for v in pair)):
+            raise ParameterError(f"{name} must be a pair of finite numbers, got {pair!r}")
+    for name, value, least in (("texture", texture, 0.0), ("variability", variability, 0.0),
+                               ("patch", patch, 0.0), ("pixel_size", pixel_size, None)):
+        if not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or (
+                value < least if least is not None else value <= 0):
+            bound = f"≥ {least:g}" if least is not None else "> 0"
+            raise ParameterError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
 def make_scene(
     rows: int = 128,
     cols: int = 128,
@@ -202,6 +225,9 @@ def make_scene(
     ``variability`` the relative amplitude of the spectral variability, ``patch`` the
     land-cover smoothness (Gaussian sigma, pixels). Same seed, same scene.
     """
+    _check_arguments(rows=rows, cols=cols, bands=bands, n_targets=n_targets, seed=seed,
+                     fraction=fraction, origin=origin, texture=texture,
+                     variability=variability, patch=patch, pixel_size=pixel_size)
     if rows < 16 or cols < 16 or bands < 3:
         raise ParameterError(f"scene too small: {rows}x{cols}x{bands} (need ≥ 16x16x3)")
     lo, hi = fraction
