@@ -382,3 +382,36 @@ def test_a_margin_beyond_the_scene_is_the_scene_and_rates_are_checked():
         with pytest.raises(ParameterError, match="false-alarm rates within"):
             target_report(s, gt, fars=fars)
     assert target_report(s, gt, fars=0.01).found == {0.01: 2}
+
+
+def test_options_of_the_wrong_kind_are_one_line_errors(tmp_path):
+    """Each raised numpy's, matplotlib's or rasterio's own error, or was taken silently:
+    ``quicklook(max_size=0)`` (ZeroDivisionError), ``plot_losses`` of strings, a complex
+    map written without its imaginary part, ``open_cube(window=(0, 0, 5, 5))``
+    (AttributeError), six bare numbers as a polygons transform (rasterio's order taken in
+    silence, GDAL's a TypeError), and ``crd``'s ``dtype=None`` (float64 in silence)."""
+    from hsad.outputs.plots import plot_losses, quicklook
+    from hsad.outputs.polygons import polygons
+    from hsad.synthetic import make_scene
+
+    cube = make_cube(np.random.default_rng(0).random((10, 10, 5)).astype(np.float32))
+    mask = np.zeros((8, 8), bool)
+    mask[2, 3] = True
+    scene = hsad.write_geotiff(np.ones((4, 4), np.float32), tmp_path / "m.tif")
+    cases = [
+        (lambda: quicklook(cube, max_size=0), "max_size must be a whole number ≥ 1"),
+        (lambda: quicklook(cube, max_size="a"), "max_size must be a whole number ≥ 1"),
+        (lambda: plot_losses({"a": ["x", "y"]}), "each loss is a list of numbers"),
+        (lambda: plot_losses({"a": [[1, 2], [3, 4]]}), "each loss is a list of numbers"),
+        (lambda: hsad.write_geotiff(np.ones((4, 4), complex), tmp_path / "c.tif"),
+         "a map holds real numbers, got complex128"),
+        (lambda: hsad.open_cube(scene, window=(0, 0, 2, 2)), "window= takes a"),
+        (lambda: polygons(mask, transform=(30, 0, 500000, 0, -30, 5100000)),
+         "transform must be an affine.Affine"),
+        (lambda: detectors.get("crd", dtype=None).fit_score(make_scene(
+            rows=16, cols=16, bands=5).cube), "crd: dtype must be float32 or float64"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ParameterError, match=match):
+            call()
+    assert not (tmp_path / "c.tif").exists()

@@ -50,7 +50,12 @@ def check_windows(method: str, inner, outer) -> tuple[int, int]:
 
 
 def check_dtype(method: str, dtype) -> np.dtype:
-    """``"float32"`` or ``"float64"`` (any spelling numpy accepts) as a numpy dtype."""
+    """``"float32"`` or ``"float64"`` (any spelling numpy accepts) as a numpy dtype; not
+    None (numpy's float64) nor a number (its own type)."""
+    named = isinstance(dtype, (str, np.dtype)) or (
+        isinstance(dtype, type) and issubclass(dtype, (np.generic, float)))
+    if not named:
+        raise ParameterError(f"{method}: dtype must be float32 or float64, got {dtype!r}")
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:

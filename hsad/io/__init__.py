@@ -233,6 +233,9 @@ def open_cube(
     may begin with ``~`` (the home folder, as a shell expands it).
     """
     path = os.path.expanduser(path)
+    if window is not None and not hasattr(window, "row_off"):
+        raise ParameterError(f"window= takes a hsad.cube.subset.Window, got {window!r}: give "
+                             "srcwin=(xoff, yoff, xsize, ysize) for a window in pixels")
     fmt = detect_format(path)
     if window is None and srcwin is None and projwin is None and projwin_crs is None:
         return _open_format(fmt, path, chunks, key, apply_scale, None)

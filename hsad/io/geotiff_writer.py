@@ -327,6 +327,11 @@ def _map_and_georef(map_, like):
         map_ = map_.transpose("y", "x")
     if np.ndim(map_) != 2:
         raise ParameterError(f"a map must be 2-D (y, x), got shape {np.shape(map_)}")
+    kind = getattr(map_, "dtype", None)
+    kind = np.dtype(kind if kind is not None else np.asarray(map_).dtype)
+    if kind.kind not in "biuf":
+        raise ParameterError(f"a map holds real numbers, got {kind} (a complex map's "
+                             "imaginary part would be lost)")
     if like is not None and tuple(np.shape(map_)) != tuple(like.shape[:2]):
         raise ParameterError(f"map shape {np.shape(map_)} does not match like's "
                              f"{tuple(like.shape[:2])}")

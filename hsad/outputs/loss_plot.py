@@ -26,7 +26,12 @@ def plot_losses(
     if not isinstance(history, Mapping):
         raise ParameterError(f"plot_losses takes a fitted detector's history_ or a mapping "
                              f"of loss name to values, got {type(history).__name__}")
-    series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if len(v)}
+    try:
+        series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if len(v)}
+    except (TypeError, ValueError):
+        series = None
+    if series is None or any(v.ndim != 1 for v in series.values()):
+        raise ParameterError("plot_losses: each loss is a list of numbers, one an epoch")
     if not series:
         raise ParameterError("no loss values to plot")
     panels = {name: (int(first), [n for n in names if n in series])

@@ -62,6 +62,9 @@ def _georef(mask, transform: Affine | None):
     """``(affine, to_ground)``: the transform regions are traced through, and for a map
     placed by GCPs or RPCs only, the mapping of the traced pixel frame to the ground."""
     if transform is not None:
+        if not isinstance(transform, Affine):  # six bare numbers: rasterio's or GDAL's order?
+            raise ParameterError(f"transform must be an affine.Affine (Affine(a, b, c, d, e, "
+                                 f"f), or Affine.from_gdal(*geotransform)), got {transform!r}")
         return transform, None
     if getattr(mask, "rio", None) is None:
         return vector_frame(Affine.identity(), None), None

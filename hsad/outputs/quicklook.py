@@ -226,6 +226,10 @@ def quicklook(
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
+    for name, value in (("max_size", max_size), ("dpi", dpi)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ParameterError(f"quicklook: {name} must be a whole number ≥ 1, got "
+                                 f"{value!r}")
     cube = as_cube(cube)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     extent, (xlabel, ylabel) = _extent(cube, rows, cols)
