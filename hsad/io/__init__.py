@@ -229,10 +229,13 @@ def open_cube(
     yoff, xsize, ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default
     the file's CRS; for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
     as ``gdal_translate`` cuts it (:mod:`hsad.cube.subset`; ``window``: a
-    :class:`hsad.cube.subset.Window` already computed), and read only its pixels. A path
-    may begin with ``~`` (the home folder, as a shell expands it).
+    :class:`hsad.cube.subset.Window` already computed), and read only its pixels.
     """
-    path = os.path.expanduser(path)
+    from hsad.io.atomic import unexpanded_home
+
+    if (home := unexpanded_home(path)) is not None:
+        raise FileFormatError(f"no such file: {home!r} is expanded by a shell, not by Python "
+                              "(give the full path, os.path.expanduser)", path)
     if window is not None and not hasattr(window, "row_off"):
         raise ParameterError(f"window= takes a hsad.cube.subset.Window, got {window!r}: give "
                              "srcwin=(xoff, yoff, xsize, ysize) for a window in pixels")

@@ -254,11 +254,24 @@ def _place(tmp: Path, target: Path) -> None:
     _record(target, st)
 
 
+def unexpanded_home(path: str | os.PathLike) -> str | None:
+    """The leading ``~`` or ``~user`` of ``path`` where no folder of that name exists here:
+    a home folder Python does not expand (a shell does), else None."""
+    parts = Path(path).parts
+    if parts and parts[0].startswith("~") and not os.path.exists(parts[0]):
+        return parts[0]
+    return None
+
+
 class _Temp:
     """A locked temporary file for ``target``: placed onto it, or discarded."""
 
     def __init__(self, path: str | os.PathLike, suffix: str | None = None):
-        self.target = Path(path).expanduser()  # ~ as a shell expands it: no ./~ folder
+        self.target = Path(path)
+        if (home := unexpanded_home(path)) is not None:  # no ./~ folder made in silence
+            raise OutputError(f"begins with {home!r}, which only a shell expands: a folder "
+                              "named so would be made here; give the full path "
+                              "(os.path.expanduser)", self.target)
         if self.target.is_symlink() and self.target.is_file():
             # a link to a file is written through, as `cp` and a shell's `>` write: the
             # file it names is replaced, the link stays; never a file of another kind (a
@@ -417,4 +430,4 @@ __getattr__ = moved_names(__name__, MOVED)
 
 __all__ = [*MOVED, "FULL", "HOST", "JOURNALS", "QUIET_LIBTIFF", "STALE_SIDECARS", "SUFFIX_MAX",
            "atomic_path", "atomic_paths", "disk_full", "keep_existing", "quiet_libtiff",
-           "remove_stale", "remove_temp", "temp_file", "write_failure"]
+           "remove_stale", "remove_temp", "temp_file", "unexpanded_home", "write_failure"]
