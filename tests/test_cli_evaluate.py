@@ -823,3 +823,32 @@ def test_the_truths_own_mat_variable_among_the_maps_is_refused(files, tmp_path, 
     code, _, err = run_cli(["evaluate", both, "--scores-key", "scores", "--truth", both],
                            capsys)
     assert code == 0, err
+
+
+def test_64_bit_integer_map_files_are_ranked_exactly_and_peaks_kept(tmp_path, capsys):
+    """The last round ranked 64-bit integers beyond 2**53 exactly in ``evaluate()`` only:
+    ``hsad evaluate`` of the same Int64 GeoTIFF read it through float64 (AUC 0.5, the
+    τ-areas 0, in silence), and ``target_report`` gave the shifted peaks (1000 for
+    2**60 + 1000)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from hsad.outputs.targets import target_report
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((32, 32), np.uint8)
+    truth[5:8, 5:8] = 1
+    scores = np.full((32, 32), 2**60, np.int64) + rng.integers(0, 50, (32, 32))
+    scores[truth == 1] = 2**60 + 51  # one above the background's top: float64 ties them
+    profile = dict(driver="GTiff", height=32, width=32, count=1, crs="EPSG:32633",
+                   transform=from_origin(0, 32, 1, 1))
+    with rasterio.open(tmp_path / "s.tif", "w", dtype="int64", **profile) as dst:
+        dst.write(scores, 1)
+    with rasterio.open(tmp_path / "gt.tif", "w", dtype="uint8", **profile) as dst:
+        dst.write(truth, 1)
+    code, out, err = run_cli(["evaluate", tmp_path / "s.tif", "--truth", tmp_path / "gt.tif",
+                              "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["auc_df"] == 1.0 == evaluate(scores, truth).auc_df
+    peak = target_report(scores, truth).targets[0]["peak"]
+    assert peak == pytest.approx(2.0**60, rel=1e-12)

@@ -35,7 +35,9 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
                      what: str = "score map", exact32: bool = False, fit=None,
                      truth: bool = False) -> tuple[np.ndarray, xr.DataArray]:
     """Band 1 of a raster as float64 with NaN on nodata, and the one-band cube (georef);
-    a score map's infinite pixels are nodata too, with a warning. ``exact32``: as float32,
+    a score map's infinite pixels are nodata too, with a warning, and its 64-bit integers
+    beyond 2**53 are shifted by their minimum first, so that float64 ties none of them
+    (:func:`hsad.outputs.metric_inputs.exact_integers`). ``exact32``: as float32,
     in half the memory, when that holds its values exactly (a float32 or float16 file,
     integers of up to 16 bits, bool). ``fit``: called on the lazy one-band cube before any
     pixel is read, to cut it or refuse it (its size against the scene's). ``truth``: a
@@ -59,8 +61,15 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
         cube = cube.copy(deep=False)
         cube.attrs = {**cube.attrs, "nodata": None}
     band = cube.isel(band=0)
-    values = np.asarray(band.values, dtype=np.float32 if exact32 and _exact_in_float32(
-        band.dtype) else np.float64)
+    raw = np.asarray(band.values)
+    if what == "score map" and raw.dtype.kind in "iu" and raw.dtype.itemsize == 8:
+        from hsad.outputs.metric_inputs import exact_integers
+
+        shifted = exact_integers(raw, cube.attrs.get("nodata"))  # 64-bit, beyond 2**53
+        if shifted is not None:
+            raw = shifted
+    values = np.asarray(raw, dtype=np.float32 if exact32 and _exact_in_float32(
+        raw.dtype) else np.float64)
     if what == "score map" and (infinite := int(np.isinf(values).sum())):
         warnings.warn(f"{os.fspath(path)}: {infinite} pixels score ±inf: left out as nodata "
                       "(write them as a finite score to rank them)", UserWarning, stacklevel=2)

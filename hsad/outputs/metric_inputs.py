@@ -47,18 +47,27 @@ def without_nodata(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return out
 
 
+def integer_shift(values: np.ndarray, nodata: float | None):
+    """The minimum that :func:`exact_integers` shifts 64-bit integer scores by (those beyond
+    2**53, which float64 would tie), or None where they are converted as they are."""
+    if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
+        return None
+    kept = values if nodata is None else values[values != nodata]
+    if not kept.size or max(abs(int(kept.min())), abs(int(kept.max()))) <= 2**53:
+        return None
+    return kept.min()
+
+
 def exact_integers(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
     """64-bit integer scores beyond 2**53 as float64 without the ties that converting them
     would make: shifted by their minimum first (every metric is shift-invariant), NaN where
     they hold ``nodata``; a warning where their range itself is wider than 2**53. None for
     any other map (converted as it is)."""
-    if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
+    lo = integer_shift(values, nodata)
+    if lo is None:
         return None
     hit = None if nodata is None else values == nodata
-    kept = values if hit is None else values[~hit]
-    if not kept.size or max(abs(int(kept.min())), abs(int(kept.max()))) <= 2**53:
-        return None
-    lo, span = kept.min(), int(kept.max()) - int(kept.min())
+    span = int(values[~hit].max() if hit is not None else values.max()) - int(lo)
     if span > 2**53:
         warnings.warn(f"integer scores span {span:.3g}, beyond 2**53: neighbouring values "
                       "tie in the float64 the metrics compute in", UserWarning, stacklevel=4)

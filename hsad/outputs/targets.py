@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from hsad.errors import ParameterError
+from hsad.outputs.metric_inputs import declared_nodata, integer_shift
 from hsad.outputs.metrics import _aligned, _check_same_place, _labels, _values
 
 #: the false-alarm rates at which targets are counted
@@ -85,6 +86,9 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
     several) outside (0, 1]."""
     fars = _rates(fars)
     s = _values(scores)
+    raw = getattr(scores, "values", scores)  # the peaks in the map's own values, unshifted
+    shift = integer_shift(np.asarray(raw), declared_nodata(scores)) if isinstance(
+        raw, np.ndarray) else None
     g = _values(_aligned(scores, gt), truth=True)
     if s.ndim != 2:
         raise ParameterError(f"a score map is a (rows, cols) map, got shape {s.shape}")
@@ -119,7 +123,8 @@ def target_report(scores, gt, fars=FARS) -> TargetReport:
     far = beaten / background.size
     auc = float(np.mean((below + 0.5 * ties) / background.size))
     targets = [{"id": int(i), "pixels": int(p), "row": round(float(r), 2),
-                "col": round(float(c), 2), "peak": float(v) if np.isfinite(v) else None,
+                "col": round(float(c), 2),
+                "peak": (float(v) + float(shift or 0)) if np.isfinite(v) else None,
                 "far": float(f)}
                for i, p, (r, c), v, f in zip(ids, pixels, centres, peak, far, strict=True)]
     return TargetReport(int(n), int(np.sum(~np.isfinite(peak))), int(background.size),
