@@ -410,8 +410,8 @@ def test_options_of_the_wrong_kind_are_one_line_errors(tmp_path):
     mask[2, 3] = True
     scene = hsad.write_geotiff(np.ones((4, 4), np.float32), tmp_path / "m.tif")
     cases = [
-        (lambda: quicklook(cube, max_size=0), "max_size must be a whole number ≥ 1"),
-        (lambda: quicklook(cube, max_size="a"), "max_size must be a whole number ≥ 1"),
+        (lambda: quicklook(cube, max_size=0), "max_size must be a number ≥ 1"),
+        (lambda: quicklook(cube, max_size="a"), "max_size must be a number ≥ 1"),
         (lambda: plot_losses({"a": ["x", "y"]}), "each loss is a list of numbers"),
         (lambda: plot_losses({"a": [[1, 2], [3, 4]]}), "each loss is a list of numbers"),
         (lambda: hsad.write_geotiff(np.ones((4, 4), complex), tmp_path / "c.tif"),
@@ -426,3 +426,46 @@ def test_options_of_the_wrong_kind_are_one_line_errors(tmp_path):
         with pytest.raises(ParameterError, match=match):
             call()
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_siblings_of_the_fixed_readers_and_writers_behave_alike(tmp_path):
+    """What the last fixes left in sibling code: placeholder wavelengths (all 0) from a
+    GeoTIFF or a MAT file were kept, where the ENVI reader now takes them as unknown; a
+    quicklook drew an ``("x", "y")`` map transposed, where ``evaluate`` reads it by name;
+    ``write_geotiff_cube(nodata="x")`` was numpy's ValueError; ``make_scene(noise=inf)`` an
+    all-NaN cube, and NumPy pairs for ``origin``/``fraction`` were refused."""
+    import rasterio
+    import scipy.io as sio
+    import xarray as xr
+    from rasterio.transform import from_origin
+
+    from hsad.io.geotiff_writer import write_geotiff_cube
+    from hsad.outputs.plots import quicklook
+    from hsad.synthetic import make_scene
+
+    data = np.random.default_rng(0).random((5, 8, 8)).astype(np.float32)
+    with rasterio.open(tmp_path / "g.tif", "w", driver="GTiff", height=8, width=8, count=5,
+                       dtype="float32", transform=from_origin(0, 8, 1, 1),
+                       crs="EPSG:32633") as dst:
+        dst.write(data)
+        for b in range(1, 6):
+            dst.update_tags(b, wavelength="0", wavelength_units="Nanometers")
+    sio.savemat(tmp_path / "m.mat", {"data": data.transpose(1, 2, 0).astype(np.float64),
+                                     "wavelength": np.zeros((1, 5))})
+    for name in ("g.tif", "m.mat"):
+        with pytest.warns(UserWarning, match="every band the same value \\(0\\), a placeholder"):
+            cube = hsad.open_cube(tmp_path / name)
+        assert np.isnan(cube["wavelength"].values).all()
+    cube = make_cube(np.random.default_rng(1).random((30, 20, 3)).astype(np.float32))
+    score = np.zeros((30, 20))
+    score[25, 2] = 9.0
+    by_name = xr.DataArray(score, dims=("y", "x")).transpose("x", "y")
+    drawn = [quicklook(cube, m).axes[1].images[0].get_array() for m in (score, by_name)]
+    np.testing.assert_array_equal(drawn[0], drawn[1])
+    with pytest.raises(ParameterError, match="nodata= takes a number"):
+        write_geotiff_cube(cube, tmp_path / "c.tif", nodata="x")
+    with pytest.raises(ParameterError, match="noise must be a finite standard deviation"):
+        make_scene(rows=32, cols=32, bands=20, noise=float("inf"))
+    scene = make_scene(rows=32, cols=32, bands=20, origin=np.array([5e5, 5.1e6]),
+                       fraction=np.array([0.1, 0.5]), seed=2**40)
+    assert np.isfinite(scene.cube.values).all()

@@ -378,23 +378,26 @@ def test_a_utf8_bom_before_a_latin1_header_is_read(tmp_path):
     np.testing.assert_allclose(open_envi(data)["wavelength"].values, [400, 500])
 
 
-@pytest.mark.parametrize("before, said", [(b"\xef\xbb\xbf", "a UTF-8 byte-order mark"),
-                                          (b"\n\n", "blank lines or spaces"),
-                                          (b"  ", "blank lines or spaces")])
+@pytest.mark.parametrize("before, said", [
+    (b"\xef\xbb\xbf", "a UTF-8 byte-order mark before 'ENVI'"),
+    (b"\n\n", "blank lines or spaces before 'ENVI'"),
+    (b"  ", "blank lines or spaces before 'ENVI'"),
+    (None, "a first line of 'envi', not 'ENVI'")])
 def test_a_header_gdal_does_not_open_is_read_with_a_warning(tmp_path, before, said):
-    """A BOM or blank lines before 'ENVI' were read without a word, where GDAL (which checks
-    the first four bytes) and QGIS do not open the file at all."""
+    """A BOM, blank lines before 'ENVI' or 'envi' in lower case were read without a word,
+    where GDAL (which checks the first four bytes, exactly) and QGIS do not open the file."""
     import rasterio
 
     data, hdr = write_raw(tmp_path, "w.img", _cube("u1", (2, 2, 2)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         open_envi(data)  # "ENVI" first: no warning
-    hdr.write_bytes(before + hdr.read_bytes())
+    text = hdr.read_bytes()
+    hdr.write_bytes(b"envi" + text[4:] if before is None else before + text)
     with pytest.raises(rasterio.errors.RasterioIOError):
         rasterio.open(data)
-    with pytest.warns(UserWarning, match=f"{said} before 'ENVI': hsad reads the header, but "
-                                         "GDAL and QGIS do not open the file"):
+    with pytest.warns(UserWarning, match=f"{said}: hsad reads the header, but GDAL and QGIS "
+                                         "do not open the file"):
         got = open_envi(data)
     np.testing.assert_array_equal(got.values, _cube("u1", (2, 2, 2)))
 

@@ -178,6 +178,22 @@ def unmasked(array):
     return array
 
 
+def _placed(wavelength, source_path):
+    """``wavelength`` unless it places no band (all one value: a placeholder, with a
+    warning; all NaN), as every reader's cube takes it (:func:`hsad.io.wavelength_units.
+    placeholder_wavelengths`)."""
+    if wavelength is None:
+        return None
+    from hsad.io.wavelength_units import placeholder_wavelengths
+
+    try:
+        values = np.asarray(wavelength, dtype=np.float64)
+    except (TypeError, ValueError):
+        return wavelength  # _band_coord names what is wrong
+    return placeholder_wavelengths(values.ravel(), source_path or "cube") \
+        if values.ndim == 1 else wavelength
+
+
 def make_cube(
     data,
     *,
@@ -218,7 +234,8 @@ def make_cube(
         "y": y,
         "x": x,
         "band": np.arange(1, bands + 1),
-        "wavelength": ("band", _band_coord(wavelength, bands, "wavelength", np.float64)),
+        "wavelength": ("band", _band_coord(_placed(wavelength, source_path), bands,
+                                           "wavelength", np.float64)),
         "fwhm": ("band", _band_coord(fwhm, bands, "fwhm", np.float64)),
         "good_band": ("band", _band_coord(good_band, bands, "bbl", bool)),
     }

@@ -32,6 +32,7 @@ from hsad.io.envi_gdal_view import (
 )
 from hsad.io.wavelength_units import (
     fwhm_scale,
+    placeholder_wavelengths,
     plausible_nm,
     unit_scale,
     wavelength_scale,
@@ -261,13 +262,17 @@ def _check_gdal_layout(raw: dict, gdal: dict, text: str, path) -> None:
 
 def _check_gdal_opens(raw_bytes: bytes, path) -> None:
     """Warn when the file does not begin with ``ENVI`` (a UTF-8 byte-order mark, blank lines
-    or spaces before it): hsad reads it, but GDAL checks the first four bytes, so GDAL and
-    QGIS do not open the file."""
-    if raw_bytes[:4].upper() != b"ENVI":
-        before = "a UTF-8 byte-order mark" if raw_bytes.startswith(b"\xef\xbb\xbf") else \
-            "blank lines or spaces"
-        warnings.warn(f"{path}: {before} before 'ENVI': hsad reads the header, but GDAL and "
-                      "QGIS do not open the file (remove them)", UserWarning, stacklevel=3)
+    or spaces before it, ``envi`` in lower case): hsad reads it, but GDAL checks the first
+    four bytes, so GDAL and QGIS do not open the file."""
+    if raw_bytes[:4] != b"ENVI":  # GDAL's test is exact: 'envi' fails it too
+        if raw_bytes.startswith(b"\xef\xbb\xbf"):
+            what = "a UTF-8 byte-order mark before 'ENVI'"
+        elif raw_bytes.lstrip()[:4].upper() == b"ENVI" and raw_bytes[:1].isspace():
+            what = "blank lines or spaces before 'ENVI'"
+        else:
+            what = f"a first line of {raw_bytes[:4].decode('latin-1')!r}, not 'ENVI'"
+        warnings.warn(f"{path}: {what}: hsad reads the header, but GDAL and QGIS do not open "
+                      "the file (correct it)", UserWarning, stacklevel=3)
 
 
 def _int(raw: dict, key: str, path, default: int | None = None, minimum: int = 0) -> int:
@@ -463,20 +468,6 @@ def _check_units(units: str | None, values: np.ndarray, factor: float | None, pa
                   UserWarning, stacklevel=4)
 
 
-def _placeholder_wavelengths(wl: np.ndarray | None, path) -> np.ndarray | None:
-    """None for a ``wavelength`` list that places no band: all NaN, or one value for every
-    band of several (``{0, 0, …}``, a writer's placeholder, which would pair every band with
-    every other by wavelength); the latter with a warning."""
-    if wl is None or not np.isfinite(wl).any():
-        return None
-    if wl.size > 1 and np.isfinite(wl).all() and np.all(wl == wl[0]):
-        warnings.warn(f"{path}: 'wavelength' gives every band the same value ({wl[0]:g}), "
-                      "a placeholder; the wavelengths are taken as unknown", UserWarning,
-                      stacklevel=4)
-        return None
-    return wl
-
-
 def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     """Fill wavelength/fwhm (nm), good_band and band_names from the header."""
     n = hdr.samples if hdr.is_spectral_library else hdr.bands
@@ -486,7 +477,7 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     fwhm_factor = wl = None
     if "wavelength" in raw:
         wl = _per_band(_optional_floats(raw, "wavelength", p), n, "wavelength", p)
-        wl = _placeholder_wavelengths(wl, p)
+        wl = placeholder_wavelengths(wl, p)
         if wl is not None:
             fwhm_factor = wavelength_scale(hdr.wavelength_units, wl)
             hdr.wavelength = None if fwhm_factor is None else wl * fwhm_factor

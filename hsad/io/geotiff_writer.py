@@ -455,6 +455,7 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     """
     if interleave not in ("band", "pixel"):
         raise ParameterError(f"GeoTIFF interleave must be 'band' or 'pixel', got {interleave!r}")
+    _check_options(path, nodata=nodata)
     if dtype is not None:
         cube = cast_cube(cube, dtype)
     out_dtype = cube.dtype

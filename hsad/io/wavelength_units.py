@@ -5,6 +5,7 @@ wavelengths written in band names. Every reader uses them (ENVI, GeoTIFF, MAT, N
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
@@ -83,5 +84,23 @@ def plausible_nm(values_nm: np.ndarray) -> bool:
     return bool(((values_nm >= PLAUSIBLE_NM[0]) & (values_nm <= PLAUSIBLE_NM[1])).any())
 
 
-__all__ = ["PLAUSIBLE_NM", "fwhm_scale", "plausible_nm", "unit_scale", "wavelength_scale",
+def placeholder_wavelengths(wl, where) -> np.ndarray | None:
+    """None for a wavelength list that places no band: all NaN, or one value for every band
+    of several (``{0, 0, …}``, a writer's placeholder, which would pair every band with
+    every other by wavelength), the latter with a warning naming ``where``; else ``wl``."""
+    if wl is None:
+        return None
+    wl = np.asarray(wl, dtype=np.float64)
+    if not np.isfinite(wl).any():
+        return None
+    if wl.size > 1 and np.isfinite(wl).all() and np.all(wl == wl.flat[0]):
+        warnings.warn(f"{where}: 'wavelength' gives every band the same value "
+                      f"({wl.flat[0]:g}), a placeholder; the wavelengths are taken as "
+                      "unknown", UserWarning, stacklevel=3)
+        return None
+    return wl
+
+
+__all__ = ["PLAUSIBLE_NM", "fwhm_scale", "placeholder_wavelengths", "plausible_nm", "unit_scale",
+           "wavelength_scale",
            "wavelengths_from_band_names"]

@@ -162,7 +162,12 @@ def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _values(a) -> np.ndarray:
-    return np.asarray(a.values if isinstance(a, xr.DataArray) else a)
+    """A map's values, rows first: a DataArray with ``x`` before ``y`` is read by name."""
+    if isinstance(a, xr.DataArray):
+        if {"y", "x"} <= set(a.dims) and a.dims.index("x") < a.dims.index("y"):
+            a = a.transpose(..., "y", "x")
+        return np.asarray(a.values)
+    return np.asarray(a)
 
 
 def _extent(cube: xr.DataArray, rows: int, cols: int):
@@ -227,9 +232,9 @@ def quicklook(
     from matplotlib.ticker import MaxNLocator
 
     for name, value in (("max_size", max_size), ("dpi", dpi)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ParameterError(f"quicklook: {name} must be a whole number ≥ 1, got "
-                                 f"{value!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)) or not 1 <= value < np.inf:
+            raise ParameterError(f"quicklook: {name} must be a number ≥ 1, got {value!r}")
     cube = as_cube(cube)
     rows, cols = cube.sizes["y"], cube.sizes["x"]
     extent, (xlabel, ylabel) = _extent(cube, rows, cols)

@@ -183,12 +183,14 @@ def _check_arguments(*, fraction, origin, texture, variability, patch, pixel_siz
         if value is None and name == "n_targets":
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 \
-                or value > 2**32 - 1:
-            raise ParameterError(f"{name} must be a whole number from 0 to 2**32 - 1, got "
-                                 f"{value!r}")
+                or (value > 2**32 - 1 and name != "seed"):  # NumPy takes any seed ≥ 0
+            bound = "≥ 0" if name == "seed" else "from 0 to 2**32 - 1"
+            raise ParameterError(f"{name} must be a whole number {bound}, got {value!r}")
     for name, pair in (("fraction", fraction), ("origin", origin)):
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
-                isinstance(v, (int, float, np.number)) and np.isfinite(v) for v in pair)):
+        values = np.asarray(pair, dtype=object).ravel() if not isinstance(pair, str) else ()
+        if not (len(values) == 2 and np.ndim(pair) == 1 and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                and np.isfinite(v) for v in values)):
             raise ParameterError(f"{name} must be a pair of finite numbers, got {pair!r}")
     for name, value, least in (("texture", texture, 0.0), ("variability", variability, 0.0),
                                ("patch", patch, 0.0), ("pixel_size", pixel_size, None)):
@@ -235,8 +237,8 @@ def make_scene(
         raise ParameterError(f"target fractions must satisfy 0 < low ≤ high ≤ 1, got {fraction}")
     if not 0 <= noise_rho < 1:
         raise ParameterError(f"noise_rho must be in [0, 1), got {noise_rho}")
-    if not noise >= 0:
-        raise ParameterError(f"noise must be a standard deviation ≥ 0, got {noise}")
+    if not 0 <= noise < np.inf:  # inf made every pixel NaN
+        raise ParameterError(f"noise must be a finite standard deviation ≥ 0, got {noise}")
     asked = n_targets is not None  # the default: as many of its count as fit, one at least
     if n_targets is None:
         n_targets = max(3, round(20 * rows * cols / 128**2))
