@@ -2,7 +2,8 @@
 
 One table per figure (AUC(D,F), AUC(F,τ), SNPR, seconds): scenes as rows, methods (and
 stage maps, ``hadgan:d_ss``) as columns, with the mean over the scenes. Several CSVs are
-read as one (a scene and method given twice: the first CSV's row); ``--methods`` keeps and
+read as one (a scene and method given twice: the first CSV's row, with a warning where
+their AUCs differ; methods over different scenes warn too); ``--methods`` keeps and
 orders the columns; ``--plot`` also draws them (``hsad benchmark --plot``'s picture).
 
     .venv/bin/python benchmarks/csv_tables.py docs/benchmarks_hadgan.csv
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 
 from hsad.outputs.benchmark import Row, to_markdown
 
@@ -26,20 +28,33 @@ FIGURES = ("auc_df", "auc_ft", "auc_dt", "snpr_db", "seconds")
 
 def read_rows(paths: list[str], methods: list[str] | None = None) -> list[Row]:
     """The rows of every CSV (its methods in ``methods``' order when given); a scene and
-    method that an earlier CSV holds already keeps that row."""
-    rows, seen = [], set()
+    method that an earlier CSV holds already keeps that row, with a warning where the later
+    row's AUC differs (runs of other settings: a CSV records none) and where the methods
+    kept cover different scenes (their means are then over different scenes)."""
+    rows, seen = [], {}
     for path in paths:
         with open(path, newline="") as fh:
             for r in csv.DictReader(line for line in fh if not line.startswith("#")):
-                if (r["scene"], r["method"]) not in seen:
-                    seen.add((r["scene"], r["method"]))
+                key = (r["scene"], r["method"])
+                if key not in seen:
+                    seen[key] = (path, float(r["auc_df"]))
                     rows.append(Row(r["scene"], r["method"], *(float(r[k]) for k in FIGURES)))
+                elif float(r["auc_df"]) != seen[key][1]:
+                    print(f"warning: {path}: {key[1]} on {key[0]} scores AUC(D,F) "
+                          f"{float(r['auc_df']):.4f}, {seen[key][0]} {seen[key][1]:.4f} (runs "
+                          "of other settings?); the first is kept", file=sys.stderr)
     if methods:
         order = {m: i for i, m in enumerate(methods)}
         missing = set(methods) - {r.method for r in rows}
         if missing:
             raise SystemExit(f"error: no rows for {', '.join(sorted(missing))}")
         rows = sorted((r for r in rows if r.method in order), key=lambda r: order[r.method])
+    scenes = {m: {r.scene for r in rows if r.method == m} for m in dict.fromkeys(
+        r.method for r in rows)}
+    if len({frozenset(v) for v in scenes.values()}) > 1:
+        print("warning: the methods cover different scenes, so their means are over different "
+              "scenes (" + ", ".join(f"{m}: {len(v)}" for m, v in scenes.items()) + ")",
+              file=sys.stderr)
     return rows
 
 

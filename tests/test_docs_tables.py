@@ -118,3 +118,24 @@ def test_the_held_out_summary_refuses_a_map_scored_on_fewer_scenes(tmp_path):
                               capture_output=True, text=True)
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.strip() == "error: not scored on the 7 scenes of rx: crd"
+
+
+def test_rows_of_other_runs_and_means_over_other_scenes_are_said(tmp_path):
+    """Two CSVs of other seeds gave the same scene and method two AUCs, and the tables
+    showed whichever CSV came first without a word; methods run on different scenes were
+    averaged side by side in one bold mean row."""
+    head = "scene,method,auc_df,auc_ft,auc_dt,snpr_db,seconds\n"
+    (tmp_path / "a.csv").write_text(head + "s1,rx,0.9,0.1,0.5,3,1\ns2,rx,0.8,0.1,0.5,3,1\n"
+                                    "s1,hadgan,0.95,0.1,0.5,3,9\n")
+    (tmp_path / "b.csv").write_text(head + "s1,hadgan,0.97,0.1,0.5,3,9\n")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "csv_tables.py"),
+                           str(tmp_path / "a.csv"), str(tmp_path / "b.csv")],
+                          capture_output=True, text=True, check=True)
+    assert "hadgan on s1 scores AUC(D,F) 0.9700" in done.stderr and "0.9500" in done.stderr
+    assert "their means are over different scenes (rx: 2, hadgan: 1)" in done.stderr
+    assert "| s1 | 0.9000 | 0.9500 |" in done.stdout  # the first CSV's row kept
+    docs = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "csv_tables.py"),
+                           "docs/benchmarks_classic.csv", "docs/benchmarks_aed.csv",
+                           "docs/benchmarks_hadgan.csv", "docs/benchmarks_fanogan.csv"],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    assert docs.stderr == ""  # the docs' own CSVs agree and cover one set of scenes
