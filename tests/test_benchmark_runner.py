@@ -128,6 +128,9 @@ def test_repeats_run_once_and_a_file_named_like_a_benchmark_keeps_its_path(tmp_p
     sio.savemat(own, {"img": cube, "gt": gt})
     rows = run(["rx", "rx"], [str(own), str(own)])
     assert [(r.scene, r.method) for r in rows] == [(str(own), "rx")]
+    mean = tmp_path / "mean.mat"  # its stem would read as the mean row of tables and picture
+    sio.savemat(mean, {"img": cube, "gt": gt})
+    assert [r.scene for r in run(["rx"], [str(mean)])] == [str(mean)]
 
 
 def test_unlabelled_truth_pixels_are_left_out_as_evaluate_leaves_them(tmp_path, capsys):

@@ -61,7 +61,8 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
     loads, its ground truth is found and has anomaly and background pixels. A scene given
     twice (by name and by its file, or by two spellings of one path) is kept once. Each
     gets a distinct row name: its benchmark name, or the file's stem, or, where that is
-    taken (or is a benchmark scene's name), its path as given, then its full path.
+    taken (or is a benchmark scene's name, or reads as a mean row: ``mean.mat``), its path
+    as given, then its full path.
 
     Raises the first problem found (:class:`~hsad.errors.HsadError`), naming the file.
     Each scene is loaded here and again when it runs: reading it twice (a second or so
@@ -89,8 +90,8 @@ def check_scenes(entries: Iterable[str]) -> list[Scene]:
         name = cube.attrs["dataset"]
         # a Latin-1 file name: its odd bytes \xfc in the tables (compared so, too)
         for candidate in (name, str(entry), file):
-            if printable(candidate) not in taken and (candidate == entry or
-                                                      candidate not in datasets.names(None)):
+            if printable(candidate) not in taken and not _mean_label(candidate) and (
+                    candidate == entry or candidate not in datasets.names(None)):
                 name = candidate
                 break
         else:
@@ -214,6 +215,11 @@ def _groups(scenes: list[str]) -> dict[str, list[str]]:
 
 #: the label of the mean over every scene of a run (tables and picture)
 MEAN_ROW = "mean"
+
+
+def _mean_label(name: str) -> bool:
+    """Whether a scene named ``name`` would read as a mean row (``mean.mat``'s stem)."""
+    return name == MEAN_ROW or name.startswith(f"{MEAN_ROW}, ")
 
 
 def mean_rows(scenes: list[str]) -> list[tuple[str, list[str]]]:
