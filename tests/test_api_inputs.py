@@ -340,6 +340,8 @@ def test_writers_and_readers_take_a_home_path_and_refuse_what_they_cannot_write(
         hsad.open_cube("~/m.tif")
     with pytest.raises(ModelError, match="'~' is expanded by a shell, not by Python"):
         load_model("~/rx.hsad")
+    hsad.write_geotiff(scores, "~draft.tif")  # a file's own name: written, here
+    assert (work / "~draft.tif").is_file()
     (work / "~").mkdir()  # a folder really named so
     hsad.write_geotiff(scores, "~/m.tif")
     np.testing.assert_array_equal(hsad.open_cube("~/m.tif").values[:, :, 0], scores.values)

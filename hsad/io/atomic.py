@@ -255,10 +255,11 @@ def _place(tmp: Path, target: Path) -> None:
 
 
 def unexpanded_home(path: str | os.PathLike) -> str | None:
-    """The leading ``~`` or ``~user`` of ``path`` where no folder of that name exists here:
-    a home folder Python does not expand (a shell does), else None."""
+    """The leading folder ``~`` or ``~user`` of ``path`` where no folder of that name exists
+    here: a home folder Python does not expand (a shell does), else None. A file named
+    ``~draft.tif`` is a file's name, not a home folder."""
     parts = Path(path).parts
-    if parts and parts[0].startswith("~") and not os.path.exists(parts[0]):
+    if len(parts) > 1 and parts[0].startswith("~") and not os.path.exists(parts[0]):
         return parts[0]
     return None
 
