@@ -29,8 +29,7 @@ FIGURES = ("auc_df", "auc_ft", "auc_dt", "snpr_db", "seconds")
 def read_rows(paths: list[str], methods: list[str] | None = None) -> list[Row]:
     """The rows of every CSV (its methods in ``methods``' order when given); a scene and
     method that an earlier CSV holds already keeps that row, with a warning where the later
-    row's AUC differs (runs of other settings: a CSV records none) and where the methods
-    kept cover different scenes (their means are then over different scenes)."""
+    row's AUC differs at 4 decimals (runs of other settings: a CSV records none)."""
     rows, seen = [], {}
     for path in paths:
         with open(path, newline="") as fh:
@@ -39,7 +38,7 @@ def read_rows(paths: list[str], methods: list[str] | None = None) -> list[Row]:
                 if key not in seen:
                     seen[key] = (path, float(r["auc_df"]))
                     rows.append(Row(r["scene"], r["method"], *(float(r[k]) for k in FIGURES)))
-                elif float(r["auc_df"]) != seen[key][1]:
+                elif abs(float(r["auc_df"]) - seen[key][1]) >= 5e-5:  # seen at 4 decimals
                     print(f"warning: {path}: {key[1]} on {key[0]} scores AUC(D,F) "
                           f"{float(r['auc_df']):.4f}, {seen[key][0]} {seen[key][1]:.4f} (runs "
                           "of other settings?); the first is kept", file=sys.stderr)
@@ -49,13 +48,18 @@ def read_rows(paths: list[str], methods: list[str] | None = None) -> list[Row]:
         if missing:
             raise SystemExit(f"error: no rows for {', '.join(sorted(missing))}")
         rows = sorted((r for r in rows if r.method in order), key=lambda r: order[r.method])
+    return rows
+
+
+def warn_other_scenes(rows: list[Row]) -> None:
+    """Warn when the methods cover different scenes: their means are then over different
+    scenes, side by side in one row."""
     scenes = {m: {r.scene for r in rows if r.method == m} for m in dict.fromkeys(
         r.method for r in rows)}
     if len({frozenset(v) for v in scenes.values()}) > 1:
         print("warning: the methods cover different scenes, so their means are over different "
               "scenes (" + ", ".join(f"{m}: {len(v)}" for m, v in scenes.items()) + ")",
               file=sys.stderr)
-    return rows
 
 
 def main() -> None:
@@ -67,6 +71,7 @@ def main() -> None:
     if args.plot and not args.plot.lower().endswith(".png"):
         ap.error(f"--plot {args.plot}: the picture is a PNG; give a .png file name")
     rows = read_rows(args.csv, args.methods)
+    warn_other_scenes(rows)
     print(to_markdown(rows), end="")
     if args.plot:
         from pathlib import Path

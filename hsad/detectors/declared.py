@@ -101,8 +101,9 @@ class DeclaredHyperparameters:
         checks = []
         for key in self._hyperparameters_of("int", "int | None"):  # sizes, counts
             value = getattr(self, key)
-            if key != "seed" and isinstance(value, (int, np.integer)) \
-                    and not isinstance(value, bool):
+            whole = isinstance(value, (int, np.integer)) or (  # 1e308 is whole too
+                isinstance(value, (float, np.floating)) and float(value).is_integer())
+            if key != "seed" and whole and not isinstance(value, (bool, np.bool_)):
                 most = (MAX_EPOCHS if key.endswith("epochs") else
                         MAX_LAYERS if key in ("depth", "unet_levels") else INT_MAX)
                 checks.append((value <= most, f"{key} must be at most {most}, got {value}"))

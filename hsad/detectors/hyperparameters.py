@@ -65,7 +65,7 @@ class Hyperparameters:
     def _check_types(self) -> None:
         """Each hyperparameter's value fits its annotation (``"abc"`` for an ``int`` is a
         one-line ParameterError, not a ValueError deep in the checks)."""
-        from hsad.detectors.param_types import INT_MAX, describe, dtype_like, fits, too_large
+        from hsad.detectors.param_types import describe, dtype_like, fits
 
         for name, kind in self._param_kinds().items():
             value = getattr(self, name)
@@ -74,10 +74,6 @@ class Hyperparameters:
             if not fits(value, kind):
                 raise ParameterError(f"{self.name}: {name} must be {describe(kind)}, got "
                                      f"{value!r}")
-            if too_large(value, kind):
-                bound = f"at most {INT_MAX}" if value > 0 else f"at least {-INT_MAX}"
-                raise ParameterError(f"{self.name}: {name} must be {bound}, got {value!r} "
-                                     "(beyond any scene or network)")
 
     @classmethod
     def param_defaults(cls) -> dict:

@@ -9,10 +9,6 @@ import numpy as np
 #: integers; the CLI's --seed takes the same range)
 SEED_MAX = 2**32 - 1
 
-#: the largest whole number a hyperparameter annotated ``int`` takes (a count of pixels,
-#: bands, units or epochs; a seed): 1e308 is a whole float, but no array holds it
-INT_MAX = 2**32 - 1
-
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
                "str": "a string", "None": "None"}
 
@@ -61,15 +57,6 @@ def fits(value, kind: str) -> bool:
     return False
 
 
-def too_large(value, kind: str) -> bool:
-    """Whether ``value``, taken for an integer of the annotation ``kind`` (not as a float
-    it may also be), is beyond :data:`INT_MAX` either way."""
-    tokens = _kind_tokens(kind)
-    if "int" not in tokens or "float" in tokens or isinstance(value, (bool, np.bool_)):
-        return False
-    return isinstance(value, (int, float, np.integer, np.floating)) and abs(value) > INT_MAX
-
-
 def dtype_like(value) -> bool:
     """A NumPy type or dtype given for a type's name (``dtype=np.float64``)."""
     return isinstance(value, np.dtype) or (isinstance(value, type)
@@ -102,4 +89,4 @@ def describe(kind: str) -> str:
     return " or ".join(names)
 
 
-__all__ = ["INT_MAX", "as_saved", "describe", "dtype_like", "fits", "too_large"]
+__all__ = ["as_saved", "describe", "dtype_like", "fits"]

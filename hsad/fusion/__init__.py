@@ -44,6 +44,8 @@ LADDER = (9, 25, 49, 121, 225)
 #: per-variant default (f366488); ``paper``: METHODS.md §1 (3 minimum-energy
 #: residual bands, guided filter r = 3, ε = 0.5; area 25, the AED reference code's
 #: default; λ is open there: 0.5).
+#: the largest number of components, pixels of an area or radius a fusion takes (a C int)
+SIZE_MAX = 2**31 - 1
 VARIANT_DEFAULTS = {
     "aed": {"lam": 0.5, "n_components": 4, "area": 36, "radius": 1, "eps": 0.001,
             "spectral_tophat": False},
@@ -344,6 +346,9 @@ class Fusion:
             (int(self.levels) == 0 or 2 <= int(self.levels) <= 65536,
              "levels must be 0 (no quantisation) or 2…65536"),
             (int(self.radius) >= 1, "radius must be ≥ 1"),
+            *((int(getattr(self, k)) <= SIZE_MAX,  # 1e308 is whole: numpy cannot hold it
+               f"{k} must be at most {SIZE_MAX}, got {getattr(self, k)!r}")
+              for k in ("n_components", "area", "radius")),
             (float(self.eps) > 0, "eps must be > 0"),
             (isinstance(self.spectral_tophat, (bool, np.bool_)),
              f"spectral_tophat must be true or false, got {self.spectral_tophat!r}"),
