@@ -54,6 +54,16 @@ def crs_of(crs) -> CRS:
                              f"({' '.join(str(exc).split())})") from None
 
 
+def rows_first(a):
+    """``a`` with its ``y`` dimension before ``x`` where it is a DataArray holding both the
+    other way round (a map read by name, as plain arrays beside it are read: rows first);
+    anything else as it is."""
+    dims = tuple(getattr(a, "dims", ()) or ())
+    if {"y", "x"} <= set(dims) and dims.index("x") < dims.index("y"):
+        return a.transpose(..., "y", "x")
+    return a
+
+
 def with_crs(obj: xr.DataArray, crs) -> xr.DataArray:
     """``obj`` with ``crs`` written as rioxarray writes it (a CF grid mapping beside the WKT),
     without pyproj's warning that a parameter is "lost in conversion to CF" (a Swiss

@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from rioxarray.exceptions import MissingSpatialDimensionError
 
 from hsad.cube import DEFAULT_CHUNK, physical_scaling, transform_of
+from hsad.cube.grid import rows_first
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
@@ -323,8 +324,7 @@ def _write(arr, path, profile, cog, resampling, **meta) -> Path:
 
 
 def _map_and_georef(map_, like):
-    if isinstance(map_, xr.DataArray) and set(map_.dims) == {"y", "x"}:
-        map_ = map_.transpose("y", "x")
+    map_ = rows_first(map_)
     if np.ndim(map_) != 2:
         raise ParameterError(f"a map must be 2-D (y, x), got shape {np.shape(map_)}")
     kind = getattr(map_, "dtype", None)

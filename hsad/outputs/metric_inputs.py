@@ -47,15 +47,23 @@ def without_nodata(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return out
 
 
-def integer_shift(values: np.ndarray, nodata: float | None):
-    """The minimum that :func:`exact_integers` shifts 64-bit integer scores by (those beyond
-    2**53, which float64 would tie), or None where they are converted as they are."""
+def _integer_range(values: np.ndarray, nodata: float | None):
+    """``(min, max)`` of 64-bit integer scores beyond 2**53 (which float64 would tie),
+    leaving ``nodata`` out; None for any other map."""
     if values.dtype.kind not in "iu" or values.dtype.itemsize < 8 or not values.size:
         return None
     kept = values if nodata is None else values[values != nodata]
-    if not kept.size or max(abs(int(kept.min())), abs(int(kept.max()))) <= 2**53:
+    if not kept.size:
         return None
-    return kept.min()
+    lo, hi = kept.min(), kept.max()
+    return (lo, hi) if max(abs(int(lo)), abs(int(hi))) > 2**53 else None
+
+
+def integer_shift(values: np.ndarray, nodata: float | None):
+    """The minimum that :func:`exact_integers` shifts 64-bit integer scores by, or None
+    where they are converted as they are."""
+    found = _integer_range(values, nodata)
+    return None if found is None else found[0]
 
 
 def exact_integers(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
@@ -63,18 +71,18 @@ def exact_integers(values: np.ndarray, nodata: float | None) -> np.ndarray | Non
     would make: shifted by their minimum first (every metric is shift-invariant), NaN where
     they hold ``nodata``; a warning where their range itself is wider than 2**53. None for
     any other map (converted as it is)."""
-    lo = integer_shift(values, nodata)
-    if lo is None:
+    found = _integer_range(values, nodata)
+    if found is None:
         return None
-    hit = None if nodata is None else values == nodata
-    span = int(values[~hit].max() if hit is not None else values.max()) - int(lo)
-    if span > 2**53:
-        warnings.warn(f"integer scores span {span:.3g}, beyond 2**53: neighbouring values "
-                      "tie in the float64 the metrics compute in", UserWarning, stacklevel=4)
+    lo, hi = found
+    if int(hi) - int(lo) > 2**53:
+        warnings.warn(f"integer scores span {int(hi) - int(lo):.3g}, beyond 2**53: "
+                      "neighbouring values tie in the float64 the metrics compute in",
+                      UserWarning, stacklevel=4)
     # modulo 2**64, as uint64: exact for every value at or above the minimum
     out = (values.view(np.uint64) - np.asarray(lo).view(np.uint64)).astype(np.float64)
-    if hit is not None:
-        out[hit] = np.nan
+    if nodata is not None:
+        out[values == nodata] = np.nan
     return out
 
 

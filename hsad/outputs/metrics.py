@@ -121,9 +121,10 @@ def _values(a, truth: bool = False) -> np.ndarray:
     nodata = declared_nodata(a)
     if truth and nodata == 0:
         nodata = None
-    dims = tuple(getattr(a, "dims", ()) or ())  # a DataArray (xarray loaded only then)
-    if {"y", "x"} <= set(dims) and dims.index("x") < dims.index("y"):
-        a = a.transpose(..., "y", "x")  # rows by y, as a plain array beside it is read
+    if getattr(a, "dims", None):  # a DataArray (xarray and hsad.cube loaded only then)
+        from hsad.cube.grid import rows_first
+
+        a = rows_first(a)
     a = getattr(a, "data", a) if not isinstance(a, np.ndarray) else a
     if hasattr(a, "compute"):
         a = a.compute()

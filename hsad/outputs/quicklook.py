@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from skimage.measure import block_reduce
 
 from hsad.cube import as_cube, nodata_hits, transform_of
+from hsad.cube.grid import rows_first
 from hsad.errors import ParameterError
 from hsad.outputs.figures import finish, new_figure, wrapped
 
@@ -163,11 +164,8 @@ def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def _values(a) -> np.ndarray:
     """A map's values, rows first: a DataArray with ``x`` before ``y`` is read by name."""
-    if isinstance(a, xr.DataArray):
-        if {"y", "x"} <= set(a.dims) and a.dims.index("x") < a.dims.index("y"):
-            a = a.transpose(..., "y", "x")
-        return np.asarray(a.values)
-    return np.asarray(a)
+    a = rows_first(a)
+    return np.asarray(a.values if isinstance(a, xr.DataArray) else a)
 
 
 def _extent(cube: xr.DataArray, rows: int, cols: int):
