@@ -231,11 +231,9 @@ def open_cube(
     as ``gdal_translate`` cuts it (:mod:`hsad.cube.subset`; ``window``: a
     :class:`hsad.cube.subset.Window` already computed), and read only its pixels.
     """
-    from hsad.io.atomic import unexpanded_home
+    from hsad.io.atomic import refuse_unexpanded_home
 
-    if (home := unexpanded_home(path)) is not None:
-        raise FileFormatError(f"no such file: {home!r} is expanded by a shell, not by Python "
-                              "(give the full path, os.path.expanduser)", path)
+    refuse_unexpanded_home(path, FileFormatError)
     if window is not None and not hasattr(window, "row_off"):
         raise ParameterError(f"window= takes a hsad.cube.subset.Window, got {window!r}: give "
                              "srcwin=(xoff, yoff, xsize, ysize) for a window in pixels")

@@ -264,6 +264,14 @@ def unexpanded_home(path: str | os.PathLike) -> str | None:
     return None
 
 
+def refuse_unexpanded_home(path: str | os.PathLike, error: type) -> None:
+    """``error`` naming ``path`` where it begins with a home folder Python does not expand
+    (:func:`unexpanded_home`): what a reader says instead of a bare "no such file"."""
+    if (home := unexpanded_home(path)) is not None:
+        raise error(f"no such file: {home!r} is expanded by a shell, not by Python (give the "
+                    "full path, os.path.expanduser)", path)
+
+
 class _Temp:
     """A locked temporary file for ``target``: placed onto it, or discarded."""
 
@@ -431,4 +439,5 @@ __getattr__ = moved_names(__name__, MOVED)
 
 __all__ = [*MOVED, "FULL", "HOST", "JOURNALS", "QUIET_LIBTIFF", "STALE_SIDECARS", "SUFFIX_MAX",
            "atomic_path", "atomic_paths", "disk_full", "keep_existing", "quiet_libtiff",
-           "remove_stale", "remove_temp", "temp_file", "unexpanded_home", "write_failure"]
+           "refuse_unexpanded_home", "remove_stale", "remove_temp", "temp_file",
+           "unexpanded_home", "write_failure"]

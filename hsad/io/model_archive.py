@@ -41,7 +41,7 @@ from safetensors.numpy import save as st_save_bytes
 from hsad import __version__
 from hsad.errors import HsadError, ModelError, ParameterError
 from hsad.io import check_regular
-from hsad.io.atomic import atomic_path, unexpanded_home
+from hsad.io.atomic import atomic_path, refuse_unexpanded_home
 
 if TYPE_CHECKING:
     from hsad.detectors.base import BaseDetector
@@ -384,9 +384,7 @@ def load_model(path: str | os.PathLike, device: str | None = None) -> BaseDetect
 
     ``device`` (neural models) overrides the saved ``device`` parameter.
     """
-    if (home := unexpanded_home(path)) is not None:
-        raise ModelError(f"no such file: {home!r} is expanded by a shell, not by Python "
-                         "(give the full path, os.path.expanduser)", path)
+    refuse_unexpanded_home(path, ModelError)
     config, tensors = read_archive(path)
     if config.get("kind") == "statistics":
         from hsad.detectors.state import restore_statistics
