@@ -4,8 +4,9 @@ Two background sets (``--backgrounds scenes|corpus|all``):
 
 - ``scenes``: the real benchmark scenes. Targets go away from the scene's labelled
   anomalies, which are left out of the metric (NaN), so each row measures one target size.
-  Spectra: the labelled objects of the *other* scenes (by relative band position: the scenes
-  carry no wavelengths) and the synthetic materials of ``hsad.synthetic.target_materials``.
+  Spectra: the labelled objects of the *other* scenes and the synthetic materials of
+  ``hsad.synthetic.target_materials``, both by relative band position (the scenes carry no
+  wavelengths).
 - ``corpus``: the image-like real files of the ENVI/GeoTIFF corpus (``CORPUS``: two EnMAP
   tiles, two AVIRIS-NG radiance chunks, an EnMAP-Box ENVI cube), read with
   ``hsad.io.open_cube``.
@@ -125,8 +126,11 @@ CAVEATS = [
     "target), not target size alone: `--texture` gives the targets the scene's own "
     "pixel-to-pixel variation (docs/implanted_suite_texture.md). " + UNCLIPPED,
     "- The benchmark scenes carry no wavelengths: their objects' spectra are put on another "
-    "scene's or a corpus image's bands by relative band position, an approximation (the "
-    "synthetic materials go by wavelength).",
+    "scene's or a corpus image's bands by relative band position, an approximation, and so "
+    "are the synthetic materials on the scenes (on the corpus images the materials go by "
+    "wavelength). On a scene's bands a spectrum is stretched over the scene's range: on "
+    "pavia-center-100 (ROSIS, 430–860 nm) the VNIR–SWIR objects and materials are squeezed "
+    "into the visible, their 1400 and 1900 nm water dips included.",
     "- Corpus backgrounds hold 1–2 targets per draw: each of their figures is a mean over "
     "the draws (≤ 5) of AUCs from few target pixels, so single figures move by more than "
     "on the scenes.",
@@ -656,6 +660,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.params = parse_params(args.params)
     except ParameterError as exc:
         ap.error(str(exc))
+    if problem := model_problem(parse_models(args.models)):
+        ap.error(problem)
+    args.sizes = list(dict.fromkeys(args.sizes))
     args.command = "python benchmarks/implanted_suite.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     return args
@@ -700,12 +707,31 @@ def _density(text: str) -> float:
 
 
 def _size(text: str) -> str:
-    """``--sizes``: a standard size class or any square NxN."""
+    """``--sizes``: a standard size class or any square NxN, written as ``NxN`` (``07x07``
+    had made a column and seed apart from ``7x7``'s)."""
     try:
-        target_edge(text)
+        edge = target_edge(text)
     except ParameterError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return text if text in SIZES else f"{edge}x{edge}"
+
+
+def model_problem(models: dict[str, set[str] | None]) -> str | None:
+    """What is wrong with ``--models`` (None: nothing): a name that is no neural model, or
+    a ``@WHERE`` place that is neither a set nor a background (both had run the whole suite
+    for nothing)."""
+    from hsad.detectors.neural import NeuralDetector
+
+    known = detectors.available()
+    places = {"scenes", "corpus", *CORPUS, *datasets.names()}
+    for name, where in models.items():
+        if not (name in known and issubclass(known[name], NeuralDetector)):
+            neural = sorted(k for k, v in known.items() if issubclass(v, NeuralDetector))
+            return f"--models: {name!r} is not a neural model (one of {', '.join(neural)})"
+        if unknown := sorted((where or set()) - places):
+            return (f"--models: {name}@{','.join(sorted(where))}: {unknown[0]!r} is neither "
+                    "'scenes', 'corpus' nor a background's name")
+    return None
 
 
 def main(argv=None) -> int:

@@ -25,11 +25,12 @@ WRITTEN = ("output", "mask_path", "polygons_path", "spectra_path", "spectra_png"
 #: options naming a scene's own input files, which may hold the placeholder too
 PER_SCENE = ("truth", "valid_mask", "background", "labels")
 #: options naming one input for every scene
-SHARED = ("config_path", "model", "library_path")
+SHARED = ("config_path", "model", "library_path", "wavelength_file")
 _FLAGS = {"output": "-o", "mask_path": "--mask", "polygons_path": "--polygons",
           "spectra_path": "--spectra", "spectra_png": "--spectra-png", "png_path": "--png",
           "stages_dir": "--save-stages", "stages_png": "--stages-png",
-          "config_path": "--config", "model": "--model", "library_path": "--library"}
+          "config_path": "--config", "model": "--model", "library_path": "--library",
+          "wavelength_file": "--wavelength-file"}
 
 
 #: what ends a file name as its extension: a letter and at most four letters or digits
@@ -147,12 +148,17 @@ class SceneSkipped(Exception):
 def unfinished_record(output) -> Path:
     """The file beside the map ``output`` that says a run replacing the scene's outputs
     (``--overwrite``) did not end: ``.<name>.hsad-unfinished`` (:attr:`Plan.record
-    <hsad.cli.outputs.Plan>`). Its outputs may be of two runs, so the scene is not done."""
-    return Path(output).parent / f".{Path(output).name}.hsad-unfinished"
+    <hsad.cli.outputs.Plan>`). Its outputs may be of two runs, so the scene is not done.
+    A name too long to take the ending is shortened as temporary files' are."""
+    from hsad.io.temp_names import temp_tag
+
+    return Path(output).parent / f".{temp_tag(Path(output))}.hsad-unfinished"
 
 
 def _claim_path(output) -> Path:
-    return Path(output).parent / f".{Path(output).name}.hsad-claim"
+    from hsad.io.temp_names import temp_tag
+
+    return Path(output).parent / f".{temp_tag(Path(output))}.hsad-claim"
 
 
 def drop_stale_claim(output) -> None:

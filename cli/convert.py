@@ -52,7 +52,7 @@ def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
         inputs += product_files(src)
     outputs = [dst] + ([dst.with_suffix(".hdr"), Path(f"{dst}.hdr")] if kind == "envi" else [])
     for o in outputs:
-        if any(o.resolve() == i.resolve() or _same_file(o, i) for i in inputs):
+        if any(os.path.realpath(o) == os.path.realpath(i) or _same_file(o, i) for i in inputs):
             raise ParameterError(f"output would overwrite the input file {o}", dst)
 
 
@@ -144,7 +144,8 @@ def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: 
     bands = band_selection(wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                            wavelength_file)
     subset = subset_selection(srcwin, projwin, projwin_crs)
-    with plan_outputs([("OUT", dst, "cube")], inputs=[src], overwrite=overwrite):
+    with plan_outputs([("OUT", dst, "cube")], inputs=[src, wavelength_file],
+                      overwrite=overwrite):
         from hsad.engine.scheduler import TileProgress
 
         with TileProgress(disable=None if progress is None else not progress,

@@ -281,7 +281,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                   "spectra_path": spectra_path, "spectra_png": spectra_png,
                   "stages_png": stages_png}),
         inputs=also_inputs or [scene, config_path, model, truth, background, valid_mask,
-                               labels, library_path],
+                               labels, library_path, wavelength_file],
         overwrite=overwrite, record=unfinished_record(output))
     if check_only:
         return None

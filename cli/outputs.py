@@ -89,8 +89,8 @@ def input_files(path: str | os.PathLike) -> list[Path]:
 
 def path_key(p: str | os.PathLike) -> str:
     """A path as compared: absolute, symbolic links resolved, case folded where the system
-    folds it."""
-    return os.path.normcase(str(Path(p).resolve()))
+    folds it. A link loop stays as it is (``Path.resolve`` raised RuntimeError)."""
+    return os.path.normcase(os.path.realpath(p))
 
 
 def check_name(option: str, path: str | os.PathLike) -> None:
@@ -234,6 +234,21 @@ class KnownInputs:
             return None
         return self.inodes.get((st.st_dev, st.st_ino))
 
+    def removed_with(self, file: Path) -> Path | None:
+        """The input that placing ``file`` would delete, or None: GDAL's
+        sidecars of the file replaced (``.aux.xml``, ``.ovr``, ``.msk``, the last two in any
+        letter case) and SQLite's journals go with it (:mod:`hsad.io.atomic`)."""
+        from hsad.io.atomic import JOURNALS, STALE_SIDECARS
+
+        lower = {k.lower(): v for k, v in self.keys.items()}
+        for suffix in (".aux.xml", *STALE_SIDECARS, *JOURNALS):
+            companion = file.parent / f"{file.name}{suffix}"
+            hit = self.find(companion) or (lower.get(path_key(companion).lower())
+                                           if suffix in STALE_SIDECARS else None)
+            if hit is not None:
+                return hit
+        return None
+
 
 def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,
                  inputs: Iterable[str | os.PathLike | None] | KnownInputs = (),
@@ -271,6 +286,10 @@ def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *
             if hit is not None:
                 raise OutputError(f"{option} would overwrite the input {hit}; inputs are never "
                                   f"replaced, even with --overwrite", file)
+            if (removed := known.removed_with(file)) is not None:
+                raise OutputError(f"{option}: writing it removes {removed.name} beside it "
+                                  "(a sidecar of the file it replaces), which is an input; "
+                                  "give another name", file)
             xml = next((x for x in products if is_product_name(file, x)), None)
             if xml is not None:
                 raise OutputError(f"{option} is named as a file of the input EnMAP product "

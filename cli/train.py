@@ -131,7 +131,8 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
     else:
         _check_several(scenes, {"--train-window": train_window, "--labels": labels})
     per_scene = (train_mask, valid_mask, background)
-    inputs = [labels, *scenes, *(fill(v, s) for v in per_scene for s in scenes)]
+    inputs = [labels, wavelength_file, *scenes,
+              *(fill(v, s) for v in per_scene for s in scenes)]
     plan = plan_outputs([("-o", output, "model"), ("--loss-plot", loss_plot, "png")],
                         inputs=inputs, overwrite=overwrite)
     keys = dict(zip(scenes, keys_for(scenes, key) if len(scenes) > 1 else [key],

@@ -152,6 +152,45 @@ def test_an_input_is_never_a_valid_output_even_with_overwrite(scene, scores, tmp
     assert hdr.read_bytes() == header and not scene["cube"].with_suffix(".bil").exists()
 
 
+def test_an_input_named_as_an_outputs_sidecar_is_never_removed(scene, tmp_path, capsys):
+    """`detect -o m.tif --truth m.tif.msk` deleted the truth (the sidecars of a file
+    replaced go with it), and `convert … c.tif --wavelength-file c.tif.aux.xml` the
+    wavelength file, both with exit 0."""
+    truth = tmp_path / "m.tif.MSK"
+    truth.write_bytes(scene["truth"].read_bytes())
+    waves = tmp_path / "c.tif.aux.xml"
+    waves.write_text("\n".join(str(400 + 10 * b) for b in range(20)))
+    for args, kept in [(["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "m.tif",
+                         "--truth", truth], truth),
+                       (["convert", scene["cube"], tmp_path / "c.tif", "--wavelength-file",
+                         waves], waves),
+                       (["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "w.tif",
+                         "--mask", tmp_path / "c.tif", "--wavelength-file", waves], waves)]:
+        line = one_error_line(run_cli(args, capsys)[2])
+        assert f"removes {kept.name} beside it (a sidecar of the file it replaces), which is " \
+            "an input; give another name" in line, line
+        assert kept.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif.aux.xml", "m.tif.MSK"]
+
+
+def test_a_symbolic_link_loop_is_one_line(scene, tmp_path, capsys):
+    """A looping link as the scene, the truth or the map to evaluate was a RuntimeError
+    traceback (``Path.resolve``); `hsad info` called it "no such file"."""
+    loop = tmp_path / "loop.tif"
+    loop.symlink_to(loop)
+    for args in (["detect", loop, "-m", "rx", "-o", tmp_path / "a.tif"],
+                 ["detect", scene["cube"], "-m", "rx", "-o", tmp_path / "b.tif", "--truth", loop],
+                 ["convert", loop, tmp_path / "c.tif"], ["info", loop],
+                 ["evaluate", loop, "--truth", scene["truth"]]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and one_error_line(err, loop).endswith("symbolic link loop"), err
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", loop], capsys)
+    assert code == 2 and "exists; give --overwrite" in one_error_line(err, loop)
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "rx", "-o", loop, "--overwrite"],
+                           capsys)
+    assert code == 0 and not loop.is_symlink() and loop.is_file()  # the link replaced
+
+
 def test_a_mat_inputs_namesake_header_is_no_input(tmp_path, capsys):
     """``scene.mat`` beside an unrelated ``scene.hdr``: the MAT file is read alone, so the
     header is an existing file like any other (not "the input"): refused without

@@ -209,3 +209,29 @@ def test_settings_a_training_ignores_are_said():
         detectors.get("ae", **TINY, early_stopping=1).fit(_scene())
         detectors.get("skip-ganomaly", **{**TINY, "latent": None}).fit(_scene())
     assert not [w for w in said if "has no effect" in str(w.message)]
+
+
+def test_patch_and_label_settings_a_pixel_or_unlabelled_training_ignores_are_said():
+    """`patch=7` with pixel input, GANomaly's, EGBAD's and ALAD's `channels` (their patch
+    front end's) with pixel input, and CAVGA's `w_c`, `w_cga`, `max_labelled` without
+    labels left the map bit-identical, in silence."""
+    for name, params, key in [("aae", {"patch": 7}, "patch"),
+                              ("ganomaly", {"channels": 5}, "channels"),
+                              ("egbad", {"channels": 5}, "channels"),
+                              ("alad", {"channels": 5}, "channels")]:
+        with pytest.warns(UserWarning, match=f"{name}: {key} has no effect \\(it shapes the "
+                          "patch front end; input is 'pixel'\\)"):
+            detectors.get(name, **TINY, **params).fit(_scene())
+    cavga = {**TINY, "input": "patch", "w_c": 0.5, "max_labelled": 3}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        detectors.get("cavga", **cavga).fit(_scene())
+    assert sorted(str(w.message).split(" has")[0] for w in said
+                  if "has no effect" in str(w.message)) == ["cavga: max_labelled", "cavga: w_c"]
+    with warnings.catch_warnings(record=True) as said:  # used: nothing said
+        warnings.simplefilter("always")
+        detectors.get("ganomaly", **TINY, input="patch", channels=5, patch=5).fit(_scene())
+        labels = np.zeros(_scene().shape[:2], bool)
+        labels[2, 3] = True
+        detectors.get("cavga", **cavga).fit(_scene(), labels=labels)
+    assert not [w for w in said if "has no effect" in str(w.message)]

@@ -103,6 +103,23 @@ def test_model_specs_name_where_they_run():
     assert suite.runs_on(models["hadgan"], bg) and not suite.runs_on(models["fanogan"], bg)
 
 
+def test_unknown_models_and_places_are_refused_before_any_run_and_sizes_are_one_spelling(
+        capsys):
+    """`--models hadgn` ran the whole suite into error rows and ended in a traceback;
+    `hadgan@abu-urbn-1` ran nowhere in silence; `07x07` and `7x7` made two columns of one
+    size with other seeds."""
+    for spec, said in [("hadgn", "'hadgn' is not a neural model (one of "),
+                       ("rx", "'rx' is not a neural model"),
+                       ("hadgan@abu-urbn-1", "hadgan@abu-urbn-1: 'abu-urbn-1' is neither "
+                                             "'scenes', 'corpus' nor a background's name")]:
+        with pytest.raises(SystemExit) as exit_:
+            suite.parse_args(["--models", spec])
+        assert exit_.value.code == 2 and said in capsys.readouterr().err
+    args = suite.parse_args(["--models", "hadgan@scenes,enmap_potsdam_tile_96_96",
+                             "--sizes", "1x1", "07x07", "7x7", "1x1", "subpixel", "011x011"])
+    assert args.sizes == ["1x1", "7x7", "subpixel", "11x11"]
+
+
 def test_corpus_backgrounds_are_binned_to_ten_valid_pixels_per_band(corpus_dir):
     bgs = {bg.name: bg for bg in suite.corpus_backgrounds(corpus_dir, list(suite.CORPUS),
                                                           ALL, 1.0, with_pool=False)}

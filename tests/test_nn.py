@@ -315,6 +315,32 @@ def test_alternating_updates_run_every_kth_step_with_the_other_player_frozen():
     assert len(hist.losses["loss_d"]) == len(hist.losses["loss_g"]) == 2
 
 
+def test_an_update_rarer_than_the_stage_runs_once_on_its_last_step():
+    """AnoGAN at epochs=1 on 400 pixels had 4 critic steps and no generator step (n_critic 5):
+    the generator ended training as it started, in silence."""
+    from hsad.nn.trainer import Stage, Update
+
+    critic, gen = _players()
+    calls = []
+
+    def critic_loss(batch, shared):
+        calls.append("critic")
+        return {"loss_d": critic(batch[0]).mean()}
+
+    def gen_loss(batch, shared):
+        calls.append("gen")
+        return {"loss_g": -critic(gen(batch[0]) * batch[0]).mean()}
+
+    before = [p.detach().clone() for p in gen.parameters()]
+    stage = Stage("gan", [Update("loss_d", critic_loss, torch.optim.SGD(critic.parameters(), 0.1)),
+                          Update("loss_g", gen_loss, torch.optim.SGD(gen.parameters(), 0.1),
+                                 every=5, frozen=(critic,))], epochs=1, monitor="loss_g")
+    hist = Trainer(batch_size=10, progress=False, device="cpu").run([stage], torch.ones(41, 3))
+    assert calls == ["critic"] * 4 + ["gen"]  # 4 batches (the last of 11), the generator last
+    assert not all(torch.equal(p, q) for p, q in zip(gen.parameters(), before, strict=True))
+    assert len(hist.losses["loss_g"]) == 1
+
+
 def test_stages_run_in_sequence_into_one_history():
     from hsad.nn.trainer import History, Stage, Update
 

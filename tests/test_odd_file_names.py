@@ -101,6 +101,26 @@ def test_a_name_too_long_is_refused_by_its_own_name_before_any_work(tmp_path, ca
     assert not (tmp_path / "not_yet").exists()
 
 
+def test_a_long_name_that_fits_finishes_and_reruns_cleanly(tmp_path, capsys):
+    """A 244-byte map name: the map was written, then `.<name>.hsad-claim` (256 bytes) was
+    "file name too long", exit 2 and no AUC; `--overwrite` failed the same way on its
+    `.hsad-unfinished` record, so the scene could never finish."""
+    from hsad.io.geotiff_writer import write_geotiff
+
+    cube, _, truth, _ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    write_geotiff(truth.astype("uint8"), tmp_path / "t.tif")
+    out = tmp_path / ("e" * 240 + ".tif")
+    code, out_text, err = run_cli(["detect", tmp_path / "scene.img", "-m", "rx", "-o", out,
+                                   "--truth", tmp_path / "t.tif"], capsys)
+    assert code == 0 and "AUC(D,F)" in out_text + err, err
+    for again in ("--overwrite", "--skip-existing"):
+        code, _, err = run_cli(["detect", tmp_path / "scene.img", "-m", "rx", "-o", out,
+                                again], capsys)
+        assert code == 0 and "error" not in err, err
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 @pytest.mark.skipif(not LATIN1, reason="needs a file system that takes any bytes in names")
 def test_a_latin1_scene_in_a_benchmark_is_named_with_its_odd_bytes(mat_scene, tmp_path,
                                                                    capsys):

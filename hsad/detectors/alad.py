@@ -28,6 +28,8 @@ CPU budget (docs/models/alad.md).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -59,6 +61,7 @@ class ALAD(ReconstructionDetector):
     disc_hidden_z: int = 32
     dropout: float = 0.2
     channels: int = 32
+    patch_only_params: ClassVar[tuple[str, ...]] = ("patch", "channels")
 
     def _checks(self) -> list[tuple[bool, str]]:
         return [(0.0 <= float(self.dropout) < 1.0, "dropout must be in [0, 1)"),

@@ -115,6 +115,9 @@ class CAVGA(ReconstructionDetector):
     w_cga: float = 0.01
     max_labelled: int = 256
 
+    #: the weak-supervision settings, read only with labels
+    LABELLED_ONLY = ("w_c", "w_cga", "max_labelled")
+
     def _checks(self):
         weights = (self.w_r, self.w_adv, self.w_ae, self.w_c, self.w_cga)
         return [(self.input == "patch", "CAVGA needs input='patch' (a spatial latent map)"),
@@ -131,6 +134,15 @@ class CAVGA(ReconstructionDetector):
                 "classifier": CAVGAClassifier(c_z, k, int(self.hidden))}
 
     # ---- weak supervision -------------------------------------------------------------
+    def _ignored(self) -> dict[str, str]:
+        """As :meth:`NeuralDetector._ignored`, and the classifier's settings without labels."""
+        ignored = super()._ignored()
+        if getattr(self, "_labelled", None) is None:
+            why = "it applies to labelled anomalies (labels=, --labels); none were given"
+            ignored.update({k: why for k in self.LABELLED_ONLY
+                            if getattr(self, k) != self._declared[k]})
+        return ignored
+
     def fit(self, cube: CubeLike, train_mask=None, background=None,
             labels=None) -> Self:
         """As :meth:`NeuralDetector.fit`; ``labels`` (a (y, x) array or a raster file on the

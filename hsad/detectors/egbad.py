@@ -27,6 +27,8 @@ sizes, ``lr`` = 2e-4 and training length for the CPU budget (docs/models/egbad.m
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -63,6 +65,7 @@ class EGBAD(ReconstructionDetector):
     disc_hidden: int = 64
     dropout: float = 0.2
     channels: int = 32
+    patch_only_params: ClassVar[tuple[str, ...]] = ("patch", "channels")
     alpha: float = 0.9
     disc_score: str = "fm"
 

@@ -18,6 +18,8 @@ Choices where the paper is silent: docs/models/ganomaly.md.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -44,6 +46,7 @@ class GANomaly(ReconstructionDetector):
     lr = 2e-4
     sample_size = 10_000
     channels: int = 32
+    patch_only_params: ClassVar[tuple[str, ...]] = ("patch", "channels")
     w_adv: float = 1.0
     w_con: float = 50.0
     w_enc: float = 1.0

@@ -89,6 +89,8 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
     residual_uses_score: ClassVar[bool] = False
     #: shared hyperparameters this model's networks do not use, and why (set: a warning)
     unused_params: ClassVar[dict[str, str]] = {}
+    #: hyperparameters that shape the patch front end only (changed with pixel input: a warning)
+    patch_only_params: ClassVar[tuple[str, ...]] = ("patch",)
     #: read when scoring (the rest shape the trained networks: fit again after them)
     score_params: ClassVar[frozenset[str] | None] = frozenset(
         {"output", "seed", "device", "progress"})
@@ -203,13 +205,23 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
             terms = materialise(terms, desc=f"{self.name} network")[0]
         return self._term_maps(cube, terms, names)
 
+    def _ignored(self) -> dict[str, str]:
+        """Settings this training ignores, and why: a declared :attr:`unused_params` value,
+        and :attr:`patch_only_params` changed from their defaults with pixel input."""
+        ignored = {k: why for k, why in self.unused_params.items()
+                   if getattr(self, k) is not None}
+        if self.input == "pixel":
+            ignored.update({k: "it shapes the patch front end; input is 'pixel'"
+                            for k in self.patch_only_params
+                            if getattr(self, k) != self._declared[k]})
+        return ignored
+
     def _warn_unused(self, stages) -> None:
-        """Warn of settings this training ignores: a declared :attr:`unused_params` value,
-        or ``early_stopping`` where no stage watches a loss (every epoch runs)."""
-        for key, why in self.unused_params.items():
-            if getattr(self, key) is not None:
-                warnings.warn(f"{self.name}: {key} has no effect ({why})", UserWarning,
-                              stacklevel=4)
+        """Warn of settings this training ignores (:meth:`_ignored`), and of
+        ``early_stopping`` where no stage watches a loss (every epoch runs)."""
+        for key, why in self._ignored().items():
+            warnings.warn(f"{self.name}: {key} has no effect ({why})", UserWarning,
+                          stacklevel=4)
         if self.early_stopping is not None and all(s.monitor is None for s in stages):
             warnings.warn(f"{self.name}: early_stopping has no effect: its training watches "
                           "no loss, so every epoch runs", UserWarning, stacklevel=4)

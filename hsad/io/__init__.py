@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hsad.errors import FileFormatError, HsadError, ParameterError, UnsupportedError
+from hsad.io.missing import no_file
 from hsad.lazy_modules import lazy_package
 
 if TYPE_CHECKING:  # xarray is loaded by the readers, not by `import hsad.io`
@@ -19,7 +20,7 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 def _check_readable(path: Path) -> None:
     if not path.exists():
-        raise FileFormatError("no such file", path)
+        raise FileFormatError(no_file(path), path)
     if path.is_dir():
         raise FileFormatError("is a directory, not a file" + _products_inside(path), path)
     if not os.access(path, os.R_OK):

@@ -199,7 +199,8 @@ def is_product_name(file: str | os.PathLike, xml: Path) -> bool:
     prefix = _PART.match(xml.name).group("prefix") + "-"
     rest = file.name[len(prefix):].upper() if file.name.startswith(prefix) else ""
     return (rest.startswith(_OWN_PARTS)
-            and os.path.normcase(file.parent.resolve()) == os.path.normcase(xml.parent.resolve()))
+            and os.path.normcase(os.path.realpath(file.parent))
+            == os.path.normcase(os.path.realpath(xml.parent)))
 
 
 def product_files(path: str | os.PathLike) -> list[Path]:

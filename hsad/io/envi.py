@@ -47,6 +47,7 @@ from hsad.io.envi_gdal_view import pam_nodata
 from hsad.io.envi_georef import georef_from_header, sensor_georef_from_header
 from hsad.io.envi_header import EnviHeader, band_gains, parse_header
 from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
+from hsad.io.missing import no_file
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.window import (
     WindowView,
@@ -87,7 +88,7 @@ def resolve_paths(path: str | os.PathLike) -> tuple[Path, Path | None]:
     (it is looked up once the header is parsed)."""
     p = Path(path)
     if not p.exists():
-        raise FileFormatError("no such file", p)
+        raise FileFormatError(no_file(p), p)
     if p.is_dir():
         raise FileFormatError("is a directory, not an ENVI header or data file", p)
     if p.suffix.lower() == ".hdr":

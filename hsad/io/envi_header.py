@@ -30,6 +30,7 @@ from hsad.io.envi_gdal_view import (
     gdal_number,
     why_unread,
 )
+from hsad.io.missing import no_file
 from hsad.io.wavelength_units import (
     fwhm_scale,
     placeholder_wavelengths,
@@ -87,7 +88,7 @@ def read_header_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise FileFormatError("no such file", path) from None
+        raise FileFormatError(no_file(path), path) from None
     except PermissionError:
         raise FileFormatError("permission denied (file is not readable)", path) from None
     except OSError as exc:

@@ -167,7 +167,7 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
     own = cube.attrs.get("header_path")
     stale = stale_headers(data_path, header_path)  # checked before any write
     for header in stale:
-        if own and header.resolve() == Path(own).resolve():
+        if own and os.path.realpath(header) == os.path.realpath(own):
             raise ParameterError(f"writing here would remove the header of the input, "
                                  f"{header}; choose another output name", data_path)
     data = cube.data if isinstance(cube.data, da.Array) else da.from_array(

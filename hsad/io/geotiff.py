@@ -40,6 +40,7 @@ from hsad.errors import (
 )
 from hsad.io import kept_open
 from hsad.io.gdal_checks import check_last_block, damage_check, gdal_reason, quiet_gdal
+from hsad.io.missing import no_file
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
@@ -363,7 +364,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     """
     p = os.fspath(path)
     if not Path(p).is_file():
-        raise FileFormatError("no such file", p)
+        raise FileFormatError(no_file(p), p)
     try:
         with damage_check(p), quiet_gdal(), rasterio.open(p) as src:
             if src.count == 0:

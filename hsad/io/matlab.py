@@ -42,6 +42,7 @@ from hsad.io.mat_variables import (
     truth_key,
     truth_off_grid,
 )
+from hsad.io.missing import no_file
 from hsad.io.wavelength_units import wavelength_scale
 from hsad.io.window import array_over, check_window, window_attrs
 from hsad.lazy_modules import moved_names
@@ -168,7 +169,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
           lazy: bool = False):
     p = os.fspath(path)
     if not Path(p).is_file():
-        raise FileFormatError("no such file", p)
+        raise FileFormatError(no_file(p), p)
     hdf5, variables = probe(p)
     ckey = cube_key(variables, key, p)
     check_band_axis(variables, ckey, p)
@@ -311,7 +312,7 @@ def mat_map_name(path: str | os.PathLike, key: str | None = None,
 def _map_variable(p: str, key, what: str, shape):
     """``(is v7.3, variables, the map's name, 2-D shapes by name)`` for :func:`read_mat_map`."""
     if not Path(p).is_file():
-        raise FileFormatError("no such file", p)
+        raise FileFormatError(no_file(p), p)
     hdf5, variables = probe(p)
     if shape is None:
         with contextlib.suppress(FileFormatError):

@@ -163,7 +163,9 @@ class Update:
     minimises ``losses[minimise]`` with ``optimiser``.
 
     ``every = k`` runs it on every k-th step of the stage (counted over epochs), e.g. one
-    generator update per k critic updates; ``frozen`` modules take no gradient meanwhile.
+    generator update per k critic updates, and on the stage's last step when the stage has
+    fewer than k steps (so that no player ends a stage untrained); ``frozen`` modules take
+    no gradient meanwhile.
     A loss reported only on some steps enters the epoch mean with its latest value on
     every step after its first. ``shared`` lets later updates of a step reuse tensors of
     earlier ones (detach them).
@@ -207,11 +209,17 @@ def apply_update(update: Update, batch: tuple[torch.Tensor, ...], shared: dict) 
     return losses
 
 
-def _step(updates: list[Update], batch: tuple[torch.Tensor, ...], count: int,
+def _due(update: Update, count: int, total: int) -> bool:
+    """Whether ``update`` runs on step ``count`` of a stage of ``total`` steps: every
+    ``every``-th step, or the last step when the stage is shorter than ``every``."""
+    return count % update.every == 0 or (count == total and update.every > total)
+
+
+def _step(updates: list[Update], batch: tuple[torch.Tensor, ...], count: int, total: int,
           latest: dict[str, float]) -> dict[str, float]:
     shared: dict = {}
     for upd in updates:
-        if count % upd.every:
+        if not _due(upd, count, total):
             continue
         losses = apply_update(upd, batch, shared)
         for name, value in losses.items():
@@ -219,9 +227,9 @@ def _step(updates: list[Update], batch: tuple[torch.Tensor, ...], count: int,
     return dict(latest)
 
 
-def _every_update_ran(stage: Stage) -> int:
-    """The step count by which each of ``stage``'s updates has run once (``every``)."""
-    return max((int(u.every) for u in stage.updates), default=1)
+def _every_update_ran(stage: Stage, total: int) -> int:
+    """The step count by which each of ``stage``'s ``total`` steps' updates has run once."""
+    return min(total, max((int(u.every) for u in stage.updates), default=1))
 
 
 @dataclass
@@ -255,6 +263,11 @@ class Trainer:
             bounds.pop(-2)
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             yield order[lo:hi]
+
+    def steps_per_epoch(self, n: int) -> int:
+        """The number of mini-batches :meth:`batches` makes of ``n`` samples."""
+        batches = -(-n // self.batch_size)
+        return batches - 1 if batches > 1 and n - (batches - 1) * self.batch_size < 2 else batches
 
     def fit(self, step: Step, *data: torch.Tensor) -> History:
         """Run ``step`` (which optimises by itself) over mini-batches for ``epochs`` epochs;
@@ -292,6 +305,7 @@ class Trainer:
         desc = self.desc if len(history.stages) == 0 and stage.name == "train" else \
             f"{self.desc}: {stage.name}"
         reported: dict[str, None] = {}
+        steps = int(stage.epochs) * self.steps_per_epoch(n)
         shown = show_progress(self.progress)
         bar = tqdm(range(int(stage.epochs)), desc=desc, disable=not shown, unit="epoch",
                    **(bar_style() if shown else {}))
@@ -303,7 +317,7 @@ class Trainer:
                 count += 1
                 batch = tuple(t[idx.to(device)] for t in data)
                 losses = step(batch) if step is not None else \
-                    _step(stage.updates, batch, count, latest)
+                    _step(stage.updates, batch, count, steps, latest)
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + float(value) * len(idx)
                     counts[name] = counts.get(name, 0) + len(idx)
@@ -322,7 +336,7 @@ class Trainer:
                 raise ParameterError(f"training diverged: {bad[0]} = {epoch[bad[0]]} "
                                      "(try a lower learning rate)")
             if stage.monitor is not None and stage.monitor not in epoch:
-                if count >= _every_update_ran(stage):  # every update has run: never will
+                if count >= _every_update_ran(stage, steps):  # every update has run: never will
                     bar.close()
                     raise ParameterError(f"stage {stage.name!r} monitors {stage.monitor!r}, "
                                          "which it does not report (it reports "
