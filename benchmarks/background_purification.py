@@ -51,7 +51,7 @@ def scene_runs(name: str, seeds, shares) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--shares", default="0,0.01,0.05")
     args = ap.parse_args()

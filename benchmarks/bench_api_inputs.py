@@ -58,7 +58,7 @@ def best(fn, repeat: int) -> float:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=768, help="rows = columns of the scene")
     ap.add_argument("--bands", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=3)

@@ -89,7 +89,7 @@ def per_area_halos(image: np.ndarray, halo: int) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scene", help="an ENVI or GeoTIFF scene (default: a generated one)")
     ap.add_argument("--tile", type=int, default=FILTER_EDGE, help="tile edge without the halo")
     ap.add_argument("--repeat", type=int, default=3)

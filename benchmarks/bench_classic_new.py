@@ -123,7 +123,7 @@ def speed(size: int, bands: int, repeat: int, spy: bool = True) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="mode", required=True)
     lp = sub.add_parser("loso")
     lp.add_argument("methods", nargs="*", default=list(CANDIDATES))

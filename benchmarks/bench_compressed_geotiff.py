@@ -76,7 +76,7 @@ def make_file(path: Path, size: int, bands: int, tile: int) -> Path:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--bands", type=int, default=50)
     ap.add_argument("--tile", type=int, default=256)
@@ -101,63 +101,68 @@ def main(argv=None) -> None:
         shared_samples = None
     from hsad.engine.data_checks import good_sample
 
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="hsad-cog-"))
+    temporary = None if args.dir else tempfile.TemporaryDirectory(prefix="hsad-cog-")
+    folder = args.dir or Path(temporary.name)  # the scene, removed after unless --dir
     folder.mkdir(parents=True, exist_ok=True)
-    tif = folder / f"scene_{args.size}_{args.bands}_{args.tile}.tif"
-    if not tif.exists():
-        make_file(tif, args.size, args.bands, args.tile)
-    print(f"hsad {hsad.__version__} from {Path(hsad.__file__).parent}")
-    print(f"{tif.name}: {args.size}x{args.size}x{args.bands} float32, deflate, "
-          f"{args.tile}² tiles, {tif.stat().st_size / 2**20:.0f} MiB; cores {os.cpu_count()}")
+    try:
+        tif = folder / f"scene_{args.size}_{args.bands}_{args.tile}.tif"
+        if not tif.exists():
+            make_file(tif, args.size, args.bands, args.tile)
+        print(f"hsad {hsad.__version__} from {Path(hsad.__file__).parent}")
+        print(f"{tif.name}: {args.size}x{args.size}x{args.bands} float32, deflate, "
+              f"{args.tile}² tiles, {tif.stat().st_size / 2**20:.0f} MiB; cores {os.cpu_count()}")
 
-    def samples():
-        cube = hsad.open_cube(tif)
-        with shared_samples() if shared_samples else contextlib.nullcontext():
-            good_sample(cube)  # as in one detector call
-            even_sample(cube.data, LEVEL_SAMPLE)
+        def samples():
+            cube = hsad.open_cube(tif)
+            with shared_samples() if shared_samples else contextlib.nullcontext():
+                good_sample(cube)  # as in one detector call
+                even_sample(cube.data, LEVEL_SAMPLE)
 
-    def fit_score():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return np.asarray(get("rx").fit_score(hsad.open_cube(tif)).values)
+        def fit_score():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return np.asarray(get("rx").fit_score(hsad.open_cube(tif)).values)
 
-    peaks = []
+        peaks = []
 
-    def command(*more):
-        out = folder / "rx.tif"
-        done = subprocess.run([sys.executable, "-c", REPORTING_CLI, "detect", str(tif), "-m",
-                               "rx", "-o", str(out), "--no-progress", "--overwrite", *more],
-                              capture_output=True, text=True, cwd=folder)
-        if done.returncode:
-            fail(f"hsad detect failed: {done.stderr.strip()}")
-        peaks.extend(float(line.split()[1]) for line in done.stderr.splitlines()
-                     if line.startswith("peak_rss_bytes "))
+        def command(*more):
+            out = folder / "rx.tif"
+            done = subprocess.run([sys.executable, "-c", REPORTING_CLI, "detect", str(tif), "-m",
+                                   "rx", "-o", str(out), "--no-progress", "--overwrite", *more],
+                                  capture_output=True, text=True, cwd=folder)
+            if done.returncode:
+                fail(f"hsad detect failed: {done.stderr.strip()}")
+            peaks.extend(float(line.split()[1]) for line in done.stderr.splitlines()
+                         if line.startswith("peak_rss_bytes "))
 
-    def spy():
-        with rasterio.open(tif) as src:
-            cube = np.moveaxis(src.read(), 0, -1)
-        return spectral.rx(cube)
+        def spy():
+            with rasterio.open(tif) as src:
+                cube = np.moveaxis(src.read(), 0, -1)
+            return spectral.rx(cube)
 
-    rows = [("the two samples (hsad)", best(samples, args.repeat)),
-            ("hsad rx fit_score", best(fit_score, args.repeat)),
-            ("hsad detect -m rx (process)", best(command, args.repeat)),
-            ("SPy: rasterio read + rx", best(spy, args.repeat))]
-    ours, theirs = rows[1][1][1], rows[3][1][1]
-    spy_s = rows[3][1][0]
-    whole = list(peaks)
-    if args.srcwin:
-        del peaks[:]
-        window = [str(v) for v in args.srcwin]
-        seconds = best(lambda: command("--srcwin", *window), args.repeat)[0]
-        print(f"hsad detect -m rx --srcwin {' '.join(window)}: {seconds:.2f} s" + (
-            f", peak RSS {max(peaks) / 2**30:.2f} GiB" if peaks else ""))
-    print(f"{'contender':32s} {'wall s':>8s} {'vs SPy':>8s}")
-    for name, (seconds, _) in rows:
-        print(f"{name:32s} {seconds:8.2f} {spy_s / seconds:7.1f}x")
-    diff = np.nanmax(np.abs(ours - theirs)) / np.nanmax(np.abs(theirs))
-    print(f"largest difference, hsad's map against SPy's: {diff:.1e} of the highest score")
-    if whole:
-        print(f"hsad detect's peak RSS: {min(whole) / 2**30:.2f}–{max(whole) / 2**30:.2f} GiB")
+        rows = [("the two samples (hsad)", best(samples, args.repeat)),
+                ("hsad rx fit_score", best(fit_score, args.repeat)),
+                ("hsad detect -m rx (process)", best(command, args.repeat)),
+                ("SPy: rasterio read + rx", best(spy, args.repeat))]
+        ours, theirs = rows[1][1][1], rows[3][1][1]
+        spy_s = rows[3][1][0]
+        whole = list(peaks)
+        if args.srcwin:
+            del peaks[:]
+            window = [str(v) for v in args.srcwin]
+            seconds = best(lambda: command("--srcwin", *window), args.repeat)[0]
+            print(f"hsad detect -m rx --srcwin {' '.join(window)}: {seconds:.2f} s" + (
+                f", peak RSS {max(peaks) / 2**30:.2f} GiB" if peaks else ""))
+        print(f"{'contender':32s} {'wall s':>8s} {'vs SPy':>8s}")
+        for name, (seconds, _) in rows:
+            print(f"{name:32s} {seconds:8.2f} {spy_s / seconds:7.1f}x")
+        diff = np.nanmax(np.abs(ours - theirs)) / np.nanmax(np.abs(theirs))
+        print(f"largest difference, hsad's map against SPy's: {diff:.1e} of the highest score")
+        if whole:
+            print(f"hsad detect's peak RSS: {min(whole) / 2**30:.2f}–{max(whole) / 2**30:.2f} GiB")
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def make_cube(folder: Path, rows: int, cols: int, bands: int, interleave: str) -
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=1500, help="rows = columns of the cube")
     ap.add_argument("--bands", type=int, default=200)
     ap.add_argument("--interleave", choices=("bsq", "bil", "bip"), default="bil")

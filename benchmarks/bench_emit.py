@@ -95,7 +95,7 @@ def make_granule(path: Path, rows: int, cols: int, bands: int) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1280x1242x285", help="ROWSxCOLSxBANDS")
     args = ap.parse_args(argv)
     rows, cols, bands = (int(v) for v in args.size.lower().split("x"))

@@ -116,7 +116,7 @@ def make_product(folder: Path, rows: int, cols: int) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1000x1000", help="ROWSxCOLS")
     args = ap.parse_args(argv)
     rows, cols = (int(v) for v in args.size.lower().split("x"))

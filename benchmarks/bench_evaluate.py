@@ -78,7 +78,7 @@ def run(args: list[str]) -> tuple[float, float, dict]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=8192, help="rows = columns of the maps")
     ap.add_argument("--targets", action="store_true", help="hsad evaluate --targets too")
     ap.add_argument("--plot", action="store_true",

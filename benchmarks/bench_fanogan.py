@@ -53,7 +53,7 @@ def run_scene(name: str, params: dict) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", nargs="*", default=None, help="default: every known scene")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="f-AnoGAN hyperparameter (repeatable); the defaults otherwise")

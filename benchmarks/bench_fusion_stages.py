@@ -66,7 +66,7 @@ def _timed(func):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True, type=Path,
                         help="folder with scene.hdr and hadgan.hsad (bench_out_of_core --keep)")
     parser.add_argument("--memory-limit", default="1GB")

@@ -91,7 +91,7 @@ def rx_seconds(cube, threads: bool) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1024x1024x200", help="RX cube ROWSxCOLSxBANDS")
     ap.add_argument("--pixels", type=int, default=65536, help="GEMM tile pixels")
     ap.add_argument("--repeat", type=int, default=3)

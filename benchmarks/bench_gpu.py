@@ -232,7 +232,7 @@ def tile_forward(det):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=parse_size, default=(4096, 4096, 200),
                     help="the scene, ROWSxCOLSxBANDS (default 4096x4096x200)")
     ap.add_argument("--cpu-size", type=parse_size, default=(512, 512),

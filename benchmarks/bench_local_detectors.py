@@ -28,7 +28,7 @@ def make_scene(rows: int, cols: int, bands: int, seed: int = 0) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="200x200x120", help="ROWSxCOLSxBANDS")
     ap.add_argument("--repeat", type=int, default=1, help="best of this many runs")
     ap.add_argument("--save", default=None, help="save the maps to this .npz file")

@@ -89,7 +89,7 @@ def cholesky_bound(pixels: int, bands: int, batch: int | None = None) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", default=None, help="comma-separated names (default: all abu-*)")
     ap.add_argument("--inner", type=int, default=5)
     ap.add_argument("--outer", type=int, default=15)

@@ -96,7 +96,7 @@ def make_file(path: Path, rows: int, cols: int, bands: int, chunks) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1714x719x428", help="ROWSxCOLSxBANDS")
     ap.add_argument("--chunks", default=None,
                     help="ROWS,COLS,BANDS of a chunk (default: one whole band)")

@@ -150,7 +150,7 @@ HEADER = (f"{'run':<22s} {'wall s':>9s} {'Mpixel/s':>10s} {'peak RSS MB':>12s} "
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="4096x4096x200", help="ROWSxCOLSxBANDS")
     ap.add_argument("--memory-limit", default="1GB", help="hsad --memory-limit")
     ap.add_argument("--sample", type=int, default=50_000, help="HADGAN training pixels")

@@ -41,7 +41,7 @@ def gdal_polygonize(mask: np.ndarray, path: Path) -> tuple[int, int]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="3000x1000", help="ROWSxCOLS")
     ap.add_argument("--share", type=float, default=0.3, help="share of pixels flagged")
     args = ap.parse_args(argv)

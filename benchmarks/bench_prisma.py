@@ -93,7 +93,7 @@ def make_product(path: Path, rows: int, cols: int, packed: bool = False) -> None
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1000x1000", help="ROWSxCOLS")
     ap.add_argument("--packed", action="store_true",
                     help="cubes in gzip-compressed chunks (read through h5py, not mapped)")

@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import require_spy  # noqa: E402
+
 CHILD = r"""
 import json, os, sys, time
 import numpy as np
@@ -117,13 +120,15 @@ def run(mode: str, header: Path, chunk: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="2048x2048x200", help="ROWSxCOLSxBANDS")
     ap.add_argument("--chunk", type=int, default=512, help="tile size (rows = cols)")
     ap.add_argument("--dir", default=None, help="folder for the scene (default: a temp dir)")
     ap.add_argument("--skip-spectral", action="store_true")
     args = ap.parse_args(argv)
     rows, cols, bands = (int(v) for v in args.size.lower().split("x"))
+    if not args.skip_spectral:
+        require_spy()  # before the scene is written (a child's traceback after, before)
 
     with tempfile.TemporaryDirectory(prefix="hsad-bench-", dir=args.dir) as tmp:
         header, t_write = write_scene(Path(tmp), rows, cols, bands, args.chunk)

@@ -116,7 +116,7 @@ def from_file(cube_np: np.ndarray, interleave: str, repeat: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1024x1024x200", help="ROWSxCOLSxBANDS")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")

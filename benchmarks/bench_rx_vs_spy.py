@@ -71,7 +71,7 @@ def compare(hsad_tif: Path, spy_tif: Path, pixels: int) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="2048x2048x200", help="ROWSxCOLSxBANDS")
     ap.add_argument("--memory-limit", default=None, help="hsad --memory-limit")
     ap.add_argument("--force", action="store_true", help="run SPy even if memory looks short")

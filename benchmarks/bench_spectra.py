@@ -94,7 +94,7 @@ def make_scene(folder: Path, rows: int, cols: int, bands: int, share: float) -> 
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="2048x2048x200", help="ROWSxCOLSxBANDS")
     ap.add_argument("--share", type=float, default=0.002, help="share of pixels flagged")
     args = ap.parse_args(argv)

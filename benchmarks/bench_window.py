@@ -36,7 +36,7 @@ WINDOWS = ((1000, 1000, 64, 64), (1000, 1000, 256, 256), (500, 0, 1000, 2048))
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="2048x2048x50", help="ROWSxCOLSxBANDS")
     ap.add_argument("--interleave", default="bip", choices=["bsq", "bil", "bip"])
     ap.add_argument("--repeat", type=int, default=3)

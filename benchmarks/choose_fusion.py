@@ -61,7 +61,7 @@ def candidate_maps(d: dict) -> dict[str, np.ndarray]:
 
 def parse_args(doc: str) -> argparse.Namespace:
     """The map folder and the optional markdown file of a script choosing on these maps."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("folder", help="maps of benchmarks/collect_fusion_maps.py")
     ap.add_argument("--out", help="markdown file")
     return ap.parse_args()

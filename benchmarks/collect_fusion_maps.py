@@ -51,7 +51,7 @@ def map_scene(name: str, size: str | None):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -63,7 +63,7 @@ def warn_other_scenes(rows: list[Row]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("csv", nargs="+")
     ap.add_argument("--methods", nargs="+", help="columns to keep, in this order")
     ap.add_argument("--plot", help="also draw the AUC(D,F) and seconds as this PNG")

@@ -32,7 +32,7 @@ def rates(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--methods", default="rx,aed", help="comma-separated detectors")
     ap.add_argument("--datasets", default="all", help="comma-separated scenes, or all")
     args = ap.parse_args()

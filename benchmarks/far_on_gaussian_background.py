@@ -25,7 +25,7 @@ CASES = [("rx", {}), ("rx", {"ridge": 0.1}), ("rx", {"ridge": 1.0}), ("lrx", {})
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="200x200x30", help="ROWSxCOLSxBANDS")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)

@@ -41,7 +41,7 @@ def covariance(x: np.ndarray, dtype, piece: int) -> tuple[np.ndarray, np.ndarray
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--piece", type=int, default=4096, help="pixels per float32 product")
     args = ap.parse_args(argv)
     names = require_scenes()

@@ -109,7 +109,7 @@ def guide(held_paths, development: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--held-out", type=Path, default=DOCS / "held_out_benchmark.csv")
     ap.add_argument("--development", type=Path, nargs="+",
                     default=sorted(DOCS.glob("benchmarks_*.csv")))

@@ -68,7 +68,7 @@ def draw(rows: list[dict], path: str, title: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("csv", help="a CSV of implanted_suite.py (--csv)")
     ap.add_argument("--out", required=True, help="the PNG to write")
     args = ap.parse_args(argv)

@@ -623,7 +623,7 @@ def summary(rows, bgs, models, sizes, args, wall_s: float, ran: int) -> list[str
 
 # ---- command line ----------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backgrounds", choices=("scenes", "corpus", "all"), default="scenes")
     ap.add_argument("--scenes", nargs="*", help="default: every benchmark scene")
     ap.add_argument("--corpus-files", nargs="*", choices=list(CORPUS),
@@ -637,7 +637,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help=f"size classes ({', '.join(SIZES)}) or any square NxN, e.g. 11x11")
     ap.add_argument("--density", type=_density, default=1.0,
                     help="multiplies the target counts (> 0; a size whose targets would "
-                         f"cover over {MAX_COVER_FRACTION:.0%} of a background is skipped "
+                         f"cover over {MAX_COVER_FRACTION:.0%}% of a background is skipped "
                          "there, with the reason)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--texture", action="store_true",

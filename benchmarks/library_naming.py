@@ -55,7 +55,7 @@ def seen_by(spectra: np.ndarray, source: np.ndarray, wavelength: np.ndarray,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--library", default=str(DEFAULT), help="ENVI spectral library (.sli)")
     ap.add_argument("--background", type=int, default=30, help="index of the background "
                     "material (the library's 31st: a grass in library_berlin)")

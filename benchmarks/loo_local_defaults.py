@@ -158,7 +158,7 @@ def loo(rows: list[dict], method: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--record", type=Path, default=RECORD,
                     help="the measured record the docs cite, read and never written "
                     "(default: benchmarks/loo_local_defaults.csv beside this script)")

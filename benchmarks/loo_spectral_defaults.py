@@ -110,7 +110,7 @@ def measure(names: list[str], cache: Path,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", default="loo_spectral.csv")
     ap.add_argument("--datasets", default="all")
     ap.add_argument("--epochs", default="20", help="comma-separated epochs of the grid")

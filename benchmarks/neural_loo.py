@@ -59,7 +59,7 @@ def in_sample(path: str) -> tuple[str, dict[str, float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("csv", nargs="+")
     args = ap.parse_args()
     folds = fold_settings()

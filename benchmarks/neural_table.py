@@ -19,7 +19,7 @@ from hsad import datasets
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("csv", nargs="+")
     args = ap.parse_args()
     print("| model | plain score | D_spectral | D_SS | D_SS ≥ RX on | worst D_SS − RX | "

@@ -30,7 +30,7 @@ SEEDS = (0, 1, 2, 3)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("scenes", nargs="*", help="default: every shared scene")
     args = ap.parse_args()
     names = require_scenes(args.scenes or None)

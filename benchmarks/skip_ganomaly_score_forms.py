@@ -26,7 +26,7 @@ TERMS = ("anomaly", "r_con", "l_lat")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", default=None, help="comma-separated (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

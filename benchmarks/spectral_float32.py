@@ -45,7 +45,7 @@ def scores(residual: np.ndarray, dtype) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", nargs="*", help="default: every shared scene")
     ap.add_argument("--seed", type=int, default=0, help="HADGAN's training seed (default 0)")
     ap.add_argument("--no-timing", dest="timing", action="store_false",

@@ -74,7 +74,7 @@ def scene_aucs(name: str) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     names = require_scenes()
     torch.set_num_threads(1)
     aucs = {}

@@ -32,7 +32,7 @@ STAGES = ("d_spectral", "d_spatial", "d_ss")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--method", default="hadgan")
     ap.add_argument("--samples", default="2500,5000", help="sample sizes, pixels")
     ap.add_argument("--scenes", default=None, help="comma-separated (default: all)")

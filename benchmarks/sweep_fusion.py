@@ -226,7 +226,7 @@ def writable(path: Path, option: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DOCS / "fusion_sweep.md",
                     help="markdown file written at the end (default: the repository's "
                     "docs/fusion_sweep.md, wherever the script is run from); not with --quick")

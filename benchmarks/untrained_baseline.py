@@ -167,7 +167,7 @@ def model_table(done: dict, methods: list[str], names: list[str]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--methods", default="hadgan,fanogan")
     ap.add_argument("--datasets", default="all")
     ap.add_argument("--cache", default="untrained_baseline.csv")

@@ -86,6 +86,22 @@ def test_tiled_equals_whole_and_nan_at_nodata(name):
     np.testing.assert_array_equal(np.isnan(whole), off)
 
 
+@pytest.mark.parametrize("name", ["utd", "rxd-utd"])
+def test_an_infinite_pixel_scores_nan_without_numpys_warning(name):
+    """A pixel at +inf or -inf in every band printed numpy's "invalid value encountered in
+    matmul" (the linear term's inf - inf) beside the right map."""
+    import warnings
+
+    x, _ = _cube(seed=3)
+    for value in (np.inf, -np.inf):
+        y = x.copy()
+        y[5, 6] = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            scores = detectors.get(name).fit_score(make_cube(y)).values
+        assert np.isnan(scores).sum() == 1 and np.isnan(scores[5, 6])
+
+
 def test_a_fitted_detector_scores_another_cube():
     _, fit_cube = _cube(seed=3)
     y, other = _cube(seed=4)

@@ -66,7 +66,8 @@ def rx_block(
             else:
                 np.subtract(raw, mean, out=piece, casting="unsafe")  # cast and centre at once
             piece = piece.reshape(-1, bands)
-            score = piece @ linear if linear is not None else 0.0
+            with np.errstate(invalid="ignore"):  # inf·a + (−inf)·b: NaN, as the line below
+                score = piece @ linear if linear is not None else 0.0
             if tri is not None:
                 z = upper_trmm(tri, piece.T).T  # (R (x − μ))ᵀ, in place, GIL released
                 score = score + np.einsum("ij,ij->i", z, z)
