@@ -176,7 +176,9 @@ def size_count(size: str) -> float:
 
 def size_seed(size: str) -> int:
     """The seed offset of a size class: its place in ``SIZES`` (0–4), or 50 + N for NxN,
-    which keeps an NxN draw (each draw adds 10) off the standard classes' seeds (0–44)."""
+    which keeps an NxN draw (each draw adds 10) off the standard classes' seeds (0–44).
+    Edges 10·k apart can share a draw's seed (9x9's second draw, 19x19's first); kept, as
+    the published mid-size tables were drawn so."""
     return list(SIZES).index(size) if size in SIZES else 50 + target_edge(size)
 
 

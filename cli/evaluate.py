@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import overwrite_option
+from hsad.cli.options import overwrite_option, shown
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 
 
@@ -104,9 +104,9 @@ def _evaluate(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_fa
             doc["targets"] = found.to_dict()
         doc["plots"] = plots
         return json.dumps(doc, indent=2, allow_nan=False)
-    return "\n".join([f"scores: {scores}\ntruth:  {truth}\n", format_table(result),
+    return "\n".join([f"scores: {shown(scores)}\ntruth:  {shown(truth)}\n", format_table(result),
                       *([f"\n{found.summary()}"] if found is not None else []),
-                      *(f"wrote {what}: {path}" for what, path in plots.items())])
+                      *(f"wrote {what}: {shown(path)}" for what, path in plots.items())])
 
 
 def _plots(maps, truth_map, roc_path, roc3d_path, log_far, truth) -> dict:
@@ -150,8 +150,8 @@ def _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far
             for path, (name, result) in zip(scores, results.items(), strict=True)],
             "plots": plots}
         return json.dumps(doc, indent=2, allow_nan=False)
-    return "\n".join([f"truth: {truth}" + ("  (pixels every map scores)" if common else "")
+    return "\n".join([f"truth: {shown(truth)}" + ("  (pixels every map scores)" if common else "")
                       + "\n", format_comparison(results),
                       *([f"\ntargets (8-connected groups of truth pixels):\n"
                          f"{format_targets(found)}"] if found else []),
-                      *(f"wrote {what}: {path}" for what, path in plots.items())])
+                      *(f"wrote {what}: {shown(path)}" for what, path in plots.items())])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import re
 
 import click
 
@@ -76,11 +77,22 @@ precision_option = click.option(
 QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("hsad_quiet", default=False)
 
 
+#: control characters (C0, DEL, C1) a file name can hold: a newline forged a second
+#: ``error:`` line, an escape sequence reached the terminal
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """``text`` with its control characters written as Python escapes (``\\n``,
+    ``\\x1b``): a name holding them stays on its one line and draws nothing."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], str(text))
+
+
 def say(message: str) -> None:
     """A report line on standard output (``wrote …``, ``scene 2/5 …``), unless ``--quiet``;
     results (an AUC asked for with --truth, a batch's failures) are echoed as they are."""
     if not QUIET.get():
-        click.echo(message)
+        click.echo(shown(message))
 
 
 def quiet_option(func):

@@ -31,6 +31,33 @@ def test_pairs_are_placed_data_first(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["e.hdr", "e.img"]
 
 
+def test_a_pair_is_placed_under_its_folders_lock(tmp_path, monkeypatch):
+    """Two `convert --overwrite` runs to one ENVI pair at once left one's 10-band data under
+    the other's 150-band header (8 of 25 tries): a run's two renames now exclude another's."""
+    held = []
+    place = atomic._place
+
+    def probe(tmp, target):
+        other = os.open(tmp_path, os.O_RDONLY)  # as another run would ask
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(other)
+        place(tmp, target)
+
+    monkeypatch.setattr(atomic, "_place", probe)
+    with atomic.atomic_paths(tmp_path / "e.img", tmp_path / "e.hdr") as (img, hdr):
+        img.write_bytes(b"data")
+        hdr.write_text("ENVI")
+    assert held == [True, True]
+    other = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released after
+    os.close(other)
+
+
 def test_a_pair_whose_header_cannot_be_placed_leaves_no_new_data_file(tmp_path):
     with atomic.keep_existing(), pytest.raises(OutputError, match="appeared while"):
         with atomic.atomic_paths(tmp_path / "e.img", tmp_path / "e.hdr") as (img, hdr):

@@ -101,6 +101,20 @@ def test_a_name_too_long_is_refused_by_its_own_name_before_any_work(tmp_path, ca
     assert not (tmp_path / "not_yet").exists()
 
 
+def test_control_characters_in_names_are_escaped_not_printed(tmp_path, capsys):
+    """`hsad detect $'no\\nerror: fake.hdr'` printed two error lines, the second forged;
+    an escape sequence in a name reached the terminal, in errors and "wrote" lines."""
+    line = one_error(["detect", tmp_path / "no\nerror: fake.hdr", "-m", "rx", "-o",
+                      tmp_path / "o.tif"], capsys)
+    assert line.endswith("no\\nerror: fake.hdr: no such file"), line
+    cube, *_ = scene()
+    write_envi(cube, tmp_path / "scene.img")
+    odd = tmp_path / "x\x1b]0;t\x07.tif"
+    code, out, err = run_cli(["detect", tmp_path / "scene.img", "-m", "rx", "-o", odd], capsys)
+    assert code == 0 and odd.exists(), err
+    assert "\x1b" not in out + err and "x\\x1b]0;t\\x07.tif" in out
+
+
 def test_a_long_name_that_fits_finishes_and_reruns_cleanly(tmp_path, capsys):
     """A 244-byte map name: the map was written, then `.<name>.hsad-claim` (256 bytes) was
     "file name too long", exit 2 and no AUC; `--overwrite` failed the same way on its

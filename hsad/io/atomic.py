@@ -401,21 +401,40 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 @contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` for the block (waiting for another process's:
+    its renames take milliseconds); none where the system has no such locks."""
+    fd = None
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # the lock goes with it
+
+
+@contextlib.contextmanager
 def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Like :func:`atomic_path` for files that belong together (ENVI data + header).
 
     They are renamed into place in the order given, and only after the block succeeds: the
     data before its header, so that a reader never finds a new header without its data.
-    If one cannot be placed, those this call already placed as new files are removed.
+    If one cannot be placed, those this call already placed as new files are removed. The
+    renames hold a lock on the first file's folder (:func:`_folder_locked`): two runs
+    writing the same pair at once had left one's data under the other's header.
     """
     temps: list[_Temp] = []
     try:
         for p in paths:
             temps.append(_Temp(p))
         yield [t.path for t in temps]
-        for t in temps:
-            stopping.raise_if_signalled()  # those placed are removed again, below
-            t.place()
+        with _folder_locked(temps[0].target.parent):  # one run's pair at a time
+            for t in temps:
+                stopping.raise_if_signalled()  # those placed are removed again, below
+                t.place()
     except BaseException as exc:
         for t in temps:
             t.unplace()
