@@ -826,3 +826,38 @@ def test_info_refuses_a_tampered_model_as_detect_does(members, tmp_path, capsys,
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith(f"error: {bad}: ") and \
         err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c["params"].update(device="mps"), "device must be auto, cpu, cuda or cuda:N, "
+                                                  "got 'mps'"),
+    (lambda c: c["params"].update(device=""), "device must be"),
+    (lambda c: c.update(n_train=float("inf")), "'n_train' must be a whole number"),
+    (lambda c: c.update(n_train=10**30), "'n_train' must be a whole number"),
+    (lambda c: c.update(created=5), "'created' must be a JSON string"),
+    (lambda c: c.update(hsad_code=5), "'hsad_code' must be a JSON string"),
+    (lambda c: c.update(wavelength=[-1.0 * (w or 1) for w in c["wavelength"]]),
+     "wavelength must hold 6 numbers above 0 or nulls"),
+])
+def test_a_tampered_setting_or_description_is_named_by_info_and_detect(members, tmp_path,
+                                                                      capsys, edit, message):
+    """A saved device of 'mps' passed `hsad info` and was refused by `detect --model` as
+    "weights do not match" (even with --device cpu); n_train of Infinity showed as "inf
+    pixels", numbers stood for dates, negated wavelengths were "missing" bands."""
+    bad = with_config(members, tmp_path / "bad.hsad", edit)
+    with pytest.raises(ModelError, match=message):
+        load_detector(bad)
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(bad)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message.split(",")[0] in err and "weights" not in err, err
+
+
+def test_a_key_given_twice_in_a_models_config_is_refused(members, tmp_path):
+    """`"epochs": 2, "epochs": 50` loaded as 50 beside a history of 2 epochs (json's last
+    one wins), and a second "method" changed the detector."""
+    config, weights = members
+    text = json.dumps(config).replace('"method": ', '"method": "fanogan", "method": ', 1)
+    bad = write_zip(tmp_path / "dup.hsad", {CONFIG: text, WEIGHTS: weights})
+    with pytest.raises(ModelError, match="the key 'method' is given twice in one object"):
+        load_detector(bad)

@@ -12,6 +12,7 @@ import numpy as np
 from hsad.detectors.declared import FLOAT32_MAX
 from hsad.detectors.param_types import SEED_MAX
 from hsad.errors import ParameterError
+from hsad.nn.trainer import DEVICE_NAME
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -63,6 +64,8 @@ class NeuralParameters:
             (0 < float(self.lr) <= FLOAT32_MAX, f"lr must be a number > 0 within float32's "
                                                 f"range, got {self.lr!r}"),
             (0 <= int(self.seed) <= SEED_MAX, f"seed must lie in 0…{SEED_MAX}, got {self.seed}"),
+            (not isinstance(self.device, str) or DEVICE_NAME.fullmatch(self.device) is not None,
+             f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (self.early_stopping is None or int(self.early_stopping) >= 1,
              "early_stopping must be ≥ 1 epochs (or None)"),
         ]

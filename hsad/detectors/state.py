@@ -25,6 +25,7 @@ from hsad.io.model_archive import (
     WEIGHTS,
     header,
     json_list,
+    model_wavelengths,
     restore_scene_level,
     scene_level_entry,
     set_saved_params,
@@ -134,12 +135,7 @@ def _check_state(det, config: dict, tensors: dict[str, np.ndarray], path: Path) 
         if problem:
             raise ModelError(f"{WEIGHTS}: state.{key} {problem}", path)
         state[key] = value.astype(bool) if key == "bands_" else value
-    wavelength = config.get("wavelength")
-    if not isinstance(wavelength, list) or len(wavelength) != sizes["B"] or not all(
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-            for v in wavelength):
-        raise ModelError(f"{CONFIG}: wavelength must hold {sizes['B']} numbers or nulls", path)
-    state["wavelength_"] = np.array([np.nan if v is None else v for v in wavelength], float)
+    state["wavelength_"] = model_wavelengths(config.get("wavelength"), sizes["B"], path)
     return state
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import warnings
 import zipfile
@@ -299,19 +300,63 @@ def is_model_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def _once_each(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are each given once: ``"epochs": 2, "epochs": 50`` had
+    loaded as 50 beside a history of 2 epochs (json's last one wins)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} is given twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
+#: descriptive entries of ``config.json`` (each optional) and what each must be
+DESCRIPTIVE = {"hsad_version": str, "hsad_code": str, "created": str, "n_train": int}
+
+
+def _check_descriptive(config: dict, path: Path) -> None:
+    """ModelError unless each :data:`DESCRIPTIVE` entry present is of its kind (a count of
+    pixels a whole number ≥ 0): ``n_train`` of Infinity had been shown as "inf pixels"."""
+    for key, kind in DESCRIPTIVE.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        whole = kind is int and isinstance(value, int) and not isinstance(value, bool)
+        if kind is int and not (whole and 0 <= value <= 2**63 - 1):
+            raise ModelError(f"{CONFIG}: {key!r} must be a whole number in 0…2⁶³ − 1, got "
+                             f"{str(value)[:40]}", path)
+        if kind is str and not isinstance(value, str):
+            raise ModelError(f"{CONFIG}: {key!r} must be a JSON string, got "
+                             f"{type(value).__name__}", path)
+
+
+def model_wavelengths(values, n_bands: int, path: Path) -> np.ndarray:
+    """A model's ``wavelength`` entry as floats (NaN for null): ModelError unless it holds
+    ``n_bands`` numbers above 0 or nulls (negated wavelengths had been taken as bands the
+    scene lacked, "-400.0 nm")."""
+    if not isinstance(values, list) or len(values) != n_bands or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and math.isfinite(v) and v > 0) for v in values):
+        raise ModelError(f"{CONFIG}: wavelength must hold {n_bands} numbers above 0 or "
+                         "nulls", path)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """``config.json`` (an hsad model description of a readable version) and the arrays
     of ``model.safetensors`` (integer or finite floating values), unvalidated otherwise."""
     path = Path(path)
     raw_config = _read_member(path, CONFIG)
     try:
-        config = json.loads(raw_config.decode("utf-8"))
+        config = json.loads(raw_config.decode("utf-8"), object_pairs_hook=_once_each)
     except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a 5000-digit integer
         raise ModelError(f"{CONFIG} is not valid JSON ({' '.join(str(exc).split())})",
                          path) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelError(f"{CONFIG} is not an hsad model description", path)
     _check_version(config, path)
+    _check_descriptive(config, path)
     for key, kind in (("method", str), ("params", dict)):
         if not isinstance(config.get(key), kind):
             raise ModelError(f"{CONFIG} lacks {key!r}" if key not in config else
@@ -435,9 +480,10 @@ def set_saved_params(det, config: dict, path: Path) -> None:
 
 
 __all__ = [
-    "CONFIG", "effective_format", "FORMAT", "FORMAT_VERSION", "header", "is_model_file",
-    "json_list", "MISLABELLED_FORMAT_3",
-    "LADDER_FORMAT", "load_model", "MAX_BYTES", "read_archive", "READABLE",
+    "CONFIG", "DESCRIPTIVE", "effective_format", "FORMAT", "FORMAT_VERSION", "header",
+    "is_model_file", "json_list", "MISLABELLED_FORMAT_3",
+    "LADDER_FORMAT", "load_model", "MAX_BYTES", "model_wavelengths", "read_archive",
+    "READABLE",
     "restore_scene_level", "save_model", "saved_params", "SCENE_LEVEL", "scene_level_entry",
     "set_saved_params", "TRAINING_SEED", "WEIGHTS", "write_archive"
 ]

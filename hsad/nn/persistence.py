@@ -33,6 +33,7 @@ from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: 
     header,
     json_list,
     load_model,
+    model_wavelengths,
     read_archive,
     restore_scene_level,
     scene_level_entry,
@@ -106,9 +107,7 @@ def check_config(config, path: Path) -> dict:
     good, wl = config["good_band"], config["wavelength"]
     if not all(isinstance(b, bool) for b in good) or sum(good) != n or n < 1:
         raise ModelError(f"{CONFIG}: good_band must be booleans with n_bands ({n}) true", path)
-    if len(wl) != n or not all(v is None or (isinstance(v, (int, float))
-                                             and not isinstance(v, bool)) for v in wl):
-        raise ModelError(f"{CONFIG}: wavelength must hold n_bands ({n}) numbers or nulls", path)
+    model_wavelengths(wl, n, path)
     if config["normalisation"].get("method") not in NORM_METHODS:
         raise ModelError(f"{CONFIG}: unknown normalisation "
                          f"{config['normalisation'].get('method')!r}", path)
@@ -223,8 +222,7 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         det.scaler_ = BandScaler.from_tensors(config["normalisation"]["method"], tensors)
         det.n_bands_ = int(config["n_bands"])
         det.band_mask_ = np.asarray(config["good_band"], dtype=bool)
-        det.wavelength_ = np.array([np.nan if v is None else v for v in config["wavelength"]],
-                                   dtype=np.float64)
+        det.wavelength_ = model_wavelengths(config["wavelength"], det.n_bands_, path)
         det.device_ = resolve_device(det.device)
         with torch.device("meta"):  # shapes first: a hostile config allocates nothing
             skeleton = det._build(det.n_bands_)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,10 @@ from hsad.stopping import raise_if_signalled
 Step = Callable[[tuple[torch.Tensor, ...]], dict[str, float]]
 #: ``loss(batch, shared) -> {name: tensor}``; ``shared`` is a dict the updates of one step share.
 LossFn = Callable[[tuple[torch.Tensor, ...], dict], dict[str, Any]]
+
+
+#: the device names hsad takes (any letter case): ``auto``, ``cpu``, ``cuda``, ``cuda:N``
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?", re.IGNORECASE)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
