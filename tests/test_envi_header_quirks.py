@@ -241,6 +241,18 @@ def test_plausible_units_do_not_warn(tmp_path, units, values):
     quiet_open(data)
 
 
+@pytest.mark.parametrize("units", ["Wavenumber", "cm-1", "GHz"])
+def test_wavelengths_in_no_length_unit_are_set_aside_with_a_warning(tmp_path, units):
+    """`wavelength units = Wavenumber` was read as a scene without wavelengths in silence,
+    and the model matching then said "the scene has no wavelengths"."""
+    data = envi(tmp_path, f"wavelength units = {units}\nwavelength = {{4000, 5000, 6000, "
+                          "7000, 8000}\n")
+    with pytest.warns(UserWarning, match=f"'wavelength units = {units}' is no length: hsad "
+                                         "reads wavelengths in nm, µm or mm only"):
+        cube = hsad.open_cube(data)
+    assert np.isnan(cube["wavelength"].values).all()
+
+
 #: a big-endian int16 BSQ file of 3 bands, 5 lines, 4 samples, values 0..59
 LAYOUT_HEAD = "ENVI\nsamples = 4\nlines = 5\nbands = 3\ndata type = 2\n"
 

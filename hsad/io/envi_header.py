@@ -469,6 +469,19 @@ def _check_units(units: str | None, values: np.ndarray, factor: float | None, pa
                   UserWarning, stacklevel=4)
 
 
+def _say_unread(units: str | None, factor: float | None, path: Path) -> None:
+    """Warn when the header's ``wavelength`` values are set aside for their unit: a
+    wavenumber or a frequency (``Index``, ENVI's "band numbers", says nothing: there are
+    none). Such a scene had been said to have "no wavelengths" by the model matching."""
+    unit = (units or "").strip()
+    if factor is not None or unit.lower() in ("", "index", "unknown"):
+        return
+    warnings.warn(f"{path}: 'wavelength units = {_short(unit)}' is no length: hsad reads "
+                  "wavelengths in nm, µm or mm only, so this scene's bands have none (band "
+                  "selection by wavelength and a model's band matching go by position); "
+                  "write them in nm in the header to use them", UserWarning, stacklevel=4)
+
+
 def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
     """Fill wavelength/fwhm (nm), good_band and band_names from the header."""
     n = hdr.samples if hdr.is_spectral_library else hdr.bands
@@ -483,6 +496,7 @@ def _spectral_fields(hdr: EnviHeader, raw: dict, p: Path) -> None:
             fwhm_factor = wavelength_scale(hdr.wavelength_units, wl)
             hdr.wavelength = None if fwhm_factor is None else wl * fwhm_factor
             _check_units(hdr.wavelength_units, wl, fwhm_factor, p)
+            _say_unread(hdr.wavelength_units, fwhm_factor, p)
     elif hdr.band_names is not None:
         hdr.wavelength = wavelengths_from_band_names(hdr.band_names)
     if "fwhm" in raw:
