@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from hsad.cli.options import (
+    apply_scale_option,
     band_options,
     band_selection,
     chunks_option,
@@ -59,7 +60,7 @@ def _check_paths(src: Path, dst: Path, src_format: str, kind: str) -> None:
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str | None = None,
             dtype: str | None = None, key: str | None = None, cog: bool = False,
             chunks=None, bands: dict | None = None, subset: dict | None = None,
-            progress: bool | None = None) -> Path:
+            progress: bool | None = None, apply_scale: bool = False) -> Path:
     """Convert cube ``src`` to ``dst``; the output format follows ``dst``'s extension.
 
     ``interleave`` (bsq/bil/bip) applies to ENVI and, as band/pixel, to GeoTIFF; ``dtype``
@@ -68,7 +69,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     :func:`hsad.select_bands` keywords; ``subset``: the window to keep, as
     :func:`hsad.cube.subset.spatial_subset` keywords (a MAT ground truth is cut with it). An
     EMIT granule is written on its lookup table's map grid (:func:`hsad.io.glt.orthorectify_cube`;
-    a window is one of its instrument pixels).
+    a window is one of its instrument pixels). ``apply_scale``: as
+    :func:`hsad.io.open_cube`'s (the values divided by a reflectance scale factor).
     """
     from hsad.cube.bands import select_bands
     from hsad.io import detect_format, open_cube
@@ -91,12 +93,13 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     if subset and any(v is not None for v in subset.values()):
         from hsad.cube.subset import window_for
 
-        window = window_for(open_cube(src, key=key), **subset)  # lazy: the file's shape
+        # lazy: the file's shape
+        window = window_for(open_cube(src, key=key, apply_scale=apply_scale), **subset)
     gt = None
     if fmt == "mat":
         cube, gt = load_mat(src, key=key, chunks=chunks, window=window)
     else:
-        cube = open_cube(src, chunks=chunks, key=key, window=window)
+        cube = open_cube(src, chunks=chunks, key=key, window=window, apply_scale=apply_scale)
     cube = orthorectify_cube(select_bands(cube, **(bands or {})))  # an EMIT granule: its grid
     if cube.attrs.get("file_mask") and cube.attrs.get("nodata") is None:
         # the pixels outside the file's own mask were read as NaN: name NaN the nodata
@@ -126,6 +129,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 @click.option("--cog", is_flag=True, help="Write a Cloud-Optimized GeoTIFF (.tif output).")
 @band_options
 @copy_subset_options
+@apply_scale_option
 @chunks_option
 @progress_option
 @overwrite_option
@@ -133,8 +137,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
 def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: str | None,
             cog: bool, wavelengths: str | None, exclude_wavelengths: str | None,
             band_indices: str | None, drop_bad_bands: bool, wavelength_file: str | None,
-            srcwin, projwin, projwin_crs, chunks: int | None, progress: bool | None,
-            overwrite: bool) -> None:
+            srcwin, projwin, projwin_crs, apply_scale: bool, chunks: int | None,
+            progress: bool | None, overwrite: bool) -> None:
     """Convert cube IN to OUT: .tif/.tiff GeoTIFF, .mat MAT v5, anything else ENVI (data
     file OUT plus its .hdr), keeping the bands chosen by the band options (default all) and
     the window chosen by --srcwin or --projwin (default the whole scene). An EMIT granule is
@@ -151,5 +155,6 @@ def command(src: str, dst: str, interleave: str | None, dtype: str | None, key: 
         with TileProgress(disable=None if progress is None else not progress,
                           desc=f"writing {Path(dst).name}"):
             out = convert(src, dst, interleave=interleave, dtype=dtype, key=key, cog=cog,
-                          chunks=chunks, bands=bands, subset=subset, progress=progress)
+                          chunks=chunks, bands=bands, subset=subset, progress=progress,
+                          apply_scale=apply_scale)
     say(f"wrote {out}")

@@ -220,8 +220,9 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                 library_path, png_path, rgb, rgb_bands, truth, truth_key, key, stages_dir,
                 stages_png, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
                 wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask,
-                exclude_quality, background, labels, overwrite, fusion, chunks, seed, device,
-                memory_limit, workers, scheduler, precision, progress, max_regions=None,
+                exclude_quality, apply_scale, background, labels, overwrite, fusion, chunks,
+                seed, device, memory_limit, workers, scheduler, precision, progress,
+                max_regions=None,
                 also_inputs=None, check_only=False):
     """One scene of ``hsad detect``. ``also_inputs``: the inputs of every scene of a batch
     (:class:`hsad.cli.outputs.KnownInputs`), which its outputs may not replace;
@@ -289,7 +290,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         settings["hsad.precision"] = precision
     with plan, dask.config.set(settings), use_scheduler(scheduler, workers, memory_limit):
         cube = pipeline.prepare_cube(engine.open_tiled(scene, memory_limit, chunks=chunks,
-                                                       key=key, subset=subset),
+                                                       key=key, subset=subset,
+                                                       apply_scale=apply_scale),
                                      bands, nodata=nodata, valid_mask=valid_mask,
                                      exclude_quality=quality)
         if png_path or stages_png:

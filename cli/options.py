@@ -241,9 +241,19 @@ def subset_selection(srcwin, projwin, projwin_crs) -> dict:
     return {"srcwin": srcwin, "projwin": projwin, "projwin_crs": projwin_crs}
 
 
+#: --apply-scale: a reflectance scale factor applied as the scene is read
+apply_scale_option = click.option(
+    "--apply-scale", is_flag=True,
+    help="Divide the values by the file's reflectance scale factor (ENVI 'reflectance "
+         "scale factor', NEON's scale factor) as they are read: reflectance 0-1 from a "
+         "x10000 product, to match a model trained on reflectance.")
+
+
 def mask_options(func):
-    """--nodata, --valid-mask (hsad.cube.nodata) and --exclude-quality (hsad.io.quality)."""
+    """--nodata, --valid-mask (hsad.cube.nodata), --exclude-quality (hsad.io.quality) and
+    --apply-scale (the readers' ``apply_scale``)."""
     for option in (
+        apply_scale_option,
         click.option("--exclude-quality", metavar="FLAGS", default=None,
                      help="EnMAP products: leave out the pixels the product's quality layers "
                           "flag as any of cloud, cloudshadow, haze, cirrus, snow, water, "

@@ -64,7 +64,7 @@ from hsad.config import parse_params
 def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, train_window,
             progress, wavelengths, exclude_wavelengths, band_indices, drop_bad_bands,
             wavelength_file, srcwin, projwin, projwin_crs, nodata, valid_mask, exclude_quality,
-            background, labels, fusion, chunks, seed, device, overwrite):
+            apply_scale, background, labels, fusion, chunks, seed, device, overwrite):
     """Train METHOD on SCENES (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5 or an EnMAP
     product; one or several) and save the fitted model.
 
@@ -139,7 +139,8 @@ def command(scenes, method, output, params, epochs, loss_plot, key, train_mask, 
                     strict=True))  # one --key for several scenes: those that take one
     with plan:
         def prepared(scene):
-            return prepare_cube(open_cube(scene, chunks=chunks, key=keys[scene], **subset),
+            return prepare_cube(open_cube(scene, chunks=chunks, key=keys[scene],
+                                          apply_scale=apply_scale, **subset),
                                 bands, nodata=nodata, valid_mask=fill(valid_mask, scene),
                                 exclude_quality=quality)
 

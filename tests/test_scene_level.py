@@ -207,6 +207,48 @@ def test_the_cli_warns_with_a_model_on_a_scaled_scene(tmp_path, capsys):
             and "b.mat: rx: " in line and ("about 9,900×" in line or "about 10,000×" in line)]
 
 
+def test_a_declared_scale_factor_is_named_and_applied_by_apply_scale(tmp_path, capsys):
+    """An int16 × 10000 ENVI scene declaring `reflectance scale factor = 10000` under a model
+    of reflectance: the warning said to convert the scene, and no command could apply the
+    factor (`apply_scale` was the API's alone)."""
+    from hsad.cli.main import main
+    from hsad.io.envi_writer import write_envi
+
+    def run(*args):
+        with pytest.raises(SystemExit) as done:
+            main([str(a) for a in args])
+        return done.value.code, capsys.readouterr()
+
+    write_envi(make_cube(_reflectance(0)), tmp_path / "a.img")
+    dn = make_cube(np.round(_reflectance(1) * 10000).astype(np.int16))
+    dn.attrs["reflectance_scale_factor"] = 10000.0
+    write_envi(dn, tmp_path / "b.img")
+    write_envi(make_cube(np.round(_reflectance(1) * 10000).astype(np.int16) / np.float32(1e4)),
+               tmp_path / "ref.img")
+    model = tmp_path / "rx.hsad"
+    assert run("train", tmp_path / "a.img", "-m", "rx", "-o", model, "-q")[0] == 0
+    code, said = run("detect", tmp_path / "b.img", "--model", model, "-o", tmp_path / "b.tif")
+    assert code == 0 and "declares a reflectance scale factor of 10000, not applied: give " \
+        "--apply-scale" in said.err
+    code, said = run("detect", tmp_path / "b.img", "--model", model, "--apply-scale", "-o",
+                     tmp_path / "s.tif")
+    assert code == 0 and LEVEL not in said.err, said.err
+    assert run("detect", tmp_path / "ref.img", "--model", model, "-o", tmp_path / "r.tif")[0] == 0
+    import rasterio
+
+    with rasterio.open(tmp_path / "s.tif") as a, rasterio.open(tmp_path / "r.tif") as b:
+        np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-4)
+    assert run("train", tmp_path / "b.img", "-m", "rx", "--apply-scale", "-o",
+               tmp_path / "b.hsad", "-q")[0] == 0
+    code, _ = run("convert", tmp_path / "b.img", tmp_path / "c.img", "--apply-scale")
+    from hsad import open_cube
+
+    converted = open_cube(tmp_path / "c.img")
+    assert code == 0 and not converted.attrs.get("reflectance_scale_factor")
+    np.testing.assert_allclose(converted.values, open_cube(tmp_path / "ref.img").values,
+                               rtol=1e-6)
+
+
 def _rewrite_config(model, change) -> None:
     """Apply ``change`` to the config.json of the model file ``model``, in place."""
     import json

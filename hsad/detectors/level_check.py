@@ -93,12 +93,15 @@ def _rounded(x: float) -> str:
 
 
 def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarray,
-                      what: str, path=None, fitted_scene: np.ndarray | None = None) -> None:
+                      what: str, path=None, fitted_scene: np.ndarray | None = None,
+                      factor: float | None = None) -> None:
     """Warn when the scene's per-band ``medians`` lie on another scale than the ``centre``
     of the data the model was fitted on (more than :data:`LEVEL_SPREADS` ``spread`` away,
     or :data:`LEVEL_RATIO` times larger or smaller), and than the medians of the scene
     ``fit`` was given (``fitted_scene``, when known: a model fitted on a background area
-    of a scene describes that scene's scale whatever the area's level)."""
+    of a scene describes that scene's scale whatever the area's level). ``factor``: the
+    scene's reflectance scale factor, not applied (named in the warning, with the way to
+    apply it)."""
     centre = np.asarray(centre, dtype=np.float64)
     spread = np.asarray(spread, dtype=np.float64)
     if not _far(medians, centre, spread):
@@ -118,5 +121,9 @@ def check_scene_level(medians: np.ndarray, centre: np.ndarray, spread: np.ndarra
         f"{where}{what}: the scene's values lie {distance:.3g} spreads from the data the "
         f"model was fitted on in the median band{ratio}: another unit or scale factor "
         "(reflectance × 10000, radiance units), or a scene unlike the training one, which "
-        "the model does not describe. Convert the scene to the model's units, or fit on the "
-        "scene itself", DegenerateDataWarning, stacklevel=2)
+        "the model does not describe. " + (
+            f"The file declares a reflectance scale factor of {factor:g}, not applied: give "
+            "--apply-scale (open_cube(..., apply_scale=True)) if the model was trained on "
+            "the scaled values; else convert" if factor else "Convert")
+        + " the scene to the model's units, or fit on the scene itself",
+        DegenerateDataWarning, stacklevel=2)

@@ -141,9 +141,11 @@ class SceneChecks:
         if values is None:
             values = as_values(raw, cube.attrs.get("nodata"))
 
+        factor = None if cube.attrs.get("scale_applied") else \
+            cube.attrs.get("reflectance_scale_factor")
         check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
                           cube.attrs.get("source_path"),
-                          getattr(self, "_fitted_scene_level", None))
+                          getattr(self, "_fitted_scene_level", None), factor)
 
     def _check_bands(self, cube: xr.DataArray, bands: np.ndarray) -> None:
         """Raise ``ParameterError`` unless ``cube`` has the band layout the detector was fit on."""

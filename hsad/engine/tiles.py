@@ -116,18 +116,19 @@ def check_budget(budget: int, shape: tuple[int, ...], dtype, halo: int = 0,
 
 def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
                key: str | None = None, workers: int | None = None,
-               subset: dict | None = None) -> xr.DataArray:
+               subset: dict | None = None, apply_scale: bool = False) -> xr.DataArray:
     """Open a cube lazily with tiles from :func:`chunks_for` (``chunks`` overrides).
 
     ENVI files (stored row by row) get full-width strips when the budget allows.
     ``subset``: :func:`hsad.cube.subset.spatial_subset` keywords (``srcwin``, ``projwin``,
     ``projwin_crs``): only that window is opened, in tiles sized for it, and every read (a
     tile, a statistics sample) reads only its own pixels (:mod:`hsad.io.window`).
+    ``apply_scale``: as :func:`hsad.io.open_cube`'s.
     """
     from hsad.cube.subset import window_for
     from hsad.io import open_cube
 
-    cube = open_cube(path, chunks=chunks, key=key)
+    cube = open_cube(path, chunks=chunks, key=key, apply_scale=apply_scale)
     window = window_for(cube, **(subset or {}))
     if chunks is None:
         shape = cube.shape if window is None else (window.height, window.width,
@@ -146,13 +147,13 @@ def open_tiled(path, memory_limit: str | int | None = None, *, chunks=None,
         if planned is not None:
             chunks, tiles = planned
             if tiles is not None:
-                return split_cube(open_cube(path, chunks=chunks, key=key, window=window),
-                                  tiles)
+                return split_cube(open_cube(path, chunks=chunks, key=key, window=window,
+                                            apply_scale=apply_scale), tiles)
         if window is None and chunks == (max(cube.data.chunks[0]), max(cube.data.chunks[1])):
             return cube
     elif window is None:
         return cube
-    return open_cube(path, chunks=chunks, key=key, window=window)
+    return open_cube(path, chunks=chunks, key=key, window=window, apply_scale=apply_scale)
 
 
 def map_halo(func, data: da.Array, halo: int, *, dtype=np.float64, drop_axis=None,
