@@ -210,8 +210,36 @@ def test_the_map_of_a_cube_in_memory_is_computed_and_keeps_no_tie_to_it(values, 
         cube[:] = 0
         np.testing.assert_array_equal(scores.values, before)
         cube = np.nan_to_num(values).copy()
-    lazy = detectors.get(method).fit_score(make_cube(np.nan_to_num(values)))
+    # make_cube of a numpy array (how a numpy array gets its georeference) is in memory
+    # too: its map had stayed lazy on the array (12.8 before an edit, 20135.1 after)
+    cube = np.nan_to_num(values).copy()
+    scores = detectors.get(method).fit_score(make_cube(cube))
+    before = scores.values.copy()
+    cube[:] = 0
+    assert isinstance(scores.data, np.ndarray)
+    np.testing.assert_array_equal(scores.values, before)
+    import dask.array as da
+
+    lazy = detectors.get(method).fit_score(make_cube(da.from_array(np.nan_to_num(values))))
     assert lazy.chunks is not None  # a lazy cube's map stays lazy
+
+
+@pytest.mark.parametrize("dims", [("y", "x", "band"), ("band", "y", "x")])
+def test_a_dataarray_without_coordinates_sits_where_its_numpy_array_does(values, dims):
+    """`xr.DataArray(A, dims=...)` without coordinates got y, x = 0, 1, 2 … and a map whose
+    transform was (1, 0, -0.5, 0, 1, -0.5): its GeoTIFF half a pixel off the numpy array's."""
+    import xarray as xr
+    from affine import Affine
+
+    from hsad.cube import transform_of
+
+    array = np.nan_to_num(values)
+    data = array if dims[0] == "y" else np.moveaxis(array, 2, 0)
+    ours = detectors.get("rx").fit_score(xr.DataArray(data, dims=dims))
+    theirs = detectors.get("rx").fit_score(array)
+    np.testing.assert_array_equal(ours["y"].values, theirs["y"].values)
+    np.testing.assert_array_equal(ours["x"].values, theirs["x"].values)
+    assert transform_of(ours) == transform_of(theirs) == Affine.identity()
 
 
 def test_fit_score_passes_fits_keywords_on(values):

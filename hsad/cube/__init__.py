@@ -130,6 +130,15 @@ def source_of(data):
     return held
 
 
+def wraps_numpy(data) -> bool:
+    """Whether ``data`` is :func:`wrap_numpy`'s dask array over a numpy array in memory
+    (a :func:`make_cube` of a numpy array), unsliced: its values are that array's now."""
+    layer = _layer(data) if isinstance(data, da.Array) else None
+    entry = None if layer is None else _SOURCES.get(id(layer))
+    return (entry is not None and entry[0]() is layer and type(entry[1]) is np.ndarray
+            and entry[1].shape == data.shape)
+
+
 #: the attributes of a cube cut from a scene: its window (row and column offsets, the
 #: scene's rows and columns) and its grid when cut (six affine coefficients), by which a
 #: slice taken of it later moves the window (:func:`hsad.cube.subset.current_window`)
@@ -427,12 +436,11 @@ def as_cube(obj) -> xr.DataArray:
     if missing:
         cube = cube.assign_coords(missing)
     if "x" not in cube.coords and "y" not in cube.coords:
-        transform = cube.rio.transform()
-        if transform.b or transform.d:
-            # rioxarray gives a rotated grid no coordinates: hsad's (pixel indices + 0.5)
-            # keep a slice's place on it (transform_of)
-            y, x = _pixel_centre_coords(transform, cube.sizes["y"], cube.sizes["x"])
-            cube = cube.assign_coords(y=y, x=x)
+        # pixel centres, as a numpy array's (a DataArray without coordinates had 0, 1, 2 …
+        # and a map half a pixel off); rioxarray gives a rotated grid no coordinates:
+        # hsad's (pixel indices + 0.5) keep a slice's place on it (transform_of)
+        y, x = _pixel_centre_coords(cube.rio.transform(), cube.sizes["y"], cube.sizes["x"])
+        cube = cube.assign_coords(y=y, x=x)
     if "nodata" not in cube.attrs:
         cube = cube.copy(deep=False)
         cube.attrs["nodata"] = nodata_for(cube.dtype, cube.rio.nodata)
@@ -490,5 +498,6 @@ __all__ = [
     "map_like", "missing_values", "NEAR_FLT_MAX", "nodata_for", "nodata_hits", "one_nodata",
     "physical_scaling", "PIXEL_INDEX", "QGIS_PIXEL_FRAME", "refuse_singular", "same_grid",
     "same_place", "transform_of", "unmasked", "valid_mask", "vector_frame",
-    "WINDOW_ATTR", "WINDOW_GRID_ATTR", "with_band_scaling", "wrap_numpy", "keep_source", "source_of"
+    "WINDOW_ATTR", "WINDOW_GRID_ATTR", "with_band_scaling", "wrap_numpy", "wraps_numpy",
+    "keep_source", "source_of"
 ]

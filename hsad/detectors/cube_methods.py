@@ -45,9 +45,14 @@ def taking_any_cube(method):
 
 
 def _in_memory(cube) -> bool:
-    """Whether ``cube`` is an array in memory (numpy, a DataArray loaded), not a lazy one."""
+    """Whether ``cube`` is an array in memory (numpy, a DataArray loaded, ``make_cube`` of
+    a numpy array), not a lazy one (a file, a dask array)."""
     if isinstance(cube, xr.DataArray):
-        return cube.chunks is None and getattr(cube.variable, "_in_memory", True)
+        if cube.chunks is None:
+            return getattr(cube.variable, "_in_memory", True)
+        from hsad.cube import wraps_numpy
+
+        return cube.attrs.get("source_path") is None and wraps_numpy(cube.data)
     return isinstance(cube, np.ndarray)
 
 
