@@ -426,3 +426,21 @@ def test_a_null_threshold_is_refused_for_a_changed_fit_and_for_another_detectors
     assert int(rx.threshold(other, contamination=0.01).sum()) == 36
     assert rx.threshold(other.values, far=1e-3).attrs["threshold_rule"].endswith(
         "(null distribution)")  # a bare array names no detector: the caller's word
+
+
+def test_an_unfitted_rx_thresholds_an_rx_map_with_the_maps_own_rank():
+    """A new GlobalRX() thresholding a map scored earlier fell back to the robust log-normal
+    fit (24.55) where the fitted detector gives χ² with the map's rank (20.09), silently;
+    UTD, whose map records a rank too, has no χ² null and keeps the robust fit."""
+    from hsad import detectors
+
+    cube = np.random.default_rng(4).normal(size=(40, 40, 8)).astype(np.float32)
+    fitted = detectors.get("rx").fit(cube)
+    scores = fitted.score(cube)
+    want = fitted.threshold(scores, far=0.01).attrs["threshold"]
+    got = detectors.get("rx").threshold(scores, far=0.01)
+    assert got.attrs["threshold"] == want and "null distribution" in got.attrs["threshold_rule"]
+    ridged = detectors.get("rx", ridge=0.1).threshold(scores, far=0.01)
+    assert "robust" in ridged.attrs["threshold_rule"]  # a ridge's null needs the fit's eigenvalues
+    utd_map = detectors.get("utd").fit_score(cube)
+    assert "robust" in detectors.get("utd").threshold(utd_map, far=0.01).attrs["threshold_rule"]

@@ -184,3 +184,15 @@ class GlobalRX(BaseDetector):
         from scipy.stats import chi2  # 0.5–0.8 s to import: not on every RX run
 
         return float(chi2.isf(far, df=self.rank_))
+
+    def _null_of_map(self, scores: xr.DataArray, far: float) -> float | None:
+        """χ² with the map's ``hsad_rank`` degrees of freedom, for an unfitted detector
+        without a ridge (a map scored earlier: a new ``GlobalRX()`` had fallen back to the
+        robust log-normal fit, 24.55 where the fit gives 20.09); a ridge's null needs the
+        fitted eigenvalues."""
+        rank = scores.attrs.get("hsad_rank")
+        if float(self.ridge or 0.0) > 0 or rank is None or int(rank) < 1:
+            return None
+        from scipy.stats import chi2
+
+        return float(chi2.isf(far, df=int(rank)))

@@ -104,10 +104,10 @@ class Thresholding:
         scores follow no distribution of this one's, and so is a map of another fit's rank
         (``hsad_rank``: the χ² null's degrees of freedom)."""
         null = self.null_threshold(far)
-        if null is None:
-            return None
-        self._check_fit_params()
         made_by = scores.attrs.get("method")
+        if null is None:
+            return self._null_of_map(scores, far) if made_by == self.name else None
+        self._check_fit_params()
         if isinstance(made_by, str) and made_by and made_by != self.name:
             raise ParameterError(f"{self.name}: this map was made by {made_by}, and "
                                  f"far={far:g} takes {self.name}'s null distribution; "
@@ -123,4 +123,10 @@ class Thresholding:
 
     def null_threshold(self, far: float) -> float | None:
         """Score exceeded by background with probability ``far``; None if unknown."""
+        return None
+
+    def _null_of_map(self, scores: xr.DataArray, far: float) -> float | None:
+        """The null quantile of a map this detector's kind made, read from the map where
+        the detector is not fitted (a map scored earlier and thresholded by a new
+        detector); None where the map does not carry what it needs."""
         return None

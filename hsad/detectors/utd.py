@@ -49,6 +49,9 @@ class UTD(GlobalRX):
     def null_threshold(self, far: float) -> float | None:
         return None
 
+    def _null_of_map(self, scores, far: float) -> float | None:
+        return None  # no χ² null, whatever rank the map records
+
 
 class RXDUTD(GlobalRX):
     """RXD-UTD: ``(r − 1)ᵀ K⁻¹ (r − μ)`` = RX(r) − UTD(r). Parameters as ``rx``."""
@@ -68,3 +71,6 @@ class RXDUTD(GlobalRX):
 
     def null_threshold(self, far: float) -> float | None:
         return None
+
+    def _null_of_map(self, scores, far: float) -> float | None:
+        return None  # no χ² null, whatever rank the map records
