@@ -272,10 +272,10 @@ def export(det: Detection, cube: xr.DataArray, *, scores_path=None, cog: bool = 
 
     def write_raster(map_, path, what) -> np.ndarray:
         """Write the map and its style; return the decimated sample the style was made of."""
-        fusion = None  # the D_SS map's own settings, described (its area is not needed)
+        fusion = None  # the fused maps' own settings, described (their area is not needed)
         output = getattr(det.detector, "output_", None)  # a model's score: its output map
         name = output if what == "score" and output in MAP_DESCRIPTIONS else what
-        if name == "d_ss" and callable(getattr(det.detector, "fusion_", None)):
+        if name in ("d_ss", "d_spatial") and callable(getattr(det.detector, "fusion_", None)):
             fusion = det.detector.fusion_(cube)
         write_map(map_, path, like=cube, cog=cog, progress=progress,
                   tags=provenance(det.detector, cube, what, model),

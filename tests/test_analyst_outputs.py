@@ -144,6 +144,20 @@ def test_stage_maps_name_their_units(scene, tmp_path, capsys):
                                        "(unitless, 0..1)")
         assert src.tags()["hsad_map"] == "d_ss"
     assert (tmp_path / "st" / "d_ss.qml").is_file()
+    # D_spatial is no count of standard deviations: each filter response is a fraction of
+    # its image's grey-level range (the images min-max scaled to 256 levels)
+    with rasterio.open(tmp_path / "st" / "d_spatial.tif") as src:
+        assert src.descriptions[0] == ("D_spatial: attribute-filter responses of the "
+                                       "principal components, summed (unitless: each a "
+                                       "fraction of its component's grey-level range)")
+    code, _, err = run_cli(["detect", scene["cube"], "-m", "aae", "-p", "epochs=1",
+                            "-p", "sample_size=500", "--fusion", "paper", "--seed", "0",
+                            "-o", tmp_path / "p.tif", "--save-stages", tmp_path / "sp",
+                            "--no-progress"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "sp" / "d_spatial.tif") as src:
+        assert src.descriptions[0].startswith("D_spatial: attribute-filter responses of the "
+                                              "3 lowest-energy residual bands, averaged")
 
 
 def test_quicklook_outlines_detections_with_legend_and_map_coordinates(scene, tmp_path):

@@ -80,6 +80,9 @@ def test_neural_fusion_takes_it_and_refuses_it_before_training(cube):
     det = detectors.get("ae", target_size_m=150, **params).fit(cube)
     by_size = det.score(cube)
     assert by_size.attrs["hsad_area"] == 25
+    stages = det.score_stages(cube)  # D_spectral was tagged with an area it never had
+    assert stages["d_spatial"].attrs["hsad_area"] == stages["d_ss"].attrs["hsad_area"] == 25
+    assert "hsad_area" not in stages["d_spectral"].attrs
     det.set_params(target_size_m=None, area=25)
     np.testing.assert_array_equal(by_size.values, det.score(cube).values)
     with pytest.raises(ParameterError, match="not both"):

@@ -215,9 +215,10 @@ class ReconstructionDetector(SampledStatistics, NeuralDetector):
                                      d_spectral=d_spec, statistics=statistics, keep=keep,
                                      components=components)
             terms = maps.pop("terms", None)
-        attrs = {"method": self.name, **(area_tag(fusion, self.target_size_m is not None)
-                                          if fusion is not None else {})}
-        out = {k: map_like(cube, v.astype(np.float32), name=k, attrs=attrs)
+        area = area_tag(fusion, self.target_size_m is not None) if fusion is not None else {}
+        out = {k: map_like(cube, v.astype(np.float32), name=k, attrs={
+                   "method": self.name,  # D_spectral is filtered by no area
+                   **(area if k != "d_spectral" else {})})
                for k, v in maps.items()}
         if names:
             out.update(self._term_maps(cube, terms, names))

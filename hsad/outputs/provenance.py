@@ -33,8 +33,8 @@ MAP_DESCRIPTIONS = {
     "mask": "anomaly mask of {method}: 1 anomaly, 0 background, 255 nodata",
     "d_spectral": "D_spectral: RX of the reconstruction residual, squared Mahalanobis "
                   "distance (unitless, about the band count on background)",
-    "d_spatial": "D_spatial: attribute-filter response of the principal components "
-                 "(unitless, in PC standard deviations)",
+    "d_spatial": "D_spatial: attribute-filter responses of the principal components, "
+                 "summed (unitless: each a fraction of its component's grey-level range)",
     "d_ss": "D_SS = lam*N(D_spatial) + (1-lam)*N(S), S = D_spectral or its area top-hat, "
             "N = min-max or rank to 0..1 (unitless, 0..1)",
     "anomaly": "f-AnoGAN anomaly score A(x) = residual + kappa*feature (normalised units)",
@@ -48,7 +48,7 @@ MAP_DESCRIPTIONS = {
 SCORE_UNITS = {
     "d_ss": "D_SS, unitless 0..1",
     "d_spectral": "D_spectral, squared Mahalanobis distance",
-    "d_spatial": "D_spatial, in PC standard deviations",
+    "d_spatial": "D_spatial, fractions of the components' ranges",
     "rx": "squared Mahalanobis distance",
     "lrx": "squared Mahalanobis distance to the local background",
     "local-mean-rx": "squared Mahalanobis distance",
@@ -76,6 +76,10 @@ def describe_map(name: str, method: str, fusion=None) -> str:
         lam = float(fusion.lam)
         return (f"D_SS = {lam:g}*N(D_spatial) + {1 - lam:g}*N({term}), N = {scaling} to "
                 "0..1 (unitless, 0..1)")
+    if name == "d_spatial" and fusion is not None and fusion.variant == "paper":
+        return (f"D_spatial: attribute-filter responses of the {int(fusion.n_components)} "
+                "lowest-energy residual bands, averaged and self-guided (unitless: a "
+                "fraction of each band's grey-level range)")
     if name == "score" and method in SCORE_UNITS:
         return f"anomaly score of {method} ({SCORE_UNITS[method]}; higher = more anomalous)"
     text = MAP_DESCRIPTIONS.get(name, f"{name}: score term of {{method}}")
