@@ -17,7 +17,16 @@ from hsad.cli.batch import (
     unfinished_record,
     without_maps,
 )
-from hsad.cli.detect_plan import DETECTORS, asked, detector_of, planned
+from hsad.cli.detect_plan import (
+    DETECTORS,
+    READ,
+    asked,
+    config_of,
+    detector_of,
+    library_of,
+    model_of,
+    planned,
+)
 from hsad.cli.options import (
     QUIET,
     background_option,
@@ -40,7 +49,7 @@ from hsad.cli.options import (
     subset_selection,
 )
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
-from hsad.config import load_config, parse_numbers
+from hsad.config import parse_numbers
 from hsad.engine.thresholds import DEFAULT_RULE, check_threshold
 from hsad.errors import ParameterError
 
@@ -145,6 +154,7 @@ def command(scenes, **options):
     from hsad.cli.batch import run_jobs, scene_jobs
 
     DETECTORS.clear()
+    READ.clear()
     skip = options.pop("skip_existing")
     if skip and options["overwrite"]:
         raise ParameterError("give --skip-existing (keep the outputs there are) or "
@@ -246,7 +256,7 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         scene, valid_mask, background, labels = (
             os.path.abspath(p) if p is not None and os.path.exists(p) else p
             for p in (scene, valid_mask, background, labels))
-    cfg = load_config(config_path) if config_path else {}
+    cfg = config_of(config_path)
     method, merged, named = asked(method, params, cfg, config_path)
     check_agree(merged, seed=seed)
     if contamination is None and far is None and value is None:  # options beat the config
@@ -272,8 +282,8 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
     settings = {"hsad.memory_limit": parse_memory(memory_limit)}
     # made here when its stage maps are planned, and then the one that runs (a model file
     # loaded once)
-    made = pipeline.make_detector(method, merged, model=model,
-                                  named=named) if stages_dir else None
+    made = pipeline.make_detector(method, merged, model=model, named=named,
+                                  load=model_of) if stages_dir else None
     stage_names = () if made is None else pipeline.stage_names(made)
     plan = plan_outputs(
         planned({"output": output, "mask_path": mask_path, "stages_dir": stages_dir,
@@ -304,16 +314,17 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
             check_default_composite(cube, rgb, rgb_bands)
         library = None
         if library_path:  # read, and matched to the scene's bands, before any work
-            from hsad.outputs.library_match import read_library, references
+            from hsad.outputs.library_match import references
 
-            library = read_library(library_path)
+            library = library_of(library_path)
             references(cube, library)
         if polygons_path:
             from hsad.outputs.polygons import polygon_target, vector_crs
 
             polygon_target(polygons_path, vector_crs(cube))  # GeoJSON needs a CRS
         if made is None:
-            made = pipeline.make_detector(method, merged, model=model, named=named)
+            made = pipeline.make_detector(method, merged, model=model, named=named,
+                                          load=model_of)
         det = pipeline.apply_fusion(made, fusion, merged, named)
         pipeline.check_labels(det, labels, fitted=model is not None)
         given = set(det.get_params())

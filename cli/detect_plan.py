@@ -4,7 +4,9 @@ config (:func:`asked`), and every file it writes (:func:`planned`)."""
 
 from __future__ import annotations
 
-from hsad.cli.outputs import check_name
+import copy
+
+from hsad.cli.outputs import check_name, path_key
 from hsad.config import load_config, parse_params
 
 
@@ -16,12 +18,45 @@ def detector_of(options: dict):
 
     key = repr([options.get(k) for k in ("method", "config_path", "params", "model")])
     if key not in DETECTORS:
-        cfg = load_config(options["config_path"]) if options.get("config_path") else {}
+        cfg = config_of(options.get("config_path"))
         method, merged, named = asked(options.get("method"), options.get("params"), cfg,
                                       options.get("config_path"))
         DETECTORS[key] = pipeline.make_detector(method, merged, model=options.get("model"),
-                                                named=named)
+                                                named=named, load=model_of)
     return DETECTORS[key]
+
+
+def config_of(path) -> dict:
+    """The config file ``path`` as the command first read it (``{}`` for None): a batch
+    reads it once, so that one edited while the batch runs does not reach its later
+    scenes (they had taken the new settings in silence)."""
+    if path is None:
+        return {}
+    key = ("config", path_key(path))
+    if key not in READ:
+        READ[key] = load_config(path)
+    return copy.deepcopy(READ[key])
+
+
+def library_of(path):
+    """The spectral library ``path`` as the command first read it (as :func:`config_of`)."""
+    from hsad.outputs.library_match import read_library
+
+    key = ("library", path_key(path))
+    if key not in READ:
+        READ[key] = read_library(path)
+    return copy.deepcopy(READ[key])
+
+
+def model_of(path):
+    """A copy of the model file ``path`` as the command first loaded it: every scene of a
+    batch is scored by the same model, whatever is written over the file meanwhile."""
+    from hsad.io.model_archive import load_model
+
+    key = ("model", path_key(path))
+    if key not in READ:
+        READ[key] = load_model(path)
+    return copy.deepcopy(READ[key])
 
 
 def asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dict]:
@@ -44,6 +79,9 @@ def asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dic
 #: the detectors :func:`detector_of` made in this command, by setting (a batch asks once
 #: per scene); emptied when a command starts (a model file may change between commands)
 DETECTORS: dict = {}
+#: the config, model and library files this command read (:func:`config_of`,
+#: :func:`model_of`, :func:`library_of`), by path; emptied when a command starts
+READ: dict = {}
 
 
 def planned(options: dict) -> list[tuple[str, str | None, str]]:
@@ -78,4 +116,5 @@ def spectra_paths(spectra_path) -> list:
     return spectra_files(spectra_path)
 
 
-__all__ = ["DETECTORS", "asked", "detector_of", "planned", "spectra_paths"]
+__all__ = ["DETECTORS", "READ", "asked", "config_of", "detector_of", "library_of", "model_of",
+           "planned", "spectra_paths"]

@@ -38,10 +38,12 @@ class Detection:
 
 
 def make_detector(method: str | None = None, params: dict | None = None,
-                  model: str | Path | None = None, named: dict | None = None) -> BaseDetector:
+                  model: str | Path | None = None, named: dict | None = None,
+                  load=None) -> BaseDetector:
     """A detector by registry name and hyperparameters, or a fitted one from a saved model.
     ``named``: how errors name where the ``method`` and the ``params`` came from (default
-    ``-m`` and ``--param``; a config file's keys)."""
+    ``-m`` and ``--param``; a config file's keys). ``load``: what reads the ``model`` file
+    (default :func:`hsad.io.model_archive.load_model`; a command reads it once)."""
     named = {"method": "-m", "params": "--param", **(named or {})}
     if model is not None:
         if params:  # never ignored silently: a model's parameters are those it was saved with
@@ -50,7 +52,7 @@ def make_detector(method: str | None = None, params: dict | None = None,
                                  "KEY=VALUE)")
         from hsad.io.model_archive import load_model
 
-        detector = load_model(model)
+        detector = (load or load_model)(model)
         if method is not None and str(method).strip().lower() != detector.name:
             raise ParameterError(f"the model holds a {detector.name} detector, not {method}: "
                                  f"drop {named['method']} (a model carries its own method)",

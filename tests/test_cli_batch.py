@@ -475,3 +475,46 @@ def test_a_claim_a_killed_run_left_goes_with_the_next_run_that_makes_the_scene(s
         assert code == 0, err
         assert (out / ".line_b_rx.tif.hsad-claim").exists()
     assert not stale.exists()
+
+
+def test_a_config_or_model_written_over_during_a_batch_reaches_none_of_its_scenes(
+        scenes, tmp_path, capsys, monkeypatch):
+    """The config was read again for each scene: rewritten after the first, it gave the
+    later scenes other parameters and another threshold rule, exit 0; a model file
+    replaced mid-batch scored the later scenes with the other model."""
+    import hsad.cli.detect as detect
+
+    cubes = [s["cube"] for s in scenes]
+    config = tmp_path / "live.yaml"
+    config.write_text("method: lrx\nparams: {inner: 3, outer: 7}\ncontamination: 0.01\n")
+    other = tmp_path / "other.hsad"
+    model = tmp_path / "model.hsad"
+    assert run_cli(["train", cubes[1], "-m", "rx", "-o", other, "-q"], capsys)[0] == 0
+    assert run_cli(["train", cubes[0], "-m", "rx", "-o", model, "-q"], capsys)[0] == 0
+    first = model.read_bytes()
+    one_scene = detect._detect_one
+
+    def then_rewrite(scene, **filled):
+        done = one_scene(scene, **filled)
+        config.write_text("method: lrx\nparams: {inner: 5, outer: 11}\nfar: 0.05\n")
+        model.write_bytes(other.read_bytes())
+        return done
+
+    monkeypatch.setattr(detect, "_detect_one", then_rewrite)
+    code, out, err = run_cli(["detect", *cubes, "-c", config, "-o",
+                              tmp_path / "c" / "{stem}.tif"], capsys)
+    assert code == 0, err
+    assert out.count("(contamination 0.01 (score quantile))") == 3 and "far" not in out
+    config.write_text("method: lrx\nparams: {inner: 3, outer: 7}\ncontamination: 0.01\n")
+    model.write_bytes(first)
+    code, out, err = run_cli(["detect", *cubes, "--model", model, "-o",
+                              tmp_path / "m" / "{stem}.tif"], capsys)
+    assert code == 0, err
+    monkeypatch.setattr(detect, "_detect_one", one_scene)
+    (tmp_path / "first.hsad").write_bytes(first)
+    for cube in cubes:  # each map as the first model scores its scene alone
+        stem = stem_of(cube)
+        assert run_cli(["detect", cube, "--model", tmp_path / "first.hsad", "-o",
+                        tmp_path / f"{stem}.tif"], capsys)[0] == 0
+        np.testing.assert_array_equal(_read(tmp_path / "m" / f"{stem}.tif")[0],
+                                      _read(tmp_path / f"{stem}.tif")[0])
