@@ -288,11 +288,14 @@ def check_collisions(jobs: list[tuple[str, dict]]) -> None:
                                      "give them different names, or run them apart", path)
 
 
-def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> int:
+def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None], *,
+             skipped: int = 0, left_out: list[str] = ()) -> int:
     """Each scene in turn; a scene's error (one line, as for one scene, out of memory
     included) does not stop the others, and its warnings name it; a scene ``detect_one``
     skips (:class:`SceneSkipped`) is said so. The exit status: 0, or 2 when a scene failed.
-    An interrupt stops the batch, naming the scenes done."""
+    An interrupt stops the batch, naming the scenes done. The summary also counts the
+    scenes a resumed batch skipped as done (``skipped``) and names those it left out
+    (``left_out``: some of their outputs there, :func:`not_done`)."""
     failed, done, elsewhere = [], [], []
     for i, (scene, options) in enumerate(jobs, 1):
         say(f"scene {i}/{len(jobs)}: {scene}")
@@ -326,7 +329,16 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None]) -> i
     summary = (f"{len(done)} of {len(jobs)} scenes done"
                + (f"; failed: {', '.join(map(str, failed))}" if failed else "")
                + (f"; left to another hsad run making them: "
-                  f"{', '.join(map(str, elsewhere))}" if elsewhere else ""))
+                  f"{', '.join(map(str, elsewhere))}" if elsewhere else "")
+               + resumed_summary(skipped, left_out))
     # failures and scenes not known done: a result, --quiet or not
-    (click.echo if failed or elsewhere else say)(summary)
+    (click.echo if failed or elsewhere or left_out else say)(summary)
     return 2 if failed else 0
+
+
+def resumed_summary(skipped: int, left_out) -> str:
+    """What a resumed batch's summary adds: the scenes skipped as done before, and those
+    left out (the summary had said "1 of 1 scenes done" beside exit status 2)."""
+    return ((f"; skipped as done before: {skipped}" if skipped else "")
+            + (f"; left out, some of their outputs there: {', '.join(map(str, left_out))}"
+               if left_out else ""))

@@ -13,6 +13,7 @@ from hsad.cli.batch import (
     check_collisions,
     drop_stale_claim,
     not_done,
+    resumed_summary,
     scene_claim,
     unfinished_record,
     without_maps,
@@ -163,7 +164,10 @@ def command(scenes, **options):
     check_collisions(every)  # also between a scene done and one to do
     jobs, partial = not_done(every) if skip else (every, [])
     status = 2 if partial else 0
+    skipped = len(every) - len(jobs) - len(partial)
     if not jobs:
+        if partial and len(every) > 1:
+            click.echo("0 scenes to run" + resumed_summary(skipped, partial))
         return status
     detect = _unless_done_meanwhile if skip else _detect_one
     if len(every) == 1:
@@ -174,7 +178,7 @@ def command(scenes, **options):
             say(f"skipped {scene}: {exc}")
             return 0
     _check_batch(jobs, every)  # the skipped scenes' inputs are inputs still
-    return max(run_jobs(jobs, detect) or 0, status)
+    return max(run_jobs(jobs, detect, skipped=skipped, left_out=partial) or 0, status)
 
 
 def _unless_done_meanwhile(scene, **filled):

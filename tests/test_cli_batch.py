@@ -280,7 +280,17 @@ def test_a_batch_resumed_skips_the_scenes_done(scenes, tmp_path, capsys):
     assert code == 2
     assert f"error: {cubes[1]}: 1 of its 4 outputs exist ({tmp_path / 'line_b.tif'})" in err
     assert (tmp_path / "line_b.tif").read_bytes() == b"half a scene's outputs: not done"
-    assert "1 of 1 scenes done" in stdout and (tmp_path / "line_c.tif").is_file()
+    assert (tmp_path / "line_c.tif").is_file()
+    # the summary counts the scene skipped and names the one left out (it had said only
+    # "1 of 1 scenes done" beside exit status 2)
+    assert stdout.strip().splitlines()[-1] == (
+        f"1 of 1 scenes done; skipped as done before: 1; left out, some of their outputs "
+        f"there: {cubes[1]}")
+    code, stdout, _ = run_cli(["detect", cubes[0], cubes[1], "-m", "rx", *out,
+                               "--skip-existing"], capsys)
+    assert code == 2 and stdout.strip().splitlines()[-1] == (
+        f"0 scenes to run; skipped as done before: 1; left out, some of their outputs "
+        f"there: {cubes[1]}")
     for path in tmp_path.glob("line_c*"):
         path.unlink()
     (tmp_path / "line_b.tif").unlink()
