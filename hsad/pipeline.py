@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -60,9 +61,29 @@ def make_detector(method: str | None = None, params: dict | None = None,
         return detector
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
-    detector = detectors.get(method, **(params or {}))
-    detector.check_params()  # every check that needs no scene, before any is read
+    try:
+        detector = detectors.get(method, **(params or {}))
+        detector.check_params()  # every check that needs no scene, before any is read
+    except ParameterError as exc:
+        raise _named(exc, params or {}, named) from None
     return detector
+
+
+def _named(exc: ParameterError, params: dict, named: dict) -> ParameterError:
+    """``exc`` naming where the parameter it is about came from (``named[key]``: a
+    config file's key, ``-p KEY=VALUE``), and which option chose the method when the
+    config's ``params`` meet another method (``-m rx`` over a config of ``lrx``): a
+    config's ``inner: abc`` had been "lrx: inner must be an integer" alone."""
+    if exc.path is not None:
+        return exc
+    key = next((k for k in params if k in named
+                and re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", exc.problem)), None)
+    if key is None:
+        return exc
+    where = named[key]
+    if "config" in where and "config" not in named.get("method", "config"):
+        where += f", with the method of {named['method']}"
+    return ParameterError(f"{exc.problem} ({where})")
 
 
 def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | None = None,

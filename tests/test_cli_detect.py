@@ -8,6 +8,7 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+from cli_helpers import one_error
 from rasterio.warp import transform_bounds
 
 from hsad.cli.main import main
@@ -130,3 +131,23 @@ def test_a_degenerate_scene_warns_in_one_line(tmp_path, capsys):
     code, out, err = run_cli(["detect", scene, "-m", "rx", "-o", tmp_path / "rx2.tif"], capsys)
     assert code == 2 and err.count("\n") == 1 and "determine the covariance exactly" in err
     assert not (tmp_path / "rx2.tif").exists()
+
+
+def test_a_configs_bad_parameter_names_the_config_and_its_key(demo_scene, tmp_path, capsys):
+    """`params: {inner: abc}` in a config was "lrx: inner must be an integer, got 'abc'"
+    alone; `-m rx` over a config of lrx gave "rx: unknown parameter 'inner'", neither naming
+    the config."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: lrx\nparams: {inner: abc, outer: 7}\n")
+    line = one_error(["detect", demo_scene["cube"], "-c", bad, "-o", tmp_path / "a.tif"],
+                     capsys)
+    assert line == (f"error: lrx: inner must be an integer, got 'abc' (`inner: abc` in the "
+                    f"config {bad})")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("method: lrx\nparams: {inner: 3, outer: 7}\n")
+    line = one_error(["detect", demo_scene["cube"], "-c", ok, "-m", "rx", "-o",
+                      tmp_path / "b.tif"], capsys)
+    assert line.endswith(f"(`inner: 3` in the config {ok}, with the method of -m)")
+    line = one_error(["detect", demo_scene["cube"], "-m", "lrx", "-p", "inner=x", "-o",
+                      tmp_path / "c.tif"], capsys)
+    assert line.endswith("(-p inner=x)")
