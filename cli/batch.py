@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.detect_plan import planned
+from hsad.cli.detect_plan import made_otherwise, planned
 from hsad.cli.options import say
 from hsad.cli.outputs import path_key
 from hsad.errors import HsadError, ParameterError
@@ -256,6 +256,9 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
             problem = (f"{scene}: an earlier run replacing its outputs (--overwrite) did "
                        f"not end, so they may be of two runs ({there[0]}): run it with "
                        "--overwrite instead of --skip-existing")
+        elif len(there) == len(paths) and (other := made_otherwise(filled)) is not None:
+            problem = (f"{scene}: its outputs exist, made with other settings ({other}): "
+                       "run it with --overwrite to redo it with these")
         elif len(there) == len(paths):
             if not quiet:
                 say(f"skipped {scene}: its outputs exist")
@@ -340,5 +343,5 @@ def resumed_summary(skipped: int, left_out) -> str:
     """What a resumed batch's summary adds: the scenes skipped as done before, and those
     left out (the summary had said "1 of 1 scenes done" beside exit status 2)."""
     return ((f"; skipped as done before: {skipped}" if skipped else "")
-            + (f"; left out, some of their outputs there: {', '.join(map(str, left_out))}"
+            + (f"; left out (the errors above say why): {', '.join(map(str, left_out))}"
                if left_out else ""))

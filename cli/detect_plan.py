@@ -26,6 +26,42 @@ def detector_of(options: dict):
     return DETECTORS[key]
 
 
+def made_otherwise(options: dict) -> str | None:
+    """How the map ``options["output"]`` an earlier run wrote was made otherwise than this
+    detection would make it (its method, its model, or a parameter this run sets, read from
+    the map's ``hsad_*`` tags), else None (also for a map without them): a batch resumed
+    with other settings had skipped every scene, leaving maps of two settings in silence.
+    The threshold rule is not compared."""
+    import json
+    from pathlib import Path
+
+    from hsad.io import printable
+    from hsad.outputs.provenance import read_provenance
+
+    try:
+        tags = read_provenance(options["output"])
+        saved = json.loads(tags.get("hsad_params") or "{}")
+    except Exception:  # noqa: BLE001  (no map hsad can read: its own check says so)
+        return None
+    if "hsad_method" not in tags or not isinstance(saved, dict):
+        return None
+    det = detector_of(options)
+    if tags["hsad_method"] != det.name:
+        return f"method {tags['hsad_method']}, now {det.name}"
+    model = options.get("model")
+    if model is not None and tags.get("hsad_model") not in (None, printable(
+            Path(model).resolve())):
+        return f"model {tags['hsad_model']}, now {printable(Path(model).resolve())}"
+    _, merged, _ = asked(options.get("method"), options.get("params"),
+                         config_of(options.get("config_path")), options.get("config_path"))
+    now = det.get_params()
+    for key in merged:
+        if key in saved and key in now and json.dumps(saved[key], default=str) != json.dumps(
+                now[key], default=str):
+            return f"{key}={saved[key]}, now {now[key]}"
+    return None
+
+
 def config_of(path) -> dict:
     """The config file ``path`` as the command first read it (``{}`` for None): a batch
     reads it once, so that one edited while the batch runs does not reach its later
@@ -116,5 +152,5 @@ def spectra_paths(spectra_path) -> list:
     return spectra_files(spectra_path)
 
 
-__all__ = ["DETECTORS", "READ", "asked", "config_of", "detector_of", "library_of", "model_of",
-           "planned", "spectra_paths"]
+__all__ = ["DETECTORS", "READ", "asked", "config_of", "detector_of", "library_of",
+           "made_otherwise", "model_of", "planned", "spectra_paths"]

@@ -284,13 +284,13 @@ def test_a_batch_resumed_skips_the_scenes_done(scenes, tmp_path, capsys):
     # the summary counts the scene skipped and names the one left out (it had said only
     # "1 of 1 scenes done" beside exit status 2)
     assert stdout.strip().splitlines()[-1] == (
-        f"1 of 1 scenes done; skipped as done before: 1; left out, some of their outputs "
-        f"there: {cubes[1]}")
+        f"1 of 1 scenes done; skipped as done before: 1; left out (the errors above say "
+        f"why): {cubes[1]}")
     code, stdout, _ = run_cli(["detect", cubes[0], cubes[1], "-m", "rx", *out,
                                "--skip-existing"], capsys)
     assert code == 2 and stdout.strip().splitlines()[-1] == (
-        f"0 scenes to run; skipped as done before: 1; left out, some of their outputs "
-        f"there: {cubes[1]}")
+        f"0 scenes to run; skipped as done before: 1; left out (the errors above say why): "
+        f"{cubes[1]}")
     for path in tmp_path.glob("line_c*"):
         path.unlink()
     (tmp_path / "line_b.tif").unlink()
@@ -528,3 +528,25 @@ def test_a_config_or_model_written_over_during_a_batch_reaches_none_of_its_scene
                         tmp_path / f"{stem}.tif"], capsys)[0] == 0
         np.testing.assert_array_equal(_read(tmp_path / "m" / f"{stem}.tif")[0],
                                       _read(tmp_path / f"{stem}.tif")[0])
+
+
+def test_a_batch_resumed_with_other_settings_names_the_scenes_made_otherwise(scenes, tmp_path,
+                                                                           capsys):
+    """`--skip-existing` skipped every scene of a batch made with `lrx -p inner=3` when it
+    was resumed with `-p inner=5` or `-m rx`: maps of two settings in one folder, exit 0."""
+    cubes = [s["cube"] for s in scenes[:2]]
+    out = ["-o", tmp_path / "{stem}.tif"]
+    code, _, err = run_cli(["detect", *cubes, "-m", "lrx", "-p", "inner=3", "-p", "outer=7",
+                            *out], capsys)
+    assert code == 0, err
+    for other, said in ([["-m", "lrx", "-p", "inner=5", "-p", "outer=7"], "inner=3, now 5"],
+                        [["-m", "rx"], "method lrx, now rx"]):
+        code, stdout, err = run_cli(["detect", *cubes, *other, *out, "--skip-existing"],
+                                    capsys)
+        assert code == 2
+        assert err.strip().splitlines() == [
+            f"error: {c}: its outputs exist, made with other settings ({said}): run it with "
+            "--overwrite to redo it with these" for c in cubes]
+    code, stdout, _ = run_cli(["detect", *cubes, "-m", "lrx", "-p", "inner=3", "-p",
+                               "outer=7", *out, "--skip-existing"], capsys)
+    assert code == 0 and stdout.count("its outputs exist") == 2  # the same settings: done
