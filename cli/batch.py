@@ -10,10 +10,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import click
-
 from hsad.cli.detect_plan import made_otherwise, planned
-from hsad.cli.options import say
+from hsad.cli.options import echo, say
 from hsad.cli.outputs import path_key
 from hsad.errors import HsadError, ParameterError
 
@@ -230,10 +228,10 @@ def without_maps(jobs: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
             continue
         message = f"a map hsad detect wrote ({what}), not a scene"
         if len(jobs) == 1:
-            click.echo(f"warning: {scene}: {message}: the scene it was made of is what to "
+            echo(f"warning: {scene}: {message}: the scene it was made of is what to "
                        "detect in", err=True)
             return jobs
-        click.echo(f"warning: {scene}: {message}: skipped", err=True)
+        echo(f"warning: {scene}: {message}: skipped", err=True)
     if not kept:
         raise ParameterError(f"every one of the {len(jobs)} files is a map hsad detect wrote, "
                              "not a scene")
@@ -270,7 +268,7 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
             left.append((scene, filled))
         if problem is not None:
             if not quiet:
-                click.echo(f"error: {problem}", err=True)
+                echo(f"error: {problem}", err=True)
             partial.append(problem if quiet else scene)
     return left, partial
 
@@ -306,7 +304,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None], *,
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = (lambda message, *_, s=scene, **__:
-                                        click.echo(f"warning: {naming(s, message)}", err=True))
+                                        echo(f"warning: {naming(s, message)}", err=True))
                 detect_one(scene, **options)
         except SceneSkipped as exc:
             say(f"skipped {scene}: {exc}")
@@ -321,13 +319,13 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None], *,
             problem = naming(scene, problem)
         except KeyboardInterrupt:
             with contextlib.suppress(OSError, ValueError):  # a terminal gone (SIGHUP)
-                click.echo(f"stopped at scene {i}/{len(jobs)}; done: "
+                echo(f"stopped at scene {i}/{len(jobs)}; done: "
                            f"{', '.join(map(str, done)) or 'none'}", err=True)
             raise
         if problem is None:
             done.append(scene)
         else:
-            click.echo(f"error: {problem}", err=True)
+            echo(f"error: {problem}", err=True)
             failed.append(scene)
     summary = (f"{len(done)} of {len(jobs)} scenes done"
                + (f"; failed: {', '.join(map(str, failed))}" if failed else "")
@@ -335,7 +333,7 @@ def run_jobs(jobs: list[tuple[str, dict]], detect_one: Callable[..., None], *,
                   f"{', '.join(map(str, elsewhere))}" if elsewhere else "")
                + resumed_summary(skipped, left_out))
     # failures and scenes not known done: a result, --quiet or not
-    (click.echo if failed or elsewhere or left_out else say)(summary)
+    (echo if failed or elsewhere or left_out else say)(summary)
     return 2 if failed else 0
 
 

@@ -37,6 +37,7 @@ from hsad.cli.options import (
     check_truth_key,
     chunks_option,
     device_option,
+    echo,
     engine_options,
     fusion_option,
     key_option,
@@ -167,7 +168,7 @@ def command(scenes, **options):
     skipped = len(every) - len(jobs) - len(partial)
     if not jobs:
         if partial and len(every) > 1:
-            click.echo("0 scenes to run" + resumed_summary(skipped, partial))
+            echo("0 scenes to run" + resumed_summary(skipped, partial))
         return status
     detect = _unless_done_meanwhile if skip else _detect_one
     if len(every) == 1:
@@ -403,5 +404,5 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
         say(f"wrote {what.replace(':', ' ')}: {path}")  # "stage:d_ss" as "stage d_ss"
     if gt is not None:
         named = f"{scene}: " if QUIET.get() else ""  # -q: no "scene 2/5" line names it
-        click.echo(f"{named}AUC(D,F) = {auc['auc_df']:.4f}   "
+        echo(f"{named}AUC(D,F) = {auc['auc_df']:.4f}   "
                    f"AUC(F,tau) = {auc['auc_ft']:.4f}")

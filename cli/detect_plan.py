@@ -31,7 +31,7 @@ def made_otherwise(options: dict) -> str | None:
     detection would make it (its method, its model, or a parameter this run sets, read from
     the map's ``hsad_*`` tags), else None (also for a map without them): a batch resumed
     with other settings had skipped every scene, leaving maps of two settings in silence.
-    The threshold rule is not compared."""
+    The threshold rule, --apply-scale, --seed and --fusion are not compared."""
     import json
     from pathlib import Path
 
@@ -49,9 +49,9 @@ def made_otherwise(options: dict) -> str | None:
     if tags["hsad_method"] != det.name:
         return f"method {tags['hsad_method']}, now {det.name}"
     model = options.get("model")
-    if model is not None and tags.get("hsad_model") not in (None, printable(
-            Path(model).resolve())):
-        return f"model {tags['hsad_model']}, now {printable(Path(model).resolve())}"
+    now_model = None if model is None else printable(Path(model).resolve())
+    if tags.get("hsad_model") != now_model:  # another model, or one only now or before
+        return f"model {tags.get('hsad_model') or 'none'}, now {now_model or 'none'}"
     _, merged, _ = asked(options.get("method"), options.get("params"),
                          config_of(options.get("config_path")), options.get("config_path"))
     now = det.get_params()
@@ -62,37 +62,34 @@ def made_otherwise(options: dict) -> str | None:
     return None
 
 
-def config_of(path) -> dict:
-    """The config file ``path`` as the command first read it (``{}`` for None): a batch
-    reads it once, so that one edited while the batch runs does not reach its later
-    scenes (they had taken the new settings in silence)."""
-    if path is None:
-        return {}
-    key = ("config", path_key(path))
+def _read_once(kind: str, path, read):
+    """A copy of what ``read(path)`` gave the first time this command asked (:data:`READ`):
+    a batch reads each file once, so that one written over while it runs reaches none of
+    its later scenes (they had taken the new settings, or model, in silence)."""
+    key = (kind, path_key(path))
     if key not in READ:
-        READ[key] = load_config(path)
+        READ[key] = read(path)
     return copy.deepcopy(READ[key])
+
+
+def config_of(path) -> dict:
+    """The config file ``path`` as the command first read it (``{}`` for None)."""
+    return {} if path is None else _read_once("config", path, load_config)
 
 
 def library_of(path):
-    """The spectral library ``path`` as the command first read it (as :func:`config_of`)."""
+    """The spectral library ``path`` as the command first read it."""
     from hsad.outputs.library_match import read_library
 
-    key = ("library", path_key(path))
-    if key not in READ:
-        READ[key] = read_library(path)
-    return copy.deepcopy(READ[key])
+    return _read_once("library", path, read_library)
 
 
 def model_of(path):
-    """A copy of the model file ``path`` as the command first loaded it: every scene of a
-    batch is scored by the same model, whatever is written over the file meanwhile."""
+    """The model file ``path`` as the command first loaded it: every scene of a batch is
+    scored by the same model."""
     from hsad.io.model_archive import load_model
 
-    key = ("model", path_key(path))
-    if key not in READ:
-        READ[key] = load_model(path)
-    return copy.deepcopy(READ[key])
+    return _read_once("model", path, load_model)
 
 
 def asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dict]:
@@ -103,7 +100,9 @@ def asked(method, params, cfg: dict, config_path) -> tuple[str | None, dict, dic
     configured = cfg.get("params") or {}
     merged = {**configured, **given}
     in_config = f"`params` from the config {config_path}"
-    named = {"method": "-m" if method or not cfg.get("method") else
+    other = cfg.get("method") if method and cfg.get("method") not in (None, method) else None
+    named = {"method": f"-m {method}, over the config's {other}" if other else
+             "-m" if method or not cfg.get("method") else
              f"`method` from the config {config_path}",
              "params": " and ".join([*(["--param"] if given else []),
                                      *([in_config] if configured else [])]) or "--param",

@@ -88,6 +88,12 @@ def shown(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], str(text))
 
 
+def echo(message: str, err: bool = False) -> None:
+    """A line on standard output (or error, ``err``), its names' control characters
+    escaped (:func:`shown`): a result, an error or a warning, --quiet or not."""
+    click.echo(shown(message), err=err)
+
+
 def say(message: str) -> None:
     """A report line on standard output (``wrote …``, ``scene 2/5 …``), unless ``--quiet``;
     results (an AUC asked for with --truth, a batch's failures) are echoed as they are."""

@@ -240,11 +240,14 @@ class KnownInputs:
         letter case) and SQLite's journals go with it (:mod:`hsad.io.atomic`)."""
         from hsad.io.atomic import JOURNALS, STALE_SIDECARS
 
-        lower = {k.lower(): v for k, v in self.keys.items()}
+        # GDAL's sidecars in any letter case of the name (the folder as it is)
+        folded = {(os.path.dirname(k), os.path.basename(k).lower()): v
+                  for k, v in self.keys.items()}
         for suffix in (".aux.xml", *STALE_SIDECARS, *JOURNALS):
-            companion = file.parent / f"{file.name}{suffix}"
-            hit = self.find(companion) or (lower.get(path_key(companion).lower())
-                                           if suffix in STALE_SIDECARS else None)
+            companion = path_key(file.parent / f"{file.name}{suffix}")
+            hit = self.find(Path(companion)) or (folded.get(
+                (os.path.dirname(companion), os.path.basename(companion).lower()))
+                if suffix in STALE_SIDECARS else None)
             if hit is not None:
                 return hit
         return None

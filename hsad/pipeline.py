@@ -76,12 +76,12 @@ def _named(exc: ParameterError, params: dict, named: dict) -> ParameterError:
     config's ``inner: abc`` had been "lrx: inner must be an integer" alone."""
     if exc.path is not None:
         return exc
-    key = next((k for k in params if k in named
-                and re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", exc.problem)), None)
-    if key is None:
+    keys = [k for k in params if k in named
+            and re.search(rf"(?<![\w-]){re.escape(k)}(?![\w-])", exc.problem)]
+    if not keys:
         return exc
-    where = named[key]
-    if "config" in where and "config" not in named.get("method", "config"):
+    where = "; ".join(named[k] for k in keys)  # every one the message names
+    if "config" in where and "over the config" in named.get("method", ""):
         where += f", with the method of {named['method']}"
     return ParameterError(f"{exc.problem} ({where})")
 

@@ -550,3 +550,10 @@ def test_a_batch_resumed_with_other_settings_names_the_scenes_made_otherwise(sce
     code, stdout, _ = run_cli(["detect", *cubes, "-m", "lrx", "-p", "inner=3", "-p",
                                "outer=7", *out, "--skip-existing"], capsys)
     assert code == 0 and stdout.count("its outputs exist") == 2  # the same settings: done
+    rx_out = ["-o", tmp_path / "{stem}_rx.tif"]
+    assert run_cli(["detect", *cubes, "-m", "rx", *rx_out], capsys)[0] == 0
+    model = tmp_path / "rx.hsad"  # a model now where the maps were fitted on their scenes
+    assert run_cli(["train", cubes[0], "-m", "rx", "-o", model, "-q"], capsys)[0] == 0
+    code, _, err = run_cli(["detect", *cubes, "--model", model, *rx_out, "--skip-existing"],
+                           capsys)
+    assert code == 2 and f"(model none, now {model})" in err

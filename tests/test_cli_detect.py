@@ -147,7 +147,13 @@ def test_a_configs_bad_parameter_names_the_config_and_its_key(demo_scene, tmp_pa
     ok.write_text("method: lrx\nparams: {inner: 3, outer: 7}\n")
     line = one_error(["detect", demo_scene["cube"], "-c", ok, "-m", "rx", "-o",
                       tmp_path / "b.tif"], capsys)
-    assert line.endswith(f"(`inner: 3` in the config {ok}, with the method of -m)")
+    assert line.endswith(f"(`inner: 3` in the config {ok}, with the method of -m rx, over "
+                         "the config's lrx)")
+    both = tmp_path / "both.yaml"  # a message about two parameters names both
+    both.write_text("method: lrx\nparams: {outer: 5, inner: 9}\n")
+    line = one_error(["detect", demo_scene["cube"], "-c", both, "-o", tmp_path / "d.tif"],
+                     capsys)
+    assert line.endswith(f"(`outer: 5` in the config {both}; `inner: 9` in the config {both})")
     line = one_error(["detect", demo_scene["cube"], "-m", "lrx", "-p", "inner=x", "-o",
                       tmp_path / "c.tif"], capsys)
     assert line.endswith("(-p inner=x)")

@@ -173,6 +173,17 @@ def test_an_input_named_as_an_outputs_sidecar_is_never_removed(scene, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif.aux.xml", "m.tif.MSK"]
 
 
+def test_a_sidecar_is_matched_in_any_case_of_its_name_not_of_its_folder(tmp_path):
+    from hsad.cli.outputs import KnownInputs
+
+    for folder in ("A", "a"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "A" / "x.tif.OVR").write_bytes(b"an input")
+    known = KnownInputs.of([tmp_path / "A" / "x.tif.OVR"])
+    assert known.removed_with(tmp_path / "A" / "x.tif") == tmp_path / "A" / "x.tif.OVR"
+    assert known.removed_with(tmp_path / "a" / "x.tif") is None  # another folder
+
+
 def test_a_symbolic_link_loop_is_one_line(scene, tmp_path, capsys):
     """A looping link as the scene, the truth or the map to evaluate was a RuntimeError
     traceback (``Path.resolve``); `hsad info` called it "no such file"."""

@@ -836,8 +836,8 @@ def test_info_refuses_a_tampered_model_as_detect_does(members, tmp_path, capsys,
     (lambda c: c.update(n_train=10**30), "'n_train' must be a whole number"),
     (lambda c: c.update(created=5), "'created' must be a JSON string"),
     (lambda c: c.update(hsad_code=5), "'hsad_code' must be a JSON string"),
-    (lambda c: c.update(wavelength=[-1.0 * (w or 1) for w in c["wavelength"]]),
-     "wavelength must hold 6 numbers above 0 or nulls"),
+    (lambda c: c.update(wavelength=[float("inf")] * len(c["wavelength"])),
+     "wavelength must hold 6 finite numbers or nulls"),
 ])
 def test_a_tampered_setting_or_description_is_named_by_info_and_detect(members, tmp_path,
                                                                       capsys, edit, message):
@@ -861,3 +861,14 @@ def test_a_key_given_twice_in_a_models_config_is_refused(members, tmp_path):
     bad = write_zip(tmp_path / "dup.hsad", {CONFIG: text, WEIGHTS: weights})
     with pytest.raises(ModelError, match="the key 'method' is given twice in one object"):
         load_detector(bad)
+
+
+def test_a_model_of_a_cube_with_wavelengths_from_zero_loads_back(tmp_path):
+    """What hsad saves it loads: a cube given `wavelength=np.arange(5.0)` (0 nm first)."""
+    from hsad.cube import make_cube
+    from hsad.io.model_archive import load_model, save_model
+
+    cube = make_cube(np.random.default_rng(0).normal(size=(12, 12, 5)).astype(np.float32),
+                     wavelength=np.arange(5.0))
+    saved = save_model(detectors.get("rx").fit(cube), tmp_path / "rx.hsad")
+    np.testing.assert_array_equal(load_model(saved).wavelength_, np.arange(5.0))

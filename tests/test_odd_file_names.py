@@ -113,6 +113,11 @@ def test_control_characters_in_names_are_escaped_not_printed(tmp_path, capsys):
     code, out, err = run_cli(["detect", tmp_path / "scene.img", "-m", "rx", "-o", odd], capsys)
     assert code == 0 and odd.exists(), err
     assert "\x1b" not in out + err and "x\\x1b]0;t\\x07.tif" in out
+    # in a batch too: each scene's error line, and the summary naming the failed one
+    code, out, err = run_cli(["detect", tmp_path / "scene.img", tmp_path / "bad\nerror: x.img",
+                              "-m", "rx", "-o", tmp_path / "{stem}_b.tif"], capsys)
+    assert code == 2 and not [line for line in err.splitlines() if line.startswith("error: x")]
+    assert "bad\\nerror: x.img" in out.strip().splitlines()[-1]
 
 
 def test_a_long_name_that_fits_finishes_and_reruns_cleanly(tmp_path, capsys):

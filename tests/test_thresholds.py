@@ -442,5 +442,13 @@ def test_an_unfitted_rx_thresholds_an_rx_map_with_the_maps_own_rank():
     assert got.attrs["threshold"] == want and "null distribution" in got.attrs["threshold_rule"]
     ridged = detectors.get("rx", ridge=0.1).threshold(scores, far=0.01)
     assert "robust" in ridged.attrs["threshold_rule"]  # a ridge's null needs the fit's eigenvalues
+    # nor may a map made with a ridge take χ² of its rank (45.31 for the fit's 30.19)
+    ridge_map = detectors.get("rx", ridge=0.5).fit_score(cube)
+    assert ridge_map.attrs["hsad_ridge"] == 0.5
+    assert "robust" in detectors.get("rx").threshold(ridge_map, far=0.01).attrs[
+        "threshold_rule"]
+    old = scores.copy()
+    del old.attrs["hsad_ridge"]  # a map that does not say its ridge: none assumed
+    assert "robust" in detectors.get("rx").threshold(old, far=0.01).attrs["threshold_rule"]
     utd_map = detectors.get("utd").fit_score(cube)
     assert "robust" in detectors.get("utd").threshold(utd_map, far=0.01).attrs["threshold_rule"]

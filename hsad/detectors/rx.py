@@ -91,6 +91,8 @@ class GlobalRX(BaseDetector):
 
     #: read when scoring (``ridge`` shapes the fitted whitening: fit again after it)
     score_params = frozenset({"dtype"})
+    #: whether background scores follow χ² of the rank (UTD's and RXD-UTD's do not)
+    CHI2_NULL = True
 
     name = "rx"
     summary = "Global RX: Mahalanobis distance to the scene mean and covariance (Reed-Yu)"
@@ -165,8 +167,10 @@ class GlobalRX(BaseDetector):
             dtype=dtype,
         )
         # the rank: the degrees of freedom of the map's null (threshold(far=) checks it)
+        # and the ridge, which shrinks that null (threshold(far=) of an unfitted RX reads both)
         return map_like(cube, scores, name="score",
-                        attrs={"method": self.name, "hsad_rank": int(self.rank_)})
+                        attrs={"method": self.name, "hsad_rank": int(self.rank_),
+                               "hsad_ridge": float(self.ridge or 0.0)})
 
     def null_threshold(self, far: float) -> float | None:
         """The null quantile: Gaussian background RX scores follow χ² with ``rank_`` degrees
@@ -187,11 +191,13 @@ class GlobalRX(BaseDetector):
 
     def _null_of_map(self, scores: xr.DataArray, far: float) -> float | None:
         """χ² with the map's ``hsad_rank`` degrees of freedom, for an unfitted detector
-        without a ridge (a map scored earlier: a new ``GlobalRX()`` had fallen back to the
-        robust log-normal fit, 24.55 where the fit gives 20.09); a ridge's null needs the
-        fitted eigenvalues."""
-        rank = scores.attrs.get("hsad_rank")
-        if float(self.ridge or 0.0) > 0 or rank is None or int(rank) < 1:
+        and a map made without a ridge (its ``hsad_ridge`` 0: a new ``GlobalRX()`` had
+        fallen back to the robust log-normal fit, 24.55 where the fit gives 20.09); a
+        ridge's null needs the fitted eigenvalues, and a map that does not say its ridge
+        (or UTD's, :attr:`CHI2_NULL`) gets none."""
+        rank, ridge = scores.attrs.get("hsad_rank"), scores.attrs.get("hsad_ridge")
+        if not self.CHI2_NULL or float(self.ridge or 0.0) > 0 or ridge != 0 \
+                or rank is None or int(rank) < 1:
             return None
         from scipy.stats import chi2
 

@@ -46,11 +46,11 @@ class UTD(GlobalRX):
         self._check_fitted("direction_")
         return self._streamed(cube, None, self.direction_)
 
+    #: no χ² null, whatever rank the map records
+    CHI2_NULL = False
+
     def null_threshold(self, far: float) -> float | None:
         return None
-
-    def _null_of_map(self, scores, far: float) -> float | None:
-        return None  # no χ² null, whatever rank the map records
 
 
 class RXDUTD(GlobalRX):
@@ -69,8 +69,8 @@ class RXDUTD(GlobalRX):
         self._check_fitted("direction_")
         return self._streamed(cube, self.triangular_, -np.asarray(self.direction_))
 
+    #: no χ² null, whatever rank the map records
+    CHI2_NULL = False
+
     def null_threshold(self, far: float) -> float | None:
         return None
-
-    def _null_of_map(self, scores, far: float) -> float | None:
-        return None  # no χ² null, whatever rank the map records

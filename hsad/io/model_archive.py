@@ -333,12 +333,12 @@ def _check_descriptive(config: dict, path: Path) -> None:
 
 def model_wavelengths(values, n_bands: int, path: Path) -> np.ndarray:
     """A model's ``wavelength`` entry as floats (NaN for null): ModelError unless it holds
-    ``n_bands`` numbers above 0 or nulls (negated wavelengths had been taken as bands the
-    scene lacked, "-400.0 nm")."""
+    ``n_bands`` finite numbers or nulls (``Infinity`` had loaded; any finite value a
+    scene's cube could carry, 0 included, is kept: hsad saves them as they were)."""
     if not isinstance(values, list) or len(values) != n_bands or not all(
             v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and math.isfinite(v) and v > 0) for v in values):
-        raise ModelError(f"{CONFIG}: wavelength must hold {n_bands} numbers above 0 or "
+                          and math.isfinite(v)) for v in values):
+        raise ModelError(f"{CONFIG}: wavelength must hold {n_bands} finite numbers or "
                          "nulls", path)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 

@@ -48,7 +48,7 @@ MAP_DESCRIPTIONS = {
 SCORE_UNITS = {
     "d_ss": "D_SS, unitless 0..1",
     "d_spectral": "D_spectral, squared Mahalanobis distance",
-    "d_spatial": "D_spatial, fractions of the components' ranges",
+    "d_spatial": "D_spatial, fractions of grey-level ranges",
     "rx": "squared Mahalanobis distance",
     "lrx": "squared Mahalanobis distance to the local background",
     "local-mean-rx": "squared Mahalanobis distance",
