@@ -130,12 +130,17 @@ def test_styles_beside_rasters_and_masks_are_cogs_with_cog(scene, tmp_path, caps
     assert (tmp_path / "t.qml").read_text() == "mine" and not (tmp_path / "t.tif").exists()
 
 
-def test_stage_maps_name_their_units(scene, tmp_path, capsys):
+def _stages_of_aae(scene, folder, capsys, *fusion):
+    """Run a one-epoch AAE with ``fusion`` options, its stages saved into ``folder``."""
     code, _, err = run_cli(["detect", scene["cube"], "-m", "aae", "-p", "epochs=1",
-                            "-p", "sample_size=500", "-p", "fusion_norm=rank", "--seed", "0",
-                            "-o", tmp_path / "a.tif", "--save-stages", tmp_path / "st",
+                            "-p", "sample_size=500", *fusion, "--seed", "0",
+                            "-o", folder.with_suffix(".tif"), "--save-stages", folder,
                             "--no-progress"], capsys)
     assert code == 0, err
+
+
+def test_stage_maps_name_their_units(scene, tmp_path, capsys):
+    _stages_of_aae(scene, tmp_path / "st", capsys, "-p", "fusion_norm=rank")
     with rasterio.open(tmp_path / "st" / "d_spectral.tif") as src:
         assert "squared Mahalanobis" in src.descriptions[0]
     with rasterio.open(tmp_path / "st" / "d_ss.tif") as src:  # the map's own λ, S and N
@@ -150,11 +155,7 @@ def test_stage_maps_name_their_units(scene, tmp_path, capsys):
         assert src.descriptions[0] == ("D_spatial: attribute-filter responses of the "
                                        "principal components, summed (unitless: each a "
                                        "fraction of its component's grey-level range)")
-    code, _, err = run_cli(["detect", scene["cube"], "-m", "aae", "-p", "epochs=1",
-                            "-p", "sample_size=500", "--fusion", "paper", "--seed", "0",
-                            "-o", tmp_path / "p.tif", "--save-stages", tmp_path / "sp",
-                            "--no-progress"], capsys)
-    assert code == 0, err
+    _stages_of_aae(scene, tmp_path / "sp", capsys, "--fusion", "paper")
     with rasterio.open(tmp_path / "sp" / "d_spatial.tif") as src:
         assert src.descriptions[0].startswith("D_spatial: attribute-filter responses of the "
                                               "3 lowest-energy residual bands, averaged")
