@@ -195,10 +195,12 @@ class GlobalRX(BaseDetector):
         fallen back to the robust log-normal fit, 24.55 where the fit gives 20.09); a
         ridge's null needs the fitted eigenvalues, and a map that does not say its ridge
         (or UTD's, :attr:`CHI2_NULL`) gets none."""
-        rank, ridge = scores.attrs.get("hsad_rank"), scores.attrs.get("hsad_ridge")
-        if not self.CHI2_NULL or float(self.ridge or 0.0) > 0 or ridge != 0 \
-                or rank is None or int(rank) < 1:
+        try:  # as the map holds them, or as a GeoTIFF's tags gave them back (text)
+            rank, ridge = int(scores.attrs["hsad_rank"]), float(scores.attrs["hsad_ridge"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not self.CHI2_NULL or float(self.ridge or 0.0) > 0 or ridge != 0 or rank < 1:
             return None
         from scipy.stats import chi2
 
-        return float(chi2.isf(far, df=int(rank)))
+        return float(chi2.isf(far, df=rank))
