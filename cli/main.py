@@ -20,7 +20,7 @@ import warnings
 import click
 
 from hsad import __version__
-from hsad.cli.options import shown
+from hsad.cli.options import echo
 from hsad.errors import HsadError
 
 #: Sub-command modules of hsad.cli; each defines a click command named ``command``.
@@ -88,7 +88,7 @@ for _name in _COMMANDS:
 
 def _fail(message: str, status: int = 2) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):  # a terminal gone (SIGHUP)
-        click.echo(f"error: {shown(message)}", err=True)
+        echo(f"error: {message}", err=True)
     sys.exit(status)
 
 
@@ -171,7 +171,7 @@ def _sigterm_unwinds():
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning is one line, ``warning: <message>``, like an error (no source line)."""
-    click.echo(f"warning: {shown(message)}", err=True)
+    echo(f"warning: {message}", err=True)
 
 
 def _names_print() -> None:

@@ -98,7 +98,7 @@ def say(message: str) -> None:
     """A report line on standard output (``wrote …``, ``scene 2/5 …``), unless ``--quiet``;
     results (an AUC asked for with --truth, a batch's failures) are echoed as they are."""
     if not QUIET.get():
-        click.echo(shown(message))
+        echo(message)
 
 
 def quiet_option(func):

@@ -19,6 +19,7 @@ appear while the command runs (another process writing the same path) unless
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -234,15 +235,20 @@ class KnownInputs:
             return None
         return self.inodes.get((st.st_dev, st.st_ino))
 
+    @functools.cached_property
+    def _folded(self) -> dict[tuple[str, str], Path]:
+        """The inputs by folder and name in lower case, as GDAL finds a raster's sidecars
+        (the folder as it is): made once for a batch's every output, not for each."""
+        return {(os.path.dirname(k), os.path.basename(k).lower()): v
+                for k, v in self.keys.items()}
+
     def removed_with(self, file: Path) -> Path | None:
         """The input that placing ``file`` would delete, or None: GDAL's
         sidecars of the file replaced (``.aux.xml``, ``.ovr``, ``.msk``, the last two in any
         letter case) and SQLite's journals go with it (:mod:`hsad.io.atomic`)."""
         from hsad.io.atomic import JOURNALS, STALE_SIDECARS
 
-        # GDAL's sidecars in any letter case of the name (the folder as it is)
-        folded = {(os.path.dirname(k), os.path.basename(k).lower()): v
-                  for k, v in self.keys.items()}
+        folded = self._folded
         for suffix in (".aux.xml", *STALE_SIDECARS, *JOURNALS):
             companion = path_key(file.parent / f"{file.name}{suffix}")
             hit = self.find(Path(companion)) or (folded.get(

@@ -260,19 +260,24 @@ class Trainer:
     desc: str = "training"
     threads: int | None = 1
 
-    def batches(self, n: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """Shuffled index batches of one epoch; a last batch of 1 is merged (batch norm)."""
-        order = torch.randperm(n, generator=generator)
+    def _bounds(self, n: int) -> list[int]:
+        """Where one epoch's mini-batches of ``n`` samples start, and ``n``: a last batch
+        of 1 is merged into the one before (batch norm)."""
         bounds = list(range(0, n, self.batch_size)) + [n]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2:
             bounds.pop(-2)
+        return bounds
+
+    def batches(self, n: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Shuffled index batches of one epoch (:meth:`_bounds`)."""
+        order = torch.randperm(n, generator=generator)
+        bounds = self._bounds(n)
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             yield order[lo:hi]
 
     def steps_per_epoch(self, n: int) -> int:
         """The number of mini-batches :meth:`batches` makes of ``n`` samples."""
-        batches = -(-n // self.batch_size)
-        return batches - 1 if batches > 1 and n - (batches - 1) * self.batch_size < 2 else batches
+        return len(self._bounds(n)) - 1
 
     def fit(self, step: Step, *data: torch.Tensor) -> History:
         """Run ``step`` (which optimises by itself) over mini-batches for ``epochs`` epochs;
