@@ -74,7 +74,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
     """
     from hsad.cube.bands import select_bands
     from hsad.io import detect_format, open_cube
-    from hsad.io.geotiff_writer import cast_cube, write_geotiff_cube
+    from hsad.io.casting import CastTally, cast_cube
+    from hsad.io.geotiff_writer import write_geotiff_cube
     from hsad.io.glt import orthorectify_cube
     from hsad.io.mat_writer import write_mat
     from hsad.io.matlab import load_mat
@@ -105,17 +106,21 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, interleave: str |
         # the pixels outside the file's own mask were read as NaN: name NaN the nodata
         # value, so that GDAL masks them in the output too
         cube.attrs["nodata"] = float("nan")
+    tally = CastTally()
     if dtype is not None:
-        cube = cast_cube(cube, dtype)
+        cube = cast_cube(cube, dtype, tally)
     if kind == "geotiff":
-        return write_geotiff_cube(cube, dst, interleave="pixel" if interleave == "bip" else "band",
-                                  cog=cog)
-    if kind == "mat":
-        return write_mat(cube, dst, gt=gt, progress=progress)
-    from hsad.io.envi_writer import write_envi
+        out = write_geotiff_cube(cube, dst, cog=cog,
+                                 interleave="pixel" if interleave == "bip" else "band")
+    elif kind == "mat":
+        out = write_mat(cube, dst, gt=gt, progress=progress)
+    else:
+        from hsad.io.envi_writer import write_envi
 
-    write_envi(cube, dst, interleave=interleave or "bsq")
-    return dst
+        write_envi(cube, dst, interleave=interleave or "bsq")
+        out = dst
+    tally.warn(out, cube.dtype)
+    return Path(out)
 
 
 @click.command("convert", epilog=FOLDERS_NOTE)

@@ -161,6 +161,9 @@ def command(scenes, **options):
     if skip and options["overwrite"]:
         raise ParameterError("give --skip-existing (keep the outputs there are) or "
                              "--overwrite (replace them), not both")
+    if options.get("truth_key") is not None and not options.get("truth"):
+        raise ParameterError("--truth-key names a variable of the --truth file: give --truth "
+                             "too")  # as evaluate: refused, not ignored
     every = without_maps(scene_jobs(scenes, options))
     check_collisions(every)  # also between a scene done and one to do
     jobs, partial = not_done(every) if skip else (every, [])

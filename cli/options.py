@@ -90,8 +90,23 @@ def shown(text: str) -> str:
 
 def echo(message: str, err: bool = False) -> None:
     """A line on standard output (or error, ``err``), its names' control characters
-    escaped (:func:`shown`): a result, an error or a warning, --quiet or not."""
-    click.echo(shown(message), err=err)
+    escaped (:func:`shown`): a result, an error or a warning, --quiet or not. A standard
+    output that cannot be written (a full disk behind a redirect) is named as such: its
+    error had read as the outputs' ("no space left on device"). A closed pipe (exit
+    status 141) and standard error's failures (a terminal gone: the callers' hang-up
+    handling) are left to the caller."""
+    if err:
+        click.echo(shown(message), err=True)
+        return
+    try:
+        click.echo(shown(message))
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        from hsad.errors import OutputError
+
+        raise OutputError(f"cannot write to standard output: "
+                          f"{(exc.strerror or str(exc)).lower()}") from None
 
 
 def say(message: str) -> None:

@@ -48,6 +48,11 @@ class ModelError(HsadError):
     """A saved model is invalid, or does not fit the scene it is applied to."""
 
 
+class NotFittedError(ParameterError, ModelError):
+    """A detector used before ``fit`` (or a model load): a :class:`ParameterError` and a
+    :class:`ModelError`, so that either ``except`` catches it for every detector."""
+
+
 class DatasetError(HsadError):
     """A benchmark scene is unknown, missing or fails its checksum."""
 
@@ -64,6 +69,6 @@ class DegenerateDataWarning(UserWarning):
 
 __all__ = [
     "DatasetError", "DegenerateDataWarning", "FileFormatError", "GeoreferenceError",
-    "HeaderError", "HsadError", "ModelError", "OutputError", "ParameterError",
+    "HeaderError", "HsadError", "ModelError", "NotFittedError", "OutputError", "ParameterError",
     "TruncatedFileError", "UnsupportedError"
 ]

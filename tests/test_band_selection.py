@@ -301,6 +301,37 @@ def test_a_statistics_model_takes_a_scene_without_the_bands_it_left_out():
         match_model_bands(dropped.sel(band=dropped["band"] != 2), rx)
 
 
+def test_a_statistics_model_finds_its_bands_when_the_dropped_scene_has_as_many():
+    """A 20-band model (600-2500 nm, 2500 flagged bad) on the full scene with its 2 bad
+    bands dropped: 20 bands again, by chance, so they were taken by position and refused
+    as "a different band set" (100 nm apart), though each good band is in the scene."""
+    from hsad import detectors
+
+    cube = _cube()
+    rx = detectors.get("rx").fit(cube.isel(band=slice(2, 22)))
+    dropped = select_bands(cube, drop_bad_bands=True)  # 500 ... 2400 nm
+    assert dropped.sizes["band"] == 20
+    matched = match_model_bands(dropped, rx)
+    np.testing.assert_array_equal(_wl(matched)[:-1], WAVELENGTH[2:21])
+    np.testing.assert_array_equal(rx.score(matched).values,
+                                  rx.score(cube.isel(band=slice(2, 22))).values)
+    other = _cube(wavelength=WAVELENGTH[:20] + 1000.0, good=GOOD[:20])  # another sensor's
+    with pytest.raises(ModelError, match="differ from the model's by up to 800.0 nm"):
+        match_model_bands(other, rx)
+
+
+def test_a_range_end_matches_a_wavelength_converted_from_micrometres():
+    """0.47241 µm is 472.40999999999997 nm: ``--wavelengths 472.41:`` left the band out,
+    and ``472.41:472.41`` kept none (ends are matched to 1 ppm)."""
+    wavelength = np.array([0.45, 0.47241, 0.5, 2.42759]) * 1000.0
+    assert wavelength[1] != 472.41
+    cube = _cube(wavelength=wavelength, good=None)
+    assert _wl(select_bands(cube, wavelengths="472.41:472.41")).tolist() == [wavelength[1]]
+    assert select_bands(cube, wavelengths="472.41:2427.59").sizes["band"] == 3
+    assert select_bands(cube, exclude_wavelengths="472.41:2427.59").sizes["band"] == 1
+    assert select_bands(cube, wavelengths="472.42:").sizes["band"] == 2  # no farther
+
+
 def test_missing_or_unknown_wavelengths_are_clear_model_errors():
     from hsad import detectors
 
@@ -432,3 +463,17 @@ def test_help_says_bands_are_zero_based_end_exclusive(capsys):
     text = " ".join(out.split())
     assert "0-based, LO:HI stops before HI as in Python slices" in text
     assert "--drop-bad-bands" in text and "--valid-mask" in text
+
+
+def test_another_sensors_scene_of_the_models_band_count_is_a_different_band_set():
+    """30 bands 10 nm apart (the first flagged bad), a scene of 30 shifted by 25 nm: by
+    wavelength two model bands would read one scene band, and the error said so instead
+    of naming another sensor's bands."""
+    from hsad import detectors
+
+    wavelength = 400.0 + 10.0 * np.arange(30)
+    good = np.ones(30, bool)
+    good[0] = False
+    rx = detectors.get("rx").fit(_cube(wavelength=wavelength, good=good))
+    with pytest.raises(ModelError, match="differ from the model's by up to 25.0 nm"):
+        match_model_bands(_cube(wavelength=wavelength + 25.0, good=np.ones(30, bool)), rx)

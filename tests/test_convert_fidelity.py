@@ -9,6 +9,7 @@ import pytest
 import rasterio
 from affine import Affine
 from cli_helpers import one_error, run_cli
+from rasterio.enums import ColorInterp
 
 from hsad.cube import make_cube
 from hsad.io import open_cube
@@ -331,6 +332,57 @@ def test_float32_beyond_a_32_bit_integers_range_clips_not_wraps(tmp_path, capsys
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("bands", [3, 4])
+def test_four_byte_bands_stay_four_bands_not_an_rgba_image(tmp_path, capsys, bands):
+    """GDAL writes 3 or 4 byte bands as RGB by default, a 4th as alpha: a 4-band uint8
+    cube read back as 3 bands, its pixels NaN where band 4 was 0 (74 % of a scene)."""
+    data = np.random.default_rng(0).integers(0, 3, size=(6, 7, bands)).astype(np.uint8)
+    src = write_envi(make_cube(data, crs="EPSG:32633", transform=GRID), tmp_path / "u8.img")
+    for cog in ([], ["--cog"]):
+        out = tmp_path / f"u8{len(cog)}.tif"
+        code, _, err = run_cli(["convert", src, out, *cog], capsys)
+        assert code == 0, err
+        back = open_cube(out)
+        assert back.dtype == np.uint8 and _gdal_masked(out) == 0
+        np.testing.assert_array_equal(back.values, data)
+        with rasterio.open(out) as ds:
+            assert ColorInterp.alpha not in ds.colorinterp
+
+
+@pytest.mark.parametrize("to", [".tif", ".img", ".mat"])
+def test_values_clipped_by_a_cast_are_counted_in_a_warning(tmp_path, capsys, to):
+    """1e5 into int16 became 32767, -1e5 into uint16 0, and a float64 1e39 into float32
+    +inf with numpy's bare "overflow encountered in cast", exit 0 each time. The values
+    clipped are now counted in a warning naming the output; float32 takes its largest
+    value, as GDAL casts it."""
+    import scipy.io as sio
+
+    data = np.zeros((3, 4, 2))
+    data[0, 0, 0], data[1, 1, 1], data[2, 2, 0], data[2, 3, 1] = 1e5, -1e5, 1e39, -np.inf
+    sio.savemat(tmp_path / "src.mat", {"data": data})
+    key = ["--key", "data"] if to == ".mat" else []
+
+    def read(path):
+        return np.asarray(open_cube(path, **({"key": "data"} if to == ".mat" else {})).values)
+
+    out = tmp_path / f"i16{to}"
+    code, _, err = run_cli(["convert", tmp_path / "src.mat", out, "--dtype", "int16"], capsys)
+    assert code == 0 and "3 values were beyond int16's range (-32768 to 32767)" in err, err
+    assert str(out) in err and "overflow" not in err
+    assert read(out)[0, 0, 0] == 32767 and read(out)[2, 2, 0] == 32767
+    out = tmp_path / f"f32{to}"
+    code, _, err = run_cli(["convert", tmp_path / "src.mat", out, "--dtype", "float32"], capsys)
+    assert code == 0 and "1 value was beyond float32's range" in err and "overflow" not in err
+    got = read(out)
+    assert got[2, 2, 0] == np.finfo(np.float32).max and got[2, 3, 1] == -np.inf
+    assert got[0, 0, 0] == 1e5
+    code, _, err = run_cli(["convert", out, tmp_path / f"again{to}", *key], capsys)
+    assert code == 0 and "clipped" not in err  # nothing cast, nothing said
+    code, _, err = run_cli(["convert", tmp_path / f"i16{to}", tmp_path / f"u8{to}", *key,
+                            "--dtype", "uint8"], capsys)  # an integer type into a narrower
+    assert code == 0 and "3 values were beyond uint8's range (0 to 255)" in err, err
+
+
 @pytest.mark.parametrize("dtype, to", [("int16", ".tif"), ("int32", ".img"), ("uint16", ".tif"),
                                        ("int32", ".mat")])
 def test_halves_round_away_from_zero_as_gdal_casts_them(tmp_path, capsys, dtype, to):
@@ -455,3 +507,18 @@ def test_a_conversion_shows_a_bar_when_asked_and_none_when_not(tmp_path, capsys,
     code, _, err = run_cli(["convert", src, out, "--chunks", "16", "--no-progress",
                             "--overwrite"], capsys)
     assert code == 0 and "writing" not in err
+
+
+def test_a_clip_at_a_64_bit_types_end_is_counted():
+    """float(2**63 - 1) is 2**63: a rounded 2**63 cast to int64 (2**64 to uint64) was
+    clipped and not counted."""
+    from hsad.io.casting import CastTally, cast_block
+
+    for dtype, values, clipped in (("int64", [2.0**63, -(2.0**63), 5.0], 1),
+                                   ("uint64", [2.0**64, -1.0, 5.0], 2),
+                                   ("int16", [32767.0, -32768.0, 40000.0], 1)):
+        tally = CastTally()
+        out = cast_block(np.array(values), np.dtype(dtype), None, tally)
+        info = np.iinfo(dtype)
+        assert out[0] == info.max and tally.clipped == clipped, dtype
+        assert out[1] == info.min

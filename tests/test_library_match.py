@@ -11,7 +11,7 @@ from affine import Affine
 from cli_helpers import one_error, run_cli
 
 from hsad.cube import make_cube
-from hsad.errors import ParameterError
+from hsad.errors import FileFormatError, ParameterError
 from hsad.io.envi_writer import write_envi
 from hsad.outputs.library_match import (
     match_library,
@@ -184,3 +184,18 @@ def test_an_unsorted_library_and_too_few_bands(tmp_path):
     few = cube.assign_coords(good_band=("band", np.arange(60) < 3))
     with pytest.raises(ParameterError, match="3 good band"):
         match_library(region_spectra(few, mask, scores), library)
+
+
+def test_a_file_beside_a_librarys_header_that_is_not_its_data_is_refused(tmp_path):
+    """A CSV export ``urban.csv`` beside ``urban.sli`` and ``urban.hdr`` was read as the
+    library's binary spectra (246 521 bytes where 106 200 were due): materials named at
+    62° by text bytes, exit 0. A library's data file is its spectra exactly."""
+    library = write_library(tmp_path / "urban.sli", materials(), FINE, NAMES)
+    assert read_library(library).names == NAMES
+    csv = tmp_path / "urban.csv"
+    csv.write_text("name," + ",".join(map(str, FINE)) + "\n"
+                   + "\n".join(n + "," + ",".join(map(str, s)) for n, s in
+                               zip(NAMES, materials(), strict=True)) + "\n")
+    with pytest.raises(FileFormatError, match=r"urban.csv: holds \d+ bytes where the library "
+                       r"of urban.hdr takes 33616: not its data file"):
+        read_library(csv)

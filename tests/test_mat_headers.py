@@ -90,6 +90,40 @@ def test_a_truth_named_so_is_taken_before_a_map_and_the_choice_is_said(tmp_path)
     assert gt[1, 2] and gt.sum() == 1
 
 
+@pytest.mark.parametrize(("other", "took"), [("Sandiego_gt", "mask"), ("gt", "gt")])
+def test_a_listed_truth_name_beside_another_candidate_is_said(tmp_path, other, took):
+    """A valid-area ``mask`` (as GatorSense's demos ship one) beside ``Sandiego_gt`` was
+    taken for the ground truth in silence: AUC 0.54 with exit 0. The choice (the listed
+    name, the first in the documented order) is now said, the other candidate named."""
+    truth = np.zeros((4, 5))
+    truth[1, 2] = 1
+    valid = np.ones((4, 5))
+    valid[:, 0] = 0
+    sio.savemat(tmp_path / "t.mat", {"data": CUBE, "mask": valid, other: truth})
+    with pytest.warns(UserWarning, match=rf"several variables could be the ground truth "
+                      rf"\(mask, {other}\); took '{took}': name it with --truth-key"):
+        load_mat(tmp_path / "t.mat")
+    _, gt = load_mat(tmp_path / "t.mat", gt_key=other)
+    assert gt[1, 2] and gt.sum() == 1
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_a_complex_v5_cube_is_refused_when_opened(tmp_path, capsys, compression):
+    """SciPy's ``whosmat`` gives a complex variable's class as ``single``: ``hsad info``
+    printed ``dtype: float32`` with exit 0 and ``open_cube`` a float32 cube, until the
+    first read raised. It is now listed as complex and refused up front, as in v7.3."""
+    sio.savemat(tmp_path / "c.mat", {"data": CUBE.astype(np.complex64), "map": np.zeros((4, 5))},
+                do_compression=compression)
+    with pytest.raises(FileFormatError, match=r"data \(4x5x6 complex\)"):
+        hsad.open_cube(tmp_path / "c.mat")
+    with pytest.raises(FileFormatError, match="'data' is 4x5x6 complex, not a 3-D numeric"):
+        hsad.open_cube(tmp_path / "c.mat", key="data")
+    err = one_error(["info", str(tmp_path / "c.mat")], capsys)
+    assert "data (4x5x6 complex)" in err
+    sio.savemat(tmp_path / "r.mat", {"data": CUBE}, do_compression=compression)
+    assert hsad.open_cube(tmp_path / "r.mat").dtype == np.float32  # a real one, as before
+
+
 def test_a_struct_array_without_fields_is_no_corrupt_header(tmp_path):
     """It stores nothing for its 300 x 300 elements (MATLAB's ``repmat(struct(), 300,
     300)``): the dimensions check, for arrays that store each value, refused the file."""
@@ -120,3 +154,34 @@ def test_no_choice_is_said_where_the_keys_are_given_or_no_truth_is_read(tmp_path
         from hsad.io.matlab import read_mat_map
 
         read_mat_map(tmp_path / "k.mat", key="Sandiego_gt")
+
+
+def test_a_v4_files_data_are_not_walked_as_v5_tags(tmp_path, monkeypatch):
+    """The complex-flag walk read a 32 MB MAT v4 file's zeros as v5 tags, 8 bytes a step
+    (``hsad info`` 0.0 s → 13.6 s). It stops at a v4 header."""
+    from hsad.io import mat_v5
+
+    sio.savemat(tmp_path / "v4.mat", {"data": np.zeros((400, 100))}, format="4")
+    read = []
+
+    class Counted:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def read(self, n=-1):
+            data = self.fh.read(n)
+            read.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    monkeypatch.setattr(mat_v5, "open", lambda p, mode: Counted(open(p, mode)), raising=False)
+    assert mat_v5.complex_names(str(tmp_path / "v4.mat")) == set()
+    assert sum(read) <= 128

@@ -9,6 +9,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -77,3 +79,46 @@ def test_the_source_distribution_carries_the_tests_and_their_helpers():
     manifest = (ROOT / "MANIFEST.in").read_text(encoding="utf-8").split()
     for folder in ("tests", "docs", "benchmarks", "scripts", "data_manifests", "cli"):
         assert folder in manifest
+
+
+def test_the_source_distribution_carries_every_top_level_file():
+    """CHANGELOG.md was left out of the sdist: its version test failed there, and the
+    README's link to it was dead."""
+    lines = (ROOT / "MANIFEST.in").read_text(encoding="utf-8").splitlines()
+    included = {name for line in lines if line.startswith("include ")
+                for name in line.split()[1:]}
+    top = {p.name for p in ROOT.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert top <= included, sorted(top - included)
+    assert {"CHANGELOG.md", "LICENSE", "README.md", "pyproject.toml"} <= included
+
+
+def test_the_licence_file_holds_the_licence_text():
+    """LICENSE held only the appendix's notice; Apache-2.0 §4(a) asks that redistributions
+    pass on the licence itself."""
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text and "Copyright 2026 The hsad developers" in text
+
+
+def test_an_installed_copy_caches_its_compiled_kernels_in_the_users_cache(tmp_path,
+                                                                          monkeypatch):
+    """numba wrote its cache beside the installed sources: ``pip uninstall hsad`` left
+    ``site-packages/hsad/engine/__pycache__`` behind, and ``import hsad`` still worked (an
+    empty namespace package). A checkout keeps its cache beside its sources."""
+    pytest.importorskip("numba")
+    import numba
+    import pooch
+
+    from hsad.engine import area_tree
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")  # a NUMBA_CACHE_DIR of the machine's
+    monkeypatch.setattr(pooch, "os_cache", lambda name: tmp_path / name)
+    monkeypatch.setattr(area_tree, "_installed", lambda: True)
+
+    @area_tree.njit(cache=True)
+    def add_one(x):
+        return x + 1
+
+    assert add_one(1) == 2
+    assert numba.config.CACHE_DIR == ""  # numba's setting is left as it was
+    assert list((tmp_path / "hsad" / "numba").rglob("*.nbi"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
@@ -110,11 +111,27 @@ def background_mask(cube: xr.DataArray, background, crs=None,
         mask = array_mask(background, cube)
     else:
         geoms = [background] if hasattr(background, "geom_type") or isinstance(
-            background, dict) else list(background)
+            background, dict) else _geometries(background)
         mask = _rasterise(geoms, crs, cube, None, empty_ok)
     if not mask.any() and not empty_ok:
         raise ParameterError("the background area holds no pixel", path)
     return mask
+
+
+def _geometries(background) -> list:
+    """A sequence of geometries, objects with ``__geo_interface__`` or GeoJSON-like
+    mappings (fiona's features are mappings), each checked to be one."""
+    kinds = ("a vector or raster file, a (y, x) mask array, or shapely geometries or "
+             "GeoJSON-like mappings")
+    if isinstance(background, (bytes, int, float, bool)) or not hasattr(background, "__iter__"):
+        raise ParameterError(f"background must be {kinds}, got {type(background).__name__}")
+    geoms = [g.__geo_interface__ if hasattr(g, "__geo_interface__") and not hasattr(
+        g, "geom_type") else g for g in background]  # pygeoif's, arcpy's: their mapping
+    odd = [g for g in geoms if not (hasattr(g, "geom_type") or isinstance(g, Mapping))]
+    if odd:
+        raise ParameterError(f"background must be {kinds}, got a sequence holding "
+                             f"{type(odd[0]).__name__}")
+    return geoms
 
 
 def fit_detector(detector, cube: xr.DataArray, background=None):

@@ -169,12 +169,19 @@ def _position(item, name: str) -> int:
     return index
 
 
+#: relative tolerance of a range's ends: a typed 472.41 matches a header's 0.47241 µm
+#: (472.40999999999997 nm once converted) and a float32 wavelength, never the next band
+END_TOLERANCE = 1e-6
+
+
 def _in_ranges(wavelength: np.ndarray, ranges: list[Range]) -> np.ndarray:
+    """Bands whose wavelength lies in one of ``ranges``, both ends included (to
+    :data:`END_TOLERANCE`)."""
     keep = np.zeros(wavelength.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
         for lo, hi in ranges:
-            keep |= ((wavelength >= (-np.inf if lo is None else lo))
-                     & (wavelength <= (np.inf if hi is None else hi)))
+            keep |= ((wavelength >= (-np.inf if lo is None else lo - END_TOLERANCE * abs(lo)))
+                     & (wavelength <= (np.inf if hi is None else hi + END_TOLERANCE * abs(hi))))
     return keep
 
 

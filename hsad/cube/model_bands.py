@@ -90,6 +90,19 @@ def _at_model_wavelengths(cube: xr.DataArray, detector, flags: np.ndarray) -> bo
     return scene.size == model.size and wavelength_shift(scene, model) <= WAVELENGTH_WARN_NM
 
 
+def _moved_by_position(cube: xr.DataArray, wanted: np.ndarray, good: np.ndarray) -> bool:
+    """Whether a statistics model's bands are not where the scene stores as many: its good
+    bands' wavelengths there beyond
+    :data:`~hsad.detectors.scene_checks.WAVELENGTH_REFUSE_NM`, while every one is in the scene
+    by wavelength (a scene whose bad bands were dropped, leaving the model's band count by
+    chance). They are then found by wavelength."""
+    scene = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    if wavelength_shift(scene[good], wanted[good]) <= WAVELENGTH_REFUSE_NM:
+        return False
+    found = np.abs(scene[np.isfinite(scene)][None, :] - wanted[good][:, None]).min(axis=1)
+    return bool(np.isfinite(wanted[good]).all() and found.max() <= WAVELENGTH_REFUSE_NM)
+
+
 def _check_same_sensor(cube: xr.DataArray, detector, flags: np.ndarray) -> None:
     """Refuse a scene with the model's band count whose wavelengths are another sensor's
     (before its flags are compared: "a different band set", not "retrain")."""
@@ -160,8 +173,9 @@ def match_model_bands(cube, detector) -> xr.DataArray:
     if order is not None:  # the model's bands, stored in another order
         matched = cube.isel(band=order)
         return matched if good is None else _with_model_flags(matched, good)
-    if flags is not None and cube.sizes["band"] == flags.size and (
-            good is not None or _at_model_wavelengths(cube, detector, flags)):
+    same_count = flags is not None and cube.sizes["band"] == flags.size
+    if same_count and (_at_model_wavelengths(cube, detector, flags) if good is None
+                       else not _moved_by_position(cube, wanted, good)):
         _check_same_sensor(cube, detector, flags)
         return _with_model_flags(cube, flags)
     if good is None and _fits(cube, detector):
@@ -184,12 +198,15 @@ def match_model_bands(cube, detector) -> xr.DataArray:
     # a statistics model's bad bands hold its layout only: any band stands in for them
     needed = np.ones(n_model, bool) if good is None else good
     missing = wanted[needed & (distance.min(axis=1) > WAVELENGTH_REFUSE_NM)]
+    clash = np.unique(nearest[needed]).size != int(needed.sum())
+    if (missing.size or clash) and same_count and good is not None:
+        _check_same_sensor(cube, detector, flags)  # another sensor's by position too: said so
     if missing.size:
         shown = ", ".join(f"{w:.1f}" for w in missing[:8]) + (" ..." if missing.size > 8 else "")
         raise ModelError(f"the scene lacks {missing.size} of the model's {n_model} "
                          f"wavelengths (no band within {WAVELENGTH_REFUSE_NM:g} nm): {shown} nm",
                          path)
-    if np.unique(nearest[needed]).size != int(needed.sum()):
+    if clash:
         gap = distance.min(axis=1)
         own = np.zeros(n_model, bool)  # each scene band: the model band nearest to it
         for band in np.unique(nearest[needed]):

@@ -133,4 +133,5 @@ class AED(BaseDetector):
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
             scores = scores.rechunk(cube.data.chunks[:2])
         attrs = {"method": self.name, **area_tag(fusion, self.target_size_m is not None)}
-        return map_like(cube, scores, name="score", attrs=attrs)
+        # float32 as every detector's map (and as written): the filters sum in float64
+        return map_like(cube, scores.astype(np.float32), name="score", attrs=attrs)

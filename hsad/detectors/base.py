@@ -18,7 +18,7 @@ from hsad.detectors.cube_methods import CUBE_METHODS, recording_scene_level, tak
 from hsad.detectors.hyperparameters import Hyperparameters
 from hsad.detectors.scene_checks import SceneChecks
 from hsad.detectors.thresholding import Thresholding
-from hsad.errors import ParameterError
+from hsad.errors import NotFittedError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -79,10 +79,10 @@ class BaseDetector(Hyperparameters, Thresholding, SceneChecks):
         return self.fit(cube, **fit_options).score(cube)
 
     def _check_fitted(self, *attrs: str) -> None:
-        """Raise ``ParameterError`` unless ``fit`` has set ``attrs`` with today's
-        hyperparameters (:meth:`_check_fit_params`)."""
+        """Raise :class:`NotFittedError` unless ``fit`` has set ``attrs``, and
+        ``ParameterError`` unless with today's hyperparameters (:meth:`_check_fit_params`)."""
         if any(not hasattr(self, a) for a in attrs):
-            raise ParameterError(f"{self.name}: not fitted; call fit(cube) before score(cube)")
+            raise NotFittedError(f"{self.name}: not fitted; call fit(cube) before score(cube)")
         self._check_fit_params()
 
     def __sklearn_is_fitted__(self) -> bool:

@@ -119,9 +119,10 @@ class CAVGA(ReconstructionDetector):
     LABELLED_ONLY = ("w_c", "w_cga", "max_labelled")
 
     def _checks(self):
-        weights = (self.w_r, self.w_adv, self.w_ae, self.w_c, self.w_cga)
+        weights = ("w_r", "w_adv", "w_ae", "w_c", "w_cga")
         return [(self.input == "patch", "CAVGA needs input='patch' (a spatial latent map)"),
-                (all(float(w) >= 0 for w in weights), "loss weights must be ≥ 0"),
+                *((float(getattr(self, w)) >= 0,
+                   f"loss weight {w} must be ≥ 0, got {getattr(self, w)!r}") for w in weights),
                 (int(self.max_labelled) >= 1, "max_labelled must be ≥ 1")]
 
     def _build(self, n_bands):

@@ -74,7 +74,8 @@ def recording_scene_level(fit):
     loaded from a file and fitted again is today's: its file's format goes. The ``seed``
     it was fitted with is kept (``training_seed_``): a seed set afterwards changes only
     what scoring draws, and a model file records both. A fit that fails (a diverged
-    network, an interrupt) leaves the detector's state as it was before it."""
+    network, an interrupt) leaves the detector's state as it was before it; one that
+    succeeds drops the ``threshold_`` of a map the earlier fit scored."""
 
     @functools.wraps(fit)
     def wrapper(self, cube, *args, **kwargs):
@@ -83,6 +84,7 @@ def recording_scene_level(fit):
         self.__dict__.pop("_fitted_scene_level", None)
         self.__dict__.pop("_fitted_scene_name", None)
         self.__dict__.pop("model_format_", None)
+        self.__dict__.pop("threshold_", None)  # the last map's threshold: the old fit's
         try:
             result = fit(self, cube, *args, **kwargs)
         except BaseException:  # a failed fit leaves the model as it was: a re-fit that

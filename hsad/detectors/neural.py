@@ -42,7 +42,7 @@ from hsad.detectors.offset_check import check_sampled_offset, wider_than_float32
 from hsad.detectors.scene_checks import MATCH_HINT, check_flag_layout, check_wavelengths
 from hsad.engine import materialise
 from hsad.engine.data_checks import FILL_ADVICE, FILL_MAGNITUDE, check_partial_nodata, scene_moments
-from hsad.errors import DegenerateDataWarning, ModelError, ParameterError
+from hsad.errors import DegenerateDataWarning, ModelError, NotFittedError, ParameterError
 from hsad.lazy_modules import moved_names
 from hsad.nn.noise import PixelNoise
 from hsad.nn.normalise import BandScaler
@@ -121,7 +121,10 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
         mask or polygons, :mod:`hsad.cube.background`); default: all."""
         self._validate()
         device = resolve_device(self.device)
-        region = region_mask(cube, mask=train_mask, window=self.train_window)
+        try:
+            region = region_mask(cube, mask=train_mask, window=self.train_window)
+        except ParameterError as exc:  # the detector named, as its other settings' errors
+            raise ParameterError(f"{self.name}: {exc.problem}", exc.path) from None
         area = background_mask(cube, background)
         if area is not None:
             region = area if region is None else region & area
@@ -172,7 +175,8 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
     # ---- scene checks (a model applied to another scene) -------------------------------
     def _check_scene(self, cube: xr.DataArray) -> None:
         if not hasattr(self, "networks_"):
-            raise ModelError(f"{self.name}: not fitted; call fit(cube) or load a model first")
+            raise NotFittedError(f"{self.name}: not fitted; call fit(cube) or load a model "
+                                 "first")
         self._check_fit_params()
         self._validate()
         path = cube.attrs.get("source_path")
@@ -180,7 +184,7 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
         n = int(bands.sum())
         if n != self.n_bands_:
             raise ModelError(
-                f"the model expects {self.n_bands_} bands but the scene has {n} "
+                f"{self.name}: the model expects {self.n_bands_} bands but the scene has {n} "
                 f"(after removing bad bands); it was trained on a different sensor or band set"
                 f"{MATCH_HINT}",
                 path)

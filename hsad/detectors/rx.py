@@ -18,7 +18,7 @@ import xarray as xr
 from hsad.cube import map_like, nodata_hits
 from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
-from hsad.engine.blas import triangular_factor, upper_trmm, working_scale
+from hsad.engine.blas import triangular_factor, upper_trmm, working_mean, working_scale
 from hsad.engine.covariance import check_whitens, distinct_spectra, whitening
 from hsad.engine.data_checks import scene_moments
 from hsad.engine.windows import (
@@ -49,10 +49,7 @@ def rx_block(
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype if tri is not None else np.dtype(work)
-    # centre in float64 when the working dtype cannot hold the input (int32 near 2³¹,
-    # float64): the cast then only rounds the small centred values
-    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype,
-                                                 np.float64 if scale != 1.0 else dtype))
+    mean, residue, shift = working_mean(mean, block.dtype, dtype, scale, tri, linear)
     out = np.empty((rows, cols), dtype=dtype)
     screen_nodata = nodata is not None and np.isfinite(nodata)
     step = max(1, PIECE_PIXELS // max(cols, 1))
@@ -65,9 +62,11 @@ def rx_block(
                 np.multiply(np.subtract(raw, mean), scale, out=piece, casting="unsafe")
             else:
                 np.subtract(raw, mean, out=piece, casting="unsafe")  # cast and centre at once
+                if residue is not None:
+                    piece -= residue
             piece = piece.reshape(-1, bands)
             with np.errstate(invalid="ignore"):  # inf·a + (−inf)·b: NaN, as the line below
-                score = piece @ linear if linear is not None else 0.0
+                score = piece @ linear - shift if linear is not None else 0.0
             if tri is not None:
                 z = upper_trmm(tri, piece.T).T  # (R (x − μ))ᵀ, in place, GIL released
                 score = score + np.einsum("ij,ij->i", z, z)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsad.errors import HsadError, ModelError
+from hsad.errors import HsadError, ModelError, NotFittedError
 from hsad.io.model_archive import (
     CONFIG,
     WEIGHTS,
@@ -45,7 +45,7 @@ def save_statistics(det, path: str | os.PathLike) -> Path:
     """Write a fitted statistics detector to ``path`` (zip: config.json + model.safetensors)."""
     missing = [k for k in det.model_state if not hasattr(det, k)]
     if missing:
-        raise ModelError(f"{det.name}: not fitted, nothing to save", path)
+        raise NotFittedError(f"{det.name}: not fitted, nothing to save", path)
     det._check_fit_params()  # a value set since fit would be saved as the fit's
     arrays, scalars = {}, {}
     for key, dims in det.model_state.items():

@@ -25,19 +25,47 @@ Both compare grey levels only through their order, so the same code gives the op
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import numpy as np
+from numba import config as _numba_config
 from numba import njit as _numba_njit
+
+
+def _installed() -> bool:
+    """Whether this copy is an installed one (in site-packages), where a cache beside it
+    would outlive ``pip uninstall`` and leave ``import hsad`` working."""
+    return bool({"site-packages", "dist-packages"} & set(Path(__file__).resolve().parts))
+
+
+@contextlib.contextmanager
+def _cache_folder():
+    """numba's cache in the user's hsad cache (``~/.cache/hsad/numba``) while functions are
+    decorated, for an installed copy and unless ``NUMBA_CACHE_DIR`` names a folder; a
+    checkout's stays beside its sources."""
+    if _numba_config.CACHE_DIR or not _installed():
+        yield
+        return
+    import pooch
+
+    _numba_config.CACHE_DIR = str(Path(pooch.os_cache("hsad")) / "numba")
+    try:
+        yield
+    finally:
+        _numba_config.CACHE_DIR = ""
 
 
 def njit(**options):
     """numba's ``njit`` with ``options``, cached on disk where numba can write its cache
-    (beside this file, or in ``NUMBA_CACHE_DIR`` / the user's cache folder); compiled on
+    (:func:`_cache_folder`, else beside this file or in numba's user cache); compiled on
     each first use where it cannot (a read-only install run with a read-only home)."""
     def decorate(function):
-        try:
-            return _numba_njit(**options)(function)
-        except RuntimeError:  # "cannot cache function …: no locator available"
-            return _numba_njit(**{**options, "cache": False})(function)
+        with _cache_folder():
+            try:
+                return _numba_njit(**options)(function)
+            except RuntimeError:  # "cannot cache function …: no locator available"
+                return _numba_njit(**{**options, "cache": False})(function)
     return decorate
 
 

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from hsad.engine.blas import upper_trmm
+from hsad.engine.blas import upper_trmm, working_mean
 from hsad.engine.stats import valid_rows
 from hsad.engine.windows import single_threaded_linalg
 
@@ -57,8 +57,7 @@ def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
     """
     rows, cols, bands = block.shape
     dtype = tri.dtype
-    mean = np.asarray(mean, dtype=np.result_type(block.dtype, dtype,
-                                                 np.float64 if scale != 1.0 else dtype))
+    mean, residue, _ = working_mean(mean, block.dtype, dtype, scale, tri)
     flat = block.reshape(-1, bands)
     out = np.empty(rows * cols, dtype=dtype)
     tri = [np.asfortranarray(t) for t in tri]
@@ -67,6 +66,8 @@ def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
             raw = flat[lo:lo + _PIECE]
             c = np.subtract(raw, mean)
             c = (c * scale if scale != 1.0 else c).astype(dtype, copy=False)
+            if residue is not None:
+                c -= residue
             score = np.full(raw.shape[0], np.inf, dtype=dtype)
             # a distance to a far cluster (an undeclared fill value's, say) may overflow
             # float32: it is not the nearest, and fmin takes the others (NaN included)

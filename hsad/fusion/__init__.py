@@ -338,7 +338,7 @@ class Fusion:
             return self.resolved(what)
         checks = [
             (self.variant in VARIANTS, f"fusion variant must be one of {VARIANTS}"),
-            (self.norm in NORMS, f"fusion norm must be one of {NORMS}"),
+            (self.norm in NORMS, f"fusion_norm must be one of {NORMS}, got {self.norm!r}"),
             (self.pc_source in PC_SOURCES, f"pc_source must be one of {PC_SOURCES}"),
             (0.0 <= float(self.lam) <= 1.0, f"lam must lie in [0, 1], got {self.lam}"),
             (int(self.n_components) >= 1, "n_components must be ≥ 1"),

@@ -337,6 +337,12 @@ def read_spectral_library(path: str | os.PathLike) -> tuple[np.ndarray, list[str
                                header_path)
     data_path = _locate_data(hdr, data_hint)
     pixels = _pixels(hdr, data_path, hdr.interleave or "bsq")
+    needed = pixels.offset + pixels.span()
+    if not hdr.file_compression and (size := data_path.stat().st_size) > needed:
+        # an image's file may run on (GDAL reads it); a library's is its spectra exactly,
+        # and a longer one is no library of this header's (a CSV export named like it)
+        raise FileFormatError(f"holds {size} bytes where the library of {header_path.name} "
+                              f"takes {needed}: not its data file", data_path)
     spectra = pixels[:, :, 0]
     names = hdr.spectra_names
     if names is None or len(names) != hdr.lines:

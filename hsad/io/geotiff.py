@@ -434,14 +434,14 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
 
 
 #: the writers that left this module for their own (2026-12-02), found here with a warning
-MOVED = {n: "hsad.io.geotiff_writer" for n in (
-    "cast_block", "cast_cube", "verify_written", "write_geotiff", "write_mask",
-    "write_geotiff_cube")}
+MOVED = {**{n: "hsad.io.geotiff_writer" for n in (
+    "verify_written", "write_geotiff", "write_mask", "write_geotiff_cube")},
+    "cast_block": "hsad.io.casting", "cast_cube": "hsad.io.casting"}  # their own, 0.3.11
 
 
 if TYPE_CHECKING:  # for type checkers; at run time __getattr__ serves these names
-    from hsad.io.geotiff_writer import cast_block as cast_block
-    from hsad.io.geotiff_writer import cast_cube as cast_cube
+    from hsad.io.casting import cast_block as cast_block
+    from hsad.io.casting import cast_cube as cast_cube
     from hsad.io.geotiff_writer import verify_written as verify_written
     from hsad.io.geotiff_writer import write_geotiff as write_geotiff
     from hsad.io.geotiff_writer import write_geotiff_cube as write_geotiff_cube

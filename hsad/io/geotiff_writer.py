@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from hsad.cube.grid import rows_first
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
 from hsad.io.atomic import atomic_path, remove_temp, temp_file
+from hsad.io.casting import CastTally, cast_block, cast_cube
 from hsad.io.gdal_checks import check_last_block, nodata_read_back, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
@@ -87,93 +87,6 @@ def _aligned(arr: da.Array, blocks: tuple[int, int]) -> da.Array:
     return arr.rechunk(tuple(new) + (-1,) * (arr.ndim - 2))
 
 
-def round_half_away(values: np.ndarray) -> np.ndarray:
-    """``values`` rounded to whole numbers as GDAL casts floats to integers (``gdal_translate
-    -ot``): halves away from zero (−0.5 → −1, 2.5 → 3; NumPy's ``rint`` takes them to the
-    even neighbour), in float64; values beyond 2**52, whole already, unchanged."""
-    a = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.abs(a) < 2.0**52, np.trunc(a + np.copysign(0.5, a)), a)
-
-
-def cast_block(block: np.ndarray, out_dtype: np.dtype, nodata: float | None) -> np.ndarray:
-    """Cast to ``out_dtype``: NaN -> nodata; float -> int rounds (halves away from zero, as
-    GDAL) and clips to the type's range."""
-    dtype = np.dtype(out_dtype)
-    if block.dtype == dtype and (nodata is None or np.isnan(nodata) or dtype.kind not in "fc"):
-        return block
-    out = block
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        exact = block.dtype.kind == "f" and np.finfo(block.dtype).nmant + 1 >= 8 * dtype.itemsize
-        if exact:  # the type's ends are floats of the block's type (float32 into 16 bits)
-            bad = ~np.isfinite(block)
-            out = np.clip(round_half_away(np.where(bad, 0, block)), info.min, info.max)
-            if nodata is not None and bad.any():
-                out[bad] = nodata
-        elif block.dtype.kind == "f":
-            bad = ~np.isfinite(block)
-            # rounded in float64 and the ends set as integers: float32 cannot hold
-            # 2**31 - 1 (it rounds up to 2**31, which the cast wraps), float64 not 2**63 - 1
-            rounded = round_half_away(np.where(bad, 0, block))
-            high, low = rounded >= float(info.max), rounded <= float(info.min)
-            out = np.where(high | low, 0, rounded).astype(dtype)
-            out[high], out[low] = info.max, info.min
-            if nodata is not None and bad.any():
-                out[bad] = nodata
-        else:
-            out = np.clip(block, info.min, info.max)
-    elif block.dtype.kind == "f" and nodata is not None and not np.isnan(nodata):
-        out = np.where(np.isnan(block), nodata, block)
-    return out.astype(dtype, copy=False)
-
-
-def cast_cube(cube: xr.DataArray, dtype) -> xr.DataArray:
-    """The cube cast lazily to ``dtype`` with :func:`cast_block` (NaN -> nodata, round, clip).
-
-    A nodata value the new type cannot hold is not kept as a wrong one: beyond a float
-    type's range (ArcGIS's -1.797e308 into float32) it becomes that type's extreme, as GDAL
-    clamps it, and its pixels with it; not an integer of an integer type's range (-0.5 or
-    -9999 into uint16) it is dropped, and a warning says what its pixels become.
-    """
-    out_dtype = np.dtype(dtype)
-    if out_dtype == cube.dtype:
-        return cube
-    data, nodata = da.asarray(cube.data), cube.attrs.get("nodata")
-    where = cube.attrs.get("source_path") or "the cube"
-    if nodata is not None and np.isfinite(nodata) and out_dtype.kind == "f":
-        top = float(np.finfo(out_dtype).max)
-        if abs(nodata) > top:
-            clamped = float(np.copysign(top, nodata))
-            data = da.where(data == nodata, clamped, data)
-            warnings.warn(f"{where}: nodata {nodata:g} lies beyond {out_dtype}: written as "
-                          f"{clamped:g}, its pixels too", UserWarning, stacklevel=2)
-            nodata = clamped
-    if nodata is None and out_dtype.kind in "iu" and cube.dtype.kind == "f":
-        nodata = np.nan  # a float cube marks pixels without data as NaN, declared or not
-    if nodata is not None and out_dtype.kind in "iu":
-        info = np.iinfo(out_dtype)
-        held = np.isfinite(nodata) and info.min <= nodata <= info.max and nodata == round(nodata)
-        if not held:
-            if np.isnan(nodata):
-                warnings.warn(f"{where}: {out_dtype} has no NaN: pixels without data (NaN), "
-                              "if any, become 0 and the output has no nodata value; convert "
-                              "to a float type to keep them apart", UserWarning, stacklevel=2)
-            elif np.isfinite(nodata):
-                nan = (", and pixels without data held as NaN, if any, become 0"
-                       if cube.dtype.kind == "f" else "")
-                warnings.warn(f"{where}: nodata {nodata:g} is not a value of {out_dtype}: the "
-                              "output has no nodata value, and its pixels become data "
-                              f"(rounded and clipped to {out_dtype}){nan}; convert to a float "
-                              "type to keep them apart", UserWarning, stacklevel=2)
-            nodata = None
-    data = data.map_blocks(cast_block, out_dtype=out_dtype, nodata=nodata, dtype=out_dtype,
-                           meta=np.empty((0,) * cube.ndim, out_dtype))
-    out = cube.copy(data=data)
-    out.attrs["nodata"] = nodata
-    return out
-
-
 def _georef_of(obj) -> tuple:
     """``(crs, transform)`` to write for ``obj``.
 
@@ -220,12 +133,14 @@ def _profile(rows, cols, count, dtype, crs, transform, nodata, interleave="band"
              sensor=None) -> dict:
     """GTiff creation profile; a pixel grid without CRS is written without a geotransform,
     and so is one placed by GCPs or RPCs (``sensor``, :func:`_sensor_of`): a pixel offset
-    beside them would be taken for a map by tools that read the geotransform first."""
+    beside them would be taken for a map by tools that read the geotransform first.
+    Bands are grey (``PHOTOMETRIC=MINISBLACK``): GDAL's default for 3 or 4 byte bands, RGB,
+    made a 4th band an alpha band, which readers take for a mask."""
     unplaced = crs is None and (transform == Affine.identity() or bool(sensor))
     georef = {} if unplaced else {"crs": crs, "transform": transform}
     return {
         "driver": "GTiff", "height": rows, "width": cols, "count": count, "dtype": dtype.name,
-        **georef, "nodata": nodata, "tiled": True,
+        **georef, "nodata": nodata, "tiled": True, "photometric": "MINISBLACK",
         "blockxsize": _tile(cols, BLOCK), "blockysize": _tile(rows, BLOCK),
         "compress": "deflate", "zlevel": 6,
         "predictor": 3 if dtype.kind == "f" else 2, "interleave": interleave,
@@ -456,8 +371,9 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     if interleave not in ("band", "pixel"):
         raise ParameterError(f"GeoTIFF interleave must be 'band' or 'pixel', got {interleave!r}")
     _check_options(path, nodata=nodata)
+    tally = CastTally()
     if dtype is not None:
-        cube = cast_cube(cube, dtype)
+        cube = cast_cube(cube, dtype, tally)
     out_dtype = cube.dtype
     nodata = cube.attrs.get("nodata") if nodata is None else float(nodata)
     if nodata is not None and out_dtype.kind in "iu" and not np.isfinite(nodata):
@@ -478,11 +394,13 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     band_tags, descriptions = _spectral_tags(cube)
     profile = _profile(arr.shape[0], arr.shape[1], arr.shape[2], out_dtype, crs, transform,
                        nodata, interleave, sensor=sensor)
-    return _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
-                  tags={"wavelength_units": "Nanometers",
-                        **window_tags(cube, own_frame=True), **_description_tag(cube)},
-                  descriptions=descriptions,
-                  scaling=output_scaling(cube), sensor=sensor)
+    written = _write(arr, path, profile, cog, "AVERAGE", band_tags=band_tags,
+                     tags={"wavelength_units": "Nanometers",
+                           **window_tags(cube, own_frame=True), **_description_tag(cube)},
+                     descriptions=descriptions,
+                     scaling=output_scaling(cube), sensor=sensor)
+    tally.warn(written, out_dtype)
+    return written
 
 
 def _description_tag(cube: xr.DataArray) -> dict:

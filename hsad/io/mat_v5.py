@@ -159,41 +159,66 @@ def _tag(head: bytes, pos: int, order: str) -> tuple[int, int, int]:
     return int(first), pos + 8, pos + 8 + -(-int(second) // 8) * 8
 
 
+def _matrix_heads(path: str):
+    """``(name, array flags, type code of the real part)`` of each top-level v5 matrix,
+    told from its first bytes (a compressed one's first 4096 decompressed bytes)."""
+    with open(path, "rb") as fh:
+        header = fh.read(128)
+        if len(header) < 128 or 0 in header[:4] or \
+                (header[125] if header[126] == ord("I") else header[124]) != 1:
+            return  # MAT v4 (its data are no v5 tags) or not v5: as check_v5_tags tells
+        order = "<" if header[126:128] == b"IM" else ">"
+        size, pos = os.fstat(fh.fileno()).st_size, 128
+        while pos + 8 <= size:
+            fh.seek(pos)
+            mtype, nbytes = np.frombuffer(fh.read(8), dtype=order + "u4")
+            if mtype == _MI_COMPRESSED:
+                head = zlib.decompressobj().decompress(fh.read(min(int(nbytes), 4096)), 4096)
+            elif mtype == _MI_MATRIX:
+                fh.seek(pos)
+                head = fh.read(4096)
+            else:
+                head = b""
+            if len(head) >= 8 and _tag(head, 0, order)[0] == _MI_MATRIX:
+                at = _tag(head, 0, order)[1]
+                flags = int(np.frombuffer(head[at + 8:at + 12], dtype=order + "u4")[0])
+                at = _tag(head, at, order)[2]  # array flags
+                at = _tag(head, at, order)[2]  # dimensions
+                _, body, data = _tag(head, at, order)  # the name
+                name = head[body:body + (data - body)].rstrip(b"\0").decode("latin-1")
+                yield name, flags, _tag(head, data, order)[0]
+            pos += 8 + int(nbytes) + (0 if mtype == _MI_COMPRESSED else -int(nbytes) % 8)
+
+
+_HEAD_ERRORS = (OSError, ValueError, IndexError, zlib.error, TypeError)
+#: the array flags' bit of a complex matrix
+_COMPLEX_FLAG = 0x0800
+
+
 def stored_type(path: str, key: str) -> np.dtype | None:
     """The type the real part of the v5 matrix ``key`` is stored in, which SciPy returns
     (MATLAB keeps a double array of small integers as int16: the ABU scenes); None when it
     cannot be told from the first bytes of the variable (it is then read to tell)."""
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(128)
-            order = "<" if header[126:128] == b"IM" else ">"
-            size, pos = os.fstat(fh.fileno()).st_size, 128
-            while pos + 8 <= size:
-                fh.seek(pos)
-                mtype, nbytes = np.frombuffer(fh.read(8), dtype=order + "u4")
-                if mtype == _MI_COMPRESSED:
-                    head = zlib.decompressobj().decompress(fh.read(min(int(nbytes), 4096)),
-                                                           4096)
-                elif mtype == _MI_MATRIX:
-                    fh.seek(pos)
-                    head = fh.read(4096)
-                else:
-                    head = b""
-                if len(head) >= 8 and _tag(head, 0, order)[0] == _MI_MATRIX:
-                    at = _tag(head, 0, order)[1]
-                    at = _tag(head, at, order)[2]  # array flags
-                    at = _tag(head, at, order)[2]  # dimensions
-                    _, body, data = _tag(head, at, order)  # the name
-                    name = head[body:body + (data - body)].rstrip(b"\0").decode("latin-1")
-                    if name == key:
-                        code = _tag(head, data, order)[0]
-                        return np.dtype(order + _MI_NUMPY[code]).newbyteorder("=") \
-                            if code in _MI_NUMPY else None
-                pos += 8 + int(nbytes) + (0 if mtype == _MI_COMPRESSED
-                                          else -int(nbytes) % 8)
-    except (OSError, ValueError, IndexError, zlib.error, TypeError):
+        for name, _, code in _matrix_heads(path):
+            if name == key:
+                return np.dtype(_MI_NUMPY[code]) if code in _MI_NUMPY else None
+    except _HEAD_ERRORS:
         return None
     return None
 
 
-__all__ = ["check_v5_tags", "stored_type"]
+def complex_names(path: str) -> set[str]:
+    """The top-level v5 matrices flagged complex (SciPy's ``whosmat`` gives their class
+    only, ``single`` or ``double``); those it cannot tell are left out."""
+    found = set()
+    try:
+        for name, flags, _ in _matrix_heads(path):
+            if flags & _COMPLEX_FLAG:
+                found.add(name)
+    except _HEAD_ERRORS:
+        return found  # those after an unreadable header: refused on first read, as before
+    return found
+
+
+__all__ = ["check_v5_tags", "complex_names", "stored_type"]

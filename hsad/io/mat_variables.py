@@ -14,7 +14,7 @@ import numpy as np
 import scipy.io as sio
 
 from hsad.errors import FileFormatError
-from hsad.io.mat_v5 import check_v5_tags
+from hsad.io.mat_v5 import check_v5_tags, complex_names
 
 #: Names tried, in order and ignoring case, for the cube and the ground truth.
 CUBE_KEYS = ("data", "hsi", "cube", "img", "image", "X", "Y", "hyperspectral")
@@ -47,7 +47,9 @@ def _variables(path: str, hdf5: bool) -> list[tuple[str, tuple, str]]:
     """``(name, MATLAB shape, MATLAB class)`` of each top-level variable."""
     try:
         if not hdf5:
-            return [(n, tuple(s), c) for n, s, c in sio.whosmat(path)]
+            cplx = complex_names(path)
+            return [(n, tuple(s), "complex" if n in cplx else c)
+                    for n, s, c in sio.whosmat(path)]
         out = []
         with h5py.File(path, "r") as f:
             for name, obj in f.items():
@@ -143,14 +145,13 @@ def maps_of(variables) -> dict[str, tuple]:
 
 def _truth_by_name(names, path: str | None = None) -> str | None:
     """A ground truth among ``names``: a listed name, else one :data:`_TRUTH_NAME` finds
-    (one :data:`_TRUTH_WORD` finds first). With ``path``, a warning when names of the
-    second kind leave a choice (the file's others are named)."""
+    (one :data:`_TRUTH_WORD` finds first). With ``path``, a warning when names of either
+    kind leave a choice (the file's others are named)."""
     names = list(names)
     listed = _by_name(names, GT_KEYS)
-    if listed is not None:
-        return listed
-    matches = [n for n in names if _TRUTH_NAME.search(n)]
-    found = next((n for n in matches if _TRUTH_WORD.search(n)), None) or \
+    matches = [n for n in names if _TRUTH_NAME.search(n)
+               or n.lower() in GT_KEYS]  # a listed name takes the others' place first
+    found = listed or next((n for n in matches if _TRUTH_WORD.search(n)), None) or \
         next(iter(matches), None)
     if path is not None and len(matches) > 1:
         warnings.warn(f"{path}: several variables could be the ground truth "

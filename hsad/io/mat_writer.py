@@ -24,7 +24,7 @@ import xarray as xr
 from hsad.cube import georeferenced, physical_scaling, transform_of
 from hsad.errors import ParameterError, UnsupportedError
 from hsad.io.atomic import atomic_path
-from hsad.io.geotiff_writer import cast_cube
+from hsad.io.casting import CastTally, cast_cube
 from hsad.progress import bar_style, wanted
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
@@ -150,8 +150,9 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     if key in taken or (gt is not None and gt_key in {"wavelength", "bbl"}):
         raise ParameterError(f"variable names must differ from each other and from "
                              f"'wavelength' and 'bbl': key={key!r}, gt_key={gt_key!r}", path)
+    tally = CastTally()
     if dtype is not None:
-        cube = cast_cube(cube, dtype)
+        cube = cast_cube(cube, dtype, tally)
     nbytes = int(np.prod(cube.shape)) * cube.dtype.itemsize
     if nbytes > MAT5_MAX_BYTES:
         raise UnsupportedError(f"cube is {nbytes / 2**30:.1f} GiB but MAT v5 variables are limited "
@@ -174,6 +175,7 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
         else:  # a type MATLAB has no class for: scipy's conversion, in memory
             small = {key: np.asarray(data), **small}
         sio.savemat(fh, small, do_compression=True, oned_as="row")
+    tally.warn(path, cube.dtype)
     return Path(path)
 
 

@@ -265,7 +265,7 @@ def open_mat(path: str | os.PathLike, chunks=None, key: str | None = None,
     array. The detected ground-truth variable is recorded in ``attrs["gt_key"]``.
     ``window`` (an :class:`hsad.cube.subset.Window`): only that window. A v5 cube is read whole
     on its first use (not when opened), then kept: its checks against its header (a
-    truncated or complex variable) come with that first read.
+    truncated variable) come with that first read; a complex one is refused when opened.
     """
     return _open(path, chunks, key, None, want_gt=False, window=window, lazy=True)[0]
 

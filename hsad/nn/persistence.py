@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from hsad.errors import HsadError, ModelError
+from hsad.errors import HsadError, ModelError, NotFittedError
 from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: re-exported)
     CONFIG,
     FORMAT_VERSION,
@@ -79,7 +79,7 @@ def save_detector(det, path: str | os.PathLike) -> Path:
 
         return save_statistics(det, path)
     if not hasattr(det, "networks_"):
-        raise ModelError(f"{det.name}: not fitted, nothing to save", path)
+        raise NotFittedError(f"{det.name}: not fitted, nothing to save", path)
     det._check_fit_params()  # a value set since fit would be saved as the fit's
     return write_archive(path, detector_config(det), detector_tensors(det))
 

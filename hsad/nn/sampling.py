@@ -304,8 +304,8 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
                 raise ValueError
             r0, r1, c0, c1 = (int(v) for v in numbers)
         except (TypeError, ValueError, OverflowError):
-            raise ParameterError(f"training window must be four whole numbers r0,r1,c0,c1, "
-                                 f"got {window!r}") from None
+            raise ParameterError(f"training window (train_window, --train-window) must be "
+                                 f"four whole numbers r0,r1,c0,c1, got {window!r}") from None
         if not (0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1]):
             raise ParameterError(f"training window {r0},{r1},{c0},{c1} is empty or outside the "
                                  f"{shape[0]}x{shape[1]} scene", path)

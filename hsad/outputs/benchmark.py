@@ -260,9 +260,12 @@ def to_markdown(rows: list[Row]) -> str:
 
 
 def to_csv(rows: list[Row]) -> str:
-    """Long-format CSV, one line per (scene, method)."""
+    """Long-format CSV, one line per (scene, method), lines ending in ``\n`` as the CSV of
+    ``detect --spectra`` (``csv``'s default ``\r\n`` left a carriage return in the last
+    column for shell tools)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(Row.__dataclass_fields__))
+    writer = csv.DictWriter(buf, fieldnames=list(Row.__dataclass_fields__),
+                            lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow(asdict(r))
