@@ -49,7 +49,7 @@ def test_a_background_of_mappings_or_geo_interfaces_is_read_as_polygons(cube):
 
     want = background_mask(cube, [poly])
     assert want.sum() == 25
-    for other in ([UserDict(poly)], [Shape()]):
+    for other in ([UserDict(poly)], [Shape()], UserDict(poly), Shape(), iter([Shape()])):
         np.testing.assert_array_equal(background_mask(cube, other), want)
 
 

@@ -110,24 +110,32 @@ def background_mask(cube: xr.DataArray, background, crs=None,
     elif isinstance(background, (np.ndarray, xr.DataArray)):
         mask = array_mask(background, cube)
     else:
-        geoms = [background] if hasattr(background, "geom_type") or isinstance(
-            background, dict) else _geometries(background)
-        mask = _rasterise(geoms, crs, cube, None, empty_ok)
+        mask = _rasterise(_geometries(background), crs, cube, None, empty_ok)
     if not mask.any() and not empty_ok:
         raise ParameterError("the background area holds no pixel", path)
     return mask
 
 
+def _geometry(g):
+    """A shapely geometry or a GeoJSON-like mapping as it is; an object with
+    ``__geo_interface__`` (pygeoif's, arcpy's) as its mapping; anything else None."""
+    if hasattr(g, "geom_type") or isinstance(g, Mapping):  # fiona's features are mappings
+        return g
+    return g.__geo_interface__ if hasattr(g, "__geo_interface__") else None
+
+
 def _geometries(background) -> list:
-    """A sequence of geometries, objects with ``__geo_interface__`` or GeoJSON-like
-    mappings (fiona's features are mappings), each checked to be one."""
+    """One geometry, or a sequence of them (:func:`_geometry`), as a list; anything else a
+    ParameterError."""
     kinds = ("a vector or raster file, a (y, x) mask array, or shapely geometries or "
              "GeoJSON-like mappings")
+    if (one := _geometry(background)) is not None:
+        return [one]
     if isinstance(background, (bytes, int, float, bool)) or not hasattr(background, "__iter__"):
         raise ParameterError(f"background must be {kinds}, got {type(background).__name__}")
-    geoms = [g.__geo_interface__ if hasattr(g, "__geo_interface__") and not hasattr(
-        g, "geom_type") else g for g in background]  # pygeoif's, arcpy's: their mapping
-    odd = [g for g in geoms if not (hasattr(g, "geom_type") or isinstance(g, Mapping))]
+    items = list(background)  # a generator too, read once
+    geoms = [_geometry(g) for g in items]
+    odd = [g for g, kept in zip(items, geoms, strict=True) if kept is None]
     if odd:
         raise ParameterError(f"background must be {kinds}, got a sequence holding "
                              f"{type(odd[0]).__name__}")

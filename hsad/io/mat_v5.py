@@ -21,6 +21,18 @@ _MI_MATRIX, _MI_COMPRESSED = 14, 15
 _PROBE_BYTES, _READ_BYTES = 1 << 16, 1 << 22
 
 
+def v5_order(head: bytes) -> str | None:
+    """The byte order (``"<"`` or ``">"``) of a MAT v5 file from its first 128 bytes, as
+    SciPy reads its version and mark (any mark but IM is big-endian); None for another
+    version: v4 (a zero in the first four bytes), v7.3 (HDF5) or unknown."""
+    if len(head) < 128 or 0 in head[:4]:
+        return None
+    major = head[125] if head[126] == ord("I") else head[124]
+    if major != 1:
+        return None
+    return "<" if head[126:128] == b"IM" else ">"
+
+
 def check_v5_tags(path: str) -> None:
     """Walk the data-element tags of a MAT v5 file; FileFormatError on an unknown type code
     or an element overrunning its parent. Other versions are left to scipy/h5py."""
@@ -28,13 +40,9 @@ def check_v5_tags(path: str) -> None:
         with open(path, "rb") as fh:
             head = fh.read(128)
             size = os.fstat(fh.fileno()).st_size
-            if len(head) < 128 or 0 in head[:4]:
-                return  # scipy reads this as MAT v4 (or fails)
-            # scipy's own reading of the version and byte order (any mark but IM is big-endian)
-            major = head[125] if head[126] == ord("I") else head[124]
-            if major != 1:
-                return  # v7.3 (HDF5) or unknown: h5py or scipy decide
-            order = "<" if head[126:128] == b"IM" else ">"
+            order = v5_order(head)
+            if order is None:
+                return  # v4, v7.3 (HDF5) or unknown: scipy or h5py decide
 
             def read(offset: int, n: int) -> bytes:
                 fh.seek(offset)
@@ -163,11 +171,9 @@ def _matrix_heads(path: str):
     """``(name, array flags, type code of the real part)`` of each top-level v5 matrix,
     told from its first bytes (a compressed one's first 4096 decompressed bytes)."""
     with open(path, "rb") as fh:
-        header = fh.read(128)
-        if len(header) < 128 or 0 in header[:4] or \
-                (header[125] if header[126] == ord("I") else header[124]) != 1:
-            return  # MAT v4 (its data are no v5 tags) or not v5: as check_v5_tags tells
-        order = "<" if header[126:128] == b"IM" else ">"
+        order = v5_order(fh.read(128))
+        if order is None:
+            return  # MAT v4 (its data are no v5 tags) or not v5
         size, pos = os.fstat(fh.fileno()).st_size, 128
         while pos + 8 <= size:
             fh.seek(pos)
@@ -221,4 +227,4 @@ def complex_names(path: str) -> set[str]:
     return found
 
 
-__all__ = ["check_v5_tags", "complex_names", "stored_type"]
+__all__ = ["check_v5_tags", "complex_names", "stored_type", "v5_order"]
