@@ -6,7 +6,7 @@ import os
 
 import click
 
-from hsad.cli.options import overwrite_option
+from hsad.cli.options import overwrite_option, put
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_params
 from hsad.errors import ParameterError
@@ -69,7 +69,7 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
             raise ParameterError("no scene could be run: " + "; ".join(
                 f"{scene}: {problem}" for scene, problem in failed))
         text = benchmark.to_markdown(rows)
-        click.echo(text)
+        put(text)
         figure = None
         if plot_path:  # drawn before any file is written: a picture that cannot be drawn
             # fails the command before it writes anything (the tables are printed above)

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from hsad.cli.options import put
+
 
 def _status(name: str, verify: bool) -> tuple[str, str]:
     """(status, path) of a scene: missing, present, verified or 'sha256 MISMATCH'."""
@@ -44,17 +46,17 @@ def list_(verify: bool) -> None:
     wide = max([len("sensor"), *(len(datasets.manifest(n)["sensor"]) for n in every)])
     header = f"{'name':18s} {'split':11s} {'size (rows x cols x bands)':27s} {'dtype':8s} " \
              f"{'anomalies':>9s}  {'sensor':{wide}s} {'RX AUC':>6s}  {'status':15s} path"
-    click.echo(header)
+    put(header)
     bad = 0
     for name in every:
         m = datasets.manifest(name)
         status, path = _status(name, verify)
         bad += status == "sha256 MISMATCH"
         shape = f"{m['rows']} x {m['cols']} x {m['bands']}"
-        click.echo(f"{name:18s} {datasets.split_of(name):11s} {shape:27s} {m['dtype']:8s} "
+        put(f"{name:18s} {datasets.split_of(name):11s} {shape:27s} {m['dtype']:8s} "
                    f"{m['anomaly_pixels']:9d}  {m['sensor']:{wide}s} {m['rx_global_auc']:6.4f}"
                    f"  {status:15s} {path}")
-    click.echo(f"search path: {', '.join(str(d) for d in datasets.search_path())}")
+    put(f"search path: {', '.join(str(d) for d in datasets.search_path())}")
     if bad:
         click.echo(f"{bad} scene file(s) fail their sha256 check", err=True)
         sys.exit(1)
@@ -71,4 +73,4 @@ def fetch(names: tuple[str, ...]) -> None:
     for name in wanted:  # every name known before the first download
         datasets.manifest(name)
     for name in wanted:
-        click.echo(f"{name}: {datasets.fetch(name)}")
+        put(f"{name}: {datasets.fetch(name)}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import device_option, overwrite_option, seed_option
+from hsad.cli.options import device_option, overwrite_option, put, seed_option
 from hsad.cli.outputs import plan_outputs
 from hsad.errors import OutputError
 
@@ -65,7 +65,7 @@ def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     seed = 0 if seed is None else seed
     scene = synthetic.make_scene(rows=size, cols=size, seed=seed)
     paths = synthetic.write_scene(scene, out / "scene")
-    click.echo(f"wrote demo scene {paths['cube']} ({size}x{size}x{scene.cube.shape[2]}, "
+    put(f"wrote demo scene {paths['cube']} ({size}x{size}x{scene.cube.shape[2]}, "
                f"{int(scene.truth.sum())} target pixels, {scene.cube.rio.crs})")
 
     cube = open_cube(paths["cube"])
@@ -85,15 +85,15 @@ def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     plot_roc(maps, truth, path=out / "roc.png")
     written["roc"] = out / "roc.png"
     for what, path in written.items():
-        click.echo(f"wrote {what.replace(':', ' ')}: {path}")  # "style:mask" as "style mask"
+        put(f"wrote {what.replace(':', ' ')}: {path}")  # "style:mask" as "style mask"
     for name, smap in maps.items():
         m = evaluate(smap, truth)
-        click.echo(f"{name:8s} AUC(D,F) = {m['auc_df']:.4f}   AUC(F,tau) = {m['auc_ft']:.4f}")
+        put(f"{name:8s} AUC(D,F) = {m['auc_df']:.4f}   AUC(F,tau) = {m['auc_ft']:.4f}")
     flagged = np.asarray(mask.values, dtype=bool)
     target = np.asarray(truth, dtype=bool)
-    click.echo(f"mask at the default threshold {mask.attrs['threshold']:.4g} (no ground truth "
+    put(f"mask at the default threshold {mask.attrs['threshold']:.4g} (no ground truth "
                f"used; `hsad detect --help`), checked against the truth: "
                f"{int((flagged & target).sum())} of {int(target.sum())} target pixels found, "
                f"{int((flagged & ~target).sum())} false alarms (rate "
                f"{(flagged & ~target).sum() / max((~target).sum(), 1):.4f})")
-    click.echo(f"{method} took {result.seconds:.1f} s; open {written['scores']} in QGIS.")
+    put(f"{method} took {result.seconds:.1f} s; open {written['scores']} in QGIS.")

@@ -27,6 +27,7 @@ from hsad.cli.detect_plan import (
     library_of,
     model_of,
     planned,
+    selection_tag,
 )
 from hsad.cli.options import (
     QUIET,
@@ -54,6 +55,7 @@ from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_numbers
 from hsad.engine.thresholds import DEFAULT_RULE, check_threshold
 from hsad.errors import ParameterError
+from hsad.outputs.provenance import SELECTION_ATTR
 
 
 @click.command("detect", epilog=f"{FOLDERS_NOTE} Without --contamination, --far or "
@@ -117,8 +119,10 @@ from hsad.errors import ParameterError
               help="Folder for the stage maps of a reconstruction detector, as GeoTIFFs: "
                    "d_spectral.tif (RX of the residual, squared Mahalanobis distance), "
                    "d_spatial.tif (attribute-filter response) and d_ss.tif (fused, 0..1); "
-                   "f-AnoGAN also anomaly.tif, a_residual.tif, a_feature.tif. Units are in "
-                   "each file's band description.")
+                   "and one a score term of the model (f-AnoGAN: anomaly.tif, "
+                   "a_residual.tif, a_feature.tif; vae: kl.tif, "
+                   "reconstruction.tif; `hsad methods NAME` lists them as output's choices). "
+                   "Units are in each file's band description.")
 @click.option("--stages-png", "stages_png", type=click.Path(),
               help="Picture (.png) of the --save-stages maps side by side with the RGB "
                    "composite (and --truth outlined), each map with its colour bar.")
@@ -312,6 +316,13 @@ def _detect_one(scene, method, config_path, params, model, output, cog, mask_pat
                                                        apply_scale=apply_scale),
                                      bands, nodata=nodata, valid_mask=valid_mask,
                                      exclude_quality=quality)
+        cube.attrs[SELECTION_ATTR] = selection_tag(  # what --skip-existing compares
+            {"key": key, "srcwin": srcwin, "projwin": projwin, "projwin_crs": projwin_crs,
+             "band_indices": band_indices, "wavelengths": wavelengths,
+             "exclude_wavelengths": exclude_wavelengths, "wavelength_file": wavelength_file,
+             "drop_bad_bands": drop_bad_bands, "exclude_quality": exclude_quality,
+             "apply_scale": apply_scale, "nodata": nodata, "valid_mask": valid_mask,
+             "background": background})
         if png_path or stages_png:
             from hsad.outputs.quicklook import check_default_composite, file_positions
             from hsad.outputs.quicklook import rgb_bands as check_rgb

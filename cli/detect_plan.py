@@ -26,12 +26,71 @@ def detector_of(options: dict):
     return DETECTORS[key]
 
 
+#: the options that choose the data a map is made of (as ``hsad detect`` names them), in
+#: the ``hsad_selection`` tag: a batch resumed on another window or band set had kept the
+#: first run's maps in silence
+SELECTION = {"key": "--key", "srcwin": "--srcwin", "projwin": "--projwin",
+             "projwin_crs": "--projwin-srs", "band_indices": "--bands",
+             "wavelengths": "--wavelengths", "exclude_wavelengths": "--exclude-wavelengths",
+             "wavelength_file": "--wavelength-file", "drop_bad_bands": "--drop-bad-bands",
+             "exclude_quality": "--exclude-quality", "apply_scale": "--apply-scale",
+             "nodata": "--nodata", "valid_mask": "--valid-mask", "background": "--background"}
+_SELECTION_FILES = ("wavelength_file", "valid_mask", "background")
+
+
+def selection_tag(options: dict) -> str:
+    """The ``hsad_selection`` tag of a detection's ``options``: those of :data:`SELECTION`
+    given, as JSON (files by their absolute paths)."""
+    import json
+    from pathlib import Path
+
+    from hsad.io import printable
+
+    given = {}
+    for key in SELECTION:
+        value = options.get(key)
+        if value is None or value is False or value == ():
+            continue
+        given[key] = (printable(Path(value).resolve()) if key in _SELECTION_FILES
+                      else list(value) if isinstance(value, tuple) else value)
+    return json.dumps(given, sort_keys=True, default=str)
+
+
+_SELECTION_FLAGS = ("drop_bad_bands", "apply_scale")
+
+
+def _said(key: str, value) -> str:
+    if key in _SELECTION_FLAGS:
+        return "on" if value else "off"
+    return "none" if value is None else " ".join(map(str, value)) if isinstance(
+        value, list) else str(value)
+
+
+def _selected_otherwise(tag: str, options: dict) -> str | None:
+    """How the data selection of the ``hsad_selection`` tag differs from ``options``'
+    (None also for a tag that is not the JSON object hsad writes)."""
+    import json
+
+    try:
+        saved = json.loads(tag)
+    except ValueError:
+        return None
+    if not isinstance(saved, dict):
+        return None
+    now = json.loads(selection_tag(options))
+    for key, flag in SELECTION.items():
+        if saved.get(key) != now.get(key):
+            return f"{flag} {_said(key, saved.get(key))}, now {_said(key, now.get(key))}"
+    return None
+
+
 def made_otherwise(options: dict) -> str | None:
     """How the map ``options["output"]`` an earlier run wrote was made otherwise than this
-    detection would make it (its method, its model, or a parameter this run sets, read from
-    the map's ``hsad_*`` tags), else None (also for a map without them): a batch resumed
-    with other settings had skipped every scene, leaving maps of two settings in silence.
-    The threshold rule, --apply-scale, --seed and --fusion are not compared."""
+    detection would make it (its method, its model, a parameter this run sets or the data
+    chosen, :data:`SELECTION`, read from the map's ``hsad_*`` tags), else None (also for a
+    map without them): a batch resumed with other settings had skipped every scene,
+    leaving maps of two settings in silence. The threshold rule, --seed and --fusion are
+    not compared."""
     import json
     from pathlib import Path
 
@@ -52,6 +111,10 @@ def made_otherwise(options: dict) -> str | None:
     now_model = None if model is None else printable(Path(model).resolve())
     if tags.get("hsad_model") != now_model:  # another model, or one only now or before
         return f"model {tags.get('hsad_model') or 'none'}, now {now_model or 'none'}"
+    if "hsad_selection" in tags:  # maps made before 0.3.12 have none
+        other = _selected_otherwise(tags["hsad_selection"], options)
+        if other is not None:
+            return other
     _, merged, _ = asked(options.get("method"), options.get("params"),
                          config_of(options.get("config_path")), options.get("config_path"))
     now = det.get_params()
@@ -152,4 +215,4 @@ def spectra_paths(spectra_path) -> list:
 
 
 __all__ = ["DETECTORS", "READ", "asked", "config_of", "detector_of", "library_of",
-           "made_otherwise", "model_of", "planned", "spectra_paths"]
+           "made_otherwise", "model_of", "planned", "selection_tag", "spectra_paths"]

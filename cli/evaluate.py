@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from hsad.cli.options import overwrite_option, shown
+from hsad.cli.options import overwrite_option, put, shown
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 
 
@@ -69,7 +69,7 @@ def command(scores, truth, truth_key, scores_key, roc_path, roc3d_path, log_far,
         else:
             text = _compare(scores, truth, truth_key, scores_key, roc_path, roc3d_path,
                             log_far, as_json, common_pixels, targets)
-    click.echo(text)  # once the plots are in place: a reader gone early cannot undo them
+    put(text)  # once the plots are in place: a reader gone early cannot undo them
 
 
 def _check_keys(scores, truth, scores_key, truth_key) -> None:

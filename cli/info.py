@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hsad.cli.options import key_option
+from hsad.cli.options import key_option, put
 
 
 def _files_of(path: Path, fmt: str) -> list[Path]:
@@ -356,7 +356,7 @@ def command(file: str, key: str | None, as_json: bool) -> None:
 
             raise ModelError(f"config.json holds values hsad cannot read ({exc})",
                              file) from None
-        click.echo(text)
+        put(text)
         return
     info = describe(file, key=key)
-    click.echo(json.dumps(info, indent=2) if as_json else _text(info))
+    put(json.dumps(info, indent=2) if as_json else _text(info))

@@ -54,6 +54,18 @@ class _Stopped(Exception):
 
 
 class _Group(click.Group):
+    """The ``hsad`` group: its subcommands' modules are imported when first asked for, as
+    the command runs (a Ctrl-C while dask and numpy load is ``error: interrupted``, not an
+    import's traceback, and a command loads only its own module)."""
+
+    def list_commands(self, ctx):
+        return sorted(set(_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx, name):
+        if name in _COMMANDS and name not in self.commands:
+            self.add_command(importlib.import_module(f"hsad.cli.{name}").command, name)
+        return super().get_command(ctx, name)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -80,10 +92,6 @@ def cli() -> None:
     Commands that write files create missing folders and refuse existing files unless
     --overwrite is given; outputs appear whole or not at all.
     """
-
-
-for _name in _COMMANDS:
-    cli.add_command(importlib.import_module(f"hsad.cli.{_name}").command)
 
 
 def _fail(message: str, status: int = 2) -> None:

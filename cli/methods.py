@@ -7,6 +7,8 @@ import textwrap
 
 import click
 
+from hsad.cli.options import put
+
 
 def _params(name: str, cls) -> list[tuple[str, object, str]]:
     """``(parameter, default, meaning)`` of a detector, runtime options left out."""
@@ -42,9 +44,9 @@ def command(name):
 
     available = detectors.available()
     if name is not None:
-        click.echo(_detail(name, detectors.get(name).__class__))
+        put(_detail(name, detectors.get(name).__class__))
         return
     for det_name, cls in available.items():
-        click.echo(f"{det_name:14s} {cls.summary}")
+        put(f"{det_name:14s} {cls.summary}")
         for p, default, meaning in _params(det_name, cls):
-            click.echo(f"    {p} = {default!r}" + (f" — {meaning}" if meaning else ""))
+            put(f"    {p} = {default!r}" + (f" — {meaning}" if meaning else ""))

@@ -98,8 +98,15 @@ def echo(message: str, err: bool = False) -> None:
     if err:
         click.echo(shown(message), err=True)
         return
+    put(shown(message))
+
+
+def put(text: str) -> None:
+    """``text`` (a report, a table, JSON: as it is) on standard output; one that cannot be
+    written (a full disk behind a redirect) is named as such, its error had read as the
+    outputs' ("no space left on device"); a closed pipe is left to the caller."""
     try:
-        click.echo(shown(message))
+        click.echo(text)
     except BrokenPipeError:
         raise
     except OSError as exc:

@@ -124,6 +124,30 @@ def _band_list(cube: xr.DataArray, index: np.ndarray) -> str:
     return "bands " + ", ".join(str(i + 1) for i in index[:8]) + more
 
 
+def _spans(numbers: np.ndarray) -> str:
+    """``"101–160"``, ``"1–10, 21–30"``: band numbers as runs (eight at most, then …)."""
+    breaks = np.flatnonzero(np.diff(numbers) != 1) + 1
+    runs = [(int(r[0]), int(r[-1])) for r in np.split(numbers, breaks)]
+    text = ", ".join(f"{a}–{b}" if b != a else f"{a}" for a, b in runs[:8])
+    return text + (", …" if len(runs) > 8 else "")
+
+
+def _check_band_numbers(cube: xr.DataArray, detector) -> None:
+    """Where neither side records wavelengths, warn when the scene's bands are not the file
+    bands the model was fitted on: taken by position, ``train --bands 100:160`` applied to
+    ``detect --bands 0:60`` scored other bands in silence (a median of 1.9e6 against 80)."""
+    fitted = getattr(detector, "_fitted_band_numbers", None)
+    now = np.asarray(cube["band"].values) if "band" in cube.coords else None
+    if fitted is None or now is None or now.dtype.kind not in "iu" \
+            or now.size != np.size(fitted) or np.array_equal(now, fitted):
+        return
+    warnings.warn(f"{cube.attrs.get('source_path') or 'scene'}: the model was fitted on the "
+                  f"file's bands {_spans(np.asarray(fitted))} and this scene's are "
+                  f"{_spans(now)}; with no wavelengths on either side they are taken by "
+                  "position: select the bands it was trained on (--bands)", UserWarning,
+                  stacklevel=3)
+
+
 def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:
     """``cube`` (the model's bands, other bad-band flags) with the flags the model was
     fitted under: bands the scene calls good and the model left out are set aside as at fit
@@ -168,6 +192,8 @@ def match_model_bands(cube, detector) -> xr.DataArray:
         warnings.warn(f"{cube.attrs.get('source_path') or 'scene'}: {whose} no "
                       "wavelengths, so the model's bands are taken by position, unchecked",
                       UserWarning, stacklevel=2)
+    elif not known[0]:
+        _check_band_numbers(cube, detector)
     flags = _model_flags(detector, good)
     order = _reordered(cube, wanted, good, flags)
     if order is not None:  # the model's bands, stored in another order

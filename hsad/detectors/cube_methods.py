@@ -67,6 +67,17 @@ def _computed(result):
     return result  # a residual cube stays lazy: as large as the scene, computed if asked
 
 
+def band_numbers(cube) -> np.ndarray | None:
+    """The file's band numbers of ``cube`` (its ``band`` coordinate, 1-based: 101 … 160
+    for ``--bands 100:160``), or None where it holds none."""
+    if not isinstance(cube, xr.DataArray) or "band" not in cube.coords:
+        return None
+    numbers = np.asarray(cube["band"].values)
+    if numbers.dtype.kind not in "iu" or numbers.ndim != 1 or not (numbers >= 1).all():
+        return None
+    return numbers.astype(np.int64)
+
+
 def recording_scene_level(fit):
     """``fit`` that then notes the fitted scene's per-band medians (``_fitted_scene_level``,
     for :meth:`BaseDetector._check_level`), dropped first so that a failed fit leaves none;
@@ -83,6 +94,7 @@ def recording_scene_level(fit):
         before = dict(self.__dict__)
         self.__dict__.pop("_fitted_scene_level", None)
         self.__dict__.pop("_fitted_scene_name", None)
+        self.__dict__.pop("_fitted_band_numbers", None)
         self.__dict__.pop("model_format_", None)
         self.__dict__.pop("threshold_", None)  # the last map's threshold: the old fit's
         try:
@@ -93,6 +105,8 @@ def recording_scene_level(fit):
             raise
         if "_fitted_scene_level" not in self.__dict__:
             self._remember_scene_level(cube)
+        if "_fitted_band_numbers" not in self.__dict__:
+            self._fitted_band_numbers = band_numbers(cube)
         self._fitted_params = self._fit_params()
         seed = self.get_params().get("seed")  # kept: seed may change after fit
         self.training_seed_ = (int(seed) if isinstance(seed, (int, np.integer))

@@ -135,13 +135,14 @@ class LocalRX(BaseDetector):
             clipped = (f" in the median, the {rows}x{cols} scene being narrower than the "
                        "outer window" if narrow else "")
             remedy = "a smaller inner window" if narrow else "larger windows"
+            choose = f"set pca= below {n_ring} or " if n_ring > 1 else ""
             warnings.warn(f"{self.name} ({n_ring}-pixel rings{clipped}): only {n_ring} valid "
                           f"pixels for "
                           f"{requested} {what} (fewer than {SAMPLES_PER_DIMENSION} per dimension): "
                           "local covariances would be (near-)singular and the map poor, so "
                           f"the cube is reduced automatically to its {k} leading principal "
-                          f"components; set pca= below {n_ring} or use {remedy} to "
-                          "choose", DegenerateDataWarning, stacklevel=3)
+                          f"components; {choose}use {remedy} to choose",
+                          DegenerateDataWarning, stacklevel=3)
         return k
 
     def fit(self, cube: CubeLike) -> LocalRX:
@@ -151,6 +152,8 @@ class LocalRX(BaseDetector):
         self._validate()
         path = cube.attrs.get("source_path")
         moments = scene_moments(cube, self.name)
+        # rings first: no valid ring anywhere is refused before a reduction is said
+        check_rings(cube, self.inner, self.outer, self.name, minimum=MIN_RING_PIXELS)
         k = self._dimension(n_bands, cube.shape[:2])
         project = self.pca is not None or k < n_bands
         rank = covariance_rank(moments.cov, moments.n, self.name, path, warn=False)
@@ -170,7 +173,6 @@ class LocalRX(BaseDetector):
         self.floor_ = FLOOR * max(float(variance), np.finfo(float).tiny)
         # the floor (1e-10 of the mean variance) and PCA both leave tiny bands out
         check_scales(np.diag(moments.cov), self.name, path)
-        check_rings(cube, self.inner, self.outer, self.name, minimum=MIN_RING_PIXELS)
         return self
 
     def _project(self, cube: xr.DataArray):

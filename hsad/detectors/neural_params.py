@@ -12,6 +12,7 @@ import numpy as np
 from hsad.detectors.declared import FLOAT32_MAX
 from hsad.detectors.param_types import SEED_MAX
 from hsad.errors import ParameterError
+from hsad.nn.normalise import METHODS as NORMALISATIONS
 from hsad.nn.trainer import DEVICE_NAME
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class NeuralParameters:
              f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (self.early_stopping is None or int(self.early_stopping) >= 1,
              "early_stopping must be ≥ 1 epochs (or None)"),
+            (self.normalisation in NORMALISATIONS, f"normalisation must be one of "
+                                                   f"{NORMALISATIONS}, got {self.normalisation!r}"),
         ]
         for key in ("epochs", "batch_size", "sample_size", "hidden", "depth"):
             checks.append((int(getattr(self, key)) >= 1, f"{key} must be ≥ 1"))

@@ -79,6 +79,9 @@ COMMON = {
 
 SPECIFIC = {
     "cluster-rx:n_clusters": "k-means clusters of the background",
+    "cluster-rx:min_cluster_size": "sampled pixels a cluster needs to count as background "
+                                   "(None: bands + 1); smaller clusters' pixels are scored "
+                                   "against the others (1: keep every cluster)",
     "cluster-rx:covariance": "'pooled' (one within-cluster covariance), 'shrunk' (each "
                              "cluster's, shrunk to the pooled one) or 'cluster' (each alone)",
     "local-mean-rx:kernel": "side of the moving window the local mean is taken over, "

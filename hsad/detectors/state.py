@@ -23,11 +23,11 @@ from hsad.errors import HsadError, ModelError, NotFittedError
 from hsad.io.model_archive import (
     CONFIG,
     WEIGHTS,
+    fitted_scene_entries,
     header,
     json_list,
     model_wavelengths,
-    restore_scene_level,
-    scene_level_entry,
+    restore_fitted_scene,
     set_saved_params,
     write_archive,
 )
@@ -59,7 +59,7 @@ def save_statistics(det, path: str | os.PathLike) -> Path:
     wavelength = getattr(det, "wavelength_", np.full(det.bands_.size, np.nan))
     config = header(det) | {
         "kind": KIND, "state": scalars, "wavelength": json_list(wavelength)
-    } | scene_level_entry(det)
+    } | fitted_scene_entries(det)
     return write_archive(path, config, arrays)
 
 
@@ -161,6 +161,6 @@ def restore_statistics(config: dict, tensors: dict[str, np.ndarray], path: Path)
     except (HsadError, ValueError, np.linalg.LinAlgError) as exc:
         raise ModelError(f"statistics do not match the {method} configuration ({exc})",
                          path) from None
-    restore_scene_level(det, config, path)
+    restore_fitted_scene(det, config, path)
     det.model_path_ = str(path)
     return det

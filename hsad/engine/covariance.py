@@ -121,7 +121,8 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
     if n is not None and n <= bands + 1:
         why = f"only {n} valid pixels for {bands} bands"
     elif rank < bands:
-        why = f"the covariance{count} is numerically singular (constant or collinear bands)"
+        why = (f"the covariance{count} is numerically singular (constant or collinear "
+               "bands, or pixels repeating a few spectra)")
     elif scores_its_pixels and n is not None and n < PIXELS_PER_DIRECTION * rank:
         warnings.warn(f"{what}: only {n} valid pixels for {bands} bands (fewer than "
                       f"{PIXELS_PER_DIRECTION} per band): a covariance so estimated flattens "

@@ -210,9 +210,9 @@ def _response(image, areas, summed, stops):
 
 def dask_cpu_count() -> int:
     """Cores dask uses (respects the CPU affinity and cgroup limits)."""
-    from dask.system import CPU_COUNT
+    from hsad.engine.scheduler import cpu_count
 
-    return int(CPU_COUNT)
+    return cpu_count()
 
 
 def _executor(size: int) -> ThreadPoolExecutor:

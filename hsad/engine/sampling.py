@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -198,7 +197,7 @@ def _read_windows(source, windows: list[tuple[slice, slice]],
     one block (``grid``) one after the other, so that each block is decoded once
     (:mod:`hsad.io.kept_open`), and runs of blocks (or of windows) in threads, one file
     handle each; the blocks in the order of ``windows``."""
-    from hsad.engine.scheduler import concurrency
+    from hsad.engine.scheduler import concurrency, cpu_count
     from hsad.io.kept_open import session
 
     if grid is None:
@@ -207,7 +206,7 @@ def _read_windows(source, windows: list[tuple[slice, slice]],
         bh, bw, pr, pc = grid
         keys = [((rs.start - pr) // bh, (cs.start - pc) // bw) for rs, cs in windows]
     order = sorted(range(len(windows)), key=lambda i: (keys[i], i))
-    parts = max(1, min(concurrency(), os.cpu_count() or 1, len(windows) // THREAD_WINDOWS))
+    parts = max(1, min(concurrency(), cpu_count(), len(windows) // THREAD_WINDOWS))
     if grid is not None:  # whole blocks to each thread
         parts = min(parts, len(set(keys)))
     cuts = [0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import math
 import os
 import shutil
@@ -23,6 +24,7 @@ import dask.array as da
 import numpy as np
 
 from hsad.engine.scheduler import TileProgress, active_client, cluster_progress, parse_memory
+from hsad.errors import OutputError
 
 #: Maps below this share of the memory budget are kept in memory, larger ones spilled.
 KEEP_SHARE = 0.125
@@ -160,8 +162,18 @@ class NpyWindows:
             raise ValueError(f"a block of {flat.size} values for a window of {size}")
         if size:
             for f, view in self._views(key, flat, "r+b"):
-                if f.write(view) != view.nbytes:
-                    raise OSError(f"{self.path}: short write")
+                try:
+                    written = f.write(view)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    written = None
+                if written != view.nbytes:  # a short write: the disk is full
+                    raise OutputError(
+                        f"no room left to spill the maps to (maps beyond {KEEP_SHARE:g} of "
+                        "the memory budget are kept on disk): set TMPDIR to a folder with "
+                        "room, or give a larger --memory-limit",
+                        os.path.dirname(self.path)) from None
 
 
 def materialise(*arrays: da.Array, memory_limit: str | int | None = None,

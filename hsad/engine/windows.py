@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
-import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -157,8 +156,11 @@ def check_rings(cube: xr.DataArray, inner: int, outer: int, method: str,
                              "or larger outer window, or a scene with contiguous data", path)
     if lonely.any():
         fewer = "no valid pixel" if minimum == 1 else f"fewer than {minimum} valid pixels"
+        # an outer window reaching across the scene from every pixel holds all it can
+        remedy = ("a smaller inner window (the outer window covers the scene)"
+                  if h >= max(valid.shape) - 1 else "a larger outer or a smaller inner window")
         warnings.warn(f"{method}: {int(lonely.sum())} valid pixels have {fewer} in their "
-                      f"ring (outer window {outer}) and score NaN; use a larger outer window",
+                      f"ring (windows {inner}/{outer}) and score NaN; use {remedy}",
                       DegenerateDataWarning, stacklevel=3)
 
 
@@ -256,8 +258,10 @@ def map_windows(
     ``halo`` (= outer // 2) pixels of context, NaN beyond the image edge, so window statistics
     near a tile border see the neighbouring tiles. Row chunks are split so every CPU gets work.
     """
+    from hsad.engine.scheduler import cpu_count
+
     h = halo
-    per_worker = math.ceil(data.shape[0] / (os.cpu_count() or 1))
+    per_worker = math.ceil(data.shape[0] / cpu_count())
     rows = _chunks(data.shape[0], min(max(data.chunks[0]), per_worker), h)
     cols = _chunks(data.shape[1], max(data.chunks[1]), h)
     if min(data.shape[:2]) <= h:  # smaller than a halo: one block, clipped at its edges

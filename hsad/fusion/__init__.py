@@ -208,6 +208,9 @@ def chosen_area(name: str, area, target_size_m, cube=None):
     known). Both at once is a ParameterError naming detector ``name``."""
     if target_size_m is None:
         return area
+    if not 0 < float(target_size_m) < np.inf:
+        raise ParameterError(f"{name}: target_size_m must be a number of metres > 0, got "
+                             f"{target_size_m!r}")
     if area is not None:
         raise ParameterError(f"{name}: give area (pixels) or target_size_m (metres), not both")
     return None if cube is None else area_for_target(target_size_m, cube)

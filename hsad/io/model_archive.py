@@ -97,6 +97,35 @@ def restore_scene_level(det, config: dict, path: Path) -> None:
     det._fitted_scene_level = np.array([np.nan if v is None else v for v in values], float)
 
 
+#: config.json's band numbers (1-based, in the file) of the scene the model was fitted on:
+#: where neither the model nor a scene records wavelengths, the bands are taken by
+#: position, and these say whether they are the same (optional: earlier files lack it)
+BAND_NUMBERS = "fitted_band_numbers"
+
+
+def fitted_scene_entries(det) -> dict:
+    """The optional ``config.json`` entries of the scene ``det`` was fitted on: its level
+    (:data:`SCENE_LEVEL`) and its band numbers (:data:`BAND_NUMBERS`)."""
+    numbers = getattr(det, "_fitted_band_numbers", None)
+    return scene_level_entry(det) | (
+        {} if numbers is None else {BAND_NUMBERS: [int(v) for v in numbers]})
+
+
+def restore_fitted_scene(det, config: dict, path: Path) -> None:
+    """:func:`fitted_scene_entries` from ``config`` onto ``det`` (after its statistics or
+    networks are restored)."""
+    restore_scene_level(det, config, path)
+    numbers = config.get(BAND_NUMBERS)
+    if numbers is None:
+        return
+    if not isinstance(numbers, list) or not numbers or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**31
+            for v in numbers):
+        raise ModelError(f"{CONFIG}: {BAND_NUMBERS} must be a list of band numbers ≥ 1",
+                         path)
+    det._fitted_band_numbers = np.array(numbers, dtype=np.int64)
+
+
 def saved_params(det) -> dict:
     """``det``'s hyperparameters in the JSON types their annotations read back
     (:func:`hsad.detectors.param_types.as_saved`)."""

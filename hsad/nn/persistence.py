@@ -30,13 +30,13 @@ from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: 
     FORMAT_VERSION,
     MAX_BYTES,
     WEIGHTS,
+    fitted_scene_entries,
     header,
     json_list,
     load_model,
     model_wavelengths,
     read_archive,
-    restore_scene_level,
-    scene_level_entry,
+    restore_fitted_scene,
     set_saved_params,
     write_archive,
 )
@@ -59,7 +59,7 @@ def detector_config(det) -> dict:
         "networks": sorted(det.networks_),
         "n_train": int(getattr(det, "n_train_", 0)),
         "history": det.history_.to_dict() if hasattr(det, "history_") else None,
-    } | scene_level_entry(det)
+    } | fitted_scene_entries(det)
 
 
 def detector_tensors(det) -> dict[str, np.ndarray]:
@@ -240,7 +240,7 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         raise ModelError(f"weights do not match the {method} configuration ({problem})",
                          path) from None
     det.networks_ = networks
-    restore_scene_level(det, config, path)
+    restore_fitted_scene(det, config, path)
     n_train = config.get("n_train", 0)
     det.n_train_ = n_train if isinstance(n_train, int) else 0
     if history is not None:

@@ -22,8 +22,12 @@ from pathlib import Path
 
 #: The order ``hsad info`` prints the tags in (others follow, sorted).
 ORDER = ("hsad_version", "hsad_code", "hsad_method", "hsad_map", "band", "hsad_params",
-         "hsad_fusion", "hsad_input", "hsad_window", "hsad_window_of", "hsad_model",
+         "hsad_fusion", "hsad_input", "hsad_selection", "hsad_window", "hsad_window_of",
+         "hsad_model",
          "hsad_created", "hsad_threshold", "hsad_threshold_rule")
+#: the cube attribute holding the ``hsad_selection`` tag: the options of ``hsad detect``
+#: that chose the data (window, bands, nodata…; ``hsad.cli.detect_plan.selection_tag``)
+SELECTION_ATTR = "hsad_selection"
 #: Hyperparameters that only say how to run, not what was computed: not recorded.
 RUNTIME = ("device", "progress")
 
@@ -82,7 +86,8 @@ def describe_map(name: str, method: str, fusion=None) -> str:
                 "fraction of each band's grey-level range)")
     if name == "score" and method in SCORE_UNITS:
         return f"anomaly score of {method} ({SCORE_UNITS[method]}; higher = more anomalous)"
-    text = MAP_DESCRIPTIONS.get(name, f"{name}: score term of {{method}}")
+    text = MAP_DESCRIPTIONS.get(name, f"{name}: score term of {{method}} (in the model's "
+                                      "own units, docs/seed_models.md)")
     return text.format(method=method)
 
 
@@ -147,6 +152,8 @@ def provenance(detector, cube, what: str, model=None) -> dict[str, str]:
     fusion = fusion_settings(detector, cube, what)
     if fusion is not None:  # hsad_params' None values as they were resolved for this map
         tags["hsad_fusion"] = json.dumps(fusion, sort_keys=True)
+    if cube.attrs.get(SELECTION_ATTR):  # the command's options choosing the data
+        tags["hsad_selection"] = str(cube.attrs[SELECTION_ATTR])
     tags.update(window_tags(cube))  # -srcwin xoff yoff xsize ysize of the input, its size
     if model is not None:
         tags["hsad_model"] = printable(Path(model).resolve())

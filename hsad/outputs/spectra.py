@@ -312,8 +312,8 @@ def _band_moments(block: np.ndarray, keep: np.ndarray, nodata):
 
 
 def _band_labels(ds: xr.Dataset, taken: tuple[str, ...] = ()) -> list[str]:
-    """CSV column names of the bands: wavelengths in nm, else band names, else band_1 …
-    (whichever names every band once, none of them a name in ``taken``)."""
+    """CSV column names of the bands: wavelengths in nm, else band names, else band_N by
+    the file's band number (whichever names every band once, none of them a name in ``taken``)."""
     bands = ds.sizes["band"]
     if "wavelength" in ds.coords:
         w = np.asarray(ds["wavelength"].values, np.float64)
@@ -324,7 +324,18 @@ def _band_labels(ds: xr.Dataset, taken: tuple[str, ...] = ()) -> list[str]:
         names = [str(v) for v in ds["band_name"].values]
         if len(set(names)) == bands and all(names) and not set(names) & set(taken):
             return names
-    return [f"band_{i + 1}" for i in range(bands)]
+    return [f"band_{n}" for n in _band_numbers(ds)]
+
+
+def _band_numbers(ds) -> list[int]:
+    """The file's band numbers (1-based, the ``band`` coordinate: 101 … 110 for
+    ``--bands 100:110``), else 1 … B."""
+    if "band" in ds.coords:
+        numbers = np.asarray(ds["band"].values)
+        if (numbers.dtype.kind in "iu" and len(set(numbers.tolist())) == numbers.size
+                and (numbers >= 1).all()):
+            return [int(v) for v in numbers]
+    return list(range(1, ds.sizes["band"] + 1))
 
 
 def spectra_files(path: str | os.PathLike) -> list[Path]:
