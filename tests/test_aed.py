@@ -95,6 +95,23 @@ def test_a_wrongly_typed_parameter_is_a_one_line_error(key, value, message, tmp_
 
 
 @pytest.mark.parametrize("name, params, message", [
+    ("aed", {"target_size_m": -1}, r"aed: target_size_m must be a number of metres > 0, "
+                                   r"got -1"),
+    ("hadgan", {"target_size_m": 0.0}, r"hadgan: target_size_m must be a number of metres"),
+    ("aed", {"target_size_m": float("inf")}, r"aed: target_size_m must be a number"),
+    ("hadgan", {"normalisation": "minmax"}, r"hadgan: normalisation must be one of \('iqr', "
+                                            r"'percentile', 'std'\), got 'minmax'"),
+    ("fanogan", {"normalisation": "minmax"}, r"fanogan: normalisation must be one of"),
+])
+def test_a_value_out_of_range_is_refused_by_check_params_naming_the_detector(
+        name, params, message):
+    """A negative target size and an unknown normalisation were refused only at fit (the
+    normalisation after the scene was read), without the detector's name."""
+    with pytest.raises(ParameterError, match=message):
+        detectors.get(name, **params).check_params()
+
+
+@pytest.mark.parametrize("name, params, message", [
     ("aed", {"n_components": 1e308}, "aed: n_components must be at most 2147483647, got "
                                       "1e\\+308"),
     ("aed", {"area": 1e308}, "aed: area must be at most 2147483647"),

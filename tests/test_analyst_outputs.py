@@ -155,6 +155,11 @@ def test_stage_maps_name_their_units(scene, tmp_path, capsys):
         assert src.descriptions[0] == ("D_spatial: attribute-filter responses of the "
                                        "principal components, summed (unitless: each a "
                                        "fraction of its component's grey-level range)")
+    # a seed model's own score terms said they were one, with no unit (outputs.md's
+    # provenance promises one): the model's own, where its page defines them
+    with rasterio.open(tmp_path / "st" / "latent_error.tif") as src:
+        assert src.descriptions[0] == ("latent_error: score term of aae (in the model's own "
+                                       "units, docs/seed_models.md)")
     _stages_of_aae(scene, tmp_path / "sp", capsys, "--fusion", "paper")
     with rasterio.open(tmp_path / "sp" / "d_spatial.tif") as src:
         assert src.descriptions[0].startswith("D_spatial: attribute-filter responses of the "

@@ -242,6 +242,29 @@ def test_a_dataarray_without_coordinates_sits_where_its_numpy_array_does(values,
     assert transform_of(ours) == transform_of(theirs) == Affine.identity()
 
 
+@pytest.mark.parametrize("given", ["x", "y"])
+def test_a_dataarray_with_coordinates_on_one_axis_only_has_pixel_centres_on_the_other(
+        values, given):
+    """x given (100, 110, …), y not: y took 0, 1, 2 … and the map's transform was
+    (10, 0, 95, 0, 1, -0.5), half a pixel off along y; the missing axis now gets the pixel
+    centres an array without coordinates gets (0.5, 1.5, …)."""
+    import xarray as xr
+
+    from hsad.cube import transform_of
+
+    array = np.nan_to_num(values)
+    n = array.shape[1 if given == "x" else 0]
+    coords = {given: 100.0 + 10.0 * np.arange(n)}
+    scores = detectors.get("rx").fit_score(xr.DataArray(array, dims=("y", "x", "band"),
+                                                        coords=coords))
+    other = "y" if given == "x" else "x"
+    np.testing.assert_array_equal(scores[other].values,
+                                  np.arange(scores.sizes[other]) + 0.5)
+    t = transform_of(scores)
+    along = {"x": (t.c, t.a), "y": (t.f, t.e)}
+    assert along[given] == (95.0, 10.0) and along[other] == (0.0, 1.0)
+
+
 def test_fit_score_passes_fits_keywords_on(values):
     cube = np.nan_to_num(values)
     background = np.zeros(cube.shape[:2], bool)

@@ -3,6 +3,8 @@ checked before the first scene, a failed scene reported while the others go on."
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -557,3 +559,35 @@ def test_a_batch_resumed_with_other_settings_names_the_scenes_made_otherwise(sce
     code, _, err = run_cli(["detect", *cubes, "--model", model, *rx_out, "--skip-existing"],
                            capsys)
     assert code == 2 and f"(model none, now {model})" in err
+
+
+def test_a_batch_resumed_on_other_data_names_the_option_that_chose_them(scenes, tmp_path,
+                                                                       capsys):
+    """A batch made of `--srcwin 0 0 16 16 --bands 0:6` and resumed with another window or
+    band set skipped every scene with exit 0, its maps of the first data kept; the map's
+    `hsad_selection` tag records the options that chose the data, and `--skip-existing`
+    compares them (also `--apply-scale` and `--nodata`). Maps made before the tag are not
+    compared."""
+    from hsad.outputs.provenance import read_provenance
+
+    cubes = [s["cube"] for s in scenes[:2]]
+    out = ["-o", tmp_path / "{stem}.tif"]
+    first = ["--srcwin", "0", "0", "16", "16", "--bands", "0:6"]
+    assert run_cli(["detect", *cubes, "-m", "rx", *first, *out], capsys)[0] == 0
+    tag = read_provenance(tmp_path / f"{stem_of(cubes[0])}.tif")["hsad_selection"]
+    assert json.loads(tag) == {"srcwin": [0, 0, 16, 16], "band_indices": "0:6"}
+    for other, said in ([["--srcwin", "8", "8", "16", "16", "--bands", "0:6"],
+                         "--srcwin 0 0 16 16, now 8 8 16 16"],
+                        [["--srcwin", "0", "0", "16", "16", "--bands", "6:12"],
+                         "--bands 0:6, now 6:12"],
+                        [[*first, "--apply-scale"], "--apply-scale off, now on"],
+                        [[*first, "--nodata", "-9999"], "--nodata none, now -9999.0"]):
+        code, _, err = run_cli(["detect", *cubes, "-m", "rx", *other, *out,
+                                "--skip-existing"], capsys)
+        assert code == 2, err
+        assert err.strip().splitlines() == [
+            f"error: {c}: its outputs exist, made with other settings ({said}): run it with "
+            "--overwrite to redo it with these" for c in cubes]
+    code, stdout, _ = run_cli(["detect", *cubes, "-m", "rx", *first, *out, "--skip-existing"],
+                              capsys)
+    assert code == 0 and stdout.count("its outputs exist") == 2  # the same data: done

@@ -101,7 +101,7 @@ def test_fewer_clusters_than_asked_warn_and_are_recorded():
     x = _scene()[0]  # 900 pixels of 5 bands: at most 150 clusters
     det = detectors.get("cluster-rx", n_clusters=10_000)
     with pytest.warns(UserWarning, match=r"clusters formed of the 10000 asked \(at most "
-                      r"n/\(B \+ 1\) = 150 from 900 pixels of 5 bands\)"):
+                      r"n/\(B \+ 1\) = 150 from 900 pixels of 5 bands[;)]"):
         scores = det.fit_score(make_cube(x))
     assert scores.attrs["hsad_clusters"] == det.n_clusters_ <= 150
 
@@ -109,18 +109,22 @@ def test_fewer_clusters_than_asked_warn_and_are_recorded():
 def test_an_undeclared_fill_value_warns_even_when_it_forms_its_own_cluster():
     """One pixel at -3.4e38: k-means gives it a cluster of its own, so the pooled
     within-cluster covariance does not show it; the sample's spread does, and cluster RX
-    warns as RX does (it said nothing)."""
+    warns as RX does (it said nothing). By default that cluster of one is set aside as
+    not background (min_cluster_size=1 keeps it)."""
     import warnings
 
     from hsad.errors import DegenerateDataWarning
 
     x, _ = _scene()
     x[0, 0] = -3.4028235e38
-    det = detectors.get("cluster-rx", n_clusters=4)
+    det = detectors.get("cluster-rx", n_clusters=4, min_cluster_size=1)
     with pytest.warns(DegenerateDataWarning, match=r"spread over ±1\.\de\+37: an undeclared "
                       r"fill value.*--nodata VALUE"):
         det.fit(make_cube(x))
     assert 1 in det.counts_  # the fill pixel alone
+    with pytest.warns(DegenerateDataWarning, match="an undeclared fill value"):
+        det = detectors.get("cluster-rx", n_clusters=4).fit(make_cube(x))  # set aside
+    assert det.counts_.sum() == x.shape[0] * x.shape[1] - 1
     with warnings.catch_warnings():  # declared: silent, and scored as nodata
         warnings.simplefilter("error", DegenerateDataWarning)
         scores = det.fit_score(make_cube(x, nodata=-3.4028235e38)).values
@@ -195,3 +199,52 @@ def test_a_float64_scene_keeps_its_digits_in_the_statistics():
     norms = np.linalg.norm(flat, axis=1).reshape(rx.shape)
     cond = lam[-1] / lam[0] + 2 * norms / np.sqrt(rx * lam[0])
     assert_within_conditioning(one, rx, cond, n=6, dtype=np.float64)
+
+
+def _with_target(seed=0):
+    """The three-cluster scene with a 2 × 2 target of one foreign spectrum: k-means (8
+    clusters asked) gives its 4 pixels a cluster of their own."""
+    x, _ = _scene(seed, rows=40, cols=40)
+    x[20:22, 20:22] = CENTRES[0] + np.array([0.0, 0.0, 300.0, -300.0, 300.0])
+    return x
+
+
+def test_a_compact_target_is_not_a_background_cluster():
+    """Its own cluster's centre had scored the target 1.6e-7, the lowest of the scene, with
+    no warning (a real crop of abu-airport-1, the same): a cluster of fewer than B + 1
+    sampled pixels is set aside and its pixels are scored against the others, as global
+    RX ranks them (above every background pixel); min_cluster_size=1 keeps it."""
+    x = _with_target()
+    det = detectors.get("cluster-rx", n_clusters=8)
+    with pytest.warns(UserWarning, match=r"clusters formed of the 8 asked \(1 of fewer than "
+                      r"min_cluster_size = 6 pixels \(4 of the 1600 drawn\) set aside as not "
+                      r"background: their pixels score against the others\)"):
+        scores = det.fit_score(make_cube(x)).values
+    target = np.zeros(x.shape[:2], bool)
+    target[20:22, 20:22] = True
+    assert scores[target].min() > scores[~target].max()
+    assert 4 not in det.counts_ and det.counts_.sum() == 1600 - 4
+    kept = detectors.get("cluster-rx", n_clusters=8, min_cluster_size=1)
+    old = kept.fit_score(make_cube(x)).values
+    assert 4 in kept.counts_ and old[target].max() < np.median(old[~target])
+
+
+def test_the_clusters_warned_of_are_those_the_map_records():
+    """Three distinct spectra repeated, 8 clusters asked: the warning said 3 clusters while
+    the fit then fell back to one (each cluster's pixels identical) and the map's tag said
+    1; the warning now comes after the fallback, with its reason."""
+    base = np.array([[1.0, 2, 3, 4, 5], [2.0, 1, 5, 3, 4], [5.0, 4, 1, 2, 3]])
+    x = base[np.arange(400) % 3].reshape(20, 20, 5).astype(np.float32)
+    det = detectors.get("cluster-rx", n_clusters=8)
+    with pytest.warns(UserWarning, match=r"1 cluster formed of the 8 asked \(.*each "
+                      r"cluster's pixels identical: one cluster of them all\); the map "
+                      r"records hsad_clusters = 1") as caught:
+        scores = det.fit_score(make_cube(x))
+    assert scores.attrs["hsad_clusters"] == det.n_clusters_ == 1
+    assert not [w for w in caught if "3 clusters formed" in str(w.message)]
+
+
+def test_min_cluster_size_is_checked():
+    with pytest.raises(ParameterError, match=r"cluster-rx: min_cluster_size must be an "
+                                             r"integer ≥ 1, got 0"):
+        detectors.get("cluster-rx", min_cluster_size=0).check_params()

@@ -381,6 +381,28 @@ def test_window_detectors_refuse_scenes_without_ring_pixels(name):
     assert np.isnan(scores[10, 10]) and np.isfinite(scores[:, :6]).all()
 
 
+def test_ring_advice_fits_the_windows():
+    """On an 8 × 8 scene an outer window of 51 covers the scene from every pixel: crd's
+    NaN pixels were told to "use a larger outer window", which cannot help; and lrx, whose
+    guard window covered the scene, warned of a reduction to "1 leading principal
+    components; set pca= below 0" before refusing it."""
+    x = _background()[:8, :8].astype(np.float32)
+    with pytest.warns(DegenerateDataWarning, match=r"windows 9/51\) and score NaN; use a "
+                      r"smaller inner window \(the outer window covers the scene\)"):
+        detectors.get("crd", inner=9, outer=51).fit_score(make_cube(x))
+    lonely = _background().astype(np.float32)
+    lonely[:, 6:] = np.nan
+    lonely[10, 10] = 100.0  # far from the other valid pixels: a larger outer window reaches
+    with pytest.warns(DegenerateDataWarning, match=r"windows 3/7\) and score NaN; use a "
+                      r"larger outer or a smaller inner window"):
+        detectors.get("crd", inner=3, outer=7).fit_score(make_cube(lonely))
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(
+            ParameterError, match="no valid pixel has 2 valid pixels in its ring"):
+        warnings.simplefilter("always")
+        detectors.get("lrx", inner=15, outer=31).fit(make_cube(x))
+    assert not [w for w in caught if "pca= below" in str(w.message)]
+
+
 def test_aed_refuses_a_scene_no_larger_than_its_filters_area():
     """The area opening and closing of a scene of at most ``area`` pixels flatten all of it:
     every pixel scored 4.0 (the component count) on a real 5 × 5 crop."""

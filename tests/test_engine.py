@@ -83,6 +83,46 @@ def test_chunks_for_fits_the_budget_and_grows_with_it():
     assert engine.chunks_for((50, 60, 10), np.float32, "1GB") == (50, 60)
 
 
+def test_tiles_are_sized_for_the_cores_the_process_may_use(monkeypatch):
+    """Under `taskset -c 0` (or a SLURM job holding 4 of 64 cores) tiles were sized for the
+    machine's cores (`os.cpu_count`), which dask's threads never run at once: 32-pixel
+    tiles for 64 cores where a job holding 4 gets 144, lrx 2.7× slower. The cores counted
+    are dask's (CPU affinity and cgroup quota)."""
+    import dask.system
+
+    from hsad.engine import scheduler
+
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 4)
+    with dask.config.set(num_workers=None, scheduler=None):
+        assert scheduler.cpu_count() == 4 and scheduler.concurrency() == 4
+        assert engine.chunks_for((4096, 4096, 200), np.int16, "1GB", halo=15) == \
+            engine.chunks_for((4096, 4096, 200), np.int16, "1GB", workers=4, halo=15)
+
+
+@pytest.mark.parametrize("full", ["short", "enospc"])
+def test_a_full_temporary_folder_is_named_when_maps_spill(tmp_path, monkeypatch, full):
+    """A TMPDIR on a full disk said "…/hsad-spill-x/<hash>.npy: short write", naming
+    neither the disk nor TMPDIR; the error names the folder and what to do."""
+    import errno
+
+    from hsad.errors import OutputError
+
+    windows = spill.NpyWindows.create(str(tmp_path / "m.npy"), (4, 4), np.float32)
+
+    class Full:
+        def write(self, view):
+            if full == "short":
+                return 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(windows, "_views", lambda key, flat, mode: iter([(Full(), flat)]))
+    with pytest.raises(OutputError, match=rf"^{tmp_path}: no room left to spill the maps to "
+                       r"\(maps beyond 0\.125 of the memory budget are kept on disk\): set "
+                       r"TMPDIR to a folder with room, or give a larger --memory-limit$"):
+        windows[0:2, 0:4] = np.ones((2, 4), np.float32)
+
+
 def test_open_tiled_sizes_envi_tiles_from_the_budget(tmp_path):
     scene = synthetic.make_scene(rows=96, cols=80, bands=30, seed=1)
     paths = synthetic.write_scene(scene, tmp_path)

@@ -165,6 +165,44 @@ def test_a_scene_without_wavelengths_is_said_to_be_taken_by_position():
         match_model_bands(_scene(wavelength=wl[::-1]), det)
 
 
+@pytest.mark.parametrize("method", ["rx", "ae"])
+def test_without_wavelengths_a_model_compares_the_file_s_band_numbers(method, tmp_path):
+    """`train --bands 100:160` applied by `detect --bands 0:60` on a scene without
+    wavelengths took other bands by position in silence (a median score of 1.9e6 against
+    80): the model records the file's band numbers it was fitted on (config.json
+    `fitted_band_numbers`) and a scene of other numbers is warned of."""
+    from hsad.cube import make_cube
+
+    data = (5 + np.random.default_rng(0).normal(size=(16, 16, 16))).astype(np.float32)
+    whole = make_cube(data)
+    trained = whole.isel(band=slice(8, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = detectors.get(method, **({} if method == "rx" else TINY)).fit(trained)
+    path = save_model(det, tmp_path / "m.hsad")
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    assert config["fitted_band_numbers"] == list(range(9, 17))
+    for model in (det, load_model(path)):
+        with pytest.warns(UserWarning, match=r"the model was fitted on the file's bands 9–16 "
+                          r"and this scene's are 1–8; with no wavelengths on either side they "
+                          r"are taken by position: select the bands it was trained on"):
+            match_model_bands(whole.isel(band=slice(0, 8)), model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert match_model_bands(trained, model).sizes["band"] == 8
+    config["fitted_band_numbers"] = ["9"] * 8
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "bad.hsad", "w") as z:
+        for name, blob in members.items():
+            z.writestr(name, blob)
+    with pytest.raises(ModelError, match="fitted_band_numbers must be a list of band "
+                                         "numbers ≥ 1"):
+        load_model(tmp_path / "bad.hsad")
+
+
 def test_its_own_wavelengths_drifted_under_other_flags_are_found_by_wavelength():
     """3 nm of drift and the bad band moved: match_model_bands took the scene as it was and
     score then refused it, telling the user to call match_model_bands."""

@@ -41,6 +41,41 @@ def test_a_standard_output_that_cannot_be_written_is_named(scene, tmp_path):
     assert (tmp_path / "x.tif").is_file()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("args", [["info", "SCENE"], ["info", "SCENE", "--json"],
+                                  ["methods"], ["methods", "rx"], ["datasets", "list"]])
+def test_every_command_names_a_standard_output_it_cannot_write(scene, args):
+    """`hsad info scene.hdr > log` on a full disk said "error: no space left on device",
+    as `methods` and `datasets list` did: in a batch log that read as the data's disk."""
+    args = [str(scene) if a == "SCENE" else a for a in args]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "hsad", *args], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: cannot write to standard output: no space left on device"]
+
+
+def test_a_command_loads_its_own_module_only():
+    """The subcommands' modules were all imported before hsad's signal handlers were set:
+    a Ctrl-C in the first 0.2–0.4 s printed an import's traceback and exited -2. They are
+    imported when the command runs (inside the handlers); the help still lists each."""
+    probe = ("import sys\n"
+             "from hsad.cli.main import cli\n"
+             "loaded = sorted(m for m in sys.modules if m.startswith('hsad.cli.') and "
+             "m.split('.')[2] in ('detect', 'convert', 'train', 'benchmark', 'evaluate'))\n"
+             "print(loaded)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    shown = subprocess.run([sys.executable, "-m", "hsad", "--help"], capture_output=True,
+                           text=True, timeout=300).stdout
+    listed = shown.split("Commands:")[1].split()
+    for name in ("benchmark", "convert", "datasets", "demo", "detect", "evaluate", "info",
+                 "methods", "train"):
+        assert name in listed
+
+
 def test_the_benchmark_csv_ends_its_lines_as_the_spectra_csv_does():
     """``csv``'s default ``\\r\\n`` left ``0.251…\\r`` in the last column for awk."""
     row = Row(scene="s", method="rx", auc_df=0.9, auc_ft=0.01, auc_dt=0.1, snpr_db=3.0,

@@ -289,6 +289,17 @@ def test_spectra_are_in_the_file_s_units_and_band_names_never_take_a_field_s_nam
     assert list(table.columns[12:]) == [f"band_{i + 1}" for i in range(BANDS)]
 
 
+def test_band_columns_are_named_by_the_file_s_band_numbers(tmp_path):
+    """`--bands 2:5` of a scene without wavelengths or band names: the columns were
+    band_1 … band_3 though they hold the file's bands 3 … 5 (and `--rgb-bands` in the same
+    run counts by file position); they are named by the file's band numbers."""
+    _, scores, mask, values = scene()
+    subset = make_cube(values, transform=TRANSFORM, crs="EPSG:32633").isel(band=slice(2, 5))
+    table = pd.read_csv(write_spectra(region_spectra(subset, mask, scores),
+                                      tmp_path / "s.csv"))
+    assert list(table.columns[12:]) == ["band_3", "band_4", "band_5"]
+
+
 def test_a_library_never_replaces_a_cube_s_header(tmp_path):
     cube, scores, mask, _ = scene()
     write_envi(cube, tmp_path / "scene.img")

@@ -245,7 +245,8 @@ def _set_small_aside(x: np.ndarray, labels: np.ndarray, smallest: int,
         return x, labels, ""
     renumber = np.cumsum(~small) - 1
     keep = ~small[labels]
+    sizes = ", ".join(map(str, counts[small][:8])) + (", …" if small.sum() > 8 else "")
     said = (f"{int(small.sum())} of fewer than min_cluster_size = {smallest} pixels "
-            f"({', '.join(map(str, counts[small]))} of the {len(x)} drawn) set aside as not "
+            f"({sizes} of the {len(x)} drawn) set aside as not "
             "background: their pixels score against the others")
     return x[keep], renumber[labels[keep]], said

@@ -102,6 +102,8 @@ def region_spectra(cube: xr.DataArray, mask, scores, *, min_pixels: int = 1,
         bg_mean, bg_std, bg_count = _background(cube, taken)
     coords = {"id": ("region", np.arange(1, n + 1))}
     coords.update({k: ("band", cube[k].values) for k in _BAND_COORDS if k in cube.coords})
+    if "band" in cube.coords:  # the file's band numbers (band_N columns)
+        coords["band"] = ("band", np.asarray(cube["band"].values))
     attrs = {"crs": "" if lab.crs is None else lab.crs.to_wkt(),
              "background_pixels": int(bg_count),
              "source_path": str(cube.attrs.get("source_path") or ""),
