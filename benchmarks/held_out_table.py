@@ -37,7 +37,7 @@ GUIDE_ROWS = [("`rx`", "rx"), ("`lrx`", "lrx"), ("`crd`", "crd"), ("`aed`", "aed
 #: leave-one-scene-out means of the defaults chosen by AUC, as the protocols that chose
 #: them measured them (docs/benchmarks.md, "Leave-one-scene-out"; docs/detectors.md;
 #: docs/classic_detectors.md)
-LEFT_OUT = {"lrx": 0.9558, "crd": 0.9749, "local-mean-rx": 0.9425, "cluster-rx": 0.9136,
+LEFT_OUT = {"lrx": 0.9558, "crd": 0.9749, "local-mean-rx": 0.9425, "cluster-rx": 0.9203,
             "hadgan": 0.9828, "fanogan:d_ss": 0.9820}
 
 

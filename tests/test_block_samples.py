@@ -203,7 +203,7 @@ def test_a_failed_window_ends_the_other_threads_reads(monkeypatch, damaged):
     import hsad.engine.scheduler as scheduler
 
     monkeypatch.setattr(scheduler, "concurrency", lambda: 2)
-    monkeypatch.setattr(sampling.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(scheduler, "cpu_count", lambda: 2)
     reads = []
 
     class Slow:
