@@ -129,7 +129,7 @@ def test_a_fresh_models_non_finite_scores_do_not_blame_a_model_file(registry, cu
 class _DiagRX(BaseDetector):
     """A classic plugin written without postponed annotations: ``ridge: float`` is a class."""
     name = "diagrx-plugin"
-    model_state = {"mean_": ("band",), "var_": ("band",)}
+    model_state = {"bands_": ("B",), "mean_": ("band",), "var_": ("band",)}
 
     def __init__(self, ridge: float = 0.0):
         self.ridge = ridge
@@ -417,3 +417,63 @@ def test_a_plugin_interrupted_while_importing_is_tried_again(registry, tmp_path,
         assert type(registry.get("kinet")).__name__ == "KiNet"
     del builtins._plug_ki_seen
     sys.modules.pop("plug_ki", None)
+
+
+def test_an_installed_plugins_name_is_taken_before_it_is_looked_up(registry, tmp_path,
+                                                                   monkeypatch):
+    """In a fresh session `register(T)` under an installed plugin's name was accepted
+    without replace=True (the plugins not looked up yet), and the installed one dropped
+    with a warning at the next `available()`; a second call was refused. The installed
+    plugins are looked up first, so the first call is refused as the second was."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "plug_taken", "multi = plug_taken", TWINS)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
+    mine = type("Twin", (Autoencoder,), {"name": "twin", "__module__": "my_notebook"})
+    with pytest.raises(ParameterError, match=r"name 'twin' is already registered by "
+                                             r"plug_taken\.Twin; choose another name, or "
+                                             r"register\(\.\.\., replace=True\)"):
+        registry.register(mine)
+    assert registry.register(mine, replace=True) is mine
+
+
+def test_a_plugins_map_of_another_shape_names_the_plugin(registry):
+    """`map_like` of a 3 × 3 map for a 16 × 16 scene said "map shape (3, 3) does not match
+    the cube's (16, 16)" without the detector (also in `benchmark`'s table of failures)."""
+    from hsad.cube import map_like
+
+    class Small(_DiagRX):
+        name = "small-map"
+
+        def score(self, cube):
+            return map_like(cube, np.zeros((3, 3)))
+
+    registry.register(Small)
+    with pytest.raises(ParameterError, match=r"^small-map: score: map shape \(3, 3\) does "
+                                             r"not match the cube's \(16, 16\)$"):
+        registry.get("small-map").fit_score(np.ones((16, 16, 4), np.float32))
+
+
+def test_a_plugins_state_is_checked_when_saved_as_when_loaded(registry, tmp_path):
+    """`hsad train` of a plugin whose model_state names an attribute its fit does not set
+    said "not fitted, nothing to save" (it was fitted), and one whose state disagrees with
+    its declared shapes was saved as a success, then refused by `detect --model`."""
+    from hsad.errors import ModelError
+    from hsad.io.model_archive import save_model
+
+    cube = np.random.default_rng(0).normal(size=(8, 8, 4)).astype(np.float32) + 5
+    lacking = type("Lacking", (_DiagRX,), {
+        "name": "lacking", "model_state": {**_DiagRX.model_state, "scale_": ("band",)}})
+    registry.register(lacking)
+    with pytest.raises(ModelError, match="lacking: model_state names scale_, which fit did "
+                                         "not set: nothing saved"):
+        save_model(registry.get("lacking").fit(cube), tmp_path / "a.hsad")
+    shaped = type("Shaped", (_DiagRX,), {
+        "name": "shaped", "model_state": {**_DiagRX.model_state, "var_": ("other", "band")}})
+    registry.register(shaped)
+    with pytest.raises(ModelError, match=r"shaped: its fitted state does not match its "
+                                         r"model_state, so the file could not be loaded: "
+                                         r"model\.safetensors: state\.var_ .*; nothing saved"):
+        save_model(registry.get("shaped").fit(cube), tmp_path / "b.hsad")
+    assert not (tmp_path / "a.hsad").exists() and not (tmp_path / "b.hsad").exists()

@@ -474,13 +474,18 @@ def _map_coords(cube: xr.DataArray) -> dict:
     return keep
 
 
+class MapShapeError(ParameterError):
+    """A detector's map of another shape than its cube's (:func:`map_like`): the detector
+    calling it names itself in the message (``hsad.detectors.cube_methods``)."""
+
+
 def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None = None):
     """Wrap a ``(y, x)`` array as a map aligned with ``cube`` (same coords and georef, and the
     record of the window of a scene that ``cube`` is: its maps' files carry it)."""
     rows, cols = cube.shape[:2]
     if np.shape(values) != (rows, cols):
-        raise ParameterError(f"map shape {np.shape(values)} does not match the cube's "
-                             f"{(rows, cols)}", cube.attrs.get("source_path"))
+        raise MapShapeError(f"map shape {np.shape(values)} does not match the cube's "
+                            f"{(rows, cols)}", cube.attrs.get("source_path"))
     out = xr.DataArray(values, dims=("y", "x"), coords=_map_coords(cube), name=name)
     out.attrs.update(attrs or {})
     out.attrs["source_path"] = cube.attrs.get("source_path")
@@ -503,6 +508,6 @@ __all__ = [
     "map_like", "missing_values", "NEAR_FLT_MAX", "nodata_for", "nodata_hits", "one_nodata",
     "physical_scaling", "PIXEL_INDEX", "QGIS_PIXEL_FRAME", "refuse_singular", "same_grid",
     "same_place", "transform_of", "unmasked", "valid_mask", "vector_frame",
-    "WINDOW_ATTR", "WINDOW_GRID_ATTR", "with_band_scaling", "wrap_numpy", "wraps_numpy",
-    "keep_source", "source_of"
+    "MapShapeError", "WINDOW_ATTR", "WINDOW_GRID_ATTR", "with_band_scaling", "wrap_numpy",
+    "wraps_numpy", "keep_source", "source_of"
 ]

@@ -69,6 +69,7 @@ _SCANNED: set[str] = set()
 _BROKEN: dict[str, str] = {}  # module or entry point -> why it cannot be imported
 _LOADED: set[str] = set()  # entry points registered
 _PLUGINS_LOADED = False
+_PLUGINS_LOADING = False
 
 
 def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDetector]:
@@ -86,6 +87,7 @@ def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDete
         raise ParameterError(f"{cls.__name__}: name {name!r} must be lower-case letters, "
                              "digits, '-' or '_', starting with a letter")
     _scan_package()
+    _load_plugins()  # an installed plugin's name is taken whether or not it was looked up yet
     if name in _BUILT_IN:
         raise ParameterError(f"{cls.__name__}: name {name!r} is hsad's own detector "
                              f"({_qualified(_REGISTRY[name])}); choose another name")
@@ -153,11 +155,15 @@ def _scan_package() -> None:
 def _load_plugins() -> None:
     """Register the detectors of the installed packages' ``hsad.detectors`` entry points
     (each a BaseDetector subclass, or a module whose subclasses with a name join)."""
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
+    global _PLUGINS_LOADED, _PLUGINS_LOADING
+    if _PLUGINS_LOADED or _PLUGINS_LOADING:  # loading: its own registrations call back
         return
-    for ep in _plugins.entry_points():
-        _load_plugin(ep)
+    _PLUGINS_LOADING = True
+    try:
+        for ep in _plugins.entry_points():
+            _load_plugin(ep)
+    finally:
+        _PLUGINS_LOADING = False
     _PLUGINS_LOADED = True  # not after a Ctrl-C while a plugin imports: tried again
 
 

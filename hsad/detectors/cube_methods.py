@@ -10,6 +10,9 @@ import functools
 import numpy as np
 import xarray as xr
 
+from hsad.cube import MapShapeError
+from hsad.errors import ParameterError
+
 #: Detector methods whose first argument is a cube, wrapped by :func:`taking_any_cube` in
 #: every subclass that defines them.
 CUBE_METHODS = ("fit", "score", "fit_score", "score_stages", "residual")
@@ -39,6 +42,9 @@ def taking_any_cube(method):
 
             stop_work()
             raise
+        except MapShapeError as exc:  # a plugin's score: the map named, not the detector
+            raise ParameterError(f"{self.name}: {method.__name__}: {exc.problem}",
+                                 exc.path) from None
 
     wrapper.takes_any_cube = True
     return wrapper

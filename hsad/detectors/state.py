@@ -14,6 +14,7 @@ torch.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -44,8 +45,11 @@ def savable(det) -> bool:
 def save_statistics(det, path: str | os.PathLike) -> Path:
     """Write a fitted statistics detector to ``path`` (zip: config.json + model.safetensors)."""
     missing = [k for k in det.model_state if not hasattr(det, k)]
-    if missing:
+    if len(missing) == len(det.model_state):
         raise NotFittedError(f"{det.name}: not fitted, nothing to save", path)
+    if missing:  # a plugin's model_state naming what its fit does not set
+        raise ModelError(f"{det.name}: model_state names {', '.join(missing)}, which fit did "
+                         "not set: nothing saved", path)
     det._check_fit_params()  # a value set since fit would be saved as the fit's
     arrays, scalars = {}, {}
     for key, dims in det.model_state.items():
@@ -60,6 +64,12 @@ def save_statistics(det, path: str | os.PathLike) -> Path:
     config = header(det) | {
         "kind": KIND, "state": scalars, "wavelength": json_list(wavelength)
     } | fitted_scene_entries(det)
+    try:  # as loading will check it: a file that cannot load is not written
+        _check_state(det, json.loads(json.dumps(config, default=str)), arrays, Path(path))
+    except ModelError as exc:
+        raise ModelError(f"{det.name}: its fitted state does not match its model_state, so "
+                         f"the file could not be loaded: {exc.problem}; nothing saved",
+                         path) from None
     return write_archive(path, config, arrays)
 
 
