@@ -5,6 +5,7 @@ config (:func:`asked`), and every file it writes (:func:`planned`)."""
 from __future__ import annotations
 
 import copy
+import math
 
 from hsad.cli.outputs import check_name, path_key
 from hsad.config import load_config, parse_params
@@ -52,8 +53,15 @@ def selection_tag(options: dict) -> str:
         if value is None or value is False or value == ():
             continue
         given[key] = (printable(Path(value).resolve()) if key in _SELECTION_FILES
-                      else list(value) if isinstance(value, tuple) else value)
-    return json.dumps(given, sort_keys=True, default=str)
+                      else [_finite(v) for v in value] if isinstance(value, tuple)
+                      else _finite(value))
+    return json.dumps(given, sort_keys=True, default=str, allow_nan=False)
+
+
+def _finite(value):
+    """``value``, a float that is not finite as its text (``--nodata nan``: strict JSON, and
+    equal to itself when compared)."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
 
 
 _SELECTION_FLAGS = ("drop_bad_bands", "apply_scale")

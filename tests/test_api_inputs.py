@@ -265,6 +265,24 @@ def test_a_dataarray_with_coordinates_on_one_axis_only_has_pixel_centres_on_the_
     assert along[given] == (95.0, 10.0) and along[other] == (0.0, 1.0)
 
 
+def test_a_transform_written_with_rioxarray_places_the_missing_axis(values):
+    """`rio.write_transform` (30 m from 500000, 4000000) and y coordinates only: the fix for
+    one axis took x as 0.5, 1.5 … (a 1 m grid at 0) over the written transform."""
+    import rioxarray  # noqa: F401  (the .rio accessor)
+    import xarray as xr
+    from affine import Affine
+
+    from hsad.cube import transform_of
+
+    array = np.nan_to_num(values)
+    t = Affine(30, 0, 500000, 0, -30, 4000000)
+    da = xr.DataArray(array, dims=("y", "x", "band")).rio.write_transform(t)
+    da = da.assign_coords(y=4000000 - 15 - 30 * np.arange(array.shape[0]))
+    scores = detectors.get("rx").fit_score(da)
+    assert transform_of(scores) == t
+    np.testing.assert_array_equal(scores["x"].values[:2], [500015.0, 500045.0])
+
+
 def test_fit_score_passes_fits_keywords_on(values):
     cube = np.nan_to_num(values)
     background = np.zeros(cube.shape[:2], bool)

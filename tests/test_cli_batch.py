@@ -591,3 +591,12 @@ def test_a_batch_resumed_on_other_data_names_the_option_that_chose_them(scenes, 
     code, stdout, _ = run_cli(["detect", *cubes, "-m", "rx", *first, *out, "--skip-existing"],
                               capsys)
     assert code == 0 and stdout.count("its outputs exist") == 2  # the same data: done
+    # --nodata nan: the tag is strict JSON ("nan" as text) and equal to itself, so the
+    # batch resumes (NaN != NaN had left every scene out as made otherwise)
+    nan_out = ["-o", tmp_path / "nan" / "{stem}.tif", "--nodata", "nan"]
+    assert run_cli(["detect", *cubes, "-m", "rx", *nan_out], capsys)[0] == 0
+    tag = read_provenance(tmp_path / "nan" / f"{stem_of(cubes[0])}.tif")["hsad_selection"]
+    assert json.loads(tag) == {"nodata": "nan"}
+    code, stdout, _ = run_cli(["detect", *cubes, "-m", "rx", *nan_out, "--skip-existing"],
+                              capsys)
+    assert code == 0 and stdout.count("its outputs exist") == 2

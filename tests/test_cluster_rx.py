@@ -244,6 +244,17 @@ def test_the_clusters_warned_of_are_those_the_map_records():
     assert not [w for w in caught if "3 clusters formed" in str(w.message)]
 
 
+def test_a_min_cluster_size_beyond_every_cluster_is_said():
+    """`min_cluster_size=100000` set nothing aside (none would be left) and said nothing,
+    where the docs say every smaller cluster is set aside."""
+    det = detectors.get("cluster-rx", n_clusters=3, min_cluster_size=100_000)
+    with pytest.warns(UserWarning, match=r"min_cluster_size = 100000 exceeds every cluster "
+                                         r"\(the largest holds \d+ of the 900 pixels drawn\): "
+                                         r"none set aside"):
+        det.fit(make_cube(_scene()[0]))
+    assert det.counts_.sum() == 900
+
+
 def test_min_cluster_size_is_checked():
     with pytest.raises(ParameterError, match=r"cluster-rx: min_cluster_size must be an "
                                              r"integer ≥ 1, got 0"):

@@ -186,7 +186,8 @@ def test_without_wavelengths_a_model_compares_the_file_s_band_numbers(method, tm
     for model in (det, load_model(path)):
         with pytest.warns(UserWarning, match=r"the model was fitted on the file's bands 9–16 "
                           r"and this scene's are 1–8; with no wavelengths on either side they "
-                          r"are taken by position: select the bands it was trained on"):
+                          r"are taken by position: unless this file holds those bands alone "
+                          r"\(cut by `hsad convert --bands`\), select them \(--bands\)"):
             match_model_bands(whole.isel(band=slice(0, 8)), model)
         with warnings.catch_warnings():
             warnings.simplefilter("error")

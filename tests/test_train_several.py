@@ -87,6 +87,18 @@ def test_a_window_of_the_mosaic_reads_only_its_pixels_of_each_scene():
     assert sources[0].reads == [(4, 2)] and sources[1].reads == [(4, 3)]
 
 
+def test_the_mosaic_keeps_the_files_band_numbers_a_model_records():
+    """`train a.mat b.mat --bands 5:25` recorded bands 1–20 (the mosaic's own numbering):
+    `detect --model --bands 5:25` warned it took other bands and `--bands 0:20` did not."""
+    rng = np.random.default_rng(0)
+    scenes = [make_cube(rng.normal(size=(10, 12, 30)).astype(np.float32) + 5).isel(
+        band=slice(5, 25)) for _ in range(2)]
+    mosaic, _ = training_mosaic(scenes)
+    np.testing.assert_array_equal(mosaic["band"].values, np.arange(6, 26))
+    det = detectors.get("rx").fit(mosaic)
+    np.testing.assert_array_equal(det._fitted_band_numbers, np.arange(6, 26))
+
+
 def test_wide_scenes_are_laid_one_below_the_other():
     a, b = _int_cube(4, 20, 0), _int_cube(2, 15, 1)
     left = np.zeros((2, 15), bool)

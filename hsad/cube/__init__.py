@@ -442,10 +442,17 @@ def as_cube(obj) -> xr.DataArray:
         y, x = _pixel_centre_coords(cube.rio.transform(), cube.sizes["y"], cube.sizes["x"])
         cube = cube.assign_coords(y=y, x=x)
     elif "x" not in cube.coords or "y" not in cube.coords:
-        # one axis given: the other's pixel centres as without either (rioxarray takes its
-        # 0, 1, 2 … for coordinates: the map was half a pixel off along it)
+        # one axis given: the other's pixel centres as without either, from a transform
+        # written with rioxarray, else pixel indices + 0.5 (rioxarray takes 0, 1, 2 … for
+        # the missing coordinates: the map was half a pixel off along it)
         axis = "x" if "x" not in cube.coords else "y"
-        cube = cube.assign_coords({axis: np.arange(cube.sizes[axis]) + 0.5})
+        written = "spatial_ref" in cube.coords and cube["spatial_ref"].attrs.get("GeoTransform")
+        if written:
+            y, x = _pixel_centre_coords(cube.rio.transform(), cube.sizes["y"],
+                                        cube.sizes["x"])
+            cube = cube.assign_coords({axis: x if axis == "x" else y})
+        else:
+            cube = cube.assign_coords({axis: np.arange(cube.sizes[axis]) + 0.5})
     if "nodata" not in cube.attrs:
         cube = cube.copy(deep=False)
         cube.attrs["nodata"] = nodata_for(cube.dtype, cube.rio.nodata)

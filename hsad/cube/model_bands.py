@@ -144,8 +144,8 @@ def _check_band_numbers(cube: xr.DataArray, detector) -> None:
     warnings.warn(f"{cube.attrs.get('source_path') or 'scene'}: the model was fitted on the "
                   f"file's bands {_spans(np.asarray(fitted))} and this scene's are "
                   f"{_spans(now)}; with no wavelengths on either side they are taken by "
-                  "position: select the bands it was trained on (--bands)", UserWarning,
-                  stacklevel=3)
+                  "position: unless this file holds those bands alone (cut by `hsad "
+                  "convert --bands`), select them (--bands)", UserWarning, stacklevel=3)
 
 
 def _with_model_flags(cube: xr.DataArray, good: np.ndarray) -> xr.DataArray:

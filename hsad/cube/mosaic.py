@@ -240,6 +240,8 @@ def training_mosaic(cubes: Sequence, regions: Sequence | None = None, gap: int =
     for coord in ("band_scale", "band_offset"):
         if coord in first.coords:
             mosaic = mosaic.assign_coords({coord: ("band", first[coord].values)})
+    if "band" in first.coords:  # the files' band numbers (a model records them), not 1 … B
+        mosaic = mosaic.assign_coords(band=first["band"].values)
     for key in ("reflectance_scale_factor", "scale_applied", "units"):
         if key in first.attrs:
             mosaic.attrs[key] = first.attrs[key]

@@ -241,6 +241,10 @@ def _set_small_aside(x: np.ndarray, labels: np.ndarray, smallest: int,
     scored against the other clusters."""
     counts = np.bincount(labels)
     small = counts < smallest
+    if small.all() and smallest > 1:  # none is left to score against: all kept, said
+        warnings.warn(f"cluster-rx: min_cluster_size = {smallest} exceeds every cluster (the "
+                      f"largest holds {counts.max()} of the {len(x)} pixels drawn): none set "
+                      "aside", UserWarning, stacklevel=3)
     if not small.any() or small.all():
         return x, labels, ""
     renumber = np.cumsum(~small) - 1

@@ -45,8 +45,8 @@ COMMON = {
     "progress": "show training and tile progress bars (None: when stderr is a terminal)",
     "early_stopping": "stop when the monitored loss has not improved for this many epochs "
                       "(None = off)",
-    "output": "which map score() returns: the plain paper score or a fusion stage "
-              "(d_spectral, d_spatial, d_ss)",
+    "output": "which map score() returns: the plain paper score (None), another of the "
+              "model's score terms, or a fusion stage (d_spectral, d_spatial, d_ss)",
     "disc_hidden": "width of the discriminator's hidden layers (units)",
     "dropout": "dropout rate in the discriminators while training",
     "w_adv": "weight of the adversarial loss",
@@ -148,6 +148,15 @@ def describe(detector: str, name: str, cls: type | None = None) -> str | None:
     """The meaning of parameter ``name`` of ``detector`` (None if none is written): the
     class's own ``param_help`` (a plugin's, see docs/adding_a_model.md) first, then this
     module's, for the detector or the hsad detector its class derives from."""
+    text = _written(detector, name, cls)
+    if name == "output" and text and isinstance(getattr(cls, "outputs", None), property):
+        choices = cls.outputs.fget(cls)  # the class's score_terms (and fusion stages)
+        if choices:
+            text = f"{text}; one of {', '.join(choices)}"
+    return text
+
+
+def _written(detector: str, name: str, cls: type | None) -> str | None:
     for klass in getattr(cls, "__mro__", ()):
         own = vars(klass).get("param_help") or {}
         if name in own:
