@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hsad import _moved_modules
+from hsad import _fork_safety, _moved_modules
 from hsad.errors import HsadError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on first use
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on fi
 __version__ = "0.3.12"
 
 _moved_modules.install()  # the module paths of hsad 0.2 (hsad.subset, ...)
+_fork_safety.install()  # a forked child makes its own thread pools
 
 #: Public name -> module that defines it.
 _LAZY = {"select_bands": "hsad.cube.bands", "make_cube": "hsad.cube", "map_like": "hsad.cube",

@@ -3,6 +3,7 @@ fusion, batched inference and streamed GeoTIFF outputs (tiled == whole scene).""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dask
@@ -660,3 +661,22 @@ def test_a_memory_limit_beyond_the_machine_is_refused_or_warned(monkeypatch):
         warnings.simplefilter("error")
         with scheduler.use_scheduler(memory_limit="2GB"):
             pass
+
+
+def _rx_in_child(values):
+    return np.asarray(detectors.get("rx").fit_score(make_cube(values))).tolist()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_forked_child_after_a_dask_computation_makes_its_own_pools():
+    """multiprocessing's fork start (Linux's default; joblib's multiprocessing backend)
+    after any hsad computation in the parent: the child queued its tasks on the parent's
+    thread pools, whose threads it does not have, and waited for ever (dask/dask#8218)."""
+    import multiprocessing
+
+    values = np.random.default_rng(0).normal(size=(24, 20, 6)).astype(np.float32) + 5
+    here = np.asarray(detectors.get("rx").fit_score(make_cube(da.from_array(values,
+                                                                             chunks=8))))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        there = pool.apply_async(_rx_in_child, (values,)).get(timeout=120)
+    np.testing.assert_allclose(np.asarray(there), here, rtol=1e-5)

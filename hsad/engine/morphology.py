@@ -228,6 +228,13 @@ def _executor(size: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def forget_pool() -> None:
+    """Drop the shared pool without its threads (a forked child: :mod:`hsad._fork_safety`);
+    the next batch makes one."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
 def stop_filters() -> None:
     """Stop every batch under way (on Ctrl-C or SIGTERM): their jobs not yet begun raise
     :class:`FiltersStopped` instead of filtering. Jobs already filtering finish their image

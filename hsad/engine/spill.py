@@ -191,9 +191,13 @@ def materialise_with(arrays, reductions, *, memory_limit: str | int | None = Non
     (e.g. :func:`finite_extremes`) computed in the same pass: nothing is read back."""
     arrays, client = list(arrays), active_client()
     if client is not None:
-        kept = list(client.persist(arrays))
+        # one graph for both: the reductions computed apart from the persisted maps had
+        # sent the maps' keys again, optimised otherwise, while the first ran (distributed's
+        # "Detected different run_spec … can cause failures and deadlocks", at every score)
+        persisted = list(client.persist([*arrays, *reductions]))
+        kept, reduced = persisted[:len(arrays)], persisted[len(arrays):]
         cluster_progress(kept, desc)
-        return kept, tuple(dask.compute(*reductions)) if reductions else ()
+        return kept, tuple(dask.compute(*reduced)) if reduced else ()
     stores, values = keep_with(arrays, reductions, memory_limit=memory_limit, desc=desc)
     return [_lazy_view(k, a.chunks) for k, a in zip(stores, arrays, strict=True)], values
 
