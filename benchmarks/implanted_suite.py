@@ -374,6 +374,8 @@ def read_settings(path) -> dict | None:
 #: the second line: the hsad code the rows were made by (``hsad.outputs.provenance.code_digest``;
 #: several, comma-separated, where ``--resume-other-code`` mixed them)
 CODE_LINE = "# code: "
+#: in the code line, rows mixed in from a CSV that recorded no code (before 2026-12-05)
+UNRECORDED = "unrecorded"
 
 
 def read_codes(path) -> set[str]:
@@ -433,7 +435,7 @@ class RowLog:
                         f"--resume: its rows were made {made}, and this is {code_digest()}: "
                         "their numbers may differ; use another --csv, or add "
                         "--resume-other-code to mix them knowingly", self.path)
-                self.codes |= codes
+                self.codes |= codes or {UNRECORDED}  # rows of unknown code: said so
                 self.rows = read_rows(self.path)
             elif not overwrite:
                 raise ParameterError("exists: --resume adds to it, --overwrite replaces it",

@@ -194,12 +194,17 @@ def test_resume_refuses_rows_made_by_other_code_unless_told_to_mix(tmp_path):
     mixed = suite.RowLog(path, True, settings, other_code=True)
     assert len(mixed.rows) == 1 and suite.read_codes(path) == {"0123456789ab", code_digest()}
     docs = Path(__file__).resolve().parents[1] / "docs" / "implanted_suite.csv"
-    unrecorded = tmp_path / "old.csv"
-    unrecorded.write_bytes(docs.read_bytes())
+    unrecorded = tmp_path / "old.csv"  # the docs' table as written before codes were
+    unrecorded.write_text("".join(line for line in docs.read_text(encoding="utf-8")
+                                  .splitlines(keepends=True)
+                                  if not line.startswith(suite.CODE_LINE)), encoding="utf-8")
     assert suite.read_codes(unrecorded) == set()
     with pytest.raises(ParameterError, match="recorded no code digest"):
         suite.RowLog(unrecorded, True, settings)
     assert suite.read_settings(unrecorded) == settings  # the settings line still first
+    # mixed in knowingly, rows of unknown code are said to be so
+    suite.RowLog(unrecorded, True, settings, other_code=True)
+    assert suite.read_codes(unrecorded) == {code_digest(), suite.UNRECORDED}
 
 
 def test_the_suite_drawn_has_a_line_per_map_at_the_tables_means(tmp_path, monkeypatch):

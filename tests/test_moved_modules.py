@@ -55,8 +55,8 @@ def test_a_module_that_never_existed_is_still_not_found():
 
 
 def test_the_top_of_the_package_shows_the_data_flow():
-    """Only the pipeline, the benchmark scenes, settings, errors and the progress and stop
-    helpers sit beside the packages."""
+    """Only the pipeline, the benchmark scenes, settings, errors, the progress and stop
+    helpers and the fork hook sit beside the packages."""
     import pkgutil
 
     import hsad
@@ -64,8 +64,8 @@ def test_the_top_of_the_package_shows_the_data_flow():
     modules = {m.name for m in pkgutil.iter_modules(hsad.__path__) if not m.ispkg}
     packages = {m.name for m in pkgutil.iter_modules(hsad.__path__) if m.ispkg}
     assert {"cube", "io", "engine", "detectors", "nn", "fusion", "outputs"} <= packages
-    assert modules == {"__main__", "_moved_modules", "config", "datasets", "errors",
-                       "lazy_modules", "pipeline", "progress", "stopping"}
+    assert modules == {"__main__", "_fork_safety", "_moved_modules", "config", "datasets",
+                       "errors", "lazy_modules", "pipeline", "progress", "stopping"}
     assert not {old.rsplit(".", 1)[1] for old in MOVED} & (modules | packages)
 
 
