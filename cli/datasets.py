@@ -54,8 +54,8 @@ def list_(verify: bool) -> None:
         bad += status == "sha256 MISMATCH"
         shape = f"{m['rows']} x {m['cols']} x {m['bands']}"
         put(f"{name:18s} {datasets.split_of(name):11s} {shape:27s} {m['dtype']:8s} "
-                   f"{m['anomaly_pixels']:9d}  {m['sensor']:{wide}s} {m['rx_global_auc']:6.4f}"
-                   f"  {status:15s} {path}")
+            f"{m['anomaly_pixels']:9d}  {m['sensor']:{wide}s} {m['rx_global_auc']:6.4f}"
+            f"  {status:15s} {path}")
     put(f"search path: {', '.join(str(d) for d in datasets.search_path())}")
     if bad:
         click.echo(f"{bad} scene file(s) fail their sha256 check", err=True)

@@ -66,7 +66,7 @@ def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     scene = synthetic.make_scene(rows=size, cols=size, seed=seed)
     paths = synthetic.write_scene(scene, out / "scene")
     put(f"wrote demo scene {paths['cube']} ({size}x{size}x{scene.cube.shape[2]}, "
-               f"{int(scene.truth.sum())} target pixels, {scene.cube.rio.crs})")
+        f"{int(scene.truth.sum())} target pixels, {scene.cube.rio.crs})")
 
     cube = open_cube(paths["cube"])
     for name, val in (("seed", seed), ("device", device)):
@@ -92,8 +92,8 @@ def _run(out: Path, det, method: str, size: int, seed, device) -> None:
     flagged = np.asarray(mask.values, dtype=bool)
     target = np.asarray(truth, dtype=bool)
     put(f"mask at the default threshold {mask.attrs['threshold']:.4g} (no ground truth "
-               f"used; `hsad detect --help`), checked against the truth: "
-               f"{int((flagged & target).sum())} of {int(target.sum())} target pixels found, "
-               f"{int((flagged & ~target).sum())} false alarms (rate "
-               f"{(flagged & ~target).sum() / max((~target).sum(), 1):.4f})")
+        f"used; `hsad detect --help`), checked against the truth: "
+        f"{int((flagged & target).sum())} of {int(target.sum())} target pixels found, "
+        f"{int((flagged & ~target).sum())} false alarms (rate "
+        f"{(flagged & ~target).sum() / max((~target).sum(), 1):.4f})")
     put(f"{method} took {result.seconds:.1f} s; open {written['scores']} in QGIS.")

@@ -118,11 +118,11 @@ from hsad.outputs.provenance import SELECTION_ATTR
 @click.option("--save-stages", "stages_dir", type=click.Path(file_okay=False),
               help="Folder for the stage maps of a reconstruction detector, as GeoTIFFs: "
                    "d_spectral.tif (RX of the residual, squared Mahalanobis distance), "
-                   "d_spatial.tif (attribute-filter response) and d_ss.tif (fused, 0..1); "
-                   "and one a score term of the model (f-AnoGAN: anomaly.tif, "
-                   "a_residual.tif, a_feature.tif; vae: kl.tif, "
-                   "reconstruction.tif; `hsad methods NAME` lists them as output's choices). "
-                   "Units are in each file's band description.")
+                   "d_spatial.tif (attribute-filter response) and d_ss.tif (fused, 0..1), "
+                   "and one file per score term of the model (f-AnoGAN: anomaly.tif, "
+                   "a_residual.tif, a_feature.tif; vae: kl.tif, reconstruction.tif; "
+                   "`hsad methods NAME` lists them as output's choices). Units are in each "
+                   "file's band description.")
 @click.option("--stages-png", "stages_png", type=click.Path(),
               help="Picture (.png) of the --save-stages maps side by side with the RGB "
                    "composite (and --truth outlined), each map with its colour bar.")
