@@ -3,7 +3,9 @@
 pools without their threads: its first computation queued its tasks on workers that do not
 exist and waited for ever (dask/dask#8218). After a fork the child drops dask's threaded
 scheduler's pools (and hsad's own, :mod:`hsad.engine.morphology`), so that it makes its own.
-Registered when ``hsad`` is imported; it touches only modules already loaded."""
+Registered when ``hsad`` is imported; it touches only modules already loaded. A fork while
+another thread of the parent computes can still leave the child waiting on a lock that
+thread held (dask's, Python's), which no hook can release: docs/detectors.md says so."""
 
 from __future__ import annotations
 

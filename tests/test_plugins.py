@@ -423,18 +423,23 @@ def test_an_installed_plugins_name_is_taken_before_it_is_looked_up(registry, tmp
                                                                    monkeypatch):
     """In a fresh session `register(T)` under an installed plugin's name was accepted
     without replace=True (the plugins not looked up yet), and the installed one dropped
-    with a warning at the next `available()`; a second call was refused. The installed
-    plugins are looked up first, so the first call is refused as the second was."""
+    with a warning at the next `available()`; a second call was refused. The entry points
+    are read (not imported: a plugin may register itself as it imports), so the first call
+    is refused as the second was; the plugin's own class still registers."""
     site = tmp_path / "site"
     site.mkdir()
-    _install(site, "plug_taken", "multi = plug_taken", TWINS)
+    _install(site, "plug_taken", "twin = plug_taken:Twin", TWINS)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(detectors, "_PLUGINS_LOADED", False)
     mine = type("Twin", (Autoencoder,), {"name": "twin", "__module__": "my_notebook"})
-    with pytest.raises(ParameterError, match=r"name 'twin' is already registered by "
-                                             r"plug_taken\.Twin; choose another name, or "
+    with pytest.raises(ParameterError, match=r"name 'twin' is the installed plugin "
+                                             r"plug_taken:Twin's; choose another name, or "
                                              r"register\(\.\.\., replace=True\)"):
         registry.register(mine)
+    assert "plug_taken" not in sys.modules  # read, not imported
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert registry.available()["twin"].__module__ == "plug_taken"
     assert registry.register(mine, replace=True) is mine
 
 

@@ -69,7 +69,6 @@ _SCANNED: set[str] = set()
 _BROKEN: dict[str, str] = {}  # module or entry point -> why it cannot be imported
 _LOADED: set[str] = set()  # entry points registered
 _PLUGINS_LOADED = False
-_PLUGINS_LOADING = False
 
 
 def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDetector]:
@@ -87,7 +86,6 @@ def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDete
         raise ParameterError(f"{cls.__name__}: name {name!r} must be lower-case letters, "
                              "digits, '-' or '_', starting with a letter")
     _scan_package()
-    _load_plugins()  # an installed plugin's name is taken whether or not it was looked up yet
     if name in _BUILT_IN:
         raise ParameterError(f"{cls.__name__}: name {name!r} is hsad's own detector "
                              f"({_qualified(_REGISTRY[name])}); choose another name")
@@ -97,8 +95,26 @@ def register(cls: type[BaseDetector], *, replace: bool = False) -> type[BaseDete
         raise ParameterError(f"{cls.__name__}: name {name!r} is already registered by "
                              f"{_qualified(held)}; choose another name, or "
                              "register(..., replace=True)")
+    claimed = None if held is not None or replace or _PLUGINS_LOADED else _claimed(name, cls)
+    if claimed:
+        raise ParameterError(f"{cls.__name__}: name {name!r} is the installed plugin "
+                             f"{claimed}'s; choose another name, or "
+                             "register(..., replace=True)")
     _REGISTRY[name] = cls
     return cls
+
+
+def _claimed(name: str, cls: type) -> str | None:
+    """The installed plugin, not looked up yet, whose entry point names another class than
+    ``cls`` ``name`` (``module:Class``): in a fresh session ``register`` had taken its name,
+    and the installed one was left out at the next lookup. Read from the entry points, not
+    imported (a plugin registering itself while it imports, another thread looking the
+    plugins up); a module entry point's names are known once the plugins are looked up."""
+    own = f"{cls.__module__}:{cls.__qualname__}"
+    for ep in _plugins.entry_points():
+        if ep.name == name and ":" in ep.value and ep.value.replace(" ", "") != own:
+            return ep.value
+    return None
 
 
 def _qualified(cls: type) -> str:
@@ -155,15 +171,11 @@ def _scan_package() -> None:
 def _load_plugins() -> None:
     """Register the detectors of the installed packages' ``hsad.detectors`` entry points
     (each a BaseDetector subclass, or a module whose subclasses with a name join)."""
-    global _PLUGINS_LOADED, _PLUGINS_LOADING
-    if _PLUGINS_LOADED or _PLUGINS_LOADING:  # loading: its own registrations call back
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
         return
-    _PLUGINS_LOADING = True
-    try:
-        for ep in _plugins.entry_points():
-            _load_plugin(ep)
-    finally:
-        _PLUGINS_LOADING = False
+    for ep in _plugins.entry_points():
+        _load_plugin(ep)
     _PLUGINS_LOADED = True  # not after a Ctrl-C while a plugin imports: tried again
 
 
