@@ -36,7 +36,7 @@ from hsad.cube.background import background_mask
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine.blas import triangular_factor, working_scale
-from hsad.engine.clusters import cluster_block, kmeans_labels
+from hsad.engine.clusters import cluster_block, kmeans_labels, set_small_aside
 from hsad.engine.covariance import countable, distinct_rows, whitening
 from hsad.engine.data_checks import (
     FILL_ADVICE,
@@ -129,7 +129,7 @@ class ClusterRX(BaseDetector):
                else ["empty clusters dropped"] if labels.max() + 1 < asked else [])
         drawn = n
         smallest = b + 1 if self.min_cluster_size is None else int(self.min_cluster_size)
-        x, labels, set_aside = _set_small_aside(x, labels, smallest)
+        x, labels, set_aside = set_small_aside(x, labels, smallest)
         if set_aside:  # the statistics are the background's
             why.append(set_aside)
             mean = x.mean(axis=0)
@@ -231,26 +231,3 @@ class ClusterRX(BaseDetector):
         return map_like(cube, scores, name="score",
                         attrs={"method": self.name, "hsad_clusters": int(self.n_clusters_)})
 
-
-def _set_small_aside(x: np.ndarray, labels: np.ndarray, smallest: int,
-                     ) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(x, labels, said)`` without the clusters of fewer than ``smallest`` pixels, where
-    a larger one is left (``said`` tells which, or is empty): a compact group of anomalous
-    pixels forms a cluster of its own, whose centre would score its pixels lowest of all
-    (a 2 × 2 target scored 1.6e-7 beside a background median of 25). Their pixels are
-    scored against the other clusters."""
-    counts = np.bincount(labels)
-    small = counts < smallest
-    if small.all() and smallest > 1:  # none is left to score against: all kept, said
-        warnings.warn(f"cluster-rx: min_cluster_size = {smallest} exceeds every cluster (the "
-                      f"largest holds {counts.max()} of the {len(x)} pixels drawn): none set "
-                      "aside", UserWarning, stacklevel=3)
-    if not small.any() or small.all():
-        return x, labels, ""
-    renumber = np.cumsum(~small) - 1
-    keep = ~small[labels]
-    sizes = ", ".join(map(str, counts[small][:8])) + (", …" if small.sum() > 8 else "")
-    said = (f"{int(small.sum())} of fewer than min_cluster_size = {smallest} pixels "
-            f"({sizes} of the {len(x)} drawn) set aside as not "
-            "background: their pixels score against the others")
-    return x[keep], renumber[labels[keep]], said

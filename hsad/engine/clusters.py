@@ -1,5 +1,6 @@
-"""Cluster RX's numerical kernels: k-means labels of a pixel sample, and each pixel's
-Mahalanobis distance to its nearest cluster, a tile at a time (:mod:`hsad.detectors.cluster_rx`).
+"""Cluster RX's numerical kernels: k-means labels of a pixel sample, the small clusters set
+aside as not background, and each pixel's Mahalanobis distance to its nearest cluster, a
+tile at a time (:mod:`hsad.detectors.cluster_rx`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,30 @@ def kmeans_labels(x: np.ndarray, k: int, seed: int) -> np.ndarray:
         labels = km.fit_predict(z)
     _, labels = np.unique(labels, return_inverse=True)  # drop empty clusters
     return labels.reshape(-1)
+
+
+def set_small_aside(x: np.ndarray, labels: np.ndarray, smallest: int,
+                     ) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(x, labels, said)`` without the clusters of fewer than ``smallest`` pixels, where
+    a larger one is left (``said`` tells which, or is empty): a compact group of anomalous
+    pixels forms a cluster of its own, whose centre would score its pixels lowest of all
+    (a 2 × 2 target scored 1.6e-7 beside a background median of 25). Their pixels are
+    scored against the other clusters."""
+    counts = np.bincount(labels)
+    small = counts < smallest
+    if small.all() and smallest > 1:  # none is left to score against: all kept, said
+        warnings.warn(f"cluster-rx: min_cluster_size = {smallest} exceeds every cluster (the "
+                      f"largest holds {counts.max()} of the {len(x)} pixels drawn): none set "
+                      "aside", UserWarning, stacklevel=3)
+    if not small.any() or small.all():
+        return x, labels, ""
+    renumber = np.cumsum(~small) - 1
+    keep = ~small[labels]
+    sizes = ", ".join(map(str, counts[small][:8])) + (", …" if small.sum() > 8 else "")
+    said = (f"{int(small.sum())} of fewer than min_cluster_size = {smallest} pixels "
+            f"({sizes} of the {len(x)} drawn) set aside as not "
+            "background: their pixels score against the others")
+    return x[keep], renumber[labels[keep]], said
 
 
 def cluster_block(block: np.ndarray, mean: np.ndarray, centres: np.ndarray,
