@@ -204,7 +204,7 @@ def test_a_signal_while_the_area_filters_run_stops_them(tmp_path, capsys, monkey
     monkeypatch.setattr(morphology, "attribute_response", held)
     monkeypatch.setattr(morphology, "_pool", None)  # a pool of exactly two threads
     monkeypatch.setattr(morphology, "_pool_size", 0)
-    monkeypatch.setattr(morphology, "dask_cpu_count", lambda: 2)
+    monkeypatch.setattr("hsad.engine.scheduler.cpu_count", lambda: 2)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as exc:

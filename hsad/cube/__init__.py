@@ -481,6 +481,17 @@ def _map_coords(cube: xr.DataArray) -> dict:
     return keep
 
 
+def band_numbers(obj) -> np.ndarray | None:
+    """The file's band numbers of a cube or a dataset of its bands (the ``band``
+    coordinate, 1-based: 101 … 160 for ``--bands 100:160``), or None where it holds none."""
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)) or "band" not in obj.coords:
+        return None
+    numbers = np.asarray(obj["band"].values)
+    if numbers.dtype.kind not in "iu" or numbers.ndim != 1 or not (numbers >= 1).all():
+        return None
+    return numbers.astype(np.int64)
+
+
 class MapShapeError(ParameterError):
     """A detector's map of another shape than its cube's (:func:`map_like`): the detector
     calling it names itself in the message (``hsad.detectors.cube_methods``)."""
@@ -509,8 +520,8 @@ __getattr__, __dir__ = lazy_package(__name__)
 
 
 __all__ = [
-    "as_cube", "band_scaling", "block_valid", "can_miss", "check_transform", "crs_of",
-    "DEFAULT_CHUNK", "DIMS", "excluded_fill", "float32_or_nan", "georef", "georeferenced",
+    "as_cube", "band_numbers", "band_scaling", "block_valid", "can_miss", "check_transform",
+    "crs_of", "DEFAULT_CHUNK", "DIMS", "excluded_fill", "float32_or_nan", "georef", "georeferenced",
     "good_band_mask", "good_bands_of", "GRID_TOLERANCE", "index_wavelength", "make_cube",
     "map_like", "missing_values", "NEAR_FLT_MAX", "nodata_for", "nodata_hits", "one_nodata",
     "physical_scaling", "PIXEL_INDEX", "QGIS_PIXEL_FRAME", "refuse_singular", "same_grid",

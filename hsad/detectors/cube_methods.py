@@ -10,7 +10,7 @@ import functools
 import numpy as np
 import xarray as xr
 
-from hsad.cube import MapShapeError
+from hsad.cube import MapShapeError, band_numbers
 from hsad.errors import ParameterError
 
 #: Detector methods whose first argument is a cube, wrapped by :func:`taking_any_cube` in
@@ -71,17 +71,6 @@ def _computed(result):
     if isinstance(result, xr.DataArray) and result.chunks is not None and result.ndim == 2:
         return result.compute()
     return result  # a residual cube stays lazy: as large as the scene, computed if asked
-
-
-def band_numbers(cube) -> np.ndarray | None:
-    """The file's band numbers of ``cube`` (its ``band`` coordinate, 1-based: 101 … 160
-    for ``--bands 100:160``), or None where it holds none."""
-    if not isinstance(cube, xr.DataArray) or "band" not in cube.coords:
-        return None
-    numbers = np.asarray(cube["band"].values)
-    if numbers.dtype.kind not in "iu" or numbers.ndim != 1 or not (numbers >= 1).all():
-        return None
-    return numbers.astype(np.int64)
 
 
 def recording_scene_level(fit):

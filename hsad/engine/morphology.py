@@ -178,16 +178,18 @@ def attribute_responses(images, areas, *, summed: bool = False,
     filters hold it, and then gain nothing but lose nothing either).
 
     ``workers``: the pool's thread count (the pool grows to the largest asked for);
-    ``None`` uses every core (``dask.system.CPU_COUNT``) when the batch holds at least
-    :data:`PARALLEL_PIXELS` pixels; ``0`` or ``1`` runs here.
+    ``None`` uses every core the process may use (:func:`hsad.engine.scheduler.cpu_count`)
+    when the batch holds at least :data:`PARALLEL_PIXELS` pixels; ``0`` or ``1`` runs here.
     Inside a dask.distributed worker process (daemonic, one thread per core already) the
     filters run here. The results are the same either way.
     """
     images = [np.ascontiguousarray(im) for im in images]
     areas = tuple(int(a) for a in areas)
     if workers is None:
+        from hsad.engine.scheduler import cpu_count
+
         big = sum(im.size for im in images) >= PARALLEL_PIXELS
-        workers = dask_cpu_count() if big else 0
+        workers = cpu_count() if big else 0
     stops = _stops.mark()
     if min(int(workers), len(images)) < 2 or multiprocessing.current_process().daemon:
         return [_response(im, areas, summed, stops) for im in images]
@@ -206,13 +208,6 @@ def _response(image, areas, summed, stops):
     if _stops.stopped_since(stops):
         raise FiltersStopped("area filters stopped")
     return attribute_response(image, areas, summed=summed)
-
-
-def dask_cpu_count() -> int:
-    """Cores dask uses (respects the CPU affinity and cgroup limits)."""
-    from hsad.engine.scheduler import cpu_count
-
-    return cpu_count()
 
 
 def _executor(size: int) -> ThreadPoolExecutor:

@@ -151,9 +151,9 @@ def _profile(rows, cols, count, dtype, crs, transform, nodata, interleave="band"
 def _compression_threads() -> str:
     """GDAL's ``NUM_THREADS``: tiles are compressed on every core dask uses, while this
     thread writes (same file content, in less time)."""
-    from dask.system import CPU_COUNT
+    from hsad.engine.scheduler import cpu_count
 
-    return str(int(CPU_COUNT))
+    return str(cpu_count())
 
 
 def _stream(arr: da.Array, path: Path, profile: dict, band_tags=None, tags=None,

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from scipy import sparse
 
-from hsad.cube import missing_values
+from hsad.cube import band_numbers, missing_values
 from hsad.errors import ParameterError
 from hsad.io.glt import map_values
 from hsad.outputs.polygons import label_regions
@@ -326,18 +326,10 @@ def _band_labels(ds: xr.Dataset, taken: tuple[str, ...] = ()) -> list[str]:
         names = [str(v) for v in ds["band_name"].values]
         if len(set(names)) == bands and all(names) and not set(names) & set(taken):
             return names
-    return [f"band_{n}" for n in _band_numbers(ds)]
-
-
-def _band_numbers(ds) -> list[int]:
-    """The file's band numbers (1-based, the ``band`` coordinate: 101 … 110 for
-    ``--bands 100:110``), else 1 … B."""
-    if "band" in ds.coords:
-        numbers = np.asarray(ds["band"].values)
-        if (numbers.dtype.kind in "iu" and len(set(numbers.tolist())) == numbers.size
-                and (numbers >= 1).all()):
-            return [int(v) for v in numbers]
-    return list(range(1, ds.sizes["band"] + 1))
+    numbers = band_numbers(ds)  # the file's (101 … 110 for --bands 100:110), else 1 … B
+    if numbers is None or len(set(numbers.tolist())) != bands:
+        numbers = range(1, bands + 1)
+    return [f"band_{int(n)}" for n in numbers]
 
 
 def spectra_files(path: str | os.PathLike) -> list[Path]:
