@@ -19,7 +19,6 @@ appear while the command runs (another process writing the same path) unless
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from hsad.errors import OutputError
 from hsad.io.atomic import keep_existing
+from hsad.io.input_guard import KnownInputs, path_key
 from hsad.stopping import pending_signal, raise_if_signalled
 
 #: Accepted extensions and a description, by kind of output. ``None``: any extension.
@@ -60,38 +60,6 @@ def cube_files(path: str | os.PathLike) -> list[Path]:
         return [p]
     header = p.with_suffix(".hdr") if p.suffix else p.with_name(p.name + ".hdr")
     return [p, header, *stale_headers(p, header)]
-
-
-def input_files(path: str | os.PathLike) -> list[Path]:
-    """An input and its companions: an ENVI header's data file, a data file's header (only
-    when the file is read as ENVI: a MAT or GeoTIFF input's unrelated namesake ``.hdr`` is
-    no input), an EnMAP product's files."""
-    from hsad.errors import HsadError
-    from hsad.io import detect_format
-    from hsad.io.enmap import product_files
-    from hsad.io.envi_files import find_data, find_header
-
-    p = Path(path)
-    out = [p]
-    try:
-        product = product_files(p)
-        if product:
-            return out + product
-        if p.suffix.lower() == ".hdr":
-            other = find_data(p)
-        else:
-            other = find_header(p) if detect_format(p) == "envi" else None
-    except (OSError, HsadError):
-        other = None
-    if other is not None:
-        out.append(other)
-    return out
-
-
-def path_key(p: str | os.PathLike) -> str:
-    """A path as compared: absolute, symbolic links resolved, case folded where the system
-    folds it. A link loop stays as it is (``Path.resolve`` raised RuntimeError)."""
-    return os.path.normcase(os.path.realpath(p))
 
 
 def check_name(option: str, path: str | os.PathLike) -> None:
@@ -200,63 +168,6 @@ class Plan:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty
         raise_if_signalled()  # the block ended, but a signal Python printed came meanwhile
-
-
-@dataclass
-class KnownInputs:
-    """The files of some inputs (:func:`input_files`) and the EnMAP products among them,
-    looked up once (a batch of scenes shares them), with their paths and inodes for
-    :meth:`find`."""
-
-    products: list[Path]
-    keys: dict[str, Path]
-    inodes: dict[tuple[int, int], Path]
-
-    @classmethod
-    def of(cls, inputs: Iterable[str | os.PathLike | None]) -> KnownInputs:
-        from hsad.io.enmap import metadata_of
-
-        given = [p for p in inputs if p is not None]
-        keys, inodes = {}, {}
-        for source in (f for p in given for f in input_files(p)):
-            keys.setdefault(path_key(source), source)
-            with contextlib.suppress(OSError):
-                st = os.stat(source)
-                inodes.setdefault((st.st_dev, st.st_ino), source)
-        return cls([xml for p in given if (xml := metadata_of(p)) is not None], keys, inodes)
-
-    def find(self, file: Path) -> Path | None:
-        """The input that ``file`` is (by its path, or another name of it), or None."""
-        if (hit := self.keys.get(path_key(file))) is not None:
-            return hit
-        try:
-            st = os.stat(file)
-        except OSError:
-            return None
-        return self.inodes.get((st.st_dev, st.st_ino))
-
-    @functools.cached_property
-    def _folded(self) -> dict[tuple[str, str], Path]:
-        """The inputs by folder and name in lower case, as GDAL finds a raster's sidecars
-        (the folder as it is): made once for a batch's every output, not for each."""
-        return {(os.path.dirname(k), os.path.basename(k).lower()): v
-                for k, v in self.keys.items()}
-
-    def removed_with(self, file: Path) -> Path | None:
-        """The input that placing ``file`` would delete, or None: GDAL's
-        sidecars of the file replaced (``.aux.xml``, ``.ovr``, ``.msk``, the last two in any
-        letter case) and SQLite's journals go with it (:mod:`hsad.io.atomic`)."""
-        from hsad.io.atomic import JOURNALS, STALE_SIDECARS
-
-        folded = self._folded
-        for suffix in (".aux.xml", *STALE_SIDECARS, *JOURNALS):
-            companion = path_key(file.parent / f"{file.name}{suffix}")
-            hit = self.find(Path(companion)) or (folded.get(
-                (os.path.dirname(companion), os.path.basename(companion).lower()))
-                if suffix in STALE_SIDECARS else None)
-            if hit is not None:
-                return hit
-        return None
 
 
 def plan_outputs(outputs: Iterable[tuple[str, str | os.PathLike | None, str]], *,

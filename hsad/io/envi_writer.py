@@ -21,6 +21,7 @@ from hsad.io.atomic import atomic_paths
 from hsad.io.envi_georef import header_georef
 from hsad.io.envi_header import DTYPE_CODES
 from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
+from hsad.io.input_guard import refuse_input_files
 from hsad.io.sensor_georef import envi_header_fields, sensor_georef_of
 
 
@@ -170,6 +171,7 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
         if own and os.path.realpath(header) == os.path.realpath(own):
             raise ParameterError(f"writing here would remove the header of the input, "
                                  f"{header}; choose another output name", data_path)
+    refuse_input_files([data_path, header_path], cube)
     data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
         cube.data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
     nodata = cube.attrs.get("nodata")

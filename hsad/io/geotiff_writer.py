@@ -33,6 +33,7 @@ from hsad.io.atomic import atomic_path, remove_temp, temp_file
 from hsad.io.casting import CastTally, cast_block, cast_cube
 from hsad.io.gdal_checks import check_last_block, nodata_read_back, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
+from hsad.io.input_guard import refuse_input_files
 from hsad.io.sensor_georef import SensorGeoref, sensor_georef_of
 from hsad.io.window import WINDOW_ATTRS, window_tags
 
@@ -288,6 +289,7 @@ def write_geotiff(map_, path: str | os.PathLike, like: xr.DataArray | None = Non
     ``description`` is the band's description.
     """
     _check_options(path, like=like, nodata=nodata, tags=tags, description=description)
+    refuse_input_files([path], map_, like)
     map_, crs, transform, sensor = _map_and_georef(map_, like)
     nodata = np.nan if nodata is None else float(nodata)
     dtype = np.dtype("float32")
@@ -314,6 +316,7 @@ def write_mask(mask, path: str | os.PathLike, like: xr.DataArray | None = None,
     :func:`write_geotiff` records it), ``description`` the band's description.
     """
     _check_options(path, like=like, tags=tags, description=description)
+    refuse_input_files([path], mask, like, valid)
     source = like if like is not None else mask  # the grid's cube: its window too
     glt = glt_of(source)
     if valid is not None and glt is not None:  # no pixel: not valid
@@ -371,6 +374,7 @@ def write_geotiff_cube(cube: xr.DataArray, path: str | os.PathLike, *, dtype=Non
     if interleave not in ("band", "pixel"):
         raise ParameterError(f"GeoTIFF interleave must be 'band' or 'pixel', got {interleave!r}")
     _check_options(path, nodata=nodata)
+    refuse_input_files([path], cube)
     tally = CastTally()
     if dtype is not None:
         cube = cast_cube(cube, dtype, tally)

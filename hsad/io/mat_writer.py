@@ -25,6 +25,7 @@ from hsad.cube import georeferenced, physical_scaling, transform_of
 from hsad.errors import ParameterError, UnsupportedError
 from hsad.io.atomic import atomic_path
 from hsad.io.casting import CastTally, cast_cube
+from hsad.io.input_guard import refuse_input_files
 from hsad.progress import bar_style, wanted
 
 #: MAT v5 stores each variable's size in 32 bits: larger cubes cannot be written.
@@ -150,6 +151,7 @@ def write_mat(cube: xr.DataArray, path: str | os.PathLike, gt=None, *, key: str 
     if key in taken or (gt is not None and gt_key in {"wavelength", "bbl"}):
         raise ParameterError(f"variable names must differ from each other and from "
                              f"'wavelength' and 'bbl': key={key!r}, gt_key={gt_key!r}", path)
+    refuse_input_files([path], cube, gt)
     tally = CastTally()
     if dtype is not None:
         cube = cast_cube(cube, dtype, tally)
