@@ -254,6 +254,9 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
             problem = (f"{scene}: an earlier run replacing its outputs (--overwrite) did "
                        f"not end, so they may be of two runs ({there[0]}): run it with "
                        "--overwrite instead of --skip-existing")
+        elif len(there) == len(paths) and (bad := damaged(filled)) is not None:
+            problem = (f"{scene}: its output {bad}, so the scene is not done: remove it to "
+                       "redo the scene, or run it with --overwrite")
         elif len(there) == len(paths) and (other := made_otherwise(filled)) is not None:
             problem = (f"{scene}: its outputs exist, made with other settings ({other}): "
                        "run it with --overwrite to redo it with these")
@@ -271,6 +274,31 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
                 echo(f"error: {problem}", err=True)
             partial.append(problem if quiet else scene)
     return left, partial
+
+
+def damaged(filled: dict) -> str | None:
+    """The first of a scene's outputs that is not whole (hsad places its files whole, so
+    another copy or a failing disk broke it) and how — empty, a GeoTIFF with a tile
+    missing or none at all, a PNG without its end — else None. Checked for a scene whose
+    outputs all exist, before --skip-existing skips it."""
+    from hsad.io.geotiff_writer import incomplete
+
+    for _, path, kind in planned(filled):
+        if path is None:
+            continue
+        try:
+            if os.path.getsize(path) == 0:
+                return f"{path} is empty"
+            if kind == "raster" and (problem := incomplete(path)) is not None:
+                return f"{path} is damaged ({problem})"
+            if kind == "png":
+                with open(path, "rb") as fh:
+                    fh.seek(max(0, os.path.getsize(path) - 12))
+                    if b"IEND" not in fh.read():
+                        return f"{path} is cut short (no PNG end)"
+        except OSError as exc:
+            return f"{path} cannot be read ({(exc.strerror or str(exc)).lower()})"
+    return None
 
 
 def check_collisions(jobs: list[tuple[str, dict]]) -> None:

@@ -600,3 +600,29 @@ def test_a_batch_resumed_on_other_data_names_the_option_that_chose_them(scenes, 
     code, stdout, _ = run_cli(["detect", *cubes, "-m", "rx", *nan_out, "--skip-existing"],
                               capsys)
     assert code == 0 and stdout.count("its outputs exist") == 2
+
+
+def test_a_batch_resumed_does_not_skip_a_scene_whose_output_is_damaged(scenes, tmp_path,
+                                                                      capsys):
+    """`--skip-existing` took a scene for done when its map had been emptied or cut short
+    (a broken copy, a failing disk) and its quicklook too: hsad places its files whole, so
+    such a file is named, and the scene left out, instead of skipped in silence."""
+    cubes = [s["cube"] for s in scenes]
+    out = ["-o", tmp_path / "{stem}.tif", "--png", tmp_path / "{stem}.png"]
+    assert run_cli(["detect", *cubes, "-m", "rx", *out], capsys)[0] == 0
+    stems = [stem_of(c) for c in cubes]
+    (tmp_path / f"{stems[0]}.tif").write_bytes(b"")
+    cut = tmp_path / f"{stems[1]}.tif"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    png = tmp_path / f"{stems[2]}.png"
+    png.write_bytes(png.read_bytes()[:200])
+    code, stdout, err = run_cli(["detect", *cubes, "-m", "rx", *out, "--skip-existing"],
+                                capsys)
+    assert code == 2 and "skipped" not in stdout
+    lines = err.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0] == (f"error: {cubes[0]}: its output {tmp_path / stems[0]}.tif is empty, so "
+                        "the scene is not done: remove it to redo the scene, or run it with "
+                        "--overwrite")
+    assert f"its output {cut} is damaged (" in lines[1]
+    assert f"its output {png} is cut short (no PNG end)" in lines[2]

@@ -335,3 +335,44 @@ def test_a_signal_python_could_only_print_is_not_printed_nor_keeps_its_frames():
         assert seen == [other]
     finally:
         clear_signalled()
+
+
+def test_a_second_signal_waits_for_the_geotiff_write_under_way():
+    """``timeout`` signals the process and its group, so a stopped store can meet a second
+    SIGINT/SIGTERM while the writer waits for a worker's write: that signal acts once the
+    write ended and later writes are dropped; it had raised in the wait, and the dataset
+    was closed under the write (a segfault in GDAL)."""
+    from hsad.io.geotiff_writer import _WindowWriter
+
+    events = []
+    release = threading.Event()
+
+    class SlowDataset:
+        def write(self, *args, **kwargs):
+            events.append("write started")
+            release.wait(5)
+            events.append("write ended")
+
+    writer = _WindowWriter(SlowDataset())
+    block = np.zeros((2, 2), np.float32)
+    worker = threading.Thread(target=writer.__setitem__, args=((slice(0, 2), slice(0, 2)),
+                                                               block))
+    worker.start()
+    while not events:  # the worker holds the lock, writing
+        threading.Event().wait(0.01)
+
+    def second_signal_then_release():
+        threading.Event().wait(0.2)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        threading.Event().wait(0.3)
+        release.set()
+
+    threading.Thread(target=second_signal_then_release).start()
+    with pytest.raises(KeyboardInterrupt):
+        writer.close()
+    events.append("closed")
+    worker.join(5)
+    assert events == ["write started", "write ended", "closed"]
+    assert writer.closed
+    writer[(slice(0, 2), slice(0, 2))] = block  # after close: dropped, nothing written
+    assert events == ["write started", "write ended", "closed"]

@@ -192,16 +192,19 @@ def test_without_wavelengths_a_model_compares_the_file_s_band_numbers(method, tm
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert match_model_bands(trained, model).sizes["band"] == 8
-    config["fitted_band_numbers"] = ["9"] * 8
     with zipfile.ZipFile(path) as z:
         members = {name: z.read(name) for name in z.namelist()}
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(tmp_path / "bad.hsad", "w") as z:
-        for name, blob in members.items():
-            z.writestr(name, blob)
-    with pytest.raises(ModelError, match="fitted_band_numbers must be a list of band "
-                                         "numbers ≥ 1"):
-        load_model(tmp_path / "bad.hsad")
+    # a list of another length than the model's bands had the check skipped in silence
+    for numbers, said in ((["9"] * 8, "fitted_band_numbers must be a list of band numbers ≥ 1"),
+                          ([9, 10, 11], "fitted_band_numbers holds 3 band numbers, but the "
+                                        "model was fitted on a scene of 8 bands")):
+        config["fitted_band_numbers"] = numbers
+        members["config.json"] = json.dumps(config).encode()
+        with zipfile.ZipFile(tmp_path / "bad.hsad", "w") as z:
+            for name, blob in members.items():
+                z.writestr(name, blob)
+        with pytest.raises(ModelError, match=said):
+            load_model(tmp_path / "bad.hsad")
 
 
 def test_its_own_wavelengths_drifted_under_other_flags_are_found_by_wavelength():

@@ -49,7 +49,7 @@ _LIVE_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """In the main thread, SIGINT, SIGTERM and SIGHUP received inside the block act when it
     ends (Python runs signal handlers only there); elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
@@ -172,7 +172,7 @@ def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
         quiet_libtiff()
     target = Path(target)
     remove_stale(target)
-    with _signals_held():
+    with signals_held():
         ending = target.suffix if suffix is None else suffix
         if len(os.fsencode(ending)) > SUFFIX_MAX:  # no extension GDAL picks a driver by
             ending = ""  # (an ENVI name with dots: "x.v1_reflectance_subset")

@@ -29,7 +29,7 @@ from hsad.cube import DEFAULT_CHUNK, physical_scaling, transform_of
 from hsad.cube.grid import rows_first
 from hsad.engine.scheduler import THREADED
 from hsad.errors import GeoreferenceError, OutputError, ParameterError, TruncatedFileError
-from hsad.io.atomic import atomic_path, remove_temp, temp_file
+from hsad.io.atomic import atomic_path, remove_temp, signals_held, temp_file
 from hsad.io.casting import CastTally, cast_block, cast_cube
 from hsad.io.gdal_checks import check_last_block, nodata_read_back, quiet_gdal
 from hsad.io.glt import glt_of, map_values, place
@@ -46,7 +46,8 @@ class _WindowWriter:
     """``dask.array.store`` target writing each block into an open rasterio dataset.
 
     Writes are serialised by a lock; after :meth:`close` they are dropped, so a task still
-    running when another one failed never touches a closed dataset.
+    running when another one failed (or Ctrl-C stopped the store) never touches a closed
+    dataset.
     """
 
     def __init__(self, dst):
@@ -67,7 +68,10 @@ class _WindowWriter:
                 self.dst.write(np.moveaxis(block, -1, 0), bands, window=window)
 
     def close(self) -> None:
-        with self.lock:
+        """Drop later writes, once the write under way ended; a second Ctrl-C or SIGTERM
+        (``timeout`` signals the process and its group) acts after that, not while it
+        waits: the dataset, closed next, had been closed under the write (a segfault)."""
+        with signals_held(), self.lock:
             self.closed = True
 
 
@@ -187,6 +191,15 @@ def verify_written(path: str | os.PathLike, target: str | os.PathLike | None = N
     last one. GDAL reports a write that fails when the file is closed (disk full) only on
     stderr, leaving a truncated file: this turns that into an OutputError naming
     ``target`` (default ``path``)."""
+    problem = incomplete(path)
+    if problem:
+        raise OutputError(f"cannot write: the file came out incomplete ({problem}; disk "
+                          f"full?); nothing was written", target or path)
+
+
+def incomplete(path: str | os.PathLike) -> str | None:
+    """What is missing from the GeoTIFF ``path`` (a tile beyond its end, a last tile that
+    cannot be read, no GeoTIFF at all), or None when it is whole."""
     size = os.path.getsize(path)
     problem = None
     try:
@@ -210,9 +223,7 @@ def verify_written(path: str | os.PathLike, target: str | os.PathLike | None = N
                 check_last_block(src, os.fspath(path))
     except (RasterioError, TruncatedFileError) as exc:
         problem = str(exc)
-    if problem:
-        raise OutputError(f"cannot write: the file came out incomplete ({problem}; disk "
-                          f"full?); nothing was written", target or path)
+    return problem
 
 
 def _write(arr, path, profile, cog, resampling, **meta) -> Path:

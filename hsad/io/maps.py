@@ -49,8 +49,8 @@ def read_single_band(path: str | os.PathLike, key: str | None = None,
     if detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map
 
-        cube = make_cube(read_mat_map(path, key, what=what)[:, :, None], source_format="mat",
-                         source_path=os.fspath(path))
+        cube = make_cube(read_mat_map(path, key, what=what, check=sized_up(path, fit))[
+            :, :, None], source_format="mat", source_path=os.fspath(path))
     else:
         cube = open_cube(path, key=key)
     if cube.sizes["band"] != 1:
@@ -122,7 +122,12 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     elif detect_format(path, what) == "mat":
         from hsad.io.matlab import read_mat_map
 
-        gt = read_mat_map(path, key, "ground truth", shape)  # found by a truth's names
+        if fit is None and shape is None and grid is not None:  # sized up as a raster is
+            from hsad.cube.placement import cut_for_scene
+
+            fit = partial(cut_for_scene, cube=grid, what=what, path=path)
+        gt = read_mat_map(path, key, "ground truth", shape, check=sized_up(  # by its names
+            path, fit, shape, what))
         truth, cube = _as_truth(gt), None
     else:
         if fit is None and shape is not None:
@@ -138,6 +143,28 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
             f"{what} is {truth.shape[0]}x{truth.shape[1]} but the scene is "
             f"{shape[0]}x{shape[1]}", path)
     return truth, cube
+
+
+def sized_up(path, fit=None, shape=None, what: str = "ground truth"):
+    """A check of a MAT map's declared (rows, cols), before it is read, as a raster is sized
+    up: against ``shape``, and by ``fit`` called on a lazy stand-in of that size (its
+    refusal, if any; the map read is fitted again). None when neither is given."""
+    if fit is None and shape is None:
+        return None
+
+    def check(size) -> None:
+        import dask.array as da
+
+        from hsad.cube import make_cube
+
+        stand_in = make_cube(da.zeros((*size, 1), np.uint8), source_format="mat",
+                             source_path=os.fspath(path))
+        if shape is not None:
+            _of_shape(stand_in, shape, what, path)
+        if fit is not None:
+            fit(stand_in)
+
+    return check
 
 
 def _of_shape(raster: xr.DataArray, shape, what: str, path) -> xr.DataArray:

@@ -286,17 +286,21 @@ def load_mat(path: str | os.PathLike, key: str | None = None, gt_key: str | None
 
 
 def read_mat_map(path: str | os.PathLike, key: str | None = None, what: str = "ground truth",
-                 shape: tuple[int, int] | None = None) -> np.ndarray:
+                 shape: tuple[int, int] | None = None, check=None) -> np.ndarray:
     """A 2-D variable of a MAT file as float64: a ground truth or a score map, with or
     without a cube beside it.
 
     ``key`` names it. Otherwise a ground truth is found by name (as :func:`load_mat` does) on
     ``shape``, or on the cube's grid when the file holds a cube; any other map must be the
     only 2-D numeric variable of a file without a multi-band array. Sparse and (rows, cols,
-    1) variables are read too.
+    1) variables are read too. ``check``: called with the variable's declared (rows, cols)
+    before it is read, to refuse it (a 60000 × 60000 truth for a small map was read whole,
+    GBs, to be refused).
     """
     p = os.fspath(path)
     hdf5, variables, name, maps = _map_variable(p, key, what, shape)
+    if check is not None:
+        check(maps[name])
     value = _read_h5(p, name) if hdf5 else _read_v5(p, [name]).get(name)
     if value is None:
         raise FileFormatError(f"MAT file is truncated: variable {name!r} unreadable", p)

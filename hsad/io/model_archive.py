@@ -123,6 +123,11 @@ def restore_fitted_scene(det, config: dict, path: Path) -> None:
             for v in numbers):
         raise ModelError(f"{CONFIG}: {BAND_NUMBERS} must be a list of band numbers ≥ 1",
                          path)
+    flags = next((f for f in (getattr(det, "band_mask_", None), getattr(det, "bands_", None))
+                  if f is not None), None)  # a flag per band of the scene fitted on
+    if flags is not None and len(numbers) != np.size(flags):
+        raise ModelError(f"{CONFIG}: {BAND_NUMBERS} holds {len(numbers)} band numbers, but "
+                         f"the model was fitted on a scene of {np.size(flags)} bands", path)
     det._fitted_band_numbers = np.array(numbers, dtype=np.int64)
 
 
