@@ -33,7 +33,7 @@ def no_reading(monkeypatch):
 def _declared_v73(path, shape=(6000, 6000)):
     """A v7.3 file declaring a uint8 ``map`` of ``shape`` whose chunks were never written."""
     with h5py.File(path, "w", userblock_size=512) as f:
-        f.create_dataset("map", shape=shape, dtype="u1", chunks=(256, 256),
+        f.create_dataset("map", shape=shape, dtype="u1", chunks=tuple(min(n, 256) for n in shape),
                          compression="gzip").attrs["MATLAB_class"] = np.bytes_("uint8")
     with open(path, "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file, HDF5 schema 1.00 .".ljust(116, b" ") + b"\0" * 8
@@ -82,3 +82,40 @@ def test_a_mat_truth_of_the_right_size_is_read(tmp_path):
     scipy.io.savemat(tmp_path / "gt.mat", {"map": gt})
     truth, _ = read_truth(tmp_path / "gt.mat", shape=(20, 30))
     assert truth.shape == (20, 30) and truth.sum() == 1
+
+
+def _v73(path, cube_shape, written: bool | slice):
+    """A v7.3 file with a float32 ``data`` variable of ``cube_shape`` (rows, cols, bands),
+    its chunks written all (True), none (False) or a slice of its bands."""
+    rows, cols, bands = cube_shape
+    with h5py.File(path, "w", userblock_size=512) as f:
+        ds = f.create_dataset("data", shape=(bands, cols, rows), dtype="f4",
+                              chunks=(2, 8, 8))
+        ds.attrs["MATLAB_class"] = np.bytes_("single")
+        if written is not False:
+            values = np.random.default_rng(0).random((bands, cols, rows)).astype(np.float32)
+            part = slice(None) if written is True else written
+            ds[part] = values[part]
+    with open(path, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, HDF5 schema 1.00 .".ljust(116, b" ") + b"\0" * 8
+                 + struct.pack("<H", 0x0200) + b"IM")
+    return path
+
+
+def test_a_v73_cube_never_written_is_refused_at_open(tmp_path):
+    """HDF5 reads chunks never stored as zeros: a 2 KB file declaring a 37 TB cube was a
+    cube of zeros to `hsad detect`, which read it until killed."""
+    for written, said in ((False, "holds 0 of its 16 chunks"),
+                          (slice(0, 2), "holds 4 of its 16 chunks")):
+        path = _v73(tmp_path / f"cube{said[6]}.mat", (16, 16, 8), written)
+        with pytest.raises(FileFormatError, match=f"variable 'data' {said}: the rest was "
+                                                  "never written"):
+            hsad.open_cube(path)
+    whole = hsad.open_cube(_v73(tmp_path / "whole.mat", (16, 16, 8), True))
+    assert whole.shape == (16, 16, 8) and float(whole.min()) >= 0
+
+
+def test_a_v73_truth_never_written_is_refused(tmp_path):
+    path = _declared_v73(tmp_path / "truth.mat", shape=(30, 20))
+    with pytest.raises(FileFormatError, match="'map' holds 0 of its 1 chunks"):
+        read_truth(path, key="map", shape=(20, 30))

@@ -76,6 +76,26 @@ def _as_float(value, key: str, path: str) -> np.ndarray:
         raise FileFormatError(f"variable {key!r} is not numeric ({exc})", path) from None
 
 
+def _check_written(ds, key: str, path: str) -> None:
+    """FileFormatError for a v7.3 variable whose data was never all written: HDF5 reads the
+    chunks (or the block) never stored as zeros, so a 2 KB file declaring a 37 TB cube
+    was taken for one and read until killed. MATLAB stores every chunk of what it saves."""
+    if ds.size == 0:
+        return
+    if ds.chunks is None:
+        stored, whole = ds.id.get_storage_size(), ds.size * ds.dtype.itemsize
+        if ds.compression is None and stored < whole:
+            raise FileFormatError(f"variable {key!r} holds {stored} of its {whole} bytes: "
+                                  "the rest was never written (a truncated or unfinished "
+                                  "file)", path)
+        return
+    whole = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks, strict=True)]))
+    stored = ds.id.get_num_chunks()
+    if stored < whole:
+        raise FileFormatError(f"variable {key!r} holds {stored} of its {whole} chunks: the "
+                              "rest was never written (a truncated or unfinished file)", path)
+
+
 class _H5Reader(Hdf5Reader):
     """Windows of a MATLAB v7.3 variable; h5py sees MATLAB arrays transposed
     ``(bands, cols, rows)``."""
@@ -104,6 +124,7 @@ def _read_h5(path: str, key: str) -> np.ndarray:
                 data = obj["data"][()] if "data" in obj else np.ones(ir.shape, np.uint8)
                 shape = (int(obj.attrs["MATLAB_sparse"]), jc.shape[0] - 1)
                 return scipy.sparse.csc_matrix((data, ir, jc), shape=shape).toarray()
+            _check_written(obj, key, path)
             return np.asarray(obj[()]).T
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise TruncatedFileError(f"cannot read {key!r}: {exc}", path) from exc
@@ -190,6 +211,7 @@ def _open(path, chunks, key, gt_key, want_gt: bool, window=None, unlabelled_nan=
             with open(p, "rb") as handle, h5py.File(handle, "r") as f:
                 stamp = file_stamp(handle)
                 dtype = _numeric(f[ckey].dtype, ckey, p)
+                _check_written(f[ckey], ckey, p)
                 blocks = chunk_blocks([f[ckey]], 2, 1)
         except H5_ERRORS as exc:
             raise FileFormatError(f"cannot read {ckey!r}: {exc}", p) from exc
