@@ -255,8 +255,8 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
                        f"not end, so they may be of two runs ({there[0]}): run it with "
                        "--overwrite instead of --skip-existing")
         elif len(there) == len(paths) and (bad := damaged(filled)) is not None:
-            problem = (f"{scene}: its output {bad}, so the scene is not done: remove it to "
-                       "redo the scene, or run it with --overwrite")
+            problem = (f"{scene}: its output {bad}, so the scene is not done: remove the "
+                       "scene's outputs to redo it, or run it with --overwrite")
         elif len(there) == len(paths) and (other := made_otherwise(filled)) is not None:
             problem = (f"{scene}: its outputs exist, made with other settings ({other}): "
                        "run it with --overwrite to redo it with these")

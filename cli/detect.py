@@ -133,8 +133,9 @@ from hsad.outputs.provenance import SELECTION_ATTR
 @labels_option
 @overwrite_option
 @click.option("--skip-existing", is_flag=True,
-              help="Skip a scene whose every output exists already (a batch of scenes "
-                   "resumed after an interrupt); not with --overwrite.")
+              help="Skip a scene whose every output exists already, whole and made with "
+                   "these settings (a batch of scenes resumed after an interrupt); not "
+                   "with --overwrite.")
 @fusion_option
 @chunks_option
 @seed_option
@@ -154,8 +155,8 @@ def command(scenes, **options):
     without its extension: -o out/{stem}_rx.tif. --truth, --valid-mask, --background and
     --labels may hold {stem} too. A scene that fails is reported and the others go on; the
     exit status is then 2. --skip-existing resumes a batch: scenes whose outputs all exist
-    are skipped; a scene with some of them, or whose --overwrite run stopped part-way, is
-    named and left out.
+    are skipped; a scene with some of them, one not whole or made with other settings, or
+    whose --overwrite run stopped part-way, is named and left out.
     """
     from hsad.cli.batch import run_jobs, scene_jobs
 

@@ -622,7 +622,7 @@ def test_a_batch_resumed_does_not_skip_a_scene_whose_output_is_damaged(scenes, t
     lines = err.strip().splitlines()
     assert len(lines) == 3
     assert lines[0] == (f"error: {cubes[0]}: its output {tmp_path / stems[0]}.tif is empty, so "
-                        "the scene is not done: remove it to redo the scene, or run it with "
-                        "--overwrite")
+                        "the scene is not done: remove the scene's outputs to redo it, or run it "
+                        "with --overwrite")
     assert f"its output {cut} is damaged (" in lines[1]
     assert f"its output {png} is cut short (no PNG end)" in lines[2]

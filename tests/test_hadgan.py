@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -246,3 +247,38 @@ def test_a_flat_spatial_stage_is_named():
         warnings.simplefilter("error", DegenerateDataWarning)
         detectors.get("hadgan", **{**params, "area": 9}).fit(make_cube(x)).score_stages(
             make_cube(x))
+
+
+def test_the_losses_are_those_of_the_docs_each_weighted_and_labelled(scene, fitted):
+    """docs/hadgan.md: L = L_R + w_ziz·L_ziz + w_shrink·L_shrink + w_adv_z·BCE(D_z(z), 1) +
+    w_adv_i·BCE(D_I(ŷ), 1), and the discriminators learn prior and data as real, codes and
+    reconstructions as fake. Leaving a term out of L (while still reporting it), or
+    swapping the discriminators' labels, had passed every test: computed here
+    independently of the detector's own loss functions."""
+    det = copy.deepcopy(fitted[0])  # the module's fitted detector stays as it is
+    det.set_params(w_ziz=0.7, w_shrink=0.3, w_adv_z=0.05, w_adv_i=0.02)
+    stages = det._stages()
+    autoencoder, discriminators = (u.loss for u in stages[0].updates)
+    net = det.networks_
+    enc, dec, d_z, d_i = net["encoder"], net["decoder"], net["d_z"], net["d_i"]
+    y = torch.from_numpy(np.random.default_rng(2).random((16, det.n_bands_), np.float32))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    ones, zeros = torch.ones(16, 1), torch.zeros(16, 1)
+    with torch.no_grad():
+        shared = {}
+        got = autoencoder((y,), shared)
+        z = enc(y)
+        y_hat = dec(z)
+        terms = {"loss_r": ((y - y_hat) ** 2).mean(), "loss_ziz": ((z - enc(dec(z))) ** 2).mean(),
+                 "loss_shrink": (z ** 2).mean(), "adv_z": bce(d_z(z), ones),
+                 "adv_i": bce(d_i(y_hat), ones)}
+        expected = (terms["loss_r"] + 0.7 * terms["loss_ziz"] + 0.3 * terms["loss_shrink"]
+                    + 0.05 * terms["adv_z"] + 0.02 * terms["adv_i"])
+        for name, value in terms.items():
+            torch.testing.assert_close(got[name], value)
+        torch.testing.assert_close(got["loss"], expected)
+        prior = torch.randn(16, z.shape[1], generator=torch.Generator().manual_seed(
+            int(det.seed) + 1))
+        loss_d = (bce(d_z(prior), ones) + bce(d_z(z), zeros) + bce(d_i(y), ones)
+                  + bce(d_i(y_hat), zeros))
+        torch.testing.assert_close(discriminators((y,), shared)["loss_d"], loss_d)

@@ -84,13 +84,12 @@ def test_a_mat_truth_of_the_right_size_is_read(tmp_path):
     assert truth.shape == (20, 30) and truth.sum() == 1
 
 
-def _v73(path, cube_shape, written: bool | slice):
+def _v73(path, cube_shape, written: bool | slice, chunks=(2, 8, 8)):
     """A v7.3 file with a float32 ``data`` variable of ``cube_shape`` (rows, cols, bands),
     its chunks written all (True), none (False) or a slice of its bands."""
     rows, cols, bands = cube_shape
     with h5py.File(path, "w", userblock_size=512) as f:
-        ds = f.create_dataset("data", shape=(bands, cols, rows), dtype="f4",
-                              chunks=(2, 8, 8))
+        ds = f.create_dataset("data", shape=(bands, cols, rows), dtype="f4", chunks=chunks)
         ds.attrs["MATLAB_class"] = np.bytes_("single")
         if written is not False:
             values = np.random.default_rng(0).random((bands, cols, rows)).astype(np.float32)
@@ -102,20 +101,28 @@ def _v73(path, cube_shape, written: bool | slice):
     return path
 
 
-def test_a_v73_cube_never_written_is_refused_at_open(tmp_path):
+def test_a_v73_cube_declaring_gigabytes_never_written_is_refused_at_open(tmp_path):
     """HDF5 reads chunks never stored as zeros: a 2 KB file declaring a 37 TB cube was a
     cube of zeros to `hsad detect`, which read it until killed."""
-    for written, said in ((False, "holds 0 of its 16 chunks"),
-                          (slice(0, 2), "holds 4 of its 16 chunks")):
-        path = _v73(tmp_path / f"cube{said[6]}.mat", (16, 16, 8), written)
-        with pytest.raises(FileFormatError, match=f"variable 'data' {said}: the rest was "
-                                                  "never written"):
-            hsad.open_cube(path)
+    path = _v73(tmp_path / "huge.mat", (20000, 20000, 1000), False, chunks=(8, 64, 64))
+    assert path.stat().st_size < 10_000
+    with pytest.raises(FileFormatError, match=r"variable 'data' declares 1490.1 GiB but holds "
+                                              r"0 of its \d+ chunks; the rest were never "
+                                              "written"):
+        hsad.open_cube(path)
+
+
+def test_chunks_left_unwritten_below_the_limit_read_as_the_fill_value(tmp_path, monkeypatch):
+    """A writer may leave chunks of a sparse truth unwritten (their fill value, 0): read as
+    before; the same file is refused once its unwritten bytes pass the limit."""
+    path = _v73(tmp_path / "part.mat", (16, 16, 8), slice(0, 2))
+    cube = hsad.open_cube(path)
+    assert float(cube[:, :, 2:].max()) == 0.0 and float(cube[:, :, :2].min()) > 0.0
+    monkeypatch.setattr(matlab, "UNWRITTEN_LIMIT", 0)
+    with pytest.raises(FileFormatError, match="holds 4 of its 16 chunks"):
+        hsad.open_cube(path)
+    truth = _declared_v73(tmp_path / "truth.mat", shape=(30, 20))
+    with pytest.raises(FileFormatError, match="'map' declares 0.0 GiB but holds 0 of its 1"):
+        read_truth(truth, key="map", shape=(20, 30))
     whole = hsad.open_cube(_v73(tmp_path / "whole.mat", (16, 16, 8), True))
-    assert whole.shape == (16, 16, 8) and float(whole.min()) >= 0
-
-
-def test_a_v73_truth_never_written_is_refused(tmp_path):
-    path = _declared_v73(tmp_path / "truth.mat", shape=(30, 20))
-    with pytest.raises(FileFormatError, match="'map' holds 0 of its 1 chunks"):
-        read_truth(path, key="map", shape=(20, 30))
+    assert whole.shape == (16, 16, 8) and float(whole.min()) > 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import rasterio
@@ -19,8 +21,13 @@ TINY = ["-p", "epochs=1", "-p", "hidden=8", "-p", "sample_size=300", "--seed", "
 
 def test_the_code_digest_is_short_stable_and_covers_the_command_line():
     assert re.fullmatch(r"[0-9a-f]{12}", code_digest())
-    code_digest.cache_clear()
-    assert code_digest() == code_digest()
+    first = code_digest()
+    code_digest.cache_clear()  # computed again here, and in another process: the same
+    assert code_digest() == first
+    other = subprocess.run([sys.executable, "-c", "from hsad.outputs.provenance import "
+                            "code_digest; print(code_digest())"], capture_output=True,
+                           text=True, check=True, timeout=120)
+    assert other.stdout.strip() == first
 
 
 def test_maps_and_models_record_the_code_and_fused_maps_their_resolved_fusion(tmp_path,

@@ -91,3 +91,30 @@ def test_other_outputs_and_unread_data_are_written(scene, tmp_path):
     assert write_envi(cube[:, :, :2], tmp_path / "two.img").exists()
     fresh = make_cube(np.ones((3, 4, 2), np.float32))  # read from no file
     assert write_mat(fresh, tmp_path / "fresh.mat").exists()
+
+
+def test_a_mosaics_scenes_are_inputs_too(tmp_path):
+    from hsad.cube.mosaic import training_mosaic
+
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        write_envi(make_cube(rng.normal(size=(6, 5, 4)).astype(np.float32)),
+                   tmp_path / f"{name}.img")
+    mosaic, _ = training_mosaic([hsad.open_cube(tmp_path / f"{n}.hdr") for n in "ab"])
+    scores = hsad.detectors.get("rx").fit_score(mosaic)
+    with pytest.raises(OutputError, match="read from"):
+        hsad.write_geotiff(scores, tmp_path / "b.img")
+    assert hsad.open_cube(tmp_path / "b.hdr").shape == (6, 5, 4)
+
+
+def test_a_relative_name_after_a_change_of_folder_refuses_no_other_file(tmp_path,
+                                                                       monkeypatch):
+    """Resolved from the folder of the moment, a scene opened as ``scene.hdr`` in one
+    folder refused ``scene.img`` written in another after ``os.chdir``."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    write_envi(make_cube(np.ones((4, 4, 3), np.float32)), tmp_path / "in" / "scene.img")
+    monkeypatch.chdir(tmp_path / "in")
+    cube = hsad.open_cube("scene.hdr").load()
+    monkeypatch.chdir(tmp_path / "out")
+    assert write_envi(cube, "scene.img").exists()

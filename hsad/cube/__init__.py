@@ -33,6 +33,7 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 
+from hsad.cube.array_types import CubeLike  # the annotations only: costs nothing at run time
 from hsad.cube.grid import (
     GRID_TOLERANCE,
     PIXEL_INDEX,
@@ -158,15 +159,15 @@ def _pixel_centre_coords(transform: Affine, rows: int, cols: int):
             xr.Variable("x", np.arange(cols) + 0.5, attrs=PIXEL_INDEX))
 
 
-def _band_coord(values, n: int, name: str, dtype) -> np.ndarray:
+def _band_coord(values, n: int, name: str, dtype, path=None) -> np.ndarray:
+    """One value per band (``name``: the keyword given, in the ParameterError for another
+    count), or the fill (NaN; True for flags) where ``values`` is None."""
     if values is None:
         fill = True if dtype is bool else np.nan
         return np.full(n, fill, dtype=dtype)
     arr = np.asarray(values, dtype=dtype).reshape(-1)
     if arr.size != n:
-        from hsad.errors import FileFormatError
-
-        raise FileFormatError(f"{name} has {arr.size} values but the cube has {n} bands")
+        raise ParameterError(f"{name} has {arr.size} values but the cube has {n} bands", path)
     return arr
 
 
@@ -209,10 +210,10 @@ def make_cube(
     transform: Affine | None = None,
     crs: CRS | str | None = None,
     nodata: float | None = None,
-    wavelength: Sequence[float] | None = None,
-    fwhm: Sequence[float] | None = None,
-    good_band: Sequence[bool] | None = None,
-    band_names: Sequence[str] | None = None,
+    wavelength: Sequence[float] | np.ndarray | None = None,
+    fwhm: Sequence[float] | np.ndarray | None = None,
+    good_band: Sequence[bool] | np.ndarray | None = None,
+    band_names: Sequence[str] | np.ndarray | None = None,
     source_format: str | None = None,
     source_path: str | None = None,
     attrs: dict | None = None,
@@ -244,12 +245,13 @@ def make_cube(
         "x": x,
         "band": np.arange(1, bands + 1),
         "wavelength": ("band", _band_coord(_placed(wavelength, source_path), bands,
-                                           "wavelength", np.float64)),
-        "fwhm": ("band", _band_coord(fwhm, bands, "fwhm", np.float64)),
-        "good_band": ("band", _band_coord(good_band, bands, "bbl", bool)),
+                                           "wavelength", np.float64, source_path)),
+        "fwhm": ("band", _band_coord(fwhm, bands, "fwhm", np.float64, source_path)),
+        "good_band": ("band", _band_coord(good_band, bands, "good_band", bool, source_path)),
     }
     if band_names is not None:
-        coords["band_name"] = ("band", _band_coord(band_names, bands, "band names", object))
+        coords["band_name"] = ("band", _band_coord(band_names, bands, "band_names", object,
+                                                   source_path))
     cube = index_wavelength(xr.DataArray(data, dims=DIMS, coords=coords, name=name))
     cube.attrs.update(attrs or {})
     if WINDOW_ATTR in cube.attrs and WINDOW_GRID_ATTR not in cube.attrs:  # a reader's window
@@ -310,7 +312,7 @@ def physical_scaling(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray] | None
     return gain, offset
 
 
-def valid_mask(cube: xr.DataArray) -> xr.DataArray:
+def valid_mask(cube: CubeLike) -> xr.DataArray:
     """Lazy ``(y, x)`` boolean map: True where the pixel holds data.
 
     A pixel is invalid when any good band equals ``nodata`` or is not finite.
@@ -507,6 +509,8 @@ def map_like(cube: xr.DataArray, values, name: str = "score", attrs: dict | None
     out = xr.DataArray(values, dims=("y", "x"), coords=_map_coords(cube), name=name)
     out.attrs.update(attrs or {})
     out.attrs["source_path"] = cube.attrs.get("source_path")
+    if "scenes" in cube.attrs:  # a training mosaic's: the writers never replace them
+        out.attrs["scenes"] = cube.attrs["scenes"]
     from hsad.io.window import WINDOW_ATTRS
 
     for placement in ("sensor_georef", "glt", *WINDOW_ATTRS):  # GCPs and RPCs

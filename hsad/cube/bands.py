@@ -20,6 +20,7 @@ from hsad.cube import (
     good_band_mask,
     index_wavelength,
 )
+from hsad.cube.array_types import CubeLike  # the annotations only: costs nothing at run time
 from hsad.errors import ParameterError
 from hsad.lazy_modules import moved_names
 
@@ -272,7 +273,7 @@ def attach_wavelengths(cube: xr.DataArray, wavelength, fwhm=None,
                                                fwhm=("band", fwhm)))
 
 
-def select_bands(cube: xr.DataArray, wavelengths=None, exclude_wavelengths=None, bands=None,
+def select_bands(cube: CubeLike, wavelengths=None, exclude_wavelengths=None, bands=None,
                  drop_bad_bands: bool = False, wavelength_file=None) -> xr.DataArray:
     """The cube restricted to the chosen bands (lazy; coordinates and attributes follow).
 

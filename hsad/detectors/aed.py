@@ -38,6 +38,8 @@ from hsad.errors import ParameterError
 from hsad.fusion import LADDER, Fusion, area_tag, chosen_area, warn_below_ladder
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from hsad.cube.array_types import CubeLike
 
 
@@ -92,7 +94,7 @@ class AED(BaseDetector):
         self._fusion()
         return self
 
-    def fit(self, cube: CubeLike) -> AED:
+    def fit(self, cube: CubeLike) -> Self:
         """Check the parameters; the components are each scene's own (nothing to learn, no
         background area: a pixel's response comes from the structures around it)."""
         from hsad.fusion.filter_tiles import check_filter_budget

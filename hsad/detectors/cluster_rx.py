@@ -49,6 +49,8 @@ from hsad.errors import DegenerateDataWarning, ParameterError
 COVARIANCES = ("pooled", "shrunk", "cluster")
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from hsad.cube.array_types import CubeLike
 
 
@@ -109,7 +111,7 @@ class ClusterRX(BaseDetector):
         check_dtype(self.name, self.dtype)
         return check_ridge(self.name, self.ridge)
 
-    def fit(self, cube: CubeLike, background=None) -> ClusterRX:
+    def fit(self, cube: CubeLike, background=None) -> Self:
         """Sample, cluster and estimate each cluster's mean and covariance."""
         from hsad.nn.sampling import sample_pixels  # hsad.nn imports torch: only when fitting
 

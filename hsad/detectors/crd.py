@@ -40,6 +40,8 @@ from hsad.engine.windows import (
 from hsad.errors import DegenerateDataWarning
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from hsad.cube.array_types import CubeLike
 
 
@@ -84,7 +86,7 @@ class CRD(BaseDetector):
         check_pca(self.name, self.pca)
         return inner, outer
 
-    def fit(self, cube: CubeLike) -> CRD:
+    def fit(self, cube: CubeLike) -> Self:
         """Validate the hyperparameters, record the band layout and check, in one pass over
         the scene, that it holds distinct valid pixels (CRD learns nothing else)."""
         self._remember_bands(cube)  # its bands and wavelengths, checked at score

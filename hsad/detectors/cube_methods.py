@@ -6,6 +6,8 @@ scene's level and the training seed."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import xarray as xr
@@ -17,8 +19,10 @@ from hsad.errors import ParameterError
 #: every subclass that defines them.
 CUBE_METHODS = ("fit", "score", "fit_score", "score_stages", "residual")
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
-def taking_any_cube(method):
+
+def taking_any_cube(method: _Method) -> _Method:
     """``method`` with its cube argument passed through :func:`hsad.cube.as_cube`, so that
     a numpy array, a cube loaded into memory or a ``(band, y, x)`` DataArray works as a cube
     (or is refused with a ParameterError), never as a raw AttributeError deep inside. The
@@ -46,8 +50,8 @@ def taking_any_cube(method):
             raise ParameterError(f"{self.name}: {method.__name__}: {exc.problem}",
                                  exc.path) from None
 
-    wrapper.takes_any_cube = True
-    return wrapper
+    wrapper.takes_any_cube = True  # type: ignore[attr-defined]
+    return cast(_Method, wrapper)
 
 
 def _in_memory(cube) -> bool:

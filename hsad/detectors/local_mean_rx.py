@@ -30,6 +30,8 @@ from hsad.engine.windows import MAX_WINDOW, check_dtype, single_threaded_linalg
 from hsad.errors import ParameterError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from hsad.cube.array_types import CubeLike
 
 
@@ -97,7 +99,7 @@ class LocalMeanRX(GlobalRX):
                                  f"{MAX_WINDOW}, got {k!r}")
         return int(k)
 
-    def fit(self, cube: CubeLike, background=None) -> LocalMeanRX:
+    def fit(self, cube: CubeLike, background=None) -> Self:
         """Global RX's statistics (inside ``background`` when given)."""
         self._kernel()
         return super().fit(cube, background=background)

@@ -50,6 +50,8 @@ FLOOR = 1e-10
 SAMPLES_PER_DIMENSION = PIXELS_PER_DIRECTION
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from hsad.cube.array_types import CubeLike
 
 
@@ -145,7 +147,7 @@ class LocalRX(BaseDetector):
                           DegenerateDataWarning, stacklevel=3)
         return k
 
-    def fit(self, cube: CubeLike) -> LocalRX:
+    def fit(self, cube: CubeLike) -> Self:
         """Validate; stream the scene's moments for the PCA basis and the covariance floor."""
         bands = good_band_mask(cube)
         n_bands = int(bands.sum())

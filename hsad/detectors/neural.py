@@ -260,6 +260,9 @@ class NeuralDetector(NeuralParameters, InputScaling, NetworkState, DeclaredHyper
     @overload
     def score(self, cube: CubeLike, stages: Literal[True]) -> dict[str, xr.DataArray]: ...
 
+    @overload
+    def score(self, cube: CubeLike, stages: bool) -> xr.DataArray | dict[str, xr.DataArray]: ...
+
     def score(self, cube: CubeLike, stages: bool = False):
         """Anomaly map (the ``output`` map); ``stages=True`` → :meth:`score_stages`.
         ``stages_`` keeps the maps computed on the way (all fusion stages for D_SS)."""

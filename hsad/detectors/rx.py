@@ -30,6 +30,8 @@ from hsad.engine.windows import (
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from hsad.cube.array_types import CubeLike
 
 
@@ -109,7 +111,7 @@ class GlobalRX(BaseDetector):
         check_dtype(self.name, self.dtype)
         return self
 
-    def fit(self, cube: CubeLike, background=None) -> GlobalRX:
+    def fit(self, cube: CubeLike, background=None) -> Self:
         """Stream μ and Σ over the valid pixels and good bands (inside ``background``, a mask
         or polygons, see :mod:`hsad.cube.background`); factor the pseudo-inverse."""
         ridge = check_ridge(self.name, self.ridge)

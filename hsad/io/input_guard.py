@@ -112,16 +112,19 @@ class KnownInputs:
 
 def source_files(*objs) -> list[str]:
     """The files that ``objs`` (cubes, maps, or anything else: skipped) were read from, as
-    their :data:`SOURCE_ATTRS` name them."""
+    their :data:`SOURCE_ATTRS` name them, and a training mosaic's scenes (its ``scenes``
+    attr), those that exist: a relative name is taken from the current folder, which
+    names no file, or another one, after an ``os.chdir``."""
     found = []
     for obj in objs:
         attrs = getattr(obj, "attrs", None)
         if not isinstance(attrs, dict):
             continue
-        for key in SOURCE_ATTRS:
-            value = attrs.get(key)
-            if isinstance(value, (str, os.PathLike)) and os.fspath(value):
-                found.append(os.fspath(value))
+        scenes = attrs.get("scenes")
+        named = [attrs.get(key) for key in SOURCE_ATTRS] + (
+            list(scenes) if isinstance(scenes, (list, tuple)) else [])
+        found += [os.fspath(value) for value in named if isinstance(value, (str, os.PathLike))
+                  and os.fspath(value) and os.path.lexists(value)]
     return found
 
 

@@ -76,24 +76,36 @@ def _as_float(value, key: str, path: str) -> np.ndarray:
         raise FileFormatError(f"variable {key!r} is not numeric ({exc})", path) from None
 
 
+#: bytes of a v7.3 variable's unwritten chunks beyond which it is refused, not read as
+#: its fill value: a writer may leave chunks of a sparse truth unwritten, a file does not
+#: declare gigabytes it never stores
+UNWRITTEN_LIMIT = 2**30
+
+
 def _check_written(ds, key: str, path: str) -> None:
-    """FileFormatError for a v7.3 variable whose data was never all written: HDF5 reads the
-    chunks (or the block) never stored as zeros, so a 2 KB file declaring a 37 TB cube
-    was taken for one and read until killed. MATLAB stores every chunk of what it saves."""
+    """FileFormatError for a v7.3 variable of which more than :data:`UNWRITTEN_LIMIT` bytes
+    were never written: HDF5 reads a chunk (or a block) never stored as the fill value, so
+    a 2 KB file declaring a 37 TB cube was a cube of zeros that was read until killed."""
     if ds.size == 0:
         return
     if ds.chunks is None:
-        stored, whole = ds.id.get_storage_size(), ds.size * ds.dtype.itemsize
-        if ds.compression is None and stored < whole:
-            raise FileFormatError(f"variable {key!r} holds {stored} of its {whole} bytes: "
-                                  "the rest was never written (a truncated or unfinished "
-                                  "file)", path)
+        missing = ds.size * ds.dtype.itemsize - ds.id.get_storage_size()
+        if missing > UNWRITTEN_LIMIT:
+            raise FileFormatError(f"variable {key!r} declares {_gib(ds)} of which "
+                                  f"{missing / 2**30:.1f} GiB were never written (a truncated "
+                                  "or unfinished file)", path)
         return
     whole = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks, strict=True)]))
     stored = ds.id.get_num_chunks()
-    if stored < whole:
-        raise FileFormatError(f"variable {key!r} holds {stored} of its {whole} chunks: the "
-                              "rest was never written (a truncated or unfinished file)", path)
+    chunk_bytes = int(np.prod(ds.chunks)) * ds.dtype.itemsize
+    if (whole - stored) * chunk_bytes > UNWRITTEN_LIMIT:
+        raise FileFormatError(f"variable {key!r} declares {_gib(ds)} but holds {stored} of its "
+                              f"{whole} chunks; the rest were never written (a truncated or "
+                              "unfinished file)", path)
+
+
+def _gib(ds) -> str:
+    return f"{ds.size * ds.dtype.itemsize / 2**30:.1f} GiB"
 
 
 class _H5Reader(Hdf5Reader):

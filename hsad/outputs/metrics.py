@@ -353,6 +353,11 @@ def evaluate(scores: MapLike, gt: MapLike, return_curve: Literal[True],
              curve_points: int | None = None) -> tuple[Evaluation, RocCurve]: ...
 
 
+@overload
+def evaluate(scores: MapLike, gt: MapLike, return_curve: bool,
+             curve_points: int | None = None) -> Evaluation | tuple[Evaluation, RocCurve]: ...
+
+
 def evaluate(scores: MapLike, gt: MapLike, return_curve: bool = False,
              curve_points: int | None = None) -> Evaluation | tuple[Evaluation, RocCurve]:
     """Every metric of METHODS §5 for one score map, from one normalisation and one sort.

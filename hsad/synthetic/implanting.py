@@ -27,6 +27,7 @@ import xarray as xr
 from scipy import ndimage
 
 from hsad.cube import as_cube, good_band_mask, valid_mask
+from hsad.cube.array_types import CubeLike  # the annotations only: costs nothing at run time
 from hsad.errors import ParameterError
 from hsad.io.wavelength_units import wavelength_scale
 
@@ -160,7 +161,7 @@ def _check_ranges(abundance, brightness, count, margin, seed) -> None:
             raise ParameterError(f"{key} must be an integer ≥ 0, got {v!r}")
 
 
-def implant(cube: xr.DataArray, spectra, size: str = "3x3", count: int = 10,
+def implant(cube: CubeLike, spectra, size: str = "3x3", count: int = 10,
             abundance: tuple[float, float] = (0.1, 1.0), exclude=None, margin: int = 2,
             brightness: tuple[float, float] = (0.8, 1.25), seed: int = 0,
             texture: bool = False) -> Implanted:
