@@ -205,14 +205,19 @@ def test_a_signal_while_the_area_filters_run_stops_them(tmp_path, capsys, monkey
     monkeypatch.setattr(morphology, "_pool", None)  # a pool of exactly two threads
     monkeypatch.setattr(morphology, "_pool_size", 0)
     monkeypatch.setattr("hsad.engine.scheduler.cpu_count", lambda: 2)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # as a terminal's run has them, even where this test runs in the background or under
+    # nohup (SIGINT and SIGHUP inherited ignored: hsad leaves an ignored signal ignored)
+    previous = {s: signal.signal(s, signal.default_int_handler if s == signal.SIGINT
+                                 else signal.SIG_DFL)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         with pytest.raises(SystemExit) as exc:
             main(["detect", str(scene), "-m", "aed", "-o", str(out_dir / "aed.tif"),
                   "--no-progress"])
     finally:
         release.set()
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     assert exc.value.code == status
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {word}"]
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
@@ -368,8 +373,12 @@ def test_a_second_signal_waits_for_the_geotiff_write_under_way():
         release.set()
 
     threading.Thread(target=second_signal_then_release).start()
-    with pytest.raises(KeyboardInterrupt):
-        writer.close()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # even in the
+    try:  # background or under nohup, where SIGINT is inherited ignored
+        with pytest.raises(KeyboardInterrupt):
+            writer.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     events.append("closed")
     worker.join(5)
     assert events == ["write started", "write ended", "closed"]
