@@ -330,6 +330,8 @@ def user_problem(exc: Exception, args=None) -> str | None:
         return relayed
     if isinstance(exc, OSError):
         problem = (exc.strerror or str(exc)).lower()
+        if _from_stdout(exc):
+            return f"cannot write to standard output: {problem}"
         return f"{exc.filename}: {problem}" if exc.filename else problem
     if isinstance(exc, MemoryError):
         return _out_of_memory(args, networks=False)
@@ -338,6 +340,22 @@ def user_problem(exc: Exception, args=None) -> str | None:
                                           or "out of memory" in text):
         return _out_of_memory(args, networks=True)
     return None
+
+
+def _from_stdout(exc: OSError) -> bool:
+    """Whether ``exc`` came from click writing to standard output itself (the help, the
+    version; the commands' own lines name it in :func:`~hsad.cli.options.put`): ``hsad
+    --help > /dev/full`` said "no space left on device" as if of an output file."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is click.utils.echo.__code__ and not frame.f_locals.get("err"):
+            try:
+                return frame.f_locals["file"].fileno() == sys.__stdout__.fileno()
+            except (KeyError, AttributeError, OSError, ValueError):
+                return False
+        tb = tb.tb_next
+    return False
 
 
 def _relayed_problem(exc: Exception) -> str | None:

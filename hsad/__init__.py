@@ -15,6 +15,14 @@ from hsad import _fork_safety, _moved_modules
 from hsad.errors import HsadError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on first use
+    from hsad import cube as cube  # the subpackages, reached through a plain ``import hsad``
+    from hsad import datasets as datasets
+    from hsad import detectors as detectors
+    from hsad import fusion as fusion
+    from hsad import io as io
+    from hsad import outputs as outputs
+    from hsad import pipeline as pipeline
+    from hsad import synthetic as synthetic
     from hsad.cube import make_cube, map_like, valid_mask
     from hsad.cube.bands import select_bands
     from hsad.cube.subset import spatial_subset

@@ -43,10 +43,12 @@ def test_a_standard_output_that_cannot_be_written_is_named(scene, tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
 @pytest.mark.parametrize("args", [["info", "SCENE"], ["info", "SCENE", "--json"],
-                                  ["methods"], ["methods", "rx"], ["datasets", "list"]])
+                                  ["methods"], ["methods", "rx"], ["datasets", "list"],
+                                  ["--help"], ["detect", "--help"], ["--version"]])
 def test_every_command_names_a_standard_output_it_cannot_write(scene, args):
     """`hsad info scene.hdr > log` on a full disk said "error: no space left on device",
-    as `methods` and `datasets list` did: in a batch log that read as the data's disk."""
+    as `methods` and `datasets list` did: in a batch log that read as the data's disk.
+    The help and the version, which click writes itself, said it too."""
     args = [str(scene) if a == "SCENE" else a for a in args]
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "hsad", *args], stdout=full,
