@@ -359,6 +359,12 @@ def test_header_dialect_crlf_comments_mixed_case_and_multiline_braces(tmp_path):
     ("Unknown", [0.4, 2.5], [400, 2500]),   # heuristic: < 100 means micrometres
     (None, [400.0, 2500.0], [400, 2500]),
     ("Index", [1, 2], [np.nan, np.nan]),    # band numbers, not wavelengths
+    # ENVI's other length units were guessed from the values: Angstroms read 10× too long
+    ("Angstroms", [4000, 25000], [400, 2500]),
+    ("Centimeters", [4e-5, 2.5e-4], [400, 2500]),
+    ("cm", [4e-5, 2.5e-4], [400, 2500]),
+    ("Meters", [4e-7, 2.5e-6], [400, 2500]),
+    ("m", [4e-7, 2.5e-6], [400, 2500]),
 ])
 def test_wavelength_units_are_converted_to_nanometres(tmp_path, units, values, expected):
     extra = f"wavelength = {{{values[0]}, {values[1]}}}\n"

@@ -227,3 +227,21 @@ def test_scale_factor_and_class_names_survive(tmp_path):
     back = open_envi(write_envi(classes, tmp_path / "c.img"))
     assert back.attrs["file_type"] == "ENVI Classification"
     assert back.attrs["class_names"] == ["Unclassified", "Water"]
+
+
+def test_a_cast_drops_a_nodata_the_new_type_cannot_hold(tmp_path):
+    """`write_envi(cube, path, dtype="uint16")` of an int16 cube with nodata -9999 kept
+    `data ignore value = -9999` (no uint16 value) and wrapped its pixels to 55537, data
+    to every reader; it casts as the GeoTIFF and MAT writers and `hsad convert` do."""
+    values = np.full((2, 3, 2), 100, np.int16)
+    values[0, 0] = -9999
+    values[1, 2] = -5
+    with pytest.warns(UserWarning, match="nodata -9999 is not a value of uint16"):
+        path = write_envi(make_cube(values, nodata=-9999), tmp_path / "u.img", dtype="uint16")
+    assert "data ignore value" not in path.with_suffix(".hdr").read_text()
+    back = open_envi(path)
+    assert back.attrs["nodata"] is None and back.dtype == np.uint16
+    np.testing.assert_array_equal(back.values[..., 0], [[0, 100, 100], [100, 100, 0]])
+    floats = make_cube(np.array([[[1.6, -2.0]]], np.float32))
+    np.testing.assert_array_equal(
+        open_envi(write_envi(floats, tmp_path / "i.img", dtype="int16")).values, [[[2, -2]]])

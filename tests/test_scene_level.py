@@ -356,3 +356,41 @@ def test_a_few_saturated_pixels_of_a_scored_scene_are_named():
         scores = det.score(make_cube(x, nodata=65535)).values
     assert np.isnan(scores).sum() == 3
     assert any("3 pixels hold 65535 in some good bands" in str(w.message) for w in caught)
+
+
+def test_apply_scale_reads_a_converted_geotiff_as_its_envi_source(tmp_path, capsys):
+    """`hsad convert` of a ×10000 ENVI file to GeoTIFF writes the factor as the band scale
+    (1/10000), which GDAL reads as reflectance; `--apply-scale` on that GeoTIFF did nothing
+    (3103 for 0.3103), and the level warning named no way to apply it."""
+    from hsad.cli.main import main
+    from hsad.io import open_cube
+    from hsad.io.envi_writer import write_envi
+
+    def run(*args):
+        with pytest.raises(SystemExit) as done:
+            main([str(a) for a in args])
+        return done.value.code, capsys.readouterr()
+
+    write_envi(make_cube(_reflectance(0)), tmp_path / "a.img")
+    values = np.round(_reflectance(1) * 10000).astype(np.int16)
+    values[0, 0] = -9999
+    dn = make_cube(values, nodata=-9999)
+    dn.attrs["reflectance_scale_factor"] = 10000.0
+    write_envi(dn, tmp_path / "b.img")
+    assert run("convert", tmp_path / "b.img", tmp_path / "b.tif", "-q")[0] == 0
+    envi = open_cube(tmp_path / "b.img", apply_scale=True)
+    tif = open_cube(tmp_path / "b.tif", apply_scale=True)
+    assert tif.dtype == np.float32 and tif.attrs["scale_applied"]
+    assert "band_scale" not in tif.coords and np.isnan(tif.attrs["nodata"])
+    np.testing.assert_allclose(tif.values, envi.values, rtol=1e-6)
+    assert np.isnan(tif.values[0, 0]).all()
+    assert open_cube(tmp_path / "b.tif").dtype == np.int16  # as stored without it
+
+    model = tmp_path / "rx.hsad"
+    assert run("train", tmp_path / "a.img", "-m", "rx", "-o", model, "-q")[0] == 0
+    code, said = run("detect", tmp_path / "b.tif", "--model", model, "-o", tmp_path / "c.tif")
+    assert code == 0 and "declares a reflectance scale factor of 10000, not applied: give " \
+        "--apply-scale" in said.err
+    code, said = run("detect", tmp_path / "b.tif", "--model", model, "--apply-scale", "-o",
+                     tmp_path / "s.tif")
+    assert code == 0 and LEVEL not in said.err, said.err

@@ -70,6 +70,24 @@ def check_flag_layout(scene_good: np.ndarray, scene_wl: np.ndarray, model_good: 
                      f"on{moved}{MATCH_HINT}", path)
 
 
+def _declared_factor(cube: xr.DataArray) -> float | None:
+    """The scale factor the file declares and ``apply_scale`` would apply: an ENVI or NEON
+    ``reflectance scale factor``, or 1 / a GeoTIFF's band scale (one for every band, no
+    offset: what ``hsad convert`` writes such a factor as), or None."""
+    if (factor := cube.attrs.get("reflectance_scale_factor")) or \
+            cube.attrs.get("source_format") != "geotiff":
+        return factor
+    from hsad.cube import band_scaling
+
+    own = band_scaling(cube)
+    if own is None:
+        return None
+    scales, offsets = (np.asarray(values, dtype=np.float64) for values in own)
+    if np.ptp(scales) == 0 and not offsets.any() and 0 < scales[0] < 1:
+        return float(1 / scales[0])
+    return None
+
+
 class SceneChecks:
     """The checks a fitted detector makes of the cube it scores (band layout, wavelengths,
     the data's scale); :meth:`_training_level` is where a model says what scale it learnt."""
@@ -141,8 +159,7 @@ class SceneChecks:
         if values is None:
             values = as_values(raw, cube.attrs.get("nodata"))
 
-        factor = None if cube.attrs.get("scale_applied") else \
-            cube.attrs.get("reflectance_scale_factor")
+        factor = None if cube.attrs.get("scale_applied") else _declared_factor(cube)
         check_scene_level(self._scene_level(cube, bands, values), *level, self.name,
                           cube.attrs.get("source_path"),
                           getattr(self, "_fitted_scene_level", None), factor)

@@ -225,8 +225,9 @@ def open_cube(
     the cube variable in a MAT file or EMIT granule (:mod:`hsad.io.emit`), or a PRISMA or
     EnMAP product's spectrometers (:mod:`hsad.io.prisma`, :mod:`hsad.io.enmap`); ``apply_scale``
     divides ENVI data by its ``reflectance scale factor`` and NEON data by its
-    ``Scale_Factor`` (the other readers give physical units already: EMIT, PRISMA, EnMAP;
-    a GeoTIFF's band scales are :func:`hsad.cube.physical_scaling`'s). ``srcwin`` (xoff,
+    ``Scale_Factor``, and applies a GeoTIFF's band scales and offsets (which ``hsad
+    convert`` writes such a factor into); the other readers give physical units already
+    (EMIT, PRISMA, EnMAP). ``srcwin`` (xoff,
     yoff, xsize, ysize) or ``projwin`` (ulx, uly, lrx, lry, in ``projwin_crs``; default
     the file's CRS; for an EMIT granule its map grid's, :mod:`hsad.io.glt`) open only that window,
     as ``gdal_translate`` cuts it (:mod:`hsad.cube.subset`; ``window``: a
@@ -290,7 +291,7 @@ def _open_format(fmt: str, path, chunks, key, apply_scale: bool, window) -> xr.D
     if fmt == "geotiff":
         from hsad.io.geotiff import open_geotiff
 
-        return open_geotiff(path, chunks=chunks, window=window)
+        return open_geotiff(path, chunks=chunks, window=window, apply_scale=apply_scale)
     if fmt == "emit":
         from hsad.io.emit import open_emit
 

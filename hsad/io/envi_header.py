@@ -477,7 +477,7 @@ def _say_unread(units: str | None, factor: float | None, path: Path) -> None:
     if factor is not None or unit.lower() in ("", "index", "unknown"):
         return
     warnings.warn(f"{path}: 'wavelength units = {_short(unit)}' is no length: hsad reads "
-                  "wavelengths in nm, µm or mm only, so this scene's bands have none (band "
+                  "wavelengths in a length unit only, so this scene's bands have none (band "
                   "selection by wavelength and a model's band matching go by position); "
                   "write them in nm in the header to use them", UserWarning, stacklevel=4)
 

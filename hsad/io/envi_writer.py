@@ -18,6 +18,7 @@ from affine import Affine
 from hsad.cube import DEFAULT_CHUNK, band_scaling, make_cube, physical_scaling, transform_of
 from hsad.errors import ParameterError
 from hsad.io.atomic import atomic_paths
+from hsad.io.casting import cast_cube
 from hsad.io.envi_georef import header_georef
 from hsad.io.envi_header import DTYPE_CODES
 from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
@@ -149,7 +150,9 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
     """Write ``cube`` as an ENVI data file plus ``.hdr``; return the data file path.
 
     ``path`` names the data file (``out.img``, ``out.bil``, ``out``); the header goes to
-    ``out.hdr`` (a ``.hdr`` path puts the data beside it without extension). Chunks are
+    ``out.hdr`` (a ``.hdr`` path puts the data beside it without extension). ``dtype``
+    casts as :func:`hsad.io.casting.cast_cube` does (rounded and clipped, a nodata value
+    the type cannot hold dropped with a warning). Chunks are
     streamed into a memory-mapped temporary file, then data and header are renamed into
     place together. Wavelength (nm), fwhm, bbl, band names, nodata, band scales and offsets
     (``data gain values``, ``data offset values``, as GDAL writes them) and the
@@ -172,13 +175,13 @@ def write_envi(cube, path: str | os.PathLike, interleave: str = "bsq", byte_orde
             raise ParameterError(f"writing here would remove the header of the input, "
                                  f"{header}; choose another output name", data_path)
     refuse_input_files([data_path, header_path], cube)
+    if target != cube.dtype:  # as every writer casts: a nodata -9999 into uint16 had been
+        cube = cast_cube(cube, target)  # kept, its pixels wrapped to 55537 and data
     data = cube.data if isinstance(cube.data, da.Array) else da.from_array(
         cube.data, chunks=(DEFAULT_CHUNK, DEFAULT_CHUNK, -1))
     nodata = cube.attrs.get("nodata")
     if data.dtype.kind == "f" and nodata is not None and np.isfinite(nodata):
         data = da.where(da.isnan(data), nodata, data)  # a file mask's NaN: the nodata value
-    if data.dtype != target:
-        data = data.astype(target)
     text = header_text(cube, target, interleave, byte_order)
     file_dtype = target.newbyteorder(">" if byte_order else "<")
     with atomic_paths(data_path, header_path) as (tmp_data, tmp_header):

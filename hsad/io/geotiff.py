@@ -41,6 +41,7 @@ from hsad.errors import (
 from hsad.io import kept_open
 from hsad.io.gdal_checks import check_last_block, damage_check, gdal_reason, quiet_gdal
 from hsad.io.missing import no_file
+from hsad.io.physical_units import physical_cube
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.sensor_georef import SensorGeoref
 from hsad.io.sidecar_xml import sidecar_wavelengths
@@ -349,7 +350,7 @@ def _nodata(src, bands: list[int], path: str) -> float | None:
 
 
 def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
-                 sidecar: bool = True) -> xr.DataArray:
+                 sidecar: bool = True, apply_scale: bool = False) -> xr.DataArray:
     """Open a multi-band GeoTIFF as a lazy ``(y, x, band)`` cube.
 
     Each dask chunk reads its own ``(y, x)`` window with all bands. CRS, transform and
@@ -360,7 +361,10 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     ``window`` (an :class:`hsad.cube.subset.Window`): only that window, read as a file of its own
     (:mod:`hsad.io.window`). ``chunks`` may also give each chunk's size, ``((rows…),
     (cols…))``. ``sidecar=False``: no wavelengths from a sidecar XML (a
-    product reader that reads that XML itself).
+    product reader that reads that XML itself). ``apply_scale``: the values in the file's
+    physical units, DN · scale + offset of its band scales and offsets (GDAL's
+    ``-unscale``; ``hsad convert`` of an ENVI file with a ``reflectance scale factor``
+    writes 1 / factor there), float32, the nodata pixels NaN; without scales, as stored.
     """
     p = os.fspath(path)
     if not Path(p).is_file():
@@ -430,7 +434,8 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
     cube = make_cube(data, transform=transform, crs=crs, nodata=nodata, wavelength=wavelength,
                      fwhm=fwhm, good_band=good, band_names=names, source_format="geotiff",
                      source_path=p, attrs=attrs)
-    return with_band_scaling(cube, *scaling)
+    cube = with_band_scaling(cube, *scaling)
+    return physical_cube(cube) if apply_scale else cube
 
 
 #: the writers that left this module for their own (2026-12-02), found here with a warning

@@ -13,6 +13,10 @@ _MICRO = {"micrometers", "micrometer", "micrometres", "micrometre", "microns", "
           "um", "µm", "μm", "micro meters"}
 _NANO = {"nanometers", "nanometer", "nanometres", "nanometre", "nm"}
 _MILLI = {"millimeters", "millimeter", "millimetres", "millimetre", "mm"}
+#: the other length units ENVI's header lists (Angstroms, Centimeters, Meters), as factors
+_OTHER_LENGTHS = dict.fromkeys(("angstroms", "angstrom", "ångströms", "ångström", "å"), 0.1) \
+    | dict.fromkeys(("centimeters", "centimeter", "centimetres", "centimetre", "cm"), 1e7) \
+    | dict.fromkeys(("meters", "meter", "metres", "metre", "m"), 1e9)
 _NOT_WAVELENGTH = {"index", "ghz", "mhz", "hz", "wavenumber", "wavenumbers", "cm-1"}
 #: A number, then (matched separately, so that a long run of digits stays linear time)
 #: a wavelength unit right after it.
@@ -27,22 +31,22 @@ def unit_scale(units: str | None) -> float | None:
     """Factor turning values in the length unit ``units`` names into nanometres; None when
     it names none (missing, unknown, ``Index``)."""
     u = (units or "").strip().lower()
+    if u in _OTHER_LENGTHS:
+        return _OTHER_LENGTHS[u]
     return 1000.0 if u in _MICRO else 1.0 if u in _NANO else 1e6 if u in _MILLI else None
 
 
 def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
     """Factor turning wavelength values into nanometres; None when they are not wavelengths.
 
-    Micrometres x1000, nanometres x1, millimetres x1e6; ``Index``/frequency units give
-    None. Missing or unknown units: values below 100 are taken as micrometres.
+    Micrometres x1000, nanometres x1, millimetres x1e6, and ENVI's other length units
+    (Angstroms x0.1, Centimeters x1e7, Meters x1e9: they had been guessed from the values,
+    Angstroms read as 10 times their wavelength); ``Index``/frequency units give None.
+    Missing or unknown units: values below 100 are taken as micrometres.
     """
     u = (units or "").strip().lower()
-    if u in _MICRO:
-        return 1000.0
-    if u in _NANO:
-        return 1.0
-    if u in _MILLI:
-        return 1e6
+    if (factor := unit_scale(u)) is not None:
+        return factor
     if u in _NOT_WAVELENGTH:
         return None
     finite = values[np.isfinite(values)]
@@ -69,7 +73,7 @@ def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
 def fwhm_scale(units: str | None, fwhm: np.ndarray) -> float | None:
     """nm factor for a ``fwhm`` list: explicit units, else values below 1 are micrometres."""
     u = (units or "").strip().lower()
-    if u in _MICRO | _NANO | _MILLI | _NOT_WAVELENGTH:
+    if u in _MICRO | _NANO | _MILLI | _OTHER_LENGTHS.keys() | _NOT_WAVELENGTH:
         return wavelength_scale(u, fwhm)
     finite = fwhm[np.isfinite(fwhm)]
     return 1000.0 if finite.size and np.max(np.abs(finite)) < 1 else 1.0
