@@ -229,6 +229,22 @@ def test_scale_factor_and_class_names_survive(tmp_path):
     assert back.attrs["class_names"] == ["Unclassified", "Water"]
 
 
+def test_a_classification_keeps_its_colours(tmp_path):
+    """`class lookup` (the classes' colours, which GDAL reads into the colour table and
+    QGIS shows) was dropped by a copy of an ENVI Classification file."""
+    classes = make_cube(np.array([[[0], [1]]], dtype="u1"),
+                        attrs={"class_names": ["Unclassified", "Water"],
+                               "class_lookup": [0, 0, 0, 0, 0, 255]})
+    path = write_envi(open_envi(write_envi(classes, tmp_path / "c.img")), tmp_path / "d.img")
+    assert "class lookup = {0, 0, 0, 0, 0, 255}" in path.with_suffix(".hdr").read_text()
+    assert open_envi(path).attrs["class_lookup"] == [0, 0, 0, 0, 0, 255]
+    with rasterio.open(path) as src:
+        assert src.colormap(1)[1] == (0, 0, 255, 255)
+    wrong = path.with_suffix(".hdr").read_text().replace("0, 0, 255}", "0, 255}")
+    path.with_suffix(".hdr").write_text(wrong)  # five values for two classes: none
+    assert "class_lookup" not in open_envi(path).attrs
+
+
 def test_a_cast_drops_a_nodata_the_new_type_cannot_hold(tmp_path):
     """`write_envi(cube, path, dtype="uint16")` of an int16 cube with nodata -9999 kept
     `data ignore value = -9999` (no uint16 value) and wrapped its pixels to 55537, data

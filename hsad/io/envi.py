@@ -45,7 +45,7 @@ from hsad.errors import (
 from hsad.io.envi_files import data_candidates, find_data, find_header, header_candidates
 from hsad.io.envi_gdal_view import pam_nodata
 from hsad.io.envi_georef import georef_from_header, sensor_georef_from_header
-from hsad.io.envi_header import EnviHeader, band_gains, parse_header
+from hsad.io.envi_header import EnviHeader, band_gains, parse_header, split_list
 from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
 from hsad.io.missing import no_file
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
@@ -301,6 +301,8 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     }
     if hdr.class_names is not None:
         attrs["class_names"] = list(hdr.class_names)
+        if (lookup := class_lookup(hdr.raw.get("class lookup"), len(hdr.class_names))):
+            attrs["class_lookup"] = lookup
     if sensor:
         attrs[SENSOR_ATTR] = sensor
     cube = make_cube(data, transform=transform, crs=crs, nodata=nodata,
@@ -309,6 +311,18 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                      source_path=str(data_path), attrs=attrs)
     gains = band_gains(hdr.raw, hdr.bands, header_path)
     return cube if gains is None else with_band_scaling(cube, *gains)
+
+
+def class_lookup(text: str | None, classes: int) -> list[int] | None:
+    """A classification's ``class lookup`` (an RGB triple of 0–255 for each class, as
+    GDAL reads it into the colour table), or None where it is missing or not that."""
+    try:
+        values = [int(v) for v in split_list(text or "")]
+    except ValueError:
+        return None
+    if len(values) != 3 * classes or not all(0 <= v <= 255 for v in values):
+        return None
+    return values
 
 
 def divided_by_factor(data: da.Array, nodata, factor: float):

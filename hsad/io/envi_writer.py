@@ -142,6 +142,9 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
     if class_names:
         lines.append(f"classes = {len(class_names)}")
         lines.append(f"class names = {_list(class_names, _clean)}")
+        lookup = attrs.get("class_lookup")
+        if lookup is not None and len(lookup) == 3 * len(class_names):  # the colours
+            lines.append(f"class lookup = {_list(lookup, lambda v: str(int(v)))}")
     return "\n".join(lines) + "\n"
 
 
