@@ -540,3 +540,11 @@ def test_siblings_of_the_fixed_readers_and_writers_behave_alike(tmp_path):
     scene = make_scene(rows=32, cols=32, bands=20, origin=np.array([5e5, 5.1e6]),
                        fraction=np.array([0.1, 0.5]), seed=2**40)
     assert np.isfinite(scene.cube.values).all()
+
+
+@pytest.mark.parametrize("wavelength", [[0, 0, 0], [np.nan] * 3, [400, 500, 600]])
+def test_a_band_list_of_the_wrong_length_is_refused_whatever_its_values(wavelength):
+    """`make_cube(8 bands, wavelength=[0, 0, 0])` (or all NaN) was taken as 8 unknown
+    wavelengths with a placeholder warning; only a list of varied values was refused."""
+    with pytest.raises(ParameterError, match="wavelength has 3 values but the cube has 8"):
+        make_cube(np.zeros((2, 2, 8), np.float32), wavelength=wavelength)

@@ -188,12 +188,13 @@ def unmasked(array):
     return array
 
 
-def _placed(wavelength, source_path):
+def _placed(wavelength, bands: int, source_path):
     """``wavelength`` unless it places no band (all one value: a placeholder, with a
     warning; all NaN), as every reader's cube takes it (:func:`hsad.io.wavelength_units.
-    placeholder_wavelengths`)."""
-    if wavelength is None:
-        return None
+    placeholder_wavelengths`). A list of another length than ``bands`` is left to
+    :func:`_band_coord` to refuse (``[0, 0, 0]`` for 8 bands had been taken as 8 unknown)."""
+    if wavelength is None or np.size(wavelength) != bands:
+        return wavelength
     from hsad.io.wavelength_units import placeholder_wavelengths
 
     try:
@@ -244,7 +245,7 @@ def make_cube(
         "y": y,
         "x": x,
         "band": np.arange(1, bands + 1),
-        "wavelength": ("band", _band_coord(_placed(wavelength, source_path), bands,
+        "wavelength": ("band", _band_coord(_placed(wavelength, bands, source_path), bands,
                                            "wavelength", np.float64, source_path)),
         "fwhm": ("band", _band_coord(fwhm, bands, "fwhm", np.float64, source_path)),
         "good_band": ("band", _band_coord(good_band, bands, "good_band", bool, source_path)),

@@ -115,6 +115,11 @@ def cube_key(variables, key: str | None, path: str, warn: bool = True) -> str:
     solid = [n for n, s, c in variables if len(s) == 3 and c in NUMERIC]
     if not cands and len(solid) == 1 and solid[0].lower() in NAMED_CUBES:
         return solid[0]  # a cube of a few bands, as hsad's writer names it: no preview
+    complex_cubes = [n for n, s, c in variables if len(s) == 3 and c == "complex"]
+    if not cands and not solid and complex_cubes:  # the reason, not "more than 3 bands"
+        raise FileFormatError(f"{complex_cubes[0]!r} is a complex array: hsad reads real "
+                              "cubes (take its magnitude or real part in MATLAB); variables: "
+                              f"{listing(variables)}", path)
     if not cands:
         raise FileFormatError(f"no 3-D numeric array with more than {MAX_PREVIEW_BANDS} bands "
                               "to use as the cube (name it with key= / --key if it is there); "
