@@ -47,10 +47,6 @@ def make_detector(method: str | None = None, params: dict | None = None,
     (default :func:`hsad.io.model_archive.load_model`; a command reads it once)."""
     named = {"method": "-m", "params": "--param", **(named or {})}
     if model is not None:
-        if params:  # never ignored silently: a model's parameters are those it was saved with
-            raise ParameterError(f"--model carries its own method and parameters; drop "
-                                 f"{named['params']} (set them when training: hsad train -p "
-                                 "KEY=VALUE)")
         from hsad.io.model_archive import load_model
 
         detector = (load or load_model)(model)
@@ -58,7 +54,7 @@ def make_detector(method: str | None = None, params: dict | None = None,
             raise ParameterError(f"the model holds a {detector.name} detector, not {method}: "
                                  f"drop {named['method']} (a model carries its own method)",
                                  model)
-        return detector
+        return _with_score_params(detector, params or {}, named) if params else detector
     if method is None:
         raise ParameterError("no method given (use -m NAME, a config file, or --model)")
     try:
@@ -66,6 +62,27 @@ def make_detector(method: str | None = None, params: dict | None = None,
         detector.check_params()  # every check that needs no scene, before any is read
     except ParameterError as exc:
         raise _named(exc, params or {}, named) from None
+    return detector
+
+
+def _with_score_params(detector: BaseDetector, params: dict, named: dict) -> BaseDetector:
+    """A saved model with settings read when scoring (its ``score_params``: HADGAN's
+    ``lam``, ``output``, the fusion stage), as ``set_params`` on a loaded model gives them
+    in Python; a parameter that shaped the fit is refused, never ignored: it needs
+    training again."""
+    allowed = detector.score_params or frozenset()
+    fixed = sorted(set(params) - allowed)
+    if fixed:
+        scoring = (f"; beside a model only its scoring settings can be given "
+                   f"({', '.join(sorted(allowed - {'progress'}))})") if allowed else ""
+        raise ParameterError(f"--model carries its own method and the parameters it was "
+                             f"fitted with ({', '.join(fixed)}); drop {named['params']} (set "
+                             f"them when training: hsad train -p KEY=VALUE){scoring}")
+    try:
+        detector.set_params(**params)
+        detector.check_params()
+    except ParameterError as exc:
+        raise _named(exc, params, named) from None
     return detector
 
 

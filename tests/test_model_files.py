@@ -534,14 +534,15 @@ def test_parameters_beside_a_saved_model_are_refused_not_ignored(scene, model, t
                                                                  capsys):
     out = tmp_path / "scores.tif"
     with pytest.raises(SystemExit) as exc:
-        main(["detect", str(scene[1]), "--model", str(model), "-p", "stats_sample=0",
+        main(["detect", str(scene[1]), "--model", str(model), "-p", "epochs=3",
               "-o", str(out)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1, err
-    assert "drop --param" in err and "hsad train -p" in err
+    assert "fitted with (epochs); drop --param" in err and "hsad train -p" in err
+    assert "only its scoring settings can be given (" in err and " lam, " in err
     assert not out.exists()
     # from a config file: the error names the config's key, not an option never given
-    for text, said in (("params:\n  stats_sample: 0\n", "drop `params` from the config"),
+    for text, said in (("params:\n  epochs: 3\n", "drop `params` from the config"),
                        ("method: lrx\n", "drop `method` from the config")):
         config = tmp_path / "c.yaml"
         config.write_text(text)
@@ -551,6 +552,31 @@ def test_parameters_beside_a_saved_model_are_refused_not_ignored(scene, model, t
         err = capsys.readouterr().err
         assert exc.value.code == 2 and said in err and str(config) in err, err
         assert "drop -m" not in err and "drop --param" not in err and not out.exists()
+
+
+def test_a_saved_model_takes_its_scoring_settings_on_the_command_line(scene, model, tmp_path,
+                                                                     capsys):
+    """`set_params(lam=0.7)` on a loaded model applies at the next score in Python (api.md);
+    `hsad detect --model m.hsad -p lam=0.7` was refused with advice to train again. The
+    settings read when scoring now apply, checked as in Python; the map is Python's."""
+    import rasterio
+
+    from hsad.io.model_archive import load_model
+
+    out = tmp_path / "lam.tif"
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(scene[1]), "--model", str(model), "-p", "lam=0.7", "-o",
+              str(out), "-q"])
+    assert exc.value.code == 0
+    loaded = load_model(model).set_params(lam=0.7)
+    with rasterio.open(out) as src:
+        np.testing.assert_allclose(src.read(1), loaded.score(scene[0]).values, rtol=1e-6)
+        assert json.loads(src.tags()["hsad_params"])["lam"] == 0.7
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", str(scene[1]), "--model", str(model), "-p", "lam=7", "-o",
+              str(tmp_path / "bad.tif")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "lam must lie in [0, 1], got 7 (-p lam=7)" in err, err
 
 
 @pytest.mark.parametrize("method, key, limit", [("anogan", "search_steps", 10_000),

@@ -452,3 +452,35 @@ def test_an_unfitted_rx_thresholds_an_rx_map_with_the_maps_own_rank():
     assert "robust" in detectors.get("rx").threshold(old, far=0.01).attrs["threshold_rule"]
     utd_map = detectors.get("utd").fit_score(cube)
     assert "robust" in detectors.get("utd").threshold(utd_map, far=0.01).attrs["threshold_rule"]
+
+
+def test_a_map_read_back_from_hsad_detect_s_geotiff_is_thresholded_as_in_memory(tmp_path):
+    """A GeoTIFF's tags come back as `hsad_method`, not `method`: `hsad detect`'s RX map read
+    with rioxarray took the robust fit from a new GlobalRX() (171.43 for χ²'s 169.28), and
+    a fitted RX took a UTD map's file with its own χ² (251 of 2349 pixels at far=1e-3),
+    which it refuses in memory."""
+    import rioxarray
+
+    from hsad import detectors
+    from hsad.cli.main import main
+    from hsad.cube import make_cube
+    from hsad.io.envi_writer import write_envi
+
+    cube = make_cube(np.random.default_rng(5).normal(size=(40, 40, 8)).astype(np.float32))
+    scene = write_envi(cube, tmp_path / "s.img")
+    for method in ("rx", "utd"):
+        with pytest.raises(SystemExit) as done:
+            main(["detect", str(scene), "-m", method, "-o", str(tmp_path / f"{method}.tif"),
+                  "-q"])
+        assert done.value.code == 0
+
+    def read(name):
+        return rioxarray.open_rasterio(tmp_path / name, masked=True).squeeze("band", drop=True)
+
+    fitted = detectors.get("rx").fit(cube)
+    want = fitted.threshold(fitted.score(cube), far=0.01).attrs["threshold"]
+    got = detectors.get("rx").threshold(read("rx.tif"), far=0.01)
+    assert "null distribution" in got.attrs["threshold_rule"]
+    assert got.attrs["threshold"] == pytest.approx(want, rel=1e-9)
+    with pytest.raises(ParameterError, match="this map was made by utd"):
+        fitted.threshold(read("utd.tif"), far=1e-3)

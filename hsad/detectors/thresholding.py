@@ -101,10 +101,13 @@ class Thresholding:
         """:meth:`null_threshold`, for a map this detector made as it is fitted now: a
         hyperparameter changed since ``fit`` (a ridge: another null) is refused as
         ``score`` refuses it, and so is another detector's map (its ``method``), whose
-        scores follow no distribution of this one's, and so is a map of another fit's rank
-        (``hsad_rank``: the χ² null's degrees of freedom)."""
+        scores follow no distribution of this one's (``method``, or a GeoTIFF's
+        ``hsad_method`` tag), and so is a map of another fit's rank (``hsad_rank``: the χ²
+        null's degrees of freedom)."""
         null = self.null_threshold(far)
-        made_by = scores.attrs.get("method")
+        # as the map holds it, or as a GeoTIFF's tags gave it back (`hsad detect`'s map
+        # read with rioxarray: taken for no detector's, another's was thresholded by RX)
+        made_by = scores.attrs.get("method") or scores.attrs.get("hsad_method")
         if null is None:
             return self._null_of_map(scores, far) if made_by == self.name else None
         self._check_fit_params()
