@@ -356,6 +356,22 @@ def test_band_names_made_of_digits_do_not_hang(tmp_path):
                                   [500.0, 450.0])
 
 
+@pytest.mark.parametrize("names, nm", [
+    (["Blue 0.45-0.51 µm", "NIR 0.85-0.88 µm"], [480.0, 865.0]),  # Landsat's band tables
+    (["450 – 510 nm", "B 0.45 - 0.51 um"], [480.0, 480.0]),
+    (["B3-560nm", "Band 4-665 nm"], [560.0, 665.0]),  # a band number, then a dash
+    (["offset -5 nm", "450 nm"], None),
+])
+def test_a_dash_in_a_band_name_is_no_minus_sign(names, nm):
+    """`Blue 0.45-0.51 µm` was read as -510 nm: `hsad info` printed -880--510 nm and every
+    --wavelengths range kept no band."""
+    got = wavelengths_from_band_names(names)
+    if nm is None:
+        assert got is None
+    else:
+        np.testing.assert_allclose(got, nm)
+
+
 # --------------------------------------------------------------------------- round trip
 
 CRS_CHOICES = [(None, None), ("EPSG:32633", Affine(30, 0, 500000, 0, -30, 4100000)),

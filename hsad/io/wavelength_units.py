@@ -55,18 +55,35 @@ def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
     return 1.0
 
 
+#: a range's low end and the dash after it (``0.45-0.51 µm``, ``450 – 510 nm``): the dash
+#: is no minus sign of the number after it
+_RANGE_START = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*[-\u2013\u2014]\s*$")
+
+
 def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
     """Wavelengths (nm) written in every band name (``"Band 1 (0.4500 Micrometers)"``,
-    ``"450.5 nm"``), or None if any name lacks one."""
+    ``"450.5 nm"``; a range, ``"Blue 0.45-0.51 µm"`` as Landsat's band tables give it, by
+    its centre; a band's range ends within a factor of two), or None if any name lacks one
+    or gives a negative wavelength. A dash after a number is never a minus sign: it had
+    been (``0.45-0.51 µm`` was -510 nm)."""
     out = []
     for name in names:
-        matches = [(m.group(), u.group(1)) for m in _NUMBER.finditer(name)
+        matches = [(m, u.group(1)) for m in _NUMBER.finditer(name)
                    if (u := _UNIT_AFTER.match(name, m.end()))]
         if not matches:
             return None
-        number, unit = matches[-1]
-        factor = wavelength_scale(unit, np.array([float(number)]))
-        out.append(float(number) * (factor or 1.0))
+        found, unit = matches[-1]
+        value = float(found.group())
+        digits = found.start() + (found.group()[0] in "-+")
+        low = _RANGE_START.search(name[:digits])
+        if low is not None and 0 < float(low.group(1)) < abs(value) <= 2 * float(low.group(1)):
+            value = (float(low.group(1)) + abs(value)) / 2  # the range's centre
+        elif low is not None:  # a band number before the dash: "B3-560nm"
+            value = abs(value)
+        if value < 0:
+            return None
+        factor = wavelength_scale(unit, np.array([value]))
+        out.append(value * (factor or 1.0))
     return np.array(out, dtype=np.float64) if out else None
 
 
