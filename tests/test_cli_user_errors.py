@@ -267,6 +267,37 @@ def test_an_archive_is_named_and_unpacking_it_is_advised(tmp_path, capsys):
     assert not (tmp_path / "s.tif").exists()
 
 
+def test_a_raster_gdal_reads_in_another_format_is_named_with_the_way_to_convert_it(
+        scene, tmp_path, capsys):
+    """A `gdalbuildvrt -separate` stack was "not a recognised cube", with no word of VRT or
+    of what to do; a GeoTIFF named otherwise (`scene.gtif`) was not read at all."""
+    import hsad
+
+    cube = hsad.open_cube(scene)
+    tif = tmp_path / "stack.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=cube.sizes["y"],
+                       width=cube.sizes["x"], count=cube.sizes["band"], dtype="float32",
+                       crs="EPSG:32633", transform=Affine(30, 0, 5e5, 0, -30, 4e6)) as dst:
+        dst.write(np.moveaxis(cube.values.astype(np.float32), -1, 0))
+    vrt = tmp_path / "stack.vrt"  # as gdalbuildvrt -separate writes one
+    bands = "".join(
+        f'<VRTRasterBand dataType="Float32" band="{b}"><SimpleSource><SourceFilename '
+        f'relativeToVRT="1">stack.tif</SourceFilename><SourceBand>{b}</SourceBand>'
+        "</SimpleSource></VRTRasterBand>" for b in range(1, cube.sizes["band"] + 1))
+    vrt.write_text(f'<VRTDataset rasterXSize="{cube.sizes["x"]}" rasterYSize='
+                   f'"{cube.sizes["y"]}">{bands}</VRTDataset>')
+    with rasterio.open(vrt) as src:
+        assert src.driver == "VRT"  # GDAL reads it
+    for command in (["info", vrt], ["detect", vrt, "-m", "rx", "-o", tmp_path / "s.tif"]):
+        assert one_error(command, capsys) == (
+            f"error: {vrt}: a raster GDAL reads as VRT, which hsad does not read: make it a "
+            "GeoTIFF first, e.g. gdal_translate stack.vrt cube.tif (a `gdalbuildvrt "
+            "-separate` stack becomes one multi-band file), then give cube.tif")
+    assert not (tmp_path / "s.tif").exists()
+    gtif = tif.rename(tmp_path / "stack.gtif")
+    np.testing.assert_array_equal(hsad.open_cube(gtif).values, cube.values.astype(np.float32))
+
+
 @pytest.mark.parametrize("command, args, expected", [
     ("detect", ["--memory-limit", "inf%"], "a share of RAM lies in (0, 100] %"),
     ("detect", ["--memory-limit", "1e308GB"], "memory limit '1e308GB' is not a size"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,10 +160,34 @@ def detect_format(path: str | os.PathLike, what: str = "cube") -> str:
     archive = _archive_kind(head)
     if archive is not None:
         raise UnsupportedError(_archive_advice(p, archive), p)
+    if (driver := _gdal_driver(p)) == "GTiff":  # a GeoTIFF named otherwise (scene.gtif)
+        return "geotiff"
+    if driver is not None:  # a VRT stack, a JPEG 2000, an Erdas .img
+        raise UnsupportedError(
+            f"a raster GDAL reads as {driver}, which hsad does not read: make it a GeoTIFF "
+            f"first, e.g. gdal_translate {shlex.quote(p.name)} cube.tif (a `gdalbuildvrt "
+            "-separate` stack becomes one multi-band file), then give cube.tif", p)
     raise FileFormatError(
         f"not a recognised {what} (expected an ENVI header or data file, a GeoTIFF, a MAT "
         "file, an EMIT netCDF-4 granule, a PRISMA .he5 product, a NEON reflectance .h5 file "
         "or an EnMAP product's folder or METADATA.XML)", p)
+
+
+def _gdal_driver(p: Path) -> str | None:
+    """The GDAL driver that opens ``p`` as a raster (``VRT``, ``JP2OpenJPEG``, ``HFA``), or
+    None: a format hsad does not read, named in its error with the way to convert it."""
+    try:
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        from hsad.io.geotiff import quiet_gdal
+    except ImportError:
+        return None
+    try:
+        with quiet_gdal(), rasterio.open(p) as src:
+            return str(src.driver) if src.count else None
+    except (RasterioError, OSError, ValueError):
+        return None
 
 
 def _archive_kind(head: bytes) -> str | None:
