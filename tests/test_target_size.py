@@ -27,6 +27,22 @@ def test_area_is_the_target_in_pixels_rounded_up(cube):
     assert area_for_target(330, cube) == 121   # 11 x 11
 
 
+def test_web_mercator_metres_are_taken_as_ground_metres():
+    """EPSG:3857's metres are 1/cos φ ground metres: 2 m targets on a 0.5 m grid at 48.85° N
+    were 16 pixels where the ground (and the same run's polygons' area_m2) asks 37; UTM's
+    scale (within 0.1 %) is kept as its metres, so 60 m on a 30 m grid stays 4."""
+    from affine import Affine
+
+    values = np.zeros((20, 20, 3), np.float32)
+    mercator = make_cube(values, crs="EPSG:3857", transform=Affine(0.5, 0, 1335000, 0, -0.5,
+                                                                     6250000))
+    assert area_for_target(2, mercator) == 37  # ceil((2 / (0.5 cos 48.85°))²)
+    equator = make_cube(values, crs="EPSG:3857", transform=Affine(0.5, 0, 0, 0, -0.5, 0))
+    assert area_for_target(2, equator) == 16
+    edge = make_cube(values, crs="EPSG:32633", transform=Affine(30, 0, 760000, 0, -30, 5e6))
+    assert area_for_target(60, edge) == 4  # at the zone's edge (scale 1.0006)
+
+
 def test_a_scene_without_metres_refuses_it(cube):
     plain = make_cube(np.asarray(cube.values))  # no CRS (a MAT file)
     with pytest.raises(ParameterError, match="projected CRS in metres"):

@@ -198,8 +198,29 @@ def area_for_target(target_size_m: float, cube) -> int:
                              f"(this one has {'no CRS' if crs is None else crs.to_string()}); "
                              "give the area in pixels instead (-p area=...)")
     t = transform_of(cube)
-    gsd = float(np.sqrt(abs(t.a * t.e - t.b * t.d)))
-    return max(1, int(np.ceil((float(target_size_m) / gsd) ** 2 - 1e-9)))
+    area = abs(t.a * t.e - t.b * t.d)
+    ground = _ground_area(cube, t, crs)
+    if np.isfinite(ground) and ground > 0 and abs(area / ground - 1) > GROUND_SCALE_TOLERANCE:
+        area = ground  # the map's metres are not the ground's (Web Mercator: 1/cos φ)
+    return max(1, int(np.ceil(float(target_size_m) ** 2 / area - 1e-9)))
+
+
+#: how far (relative) the map's pixel area may lie from its ground area before the ground
+#: area is taken: UTM's scale (0.9996–1.001) stays within it, so that 60 m on a 30 m grid
+#: stays 4 pixels; Web Mercator's (1/cos² φ of area: 2.3 at 49° N) does not
+GROUND_SCALE_TOLERANCE = 0.01
+
+
+def _ground_area(cube, t, crs) -> float:
+    """The ground area in m² of the pixel at the scene's centre, geodesic on the CRS's
+    ellipsoid (:func:`hsad.outputs.polygons.square_metres`), or NaN."""
+    import shapely
+
+    from hsad.outputs.polygons import square_metres
+
+    row, col = cube.sizes["y"] // 2, cube.sizes["x"] // 2
+    corners = [t * (col + dx, row + dy) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))]
+    return float(square_metres(np.array([shapely.Polygon(corners)]), crs)[0])
 
 
 def chosen_area(name: str, area, target_size_m, cube=None):

@@ -143,7 +143,7 @@ def regions(
         "id": np.arange(1, lab.n + 1),
         "area_px": lab.area_px,
         "area_map": shapely.area(geoms),
-        "area_m2": _square_metres(geoms, lab.crs),
+        "area_m2": square_metres(geoms, lab.crs),
         "centroid_x": shapely.get_x(centroids),
         "centroid_y": shapely.get_y(centroids),
     }
@@ -239,7 +239,7 @@ def label_regions(mask, min_pixels: int = 1, connectivity: int = 8,
 AREA_EDGE_M = 1000.0
 
 
-def _square_metres(geoms: np.ndarray, crs) -> np.ndarray:
+def square_metres(geoms: np.ndarray, crs) -> np.ndarray:
     """The regions' ground areas in m², geodesic on the CRS's ellipsoid (``pyproj.Geod``).
     Vertices go to longitude and latitude in degrees from Greenwich on that ellipsoid
     first, so that no map scale (Web Mercator doubles areas at 45°), angular unit (grads)
