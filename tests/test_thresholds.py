@@ -79,12 +79,17 @@ def test_a_constant_map_flags_nothing_and_says_so():
     with pytest.warns(DegenerateDataWarning, match=r"1 of 10000 scores share one score, 7, "
                       r"above all the others \(which tie at 1 or below\)"):
         assert robust_threshold(s) == 7.0
-    # a few distinct scores above a tied majority (an outlier and numerical noise): the
-    # fit, as ever, with a warning that it is rough; the outlier flagged, not the noise
-    s = np.r_[np.zeros(995), 1e-12, 2e-12, 3e-12, 4e-12, 5.0]
+    # a few distinct scores above a tied majority: the fit, as ever, with a warning that
+    # it is rough; the outlier flagged, not the others
+    s = np.r_[np.zeros(995), 1e-3, 2e-3, 3e-3, 4e-3, 5.0]
     with pytest.warns(DegenerateDataWarning, match="only 5 of 1000 scores lie above"):
         t = robust_threshold(s)
-    assert 4e-12 < t <= 5.0
+    assert 4e-3 < t <= 5.0
+    # numerical noise (1e-12 of the map's largest) ties with the zeros it rounds: the
+    # outlier alone stands above them
+    s = np.r_[np.zeros(995), 1e-12, 2e-12, 3e-12, 4e-12, 5.0]
+    with pytest.warns(DegenerateDataWarning, match="1 of 1000 scores share one score, 5"):
+        assert robust_threshold(s) == 5.0
     # over half the pixels at the highest score (a saturated map): none stands out, and
     # the map is not called constant
     s = np.r_[np.linspace(0.0, 0.9, 40), np.ones(60)]
@@ -484,3 +489,23 @@ def test_a_map_read_back_from_hsad_detect_s_geotiff_is_thresholded_as_in_memory(
     assert got.attrs["threshold"] == pytest.approx(want, rel=1e-9)
     with pytest.raises(ParameterError, match="this map was made by utd"):
         fitted.threshold(read("utd.tif"), far=1e-3)
+
+
+def test_round_off_around_one_score_ties_with_it():
+    """AED on a smooth one-band scene (a DEM) gave a map of a filter's round-off, ±1e-17,
+    beside a few real scores up to 0.08: the log-normal fit took the round-off for a
+    spread and flagged 3194 of 18000 pixels. Scores within ROUND_OFF of the map's largest
+    magnitude are one score, so the fit goes to the scores above, as for exact ties."""
+    from hsad.engine.thresholds import robust_threshold
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(scale=1e-17, size=16000)
+    real = rng.lognormal(mean=-6, sigma=1, size=2000)
+    real[:5] = 0.08  # a mound
+    exact = robust_threshold(np.concatenate([np.zeros(16000), real]), far=1e-3)
+    rounded = robust_threshold(np.concatenate([noise, real]), far=1e-3)
+    assert rounded == pytest.approx(exact, rel=1e-12) and exact > 1e-3
+    spread = rng.lognormal(size=18000)  # a real map's spread is no round-off: unchanged
+    assert robust_threshold(spread, far=1e-3) == pytest.approx(
+        np.exp(np.median(np.log(spread)) + 3.0902 * 1.4826 * np.median(
+            np.abs(np.log(spread) - np.median(np.log(spread))))), rel=1e-2)

@@ -143,8 +143,9 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     finite ``scores`` (NaN = nodata is ignored).
 
     A map whose median absolute deviation is zero, or nearly (half the pixels or more share
-    one score), is fitted on the scores above that value (and so on, while the rest ties
-    again; under :data:`MIN_FIT` of them, with a warning that the fit is rough). When those
+    one score, to :data:`ROUND_OFF` of its largest magnitude), is fitted on the scores
+    above that value (and so on, while the rest ties again; under :data:`MIN_FIT` of them,
+    with a warning that the fit is rough). When those
     are a single value, its pixels are flagged if they are a few outliers (at most
     :data:`MOST_FLAGGED` of the scores, or one pixel: a scene of one repeated spectrum and
     an outlier), else none (two levels of a map). A constant map has no anomaly and gives
@@ -163,15 +164,19 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
                       "flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
     total, shared = s.size, None
+    # scores this close to each other are one score: a filter's round-off of zero
+    # (±1e-17 on a map of 0.08, AED on a smooth one-band scene) had been fitted as a
+    # spread, and a fifth of the scene flagged
+    tie = ROUND_OFF * max(abs(float(s.min())), abs(float(s.max())))
     median = _median(s)  # s's median, while s is all the scores left to fit
     # the MAD is zero when over half the scores equal the median: |s − median| = 0
     # exactly where s == median, and the middle of the sorted deviations is then 0; with
     # exactly half, it is half the smallest other deviation, no spread either (250 of 1000
     # scores above 500 tied were all flagged at far 1e-3); the fit goes to the scores
     # above, as often as that holds (ties on several levels)
-    while 2 * (tied := np.count_nonzero(s == median)) >= s.size:
+    while 2 * (tied := np.count_nonzero((s >= median - tie) & (s <= median + tie))) >= s.size:
         shared = median
-        s, median = s[s > shared], None
+        s, median = s[s > shared + tie], None
         if not s.size:
             warnings.warn(f"{tied} of {total} scores share the highest score, {shared:g}: no "
                           "pixel stands above them and none is flagged (give --threshold, "
@@ -190,6 +195,10 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     scale = 1.4826 * _median(np.abs(np.subtract(logs, centre, out=logs), out=logs))
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
+
+#: scores within this share of the map's largest magnitude of the median tie with it
+#: (:func:`robust_threshold`): a float64 filter's round-off, far below float32's steps
+ROUND_OFF = 2.0 ** -36
 
 #: the pixels of one score above all the others (which tie) that :func:`robust_threshold`
 #: flags as a few outliers: at most this share of the scores, or one pixel of a map of
