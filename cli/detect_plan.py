@@ -97,8 +97,8 @@ def made_otherwise(options: dict) -> str | None:
     detection would make it (its method, its model, a parameter this run sets or the data
     chosen, :data:`SELECTION`, read from the map's ``hsad_*`` tags), else None (also for a
     map without them): a batch resumed with other settings had skipped every scene,
-    leaving maps of two settings in silence. The threshold rule, --seed and --fusion are
-    not compared."""
+    leaving maps of two settings in silence; --seed and --fusion too. The threshold rule
+    is not compared."""
     import json
     from pathlib import Path
 
@@ -130,7 +130,29 @@ def made_otherwise(options: dict) -> str | None:
         if key in saved and key in now and json.dumps(saved[key], default=str) != json.dumps(
                 now[key], default=str):
             return f"{key}={saved[key]}, now {now[key]}"
+    for key, option, value in _run_settings(det, options, merged):
+        if key in saved and json.dumps(saved[key], default=str) != json.dumps(
+                value, default=str):
+            return f"{option} ({key}={saved[key]}), now {value}"
     return None
+
+
+def _run_settings(det, options: dict, merged: dict) -> list[tuple[str, str, object]]:
+    """``(parameter, option, value)`` that --seed and --fusion give the detector of this
+    run (as ``hsad detect`` sets them), to compare with a map's: a batch resumed with
+    another seed or fusion had kept the first run's maps in silence."""
+    out = []
+    seed = options.get("seed")
+    scored = det.score_params
+    if seed is not None and "seed" in det.get_params() and "seed" not in merged and (
+            options.get("model") is None or scored is None or "seed" in scored):
+        out.append(("seed", "--seed", seed))
+    if options.get("fusion") is not None and callable(getattr(det, "set_fusion", None)):
+        fused = copy.deepcopy(det)
+        fused.set_fusion(options["fusion"])
+        params = fused.get_params()
+        out += [(key, "--fusion", params[key]) for key in ("output", "fusion")]
+    return out
 
 
 def _read_once(kind: str, path, read):

@@ -561,6 +561,24 @@ def test_a_batch_resumed_with_other_settings_names_the_scenes_made_otherwise(sce
     assert code == 2 and f"(model none, now {model})" in err
 
 
+def test_a_batch_resumed_with_another_seed_or_fusion_names_the_scenes_made_otherwise(
+        scenes, tmp_path, capsys):
+    """`--skip-existing` compared `-p` and the config, not `--seed` and `--fusion`: a batch
+    resumed with `--seed 2` or `--fusion none` kept the maps of `--seed 1`, exit 0."""
+    cube = scenes[0]["cube"]
+    out = ["-o", tmp_path / "{stem}.tif"]
+    tiny = ["-m", "ae", "-p", "epochs=1", "-p", "hidden=8", "-p", "sample_size=200"]
+    assert run_cli(["detect", cube, *tiny, "--seed", "1", *out], capsys)[0] == 0
+    for other, said in ((["--seed", "2"], "--seed (seed=1), now 2"),
+                        (["--seed", "1", "--fusion", "none"], "--fusion (")):
+        code, _, err = run_cli(["detect", cube, *tiny, *other, *out, "--skip-existing"],
+                               capsys)
+        assert code == 2 and f"made with other settings ({said}" in err, err
+    code, stdout, _ = run_cli(["detect", cube, *tiny, "--seed", "1", *out, "--skip-existing"],
+                              capsys)
+    assert code == 0 and "its outputs exist" in stdout  # the same settings: done
+
+
 def test_a_batch_resumed_on_other_data_names_the_option_that_chose_them(scenes, tmp_path,
                                                                        capsys):
     """A batch made of `--srcwin 0 0 16 16 --bands 0:6` and resumed with another window or
