@@ -145,12 +145,12 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     A map whose median absolute deviation is zero, or nearly (half the pixels or more share
     one score, to :data:`ROUND_OFF` of its largest magnitude), is fitted on the scores
     above that value (and so on, while the rest ties again; under :data:`MIN_FIT` of them,
-    with a warning that the fit is rough). When those
-    are a single value, its pixels are flagged if they are a few outliers (at most
-    :data:`MOST_FLAGGED` of the scores, or one pixel: a scene of one repeated spectrum and
-    an outlier), else none (two levels of a map). A constant map has no anomaly and gives
-    ``inf``, as does a map whose shared score is its highest; each case with a
-    :class:`~hsad.errors.DegenerateDataWarning` saying which.
+    with a warning that the fit is rough). When those are a single value, its pixels are
+    flagged if they are a few outliers (at most :data:`MOST_FLAGGED` of the scores, or one
+    pixel: a scene of one repeated spectrum and an outlier), else none (two levels of a
+    map). A constant map has no anomaly and gives ``inf``, as does a map whose shared
+    score is its highest; each case with a :class:`~hsad.errors.DegenerateDataWarning`
+    saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place
     (every step is a median: the order is not needed), whatever the map's type: 8 bytes a
