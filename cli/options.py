@@ -295,7 +295,8 @@ def mask_options(func):
                           "NaN. An EMIT L2A MASK granule or an EnMAP quality layer leaves "
                           "out the pixels it flags."),
         click.option("--nodata", type=float, default=None, metavar="VALUE",
-                     help="Nodata value of the scene, replacing the header's."),
+                     help="Nodata value of the scene, replacing the header's, in the "
+                          "file's stored units (also with --apply-scale)."),
     ):
         func = option(func)
     return func

@@ -106,11 +106,12 @@ def _named(exc: ParameterError, params: dict, named: dict) -> ParameterError:
 def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | None = None,
                  valid_mask=None, exclude_quality=None) -> xr.DataArray:
     """The part of ``cube`` to analyse, lazily: the bands chosen by ``bands``
-    (:func:`hsad.select_bands` keywords), ``nodata`` replacing the header's, and the pixels
-    outside ``valid_mask`` set to nodata (:mod:`hsad.cube.nodata`); for an EnMAP product or a
-    NEON file, also those its quality layers flag with one of ``exclude_quality`` (flag
-    names, or their comma-separated list; ``()`` or ``"none"``: none, without the
-    cloud-cover warning that None gives, :mod:`hsad.io.quality`)."""
+    (:func:`hsad.select_bands` keywords), ``nodata`` replacing the header's (in the file's
+    stored units, also where its scale was applied: ``--nodata -9999 --apply-scale``), and
+    the pixels outside ``valid_mask`` set to nodata (:mod:`hsad.cube.nodata`); for an EnMAP
+    product or a NEON file, also those its quality layers flag with one of
+    ``exclude_quality`` (flag names, or their comma-separated list; ``()`` or ``"none"``:
+    none, without the cloud-cover warning that None gives, :mod:`hsad.io.quality`)."""
     from hsad.cube.bands import select_bands
     from hsad.cube.nodata import apply_valid_mask, set_nodata, valid_pixels
     from hsad.io.quality import parse_flags, quality_valid, warn_cover
@@ -119,6 +120,10 @@ def prepare_cube(cube: xr.DataArray, bands: dict | None = None, nodata: float | 
         exclude_quality = parse_flags(exclude_quality)
     elif exclude_quality is not None:  # flags as a sequence: read as the option's text
         exclude_quality = parse_flags(",".join(exclude_quality)) if exclude_quality else ()
+    if nodata is not None and cube.attrs.get("scale_applied"):  # in the file's units
+        from hsad.io.physical_units import scaled_nodata
+
+        nodata = scaled_nodata(cube, float(nodata))
     cube = set_nodata(select_bands(cube, **(bands or {})), nodata)
     valid = valid_pixels(cube, valid_mask)
     if exclude_quality is None:

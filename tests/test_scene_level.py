@@ -394,3 +394,38 @@ def test_apply_scale_reads_a_converted_geotiff_as_its_envi_source(tmp_path, caps
     code, said = run("detect", tmp_path / "b.tif", "--model", model, "--apply-scale", "-o",
                      tmp_path / "s.tif")
     assert code == 0 and LEVEL not in said.err, said.err
+
+
+def test_nodata_beside_apply_scale_is_in_the_file_s_stored_units(tmp_path):
+    """`--nodata -9999 --apply-scale` compared -9999 with the scaled values (-0.9999): no
+    pixel was nodata, and the fill entered the statistics as reflectance, in silence (ENVI
+    with a reflectance scale factor, and a GeoTIFF's band scale)."""
+    import rasterio
+    from affine import Affine
+
+    from hsad.cube import valid_mask
+    from hsad.errors import ParameterError
+    from hsad.io import open_cube
+    from hsad.io.envi_writer import write_envi
+    from hsad.pipeline import prepare_cube
+
+    values = np.round(_reflectance(1) * 10000).astype(np.int16)
+    values[:3] = -9999  # a fill the file does not declare
+    dn = make_cube(values)
+    dn.attrs["reflectance_scale_factor"] = 10000.0
+    envi = write_envi(dn, tmp_path / "b.img")
+    rows, cols, bands = values.shape
+    for name, scales, offsets in (("u.tif", [1e-4] * bands, [0.0] * bands),
+                                  ("o.tif", [2e-4] * bands, [-0.1] * bands),
+                                  ("v.tif", [1e-4, 2e-4] * (bands // 2), [0.0] * bands)):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", height=rows, width=cols,
+                           count=bands, dtype="int16", crs="EPSG:32633",
+                           transform=Affine(30, 0, 5e5, 0, -30, 4e6)) as dst:
+            dst.write(np.moveaxis(values, -1, 0))
+            dst.scales, dst.offsets = scales, offsets
+    for path in (envi, tmp_path / "u.tif", tmp_path / "o.tif"):
+        cube = prepare_cube(open_cube(path, apply_scale=True), nodata=-9999)
+        mask = valid_mask(cube).values
+        assert not mask[:3].any() and mask[3:].all(), path
+    with pytest.raises(ParameterError, match="bands have different scales or offsets"):
+        prepare_cube(open_cube(tmp_path / "v.tif", apply_scale=True), nodata=-9999)

@@ -1,5 +1,7 @@
 """A cube read in its file's physical units: the band scales and offsets applied as it is
-read (``open_cube(path, apply_scale=True)`` on a GeoTIFF, GDAL's ``-unscale``)."""
+read (``open_cube(path, apply_scale=True)`` on a GeoTIFF, GDAL's ``-unscale``), and a
+nodata value of the stored units said in the applied ones (``--nodata`` beside
+``--apply-scale``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import band_scaling, nodata_hits
+from hsad.errors import ParameterError
 
 
 def physical_cube(cube: xr.DataArray) -> xr.DataArray:
@@ -25,8 +28,32 @@ def physical_cube(cube: xr.DataArray) -> xr.DataArray:
     if nodata is not None:
         values = da.where(nodata_hits(data, nodata), np.float32(np.nan), values)
     out = cube.copy(data=values).drop_vars(["band_scale", "band_offset"], errors="ignore")
-    out.attrs.update(nodata=None if nodata is None else float("nan"), scale_applied=True)
+    uniform = np.ptp(gain) == 0 and np.ptp(offset) == 0
+    out.attrs.update(nodata=None if nodata is None else float("nan"), scale_applied=True,
+                     applied_scaling=(float(gain[0]), float(offset[0])) if uniform else None)
     return out
 
 
-__all__ = ["physical_cube"]
+def scaled_nodata(cube: xr.DataArray, value: float) -> float:
+    """A nodata ``value`` given in the file's stored units (``--nodata -9999``) as the
+    values of ``cube`` hold it once its scale was applied (``--apply-scale``), computed as
+    the reader computed them, so that the two compare equal: value / factor (ENVI's and
+    NEON's reflectance scale factor), value · scale + offset (a GeoTIFF's band scaling).
+    ``value`` itself for a cube read as stored, or NaN. ParameterError for a GeoTIFF of
+    another scale in each band, where one value cannot say it."""
+    if not cube.attrs.get("scale_applied") or np.isnan(value):
+        return value
+    if cube.attrs.get("source_format") == "geotiff":
+        applied = cube.attrs.get("applied_scaling")
+        if applied is None:
+            raise ParameterError(
+                f"--nodata {value:g} with --apply-scale: the bands have different scales or "
+                "offsets, so no one value is the fill in all of them; give --nodata without "
+                "--apply-scale, or a --valid-mask", cube.attrs.get("source_path"))
+        gain, offset = (np.float32(v) for v in applied)
+        return float(np.float32(value) * gain + offset)
+    factor = cube.attrs.get("reflectance_scale_factor")
+    return float(np.float32(value) / np.float32(factor)) if factor else value
+
+
+__all__ = ["physical_cube", "scaled_nodata"]
