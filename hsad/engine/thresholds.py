@@ -143,7 +143,7 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     finite ``scores`` (NaN = nodata is ignored).
 
     A map whose median absolute deviation is zero, or nearly (half the pixels or more share
-    one score, to :data:`ROUND_OFF` of its largest magnitude), is fitted on the scores
+    one score, to :data:`ROUND_OFF` of its range without the extremes), is fitted on the scores
     above that value (and so on, while the rest ties again; under :data:`MIN_FIT` of them,
     with a warning that the fit is rough). When those are a single value, its pixels are
     flagged if they are a few outliers (at most :data:`MOST_FLAGGED` of the scores, or one
@@ -166,8 +166,10 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     total, shared = s.size, None
     # scores this close to each other are one score: a filter's round-off of zero
     # (±1e-17 on a map of 0.08, AED on a smooth one-band scene) had been fitted as a
-    # spread, and a fifth of the scene flagged
-    tie = ROUND_OFF * max(abs(float(s.min())), abs(float(s.max())))
+    # spread, and a fifth of the scene flagged. Of the map's range without its extreme
+    # MOST_FLAGGED at either end: one score of 1e12 (or float32's largest, which overflowing
+    # scores are clipped to) would tie every other
+    tie = ROUND_OFF * _inner_range(s)
     median = _median(s)  # s's median, while s is all the scores left to fit
     # the MAD is zero when over half the scores equal the median: |s − median| = 0
     # exactly where s == median, and the middle of the sorted deviations is then 0; with
@@ -196,8 +198,9 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
 
-#: scores within this share of the map's largest magnitude of the median tie with it
-#: (:func:`robust_threshold`): a float64 filter's round-off, far below float32's steps
+#: scores within this share of the map's range (its :data:`MOST_FLAGGED` extremes at
+#: either end left out) of the median tie with it (:func:`robust_threshold`): a float64
+#: filter's round-off, far below float32's steps
 ROUND_OFF = 2.0 ** -36
 
 #: the pixels of one score above all the others (which tie) that :func:`robust_threshold`
@@ -206,6 +209,14 @@ ROUND_OFF = 2.0 ** -36
 MOST_FLAGGED = 0.01
 #: fewer scores than this above a tied majority make a rough fit (a warning says so)
 MIN_FIT = 10
+
+
+def _inner_range(s: np.ndarray) -> float:
+    """The range of ``s`` without its :data:`MOST_FLAGGED` highest and lowest values (an
+    in-place partition: ``s``'s order is not kept, nor needed)."""
+    k = int(MOST_FLAGGED * (s.size - 1))
+    s.partition([k, s.size - 1 - k])
+    return float(s[s.size - 1 - k] - s[k])
 
 
 def _one_value_above(above: np.ndarray, shared: float, total: int) -> float:
