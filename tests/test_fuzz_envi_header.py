@@ -360,6 +360,9 @@ def test_band_names_made_of_digits_do_not_hang(tmp_path):
     (["Blue 0.45-0.51 µm", "NIR 0.85-0.88 µm"], [480.0, 865.0]),  # Landsat's band tables
     (["450 – 510 nm", "B 0.45 - 0.51 um"], [480.0, 480.0]),
     (["B3-560nm", "Band 4-665 nm"], [560.0, 665.0]),  # a band number, then a dash
+    (["B8A-865nm", "NIR-865 nm"], [865.0, 865.0]),  # a dash after a label
+    (["B400-750nm", "Band 350 - 700 nm"], [750.0, 700.0]),  # band numbers, no ranges
+    (["0.45µm-0.51µm", "Pan 0.52-0.90 um"], [510.0, 710.0]),
     (["offset -5 nm", "450 nm"], None),
 ])
 def test_a_dash_in_a_band_name_is_no_minus_sign(names, nm):

@@ -55,15 +55,17 @@ def wavelength_scale(units: str | None, values: np.ndarray) -> float | None:
     return 1.0
 
 
-#: a range's low end and the dash after it (``0.45-0.51 µm``, ``450 – 510 nm``): the dash
-#: is no minus sign of the number after it
-_RANGE_START = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*[-\u2013\u2014]\s*$")
+#: a range's low end and the dash after it (``0.45-0.51 µm``, ``450 – 510 nm``), the low
+#: end a number of its own (``B400-750nm`` is band 400's label, not a range)
+_RANGE_START = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)\s*[-\u2013\u2014]\s*$")
+#: a band's range ends within this ratio (Landsat 7's panchromatic 0.52–0.90 µm: 1.73)
+_RANGE_RATIO = 1.8
 
 
 def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
     """Wavelengths (nm) written in every band name (``"Band 1 (0.4500 Micrometers)"``,
     ``"450.5 nm"``; a range, ``"Blue 0.45-0.51 µm"`` as Landsat's band tables give it, by
-    its centre; a band's range ends within a factor of two), or None if any name lacks one
+    its centre; a band's range ends within :data:`_RANGE_RATIO`), or None if any name lacks one
     or gives a negative wavelength. A dash after a number is never a minus sign: it had
     been (``0.45-0.51 µm`` was -510 nm)."""
     out = []
@@ -76,10 +78,12 @@ def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
         value = float(found.group())
         digits = found.start() + (found.group()[0] in "-+")
         low = _RANGE_START.search(name[:digits])
-        if low is not None and 0 < float(low.group(1)) < abs(value) <= 2 * float(low.group(1)):
+        if low is not None and 0 < float(low.group(1)) < abs(value) <= _RANGE_RATIO * float(
+                low.group(1)):
             value = (float(low.group(1)) + abs(value)) / 2  # the range's centre
-        elif low is not None:  # a band number before the dash: "B3-560nm"
-            value = abs(value)
+        elif found.start() > 0 and (name[found.start() - 1].isalnum() or name[
+                found.start() - 1] in ").µμ" or low is not None):
+            value = abs(value)  # a dash after a label or a number: "B8A-865nm", "B3-560nm"
         if value < 0:
             return None
         factor = wavelength_scale(unit, np.array([value]))
