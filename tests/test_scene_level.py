@@ -385,6 +385,20 @@ def test_apply_scale_reads_a_converted_geotiff_as_its_envi_source(tmp_path, caps
     np.testing.assert_allclose(tif.values, envi.values, rtol=1e-6)
     assert np.isnan(tif.values[0, 0]).all()
     assert open_cube(tmp_path / "b.tif").dtype == np.int16  # as stored without it
+    # and back to ENVI: the scale is `data gain values` there, which --apply-scale applies
+    # too (it had divided by a reflectance scale factor only: 3103 again)
+    assert run("convert", tmp_path / "b.tif", tmp_path / "c.img", "-q")[0] == 0
+    np.testing.assert_allclose(open_cube(tmp_path / "c.img", apply_scale=True).values,
+                               envi.values, rtol=1e-6)
+    both = make_cube(values, nodata=-9999)  # gains and a factor: (DN · gain + offset) / F
+    both.attrs["reflectance_scale_factor"] = 10.0
+    from hsad.cube import with_band_scaling
+
+    write_envi(with_band_scaling(both, [1e-3] * both.sizes["band"],
+                                 [0.5] * both.sizes["band"]), tmp_path / "d.img")
+    got = open_cube(tmp_path / "d.img", apply_scale=True).values
+    np.testing.assert_allclose(got[1:], (values[1:] * 1e-3 + 0.5) / 10, rtol=1e-5)
+    assert np.isnan(got[0, 0]).all()
 
     model = tmp_path / "rx.hsad"
     assert run("train", tmp_path / "a.img", "-m", "rx", "-o", model, "-q")[0] == 0

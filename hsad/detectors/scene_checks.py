@@ -72,10 +72,10 @@ def check_flag_layout(scene_good: np.ndarray, scene_wl: np.ndarray, model_good: 
 
 def _declared_factor(cube: xr.DataArray) -> float | None:
     """The scale factor the file declares and ``apply_scale`` would apply: an ENVI or NEON
-    ``reflectance scale factor``, or 1 / a GeoTIFF's band scale (one for every band, no
-    offset: what ``hsad convert`` writes such a factor as), or None."""
-    if (factor := cube.attrs.get("reflectance_scale_factor")) or \
-            cube.attrs.get("source_format") != "geotiff":
+    ``reflectance scale factor``, or 1 / its band scale (a GeoTIFF's, ENVI's ``data gain
+    values``: one for every band, no offset, what ``hsad convert`` writes such a factor
+    as), or None."""
+    if factor := cube.attrs.get("reflectance_scale_factor"):
         return factor
     from hsad.cube import band_scaling
 

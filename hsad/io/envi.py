@@ -48,6 +48,7 @@ from hsad.io.envi_georef import georef_from_header, sensor_georef_from_header
 from hsad.io.envi_header import EnviHeader, band_gains, parse_header, split_list
 from hsad.io.envi_pixels import EnviPixels, EnviWindowWriter
 from hsad.io.missing import no_file
+from hsad.io.physical_units import physical_cube
 from hsad.io.sensor_georef import ATTR as SENSOR_ATTR
 from hsad.io.window import (
     WindowView,
@@ -255,8 +256,10 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     Chunks are ``(y, x)`` tiles with all bands (``chunks``: int, ``(rows, cols)`` or
     ``{"y": rows, "x": cols}``; -1 = whole axis; default ``hsad.cube.DEFAULT_CHUNK``).
     ``apply_scale`` divides by the header's ``reflectance scale factor`` (float32 result,
-    nodata pixels become NaN). ``window`` (an :class:`hsad.cube.subset.Window`): only that
-    window, read as a file of its own (:mod:`hsad.io.window`).
+    nodata pixels become NaN), and applies its ``data gain values`` and ``data offset
+    values`` where it has them: (DN · gain + offset) / factor. ``window`` (an
+    :class:`hsad.cube.subset.Window`): only that window, read as a file of its own
+    (:mod:`hsad.io.window`).
     Raises :class:`~hsad.errors.HsadError` subclasses for unreadable input.
     """
     header_path, data_hint = resolve_paths(path)
@@ -287,7 +290,13 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     sensor = sensor and sensor.windowed(window, transform or Affine.identity())
 
     nodata, scale = _nodata(hdr, data_path), hdr.reflectance_scale_factor
-    scaled = bool(apply_scale and scale)
+    gains = band_gains(hdr.raw, hdr.bands, header_path)
+    gained = gains is not None and not (np.all(np.asarray(gains[0]) == 1)
+                                        and not np.any(gains[1]))
+    # the factor alone divides here; with gains and offsets too, the whole physical rule
+    # is applied below (physical_cube: a GeoTIFF's band scale written as ENVI gains by
+    # `hsad convert` had been left unapplied)
+    scaled = bool(apply_scale and scale and not gained)
     if scaled:
         data, nodata = divided_by_factor(data, nodata, scale)
     attrs = {
@@ -309,8 +318,8 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
                      wavelength=hdr.wavelength, fwhm=hdr.fwhm, good_band=hdr.good_band,
                      band_names=hdr.band_names, source_format="envi",
                      source_path=str(data_path), attrs=attrs)
-    gains = band_gains(hdr.raw, hdr.bands, header_path)
-    return cube if gains is None else with_band_scaling(cube, *gains)
+    cube = cube if gains is None else with_band_scaling(cube, *gains)
+    return physical_cube(cube) if apply_scale and gained else cube
 
 
 def class_lookup(text: str | None, classes: int) -> list[int] | None:

@@ -8,16 +8,17 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from hsad.cube import band_scaling, nodata_hits
+from hsad.cube import nodata_hits, physical_scaling
 from hsad.errors import ParameterError
 
 
 def physical_cube(cube: xr.DataArray) -> xr.DataArray:
     """``cube`` as DN · scale + offset of its band coordinates ``band_scale`` and
-    ``band_offset``, lazily, in float32, its nodata pixels NaN (and its nodata NaN), the
-    band coordinates dropped and ``attrs["scale_applied"]`` True; ``cube`` itself when it
-    has no scaling (its values are in physical units already)."""
-    own = band_scaling(cube)
+    ``band_offset`` (divided by an ENVI ``reflectance scale factor``:
+    :func:`hsad.cube.physical_scaling`), lazily, in float32, its nodata pixels NaN (and
+    its nodata NaN), the band coordinates dropped and ``attrs["scale_applied"]`` True;
+    ``cube`` itself when it has no scaling (its values are in physical units already)."""
+    own = physical_scaling(cube)  # an ENVI reflectance scale factor divides both
     if own is None:
         return cube
     import dask.array as da
@@ -43,7 +44,7 @@ def scaled_nodata(cube: xr.DataArray, value: float) -> float:
     another scale in each band, where one value cannot say it."""
     if not cube.attrs.get("scale_applied") or np.isnan(value):
         return value
-    if cube.attrs.get("source_format") == "geotiff":
+    if "applied_scaling" in cube.attrs:  # band scales and offsets applied (physical_cube)
         applied = cube.attrs.get("applied_scaling")
         if applied is None:
             raise ParameterError(
