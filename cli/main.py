@@ -185,7 +185,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _names_print() -> None:
     """A file name that is not UTF-8 (Latin-1 bytes from an old share) is printed, not a
     crash: a stream that would refuse it (``strict``) writes its bytes back as they were
-    (UTF-8 standard output) or escapes what it cannot encode (``\udcfc``: standard error,
+    (UTF-8 standard output) or escapes what it cannot encode (``\\udcfc``: standard error,
     other encodings; click writes an ASCII stream with ``?`` for them); a handler the user
     chose (``PYTHONIOENCODING=latin-1:replace``) is kept."""
     for stream in (sys.stdout, sys.stderr):
