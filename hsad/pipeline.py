@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import time
@@ -70,7 +71,16 @@ def _with_score_params(detector: BaseDetector, params: dict, named: dict) -> Bas
     ``lam``, ``output``, the fusion stage), as ``set_params`` on a loaded model gives them
     in Python; a parameter that shaped the fit is refused, never ignored: it needs
     training again."""
-    allowed = detector.score_params or frozenset()
+    unknown = set(params) - set(detector.get_params())
+    if unknown:  # a typo is named as such, as without --model
+        try:
+            copy.deepcopy(detector).set_params(**{k: params[k] for k in sorted(unknown)})
+        except ParameterError as exc:
+            raise _named(exc, params, named) from None
+    if detector.score_params is None:  # a plugin that does not say: as set_params takes it
+        allowed = frozenset(params)
+    else:
+        allowed = detector.score_params
     fixed = sorted(set(params) - allowed)
     if fixed:
         scoring = (f"; beside a model only its scoring settings can be given "

@@ -122,6 +122,10 @@ def test_a_complex_v5_cube_is_refused_when_opened(tmp_path, capsys, compression)
         hsad.open_cube(tmp_path / "c.mat", key="data")
     err = one_error(["info", str(tmp_path / "c.mat")], capsys)
     assert "data (4x5x6 complex)" in err
+    sio.savemat(tmp_path / "p.mat", {"data": CUBE.astype(np.complex64),
+                                     "rgb": np.zeros((4, 5, 3))}, do_compression=compression)
+    with pytest.raises(FileFormatError, match="'data' is a complex array"):  # beside a preview
+        hsad.open_cube(tmp_path / "p.mat")
     sio.savemat(tmp_path / "r.mat", {"data": CUBE}, do_compression=compression)
     assert hsad.open_cube(tmp_path / "r.mat").dtype == np.float32  # a real one, as before
 

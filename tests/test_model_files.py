@@ -577,6 +577,21 @@ def test_a_saved_model_takes_its_scoring_settings_on_the_command_line(scene, mod
               str(tmp_path / "bad.tif")])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "lam must lie in [0, 1], got 7 (-p lam=7)" in err, err
+    with pytest.raises(SystemExit) as exc:  # a typo is named as one, as without --model
+        main(["detect", str(scene[1]), "--model", str(model), "-p", "lamb=0.7", "-o",
+              str(tmp_path / "bad.tif")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unknown parameter 'lamb'" in err, err
+    # a plugin that does not say which settings scoring reads takes any, as set_params
+    from hsad.pipeline import make_detector
+
+    loaded = load_model(model)
+    type(loaded).score_params, saved = None, type(loaded).score_params
+    try:
+        assert make_detector(None, {"lam": 0.2}, model=model,
+                             load=lambda path: loaded).get_params()["lam"] == 0.2
+    finally:
+        type(loaded).score_params = saved
 
 
 @pytest.mark.parametrize("method, key, limit", [("anogan", "search_steps", 10_000),
