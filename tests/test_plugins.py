@@ -26,7 +26,7 @@ def registry(monkeypatch):
     """The registry as it is, restored after the test."""
     for attr in ("_REGISTRY", "_BROKEN"):
         monkeypatch.setattr(detectors, attr, dict(getattr(detectors, attr)))
-    for attr in ("_SCANNED", "_BUILT_IN"):
+    for attr in ("_SCANNED", "_BUILT_IN", "_MISSING"):
         monkeypatch.setattr(detectors, attr, set(getattr(detectors, attr)))
     return detectors
 
@@ -82,8 +82,28 @@ def test_a_package_module_that_cannot_be_imported_is_left_out_with_a_warning(
     with pytest.raises(ParameterError, match="module hsad.detectors.broken cannot be imported"):
         registry.get("broken")
     monkeypatch.setattr(detectors, "_SCANNED", detectors._SCANNED - {"broken"})
+    monkeypatch.setattr(detectors, "_MISSING", set())  # as in a new process
     with pytest.warns(UserWarning), pytest.raises(ParameterError, match="cannot be imported"):
         registry.get("broken")  # asked for first, by its own name
+
+
+def test_modules_missing_one_dependency_are_said_once(registry, tmp_path, monkeypatch):
+    """Without torch, 21 of hsad's modules each printed "cannot be imported" before every
+    command's own line, helpers with no detector among them: the first names the missing
+    dependency and says what to install; the others are left out without a word."""
+    for name in ("broken_a", "broken_b", "broken_c"):
+        (tmp_path / f"{name}.py").write_text("import not_a_real_dependency\n")
+    monkeypatch.setattr(detectors, "__path__", [*detectors.__path__, str(tmp_path)])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        registry.available()
+    said = [str(w.message) for w in seen if "not_a_real_dependency" in str(w.message)]
+    assert said == ["module hsad.detectors.broken_a cannot be imported (ModuleNotFoundError: "
+                    "No module named 'not_a_real_dependency'): its detectors are left out, as "
+                    "are those of every other module that needs not_a_real_dependency "
+                    "(install not_a_real_dependency)"]
+    with pytest.raises(ParameterError, match="broken_c cannot be imported"):
+        registry.get("broken_c")  # asked for by name, still named
 
 
 class _Short(Autoencoder):

@@ -154,8 +154,20 @@ def _scan(module: str) -> None:
 def _broken(what: str, exc: BaseException) -> None:
     why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     _BROKEN[what] = why
-    warnings.warn(f"{what} cannot be imported ({why}): its detectors are left out",
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) and exc.name else None
+    top = missing.split(".")[0] if missing else None
+    if top is not None and top in _MISSING:  # said once: without torch, 21 lines had
+        return  # come before every command's own line
+    more = ""
+    if top is not None:
+        _MISSING.add(top)
+        more = f", as are those of every other module that needs {top} (install {top})"
+    warnings.warn(f"{what} cannot be imported ({why}): its detectors are left out{more}",
                   UserWarning, stacklevel=4)
+
+
+#: the missing modules a warning has named (:func:`_broken`)
+_MISSING: set[str] = set()
 
 
 def _left_out(what: str, why: str) -> None:
