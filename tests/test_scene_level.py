@@ -207,6 +207,20 @@ def test_the_cli_warns_with_a_model_on_a_scaled_scene(tmp_path, capsys):
             and "b.mat: rx: " in line and ("about 9,900×" in line or "about 10,000×" in line)]
 
 
+def _warned_then_applied(run, tmp_path, scene, out):
+    """A model of reflectance (``a.img``) on the ×10000 ``scene``: the warning names the
+    declared factor and `--apply-scale`, which then leaves no warning; the model's path."""
+    model = tmp_path / "rx.hsad"
+    assert run("train", tmp_path / "a.img", "-m", "rx", "-o", model, "-q")[0] == 0
+    code, said = run("detect", scene, "--model", model, "-o", out)
+    assert code == 0 and "declares a reflectance scale factor of 10000, not applied: give " \
+        "--apply-scale" in said.err
+    code, said = run("detect", scene, "--model", model, "--apply-scale", "-o",
+                     tmp_path / "s.tif")
+    assert code == 0 and LEVEL not in said.err, said.err
+    return model
+
+
 def test_a_declared_scale_factor_is_named_and_applied_by_apply_scale(tmp_path, capsys):
     """An int16 × 10000 ENVI scene declaring `reflectance scale factor = 10000` under a model
     of reflectance: the warning said to convert the scene, and no command could apply the
@@ -225,14 +239,7 @@ def test_a_declared_scale_factor_is_named_and_applied_by_apply_scale(tmp_path, c
     write_envi(dn, tmp_path / "b.img")
     write_envi(make_cube(np.round(_reflectance(1) * 10000).astype(np.int16) / np.float32(1e4)),
                tmp_path / "ref.img")
-    model = tmp_path / "rx.hsad"
-    assert run("train", tmp_path / "a.img", "-m", "rx", "-o", model, "-q")[0] == 0
-    code, said = run("detect", tmp_path / "b.img", "--model", model, "-o", tmp_path / "b.tif")
-    assert code == 0 and "declares a reflectance scale factor of 10000, not applied: give " \
-        "--apply-scale" in said.err
-    code, said = run("detect", tmp_path / "b.img", "--model", model, "--apply-scale", "-o",
-                     tmp_path / "s.tif")
-    assert code == 0 and LEVEL not in said.err, said.err
+    model = _warned_then_applied(run, tmp_path, tmp_path / "b.img", tmp_path / "b.tif")
     assert run("detect", tmp_path / "ref.img", "--model", model, "-o", tmp_path / "r.tif")[0] == 0
     import rasterio
 
@@ -400,14 +407,7 @@ def test_apply_scale_reads_a_converted_geotiff_as_its_envi_source(tmp_path, caps
     np.testing.assert_allclose(got[1:], (values[1:] * 1e-3 + 0.5) / 10, rtol=1e-5)
     assert np.isnan(got[0, 0]).all()
 
-    model = tmp_path / "rx.hsad"
-    assert run("train", tmp_path / "a.img", "-m", "rx", "-o", model, "-q")[0] == 0
-    code, said = run("detect", tmp_path / "b.tif", "--model", model, "-o", tmp_path / "c.tif")
-    assert code == 0 and "declares a reflectance scale factor of 10000, not applied: give " \
-        "--apply-scale" in said.err
-    code, said = run("detect", tmp_path / "b.tif", "--model", model, "--apply-scale", "-o",
-                     tmp_path / "s.tif")
-    assert code == 0 and LEVEL not in said.err, said.err
+    _warned_then_applied(run, tmp_path, tmp_path / "b.tif", tmp_path / "c.tif")
 
 
 def test_nodata_beside_apply_scale_is_in_the_file_s_stored_units(tmp_path):
