@@ -273,9 +273,9 @@ def subset_selection(srcwin, projwin, projwin_crs) -> dict:
 apply_scale_option = click.option(
     "--apply-scale", is_flag=True,
     help="Divide the values by the file's reflectance scale factor (ENVI 'reflectance "
-         "scale factor', NEON's scale factor; a GeoTIFF's band scale and offset are "
-         "applied) as they are read: reflectance 0-1 from a x10000 product, to match a "
-         "model trained on reflectance.")
+         "scale factor', NEON's scale factor; a GeoTIFF's band scale and offset, ENVI's "
+         "data gain and offset values, are applied) as they are read: reflectance 0-1 "
+         "from a x10000 product, to match a model trained on reflectance.")
 
 
 def mask_options(func):

@@ -126,6 +126,10 @@ def test_a_complex_v5_cube_is_refused_when_opened(tmp_path, capsys, compression)
                                      "rgb": np.zeros((4, 5, 3))}, do_compression=compression)
     with pytest.raises(FileFormatError, match="'data' is a complex array"):  # beside a preview
         hsad.open_cube(tmp_path / "p.mat")
+    sio.savemat(tmp_path / "t.mat", {"data": CUBE[..., :3].astype(np.complex64)},
+                do_compression=compression)
+    with pytest.raises(FileFormatError, match="'data' is a complex array"):  # 3 bands alone
+        hsad.open_cube(tmp_path / "t.mat")
     sio.savemat(tmp_path / "r.mat", {"data": CUBE}, do_compression=compression)
     assert hsad.open_cube(tmp_path / "r.mat").dtype == np.float32  # a real one, as before
 

@@ -443,3 +443,10 @@ def test_nodata_beside_apply_scale_is_in_the_file_s_stored_units(tmp_path):
         assert not mask[:3].any() and mask[3:].all(), path
     with pytest.raises(ParameterError, match="bands have different scales or offsets"):
         prepare_cube(open_cube(tmp_path / "v.tif", apply_scale=True), nodata=-9999)
+    # the stored type's rules, as without --apply-scale: truncated, or refused
+    for path in (envi, tmp_path / "u.tif"):
+        mask = valid_mask(prepare_cube(open_cube(path, apply_scale=True),
+                                       nodata=-9999.5)).values
+        assert not mask[:3].any() and mask[3:].all(), path
+        with pytest.raises(ParameterError, match="cannot occur in the file's int16 data"):
+            prepare_cube(open_cube(path, apply_scale=True), nodata=70000)

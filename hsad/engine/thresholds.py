@@ -143,14 +143,13 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     finite ``scores`` (NaN = nodata is ignored).
 
     A map whose median absolute deviation is zero, or nearly (half the pixels or more share
-    one score, to :data:`ROUND_OFF` of its range without the extremes), is fitted on the scores
-    above that value (and so on, while the rest ties again; under :data:`MIN_FIT` of them,
-    with a warning that the fit is rough). When those are a single value, its pixels are
-    flagged if they are a few outliers (at most :data:`MOST_FLAGGED` of the scores, or one
-    pixel: a scene of one repeated spectrum and an outlier), else none (two levels of a
-    map). A constant map has no anomaly and gives ``inf``, as does a map whose shared
-    score is its highest; each case with a :class:`~hsad.errors.DegenerateDataWarning`
-    saying which.
+    one score), is fitted on the scores above that value (and so on, while the rest ties
+    again; under :data:`MIN_FIT` of them, with a warning that the fit is rough). When those
+    are a single value, its pixels are flagged if they are a few outliers (at most
+    :data:`MOST_FLAGGED` of the scores, or one pixel: a scene of one repeated spectrum and
+    an outlier), else none (two levels of a map). A constant map has no anomaly and gives
+    ``inf``, as does a map whose shared score is its highest; each case with a
+    :class:`~hsad.errors.DegenerateDataWarning` saying which.
 
     Memory: one float64 vector of the finite scores, transformed and partitioned in place
     (every step is a median: the order is not needed), whatever the map's type: 8 bytes a
@@ -164,21 +163,15 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
                       "flagged", DegenerateDataWarning, stacklevel=2)
         return float("inf")
     total, shared = s.size, None
-    # scores this close to each other are one score: a filter's round-off of zero
-    # (±1e-17 on a map of 0.08, AED on a smooth one-band scene) had been fitted as a
-    # spread, and a fifth of the scene flagged. Of the map's range without its extreme
-    # MOST_FLAGGED at either end: one score of 1e12 (or float32's largest, which overflowing
-    # scores are clipped to) would tie every other
-    tie = ROUND_OFF * _inner_range(s)
     median = _median(s)  # s's median, while s is all the scores left to fit
     # the MAD is zero when over half the scores equal the median: |s − median| = 0
     # exactly where s == median, and the middle of the sorted deviations is then 0; with
     # exactly half, it is half the smallest other deviation, no spread either (250 of 1000
     # scores above 500 tied were all flagged at far 1e-3); the fit goes to the scores
     # above, as often as that holds (ties on several levels)
-    while 2 * (tied := np.count_nonzero((s >= median - tie) & (s <= median + tie))) >= s.size:
+    while 2 * (tied := np.count_nonzero(s == median)) >= s.size:
         shared = median
-        s, median = s[s > shared + tie], None
+        s, median = s[s > shared], None
         if not s.size:
             warnings.warn(f"{tied} of {total} scores share the highest score, {shared:g}: no "
                           "pixel stands above them and none is flagged (give --threshold, "
@@ -198,25 +191,12 @@ def robust_threshold(scores, far: float = DEFAULT_FAR) -> float:
     return float(np.exp(centre + NormalDist().inv_cdf(1 - float(far)) * scale) + offset)
 
 
-#: scores within this share of the map's range (its :data:`MOST_FLAGGED` extremes at
-#: either end left out) of the median tie with it (:func:`robust_threshold`): a float64
-#: filter's round-off, far below float32's steps
-ROUND_OFF = 2.0 ** -36
-
 #: the pixels of one score above all the others (which tie) that :func:`robust_threshold`
 #: flags as a few outliers: at most this share of the scores, or one pixel of a map of
 #: ``MIN_FIT`` or more; beyond it they are a second level of the map
 MOST_FLAGGED = 0.01
 #: fewer scores than this above a tied majority make a rough fit (a warning says so)
 MIN_FIT = 10
-
-
-def _inner_range(s: np.ndarray) -> float:
-    """The range of ``s`` without its :data:`MOST_FLAGGED` highest and lowest values (an
-    in-place partition: ``s``'s order is not kept, nor needed)."""
-    k = int(MOST_FLAGGED * (s.size - 1))
-    s.partition([k, s.size - 1 - k])
-    return float(s[s.size - 1 - k] - s[k])
 
 
 def _one_value_above(above: np.ndarray, shared: float, total: int) -> float:

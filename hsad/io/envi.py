@@ -297,6 +297,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
     # is applied below (physical_cube: a GeoTIFF's band scale written as ENVI gains by
     # `hsad convert` had been left unapplied)
     scaled = bool(apply_scale and scale and not gained)
+    stored = str(data.dtype)  # what --nodata is given in, once scaled
     if scaled:
         data, nodata = divided_by_factor(data, nodata, scale)
     attrs = {
@@ -306,7 +307,7 @@ def open_envi(path: str | os.PathLike, chunks: int | tuple | None = None,
         "scale_applied": scaled, "description": hdr.description,
         "wavelength_units": hdr.wavelength_units, "header_path": str(header_path),
         "data_path": str(data_path), "envi_header": dict(hdr.raw),
-        **window_attrs(window, whole),
+        **window_attrs(window, whole), **({"stored_dtype": stored} if scaled else {}),
     }
     if hdr.class_names is not None:
         attrs["class_names"] = list(hdr.class_names)

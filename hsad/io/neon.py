@@ -193,6 +193,7 @@ def open_neon(path: str | os.PathLike, chunks=None, window=None,
     if attrs.get("scale_applied"):
         from hsad.io.envi import divided_by_factor
 
+        attrs["stored_dtype"] = str(data.dtype)  # what --nodata is given in
         data, nodata = divided_by_factor(data, nodata, factor)
     return make_cube(data, transform=transform, crs=crs, nodata=nodata,
                      wavelength=wavelength, fwhm=fwhm, good_band=good, source_format="neon",

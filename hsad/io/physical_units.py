@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from hsad.cube import nodata_hits, physical_scaling
+from hsad.cube.nodata_values import nodata_for
 from hsad.errors import ParameterError
 
 
@@ -31,7 +32,8 @@ def physical_cube(cube: xr.DataArray) -> xr.DataArray:
     out = cube.copy(data=values).drop_vars(["band_scale", "band_offset"], errors="ignore")
     uniform = np.ptp(gain) == 0 and np.ptp(offset) == 0
     out.attrs.update(nodata=None if nodata is None else float("nan"), scale_applied=True,
-                     applied_scaling=(float(gain[0]), float(offset[0])) if uniform else None)
+                     applied_scaling=(float(gain[0]), float(offset[0])) if uniform else None,
+                     stored_dtype=str(data.dtype))
     return out
 
 
@@ -44,6 +46,12 @@ def scaled_nodata(cube: xr.DataArray, value: float) -> float:
     another scale in each band, where one value cannot say it."""
     if not cube.attrs.get("scale_applied") or np.isnan(value):
         return value
+    if (stored := cube.attrs.get("stored_dtype")) is not None:  # as the stored type holds it
+        stored = np.dtype(stored)
+        if nodata_for(stored, value) is None:
+            raise ParameterError(f"nodata {value:g} cannot occur in the file's {stored} data "
+                                 "(outside the type's range)", cube.attrs.get("source_path"))
+        value = float(stored.type(value))  # an integer type truncates it, as GDAL does
     if "applied_scaling" in cube.attrs:  # band scales and offsets applied (physical_cube)
         applied = cube.attrs.get("applied_scaling")
         if applied is None:
