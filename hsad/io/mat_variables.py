@@ -115,12 +115,14 @@ def cube_key(variables, key: str | None, path: str, warn: bool = True) -> str:
     solid = [n for n, s, c in variables if len(s) == 3 and c in NUMERIC]
     if not cands and len(solid) == 1 and solid[0].lower() in NAMED_CUBES:
         return solid[0]  # a cube of a few bands, as hsad's writer names it: no preview
+    # a complex cube is named as the reason (not "more than 3 bands"): one of more than 3
+    # bands beside anything, one of fewer alone
     complex_cubes = [n for n, s, c in variables if len(s) == 3 and c == "complex"]
     wide = [n for n in complex_cubes if shapes[n][0][2] > MAX_PREVIEW_BANDS]
-    if not cands and (wide or (complex_cubes and not solid)):  # the reason, not "more than
-        complex_cubes = wide or complex_cubes  # 3 bands", also beside a preview
-        raise FileFormatError(f"{complex_cubes[0]!r} is a complex array: hsad reads real "
-                              "cubes (take its magnitude or real part in MATLAB); variables: "
+    if not cands and (wide or (complex_cubes and not solid)):
+        named = (wide or complex_cubes)[0]
+        raise FileFormatError(f"{named!r} is a complex array: hsad reads real cubes (take its "
+                              "magnitude or real part in MATLAB); variables: "
                               f"{listing(variables)}", path)
     if not cands:
         raise FileFormatError(f"no 3-D numeric array with more than {MAX_PREVIEW_BANDS} bands "

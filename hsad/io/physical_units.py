@@ -41,9 +41,11 @@ def scaled_nodata(cube: xr.DataArray, value: float) -> float:
     """A nodata ``value`` given in the file's stored units (``--nodata -9999``) as the
     values of ``cube`` hold it once its scale was applied (``--apply-scale``), computed as
     the reader computed them, so that the two compare equal: value / factor (ENVI's and
-    NEON's reflectance scale factor), value · scale + offset (a GeoTIFF's band scaling).
-    ``value`` itself for a cube read as stored, or NaN. ParameterError for a GeoTIFF of
-    another scale in each band, where one value cannot say it."""
+    NEON's reflectance scale factor), value · scale + offset (band scales and offsets
+    applied: a GeoTIFF's, ENVI's gains), after the stored type's rules (an integer type
+    truncates it; one it cannot hold is a ParameterError). ``value`` itself for a cube
+    read as stored, or NaN. ParameterError for bands of different scales, where one value
+    cannot say it."""
     if not cube.attrs.get("scale_applied") or np.isnan(value):
         return value
     if (stored := cube.attrs.get("stored_dtype")) is not None:  # as the stored type holds it
