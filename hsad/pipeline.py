@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import time
@@ -72,9 +71,9 @@ def _with_score_params(detector: BaseDetector, params: dict, named: dict) -> Bas
     in Python; a parameter that shaped the fit is refused, never ignored: it needs
     training again."""
     unknown = set(params) - set(detector.get_params())
-    if unknown:  # a typo is named as such, as without --model
-        try:
-            copy.deepcopy(detector).set_params(**{k: params[k] for k in sorted(unknown)})
+    if unknown:  # a typo is named as such, as without --model (set_params refuses the
+        try:  # first unknown name before it sets anything)
+            detector.set_params(**{k: params[k] for k in sorted(unknown)})
         except ParameterError as exc:
             raise _named(exc, params, named) from None
     if detector.score_params is None:  # a plugin that does not say: as set_params takes it
