@@ -6,7 +6,7 @@ import os
 
 import click
 
-from hsad.cli.options import overwrite_option, put
+from hsad.cli.options import echo, overwrite_option, put
 from hsad.cli.outputs import FOLDERS_NOTE, plan_outputs
 from hsad.config import parse_params
 from hsad.errors import ParameterError
@@ -64,7 +64,7 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
     failed: list[tuple[str, str]] = []
     with plan:
         rows = benchmark.run(method_list, scenes, per_method, stages=stages,
-                             progress=lambda line: click.echo(line, err=True), failed=failed)
+                             progress=lambda line: echo(line, err=True), failed=failed)
         if not rows:
             raise ParameterError("no scene could be run: " + "; ".join(
                 f"{scene}: {problem}" for scene, problem in failed))
@@ -85,5 +85,5 @@ def command(methods, scene_names, params, stages, output, csv_path, plot_path, o
 
             save_figure(figure, plot_path)
     for scene, problem in failed:  # the others' tables are written: say what is missing
-        click.echo(f"error: {scene}: {problem} (left out of the tables)", err=True)
+        echo(f"error: {scene}: {problem} (left out of the tables)", err=True)
     return 2 if failed else 0

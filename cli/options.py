@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import sys
 
 import click
 
@@ -93,10 +94,17 @@ def echo(message: str, err: bool = False) -> None:
     escaped (:func:`shown`): a result, an error or a warning, --quiet or not. A standard
     output that cannot be written (a full disk behind a redirect) is named as such: its
     error had read as the outputs' ("no space left on device"). A closed pipe (exit
-    status 141) and standard error's failures (a terminal gone: the callers' hang-up
-    handling) are left to the caller."""
+    status 141) is left to the caller, and so are a terminal's failures on standard error
+    (a terminal gone: the callers' hang-up handling); a log file's (a full disk behind
+    ``2>log``) lose the line, not the run's finished outputs."""
     if err:
-        click.echo(shown(message), err=True)
+        try:
+            click.echo(shown(message), err=True)
+        except OSError:
+            from hsad.progress import stderr_is_terminal
+
+            if stderr_is_terminal():
+                raise
         return
     put(shown(message))
 
@@ -104,7 +112,13 @@ def echo(message: str, err: bool = False) -> None:
 def put(text: str) -> None:
     """``text`` (a report, a table, JSON: as it is) on standard output; one that cannot be
     written (a full disk behind a redirect) is named as such, its error had read as the
-    outputs' ("no space left on device"); a closed pipe is left to the caller."""
+    outputs' ("no space left on device"), and so is a closed one (``>&-``: click drops the
+    lines, an AUC or JSON asked for was lost with exit status 0); a closed pipe is left to
+    the caller."""
+    if sys.stdout is None:
+        from hsad.errors import OutputError
+
+        raise OutputError("cannot write to standard output: it is closed")
     try:
         click.echo(text)
     except BrokenPipeError:

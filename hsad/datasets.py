@@ -238,6 +238,7 @@ def fetch(name: str, force: bool = False) -> Path:
         except DatasetError:
             pass
     url = m["source"]["url"]
+    _check_cache(cache_dir())
     created = _missing_folders(cache_dir())
     log = pooch.get_logger()
     level = log.level
@@ -256,6 +257,22 @@ def fetch(name: str, force: bool = False) -> Path:
     finally:
         log.setLevel(level)
     return Path(got)
+
+
+def _check_cache(folder: Path) -> None:
+    """DatasetError naming the cache ``folder`` when no download could be kept there (a
+    file on its path, a folder one cannot write in): it had read as the download's
+    failure (``NotADirectoryError``), with nothing downloaded."""
+    for place in (folder, *folder.parents):
+        if os.path.lexists(place):
+            if not place.is_dir():
+                why = f"{place} is not a folder"
+            elif not os.access(place, os.W_OK | os.X_OK):
+                why = f"cannot write in {place}"
+            else:
+                return
+            raise DatasetError(f"the download cache {folder} cannot hold files: {why} (it "
+                               "is pooch's cache for hsad: set XDG_CACHE_HOME to move it)")
 
 
 def _missing_folders(folder: Path) -> list[Path]:

@@ -36,7 +36,35 @@ def bar_style() -> dict:
     line kept and redrawn every :data:`LOG_INTERVAL` seconds at most."""
     if stderr_is_terminal():
         return {"leave": False, "dynamic_ncols": True}
-    return {"leave": True, "mininterval": LOG_INTERVAL}
+    return {"leave": True, "mininterval": LOG_INTERVAL, "file": LogStream(sys.stderr)}
 
 
-__all__ = ["LOG_INTERVAL", "bar_style", "stderr_is_terminal", "wanted"]
+class LogStream:
+    """Standard error for the bars drawn into a log: a write it refuses (a full disk behind
+    ``2>log``) stops the drawing, not the run, whose finished outputs had been removed
+    (tqdm itself passes over a terminal's input/output errors only)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        if not self.failed:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError):  # full, or closed meanwhile
+                self.failed = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.failed:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.failed = True
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+__all__ = ["LOG_INTERVAL", "LogStream", "bar_style", "stderr_is_terminal", "wanted"]

@@ -477,3 +477,20 @@ def test_another_sensors_scene_of_the_models_band_count_is_a_different_band_set(
     rx = detectors.get("rx").fit(_cube(wavelength=wavelength, good=good))
     with pytest.raises(ModelError, match="differ from the model's by up to 25.0 nm"):
         match_model_bands(_cube(wavelength=wavelength + 25.0, good=np.ones(30, bool)), rx)
+
+
+def test_a_model_whose_wavelengths_are_ten_times_the_scenes_names_the_unit():
+    """A model fitted before 0.3.14 on an ENVI file in Angstroms holds wavelengths 10 times
+    too long: the refusal said "a different band set" and advised match_model_bands, which
+    cannot help; it names the unit and says to retrain."""
+    from hsad import detectors
+
+    values = np.random.default_rng(0).normal(size=(20, 20, 6)).astype(np.float32)
+    wl = np.linspace(450.0, 900.0, 6)
+    rx = detectors.get("rx").fit(make_cube(values, wavelength=wl * 10))
+    with pytest.raises(ModelError, match="the model's wavelengths are 10 times the scene's, "
+                       "band for band.*Angstroms.*retrain"):
+        rx.score(make_cube(values, wavelength=wl))
+    shifted = detectors.get("rx").fit(make_cube(values, wavelength=wl + 100))
+    with pytest.raises(ModelError, match="by up to 100.0 nm"):  # another band set: as it was
+        shifted.score(make_cube(values, wavelength=wl))

@@ -133,6 +133,29 @@ def test_a_degenerate_scene_warns_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "rx2.tif").exists()
 
 
+def test_the_command_line_replaces_a_configs_method_and_keys_one_by_one(demo_scene, tmp_path,
+                                                                        capsys):
+    """As the README says: `-p inner=3` replaces the config's `inner` and keeps its `outer`;
+    `-m rx` replaces its method (an lrx config without params scores with rx)."""
+    cfg = tmp_path / "lrx.yaml"
+    cfg.write_text("method: lrx\nparams: {inner: 5, outer: 9}\nfar: 0.01\n")
+    out = tmp_path / "a.tif"
+    code, _, err = run_cli(["detect", demo_scene["cube"], "-c", cfg, "-p", "inner=3", "-o",
+                            out, "-q"], capsys)
+    assert code == 0, err
+    with rasterio.open(out) as src:
+        tags = src.tags()
+    params = json.loads(tags["hsad_params"])
+    assert tags["hsad_method"] == "lrx" and (params["inner"], params["outer"]) == (3, 9)
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("method: lrx\n")
+    code, _, err = run_cli(["detect", demo_scene["cube"], "-c", bare, "-m", "rx", "-o",
+                            tmp_path / "b.tif", "-q"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "b.tif") as src:
+        assert src.tags()["hsad_method"] == "rx"
+
+
 def test_a_configs_bad_parameter_names_the_config_and_its_key(demo_scene, tmp_path, capsys):
     """`params: {inner: abc}` in a config was "lrx: inner must be an integer, got 'abc'"
     alone; `-m rx` over a config of lrx gave "rx: unknown parameter 'inner'", neither naming

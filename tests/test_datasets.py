@@ -134,6 +134,23 @@ def test_fetch_failure_is_a_dataset_error(tmp_path, monkeypatch):
                       tmp_path / "cache")]
 
 
+def test_a_cache_folder_that_cannot_hold_files_is_named_before_any_download(tmp_path,
+                                                                             monkeypatch):
+    """A file where the cache folder goes (XDG_CACHE_HOME pointing at a file) read as the
+    download's failure ("NotADirectoryError"), nothing having been downloaded."""
+    monkeypatch.setenv(datasets.ENV_VAR, str(tmp_path / "empty"))
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(datasets, "cache_dir", lambda: tmp_path / "afile" / "hsad")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetch went to the network with no cache to keep the file")
+
+    monkeypatch.setattr(datasets.pooch, "retrieve", no_network)
+    with pytest.raises(DatasetError, match=r"the download cache .*afile.hsad cannot hold "
+                       r"files: .*afile is not a folder"):
+        datasets.fetch("hydice-urban")
+
+
 def test_fetch_returns_a_verified_local_file_without_downloading(shared, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("fetch went to the network for a file already present")

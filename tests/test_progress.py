@@ -54,6 +54,30 @@ def test_a_closed_stderr_is_no_failure(scene, tmp_path, command):
     assert run.returncode == 0 and out.exists()
 
 
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"),
+                    reason="needs Linux's /dev/full")
+@pytest.mark.parametrize("extra", [["--progress"], ["--polygons", "p.gpkg"]])
+def test_a_full_log_on_stderr_keeps_the_finished_outputs(scene, tmp_path, extra):
+    """`hsad detect … 2>/dev/full` (a log on a full disk) with a bar or a warning (polygons
+    without a CRS) exited 2 and removed every output, saying nothing anywhere; a closed
+    stderr (`2>&-`) already kept them."""
+    import numpy as np
+
+    from hsad.cube import make_cube
+    from hsad.io.envi_writer import write_envi
+
+    extra = [str(tmp_path / a) if a.endswith(".gpkg") else a for a in extra]
+    rng = np.random.default_rng(0)  # without a CRS: polygons in pixel coordinates, a warning
+    plain = write_envi(make_cube(rng.normal(size=(30, 30, 6)).astype(np.float32)),
+                       tmp_path / "plain.img")
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-m", "hsad", "detect", str(plain), "-m",
+                              "rx", "-o", str(tmp_path / "rx.tif"), *extra], stderr=full,
+                             stdout=subprocess.PIPE, text=True, timeout=300)
+    assert run.returncode == 0 and "wrote scores" in run.stdout
+    assert (tmp_path / "rx.tif").is_file()
+
+
 @pytest.mark.parametrize("command", ["detect", "convert", "train"])
 def test_quiet_leaves_only_warnings_and_errors(scene, tmp_path, command):
     """There was no --quiet for a cron job (train's hidden one only dropped the bars)."""

@@ -450,3 +450,31 @@ def test_nodata_beside_apply_scale_is_in_the_file_s_stored_units(tmp_path):
         assert not mask[:3].any() and mask[3:].all(), path
         with pytest.raises(ParameterError, match="cannot occur in the file's int16 data"):
             prepare_cube(open_cube(path, apply_scale=True), nodata=70000)
+        # the scaled value (the way before 0.3.14) had been truncated to 0, in silence
+        with pytest.raises(ParameterError, match="int16 units: it stores -9999 for -0.9999"):
+            prepare_cube(open_cube(path, apply_scale=True), nodata=-0.9999)
+    with pytest.raises(ParameterError, match="it stores -9999 for -2.0998"):
+        prepare_cube(open_cube(tmp_path / "o.tif", apply_scale=True), nodata=-2.0998)
+
+
+def test_an_undeclared_fill_is_advised_in_the_file_s_stored_units(tmp_path):
+    """The warning of a flat fill beside --apply-scale advised `--nodata -0.9999`, the
+    scaled value, which --nodata (in stored units) truncated to 0: it names -9999."""
+    from hsad.engine.data_checks import check_partial_nodata
+    from hsad.io import open_cube
+    from hsad.io.envi_writer import write_envi
+    from hsad.io.physical_units import scaled_nodata, stored_value
+
+    values = np.round(_reflectance(1) * 10000).astype(np.int16)
+    values[:3] = -9999
+    dn = make_cube(values)
+    dn.attrs["reflectance_scale_factor"] = 10000.0
+    path = write_envi(dn, tmp_path / "b.img")
+    scaled = open_cube(path, apply_scale=True)
+    with pytest.warns(DegenerateDataWarning, match=r"give --nodata -9999, the value the file "
+                      r"stores .*set_nodata\(cube, -0.9999\)"):
+        check_partial_nodata(scaled, "rx")
+    with pytest.warns(DegenerateDataWarning, match=r"give --nodata -9999 \(hsad"):
+        check_partial_nodata(open_cube(path), "rx")  # read as stored: the same value
+    assert stored_value(scaled, -0.9999) == -9999
+    assert scaled_nodata(scaled, stored_value(scaled, -0.9999)) == np.float32(-0.9999)

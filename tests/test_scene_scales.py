@@ -35,6 +35,17 @@ def test_rx_scores_values_near_float32s_smallest_as_it_scores_them_at_unit_scale
     np.testing.assert_allclose(got, want, rtol=1e-3)  # float32 products over 20 bands
 
 
+@pytest.mark.parametrize("factor", [1e-39, 1e37])
+def test_local_mean_rx_scores_extreme_scales_as_at_unit_scale(factor):
+    """Values of 1e-38 (or 1e38) and a 5x5 local mean: scored through RX's power-of-two
+    scale, the map is the unit-scale map's (it was all NaN, with exit status 0)."""
+    x = _scene()
+    want = detectors.get("local-mean-rx", kernel=5).fit_score(make_cube(x)).values
+    got = detectors.get("local-mean-rx", kernel=5).fit_score(make_cube(x * factor)).values
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-3)  # float32 products over 20 bands
+
+
 def test_rx_on_float32_subnormal_values_gives_a_finite_map_with_the_anomaly_on_top():
     """float32 values of 1e-40 hold about 14 bits: RX still ranks the anomaly first."""
     x = (_scene() * 2e-42).astype(np.float32)

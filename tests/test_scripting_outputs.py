@@ -41,6 +41,23 @@ def test_a_standard_output_that_cannot_be_written_is_named(scene, tmp_path):
     assert (tmp_path / "x.tif").is_file()
 
 
+def test_a_closed_standard_output_is_named_and_the_map_kept(scene, tmp_path):
+    """``detect … --truth t >&-`` and ``evaluate … --json >&-``: click drops lines when
+    standard output is closed, so the AUC and the JSON asked for were lost, with exit
+    status 0 and nothing said."""
+    common = {"stderr": subprocess.PIPE, "text": True, "timeout": 300,
+              "preexec_fn": lambda: os.close(1)}
+    done = subprocess.run([sys.executable, "-m", "hsad", "detect", str(scene), "-m", "rx",
+                           "-o", str(tmp_path / "x.tif")], **common)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: cannot write to standard output: it is closed")
+    assert (tmp_path / "x.tif").is_file()
+    quiet = subprocess.run([sys.executable, "-m", "hsad", "detect", str(scene), "-m", "rx",
+                            "-o", str(tmp_path / "y.tif"), "-q"], **common)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # nothing to print: no failure
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
 @pytest.mark.parametrize("args", [["info", "SCENE"], ["info", "SCENE", "--json"],
                                   ["methods"], ["methods", "rx"], ["datasets", "list"],

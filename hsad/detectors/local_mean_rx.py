@@ -25,6 +25,7 @@ from scipy import ndimage
 from hsad.cube import map_like
 from hsad.detectors.rx import GlobalRX, rx_block
 from hsad.engine import map_halo
+from hsad.engine.blas import working_scale
 from hsad.engine.stats import valid_rows
 from hsad.engine.windows import MAX_WINDOW, check_dtype, single_threaded_linalg
 from hsad.errors import ParameterError
@@ -36,18 +37,23 @@ if TYPE_CHECKING:
 
 
 def local_mean_block(block: np.ndarray, mean: np.ndarray, tri: np.ndarray, kernel: int,
-                     nodata: float | None = None) -> np.ndarray:
+                     nodata: float | None = None, scale: float = 1.0) -> np.ndarray:
     """Local-mean RX of a ``(rows, cols, B)`` block of raw data, its halo included.
 
     Data are centred on the global mean (in float64 when the input needs it) and cast to the
     working dtype (``tri``'s); box means come from ``ndimage.uniform_filter`` (float64
     running sums), zeros standing in for off-data pixels, divided by the box's share of
-    valid pixels. Off-data pixels (non-finite, a band at ``nodata``) score NaN.
+    valid pixels. Off-data pixels (non-finite, a band at ``nodata``) score NaN. ``scale``
+    (:func:`hsad.engine.blas.working_scale`): ``tri`` is ``R / scale`` and the centred
+    values are multiplied by ``scale`` in float64 before the cast, as in ``rx_block``.
     """
     dtype = tri.dtype
     ok = valid_rows(block, nodata)
     valid = np.ones(block.shape[:2], bool) if ok is None else ok.reshape(block.shape[:2])
-    centred = np.subtract(block, np.asarray(mean, np.result_type(block.dtype, dtype)))
+    if scale != 1.0:  # data near float32's extremes: centred and scaled in float64
+        centred = np.multiply(np.subtract(block, np.asarray(mean, np.float64)), scale)
+    else:
+        centred = np.subtract(block, np.asarray(mean, np.result_type(block.dtype, dtype)))
     centred = centred.astype(dtype, copy=False)
     centred[~valid] = 0
     with single_threaded_linalg():  # float64 box sums: the same means whatever the tile
@@ -109,9 +115,11 @@ class LocalMeanRX(GlobalRX):
         data = self._fitted_bands(cube, "triangular_")
         k = self._kernel()
         dtype = check_dtype(self.name, self.dtype)
+        scale = working_scale(self.triangular_)  # 1 for data on any ordinary scale
+        tri = np.asfortranarray(self.triangular_ / scale, dtype=dtype)
         scores = map_halo(local_mean_block, data, k // 2, dtype=dtype, drop_axis=2,
-                          mean=self.mean_, tri=np.asfortranarray(self.triangular_, dtype=dtype),
-                          kernel=k, nodata=cube.attrs.get("nodata"))
+                          mean=self.mean_, tri=tri, kernel=k, nodata=cube.attrs.get("nodata"),
+                          scale=scale)
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
             scores = scores.rechunk(cube.data.chunks[:2])
         return map_like(cube, scores, name="score", attrs={"method": self.name})

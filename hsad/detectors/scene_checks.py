@@ -28,10 +28,29 @@ def wavelength_shift(scene: np.ndarray, model: np.ndarray) -> float:
     return float(np.abs(scene[both] - model[both]).max()) if both.any() else 0.0
 
 
+def unit_ratio(scene: np.ndarray, model: np.ndarray) -> float | None:
+    """The power of ten (not 1) that the model's wavelengths are of the scene's in every band
+    where both are known, within 0.5 %; None otherwise."""
+    scene, model = np.asarray(scene, np.float64), np.asarray(model, np.float64)
+    both = np.isfinite(scene) & np.isfinite(model) & (scene > 0) & (model > 0)
+    if not both.any() or scene.shape != model.shape:
+        return None
+    ratio = model[both] / scene[both]
+    power = 10.0 ** np.round(np.log10(np.median(ratio)))
+    if power == 1.0 or not np.all(np.abs(ratio / power - 1) < 5e-3):
+        return None
+    return float(power)
+
+
 def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
     """Refuse (ModelError) or warn when a scene's wavelengths differ from a model's."""
     diff = wavelength_shift(scene, model)
     if diff > WAVELENGTH_REFUSE_NM:
+        if (ratio := unit_ratio(scene, model)) is not None:
+            raise ModelError(f"the model's wavelengths are {ratio:g} times the scene's, band "
+                             "for band: the same bands read in another unit (hsad before "
+                             "0.3.14 read ENVI's Angstroms as nanometres); retrain the model, "
+                             "or correct the `wavelength units` of one header", path)
         raise ModelError(f"scene wavelengths differ from the model's by up to {diff:.1f} nm "
                          f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set{MATCH_HINT}",
                          path)

@@ -227,6 +227,23 @@ def flat_fill(sample: np.ndarray, nodata: float | None = None) -> tuple[float, f
     return float(values[top]), float(share)
 
 
+def _fill_advice(cube: xr.DataArray, value: float) -> str:
+    """How to declare ``value`` as nodata: on the command line in the file's stored units
+    (``--nodata`` beside ``--apply-scale`` is read before the scale), in Python on the
+    cube as it is."""
+    from hsad.io.physical_units import stored_value
+
+    python = f"hsad.cube.nodata.set_nodata(cube, {value:g})"
+    if not cube.attrs.get("scale_applied"):
+        return f"give --nodata {value:g} ({python})"
+    stored = stored_value(cube, value)
+    if stored is None:
+        return (f"the bands' scales differ, so give --nodata without --apply-scale, or a "
+                f"--valid-mask ({python})")
+    return (f"give --nodata {stored:g}, the value the file stores (--nodata is in stored "
+            f"units beside --apply-scale; {python})")
+
+
 def check_partial_nodata(cube: xr.DataArray, what: str, bands=None, *,
                          moments: Moments | None = None,
                          sample: np.ndarray | None = None) -> float | None:
@@ -259,8 +276,8 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None, *,
         about = f"{share:.0%}" if share >= 0.01 else f"{100 * share:.2g}%"  # not "0%"
         warnings.warn(f"{where}about {about} of {whole} hold {value:g} in every good band "
                       f"(no measured spectrum is flat): an undeclared fill value? They are "
-                      f"scored as data and skew the statistics; give --nodata {value:g} "
-                      f"(hsad.cube.nodata.set_nodata)", DegenerateDataWarning, stacklevel=3)
+                      f"scored as data and skew the statistics; {_fill_advice(cube, value)}",
+                      DegenerateDataWarning, stacklevel=3)
     if not can_miss(cube.dtype, nodata):
         return fill[0] if fill else None
     missing = missing_values(sample, nodata)

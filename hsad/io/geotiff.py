@@ -255,6 +255,20 @@ def _to_float(values) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
+#: the tags of a map ``hsad detect`` wrote that say whose scores it holds, which its
+#: thresholds read (:meth:`hsad.detectors.thresholding.Thresholding.threshold`), as
+#: rioxarray keeps them
+MAP_TAGS = ("hsad_method", "hsad_rank", "hsad_ridge")
+
+
+def _map_tags(src) -> dict:
+    """:data:`MAP_TAGS` of a one-band map ``hsad detect`` wrote; none of another file."""
+    tags = src.tags()
+    if src.count != 1 or "hsad_method" not in tags:
+        return {}
+    return {key: tags[key] for key in MAP_TAGS if key in tags}
+
+
 def _band_tags(src, bands: list[int]) -> list[dict]:
     return [{k.lower(): v for k, v in src.tags(b).items()} for b in bands]
 
@@ -393,6 +407,7 @@ def open_geotiff(path: str | os.PathLike, chunks=None, window=None,
                      "block_shape": tuple(src.block_shapes[0]), "file_mask": mask,
                      # the file's description, which writers carry on (ENVI's description)
                      "description": src.tags().get("TIFFTAG_IMAGEDESCRIPTION")}
+            attrs.update(_map_tags(src))
             scaling = tuple([float(v[b - 1]) for b in bands] for v in (src.scales, src.offsets))
             sensor = SensorGeoref.from_dataset(src, transform)
             if sensor is not None:

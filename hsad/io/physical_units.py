@@ -53,6 +53,11 @@ def scaled_nodata(cube: xr.DataArray, value: float) -> float:
         if nodata_for(stored, value) is None:
             raise ParameterError(f"nodata {value:g} cannot occur in the file's {stored} data "
                                  "(outside the type's range)", cube.attrs.get("source_path"))
+        if stored.kind in "iu" and value != int(value) and _given_scaled(cube, value, stored):
+            raise ParameterError(  # the scaled value (as before 0.3.14), not truncated to 0
+                f"--nodata {value:g} beside --apply-scale is in the file's stored {stored} "
+                f"units: it stores {stored_value(cube, value):g} for {value:g}",
+                cube.attrs.get("source_path"))
         value = float(stored.type(value))  # an integer type truncates it, as GDAL does
     if "applied_scaling" in cube.attrs:  # band scales and offsets applied (physical_cube)
         applied = cube.attrs.get("applied_scaling")
@@ -67,4 +72,37 @@ def scaled_nodata(cube: xr.DataArray, value: float) -> float:
     return float(np.float32(value) / np.float32(factor)) if factor else value
 
 
-__all__ = ["physical_cube", "scaled_nodata"]
+def _unscaled(cube: xr.DataArray, value: float) -> float | None:
+    """``value`` of the scaled ``cube`` in stored units, unrounded; None where the bands'
+    scales differ."""
+    if "applied_scaling" in cube.attrs:
+        applied = cube.attrs.get("applied_scaling")
+        if applied is None or not applied[0]:
+            return None
+        return (value - applied[1]) / applied[0]
+    factor = cube.attrs.get("reflectance_scale_factor")
+    return value * factor if factor else value
+
+
+def _given_scaled(cube: xr.DataArray, value: float, stored: np.dtype) -> bool:
+    """Whether a fractional ``value`` is a scaled one: what an integer the file can
+    store reads as (``-0.9999`` for -9999 at a factor of 10000)."""
+    raw = _unscaled(cube, value)
+    if raw is None or not np.isfinite(raw) or nodata_for(stored, np.rint(raw)) is None:
+        return False
+    return abs(raw - np.rint(raw)) <= max(1e-3, 1e-5 * abs(raw))  # printed to 6 digits
+
+
+def stored_value(cube: xr.DataArray, value: float) -> float | None:
+    """The value the file stores for ``value`` of ``cube``, the inverse of
+    :func:`scaled_nodata` (what ``--nodata`` takes beside ``--apply-scale``), rounded to an
+    integer for an integer stored type; ``value`` itself for a cube read as stored; None
+    where the bands' scales differ, so that no one stored value says it."""
+    if not cube.attrs.get("scale_applied") or not np.isfinite(value):
+        return value
+    stored = _unscaled(cube, value)
+    kind = np.dtype(cube.attrs.get("stored_dtype") or np.float32).kind
+    return float(np.rint(stored)) if stored is not None and kind in "iu" else stored
+
+
+__all__ = ["physical_cube", "scaled_nodata", "stored_value"]
