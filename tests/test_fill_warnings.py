@@ -215,4 +215,4 @@ def test_the_command_line_prints_the_fill_warning_in_one_line(tmp_path, capsys):
     assert lines == [f"warning: {path}: rx: about 85% of the scene's pixels hold 0 in every "
                      f"good band (no measured spectrum is flat): an undeclared fill value? "
                      f"They are scored as data and skew the statistics; give --nodata 0 "
-                     f"(hsad.cube.nodata.set_nodata)"]
+                     f"(hsad.cube.nodata.set_nodata(cube, 0))"]
