@@ -417,10 +417,13 @@ def _say_frame(cube, polygons_path) -> None:
     (``hsad.io.window.FRAME_ATTR``), so they cannot be given back as they are."""
     from hsad.cube import georeferenced, transform_of
     from hsad.cube.subset import current_window, recorded_frame
+    from hsad.outputs.polygons import vector_crs
 
     window = current_window(cube)
     if window is None or georeferenced(transform_of(cube), cube.rio.crs):
         return
+    if cube.rio.crs is None and vector_crs(cube) is not None:  # GCPs, RPCs, a GLT: on the
+        return  # ground, where the polygons of a window of it lie too
     frame = recorded_frame(cube.attrs) or (0, 0)
     rows, cols = window[0] - frame[0], window[1] - frame[1]
     if rows or cols:

@@ -261,3 +261,24 @@ def test_a_cast_drops_a_nodata_the_new_type_cannot_hold(tmp_path):
     floats = make_cube(np.array([[[1.6, -2.0]]], np.float32))
     np.testing.assert_array_equal(
         open_envi(write_envi(floats, tmp_path / "i.img", dtype="int16")).values, [[[2, -2]]])
+
+
+def test_a_datum_shift_envi_cannot_hold_is_said(tmp_path):
+    """A custom datum's TOWGS84 is lost in ENVI's ESRI WKT: GDAL and hsad read the header's
+    CRS back without it, and maps in WGS 84 moved 47 m, in silence (formats.md had said
+    it reads back as the same CRS)."""
+    wkt = ('PROJCS["custom tm",GEOGCS["custom",DATUM["my_datum",SPHEROID["my_sph",6378000,'
+           '297.5],TOWGS84[10,20,30,0,0,0,0]],PRIMEM["Greenwich",0],UNIT["degree",'
+           '0.0174532925199433]],PROJECTION["Transverse_Mercator"],PARAMETER['
+           '"latitude_of_origin",0],PARAMETER["central_meridian",15],PARAMETER["scale_factor",'
+           '0.9996],PARAMETER["false_easting",500000],PARAMETER["false_northing",0],'
+           'UNIT["metre",1]]')
+    data = np.zeros((4, 4, 2), np.float32)
+    grid = Affine(2, 0, 500000, 0, -2, 5100000)
+    with pytest.warns(UserWarning, match=r"datum shift to WGS 84 \(TOWGS84\) has no place"):
+        write_envi(make_cube(data, crs=CRS.from_wkt(wkt), transform=grid), tmp_path / "c.img")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # an EPSG datum reads back as itself
+        write_envi(make_cube(data, crs="EPSG:23032", transform=grid), tmp_path / "e.img")
+    with rasterio.open(tmp_path / "e.img") as src:
+        assert src.crs.to_epsg() == 23032

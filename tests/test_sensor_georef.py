@@ -122,6 +122,21 @@ def test_a_window_moves_them_with_its_pixels(tmp_path, capsys):
                                    _ground(("rpc", rpcs), rows + 7, cols + 5), atol=1e-9)
 
 
+@pytest.mark.parametrize("placed_by", ["gcps", "rpcs"])
+def test_polygons_of_a_window_are_not_said_to_lie_in_its_pixel_frame(tmp_path, capsys,
+                                                                      placed_by):
+    """A window of a GCP- or RPC-placed scene warned that its polygons "lie in this window's
+    own pixel frame … give the mask back instead", though they lie on the ground (EPSG:4326
+    or the GCPs' CRS) and read back as truth where they were found."""
+    src = _scene(tmp_path / "scene.tif", gcps=placed_by == "gcps", rpcs=placed_by == "rpcs")
+    gpkg = tmp_path / "win.gpkg"
+    code, _, err = run_cli(["detect", src, "-m", "rx", "-o", tmp_path / "win.tif", "--srcwin",
+                            "5", "7", "30", "40", "--polygons", gpkg, "--threshold", "100"],
+                           capsys)
+    assert code == 0, err
+    assert "pixel frame" not in err and gpkg.is_file()
+
+
 def test_a_strided_slice_scales_them_as_its_transform_does(tmp_path):
     """A step of k pixels makes pixels k times as large, centred on the pixels kept
     (hsad.cube.transform_of): rows 1, 3, 5… and columns 2, 5, 8… put the slice's corner

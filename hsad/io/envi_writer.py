@@ -116,6 +116,13 @@ def header_text(cube: xr.DataArray, dtype: np.dtype, interleave: str, byte_order
     except ParameterError as exc:  # name the input whose grid ENVI cannot store
         raise ParameterError(exc.problem, exc.path or attrs.get("source_path")) from None
     lines += [f"{key} = {value}" for key, value in georef.items()]
+    if crs is not None and "TOWGS84" in crs.to_wkt() and "TOWGS84" not in georef.get(
+            "coordinate system string", ""):
+        warnings.warn(f"{attrs.get('source_path') or 'the cube'}: its CRS's datum shift to "
+                      "WGS 84 (TOWGS84) has no place in ENVI's coordinate system string "
+                      "(ESRI WKT), so GDAL and hsad read the header's CRS back without it: "
+                      "maps in WGS 84 then move by the shift (tens of metres); a GeoTIFF "
+                      "keeps it", UserWarning, stacklevel=3)
     if sensor is not None and "map info" in georef:  # GDAL reads neither beside a map info
         if sensor.rpcs is not None:
             warnings.warn(f"{attrs.get('source_path') or 'the cube'}: its RPCs are not "
