@@ -45,7 +45,8 @@ from hsad.config import parse_params
               help="PNG of the loss curves per epoch (.png).")
 @key_option
 @click.option("--train-mask", type=click.Path(dir_okay=False),
-              help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT).")
+              help="Train only on the non-zero pixels of this mask (GeoTIFF, ENVI or MAT), or "
+                   "inside the polygons of a vector file (GeoPackage, Shapefile, GeoJSON…).")
 @click.option("--train-window", metavar="R0,R1,C0,C1",
               help="Train only on rows R0..R1-1 and columns C0..C1-1 (known background; of "
                    "the --srcwin/--projwin window when one is given).")

@@ -126,6 +126,44 @@ def test_the_area_restricts_the_statistics(name):
                                rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["rx", "utd", "local-mean-rx"])
+def test_an_area_over_no_data_says_so_not_that_bands_are_gappy(name):
+    """A background over the scene's nodata pixels was refused with "no pixel holds data in
+    every good band (each lacks some band: choose fewer bands …)", though every band held
+    data elsewhere: advice that sent the user to the bands."""
+    x = _halves()
+    x[:, : COLS // 2] = np.nan  # the left half holds no data; the right half does
+    with pytest.raises(ParameterError, match="the background area holds no valid pixel: "
+                       "every pixel in it is nodata, excluded"):
+        detectors.get(name).fit(_cube(x), background=LEFT)
+    with pytest.raises(ParameterError, match="no pixel holds data in every good band"):
+        gappy = _halves()  # no pixel whole anywhere: the bands are the trouble, as before
+        gappy[::2, :, 0] = np.nan
+        gappy[1::2, :, 1] = np.nan
+        detectors.get(name).fit(_cube(gappy), background=LEFT)
+
+
+def test_a_mask_whose_nodata_value_is_its_marked_class_says_so(tmp_path):
+    """A 0/255 mask whose nodata is 255 (QGIS's Rasterize with the burn value as nodata):
+    --background said "holds no pixel", --valid-mask "excludes every pixel", and
+    --train-mask "the training region holds no pixel", naming the scene, not the mask."""
+    from hsad.cube.background import raster_mask
+    from hsad.nn.sampling import region_mask
+
+    path = _mask_tif(tmp_path / "m.tif", LEFT * 255)
+    with rasterio.open(path, "r+") as dst:
+        dst.nodata = 255
+    for what in ("background mask", "valid mask"):
+        with pytest.raises(ParameterError, match=f"the {what} marks no pixel: its nodata "
+                           f"value, 255, leaves {LEFT.sum()} pixels out") as caught:
+            raster_mask(path, _cube(), what=what)
+        assert caught.value.path == str(path) or str(caught.value).startswith(str(path))
+    with pytest.raises(ParameterError, match="the training mask marks no pixel: its nodata "
+                       "value, 255") as caught:
+        region_mask(_cube(), mask=path)
+    assert str(path) in str(caught.value)
+
+
 def test_neural_training_sample_comes_from_the_area():
     params = dict(hidden=8, depth=1, epochs=1, batch_size=64, sample_size=10_000,
                   progress=False, device="cpu")

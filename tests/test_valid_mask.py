@@ -234,3 +234,21 @@ def test_a_mask_transform_without_a_crs_is_compared_with_the_scenes(tmp_path):
         else:
             with pytest.raises(ParameterError, match="not on the scene's grid"):
                 apply_valid_mask(scene, path)
+
+
+def test_a_vector_valid_mask_is_named_as_one(tmp_path, capsys):
+    """`--valid-mask area.gpkg` answered "not a recognised valid mask (expected … an EMIT
+    netCDF-4 granule, a PRISMA .he5 product …)", a list of cube formats."""
+    import json
+
+    scene = write_envi(_cube(), tmp_path / "s.img")
+    area = tmp_path / "area.geojson"
+    area.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {}, "geometry": {"type": "Point",
+                                                          "coordinates": [14.99, 46.0]}}]}))
+    code, _, err = run_cli(["detect", scene, "-m", "rx", "--valid-mask", area, "-o",
+                            tmp_path / "x.tif"], capsys)
+    assert code == 2
+    assert err.strip() == (f"error: {area}: is a vector file; a valid mask is a raster on the "
+                           "scene's grid (GeoTIFF, ENVI or MAT): burn the polygons into one "
+                           "(gdal_rasterize, QGIS's Rasterize)")

@@ -53,6 +53,12 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     from hsad.io.enmap_quality import clear_values, is_pixel_mask, layer_flag
     from hsad.io.maps import read_single_band
 
+    from hsad.cube.vector_masks import is_vector
+
+    if is_vector(path):  # a background area or a truth may be polygons; this one may not
+        raise ParameterError(f"is a vector file; a {what} is a raster on the scene's grid "
+                             "(GeoTIFF, ENVI or MAT): burn the polygons into one "
+                             "(gdal_rasterize, QGIS's Rasterize)", path)
     if is_pixel_mask(path):
         raise ParameterError(f"is EnMAP's defective-pixel mask (one band per spectral band), "
                              f"not a {what}; --exclude-quality applies the product's quality "
@@ -70,7 +76,14 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     else:
         values, raster = read_single_band(  # cut to the scene before it is read
             path, what=what, fit=lambda r: cut_for_scene(r, cube, what, path))
-    return np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
+    mask = np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
+    nodata = None if raster is None else raster.attrs.get("nodata")
+    if nodata and not mask.any() and (hidden := int(np.isnan(values).sum())):
+        raise ParameterError(f"the {what} marks no pixel: its nodata value, {nodata:g}, "
+                             f"leaves {hidden} pixels out (is the marked class written with "
+                             "it, as QGIS's Rasterize writes the burn value when it is also "
+                             "the nodata value?)", path)
+    return mask
 
 
 def array_mask(values, cube: xr.DataArray, what: str = "background mask") -> np.ndarray:

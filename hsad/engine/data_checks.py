@@ -37,8 +37,9 @@ def scene_moments(cube: xr.DataArray, what: str, bands=None,
     moments = cube_moments(cube, bands=bands, region=region)
     if moments.n == 0:
         where = "the background area holds" if region is not None else "the cube has"
-        raise ParameterError(f"{what}: {where} no valid pixel{no_pixel_note(cube, bands)}",
-                             path)
+        note = _off_data_note(cube, bands) if region is not None else ""
+        raise ParameterError(f"{what}: {where} no valid pixel"
+                             f"{note or no_pixel_note(cube, bands)}", path)
     sample = good_sample(cube, bands)  # one even sample for the checks below
     fill = check_partial_nodata(cube, what, bands, moments=moments, sample=sample)
     check_overflow(moments, what, path, sample=sample, nodata=cube.attrs.get("nodata"))
@@ -362,6 +363,17 @@ def dead_bands_note(cube: xr.DataArray, bands=None) -> str:
 #: why no pixel is valid when every good band holds data somewhere
 NO_WHOLE_PIXEL = (": no pixel holds data in every good band (each lacks some band: choose "
                   "fewer bands, or mark the gappy ones bad)")
+
+
+def _off_data_note(cube: xr.DataArray, bands=None) -> str:
+    """Why a background area holds no valid pixel when the scene holds some (as an even
+    sample shows): its pixels are the scene's nodata or excluded (``--valid-mask``); "" when
+    the sample shows none either (:func:`no_pixel_note` then says why)."""
+    sample = good_sample(cube, bands)
+    if not sample.size or missing_values(sample, cube.attrs.get("nodata")).any(axis=-1).all():
+        return ""
+    return (": every pixel in it is nodata, excluded (--valid-mask) or lacks a good band, "
+            "though the scene holds valid pixels elsewhere: draw it over them")
 
 
 def no_pixel_note(cube: xr.DataArray, bands=None) -> str:

@@ -96,10 +96,11 @@ def read_truth(path: str | os.PathLike, key: str | None = None,
     """Ground truth as float32 (1 anomaly, 0 background, NaN nodata) and its raster, if any.
 
     MAT files: the ground-truth variable ``key`` (or the one found beside the cube); they
-    carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): band 1. Any
-    nonzero value is an anomaly; nodata pixels (255 in the masks hsad writes) and NaN, in
-    every format, are left out of the evaluation rather than counted as background; a
-    nodata of 0 is the background (QGIS's Rasterize declares it so).
+    carry no georeference, so the second item is None. Rasters (GeoTIFF, ENVI): their one
+    band (more is an error). Any nonzero value is an anomaly; nodata pixels (255 in the
+    masks hsad writes) and NaN, in every format, are left out of the evaluation rather
+    than counted as background; a nodata of 0 is the background (QGIS's Rasterize declares
+    it so).
     Vector files (GeoPackage, GeoJSON, Shapefile, KML, GML, FlatGeobuf;
     ``file|layername=x``): the targets' polygons or points drawn on ``grid`` (a map or
     cube, then the second item), every pixel outside them background

@@ -275,9 +275,9 @@ def _nothing_to_sample(cube: xr.DataArray, bands, mask) -> str:
 def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None:
     """(y, x) bool map of a training region, or None for the whole scene.
 
-    ``mask``: a (y, x) bool array or a mask file (GeoTIFF, ENVI or MAT; non-zero = in; on
+    ``mask``: a (y, x) bool array, a mask file (GeoTIFF, ENVI or MAT; non-zero = in; on
     the scene's grid, or on the whole grid of a window's scene, cut to the window as
-    :func:`hsad.cube.placement.on_scene_grid` cuts it);
+    :func:`hsad.cube.placement.on_scene_grid` cuts it) or a vector file's polygons;
     ``window``: rows and columns ``(r0, r1, c0, c1)``, half-open, or the string
     ``"r0,r1,c0,c1"``. Given both, the region is their intersection.
     """
@@ -290,8 +290,15 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
             from hsad.io.maps import read_truth
 
             values, raster = read_truth(mask, what="training mask", grid=cube)
-            values = on_scene_grid(values, raster, cube, "training mask", mask)
-            region = np.nan_to_num(np.asarray(values, dtype=np.float64)) != 0
+            values = np.asarray(on_scene_grid(values, raster, cube, "training mask", mask),
+                                dtype=np.float64)
+            region = np.nan_to_num(values) != 0
+            if not region.any():  # named: "the training region" had named the scene
+                hidden = int(np.isnan(values).sum())
+                nodata = None if raster is None else raster.attrs.get("nodata")
+                hint = (f": its nodata value, {nodata:g}, leaves {hidden} pixels out (is the "
+                        "marked class written with it?)" if hidden and nodata else "")
+                raise ParameterError(f"the training mask marks no pixel{hint}", mask)
         else:
             from hsad.cube.background import array_mask
 
