@@ -234,10 +234,13 @@ def run_detector(detector: BaseDetector, cube: xr.DataArray, fitted: bool = Fals
         from hsad.cube.model_bands import match_model_bands
 
         cube = match_model_bands(cube, detector)
-    elif labels is not None:
-        detector.fit(cube, background=background, labels=labels)
     else:
-        fit_detector(detector, cube, background)
+        if callable(check := getattr(detector, "check_scorable", None)):
+            check(cube)  # before the fit: what scoring this cube would refuse after it
+        if labels is not None:
+            detector.fit(cube, background=background, labels=labels)
+        else:
+            fit_detector(detector, cube, background)
     if stages and hasattr(detector, "score_stages"):
         stage_maps = detector.score_stages(cube)
         scores = stage_maps["score"]

@@ -3,6 +3,8 @@ three covariance models, streaming, nodata, a fitted detector on a new cube."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from tolerance import assert_within_conditioning
@@ -259,3 +261,23 @@ def test_min_cluster_size_is_checked():
     with pytest.raises(ParameterError, match=r"cluster-rx: min_cluster_size must be an "
                                              r"integer ≥ 1, got 0"):
         detectors.get("cluster-rx", min_cluster_size=0).check_params()
+
+
+def test_the_training_level_comes_from_a_qr_not_a_pseudo_inverse():
+    """The per-band spread a cluster's whitening stands for was the diagonal of a B×B
+    pseudo-inverse (its SVD, twice: 36 of 52 s of a 60×60×2000 cube); a QR gives it, closer
+    to the covariance, and the same pseudo-inverse's diagonal for a singular one."""
+    from hsad.engine.covariance import whitened_variance, whitening
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 200)) @ rng.normal(size=(200, 200))
+    x[:, :3] *= 1e3  # bands on other scales: the whitening is equilibrated
+    cov = np.cov(x.T)
+    np.testing.assert_allclose(whitened_variance(whitening(cov)[0]), np.diag(cov), rtol=1e-9)
+    low = rng.normal(size=(100, 10)) @ rng.normal(size=(10, 30))  # rank 10 of 30 bands
+    cov = np.cov(low.T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numerically singular, said elsewhere
+        white = whitening(cov)[0]
+    np.testing.assert_allclose(whitened_variance(white),
+                               np.diag(np.linalg.pinv(white @ white.T)), rtol=1e-6)

@@ -204,6 +204,9 @@ def test_refusals_say_what_is_wrong(name):
     assert "band 3 (1-based) is not finite in any pixel; mark them bad" in str(err)
     _, err, _ = run(name, single_valid_pixel())
     assert "covariance of 1 valid pixel over 6 bands is zero" in str(err)
+    # neither fewer bands nor a ridge helps one pixel (the advice had said both)
+    assert str(err).endswith("give a scene of more than one valid pixel, or mark fewer "
+                             "pixels nodata")
     _, err, _ = run(name, all_bands_constant())
     assert "every pixel alike" in str(err) and "pca=" in str(err)
 

@@ -211,3 +211,32 @@ def test_the_mean_residue_costs_a_pass_only_where_it_moves_scores():
         assert (residue is not None) == needed and shift == 0.0
         _, none, shift = working_mean(rx.mean_, x.dtype, np.float32, 1.0, None, np.ones(20))
         assert none is None and shift == pytest.approx(float(np.sum(rx.mean_ - held)))
+
+
+@pytest.mark.parametrize("method, params", [("hadgan", {}), ("fanogan", {"output": "d_ss"})])
+def test_too_few_pixels_for_d_spectral_are_refused_before_any_training(method, params,
+                                                                        tmp_path, capsys):
+    """10 x 10 pixels for 120 bands: D_spectral's covariance is determined exactly, which
+    was found only once the network had trained (22 s at one epoch for 30 x 30 x 1000)."""
+    from cli_helpers import one_error
+
+    from hsad.io.envi_writer import write_envi
+
+    x = np.random.default_rng(0).normal(size=(10, 10, 120)).astype(np.float32)
+    det = detectors.get(method, epochs=1, **params)
+    with pytest.raises(ParameterError, match="D_spectral needs more pixels than bands \\+ 1, "
+                       "and the scene has 100 for 120 bands"):
+        det.fit_score(make_cube(x))
+    assert not hasattr(det, "history_")  # no training ran
+    scene = write_envi(make_cube(x), tmp_path / "s.img")
+    line = one_error(["detect", scene, "-m", method, "-p", "epochs=1",
+                      *[f"-p{k}={v}" for k, v in params.items()], "-o", tmp_path / "m.tif"],
+                     capsys)
+    assert "has 100 for 120 bands" in line and not (tmp_path / "m.tif").exists()
+
+
+def test_a_score_without_d_spectral_is_not_refused_for_few_pixels():
+    """f-AnoGAN's own score needs no residual covariance: 100 pixels of 120 bands score."""
+    x = np.random.default_rng(0).normal(size=(10, 10, 120)).astype(np.float32)
+    det = detectors.get("fanogan", epochs=1, hidden=4, sample_size=100)
+    assert np.isfinite(det.fit_score(make_cube(x)).values).all()

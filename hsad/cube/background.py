@@ -49,11 +49,10 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
     the pixels it does not flag (:func:`hsad.io.enmap_quality.clear_values`). Another size, CRS or
     transform is a ParameterError."""
     from hsad.cube.placement import cut_for_scene, on_scene_grid
+    from hsad.cube.vector_masks import is_vector
     from hsad.io import detect_format
     from hsad.io.enmap_quality import clear_values, is_pixel_mask, layer_flag
     from hsad.io.maps import read_single_band
-
-    from hsad.cube.vector_masks import is_vector
 
     if is_vector(path):  # a background area or a truth may be polygons; this one may not
         raise ParameterError(f"is a vector file; a {what} is a raster on the scene's grid "

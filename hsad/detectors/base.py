@@ -76,7 +76,12 @@ class BaseDetector(Hyperparameters, Thresholding, SceneChecks):
     def fit_score(self, cube: CubeLike, **fit_options) -> xr.DataArray:
         """Fit on ``cube`` (with ``fit``'s own keywords: ``background=``, ``train_mask=``…)
         and return its anomaly map."""
+        self.check_scorable(cube)
         return self.fit(cube, **fit_options).score(cube)
+
+    def check_scorable(self, cube: xr.DataArray) -> None:
+        """Refuse (ParameterError), before a fit on ``cube`` that is then scored, what the
+        scoring would refuse after it; nothing by default."""
 
     def _check_fitted(self, *attrs: str) -> None:
         """Raise :class:`NotFittedError` unless ``fit`` has set ``attrs``, and

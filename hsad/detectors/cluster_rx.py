@@ -37,7 +37,7 @@ from hsad.detectors.base import BaseDetector
 from hsad.detectors.param_types import SEED_MAX
 from hsad.engine.blas import triangular_factor, working_scale
 from hsad.engine.clusters import cluster_block, kmeans_labels, set_small_aside
-from hsad.engine.covariance import countable, distinct_rows, whitening
+from hsad.engine.covariance import countable, distinct_rows, whitened_variance, whitening
 from hsad.engine.data_checks import (
     FILL_ADVICE,
     FILL_MAGNITUDE,
@@ -212,7 +212,7 @@ class ClusterRX(BaseDetector):
         variance = np.zeros(len(self.mean_))
         for k, weight in enumerate(weights):
             white = np.asarray(self.whitening_[min(k, len(self.whitening_) - 1)], np.float64)
-            within = np.diag(np.linalg.pinv(white @ white.T))
+            within = whitened_variance(white)
             variance += weight * (within + (self.centres_[k] - self.mean_) ** 2)
         return self.mean_, np.sqrt(np.clip(variance, 0.0, None))
 

@@ -154,6 +154,23 @@ class ReconstructionDetector(SampledStatistics, NeuralDetector):
             check_filter_budget(self.fusion_(cube), cube.shape[:2])
         return super().fit(cube, train_mask=train_mask, background=background)
 
+    def check_scorable(self, cube: xr.DataArray) -> None:
+        """ParameterError, before any training, when a fit on ``cube`` could not then score
+        it: D_spectral (RX of the residual, in every fused output) needs more pixels than
+        good bands + 1, which would otherwise be found once the network had trained."""
+        if self.output_ not in FUSED:
+            return
+        pixels = int(cube.sizes["y"] * cube.sizes["x"])
+        bands = int(np.count_nonzero(good_band_mask(cube)))
+        if pixels <= bands + 1:
+            from hsad.engine.covariance import BANDS_ADVICE
+
+            raise ParameterError(
+                f"{self.name}: D_spectral needs more pixels than bands + 1, and the scene "
+                f"has {pixels} for {bands} bands: they would determine the residual's "
+                f"covariance exactly; {BANDS_ADVICE}",
+                cube.attrs.get("source_path"))
+
     # ---- the residual and the fusion stage --------------------------------------------
     def residual(self, cube: CubeLike) -> da.Array:
         """Lazy ΔY ``(y, x, B)`` float32, normalised units, chunked like ``cube``; NaN off-data."""

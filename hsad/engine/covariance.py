@@ -103,9 +103,15 @@ def check_covariance(rank: int, bands: int, n: int | None = None, what: str = "R
     """
     count = "" if n is None else f" of {n} valid pixel{'s' * (n != 1)}"
     if rank == 0:
+        # one valid pixel (or one distinct spectrum): no band selection or ridge helps
+        alone = n == 1 or distinct == 1
         raise ParameterError(f"{what}: the covariance{count} over {bands} band"
                              f"{'s' * (bands != 1)} is zero (every pixel alike): every score "
-                             f"would be equal; {advice}", path)
+                             "would be equal; "
+                             + ("give a scene of more than one valid pixel, or mark fewer "
+                                "pixels nodata" if n == 1 else
+                                "the valid pixels all hold one spectrum: nothing sets any "
+                                "apart" if alone else advice), path)
     m = distinct if distinct is not None else n
     live = bands if live is None else live
     if scores_its_pixels and m is not None and (rank >= m - 1 or m <= live + 1):
@@ -235,6 +241,18 @@ def whitening(
     lam, vec, scale = _eigen(_regularised(cov, ridge), rcond, n, what, path,
                              scores_its_pixels and not ridge > 0, distinct, advice)
     return vec / np.sqrt(lam) / scale[:, None], lam
+
+
+def whitened_variance(white: np.ndarray) -> np.ndarray:
+    """The per-band variance a whitening ``W`` (B×r, of full column rank, as
+    :func:`whitening` makes it) whitens: the diagonal of ``(W Wᵀ)⁺``, which is
+    ``‖R⁻¹ Qᵀ eᵢ‖²`` for ``W = QR``; a QR and a triangular solve, not the SVD of a B×B
+    pseudo-inverse (3.5 times the time at 1500 bands, and farther from the covariance)."""
+    from scipy.linalg import solve_triangular
+
+    q, r = np.linalg.qr(np.asarray(white, dtype=np.float64))
+    m = solve_triangular(r, q.T)
+    return np.einsum("ij,ij->j", m, m)
 
 
 #: how far ``Wᵀ Σ W`` may lie from the identity for a whitening ``W`` of ``Σ`` (the fits of
