@@ -216,3 +216,24 @@ def test_the_command_line_prints_the_fill_warning_in_one_line(tmp_path, capsys):
                      f"good band (no measured spectrum is flat): an undeclared fill value? "
                      f"They are scored as data and skew the statistics; give --nodata 0 "
                      f"(hsad.cube.nodata.set_nodata(cube, 0))"]
+
+
+def test_the_fill_value_is_advised_as_the_data_hold_it():
+    """A float32 fill of -0.89989996 (a scaled -9999) was advised as `--nodata -0.8999`
+    (`:g`'s six digits), which matches no pixel: the warning came back after it was
+    followed. Written as float32 holds it, the advice declares the fill."""
+    from hsad.cube.nodata import set_nodata
+    from hsad.cube.nodata_values import value_text
+
+    fill = np.float32(-9999) * np.float32(1e-4) + np.float32(0.1)
+    data, _ = _swath(float(fill))
+    data = data.astype(np.float32)
+    with pytest.warns(DegenerateDataWarning, match=r"hold -0\.89989996 in every good band.*"
+                      r"give --nodata -0\.89989996 \(hsad\.cube\.nodata\.set_nodata\(cube, "
+                      r"-0\.89989996\)\)"):
+        data_checks.check_partial_nodata(make_cube(data), "rx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)  # the advice followed: quiet
+        data_checks.check_partial_nodata(set_nodata(make_cube(data), -0.89989996), "rx")
+    assert value_text(4294967295, np.uint32) == "4294967295"  # not 4.29497e+09
+    assert value_text(-9999.0, np.float32) == "-9999"

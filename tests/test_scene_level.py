@@ -450,11 +450,18 @@ def test_nodata_beside_apply_scale_is_in_the_file_s_stored_units(tmp_path):
         assert not mask[:3].any() and mask[3:].all(), path
         with pytest.raises(ParameterError, match="cannot occur in the file's int16 data"):
             prepare_cube(open_cube(path, apply_scale=True), nodata=70000)
-        # the scaled value (the way before 0.3.14) had been truncated to 0, in silence
-        with pytest.raises(ParameterError, match="int16 units: it stores -9999 for -0.9999"):
+        # the scaled value (the way before 0.3.14) had been truncated to 0, in silence:
+        # truncated still (-9999.5 on a file of gain 0.5 is a stored value too), but said
+        with pytest.warns(UserWarning, match=r"--nodata -0.9999 beside --apply-scale is in "
+                          r"the file's stored int16 units, so it is taken as 0; if it was "
+                          r"the scaled value, give --nodata -9999$"):
             prepare_cube(open_cube(path, apply_scale=True), nodata=-0.9999)
-    with pytest.raises(ParameterError, match="it stores -9999 for -2.0998"):
+    with pytest.warns(UserWarning, match="taken as -2; if it was the scaled value, give "
+                      "--nodata -9999$"):
         prepare_cube(open_cube(tmp_path / "o.tif", apply_scale=True), nodata=-2.0998)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # -9999.5: no stored integer reads as it, nothing said
+        prepare_cube(open_cube(envi, apply_scale=True), nodata=-9999.5)
 
 
 def test_an_undeclared_fill_is_advised_in_the_file_s_stored_units(tmp_path):

@@ -224,10 +224,15 @@ def test_too_few_pixels_for_d_spectral_are_refused_before_any_training(method, p
 
     x = np.random.default_rng(0).normal(size=(10, 10, 120)).astype(np.float32)
     det = detectors.get(method, epochs=1, **params)
-    with pytest.raises(ParameterError, match="D_spectral needs more pixels than bands \\+ 1, "
-                       "and the scene has 100 for 120 bands"):
+    with pytest.raises(ParameterError, match="D_spectral needs more valid pixels than "
+                       "bands \\+ 1, and the scene has 100 for 120 bands"):
         det.fit_score(make_cube(x))
     assert not hasattr(det, "history_")  # no training ran
+    holes = np.random.default_rng(1).normal(size=(12, 12, 120)).astype(np.float32)
+    holes[:3, :10] = np.nan  # 144 pixels, 114 of them valid: counted on a small scene
+    with pytest.raises(ParameterError, match="has 114 valid for 120 bands"):
+        det.fit_score(make_cube(holes))
+    assert not hasattr(det, "history_")
     scene = write_envi(make_cube(x), tmp_path / "s.img")
     line = one_error(["detect", scene, "-m", method, "-p", "epochs=1",
                       *[f"-p{k}={v}" for k, v in params.items()], "-o", tmp_path / "m.tif"],

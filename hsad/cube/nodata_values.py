@@ -18,6 +18,19 @@ NEAR_FLT_MAX = 1e-3
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
+def value_text(value: float, dtype) -> str:
+    """``value`` as data of ``dtype`` holds it, written so that it reads back as that very
+    value (``--nodata``, ``set_nodata``): a float32 fill of -0.89989996 is not -0.8999,
+    which ``:g`` wrote and which then matched no pixel; integers whole (4294967295, not
+    4.29497e+09)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iub" or float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value)) if np.isfinite(value) else str(value)
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float64)
+    return str(dtype.type(value))
+
+
 def nodata_for(dtype, nodata: float | None) -> float | None:
     """``nodata`` as data of ``dtype`` can hold it, as GDAL reads it: None where an integer
     type cannot (NaN, ±inf, outside the type's range), or a float32 one (a finite value

@@ -18,7 +18,14 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hsad.cube import block_valid, float32_or_nan, good_band_mask, good_bands_of, map_like
+from hsad.cube import (
+    block_valid,
+    can_miss,
+    float32_or_nan,
+    good_band_mask,
+    good_bands_of,
+    map_like,
+)
 from hsad.detectors.neural import NeuralDetector
 from hsad.detectors.residual_statistics import SampledStatistics
 from hsad.engine import materialise
@@ -39,6 +46,9 @@ from hsad.nn.trainer import cpu_threads
 
 #: The maps of the fusion stage (``score_stages``; ``output`` may name one).
 FUSED = ("d_spectral", "d_spatial", "d_ss")
+#: a scene of at most this many values (64 MB of float32) has its valid pixels counted
+#: before a fit, to refuse what D_spectral would refuse after the training
+SMALL_SCENE_VALUES = 2**24
 #: Keep the residual in memory (instead of recomputing it per pass) below this size.
 RESIDUAL_MEMORY = 1 << 30
 #: The multi-scale ladder's largest area that a format-1 model file left unset meant.
@@ -162,13 +172,19 @@ class ReconstructionDetector(SampledStatistics, NeuralDetector):
             return
         pixels = int(cube.sizes["y"] * cube.sizes["x"])
         bands = int(np.count_nonzero(good_band_mask(cube)))
+        which = ""
+        if pixels > bands + 1 and pixels * bands <= SMALL_SCENE_VALUES and can_miss(
+                cube.dtype, cube.attrs.get("nodata")):  # a small scene: its valid ones
+            from hsad.cube import valid_mask
+
+            pixels, which = int(np.count_nonzero(valid_mask(cube).values)), " valid"
         if pixels <= bands + 1:
             from hsad.engine.covariance import BANDS_ADVICE
 
             raise ParameterError(
-                f"{self.name}: D_spectral needs more pixels than bands + 1, and the scene "
-                f"has {pixels} for {bands} bands: they would determine the residual's "
-                f"covariance exactly; {BANDS_ADVICE}",
+                f"{self.name}: D_spectral needs more valid pixels than bands + 1, and the "
+                f"scene has {pixels}{which} for {bands} bands: they would determine the "
+                f"residual's covariance exactly; {BANDS_ADVICE}",
                 cube.attrs.get("source_path"))
 
     # ---- the residual and the fusion stage --------------------------------------------

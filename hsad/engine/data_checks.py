@@ -18,6 +18,7 @@ from hsad.cube import (
     missing_values,
     nodata_hits,
 )
+from hsad.cube.nodata_values import value_text
 from hsad.cube.subset import current_window
 from hsad.engine.covariance import check_covariance
 from hsad.engine.sampling import even_sample
@@ -228,20 +229,22 @@ def flat_fill(sample: np.ndarray, nodata: float | None = None) -> tuple[float, f
     return float(values[top]), float(share)
 
 
-def _fill_advice(cube: xr.DataArray, value: float) -> str:
-    """How to declare ``value`` as nodata: on the command line in the file's stored units
-    (``--nodata`` beside ``--apply-scale`` is read before the scale), in Python on the
-    cube as it is."""
+def _fill_advice(cube: xr.DataArray, value: float, dtype) -> str:
+    """How to declare ``value`` (data of ``dtype``) as nodata, written as the data hold it:
+    on the command line in the file's stored units (``--nodata`` beside ``--apply-scale``
+    is read before the scale), in Python on the cube as it is."""
     from hsad.io.physical_units import stored_value
 
-    python = f"hsad.cube.nodata.set_nodata(cube, {value:g})"
+    shown = value_text(value, dtype)
+    python = f"hsad.cube.nodata.set_nodata(cube, {shown})"
     if not cube.attrs.get("scale_applied"):
-        return f"give --nodata {value:g} ({python})"
+        return f"give --nodata {shown} ({python})"
     stored = stored_value(cube, value)
     if stored is None:
         return (f"the bands' scales differ, so give --nodata without --apply-scale, or a "
                 f"--valid-mask ({python})")
-    return (f"give --nodata {stored:g}, the value the file stores (--nodata is in stored "
+    stored = value_text(stored, cube.attrs.get("stored_dtype") or np.float64)
+    return (f"give --nodata {stored}, the value the file stores (--nodata is in stored "
             f"units beside --apply-scale; {python})")
 
 
@@ -275,9 +278,10 @@ def check_partial_nodata(cube: xr.DataArray, what: str, bands=None, *,
         whole = "the scene's pixels" if not can_miss(sample.dtype, nodata) or not (
             missing_values(sample, nodata).any()) else "the scene's pixels holding data"
         about = f"{share:.0%}" if share >= 0.01 else f"{100 * share:.2g}%"  # not "0%"
-        warnings.warn(f"{where}about {about} of {whole} hold {value:g} in every good band "
-                      f"(no measured spectrum is flat): an undeclared fill value? They are "
-                      f"scored as data and skew the statistics; {_fill_advice(cube, value)}",
+        warnings.warn(f"{where}about {about} of {whole} hold {value_text(value, sample.dtype)}"
+                      f" in every good band (no measured spectrum is flat): an undeclared "
+                      f"fill value? They are scored as data and skew the statistics; "
+                      f"{_fill_advice(cube, value, sample.dtype)}",
                       DegenerateDataWarning, stacklevel=3)
     if not can_miss(cube.dtype, nodata):
         return fill[0] if fill else None

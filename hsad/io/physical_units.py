@@ -5,11 +5,13 @@ nodata value of the stored units said in the applied ones (``--nodata`` beside
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
 from hsad.cube import nodata_hits, physical_scaling
-from hsad.cube.nodata_values import nodata_for
+from hsad.cube.nodata_values import nodata_for, value_text
 from hsad.errors import ParameterError
 
 
@@ -53,12 +55,16 @@ def scaled_nodata(cube: xr.DataArray, value: float) -> float:
         if nodata_for(stored, value) is None:
             raise ParameterError(f"nodata {value:g} cannot occur in the file's {stored} data "
                                  "(outside the type's range)", cube.attrs.get("source_path"))
-        if stored.kind in "iu" and value != int(value) and _given_scaled(cube, value, stored):
-            raise ParameterError(  # the scaled value (as before 0.3.14), not truncated to 0
-                f"--nodata {value:g} beside --apply-scale is in the file's stored {stored} "
-                f"units: it stores {stored_value(cube, value):g} for {value:g}",
-                cube.attrs.get("source_path"))
-        value = float(stored.type(value))  # an integer type truncates it, as GDAL does
+        truncated = float(stored.type(value))  # an integer type truncates it, as GDAL does
+        if stored.kind in "iu" and value != truncated and _given_scaled(cube, value, stored):
+            # the scaled value, as before 0.3.14? (truncated to 0, it had matched nothing)
+            warnings.warn(
+                f"{cube.attrs.get('source_path') or 'cube'}: --nodata {value_text(value, float)}"
+                f" beside --apply-scale is in the file's stored {stored} units, so it is taken "
+                f"as {value_text(truncated, stored)}; if it was the scaled value, give "
+                f"--nodata {value_text(stored_value(cube, value), stored)}", UserWarning,
+                stacklevel=3)
+        value = truncated
     if "applied_scaling" in cube.attrs:  # band scales and offsets applied (physical_cube)
         applied = cube.attrs.get("applied_scaling")
         if applied is None:
