@@ -583,11 +583,16 @@ def test_a_networks_d_spectral_is_checked_as_rx_checks_its_scene():
     4 pixels a band it was bounded as RX is, in silence."""
     tiny = {k: v for k, v in PARAMS["hadgan"].items() if k != "area"}  # the ladder's own
     tiny.update(output="d_spectral", n_components=2)
-    exact = _few_per_band(49).reshape(7, 7, 60)
+    exact = make_cube(_few_per_band(49).reshape(7, 7, 60))
+    det = detectors.get("hadgan", **tiny)
+    with pytest.raises(ParameterError, match=r"D_spectral needs more valid pixels than bands "
+                       r"\+ 1, and the scene has 49 for 60 bands"):
+        det.fit_score(exact)  # before any training (row 787)
+    det.fit(exact)  # a fit alone (`hsad train`) is not refused: another scene may be scored
     with pytest.raises(ParameterError, match=r"D_spectral \(RX of the network's residual\): "
                        r"only 49 valid pixels for 60 bands: they determine the covariance "
                        r"exactly.*hsad.select_bands\) or give a larger scene$"):
-        detectors.get("hadgan", **tiny).fit_score(make_cube(exact))
+        det.score(exact)
     for output in ("d_spectral", "d_ss"):  # the fused map warns too
         with pytest.warns(DegenerateDataWarning, match=r"D_spectral \(RX of the network's "
                           r"residual\): only 120 valid pixels for 60 bands \(fewer than 4 "
