@@ -77,7 +77,8 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
             path, what=what, fit=lambda r: cut_for_scene(r, cube, what, path))
     mask = np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
     nodata = None if raster is None else raster.attrs.get("nodata")
-    if nodata and not mask.any() and (hidden := int(np.isnan(values).sum())):
+    if nodata and np.isfinite(nodata) and not mask.any() and (
+            hidden := int(np.isnan(values).sum())):
         raise ParameterError(f"the {what} marks no pixel: its nodata value, {nodata:g}, "
                              f"leaves {hidden} pixels out (is the marked class written with "
                              "it, as QGIS's Rasterize writes the burn value when it is also "

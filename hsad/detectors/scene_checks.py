@@ -47,10 +47,10 @@ def check_wavelengths(scene: np.ndarray, model: np.ndarray, path=None) -> None:
     diff = wavelength_shift(scene, model)
     if diff > WAVELENGTH_REFUSE_NM:
         if (ratio := unit_ratio(scene, model)) is not None:
+            why = " (hsad before 0.3.14 read ENVI's Angstroms as nanometres)" * (ratio == 10)
             raise ModelError(f"the model's wavelengths are {ratio:g} times the scene's, band "
-                             "for band: the same bands read in another unit (hsad before "
-                             "0.3.14 read ENVI's Angstroms as nanometres); retrain the model, "
-                             "or correct the `wavelength units` of one header", path)
+                             f"for band: the same bands read in another unit{why}; retrain the "
+                             "model, or correct the `wavelength units` of one header", path)
         raise ModelError(f"scene wavelengths differ from the model's by up to {diff:.1f} nm "
                          f"(> {WAVELENGTH_REFUSE_NM} nm): a different band set{MATCH_HINT}",
                          path)

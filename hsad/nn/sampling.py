@@ -296,8 +296,9 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
             if not region.any():  # named: "the training region" had named the scene
                 hidden = int(np.isnan(values).sum())
                 nodata = None if raster is None else raster.attrs.get("nodata")
+                named = hidden and nodata and np.isfinite(nodata)
                 hint = (f": its nodata value, {nodata:g}, leaves {hidden} pixels out (is the "
-                        "marked class written with it?)" if hidden and nodata else "")
+                        "marked class written with it?)" if named else "")
                 raise ParameterError(f"the training mask marks no pixel{hint}", mask)
         else:
             from hsad.cube.background import array_mask
