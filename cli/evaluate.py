@@ -26,7 +26,7 @@ def _json_value(v):
               help="Ground truth: GeoTIFF/ENVI mask (nonzero = anomaly), MAT file, or the "
                    "targets' polygons or points (GeoPackage, GeoJSON, Shapefile, KML, GML, "
                    "FlatGeobuf; "
-                   "'file.gpkg|layername=x').")
+                   "'file.gpkg|layername=x' or '|layerid=1').")
 @click.option("--truth-key", help="Ground-truth variable in a MAT file.")
 @click.option("--scores-key", help="Score variable in a MAT file.")
 @click.option("--plot", "roc_path", type=click.Path(dir_okay=False),

@@ -179,8 +179,8 @@ background_option = click.option(
     help="Background area the statistics come from: polygons (.gpkg, .geojson, .json, .shp, "
          ".kml, .kmz, .gml, .fgb, .tab; "
          "any CRS, reprojected to the scene; one layer of several as 'areas.gpkg|layername="
-         "water', as QGIS writes it) or a raster mask on the scene grid (non-zero = "
-         "background). For rx, utd, rxd-utd, local-mean-rx, cluster-rx and the neural "
+         "water' or '|layerid=1', as QGIS writes it) or a raster mask on the scene grid "
+         "(non-zero = background). For rx, utd, rxd-utd, local-mean-rx, cluster-rx and the neural "
          "detectors' training sample; lrx and crd are local and refuse it.",
 )
 labels_option = click.option(

@@ -105,6 +105,22 @@ def test_shapefiles_and_one_layer_of_a_geopackage(tmp_path):
         background_mask(cube, f"{gpkg}|layername=water")
 
 
+def test_a_layer_named_by_its_index_as_qgis_writes_it(tmp_path):
+    # QGIS's layer source for a file of several layers may read 'areas.gpkg|layerid=1'
+    cube = _cube()
+    gpkg = _write_polygons(tmp_path / "areas.gpkg", box(0, 0, 10, 10), layer="far",
+                           driver="GPKG")
+    _write_polygons(gpkg, _left_polygon(), layer="left", driver="GPKG", append=True)
+    np.testing.assert_array_equal(background_mask(cube, f"{gpkg}|layerid=1"), LEFT)
+    np.testing.assert_array_equal(
+        background_mask(cube, f"{gpkg}|layerid=1|geometrytype=Polygon"), LEFT)
+    with pytest.raises(ParameterError, match=r"no layer 5 \(the file holds 2, from 0\)"):
+        background_mask(cube, f"{gpkg}|layerid=5")
+    # a filter of features is not silently read as the whole layer
+    with pytest.raises(ParameterError, match=r"'\|subset=' of a QGIS data source is not read"):
+        background_mask(cube, f'{gpkg}|layername=left|subset="id" = 3')
+
+
 @pytest.mark.parametrize("name", STATISTICAL)
 def test_the_area_restricts_the_statistics(name):
     # the left half alone, as its own cube, gives the statistics a left-half background gives

@@ -46,6 +46,29 @@ def test_local_mean_rx_scores_extreme_scales_as_at_unit_scale(factor):
     np.testing.assert_allclose(got, want, rtol=1e-3)  # float32 products over 20 bands
 
 
+@pytest.mark.parametrize("factor", [1e39, 1e-140])
+def test_aed_scores_float64_values_beyond_float32s_range_as_at_unit_scale(factor):
+    """float64 values of 1e39 became inf in AED's float32 cast ("fewer than 2 valid
+    pixels"); values of 1e-140 became 0 (the offset check's refusal). Brought near 1 by a
+    power of two first, they give the unit-scale map: the components are of standardised
+    bands."""
+    x = _scene()
+    want = detectors.get("aed").fit_score(make_cube(x)).values
+    got = detectors.get("aed").fit_score(make_cube(x * factor)).values
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+
+
+def test_an_offset_refused_at_an_extreme_scale_is_named_in_the_data_s_units():
+    """float32's steps are those at the scaled values, given back in the data's units
+    (they had been the step of zero, 1.4e-45, to which the cast rounded 1e-130)."""
+    rng = np.random.default_rng(1)
+    x = (1e10 + 20 * rng.normal(size=(30, 30, 10))) * 1e-140
+    with pytest.raises(ParameterError, match=r"\(band \d+: 1e-130 ± 2(\.\d+)?e-139\); aed "
+                                             r"computes in float32, whose steps there are "
+                                             r"1\.07e-137:"):
+        detectors.get("aed").fit_score(make_cube(x))
+
+
 def test_rx_on_float32_subnormal_values_gives_a_finite_map_with_the_anomaly_on_top():
     """float32 values of 1e-40 hold about 14 bits: RX still ranks the anomaly first."""
     x = (_scene() * 2e-42).astype(np.float32)

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from hsad.cube.nodata_values import hidden_class_note
 from hsad.cube.vector_masks import (  # noqa: F401  (vector files: kept importable from here)
     LAYER,
     VECTOR_SUFFIXES,
@@ -77,12 +78,11 @@ def raster_mask(path: str | os.PathLike, cube: xr.DataArray,
             path, what=what, fit=lambda r: cut_for_scene(r, cube, what, path))
     mask = np.nan_to_num(on_scene_grid(values, raster, cube, what, path)) != 0
     nodata = None if raster is None else raster.attrs.get("nodata")
-    if nodata and np.isfinite(nodata) and not mask.any() and (
-            hidden := int(np.isnan(values).sum())):
-        raise ParameterError(f"the {what} marks no pixel: its nodata value, {nodata:g}, "
-                             f"leaves {hidden} pixels out (is the marked class written with "
-                             "it, as QGIS's Rasterize writes the burn value when it is also "
-                             "the nodata value?)", path)
+    note = hidden_class_note(nodata, int(np.isnan(values).sum()), zero_marks=False)
+    if note and not mask.any():
+        raise ParameterError(f"the {what} marks no pixel: {note} (is the marked class "
+                             "written with it, as QGIS's Rasterize writes the burn value when "
+                             "it is also the nodata value?)", path)
     return mask
 
 

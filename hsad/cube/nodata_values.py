@@ -31,6 +31,18 @@ def value_text(value: float, dtype) -> str:
     return str(dtype.type(value))
 
 
+def hidden_class_note(nodata, hidden: int, zero_marks: bool = True) -> str:
+    """``"its nodata value, V, leaves N pixels out"`` for a mask or truth whose finite
+    nodata value V hid ``hidden`` pixels, as when QGIS's Rasterize writes the burn value as
+    nodata; ``""`` when none is declared or none was hidden. ``zero_marks``: whether 0 is
+    a class of the file (a truth's background), not the absence of one (a mask's)."""
+    if nodata is None or not hidden or not np.isfinite(nodata):
+        return ""
+    if nodata == 0 and not zero_marks:  # it hides unmarked pixels, never marked ones
+        return ""
+    return f"its nodata value, {value_text(nodata, np.float64)}, leaves {hidden} pixels out"
+
+
 def nodata_for(dtype, nodata: float | None) -> float | None:
     """``nodata`` as data of ``dtype`` can hold it, as GDAL reads it: None where an integer
     type cannot (NaN, ±inf, outside the type's range), or a float32 one (a finite value

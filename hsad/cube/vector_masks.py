@@ -12,6 +12,7 @@ touches, so that none is lost (``every_shape``). Used for background areas
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -34,19 +35,45 @@ VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".kml", ".kmz", ".gml",
 
 #: how a layer of a vector file is named, as in QGIS: ``areas.gpkg|layername=water``
 LAYER = "|layername="
+#: a layer by its index in the file, as QGIS also writes it: ``areas.kml|layerid=0``
+LAYER_ID = "|layerid="
+#: the ``|key=value`` options of a QGIS data source after the file's path
+_QGIS_OPTIONS = re.compile(r"(\|[A-Za-z]+=[^|]*)+$")
 
 
-def split_layer(background: str | os.PathLike) -> tuple[Path, str | None]:
-    """``(file, layer or None)`` of a background argument."""
+def split_layer(background: str | os.PathLike) -> tuple[Path, str | int | None]:
+    """``(file, layer or None)`` of a background argument: a layer's name
+    (``|layername=x``) or index (``|layerid=0``), as QGIS writes a data source. Options
+    that filter features (``|subset=…``) are refused, since reading every feature instead
+    would draw a different mask."""
     text = os.fspath(background)
-    if LAYER in text:
-        path, layer = text.split(LAYER, 1)
-        return Path(path), layer
-    return Path(text), None
+    found = _QGIS_OPTIONS.search(text)
+    if found is None:
+        return Path(text), None
+    path, layer = Path(text[:found.start()]), None
+    for option in found.group(0).split("|")[1:]:
+        key, value = option.split("=", 1)
+        if key.lower() == "layername":
+            layer = value
+        elif key.lower() == "layerid" and value.strip().isdigit():
+            layer = int(value)
+        elif key.lower() == "layerid":
+            raise ParameterError(f"'|layerid={value}' is no layer index (0, 1, …)", path)
+        elif key.lower() not in _HARMLESS:
+            raise ParameterError(f"'|{key}=' of a QGIS data source is not read: export the "
+                                 f"features it selects to a file of their own, or name the "
+                                 f"layer alone ('{path}{LAYER}…')", path)
+    return path, layer
 
 
-def _read_vector(path: Path, layer: str | None = None):
-    """``(geometries, crs or None)`` of a vector file's layer (its only one by default)."""
+#: QGIS data-source options that change nothing hsad reads (the geometry type is drawn
+#: as it comes; every feature of the layer is read)
+_HARMLESS = ("geometrytype", "uniquegeometrytype")
+
+
+def _read_vector(path: Path, layer: str | int | None = None):
+    """``(geometries, crs or None)`` of a vector file's layer (its only one by default; a
+    name, or an index among the file's tables)."""
     import pyogrio
     import pyogrio.raw
     import shapely
@@ -56,6 +83,11 @@ def _read_vector(path: Path, layer: str | None = None):
     except Exception as exc:  # pyogrio raises its own DataSourceError and friends
         raise FileFormatError(f"cannot read polygons: {str(exc).splitlines()[0]}",
                               path) from None
+    if isinstance(layer, int):  # QGIS's |layerid=: the index among all the file's tables
+        if layer >= len(listing):
+            raise ParameterError(f"no layer {layer} (the file holds {len(listing)}, from 0)",
+                                 path)
+        layer = str(listing[layer, 0])
     # tables without geometry (QGIS keeps its styles in one, ``layer_styles``) are no layer
     layers = [str(name) for name, kind in listing if kind is not None]
     if layer is not None and layer not in layers and layer in map(str, listing[:, 0]):
@@ -447,5 +479,5 @@ def _rasterise_on_lookup(shapes, src_crs, glt, shape, path, empty_ok=False,
 
 __all__ = [
     "CENTRES_RASTERISED", "CENTRES_TESTED", "EDGE_DRAWN", "EDGE_HAIR", "is_vector", "LAYER",
-    "split_layer", "vector_mask", "VECTOR_SUFFIXES"
+    "LAYER_ID", "split_layer", "vector_mask", "VECTOR_SUFFIXES"
 ]

@@ -32,6 +32,7 @@ import xarray as xr
 from hsad.cube import good_band_mask, map_like, valid_mask
 from hsad.detectors.base import BaseDetector
 from hsad.detectors.offset_check import check_offset
+from hsad.engine.blas import working_scale
 from hsad.engine.covariance import BANDS_ADVICE, covariance_rank
 from hsad.engine.data_checks import scene_moments
 from hsad.errors import ParameterError
@@ -114,9 +115,10 @@ class AED(BaseDetector):
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"),
                         advice=BANDS_ADVICE)  # it has no pca= or ridge=
+        scale = _working_scale(moments)  # 1 for data on any ordinary scale
         check_offset(moments.mean, np.sqrt(np.clip(np.diag(moments.cov), 0.0, None)),
                      cube.dtype, self.name, cube.attrs.get("source_path"),
-                     band_numbers=np.flatnonzero(good_band_mask(cube)) + 1)
+                     band_numbers=np.flatnonzero(good_band_mask(cube)) + 1, scale=scale)
         fusion = self._fusion(cube)
         warn_below_ladder(fusion, self.name)
         smallest = min(fusion.areas())
@@ -129,7 +131,8 @@ class AED(BaseDetector):
                 f"of {smallest} pixels: the area opening and closing flatten the whole scene, "
                 f"so every pixel would score alike; give a smaller area ({smaller}) or a "
                 "larger scene", cube.attrs.get("source_path"))
-        data = cube.data[:, :, self.bands_].astype(np.float32)
+        data = cube.data[:, :, self.bands_]
+        data = (data * scale if scale != 1.0 else data).astype(np.float32)
         source = da.where(valid_mask(cube).data[:, :, None], data, np.nan)
         scores = aed_map(source, fusion)
         if isinstance(cube.data, da.Array):  # tiles below the halo were merged: the cube's
@@ -137,3 +140,12 @@ class AED(BaseDetector):
         attrs = {"method": self.name, **area_tag(fusion, self.target_size_m is not None)}
         # float32 as every detector's map (and as written): the filters sum in float64
         return map_like(cube, scores.astype(np.float32), name="score", attrs=attrs)
+
+
+def _working_scale(moments) -> float:
+    """A power of two that brings the scene's values near 1 before they are cast to float32,
+    where they lie beyond its range (float64 data beyond 3e38) or below its normal numbers;
+    1 otherwise. The map does not change: the components are of standardised bands."""
+    spread = np.sqrt(np.clip(np.diag(moments.cov), 0.0, None))
+    peak = float(np.max(np.concatenate([spread, np.abs(moments.mean)]), initial=0.0))
+    return working_scale(np.array([1.0 / peak])) if np.isfinite(peak) and peak > 0 else 1.0

@@ -27,14 +27,16 @@ def wider_than_float32(dtype) -> bool:
 
 
 def check_offset(centre: np.ndarray, spread: np.ndarray, dtype, what: str, path=None,
-                 band_numbers=None) -> None:
+                 band_numbers=None, scale: float = 1.0) -> None:
     """ParameterError when, at the median band, one ``spread`` spans fewer than
     :data:`MIN_STEPS` float32 steps at the band's ``centre`` (one nearly constant band is no
     reason), and the data are stored wider than float32 (float32 data lose nothing more in
-    the cast). ``band_numbers``: each band's 1-based number in the file, for the message."""
+    the cast). ``band_numbers``: each band's 1-based number in the file, for the message;
+    ``scale``: the power of two the values are multiplied by before the cast."""
     if not wider_than_float32(dtype):
         return
-    centre, spread = np.asarray(centre, np.float64), np.asarray(spread, np.float64)
+    given = np.asarray(centre, np.float64)
+    centre, spread = given * scale, np.asarray(spread, np.float64) * scale
     ok = np.flatnonzero(np.isfinite(centre) & np.isfinite(spread) & (spread > 0)
                         & (np.abs(centre) < np.finfo(np.float32).max))
     if not ok.size:
@@ -45,10 +47,10 @@ def check_offset(centre: np.ndarray, spread: np.ndarray, dtype, what: str, path=
         return
     b = int(ok[middle])
     number = b + 1 if band_numbers is None else int(np.asarray(band_numbers)[b])
-    step = float(np.spacing(np.float32(abs(centre[b]))))
+    step = float(np.spacing(np.float32(abs(centre[b])))) / scale
     raise ParameterError(
         f"{what}: the data sit on an offset {abs(centre[b]) / spread[b]:.1e} times their "
-        f"spread (band {number}: {centre[b]:.6g} ± {spread[b]:.3g}); {what} computes in "
+        f"spread (band {number}: {given[b]:.6g} ± {spread[b] / scale:.3g}); {what} computes in "
         f"float32, whose steps there are {step:.3g}: {steps[middle]:.2g} of them across a "
         "spread, too few to tell the pixels apart. Subtract a constant offset first (RX, "
         "which centres in float64, can score the scene as it is)", path)

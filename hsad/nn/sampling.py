@@ -294,11 +294,11 @@ def region_mask(cube: xr.DataArray, mask=None, window=None) -> np.ndarray | None
                                 dtype=np.float64)
             region = np.nan_to_num(values) != 0
             if not region.any():  # named: "the training region" had named the scene
-                hidden = int(np.isnan(values).sum())
-                nodata = None if raster is None else raster.attrs.get("nodata")
-                named = hidden and nodata and np.isfinite(nodata)
-                hint = (f": its nodata value, {nodata:g}, leaves {hidden} pixels out (is the "
-                        "marked class written with it?)" if named else "")
+                from hsad.cube.nodata_values import hidden_class_note
+
+                note = hidden_class_note(None if raster is None else raster.attrs.get("nodata"),
+                                         int(np.isnan(values).sum()), zero_marks=False)
+                hint = f": {note} (is the marked class written with it?)" if note else ""
                 raise ParameterError(f"the training mask marks no pixel{hint}", mask)
         else:
             from hsad.cube.background import array_mask

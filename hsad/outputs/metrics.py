@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, overload
 
 import numpy as np
 
+from hsad.cube.nodata_values import hidden_class_note
 from hsad.engine.thresholds import gathered_float64
 from hsad.errors import ParameterError
 from hsad.outputs.metric_inputs import (
@@ -247,10 +248,8 @@ def check_truth(gt, nodata=None) -> None:
     if anomalies and background:
         return
     which = "anomaly" if not anomalies else "background"
-    hint = ""
-    if nodata is not None and not labelled.all():
-        hint = (f" (its nodata value, {nodata:g}, leaves {int((~labelled).sum())} pixels out: "
-                f"is the {which} class written with it?)")
+    note = hidden_class_note(nodata, int((~labelled).sum()))
+    hint = f" ({note}: is the {which} class written with it?)" if note else ""
     raise ParameterError(f"the ground truth has no {which} pixel{hint}: detection metrics "
                          "are undefined")
 
