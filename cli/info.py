@@ -335,17 +335,31 @@ def _text(info: dict) -> str:
 
 
 @click.command("info")
-@click.argument("file", type=click.Path())
+@click.argument("file", type=click.Path(), required=False)
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def command(file: str, key: str | None, as_json: bool) -> None:
+@click.option("--environment", is_flag=True,
+              help="Instead of a file, describe the software and hardware hsad computes "
+                   "with (versions, BLAS and its kernels, torch's CPU capability, threads, "
+                   "GPU), for a methods section or a bug report.")
+def command(file: str | None, key: str | None, as_json: bool, environment: bool) -> None:
     """Describe the cube FILE (ENVI, GeoTIFF, MAT, EMIT netCDF, PRISMA .he5, NEON AOP .h5
     or an EnMAP product): shape, wavelengths, CRS, sizes, the share of an EnMAP or NEON
     scene flagged as cloudy, and for a map hsad wrote its provenance
     (version, method, parameters, input, date); or an hsad model file: its method, bands,
-    training and parameters."""
+    training and parameters. With --environment, the software and hardware instead."""
     from hsad.io.model_archive import is_model_file
 
+    if environment or file is None:
+        if file is not None or not environment:
+            raise click.UsageError("give a FILE or --environment" if file is None else
+                                   "give a FILE or --environment, not both")
+        from hsad.environment import environment as described
+        from hsad.environment import environment_text
+
+        env = described()
+        put(json.dumps(env, indent=2) if as_json else environment_text(env))
+        return
     if Path(file).is_file() and is_model_file(file):
         _check_model(Path(file))
         try:
