@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hsad.cli.detect_plan import made_otherwise, planned
+from hsad.cli.detect_plan import changed_since, made_otherwise, planned
 from hsad.cli.options import echo, say
 from hsad.cli.outputs import path_key
 from hsad.errors import HsadError, ParameterError
@@ -263,6 +263,9 @@ def not_done(jobs: list[tuple[str, dict]], quiet: bool = False
         elif len(there) == len(paths):
             if not quiet:
                 say(f"skipped {scene}: its outputs exist")
+                if (note := changed_since(scene, filled)) is not None:
+                    echo(f"warning: {scene}: {note}; its outputs are kept: run it with "
+                         "--overwrite if its data changed", err=True)
         elif there:
             problem = (f"{scene}: {len(there)} of its {len(paths)} outputs exist "
                        f"({there[0]}): remove them to redo the scene, or run it with "

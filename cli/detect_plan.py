@@ -137,6 +137,38 @@ def made_otherwise(options: dict) -> str | None:
     return None
 
 
+def changed_since(scene, options: dict) -> str | None:
+    """Which input of a finished scene (its files, its model) was modified after its map
+    was made (the map's ``hsad_created`` tag), else None: a resumed batch kept the map of
+    data rewritten since in silence. Said, not refused: a copy without its times (``cp``
+    without ``-p``) looks modified too."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from hsad.outputs.provenance import read_provenance
+
+    try:
+        made = datetime.fromisoformat(read_provenance(options["output"])["hsad_created"])
+    except Exception:  # noqa: BLE001  (no date: a map hsad did not write, or damaged)
+        return None
+    files = [Path(scene)]
+    if Path(scene).suffix.lower() in (".hdr", ".img", ".dat", ".bsq", ".bil", ".bip", ""):
+        from hsad.io.envi_files import find_data, find_header
+
+        files += [Path(f) for f in (find_header(scene), find_data(scene)) if f is not None]
+    if options.get("model") is not None:
+        files.append(Path(options["model"]))
+    for path in files:
+        try:
+            modified = path.stat().st_mtime
+        except OSError:
+            continue
+        if modified > made.timestamp() + 1.0:  # the tag holds whole seconds
+            when = datetime.fromtimestamp(modified, made.tzinfo).isoformat(timespec="seconds")
+            return f"{path} was modified at {when}, after its map was made ({made.isoformat()})"
+    return None
+
+
 def _run_settings(det, options: dict, merged: dict) -> list[tuple[str, str, object]]:
     """``(parameter, option, value)`` that --seed and --fusion give the detector of this
     run (as ``hsad detect`` sets them), to compare with a map's: a batch resumed with

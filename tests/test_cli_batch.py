@@ -4,6 +4,7 @@ checked before the first scene, a failed scene reported while the others go on."
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -644,3 +645,28 @@ def test_a_batch_resumed_does_not_skip_a_scene_whose_output_is_damaged(scenes, t
                         "with --overwrite")
     assert f"its output {cut} is damaged (" in lines[1]
     assert f"its output {png} is cut short (no PNG end)" in lines[2]
+
+
+def test_a_scene_whose_data_changed_after_its_map_is_said_when_skipped(tmp_path, capsys):
+    """A resumed batch had kept the map of a scene rewritten since, in silence (its map's
+    tags differ from a fresh run's by the date alone). It is still skipped (a copy made
+    without its times looks modified too), with a warning naming the file."""
+    files = synthetic.write_scene(synthetic.make_scene(rows=24, cols=30, bands=12, seed=5),
+                                  tmp_path, name="scene")
+    out = ["-o", tmp_path / "out" / "{stem}.tif"]
+    code, _, err = run_cli(["detect", files["cube"], "-m", "rx", *out], capsys)
+    assert code == 0, err
+    code, stdout, err = run_cli(["detect", files["cube"], "-m", "rx", *out,
+                                 "--skip-existing"], capsys)
+    assert code == 0 and "skipped" in stdout and not err  # untouched: nothing to say
+    header = files["cube"].with_suffix(".hdr")
+    later = header.stat().st_mtime + 120
+    os.utime(files["cube"], (later, later))  # the data file rewritten, not the header
+    code, stdout, err = run_cli(["detect", header, "-m", "rx", *out, "--skip-existing"],
+                                capsys)
+    assert code == 0 and f"skipped {header}: its outputs exist" in stdout
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"warning: {header}: {files['cube']} was modified at ")
+    assert "after its map was made" in lines[0] and lines[0].endswith(
+        "run it with --overwrite if its data changed")
