@@ -118,3 +118,18 @@ def test_a_relative_name_after_a_change_of_folder_refuses_no_other_file(tmp_path
     cube = hsad.open_cube("scene.hdr").load()
     monkeypatch.chdir(tmp_path / "out")
     assert write_envi(cube, "scene.img").exists()
+
+
+def test_a_python_writer_replaces_an_earlier_output_and_makes_its_folder(scene, tmp_path):
+    """As api.md says: from Python an existing output (not an input) is replaced whole and a
+    missing folder is made; only the command line asks for --overwrite."""
+    cube, scores = scene
+    path = tmp_path / "new" / "deeper" / "map.tif"
+    hsad.write_geotiff(scores, path)
+    hsad.write_geotiff(scores * 2, path)
+    np.testing.assert_array_equal(hsad.open_cube(path).values[:, :, 0],
+                                  (scores * 2).values)
+    write_envi(cube, tmp_path / "new" / "copy.img")
+    write_envi(cube, tmp_path / "new" / "copy.img")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [
+        "copy.hdr", "copy.img", "deeper"]

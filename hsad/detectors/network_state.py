@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from hsad.errors import ParameterError
-from hsad.nn.trainer import resolve_device
+from hsad.nn.trainer import networks_to_load, resolve_device
 
 
 class NetworkState:
@@ -60,8 +60,7 @@ class NetworkState:
         self.__dict__.update(state)
         if pickled is None:
             return
-        with torch.random.fork_rng():  # the throwaway initialisation draws nothing of ours
-            networks = self._build(self.n_bands_)
+        networks = networks_to_load(lambda: self._build(self.n_bands_))
         for name, module in networks.items():
             training, weights = pickled[name]
             module.load_state_dict(weights)

@@ -42,7 +42,7 @@ from hsad.io.model_archive import (  # noqa: F401  (CONFIG, WEIGHTS, MAX_BYTES: 
 )
 from hsad.nn.normalise import METHODS as NORM_METHODS
 from hsad.nn.normalise import BandScaler
-from hsad.nn.trainer import History, resolve_device
+from hsad.nn.trainer import History, networks_to_load, resolve_device
 
 if TYPE_CHECKING:
     from hsad.detectors.base import BaseDetector
@@ -227,7 +227,7 @@ def load_networks(config: dict, tensors: dict[str, np.ndarray], path: Path,
         with torch.device("meta"):  # shapes first: a hostile config allocates nothing
             skeleton = det._build(det.n_bands_)
         _check_shapes(skeleton, tensors)
-        networks = det._build(det.n_bands_)
+        networks = networks_to_load(lambda: det._build(det.n_bands_), skeleton)
         if sorted(networks) != sorted(config["networks"]):
             raise ValueError(f"networks {sorted(config['networks'])} saved, "
                              f"{sorted(networks)} expected")

@@ -79,6 +79,24 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
             torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
 
 
+def networks_to_load(build, skeleton: dict | None = None) -> dict[str, torch.nn.Module]:
+    """Networks ``build()`` makes, for weights to be loaded into next: their tensors
+    allocated on the CPU but not initialised, so that nothing is drawn from torch's global
+    generators. Those are the caller's (a host seeding torch for its own work), and a fit
+    in another thread draws from them under :data:`_SEEDED`: a throwaway initialisation
+    there had moved both (``load_model``, unpickling). ``skeleton``: ``build()``'s networks
+    on the meta device, made already. A network holding buffers its weights do not carry
+    is initialised as built instead, under the lock, its draws given back."""
+    if skeleton is None:
+        with torch.device("meta"):
+            skeleton = build()
+    if all(name in module.state_dict() for module in skeleton.values()
+           for name, _ in module.named_buffers()):
+        return {k: module.to_empty(device="cpu") for k, module in skeleton.items()}
+    with _SEEDED, torch.random.fork_rng(devices=[]):
+        return build()
+
+
 @contextlib.contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` torch intra-op CPU threads (None: unchanged), then restore.
