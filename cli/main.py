@@ -329,7 +329,7 @@ def user_problem(exc: Exception, args=None) -> str | None:
     if type(exc) is Exception and (relayed := _relayed_problem(exc)) is not None:
         return relayed
     if isinstance(exc, OSError):
-        problem = (exc.strerror or str(exc)).lower()
+        problem = exc.strerror.lower() if exc.strerror else str(exc)  # names keep their case
         if _from_stdout(exc):
             return f"cannot write to standard output: {problem}"
         return f"{exc.filename}: {problem}" if exc.filename else problem

@@ -167,6 +167,10 @@ def load_config(path: str | Path) -> dict:
     params = cfg.get("params", {}) or {}
     if not isinstance(params, dict):
         raise FileFormatError("'params' must be a mapping of hyperparameters", p)
+    odd = [k for k in params if not isinstance(k, str)]
+    if odd:  # ``ridge: 0,5`` in a flow mapping is a key 5 to YAML
+        raise FileFormatError(f"'params' holds {odd[0]!r}, which is no hyperparameter's name "
+                              "(a decimal comma? write 0.5, with a point)", p)
     # typed as -p values are: YAML 1.1 leaves ``1e-4`` a string, ``None`` is None
     cfg["params"] = {k: parse_value(v) if isinstance(v, str) else v for k, v in params.items()}
     return cfg

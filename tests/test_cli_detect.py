@@ -156,6 +156,19 @@ def test_the_command_line_replaces_a_configs_method_and_keys_one_by_one(demo_sce
         assert src.tags()["hsad_method"] == "rx"
 
 
+def test_a_config_key_that_is_no_name_is_one_line(demo_scene, tmp_path, capsys):
+    """`ridge: 0,5` in a YAML flow mapping (a decimal comma) makes a key 5: a traceback
+    ("keywords must be strings"), now the config named with the key."""
+    for text, key in (("{inner: 3, outer: 7, ridge: 0,5}", "5"), ("{1: 2}", "1"),
+                      ("{true: 1}", "True")):
+        bad = tmp_path / "comma.yaml"
+        bad.write_text(f"method: lrx\nparams: {text}\n")
+        line = one_error(["detect", demo_scene["cube"], "-c", bad, "-o", tmp_path / "a.tif"],
+                         capsys)
+        assert line == (f"error: {bad}: 'params' holds {key}, which is no hyperparameter's "
+                        "name (a decimal comma? write 0.5, with a point)")
+
+
 def test_a_configs_bad_parameter_names_the_config_and_its_key(demo_scene, tmp_path, capsys):
     """`params: {inner: abc}` in a config was "lrx: inner must be an integer, got 'abc'"
     alone; `-m rx` over a config of lrx gave "rx: unknown parameter 'inner'", neither naming

@@ -212,3 +212,18 @@ def test_a_drawing_s_warning_is_said_once(tmp_path):
         save_figure(fig, tmp_path / "w.png")
     texts = [str(w.message) for w in caught]
     assert texts and len(texts) == len(set(texts))
+
+
+@pytest.mark.skipif(not LATIN1, reason="needs a file system that takes any bytes in names")
+def test_a_latin1_scene_s_spectral_library_names_it_with_its_odd_bytes(tmp_path, capsys):
+    """``--spectra x.sli`` of a scene named in Latin-1 had raised UnicodeEncodeError after
+    the detection, with the map lost: its header names the scene ``\\xfc``, as the tags do."""
+    cube, *_ = scene()
+    latin = os.fsdecode(os.fsencode(str(tmp_path)) + b"/M\xfcller.img")
+    write_envi(cube, latin)
+    code, _, err = run_cli(["detect", latin, "-m", "rx", "-o", tmp_path / "s.tif",
+                            "--spectra", tmp_path / "sp.sli"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "s.tif").is_file()
+    header = (tmp_path / "sp.hdr").read_text(encoding="utf-8")
+    assert "hsad detection spectra of " in header and "M\\xfcller.img}" in header

@@ -127,8 +127,13 @@ def test_wavelength_file_on_the_command_line(tmp_path, capsys):
     ("450,500\n460,500\n", "a fwhm is not below its wavelength"),
     ("a,b,c\n1,2,3\n", "no column named like a wavelength"),
     ("450\nx\n460\n", "line 2 is not numbers"),
+    # a German export, one number a line with a decimal comma: had been wavelength 845,
+    # fwhm 4, in silence
+    ("418,24\n524,94\n631,64\n845,04\n", "lines such as '845,04' read as one number "
+                                          "with a decimal comma"),
+    ("418,24\n524,94\n631,64\n", ([418, 524, 631], [24, 94, 64])),
 ], ids=["band-wavelength", "three-named", "band-numbers", "fwhm-too-wide", "no-names",
-        "text-inside"])
+        "text-inside", "decimal-commas", "whole-numbers-and-commas"])
 def test_wavelength_file_columns(tmp_path, text, expected):
     (tmp_path / "wl.txt").write_text(text)
     if isinstance(expected, str):

@@ -214,13 +214,15 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
 
     p = Path(path)
     check_input(p, "wavelength", ParameterError)
-    header, rows = None, []
+    header, rows, texts = None, [], []
     for number, line in enumerate(p.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
-        fields = [f for f in re.split(r"[,;\s]+", line.split("#", 1)[0].strip()) if f]
+        text = line.split("#", 1)[0].strip()
+        fields = [f for f in re.split(r"[,;\s]+", text) if f]
         if not fields:
             continue
         try:
             rows.append([float(f) for f in fields])
+            texts.append(text)
         except ValueError:
             if rows or header is not None:  # one line of names may come first, nothing else
                 raise ParameterError(f"line {number + 1} is not numbers: {line[:40]!r}",
@@ -231,6 +233,7 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
     if not rows or any(len(r) != len(rows[0]) for r in rows):
         raise ParameterError("expected one band per line (wavelength, or wavelength and "
                              "fwhm) or all wavelengths on one line", p)
+    _check_decimal_commas(texts, p)
     table = np.asarray(rows, dtype=np.float64)
     columns = table.shape[1]
     if header is not None and len(header) == columns and columns > 1:
@@ -252,6 +255,21 @@ def read_wavelength_file(path) -> tuple[np.ndarray, np.ndarray | None]:
         raise ParameterError("a fwhm is not below its wavelength: are the columns "
                              "wavelength, fwhm? (a decimal point, not a comma)", p)
     return wavelength, fwhm
+
+
+def _check_decimal_commas(lines: list[str], path) -> None:
+    """ParameterError when every line is two whole numbers joined by a comma and some of the
+    second have a leading zero (``845,04``, ``450,00``): one number with a decimal comma
+    each (a German export), which had been read as wavelength 845 and fwhm 4."""
+    import re
+
+    pairs = [re.fullmatch(r"[+-]?\d+,(\d+)", line) for line in lines]
+    if pairs and all(pairs) and (odd := next((line for line, m in zip(lines, pairs, strict=True)
+                                              if len(m.group(1)) > 1 and
+                                              m.group(1).startswith("0")), None)):
+        raise ParameterError(f"lines such as {odd!r} read as one number with a decimal comma: "
+                             "write decimal points (a comma, or a comma and a space, between "
+                             "wavelength and fwhm)", path)
 
 
 def attach_wavelengths(cube: xr.DataArray, wavelength, fwhm=None,

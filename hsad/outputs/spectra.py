@@ -21,6 +21,7 @@ from scipy import sparse
 
 from hsad.cube import band_numbers, missing_values
 from hsad.errors import ParameterError
+from hsad.io import printable
 from hsad.io.glt import map_values
 from hsad.outputs.polygons import label_regions
 
@@ -460,7 +461,7 @@ def _write_library(ds, path: Path) -> Path:
     ids = ds["id"].values
     names = ["background mean", "background std"] + [
         f"region {i} {kind}" for i in ids for kind in ("peak", "mean")]
-    source = ds.attrs.get("source_path") or "a cube"
+    source = printable(ds.attrs.get("source_path") or "a cube")  # a Latin-1 name had raised
     lines = ["ENVI", f"description = {{{_clean(f'hsad detection spectra of {source}', False)}}}",
              f"samples = {ds.sizes['band']}", f"lines   = {2 * n + 2}", "bands   = 1",
              "header offset = 0", "file type = ENVI Spectral Library", "data type = 4",
