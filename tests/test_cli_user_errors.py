@@ -446,3 +446,14 @@ def test_a_named_pipe_as_an_input_is_one_line(scene, tmp_path, capsys):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert not out.exists()
+
+
+def test_an_os_error_without_a_reason_keeps_the_case_of_the_names_it_holds():
+    """Only the system's reason is lower-cased ("No such file" → "no such file"): an
+    OSError carrying its own text had the file name in it lower-cased too."""
+    from hsad.cli.main import user_problem
+
+    assert user_problem(OSError("/Data/MÜLLER/out.tif: Write failed")) == \
+        "/Data/MÜLLER/out.tif: Write failed"
+    assert user_problem(FileNotFoundError(2, "No such file or directory", "/Data/A.tif")) == \
+        "/Data/A.tif: no such file or directory"
