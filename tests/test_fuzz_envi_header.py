@@ -375,6 +375,20 @@ def test_a_dash_in_a_band_name_is_no_minus_sign(names, nm):
         np.testing.assert_allclose(got, nm)
 
 
+@pytest.mark.parametrize("names, nm", [
+    (["Kanal 1 (0,45 µm)", "Kanal 2 (0,55 µm)"], [450.0, 550.0]),  # had been 45000, 55000
+    (["B1 1,65 µm", "B2 2,2 µm"], [1650.0, 2200.0]),  # had been 65000, 2000
+    (["(450,5 nm)", "(460,5 nm)"], [450.5, 460.5]),  # had been 5, 5 ("a placeholder")
+    (["Band 12 (1,450 nm)", "Band 13 (1,460 nm)"], [1450.0, 1460.0]),  # thousands
+    (["Band 1 (0,450 µm)", "Band 2 (2,500 nm)"], [450.0, 2500.0]),
+])
+def test_a_comma_in_a_band_name_s_wavelength_is_a_decimal_or_thousands_separator(names, nm):
+    """A GeoTIFF's band descriptions written with decimal commas (a European export) gave
+    the digits after the comma as the wavelength, in silence; a comma before three digits
+    is read as whichever separator gives a plausible wavelength."""
+    np.testing.assert_allclose(wavelengths_from_band_names(names), nm)
+
+
 # --------------------------------------------------------------------------- round trip
 
 CRS_CHOICES = [(None, None), ("EPSG:32633", Affine(30, 0, 500000, 0, -30, 4100000)),

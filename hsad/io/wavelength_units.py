@@ -69,7 +69,7 @@ def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
     or gives a negative wavelength. A dash after a number is never a minus sign: it had
     been (``0.45-0.51 µm`` was -510 nm)."""
     out = []
-    for name in names:
+    for name in map(_with_decimal_points, names):
         matches = [(m, u.group(1)) for m in _NUMBER.finditer(name)
                    if (u := _UNIT_AFTER.match(name, m.end()))]
         if not matches:
@@ -89,6 +89,28 @@ def wavelengths_from_band_names(names: list[str]) -> np.ndarray | None:
         factor = wavelength_scale(unit, np.array([value]))
         out.append(value * (factor or 1.0))
     return np.array(out, dtype=np.float64) if out else None
+
+
+#: a number with a comma between its digits right before a wavelength unit: ``0,45 µm``
+_COMMA_NUMBER = re.compile(r"(?<![\d.,])(\d+),(\d+)(?=\s*(?:nanomet|nm|micromet|micron|um|µm|μm))",
+                           re.IGNORECASE)
+
+
+def _with_decimal_points(name: str) -> str:
+    """``name`` with its numbers before a wavelength unit written with a point: a decimal
+    comma (``Kanal 1 (0,45 µm)``, which had read as 45000 nm) or a thousands separator
+    (``1,450 nm``), whichever gives a plausible wavelength (:data:`PLAUSIBLE_NM`; a
+    decimal comma when both or neither do)."""
+    def point(m: re.Match) -> str:
+        decimal, thousands = f"{m.group(1)}.{m.group(2)}", m.group(1) + m.group(2)
+        if len(m.group(2)) != 3:
+            return decimal
+        unit = _UNIT_AFTER.match(name, m.end()).group(1)
+        ok = [text for text in (decimal, thousands) if plausible_nm(
+            np.array([float(text) * (wavelength_scale(unit, np.array([float(text)])) or 1.0)]))]
+        return ok[0] if len(ok) == 1 else decimal
+
+    return _COMMA_NUMBER.sub(point, name)
 
 
 def fwhm_scale(units: str | None, fwhm: np.ndarray) -> float | None:
