@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see of the names imported on fi
     from hsad.cube.subset import spatial_subset
     from hsad.io import open_cube
 
-__version__ = "0.3.15"
+__version__ = "0.3.16"
 
 _moved_modules.install()  # the module paths of hsad 0.2 (hsad.subset, ...)
 _fork_safety.install()  # a forked child makes its own thread pools
