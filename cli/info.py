@@ -354,8 +354,8 @@ def command(file: str | None, key: str | None, as_json: bool, environment: bool)
         if file is not None or not environment:
             raise click.UsageError("give a FILE or --environment" if file is None else
                                    "give a FILE or --environment, not both")
-        from hsad.environment import environment as described
-        from hsad.environment import environment_text
+        from hsad.outputs.environment import environment as described
+        from hsad.outputs.environment import environment_text
 
         env = described()
         put(json.dumps(env, indent=2) if as_json else environment_text(env))

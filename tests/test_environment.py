@@ -11,7 +11,7 @@ import torch
 from cli_helpers import one_error, run_cli
 
 import hsad
-from hsad.environment import PACKAGES
+from hsad.outputs.environment import PACKAGES
 from hsad.outputs.provenance import code_digest
 
 
