@@ -145,17 +145,14 @@ def changed_since(scene, options: dict) -> str | None:
     from datetime import datetime
     from pathlib import Path
 
+    from hsad.io.input_guard import input_files
     from hsad.outputs.provenance import read_provenance
 
     try:
         made = datetime.fromisoformat(read_provenance(options["output"])["hsad_created"])
     except Exception:  # noqa: BLE001  (no date: a map hsad did not write, or damaged)
         return None
-    files = [Path(scene)]
-    if Path(scene).suffix.lower() in (".hdr", ".img", ".dat", ".bsq", ".bil", ".bip", ""):
-        from hsad.io.envi_files import find_data, find_header
-
-        files += [Path(f) for f in (find_header(scene), find_data(scene)) if f is not None]
+    files = input_files(scene)  # an ENVI header's data file, an EnMAP product's files
     if options.get("model") is not None:
         files.append(Path(options["model"]))
     for path in files:

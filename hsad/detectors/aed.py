@@ -115,9 +115,9 @@ class AED(BaseDetector):
         moments = scene_moments(cube, self.name)  # the degeneracy rule: no map of nothing
         covariance_rank(moments.cov, moments.n, self.name, cube.attrs.get("source_path"),
                         advice=BANDS_ADVICE)  # it has no pca= or ridge=
-        scale = _working_scale(moments)  # 1 for data on any ordinary scale
-        check_offset(moments.mean, np.sqrt(np.clip(np.diag(moments.cov), 0.0, None)),
-                     cube.dtype, self.name, cube.attrs.get("source_path"),
+        spread = np.sqrt(np.clip(np.diag(moments.cov), 0.0, None))
+        scale = _working_scale(moments.mean, spread)  # 1 for data on any ordinary scale
+        check_offset(moments.mean, spread, cube.dtype, self.name, cube.attrs.get("source_path"),
                      band_numbers=np.flatnonzero(good_band_mask(cube)) + 1, scale=scale)
         fusion = self._fusion(cube)
         warn_below_ladder(fusion, self.name)
@@ -142,10 +142,10 @@ class AED(BaseDetector):
         return map_like(cube, scores.astype(np.float32), name="score", attrs=attrs)
 
 
-def _working_scale(moments) -> float:
-    """A power of two that brings the scene's values near 1 before they are cast to float32,
-    where they lie beyond its range (float64 data beyond 3e38) or below its normal numbers;
-    1 otherwise. The map does not change: the components are of standardised bands."""
-    spread = np.sqrt(np.clip(np.diag(moments.cov), 0.0, None))
-    peak = float(np.max(np.concatenate([spread, np.abs(moments.mean)]), initial=0.0))
+def _working_scale(mean: np.ndarray, spread: np.ndarray) -> float:
+    """A power of two that brings values of this per-band ``mean`` and ``spread`` near 1
+    before they are cast to float32, where they lie beyond its range (float64 data beyond
+    3e38) or below its normal numbers; 1 otherwise. The map does not change: the
+    components are of standardised bands."""
+    peak = float(np.max(np.concatenate([spread, np.abs(mean)]), initial=0.0))
     return working_scale(np.array([1.0 / peak])) if np.isfinite(peak) and peak > 0 else 1.0

@@ -90,8 +90,8 @@ def networks_to_load(build, skeleton: dict | None = None) -> dict[str, torch.nn.
     if skeleton is None:
         with torch.device("meta"):
             skeleton = build()
-    if all(name in module.state_dict() for module in skeleton.values()
-           for name, _ in module.named_buffers()):
+    if all(set(dict(module.named_buffers())) <= set(module.state_dict())
+           for module in skeleton.values()):
         return {k: module.to_empty(device="cpu") for k, module in skeleton.items()}
     with _SEEDED, torch.random.fork_rng(devices=[]):
         return build()
